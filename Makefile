@@ -1,0 +1,83 @@
+# trio-asyncio for Lua 5.4 — build, test, bench, demo, install.
+# `make` builds build/trio_asyncio/core.so (require "trio_asyncio.core") and
+# build/libtrio_asyncio.a (the C core with the Lua modules compiled in).
+
+LUA      ?= lua5.4
+LUA_PKG  ?= lua5.4
+PREFIX   ?= /usr/local
+BUILD    ?= build
+OPT      ?= -O2 -g
+SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(LUA_PKG) libuv 2>/dev/null)
+CFLAGS  += -std=c11 -Wall -Wextra -Werror -fPIC -D_GNU_SOURCE $(OPT) -Icsrc -Icsrc/include $(PKG_CFLAGS)
+LDLIBS  += -luv
+
+SRCS     = $(sort $(wildcard csrc/*.c))
+OBJS     = $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
+LUA_SRCS = lua/trio.lua $(sort $(wildcard lua/trio/*.lua)) lua/asyncio.lua lua/trio_asyncio.lua
+
+.PHONY: all deps test sanitize valgrind bench bench-compare demo install clean
+
+all: $(BUILD)/trio_asyncio/core.so $(BUILD)/libtrio_asyncio.a
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/obj/%.o: csrc/%.c csrc/ta.h csrc/include/trio_asyncio.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/trio_asyncio/core.so: $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS)
+
+# The Lua modules as C strings, registered by trio_asyncio_preload().
+$(BUILD)/gen/lua_modules.c: $(LUA_SRCS) scripts/embed_lua.lua
+	@mkdir -p $(dir $@)
+	$(LUA) scripts/embed_lua.lua $@ $(LUA_SRCS)
+
+$(BUILD)/obj/lua_modules.o: $(BUILD)/gen/lua_modules.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libtrio_asyncio.a: $(OBJS) $(BUILD)/obj/lua_modules.o
+	rm -f $@
+	ar rcs $@ $^
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/test.sh
+
+sanitize: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all
+	@TA_BUILD=build-asan \
+	 TA_ENV="LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
+	 bash scripts/test.sh
+
+valgrind: deps
+	@$(MAKE) --no-print-directory all
+	@TA_TEST_TIMEOUT=900 \
+	 TA_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(CURDIR)/scripts/valgrind.supp" \
+	 bash scripts/test.sh
+
+bench: all
+	@bash bench/run.sh
+
+bench-compare: all
+	@bash bench/run.sh --compare
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) examples/demo.lua
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/lua/5.4/trio_asyncio $(DESTDIR)$(PREFIX)/share/lua/5.4/trio
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -m 755 $(BUILD)/trio_asyncio/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/trio_asyncio/
+	install -m 644 lua/trio.lua lua/asyncio.lua lua/trio_asyncio.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/
+	install -m 644 lua/trio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/trio/
+	install -m 644 csrc/include/trio_asyncio.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libtrio_asyncio.a $(DESTDIR)$(PREFIX)/lib/
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,295 @@
+/*
+** cancel.c — the cancel-status tree (plumbing) and CancelScope (the API).
+**
+** Cancellation is level-triggered: a status is `cancelled` while its scope
+** was cancelled, or its parent is cancelled and it is not shielded.  The
+** flag is recomputed eagerly down the tree whenever an input changes
+** (cancel(), shield, a deadline firing, a scope entered), and each task of a
+** status that becomes cancelled gets the cancellation delivered through its
+** abort callback if it is parked.  Tasks that are running see the flag at
+** their next checkpoint.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "ta.h"
+
+#define SCOPE_MT "trio_asyncio.CancelScope"
+
+void ta_status_link_task(ta_status *s, ta_task *t) {
+  t->status = s;
+  t->status_prev = NULL;
+  t->status_next = s->first_task;
+  if (s->first_task) s->first_task->status_prev = t;
+  s->first_task = t;
+}
+
+void ta_status_unlink_task(ta_task *t) {
+  ta_status *s = t->status;
+  if (s == NULL) return;
+  if (t->status_prev) t->status_prev->status_next = t->status_next;
+  else s->first_task = t->status_next;
+  if (t->status_next) t->status_next->status_prev = t->status_prev;
+  t->status = NULL;
+  t->status_prev = t->status_next = NULL;
+}
+
+void ta_status_link_child(ta_status *parent, ta_status *s) {
+  s->parent = parent;
+  s->prev_sibling = NULL;
+  s->next_sibling = parent->first_child;
+  if (parent->first_child) parent->first_child->prev_sibling = s;
+  parent->first_child = s;
+}
+
+void ta_status_unlink(ta_status *s) {
+  if (s->parent == NULL) return;
+  if (s->prev_sibling) s->prev_sibling->next_sibling = s->next_sibling;
+  else s->parent->first_child = s->next_sibling;
+  if (s->next_sibling) s->next_sibling->prev_sibling = s->prev_sibling;
+  s->parent = s->prev_sibling = s->next_sibling = NULL;
+}
+
+static int should_be_cancelled(ta_status *s) {
+  return s->cancel_called || (!s->shield && s->parent != NULL && s->parent->cancelled);
+}
+
+void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
+  int now = should_be_cancelled(s);
+  if (now == s->cancelled) return;
+  s->cancelled = (unsigned char)now;
+  if (now) {
+    ta_task *t = s->first_task, *next;
+    for (; t != NULL; t = next) {
+      next = t->status_next;
+      ta_deliver_cancel(L, t);
+    }
+  }
+  for (ta_status *c = s->first_child; c != NULL; c = c->next_sibling)
+    ta_status_recompute(L, E, c);
+}
+
+void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s) {
+  s->cancel_called = 1;
+  ta_status_recompute(L, E, s);
+}
+
+/* -inf when already cancelled, else the nearest deadline up to a shield. */
+double ta_effective_deadline(ta_status *s) {
+  double d = HUGE_VAL;
+  for (; s != NULL; s = s->parent) {
+    if (s->cancelled) return -HUGE_VAL;
+    if (s->deadline < d) d = s->deadline;
+    if (s->shield) break;
+  }
+  return d;
+}
+
+/* ---- CancelScope ---- */
+
+static ta_scope *checkscope(lua_State *L, int idx) {
+  return (ta_scope *)luaL_checkudata(L, idx, SCOPE_MT);
+}
+
+ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) {
+  ta_scope *sc = (ta_scope *)lua_newuserdatauv(L, sizeof *sc, 0);
+  memset(sc, 0, sizeof *sc);
+  sc->E = E;
+  sc->st.deadline = deadline;
+  sc->st.shield = (unsigned char)shield;
+  sc->timer.index = -1;
+  sc->timer.kind = TA_TIMER_SCOPE;
+  luaL_setmetatable(L, SCOPE_MT);
+  return sc;
+}
+
+/* Keep the deadline timer in step with st.deadline while entered. */
+static void arm_deadline(lua_State *L, ta_scope *sc) {
+  ta_engine *E = sc->E;
+  if (sc->state != 1) return;
+  if (isinf(sc->st.deadline) && sc->st.deadline > 0) {
+    ta_heap_remove(&E->timers, &sc->timer);
+    return;
+  }
+  sc->timer.when = sc->st.deadline;
+  if (sc->timer.index >= 0) ta_heap_update(&E->timers, &sc->timer);
+  else if (ta_heap_push(&E->timers, &sc->timer) != 0) luaL_error(L, "not enough memory");
+}
+
+void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t) {
+  if (sc->state != 0)
+    luaL_error(L, "CancelScope:run: a cancel scope may only be entered once; create a new one");
+  sc->state = 1;
+  sc->owner = t;
+  ta_status_link_child(t->status, &sc->st);
+  ta_status_unlink_task(t);
+  ta_status_link_task(&sc->st, t);
+  if (sc->st.deadline <= ta_now(sc->E)) sc->st.cancel_called = 1;
+  else arm_deadline(L, sc);
+  ta_status_recompute(L, sc->E, &sc->st);
+}
+
+/* Leaves the scope; returns whether a Cancelled passing through it should
+** be caught here: the scope is cancelled and the cancellation is its own,
+** not its parent's showing through. */
+int ta_scope_exit(lua_State *L, ta_scope *sc) {
+  ta_status *st = &sc->st, *parent = st->parent;
+  ta_task *t = sc->owner;
+  int catches;
+  if (sc->state != 1) luaL_error(L, "CancelScope: exited a scope that is not active");
+  if (t->status != st)
+    luaL_error(L, "CancelScope: scopes exited out of order (an inner scope is still active)");
+  catches = st->cancelled && !(parent && parent->cancelled && !st->shield);
+  ta_heap_remove(&sc->E->timers, &sc->timer);
+  ta_status_unlink_task(t);
+  ta_status_link_task(parent, t);
+  /* Nurseries of this task that outlived the scope cannot exist: their
+  ** statuses are children of ours only while they are open in this body. */
+  while (st->first_child) {
+    ta_status *c = st->first_child;
+    ta_status_unlink(c);
+    ta_status_link_child(parent, c);
+  }
+  ta_status_unlink(st);
+  sc->state = 2;
+  sc->owner = NULL;
+  return catches;
+}
+
+void ta_scope_deadline_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
+  ta_scope *sc = (ta_scope *)((char *)tm - offsetof(ta_scope, timer));
+  ta_status_cancel(L, E, &sc->st);
+}
+
+/* A scope collected while still entered (its task's coroutine was killed):
+** hand its tasks and children to its parent so the tree stays whole. */
+static int scope_gc(lua_State *L) {
+  ta_scope *sc = checkscope(L, 1);
+  ta_status *st = &sc->st, *parent = st->parent;
+  if (sc->state != 1 || parent == NULL) return 0;
+  ta_heap_remove(&sc->E->timers, &sc->timer);
+  while (st->first_task) {
+    ta_task *t = st->first_task;
+    ta_status_unlink_task(t);
+    ta_status_link_task(parent, t);
+  }
+  while (st->first_child) {
+    ta_status *c = st->first_child;
+    ta_status_unlink(c);
+    ta_status_link_child(parent, c);
+  }
+  ta_status_unlink(st);
+  sc->state = 2;
+  return 0;
+}
+
+static int scope_cancel(lua_State *L) {
+  ta_scope *sc = checkscope(L, 1);
+  if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st);
+  else sc->st.cancel_called = 1;
+  return 0;
+}
+
+static int scope_index(lua_State *L) {
+  ta_scope *sc = checkscope(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "deadline") == 0) lua_pushnumber(L, sc->st.deadline);
+  else if (strcmp(k, "shield") == 0) lua_pushboolean(L, sc->st.shield);
+  else if (strcmp(k, "cancel_called") == 0) lua_pushboolean(L, sc->st.cancel_called);
+  else if (strcmp(k, "cancelled_caught") == 0) lua_pushboolean(L, sc->cancelled_caught);
+  else if (strcmp(k, "cancel") == 0) lua_pushcfunction(L, scope_cancel);
+  else {
+    luaL_getmetafield(L, 1, "__methods");
+    lua_getfield(L, -1, k);
+  }
+  return 1;
+}
+
+static int scope_newindex(lua_State *L) {
+  ta_scope *sc = checkscope(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "deadline") == 0) {
+    double d = luaL_checknumber(L, 3);
+    if (d != d) return luaL_argerror(L, 3, "deadline must not be NaN");
+    sc->st.deadline = d;
+    if (sc->state == 1) {
+      if (d <= ta_now(sc->E)) {
+        ta_heap_remove(&sc->E->timers, &sc->timer);
+        ta_status_cancel(L, sc->E, &sc->st);
+      } else {
+        arm_deadline(L, sc);
+      }
+    }
+  } else if (strcmp(k, "shield") == 0) {
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    sc->st.shield = (unsigned char)lua_toboolean(L, 3);
+    if (sc->state == 1) ta_status_recompute(L, sc->E, &sc->st);
+  } else {
+    return luaL_error(L, "CancelScope field '%s' cannot be set", k);
+  }
+  return 0;
+}
+
+static int scope_tostring(lua_State *L) {
+  ta_scope *sc = checkscope(L, 1);
+  lua_pushfstring(L, "CancelScope (%s%s, %p)",
+                  sc->state == 0 ? "unbound" : sc->state == 1 ? "active" : "exited",
+                  sc->st.cancel_called ? ", cancelled" : "", (void *)sc);
+  return 1;
+}
+
+/* CancelScope(deadline, shield) */
+static int l_scope_new(lua_State *L) {
+  double deadline = luaL_optnumber(L, 1, HUGE_VAL);
+  if (deadline != deadline) return luaL_argerror(L, 1, "deadline must not be NaN");
+  ta_scope_new(L, ta_upengine(L), deadline, lua_toboolean(L, 2));
+  return 1;
+}
+
+static int l_scope_enter(lua_State *L) {
+  ta_scope *sc = checkscope(L, 1);
+  ta_scope_enter(L, sc, ta_async_check(L, "CancelScope:run", TA_TRIO));
+  return 0;
+}
+
+static int l_scope_exit(lua_State *L) {
+  lua_pushboolean(L, ta_scope_exit(L, checkscope(L, 1)));
+  return 1;
+}
+
+static int l_scope_caught(lua_State *L) {
+  checkscope(L, 1)->cancelled_caught = 1;
+  return 0;
+}
+
+static int l_current_effective_deadline(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.current_effective_deadline", TA_TRIO);
+  lua_pushnumber(L, ta_effective_deadline(t->status));
+  return 1;
+}
+
+static const luaL_Reg cancel_funcs[] = {
+  {"CancelScope", l_scope_new},
+  {"scope_enter", l_scope_enter},
+  {"scope_exit", l_scope_exit},
+  {"scope_caught", l_scope_caught},
+  {"current_effective_deadline", l_current_effective_deadline},
+  {NULL, NULL}
+};
+
+int ta_open_cancel(lua_State *L) {
+  luaL_newmetatable(L, SCOPE_MT);
+  lua_pushcfunction(L, scope_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, scope_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, scope_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, scope_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_newtable(L);
+  lua_setfield(L, -2, "__methods");
+  lua_pop(L, 1);
+  ta_register(L, cancel_funcs);
+  return 0;
+}

@@ -1,0 +1,343 @@
+/*
+** channel.c — memory channels (trio.open_memory_channel).
+**
+** One shared state per channel: a ring buffer (a Lua table used as an
+** array), a lot of waiting senders and one of waiting receivers.  A value
+** goes straight from a sender to a parked receiver's stack, and a parked
+** sender keeps its value on its own stack until a receiver takes it, so a
+** hand-off allocates nothing.  Once a value is handed to a task it is that
+** task's: cancellation can no longer take it away (nothing is lost).
+*/
+#include <math.h>
+#include <string.h>
+
+#include "ta.h"
+
+#define STATE_MT "trio_asyncio.MemoryChannelState"
+#define SEND_MT "trio_asyncio.MemorySendChannel"
+#define RECV_MT "trio_asyncio.MemoryReceiveChannel"
+
+typedef struct chan {
+  lua_Integer max;       /* buffer size; LUA_MAXINTEGER for math.huge */
+  int rcap, rhead, rcount; /* ring in the state's user value */
+  ta_lot senders, receivers;
+  int open_send, open_recv;
+} chan;
+
+typedef struct endpoint {
+  chan *c;
+  int closed;
+} endpoint;
+
+/* ---- the ring buffer: user value 1 of the state, at index `st` ---- */
+
+static void ring_push(lua_State *L, chan *c, int st) {
+  lua_getiuservalue(L, st, 1);
+  if (c->rcount == c->rcap) {
+    int ncap = c->rcap ? c->rcap * 2 : 4;
+    lua_createtable(L, ncap, 0);
+    for (int i = 0; i < c->rcount; i++) {
+      lua_rawgeti(L, -2, (c->rhead + i) % c->rcap + 1);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, st, 1);
+    lua_remove(L, -2);
+    c->rcap = ncap;
+    c->rhead = 0;
+  }
+  lua_rotate(L, -2, 1); /* value on top */
+  lua_rawseti(L, -2, (c->rhead + c->rcount) % c->rcap + 1);
+  c->rcount++;
+  lua_pop(L, 1);
+}
+
+static void ring_pop(lua_State *L, chan *c, int st) {
+  lua_getiuservalue(L, st, 1);
+  lua_rawgeti(L, -1, c->rhead + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, c->rhead + 1);
+  lua_remove(L, -2);
+  c->rhead = (c->rhead + 1) % c->rcap;
+  c->rcount--;
+}
+
+/* ---- endpoints ---- */
+
+static endpoint *checkep(lua_State *L, int idx, const char *mt) {
+  return (endpoint *)luaL_checkudata(L, idx, mt);
+}
+
+/* Stack: the endpoint at 1; pushes its state (at index `top+1`). */
+static int push_state(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  return lua_gettop(L);
+}
+
+static void new_endpoint(lua_State *L, chan *c, int st, const char *mt) {
+  endpoint *ep = (endpoint *)lua_newuserdatauv(L, sizeof *ep, 1);
+  ep->c = c;
+  ep->closed = 0;
+  luaL_setmetatable(L, mt);
+  lua_pushvalue(L, st);
+  lua_setiuservalue(L, -2, 1);
+}
+
+/* open_memory_channel(max_buffer_size) -> send, receive */
+static int l_open_memory_channel(lua_State *L) {
+  chan *c;
+  lua_Integer max;
+  if (lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) == HUGE_VAL) {
+    max = LUA_MAXINTEGER;
+  } else {
+    if (!lua_isinteger(L, 1)) return luaL_typeerror(L, 1, "integer or math.huge");
+    max = lua_tointeger(L, 1);
+    luaL_argcheck(L, max >= 0, 1, "max_buffer_size must be >= 0");
+  }
+  c = (chan *)lua_newuserdatauv(L, sizeof *c, 1);
+  memset(c, 0, sizeof *c);
+  c->max = max;
+  c->open_send = c->open_recv = 1;
+  luaL_setmetatable(L, STATE_MT);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  new_endpoint(L, c, lua_gettop(L), SEND_MT);
+  new_endpoint(L, c, lua_gettop(L) - 1, RECV_MT);
+  return 2;
+}
+
+static void wake_all_with(lua_State *L, ta_lot *lot, endpoint *only, const char *cls,
+                          const char *msg) {
+  ta_task *t = lot->first, *next;
+  for (; t != NULL; t = next) {
+    next = t->wait_next;
+    if (only != NULL && t->wait_aux != only) continue;
+    ta_lot_remove(t);
+    ta_push_error(L, t->E, cls, msg);
+    lua_xmove(L, t->co, 1);
+    ta_reschedule(t, 1, 1);
+  }
+}
+
+static int send_close(lua_State *L) {
+  endpoint *ep = checkep(L, 1, SEND_MT);
+  chan *c = ep->c;
+  if (ep->closed) return 0;
+  ep->closed = 1;
+  wake_all_with(L, &c->senders, ep, "ClosedResourceError",
+                "MemorySendChannel:send: the channel was closed while waiting");
+  if (--c->open_send == 0)
+    wake_all_with(L, &c->receivers, NULL, "EndOfChannel", "all send channels are closed");
+  return 0;
+}
+
+static int recv_close(lua_State *L) {
+  endpoint *ep = checkep(L, 1, RECV_MT);
+  chan *c = ep->c;
+  if (ep->closed) return 0;
+  ep->closed = 1;
+  wake_all_with(L, &c->receivers, ep, "ClosedResourceError",
+                "MemoryReceiveChannel:receive: the channel was closed while waiting");
+  if (--c->open_recv == 0) {
+    wake_all_with(L, &c->senders, NULL, "BrokenResourceError", "all receive channels are closed");
+    push_state(L);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 1);
+    c->rcount = c->rcap = c->rhead = 0;
+  }
+  return 0;
+}
+
+static int check_send(lua_State *L, endpoint *ep, const char *fname) {
+  if (ep->closed) return ta_error(L, "ClosedResourceError", "%s: this send channel is closed", fname);
+  if (ep->c->open_recv == 0)
+    return ta_error(L, "BrokenResourceError", "%s: all receive channels are closed", fname);
+  return 0;
+}
+
+/* Hand the value at `vidx` to a parked receiver or the buffer; returns 0
+** when neither can take it. */
+static int try_send(lua_State *L, chan *c, int vidx) {
+  ta_task *r = ta_lot_pop(&c->receivers);
+  if (r != NULL) {
+    lua_pushvalue(L, vidx);
+    lua_xmove(L, r->co, 1);
+    ta_reschedule(r, 1, 0);
+    return 1;
+  }
+  if (c->rcount < c->max) {
+    int st = push_state(L);
+    lua_pushvalue(L, vidx);
+    ring_push(L, c, st);
+    lua_settop(L, st - 1);
+    return 1;
+  }
+  return 0;
+}
+
+static int l_send_nowait(lua_State *L) {
+  endpoint *ep = checkep(L, 1, SEND_MT);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  check_send(L, ep, "MemorySendChannel:send_nowait");
+  if (!try_send(L, ep->c, 2))
+    return ta_error(L, "WouldBlock", "MemorySendChannel:send_nowait: the channel is full");
+  return 0;
+}
+
+static int l_send(lua_State *L) {
+  endpoint *ep = checkep(L, 1, SEND_MT);
+  ta_task *t;
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  t = ta_async_check(L, "MemorySendChannel:send", TA_TRIO);
+  ta_check_cancelled(L, t);
+  check_send(L, ep, "MemorySendChannel:send");
+  if (try_send(L, ep->c, 2)) return ta_schedule_point(L, t);
+  /* Park with the value at index 2: a receiver takes it from our stack. */
+  t->wait_aux = ep;
+  return ta_lot_park(L, t, &ep->c->senders);
+}
+
+static int check_recv(lua_State *L, endpoint *ep, const char *fname) {
+  if (ep->closed) return ta_error(L, "ClosedResourceError", "%s: this receive channel is closed", fname);
+  return 0;
+}
+
+/* Push a value from the buffer or a parked sender; 0 when there is none. */
+static int try_receive(lua_State *L, chan *c) {
+  ta_task *s;
+  if (c->rcount > 0) {
+    int st = push_state(L);
+    ring_pop(L, c, st);
+    s = ta_lot_pop(&c->senders);
+    if (s != NULL) {
+      lua_pushvalue(s->co, 2);
+      lua_xmove(s->co, L, 1);
+      ring_push(L, c, st);
+      ta_reschedule(s, 0, 0);
+    }
+    lua_remove(L, st);
+    return 1;
+  }
+  s = ta_lot_pop(&c->senders);
+  if (s != NULL) {
+    lua_pushvalue(s->co, 2);
+    lua_xmove(s->co, L, 1);
+    ta_reschedule(s, 0, 0);
+    return 1;
+  }
+  return 0;
+}
+
+static int l_receive_nowait(lua_State *L) {
+  endpoint *ep = checkep(L, 1, RECV_MT);
+  lua_settop(L, 1);
+  check_recv(L, ep, "MemoryReceiveChannel:receive_nowait");
+  if (try_receive(L, ep->c)) return 1;
+  if (ep->c->open_send == 0)
+    return ta_error(L, "EndOfChannel", "MemoryReceiveChannel:receive_nowait: all send channels are closed");
+  return ta_error(L, "WouldBlock", "MemoryReceiveChannel:receive_nowait: the channel is empty");
+}
+
+static int l_receive(lua_State *L) {
+  endpoint *ep = checkep(L, 1, RECV_MT);
+  ta_task *t;
+  lua_settop(L, 1);
+  t = ta_async_check(L, "MemoryReceiveChannel:receive", TA_TRIO);
+  ta_check_cancelled(L, t);
+  check_recv(L, ep, "MemoryReceiveChannel:receive");
+  if (try_receive(L, ep->c)) return ta_schedule_point_ret(L, t, 1);
+  if (ep->c->open_send == 0)
+    return ta_error(L, "EndOfChannel", "MemoryReceiveChannel:receive: all send channels are closed");
+  t->wait_aux = ep;
+  return ta_lot_park(L, t, &ep->c->receivers);
+}
+
+static int clone_ep(lua_State *L, const char *mt, int is_send) {
+  endpoint *ep = checkep(L, 1, mt);
+  if (ep->closed)
+    return ta_error(L, "ClosedResourceError", "%s:clone: this channel is closed",
+                    is_send ? "MemorySendChannel" : "MemoryReceiveChannel");
+  new_endpoint(L, ep->c, push_state(L), mt);
+  if (is_send) ep->c->open_send++;
+  else ep->c->open_recv++;
+  return 1;
+}
+
+static int l_send_clone(lua_State *L) { return clone_ep(L, SEND_MT, 1); }
+static int l_recv_clone(lua_State *L) { return clone_ep(L, RECV_MT, 0); }
+
+static int statistics(lua_State *L, endpoint *ep) {
+  chan *c = ep->c;
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, c->rcount);
+  lua_setfield(L, -2, "current_buffer_used");
+  if (c->max == LUA_MAXINTEGER) lua_pushnumber(L, HUGE_VAL);
+  else lua_pushinteger(L, c->max);
+  lua_setfield(L, -2, "max_buffer_size");
+  lua_pushinteger(L, c->open_send);
+  lua_setfield(L, -2, "open_send_channels");
+  lua_pushinteger(L, c->open_recv);
+  lua_setfield(L, -2, "open_receive_channels");
+  lua_pushinteger(L, c->senders.n);
+  lua_setfield(L, -2, "tasks_waiting_send");
+  lua_pushinteger(L, c->receivers.n);
+  lua_setfield(L, -2, "tasks_waiting_receive");
+  return 1;
+}
+
+static int l_send_statistics(lua_State *L) { return statistics(L, checkep(L, 1, SEND_MT)); }
+static int l_recv_statistics(lua_State *L) { return statistics(L, checkep(L, 1, RECV_MT)); }
+
+static int send_tostring(lua_State *L) {
+  lua_pushfstring(L, "MemorySendChannel (%p)", lua_touserdata(L, 1));
+  return 1;
+}
+
+static int recv_tostring(lua_State *L) {
+  lua_pushfstring(L, "MemoryReceiveChannel (%p)", lua_touserdata(L, 1));
+  return 1;
+}
+
+static const luaL_Reg send_methods[] = {
+  {"send", l_send},
+  {"send_nowait", l_send_nowait},
+  {"clone", l_send_clone},
+  {"close", send_close},
+  {"statistics", l_send_statistics},
+  {NULL, NULL}
+};
+
+static const luaL_Reg recv_methods[] = {
+  {"receive", l_receive},
+  {"receive_nowait", l_receive_nowait},
+  {"clone", l_recv_clone},
+  {"close", recv_close},
+  {"statistics", l_recv_statistics},
+  {NULL, NULL}
+};
+
+static void endpoint_mt(lua_State *L, const char *name, const luaL_Reg *methods,
+                        lua_CFunction close, lua_CFunction tostr) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  lua_pushvalue(L, -3); /* engine */
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, tostr);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
+
+int ta_open_channel(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"open_memory_channel", l_open_memory_channel}, {NULL, NULL}};
+  luaL_newmetatable(L, STATE_MT);
+  lua_pop(L, 1);
+  endpoint_mt(L, SEND_MT, send_methods, send_close, send_tostring);
+  endpoint_mt(L, RECV_MT, recv_methods, recv_close, recv_tostring);
+  ta_register(L, funcs);
+  return 0;
+}

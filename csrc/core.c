@@ -1,0 +1,27 @@
+/*
+** core.c — luaopen_trio_asyncio_core: the C module behind trio, asyncio and
+** trio_asyncio.  Every function gets the engine as upvalue 1.
+*/
+#include "ta.h"
+
+static int (*const openers[])(lua_State *L) = {
+  ta_open_engine, ta_open_task, ta_open_cancel, ta_open_nursery,
+  ta_open_parking, ta_open_channel, ta_open_io, ta_open_clock,
+};
+
+/* metatable(name) -> the registry metatable of a core type, so the Lua
+** face can add methods written in Lua. */
+static int l_metatable(lua_State *L) {
+  luaL_getmetatable(L, luaL_checkstring(L, 1));
+  return 1;
+}
+
+int luaopen_trio_asyncio_core(lua_State *L) {
+  lua_newtable(L);
+  ta_push_engine(L);
+  for (size_t i = 0; i < sizeof openers / sizeof openers[0]; i++) openers[i](L);
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_metatable);
+  lua_setfield(L, -2, "metatable");
+  return 1;
+}

@@ -1,0 +1,235 @@
+/*
+** nursery.c — nurseries: the owners of child tasks.
+**
+** A nursery has its own cancel scope, entered by the task that opened it;
+** children run in that scope's status.  A child that exits with an error
+** records it (with its traceback) and cancels the scope, so its siblings
+** and the body are cancelled.  The opening task waits in nursery_wait until
+** every child has exited; cancellation reaching it there cancels the
+** nursery's scope instead of ending the wait (no orphans).  While open, the
+** nursery is anchored by a registry reference: children point at it.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "ta.h"
+
+#define NURSERY_MT "trio_asyncio.Nursery"
+enum { UV_ERRORS = 1, UV_TRACEBACKS = 2, UV_SCOPE = 3, NURSERY_NUV = 3 };
+
+static ta_nursery *checknursery(lua_State *L, int idx) {
+  return (ta_nursery *)luaL_checkudata(L, idx, NURSERY_MT);
+}
+
+void ta_push_nursery(lua_State *L, ta_nursery *n) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, n->ref);
+}
+
+/* Appends the error at erridx (traceback at tbidx) and cancels the scope. */
+void ta_nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx) {
+  erridx = lua_absindex(L, erridx);
+  tbidx = lua_absindex(L, tbidx);
+  ta_push_nursery(L, n);
+  for (int uv = UV_ERRORS; uv <= UV_TRACEBACKS; uv++) {
+    lua_getiuservalue(L, -1, uv);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, -3, uv);
+    }
+    lua_pushvalue(L, uv == UV_ERRORS ? erridx : tbidx);
+    lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  ta_status_cancel(L, n->E, &n->scope->st);
+}
+
+static void unlink_child(ta_nursery *n, ta_task *t) {
+  if (t->sib_prev) t->sib_prev->sib_next = t->sib_next;
+  else n->first_child = t->sib_next;
+  if (t->sib_next) t->sib_next->sib_prev = t->sib_prev;
+  t->sib_prev = t->sib_next = NULL;
+  t->nursery = NULL;
+  if (--n->nchildren == 0 && n->waiter != NULL) {
+    ta_task *w = n->waiter;
+    n->waiter = NULL;
+    ta_reschedule(w, 0, 0);
+  }
+}
+
+static void link_child(ta_nursery *n, ta_task *t) {
+  t->nursery = n;
+  t->sib_prev = NULL;
+  t->sib_next = n->first_child;
+  if (n->first_child) n->first_child->sib_prev = t;
+  n->first_child = t;
+  n->nchildren++;
+}
+
+/* A child exited; when !ok its error and traceback are at -2 and -1. */
+void ta_nursery_child_exited(lua_State *L, ta_nursery *n, ta_task *t, int ok) {
+  if (!ok) ta_nursery_add_error(L, n, -2, -1);
+  unlink_child(n, t);
+}
+
+/* open_nursery() -> nursery, entered: its scope is active in this task. */
+static int l_nursery_open(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = ta_async_check(L, "trio.open_nursery", TA_TRIO);
+  ta_nursery *n = (ta_nursery *)lua_newuserdatauv(L, sizeof *n, NURSERY_NUV);
+  memset(n, 0, sizeof *n);
+  n->E = E;
+  n->ref = LUA_NOREF;
+  luaL_setmetatable(L, NURSERY_MT);
+  n->scope = ta_scope_new(L, E, HUGE_VAL, 0);
+  lua_setiuservalue(L, -2, UV_SCOPE);
+  ta_scope_enter(L, n->scope, t);
+  n->parent_task = t;
+  n->next_of_task = t->child_nurseries;
+  if (t->child_nurseries) t->child_nurseries->prev_of_task = n;
+  t->child_nurseries = n;
+  lua_pushvalue(L, -1);
+  n->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int l_nursery_add_error(lua_State *L) {
+  ta_nursery *n = checknursery(L, 1);
+  lua_settop(L, 3);
+  ta_nursery_add_error(L, n, 2, 3);
+  return 0;
+}
+
+/* Cancellation reaching the waiting parent cancels the children instead. */
+static int wait_abort(lua_State *L, ta_task *t) {
+  ta_nursery *n = (ta_nursery *)t->wait;
+  ta_status_cancel(L, n->E, &n->scope->st);
+  return TA_ABORT_FAILED;
+}
+
+static int l_nursery_wait(lua_State *L) {
+  ta_nursery *n = checknursery(L, 1);
+  ta_task *t = ta_async_check(L, "trio.open_nursery", TA_TRIO);
+  if (n->nchildren == 0) return ta_schedule_point(L, t);
+  n->waiter = t;
+  t->wait = n;
+  return ta_park(L, t, wait_abort);
+}
+
+/* nursery_close(n) -> errors|nil, tracebacks|nil, catches_cancelled */
+static int l_nursery_close(lua_State *L) {
+  ta_nursery *n = checknursery(L, 1);
+  ta_task *t = n->parent_task;
+  if (n->closed) return luaL_error(L, "nursery already closed");
+  if (n->nchildren > 0) return luaL_error(L, "nursery closed with live children");
+  n->closed = 1;
+  lua_pushboolean(L, ta_scope_exit(L, n->scope));
+  if (n->prev_of_task) n->prev_of_task->next_of_task = n->next_of_task;
+  else t->child_nurseries = n->next_of_task;
+  if (n->next_of_task) n->next_of_task->prev_of_task = n->prev_of_task;
+  luaL_unref(L, LUA_REGISTRYINDEX, n->ref);
+  n->ref = LUA_NOREF;
+  lua_getiuservalue(L, 1, UV_ERRORS);
+  lua_getiuservalue(L, 1, UV_TRACEBACKS);
+  lua_rotate(L, -3, 2);
+  return 3;
+}
+
+/* nursery:start_soon(fn, ...) */
+static int l_start_soon(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_nursery *n = checknursery(L, 1);
+  ta_task *parent = E->current;
+  if (n->closed) return luaL_error(L, "start_soon: the nursery is closed to new tasks");
+  if (!E->running) return luaL_error(L, "start_soon: no trio run is active");
+  if (!lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call"))
+    return luaL_typeerror(L, 2, "function");
+  ta_spawn(L, E, 2, lua_gettop(L) - 2, TA_TRIO, n, &n->scope->st,
+           parent && parent->co == L ? parent : NULL);
+  return 0;
+}
+
+/* nursery_reparent(tmp, target): task_status:started() moves the calling
+** task (with the cancel scopes it opened itself) from the temporary
+** nursery of nursery:start into the target nursery. */
+static int l_nursery_reparent(lua_State *L) {
+  ta_nursery *from = checknursery(L, 1), *to = checknursery(L, 2);
+  ta_task *t = ta_async_check(L, "task_status:started", TA_TRIO);
+  ta_status *old = &from->scope->st, *s;
+  if (t->nursery != from) return luaL_error(L, "task_status:started: called from the wrong task");
+  if (to->closed) return luaL_error(L, "task_status:started: the target nursery is closed");
+  if (t->status == old) {
+    ta_status_unlink_task(t);
+    ta_status_link_task(&to->scope->st, t);
+    ta_status_recompute(L, t->E, &to->scope->st);
+  } else {
+    for (s = t->status; s->parent != old; s = s->parent) {}
+    ta_status_unlink(s);
+    ta_status_link_child(&to->scope->st, s);
+    ta_status_recompute(L, t->E, s);
+  }
+  unlink_child(from, t);
+  link_child(to, t);
+  return 0;
+}
+
+static int nursery_index(lua_State *L) {
+  ta_nursery *n = checknursery(L, 1);
+  const char *k;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  k = luaL_checkstring(L, 2);
+  if (strcmp(k, "cancel_scope") == 0) {
+    lua_getiuservalue(L, 1, UV_SCOPE);
+  } else if (strcmp(k, "child_tasks") == 0) {
+    int i = 0;
+    lua_newtable(L);
+    for (ta_task *t = n->first_child; t; t = t->sib_next) {
+      ta_push_task(L, t);
+      lua_rawseti(L, -2, ++i);
+    }
+  } else if (strcmp(k, "parent_task") == 0) {
+    if (n->parent_task && n->parent_task->ref != LUA_NOREF) ta_push_task(L, n->parent_task);
+    else lua_pushnil(L);
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+static int nursery_tostring(lua_State *L) {
+  ta_nursery *n = checknursery(L, 1);
+  lua_pushfstring(L, "Nursery (%d children%s, %p)", n->nchildren, n->closed ? ", closed" : "",
+                  (void *)n);
+  return 1;
+}
+
+static const luaL_Reg nursery_funcs[] = {
+  {"nursery_open", l_nursery_open},
+  {"nursery_add_error", l_nursery_add_error},
+  {"nursery_wait", l_nursery_wait},
+  {"nursery_close", l_nursery_close},
+  {"nursery_reparent", l_nursery_reparent},
+  {NULL, NULL}
+};
+
+/* Methods live in a table that is the upvalue of __index (Lua adds more,
+** like start, to it); start_soon is C for speed. */
+int ta_open_nursery(lua_State *L) {
+  luaL_newmetatable(L, NURSERY_MT);
+  lua_newtable(L);
+  lua_pushvalue(L, -3); /* engine */
+  lua_pushcclosure(L, l_start_soon, 1);
+  lua_setfield(L, -2, "start_soon");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__methods");
+  lua_pushcclosure(L, nursery_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, nursery_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  ta_register(L, nursery_funcs);
+  return 0;
+}

@@ -1,0 +1,158 @@
+/*
+** parking.c — the parking lot: a fair FIFO of parked tasks.  Abort simply
+** unlinks the task, so every lock, event and condition built on it gets
+** correct cancellation for free.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "ta.h"
+
+#define LOT_MT "trio_asyncio.ParkingLot"
+
+void ta_lot_append(ta_lot *lot, ta_task *t) {
+  t->wait = lot;
+  t->wait_prev = lot->last;
+  t->wait_next = NULL;
+  if (lot->last) lot->last->wait_next = t;
+  else lot->first = t;
+  lot->last = t;
+  lot->n++;
+}
+
+void ta_lot_remove(ta_task *t) {
+  ta_lot *lot = (ta_lot *)t->wait;
+  if (t->wait_prev) t->wait_prev->wait_next = t->wait_next;
+  else lot->first = t->wait_next;
+  if (t->wait_next) t->wait_next->wait_prev = t->wait_prev;
+  else lot->last = t->wait_prev;
+  lot->n--;
+  t->wait = NULL;
+  t->wait_prev = t->wait_next = NULL;
+}
+
+ta_task *ta_lot_pop(ta_lot *lot) {
+  ta_task *t = lot->first;
+  if (t) ta_lot_remove(t);
+  return t;
+}
+
+static int lot_abort(lua_State *L, ta_task *t) {
+  (void)L;
+  ta_lot_remove(t);
+  return TA_ABORT_SUCCEEDED;
+}
+
+int ta_lot_park(lua_State *L, ta_task *t, ta_lot *lot) {
+  ta_lot_append(lot, t);
+  return ta_park(L, t, lot_abort);
+}
+
+/* ---- ParkingLot for Lua ---- */
+
+static ta_lot *checklot(lua_State *L, int idx) {
+  return (ta_lot *)luaL_checkudata(L, idx, LOT_MT);
+}
+
+static int l_lot_new(lua_State *L) {
+  ta_lot *lot = (ta_lot *)lua_newuserdatauv(L, sizeof *lot, 0);
+  memset(lot, 0, sizeof *lot);
+  luaL_setmetatable(L, LOT_MT);
+  return 1;
+}
+
+static int l_lot_park(lua_State *L) {
+  ta_lot *lot = checklot(L, 1);
+  return ta_lot_park(L, ta_async_check(L, "ParkingLot:park", TA_TRIO), lot);
+}
+
+static lua_Integer count_arg(lua_State *L, int idx, ta_lot *lot) {
+  lua_Integer n;
+  if (lua_isnoneornil(L, idx)) return 1;
+  if (lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) == HUGE_VAL) return lot->n;
+  n = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, n >= 0, idx, "count must be >= 0");
+  return n;
+}
+
+/* unpark([count=1]) -> list of the tasks woken */
+static int unpark_n(lua_State *L, ta_lot *lot, lua_Integer n) {
+  int i = 0;
+  lua_newtable(L);
+  while (n-- > 0 && lot->first) {
+    ta_task *t = ta_lot_pop(lot);
+    ta_reschedule(t, 0, 0);
+    ta_push_task(L, t);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+static int l_lot_unpark(lua_State *L) {
+  ta_lot *lot = checklot(L, 1);
+  return unpark_n(L, lot, count_arg(L, 2, lot));
+}
+
+static int l_lot_unpark_all(lua_State *L) {
+  ta_lot *lot = checklot(L, 1);
+  return unpark_n(L, lot, lot->n);
+}
+
+/* repark(new_lot [, count=1]): move waiters without waking them. */
+static int l_lot_repark(lua_State *L) {
+  ta_lot *lot = checklot(L, 1), *to = checklot(L, 2);
+  lua_Integer n = count_arg(L, 3, lot);
+  while (n-- > 0 && lot->first) ta_lot_append(to, ta_lot_pop(lot));
+  return 0;
+}
+
+static int l_lot_repark_all(lua_State *L) {
+  ta_lot *lot = checklot(L, 1), *to = checklot(L, 2);
+  while (lot->first) ta_lot_append(to, ta_lot_pop(lot));
+  return 0;
+}
+
+static int l_lot_len(lua_State *L) {
+  lua_pushinteger(L, checklot(L, 1)->n);
+  return 1;
+}
+
+static int l_lot_statistics(lua_State *L) {
+  ta_lot *lot = checklot(L, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushinteger(L, lot->n);
+  lua_setfield(L, -2, "tasks_waiting");
+  return 1;
+}
+
+static int l_lot_tostring(lua_State *L) {
+  ta_lot *lot = checklot(L, 1);
+  lua_pushfstring(L, "ParkingLot (%d waiting, %p)", lot->n, (void *)lot);
+  return 1;
+}
+
+static const luaL_Reg lot_methods[] = {
+  {"park", l_lot_park},
+  {"unpark", l_lot_unpark},
+  {"unpark_all", l_lot_unpark_all},
+  {"repark", l_lot_repark},
+  {"repark_all", l_lot_repark_all},
+  {"statistics", l_lot_statistics},
+  {NULL, NULL}
+};
+
+int ta_open_parking(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"ParkingLot", l_lot_new}, {NULL, NULL}};
+  luaL_newmetatable(L, LOT_MT);
+  lua_newtable(L);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, lot_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_lot_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, l_lot_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  ta_register(L, funcs);
+  return 0;
+}

@@ -1,0 +1,247 @@
+/*
+** ta.h — internal declarations shared by the C core of trio-asyncio.
+**
+** Ownership in one paragraph: there is one engine per lua_State (a full
+** userdata anchored in the registry).  The engine owns the libuv loop (or
+** borrows a host's), the run queue, the deadline heap and the root of the
+** cancel-status tree.  Tasks, cancel scopes, nurseries and parking lots are
+** userdata owned by Lua; while C structures point at them they are anchored
+** (a live task holds a registry reference to itself, an open nursery too).
+** libuv handles are malloc'ed and freed only in their close callback.
+*/
+#ifndef TA_H
+#define TA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+#if LUA_VERSION_NUM != 504
+#error "trio-asyncio needs Lua 5.4"
+#endif
+
+/* lua_closethread appeared in 5.4.6; Debian 12 ships 5.4.4. */
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define ta_closethread(co, from) lua_closethread((co), (from))
+#else
+#define ta_closethread(co, from) ((void)(from), lua_resetthread(co))
+#endif
+
+typedef struct ta_engine ta_engine;
+typedef struct ta_task ta_task;
+typedef struct ta_status ta_status;
+typedef struct ta_scope ta_scope;
+typedef struct ta_nursery ta_nursery;
+typedef struct ta_lot ta_lot;
+typedef struct ta_clock ta_clock;
+
+/* ---- flavors and task states ---- */
+enum { TA_TRIO = 1, TA_ASYNCIO = 2, TA_BOTH = 3 };
+enum { TA_NEW, TA_RUNNABLE, TA_RUNNING, TA_PARKED, TA_DONE };
+
+/* What an abort callback answers when cancellation reaches a parked task. */
+enum { TA_ABORT_FAILED = 0, TA_ABORT_SUCCEEDED = 1 };
+typedef int (*ta_abort_fn)(lua_State *L, ta_task *t);
+
+/* ---- the deadline heap (heap.c) ---- */
+enum { TA_TIMER_SLEEP, TA_TIMER_SCOPE, TA_TIMER_HOOK };
+typedef struct ta_timer {
+  double when;
+  int index;          /* position in the heap, -1 when not in it */
+  int kind;           /* TA_TIMER_*: tells the engine what owns it */
+} ta_timer;
+
+typedef struct ta_heap {
+  ta_timer **items;
+  int n, cap;
+} ta_heap;
+
+void ta_heap_free(ta_heap *h);
+int ta_heap_push(ta_heap *h, ta_timer *t);
+void ta_heap_remove(ta_heap *h, ta_timer *t);
+void ta_heap_update(ta_heap *h, ta_timer *t); /* after t->when changed */
+static inline ta_timer *ta_heap_top(ta_heap *h) { return h->n ? h->items[0] : NULL; }
+
+/* ---- cancel status tree (cancel.c) ----
+** Plumbing, apart from the CancelScope API object: a status is cancelled
+** when its scope was cancelled, or when its parent is and it is not shielded.
+** Every task is linked into exactly one status. */
+struct ta_status {
+  ta_status *parent, *first_child, *next_sibling, *prev_sibling;
+  ta_task *first_task;
+  double deadline;    /* of its scope; HUGE_VAL when none */
+  unsigned char cancel_called, shield, cancelled;
+};
+
+struct ta_scope {
+  ta_status st;
+  ta_engine *E;
+  ta_timer timer;     /* deadline, in the heap while entered and finite */
+  int state;          /* 0 new, 1 entered, 2 exited */
+  int cancelled_caught;
+  ta_task *owner;     /* task that entered it */
+};
+
+void ta_status_link_task(ta_status *s, ta_task *t);
+void ta_status_unlink_task(ta_task *t);
+void ta_status_link_child(ta_status *parent, ta_status *s);
+void ta_status_unlink(ta_status *s);
+void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s);
+void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s);
+ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield);
+void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t);
+int ta_scope_exit(lua_State *L, ta_scope *sc);
+void ta_scope_deadline_fired(lua_State *L, ta_engine *E, ta_timer *tm);
+double ta_effective_deadline(ta_status *s);
+int ta_open_cancel(lua_State *L);
+
+/* ---- tasks (task.c) ---- */
+struct ta_task {
+  ta_engine *E;
+  lua_State *co;            /* NULL once the task has exited */
+  int ref;                  /* registry ref anchoring the userdata while alive */
+  unsigned char flavor, state;
+  unsigned char trap;       /* set by our primitives just before they yield */
+  unsigned char resume_error; /* resume by raising the value on co's stack */
+  unsigned char ctx_owned;  /* context table is ours (copy-on-write) */
+  unsigned char system;
+  int nargs;                /* values pushed on co for the next resume */
+  ta_status *status;
+  ta_task *status_prev, *status_next;
+  ta_nursery *nursery;      /* parent nursery */
+  ta_task *sib_prev, *sib_next;
+  ta_nursery *child_nurseries;
+  ta_abort_fn abort;
+  void *wait;               /* what it is parked on (lot, fd watch, ...) */
+  void *wait_aux;           /* which handle it waits through (channels) */
+  ta_task *wait_prev, *wait_next;
+  ta_timer timer;           /* sleeps */
+  int abort_ref;            /* Lua abort function of wait_task_rescheduled */
+  int kbase;                /* stack top when it yielded: resume values lie above */
+  uint32_t id;
+};
+
+#define TA_TASK_MT "trio_asyncio.Task"
+
+/* user values of a task userdata */
+enum { TA_UV_THREAD = 1, TA_UV_FN = 2, TA_UV_CTX = 3, TA_TASK_NUV = 3 };
+
+ta_task *ta_current(lua_State *L);
+ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);
+ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
+                  ta_nursery *n, ta_status *st, ta_task *parent);
+void ta_push_task(lua_State *L, ta_task *t);
+ta_task *ta_checktask(lua_State *L, int idx);
+int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort);
+int ta_schedule_point(lua_State *L, ta_task *t);
+int ta_checkpoint(lua_State *L, ta_task *t);
+int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret);
+void ta_reschedule(ta_task *t, int nvalues, int is_error);
+void ta_deliver_cancel(lua_State *L, ta_task *t);
+void ta_raise_cancelled(lua_State *L);
+void ta_check_cancelled(lua_State *L, ta_task *t);
+void ta_step_task(lua_State *L, ta_task *t);
+const char *ta_task_name(lua_State *L, ta_task *t);
+int ta_open_task(lua_State *L);
+
+/* ---- nurseries (nursery.c) ---- */
+struct ta_nursery {
+  ta_engine *E;
+  ta_task *first_child;
+  int nchildren;
+  ta_task *waiter;          /* parent task waiting in nursery_wait */
+  ta_task *parent_task;
+  ta_nursery *next_of_task, *prev_of_task;
+  ta_scope *scope;
+  int ref;                  /* registry ref while open */
+  int closed;
+};
+void ta_nursery_child_exited(lua_State *L, ta_nursery *n, ta_task *t, int ok);
+void ta_nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx);
+void ta_push_nursery(lua_State *L, ta_nursery *n);
+int ta_open_nursery(lua_State *L);
+
+/* ---- parking lot (parking.c) ---- */
+struct ta_lot {
+  ta_task *first, *last;
+  int n;
+};
+void ta_lot_append(ta_lot *lot, ta_task *t);
+void ta_lot_remove(ta_task *t);
+ta_task *ta_lot_pop(ta_lot *lot);
+int ta_lot_park(lua_State *L, ta_task *t, ta_lot *lot);
+int ta_open_parking(lua_State *L);
+
+/* ---- channels (channel.c), io (io.c), clock (clock.c) ---- */
+int ta_open_channel(lua_State *L);
+int ta_open_io(lua_State *L);
+void ta_io_close_all(ta_engine *E);
+
+struct ta_clock {
+  double offset;      /* clock time at base_ns */
+  uint64_t base_ns;   /* real time of the last rebase */
+  double rate;
+  double autojump;    /* seconds of real blocking before a jump; <0 = never */
+};
+double ta_clock_now(ta_clock *c);
+void ta_clock_jump(ta_clock *c, double s);
+int ta_open_clock(lua_State *L);
+
+/* ---- engine (engine.c) ---- */
+struct ta_engine {
+  lua_State *L;             /* main thread, for closing */
+  uv_loop_t own_loop;
+  uv_loop_t *loop;
+  uv_timer_t *wake;         /* bounds the I/O wait by the next deadline */
+  uv_signal_t *sigint;
+  ta_task **runq, **batch;
+  size_t nrunq, caprunq, capbatch;
+  ta_heap timers;
+  ta_status root;           /* root of the cancel-status tree of a run */
+  ta_task *current;         /* task being resumed, NULL in scheduler code */
+  ta_task *main;            /* root task of the run */
+  ta_clock *clock;          /* NULL: the real monotonic clock */
+  int clock_ref;
+  int running;              /* a run is active */
+  int main_done, main_ok;
+  int result_ref;           /* packed results or the error of the main task */
+  int hook_ref;             /* instrument dispatcher, LUA_NOREF when none */
+  int errfactory_ref;       /* Lua function(class, message, traceback) */
+  int soon_ref;             /* queue of run_sync_soon callbacks */
+  int nsoon;
+  int ki_pending;
+  int closing;
+  size_t ntasks;            /* live tasks */
+  size_t nhandles;          /* live libuv handles besides wake/sigint */
+  size_t io_waiters;
+  uint64_t last_poll_ns;
+  ta_lot blocked_waiters;   /* wait_all_tasks_blocked */
+  uint32_t next_id;
+  int internal_ref;         /* first error of a system task or callback */
+  struct ta_fdwatch **fdw;  /* I/O waits by file descriptor */
+  int nfdw;
+};
+
+ta_engine *ta_engine_get(lua_State *L);
+void ta_push_engine(lua_State *L);
+double ta_now(ta_engine *E);
+void ta_runq_push(ta_engine *E, ta_task *t);
+void ta_tick(lua_State *L, ta_engine *E, double max_wait);
+void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t);
+void ta_push_error(lua_State *L, ta_engine *E, const char *cls, const char *msg);
+int ta_error(lua_State *L, const char *cls, const char *fmt, ...);
+void ta_handle_opened(ta_engine *E);
+void ta_handle_closed(ta_engine *E);
+int ta_open_engine(lua_State *L);
+void ta_register(lua_State *L, const luaL_Reg *funcs); /* into [core, engine] */
+
+/* The engine is upvalue 1 of every function of the core module. */
+#define ta_upengine(L) ((ta_engine *)lua_touserdata((L), lua_upvalueindex(1)))
+
+/* Hot-path hint for a hook check. */
+#define ta_hooked(E) ((E)->hook_ref != LUA_NOREF)
+
+#endif

@@ -1,0 +1,580 @@
+/*
+** task.c — tasks: one Lua thread each, tagged with a flavor.
+**
+** How a task moves: ta_spawn creates it RUNNABLE on the run queue; the
+** scheduler resumes it (ta_step_task); an async primitive suspends it only
+** through ta_park (PARKED, with an abort callback) or ta_schedule_point
+** (RUNNABLE again at once).  Both set `trap` just before lua_yieldk, so a
+** yield that did not come from us (a raw coroutine.yield) is recognised and
+** turned into an error instead of a hang.  Whoever wakes a parked task
+** pushes the resume values on its thread and calls ta_reschedule.
+*/
+#include <string.h>
+
+#include "ta.h"
+
+#define engine_of(L) ta_upengine(L)
+
+/* The running task, if L is its own thread.  O(1): only one task runs. */
+ta_task *ta_current(lua_State *L) {
+  ta_engine *E = engine_of(L);
+  ta_task *t = E ? E->current : NULL;
+  return (t != NULL && t->co == L) ? t : NULL;
+}
+
+const char *ta_task_name(lua_State *L, ta_task *t) {
+  lua_Debug ar;
+  ta_push_task(L, t);
+  lua_getiuservalue(L, -1, TA_UV_FN);
+  lua_remove(L, -2);
+  if (lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
+  if (lua_isfunction(L, -1)) {
+    lua_getinfo(L, ">S", &ar);
+    if (ar.what[0] == 'C')
+      return lua_pushfstring(L, "task-%d", (int)t->id);
+    return lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+  }
+  lua_pop(L, 1);
+  return lua_pushfstring(L, "task-%d", (int)t->id);
+}
+
+static const char *flavor_name(int flavor) {
+  return flavor == TA_TRIO ? "trio" : flavor == TA_ASYNCIO ? "asyncio" : "allow_asyncio";
+}
+
+/* The wrong-flavor error, with the phrase the principles text names for
+** that direction first (DESIGN.md section 5). */
+static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
+  const char *where, *name;
+  luaL_where(L, 1);
+  where = lua_tostring(L, -1);
+  name = ta_task_name(L, t);
+  if (want == TA_TRIO)
+    return ta_error(L, "FlavorError",
+                    "Task got bad yield: trio-flavored %s called from %s task '%s' (%s); "
+                    "wrap it with trio_asyncio.trio_as_aio",
+                    fname, flavor_name(t->flavor), name, where);
+  return ta_error(L, "FlavorError",
+                  "trio.run received unrecognized yield message: asyncio-flavored %s called "
+                  "from %s task '%s' (%s); wrap it with trio_asyncio.aio_as_trio",
+                  fname, flavor_name(t->flavor), name, where);
+}
+
+/* Every async primitive starts here: it returns the running task, or raises
+** a clear error naming `fname` when there is none or the flavor is wrong. */
+ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
+  ta_engine *E = engine_of(L);
+  ta_task *t = E->current;
+  if (t == NULL || t->co != L) {
+    if (!E->running)
+      luaL_error(L, "%s: async function called outside trio.run (no task is running); "
+                    "call it from inside a task", fname);
+    luaL_error(L, "%s: async function called from a plain Lua coroutine inside a task; "
+                  "only the task's own coroutine may suspend (spawn a task with "
+                  "nursery:start_soon instead)", fname);
+  }
+  if (!(t->flavor & flavor)) flavor_error(L, t, fname, flavor);
+  return t;
+}
+
+/* ---- creating tasks ---- */
+
+void ta_push_task(lua_State *L, ta_task *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+}
+
+ta_task *ta_checktask(lua_State *L, int idx) {
+  return (ta_task *)luaL_checkudata(L, idx, TA_TASK_MT);
+}
+
+/* Spawns fn (at fnidx, followed by nargs arguments) as a new task in
+** nursery n (may be NULL) and cancel status st; the new task starts with
+** its spawner's context (shared until written: copy-on-write).  Leaves the
+** task userdata on the stack. */
+ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
+                  ta_nursery *n, ta_status *st, ta_task *parent) {
+  lua_State *co;
+  ta_task *t;
+  fnidx = lua_absindex(L, fnidx);
+  t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
+  memset(t, 0, sizeof *t);
+  t->E = E;
+  t->ref = LUA_NOREF;
+  t->abort_ref = LUA_NOREF;
+  t->timer.index = -1;
+  t->timer.kind = TA_TIMER_SLEEP;
+  t->flavor = (unsigned char)flavor;
+  t->id = ++E->next_id;
+  luaL_setmetatable(L, TA_TASK_MT);
+  co = lua_newthread(L);
+  lua_setiuservalue(L, -2, TA_UV_THREAD);
+  lua_pushvalue(L, fnidx);
+  lua_setiuservalue(L, -2, TA_UV_FN);
+  if (parent != NULL) {
+    ta_push_task(L, parent);
+    lua_getiuservalue(L, -1, TA_UV_CTX);
+    lua_setiuservalue(L, -3, TA_UV_CTX);
+    lua_pop(L, 1);
+  }
+  if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "spawn: too many arguments");
+  lua_pushvalue(L, fnidx);
+  lua_xmove(L, co, 1);
+  for (int i = 1; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
+  lua_xmove(L, co, nargs);
+  t->co = co;
+  t->nargs = nargs;
+  lua_pushvalue(L, -1);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ta_status_link_task(st, t);
+  if (n != NULL) {
+    t->nursery = n;
+    t->sib_next = n->first_child;
+    if (n->first_child) n->first_child->sib_prev = t;
+    n->first_child = t;
+    n->nchildren++;
+  }
+  E->ntasks++;
+  t->state = TA_RUNNABLE;
+  ta_runq_push(E, t);
+  if (ta_hooked(E)) {
+    ta_hook(L, E, "task_spawned", t);
+    ta_hook(L, E, "task_scheduled", t);
+  }
+  return t;
+}
+
+/* ---- suspending and waking ---- */
+
+static int resume_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  if (t->resume_error) {
+    t->resume_error = 0;
+    return lua_error(L);
+  }
+  return lua_gettop(L) - t->kbase;
+}
+
+/* The one choke point for blocking: park t until someone reschedules it.
+** If cancellation is already pending it is delivered through `abort` at
+** once (level-triggered), so the wait ends with Cancelled. */
+int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort) {
+  ta_engine *E = t->E;
+  t->state = TA_PARKED;
+  t->abort = abort;
+  t->trap = 1;
+  t->kbase = lua_gettop(L);
+  if (t->status->cancelled || (E->ki_pending && t == E->main)) ta_deliver_cancel(L, t);
+  return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
+}
+
+/* A schedule point without a cancellation check: back to the run queue.
+** The top nret values of the stack are returned after it. */
+int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret) {
+  t->state = TA_RUNNABLE;
+  t->trap = 1;
+  t->kbase = lua_gettop(L) - nret;
+  ta_runq_push(t->E, t);
+  return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
+}
+
+int ta_schedule_point(lua_State *L, ta_task *t) {
+  return ta_schedule_point_ret(L, t, 0);
+}
+
+/* Trio's checkpoint: a schedule point first (the scheduler turns expired
+** deadlines into cancellation), then the cancellation check. */
+static int checkpoint_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  ta_check_cancelled(L, (ta_task *)ctx);
+  return 0;
+}
+
+int ta_checkpoint(lua_State *L, ta_task *t) {
+  t->state = TA_RUNNABLE;
+  t->trap = 1;
+  ta_runq_push(t->E, t);
+  return lua_yieldk(L, 0, (lua_KContext)t, checkpoint_k);
+}
+
+/* The caller has already unlinked t from what it waited on and pushed
+** `nvalues` resume values (or one error value) on t->co. */
+void ta_reschedule(ta_task *t, int nvalues, int is_error) {
+  t->state = TA_RUNNABLE;
+  t->abort = NULL;
+  t->wait = NULL;
+  t->nargs = nvalues;
+  t->resume_error = (unsigned char)is_error;
+  ta_runq_push(t->E, t);
+}
+
+static void push_cancelled(lua_State *L, ta_task *t) {
+  ta_engine *E = t->E;
+  if (E->ki_pending && t == E->main) {
+    E->ki_pending = 0;
+    ta_push_error(L, E, "KeyboardInterrupt", "interrupted by Ctrl-C (SIGINT)");
+  } else {
+    ta_push_error(L, E, "Cancelled", "cancelled");
+  }
+}
+
+/* Cancellation reached t: if it is parked and its abort callback agrees,
+** wake it with Cancelled (or KeyboardInterrupt for the main task). */
+void ta_deliver_cancel(lua_State *L, ta_task *t) {
+  if (t->state != TA_PARKED || t->abort == NULL) return;
+  if (t->abort(L, t) != TA_ABORT_SUCCEEDED) return;
+  push_cancelled(L, t);
+  lua_xmove(L, t->co, 1);
+  ta_reschedule(t, 1, 1);
+}
+
+void ta_raise_cancelled(lua_State *L) {
+  ta_task *t = ta_current(L);
+  if (t) push_cancelled(L, t);
+  else ta_push_error(L, engine_of(L), "Cancelled", "cancelled");
+  lua_error(L);
+}
+
+void ta_check_cancelled(lua_State *L, ta_task *t) {
+  if (t->status->cancelled || (t->E->ki_pending && t == t->E->main)) ta_raise_cancelled(L);
+}
+
+/* ---- running and exiting ---- */
+
+/* The task's error value, if any, is on top of L (not of t->co). */
+static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
+  ta_engine *E = t->E;
+  lua_State *co = t->co;
+  t->state = TA_DONE;
+  ta_status_unlink_task(t);
+  if (t->nursery != NULL) {
+    if (!ok) {
+      if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushliteral(L, "traceback");
+        lua_rawget(L, -2);
+      } else {
+        luaL_traceback(L, co, NULL, 0);
+      }
+    }
+    ta_nursery_child_exited(L, t->nursery, t, ok);
+    if (!ok) lua_pop(L, 2);
+  } else if (t == E->main) {
+    E->main_done = 1;
+    E->main_ok = ok;
+    if (ok) {
+      lua_createtable(L, nres, 1);
+      lua_xmove(co, L, nres);
+      for (int i = nres; i >= 1; i--) lua_rawseti(L, -1 - i, i);
+      lua_pushinteger(L, nres);
+      lua_setfield(L, -2, "n");
+    }
+    E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else if (!ok) {
+    lua_pop(L, 1);
+  }
+  if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
+  lua_settop(co, 0);
+  /* Drop the thread: the coroutine and what it held become collectable even
+  ** if someone keeps the task object. */
+  ta_push_task(L, t);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, TA_UV_THREAD);
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  t->abort_ref = t->ref = LUA_NOREF;
+  t->co = NULL;
+  E->ntasks--;
+}
+
+/* A yield that did not come through ta_park/ta_schedule_point: the task
+** yielded something the scheduler does not understand.  It cannot be
+** resumed meaningfully, so it fails with a clear error. */
+static void foreign_yield(lua_State *L, ta_task *t, int nres) {
+  int top = lua_gettop(L);
+  int aio = t->flavor == TA_ASYNCIO;
+  const char *msg;
+  lua_pushstring(L, nres > 0 ? luaL_tolstring(t->co, -nres, NULL) : "nothing");
+  ta_task_name(L, t);
+  luaL_traceback(L, t->co, NULL, 0);
+  msg = lua_pushfstring(L, "%s: raw coroutine.yield of %s from %s task '%s' (only the "
+                           "runtime's own async functions may suspend a task)",
+                        aio ? "Task got bad yield" : "trio.run received unrecognized yield message",
+                        lua_tostring(L, top + 1), aio ? "asyncio" : "trio",
+                        lua_tostring(L, top + 2));
+  ta_push_error(L, t->E, "FlavorError", msg);
+  if (lua_istable(L, -1)) {
+    lua_pushvalue(L, top + 3);
+    lua_setfield(L, -2, "traceback");
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  ta_closethread(t->co, L);
+  lua_settop(t->co, 0);
+  task_exit(L, t, 0, 0);
+}
+
+void ta_step_task(lua_State *L, ta_task *t) {
+  ta_engine *E = t->E;
+  ta_task *prev = E->current;
+  int nres = 0, st, nargs = t->nargs;
+  if (ta_hooked(E)) ta_hook(L, E, "before_task_step", t);
+  E->current = t;
+  t->state = TA_RUNNING;
+  t->trap = 0;
+  t->nargs = 0;
+  st = lua_resume(t->co, L, nargs, &nres);
+  E->current = prev;
+  if (st == LUA_YIELD) {
+    if (!t->trap) foreign_yield(L, t, nres);
+  } else if (st == LUA_OK) {
+    task_exit(L, t, 1, nres);
+  } else {
+    lua_xmove(t->co, L, 1);
+    /* Give error objects the stack they were raised on, if they lack one. */
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushliteral(L, "traceback");
+      if (lua_rawget(L, -2) == LUA_TNIL) {
+        lua_pushliteral(L, "traceback");
+        luaL_traceback(L, t->co, NULL, 0);
+        lua_rawset(L, -4);
+      }
+      lua_pop(L, 1);
+    }
+    task_exit(L, t, 0, 1);
+  }
+  if (ta_hooked(E)) ta_hook(L, E, "after_task_step", t);
+}
+
+/* ---- the Lua face of tasks: trio.lowlevel ---- */
+
+static int t_current_task(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.lowlevel.current_task", TA_TRIO);
+  ta_push_task(L, t);
+  return 1;
+}
+
+static int t_current_root_task(lua_State *L) {
+  ta_engine *E = engine_of(L);
+  if (!E->running || E->main == NULL || E->main->ref == LUA_NOREF) return 0;
+  ta_push_task(L, E->main);
+  return 1;
+}
+
+static int t_checkpoint(lua_State *L) {
+  return ta_checkpoint(L, ta_async_check(L, "trio.lowlevel.checkpoint", TA_TRIO));
+}
+
+static int t_checkpoint_if_cancelled(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.lowlevel.checkpoint_if_cancelled", TA_TRIO);
+  ta_check_cancelled(L, t);
+  return 0;
+}
+
+static int t_cancel_shielded_checkpoint(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.lowlevel.cancel_shielded_checkpoint", TA_TRIO);
+  return ta_schedule_point(L, t);
+}
+
+/* wait_task_rescheduled(abort_fn): abort_fn(raise_cancel) answers
+** "SUCCEEDED" (we wake the task with Cancelled) or "FAILED" (its owner
+** will reschedule it later). */
+static int raise_cancel(lua_State *L) {
+  ta_raise_cancelled(L);
+  return 0;
+}
+
+static int lua_abort(lua_State *L, ta_task *t) {
+  int ok, succeeded;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->abort_ref);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, raise_cancel, 1);
+  ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  succeeded = ok && lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "SUCCEEDED") == 0;
+  lua_pop(L, 1);
+  if (succeeded) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+    t->abort_ref = LUA_NOREF;
+  }
+  return succeeded ? TA_ABORT_SUCCEEDED : TA_ABORT_FAILED;
+}
+
+static char lua_wait_marker;
+
+static int t_wait_task_rescheduled(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.lowlevel.wait_task_rescheduled", TA_TRIO);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+  t->abort_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->wait = &lua_wait_marker;
+  return ta_park(L, t, lua_abort);
+}
+
+static int t_reschedule(lua_State *L) {
+  ta_task *t = ta_checktask(L, 1);
+  int ok = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  if (t->state != TA_PARKED || t->wait != &lua_wait_marker)
+    return luaL_argerror(L, 1, "task is not blocked in wait_task_rescheduled");
+  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+  t->abort_ref = LUA_NOREF;
+  lua_settop(L, 3);
+  lua_xmove(L, t->co, 1);
+  ta_reschedule(t, 1, !ok);
+  return 0;
+}
+
+/* task fields: name, flavor, parent_nursery, child_nurseries, id, done */
+static int task_index(lua_State *L) {
+  ta_task *t = ta_checktask(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "name") == 0) {
+    if (t->ref == LUA_NOREF) {
+      lua_getiuservalue(L, 1, TA_UV_FN);
+      if (lua_type(L, -1) != LUA_TSTRING) lua_pushfstring(L, "task-%d", (int)t->id);
+      return 1;
+    }
+    ta_task_name(L, t);
+  } else if (strcmp(k, "flavor") == 0) {
+    lua_pushstring(L, flavor_name(t->flavor));
+  } else if (strcmp(k, "parent_nursery") == 0) {
+    if (t->nursery && t->ref != LUA_NOREF) ta_push_nursery(L, t->nursery);
+    else lua_pushnil(L);
+  } else if (strcmp(k, "child_nurseries") == 0) {
+    int i = 0;
+    lua_newtable(L);
+    for (ta_nursery *n = t->child_nurseries; n; n = n->next_of_task) {
+      ta_push_nursery(L, n);
+      lua_rawseti(L, -2, ++i);
+    }
+  } else if (strcmp(k, "id") == 0) {
+    lua_pushinteger(L, t->id);
+  } else if (strcmp(k, "done") == 0) {
+    lua_pushboolean(L, t->state == TA_DONE);
+  } else {
+    luaL_getmetafield(L, 1, "__methods");
+    lua_getfield(L, -1, k);
+  }
+  return 1;
+}
+
+static int task_newindex(lua_State *L) {
+  ta_checktask(L, 1);
+  if (strcmp(luaL_checkstring(L, 2), "name") != 0)
+    return luaL_error(L, "task field '%s' is read-only", lua_tostring(L, 2));
+  luaL_checkstring(L, 3);
+  lua_settop(L, 3);
+  lua_setiuservalue(L, 1, TA_UV_FN);
+  return 0;
+}
+
+static int task_tostring(lua_State *L) {
+  ta_task *t = ta_checktask(L, 1);
+  lua_pushfstring(L, "%s task '", flavor_name(t->flavor));
+  lua_getfield(L, 1, "name");
+  lua_pushfstring(L, "' (%p)", (void *)t);
+  lua_concat(L, 3);
+  return 1;
+}
+
+/* Task context (for trio.ContextVar): a table shared with the spawner until
+** the task writes, then copied (copy-on-write keeps spawning cheap). */
+static int ctx_table(lua_State *L, int for_write) {
+  ta_engine *E = engine_of(L);
+  ta_task *t = E->current;
+  if (t == NULL || t->co == NULL) {
+    lua_getfield(L, LUA_REGISTRYINDEX, "trio_asyncio.context");
+    if (lua_isnil(L, -1) && for_write) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, LUA_REGISTRYINDEX, "trio_asyncio.context");
+    }
+    return lua_istable(L, -1);
+  }
+  ta_push_task(L, t);
+  lua_getiuservalue(L, -1, TA_UV_CTX);
+  if (for_write && !t->ctx_owned) {
+    lua_newtable(L);
+    if (lua_istable(L, -2)) {
+      lua_pushnil(L);
+      while (lua_next(L, -3)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+      }
+    }
+    lua_remove(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, -3, TA_UV_CTX);
+    t->ctx_owned = 1;
+  }
+  lua_remove(L, -2);
+  return lua_istable(L, -1);
+}
+
+/* ctx_get(key) -> stored value (nil when unset) */
+static int t_ctx_get(lua_State *L) {
+  lua_settop(L, 1);
+  if (!ctx_table(L, 0)) return 0;
+  lua_pushvalue(L, 1);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+/* ctx_set(key, value) -> previous stored value */
+static int t_ctx_set(lua_State *L) {
+  lua_settop(L, 2);
+  ctx_table(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rawget(L, -2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, -4);
+  return 1;
+}
+
+/* The context table of the running task (read-only view for crossings). */
+static int t_ctx_current(lua_State *L) {
+  if (!ctx_table(L, 0)) return 0;
+  return 1;
+}
+
+/* current_flavor() -> "trio", "asyncio", "allow_asyncio" or nil */
+static int t_current_flavor(lua_State *L) {
+  ta_task *t = ta_current(L);
+  if (t == NULL) return 0;
+  lua_pushstring(L, t->flavor == TA_BOTH ? "trio" : flavor_name(t->flavor));
+  return 1;
+}
+
+static const luaL_Reg task_funcs[] = {
+  {"current_task", t_current_task},
+  {"current_root_task", t_current_root_task},
+  {"checkpoint", t_checkpoint},
+  {"checkpoint_if_cancelled", t_checkpoint_if_cancelled},
+  {"cancel_shielded_checkpoint", t_cancel_shielded_checkpoint},
+  {"wait_task_rescheduled", t_wait_task_rescheduled},
+  {"reschedule", t_reschedule},
+  {"ctx_get", t_ctx_get},
+  {"ctx_set", t_ctx_set},
+  {"ctx_current", t_ctx_current},
+  {"current_flavor", t_current_flavor},
+  {NULL, NULL}
+};
+
+/* Expects the core table at -2 and the engine at -1. */
+int ta_open_task(lua_State *L) {
+  luaL_newmetatable(L, TA_TASK_MT);
+  lua_pushcfunction(L, task_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, task_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, task_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_newtable(L);
+  lua_setfield(L, -2, "__methods");
+  lua_pop(L, 1);
+  ta_register(L, task_funcs);
+  return 0;
+}
