@@ -1,0 +1,319 @@
+--- Trio's synchronization primitives, built on the C parking lot.
+--
+-- Every blocking acquire parks in a FIFO ParkingLot; release hands the
+-- resource straight to the first waiter (it owns it from then on, even if
+-- it is cancelled before it runs), so nothing is granted twice or lost.
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+
+local ParkingLot = core.ParkingLot
+local current_task = core.current_task
+local checkpoint = core.checkpoint
+local checkpoint_if_cancelled = core.checkpoint_if_cancelled
+local cancel_shielded_checkpoint = core.cancel_shielded_checkpoint
+
+local M = {}
+
+local function class(name)
+  local cls = { __name = name }
+  cls.__index = cls
+  cls.__tostring = function(self) return ("%s (%s)"):format(name, self:statistics_line()) end
+  return cls
+end
+
+local function finish_with(self, ok, ...)
+  self:release()
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- obj:with(fn, ...): acquire, run fn(...), release on every exit path.
+local function with(self, fn, ...)
+  self:acquire()
+  return finish_with(self, pcall(fn, ...))
+end
+
+-- ---------------------------------------------------------------------
+local Event = class("trio.Event")
+M.Event = function() return setmetatable({ _flag = false, _lot = ParkingLot() }, Event) end
+
+function Event:set()
+  if not self._flag then
+    self._flag = true
+    self._lot:unpark_all()
+  end
+end
+
+function Event:is_set() return self._flag end
+
+function Event:wait()
+  if self._flag then checkpoint() else self._lot:park() end
+end
+
+function Event:statistics() return { tasks_waiting = #self._lot } end
+function Event:statistics_line() return self._flag and "set" or "unset" end
+
+-- ---------------------------------------------------------------------
+local Lock = class("trio.Lock")
+
+local function new_lock(cls)
+  return setmetatable({ _owner = nil, _lot = ParkingLot() }, cls)
+end
+
+M.Lock = function() return new_lock(Lock) end
+
+local function lock_try(self, fname)
+  local task = current_task()
+  if self._owner == task then
+    error(errors.RuntimeError(fname .. ": attempt to re-acquire an already held Lock"), 0)
+  end
+  if self._owner == nil and #self._lot == 0 then
+    self._owner = task
+    return true
+  end
+  return false
+end
+
+function Lock:acquire_nowait()
+  if not lock_try(self, "Lock:acquire_nowait") then
+    error(errors.WouldBlock("Lock:acquire_nowait: the lock is held"), 0)
+  end
+end
+
+function Lock:acquire()
+  checkpoint_if_cancelled()
+  if lock_try(self, "Lock:acquire") then
+    cancel_shielded_checkpoint()
+  else
+    self._lot:park() -- release() made us the owner before waking us
+  end
+end
+
+function Lock:release()
+  if self._owner ~= current_task() then
+    error(errors.RuntimeError("Lock:release: can't release a Lock you don't own"), 0)
+  end
+  local woken = self._lot:unpark()
+  self._owner = woken[1]
+end
+
+function Lock:locked() return self._owner ~= nil end
+
+function Lock:statistics()
+  return { locked = self._owner ~= nil, owner = self._owner, tasks_waiting = #self._lot }
+end
+
+function Lock:statistics_line() return self._owner and "locked" or "unlocked" end
+Lock.with = with
+
+local StrictFIFOLock = setmetatable({ __name = "trio.StrictFIFOLock" }, { __index = Lock })
+StrictFIFOLock.__index = StrictFIFOLock
+StrictFIFOLock.__tostring = Lock.__tostring
+M.StrictFIFOLock = function() return new_lock(StrictFIFOLock) end
+
+-- ---------------------------------------------------------------------
+local Semaphore = class("trio.Semaphore")
+
+M.Semaphore = function(initial_value, max_value)
+  if math.type(initial_value) ~= "integer" or initial_value < 0 then
+    error("bad argument #1 to 'Semaphore' (non-negative integer expected)", 2)
+  end
+  if max_value ~= nil and (math.type(max_value) ~= "integer" or max_value < initial_value) then
+    error("bad argument #2 to 'Semaphore' (integer >= initial_value expected)", 2)
+  end
+  return setmetatable({ _value = initial_value, _max = max_value, _lot = ParkingLot() }, Semaphore)
+end
+
+function Semaphore:acquire_nowait()
+  if self._value == 0 then error(errors.WouldBlock("Semaphore:acquire_nowait: value is 0"), 0) end
+  self._value = self._value - 1
+end
+
+function Semaphore:acquire()
+  checkpoint_if_cancelled()
+  if self._value == 0 then
+    self._lot:park() -- release handed us its token
+  else
+    self._value = self._value - 1
+    cancel_shielded_checkpoint()
+  end
+end
+
+function Semaphore:release()
+  if #self._lot > 0 then
+    self._lot:unpark()
+  else
+    if self._max and self._value == self._max then
+      error(errors.RuntimeError("Semaphore:release: released too many times"), 0)
+    end
+    self._value = self._value + 1
+  end
+end
+
+function Semaphore:locked() return self._value == 0 end
+function Semaphore:statistics() return { tasks_waiting = #self._lot } end
+function Semaphore:statistics_line() return "value " .. self._value end
+Semaphore.with = with
+Semaphore.__index = function(self, k)
+  if k == "value" then return rawget(self, "_value") end
+  if k == "max_value" then return rawget(self, "_max") end
+  return Semaphore[k]
+end
+
+-- ---------------------------------------------------------------------
+local CapacityLimiter = class("trio.CapacityLimiter")
+
+M.CapacityLimiter = function(total_tokens)
+  if type(total_tokens) ~= "number" or (math.type(total_tokens) ~= "integer" and total_tokens ~= math.huge)
+      or total_tokens < 1 then
+    error("bad argument #1 to 'CapacityLimiter' (positive integer or math.huge expected)", 2)
+  end
+  return setmetatable({ _total = total_tokens, _borrowers = {}, _nborrowed = 0,
+    _pending = {}, _lot = ParkingLot() }, CapacityLimiter)
+end
+
+local function limiter_try(self, borrower, fname)
+  if self._borrowers[borrower] then
+    error(errors.RuntimeError(fname .. ": this borrower already holds one of this limiter's tokens"), 0)
+  end
+  if self._nborrowed < self._total and #self._lot == 0 then
+    self._borrowers[borrower] = true
+    self._nborrowed = self._nborrowed + 1
+    return true
+  end
+  return false
+end
+
+function CapacityLimiter:acquire_on_behalf_of_nowait(borrower)
+  if not limiter_try(self, borrower, "CapacityLimiter:acquire_nowait") then
+    error(errors.WouldBlock("CapacityLimiter:acquire_nowait: no tokens available"), 0)
+  end
+end
+
+function CapacityLimiter:acquire_nowait()
+  self:acquire_on_behalf_of_nowait(current_task())
+end
+
+function CapacityLimiter:acquire_on_behalf_of(borrower)
+  checkpoint_if_cancelled()
+  if limiter_try(self, borrower, "CapacityLimiter:acquire") then
+    cancel_shielded_checkpoint()
+    return
+  end
+  local task = current_task()
+  self._pending[task] = borrower
+  local ok, err = pcall(self._lot.park, self._lot)
+  if not ok then
+    self._pending[task] = nil
+    error(err, 0)
+  end
+end
+
+function CapacityLimiter:acquire()
+  self:acquire_on_behalf_of(current_task())
+end
+
+local function limiter_wake(self)
+  while self._nborrowed < self._total and #self._lot > 0 do
+    local task = self._lot:unpark()[1]
+    self._borrowers[self._pending[task]] = true
+    self._pending[task] = nil
+    self._nborrowed = self._nborrowed + 1
+  end
+end
+
+function CapacityLimiter:release_on_behalf_of(borrower)
+  if not self._borrowers[borrower] then
+    error(errors.RuntimeError("CapacityLimiter:release: this borrower isn't holding any of this limiter's tokens"), 0)
+  end
+  self._borrowers[borrower] = nil
+  self._nborrowed = self._nborrowed - 1
+  limiter_wake(self)
+end
+
+function CapacityLimiter:release()
+  self:release_on_behalf_of(current_task())
+end
+
+function CapacityLimiter:statistics()
+  return { borrowed_tokens = self._nborrowed, total_tokens = self._total,
+    tasks_waiting = #self._lot }
+end
+
+function CapacityLimiter:statistics_line()
+  return ("%d/%s borrowed"):format(self._nborrowed, tostring(self._total))
+end
+
+CapacityLimiter.with = with
+local limiter_methods = CapacityLimiter
+CapacityLimiter.__index = function(self, k)
+  if k == "total_tokens" then return rawget(self, "_total") end
+  if k == "borrowed_tokens" then return rawget(self, "_nborrowed") end
+  if k == "available_tokens" then return rawget(self, "_total") - rawget(self, "_nborrowed") end
+  return limiter_methods[k]
+end
+CapacityLimiter.__newindex = function(self, k, v)
+  if k ~= "total_tokens" then error("CapacityLimiter: field '" .. tostring(k) .. "' cannot be set", 2) end
+  if type(v) ~= "number" or v < 1 or (math.type(v) ~= "integer" and v ~= math.huge) then
+    error("CapacityLimiter.total_tokens: positive integer or math.huge expected", 2)
+  end
+  rawset(self, "_total", v)
+  limiter_wake(self)
+end
+
+-- ---------------------------------------------------------------------
+local Condition = class("trio.Condition")
+
+M.Condition = function(lock)
+  if lock == nil then lock = M.Lock() end
+  if getmetatable(lock) ~= Lock and getmetatable(lock) ~= StrictFIFOLock then
+    error("bad argument #1 to 'Condition' (trio.Lock expected)", 2)
+  end
+  return setmetatable({ _lock = lock, _lot = ParkingLot() }, Condition)
+end
+
+function Condition:acquire() self._lock:acquire() end
+function Condition:acquire_nowait() self._lock:acquire_nowait() end
+function Condition:release() self._lock:release() end
+function Condition:locked() return self._lock:locked() end
+
+local function reacquire(self)
+  -- Shielded: a cancelled waiter still gets the lock back before raising.
+  core.CancelScope(nil, true):run(self._lock.acquire, self._lock)
+end
+
+--- cond:wait(): release the lock, wait for notify, reacquire the lock.
+function Condition:wait()
+  if self._lock._owner ~= current_task() then
+    error(errors.RuntimeError("Condition:wait: must hold the lock to wait"), 0)
+  end
+  self._lock:release()
+  local ok, err = pcall(self._lot.park, self._lot)
+  reacquire(self)
+  if not ok then error(err, 0) end
+end
+
+function Condition:notify(n)
+  n = n or 1
+  if math.type(n) ~= "integer" or n < 0 then error("bad argument #1 to 'notify' (non-negative integer expected)", 2) end
+  if self._lock._owner ~= current_task() then
+    error(errors.RuntimeError("Condition:notify: must hold the lock to notify"), 0)
+  end
+  self._lot:unpark(n)
+end
+
+function Condition:notify_all()
+  if self._lock._owner ~= current_task() then
+    error(errors.RuntimeError("Condition:notify_all: must hold the lock to notify"), 0)
+  end
+  self._lot:unpark_all()
+end
+
+function Condition:statistics()
+  return { tasks_waiting = #self._lot, lock_statistics = self._lock:statistics() }
+end
+
+function Condition:statistics_line() return #self._lot .. " waiting" end
+Condition.with = with
+
+return M
