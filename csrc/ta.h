@@ -127,7 +127,7 @@ struct ta_task {
 #define TA_TASK_MT "trio_asyncio.Task"
 
 /* user values of a task userdata */
-enum { TA_UV_THREAD = 1, TA_UV_FN = 2, TA_UV_CTX = 3, TA_TASK_NUV = 3 };
+enum { TA_UV_THREAD = 1, TA_UV_CTX = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);

@@ -22,20 +22,65 @@ ta_task *ta_current(lua_State *L) {
   return (t != NULL && t->co == L) ? t : NULL;
 }
 
-const char *ta_task_name(lua_State *L, ta_task *t) {
+/* Explicit names (task.name = ...) live in a weak table: most tasks are
+** named after their function, found on their own thread, which keeps the
+** task object small. */
+static const char names_key = 'N';
+
+static void push_names(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &names_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &names_key);
+  }
+}
+
+/* Pushes the function the task runs (nil once it has exited). */
+static void push_task_function(lua_State *L, ta_task *t) {
   lua_Debug ar;
-  ta_push_task(L, t);
-  lua_getiuservalue(L, -1, TA_UV_FN);
+  int level = 0;
+  if (t->co == NULL) {
+    lua_pushnil(L);
+    return;
+  }
+  while (lua_getstack(t->co, level, &ar)) level++;
+  if (level == 0) { /* not started: the function sits at the stack base */
+    lua_pushvalue(t->co, 1);
+  } else {
+    lua_getstack(t->co, level - 1, &ar);
+    lua_getinfo(t->co, "f", &ar);
+  }
+  lua_xmove(t->co, L, 1);
+}
+
+/* Pushes and returns the task's name: explicit, or "file:line" of its
+** function. The task userdata must be at `idx` (0: push it from the ref). */
+static const char *task_name_at(lua_State *L, ta_task *t, int idx) {
+  lua_Debug ar;
+  push_names(L);
+  if (idx) lua_pushvalue(L, idx);
+  else ta_push_task(L, t);
+  lua_rawget(L, -2);
   lua_remove(L, -2);
   if (lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
-  if (lua_isfunction(L, -1)) {
-    lua_getinfo(L, ">S", &ar);
-    if (ar.what[0] == 'C')
-      return lua_pushfstring(L, "task-%d", (int)t->id);
-    return lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
-  }
   lua_pop(L, 1);
+  push_task_function(L, t);
+  if (lua_type(L, -1) == LUA_TFUNCTION) {
+    lua_getinfo(L, ">S", &ar);
+    if (ar.what[0] != 'C') return lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+  } else {
+    lua_pop(L, 1);
+  }
   return lua_pushfstring(L, "task-%d", (int)t->id);
+}
+
+const char *ta_task_name(lua_State *L, ta_task *t) {
+  return task_name_at(L, t, 0);
 }
 
 static const char *flavor_name(int flavor) {
@@ -108,8 +153,6 @@ ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
   luaL_setmetatable(L, TA_TASK_MT);
   co = lua_newthread(L);
   lua_setiuservalue(L, -2, TA_UV_THREAD);
-  lua_pushvalue(L, fnidx);
-  lua_setiuservalue(L, -2, TA_UV_FN);
   if (parent != NULL) {
     ta_push_task(L, parent);
     lua_getiuservalue(L, -1, TA_UV_CTX);
@@ -429,12 +472,7 @@ static int task_index(lua_State *L) {
   ta_task *t = ta_checktask(L, 1);
   const char *k = luaL_checkstring(L, 2);
   if (strcmp(k, "name") == 0) {
-    if (t->ref == LUA_NOREF) {
-      lua_getiuservalue(L, 1, TA_UV_FN);
-      if (lua_type(L, -1) != LUA_TSTRING) lua_pushfstring(L, "task-%d", (int)t->id);
-      return 1;
-    }
-    ta_task_name(L, t);
+    task_name_at(L, t, 1);
   } else if (strcmp(k, "flavor") == 0) {
     lua_pushstring(L, flavor_name(t->flavor));
   } else if (strcmp(k, "parent_nursery") == 0) {
@@ -463,8 +501,10 @@ static int task_newindex(lua_State *L) {
   if (strcmp(luaL_checkstring(L, 2), "name") != 0)
     return luaL_error(L, "task field '%s' is read-only", lua_tostring(L, 2));
   luaL_checkstring(L, 3);
-  lua_settop(L, 3);
-  lua_setiuservalue(L, 1, TA_UV_FN);
+  push_names(L);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
   return 0;
 }
 
