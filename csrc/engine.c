@@ -267,7 +267,7 @@ static int l_run(lua_State *L) {
     lua_pushliteral(L, "internal");
     lua_rawgeti(L, LUA_REGISTRYINDEX, E->internal_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, E->internal_ref);
-    E->internal_ref = LUA_NOREF;
+    E->internal_ref = E->aio_cancelled_ref = LUA_NOREF;
     luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
     E->result_ref = LUA_NOREF;
     return 2;
@@ -335,7 +335,7 @@ static int l_set_hook(lua_State *L) {
 static int l_debug_state(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   lua_createtable(L, 0, 3);
-  lua_pushinteger(L, (lua_Integer)E->ntasks);
+  lua_pushinteger(L, (lua_Integer)(E->ntasks + E->naio));
   lua_setfield(L, -2, "tasks");
   lua_pushinteger(L, (lua_Integer)E->nhandles);
   lua_setfield(L, -2, "handles");
@@ -385,7 +385,7 @@ ta_engine *ta_engine_get(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   E->clock_ref = E->result_ref = E->hook_ref = E->errfactory_ref = LUA_NOREF;
-  E->internal_ref = LUA_NOREF;
+  E->internal_ref = E->aio_cancelled_ref = LUA_NOREF;
   E->wake = (uv_timer_t *)malloc(sizeof *E->wake);
   E->sigint = (uv_signal_t *)malloc(sizeof *E->sigint);
   if (E->wake == NULL || E->sigint == NULL || uv_loop_init(&E->own_loop) != 0) {
@@ -403,9 +403,39 @@ ta_engine *ta_engine_get(lua_State *L) {
   lua_pop(L, 1);
   lua_newtable(L);
   E->soon_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  E->weak_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   E->closing = 0;
   lua_rawsetp(L, LUA_REGISTRYINDEX, &engine_key);
   return E;
+}
+
+/* Weak references: asyncio Tasks and loops must stay collectable (a Task
+** collected while pending is reported), yet C must find their objects. */
+int ta_weakref(lua_State *L, ta_engine *E) {
+  int ref;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  lua_insert(L, -2);
+  ref = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  return ref;
+}
+
+void ta_push_weak(lua_State *L, ta_engine *E, int ref) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  lua_rawgeti(L, -1, ref);
+  lua_remove(L, -2);
+}
+
+void ta_weakunref(lua_State *L, ta_engine *E, int ref) {
+  if (ref == LUA_NOREF) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  luaL_unref(L, -1, ref);
+  lua_pop(L, 1);
 }
 
 void ta_push_engine(lua_State *L) {

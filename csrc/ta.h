@@ -47,7 +47,7 @@ enum { TA_ABORT_FAILED = 0, TA_ABORT_SUCCEEDED = 1 };
 typedef int (*ta_abort_fn)(lua_State *L, ta_task *t);
 
 /* ---- the deadline heap (heap.c) ---- */
-enum { TA_TIMER_SLEEP, TA_TIMER_SCOPE, TA_TIMER_HOOK };
+enum { TA_TIMER_SLEEP, TA_TIMER_SCOPE, TA_TIMER_HANDLE };
 typedef struct ta_timer {
   double when;
   int index;          /* position in the heap, -1 when not in it */
@@ -108,6 +108,7 @@ struct ta_task {
   unsigned char resume_error; /* resume by raising the value on co's stack */
   unsigned char ctx_owned;  /* context table is ours (copy-on-write) */
   unsigned char system;
+  unsigned char weak;        /* ref is in the engine's weak table (asyncio tasks) */
   int nargs;                /* values pushed on co for the next resume */
   ta_status *status;
   ta_task *status_prev, *status_next;
@@ -121,6 +122,7 @@ struct ta_task {
   ta_timer timer;           /* sleeps */
   int abort_ref;            /* Lua abort function of wait_task_rescheduled */
   int kbase;                /* stack top when it yielded: resume values lie above */
+  struct ta_future *aio;    /* asyncio Task this task runs, NULL for Trio tasks */
   uint32_t id;
 };
 
@@ -131,11 +133,14 @@ enum { TA_UV_THREAD = 1, TA_UV_CTX = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);
+ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
+                     ta_task *parent, int weak);
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   ta_nursery *n, ta_status *st, ta_task *parent);
 void ta_push_task(lua_State *L, ta_task *t);
 ta_task *ta_checktask(lua_State *L, int idx);
 int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort);
+int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k);
 int ta_schedule_point(lua_State *L, ta_task *t);
 int ta_checkpoint(lua_State *L, ta_task *t);
 int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret);
@@ -190,6 +195,55 @@ double ta_clock_now(ta_clock *c);
 void ta_clock_jump(ta_clock *c, double s);
 int ta_open_clock(lua_State *L);
 
+/* ---- the asyncio loop (loop.c) and futures (future.c) ---- */
+typedef struct ta_loop ta_loop;
+typedef struct ta_future ta_future;
+typedef struct ta_handle ta_handle;
+
+enum { TA_FUT_PENDING, TA_FUT_CANCELLED, TA_FUT_FINISHED };
+
+struct ta_loop {
+  ta_engine *E;
+  int nready;               /* handles in the ready table */
+  ta_heap timers;           /* call_later / call_at handles */
+  ta_task *driver;          /* Trio task running the loop, NULL if none */
+  int driver_parked;
+  ta_future *current;       /* asyncio Task being stepped */
+  int closed, stopping, closing;
+  size_t ntasks;            /* live asyncio tasks */
+  struct ta_aiowatch **fdw; /* add_reader / add_writer by fd */
+  int nfdw;
+  struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */
+};
+
+struct ta_handle {
+  ta_loop *loop;            /* NULL once the loop is gone */
+  ta_timer timer;
+  int ref;                  /* registry ref while in the timer heap */
+  int nargs;
+  unsigned char cancelled, is_timer;
+};
+
+struct ta_future {
+  ta_loop *loop;
+  unsigned char state, is_task, retrieved, must_cancel;
+  int nresults;             /* results of a finished future */
+  int ncallbacks;
+  int cancel_requests;      /* Task.cancelling() */
+  ta_task *task;            /* the engine task of an asyncio Task */
+  int ref;                  /* weak self reference (Tasks) */
+};
+
+int ta_open_loop(lua_State *L);
+int ta_open_future(lua_State *L);
+void ta_loop_push_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
+void ta_loop_wake(ta_loop *lp);
+void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres);
+int ta_aio_yield(lua_State *L, ta_task *t, int nret);
+void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx);
+void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
+void ta_loop_track_task(lua_State *L, int loopidx, int taskidx);
+
 /* ---- engine (engine.c) ---- */
 struct ta_engine {
   lua_State *L;             /* main thread, for closing */
@@ -214,19 +268,26 @@ struct ta_engine {
   int nsoon;
   int ki_pending;
   int closing;
-  size_t ntasks;            /* live tasks */
+  size_t ntasks;            /* live Trio-scheduled tasks */
+  size_t naio;              /* live asyncio tasks */
+  int aio_cancelled_ref;    /* the asyncio.CancelledError class */
   size_t nhandles;          /* live libuv handles besides wake/sigint */
   size_t io_waiters;
   uint64_t last_poll_ns;
   ta_lot blocked_waiters;   /* wait_all_tasks_blocked */
   uint32_t next_id;
   int internal_ref;         /* first error of a system task or callback */
+  int weak_ref;             /* weak-valued table anchoring asyncio objects */
+  struct ta_loop *running_loop; /* loop whose callbacks are running */
   struct ta_fdwatch **fdw;  /* I/O waits by file descriptor */
   int nfdw;
 };
 
 ta_engine *ta_engine_get(lua_State *L);
 void ta_push_engine(lua_State *L);
+int ta_weakref(lua_State *L, ta_engine *E);
+void ta_push_weak(lua_State *L, ta_engine *E, int ref);
+void ta_weakunref(lua_State *L, ta_engine *E, int ref);
 double ta_now(ta_engine *E);
 void ta_runq_push(ta_engine *E, ta_task *t);
 void ta_tick(lua_State *L, ta_engine *E, double max_wait);

@@ -125,19 +125,21 @@ ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
 /* ---- creating tasks ---- */
 
 void ta_push_task(lua_State *L, ta_task *t) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  if (t->weak) ta_push_weak(L, t->E, t->ref);
+  else lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
 }
 
 ta_task *ta_checktask(lua_State *L, int idx) {
   return (ta_task *)luaL_checkudata(L, idx, TA_TASK_MT);
 }
 
-/* Spawns fn (at fnidx, followed by nargs arguments) as a new task in
-** nursery n (may be NULL) and cancel status st; the new task starts with
-** its spawner's context (shared until written: copy-on-write).  Leaves the
-** task userdata on the stack. */
-ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
-                  ta_nursery *n, ta_status *st, ta_task *parent) {
+/* Creates a task for fn (at fnidx, followed by nargs arguments), not yet
+** scheduled anywhere.  The new task starts with its spawner's context
+** (shared until written: copy-on-write).  A weak task is anchored by
+** whoever holds it (an asyncio Task), not by the engine.  Leaves the task
+** userdata on the stack. */
+ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
+                     ta_task *parent, int weak) {
   lua_State *co;
   ta_task *t;
   fnidx = lua_absindex(L, fnidx);
@@ -153,7 +155,7 @@ ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
   luaL_setmetatable(L, TA_TASK_MT);
   co = lua_newthread(L);
   lua_setiuservalue(L, -2, TA_UV_THREAD);
-  if (parent != NULL) {
+  if (parent != NULL && parent->ref != LUA_NOREF) {
     ta_push_task(L, parent);
     lua_getiuservalue(L, -1, TA_UV_CTX);
     lua_setiuservalue(L, -3, TA_UV_CTX);
@@ -167,7 +169,22 @@ ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
   t->co = co;
   t->nargs = nargs;
   lua_pushvalue(L, -1);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (weak) {
+    t->weak = 1;
+    t->ref = ta_weakref(L, E);
+    E->naio++;
+  } else {
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    E->ntasks++;
+  }
+  return t;
+}
+
+/* Spawns a Trio-scheduled task into nursery n (may be NULL) and cancel
+** status st.  Leaves the task userdata on the stack. */
+ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
+                  ta_nursery *n, ta_status *st, ta_task *parent) {
+  ta_task *t = ta_task_new(L, E, fnidx, nargs, flavor, parent, 0);
   ta_status_link_task(st, t);
   if (n != NULL) {
     t->nursery = n;
@@ -176,7 +193,6 @@ ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
     n->first_child = t;
     n->nchildren++;
   }
-  E->ntasks++;
   t->state = TA_RUNNABLE;
   ta_runq_push(E, t);
   if (ta_hooked(E)) {
@@ -201,14 +217,18 @@ static int resume_k(lua_State *L, int status, lua_KContext ctx) {
 /* The one choke point for blocking: park t until someone reschedules it.
 ** If cancellation is already pending it is delivered through `abort` at
 ** once (level-triggered), so the wait ends with Cancelled. */
-int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort) {
+int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k) {
   ta_engine *E = t->E;
   t->state = TA_PARKED;
   t->abort = abort;
   t->trap = 1;
   t->kbase = lua_gettop(L);
   if (t->status->cancelled || (E->ki_pending && t == E->main)) ta_deliver_cancel(L, t);
-  return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
+  return lua_yieldk(L, 0, (lua_KContext)t, k);
+}
+
+int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort) {
+  return ta_park_k(L, t, abort, resume_k);
 }
 
 /* A schedule point without a cancellation check: back to the run queue.
@@ -218,6 +238,14 @@ int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret) {
   t->trap = 1;
   t->kbase = lua_gettop(L) - nret;
   ta_runq_push(t->E, t);
+  return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
+}
+
+/* An asyncio task suspends to its loop (which looks at t->wait). */
+int ta_aio_yield(lua_State *L, ta_task *t, int nret) {
+  t->state = TA_PARKED;
+  t->trap = 1;
+  t->kbase = lua_gettop(L) - nret;
   return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
 }
 
@@ -312,6 +340,8 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
       lua_setfield(L, -2, "n");
     }
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else if (t->aio != NULL) {
+    ta_aio_task_exited(L, t, ok, nres);
   } else if (!ok) {
     lua_pop(L, 1);
   }
@@ -324,10 +354,15 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
   lua_setiuservalue(L, -2, TA_UV_THREAD);
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  if (t->weak) {
+    ta_weakunref(L, E, t->ref);
+    E->naio--;
+  } else {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    E->ntasks--;
+  }
   t->abort_ref = t->ref = LUA_NOREF;
   t->co = NULL;
-  E->ntasks--;
 }
 
 /* A yield that did not come through ta_park/ta_schedule_point: the task
@@ -588,7 +623,17 @@ static int t_current_flavor(lua_State *L) {
   return 1;
 }
 
+/* check_flavor(fname, "trio"|"asyncio"): raise as an async function of
+** that flavor would when called here. */
+static int t_check_flavor(lua_State *L) {
+  static const char *const names[] = {"trio", "asyncio", NULL};
+  const char *fname = luaL_checkstring(L, 1);
+  ta_async_check(L, fname, luaL_checkoption(L, 2, NULL, names) == 0 ? TA_TRIO : TA_ASYNCIO);
+  return 0;
+}
+
 static const luaL_Reg task_funcs[] = {
+  {"check_flavor", t_check_flavor},
   {"current_task", t_current_task},
   {"current_root_task", t_current_root_task},
   {"checkpoint", t_checkpoint},

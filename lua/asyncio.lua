@@ -1,9 +1,25 @@
---- asyncio: the asyncio-flavored event loop.  The loop, Futures and Tasks
--- arrive with their own issue; until then this module only carries the
--- error classes so that code can already test for them.
+--- asyncio: the asyncio-flavored event loop for Lua 5.4.
+--
+-- The loop (ready queue, timers, readers/writers), Futures and Tasks are C
+-- (trio_asyncio.core); this file adds the loop's lifecycle (run_until_complete,
+-- run_forever, stop, close, exception handling) and the helpers (sleep,
+-- gather, wait_for, wait, as_completed, shield, timeout).
+--
+-- One driver for both flavors: a loop runs only while a Trio task drives it.
+-- run_until_complete and run_forever start a Trio run whose main task drives
+-- the loop until the future is done or stop() is called; the loop keeps its
+-- tasks, callbacks and timers between runs.  trio_asyncio.open_loop drives a
+-- loop inside the caller's Trio run instead.
+local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
+local trio = require "trio"
+
+local pack, unpack = table.pack, table.unpack
 
 local asyncio = {}
+
+-- ---------------------------------------------------------------------
+-- errors
 asyncio.CancelledError = errors.class("asyncio.CancelledError", errors.Error, "cancelled")
 asyncio.TimeoutError = errors.class("asyncio.TimeoutError", errors.Error, "timed out")
 asyncio.InvalidStateError = errors.class("asyncio.InvalidStateError", errors.Error)
@@ -11,5 +27,458 @@ asyncio.IncompleteReadError = errors.class("asyncio.IncompleteReadError", errors
 asyncio.LimitOverrunError = errors.class("asyncio.LimitOverrunError", errors.Error)
 asyncio.QueueEmpty = errors.class("asyncio.QueueEmpty", errors.Error)
 asyncio.QueueFull = errors.class("asyncio.QueueFull", errors.Error)
+asyncio.RuntimeError = errors.RuntimeError
+core.set_aio_cancelled(asyncio.CancelledError)
+
+local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+local function is_callable(f)
+  local mt = getmetatable(f)
+  return type(f) == "function" or (mt ~= nil and type(mt) == "table" and mt.__call ~= nil)
+end
+
+-- ---------------------------------------------------------------------
+-- the loop
+local Loop = core.metatable("trio_asyncio.Loop").__index
+
+local function attrs(loop) return core.loop_attrs(loop) end
+
+function Loop:create_future()
+  if self:is_closed() then error(errors.RuntimeError("create_future: Event loop is closed"), 2) end
+  return core.future_new(self)
+end
+
+Loop.create_task = core.create_task
+
+function Loop:is_running()
+  return attrs(self).running == true
+end
+
+function Loop:get_debug() return attrs(self).debug == true end
+function Loop:set_debug(enabled) attrs(self).debug = not not enabled end
+
+function Loop:set_exception_handler(handler)
+  if handler ~= nil and not is_callable(handler) then
+    argerror(1, "set_exception_handler", "function or nil expected")
+  end
+  attrs(self).exception_handler = handler
+end
+
+function Loop:get_exception_handler() return attrs(self).exception_handler end
+
+local function describe(value)
+  if errors.is_error(value) then return tostring(value) end
+  return tostring(value)
+end
+
+--- The default handler writes the context to stderr (asyncio logs it).
+-- A loop may install a `default_handler_hook` attribute (the bridge does,
+-- to make open_loop raise what reaches it).
+function Loop:default_exception_handler(context)
+  local hook = attrs(self).default_handler_hook
+  if hook then return hook(self, context) end
+  local parts = { context.message or "Unhandled exception in event loop" }
+  for _, key in ipairs { "handle", "future", "task" } do
+    if context[key] ~= nil then parts[#parts + 1] = key .. ": " .. tostring(context[key]) end
+  end
+  if context.exception ~= nil then parts[#parts + 1] = describe(context.exception) end
+  io.stderr:write("asyncio: ", table.concat(parts, "\n  "), "\n")
+end
+
+function Loop:call_exception_handler(context)
+  if type(context) ~= "table" then argerror(1, "call_exception_handler", "table expected") end
+  local handler = attrs(self).exception_handler
+  if handler == nil then return self:default_exception_handler(context) end
+  local ok, err = pcall(handler, self, context)
+  if not ok then
+    self:default_exception_handler {
+      message = "Unhandled error in exception handler", exception = err, context = context,
+    }
+  end
+end
+
+local function check_sync(loop, fname)
+  if loop:is_closed() then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
+  if attrs(loop).bridged then error(errors.RuntimeError(fname .. ": This is not a sync loop"), 3) end
+  if loop:is_running() then error(errors.RuntimeError(fname .. ": This event loop is already running"), 3) end
+  if core.is_running() then
+    error(errors.RuntimeError(fname .. ": cannot run a loop inside a running trio run "
+      .. "(use trio_asyncio.open_loop)"), 3)
+  end
+end
+
+--- Runs a Trio run whose main task drives the loop until `until_done()`
+-- is true or stop() is called; attrs.wake is an Event set whenever that may
+-- have changed.
+local function drive(loop, until_done)
+  local a = attrs(loop)
+  a.running, a.wake, a.stopping = true, trio.Event(), false
+  local status, err = core.run(function()
+    trio.open_nursery(function(n)
+      n:start_soon(core.loop_drive, loop)
+      while not until_done() and not a.stopping do
+        a.wake:wait()
+        a.wake = trio.Event()
+      end
+      core.loop_stop_driver(loop)
+    end)
+  end, nil, nil, "trio")
+  a.running, a.wake, a.stopping = false, nil, false
+  if status ~= "ok" then error(err, 0) end
+end
+
+function Loop:run_until_complete(x)
+  check_sync(self, "run_until_complete")
+  local fut = asyncio.ensure_future(x, self)
+  local a = attrs(self)
+  local function wakeup() if a.wake then a.wake:set() end end
+  fut:add_done_callback(wakeup)
+  local ok, err = pcall(drive, self, function() return fut:done() end)
+  fut:remove_done_callback(wakeup)
+  if not ok then error(err, 0) end
+  if not fut:done() then
+    error(errors.RuntimeError("run_until_complete: Event loop stopped before Future completed."), 2)
+  end
+  return fut:result()
+end
+
+function Loop:run_forever()
+  check_sync(self, "run_forever")
+  drive(self, function() return false end)
+end
+
+--- stop(): the running loop returns after the current batch of callbacks.
+function Loop:stop()
+  local a = attrs(self)
+  a.stopping = true
+  if a.wake then a.wake:set() end
+end
+
+function Loop:close()
+  if self:is_running() then
+    error(errors.RuntimeError("close: Cannot close a running event loop; stop it first"), 2)
+  end
+  core.loop_close(self)
+end
+
+-- ---------------------------------------------------------------------
+-- the current loop
+local current_loop_var = trio.ContextVar("trio_asyncio.current_loop", nil)
+asyncio._current_loop_var = current_loop_var
+local event_loop -- the loop set with set_event_loop
+
+function asyncio.get_running_loop()
+  local loop = core.running_loop()
+  if loop then return loop end
+  loop = current_loop_var:get()
+  if loop then return loop end
+  error(errors.RuntimeError("get_running_loop: no running event loop"), 2)
+end
+
+function asyncio.new_event_loop()
+  return core.loop_new()
+end
+
+function asyncio.get_event_loop()
+  local loop = core.running_loop() or current_loop_var:get()
+  if loop then return loop end
+  if event_loop == nil or event_loop:is_closed() then event_loop = asyncio.new_event_loop() end
+  return event_loop
+end
+
+function asyncio.set_event_loop(loop)
+  if loop ~= nil and getmetatable(loop) ~= core.metatable("trio_asyncio.Loop") then
+    argerror(1, "set_event_loop", "event loop or nil expected")
+  end
+  event_loop = loop
+end
+
+-- ---------------------------------------------------------------------
+-- tasks and futures
+asyncio.Future = function(loop) return (loop or asyncio.get_running_loop()):create_future() end
+asyncio.isfuture = core.is_future
+
+function asyncio.current_task()
+  local t = core.current_aio_task()
+  if t then return t end
+  if core.in_loop_callback() then return nil end
+  core.check_flavor("asyncio.current_task", "asyncio")
+  return nil
+end
+
+function asyncio.all_tasks(loop)
+  loop = loop or asyncio.get_running_loop()
+  local list = {}
+  for t in pairs(core.loop_tasks(loop)) do
+    if not t:done() then list[#list + 1] = t end
+  end
+  return list
+end
+
+function asyncio.create_task(fn, ...)
+  if not is_callable(fn) then argerror(1, "create_task", "function expected") end
+  return core.create_task(asyncio.get_running_loop(), fn, ...)
+end
+
+--- ensure_future(x [, loop]): a Future or Task as is; a function becomes a Task.
+function asyncio.ensure_future(x, loop)
+  if core.is_future(x) then return x end
+  if is_callable(x) then return core.create_task(loop or asyncio.get_running_loop(), x) end
+  argerror(1, "ensure_future", "Future, Task or function expected, got " .. type(x))
+end
+
+--- asyncio.await(x): wait for a future or task (x:await() does the same).
+function asyncio.await(x)
+  if not core.is_future(x) then argerror(1, "await", "Future or Task expected, got " .. type(x)) end
+  return x:await()
+end
+
+local function set_result_unless_done(fut, value)
+  if not fut:done() then fut:set_result(value) end
+end
+
+--- asyncio.sleep(delay [, result])
+function asyncio.sleep(delay, result)
+  if type(delay) ~= "number" or delay ~= delay then argerror(1, "sleep", "number expected") end
+  if delay <= 0 then
+    core.aio_yield()
+    return result
+  end
+  core.check_flavor("asyncio.sleep", "asyncio")
+  local loop = asyncio.get_running_loop()
+  local fut = loop:create_future()
+  local h = loop:call_later(delay, set_result_unless_done, fut, result)
+  local ok, err = pcall(fut.await, fut)
+  if not ok then
+    h:cancel()
+    error(err, 0)
+  end
+  return result
+end
+
+local function split_options(fname, ...)
+  local n = select("#", ...)
+  local last = n > 0 and select(n, ...) or nil
+  if type(last) == "table" and getmetatable(last) == nil then return n - 1, last end
+  return n, {}
+end
+
+--- asyncio.gather(aw1, aw2, ... [, {return_exceptions=true}]) -> list of
+-- results in argument order.  Cancelling the gather cancels the children.
+function asyncio.gather(...)
+  core.check_flavor("asyncio.gather", "asyncio")
+  local n, opts = split_options("gather", ...)
+  local loop = asyncio.get_running_loop()
+  local children, results = {}, { n = n }
+  for i = 1, n do children[i] = asyncio.ensure_future((select(i, ...)), loop) end
+  if n == 0 then return results end
+  local outer = loop:create_future()
+  local remaining = n
+  for i, child in ipairs(children) do
+    child:add_done_callback(function(fut)
+      if outer:done() then
+        if not fut:cancelled() then fut:exception() end -- retrieved: no warning
+        return
+      end
+      if fut:cancelled() then
+        local err = CancelledError("a gathered task was cancelled")
+        if not opts.return_exceptions then return outer:set_exception(err) end
+        results[i] = err
+      else
+        local exc = fut:exception()
+        if exc ~= nil then
+          if not opts.return_exceptions then return outer:set_exception(exc) end
+          results[i] = exc
+        else
+          results[i] = fut:result()
+        end
+      end
+      remaining = remaining - 1
+      if remaining == 0 then outer:set_result(results) end
+    end)
+  end
+  outer:add_done_callback(function(f)
+    if f:cancelled() then
+      for _, child in ipairs(children) do child:cancel() end
+    end
+  end)
+  return outer:await()
+end
+
+--- asyncio.wait_for(aw, timeout): the results of aw, or TimeoutError after
+-- cancelling it.  timeout nil waits forever.
+function asyncio.wait_for(aw, timeout)
+  core.check_flavor("asyncio.wait_for", "asyncio")
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    argerror(2, "wait_for", "number or nil expected")
+  end
+  local loop = asyncio.get_running_loop()
+  local fut = asyncio.ensure_future(aw, loop)
+  if timeout == nil then return fut:await() end
+  if timeout <= 0 and fut:done() then return fut:result() end
+  local expired = false
+  local h = loop:call_later(math.max(timeout, 0), function()
+    expired = true
+    fut:cancel()
+  end)
+  local r = pack(pcall(fut.await, fut))
+  h:cancel()
+  if r[1] then return unpack(r, 2, r.n) end
+  if expired and CancelledError:is(r[2]) then
+    error(TimeoutError { message = "wait_for: timed out", cause = r[2] }, 0)
+  end
+  error(r[2], 0)
+end
+
+asyncio.FIRST_COMPLETED = "FIRST_COMPLETED"
+asyncio.FIRST_EXCEPTION = "FIRST_EXCEPTION"
+asyncio.ALL_COMPLETED = "ALL_COMPLETED"
+
+--- asyncio.wait(aws, {timeout=, return_when=}) -> done, pending (lists)
+function asyncio.wait(aws, opts)
+  core.check_flavor("asyncio.wait", "asyncio")
+  if type(aws) ~= "table" or #aws == 0 then argerror(1, "wait", "non-empty list of futures expected") end
+  opts = opts or {}
+  local when = opts.return_when or asyncio.ALL_COMPLETED
+  if when ~= "FIRST_COMPLETED" and when ~= "FIRST_EXCEPTION" and when ~= "ALL_COMPLETED" then
+    argerror(2, "wait", "invalid return_when " .. tostring(when))
+  end
+  local loop = asyncio.get_running_loop()
+  local futs = {}
+  for i, aw in ipairs(aws) do futs[i] = asyncio.ensure_future(aw, loop) end
+  local waiter = loop:create_future()
+  local pending = 0
+  local function check(f)
+    pending = pending - 1
+    if waiter:done() then return end
+    if pending == 0 or when == "FIRST_COMPLETED"
+        or (when == "FIRST_EXCEPTION" and not f:cancelled() and f:exception() ~= nil) then
+      waiter:set_result(true)
+    end
+  end
+  for _, f in ipairs(futs) do
+    if not f:done() then
+      pending = pending + 1
+      f:add_done_callback(check)
+    end
+  end
+  local ready_now = pending < #futs and (when == "FIRST_COMPLETED")
+  if pending > 0 and not ready_now then
+    local h
+    if opts.timeout then h = loop:call_later(opts.timeout, set_result_unless_done, waiter, false) end
+    local ok, err = pcall(waiter.await, waiter)
+    if h then h:cancel() end
+    for _, f in ipairs(futs) do f:remove_done_callback(check) end
+    if not ok then error(err, 0) end
+  end
+  local done, still = {}, {}
+  for _, f in ipairs(futs) do
+    if f:done() then done[#done + 1] = f else still[#still + 1] = f end
+  end
+  return done, still
+end
+
+--- for fut in asyncio.as_completed(aws) do ... fut:result() ... end
+-- yields the futures in the order they complete.
+function asyncio.as_completed(aws)
+  if type(aws) ~= "table" then argerror(1, "as_completed", "list of futures expected") end
+  local loop = asyncio.get_running_loop()
+  local order, waiter, taken, total = {}, nil, 0, #aws
+  for _, aw in ipairs(aws) do
+    asyncio.ensure_future(aw, loop):add_done_callback(function(f)
+      order[#order + 1] = f
+      if waiter and not waiter:done() then waiter:set_result(true) end
+    end)
+  end
+  return function()
+    if taken == total then return nil end
+    while #order <= taken do
+      waiter = loop:create_future()
+      waiter:await()
+    end
+    taken = taken + 1
+    return order[taken]
+  end
+end
+
+--- asyncio.shield(aw): wait for aw; cancelling the caller does not cancel aw.
+function asyncio.shield(aw)
+  core.check_flavor("asyncio.shield", "asyncio")
+  local loop = asyncio.get_running_loop()
+  local inner = asyncio.ensure_future(aw, loop)
+  if inner:done() then return inner:result() end
+  local outer = loop:create_future()
+  inner:add_done_callback(function(f)
+    if outer:cancelled() then
+      if not f:cancelled() then f:exception() end
+      return
+    end
+    if f:cancelled() then outer:cancel()
+    elseif f:exception() ~= nil then outer:set_exception(f:exception())
+    else outer:set_result(f) end
+  end)
+  local done = outer:await()
+  return done:result()
+end
+
+--- asyncio.timeout(delay, fn, ...): fn(...) with a deadline; raises
+-- TimeoutError when it expires (delay nil: no deadline).
+function asyncio.timeout(delay, fn, ...)
+  local task = asyncio.current_task()
+  if task == nil then error(errors.RuntimeError("asyncio.timeout: must be used inside a Task"), 2) end
+  if delay ~= nil and (type(delay) ~= "number" or delay ~= delay) then
+    argerror(1, "timeout", "number or nil expected")
+  end
+  if not is_callable(fn) then argerror(2, "timeout", "function expected") end
+  local loop = asyncio.get_running_loop()
+  local expired, h = false, nil
+  local before = task:cancelling()
+  if delay ~= nil then
+    h = loop:call_later(math.max(delay, 0), function()
+      expired = true
+      task:cancel()
+    end)
+  end
+  local r = pack(pcall(fn, ...))
+  if h then h:cancel() end
+  if expired and task:uncancel() <= before and not r[1] and CancelledError:is(r[2]) then
+    error(TimeoutError { message = "asyncio.timeout: the deadline expired", cause = r[2] }, 0)
+  end
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
+-- ---------------------------------------------------------------------
+-- running
+
+--- asyncio.run(fn, ...): a new loop runs fn(...) as its main Task; leftover
+-- tasks are cancelled and awaited, then the loop is closed.
+function asyncio.run(fn, ...)
+  if not is_callable(fn) then argerror(1, "run", "function expected") end
+  if core.running_loop() or core.is_running() then
+    error(errors.RuntimeError("asyncio.run() cannot be called from a running event loop"), 2)
+  end
+  local loop = asyncio.new_event_loop()
+  local main = core.create_task(loop, fn, ...)
+  local r = pack(pcall(loop.run_until_complete, loop, main))
+  local leftovers = {}
+  for t in pairs(core.loop_tasks(loop)) do
+    if not t:done() then
+      t:cancel()
+      leftovers[#leftovers + 1] = t
+    end
+  end
+  if #leftovers > 0 then
+    leftovers[#leftovers + 1] = { return_exceptions = true }
+    pcall(loop.run_until_complete, loop, function() return asyncio.gather(unpack(leftovers)) end)
+  end
+  loop:close()
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
 
 return asyncio

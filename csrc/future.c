@@ -1,0 +1,689 @@
+/*
+** future.c — asyncio Futures and Tasks.
+**
+** A Future holds its outcome in user values and a list of done callbacks;
+** completing it schedules every callback with call_soon (never inline).  A
+** Task is a Future whose engine task (flavor asyncio) runs a Lua function:
+** it is stepped by handles on its loop (task_step_cb for the first step and
+** after a bare yield, task_wakeup when an awaited future completes), and its
+** results or error become the Future's outcome.  Future:await is the only
+** way asyncio code suspends; a Trio task can wait on a future too
+** (future_wait), its callback entry being the Trio task itself.
+**
+** Tasks are anchored only by what refers to them (callbacks, handles, user
+** variables), as in asyncio: a Task collected while pending is reported.
+*/
+#include <string.h>
+
+#include "ta.h"
+
+#define FUTURE_MT "trio_asyncio.Future"
+#define ATASK_MT "trio_asyncio.AioTask"
+
+enum { FUV_LOOP = 1, FUV_RESULT, FUV_EXC, FUV_CALLBACKS, FUV_MSG, FUT_NUV = FUV_MSG };
+enum { FUV_NAME = FUT_NUV + 1, FUV_TASK, TASK_NUV = FUV_TASK };
+
+static ta_future *testfuture(lua_State *L, int idx) {
+  void *p = luaL_testudata(L, idx, FUTURE_MT);
+  return p ? (ta_future *)p : (ta_future *)luaL_testudata(L, idx, ATASK_MT);
+}
+
+static ta_future *checkfuture(lua_State *L, int idx) {
+  ta_future *f = testfuture(L, idx);
+  if (f == NULL) luaL_typeerror(L, idx, "asyncio Future");
+  return f;
+}
+
+static ta_future *checktaskfut(lua_State *L, int idx) {
+  return (ta_future *)luaL_checkudata(L, idx, ATASK_MT);
+}
+
+/* A new pending future of the loop at loopidx; pushed. */
+static ta_future *new_future(lua_State *L, int loopidx, int is_task) {
+  ta_future *f;
+  loopidx = lua_absindex(L, loopidx);
+  f = (ta_future *)lua_newuserdatauv(L, sizeof *f, is_task ? TASK_NUV : FUT_NUV);
+  memset(f, 0, sizeof *f);
+  f->loop = (ta_loop *)luaL_checkudata(L, loopidx, "trio_asyncio.Loop");
+  f->is_task = (unsigned char)is_task;
+  f->ref = LUA_NOREF;
+  f->retrieved = 1;
+  luaL_setmetatable(L, is_task ? ATASK_MT : FUTURE_MT);
+  lua_pushvalue(L, loopidx);
+  lua_setiuservalue(L, -2, FUV_LOOP);
+  return f;
+}
+
+static void push_cancelled_error(lua_State *L, ta_future *f, int fidx) {
+  lua_getiuservalue(L, fidx, FUV_MSG);
+  ta_push_error(L, f->loop->E, "CancelledError", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+  lua_remove(L, -2);
+}
+
+/* Pushes the results of a done future, or raises its error. */
+static int push_outcome(lua_State *L, ta_future *f, int fidx) {
+  if (f->state == TA_FUT_CANCELLED) {
+    push_cancelled_error(L, f, fidx);
+    return lua_error(L);
+  }
+  if (f->state == TA_FUT_PENDING)
+    return ta_error(L, "InvalidStateError", "Result is not ready.");
+  f->retrieved = 1;
+  if (lua_getiuservalue(L, fidx, FUV_EXC) != LUA_TNIL) return lua_error(L);
+  lua_pop(L, 1);
+  lua_getiuservalue(L, fidx, FUV_RESULT);
+  if (f->nresults == 1) return 1;
+  {
+    int t = lua_gettop(L);
+    luaL_checkstack(L, f->nresults, "too many results");
+    for (int i = 1; i <= f->nresults; i++) lua_rawgeti(L, t, i);
+    return f->nresults;
+  }
+}
+
+static int trio_wakeup(lua_State *L);
+static int task_wakeup(lua_State *L);
+static int task_step_cb(lua_State *L);
+
+void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx) {
+  int cbs, n = f->ncallbacks;
+  fidx = lua_absindex(L, fidx);
+  if (n == 0) return;
+  lua_getiuservalue(L, fidx, FUV_CALLBACKS);
+  cbs = lua_gettop(L);
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, FUV_CALLBACKS);
+  f->ncallbacks = 0;
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, cbs, i);
+    lua_pushvalue(L, fidx);
+    if (luaL_testudata(L, -2, ATASK_MT)) ta_loop_push_handle(L, f->loop, task_wakeup, 2);
+    else if (luaL_testudata(L, -2, TA_TASK_MT)) ta_loop_push_handle(L, f->loop, trio_wakeup, 2);
+    else ta_loop_push_handle(L, f->loop, NULL, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx) {
+  fidx = lua_absindex(L, fidx);
+  cbidx = lua_absindex(L, cbidx);
+  if (lua_getiuservalue(L, fidx, FUV_CALLBACKS) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, fidx, FUV_CALLBACKS);
+  }
+  lua_pushvalue(L, cbidx);
+  lua_rawseti(L, -2, ++f->ncallbacks);
+  lua_pop(L, 1);
+}
+
+static void finish(lua_State *L, ta_future *f, int fidx, int state) {
+  f->state = (unsigned char)state;
+  ta_future_schedule_callbacks(L, f, fidx);
+}
+
+/* ---- Future methods ---- */
+
+static int check_pending(lua_State *L, ta_future *f, const char *fname) {
+  if (f->state != TA_FUT_PENDING)
+    return ta_error(L, "InvalidStateError", "%s: invalid state: the future is already done", fname);
+  return 0;
+}
+
+static int f_set_result(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  if (f->is_task) return ta_error(L, "RuntimeError", "Task does not support set_result()");
+  check_pending(L, f, "Future:set_result");
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, FUV_RESULT);
+  f->nresults = 1;
+  finish(L, f, 1, TA_FUT_FINISHED);
+  return 0;
+}
+
+static int f_set_exception(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  if (f->is_task) return ta_error(L, "RuntimeError", "Task does not support set_exception()");
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "exception expected");
+  check_pending(L, f, "Future:set_exception");
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, FUV_EXC);
+  f->retrieved = 0;
+  finish(L, f, 1, TA_FUT_FINISHED);
+  return 0;
+}
+
+static int task_cancel(lua_State *L, int tidx, int msgidx);
+
+/* Cancels the future at fidx (a Task is asked to cancel); true if it will. */
+static int future_cancel(lua_State *L, int fidx, int msgidx) {
+  ta_future *f = checkfuture(L, fidx);
+  if (f->is_task) return task_cancel(L, fidx, msgidx);
+  if (f->state != TA_FUT_PENDING) return 0;
+  if (msgidx) {
+    lua_pushvalue(L, msgidx);
+    lua_setiuservalue(L, fidx, FUV_MSG);
+  }
+  finish(L, f, fidx, TA_FUT_CANCELLED);
+  return 1;
+}
+
+static int f_cancel(lua_State *L) {
+  checkfuture(L, 1);
+  lua_pushboolean(L, future_cancel(L, 1, lua_isnoneornil(L, 2) ? 0 : 2));
+  return 1;
+}
+
+static int f_done(lua_State *L) {
+  lua_pushboolean(L, checkfuture(L, 1)->state != TA_FUT_PENDING);
+  return 1;
+}
+
+static int f_cancelled(lua_State *L) {
+  lua_pushboolean(L, checkfuture(L, 1)->state == TA_FUT_CANCELLED);
+  return 1;
+}
+
+static int f_result(lua_State *L) {
+  return push_outcome(L, checkfuture(L, 1), 1);
+}
+
+static int f_exception(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  if (f->state == TA_FUT_CANCELLED) {
+    push_cancelled_error(L, f, 1);
+    return lua_error(L);
+  }
+  if (f->state == TA_FUT_PENDING) return ta_error(L, "InvalidStateError", "Exception is not set.");
+  f->retrieved = 1;
+  lua_getiuservalue(L, 1, FUV_EXC);
+  return 1;
+}
+
+static int f_add_done_callback(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  if (!lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call"))
+    return luaL_typeerror(L, 2, "function");
+  lua_settop(L, 2);
+  if (f->state != TA_FUT_PENDING) {
+    lua_pushvalue(L, 1);
+    ta_loop_push_handle(L, f->loop, NULL, 1);
+  } else {
+    add_callback(L, f, 1, 2);
+  }
+  return 0;
+}
+
+static int f_remove_done_callback(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  int removed = 0, j = 0;
+  luaL_checkany(L, 2);
+  if (f->ncallbacks > 0) {
+    lua_getiuservalue(L, 1, FUV_CALLBACKS);
+    for (int i = 1; i <= f->ncallbacks; i++) {
+      lua_rawgeti(L, 3, i);
+      if (lua_rawequal(L, -1, 2)) {
+        removed++;
+        lua_pop(L, 1);
+      } else {
+        lua_rawseti(L, 3, ++j);
+      }
+    }
+    for (int i = j + 1; i <= f->ncallbacks; i++) {
+      lua_pushnil(L);
+      lua_rawseti(L, 3, i);
+    }
+    f->ncallbacks = j;
+  }
+  lua_pushinteger(L, removed);
+  return 1;
+}
+
+static int f_get_loop(lua_State *L) {
+  checkfuture(L, 1);
+  lua_getiuservalue(L, 1, FUV_LOOP);
+  return 1;
+}
+
+/* fut:await() — asyncio-flavored: suspend the running Task until fut is
+** done, then return its results or raise its error. */
+static int f_await(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
+  if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
+  if (t->aio == NULL)
+    return luaL_error(L, "Future:await: this task is not an asyncio Task");
+  if (f->loop != t->aio->loop)
+    return luaL_error(L, "Future:await: the future is attached to a different loop");
+  if (f == t->aio) return luaL_error(L, "Future:await: a Task cannot await itself");
+  lua_settop(L, 1);
+  t->wait = f;
+  return ta_aio_yield(L, t, 0);
+}
+
+/* aio_yield(): a bare yield to the loop (asyncio.sleep(0)). */
+static int l_aio_yield(lua_State *L) {
+  ta_task *t = ta_async_check(L, "asyncio.sleep", TA_ASYNCIO);
+  if (t->aio == NULL) return luaL_error(L, "asyncio.sleep: this task is not an asyncio Task");
+  t->wait = NULL;
+  return ta_aio_yield(L, t, 0);
+}
+
+static int f_tostring(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  static const char *const states[] = {"pending", "cancelled", "finished"};
+  if (f->is_task) {
+    lua_getiuservalue(L, 1, FUV_NAME);
+    lua_pushfstring(L, "Task '%s' (%s, %p)",
+                    lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", states[f->state], (void *)f);
+  } else {
+    lua_pushfstring(L, "Future (%s, %p)", states[f->state], (void *)f);
+  }
+  return 1;
+}
+
+static void report(lua_State *L, ta_future *f, int fidx, const char *msg, int with_exc) {
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "message");
+  if (with_exc) {
+    lua_getiuservalue(L, fidx, FUV_EXC);
+    lua_setfield(L, -2, "exception");
+  }
+  lua_pushvalue(L, fidx);
+  lua_setfield(L, -2, f->is_task ? "task" : "future");
+  ta_loop_exception(L, f->loop, -1);
+  lua_pop(L, 1);
+}
+
+static int f_gc(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  if (f->state == TA_FUT_FINISHED && !f->retrieved) {
+    f->retrieved = 1;
+    report(L, f, 1, f->is_task ? "Task exception was never retrieved"
+                               : "Future exception was never retrieved", 1);
+  }
+  if (f->is_task && f->task != NULL && f->task->state != TA_DONE) {
+    ta_task *t = f->task;
+    report(L, f, 1, "Task was destroyed but it is pending!", 0);
+    t->state = TA_DONE;
+    t->co = NULL;
+    t->aio = NULL;
+    ta_weakunref(L, t->E, t->ref);
+    t->ref = LUA_NOREF;
+    t->E->naio--;
+    f->loop->ntasks--;
+  }
+  if (f->ref != LUA_NOREF) ta_weakunref(L, f->loop->E, f->ref);
+  f->ref = LUA_NOREF;
+  return 0;
+}
+
+/* ---- Tasks ---- */
+
+/* Runs one step of the Task at tidx; resume values (or an error) for its
+** coroutine are already on its thread. */
+static void task_step(lua_State *L, int tidx) {
+  ta_future *f = checktaskfut(L, tidx), *prev;
+  ta_task *t = f->task;
+  ta_loop *lp = f->loop;
+  if (f->state != TA_FUT_PENDING || t->co == NULL) return;
+  if (f->must_cancel) {
+    f->must_cancel = 0;
+    lua_pop(t->co, t->nargs);
+    push_cancelled_error(L, f, tidx);
+    lua_xmove(L, t->co, 1);
+    t->nargs = 1;
+    t->resume_error = 1;
+  }
+  prev = lp->current;
+  lp->current = f;
+  ta_step_task(L, t);
+  lp->current = prev;
+  if (t->state == TA_DONE) return;
+  if (t->wait != NULL) {
+    ta_future *w = (ta_future *)t->wait;
+    lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
+    lua_xmove(t->co, L, 1);
+    if (w->state != TA_FUT_PENDING) {
+      lua_pushvalue(L, tidx);
+      lua_insert(L, -2);
+      ta_loop_push_handle(L, lp, task_wakeup, 2);
+      return;
+    }
+    add_callback(L, w, -1, tidx);
+    if (f->must_cancel) {
+      lua_getiuservalue(L, tidx, FUV_MSG);
+      if (future_cancel(L, -2, lua_isnil(L, -1) ? 0 : lua_gettop(L))) f->must_cancel = 0;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  } else {
+    lua_pushvalue(L, tidx);
+    ta_loop_push_handle(L, lp, task_step_cb, 1);
+  }
+}
+
+static int task_step_cb(lua_State *L) {
+  checktaskfut(L, 1)->task->wait = NULL;
+  task_step(L, 1);
+  return 0;
+}
+
+/* task_wakeup(task, awaited): hand the awaited outcome to the task. */
+static int task_wakeup(lua_State *L) {
+  ta_future *f = checktaskfut(L, 1), *w = checkfuture(L, 2);
+  ta_task *t = f->task;
+  if (f->state != TA_FUT_PENDING || t->co == NULL) return 0;
+  t->wait = NULL;
+  if (w->state == TA_FUT_CANCELLED) {
+    push_cancelled_error(L, w, 2);
+    lua_xmove(L, t->co, 1);
+    t->nargs = 1;
+    t->resume_error = 1;
+  } else if (lua_getiuservalue(L, 2, FUV_EXC) != LUA_TNIL) {
+    w->retrieved = 1;
+    lua_xmove(L, t->co, 1);
+    t->nargs = 1;
+    t->resume_error = 1;
+  } else {
+    int n;
+    lua_pop(L, 1);
+    n = push_outcome(L, w, 2);
+    lua_checkstack(t->co, n);
+    lua_xmove(L, t->co, n);
+    t->nargs = n;
+  }
+  task_step(L, 1);
+  return 0;
+}
+
+static int is_instance(lua_State *L, int idx, int clsref) {
+  if (clsref == LUA_NOREF || !lua_getmetatable(L, idx)) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, clsref);
+  for (;;) {
+    if (lua_rawequal(L, -1, -2)) {
+      lua_pop(L, 2);
+      return 1;
+    }
+    lua_pushliteral(L, "__parent");
+    if (lua_rawget(L, -3) != LUA_TTABLE) {
+      lua_pop(L, 3);
+      return 0;
+    }
+    lua_replace(L, -3);
+  }
+}
+
+/* The engine task of an asyncio Task ended: its results (on t->co) or its
+** error (on top of L, popped here) become the Task's outcome. */
+void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
+  ta_future *f = t->aio;
+  ta_engine *E = t->E;
+  int fidx;
+  ta_push_weak(L, E, f->ref);
+  fidx = lua_gettop(L);
+  f->loop->ntasks--;
+  if (ok) {
+    if (nres == 1) {
+      lua_xmove(t->co, L, 1);
+    } else {
+      lua_createtable(L, nres, 0);
+      lua_xmove(t->co, L, nres);
+      for (int i = nres; i >= 1; i--) lua_rawseti(L, -1 - i, i);
+    }
+    lua_setiuservalue(L, fidx, FUV_RESULT);
+    f->nresults = nres;
+    finish(L, f, fidx, TA_FUT_FINISHED);
+  } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
+    lua_getfield(L, fidx - 1, "message");
+    lua_setiuservalue(L, fidx, FUV_MSG);
+    finish(L, f, fidx, TA_FUT_CANCELLED);
+  } else {
+    lua_pushvalue(L, fidx - 1);
+    lua_setiuservalue(L, fidx, FUV_EXC);
+    f->retrieved = 0;
+    finish(L, f, fidx, TA_FUT_FINISHED);
+  }
+  lua_settop(L, fidx - (ok ? 1 : 2));
+}
+
+/* Task:cancel(msg): cancel what it awaits, or throw CancelledError into it
+** at its next step. */
+static int task_cancel(lua_State *L, int tidx, int msgidx) {
+  ta_future *f = checktaskfut(L, tidx);
+  ta_task *t = f->task;
+  if (f->state != TA_FUT_PENDING) return 0;
+  f->cancel_requests++;
+  if (msgidx) {
+    lua_pushvalue(L, msgidx);
+    lua_setiuservalue(L, tidx, FUV_MSG);
+  }
+  if (t->wait != NULL && t->co != NULL) {
+    int done;
+    lua_pushvalue(t->co, 1);
+    lua_xmove(t->co, L, 1);
+    done = future_cancel(L, lua_gettop(L), msgidx);
+    lua_pop(L, 1);
+    if (done) return 1;
+  }
+  f->must_cancel = 1;
+  return 1;
+}
+
+/* create_task(loop, fn, ...) -> Task */
+static int l_create_task(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_loop *lp = (ta_loop *)luaL_checkudata(L, 1, "trio_asyncio.Loop");
+  int nargs = lua_gettop(L) - 2, fidx;
+  ta_future *f;
+  ta_task *t, *parent = E->current;
+  if (!lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call")) return luaL_typeerror(L, 2, "function");
+  lua_settop(L, nargs + 2);
+  if (lp->closed) return ta_error(L, "RuntimeError", "create_task: Event loop is closed");
+  f = new_future(L, 1, 1);
+  fidx = lua_gettop(L);
+  t = ta_task_new(L, E, 2, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL, 1);
+  t->aio = f;
+  f->task = t;
+  lua_setiuservalue(L, fidx, FUV_TASK);
+  lua_pushvalue(L, fidx);
+  f->ref = ta_weakref(L, E);
+  lp->ntasks++;
+  ta_loop_track_task(L, 1, fidx);
+  lua_pushvalue(L, fidx);
+  ta_loop_push_handle(L, lp, task_step_cb, 1);
+  lua_settop(L, fidx);
+  return 1;
+}
+
+static int t_get_name(lua_State *L) {
+  ta_future *f = checktaskfut(L, 1);
+  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL)
+    lua_pushfstring(L, "Task-%d", (int)f->task->id);
+  return 1;
+}
+
+static int t_set_name(lua_State *L) {
+  checktaskfut(L, 1);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  luaL_tolstring(L, 2, NULL);
+  lua_setiuservalue(L, 1, FUV_NAME);
+  return 0;
+}
+
+static int t_cancel(lua_State *L) {
+  checktaskfut(L, 1);
+  lua_pushboolean(L, task_cancel(L, 1, lua_isnoneornil(L, 2) ? 0 : 2));
+  return 1;
+}
+
+static int t_cancelling(lua_State *L) {
+  lua_pushinteger(L, checktaskfut(L, 1)->cancel_requests);
+  return 1;
+}
+
+static int t_uncancel(lua_State *L) {
+  ta_future *f = checktaskfut(L, 1);
+  if (f->cancel_requests > 0) f->cancel_requests--;
+  lua_pushinteger(L, f->cancel_requests);
+  return 1;
+}
+
+/* The engine task object (name, flavor) behind an asyncio Task. */
+static int t_engine_task(lua_State *L) {
+  checktaskfut(L, 1);
+  lua_getiuservalue(L, 1, FUV_TASK);
+  return 1;
+}
+
+/* current_aio_task() -> the running asyncio Task, nil if none */
+static int l_current_aio_task(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = E->current;
+  if (t == NULL || t->co != L || t->aio == NULL) return 0;
+  ta_push_weak(L, E, t->aio->ref);
+  return 1;
+}
+
+/* ---- Trio tasks waiting on futures ---- */
+
+static int trio_wakeup(lua_State *L) {
+  ta_task *t = ta_checktask(L, 1);
+  ta_future *f = checkfuture(L, 2);
+  if (t->state == TA_PARKED && t->wait == f) ta_reschedule(t, 0, 0);
+  return 0;
+}
+
+/* Trio cancellation of the waiter cancels the future (a Task gets its
+** CancelledError and may clean up) and goes on waiting for it. */
+static int trio_wait_abort(lua_State *L, ta_task *t) {
+  t->wait_aux = t;
+  lua_pushvalue(t->co, 1);
+  lua_xmove(t->co, L, 1);
+  future_cancel(L, lua_gettop(L), 0);
+  lua_pop(L, 1);
+  return TA_ABORT_FAILED;
+}
+
+static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  ta_future *f = checkfuture(L, 1);
+  int trio_cancelled = t->wait_aux != NULL;
+  (void)status;
+  t->wait_aux = NULL;
+  if (t->resume_error) {
+    t->resume_error = 0;
+    return lua_error(L);
+  }
+  if (trio_cancelled && f->state == TA_FUT_CANCELLED) ta_raise_cancelled(L);
+  return push_outcome(L, f, 1);
+}
+
+/* future_wait(fut): Trio-flavored wait for an asyncio future. */
+static int l_future_wait(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  ta_task *t = ta_async_check(L, "trio_asyncio.run_aio_future", TA_TRIO);
+  lua_settop(L, 1);
+  if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
+  ta_push_task(L, t);
+  add_callback(L, f, 1, 2);
+  lua_settop(L, 1);
+  t->wait = f;
+  t->wait_aux = NULL;
+  return ta_park_k(L, t, trio_wait_abort, trio_wait_k);
+}
+
+static int l_future_new(lua_State *L) {
+  new_future(L, 1, 0);
+  return 1;
+}
+
+static int l_set_aio_cancelled(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, E->aio_cancelled_ref);
+  E->aio_cancelled_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int l_is_future(lua_State *L) {
+  lua_pushboolean(L, testfuture(L, 1) != NULL);
+  return 1;
+}
+
+static int l_is_task(lua_State *L) {
+  lua_pushboolean(L, luaL_testudata(L, 1, ATASK_MT) != NULL);
+  return 1;
+}
+
+static int l_future_cancel(lua_State *L) {
+  checkfuture(L, 1);
+  lua_pushboolean(L, future_cancel(L, 1, lua_isnoneornil(L, 2) ? 0 : 2));
+  return 1;
+}
+
+static const luaL_Reg future_methods[] = {
+  {"result", f_result},
+  {"exception", f_exception},
+  {"done", f_done},
+  {"cancelled", f_cancelled},
+  {"cancel", f_cancel},
+  {"set_result", f_set_result},
+  {"set_exception", f_set_exception},
+  {"add_done_callback", f_add_done_callback},
+  {"remove_done_callback", f_remove_done_callback},
+  {"get_loop", f_get_loop},
+  {"await", f_await},
+  {NULL, NULL}
+};
+
+static const luaL_Reg task_methods[] = {
+  {"get_name", t_get_name},
+  {"set_name", t_set_name},
+  {"cancel", t_cancel},
+  {"cancelling", t_cancelling},
+  {"uncancel", t_uncancel},
+  {"engine_task", t_engine_task},
+  {NULL, NULL}
+};
+
+static const luaL_Reg future_funcs[] = {
+  {"future_new", l_future_new},
+  {"create_task", l_create_task},
+  {"aio_yield", l_aio_yield},
+  {"future_wait", l_future_wait},
+  {"future_cancel", l_future_cancel},
+  {"current_aio_task", l_current_aio_task},
+  {"set_aio_cancelled", l_set_aio_cancelled},
+  {"is_future", l_is_future},
+  {"is_task", l_is_task},
+  {NULL, NULL}
+};
+
+static void future_mt(lua_State *L, const char *name, int with_task) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  lua_pushvalue(L, -3); /* engine */
+  luaL_setfuncs(L, future_methods, 1);
+  if (with_task) {
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, task_methods, 1);
+  }
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, f_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, f_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
+int ta_open_future(lua_State *L) {
+  future_mt(L, FUTURE_MT, 0);
+  future_mt(L, ATASK_MT, 1);
+  ta_register(L, future_funcs);
+  return 0;
+}

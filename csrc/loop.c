@@ -1,0 +1,689 @@
+/*
+** loop.c — the asyncio event loop: handles, the ready queue, timers,
+** readers/writers, and the driver.
+**
+** One driver for both flavors: a loop runs only inside a Trio run, driven
+** by a Trio task executing loop_drive.  The driver runs the ready batch
+** (asyncio Task steps are handles too), and when nothing is ready it parks
+** until call_soon wakes it or its next timer is due; while other Trio tasks
+** are runnable, or I/O may be pending, it yields to the Trio scheduler
+** between batches.  asyncio.run, the sync loop and trio_asyncio.open_loop
+** differ only in who runs that driver task.
+**
+** The ready queue is a Lua table (it anchors the handles), swapped with an
+** empty one at each batch so that callbacks scheduled during a batch run in
+** the next one, as in asyncio.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ta.h"
+
+#define LOOP_MT "trio_asyncio.Loop"
+#define HANDLE_MT "trio_asyncio.Handle"
+
+enum { UV_READY = 1, UV_BATCH = 2, UV_ATTRS = 3, UV_TASKS = 4, LOOP_NUV = 4 };
+
+typedef struct ta_aiowatch {
+  uv_poll_t h;
+  ta_loop *lp;
+  int fd;
+  int reader_ref, writer_ref;   /* handles, anchored in the registry */
+  int pending;                  /* readiness not yet dispatched */
+  struct ta_aiowatch *next_pending;
+} aiowatch;
+
+typedef struct loop_ud {
+  ta_loop lp;
+  int ref;                      /* weak self reference */
+} loop_ud;
+
+static ta_loop *checkloop(lua_State *L, int idx) {
+  return &((loop_ud *)luaL_checkudata(L, idx, LOOP_MT))->lp;
+}
+
+static void push_loop(lua_State *L, ta_loop *lp) {
+  ta_push_weak(L, lp->E, ((loop_ud *)lp)->ref);
+}
+
+static ta_handle *checkhandle(lua_State *L, int idx) {
+  return (ta_handle *)luaL_checkudata(L, idx, HANDLE_MT);
+}
+
+static int check_open(lua_State *L, ta_loop *lp, const char *fname) {
+  if (lp->closed) return ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
+  return 0;
+}
+
+static void check_callable(lua_State *L, int idx) {
+  if (!lua_isfunction(L, idx) && !luaL_getmetafield(L, idx, "__call"))
+    luaL_typeerror(L, idx, "function");
+  else if (!lua_isfunction(L, idx))
+    lua_pop(L, 1);
+}
+
+/* ---- handles ---- */
+
+/* A handle for [cb, args...] (the top nvals values, popped); pushed. */
+static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
+  int base = lua_gettop(L) - nvals + 1;
+  ta_handle *h = (ta_handle *)lua_newuserdatauv(L, sizeof *h, nvals);
+  h->loop = lp;
+  h->timer.index = -1;
+  h->timer.kind = TA_TIMER_HANDLE;
+  h->ref = LUA_NOREF;
+  h->nargs = nvals - 1;
+  h->cancelled = 0;
+  h->is_timer = 0;
+  luaL_setmetatable(L, HANDLE_MT);
+  for (int i = nvals; i >= 1; i--) {
+    lua_pushvalue(L, base + i - 1);
+    lua_setiuservalue(L, -2, i);
+  }
+  lua_replace(L, base);
+  lua_settop(L, base);
+  return h;
+}
+
+/* Append the handle on top of the stack to the ready queue (popped); the
+** loop object is at loopidx. */
+static void ready_append_at(lua_State *L, ta_loop *lp, int loopidx) {
+  lua_getiuservalue(L, loopidx, UV_READY);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, ++lp->nready);
+  lua_pop(L, 1);
+  ta_loop_wake(lp);
+}
+
+static void ready_append(lua_State *L, ta_loop *lp) {
+  push_loop(L, lp);
+  lua_insert(L, -2);
+  ready_append_at(L, lp, lua_gettop(L) - 1);
+  lua_pop(L, 1);
+}
+
+/* call_soon from C: the top nvals values are [cb, args...]. */
+void ta_loop_push_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
+  if (cb != NULL) {
+    lua_pushcfunction(L, cb);
+    lua_insert(L, -nargs - 1);
+  }
+  new_handle(L, lp, nargs + 1);
+  ready_append(L, lp);
+}
+
+static void run_handle(lua_State *L, ta_loop *lp, int hidx) {
+  ta_handle *h = (ta_handle *)lua_touserdata(L, hidx);
+  int n = h->nargs + 1;
+  luaL_checkstack(L, n, "too many callback arguments");
+  for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
+  if (lua_pcall(L, h->nargs, 0, 0) != LUA_OK) {
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "Exception in callback");
+    lua_setfield(L, -2, "message");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "exception");
+    lua_pushvalue(L, hidx);
+    lua_setfield(L, -2, "handle");
+    ta_loop_exception(L, lp, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+}
+
+/* Calls loop:call_exception_handler(context) (defined by asyncio.lua). */
+void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx) {
+  ctxidx = lua_absindex(L, ctxidx);
+  push_loop(L, lp);
+  if (lua_isnil(L, -1) || luaL_getmetafield(L, -1, "__index") != LUA_TTABLE) {
+    lua_settop(L, ctxidx);
+    return;
+  }
+  lua_getfield(L, -1, "call_exception_handler");
+  lua_remove(L, -2);
+  lua_insert(L, -2);
+  lua_pushvalue(L, ctxidx);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    lua_writestringerror("asyncio: exception handler failed: %s\n", luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 2);
+  }
+}
+
+static void timer_remove(lua_State *L, ta_handle *h) {
+  if (h->loop != NULL && h->timer.index >= 0) ta_heap_remove(&h->loop->timers, &h->timer);
+  luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
+  h->ref = LUA_NOREF;
+}
+
+static int handle_cancel(lua_State *L) {
+  ta_handle *h = checkhandle(L, 1);
+  if (!h->cancelled) {
+    h->cancelled = 1;
+    timer_remove(L, h);
+  }
+  return 0;
+}
+
+static int handle_cancelled(lua_State *L) {
+  lua_pushboolean(L, checkhandle(L, 1)->cancelled);
+  return 1;
+}
+
+static int handle_when(lua_State *L) {
+  ta_handle *h = checkhandle(L, 1);
+  if (!h->is_timer) return 0;
+  lua_pushnumber(L, h->timer.when);
+  return 1;
+}
+
+static int handle_tostring(lua_State *L) {
+  ta_handle *h = checkhandle(L, 1);
+  lua_pushfstring(L, "%s (%p%s)", h->is_timer ? "TimerHandle" : "Handle", (void *)h,
+                  h->cancelled ? ", cancelled" : "");
+  return 1;
+}
+
+/* ---- the loop's Lua methods ---- */
+
+static int l_call_soon(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  check_callable(L, 2);
+  check_open(L, lp, "call_soon");
+  new_handle(L, lp, lua_gettop(L) - 1);
+  lua_pushvalue(L, -1);
+  ready_append_at(L, lp, 1);
+  return 1;
+}
+
+static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
+  ta_handle *h;
+  check_callable(L, 3);
+  check_open(L, lp, fname);
+  h = new_handle(L, lp, lua_gettop(L) - 2);
+  h->timer.when = when;
+  h->is_timer = 1;
+  if (ta_heap_push(&lp->timers, &h->timer) != 0) return luaL_error(L, "not enough memory");
+  lua_pushvalue(L, -1);
+  h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ta_loop_wake(lp);
+  return 1;
+}
+
+static double check_delay(lua_State *L, int idx) {
+  double d = luaL_checknumber(L, idx);
+  luaL_argcheck(L, d == d, idx, "delay must not be NaN");
+  return d;
+}
+
+static int l_call_later(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  double d = check_delay(L, 2);
+  luaL_argcheck(L, d >= 0, 2, "delay must be non-negative");
+  return call_at(L, lp, ta_now(lp->E) + d, "call_later");
+}
+
+static int l_call_at(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  return call_at(L, lp, check_delay(L, 2), "call_at");
+}
+
+static int l_time(lua_State *L) {
+  lua_pushnumber(L, ta_now(checkloop(L, 1)->E));
+  return 1;
+}
+
+static int l_is_closed(lua_State *L) {
+  lua_pushboolean(L, checkloop(L, 1)->closed);
+  return 1;
+}
+
+static int l_attrs(lua_State *L) {
+  checkloop(L, 1);
+  lua_getiuservalue(L, 1, UV_ATTRS);
+  return 1;
+}
+
+/* loop_tasks(loop) -> weak set of the loop's Tasks */
+static int l_tasks(lua_State *L) {
+  checkloop(L, 1);
+  lua_getiuservalue(L, 1, UV_TASKS);
+  return 1;
+}
+
+void ta_loop_track_task(lua_State *L, int loopidx, int taskidx) {
+  taskidx = lua_absindex(L, taskidx);
+  lua_getiuservalue(L, loopidx, UV_TASKS);
+  lua_pushvalue(L, taskidx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* ---- readers and writers ---- */
+
+static void free_watch(uv_handle_t *h) {
+  aiowatch *w = (aiowatch *)h->data;
+  ta_handle_closed(w->lp->E);
+  free(w);
+}
+
+static void on_poll(uv_poll_t *ph, int status, int events) {
+  aiowatch *w = (aiowatch *)ph->data;
+  ta_loop *lp = w->lp;
+  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  if (w->pending == 0) {
+    w->next_pending = lp->pending_io;
+    lp->pending_io = w;
+  }
+  w->pending |= events;
+  ta_loop_wake(lp);
+}
+
+static void unpend(ta_loop *lp, aiowatch *w) {
+  aiowatch **p = &lp->pending_io;
+  while (*p && *p != w) p = &(*p)->next_pending;
+  if (*p) *p = w->next_pending;
+  w->pending = 0;
+}
+
+static void release_watch(lua_State *L, ta_loop *lp, aiowatch *w) {
+  if (L != NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->reader_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
+  }
+  unpend(lp, w);
+  lp->fdw[w->fd] = NULL;
+  uv_poll_stop(&w->h);
+  uv_close((uv_handle_t *)&w->h, free_watch);
+}
+
+static void update_watch(lua_State *L, ta_loop *lp, aiowatch *w) {
+  int ev = (w->reader_ref != LUA_NOREF ? UV_READABLE : 0) |
+           (w->writer_ref != LUA_NOREF ? UV_WRITABLE : 0);
+  if (ev == 0) release_watch(L, lp, w);
+  else uv_poll_start(&w->h, ev, on_poll);
+}
+
+static int add_watch(lua_State *L, int writing) {
+  ta_loop *lp = checkloop(L, 1);
+  lua_Integer fd = luaL_checkinteger(L, 2);
+  const char *fname = writing ? "add_writer" : "add_reader";
+  aiowatch *w;
+  luaL_argcheck(L, fd >= 0 && fd < 1 << 24, 2, "not a valid file descriptor");
+  check_callable(L, 3);
+  check_open(L, lp, fname);
+  if (fd >= lp->nfdw) {
+    int n = lp->nfdw ? lp->nfdw : 16;
+    aiowatch **a;
+    while (n <= fd) n *= 2;
+    a = (aiowatch **)realloc(lp->fdw, (size_t)n * sizeof *a);
+    if (a == NULL) return luaL_error(L, "not enough memory");
+    for (int i = lp->nfdw; i < n; i++) a[i] = NULL;
+    lp->fdw = a;
+    lp->nfdw = n;
+  }
+  w = lp->fdw[fd];
+  if (w == NULL) {
+    int rc;
+    w = (aiowatch *)calloc(1, sizeof *w);
+    if (w == NULL) return luaL_error(L, "not enough memory");
+    rc = uv_poll_init(lp->E->loop, &w->h, (int)fd);
+    if (rc < 0) {
+      free(w);
+      return luaL_error(L, "%s: cannot watch fd %d: %s", fname, (int)fd, uv_strerror(rc));
+    }
+    w->h.data = w;
+    w->lp = lp;
+    w->fd = (int)fd;
+    w->reader_ref = w->writer_ref = LUA_NOREF;
+    lp->fdw[fd] = w;
+    ta_handle_opened(lp->E);
+  }
+  lua_remove(L, 2); /* drop the fd: [loop, cb, args...] */
+  new_handle(L, lp, lua_gettop(L) - 1);
+  if (writing) {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
+    w->writer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->reader_ref);
+    w->reader_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  update_watch(L, lp, w);
+  return 0;
+}
+
+static int remove_watch(lua_State *L, int writing) {
+  ta_loop *lp = checkloop(L, 1);
+  lua_Integer fd = luaL_checkinteger(L, 2);
+  aiowatch *w = (fd >= 0 && fd < lp->nfdw) ? lp->fdw[fd] : NULL;
+  int *ref;
+  if (w == NULL) return lua_pushboolean(L, 0), 1;
+  ref = writing ? &w->writer_ref : &w->reader_ref;
+  lua_pushboolean(L, *ref != LUA_NOREF);
+  luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  *ref = LUA_NOREF;
+  update_watch(L, lp, w);
+  return 1;
+}
+
+static int l_add_reader(lua_State *L) { return add_watch(L, 0); }
+static int l_add_writer(lua_State *L) { return add_watch(L, 1); }
+static int l_remove_reader(lua_State *L) { return remove_watch(L, 0); }
+static int l_remove_writer(lua_State *L) { return remove_watch(L, 1); }
+
+/* ---- running ---- */
+
+void ta_loop_wake(ta_loop *lp) {
+  ta_task *d = lp->driver;
+  if (d == NULL || !lp->driver_parked) return;
+  lp->driver_parked = 0;
+  ta_heap_remove(&lp->E->timers, &d->timer);
+  ta_reschedule(d, 0, 0);
+}
+
+static void dispatch_io(lua_State *L, ta_loop *lp, int ready) {
+  while (lp->pending_io != NULL) {
+    aiowatch *w = lp->pending_io;
+    int ev = w->pending;
+    lp->pending_io = w->next_pending;
+    w->pending = 0;
+    if ((ev & UV_READABLE) && w->reader_ref != LUA_NOREF) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, w->reader_ref);
+      lua_rawseti(L, ready, ++lp->nready);
+    }
+    if ((ev & UV_WRITABLE) && w->writer_ref != LUA_NOREF) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, w->writer_ref);
+      lua_rawseti(L, ready, ++lp->nready);
+    }
+  }
+}
+
+static void fire_due(lua_State *L, ta_loop *lp, int ready) {
+  double now = ta_now(lp->E);
+  ta_timer *tm;
+  while ((tm = ta_heap_top(&lp->timers)) != NULL && tm->when <= now) {
+    ta_handle *h = (ta_handle *)((char *)tm - offsetof(ta_handle, timer));
+    ta_heap_remove(&lp->timers, tm);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
+    h->ref = LUA_NOREF;
+    lua_rawseti(L, ready, ++lp->nready);
+  }
+}
+
+/* One asyncio iteration: due I/O and timers join the ready queue, then the
+** handles that are ready now run (those they schedule wait for the next). */
+static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
+  int batch, n;
+  ta_loop *prev = lp->E->running_loop;
+  lua_getiuservalue(L, loopidx, UV_READY);
+  dispatch_io(L, lp, lua_gettop(L));
+  fire_due(L, lp, lua_gettop(L));
+  lua_getiuservalue(L, loopidx, UV_BATCH);
+  lua_setiuservalue(L, loopidx, UV_READY);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, loopidx, UV_BATCH);
+  batch = lua_gettop(L);
+  n = lp->nready;
+  lp->nready = 0;
+  lp->E->running_loop = lp;
+  for (int i = 1; i <= n; i++) {
+    ta_handle *h;
+    lua_rawgeti(L, batch, i);
+    lua_pushnil(L);
+    lua_rawseti(L, batch, i);
+    h = (ta_handle *)lua_touserdata(L, -1);
+    if (!h->cancelled) run_handle(L, lp, lua_gettop(L));
+    lua_settop(L, batch);
+  }
+  lp->E->running_loop = prev;
+  lua_settop(L, batch - 1);
+}
+
+static int drive_abort(lua_State *L, ta_task *t) {
+  ta_loop *lp = (ta_loop *)t->wait;
+  (void)L;
+  lp->driver_parked = 0;
+  ta_heap_remove(&t->E->timers, &t->timer);
+  return TA_ABORT_SUCCEEDED;
+}
+
+static int drive_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Yield with drive_k as continuation, either runnable (a schedule point) or
+** parked until woken (or the next timer, or cancellation). */
+static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
+  t->trap = 1;
+  if (!park) {
+    t->state = TA_RUNNABLE;
+    ta_runq_push(lp->E, t);
+  } else {
+    ta_timer *next = ta_heap_top(&lp->timers);
+    t->state = TA_PARKED;
+    t->abort = drive_abort;
+    t->wait = lp;
+    lp->driver_parked = 1;
+    if (next != NULL) {
+      t->timer.when = next->when;
+      if (ta_heap_push(&lp->E->timers, &t->timer) != 0) luaL_error(L, "not enough memory");
+    }
+    if (t->status->cancelled) ta_deliver_cancel(L, t);
+  }
+  return lua_yieldk(L, 0, (lua_KContext)lp, drive_k);
+}
+
+static int drive(lua_State *L, ta_loop *lp) {
+  ta_engine *E = lp->E;
+  ta_task *t = lp->driver;
+  for (;;) {
+    lua_settop(L, 1);
+    if (lp->closing || lp->closed) break;
+    run_once(L, lp, 1);
+    if (lp->closing || lp->closed) break;
+    if (lp->nready > 0 || lp->pending_io != NULL) {
+      /* More to do: go on unless Trio tasks wait or I/O should be polled. */
+      if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
+          uv_hrtime() - E->last_poll_ns > 1000000)
+        return drive_yield(L, lp, t, 0);
+      continue;
+    }
+    if (lp->timers.n > 0 && ta_heap_top(&lp->timers)->when <= ta_now(E)) continue;
+    return drive_yield(L, lp, t, 1);
+  }
+  lp->driver = NULL;
+  return 0;
+}
+
+static int drive_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_loop *lp = (ta_loop *)ctx;
+  ta_task *t = lp->driver;
+  (void)status;
+  lp->driver_parked = 0;
+  ta_heap_remove(&lp->E->timers, &t->timer);
+  if (t->resume_error) {
+    t->resume_error = 0;
+    lp->driver = NULL;
+    return lua_error(L);
+  }
+  return drive(L, lp);
+}
+
+/* loop_drive(loop): run the loop in the calling Trio task until
+** loop_close_begin is called (or the task is cancelled). */
+static int l_loop_drive(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  ta_task *t = ta_async_check(L, "loop_drive", TA_TRIO);
+  if (lp->driver != NULL) return luaL_error(L, "loop_drive: this loop is already running");
+  check_open(L, lp, "loop_drive");
+  lua_settop(L, 1);
+  lp->driver = t;
+  lp->closing = 0;
+  return drive(L, lp);
+}
+
+/* loop_stop_driver(loop): make the driver return after its current batch. */
+static int l_loop_stop_driver(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  lp->closing = 1;
+  ta_loop_wake(lp);
+  return 0;
+}
+
+static int l_loop_is_driven(lua_State *L) {
+  lua_pushboolean(L, checkloop(L, 1)->driver != NULL);
+  return 1;
+}
+
+static int l_loop_has_ready(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  lua_pushboolean(L, lp->nready > 0);
+  return 1;
+}
+
+/* Drop pending callbacks, timers and watches. */
+static void loop_release(lua_State *L, ta_loop *lp) {
+  ta_timer *tm;
+  while ((tm = ta_heap_top(&lp->timers)) != NULL) {
+    ta_handle *h = (ta_handle *)((char *)tm - offsetof(ta_handle, timer));
+    ta_heap_remove(&lp->timers, tm);
+    if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
+    h->ref = LUA_NOREF;
+    h->loop = NULL;
+  }
+  for (int i = 0; i < lp->nfdw; i++)
+    if (lp->fdw[i] != NULL) release_watch(L, lp, lp->fdw[i]);
+}
+
+/* loop_close(loop): the loop is closed for good. */
+static int l_loop_close(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  if (lp->closed) return 0;
+  lp->closed = 1;
+  loop_release(L, lp);
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, UV_READY);
+  lp->nready = 0;
+  return 0;
+}
+
+static int loop_gc(lua_State *L) {
+  loop_ud *u = (loop_ud *)luaL_checkudata(L, 1, LOOP_MT);
+  ta_loop *lp = &u->lp;
+  if (!lp->closed) {
+    lp->closed = 1;
+    loop_release(L, lp);
+  }
+  ta_heap_free(&lp->timers);
+  free(lp->fdw);
+  lp->fdw = NULL;
+  lp->nfdw = 0;
+  return 0;
+}
+
+static int loop_tostring(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  lua_pushfstring(L, "asyncio loop (%s, %p)",
+                  lp->closed ? "closed" : lp->driver ? "running" : "idle", (void *)lp);
+  return 1;
+}
+
+/* loop_new() -> a new loop (not running). */
+static int l_loop_new(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  loop_ud *u = (loop_ud *)lua_newuserdatauv(L, sizeof *u, LOOP_NUV);
+  memset(u, 0, sizeof *u);
+  u->lp.E = E;
+  u->ref = LUA_NOREF;
+  luaL_setmetatable(L, LOOP_MT);
+  for (int uv = UV_READY; uv <= UV_ATTRS; uv++) {
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, uv);
+  }
+  lua_newtable(L); /* the loop's tasks, weak keys (asyncio.all_tasks) */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, -2, UV_TASKS);
+  lua_pushvalue(L, -1);
+  u->ref = ta_weakref(L, E);
+  return 1;
+}
+
+/* running_loop() -> the loop of the running asyncio task or callback. */
+static int l_running_loop(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = E->current;
+  if (E->running_loop != NULL && (t == NULL || t->aio == NULL || t->co != L)) {
+    push_loop(L, E->running_loop);
+    return 1;
+  }
+  if (t != NULL && t->co == L && t->aio != NULL && t->aio->loop != NULL) {
+    push_loop(L, t->aio->loop);
+    return 1;
+  }
+  return 0;
+}
+
+/* in_loop_callback() -> true while a loop callback (not a Task) runs */
+static int l_in_loop_callback(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = E->current;
+  lua_pushboolean(L, E->running_loop != NULL && (t == NULL || t->aio == NULL || t->co != L));
+  return 1;
+}
+
+static const luaL_Reg loop_methods[] = {
+  {"call_soon", l_call_soon},
+  {"call_soon_threadsafe", l_call_soon},
+  {"call_later", l_call_later},
+  {"call_at", l_call_at},
+  {"time", l_time},
+  {"is_closed", l_is_closed},
+  {"add_reader", l_add_reader},
+  {"add_writer", l_add_writer},
+  {"remove_reader", l_remove_reader},
+  {"remove_writer", l_remove_writer},
+  {NULL, NULL}
+};
+
+static const luaL_Reg loop_funcs[] = {
+  {"loop_new", l_loop_new},
+  {"loop_drive", l_loop_drive},
+  {"loop_stop_driver", l_loop_stop_driver},
+  {"loop_is_driven", l_loop_is_driven},
+  {"loop_has_ready", l_loop_has_ready},
+  {"loop_close", l_loop_close},
+  {"loop_attrs", l_attrs},
+  {"loop_tasks", l_tasks},
+  {"running_loop", l_running_loop},
+  {"in_loop_callback", l_in_loop_callback},
+  {NULL, NULL}
+};
+
+int ta_open_loop(lua_State *L) {
+  luaL_newmetatable(L, HANDLE_MT);
+  lua_createtable(L, 0, 3);
+  lua_pushcfunction(L, handle_cancel);
+  lua_setfield(L, -2, "cancel");
+  lua_pushcfunction(L, handle_cancelled);
+  lua_setfield(L, -2, "cancelled");
+  lua_pushcfunction(L, handle_when);
+  lua_setfield(L, -2, "when");
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, handle_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, LOOP_MT);
+  lua_newtable(L);
+  lua_pushvalue(L, -3); /* engine */
+  luaL_setfuncs(L, loop_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, loop_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, loop_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  ta_register(L, loop_funcs);
+  return 0;
+}
