@@ -491,7 +491,6 @@ static int l_create_task(lua_State *L) {
   lua_pushvalue(L, fidx);
   f->ref = ta_weakref(L, E);
   lp->ntasks++;
-  ta_loop_track_task(L, 1, fidx);
   lua_pushvalue(L, fidx);
   ta_loop_push_handle(L, lp, task_step_cb, 1);
   lua_settop(L, fidx);
@@ -545,6 +544,24 @@ static int l_current_aio_task(lua_State *L) {
   ta_task *t = E->current;
   if (t == NULL || t->co != L || t->aio == NULL) return 0;
   ta_push_weak(L, E, t->aio->ref);
+  return 1;
+}
+
+/* loop_tasks(loop) -> list of the loop's Tasks not yet collected (every
+** live Task is in the engine's weak table). */
+static int l_loop_tasks(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_loop *lp = (ta_loop *)luaL_checkudata(L, 1, "trio_asyncio.Loop");
+  int n = 0;
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    ta_future *f = (ta_future *)luaL_testudata(L, -1, ATASK_MT);
+    if (f != NULL && f->loop == lp) lua_rawseti(L, -4, ++n);
+    else lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   return 1;
 }
 
@@ -660,6 +677,7 @@ static const luaL_Reg future_funcs[] = {
   {"current_aio_task", l_current_aio_task},
   {"set_aio_cancelled", l_set_aio_cancelled},
   {"is_future", l_is_future},
+  {"loop_tasks", l_loop_tasks},
   {"is_task", l_is_task},
   {NULL, NULL}
 };

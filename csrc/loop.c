@@ -23,7 +23,7 @@
 #define LOOP_MT "trio_asyncio.Loop"
 #define HANDLE_MT "trio_asyncio.Handle"
 
-enum { UV_READY = 1, UV_BATCH = 2, UV_ATTRS = 3, UV_TASKS = 4, LOOP_NUV = 4 };
+enum { UV_READY = 1, UV_BATCH = 2, UV_ATTRS = 3, LOOP_NUV = 3 };
 
 typedef struct ta_aiowatch {
   uv_poll_t h;
@@ -241,22 +241,6 @@ static int l_attrs(lua_State *L) {
   checkloop(L, 1);
   lua_getiuservalue(L, 1, UV_ATTRS);
   return 1;
-}
-
-/* loop_tasks(loop) -> weak set of the loop's Tasks */
-static int l_tasks(lua_State *L) {
-  checkloop(L, 1);
-  lua_getiuservalue(L, 1, UV_TASKS);
-  return 1;
-}
-
-void ta_loop_track_task(lua_State *L, int loopidx, int taskidx) {
-  taskidx = lua_absindex(L, taskidx);
-  lua_getiuservalue(L, loopidx, UV_TASKS);
-  lua_pushvalue(L, taskidx);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
 }
 
 /* ---- readers and writers ---- */
@@ -599,12 +583,6 @@ static int l_loop_new(lua_State *L) {
     lua_newtable(L);
     lua_setiuservalue(L, -2, uv);
   }
-  lua_newtable(L); /* the loop's tasks, weak keys (asyncio.all_tasks) */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_setiuservalue(L, -2, UV_TASKS);
   lua_pushvalue(L, -1);
   u->ref = ta_weakref(L, E);
   return 1;
@@ -655,7 +633,6 @@ static const luaL_Reg loop_funcs[] = {
   {"loop_has_ready", l_loop_has_ready},
   {"loop_close", l_loop_close},
   {"loop_attrs", l_attrs},
-  {"loop_tasks", l_tasks},
   {"running_loop", l_running_loop},
   {"in_loop_callback", l_in_loop_callback},
   {NULL, NULL}

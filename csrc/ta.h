@@ -242,7 +242,6 @@ void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres);
 int ta_aio_yield(lua_State *L, ta_task *t, int nret);
 void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
-void ta_loop_track_task(lua_State *L, int loopidx, int taskidx);
 
 /* ---- engine (engine.c) ---- */
 struct ta_engine {

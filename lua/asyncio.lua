@@ -213,7 +213,7 @@ end
 function asyncio.all_tasks(loop)
   loop = loop or asyncio.get_running_loop()
   local list = {}
-  for t in pairs(core.loop_tasks(loop)) do
+  for _, t in ipairs(core.loop_tasks(loop)) do
     if not t:done() then list[#list + 1] = t end
   end
   return list
@@ -260,21 +260,24 @@ function asyncio.sleep(delay, result)
   return result
 end
 
-local function split_options(fname, ...)
-  local n = select("#", ...)
-  local last = n > 0 and select(n, ...) or nil
-  if type(last) == "table" and getmetatable(last) == nil then return n - 1, last end
-  return n, {}
+--- The awaitables of a gather-style call and its trailing options table.
+local function split_options(args)
+  local last = args[args.n]
+  if args.n > 0 and type(last) == "table" and getmetatable(last) == nil then
+    return args.n - 1, last
+  end
+  return args.n, {}
 end
 
 --- asyncio.gather(aw1, aw2, ... [, {return_exceptions=true}]) -> list of
 -- results in argument order.  Cancelling the gather cancels the children.
 function asyncio.gather(...)
   core.check_flavor("asyncio.gather", "asyncio")
-  local n, opts = split_options("gather", ...)
+  local args = pack(...)
+  local n, opts = split_options(args)
   local loop = asyncio.get_running_loop()
   local children, results = {}, { n = n }
-  for i = 1, n do children[i] = asyncio.ensure_future((select(i, ...)), loop) end
+  for i = 1, n do children[i] = asyncio.ensure_future(args[i], loop) end
   if n == 0 then return results end
   local outer = loop:create_future()
   local remaining = n
@@ -466,7 +469,7 @@ function asyncio.run(fn, ...)
   local main = core.create_task(loop, fn, ...)
   local r = pack(pcall(loop.run_until_complete, loop, main))
   local leftovers = {}
-  for t in pairs(core.loop_tasks(loop)) do
+  for _, t in ipairs(core.loop_tasks(loop)) do
     if not t:done() then
       t:cancel()
       leftovers[#leftovers + 1] = t
