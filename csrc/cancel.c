@@ -197,7 +197,6 @@ static int scope_index(lua_State *L) {
   else if (strcmp(k, "shield") == 0) lua_pushboolean(L, sc->st.shield);
   else if (strcmp(k, "cancel_called") == 0) lua_pushboolean(L, sc->st.cancel_called);
   else if (strcmp(k, "cancelled_caught") == 0) lua_pushboolean(L, sc->cancelled_caught);
-  else if (strcmp(k, "cancel") == 0) lua_pushcfunction(L, scope_cancel);
   else {
     luaL_getmetafield(L, 1, "__methods");
     lua_getfield(L, -1, k);
@@ -287,7 +286,9 @@ int ta_open_cancel(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, scope_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, scope_cancel);
+  lua_setfield(L, -2, "cancel");
   lua_setfield(L, -2, "__methods");
   lua_pop(L, 1);
   ta_register(L, cancel_funcs);

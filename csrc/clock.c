@@ -68,9 +68,10 @@ static int clock_index(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
   if (strcmp(k, "rate") == 0) lua_pushnumber(L, c->rate);
   else if (strcmp(k, "autojump_threshold") == 0) lua_pushnumber(L, c->autojump);
-  else if (strcmp(k, "jump") == 0) lua_pushcfunction(L, l_clock_jump);
-  else if (strcmp(k, "current_time") == 0) lua_pushcfunction(L, l_clock_current_time);
-  else lua_pushnil(L);
+  else {
+    luaL_getmetafield(L, 1, "__methods");
+    lua_getfield(L, -1, k);
+  }
   return 1;
 }
 
@@ -159,6 +160,12 @@ static const luaL_Reg clock_funcs[] = {
 
 int ta_open_clock(lua_State *L) {
   luaL_newmetatable(L, CLOCK_MT);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, l_clock_jump);
+  lua_setfield(L, -2, "jump");
+  lua_pushcfunction(L, l_clock_current_time);
+  lua_setfield(L, -2, "current_time");
+  lua_setfield(L, -2, "__methods");
   lua_pushcfunction(L, clock_index);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, clock_newindex);

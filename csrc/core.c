@@ -16,6 +16,33 @@ static int l_metatable(lua_State *L) {
   return 1;
 }
 
+/* luaL_argerror names a function it cannot name from the call site by
+** searching package.loaded; registering the method tables there makes
+** `pcall(ch.send, 42)` report 'trio_asyncio.MemorySendChannel.send'. */
+static void expose_methods(lua_State *L) {
+  static const struct { const char *mt, *field; } types[] = {
+    {"trio_asyncio.MemorySendChannel", "__index"},
+    {"trio_asyncio.MemoryReceiveChannel", "__index"},
+    {"trio_asyncio.ParkingLot", "__index"},
+    {"trio_asyncio.Nursery", "__methods"},
+    {"trio_asyncio.CancelScope", "__methods"},
+    {"trio_asyncio.MockClock", "__methods"},
+    {"trio_asyncio.Task", "__methods"},
+    {"trio_asyncio.Loop", "__index"},
+    {"trio_asyncio.Handle", "__index"},
+    {"trio_asyncio.Future", "__index"},
+    {"trio_asyncio.AioTask", "__index"},
+  };
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    luaL_getmetatable(L, types[i].mt);
+    lua_getfield(L, -1, types[i].field);
+    lua_setfield(L, -3, types[i].mt);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 int luaopen_trio_asyncio_core(lua_State *L) {
   lua_newtable(L);
   ta_push_engine(L);
@@ -23,5 +50,6 @@ int luaopen_trio_asyncio_core(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_metatable);
   lua_setfield(L, -2, "metatable");
+  expose_methods(L);
   return 1;
 }

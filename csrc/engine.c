@@ -294,7 +294,8 @@ static int l_spawn_system_task(lua_State *L) {
   ta_task *t;
   if (!E->running) return luaL_error(L, "spawn_system_task: no trio run is active");
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  t = ta_spawn(L, E, 1, lua_gettop(L) - 1, TA_TRIO, NULL, &E->root, NULL);
+  t = ta_spawn(L, E, 1, lua_gettop(L) - 1, TA_TRIO, NULL, &E->root,
+               E->current && E->current->co == L ? E->current : NULL);
   t->system = 1;
   return 1;
 }

@@ -160,6 +160,7 @@ ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavo
     lua_getiuservalue(L, -1, TA_UV_CTX);
     lua_setiuservalue(L, -3, TA_UV_CTX);
     lua_pop(L, 1);
+    parent->ctx_owned = 0; /* shared now: the spawner copies on its next write */
   }
   if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "spawn: too many arguments");
   lua_pushvalue(L, fnidx);
@@ -632,7 +633,28 @@ static int t_check_flavor(lua_State *L) {
   return 0;
 }
 
+/* coroutine.yield, guarded: in a task's own coroutine a raw yield can only
+** be a foreign library's suspension, which the scheduler cannot serve, so
+** it raises at the call site (the scheduler still catches yields made
+** through a copy of the original function). */
+static int t_guarded_yield(lua_State *L) {
+  ta_task *t = ta_current(L);
+  if (t != NULL) {
+    int aio = t->flavor == TA_ASYNCIO;
+    const char *what = lua_gettop(L) > 0 ? luaL_tolstring(L, 1, NULL) : "nothing";
+    const char *name = ta_task_name(L, t);
+    return ta_error(L, "FlavorError",
+                    "%s: raw coroutine.yield of %s from %s task '%s' (only the runtime's own "
+                    "async functions may suspend a task; call this library from a plain "
+                    "coroutine or through its own event loop)",
+                    aio ? "Task got bad yield" : "trio.run received unrecognized yield message",
+                    what, aio ? "asyncio" : "trio", name);
+  }
+  return lua_yield(L, lua_gettop(L));
+}
+
 static const luaL_Reg task_funcs[] = {
+  {"guarded_yield", t_guarded_yield},
   {"check_flavor", t_check_flavor},
   {"current_task", t_current_task},
   {"current_root_task", t_current_root_task},

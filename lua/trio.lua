@@ -12,6 +12,11 @@ local Cancelled, ExceptionGroup = errors.Cancelled, errors.ExceptionGroup
 
 core.set_error_factory(errors.factory)
 
+-- A raw coroutine.yield inside a task can only be another library's
+-- suspension: raise FlavorError at the call site instead of confusing the
+-- scheduler (which still catches yields made through an older copy).
+coroutine.yield = core.guarded_yield
+
 local trio = {}
 
 -- errors
@@ -86,8 +91,11 @@ end
 
 -- ---------------------------------------------------------------------
 -- running
+local token -- the TrioToken of the current run
+
 local function finish_run(status, ...)
   instruments = {}
+  token = nil
   core.set_hook(nil)
   if status == "ok" then return ... end
   if status == "internal" then
@@ -143,7 +151,12 @@ end
 
 --- scope:run(fn, ...): run fn inside the scope; returns fn's results
 -- (nothing when the scope caught its own cancellation).
+local ScopeMT = core.metatable("trio_asyncio.CancelScope")
+
 function Scope.run(scope, fn, ...)
+  if getmetatable(scope) ~= ScopeMT then
+    error(("bad argument #1 to 'run' (CancelScope expected, got %s)"):format(type(scope)), 2)
+  end
   check_callable(fn, 1, "run")
   core.scope_enter(scope)
   return scope_finish(scope, pcall(fn, ...))
@@ -250,6 +263,9 @@ TaskStatus.__index = TaskStatus
 --- task_status:started([value]): the task is ready; nursery:start returns
 -- value, and the task moves into the nursery it was started in.
 function TaskStatus:started(value)
+  if getmetatable(self) ~= TaskStatus then
+    error(("bad argument #1 to 'started' (task_status expected, got %s)"):format(type(self)), 2)
+  end
   if self._started then error("task_status:started() called twice", 2) end
   self._started, self._value = true, value
   core.nursery_reparent(self._tmp, self._target)
@@ -376,7 +392,8 @@ end
 
 function lowlevel.current_trio_token()
   if not core.is_running() then error("current_trio_token: must be called inside trio.run", 2) end
-  return setmetatable({}, TrioToken)
+  token = token or setmetatable({}, TrioToken)
+  return token
 end
 
 --- trio.lowlevel.run{fn=, args=, clock=, instruments=}
@@ -387,6 +404,9 @@ function lowlevel.run(opts)
   check_callable(opts.fn, 1, "run")
   if core.is_running() then
     error("trio.run: a run is already active in this Lua state (runs cannot nest; open a nursery instead)", 2)
+  end
+  if opts.instruments ~= nil and type(opts.instruments) ~= "table" then
+    error(("bad argument #1 to 'run' (instruments must be a list, got %s)"):format(type(opts.instruments)), 2)
   end
   for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
   local args = opts.args or {}

@@ -49,12 +49,18 @@ function M.class(name, parent, default_message)
     __tostring = error_tostring,
     __default_message = default_message,
     is = is,
-    new = construct,
+    new = function(c, arg)
+      local e = construct(c, arg, 4)
+      return e
+    end,
   }
   cls.__index = cls
   setmetatable(cls, {
     __index = parent,
-    __call = function(c, arg) return construct(c, arg) end,
+    __call = function(c, ...)
+      local e = c.new(c, ...) -- not a tail call: the traceback starts at the caller
+      return e
+    end,
     __tostring = function() return "class " .. name end,
   })
   classes[name:match("[^.]+$")] = cls
@@ -95,8 +101,21 @@ M.FlavorError = M.class("trio_asyncio.FlavorError", M.Error)
 function M.group(message, exceptions, tracebacks)
   local e = construct(M.ExceptionGroup, {
     message = message,
-    exceptions = exceptions,
+    exceptions = exceptions or {},
     tracebacks = tracebacks or {},
+  }, 4)
+  return e
+end
+
+function M.ExceptionGroup.new(_, message, exceptions, tracebacks)
+  if type(message) == "table" and getmetatable(message) == nil then
+    message.exceptions = message.exceptions or {}
+    message.tracebacks = message.tracebacks or {}
+    local e = construct(M.ExceptionGroup, message, 4)
+    return e
+  end
+  local e = construct(M.ExceptionGroup, {
+    message = message, exceptions = exceptions or {}, tracebacks = tracebacks or {},
   }, 4)
   return e
 end
@@ -117,7 +136,8 @@ end
 --- The C core builds its errors through this.
 function M.factory(short, message)
   local cls = classes[short] or M.RuntimeError
-  return construct(cls, message, 3)
+  local e = construct(cls, message, 3)
+  return e
 end
 
 return M

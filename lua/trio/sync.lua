@@ -29,6 +29,10 @@ end
 
 --- obj:with(fn, ...): acquire, run fn(...), release on every exit path.
 local function with(self, fn, ...)
+  local mt = getmetatable(fn)
+  if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
+    error(("bad argument #1 to 'with' (function expected, got %s)"):format(type(fn)), 2)
+  end
   self:acquire()
   return finish_with(self, pcall(fn, ...))
 end
