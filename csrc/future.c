@@ -20,7 +20,7 @@
 #define FUTURE_MT "trio_asyncio.Future"
 #define ATASK_MT "trio_asyncio.AioTask"
 
-enum { FUV_LOOP = 1, FUV_RESULT, FUV_EXC, FUV_CALLBACKS, FUV_MSG, FUT_NUV = FUV_MSG };
+enum { FUV_LOOP = 1, FUV_RESULT, FUV_EXC, FUV_CALLBACKS, FUV_MSG, FUV_HOOK, FUT_NUV = FUV_HOOK };
 enum { FUV_NAME = FUT_NUV + 1, FUV_TASK, TASK_NUV = FUV_TASK };
 
 static ta_future *testfuture(lua_State *L, int idx) {
@@ -82,6 +82,7 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
 }
 
 static int trio_wakeup(lua_State *L);
+static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
 static int task_wakeup(lua_State *L);
 static int task_step_cb(lua_State *L);
 
@@ -161,6 +162,16 @@ static int future_cancel(lua_State *L, int fidx, int msgidx) {
   ta_future *f = checkfuture(L, fidx);
   if (f->is_task) return task_cancel(L, fidx, msgidx);
   if (f->state != TA_FUT_PENDING) return 0;
+  if (lua_getiuservalue(L, fidx, FUV_HOOK) != LUA_TNIL) {
+    /* The future stands for work elsewhere (a Trio task): ask it to stop;
+    ** the future completes when that work has ended. */
+    lua_pushvalue(L, fidx);
+    if (msgidx) lua_pushvalue(L, msgidx);
+    else lua_pushnil(L);
+    lua_call(L, 2, 0);
+    return 1;
+  }
+  lua_pop(L, 1);
   if (msgidx) {
     lua_pushvalue(L, msgidx);
     lua_setiuservalue(L, fidx, FUV_MSG);
@@ -252,8 +263,7 @@ static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  if (t->aio == NULL)
-    return luaL_error(L, "Future:await: this task is not an asyncio Task");
+  if (t->aio == NULL) return trio_wait(L, f, t); /* allow_asyncio */
   if (f->loop != t->aio->loop)
     return luaL_error(L, "Future:await: the future is attached to a different loop");
   if (f == t->aio) return luaL_error(L, "Future:await: a Task cannot await itself");
@@ -265,7 +275,7 @@ static int f_await(lua_State *L) {
 /* aio_yield(): a bare yield to the loop (asyncio.sleep(0)). */
 static int l_aio_yield(lua_State *L) {
   ta_task *t = ta_async_check(L, "asyncio.sleep", TA_ASYNCIO);
-  if (t->aio == NULL) return luaL_error(L, "asyncio.sleep: this task is not an asyncio Task");
+  if (t->aio == NULL) return ta_checkpoint(L, t); /* allow_asyncio */
   t->wait = NULL;
   return ta_aio_yield(L, t, 0);
 }
@@ -599,12 +609,9 @@ static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return push_outcome(L, f, 1);
 }
 
-/* future_wait(fut): Trio-flavored wait for an asyncio future. */
-static int l_future_wait(lua_State *L) {
-  ta_future *f = checkfuture(L, 1);
-  ta_task *t = ta_async_check(L, "trio_asyncio.run_aio_future", TA_TRIO);
+/* A Trio-scheduled task waits for the future at index 1. */
+static int trio_wait(lua_State *L, ta_future *f, ta_task *t) {
   lua_settop(L, 1);
-  if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
   ta_push_task(L, t);
   add_callback(L, f, 1, 2);
   lua_settop(L, 1);
@@ -613,9 +620,28 @@ static int l_future_wait(lua_State *L) {
   return ta_park_k(L, t, trio_wait_abort, trio_wait_k);
 }
 
+/* future_wait(fut): Trio-flavored wait for an asyncio future. */
+static int l_future_wait(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  ta_task *t = ta_async_check(L, "trio_asyncio.run_aio_future", TA_TRIO);
+  lua_settop(L, 1);
+  if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
+  return trio_wait(L, f, t);
+}
+
 static int l_future_new(lua_State *L) {
   new_future(L, 1, 0);
   return 1;
+}
+
+/* future_set_cancel_hook(fut, fn|nil): cancel() calls fn(fut, msg) instead
+** of cancelling; remove the hook to really cancel. */
+static int l_future_set_cancel_hook(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  luaL_argcheck(L, !f->is_task, 1, "not for Tasks");
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, FUV_HOOK);
+  return 0;
 }
 
 static int l_set_aio_cancelled(lua_State *L) {
@@ -670,6 +696,7 @@ static const luaL_Reg task_methods[] = {
 
 static const luaL_Reg future_funcs[] = {
   {"future_new", l_future_new},
+  {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"create_task", l_create_task},
   {"aio_yield", l_aio_yield},
   {"future_wait", l_future_wait},

@@ -137,17 +137,27 @@ static int l_nursery_close(lua_State *L) {
   return 3;
 }
 
+static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
+  ta_engine *E = n->E;
+  ta_task *parent = E->current;
+  if (n->closed) luaL_error(L, "start_soon: the nursery is closed to new tasks");
+  if (!E->running) luaL_error(L, "start_soon: no trio run is active");
+  if (!lua_isfunction(L, fnidx) && !luaL_getmetafield(L, fnidx, "__call"))
+    luaL_typeerror(L, fnidx, "function");
+  ta_spawn(L, E, fnidx, lua_gettop(L) - fnidx, flavor, n, &n->scope->st,
+           parent && parent->co == L ? parent : NULL);
+}
+
 /* nursery:start_soon(fn, ...) */
 static int l_start_soon(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
-  ta_nursery *n = checknursery(L, 1);
-  ta_task *parent = E->current;
-  if (n->closed) return luaL_error(L, "start_soon: the nursery is closed to new tasks");
-  if (!E->running) return luaL_error(L, "start_soon: no trio run is active");
-  if (!lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call"))
-    return luaL_typeerror(L, 2, "function");
-  ta_spawn(L, E, 2, lua_gettop(L) - 2, TA_TRIO, n, &n->scope->st,
-           parent && parent->co == L ? parent : NULL);
+  spawn_into(L, checknursery(L, 1), 2, TA_TRIO);
+  return 0;
+}
+
+/* nursery_spawn_both(n, fn, ...): a task that may call both flavors
+** (trio_asyncio.allow_asyncio). */
+static int l_nursery_spawn_both(lua_State *L) {
+  spawn_into(L, checknursery(L, 1), 2, TA_BOTH);
   return 0;
 }
 
@@ -212,6 +222,7 @@ static const luaL_Reg nursery_funcs[] = {
   {"nursery_wait", l_nursery_wait},
   {"nursery_close", l_nursery_close},
   {"nursery_reparent", l_nursery_reparent},
+  {"nursery_spawn_both", l_nursery_spawn_both},
   {NULL, NULL}
 };
 

@@ -87,12 +87,33 @@ static const char *flavor_name(int flavor) {
   return flavor == TA_TRIO ? "trio" : flavor == TA_ASYNCIO ? "asyncio" : "allow_asyncio";
 }
 
+/* True for chunks of the runtime's own Lua face: lua/trio.lua, the trio and
+** asyncio folders, lua/asyncio.lua, lua/trio_asyncio.lua, installed or not. */
+static int own_chunk(const char *src) {
+  static const char *const names[] = {"trio.lua", "asyncio.lua", "trio_asyncio.lua", "/trio/",
+                                      "/asyncio/", NULL};
+  for (int i = 0; names[i]; i++)
+    if (strstr(src, names[i]) != NULL) return 1;
+  return 0;
+}
+
+/* Pushes "file:line" of the user code that made the call: the first Lua
+** frame that is not part of the runtime itself. */
+static const char *push_call_site(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 && !own_chunk(ar.source))
+      return lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+  }
+  return lua_pushliteral(L, "?");
+}
+
 /* The wrong-flavor error, with the phrase the principles text names for
 ** that direction first (DESIGN.md section 5). */
 static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
   const char *where, *name;
-  luaL_where(L, 1);
-  where = lua_tostring(L, -1);
+  where = push_call_site(L);
   name = ta_task_name(L, t);
   if (want == TA_TRIO)
     return ta_error(L, "FlavorError",

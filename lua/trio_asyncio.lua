@@ -1,9 +1,22 @@
---- trio_asyncio: the bridge between the Trio and asyncio flavors.  The loop
--- and the wrappers arrive with the bridge issue; the flavor machinery
--- (FlavorError, current_flavor) is already part of the core.
+--- trio_asyncio: an asyncio loop running on the Trio scheduler, and explicit
+-- wrappers to call a function of the other flavor.
+--
+--   trio_asyncio.open_loop(fn)      Trio: fn(loop) with an asyncio loop open
+--   trio_asyncio.aio_as_trio(f)     asyncio-flavored f -> Trio-flavored function
+--   trio_asyncio.trio_as_aio(f)     Trio-flavored f -> asyncio-flavored function
+--
+-- A loop opened here is driven by a Trio task of the caller's run (the same
+-- driver asyncio.run uses, see lua/asyncio.lua).  Trio tasks started from
+-- asyncio code run in the loop's own shielded "service" nursery.
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
-require "trio"
+local trio = require "trio"
+local asyncio = require "asyncio"
+
+local pack, unpack = table.pack, table.unpack
+local attrs = core.loop_attrs
+local current_loop_var = asyncio._current_loop_var
+local Loop = core.metatable("trio_asyncio.Loop").__index
 
 local M = {}
 
@@ -11,5 +24,233 @@ M.FlavorError = errors.FlavorError
 
 --- "trio", "asyncio" or nil for the running task (what sniffio answers).
 M.current_flavor = core.current_flavor
+
+local function is_callable(f)
+  local mt = getmetatable(f)
+  return type(f) == "function" or (type(mt) == "table" and mt.__call ~= nil)
+end
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+--- The loop of this context (the innermost open_loop, or the loop running
+-- the current asyncio task or callback), nil if none.
+function M.current_loop()
+  return core.running_loop() or current_loop_var:get()
+end
+
+local function need_loop(fname)
+  local loop = M.current_loop()
+  if loop == nil then
+    error(errors.RuntimeError(fname .. ": no asyncio loop is open here (use trio_asyncio.open_loop)"), 3)
+  end
+  return loop
+end
+
+-- ---------------------------------------------------------------------
+-- Trio -> asyncio
+
+--- run_aio_future(fut): Trio-flavored wait for an asyncio Future or Task.
+-- Trio cancellation cancels it and waits for it to finish.
+M.run_aio_future = core.future_wait
+
+--- run_aio_coroutine(fn, ...): run an asyncio-flavored function as a Task
+-- on the current loop and return its results.
+function M.run_aio_coroutine(fn, ...)
+  core.check_flavor("trio_asyncio.run_aio_coroutine", "trio")
+  if not is_callable(fn) then argerror(1, "run_aio_coroutine", "function expected") end
+  local loop = need_loop("run_aio_coroutine")
+  if loop:is_closed() then error(errors.RuntimeError("run_aio_coroutine: Event loop is closed"), 2) end
+  return core.future_wait(core.create_task(loop, fn, ...))
+end
+
+--- aio_as_trio(f): a Trio-flavored function running f(...) as an asyncio
+-- Task.  For a Future or Task, a function that waits for it.  An iterator
+-- function works too: `for v in aio_as_trio(iter) do` runs each step.
+function M.aio_as_trio(x)
+  if core.is_future(x) then
+    return function() return core.future_wait(x) end
+  end
+  if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
+  return function(...)
+    core.check_flavor("trio_asyncio.aio_as_trio", "trio")
+    local loop = need_loop("aio_as_trio")
+    return core.future_wait(core.create_task(loop, x, ...))
+  end
+end
+
+-- ---------------------------------------------------------------------
+-- asyncio -> Trio
+
+local function service_nursery(loop, fname)
+  local a = attrs(loop)
+  if not a.service then
+    error(errors.RuntimeError(fname .. ": the loop is not running inside Trio "
+      .. "(open it with trio_asyncio.open_loop)"), 3)
+  end
+  return a.service
+end
+
+--- loop:run_trio(fn, ...): start fn as a Trio task; an asyncio Future of its
+-- results.  Cancelling the future cancels the Trio task; the future ends
+-- when the task has ended (cancelled if it ended through that cancellation).
+function Loop:run_trio(fn, ...)
+  if not is_callable(fn) then argerror(1, "run_trio", "function expected") end
+  local nursery = service_nursery(self, "run_trio")
+  local fut = self:create_future()
+  local args = pack(...)
+  local scope = trio.CancelScope()
+  local cancel_asked = false
+  core.future_set_cancel_hook(fut, function()
+    cancel_asked = true
+    scope:cancel()
+  end)
+  nursery:start_soon(function()
+    local r
+    if not cancel_asked then
+      r = pack(pcall(scope.run, scope, fn, unpack(args, 1, args.n)))
+    end
+    core.future_set_cancel_hook(fut, nil)
+    if fut:done() then return end
+    if r == nil or (scope.cancelled_caught and r[1] and r.n == 1) then
+      fut:cancel()
+    elseif not r[1] then
+      if trio.Cancelled:is(r[2]) then fut:cancel() else fut:set_exception(r[2]) end
+    else
+      fut:set_result(r[2])
+    end
+  end)
+  return fut
+end
+
+--- loop:run_trio_task(fn, ...): start fn as a Trio task in the loop's
+-- nursery; no result (its error ends the open_loop block).
+function Loop:run_trio_task(fn, ...)
+  if not is_callable(fn) then argerror(1, "run_trio_task", "function expected") end
+  service_nursery(self, "run_trio_task"):start_soon(fn, ...)
+end
+
+--- loop:synchronize(): Trio-flavored; returns once every asyncio callback
+-- queued before the call has run.
+function Loop:synchronize()
+  core.check_flavor("loop:synchronize", "trio")
+  local fut = self:create_future()
+  self:call_soon(fut.set_result, fut, true)
+  core.future_wait(fut)
+end
+
+--- trio_as_aio(f): an asyncio-flavored function running f(...) as a Trio
+-- task; Trio's Cancelled comes back as asyncio.CancelledError.
+function M.trio_as_aio(f)
+  if not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
+  return function(...)
+    core.check_flavor("trio_asyncio.trio_as_aio", "asyncio")
+    local fut = asyncio.get_running_loop():run_trio(f, ...)
+    return fut:await()
+  end
+end
+
+-- ---------------------------------------------------------------------
+-- open_loop
+
+-- The default exception handler of an open_loop loop: the first error that
+-- reaches it ends the block, which then raises it.
+local function raise_from_loop(loop, context)
+  local a = attrs(loop)
+  if a.pending_error == nil then
+    local e = context.exception
+    if e == nil then e = errors.RuntimeError(context.message or "error in asyncio loop") end
+    a.pending_error = e
+    if a.body_scope then a.body_scope:cancel() end
+  end
+end
+
+local function shutdown(loop, a)
+  -- 1. callbacks already queued still run
+  loop:synchronize()
+  -- 2. pending asyncio tasks are cancelled and awaited (their cleanup may await)
+  local pending = {}
+  for _, t in ipairs(core.loop_tasks(loop)) do
+    if not t:done() then pending[#pending + 1] = t; t:cancel() end
+  end
+  for _, t in ipairs(pending) do pcall(core.future_wait, t) end
+  -- 3. Trio tasks started from asyncio code are cancelled and awaited
+  a.service.cancel_scope:cancel()
+  a.service_exited:wait()
+  -- 4. the driver stops
+  core.loop_stop_driver(loop)
+end
+
+--- open_loop(fn): Trio-flavored; runs fn(loop) with an asyncio loop driven
+-- by this Trio run.  On exit (normal, error or cancellation): queued
+-- callbacks run, asyncio tasks are cancelled and awaited, Trio tasks
+-- started from asyncio are cancelled and awaited, the loop closes; then
+-- fn's results or error come out.
+function M.open_loop(fn)
+  core.check_flavor("trio_asyncio.open_loop", "trio")
+  if not is_callable(fn) then argerror(1, "open_loop", "function expected") end
+  local loop = core.loop_new()
+  local a = attrs(loop)
+  a.bridged, a.running = true, true
+  a.default_handler_hook = raise_from_loop
+  a.service_exited = trio.Event()
+  local token = current_loop_var:set(loop)
+  local r
+  local ok, err = pcall(trio.open_nursery, function(n)
+    n:start_soon(function()
+      trio.CancelScope { shield = true }:run(core.loop_drive, loop)
+    end)
+    a.service = n:start(function(task_status)
+      local sok, serr = pcall(trio.CancelScope { shield = true }.run, trio.CancelScope { shield = true },
+        trio.open_nursery, function(service)
+          task_status:started(service)
+          trio.sleep_forever()
+        end)
+      a.service_exited:set()
+      if not sok then error(serr, 0) end
+    end)
+    a.body_scope = trio.CancelScope()
+    r = pack(pcall(a.body_scope.run, a.body_scope, fn, loop))
+    trio.CancelScope { shield = true }:run(shutdown, loop, a)
+  end)
+  a.running = false
+  a.service = nil
+  core.loop_close(loop)
+  current_loop_var:reset(token)
+  if not ok then error(err, 0) end
+  if not r[1] then error(r[2], 0) end
+  if a.pending_error ~= nil then error(a.pending_error, 0) end
+  return unpack(r, 2, r.n)
+end
+
+--- trio_asyncio.run(fn, ...): trio.run + open_loop, fn Trio-flavored.
+function M.run(fn, ...)
+  if not is_callable(fn) then argerror(1, "run", "function expected") end
+  local args = pack(...)
+  return trio.run(function()
+    return M.open_loop(function() return fn(unpack(args, 1, args.n)) end)
+  end)
+end
+
+--- allow_asyncio(fn, ...): Trio-flavored; fn runs in a task where both
+-- flavors may be called directly.
+function M.allow_asyncio(fn, ...)
+  core.check_flavor("trio_asyncio.allow_asyncio", "trio")
+  if not is_callable(fn) then argerror(1, "allow_asyncio", "function expected") end
+  local args, r = pack(...), nil
+  local ok, err = pcall(trio.open_nursery, function(n)
+    core.nursery_spawn_both(n, function() r = pack(fn(unpack(args, 1, args.n))) end)
+  end)
+  if not ok then
+    if trio.ExceptionGroup:is(err) and #err.exceptions == 1 then err = err.exceptions[1] end
+    error(err, 0)
+  end
+  return unpack(r, 1, r.n)
+end
+
+--- The sync loop: usable outside any Trio run (run_until_complete again
+-- and again); the same loop type asyncio.new_event_loop returns.
+M.new_event_loop = asyncio.new_event_loop
 
 return M

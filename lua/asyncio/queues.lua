@@ -1,0 +1,347 @@
+--- asyncio queues: Queue (FIFO), LifoQueue, PriorityQueue, with the
+-- semantics of CPython's asyncio/queues.py.
+--
+--   q = asyncio.Queue(maxsize)   -- maxsize <= 0 (the default): unbounded
+--   q:put(item) / q:get()        -- async: wait while full / empty
+--   q:put_nowait(item) / q:get_nowait()  -- raise asyncio.QueueFull / QueueEmpty
+--   q:qsize(), q:empty(), q:full(), q.maxsize
+--   q:task_done(), q:join()      -- join waits until every item put was
+--                                -- marked done (task_done past that raises
+--                                -- asyncio.ValueError)
+--
+-- A put or get that had to wait is woken by a future of the running loop;
+-- it then retries (so a woken getter may find the queue empty again and
+-- wait more).  A getter (putter) cancelled after it was woken passes the
+-- wake-up to the next one, so no item and no free slot is lost.
+--
+-- PriorityQueue: get() returns the smallest item first.  An item that is a
+-- table without a `__lt` metamethod is ordered by its first element
+-- (`{priority, value}`); any other item (numbers, strings, tables with
+-- `__lt`) is compared itself with `<`.  Items of equal priority come out in
+-- the order they were put (FIFO), so the values are never compared.
+-- Priorities that cannot be compared with those in the queue make put
+-- raise an error naming PriorityQueue:put; the queue stays unchanged.
+--
+-- The hot path (put/get that need not wait) allocates nothing: items live
+-- in a table indexed by a moving head and tail, waiters likewise.
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+local sync = require "asyncio.sync"
+
+local pcall, error, type, getmetatable, setmetatable = pcall, error, type, getmetatable, setmetatable
+local check_flavor = core.check_flavor
+local new_waiter = sync._new_waiter
+local argerror = sync._argerror
+local ValueError = sync.ValueError
+local new_event = sync.Event
+
+local asyncio_mod
+local function aio()
+  asyncio_mod = asyncio_mod or require "asyncio"
+  return asyncio_mod
+end
+
+local M = {}
+
+-- ---------------------------------------------------------------------
+-- waiter deques: { h = head index, t = tail index, [h..t] = futures }
+local function dq_new() return { h = 1, t = 0 } end
+
+local function dq_push(d, fut)
+  local t = d.t + 1
+  d.t = t
+  d[t] = fut
+end
+
+--- Wake the first waiter that is not done (CPython's _wakeup_next).
+local function wakeup_next(d)
+  local h, t = d.h, d.t
+  while h <= t do
+    local fut = d[h]
+    d[h] = nil
+    h = h + 1
+    if not fut:done() then
+      if h > t then d.h, d.t = 1, 0 else d.h = h end
+      fut:set_result(true)
+      return
+    end
+  end
+  d.h, d.t = 1, 0
+end
+
+local function dq_remove(d, fut)
+  local h, t = d.h, d.t
+  for i = h, t do
+    if d[i] == fut then
+      for j = i, t - 1 do d[j] = d[j + 1] end
+      d[t] = nil
+      t = t - 1
+      if h > t then d.h, d.t = 1, 0 else d.t = t end
+      return true
+    end
+  end
+  return false
+end
+
+local function dq_len(d) return d.t - d.h + 1 end
+
+-- ---------------------------------------------------------------------
+-- storage strategies: init(self), put(self, item), get(self) -> item;
+-- self._n (the size) is kept by the generic code.
+
+-- FIFO: items[h .. h+n-1]
+local function fifo_init(self) self._items, self._h = {}, 1 end
+local function fifo_put(self, item)
+  self._items[self._h + self._n] = item
+end
+local function fifo_get(self)
+  local items, h = self._items, self._h
+  local item = items[h]
+  items[h] = nil
+  if self._n == 1 then self._h = 1 else self._h = h + 1 end
+  return item
+end
+
+-- LIFO: items[1 .. n]
+local function lifo_init(self) self._items = {} end
+local function lifo_put(self, item)
+  self._items[self._n + 1] = item
+end
+local function lifo_get(self)
+  local items, n = self._items, self._n
+  local item = items[n]
+  items[n] = nil
+  return item
+end
+
+-- priority: a binary heap in three parallel arrays (item, key, insertion
+-- number), so that ties come out FIFO and nothing is allocated per item.
+local function prio_init(self)
+  self._items, self._keys, self._seqs, self._seq = {}, {}, {}, 0
+end
+
+local function key_of(item)
+  if type(item) == "table" then
+    local mt = getmetatable(item)
+    if not (type(mt) == "table" and mt.__lt) then
+      local k = item[1]
+      if k == nil then
+        error("bad argument #1 to 'PriorityQueue:put' (table item without a priority: item[1] is nil)", 5)
+      end
+      return k
+    end
+  elseif item == nil then
+    error("bad argument #1 to 'PriorityQueue:put' (item expected, got nil)", 5)
+  end
+  return item
+end
+
+--- Where an entry (key, seq) added at slot `pos` settles (comparisons only).
+local function sift_up_pos(keys, seqs, pos, key, seq)
+  while pos > 1 do
+    local parent = pos // 2
+    local pk = keys[parent]
+    if key < pk or (not (pk < key) and seq < seqs[parent]) then
+      pos = parent
+    else
+      break
+    end
+  end
+  return pos
+end
+
+local function prio_put(self, item)
+  local key = key_of(item)
+  local seq = self._seq + 1
+  local items, keys, seqs = self._items, self._keys, self._seqs
+  local pos = self._n + 1
+  local ok, p = pcall(sift_up_pos, keys, seqs, pos, key, seq)
+  if not ok then
+    error("PriorityQueue:put: cannot order this item's priority against the queued ones: "
+      .. tostring(p), 4)
+  end
+  self._seq = seq
+  local c = pos
+  while c > p do
+    local parent = c // 2
+    items[c], keys[c], seqs[c] = items[parent], keys[parent], seqs[parent]
+    c = parent
+  end
+  items[p], keys[p], seqs[p] = item, key, seq
+end
+
+local function prio_get(self)
+  local items, keys, seqs = self._items, self._keys, self._seqs
+  local n = self._n
+  local top = items[1]
+  local xi, xk, xs = items[n], keys[n], seqs[n]
+  n = n - 1
+  -- find where the last entry settles, comparing only (nothing moves if a
+  -- comparison raises)
+  local i = 1
+  while true do
+    local l = i + i
+    if l > n then break end
+    local c = l
+    if l < n then
+      local lk, rk = keys[l], keys[l + 1]
+      if rk < lk or (not (lk < rk) and seqs[l + 1] < seqs[l]) then c = l + 1 end
+    end
+    local ck = keys[c]
+    if ck < xk or (not (xk < ck) and seqs[c] < xs) then i = c else break end
+  end
+  items[n + 1], keys[n + 1], seqs[n + 1] = nil, nil, nil
+  if n > 0 then
+    -- move the path root .. i up one level (the path is i's ancestors)
+    local depth = 0
+    while (i >> depth) > 1 do depth = depth + 1 end
+    for k = depth - 1, 0, -1 do
+      local child, parent = i >> k, i >> (k + 1)
+      items[parent], keys[parent], seqs[parent] = items[child], keys[child], seqs[child]
+    end
+    items[i], keys[i], seqs[i] = xi, xk, xs
+  end
+  return top
+end
+
+-- ---------------------------------------------------------------------
+-- the queue class, built over a storage strategy
+local function QueueFull() return aio().QueueFull end
+local function QueueEmpty() return aio().QueueEmpty end
+
+local function make_class(name, init, put_item, get_item)
+  local Q = { __name = name }
+  Q.__index = Q
+  local fput, fget = name .. ":put", name .. ":get"
+  local fput_nowait, fget_nowait = name .. ":put_nowait", name .. ":get_nowait"
+  local fjoin = name .. ":join"
+
+  local function new(maxsize)
+    if maxsize == nil then
+      maxsize = 0
+    elseif type(maxsize) ~= "number" or maxsize ~= maxsize then
+      argerror(1, name, "number expected for maxsize, got " .. type(maxsize))
+    end
+    local self = setmetatable({
+      maxsize = maxsize, _n = 0,
+      _getters = dq_new(), _putters = dq_new(),
+      _unfinished = 0, _finished = new_event(),
+    }, Q)
+    self._finished:set()
+    init(self)
+    return self
+  end
+
+  function Q:qsize() return self._n end
+  function Q:empty() return self._n == 0 end
+  function Q:full()
+    local maxsize = self.maxsize
+    return maxsize > 0 and self._n >= maxsize
+  end
+
+  local function do_put(self, item)
+    put_item(self, item)
+    self._n = self._n + 1
+    self._unfinished = self._unfinished + 1
+    self._finished._value = false -- Event:clear()
+    local g = self._getters
+    if g.t >= g.h then wakeup_next(g) end
+  end
+
+  local function do_get(self)
+    local item = get_item(self)
+    self._n = self._n - 1
+    local p = self._putters
+    if p.t >= p.h then wakeup_next(p) end
+    return item
+  end
+
+  --- put_nowait(item): raises asyncio.QueueFull when full.
+  function Q:put_nowait(item)
+    local maxsize = self.maxsize
+    if maxsize > 0 and self._n >= maxsize then
+      error(QueueFull()(fput_nowait .. ": the queue is full"), 2)
+    end
+    do_put(self, item)
+  end
+
+  --- get_nowait() -> item: raises asyncio.QueueEmpty when empty.
+  function Q:get_nowait()
+    if self._n == 0 then error(QueueEmpty()(fget_nowait .. ": the queue is empty"), 2) end
+    return do_get(self)
+  end
+
+  --- put(item): wait for a free slot, then put the item.
+  function Q:put(item)
+    check_flavor(fput, "asyncio")
+    local maxsize = self.maxsize
+    while maxsize > 0 and self._n >= maxsize do
+      local putter = new_waiter(fput)
+      local putters = self._putters
+      dq_push(putters, putter)
+      local ok, err = pcall(putter.await, putter)
+      if not ok then
+        putter:cancel() -- in case it is not done yet
+        dq_remove(self._putters, putter)
+        if not self:full() and not putter:cancelled() then
+          -- we were woken for a free slot we will not use: pass it on
+          wakeup_next(self._putters)
+        end
+        error(err, 0)
+      end
+      maxsize = self.maxsize
+    end
+    do_put(self, item)
+  end
+
+  --- get() -> item: wait for an item, then remove and return it.
+  function Q:get()
+    check_flavor(fget, "asyncio")
+    while self._n == 0 do
+      local getter = new_waiter(fget)
+      dq_push(self._getters, getter)
+      local ok, err = pcall(getter.await, getter)
+      if not ok then
+        getter:cancel() -- in case it is not done yet
+        dq_remove(self._getters, getter)
+        if self._n > 0 and not getter:cancelled() then
+          -- we were woken for an item we will not take: pass it on
+          wakeup_next(self._getters)
+        end
+        error(err, 0)
+      end
+    end
+    return do_get(self)
+  end
+
+  --- task_done(): one item taken earlier has been processed.
+  function Q:task_done()
+    if self._unfinished <= 0 then
+      error(ValueError(name .. ":task_done: task_done() called too many times"), 2)
+    end
+    self._unfinished = self._unfinished - 1
+    if self._unfinished == 0 then self._finished:set() end
+  end
+
+  --- join(): wait until every item put has been marked done.
+  function Q:join()
+    check_flavor(fjoin, "asyncio")
+    if self._unfinished > 0 then self._finished:wait() end
+  end
+
+  function Q:__tostring()
+    return ("%s (maxsize:%s, qsize:%d, getters:%d, putters:%d, unfinished:%d)"):format(
+      name, tostring(self.maxsize), self._n, dq_len(self._getters), dq_len(self._putters),
+      self._unfinished)
+  end
+
+  return Q, new
+end
+
+local _, new_queue = make_class("Queue", fifo_init, fifo_put, fifo_get)
+local _, new_lifo = make_class("LifoQueue", lifo_init, lifo_put, lifo_get)
+local _, new_prio = make_class("PriorityQueue", prio_init, prio_put, prio_get)
+
+M.Queue, M.LifoQueue, M.PriorityQueue = new_queue, new_lifo, new_prio
+
+return M

@@ -1,0 +1,423 @@
+--- asyncio's synchronization primitives: Event, Lock, Semaphore,
+-- BoundedSemaphore, Condition (the semantics of CPython's asyncio/locks.py).
+--
+-- Every wait is a Future of the running loop, awaited inside pcall so that a
+-- cancelled waiter takes itself off the waiter list before the error goes on.
+-- As in CPython, release() only *wakes* the first waiter (sets its future);
+-- the woken task takes the resource when it runs.  A waiter cancelled after
+-- it was woken passes the wake-up on to the next waiter, so a release is
+-- never lost and a lock is never left held by a task that gave up.
+--
+-- This module is merged into `asyncio` (asyncio.Event, asyncio.Lock, ...);
+-- it does not require "asyncio" at load time (no require cycle).
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+
+local pcall, error, type, getmetatable, setmetatable = pcall, error, type, getmetatable, setmetatable
+local check_flavor = core.check_flavor
+local running_loop = core.running_loop
+local future_new = core.future_new
+
+local M = {}
+
+--- asyncio.ValueError: BoundedSemaphore released too many times,
+-- Queue:task_done() called too many times.
+local ValueError = errors.class("asyncio.ValueError", errors.Error)
+M.ValueError = ValueError
+
+local asyncio_mod
+local function aio()
+  asyncio_mod = asyncio_mod or require "asyncio"
+  return asyncio_mod
+end
+
+--- A new future of the running loop, after checking that the caller is an
+-- asyncio Task (raises FlavorError naming `fname` otherwise).
+local function new_waiter(fname)
+  check_flavor(fname, "asyncio")
+  local loop = running_loop() or aio().get_running_loop()
+  return future_new(loop)
+end
+M._new_waiter = new_waiter
+
+local function is_callable(f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+M._is_callable = is_callable
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+M._argerror = argerror
+
+local function cancelled_error(e)
+  return aio().CancelledError:is(e)
+end
+
+-- ---------------------------------------------------------------------
+-- waiter lists: arrays in FIFO order; removal is O(1) at the head (the
+-- common case: the woken waiter is the first one) and a scan otherwise.
+local function list_remove(list, fut)
+  local n = #list
+  if n == 0 then return false end
+  if list[1] == fut then
+    table.remove(list, 1)
+    return true
+  end
+  for i = 2, n do
+    if list[i] == fut then
+      table.remove(list, i)
+      return true
+    end
+  end
+  return false
+end
+
+local function class(name)
+  local cls = { __name = name }
+  cls.__index = cls
+  return cls
+end
+
+local function finish_with(self, ok, ...)
+  self:release()
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- obj:with(fn, ...): acquire, run fn(...), release on every exit path;
+-- returns fn's results.
+local function make_with(fname)
+  return function(self, fn, ...)
+    if not is_callable(fn) then argerror(1, fname, "function expected, got " .. type(fn)) end
+    self:acquire()
+    return finish_with(self, pcall(fn, ...))
+  end
+end
+
+-- ---------------------------------------------------------------------
+-- Event
+local Event = class("asyncio.Event")
+M._Event = Event
+
+function M.Event()
+  return setmetatable({ _value = false, _waiters = {} }, Event)
+end
+
+function Event:is_set() return self._value end
+
+--- set(): wake every waiter (a no-op when already set).
+function Event:set()
+  if not self._value then
+    self._value = true
+    local ws = self._waiters
+    if #ws > 0 then
+      self._waiters = {} -- woken waiters need not take themselves off
+      for i = 1, #ws do
+        local fut = ws[i]
+        if not fut:done() then fut:set_result(true) end
+      end
+    end
+  end
+end
+
+function Event:clear() self._value = false end
+
+--- wait(): return true once the event is set (at once if it is).
+function Event:wait()
+  if self._value then
+    check_flavor("Event:wait", "asyncio")
+    return true
+  end
+  local fut = new_waiter("Event:wait")
+  local ws = self._waiters
+  ws[#ws + 1] = fut
+  local ok, err = pcall(fut.await, fut)
+  if not ok then
+    list_remove(self._waiters, fut)
+    error(err, 0)
+  end
+  return true
+end
+
+function Event:__tostring()
+  return ("asyncio.Event (%s, waiters:%d)"):format(self._value and "set" or "unset", #self._waiters)
+end
+
+-- ---------------------------------------------------------------------
+-- Lock
+local Lock = class("asyncio.Lock")
+M._Lock = Lock
+
+function M.Lock()
+  return setmetatable({ _locked = false, _waiters = {} }, Lock)
+end
+
+function Lock:locked() return self._locked end
+
+--- Ensure that the first waiter will wake up (a done future means it
+-- already is set to wake up).
+local function lock_wake_up_first(self)
+  local fut = self._waiters[1]
+  if fut ~= nil and not fut:done() then fut:set_result(true) end
+end
+
+local function all_cancelled(list)
+  for i = 1, #list do
+    if not list[i]:cancelled() then return false end
+  end
+  return true
+end
+
+--- acquire(): wait until the lock is free and take it (FIFO); returns true.
+function Lock:acquire()
+  if not self._locked and all_cancelled(self._waiters) then
+    check_flavor("Lock:acquire", "asyncio")
+    self._locked = true
+    return true
+  end
+  local fut = new_waiter("Lock:acquire")
+  local ws = self._waiters
+  ws[#ws + 1] = fut
+  local ok, err = pcall(fut.await, fut)
+  list_remove(self._waiters, fut)
+  if not ok then
+    -- The lock invariant: if the lock is not claimed (nor about to be by
+    -- us) and a task waits, make sure the one at the head runs.  This passes
+    -- on a wake-up we received but will not use.
+    if not self._locked then lock_wake_up_first(self) end
+    error(err, 0)
+  end
+  self._locked = true
+  return true
+end
+
+--- release(): free the lock and wake the first waiter.
+function Lock:release()
+  if not self._locked then
+    error(errors.RuntimeError("Lock:release: Lock is not acquired."), 2)
+  end
+  self._locked = false
+  lock_wake_up_first(self)
+end
+
+Lock.with = make_with("Lock:with")
+
+function Lock:__tostring()
+  return ("asyncio.Lock (%s, waiters:%d)"):format(self._locked and "locked" or "unlocked", #self._waiters)
+end
+
+-- ---------------------------------------------------------------------
+-- Semaphore and BoundedSemaphore
+local Semaphore = class("asyncio.Semaphore")
+M._Semaphore = Semaphore
+local BoundedSemaphore = class("asyncio.BoundedSemaphore")
+M._BoundedSemaphore = BoundedSemaphore
+
+local function check_value(value, fname)
+  if value == nil then return 1 end
+  if math.type(value) ~= "integer" then
+    if type(value) == "number" and value == math.floor(value) and value >= 0 and value < math.huge then
+      return math.tointeger(value)
+    end
+    argerror(1, fname, "non-negative integer expected, got " .. (type(value) == "number" and tostring(value) or type(value)))
+  end
+  if value < 0 then argerror(1, fname, "value must be >= 0, got " .. value) end
+  return value
+end
+
+function M.Semaphore(value)
+  value = check_value(value, "Semaphore")
+  return setmetatable({ _value = value, _waiters = {} }, Semaphore)
+end
+
+function M.BoundedSemaphore(value)
+  value = check_value(value, "BoundedSemaphore")
+  return setmetatable({ _value = value, _bound_value = value, _waiters = {} }, BoundedSemaphore)
+end
+
+--- locked(): true if acquire() would not succeed at once (no value left,
+-- or tasks waiting before us: FIFO).
+function Semaphore:locked()
+  if self._value == 0 then return true end
+  local ws = self._waiters
+  for i = 1, #ws do
+    if not ws[i]:cancelled() then return true end
+  end
+  return false
+end
+
+--- Wake up the first waiter that isn't done; it is counted as holding.
+local function sem_wake_up_next(self)
+  local ws = self._waiters
+  for i = 1, #ws do
+    local fut = ws[i]
+    if not fut:done() then
+      self._value = self._value - 1
+      fut:set_result(true)
+      return true
+    end
+  end
+  return false
+end
+
+function Semaphore:acquire()
+  if not self:locked() then
+    check_flavor("Semaphore:acquire", "asyncio")
+    self._value = self._value - 1
+    return true
+  end
+  local fut = new_waiter("Semaphore:acquire")
+  local ws = self._waiters
+  ws[#ws + 1] = fut
+  local ok, err = pcall(fut.await, fut)
+  list_remove(self._waiters, fut)
+  if not ok and fut:done() and not fut:cancelled() then
+    -- We were woken (and counted) but do not acquire: undo it.
+    self._value = self._value + 1
+  end
+  -- New waiters may have arrived but had to wait (FIFO): wake as many as
+  -- the value allows.
+  while self._value > 0 do
+    if not sem_wake_up_next(self) then break end
+  end
+  if not ok then error(err, 0) end
+  return true
+end
+
+function Semaphore:release()
+  self._value = self._value + 1
+  sem_wake_up_next(self)
+end
+
+Semaphore.with = make_with("Semaphore:with")
+
+function Semaphore:__tostring()
+  return ("%s (value:%d, waiters:%d)"):format(getmetatable(self).__name, self._value, #self._waiters)
+end
+
+for k, v in pairs(Semaphore) do
+  if k ~= "__index" and k ~= "__name" then BoundedSemaphore[k] = v end
+end
+BoundedSemaphore.with = make_with("BoundedSemaphore:with")
+
+function BoundedSemaphore:release()
+  if self._value >= self._bound_value then
+    error(ValueError("BoundedSemaphore:release: BoundedSemaphore released too many times"), 2)
+  end
+  self._value = self._value + 1
+  sem_wake_up_next(self)
+end
+
+-- ---------------------------------------------------------------------
+-- Condition
+local Condition = class("asyncio.Condition")
+M._Condition = Condition
+
+function M.Condition(lock)
+  if lock == nil then
+    lock = M.Lock()
+  elseif getmetatable(lock) ~= Lock then
+    argerror(1, "Condition", "asyncio.Lock or nil expected, got "
+      .. (type(lock) == "table" and getmetatable(lock) and tostring(getmetatable(lock).__name) or type(lock)))
+  end
+  return setmetatable({ _lock = lock, _waiters = {} }, Condition)
+end
+
+function Condition:locked() return self._lock._locked end
+function Condition:acquire() return self._lock:acquire() end
+function Condition:release() return self._lock:release() end
+Condition.with = make_with("Condition:with")
+
+local function cond_notify(self, n)
+  local ws, woken = self._waiters, 0
+  for i = 1, #ws do
+    if woken >= n then break end
+    local fut = ws[i]
+    if not fut:done() then
+      woken = woken + 1
+      fut:set_result(false)
+    end
+  end
+end
+
+--- wait(): release the lock, wait for a notify, re-acquire the lock (even
+-- when cancelled); returns true.  The lock must be held.
+function Condition:wait()
+  check_flavor("Condition:wait", "asyncio")
+  if not self._lock._locked then
+    error(errors.RuntimeError("Condition:wait: cannot wait on un-acquired lock"), 2)
+  end
+  self._lock:release()
+  local fut = new_waiter("Condition:wait")
+  local ws = self._waiters
+  ws[#ws + 1] = fut
+  local ok, err = pcall(fut.await, fut)
+  list_remove(self._waiters, fut)
+  -- Must re-acquire the lock even if the wait is cancelled; only a
+  -- cancellation of the acquire is retried (anything else goes out at once).
+  local acq_err
+  while true do
+    local aok, e = pcall(self._lock.acquire, self._lock)
+    if aok then break end
+    if not cancelled_error(e) then error(e, 0) end
+    acq_err = e
+  end
+  if acq_err ~= nil then ok, err = false, acq_err end
+  if not ok then
+    -- We were notified but raise instead of returning: notify another task
+    -- instead, so the notification is not lost.
+    if fut:done() and not fut:cancelled() then cond_notify(self, 1) end
+    error(err, 0)
+  end
+  return true
+end
+
+--- wait_for(predicate): wait until predicate() is truthy; returns its value.
+function Condition:wait_for(predicate)
+  if not is_callable(predicate) then
+    argerror(1, "Condition:wait_for", "function expected, got " .. type(predicate))
+  end
+  local result = predicate()
+  while not result do
+    self:wait()
+    result = predicate()
+  end
+  return result
+end
+
+--- notify(n=1): wake up to n waiting tasks.  The lock must be held.
+function Condition:notify(n)
+  if n == nil then
+    n = 1
+  elseif type(n) ~= "number" or n ~= n then
+    argerror(1, "Condition:notify", "number expected, got " .. type(n))
+  end
+  if not self._lock._locked then
+    error(errors.RuntimeError("Condition:notify: cannot notify on un-acquired lock"), 2)
+  end
+  cond_notify(self, n)
+end
+
+--- notify_all(): wake every waiting task.  The lock must be held.
+function Condition:notify_all()
+  if not self._lock._locked then
+    error(errors.RuntimeError("Condition:notify_all: cannot notify on un-acquired lock"), 2)
+  end
+  cond_notify(self, #self._waiters)
+end
+
+function Condition:__tostring()
+  return ("asyncio.Condition (%s, waiters:%d)"):format(
+    self._lock._locked and "locked" or "unlocked", #self._waiters)
+end
+
+-- keep the helpers out of the asyncio namespace when merged
+local exports = {
+  Event = M.Event, Lock = M.Lock, Semaphore = M.Semaphore,
+  BoundedSemaphore = M.BoundedSemaphore, Condition = M.Condition, ValueError = ValueError,
+}
+setmetatable(exports, { __index = M })
+return exports
