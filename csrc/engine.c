@@ -31,6 +31,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
 }
 
 void ta_handle_opened(ta_engine *E) { E->nhandles++; }
+void ta_free_handle(uv_handle_t *h) { free(h); }
 void ta_handle_closed(ta_engine *E) { E->nhandles--; }
 
 /* ---- errors ---- */
@@ -135,7 +136,7 @@ static double wait_timeout(ta_engine *E, double max_wait) {
   if (E->blocked_waiters.n > 0) return 0;
   if (top != NULL) {
     double dt = top->when - ta_now(E);
-    if (dt < 0) dt = 0;
+    if (dt <= 0) return 0;
     if (E->clock == NULL) t = dt;
     else if (E->clock->rate > 0) t = dt / E->clock->rate;
     if (E->clock != NULL && E->clock->autojump < HUGE_VAL && (t < 0 || E->clock->autojump < t))
@@ -152,15 +153,19 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
     ** millisecond so signals and wake-ups are seen under load. */
     if (E->io_waiters == 0 && now - E->last_poll_ns < 1000000) return;
     E->last_poll_ns = now;
+    E->in_io_wait = 1;
     uv_run(E->loop, UV_RUN_NOWAIT);
+    E->in_io_wait = 0;
     return;
   }
   if (ta_hooked(E)) hook_io(L, E, "before_io_wait", timeout);
+  E->in_io_wait = 1;
   if (timeout > 0) {
     uv_update_time(E->loop);
     uv_timer_start(E->wake, on_wake, (uint64_t)ceil(timeout * 1000), 0);
   }
   uv_run(E->loop, UV_RUN_ONCE);
+  E->in_io_wait = 0;
   uv_timer_stop(E->wake);
   E->last_poll_ns = uv_hrtime();
   if (ta_hooked(E)) hook_io(L, E, "after_io_wait", timeout);
@@ -193,8 +198,9 @@ static void autojump(ta_engine *E) {
 
 void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
   double timeout = wait_timeout(E, max_wait);
-  io_wait(L, E, timeout);
-  if (timeout != 0) autojump(E);
+  E->curL = L;
+  if (!E->host_loop) io_wait(L, E, timeout); /* else the host's loop polls */
+  autojump(E);
   fire_timers(L, E);
   if (E->nsoon > 0) run_soon_callbacks(L, E);
   if (E->ki_pending && E->main != NULL && !E->main_done) ta_deliver_cancel(L, E->main);
@@ -219,7 +225,7 @@ static void run_begin(lua_State *L, ta_engine *E, int clockidx) {
     lua_pushvalue(L, clockidx);
     E->clock_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  uv_signal_start(E->sigint, on_sigint, SIGINT);
+  if (!E->host_loop) uv_signal_start(E->sigint, on_sigint, SIGINT);
 }
 
 static void run_end(lua_State *L, ta_engine *E) {
@@ -232,44 +238,49 @@ static void run_end(lua_State *L, ta_engine *E) {
   E->ki_pending = 0;
 }
 
-/* run(fn, args, clock, flavor) -> "ok", results... | "error", err |
-** "internal", err.  The Lua face turns the last two into raises. */
-static int l_run(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
+/* Starts a run: the function at fnidx with the arguments of the table at
+** argsidx (with n) as main task, on the clock at clockidx (or real time). */
+void ta_run_start(lua_State *L, ta_engine *E, int fnidx, int argsidx, int clockidx, int flavor) {
   int nargs = 0, base;
-  static const char *const flavors[] = {"trio", "asyncio", NULL};
-  int flavor = luaL_checkoption(L, 4, "trio", flavors) == 0 ? TA_TRIO : TA_ASYNCIO;
-  if (E->running)
-    return luaL_error(L, "trio.run: a run is already active in this Lua state "
-                         "(runs cannot nest; open a nursery instead)");
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 4);
-  run_begin(L, E, 3);
+  fnidx = lua_absindex(L, fnidx);
+  argsidx = lua_absindex(L, argsidx);
+  run_begin(L, E, clockidx);
   base = lua_gettop(L);
-  lua_pushvalue(L, 1);
-  if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "n");
-    nargs = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : (int)luaL_len(L, 2);
+  lua_pushvalue(L, fnidx);
+  if (lua_istable(L, argsidx)) {
+    lua_getfield(L, argsidx, "n");
+    nargs = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : (int)luaL_len(L, argsidx);
     lua_pop(L, 1);
     luaL_checkstack(L, nargs, "too many arguments");
-    for (int i = 1; i <= nargs; i++) lua_rawgeti(L, 2, i);
+    for (int i = 1; i <= nargs; i++) lua_rawgeti(L, argsidx, i);
   }
   if (ta_hooked(E)) ta_hook(L, E, "before_run", NULL);
   E->main = ta_spawn(L, E, base + 1, nargs, flavor, NULL, &E->root, NULL);
   lua_settop(L, base);
-  while (!E->main_done || E->ntasks > 0) {
-    if (E->main_done && !E->root.cancel_called) ta_status_cancel(L, E, &E->root);
-    ta_tick(L, E, -1);
-  }
+}
+
+int ta_run_alive(ta_engine *E) {
+  return !E->main_done || E->ntasks > 0;
+}
+
+/* One step of a run; once the main task is done the rest is cancelled. */
+void ta_run_step(lua_State *L, ta_engine *E, double max_wait) {
+  if (E->main_done && !E->root.cancel_called) ta_status_cancel(L, E, &E->root);
+  ta_tick(L, E, max_wait);
+}
+
+/* Ends the run; pushes "ok", results... | "error", err | "internal", err
+** and returns how many values it pushed. */
+int ta_run_finish(lua_State *L, ta_engine *E) {
+  int status;
   if (ta_hooked(E)) ta_hook(L, E, "after_run", NULL);
   run_end(L, E);
   if (E->internal_ref != LUA_NOREF) {
     lua_pushliteral(L, "internal");
     lua_rawgeti(L, LUA_REGISTRYINDEX, E->internal_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, E->internal_ref);
-    E->internal_ref = E->aio_cancelled_ref = LUA_NOREF;
     luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
-    E->result_ref = LUA_NOREF;
+    E->internal_ref = E->result_ref = LUA_NOREF;
     return 2;
   }
   lua_pushstring(L, E->main_ok ? "ok" : "error");
@@ -277,14 +288,56 @@ static int l_run(lua_State *L) {
   luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
   E->result_ref = LUA_NOREF;
   if (!E->main_ok) return 2;
+  status = lua_gettop(L);
   {
-    int n = (int)(lua_getfield(L, -1, "n"), lua_tointeger(L, -1));
+    int n = (int)(lua_getfield(L, status, "n"), lua_tointeger(L, -1));
     lua_pop(L, 1);
     luaL_checkstack(L, n, "too many results");
-    for (int i = 1; i <= n; i++) lua_rawgeti(L, base + 2, i);
-    lua_remove(L, base + 2);
+    for (int i = 1; i <= n; i++) lua_rawgeti(L, status, i);
+    lua_remove(L, status);
     return n + 1;
   }
+}
+
+static int check_flavor_opt(lua_State *L, int idx) {
+  static const char *const flavors[] = {"trio", "asyncio", NULL};
+  return luaL_checkoption(L, idx, "trio", flavors) == 0 ? TA_TRIO : TA_ASYNCIO;
+}
+
+/* run(fn, args, clock, flavor) -> "ok", results... | "error", err |
+** "internal", err.  The Lua face turns the last two into raises. */
+static int l_run(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  int flavor = check_flavor_opt(L, 4);
+  if (E->running)
+    return luaL_error(L, "trio.run: a run is already active in this Lua state "
+                         "(runs cannot nest; open a nursery instead)");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 4);
+  ta_run_start(L, E, 1, 2, 3, flavor);
+  while (ta_run_alive(E)) ta_run_step(L, E, -1);
+  return ta_run_finish(L, E);
+}
+
+/* start_guest_run(fn, args, clock, flavor, done): start a run that makes
+** progress while the host drives the engine (trio_asyncio_step or its own
+** libuv loop); done(status, ...) is called when it ends. */
+static int l_start_guest_run(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  int flavor = check_flavor_opt(L, 4);
+  if (E->running)
+    return luaL_error(L, "start_guest_run: a run is already active in this Lua state "
+                         "(only one run at a time)");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  lua_settop(L, 5);
+  E->guest_done_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ta_run_start(L, E, 1, 2, 3, flavor);
+  E->guest = 1;
+  ta_guest_started(E);
+  return 0;
 }
 
 /* spawn_system_task(fn, ...): a task of the run itself, cancelled when the
@@ -352,15 +405,57 @@ static int l_is_running(lua_State *L) {
 
 /* ---- the engine object ---- */
 
-static int engine_gc(lua_State *L) {
-  ta_engine *E = (ta_engine *)luaL_checkudata(L, 1, ENGINE_MT);
-  if (E->closing) return 0;
-  E->closing = 1;
+/* The engine's own handles live on E->loop (ours or the host's). */
+int ta_engine_handles_init(ta_engine *E) {
+  E->wake = (uv_timer_t *)malloc(sizeof *E->wake);
+  E->sigint = (uv_signal_t *)malloc(sizeof *E->sigint);
+  if (E->wake == NULL || E->sigint == NULL) {
+    free(E->wake);
+    free(E->sigint);
+    E->wake = NULL;
+    E->sigint = NULL;
+    return UV_ENOMEM;
+  }
+  uv_timer_init(E->loop, E->wake);
+  uv_signal_init(E->loop, E->sigint);
+  E->wake->data = E->sigint->data = E;
+  if (E->host_loop) {
+    uv_unref((uv_handle_t *)E->sigint);
+  }
+  return ta_embed_init(E);
+}
+
+void ta_engine_handles_close(ta_engine *E) {
   ta_io_close_all(E);
   uv_close((uv_handle_t *)E->wake, free_handle);
   uv_close((uv_handle_t *)E->sigint, free_handle);
-  uv_run(E->loop, UV_RUN_DEFAULT);
-  if (E->loop == &E->own_loop) uv_loop_close(E->loop);
+  E->wake = NULL;
+  E->sigint = NULL;
+}
+
+/* lua_close during a live run: cancel everything and let the tasks unwind
+** as far as they can without waiting for I/O or time. */
+static void abandon_run(lua_State *L, ta_engine *E) {
+  int rounds = 0, top = lua_gettop(L);
+  ta_status_cancel(L, E, &E->root);
+  E->host_loop = 1; /* no more polling */
+  while (ta_run_alive(E) && E->nrunq > 0 && rounds++ < 1000) ta_run_step(L, E, 0);
+  ta_run_finish(L, E);
+  lua_settop(L, top);
+}
+
+static int engine_gc(lua_State *L) {
+  ta_engine *E = (ta_engine *)luaL_checkudata(L, 1, ENGINE_MT);
+  int host = E->host_loop;
+  if (E->closing) return 0;
+  if (E->running) abandon_run(L, E);
+  E->closing = 1;
+  ta_embed_close(L, E);
+  ta_engine_handles_close(E);
+  if (!host) {
+    uv_run(E->loop, UV_RUN_DEFAULT);
+    uv_loop_close(E->loop);
+  }
   free(E->runq);
   free(E->batch);
   free(E->fdw);
@@ -386,18 +481,14 @@ ta_engine *ta_engine_get(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   E->clock_ref = E->result_ref = E->hook_ref = E->errfactory_ref = LUA_NOREF;
+  E->guest_done_ref = LUA_NOREF;
   E->internal_ref = E->aio_cancelled_ref = LUA_NOREF;
-  E->wake = (uv_timer_t *)malloc(sizeof *E->wake);
-  E->sigint = (uv_signal_t *)malloc(sizeof *E->sigint);
-  if (E->wake == NULL || E->sigint == NULL || uv_loop_init(&E->own_loop) != 0) {
-    free(E->wake);
-    free(E->sigint);
-    luaL_error(L, "trio_asyncio: cannot initialise the libuv loop");
-  }
+  if (uv_loop_init(&E->own_loop) != 0) luaL_error(L, "trio_asyncio: cannot initialise the libuv loop");
   E->loop = &E->own_loop;
-  uv_timer_init(E->loop, E->wake);
-  uv_signal_init(E->loop, E->sigint);
-  E->wake->data = E->sigint->data = E;
+  if (ta_engine_handles_init(E) != 0) {
+    uv_loop_close(E->loop);
+    luaL_error(L, "trio_asyncio: not enough memory");
+  }
   E->root.deadline = HUGE_VAL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   E->L = lua_tothread(L, -1);
@@ -455,6 +546,7 @@ void ta_register(lua_State *L, const luaL_Reg *funcs) {
 
 static const luaL_Reg engine_funcs[] = {
   {"run", l_run},
+  {"start_guest_run", l_start_guest_run},
   {"spawn_system_task", l_spawn_system_task},
   {"run_sync_soon", l_run_sync_soon},
   {"set_error_factory", l_set_error_factory},

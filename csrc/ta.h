@@ -277,6 +277,16 @@ struct ta_engine {
   uint32_t next_id;
   int internal_ref;         /* first error of a system task or callback */
   int weak_ref;             /* weak-valued table anchoring asyncio objects */
+  int guest;                /* the run is a guest run (driven by the host) */
+  lua_State *curL;          /* thread running scheduler or task code now */
+  int in_io_wait;           /* inside uv_run: no Lua calls */
+  int guest_done_ref;       /* done callback of the guest run */
+  int host_loop;            /* E->loop belongs to the host */
+  uv_prepare_t *prepare;    /* host-loop mode: runs a tick each iteration */
+  uv_idle_t *idle;          /* host-loop mode: no blocking while tasks are runnable */
+  uv_async_t *async;        /* call_soon_threadsafe wake-ups */
+  uv_mutex_t async_lock;
+  struct ta_threadcall *calls; /* queued by other threads, under async_lock */
   struct ta_loop *running_loop; /* loop whose callbacks are running */
   struct ta_fdwatch **fdw;  /* I/O waits by file descriptor */
   int nfdw;
@@ -290,11 +300,22 @@ void ta_weakunref(lua_State *L, ta_engine *E, int ref);
 double ta_now(ta_engine *E);
 void ta_runq_push(ta_engine *E, ta_task *t);
 void ta_tick(lua_State *L, ta_engine *E, double max_wait);
+void ta_run_start(lua_State *L, ta_engine *E, int fnidx, int argsidx, int clockidx, int flavor);
+int ta_run_alive(ta_engine *E);
+void ta_run_step(lua_State *L, ta_engine *E, double max_wait);
+int ta_run_finish(lua_State *L, ta_engine *E);
+void ta_guest_started(ta_engine *E);
+int ta_guest_step(lua_State *L, ta_engine *E, double max_wait);
+void ta_embed_close(lua_State *L, ta_engine *E);
+int ta_embed_init(ta_engine *E);
 void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t);
 void ta_push_error(lua_State *L, ta_engine *E, const char *cls, const char *msg);
 int ta_error(lua_State *L, const char *cls, const char *fmt, ...);
 void ta_handle_opened(ta_engine *E);
 void ta_handle_closed(ta_engine *E);
+void ta_free_handle(uv_handle_t *h);
+int ta_engine_handles_init(ta_engine *E);
+void ta_engine_handles_close(ta_engine *E);
 int ta_open_engine(lua_State *L);
 void ta_register(lua_State *L, const luaL_Reg *funcs); /* into [core, engine] */
 

@@ -293,12 +293,14 @@ int ta_checkpoint(lua_State *L, ta_task *t) {
 /* The caller has already unlinked t from what it waited on and pushed
 ** `nvalues` resume values (or one error value) on t->co. */
 void ta_reschedule(ta_task *t, int nvalues, int is_error) {
+  ta_engine *E = t->E;
   t->state = TA_RUNNABLE;
   t->abort = NULL;
   t->wait = NULL;
   t->nargs = nvalues;
   t->resume_error = (unsigned char)is_error;
-  ta_runq_push(t->E, t);
+  ta_runq_push(E, t);
+  if (ta_hooked(E) && E->curL != NULL && !E->in_io_wait) ta_hook(E->curL, E, "task_scheduled", t);
 }
 
 static void push_cancelled(lua_State *L, ta_task *t) {
@@ -417,14 +419,21 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
 void ta_step_task(lua_State *L, ta_task *t) {
   ta_engine *E = t->E;
   ta_task *prev = E->current;
-  int nres = 0, st, nargs = t->nargs;
-  if (ta_hooked(E)) ta_hook(L, E, "before_task_step", t);
+  lua_State *prevL = E->curL;
+  int nres = 0, st, nargs = t->nargs, hooked = ta_hooked(E), tidx = 0;
+  if (hooked) {
+    ta_push_task(L, t); /* keeps it nameable for after_task_step */
+    tidx = lua_gettop(L);
+    ta_hook(L, E, "before_task_step", t);
+  }
   E->current = t;
+  E->curL = t->co;
   t->state = TA_RUNNING;
   t->trap = 0;
   t->nargs = 0;
   st = lua_resume(t->co, L, nargs, &nres);
   E->current = prev;
+  E->curL = prevL;
   if (st == LUA_YIELD) {
     if (!t->trap) foreign_yield(L, t, nres);
   } else if (st == LUA_OK) {
@@ -443,7 +452,15 @@ void ta_step_task(lua_State *L, ta_task *t) {
     }
     task_exit(L, t, 0, 1);
   }
-  if (ta_hooked(E)) ta_hook(L, E, "after_task_step", t);
+  if (hooked) {
+    if (ta_hooked(E)) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, E->hook_ref);
+      lua_pushliteral(L, "after_task_step");
+      lua_pushvalue(L, tidx);
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+    }
+    lua_remove(L, tidx);
+  }
 }
 
 /* ---- the Lua face of tasks: trio.lowlevel ---- */

@@ -1,0 +1,477 @@
+-- trio.lowlevel: tasks, checkpoints, wait_task_rescheduled / reschedule,
+-- system tasks, ParkingLot, trio tokens.
+local trio = require "trio"
+local lowlevel = trio.lowlevel
+
+local function errof(fn, ...)
+  local ok, e = pcall(fn, ...)
+  assert(not ok, "expected an error, but the call succeeded")
+  return e
+end
+
+local function assert_has(s, sub)
+  s = tostring(s)
+  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
+end
+
+-- Appends v to t (as a call, so blocking calls in v finish first).
+local function push(t, v)
+  t[#t + 1] = v
+end
+
+-- Yields with sleep(0) until cond() holds (at most n times).
+local function wait_until(cond, n)
+  for _ = 1, n or 100 do
+    if cond() then return end
+    trio.sleep(0)
+  end
+  error("condition never became true", 2)
+end
+
+describe("trio.lowlevel.current_task", function()
+  it("returns the same object every time within a task", function()
+    local same = trio.run(function()
+      local a = lowlevel.current_task()
+      trio.sleep(0)
+      return rawequal(a, lowlevel.current_task())
+    end)
+    assert.is_true(same)
+  end)
+
+  it("returns a different object in each task", function()
+    local distinct = trio.run(function()
+      local tasks = { lowlevel.current_task() }
+      trio.open_nursery(function(n)
+        for _ = 1, 2 do n:start_soon(function() push(tasks, lowlevel.current_task()) end) end
+      end)
+      return tasks[1] ~= tasks[2] and tasks[2] ~= tasks[3] and tasks[1] ~= tasks[3] and #tasks == 3
+    end)
+    assert.is_true(distinct)
+  end)
+
+  it("has a name, the trio flavor and a readable tostring", function()
+    local name, flavor, str = trio.run(function()
+      local t = lowlevel.current_task()
+      return t.name, t.flavor, tostring(t)
+    end)
+    assert.equal("string", type(name))
+    assert.is_true(#name > 0)
+    assert.equal("trio", flavor)
+    assert_has(str:lower(), "task")
+    assert_has(str, "0x")
+  end)
+
+  it("parent_nursery is the nursery that spawned the task", function()
+    local same = trio.run(function()
+      return trio.open_nursery(function(n)
+        local got
+        n:start_soon(function() got = lowlevel.current_task().parent_nursery end)
+        trio.sleep(0.005)
+        return rawequal(got, n)
+      end)
+    end)
+    assert.is_true(same)
+  end)
+
+  it("child_nurseries lists the nurseries open in the task", function()
+    local before, inside, same, after = trio.run(function()
+      local t = lowlevel.current_task()
+      local b = #t.child_nurseries
+      local i, s
+      trio.open_nursery(function(n)
+        local list = t.child_nurseries
+        i = #list
+        s = rawequal(list[1], n)
+      end)
+      return b, i, s, #t.child_nurseries
+    end)
+    assert.same({ 0, 1, true, 0 }, { before, inside, same, after })
+  end)
+
+  it("a task in a nested nursery sees the chain of parents", function()
+    local ok = trio.run(function()
+      local root = lowlevel.current_task()
+      return trio.open_nursery(function(n)
+        local r
+        n:start_soon(function()
+          local me = lowlevel.current_task()
+          r = rawequal(me.parent_nursery, n) and rawequal(root.child_nurseries[1], n)
+        end)
+        trio.sleep(0.005)
+        return r
+      end)
+    end)
+    assert.is_true(ok)
+  end)
+end)
+
+describe("trio.lowlevel.current_root_task", function()
+  it("is the same task object from every task in the run", function()
+    local same, is_task = trio.run(function()
+      local roots = { lowlevel.current_root_task() }
+      trio.open_nursery(function(n)
+        n:start_soon(function() push(roots, lowlevel.current_root_task()) end)
+      end)
+      return rawequal(roots[1], roots[2]), roots[1] ~= nil and roots[1].flavor == "trio"
+    end)
+    assert.is_true(same)
+    assert.is_true(is_task)
+  end)
+end)
+
+describe("checkpoints", function()
+  it("checkpoint yields to other tasks", function()
+    local log = {}
+    trio.run(function()
+      trio.open_nursery(function(n)
+        n:start_soon(function() push(log, "child") end)
+        push(log, "before")
+        lowlevel.checkpoint()
+        push(log, "after")
+      end)
+    end)
+    assert.same({ "before", "child", "after" }, log)
+  end)
+
+  it("checkpoint raises Cancelled in a cancelled scope", function()
+    local s = trio.run(function()
+      local scope = trio.CancelScope()
+      scope:cancel()
+      scope:run(lowlevel.checkpoint)
+      return scope
+    end)
+    assert.is_true(s.cancelled_caught)
+  end)
+
+  it("checkpoint_if_cancelled does nothing when not cancelled, not even yield", function()
+    local log = {}
+    trio.run(function()
+      trio.open_nursery(function(n)
+        n:start_soon(function() push(log, "child") end)
+        lowlevel.checkpoint_if_cancelled()
+        push(log, "body")
+      end)
+    end)
+    assert.same({ "body", "child" }, log)
+  end)
+
+  it("checkpoint_if_cancelled raises Cancelled when cancelled", function()
+    local s = trio.run(function()
+      local scope = trio.CancelScope()
+      scope:run(function()
+        scope:cancel()
+        lowlevel.checkpoint_if_cancelled()
+        error("unreachable")
+      end)
+      return scope
+    end)
+    assert.is_true(s.cancelled_caught)
+  end)
+
+  it("cancel_shielded_checkpoint yields but never raises Cancelled", function()
+    local log = {}
+    trio.run(function()
+      local scope = trio.CancelScope()
+      scope:cancel()
+      scope:run(function()
+        trio.open_nursery(function(n)
+          -- the child runs in the same cancelled scope but does not checkpoint
+          n:start_soon(function() push(log, "child") end)
+          lowlevel.cancel_shielded_checkpoint()
+          push(log, "after shielded checkpoint")
+        end)
+      end)
+    end)
+    assert.same({ "child", "after shielded checkpoint" }, log)
+  end)
+end)
+
+describe("wait_task_rescheduled and reschedule", function()
+  it("reschedule(task, true, v) makes the wait return v", function()
+    local got = trio.run(function()
+      local v
+      trio.open_nursery(function(n)
+        local waiter
+        n:start_soon(function()
+          waiter = lowlevel.current_task()
+          v = lowlevel.wait_task_rescheduled(function() return lowlevel.Abort.SUCCEEDED end)
+        end)
+        trio.sleep(0.005)
+        lowlevel.reschedule(waiter, true, "value")
+      end)
+      return v
+    end)
+    assert.equal("value", got)
+  end)
+
+  it("reschedule(task, false, err) makes the wait raise err", function()
+    local got = trio.run(function()
+      local e
+      trio.open_nursery(function(n)
+        local waiter
+        n:start_soon(function()
+          waiter = lowlevel.current_task()
+          local ok
+          ok, e = pcall(lowlevel.wait_task_rescheduled, function() return lowlevel.Abort.SUCCEEDED end)
+          assert(not ok)
+        end)
+        trio.sleep(0.005)
+        lowlevel.reschedule(waiter, false, "raised")
+      end)
+      return e
+    end)
+    assert.equal("raised", got)
+  end)
+
+  it("the waiter does not run before it is rescheduled", function()
+    local log = {}
+    trio.run(function()
+      trio.open_nursery(function(n)
+        local waiter
+        n:start_soon(function()
+          waiter = lowlevel.current_task()
+          lowlevel.wait_task_rescheduled(function() return lowlevel.Abort.SUCCEEDED end)
+          push(log, "woke")
+        end)
+        trio.sleep(0.02)
+        push(log, "rescheduling")
+        lowlevel.reschedule(waiter, true)
+      end)
+    end)
+    assert.same({ "rescheduling", "woke" }, log)
+  end)
+
+  it("on cancellation abort_fn is called with raise_cancel; SUCCEEDED raises Cancelled", function()
+    local calls, arg_type, caught = trio.run(function()
+      local c, t = 0, nil
+      local scope = trio.move_on_after(0.005, function()
+        lowlevel.wait_task_rescheduled(function(raise_cancel)
+          c = c + 1
+          t = type(raise_cancel)
+          return lowlevel.Abort.SUCCEEDED
+        end)
+      end)
+      return c, t, scope.cancelled_caught
+    end)
+    assert.equal(1, calls)
+    assert.equal("function", arg_type)
+    assert.is_true(caught)
+  end)
+
+  it("FAILED keeps the task parked until it is rescheduled", function()
+    local log = {}
+    trio.run(function()
+      trio.open_nursery(function(n)
+        local waiter
+        local scope = trio.CancelScope()
+        n:start_soon(function()
+          waiter = lowlevel.current_task()
+          scope:run(function()
+            local v = lowlevel.wait_task_rescheduled(function()
+              push(log, "abort called")
+              return lowlevel.Abort.FAILED
+            end)
+            push(log, "woke with " .. tostring(v))
+          end)
+        end)
+        trio.sleep(0.005)
+        scope:cancel()
+        trio.sleep(0.01)
+        push(log, "rescheduling")
+        lowlevel.reschedule(waiter, true, "late value")
+      end)
+    end)
+    assert.same({ "abort called", "rescheduling", "woke with late value" }, log)
+  end)
+
+  it("abort_fn is not called when the task was rescheduled first", function()
+    local aborts = trio.run(function()
+      local c = 0
+      trio.open_nursery(function(n)
+        local waiter
+        local scope = trio.CancelScope()
+        n:start_soon(function()
+          waiter = lowlevel.current_task()
+          scope:run(function()
+            lowlevel.wait_task_rescheduled(function() c = c + 1 return lowlevel.Abort.SUCCEEDED end)
+          end)
+        end)
+        trio.sleep(0.005)
+        lowlevel.reschedule(waiter, true)
+        scope:cancel()
+      end)
+      return c
+    end)
+    assert.equal(0, aborts)
+  end)
+
+  it("Abort has two distinct values", function()
+    assert.is_not_nil(lowlevel.Abort.SUCCEEDED)
+    assert.is_not_nil(lowlevel.Abort.FAILED)
+    assert.are_not.equal(lowlevel.Abort.SUCCEEDED, lowlevel.Abort.FAILED)
+  end)
+end)
+
+describe("trio.lowlevel.spawn_system_task", function()
+  it("runs fn with its arguments", function()
+    local got = trio.run(function()
+      local v
+      lowlevel.spawn_system_task(function(a, b) v = a + b end, 2, 3)
+      trio.sleep(0.005)
+      return v
+    end)
+    assert.equal(5, got)
+  end)
+
+  it("does not keep the run alive: it is cancelled when the main task ends", function()
+    local log = {}
+    local r = trio.run(function()
+      lowlevel.spawn_system_task(function()
+        local _, e = pcall(trio.sleep_forever)
+        push(log, "system task cancelled=" .. tostring(trio.Cancelled:is(e)))
+        error(e, 0)
+      end)
+      trio.sleep(0.005)
+      return "main result"
+    end)
+    assert.equal("main result", r)
+    assert.same({ "system task cancelled=true" }, log)
+  end)
+
+  it("is not cancelled by the caller's cancel scope", function()
+    local log = {}
+    trio.run(function()
+      local done = trio.Event()
+      trio.move_on_after(0.005, function()
+        lowlevel.spawn_system_task(function()
+          trio.sleep(0.02)
+          push(log, "system task finished")
+          done:set()
+        end)
+        trio.sleep_forever()
+      end)
+      done:wait()
+    end)
+    assert.same({ "system task finished" }, log)
+  end)
+end)
+
+describe("trio.lowlevel.ParkingLot", function()
+  it("unpark wakes parked tasks in FIFO order", function()
+    local log = {}
+    trio.run(function()
+      local lot = lowlevel.ParkingLot()
+      trio.open_nursery(function(n)
+        for i = 1, 3 do
+          n:start_soon(function() lot:park() push(log, i) end)
+          wait_until(function() return lot:statistics().tasks_waiting == i end)
+        end
+        for _ = 1, 3 do
+          lot:unpark()
+          trio.sleep(0.002)
+        end
+      end)
+    end)
+    assert.same({ 1, 2, 3 }, log)
+  end)
+
+  it("unpark with a count wakes that many; unpark_all wakes the rest", function()
+    local after_two, after_all = trio.run(function()
+      local lot, woke, a = lowlevel.ParkingLot(), 0, nil
+      trio.open_nursery(function(n)
+        for _ = 1, 5 do n:start_soon(function() lot:park() woke = woke + 1 end) end
+        wait_until(function() return lot:statistics().tasks_waiting == 5 end)
+        lot:unpark(2)
+        trio.sleep(0.005)
+        a = woke
+        lot:unpark_all()
+      end)
+      return a, woke
+    end)
+    assert.equal(2, after_two)
+    assert.equal(5, after_all)
+  end)
+
+  it("unpark on an empty lot does nothing", function()
+    local ok = trio.run(function()
+      local lot = lowlevel.ParkingLot()
+      lot:unpark()
+      lot:unpark_all()
+      return lot:statistics().tasks_waiting == 0
+    end)
+    assert.is_true(ok)
+  end)
+
+  it("a cancelled park leaves the lot", function()
+    local waiting, caught = trio.run(function()
+      local lot = lowlevel.ParkingLot()
+      local s = trio.move_on_after(0.005, function() lot:park() end)
+      return lot:statistics().tasks_waiting, s.cancelled_caught
+    end)
+    assert.equal(0, waiting)
+    assert.is_true(caught)
+  end)
+
+  it("a cancelled parker is skipped by unpark", function()
+    local log = {}
+    trio.run(function()
+      local lot = lowlevel.ParkingLot()
+      local scope_a = trio.CancelScope()
+      trio.open_nursery(function(n)
+        n:start_soon(function()
+          scope_a:run(function() lot:park() push(log, "A woke") end)
+        end)
+        wait_until(function() return lot:statistics().tasks_waiting == 1 end)
+        n:start_soon(function() lot:park() push(log, "B woke") end)
+        wait_until(function() return lot:statistics().tasks_waiting == 2 end)
+        scope_a:cancel()
+        lot:unpark()
+      end)
+    end)
+    assert.same({ "B woke" }, log)
+  end)
+end)
+
+describe("trio.lowlevel.current_trio_token", function()
+  it("run_sync_soon calls fn with its arguments inside the run", function()
+    local got = trio.run(function()
+      local token = lowlevel.current_trio_token()
+      local v
+      local done = trio.Event()
+      token:run_sync_soon(function(a, b)
+        v = a .. b
+        done:set()
+      end, "x", "y")
+      done:wait()
+      return v
+    end)
+    assert.equal("xy", got)
+  end)
+
+  it("is the same token for every task of a run", function()
+    local same = trio.run(function()
+      local t1 = lowlevel.current_trio_token()
+      local t2
+      trio.open_nursery(function(n) n:start_soon(function() t2 = lowlevel.current_trio_token() end) end)
+      return t1 == t2
+    end)
+    assert.is_true(same)
+  end)
+
+  it("run_sync_soon callbacks run in the order they were queued", function()
+    local log = {}
+    trio.run(function()
+      local token = lowlevel.current_trio_token()
+      local done = trio.Event()
+      for i = 1, 5 do token:run_sync_soon(function() push(log, i) if i == 5 then done:set() end end) end
+      done:wait()
+    end)
+    assert.same({ 1, 2, 3, 4, 5 }, log)
+  end)
+
+  it("run_sync_soon after the run finished raises RunFinishedError", function()
+    local token = trio.run(lowlevel.current_trio_token)
+    local e = errof(token.run_sync_soon, token, function() end)
+    assert.is_true(trio.RunFinishedError:is(e))
+  end)
+end)
