@@ -6,8 +6,8 @@
 ** On a host loop, a uv_prepare_t runs one scheduler tick per loop
 ** iteration (the host's uv_run does the polling); a uv_idle_t keeps the
 ** loop from blocking while tasks are runnable, and the engine's wake timer
-** is armed for the next deadline.  These handles are unreferenced, so they
-** never keep the host's loop alive by themselves.
+** is armed for the next deadline.  Only a live guest run keeps the host's
+** loop alive (its async handle is referenced for that long).
 **
 ** The one process-wide structure: the registry of live engines, so that
 ** trio_asyncio_call_soon_threadsafe can tell a closed lua_State from a live
@@ -165,6 +165,7 @@ static void arm(ta_engine *E) {
     uv_idle_stop(E->idle);
     uv_prepare_stop(E->prepare);
     uv_timer_stop(E->wake);
+    uv_unref((uv_handle_t *)E->async);
     return;
   }
   if (E->nrunq > 0 || E->nsoon > 0) {
@@ -186,8 +187,11 @@ static void on_prepare(uv_prepare_t *h) {
   arm(E);
 }
 
+/* While a guest run is alive it keeps the host's loop alive (through the
+** async handle, which also receives the threads' wake-ups). */
 void ta_guest_started(ta_engine *E) {
   if (!E->host_loop) return;
+  uv_ref((uv_handle_t *)E->async);
   uv_prepare_start(E->prepare, on_prepare);
   arm(E);
 }
@@ -214,7 +218,6 @@ int ta_embed_init(ta_engine *E) {
   E->async->data = E->prepare->data = E->idle->data = E;
   uv_unref((uv_handle_t *)E->async);
   uv_unref((uv_handle_t *)E->prepare);
-  uv_unref((uv_handle_t *)E->idle);
   uv_mutex_lock(&registry_lock);
   if (registry_find(E->L) == NULL && E->L != NULL) {
     live_engine *e = (live_engine *)malloc(sizeof *e);

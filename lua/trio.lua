@@ -414,6 +414,30 @@ function lowlevel.run(opts)
   return finish_run(core.run(opts.fn, args, opts.clock, opts.flavor))
 end
 
+--- trio.lowlevel.start_guest_run(fn, {done_callback=, args=, clock=,
+-- instruments=}): start a run that returns at once; its tasks progress while
+-- the host drives the engine (its own libuv loop after
+-- trio_asyncio_use_loop, or trio_asyncio_step calls).  done_callback(true,
+-- results...) or done_callback(false, err) is called when it ends.
+function lowlevel.start_guest_run(fn, opts)
+  check_callable(fn, 1, "start_guest_run")
+  if type(opts) ~= "table" then
+    error(("bad argument #2 to 'start_guest_run' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  local done = opts.done_callback
+  check_callable(done, 2, "start_guest_run")
+  if core.is_running() then
+    error("start_guest_run: a run is already active in this Lua state (one run at a time)", 2)
+  end
+  for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
+  local args = opts.args or {}
+  args.n = args.n or #args
+  core.start_guest_run(fn, args, opts.clock, opts.flavor, function(status, ...)
+    local r = pack(pcall(finish_run, status, ...))
+    if r[1] then done(true, unpack(r, 2, r.n)) else done(false, r[2]) end
+  end)
+end
+
 trio.lowlevel = lowlevel
 
 trio.testing = {

@@ -233,6 +233,16 @@ function M.run(fn, ...)
   end)
 end
 
+--- start_guest_run(fn, opts): trio.lowlevel.start_guest_run with an
+-- asyncio loop opened around fn (fn(loop) runs Trio-flavored).
+function M.start_guest_run(fn, opts)
+  if not is_callable(fn) then argerror(1, "start_guest_run", "function expected") end
+  return trio.lowlevel.start_guest_run(function(...)
+    local args = pack(...)
+    return M.open_loop(function(loop) return fn(loop, unpack(args, 1, args.n)) end)
+  end, opts)
+end
+
 --- allow_asyncio(fn, ...): Trio-flavored; fn runs in a task where both
 -- flavors may be called directly.
 function M.allow_asyncio(fn, ...)
