@@ -6,7 +6,7 @@
 
 static int (*const openers[])(lua_State *L) = {
   ta_open_engine, ta_open_task, ta_open_cancel, ta_open_nursery,
-  ta_open_parking, ta_open_channel, ta_open_io, ta_open_clock, ta_open_loop, ta_open_future,
+  ta_open_parking, ta_open_channel, ta_open_io, ta_open_clock, ta_open_loop, ta_open_future, ta_open_embed,
 };
 
 /* metatable(name) -> the registry metatable of a core type, so the Lua

@@ -196,6 +196,23 @@ void ta_guest_started(ta_engine *E) {
   arm(E);
 }
 
+/* guest_step(max_wait) -> alive: one step of the guest run, from Lua code
+** outside any task (the sync asyncio loop drives its run this way). */
+static int l_guest_step(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  double max_wait = luaL_optnumber(L, 1, -1);
+  if (E->current != NULL)
+    return luaL_error(L, "run_until_complete: cannot run a sync loop from inside a task");
+  lua_pushboolean(L, ta_guest_step(L, E, max_wait));
+  return 1;
+}
+
+int ta_open_embed(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"guest_step", l_guest_step}, {NULL, NULL}};
+  ta_register(L, funcs);
+  return 0;
+}
+
 /* ---- engine handles of this layer ---- */
 
 int ta_embed_init(ta_engine *E) {

@@ -308,6 +308,7 @@ void ta_guest_started(ta_engine *E);
 int ta_guest_step(lua_State *L, ta_engine *E, double max_wait);
 void ta_embed_close(lua_State *L, ta_engine *E);
 int ta_embed_init(ta_engine *E);
+int ta_open_embed(lua_State *L);
 void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t);
 void ta_push_error(lua_State *L, ta_engine *E, const char *cls, const char *msg);
 int ta_error(lua_State *L, const char *cls, const char *fmt, ...);

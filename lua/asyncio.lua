@@ -105,7 +105,7 @@ local function check_sync(loop, fname)
   if loop:is_closed() then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
   if attrs(loop).bridged then error(errors.RuntimeError(fname .. ": This is not a sync loop"), 3) end
   if loop:is_running() then error(errors.RuntimeError(fname .. ": This event loop is already running"), 3) end
-  if core.is_running() then
+  if core.is_running() and not attrs(loop).background then
     error(errors.RuntimeError(fname .. ": cannot run a loop inside a running trio run "
       .. "(use trio_asyncio.open_loop)"), 3)
   end
@@ -137,7 +137,7 @@ function Loop:run_until_complete(x)
   local a = attrs(self)
   local function wakeup() if a.wake then a.wake:set() end end
   fut:add_done_callback(wakeup)
-  local ok, err = pcall(drive, self, function() return fut:done() end)
+  local ok, err = pcall(a.drive or drive, self, function() return fut:done() end)
   fut:remove_done_callback(wakeup)
   if not ok then error(err, 0) end
   if not fut:done() then
@@ -148,7 +148,8 @@ end
 
 function Loop:run_forever()
   check_sync(self, "run_forever")
-  drive(self, function() return false end)
+  local a = attrs(self);
+  (a.drive or drive)(self, function() return false end)
 end
 
 --- stop(): the running loop returns after the current batch of callbacks.
@@ -158,10 +159,14 @@ function Loop:stop()
   if a.wake then a.wake:set() end
 end
 
+asyncio._drive = drive
+
 function Loop:close()
   if self:is_running() then
     error(errors.RuntimeError("close: Cannot close a running event loop; stop it first"), 2)
   end
+  local a = attrs(self)
+  if a.on_close then a.on_close(self) end
   core.loop_close(self)
 end
 

@@ -154,6 +154,21 @@ end
 -- ---------------------------------------------------------------------
 -- open_loop
 
+-- The loop's service nursery, shielded: Trio tasks started from asyncio
+-- code (run_trio, run_trio_task) run here until the loop closes.
+local function service_body(a)
+  return function(task_status)
+    local ok, err = pcall(trio.CancelScope { shield = true }.run, trio.CancelScope { shield = true },
+      trio.open_nursery, function(service)
+        task_status:started(service)
+        trio.sleep_forever()
+      end)
+    a.service_exited:set()
+    if not ok then error(err, 0) end
+  end
+end
+
+
 -- The default exception handler of an open_loop loop: the first error that
 -- reaches it ends the block, which then raises it.
 local function raise_from_loop(loop, context)
@@ -201,15 +216,7 @@ function M.open_loop(fn)
     n:start_soon(function()
       trio.CancelScope { shield = true }:run(core.loop_drive, loop)
     end)
-    a.service = n:start(function(task_status)
-      local sok, serr = pcall(trio.CancelScope { shield = true }.run, trio.CancelScope { shield = true },
-        trio.open_nursery, function(service)
-          task_status:started(service)
-          trio.sleep_forever()
-        end)
-      a.service_exited:set()
-      if not sok then error(serr, 0) end
-    end)
+    a.service = n:start(service_body(a))
     a.body_scope = trio.CancelScope()
     r = pack(pcall(a.body_scope.run, a.body_scope, fn, loop))
     trio.CancelScope { shield = true }:run(shutdown, loop, a)
@@ -259,8 +266,66 @@ function M.allow_asyncio(fn, ...)
   return unpack(r, 1, r.n)
 end
 
---- The sync loop: usable outside any Trio run (run_until_complete again
--- and again); the same loop type asyncio.new_event_loop returns.
-M.new_event_loop = asyncio.new_event_loop
+-- ---------------------------------------------------------------------
+-- The sync loop: usable outside any Trio run, run_until_complete again and
+-- again.  It keeps a Trio run of its own, started at its first use and
+-- paused between calls (a guest run stepped from run_until_complete), so
+-- Trio tasks started through trio_as_aio survive between calls.  No OS
+-- thread.  While it is open, this Lua state has that run active.
+
+local function start_background(loop, a)
+  a.background = true
+  a.background_stop = trio.Event()
+  a.service_exited = trio.Event()
+  core.start_guest_run(function()
+    trio.open_nursery(function(n)
+      a.service = n:start(service_body(a))
+      n:start_soon(core.loop_drive, loop)
+      a.background_stop:wait()
+      a.service.cancel_scope:cancel()
+      a.service_exited:wait()
+      core.loop_stop_driver(loop)
+    end)
+  end, nil, nil, "trio", function(status, err)
+    a.background, a.service = false, nil
+    if status ~= "ok" then a.background_error = err end
+  end)
+end
+
+local function drive_sync(loop, until_done)
+  local a = attrs(loop)
+  if not a.background then
+    if core.is_running() then
+      error(errors.RuntimeError("run_until_complete: a trio run is already active in this Lua state "
+        .. "(inside trio, use trio_asyncio.open_loop)"), 0)
+    end
+    start_background(loop, a)
+  end
+  a.running, a.stopping = true, false
+  while not until_done() and not a.stopping and a.background do core.guest_step(-1) end
+  a.running, a.stopping = false, false
+  if a.background_error ~= nil then
+    local e = a.background_error
+    a.background_error = nil
+    error(e, 0)
+  end
+end
+
+local function close_sync(loop)
+  local a = attrs(loop)
+  if not a.background then return end
+  a.background_stop:set()
+  while a.background do core.guest_step(-1) end
+end
+
+function M.new_event_loop()
+  local loop = core.loop_new()
+  local a = attrs(loop)
+  a.drive, a.on_close = drive_sync, close_sync
+  return loop
+end
+
+-- With trio_asyncio loaded, asyncio.new_event_loop returns sync loops.
+asyncio.new_event_loop = M.new_event_loop
 
 return M
