@@ -611,6 +611,30 @@ static int l_in_loop_callback(lua_State *L) {
   return 1;
 }
 
+/* loop_driver(loop) -> the Trio task driving it, or nil */
+static int l_loop_driver(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  if (lp->driver == NULL || lp->driver->ref == LUA_NOREF) return 0;
+  ta_push_task(L, lp->driver);
+  return 1;
+}
+
+/* live_loops() -> every loop not yet closed */
+static int l_live_loops(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  int n = 0;
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    loop_ud *u = (loop_ud *)luaL_testudata(L, -1, LOOP_MT);
+    if (u != NULL && !u->lp.closed) lua_rawseti(L, -4, ++n);
+    else lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
 static const luaL_Reg loop_methods[] = {
   {"call_soon", l_call_soon},
   {"call_soon_threadsafe", l_call_soon},
@@ -635,6 +659,8 @@ static const luaL_Reg loop_funcs[] = {
   {"loop_attrs", l_attrs},
   {"running_loop", l_running_loop},
   {"in_loop_callback", l_in_loop_callback},
+  {"loop_driver", l_loop_driver},
+  {"live_loops", l_live_loops},
   {NULL, NULL}
 };
 

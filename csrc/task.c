@@ -691,7 +691,45 @@ static int t_guarded_yield(lua_State *L) {
   return lua_yield(L, lua_gettop(L));
 }
 
+/* task_where(task) -> "what (file:line)" where the task is suspended,
+** "running", "not started" or "done". */
+static int t_task_where(lua_State *L) {
+  ta_task *t = ta_checktask(L, 1);
+  lua_Debug ar;
+  const char *what = NULL;
+  if (t->co == NULL) return lua_pushliteral(L, "done"), 1;
+  if (t->state == TA_RUNNING) return lua_pushliteral(L, "running"), 1;
+  for (int level = 0; lua_getstack(t->co, level, &ar); level++) {
+    lua_getinfo(t->co, "Sln", &ar);
+    if (what == NULL && ar.name != NULL) what = ar.name;
+    if (ar.currentline > 0 && !own_chunk(ar.source)) {
+      if (what != NULL) lua_pushfstring(L, "%s (%s:%d)", what, ar.short_src, ar.currentline);
+      else lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return 1;
+    }
+  }
+  lua_pushstring(L, what != NULL ? what : "not started");
+  return 1;
+}
+
+/* system_tasks() -> the live tasks spawned with spawn_system_task */
+static int t_system_tasks(lua_State *L) {
+  ta_engine *E = engine_of(L);
+  int n = 0;
+  lua_newtable(L);
+  if (!E->running) return 1;
+  for (ta_task *t = E->root.first_task; t != NULL; t = t->status_next) {
+    if (t->system) {
+      ta_push_task(L, t);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  return 1;
+}
+
 static const luaL_Reg task_funcs[] = {
+  {"task_where", t_task_where},
+  {"system_tasks", t_system_tasks},
   {"guarded_yield", t_guarded_yield},
   {"check_flavor", t_check_flavor},
   {"current_task", t_current_task},

@@ -158,6 +158,7 @@ end
 -- code (run_trio, run_trio_task) run here until the loop closes.
 local function service_body(a)
   return function(task_status)
+    trio.lowlevel.current_task().name = "trio_asyncio service nursery"
     local ok, err = pcall(trio.CancelScope { shield = true }.run, trio.CancelScope { shield = true },
       trio.open_nursery, function(service)
         task_status:started(service)
@@ -214,6 +215,7 @@ function M.open_loop(fn)
   local r
   local ok, err = pcall(trio.open_nursery, function(n)
     n:start_soon(function()
+      trio.lowlevel.current_task().name = "trio_asyncio loop driver"
       trio.CancelScope { shield = true }:run(core.loop_drive, loop)
     end)
     a.service = n:start(service_body(a))
@@ -264,6 +266,67 @@ function M.allow_asyncio(fn, ...)
     error(err, 0)
   end
   return unpack(r, 1, r.n)
+end
+
+-- ---------------------------------------------------------------------
+-- Introspection: both flavors in one tree
+
+local function aio_node(t)
+  local engine_task = t:engine_task()
+  return {
+    name = t:get_name(), flavor = "asyncio", kind = "task",
+    where = engine_task and core.task_where(engine_task) or "?", children = {},
+  }
+end
+
+local function trio_node(task, loops_by_driver)
+  local node = { name = task.name, flavor = task.flavor, kind = "task",
+    where = core.task_where(task), children = {} }
+  for _, nursery in ipairs(task.child_nurseries) do
+    for _, child in ipairs(nursery.child_tasks) do
+      node.children[#node.children + 1] = trio_node(child, loops_by_driver)
+    end
+  end
+  local loop = loops_by_driver[task]
+  if loop then
+    node.kind = "loop driver"
+    local lnode = { name = tostring(loop), flavor = "asyncio", kind = "loop", where = "", children = {} }
+    for _, t in ipairs(core.loop_tasks(loop)) do
+      if not t:done() then lnode.children[#lnode.children + 1] = aio_node(t) end
+    end
+    node.children[#node.children + 1] = lnode
+  end
+  return node
+end
+
+--- task_tree() -> the live tasks of both flavors as one tree: nodes
+-- {name=, flavor=, kind=, where=, children={...}}; asyncio tasks appear
+-- under the loop that runs them.  nil outside a run.
+function M.task_tree()
+  local root = core.current_root_task()
+  if root == nil then return nil end
+  local loops_by_driver = {}
+  for _, loop in ipairs(core.live_loops()) do
+    local driver = core.loop_driver(loop)
+    if driver then loops_by_driver[driver] = loop end
+  end
+  local tree = trio_node(root, loops_by_driver)
+  for _, t in ipairs(core.system_tasks()) do
+    tree.children[#tree.children + 1] = trio_node(t, loops_by_driver)
+  end
+  return tree
+end
+
+--- dump_tasks([write]): print the task tree (to io.write by default).
+function M.dump_tasks(write)
+  write = write or io.write
+  local function walk(node, depth)
+    write(("%s%s [%s %s] %s\n"):format(("  "):rep(depth), node.name, node.flavor, node.kind, node.where))
+    for _, child in ipairs(node.children) do walk(child, depth + 1) end
+  end
+  local tree = M.task_tree()
+  if tree == nil then write("(no trio run)\n") return end
+  walk(tree, 0)
 end
 
 -- ---------------------------------------------------------------------
