@@ -1,0 +1,43 @@
+rockspec_format = "3.0"
+package = "trio-asyncio"
+version = "scm-1"
+source = {
+   url = "git+file:///trio-asyncio",
+}
+description = {
+   summary = "Structured concurrency (Trio), an asyncio event loop, and a bridge between them, for Lua 5.4 on libuv",
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.4, < 5.5",
+}
+external_dependencies = {
+   LIBUV = { header = "uv.h", library = "uv" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["trio_asyncio.core"] = {
+         sources = {
+            "csrc/cancel.c", "csrc/channel.c", "csrc/clock.c", "csrc/core.c", "csrc/embed.c",
+            "csrc/engine.c", "csrc/future.c", "csrc/heap.c", "csrc/io.c", "csrc/loop.c",
+            "csrc/nursery.c", "csrc/parking.c", "csrc/task.c",
+         },
+         incdirs = { "csrc", "csrc/include", "$(LIBUV_INCDIR)" },
+         libdirs = { "$(LIBUV_LIBDIR)" },
+         libraries = { "uv" },
+         defines = { "_GNU_SOURCE" },
+      },
+      trio = "lua/trio.lua",
+      ["trio.errors"] = "lua/trio/errors.lua",
+      ["trio.sync"] = "lua/trio/sync.lua",
+      asyncio = "lua/asyncio.lua",
+      ["asyncio.sync"] = "lua/asyncio/sync.lua",
+      ["asyncio.queues"] = "lua/asyncio/queues.lua",
+      trio_asyncio = "lua/trio_asyncio.lua",
+   },
+}
+test = {
+   type = "command",
+   command = "make test",
+}
