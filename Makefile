@@ -54,7 +54,8 @@ sanitize: deps
 	 TA_ENV="LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
 	 bash scripts/test.sh
 
-valgrind: deps
+valgrind:
+	@bash scripts/deps.sh --with valgrind
 	@$(MAKE) --no-print-directory all
 	@TA_TEST_TIMEOUT=900 \
 	 TA_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
