@@ -21,7 +21,7 @@
 #define ATASK_MT "trio_asyncio.AioTask"
 
 enum { FUV_LOOP = 1, FUV_RESULT, FUV_EXC, FUV_CALLBACKS, FUV_MSG, FUV_HOOK, FUT_NUV = FUV_HOOK };
-enum { FUV_NAME = FUT_NUV + 1, FUV_TASK, TASK_NUV = FUV_TASK };
+enum { FUV_NAME = FUT_NUV + 1, FUV_TASK, FUV_SOURCE, TASK_NUV = FUV_SOURCE };
 
 static ta_future *testfuture(lua_State *L, int idx) {
   void *p = luaL_testudata(L, idx, FUTURE_MT);
@@ -284,9 +284,9 @@ static int f_tostring(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   static const char *const states[] = {"pending", "cancelled", "finished"};
   if (f->is_task) {
-    lua_getiuservalue(L, 1, FUV_NAME);
-    lua_pushfstring(L, "Task '%s' (%s, %p)",
-                    lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", states[f->state], (void *)f);
+    if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL)
+      lua_pushfstring(L, "Task-%d", f->task ? (int)f->task->id : 0);
+    lua_pushfstring(L, "Task '%s' (%s, %p)", lua_tostring(L, -1), states[f->state], (void *)f);
   } else {
     lua_pushfstring(L, "Future (%s, %p)", states[f->state], (void *)f);
   }
@@ -303,6 +303,10 @@ static void report(lua_State *L, ta_future *f, int fidx, const char *msg, int wi
   }
   lua_pushvalue(L, fidx);
   lua_setfield(L, -2, f->is_task ? "task" : "future");
+  if (f->is_task) { /* debug mode recorded where it was created */
+    lua_getiuservalue(L, fidx, FUV_SOURCE);
+    lua_setfield(L, -2, "source_traceback");
+  }
   ta_loop_exception(L, f->loop, -1);
   lua_pop(L, 1);
 }
@@ -498,6 +502,10 @@ static int l_create_task(lua_State *L) {
   t->aio = f;
   f->task = t;
   lua_setiuservalue(L, fidx, FUV_TASK);
+  if (lp->debug) {
+    luaL_traceback(L, L, "Task created at:", 1);
+    lua_setiuservalue(L, fidx, FUV_SOURCE);
+  }
   lua_pushvalue(L, fidx);
   f->ref = ta_weakref(L, E);
   lp->ntasks++;

@@ -113,12 +113,25 @@ void ta_loop_push_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs)
   ready_append(L, lp);
 }
 
+/* Debug mode: a callback that blocked the loop too long is reported. */
+static void report_slow(lua_State *L, ta_loop *lp, int hidx, uint64_t start) {
+  double took = (double)(uv_hrtime() - start) / 1e9;
+  if (took < lp->slow_callback_duration) return;
+  luaL_tolstring(L, hidx, NULL);
+  lua_writestringerror("asyncio: Executing %s ", lua_tostring(L, -1));
+  lua_writestringerror("took %s seconds\n", lua_pushfstring(L, "%f", took));
+  lua_pop(L, 2);
+}
+
 static void run_handle(lua_State *L, ta_loop *lp, int hidx) {
   ta_handle *h = (ta_handle *)lua_touserdata(L, hidx);
-  int n = h->nargs + 1;
+  int n = h->nargs + 1, st;
+  uint64_t start = lp->debug ? uv_hrtime() : 0;
   luaL_checkstack(L, n, "too many callback arguments");
   for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
-  if (lua_pcall(L, h->nargs, 0, 0) != LUA_OK) {
+  st = lua_pcall(L, h->nargs, 0, 0);
+  if (lp->debug) report_slow(L, lp, hidx, start);
+  if (st != LUA_OK) {
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "Exception in callback");
     lua_setfield(L, -2, "message");
@@ -577,6 +590,7 @@ static int l_loop_new(lua_State *L) {
   loop_ud *u = (loop_ud *)lua_newuserdatauv(L, sizeof *u, LOOP_NUV);
   memset(u, 0, sizeof *u);
   u->lp.E = E;
+  u->lp.slow_callback_duration = 0.1;
   u->ref = LUA_NOREF;
   luaL_setmetatable(L, LOOP_MT);
   for (int uv = UV_READY; uv <= UV_ATTRS; uv++) {
@@ -609,6 +623,14 @@ static int l_in_loop_callback(lua_State *L) {
   ta_task *t = E->current;
   lua_pushboolean(L, E->running_loop != NULL && (t == NULL || t->aio == NULL || t->co != L));
   return 1;
+}
+
+/* loop_set_debug(loop, enabled [, slow_callback_duration]) */
+static int l_loop_set_debug(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  lp->debug = lua_toboolean(L, 2);
+  lp->slow_callback_duration = luaL_optnumber(L, 3, lp->slow_callback_duration);
+  return 0;
 }
 
 /* loop_driver(loop) -> the Trio task driving it, or nil */
@@ -660,6 +682,7 @@ static const luaL_Reg loop_funcs[] = {
   {"running_loop", l_running_loop},
   {"in_loop_callback", l_in_loop_callback},
   {"loop_driver", l_loop_driver},
+  {"loop_set_debug", l_loop_set_debug},
   {"live_loops", l_live_loops},
   {NULL, NULL}
 };

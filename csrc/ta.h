@@ -210,6 +210,8 @@ struct ta_loop {
   int driver_parked;
   ta_future *current;       /* asyncio Task being stepped */
   int closed, stopping, closing;
+  int debug;                /* report slow callbacks, record where tasks are created */
+  double slow_callback_duration;
   size_t ntasks;            /* live asyncio tasks */
   struct ta_aiowatch **fdw; /* add_reader / add_writer by fd */
   int nfdw;

@@ -59,7 +59,14 @@ function Loop:is_running()
 end
 
 function Loop:get_debug() return attrs(self).debug == true end
-function Loop:set_debug(enabled) attrs(self).debug = not not enabled end
+
+--- set_debug(enabled): report callbacks slower than
+-- loop.slow_callback_duration (0.1 s) and record where Tasks are created
+-- (shown when a Task's error is never retrieved or it dies pending).
+function Loop:set_debug(enabled)
+  attrs(self).debug = not not enabled
+  core.loop_set_debug(self, enabled, attrs(self).slow_callback_duration)
+end
 
 function Loop:set_exception_handler(handler)
   if handler ~= nil and not is_callable(handler) then
@@ -86,6 +93,7 @@ function Loop:default_exception_handler(context)
     if context[key] ~= nil then parts[#parts + 1] = key .. ": " .. tostring(context[key]) end
   end
   if context.exception ~= nil then parts[#parts + 1] = describe(context.exception) end
+  if context.source_traceback ~= nil then parts[#parts + 1] = context.source_traceback end
   io.stderr:write("asyncio: ", table.concat(parts, "\n  "), "\n")
 end
 
