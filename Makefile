@@ -15,7 +15,7 @@ LDLIBS  += -luv
 
 SRCS     = $(sort $(wildcard csrc/*.c))
 OBJS     = $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
-LUA_SRCS = lua/trio.lua $(sort $(wildcard lua/trio/*.lua)) lua/asyncio.lua lua/trio_asyncio.lua
+LUA_SRCS = lua/trio.lua $(sort $(wildcard lua/trio/*.lua)) lua/asyncio.lua $(sort $(wildcard lua/asyncio/*.lua)) lua/trio_asyncio.lua
 
 .PHONY: all deps test sanitize valgrind bench bench-compare demo install clean
 

@@ -23,8 +23,17 @@
 enum { FUV_LOOP = 1, FUV_RESULT, FUV_EXC, FUV_CALLBACKS, FUV_MSG, FUV_HOOK, FUT_NUV = FUV_HOOK };
 enum { FUV_NAME = FUT_NUV + 1, FUV_TASK, FUV_SOURCE, TASK_NUV = FUV_SOURCE };
 
+/* Futures are checked on every hop, so compare metatables by pointer
+** (cached in the engine) instead of looking them up by name. */
 static ta_future *testfuture(lua_State *L, int idx) {
-  void *p = luaL_testudata(L, idx, FUTURE_MT);
+  ta_engine *E = (ta_engine *)lua_touserdata(L, lua_upvalueindex(1));
+  void *p = lua_touserdata(L, idx);
+  const void *mt;
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (E != NULL && E->mt_future != NULL) return (mt == E->mt_future || mt == E->mt_atask) ? p : NULL;
+  p = luaL_testudata(L, idx, FUTURE_MT);
   return p ? (ta_future *)p : (ta_future *)luaL_testudata(L, idx, ATASK_MT);
 }
 
@@ -56,7 +65,7 @@ static ta_future *new_future(lua_State *L, int loopidx, int is_task) {
 
 static void push_cancelled_error(lua_State *L, ta_future *f, int fidx) {
   lua_getiuservalue(L, fidx, FUV_MSG);
-  ta_push_error(L, f->loop->E, "CancelledError", lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
+  ta_push_error(L, f->loop->E, "CancelledError", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cancelled");
   lua_remove(L, -2);
 }
 
@@ -389,7 +398,8 @@ static int task_step_cb(lua_State *L) {
 static int task_wakeup(lua_State *L) {
   ta_future *f = checktaskfut(L, 1), *w = checkfuture(L, 2);
   ta_task *t = f->task;
-  if (f->state != TA_FUT_PENDING || t->co == NULL) return 0;
+  /* Stale wake-ups (the task went on meanwhile) are ignored. */
+  if (f->state != TA_FUT_PENDING || t->co == NULL || t->wait != w) return 0;
   t->wait = NULL;
   if (w->state == TA_FUT_CANCELLED) {
     push_cancelled_error(L, w, 2);
@@ -735,8 +745,14 @@ static void future_mt(lua_State *L, const char *name, int with_task) {
 }
 
 int ta_open_future(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
   future_mt(L, FUTURE_MT, 0);
   future_mt(L, ATASK_MT, 1);
+  luaL_getmetatable(L, FUTURE_MT);
+  E->mt_future = lua_topointer(L, -1);
+  luaL_getmetatable(L, ATASK_MT);
+  E->mt_atask = lua_topointer(L, -1);
+  lua_pop(L, 2);
   ta_register(L, future_funcs);
   return 0;
 }

@@ -272,6 +272,7 @@ struct ta_engine {
   size_t ntasks;            /* live Trio-scheduled tasks */
   size_t naio;              /* live asyncio tasks */
   int aio_cancelled_ref;    /* the asyncio.CancelledError class */
+  const void *mt_future, *mt_atask; /* metatables of Futures and Tasks */
   size_t nhandles;          /* live libuv handles besides wake/sigint */
   size_t io_waiters;
   uint64_t last_poll_ns;

@@ -497,4 +497,7 @@ function asyncio.run(fn, ...)
   return unpack(r, 2, r.n)
 end
 
+for k, v in pairs(require "asyncio.sync") do asyncio[k] = v end
+for k, v in pairs(require "asyncio.queues") do asyncio[k] = v end
+
 return asyncio

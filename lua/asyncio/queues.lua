@@ -25,12 +25,14 @@
 -- The hot path (put/get that need not wait) allocates nothing: items live
 -- in a table indexed by a moving head and tail, waiters likewise.
 local core = require "trio_asyncio.core"
-local errors = require "trio.errors"
 local sync = require "asyncio.sync"
 
 local pcall, error, type, getmetatable, setmetatable = pcall, error, type, getmetatable, setmetatable
 local check_flavor = core.check_flavor
-local new_waiter = sync._new_waiter
+local future_new, running_loop = core.future_new, core.running_loop
+local Future = sync._Future
+local fut_await, fut_done, fut_set_result = Future.await, Future.done, Future.set_result
+local fut_cancel, fut_cancelled = Future.cancel, Future.cancelled
 local argerror = sync._argerror
 local ValueError = sync.ValueError
 local new_event = sync.Event
@@ -47,12 +49,6 @@ local M = {}
 -- waiter deques: { h = head index, t = tail index, [h..t] = futures }
 local function dq_new() return { h = 1, t = 0 } end
 
-local function dq_push(d, fut)
-  local t = d.t + 1
-  d.t = t
-  d[t] = fut
-end
-
 --- Wake the first waiter that is not done (CPython's _wakeup_next).
 local function wakeup_next(d)
   local h, t = d.h, d.t
@@ -60,9 +56,9 @@ local function wakeup_next(d)
     local fut = d[h]
     d[h] = nil
     h = h + 1
-    if not fut:done() then
+    if not fut_done(fut) then
       if h > t then d.h, d.t = 1, 0 else d.h = h end
-      fut:set_result(true)
+      fut_set_result(fut, true)
       return
     end
   end
@@ -85,21 +81,56 @@ end
 
 local function dq_len(d) return d.t - d.h + 1 end
 
--- ---------------------------------------------------------------------
--- storage strategies: init(self), put(self, item), get(self) -> item;
--- self._n (the size) is kept by the generic code.
+-- storage strategies.  The queue keeps its size in self._n; do_put and
+-- do_get add/remove one item, count it and wake the next getter/putter.
 
--- FIFO: items[h .. h+n-1]
-local function fifo_init(self) self._items, self._h = {}, 1 end
-local function fifo_put(self, item)
-  self._items[self._h + self._n] = item
+-- the wake-ups after a put and after a get
+local function after_put(self)
+  self._unfinished = self._unfinished + 1
+  self._finished._value = false -- Event:clear()
+  local g = self._getters
+  if g.t >= g.h then wakeup_next(g) end
 end
-local function fifo_get(self)
-  local items, h = self._items, self._h
+
+-- FIFO (inlined: the hot path of Queue): items[h .. h+n-1]
+local function fifo_init(self) self._items, self._h = {}, 1 end
+
+local function fifo_do_put(self, item)
+  local n = self._n
+  self._items[self._h + n] = item
+  self._n = n + 1
+  self._unfinished = self._unfinished + 1
+  self._finished._value = false -- Event:clear()
+  local g = self._getters
+  if g.t >= g.h then wakeup_next(g) end
+end
+
+local function fifo_do_get(self)
+  local items, h, n = self._items, self._h, self._n
   local item = items[h]
   items[h] = nil
-  if self._n == 1 then self._h = 1 else self._h = h + 1 end
+  if n == 1 then self._h = 1 else self._h = h + 1 end
+  self._n = n - 1
+  local p = self._putters
+  if p.t >= p.h then wakeup_next(p) end
   return item
+end
+
+--- do_put, do_get over put_item(self, item) / get_item(self) -> item
+local function generic_ops(put_item, get_item)
+  local function do_put(self, item)
+    put_item(self, item)
+    self._n = self._n + 1
+    after_put(self)
+  end
+  local function do_get(self)
+    local item = get_item(self)
+    self._n = self._n - 1
+    local p = self._putters
+    if p.t >= p.h then wakeup_next(p) end
+    return item
+  end
+  return do_put, do_get
 end
 
 -- LIFO: items[1 .. n]
@@ -209,7 +240,7 @@ end
 local function QueueFull() return aio().QueueFull end
 local function QueueEmpty() return aio().QueueEmpty end
 
-local function make_class(name, init, put_item, get_item)
+local function make_class(name, init, do_put, do_get)
   local Q = { __name = name }
   Q.__index = Q
   local fput, fget = name .. ":put", name .. ":get"
@@ -239,23 +270,6 @@ local function make_class(name, init, put_item, get_item)
     return maxsize > 0 and self._n >= maxsize
   end
 
-  local function do_put(self, item)
-    put_item(self, item)
-    self._n = self._n + 1
-    self._unfinished = self._unfinished + 1
-    self._finished._value = false -- Event:clear()
-    local g = self._getters
-    if g.t >= g.h then wakeup_next(g) end
-  end
-
-  local function do_get(self)
-    local item = get_item(self)
-    self._n = self._n - 1
-    local p = self._putters
-    if p.t >= p.h then wakeup_next(p) end
-    return item
-  end
-
   --- put_nowait(item): raises asyncio.QueueFull when full.
   function Q:put_nowait(item)
     local maxsize = self.maxsize
@@ -276,14 +290,16 @@ local function make_class(name, init, put_item, get_item)
     check_flavor(fput, "asyncio")
     local maxsize = self.maxsize
     while maxsize > 0 and self._n >= maxsize do
-      local putter = new_waiter(fput)
-      local putters = self._putters
-      dq_push(putters, putter)
-      local ok, err = pcall(putter.await, putter)
+      local putter = future_new(running_loop() or aio().get_running_loop())
+      local d = self._putters
+      local t = d.t + 1
+      d.t = t
+      d[t] = putter
+      local ok, err = pcall(fut_await, putter)
       if not ok then
-        putter:cancel() -- in case it is not done yet
+        fut_cancel(putter) -- in case it is not done yet
         dq_remove(self._putters, putter)
-        if not self:full() and not putter:cancelled() then
+        if not self:full() and not fut_cancelled(putter) then
           -- we were woken for a free slot we will not use: pass it on
           wakeup_next(self._putters)
         end
@@ -298,13 +314,16 @@ local function make_class(name, init, put_item, get_item)
   function Q:get()
     check_flavor(fget, "asyncio")
     while self._n == 0 do
-      local getter = new_waiter(fget)
-      dq_push(self._getters, getter)
-      local ok, err = pcall(getter.await, getter)
+      local getter = future_new(running_loop() or aio().get_running_loop())
+      local d = self._getters
+      local t = d.t + 1
+      d.t = t
+      d[t] = getter
+      local ok, err = pcall(fut_await, getter)
       if not ok then
-        getter:cancel() -- in case it is not done yet
+        fut_cancel(getter) -- in case it is not done yet
         dq_remove(self._getters, getter)
-        if self._n > 0 and not getter:cancelled() then
+        if self._n > 0 and not fut_cancelled(getter) then
           -- we were woken for an item we will not take: pass it on
           wakeup_next(self._getters)
         end
@@ -338,9 +357,9 @@ local function make_class(name, init, put_item, get_item)
   return Q, new
 end
 
-local _, new_queue = make_class("Queue", fifo_init, fifo_put, fifo_get)
-local _, new_lifo = make_class("LifoQueue", lifo_init, lifo_put, lifo_get)
-local _, new_prio = make_class("PriorityQueue", prio_init, prio_put, prio_get)
+local _, new_queue = make_class("Queue", fifo_init, fifo_do_put, fifo_do_get)
+local _, new_lifo = make_class("LifoQueue", lifo_init, generic_ops(lifo_put, lifo_get))
+local _, new_prio = make_class("PriorityQueue", prio_init, generic_ops(prio_put, prio_get))
 
 M.Queue, M.LifoQueue, M.PriorityQueue = new_queue, new_lifo, new_prio
 

@@ -17,6 +17,9 @@ local pcall, error, type, getmetatable, setmetatable = pcall, error, type, getme
 local check_flavor = core.check_flavor
 local running_loop = core.running_loop
 local future_new = core.future_new
+local Future = core.metatable("trio_asyncio.Future").__index
+local fut_await, fut_done, fut_set_result = Future.await, Future.done, Future.set_result
+local fut_cancelled = Future.cancelled
 
 local M = {}
 
@@ -39,6 +42,13 @@ local function new_waiter(fname)
   return future_new(loop)
 end
 M._new_waiter = new_waiter
+
+--- The same without the flavor check (the caller made it).
+local function loop_waiter()
+  return future_new(running_loop() or aio().get_running_loop())
+end
+M._loop_waiter = loop_waiter
+M._Future = Future
 
 local function is_callable(f)
   if type(f) == "function" then return true end
@@ -117,7 +127,7 @@ function Event:set()
       self._waiters = {} -- woken waiters need not take themselves off
       for i = 1, #ws do
         local fut = ws[i]
-        if not fut:done() then fut:set_result(true) end
+        if not fut_done(fut) then fut_set_result(fut, true) end
       end
     end
   end
@@ -134,7 +144,7 @@ function Event:wait()
   local fut = new_waiter("Event:wait")
   local ws = self._waiters
   ws[#ws + 1] = fut
-  local ok, err = pcall(fut.await, fut)
+  local ok, err = pcall(fut_await, fut)
   if not ok then
     list_remove(self._waiters, fut)
     error(err, 0)
@@ -161,12 +171,12 @@ function Lock:locked() return self._locked end
 -- already is set to wake up).
 local function lock_wake_up_first(self)
   local fut = self._waiters[1]
-  if fut ~= nil and not fut:done() then fut:set_result(true) end
+  if fut ~= nil and not fut_done(fut) then fut_set_result(fut, true) end
 end
 
 local function all_cancelled(list)
   for i = 1, #list do
-    if not list[i]:cancelled() then return false end
+    if not fut_cancelled(list[i]) then return false end
   end
   return true
 end
@@ -181,7 +191,7 @@ function Lock:acquire()
   local fut = new_waiter("Lock:acquire")
   local ws = self._waiters
   ws[#ws + 1] = fut
-  local ok, err = pcall(fut.await, fut)
+  local ok, err = pcall(fut_await, fut)
   list_remove(self._waiters, fut)
   if not ok then
     -- The lock invariant: if the lock is not claimed (nor about to be by
@@ -244,7 +254,7 @@ function Semaphore:locked()
   if self._value == 0 then return true end
   local ws = self._waiters
   for i = 1, #ws do
-    if not ws[i]:cancelled() then return true end
+    if not fut_cancelled(ws[i]) then return true end
   end
   return false
 end
@@ -254,9 +264,9 @@ local function sem_wake_up_next(self)
   local ws = self._waiters
   for i = 1, #ws do
     local fut = ws[i]
-    if not fut:done() then
+    if not fut_done(fut) then
       self._value = self._value - 1
-      fut:set_result(true)
+      fut_set_result(fut, true)
       return true
     end
   end
@@ -272,9 +282,9 @@ function Semaphore:acquire()
   local fut = new_waiter("Semaphore:acquire")
   local ws = self._waiters
   ws[#ws + 1] = fut
-  local ok, err = pcall(fut.await, fut)
+  local ok, err = pcall(fut_await, fut)
   list_remove(self._waiters, fut)
-  if not ok and fut:done() and not fut:cancelled() then
+  if not ok and fut_done(fut) and not fut_cancelled(fut) then
     -- We were woken (and counted) but do not acquire: undo it.
     self._value = self._value + 1
   end
@@ -336,9 +346,9 @@ local function cond_notify(self, n)
   for i = 1, #ws do
     if woken >= n then break end
     local fut = ws[i]
-    if not fut:done() then
+    if not fut_done(fut) then
       woken = woken + 1
-      fut:set_result(false)
+      fut_set_result(fut, false)
     end
   end
 end
@@ -354,7 +364,7 @@ function Condition:wait()
   local fut = new_waiter("Condition:wait")
   local ws = self._waiters
   ws[#ws + 1] = fut
-  local ok, err = pcall(fut.await, fut)
+  local ok, err = pcall(fut_await, fut)
   list_remove(self._waiters, fut)
   -- Must re-acquire the lock even if the wait is cancelled; only a
   -- cancellation of the acquire is retried (anything else goes out at once).
@@ -369,7 +379,7 @@ function Condition:wait()
   if not ok then
     -- We were notified but raise instead of returning: notify another task
     -- instead, so the notification is not lost.
-    if fut:done() and not fut:cancelled() then cond_notify(self, 1) end
+    if fut_done(fut) and not fut_cancelled(fut) then cond_notify(self, 1) end
     error(err, 0)
   end
   return true

@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# bench/run.sh: the benchmark workloads of DESIGN.md section 7 on this project,
+# optionally side by side with the peers of ../shared/bench/peers.
+#
+# Each row runs its program REPS times (separate processes) and reports the
+# median and min..max of the `RESULT <value> <unit>` line it prints.  W7 rows
+# measure memory instead: (max RSS of a run with N=100000 - max RSS of a run
+# with N=0) / N, from /usr/bin/time -f %M, MEM_REPS pairs.
+#
+# usage: bench/run.sh [--compare] [--compare-python] [REGEX]
+#   (no option)       our workloads only                      (make bench)
+#   --compare         also the peers' Lua programs (cqueues, luv) and the raw
+#                     coroutine floors, for the workloads we have a program
+#                     for, then a table of ratios ours/peer   (make bench-compare)
+#   --compare-python  also the peers' Python programs (trio, asyncio, uvloop;
+#                     trio-asyncio if $TRIO_ASYNCIO_DIR exists), only when
+#                     `$PY -c 'import trio'` works; implies --compare
+#   REGEX             only rows whose "W system" matches, e.g. 'W1|W2' or cqueues
+# env: REPS=5  MEM_REPS=$REPS  TIMEOUT=300 (s per process)  LUA=lua5.4
+#      PY=/usr/bin/python3  BUILD=build  PEERS=../shared/bench/peers (from the
+#      repo root)  TRIO_ASYNCIO_DIR=/tmp/peers/trio-asyncio
+#
+# To add a workload, add one line to ROWS below.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+
+REPS=${REPS:-5}
+MEM_REPS=${MEM_REPS:-$REPS}
+MEM_N=100000
+TIMEOUT=${TIMEOUT:-300}
+LUA=${LUA:-lua5.4}
+PY=${PY:-/usr/bin/python3}
+BUILD=${BUILD:-build}
+PEERS=${PEERS:-../shared/bench/peers}
+TA=${TRIO_ASYNCIO_DIR:-/tmp/peers/trio-asyncio}
+export LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$BUILD/?.so;;"
+
+COMPARE=0 PYTHON=0 ONLY=""
+for a in "$@"; do
+	case $a in
+	--compare) COMPARE=1 ;;
+	--compare-python) COMPARE=1 PYTHON=1 ;;
+	-h | --help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-*) echo "bench/run.sh: unknown option $a (try --help)" >&2; exit 2 ;;
+	*) ONLY=$a ;;
+	esac
+done
+
+L=$PEERS/lua P=$PEERS/py
+TAPY="env PYTHONPATH=$TA:$PEERS/compat $PY" # trio-asyncio >= 0.13 + sniffio shim
+
+# The rows, in display order.  Fields: group | W | system | needs | how | command
+#   group: ours, floor (raw Lua, no library), lua (Lua peer), py (Python peer);
+#          only "ours" runs without --compare, "py" needs --compare-python
+#   needs: space-separated lua:MODULE py:MODULE path:FILE, or - (the program
+#          file itself is always checked); a row whose needs are missing is
+#          skipped with a note
+#   how:   run (median of RESULT) or mem (bytes/task; the command gets N appended)
+ROWS=(
+	"floor|F0|raw Lua 5.4 resume/yield|lua:luv|run|$LUA $L/floor_coroutines.lua"
+
+	"ours|W1|trio|-|run|$LUA bench/w1_spawn.lua"
+	"lua|W1|cqueues|lua:cqueues|run|$LUA $L/w1_spawn_cqueues.lua"
+	"floor|W1|raw Lua coroutines (floor)|lua:luv|run|$LUA $L/w1_spawn_rawco.lua"
+	"py|W1|python trio|py:trio|run|$PY $P/w1_spawn.py trio"
+	"py|W1|python asyncio|-|run|$PY $P/w1_spawn.py asyncio"
+	"py|W1|python uvloop|py:uvloop|run|$PY $P/w1_spawn.py uvloop"
+	"py|W1|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w1_spawn.py trio_asyncio"
+
+	"ours|W2|trio|-|run|$LUA bench/w2_pingpong.lua"
+	"ours|W2|asyncio|-|run|$LUA bench/w2_pingpong_asyncio.lua"
+	"lua|W2|cqueues|lua:cqueues|run|$LUA $L/w2_pingpong_cqueues.lua"
+	"py|W2|python trio|py:trio|run|$PY $P/w2_pingpong.py trio"
+	"py|W2|python asyncio|-|run|$PY $P/w2_pingpong.py asyncio"
+	"py|W2|python uvloop|py:uvloop|run|$PY $P/w2_pingpong.py uvloop"
+	"py|W2|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w2_pingpong.py trio_asyncio"
+
+	# W3 (call_soon chain), one line per flavor when written, e.g.:
+	# "ours|W3|asyncio|-|run|$LUA bench/w3_callbacks_asyncio.lua"
+	# "ours|W3|bridge loop|-|run|$LUA bench/w3_callbacks_bridge.lua"
+	"lua|W3|luv idle (chained)|lua:luv|run|$LUA $L/w3_callbacks_luv.lua idle"
+	"py|W3|python asyncio|-|run|$PY $P/w3_callbacks.py asyncio"
+	"py|W3|python uvloop|py:uvloop|run|$PY $P/w3_callbacks.py uvloop"
+
+	"ours|W4|trio|-|run|$LUA bench/w4_timers.lua"
+	"lua|W4|cqueues|lua:cqueues|run|$LUA $L/w4_timers_cqueues.lua"
+	"lua|W4|luv (whole ms)|lua:luv|run|$LUA $L/w4_timers_luv.lua"
+	"py|W4|python trio|py:trio|run|$PY $P/w4_timers.py trio"
+	"py|W4|python asyncio|-|run|$PY $P/w4_timers.py asyncio"
+	"py|W4|python uvloop|py:uvloop|run|$PY $P/w4_timers.py uvloop"
+	"py|W4|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w4_timers.py trio_asyncio"
+
+	# W5 (TCP echo), e.g.:
+	# "ours|W5|trio streams|-|run|$LUA bench/w5_echo.lua"
+	"lua|W5|luv (callbacks)|lua:luv|run|$LUA $L/w5_echo_luv.lua"
+	"lua|W5|cqueues sockets|lua:cqueues|run|$LUA $L/w5_echo_cqueues.lua"
+	"py|W5|python trio streams|py:trio|run|$PY $P/w5_echo.py trio"
+	"py|W5|python uvloop protocols|py:uvloop|run|$PY $P/w5_echo.py uvloop protocols"
+
+	# W6 (cross-flavor calls), e.g.:
+	# "ours|W6|bridge aio_as_trio|-|run|$LUA bench/w6_cross.lua aio_as_trio"
+	# "ours|W6|bridge trio_as_aio|-|run|$LUA bench/w6_cross.lua trio_as_aio"
+	"py|W6|python trio-asyncio aio_as_trio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py aio_as_trio"
+	"py|W6|python trio-asyncio trio_as_aio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py trio_as_aio"
+
+	"ours|W7|trio|-|mem|$LUA bench/w7_memory.lua"
+	"lua|W7|cqueues|lua:cqueues|mem|$LUA $L/w7_memory_cqueues.lua"
+	"lua|W7|luv timers (no tasks)|lua:luv|mem|$LUA $L/w7_memory_luv.lua"
+	"floor|W7|raw Lua coroutines (floor)|-|mem|$LUA $L/w7_memory_rawco.lua"
+	"py|W7|python trio|py:trio|mem|$PY $P/w7_memory.py trio"
+	"py|W7|python asyncio|-|mem|$PY $P/w7_memory.py asyncio"
+	"py|W7|python uvloop|py:uvloop|mem|$PY $P/w7_memory.py uvloop"
+)
+
+NOTES=()
+note() { NOTES+=("$*"); }
+median() { awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+num() { awk '{ if ($1 >= 100 || $1 <= -100) printf "%.0f\n", $1; else printf "%.4g\n", $1 }'; }
+row() { printf '| %-3s | %-32s | %12s | %-14s | %-21s | %s |\n' "$1" "$2" "$3" "$4" "$5" "$6"; }
+
+# have NEEDS: are the modules and files a row needs here?  (cached per token)
+declare -A HAVE=()
+have() {
+	local t ok
+	for t in $1; do
+		[[ $t == - ]] && continue
+		if [[ -z ${HAVE[$t]:-} ]]; then
+			case $t in
+			lua:*) $LUA -e "require '${t#lua:}'" >/dev/null 2>&1 && ok=1 || ok=0 ;;
+			py:*) $PY -c "import ${t#py:}" >/dev/null 2>&1 && ok=1 || ok=0 ;;
+			path:*) [[ -e ${t#path:} ]] && ok=1 || ok=0 ;;
+			esac
+			HAVE[$t]=$ok
+		fi
+		[[ ${HAVE[$t]} == 1 ]] || { MISSING=$t; return 1; }
+	done
+}
+
+# script CMD...: the first argument that names a .lua/.py file (the program).
+script() { local a; for a in "$@"; do [[ $a == *.lua || $a == *.py ]] && { echo "$a"; return; }; done; }
+
+declare -A VALUE=() UNIT=()  # "W|system" -> median, unit (for the ratio table)
+
+# bench W SYSTEM CMD...: run CMD REPS times; each run prints "RESULT value unit".
+bench() {
+	local w=$1 sys=$2 vals=() unit="" out i
+	shift 2
+	for ((i = 0; i < REPS; i++)); do
+		if ! out=$(timeout "$TIMEOUT" "$@" 2>&1 | grep '^RESULT'); then
+			row "$w" "$sys" FAILED - - "\`$*\`"
+			note "$w $sys failed: rerun \`$*\` to see why"
+			return 0
+		fi
+		vals+=("$(awk '{print $2}' <<<"$out")")
+		unit=$(cut -d' ' -f3- <<<"$out")
+	done
+	record "$w" "$sys" "$unit" "\`$*\`" "${vals[@]}"
+}
+
+# mem W SYSTEM CMD...: bytes per task = (maxRSS(CMD N) - maxRSS(CMD 0)) / N.
+mem() {
+	local w=$1 sys=$2 vals=() f base full i
+	shift 2
+	f=$(mktemp)
+	for ((i = 0; i < MEM_REPS; i++)); do
+		if ! timeout "$TIMEOUT" /usr/bin/time -f %M -o "$f" "$@" 0 >/dev/null 2>&1 ||
+			! base=$(tail -1 "$f") ||
+			! timeout "$TIMEOUT" /usr/bin/time -f %M -o "$f" "$@" "$MEM_N" >/dev/null 2>&1; then
+			row "$w" "$sys" FAILED - - "\`$* N\`"
+			note "$w $sys failed: rerun \`$* $MEM_N\` to see why"
+			rm -f "$f"
+			return 0
+		fi
+		full=$(tail -1 "$f")
+		vals+=($((((full - base) * 1024) / MEM_N)))
+	done
+	rm -f "$f"
+	record "$w" "$sys" bytes/task "\`$* N\` (base ${base} KiB)" "${vals[@]}"
+}
+
+# record W SYSTEM UNIT CMD VALUES...: print the row, keep the median.
+record() {
+	local w=$1 sys=$2 unit=$3 cmd=$4 sorted med
+	shift 4
+	sorted=$(printf '%s\n' "$@" | sort -g)
+	med=$(median <<<"$sorted")
+	VALUE["$w|$sys"]=$med UNIT["$w|$sys"]=$unit
+	row "$w" "$sys" "$(num <<<"$med")" "$unit" \
+		"$(head -1 <<<"$sorted" | num)..$(tail -1 <<<"$sorted" | num)" "$cmd"
+}
+
+# ---------------------------------------------------------------------------
+if [[ ! -f $BUILD/trio_asyncio/core.so ]]; then
+	echo "bench/run.sh: $BUILD/trio_asyncio/core.so is missing: run make first" >&2
+	exit 1
+fi
+[[ -x /usr/bin/time ]] || note "W7 rows need /usr/bin/time (apt-get install time)"
+if ((COMPARE)) && [[ ! -d $PEERS ]]; then
+	note "peers not found at $PEERS (set PEERS=): peer rows skipped"
+	COMPARE=0 PYTHON=0
+fi
+if ((PYTHON)) && ! $PY -c 'import trio' >/dev/null 2>&1; then
+	note "$PY cannot import trio (apt-get install python3-trio python3-uvloop): Python rows skipped"
+	PYTHON=0
+fi
+
+echo "# trio-asyncio for Lua benchmarks, $(date -u '+%F %H:%M')Z, $(nproc) cores, REPS=$REPS (median, min..max)"
+echo "#   $(git describe --always --dirty 2>/dev/null || echo 'no git'), $($LUA -v 2>&1)," \
+	"libuv $(pkg-config --modversion libuv 2>/dev/null || echo '?')," \
+	"$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p')"
+row W system median unit "min..max" command
+row --- --- --- --- --- ---
+# Peers run only for the workloads we have a program for (and F0, the floor).
+declare -A OURS_W=([F0]=1)
+for r in "${ROWS[@]}"; do
+	IFS='|' read -r group w _ _ _ cmd <<<"$r"
+	read -ra argv <<<"$cmd"
+	[[ $group == ours && -f $(script "${argv[@]}") ]] && OURS_W[$w]=1
+done
+for r in "${ROWS[@]}"; do
+	IFS='|' read -r group w sys needs how cmd <<<"$r"
+	[[ -z $ONLY || "$w $sys" =~ $ONLY ]] || continue
+	case $group in
+	ours) ;;
+	py) ((PYTHON)) && [[ -n ${OURS_W[$w]:-} ]] || continue ;;
+	*) ((COMPARE)) && [[ -n ${OURS_W[$w]:-} ]] || continue ;;
+	esac
+	read -ra argv <<<"$cmd"
+	prog=$(script "${argv[@]}")
+	if [[ -n $prog && ! -f $prog ]]; then
+		note "$w $sys skipped: $prog not found"
+		continue
+	fi
+	if ! have "$needs"; then
+		note "$w $sys skipped: ${MISSING/:/ } not available"
+		continue
+	fi
+	if [[ $how == mem ]]; then mem "$w" "$sys" "${argv[@]}"; else bench "$w" "$sys" "${argv[@]}"; fi
+done
+
+# Ratios: every one of our rows against every other measured row of its W.
+if ((COMPARE)); then
+	echo
+	echo "Ratios ours/peer, per workload: for rates (/s) higher is better (> 1: ours faster);"
+	echo "for W4 overhead (s) and W7 bytes/task lower is better (< 1: ours better)."
+	echo
+	printf '| %-3s | %-12s | %-32s | %15s | %-13s |\n' W ours peer "ours/peer" "better when"
+	printf '| %-3s | %-12s | %-32s | %15s | %-13s |\n' --- --- --- --- ---
+	for r in "${ROWS[@]}"; do
+		IFS='|' read -r group w sys _ <<<"$r"
+		[[ $group == ours && -n ${VALUE["$w|$sys"]:-} ]] || continue
+		ours=${VALUE["$w|$sys"]} unit=${UNIT["$w|$sys"]}
+		[[ $unit == */s ]] && better="higher" || better="lower"
+		for p in "${ROWS[@]}"; do
+			IFS='|' read -r pgroup pw psys _ <<<"$p"
+			[[ $pgroup != ours && $pw == "$w" && -n ${VALUE["$pw|$psys"]:-} ]] || continue
+			ratio=$(awk -v a="$ours" -v b="${VALUE["$pw|$psys"]}" \
+				'BEGIN { if (a <= 0 || b <= 0) print "n/a (value <= 0)"; else printf "%.3g\n", a / b }')
+			printf '| %-3s | %-12s | %-32s | %15s | %-13s |\n' "$w" "$sys" "$psys" "$ratio" "$better"
+		done
+	done
+fi
+
+if ((${#NOTES[@]})); then
+	echo
+	printf -- '- %s\n' "${NOTES[@]}"
+fi
+exit 0
