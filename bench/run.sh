@@ -61,6 +61,8 @@ ROWS=(
 	"floor|F0|raw Lua 5.4 resume/yield|lua:luv|run|$LUA $L/floor_coroutines.lua"
 
 	"ours|W1|trio|-|run|$LUA bench/w1_spawn.lua"
+	"ours|W1|asyncio|-|run|$LUA bench/w1_spawn_asyncio.lua plain"
+	"ours|W6b|W1 asyncio on open_loop|-|run|$LUA bench/w1_spawn_asyncio.lua bridged"
 	"lua|W1|cqueues|lua:cqueues|run|$LUA $L/w1_spawn_cqueues.lua"
 	"floor|W1|raw Lua coroutines (floor)|lua:luv|run|$LUA $L/w1_spawn_rawco.lua"
 	"py|W1|python trio|py:trio|run|$PY $P/w1_spawn.py trio"
@@ -76,9 +78,9 @@ ROWS=(
 	"py|W2|python uvloop|py:uvloop|run|$PY $P/w2_pingpong.py uvloop"
 	"py|W2|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w2_pingpong.py trio_asyncio"
 
-	# W3 (call_soon chain), one line per flavor when written, e.g.:
-	# "ours|W3|asyncio|-|run|$LUA bench/w3_callbacks_asyncio.lua"
-	# "ours|W3|bridge loop|-|run|$LUA bench/w3_callbacks_bridge.lua"
+	"ours|W3|asyncio|-|run|$LUA bench/w3_callbacks.lua plain"
+	"ours|W6b|W3 on open_loop|-|run|$LUA bench/w3_callbacks.lua bridged"
+	"lua|W3|luv timer(0) (chained)|lua:luv|run|$LUA $L/w3_callbacks_luv.lua timer"
 	"lua|W3|luv idle (chained)|lua:luv|run|$LUA $L/w3_callbacks_luv.lua idle"
 	"py|W3|python asyncio|-|run|$PY $P/w3_callbacks.py asyncio"
 	"py|W3|python uvloop|py:uvloop|run|$PY $P/w3_callbacks.py uvloop"
@@ -98,9 +100,8 @@ ROWS=(
 	"py|W5|python trio streams|py:trio|run|$PY $P/w5_echo.py trio"
 	"py|W5|python uvloop protocols|py:uvloop|run|$PY $P/w5_echo.py uvloop protocols"
 
-	# W6 (cross-flavor calls), e.g.:
-	# "ours|W6|bridge aio_as_trio|-|run|$LUA bench/w6_cross.lua aio_as_trio"
-	# "ours|W6|bridge trio_as_aio|-|run|$LUA bench/w6_cross.lua trio_as_aio"
+	"ours|W6|aio_as_trio|-|run|$LUA bench/w6_cross.lua aio_as_trio"
+	"ours|W6|trio_as_aio|-|run|$LUA bench/w6_cross.lua trio_as_aio"
 	"py|W6|python trio-asyncio aio_as_trio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py aio_as_trio"
 	"py|W6|python trio-asyncio trio_as_aio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py trio_as_aio"
 
