@@ -129,6 +129,23 @@ void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t) {
   ta_status_recompute(L, sc->E, &sc->st);
 }
 
+/* Takes st out of the tree, handing its tasks and child statuses to
+** parent (normally only the owner task is left; the rest happens only when
+** a coroutine was killed inside the scope). */
+static void detach(ta_status *st, ta_status *parent) {
+  while (st->first_task) {
+    ta_task *t = st->first_task;
+    ta_status_unlink_task(t);
+    ta_status_link_task(parent, t);
+  }
+  while (st->first_child) {
+    ta_status *c = st->first_child;
+    ta_status_unlink(c);
+    ta_status_link_child(parent, c);
+  }
+  ta_status_unlink(st);
+}
+
 /* Leaves the scope; returns whether a Cancelled passing through it should
 ** be caught here: the scope is cancelled and the cancellation is its own,
 ** not its parent's showing through. */
@@ -141,16 +158,7 @@ int ta_scope_exit(lua_State *L, ta_scope *sc) {
     luaL_error(L, "CancelScope: scopes exited out of order (an inner scope is still active)");
   catches = st->cancelled && !(parent && parent->cancelled && !st->shield);
   ta_heap_remove(&sc->E->timers, &sc->timer);
-  ta_status_unlink_task(t);
-  ta_status_link_task(parent, t);
-  /* Nurseries of this task that outlived the scope cannot exist: their
-  ** statuses are children of ours only while they are open in this body. */
-  while (st->first_child) {
-    ta_status *c = st->first_child;
-    ta_status_unlink(c);
-    ta_status_link_child(parent, c);
-  }
-  ta_status_unlink(st);
+  detach(st, parent);
   sc->state = 2;
   sc->owner = NULL;
   return catches;
@@ -168,17 +176,7 @@ static int scope_gc(lua_State *L) {
   ta_status *st = &sc->st, *parent = st->parent;
   if (sc->state != 1 || parent == NULL) return 0;
   ta_heap_remove(&sc->E->timers, &sc->timer);
-  while (st->first_task) {
-    ta_task *t = st->first_task;
-    ta_status_unlink_task(t);
-    ta_status_link_task(parent, t);
-  }
-  while (st->first_child) {
-    ta_status *c = st->first_child;
-    ta_status_unlink(c);
-    ta_status_link_child(parent, c);
-  }
-  ta_status_unlink(st);
+  detach(st, parent);
   sc->state = 2;
   return 0;
 }
