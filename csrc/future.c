@@ -343,6 +343,22 @@ static int f_gc(lua_State *L) {
   return 0;
 }
 
+/* The name given with Task:set_name, pushed; NULL (nothing pushed) if none. */
+const char *ta_aio_task_name(lua_State *L, ta_task *t) {
+  if (t->aio == NULL || t->aio->ref == LUA_NOREF) return NULL;
+  ta_push_weak(L, t->E, t->aio->ref);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (lua_getiuservalue(L, -1, FUV_NAME) != LUA_TSTRING) {
+    lua_pop(L, 2);
+    return NULL;
+  }
+  lua_remove(L, -2);
+  return lua_tostring(L, -1);
+}
+
 /* ---- Tasks ---- */
 
 /* Runs one step of the Task at tidx; resume values (or an error) for its

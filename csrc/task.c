@@ -79,8 +79,10 @@ static const char *task_name_at(lua_State *L, ta_task *t, int idx) {
   return lua_pushfstring(L, "task-%d", (int)t->id);
 }
 
+/* The name of an asyncio Task (set_name) wins over its function's place. */
 const char *ta_task_name(lua_State *L, ta_task *t) {
-  return task_name_at(L, t, 0);
+  const char *name = ta_aio_task_name(L, t);
+  return name != NULL ? name : task_name_at(L, t, 0);
 }
 
 static const char *flavor_name(int flavor) {

@@ -1,5 +1,8 @@
--- demo.lua: a tour of the Trio flavor.  Run with `make demo`.
+-- demo.lua: a tour of the Trio flavor, the asyncio flavor and the bridge.
+-- Run with `make demo`.
 local trio = require "trio"
+local asyncio = require "asyncio"
+local ta = require "trio_asyncio"
 
 local START
 
@@ -57,3 +60,42 @@ local function main()
 end
 
 print(trio.run(main))
+
+-- 6. The asyncio flavor on its own: Tasks, gather, wait_for.
+print(asyncio.run(function()
+  local results = asyncio.gather(
+    function() asyncio.sleep(0.01) return "one" end,
+    function() return "two" end)
+  local ok, err = pcall(asyncio.wait_for, function() asyncio.sleep(1) end, 0.01)
+  return ("asyncio: gather -> %s %s; wait_for -> %s"):format(
+    results[1], results[2], asyncio.TimeoutError:is(err) and "TimeoutError" or tostring(ok))
+end))
+
+-- 7. The bridge: an asyncio loop inside a Trio run, explicit crossings.
+print(ta.run(function()
+  -- an asyncio-flavored "library" function...
+  local function fetch(x)
+    asyncio.sleep(0.01)
+    return x * 2
+  end
+  -- ...called from Trio through an explicit wrapper
+  print("aio_as_trio(fetch)(21) =", ta.aio_as_trio(fetch)(21))
+
+  -- Trio cancellation reaches the asyncio task, which may clean up
+  local scope = trio.move_on_after(0.02, ta.aio_as_trio(function()
+    local ok, err = pcall(asyncio.sleep, 10)
+    print("  asyncio task saw", asyncio.CancelledError:is(err) and "CancelledError" or tostring(ok))
+    error(err, 0)
+  end))
+  print("Trio caller moved on:", scope.cancelled_caught)
+
+  -- a wrong-flavor call is a clear error at the call site
+  local _, err = pcall(ta.aio_as_trio(function() trio.sleep(0) end))
+  print(tostring(err.message))
+
+  -- both flavors in one task tree
+  ta.current_loop():create_task(function() asyncio.sleep(1) end):set_name("background fetch")
+  trio.sleep(0)
+  ta.dump_tasks()
+  return "bridge: done"
+end))

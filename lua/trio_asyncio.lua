@@ -237,7 +237,11 @@ end
 function M.run(fn, ...)
   if not is_callable(fn) then argerror(1, "run", "function expected") end
   local args = pack(...)
+  local info = debug.getinfo(fn, "S")
   return trio.run(function()
+    if info and info.what ~= "C" then
+      trio.lowlevel.current_task().name = ("%s:%d"):format(info.short_src, info.linedefined)
+    end
     return M.open_loop(function() return fn(unpack(args, 1, args.n)) end)
   end)
 end
