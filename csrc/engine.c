@@ -31,6 +31,13 @@ static void on_sigint(uv_signal_t *h, int signum) {
 }
 
 void ta_handle_opened(ta_engine *E) { E->nhandles++; }
+
+/* Let libuv run the close callbacks of handles we closed, when no run
+** will poll soon (and never on a host's loop or inside uv_run). */
+void ta_flush_closes(ta_engine *E) {
+  if (E->host_loop || E->in_io_wait || E->running || E->closing) return;
+  uv_run(E->loop, UV_RUN_NOWAIT);
+}
 void ta_free_handle(uv_handle_t *h) { free(h); }
 void ta_handle_closed(ta_engine *E) { E->nhandles--; }
 
@@ -275,6 +282,7 @@ int ta_run_finish(lua_State *L, ta_engine *E) {
   int status;
   if (ta_hooked(E)) ta_hook(L, E, "after_run", NULL);
   run_end(L, E);
+  ta_flush_closes(E);
   if (E->internal_ref != LUA_NOREF) {
     lua_pushliteral(L, "internal");
     lua_rawgeti(L, LUA_REGISTRYINDEX, E->internal_ref);

@@ -152,6 +152,25 @@ static int f_set_result(lua_State *L) {
   return 0;
 }
 
+/* future_set_results(fut, ...): like set_result, keeping every value
+** (the bridge hands a Trio task's results over this way). */
+static int l_future_set_results(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  int n = lua_gettop(L) - 1;
+  check_pending(L, f, "future_set_results");
+  if (n == 1) {
+    lua_setiuservalue(L, 1, FUV_RESULT);
+  } else {
+    lua_createtable(L, n, 0);
+    lua_insert(L, 2);
+    for (int i = n; i >= 1; i--) lua_rawseti(L, 2, i);
+    lua_setiuservalue(L, 1, FUV_RESULT);
+  }
+  f->nresults = n;
+  finish(L, f, 1, TA_FUT_FINISHED);
+  return 0;
+}
+
 static int f_set_exception(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   if (f->is_task) return ta_error(L, "RuntimeError", "Task does not support set_exception()");
@@ -343,7 +362,8 @@ static int f_gc(lua_State *L) {
   return 0;
 }
 
-/* The name given with Task:set_name, pushed; NULL (nothing pushed) if none. */
+/* The name of an asyncio Task as Task:get_name() gives it, pushed; NULL
+** (nothing pushed) for other tasks. */
 const char *ta_aio_task_name(lua_State *L, ta_task *t) {
   if (t->aio == NULL || t->aio->ref == LUA_NOREF) return NULL;
   ta_push_weak(L, t->E, t->aio->ref);
@@ -353,7 +373,7 @@ const char *ta_aio_task_name(lua_State *L, ta_task *t) {
   }
   if (lua_getiuservalue(L, -1, FUV_NAME) != LUA_TSTRING) {
     lua_pop(L, 2);
-    return NULL;
+    return lua_pushfstring(L, "Task-%d", (int)t->id); /* as Task:get_name() */
   }
   lua_remove(L, -2);
   return lua_tostring(L, -1);
@@ -368,6 +388,12 @@ static void task_step(lua_State *L, int tidx) {
   ta_task *t = f->task;
   ta_loop *lp = f->loop;
   if (f->state != TA_FUT_PENDING || t->co == NULL) return;
+  if (f->must_cancel && t->state == TA_NEW) { /* cancelled before it started */
+    f->must_cancel = 0;
+    push_cancelled_error(L, f, tidx);
+    ta_task_fail(L, t);
+    return;
+  }
   if (f->must_cancel) {
     f->must_cancel = 0;
     lua_pop(t->co, t->nargs);
@@ -731,6 +757,7 @@ static const luaL_Reg task_methods[] = {
 static const luaL_Reg future_funcs[] = {
   {"future_new", l_future_new},
   {"future_set_cancel_hook", l_future_set_cancel_hook},
+  {"future_set_results", l_future_set_results},
   {"create_task", l_create_task},
   {"aio_yield", l_aio_yield},
   {"future_wait", l_future_wait},

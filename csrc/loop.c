@@ -474,9 +474,13 @@ static int drive(lua_State *L, ta_loop *lp) {
   ta_task *t = lp->driver;
   for (;;) {
     lua_settop(L, 1);
+    if (lp->closed) break;
+    run_once(L, lp, 1); /* at least one batch, even when asked to stop already */
     if (lp->closing || lp->closed) break;
-    run_once(L, lp, 1);
-    if (lp->closing || lp->closed) break;
+    if (lp->pausing) { /* loop.stop() on a sync loop: hand back control */
+      lp->pausing = 0;
+      return drive_yield(L, lp, t, 0);
+    }
     if (lp->nready > 0 || lp->pending_io != NULL) {
       /* More to do: go on unless Trio tasks wait or I/O should be polled. */
       if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
@@ -488,6 +492,7 @@ static int drive(lua_State *L, ta_loop *lp) {
     return drive_yield(L, lp, t, 1);
   }
   lp->driver = NULL;
+  lp->closing = 0;
   return 0;
 }
 
@@ -500,6 +505,7 @@ static int drive_k(lua_State *L, int status, lua_KContext ctx) {
   if (t->resume_error) {
     t->resume_error = 0;
     lp->driver = NULL;
+    lp->closing = 0;
     return lua_error(L);
   }
   return drive(L, lp);
@@ -514,14 +520,23 @@ static int l_loop_drive(lua_State *L) {
   check_open(L, lp, "loop_drive");
   lua_settop(L, 1);
   lp->driver = t;
-  lp->closing = 0;
   return drive(L, lp);
 }
 
-/* loop_stop_driver(loop): make the driver return after its current batch. */
+/* loop_stop_driver(loop [, stop=true]): make the driver return after its
+** current batch (also one that has not started yet); false withdraws it. */
 static int l_loop_stop_driver(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
-  lp->closing = 1;
+  lp->closing = lua_isnone(L, 2) || lua_toboolean(L, 2);
+  if (lp->closing) ta_loop_wake(lp);
+  return 0;
+}
+
+/* loop_pause(loop): the driver yields after its current batch (stop() of
+** a loop whose driver must survive, like the sync loop's). */
+static int l_loop_pause(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  lp->pausing = 1;
   ta_loop_wake(lp);
   return 0;
 }
@@ -560,6 +575,7 @@ static int l_loop_close(lua_State *L) {
   lua_newtable(L);
   lua_setiuservalue(L, 1, UV_READY);
   lp->nready = 0;
+  ta_flush_closes(lp->E);
   return 0;
 }
 
@@ -675,6 +691,7 @@ static const luaL_Reg loop_funcs[] = {
   {"loop_new", l_loop_new},
   {"loop_drive", l_loop_drive},
   {"loop_stop_driver", l_loop_stop_driver},
+  {"loop_pause", l_loop_pause},
   {"loop_is_driven", l_loop_is_driven},
   {"loop_has_ready", l_loop_has_ready},
   {"loop_close", l_loop_close},

@@ -149,6 +149,7 @@ void ta_deliver_cancel(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
 void ta_check_cancelled(lua_State *L, ta_task *t);
 void ta_step_task(lua_State *L, ta_task *t);
+void ta_task_fail(lua_State *L, ta_task *t);
 const char *ta_task_name(lua_State *L, ta_task *t);
 int ta_open_task(lua_State *L);
 
@@ -209,7 +210,7 @@ struct ta_loop {
   ta_task *driver;          /* Trio task running the loop, NULL if none */
   int driver_parked;
   ta_future *current;       /* asyncio Task being stepped */
-  int closed, stopping, closing;
+  int closed, closing, pausing;
   int debug;                /* report slow callbacks, record where tasks are created */
   double slow_callback_duration;
   size_t ntasks;            /* live asyncio tasks */
@@ -319,6 +320,7 @@ int ta_error(lua_State *L, const char *cls, const char *fmt, ...);
 void ta_handle_opened(ta_engine *E);
 void ta_handle_closed(ta_engine *E);
 void ta_free_handle(uv_handle_t *h);
+void ta_flush_closes(ta_engine *E);
 int ta_engine_handles_init(ta_engine *E);
 void ta_engine_handles_close(ta_engine *E);
 int ta_open_engine(lua_State *L);

@@ -418,6 +418,12 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
   task_exit(L, t, 0, 0);
 }
 
+/* Ends a task that never ran, with the error on top of L (popped). */
+void ta_task_fail(lua_State *L, ta_task *t) {
+  lua_settop(t->co, 0);
+  task_exit(L, t, 0, 1);
+}
+
 void ta_step_task(lua_State *L, ta_task *t) {
   ta_engine *E = t->E;
   ta_task *prev = E->current;

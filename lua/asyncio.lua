@@ -124,7 +124,8 @@ end
 -- have changed.
 local function drive(loop, until_done)
   local a = attrs(loop)
-  a.running, a.wake, a.stopping = true, trio.Event(), false
+  a.running, a.wake = true, trio.Event() -- a stop() already asked for stays asked
+  core.loop_stop_driver(loop, false)
   local status, err = core.run(function()
     trio.open_nursery(function(n)
       n:start_soon(core.loop_drive, loop)
@@ -164,6 +165,11 @@ end
 function Loop:stop()
   local a = attrs(self)
   a.stopping = true
+  if a.running then
+    -- the driver returns (or, for a driver that must survive, yields) after
+    -- the current batch: callbacks scheduled now run at the next run
+    if a.drive then core.loop_pause(self) else core.loop_stop_driver(self) end
+  end
   if a.wake then a.wake:set() end
 end
 
@@ -444,8 +450,11 @@ end
 --- asyncio.timeout(delay, fn, ...): fn(...) with a deadline; raises
 -- TimeoutError when it expires (delay nil: no deadline).
 function asyncio.timeout(delay, fn, ...)
+  if core.in_loop_callback() then
+    error(errors.RuntimeError("asyncio.timeout: must be used inside a Task"), 2)
+  end
+  core.check_flavor("asyncio.timeout", "asyncio")
   local task = asyncio.current_task()
-  if task == nil then error(errors.RuntimeError("asyncio.timeout: must be used inside a Task"), 2) end
   if delay ~= nil and (type(delay) ~= "number" or delay ~= delay) then
     argerror(1, "timeout", "number or nil expected")
   end

@@ -118,7 +118,7 @@ function Loop:run_trio(fn, ...)
     elseif not r[1] then
       if trio.Cancelled:is(r[2]) then fut:cancel() else fut:set_exception(r[2]) end
     else
-      fut:set_result(r[2])
+      core.future_set_results(fut, unpack(r, 2, r.n))
     end
   end)
   return fut
@@ -368,8 +368,15 @@ local function drive_sync(loop, until_done)
     end
     start_background(loop, a)
   end
-  a.running, a.stopping = true, false
-  while not until_done() and not a.stopping and a.background do core.guest_step(-1) end
+  a.running = true
+  -- One step without waiting first (a stop() already asked for, or a done
+  -- future, still lets queued callbacks run once), then block between steps.
+  local wait = 0
+  while a.background do
+    core.guest_step(wait)
+    wait = -1
+    if until_done() or a.stopping then break end
+  end
   a.running, a.stopping = false, false
   if a.background_error ~= nil then
     local e = a.background_error

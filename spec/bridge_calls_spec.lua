@@ -1,0 +1,671 @@
+-- Calls across the bridge: aio_as_trio (functions, futures, tasks, iterator
+-- functions), trio_as_aio (functions, iterator functions), run_aio_future,
+-- run_aio_coroutine, loop:run_trio / run_trio_task / synchronize, errors
+-- several levels deep, ContextVar across crossings, allow_asyncio, many
+-- crossings with bounded memory, and an asyncio-flavored library from Trio.
+local trio = require "trio"
+local asyncio = require "asyncio"
+local ta = require "trio_asyncio"
+local errors = require "trio.errors"
+
+local DeepError = errors.class("spec.DeepError", errors.Error)
+
+local function errof(fn, ...)
+  local ok, e = pcall(fn, ...)
+  assert(not ok, "expected an error, but the call succeeded")
+  return e
+end
+
+local function assert_has(s, sub)
+  s = tostring(s)
+  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
+end
+
+describe("aio_as_trio", function()
+  it("runs an asyncio-flavored function with its arguments and returns all its results", function()
+    local r = table.pack(ta.run(function()
+      return ta.aio_as_trio(function(a, b, c)
+        asyncio.sleep(0)
+        return a * 10, nil, b .. c, ta.current_flavor()
+      end)(4, "x", "y")
+    end))
+    assert.equal(4, r.n)
+    assert.equal(40, r[1])
+    assert.is_nil(r[2])
+    assert.equal("xy", r[3])
+    assert.equal("asyncio", r[4])
+  end)
+
+  it("runs the function as an asyncio Task of the current loop", function()
+    local is_task, same_loop = ta.run(function()
+      local loop = ta.current_loop()
+      return ta.aio_as_trio(function()
+        local t = asyncio.current_task()
+        return t ~= nil and asyncio.isfuture(t), t:get_loop() == loop
+      end)()
+    end)
+    assert.is_true(is_task)
+    assert.is_true(same_loop)
+  end)
+
+  it("the wrapper can be called many times and from several Trio tasks at once", function()
+    local results = {}
+    ta.run(function()
+      local double = ta.aio_as_trio(function(x) asyncio.sleep(0.001) return 2 * x end)
+      trio.open_nursery(function(n)
+        for i = 1, 5 do n:start_soon(function() results[i] = double(i) end) end
+      end)
+    end)
+    assert.same({ 2, 4, 6, 8, 10 }, results)
+  end)
+
+  it("waits for a Future and returns its result", function()
+    local v = ta.run(function()
+      local loop = ta.current_loop()
+      local fut = loop:create_future()
+      loop:call_later(0.005, function() fut:set_result("from future") end)
+      return ta.aio_as_trio(fut)()
+    end)
+    assert.equal("from future", v)
+  end)
+
+  it("raises the exception set on a Future", function()
+    local e = errof(ta.run, function()
+      local loop = ta.current_loop()
+      local fut = loop:create_future()
+      loop:call_soon(function() fut:set_exception(DeepError("future failed")) end)
+      return ta.aio_as_trio(fut)()
+    end)
+    assert.is_true(DeepError:is(e))
+    assert.equal("future failed", e.message)
+  end)
+
+  it("waits for a Task and returns its result", function()
+    local v, done = ta.run(function()
+      local loop = ta.current_loop()
+      local t = loop:create_task(function() asyncio.sleep(0.002) return "task result" end)
+      return ta.aio_as_trio(t)(), t:done()
+    end)
+    assert.equal("task result", v)
+    assert.is_true(done)
+  end)
+
+  it("a Task that already finished gives its result at once", function()
+    local v = ta.run(function()
+      local loop = ta.current_loop()
+      local t = loop:create_task(function() return 7 end)
+      loop:synchronize()
+      trio.sleep(0.001)
+      assert(t:done())
+      return ta.aio_as_trio(t)()
+    end)
+    assert.equal(7, v)
+  end)
+
+  it("wraps an asyncio-flavored iterator closure for a Trio-side for loop", function()
+    local got, flavors = {}, {}
+    ta.run(function()
+      local function numbers(n)
+        local i = 0
+        return function()
+          asyncio.sleep(0)
+          flavors[#flavors + 1] = ta.current_flavor()
+          i = i + 1
+          if i <= n then return i end
+        end
+      end
+      for v in ta.aio_as_trio(numbers(3)) do
+        got[#got + 1] = v
+        trio.sleep(0) -- the loop body is Trio-flavored
+      end
+    end)
+    assert.same({ 1, 2, 3 }, got)
+    assert.same({ "asyncio", "asyncio", "asyncio", "asyncio" }, flavors)
+  end)
+
+  it("wraps a stateless asyncio iterator with its state and control values", function()
+    local got = {}
+    ta.run(function()
+      local function step(t, i)
+        asyncio.sleep(0)
+        i = i + 1
+        if t[i] ~= nil then return i, t[i] end
+      end
+      for i, v in ta.aio_as_trio(step), { "a", "b", "c" }, 0 do
+        got[#got + 1] = i .. "=" .. v
+      end
+    end)
+    assert.same({ "1=a", "2=b", "3=c" }, got)
+  end)
+
+  it("an iterator reading an asyncio.Queue until a sentinel", function()
+    local got = {}
+    ta.run(function()
+      local q = asyncio.Queue()
+      ta.aio_as_trio(function()
+        asyncio.create_task(function()
+          for i = 1, 4 do q:put("item" .. i); asyncio.sleep(0.001) end
+          q:put(false)
+        end)
+      end)()
+      local function items()
+        local v = q:get()
+        if v then return v end
+      end
+      for v in ta.aio_as_trio(items) do got[#got + 1] = v end
+    end)
+    assert.same({ "item1", "item2", "item3", "item4" }, got)
+  end)
+
+  it("raises an argument error for something that is neither callable nor a future", function()
+    local e = errof(ta.aio_as_trio, 42)
+    assert_has(e, "aio_as_trio")
+  end)
+
+  it("raises a clear error when no loop is open", function()
+    local e = errof(trio.run, function() ta.aio_as_trio(function() end)() end)
+    assert_has(e, "loop")
+  end)
+end)
+
+describe("trio_as_aio", function()
+  it("runs a Trio-flavored function with its arguments from asyncio and returns all results", function()
+    local r = table.pack(ta.run(function()
+      return ta.aio_as_trio(function()
+        return ta.trio_as_aio(function(x, y)
+          trio.sleep(0)
+          return x + y, nil, ta.current_flavor()
+        end)(20, 22)
+      end)()
+    end))
+    assert.equal(3, r.n)
+    assert.equal(42, r[1])
+    assert.is_nil(r[2])
+    assert.equal("trio", r[3])
+  end)
+
+  it("works from an asyncio task created with create_task", function()
+    local v = ta.run(function()
+      local loop = ta.current_loop()
+      local t = loop:create_task(function()
+        local ev = trio.Event()
+        local waiter = asyncio.create_task(ta.trio_as_aio(function() ev:wait(); return "woken" end))
+        asyncio.sleep(0.002)
+        ev:set()
+        return waiter:await()
+      end)
+      return ta.run_aio_future(t)
+    end)
+    assert.equal("woken", v)
+  end)
+
+  it("wraps a Trio-flavored iterator function for an asyncio-side for loop", function()
+    local got, flavors = {}, {}
+    ta.run(function()
+      local send, recv = trio.open_memory_channel(math.huge)
+      for i = 1, 3 do send:send_nowait(i * 100) end
+      send:close()
+      ta.aio_as_trio(function()
+        local function next_item()
+          flavors[#flavors + 1] = ta.current_flavor()
+          local ok, v = pcall(recv.receive, recv)
+          if ok then return v end
+          assert(trio.EndOfChannel:is(v), tostring(v))
+        end
+        for v in ta.trio_as_aio(next_item) do
+          got[#got + 1] = v
+          asyncio.sleep(0) -- the loop body is asyncio-flavored
+        end
+      end)()
+    end)
+    assert.same({ 100, 200, 300 }, got)
+    assert.same({ "trio", "trio", "trio", "trio" }, flavors)
+  end)
+
+  it("raises an argument error for a non-function", function()
+    local e = errof(ta.trio_as_aio, "nope")
+    assert_has(e, "trio_as_aio")
+  end)
+end)
+
+describe("run_aio_future and run_aio_coroutine", function()
+  it("run_aio_future waits for a future set by a callback", function()
+    local v = ta.run(function()
+      local loop = ta.current_loop()
+      local fut = loop:create_future()
+      loop:call_later(0.002, fut.set_result, fut, "later")
+      return ta.run_aio_future(fut)
+    end)
+    assert.equal("later", v)
+  end)
+
+  it("run_aio_future waits for a Task", function()
+    local v = ta.run(function()
+      local t = ta.current_loop():create_task(function(x) asyncio.sleep(0) return x end, "arg")
+      return ta.run_aio_future(t)
+    end)
+    assert.equal("arg", v)
+  end)
+
+  it("run_aio_coroutine runs an asyncio-flavored function with arguments", function()
+    local a, b = ta.run(function()
+      return ta.run_aio_coroutine(function(x, y)
+        asyncio.sleep(0.001)
+        return y, x
+      end, "first", "second")
+    end)
+    assert.equal("second", a)
+    assert.equal("first", b)
+  end)
+
+  it("run_aio_coroutine raises the function's error", function()
+    local e = errof(ta.run, function()
+      ta.run_aio_coroutine(function() asyncio.sleep(0) error(DeepError("coro failed")) end)
+    end)
+    assert.is_true(DeepError:is(e))
+    assert.equal("coro failed", e.message)
+  end)
+end)
+
+describe("loop:run_trio, run_trio_task, synchronize", function()
+  it("run_trio returns an asyncio Future of the Trio task's result", function()
+    local is_future, done_at_once, v = ta.run(function()
+      return ta.aio_as_trio(function()
+        local loop = asyncio.get_running_loop()
+        local fut = loop:run_trio(function(x) trio.sleep(0.001) return x * 3 end, 5)
+        return asyncio.isfuture(fut), fut:done(), fut:await()
+      end)()
+    end)
+    assert.is_true(is_future)
+    assert.is_false(done_at_once)
+    assert.equal(15, v)
+  end)
+
+  it("the run_trio future holds the Trio task's error", function()
+    local e = ta.run(function()
+      return ta.aio_as_trio(function()
+        local fut = asyncio.get_running_loop():run_trio(function() trio.sleep(0) error(DeepError("trio failed")) end)
+        local ok, err = pcall(fut.await, fut)
+        assert(not ok)
+        assert(fut:exception() ~= nil)
+        return err
+      end)()
+    end)
+    assert.is_true(DeepError:is(e))
+  end)
+
+  it("run_trio can be called from Trio code too and waited with run_aio_future", function()
+    local v = ta.run(function()
+      local fut = ta.current_loop():run_trio(function() trio.sleep(0) return "trio via future" end)
+      return ta.run_aio_future(fut)
+    end)
+    assert.equal("trio via future", v)
+  end)
+
+  it("run_trio_task starts a Trio task and returns nothing", function()
+    local log = {}
+    ta.run(function()
+      local done = trio.Event()
+      local n = ta.aio_as_trio(function()
+        return select("#", asyncio.get_running_loop():run_trio_task(function(a, b)
+          log[#log + 1] = ta.current_flavor() .. " " .. a .. b
+          trio.sleep(0)
+          done:set()
+        end, "x", "y"))
+      end)()
+      log[#log + 1] = "returned " .. n
+      done:wait()
+    end)
+    table.sort(log)
+    assert.same({ "returned 0", "trio xy" }, log)
+  end)
+
+  it("an error in a run_trio_task task ends the open_loop block", function()
+    local e = errof(ta.run, function()
+      ta.current_loop():run_trio_task(function() error(DeepError("service task failed")) end)
+      trio.sleep(5)
+    end)
+    local leaf = e
+    while trio.ExceptionGroup:is(leaf) do leaf = leaf.exceptions[1] end
+    assert.is_true(DeepError:is(leaf))
+  end)
+
+  it("synchronize waits until the callbacks queued so far have run", function()
+    local log = {}
+    ta.run(function()
+      local loop = ta.current_loop()
+      loop:call_soon(function() log[#log + 1] = "a" end)
+      loop:call_soon(function() log[#log + 1] = "b" end)
+      loop:synchronize()
+      log[#log + 1] = "synchronized"
+    end)
+    assert.same({ "a", "b", "synchronized" }, log)
+  end)
+end)
+
+describe("errors across the bridge", function()
+  it("a string error crossing trio -> aio -> trio -> aio keeps its message", function()
+    local e = errof(ta.run, function()
+      ta.aio_as_trio(function()
+        ta.trio_as_aio(function()
+          ta.aio_as_trio(function()
+            asyncio.sleep(0)
+            error("deepest failure", 0)
+          end)()
+        end)()
+      end)()
+    end)
+    assert.equal("deepest failure", e)
+  end)
+
+  it("an error object crossing several levels keeps its class, message and fields", function()
+    local e = errof(ta.run, function()
+      ta.aio_as_trio(function()
+        ta.trio_as_aio(function()
+          ta.aio_as_trio(function()
+            ta.trio_as_aio(function()
+              trio.sleep(0)
+              error(DeepError { message = "deep object", code = 17 })
+            end)()
+          end)()
+        end)()
+      end)()
+    end)
+    assert.is_true(DeepError:is(e))
+    assert.equal("deep object", e.message)
+    assert.equal(17, e.code)
+    assert.is_string(e.traceback)
+  end)
+
+  it("an error object's traceback still names where it was raised after crossing", function()
+    local raised_at
+    local e = errof(ta.run, function()
+      ta.aio_as_trio(function()
+        ta.trio_as_aio(function()
+          raised_at = debug.getinfo(1, "l").currentline + 1
+          error(DeepError("with traceback"))
+        end)()
+      end)()
+    end)
+    assert.is_true(DeepError:is(e))
+    assert_has(e.traceback, "bridge_calls_spec.lua:" .. raised_at)
+  end)
+
+  it("an error can be caught at an intermediate level and the call goes on", function()
+    local v = ta.run(function()
+      return ta.aio_as_trio(function()
+        local ok, err = pcall(ta.trio_as_aio(function()
+          ta.aio_as_trio(function() error(DeepError("caught midway")) end)()
+        end))
+        assert(not ok)
+        return DeepError:is(err) and ("recovered from " .. err.message)
+      end)()
+    end)
+    assert.equal("recovered from caught midway", v)
+  end)
+end)
+
+describe("ContextVar across crossings", function()
+  it("aio_as_trio carries the caller's value and writes do not leak back", function()
+    local var = trio.ContextVar("spec.var", "default")
+    local seen = {}
+    ta.run(function()
+      var:set("trio value")
+      ta.aio_as_trio(function()
+        seen.aio = var:get()
+        var:set("aio wrote")
+        asyncio.sleep(0)
+        seen.aio_after = var:get()
+      end)()
+      seen.trio_after = var:get()
+    end)
+    assert.same({ aio = "trio value", aio_after = "aio wrote", trio_after = "trio value" }, seen)
+  end)
+
+  it("trio_as_aio carries the asyncio task's value and writes do not leak back", function()
+    local var = trio.ContextVar("spec.var2", "default")
+    local seen = {}
+    ta.run(function()
+      ta.aio_as_trio(function()
+        var:set("aio value")
+        ta.trio_as_aio(function()
+          seen.trio = var:get()
+          var:set("trio wrote")
+          trio.sleep(0)
+          seen.trio_after = var:get()
+        end)()
+        seen.aio_after = var:get()
+      end)()
+      seen.root = var:get()
+    end)
+    assert.same({ trio = "aio value", trio_after = "trio wrote", aio_after = "aio value", root = "default" }, seen)
+  end)
+
+  it("values travel through every level and each level keeps its own", function()
+    local var = trio.ContextVar("spec.depth", 0)
+    local seen = {}
+    ta.run(function()
+      var:set(1)
+      ta.aio_as_trio(function()
+        seen[#seen + 1] = var:get(); var:set(2)
+        ta.trio_as_aio(function()
+          seen[#seen + 1] = var:get(); var:set(3)
+          ta.aio_as_trio(function()
+            seen[#seen + 1] = var:get(); var:set(4)
+          end)()
+          seen[#seen + 1] = var:get()
+        end)()
+        seen[#seen + 1] = var:get()
+      end)()
+      seen[#seen + 1] = var:get()
+    end)
+    assert.same({ 1, 2, 3, 3, 2, 1 }, seen)
+  end)
+
+  it("run_aio_coroutine, run_trio, run_trio_task and create_task carry the context", function()
+    local var = trio.ContextVar("spec.var3", "default")
+    local seen = {}
+    ta.run(function()
+      var:set("root")
+      seen.coroutine = ta.run_aio_coroutine(function() local v = var:get(); var:set("x"); return v end)
+      seen.task = ta.run_aio_future(ta.current_loop():create_task(function()
+        local v = var:get(); var:set("y"); return v
+      end))
+      ta.aio_as_trio(function()
+        var:set("aio")
+        local loop = asyncio.get_running_loop()
+        seen.run_trio = loop:run_trio(function() local v = var:get(); var:set("z"); return v end):await()
+        local fut = loop:create_future()
+        loop:run_trio_task(function() fut:set_result(var:get()); var:set("w") end)
+        seen.run_trio_task = fut:await()
+        seen.aio_after = var:get()
+      end)()
+      seen.root_after = var:get()
+    end)
+    assert.same({
+      coroutine = "root", task = "root", run_trio = "aio", run_trio_task = "aio",
+      aio_after = "aio", root_after = "root",
+    }, seen)
+  end)
+end)
+
+describe("allow_asyncio", function()
+  it("lets both flavors be called directly and returns fn's results", function()
+    local log = {}
+    local a, b = ta.run(function()
+      return ta.allow_asyncio(function(x)
+        trio.sleep(0)
+        log[#log + 1] = "trio.sleep"
+        asyncio.sleep(0.001)
+        log[#log + 1] = "asyncio.sleep"
+        local loop = asyncio.get_running_loop()
+        local fut = loop:create_future()
+        loop:call_soon(fut.set_result, fut, "fut")
+        log[#log + 1] = fut:await()
+        local t = asyncio.create_task(function() asyncio.sleep(0) return "task" end)
+        log[#log + 1] = t:await()
+        trio.sleep(0.001)
+        return x, "end"
+      end, "arg")
+    end)
+    assert.equal("arg", a)
+    assert.equal("end", b)
+    assert.same({ "trio.sleep", "asyncio.sleep", "fut", "task" }, log)
+  end)
+
+  it("asyncio sync primitives and trio primitives mix inside", function()
+    local v = ta.run(function()
+      return ta.allow_asyncio(function()
+        local ev = asyncio.Event()
+        local trio_ev = trio.Event()
+        asyncio.get_running_loop():call_later(0.002, function() ev:set() end)
+        ev:wait()
+        trio.open_nursery(function(n)
+          n:start_soon(function() trio.sleep(0.001) trio_ev:set() end)
+          trio_ev:wait()
+        end)
+        return "both waited"
+      end)
+    end)
+    assert.equal("both waited", v)
+  end)
+
+  it("propagates fn's error", function()
+    local e = errof(ta.run, function()
+      ta.allow_asyncio(function() asyncio.sleep(0) error(DeepError("allow failed")) end)
+    end)
+    assert.is_true(DeepError:is(e))
+  end)
+
+  it("can be cancelled by Trio while in an asyncio wait", function()
+    local caught = ta.run(function()
+      local scope = trio.move_on_after(0.01, function()
+        ta.allow_asyncio(function() asyncio.sleep(10) end)
+      end)
+      return scope.cancelled_caught
+    end)
+    assert.is_true(caught)
+  end)
+end)
+
+describe("many crossings", function()
+  local N = 100000
+
+  local function kb() collectgarbage("collect"); collectgarbage("collect"); return collectgarbage("count") end
+
+  it("100,000 aio_as_trio calls with bounded memory", function()
+    local sum, grew, peak = ta.run(function()
+      local f = ta.aio_as_trio(function(i) return i end)
+      for i = 1, 1000 do f(i) end
+      local base = kb()
+      local peak, s = 0, 0
+      for i = 1, N do
+        s = s + f(i)
+        if i % 10000 == 0 then peak = math.max(peak, collectgarbage("count") - base) end
+      end
+      return s, kb() - base, peak
+    end)
+    assert.equal(N * (N + 1) / 2, sum)
+    assert.is_true(grew < 2048, ("memory grew by %.0f KB"):format(grew))
+    assert.is_true(peak < 65536, ("memory peaked %.0f KB above the start"):format(peak))
+  end)
+
+  it("100,000 trio_as_aio calls with bounded memory", function()
+    local sum, grew, peak = ta.run(function()
+      return ta.aio_as_trio(function()
+        local f = ta.trio_as_aio(function(i) return i end)
+        for i = 1, 1000 do f(i) end
+        local base = kb()
+        local peak, s = 0, 0
+        for i = 1, N do
+          s = s + f(i)
+          if i % 10000 == 0 then peak = math.max(peak, collectgarbage("count") - base) end
+        end
+        return s, kb() - base, peak
+      end)()
+    end)
+    assert.equal(N * (N + 1) / 2, sum)
+    assert.is_true(grew < 2048, ("memory grew by %.0f KB"):format(grew))
+    assert.is_true(peak < 65536, ("memory peaked %.0f KB above the start"):format(peak))
+  end)
+end)
+
+describe("an asyncio-flavored library used unchanged from Trio", function()
+  -- A tiny line protocol over asyncio queues: the "server" answers
+  -- "PING" with "PONG", "ECHO x" with "x", "ADD a b" with the sum, and an
+  -- error line for anything else.  The client is written only with asyncio.
+  local function start_server()
+    local to_server, to_client = asyncio.Queue(), asyncio.Queue()
+    local server = asyncio.create_task(function()
+      while true do
+        local line = to_server:get()
+        if line == nil then break end
+        asyncio.sleep(0)
+        local reply
+        if line == "PING" then reply = "PONG"
+        elseif line:match("^ECHO ") then reply = line:sub(6)
+        elseif line:match("^ADD ") then
+          local a, b = line:match("^ADD (%-?%d+) (%-?%d+)$")
+          reply = tostring(tonumber(a) + tonumber(b))
+        else reply = "ERR unknown command" end
+        to_client:put(reply)
+      end
+    end)
+    return to_server, to_client, server
+  end
+
+  local Client = {}
+  Client.__index = Client
+
+  function Client.connect()
+    local to_server, to_client, server = start_server()
+    asyncio.sleep(0)
+    return setmetatable({ out = to_server, inp = to_client, server = server,
+      lock = asyncio.Lock() }, Client)
+  end
+
+  function Client:request(line)
+    self.lock:acquire()
+    self.out:put(line)
+    local reply = self.inp:get()
+    self.lock:release()
+    if reply:match("^ERR ") then error(reply, 0) end
+    return reply
+  end
+
+  function Client:close()
+    self.out:put(nil)
+    self.server:await()
+  end
+
+  it("connects, sends requests, gets replies and errors, closes", function()
+    local log = {}
+    ta.run(function()
+      local client = ta.aio_as_trio(Client.connect)()
+      local request = ta.aio_as_trio(Client.request)
+      log[#log + 1] = request(client, "PING")
+      log[#log + 1] = request(client, "ECHO hello world")
+      log[#log + 1] = request(client, "ADD 40 2")
+      local ok, e = pcall(request, client, "FROB")
+      log[#log + 1] = e
+      ta.aio_as_trio(Client.close)(client)
+      log[#log + 1] = client.server:done() and "server ended" or "server running"
+    end)
+    assert.same({ "PONG", "hello world", "42", "ERR unknown command", "server ended" }, log)
+  end)
+
+  it("serves concurrent Trio tasks through its asyncio lock", function()
+    local replies = {}
+    ta.run(function()
+      local client = ta.aio_as_trio(Client.connect)()
+      local request = ta.aio_as_trio(Client.request)
+      trio.open_nursery(function(n)
+        for i = 1, 10 do
+          n:start_soon(function() replies[i] = request(client, "ADD " .. i .. " " .. i) end)
+        end
+      end)
+      ta.aio_as_trio(Client.close)(client)
+    end)
+    for i = 1, 10 do assert.equal(tostring(2 * i), replies[i]) end
+  end)
+end)
