@@ -670,12 +670,15 @@ static int t_current_flavor(lua_State *L) {
   return 1;
 }
 
-/* check_flavor(fname, "trio"|"asyncio"): raise as an async function of
-** that flavor would when called here. */
-static int t_check_flavor(lua_State *L) {
-  static const char *const names[] = {"trio", "asyncio", NULL};
-  const char *fname = luaL_checkstring(L, 1);
-  ta_async_check(L, fname, luaL_checkoption(L, 2, NULL, names) == 0 ? TA_TRIO : TA_ASYNCIO);
+/* check_aio(fname) / check_trio(fname): raise as an async function of
+** that flavor named fname would if called here. */
+static int t_check_aio(lua_State *L) {
+  ta_async_check(L, luaL_checkstring(L, 1), TA_ASYNCIO);
+  return 0;
+}
+
+static int t_check_trio(lua_State *L) {
+  ta_async_check(L, luaL_checkstring(L, 1), TA_TRIO);
   return 0;
 }
 
@@ -739,7 +742,8 @@ static const luaL_Reg task_funcs[] = {
   {"task_where", t_task_where},
   {"system_tasks", t_system_tasks},
   {"guarded_yield", t_guarded_yield},
-  {"check_flavor", t_check_flavor},
+  {"check_aio", t_check_aio},
+  {"check_trio", t_check_trio},
   {"current_task", t_current_task},
   {"current_root_task", t_current_root_task},
   {"checkpoint", t_checkpoint},

@@ -225,7 +225,7 @@ function asyncio.current_task()
   local t = core.current_aio_task()
   if t then return t end
   if core.in_loop_callback() then return nil end
-  core.check_flavor("asyncio.current_task", "asyncio")
+  core.check_aio("asyncio.current_task")
   return nil
 end
 
@@ -267,7 +267,7 @@ function asyncio.sleep(delay, result)
     core.aio_yield()
     return result
   end
-  core.check_flavor("asyncio.sleep", "asyncio")
+  core.check_aio("asyncio.sleep")
   local loop = asyncio.get_running_loop()
   local fut = loop:create_future()
   local h = loop:call_later(delay, set_result_unless_done, fut, result)
@@ -291,7 +291,7 @@ end
 --- asyncio.gather(aw1, aw2, ... [, {return_exceptions=true}]) -> list of
 -- results in argument order.  Cancelling the gather cancels the children.
 function asyncio.gather(...)
-  core.check_flavor("asyncio.gather", "asyncio")
+  core.check_aio("asyncio.gather")
   local args = pack(...)
   local n, opts = split_options(args)
   local loop = asyncio.get_running_loop()
@@ -334,7 +334,7 @@ end
 --- asyncio.wait_for(aw, timeout): the results of aw, or TimeoutError after
 -- cancelling it.  timeout nil waits forever.
 function asyncio.wait_for(aw, timeout)
-  core.check_flavor("asyncio.wait_for", "asyncio")
+  core.check_aio("asyncio.wait_for")
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
     argerror(2, "wait_for", "number or nil expected")
   end
@@ -362,7 +362,7 @@ asyncio.ALL_COMPLETED = "ALL_COMPLETED"
 
 --- asyncio.wait(aws, {timeout=, return_when=}) -> done, pending (lists)
 function asyncio.wait(aws, opts)
-  core.check_flavor("asyncio.wait", "asyncio")
+  core.check_aio("asyncio.wait")
   if type(aws) ~= "table" or #aws == 0 then argerror(1, "wait", "non-empty list of futures expected") end
   opts = opts or {}
   local when = opts.return_when or asyncio.ALL_COMPLETED
@@ -429,7 +429,7 @@ end
 
 --- asyncio.shield(aw): wait for aw; cancelling the caller does not cancel aw.
 function asyncio.shield(aw)
-  core.check_flavor("asyncio.shield", "asyncio")
+  core.check_aio("asyncio.shield")
   local loop = asyncio.get_running_loop()
   local inner = asyncio.ensure_future(aw, loop)
   if inner:done() then return inner:result() end
@@ -453,7 +453,7 @@ function asyncio.timeout(delay, fn, ...)
   if core.in_loop_callback() then
     error(errors.RuntimeError("asyncio.timeout: must be used inside a Task"), 2)
   end
-  core.check_flavor("asyncio.timeout", "asyncio")
+  core.check_aio("asyncio.timeout")
   local task = asyncio.current_task()
   if delay ~= nil and (type(delay) ~= "number" or delay ~= delay) then
     argerror(1, "timeout", "number or nil expected")

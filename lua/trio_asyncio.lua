@@ -58,7 +58,7 @@ M.run_aio_future = core.future_wait
 --- run_aio_coroutine(fn, ...): run an asyncio-flavored function as a Task
 -- on the current loop and return its results.
 function M.run_aio_coroutine(fn, ...)
-  core.check_flavor("trio_asyncio.run_aio_coroutine", "trio")
+  core.check_trio("trio_asyncio.run_aio_coroutine")
   if not is_callable(fn) then argerror(1, "run_aio_coroutine", "function expected") end
   local loop = need_loop("run_aio_coroutine")
   if loop:is_closed() then error(errors.RuntimeError("run_aio_coroutine: Event loop is closed"), 2) end
@@ -74,7 +74,7 @@ function M.aio_as_trio(x)
   end
   if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
   return function(...)
-    core.check_flavor("trio_asyncio.aio_as_trio", "trio")
+    core.check_trio("trio_asyncio.aio_as_trio")
     local loop = need_loop("aio_as_trio")
     return core.future_wait(core.create_task(loop, x, ...))
   end
@@ -134,7 +134,7 @@ end
 --- loop:synchronize(): Trio-flavored; returns once every asyncio callback
 -- queued before the call has run.
 function Loop:synchronize()
-  core.check_flavor("loop:synchronize", "trio")
+  core.check_trio("loop:synchronize")
   local fut = self:create_future()
   self:call_soon(fut.set_result, fut, true)
   core.future_wait(fut)
@@ -145,7 +145,7 @@ end
 function M.trio_as_aio(f)
   if not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
   return function(...)
-    core.check_flavor("trio_asyncio.trio_as_aio", "asyncio")
+    core.check_aio("trio_asyncio.trio_as_aio")
     local fut = asyncio.get_running_loop():run_trio(f, ...)
     return fut:await()
   end
@@ -204,7 +204,7 @@ end
 -- started from asyncio are cancelled and awaited, the loop closes; then
 -- fn's results or error come out.
 function M.open_loop(fn)
-  core.check_flavor("trio_asyncio.open_loop", "trio")
+  core.check_trio("trio_asyncio.open_loop")
   if not is_callable(fn) then argerror(1, "open_loop", "function expected") end
   local loop = core.loop_new()
   local a = attrs(loop)
@@ -259,7 +259,7 @@ end
 --- allow_asyncio(fn, ...): Trio-flavored; fn runs in a task where both
 -- flavors may be called directly.
 function M.allow_asyncio(fn, ...)
-  core.check_flavor("trio_asyncio.allow_asyncio", "trio")
+  core.check_trio("trio_asyncio.allow_asyncio")
   if not is_callable(fn) then argerror(1, "allow_asyncio", "function expected") end
   local args, r = pack(...), nil
   local ok, err = pcall(trio.open_nursery, function(n)

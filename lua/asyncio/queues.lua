@@ -28,7 +28,7 @@ local core = require "trio_asyncio.core"
 local sync = require "asyncio.sync"
 
 local pcall, error, type, getmetatable, setmetatable = pcall, error, type, getmetatable, setmetatable
-local check_flavor = core.check_flavor
+local check_aio = core.check_aio
 local future_new, running_loop = core.future_new, core.running_loop
 local Future = sync._Future
 local fut_await, fut_done, fut_set_result = Future.await, Future.done, Future.set_result
@@ -287,7 +287,7 @@ local function make_class(name, init, do_put, do_get)
 
   --- put(item): wait for a free slot, then put the item.
   function Q:put(item)
-    check_flavor(fput, "asyncio")
+    check_aio(fput)
     local maxsize = self.maxsize
     while maxsize > 0 and self._n >= maxsize do
       local putter = future_new(running_loop() or aio().get_running_loop())
@@ -312,7 +312,7 @@ local function make_class(name, init, do_put, do_get)
 
   --- get() -> item: wait for an item, then remove and return it.
   function Q:get()
-    check_flavor(fget, "asyncio")
+    check_aio(fget)
     while self._n == 0 do
       local getter = future_new(running_loop() or aio().get_running_loop())
       local d = self._getters
@@ -344,7 +344,7 @@ local function make_class(name, init, do_put, do_get)
 
   --- join(): wait until every item put has been marked done.
   function Q:join()
-    check_flavor(fjoin, "asyncio")
+    check_aio(fjoin)
     if self._unfinished > 0 then self._finished:wait() end
   end
 

@@ -14,7 +14,7 @@ local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 
 local pcall, error, type, getmetatable, setmetatable = pcall, error, type, getmetatable, setmetatable
-local check_flavor = core.check_flavor
+local check_aio = core.check_aio
 local running_loop = core.running_loop
 local future_new = core.future_new
 local Future = core.metatable("trio_asyncio.Future").__index
@@ -37,7 +37,7 @@ end
 --- A new future of the running loop, after checking that the caller is an
 -- asyncio Task (raises FlavorError naming `fname` otherwise).
 local function new_waiter(fname)
-  check_flavor(fname, "asyncio")
+  check_aio(fname)
   local loop = running_loop() or aio().get_running_loop()
   return future_new(loop)
 end
@@ -138,7 +138,7 @@ function Event:clear() self._value = false end
 --- wait(): return true once the event is set (at once if it is).
 function Event:wait()
   if self._value then
-    check_flavor("Event:wait", "asyncio")
+    check_aio("Event:wait")
     return true
   end
   local fut = new_waiter("Event:wait")
@@ -184,7 +184,7 @@ end
 --- acquire(): wait until the lock is free and take it (FIFO); returns true.
 function Lock:acquire()
   if not self._locked and all_cancelled(self._waiters) then
-    check_flavor("Lock:acquire", "asyncio")
+    check_aio("Lock:acquire")
     self._locked = true
     return true
   end
@@ -275,7 +275,7 @@ end
 
 function Semaphore:acquire()
   if not self:locked() then
-    check_flavor("Semaphore:acquire", "asyncio")
+    check_aio("Semaphore:acquire")
     self._value = self._value - 1
     return true
   end
@@ -356,7 +356,7 @@ end
 --- wait(): release the lock, wait for a notify, re-acquire the lock (even
 -- when cancelled); returns true.  The lock must be held.
 function Condition:wait()
-  check_flavor("Condition:wait", "asyncio")
+  check_aio("Condition:wait")
   if not self._lock._locked then
     error(errors.RuntimeError("Condition:wait: cannot wait on un-acquired lock"), 2)
   end
