@@ -491,6 +491,9 @@ ta_engine *ta_engine_get(lua_State *L) {
   E->clock_ref = E->result_ref = E->hook_ref = E->errfactory_ref = LUA_NOREF;
   E->guest_done_ref = LUA_NOREF;
   E->internal_ref = E->aio_cancelled_ref = LUA_NOREF;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  E->L = lua_tothread(L, -1); /* before the handles: they register E->L */
+  lua_pop(L, 1);
   if (uv_loop_init(&E->own_loop) != 0) luaL_error(L, "trio_asyncio: cannot initialise the libuv loop");
   E->loop = &E->own_loop;
   if (ta_engine_handles_init(E) != 0) {
@@ -498,9 +501,6 @@ ta_engine *ta_engine_get(lua_State *L) {
     luaL_error(L, "trio_asyncio: not enough memory");
   }
   E->root.deadline = HUGE_VAL;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  E->L = lua_tothread(L, -1);
-  lua_pop(L, 1);
   lua_newtable(L);
   E->soon_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
