@@ -1,10 +1,12 @@
 # trio-asyncio for Lua 5.4 — build, test, bench, demo, install.
 # `make` builds build/trio_asyncio/core.so (require "trio_asyncio.core") and
-# build/libtrio_asyncio.a (the C core with the Lua modules compiled in).
+# build/libtrio_asyncio.a and build/libtrio_asyncio.so (the C core with the
+# Lua modules compiled in, for C hosts: csrc/include/trio_asyncio.h).
 
 LUA      ?= lua5.4
 LUA_PKG  ?= lua5.4
 PREFIX   ?= /usr/local
+VERSION  ?= 0.0.0-scm
 BUILD    ?= build
 OPT      ?= -O2 -g
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -13,13 +15,20 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(LUA_PKG) libuv 2>/dev/null)
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -fPIC -D_GNU_SOURCE $(OPT) -Icsrc -Icsrc/include $(PKG_CFLAGS)
 LDLIBS  += -luv
 
+# C host programs (examples/host, spec/host) link the static library.
+HOST_CFLAGS = -std=gnu11 -Wall -Wextra -Werror $(OPT) -Icsrc/include $(PKG_CFLAGS)
+HOST_LDLIBS = $(shell pkg-config --libs $(LUA_PKG) libuv 2>/dev/null) -lm -lpthread
+
 SRCS     = $(sort $(wildcard csrc/*.c))
 OBJS     = $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 LUA_SRCS = lua/trio.lua $(sort $(wildcard lua/trio/*.lua)) lua/asyncio.lua $(sort $(wildcard lua/asyncio/*.lua)) lua/trio_asyncio.lua
 
-.PHONY: all deps test sanitize valgrind bench bench-compare demo install clean
+EXAMPLES   = $(patsubst examples/host/%.c,$(BUILD)/examples/%,$(wildcard examples/host/*.c))
+HOST_TESTS = $(patsubst spec/host/%.c,$(BUILD)/host-tests/%,$(wildcard spec/host/*.c))
 
-all: $(BUILD)/trio_asyncio/core.so $(BUILD)/libtrio_asyncio.a
+.PHONY: all deps test sanitize valgrind bench bench-compare demo examples host-tests install clean FORCE
+
+all: $(BUILD)/trio_asyncio/core.so $(BUILD)/libtrio_asyncio.a $(BUILD)/libtrio_asyncio.so
 
 deps:
 	@bash scripts/deps.sh
@@ -44,6 +53,41 @@ $(BUILD)/libtrio_asyncio.a: $(OBJS) $(BUILD)/obj/lua_modules.o
 	rm -f $@
 	ar rcs $@ $^
 
+# The same objects as a shared library (-ltrio_asyncio), linked to Lua and libuv.
+$(BUILD)/libtrio_asyncio.so: $(OBJS) $(BUILD)/obj/lua_modules.o
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libtrio_asyncio.so -o $@ $^ $(LDFLAGS) $(HOST_LDLIBS)
+
+# pkg-config file for C hosts; rewritten on each install, for that PREFIX.
+$(BUILD)/trio-asyncio.pc: FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' \
+	  'prefix=$(PREFIX)' \
+	  'libdir=$${prefix}/lib' \
+	  'includedir=$${prefix}/include' \
+	  '' \
+	  'Name: trio-asyncio' \
+	  'Description: Trio, asyncio and a bridge for Lua 5.4 on libuv (C embedding API)' \
+	  'Version: $(VERSION)' \
+	  'Requires: $(LUA_PKG) libuv' \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -ltrio_asyncio' \
+	  'Libs.private: -lm -lpthread' > $@
+
+# C hosts embedding the runtime: build/examples/host_uv, .../host_mainloop.
+examples: $(EXAMPLES)
+
+$(BUILD)/examples/%: examples/host/%.c $(BUILD)/libtrio_asyncio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $< $(BUILD)/libtrio_asyncio.a -o $@ $(LDFLAGS) $(HOST_LDLIBS)
+
+# The C API's test programs (spec/embed_spec.lua compiles and runs them
+# itself; this builds them by hand, e.g. for gdb or valgrind).
+host-tests: $(HOST_TESTS)
+
+$(BUILD)/host-tests/%: spec/host/%.c spec/host/host_test.h $(BUILD)/libtrio_asyncio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) -Ispec/host $< $(BUILD)/libtrio_asyncio.a -o $@ $(LDFLAGS) $(HOST_LDLIBS)
+
 test: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/test.sh
@@ -51,7 +95,7 @@ test: deps
 sanitize: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all
 	@TA_BUILD=build-asan \
-	 TA_ENV="LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
+	 TA_PRELOAD="$$(gcc -print-file-name=libasan.so)" TA_ENV="ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
 	 bash scripts/test.sh
 
 valgrind:
@@ -71,14 +115,18 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) examples/demo.lua
 
-install: all
+install: all $(BUILD)/trio-asyncio.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/5.4/trio_asyncio $(DESTDIR)$(PREFIX)/share/lua/5.4/trio
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/asyncio
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(BUILD)/trio_asyncio/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/trio_asyncio/
 	install -m 644 lua/trio.lua lua/asyncio.lua lua/trio_asyncio.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/
 	install -m 644 lua/trio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/trio/
+	install -m 644 lua/asyncio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/asyncio/
 	install -m 644 csrc/include/trio_asyncio.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libtrio_asyncio.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libtrio_asyncio.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/trio-asyncio.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 clean:
 	rm -rf build build-asan

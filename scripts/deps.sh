@@ -1,26 +1,53 @@
 #!/usr/bin/env bash
-# deps.sh [--with PKG]...: make sure the Debian packages the build and the
-# tests need are installed: install the missing ones with apt-get when we
-# are root, otherwise print the command to run.
-set -eu
-want=(lua5.4 liblua5.4-dev libuv1-dev lua-busted pkg-config gcc make)
+# deps.sh [--with valgrind|luarocks]...: make sure what the build and the
+# tests need is here.  Silent when it is.  Otherwise, as root with apt-get,
+# install exactly the missing Debian packages; else print the command to run
+# and fail.
+set -euo pipefail
+
+extra=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --with) want+=("$2"); shift 2 ;;
-    *) echo "deps.sh: unknown argument $1" >&2; exit 2 ;;
+    --with) [ $# -ge 2 ] || { echo "deps.sh: --with needs a package" >&2; exit 2; }
+            extra+=("$2"); shift 2 ;;
+    *) echo "usage: deps.sh [--with valgrind|luarocks]..." >&2; exit 2 ;;
   esac
 done
+
+# Check what the build uses, not what dpkg says, so a hand-built Lua or libuv
+# counts too.  Without pkg-config, look for the headers instead.
+has_cmd() { command -v "$1" >/dev/null 2>&1; }
+has_lib() {  # has_lib PKG-CONFIG-NAME HEADER
+  if has_cmd pkg-config; then pkg-config --exists "$1"; else [ -f "/usr/include/$2" ]; fi
+}
+# /usr/bin/busted is run as `lua5.4 /usr/bin/busted`: it needs the 5.4 modules.
+has_busted() { [ -f /usr/bin/busted ] && lua5.4 -e 'require "busted.runner"' 2>/dev/null; }
+
 missing=()
-for p in "${want[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+need() {  # need DEBIAN-PACKAGE CHECK...
+  local pkg=$1; shift
+  "$@" || missing+=("$pkg")
+}
+need gcc          has_cmd gcc
+need make         has_cmd make
+need pkg-config   has_cmd pkg-config
+need lua5.4       has_cmd lua5.4
+need liblua5.4-dev has_lib lua5.4 lua5.4/lua.h
+need libuv1-dev   has_lib libuv uv.h
+need lua-busted   has_busted
+for p in ${extra[@]+"${extra[@]}"}; do
+  need "$p" has_cmd "$p"   # valgrind and luarocks are named after their command
 done
+
 [ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+
+if [ "$(id -u)" = 0 ] && has_cmd apt-get; then
   echo "deps.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q "${missing[@]}" >/dev/null
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "deps.sh: missing packages; run: sudo apt-get install ${missing[*]}" >&2
+  echo "deps.sh: missing packages; run:" >&2
+  echo "  sudo apt-get install ${missing[*]}" >&2
   exit 1
 fi

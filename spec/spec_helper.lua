@@ -1,48 +1,76 @@
--- spec_helper.lua: loaded by busted before every spec file (see .busted and
--- scripts/test.sh).  It puts lua/ and the build on the module paths and,
--- after every test, checks that nothing was left behind: no live task, no
--- libuv handle of ours, no run still active, no new file descriptor.  A leak
--- is reported as an extra "not ok" line, which scripts/test.sh counts as a
--- failure (busted gives helpers no way to fail the test itself).
+-- spec_helper.lua: loaded by busted before the spec files (see .busted and
+-- scripts/test.sh).  It puts lua/ and the build on the module paths, then
+-- checks after every test that the test left nothing behind: no live task,
+-- no libuv handle of ours, no run still active, no new file descriptor.
+--
+-- The check is a suite-level after_each hook: busted runs it after the
+-- spec's own after_each and `finally` blocks, so cleanup done there counts.
+-- busted has already reported the test itself by then, so a leak shows up
+-- as an extra failure ("suite leak check") whose message names the test.
+
+-- The core comes from the build under test only: drop the default "./?.so",
+-- which would find a stray trio_asyncio/core.so (luarocks builds one in the
+-- source tree) when $TA_BUILD has none.
 local build = os.getenv("TA_BUILD") or "build"
 package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
-package.cpath = build .. "/?.so;" .. package.cpath
+package.cpath = build .. "/?.so;" .. package.cpath:gsub("%./%?%.so;?", "")
 
 local busted = require "busted"
+local lfs = require "lfs"   -- a dependency of busted itself
+
+-- The core may not have debug_state yet (or may not be built): then only
+-- file descriptors are checked.
 local ok_core, core = pcall(require, "trio_asyncio.core")
-local ok_lfs, lfs = pcall(require, "lfs")
+local debug_state = ok_core and type(core) == "table" and core.debug_state
 
 local function count_fds()
-  if not ok_lfs then return 0 end
   local n = 0
-  local ok = pcall(function()
-    for _ in lfs.dir("/proc/self/fd") do n = n + 1 end
-  end)
-  return ok and n or 0
+  for _ in lfs.dir("/proc/self/fd") do n = n + 1 end
+  return n
 end
 
-local fds_before
+-- "outer describe inner test", as busted prints it.
+local function full_name(element)
+  local names = { element.name }
+  local parent = busted.parent(element)
+  while parent and parent.descriptor ~= "file" and parent.name do
+    table.insert(names, 1, parent.name)
+    parent = busted.parent(parent)
+  end
+  return table.concat(names, " ")
+end
 
-busted.subscribe({ "test", "start" }, function()
-  fds_before = count_fds()
-  return nil, true
+local current_test, fds_before
+
+busted.subscribe({ "test", "start" }, function(element)
+  current_test = element
+  return nil, true   -- let the other subscribers (the output handler) run
 end)
 
-busted.subscribe({ "test", "end" }, function(element)
+-- Suite-level hooks: before_each runs before the spec's own, after_each after.
+busted.before_each(function()
+  fds_before = count_fds()
+end)
+
+busted.after_each("leak check", function()
+  -- What is only reachable from garbage is not a leak: the runtime closes
+  -- collected handles.  Two cycles, so objects with finalizers are freed too.
+  collectgarbage("collect")
+  collectgarbage("collect")
   local problems = {}
-  if ok_core then
-    collectgarbage("collect")
-    local st = core.debug_state()
-    if st.running then problems[#problems + 1] = "a trio run is still active" end
+  if debug_state then
+    local st = debug_state()
+    if st.running then problems[#problems + 1] = "a run is still active" end
     if st.tasks > 0 then problems[#problems + 1] = st.tasks .. " live task(s)" end
-    if st.handles > 0 then problems[#problems + 1] = st.handles .. " libuv handle(s)" end
+    if st.handles > 0 then problems[#problems + 1] = st.handles .. " open libuv handle(s)" end
   end
   local fds = count_fds()
   if fds_before and fds > fds_before then
-    problems[#problems + 1] = (fds - fds_before) .. " file descriptor(s)"
+    problems[#problems + 1] = ("%d file descriptor(s) left open (%d before, %d after)")
+      :format(fds - fds_before, fds_before, fds)
   end
   if #problems > 0 then
-    io.write(("not ok - left behind by %q: %s\n"):format(element.name or "?", table.concat(problems, ", ")))
+    local name = current_test and full_name(current_test) or "?"
+    error(("leak check after '%s': %s"):format(name, table.concat(problems, ", ")), 0)
   end
-  return nil, true
 end)
