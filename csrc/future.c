@@ -21,7 +21,7 @@
 #define ATASK_MT "trio_asyncio.AioTask"
 
 enum { FUV_LOOP = 1, FUV_RESULT, FUV_EXC, FUV_CALLBACKS, FUV_MSG, FUV_HOOK, FUT_NUV = FUV_HOOK };
-enum { FUV_NAME = FUT_NUV + 1, FUV_TASK, FUV_SOURCE, TASK_NUV = FUV_SOURCE };
+enum { FUV_NAME = FUT_NUV + 1, FUV_TASK, FUV_SOURCE, FUV_STEP, TASK_NUV = FUV_STEP };
 
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine) instead of looking them up by name. */
@@ -95,8 +95,17 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
 static int task_wakeup(lua_State *L);
 static int task_step_cb(lua_State *L);
 
+/* Done callbacks: with one callback, FUV_CALLBACKS holds it directly (the
+** common case: one awaiting Task); with more, a list (cb_list set). */
+static void schedule_one(lua_State *L, ta_future *f, int fidx) {
+  lua_pushvalue(L, fidx);
+  if (testfuture(L, -2) != NULL) ta_loop_push_handle(L, f->loop, task_wakeup, 2);
+  else if (luaL_testudata(L, -2, TA_TASK_MT)) ta_loop_push_handle(L, f->loop, trio_wakeup, 2);
+  else ta_loop_push_handle(L, f->loop, NULL, 1);
+}
+
 void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx) {
-  int cbs, n = f->ncallbacks;
+  int cbs, n = f->ncallbacks, list = f->cb_list;
   fidx = lua_absindex(L, fidx);
   if (n == 0) return;
   lua_getiuservalue(L, fidx, FUV_CALLBACKS);
@@ -104,12 +113,14 @@ void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx) {
   lua_pushnil(L);
   lua_setiuservalue(L, fidx, FUV_CALLBACKS);
   f->ncallbacks = 0;
+  f->cb_list = 0;
+  if (!list) {
+    schedule_one(L, f, fidx);
+    return;
+  }
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, cbs, i);
-    lua_pushvalue(L, fidx);
-    if (luaL_testudata(L, -2, ATASK_MT)) ta_loop_push_handle(L, f->loop, task_wakeup, 2);
-    else if (luaL_testudata(L, -2, TA_TASK_MT)) ta_loop_push_handle(L, f->loop, trio_wakeup, 2);
-    else ta_loop_push_handle(L, f->loop, NULL, 1);
+    schedule_one(L, f, fidx);
   }
   lua_pop(L, 1);
 }
@@ -117,11 +128,21 @@ void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx) {
 static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx) {
   fidx = lua_absindex(L, fidx);
   cbidx = lua_absindex(L, cbidx);
-  if (lua_getiuservalue(L, fidx, FUV_CALLBACKS) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_createtable(L, 1, 0);
+  if (f->ncallbacks == 0) {
+    lua_pushvalue(L, cbidx);
+    lua_setiuservalue(L, fidx, FUV_CALLBACKS);
+    f->ncallbacks = 1;
+    return;
+  }
+  if (!f->cb_list) { /* second callback: make the list */
+    lua_createtable(L, 2, 0);
+    lua_getiuservalue(L, fidx, FUV_CALLBACKS);
+    lua_rawseti(L, -2, 1);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, fidx, FUV_CALLBACKS);
+    f->cb_list = 1;
+  } else {
+    lua_getiuservalue(L, fidx, FUV_CALLBACKS);
   }
   lua_pushvalue(L, cbidx);
   lua_rawseti(L, -2, ++f->ncallbacks);
@@ -258,7 +279,16 @@ static int f_remove_done_callback(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   int removed = 0, j = 0;
   luaL_checkany(L, 2);
-  if (f->ncallbacks > 0) {
+  if (f->ncallbacks == 1 && !f->cb_list) {
+    lua_getiuservalue(L, 1, FUV_CALLBACKS);
+    if (lua_rawequal(L, -1, 2)) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, 1, FUV_CALLBACKS);
+      f->ncallbacks = 0;
+      removed = 1;
+    }
+    lua_pop(L, 1);
+  } else if (f->ncallbacks > 0) {
     lua_getiuservalue(L, 1, FUV_CALLBACKS);
     for (int i = 1; i <= f->ncallbacks; i++) {
       lua_rawgeti(L, 3, i);
@@ -424,9 +454,9 @@ static void task_step(lua_State *L, int tidx) {
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-  } else {
-    lua_pushvalue(L, tidx);
-    ta_loop_push_handle(L, lp, task_step_cb, 1);
+  } else { /* a bare yield: step again soon, with the Task's own handle */
+    lua_getiuservalue(L, tidx, FUV_STEP);
+    ta_loop_append(L, lp);
   }
 }
 
@@ -561,8 +591,12 @@ static int l_create_task(lua_State *L) {
   lua_pushvalue(L, fidx);
   f->ref = ta_weakref(L, E);
   lp->ntasks++;
+  /* The Task's step handle, made once: first step and every bare yield. */
   lua_pushvalue(L, fidx);
-  ta_loop_push_handle(L, lp, task_step_cb, 1);
+  ta_loop_make_handle(L, lp, task_step_cb, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, fidx, FUV_STEP);
+  ta_loop_append(L, lp);
   lua_settop(L, fidx);
   return 1;
 }

@@ -103,13 +103,24 @@ static void ready_append(lua_State *L, ta_loop *lp) {
   lua_pop(L, 1);
 }
 
-/* call_soon from C: the top nvals values are [cb, args...]. */
-void ta_loop_push_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
+/* A handle for C: the top nargs values are its arguments (after cb, or
+** after the callback below them when cb is NULL); pushed, not scheduled. */
+void ta_loop_make_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
   if (cb != NULL) {
     lua_pushcfunction(L, cb);
     lua_insert(L, -nargs - 1);
   }
   new_handle(L, lp, nargs + 1);
+}
+
+/* Schedules the handle on top of the stack (popped). */
+void ta_loop_append(lua_State *L, ta_loop *lp) {
+  ready_append(L, lp);
+}
+
+/* call_soon from C. */
+void ta_loop_push_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
+  ta_loop_make_handle(L, lp, cb, nargs);
   ready_append(L, lp);
 }
 

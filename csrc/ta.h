@@ -229,7 +229,7 @@ struct ta_handle {
 
 struct ta_future {
   ta_loop *loop;
-  unsigned char state, is_task, retrieved, must_cancel;
+  unsigned char state, is_task, retrieved, must_cancel, cb_list;
   int nresults;             /* results of a finished future */
   int ncallbacks;
   int cancel_requests;      /* Task.cancelling() */
@@ -240,6 +240,8 @@ struct ta_future {
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
 void ta_loop_push_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
+void ta_loop_make_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
+void ta_loop_append(lua_State *L, ta_loop *lp);
 void ta_loop_wake(ta_loop *lp);
 void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres);
 const char *ta_aio_task_name(lua_State *L, ta_task *t);
