@@ -168,8 +168,11 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
   if (ta_hooked(E)) hook_io(L, E, "before_io_wait", timeout);
   E->in_io_wait = 1;
   if (timeout > 0) {
+    /* Repeating: if the process was slow enough for the timer to fire
+    ** before the poll, the poll still gets a bounded timeout. */
+    uint64_t ms = (uint64_t)ceil(timeout * 1000);
     uv_update_time(E->loop);
-    uv_timer_start(E->wake, on_wake, (uint64_t)ceil(timeout * 1000), 0);
+    uv_timer_start(E->wake, on_wake, ms, ms);
   }
   uv_run(E->loop, UV_RUN_ONCE);
   E->in_io_wait = 0;
