@@ -213,11 +213,18 @@ static int future_cancel(lua_State *L, int fidx, int msgidx) {
   if (f->state != TA_FUT_PENDING) return 0;
   if (lua_getiuservalue(L, fidx, FUV_HOOK) != LUA_TNIL) {
     /* The future stands for work elsewhere (a Trio task): ask it to stop;
-    ** the future completes when that work has ended. */
-    lua_pushvalue(L, fidx);
-    if (msgidx) lua_pushvalue(L, msgidx);
-    else lua_pushnil(L);
-    lua_call(L, 2, 0);
+    ** the future completes when that work has ended.  The hook is a
+    ** function hook(fut, msg) or an object with :cancel() (a CancelScope). */
+    if (lua_isfunction(L, -1)) {
+      lua_pushvalue(L, fidx);
+      if (msgidx) lua_pushvalue(L, msgidx);
+      else lua_pushnil(L);
+      lua_call(L, 2, 0);
+    } else {
+      lua_getfield(L, -1, "cancel");
+      lua_insert(L, -2);
+      lua_call(L, 1, 0);
+    }
     return 1;
   }
   lua_pop(L, 1);
@@ -728,8 +735,9 @@ static int l_future_new(lua_State *L) {
   return 1;
 }
 
-/* future_set_cancel_hook(fut, fn|nil): cancel() calls fn(fut, msg) instead
-** of cancelling; remove the hook to really cancel. */
+/* future_set_cancel_hook(fut, hook|nil): cancel() calls hook(fut, msg),
+** or hook:cancel() for an object, instead of cancelling; remove the hook to
+** really cancel. */
 static int l_future_set_cancel_hook(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   luaL_argcheck(L, !f->is_task, 1, "not for Tasks");

@@ -95,32 +95,29 @@ end
 --- loop:run_trio(fn, ...): start fn as a Trio task; an asyncio Future of its
 -- results.  Cancelling the future cancels the Trio task; the future ends
 -- when the task has ended (cancelled if it ended through that cancellation).
+-- The Trio task behind loop:run_trio: runs fn in scope unless the future
+-- was cancelled before it started, then settles the future.
+local function run_trio_body(fut, scope, fn, ...)
+  local r
+  if not scope.cancel_called then r = pack(pcall(scope.run, scope, fn, ...)) end
+  core.future_set_cancel_hook(fut, nil)
+  if fut:done() then return end
+  if r == nil or (scope.cancelled_caught and r[1] and r.n == 1) then
+    fut:cancel()
+  elseif not r[1] then
+    if trio.Cancelled:is(r[2]) then fut:cancel() else fut:set_exception(r[2]) end
+  else
+    core.future_set_results(fut, unpack(r, 2, r.n))
+  end
+end
+
 function Loop:run_trio(fn, ...)
   if not is_callable(fn) then argerror(1, "run_trio", "function expected") end
   local nursery = service_nursery(self, "run_trio")
   local fut = self:create_future()
-  local args = pack(...)
-  local scope = trio.CancelScope()
-  local cancel_asked = false
-  core.future_set_cancel_hook(fut, function()
-    cancel_asked = true
-    scope:cancel()
-  end)
-  nursery:start_soon(function()
-    local r
-    if not cancel_asked then
-      r = pack(pcall(scope.run, scope, fn, unpack(args, 1, args.n)))
-    end
-    core.future_set_cancel_hook(fut, nil)
-    if fut:done() then return end
-    if r == nil or (scope.cancelled_caught and r[1] and r.n == 1) then
-      fut:cancel()
-    elseif not r[1] then
-      if trio.Cancelled:is(r[2]) then fut:cancel() else fut:set_exception(r[2]) end
-    else
-      core.future_set_results(fut, unpack(r, 2, r.n))
-    end
-  end)
+  local scope = core.CancelScope()
+  core.future_set_cancel_hook(fut, scope) -- cancelling fut cancels the scope
+  nursery:start_soon(run_trio_body, fut, scope, fn, ...)
   return fut
 end
 
