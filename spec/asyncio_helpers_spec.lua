@@ -308,7 +308,7 @@ describe("asyncio.wait", function()
     end)
   end)
 
-  it("a timeout returns what is done and leaves the rest pending (not cancelled)", function()
+  it("a timeout returns what is done and leaves the rest pending, not cancelled", function()
     asyncio.run(function()
       local log = {}
       local fast, slow = sleeper(log, "fast", 0.001, 1), sleeper(log, "slow", 10, 2)
