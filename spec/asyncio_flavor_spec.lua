@@ -8,26 +8,17 @@ local asyncio = require "asyncio"
 local trio = require "trio"
 local trio_asyncio = require "trio_asyncio"
 local errors = require "trio.errors"
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local FlavorError = trio_asyncio.FlavorError
 local BAD_YIELD = "Task got bad yield: trio-flavored "
 local UNRECOGNIZED = "trio.run received unrecognized yield message: asyncio-flavored "
 
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
 local function catch(fn, ...)
   local ok, e = pcall(fn, ...)
   if ok then return nil end
   return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
 end
 
 local function assert_starts(s, prefix)

@@ -2,19 +2,10 @@
 -- callbacks (always scheduled with call_soon, never run inline), awaiting.
 local asyncio = require "asyncio"
 local errors = require "trio.errors"
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local CancelledError, InvalidStateError = asyncio.CancelledError, asyncio.InvalidStateError
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
 
 --- fn(loop) with a fresh loop, closed afterwards.
 local function with_loop(fn)

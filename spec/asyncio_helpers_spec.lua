@@ -2,24 +2,15 @@
 -- timeout and ensure_future.
 local asyncio = require "asyncio"
 local errors = require "trio.errors"
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
 
 local function catch(fn, ...)
   local ok, e = pcall(fn, ...)
   if ok then return nil end
   return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
 end
 
 --- A task that sleeps d seconds, logs name, and returns value.

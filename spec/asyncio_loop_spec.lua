@@ -11,19 +11,10 @@ local asyncio = require "asyncio"
 local errors = require "trio.errors"
 local socket = require "socket"
 local core = require "trio_asyncio.core"
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local CancelledError = asyncio.CancelledError
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
 
 --- Runs fn(loop) with a fresh loop that is closed afterwards, even on error.
 local function with_loop(fn)

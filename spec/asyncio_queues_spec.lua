@@ -6,15 +6,11 @@ local trio = require "trio"
 local errors = require "trio.errors"
 local queues = require "asyncio.queues"
 local sync = require "asyncio.sync"
+local support = require "support"
+local errof = support.errof
 
 local Queue, LifoQueue, PriorityQueue = queues.Queue, queues.LifoQueue, queues.PriorityQueue
 local CancelledError = asyncio.CancelledError
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
 
 --- Awaits a task, failing (not hanging) if it does not finish within 1 s.
 local function within(task)

@@ -5,16 +5,12 @@ local asyncio = require "asyncio"
 local trio = require "trio"
 local errors = require "trio.errors"
 local sync = require "asyncio.sync"
+local support = require "support"
+local errof = support.errof
 
 local Event, Lock, Semaphore = sync.Event, sync.Lock, sync.Semaphore
 local BoundedSemaphore, Condition = sync.BoundedSemaphore, sync.Condition
 local CancelledError = asyncio.CancelledError
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
 
 -- Yields with sleep(0) until cond() holds (at most n times).
 local function wait_until(cond, n)

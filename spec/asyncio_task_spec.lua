@@ -5,19 +5,10 @@
 -- asyncio.run.
 local asyncio = require "asyncio"
 local errors = require "trio.errors"
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local CancelledError, InvalidStateError = asyncio.CancelledError, asyncio.InvalidStateError
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
 
 local function with_loop(fn)
   local loop = asyncio.new_event_loop()

@@ -6,19 +6,10 @@ local trio = require "trio"
 local asyncio = require "asyncio"
 local ta = require "trio_asyncio"
 local errors = require "trio.errors"
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local CancelledError = asyncio.CancelledError
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
 
 local function kind(e)
   if trio.Cancelled:is(e) then return "trio.Cancelled" end

@@ -5,15 +5,12 @@
 local trio = require "trio"
 local asyncio = require "asyncio"
 local ta = require "trio_asyncio"
+local support = require "support"
+local assert_has = support.assert_has
 
 local FlavorError = ta.FlavorError
 local BAD_YIELD = "Task got bad yield: "
 local UNRECOGNIZED = "trio.run received unrecognized yield message: "
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
 
 local function message(e)
   if type(e) == "table" then return e.message end

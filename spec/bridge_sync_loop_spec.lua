@@ -4,11 +4,8 @@
 local trio = require "trio"
 local asyncio = require "asyncio"
 local ta = require "trio_asyncio"
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
+local support = require "support"
+local assert_has = support.assert_has
 
 -- Runs fn(loop) with a new sync loop, closing it whatever happens.
 local function with_loop(fn, make)

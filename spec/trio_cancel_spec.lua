@@ -1,12 +1,8 @@
 -- CancelScope, move_on_*, fail_*, shielding, level-triggered cancellation,
 -- deadlines and current_effective_deadline.
 local trio = require "trio"
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
+local support = require "support"
+local errof = support.errof
 
 describe("trio.CancelScope", function()
   it("run returns the body's results and passes arguments", function()

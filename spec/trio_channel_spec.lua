@@ -1,12 +1,8 @@
 -- trio.open_memory_channel: buffering, closing, cloning, iteration,
 -- statistics, and no item lost or duplicated under cancellation.
 local trio = require "trio"
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
+local support = require "support"
+local errof = support.errof
 
 -- Yields with sleep(0) until cond() holds (at most n times).
 local function wait_until(cond, n)

@@ -1,17 +1,8 @@
 -- Error objects: classes, construction, tostring, Class:is, and tracebacks
 -- that survive crossing task boundaries.
 local trio = require "trio"
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local function starts_with(s, prefix)
   return s:sub(1, #prefix) == prefix

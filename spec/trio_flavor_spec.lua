@@ -1,14 +1,10 @@
 -- Calling async functions where they cannot run: outside trio.run, from a
 -- plain Lua coroutine inside a task, and raw foreign coroutine.yield.
 local trio = require "trio"
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local UNRECOGNIZED = "trio.run received unrecognized yield message"
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
 
 -- Every non-group error inside e (e itself when it is not a group).
 local function leaves(e, out)
@@ -19,11 +15,6 @@ local function leaves(e, out)
     out[#out + 1] = e
   end
   return out
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
 end
 
 describe("async functions outside trio.run", function()

@@ -1,18 +1,9 @@
 -- trio.lowlevel: tasks, checkpoints, wait_task_rescheduled / reschedule,
 -- system tasks, ParkingLot, trio tokens.
 local trio = require "trio"
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 local lowlevel = trio.lowlevel
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
 
 -- Appends v to t (as a call, so blocking calls in v finish first).
 local function push(t, v)

@@ -1,17 +1,8 @@
 -- trio.open_nursery, start_soon, start / task_status, and the
 -- "no orphan tasks" rule with ExceptionGroup collection.
 local trio = require "trio"
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 -- Every non-group error inside e (e itself when it is not a group).
 local function leaves(e, out)

@@ -1,16 +1,7 @@
 -- trio.run, trio.lowlevel.run, sleeping and the clock.
 local trio = require "trio"
-
-local function errof(fn, ...)
-  local ok, e = pcall(fn, ...)
-  assert(not ok, "expected an error, but the call succeeded")
-  return e
-end
-
-local function assert_has(s, sub)
-  s = tostring(s)
-  assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
-end
+local support = require "support"
+local errof, assert_has = support.errof, support.assert_has
 
 local function index_of(list, v)
   for i, x in ipairs(list) do if x == v then return i end end
