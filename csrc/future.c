@@ -390,7 +390,8 @@ static int f_gc(lua_State *L) {
     t->co = NULL;
     t->aio = NULL;
     ta_weakunref(L, t->E, t->ref);
-    t->ref = LUA_NOREF;
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+    t->ref = t->ctx_ref = LUA_NOREF;
     t->E->naio--;
     f->loop->ntasks--;
   }

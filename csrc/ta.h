@@ -122,6 +122,7 @@ struct ta_task {
   ta_timer timer;           /* sleeps */
   int abort_ref;            /* Lua abort function of wait_task_rescheduled */
   int kbase;                /* stack top when it yielded: resume values lie above */
+  int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
   struct ta_future *aio;    /* asyncio Task this task runs, NULL for Trio tasks */
   uint32_t id;
 };
@@ -129,7 +130,7 @@ struct ta_task {
 #define TA_TASK_MT "trio_asyncio.Task"
 
 /* user values of a task userdata */
-enum { TA_UV_THREAD = 1, TA_UV_CTX = 2, TA_TASK_NUV = 2 };
+enum { TA_UV_THREAD = 1, TA_TASK_NUV = 1 };
 
 ta_task *ta_current(lua_State *L);
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);

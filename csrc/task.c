@@ -170,7 +170,7 @@ ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavo
   memset(t, 0, sizeof *t);
   t->E = E;
   t->ref = LUA_NOREF;
-  t->abort_ref = LUA_NOREF;
+  t->abort_ref = t->ctx_ref = LUA_NOREF;
   t->timer.index = -1;
   t->timer.kind = TA_TIMER_SLEEP;
   t->flavor = (unsigned char)flavor;
@@ -178,11 +178,9 @@ ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavo
   luaL_setmetatable(L, TA_TASK_MT);
   co = lua_newthread(L);
   lua_setiuservalue(L, -2, TA_UV_THREAD);
-  if (parent != NULL && parent->ref != LUA_NOREF) {
-    ta_push_task(L, parent);
-    lua_getiuservalue(L, -1, TA_UV_CTX);
-    lua_setiuservalue(L, -3, TA_UV_CTX);
-    lua_pop(L, 1);
+  if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
+    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     parent->ctx_owned = 0; /* shared now: the spawner copies on its next write */
   }
   if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "spawn: too many arguments");
@@ -380,6 +378,8 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
   lua_setiuservalue(L, -2, TA_UV_THREAD);
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+  t->ctx_ref = LUA_NOREF;
   if (t->weak) {
     ta_weakunref(L, E, t->ref);
     E->naio--;
@@ -600,7 +600,8 @@ static int task_tostring(lua_State *L) {
 }
 
 /* Task context (for trio.ContextVar): a table shared with the spawner until
-** the task writes, then copied (copy-on-write keeps spawning cheap). */
+** the task writes, then copied (copy-on-write keeps spawning cheap).  It is
+** held by a registry reference, only while the task has one. */
 static int ctx_table(lua_State *L, int for_write) {
   ta_engine *E = engine_of(L);
   ta_task *t = E->current;
@@ -614,8 +615,8 @@ static int ctx_table(lua_State *L, int for_write) {
     }
     return lua_istable(L, -1);
   }
-  ta_push_task(L, t);
-  lua_getiuservalue(L, -1, TA_UV_CTX);
+  if (t->ctx_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);
+  else lua_pushnil(L);
   if (for_write && !t->ctx_owned) {
     lua_newtable(L);
     if (lua_istable(L, -2)) {
@@ -628,10 +629,10 @@ static int ctx_table(lua_State *L, int for_write) {
     }
     lua_remove(L, -2);
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, -3, TA_UV_CTX);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->ctx_owned = 1;
   }
-  lua_remove(L, -2);
   return lua_istable(L, -1);
 }
 
