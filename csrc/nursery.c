@@ -87,9 +87,9 @@ static int l_nursery_open(lua_State *L) {
   lua_setiuservalue(L, -2, UV_SCOPE);
   ta_scope_enter(L, n->scope, t);
   n->parent_task = t;
-  n->next_of_task = t->child_nurseries;
-  if (t->child_nurseries) t->child_nurseries->prev_of_task = n;
-  t->child_nurseries = n;
+  n->next_open = E->open_nurseries;
+  if (E->open_nurseries) E->open_nurseries->prev_open = n;
+  E->open_nurseries = n;
   lua_pushvalue(L, -1);
   n->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
@@ -121,14 +121,13 @@ static int l_nursery_wait(lua_State *L) {
 /* nursery_close(n) -> errors|nil, tracebacks|nil, catches_cancelled */
 static int l_nursery_close(lua_State *L) {
   ta_nursery *n = checknursery(L, 1);
-  ta_task *t = n->parent_task;
   if (n->closed) return luaL_error(L, "nursery already closed");
   if (n->nchildren > 0) return luaL_error(L, "nursery closed with live children");
   n->closed = 1;
   lua_pushboolean(L, ta_scope_exit(L, n->scope));
-  if (n->prev_of_task) n->prev_of_task->next_of_task = n->next_of_task;
-  else t->child_nurseries = n->next_of_task;
-  if (n->next_of_task) n->next_of_task->prev_of_task = n->prev_of_task;
+  if (n->prev_open) n->prev_open->next_open = n->next_open;
+  else n->E->open_nurseries = n->next_open;
+  if (n->next_open) n->next_open->prev_open = n->prev_open;
   luaL_unref(L, LUA_REGISTRYINDEX, n->ref);
   n->ref = LUA_NOREF;
   lua_getiuservalue(L, 1, UV_ERRORS);

@@ -114,7 +114,6 @@ struct ta_task {
   ta_task *status_prev, *status_next;
   ta_nursery *nursery;      /* parent nursery */
   ta_task *sib_prev, *sib_next;
-  ta_nursery *child_nurseries;
   ta_abort_fn abort;
   void *wait;               /* what it is parked on (lot, fd watch, ...) */
   void *wait_aux;           /* which handle it waits through (channels) */
@@ -161,7 +160,7 @@ struct ta_nursery {
   int nchildren;
   ta_task *waiter;          /* parent task waiting in nursery_wait */
   ta_task *parent_task;
-  ta_nursery *next_of_task, *prev_of_task;
+  ta_nursery *next_open, *prev_open; /* the engine's open nurseries */
   ta_scope *scope;
   int ref;                  /* registry ref while open */
   int closed;
@@ -282,6 +281,7 @@ struct ta_engine {
   size_t io_waiters;
   uint64_t last_poll_ns;
   ta_lot blocked_waiters;   /* wait_all_tasks_blocked */
+  ta_nursery *open_nurseries; /* every open nursery (task.child_nurseries) */
   uint32_t next_id;
   int internal_ref;         /* first error of a system task or callback */
   int weak_ref;             /* weak-valued table anchoring asyncio objects */

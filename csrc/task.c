@@ -563,7 +563,8 @@ static int task_index(lua_State *L) {
   } else if (strcmp(k, "child_nurseries") == 0) {
     int i = 0;
     lua_newtable(L);
-    for (ta_nursery *n = t->child_nurseries; n; n = n->next_of_task) {
+    for (ta_nursery *n = t->E->open_nurseries; n; n = n->next_open) {
+      if (n->parent_task != t) continue;
       ta_push_nursery(L, n);
       lua_rawseti(L, -2, ++i);
     }
