@@ -111,8 +111,8 @@ static void wake_all_with(lua_State *L, ta_lot *lot, endpoint *only, const char 
   ta_task *t = lot->first, *next;
   for (; t != NULL; t = next) {
     next = t->wait_next;
-    if (only != NULL && t->wait_aux != only) continue;
-    ta_lot_remove(t);
+    if (only != NULL && t->wait != only) continue;
+    ta_lot_remove(lot, t);
     ta_push_error(L, t->E, cls, msg);
     lua_xmove(L, t->co, 1);
     ta_reschedule(t, 1, 1);
@@ -146,6 +146,20 @@ static int recv_close(lua_State *L) {
     c->rcount = c->rcap = c->rhead = 0;
   }
   return 0;
+}
+
+/* A parked sender or receiver has its endpoint in t->wait (closing that
+** endpoint wakes exactly its own waiters). */
+static int send_abort(lua_State *L, ta_task *t) {
+  (void)L;
+  ta_lot_remove(&((endpoint *)t->wait)->c->senders, t);
+  return TA_ABORT_SUCCEEDED;
+}
+
+static int receive_abort(lua_State *L, ta_task *t) {
+  (void)L;
+  ta_lot_remove(&((endpoint *)t->wait)->c->receivers, t);
+  return TA_ABORT_SUCCEEDED;
 }
 
 static int check_send(lua_State *L, endpoint *ep, const char *fname) {
@@ -195,8 +209,9 @@ static int l_send(lua_State *L) {
   check_send(L, ep, "MemorySendChannel:send");
   if (try_send(L, ep->c, 2)) return ta_schedule_point(L, t);
   /* Park with the value at index 2: a receiver takes it from our stack. */
-  t->wait_aux = ep;
-  return ta_lot_park(L, t, &ep->c->senders);
+  ta_lot_append(&ep->c->senders, t);
+  t->wait = ep;
+  return ta_park(L, t, send_abort);
 }
 
 static int check_recv(lua_State *L, endpoint *ep, const char *fname) {
@@ -250,8 +265,9 @@ static int l_receive(lua_State *L) {
   if (try_receive(L, ep->c)) return ta_schedule_point_ret(L, t, 1);
   if (ep->c->open_send == 0)
     return ta_error(L, "EndOfChannel", "MemoryReceiveChannel:receive: all send channels are closed");
-  t->wait_aux = ep;
-  return ta_lot_park(L, t, &ep->c->receivers);
+  ta_lot_append(&ep->c->receivers, t);
+  t->wait = ep;
+  return ta_park(L, t, receive_abort);
 }
 
 static int clone_ep(lua_State *L, const char *mt, int is_send) {

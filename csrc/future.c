@@ -689,7 +689,7 @@ static int trio_wakeup(lua_State *L) {
 /* Trio cancellation of the waiter cancels the future (a Task gets its
 ** CancelledError and may clean up) and goes on waiting for it. */
 static int trio_wait_abort(lua_State *L, ta_task *t) {
-  t->wait_aux = t;
+  t->cancel_asked = 1;
   lua_pushvalue(t->co, 1);
   lua_xmove(t->co, L, 1);
   future_cancel(L, lua_gettop(L), 0);
@@ -700,9 +700,9 @@ static int trio_wait_abort(lua_State *L, ta_task *t) {
 static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
   ta_task *t = (ta_task *)ctx;
   ta_future *f = checkfuture(L, 1);
-  int trio_cancelled = t->wait_aux != NULL;
+  int trio_cancelled = t->cancel_asked;
   (void)status;
-  t->wait_aux = NULL;
+  t->cancel_asked = 0;
   if (t->resume_error) {
     t->resume_error = 0;
     return lua_error(L);
@@ -718,7 +718,7 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t) {
   add_callback(L, f, 1, 2);
   lua_settop(L, 1);
   t->wait = f;
-  t->wait_aux = NULL;
+  t->cancel_asked = 0;
   return ta_park_k(L, t, trio_wait_abort, trio_wait_k);
 }
 

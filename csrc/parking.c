@@ -11,7 +11,6 @@
 #define LOT_MT "trio_asyncio.ParkingLot"
 
 void ta_lot_append(ta_lot *lot, ta_task *t) {
-  t->wait = lot;
   t->wait_prev = lot->last;
   t->wait_next = NULL;
   if (lot->last) lot->last->wait_next = t;
@@ -20,32 +19,41 @@ void ta_lot_append(ta_lot *lot, ta_task *t) {
   lot->n++;
 }
 
-void ta_lot_remove(ta_task *t) {
-  ta_lot *lot = (ta_lot *)t->wait;
+void ta_lot_remove(ta_lot *lot, ta_task *t) {
   if (t->wait_prev) t->wait_prev->wait_next = t->wait_next;
   else lot->first = t->wait_next;
   if (t->wait_next) t->wait_next->wait_prev = t->wait_prev;
   else lot->last = t->wait_prev;
   lot->n--;
-  t->wait = NULL;
   t->wait_prev = t->wait_next = NULL;
 }
 
 ta_task *ta_lot_pop(ta_lot *lot) {
   ta_task *t = lot->first;
-  if (t) ta_lot_remove(t);
+  if (t) ta_lot_remove(lot, t);
   return t;
 }
 
+/* A task parked in a lot has the lot in t->wait. */
 static int lot_abort(lua_State *L, ta_task *t) {
   (void)L;
-  ta_lot_remove(t);
+  ta_lot_remove((ta_lot *)t->wait, t);
   return TA_ABORT_SUCCEEDED;
 }
 
 int ta_lot_park(lua_State *L, ta_task *t, ta_lot *lot) {
   ta_lot_append(lot, t);
+  t->wait = lot;
   return ta_park(L, t, lot_abort);
+}
+
+/* Moves up to n waiters to another lot, without waking them. */
+static void repark(ta_lot *from, ta_lot *to, lua_Integer n) {
+  while (n-- > 0 && from->first) {
+    ta_task *t = ta_lot_pop(from);
+    ta_lot_append(to, t);
+    t->wait = to;
+  }
 }
 
 /* ---- ParkingLot for Lua ---- */
@@ -101,14 +109,13 @@ static int l_lot_unpark_all(lua_State *L) {
 /* repark(new_lot [, count=1]): move waiters without waking them. */
 static int l_lot_repark(lua_State *L) {
   ta_lot *lot = checklot(L, 1), *to = checklot(L, 2);
-  lua_Integer n = count_arg(L, 3, lot);
-  while (n-- > 0 && lot->first) ta_lot_append(to, ta_lot_pop(lot));
+  repark(lot, to, count_arg(L, 3, lot));
   return 0;
 }
 
 static int l_lot_repark_all(lua_State *L) {
   ta_lot *lot = checklot(L, 1), *to = checklot(L, 2);
-  while (lot->first) ta_lot_append(to, ta_lot_pop(lot));
+  repark(lot, to, lot->n);
   return 0;
 }
 

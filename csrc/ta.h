@@ -109,6 +109,7 @@ struct ta_task {
   unsigned char ctx_owned;  /* context table is ours (copy-on-write) */
   unsigned char system;
   unsigned char weak;        /* ref is in the engine's weak table (asyncio tasks) */
+  unsigned char cancel_asked; /* Trio cancelled it while it waited on a future */
   int nargs;                /* values pushed on co for the next resume */
   ta_status *status;
   ta_task *status_prev, *status_next;
@@ -116,7 +117,6 @@ struct ta_task {
   ta_task *sib_prev, *sib_next;
   ta_abort_fn abort;
   void *wait;               /* what it is parked on (lot, fd watch, ...) */
-  void *wait_aux;           /* which handle it waits through (channels) */
   ta_task *wait_prev, *wait_next;
   ta_timer timer;           /* sleeps */
   int abort_ref;            /* Lua abort function of wait_task_rescheduled */
@@ -176,7 +176,7 @@ struct ta_lot {
   int n;
 };
 void ta_lot_append(ta_lot *lot, ta_task *t);
-void ta_lot_remove(ta_task *t);
+void ta_lot_remove(ta_lot *lot, ta_task *t);
 ta_task *ta_lot_pop(ta_lot *lot);
 int ta_lot_park(lua_State *L, ta_task *t, ta_lot *lot);
 int ta_open_parking(lua_State *L);
