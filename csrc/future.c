@@ -328,7 +328,7 @@ static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  if (t->aio == NULL) return trio_wait(L, f, t); /* allow_asyncio */
+  if (!t->weak) return trio_wait(L, f, t); /* allow_asyncio */
   if (f->loop != t->aio->loop)
     return luaL_error(L, "Future:await: the future is attached to a different loop");
   if (f == t->aio) return luaL_error(L, "Future:await: a Task cannot await itself");
@@ -340,7 +340,7 @@ static int f_await(lua_State *L) {
 /* aio_yield(): a bare yield to the loop (asyncio.sleep(0)). */
 static int l_aio_yield(lua_State *L) {
   ta_task *t = ta_async_check(L, "asyncio.sleep", TA_ASYNCIO);
-  if (t->aio == NULL) return ta_checkpoint(L, t); /* allow_asyncio */
+  if (!t->weak) return ta_checkpoint(L, t); /* allow_asyncio */
   t->wait = NULL;
   return ta_aio_yield(L, t, 0);
 }
@@ -403,7 +403,7 @@ static int f_gc(lua_State *L) {
 /* The name of an asyncio Task as Task:get_name() gives it, pushed; NULL
 ** (nothing pushed) for other tasks. */
 const char *ta_aio_task_name(lua_State *L, ta_task *t) {
-  if (t->aio == NULL || t->aio->ref == LUA_NOREF) return NULL;
+  if (!t->weak || t->aio == NULL || t->aio->ref == LUA_NOREF) return NULL;
   ta_push_weak(L, t->E, t->aio->ref);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -654,7 +654,7 @@ static int t_engine_task(lua_State *L) {
 static int l_current_aio_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = E->current;
-  if (t == NULL || t->co != L || t->aio == NULL) return 0;
+  if (t == NULL || t->co != L || !t->weak || t->aio == NULL) return 0;
   ta_push_weak(L, E, t->aio->ref);
   return 1;
 }

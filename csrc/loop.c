@@ -633,11 +633,11 @@ static int l_loop_new(lua_State *L) {
 static int l_running_loop(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = E->current;
-  if (E->running_loop != NULL && (t == NULL || t->aio == NULL || t->co != L)) {
+  if (E->running_loop != NULL && (t == NULL || !t->weak || t->co != L)) {
     push_loop(L, E->running_loop);
     return 1;
   }
-  if (t != NULL && t->co == L && t->aio != NULL && t->aio->loop != NULL) {
+  if (t != NULL && t->co == L && t->weak && t->aio != NULL && t->aio->loop != NULL) {
     push_loop(L, t->aio->loop);
     return 1;
   }
@@ -648,7 +648,7 @@ static int l_running_loop(lua_State *L) {
 static int l_in_loop_callback(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = E->current;
-  lua_pushboolean(L, E->running_loop != NULL && (t == NULL || t->aio == NULL || t->co != L));
+  lua_pushboolean(L, E->running_loop != NULL && (t == NULL || !t->weak || t->co != L));
   return 1;
 }
 

@@ -102,28 +102,30 @@ int ta_open_cancel(lua_State *L);
 struct ta_task {
   ta_engine *E;
   lua_State *co;            /* NULL once the task has exited */
-  int ref;                  /* registry ref anchoring the userdata while alive */
+  ta_status *status;
+  ta_task *status_prev, *status_next;
+  union {                   /* which one: see `weak` */
+    ta_nursery *nursery;    /* Trio task: its parent nursery (or NULL) */
+    struct ta_future *aio;  /* asyncio task: the Task it runs */
+  };
+  ta_task *sib_prev, *sib_next;
+  ta_abort_fn abort;
+  void *wait;               /* what it is parked on (lot, endpoint, future, ...) */
+  ta_task *wait_prev, *wait_next;
+  ta_timer timer;           /* sleeps */
+  int ref;                  /* registry (or weak-table) ref anchoring the userdata while alive */
+  int nargs;                /* values pushed on co for the next resume */
+  int abort_ref;            /* Lua abort function of wait_task_rescheduled */
+  int kbase;                /* stack top when it yielded: resume values lie above */
+  int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
+  uint32_t id;
   unsigned char flavor, state;
   unsigned char trap;       /* set by our primitives just before they yield */
   unsigned char resume_error; /* resume by raising the value on co's stack */
   unsigned char ctx_owned;  /* context table is ours (copy-on-write) */
   unsigned char system;
-  unsigned char weak;        /* ref is in the engine's weak table (asyncio tasks) */
+  unsigned char weak;       /* an asyncio task: anchored by its Task, `aio` is set */
   unsigned char cancel_asked; /* Trio cancelled it while it waited on a future */
-  int nargs;                /* values pushed on co for the next resume */
-  ta_status *status;
-  ta_task *status_prev, *status_next;
-  ta_nursery *nursery;      /* parent nursery */
-  ta_task *sib_prev, *sib_next;
-  ta_abort_fn abort;
-  void *wait;               /* what it is parked on (lot, fd watch, ...) */
-  ta_task *wait_prev, *wait_next;
-  ta_timer timer;           /* sleeps */
-  int abort_ref;            /* Lua abort function of wait_task_rescheduled */
-  int kbase;                /* stack top when it yielded: resume values lie above */
-  int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
-  struct ta_future *aio;    /* asyncio Task this task runs, NULL for Trio tasks */
-  uint32_t id;
 };
 
 #define TA_TASK_MT "trio_asyncio.Task"

@@ -342,7 +342,7 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
   lua_State *co = t->co;
   t->state = TA_DONE;
   ta_status_unlink_task(t);
-  if (t->nursery != NULL) {
+  if (!t->weak && t->nursery != NULL) {
     if (!ok) {
       if (lua_type(L, -1) == LUA_TTABLE) {
         lua_pushliteral(L, "traceback");
@@ -364,7 +364,7 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
       lua_setfield(L, -2, "n");
     }
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  } else if (t->aio != NULL) {
+  } else if (t->weak) {
     ta_aio_task_exited(L, t, ok, nres);
   } else if (!ok) {
     lua_pop(L, 1);
@@ -558,7 +558,7 @@ static int task_index(lua_State *L) {
   } else if (strcmp(k, "flavor") == 0) {
     lua_pushstring(L, flavor_name(t->flavor));
   } else if (strcmp(k, "parent_nursery") == 0) {
-    if (t->nursery && t->ref != LUA_NOREF) ta_push_nursery(L, t->nursery);
+    if (!t->weak && t->nursery && t->ref != LUA_NOREF) ta_push_nursery(L, t->nursery);
     else lua_pushnil(L);
   } else if (strcmp(k, "child_nurseries") == 0) {
     int i = 0;
