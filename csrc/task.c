@@ -91,11 +91,19 @@ static const char *flavor_name(int flavor) {
 
 /* True for chunks of the runtime's own Lua face: lua/trio.lua, the trio and
 ** asyncio folders, lua/asyncio.lua, lua/trio_asyncio.lua, installed or not. */
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
 static int own_chunk(const char *src) {
-  static const char *const names[] = {"trio.lua", "asyncio.lua", "trio_asyncio.lua", "/trio/",
-                                      "/asyncio/", NULL};
-  for (int i = 0; names[i]; i++)
-    if (strstr(src, names[i]) != NULL) return 1;
+  static const char *const files[] = {"trio.lua", "asyncio.lua", "trio_asyncio.lua", NULL};
+  if (strstr(src, "/trio/") != NULL || strstr(src, "/asyncio/") != NULL) return 1;
+  for (int i = 0; files[i]; i++) {
+    size_t n = strlen(src), m = strlen(files[i]);
+    /* the file itself, not one whose name merely ends the same way */
+    if (ends_with(src, files[i]) && (n == m + 1 || src[n - m - 1] == '/')) return 1;
+  }
   return 0;
 }
 
