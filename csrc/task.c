@@ -378,6 +378,10 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
     lua_pop(L, 1);
   }
   if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
+  /* A coroutine that died with an error keeps its pending to-be-closed
+  ** variables until it is closed: close them now (their errors are lost,
+  ** the task's own error already went to its owner). */
+  if (!ok && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ta_closethread(co, L);
   lua_settop(co, 0);
   /* Drop the thread: the coroutine and what it held become collectable even
   ** if someone keeps the task object. */
