@@ -154,7 +154,6 @@ static int protected_step(ta_engine *E, double max_wait) {
   return alive;
 }
 
-static void on_wake(uv_timer_t *h) { (void)h; }
 static void on_idle(uv_idle_t *h) { (void)h; }
 
 /* After a tick on a host loop: don't let the host block while tasks are
@@ -176,7 +175,7 @@ static void arm(ta_engine *E) {
   if (top != NULL) {
     double dt = top->when - ta_now(E);
     uv_update_time(E->loop);
-    uv_timer_start(E->wake, on_wake, dt > 0 ? (uint64_t)(dt * 1000) + 1 : 0, 0);
+    uv_timer_start(E->wake, ta_on_wake, dt > 0 ? (uint64_t)(dt * 1000) + 1 : 0, 0);
   }
 }
 

@@ -21,8 +21,7 @@
 
 static const char engine_key = 'E'; /* registry key: its address */
 
-static void free_handle(uv_handle_t *h) { free(h); }
-static void on_wake(uv_timer_t *h) { (void)h; }
+void ta_on_wake(uv_timer_t *h) { (void)h; }
 
 static void on_sigint(uv_signal_t *h, int signum) {
   ta_engine *E = (ta_engine *)h->data;
@@ -97,19 +96,23 @@ static void run_batch(lua_State *L, ta_engine *E) {
 
 /* ---- instruments ---- */
 
-void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t) {
+/* Calls the instrument dispatcher with (event, the value on top), popped. */
+void ta_hook_arg(lua_State *L, ta_engine *E, const char *event) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->hook_ref);
   lua_pushstring(L, event);
-  if (t != NULL && t->ref != LUA_NOREF) ta_push_task(L, t);
-  else lua_pushnil(L);
+  lua_rotate(L, -3, 2);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
 }
 
+void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t) {
+  if (t != NULL && t->ref != LUA_NOREF) ta_push_task(L, t);
+  else lua_pushnil(L);
+  ta_hook_arg(L, E, event);
+}
+
 static void hook_io(lua_State *L, ta_engine *E, const char *event, double timeout) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, E->hook_ref);
-  lua_pushstring(L, event);
   lua_pushnumber(L, timeout);
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+  ta_hook_arg(L, E, event);
 }
 
 /* ---- one scheduler iteration ---- */
@@ -172,7 +175,7 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
     ** before the poll, the poll still gets a bounded timeout. */
     uint64_t ms = (uint64_t)ceil(timeout * 1000);
     uv_update_time(E->loop);
-    uv_timer_start(E->wake, on_wake, ms, ms);
+    uv_timer_start(E->wake, ta_on_wake, ms, ms);
   }
   uv_run(E->loop, UV_RUN_ONCE);
   E->in_io_wait = 0;
@@ -438,8 +441,8 @@ int ta_engine_handles_init(ta_engine *E) {
 
 void ta_engine_handles_close(ta_engine *E) {
   ta_io_close_all(E);
-  uv_close((uv_handle_t *)E->wake, free_handle);
-  uv_close((uv_handle_t *)E->sigint, free_handle);
+  uv_close((uv_handle_t *)E->wake, ta_free_handle);
+  uv_close((uv_handle_t *)E->sigint, ta_free_handle);
   E->wake = NULL;
   E->sigint = NULL;
 }

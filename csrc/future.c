@@ -761,17 +761,6 @@ static int l_is_future(lua_State *L) {
   return 1;
 }
 
-static int l_is_task(lua_State *L) {
-  lua_pushboolean(L, luaL_testudata(L, 1, ATASK_MT) != NULL);
-  return 1;
-}
-
-static int l_future_cancel(lua_State *L) {
-  checkfuture(L, 1);
-  lua_pushboolean(L, future_cancel(L, 1, lua_isnoneornil(L, 2) ? 0 : 2));
-  return 1;
-}
-
 static const luaL_Reg future_methods[] = {
   {"result", f_result},
   {"exception", f_exception},
@@ -804,12 +793,10 @@ static const luaL_Reg future_funcs[] = {
   {"create_task", l_create_task},
   {"aio_yield", l_aio_yield},
   {"future_wait", l_future_wait},
-  {"future_cancel", l_future_cancel},
   {"current_aio_task", l_current_aio_task},
   {"set_aio_cancelled", l_set_aio_cancelled},
   {"is_future", l_is_future},
   {"loop_tasks", l_loop_tasks},
-  {"is_task", l_is_task},
   {NULL, NULL}
 };
 

@@ -552,17 +552,6 @@ static int l_loop_pause(lua_State *L) {
   return 0;
 }
 
-static int l_loop_is_driven(lua_State *L) {
-  lua_pushboolean(L, checkloop(L, 1)->driver != NULL);
-  return 1;
-}
-
-static int l_loop_has_ready(lua_State *L) {
-  ta_loop *lp = checkloop(L, 1);
-  lua_pushboolean(L, lp->nready > 0);
-  return 1;
-}
-
 /* Drop pending callbacks, timers and watches. */
 static void loop_release(lua_State *L, ta_loop *lp) {
   ta_timer *tm;
@@ -703,8 +692,6 @@ static const luaL_Reg loop_funcs[] = {
   {"loop_drive", l_loop_drive},
   {"loop_stop_driver", l_loop_stop_driver},
   {"loop_pause", l_loop_pause},
-  {"loop_is_driven", l_loop_is_driven},
-  {"loop_has_ready", l_loop_has_ready},
   {"loop_close", l_loop_close},
   {"loop_attrs", l_attrs},
   {"running_loop", l_running_loop},

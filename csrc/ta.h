@@ -320,11 +320,13 @@ void ta_embed_close(lua_State *L, ta_engine *E);
 int ta_embed_init(ta_engine *E);
 int ta_open_embed(lua_State *L);
 void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t);
+void ta_hook_arg(lua_State *L, ta_engine *E, const char *event);
 void ta_push_error(lua_State *L, ta_engine *E, const char *cls, const char *msg);
 int ta_error(lua_State *L, const char *cls, const char *fmt, ...);
 void ta_handle_opened(ta_engine *E);
 void ta_handle_closed(ta_engine *E);
 void ta_free_handle(uv_handle_t *h);
+void ta_on_wake(uv_timer_t *h); /* the wake timer's callback: waking is all it does */
 void ta_flush_closes(ta_engine *E);
 int ta_engine_handles_init(ta_engine *E);
 void ta_engine_handles_close(ta_engine *E);

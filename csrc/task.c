@@ -474,10 +474,8 @@ void ta_step_task(lua_State *L, ta_task *t) {
   }
   if (hooked) {
     if (ta_hooked(E)) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, E->hook_ref);
-      lua_pushliteral(L, "after_task_step");
       lua_pushvalue(L, tidx);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+      ta_hook_arg(L, E, "after_task_step");
     }
     lua_remove(L, tidx);
   }
@@ -670,12 +668,6 @@ static int t_ctx_set(lua_State *L) {
   return 1;
 }
 
-/* The context table of the running task (read-only view for crossings). */
-static int t_ctx_current(lua_State *L) {
-  if (!ctx_table(L, 0)) return 0;
-  return 1;
-}
-
 /* current_flavor() -> "trio", "asyncio", "allow_asyncio" or nil */
 static int t_current_flavor(lua_State *L) {
   ta_task *t = ta_current(L);
@@ -767,7 +759,6 @@ static const luaL_Reg task_funcs[] = {
   {"reschedule", t_reschedule},
   {"ctx_get", t_ctx_get},
   {"ctx_set", t_ctx_set},
-  {"ctx_current", t_ctx_current},
   {"current_flavor", t_current_flavor},
   {NULL, NULL}
 };

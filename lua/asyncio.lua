@@ -77,11 +77,6 @@ end
 
 function Loop:get_exception_handler() return attrs(self).exception_handler end
 
-local function describe(value)
-  if errors.is_error(value) then return tostring(value) end
-  return tostring(value)
-end
-
 --- The default handler writes the context to stderr (asyncio logs it).
 -- A loop may install a `default_handler_hook` attribute (the bridge does,
 -- to make open_loop raise what reaches it).
@@ -92,7 +87,7 @@ function Loop:default_exception_handler(context)
   for _, key in ipairs { "handle", "future", "task" } do
     if context[key] ~= nil then parts[#parts + 1] = key .. ": " .. tostring(context[key]) end
   end
-  if context.exception ~= nil then parts[#parts + 1] = describe(context.exception) end
+  if context.exception ~= nil then parts[#parts + 1] = tostring(context.exception) end
   if context.source_traceback ~= nil then parts[#parts + 1] = context.source_traceback end
   io.stderr:write("asyncio: ", table.concat(parts, "\n  "), "\n")
 end

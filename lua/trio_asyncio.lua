@@ -156,8 +156,8 @@ end
 local function service_body(a)
   return function(task_status)
     trio.lowlevel.current_task().name = "trio_asyncio service nursery"
-    local ok, err = pcall(trio.CancelScope { shield = true }.run, trio.CancelScope { shield = true },
-      trio.open_nursery, function(service)
+    local shield = trio.CancelScope { shield = true }
+    local ok, err = pcall(shield.run, shield, trio.open_nursery, function(service)
         task_status:started(service)
         trio.sleep_forever()
       end)

@@ -67,11 +67,6 @@ function M.class(name, parent, default_message)
   return cls
 end
 
---- The class for a short name, as used by the C core.
-function M.by_name(short)
-  return classes[short]
-end
-
 --- True for any error object made by this module.
 function M.is_error(e)
   return type(e) == "table" and type(getmetatable(e)) == "table"
@@ -79,7 +74,6 @@ function M.is_error(e)
 end
 
 M.Error = M.class("trio_asyncio.Error")
-M.BaseException = M.Error
 
 -- Trio
 M.Cancelled = M.class("trio.Cancelled", M.Error, "cancelled")
