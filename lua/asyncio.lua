@@ -32,14 +32,7 @@ core.set_aio_cancelled(asyncio.CancelledError)
 
 local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
-
-local function is_callable(f)
-  local mt = getmetatable(f)
-  return type(f) == "function" or (mt ~= nil and type(mt) == "table" and mt.__call ~= nil)
-end
+local argerror, is_callable = errors.argerror, errors.is_callable
 
 -- ---------------------------------------------------------------------
 -- the loop

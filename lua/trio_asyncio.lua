@@ -25,14 +25,7 @@ M.FlavorError = errors.FlavorError
 --- "trio", "asyncio" or nil for the running task (what sniffio answers).
 M.current_flavor = core.current_flavor
 
-local function is_callable(f)
-  local mt = getmetatable(f)
-  return type(f) == "function" or (type(mt) == "table" and mt.__call ~= nil)
-end
-
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+local argerror, is_callable = errors.argerror, errors.is_callable
 
 --- The loop of this context (the innermost open_loop, or the loop running
 -- the current asyncio task or callback), nil if none.

@@ -67,6 +67,18 @@ function M.class(name, parent, default_message)
   return cls
 end
 
+--- Argument checks shared by the Lua face.
+function M.is_callable(f)
+  local mt = getmetatable(f)
+  return type(f) == "function" or (type(mt) == "table" and mt.__call ~= nil)
+end
+
+--- Raises "bad argument #n to 'fname' (msg)" at the caller of the public
+-- function that calls this.
+function M.argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
 --- True for any error object made by this module.
 function M.is_error(e)
   return type(e) == "table" and type(getmetatable(e)) == "table"
