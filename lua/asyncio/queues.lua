@@ -33,7 +33,7 @@ local future_new, running_loop = core.future_new, core.running_loop
 local Future = sync._Future
 local fut_await, fut_done, fut_set_result = Future.await, Future.done, Future.set_result
 local fut_cancel, fut_cancelled = Future.cancel, Future.cancelled
-local argerror = sync._argerror
+local argerror = require("trio.errors").argerror
 local ValueError = sync.ValueError
 local new_event = sync.Event
 

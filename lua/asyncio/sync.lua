@@ -50,17 +50,7 @@ end
 M._loop_waiter = loop_waiter
 M._Future = Future
 
-local function is_callable(f)
-  if type(f) == "function" then return true end
-  local mt = getmetatable(f)
-  return type(mt) == "table" and mt.__call ~= nil
-end
-M._is_callable = is_callable
-
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
-M._argerror = argerror
+local is_callable, argerror = errors.is_callable, errors.argerror
 
 local function cancelled_error(e)
   return aio().CancelledError:is(e)
@@ -91,21 +81,9 @@ local function class(name)
   return cls
 end
 
-local function finish_with(self, ok, ...)
-  self:release()
-  if not ok then error((...), 0) end
-  return ...
-end
-
 --- obj:with(fn, ...): acquire, run fn(...), release on every exit path;
--- returns fn's results.
-local function make_with(fname)
-  return function(self, fn, ...)
-    if not is_callable(fn) then argerror(1, fname, "function expected, got " .. type(fn)) end
-    self:acquire()
-    return finish_with(self, pcall(fn, ...))
-  end
-end
+-- returns fn's results (the same helper as trio's primitives).
+local make_with = require("trio.sync").make_with
 
 -- ---------------------------------------------------------------------
 -- Event

@@ -28,14 +28,17 @@ local function finish_with(self, ok, ...)
 end
 
 --- obj:with(fn, ...): acquire, run fn(...), release on every exit path.
-local function with(self, fn, ...)
-  local mt = getmetatable(fn)
-  if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
-    error(("bad argument #1 to 'with' (function expected, got %s)"):format(type(fn)), 2)
+-- (shared with asyncio's primitives: require("trio.sync").make_with)
+local function make_with(fname)
+  return function(self, fn, ...)
+    if not errors.is_callable(fn) then
+      errors.argerror(1, fname, "function expected, got " .. type(fn))
+    end
+    self:acquire()
+    return finish_with(self, pcall(fn, ...))
   end
-  self:acquire()
-  return finish_with(self, pcall(fn, ...))
 end
+local with = make_with("with")
 
 -- ---------------------------------------------------------------------
 local Event = class("trio.Event")
@@ -319,5 +322,8 @@ end
 
 function Condition:statistics_line() return #self._lot .. " waiting" end
 Condition.with = with
+
+-- not part of the public names that trio copies from this module
+setmetatable(M, { __index = { make_with = make_with } })
 
 return M
