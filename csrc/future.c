@@ -3,25 +3,31 @@
 **
 ** A Future holds its outcome in user values and a list of done callbacks;
 ** completing it schedules every callback with call_soon (never inline).  A
-** Task is a Future whose engine task (flavor asyncio) runs a Lua function:
-** it is stepped by handles on its loop (task_step_cb for the first step and
-** after a bare yield, task_wakeup when an awaited future completes), and its
-** results or error become the Future's outcome.  Future:await is the only
-** way asyncio code suspends; a Trio task can wait on a future too
+** Task is a Future with an engine task (flavor asyncio) inside the same
+** userdata, running a Lua function.  The Task itself goes on its loop's
+** ready queue, with no handle: for its first step, after a bare yield, and
+** when the future it awaits completes (it is that future's callback entry);
+** its results or error become the Future's outcome.  Future:await is the
+** only way asyncio code suspends; a Trio task can wait on a future too
 ** (future_wait), its callback entry being the Trio task itself.
 **
-** Tasks are anchored only by what refers to them (callbacks, handles, user
-** variables), as in asyncio: a Task collected while pending is reported.
+** Tasks are anchored only by what refers to them (callbacks, the ready
+** queue, user variables), as in asyncio: a Task collected while pending is
+** reported.
 */
 #include <string.h>
 
 #include "ta.h"
 
 #define FUTURE_MT "trio_asyncio.Future"
-#define ATASK_MT "trio_asyncio.AioTask"
+#define ATASK_MT TA_AIOTASK_MT
 
-enum { FUV_LOOP = 1, FUV_RESULT, FUV_EXC, FUV_CALLBACKS, FUV_MSG, FUV_HOOK, FUT_NUV = FUV_HOOK };
-enum { FUV_NAME = FUT_NUV + 1, FUV_TASK, FUV_SOURCE, FUV_STEP, TASK_NUV = FUV_STEP };
+/* User values.  The outcome is the result (a list when there are several)
+** or the error (has_exc).  Rarely used fields live in the "extra" table:
+** message (of a cancellation), cancel_hook, name and source_traceback (of
+** a Task). */
+enum { FUV_LOOP = 1, FUV_OUTCOME, FUV_CALLBACKS, FUV_EXTRA, FUT_NUV = FUV_EXTRA };
+enum { TASK_NUV = TA_AIO_UV_THREAD }; /* the engine task's thread comes last */
 
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine) instead of looking them up by name. */
@@ -47,24 +53,59 @@ static ta_future *checktaskfut(lua_State *L, int idx) {
   return (ta_future *)luaL_checkudata(L, idx, ATASK_MT);
 }
 
-/* A new pending future of the loop at loopidx; pushed. */
-static ta_future *new_future(lua_State *L, int loopidx, int is_task) {
+/* True if the value at idx is an asyncio Task. */
+static int is_aiotask(lua_State *L, ta_engine *E, int idx) {
+  int yes;
+  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return 0;
+  yes = lua_topointer(L, -1) == E->mt_atask;
+  lua_pop(L, 1);
+  return yes;
+}
+
+/* A new pending future (kind TA_KIND_FUTURE) or Task (TA_KIND_TASK, its
+** engine task still to be filled in) of the loop at loopidx; pushed. */
+static ta_future *new_future(lua_State *L, int loopidx, int kind) {
+  int task = kind == TA_KIND_TASK;
   ta_future *f;
   loopidx = lua_absindex(L, loopidx);
-  f = (ta_future *)lua_newuserdatauv(L, sizeof *f, is_task ? TASK_NUV : FUT_NUV);
-  memset(f, 0, sizeof *f);
+  f = (ta_future *)lua_newuserdatauv(L, task ? sizeof(ta_aiotask) : sizeof(ta_future),
+                                     task ? TASK_NUV : FUT_NUV);
+  memset(f, 0, task ? sizeof(ta_aiotask) : sizeof(ta_future));
   f->loop = (ta_loop *)luaL_checkudata(L, loopidx, "trio_asyncio.Loop");
-  f->is_task = (unsigned char)is_task;
-  f->ref = LUA_NOREF;
+  f->kind = (unsigned char)kind;
   f->retrieved = 1;
-  luaL_setmetatable(L, is_task ? ATASK_MT : FUTURE_MT);
+  luaL_setmetatable(L, task ? ATASK_MT : FUTURE_MT);
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, FUV_LOOP);
   return f;
 }
 
+/* Pushes the extra field key of the future at fidx (nil if unset). */
+static int push_extra(lua_State *L, int fidx, const char *key) {
+  int type;
+  if (lua_getiuservalue(L, fidx, FUV_EXTRA) != LUA_TTABLE) return LUA_TNIL;
+  type = lua_getfield(L, -1, key);
+  lua_remove(L, -2);
+  return type;
+}
+
+/* Sets the extra field key of the future at fidx to the value on top
+** (popped); the table is made on first use. */
+static void set_extra(lua_State *L, int fidx, const char *key) {
+  fidx = lua_absindex(L, fidx);
+  if (lua_getiuservalue(L, fidx, FUV_EXTRA) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, fidx, FUV_EXTRA);
+  }
+  lua_insert(L, -2);
+  lua_setfield(L, -2, key);
+  lua_pop(L, 1);
+}
+
 static void push_cancelled_error(lua_State *L, ta_future *f, int fidx) {
-  lua_getiuservalue(L, fidx, FUV_MSG);
+  push_extra(L, fidx, "message");
   ta_push_error(L, f->loop->E, "CancelledError", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cancelled");
   lua_remove(L, -2);
 }
@@ -78,9 +119,8 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
   if (f->state == TA_FUT_PENDING)
     return ta_error(L, "InvalidStateError", "Result is not ready.");
   f->retrieved = 1;
-  if (lua_getiuservalue(L, fidx, FUV_EXC) != LUA_TNIL) return lua_error(L);
-  lua_pop(L, 1);
-  lua_getiuservalue(L, fidx, FUV_RESULT);
+  lua_getiuservalue(L, fidx, FUV_OUTCOME);
+  if (f->has_exc) return lua_error(L);
   if (f->nresults == 1) return 1;
   {
     int t = lua_gettop(L);
@@ -92,19 +132,23 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
 
 static int trio_wakeup(lua_State *L);
 static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
-static int task_wakeup(lua_State *L);
-static int task_step_cb(lua_State *L);
 
 /* Done callbacks: with one callback, FUV_CALLBACKS holds it directly (the
-** common case: one awaiting Task); with more, a list (cb_list set). */
+** common case: one awaiting Task); with more, a list (cb_list set).  The
+** entry on top (popped) is a function called as cb(fut), an awaiting Task
+** (queued itself, to take the outcome when it runs) or an awaiting Trio
+** task. */
 static void schedule_one(lua_State *L, ta_future *f, int fidx) {
+  if (is_aiotask(L, f->loop->E, -1)) {
+    ta_loop_append(L, f->loop);
+    return;
+  }
   lua_pushvalue(L, fidx);
-  if (testfuture(L, -2) != NULL) ta_loop_push_handle(L, f->loop, task_wakeup, 2);
-  else if (luaL_testudata(L, -2, TA_TASK_MT)) ta_loop_push_handle(L, f->loop, trio_wakeup, 2);
+  if (luaL_testudata(L, -2, TA_TASK_MT)) ta_loop_push_handle(L, f->loop, trio_wakeup, 2);
   else ta_loop_push_handle(L, f->loop, NULL, 1);
 }
 
-void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx) {
+static void schedule_callbacks(lua_State *L, ta_future *f, int fidx) {
   int cbs, n = f->ncallbacks, list = f->cb_list;
   fidx = lua_absindex(L, fidx);
   if (n == 0) return;
@@ -151,7 +195,7 @@ static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx) {
 
 static void finish(lua_State *L, ta_future *f, int fidx, int state) {
   f->state = (unsigned char)state;
-  ta_future_schedule_callbacks(L, f, fidx);
+  schedule_callbacks(L, f, fidx);
 }
 
 /* ---- Future methods ---- */
@@ -164,10 +208,10 @@ static int check_pending(lua_State *L, ta_future *f, const char *fname) {
 
 static int f_set_result(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
-  if (f->is_task) return ta_error(L, "RuntimeError", "Task does not support set_result()");
+  if (f->kind == TA_KIND_TASK) return ta_error(L, "RuntimeError", "Task does not support set_result()");
   check_pending(L, f, "Future:set_result");
   lua_settop(L, 2);
-  lua_setiuservalue(L, 1, FUV_RESULT);
+  lua_setiuservalue(L, 1, FUV_OUTCOME);
   f->nresults = 1;
   finish(L, f, 1, TA_FUT_FINISHED);
   return 0;
@@ -180,12 +224,12 @@ static int l_future_set_results(lua_State *L) {
   int n = lua_gettop(L) - 1;
   check_pending(L, f, "future_set_results");
   if (n == 1) {
-    lua_setiuservalue(L, 1, FUV_RESULT);
+    lua_setiuservalue(L, 1, FUV_OUTCOME);
   } else {
     lua_createtable(L, n, 0);
     lua_insert(L, 2);
     for (int i = n; i >= 1; i--) lua_rawseti(L, 2, i);
-    lua_setiuservalue(L, 1, FUV_RESULT);
+    lua_setiuservalue(L, 1, FUV_OUTCOME);
   }
   f->nresults = n;
   finish(L, f, 1, TA_FUT_FINISHED);
@@ -194,11 +238,12 @@ static int l_future_set_results(lua_State *L) {
 
 static int f_set_exception(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
-  if (f->is_task) return ta_error(L, "RuntimeError", "Task does not support set_exception()");
+  if (f->kind == TA_KIND_TASK) return ta_error(L, "RuntimeError", "Task does not support set_exception()");
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "exception expected");
   check_pending(L, f, "Future:set_exception");
   lua_settop(L, 2);
-  lua_setiuservalue(L, 1, FUV_EXC);
+  lua_setiuservalue(L, 1, FUV_OUTCOME);
+  f->has_exc = 1;
   f->retrieved = 0;
   finish(L, f, 1, TA_FUT_FINISHED);
   return 0;
@@ -209,9 +254,9 @@ static int task_cancel(lua_State *L, int tidx, int msgidx);
 /* Cancels the future at fidx (a Task is asked to cancel); true if it will. */
 static int future_cancel(lua_State *L, int fidx, int msgidx) {
   ta_future *f = checkfuture(L, fidx);
-  if (f->is_task) return task_cancel(L, fidx, msgidx);
+  if (f->kind == TA_KIND_TASK) return task_cancel(L, fidx, msgidx);
   if (f->state != TA_FUT_PENDING) return 0;
-  if (lua_getiuservalue(L, fidx, FUV_HOOK) != LUA_TNIL) {
+  if (push_extra(L, fidx, "cancel_hook") != LUA_TNIL) {
     /* The future stands for work elsewhere (a Trio task): ask it to stop;
     ** the future completes when that work has ended.  The hook is a
     ** function hook(fut, msg) or an object with :cancel() (a CancelScope). */
@@ -230,7 +275,7 @@ static int future_cancel(lua_State *L, int fidx, int msgidx) {
   lua_pop(L, 1);
   if (msgidx) {
     lua_pushvalue(L, msgidx);
-    lua_setiuservalue(L, fidx, FUV_MSG);
+    set_extra(L, fidx, "message");
   }
   finish(L, f, fidx, TA_FUT_CANCELLED);
   return 1;
@@ -264,7 +309,8 @@ static int f_exception(lua_State *L) {
   }
   if (f->state == TA_FUT_PENDING) return ta_error(L, "InvalidStateError", "Exception is not set.");
   f->retrieved = 1;
-  lua_getiuservalue(L, 1, FUV_EXC);
+  if (f->has_exc) lua_getiuservalue(L, 1, FUV_OUTCOME);
+  else lua_pushnil(L);
   return 1;
 }
 
@@ -329,9 +375,9 @@ static int f_await(lua_State *L) {
   ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
   if (!t->weak) return trio_wait(L, f, t); /* allow_asyncio */
-  if (f->loop != t->aio->loop)
+  if (f->loop != ta_task_future(t)->loop)
     return luaL_error(L, "Future:await: the future is attached to a different loop");
-  if (f == t->aio) return luaL_error(L, "Future:await: a Task cannot await itself");
+  if (f == ta_task_future(t)) return luaL_error(L, "Future:await: a Task cannot await itself");
   lua_settop(L, 1);
   t->wait = f;
   return ta_aio_yield(L, t, 0);
@@ -348,9 +394,9 @@ static int l_aio_yield(lua_State *L) {
 static int f_tostring(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   static const char *const states[] = {"pending", "cancelled", "finished"};
-  if (f->is_task) {
-    if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL)
-      lua_pushfstring(L, "Task-%d", f->task ? (int)f->task->id : 0);
+  if (f->kind == TA_KIND_TASK) {
+    if (push_extra(L, 1, "name") == LUA_TNIL)
+      lua_pushfstring(L, "Task-%d", (int)ta_future_task(f)->id);
     lua_pushfstring(L, "Task '%s' (%s, %p)", lua_tostring(L, -1), states[f->state], (void *)f);
   } else {
     lua_pushfstring(L, "Future (%s, %p)", states[f->state], (void *)f);
@@ -363,13 +409,13 @@ static void report(lua_State *L, ta_future *f, int fidx, const char *msg, int wi
   lua_pushstring(L, msg);
   lua_setfield(L, -2, "message");
   if (with_exc) {
-    lua_getiuservalue(L, fidx, FUV_EXC);
+    lua_getiuservalue(L, fidx, FUV_OUTCOME);
     lua_setfield(L, -2, "exception");
   }
   lua_pushvalue(L, fidx);
-  lua_setfield(L, -2, f->is_task ? "task" : "future");
-  if (f->is_task) { /* debug mode recorded where it was created */
-    lua_getiuservalue(L, fidx, FUV_SOURCE);
+  lua_setfield(L, -2, f->kind == TA_KIND_TASK ? "task" : "future");
+  if (f->kind == TA_KIND_TASK) { /* debug mode recorded where it was created */
+    push_extra(L, fidx, "source_traceback");
     lua_setfield(L, -2, "source_traceback");
   }
   ta_loop_exception(L, f->loop, -1);
@@ -380,36 +426,36 @@ static int f_gc(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   if (f->state == TA_FUT_FINISHED && !f->retrieved) {
     f->retrieved = 1;
-    report(L, f, 1, f->is_task ? "Task exception was never retrieved"
-                               : "Future exception was never retrieved", 1);
+    report(L, f, 1, f->kind == TA_KIND_TASK ? "Task exception was never retrieved"
+                                            : "Future exception was never retrieved", 1);
   }
-  if (f->is_task && f->task != NULL && f->task->state != TA_DONE) {
-    ta_task *t = f->task;
-    report(L, f, 1, "Task was destroyed but it is pending!", 0);
-    t->state = TA_DONE;
-    t->co = NULL;
-    t->aio = NULL;
-    ta_weakunref(L, t->E, t->ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
-    t->ref = t->ctx_ref = LUA_NOREF;
-    t->E->naio--;
-    f->loop->ntasks--;
+  if (f->kind == TA_KIND_TASK) {
+    ta_task *t = ta_future_task(f);
+    if (t->co != NULL) { /* pending: its engine task never ended */
+      report(L, f, 1, "Task was destroyed but it is pending!", 0);
+      t->state = TA_DONE;
+      t->co = NULL;
+      luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+      t->ctx_ref = LUA_NOREF;
+      t->E->naio--;
+      f->loop->ntasks--;
+    }
+    ta_weakunref(L, t->E, t->ref); /* kept after the task ended, for its name */
+    t->ref = LUA_NOREF;
   }
-  if (f->ref != LUA_NOREF) ta_weakunref(L, f->loop->E, f->ref);
-  f->ref = LUA_NOREF;
   return 0;
 }
 
 /* The name of an asyncio Task as Task:get_name() gives it, pushed; NULL
 ** (nothing pushed) for other tasks. */
 const char *ta_aio_task_name(lua_State *L, ta_task *t) {
-  if (!t->weak || t->aio == NULL || t->aio->ref == LUA_NOREF) return NULL;
-  ta_push_weak(L, t->E, t->aio->ref);
+  if (!t->weak || t->ref == LUA_NOREF) return NULL;
+  ta_push_weak(L, t->E, t->ref);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return NULL;
   }
-  if (lua_getiuservalue(L, -1, FUV_NAME) != LUA_TSTRING) {
+  if (push_extra(L, lua_gettop(L), "name") != LUA_TSTRING) {
     lua_pop(L, 2);
     return lua_pushfstring(L, "Task-%d", (int)t->id); /* as Task:get_name() */
   }
@@ -422,10 +468,9 @@ const char *ta_aio_task_name(lua_State *L, ta_task *t) {
 /* Runs one step of the Task at tidx; resume values (or an error) for its
 ** coroutine are already on its thread. */
 static void task_step(lua_State *L, int tidx) {
-  ta_future *f = checktaskfut(L, tidx), *prev;
-  ta_task *t = f->task;
+  ta_future *f = (ta_future *)lua_touserdata(L, tidx), *prev;
+  ta_task *t = ta_future_task(f);
   ta_loop *lp = f->loop;
-  if (f->state != TA_FUT_PENDING || t->co == NULL) return;
   if (f->must_cancel && t->state == TA_NEW) { /* cancelled before it started */
     f->must_cancel = 0;
     push_cancelled_error(L, f, tidx);
@@ -445,62 +490,56 @@ static void task_step(lua_State *L, int tidx) {
   ta_step_task(L, t);
   lp->current = prev;
   if (t->state == TA_DONE) return;
-  if (t->wait != NULL) {
+  if (t->wait != NULL && ((ta_future *)t->wait)->state == TA_FUT_PENDING) {
     ta_future *w = (ta_future *)t->wait;
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
-    if (w->state != TA_FUT_PENDING) {
-      lua_pushvalue(L, tidx);
-      lua_insert(L, -2);
-      ta_loop_push_handle(L, lp, task_wakeup, 2);
-      return;
-    }
     add_callback(L, w, -1, tidx);
     if (f->must_cancel) {
-      lua_getiuservalue(L, tidx, FUV_MSG);
+      push_extra(L, tidx, "message");
       if (future_cancel(L, -2, lua_isnil(L, -1) ? 0 : lua_gettop(L))) f->must_cancel = 0;
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-  } else { /* a bare yield: step again soon, with the Task's own handle */
-    lua_getiuservalue(L, tidx, FUV_STEP);
+  } else { /* a bare yield, or an await already satisfied: step soon */
+    lua_pushvalue(L, tidx);
     ta_loop_append(L, lp);
   }
 }
 
-static int task_step_cb(lua_State *L) {
-  checktaskfut(L, 1)->task->wait = NULL;
-  task_step(L, 1);
-  return 0;
-}
-
-/* task_wakeup(task, awaited): hand the awaited outcome to the task. */
-static int task_wakeup(lua_State *L) {
-  ta_future *f = checktaskfut(L, 1), *w = checkfuture(L, 2);
-  ta_task *t = f->task;
-  /* Stale wake-ups (the task went on meanwhile) are ignored. */
-  if (f->state != TA_FUT_PENDING || t->co == NULL || t->wait != w) return 0;
-  t->wait = NULL;
+/* Hands the outcome of the done future w (at widx) to the task t. */
+static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx) {
+  int n = 1;
   if (w->state == TA_FUT_CANCELLED) {
-    push_cancelled_error(L, w, 2);
-    lua_xmove(L, t->co, 1);
-    t->nargs = 1;
+    push_cancelled_error(L, w, widx);
     t->resume_error = 1;
-  } else if (lua_getiuservalue(L, 2, FUV_EXC) != LUA_TNIL) {
+  } else if (w->has_exc) {
     w->retrieved = 1;
-    lua_xmove(L, t->co, 1);
-    t->nargs = 1;
+    lua_getiuservalue(L, widx, FUV_OUTCOME);
     t->resume_error = 1;
   } else {
-    int n;
-    lua_pop(L, 1);
-    n = push_outcome(L, w, 2);
+    n = push_outcome(L, w, widx);
     lua_checkstack(t->co, n);
-    lua_xmove(L, t->co, n);
-    t->nargs = n;
   }
-  task_step(L, 1);
-  return 0;
+  lua_xmove(L, t->co, n);
+  t->nargs = n;
+}
+
+/* The ready queue runs the Task at tidx: its first step, a step after a
+** bare yield, or the wake-up of the future it awaits, done by now. */
+void ta_aio_task_run(lua_State *L, int tidx) {
+  ta_future *f = (ta_future *)lua_touserdata(L, tidx);
+  ta_task *t = ta_future_task(f);
+  ta_future *w = (ta_future *)t->wait;
+  if (f->state != TA_FUT_PENDING || t->co == NULL) return;
+  if (w != NULL) {
+    t->wait = NULL;
+    lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
+    lua_xmove(t->co, L, 1);
+    resume_with_outcome(L, t, w, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  task_step(L, tidx);
 }
 
 static int is_instance(lua_State *L, int idx, int clsref) {
@@ -523,10 +562,10 @@ static int is_instance(lua_State *L, int idx, int clsref) {
 /* The engine task of an asyncio Task ended: its results (on t->co) or its
 ** error (on top of L, popped here) become the Task's outcome. */
 void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
-  ta_future *f = t->aio;
+  ta_future *f = ta_task_future(t);
   ta_engine *E = t->E;
   int fidx;
-  ta_push_weak(L, E, f->ref);
+  ta_push_weak(L, E, t->ref);
   fidx = lua_gettop(L);
   f->loop->ntasks--;
   if (ok) {
@@ -537,16 +576,17 @@ void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
       lua_xmove(t->co, L, nres);
       for (int i = nres; i >= 1; i--) lua_rawseti(L, -1 - i, i);
     }
-    lua_setiuservalue(L, fidx, FUV_RESULT);
+    lua_setiuservalue(L, fidx, FUV_OUTCOME);
     f->nresults = nres;
     finish(L, f, fidx, TA_FUT_FINISHED);
   } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
     lua_getfield(L, fidx - 1, "message");
-    lua_setiuservalue(L, fidx, FUV_MSG);
+    set_extra(L, fidx, "message");
     finish(L, f, fidx, TA_FUT_CANCELLED);
   } else {
     lua_pushvalue(L, fidx - 1);
-    lua_setiuservalue(L, fidx, FUV_EXC);
+    lua_setiuservalue(L, fidx, FUV_OUTCOME);
+    f->has_exc = 1;
     f->retrieved = 0;
     finish(L, f, fidx, TA_FUT_FINISHED);
   }
@@ -557,12 +597,12 @@ void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
 ** at its next step. */
 static int task_cancel(lua_State *L, int tidx, int msgidx) {
   ta_future *f = checktaskfut(L, tidx);
-  ta_task *t = f->task;
+  ta_task *t = ta_future_task(f);
   if (f->state != TA_FUT_PENDING) return 0;
   f->cancel_requests++;
   if (msgidx) {
     lua_pushvalue(L, msgidx);
-    lua_setiuservalue(L, tidx, FUV_MSG);
+    set_extra(L, tidx, "message");
   }
   if (t->wait != NULL && t->co != NULL) {
     int done;
@@ -581,47 +621,35 @@ static int l_create_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_loop *lp = (ta_loop *)luaL_checkudata(L, 1, "trio_asyncio.Loop");
   int nargs = lua_gettop(L) - 2, fidx;
-  ta_future *f;
-  ta_task *t, *parent = E->current;
+  ta_task *parent = E->current;
   if (!lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call")) return luaL_typeerror(L, 2, "function");
   lua_settop(L, nargs + 2);
   if (lp->closed) return ta_error(L, "RuntimeError", "create_task: Event loop is closed");
-  f = new_future(L, 1, 1);
+  ta_task_init(L, E, ta_future_task(new_future(L, 1, TA_KIND_TASK)), 2, nargs, TA_ASYNCIO,
+               parent && parent->co == L ? parent : NULL, 1);
   fidx = lua_gettop(L);
-  t = ta_task_new(L, E, 2, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL, 1);
-  t->aio = f;
-  f->task = t;
-  lua_setiuservalue(L, fidx, FUV_TASK);
   if (lp->debug) {
     luaL_traceback(L, L, "Task created at:", 1);
-    lua_setiuservalue(L, fidx, FUV_SOURCE);
+    set_extra(L, fidx, "source_traceback");
   }
-  lua_pushvalue(L, fidx);
-  f->ref = ta_weakref(L, E);
   lp->ntasks++;
-  /* The Task's step handle, made once: first step and every bare yield. */
-  lua_pushvalue(L, fidx);
-  ta_loop_make_handle(L, lp, task_step_cb, 1);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, fidx, FUV_STEP);
+  lua_pushvalue(L, fidx); /* its first step */
   ta_loop_append(L, lp);
-  lua_settop(L, fidx);
   return 1;
 }
 
 static int t_get_name(lua_State *L) {
   ta_future *f = checktaskfut(L, 1);
-  if (lua_getiuservalue(L, 1, FUV_NAME) == LUA_TNIL)
-    lua_pushfstring(L, "Task-%d", (int)f->task->id);
+  if (push_extra(L, 1, "name") == LUA_TNIL)
+    lua_pushfstring(L, "Task-%d", (int)ta_future_task(f)->id);
   return 1;
 }
 
 static int t_set_name(lua_State *L) {
   checktaskfut(L, 1);
   luaL_checkany(L, 2);
-  lua_settop(L, 2);
   luaL_tolstring(L, 2, NULL);
-  lua_setiuservalue(L, 1, FUV_NAME);
+  set_extra(L, 1, "name");
   return 0;
 }
 
@@ -643,10 +671,14 @@ static int t_uncancel(lua_State *L) {
   return 1;
 }
 
-/* The engine task object (name, flavor) behind an asyncio Task. */
-static int t_engine_task(lua_State *L) {
-  checktaskfut(L, 1);
-  lua_getiuservalue(L, 1, FUV_TASK);
+/* Task fields: the methods, then what every task shows (name, flavor,
+** id, done, ...: ta_task_field). */
+static int t_index(lua_State *L) {
+  ta_future *f = checktaskfut(L, 1);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL || lua_type(L, 2) != LUA_TSTRING) return 1;
+  lua_pop(L, 1);
+  if (!ta_task_field(L, ta_future_task(f), 1, lua_tostring(L, 2))) lua_pushnil(L);
   return 1;
 }
 
@@ -654,8 +686,8 @@ static int t_engine_task(lua_State *L) {
 static int l_current_aio_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = E->current;
-  if (t == NULL || t->co != L || !t->weak || t->aio == NULL) return 0;
-  ta_push_weak(L, E, t->aio->ref);
+  if (t == NULL || t->co != L || !t->weak) return 0;
+  ta_push_weak(L, E, t->ref);
   return 1;
 }
 
@@ -741,9 +773,9 @@ static int l_future_new(lua_State *L) {
 ** really cancel. */
 static int l_future_set_cancel_hook(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
-  luaL_argcheck(L, !f->is_task, 1, "not for Tasks");
+  luaL_argcheck(L, f->kind != TA_KIND_TASK, 1, "not for Tasks");
   lua_settop(L, 2);
-  lua_setiuservalue(L, 1, FUV_HOOK);
+  set_extra(L, 1, "cancel_hook");
   return 0;
 }
 
@@ -782,7 +814,6 @@ static const luaL_Reg task_methods[] = {
   {"cancel", t_cancel},
   {"cancelling", t_cancelling},
   {"uncancel", t_uncancel},
-  {"engine_task", t_engine_task},
   {NULL, NULL}
 };
 
@@ -808,6 +839,7 @@ static void future_mt(lua_State *L, const char *name, int with_task) {
   if (with_task) {
     lua_pushvalue(L, -3);
     luaL_setfuncs(L, task_methods, 1);
+    lua_pushcclosure(L, t_index, 1);
   }
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, f_tostring);

@@ -69,6 +69,7 @@ static void check_callable(lua_State *L, int idx) {
 static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
   int base = lua_gettop(L) - nvals + 1;
   ta_handle *h = (ta_handle *)lua_newuserdatauv(L, sizeof *h, nvals);
+  h->kind = TA_KIND_HANDLE;
   h->loop = lp;
   h->timer.index = -1;
   h->timer.kind = TA_TIMER_HANDLE;
@@ -136,13 +137,10 @@ static void report_slow(lua_State *L, ta_loop *lp, int hidx, uint64_t start) {
 
 static void run_handle(lua_State *L, ta_loop *lp, int hidx) {
   ta_handle *h = (ta_handle *)lua_touserdata(L, hidx);
-  int n = h->nargs + 1, st;
-  uint64_t start = lp->debug ? uv_hrtime() : 0;
+  int n = h->nargs + 1;
   luaL_checkstack(L, n, "too many callback arguments");
   for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
-  st = lua_pcall(L, h->nargs, 0, 0);
-  if (lp->debug) report_slow(L, lp, hidx, start);
-  if (st != LUA_OK) {
+  if (lua_pcall(L, h->nargs, 0, 0) != LUA_OK) {
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "Exception in callback");
     lua_setfield(L, -2, "message");
@@ -437,11 +435,14 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   lp->E->running_loop = lp;
   for (int i = 1; i <= n; i++) {
     ta_handle *h;
+    uint64_t start = lp->debug ? uv_hrtime() : 0;
     lua_rawgeti(L, batch, i);
     lua_pushnil(L);
     lua_rawseti(L, batch, i);
-    h = (ta_handle *)lua_touserdata(L, -1);
-    if (!h->cancelled) run_handle(L, lp, lua_gettop(L));
+    h = (ta_handle *)lua_touserdata(L, -1); /* or a Task: the kind tells */
+    if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, batch + 1);
+    else if (!h->cancelled) run_handle(L, lp, batch + 1);
+    if (lp->debug) report_slow(L, lp, batch + 1, start);
     lua_settop(L, batch);
   }
   lp->E->running_loop = prev;
@@ -626,8 +627,8 @@ static int l_running_loop(lua_State *L) {
     push_loop(L, E->running_loop);
     return 1;
   }
-  if (t != NULL && t->co == L && t->weak && t->aio != NULL && t->aio->loop != NULL) {
-    push_loop(L, t->aio->loop);
+  if (t != NULL && t->co == L && t->weak) {
+    push_loop(L, ta_task_future(t)->loop);
     return 1;
   }
   return 0;

@@ -104,10 +104,7 @@ struct ta_task {
   lua_State *co;            /* NULL once the task has exited */
   ta_status *status;
   ta_task *status_prev, *status_next;
-  union {                   /* which one: see `weak` */
-    ta_nursery *nursery;    /* Trio task: its parent nursery (or NULL) */
-    struct ta_future *aio;  /* asyncio task: the Task it runs */
-  };
+  ta_nursery *nursery;      /* Trio task: its parent nursery (or NULL) */
   ta_task *sib_prev, *sib_next;
   ta_abort_fn abort;
   void *wait;               /* what it is parked on (lot, endpoint, future, ...) */
@@ -124,7 +121,7 @@ struct ta_task {
   unsigned char resume_error; /* resume by raising the value on co's stack */
   unsigned char ctx_owned;  /* context table is ours (copy-on-write) */
   unsigned char system;
-  unsigned char weak;       /* an asyncio task: anchored by its Task, `aio` is set */
+  unsigned char weak;       /* part of an asyncio Task (ta_aiotask), anchored by it */
   unsigned char cancel_asked; /* Trio cancelled it while it waited on a future */
 };
 
@@ -133,10 +130,15 @@ struct ta_task {
 /* user values of a task userdata */
 enum { TA_UV_THREAD = 1, TA_TASK_NUV = 1 };
 
+/* The user value holding a task's thread: an asyncio Task keeps it after
+** its Future's own user values (future.c). */
+#define TA_AIO_UV_THREAD 5
+#define ta_thread_uv(t) ((t)->weak ? TA_AIO_UV_THREAD : TA_UV_THREAD)
+
 ta_task *ta_current(lua_State *L);
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);
-ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
-                     ta_task *parent, int weak);
+void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
+                  ta_task *parent, int weak);
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   ta_nursery *n, ta_status *st, ta_task *parent);
 void ta_push_task(lua_State *L, ta_task *t);
@@ -153,6 +155,7 @@ void ta_check_cancelled(lua_State *L, ta_task *t);
 void ta_step_task(lua_State *L, ta_task *t);
 void ta_task_fail(lua_State *L, ta_task *t);
 const char *ta_task_name(lua_State *L, ta_task *t);
+int ta_task_field(lua_State *L, ta_task *t, int idx, const char *k);
 int ta_open_task(lua_State *L);
 
 /* ---- nurseries (nursery.c) ---- */
@@ -205,6 +208,10 @@ typedef struct ta_handle ta_handle;
 
 enum { TA_FUT_PENDING, TA_FUT_CANCELLED, TA_FUT_FINISHED };
 
+/* The first byte of every loop object, so that the ready queue tells a
+** Task (stepped directly, no handle needed) from a Handle. */
+enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
+
 struct ta_loop {
   ta_engine *E;
   int nready;               /* handles in the ready table */
@@ -222,22 +229,35 @@ struct ta_loop {
 };
 
 struct ta_handle {
+  unsigned char kind;       /* TA_KIND_HANDLE */
+  unsigned char cancelled, is_timer;
+  int nargs;
   ta_loop *loop;            /* NULL once the loop is gone */
   ta_timer timer;
   int ref;                  /* registry ref while in the timer heap */
-  int nargs;
-  unsigned char cancelled, is_timer;
 };
 
 struct ta_future {
-  ta_loop *loop;
-  unsigned char state, is_task, retrieved, must_cancel, cb_list;
+  unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */
+  unsigned char state, retrieved, must_cancel, cb_list;
+  unsigned char has_exc;    /* the outcome user value is an error */
   int nresults;             /* results of a finished future */
   int ncallbacks;
   int cancel_requests;      /* Task.cancelling() */
-  ta_task *task;            /* the engine task of an asyncio Task */
-  int ref;                  /* weak self reference (Tasks) */
+  ta_loop *loop;
 };
+
+/* An asyncio Task is one userdata: its Future and the engine task that
+** runs its function.  The engine task's ref is the Task's weak self
+** reference. */
+typedef struct ta_aiotask {
+  ta_future f;
+  ta_task t;
+} ta_aiotask;
+
+#define TA_AIOTASK_MT "trio_asyncio.AioTask"
+#define ta_task_future(tp) (&((ta_aiotask *)((char *)(tp) - offsetof(ta_aiotask, t)))->f)
+#define ta_future_task(fp) (&((ta_aiotask *)(fp))->t)
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
@@ -246,6 +266,7 @@ void ta_loop_make_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs)
 void ta_loop_append(lua_State *L, ta_loop *lp);
 void ta_loop_wake(ta_loop *lp);
 void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres);
+void ta_aio_task_run(lua_State *L, int tidx);
 const char *ta_aio_task_name(lua_State *L, ta_task *t);
 int ta_aio_yield(lua_State *L, ta_task *t, int nret);
 void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx);

@@ -160,21 +160,25 @@ void ta_push_task(lua_State *L, ta_task *t) {
   else lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
 }
 
+/* A task at idx: a Trio or allow_asyncio task, or the engine task inside
+** an asyncio Task. */
 ta_task *ta_checktask(lua_State *L, int idx) {
-  return (ta_task *)luaL_checkudata(L, idx, TA_TASK_MT);
+  void *p = luaL_testudata(L, idx, TA_TASK_MT);
+  if (p != NULL) return (ta_task *)p;
+  p = luaL_testudata(L, idx, TA_AIOTASK_MT);
+  if (p == NULL) luaL_typeerror(L, idx, "task");
+  return ta_future_task((ta_future *)p);
 }
 
-/* Creates a task for fn (at fnidx, followed by nargs arguments), not yet
-** scheduled anywhere.  The new task starts with its spawner's context
-** (shared until written: copy-on-write).  A weak task is anchored by
-** whoever holds it (an asyncio Task), not by the engine.  Leaves the task
-** userdata on the stack. */
-ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
-                     ta_task *parent, int weak) {
+/* Fills in task t, part of the userdata on top of the stack, to run fn (at
+** fnidx, followed by nargs arguments); it is not scheduled anywhere yet.
+** The new task starts with its spawner's context (shared until written:
+** copy-on-write).  A weak task is part of an asyncio Task and anchored by
+** whoever holds that, not by the engine. */
+void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
+                  ta_task *parent, int weak) {
   lua_State *co;
-  ta_task *t;
   fnidx = lua_absindex(L, fnidx);
-  t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
   memset(t, 0, sizeof *t);
   t->E = E;
   t->ref = LUA_NOREF;
@@ -182,16 +186,16 @@ ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavo
   t->timer.index = -1;
   t->timer.kind = TA_TIMER_SLEEP;
   t->flavor = (unsigned char)flavor;
+  t->weak = (unsigned char)weak;
   t->id = ++E->next_id;
-  luaL_setmetatable(L, TA_TASK_MT);
   co = lua_newthread(L);
-  lua_setiuservalue(L, -2, TA_UV_THREAD);
+  lua_setiuservalue(L, -2, ta_thread_uv(t));
+  if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
     t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     parent->ctx_owned = 0; /* shared now: the spawner copies on its next write */
   }
-  if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "spawn: too many arguments");
   lua_pushvalue(L, fnidx);
   lua_xmove(L, co, 1);
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
@@ -200,21 +204,23 @@ ta_task *ta_task_new(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavo
   t->nargs = nargs;
   lua_pushvalue(L, -1);
   if (weak) {
-    t->weak = 1;
     t->ref = ta_weakref(L, E);
     E->naio++;
   } else {
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     E->ntasks++;
   }
-  return t;
 }
 
 /* Spawns a Trio-scheduled task into nursery n (may be NULL) and cancel
 ** status st.  Leaves the task userdata on the stack. */
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   ta_nursery *n, ta_status *st, ta_task *parent) {
-  ta_task *t = ta_task_new(L, E, fnidx, nargs, flavor, parent, 0);
+  ta_task *t;
+  fnidx = lua_absindex(L, fnidx);
+  t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
+  luaL_setmetatable(L, TA_TASK_MT);
+  ta_task_init(L, E, t, fnidx, nargs, flavor, parent, 0);
   ta_status_link_task(st, t);
   if (n != NULL) {
     t->nursery = n;
@@ -387,19 +393,19 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
   ** if someone keeps the task object. */
   ta_push_task(L, t);
   lua_pushnil(L);
-  lua_setiuservalue(L, -2, TA_UV_THREAD);
+  lua_setiuservalue(L, -2, ta_thread_uv(t));
   lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
   t->ctx_ref = LUA_NOREF;
-  if (t->weak) {
-    ta_weakunref(L, E, t->ref);
+  t->abort_ref = LUA_NOREF;
+  if (t->weak) { /* its Task keeps the weak reference until collected */
     E->naio--;
   } else {
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    t->ref = LUA_NOREF;
     E->ntasks--;
   }
-  t->abort_ref = t->ref = LUA_NOREF;
   t->co = NULL;
 }
 
@@ -559,12 +565,14 @@ static int t_reschedule(lua_State *L) {
   return 0;
 }
 
-/* task fields: name, flavor, parent_nursery, child_nurseries, id, done */
-static int task_index(lua_State *L) {
-  ta_task *t = ta_checktask(L, 1);
-  const char *k = luaL_checkstring(L, 2);
+/* The fields every task shows (name, flavor, parent_nursery,
+** child_nurseries, id, done): pushes field k of the task t (its userdata at
+** idx) and returns 1, or returns 0 for another key.  asyncio Tasks show
+** them too (future.c). */
+int ta_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   if (strcmp(k, "name") == 0) {
-    task_name_at(L, t, 1);
+    if (t->weak) ta_task_name(L, t);
+    else task_name_at(L, t, idx);
   } else if (strcmp(k, "flavor") == 0) {
     lua_pushstring(L, flavor_name(t->flavor));
   } else if (strcmp(k, "parent_nursery") == 0) {
@@ -583,6 +591,15 @@ static int task_index(lua_State *L) {
   } else if (strcmp(k, "done") == 0) {
     lua_pushboolean(L, t->state == TA_DONE);
   } else {
+    return 0;
+  }
+  return 1;
+}
+
+static int task_index(lua_State *L) {
+  ta_task *t = ta_checktask(L, 1);
+  const char *k = luaL_checkstring(L, 2);
+  if (!ta_task_field(L, t, 1, k)) {
     luaL_getmetafield(L, 1, "__methods");
     lua_getfield(L, -1, k);
   }

@@ -266,10 +266,9 @@ end
 -- Introspection: both flavors in one tree
 
 local function aio_node(t)
-  local engine_task = t:engine_task()
   return {
     name = t:get_name(), flavor = "asyncio", kind = "task",
-    where = engine_task and core.task_where(engine_task) or "?", children = {},
+    where = core.task_where(t), children = {},
   }
 end
 

@@ -148,6 +148,46 @@ describe("task names", function()
   end)
 end)
 
+describe("a Task as a task of the engine", function()
+  it("has the fields every task has (name, flavor, id); done stays the method", function()
+    asyncio.run(function()
+      local t = asyncio.create_task(function() asyncio.sleep(0) end)
+      t:set_name("worker")
+      assert.equal("worker", t.name)
+      assert.equal("asyncio", t.flavor)
+      assert.is_number(t.id)
+      assert.is_nil(t.no_such_field)
+      t:await()
+      assert.is_true(t:done())
+    end)
+  end)
+
+  it("instruments see the Task itself at each step", function()
+    local trio = require "trio"
+    local steps, task = {}, nil
+    local inst = {
+      before_task_step = function(_, t)
+        if t.flavor == "asyncio" then steps[#steps + 1] = t end
+      end,
+    }
+    asyncio.run(function()
+      trio.lowlevel.add_instrument(inst)
+      task = asyncio.create_task(function()
+        asyncio.sleep(0)
+        asyncio.sleep(0)
+      end)
+      task:await()
+      trio.lowlevel.remove_instrument(inst)
+    end)
+    -- its first step and one after each sleep(0); the main Task's steps too
+    local mine = 0
+    for _, t in ipairs(steps) do
+      if rawequal(t, task) then mine = mine + 1 end
+    end
+    assert.equal(3, mine)
+  end)
+end)
+
 describe("Task:cancel", function()
   it("cancel(msg) makes an awaiting task raise CancelledError with msg; the task ends cancelled", function()
     local r = asyncio.run(function()
