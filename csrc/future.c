@@ -709,6 +709,170 @@ static int l_loop_tasks(lua_State *L) {
   return 1;
 }
 
+/* ---- gather ---- */
+
+/* The state of one gather: the outer future and the children (user
+** values), and how many children are still running.  One C closure over
+** it is the done callback of every child. */
+typedef struct gather_state {
+  int n, remaining;
+  int return_exceptions;
+} gather_state;
+
+enum { GUV_OUTER = 1, GUV_CHILDREN, GATHER_NUV = GUV_CHILDREN };
+
+/* Settles the pending future at fidx with the value on top (popped), as
+** its result or (is_exc) its error. */
+static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
+  lua_setiuservalue(L, fidx, FUV_OUTCOME);
+  f->nresults = 1;
+  if (is_exc) {
+    f->has_exc = 1;
+    f->retrieved = 0;
+  }
+  finish(L, f, fidx, TA_FUT_FINISHED);
+}
+
+/* Pushes what gather reports for the done child at cidx: its first result,
+** its error, or a CancelledError; returns 1 for an error. */
+static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
+  if (c->state == TA_FUT_CANCELLED) {
+    ta_push_error(L, c->loop->E, "CancelledError", "a gathered task was cancelled");
+    return 1;
+  }
+  c->retrieved = 1;
+  if (c->has_exc) {
+    lua_getiuservalue(L, cidx, FUV_OUTCOME);
+    return 1;
+  }
+  if (c->nresults == 0) lua_pushnil(L);
+  else if (lua_getiuservalue(L, cidx, FUV_OUTCOME) == LUA_TTABLE && c->nresults != 1) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  }
+  return 0;
+}
+
+/* gather_child_done(child): upvalue 2 is the gather state. */
+static int gather_child_done(lua_State *L) {
+  ta_future *c = checkfuture(L, 1), *outer;
+  gather_state *g = (gather_state *)lua_touserdata(L, lua_upvalueindex(2));
+  int oidx, children;
+  lua_settop(L, 1);
+  lua_getiuservalue(L, lua_upvalueindex(2), GUV_OUTER);
+  oidx = lua_gettop(L);
+  outer = (ta_future *)lua_touserdata(L, oidx);
+  if (outer->state != TA_FUT_PENDING) { /* gather ended: nothing to warn about */
+    if (c->state == TA_FUT_FINISHED) c->retrieved = 1;
+    return 0;
+  }
+  if (!g->return_exceptions && (c->state == TA_FUT_CANCELLED || c->has_exc)) {
+    push_child_outcome(L, c, 1);
+    settle(L, outer, oidx, 1);
+    return 0;
+  }
+  if (--g->remaining > 0) return 0;
+  lua_getiuservalue(L, lua_upvalueindex(2), GUV_CHILDREN);
+  children = lua_gettop(L);
+  lua_createtable(L, g->n, 1);
+  for (int i = 1; i <= g->n; i++) {
+    lua_rawgeti(L, children, i);
+    push_child_outcome(L, (ta_future *)lua_touserdata(L, -1), lua_gettop(L));
+    lua_rawseti(L, -3, i);
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, g->n);
+  lua_setfield(L, -2, "n");
+  settle(L, outer, oidx, 0);
+  return 0;
+}
+
+/* gather_cancel_children(outer): outer's done callback; a cancelled
+** gather cancels its children. */
+static int gather_cancel_children(lua_State *L) {
+  gather_state *g = (gather_state *)lua_touserdata(L, lua_upvalueindex(2));
+  if (checkfuture(L, 1)->state != TA_FUT_CANCELLED) return 0;
+  lua_getiuservalue(L, lua_upvalueindex(2), GUV_CHILDREN);
+  for (int i = 1; i <= g->n; i++) {
+    lua_rawgeti(L, -1, i);
+    future_cancel(L, lua_gettop(L), 0);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* gather(loop, args, n, return_exceptions, ensure_future) -> outer future
+** whose result is the list of the children's results ({n = n, ...}).
+** args[1..n] are awaitables: futures as they are, the rest go through
+** ensure_future(x, loop); args becomes the list of children. */
+static int l_gather(lua_State *L) {
+  int n = (int)luaL_checkinteger(L, 3), oidx, gidx, cb;
+  gather_state *g;
+  ta_future *outer;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 5);
+  for (int i = 1; i <= n; i++) { /* first, what may raise */
+    lua_rawgeti(L, 2, i);
+    if (testfuture(L, -1) == NULL) {
+      lua_pushvalue(L, 5);
+      lua_insert(L, -2);
+      lua_pushvalue(L, 1);
+      lua_call(L, 2, 1);
+      checkfuture(L, -1);
+      lua_rawseti(L, 2, i);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  outer = new_future(L, 1, TA_KIND_FUTURE);
+  oidx = lua_gettop(L);
+  g = (gather_state *)lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
+  gidx = lua_gettop(L);
+  g->n = n;
+  g->remaining = 0;
+  g->return_exceptions = lua_toboolean(L, 4);
+  lua_pushvalue(L, oidx);
+  lua_setiuservalue(L, gidx, GUV_OUTER);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, gidx, GUV_CHILDREN);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, gidx);
+  lua_pushcclosure(L, gather_child_done, 2);
+  cb = lua_gettop(L);
+  /* One callback per distinct child (a future passed twice counts once):
+  ** `marked` flags the children seen, cleared again below. */
+  for (int i = 1; i <= n; i++) {
+    ta_future *c;
+    lua_rawgeti(L, 2, i);
+    c = (ta_future *)lua_touserdata(L, -1);
+    if (c->marked) {
+      lua_pop(L, 1);
+      continue;
+    }
+    c->marked = 1;
+    g->remaining++;
+    if (c->state != TA_FUT_PENDING) {
+      lua_pushvalue(L, cb);
+      lua_insert(L, -2);
+      ta_loop_push_handle(L, c->loop, NULL, 1);
+    } else {
+      add_callback(L, c, -1, cb);
+      lua_pop(L, 1);
+    }
+  }
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    ((ta_future *)lua_touserdata(L, -1))->marked = 0;
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, gidx);
+  lua_pushcclosure(L, gather_cancel_children, 2);
+  add_callback(L, outer, oidx, -1);
+  lua_settop(L, oidx);
+  return 1;
+}
+
 /* ---- Trio tasks waiting on futures ---- */
 
 static int trio_wakeup(lua_State *L) {
@@ -822,6 +986,7 @@ static const luaL_Reg future_funcs[] = {
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
   {"create_task", l_create_task},
+  {"gather", l_gather},
   {"aio_yield", l_aio_yield},
   {"future_wait", l_future_wait},
   {"current_aio_task", l_current_aio_task},

@@ -241,6 +241,7 @@ struct ta_future {
   unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */
   unsigned char state, retrieved, must_cancel, cb_list;
   unsigned char has_exc;    /* the outcome user value is an error */
+  unsigned char marked;     /* scratch flag of gather */
   int nresults;             /* results of a finished future */
   int ncallbacks;
   int cancel_requests;      /* Task.cancelling() */

@@ -282,47 +282,9 @@ function asyncio.gather(...)
   core.check_aio("asyncio.gather")
   local args = pack(...)
   local n, opts = split_options(args)
-  local loop = asyncio.get_running_loop()
-  local children, results = {}, { n = n }
-  for i = 1, n do children[i] = asyncio.ensure_future(args[i], loop) end
-  if n == 0 then return results end
-  local outer = loop:create_future()
-  local remaining, seen = 0, {}
-  -- One callback serves every child; a future passed twice counts once.
-  local function child_done(fut)
-    if outer:done() then
-      if not fut:cancelled() then fut:exception() end -- retrieved: no warning
-      return
-    end
-    if not opts.return_exceptions then
-      if fut:cancelled() then return outer:set_exception(CancelledError("a gathered task was cancelled")) end
-      local exc = fut:exception()
-      if exc ~= nil then return outer:set_exception(exc) end
-    end
-    remaining = remaining - 1
-    if remaining > 0 then return end
-    for i, child in ipairs(children) do
-      if child:cancelled() then
-        results[i] = CancelledError("a gathered task was cancelled")
-      else
-        local exc = child:exception()
-        if exc ~= nil then results[i] = exc else results[i] = child:result() end
-      end
-    end
-    outer:set_result(results)
-  end
-  for _, child in ipairs(children) do
-    if not seen[child] then
-      seen[child] = true
-      remaining = remaining + 1
-      child:add_done_callback(child_done)
-    end
-  end
-  outer:add_done_callback(function(f)
-    if f:cancelled() then
-      for _, child in ipairs(children) do child:cancel() end
-    end
-  end)
+  if n == 0 then return { n = 0 } end
+  local outer = core.gather(asyncio.get_running_loop(), args, n, opts.return_exceptions,
+    asyncio.ensure_future)
   return outer:await()
 end
 
