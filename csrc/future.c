@@ -144,8 +144,8 @@ static void schedule_one(lua_State *L, ta_future *f, int fidx) {
     return;
   }
   lua_pushvalue(L, fidx);
-  if (luaL_testudata(L, -2, TA_TASK_MT)) ta_loop_push_handle(L, f->loop, trio_wakeup, 2);
-  else ta_loop_push_handle(L, f->loop, NULL, 1);
+  if (luaL_testudata(L, -2, TA_TASK_MT)) ta_loop_call_soon(L, f->loop, trio_wakeup, 2);
+  else ta_loop_call_soon(L, f->loop, NULL, 1);
 }
 
 static void schedule_callbacks(lua_State *L, ta_future *f, int fidx) {
@@ -321,7 +321,7 @@ static int f_add_done_callback(lua_State *L) {
   lua_settop(L, 2);
   if (f->state != TA_FUT_PENDING) {
     lua_pushvalue(L, 1);
-    ta_loop_push_handle(L, f->loop, NULL, 1);
+    ta_loop_call_soon(L, f->loop, NULL, 1);
   } else {
     add_callback(L, f, 1, 2);
   }
@@ -854,7 +854,7 @@ static int l_gather(lua_State *L) {
     if (c->state != TA_FUT_PENDING) {
       lua_pushvalue(L, cb);
       lua_insert(L, -2);
-      ta_loop_push_handle(L, c->loop, NULL, 1);
+      ta_loop_call_soon(L, c->loop, NULL, 1);
     } else {
       add_callback(L, c, -1, cb);
       lua_pop(L, 1);

@@ -87,7 +87,11 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
   return h;
 }
 
-/* Append the handle on top of the stack to the ready queue (popped); the
+/* The ready queue holds three kinds of entries: a Handle, a Task (to be
+** stepped), or a function followed by its one argument (a done callback
+** and its future: no Handle is made unless the callback fails). */
+
+/* Append the entry on top of the stack to the ready queue (popped); the
 ** loop object is at loopidx. */
 static void ready_append_at(lua_State *L, ta_loop *lp, int loopidx) {
   lua_getiuservalue(L, loopidx, UV_READY);
@@ -97,32 +101,34 @@ static void ready_append_at(lua_State *L, ta_loop *lp, int loopidx) {
   ta_loop_wake(lp);
 }
 
-static void ready_append(lua_State *L, ta_loop *lp) {
+/* Schedules the Task on top of the stack (popped). */
+void ta_loop_append(lua_State *L, ta_loop *lp) {
   push_loop(L, lp);
   lua_insert(L, -2);
   ready_append_at(L, lp, lua_gettop(L) - 1);
   lua_pop(L, 1);
 }
 
-/* A handle for C: the top nargs values are its arguments (after cb, or
-** after the callback below them when cb is NULL); pushed, not scheduled. */
-void ta_loop_make_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
+/* call_soon from C: the top nargs values are the arguments, after cb or,
+** when cb is NULL, after the callback below them (all popped). */
+void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
+  if (cb == NULL && nargs == 1 && lua_type(L, -2) == LUA_TFUNCTION) {
+    push_loop(L, lp);
+    lua_getiuservalue(L, -1, UV_READY);
+    lua_pushvalue(L, -4);
+    lua_rawseti(L, -2, ++lp->nready);
+    lua_pushvalue(L, -3);
+    lua_rawseti(L, -2, ++lp->nready);
+    lua_pop(L, 4);
+    ta_loop_wake(lp);
+    return;
+  }
   if (cb != NULL) {
     lua_pushcfunction(L, cb);
     lua_insert(L, -nargs - 1);
   }
   new_handle(L, lp, nargs + 1);
-}
-
-/* Schedules the handle on top of the stack (popped). */
-void ta_loop_append(lua_State *L, ta_loop *lp) {
-  ready_append(L, lp);
-}
-
-/* call_soon from C. */
-void ta_loop_push_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
-  ta_loop_make_handle(L, lp, cb, nargs);
-  ready_append(L, lp);
+  ta_loop_append(L, lp);
 }
 
 /* Debug mode: a callback that blocked the loop too long is reported. */
@@ -135,12 +141,18 @@ static void report_slow(lua_State *L, ta_loop *lp, int hidx, uint64_t start) {
   lua_pop(L, 2);
 }
 
-static void run_handle(lua_State *L, ta_loop *lp, int hidx) {
-  ta_handle *h = (ta_handle *)lua_touserdata(L, hidx);
-  int n = h->nargs + 1;
-  luaL_checkstack(L, n, "too many callback arguments");
-  for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
-  if (lua_pcall(L, h->nargs, 0, 0) != LUA_OK) {
+/* Calls the callback on top of the stack with its nargs arguments; an
+** error goes to the exception handler with the handle, made now if hidx
+** is 0 (a done callback and its future are at fnidx). */
+static void call_callback(lua_State *L, ta_loop *lp, int nargs, int hidx, int fnidx) {
+  if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
+    if (hidx == 0) {
+      lua_pushvalue(L, fnidx);
+      lua_pushvalue(L, fnidx + 1);
+      new_handle(L, lp, 2);
+      lua_insert(L, -2);
+      hidx = lua_gettop(L) - 1;
+    }
     lua_createtable(L, 0, 3);
     lua_pushliteral(L, "Exception in callback");
     lua_setfield(L, -2, "message");
@@ -151,6 +163,14 @@ static void run_handle(lua_State *L, ta_loop *lp, int hidx) {
     ta_loop_exception(L, lp, lua_gettop(L));
     lua_pop(L, 1);
   }
+}
+
+static void run_handle(lua_State *L, ta_loop *lp, int hidx) {
+  ta_handle *h = (ta_handle *)lua_touserdata(L, hidx);
+  int n = h->nargs + 1;
+  luaL_checkstack(L, n, "too many callback arguments");
+  for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
+  call_callback(L, lp, h->nargs, hidx, 0);
 }
 
 /* Calls loop:call_exception_handler(context) (defined by asyncio.lua). */
@@ -439,9 +459,18 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
     lua_rawgeti(L, batch, i);
     lua_pushnil(L);
     lua_rawseti(L, batch, i);
-    h = (ta_handle *)lua_touserdata(L, -1); /* or a Task: the kind tells */
-    if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, batch + 1);
-    else if (!h->cancelled) run_handle(L, lp, batch + 1);
+    if (lua_type(L, -1) == LUA_TFUNCTION) { /* a done callback and its future */
+      lua_rawgeti(L, batch, ++i);
+      lua_pushnil(L);
+      lua_rawseti(L, batch, i);
+      lua_pushvalue(L, batch + 1);
+      lua_pushvalue(L, batch + 2);
+      call_callback(L, lp, 1, 0, batch + 1);
+    } else {
+      h = (ta_handle *)lua_touserdata(L, -1); /* or a Task: the kind tells */
+      if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, batch + 1);
+      else if (!h->cancelled) run_handle(L, lp, batch + 1);
+    }
     if (lp->debug) report_slow(L, lp, batch + 1, start);
     lua_settop(L, batch);
   }

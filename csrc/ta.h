@@ -262,15 +262,13 @@ typedef struct ta_aiotask {
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
-void ta_loop_push_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
-void ta_loop_make_handle(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
+void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
 void ta_loop_append(lua_State *L, ta_loop *lp);
 void ta_loop_wake(ta_loop *lp);
 void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres);
 void ta_aio_task_run(lua_State *L, int tidx);
 const char *ta_aio_task_name(lua_State *L, ta_task *t);
 int ta_aio_yield(lua_State *L, ta_task *t, int nret);
-void ta_future_schedule_callbacks(lua_State *L, ta_future *f, int fidx);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 
 /* ---- engine (engine.c) ---- */

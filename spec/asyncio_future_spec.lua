@@ -281,6 +281,20 @@ describe("done callbacks", function()
     end)
   end)
 
+  it("may be callable objects, run in order with plain functions", function()
+    with_loop(function(loop)
+      local log = {}
+      local fut = loop:create_future()
+      local obj = setmetatable({}, { __call = function(self, f) log[#log + 1] = { "obj", f } end })
+      fut:add_done_callback(function(f) log[#log + 1] = { "fn1", f } end)
+      fut:add_done_callback(obj)
+      fut:add_done_callback(function(f) log[#log + 1] = { "fn2", f } end)
+      fut:set_result(1)
+      spin(loop)
+      assert.same({ { "fn1", fut }, { "obj", fut }, { "fn2", fut } }, log)
+    end)
+  end)
+
   it("are never run inline by set_result; they go through call_soon", function()
     with_loop(function(loop)
       local log = {}
