@@ -198,6 +198,18 @@ static void finish(lua_State *L, ta_future *f, int fidx, int state) {
   schedule_callbacks(L, f, fidx);
 }
 
+/* Settles the pending future at fidx with the value on top (popped), as
+** its result or (is_exc) its error. */
+static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
+  lua_setiuservalue(L, fidx, FUV_OUTCOME);
+  f->nresults = 1;
+  if (is_exc) {
+    f->has_exc = 1;
+    f->retrieved = 0;
+  }
+  finish(L, f, fidx, TA_FUT_FINISHED);
+}
+
 /* ---- Future methods ---- */
 
 static int check_pending(lua_State *L, ta_future *f, const char *fname) {
@@ -380,15 +392,81 @@ static int f_await(lua_State *L) {
   if (f == ta_task_future(t)) return luaL_error(L, "Future:await: a Task cannot await itself");
   lua_settop(L, 1);
   t->wait = f;
-  return ta_aio_yield(L, t, 0);
+  return ta_aio_yield(L, t, 0, NULL);
 }
 
-/* aio_yield(): a bare yield to the loop (asyncio.sleep(0)). */
-static int l_aio_yield(lua_State *L) {
-  ta_task *t = ta_async_check(L, "asyncio.sleep", TA_ASYNCIO);
-  if (!t->weak) return ta_checkpoint(L, t); /* allow_asyncio */
-  t->wait = NULL;
-  return ta_aio_yield(L, t, 0);
+/* ---- asyncio.sleep ---- */
+
+/* The timer callback of a sleep: sleep_done(fut, result). */
+static int sleep_done(lua_State *L) {
+  ta_future *f = (ta_future *)lua_touserdata(L, 1);
+  if (f->state == TA_FUT_PENDING) {
+    lua_settop(L, 2);
+    settle(L, f, 1, 0);
+  }
+  return 0;
+}
+
+/* After a sleep's future, on [fut, result, timer handle, ...]. */
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  if (t->resume_error) { /* cancelled: the timer goes too */
+    t->resume_error = 0;
+    ta_handle_cancel(L, (ta_handle *)lua_touserdata(L, 3));
+    return lua_error(L);
+  }
+  lua_pushvalue(L, 2);
+  return 1;
+}
+
+static int all_results_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
+/* sleep(delay [, result]) -> result, after delay seconds (asyncio.sleep).
+** A delay <= 0 is a bare yield to the loop.  Upvalue 2 is a Lua version
+** for what is not an asyncio Task (an allow_asyncio Trio task) sleeping a
+** while. */
+static int l_aio_sleep(lua_State *L) {
+  double delay = lua_tonumber(L, 1);
+  ta_task *t;
+  if (lua_type(L, 1) != LUA_TNUMBER) return luaL_typeerror(L, 1, "number");
+  luaL_argcheck(L, delay == delay, 1, "number expected, got NaN");
+  t = ta_async_check(L, "asyncio.sleep", TA_ASYNCIO);
+  lua_settop(L, 2);
+  if (delay <= 0) {
+    if (!t->weak) return ta_checkpoint_ret(L, t, 1);
+    t->wait = NULL;
+    return ta_aio_yield(L, t, 1, NULL);
+  }
+  if (!t->weak) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_callk(L, 2, LUA_MULTRET, 0, all_results_k);
+    return lua_gettop(L);
+  }
+  /* Await a future that a timer completes: [fut, result, handle]. */
+  ta_push_weak(L, t->E, t->ref);
+  lua_getiuservalue(L, -1, FUV_LOOP);
+  t->wait = new_future(L, -1, TA_KIND_FUTURE);
+  lua_replace(L, 1);
+  lua_settop(L, 2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  ta_loop_call_later(L, ta_task_future(t)->loop, delay, sleep_done, 2);
+  return ta_aio_yield(L, t, 0, sleep_k);
+}
+
+/* make_aio_sleep(lua_sleep) -> asyncio.sleep */
+static int l_make_aio_sleep(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_aio_sleep, 2);
+  return 1;
 }
 
 static int f_tostring(lua_State *L) {
@@ -721,18 +799,6 @@ typedef struct gather_state {
 
 enum { GUV_OUTER = 1, GUV_CHILDREN, GATHER_NUV = GUV_CHILDREN };
 
-/* Settles the pending future at fidx with the value on top (popped), as
-** its result or (is_exc) its error. */
-static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
-  lua_setiuservalue(L, fidx, FUV_OUTCOME);
-  f->nresults = 1;
-  if (is_exc) {
-    f->has_exc = 1;
-    f->retrieved = 0;
-  }
-  finish(L, f, fidx, TA_FUT_FINISHED);
-}
-
 /* Pushes what gather reports for the done child at cidx: its first result,
 ** its error, or a CancelledError; returns 1 for an error. */
 static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
@@ -987,7 +1053,7 @@ static const luaL_Reg future_funcs[] = {
   {"future_set_results", l_future_set_results},
   {"create_task", l_create_task},
   {"gather", l_gather},
-  {"aio_yield", l_aio_yield},
+  {"make_aio_sleep", l_make_aio_sleep},
   {"future_wait", l_future_wait},
   {"current_aio_task", l_current_aio_task},
   {"set_aio_cancelled", l_set_aio_cancelled},

@@ -197,12 +197,15 @@ static void timer_remove(lua_State *L, ta_handle *h) {
   h->ref = LUA_NOREF;
 }
 
-static int handle_cancel(lua_State *L) {
-  ta_handle *h = checkhandle(L, 1);
+void ta_handle_cancel(lua_State *L, ta_handle *h) {
   if (!h->cancelled) {
     h->cancelled = 1;
     timer_remove(L, h);
   }
+}
+
+static int handle_cancel(lua_State *L) {
+  ta_handle_cancel(L, checkhandle(L, 1));
   return 0;
 }
 
@@ -237,18 +240,30 @@ static int l_call_soon(lua_State *L) {
   return 1;
 }
 
-static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
-  ta_handle *h;
-  check_callable(L, 3);
-  check_open(L, lp, fname);
-  h = new_handle(L, lp, lua_gettop(L) - 2);
+/* Puts the handle h (on top of the stack, left there) in the timer heap. */
+static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when) {
   h->timer.when = when;
   h->is_timer = 1;
-  if (ta_heap_push(&lp->timers, &h->timer) != 0) return luaL_error(L, "not enough memory");
+  if (ta_heap_push(&lp->timers, &h->timer) != 0) luaL_error(L, "not enough memory");
   lua_pushvalue(L, -1);
   h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_loop_wake(lp);
+}
+
+static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
+  check_callable(L, 3);
+  check_open(L, lp, fname);
+  schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2), when);
   return 1;
+}
+
+/* call_later from C: a timer handle running cb(args...) after delay
+** seconds; the top nargs values are its arguments (popped); the handle is
+** pushed. */
+void ta_loop_call_later(lua_State *L, ta_loop *lp, double delay, lua_CFunction cb, int nargs) {
+  lua_pushcfunction(L, cb);
+  lua_insert(L, -nargs - 1);
+  schedule_timer(L, lp, new_handle(L, lp, nargs + 1), ta_now(lp->E) + delay);
 }
 
 static double check_delay(lua_State *L, int idx) {

@@ -147,6 +147,7 @@ int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort);
 int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k);
 int ta_schedule_point(lua_State *L, ta_task *t);
 int ta_checkpoint(lua_State *L, ta_task *t);
+int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret);
 int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret);
 void ta_reschedule(ta_task *t, int nvalues, int is_error);
 void ta_deliver_cancel(lua_State *L, ta_task *t);
@@ -264,11 +265,13 @@ int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
 void ta_loop_append(lua_State *L, ta_loop *lp);
+void ta_loop_call_later(lua_State *L, ta_loop *lp, double delay, lua_CFunction cb, int nargs);
+void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
 void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres);
 void ta_aio_task_run(lua_State *L, int tidx);
 const char *ta_aio_task_name(lua_State *L, ta_task *t);
-int ta_aio_yield(lua_State *L, ta_task *t, int nret);
+int ta_aio_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 
 /* ---- engine (engine.c) ---- */

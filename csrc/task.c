@@ -277,12 +277,13 @@ int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret) {
   return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
 }
 
-/* An asyncio task suspends to its loop (which looks at t->wait). */
-int ta_aio_yield(lua_State *L, ta_task *t, int nret) {
+/* An asyncio task suspends to its loop (which looks at t->wait); k (NULL:
+** the usual one) gets the task as context. */
+int ta_aio_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k) {
   t->state = TA_PARKED;
   t->trap = 1;
   t->kbase = lua_gettop(L) - nret;
-  return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
+  return lua_yieldk(L, 0, (lua_KContext)t, k ? k : resume_k);
 }
 
 int ta_schedule_point(lua_State *L, ta_task *t) {
@@ -292,16 +293,23 @@ int ta_schedule_point(lua_State *L, ta_task *t) {
 /* Trio's checkpoint: a schedule point first (the scheduler turns expired
 ** deadlines into cancellation), then the cancellation check. */
 static int checkpoint_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
   (void)status;
-  ta_check_cancelled(L, (ta_task *)ctx);
-  return 0;
+  ta_check_cancelled(L, t);
+  return lua_gettop(L) - t->kbase;
+}
+
+/* ... returning the top nret values of the stack after it. */
+int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret) {
+  t->state = TA_RUNNABLE;
+  t->trap = 1;
+  t->kbase = lua_gettop(L) - nret;
+  ta_runq_push(t->E, t);
+  return lua_yieldk(L, 0, (lua_KContext)t, checkpoint_k);
 }
 
 int ta_checkpoint(lua_State *L, ta_task *t) {
-  t->state = TA_RUNNABLE;
-  t->trap = 1;
-  ta_runq_push(t->E, t);
-  return lua_yieldk(L, 0, (lua_KContext)t, checkpoint_k);
+  return ta_checkpoint_ret(L, t, 0);
 }
 
 /* The caller has already unlinked t from what it waited on and pushed

@@ -248,14 +248,9 @@ local function set_result_unless_done(fut, value)
   if not fut:done() then fut:set_result(value) end
 end
 
---- asyncio.sleep(delay [, result])
-function asyncio.sleep(delay, result)
-  if type(delay) ~= "number" or delay ~= delay then argerror(1, "sleep", "number expected") end
-  if delay <= 0 then
-    core.aio_yield()
-    return result
-  end
-  core.check_aio("asyncio.sleep")
+-- The general sleep, for an allow_asyncio Trio task sleeping a while (the
+-- C sleep does the rest itself).
+local function sleep_in_trio_task(delay, result)
   local loop = asyncio.get_running_loop()
   local fut = loop:create_future()
   local h = loop:call_later(delay, set_result_unless_done, fut, result)
@@ -266,6 +261,10 @@ function asyncio.sleep(delay, result)
   end
   return result
 end
+
+--- asyncio.sleep(delay [, result]) -> result, after delay seconds; a delay
+-- <= 0 only lets the other tasks and callbacks run.
+asyncio.sleep = core.make_aio_sleep(sleep_in_trio_task)
 
 --- The awaitables of a gather-style call and its trailing options table.
 local function split_options(args)

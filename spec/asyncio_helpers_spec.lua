@@ -62,6 +62,10 @@ describe("asyncio.sleep", function()
     assert.same({ "before", "other", "after" }, log)
   end)
 
+  it("returns its result argument after a delay", function()
+    assert.equal("later", asyncio.run(function() return asyncio.sleep(0.001, "later") end))
+  end)
+
   it("a negative delay behaves like sleep(0)", function()
     assert.equal("neg", asyncio.run(function() return asyncio.sleep(-1, "neg") end))
   end)
