@@ -80,6 +80,24 @@ static ta_future *new_future(lua_State *L, int loopidx, int kind) {
   return f;
 }
 
+/* A loop lists its pending Tasks (for all_tasks), through their engine
+** tasks' sibling links. */
+static void link_task(ta_loop *lp, ta_task *t) {
+  t->sib_prev = NULL;
+  t->sib_next = lp->tasks;
+  if (lp->tasks) lp->tasks->sib_prev = t;
+  lp->tasks = t;
+  lp->ntasks++;
+}
+
+static void unlink_task(ta_loop *lp, ta_task *t) {
+  if (t->sib_prev) t->sib_prev->sib_next = t->sib_next;
+  else lp->tasks = t->sib_next;
+  if (t->sib_next) t->sib_next->sib_prev = t->sib_prev;
+  t->sib_prev = t->sib_next = NULL;
+  lp->ntasks--;
+}
+
 /* Pushes the extra field key of the future at fidx (nil if unset). */
 static int push_extra(lua_State *L, int fidx, const char *key) {
   int type;
@@ -516,7 +534,7 @@ static int f_gc(lua_State *L) {
       luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
       t->ctx_ref = LUA_NOREF;
       t->E->naio--;
-      f->loop->ntasks--;
+      unlink_task(f->loop, t);
     }
     ta_weakunref(L, t->E, t->ref); /* kept after the task ended, for its name */
     t->ref = LUA_NOREF;
@@ -645,7 +663,7 @@ void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   int fidx;
   ta_push_weak(L, E, t->ref);
   fidx = lua_gettop(L);
-  f->loop->ntasks--;
+  unlink_task(f->loop, t);
   if (ok) {
     if (nres == 1) {
       lua_xmove(t->co, L, 1);
@@ -710,7 +728,7 @@ static int l_create_task(lua_State *L) {
     luaL_traceback(L, L, "Task created at:", 1);
     set_extra(L, fidx, "source_traceback");
   }
-  lp->ntasks++;
+  link_task(lp, ta_future_task((ta_future *)lua_touserdata(L, fidx)));
   lua_pushvalue(L, fidx); /* its first step */
   ta_loop_append(L, lp);
   return 1;
@@ -769,21 +787,18 @@ static int l_current_aio_task(lua_State *L) {
   return 1;
 }
 
-/* loop_tasks(loop) -> list of the loop's Tasks not yet collected (every
-** live Task is in the engine's weak table). */
+/* loop_tasks(loop) -> list of the loop's pending Tasks, oldest first. */
 static int l_loop_tasks(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   ta_loop *lp = (ta_loop *)luaL_checkudata(L, 1, "trio_asyncio.Loop");
+  ta_task *t = lp->tasks;
   int n = 0;
-  lua_newtable(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    ta_future *f = (ta_future *)luaL_testudata(L, -1, ATASK_MT);
-    if (f != NULL && f->loop == lp) lua_rawseti(L, -4, ++n);
-    else lua_pop(L, 1);
+  lua_createtable(L, (int)lp->ntasks, 0);
+  while (t != NULL && t->sib_next != NULL) t = t->sib_next;
+  for (; t != NULL; t = t->sib_prev) {
+    ta_push_weak(L, t->E, t->ref);
+    if (lua_isnil(L, -1)) lua_pop(L, 1); /* being collected */
+    else lua_rawseti(L, -2, ++n);
   }
-  lua_pop(L, 1);
   return 1;
 }
 
@@ -872,6 +887,7 @@ static int gather_cancel_children(lua_State *L) {
 ** args[1..n] are awaitables: futures as they are, the rest go through
 ** ensure_future(x, loop); args becomes the list of children. */
 static int l_gather(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
   int n = (int)luaL_checkinteger(L, 3), oidx, gidx, cb;
   gather_state *g;
   ta_future *outer;
@@ -905,17 +921,18 @@ static int l_gather(lua_State *L) {
   lua_pushvalue(L, gidx);
   lua_pushcclosure(L, gather_child_done, 2);
   cb = lua_gettop(L);
-  /* One callback per distinct child (a future passed twice counts once):
-  ** `marked` flags the children seen, cleared again below. */
+  /* One callback per distinct child: a future passed twice counts once
+  ** (gather_mark tells which were seen by this gather). */
+  if (++E->gather_serial == 0) ++E->gather_serial;
   for (int i = 1; i <= n; i++) {
     ta_future *c;
     lua_rawgeti(L, 2, i);
     c = (ta_future *)lua_touserdata(L, -1);
-    if (c->marked) {
+    if (c->gather_mark == E->gather_serial) {
       lua_pop(L, 1);
       continue;
     }
-    c->marked = 1;
+    c->gather_mark = E->gather_serial;
     g->remaining++;
     if (c->state != TA_FUT_PENDING) {
       lua_pushvalue(L, cb);
@@ -925,11 +942,6 @@ static int l_gather(lua_State *L) {
       add_callback(L, c, -1, cb);
       lua_pop(L, 1);
     }
-  }
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, 2, i);
-    ((ta_future *)lua_touserdata(L, -1))->marked = 0;
-    lua_pop(L, 1);
   }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, gidx);

@@ -105,7 +105,7 @@ struct ta_task {
   ta_status *status;
   ta_task *status_prev, *status_next;
   ta_nursery *nursery;      /* Trio task: its parent nursery (or NULL) */
-  ta_task *sib_prev, *sib_next;
+  ta_task *sib_prev, *sib_next; /* in its nursery; an asyncio task: in its loop's list */
   ta_abort_fn abort;
   void *wait;               /* what it is parked on (lot, endpoint, future, ...) */
   ta_task *wait_prev, *wait_next;
@@ -223,7 +223,8 @@ struct ta_loop {
   int closed, closing, pausing;
   int debug;                /* report slow callbacks, record where tasks are created */
   double slow_callback_duration;
-  size_t ntasks;            /* live asyncio tasks */
+  size_t ntasks;            /* pending asyncio Tasks... */
+  ta_task *tasks;           /* ...their engine tasks, newest first */
   struct ta_aiowatch **fdw; /* add_reader / add_writer by fd */
   int nfdw;
   struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */
@@ -242,10 +243,10 @@ struct ta_future {
   unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */
   unsigned char state, retrieved, must_cancel, cb_list;
   unsigned char has_exc;    /* the outcome user value is an error */
-  unsigned char marked;     /* scratch flag of gather */
   int nresults;             /* results of a finished future */
   int ncallbacks;
   int cancel_requests;      /* Task.cancelling() */
+  uint32_t gather_mark;     /* serial of the last gather it was passed to */
   ta_loop *loop;
 };
 
@@ -302,6 +303,7 @@ struct ta_engine {
   size_t naio;              /* live asyncio tasks */
   int aio_cancelled_ref;    /* the asyncio.CancelledError class */
   const void *mt_future, *mt_atask; /* metatables of Futures and Tasks */
+  uint32_t gather_serial;   /* of the last asyncio.gather */
   size_t nhandles;          /* live libuv handles besides wake/sigint */
   size_t io_waiters;
   uint64_t last_poll_ns;
