@@ -734,6 +734,27 @@ static int l_create_task(lua_State *L) {
   return 1;
 }
 
+/* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
+** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
+static int l_aio_create_task(lua_State *L) {
+  if (!lua_isfunction(L, 1) && !luaL_getmetafield(L, 1, "__call")) return luaL_typeerror(L, 1, "function");
+  if (!ta_push_running_loop(L, ta_upengine(L))) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_call(L, 0, 1);
+  }
+  lua_insert(L, 1);
+  return l_create_task(L);
+}
+
+/* make_create_task(get_running_loop) -> asyncio.create_task */
+static int l_make_create_task(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_aio_create_task, 2);
+  return 1;
+}
+
 static int t_get_name(lua_State *L) {
   ta_future *f = checktaskfut(L, 1);
   if (push_extra(L, 1, "name") == LUA_TNIL)
@@ -1066,6 +1087,7 @@ static const luaL_Reg future_funcs[] = {
   {"create_task", l_create_task},
   {"gather", l_gather},
   {"make_aio_sleep", l_make_aio_sleep},
+  {"make_create_task", l_make_create_task},
   {"future_wait", l_future_wait},
   {"current_aio_task", l_current_aio_task},
   {"set_aio_cancelled", l_set_aio_cancelled},

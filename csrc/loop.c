@@ -664,8 +664,9 @@ static int l_loop_new(lua_State *L) {
 }
 
 /* running_loop() -> the loop of the running asyncio task or callback. */
-static int l_running_loop(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
+/* Pushes the loop of the running asyncio Task or loop callback and returns
+** 1; returns 0 (nothing pushed) when there is none. */
+int ta_push_running_loop(lua_State *L, ta_engine *E) {
   ta_task *t = E->current;
   if (E->running_loop != NULL && (t == NULL || !t->weak || t->co != L)) {
     push_loop(L, E->running_loop);
@@ -676,6 +677,10 @@ static int l_running_loop(lua_State *L) {
     return 1;
   }
   return 0;
+}
+
+static int l_running_loop(lua_State *L) {
+  return ta_push_running_loop(L, ta_upengine(L));
 }
 
 /* in_loop_callback() -> true while a loop callback (not a Task) runs */

@@ -266,6 +266,7 @@ int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
 void ta_loop_append(lua_State *L, ta_loop *lp);
+int ta_push_running_loop(lua_State *L, ta_engine *E);
 void ta_loop_call_later(lua_State *L, ta_loop *lp, double delay, lua_CFunction cb, int nargs);
 void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);

@@ -226,10 +226,8 @@ function asyncio.all_tasks(loop)
   return list
 end
 
-function asyncio.create_task(fn, ...)
-  if not is_callable(fn) then argerror(1, "create_task", "function expected") end
-  return core.create_task(asyncio.get_running_loop(), fn, ...)
-end
+--- asyncio.create_task(fn, ...) -> a Task running fn(...) on the running loop.
+asyncio.create_task = core.make_create_task(asyncio.get_running_loop)
 
 --- ensure_future(x [, loop]): a Future or Task as is; a function becomes a Task.
 function asyncio.ensure_future(x, loop)
