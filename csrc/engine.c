@@ -477,6 +477,45 @@ static int engine_gc(lua_State *L) {
   return 0;
 }
 
+/* ---- cached metatables ---- */
+
+static const char *const mt_names[TA_NMT] = {
+  TA_TASK_MT, "trio_asyncio.Future", TA_AIOTASK_MT, "trio_asyncio.Handle", "trio_asyncio.Loop"
+};
+
+/* Caches the metatable on top of the stack (made with luaL_newmetatable
+** under which's name). */
+void ta_cache_metatable(lua_State *L, ta_engine *E, int which) {
+  E->mt[which] = lua_topointer(L, -1);
+  lua_pushvalue(L, -1);
+  E->mt_ref[which] = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* luaL_setmetatable for a cached metatable. */
+void ta_setmetatable(lua_State *L, ta_engine *E, int which) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->mt_ref[which]);
+  lua_setmetatable(L, -2);
+}
+
+/* luaL_testudata for a cached metatable; E may be NULL (a function
+** without the engine as upvalue), then it is looked up by name. */
+void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which) {
+  void *p;
+  int same;
+  if (E == NULL) return luaL_testudata(L, idx, mt_names[which]);
+  p = lua_touserdata(L, idx);
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  same = lua_topointer(L, -1) == E->mt[which];
+  lua_pop(L, 1);
+  return same ? p : NULL;
+}
+
+void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which) {
+  void *p = ta_testudata(L, E, idx, which);
+  if (p == NULL) luaL_typeerror(L, idx, mt_names[which]);
+  return p;
+}
+
 /* The engine of L's state, created on first use. */
 ta_engine *ta_engine_get(lua_State *L) {
   ta_engine *E;

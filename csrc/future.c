@@ -30,17 +30,20 @@ enum { FUV_LOOP = 1, FUV_OUTCOME, FUV_CALLBACKS, FUV_EXTRA, FUT_NUV = FUV_EXTRA 
 enum { TASK_NUV = TA_AIO_UV_THREAD }; /* the engine task's thread comes last */
 
 /* Futures are checked on every hop, so compare metatables by pointer
-** (cached in the engine) instead of looking them up by name. */
+** (cached in the engine, upvalue 1 of the core functions; NULL in the
+** metamethods) instead of looking them up by name. */
 static ta_future *testfuture(lua_State *L, int idx) {
-  ta_engine *E = (ta_engine *)lua_touserdata(L, lua_upvalueindex(1));
+  ta_engine *E = ta_upengine(L);
   void *p = lua_touserdata(L, idx);
   const void *mt;
+  if (E == NULL) {
+    p = luaL_testudata(L, idx, FUTURE_MT);
+    return p ? (ta_future *)p : (ta_future *)luaL_testudata(L, idx, ATASK_MT);
+  }
   if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  if (E != NULL && E->mt_future != NULL) return (mt == E->mt_future || mt == E->mt_atask) ? p : NULL;
-  p = luaL_testudata(L, idx, FUTURE_MT);
-  return p ? (ta_future *)p : (ta_future *)luaL_testudata(L, idx, ATASK_MT);
+  return (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK]) ? p : NULL;
 }
 
 static ta_future *checkfuture(lua_State *L, int idx) {
@@ -50,14 +53,14 @@ static ta_future *checkfuture(lua_State *L, int idx) {
 }
 
 static ta_future *checktaskfut(lua_State *L, int idx) {
-  return (ta_future *)luaL_checkudata(L, idx, ATASK_MT);
+  return (ta_future *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_AIOTASK);
 }
 
 /* True if the value at idx is an asyncio Task. */
 static int is_aiotask(lua_State *L, ta_engine *E, int idx) {
   int yes;
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return 0;
-  yes = lua_topointer(L, -1) == E->mt_atask;
+  yes = lua_topointer(L, -1) == E->mt[TA_MT_AIOTASK];
   lua_pop(L, 1);
   return yes;
 }
@@ -66,15 +69,16 @@ static int is_aiotask(lua_State *L, ta_engine *E, int idx) {
 ** engine task still to be filled in) of the loop at loopidx; pushed. */
 static ta_future *new_future(lua_State *L, int loopidx, int kind) {
   int task = kind == TA_KIND_TASK;
+  ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), loopidx, TA_MT_LOOP);
   ta_future *f;
   loopidx = lua_absindex(L, loopidx);
   f = (ta_future *)lua_newuserdatauv(L, task ? sizeof(ta_aiotask) : sizeof(ta_future),
                                      task ? TASK_NUV : FUT_NUV);
   memset(f, 0, task ? sizeof(ta_aiotask) : sizeof(ta_future));
-  f->loop = (ta_loop *)luaL_checkudata(L, loopidx, "trio_asyncio.Loop");
+  f->loop = lp;
   f->kind = (unsigned char)kind;
   f->retrieved = 1;
-  luaL_setmetatable(L, task ? ATASK_MT : FUTURE_MT);
+  ta_setmetatable(L, lp->E, task ? TA_MT_AIOTASK : TA_MT_FUTURE);
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, FUV_LOOP);
   return f;
@@ -162,7 +166,7 @@ static void schedule_one(lua_State *L, ta_future *f, int fidx) {
     return;
   }
   lua_pushvalue(L, fidx);
-  if (luaL_testudata(L, -2, TA_TASK_MT)) ta_loop_call_soon(L, f->loop, trio_wakeup, 2);
+  if (ta_testudata(L, f->loop->E, -2, TA_MT_TASK)) ta_loop_call_soon(L, f->loop, trio_wakeup, 2);
   else ta_loop_call_soon(L, f->loop, NULL, 1);
 }
 
@@ -715,7 +719,7 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
 /* create_task(loop, fn, ...) -> Task */
 static int l_create_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  ta_loop *lp = (ta_loop *)luaL_checkudata(L, 1, "trio_asyncio.Loop");
+  ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_LOOP);
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current;
   if (!lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call")) return luaL_typeerror(L, 2, "function");
@@ -810,7 +814,7 @@ static int l_current_aio_task(lua_State *L) {
 
 /* loop_tasks(loop) -> list of the loop's pending Tasks, oldest first. */
 static int l_loop_tasks(lua_State *L) {
-  ta_loop *lp = (ta_loop *)luaL_checkudata(L, 1, "trio_asyncio.Loop");
+  ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_LOOP);
   ta_task *t = lp->tasks;
   int n = 0;
   lua_createtable(L, (int)lp->ntasks, 0);
@@ -1119,9 +1123,9 @@ int ta_open_future(lua_State *L) {
   future_mt(L, FUTURE_MT, 0);
   future_mt(L, ATASK_MT, 1);
   luaL_getmetatable(L, FUTURE_MT);
-  E->mt_future = lua_topointer(L, -1);
+  ta_cache_metatable(L, E, TA_MT_FUTURE);
   luaL_getmetatable(L, ATASK_MT);
-  E->mt_atask = lua_topointer(L, -1);
+  ta_cache_metatable(L, E, TA_MT_AIOTASK);
   lua_pop(L, 2);
   ta_register(L, future_funcs);
   return 0;

@@ -40,7 +40,7 @@ typedef struct loop_ud {
 } loop_ud;
 
 static ta_loop *checkloop(lua_State *L, int idx) {
-  return &((loop_ud *)luaL_checkudata(L, idx, LOOP_MT))->lp;
+  return &((loop_ud *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_LOOP))->lp;
 }
 
 static void push_loop(lua_State *L, ta_loop *lp) {
@@ -77,7 +77,7 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
   h->nargs = nvals - 1;
   h->cancelled = 0;
   h->is_timer = 0;
-  luaL_setmetatable(L, HANDLE_MT);
+  ta_setmetatable(L, lp->E, TA_MT_HANDLE);
   for (int i = nvals; i >= 1; i--) {
     lua_pushvalue(L, base + i - 1);
     lua_setiuservalue(L, -2, i);
@@ -753,7 +753,9 @@ static const luaL_Reg loop_funcs[] = {
 };
 
 int ta_open_loop(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
   luaL_newmetatable(L, HANDLE_MT);
+  ta_cache_metatable(L, E, TA_MT_HANDLE);
   lua_createtable(L, 0, 3);
   lua_pushcfunction(L, handle_cancel);
   lua_setfield(L, -2, "cancel");
@@ -766,6 +768,7 @@ int ta_open_loop(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   luaL_newmetatable(L, LOOP_MT);
+  ta_cache_metatable(L, E, TA_MT_LOOP);
   lua_newtable(L);
   lua_pushvalue(L, -3); /* engine */
   luaL_setfuncs(L, loop_methods, 1);

@@ -277,6 +277,11 @@ int ta_aio_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 
 /* ---- engine (engine.c) ---- */
+
+/* Metatables of the objects made and checked on hot paths, cached in the
+** engine so that setting or checking one costs no lookup by name. */
+enum { TA_MT_TASK, TA_MT_FUTURE, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP, TA_NMT };
+
 struct ta_engine {
   lua_State *L;             /* main thread, for closing */
   uv_loop_t own_loop;
@@ -303,7 +308,8 @@ struct ta_engine {
   size_t ntasks;            /* live Trio-scheduled tasks */
   size_t naio;              /* live asyncio tasks */
   int aio_cancelled_ref;    /* the asyncio.CancelledError class */
-  const void *mt_future, *mt_atask; /* metatables of Futures and Tasks */
+  const void *mt[TA_NMT];   /* metatables the hot paths set and check... */
+  int mt_ref[TA_NMT];       /* ...and their registry references */
   uint32_t gather_serial;   /* of the last asyncio.gather */
   size_t nhandles;          /* live libuv handles besides wake/sigint */
   size_t io_waiters;
@@ -329,6 +335,10 @@ struct ta_engine {
 };
 
 ta_engine *ta_engine_get(lua_State *L);
+void ta_cache_metatable(lua_State *L, ta_engine *E, int which);
+void ta_setmetatable(lua_State *L, ta_engine *E, int which);
+void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which);
+void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
 void ta_push_engine(lua_State *L);
 int ta_weakref(lua_State *L, ta_engine *E);
 void ta_push_weak(lua_State *L, ta_engine *E, int ref);

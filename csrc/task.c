@@ -219,7 +219,7 @@ ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
   ta_task *t;
   fnidx = lua_absindex(L, fnidx);
   t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
-  luaL_setmetatable(L, TA_TASK_MT);
+  ta_setmetatable(L, E, TA_MT_TASK);
   ta_task_init(L, E, t, fnidx, nargs, flavor, parent, 0);
   ta_status_link_task(st, t);
   if (n != NULL) {
@@ -791,6 +791,7 @@ static const luaL_Reg task_funcs[] = {
 /* Expects the core table at -2 and the engine at -1. */
 int ta_open_task(lua_State *L) {
   luaL_newmetatable(L, TA_TASK_MT);
+  ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_TASK);
   lua_pushcfunction(L, task_index);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, task_newindex);
