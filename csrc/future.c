@@ -22,12 +22,14 @@
 #define FUTURE_MT "trio_asyncio.Future"
 #define ATASK_MT TA_AIOTASK_MT
 
-/* User values.  The outcome is the result (a list when there are several)
-** or the error (has_exc).  Rarely used fields live in the "extra" table:
+/* User values: the loop, and the done callbacks while pending, then the
+** outcome: the result (a list when there are several) or the error
+** (has_exc).  Rarely used fields live in a side table (extra_key):
 ** message (of a cancellation), cancel_hook, name and source_traceback (of
 ** a Task). */
-enum { FUV_LOOP = 1, FUV_OUTCOME, FUV_CALLBACKS, FUV_EXTRA, FUT_NUV = FUV_EXTRA };
+enum { FUV_LOOP = 1, FUV_STATE, FUT_NUV = FUV_STATE };
 enum { TASK_NUV = TA_AIO_UV_THREAD }; /* the engine task's thread comes last */
+_Static_assert(TA_AIO_UV_THREAD == FUT_NUV + 1, "a Task's thread follows its Future's user values");
 
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine, upvalue 1 of the core functions; NULL in the
@@ -102,25 +104,49 @@ static void unlink_task(ta_loop *lp, ta_task *t) {
   lp->ntasks--;
 }
 
+/* The side table: weak-keyed, future -> {field = value}. */
+static const char extra_key = 'X';
+
+/* Pushes the table of extra fields of the future at fidx (made when
+** `make`; otherwise nil if it has none). */
+static int push_extras(lua_State *L, int fidx, int make) {
+  fidx = lua_absindex(L, fidx);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &extra_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &extra_key);
+  }
+  lua_pushvalue(L, fidx);
+  if (lua_rawget(L, -2) == LUA_TNIL && make) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, fidx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_remove(L, -2);
+  return lua_type(L, -1);
+}
+
 /* Pushes the extra field key of the future at fidx (nil if unset). */
 static int push_extra(lua_State *L, int fidx, const char *key) {
   int type;
-  if (lua_getiuservalue(L, fidx, FUV_EXTRA) != LUA_TTABLE) return LUA_TNIL;
+  if (push_extras(L, fidx, 0) != LUA_TTABLE) return LUA_TNIL;
   type = lua_getfield(L, -1, key);
   lua_remove(L, -2);
   return type;
 }
 
 /* Sets the extra field key of the future at fidx to the value on top
-** (popped); the table is made on first use. */
+** (popped). */
 static void set_extra(lua_State *L, int fidx, const char *key) {
   fidx = lua_absindex(L, fidx);
-  if (lua_getiuservalue(L, fidx, FUV_EXTRA) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 2);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, fidx, FUV_EXTRA);
-  }
+  push_extras(L, fidx, 1);
   lua_insert(L, -2);
   lua_setfield(L, -2, key);
   lua_pop(L, 1);
@@ -141,7 +167,7 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
   if (f->state == TA_FUT_PENDING)
     return ta_error(L, "InvalidStateError", "Result is not ready.");
   f->retrieved = 1;
-  lua_getiuservalue(L, fidx, FUV_OUTCOME);
+  lua_getiuservalue(L, fidx, FUV_STATE);
   if (f->has_exc) return lua_error(L);
   if (f->nresults == 1) return 1;
   {
@@ -155,7 +181,7 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
 static int trio_wakeup(lua_State *L);
 static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
 
-/* Done callbacks: with one callback, FUV_CALLBACKS holds it directly (the
+/* Done callbacks: with one callback, FUV_STATE holds it directly (the
 ** common case: one awaiting Task); with more, a list (cb_list set).  The
 ** entry on top (popped) is a function called as cb(fut), an awaiting Task
 ** (queued itself, to take the outcome when it runs) or an awaiting Trio
@@ -170,25 +196,30 @@ static void schedule_one(lua_State *L, ta_future *f, int fidx) {
   else ta_loop_call_soon(L, f->loop, NULL, 1);
 }
 
-static void schedule_callbacks(lua_State *L, ta_future *f, int fidx) {
-  int cbs, n = f->ncallbacks, list = f->cb_list;
+/* Completes the pending future at fidx: state, and the outcome on top of
+** the stack (popped; nil for a cancellation) replaces the done callbacks,
+** which are scheduled. */
+static void finish(lua_State *L, ta_future *f, int fidx, int state) {
+  int n = f->ncallbacks, list = f->cb_list, cbs;
   fidx = lua_absindex(L, fidx);
-  if (n == 0) return;
-  lua_getiuservalue(L, fidx, FUV_CALLBACKS);
-  cbs = lua_gettop(L);
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, FUV_CALLBACKS);
+  lua_getiuservalue(L, fidx, FUV_STATE);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, fidx, FUV_STATE);
+  f->state = (unsigned char)state;
   f->ncallbacks = 0;
   f->cb_list = 0;
-  if (!list) {
+  if (n == 0) {
+    lua_pop(L, 1);
+  } else if (!list) {
     schedule_one(L, f, fidx);
-    return;
+  } else {
+    cbs = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+      lua_rawgeti(L, cbs, i);
+      schedule_one(L, f, fidx);
+    }
+    lua_pop(L, 1);
   }
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, cbs, i);
-    schedule_one(L, f, fidx);
-  }
-  lua_pop(L, 1);
 }
 
 static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx) {
@@ -196,34 +227,28 @@ static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx) {
   cbidx = lua_absindex(L, cbidx);
   if (f->ncallbacks == 0) {
     lua_pushvalue(L, cbidx);
-    lua_setiuservalue(L, fidx, FUV_CALLBACKS);
+    lua_setiuservalue(L, fidx, FUV_STATE);
     f->ncallbacks = 1;
     return;
   }
   if (!f->cb_list) { /* second callback: make the list */
     lua_createtable(L, 2, 0);
-    lua_getiuservalue(L, fidx, FUV_CALLBACKS);
+    lua_getiuservalue(L, fidx, FUV_STATE);
     lua_rawseti(L, -2, 1);
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, fidx, FUV_CALLBACKS);
+    lua_setiuservalue(L, fidx, FUV_STATE);
     f->cb_list = 1;
   } else {
-    lua_getiuservalue(L, fidx, FUV_CALLBACKS);
+    lua_getiuservalue(L, fidx, FUV_STATE);
   }
   lua_pushvalue(L, cbidx);
   lua_rawseti(L, -2, ++f->ncallbacks);
   lua_pop(L, 1);
 }
 
-static void finish(lua_State *L, ta_future *f, int fidx, int state) {
-  f->state = (unsigned char)state;
-  schedule_callbacks(L, f, fidx);
-}
-
 /* Settles the pending future at fidx with the value on top (popped), as
 ** its result or (is_exc) its error. */
 static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
-  lua_setiuservalue(L, fidx, FUV_OUTCOME);
   f->nresults = 1;
   if (is_exc) {
     f->has_exc = 1;
@@ -245,7 +270,6 @@ static int f_set_result(lua_State *L) {
   if (f->kind == TA_KIND_TASK) return ta_error(L, "RuntimeError", "Task does not support set_result()");
   check_pending(L, f, "Future:set_result");
   lua_settop(L, 2);
-  lua_setiuservalue(L, 1, FUV_OUTCOME);
   f->nresults = 1;
   finish(L, f, 1, TA_FUT_FINISHED);
   return 0;
@@ -257,13 +281,10 @@ static int l_future_set_results(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   int n = lua_gettop(L) - 1;
   check_pending(L, f, "future_set_results");
-  if (n == 1) {
-    lua_setiuservalue(L, 1, FUV_OUTCOME);
-  } else {
+  if (n != 1) {
     lua_createtable(L, n, 0);
     lua_insert(L, 2);
     for (int i = n; i >= 1; i--) lua_rawseti(L, 2, i);
-    lua_setiuservalue(L, 1, FUV_OUTCOME);
   }
   f->nresults = n;
   finish(L, f, 1, TA_FUT_FINISHED);
@@ -276,7 +297,6 @@ static int f_set_exception(lua_State *L) {
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "exception expected");
   check_pending(L, f, "Future:set_exception");
   lua_settop(L, 2);
-  lua_setiuservalue(L, 1, FUV_OUTCOME);
   f->has_exc = 1;
   f->retrieved = 0;
   finish(L, f, 1, TA_FUT_FINISHED);
@@ -311,6 +331,7 @@ static int future_cancel(lua_State *L, int fidx, int msgidx) {
     lua_pushvalue(L, msgidx);
     set_extra(L, fidx, "message");
   }
+  lua_pushnil(L);
   finish(L, f, fidx, TA_FUT_CANCELLED);
   return 1;
 }
@@ -343,7 +364,7 @@ static int f_exception(lua_State *L) {
   }
   if (f->state == TA_FUT_PENDING) return ta_error(L, "InvalidStateError", "Exception is not set.");
   f->retrieved = 1;
-  if (f->has_exc) lua_getiuservalue(L, 1, FUV_OUTCOME);
+  if (f->has_exc) lua_getiuservalue(L, 1, FUV_STATE);
   else lua_pushnil(L);
   return 1;
 }
@@ -367,16 +388,16 @@ static int f_remove_done_callback(lua_State *L) {
   int removed = 0, j = 0;
   luaL_checkany(L, 2);
   if (f->ncallbacks == 1 && !f->cb_list) {
-    lua_getiuservalue(L, 1, FUV_CALLBACKS);
+    lua_getiuservalue(L, 1, FUV_STATE);
     if (lua_rawequal(L, -1, 2)) {
       lua_pushnil(L);
-      lua_setiuservalue(L, 1, FUV_CALLBACKS);
+      lua_setiuservalue(L, 1, FUV_STATE);
       f->ncallbacks = 0;
       removed = 1;
     }
     lua_pop(L, 1);
   } else if (f->ncallbacks > 0) {
-    lua_getiuservalue(L, 1, FUV_CALLBACKS);
+    lua_getiuservalue(L, 1, FUV_STATE);
     for (int i = 1; i <= f->ncallbacks; i++) {
       lua_rawgeti(L, 3, i);
       if (lua_rawequal(L, -1, 2)) {
@@ -509,7 +530,7 @@ static void report(lua_State *L, ta_future *f, int fidx, const char *msg, int wi
   lua_pushstring(L, msg);
   lua_setfield(L, -2, "message");
   if (with_exc) {
-    lua_getiuservalue(L, fidx, FUV_OUTCOME);
+    lua_getiuservalue(L, fidx, FUV_STATE);
     lua_setfield(L, -2, "exception");
   }
   lua_pushvalue(L, fidx);
@@ -615,7 +636,7 @@ static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx
     t->resume_error = 1;
   } else if (w->has_exc) {
     w->retrieved = 1;
-    lua_getiuservalue(L, widx, FUV_OUTCOME);
+    lua_getiuservalue(L, widx, FUV_STATE);
     t->resume_error = 1;
   } else {
     n = push_outcome(L, w, widx);
@@ -676,16 +697,15 @@ void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
       lua_xmove(t->co, L, nres);
       for (int i = nres; i >= 1; i--) lua_rawseti(L, -1 - i, i);
     }
-    lua_setiuservalue(L, fidx, FUV_OUTCOME);
     f->nresults = nres;
     finish(L, f, fidx, TA_FUT_FINISHED);
   } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
     lua_getfield(L, fidx - 1, "message");
     set_extra(L, fidx, "message");
+    lua_pushnil(L);
     finish(L, f, fidx, TA_FUT_CANCELLED);
   } else {
     lua_pushvalue(L, fidx - 1);
-    lua_setiuservalue(L, fidx, FUV_OUTCOME);
     f->has_exc = 1;
     f->retrieved = 0;
     finish(L, f, fidx, TA_FUT_FINISHED);
@@ -848,11 +868,11 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
   }
   c->retrieved = 1;
   if (c->has_exc) {
-    lua_getiuservalue(L, cidx, FUV_OUTCOME);
+    lua_getiuservalue(L, cidx, FUV_STATE);
     return 1;
   }
   if (c->nresults == 0) lua_pushnil(L);
-  else if (lua_getiuservalue(L, cidx, FUV_OUTCOME) == LUA_TTABLE && c->nresults != 1) {
+  else if (lua_getiuservalue(L, cidx, FUV_STATE) == LUA_TTABLE && c->nresults != 1) {
     lua_rawgeti(L, -1, 1);
     lua_remove(L, -2);
   }

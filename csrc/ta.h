@@ -132,7 +132,7 @@ enum { TA_UV_THREAD = 1, TA_TASK_NUV = 1 };
 
 /* The user value holding a task's thread: an asyncio Task keeps it after
 ** its Future's own user values (future.c). */
-#define TA_AIO_UV_THREAD 5
+#define TA_AIO_UV_THREAD 3
 #define ta_thread_uv(t) ((t)->weak ? TA_AIO_UV_THREAD : TA_UV_THREAD)
 
 ta_task *ta_current(lua_State *L);
