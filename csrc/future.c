@@ -927,40 +927,38 @@ static int gather_cancel_children(lua_State *L) {
   return 0;
 }
 
-/* gather(loop, args, n, return_exceptions, ensure_future) -> outer future
-** whose result is the list of the children's results ({n = n, ...}).
-** args[1..n] are awaitables: futures as they are, the rest go through
-** ensure_future(x, loop); args becomes the list of children. */
-static int l_gather(lua_State *L) {
+/* Starts a gather of the n awaitables in the list at index 1, on the loop
+** at index 2: futures as they are, the rest go through ensure_future (upvalue
+** 2) and the list becomes that of the children.  Pushes the outer future,
+** whose result will be the list of the children's results ({n = n, ...}). */
+static void gather_start(lua_State *L, int n, int return_exceptions) {
   ta_engine *E = ta_upengine(L);
-  int n = (int)luaL_checkinteger(L, 3), oidx, gidx, cb;
+  int oidx, gidx, cb;
   gather_state *g;
   ta_future *outer;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 5);
   for (int i = 1; i <= n; i++) { /* first, what may raise */
-    lua_rawgeti(L, 2, i);
+    lua_rawgeti(L, 1, i);
     if (testfuture(L, -1) == NULL) {
-      lua_pushvalue(L, 5);
+      lua_pushvalue(L, lua_upvalueindex(2));
       lua_insert(L, -2);
-      lua_pushvalue(L, 1);
+      lua_pushvalue(L, 2);
       lua_call(L, 2, 1);
       checkfuture(L, -1);
-      lua_rawseti(L, 2, i);
+      lua_rawseti(L, 1, i);
     } else {
       lua_pop(L, 1);
     }
   }
-  outer = new_future(L, 1, TA_KIND_FUTURE);
+  outer = new_future(L, 2, TA_KIND_FUTURE);
   oidx = lua_gettop(L);
   g = (gather_state *)lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
   gidx = lua_gettop(L);
   g->n = n;
   g->remaining = 0;
-  g->return_exceptions = lua_toboolean(L, 4);
+  g->return_exceptions = return_exceptions;
   lua_pushvalue(L, oidx);
   lua_setiuservalue(L, gidx, GUV_OUTER);
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 1);
   lua_setiuservalue(L, gidx, GUV_CHILDREN);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, gidx);
@@ -971,7 +969,7 @@ static int l_gather(lua_State *L) {
   if (++E->gather_serial == 0) ++E->gather_serial;
   for (int i = 1; i <= n; i++) {
     ta_future *c;
-    lua_rawgeti(L, 2, i);
+    lua_rawgeti(L, 1, i);
     c = (ta_future *)lua_touserdata(L, -1);
     if (c->gather_mark == E->gather_serial) {
       lua_pop(L, 1);
@@ -993,6 +991,49 @@ static int l_gather(lua_State *L) {
   lua_pushcclosure(L, gather_cancel_children, 2);
   add_callback(L, outer, oidx, -1);
   lua_settop(L, oidx);
+}
+
+/* gather(aw1, ..., awn [, {return_exceptions = true}]) -> the list of
+** their results in argument order, {n = n, ...} (asyncio.gather).
+** Upvalue 2 is asyncio.ensure_future, 3 asyncio.get_running_loop (for
+** what C cannot tell). */
+static int l_aio_gather(lua_State *L) {
+  int n = lua_gettop(L), return_exceptions = 0;
+  ta_async_check(L, "asyncio.gather", TA_ASYNCIO);
+  if (n > 0 && lua_type(L, n) == LUA_TTABLE) { /* a plain table last: the options */
+    if (lua_getmetatable(L, n)) {
+      lua_pop(L, 1);
+    } else {
+      lua_getfield(L, n, "return_exceptions");
+      return_exceptions = lua_toboolean(L, -1);
+      lua_settop(L, --n);
+    }
+  }
+  lua_createtable(L, n, 1);
+  lua_insert(L, 1);
+  for (int i = n; i >= 1; i--) lua_rawseti(L, 1, i);
+  if (n == 0) {
+    lua_pushinteger(L, 0);
+    lua_setfield(L, 1, "n");
+    return 1;
+  }
+  if (!ta_push_running_loop(L, ta_upengine(L))) {
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_call(L, 0, 1);
+  }
+  gather_start(L, n, return_exceptions);
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return f_await(L);
+}
+
+/* make_gather(ensure_future, get_running_loop) -> asyncio.gather */
+static int l_make_gather(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushcclosure(L, l_aio_gather, 3);
   return 1;
 }
 
@@ -1109,7 +1150,7 @@ static const luaL_Reg future_funcs[] = {
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
   {"create_task", l_create_task},
-  {"gather", l_gather},
+  {"make_gather", l_make_gather},
   {"make_aio_sleep", l_make_aio_sleep},
   {"make_create_task", l_make_create_task},
   {"future_wait", l_future_wait},

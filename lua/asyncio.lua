@@ -264,26 +264,10 @@ end
 -- <= 0 only lets the other tasks and callbacks run.
 asyncio.sleep = core.make_aio_sleep(sleep_in_trio_task)
 
---- The awaitables of a gather-style call and its trailing options table.
-local function split_options(args)
-  local last = args[args.n]
-  if args.n > 0 and type(last) == "table" and getmetatable(last) == nil then
-    return args.n - 1, last
-  end
-  return args.n, {}
-end
-
 --- asyncio.gather(aw1, aw2, ... [, {return_exceptions=true}]) -> list of
--- results in argument order.  Cancelling the gather cancels the children.
-function asyncio.gather(...)
-  core.check_aio("asyncio.gather")
-  local args = pack(...)
-  local n, opts = split_options(args)
-  if n == 0 then return { n = 0 } end
-  local outer = core.gather(asyncio.get_running_loop(), args, n, opts.return_exceptions,
-    asyncio.ensure_future)
-  return outer:await()
-end
+-- results in argument order ({n = n, ...}).  Cancelling the gather cancels
+-- the children.
+asyncio.gather = core.make_gather(asyncio.ensure_future, asyncio.get_running_loop)
 
 --- asyncio.wait_for(aw, timeout): the results of aw, or TimeoutError after
 -- cancelling it.  timeout nil waits forever.
