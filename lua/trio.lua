@@ -104,10 +104,18 @@ local function finish_run(status, ...)
   error((...), 0)
 end
 
+-- Runs cannot nest: raises at the caller of the caller.
+local function check_no_run()
+  if core.is_running() then
+    error("trio.run: a run is already active in this Lua state (runs cannot nest; open a nursery instead)", 3)
+  end
+end
+
 --- trio.run(fn, ...): run fn(...) as the root task; return its results or
 -- raise its error.
 function trio.run(fn, ...)
   check_callable(fn, 1, "run")
+  check_no_run()
   return finish_run(core.run(fn, pack(...), nil, "trio"))
 end
 
@@ -402,9 +410,7 @@ function lowlevel.run(opts)
     error(("bad argument #1 to 'run' (table expected, got %s)"):format(type(opts)), 2)
   end
   check_callable(opts.fn, 1, "run")
-  if core.is_running() then
-    error("trio.run: a run is already active in this Lua state (runs cannot nest; open a nursery instead)", 2)
-  end
+  check_no_run()
   if opts.instruments ~= nil and type(opts.instruments) ~= "table" then
     error(("bad argument #1 to 'run' (instruments must be a list, got %s)"):format(type(opts.instruments)), 2)
   end
@@ -425,7 +431,11 @@ function lowlevel.start_guest_run(fn, opts)
     error(("bad argument #2 to 'start_guest_run' (table expected, got %s)"):format(type(opts)), 2)
   end
   local done = opts.done_callback
-  check_callable(done, 2, "start_guest_run")
+  local mt = getmetatable(done)
+  if type(done) ~= "function" and not (mt and mt.__call) then
+    error(("start_guest_run: opts.done_callback must be a function, got %s (it receives "
+      .. "true, results... or false, error when the run ends)"):format(type(done)), 2)
+  end
   if core.is_running() then
     error("start_guest_run: a run is already active in this Lua state (one run at a time)", 2)
   end

@@ -160,6 +160,8 @@ describe("guest runs started from Lua", function()
       "group\tfalse\ttrue\tchild failed",
       "bad_fn\tbad argument #1 to 'start_guest_run' (function expected, got number)",
       "bad_opts\tbad argument #2 to 'start_guest_run' (table expected, got nil)",
+      "bad_done\tstart_guest_run: opts.done_callback must be a function, got nil (it receives "
+        .. "true, results... or false, error when the run ends)",
       "first\t2\ttrue|first",
       "after_raise\t2\ttrue|again",
       "loop_close 0",

@@ -55,13 +55,17 @@ describe("trio.run", function()
     assert.equal("ok", trio.run(function() trio.sleep(0) return "ok" end))
   end)
 
-  it("refuses to nest inside a running trio.run", function()
-    local r = trio.run(function()
-      local ok = pcall(trio.run, function() return "inner" end)
+  it("refuses to nest inside a running trio.run, naming the caller's line", function()
+    local line
+    local ok, e = trio.run(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local ok, e = pcall(function() trio.run(function() return "inner" end) end)
       trio.sleep(0)
-      return ok
+      return ok, e
     end)
-    assert.is_false(r)
+    assert.is_false(ok)
+    assert_has(e, "trio_run_spec.lua:" .. line .. ": trio.run: a run is already active")
+    assert_has(e, "open a nursery instead")
   end)
 
   it("returns only after the root's nursery children finished", function()
