@@ -477,6 +477,20 @@ static int engine_gc(lua_State *L) {
   return 0;
 }
 
+/* Pushes the weak-keyed table kept in the registry under key (made on
+** first use): side tables of rarely used fields. */
+void ta_push_weak_keyed(lua_State *L, const void *key) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
 /* ---- cached metatables ---- */
 
 static const char *const mt_names[TA_NMT] = {

@@ -111,16 +111,7 @@ static const char extra_key = 'X';
 ** `make`; otherwise nil if it has none). */
 static int push_extras(lua_State *L, int fidx, int make) {
   fidx = lua_absindex(L, fidx);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &extra_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &extra_key);
-  }
+  ta_push_weak_keyed(L, &extra_key);
   lua_pushvalue(L, fidx);
   if (lua_rawget(L, -2) == LUA_TNIL && make) {
     lua_pop(L, 1);
@@ -503,13 +494,20 @@ static int l_aio_sleep(lua_State *L) {
   return ta_aio_yield(L, t, 0, sleep_k);
 }
 
+/* The asyncio functions in C keep Lua functions for what C cannot do as
+** upvalues 2, 3, ... (the engine is upvalue 1): their makers are these. */
+static int bind_lua_helpers(lua_State *L, lua_CFunction f) {
+  int n = lua_gettop(L);
+  for (int i = 1; i <= n; i++) luaL_checktype(L, i, LUA_TFUNCTION);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushcclosure(L, f, n + 1);
+  return 1;
+}
+
 /* make_aio_sleep(lua_sleep) -> asyncio.sleep */
 static int l_make_aio_sleep(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, l_aio_sleep, 2);
-  return 1;
+  return bind_lua_helpers(L, l_aio_sleep);
 }
 
 static int f_tostring(lua_State *L) {
@@ -772,11 +770,7 @@ static int l_aio_create_task(lua_State *L) {
 
 /* make_create_task(get_running_loop) -> asyncio.create_task */
 static int l_make_create_task(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, l_aio_create_task, 2);
-  return 1;
+  return bind_lua_helpers(L, l_aio_create_task);
 }
 
 static int t_get_name(lua_State *L) {
@@ -1029,12 +1023,7 @@ static int l_aio_gather(lua_State *L) {
 
 /* make_gather(ensure_future, get_running_loop) -> asyncio.gather */
 static int l_make_gather(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_pushcclosure(L, l_aio_gather, 3);
-  return 1;
+  return bind_lua_helpers(L, l_aio_gather);
 }
 
 /* ---- Trio tasks waiting on futures ---- */

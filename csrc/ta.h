@@ -342,6 +342,7 @@ void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
 void ta_push_engine(lua_State *L);
 int ta_weakref(lua_State *L, ta_engine *E);
 void ta_push_weak(lua_State *L, ta_engine *E, int ref);
+void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_weakunref(lua_State *L, ta_engine *E, int ref);
 double ta_now(ta_engine *E);
 void ta_runq_push(ta_engine *E, ta_task *t);

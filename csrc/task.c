@@ -28,16 +28,7 @@ ta_task *ta_current(lua_State *L) {
 static const char names_key = 'N';
 
 static void push_names(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &names_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &names_key);
-  }
+  ta_push_weak_keyed(L, &names_key);
 }
 
 /* Pushes the function the task runs (nil once it has exited). */
