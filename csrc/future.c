@@ -22,14 +22,14 @@
 #define FUTURE_MT "trio_asyncio.Future"
 #define ATASK_MT TA_AIOTASK_MT
 
-/* User values: the loop, and the done callbacks while pending, then the
+/* User values: the loop; the done callbacks while pending, then the
 ** outcome: the result (a list when there are several) or the error
-** (has_exc).  Rarely used fields live in a side table (extra_key):
-** message (of a cancellation), cancel_hook, name and source_traceback (of
-** a Task). */
-enum { FUV_LOOP = 1, FUV_STATE, FUT_NUV = FUV_STATE };
-enum { TASK_NUV = TA_AIO_UV_THREAD }; /* the engine task's thread comes last */
-_Static_assert(TA_AIO_UV_THREAD == FUT_NUV + 1, "a Task's thread follows its Future's user values");
+** (has_exc); third, a plain future's cancel hook, a Task's thread.  Rarely
+** used fields live in a side table (extra_key): message (of a
+** cancellation), name and source_traceback (of a Task). */
+enum { FUV_LOOP = 1, FUV_STATE, FUV_HOOK, FUT_NUV = FUV_HOOK };
+enum { TASK_NUV = TA_AIO_UV_THREAD };
+_Static_assert(TA_AIO_UV_THREAD == FUV_STATE + 1, "a Task's thread follows its Future's user values");
 
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine, upvalue 1 of the core functions; NULL in the
@@ -301,7 +301,7 @@ static int future_cancel(lua_State *L, int fidx, int msgidx) {
   ta_future *f = checkfuture(L, fidx);
   if (f->kind == TA_KIND_TASK) return task_cancel(L, fidx, msgidx);
   if (f->state != TA_FUT_PENDING) return 0;
-  if (push_extra(L, fidx, "cancel_hook") != LUA_TNIL) {
+  if (lua_getiuservalue(L, fidx, FUV_HOOK) != LUA_TNIL) {
     /* The future stands for work elsewhere (a Trio task): ask it to stop;
     ** the future completes when that work has ended.  The hook is a
     ** function hook(fut, msg) or an object with :cancel() (a CancelScope). */
@@ -1092,7 +1092,7 @@ static int l_future_set_cancel_hook(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   luaL_argcheck(L, f->kind != TA_KIND_TASK, 1, "not for Tasks");
   lua_settop(L, 2);
-  set_extra(L, 1, "cancel_hook");
+  lua_setiuservalue(L, 1, FUV_HOOK);
   return 0;
 }
 
