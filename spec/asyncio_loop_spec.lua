@@ -811,6 +811,90 @@ describe("debug mode", function()
       assert.equal(4, loop:run_until_complete(function() asyncio.sleep(0); return 4 end))
     end)
   end)
+
+  it("reports where a Task was created when its error is never retrieved", function()
+    with_loop(function(loop)
+      local ctxs, line = {}, nil
+      loop:set_debug(true)
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      loop:run_until_complete(function()
+        line = debug.getinfo(1, "l").currentline + 1
+        asyncio.create_task(function() error("lost", 0) end)
+        asyncio.sleep(0)
+        asyncio.sleep(0)
+      end)
+      collectgarbage("collect")
+      collectgarbage("collect")
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.equal(1, #ctxs)
+      assert_has(ctxs[1].message, "never retrieved")
+      assert_has(ctxs[1].source_traceback, "Task created at:")
+      assert_has(ctxs[1].source_traceback, "asyncio_loop_spec.lua:" .. line)
+    end)
+  end)
+
+  it("does not record where Tasks are created when off", function()
+    with_loop(function(loop)
+      local ctxs = {}
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      loop:run_until_complete(function()
+        asyncio.create_task(function() error("lost", 0) end)
+        asyncio.sleep(0)
+        asyncio.sleep(0)
+      end)
+      collectgarbage("collect")
+      collectgarbage("collect")
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.equal(1, #ctxs)
+      assert.is_nil(ctxs[1].source_traceback)
+    end)
+  end)
+
+  -- The report goes to stderr (as asyncio logs it): run it in a child process.
+  local function stderr_of(script)
+    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua' LUA_CPATH='%s/?.so' lua5.4 -e %q 2>&1 >/dev/null")
+      :format(os.getenv("TA_BUILD") or "build", script)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("reports callbacks and Task steps slower than slow_callback_duration", function()
+    local out = stderr_of([[
+      local asyncio = require "asyncio"
+      local loop = asyncio.new_event_loop()
+      loop:set_debug(true)
+      local function busy(s) local t = os.clock() while os.clock() - t < s do end end
+      loop:run_until_complete(function()
+        loop:call_soon(busy, 0.15)
+        local fut = loop:create_future()
+        fut:add_done_callback(function() busy(0.15) end)
+        fut:set_result(true)
+        asyncio.sleep(0)
+        busy(0.15)
+        asyncio.sleep(0)
+      end)
+      loop:close()
+    ]])
+    assert_has(out, "Executing Handle")          -- call_soon
+    assert_has(out, "Executing function")        -- a done callback
+    assert_has(out, "Executing Task 'Task-")     -- a step of a Task
+    assert_has(out, "took 0.1")
+  end)
+
+  it("does not report callbacks when not in debug mode", function()
+    local out = stderr_of([[
+      local asyncio = require "asyncio"
+      local loop = asyncio.new_event_loop()
+      local function busy(s) local t = os.clock() while os.clock() - t < s do end end
+      loop:run_until_complete(function() loop:call_soon(busy, 0.15) asyncio.sleep(0) end)
+      loop:close()
+      io.stderr:write("finished\n")
+    ]])
+    assert_has(out, "finished")
+    assert.is_nil(out:find("Executing", 1, true))
+  end)
 end)
 
 describe("current loop functions", function()
