@@ -5,6 +5,7 @@
 */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "ta.h"
 
@@ -26,6 +27,18 @@ void ta_clock_jump(ta_clock *c, double s) {
 double ta_now(ta_engine *E) {
   if (E->clock != NULL) return ta_clock_now(E->clock);
   return (double)uv_hrtime() / 1e9;
+}
+
+/* A cheap monotonic clock (ns), for deciding when to poll: the coarse one
+** costs no hardware clock read, and lags the real one by at most a tick
+** (a few ms). */
+uint64_t ta_coarse_ns(void) {
+#ifdef CLOCK_MONOTONIC_COARSE
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0)
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+  return uv_hrtime();
 }
 
 /* ---- MockClock ---- */

@@ -440,8 +440,10 @@ static void dispatch_io(lua_State *L, ta_loop *lp, int ready) {
 }
 
 static void fire_due(lua_State *L, ta_loop *lp, int ready) {
-  double now = ta_now(lp->E);
+  double now;
   ta_timer *tm;
+  if (lp->timers.n == 0) return; /* no clock read needed */
+  now = ta_now(lp->E);
   while ((tm = ta_heap_top(&lp->timers)) != NULL && tm->when <= now) {
     ta_handle *h = (ta_handle *)((char *)tm - offsetof(ta_handle, timer));
     ta_heap_remove(&lp->timers, tm);
@@ -538,9 +540,10 @@ static int drive(lua_State *L, ta_loop *lp) {
       return drive_yield(L, lp, t, 0);
     }
     if (lp->nready > 0 || lp->pending_io != NULL) {
-      /* More to do: go on unless Trio tasks wait or I/O should be polled. */
+      /* More to do: go on unless Trio tasks wait or I/O should be polled
+      ** (a millisecond after the last poll, by the cheap clock). */
       if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
-          uv_hrtime() - E->last_poll_ns > 1000000)
+          (int64_t)(ta_coarse_ns() - E->last_poll_ns) > 1000000)
         return drive_yield(L, lp, t, 0);
       continue;
     }

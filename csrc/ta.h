@@ -199,6 +199,7 @@ struct ta_clock {
   double autojump;    /* seconds of real blocking before a jump; <0 = never */
 };
 double ta_clock_now(ta_clock *c);
+uint64_t ta_coarse_ns(void);
 void ta_clock_jump(ta_clock *c, double s);
 int ta_open_clock(lua_State *L);
 
@@ -215,7 +216,7 @@ enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
 
 struct ta_loop {
   ta_engine *E;
-  int nready;               /* handles in the ready table */
+  int nready;               /* entries in the ready table */
   ta_heap timers;           /* call_later / call_at handles */
   ta_task *driver;          /* Trio task running the loop, NULL if none */
   int driver_parked;
