@@ -217,13 +217,9 @@ function asyncio.current_task()
   return nil
 end
 
+--- asyncio.all_tasks([loop]) -> the loop's pending Tasks, oldest first.
 function asyncio.all_tasks(loop)
-  loop = loop or asyncio.get_running_loop()
-  local list = {}
-  for _, t in ipairs(core.loop_tasks(loop)) do
-    if not t:done() then list[#list + 1] = t end
-  end
-  return list
+  return core.loop_tasks(loop or asyncio.get_running_loop())
 end
 
 --- asyncio.create_task(fn, ...) -> a Task running fn(...) on the running loop.
@@ -428,13 +424,8 @@ function asyncio.run(fn, ...)
   local loop = asyncio.new_event_loop()
   local main = core.create_task(loop, fn, ...)
   local r = pack(pcall(loop.run_until_complete, loop, main))
-  local leftovers = {}
-  for _, t in ipairs(core.loop_tasks(loop)) do
-    if not t:done() then
-      t:cancel()
-      leftovers[#leftovers + 1] = t
-    end
-  end
+  local leftovers = core.loop_tasks(loop)
+  for _, t in ipairs(leftovers) do t:cancel() end
   if #leftovers > 0 then
     leftovers[#leftovers + 1] = { return_exceptions = true }
     pcall(loop.run_until_complete, loop, function() return asyncio.gather(unpack(leftovers)) end)

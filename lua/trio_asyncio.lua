@@ -176,10 +176,8 @@ local function shutdown(loop, a)
   -- 1. callbacks already queued still run
   loop:synchronize()
   -- 2. pending asyncio tasks are cancelled and awaited (their cleanup may await)
-  local pending = {}
-  for _, t in ipairs(core.loop_tasks(loop)) do
-    if not t:done() then pending[#pending + 1] = t; t:cancel() end
-  end
+  local pending = core.loop_tasks(loop)
+  for _, t in ipairs(pending) do t:cancel() end
   for _, t in ipairs(pending) do pcall(core.future_wait, t) end
   -- 3. Trio tasks started from asyncio code are cancelled and awaited
   a.service.cancel_scope:cancel()
@@ -284,9 +282,7 @@ local function trio_node(task, loops_by_driver)
   if loop then
     node.kind = "loop driver"
     local lnode = { name = tostring(loop), flavor = "asyncio", kind = "loop", where = "", children = {} }
-    for _, t in ipairs(core.loop_tasks(loop)) do
-      if not t:done() then lnode.children[#lnode.children + 1] = aio_node(t) end
-    end
+    for _, t in ipairs(core.loop_tasks(loop)) do lnode.children[#lnode.children + 1] = aio_node(t) end
     node.children[#node.children + 1] = lnode
   end
   return node
