@@ -494,7 +494,8 @@ void ta_push_weak_keyed(lua_State *L, const void *key) {
 /* ---- cached metatables ---- */
 
 static const char *const mt_names[TA_NMT] = {
-  TA_TASK_MT, "trio_asyncio.Future", TA_AIOTASK_MT, "trio_asyncio.Handle", "trio_asyncio.Loop"
+  TA_TASK_MT, "trio_asyncio.Future", "trio_asyncio.FutureWithError", TA_AIOTASK_MT,
+  "trio_asyncio.Handle", "trio_asyncio.Loop"
 };
 
 /* Caches the metatable on top of the stack (made with luaL_newmetatable

@@ -20,6 +20,7 @@
 #include "ta.h"
 
 #define FUTURE_MT "trio_asyncio.Future"
+#define FUTURE_EXC_MT "trio_asyncio.FutureWithError"
 #define ATASK_MT TA_AIOTASK_MT
 
 /* User values: the loop; the done callbacks while pending, then the
@@ -39,13 +40,16 @@ static ta_future *testfuture(lua_State *L, int idx) {
   void *p = lua_touserdata(L, idx);
   const void *mt;
   if (E == NULL) {
-    p = luaL_testudata(L, idx, FUTURE_MT);
-    return p ? (ta_future *)p : (ta_future *)luaL_testudata(L, idx, ATASK_MT);
+    static const char *const names[] = {FUTURE_MT, FUTURE_EXC_MT, ATASK_MT};
+    for (int i = 0; i < 3; i++)
+      if ((p = luaL_testudata(L, idx, names[i])) != NULL) return (ta_future *)p;
+    return NULL;
   }
   if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  return (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK]) ? p : NULL;
+  return (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK] || mt == E->mt[TA_MT_FUTURE_EXC])
+             ? p : NULL;
 }
 
 static ta_future *checkfuture(lua_State *L, int idx) {
@@ -237,14 +241,25 @@ static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx) {
   lua_pop(L, 1);
 }
 
+/* The future at fidx gets an error, reported if nobody retrieves it: a
+** plain future takes the metatable with a finalizer for that (plain
+** futures have none until then: most never need one, and finalizers cost
+** every collection). */
+static void hold_error(lua_State *L, ta_future *f, int fidx) {
+  f->has_exc = 1;
+  f->retrieved = 0;
+  if (f->kind == TA_KIND_FUTURE) {
+    lua_pushvalue(L, fidx);
+    ta_setmetatable(L, f->loop->E, TA_MT_FUTURE_EXC);
+    lua_pop(L, 1);
+  }
+}
+
 /* Settles the pending future at fidx with the value on top (popped), as
 ** its result or (is_exc) its error. */
 static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
   f->nresults = 1;
-  if (is_exc) {
-    f->has_exc = 1;
-    f->retrieved = 0;
-  }
+  if (is_exc) hold_error(L, f, fidx);
   finish(L, f, fidx, TA_FUT_FINISHED);
 }
 
@@ -288,8 +303,7 @@ static int f_set_exception(lua_State *L) {
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "exception expected");
   check_pending(L, f, "Future:set_exception");
   lua_settop(L, 2);
-  f->has_exc = 1;
-  f->retrieved = 0;
+  hold_error(L, f, 1);
   finish(L, f, 1, TA_FUT_FINISHED);
   return 0;
 }
@@ -704,8 +718,7 @@ void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     finish(L, f, fidx, TA_FUT_CANCELLED);
   } else {
     lua_pushvalue(L, fidx - 1);
-    f->has_exc = 1;
-    f->retrieved = 0;
+    hold_error(L, f, fidx);
     finish(L, f, fidx, TA_FUT_FINISHED);
   }
   lua_settop(L, fidx - (ok ? 1 : 2));
@@ -1150,33 +1163,37 @@ static const luaL_Reg future_funcs[] = {
   {NULL, NULL}
 };
 
-static void future_mt(lua_State *L, const char *name, int with_task) {
+/* Makes the metatable `name` (cached as `which`) with the __index on top
+** (popped), __tostring and, if with_gc, the finalizer. */
+static void future_mt(lua_State *L, ta_engine *E, const char *name, int which, int with_gc) {
   luaL_newmetatable(L, name);
-  lua_newtable(L);
-  lua_pushvalue(L, -3); /* engine */
-  luaL_setfuncs(L, future_methods, 1);
-  if (with_task) {
-    lua_pushvalue(L, -3);
-    luaL_setfuncs(L, task_methods, 1);
-    lua_pushcclosure(L, t_index, 1);
-  }
+  lua_insert(L, -2);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, f_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, f_gc);
-  lua_setfield(L, -2, "__gc");
+  if (with_gc) {
+    lua_pushcfunction(L, f_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  ta_cache_metatable(L, E, which);
   lua_pop(L, 1);
 }
 
 int ta_open_future(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
-  future_mt(L, FUTURE_MT, 0);
-  future_mt(L, ATASK_MT, 1);
-  luaL_getmetatable(L, FUTURE_MT);
-  ta_cache_metatable(L, E, TA_MT_FUTURE);
-  luaL_getmetatable(L, ATASK_MT);
-  ta_cache_metatable(L, E, TA_MT_AIOTASK);
-  lua_pop(L, 2);
+  lua_newtable(L); /* the methods of Futures */
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, future_methods, 1);
+  lua_pushvalue(L, -1);
+  future_mt(L, E, FUTURE_MT, TA_MT_FUTURE, 0);
+  future_mt(L, E, FUTURE_EXC_MT, TA_MT_FUTURE_EXC, 1);
+  lua_newtable(L); /* ... and of Tasks, looked up by t_index */
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, future_methods, 1);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, task_methods, 1);
+  lua_pushcclosure(L, t_index, 1);
+  future_mt(L, E, ATASK_MT, TA_MT_AIOTASK, 1);
   ta_register(L, future_funcs);
   return 0;
 }

@@ -281,7 +281,7 @@ void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 
 /* Metatables of the objects made and checked on hot paths, cached in the
 ** engine so that setting or checking one costs no lookup by name. */
-enum { TA_MT_TASK, TA_MT_FUTURE, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP, TA_NMT };
+enum { TA_MT_TASK, TA_MT_FUTURE, TA_MT_FUTURE_EXC, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP, TA_NMT };
 
 struct ta_engine {
   lua_State *L;             /* main thread, for closing */

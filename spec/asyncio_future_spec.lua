@@ -189,6 +189,21 @@ describe("Future:set_exception", function()
     end)
   end)
 
+  it("a future that failed is still a Future in every way", function()
+    with_loop(function(loop)
+      local fut = loop:create_future()
+      fut:set_exception("err")
+      assert.is_true(asyncio.isfuture(fut))
+      assert.equal("err", fut:exception())
+      assert.equal(loop, fut:get_loop())
+      assert_has(tostring(fut), "Future (finished")
+      local got
+      fut:add_done_callback(function(f) got = f end)
+      spin(loop, 1)
+      assert.equal(fut, got)
+    end)
+  end)
+
   it("a retrieved exception is not reported", function()
     with_loop(function(loop)
       local ctxs = {}
