@@ -62,15 +62,6 @@ static ta_future *checktaskfut(lua_State *L, int idx) {
   return (ta_future *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_AIOTASK);
 }
 
-/* True if the value at idx is an asyncio Task. */
-static int is_aiotask(lua_State *L, ta_engine *E, int idx) {
-  int yes;
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return 0;
-  yes = lua_topointer(L, -1) == E->mt[TA_MT_AIOTASK];
-  lua_pop(L, 1);
-  return yes;
-}
-
 /* A new pending future (kind TA_KIND_FUTURE) or Task (TA_KIND_TASK, its
 ** engine task still to be filled in) of the loop at loopidx; pushed. */
 static ta_future *new_future(lua_State *L, int loopidx, int kind) {
@@ -182,7 +173,7 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
 ** (queued itself, to take the outcome when it runs) or an awaiting Trio
 ** task. */
 static void schedule_one(lua_State *L, ta_future *f, int fidx) {
-  if (is_aiotask(L, f->loop->E, -1)) {
+  if (ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
     ta_loop_append(L, f->loop);
     return;
   }
