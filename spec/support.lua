@@ -14,4 +14,23 @@ function M.assert_has(s, sub)
   assert(s:find(sub, 1, true), ("expected %q to contain %q"):format(s, sub))
 end
 
+--- Runs on loop a Task of body that nobody keeps (two loop iterations),
+-- then collects it; returns what the loop's exception handler got, and the
+-- line where the Task was created (in this file).
+function M.collected_task_reports(loop, body)
+  local asyncio = require "asyncio"
+  local ctxs, line = {}, nil
+  loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+  loop:run_until_complete(function()
+    line = debug.getinfo(1, "l").currentline + 1
+    asyncio.create_task(body)
+    asyncio.sleep(0)
+    asyncio.sleep(0)
+  end)
+  collectgarbage("collect")
+  collectgarbage("collect")
+  loop:run_until_complete(function() asyncio.sleep(0) end)
+  return ctxs, line
+end
+
 return M
