@@ -512,17 +512,21 @@ void ta_setmetatable(lua_State *L, ta_engine *E, int which) {
   lua_setmetatable(L, -2);
 }
 
+/* The metatable of the userdata at idx, as a pointer to compare with the
+** cached ones; NULL when it is no userdata or has none. */
+const void *ta_udata_mt(lua_State *L, int idx) {
+  const void *mt;
+  if (lua_touserdata(L, idx) == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt;
+}
+
 /* luaL_testudata for a cached metatable; E may be NULL (a function
 ** without the engine as upvalue), then it is looked up by name. */
 void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which) {
-  void *p;
-  int same;
   if (E == NULL) return luaL_testudata(L, idx, mt_names[which]);
-  p = lua_touserdata(L, idx);
-  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  same = lua_topointer(L, -1) == E->mt[which];
-  lua_pop(L, 1);
-  return same ? p : NULL;
+  return ta_udata_mt(L, idx) == E->mt[which] ? lua_touserdata(L, idx) : NULL;
 }
 
 void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which) {

@@ -36,20 +36,14 @@ _Static_assert(TA_AIO_UV_THREAD == FUV_STATE + 1, "a Task's thread follows its F
 ** (cached in the engine, upvalue 1 of the core functions; NULL in the
 ** metamethods) instead of looking them up by name. */
 static ta_future *testfuture(lua_State *L, int idx) {
+  static const int kinds[] = {TA_MT_FUTURE, TA_MT_AIOTASK, TA_MT_FUTURE_EXC};
   ta_engine *E = ta_upengine(L);
-  void *p = lua_touserdata(L, idx);
-  const void *mt;
-  if (E == NULL) {
-    static const char *const names[] = {FUTURE_MT, FUTURE_EXC_MT, ATASK_MT};
-    for (int i = 0; i < 3; i++)
-      if ((p = luaL_testudata(L, idx, names[i])) != NULL) return (ta_future *)p;
-    return NULL;
-  }
-  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
-  mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK] || mt == E->mt[TA_MT_FUTURE_EXC])
-             ? p : NULL;
+  const void *mt = ta_udata_mt(L, idx);
+  if (mt == NULL) return NULL;
+  for (int i = 0; i < 3; i++)
+    if (E != NULL ? mt == E->mt[kinds[i]] : ta_testudata(L, NULL, idx, kinds[i]) != NULL)
+      return (ta_future *)lua_touserdata(L, idx);
+  return NULL;
 }
 
 static ta_future *checkfuture(lua_State *L, int idx) {
@@ -254,6 +248,30 @@ static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
   finish(L, f, fidx, TA_FUT_FINISHED);
 }
 
+/* Settles the pending future at fidx with the top n values (popped) as its
+** results: one is kept as it is, other counts as a list. */
+static void settle_results(lua_State *L, ta_future *f, int fidx, int n) {
+  if (n != 1) {
+    int first = lua_gettop(L) - n + 1;
+    lua_createtable(L, n, 0);
+    lua_insert(L, first);
+    for (int i = n; i >= 1; i--) lua_rawseti(L, first, i);
+  }
+  f->nresults = n;
+  finish(L, f, fidx, TA_FUT_FINISHED);
+}
+
+/* Completes the pending future at fidx as cancelled, with the message at
+** msgidx (0 or nil: none). */
+static void finish_cancelled(lua_State *L, ta_future *f, int fidx, int msgidx) {
+  if (msgidx && !lua_isnil(L, msgidx)) {
+    lua_pushvalue(L, msgidx);
+    set_extra(L, fidx, "message");
+  }
+  lua_pushnil(L);
+  finish(L, f, fidx, TA_FUT_CANCELLED);
+}
+
 /* ---- Future methods ---- */
 
 static int check_pending(lua_State *L, ta_future *f, const char *fname) {
@@ -267,8 +285,7 @@ static int f_set_result(lua_State *L) {
   if (f->kind == TA_KIND_TASK) return ta_error(L, "RuntimeError", "Task does not support set_result()");
   check_pending(L, f, "Future:set_result");
   lua_settop(L, 2);
-  f->nresults = 1;
-  finish(L, f, 1, TA_FUT_FINISHED);
+  settle(L, f, 1, 0);
   return 0;
 }
 
@@ -278,13 +295,7 @@ static int l_future_set_results(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   int n = lua_gettop(L) - 1;
   check_pending(L, f, "future_set_results");
-  if (n != 1) {
-    lua_createtable(L, n, 0);
-    lua_insert(L, 2);
-    for (int i = n; i >= 1; i--) lua_rawseti(L, 2, i);
-  }
-  f->nresults = n;
-  finish(L, f, 1, TA_FUT_FINISHED);
+  settle_results(L, f, 1, n);
   return 0;
 }
 
@@ -294,8 +305,7 @@ static int f_set_exception(lua_State *L) {
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "exception expected");
   check_pending(L, f, "Future:set_exception");
   lua_settop(L, 2);
-  hold_error(L, f, 1);
-  finish(L, f, 1, TA_FUT_FINISHED);
+  settle(L, f, 1, 1);
   return 0;
 }
 
@@ -323,12 +333,7 @@ static int future_cancel(lua_State *L, int fidx, int msgidx) {
     return 1;
   }
   lua_pop(L, 1);
-  if (msgidx) {
-    lua_pushvalue(L, msgidx);
-    set_extra(L, fidx, "message");
-  }
-  lua_pushnil(L);
-  finish(L, f, fidx, TA_FUT_CANCELLED);
+  finish_cancelled(L, f, fidx, msgidx);
   return 1;
 }
 
@@ -508,6 +513,14 @@ static int bind_lua_helpers(lua_State *L, lua_CFunction f) {
   lua_insert(L, 1);
   lua_pushcclosure(L, f, n + 1);
   return 1;
+}
+
+/* Pushes the running loop: found in C, or else by the Lua
+** asyncio.get_running_loop at upvalue `up` (which raises if there is none). */
+static void push_running_loop(lua_State *L, int up) {
+  if (ta_push_running_loop(L, ta_upengine(L))) return;
+  lua_pushvalue(L, lua_upvalueindex(up));
+  lua_call(L, 0, 1);
 }
 
 /* make_aio_sleep(lua_sleep) -> asyncio.sleep */
@@ -693,24 +706,15 @@ void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   fidx = lua_gettop(L);
   unlink_task(f->loop, t);
   if (ok) {
-    if (nres == 1) {
-      lua_xmove(t->co, L, 1);
-    } else {
-      lua_createtable(L, nres, 0);
-      lua_xmove(t->co, L, nres);
-      for (int i = nres; i >= 1; i--) lua_rawseti(L, -1 - i, i);
-    }
-    f->nresults = nres;
-    finish(L, f, fidx, TA_FUT_FINISHED);
+    luaL_checkstack(L, nres, "too many results");
+    lua_xmove(t->co, L, nres);
+    settle_results(L, f, fidx, nres);
   } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
     lua_getfield(L, fidx - 1, "message");
-    set_extra(L, fidx, "message");
-    lua_pushnil(L);
-    finish(L, f, fidx, TA_FUT_CANCELLED);
+    finish_cancelled(L, f, fidx, lua_gettop(L));
   } else {
     lua_pushvalue(L, fidx - 1);
-    hold_error(L, f, fidx);
-    finish(L, f, fidx, TA_FUT_FINISHED);
+    settle(L, f, fidx, 1);
   }
   lua_settop(L, fidx - (ok ? 1 : 2));
 }
@@ -764,10 +768,7 @@ static int l_create_task(lua_State *L) {
 ** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
 static int l_aio_create_task(lua_State *L) {
   if (!lua_isfunction(L, 1) && !luaL_getmetafield(L, 1, "__call")) return luaL_typeerror(L, 1, "function");
-  if (!ta_push_running_loop(L, ta_upengine(L))) {
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_call(L, 0, 1);
-  }
+  push_running_loop(L, 2);
   lua_insert(L, 1);
   return l_create_task(L);
 }
@@ -1015,10 +1016,7 @@ static int l_aio_gather(lua_State *L) {
     lua_setfield(L, 1, "n");
     return 1;
   }
-  if (!ta_push_running_loop(L, ta_upengine(L))) {
-    lua_pushvalue(L, lua_upvalueindex(3));
-    lua_call(L, 0, 1);
-  }
+  push_running_loop(L, 3);
   gather_start(L, n, return_exceptions);
   lua_replace(L, 1);
   lua_settop(L, 1);

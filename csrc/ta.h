@@ -338,6 +338,7 @@ struct ta_engine {
 ta_engine *ta_engine_get(lua_State *L);
 void ta_cache_metatable(lua_State *L, ta_engine *E, int which);
 void ta_setmetatable(lua_State *L, ta_engine *E, int which);
+const void *ta_udata_mt(lua_State *L, int idx);
 void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which);
 void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
 void ta_push_engine(lua_State *L);
