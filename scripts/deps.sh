@@ -21,7 +21,8 @@ has_lib() {  # has_lib PKG-CONFIG-NAME HEADER
   if has_cmd pkg-config; then pkg-config --exists "$1"; else [ -f "/usr/include/$2" ]; fi
 }
 # /usr/bin/busted is run as `lua5.4 /usr/bin/busted`: it needs the 5.4 modules.
-has_busted() { [ -f /usr/bin/busted ] && lua5.4 -e 'require "busted.runner"' 2>/dev/null; }
+has_busted() { [ -f /usr/bin/busted ] && has_lua_module busted.runner; }
+has_lua_module() { lua5.4 -e "require '$1'" 2>/dev/null; }
 
 missing=()
 need() {  # need DEBIAN-PACKAGE CHECK...
@@ -35,6 +36,9 @@ need lua5.4       has_cmd lua5.4
 need liblua5.4-dev has_lib lua5.4 lua5.4/lua.h
 need libuv1-dev   has_lib libuv uv.h
 need lua-busted   has_busted
+# spec/asyncio_loop_spec.lua makes its fd pairs with LuaSocket until the
+# runtime has sockets of its own.
+need lua-socket   has_lua_module socket
 for p in ${extra[@]+"${extra[@]}"}; do
   need "$p" has_cmd "$p"   # valgrind and luarocks are named after their command
 done
