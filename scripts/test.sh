@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# test.sh [spec files...]: run the busted specs (default: all spec/*_spec.lua)
-# and end with one line "N passed, N failed"; exit non-zero if a test failed
-# or none ran.
+# test.sh [spec files...]: run the busted specs (default: spec/*_spec.lua and
+# the ported upstream tests, spec/conformance/*_spec.lua) and end with one
+# line "N passed, N failed"; exit non-zero if a test failed or none ran.
+# Pending tests are listed with their reason ("feature missing: ...").
 #
 # Each file runs in its own busted process under `timeout`, so a deadlock or a
 # crash costs one file (reported by name), not the whole suite.  busted's TAP
@@ -26,7 +27,11 @@ for f in "$@"; do   # arguments are relative to the caller's directory
   files+=("$(realpath -s --relative-base="$root" "$f")")
 done
 cd "$root" || exit 2
-[ ${#files[@]} -gt 0 ] || files=(spec/*_spec.lua)
+if [ ${#files[@]} -eq 0 ]; then
+  shopt -s nullglob
+  files=(spec/*_spec.lua spec/conformance/*_spec.lua)
+  shopt -u nullglob
+fi
 
 build=${TA_BUILD:-build}
 limit=${TA_TEST_TIMEOUT:-120}
@@ -52,7 +57,11 @@ fi
 summarize() {
   awk '
     /^# .* @ [0-9]+: / { sub(/^# /, ""); last = $0; done = 0; showing = 0; next }
-    /^ok [0-9]+ - # SKIP/ { skipped++; done = 1; showing = 0; next }
+    /^ok [0-9]+ - # SKIP/ { skipped++; done = 1; showing = 0
+                            reason = $0; sub(/^ok [0-9]+ - # SKIP /, "", reason)
+                            if (index(reason, last) > 0) print "  pending: " reason
+                            else print "  pending: " last " -- " reason
+                            next }
     /^ok [0-9]+ /        { passed++;  done = 1; showing = 0; next }
     /^not ok [0-9]+ /    { failed++;  done = 1; showing = 1; shown = 0
                            print "  " $0; next }
