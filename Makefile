@@ -19,7 +19,10 @@ LDLIBS  += -luv
 HOST_CFLAGS = -std=gnu11 -Wall -Wextra -Werror $(OPT) -Icsrc/include $(PKG_CFLAGS)
 HOST_LDLIBS = $(shell pkg-config --libs $(LUA_PKG) libuv 2>/dev/null) -lm -lpthread
 
-SRCS     = $(sort $(wildcard csrc/*.c))
+# One folder per layer (docs/ARCHITECTURE.md); csrc/core.c opens them all.
+LAYERS   = engine io trio asyncio embed
+SRCS     = $(foreach l,$(LAYERS),$(sort $(wildcard csrc/$(l)/*.c))) csrc/core.c
+HDRS     = $(wildcard csrc/*/*.h) csrc/include/trio_asyncio.h
 OBJS     = $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 LUA_SRCS = lua/trio.lua $(sort $(wildcard lua/trio/*.lua)) lua/asyncio.lua $(sort $(wildcard lua/asyncio/*.lua)) lua/trio_asyncio.lua
 
@@ -33,7 +36,7 @@ all: $(BUILD)/trio_asyncio/core.so $(BUILD)/libtrio_asyncio.a $(BUILD)/libtrio_a
 deps:
 	@bash scripts/deps.sh
 
-$(BUILD)/obj/%.o: csrc/%.c csrc/ta.h csrc/include/trio_asyncio.h
+$(BUILD)/obj/%.o: csrc/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

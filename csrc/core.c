@@ -1,12 +1,24 @@
 /*
 ** core.c — luaopen_trio_asyncio_core: the C module behind trio, asyncio and
-** trio_asyncio.  Every function gets the engine as upvalue 1.
+** trio_asyncio.  The one file above the layers: it opens each of them
+** (engine/, trio/, asyncio/, embed/; io/ has no Lua face of its own).
+** Every function gets the engine as upvalue 1.
 */
-#include "ta.h"
+#include "engine/engine.h"
+#include "trio/trio.h"
+#include "asyncio/asyncio.h"
+#include "embed/embed.h"
 
 static int (*const openers[])(lua_State *L) = {
-  ta_open_engine, ta_open_task, ta_open_cancel, ta_open_nursery,
-  ta_open_parking, ta_open_channel, ta_open_io, ta_open_clock, ta_open_loop, ta_open_future, ta_open_embed,
+  /* engine */
+  ta_open_run, ta_open_task,
+  /* trio */
+  ta_open_trio_run, ta_open_lowlevel, ta_open_scope, ta_open_nursery, ta_open_parking_lot,
+  ta_open_channel, ta_open_time, ta_open_fdwait,
+  /* asyncio */
+  ta_open_loop, ta_open_future,
+  /* embed */
+  ta_open_embed,
 };
 
 /* metatable(name) -> the registry metatable of a core type, so the Lua

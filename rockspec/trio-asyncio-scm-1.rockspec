@@ -23,10 +23,13 @@ build = {
    modules = {
       ["trio_asyncio.core"] = {
          sources = {
-            "csrc/cancel.c", "csrc/channel.c", "csrc/clock.c", "csrc/core.c",
-            "csrc/embed.c", "csrc/engine.c", "csrc/future.c", "csrc/heap.c",
-            "csrc/io.c", "csrc/loop.c", "csrc/nursery.c", "csrc/parking.c",
-            "csrc/task.c",
+           "csrc/engine/clock.c", "csrc/engine/engine.c", "csrc/engine/heap.c",
+           "csrc/engine/lot.c", "csrc/engine/run.c", "csrc/engine/status.c",
+           "csrc/engine/task.c", "csrc/io/poll.c", "csrc/trio/channel.c",
+           "csrc/trio/fdwait.c", "csrc/trio/lowlevel.c", "csrc/trio/nursery.c",
+           "csrc/trio/parking_lot.c", "csrc/trio/run.c", "csrc/trio/scope.c",
+           "csrc/trio/time.c", "csrc/asyncio/future.c", "csrc/asyncio/loop.c",
+           "csrc/embed/embed.c", "csrc/core.c",
          },
          incdirs = { "csrc/include", "csrc", "$(LIBUV_INCDIR)" },
          libdirs = { "$(LIBUV_LIBDIR)" },

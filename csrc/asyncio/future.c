@@ -17,11 +17,11 @@
 */
 #include <string.h>
 
-#include "ta.h"
+#include "asyncio/asyncio.h"
 
 #define FUTURE_MT "trio_asyncio.Future"
 #define FUTURE_EXC_MT "trio_asyncio.FutureWithError"
-#define ATASK_MT TA_AIOTASK_MT
+#define ATASK_MT "trio_asyncio.AioTask"
 
 /* User values: the loop; the done callbacks while pending, then the
 ** outcome: the result (a list when there are several) or the error
@@ -29,8 +29,7 @@
 ** used fields live in a side table (extra_key): message (of a
 ** cancellation), name and source_traceback (of a Task). */
 enum { FUV_LOOP = 1, FUV_STATE, FUV_HOOK, FUT_NUV = FUV_HOOK };
-enum { TASK_NUV = TA_AIO_UV_THREAD };
-_Static_assert(TA_AIO_UV_THREAD == FUV_STATE + 1, "a Task's thread follows its Future's user values");
+enum { TASK_UV_THREAD = FUV_HOOK, TASK_NUV = TASK_UV_THREAD };
 
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine, upvalue 1 of the core functions; NULL in the
@@ -372,8 +371,7 @@ static int f_exception(lua_State *L) {
 
 static int f_add_done_callback(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
-  if (!lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call"))
-    return luaL_typeerror(L, 2, "function");
+  ta_check_callable(L, 2);
   lua_settop(L, 2);
   if (f->state != TA_FUT_PENDING) {
     lua_pushvalue(L, 1);
@@ -430,13 +428,13 @@ static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  if (!t->weak) return trio_wait(L, f, t); /* allow_asyncio */
+  if (!ta_is_aio_task(t)) return trio_wait(L, f, t); /* allow_asyncio */
   if (f->loop != ta_task_future(t)->loop)
     return luaL_error(L, "Future:await: the future is attached to a different loop");
   if (f == ta_task_future(t)) return luaL_error(L, "Future:await: a Task cannot await itself");
   lua_settop(L, 1);
   t->wait = f;
-  return ta_aio_yield(L, t, 0, NULL);
+  return ta_task_yield(L, t, 0, NULL);
 }
 
 /* ---- asyncio.sleep ---- */
@@ -482,18 +480,18 @@ static int l_aio_sleep(lua_State *L) {
   t = ta_async_check(L, "asyncio.sleep", TA_ASYNCIO);
   lua_settop(L, 2);
   if (delay <= 0) {
-    if (!t->weak) return ta_checkpoint_ret(L, t, 1);
+    if (!ta_is_aio_task(t)) return ta_checkpoint_ret(L, t, 1);
     t->wait = NULL;
-    return ta_aio_yield(L, t, 1, NULL);
+    return ta_task_yield(L, t, 1, NULL);
   }
-  if (!t->weak) {
+  if (!ta_is_aio_task(t)) {
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_insert(L, 1);
     lua_callk(L, 2, LUA_MULTRET, 0, all_results_k);
     return lua_gettop(L);
   }
   /* Await a future that a timer completes: [fut, result, handle]. */
-  ta_push_weak(L, t->E, t->ref);
+  ta_push_weak(L, t->E, t);
   lua_getiuservalue(L, -1, FUV_LOOP);
   t->wait = new_future(L, -1, TA_KIND_FUTURE);
   lua_replace(L, 1);
@@ -501,7 +499,7 @@ static int l_aio_sleep(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   ta_loop_call_later(L, ta_task_future(t)->loop, delay, sleep_done, 2);
-  return ta_aio_yield(L, t, 0, sleep_k);
+  return ta_task_yield(L, t, 0, sleep_k);
 }
 
 /* The asyncio functions in C keep Lua functions for what C cannot do as
@@ -574,20 +572,18 @@ static int f_gc(lua_State *L) {
       t->co = NULL;
       luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
       t->ctx_ref = LUA_NOREF;
-      t->E->naio--;
+      t->E->nunanchored--;
       unlink_task(f->loop, t);
     }
-    ta_weakunref(L, t->E, t->ref); /* kept after the task ended, for its name */
-    t->ref = LUA_NOREF;
+    ta_weak_forget(L, t->E, t); /* kept after the task ended, for its name */
   }
   return 0;
 }
 
 /* The name of an asyncio Task as Task:get_name() gives it, pushed; NULL
 ** (nothing pushed) for other tasks. */
-const char *ta_aio_task_name(lua_State *L, ta_task *t) {
-  if (!t->weak || t->ref == LUA_NOREF) return NULL;
-  ta_push_weak(L, t->E, t->ref);
+static const char *aio_task_name(lua_State *L, ta_task *t) {
+  ta_push_weak(L, t->E, t);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return NULL;
@@ -697,12 +693,12 @@ static int is_instance(lua_State *L, int idx, int clsref) {
 }
 
 /* The engine task of an asyncio Task ended: its results (on t->co) or its
-** error (on top of L, popped here) become the Task's outcome. */
-void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
+** error (on top of L, left there) become the Task's outcome. */
+static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   ta_future *f = ta_task_future(t);
   ta_engine *E = t->E;
   int fidx;
-  ta_push_weak(L, E, t->ref);
+  ta_push_weak(L, E, t);
   fidx = lua_gettop(L);
   unlink_task(f->loop, t);
   if (ok) {
@@ -716,8 +712,12 @@ void ta_aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     lua_pushvalue(L, fidx - 1);
     settle(L, f, fidx, 1);
   }
-  lua_settop(L, fidx - (ok ? 1 : 2));
+  lua_settop(L, fidx - 1);
 }
+
+const ta_task_kind ta_aio_task_kind = {
+  "asyncio Task", 0, aio_task_exited, aio_task_name, NULL
+};
 
 /* Task:cancel(msg): cancel what it awaits, or throw CancelledError into it
 ** at its next step. */
@@ -748,11 +748,11 @@ static int l_create_task(lua_State *L) {
   ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_LOOP);
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current;
-  if (!lua_isfunction(L, 2) && !luaL_getmetafield(L, 2, "__call")) return luaL_typeerror(L, 2, "function");
+  ta_check_callable(L, 2);
   lua_settop(L, nargs + 2);
   if (lp->closed) return ta_error(L, "RuntimeError", "create_task: Event loop is closed");
   ta_task_init(L, E, ta_future_task(new_future(L, 1, TA_KIND_TASK)), 2, nargs, TA_ASYNCIO,
-               parent && parent->co == L ? parent : NULL, 1);
+               parent && parent->co == L ? parent : NULL, &ta_aio_task_kind, TASK_UV_THREAD);
   fidx = lua_gettop(L);
   if (lp->debug) {
     luaL_traceback(L, L, "Task created at:", 1);
@@ -767,7 +767,7 @@ static int l_create_task(lua_State *L) {
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
 ** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
 static int l_aio_create_task(lua_State *L) {
-  if (!lua_isfunction(L, 1) && !luaL_getmetafield(L, 1, "__call")) return luaL_typeerror(L, 1, "function");
+  ta_check_callable(L, 1);
   push_running_loop(L, 2);
   lua_insert(L, 1);
   return l_create_task(L);
@@ -826,8 +826,8 @@ static int t_index(lua_State *L) {
 static int l_current_aio_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = E->current;
-  if (t == NULL || t->co != L || !t->weak) return 0;
-  ta_push_weak(L, E, t->ref);
+  if (t == NULL || t->co != L || !ta_is_aio_task(t)) return 0;
+  ta_push_weak(L, E, t);
   return 1;
 }
 
@@ -839,7 +839,7 @@ static int l_loop_tasks(lua_State *L) {
   lua_createtable(L, (int)lp->ntasks, 0);
   while (t != NULL && t->sib_next != NULL) t = t->sib_next;
   for (; t != NULL; t = t->sib_prev) {
-    ta_push_weak(L, t->E, t->ref);
+    ta_push_weak(L, t->E, t);
     if (lua_isnil(L, -1)) lua_pop(L, 1); /* being collected */
     else lua_rawseti(L, -2, ++n);
   }
@@ -1183,6 +1183,7 @@ int ta_open_future(lua_State *L) {
   luaL_setfuncs(L, task_methods, 1);
   lua_pushcclosure(L, t_index, 1);
   future_mt(L, E, ATASK_MT, TA_MT_AIOTASK, 1);
+  ta_task_class(E, TA_MT_AIOTASK, offsetof(ta_aiotask, t));
   ta_register(L, future_funcs);
   return 0;
 }

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ta.h"
+#include "trio/trio.h"
 
 #define NURSERY_MT "trio_asyncio.Nursery"
 enum { UV_ERRORS = 1, UV_TRACEBACKS = 2, UV_SCOPE = 3, NURSERY_NUV = 3 };
@@ -26,7 +26,7 @@ void ta_push_nursery(lua_State *L, ta_nursery *n) {
 }
 
 /* Appends the error at erridx (traceback at tbidx) and cancels the scope. */
-void ta_nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx) {
+static void nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx) {
   erridx = lua_absindex(L, erridx);
   tbidx = lua_absindex(L, tbidx);
   ta_push_nursery(L, n);
@@ -47,11 +47,8 @@ void ta_nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx) {
 }
 
 static void unlink_child(ta_nursery *n, ta_task *t) {
-  if (t->sib_prev) t->sib_prev->sib_next = t->sib_next;
-  else n->first_child = t->sib_next;
-  if (t->sib_next) t->sib_next->sib_prev = t->sib_prev;
-  t->sib_prev = t->sib_next = NULL;
-  t->nursery = NULL;
+  TA_LIST_REMOVE(n->first_child, t, sib_prev, sib_next);
+  t->owner = NULL;
   if (--n->nchildren == 0 && n->waiter != NULL) {
     ta_task *w = n->waiter;
     n->waiter = NULL;
@@ -60,19 +57,60 @@ static void unlink_child(ta_nursery *n, ta_task *t) {
 }
 
 static void link_child(ta_nursery *n, ta_task *t) {
-  t->nursery = n;
-  t->sib_prev = NULL;
-  t->sib_next = n->first_child;
-  if (n->first_child) n->first_child->sib_prev = t;
-  n->first_child = t;
+  t->owner = n;
+  TA_LIST_PUSH(n->first_child, t, sib_prev, sib_next);
   n->nchildren++;
 }
 
-/* A child exited; when !ok its error and traceback are at -2 and -1. */
-void ta_nursery_child_exited(lua_State *L, ta_nursery *n, ta_task *t, int ok) {
-  if (!ok) ta_nursery_add_error(L, n, -2, -1);
+/* ---- the kind of Trio tasks ---- */
+
+/* A child exited: its error (on top of L, left there) goes to the nursery
+** with its traceback; the task object keeps its nursery (parent_nursery
+** stays for the task's whole life, as in Trio). */
+static void trio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
+  ta_nursery *n = (ta_nursery *)t->owner;
+  (void)nres;
+  if (n == NULL) return; /* a system task */
+  if (!ok) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushliteral(L, "traceback");
+      lua_rawget(L, -2);
+    } else {
+      luaL_traceback(L, t->co, NULL, 0);
+    }
+    nursery_add_error(L, n, -2, -1);
+    lua_pop(L, 1);
+  }
+  ta_push_task(L, t);
+  ta_push_nursery(L, n);
+  lua_setiuservalue(L, -2, TA_UV_PARENT);
+  lua_pop(L, 1);
   unlink_child(n, t);
 }
+
+/* parent_nursery and child_nurseries */
+static int trio_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
+  if (strcmp(k, "parent_nursery") == 0) {
+    if (t->owner != NULL) ta_push_nursery(L, (ta_nursery *)t->owner);
+    else lua_getiuservalue(L, idx, TA_UV_PARENT);
+  } else if (strcmp(k, "child_nurseries") == 0) {
+    int i = 0;
+    ta_nursery *n;
+    lua_newtable(L);
+    for (n = (ta_nursery *)t->E->open_nurseries; n != NULL; n = n->next_open) {
+      if (n->parent_task != t) continue;
+      ta_push_nursery(L, n);
+      lua_rawseti(L, -2, ++i);
+    }
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+const ta_task_kind ta_trio_task_kind = {
+  "trio task", 1, trio_task_exited, NULL, trio_task_field
+};
 
 /* open_nursery() -> nursery, entered: its scope is active in this task. */
 static int l_nursery_open(lua_State *L) {
@@ -87,9 +125,11 @@ static int l_nursery_open(lua_State *L) {
   lua_setiuservalue(L, -2, UV_SCOPE);
   ta_scope_enter(L, n->scope, t);
   n->parent_task = t;
-  n->next_open = E->open_nurseries;
-  if (E->open_nurseries) E->open_nurseries->prev_open = n;
-  E->open_nurseries = n;
+  {
+    ta_nursery *head = (ta_nursery *)E->open_nurseries;
+    TA_LIST_PUSH(head, n, prev_open, next_open);
+    E->open_nurseries = head;
+  }
   lua_pushvalue(L, -1);
   n->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
@@ -98,7 +138,7 @@ static int l_nursery_open(lua_State *L) {
 static int l_nursery_add_error(lua_State *L) {
   ta_nursery *n = checknursery(L, 1);
   lua_settop(L, 3);
-  ta_nursery_add_error(L, n, 2, 3);
+  nursery_add_error(L, n, 2, 3);
   return 0;
 }
 
@@ -125,9 +165,11 @@ static int l_nursery_close(lua_State *L) {
   if (n->nchildren > 0) return luaL_error(L, "nursery closed with live children");
   n->closed = 1;
   lua_pushboolean(L, ta_scope_exit(L, n->scope));
-  if (n->prev_open) n->prev_open->next_open = n->next_open;
-  else n->E->open_nurseries = n->next_open;
-  if (n->next_open) n->next_open->prev_open = n->prev_open;
+  {
+    ta_nursery *head = (ta_nursery *)n->E->open_nurseries;
+    TA_LIST_REMOVE(head, n, prev_open, next_open);
+    n->E->open_nurseries = head;
+  }
   luaL_unref(L, LUA_REGISTRYINDEX, n->ref);
   n->ref = LUA_NOREF;
   lua_getiuservalue(L, 1, UV_ERRORS);
@@ -141,10 +183,9 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
   ta_task *parent = E->current;
   if (n->closed) luaL_error(L, "start_soon: the nursery is closed to new tasks");
   if (!E->running) luaL_error(L, "start_soon: no trio run is active");
-  if (!lua_isfunction(L, fnidx) && !luaL_getmetafield(L, fnidx, "__call"))
-    luaL_typeerror(L, fnidx, "function");
-  ta_spawn(L, E, fnidx, lua_gettop(L) - fnidx, flavor, n, &n->scope->st,
-           parent && parent->co == L ? parent : NULL);
+  ta_check_callable(L, fnidx);
+  link_child(n, ta_spawn(L, E, fnidx, lua_gettop(L) - fnidx, flavor, &ta_trio_task_kind,
+                         &n->scope->st, parent && parent->co == L ? parent : NULL));
 }
 
 /* nursery:start_soon(fn, ...) */
@@ -167,7 +208,7 @@ static int l_nursery_reparent(lua_State *L) {
   ta_nursery *from = checknursery(L, 1), *to = checknursery(L, 2);
   ta_task *t = ta_async_check(L, "task_status:started", TA_TRIO);
   ta_status *old = &from->scope->st, *s;
-  if (t->nursery != from) return luaL_error(L, "task_status:started: called from the wrong task");
+  if (t->owner != from) return luaL_error(L, "task_status:started: called from the wrong task");
   if (to->closed) return luaL_error(L, "task_status:started: the target nursery is closed");
   if (t->status == old) {
     ta_status_unlink_task(t);
@@ -200,7 +241,7 @@ static int nursery_index(lua_State *L) {
       lua_rawseti(L, -2, ++i);
     }
   } else if (strcmp(k, "parent_task") == 0) {
-    if (n->parent_task && n->parent_task->ref != LUA_NOREF) ta_push_task(L, n->parent_task);
+    if (n->parent_task && ta_task_alive(n->parent_task)) ta_push_task(L, n->parent_task);
     else lua_pushnil(L);
   } else {
     lua_pushnil(L);

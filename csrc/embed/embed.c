@@ -15,14 +15,27 @@
 */
 #include <stdlib.h>
 
-#include "ta.h"
+#include "embed/embed.h"
 #include "trio_asyncio.h"
 
-typedef struct ta_threadcall {
+typedef struct threadcall {
   void (*fn)(lua_State *L, void *arg);
   void *arg;
-  struct ta_threadcall *next;
+  struct threadcall *next;
 } threadcall;
+
+/* What this layer keeps per engine (E->host_state): its handles on the
+** engine's loop, and the calls other threads queued. */
+typedef struct host_state {
+  ta_owned owned;             /* first: on the engine's list of handles */
+  ta_engine *E;
+  uv_prepare_t *prepare;      /* host-loop mode: runs a tick each iteration */
+  uv_idle_t *idle;            /* host-loop mode: no blocking while tasks are runnable */
+  uv_async_t *async;          /* call_soon_threadsafe wake-ups */
+  threadcall *calls;          /* queued by other threads, under registry_lock */
+} host_state;
+
+#define host_of(E) ((host_state *)(E)->host_state)
 
 typedef struct live_engine {
   lua_State *L;
@@ -52,11 +65,12 @@ static int call_one(lua_State *L) {
 
 /* Runs on the loop's thread: every queued call once, in posting order. */
 static void on_async(uv_async_t *h) {
-  ta_engine *E = (ta_engine *)h->data;
+  host_state *hs = (host_state *)h->data;
+  lua_State *L = hs->E->L;
   threadcall *list, *rev = NULL;
   uv_mutex_lock(&registry_lock);
-  list = E->calls;
-  E->calls = NULL;
+  list = hs->calls;
+  hs->calls = NULL;
   uv_mutex_unlock(&registry_lock);
   while (list != NULL) {
     threadcall *next = list->next;
@@ -66,12 +80,12 @@ static void on_async(uv_async_t *h) {
   }
   while (rev != NULL) {
     threadcall *next = rev->next;
-    lua_pushcfunction(E->L, call_one);
-    lua_pushlightuserdata(E->L, rev);
-    if (lua_pcall(E->L, 1, 0, 0) != LUA_OK) {
+    lua_pushcfunction(L, call_one);
+    lua_pushlightuserdata(L, rev);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
       lua_writestringerror("trio_asyncio: a thread-posted callback raised: %s\n",
-                           luaL_tolstring(E->L, -1, NULL));
-      lua_pop(E->L, 2);
+                           luaL_tolstring(L, -1, NULL));
+      lua_pop(L, 2);
     }
     free(rev);
     rev = next;
@@ -87,7 +101,7 @@ int trio_asyncio_call_soon_threadsafe(lua_State *L, void (*fn)(lua_State *L, voi
   uv_once(&registry_once, registry_init);
   uv_mutex_lock(&registry_lock);
   E = registry_find(L);
-  if (E == NULL || E->closing || E->async == NULL) {
+  if (E == NULL || E->closing || host_of(E) == NULL) {
     rc = UV_EINVAL;
   } else if (!E->running) {
     rc = UV_ECANCELED;
@@ -96,38 +110,15 @@ int trio_asyncio_call_soon_threadsafe(lua_State *L, void (*fn)(lua_State *L, voi
   } else {
     c->fn = fn;
     c->arg = arg;
-    c->next = E->calls;
-    E->calls = c;
-    rc = uv_async_send(E->async);
+    c->next = host_of(E)->calls;
+    host_of(E)->calls = c;
+    rc = uv_async_send(host_of(E)->async);
   }
   uv_mutex_unlock(&registry_lock);
   return rc;
 }
 
-/* ---- guest runs ---- */
-
-static void arm(ta_engine *E);
-
-/* One tick of a guest run; when the run is over, its done callback gets
-** ("ok", results...) / ("error", err) / ("internal", err). */
-int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
-  int n, top;
-  if (!E->running || !E->guest) return 0;
-  ta_run_step(L, E, max_wait);
-  if (ta_run_alive(E)) return 1;
-  E->guest = 0;
-  top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, E->guest_done_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, E->guest_done_ref);
-  E->guest_done_ref = LUA_NOREF;
-  n = ta_run_finish(L, E);
-  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
-    lua_writestringerror("trio_asyncio: the guest run's done callback raised: %s\n",
-                         luaL_tolstring(L, -1, NULL));
-  }
-  lua_settop(L, top);
-  return 0;
-}
+/* ---- guest runs on a host's loop ---- */
 
 static int guest_tick(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, 1);
@@ -155,32 +146,34 @@ static int protected_step(ta_engine *E, double max_wait) {
 }
 
 static void on_idle(uv_idle_t *h) { (void)h; }
+static void on_wake(uv_timer_t *h) { (void)h; }
 
 /* After a tick on a host loop: don't let the host block while tasks are
 ** runnable; otherwise wake up for the next deadline. */
 static void arm(ta_engine *E) {
+  host_state *hs = host_of(E);
   ta_timer *top = ta_heap_top(&E->timers);
   if (!E->running || !E->guest) {
-    uv_idle_stop(E->idle);
-    uv_prepare_stop(E->prepare);
+    uv_idle_stop(hs->idle);
+    uv_prepare_stop(hs->prepare);
     uv_timer_stop(E->wake);
-    uv_unref((uv_handle_t *)E->async);
+    uv_unref((uv_handle_t *)hs->async);
     return;
   }
   if (E->nrunq > 0 || E->nsoon > 0) {
-    uv_idle_start(E->idle, on_idle);
+    uv_idle_start(hs->idle, on_idle);
     return;
   }
-  uv_idle_stop(E->idle);
+  uv_idle_stop(hs->idle);
   if (top != NULL) {
     double dt = top->when - ta_now(E);
     uv_update_time(E->loop);
-    uv_timer_start(E->wake, ta_on_wake, dt > 0 ? (uint64_t)(dt * 1000) + 1 : 0, 0);
+    uv_timer_start(E->wake, on_wake, dt > 0 ? (uint64_t)(dt * 1000) + 1 : 0, 0);
   }
 }
 
 static void on_prepare(uv_prepare_t *h) {
-  ta_engine *E = (ta_engine *)h->data;
+  ta_engine *E = ((host_state *)h->data)->E;
   if (E->closing) return;
   protected_step(E, 0);
   arm(E);
@@ -188,71 +181,22 @@ static void on_prepare(uv_prepare_t *h) {
 
 /* While a guest run is alive it keeps the host's loop alive (through the
 ** async handle, which also receives the threads' wake-ups). */
-void ta_guest_started(ta_engine *E) {
-  if (!E->host_loop) return;
-  uv_ref((uv_handle_t *)E->async);
-  uv_prepare_start(E->prepare, on_prepare);
+static void guest_started(ta_engine *E) {
+  host_state *hs = host_of(E);
+  if (!E->host_loop || hs == NULL) return;
+  uv_ref((uv_handle_t *)hs->async);
+  uv_prepare_start(hs->prepare, on_prepare);
   arm(E);
 }
 
-/* guest_step(max_wait) -> alive: one step of the guest run, from Lua code
-** outside any task (the sync asyncio loop drives its run this way). */
-static int l_guest_step(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
-  double max_wait = luaL_optnumber(L, 1, -1);
-  if (E->current != NULL)
-    return luaL_error(L, "run_until_complete: cannot run a sync loop from inside a task");
-  lua_pushboolean(L, ta_guest_step(L, E, max_wait));
-  return 1;
-}
+/* ---- this layer's handles, on the engine's list ---- */
 
-int ta_open_embed(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"guest_step", l_guest_step}, {NULL, NULL}};
-  ta_register(L, funcs);
-  return 0;
-}
-
-/* ---- engine handles of this layer ---- */
-
-int ta_embed_init(ta_engine *E) {
-  uv_once(&registry_once, registry_init);
-  E->async = (uv_async_t *)malloc(sizeof *E->async);
-  E->prepare = (uv_prepare_t *)malloc(sizeof *E->prepare);
-  E->idle = (uv_idle_t *)malloc(sizeof *E->idle);
-  if (E->async == NULL || E->prepare == NULL || E->idle == NULL) {
-    free(E->async);
-    free(E->prepare);
-    free(E->idle);
-    E->async = NULL;
-    E->prepare = NULL;
-    E->idle = NULL;
-    return UV_ENOMEM;
-  }
-  uv_async_init(E->loop, E->async, on_async);
-  uv_prepare_init(E->loop, E->prepare);
-  uv_idle_init(E->loop, E->idle);
-  E->async->data = E->prepare->data = E->idle->data = E;
-  uv_unref((uv_handle_t *)E->async);
-  uv_unref((uv_handle_t *)E->prepare);
-  uv_mutex_lock(&registry_lock);
-  if (registry_find(E->L) == NULL && E->L != NULL) {
-    live_engine *e = (live_engine *)malloc(sizeof *e);
-    if (e != NULL) {
-      e->L = E->L;
-      e->E = E;
-      e->next = registry;
-      registry = e;
-    }
-  }
-  uv_mutex_unlock(&registry_lock);
-  return 0;
-}
-
-/* Unregister and close this layer's handles (freed in their callbacks);
-** calls still queued are dropped. */
-void ta_embed_close(lua_State *L, ta_engine *E) {
+/* Unregister and close the handles (freed in their callbacks); calls still
+** queued are dropped. */
+static void host_close(ta_owned *o) {
+  host_state *hs = (host_state *)o;
+  ta_engine *E = hs->E;
   threadcall *c;
-  (void)L;
   uv_mutex_lock(&registry_lock);
   for (live_engine **p = &registry; *p != NULL; p = &(*p)->next) {
     if ((*p)->E == E) {
@@ -262,22 +206,76 @@ void ta_embed_close(lua_State *L, ta_engine *E) {
       break;
     }
   }
-  c = E->calls;
-  E->calls = NULL;
+  c = hs->calls;
+  hs->calls = NULL;
+  E->host_state = NULL;
   uv_mutex_unlock(&registry_lock);
   while (c != NULL) {
     threadcall *next = c->next;
     free(c);
     c = next;
   }
-  if (E->async != NULL) {
-    uv_close((uv_handle_t *)E->async, ta_free_handle);
-    uv_close((uv_handle_t *)E->prepare, ta_free_handle);
-    uv_close((uv_handle_t *)E->idle, ta_free_handle);
-    E->async = NULL;
-    E->prepare = NULL;
-    E->idle = NULL;
+  uv_close((uv_handle_t *)hs->async, ta_free_handle);
+  uv_close((uv_handle_t *)hs->prepare, ta_free_handle);
+  uv_close((uv_handle_t *)hs->idle, ta_free_handle);
+  free(hs);
+}
+
+/* Opens the handles on E->loop and registers the engine for threads. */
+static int host_open(ta_engine *E) {
+  host_state *hs = (host_state *)calloc(1, sizeof *hs);
+  live_engine *e = (live_engine *)malloc(sizeof *e);
+  uv_once(&registry_once, registry_init);
+  if (hs != NULL) {
+    hs->async = (uv_async_t *)malloc(sizeof *hs->async);
+    hs->prepare = (uv_prepare_t *)malloc(sizeof *hs->prepare);
+    hs->idle = (uv_idle_t *)malloc(sizeof *hs->idle);
   }
+  if (hs == NULL || e == NULL || hs->async == NULL || hs->prepare == NULL || hs->idle == NULL) {
+    if (hs != NULL) {
+      free(hs->async);
+      free(hs->prepare);
+      free(hs->idle);
+    }
+    free(hs);
+    free(e);
+    return UV_ENOMEM;
+  }
+  hs->E = E;
+  hs->owned.close = host_close;
+  hs->owned.persistent = 1;
+  uv_async_init(E->loop, hs->async, on_async);
+  uv_prepare_init(E->loop, hs->prepare);
+  uv_idle_init(E->loop, hs->idle);
+  hs->async->data = hs->prepare->data = hs->idle->data = hs;
+  uv_unref((uv_handle_t *)hs->async);
+  uv_unref((uv_handle_t *)hs->prepare);
+  ta_handle_opened(E, &hs->owned);
+  uv_mutex_lock(&registry_lock);
+  E->host_state = hs;
+  e->L = E->L;
+  e->E = E;
+  e->next = registry;
+  registry = e;
+  uv_mutex_unlock(&registry_lock);
+  return 0;
+}
+
+static const ta_host_hooks hooks = {guest_started, host_open};
+
+/* The engine of L, with this layer plugged in. */
+static ta_engine *engine(lua_State *L) {
+  ta_engine *E = ta_engine_get(L);
+  if (E->host == NULL) {
+    E->host = &hooks;
+    if (host_open(E) != 0) E->host = NULL;
+  }
+  return E;
+}
+
+int ta_open_embed(lua_State *L) {
+  engine(L);
+  return 0;
 }
 
 /* ---- the public API ---- */
@@ -285,11 +283,10 @@ void ta_embed_close(lua_State *L, ta_engine *E) {
 int trio_asyncio_use_loop(lua_State *L, uv_loop_t *loop) {
   ta_engine *E;
   if (L == NULL || loop == NULL) return UV_EINVAL;
-  E = ta_engine_get(L);
+  E = engine(L);
   if (E->loop == loop) return 0;
   if (E->running || E->host_loop) return UV_EBUSY;
   /* Move from our own loop to the host's. */
-  ta_embed_close(L, E);
   ta_engine_handles_close(E);
   uv_run(&E->own_loop, UV_RUN_DEFAULT);
   uv_loop_close(&E->own_loop);
@@ -299,17 +296,17 @@ int trio_asyncio_use_loop(lua_State *L, uv_loop_t *loop) {
 }
 
 int trio_asyncio_step(lua_State *L, double timeout) {
-  ta_engine *E = ta_engine_get(L);
+  ta_engine *E = engine(L);
   if (!E->running || !E->guest) return 0;
   return protected_step(E, timeout < 0 ? -1 : timeout);
 }
 
 int trio_asyncio_backend_fd(lua_State *L) {
-  return uv_backend_fd(ta_engine_get(L)->loop);
+  return uv_backend_fd(engine(L)->loop);
 }
 
 double trio_asyncio_backend_timeout(lua_State *L) {
-  ta_engine *E = ta_engine_get(L);
+  ta_engine *E = engine(L);
   ta_timer *top = ta_heap_top(&E->timers);
   double dt;
   if (E->nrunq > 0 || E->nsoon > 0) return 0;

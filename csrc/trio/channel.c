@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ta.h"
+#include "trio/trio.h"
 
 #define STATE_MT "trio_asyncio.MemoryChannelState"
 #define SEND_MT "trio_asyncio.MemorySendChannel"

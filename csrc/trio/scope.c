@@ -1,94 +1,25 @@
 /*
-** cancel.c — the cancel-status tree (plumbing) and CancelScope (the API).
-**
-** Cancellation is level-triggered: a status is `cancelled` while its scope
-** was cancelled, or its parent is cancelled and it is not shielded.  The
-** flag is recomputed eagerly down the tree whenever an input changes
-** (cancel(), shield, a deadline firing, a scope entered), and each task of a
-** status that becomes cancelled gets the cancellation delivered through its
-** abort callback if it is parked.  Tasks that are running see the flag at
-** their next checkpoint.
+** scope.c — CancelScope, the API object over a node of the cancel-status
+** tree (engine/status.c).  A scope's deadline is a timer in the engine's
+** heap whose callback cancels the scope.
 */
 #include <math.h>
 #include <string.h>
 
-#include "ta.h"
+#include "trio/trio.h"
 
 #define SCOPE_MT "trio_asyncio.CancelScope"
-
-void ta_status_link_task(ta_status *s, ta_task *t) {
-  t->status = s;
-  t->status_prev = NULL;
-  t->status_next = s->first_task;
-  if (s->first_task) s->first_task->status_prev = t;
-  s->first_task = t;
-}
-
-void ta_status_unlink_task(ta_task *t) {
-  ta_status *s = t->status;
-  if (s == NULL) return;
-  if (t->status_prev) t->status_prev->status_next = t->status_next;
-  else s->first_task = t->status_next;
-  if (t->status_next) t->status_next->status_prev = t->status_prev;
-  t->status = NULL;
-  t->status_prev = t->status_next = NULL;
-}
-
-void ta_status_link_child(ta_status *parent, ta_status *s) {
-  s->parent = parent;
-  s->prev_sibling = NULL;
-  s->next_sibling = parent->first_child;
-  if (parent->first_child) parent->first_child->prev_sibling = s;
-  parent->first_child = s;
-}
-
-void ta_status_unlink(ta_status *s) {
-  if (s->parent == NULL) return;
-  if (s->prev_sibling) s->prev_sibling->next_sibling = s->next_sibling;
-  else s->parent->first_child = s->next_sibling;
-  if (s->next_sibling) s->next_sibling->prev_sibling = s->prev_sibling;
-  s->parent = s->prev_sibling = s->next_sibling = NULL;
-}
-
-static int should_be_cancelled(ta_status *s) {
-  return s->cancel_called || (!s->shield && s->parent != NULL && s->parent->cancelled);
-}
-
-void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
-  int now = should_be_cancelled(s);
-  if (now == s->cancelled) return;
-  s->cancelled = (unsigned char)now;
-  if (now) {
-    ta_task *t = s->first_task, *next;
-    for (; t != NULL; t = next) {
-      next = t->status_next;
-      ta_deliver_cancel(L, t);
-    }
-  }
-  for (ta_status *c = s->first_child; c != NULL; c = c->next_sibling)
-    ta_status_recompute(L, E, c);
-}
-
-void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s) {
-  s->cancel_called = 1;
-  ta_status_recompute(L, E, s);
-}
-
-/* -inf when already cancelled, else the nearest deadline up to a shield. */
-double ta_effective_deadline(ta_status *s) {
-  double d = HUGE_VAL;
-  for (; s != NULL; s = s->parent) {
-    if (s->cancelled) return -HUGE_VAL;
-    if (s->deadline < d) d = s->deadline;
-    if (s->shield) break;
-  }
-  return d;
-}
 
 /* ---- CancelScope ---- */
 
 static ta_scope *checkscope(lua_State *L, int idx) {
   return (ta_scope *)luaL_checkudata(L, idx, SCOPE_MT);
+}
+
+/* The deadline timer's callback. */
+static void deadline_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
+  ta_scope *sc = (ta_scope *)((char *)tm - offsetof(ta_scope, timer));
+  ta_status_cancel(L, E, &sc->st);
 }
 
 ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) {
@@ -97,8 +28,7 @@ ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) 
   sc->E = E;
   sc->st.deadline = deadline;
   sc->st.shield = (unsigned char)shield;
-  sc->timer.index = -1;
-  sc->timer.kind = TA_TIMER_SCOPE;
+  ta_timer_init(&sc->timer, deadline_fired);
   luaL_setmetatable(L, SCOPE_MT);
   return sc;
 }
@@ -129,23 +59,6 @@ void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t) {
   ta_status_recompute(L, sc->E, &sc->st);
 }
 
-/* Takes st out of the tree, handing its tasks and child statuses to
-** parent (normally only the owner task is left; the rest happens only when
-** a coroutine was killed inside the scope). */
-static void detach(ta_status *st, ta_status *parent) {
-  while (st->first_task) {
-    ta_task *t = st->first_task;
-    ta_status_unlink_task(t);
-    ta_status_link_task(parent, t);
-  }
-  while (st->first_child) {
-    ta_status *c = st->first_child;
-    ta_status_unlink(c);
-    ta_status_link_child(parent, c);
-  }
-  ta_status_unlink(st);
-}
-
 /* Leaves the scope; returns whether a Cancelled passing through it should
 ** be caught here: the scope is cancelled and the cancellation is its own,
 ** not its parent's showing through. */
@@ -158,15 +71,10 @@ int ta_scope_exit(lua_State *L, ta_scope *sc) {
     luaL_error(L, "CancelScope: scopes exited out of order (an inner scope is still active)");
   catches = st->cancelled && !(parent && parent->cancelled && !st->shield);
   ta_heap_remove(&sc->E->timers, &sc->timer);
-  detach(st, parent);
+  ta_status_detach(st, parent);
   sc->state = 2;
   sc->owner = NULL;
   return catches;
-}
-
-void ta_scope_deadline_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
-  ta_scope *sc = (ta_scope *)((char *)tm - offsetof(ta_scope, timer));
-  ta_status_cancel(L, E, &sc->st);
 }
 
 /* A scope collected while still entered (its task's coroutine was killed):
@@ -176,7 +84,7 @@ static int scope_gc(lua_State *L) {
   ta_status *st = &sc->st, *parent = st->parent;
   if (sc->state != 1 || parent == NULL) return 0;
   ta_heap_remove(&sc->E->timers, &sc->timer);
-  detach(st, parent);
+  ta_status_detach(st, parent);
   sc->state = 2;
   return 0;
 }
@@ -274,7 +182,7 @@ static const luaL_Reg cancel_funcs[] = {
   {NULL, NULL}
 };
 
-int ta_open_cancel(lua_State *L) {
+int ta_open_scope(lua_State *L) {
   luaL_newmetatable(L, SCOPE_MT);
   lua_pushcfunction(L, scope_index);
   lua_setfield(L, -2, "__index");

@@ -1,50 +1,18 @@
 /*
-** clock.c — time: the engine clock (real or trio.testing.MockClock) and the
-** sleeping primitives.  A sleeping task sits in the deadline heap through
-** its own embedded timer, so a sleep allocates nothing.
+** time.c — Trio's time: current_time, the sleeping primitives, MockClock
+** objects and wait_all_tasks_blocked.  A sleeping task sits in the
+** engine's deadline heap through its own embedded timer, so a sleep
+** allocates nothing.
 */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
-#include "ta.h"
-
-#define CLOCK_MT "trio_asyncio.MockClock"
-
-double ta_clock_now(ta_clock *c) {
-  return c->offset + c->rate * (double)(uv_hrtime() - c->base_ns) / 1e9;
-}
-
-static void rebase(ta_clock *c) {
-  c->offset = ta_clock_now(c);
-  c->base_ns = uv_hrtime();
-}
-
-void ta_clock_jump(ta_clock *c, double s) {
-  c->offset += s;
-}
-
-double ta_now(ta_engine *E) {
-  if (E->clock != NULL) return ta_clock_now(E->clock);
-  return (double)uv_hrtime() / 1e9;
-}
-
-/* A cheap monotonic clock (ns), for deciding when to poll: the coarse one
-** costs no hardware clock read, and lags the real one by at most a tick
-** (a few ms). */
-uint64_t ta_coarse_ns(void) {
-#ifdef CLOCK_MONOTONIC_COARSE
-  struct timespec ts;
-  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0)
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-#endif
-  return uv_hrtime();
-}
+#include "trio/trio.h"
 
 /* ---- MockClock ---- */
 
 static ta_clock *checkclock(lua_State *L, int idx) {
-  return (ta_clock *)luaL_checkudata(L, idx, CLOCK_MT);
+  return (ta_clock *)luaL_checkudata(L, idx, TA_CLOCK_MT);
 }
 
 /* MockClock(rate, autojump_threshold) */
@@ -59,7 +27,7 @@ static int l_clock_new(lua_State *L) {
   c->base_ns = uv_hrtime();
   c->rate = rate;
   c->autojump = jump;
-  luaL_setmetatable(L, CLOCK_MT);
+  luaL_setmetatable(L, TA_CLOCK_MT);
   return 1;
 }
 
@@ -94,7 +62,7 @@ static int clock_newindex(lua_State *L) {
   double v = luaL_checknumber(L, 3);
   luaL_argcheck(L, v >= 0, 3, "must be >= 0");
   if (strcmp(k, "rate") == 0) {
-    rebase(c);
+    ta_clock_rebase(c);
     c->rate = v;
   } else if (strcmp(k, "autojump_threshold") == 0) {
     c->autojump = v;
@@ -171,8 +139,8 @@ static const luaL_Reg clock_funcs[] = {
   {NULL, NULL}
 };
 
-int ta_open_clock(lua_State *L) {
-  luaL_newmetatable(L, CLOCK_MT);
+int ta_open_time(lua_State *L) {
+  luaL_newmetatable(L, TA_CLOCK_MT);
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, l_clock_jump);
   lua_setfield(L, -2, "jump");

@@ -18,33 +18,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ta.h"
+#include "asyncio/asyncio.h"
 
 #define LOOP_MT "trio_asyncio.Loop"
 #define HANDLE_MT "trio_asyncio.Handle"
 
+/* Seconds a callback may run before debug mode reports it (asyncio's). */
+#define DEFAULT_SLOW_CALLBACK_DURATION 0.1
+
 enum { UV_READY = 1, UV_BATCH = 2, UV_ATTRS = 3, LOOP_NUV = 3 };
 
+/* A loop's reader and writer of one fd: a watcher in the engine's fd table
+** (io/poll.c), which a Trio task waiting on the same fd shares. */
 typedef struct ta_aiowatch {
-  uv_poll_t h;
+  ta_fdwatcher w;               /* first */
   ta_loop *lp;
-  int fd;
   int reader_ref, writer_ref;   /* handles, anchored in the registry */
   int pending;                  /* readiness not yet dispatched */
   struct ta_aiowatch *next_pending;
 } aiowatch;
 
-typedef struct loop_ud {
-  ta_loop lp;
-  int ref;                      /* weak self reference */
-} loop_ud;
-
+/* A loop is found from C through the weak registry (by its address). */
 static ta_loop *checkloop(lua_State *L, int idx) {
-  return &((loop_ud *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_LOOP))->lp;
+  return (ta_loop *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_LOOP);
 }
 
 static void push_loop(lua_State *L, ta_loop *lp) {
-  ta_push_weak(L, lp->E, ((loop_ud *)lp)->ref);
+  ta_push_weak(L, lp->E, lp);
 }
 
 static ta_handle *checkhandle(lua_State *L, int idx) {
@@ -56,14 +56,18 @@ static int check_open(lua_State *L, ta_loop *lp, const char *fname) {
   return 0;
 }
 
-static void check_callable(lua_State *L, int idx) {
-  if (!lua_isfunction(L, idx) && !luaL_getmetafield(L, idx, "__call"))
-    luaL_typeerror(L, idx, "function");
-  else if (!lua_isfunction(L, idx))
-    lua_pop(L, 1);
-}
-
 /* ---- handles ---- */
+
+/* A timer handle is due: it joins the ready table (at lp->ready_idx). */
+static void timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
+  ta_handle *h = (ta_handle *)((char *)tm - offsetof(ta_handle, timer));
+  ta_loop *lp = h->loop;
+  (void)E;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
+  h->ref = LUA_NOREF;
+  lua_rawseti(L, lp->ready_idx, ++lp->nready);
+}
 
 /* A handle for [cb, args...] (the top nvals values, popped); pushed. */
 static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
@@ -71,8 +75,7 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
   ta_handle *h = (ta_handle *)lua_newuserdatauv(L, sizeof *h, nvals);
   h->kind = TA_KIND_HANDLE;
   h->loop = lp;
-  h->timer.index = -1;
-  h->timer.kind = TA_TIMER_HANDLE;
+  ta_timer_init(&h->timer, timer_fired);
   h->ref = LUA_NOREF;
   h->nargs = nvals - 1;
   h->cancelled = 0;
@@ -232,7 +235,7 @@ static int handle_tostring(lua_State *L) {
 
 static int l_call_soon(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
-  check_callable(L, 2);
+  ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
   new_handle(L, lp, lua_gettop(L) - 1);
   lua_pushvalue(L, -1);
@@ -251,7 +254,7 @@ static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when)
 }
 
 static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
-  check_callable(L, 3);
+  ta_check_callable(L, 3);
   check_open(L, lp, fname);
   schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2), when);
   return 1;
@@ -302,16 +305,10 @@ static int l_attrs(lua_State *L) {
 
 /* ---- readers and writers ---- */
 
-static void free_watch(uv_handle_t *h) {
-  aiowatch *w = (aiowatch *)h->data;
-  ta_handle_closed(w->lp->E);
-  free(w);
-}
-
-static void on_poll(uv_poll_t *ph, int status, int events) {
-  aiowatch *w = (aiowatch *)ph->data;
+/* Inside libuv's callback: no Lua; the loop dispatches at its next batch. */
+static void on_ready(ta_fdwatcher *fw, int events) {
+  aiowatch *w = (aiowatch *)fw;
   ta_loop *lp = w->lp;
-  if (status < 0) events = UV_READABLE | UV_WRITABLE;
   if (w->pending == 0) {
     w->next_pending = lp->pending_io;
     lp->pending_io = w;
@@ -333,16 +330,16 @@ static void release_watch(lua_State *L, ta_loop *lp, aiowatch *w) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
   }
   unpend(lp, w);
-  lp->fdw[w->fd] = NULL;
-  uv_poll_stop(&w->h);
-  uv_close((uv_handle_t *)&w->h, free_watch);
+  lp->fdw[w->w.fd] = NULL;
+  ta_fd_unwatch(lp->E, &w->w);
+  free(w);
 }
 
 static void update_watch(lua_State *L, ta_loop *lp, aiowatch *w) {
-  int ev = (w->reader_ref != LUA_NOREF ? UV_READABLE : 0) |
-           (w->writer_ref != LUA_NOREF ? UV_WRITABLE : 0);
-  if (ev == 0) release_watch(L, lp, w);
-  else uv_poll_start(&w->h, ev, on_poll);
+  w->w.events = (w->reader_ref != LUA_NOREF ? UV_READABLE : 0) |
+                (w->writer_ref != LUA_NOREF ? UV_WRITABLE : 0);
+  if (w->w.events == 0) release_watch(L, lp, w);
+  else ta_fd_update(lp->E, &w->w);
 }
 
 static int add_watch(lua_State *L, int writing) {
@@ -350,15 +347,15 @@ static int add_watch(lua_State *L, int writing) {
   lua_Integer fd = luaL_checkinteger(L, 2);
   const char *fname = writing ? "add_writer" : "add_reader";
   aiowatch *w;
-  luaL_argcheck(L, fd >= 0 && fd < 1 << 24, 2, "not a valid file descriptor");
-  check_callable(L, 3);
+  luaL_argcheck(L, fd >= 0 && fd < TA_MAX_FD, 2, "not a valid file descriptor");
+  ta_check_callable(L, 3);
   check_open(L, lp, fname);
   if (fd >= lp->nfdw) {
     int n = lp->nfdw ? lp->nfdw : 16;
     aiowatch **a;
     while (n <= fd) n *= 2;
     a = (aiowatch **)realloc(lp->fdw, (size_t)n * sizeof *a);
-    if (a == NULL) return luaL_error(L, "not enough memory");
+    if (a == NULL) return luaL_error(L, "%s: not enough memory", fname);
     for (int i = lp->nfdw; i < n; i++) a[i] = NULL;
     lp->fdw = a;
     lp->nfdw = n;
@@ -367,18 +364,18 @@ static int add_watch(lua_State *L, int writing) {
   if (w == NULL) {
     int rc;
     w = (aiowatch *)calloc(1, sizeof *w);
-    if (w == NULL) return luaL_error(L, "not enough memory");
-    rc = uv_poll_init(lp->E->loop, &w->h, (int)fd);
-    if (rc < 0) {
-      free(w);
-      return luaL_error(L, "%s: cannot watch fd %d: %s", fname, (int)fd, uv_strerror(rc));
-    }
-    w->h.data = w;
+    if (w == NULL) return luaL_error(L, "%s: not enough memory", fname);
+    w->w.fd = (int)fd;
+    w->w.events = writing ? UV_WRITABLE : UV_READABLE;
+    w->w.ready = on_ready;
     w->lp = lp;
-    w->fd = (int)fd;
     w->reader_ref = w->writer_ref = LUA_NOREF;
+    if ((rc = ta_fd_watch(lp->E, &w->w)) != 0) {
+      free(w);
+      return ta_error(L, "RuntimeError", "%s: cannot watch fd %d: %s", fname, (int)fd,
+                      uv_strerror(rc));
+    }
     lp->fdw[fd] = w;
-    ta_handle_opened(lp->E);
   }
   lua_remove(L, 2); /* drop the fd: [loop, cb, args...] */
   new_handle(L, lp, lua_gettop(L) - 1);
@@ -444,13 +441,10 @@ static void fire_due(lua_State *L, ta_loop *lp, int ready) {
   ta_timer *tm;
   if (lp->timers.n == 0) return; /* no clock read needed */
   now = ta_now(lp->E);
+  lp->ready_idx = ready;
   while ((tm = ta_heap_top(&lp->timers)) != NULL && tm->when <= now) {
-    ta_handle *h = (ta_handle *)((char *)tm - offsetof(ta_handle, timer));
     ta_heap_remove(&lp->timers, tm);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
-    h->ref = LUA_NOREF;
-    lua_rawseti(L, ready, ++lp->nready);
+    tm->cb(L, lp->E, tm);
   }
 }
 
@@ -458,7 +452,7 @@ static void fire_due(lua_State *L, ta_loop *lp, int ready) {
 ** handles that are ready now run (those they schedule wait for the next). */
 static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   int batch, n;
-  ta_loop *prev = lp->E->running_loop;
+  ta_loop *prev = (ta_loop *)lp->E->running_loop;
   lua_getiuservalue(L, loopidx, UV_READY);
   dispatch_io(L, lp, lua_gettop(L));
   fire_due(L, lp, lua_gettop(L));
@@ -628,8 +622,7 @@ static int l_loop_close(lua_State *L) {
 }
 
 static int loop_gc(lua_State *L) {
-  loop_ud *u = (loop_ud *)luaL_checkudata(L, 1, LOOP_MT);
-  ta_loop *lp = &u->lp;
+  ta_loop *lp = (ta_loop *)luaL_checkudata(L, 1, LOOP_MT);
   if (!lp->closed) {
     lp->closed = 1;
     loop_release(L, lp);
@@ -651,18 +644,17 @@ static int loop_tostring(lua_State *L) {
 /* loop_new() -> a new loop (not running). */
 static int l_loop_new(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  loop_ud *u = (loop_ud *)lua_newuserdatauv(L, sizeof *u, LOOP_NUV);
-  memset(u, 0, sizeof *u);
-  u->lp.E = E;
-  u->lp.slow_callback_duration = 0.1;
-  u->ref = LUA_NOREF;
+  ta_loop *lp = (ta_loop *)lua_newuserdatauv(L, sizeof *lp, LOOP_NUV);
+  memset(lp, 0, sizeof *lp);
+  lp->E = E;
+  lp->slow_callback_duration = DEFAULT_SLOW_CALLBACK_DURATION;
   luaL_setmetatable(L, LOOP_MT);
   for (int uv = UV_READY; uv <= UV_ATTRS; uv++) {
     lua_newtable(L);
     lua_setiuservalue(L, -2, uv);
   }
   lua_pushvalue(L, -1);
-  u->ref = ta_weakref(L, E);
+  ta_weak_set(L, E, lp);
   return 1;
 }
 
@@ -671,11 +663,11 @@ static int l_loop_new(lua_State *L) {
 ** 1; returns 0 (nothing pushed) when there is none. */
 int ta_push_running_loop(lua_State *L, ta_engine *E) {
   ta_task *t = E->current;
-  if (E->running_loop != NULL && (t == NULL || !t->weak || t->co != L)) {
-    push_loop(L, E->running_loop);
+  if (E->running_loop != NULL && (t == NULL || !ta_is_aio_task(t) || t->co != L)) {
+    push_loop(L, (ta_loop *)E->running_loop);
     return 1;
   }
-  if (t != NULL && t->co == L && t->weak) {
+  if (t != NULL && t->co == L && ta_is_aio_task(t)) {
     push_loop(L, ta_task_future(t)->loop);
     return 1;
   }
@@ -690,7 +682,7 @@ static int l_running_loop(lua_State *L) {
 static int l_in_loop_callback(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = E->current;
-  lua_pushboolean(L, E->running_loop != NULL && (t == NULL || !t->weak || t->co != L));
+  lua_pushboolean(L, E->running_loop != NULL && (t == NULL || !ta_is_aio_task(t) || t->co != L));
   return 1;
 }
 
@@ -705,7 +697,7 @@ static int l_loop_set_debug(lua_State *L) {
 /* loop_driver(loop) -> the Trio task driving it, or nil */
 static int l_loop_driver(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
-  if (lp->driver == NULL || lp->driver->ref == LUA_NOREF) return 0;
+  if (lp->driver == NULL || !ta_task_alive(lp->driver)) return 0;
   ta_push_task(L, lp->driver);
   return 1;
 }
@@ -718,8 +710,8 @@ static int l_live_loops(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
-    loop_ud *u = (loop_ud *)luaL_testudata(L, -1, LOOP_MT);
-    if (u != NULL && !u->lp.closed) lua_rawseti(L, -4, ++n);
+    ta_loop *lp = (ta_loop *)luaL_testudata(L, -1, LOOP_MT);
+    if (lp != NULL && !lp->closed) lua_rawseti(L, -4, ++n);
     else lua_pop(L, 1);
   }
   lua_pop(L, 1);

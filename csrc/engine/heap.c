@@ -4,7 +4,13 @@
 */
 #include <stdlib.h>
 
-#include "ta.h"
+#include "engine/engine.h"
+
+void ta_timer_init(ta_timer *tm, ta_timer_cb cb) {
+  tm->when = 0;
+  tm->index = -1;
+  tm->cb = cb;
+}
 
 static void swap_at(ta_heap *h, int i, int j) {
   ta_timer *a = h->items[i], *b = h->items[j];

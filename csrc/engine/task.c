@@ -11,7 +11,7 @@
 */
 #include <string.h>
 
-#include "ta.h"
+#include "engine/engine.h"
 
 #define engine_of(L) ta_upengine(L)
 
@@ -31,22 +31,35 @@ static void push_names(lua_State *L) {
   ta_push_weak_keyed(L, &names_key);
 }
 
-/* Pushes the function the task runs (nil once it has exited). */
-static void push_task_function(lua_State *L, ta_task *t) {
+/* Pushes the function the task runs.  A copy of it sits at the base of
+** the task's thread below the running call (ta_task_init puts it there),
+** so it is found also once the task has finished; a task that failed
+** still has its frames, and the bottom one is its function. */
+static void push_thread_function(lua_State *L, lua_State *co) {
   lua_Debug ar;
   int level = 0;
-  if (t->co == NULL) {
-    lua_pushnil(L);
+  while (lua_getstack(co, level, &ar)) level++;
+  if (level == 0) {
+    lua_pushvalue(co, 1);
+  } else {
+    lua_getstack(co, level - 1, &ar);
+    lua_getinfo(co, "f", &ar);
+  }
+  lua_xmove(co, L, 1);
+}
+
+/* ... or, once it has exited, the function kept in its user value.  The
+** task object must be at idx (0: pushed from its reference). */
+static void push_task_function(lua_State *L, ta_task *t, int idx) {
+  if (t->co != NULL) {
+    push_thread_function(L, t->co);
     return;
   }
-  while (lua_getstack(t->co, level, &ar)) level++;
-  if (level == 0) { /* not started: the function sits at the stack base */
-    lua_pushvalue(t->co, 1);
-  } else {
-    lua_getstack(t->co, level - 1, &ar);
-    lua_getinfo(t->co, "f", &ar);
-  }
-  lua_xmove(t->co, L, 1);
+  if (idx) lua_pushvalue(L, idx);
+  else ta_push_task(L, t);
+  if (lua_isnil(L, -1)) return;
+  lua_getiuservalue(L, -1, TA_UV_THREAD);
+  lua_remove(L, -2);
 }
 
 /* Pushes and returns the task's name: explicit, or "file:line" of its
@@ -60,7 +73,7 @@ static const char *task_name_at(lua_State *L, ta_task *t, int idx) {
   lua_remove(L, -2);
   if (lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
   lua_pop(L, 1);
-  push_task_function(L, t);
+  push_task_function(L, t, idx);
   if (lua_type(L, -1) == LUA_TFUNCTION) {
     lua_getinfo(L, ">S", &ar);
     if (ar.what[0] != 'C') return lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
@@ -70,13 +83,14 @@ static const char *task_name_at(lua_State *L, ta_task *t, int idx) {
   return lua_pushfstring(L, "task-%d", (int)t->id);
 }
 
-/* The name of an asyncio Task (set_name) wins over its function's place. */
+/* A name its kind knows (an asyncio Task's set_name) wins over its
+** function's place. */
 const char *ta_task_name(lua_State *L, ta_task *t) {
-  const char *name = ta_aio_task_name(L, t);
+  const char *name = t->kind->name != NULL ? t->kind->name(L, t) : NULL;
   return name != NULL ? name : task_name_at(L, t, 0);
 }
 
-static const char *flavor_name(int flavor) {
+const char *ta_flavor_name(int flavor) {
   return flavor == TA_TRIO ? "trio" : flavor == TA_ASYNCIO ? "asyncio" : "allow_asyncio";
 }
 
@@ -87,7 +101,7 @@ static int ends_with(const char *s, const char *suffix) {
   return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static int own_chunk(const char *src) {
+int ta_own_chunk(const char *src) {
   static const char *const files[] = {"trio.lua", "asyncio.lua", "trio_asyncio.lua", NULL};
   if (strstr(src, "/trio/") != NULL || strstr(src, "/asyncio/") != NULL) return 1;
   for (int i = 0; files[i]; i++) {
@@ -104,7 +118,7 @@ static const char *push_call_site(lua_State *L) {
   lua_Debug ar;
   for (int level = 1; lua_getstack(L, level, &ar); level++) {
     lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 && !own_chunk(ar.source))
+    if (ar.currentline > 0 && !ta_own_chunk(ar.source))
       return lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
   }
   return lua_pushliteral(L, "?");
@@ -120,11 +134,11 @@ static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
     return ta_error(L, "FlavorError",
                     "Task got bad yield: trio-flavored %s called from %s task '%s' (%s); "
                     "wrap it with trio_asyncio.trio_as_aio",
-                    fname, flavor_name(t->flavor), name, where);
+                    fname, ta_flavor_name(t->flavor), name, where);
   return ta_error(L, "FlavorError",
                   "trio.run received unrecognized yield message: asyncio-flavored %s called "
                   "from %s task '%s' (%s); wrap it with trio_asyncio.aio_as_trio",
-                  fname, flavor_name(t->flavor), name, where);
+                  fname, ta_flavor_name(t->flavor), name, where);
 }
 
 /* Every async primitive starts here: it returns the running task, or raises
@@ -146,80 +160,95 @@ ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
 
 /* ---- creating tasks ---- */
 
+/* Pushes the task's object: an anchored task while alive (afterwards
+** nil); one anchored by its holders while that object lives. */
 void ta_push_task(lua_State *L, ta_task *t) {
-  if (t->weak) ta_push_weak(L, t->E, t->ref);
+  if (!t->kind->anchored) ta_push_weak(L, t->E, t);
   else lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
 }
 
-/* A task at idx: a Trio or allow_asyncio task, or the engine task inside
-** an asyncio Task. */
+/* Whether the task's object can still be pushed by ta_push_task. */
+int ta_task_alive(ta_task *t) {
+  return !t->kind->anchored || t->ref != LUA_NOREF;
+}
+
+/* A task at idx: a task object, or an object that holds one (an asyncio
+** Task, registered with ta_task_class). */
 ta_task *ta_checktask(lua_State *L, int idx) {
-  void *p = luaL_testudata(L, idx, TA_TASK_MT);
-  if (p != NULL) return (ta_task *)p;
-  p = luaL_testudata(L, idx, TA_AIOTASK_MT);
-  if (p == NULL) luaL_typeerror(L, idx, "task");
-  return ta_future_task((ta_future *)p);
+  const void *mt = ta_udata_mt(L, idx);
+  ta_engine *E = ta_engine_get(L);
+  if (mt != NULL) {
+    for (int i = 0; i < TA_NMT; i++)
+      if (mt == E->mt[i] && E->task_offset[i] >= 0)
+        return (ta_task *)((char *)lua_touserdata(L, idx) + E->task_offset[i]);
+  }
+  luaL_typeerror(L, idx, "task");
+  return NULL;
+}
+
+/* A sleeping task's timer fired: it wakes. */
+void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
+  (void)L;
+  (void)E;
+  ta_reschedule((ta_task *)((char *)tm - offsetof(ta_task, timer)), 0, 0);
 }
 
 /* Fills in task t, part of the userdata on top of the stack, to run fn (at
 ** fnidx, followed by nargs arguments); it is not scheduled anywhere yet.
-** The new task starts with its spawner's context (shared until written:
-** copy-on-write).  A weak task is part of an asyncio Task and anchored by
-** whoever holds that, not by the engine. */
+** Its thread goes into user value thread_uv of that userdata.  The new
+** task starts with its spawner's context (shared until written:
+** copy-on-write).  A task whose kind is not anchored is part of an object
+** anchored by whoever holds it, not by the engine. */
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
-                  ta_task *parent, int weak) {
+                  ta_task *parent, const ta_task_kind *kind, int thread_uv) {
   lua_State *co;
   fnidx = lua_absindex(L, fnidx);
   memset(t, 0, sizeof *t);
   t->E = E;
+  t->kind = kind;
   t->ref = LUA_NOREF;
   t->abort_ref = t->ctx_ref = LUA_NOREF;
-  t->timer.index = -1;
-  t->timer.kind = TA_TIMER_SLEEP;
+  ta_timer_init(&t->timer, ta_sleep_timer_fired);
   t->flavor = (unsigned char)flavor;
-  t->weak = (unsigned char)weak;
+  t->thread_uv = (unsigned char)thread_uv;
   t->id = ++E->next_id;
   co = lua_newthread(L);
-  lua_setiuservalue(L, -2, ta_thread_uv(t));
-  if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "spawn: too many arguments");
+  lua_setiuservalue(L, -2, thread_uv);
+  if (!lua_checkstack(co, nargs + 2)) luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
     t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     parent->ctx_owned = 0; /* shared now: the spawner copies on its next write */
   }
+  lua_pushvalue(L, fnidx); /* the copy at the thread's base: see push_thread_function */
   lua_pushvalue(L, fnidx);
-  lua_xmove(L, co, 1);
+  lua_xmove(L, co, 2);
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
   lua_xmove(L, co, nargs);
   t->co = co;
   t->nargs = nargs;
   lua_pushvalue(L, -1);
-  if (weak) {
-    t->ref = ta_weakref(L, E);
-    E->naio++;
+  if (!kind->anchored) {
+    ta_weak_set(L, E, t);
+    E->nunanchored++;
   } else {
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     E->ntasks++;
   }
+  if (E->gc_stress) lua_gc(L, LUA_GCSTEP, 0);
 }
 
-/* Spawns a Trio-scheduled task into nursery n (may be NULL) and cancel
-** status st.  Leaves the task userdata on the stack. */
+/* Spawns a task object of the given kind, scheduled by the engine, in
+** cancel status st; the caller links it to its owner before anything can
+** run.  Leaves the task userdata on the stack. */
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
-                  ta_nursery *n, ta_status *st, ta_task *parent) {
+                  const ta_task_kind *kind, ta_status *st, ta_task *parent) {
   ta_task *t;
   fnidx = lua_absindex(L, fnidx);
   t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
   ta_setmetatable(L, E, TA_MT_TASK);
-  ta_task_init(L, E, t, fnidx, nargs, flavor, parent, 0);
+  ta_task_init(L, E, t, fnidx, nargs, flavor, parent, kind, TA_UV_THREAD);
   ta_status_link_task(st, t);
-  if (n != NULL) {
-    t->nursery = n;
-    t->sib_next = n->first_child;
-    if (n->first_child) n->first_child->sib_prev = t;
-    n->first_child = t;
-    n->nchildren++;
-  }
   t->state = TA_RUNNABLE;
   ta_runq_push(E, t);
   if (ta_hooked(E)) {
@@ -268,9 +297,9 @@ int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret) {
   return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
 }
 
-/* An asyncio task suspends to its loop (which looks at t->wait); k (NULL:
-** the usual one) gets the task as context. */
-int ta_aio_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k) {
+/* A task suspends to whoever drives it (an asyncio Task to its loop, which
+** looks at t->wait); k (NULL: the usual one) gets the task as context. */
+int ta_task_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k) {
   t->state = TA_PARKED;
   t->trap = 1;
   t->kbase = lua_gettop(L) - nret;
@@ -349,24 +378,15 @@ void ta_check_cancelled(lua_State *L, ta_task *t) {
 
 /* ---- running and exiting ---- */
 
-/* The task's error value, if any, is on top of L (not of t->co). */
+/* The task's error value, if any, is on top of L (not of t->co).  The
+** main task's outcome is kept for the end of the run; any other task's
+** goes to its kind. */
 static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
   t->state = TA_DONE;
   ta_status_unlink_task(t);
-  if (!t->weak && t->nursery != NULL) {
-    if (!ok) {
-      if (lua_type(L, -1) == LUA_TTABLE) {
-        lua_pushliteral(L, "traceback");
-        lua_rawget(L, -2);
-      } else {
-        luaL_traceback(L, co, NULL, 0);
-      }
-    }
-    ta_nursery_child_exited(L, t->nursery, t, ok);
-    if (!ok) lua_pop(L, 2);
-  } else if (t == E->main) {
+  if (t == E->main) {
     E->main_done = 1;
     E->main_ok = ok;
     if (ok) {
@@ -377,29 +397,31 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
       lua_setfield(L, -2, "n");
     }
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  } else if (t->weak) {
-    ta_aio_task_exited(L, t, ok, nres);
+  } else if (t->kind->exited != NULL) {
+    t->kind->exited(L, t, ok, nres);
+    if (!ok) lua_pop(L, 1);
   } else if (!ok) {
     lua_pop(L, 1);
   }
   if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
+  /* Drop the thread, keeping only its function (for the task's name): the
+  ** coroutine and what it held become collectable even if someone keeps
+  ** the task object. */
+  ta_push_task(L, t);
+  push_thread_function(L, co);
+  lua_setiuservalue(L, -2, t->thread_uv);
+  lua_pop(L, 1);
   /* A coroutine that died with an error keeps its pending to-be-closed
   ** variables until it is closed: close them now (their errors are lost,
   ** the task's own error already went to its owner). */
   if (!ok && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ta_closethread(co, L);
   lua_settop(co, 0);
-  /* Drop the thread: the coroutine and what it held become collectable even
-  ** if someone keeps the task object. */
-  ta_push_task(L, t);
-  lua_pushnil(L);
-  lua_setiuservalue(L, -2, ta_thread_uv(t));
-  lua_pop(L, 1);
   luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
   t->ctx_ref = LUA_NOREF;
   t->abort_ref = LUA_NOREF;
-  if (t->weak) { /* its Task keeps the weak reference until collected */
-    E->naio--;
+  if (!t->kind->anchored) { /* its holder keeps the weak entry until collected */
+    E->nunanchored--;
   } else {
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
     t->ref = LUA_NOREF;
@@ -412,6 +434,7 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
 ** yielded something the scheduler does not understand.  It cannot be
 ** resumed meaningfully, so it fails with a clear error. */
 static void foreign_yield(lua_State *L, ta_task *t, int nres) {
+  lua_State *co;
   int top = lua_gettop(L);
   int aio = t->flavor == TA_ASYNCIO;
   const char *msg;
@@ -430,14 +453,13 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
   }
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
-  ta_closethread(t->co, L);
-  lua_settop(t->co, 0);
-  task_exit(L, t, 0, 0);
+  co = t->co;
+  task_exit(L, t, 0, 0); /* while its frames still tell its function */
+  ta_closethread(co, L);
 }
 
 /* Ends a task that never ran, with the error on top of L (popped). */
 void ta_task_fail(lua_State *L, ta_task *t) {
-  lua_settop(t->co, 0);
   task_exit(L, t, 0, 1);
 }
 
@@ -451,6 +473,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
     tidx = lua_gettop(L);
     ta_hook(L, E, "before_task_step", t);
   }
+  if (E->gc_stress) lua_gc(L, LUA_GCSTEP, 0);
   E->current = t;
   E->curL = t->co;
   t->state = TA_RUNNING;
@@ -462,7 +485,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
   if (st == LUA_YIELD) {
     if (!t->trap) foreign_yield(L, t, nres);
   } else if (st == LUA_OK) {
-    task_exit(L, t, 1, nres);
+    task_exit(L, t, 1, nres - 1); /* lua_resume counts the function's copy at the base */
   } else {
     lua_xmove(t->co, L, 1);
     /* Give error objects the stack they were raised on, if they lack one. */
@@ -486,111 +509,21 @@ void ta_step_task(lua_State *L, ta_task *t) {
   }
 }
 
-/* ---- the Lua face of tasks: trio.lowlevel ---- */
-
-static int t_current_task(lua_State *L) {
-  ta_task *t = ta_async_check(L, "trio.lowlevel.current_task", TA_TRIO);
-  ta_push_task(L, t);
-  return 1;
-}
-
-static int t_current_root_task(lua_State *L) {
-  ta_engine *E = engine_of(L);
-  if (!E->running || E->main == NULL || E->main->ref == LUA_NOREF) return 0;
-  ta_push_task(L, E->main);
-  return 1;
-}
-
-static int t_checkpoint(lua_State *L) {
-  return ta_checkpoint(L, ta_async_check(L, "trio.lowlevel.checkpoint", TA_TRIO));
-}
-
-static int t_checkpoint_if_cancelled(lua_State *L) {
-  ta_task *t = ta_async_check(L, "trio.lowlevel.checkpoint_if_cancelled", TA_TRIO);
-  ta_check_cancelled(L, t);
-  return 0;
-}
-
-static int t_cancel_shielded_checkpoint(lua_State *L) {
-  ta_task *t = ta_async_check(L, "trio.lowlevel.cancel_shielded_checkpoint", TA_TRIO);
-  return ta_schedule_point(L, t);
-}
-
-/* wait_task_rescheduled(abort_fn): abort_fn(raise_cancel) answers
-** "SUCCEEDED" (we wake the task with Cancelled) or "FAILED" (its owner
-** will reschedule it later). */
-static int raise_cancel(lua_State *L) {
-  ta_raise_cancelled(L);
-  return 0;
-}
-
-static int lua_abort(lua_State *L, ta_task *t) {
-  int ok, succeeded;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->abort_ref);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushcclosure(L, raise_cancel, 1);
-  ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
-  succeeded = ok && lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "SUCCEEDED") == 0;
-  lua_pop(L, 1);
-  if (succeeded) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
-    t->abort_ref = LUA_NOREF;
-  }
-  return succeeded ? TA_ABORT_SUCCEEDED : TA_ABORT_FAILED;
-}
-
-static char lua_wait_marker;
-
-static int t_wait_task_rescheduled(lua_State *L) {
-  ta_task *t = ta_async_check(L, "trio.lowlevel.wait_task_rescheduled", TA_TRIO);
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
-  t->abort_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  t->wait = &lua_wait_marker;
-  return ta_park(L, t, lua_abort);
-}
-
-static int t_reschedule(lua_State *L) {
-  ta_task *t = ta_checktask(L, 1);
-  int ok = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
-  if (t->state != TA_PARKED || t->wait != &lua_wait_marker)
-    return luaL_argerror(L, 1, "task is not blocked in wait_task_rescheduled");
-  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
-  t->abort_ref = LUA_NOREF;
-  lua_settop(L, 3);
-  lua_xmove(L, t->co, 1);
-  ta_reschedule(t, 1, !ok);
-  return 0;
-}
-
-/* The fields every task shows (name, flavor, parent_nursery,
-** child_nurseries, id, done): pushes field k of the task t (its userdata at
-** idx) and returns 1, or returns 0 for another key.  asyncio Tasks show
-** them too (future.c). */
+/* The fields every task shows (name, flavor, id, done, and those of its
+** kind): pushes field k of the task t (its object at idx) and returns 1,
+** or returns 0 for another key.  asyncio Tasks show them too. */
 int ta_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   if (strcmp(k, "name") == 0) {
-    if (t->weak) ta_task_name(L, t);
-    else task_name_at(L, t, idx);
+    const char *name = t->kind->name != NULL ? t->kind->name(L, t) : NULL;
+    if (name == NULL) task_name_at(L, t, idx);
   } else if (strcmp(k, "flavor") == 0) {
-    lua_pushstring(L, flavor_name(t->flavor));
-  } else if (strcmp(k, "parent_nursery") == 0) {
-    if (!t->weak && t->nursery && t->ref != LUA_NOREF) ta_push_nursery(L, t->nursery);
-    else lua_pushnil(L);
-  } else if (strcmp(k, "child_nurseries") == 0) {
-    int i = 0;
-    lua_newtable(L);
-    for (ta_nursery *n = t->E->open_nurseries; n; n = n->next_open) {
-      if (n->parent_task != t) continue;
-      ta_push_nursery(L, n);
-      lua_rawseti(L, -2, ++i);
-    }
+    lua_pushstring(L, ta_flavor_name(t->flavor));
   } else if (strcmp(k, "id") == 0) {
     lua_pushinteger(L, t->id);
   } else if (strcmp(k, "done") == 0) {
     lua_pushboolean(L, t->state == TA_DONE);
   } else {
-    return 0;
+    return t->kind->field != NULL && t->kind->field(L, t, idx, k);
   }
   return 1;
 }
@@ -619,7 +552,7 @@ static int task_newindex(lua_State *L) {
 
 static int task_tostring(lua_State *L) {
   ta_task *t = ta_checktask(L, 1);
-  lua_pushfstring(L, "%s task '", flavor_name(t->flavor));
+  lua_pushfstring(L, "%s task '", ta_flavor_name(t->flavor));
   lua_getfield(L, 1, "name");
   lua_pushfstring(L, "' (%p)", (void *)t);
   lua_concat(L, 3);
@@ -688,7 +621,7 @@ static int t_ctx_set(lua_State *L) {
 static int t_current_flavor(lua_State *L) {
   ta_task *t = ta_current(L);
   if (t == NULL) return 0;
-  lua_pushstring(L, t->flavor == TA_BOTH ? "trio" : flavor_name(t->flavor));
+  lua_pushstring(L, t->flavor == TA_BOTH ? "trio" : ta_flavor_name(t->flavor));
   return 1;
 }
 
@@ -735,7 +668,7 @@ static int t_task_where(lua_State *L) {
   for (int level = 0; lua_getstack(t->co, level, &ar); level++) {
     lua_getinfo(t->co, "Sln", &ar);
     if (what == NULL && ar.name != NULL) what = ar.name;
-    if (ar.currentline > 0 && !own_chunk(ar.source)) {
+    if (ar.currentline > 0 && !ta_own_chunk(ar.source)) {
       if (what != NULL) lua_pushfstring(L, "%s (%s:%d)", what, ar.short_src, ar.currentline);
       else lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
       return 1;
@@ -745,34 +678,11 @@ static int t_task_where(lua_State *L) {
   return 1;
 }
 
-/* system_tasks() -> the live tasks spawned with spawn_system_task */
-static int t_system_tasks(lua_State *L) {
-  ta_engine *E = engine_of(L);
-  int n = 0;
-  lua_newtable(L);
-  if (!E->running) return 1;
-  for (ta_task *t = E->root.first_task; t != NULL; t = t->status_next) {
-    if (t->system) {
-      ta_push_task(L, t);
-      lua_rawseti(L, -2, ++n);
-    }
-  }
-  return 1;
-}
-
 static const luaL_Reg task_funcs[] = {
   {"task_where", t_task_where},
-  {"system_tasks", t_system_tasks},
   {"guarded_yield", t_guarded_yield},
   {"check_aio", t_check_aio},
   {"check_trio", t_check_trio},
-  {"current_task", t_current_task},
-  {"current_root_task", t_current_root_task},
-  {"checkpoint", t_checkpoint},
-  {"checkpoint_if_cancelled", t_checkpoint_if_cancelled},
-  {"cancel_shielded_checkpoint", t_cancel_shielded_checkpoint},
-  {"wait_task_rescheduled", t_wait_task_rescheduled},
-  {"reschedule", t_reschedule},
   {"ctx_get", t_ctx_get},
   {"ctx_set", t_ctx_set},
   {"current_flavor", t_current_flavor},

@@ -1,0 +1,86 @@
+/*
+** asyncio.h — the asyncio layer: the event loop, its handles and timers,
+** Futures and Tasks, and the waits the bridge needs (a Trio task waiting
+** on a Future).  Built on engine/ and io/; knows nothing of trio/.
+*/
+#ifndef TA_ASYNCIO_H
+#define TA_ASYNCIO_H
+
+#include "engine/engine.h"
+#include "io/io.h"
+
+typedef struct ta_loop ta_loop;
+typedef struct ta_future ta_future;
+typedef struct ta_handle ta_handle;
+
+enum { TA_FUT_PENDING, TA_FUT_CANCELLED, TA_FUT_FINISHED };
+
+/* The first byte of every object on a loop's ready queue, so that the
+** queue tells a Task (stepped directly, no handle needed) from a Handle. */
+enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
+
+struct ta_loop {
+  ta_engine *E;
+  int nready;               /* entries in the ready table */
+  ta_heap timers;           /* call_later / call_at handles */
+  int ready_idx;            /* stack index of the ready table while timers fire */
+  ta_task *driver;          /* Trio task running the loop, NULL if none */
+  int driver_parked;
+  ta_future *current;       /* asyncio Task being stepped */
+  int closed, closing, pausing;
+  int debug;                /* report slow callbacks, record where tasks are created */
+  double slow_callback_duration;
+  size_t ntasks;            /* pending asyncio Tasks... */
+  ta_task *tasks;           /* ...their engine tasks, newest first */
+  struct ta_aiowatch **fdw;  /* add_reader / add_writer by fd */
+  int nfdw;
+  struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */
+};
+
+struct ta_handle {
+  unsigned char kind;       /* TA_KIND_HANDLE */
+  unsigned char cancelled, is_timer;
+  int nargs;
+  ta_loop *loop;            /* NULL once the loop is gone */
+  ta_timer timer;
+  int ref;                  /* registry ref while in the timer heap */
+};
+
+struct ta_future {
+  unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */
+  unsigned char state, retrieved, must_cancel, cb_list;
+  unsigned char has_exc;    /* the outcome user value is an error */
+  int nresults;             /* results of a finished future */
+  int ncallbacks;
+  int cancel_requests;      /* Task.cancelling() */
+  uint32_t gather_mark;     /* serial of the last gather it was passed to */
+  ta_loop *loop;
+};
+
+/* An asyncio Task is one userdata: its Future and the engine task that
+** runs its function (of kind ta_aio_task_kind, not anchored by the engine:
+** a Task collected while pending is reported). */
+typedef struct ta_aiotask {
+  ta_future f;
+  ta_task t;
+} ta_aiotask;
+
+#define ta_task_future(tp) (&((ta_aiotask *)((char *)(tp) - offsetof(ta_aiotask, t)))->f)
+#define ta_future_task(fp) (&((ta_aiotask *)(fp))->t)
+
+extern const ta_task_kind ta_aio_task_kind;
+#define ta_is_aio_task(t) ((t)->kind == &ta_aio_task_kind)
+
+void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
+void ta_loop_append(lua_State *L, ta_loop *lp);
+int ta_push_running_loop(lua_State *L, ta_engine *E);
+void ta_loop_call_later(lua_State *L, ta_loop *lp, double delay, lua_CFunction cb, int nargs);
+void ta_handle_cancel(lua_State *L, ta_handle *h);
+void ta_loop_wake(ta_loop *lp);
+void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
+void ta_aio_task_run(lua_State *L, int tidx);
+
+int ta_open_loop(lua_State *L);
+int ta_open_future(lua_State *L);
+
+#endif

@@ -1,0 +1,312 @@
+/*
+** engine.c — one engine per lua_State: creating and closing it, the libuv
+** handles it owns (its own and every layer's), the weak registry of
+** objects by address, cached metatables, errors, and the one way a class
+** is built.
+*/
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+#define ENGINE_MT "trio_asyncio.Engine"
+
+static const char engine_key = 'E'; /* registry key: its address */
+
+/* ---- libuv handles of the layers ---- */
+
+/* A layer opened a handle: it is on the engine's list until it closes. */
+void ta_handle_opened(ta_engine *E, ta_owned *o) {
+  TA_LIST_PUSH(E->owned, o, prev, next);
+  if (!o->persistent) E->nhandles++;
+}
+
+/* A layer is closing a handle (before its uv_close): off the list. */
+void ta_handle_closing(ta_engine *E, ta_owned *o) {
+  TA_LIST_REMOVE(E->owned, o, prev, next);
+}
+
+/* Called from the close callback, after the memory was freed. */
+void ta_handle_closed(ta_engine *E) { E->nhandles--; }
+
+void ta_free_handle(uv_handle_t *h) { free(h); }
+
+/* Let libuv run the close callbacks of handles we closed, when no run
+** will poll soon (and never on a host's loop or inside uv_run). */
+void ta_flush_closes(ta_engine *E) {
+  if (E->host_loop || E->in_io_wait || E->running || E->closing) return;
+  uv_run(E->loop, UV_RUN_NOWAIT);
+}
+
+/* Argument check for anything called: a function or an object with __call
+** (the metafield is not left on the stack). */
+void ta_check_callable(lua_State *L, int idx) {
+  if (lua_isfunction(L, idx)) return;
+  if (luaL_getmetafield(L, idx, "__call") == LUA_TNIL) luaL_typeerror(L, idx, "function");
+  lua_pop(L, 1);
+}
+
+/* ---- errors ---- */
+
+/* Pushes an error object of class `cls` (built by the Lua error factory,
+** or a plain string before the Lua side has registered one). */
+void ta_push_error(lua_State *L, ta_engine *E, const char *cls, const char *msg) {
+  if (E != NULL && E->errfactory_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, E->errfactory_ref);
+    lua_pushstring(L, cls);
+    lua_pushstring(L, msg);
+    if (lua_pcall(L, 2, 1, 0) == LUA_OK) return;
+    lua_pop(L, 1);
+  }
+  lua_pushstring(L, msg);
+}
+
+int ta_error(lua_State *L, const char *cls, const char *fmt, ...) {
+  va_list ap;
+  const char *msg;
+  va_start(ap, fmt);
+  msg = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  ta_push_error(L, ta_engine_get(L), cls, msg);
+  return lua_error(L);
+}
+
+/* ---- the engine object ---- */
+
+/* The engine's own handles live on E->loop (ours or the host's). */
+int ta_engine_handles_init(ta_engine *E) {
+  E->wake = (uv_timer_t *)malloc(sizeof *E->wake);
+  E->sigint = (uv_signal_t *)malloc(sizeof *E->sigint);
+  if (E->wake == NULL || E->sigint == NULL) {
+    free(E->wake);
+    free(E->sigint);
+    E->wake = NULL;
+    E->sigint = NULL;
+    return UV_ENOMEM;
+  }
+  uv_timer_init(E->loop, E->wake);
+  uv_signal_init(E->loop, E->sigint);
+  E->wake->data = E->sigint->data = E;
+  if (E->host_loop) {
+    uv_unref((uv_handle_t *)E->sigint);
+  }
+  return E->host != NULL ? E->host->open(E) : 0;
+}
+
+/* Closes every handle: the layers' (each through its own close function,
+** so the engine names no type of theirs), then its own. */
+void ta_engine_handles_close(ta_engine *E) {
+  while (E->owned != NULL) {
+    ta_owned *o = E->owned;
+    ta_handle_closing(E, o);
+    o->close(o);
+  }
+  uv_close((uv_handle_t *)E->wake, ta_free_handle);
+  uv_close((uv_handle_t *)E->sigint, ta_free_handle);
+  E->wake = NULL;
+  E->sigint = NULL;
+}
+
+/* lua_close during a live run: cancel everything and let the tasks unwind
+** as far as they can without waiting for I/O or time. */
+static void abandon_run(lua_State *L, ta_engine *E) {
+  int rounds = 0, top = lua_gettop(L);
+  ta_status_cancel(L, E, &E->root);
+  E->host_loop = 1; /* no more polling */
+  while (ta_run_alive(E) && E->nrunq > 0 && rounds++ < 1000) ta_run_step(L, E, 0);
+  ta_run_finish(L, E);
+  lua_settop(L, top);
+}
+
+static int engine_gc(lua_State *L) {
+  ta_engine *E = (ta_engine *)luaL_checkudata(L, 1, ENGINE_MT);
+  int host = E->host_loop;
+  if (E->closing) return 0;
+  if (E->running) abandon_run(L, E);
+  E->closing = 1;
+  ta_engine_handles_close(E);
+  if (!host) {
+    uv_run(E->loop, UV_RUN_DEFAULT);
+    uv_loop_close(E->loop);
+  }
+  free(E->runq);
+  free(E->batch);
+  ta_heap_free(&E->timers);
+  return 0;
+}
+
+/* Pushes the weak-keyed table kept in the registry under key (made on
+** first use): side tables of rarely used fields. */
+void ta_push_weak_keyed(lua_State *L, const void *key) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+/* ---- cached metatables ---- */
+
+static const char *const mt_names[TA_NMT] = {
+  TA_TASK_MT, "trio_asyncio.Future", "trio_asyncio.FutureWithError", "trio_asyncio.AioTask",
+  "trio_asyncio.Handle", "trio_asyncio.Loop"
+};
+
+/* Caches the metatable on top of the stack (made with luaL_newmetatable
+** under which's name). */
+void ta_cache_metatable(lua_State *L, ta_engine *E, int which) {
+  E->mt[which] = lua_topointer(L, -1);
+  lua_pushvalue(L, -1);
+  E->mt_ref[which] = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Objects of the cached class `which` hold a task at `offset`
+** (ta_checktask finds it). */
+void ta_task_class(ta_engine *E, int which, ptrdiff_t offset) {
+  E->task_offset[which] = offset;
+}
+
+/* luaL_setmetatable for a cached metatable. */
+void ta_setmetatable(lua_State *L, ta_engine *E, int which) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->mt_ref[which]);
+  lua_setmetatable(L, -2);
+}
+
+/* The metatable of the userdata at idx, as a pointer to compare with the
+** cached ones; NULL when it is no userdata or has none. */
+const void *ta_udata_mt(lua_State *L, int idx) {
+  const void *mt;
+  if (lua_touserdata(L, idx) == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt;
+}
+
+/* luaL_testudata for a cached metatable; E may be NULL (a function
+** without the engine as upvalue), then it is looked up by name. */
+void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which) {
+  if (E == NULL) return luaL_testudata(L, idx, mt_names[which]);
+  return ta_udata_mt(L, idx) == E->mt[which] ? lua_touserdata(L, idx) : NULL;
+}
+
+void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which) {
+  void *p = ta_testudata(L, E, idx, which);
+  if (p == NULL) luaL_typeerror(L, idx, mt_names[which]);
+  return p;
+}
+
+/* The engine of L's state, created on first use. */
+ta_engine *ta_engine_get(lua_State *L) {
+  ta_engine *E;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &engine_key) == LUA_TUSERDATA) {
+    E = (ta_engine *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return E;
+  }
+  lua_pop(L, 1);
+  E = (ta_engine *)lua_newuserdatauv(L, sizeof *E, 0);
+  memset(E, 0, sizeof *E);
+  E->closing = 1; /* closed until fully built: __gc must be safe */
+  if (luaL_newmetatable(L, ENGINE_MT)) {
+    lua_pushcfunction(L, engine_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  E->clock_ref = E->result_ref = E->hook_ref = E->errfactory_ref = LUA_NOREF;
+  E->guest_done_ref = LUA_NOREF;
+  E->internal_ref = E->aio_cancelled_ref = LUA_NOREF;
+  for (int i = 0; i < TA_NMT; i++) E->task_offset[i] = -1;
+  E->task_offset[TA_MT_TASK] = 0;
+  E->gc_stress = getenv("TA_GC_STRESS") != NULL && *getenv("TA_GC_STRESS") != '\0';
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  E->L = lua_tothread(L, -1); /* before the handles: they register E->L */
+  lua_pop(L, 1);
+  if (uv_loop_init(&E->own_loop) != 0) luaL_error(L, "trio_asyncio: cannot initialise the libuv loop");
+  E->loop = &E->own_loop;
+  if (ta_engine_handles_init(E) != 0) {
+    uv_loop_close(E->loop);
+    luaL_error(L, "trio_asyncio: not enough memory");
+  }
+  E->root.deadline = HUGE_VAL;
+  lua_newtable(L);
+  E->soon_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  E->weak_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  E->closing = 0;
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &engine_key);
+  return E;
+}
+
+/* The weak registry: objects that must stay collectable (an asyncio Task
+** collected while pending is reported; a loop nobody keeps) but that C
+** must find from a raw pointer.  Keyed by the C address, never by a
+** luaL_ref id: Lua clears a dying object's weak slot before its finalizer
+** runs, so an id could be handed out again while the old owner's __gc is
+** still to come; an address cannot be reused before the memory is freed. */
+void ta_weak_set(lua_State *L, ta_engine *E, const void *key) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  lua_insert(L, -2);
+  lua_rawsetp(L, -2, key);
+  lua_pop(L, 1);
+}
+
+/* Pushes the object of key (nil once it was collected). */
+void ta_push_weak(lua_State *L, ta_engine *E, const void *key) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  lua_rawgetp(L, -1, key);
+  lua_remove(L, -2);
+}
+
+void ta_weak_forget(lua_State *L, ta_engine *E, const void *key) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  lua_pushnil(L);
+  lua_rawsetp(L, -2, key);
+  lua_pop(L, 1);
+}
+
+void ta_push_engine(lua_State *L) {
+  ta_engine_get(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &engine_key);
+}
+
+/* Registers funcs into the core table with the engine as upvalue; expects
+** [core, engine] on top and leaves them. */
+void ta_register(lua_State *L, const luaL_Reg *funcs) {
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, funcs, 1);
+  lua_pop(L, 1);
+}
+
+/* The one way a class is built (as liolib's createmeta): metatable `name`
+** with the metamethods `meta` and a table of `methods` stored under
+** `methods_field` ("__index" when lookups go straight to it, "__methods"
+** when an __index function serves fields first).  Every function gets the
+** engine as upvalue 1.  Expects the engine on top; leaves the metatable
+** above it. */
+void ta_newclass(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods,
+                 const char *methods_field) {
+  int engine = lua_gettop(L);
+  luaL_newmetatable(L, name);
+  lua_pushvalue(L, engine);
+  luaL_setfuncs(L, meta, 1);
+  if (methods != NULL) {
+    lua_newtable(L);
+    lua_pushvalue(L, engine);
+    luaL_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, methods_field);
+  }
+}
+

@@ -1,0 +1,43 @@
+/*
+** lot.c — the parking lot: a fair FIFO of parked tasks.  Abort simply
+** unlinks the task, so every lock, event, condition and channel built on
+** it gets correct cancellation for free.
+*/
+#include "engine/engine.h"
+
+void ta_lot_append(ta_lot *lot, ta_task *t) {
+  t->wait_prev = lot->last;
+  t->wait_next = NULL;
+  if (lot->last) lot->last->wait_next = t;
+  else lot->first = t;
+  lot->last = t;
+  lot->n++;
+}
+
+void ta_lot_remove(ta_lot *lot, ta_task *t) {
+  if (t->wait_prev) t->wait_prev->wait_next = t->wait_next;
+  else lot->first = t->wait_next;
+  if (t->wait_next) t->wait_next->wait_prev = t->wait_prev;
+  else lot->last = t->wait_prev;
+  lot->n--;
+  t->wait_prev = t->wait_next = NULL;
+}
+
+ta_task *ta_lot_pop(ta_lot *lot) {
+  ta_task *t = lot->first;
+  if (t) ta_lot_remove(lot, t);
+  return t;
+}
+
+/* A task parked in a lot has the lot in t->wait. */
+static int lot_abort(lua_State *L, ta_task *t) {
+  (void)L;
+  ta_lot_remove((ta_lot *)t->wait, t);
+  return TA_ABORT_SUCCEEDED;
+}
+
+int ta_lot_park(lua_State *L, ta_task *t, ta_lot *lot) {
+  ta_lot_append(lot, t);
+  t->wait = lot;
+  return ta_park(L, t, lot_abort);
+}

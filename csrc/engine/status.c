@@ -1,0 +1,101 @@
+/*
+** status.c — the cancel-status tree: the plumbing under CancelScope
+** (trio/scope.c), nurseries and the root of a run.
+**
+** Cancellation is level-triggered: a status is `cancelled` while its scope
+** was cancelled, or its parent is cancelled and it is not shielded.  The
+** flag is recomputed eagerly down the tree whenever an input changes
+** (cancel(), shield, a deadline firing, a scope entered), and each task of a
+** status that becomes cancelled gets the cancellation delivered through its
+** abort callback if it is parked.  Tasks that are running see the flag at
+** their next checkpoint.
+*/
+#include <math.h>
+
+#include "engine/engine.h"
+
+void ta_status_link_task(ta_status *s, ta_task *t) {
+  t->status = s;
+  t->status_prev = NULL;
+  t->status_next = s->first_task;
+  if (s->first_task) s->first_task->status_prev = t;
+  s->first_task = t;
+}
+
+void ta_status_unlink_task(ta_task *t) {
+  ta_status *s = t->status;
+  if (s == NULL) return;
+  if (t->status_prev) t->status_prev->status_next = t->status_next;
+  else s->first_task = t->status_next;
+  if (t->status_next) t->status_next->status_prev = t->status_prev;
+  t->status = NULL;
+  t->status_prev = t->status_next = NULL;
+}
+
+void ta_status_link_child(ta_status *parent, ta_status *s) {
+  s->parent = parent;
+  s->prev_sibling = NULL;
+  s->next_sibling = parent->first_child;
+  if (parent->first_child) parent->first_child->prev_sibling = s;
+  parent->first_child = s;
+}
+
+void ta_status_unlink(ta_status *s) {
+  if (s->parent == NULL) return;
+  if (s->prev_sibling) s->prev_sibling->next_sibling = s->next_sibling;
+  else s->parent->first_child = s->next_sibling;
+  if (s->next_sibling) s->next_sibling->prev_sibling = s->prev_sibling;
+  s->parent = s->prev_sibling = s->next_sibling = NULL;
+}
+
+static int should_be_cancelled(ta_status *s) {
+  return s->cancel_called || (!s->shield && s->parent != NULL && s->parent->cancelled);
+}
+
+void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
+  int now = should_be_cancelled(s);
+  if (now == s->cancelled) return;
+  s->cancelled = (unsigned char)now;
+  if (now) {
+    ta_task *t = s->first_task, *next;
+    for (; t != NULL; t = next) {
+      next = t->status_next;
+      ta_deliver_cancel(L, t);
+    }
+  }
+  for (ta_status *c = s->first_child; c != NULL; c = c->next_sibling)
+    ta_status_recompute(L, E, c);
+}
+
+void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s) {
+  s->cancel_called = 1;
+  ta_status_recompute(L, E, s);
+}
+
+/* -inf when already cancelled, else the nearest deadline up to a shield. */
+double ta_effective_deadline(ta_status *s) {
+  double d = HUGE_VAL;
+  for (; s != NULL; s = s->parent) {
+    if (s->cancelled) return -HUGE_VAL;
+    if (s->deadline < d) d = s->deadline;
+    if (s->shield) break;
+  }
+  return d;
+}
+
+/* Takes st out of the tree, handing its tasks and child statuses to
+** parent (normally only the owner task is left; the rest happens only when
+** a coroutine was killed inside the scope). */
+void ta_status_detach(ta_status *st, ta_status *parent) {
+  while (st->first_task) {
+    ta_task *t = st->first_task;
+    ta_status_unlink_task(t);
+    ta_status_link_task(parent, t);
+  }
+  while (st->first_child) {
+    ta_status *c = st->first_child;
+    ta_status_unlink(c);
+    ta_status_link_child(parent, c);
+  }
+  ta_status_unlink(st);
+}

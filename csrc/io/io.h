@@ -1,0 +1,36 @@
+/*
+** io.h — the I/O layer: libuv resources, flavor-neutral, on engine/ only.
+**
+** The fd table: one record per watched file descriptor, shared by both
+** flavors (libuv allows one uv_poll_t per fd).  Each record has a list of
+** watchers; a watcher wants some events and is told when they come.  Its
+** callback runs inside a libuv callback, so it must not run Lua: it
+** reschedules a parked task, or marks an asyncio watch pending and wakes
+** its loop.  A Trio wait_readable and an asyncio add_reader on the same fd
+** are two watchers of one record.
+*/
+#ifndef TA_IO_H
+#define TA_IO_H
+
+#include "engine/engine.h"
+
+typedef struct ta_fdwatcher ta_fdwatcher;
+struct ta_fdwatcher {
+  ta_fdwatcher *prev, *next;
+  int fd;
+  int events;                 /* UV_READABLE | UV_WRITABLE wanted; 0: none now */
+  /* events came (both on an error of the fd) */
+  void (*ready)(ta_fdwatcher *w, int events);
+};
+
+/* Starts watching w->fd for w->events: 0, or a libuv error code (the fd
+** is not pollable, no memory) for the caller to report. */
+int ta_fd_watch(ta_engine *E, ta_fdwatcher *w);
+/* After w->events changed. */
+void ta_fd_update(ta_engine *E, ta_fdwatcher *w);
+/* Stops watching; the record closes when nobody watches its fd. */
+void ta_fd_unwatch(ta_engine *E, ta_fdwatcher *w);
+/* The first watcher of fd (then follow ->next), or NULL. */
+ta_fdwatcher *ta_fd_watchers(ta_engine *E, int fd);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+** fdwait.c — trio.lowlevel wait_readable / wait_writable /
+** notify_closing: a parked task as a watcher of the fd table (io/poll.c).
+** One task may wait to read and one to write an fd at a time; a second is
+** a BusyResourceError.  An asyncio add_reader of the same fd is another
+** watcher of the same record.
+*/
+#include <stdlib.h>
+
+#include "trio/trio.h"
+
+typedef struct fdwait {
+  ta_fdwatcher w;             /* first */
+  ta_task *task;
+} fdwait;
+
+static void wait_done(ta_engine *E, fdwait *fw) {
+  ta_fd_unwatch(E, &fw->w);
+  E->io_waiters--;
+  free(fw);
+}
+
+/* Inside libuv's callback: no Lua, just reschedule. */
+static void on_ready(ta_fdwatcher *w, int events) {
+  fdwait *fw = (fdwait *)w;
+  ta_task *t = fw->task;
+  (void)events;
+  wait_done(t->E, fw);
+  ta_reschedule(t, 0, 0);
+}
+
+static int fdwait_abort(lua_State *L, ta_task *t) {
+  (void)L;
+  wait_done(t->E, (fdwait *)t->wait);
+  return TA_ABORT_SUCCEEDED;
+}
+
+static fdwait *find_wait(ta_engine *E, int fd, int events) {
+  for (ta_fdwatcher *w = ta_fd_watchers(E, fd); w != NULL; w = w->next)
+    if (w->ready == on_ready && w->events == events) return (fdwait *)w;
+  return NULL;
+}
+
+static int wait_fd(lua_State *L, const char *fname, int events) {
+  ta_engine *E = ta_upengine(L);
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  ta_task *t;
+  fdwait *fw;
+  int rc;
+  luaL_argcheck(L, fd >= 0 && fd < TA_MAX_FD, 1, "not a valid file descriptor");
+  t = ta_async_check(L, fname, TA_TRIO);
+  ta_check_cancelled(L, t);
+  if (find_wait(E, (int)fd, events) != NULL)
+    return ta_error(L, "BusyResourceError", "%s: another task is already waiting to %s fd %d",
+                    fname, events == UV_WRITABLE ? "write to" : "read from", (int)fd);
+  fw = (fdwait *)calloc(1, sizeof *fw);
+  if (fw == NULL) return luaL_error(L, "%s: not enough memory", fname);
+  fw->w.fd = (int)fd;
+  fw->w.events = events;
+  fw->w.ready = on_ready;
+  fw->task = t;
+  if ((rc = ta_fd_watch(E, &fw->w)) != 0) {
+    free(fw);
+    return ta_error(L, "RuntimeError", "%s: cannot watch fd %d: %s", fname, (int)fd, uv_strerror(rc));
+  }
+  E->io_waiters++;
+  t->wait = fw;
+  return ta_park(L, t, fdwait_abort);
+}
+
+static int l_wait_readable(lua_State *L) {
+  return wait_fd(L, "trio.lowlevel.wait_readable", UV_READABLE);
+}
+
+static int l_wait_writable(lua_State *L) {
+  return wait_fd(L, "trio.lowlevel.wait_writable", UV_WRITABLE);
+}
+
+/* The fd is about to be closed: its waiting tasks get ClosedResourceError. */
+static int l_notify_closing(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  fdwait *fw;
+  if (fd < 0 || fd >= TA_MAX_FD) return 0;
+  while ((fw = find_wait(E, (int)fd, UV_READABLE)) != NULL ||
+         (fw = find_wait(E, (int)fd, UV_WRITABLE)) != NULL) {
+    ta_task *t = fw->task;
+    wait_done(E, fw);
+    ta_push_error(L, E, "ClosedResourceError", "the file descriptor was closed while waiting");
+    lua_xmove(L, t->co, 1);
+    ta_reschedule(t, 1, 1);
+  }
+  return 0;
+}
+
+static const luaL_Reg fdwait_funcs[] = {
+  {"wait_readable", l_wait_readable},
+  {"wait_writable", l_wait_writable},
+  {"notify_closing", l_notify_closing},
+  {NULL, NULL}
+};
+
+int ta_open_fdwait(lua_State *L) {
+  ta_register(L, fdwait_funcs);
+  return 0;
+}

@@ -1,0 +1,118 @@
+/*
+** lowlevel.c — trio.lowlevel's task functions: current_task, checkpoints,
+** wait_task_rescheduled / reschedule (the Lua face of the engine's park
+** and reschedule), system tasks.
+*/
+#include <string.h>
+
+#include "trio/trio.h"
+
+#define engine_of(L) ta_upengine(L)
+
+static int t_current_task(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.lowlevel.current_task", TA_TRIO);
+  ta_push_task(L, t);
+  return 1;
+}
+
+static int t_current_root_task(lua_State *L) {
+  ta_engine *E = engine_of(L);
+  if (!E->running || E->main == NULL || !ta_task_alive(E->main)) return 0;
+  ta_push_task(L, E->main);
+  return 1;
+}
+
+static int t_checkpoint(lua_State *L) {
+  return ta_checkpoint(L, ta_async_check(L, "trio.lowlevel.checkpoint", TA_TRIO));
+}
+
+static int t_checkpoint_if_cancelled(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.lowlevel.checkpoint_if_cancelled", TA_TRIO);
+  ta_check_cancelled(L, t);
+  return 0;
+}
+
+static int t_cancel_shielded_checkpoint(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.lowlevel.cancel_shielded_checkpoint", TA_TRIO);
+  return ta_schedule_point(L, t);
+}
+
+/* wait_task_rescheduled(abort_fn): abort_fn(raise_cancel) answers
+** "SUCCEEDED" (we wake the task with Cancelled) or "FAILED" (its owner
+** will reschedule it later). */
+static int raise_cancel(lua_State *L) {
+  ta_raise_cancelled(L);
+  return 0;
+}
+
+static int lua_abort(lua_State *L, ta_task *t) {
+  int ok, succeeded;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->abort_ref);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, raise_cancel, 1);
+  ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
+  succeeded = ok && lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "SUCCEEDED") == 0;
+  lua_pop(L, 1);
+  if (succeeded) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+    t->abort_ref = LUA_NOREF;
+  }
+  return succeeded ? TA_ABORT_SUCCEEDED : TA_ABORT_FAILED;
+}
+
+static char lua_wait_marker;
+
+static int t_wait_task_rescheduled(lua_State *L) {
+  ta_task *t = ta_async_check(L, "trio.lowlevel.wait_task_rescheduled", TA_TRIO);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+  t->abort_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->wait = &lua_wait_marker;
+  return ta_park(L, t, lua_abort);
+}
+
+static int t_reschedule(lua_State *L) {
+  ta_task *t = ta_checktask(L, 1);
+  int ok = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  if (t->state != TA_PARKED || t->wait != &lua_wait_marker)
+    return luaL_argerror(L, 1, "task is not blocked in wait_task_rescheduled");
+  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+  t->abort_ref = LUA_NOREF;
+  lua_settop(L, 3);
+  lua_xmove(L, t->co, 1);
+  ta_reschedule(t, 1, !ok);
+  return 0;
+}
+
+/* system_tasks() -> the live tasks spawned with spawn_system_task */
+static int t_system_tasks(lua_State *L) {
+  ta_engine *E = engine_of(L);
+  int n = 0;
+  lua_newtable(L);
+  if (!E->running) return 1;
+  for (ta_task *t = E->root.first_task; t != NULL; t = t->status_next) {
+    if (t->system) {
+      ta_push_task(L, t);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  return 1;
+}
+
+static const luaL_Reg lowlevel_funcs[] = {
+  {"system_tasks", t_system_tasks},
+  {"current_task", t_current_task},
+  {"current_root_task", t_current_root_task},
+  {"checkpoint", t_checkpoint},
+  {"checkpoint_if_cancelled", t_checkpoint_if_cancelled},
+  {"cancel_shielded_checkpoint", t_cancel_shielded_checkpoint},
+  {"wait_task_rescheduled", t_wait_task_rescheduled},
+  {"reschedule", t_reschedule},
+  {NULL, NULL}
+};
+
+int ta_open_lowlevel(lua_State *L) {
+  ta_register(L, lowlevel_funcs);
+  return 0;
+}

@@ -1,0 +1,85 @@
+/*
+** run.c — trio.run's C side: runs (plain and guest), system tasks and
+** TrioToken.run_sync_soon.  The engine (engine/run.c) does the work; this
+** is where a run gets its Trio main task.
+*/
+#include "trio/trio.h"
+
+static int check_flavor_opt(lua_State *L, int idx) {
+  static const char *const flavors[] = {"trio", "asyncio", NULL};
+  return luaL_checkoption(L, idx, "trio", flavors) == 0 ? TA_TRIO : TA_ASYNCIO;
+}
+
+/* run(fn, args, clock, flavor) -> "ok", results... | "error", err |
+** "internal", err.  The Lua face turns the last two into raises. */
+static int l_run(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  int flavor = check_flavor_opt(L, 4);
+  if (E->running)
+    return luaL_error(L, "trio.run: a run is already active in this Lua state "
+                         "(runs cannot nest; open a nursery instead)");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 4);
+  ta_run_start(L, E, 1, 2, 3, flavor, &ta_trio_task_kind);
+  while (ta_run_alive(E)) ta_run_step(L, E, -1);
+  return ta_run_finish(L, E);
+}
+
+/* start_guest_run(fn, args, clock, flavor, done): start a run that makes
+** progress while the host drives the engine (trio_asyncio_step or its own
+** libuv loop); done(status, ...) is called when it ends. */
+static int l_start_guest_run(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  int flavor = check_flavor_opt(L, 4);
+  if (E->running)
+    return luaL_error(L, "start_guest_run: a run is already active in this Lua state "
+                         "(only one run at a time)");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  lua_settop(L, 5);
+  E->guest_done_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ta_run_start(L, E, 1, 2, 3, flavor, &ta_trio_task_kind);
+  E->guest = 1;
+  if (E->host != NULL && E->host->guest_started != NULL) E->host->guest_started(E);
+  return 0;
+}
+
+/* spawn_system_task(fn, ...): a task of the run itself, cancelled when the
+** main task has exited; its error ends the run as TrioInternalError. */
+static int l_spawn_system_task(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t;
+  if (!E->running) return luaL_error(L, "spawn_system_task: no trio run is active");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  t = ta_spawn(L, E, 1, lua_gettop(L) - 1, TA_TRIO, &ta_trio_task_kind, &E->root,
+               E->current && E->current->co == L ? E->current : NULL);
+  t->system = 1;
+  return 1;
+}
+
+/* run_sync_soon(fn): call fn() from the scheduler soon (TrioToken). */
+static int l_run_sync_soon(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!E->running) return ta_error(L, "RunFinishedError", "run_sync_soon: the run has finished");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->soon_ref);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, ++E->nsoon);
+  return 0;
+}
+
+
+static const luaL_Reg run_funcs[] = {
+  {"run", l_run},
+  {"start_guest_run", l_start_guest_run},
+  {"spawn_system_task", l_spawn_system_task},
+  {"run_sync_soon", l_run_sync_soon},
+  {NULL, NULL}
+};
+
+int ta_open_trio_run(lua_State *L) {
+  ta_register(L, run_funcs);
+  return 0;
+}
