@@ -29,7 +29,7 @@ LUA_SRCS = lua/trio.lua $(sort $(wildcard lua/trio/*.lua)) lua/asyncio.lua $(sor
 EXAMPLES   = $(patsubst examples/host/%.c,$(BUILD)/examples/%,$(wildcard examples/host/*.c))
 HOST_TESTS = $(patsubst spec/host/%.c,$(BUILD)/host-tests/%,$(wildcard spec/host/*.c))
 
-.PHONY: all deps test sanitize valgrind bench bench-compare demo examples host-tests install clean FORCE
+.PHONY: all deps test test-incremental test-gc-stress sanitize valgrind bench bench-compare demo examples host-tests install clean FORCE
 
 all: $(BUILD)/trio_asyncio/core.so $(BUILD)/libtrio_asyncio.a $(BUILD)/libtrio_asyncio.so
 
@@ -93,7 +93,18 @@ $(BUILD)/host-tests/%: spec/host/%.c spec/host/host_test.h $(BUILD)/libtrio_asyn
 
 test: deps
 	@$(MAKE) --no-print-directory all
+	@bash scripts/check_layers.sh
 	@bash scripts/test.sh
+
+# The suite in the GC modes C hosts get: incremental (luaL_newstate's
+# default), and incremental with a GC step at every spawn and every resume.
+test-incremental: deps
+	@$(MAKE) --no-print-directory all
+	@TA_ENV="TA_GC=incremental" bash scripts/test.sh
+
+test-gc-stress: deps
+	@$(MAKE) --no-print-directory all
+	@TA_ENV="TA_GC=incremental TA_GC_STRESS=1" bash scripts/test.sh
 
 sanitize: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all

@@ -15,6 +15,10 @@ local build = os.getenv("TA_BUILD") or "build"
 package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 package.cpath = build .. "/?.so;" .. package.cpath:gsub("%./%?%.so;?", "")
 
+-- TA_GC=incremental runs the suite in the GC mode a C host gets from
+-- luaL_newstate (the lua5.4 binary switches to generational).
+if os.getenv("TA_GC") == "incremental" then collectgarbage("incremental") end
+
 local busted = require "busted"
 local lfs = require "lfs"   -- a dependency of busted itself
 

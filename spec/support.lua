@@ -33,4 +33,14 @@ function M.collected_task_reports(loop, body)
   return ctxs, line
 end
 
+--- Inside a test: marks it pending under TA_GC_STRESS (a GC step at every
+-- spawn and resume), for the tests that measure speed or run millions of
+-- steps and would take many minutes there.
+function M.skip_under_gc_stress()
+  local v = os.getenv("TA_GC_STRESS")
+  if v and v ~= "" then
+    pending("too slow under TA_GC_STRESS: a GC step at every spawn and resume")
+  end
+end
+
 return M
