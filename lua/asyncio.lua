@@ -38,7 +38,7 @@ local argerror, is_callable = errors.argerror, errors.is_callable
 -- the loop
 local Loop = core.metatable("trio_asyncio.Loop").__index
 
-local function attrs(loop) return core.loop_attrs(loop) end
+local attrs = require "asyncio.loop_state"
 
 function Loop:create_future()
   if self:is_closed() then error(errors.RuntimeError("create_future: Event loop is closed"), 2) end

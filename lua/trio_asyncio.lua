@@ -14,7 +14,7 @@ local trio = require "trio"
 local asyncio = require "asyncio"
 
 local pack, unpack = table.pack, table.unpack
-local attrs = core.loop_attrs
+local attrs = require "asyncio.loop_state"
 local current_loop_var = asyncio._current_loop_var
 local Loop = core.metatable("trio_asyncio.Loop").__index
 

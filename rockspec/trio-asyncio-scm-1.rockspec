@@ -40,6 +40,7 @@ build = {
       ["trio.errors"] = "lua/trio/errors.lua",
       ["trio.sync"] = "lua/trio/sync.lua",
       asyncio = "lua/asyncio.lua",
+      ["asyncio.loop_state"] = "lua/asyncio/loop_state.lua",
       ["asyncio.queues"] = "lua/asyncio/queues.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",
       trio_asyncio = "lua/trio_asyncio.lua",

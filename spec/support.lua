@@ -33,10 +33,10 @@ function M.collected_task_reports(loop, body)
   return ctxs, line
 end
 
---- Inside a test: marks it pending under TA_GC_STRESS (a GC step at every
--- spawn and resume), for the tests that measure speed or run millions of
--- steps and would take many minutes there.
-function M.skip_under_gc_stress()
+--- Inside a test, given busted's `pending`: marks the test pending under
+-- TA_GC_STRESS (a GC step at every spawn and resume), for the tests that
+-- run millions of steps or measure time and would take many minutes there.
+function M.skip_under_gc_stress(pending)
   local v = os.getenv("TA_GC_STRESS")
   if v and v ~= "" then
     pending("too slow under TA_GC_STRESS: a GC step at every spawn and resume")
