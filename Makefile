@@ -6,7 +6,7 @@
 LUA      ?= lua5.4
 LUA_PKG  ?= lua5.4
 PREFIX   ?= /usr/local
-VERSION  ?= 0.0.0-scm
+VERSION  ?= $(shell sed -n 's/^local VERSION = "\(.*\)"/\1/p' lua/trio_asyncio/version.lua)
 BUILD    ?= build
 OPT      ?= -O2 -g
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -22,6 +22,7 @@ HOST_LDLIBS = $(shell pkg-config --libs $(LUA_PKG) libuv 2>/dev/null) -lm -lpthr
 SRCS     = $(sort $(wildcard csrc/*.c))
 OBJS     = $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 LUA_SRCS = lua/trio.lua $(sort $(wildcard lua/trio/*.lua)) lua/asyncio.lua $(sort $(wildcard lua/asyncio/*.lua)) lua/trio_asyncio.lua
+LUA_SRCS += $(sort $(wildcard lua/trio_asyncio/*.lua))
 
 EXAMPLES   = $(patsubst examples/host/%.c,$(BUILD)/examples/%,$(wildcard examples/host/*.c))
 HOST_TESTS = $(patsubst spec/host/%.c,$(BUILD)/host-tests/%,$(wildcard spec/host/*.c))
@@ -123,6 +124,8 @@ install: all $(BUILD)/trio-asyncio.pc
 	install -m 644 lua/trio.lua lua/asyncio.lua lua/trio_asyncio.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/
 	install -m 644 lua/trio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/trio/
 	install -m 644 lua/asyncio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/asyncio/
+	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/trio_asyncio
+	install -m 644 lua/trio_asyncio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/trio_asyncio/
 	install -m 644 csrc/include/trio_asyncio.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libtrio_asyncio.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libtrio_asyncio.so $(DESTDIR)$(PREFIX)/lib/

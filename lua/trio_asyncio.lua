@@ -8,6 +8,7 @@
 -- A loop opened here is driven by a Trio task of the caller's run (the same
 -- driver asyncio.run uses, see lua/asyncio.lua).  Trio tasks started from
 -- asyncio code run in the loop's own shielded "service" nursery.
+local version = require "trio_asyncio.version" -- first: the Lua-version guard
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 local trio = require "trio"
@@ -19,6 +20,7 @@ local current_loop_var = asyncio._current_loop_var
 local Loop = core.metatable("trio_asyncio.Loop").__index
 
 local M = {}
+M._VERSION = version._VERSION
 
 M.FlavorError = errors.FlavorError
 
