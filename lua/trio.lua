@@ -460,5 +460,7 @@ trio.testing = {
   end,
   wait_all_tasks_blocked = core.wait_all_tasks_blocked,
 }
+-- it, trio_test: running a test body in a run (lua/trio/testing.lua)
+for k, v in pairs(require "trio.testing") do trio.testing[k] = v end
 
 return trio

@@ -389,4 +389,7 @@ end
 -- With trio_asyncio loaded, asyncio.new_event_loop returns sync loops.
 asyncio.new_event_loop = M.new_event_loop
 
+-- it, aio_test: asyncio test bodies in a run (lua/trio_asyncio/testing.lua)
+M.testing = require "trio_asyncio.testing"
+
 return M

@@ -36,10 +36,13 @@ build = {
       trio = "lua/trio.lua",
       ["trio.errors"] = "lua/trio/errors.lua",
       ["trio.sync"] = "lua/trio/sync.lua",
+      ["trio.testing"] = "lua/trio/testing.lua",
       asyncio = "lua/asyncio.lua",
       ["asyncio.queues"] = "lua/asyncio/queues.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",
       trio_asyncio = "lua/trio_asyncio.lua",
+      ["trio_asyncio.testing"] = "lua/trio_asyncio/testing.lua",
+      ["trio_asyncio.version"] = "lua/trio_asyncio/version.lua",
    },
 }
 test = {

@@ -79,7 +79,8 @@ describe("ExceptionGroup:split", function()
 
   it("refuses a condition that is neither a class, a list of classes nor a function", function()
     local eg = sample()
-    assert_has(errof(eg.split, eg, 42), "bad argument #1 to 'split' (error class, list of classes or function expected, got number)")
+    assert_has(errof(eg.split, eg, 42),
+      "bad argument #1 to 'split' (error class, list of classes or function expected, got number)")
     assert_has(errof(eg.subgroup, eg, { "x" }), "bad argument #1 to 'subgroup' (item 1 of the list is not an error class)")
   end)
 end)
