@@ -28,6 +28,7 @@ EXAMPLES   = $(patsubst examples/host/%.c,$(BUILD)/examples/%,$(wildcard example
 HOST_TESTS = $(patsubst spec/host/%.c,$(BUILD)/host-tests/%,$(wildcard spec/host/*.c))
 
 .PHONY: all deps test sanitize valgrind bench bench-compare demo examples host-tests install clean FORCE
+.PHONY: env lint rock check-api
 
 all: $(BUILD)/trio_asyncio/core.so $(BUILD)/libtrio_asyncio.a $(BUILD)/libtrio_asyncio.so
 
@@ -91,7 +92,27 @@ $(BUILD)/host-tests/%: spec/host/%.c spec/host/host_test.h $(BUILD)/libtrio_asyn
 
 test: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-api
 	@bash scripts/test.sh
+
+# docs/API.md and the types/ stubs name every exported name, and nothing else.
+check-api: all
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) scripts/check_api.lua
+
+# For your own scripts: eval "$$(make -s env)" puts lua/ and the build on the
+# module paths of this shell (lua5.4 my.lua then finds trio).
+env:
+	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
+	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
+
+lint:
+	@bash scripts/deps.sh --with luacheck
+	luacheck --no-color -q lua spec examples
+
+# A binary rock in build/rock/ (scripts/rock.sh; --check as CI runs it).
+rock: all
+	@bash scripts/deps.sh --with luarocks
+	@bash scripts/rock.sh
 
 sanitize: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all

@@ -833,8 +833,8 @@ describe("debug mode", function()
 
   -- The report goes to stderr (as asyncio logs it): run it in a child process.
   local function stderr_of(script)
-    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua' LUA_CPATH='%s/?.so' lua5.4 -e %q 2>&1 >/dev/null")
-      :format(os.getenv("TA_BUILD") or "build", script)
+    local cmd = ("LUA_PATH=%q LUA_CPATH=%q lua5.4 -e %q 2>&1 >/dev/null")
+      :format(package.path, package.cpath, script)
     local p = assert(io.popen(cmd))
     local out = p:read("a")
     p:close()
