@@ -23,6 +23,8 @@ local M = {}
 M._VERSION = version._VERSION
 
 M.FlavorError = errors.FlavorError
+--- The base class of every error class of trio, asyncio and trio_asyncio.
+M.Error = errors.Error
 
 --- "trio", "asyncio" or nil for the running task (what sniffio answers).
 M.current_flavor = core.current_flavor
