@@ -7,7 +7,9 @@ ignore = {
   "212/_.*",               -- unused arguments named _x document a callback's shape
   "581",                   -- `not (a < b)`: deliberate where only __lt is defined (queue keys)
 }
-exclude_files = { "build*/**", "spec/.tmp/**" }
+-- spec/conformance/ (the ported upstream suites, written in parallel) is
+-- left out until it is lint-clean: then drop it from this list.
+exclude_files = { "build*/**", "spec/.tmp/**", "spec/conformance/**" }
 
 files["spec/**/*.lua"] = { std = "+busted" }
 files["examples/**/*_spec.lua"] = { std = "+busted" }
