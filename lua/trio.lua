@@ -462,5 +462,6 @@ trio.testing = {
 }
 -- it, trio_test: running a test body in a run (lua/trio/testing.lua)
 for k, v in pairs(require "trio.testing") do trio.testing[k] = v end
+package.loaded["trio.testing"] = trio.testing -- require "trio.testing" gives all of it
 
 return trio
