@@ -6,7 +6,7 @@
 LUA      ?= lua5.4
 LUA_PKG  ?= lua5.4
 PREFIX   ?= /usr/local
-VERSION  ?= 0.0.0-scm
+VERSION  ?= $(shell sed -n 's/^local VERSION = "\(.*\)"/\1/p' lua/trio_asyncio/version.lua)
 BUILD    ?= build
 OPT      ?= -O2 -g
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -25,11 +25,13 @@ SRCS     = $(foreach l,$(LAYERS),$(sort $(wildcard csrc/$(l)/*.c))) csrc/core.c
 HDRS     = $(wildcard csrc/*/*.h) csrc/include/trio_asyncio.h
 OBJS     = $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 LUA_SRCS = lua/trio.lua $(sort $(wildcard lua/trio/*.lua)) lua/asyncio.lua $(sort $(wildcard lua/asyncio/*.lua)) lua/trio_asyncio.lua
+LUA_SRCS += $(sort $(wildcard lua/trio_asyncio/*.lua))
 
 EXAMPLES   = $(patsubst examples/host/%.c,$(BUILD)/examples/%,$(wildcard examples/host/*.c))
 HOST_TESTS = $(patsubst spec/host/%.c,$(BUILD)/host-tests/%,$(wildcard spec/host/*.c))
 
 .PHONY: all deps test test-incremental test-gc-stress sanitize valgrind bench bench-compare demo examples host-tests install clean FORCE
+.PHONY: env lint rock check-api
 
 all: $(BUILD)/trio_asyncio/core.so $(BUILD)/libtrio_asyncio.a $(BUILD)/libtrio_asyncio.so
 
@@ -94,6 +96,7 @@ $(BUILD)/host-tests/%: spec/host/%.c spec/host/host_test.h $(BUILD)/libtrio_asyn
 test: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/check_layers.sh
+	@$(MAKE) --no-print-directory check-api
 	@bash scripts/test.sh
 
 # The suite in the GC modes C hosts get: incremental (luaL_newstate's
@@ -105,6 +108,25 @@ test-incremental: deps
 test-gc-stress: deps
 	@$(MAKE) --no-print-directory all
 	@TA_ENV="TA_GC=incremental TA_GC_STRESS=1" bash scripts/test.sh
+
+# docs/API.md and the types/ stubs name every exported name, and nothing else.
+check-api: all
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) scripts/check_api.lua
+
+# For your own scripts: eval "$$(make -s env)" puts lua/ and the build on the
+# module paths of this shell (lua5.4 my.lua then finds trio).
+env:
+	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;"'
+	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/?.so;;"'
+
+lint:
+	@bash scripts/deps.sh --with luacheck
+	luacheck --no-color -q lua spec examples
+
+# A binary rock in build/rock/ (scripts/rock.sh; --check as CI runs it).
+rock: all
+	@bash scripts/deps.sh --with luarocks
+	@bash scripts/rock.sh
 
 sanitize: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all
@@ -137,6 +159,8 @@ install: all $(BUILD)/trio-asyncio.pc
 	install -m 644 lua/trio.lua lua/asyncio.lua lua/trio_asyncio.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/
 	install -m 644 lua/trio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/trio/
 	install -m 644 lua/asyncio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/asyncio/
+	install -d $(DESTDIR)$(PREFIX)/share/lua/5.4/trio_asyncio
+	install -m 644 lua/trio_asyncio/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/trio_asyncio/
 	install -m 644 csrc/include/trio_asyncio.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libtrio_asyncio.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libtrio_asyncio.so $(DESTDIR)$(PREFIX)/lib/

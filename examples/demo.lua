@@ -41,10 +41,10 @@ local function main()
   log("fail_after: %s", trio.TooSlowError:is(err) and "TooSlowError" or tostring(ok))
 
   -- 4. An error in one child cancels its siblings and comes out as a group.
-  ok, err = pcall(trio.open_nursery, function(nursery)
+  err = select(2, pcall(trio.open_nursery, function(nursery)
     nursery:start_soon(function() trio.sleep_forever() end)
     nursery:start_soon(function() trio.sleep(0.01) error("worker failed") end)
-  end)
+  end))
   log("nursery raised %s holding: %s", getmetatable(err).__name, tostring(err.exceptions[1]))
 
   -- 5. nursery:start waits until the child says it is ready.

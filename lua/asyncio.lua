@@ -10,6 +10,7 @@
 -- the loop until the future is done or stop() is called; the loop keeps its
 -- tasks, callbacks and timers between runs.  trio_asyncio.open_loop drives a
 -- loop inside the caller's Trio run instead.
+local version = require "trio_asyncio.version" -- first: the Lua-version guard
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 local trio = require "trio"
@@ -17,6 +18,7 @@ local trio = require "trio"
 local pack, unpack = table.pack, table.unpack
 
 local asyncio = {}
+asyncio._VERSION = version._VERSION
 
 -- ---------------------------------------------------------------------
 -- errors

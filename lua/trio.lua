@@ -4,6 +4,7 @@
 -- are C (trio_asyncio.core); this file is the thin, documented face:
 -- argument shapes, error grouping, and the primitives that read best in Lua
 -- (sync objects, ContextVar, instruments).  See docs/ARCHITECTURE.md.
+local version = require "trio_asyncio.version" -- first: the Lua-version guard
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 
@@ -18,6 +19,7 @@ core.set_error_factory(errors.factory)
 coroutine.yield = core.guarded_yield
 
 local trio = {}
+trio._VERSION = version._VERSION
 
 -- errors
 for _, name in ipairs { "Cancelled", "TooSlowError", "ExceptionGroup", "ClosedResourceError",
@@ -91,11 +93,11 @@ end
 
 -- ---------------------------------------------------------------------
 -- running
-local token -- the TrioToken of the current run
+local trio_token -- the TrioToken of the current run
 
 local function finish_run(status, ...)
   instruments = {}
-  token = nil
+  trio_token = nil
   core.set_hook(nil)
   if status == "ok" then return ... end
   if status == "internal" then
@@ -400,8 +402,8 @@ end
 
 function lowlevel.current_trio_token()
   if not core.is_running() then error("current_trio_token: must be called inside trio.run", 2) end
-  token = token or setmetatable({}, TrioToken)
-  return token
+  trio_token = trio_token or setmetatable({}, TrioToken)
+  return trio_token
 end
 
 --- trio.lowlevel.run{fn=, args=, clock=, instruments=}
@@ -458,5 +460,8 @@ trio.testing = {
   end,
   wait_all_tasks_blocked = core.wait_all_tasks_blocked,
 }
+-- it, trio_test: running a test body in a run (lua/trio/testing.lua)
+for k, v in pairs(require "trio.testing") do trio.testing[k] = v end
+package.loaded["trio.testing"] = trio.testing -- require "trio.testing" gives all of it
 
 return trio

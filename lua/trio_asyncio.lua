@@ -8,6 +8,7 @@
 -- A loop opened here is driven by a Trio task of the caller's run (the same
 -- driver asyncio.run uses, see lua/asyncio.lua).  Trio tasks started from
 -- asyncio code run in the loop's own shielded "service" nursery.
+local version = require "trio_asyncio.version" -- first: the Lua-version guard
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 local trio = require "trio"
@@ -19,8 +20,11 @@ local current_loop_var = asyncio._current_loop_var
 local Loop = core.metatable("trio_asyncio.Loop").__index
 
 local M = {}
+M._VERSION = version._VERSION
 
 M.FlavorError = errors.FlavorError
+--- The base class of every error class of trio, asyncio and trio_asyncio.
+M.Error = errors.Error
 
 --- "trio", "asyncio" or nil for the running task (what sniffio answers).
 M.current_flavor = core.current_flavor
@@ -386,5 +390,8 @@ end
 
 -- With trio_asyncio loaded, asyncio.new_event_loop returns sync loops.
 asyncio.new_event_loop = M.new_event_loop
+
+-- it, aio_test: asyncio test bodies in a run (lua/trio_asyncio/testing.lua)
+M.testing = require "trio_asyncio.testing"
 
 return M

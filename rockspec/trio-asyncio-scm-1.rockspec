@@ -1,20 +1,38 @@
 -- luarocks make rockspec/trio-asyncio-scm-1.rockspec   (from the repo root)
--- Keep the C sources and Lua modules below in step with csrc/ and lua/.
+-- make rock: a binary rock packed from the checkout (scripts/rock.sh), which
+-- `luarocks install`s on a machine without the checkout.
+-- Keep the C sources and Lua modules below in step with csrc/ and lua/
+-- (.ci/run checks that every file there is listed).
 rockspec_format = "3.0"
 package = "trio-asyncio"
 version = "scm-1"
 source = {
-   -- `luarocks make` builds the checkout it is run in and fetches nothing;
-   -- the project has no public repository yet.
+   -- The project has no public repository or download yet, so this rock is
+   -- never built from a fetched source and the URL below leads nowhere:
+   -- `luarocks make` builds the checkout it runs in, and `make rock` packs a
+   -- binary rock from it (README, "Installing with LuaRocks").  Replace it
+   -- with the repository's URL once there is one; `homepage` is left out
+   -- until then.
    url = "git://localhost/trio-asyncio",
 }
 description = {
    summary = "Structured concurrency (Trio), an asyncio event loop, and a bridge between them, for Lua 5.4 on libuv",
+   detailed = [[
+Two concurrency flavors in one Lua 5.4 process, written in C on libuv:
+Trio's structured concurrency (nurseries, cancel scopes, channels), an
+asyncio event loop (Futures, Tasks, gather), and trio_asyncio, an asyncio
+loop on the Trio scheduler with explicit aio_as_trio / trio_as_aio
+crossings.  Includes busted test helpers (trio.testing.it) and a static
+library for C hosts.
+]],
    license = "MIT",
+   labels = { "concurrency", "async", "libuv", "coroutines" },
 }
 dependencies = {
    "lua >= 5.4, < 5.5",
 }
+-- libuv is a system library, found as luv and cqueues find theirs
+-- (Debian: libuv1-dev); override with LIBUV_DIR / LIBUV_INCDIR / LIBUV_LIBDIR.
 external_dependencies = {
    LIBUV = { header = "uv.h", library = "uv" },
 }
@@ -39,16 +57,22 @@ build = {
       trio = "lua/trio.lua",
       ["trio.errors"] = "lua/trio/errors.lua",
       ["trio.sync"] = "lua/trio/sync.lua",
+      ["trio.testing"] = "lua/trio/testing.lua",
       asyncio = "lua/asyncio.lua",
       ["asyncio.loop_state"] = "lua/asyncio/loop_state.lua",
       ["asyncio.queues"] = "lua/asyncio/queues.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",
       trio_asyncio = "lua/trio_asyncio.lua",
+      ["trio_asyncio.testing"] = "lua/trio_asyncio/testing.lua",
+      ["trio_asyncio.version"] = "lua/trio_asyncio/version.lua",
    },
 }
+-- `luarocks test` (in the checkout, after installing the rock): the busted
+-- suite against the installed modules, found through LUA_PATH / LUA_CPATH
+-- (eval "$(luarocks path)"), never the checkout's lua/ or build/.  It
+-- installs nothing (type "busted" would download busted; make test would
+-- call apt-get): busted (Debian lua-busted) must be there already.
 test = {
-   -- type "busted" would try to download busted; the Makefile knows how to
-   -- run the suite (one process per spec file, leak checks).
    type = "command",
-   command = "make test",
+   command = "TA_INSTALLED=1 bash scripts/test.sh",
 }

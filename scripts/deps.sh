@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deps.sh [--with valgrind|luarocks]...: make sure what the build and the
+# deps.sh [--with valgrind|luarocks|luacheck]...: make sure what the build and the
 # tests need is here.  Silent when it is.  Otherwise, as root with apt-get,
 # install exactly the missing Debian packages; else print the command to run
 # and fail.
@@ -10,7 +10,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --with) [ $# -ge 2 ] || { echo "deps.sh: --with needs a package" >&2; exit 2; }
             extra+=("$2"); shift 2 ;;
-    *) echo "usage: deps.sh [--with valgrind|luarocks]..." >&2; exit 2 ;;
+    *) echo "usage: deps.sh [--with valgrind|luarocks|luacheck]..." >&2; exit 2 ;;
   esac
 done
 
@@ -39,8 +39,13 @@ need lua-busted   has_busted
 # spec/asyncio_loop_spec.lua makes its fd pairs with LuaSocket until the
 # runtime has sockets of its own.
 need lua-socket   has_lua_module socket
+# spec/version_guard_spec.lua checks what `require "trio"` says under Lua 5.1.
+need lua5.1       has_cmd lua5.1
 for p in ${extra[@]+"${extra[@]}"}; do
-  need "$p" has_cmd "$p"   # valgrind and luarocks are named after their command
+  case $p in
+    luacheck) need lua-check has_cmd luacheck ;;
+    *) need "$p" has_cmd "$p" ;;   # valgrind and luarocks are named after their command
+  esac
 done
 
 [ ${#missing[@]} -eq 0 ] && exit 0

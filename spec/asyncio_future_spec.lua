@@ -300,7 +300,7 @@ describe("done callbacks", function()
     with_loop(function(loop)
       local log = {}
       local fut = loop:create_future()
-      local obj = setmetatable({}, { __call = function(self, f) log[#log + 1] = { "obj", f } end })
+      local obj = setmetatable({}, { __call = function(_, f) log[#log + 1] = { "obj", f } end })
       fut:add_done_callback(function(f) log[#log + 1] = { "fn1", f } end)
       fut:add_done_callback(obj)
       fut:add_done_callback(function(f) log[#log + 1] = { "fn2", f } end)

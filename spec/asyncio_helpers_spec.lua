@@ -3,7 +3,7 @@
 local asyncio = require "asyncio"
 local errors = require "trio.errors"
 local support = require "support"
-local errof, assert_has = support.errof, support.assert_has
+local assert_has = support.assert_has
 
 local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
 
@@ -207,12 +207,12 @@ describe("asyncio.gather", function()
     local log = {}
     asyncio.run(function()
       local c1 = asyncio.create_task(function()
-        local ok, e = pcall(asyncio.sleep, 10)
+        local _, e = pcall(asyncio.sleep, 10)
         log[#log + 1] = "c1 " .. tostring(CancelledError:is(e))
         error(e, 0)
       end)
       local c2 = asyncio.create_task(function()
-        local ok, e = pcall(asyncio.sleep, 10)
+        local _, e = pcall(asyncio.sleep, 10)
         log[#log + 1] = "c2 " .. tostring(CancelledError:is(e))
         error(e, 0)
       end)
@@ -241,7 +241,7 @@ describe("asyncio.wait_for", function()
     local log = {}
     asyncio.run(function()
       local inner = asyncio.create_task(function()
-        local ok, e = pcall(asyncio.sleep, 10)
+        local _, e = pcall(asyncio.sleep, 10)
         log[#log + 1] = "inner cancelled " .. tostring(CancelledError:is(e))
         error(e, 0)
       end)
@@ -480,7 +480,7 @@ describe("asyncio.timeout", function()
     local log = {}
     asyncio.run(function()
       local e = catch(asyncio.timeout, 0.005, function()
-        local ok, err = pcall(asyncio.sleep, 10)
+        local _, err = pcall(asyncio.sleep, 10)
         log[#log + 1] = "cleanup " .. tostring(CancelledError:is(err))
         asyncio.sleep(0)
         error(err, 0)

@@ -71,7 +71,7 @@ describe("asyncio.Queue", function()
       local q = Queue()
       local out, n = {}, 0
       for round = 1, 50 do
-        for i = 1, round % 7 + 1 do n = n + 1 q:put_nowait(n) end
+        for _ = 1, round % 7 + 1 do n = n + 1 q:put_nowait(n) end
         for _ = 1, round % 5 do
           if not q:empty() then out[#out + 1] = q:get_nowait() end
         end

@@ -12,15 +12,6 @@ local Event, Lock, Semaphore = sync.Event, sync.Lock, sync.Semaphore
 local BoundedSemaphore, Condition = sync.BoundedSemaphore, sync.Condition
 local CancelledError = asyncio.CancelledError
 
--- Yields with sleep(0) until cond() holds (at most n times).
-local function wait_until(cond, n)
-  for _ = 1, n or 100 do
-    if cond() then return end
-    asyncio.sleep(0)
-  end
-  error("condition never became true", 2)
-end
-
 --- Awaits a task, failing (not hanging) if it does not finish within 1 s.
 local function within(task)
   return asyncio.wait_for(task, 1)
@@ -479,7 +470,7 @@ describe("asyncio.Condition", function()
       local held_in_handler
       local t = asyncio.create_task(function()
         c:acquire()
-        local ok, e = pcall(c.wait, c)
+        local _, e = pcall(c.wait, c)
         held_in_handler = c:locked()
         c:release()
         error(e, 0)

@@ -322,7 +322,7 @@ describe("Task:cancel", function()
     local log = {}
     asyncio.run(function()
       local inner = asyncio.create_task(function()
-        local ok, e = pcall(asyncio.sleep, 10)
+        local _, e = pcall(asyncio.sleep, 10)
         log[#log + 1] = "inner " .. tostring(CancelledError:is(e))
         error(e, 0)
       end)

@@ -78,7 +78,7 @@ describe("task_tree", function()
   end)
 
   it("shows Trio tasks with flavor trio and where they wait", function()
-    local tree, wait_line = scenario(function(loop, n)
+    local tree, wait_line = scenario(function(_loop, n)
       local l
       n:start_soon(function()
         trio.lowlevel.current_task().name = "worker"
@@ -111,7 +111,7 @@ describe("task_tree", function()
   end)
 
   it("shows both flavors of a trio -> asyncio -> trio chain in one tree", function()
-    local tree = scenario(function(loop, n)
+    local tree = scenario(function(_loop, n)
       local ev = trio.Event()
       n:start_soon(function()
         trio.lowlevel.current_task().name = "caller"

@@ -62,7 +62,7 @@ describe("the sync loop", function()
     with_loop(function(loop)
       loop:run_until_complete(function()
         asyncio.get_running_loop():run_trio_task(function()
-          local ok, e = pcall(function()
+          local _, e = pcall(function()
             while true do trio.sleep(0.001); count = count + 1 end
           end)
           log[#log + 1] = trio.Cancelled:is(e) and "counter cancelled" or ("counter: " .. tostring(e))

@@ -12,8 +12,29 @@
 -- which would find a stray trio_asyncio/core.so (luarocks builds one in the
 -- source tree) when $TA_BUILD has none.
 local build = os.getenv("TA_BUILD") or "build"
-package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
-package.cpath = build .. "/?.so;" .. package.cpath:gsub("%./%?%.so;?", "")
+if os.getenv("TA_INSTALLED") then
+  -- `luarocks test` (TA_INSTALLED=1): the modules come from the installed
+  -- rock, found through LUA_PATH / LUA_CPATH as `luarocks path` sets them,
+  -- never from this checkout's lua/ or build/.
+  local cwd = os.getenv("PWD") or "."
+  local function installed_only(path)
+    local keep = {}
+    for entry in path:gmatch("[^;]+") do
+      if entry:sub(1, 1) == "/" and entry:sub(1, #cwd + 5) ~= cwd .. "/lua/"
+          and entry:sub(1, #cwd + 6) ~= cwd .. "/build" then
+        keep[#keep + 1] = entry
+      end
+    end
+    return table.concat(keep, ";")
+  end
+  package.path = "spec/?.lua;" .. installed_only(package.path)
+  package.cpath = installed_only(package.cpath)
+  assert(package.searchpath("trio", package.path) and package.searchpath("trio_asyncio.core", package.cpath),
+    "TA_INSTALLED: trio is not installed where LUA_PATH and LUA_CPATH point (eval \"$(luarocks path)\" first)")
+else
+  package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
+  package.cpath = build .. "/?.so;" .. package.cpath:gsub("%./%?%.so;?", "")
+end
 
 -- TA_GC=incremental runs the suite in the GC mode a C host gets from
 -- luaL_newstate (the lua5.4 binary switches to generational).

@@ -533,7 +533,7 @@ describe("Cancelled and ExceptionGroup at scope boundaries", function()
     local log = {}
     local scope = trio.run(function()
       local s = trio.CancelScope()
-      local r = s:run(function()
+      local _ = s:run(function()
         trio.open_nursery(function(n)
           n:start_soon(trio.sleep_forever)
           n:start_soon(trio.sleep_forever)
@@ -595,7 +595,7 @@ describe("Cancelled and ExceptionGroup at scope boundaries", function()
     trio.run(function()
       trio.move_on_after(0.02, function()
         trio.open_nursery(function(n)
-          for i = 1, 3 do
+          for _ = 1, 3 do
             n:start_soon(function()
               local _, e = pcall(trio.sleep_forever)
               log[#log + 1] = trio.Cancelled:is(e)

@@ -1,8 +1,6 @@
 -- trio.open_memory_channel: buffering, closing, cloning, iteration,
 -- statistics, and no item lost or duplicated under cancellation.
 local trio = require "trio"
-local support = require "support"
-local errof = support.errof
 
 -- Yields with sleep(0) until cond() holds (at most n times).
 local function wait_until(cond, n)

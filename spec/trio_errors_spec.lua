@@ -96,7 +96,7 @@ describe("errors crossing task boundaries", function()
     local e = errof(trio.run, function()
       trio.open_nursery(function(n)
         n:start_soon(function()
-          local ok, err = pcall(function() raise_in_helper(trio.BusyResourceError, "in child") end)
+          local _, err = pcall(function() raise_in_helper(trio.BusyResourceError, "in child") end)
           mine = err
           error(err)
         end)

@@ -49,7 +49,7 @@ describe("async functions outside trio.run", function()
   end)
 
   it("a channel receive raises instead of hanging", function()
-    local send, recv = trio.run(function() return trio.open_memory_channel(1) end)
+    local _, recv = trio.run(function() return trio.open_memory_channel(1) end)
     local e = errof(recv.receive, recv)
     assert_has(e, "outside")
   end)
@@ -182,7 +182,7 @@ describe("raw coroutine.yield inside a task", function()
     local log = {}
     local e = errof(trio.run, function()
       trio.open_nursery(function(n)
-        for i = 1, 2 do
+        for _ = 1, 2 do
           n:start_soon(function()
             local _, err = pcall(trio.sleep_forever)
             log[#log + 1] = "child cancelled=" .. tostring(trio.Cancelled:is(err))

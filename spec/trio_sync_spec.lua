@@ -1,8 +1,6 @@
 -- Event, Lock, StrictFIFOLock, Semaphore, CapacityLimiter, Condition,
 -- including the cancellation races of the classic event-loop bugs.
 local trio = require "trio"
-local support = require "support"
-local errof = support.errof
 
 -- Yields with sleep(0) until cond() holds (at most n times).
 local function wait_until(cond, n)
@@ -646,7 +644,7 @@ describe("trio.Condition", function()
       local held, cancelled
       trio.move_on_after(0.01, function()
         cond:with(function()
-          local ok, e = pcall(cond.wait, cond)
+          local _, e = pcall(cond.wait, cond)
           held = cond:locked()
           cancelled = trio.Cancelled:is(e)
           error(e, 0)

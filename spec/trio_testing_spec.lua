@@ -117,7 +117,7 @@ describe("trio.testing.MockClock", function()
       fn = function()
         trio.open_nursery(function(n)
           n:start_soon(function() trio.sleep(1) push(log, "sleeper") end)
-          for i = 1, 50 do trio.sleep(0) end
+          for _ = 1, 50 do trio.sleep(0) end
           push(log, "busy done")
         end)
       end,

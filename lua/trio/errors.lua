@@ -139,6 +139,116 @@ function M.ExceptionGroup.__tostring(e)
   return table.concat(parts, "\n")
 end
 
+-- ExceptionGroup:split / :subgroup / :contains, with Python's semantics:
+-- the condition is tried on the group itself first, then on each leaf;
+-- nested groups keep their shape (message, cause, traceback); an empty
+-- result is nil.
+
+-- A condition is a class (any table with an `is` method), a list of
+-- classes, or a predicate function called with each error.
+local function matcher(cond, fname)
+  if type(cond) == "table" and type(cond.is) == "function" then
+    return function(e) return cond:is(e) == true end
+  end
+  if type(cond) == "table" and getmetatable(cond) == nil and #cond > 0 then
+    for i, c in ipairs(cond) do
+      if type(c) ~= "table" or type(c.is) ~= "function" then
+        error(("bad argument #1 to '%s' (item %d of the list is not an error class)"):format(fname, i), 3)
+      end
+    end
+    return function(e)
+      for _, c in ipairs(cond) do if c:is(e) then return true end end
+      return false
+    end
+  end
+  if M.is_callable(cond) then return cond end
+  error(("bad argument #1 to '%s' (error class, list of classes or function expected, got %s)")
+    :format(fname, type(cond)), 3)
+end
+
+local function push(list, tbs, e, tb)
+  local n = #list + 1
+  list[n], tbs[n] = e, tb
+end
+
+-- A group like eg (same class, message, cause, traceback) holding excs.
+local function derive(eg, excs, tbs)
+  return setmetatable({
+    message = eg.message, cause = eg.cause, traceback = eg.traceback,
+    exceptions = excs, tracebacks = tbs,
+  }, getmetatable(eg))
+end
+
+local function subgroup(eg, match)
+  if match(eg) then return eg end
+  local excs, tbs, modified = {}, {}, false
+  for i, e in ipairs(eg.exceptions) do
+    local keep = e
+    if is(M.ExceptionGroup, e) then
+      keep = subgroup(e, match)
+      if keep ~= e then modified = true end
+    elseif not match(e) then
+      keep = nil
+    end
+    if keep == nil then
+      modified = true
+    else
+      push(excs, tbs, keep, eg.tracebacks[i])
+    end
+  end
+  if not modified then return eg end
+  if #excs == 0 then return nil end
+  return derive(eg, excs, tbs)
+end
+
+local function split(eg, match)
+  if match(eg) then return eg, nil end
+  local m, mtb, r, rtb = {}, {}, {}, {}
+  for i, e in ipairs(eg.exceptions) do
+    local tb = eg.tracebacks[i]
+    if is(M.ExceptionGroup, e) then
+      local sm, sr = split(e, match)
+      if sm ~= nil then push(m, mtb, sm, tb) end
+      if sr ~= nil then push(r, rtb, sr, tb) end
+    elseif match(e) then
+      push(m, mtb, e, tb)
+    else
+      push(r, rtb, e, tb)
+    end
+  end
+  return (#m > 0 and derive(eg, m, mtb) or nil), (#r > 0 and derive(eg, r, rtb) or nil)
+end
+
+--- eg:subgroup(condition) -> a group with only the errors that match
+-- (nested groups kept in shape), eg itself if all match, nil if none does.
+function M.ExceptionGroup.subgroup(eg, condition)
+  return subgroup(eg, matcher(condition, "subgroup"))
+end
+
+--- eg:split(condition) -> match, rest: two groups shaped like eg, either
+-- nil when empty.
+function M.ExceptionGroup.split(eg, condition)
+  return split(eg, matcher(condition, "split"))
+end
+
+--- eg:contains(condition) -> true if the group, a nested group or any
+-- error in it matches.
+local function contains(eg, match)
+  if match(eg) then return true end
+  for _, e in ipairs(eg.exceptions) do
+    if is(M.ExceptionGroup, e) then
+      if contains(e, match) then return true end
+    elseif match(e) then
+      return true
+    end
+  end
+  return false
+end
+
+function M.ExceptionGroup.contains(eg, condition)
+  return contains(eg, matcher(condition, "contains"))
+end
+
 --- The C core builds its errors through this.
 function M.factory(short, message)
   local cls = classes[short] or M.RuntimeError

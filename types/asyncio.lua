@@ -1,0 +1,396 @@
+---@meta
+-- lua-language-server stubs for `require "asyncio"` (see docs/API.md for
+-- the semantics; scripts/check_api.lua checks that these cover every name).
+-- Functions marked ---@async may suspend: call them only inside an asyncio Task.
+
+---@class asyncio
+local asyncio = {}
+
+---@type string
+asyncio._VERSION = ""
+
+-- ---------------------------------------------------------------------
+-- loops
+
+---@class asyncio.Handle
+local Handle = {}
+function Handle:cancel() end
+---@return boolean
+function Handle:cancelled() end
+---@return number
+function Handle:when() end
+
+---@class asyncio.Loop
+local Loop = {}
+
+---@param future_or_fn asyncio.Future|async fun(): ...
+---@return any ...
+function Loop:run_until_complete(future_or_fn) end
+function Loop:run_forever() end
+function Loop:stop() end
+function Loop:close() end
+---@return boolean
+function Loop:is_closed() end
+---@return boolean
+function Loop:is_running() end
+---@return number
+function Loop:time() end
+---@param cb fun(...)
+---@param ... any
+---@return asyncio.Handle
+function Loop:call_soon(cb, ...) end
+---@param delay number
+---@param cb fun(...)
+---@param ... any
+---@return asyncio.Handle
+function Loop:call_later(delay, cb, ...) end
+---@param when number
+---@param cb fun(...)
+---@param ... any
+---@return asyncio.Handle
+function Loop:call_at(when, cb, ...) end
+---@param cb fun(...)
+---@param ... any
+---@return asyncio.Handle
+function Loop:call_soon_threadsafe(cb, ...) end
+---@return asyncio.Future
+function Loop:create_future() end
+---@param fn async fun(...): ...
+---@param ... any
+---@return asyncio.Task
+function Loop:create_task(fn, ...) end
+---@param fd integer
+---@param cb fun(...)
+---@param ... any
+function Loop:add_reader(fd, cb, ...) end
+---@param fd integer
+---@return boolean removed
+function Loop:remove_reader(fd) end
+---@param fd integer
+---@param cb fun(...)
+---@param ... any
+function Loop:add_writer(fd, cb, ...) end
+---@param fd integer
+---@return boolean removed
+function Loop:remove_writer(fd) end
+---@param handler fun(loop: asyncio.Loop, context: table)?
+function Loop:set_exception_handler(handler) end
+---@return fun(loop: asyncio.Loop, context: table)?
+function Loop:get_exception_handler() end
+---@param context {message?: string, exception?: any, future?: asyncio.Future, task?: asyncio.Task, handle?: asyncio.Handle, source_traceback?: string}
+function Loop:call_exception_handler(context) end
+---@param context table
+function Loop:default_exception_handler(context) end
+---@param enabled boolean
+function Loop:set_debug(enabled) end
+---@return boolean
+function Loop:get_debug() end
+---(bridged loops) Starts `fn(...)` as a Trio task; a Future of its results.
+---@param fn async fun(...): ...
+---@param ... any
+---@return asyncio.Future
+function Loop:run_trio(fn, ...) end
+---(bridged loops) Starts `fn(...)` as a Trio task in the loop's nursery.
+---@param fn async fun(...)
+---@param ... any
+function Loop:run_trio_task(fn, ...) end
+---(Trio-flavored) Returns once every callback queued before the call has run.
+---@async
+function Loop:synchronize() end
+
+---@return asyncio.Loop
+function asyncio.new_event_loop() end
+
+---@return asyncio.Loop
+function asyncio.get_running_loop() end
+
+---@return asyncio.Loop
+function asyncio.get_event_loop() end
+
+---@param loop asyncio.Loop?
+function asyncio.set_event_loop(loop) end
+
+---@param fn async fun(...): ...
+---@param ... any
+---@return any ...
+function asyncio.run(fn, ...) end
+
+-- ---------------------------------------------------------------------
+-- futures and tasks
+
+---@class asyncio.Future
+local Future = {}
+---@return any ...
+function Future:result() end
+---@return any
+function Future:exception() end
+---@return boolean
+function Future:done() end
+---@return boolean
+function Future:cancelled() end
+---@param msg? string
+---@return boolean
+function Future:cancel(msg) end
+---@param value any
+function Future:set_result(value) end
+---@param err any
+function Future:set_exception(err) end
+---@param cb fun(future: asyncio.Future)
+function Future:add_done_callback(cb) end
+---@param cb fun(future: asyncio.Future)
+---@return integer removed
+function Future:remove_done_callback(cb) end
+---@return asyncio.Loop
+function Future:get_loop() end
+---@async
+---@return any ...
+function Future:await() end
+
+---@param loop? asyncio.Loop
+---@return asyncio.Future
+function asyncio.Future(loop) end
+
+---@class asyncio.Task: asyncio.Future
+local Task = {}
+---@return string
+function Task:get_name() end
+---@param name string
+function Task:set_name(name) end
+---@param msg? string
+---@return boolean
+function Task:cancel(msg) end
+---@return integer
+function Task:cancelling() end
+---@return integer
+function Task:uncancel() end
+
+---@param x any
+---@return boolean
+function asyncio.isfuture(x) end
+
+---@async
+---@param future asyncio.Future
+---@return any ...
+function asyncio.await(future) end
+
+---@param fn async fun(...): ...
+---@param ... any
+---@return asyncio.Task
+function asyncio.create_task(fn, ...) end
+
+---@param x asyncio.Future|async fun(): ...
+---@param loop? asyncio.Loop
+---@return asyncio.Future
+function asyncio.ensure_future(x, loop) end
+
+---@return asyncio.Task?
+function asyncio.current_task() end
+
+---@param loop? asyncio.Loop
+---@return asyncio.Task[]
+function asyncio.all_tasks(loop) end
+
+-- ---------------------------------------------------------------------
+-- waiting
+
+---@async
+---@param delay number
+---@param result? any
+---@return any
+function asyncio.sleep(delay, result) end
+
+---Futures, Tasks or functions, and optionally `{return_exceptions = true}` last.
+---@async
+---@param ... asyncio.Future|(async fun(): ...)|{return_exceptions: boolean}
+---@return any[] results in argument order (field n)
+function asyncio.gather(...) end
+
+---@async
+---@param aw asyncio.Future|async fun(): ...
+---@param timeout number?
+---@return any ...
+function asyncio.wait_for(aw, timeout) end
+
+---@async
+---@param aws (asyncio.Future|async fun(): ...)[]
+---@param opts? {timeout?: number, return_when?: "FIRST_COMPLETED"|"FIRST_EXCEPTION"|"ALL_COMPLETED"}
+---@return asyncio.Future[] done
+---@return asyncio.Future[] pending
+function asyncio.wait(aws, opts) end
+
+asyncio.FIRST_COMPLETED = "FIRST_COMPLETED"
+asyncio.FIRST_EXCEPTION = "FIRST_EXCEPTION"
+asyncio.ALL_COMPLETED = "ALL_COMPLETED"
+
+---@param aws (asyncio.Future|async fun(): ...)[]
+---@return async fun(): asyncio.Future?
+function asyncio.as_completed(aws) end
+
+---@async
+---@param aw asyncio.Future|async fun(): ...
+---@return any ...
+function asyncio.shield(aw) end
+
+---@async
+---@param delay number?
+---@param fn async fun(...): ...
+---@param ... any
+---@return any ...
+function asyncio.timeout(delay, fn, ...) end
+
+-- ---------------------------------------------------------------------
+-- synchronization and queues
+
+---@class asyncio.Event
+local Event = {}
+---@async
+function Event:wait() end
+function Event:set() end
+function Event:clear() end
+---@return boolean
+function Event:is_set() end
+
+---@return asyncio.Event
+function asyncio.Event() end
+
+---@class asyncio.Lock
+local Lock = {}
+---@async
+function Lock:acquire() end
+function Lock:release() end
+---@return boolean
+function Lock:locked() end
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function Lock:with(fn, ...) end
+
+---@return asyncio.Lock
+function asyncio.Lock() end
+
+---@class asyncio.Semaphore
+local Semaphore = {}
+---@async
+function Semaphore:acquire() end
+function Semaphore:release() end
+---@return boolean
+function Semaphore:locked() end
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function Semaphore:with(fn, ...) end
+
+---@param value? integer
+---@return asyncio.Semaphore
+function asyncio.Semaphore(value) end
+
+---@class asyncio.BoundedSemaphore: asyncio.Semaphore
+local BoundedSemaphore = {}
+---Raises asyncio.ValueError when released more than acquired.
+function BoundedSemaphore:release() end
+
+---@param value? integer
+---@return asyncio.BoundedSemaphore
+function asyncio.BoundedSemaphore(value) end
+
+---@class asyncio.Condition
+local Condition = {}
+---@async
+function Condition:acquire() end
+function Condition:release() end
+---@return boolean
+function Condition:locked() end
+---@async
+function Condition:wait() end
+---@async
+---@param predicate fun(): any
+---@return any
+function Condition:wait_for(predicate) end
+---@param n? integer
+function Condition:notify(n) end
+function Condition:notify_all() end
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function Condition:with(fn, ...) end
+
+---@param lock? asyncio.Lock
+---@return asyncio.Condition
+function asyncio.Condition(lock) end
+
+---@class asyncio.Queue
+---@field maxsize number
+local Queue = {}
+---@async
+---@param item any
+function Queue:put(item) end
+---@async
+---@return any
+function Queue:get() end
+---@param item any
+function Queue:put_nowait(item) end
+---@return any
+function Queue:get_nowait() end
+function Queue:task_done() end
+---@async
+function Queue:join() end
+---@return integer
+function Queue:qsize() end
+---@return boolean
+function Queue:empty() end
+---@return boolean
+function Queue:full() end
+
+---@param maxsize? number
+---@return asyncio.Queue
+function asyncio.Queue(maxsize) end
+
+---@class asyncio.LifoQueue: asyncio.Queue
+local LifoQueue = {}
+
+---@param maxsize? number
+---@return asyncio.LifoQueue
+function asyncio.LifoQueue(maxsize) end
+
+---@class asyncio.PriorityQueue: asyncio.Queue
+local PriorityQueue = {}
+
+---@param maxsize? number
+---@return asyncio.PriorityQueue
+function asyncio.PriorityQueue(maxsize) end
+
+-- ---------------------------------------------------------------------
+-- errors
+
+---@class asyncio.CancelledError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.CancelledError
+asyncio.CancelledError = {}
+---@class asyncio.TimeoutError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.TimeoutError
+asyncio.TimeoutError = {}
+---@class asyncio.InvalidStateError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.InvalidStateError
+asyncio.InvalidStateError = {}
+---@class asyncio.IncompleteReadError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.IncompleteReadError
+asyncio.IncompleteReadError = {}
+---@class asyncio.LimitOverrunError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.LimitOverrunError
+asyncio.LimitOverrunError = {}
+---@class asyncio.QueueEmpty: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.QueueEmpty
+asyncio.QueueEmpty = {}
+---@class asyncio.QueueFull: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.QueueFull
+asyncio.QueueFull = {}
+---@class asyncio.ValueError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.ValueError
+asyncio.ValueError = {}
+---The same class as trio.RuntimeError.
+---@type trio.RuntimeError
+asyncio.RuntimeError = {}
+
+return asyncio

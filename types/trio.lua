@@ -1,0 +1,541 @@
+---@meta
+-- lua-language-server stubs for `require "trio"` (see docs/API.md for the
+-- semantics; scripts/check_api.lua checks that these cover every name).
+-- Functions marked ---@async may suspend: call them only inside a Trio task.
+
+---@class trio
+local trio = {}
+
+---The release, e.g. "0.1.0".
+---@type string
+trio._VERSION = ""
+
+-- ---------------------------------------------------------------------
+-- running and time
+
+---Runs `fn(...)` as the root task of a new run; returns its results or raises its error.
+---@param fn async fun(...): ...
+---@param ... any
+---@return any ...
+function trio.run(fn, ...) end
+
+---@async
+---@param seconds number
+function trio.sleep(seconds) end
+
+---@async
+---@param deadline number
+function trio.sleep_until(deadline) end
+
+---@async
+function trio.sleep_forever() end
+
+---@return number
+function trio.current_time() end
+
+---@return number deadline `math.huge` when none applies
+function trio.current_effective_deadline() end
+
+-- ---------------------------------------------------------------------
+-- nurseries
+
+---@class trio.Nursery
+---@field cancel_scope trio.CancelScope
+---@field child_tasks trio.lowlevel.Task[]
+---@field parent_task trio.lowlevel.Task
+local Nursery = {}
+
+---Starts `fn(...)` as a child task.
+---@param fn async fun(...)
+---@param ... any
+function Nursery:start_soon(fn, ...) end
+
+---Starts `fn(..., task_status)` and returns the value it passes to `task_status:started`.
+---@async
+---@param fn async fun(...)
+---@param ... any
+---@return any
+function Nursery:start(fn, ...) end
+
+---@class trio.TaskStatus
+local TaskStatus = {}
+
+---@param value? any
+function TaskStatus:started(value) end
+
+---A task status whose `started` does nothing.
+---@type trio.TaskStatus
+trio.TASK_STATUS_IGNORED = {}
+
+---Runs `fn(nursery)`; waits for every child; errors come out as one trio.ExceptionGroup.
+---@async
+---@param fn async fun(nursery: trio.Nursery): ...
+---@return any ...
+function trio.open_nursery(fn) end
+
+-- ---------------------------------------------------------------------
+-- cancel scopes
+
+---@class trio.CancelScope
+---@field deadline number settable
+---@field shield boolean settable
+---@field cancel_called boolean
+---@field cancelled_caught boolean
+local CancelScope = {}
+
+---Runs `fn(...)` inside the scope; returns its results (nothing if the scope caught its own cancellation).
+---@async
+---@param fn async fun(...): ...
+---@param ... any
+---@return any ...
+function CancelScope:run(fn, ...) end
+
+function CancelScope:cancel() end
+
+---@param opts? {deadline?: number, shield?: boolean}
+---@return trio.CancelScope
+function trio.CancelScope(opts) end
+
+---@async
+---@param seconds number
+---@param fn async fun(...): ...
+---@param ... any
+---@return trio.CancelScope scope
+---@return any ...
+function trio.move_on_after(seconds, fn, ...) end
+
+---@async
+---@param deadline number
+---@param fn async fun(...): ...
+---@param ... any
+---@return trio.CancelScope scope
+---@return any ...
+function trio.move_on_at(deadline, fn, ...) end
+
+---Raises trio.TooSlowError on timeout.
+---@async
+---@param seconds number
+---@param fn async fun(...): ...
+---@param ... any
+---@return any ...
+function trio.fail_after(seconds, fn, ...) end
+
+---@async
+---@param deadline number
+---@param fn async fun(...): ...
+---@param ... any
+---@return any ...
+function trio.fail_at(deadline, fn, ...) end
+
+-- ---------------------------------------------------------------------
+-- memory channels
+
+---@class trio.MemorySendChannel
+local MemorySendChannel = {}
+
+---@async
+---@param value any
+function MemorySendChannel:send(value) end
+
+---@param value any
+function MemorySendChannel:send_nowait(value) end
+
+---@return trio.MemorySendChannel
+function MemorySendChannel:clone() end
+
+function MemorySendChannel:close() end
+
+---@return {current_buffer_used: integer, max_buffer_size: number, open_send_channels: integer, open_receive_channels: integer, tasks_waiting_send: integer, tasks_waiting_receive: integer}
+function MemorySendChannel:statistics() end
+
+---@class trio.MemoryReceiveChannel
+local MemoryReceiveChannel = {}
+
+---@async
+---@return any
+function MemoryReceiveChannel:receive() end
+
+---@return any
+function MemoryReceiveChannel:receive_nowait() end
+
+---`for v in receive:iter() do ... end` until every sender is closed.
+---@return fun(): any
+function MemoryReceiveChannel:iter() end
+
+---@return trio.MemoryReceiveChannel
+function MemoryReceiveChannel:clone() end
+
+function MemoryReceiveChannel:close() end
+
+---@return table
+function MemoryReceiveChannel:statistics() end
+
+---@param max_buffer_size number 0: rendezvous; math.huge: unbounded
+---@return trio.MemorySendChannel send
+---@return trio.MemoryReceiveChannel receive
+function trio.open_memory_channel(max_buffer_size) end
+
+-- ---------------------------------------------------------------------
+-- synchronization
+
+---@class trio.Event
+local Event = {}
+function Event:set() end
+---@return boolean
+function Event:is_set() end
+---@async
+function Event:wait() end
+---@return {tasks_waiting: integer}
+function Event:statistics() end
+---@return string
+function Event:statistics_line() end
+
+---@return trio.Event
+function trio.Event() end
+
+---@class trio.Lock
+local Lock = {}
+---@async
+function Lock:acquire() end
+function Lock:acquire_nowait() end
+function Lock:release() end
+---@return boolean
+function Lock:locked() end
+---Acquires, runs `fn(...)`, releases on every exit path; returns fn's results.
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function Lock:with(fn, ...) end
+---@return {locked: boolean, owner: trio.lowlevel.Task?, tasks_waiting: integer}
+function Lock:statistics() end
+---@return string
+function Lock:statistics_line() end
+
+---@return trio.Lock
+function trio.Lock() end
+
+---@class trio.StrictFIFOLock: trio.Lock
+local StrictFIFOLock = {}
+
+---@return trio.StrictFIFOLock
+function trio.StrictFIFOLock() end
+
+---@class trio.Semaphore
+---@field value integer
+---@field max_value integer?
+local Semaphore = {}
+---@async
+function Semaphore:acquire() end
+function Semaphore:acquire_nowait() end
+function Semaphore:release() end
+---@return boolean
+function Semaphore:locked() end
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function Semaphore:with(fn, ...) end
+---@return {tasks_waiting: integer}
+function Semaphore:statistics() end
+---@return string
+function Semaphore:statistics_line() end
+
+---@param initial_value integer
+---@param max_value? integer
+---@return trio.Semaphore
+function trio.Semaphore(initial_value, max_value) end
+
+---@class trio.CapacityLimiter
+---@field total_tokens number settable
+---@field borrowed_tokens integer
+---@field available_tokens number
+local CapacityLimiter = {}
+---@async
+function CapacityLimiter:acquire() end
+---@async
+---@param borrower any
+function CapacityLimiter:acquire_on_behalf_of(borrower) end
+function CapacityLimiter:acquire_nowait() end
+---@param borrower any
+function CapacityLimiter:acquire_on_behalf_of_nowait(borrower) end
+function CapacityLimiter:release() end
+---@param borrower any
+function CapacityLimiter:release_on_behalf_of(borrower) end
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function CapacityLimiter:with(fn, ...) end
+---@return {borrowed_tokens: integer, total_tokens: number, tasks_waiting: integer}
+function CapacityLimiter:statistics() end
+---@return string
+function CapacityLimiter:statistics_line() end
+
+---@param total_tokens number an integer or math.huge
+---@return trio.CapacityLimiter
+function trio.CapacityLimiter(total_tokens) end
+
+---@class trio.Condition
+local Condition = {}
+---@async
+function Condition:acquire() end
+function Condition:acquire_nowait() end
+function Condition:release() end
+---@return boolean
+function Condition:locked() end
+---@async
+function Condition:wait() end
+---@param n? integer
+function Condition:notify(n) end
+function Condition:notify_all() end
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function Condition:with(fn, ...) end
+---@return table
+function Condition:statistics() end
+---@return string
+function Condition:statistics_line() end
+
+---@param lock? trio.Lock
+---@return trio.Condition
+function trio.Condition(lock) end
+
+-- ---------------------------------------------------------------------
+-- context variables
+
+---@class trio.ContextVar
+---@field name string
+local ContextVar = {}
+
+---@param default? any
+---@return any
+function ContextVar:get(default) end
+
+---@param value any
+---@return table token
+function ContextVar:set(value) end
+
+---@param token table
+function ContextVar:reset(token) end
+
+---@param name string
+---@param default? any
+---@return trio.ContextVar
+function trio.ContextVar(name, default) end
+
+-- ---------------------------------------------------------------------
+-- errors (classes: call one to make an error; Class:is(e) tests)
+
+---@class trio.Cancelled: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.Cancelled
+trio.Cancelled = {}
+---@class trio.TooSlowError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.TooSlowError
+trio.TooSlowError = {}
+---@class trio.ClosedResourceError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.ClosedResourceError
+trio.ClosedResourceError = {}
+---@class trio.BrokenResourceError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.BrokenResourceError
+trio.BrokenResourceError = {}
+---@class trio.BusyResourceError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.BusyResourceError
+trio.BusyResourceError = {}
+---@class trio.EndOfChannel: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.EndOfChannel
+trio.EndOfChannel = {}
+---@class trio.WouldBlock: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.WouldBlock
+trio.WouldBlock = {}
+---@class trio.RunFinishedError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.RunFinishedError
+trio.RunFinishedError = {}
+---@class trio.TrioInternalError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.TrioInternalError
+trio.TrioInternalError = {}
+---@class trio.KeyboardInterrupt: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.KeyboardInterrupt
+trio.KeyboardInterrupt = {}
+---@class trio.RuntimeError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.RuntimeError
+trio.RuntimeError = {}
+---@class trio.LookupError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.LookupError
+trio.LookupError = {}
+
+---The errors of a nursery.
+---@class trio.ExceptionGroup: trio_asyncio.Error
+---@field exceptions any[] the original error values
+---@field tracebacks string[] one traceback each
+---@overload fun(message: string, exceptions: any[], tracebacks?: string[]): trio.ExceptionGroup
+local ExceptionGroup = {}
+trio.ExceptionGroup = ExceptionGroup
+
+---@alias trio.ErrorCondition trio_asyncio.Error|trio_asyncio.Error[]|fun(e: any): boolean
+
+---@param condition trio.ErrorCondition
+---@return trio.ExceptionGroup? match
+---@return trio.ExceptionGroup? rest
+function ExceptionGroup:split(condition) end
+
+---@param condition trio.ErrorCondition
+---@return trio.ExceptionGroup?
+function ExceptionGroup:subgroup(condition) end
+
+---@param condition trio.ErrorCondition
+---@return boolean
+function ExceptionGroup:contains(condition) end
+
+-- ---------------------------------------------------------------------
+-- trio.lowlevel
+
+---@class trio.lowlevel
+local lowlevel = {}
+trio.lowlevel = lowlevel
+
+---A task of either flavor.
+---@class trio.lowlevel.Task
+---@field name string settable
+---@field flavor "trio"|"asyncio"|"allow_asyncio"
+---@field parent_nursery trio.Nursery?
+---@field child_nurseries trio.Nursery[]
+---@field id integer
+---@field done boolean
+local Task = {}
+
+---@class trio.lowlevel.TrioToken
+local TrioToken = {}
+
+---@param fn fun(...)
+---@param ... any
+function TrioToken:run_sync_soon(fn, ...) end
+
+---@class trio.lowlevel.ParkingLot
+local ParkingLot = {}
+---@async
+---@return any
+function ParkingLot:park() end
+---@param count? integer
+---@return trio.lowlevel.Task[]
+function ParkingLot:unpark(count) end
+---@return trio.lowlevel.Task[]
+function ParkingLot:unpark_all() end
+---@param new_lot trio.lowlevel.ParkingLot
+---@param count? integer
+function ParkingLot:repark(new_lot, count) end
+---@param new_lot trio.lowlevel.ParkingLot
+function ParkingLot:repark_all(new_lot) end
+---@return {tasks_waiting: integer}
+function ParkingLot:statistics() end
+
+---@return trio.lowlevel.ParkingLot
+function lowlevel.ParkingLot() end
+
+---@param opts {fn: async fun(...): ..., args?: any[], clock?: trio.testing.MockClock, instruments?: table[]}
+---@return any ...
+function lowlevel.run(opts) end
+
+---@param fn async fun(...): ...
+---@param opts {done_callback: fun(ok: boolean, ...), args?: any[], clock?: trio.testing.MockClock, instruments?: table[]}
+function lowlevel.start_guest_run(fn, opts) end
+
+---@return trio.lowlevel.Task?
+function lowlevel.current_task() end
+
+---@return trio.lowlevel.Task?
+function lowlevel.current_root_task() end
+
+---@return "trio"|"asyncio"|nil
+function lowlevel.current_flavor() end
+
+---@async
+function lowlevel.checkpoint() end
+
+---@async
+function lowlevel.checkpoint_if_cancelled() end
+
+---@async
+function lowlevel.cancel_shielded_checkpoint() end
+
+---@async
+---@param abort_fn fun(raise_cancel: fun()): "SUCCEEDED"|"FAILED"
+---@return any
+function lowlevel.wait_task_rescheduled(abort_fn) end
+
+lowlevel.Abort = { SUCCEEDED = "SUCCEEDED", FAILED = "FAILED" }
+lowlevel.Abort.SUCCEEDED = "SUCCEEDED"
+lowlevel.Abort.FAILED = "FAILED"
+
+---@param task trio.lowlevel.Task
+---@param ok boolean
+---@param value any
+function lowlevel.reschedule(task, ok, value) end
+
+---@param fn async fun(...)
+---@param ... any
+---@return trio.lowlevel.Task
+function lowlevel.spawn_system_task(fn, ...) end
+
+---@return trio.lowlevel.TrioToken
+function lowlevel.current_trio_token() end
+
+---@async
+---@param fd integer
+function lowlevel.wait_readable(fd) end
+
+---@async
+---@param fd integer
+function lowlevel.wait_writable(fd) end
+
+---@param fd integer
+function lowlevel.notify_closing(fd) end
+
+---@param instrument table
+function lowlevel.add_instrument(instrument) end
+
+---@param instrument table
+function lowlevel.remove_instrument(instrument) end
+
+-- ---------------------------------------------------------------------
+-- trio.testing
+
+---@class trio.testing
+local testing = {}
+trio.testing = testing
+
+---@class trio.testing.MockClock
+---@field rate number settable
+---@field autojump_threshold number settable
+local MockClock = {}
+
+---@return number
+function MockClock:current_time() end
+
+---@param seconds number
+function MockClock:jump(seconds) end
+
+---@param opts? {rate?: number, autojump_threshold?: number}
+---@return trio.testing.MockClock
+function testing.MockClock(opts) end
+
+---@async
+function testing.wait_all_tasks_blocked() end
+
+---@alias trio.testing.Options {autojump?: boolean|number, clock?: trio.testing.MockClock, timeout?: number, instruments?: table[], leak_check?: boolean}
+
+---A function that runs `fn(clock)` in a fresh Trio run.
+---@param fn async fun(clock: trio.testing.MockClock?): ...
+---@param opts? trio.testing.Options
+---@return fun(): ...
+function testing.trio_test(fn, opts) end
+
+---A busted test whose body runs in a fresh Trio run.
+---@param name string
+---@param fn async fun(clock: trio.testing.MockClock?)
+---@param opts? trio.testing.Options
+function testing.it(name, fn, opts) end
+
+return trio
