@@ -293,22 +293,48 @@ describe("loop:run_trio, run_trio_task, synchronize", function()
     assert.equal("trio via future", v)
   end)
 
-  it("run_trio_task starts a Trio task and returns nothing", function()
-    local log = {}
+  it("run_trio_task starts a Trio task and returns a handle, not its result", function()
+    local log, handle = {}, nil
     ta.run(function()
       local done = trio.Event()
       local n = ta.aio_as_trio(function()
-        return select("#", asyncio.get_running_loop():run_trio_task(function(a, b)
+        local r = table.pack(asyncio.get_running_loop():run_trio_task(function(a, b)
           log[#log + 1] = ta.current_flavor() .. " " .. a .. b
           trio.sleep(0)
           done:set()
+          return "not returned"
         end, "x", "y"))
+        handle = r[1]
+        return r.n
       end)()
       log[#log + 1] = "returned " .. n
       done:wait()
     end)
     table.sort(log)
-    assert.same({ "returned 0", "trio xy" }, log)
+    assert.same({ "returned 1", "trio xy" }, log)
+    assert.is_false(handle:cancelled())
+  end)
+
+  it("the run_trio_task handle cancels the task, or keeps it from starting", function()
+    local log = {}
+    ta.run(function()
+      local loop = ta.current_loop()
+      local h1 = loop:run_trio_task(function() log[#log + 1] = "h1 started" end)
+      h1:cancel()
+      local h2 = loop:run_trio_task(function()
+        log[#log + 1] = "h2 started"
+        local ok, e = pcall(trio.sleep_forever)
+        log[#log + 1] = trio.Cancelled:is(e) and "h2 cancelled" or tostring(e)
+        error(e, 0)
+      end)
+      trio.testing.wait_all_tasks_blocked()
+      h2:cancel()
+      trio.testing.wait_all_tasks_blocked()
+      log[#log + 1] = "body done"
+      assert.is_true(h1:cancelled())
+      assert.is_true(h2:cancelled())
+    end)
+    assert.same({ "h2 started", "h2 cancelled", "body done" }, log)
   end)
 
   it("an error in a run_trio_task task ends the open_loop block", function()
