@@ -133,6 +133,9 @@ end
 --- `Seen`: an object with an integer flag word.
 function H.Seen() return { flag = 0 } end
 
+--- A boolean as Python prints it, for the ids of parametrized tests.
+function H.py(b) return b and "True" or "False" end
+
 --- A list of the values of a `for`-style iterator (async_gen_to_list).
 function H.collect(iter, state, control)
   local out = {}

@@ -261,7 +261,7 @@ pending(F .. "test_keyboard_interrupt_teardown [bug: SIGINT while the main task 
 end)
 
 for _, throw_another in ipairs { false, true } do
-  it(F .. ("test_cancel_loop[%s]"):format(throw_another), function()
+  it(F .. ("test_cancel_loop[%s]"):format(H.py(throw_another)), function()
     local fut
     H.run(function()
       local function manage_loop(task_status)
