@@ -99,8 +99,8 @@ function Loop:call_exception_handler(context)
 end
 
 local function check_sync(loop, fname)
-  if loop:is_closed() then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
   if attrs(loop).bridged then error(errors.RuntimeError(fname .. ": This is not a sync loop"), 3) end
+  if loop:is_closed() then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
   if loop:is_running() then error(errors.RuntimeError(fname .. ": This event loop is already running"), 3) end
   if core.is_running() and not attrs(loop).background then
     error(errors.RuntimeError(fname .. ": cannot run a loop inside a running trio run "
