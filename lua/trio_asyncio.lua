@@ -99,9 +99,6 @@ local function service_nursery(loop, fname)
   return a.service
 end
 
---- loop:run_trio(fn, ...): start fn as a Trio task; an asyncio Future of its
--- results.  Cancelling the future cancels the Trio task; the future ends
--- when the task has ended (cancelled if it ended through that cancellation).
 -- split(err, pred) -> matching, rest: the parts of err for which pred is
 -- true and the others (nil when empty), keeping the nesting of groups.
 local function split(err, pred)
@@ -127,6 +124,9 @@ local function is_cancelled(e) return trio.Cancelled:is(e) end
 -- instead of going to an asyncio future or exception handler.
 local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:is(e) end
 
+--- loop:run_trio(fn, ...): start fn as a Trio task; an asyncio Future of its
+-- results.  Cancelling the future cancels the Trio task; the future ends
+-- when the task has ended (cancelled if it ended through that cancellation).
 -- The Trio task behind loop:run_trio: runs fn in scope unless the future
 -- was cancelled before it started, then settles the future.  Cancelled
 -- never goes into the future: it keeps propagating to the scope it is for.
@@ -308,9 +308,11 @@ local function bridged_stop(loop, waiter)
   if not a.running or loop:is_closed() then
     waiter:set()
   else
+    a.stop_waiters[waiter] = true -- open_loop sets what is left when it ends
     loop:call_soon(function()
       a.running = false
       a.stopped:set()
+      a.stop_waiters[waiter] = nil
       waiter:set()
     end)
   end
@@ -340,7 +342,7 @@ function M.open_loop(fn)
   local a = attrs(loop)
   a.bridged, a.running = true, true
   a.default_handler_hook = raise_from_loop
-  a.stop_hook, a.stopped = bridged_stop, trio.Event()
+  a.stop_hook, a.stopped, a.stop_waiters = bridged_stop, trio.Event(), {}
   a.service_exited = trio.Event()
   local token = current_loop_var:set(loop)
   local r
@@ -357,6 +359,7 @@ function M.open_loop(fn)
   a.running = false
   a.service = nil
   a.stopped:set()
+  for waiter in pairs(a.stop_waiters) do waiter:set() end
   core.loop_close(loop)
   current_loop_var:reset(token)
   if not ok then error(err, 0) end

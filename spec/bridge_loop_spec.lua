@@ -586,6 +586,21 @@ describe("loop:stop() and wait_stopped() on an open_loop loop", function()
     end)
   end)
 
+  it("a stop() asked for while the block ends has its event set once open_loop returns", function()
+    local ev
+    trio.run(function()
+      trio.fail_after(5, ta.open_loop, function(loop)
+        loop:create_task(function()
+          local ok, e = pcall(asyncio.sleep, 10)
+          ev = loop:stop() -- in the cleanup, after the shutdown's synchronize
+          error(e, 0)
+        end)
+        trio.sleep(0.001)
+      end)
+    end)
+    assert.is_true(ev:is_set())
+  end)
+
   it("wait_stopped() in another task returns when open_loop ends", function()
     local log = {}
     trio.run(function()
