@@ -74,10 +74,11 @@ function Loop:get_exception_handler() return attrs(self).exception_handler end
 
 --- The default handler writes the context to stderr (asyncio logs it).
 -- A loop may install a `default_handler_hook` attribute (the bridge does,
--- to make open_loop raise what reaches it).
+-- to make open_loop raise what reaches it); the context is written to
+-- stderr only when the hook returns false (it did not take it).
 function Loop:default_exception_handler(context)
   local hook = attrs(self).default_handler_hook
-  if hook then return hook(self, context) end
+  if hook and hook(self, context) ~= false then return end
   local parts = { context.message or "Unhandled exception in event loop" }
   for _, key in ipairs { "handle", "future", "task" } do
     if context[key] ~= nil then parts[#parts + 1] = key .. ": " .. tostring(context[key]) end
@@ -100,8 +101,8 @@ function Loop:call_exception_handler(context)
 end
 
 local function check_sync(loop, fname)
-  if loop:is_closed() then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
   if attrs(loop).bridged then error(errors.RuntimeError(fname .. ": This is not a sync loop"), 3) end
+  if loop:is_closed() then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
   if loop:is_running() then error(errors.RuntimeError(fname .. ": This event loop is already running"), 3) end
   if core.is_running() and not attrs(loop).background then
     error(errors.RuntimeError(fname .. ": cannot run a loop inside a running trio run "
@@ -152,8 +153,11 @@ function Loop:run_forever()
 end
 
 --- stop(): the running loop returns after the current batch of callbacks.
-function Loop:stop()
+-- A loop may install a `stop_hook` attribute (the bridge does: an open_loop
+-- loop is not driven by run_forever).
+function Loop:stop(...)
   local a = attrs(self)
+  if a.stop_hook then return a.stop_hook(self, ...) end
   a.stopping = true
   if a.running then
     -- the driver returns (or, for a driver that must survive, yields) after

@@ -52,19 +52,33 @@ end
 -- Trio cancellation cancels it and waits for it to finish.
 M.run_aio_future = core.future_wait
 
+-- A function whose only result is a Future (a sync function handing out a
+-- future, the Lua form of Python's "returns an awaitable") is awaited, as
+-- trio-asyncio awaits what the function returns.
+local function await_returned(first, ...)
+  if select("#", ...) == 0 and core.is_future(first) then return core.future_wait(first) end
+  return first, ...
+end
+
 --- run_aio_coroutine(fn, ...): run an asyncio-flavored function as a Task
--- on the current loop and return its results.
+-- on the current loop and return its results (a Future it returns is
+-- awaited).  Given a Future or Task, waits for it.
 function M.run_aio_coroutine(fn, ...)
   core.check_trio("trio_asyncio.run_aio_coroutine")
-  if not is_callable(fn) then argerror(1, "run_aio_coroutine", "function expected") end
+  local is_fut = core.is_future(fn)
+  if not is_fut and not is_callable(fn) then
+    argerror(1, "run_aio_coroutine", "function, Future or Task expected")
+  end
   local loop = need_loop("run_aio_coroutine")
   if loop:is_closed() then error(errors.RuntimeError("run_aio_coroutine: Event loop is closed"), 2) end
-  return core.future_wait(core.create_task(loop, fn, ...))
+  if is_fut then return core.future_wait(fn) end
+  return await_returned(core.future_wait(core.create_task(loop, fn, ...)))
 end
 
 --- aio_as_trio(f): a Trio-flavored function running f(...) as an asyncio
--- Task.  For a Future or Task, a function that waits for it.  An iterator
--- function works too: `for v in aio_as_trio(iter) do` runs each step.
+-- Task (a Future it returns is awaited).  For a Future or Task, a function
+-- that waits for it.  An iterator function works too:
+-- `for v in aio_as_trio(iter) do` runs each step.
 function M.aio_as_trio(x)
   if core.is_future(x) then
     return function() return core.future_wait(x) end
@@ -73,7 +87,7 @@ function M.aio_as_trio(x)
   return function(...)
     core.check_trio("trio_asyncio.aio_as_trio")
     local loop = need_loop("aio_as_trio")
-    return core.future_wait(core.create_task(loop, x, ...))
+    return await_returned(core.future_wait(core.create_task(loop, x, ...)))
   end
 end
 
@@ -89,23 +103,53 @@ local function service_nursery(loop, fname)
   return a.service
 end
 
+-- split(err, pred) -> matching, rest: the parts of err for which pred is
+-- true and the others (nil when empty), keeping the nesting of groups.
+local function split(err, pred)
+  if not trio.ExceptionGroup:is(err) then
+    if pred(err) then return err, nil end
+    return nil, err
+  end
+  local m, mtb, r, rtb = {}, {}, {}, {}
+  for i, e in ipairs(err.exceptions) do
+    local a, b = split(e, pred)
+    if a ~= nil then m[#m + 1], mtb[#mtb + 1] = a, err.tracebacks[i] end
+    if b ~= nil then r[#r + 1], rtb[#rtb + 1] = b, err.tracebacks[i] end
+  end
+  local match, rest
+  if #r == 0 then match = err elseif #m > 0 then match = errors.group(err.message, m, mtb) end
+  if #m == 0 then rest = err elseif #r > 0 then rest = errors.group(err.message, r, rtb) end
+  return match, rest
+end
+
+local function is_cancelled(e) return trio.Cancelled:is(e) end
+
+-- What Python calls a BaseException: it must keep propagating in Trio
+-- instead of going to an asyncio future or exception handler.
+local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:is(e) end
+
 --- loop:run_trio(fn, ...): start fn as a Trio task; an asyncio Future of its
 -- results.  Cancelling the future cancels the Trio task; the future ends
 -- when the task has ended (cancelled if it ended through that cancellation).
 -- The Trio task behind loop:run_trio: runs fn in scope unless the future
--- was cancelled before it started, then settles the future.
+-- was cancelled before it started, then settles the future.  Cancelled
+-- never goes into the future: it keeps propagating to the scope it is for.
 local function run_trio_body(fut, scope, fn, ...)
   local r
   if not scope.cancel_called then r = pack(pcall(scope.run, scope, fn, ...)) end
   core.future_set_cancel_hook(fut, nil)
-  if fut:done() then return end
-  if r == nil or (scope.cancelled_caught and r[1] and r.n == 1) then
-    fut:cancel()
-  elseif not r[1] then
-    if trio.Cancelled:is(r[2]) then fut:cancel() else fut:set_exception(r[2]) end
-  else
-    core.future_set_results(fut, unpack(r, 2, r.n))
+  local cancelled, rest
+  if r ~= nil and not r[1] then cancelled, rest = split(r[2], is_cancelled) end
+  if not fut:done() then
+    if r == nil or (scope.cancelled_caught and r[1] and r.n == 1) then
+      fut:cancel()
+    elseif not r[1] then
+      if rest ~= nil then fut:set_exception(rest) else fut:cancel() end
+    else
+      core.future_set_results(fut, unpack(r, 2, r.n))
+    end
   end
+  if cancelled ~= nil then error(cancelled, 0) end
 end
 
 function Loop:run_trio(fn, ...)
@@ -118,11 +162,65 @@ function Loop:run_trio(fn, ...)
   return fut
 end
 
+-- The handle loop:run_trio_task returns: cancel() cancels the Trio task
+-- (or keeps it from starting).
+local TrioTaskHandle = { __name = "trio_asyncio.TrioTaskHandle" }
+TrioTaskHandle.__index = TrioTaskHandle
+
+function TrioTaskHandle:cancel()
+  self._cancelled = true
+  self._scope:cancel()
+end
+
+function TrioTaskHandle:cancelled() return self._cancelled end
+
+function TrioTaskHandle:__tostring()
+  return ("trio_asyncio.TrioTaskHandle (%s%s)"):format(self._name, self._cancelled and ", cancelled" or "")
+end
+
+local function describe_fn(fn)
+  local info = type(fn) == "function" and debug.getinfo(fn, "S")
+  if info and info.what ~= "C" then return ("%s:%d"):format(info.short_src, info.linedefined) end
+  return tostring(fn)
+end
+
+-- The Trio task behind loop:run_trio_task: an error goes to the loop's
+-- exception handler (the default one of an open_loop loop raises it out of
+-- the block); Cancelled and KeyboardInterrupt keep propagating.
+local function run_trio_task_body(loop, handle, fn, ...)
+  local scope = handle._scope
+  if scope.cancel_called then return end
+  local ok, err = pcall(scope.run, scope, fn, ...)
+  if ok then return end
+  local base, rest = split(err, is_base)
+  if rest ~= nil then
+    loop:call_exception_handler {
+      message = "Exception in callback " .. handle._name, exception = rest, handle = handle,
+    }
+  end
+  if base ~= nil then error(base, 0) end
+end
+
 --- loop:run_trio_task(fn, ...): start fn as a Trio task in the loop's
--- nursery; no result (its error ends the open_loop block).
+-- nursery; returns a handle whose cancel() cancels it.  Its error goes to
+-- the loop's exception handler (by default, it ends the open_loop block).
 function Loop:run_trio_task(fn, ...)
   if not is_callable(fn) then argerror(1, "run_trio_task", "function expected") end
-  service_nursery(self, "run_trio_task"):start_soon(fn, ...)
+  local nursery = service_nursery(self, "run_trio_task")
+  local handle = setmetatable({ _scope = core.CancelScope(), _cancelled = false,
+    _name = describe_fn(fn) }, TrioTaskHandle)
+  nursery:start_soon(run_trio_task_body, self, handle, fn, ...)
+  return handle
+end
+
+--- trio_asyncio.run_trio_task(fn, ...): loop:run_trio_task on the current
+-- loop; returns nothing.
+function M.run_trio_task(fn, ...)
+  local loop = M.current_loop()
+  if loop == nil then
+    error(errors.RuntimeError("run_trio_task: you are not within a trio_asyncio loop"), 2)
+  end
+  loop:run_trio_task(fn, ...)
 end
 
 --- loop:synchronize(): Trio-flavored; returns once every asyncio callback
@@ -165,9 +263,11 @@ end
 
 
 -- The default exception handler of an open_loop loop: the first error that
--- reaches it ends the block, which then raises it.
+-- reaches it ends the block, which then raises it.  Once the block has
+-- ended, it is only written to stderr (returns false), as asyncio does.
 local function raise_from_loop(loop, context)
   local a = attrs(loop)
+  if a.service == nil then return false end
   if a.pending_error == nil then
     local e = context.exception
     if e == nil then e = errors.RuntimeError(context.message or "error in asyncio loop") end
@@ -177,17 +277,61 @@ local function raise_from_loop(loop, context)
 end
 
 local function shutdown(loop, a)
-  -- 1. callbacks already queued still run
-  loop:synchronize()
-  -- 2. pending asyncio tasks are cancelled and awaited (their cleanup may await)
-  local pending = core.loop_tasks(loop)
-  for _, t in ipairs(pending) do t:cancel() end
-  for _, t in ipairs(pending) do pcall(core.future_wait, t) end
+  -- A loop that the body stopped and closed is left as it is: its callbacks
+  -- and tasks are dropped (trio-asyncio does the same).
+  if not loop:is_closed() then
+    -- 1. callbacks already queued still run
+    loop:synchronize()
+    -- 2. pending asyncio tasks are cancelled and awaited (their cleanup may await)
+    local pending = core.loop_tasks(loop)
+    for _, t in ipairs(pending) do t:cancel() end
+    for _, t in ipairs(pending) do pcall(core.future_wait, t) end
+  end
   -- 3. Trio tasks started from asyncio code are cancelled and awaited
   a.service.cancel_scope:cancel()
   a.service_exited:wait()
   -- 4. the driver stops
   core.loop_stop_driver(loop)
+end
+
+-- loop:stop([event]) of an open_loop loop.  The loop is not driven by
+-- run_forever, so stop() does not end its driver: once the callbacks queued
+-- before it have run, the loop counts as stopped (is_running() is false,
+-- close() is allowed, wait_stopped() returns) and `event` (a trio.Event,
+-- made if not given) is set.  Callbacks and tasks go on running.  Returns
+-- the event; without an argument, a second stop() returns the first one's.
+local function bridged_stop(loop, waiter)
+  local a = attrs(loop)
+  if waiter == nil then
+    if a.stop_wait ~= nil then return a.stop_wait end
+    waiter = trio.Event()
+    a.stop_wait = waiter
+  elseif type(waiter) ~= "table" or not is_callable(waiter.set) then
+    argerror(1, "stop", "trio.Event or nil expected")
+  end
+  if not a.running or loop:is_closed() then
+    waiter:set()
+  else
+    a.stop_waiters[waiter] = true -- open_loop sets what is left when it ends
+    loop:call_soon(function()
+      a.running = false
+      a.stopped:set()
+      a.stop_waiters[waiter] = nil
+      waiter:set()
+    end)
+  end
+  return waiter
+end
+
+--- loop:wait_stopped(): Trio-flavored; returns once the open_loop loop has
+-- stopped (stop() took effect, or the open_loop block has ended).
+function Loop:wait_stopped()
+  core.check_trio("loop:wait_stopped")
+  local stopped = attrs(self).stopped
+  if stopped == nil then
+    error(errors.RuntimeError("wait_stopped: not a loop of trio_asyncio.open_loop"), 2)
+  end
+  stopped:wait()
 end
 
 --- open_loop(fn): Trio-flavored; runs fn(loop) with an asyncio loop driven
@@ -202,6 +346,7 @@ function M.open_loop(fn)
   local a = attrs(loop)
   a.bridged, a.running = true, true
   a.default_handler_hook = raise_from_loop
+  a.stop_hook, a.stopped, a.stop_waiters = bridged_stop, trio.Event(), {}
   a.service_exited = trio.Event()
   local token = current_loop_var:set(loop)
   local r
@@ -217,6 +362,8 @@ function M.open_loop(fn)
   end)
   a.running = false
   a.service = nil
+  a.stopped:set()
+  for waiter in pairs(a.stop_waiters) do waiter:set() end
   core.loop_close(loop)
   current_loop_var:reset(token)
   if not ok then error(err, 0) end
@@ -249,13 +396,17 @@ function M.start_guest_run(fn, opts)
 end
 
 --- allow_asyncio(fn, ...): Trio-flavored; fn runs in a task where both
--- flavors may be called directly.
+-- flavors may be called directly (a Future it returns is awaited; given a
+-- Future or Task, waits for it).
 function M.allow_asyncio(fn, ...)
   core.check_trio("trio_asyncio.allow_asyncio")
-  if not is_callable(fn) then argerror(1, "allow_asyncio", "function expected") end
+  if core.is_future(fn) then return core.future_wait(fn) end
+  if not is_callable(fn) then argerror(1, "allow_asyncio", "function, Future or Task expected") end
   local args, r = pack(...), nil
   local ok, err = pcall(trio.open_nursery, function(n)
-    core.nursery_spawn_both(n, function() r = pack(fn(unpack(args, 1, args.n))) end)
+    core.nursery_spawn_both(n, function()
+      r = pack(await_returned(fn(unpack(args, 1, args.n))))
+    end)
   end)
   if not ok then
     if trio.ExceptionGroup:is(err) and #err.exceptions == 1 then err = err.exceptions[1] end

@@ -465,6 +465,12 @@ describe("a closed loop", function()
     assert_has(e2, "This is not a sync loop")
   end)
 
+  it("run_until_complete and run_forever on a closed open_loop loop still say 'This is not a sync loop'", function()
+    local loop = trio.run(function() return ta.open_loop(function(l) return l end) end)
+    assert_has(errof(loop.run_until_complete, loop, function() end), "This is not a sync loop")
+    assert_has(errof(loop.run_forever, loop), "This is not a sync loop")
+  end)
+
   it("close() while the loop is running raises an error saying to stop it first", function()
     local e, still_open = trio.run(function()
       return ta.open_loop(function(loop)
@@ -487,6 +493,137 @@ describe("a closed loop", function()
       end)()
     end)
     assert_has(e, "running")
+  end)
+end)
+
+-- A regression here makes open_loop's shielded exit wait forever, which
+-- no cancellation can end: these tests run in a process of their own.
+local isolated = require("conformance.trio_asyncio_helpers").isolated
+
+describe("loop:stop() and wait_stopped() on an open_loop loop", function()
+  it("stop() from a call_soon callback: aio_as_trio still works, a second stop() returns, open_loop exits", function()
+    isolated(10, function()
+      local trio, asyncio, ta = require "trio", require "asyncio", require "trio_asyncio"
+      local log = {}
+      trio.run(function()
+        local scope = trio.move_on_after(5, ta.open_loop, function(loop)
+          local stopped = trio.Event()
+          loop:call_soon(function()
+            loop:stop()
+            stopped:set()
+          end)
+          stopped:wait()
+          loop:wait_stopped()
+          log[#log + 1] = "running=" .. tostring(loop:is_running())
+          log[#log + 1] = ta.aio_as_trio(function() asyncio.sleep(0.001) return "aio works" end)()
+          local ev = loop:stop()
+          ev:wait()
+          log[#log + 1] = "second stop returned"
+          loop:synchronize()
+        end)
+        log[#log + 1] = "exited, cancelled_caught=" .. tostring(scope.cancelled_caught)
+      end)
+      assert.same({ "running=false", "aio works", "second stop returned",
+        "exited, cancelled_caught=false" }, log)
+    end)
+  end)
+
+  it("stop() returns a trio.Event set once the callbacks queued before it have run", function()
+    isolated(10, function()
+      local trio, ta = require "trio", require "trio_asyncio"
+      local log = {}
+      trio.run(function()
+        trio.fail_after(5, ta.open_loop, function(loop)
+          local ev
+          loop:call_soon(function()
+            log[#log + 1] = ("cb1: set=%s running=%s"):format(ev:is_set(), loop:is_running())
+          end)
+          ev = loop:stop()
+          log[#log + 1] = "set at once: " .. tostring(ev:is_set())
+          assert.equal(ev, loop:stop()) -- the same event again
+          loop:call_soon(function()
+            log[#log + 1] = ("cb2: set=%s running=%s"):format(ev:is_set(), loop:is_running())
+          end)
+          ev:wait()
+          loop:synchronize()
+          log[#log + 1] = "stopped"
+        end)
+      end)
+      assert.same({ "set at once: false", "cb1: set=false running=true",
+        "cb2: set=true running=false", "stopped" }, log)
+    end)
+  end)
+
+  it("stop(event) sets the given trio.Event; stop() after the loop ended sets it at once", function()
+    isolated(10, function()
+      local trio, ta = require "trio", require "trio_asyncio"
+      trio.run(function()
+        local the_loop
+        trio.fail_after(5, ta.open_loop, function(loop)
+          the_loop = loop
+          local h = trio.Event()
+          assert.equal(h, loop:stop(h))
+          h:wait()
+        end)
+        local late = trio.Event()
+        the_loop:stop(late)
+        assert.is_true(late:is_set())
+      end)
+    end)
+  end)
+
+  it("after stop(), close() is allowed in the block and open_loop exits", function()
+    isolated(10, function()
+      local trio, ta = require "trio", require "trio_asyncio"
+      trio.run(function()
+        local closed = trio.fail_after(5, ta.open_loop, function(loop)
+          loop:stop():wait()
+          loop:close()
+          return loop:is_closed()
+        end)
+        assert.is_true(closed)
+      end)
+    end)
+  end)
+
+  it("a stop() asked for while the block ends has its event set once open_loop returns", function()
+    local ev
+    trio.run(function()
+      trio.fail_after(5, ta.open_loop, function(loop)
+        loop:create_task(function()
+          local ok, e = pcall(asyncio.sleep, 10)
+          ev = loop:stop() -- in the cleanup, after the shutdown's synchronize
+          error(e, 0)
+        end)
+        trio.sleep(0.001)
+      end)
+    end)
+    assert.is_true(ev:is_set())
+  end)
+
+  it("wait_stopped() in another task returns when open_loop ends", function()
+    local log = {}
+    trio.run(function()
+      trio.fail_after(5, trio.open_nursery, function(n)
+        local loop = n:start(function(task_status)
+          ta.open_loop(function(l)
+            task_status:started(l)
+            trio.sleep(0.01)
+          end)
+          log[#log + 1] = "open_loop returned"
+        end)
+        loop:wait_stopped()
+        log[#log + 1] = "wait_stopped returned"
+      end)
+    end)
+    assert.same({ "open_loop returned", "wait_stopped returned" }, log)
+  end)
+
+  it("wait_stopped() is Trio-flavored and only for open_loop loops", function()
+    local sync = ta.new_event_loop()
+    local e = errof(trio.run, function() sync:wait_stopped() end)
+    sync:close()
+    assert_has(e, "wait_stopped")
   end)
 end)
 
@@ -541,6 +678,17 @@ describe("errors reaching the default exception handler", function()
     end)
     assert.is_true(MyError:is(e))
     assert.equal("never retrieved", e.message)
+  end)
+
+  it("after open_loop has returned, the default handler writes the context to stderr", function()
+    local loop = trio.run(function() return ta.open_loop(function(l) return l end) end)
+    local out = {}
+    local real = io.stderr
+    io.stderr = { write = function(_, ...) for _, x in ipairs { ... } do out[#out + 1] = tostring(x) end end }
+    local ok, err = pcall(loop.call_exception_handler, loop, { message = "reported after close" })
+    io.stderr = real
+    assert(ok, err)
+    assert_has(table.concat(out), "reported after close")
   end)
 
   it("a custom exception handler receives the error and open_loop returns normally", function()

@@ -93,7 +93,11 @@ function Loop:run_trio(fn, ...) end
 ---(bridged loops) Starts `fn(...)` as a Trio task in the loop's nursery.
 ---@param fn async fun(...)
 ---@param ... any
+---@return { cancel: fun(self) }
 function Loop:run_trio_task(fn, ...) end
+---(Trio-flavored, bridged loops) Returns once the loop has stopped.
+---@async
+function Loop:wait_stopped() end
 ---(Trio-flavored) Returns once every callback queued before the call has run.
 ---@async
 function Loop:synchronize() end

@@ -62,6 +62,11 @@ function trio_asyncio.run_aio_coroutine(fn, ...) end
 ---@param future asyncio.Future
 ---@return any ...
 function trio_asyncio.run_aio_future(future) end
+---Starts `fn(...)` as a Trio task in the current loop's nursery; returns a handle with `cancel()`.
+---@param fn async fun(...)
+---@param ... any
+---@return { cancel: fun(self) }
+function trio_asyncio.run_trio_task(fn, ...) end
 
 ---(Trio) Runs `fn(...)` in a task where both flavors may be called.
 ---@async

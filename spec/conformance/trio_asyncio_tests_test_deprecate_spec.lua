@@ -1,0 +1,21 @@
+-- Ported from trio-asyncio tests/test_deprecate.py
+-- (github.com/python-trio/trio-asyncio, commit 4b0074272edcf892893a955c01b49d664e29b309).
+--
+-- Nothing to port: every test checks trio-asyncio's deprecation-warning
+-- machinery (warn_deprecated, @deprecated, deprecated_alias, docstring
+-- munging, module __getattr__ deprecations, warning stack levels), which is
+-- built on Python's warnings module and has no counterpart in this runtime
+-- (it deprecates nothing).
+--
+-- Left out, all for that reason:
+-- * test_warn_deprecated
+-- * test_warn_deprecated_no_instead_or_issue
+-- * test_warn_deprecated_stacklevel
+-- * test_warn_deprecated_formatting
+-- * test_deprecated_decorator
+-- * test_deprecated_decorator_method
+-- * test_deprecated_decorator_with_explicit_thing
+-- * test_deprecated_alias
+-- * test_deprecated_alias_method
+-- * test_deprecated_docstring_munging
+-- * test_module_with_deprecations
