@@ -690,17 +690,19 @@ static const luaL_Reg task_funcs[] = {
 };
 
 /* Expects the core table at -2 and the engine at -1. */
+static const luaL_Reg task_meta[] = {
+  {"__index", task_index},
+  {"__newindex", task_newindex},
+  {"__tostring", task_tostring},
+  {NULL, NULL}
+};
+
+/* Methods are added by the Lua face (trio.lua). */
+static const luaL_Reg task_methods[] = {{NULL, NULL}};
+
 int ta_open_task(lua_State *L) {
-  luaL_newmetatable(L, TA_TASK_MT);
+  ta_newclass(L, TA_TASK_MT, task_meta, task_methods, "__methods");
   ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_TASK);
-  lua_pushcfunction(L, task_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, task_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, task_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);
-  lua_setfield(L, -2, "__methods");
   lua_pop(L, 1);
   ta_register(L, task_funcs);
   return 0;

@@ -112,15 +112,12 @@ static const luaL_Reg lot_methods[] = {
 
 int ta_open_parking_lot(lua_State *L) {
   static const luaL_Reg funcs[] = {{"ParkingLot", l_lot_new}, {NULL, NULL}};
-  luaL_newmetatable(L, LOT_MT);
-  lua_newtable(L);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, lot_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_lot_len);
-  lua_setfield(L, -2, "__len");
-  lua_pushcfunction(L, l_lot_tostring);
-  lua_setfield(L, -2, "__tostring");
+  static const luaL_Reg lot_meta[] = {
+    {"__len", l_lot_len},
+    {"__tostring", l_lot_tostring},
+    {NULL, NULL}
+  };
+  ta_newclass(L, LOT_MT, lot_meta, lot_methods, "__index");
   lua_pop(L, 1);
   ta_register(L, funcs);
   return 0;

@@ -182,20 +182,21 @@ static const luaL_Reg cancel_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg scope_meta[] = {
+  {"__index", scope_index},
+  {"__newindex", scope_newindex},
+  {"__gc", scope_gc},
+  {"__tostring", scope_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg scope_methods[] = {
+  {"cancel", scope_cancel},
+  {NULL, NULL}
+};
+
 int ta_open_scope(lua_State *L) {
-  luaL_newmetatable(L, SCOPE_MT);
-  lua_pushcfunction(L, scope_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, scope_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, scope_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, scope_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, scope_cancel);
-  lua_setfield(L, -2, "cancel");
-  lua_setfield(L, -2, "__methods");
+  ta_newclass(L, SCOPE_MT, scope_meta, scope_methods, "__methods");
   lua_pop(L, 1);
   ta_register(L, cancel_funcs);
   return 0;

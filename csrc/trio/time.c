@@ -139,18 +139,20 @@ static const luaL_Reg clock_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg clock_meta[] = {
+  {"__index", clock_index},
+  {"__newindex", clock_newindex},
+  {NULL, NULL}
+};
+
+static const luaL_Reg clock_methods[] = {
+  {"jump", l_clock_jump},
+  {"current_time", l_clock_current_time},
+  {NULL, NULL}
+};
+
 int ta_open_time(lua_State *L) {
-  luaL_newmetatable(L, TA_CLOCK_MT);
-  lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, l_clock_jump);
-  lua_setfield(L, -2, "jump");
-  lua_pushcfunction(L, l_clock_current_time);
-  lua_setfield(L, -2, "current_time");
-  lua_setfield(L, -2, "__methods");
-  lua_pushcfunction(L, clock_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, clock_newindex);
-  lua_setfield(L, -2, "__newindex");
+  ta_newclass(L, TA_CLOCK_MT, clock_meta, clock_methods, "__methods");
   lua_pop(L, 1);
   ta_register(L, clock_funcs);
   return 0;
