@@ -46,7 +46,15 @@ end
 trio.current_time = core.current_time
 trio.sleep = core.sleep
 trio.sleep_until = core.sleep_until
-trio.sleep_forever = core.sleep_forever
+-- sleep_forever parks with no way to be woken but cancellation: a task
+-- that reschedule()s it by mistake makes it raise RuntimeError in the
+-- sleeper (as in Trio), instead of being refused in the waker.
+local function abort_succeeded() return "SUCCEEDED" end
+function trio.sleep_forever()
+  core.check_trio("trio.sleep_forever")
+  core.wait_task_rescheduled(abort_succeeded)
+  error(errors.RuntimeError("trio.sleep_forever: the task was rescheduled, but nothing may wake it"), 0)
+end
 trio.current_effective_deadline = core.current_effective_deadline
 
 -- ---------------------------------------------------------------------
