@@ -264,7 +264,9 @@ end
 -- ---------------------------------------------------------------------
 -- Ctrl-C: runs a Lua script in a child process (so that a lost SIGINT
 -- cannot kill the test runner); the script gets `trio`, `H` and
--- `interrupt()` (sends SIGINT to its own process, synchronously).
+-- `interrupt([delay])`, which has SIGINT sent to its own process after
+-- delay seconds (default 0.1) from a background shell (system() ignores
+-- SIGINT in the caller while it waits, so a synchronous kill is lost).
 -- Returns the script's output (stdout and stderr) and its exit line.
 function H.run_script(body)
   local path = os.tmpname()
@@ -276,7 +278,9 @@ local H = require "conformance.trio_helpers"
 local sf = assert(io.open("/proc/self/stat"))
 local pid = sf:read("l"):match("^(%d+)")
 sf:close()
-local function interrupt() os.execute("kill -INT " .. pid) end
+local function interrupt(delay)
+  os.execute(("(sleep %s; kill -INT %s) >/dev/null 2>&1 &"):format(delay or 0.1, pid))
+end
 ]])
   f:write(body)
   f:close()
