@@ -507,12 +507,23 @@ function lowlevel.current_trio_token()
   return token
 end
 
+-- The clock option, checked before the core starts a run (a bad clock
+-- found later would leave the run half started).
+local MockClockMT = core.metatable("trio_asyncio.MockClock")
+local function check_clock(clock, fname)
+  if clock ~= nil and getmetatable(clock) ~= MockClockMT then
+    error(("bad argument #1 to '%s' (clock must be a trio.testing.MockClock, got %s)"):format(
+      fname, type(clock)), 3)
+  end
+end
+
 --- trio.lowlevel.run{fn=, args=, clock=, instruments=}
 function lowlevel.run(opts)
   if type(opts) ~= "table" then
     error(("bad argument #1 to 'run' (table expected, got %s)"):format(type(opts)), 2)
   end
   check_callable(opts.fn, 1, "run")
+  check_clock(opts.clock, "run")
   check_no_run()
   if opts.instruments ~= nil and type(opts.instruments) ~= "table" then
     error(("bad argument #1 to 'run' (instruments must be a list, got %s)"):format(type(opts.instruments)), 2)
@@ -539,6 +550,7 @@ function lowlevel.start_guest_run(fn, opts)
     error(("start_guest_run: opts.done_callback must be a function, got %s (it receives "
       .. "true, results... or false, error when the run ends)"):format(type(done)), 2)
   end
+  check_clock(opts.clock, "start_guest_run")
   if core.is_running() then
     error("start_guest_run: a run is already active in this Lua state (one run at a time)", 2)
   end

@@ -246,19 +246,30 @@ function H.trivial_guest_run(trio_fn, opts)
     instruments = opts.instruments,
     done_callback = function(...) done = table.pack(...) end,
   })
-  if opts.in_host_after_start then opts.in_host_after_start() end
   local give_up = os.time() + H.LIMIT + 1
-  while true do
-    while #todo > 0 do table.remove(todo, 1)() end
-    if done then
-      if done[1] then return table.unpack(done, 2, done.n) end
-      error(done[2], 0)
+  local ok, err = pcall(function()
+    if opts.in_host_after_start then opts.in_host_after_start() end
+    while not done do
+      while #todo > 0 do table.remove(todo, 1)() end
+      if done then break end
+      core.guest_step(0.05)
+      if os.time() > give_up and not done then
+        error("trivial_guest_run: the guest run did not finish in time", 0)
+      end
     end
-    core.guest_step(0.05)
-    if os.time() > give_up and not done then
-      error("trivial_guest_run: the guest run did not finish in time", 2)
+  end)
+  if not ok then
+    -- The host failed: end the run (an internal error cancels everything)
+    -- so that the next test starts clean, then raise the host's error.
+    if not done then
+      core.run_sync_soon(function() error("trivial_guest_run: the host failed", 0) end)
+      local stop = os.time() + 5
+      while not done and os.time() <= stop do core.guest_step(0.05) end
     end
+    error(err, 0)
   end
+  if done[1] then return table.unpack(done, 2, done.n) end
+  error(done[2], 0)
 end
 
 -- ---------------------------------------------------------------------

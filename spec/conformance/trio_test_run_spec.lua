@@ -1938,3 +1938,13 @@ print("bare", ok, trio.KeyboardInterrupt:is(e))
     assert.truthy(out:find("exit=0", 1, true), out)
   end)
 end)
+
+-- Found while porting (not in the issue's list).
+describe("Trio, found while porting", function()
+  it("a run refused for a bad clock option leaves no run behind", function()
+    H.raises(H.msg("MockClock"), trio.lowlevel.run, { fn = function() end, clock = {} })
+    H.raises(H.msg("MockClock"), trio.lowlevel.start_guest_run, function() end,
+      { clock = {}, done_callback = function() end })
+    assert.equal("next", trio.run(function() return "next" end))
+  end)
+end)
