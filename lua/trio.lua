@@ -48,7 +48,15 @@ end
 trio.current_time = core.current_time
 trio.sleep = core.sleep
 trio.sleep_until = core.sleep_until
-trio.sleep_forever = core.sleep_forever
+-- sleep_forever parks with no way to be woken but cancellation: a task
+-- that reschedule()s it by mistake makes it raise RuntimeError in the
+-- sleeper (as in Trio), instead of being refused in the waker.
+local function abort_succeeded() return "SUCCEEDED" end
+function trio.sleep_forever()
+  core.check_trio("trio.sleep_forever")
+  core.wait_task_rescheduled(abort_succeeded)
+  error(errors.RuntimeError("trio.sleep_forever: the task was rescheduled, but nothing may wake it"), 0)
+end
 trio.current_effective_deadline = core.current_effective_deadline
 
 -- ---------------------------------------------------------------------
@@ -126,35 +134,38 @@ end
 local Scope = core.metatable("trio_asyncio.CancelScope").__methods
 
 --- Removes Cancelled from an error (also inside groups); nil if nothing
--- else is left.
+-- else is left.  The error itself comes back when it held no Cancelled.
 local function strip_cancelled(err)
   if Cancelled:is(err) then return nil end
   if ExceptionGroup:is(err) then
-    local keep, tbs = {}, {}
+    local keep, tbs, changed = {}, {}, false
     for i, e in ipairs(err.exceptions) do
       local rest = strip_cancelled(e)
+      if rest ~= e then changed = true end
       if rest ~= nil then
         keep[#keep + 1] = rest
         tbs[#tbs + 1] = err.tracebacks[i]
       end
     end
     if #keep == 0 then return nil end
-    if #keep == #err.exceptions then return err end
+    if not changed then return err end
     return errors.group(err.message, keep, tbs)
   end
   return err
 end
 
+-- A scope that catches its own cancellation strips Cancelled from the
+-- error; if it removed any, it caught it (cancelled_caught), even when
+-- other errors go on (as Trio's split of the group does).
 local function scope_finish(scope, ok, ...)
   local catches = core.scope_exit(scope)
   if ok then return ... end
   local err = ...
   if catches then
-    err = strip_cancelled(err)
-    if err == nil then
-      core.scope_caught(scope)
-      return
-    end
+    local rest = strip_cancelled(err)
+    if rest ~= err then core.scope_caught(scope) end
+    if rest == nil then return end
+    err = rest
   end
   error(err, 0)
 end
@@ -170,6 +181,21 @@ function Scope.run(scope, fn, ...)
   check_callable(fn, 1, "run")
   core.scope_enter(scope)
   return scope_finish(scope, pcall(fn, ...))
+end
+
+-- cancel_called of a scope that is active or not entered yet is true as
+-- soon as its deadline has passed (the read cancels it, as in Trio), even
+-- before the deadline timer could fire.
+local scope_index = ScopeMT.__index
+ScopeMT.__index = function(scope, k)
+  local v = scope_index(scope, k)
+  if k == "cancel_called" and not v and core.is_running()
+      and scope_index(scope, "deadline") <= core.current_time()
+      and not tostring(scope):find("^CancelScope %(exited") then
+    Scope.cancel(scope)
+    return true
+  end
+  return v
 end
 
 --- trio.CancelScope{deadline=, shield=}
@@ -233,17 +259,50 @@ local function uncapture(e)
   return e, type(e) == "table" and rawget(e, "traceback") or ""
 end
 
+-- nursery:start calls still waiting for their task's started(), by target
+-- nursery, and the task waiting to close a nursery until they are done:
+-- a nursery stays open while starts into it are pending (as in Trio).
+local pending_starts = setmetatable({}, { __mode = "k" })
+local start_waiter = setmetatable({}, { __mode = "k" })
+local closed_nurseries = setmetatable({}, { __mode = "k" })
+
+local function wait_pending_starts(n)
+  start_waiter[n] = core.current_task()
+  core.wait_task_rescheduled(function()
+    -- like nursery_wait: cancellation goes to the nursery's children
+    Scope.cancel(n.cancel_scope)
+    return "FAILED"
+  end)
+end
+
+local function start_finished(n)
+  local left = pending_starts[n] - 1
+  pending_starts[n] = left > 0 and left or nil
+  local w = start_waiter[n]
+  if left == 0 and w ~= nil then
+    start_waiter[n] = nil
+    core.reschedule(w)
+  end
+end
+
 local function nursery_exit(n, ok, ...)
   if not ok then core.nursery_add_error(n, uncapture((...))) end
   core.nursery_wait(n)
+  while pending_starts[n] do
+    wait_pending_starts(n)
+    core.nursery_wait(n)
+  end
+  local scope = n.cancel_scope
   local errs, tbs, catches = core.nursery_close(n)
+  closed_nurseries[n] = true
   if errs == nil then return ... end
   if catches then
     local keep, ktbs = {}, {}
     for i, e in ipairs(errs) do
-      e = strip_cancelled(e)
-      if e ~= nil then
-        keep[#keep + 1] = e
+      local rest = strip_cancelled(e)
+      if rest ~= e then core.scope_caught(scope) end
+      if rest ~= nil then
+        keep[#keep + 1] = rest
         ktbs[#ktbs + 1] = tbs[i]
       end
     end
@@ -276,8 +335,12 @@ function TaskStatus:started(value)
   if getmetatable(self) ~= TaskStatus then
     error(("bad argument #1 to 'started' (task_status expected, got %s)"):format(type(self)), 2)
   end
-  if self._started then error("task_status:started() called twice", 2) end
+  if self._started then error(errors.RuntimeError("task_status:started() called twice"), 2) end
   self._started, self._value = true, value
+  -- start() was cancelled: the task stays under start(), which raises
+  -- Cancelled (moving a task whose Cancelled may be propagating into a
+  -- nursery that is not cancelled would let it escape).
+  if self._tmp.cancel_scope.cancel_called then return end
   core.nursery_reparent(self._tmp, self._target)
 end
 
@@ -289,16 +352,29 @@ trio.TASK_STATUS_IGNORED = setmetatable({ started = function() end }, {
 -- raised here.
 function Nursery.start(target, fn, ...)
   check_callable(fn, 1, "start")
+  if closed_nurseries[target] then
+    error(errors.RuntimeError("nursery:start: the nursery is closed to new arrivals"), 2)
+  end
   local status = setmetatable({ _target = target }, TaskStatus)
   local args = pack(...)
   args.n = args.n + 1
   args[args.n] = status
+  pending_starts[target] = (pending_starts[target] or 0) + 1
   local ok, err = pcall(trio.open_nursery, function(tmp)
     status._tmp = tmp
     tmp:start_soon(fn, unpack(args, 1, args.n))
   end)
+  start_finished(target)
   if not ok then
-    if ExceptionGroup:is(err) and #err.exceptions == 1 then err = err.exceptions[1] end
+    if ExceptionGroup:is(err) then
+      if #err.exceptions ~= 1 then
+        -- more than one task failed under start(): someone spawned into the
+        -- start's own nursery (the task's parent_nursery before started())
+        error(errors.TrioInternalError { message = "nursery:start: the start's own nursery "
+          .. "should have a single task (tasks were spawned into it)", cause = err }, 0)
+      end
+      err = err.exceptions[1]
+    end
     error(err, 0)
   end
   if not status._started then
@@ -380,7 +456,6 @@ local lowlevel = {
   wait_task_rescheduled = core.wait_task_rescheduled,
   reschedule = core.reschedule,
   Abort = { SUCCEEDED = "SUCCEEDED", FAILED = "FAILED" },
-  spawn_system_task = core.spawn_system_task,
   ParkingLot = core.ParkingLot,
   wait_readable = core.wait_readable,
   wait_writable = core.wait_writable,
@@ -389,6 +464,34 @@ local lowlevel = {
   remove_instrument = remove_instrument,
   current_flavor = core.current_flavor,
 }
+
+-- A system task's error ends the run with TrioInternalError (its cause);
+-- the Cancelled with which the run ends its system tasks is no error.
+local function system_task_body(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if not ok then
+    err = strip_cancelled(err)
+    if err ~= nil then
+      core.run_sync_soon(function() error(err, 0) end)
+      -- stay alive until the callback ran: a run whose last task exits
+      -- ends without running the callbacks still queued
+      core.cancel_shielded_checkpoint()
+    end
+  end
+end
+
+--- trio.lowlevel.spawn_system_task(fn, ...): a task of the run itself,
+-- cancelled when the main task has exited; returns the task.
+function lowlevel.spawn_system_task(fn, ...)
+  if type(fn) ~= "function" then
+    error(("bad argument #1 to 'spawn_system_task' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  local task = core.spawn_system_task(system_task_body, fn, ...)
+  local info = debug.getinfo(fn, "S")
+  task.name = info.what ~= "C" and ("%s:%d"):format(info.short_src, info.linedefined)
+    or ("task-%d"):format(task.id)
+  return task
+end
 
 local TrioToken = {}
 TrioToken.__index = TrioToken
@@ -406,12 +509,23 @@ function lowlevel.current_trio_token()
   return trio_token
 end
 
+-- The clock option, checked before the core starts a run (a bad clock
+-- found later would leave the run half started).
+local MockClockMT = core.metatable("trio_asyncio.MockClock")
+local function check_clock(clock, fname)
+  if clock ~= nil and getmetatable(clock) ~= MockClockMT then
+    error(("bad argument #1 to '%s' (clock must be a trio.testing.MockClock, got %s)"):format(
+      fname, type(clock)), 3)
+  end
+end
+
 --- trio.lowlevel.run{fn=, args=, clock=, instruments=}
 function lowlevel.run(opts)
   if type(opts) ~= "table" then
     error(("bad argument #1 to 'run' (table expected, got %s)"):format(type(opts)), 2)
   end
   check_callable(opts.fn, 1, "run")
+  check_clock(opts.clock, "run")
   check_no_run()
   if opts.instruments ~= nil and type(opts.instruments) ~= "table" then
     error(("bad argument #1 to 'run' (instruments must be a list, got %s)"):format(type(opts.instruments)), 2)
@@ -438,6 +552,7 @@ function lowlevel.start_guest_run(fn, opts)
     error(("start_guest_run: opts.done_callback must be a function, got %s (it receives "
       .. "true, results... or false, error when the run ends)"):format(type(done)), 2)
   end
+  check_clock(opts.clock, "start_guest_run")
   if core.is_running() then
     error("start_guest_run: a run is already active in this Lua state (one run at a time)", 2)
   end

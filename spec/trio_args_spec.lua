@@ -34,7 +34,7 @@ local OUTSIDE = {
   { "Semaphore", "trio.Semaphore(-1)", function() return message_of(function() trio.Semaphore(-1) end) end },
   { "Semaphore", "trio.Semaphore(2, 1)", function() return message_of(function() trio.Semaphore(2, 1) end) end },
   { "CapacityLimiter", "trio.CapacityLimiter('x')", function() return message_of(function() trio.CapacityLimiter("x") end) end },
-  { "CapacityLimiter", "trio.CapacityLimiter(0)", function() return message_of(function() trio.CapacityLimiter(0) end) end },
+  { "CapacityLimiter", "trio.CapacityLimiter(-1)", function() return message_of(function() trio.CapacityLimiter(-1) end) end },
   { "Condition", "trio.Condition(42)", function() return message_of(function() trio.Condition(42) end) end },
   { "open_memory_channel", "trio.open_memory_channel('x')", function()
     return message_of(function() trio.open_memory_channel("x") end)

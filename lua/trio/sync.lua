@@ -69,11 +69,23 @@ end
 
 M.Lock = function() return new_lock(Lock) end
 
+-- A lock whose owner exited without releasing it can never be acquired
+-- again: say so (Trio raises BrokenResourceError there too).  Waiters that
+-- were already parked when the owner exited are not woken: that needs the
+-- engine to tell the lock about the exit (Trio's parking-lot breakers).
+local function check_owner_alive(self)
+  local owner = self._owner
+  if owner ~= nil and owner.done then
+    error(errors.BrokenResourceError("Owner of this lock exited without releasing: " .. tostring(owner)), 0)
+  end
+end
+
 local function lock_try(self, fname)
   local task = current_task()
   if self._owner == task then
     error(errors.RuntimeError(fname .. ": attempt to re-acquire an already held Lock"), 0)
   end
+  check_owner_alive(self)
   if self._owner == nil and #self._lot == 0 then
     self._owner = task
     return true
@@ -115,7 +127,9 @@ Lock.with = with
 
 local StrictFIFOLock = setmetatable({ __name = "trio.StrictFIFOLock" }, { __index = Lock })
 StrictFIFOLock.__index = StrictFIFOLock
-StrictFIFOLock.__tostring = Lock.__tostring
+StrictFIFOLock.__tostring = function(self)
+  return ("trio.StrictFIFOLock (%s)"):format(self:statistics_line())
+end
 M.StrictFIFOLock = function() return new_lock(StrictFIFOLock) end
 
 -- ---------------------------------------------------------------------
@@ -170,11 +184,18 @@ end
 -- ---------------------------------------------------------------------
 local CapacityLimiter = class("trio.CapacityLimiter")
 
-M.CapacityLimiter = function(total_tokens)
-  if type(total_tokens) ~= "number" or (math.type(total_tokens) ~= "integer" and total_tokens ~= math.huge)
-      or total_tokens < 1 then
-    error("bad argument #1 to 'CapacityLimiter' (positive integer or math.huge expected)", 2)
+-- total_tokens: a non-negative integer or math.huge (0 lets nobody in
+-- until it is raised, as in Trio).
+local function check_tokens(v, what, level)
+  if type(v) ~= "number" or (math.type(v) ~= "integer" and v ~= math.huge) then
+    error(("%s (integer or math.huge expected, got %s)"):format(what,
+      math.type(v) == "float" and "non-integer number" or type(v)), level + 1)
   end
+  if v < 0 then error(what .. " (total_tokens must be >= 0)", level + 1) end
+end
+
+M.CapacityLimiter = function(total_tokens)
+  check_tokens(total_tokens, "bad argument #1 to 'CapacityLimiter'", 2)
   return setmetatable({ _total = total_tokens, _borrowers = {}, _nborrowed = 0,
     _pending = {}, _lot = ParkingLot() }, CapacityLimiter)
 end
@@ -243,8 +264,10 @@ function CapacityLimiter:release()
 end
 
 function CapacityLimiter:statistics()
+  local borrowers = {}
+  for b in pairs(self._borrowers) do borrowers[#borrowers + 1] = b end
   return { borrowed_tokens = self._nborrowed, total_tokens = self._total,
-    tasks_waiting = #self._lot }
+    borrowers = borrowers, tasks_waiting = #self._lot }
 end
 
 function CapacityLimiter:statistics_line()
@@ -261,9 +284,7 @@ CapacityLimiter.__index = function(self, k)
 end
 CapacityLimiter.__newindex = function(self, k, v)
   if k ~= "total_tokens" then error("CapacityLimiter: field '" .. tostring(k) .. "' cannot be set", 2) end
-  if type(v) ~= "number" or v < 1 or (math.type(v) ~= "integer" and v ~= math.huge) then
-    error("CapacityLimiter.total_tokens: positive integer or math.huge expected", 2)
-  end
+  check_tokens(v, "CapacityLimiter.total_tokens", 2)
   rawset(self, "_total", v)
   limiter_wake(self)
 end
@@ -284,20 +305,20 @@ function Condition:acquire_nowait() self._lock:acquire_nowait() end
 function Condition:release() self._lock:release() end
 function Condition:locked() return self._lock:locked() end
 
-local function reacquire(self)
-  -- Shielded: a cancelled waiter still gets the lock back before raising.
-  core.CancelScope(nil, true):run(self._lock.acquire, self._lock)
-end
-
---- cond:wait(): release the lock, wait for notify, reacquire the lock.
+--- cond:wait(): release the lock, wait for notify, own the lock again.
+-- notify moves the waiter into the lock's own queue, so it wakes up as the
+-- lock's owner (Lock:release hands the lock to the first task queued).
+-- Cancelled (or any error) while waiting: reacquire, shielded, then raise.
 function Condition:wait()
   if self._lock._owner ~= current_task() then
     error(errors.RuntimeError("Condition:wait: must hold the lock to wait"), 0)
   end
   self._lock:release()
   local ok, err = pcall(self._lot.park, self._lot)
-  reacquire(self)
-  if not ok then error(err, 0) end
+  if not ok then
+    core.CancelScope(nil, true):run(self._lock.acquire, self._lock)
+    error(err, 0)
+  end
 end
 
 function Condition:notify(n)
@@ -306,14 +327,14 @@ function Condition:notify(n)
   if self._lock._owner ~= current_task() then
     error(errors.RuntimeError("Condition:notify: must hold the lock to notify"), 0)
   end
-  self._lot:unpark(n)
+  self._lot:repark(self._lock._lot, n)
 end
 
 function Condition:notify_all()
   if self._lock._owner ~= current_task() then
     error(errors.RuntimeError("Condition:notify_all: must hold the lock to notify"), 0)
   end
-  self._lot:unpark_all()
+  self._lot:repark_all(self._lock._lot)
 end
 
 function Condition:statistics()
