@@ -265,17 +265,53 @@ asyncio.sleep = core.make_aio_sleep(sleep_in_trio_task)
 -- the children.
 asyncio.gather = core.make_gather(asyncio.ensure_future, asyncio.get_running_loop)
 
+local function release_waiter(waiter)
+  return function() if not waiter:done() then waiter:set_result(true) end end
+end
+
+--- Cancels fut and waits until it is done (whatever it does with the
+-- cancellation); cancelling the caller meanwhile does not wait.
+local function cancel_and_wait(loop, fut)
+  local waiter = loop:create_future()
+  local cb = release_waiter(waiter)
+  fut:add_done_callback(cb)
+  fut:cancel()
+  local ok, err = pcall(waiter.await, waiter)
+  fut:remove_done_callback(cb)
+  if not ok then error(err, 0) end
+end
+
 --- asyncio.wait_for(aw, timeout): the results of aw, or TimeoutError after
--- cancelling it.  timeout nil waits forever.
+-- cancelling it.  timeout nil waits forever.  As in asyncio (3.12 on), a
+-- function runs in the calling Task under asyncio.timeout (as a coroutine
+-- is awaited there), and a future is awaited under it; a timeout <= 0
+-- cancels aw without running it (TimeoutError), unless it is already done.
 function asyncio.wait_for(aw, timeout)
   core.check_aio("asyncio.wait_for")
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
     argerror(2, "wait_for", "number or nil expected")
   end
   local loop = asyncio.get_running_loop()
+  if timeout ~= nil and timeout <= 0 then
+    local fut = asyncio.ensure_future(aw, loop)
+    if fut:done() then return fut:result() end
+    cancel_and_wait(loop, fut)
+    local r = pack(pcall(fut.result, fut))
+    if r[1] then return unpack(r, 2, r.n) end
+    if CancelledError:is(r[2]) then
+      error(TimeoutError { message = "wait_for: timed out", cause = r[2] }, 0)
+    end
+    error(r[2], 0)
+  end
+  if core.current_aio_task() then -- (an allow_asyncio Trio task has none)
+    if core.is_future(aw) then return asyncio.timeout(timeout, aw.await, aw) end
+    if not is_callable(aw) then
+      argerror(1, "wait_for", "Future, Task or function expected, got " .. type(aw))
+    end
+    return asyncio.timeout(timeout, aw)
+  end
   local fut = asyncio.ensure_future(aw, loop)
   if timeout == nil then return fut:await() end
-  if timeout <= 0 and fut:done() then return fut:result() end
   local expired = false
   local h = loop:call_later(math.max(timeout, 0), function()
     expired = true
