@@ -433,10 +433,13 @@ function asyncio.timeout(delay, fn, ...)
   local expired, h = false, nil
   local before = task:cancelling()
   if delay ~= nil then
-    h = loop:call_later(math.max(delay, 0), function()
+    local function on_timeout()
       expired = true
       task:cancel()
-    end)
+    end
+    -- a deadline already past cancels at the next iteration, as asyncio
+    -- does (call_soon), before a task that just yielded runs again
+    if delay <= 0 then h = loop:call_soon(on_timeout) else h = loop:call_later(delay, on_timeout) end
   end
   local r = pack(pcall(fn, ...))
   if h then h:cancel() end
