@@ -204,9 +204,21 @@ function asyncio.set_event_loop(loop)
   event_loop = loop
 end
 
+--- The loop for what is called without one: the running loop, else the
+-- loop set with set_event_loop; RuntimeError when there is neither.
+local function implicit_loop(fname)
+  local loop = core.running_loop() or current_loop_var:get()
+  if loop then return loop end
+  if event_loop ~= nil and not event_loop:is_closed() then return event_loop end
+  error(errors.RuntimeError(fname .. ": There is no current event loop"), 3)
+end
+
 -- ---------------------------------------------------------------------
 -- tasks and futures
-asyncio.Future = function(loop) return (loop or asyncio.get_running_loop()):create_future() end
+
+--- asyncio.Future([loop]): a new Future of loop (default: the running
+-- loop, else the one set with set_event_loop).
+asyncio.Future = function(loop) return (loop or implicit_loop("Future")):create_future() end
 asyncio.isfuture = core.is_future
 
 function asyncio.current_task()
@@ -225,10 +237,20 @@ end
 --- asyncio.create_task(fn, ...) -> a Task running fn(...) on the running loop.
 asyncio.create_task = core.make_create_task(asyncio.get_running_loop)
 
---- ensure_future(x [, loop]): a Future or Task as is; a function becomes a Task.
+local ValueError = require("asyncio.sync").ValueError
+
+--- ensure_future(x [, loop]): a Future or Task as is (it must belong to
+-- loop when one is given); a function becomes a Task on loop (default: the
+-- running loop, else the one set with set_event_loop).
 function asyncio.ensure_future(x, loop)
-  if core.is_future(x) then return x end
-  if is_callable(x) then return core.create_task(loop or asyncio.get_running_loop(), x) end
+  if core.is_future(x) then
+    if loop ~= nil and x:get_loop() ~= loop then
+      error(ValueError("ensure_future: The future belongs to a different loop than "
+        .. "the one specified as the loop argument"), 2)
+    end
+    return x
+  end
+  if is_callable(x) then return core.create_task(loop or implicit_loop("ensure_future"), x) end
   argerror(1, "ensure_future", "Future, Task or function expected, got " .. type(x))
 end
 
