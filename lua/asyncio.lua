@@ -132,7 +132,14 @@ function Loop:run_until_complete(x)
   check_sync(self, "run_until_complete")
   local fut = asyncio.ensure_future(x, self)
   local a = attrs(self)
-  local function wakeup() if a.wake then a.wake:set() end end
+  -- As asyncio's stop callback: the loop ends after the batch that runs
+  -- this callback (the driver stops there, not after one more batch).
+  local function wakeup()
+    if a.running then
+      if a.drive then core.loop_pause(self) else core.loop_stop_driver(self) end
+    end
+    if a.wake then a.wake:set() end
+  end
   fut:add_done_callback(wakeup)
   local ok, err = pcall(a.drive or drive, self, function() return fut:done() end)
   fut:remove_done_callback(wakeup)
@@ -352,6 +359,20 @@ asyncio.FIRST_COMPLETED = "FIRST_COMPLETED"
 asyncio.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 asyncio.ALL_COMPLETED = "ALL_COMPLETED"
 
+--- The futures of the list aws, in list order: a future listed twice
+-- counts once (asyncio takes a set); each function becomes a Task.
+local function unique_futures(aws, loop)
+  local futs, seen = {}, {}
+  for _, aw in ipairs(aws) do
+    local fut = asyncio.ensure_future(aw, loop)
+    if not seen[fut] then
+      seen[fut] = true
+      futs[#futs + 1] = fut
+    end
+  end
+  return futs
+end
+
 --- asyncio.wait(aws, {timeout=, return_when=}) -> done, pending (lists)
 function asyncio.wait(aws, opts)
   core.check_aio("asyncio.wait")
@@ -362,33 +383,26 @@ function asyncio.wait(aws, opts)
     argerror(2, "wait", "invalid return_when " .. tostring(when))
   end
   local loop = asyncio.get_running_loop()
-  local futs = {}
-  for i, aw in ipairs(aws) do futs[i] = asyncio.ensure_future(aw, loop) end
+  local futs = unique_futures(aws, loop)
+  -- As asyncio: every future gets the callback, done ones too (it runs
+  -- soon), so a future that already failed ends a FIRST_EXCEPTION wait.
   local waiter = loop:create_future()
-  local pending = 0
+  local counter = #futs
+  local h
   local function check(f)
-    pending = pending - 1
-    if waiter:done() then return end
-    if pending == 0 or when == "FIRST_COMPLETED"
+    counter = counter - 1
+    if counter <= 0 or when == "FIRST_COMPLETED"
         or (when == "FIRST_EXCEPTION" and not f:cancelled() and f:exception() ~= nil) then
-      waiter:set_result(true)
+      if h then h:cancel() end
+      if not waiter:done() then waiter:set_result(true) end
     end
   end
-  for _, f in ipairs(futs) do
-    if not f:done() then
-      pending = pending + 1
-      f:add_done_callback(check)
-    end
-  end
-  local ready_now = pending < #futs and (when == "FIRST_COMPLETED")
-  if pending > 0 and not ready_now then
-    local h
-    if opts.timeout then h = loop:call_later(opts.timeout, set_result_unless_done, waiter, false) end
-    local ok, err = pcall(waiter.await, waiter)
-    if h then h:cancel() end
-    for _, f in ipairs(futs) do f:remove_done_callback(check) end
-    if not ok then error(err, 0) end
-  end
+  for _, f in ipairs(futs) do f:add_done_callback(check) end
+  if opts.timeout then h = loop:call_later(opts.timeout, set_result_unless_done, waiter, false) end
+  local ok, err = pcall(waiter.await, waiter)
+  if h then h:cancel() end
+  for _, f in ipairs(futs) do f:remove_done_callback(check) end
+  if not ok then error(err, 0) end
   local done, still = {}, {}
   for _, f in ipairs(futs) do
     if f:done() then done[#done + 1] = f else still[#still + 1] = f end
@@ -401,9 +415,10 @@ end
 function asyncio.as_completed(aws)
   if type(aws) ~= "table" then argerror(1, "as_completed", "list of futures expected") end
   local loop = asyncio.get_running_loop()
-  local order, waiter, taken, total = {}, nil, 0, #aws
-  for _, aw in ipairs(aws) do
-    asyncio.ensure_future(aw, loop):add_done_callback(function(f)
+  local futs = unique_futures(aws, loop)
+  local order, waiter, taken, total = {}, nil, 0, #futs
+  for _, fut in ipairs(futs) do
+    fut:add_done_callback(function(f)
       order[#order + 1] = f
       if waiter and not waiter:done() then waiter:set_result(true) end
     end)

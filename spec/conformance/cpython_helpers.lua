@@ -9,6 +9,7 @@
 -- loop closes (the spec helper checks that nothing is left behind).
 local asyncio = require "asyncio"
 local errors = require "trio.errors"
+local core = require "trio_asyncio.core"
 
 local H = {}
 
@@ -125,18 +126,29 @@ end
 
 --- The Future that Python's asyncio.gather(...) returns.  In Lua gather
 -- awaits (it is an async function), so a Task awaits it and hands its
--- outcome to a plain Future; cancelling that Future cancels the gather.
--- The result is gather's list ({n = n, ...}).
+-- outcome to a plain Future.  As asyncio's gathering future, cancelling it
+-- cancels the gather (through the core's cancel hook, which the bridge's
+-- run_trio futures use too) and it ends with a CancelledError as its
+-- exception once the gather has ended.  The result is gather's list
+-- ({n = n, ...}).
 function H.gather_future(loop, ...)
   local args = table.pack(...)
   local fut = loop:create_future()
+  local cancel_requested = false
   local runner = loop:create_task(function()
     local r = table.pack(pcall(asyncio.gather, table.unpack(args, 1, args.n)))
     if fut:done() then return end
-    if r[1] then fut:set_result(r[2]) else fut:set_exception(r[2]) end
+    if r[1] and cancel_requested then
+      fut:set_exception(asyncio.CancelledError())
+    elseif r[1] then
+      fut:set_result(r[2])
+    else
+      fut:set_exception(r[2])
+    end
   end)
-  fut:add_done_callback(function(f)
-    if f:cancelled() then runner:cancel() end
+  core.future_set_cancel_hook(fut, function()
+    cancel_requested = true
+    runner:cancel()
   end)
   return fut
 end
