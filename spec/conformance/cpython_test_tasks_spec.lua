@@ -531,12 +531,14 @@ describe("test_tasks.py", function()
     end)
   end)
 
+  local LOST_TRACEBACK = " [bug: the CancelledError of a cancelled Task is made anew at each "
+    .. "result()/exception()/await: it shows neither the interrupted line nor the awaits it crossed]"
+
   --- The line after the one calling this.
   local function next_line() return debug.getinfo(2, "l").currentline + 1 end
   local SPEC = "cpython_test_tasks_spec.lua:"
 
-  pending(T .. "test_cancel_traceback_for_future_result [bug: the CancelledError that "
-    .. "result() raises has lost the traceback of where the Task was interrupted]", function()
+  pending(T .. "test_cancel_traceback_for_future_result" .. LOST_TRACEBACK, function()
     -- the traceback of result() on a cancelled Task shows the line that was
     -- interrupted, and the await in between
     H.with_loop(function(loop)
@@ -559,8 +561,7 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  pending(T .. "test_cancel_traceback_for_future_exception [bug: the CancelledError that "
-    .. "exception() raises has lost the traceback of where the Task was interrupted]", function()
+  pending(T .. "test_cancel_traceback_for_future_exception" .. LOST_TRACEBACK, function()
     H.with_loop(function(loop)
       local sleep_line, exception_line
       local function nested()
