@@ -135,7 +135,14 @@ function Loop:run_until_complete(x)
   check_sync(self, "run_until_complete")
   local fut = asyncio.ensure_future(x, self)
   local a = attrs(self)
-  local function wakeup() if a.wake then a.wake:set() end end
+  -- As asyncio's stop callback: the loop ends after the batch that runs
+  -- this callback (the driver stops there, not after one more batch).
+  local function wakeup()
+    if a.running then
+      if a.drive then core.loop_pause(self) else core.loop_stop_driver(self) end
+    end
+    if a.wake then a.wake:set() end
+  end
   fut:add_done_callback(wakeup)
   local ok, err = pcall(a.drive or drive, self, function() return fut:done() end)
   fut:remove_done_callback(wakeup)
@@ -210,9 +217,21 @@ function asyncio.set_event_loop(loop)
   event_loop = loop
 end
 
+--- The loop for what is called without one: the running loop, else the
+-- loop set with set_event_loop; RuntimeError when there is neither.
+local function implicit_loop(fname)
+  local loop = core.running_loop() or current_loop_var:get()
+  if loop then return loop end
+  if event_loop ~= nil and not event_loop:is_closed() then return event_loop end
+  error(errors.RuntimeError(fname .. ": There is no current event loop"), 3)
+end
+
 -- ---------------------------------------------------------------------
 -- tasks and futures
-asyncio.Future = function(loop) return (loop or asyncio.get_running_loop()):create_future() end
+
+--- asyncio.Future([loop]): a new Future of loop (default: the running
+-- loop, else the one set with set_event_loop).
+asyncio.Future = function(loop) return (loop or implicit_loop("Future")):create_future() end
 asyncio.isfuture = core.is_future
 
 function asyncio.current_task()
@@ -231,10 +250,20 @@ end
 --- asyncio.create_task(fn, ...) -> a Task running fn(...) on the running loop.
 asyncio.create_task = core.make_create_task(asyncio.get_running_loop)
 
---- ensure_future(x [, loop]): a Future or Task as is; a function becomes a Task.
+local ValueError = require("asyncio.sync").ValueError
+
+--- ensure_future(x [, loop]): a Future or Task as is (it must belong to
+-- loop when one is given); a function becomes a Task on loop (default: the
+-- running loop, else the one set with set_event_loop).
 function asyncio.ensure_future(x, loop)
-  if core.is_future(x) then return x end
-  if is_callable(x) then return core.create_task(loop or asyncio.get_running_loop(), x) end
+  if core.is_future(x) then
+    if loop ~= nil and x:get_loop() ~= loop then
+      error(ValueError("ensure_future: The future belongs to a different loop than "
+        .. "the one specified as the loop argument"), 2)
+    end
+    return x
+  end
+  if is_callable(x) then return core.create_task(loop or implicit_loop("ensure_future"), x) end
   argerror(1, "ensure_future", "Future, Task or function expected, got " .. type(x))
 end
 
@@ -271,17 +300,53 @@ asyncio.sleep = core.make_aio_sleep(sleep_in_trio_task)
 -- the children.
 asyncio.gather = core.make_gather(asyncio.ensure_future, asyncio.get_running_loop)
 
+local function release_waiter(waiter)
+  return function() if not waiter:done() then waiter:set_result(true) end end
+end
+
+--- Cancels fut and waits until it is done (whatever it does with the
+-- cancellation); cancelling the caller meanwhile does not wait.
+local function cancel_and_wait(loop, fut)
+  local waiter = loop:create_future()
+  local cb = release_waiter(waiter)
+  fut:add_done_callback(cb)
+  fut:cancel()
+  local ok, err = pcall(waiter.await, waiter)
+  fut:remove_done_callback(cb)
+  if not ok then error(err, 0) end
+end
+
 --- asyncio.wait_for(aw, timeout): the results of aw, or TimeoutError after
--- cancelling it.  timeout nil waits forever.
+-- cancelling it.  timeout nil waits forever.  As in asyncio (3.12 on), a
+-- function runs in the calling Task under asyncio.timeout (as a coroutine
+-- is awaited there), and a future is awaited under it; a timeout <= 0
+-- cancels aw without running it (TimeoutError), unless it is already done.
 function asyncio.wait_for(aw, timeout)
   core.check_aio("asyncio.wait_for")
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
     argerror(2, "wait_for", "number or nil expected")
   end
   local loop = asyncio.get_running_loop()
+  if timeout ~= nil and timeout <= 0 then
+    local fut = asyncio.ensure_future(aw, loop)
+    if fut:done() then return fut:result() end
+    cancel_and_wait(loop, fut)
+    local r = pack(pcall(fut.result, fut))
+    if r[1] then return unpack(r, 2, r.n) end
+    if CancelledError:is(r[2]) then
+      error(TimeoutError { message = "wait_for: timed out", cause = r[2] }, 0)
+    end
+    error(r[2], 0)
+  end
+  if core.current_aio_task() then -- (an allow_asyncio Trio task has none)
+    if core.is_future(aw) then return asyncio.timeout(timeout, aw.await, aw) end
+    if not is_callable(aw) then
+      argerror(1, "wait_for", "Future, Task or function expected, got " .. type(aw))
+    end
+    return asyncio.timeout(timeout, aw)
+  end
   local fut = asyncio.ensure_future(aw, loop)
   if timeout == nil then return fut:await() end
-  if timeout <= 0 and fut:done() then return fut:result() end
   local expired = false
   local h = loop:call_later(math.max(timeout, 0), function()
     expired = true
@@ -300,6 +365,20 @@ asyncio.FIRST_COMPLETED = "FIRST_COMPLETED"
 asyncio.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 asyncio.ALL_COMPLETED = "ALL_COMPLETED"
 
+--- The futures of the list aws, in list order: a future listed twice
+-- counts once (asyncio takes a set); each function becomes a Task.
+local function unique_futures(aws, loop)
+  local futs, seen = {}, {}
+  for _, aw in ipairs(aws) do
+    local fut = asyncio.ensure_future(aw, loop)
+    if not seen[fut] then
+      seen[fut] = true
+      futs[#futs + 1] = fut
+    end
+  end
+  return futs
+end
+
 --- asyncio.wait(aws, {timeout=, return_when=}) -> done, pending (lists)
 function asyncio.wait(aws, opts)
   core.check_aio("asyncio.wait")
@@ -310,33 +389,26 @@ function asyncio.wait(aws, opts)
     argerror(2, "wait", "invalid return_when " .. tostring(when))
   end
   local loop = asyncio.get_running_loop()
-  local futs = {}
-  for i, aw in ipairs(aws) do futs[i] = asyncio.ensure_future(aw, loop) end
+  local futs = unique_futures(aws, loop)
+  -- As asyncio: every future gets the callback, done ones too (it runs
+  -- soon), so a future that already failed ends a FIRST_EXCEPTION wait.
   local waiter = loop:create_future()
-  local pending = 0
+  local counter = #futs
+  local h
   local function check(f)
-    pending = pending - 1
-    if waiter:done() then return end
-    if pending == 0 or when == "FIRST_COMPLETED"
+    counter = counter - 1
+    if counter <= 0 or when == "FIRST_COMPLETED"
         or (when == "FIRST_EXCEPTION" and not f:cancelled() and f:exception() ~= nil) then
-      waiter:set_result(true)
+      if h then h:cancel() end
+      if not waiter:done() then waiter:set_result(true) end
     end
   end
-  for _, f in ipairs(futs) do
-    if not f:done() then
-      pending = pending + 1
-      f:add_done_callback(check)
-    end
-  end
-  local ready_now = pending < #futs and (when == "FIRST_COMPLETED")
-  if pending > 0 and not ready_now then
-    local h
-    if opts.timeout then h = loop:call_later(opts.timeout, set_result_unless_done, waiter, false) end
-    local ok, err = pcall(waiter.await, waiter)
-    if h then h:cancel() end
-    for _, f in ipairs(futs) do f:remove_done_callback(check) end
-    if not ok then error(err, 0) end
-  end
+  for _, f in ipairs(futs) do f:add_done_callback(check) end
+  if opts.timeout then h = loop:call_later(opts.timeout, set_result_unless_done, waiter, false) end
+  local ok, err = pcall(waiter.await, waiter)
+  if h then h:cancel() end
+  for _, f in ipairs(futs) do f:remove_done_callback(check) end
+  if not ok then error(err, 0) end
   local done, still = {}, {}
   for _, f in ipairs(futs) do
     if f:done() then done[#done + 1] = f else still[#still + 1] = f end
@@ -349,9 +421,10 @@ end
 function asyncio.as_completed(aws)
   if type(aws) ~= "table" then argerror(1, "as_completed", "list of futures expected") end
   local loop = asyncio.get_running_loop()
-  local order, waiter, taken, total = {}, nil, 0, #aws
-  for _, aw in ipairs(aws) do
-    asyncio.ensure_future(aw, loop):add_done_callback(function(f)
+  local futs = unique_futures(aws, loop)
+  local order, waiter, taken, total = {}, nil, 0, #futs
+  for _, fut in ipairs(futs) do
+    fut:add_done_callback(function(f)
       order[#order + 1] = f
       if waiter and not waiter:done() then waiter:set_result(true) end
     end)
@@ -403,10 +476,13 @@ function asyncio.timeout(delay, fn, ...)
   local expired, h = false, nil
   local before = task:cancelling()
   if delay ~= nil then
-    h = loop:call_later(math.max(delay, 0), function()
+    local function on_timeout()
       expired = true
       task:cancel()
-    end)
+    end
+    -- a deadline already past cancels at the next iteration, as asyncio
+    -- does (call_soon), before a task that just yielded runs again
+    if delay <= 0 then h = loop:call_soon(on_timeout) else h = loop:call_later(delay, on_timeout) end
   end
   local r = pack(pcall(fn, ...))
   if h then h:cancel() end

@@ -293,6 +293,66 @@ describe("asyncio.wait_for", function()
       assert_has(catch(asyncio.wait_for, function() end, 0 / 0), "wait_for")
     end)
   end)
+
+  -- issue #11: wait_for(fn, 0) ran fn instead of raising TimeoutError
+  it("timeout 0 (or less) with a function: TimeoutError at once, the function never runs", function()
+    local ran = false
+    asyncio.run(function()
+      for _, timeout in ipairs { 0, -1 } do
+        local e = catch(asyncio.wait_for, function() ran = true end, timeout)
+        assert.is_true(TimeoutError:is(e), tostring(e))
+        assert.is_true(CancelledError:is(e.cause))
+      end
+      asyncio.sleep(0)
+    end)
+    assert.is_false(ran)
+  end)
+
+  it("timeout 0 with a pending task cancels it and waits until it is done", function()
+    local log = {}
+    asyncio.run(function()
+      local t = asyncio.create_task(function()
+        local ok, e = pcall(asyncio.sleep, 10)
+        log[#log + 1] = "cleanup"
+        asyncio.sleep(0.001) -- cleanup that awaits
+        error(e, 0)
+      end)
+      asyncio.sleep(0)
+      local e = catch(asyncio.wait_for, t, 0)
+      assert.is_true(TimeoutError:is(e), tostring(e))
+      assert.is_true(t:cancelled())
+    end)
+    assert.same({ "cleanup" }, log)
+  end)
+
+  it("a function runs in the calling Task, as asyncio awaits a coroutine there", function()
+    asyncio.run(function()
+      local me = asyncio.current_task()
+      assert.equal(me, asyncio.wait_for(function() return asyncio.current_task() end, 1))
+    end)
+  end)
+
+  -- issue #11 reported that cancelling the caller "is lost" when the inner
+  -- task ignores its cancellation.  Since Python 3.12, wait_for is
+  -- `async with timeout(t): return await fut`: the caller's cancel() goes to
+  -- the task it awaits, and if that task returns anyway so does wait_for,
+  -- with the caller's cancellation request still counted (cancelling()).
+  -- (Python 3.11's wait_for raised CancelledError there; CPython's own
+  -- test_wait_for_self_cancellation was changed with it.)
+  it("cancelling the caller while the inner task ignores its cancellation: the result, as asyncio 3.12+", function()
+    asyncio.run(function()
+      local inner = asyncio.create_task(function()
+        pcall(asyncio.sleep, 0.05)
+        return 7
+      end)
+      local caller = asyncio.create_task(asyncio.wait_for, inner, 5)
+      asyncio.sleep(0.01)
+      assert.is_true(caller:cancel())
+      assert.equal(7, caller:await())
+      assert.equal(1, caller:cancelling())
+      assert.is_false(caller:cancelled())
+    end)
+  end)
 end)
 
 describe("asyncio.wait", function()
@@ -379,6 +439,33 @@ describe("asyncio.wait", function()
       t:await()
     end)
   end)
+
+  -- issue #11: an already failed future did not end a FIRST_EXCEPTION wait
+  it("FIRST_EXCEPTION returns at once when a future has already failed", function()
+    asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      local bad = asyncio.create_task(function() error("boom") end)
+      local slow = asyncio.create_task(asyncio.sleep, 10)
+      asyncio.sleep(0)
+      assert.is_true(bad:done())
+      local t0 = loop:time()
+      local done, pending = asyncio.wait({ bad, slow }, { return_when = asyncio.FIRST_EXCEPTION })
+      assert.is_true(loop:time() - t0 < 1)
+      assert.same({ bad }, done)
+      assert.same({ slow }, pending)
+      slow:cancel()
+      asyncio.wait({ slow })
+    end)
+  end)
+
+  it("a future listed twice is waited for once and listed once", function()
+    asyncio.run(function()
+      local t = asyncio.create_task(function() return 1 end)
+      local done, pending = asyncio.wait({ t, t })
+      assert.same({ t }, done)
+      assert.same({}, pending)
+    end)
+  end)
 end)
 
 describe("asyncio.as_completed", function()
@@ -452,6 +539,15 @@ describe("asyncio.shield", function()
 end)
 
 describe("asyncio.timeout", function()
+  it("a deadline already past cancels before a task that only yielded runs again", function()
+    asyncio.run(function()
+      for _, d in ipairs { 0, -11 } do
+        local e = catch(asyncio.timeout, d, asyncio.sleep, 0)
+        assert.is_true(TimeoutError:is(e), tostring(e))
+      end
+    end)
+  end)
+
   it("returns fn's results when in time", function()
     local r = table.pack(asyncio.run(function()
       return asyncio.timeout(1, function(a, b)

@@ -433,6 +433,27 @@ describe("loop:run_until_complete", function()
       assert.equal("ok", loop:run_until_complete(function() return "ok" end))
     end)
   end)
+
+  -- issue #11: run_until_complete ran one loop iteration more than asyncio
+  it("ends after the iteration whose callbacks see the future done, as asyncio", function()
+    with_loop(function(loop)
+      -- asyncio: iteration 1 runs the noop task (done) and a step of t;
+      -- iteration 2 runs the done callback that stops the loop, and
+      -- another step of t; then the loop stops
+      local steps = 0
+      local t = loop:create_task(function()
+        for _ = 1, 5 do
+          steps = steps + 1
+          asyncio.sleep(0)
+        end
+      end)
+      loop:run_until_complete(loop:create_task(function() end))
+      assert.equal(2, steps)
+      loop:run_until_complete(loop:create_task(function() end))
+      assert.equal(4, steps)
+      loop:run_until_complete(t)
+    end)
+  end)
 end)
 
 describe("loop:run_forever and loop:stop", function()

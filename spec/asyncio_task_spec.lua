@@ -229,6 +229,54 @@ describe("Task:cancel", function()
     assert.same({ true, "enough", true, true }, r)
   end)
 
+  -- issue #11: a Task that cancels itself hung at its next await
+  pending("a Task that cancels itself gets CancelledError at its next await "
+    .. "[bug: a Task that cancels itself hangs at its next await]", function()
+    with_loop(function(loop)
+      local t
+      t = loop:create_task(function()
+        t:cancel()
+        asyncio.sleep(10)
+        return 12
+      end)
+      local guard = loop:call_later(2, function() loop:stop() end) -- the bug hangs
+      local e = catch(loop.run_until_complete, loop, t)
+      guard:cancel()
+      assert.is_true(CancelledError:is(e), tostring(e))
+      assert.is_true(t:cancelled())
+    end)
+  end)
+
+  pending("a Task that cancels itself and returns ends cancelled "
+    .. "[bug: a Task that cancels itself and then returns ends with its result, not cancelled]", function()
+    with_loop(function(loop)
+      local t
+      t = loop:create_task(function()
+        t:cancel()
+        return 12
+      end)
+      local e = catch(loop.run_until_complete, loop, t)
+      assert.is_true(CancelledError:is(e), tostring(e))
+      assert.is_true(t:cancelled())
+    end)
+  end)
+
+  pending("cancel() on a task that failed marks its error retrieved (nothing reported) "
+    .. "[bug: cancel() on a done Task does not mark its exception retrieved]", function()
+    with_loop(function(loop)
+      local ctxs = {}
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      loop:run_until_complete(function()
+        local t = asyncio.create_task(function() error("boom") end)
+        asyncio.sleep(0.01)
+        assert.is_false(t:cancel())
+      end)
+      collectgarbage("collect")
+      collectgarbage("collect")
+      assert.same({}, ctxs)
+    end)
+  end)
+
   it("cancel returns false for a done task", function()
     asyncio.run(function()
       local t = asyncio.create_task(function() return 1 end)
