@@ -312,7 +312,7 @@ describe("asyncio.wait_for", function()
     local log = {}
     asyncio.run(function()
       local t = asyncio.create_task(function()
-        local ok, e = pcall(asyncio.sleep, 10)
+        local _, e = pcall(asyncio.sleep, 10)
         log[#log + 1] = "cleanup"
         asyncio.sleep(0.001) -- cleanup that awaits
         error(e, 0)

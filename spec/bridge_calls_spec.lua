@@ -375,7 +375,7 @@ describe("loop:run_trio, run_trio_task, synchronize", function()
       h1:cancel()
       local h2 = loop:run_trio_task(function()
         log[#log + 1] = "h2 started"
-        local ok, e = pcall(trio.sleep_forever)
+        local _, e = pcall(trio.sleep_forever)
         log[#log + 1] = trio.Cancelled:is(e) and "h2 cancelled" or tostring(e)
         error(e, 0)
       end)

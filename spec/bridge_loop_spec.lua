@@ -503,7 +503,7 @@ local isolated = require("conformance.trio_asyncio_helpers").isolated
 describe("loop:stop() and wait_stopped() on an open_loop loop", function()
   it("stop() from a call_soon callback: aio_as_trio still works, a second stop() returns, open_loop exits", function()
     isolated(10, function()
-      local trio, asyncio, ta = require "trio", require "asyncio", require "trio_asyncio"
+      local trio, asyncio, ta = require "trio", require "asyncio", require "trio_asyncio" -- luacheck: ignore
       local log = {}
       trio.run(function()
         local scope = trio.move_on_after(5, ta.open_loop, function(loop)
@@ -530,7 +530,7 @@ describe("loop:stop() and wait_stopped() on an open_loop loop", function()
 
   it("stop() returns a trio.Event set once the callbacks queued before it have run", function()
     isolated(10, function()
-      local trio, ta = require "trio", require "trio_asyncio"
+      local trio, ta = require "trio", require "trio_asyncio" -- luacheck: ignore
       local log = {}
       trio.run(function()
         trio.fail_after(5, ta.open_loop, function(loop)
@@ -556,7 +556,7 @@ describe("loop:stop() and wait_stopped() on an open_loop loop", function()
 
   it("stop(event) sets the given trio.Event; stop() after the loop ended sets it at once", function()
     isolated(10, function()
-      local trio, ta = require "trio", require "trio_asyncio"
+      local trio, ta = require "trio", require "trio_asyncio" -- luacheck: ignore
       trio.run(function()
         local the_loop
         trio.fail_after(5, ta.open_loop, function(loop)
@@ -574,7 +574,7 @@ describe("loop:stop() and wait_stopped() on an open_loop loop", function()
 
   it("after stop(), close() is allowed in the block and open_loop exits", function()
     isolated(10, function()
-      local trio, ta = require "trio", require "trio_asyncio"
+      local trio, ta = require "trio", require "trio_asyncio" -- luacheck: ignore
       trio.run(function()
         local closed = trio.fail_after(5, ta.open_loop, function(loop)
           loop:stop():wait()
@@ -591,7 +591,7 @@ describe("loop:stop() and wait_stopped() on an open_loop loop", function()
     trio.run(function()
       trio.fail_after(5, ta.open_loop, function(loop)
         loop:create_task(function()
-          local ok, e = pcall(asyncio.sleep, 10)
+          local _, e = pcall(asyncio.sleep, 10)
           ev = loop:stop() -- in the cleanup, after the shutdown's synchronize
           error(e, 0)
         end)
@@ -684,9 +684,9 @@ describe("errors reaching the default exception handler", function()
     local loop = trio.run(function() return ta.open_loop(function(l) return l end) end)
     local out = {}
     local real = io.stderr
-    io.stderr = { write = function(_, ...) for _, x in ipairs { ... } do out[#out + 1] = tostring(x) end end }
+    io.stderr = { write = function(_, ...) for _, x in ipairs { ... } do out[#out + 1] = tostring(x) end end } -- luacheck: ignore
     local ok, err = pcall(loop.call_exception_handler, loop, { message = "reported after close" })
-    io.stderr = real
+    io.stderr = real -- luacheck: ignore
     assert(ok, err)
     assert_has(table.concat(out), "reported after close")
   end)
