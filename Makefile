@@ -105,9 +105,10 @@ test-incremental: deps
 	@$(MAKE) --no-print-directory all
 	@TA_ENV="TA_GC=incremental" bash scripts/test.sh
 
+# SPECS: the spec files to run (default: all).
 test-gc-stress: deps
 	@$(MAKE) --no-print-directory all
-	@TA_ENV="TA_GC=incremental TA_GC_STRESS=1" bash scripts/test.sh
+	@TA_ENV="TA_GC=incremental TA_GC_STRESS=1" bash scripts/test.sh $(SPECS)
 
 # docs/API.md and the types/ stubs name every exported name, and nothing else.
 check-api: all
