@@ -105,6 +105,7 @@ local trio_token -- the TrioToken of the current run
 
 local function finish_run(status, ...)
   instruments = {}
+  if trio_token then trio_token._finished = true end -- its run is over, even if another starts
   trio_token = nil
   core.set_hook(nil)
   if status == "ok" then return ... end
@@ -499,6 +500,9 @@ TrioToken.__index = TrioToken
 --- token:run_sync_soon(fn, ...): call fn(...) from the scheduler soon.
 function TrioToken:run_sync_soon(fn, ...)
   check_callable(fn, 1, "run_sync_soon")
+  if self._finished then
+    error(errors.RunFinishedError("run_sync_soon: the run of this token has finished"), 2)
+  end
   local args = pack(...)
   core.run_sync_soon(function() fn(unpack(args, 1, args.n)) end)
 end
