@@ -28,6 +28,7 @@ for _, name in ipairs { "Cancelled", "TooSlowError", "ExceptionGroup", "ClosedRe
   trio[name] = errors[name]
 end
 trio.LookupError = errors.class("trio.LookupError", errors.Error)
+trio.OSError = errors.OSError -- the same class as trio_asyncio.OSError
 
 local function check_callable(fn, n, fname)
   local mt = getmetatable(fn)

@@ -25,6 +25,8 @@ M._VERSION = version._VERSION
 M.FlavorError = errors.FlavorError
 --- The base class of every error class of trio, asyncio and trio_asyncio.
 M.Error = errors.Error
+-- OS errors: OSError and its subclasses (errno, code, message, filename).
+for _, name in ipairs(errors.OS_ERRORS) do M[name] = errors[name] end
 
 --- "trio", "asyncio" or nil for the running task (what sniffio answers).
 M.current_flavor = core.current_flavor

@@ -43,7 +43,7 @@ build = {
          sources = {
            "csrc/engine/clock.c", "csrc/engine/engine.c", "csrc/engine/heap.c",
            "csrc/engine/lot.c", "csrc/engine/run.c", "csrc/engine/status.c",
-           "csrc/engine/task.c", "csrc/io/poll.c", "csrc/trio/channel.c",
+           "csrc/engine/task.c", "csrc/io/oserror.c", "csrc/io/poll.c", "csrc/trio/channel.c",
            "csrc/trio/fdwait.c", "csrc/trio/lowlevel.c", "csrc/trio/nursery.c",
            "csrc/trio/parking_lot.c", "csrc/trio/run.c", "csrc/trio/scope.c",
            "csrc/trio/time.c", "csrc/asyncio/future.c", "csrc/asyncio/loop.c",

@@ -243,3 +243,18 @@ describe("a task that has exited", function()
     assert.truthy(never.name, "a name")
   end)
 end)
+
+describe("an fd that cannot be watched", function()
+  it("raises trio_asyncio.OSError with errno and code, naming the function", function()
+    local e = trio.run(function()
+      local ok, err = pcall(trio.lowlevel.wait_readable, 1000000) -- not open: EBADF
+      return not ok and err
+    end)
+    assert.is_true(ta.OSError:is(e), tostring(e))
+    assert.truthy(tostring(e):find("trio.lowlevel.wait_readable: cannot watch fd 1000000", 1, true))
+    assert.equal("EBADF", e.code)
+    assert.equal(9, e.errno)
+    assert.equal(ta.OSError, trio.OSError)
+    assert.equal(ta.OSError, asyncio.OSError)
+  end)
+end)

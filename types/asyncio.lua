@@ -390,6 +390,9 @@ asyncio.QueueEmpty = {}
 ---@class asyncio.QueueFull: trio_asyncio.Error
 ---@overload fun(message_or_fields?: string|table): asyncio.QueueFull
 asyncio.QueueFull = {}
+---The same class as trio_asyncio.OSError.
+---@type trio_asyncio.OSError
+asyncio.OSError = nil
 ---@class asyncio.ValueError: trio_asyncio.Error
 ---@overload fun(message_or_fields?: string|table): asyncio.ValueError
 asyncio.ValueError = {}

@@ -365,6 +365,9 @@ trio.RuntimeError = {}
 ---@class trio.LookupError: trio_asyncio.Error
 ---@overload fun(message_or_fields?: string|table): trio.LookupError
 trio.LookupError = {}
+---The same class as trio_asyncio.OSError.
+---@type trio_asyncio.OSError
+trio.OSError = nil
 
 ---The errors of a nursery.
 ---@class trio.ExceptionGroup: trio_asyncio.Error

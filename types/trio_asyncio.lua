@@ -27,6 +27,43 @@ function Error:is(value) end
 ---@class trio_asyncio.FlavorError: trio_asyncio.Error
 ---@overload fun(message_or_fields?: string|table): trio_asyncio.FlavorError
 trio_asyncio.FlavorError = {}
+---An OS failure; fields errno (integer), code (string), message, filename (string or nil).
+---@class trio_asyncio.OSError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio_asyncio.OSError
+trio_asyncio.OSError = {}
+---@class trio_asyncio.ConnectionError: trio_asyncio.OSError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.ConnectionError
+trio_asyncio.ConnectionError = {}
+---@class trio_asyncio.ConnectionRefusedError: trio_asyncio.ConnectionError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.ConnectionRefusedError
+trio_asyncio.ConnectionRefusedError = {}
+---@class trio_asyncio.ConnectionResetError: trio_asyncio.ConnectionError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.ConnectionResetError
+trio_asyncio.ConnectionResetError = {}
+---@class trio_asyncio.ConnectionAbortedError: trio_asyncio.ConnectionError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.ConnectionAbortedError
+trio_asyncio.ConnectionAbortedError = {}
+---@class trio_asyncio.BrokenPipeError: trio_asyncio.ConnectionError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.BrokenPipeError
+trio_asyncio.BrokenPipeError = {}
+---@class trio_asyncio.FileNotFoundError: trio_asyncio.OSError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.FileNotFoundError
+trio_asyncio.FileNotFoundError = {}
+---@class trio_asyncio.FileExistsError: trio_asyncio.OSError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.FileExistsError
+trio_asyncio.FileExistsError = {}
+---@class trio_asyncio.PermissionError: trio_asyncio.OSError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.PermissionError
+trio_asyncio.PermissionError = {}
+---@class trio_asyncio.IsADirectoryError: trio_asyncio.OSError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.IsADirectoryError
+trio_asyncio.IsADirectoryError = {}
+---@class trio_asyncio.NotADirectoryError: trio_asyncio.OSError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.NotADirectoryError
+trio_asyncio.NotADirectoryError = {}
+---@class trio_asyncio.gaierror: trio_asyncio.OSError
+---@overload fun(message_or_fields?: string|table): trio_asyncio.gaierror
+trio_asyncio.gaierror = {}
 
 ---(Trio) Runs `fn(loop)` with an asyncio loop driven by this Trio run.
 ---@async

@@ -372,8 +372,7 @@ static int add_watch(lua_State *L, int writing) {
     w->reader_ref = w->writer_ref = LUA_NOREF;
     if ((rc = ta_fd_watch(lp->E, &w->w)) != 0) {
       free(w);
-      return ta_error(L, "RuntimeError", "%s: cannot watch fd %d: %s", fname, (int)fd,
-                      uv_strerror(rc));
+      return ta_oserror(L, rc, NULL, "%s: cannot watch fd %d", fname, (int)fd);
     }
     lp->fdw[fd] = w;
   }

@@ -33,4 +33,12 @@ void ta_fd_unwatch(ta_engine *E, ta_fdwatcher *w);
 /* The first watcher of fd (then follow ->next), or NULL. */
 ta_fdwatcher *ta_fd_watchers(ta_engine *E, int fd);
 
+/* ---- OS errors (oserror.c) ----
+** Pushes (or raises) the trio_asyncio.OSError subclass for a libuv error
+** code, with errno, code, filename (may be NULL) and the message
+** "<what fmt says>: <libuv's text>", e.g. "connect 127.0.0.1:1: connection
+** refused". */
+void ta_push_oserror(lua_State *L, int uverr, const char *filename, const char *fmt, ...);
+int ta_oserror(lua_State *L, int uverr, const char *filename, const char *fmt, ...);
+
 #endif

@@ -61,7 +61,7 @@ static int wait_fd(lua_State *L, const char *fname, int events) {
   fw->task = t;
   if ((rc = ta_fd_watch(E, &fw->w)) != 0) {
     free(fw);
-    return ta_error(L, "RuntimeError", "%s: cannot watch fd %d: %s", fname, (int)fd, uv_strerror(rc));
+    return ta_oserror(L, rc, NULL, "%s: cannot watch fd %d", fname, (int)fd);
   }
   E->io_waiters++;
   t->wait = fw;

@@ -102,6 +102,26 @@ M.RuntimeError = M.class("trio.RuntimeError", M.Error)
 M.ExceptionGroup = M.class("trio.ExceptionGroup", M.Error)
 M.FlavorError = M.class("trio_asyncio.FlavorError", M.Error)
 
+-- OS errors, as in Python: fields errno (POSIX number), code ("ECONNREFUSED"),
+-- message (what was being done, with the address or path) and filename
+-- where a path is involved.  trio.OSError and asyncio.OSError are OSError.
+M.OSError = M.class("trio_asyncio.OSError", M.Error)
+M.ConnectionError = M.class("trio_asyncio.ConnectionError", M.OSError)
+M.ConnectionRefusedError = M.class("trio_asyncio.ConnectionRefusedError", M.ConnectionError)
+M.ConnectionResetError = M.class("trio_asyncio.ConnectionResetError", M.ConnectionError)
+M.ConnectionAbortedError = M.class("trio_asyncio.ConnectionAbortedError", M.ConnectionError)
+M.BrokenPipeError = M.class("trio_asyncio.BrokenPipeError", M.ConnectionError)
+M.FileNotFoundError = M.class("trio_asyncio.FileNotFoundError", M.OSError)
+M.FileExistsError = M.class("trio_asyncio.FileExistsError", M.OSError)
+M.PermissionError = M.class("trio_asyncio.PermissionError", M.OSError)
+M.IsADirectoryError = M.class("trio_asyncio.IsADirectoryError", M.OSError)
+M.NotADirectoryError = M.class("trio_asyncio.NotADirectoryError", M.OSError)
+M.gaierror = M.class("trio_asyncio.gaierror", M.OSError)
+--- The names of the OS error classes (trio_asyncio exports them all).
+M.OS_ERRORS = { "OSError", "ConnectionError", "ConnectionRefusedError",
+  "ConnectionResetError", "ConnectionAbortedError", "BrokenPipeError", "FileNotFoundError",
+  "FileExistsError", "PermissionError", "IsADirectoryError", "NotADirectoryError", "gaierror" }
+
 --- ExceptionGroup(message, exceptions [, tracebacks]): `exceptions` holds
 -- the original error values, `tracebacks` one traceback string each.
 function M.group(message, exceptions, tracebacks)
