@@ -230,8 +230,7 @@ describe("Task:cancel", function()
   end)
 
   -- issue #11: a Task that cancels itself hung at its next await
-  pending("a Task that cancels itself gets CancelledError at its next await "
-    .. "[bug: a Task that cancels itself hangs at its next await]", function()
+  it("a Task that cancels itself gets CancelledError at its next await", function()
     with_loop(function(loop)
       local t
       t = loop:create_task(function()
@@ -247,8 +246,7 @@ describe("Task:cancel", function()
     end)
   end)
 
-  pending("a Task that cancels itself and returns ends cancelled "
-    .. "[bug: a Task that cancels itself and then returns ends with its result, not cancelled]", function()
+  it("a Task that cancels itself and returns ends cancelled", function()
     with_loop(function(loop)
       local t
       t = loop:create_task(function()
@@ -261,8 +259,7 @@ describe("Task:cancel", function()
     end)
   end)
 
-  pending("cancel() on a task that failed marks its error retrieved (nothing reported) "
-    .. "[bug: cancel() on a done Task does not mark its exception retrieved]", function()
+  it("cancel() on a task that failed marks its error retrieved (nothing reported)", function()
     with_loop(function(loop)
       local ctxs = {}
       loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)

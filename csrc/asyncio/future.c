@@ -313,6 +313,9 @@ static int task_cancel(lua_State *L, int tidx, int msgidx);
 /* Cancels the future at fidx (a Task is asked to cancel); true if it will. */
 static int future_cancel(lua_State *L, int fidx, int msgidx) {
   ta_future *f = checkfuture(L, fidx);
+  fidx = lua_absindex(L, fidx);
+  if (msgidx) msgidx = lua_absindex(L, msgidx);
+  f->retrieved = 1; /* as asyncio: a cancel() means nobody waits to be told of its error */
   if (f->kind == TA_KIND_TASK) return task_cancel(L, fidx, msgidx);
   if (f->state != TA_FUT_PENDING) return 0;
   if (lua_getiuservalue(L, fidx, FUV_HOOK) != LUA_TNIL) {
@@ -430,8 +433,10 @@ static int f_await(lua_State *L) {
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
   if (!ta_is_aio_task(t)) return trio_wait(L, f, t); /* allow_asyncio */
   if (f->loop != ta_task_future(t)->loop)
-    return luaL_error(L, "Future:await: the future is attached to a different loop");
-  if (f == ta_task_future(t)) return luaL_error(L, "Future:await: a Task cannot await itself");
+    return ta_error(L, "RuntimeError", "Future:await: the future is attached to a different loop "
+                                       "than the Task awaiting it");
+  if (f == ta_task_future(t))
+    return ta_error(L, "RuntimeError", "Future:await: a Task cannot await itself");
   lua_settop(L, 1);
   t->wait = f;
   return ta_task_yield(L, t, 0, NULL);
@@ -701,7 +706,13 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   ta_push_weak(L, E, t);
   fidx = lua_gettop(L);
   unlink_task(f->loop, t);
-  if (ok) {
+  if (ok && f->must_cancel) {
+    /* it cancelled itself and returned before another await: as asyncio,
+    ** the Task ends cancelled (its results are dropped) */
+    f->must_cancel = 0;
+    push_extra(L, fidx, "message");
+    finish_cancelled(L, f, fidx, lua_gettop(L));
+  } else if (ok) {
     luaL_checkstack(L, nres, "too many results");
     lua_xmove(t->co, L, nres);
     settle_results(L, f, fidx, nres);
@@ -724,6 +735,7 @@ const ta_task_kind ta_aio_task_kind = {
 static int task_cancel(lua_State *L, int tidx, int msgidx) {
   ta_future *f = checktaskfut(L, tidx);
   ta_task *t = ta_future_task(f);
+  f->retrieved = 1; /* as asyncio: nobody waits to be told of its error */
   if (f->state != TA_FUT_PENDING) return 0;
   f->cancel_requests++;
   if (msgidx) {
@@ -935,18 +947,23 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
   int oidx, gidx, cb;
   gather_state *g;
   ta_future *outer;
+  const ta_loop *lp = (const ta_loop *)lua_touserdata(L, 2);
   for (int i = 1; i <= n; i++) { /* first, what may raise */
+    ta_future *c;
     lua_rawgeti(L, 1, i);
-    if (testfuture(L, -1) == NULL) {
+    if ((c = testfuture(L, -1)) == NULL) {
       lua_pushvalue(L, lua_upvalueindex(2));
       lua_insert(L, -2);
       lua_pushvalue(L, 2);
       lua_call(L, 2, 1);
-      checkfuture(L, -1);
+      c = checkfuture(L, -1);
       lua_rawseti(L, 1, i);
     } else {
       lua_pop(L, 1);
     }
+    if (c->loop != lp)
+      ta_error(L, "ValueError", "asyncio.gather: argument #%d belongs to a different loop than "
+                                "the other futures", i);
   }
   outer = new_future(L, 2, TA_KIND_FUTURE);
   oidx = lua_gettop(L);

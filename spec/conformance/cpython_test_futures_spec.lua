@@ -172,8 +172,7 @@ describe("test_futures.py", function()
     assert.same({}, calls)
   end)
 
-  pending(T .. "test_tb_logger_not_called_after_cancel "
-    .. "[bug: cancel() on a done future does not mark its exception retrieved]", function()
+  it(T .. "test_tb_logger_not_called_after_cancel", function()
     local calls = with_logger(function(loop)
       local fut = asyncio.Future(loop)
       fut:set_exception(H.TestError())

@@ -127,8 +127,7 @@ describe("test_timeouts.py", function()
     end)
   end)
 
-  pending(T .. "test_foreign_cancel_doesnt_timeout_if_not_expired "
-    .. "[bug: a Task that cancels itself hangs at its next await]", function()
+  it(T .. "test_foreign_cancel_doesnt_timeout_if_not_expired", function()
     H.run(function()
       assert_raises(CancelledError, asyncio.timeout, 10, function()
         asyncio.current_task():cancel()
@@ -189,8 +188,7 @@ describe("test_timeouts.py", function()
     end)
   end)
 
-  pending(T .. "test_timeout_after_cancellation "
-    .. "[bug: a Task that cancels itself hangs at its next await]", function()
+  it(T .. "test_timeout_after_cancellation", function()
     H.run(function()
       try_finally(function()
         except_cancelled(function()
@@ -203,8 +201,7 @@ describe("test_timeouts.py", function()
     end)
   end)
 
-  pending(T .. "test_cancel_in_timeout_after_cancellation "
-    .. "[bug: a Task that cancels itself hangs at its next await]", function()
+  it(T .. "test_cancel_in_timeout_after_cancellation", function()
     H.run(function()
       try_finally(function()
         except_cancelled(function()
