@@ -364,6 +364,7 @@ function Nursery.start(target, fn, ...)
   pending_starts[target] = (pending_starts[target] or 0) + 1
   local ok, err = pcall(trio.open_nursery, function(tmp)
     status._tmp = tmp
+    core.nursery_set_target(tmp, target)
     tmp:start_soon(fn, unpack(args, 1, args.n))
   end)
   start_finished(target)

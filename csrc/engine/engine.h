@@ -189,6 +189,7 @@ int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret);
 int ta_task_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k);
 void ta_reschedule(ta_task *t, int nvalues, int is_error);
 void ta_deliver_cancel(lua_State *L, ta_task *t);
+void ta_push_cancelled(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
 void ta_check_cancelled(lua_State *L, ta_task *t);
 void ta_step_task(lua_State *L, ta_task *t);

@@ -345,7 +345,7 @@ void ta_reschedule(ta_task *t, int nvalues, int is_error) {
   if (ta_hooked(E) && E->curL != NULL && !E->in_io_wait) ta_hook(E->curL, E, "task_scheduled", t);
 }
 
-static void push_cancelled(lua_State *L, ta_task *t) {
+void ta_push_cancelled(lua_State *L, ta_task *t) {
   ta_engine *E = t->E;
   if (E->ki_pending && t == E->main) {
     E->ki_pending = 0;
@@ -360,14 +360,14 @@ static void push_cancelled(lua_State *L, ta_task *t) {
 void ta_deliver_cancel(lua_State *L, ta_task *t) {
   if (t->state != TA_PARKED || t->abort == NULL) return;
   if (t->abort(L, t) != TA_ABORT_SUCCEEDED) return;
-  push_cancelled(L, t);
+  ta_push_cancelled(L, t);
   lua_xmove(L, t->co, 1);
   ta_reschedule(t, 1, 1);
 }
 
 void ta_raise_cancelled(lua_State *L) {
   ta_task *t = ta_current(L);
-  if (t) push_cancelled(L, t);
+  if (t) ta_push_cancelled(L, t);
   else ta_push_error(L, engine_of(L), "Cancelled", "cancelled");
   lua_error(L);
 }

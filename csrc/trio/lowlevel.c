@@ -40,24 +40,41 @@ static int t_cancel_shielded_checkpoint(lua_State *L) {
 /* wait_task_rescheduled(abort_fn): abort_fn(raise_cancel) answers
 ** "SUCCEEDED" (we wake the task with Cancelled) or "FAILED" (its owner
 ** will reschedule it later). */
+/* raise_cancel() raises what the task whose abort function runs would get
+** (upvalue 1: that task), whichever task's cancel() ran the abort. */
 static int raise_cancel(lua_State *L) {
-  ta_raise_cancelled(L);
-  return 0;
+  ta_push_cancelled(L, ta_checktask(L, lua_upvalueindex(1)));
+  return lua_error(L);
 }
 
+/* Any other answer than SUCCEEDED or FAILED (or an error) is a bug of the
+** abort function: as in Trio, the run ends with TrioInternalError; the
+** task is woken (with Cancelled) so that the run can end. */
 static int lua_abort(lua_State *L, ta_task *t) {
-  int ok, succeeded;
+  const char *answer;
+  int ok;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->abort_ref);
-  lua_pushvalue(L, lua_upvalueindex(1));
+  ta_push_task(L, t);
   lua_pushcclosure(L, raise_cancel, 1);
   ok = lua_pcall(L, 1, 1, 0) == LUA_OK;
-  succeeded = ok && lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "SUCCEEDED") == 0;
-  lua_pop(L, 1);
-  if (succeeded) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
-    t->abort_ref = LUA_NOREF;
+  answer = ok && lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (answer != NULL && strcmp(answer, "FAILED") == 0) {
+    lua_pop(L, 1);
+    return TA_ABORT_FAILED;
   }
-  return succeeded ? TA_ABORT_SUCCEEDED : TA_ABORT_FAILED;
+  if (answer == NULL || strcmp(answer, "SUCCEEDED") != 0) {
+    const char *what = ok ? lua_pushfstring(L, "answered %s", luaL_tolstring(L, -1, NULL))
+                          : lua_pushfstring(L, "raised %s", luaL_tolstring(L, -1, NULL));
+    lua_pushfstring(L, "wait_task_rescheduled: the abort function %s; it must answer "
+                       "\"SUCCEEDED\" or \"FAILED\"", what);
+    ta_push_error(L, t->E, "TrioInternalError", lua_tostring(L, -1));
+    ta_internal_error(L, t->E);
+    lua_pop(L, 3);
+  }
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+  t->abort_ref = LUA_NOREF;
+  return TA_ABORT_SUCCEEDED;
 }
 
 static char lua_wait_marker;

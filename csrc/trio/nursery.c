@@ -15,7 +15,9 @@
 #include "trio/trio.h"
 
 #define NURSERY_MT "trio_asyncio.Nursery"
-enum { UV_ERRORS = 1, UV_TRACEBACKS = 2, UV_SCOPE = 3, NURSERY_NUV = 3 };
+/* User values: collected errors and their tracebacks, its cancel scope, and
+** the task that opened it (parent_task stays after that task exits). */
+enum { UV_ERRORS = 1, UV_TRACEBACKS = 2, UV_SCOPE = 3, UV_PARENT_TASK = 4, NURSERY_NUV = 4 };
 
 static ta_nursery *checknursery(lua_State *L, int idx) {
   return (ta_nursery *)luaL_checkudata(L, idx, NURSERY_MT);
@@ -88,19 +90,26 @@ static void trio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   unlink_child(n, t);
 }
 
-/* parent_nursery and child_nurseries */
+/* parent_nursery, eventual_parent_nursery and child_nurseries */
 static int trio_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   if (strcmp(k, "parent_nursery") == 0) {
     if (t->owner != NULL) ta_push_nursery(L, (ta_nursery *)t->owner);
     else lua_getiuservalue(L, idx, TA_UV_PARENT);
+  } else if (strcmp(k, "eventual_parent_nursery") == 0) {
+    ta_nursery *n = (ta_nursery *)t->owner;
+    if (n != NULL && n->target != NULL && !n->target->closed) ta_push_nursery(L, n->target);
+    else lua_pushnil(L);
   } else if (strcmp(k, "child_nurseries") == 0) {
-    int i = 0;
+    /* oldest first, as in Trio: the open list is newest first */
+    int count = 0;
     ta_nursery *n;
-    lua_newtable(L);
+    for (n = (ta_nursery *)t->E->open_nurseries; n != NULL; n = n->next_open)
+      if (n->parent_task == t) count++;
+    lua_createtable(L, count, 0);
     for (n = (ta_nursery *)t->E->open_nurseries; n != NULL; n = n->next_open) {
       if (n->parent_task != t) continue;
       ta_push_nursery(L, n);
-      lua_rawseti(L, -2, ++i);
+      lua_rawseti(L, -2, count--);
     }
   } else {
     return 0;
@@ -125,6 +134,8 @@ static int l_nursery_open(lua_State *L) {
   lua_setiuservalue(L, -2, UV_SCOPE);
   ta_scope_enter(L, n->scope, t);
   n->parent_task = t;
+  ta_push_task(L, t);
+  lua_setiuservalue(L, -2, UV_PARENT_TASK);
   {
     ta_nursery *head = (ta_nursery *)E->open_nurseries;
     TA_LIST_PUSH(head, n, prev_open, next_open);
@@ -133,6 +144,13 @@ static int l_nursery_open(lua_State *L) {
   lua_pushvalue(L, -1);
   n->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
+}
+
+/* nursery_set_target(tmp, target): tmp is nursery:start's own nursery for
+** a start into target (the task's eventual_parent_nursery until started). */
+static int l_nursery_set_target(lua_State *L) {
+  checknursery(L, 1)->target = checknursery(L, 2);
+  return 0;
 }
 
 static int l_nursery_add_error(lua_State *L) {
@@ -241,8 +259,7 @@ static int nursery_index(lua_State *L) {
       lua_rawseti(L, -2, ++i);
     }
   } else if (strcmp(k, "parent_task") == 0) {
-    if (n->parent_task && ta_task_alive(n->parent_task)) ta_push_task(L, n->parent_task);
-    else lua_pushnil(L);
+    lua_getiuservalue(L, 1, UV_PARENT_TASK);
   } else {
     lua_pushnil(L);
   }
@@ -259,6 +276,7 @@ static int nursery_tostring(lua_State *L) {
 static const luaL_Reg nursery_funcs[] = {
   {"nursery_open", l_nursery_open},
   {"nursery_add_error", l_nursery_add_error},
+  {"nursery_set_target", l_nursery_set_target},
   {"nursery_wait", l_nursery_wait},
   {"nursery_close", l_nursery_close},
   {"nursery_reparent", l_nursery_reparent},

@@ -33,6 +33,7 @@ struct ta_nursery {
   ta_task *parent_task;
   ta_nursery *next_open, *prev_open; /* the engine's open nurseries */
   ta_scope *scope;
+  ta_nursery *target;       /* nursery:start's own nursery: where started() moves the task */
   int ref;                  /* registry ref while open */
   int closed;
 };

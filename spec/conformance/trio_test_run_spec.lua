@@ -767,9 +767,7 @@ describe("Trio test_run.py", function()
     assert.same({ "sleep", "woke", "cancelled" }, record)
   end)
 
-  pending(P .. "test_broken_abort [bug: an abort function answering something else than "
-    .. "SUCCEEDED/FAILED is taken as FAILED and the task sleeps forever; Trio raises "
-    .. "TrioInternalError]", function()
+  it(P .. "test_broken_abort", function()
     H.raises(trio.TrioInternalError, H.run, function()
       lowlevel.checkpoint()
       lowlevel.checkpoint()
@@ -1034,8 +1032,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_slow_abort_edge_cases [bug: raise_cancel, called from an abort function that "
-    .. "another task's cancel() triggered, raises the string \"cancelled\" instead of trio.Cancelled]", function()
+  it(P .. "test_slow_abort_edge_cases", function()
     local record = {}
     H.run(function()
       local function slow_aborter()
@@ -1078,8 +1075,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_task_tree_introspection [bug: task.child_nurseries lists the nurseries newest "
-    .. "first] [feature missing: task.eventual_parent_nursery]", function()
+  it(P .. "test_task_tree_introspection", function()
     local tasks, nurseries = {}, {}
     H.run(function()
       local child2
@@ -1382,7 +1378,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_task_nursery_stack [bug: task.child_nurseries lists the nurseries newest first]", function()
+  it(P .. "test_task_nursery_stack", function()
     H.run(function()
       local task = current_task()
       assert.same({}, task.child_nurseries)
@@ -1853,8 +1849,7 @@ describe("Trio issue #11", function()
     end)
   end)
 
-  pending("raise_cancel from an abort function run by another task's cancel() raises trio.Cancelled "
-    .. "[bug: it raises the string \"cancelled\"]", function()
+  it("raise_cancel from an abort function run by another task's cancel() raises trio.Cancelled", function()
     local got = H.run(function()
       local got
       trio.open_nursery(function(nursery)
