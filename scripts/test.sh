@@ -66,7 +66,8 @@ summarize() {
     /^# .* @ [0-9]+: / { sub(/^# /, ""); last = $0; done = 0; showing = 0; next }
     /^ok [0-9]+ - # SKIP/ { skipped++; done = 1; showing = 0
                             reason = $0; sub(/^ok [0-9]+ - # SKIP /, "", reason)
-                            if (index(reason, last) > 0) print "  pending: " reason
+                            name = last; sub(/^[^@]* @ [0-9]+: /, "", name)
+                            if (index(reason, name) > 0) print "  pending: " reason
                             else print "  pending: " last " -- " reason
                             next }
     /^ok [0-9]+ /        { passed++;  done = 1; showing = 0; next }

@@ -160,7 +160,7 @@ static void arm(ta_engine *E) {
     uv_unref((uv_handle_t *)hs->async);
     return;
   }
-  if (E->nrunq > 0 || E->nsoon > 0) {
+  if (E->nrunq > 0 || E->nsoon > 0 || E->guest_ending) {
     uv_idle_start(hs->idle, on_idle);
     return;
   }
@@ -309,7 +309,7 @@ double trio_asyncio_backend_timeout(lua_State *L) {
   ta_engine *E = engine(L);
   ta_timer *top = ta_heap_top(&E->timers);
   double dt;
-  if (E->nrunq > 0 || E->nsoon > 0) return 0;
+  if (E->nrunq > 0 || E->nsoon > 0 || E->guest_ending) return 0;
   if (top == NULL) return -1;
   dt = top->when - ta_now(E);
   return dt > 0 ? dt : 0;

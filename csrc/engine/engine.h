@@ -274,6 +274,7 @@ struct ta_engine {
   int errfactory_ref;       /* Lua function(class, message, traceback) */
   int soon_ref;             /* queue of run_sync_soon callbacks */
   int nsoon;
+  int soon_closed;          /* the run is ending: run_sync_soon raises RunFinishedError */
   int ki_pending;
   int closing;
   int gc_stress;            /* TA_GC_STRESS: a GC step at every spawn and resume */
@@ -291,6 +292,7 @@ struct ta_engine {
   int internal_ref;         /* first error of a system task or callback */
   int weak_ref;             /* weak-valued table: objects by their C address */
   int guest;                /* the run is a guest run (driven by the host) */
+  int guest_ending;         /* its last task exited: the next step ends it */
   lua_State *curL;          /* thread running scheduler or task code now */
   int in_io_wait;           /* inside uv_run: no Lua calls */
   int guest_done_ref;       /* done callback of the guest run */

@@ -181,15 +181,20 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
 
 /* ---- trio.run ---- */
 
+/* Arguments are checked before anything is marked running: a bad one
+** leaves no half-started run behind. */
 static void run_begin(lua_State *L, ta_engine *E, int clockidx) {
+  ta_clock *clock = NULL;
+  if (!lua_isnoneornil(L, clockidx)) clock = (ta_clock *)luaL_checkudata(L, clockidx, TA_CLOCK_MT);
   E->running = 1;
   E->main = NULL;
   E->main_done = E->main_ok = 0;
   E->ki_pending = 0;
+  E->soon_closed = 0;
   memset(&E->root, 0, sizeof E->root);
   E->root.deadline = HUGE_VAL;
-  if (!lua_isnoneornil(L, clockidx)) {
-    E->clock = (ta_clock *)luaL_checkudata(L, clockidx, TA_CLOCK_MT);
+  if (clock != NULL) {
+    E->clock = clock;
     lua_pushvalue(L, clockidx);
     E->clock_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -204,6 +209,12 @@ static void run_end(lua_State *L, ta_engine *E) {
   E->running = 0;
   E->main = NULL;
   E->ki_pending = 0;
+  if (E->nsoon > 0) { /* queued by the last callbacks: they belong to this run */
+    luaL_unref(L, LUA_REGISTRYINDEX, E->soon_ref);
+    lua_newtable(L);
+    E->soon_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    E->nsoon = 0;
+  }
 }
 
 /* Starts a run: the function at fnidx with the arguments of the table at
@@ -242,6 +253,25 @@ void ta_run_step(lua_State *L, ta_engine *E, double max_wait) {
 ** and returns how many values it pushed. */
 int ta_run_finish(lua_State *L, ta_engine *E) {
   int status;
+  /* As Trio: the callbacks queued before the end still run, once; any they
+  ** queue now gets RunFinishedError. */
+  E->soon_closed = 1;
+  if (E->nsoon > 0) run_soon_callbacks(L, E);
+  /* A Ctrl-C that came after the main task exited ends the run with
+  ** KeyboardInterrupt all the same (one last poll sees a signal that libuv
+  ** has not dispatched yet). */
+  if (!E->host_loop) {
+    E->in_io_wait = 1;
+    uv_run(E->loop, UV_RUN_NOWAIT);
+    E->in_io_wait = 0;
+  }
+  if (E->ki_pending && E->internal_ref == LUA_NOREF) {
+    E->ki_pending = 0;
+    luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
+    ta_push_error(L, E, "KeyboardInterrupt", "interrupted by Ctrl-C (SIGINT)");
+    E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    E->main_ok = 0;
+  }
   if (ta_hooked(E)) ta_hook(L, E, "after_run", NULL);
   run_end(L, E);
   ta_flush_closes(E);
@@ -276,9 +306,18 @@ int ta_run_finish(lua_State *L, ta_engine *E) {
 int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
   int n, top;
   if (!E->running || !E->guest) return 0;
-  ta_run_step(L, E, max_wait);
+  /* As Trio's guest runs: the step in which the last task exits does not
+  ** end the run; the host runs once more (what it does then, a Ctrl-C
+  ** say, still reaches the run), and the next step ends it without
+  ** waiting. */
+  ta_run_step(L, E, E->guest_ending ? 0 : max_wait);
   if (ta_run_alive(E)) return 1;
+  if (!E->guest_ending) {
+    E->guest_ending = 1;
+    return 1;
+  }
   E->guest = 0;
+  E->guest_ending = 0;
   top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->guest_done_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, E->guest_done_ref);

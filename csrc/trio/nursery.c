@@ -160,10 +160,19 @@ static int l_nursery_add_error(lua_State *L) {
   return 0;
 }
 
-/* Cancellation reaching the waiting parent cancels the children instead. */
+/* Cancellation reaching the waiting parent cancels the children instead.
+** A Ctrl-C for the main task goes into the nursery's errors (as Trio's
+** nursery does), so it comes out when the children are done. */
 static int wait_abort(lua_State *L, ta_task *t) {
   ta_nursery *n = (ta_nursery *)t->wait;
-  ta_status_cancel(L, n->E, &n->scope->st);
+  ta_engine *E = n->E;
+  if (t == E->main && E->ki_pending) {
+    ta_push_cancelled(L, t); /* the KeyboardInterrupt; clears ki_pending */
+    luaL_traceback(L, t->co, NULL, 0);
+    nursery_add_error(L, n, -2, -1);
+    lua_pop(L, 2);
+  }
+  ta_status_cancel(L, E, &n->scope->st);
   return TA_ABORT_FAILED;
 }
 

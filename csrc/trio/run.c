@@ -63,7 +63,8 @@ static int l_spawn_system_task(lua_State *L) {
 static int l_run_sync_soon(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (!E->running) return ta_error(L, "RunFinishedError", "run_sync_soon: the run has finished");
+  if (!E->running || E->soon_closed)
+    return ta_error(L, "RunFinishedError", "run_sync_soon: the run has finished");
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->soon_ref);
   lua_pushvalue(L, 1);
   lua_rawseti(L, -2, ++E->nsoon);

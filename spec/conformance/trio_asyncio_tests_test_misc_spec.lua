@@ -206,8 +206,7 @@ end)
 -- the signal handler cannot kill the test runner.  The signal comes from a
 -- background shell a moment later (os.execute ignores SIGINT while it
 -- waits for its child, so a direct `kill` would be lost).
-pending(F .. "test_keyboard_interrupt_teardown [bug: SIGINT while the main task waits "
-  .. "at the end of a nursery is lost: trio.run returns normally, no KeyboardInterrupt]", function()
+it(F .. "test_keyboard_interrupt_teardown", function()
   H.isolated(10, function()
     local trio, asyncio, ta = require "trio", require "asyncio", require "trio_asyncio"
     local asyncio_loop_closed = trio.Event()

@@ -921,8 +921,7 @@ describe("Trio test_run.py", function()
     assert.is_true(#record >= 2)
   end)
 
-  pending(P .. "test_TrioToken_run_sync_soon_after_main_crash [bug: run_sync_soon callbacks queued "
-    .. "just before the main task exits are not run in this run (they run in the next one)]", function()
+  it(P .. "test_TrioToken_run_sync_soon_after_main_crash", function()
     local record = {}
     H.raises(function(e) return ValueError:is(e) and e.message == "error text" end, H.run, function()
       local token = lowlevel.current_trio_token()
@@ -959,9 +958,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_TrioToken_run_sync_soon_starvation_resistance [bug: when the main task exits, "
-    .. "queued run_sync_soon callbacks are dropped instead of run until RunFinishedError (they "
-    .. "carry over into the next trio.run, where this one requeues itself forever)]", function()
+  it(P .. "test_TrioToken_run_sync_soon_starvation_resistance", function()
     -- callbacks queueing callbacks cannot starve the tasks
     local token
     local record = {}
@@ -1868,8 +1865,7 @@ describe("Trio issue #11", function()
     assert.is_true(trio.Cancelled:is(got), tostring(got))
   end)
 
-  pending("run_sync_soon callbacks queued as the main task exits run in that run, not the next "
-    .. "[bug: they run at the start of the next trio.run]", function()
+  it("run_sync_soon callbacks queued as the main task exits run in that run, not the next", function()
     local record = {}
     H.run(function()
       lowlevel.current_trio_token():run_sync_soon(function() record[#record + 1] = "first run" end)
@@ -1879,8 +1875,7 @@ describe("Trio issue #11", function()
     assert.same({ "first run" }, record)
   end)
 
-  pending("Ctrl-C while the main task waits at the end of a nursery raises KeyboardInterrupt "
-    .. "[bug: the SIGINT is lost and trio.run returns normally]", function()
+  it("Ctrl-C while the main task waits at the end of a nursery raises KeyboardInterrupt", function()
     local out = H.run_script([[
 local ok, e = pcall(trio.run, function()
   trio.open_nursery(function(n)
