@@ -198,6 +198,8 @@ const char *ta_task_name(lua_State *L, ta_task *t);
 const char *ta_flavor_name(int flavor);
 int ta_task_field(lua_State *L, ta_task *t, int idx, const char *k);
 int ta_own_chunk(const char *src);
+void ta_ctx_capture(lua_State *L, ta_engine *E);
+void ta_ctx_release(lua_State *L, ta_engine *E);
 void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm);
 int ta_open_task(lua_State *L);
 
@@ -273,6 +275,7 @@ struct ta_engine {
   int hook_ref;             /* instrument dispatcher, LUA_NOREF when none */
   int errfactory_ref;       /* Lua function(class, message, traceback) */
   int soon_ref;             /* queue of run_sync_soon callbacks */
+  int run_ctx_ref;          /* the context the run started in, or LUA_NOREF */
   int nsoon;
   int soon_closed;          /* the run is ending: run_sync_soon raises RunFinishedError */
   int ki_pending;

@@ -191,6 +191,7 @@ static void run_begin(lua_State *L, ta_engine *E, int clockidx) {
   E->main_done = E->main_ok = 0;
   E->ki_pending = 0;
   E->soon_closed = 0;
+  ta_ctx_capture(L, E);
   memset(&E->root, 0, sizeof E->root);
   E->root.deadline = HUGE_VAL;
   if (clock != NULL) {
@@ -209,6 +210,7 @@ static void run_end(lua_State *L, ta_engine *E) {
   E->running = 0;
   E->main = NULL;
   E->ki_pending = 0;
+  ta_ctx_release(L, E);
   if (E->nsoon > 0) { /* queued by the last callbacks: they belong to this run */
     luaL_unref(L, LUA_REGISTRYINDEX, E->soon_ref);
     lua_newtable(L);

@@ -219,6 +219,11 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
     lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
     t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     parent->ctx_owned = 0; /* shared now: the spawner copies on its next write */
+  } else if (parent == NULL && E->run_ctx_ref != LUA_NOREF) {
+    /* the main task, system tasks, tasks started from callbacks: the
+    ** context the run started in (shared, copied on write) */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
+    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_pushvalue(L, fnidx); /* the copy at the thread's base: see push_thread_function */
   lua_pushvalue(L, fnidx);
@@ -594,6 +599,31 @@ static int ctx_table(lua_State *L, int for_write) {
     t->ctx_owned = 1;
   }
   return lua_istable(L, -1);
+}
+
+/* The run starts in a copy of the context outside any task (what
+** ContextVar:set did before trio.run); released when the run ends. */
+void ta_ctx_capture(lua_State *L, ta_engine *E) {
+  luaL_unref(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
+  E->run_ctx_ref = LUA_NOREF;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "trio_asyncio.context") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  E->run_ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pop(L, 1);
+}
+
+void ta_ctx_release(lua_State *L, ta_engine *E) {
+  luaL_unref(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
+  E->run_ctx_ref = LUA_NOREF;
 }
 
 /* ctx_get(key) -> stored value (nil when unset) */

@@ -20,6 +20,7 @@
 typedef struct chan {
   lua_Integer max;       /* buffer size; LUA_MAXINTEGER for math.huge */
   int rcap, rhead, rcount; /* ring in the state's user value */
+  int rpeak;             /* most values ever buffered at once */
   ta_lot senders, receivers;
   int open_send, open_recv;
 } chan;
@@ -48,7 +49,7 @@ static void ring_push(lua_State *L, chan *c, int st) {
   }
   lua_rotate(L, -2, 1); /* value on top */
   lua_rawseti(L, -2, (c->rhead + c->rcount) % c->rcap + 1);
-  c->rcount++;
+  if (++c->rcount > c->rpeak) c->rpeak = c->rcount;
   lua_pop(L, 1);
 }
 
@@ -286,9 +287,11 @@ static int l_recv_clone(lua_State *L) { return clone_ep(L, RECV_MT, 0); }
 
 static int statistics(lua_State *L, endpoint *ep) {
   chan *c = ep->c;
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
   lua_pushinteger(L, c->rcount);
   lua_setfield(L, -2, "current_buffer_used");
+  lua_pushinteger(L, c->rpeak);
+  lua_setfield(L, -2, "peak_buffer_used");
   if (c->max == LUA_MAXINTEGER) lua_pushnumber(L, HUGE_VAL);
   else lua_pushinteger(L, c->max);
   lua_setfield(L, -2, "max_buffer_size");

@@ -53,8 +53,8 @@ static int l_spawn_system_task(lua_State *L) {
   ta_task *t;
   if (!E->running) return luaL_error(L, "spawn_system_task: no trio run is active");
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  t = ta_spawn(L, E, 1, lua_gettop(L) - 1, TA_TRIO, &ta_trio_task_kind, &E->root,
-               E->current && E->current->co == L ? E->current : NULL);
+  /* as Trio: it starts in the context the run started in, not its spawner's */
+  t = ta_spawn(L, E, 1, lua_gettop(L) - 1, TA_TRIO, &ta_trio_task_kind, &E->root, NULL);
   t->system = 1;
   return 1;
 }

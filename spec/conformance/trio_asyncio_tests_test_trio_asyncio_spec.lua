@@ -171,13 +171,7 @@ end)
 for _, body_raises in ipairs { false, true } do
   for _, shield in ipairs { false, true } do
     local id = ("test_cancel_loop_with_tasks[%s-%s]"):format(H.py(body_raises), H.py(shield))
-    local test = it
-    if body_raises and not shield then
-      test = pending
-      id = id .. " [bug: a cancel scope that strips Cancelled from an ExceptionGroup that "
-        .. "still holds other errors does not set cancelled_caught (lua/trio.lua scope_finish)]"
-    end
-    test(F .. id, function()
+    it(F .. id, function()
       H.run_autojump(function()
         local record = {}
         local start = trio.current_time()

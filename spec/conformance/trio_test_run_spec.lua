@@ -1504,8 +1504,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_contextvar_support [bug: the main task of trio.run does not start with the "
-    .. "caller's context: a ContextVar set outside the run has no value inside]", function()
+  it(P .. "test_contextvar_support", function()
     local var = trio.ContextVar("test")
     local token = var:set("before")
     assert.equal("before", var:get())
@@ -1536,8 +1535,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_system_task_contexts [bug: a system task starts with its spawner's context "
-    .. "instead of the context the run started in]", function()
+  it(P .. "test_system_task_contexts", function()
     local cvar = trio.ContextVar("qwilfish")
     local token = cvar:set("water")
     local ok, e = pcall(H.run, function()
