@@ -460,6 +460,8 @@ local lowlevel = {
   reschedule = core.reschedule,
   Abort = { SUCCEEDED = "SUCCEEDED", FAILED = "FAILED" },
   ParkingLot = core.ParkingLot,
+  add_parking_lot_breaker = core.add_parking_lot_breaker,
+  remove_parking_lot_breaker = core.remove_parking_lot_breaker,
   wait_readable = core.wait_readable,
   wait_writable = core.wait_writable,
   notify_closing = core.notify_closing,

@@ -417,6 +417,7 @@ local TrioToken = {}
 function TrioToken:run_sync_soon(fn, ...) end
 
 ---@class trio.lowlevel.ParkingLot
+---@field broken_by trio.lowlevel.Task[] the tasks that broke it
 local ParkingLot = {}
 ---@async
 ---@return any
@@ -426,6 +427,9 @@ function ParkingLot:park() end
 function ParkingLot:unpark(count) end
 ---@return trio.lowlevel.Task[]
 function ParkingLot:unpark_all() end
+---Breaks the lot on behalf of `task` (default: the current task): waiters and later parks get BrokenResourceError.
+---@param task? trio.lowlevel.Task
+function ParkingLot:break_lot(task) end
 ---@param new_lot trio.lowlevel.ParkingLot
 ---@param count? integer
 function ParkingLot:repark(new_lot, count) end
@@ -436,6 +440,14 @@ function ParkingLot:statistics() end
 
 ---@return trio.lowlevel.ParkingLot
 function lowlevel.ParkingLot() end
+---When `task` exits, it breaks `lot`.
+---@param task trio.lowlevel.Task
+---@param lot trio.lowlevel.ParkingLot
+function lowlevel.add_parking_lot_breaker(task, lot) end
+---Removes one registration of `task` as a breaker of `lot`.
+---@param task trio.lowlevel.Task
+---@param lot trio.lowlevel.ParkingLot
+function lowlevel.remove_parking_lot_breaker(task, lot) end
 
 ---@param opts {fn: async fun(...): ..., args?: any[], clock?: trio.testing.MockClock, instruments?: table[]}
 ---@return any ...

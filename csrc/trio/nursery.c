@@ -72,7 +72,14 @@ static void link_child(ta_nursery *n, ta_task *t) {
 static void trio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   ta_nursery *n = (ta_nursery *)t->owner;
   (void)nres;
-  if (n == NULL) return; /* a system task */
+  if (n == NULL) { /* a system task */
+    if (t->lot_breaker) {
+      ta_push_task(L, t);
+      ta_break_lots_of(L, t);
+      lua_pop(L, 1);
+    }
+    return;
+  }
   if (!ok) {
     if (lua_type(L, -1) == LUA_TTABLE) {
       lua_pushliteral(L, "traceback");
@@ -84,6 +91,7 @@ static void trio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     lua_pop(L, 1);
   }
   ta_push_task(L, t);
+  if (t->lot_breaker) ta_break_lots_of(L, t);
   ta_push_nursery(L, n);
   lua_setiuservalue(L, -2, TA_UV_PARENT);
   lua_pop(L, 1);

@@ -43,6 +43,7 @@ struct ta_nursery {
 extern const ta_task_kind ta_trio_task_kind;
 
 void ta_push_nursery(lua_State *L, ta_nursery *n);
+void ta_break_lots_of(lua_State *L, ta_task *t);
 
 int ta_open_scope(lua_State *L);
 int ta_open_nursery(lua_State *L);

@@ -70,13 +70,22 @@ end
 M.Lock = function() return new_lock(Lock) end
 
 -- A lock whose owner exited without releasing it can never be acquired
--- again: say so (Trio raises BrokenResourceError there too).  Waiters that
--- were already parked when the owner exited are not woken: that needs the
--- engine to tell the lock about the exit (Trio's parking-lot breakers).
+-- again: say so (Trio raises BrokenResourceError there too).  Its owner is
+-- a breaker of its parking lot, so the waiters parked when the owner exits
+-- get the same error (Trio's parking-lot breakers).
+local function owner_lost(owner)
+  return errors.BrokenResourceError("Owner of this lock exited without releasing: " .. tostring(owner))
+end
+
+local function set_owner(self, task)
+  self._owner = task
+  if task ~= nil then core.add_parking_lot_breaker(task, self._lot) end
+end
+
 local function check_owner_alive(self)
   local owner = self._owner
   if owner ~= nil and owner.done then
-    error(errors.BrokenResourceError("Owner of this lock exited without releasing: " .. tostring(owner)), 0)
+    error(owner_lost(owner), 0)
   end
 end
 
@@ -87,7 +96,7 @@ local function lock_try(self, fname)
   end
   check_owner_alive(self)
   if self._owner == nil and #self._lot == 0 then
-    self._owner = task
+    set_owner(self, task)
     return true
   end
   return false
@@ -104,7 +113,12 @@ function Lock:acquire()
   if lock_try(self, "Lock:acquire") then
     cancel_shielded_checkpoint()
   else
-    self._lot:park() -- release() made us the owner before waking us
+    -- release() made us the owner before waking us
+    local ok, e = pcall(self._lot.park, self._lot)
+    if not ok then
+      if errors.BrokenResourceError:is(e) then error(owner_lost(self._owner), 0) end
+      error(e, 0)
+    end
   end
 end
 
@@ -112,8 +126,9 @@ function Lock:release()
   if self._owner ~= current_task() then
     error(errors.RuntimeError("Lock:release: can't release a Lock you don't own"), 0)
   end
+  core.remove_parking_lot_breaker(self._owner, self._lot)
   local woken = self._lot:unpark()
-  self._owner = woken[1]
+  set_owner(self, woken[1])
 end
 
 function Lock:locked() return self._owner ~= nil end

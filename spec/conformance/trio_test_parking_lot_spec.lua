@@ -186,10 +186,8 @@ describe("Trio test_parking_lot.py", function()
   -- Parking-lot breakers.  The bodies use the API Trio has:
   -- lot:break_lot([task]), lot.broken_by, and
   -- trio.lowlevel.add_parking_lot_breaker / remove_parking_lot_breaker.
-  local BREAKERS = "[feature missing: parking lot breakers (ParkingLot:break_lot, broken_by, "
-    .. "trio.lowlevel.add_parking_lot_breaker / remove_parking_lot_breaker)]"
 
-  pending(P .. "test_parking_lot_breaker_basic " .. BREAKERS, function()
+  it(P .. "test_parking_lot_breaker_basic", function()
     H.run(function()
       local lot = ParkingLot()
       local task = trio.lowlevel.current_task()
@@ -202,7 +200,7 @@ describe("Trio test_parking_lot.py", function()
     end)
   end)
 
-  pending(P .. "test_parking_lot_break_parking_tasks " .. BREAKERS, function()
+  it(P .. "test_parking_lot_break_parking_tasks", function()
     H.run(function()
       local function bad_parker(lot, scope)
         trio.lowlevel.add_parking_lot_breaker(trio.lowlevel.current_task(), lot)
@@ -221,7 +219,7 @@ describe("Trio test_parking_lot.py", function()
     end)
   end)
 
-  pending(P .. "test_parking_lot_breaker_registration " .. BREAKERS, function()
+  it(P .. "test_parking_lot_breaker_registration", function()
     H.run(function()
       local lot = ParkingLot()
       local task = trio.lowlevel.current_task()
@@ -250,7 +248,7 @@ describe("Trio test_parking_lot.py", function()
     end)
   end)
 
-  pending(P .. "test_parking_lot_breaker_rebreak " .. BREAKERS, function()
+  it(P .. "test_parking_lot_breaker_rebreak", function()
     H.run(function()
       local lot = ParkingLot()
       local task = trio.lowlevel.current_task()
@@ -265,7 +263,7 @@ describe("Trio test_parking_lot.py", function()
     end)
   end)
 
-  pending(P .. "test_parking_lot_multiple_breakers_exit " .. BREAKERS, function()
+  it(P .. "test_parking_lot_multiple_breakers_exit", function()
     H.run(function()
       local lot = ParkingLot()
       local t1, t2, t3
@@ -284,7 +282,7 @@ describe("Trio test_parking_lot.py", function()
     end)
   end)
 
-  pending(P .. "test_parking_lot_breaker_register_exited_task " .. BREAKERS, function()
+  it(P .. "test_parking_lot_breaker_register_exited_task", function()
     H.run(function()
       local lot = ParkingLot()
       local child_task
@@ -297,7 +295,7 @@ describe("Trio test_parking_lot.py", function()
     end)
   end)
 
-  pending(P .. "test_parking_lot_break_itself " .. BREAKERS, function()
+  it(P .. "test_parking_lot_break_itself", function()
     H.run(function()
       local function return_me_and_park(lot, task_status)
         task_status:started(trio.lowlevel.current_task())

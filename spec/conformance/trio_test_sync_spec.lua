@@ -596,8 +596,7 @@ describe("Trio test_sync.py", function()
     end)
   end)
 
-  pending(P .. "test_lock_multiple_acquire [bug: a task parked in Lock:acquire when the owner exits "
-    .. "without releasing is never woken (no parking-lot breakers in the engine)]", function()
+  it(P .. "test_lock_multiple_acquire", function()
     H.run(function()
       local lock = trio.Lock()
       H.raises_group(function()
