@@ -485,6 +485,40 @@ local function system_task_body(fn, ...)
   end
 end
 
+--- trio.lowlevel.task_tree() -> the live tasks of the run as a tree:
+-- nodes {name=, flavor=, kind="task", where=, task=, children={...}} (where:
+-- see core.task_where), the root task first, then the system tasks as
+-- children of the root; nil outside a run.
+local function task_node(task)
+  local node = { name = task.name, flavor = task.flavor, kind = "task",
+    where = core.task_where(task), task = task, children = {} }
+  for _, nursery in ipairs(task.child_nurseries) do
+    for _, child in ipairs(nursery.child_tasks) do node.children[#node.children + 1] = task_node(child) end
+  end
+  return node
+end
+
+function lowlevel.task_tree()
+  local root = core.current_root_task()
+  if root == nil then return nil end
+  local tree = task_node(root)
+  for _, t in ipairs(core.system_tasks()) do tree.children[#tree.children + 1] = task_node(t) end
+  return tree
+end
+
+--- trio.lowlevel.dump_tasks([write [, tree]]): prints the task tree, one task a
+-- line ("name [flavor kind] where"), with io.write by default.
+function lowlevel.dump_tasks(write, tree)
+  write = write or io.write
+  tree = tree or lowlevel.task_tree()
+  if tree == nil then write("(no trio run)\n") return end
+  local function walk(node, depth)
+    write(("%s%s [%s %s] %s\n"):format(("  "):rep(depth), node.name, node.flavor, node.kind, node.where))
+    for _, child in ipairs(node.children) do walk(child, depth + 1) end
+  end
+  walk(tree, 0)
+end
+
 --- trio.lowlevel.spawn_system_task(fn, ...): a task of the run itself,
 -- cancelled when the main task has exited; returns the task.
 function lowlevel.spawn_system_task(fn, ...)
@@ -494,7 +528,7 @@ function lowlevel.spawn_system_task(fn, ...)
   local task = core.spawn_system_task(system_task_body, fn, ...)
   local info = debug.getinfo(fn, "S")
   task.name = info.what ~= "C" and ("%s:%d"):format(info.short_src, info.linedefined)
-    or ("task-%d"):format(task.id)
+    or core.function_name(fn) or ("task-%d"):format(task.id)
   return task
 end
 

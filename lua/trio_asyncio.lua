@@ -423,56 +423,40 @@ end
 local function aio_node(t)
   return {
     name = t:get_name(), flavor = "asyncio", kind = "task",
-    where = core.task_where(t), children = {},
+    where = core.task_where(t), task = t, children = {},
   }
 end
 
-local function trio_node(task, loops_by_driver)
-  local node = { name = task.name, flavor = task.flavor, kind = "task",
-    where = core.task_where(task), children = {} }
-  for _, nursery in ipairs(task.child_nurseries) do
-    for _, child in ipairs(nursery.child_tasks) do
-      node.children[#node.children + 1] = trio_node(child, loops_by_driver)
-    end
-  end
-  local loop = loops_by_driver[task]
+-- Hangs each loop (with its Tasks) under the Trio task that drives it.
+local function graft_loops(node, loops_by_driver)
+  for _, child in ipairs(node.children) do graft_loops(child, loops_by_driver) end
+  local loop = loops_by_driver[node.task]
   if loop then
     node.kind = "loop driver"
     local lnode = { name = tostring(loop), flavor = "asyncio", kind = "loop", where = "", children = {} }
     for _, t in ipairs(core.loop_tasks(loop)) do lnode.children[#lnode.children + 1] = aio_node(t) end
     node.children[#node.children + 1] = lnode
   end
-  return node
 end
 
---- task_tree() -> the live tasks of both flavors as one tree: nodes
--- {name=, flavor=, kind=, where=, children={...}}; asyncio tasks appear
--- under the loop that runs them.  nil outside a run.
+--- task_tree() -> the live tasks of both flavors as one tree (the nodes of
+-- trio.lowlevel.task_tree); asyncio tasks appear under the loop that runs
+-- them.  nil outside a run.
 function M.task_tree()
-  local root = core.current_root_task()
-  if root == nil then return nil end
+  local tree = trio.lowlevel.task_tree()
+  if tree == nil then return nil end
   local loops_by_driver = {}
   for _, loop in ipairs(core.live_loops()) do
     local driver = core.loop_driver(loop)
     if driver then loops_by_driver[driver] = loop end
   end
-  local tree = trio_node(root, loops_by_driver)
-  for _, t in ipairs(core.system_tasks()) do
-    tree.children[#tree.children + 1] = trio_node(t, loops_by_driver)
-  end
+  graft_loops(tree, loops_by_driver)
   return tree
 end
 
 --- dump_tasks([write]): print the task tree (to io.write by default).
 function M.dump_tasks(write)
-  write = write or io.write
-  local function walk(node, depth)
-    write(("%s%s [%s %s] %s\n"):format(("  "):rep(depth), node.name, node.flavor, node.kind, node.where))
-    for _, child in ipairs(node.children) do walk(child, depth + 1) end
-  end
-  local tree = M.task_tree()
-  if tree == nil then write("(no trio run)\n") return end
-  walk(tree, 0)
+  trio.lowlevel.dump_tasks(write, M.task_tree())
 end
 
 -- ---------------------------------------------------------------------

@@ -465,6 +465,13 @@ function lowlevel.current_root_task() end
 
 ---@return "trio"|"asyncio"|nil
 function lowlevel.current_flavor() end
+---The live tasks of the run as a tree: {name=, flavor=, kind=, where=, task=, children=}; nil outside a run.
+---@return table?
+function lowlevel.task_tree() end
+---Prints the task tree, one task a line.
+---@param write? fun(s: string)
+---@param tree? table
+function lowlevel.dump_tasks(write, tree) end
 
 ---@async
 function lowlevel.checkpoint() end

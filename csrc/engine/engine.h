@@ -199,6 +199,7 @@ const char *ta_task_name(lua_State *L, ta_task *t);
 const char *ta_flavor_name(int flavor);
 int ta_task_field(lua_State *L, ta_task *t, int idx, const char *k);
 int ta_own_chunk(const char *src);
+const char *ta_push_function_name(lua_State *L, int fidx);
 void ta_ctx_capture(lua_State *L, ta_engine *E);
 void ta_ctx_release(lua_State *L, ta_engine *E);
 void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm);

@@ -75,12 +75,55 @@ static const char *task_name_at(lua_State *L, ta_task *t, int idx) {
   lua_pop(L, 1);
   push_task_function(L, t, idx);
   if (lua_type(L, -1) == LUA_TFUNCTION) {
+    const char *global;
+    lua_pushvalue(L, -1);
     lua_getinfo(L, ">S", &ar);
-    if (ar.what[0] != 'C') return lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
-  } else {
+    /* the runtime's own functions and C functions go by their exported
+    ** name (trio.sleep_forever), user functions by their place */
+    if (ar.what[0] != 'C' && !ta_own_chunk(ar.source)) {
+      lua_pop(L, 1);
+      return lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+    }
+    if ((global = ta_push_function_name(L, -1)) != NULL) {
+      lua_remove(L, -2);
+      return global;
+    }
+  }
+  lua_pop(L, 1);
+  return lua_pushfstring(L, "task-%d", (int)t->id);
+}
+
+/* Pushes "module.field" for a function some loaded module exports (as
+** luaL_traceback names C functions) and returns it; NULL, nothing pushed,
+** when none does.  Used for tasks whose body is a C function. */
+const char *ta_push_function_name(lua_State *L, int fidx) {
+  int found = 0;
+  fidx = lua_absindex(L, fidx);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+      /* the public modules' names win over the core module's */
+      int core = strcmp(lua_tostring(L, -2), "trio_asyncio.core") == 0;
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, fidx) && !(core && found)) {
+          lua_pushfstring(L, "%s.%s", lua_tostring(L, -4), lua_tostring(L, -2));
+          if (found) lua_replace(L, -7);
+          else lua_insert(L, -6);
+          found = 1;
+          if (!core) {
+            lua_pop(L, 5);
+            return lua_tostring(L, -1);
+          }
+        }
+        lua_pop(L, 1);
+      }
+    }
     lua_pop(L, 1);
   }
-  return lua_pushfstring(L, "task-%d", (int)t->id);
+  lua_pop(L, 1);
+  return found ? lua_tostring(L, -1) : NULL;
 }
 
 /* A name its kind knows (an asyncio Task's set_name) wins over its
@@ -186,6 +229,25 @@ ta_task *ta_checktask(lua_State *L, int idx) {
   return NULL;
 }
 
+/* A new task gets its spawner's debug hook, so coverage tools and
+** debuggers see task code: the C hook, and the Lua function that
+** debug.sethook keeps for the spawner's thread (ldblib's _HOOKKEY table). */
+static void inherit_hook(lua_State *L, lua_State *co) {
+  lua_sethook(co, lua_gethook(L), lua_gethookmask(L), lua_gethookcount(L));
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "_HOOKKEY") == LUA_TTABLE) {
+    lua_pushthread(L);
+    if (lua_rawget(L, -2) != LUA_TNIL) {
+      lua_pushthread(co);
+      lua_xmove(co, L, 1);
+      lua_insert(L, -2);
+      lua_rawset(L, -3);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
 /* A sleeping task's timer fired: it wakes. */
 void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   (void)L;
@@ -213,6 +275,7 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   t->thread_uv = (unsigned char)thread_uv;
   t->id = ++E->next_id;
   co = lua_newthread(L);
+  if (lua_gethook(L) != NULL) inherit_hook(L, co);
   lua_setiuservalue(L, -2, thread_uv);
   if (!lua_checkstack(co, nargs + 2)) luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
@@ -689,27 +752,59 @@ static int t_guarded_yield(lua_State *L) {
 
 /* task_where(task) -> "what (file:line)" where the task is suspended,
 ** "running", "not started" or "done". */
+/* Frames that say nothing of where a task waits. */
+static int plumbing(const char *name) {
+  return strcmp(name, "pcall") == 0 || strcmp(name, "xpcall") == 0 || strcmp(name, "error") == 0;
+}
+
+/* task_where(task) -> "what (file:line)": the outermost runtime function
+** the task's own code called and the line of that call; "running",
+** "not started" or "done"; "what (waiting)" or "what (runnable)" for a
+** task whose body is a C function. */
 static int t_task_where(lua_State *L) {
   ta_task *t = ta_checktask(L, 1);
   lua_Debug ar;
   const char *what = NULL;
   if (t->co == NULL) return lua_pushliteral(L, "done"), 1;
   if (t->state == TA_RUNNING) return lua_pushliteral(L, "running"), 1;
+  if (!lua_getstack(t->co, 0, &ar))
+    return lua_pushstring(L, t->state == TA_RUNNABLE ? "not started" : "waiting"), 1;
   for (int level = 0; lua_getstack(t->co, level, &ar); level++) {
     lua_getinfo(t->co, "Sln", &ar);
-    if (what == NULL && ar.name != NULL) what = ar.name;
     if (ar.currentline > 0 && !ta_own_chunk(ar.source)) {
       if (what != NULL) lua_pushfstring(L, "%s (%s:%d)", what, ar.short_src, ar.currentline);
       else lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
       return 1;
     }
+    if (ar.name != NULL && !plumbing(ar.name)) {
+      what = ar.name;
+    } else if (ar.name == NULL && ar.what[0] == 'C' && level == 0) {
+      /* called through pcall or by the scheduler: name it by its export */
+      lua_getinfo(t->co, "f", &ar);
+      lua_xmove(t->co, L, 1);
+      what = ta_push_function_name(L, -1);
+      lua_remove(L, what != NULL ? -2 : -1);
+    }
   }
-  lua_pushstring(L, what != NULL ? what : "not started");
+  /* no frame of user code: the body is the runtime's own or a C
+  ** function (n:start_soon(trio.sleep_forever)): say which */
+  push_thread_function(L, t->co);
+  if (ta_push_function_name(L, -1) != NULL) what = lua_tostring(L, -1);
+  else if (what == NULL) what = "?";
+  lua_pushfstring(L, "%s (%s)", what, t->state == TA_RUNNABLE ? "runnable" : "waiting");
   return 1;
+}
+
+/* function_name(fn) -> "module.field" of a function a loaded module
+** exports, or nil. */
+static int t_function_name(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  return ta_push_function_name(L, 1) != NULL;
 }
 
 static const luaL_Reg task_funcs[] = {
   {"task_where", t_task_where},
+  {"function_name", t_function_name},
   {"guarded_yield", t_guarded_yield},
   {"check_aio", t_check_aio},
   {"check_trio", t_check_trio},
