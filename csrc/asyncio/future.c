@@ -137,10 +137,32 @@ static void push_cancelled_error(lua_State *L, ta_future *f, int fidx) {
   lua_remove(L, -2);
 }
 
+/* The CancelledError a cancelled future raises again (result(), await,
+** exception()): the one that ended a Task, which shows the line that was
+** interrupted, else a new one.  Its traceback gains the stack of `co`,
+** where it is raised now (from `level` on), as a Python traceback grows
+** while the exception propagates. */
+static void push_cancelled_again(lua_State *L, ta_future *f, int fidx, lua_State *co, int level) {
+  fidx = lua_absindex(L, fidx);
+  if (push_extra(L, fidx, "cancelled_exc") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    push_cancelled_error(L, f, fidx);
+  }
+  if (!lua_istable(L, -1)) return;
+  lua_getfield(L, -1, "traceback");
+  if (!lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  }
+  luaL_traceback(L, co, "\nraised again:", level);
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "traceback");
+}
+
 /* Pushes the results of a done future, or raises its error. */
 static int push_outcome(lua_State *L, ta_future *f, int fidx) {
   if (f->state == TA_FUT_CANCELLED) {
-    push_cancelled_error(L, f, fidx);
+    push_cancelled_again(L, f, fidx, L, 1);
     return lua_error(L);
   }
   if (f->state == TA_FUT_PENDING)
@@ -362,7 +384,7 @@ static int f_result(lua_State *L) {
 static int f_exception(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   if (f->state == TA_FUT_CANCELLED) {
-    push_cancelled_error(L, f, 1);
+    push_cancelled_again(L, f, 1, L, 1);
     return lua_error(L);
   }
   if (f->state == TA_FUT_PENDING) return ta_error(L, "InvalidStateError", "Exception is not set.");
@@ -649,7 +671,7 @@ static void task_step(lua_State *L, int tidx) {
 static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx) {
   int n = 1;
   if (w->state == TA_FUT_CANCELLED) {
-    push_cancelled_error(L, w, widx);
+    push_cancelled_again(L, w, widx, t->co, 0);
     t->resume_error = 1;
   } else if (w->has_exc) {
     w->retrieved = 1;
@@ -717,6 +739,8 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     lua_xmove(t->co, L, nres);
     settle_results(L, f, fidx, nres);
   } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
+    lua_pushvalue(L, fidx - 1); /* raised again by result() and await */
+    set_extra(L, fidx, "cancelled_exc");
     lua_getfield(L, fidx - 1, "message");
     finish_cancelled(L, f, fidx, lua_gettop(L));
   } else {

@@ -526,14 +526,11 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  local LOST_TRACEBACK = " [bug: the CancelledError of a cancelled Task is made anew at each "
-    .. "result()/exception()/await: it shows neither the interrupted line nor the awaits it crossed]"
-
   --- The line after the one calling this.
   local function next_line() return debug.getinfo(2, "l").currentline + 1 end
   local SPEC = "cpython_test_tasks_spec.lua:"
 
-  pending(T .. "test_cancel_traceback_for_future_result" .. LOST_TRACEBACK, function()
+  it(T .. "test_cancel_traceback_for_future_result", function()
     -- the traceback of result() on a cancelled Task shows the line that was
     -- interrupted, and the await in between
     H.with_loop(function(loop)
@@ -556,7 +553,7 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  pending(T .. "test_cancel_traceback_for_future_exception" .. LOST_TRACEBACK, function()
+  it(T .. "test_cancel_traceback_for_future_exception", function()
     H.with_loop(function(loop)
       local sleep_line, exception_line
       local function nested()
