@@ -111,6 +111,19 @@ local function check_sync(loop, fname)
   end
 end
 
+--- The KeyboardInterrupt inside an error of the driving Trio run (Ctrl-C
+-- comes out of its nursery in a group): asyncio raises it bare.
+local function interrupt_of(err)
+  if trio.KeyboardInterrupt:is(err) then return err end
+  if trio.ExceptionGroup:is(err) then
+    for _, e in ipairs(err.exceptions) do
+      local ki = interrupt_of(e)
+      if ki then return ki end
+    end
+  end
+  return nil
+end
+
 --- Runs a Trio run whose main task drives the loop until `until_done()`
 -- is true or stop() is called; attrs.wake is an Event set whenever that may
 -- have changed.
@@ -129,7 +142,7 @@ local function drive(loop, until_done)
     end)
   end, nil, nil, "trio")
   a.running, a.wake, a.stopping = false, nil, false
-  if status ~= "ok" then error(err, 0) end
+  if status ~= "ok" then error(interrupt_of(err) or err, 0) end
 end
 
 function Loop:run_until_complete(x)

@@ -318,6 +318,22 @@ print("ok=" .. tostring(ok), "ki=" .. tostring(has_ki(e)))
     assert_has(out, "ki=true")
     assert_has(out, "exit=0")
   end)
+
+  it("asyncio.run raises asyncio's KeyboardInterrupt itself, not a group of Trio internals", function()
+    local out = run_script([[
+local asyncio = require "asyncio"
+local ok, e = pcall(asyncio.run, function()
+  interrupt_soon()
+  asyncio.sleep(10)
+  print("NOT INTERRUPTED")
+end)
+print("ok=" .. tostring(ok), "ki=" .. tostring(trio.KeyboardInterrupt:is(e)))
+]])
+    assert_has(out, "ok=false")
+    assert_has(out, "ki=true")
+    assert_has(out, "exit=0")
+    assert.is_nil(out:find("NOT INTERRUPTED", 1, true))
+  end)
 end)
 
 describe("to-be-closed variables in a task's own function", function()
