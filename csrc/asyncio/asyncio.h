@@ -21,6 +21,7 @@ enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
 
 struct ta_loop {
   ta_engine *E;
+  int ref;                  /* its weak id (engine.c): C finds the loop object by it */
   int nready;               /* entries in the ready table */
   ta_heap timers;           /* call_later / call_at handles */
   int ready_idx;            /* stack index of the ready table while timers fire */

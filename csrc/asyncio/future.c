@@ -518,7 +518,7 @@ static int l_aio_sleep(lua_State *L) {
     return lua_gettop(L);
   }
   /* Await a future that a timer completes: [fut, result, handle]. */
-  ta_push_weak(L, t->E, t);
+  ta_push_weak(L, t->E, t->ref);
   lua_getiuservalue(L, -1, FUV_LOOP);
   t->wait = new_future(L, -1, TA_KIND_FUTURE);
   lua_replace(L, 1);
@@ -602,7 +602,8 @@ static int f_gc(lua_State *L) {
       t->E->nunanchored--;
       unlink_task(f->loop, t);
     }
-    ta_weak_forget(L, t->E, t); /* kept after the task ended, for its name */
+    ta_weak_unref(L, t->E, t->ref); /* kept after the task ended, for its name */
+    t->ref = LUA_NOREF;
   }
   return 0;
 }
@@ -610,7 +611,7 @@ static int f_gc(lua_State *L) {
 /* The name of an asyncio Task as Task:get_name() gives it, pushed; NULL
 ** (nothing pushed) for other tasks. */
 static const char *aio_task_name(lua_State *L, ta_task *t) {
-  ta_push_weak(L, t->E, t);
+  ta_push_weak(L, t->E, t->ref);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return NULL;
@@ -725,7 +726,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   ta_future *f = ta_task_future(t);
   ta_engine *E = t->E;
   int fidx;
-  ta_push_weak(L, E, t);
+  ta_push_weak(L, E, t->ref);
   fidx = lua_gettop(L);
   unlink_task(f->loop, t);
   if (ok && f->must_cancel) {
@@ -863,7 +864,7 @@ static int l_current_aio_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = E->current;
   if (t == NULL || t->co != L || !ta_is_aio_task(t)) return 0;
-  ta_push_weak(L, E, t);
+  ta_push_weak(L, E, t->ref);
   return 1;
 }
 
@@ -875,7 +876,7 @@ static int l_loop_tasks(lua_State *L) {
   lua_createtable(L, (int)lp->ntasks, 0);
   while (t != NULL && t->sib_next != NULL) t = t->sib_next;
   for (; t != NULL; t = t->sib_prev) {
-    ta_push_weak(L, t->E, t);
+    ta_push_weak(L, t->E, t->ref);
     if (lua_isnil(L, -1)) lua_pop(L, 1); /* being collected */
     else lua_rawseti(L, -2, ++n);
   }

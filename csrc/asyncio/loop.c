@@ -44,7 +44,7 @@ static ta_loop *checkloop(lua_State *L, int idx) {
 }
 
 static void push_loop(lua_State *L, ta_loop *lp) {
-  ta_push_weak(L, lp->E, lp);
+  ta_push_weak(L, lp->E, lp->ref);
 }
 
 static ta_handle *checkhandle(lua_State *L, int idx) {
@@ -630,6 +630,8 @@ static int loop_gc(lua_State *L) {
   free(lp->fdw);
   lp->fdw = NULL;
   lp->nfdw = 0;
+  ta_weak_unref(L, lp->E, lp->ref);
+  lp->ref = LUA_NOREF;
   return 0;
 }
 
@@ -653,7 +655,7 @@ static int l_loop_new(lua_State *L) {
     lua_setiuservalue(L, -2, uv);
   }
   lua_pushvalue(L, -1);
-  ta_weak_set(L, E, lp);
+  lp->ref = ta_weak_ref(L, E);
   return 1;
 }
 

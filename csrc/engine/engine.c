@@ -135,6 +135,9 @@ static int engine_gc(lua_State *L) {
   }
   free(E->runq);
   free(E->batch);
+  free(E->weak_free);
+  E->weak_free = NULL;
+  E->nweak_free = E->capweak_free = 0;
   ta_heap_free(&E->timers);
   return 0;
 }
@@ -251,29 +254,54 @@ ta_engine *ta_engine_get(lua_State *L) {
 
 /* The weak registry: objects that must stay collectable (an asyncio Task
 ** collected while pending is reported; a loop nobody keeps) but that C
-** must find from a raw pointer.  Keyed by the C address, never by a
-** luaL_ref id: Lua clears a dying object's weak slot before its finalizer
-** runs, so an id could be handed out again while the old owner's __gc is
-** still to come; an address cannot be reused before the memory is freed. */
-void ta_weak_set(lua_State *L, ta_engine *E, const void *key) {
+** must find from a raw pointer.  A weak-valued table indexed by ids the
+** engine hands out itself (array part: cheap to set and for the GC to
+** clear).  An id is free again only once its object's finalizer gave it
+** back: Lua clears a dying object's weak slot before its finalizer runs,
+** so reusing a cleared slot at once (what luaL_ref does, going by the
+** table's border) would give the id to a new object while the old one's
+** __gc was still to come, and that __gc would free the new one's id. */
+int ta_weak_ref(lua_State *L, ta_engine *E) {
+  int id;
+  if (E->nweak_free > 0) {
+    id = E->weak_free[--E->nweak_free];
+  } else {
+    id = ++E->weak_top;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
   lua_insert(L, -2);
-  lua_rawsetp(L, -2, key);
+  lua_rawseti(L, -2, id);
   lua_pop(L, 1);
+  return id;
 }
 
-/* Pushes the object of key (nil once it was collected). */
-void ta_push_weak(lua_State *L, ta_engine *E, const void *key) {
+/* Pushes the object of id (nil once it was collected, or for LUA_NOREF). */
+void ta_push_weak(lua_State *L, ta_engine *E, int id) {
+  if (id <= 0) {
+    lua_pushnil(L);
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
-  lua_rawgetp(L, -1, key);
+  lua_rawgeti(L, -1, id);
   lua_remove(L, -2);
 }
 
-void ta_weak_forget(lua_State *L, ta_engine *E, const void *key) {
+/* Gives id back: only from its object's finalizer (or once the object is
+** known to be unreachable otherwise). */
+void ta_weak_unref(lua_State *L, ta_engine *E, int id) {
+  if (id <= 0 || E->closing) return; /* at lua_close the whole table goes */
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
   lua_pushnil(L);
-  lua_rawsetp(L, -2, key);
+  lua_rawseti(L, -2, id);
   lua_pop(L, 1);
+  if (E->nweak_free == E->capweak_free) {
+    int cap = E->capweak_free ? E->capweak_free * 2 : 64;
+    int *a = (int *)realloc(E->weak_free, (size_t)cap * sizeof *a);
+    if (a == NULL) return; /* the id is lost, not reused: harmless */
+    E->weak_free = a;
+    E->capweak_free = cap;
+  }
+  E->weak_free[E->nweak_free++] = id;
 }
 
 void ta_push_engine(lua_State *L) {

@@ -149,7 +149,7 @@ struct ta_task {
   void *wait;               /* what it is parked on (lot, endpoint, future, ...) */
   ta_task *wait_prev, *wait_next;
   ta_timer timer;           /* sleeps */
-  int ref;                  /* registry ref anchoring an anchored task while alive */
+  int ref;                  /* anchored: registry ref while alive; else its weak id */
   int nargs;                /* values pushed on co for the next resume */
   int abort_ref;            /* Lua abort function of wait_task_rescheduled */
   int kbase;                /* stack top when it yielded: resume values lie above */
@@ -168,8 +168,8 @@ struct ta_task {
 #define TA_TASK_MT "trio_asyncio.Task"
 
 /* User values of a task object: its thread while alive, then the function
-** it ran (so that its name stays); its parent object once it has exited
-** (a nursery: parent_nursery stays for the task's whole life). */
+** it ran (so that its name stays); the object its kind calls its parent
+** (a Trio task's nursery: parent_nursery stays for the task's whole life). */
 enum { TA_UV_THREAD = 1, TA_UV_PARENT = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
@@ -295,7 +295,9 @@ struct ta_engine {
   ta_lot blocked_waiters;   /* wait_all_tasks_blocked */
   uint32_t next_id;
   int internal_ref;         /* first error of a system task or callback */
-  int weak_ref;             /* weak-valued table: objects by their C address */
+  int weak_ref;             /* weak-valued table: objects by their weak id... */
+  int weak_top;             /* ...the highest id handed out... */
+  int *weak_free, nweak_free, capweak_free; /* ...and the ids given back by finalizers */
   int guest;                /* the run is a guest run (driven by the host) */
   int guest_ending;         /* its last task exited: the next step ends it */
   lua_State *curL;          /* thread running scheduler or task code now */
@@ -320,9 +322,9 @@ const void *ta_udata_mt(lua_State *L, int idx);
 void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which);
 void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
 void ta_push_engine(lua_State *L);
-void ta_weak_set(lua_State *L, ta_engine *E, const void *key);
-void ta_push_weak(lua_State *L, ta_engine *E, const void *key);
-void ta_weak_forget(lua_State *L, ta_engine *E, const void *key);
+int ta_weak_ref(lua_State *L, ta_engine *E);
+void ta_push_weak(lua_State *L, ta_engine *E, int id);
+void ta_weak_unref(lua_State *L, ta_engine *E, int id);
 void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
 double ta_now(ta_engine *E);

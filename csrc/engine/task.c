@@ -206,7 +206,7 @@ ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
 /* Pushes the task's object: an anchored task while alive (afterwards
 ** nil); one anchored by its holders while that object lives. */
 void ta_push_task(lua_State *L, ta_task *t) {
-  if (!t->kind->anchored) ta_push_weak(L, t->E, t);
+  if (!t->kind->anchored) ta_push_weak(L, t->E, t->ref);
   else lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
 }
 
@@ -297,7 +297,7 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   t->nargs = nargs;
   lua_pushvalue(L, -1);
   if (!kind->anchored) {
-    ta_weak_set(L, E, t);
+    t->ref = ta_weak_ref(L, E);
     E->nunanchored++;
   } else {
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -476,7 +476,12 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
   ** coroutine and what it held become collectable even if someone keeps
   ** the task object. */
   ta_push_task(L, t);
-  push_thread_function(L, co);
+  if (ok) { /* finished: its frames are gone, the copy at the base stays */
+    lua_pushvalue(co, 1);
+    lua_xmove(co, L, 1);
+  } else {
+    push_thread_function(L, co);
+  }
   lua_setiuservalue(L, -2, t->thread_uv);
   lua_pop(L, 1);
   /* A coroutine that died with an error keeps its pending to-be-closed

@@ -67,8 +67,7 @@ static void link_child(ta_nursery *n, ta_task *t) {
 /* ---- the kind of Trio tasks ---- */
 
 /* A child exited: its error (on top of L, left there) goes to the nursery
-** with its traceback; the task object keeps its nursery (parent_nursery
-** stays for the task's whole life, as in Trio). */
+** with its traceback; it breaks the parking lots it was registered for. */
 static void trio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   ta_nursery *n = (ta_nursery *)t->owner;
   (void)nres;
@@ -90,19 +89,18 @@ static void trio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     nursery_add_error(L, n, -2, -1);
     lua_pop(L, 1);
   }
-  ta_push_task(L, t);
-  if (t->lot_breaker) ta_break_lots_of(L, t);
-  ta_push_nursery(L, n);
-  lua_setiuservalue(L, -2, TA_UV_PARENT);
-  lua_pop(L, 1);
+  if (t->lot_breaker) {
+    ta_push_task(L, t);
+    ta_break_lots_of(L, t);
+    lua_pop(L, 1);
+  }
   unlink_child(n, t);
 }
 
 /* parent_nursery, eventual_parent_nursery and child_nurseries */
 static int trio_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   if (strcmp(k, "parent_nursery") == 0) {
-    if (t->owner != NULL) ta_push_nursery(L, (ta_nursery *)t->owner);
-    else lua_getiuservalue(L, idx, TA_UV_PARENT);
+    lua_getiuservalue(L, idx, TA_UV_PARENT);
   } else if (strcmp(k, "eventual_parent_nursery") == 0) {
     ta_nursery *n = (ta_nursery *)t->owner;
     if (n != NULL && n->target != NULL && !n->target->closed) ta_push_nursery(L, n->target);
@@ -213,6 +211,8 @@ static int l_nursery_close(lua_State *L) {
   return 3;
 }
 
+/* The nursery is at index 1; the new task keeps it as its parent_nursery
+** (a user value: it stays after the task exits, as in Trio). */
 static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
   ta_engine *E = n->E;
   ta_task *parent = E->current;
@@ -221,6 +221,8 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
   ta_check_callable(L, fnidx);
   link_child(n, ta_spawn(L, E, fnidx, lua_gettop(L) - fnidx, flavor, &ta_trio_task_kind,
                          &n->scope->st, parent && parent->co == L ? parent : NULL));
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, TA_UV_PARENT);
 }
 
 /* nursery:start_soon(fn, ...) */
@@ -257,6 +259,9 @@ static int l_nursery_reparent(lua_State *L) {
   }
   unlink_child(from, t);
   link_child(to, t);
+  ta_push_task(L, t);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, TA_UV_PARENT);
   return 0;
 }
 
