@@ -62,7 +62,10 @@ describe("README.md", function()
 
   if not os.getenv("TA_INSTALLED") then
     it("make env lets lua5.4 run a script from another directory", function()
-      local out = sh([[eval "$(make -s env)" && cd /tmp && lua5.4 -e 'print(require("trio").run(function() return "ran" end))']])
+      -- the build under test (build-asan under make sanitize)
+      local build = os.getenv("TA_BUILD") or "build"
+      local out = sh([[eval "$(make -s env BUILD=]] .. build
+        .. [[)" && cd /tmp && lua5.4 -e 'print(require("trio").run(function() return "ran" end))']])
       assert_has(out, "ran\nexit=0")
     end)
   end
