@@ -1194,37 +1194,44 @@ static const luaL_Reg future_funcs[] = {
   {NULL, NULL}
 };
 
-/* Makes the metatable `name` (cached as `which`) with the __index on top
-** (popped), __tostring and, if with_gc, the finalizer. */
-static void future_mt(lua_State *L, ta_engine *E, const char *name, int which, int with_gc) {
-  luaL_newmetatable(L, name);
-  lua_insert(L, -2);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, f_tostring);
-  lua_setfield(L, -2, "__tostring");
-  if (with_gc) {
-    lua_pushcfunction(L, f_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  ta_cache_metatable(L, E, which);
-  lua_pop(L, 1);
-}
+static const luaL_Reg future_meta[] = {
+  {"__tostring", f_tostring},
+  {NULL, NULL}
+};
 
+/* A future holding an error, and a Task, are finalized (an error never
+** retrieved, a Task collected while pending are reported). */
+static const luaL_Reg finalized_meta[] = {
+  {"__tostring", f_tostring},
+  {"__gc", f_gc},
+  {NULL, NULL}
+};
+
+/* Three classes: Future, FutureWithError (a Future that now holds an
+** error: the same methods, plus a finalizer) and Task, whose __index
+** serves the Future and Task methods, then the fields of its engine task. */
 int ta_open_future(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
-  lua_newtable(L); /* the methods of Futures */
-  lua_pushvalue(L, -2);
+  ta_newclass(L, FUTURE_MT, future_meta, future_methods, "__index");
+  ta_cache_metatable(L, E, TA_MT_FUTURE);
+  lua_pop(L, 1);
+  ta_newclass(L, FUTURE_EXC_MT, finalized_meta, NULL, NULL);
+  luaL_getmetatable(L, FUTURE_MT);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "__index"); /* shared: methods Lua adds reach both */
+  lua_pop(L, 1);
+  ta_cache_metatable(L, E, TA_MT_FUTURE_EXC);
+  lua_pop(L, 1);
+  ta_newclass(L, ATASK_MT, finalized_meta, NULL, NULL);
+  lua_newtable(L);
+  lua_pushvalue(L, -3); /* engine */
   luaL_setfuncs(L, future_methods, 1);
-  lua_pushvalue(L, -1);
-  future_mt(L, E, FUTURE_MT, TA_MT_FUTURE, 0);
-  future_mt(L, E, FUTURE_EXC_MT, TA_MT_FUTURE_EXC, 1);
-  lua_newtable(L); /* ... and of Tasks, looked up by t_index */
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, future_methods, 1);
-  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -3);
   luaL_setfuncs(L, task_methods, 1);
   lua_pushcclosure(L, t_index, 1);
-  future_mt(L, E, ATASK_MT, TA_MT_AIOTASK, 1);
+  lua_setfield(L, -2, "__index");
+  ta_cache_metatable(L, E, TA_MT_AIOTASK);
+  lua_pop(L, 1);
   ta_task_class(E, TA_MT_AIOTASK, offsetof(ta_aiotask, t));
   ta_register(L, future_funcs);
   return 0;

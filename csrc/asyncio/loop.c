@@ -748,31 +748,31 @@ static const luaL_Reg loop_funcs[] = {
   {NULL, NULL}
 };
 
+static const luaL_Reg handle_meta[] = {
+  {"__tostring", handle_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg handle_methods[] = {
+  {"cancel", handle_cancel},
+  {"cancelled", handle_cancelled},
+  {"when", handle_when},
+  {NULL, NULL}
+};
+
+static const luaL_Reg loop_meta[] = {
+  {"__gc", loop_gc},
+  {"__tostring", loop_tostring},
+  {NULL, NULL}
+};
+
 int ta_open_loop(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
-  luaL_newmetatable(L, HANDLE_MT);
+  ta_newclass(L, HANDLE_MT, handle_meta, handle_methods, "__index");
   ta_cache_metatable(L, E, TA_MT_HANDLE);
-  lua_createtable(L, 0, 3);
-  lua_pushcfunction(L, handle_cancel);
-  lua_setfield(L, -2, "cancel");
-  lua_pushcfunction(L, handle_cancelled);
-  lua_setfield(L, -2, "cancelled");
-  lua_pushcfunction(L, handle_when);
-  lua_setfield(L, -2, "when");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, handle_tostring);
-  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  luaL_newmetatable(L, LOOP_MT);
+  ta_newclass(L, LOOP_MT, loop_meta, loop_methods, "__index");
   ta_cache_metatable(L, E, TA_MT_LOOP);
-  lua_newtable(L);
-  lua_pushvalue(L, -3); /* engine */
-  luaL_setfuncs(L, loop_methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, loop_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, loop_tostring);
-  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   ta_register(L, loop_funcs);
   return 0;

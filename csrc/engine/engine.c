@@ -323,7 +323,7 @@ void ta_register(lua_State *L, const luaL_Reg *funcs) {
 ** `methods_field` ("__index" when lookups go straight to it, "__methods"
 ** when an __index function serves fields first).  Every function gets the
 ** engine as upvalue 1.  Expects the engine on top; leaves the metatable
-** above it. */
+** above it (pop it before making the next class). */
 void ta_newclass(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods,
                  const char *methods_field) {
   int engine = lua_gettop(L);

@@ -337,26 +337,28 @@ static const luaL_Reg recv_methods[] = {
   {NULL, NULL}
 };
 
-static void endpoint_mt(lua_State *L, const char *name, const luaL_Reg *methods,
-                        lua_CFunction close, lua_CFunction tostr) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  lua_pushvalue(L, -3); /* engine */
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, tostr);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
-}
+static const luaL_Reg send_meta[] = {
+  {"__close", send_close},
+  {"__tostring", send_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg recv_meta[] = {
+  {"__close", recv_close},
+  {"__tostring", recv_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg no_meta[] = {{NULL, NULL}};
 
 int ta_open_channel(lua_State *L) {
   static const luaL_Reg funcs[] = {{"open_memory_channel", l_open_memory_channel}, {NULL, NULL}};
-  luaL_newmetatable(L, STATE_MT);
+  ta_newclass(L, STATE_MT, no_meta, NULL, NULL);
   lua_pop(L, 1);
-  endpoint_mt(L, SEND_MT, send_methods, send_close, send_tostring);
-  endpoint_mt(L, RECV_MT, recv_methods, recv_close, recv_tostring);
+  ta_newclass(L, SEND_MT, send_meta, send_methods, "__index");
+  lua_pop(L, 1);
+  ta_newclass(L, RECV_MT, recv_meta, recv_methods, "__index");
+  lua_pop(L, 1);
   ta_register(L, funcs);
   return 0;
 }

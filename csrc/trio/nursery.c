@@ -306,20 +306,24 @@ static const luaL_Reg nursery_funcs[] = {
   {NULL, NULL}
 };
 
-/* Methods live in a table that is the upvalue of __index (Lua adds more,
-** like start, to it); start_soon is C for speed. */
+static const luaL_Reg nursery_meta[] = {
+  {"__tostring", nursery_tostring},
+  {NULL, NULL}
+};
+
+/* start_soon is C for speed; Lua adds more methods (start) */
+static const luaL_Reg nursery_methods[] = {
+  {"start_soon", l_start_soon},
+  {NULL, NULL}
+};
+
+/* __index finds the methods first, through its upvalue (the hot path of
+** nursery:start_soon), then the fields. */
 int ta_open_nursery(lua_State *L) {
-  luaL_newmetatable(L, NURSERY_MT);
-  lua_newtable(L);
-  lua_pushvalue(L, -3); /* engine */
-  lua_pushcclosure(L, l_start_soon, 1);
-  lua_setfield(L, -2, "start_soon");
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "__methods");
+  ta_newclass(L, NURSERY_MT, nursery_meta, nursery_methods, "__methods");
+  lua_getfield(L, -1, "__methods");
   lua_pushcclosure(L, nursery_index, 1);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, nursery_tostring);
-  lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   ta_register(L, nursery_funcs);
   return 0;
