@@ -41,7 +41,8 @@ local argerror, is_callable = errors.argerror, errors.is_callable
 -- the loop
 local Loop = core.metatable("trio_asyncio.Loop").__index
 
-local attrs = require "asyncio.loop_state"
+local loop_state = require "asyncio.loop_state"
+local attrs = loop_state.of
 
 function Loop:create_future()
   if self:is_closed() then error(errors.RuntimeError("create_future: Event loop is closed"), 2) end
@@ -214,7 +215,7 @@ function asyncio.get_running_loop()
 end
 
 function asyncio.new_event_loop()
-  return core.loop_new()
+  return loop_state.new_loop()
 end
 
 function asyncio.get_event_loop()

@@ -185,21 +185,6 @@ function Scope.run(scope, fn, ...)
   return scope_finish(scope, pcall(fn, ...))
 end
 
--- cancel_called of a scope that is active or not entered yet is true as
--- soon as its deadline has passed (the read cancels it, as in Trio), even
--- before the deadline timer could fire.
-local scope_index = ScopeMT.__index
-ScopeMT.__index = function(scope, k)
-  local v = scope_index(scope, k)
-  if k == "cancel_called" and not v and core.is_running()
-      and scope_index(scope, "deadline") <= core.current_time()
-      and not tostring(scope):find("^CancelScope %(exited") then
-    Scope.cancel(scope)
-    return true
-  end
-  return v
-end
-
 --- trio.CancelScope{deadline=, shield=}
 function trio.CancelScope(opts)
   opts = opts or {}

@@ -15,7 +15,8 @@ local trio = require "trio"
 local asyncio = require "asyncio"
 
 local pack, unpack = table.pack, table.unpack
-local attrs = require "asyncio.loop_state"
+local loop_state = require "asyncio.loop_state"
+local attrs = loop_state.of
 local current_loop_var = asyncio._current_loop_var
 local Loop = core.metatable("trio_asyncio.Loop").__index
 
@@ -344,7 +345,7 @@ end
 function M.open_loop(fn)
   core.check_trio("trio_asyncio.open_loop")
   if not is_callable(fn) then argerror(1, "open_loop", "function expected") end
-  local loop = core.loop_new()
+  local loop = loop_state.new_loop()
   local a = attrs(loop)
   a.bridged, a.running = true, true
   a.default_handler_hook = raise_from_loop
@@ -519,7 +520,7 @@ local function close_sync(loop)
 end
 
 function M.new_event_loop()
-  local loop = core.loop_new()
+  local loop = loop_state.new_loop()
   local a = attrs(loop)
   a.drive, a.on_close = drive_sync, close_sync
   return loop

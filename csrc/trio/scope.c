@@ -101,7 +101,16 @@ static int scope_index(lua_State *L) {
   const char *k = luaL_checkstring(L, 2);
   if (strcmp(k, "deadline") == 0) lua_pushnumber(L, sc->st.deadline);
   else if (strcmp(k, "shield") == 0) lua_pushboolean(L, sc->st.shield);
-  else if (strcmp(k, "cancel_called") == 0) lua_pushboolean(L, sc->st.cancel_called);
+  else if (strcmp(k, "cancel_called") == 0) {
+    /* as Trio: once the deadline has passed, an active or unentered scope
+    ** is cancelled when asked, before its timer could fire */
+    if (!sc->st.cancel_called && sc->state != 2 && sc->E->running &&
+        sc->st.deadline <= ta_now(sc->E)) {
+      if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st);
+      else sc->st.cancel_called = 1;
+    }
+    lua_pushboolean(L, sc->st.cancel_called);
+  }
   else if (strcmp(k, "cancelled_caught") == 0) lua_pushboolean(L, sc->cancelled_caught);
   else {
     luaL_getmetafield(L, 1, "__methods");

@@ -44,9 +44,13 @@ local strict = {
   end,
 }
 
---- state(loop) -> the state table of loop.
-return function(loop)
-  local a = core.loop_attrs(loop)
-  if getmetatable(a) == nil then setmetatable(a, strict) end
-  return a
-end
+return {
+  --- new_loop() -> a new loop whose state is strict (every loop is made here).
+  new_loop = function()
+    local loop = core.loop_new()
+    setmetatable(core.loop_attrs(loop), strict)
+    return loop
+  end,
+  --- of(loop) -> the state table of loop (a C function: no cost on hot paths).
+  of = core.loop_attrs,
+}
