@@ -77,18 +77,12 @@ static ta_future *new_future(lua_State *L, int loopidx, int kind) {
 /* A loop lists its pending Tasks (for all_tasks), through their engine
 ** tasks' sibling links. */
 static void link_task(ta_loop *lp, ta_task *t) {
-  t->sib_prev = NULL;
-  t->sib_next = lp->tasks;
-  if (lp->tasks) lp->tasks->sib_prev = t;
-  lp->tasks = t;
+  TA_LIST_PUSH(lp->tasks, t, sib_prev, sib_next);
   lp->ntasks++;
 }
 
 static void unlink_task(ta_loop *lp, ta_task *t) {
-  if (t->sib_prev) t->sib_prev->sib_next = t->sib_next;
-  else lp->tasks = t->sib_next;
-  if (t->sib_next) t->sib_next->sib_prev = t->sib_prev;
-  t->sib_prev = t->sib_next = NULL;
+  TA_LIST_REMOVE(lp->tasks, t, sib_prev, sib_next);
   lp->ntasks--;
 }
 

@@ -73,6 +73,9 @@ typedef int (*ta_abort_fn)(lua_State *L, ta_task *t);
 enum { TA_RUNQ_INITIAL = 256 };
 #define TA_POLL_INTERVAL_NS 1000000u
 
+/* Scheduler batches a run abandoned at lua_close gets to unwind. */
+enum { TA_ABANDON_ROUNDS = 1000 };
+
 /* Largest file descriptor the fd tables accept. */
 #define TA_MAX_FD (1 << 24)
 

@@ -29,7 +29,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
 
 void ta_runq_push(ta_engine *E, ta_task *t) {
   if (E->nrunq == E->caprunq) {
-    size_t cap = E->caprunq ? E->caprunq * 2 : 256;
+    size_t cap = E->caprunq ? E->caprunq * 2 : TA_RUNQ_INITIAL;
     ta_task **q = (ta_task **)realloc(E->runq, cap * sizeof *q);
     if (q == NULL) {
       fputs("trio_asyncio: out of memory growing the run queue\n", stderr);
@@ -121,7 +121,7 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
   if (timeout == 0) {
     /* Skip the syscall while nothing can be ready, but poll at least once a
     ** millisecond so signals and wake-ups are seen under load. */
-    if (E->io_waiters == 0 && now - E->last_poll_ns < 1000000) return;
+    if (E->io_waiters == 0 && now - E->last_poll_ns < TA_POLL_INTERVAL_NS) return;
     E->last_poll_ns = now;
     E->in_io_wait = 1;
     uv_run(E->loop, UV_RUN_NOWAIT);

@@ -16,36 +16,25 @@
 
 void ta_status_link_task(ta_status *s, ta_task *t) {
   t->status = s;
-  t->status_prev = NULL;
-  t->status_next = s->first_task;
-  if (s->first_task) s->first_task->status_prev = t;
-  s->first_task = t;
+  TA_LIST_PUSH(s->first_task, t, status_prev, status_next);
 }
 
 void ta_status_unlink_task(ta_task *t) {
   ta_status *s = t->status;
   if (s == NULL) return;
-  if (t->status_prev) t->status_prev->status_next = t->status_next;
-  else s->first_task = t->status_next;
-  if (t->status_next) t->status_next->status_prev = t->status_prev;
+  TA_LIST_REMOVE(s->first_task, t, status_prev, status_next);
   t->status = NULL;
-  t->status_prev = t->status_next = NULL;
 }
 
 void ta_status_link_child(ta_status *parent, ta_status *s) {
   s->parent = parent;
-  s->prev_sibling = NULL;
-  s->next_sibling = parent->first_child;
-  if (parent->first_child) parent->first_child->prev_sibling = s;
-  parent->first_child = s;
+  TA_LIST_PUSH(parent->first_child, s, prev_sibling, next_sibling);
 }
 
 void ta_status_unlink(ta_status *s) {
   if (s->parent == NULL) return;
-  if (s->prev_sibling) s->prev_sibling->next_sibling = s->next_sibling;
-  else s->parent->first_child = s->next_sibling;
-  if (s->next_sibling) s->next_sibling->prev_sibling = s->prev_sibling;
-  s->parent = s->prev_sibling = s->next_sibling = NULL;
+  TA_LIST_REMOVE(s->parent->first_child, s, prev_sibling, next_sibling);
+  s->parent = NULL;
 }
 
 static int should_be_cancelled(ta_status *s) {
