@@ -258,7 +258,10 @@ typedef struct ta_host_hooks {
 
 /* Metatables of the objects made and checked on hot paths, cached in the
 ** engine so that setting or checking one costs no lookup by name. */
-enum { TA_MT_TASK, TA_MT_FUTURE, TA_MT_FUTURE_EXC, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP, TA_NMT };
+enum {
+  TA_MT_TASK, TA_MT_FUTURE, TA_MT_FUTURE_EXC, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP,
+  TA_MT_SEND_CHANNEL, TA_MT_RECEIVE_CHANNEL, TA_NMT
+};
 
 struct ta_engine {
   lua_State *L;             /* main thread, for closing */

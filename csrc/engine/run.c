@@ -116,12 +116,14 @@ static double wait_timeout(ta_engine *E, double max_wait) {
   return t;
 }
 
+/* The I/O poll.  Under load (timeout 0) it is skipped while nothing can be
+** ready, but done at least every TA_POLL_INTERVAL_NS, by the coarse clock
+** (no hardware clock read per step), so signals and wake-ups are seen. */
 static void io_wait(lua_State *L, ta_engine *E, double timeout) {
-  uint64_t now = uv_hrtime();
+  uint64_t now = ta_coarse_ns();
   if (timeout == 0) {
-    /* Skip the syscall while nothing can be ready, but poll at least once a
-    ** millisecond so signals and wake-ups are seen under load. */
-    if (E->io_waiters == 0 && now - E->last_poll_ns < TA_POLL_INTERVAL_NS) return;
+    if (E->io_waiters == 0 && (int64_t)(now - E->last_poll_ns) < (int64_t)TA_POLL_INTERVAL_NS)
+      return;
     E->last_poll_ns = now;
     E->in_io_wait = 1;
     uv_run(E->loop, UV_RUN_NOWAIT);
@@ -140,13 +142,15 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
   uv_run(E->loop, UV_RUN_ONCE);
   E->in_io_wait = 0;
   uv_timer_stop(E->wake);
-  E->last_poll_ns = uv_hrtime();
+  E->last_poll_ns = ta_coarse_ns();
   if (ta_hooked(E)) hook_io(L, E, "after_io_wait", timeout);
 }
 
 static void fire_timers(lua_State *L, ta_engine *E) {
-  double now = ta_now(E);
+  double now;
   ta_timer *tm;
+  if (E->timers.n == 0) return; /* no clock read needed */
+  now = ta_now(E);
   while ((tm = ta_heap_top(&E->timers)) != NULL && tm->when <= now) {
     ta_heap_remove(&E->timers, tm);
     tm->cb(L, E, tm);

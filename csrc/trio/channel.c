@@ -65,8 +65,10 @@ static void ring_pop(lua_State *L, chan *c, int st) {
 
 /* ---- endpoints ---- */
 
-static endpoint *checkep(lua_State *L, int idx, const char *mt) {
-  return (endpoint *)luaL_checkudata(L, idx, mt);
+/* Endpoints are checked on every send and receive: by the cached
+** metatable's address, not by name. */
+static endpoint *checkep(lua_State *L, int idx, int which) {
+  return (endpoint *)ta_checkudata(L, ta_upengine(L), idx, which);
 }
 
 /* Stack: the endpoint at 1; pushes its state (at index `top+1`). */
@@ -121,7 +123,7 @@ static void wake_all_with(lua_State *L, ta_lot *lot, endpoint *only, const char 
 }
 
 static int send_close(lua_State *L) {
-  endpoint *ep = checkep(L, 1, SEND_MT);
+  endpoint *ep = checkep(L, 1, TA_MT_SEND_CHANNEL);
   chan *c = ep->c;
   if (ep->closed) return 0;
   ep->closed = 1;
@@ -133,7 +135,7 @@ static int send_close(lua_State *L) {
 }
 
 static int recv_close(lua_State *L) {
-  endpoint *ep = checkep(L, 1, RECV_MT);
+  endpoint *ep = checkep(L, 1, TA_MT_RECEIVE_CHANNEL);
   chan *c = ep->c;
   if (ep->closed) return 0;
   ep->closed = 1;
@@ -191,7 +193,7 @@ static int try_send(lua_State *L, chan *c, int vidx) {
 }
 
 static int l_send_nowait(lua_State *L) {
-  endpoint *ep = checkep(L, 1, SEND_MT);
+  endpoint *ep = checkep(L, 1, TA_MT_SEND_CHANNEL);
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   check_send(L, ep, "MemorySendChannel:send_nowait");
@@ -201,7 +203,7 @@ static int l_send_nowait(lua_State *L) {
 }
 
 static int l_send(lua_State *L) {
-  endpoint *ep = checkep(L, 1, SEND_MT);
+  endpoint *ep = checkep(L, 1, TA_MT_SEND_CHANNEL);
   ta_task *t;
   luaL_checkany(L, 2);
   lua_settop(L, 2);
@@ -247,7 +249,7 @@ static int try_receive(lua_State *L, chan *c) {
 }
 
 static int l_receive_nowait(lua_State *L) {
-  endpoint *ep = checkep(L, 1, RECV_MT);
+  endpoint *ep = checkep(L, 1, TA_MT_RECEIVE_CHANNEL);
   lua_settop(L, 1);
   check_recv(L, ep, "MemoryReceiveChannel:receive_nowait");
   if (try_receive(L, ep->c)) return 1;
@@ -257,7 +259,7 @@ static int l_receive_nowait(lua_State *L) {
 }
 
 static int l_receive(lua_State *L) {
-  endpoint *ep = checkep(L, 1, RECV_MT);
+  endpoint *ep = checkep(L, 1, TA_MT_RECEIVE_CHANNEL);
   ta_task *t;
   lua_settop(L, 1);
   t = ta_async_check(L, "MemoryReceiveChannel:receive", TA_TRIO);
@@ -272,7 +274,7 @@ static int l_receive(lua_State *L) {
 }
 
 static int clone_ep(lua_State *L, const char *mt, int is_send) {
-  endpoint *ep = checkep(L, 1, mt);
+  endpoint *ep = checkep(L, 1, is_send ? TA_MT_SEND_CHANNEL : TA_MT_RECEIVE_CHANNEL);
   if (ep->closed)
     return ta_error(L, "ClosedResourceError", "%s:clone: this channel is closed",
                     is_send ? "MemorySendChannel" : "MemoryReceiveChannel");
@@ -306,8 +308,8 @@ static int statistics(lua_State *L, endpoint *ep) {
   return 1;
 }
 
-static int l_send_statistics(lua_State *L) { return statistics(L, checkep(L, 1, SEND_MT)); }
-static int l_recv_statistics(lua_State *L) { return statistics(L, checkep(L, 1, RECV_MT)); }
+static int l_send_statistics(lua_State *L) { return statistics(L, checkep(L, 1, TA_MT_SEND_CHANNEL)); }
+static int l_recv_statistics(lua_State *L) { return statistics(L, checkep(L, 1, TA_MT_RECEIVE_CHANNEL)); }
 
 static int send_tostring(lua_State *L) {
   lua_pushfstring(L, "MemorySendChannel (%p)", lua_touserdata(L, 1));
@@ -356,8 +358,10 @@ int ta_open_channel(lua_State *L) {
   ta_newclass(L, STATE_MT, no_meta, NULL, NULL);
   lua_pop(L, 1);
   ta_newclass(L, SEND_MT, send_meta, send_methods, "__index");
+  ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_SEND_CHANNEL);
   lua_pop(L, 1);
   ta_newclass(L, RECV_MT, recv_meta, recv_methods, "__index");
+  ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_RECEIVE_CHANNEL);
   lua_pop(L, 1);
   ta_register(L, funcs);
   return 0;
