@@ -438,15 +438,17 @@ describe("a closed loop", function()
   it("run_aio_coroutine raises 'Event loop is closed' in a task that outlived the loop", function()
     local e = trio.run(function()
       local err
+      local loop_closed = trio.Event()
       trio.open_nursery(function(n)
         ta.open_loop(function()
           -- The child inherits this context (the loop) and outlives it.
           n:start_soon(function()
-            trio.sleep(0.01)
+            loop_closed:wait()
             local ok, x = pcall(ta.run_aio_coroutine, function() return 1 end)
             err = ok and "no error" or x
           end)
         end)
+        loop_closed:set()
       end)
       return err
     end)
