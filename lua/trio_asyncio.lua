@@ -89,9 +89,12 @@ end
 -- results.  Cancelling the future cancels the Trio task; the future ends
 -- when the task has ended (cancelled if it ended through that cancellation).
 -- The Trio task behind loop:run_trio: runs fn in scope unless the future
--- was cancelled before it started, then settles the future.
-local function run_trio_body(fut, scope, fn, ...)
+-- was cancelled before it started, then settles the future.  Like every
+-- Trio task started from asyncio code, it sees `loop` as its current loop
+-- (so aio_as_trio works in it, also on a sync loop).
+local function run_trio_body(loop, fut, scope, fn, ...)
   local r
+  current_loop_var:set(loop)
   if not scope.cancel_called then r = pack(pcall(scope.run, scope, fn, ...)) end
   core.future_set_cancel_hook(fut, nil)
   if fut:done() then return end
@@ -110,15 +113,24 @@ function Loop:run_trio(fn, ...)
   local fut = self:create_future()
   local scope = core.CancelScope()
   core.future_set_cancel_hook(fut, scope) -- cancelling fut cancels the scope
-  nursery:start_soon(run_trio_body, fut, scope, fn, ...)
+  nursery:start_soon(run_trio_body, self, fut, scope, fn, ...)
   return fut
 end
 
 --- loop:run_trio_task(fn, ...): start fn as a Trio task in the loop's
 -- nursery; no result (its error ends the open_loop block).
+local function run_trio_task_body(loop, name, fn, ...)
+  current_loop_var:set(loop)
+  if name then trio.lowlevel.current_task().name = name end
+  return fn(...)
+end
+
 function Loop:run_trio_task(fn, ...)
   if not is_callable(fn) then argerror(1, "run_trio_task", "function expected") end
-  service_nursery(self, "run_trio_task"):start_soon(fn, ...)
+  -- the task keeps the name of fn ("file:line"), as if fn ran directly
+  local info = type(fn) == "function" and debug.getinfo(fn, "S")
+  local name = info and info.what ~= "C" and ("%s:%d"):format(info.short_src, info.linedefined) or nil
+  service_nursery(self, "run_trio_task"):start_soon(run_trio_task_body, self, name, fn, ...)
 end
 
 --- loop:synchronize(): Trio-flavored; returns once every asyncio callback
