@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deps.sh [--with valgrind|luarocks]...: make sure what the build and the
+# deps.sh [--with valgrind|luarocks|libtsan2]...: make sure what the build and the
 # tests need is here.  Silent when it is.  Otherwise, as root with apt-get,
 # install exactly the missing Debian packages; else print the command to run
 # and fail.
@@ -10,7 +10,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --with) [ $# -ge 2 ] || { echo "deps.sh: --with needs a package" >&2; exit 2; }
             extra+=("$2"); shift 2 ;;
-    *) echo "usage: deps.sh [--with valgrind|luarocks]..." >&2; exit 2 ;;
+    *) echo "usage: deps.sh [--with valgrind|luarocks|libtsan2]..." >&2; exit 2 ;;
   esac
 done
 
@@ -23,6 +23,8 @@ has_lib() {  # has_lib PKG-CONFIG-NAME HEADER
 # /usr/bin/busted is run as `lua5.4 /usr/bin/busted`: it needs the 5.4 modules.
 has_busted() { [ -f /usr/bin/busted ] && has_lua_module busted.runner; }
 has_lua_module() { lua5.4 -e "require '$1'" 2>/dev/null; }
+# ThreadSanitizer's runtime (make tsan), found the way gcc links it.
+has_tsan() { [ -f "$(gcc -print-file-name=libtsan.so 2>/dev/null)" ]; }
 
 missing=()
 need() {  # need DEBIAN-PACKAGE CHECK...
@@ -40,7 +42,10 @@ need lua-busted   has_busted
 # runtime has sockets of its own.
 need lua-socket   has_lua_module socket
 for p in ${extra[@]+"${extra[@]}"}; do
-  need "$p" has_cmd "$p"   # valgrind and luarocks are named after their command
+  case $p in
+    libtsan2) need libtsan2 has_tsan ;;
+    *) need "$p" has_cmd "$p" ;;   # valgrind and luarocks are named after their command
+  esac
 done
 
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -377,6 +377,27 @@ print('violations', violations)
 ]], { timeout = 20 })
       child.expect_lines(r, { "run\ttrue\tdone", "violations\t0" })
     end)
+
+  bug("asyncio.run whose loop still has timers when the main Task returns never resumes a finished driver",
+    "the driver parks until its next timer; that timer fires in the tick where the main Trio task "
+      .. "(woken by the done callback) calls loop_stop_driver -> ta_loop_wake, which reschedules the "
+      .. "driver again (driver_parked is still 1): the driver exits, then its stale run-queue entry is "
+      .. "stepped (lua_resume(NULL): segfault within a few rounds; found by make soak)",
+    function()
+      local r = run([[
+for round = 1, 300 do
+  asyncio.run(function()
+    local loop = asyncio.get_running_loop()
+    for i = 1, 20 do loop:call_later(i * 1e-5, function() end) end
+    asyncio.current_task():add_done_callback(function()
+      for i = 1, 20 do loop:call_at(loop:time() + i * 1e-6, function() end) end
+    end)
+  end)
+end
+print('rounds done')
+]], { timeout = 30 })
+      child.expect_lines(r, { "rounds done" })
+    end)
 end)
 
 -- ---------------------------------------------------------------------

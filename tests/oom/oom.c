@@ -27,8 +27,11 @@
 **   BRICKED   after the fault, a fresh run failed in the same state
 **   LEAK      LeakSanitizer found memory never freed at exit
 **
-** Usage: oom [--uv | --uv-all] [--stride S] [--from A] [--to B]
-**            [--timeout SEC] [--verbose] scenario.lua...
+** Usage: oom [--uv | --uv-all] [--stride S | --points P] [--from A] [--to B]
+**            [--timeout SEC] [--list] [--verbose] scenario.lua...
+** --points P sweeps at most P points per scenario (the stride follows);
+** --list prints every bad point, --verbose every point with the child's
+** stderr (and, under ASan, where the first failures happened).
 ** Exit status 1 when anything bad was found.  Build under ASan for
 ** double frees and uses after free (make oom does).
 */
@@ -473,6 +476,7 @@ static void add_to_group(const outcome *o, long n) {
     else {
       ngroups++;
       copy_str(groups[g].key, sizeof groups[g].key, key);
+      groups[g].count = 0;
       groups[g].first = n;
       groups[g].sample = *o;
     }
@@ -483,21 +487,22 @@ static void add_to_group(const outcome *o, long n) {
 
 int main(int argc, char **argv) {
   int uv_mode = 0, bad_total = 0, list = 0, i;
-  long stride = 1, from = 0, to = -1;
+  long stride = 1, from = 0, to = -1, max_points = 0;
   const char *self = argv[0];
   setenv("LIBC_FATAL_STDERR_", "1", 1); /* glibc's abort messages to stderr, not the tty */
   for (i = 1; i < argc && argv[i][0] == '-'; i++) {
     if (strcmp(argv[i], "--uv") == 0) uv_mode = 1;
     else if (strcmp(argv[i], "--uv-all") == 0) uv_mode = U.all = 1;
     else if (strcmp(argv[i], "--stride") == 0 && i + 1 < argc) stride = atol(argv[++i]);
+    else if (strcmp(argv[i], "--points") == 0 && i + 1 < argc) max_points = atol(argv[++i]);
     else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) from = atol(argv[++i]);
     else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) to = atol(argv[++i]);
     else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) opt_timeout = atoi(argv[++i]);
     else if (strcmp(argv[i], "--verbose") == 0) opt_verbose = list = 1;
     else if (strcmp(argv[i], "--list") == 0) list = 1;
     else {
-      fprintf(stderr, "usage: oom [--uv|--uv-all] [--stride S] [--from A] [--to B] [--timeout SEC] "
-                      "[--list] [--verbose] scenario.lua...\n");
+      fprintf(stderr, "usage: oom [--uv|--uv-all] [--stride S | --points P] [--from A] [--to B] "
+                      "[--timeout SEC] [--list] [--verbose] scenario.lua...\n");
       return 2;
     }
   }
@@ -507,7 +512,7 @@ int main(int argc, char **argv) {
     const char *path = argv[i];
     const char *mode = uv_mode ? (U.all ? "--uv-all " : "--uv ") : "";
     int is_load = strcmp(base_name(path), "load.lua") == 0;
-    long total, n, counts[6] = {0}, bad = 0, points = 0;
+    long total, n, counts[6] = {0}, bad = 0, points = 0, step = stride;
     outcome probe = run_point(path, uv_mode, -1, is_load);
     if (probe.result != R_DONE_UNREACHED) {
       printf("%-11s without a fault: %s %s\n", base_name(path), probe.what, probe.detail);
@@ -515,8 +520,9 @@ int main(int argc, char **argv) {
       continue;
     }
     total = probe.counted;
+    if (max_points > 0 && (total + max_points) / max_points > step) step = (total + max_points) / max_points;
     ngroups = 0;
-    for (n = from; n <= total && (to < 0 || n <= to); n += stride) {
+    for (n = from; n <= total && (to < 0 || n <= to); n += step) {
       outcome o = run_point(path, uv_mode, n, is_load);
       points++;
       if (o.result >= 0) counts[o.result]++;
@@ -530,7 +536,7 @@ int main(int argc, char **argv) {
     }
     printf("%-11s %s: %ld points of %ld (stride %ld): %ld complete, %ld clean error, %ld bad\n",
            base_name(path), uv_mode ? (U.all ? "every libuv call" : "libuv calls that can fail") : "allocations",
-           points, total + 1, stride, counts[R_DONE] + counts[R_DONE_UNREACHED], counts[R_CLEAN], bad);
+           points, total + 1, step, counts[R_DONE] + counts[R_DONE_UNREACHED], counts[R_CLEAN], bad);
     for (int g = 0; g < ngroups; g++) {
       printf("  BAD x%ld (N=%ld..%ld): %s%s%s\n", groups[g].count, groups[g].first, groups[g].last,
              groups[g].sample.what, groups[g].sample.detail[0] ? ": " : "", groups[g].sample.detail);
