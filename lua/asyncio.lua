@@ -34,6 +34,17 @@ local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutErro
 
 local argerror, is_callable = errors.argerror, errors.is_callable
 
+local LoopMT = core.metatable("trio_asyncio.Loop")
+
+-- ensure_future for the helpers that take an awaitable: an argument error
+-- names the helper (fname) and the argument's position (n; none when nil).
+local function ensure(x, loop, fname, n)
+  if core.is_future(x) then return x end
+  if is_callable(x) then return core.create_task(loop or asyncio.get_running_loop(), x) end
+  error(("bad argument %sto '%s' (Future, Task or function expected, got %s)"):format(
+    n and ("#" .. n .. " ") or "", fname, type(x)), 3)
+end
+
 -- ---------------------------------------------------------------------
 -- the loop
 local Loop = core.metatable("trio_asyncio.Loop").__index
@@ -74,6 +85,7 @@ function Loop:get_exception_handler() return attrs(self).exception_handler end
 -- A loop may install a `default_handler_hook` attribute (the bridge does,
 -- to make open_loop raise what reaches it).
 function Loop:default_exception_handler(context)
+  if type(context) ~= "table" then argerror(1, "default_exception_handler", "table expected") end
   local hook = attrs(self).default_handler_hook
   if hook then return hook(self, context) end
   local parts = { context.message or "Unhandled exception in event loop" }
@@ -130,7 +142,7 @@ end
 
 function Loop:run_until_complete(x)
   check_sync(self, "run_until_complete")
-  local fut = asyncio.ensure_future(x, self)
+  local fut = ensure(x, self, "run_until_complete", 1)
   local a = attrs(self)
   local function wakeup() if a.wake then a.wake:set() end end
   fut:add_done_callback(wakeup)
@@ -206,7 +218,12 @@ end
 
 -- ---------------------------------------------------------------------
 -- tasks and futures
-asyncio.Future = function(loop) return (loop or asyncio.get_running_loop()):create_future() end
+asyncio.Future = function(loop)
+  if loop ~= nil and getmetatable(loop) ~= LoopMT then
+    argerror(1, "Future", "event loop or nil expected, got " .. type(loop))
+  end
+  return (loop or asyncio.get_running_loop()):create_future()
+end
 asyncio.isfuture = core.is_future
 
 function asyncio.current_task()
@@ -219,6 +236,9 @@ end
 
 --- asyncio.all_tasks([loop]) -> the loop's pending Tasks, oldest first.
 function asyncio.all_tasks(loop)
+  if loop ~= nil and getmetatable(loop) ~= LoopMT then
+    argerror(1, "all_tasks", "event loop or nil expected, got " .. type(loop))
+  end
   return core.loop_tasks(loop or asyncio.get_running_loop())
 end
 
@@ -227,9 +247,10 @@ asyncio.create_task = core.make_create_task(asyncio.get_running_loop)
 
 --- ensure_future(x [, loop]): a Future or Task as is; a function becomes a Task.
 function asyncio.ensure_future(x, loop)
-  if core.is_future(x) then return x end
-  if is_callable(x) then return core.create_task(loop or asyncio.get_running_loop(), x) end
-  argerror(1, "ensure_future", "Future, Task or function expected, got " .. type(x))
+  if loop ~= nil and getmetatable(loop) ~= LoopMT then
+    argerror(2, "ensure_future", "event loop or nil expected, got " .. type(loop))
+  end
+  return ensure(x, loop, "ensure_future", 1)
 end
 
 --- asyncio.await(x): wait for a future or task (x:await() does the same).
@@ -263,7 +284,8 @@ asyncio.sleep = core.make_aio_sleep(sleep_in_trio_task)
 --- asyncio.gather(aw1, aw2, ... [, {return_exceptions=true}]) -> list of
 -- results in argument order ({n = n, ...}).  Cancelling the gather cancels
 -- the children.
-asyncio.gather = core.make_gather(asyncio.ensure_future, asyncio.get_running_loop)
+asyncio.gather = core.make_gather(function(x, loop) return ensure(x, loop, "gather") end,
+  asyncio.get_running_loop)
 
 --- asyncio.wait_for(aw, timeout): the results of aw, or TimeoutError after
 -- cancelling it.  timeout nil waits forever.
@@ -273,7 +295,7 @@ function asyncio.wait_for(aw, timeout)
     argerror(2, "wait_for", "number or nil expected")
   end
   local loop = asyncio.get_running_loop()
-  local fut = asyncio.ensure_future(aw, loop)
+  local fut = ensure(aw, loop, "wait_for", 1)
   if timeout == nil then return fut:await() end
   if timeout <= 0 and fut:done() then return fut:result() end
   local expired = false
@@ -365,7 +387,7 @@ end
 function asyncio.shield(aw)
   core.check_aio("asyncio.shield")
   local loop = asyncio.get_running_loop()
-  local inner = asyncio.ensure_future(aw, loop)
+  local inner = ensure(aw, loop, "shield", 1)
   if inner:done() then return inner:result() end
   local outer = loop:create_future()
   inner:add_done_callback(function(f)

@@ -414,6 +414,9 @@ function lowlevel.run(opts)
   if opts.instruments ~= nil and type(opts.instruments) ~= "table" then
     error(("bad argument #1 to 'run' (instruments must be a list, got %s)"):format(type(opts.instruments)), 2)
   end
+  if opts.args ~= nil and type(opts.args) ~= "table" then
+    error(("bad argument #1 to 'run' (args must be a list, got %s)"):format(type(opts.args)), 2)
+  end
   for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
   local args = opts.args or {}
   args.n = args.n or #args
@@ -454,6 +457,9 @@ trio.testing = {
   --- MockClock{rate=0, autojump_threshold=math.huge}
   MockClock = function(opts)
     opts = opts or {}
+    if type(opts) ~= "table" then
+      error(("bad argument #1 to 'MockClock' (table expected, got %s)"):format(type(opts)), 2)
+    end
     return core.MockClock(opts.rate, opts.autojump_threshold)
   end,
   wait_all_tasks_blocked = core.wait_all_tasks_blocked,

@@ -321,6 +321,7 @@ end
 --- dump_tasks([write]): print the task tree (to io.write by default).
 function M.dump_tasks(write)
   write = write or io.write
+  if not is_callable(write) then argerror(1, "dump_tasks", "function expected, got " .. type(write)) end
   local function walk(node, depth)
     write(("%s%s [%s %s] %s\n"):format(("  "):rep(depth), node.name, node.flavor, node.kind, node.where))
     for _, child in ipairs(node.children) do walk(child, depth + 1) end

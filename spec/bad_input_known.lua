@@ -34,40 +34,7 @@ return {
       .. "'bad argument #1 to 'loop_attrs'' or 'attempt to call a nil value (method 'is_closed')'" },
   { label = "called on ", prefix = "ContextVar:",
     reason = "lua/trio.lua: ContextVar:get/set/reset do not check self" },
-  { name = "trio.lowlevel.run{args=}",
-    reason = "lua/trio.lua: lowlevel.run indexes opts.args without checking it is a table "
-      .. "('attempt to index a number value (local 'args')')" },
-  { name = "trio.testing.MockClock",
-    reason = "lua/trio.lua: trio.testing.MockClock indexes its options without checking they are a table" },
-  { name = "trio_asyncio.dump_tasks",
-    reason = "lua/trio_asyncio.lua: dump_tasks calls its write argument without checking it is callable" },
-  { name = "asyncio.Future",
-    reason = "lua/asyncio.lua: asyncio.Future(loop) calls loop:create_future() without checking loop" },
-  { name = "Loop:default_exception_handler",
-    reason = "lua/asyncio.lua: default_exception_handler indexes its context without checking it is a table "
-      .. "(call_exception_handler checks)" },
-  { name = "asyncio.all_tasks",
-    reason = "lua/asyncio.lua: all_tasks(loop) passes a bad loop on to the core, whose error names 'loop_tasks'" },
-  { name = "asyncio.ensure_future",
-    reason = "lua/asyncio.lua: ensure_future(fn, loop) passes a bad loop on, the error names 'create_task'" },
-  { name = "asyncio.gather",
-    reason = "lua/asyncio.lua: gather's arguments are checked by ensure_future, whose name the error carries "
-      .. "('bad argument #1 to 'ensure_future'')" },
-  { name = "asyncio.wait_for",
-    reason = "lua/asyncio.lua: wait_for's awaitable is checked by ensure_future, whose name the error carries" },
-  { name = "asyncio.shield",
-    reason = "lua/asyncio.lua: shield's awaitable is checked by ensure_future, whose name the error carries" },
-  { name = "Loop:run_until_complete",
-    reason = "lua/asyncio.lua: run_until_complete's argument is checked by ensure_future, whose name the "
-      .. "error carries" },
   { name = "asyncio.PriorityQueue:put_nowait",
     reason = "lua/asyncio/queues.lua: PriorityQueue:put_nowait reports its argument errors as "
       .. "'PriorityQueue:put'" },
-  { name = "trio.Cancelled:is",
-    reason = "lua/trio/errors.lua: Class:is(e) walks getmetatable(e), the __metatable value of a protected "
-      .. "metatable, with rawget ('bad argument #1 to 'rawget'')" },
-  { name = "asyncio.CancelledError:is",
-    reason = "lua/trio/errors.lua: Class:is(e) with a protected metatable (as trio.Cancelled:is)" },
-  { prefix = "trio.CapacityLimiter:acquire_on_behalf_of",
-    reason = "lua/trio/sync.lua: a nil or NaN borrower is used as a table key ('table index is nil/NaN')" },
 }
