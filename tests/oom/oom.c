@@ -298,6 +298,16 @@ static void child_close(lua_State *L) {
   }
 }
 
+/* --verbose: a hanging child shows where it hangs (under ASan), then dies
+** of the alarm as without --verbose. */
+static void on_alarm_verbose(int sig) {
+  static const char msg[] = "--- the child hangs here:\n";
+  (void)!write(2, msg, sizeof msg - 1);
+  if (__sanitizer_print_stack_trace) __sanitizer_print_stack_trace();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 /* ---- the parent: one fork per failure point ---- */
 
 typedef struct {
@@ -367,6 +377,7 @@ static outcome run_point(const char *path, int uv_mode, long n, int is_load) {
     int r;
     close(fds[0]);
     dup2(errfd, 2);
+    if (opt_verbose) signal(SIGALRM, on_alarm_verbose);
     alarm((unsigned)opt_timeout);
     show_refusals = opt_verbose ? 100 : 0;
     r = child_run(path, uv_mode, n, is_load, msg, sizeof msg, &counted, &L);
