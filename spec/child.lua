@@ -136,6 +136,21 @@ function M.host_program(name)
   return exe
 end
 
+--- run_program(name, args [, opts]): runs spec/host/NAME.c (compiled once)
+-- with the argument string; same result shape as run().
+function M.run_program(name, args, opts)
+  opts = opts or {}
+  local exe = M.host_program(name)
+  counter = counter + 1
+  local errfile = ("%s/prog%d.err"):format(tmp(), counter)
+  local p = assert(io.popen(("timeout -k 2 %d %s %s 2>%s"):format(opts.timeout or 60, exe, args or "", errfile)))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  code = ok and 0 or code
+  local err = slurp(errfile)
+  return { status = classify(code, out, err), code = code, out = out, err = err }
+end
+
 local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end

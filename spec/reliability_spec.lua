@@ -271,6 +271,20 @@ loop:close()
 end)
 
 -- ---------------------------------------------------------------------
+describe("threads (the programs make tsan runs under ThreadSanitizer)", function()
+  it("8 threads post with call_soon_threadsafe while states open and close on the main thread", function()
+    local r = child.run_program("stress_close", "40", { timeout = 60 })
+    child.expect_lines(r, { "rounds 40", "accepted_some 1 refused_some 1", "ran_at_most_accepted 1",
+      "wrong_thread 0 after_close 0" })
+  end)
+
+  it("4 threads each run Trio, asyncio and bridge work in their own lua_State at once", function()
+    local r = child.run_program("multi_state", "10", { timeout = 60 })
+    child.expect_lines(r, { "rounds_ok 40 of 40", "failures 0" })
+  end)
+end)
+
+-- ---------------------------------------------------------------------
 describe("memory safety of the scheduler's structures", function()
   bug("a task reparked into a ParkingLot that is then collected is not left dangling",
     "ParkingLot:repark(other) links the task into `other` by raw pointer; nothing anchors `other`, so "
