@@ -171,3 +171,49 @@ install: all $(BUILD)/trio-asyncio.pc
 
 clean:
 	rm -rf build build-asan
+
+# ---- Reliability harnesses (issue #10): make oom / fuzz / tsan / soak -------
+# oom   fault injection under ASan: a lua_Alloc that refuses every growth
+#       after N allocations, then libuv calls that fail, swept over the
+#       scenarios of tests/oom (OOM_ARGS: e.g. --points 60 --timeout 2)
+# fuzz  SEEDS seeded random programs under ASan (tests/fuzz; FUZZ_ARGS: e.g.
+#       --from 1000 --jobs 1)
+# tsan  the C host tests and two stress tests built with ThreadSanitizer
+#       (TSAN_ROUNDS: rounds of the stress tests)
+# soak  a mixed workload for SECONDS seconds, failing if RSS or fds grow
+OOM_ARGS     ?= --points 400 --timeout 3
+OOM_SCENARIOS = tests/oom/trio.lua tests/oom/asyncio.lua tests/oom/bridge.lua tests/oom/load.lua tests/oom/guest.lua
+OOM_WRAPS     = $(foreach f,uv_loop_init uv_async_init uv_signal_init uv_poll_init uv_poll_start \
+                  uv_signal_start uv_timer_init uv_prepare_init uv_idle_init uv_timer_start \
+                  uv_prepare_start uv_idle_start,-Wl,--wrap=$(f))
+SEEDS        ?= 200
+FUZZ_ARGS    ?=
+SECONDS      ?= 20
+TSAN_FLAGS    = -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+
+.PHONY: oom fuzz tsan soak
+
+$(BUILD)/oom/oom: tests/oom/oom.c csrc/include/trio_asyncio.h $(BUILD)/libtrio_asyncio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HOST_CFLAGS) $< $(BUILD)/libtrio_asyncio.a -o $@ $(OOM_WRAPS) $(LDFLAGS) $(HOST_LDLIBS)
+
+oom: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/oom/oom
+	@rc=0; \
+	 echo "== allocation failures"; build-asan/oom/oom $(OOM_ARGS) $(OOM_SCENARIOS) || rc=1; \
+	 echo "== libuv failures"; build-asan/oom/oom --uv $(OOM_ARGS) $(OOM_SCENARIOS) || rc=1; \
+	 exit $$rc
+
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all
+	@TA_BUILD=build-asan bash tests/fuzz/run.sh --seeds $(SEEDS) $(FUZZ_ARGS)
+
+tsan: deps
+	@bash scripts/deps.sh --with libtsan2
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="$(TSAN_FLAGS)" LDFLAGS="-fsanitize=thread" host-tests
+	@bash tests/tsan/run.sh build-tsan/host-tests
+
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) tests/soak/soak.lua $(SECONDS) \
+	 || { rc=$$?; [ $$rc -gt 1 ] && echo "soak: FAILED: the process died (exit $$rc)"; exit 1; }

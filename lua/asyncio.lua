@@ -37,6 +37,17 @@ local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutErro
 
 local argerror, is_callable = errors.argerror, errors.is_callable
 
+local LoopMT = core.metatable("trio_asyncio.Loop")
+
+-- ensure_future for the helpers that take an awaitable: an argument error
+-- names the helper (fname) and the argument's position (n; none when nil).
+local function ensure(x, loop, fname, n)
+  if core.is_future(x) then return x end
+  if is_callable(x) then return core.create_task(loop or asyncio.get_running_loop(), x) end
+  error(("bad argument %sto '%s' (Future, Task or function expected, got %s)"):format(
+    n and ("#" .. n .. " ") or "", fname, type(x)), 3)
+end
+
 -- ---------------------------------------------------------------------
 -- the loop
 local Loop = core.metatable("trio_asyncio.Loop").__index
@@ -79,6 +90,7 @@ function Loop:get_exception_handler() return attrs(self).exception_handler end
 -- to make open_loop raise what reaches it); the context is written to
 -- stderr only when the hook returns false (it did not take it).
 function Loop:default_exception_handler(context)
+  if type(context) ~= "table" then argerror(1, "default_exception_handler", "table expected") end
   local hook = attrs(self).default_handler_hook
   if hook and hook(self, context) ~= false then return end
   local parts = { context.message or "Unhandled exception in event loop" }
@@ -148,7 +160,7 @@ end
 
 function Loop:run_until_complete(x)
   check_sync(self, "run_until_complete")
-  local fut = asyncio.ensure_future(x, self)
+  local fut = ensure(x, self, "run_until_complete", 1)
   local a = attrs(self)
   -- As asyncio's stop callback: the loop ends after the batch that runs
   -- this callback (the driver stops there, not after one more batch).
@@ -246,7 +258,12 @@ end
 
 --- asyncio.Future([loop]): a new Future of loop (default: the running
 -- loop, else the one set with set_event_loop).
-asyncio.Future = function(loop) return (loop or implicit_loop("Future")):create_future() end
+asyncio.Future = function(loop)
+  if loop ~= nil and getmetatable(loop) ~= LoopMT then
+    argerror(1, "Future", "event loop or nil expected, got " .. type(loop))
+  end
+  return (loop or implicit_loop("Future")):create_future()
+end
 asyncio.isfuture = core.is_future
 
 function asyncio.current_task()
@@ -259,6 +276,9 @@ end
 
 --- asyncio.all_tasks([loop]) -> the loop's pending Tasks, oldest first.
 function asyncio.all_tasks(loop)
+  if loop ~= nil and getmetatable(loop) ~= LoopMT then
+    argerror(1, "all_tasks", "event loop or nil expected, got " .. type(loop))
+  end
   return core.loop_tasks(loop or asyncio.get_running_loop())
 end
 
@@ -271,6 +291,9 @@ local ValueError = require("asyncio.sync").ValueError
 -- loop when one is given); a function becomes a Task on loop (default: the
 -- running loop, else the one set with set_event_loop).
 function asyncio.ensure_future(x, loop)
+  if loop ~= nil and getmetatable(loop) ~= LoopMT then
+    argerror(2, "ensure_future", "event loop or nil expected, got " .. type(loop))
+  end
   if core.is_future(x) then
     if loop ~= nil and x:get_loop() ~= loop then
       error(ValueError("ensure_future: The future belongs to a different loop than "
@@ -313,7 +336,8 @@ asyncio.sleep = core.make_aio_sleep(sleep_in_trio_task)
 --- asyncio.gather(aw1, aw2, ... [, {return_exceptions=true}]) -> list of
 -- results in argument order ({n = n, ...}).  Cancelling the gather cancels
 -- the children.
-asyncio.gather = core.make_gather(asyncio.ensure_future, asyncio.get_running_loop)
+asyncio.gather = core.make_gather(function(x, loop) return ensure(x, loop, "gather") end,
+  asyncio.get_running_loop)
 
 local function release_waiter(waiter)
   return function() if not waiter:done() then waiter:set_result(true) end end
@@ -343,7 +367,7 @@ function asyncio.wait_for(aw, timeout)
   end
   local loop = asyncio.get_running_loop()
   if timeout ~= nil and timeout <= 0 then
-    local fut = asyncio.ensure_future(aw, loop)
+    local fut = ensure(aw, loop, "wait_for", 1)
     if fut:done() then return fut:result() end
     cancel_and_wait(loop, fut)
     local r = pack(pcall(fut.result, fut))
@@ -360,7 +384,7 @@ function asyncio.wait_for(aw, timeout)
     end
     return asyncio.timeout(timeout, aw)
   end
-  local fut = asyncio.ensure_future(aw, loop)
+  local fut = ensure(aw, loop, "wait_for", 1)
   if timeout == nil then return fut:await() end
   local expired = false
   local h = loop:call_later(math.max(timeout, 0), function()
@@ -459,7 +483,7 @@ end
 function asyncio.shield(aw)
   core.check_aio("asyncio.shield")
   local loop = asyncio.get_running_loop()
-  local inner = asyncio.ensure_future(aw, loop)
+  local inner = ensure(aw, loop, "shield", 1)
   if inner:done() then return inner:result() end
   local outer = loop:create_future()
   inner:add_done_callback(function(f)

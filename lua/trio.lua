@@ -337,7 +337,12 @@ trio.TASK_STATUS_IGNORED = setmetatable({ started = function() end }, {
 --- nursery:start(fn, ...): run fn(..., task_status) and wait until it calls
 -- task_status:started(value); returns value.  An error before that is
 -- raised here.
+local NurseryMT = core.metatable("trio_asyncio.Nursery")
+
 function Nursery.start(target, fn, ...)
+  if getmetatable(target) ~= NurseryMT then
+    error(("bad argument #1 to 'start' (trio.Nursery expected, got %s)"):format(type(target)), 2)
+  end
   check_callable(fn, 1, "start")
   if closed_nurseries[target] then
     error(errors.RuntimeError("nursery:start: the nursery is closed to new arrivals"), 2)
@@ -494,6 +499,10 @@ end
 --- trio.lowlevel.dump_tasks([write [, tree]]): prints the task tree, one task a
 -- line ("name [flavor kind] where"), with io.write by default.
 function lowlevel.dump_tasks(write, tree)
+  if write ~= nil then check_callable(write, 1, "dump_tasks") end
+  if tree ~= nil and (type(tree) ~= "table" or type(rawget(tree, "children")) ~= "table") then
+    error(("bad argument #2 to 'dump_tasks' (task tree expected, got %s)"):format(type(tree)), 2)
+  end
   write = write or io.write
   tree = tree or lowlevel.task_tree()
   if tree == nil then write("(no trio run)\n") return end
@@ -522,6 +531,9 @@ TrioToken.__index = TrioToken
 
 --- token:run_sync_soon(fn, ...): call fn(...) from the scheduler soon.
 function TrioToken:run_sync_soon(fn, ...)
+  if getmetatable(self) ~= TrioToken then
+    error(("bad argument #1 to 'run_sync_soon' (TrioToken expected, got %s)"):format(type(self)), 2)
+  end
   check_callable(fn, 1, "run_sync_soon")
   if self._finished then
     error(errors.RunFinishedError("run_sync_soon: the run of this token has finished"), 2)
@@ -556,6 +568,9 @@ function lowlevel.run(opts)
   check_no_run()
   if opts.instruments ~= nil and type(opts.instruments) ~= "table" then
     error(("bad argument #1 to 'run' (instruments must be a list, got %s)"):format(type(opts.instruments)), 2)
+  end
+  if opts.args ~= nil and type(opts.args) ~= "table" then
+    error(("bad argument #1 to 'run' (args must be a list, got %s)"):format(type(opts.args)), 2)
   end
   for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
   local args = opts.args or {}
@@ -598,6 +613,9 @@ trio.testing = {
   --- MockClock{rate=0, autojump_threshold=math.huge}
   MockClock = function(opts)
     opts = opts or {}
+    if type(opts) ~= "table" then
+      error(("bad argument #1 to 'MockClock' (table expected, got %s)"):format(type(opts)), 2)
+    end
     return core.MockClock(opts.rate, opts.autojump_threshold)
   end,
   wait_all_tasks_blocked = core.wait_all_tasks_blocked,

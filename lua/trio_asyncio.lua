@@ -135,10 +135,12 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- results.  Cancelling the future cancels the Trio task; the future ends
 -- when the task has ended (cancelled if it ended through that cancellation).
 -- The Trio task behind loop:run_trio: runs fn in scope unless the future
--- was cancelled before it started, then settles the future.  Cancelled
--- never goes into the future: it keeps propagating to the scope it is for.
-local function run_trio_body(fut, scope, fn, ...)
+-- was cancelled before it started, then settles the future.  Like every
+-- Trio task started from asyncio code, it sees `loop` as its current loop
+-- (so aio_as_trio works in it, also on a sync loop).
+local function run_trio_body(loop, fut, scope, fn, ...)
   local r
+  current_loop_var:set(loop)
   if not scope.cancel_called then r = pack(pcall(scope.run, scope, fn, ...)) end
   core.future_set_cancel_hook(fut, nil)
   local cancelled, rest
@@ -161,7 +163,7 @@ function Loop:run_trio(fn, ...)
   local fut = self:create_future()
   local scope = core.CancelScope()
   core.future_set_cancel_hook(fut, scope) -- cancelling fut cancels the scope
-  nursery:start_soon(run_trio_body, fut, scope, fn, ...)
+  nursery:start_soon(run_trio_body, self, fut, scope, fn, ...)
   return fut
 end
 
@@ -191,6 +193,11 @@ end
 -- exception handler (the default one of an open_loop loop raises it out of
 -- the block); Cancelled and KeyboardInterrupt keep propagating.
 local function run_trio_task_body(loop, handle, fn, ...)
+  current_loop_var:set(loop) -- aio_as_trio works in it, also on a sync loop
+  -- the task keeps the name of fn ("file:line"), as if fn ran directly
+  if type(fn) == "function" and debug.getinfo(fn, "S").what ~= "C" then
+    trio.lowlevel.current_task().name = handle._name
+  end
   local scope = handle._scope
   if scope.cancel_called then return end
   local ok, err = pcall(scope.run, scope, fn, ...)
@@ -457,6 +464,9 @@ end
 
 --- dump_tasks([write]): print the task tree (to io.write by default).
 function M.dump_tasks(write)
+  if write ~= nil and not is_callable(write) then
+    argerror(1, "dump_tasks", "function expected, got " .. type(write))
+  end
   trio.lowlevel.dump_tasks(write, M.task_tree())
 end
 

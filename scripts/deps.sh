@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deps.sh [--with valgrind|luarocks|luacheck|lua-luv]...: make sure what the build and the
+# deps.sh [--with valgrind|luarocks|luacheck|lua-luv|libtsan2]...: make sure what the build and the
 # tests need is here.  Silent when it is.  Otherwise, as root with apt-get,
 # install exactly the missing Debian packages; else print the command to run
 # and fail.
@@ -10,7 +10,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --with) [ $# -ge 2 ] || { echo "deps.sh: --with needs a package" >&2; exit 2; }
             extra+=("$2"); shift 2 ;;
-    *) echo "usage: deps.sh [--with valgrind|luarocks|luacheck|lua-luv]..." >&2; exit 2 ;;
+    *) echo "usage: deps.sh [--with valgrind|luarocks|luacheck|lua-luv|libtsan2]..." >&2; exit 2 ;;
   esac
 done
 
@@ -23,6 +23,8 @@ has_lib() {  # has_lib PKG-CONFIG-NAME HEADER
 # /usr/bin/busted is run as `lua5.4 /usr/bin/busted`: it needs the 5.4 modules.
 has_busted() { [ -f /usr/bin/busted ] && has_lua_module busted.runner; }
 has_lua_module() { lua5.4 -e "require '$1'" 2>/dev/null; }
+# ThreadSanitizer's runtime (make tsan), found the way gcc links it.
+has_tsan() { [ -f "$(gcc -print-file-name=libtsan.so 2>/dev/null)" ]; }
 
 missing=()
 need() {  # need DEBIAN-PACKAGE CHECK...
@@ -45,6 +47,7 @@ for p in ${extra[@]+"${extra[@]}"}; do
   case $p in
     luacheck) need lua-check has_cmd luacheck ;;
     lua-luv) need lua-luv has_lua_module luv ;;   # the benchmarks' wall clock
+    libtsan2) need libtsan2 has_tsan ;;
     *) need "$p" has_cmd "$p" ;;   # valgrind and luarocks are named after their command
   esac
 done

@@ -12,7 +12,8 @@ local classes = {}   -- short name -> class, for the C core's error factory
 local function is(cls, e)
   if type(e) ~= "table" then return false end
   local c = getmetatable(e)
-  while c do
+  -- a protected metatable (__metatable) shows a value that is no class
+  while type(c) == "table" do
     if c == cls then return true end
     c = rawget(c, "__parent")
   end

@@ -215,6 +215,14 @@ M.CapacityLimiter = function(total_tokens)
     _pending = {}, _lot = ParkingLot() }, CapacityLimiter)
 end
 
+-- A borrower is any value that can be a table key.
+local function check_borrower(borrower, fname)
+  if borrower == nil or borrower ~= borrower then
+    error(("bad argument #1 to '%s' (borrower expected, got %s)"):format(fname,
+      borrower == nil and "nil" or "NaN"), 3)
+  end
+end
+
 local function limiter_try(self, borrower, fname)
   if self._borrowers[borrower] then
     error(errors.RuntimeError(fname .. ": this borrower already holds one of this limiter's tokens"), 0)
@@ -228,6 +236,7 @@ local function limiter_try(self, borrower, fname)
 end
 
 function CapacityLimiter:acquire_on_behalf_of_nowait(borrower)
+  check_borrower(borrower, "acquire_on_behalf_of_nowait")
   if not limiter_try(self, borrower, "CapacityLimiter:acquire_nowait") then
     error(errors.WouldBlock("CapacityLimiter:acquire_nowait: no tokens available"), 0)
   end
@@ -238,6 +247,7 @@ function CapacityLimiter:acquire_nowait()
 end
 
 function CapacityLimiter:acquire_on_behalf_of(borrower)
+  check_borrower(borrower, "acquire_on_behalf_of")
   checkpoint_if_cancelled()
   if limiter_try(self, borrower, "CapacityLimiter:acquire") then
     cancel_shielded_checkpoint()

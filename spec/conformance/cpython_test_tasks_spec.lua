@@ -1820,7 +1820,7 @@ describe("test_tasks.py", function()
     H.with_loop(function(loop)
       local calls = H.capture_handler(loop)
       local function coro(s) return s end
-      assert_raises("ensure_future", loop.run_until_complete, loop, function()
+      assert_raises("gather", loop.run_until_complete, loop, function()
         return asyncio.gather(function() return coro("abc") end, 42)
       end)
       H.run_loop(loop)

@@ -1,0 +1,27 @@
+-- oom scenario: the asyncio flavor (futures, timers, tasks, gather,
+-- wait_for, a queue, a lock, a reader on a pipe).
+local sum = asyncio.run(function()
+  local loop = asyncio.get_running_loop()
+  local fut = loop:create_future()
+  loop:call_later(0.001, function() fut:set_result(1) end)
+  local q = asyncio.Queue(2)
+  local producer = asyncio.create_task(function() for i = 1, 6 do q:put(i) end end)
+  local sum = 0
+  for _ = 1, 6 do sum = sum + q:get() end
+  producer:await()
+  local r = asyncio.gather(function() asyncio.sleep(0.001) return 10 end, function() return 20 end)
+  local timed_out = not pcall(asyncio.wait_for, function() asyncio.sleep(1) end, 0.001)
+  local lock = asyncio.Lock()
+  lock:acquire()
+  lock:release()
+  local rfd, wfd = oom_pipe()
+  local readable = loop:create_future()
+  loop:add_reader(rfd, function() if not readable:done() then readable:set_result(100) end end)
+  oom_write(wfd, "x")
+  local got = readable:await()
+  loop:remove_reader(rfd)
+  oom_close(rfd)
+  oom_close(wfd)
+  return fut:await() + sum + r[1] + r[2] + got + (timed_out and 1000 or 0)
+end)
+assert(sum == 1 + 21 + 30 + 100 + 1000, "wrong sum " .. tostring(sum))
