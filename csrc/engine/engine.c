@@ -117,7 +117,10 @@ static void abandon_run(lua_State *L, ta_engine *E) {
   int rounds = 0, top = lua_gettop(L);
   ta_status_cancel(L, E, &E->root);
   E->host_loop = 1; /* no more polling */
-  while (ta_run_alive(E) && E->nrunq > 0 && rounds++ < TA_ABANDON_ROUNDS) ta_run_step(L, E, 0);
+  /* from inside a running task (a host calling lua_close there), no batch
+  ** may run inside the current one */
+  while (E->current == NULL && ta_run_alive(E) && E->nrunq > 0 && rounds++ < TA_ABANDON_ROUNDS)
+    ta_run_step(L, E, 0);
   ta_run_finish(L, E);
   lua_settop(L, top);
 }

@@ -27,7 +27,12 @@ static void on_sigint(uv_signal_t *h, int signum) {
 
 /* ---- the run queue ---- */
 
+/* Queues t for the next batch, once: a task already queued stays where it
+** is (a stale second entry would step it twice, or step it after it
+** exited). */
 void ta_runq_push(ta_engine *E, ta_task *t) {
+  if (t->queued) return;
+  t->queued = 1;
   if (E->nrunq == E->caprunq) {
     size_t cap = E->caprunq ? E->caprunq * 2 : TA_RUNQ_INITIAL;
     ta_task **q = (ta_task **)realloc(E->runq, cap * sizeof *q);
@@ -46,12 +51,17 @@ void ta_runq_push(ta_engine *E, ta_task *t) {
 static void run_batch(lua_State *L, ta_engine *E) {
   ta_task **batch = E->runq;
   size_t n = E->nrunq, cap = E->caprunq;
+  /* the two arrays trade places: the engine owns both at every moment */
   E->runq = E->batch;
   E->caprunq = E->capbatch;
   E->nrunq = 0;
-  for (size_t i = 0; i < n; i++) ta_step_task(L, batch[i]);
   E->batch = batch;
   E->capbatch = cap;
+  for (size_t i = 0; i < n; i++) {
+    ta_task *t = batch[i];
+    t->queued = 0;
+    if (t->state == TA_RUNNABLE) ta_step_task(L, t);
+  }
 }
 
 /* ---- instruments ---- */

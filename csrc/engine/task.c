@@ -404,6 +404,7 @@ int ta_checkpoint(lua_State *L, ta_task *t) {
 ** `nvalues` resume values (or one error value) on t->co. */
 void ta_reschedule(ta_task *t, int nvalues, int is_error) {
   ta_engine *E = t->E;
+  if (t->state == TA_DONE) return; /* a stale wake-up: nothing to resume */
   t->state = TA_RUNNABLE;
   t->abort = NULL;
   t->wait = NULL;
@@ -428,6 +429,7 @@ void ta_push_cancelled(lua_State *L, ta_task *t) {
 void ta_deliver_cancel(lua_State *L, ta_task *t) {
   if (t->state != TA_PARKED || t->abort == NULL) return;
   if (t->abort(L, t) != TA_ABORT_SUCCEEDED) return;
+  if (t->state != TA_PARKED) return; /* the abort callback woke it itself */
   ta_push_cancelled(L, t);
   lua_xmove(L, t->co, 1);
   ta_reschedule(t, 1, 1);
