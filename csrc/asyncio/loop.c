@@ -138,8 +138,7 @@ void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
 static void report_slow(lua_State *L, ta_loop *lp, int hidx, uint64_t start) {
   double took = (double)(uv_hrtime() - start) / 1e9;
   if (took < lp->slow_callback_duration) return;
-  luaL_tolstring(L, hidx, NULL);
-  lua_writestringerror("asyncio: Executing %s ", lua_tostring(L, -1));
+  lua_writestringerror("asyncio: Executing %s ", ta_tostring(L, hidx));
   lua_writestringerror("took %s seconds\n", lua_pushfstring(L, "%f", took));
   lua_pop(L, 2);
 }
@@ -189,7 +188,7 @@ void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx) {
   lua_insert(L, -2);
   lua_pushvalue(L, ctxidx);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-    lua_writestringerror("asyncio: exception handler failed: %s\n", luaL_tolstring(L, -1, NULL));
+    lua_writestringerror("asyncio: exception handler failed: %s\n", ta_tostring(L, -1));
     lua_pop(L, 2);
   }
 }

@@ -84,7 +84,7 @@ static void on_async(uv_async_t *h) {
     lua_pushlightuserdata(L, rev);
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
       lua_writestringerror("trio_asyncio: a thread-posted callback raised: %s\n",
-                           luaL_tolstring(L, -1, NULL));
+                           ta_tostring(L, -1));
       lua_pop(L, 2);
     }
     free(rev);
@@ -136,7 +136,7 @@ static int protected_step(ta_engine *E, double max_wait) {
   lua_pushlightuserdata(L, E);
   lua_pushnumber(L, max_wait);
   if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-    lua_writestringerror("trio_asyncio: scheduler error: %s\n", luaL_tolstring(L, -1, NULL));
+    lua_writestringerror("trio_asyncio: scheduler error: %s\n", ta_tostring(L, -1));
     lua_pop(L, 2);
     return E->running ? 1 : 0;
   }

@@ -42,6 +42,26 @@ void ta_flush_closes(ta_engine *E) {
   uv_run(E->loop, UV_RUN_NOWAIT);
 }
 
+static int tostring_unprotected(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* luaL_tolstring that cannot raise (for error reports made from the
+** scheduler or a libuv callback: a value whose __tostring fails must not
+** unwind through them).  Pushes the text and returns it. */
+const char *ta_tostring(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, tostring_unprotected);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    lua_pushfstring(L, "(a %s whose __tostring failed: %s)", luaL_typename(L, idx), why);
+    lua_remove(L, -2);
+  }
+  return lua_tostring(L, -1);
+}
+
 /* Argument check for anything called: a function or an object with __call
 ** (the metafield is not left on the stack). */
 void ta_check_callable(lua_State *L, int idx) {
@@ -138,6 +158,7 @@ static int engine_gc(lua_State *L) {
   }
   free(E->runq);
   free(E->batch);
+  free(E->status_todo);
   free(E->weak_free);
   E->weak_free = NULL;
   E->nweak_free = E->capweak_free = 0;

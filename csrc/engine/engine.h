@@ -274,6 +274,9 @@ struct ta_engine {
   size_t nrunq, caprunq, capbatch;
   ta_heap timers;
   ta_status root;           /* root of the cancel-status tree of a run */
+  ta_status **status_todo;  /* statuses to recompute (status.c)... */
+  size_t nstatus_todo, capstatus_todo;
+  int recomputing;          /* ...while a walk runs */
   ta_task *current;         /* task being resumed, NULL in scheduler code */
   ta_task *main;            /* root task of the run */
   ta_clock *clock;          /* NULL: the real monotonic clock */
@@ -334,6 +337,7 @@ void ta_push_weak(lua_State *L, ta_engine *E, int id);
 void ta_weak_unref(lua_State *L, ta_engine *E, int id);
 void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
+const char *ta_tostring(lua_State *L, int idx);
 double ta_now(ta_engine *E);
 void ta_runq_push(ta_engine *E, ta_task *t);
 void ta_tick(lua_State *L, ta_engine *E, double max_wait);

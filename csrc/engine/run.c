@@ -341,7 +341,7 @@ int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
   n = ta_run_finish(L, E);
   if (lua_pcall(L, n, 0, 0) != LUA_OK) {
     lua_writestringerror("trio_asyncio: the guest run's done callback raised: %s\n",
-                         luaL_tolstring(L, -1, NULL));
+                         ta_tostring(L, -1));
   }
   lua_settop(L, top);
   return 0;

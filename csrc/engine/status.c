@@ -11,6 +11,7 @@
 ** their next checkpoint.
 */
 #include <math.h>
+#include <stdlib.h>
 
 #include "engine/engine.h"
 
@@ -41,7 +42,23 @@ static int should_be_cancelled(ta_status *s) {
   return s->cancel_called || (!s->shield && s->parent != NULL && s->parent->cancelled);
 }
 
-void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
+/* Statuses still to look at, on a stack of the engine's: the walk down
+** the tree is a loop, not a recursion, so any nesting depth fits in the C
+** stack (delivering a cancellation can cancel a nursery's scope below,
+** which joins the same walk). */
+static int push_pending(ta_engine *E, ta_status *s) {
+  if (E->nstatus_todo == E->capstatus_todo) {
+    size_t cap = E->capstatus_todo ? E->capstatus_todo * 2 : 64;
+    ta_status **a = (ta_status **)realloc(E->status_todo, cap * sizeof *a);
+    if (a == NULL) return 0;
+    E->status_todo = a;
+    E->capstatus_todo = cap;
+  }
+  E->status_todo[E->nstatus_todo++] = s;
+  return 1;
+}
+
+static void recompute_one(lua_State *L, ta_engine *E, ta_status *s) {
   int now = should_be_cancelled(s);
   if (now == s->cancelled) return;
   s->cancelled = (unsigned char)now;
@@ -53,7 +70,18 @@ void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
     }
   }
   for (ta_status *c = s->first_child; c != NULL; c = c->next_sibling)
-    ta_status_recompute(L, E, c);
+    if (!push_pending(E, c)) recompute_one(L, E, c); /* no memory: recurse */
+}
+
+void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
+  if (E->recomputing) { /* inside the walk: it gets there */
+    if (!push_pending(E, s)) recompute_one(L, E, s);
+    return;
+  }
+  E->recomputing = 1;
+  recompute_one(L, E, s);
+  while (E->nstatus_todo > 0) recompute_one(L, E, E->status_todo[--E->nstatus_todo]);
+  E->recomputing = 0;
 }
 
 void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s) {

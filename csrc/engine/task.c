@@ -459,10 +459,12 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
   if (t == E->main) {
     E->main_done = 1;
     E->main_ok = ok;
-    if (ok) {
+    if (ok) { /* one value at a time: any number of results fits */
       lua_createtable(L, nres, 1);
-      lua_xmove(co, L, nres);
-      for (int i = nres; i >= 1; i--) lua_rawseti(L, -1 - i, i);
+      for (int i = nres; i >= 1; i--) {
+        lua_xmove(co, L, 1);
+        lua_rawseti(L, -2, i);
+      }
       lua_pushinteger(L, nres);
       lua_setfield(L, -2, "n");
     }
@@ -513,7 +515,14 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
   int top = lua_gettop(L);
   int aio = t->flavor == TA_ASYNCIO;
   const char *msg;
-  lua_pushstring(L, nres > 0 ? luaL_tolstring(t->co, -nres, NULL) : "nothing");
+  if (nres > 0) { /* the value, to L first: the coroutine is suspended */
+    lua_pushvalue(t->co, -nres);
+    lua_xmove(t->co, L, 1);
+    ta_tostring(L, -1);
+    lua_remove(L, -2);
+  } else {
+    lua_pushliteral(L, "nothing");
+  }
   ta_task_name(L, t);
   luaL_traceback(L, t->co, NULL, 0);
   msg = lua_pushfstring(L, "%s: raw coroutine.yield of %s from %s task '%s' (only the "
@@ -745,7 +754,7 @@ static int t_guarded_yield(lua_State *L) {
   ta_task *t = ta_current(L);
   if (t != NULL) {
     int aio = t->flavor == TA_ASYNCIO;
-    const char *what = lua_gettop(L) > 0 ? luaL_tolstring(L, 1, NULL) : "nothing";
+    const char *what = lua_gettop(L) > 0 ? ta_tostring(L, 1) : "nothing";
     const char *name = ta_task_name(L, t);
     return ta_error(L, "FlavorError",
                     "%s: raw coroutine.yield of %s from %s task '%s' (only the runtime's own "

@@ -63,8 +63,8 @@ static int lua_abort(lua_State *L, ta_task *t) {
     return TA_ABORT_FAILED;
   }
   if (answer == NULL || strcmp(answer, "SUCCEEDED") != 0) {
-    const char *what = ok ? lua_pushfstring(L, "answered %s", luaL_tolstring(L, -1, NULL))
-                          : lua_pushfstring(L, "raised %s", luaL_tolstring(L, -1, NULL));
+    const char *what = ok ? lua_pushfstring(L, "answered %s", ta_tostring(L, -1))
+                          : lua_pushfstring(L, "raised %s", ta_tostring(L, -1));
     lua_pushfstring(L, "wait_task_rescheduled: the abort function %s; it must answer "
                        "\"SUCCEEDED\" or \"FAILED\"", what);
     ta_push_error(L, t->E, "TrioInternalError", lua_tostring(L, -1));
