@@ -111,7 +111,9 @@ local function finish_run(status, ...)
   core.set_hook(nil)
   if status == "ok" then return ... end
   if status == "internal" then
-    error(errors.TrioInternalError { message = "a system task or callback raised", cause = ... }, 0)
+    local cause = ...
+    local what = tostring(errors.is_error(cause) and cause.message or cause):match("[^\n]*")
+    error(errors.TrioInternalError { message = "a system task or callback raised: " .. what, cause = cause }, 0)
   end
   error((...), 0)
 end

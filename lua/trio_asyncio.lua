@@ -493,7 +493,7 @@ local function start_background(loop, a)
   end, nil, nil, "trio", function(status, err)
     a.background, a.service = false, nil
     if status ~= "ok" then a.background_error = err end
-  end)
+  end, true) -- a Ctrl-C interrupts run_until_complete, not the loop's own run
 end
 
 local function drive_sync(loop, until_done)
@@ -512,6 +512,10 @@ local function drive_sync(loop, until_done)
   while a.background do
     core.guest_step(wait)
     wait = -1
+    if core.take_interrupt() then -- as asyncio: out of run_until_complete; the loop stays usable
+      a.running, a.stopping = false, false
+      error(errors.KeyboardInterrupt("interrupted by Ctrl-C (SIGINT)"), 0)
+    end
     if until_done() or a.stopping then break end
   end
   a.running, a.stopping = false, false

@@ -291,6 +291,7 @@ struct ta_engine {
   int nsoon;
   int soon_closed;          /* the run is ending: run_sync_soon raises RunFinishedError */
   int ki_pending;
+  int ki_host;              /* Ctrl-C is for the host stepping this guest run (a sync loop) */
   int closing;
   int gc_stress;            /* TA_GC_STRESS: a GC step at every spawn and resume */
   size_t ntasks;            /* live anchored tasks: they keep a run alive */
@@ -361,6 +362,9 @@ int ta_open_run(lua_State *L);
 
 /* The engine is upvalue 1 of every function of the core module. */
 #define ta_upengine(L) ((ta_engine *)lua_touserdata((L), lua_upvalueindex(1)))
+
+/* A Ctrl-C is pending for task t (the main task), not for a host. */
+#define ta_ki_for(E, t) ((E)->ki_pending && !(E)->ki_host && (t) == (E)->main)
 
 /* Hot-path hint for a hook check. */
 #define ta_hooked(E) ((E)->hook_ref != LUA_NOREF)

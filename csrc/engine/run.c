@@ -112,7 +112,8 @@ static void run_soon_callbacks(lua_State *L, ta_engine *E) {
 static double wait_timeout(ta_engine *E, double max_wait) {
   ta_timer *top = ta_heap_top(&E->timers);
   double t = -1;
-  if (E->nrunq > 0 || E->nsoon > 0 || E->ki_pending || E->internal_ref != LUA_NOREF) return 0;
+  if (E->nrunq > 0 || E->nsoon > 0 || (E->ki_pending && !E->ki_host) || E->internal_ref != LUA_NOREF)
+    return 0;
   if (E->blocked_waiters.n > 0) return 0;
   if (top != NULL) {
     double dt = top->when - ta_now(E);
@@ -185,7 +186,7 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
   autojump(E);
   fire_timers(L, E);
   if (E->nsoon > 0) run_soon_callbacks(L, E);
-  if (E->ki_pending && E->main != NULL && !E->main_done) ta_deliver_cancel(L, E->main);
+  if (E->main != NULL && !E->main_done && ta_ki_for(E, E->main)) ta_deliver_cancel(L, E->main);
   if (E->nrunq == 0 && E->blocked_waiters.n > 0) {
     ta_task *t;
     while ((t = ta_lot_pop(&E->blocked_waiters)) != NULL) ta_reschedule(t, 0, 0);
@@ -223,7 +224,7 @@ static void run_end(lua_State *L, ta_engine *E) {
   E->clock = NULL;
   E->running = 0;
   E->main = NULL;
-  E->ki_pending = 0;
+  E->ki_pending = E->ki_host = 0;
   ta_ctx_release(L, E);
   if (E->nsoon > 0) { /* queued by the last callbacks: they belong to this run */
     luaL_unref(L, LUA_REGISTRYINDEX, E->soon_ref);
@@ -281,7 +282,7 @@ int ta_run_finish(lua_State *L, ta_engine *E) {
     uv_run(E->loop, UV_RUN_NOWAIT);
     E->in_io_wait = 0;
   }
-  if (E->ki_pending && E->internal_ref == LUA_NOREF) {
+  if (E->ki_pending && !E->ki_host && E->internal_ref == LUA_NOREF) {
     E->ki_pending = 0;
     luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
     ta_push_error(L, E, "KeyboardInterrupt", "interrupted by Ctrl-C (SIGINT)");
@@ -397,7 +398,17 @@ static int l_is_running(lua_State *L) {
   return 1;
 }
 
+/* take_interrupt() -> true once for each Ctrl-C that came while a host
+** (the sync loop) steps a guest run that leaves interrupts to it. */
+static int l_take_interrupt(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  lua_pushboolean(L, E->ki_pending);
+  E->ki_pending = 0;
+  return 1;
+}
+
 static const luaL_Reg run_funcs[] = {
+  {"take_interrupt", l_take_interrupt},
   {"guest_step", l_guest_step},
   {"set_error_factory", l_set_error_factory},
   {"set_hook", l_set_hook},

@@ -198,6 +198,13 @@ ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
                   "nursery:start_soon instead)", fname);
   }
   if (!(t->flavor & flavor)) flavor_error(L, t, fname, flavor);
+  /* Refused before anything is queued or parked: a failed yield would
+  ** leave the task scheduled twice. */
+  if (!lua_isyieldable(L))
+    ta_error(L, "RuntimeError",
+             "%s: cannot suspend the task here: called from inside a C function that cannot "
+             "yield (a table.sort comparator, a string.gsub callback, a metamethod or a "
+             "finalizer); call it outside that callback", fname);
   return t;
 }
 
@@ -347,7 +354,7 @@ int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k) {
   t->abort = abort;
   t->trap = 1;
   t->kbase = lua_gettop(L);
-  if (t->status->cancelled || (E->ki_pending && t == E->main)) ta_deliver_cancel(L, t);
+  if (t->status->cancelled || ta_ki_for(E, t)) ta_deliver_cancel(L, t);
   return lua_yieldk(L, 0, (lua_KContext)t, k);
 }
 
@@ -410,13 +417,14 @@ void ta_reschedule(ta_task *t, int nvalues, int is_error) {
   t->wait = NULL;
   t->nargs = nvalues;
   t->resume_error = (unsigned char)is_error;
+  if (t->queued) return; /* already scheduled: instruments heard of it then */
   ta_runq_push(E, t);
   if (ta_hooked(E) && E->curL != NULL && !E->in_io_wait) ta_hook(E->curL, E, "task_scheduled", t);
 }
 
 void ta_push_cancelled(lua_State *L, ta_task *t) {
   ta_engine *E = t->E;
-  if (E->ki_pending && t == E->main) {
+  if (ta_ki_for(E, t)) {
     E->ki_pending = 0;
     ta_push_error(L, E, "KeyboardInterrupt", "interrupted by Ctrl-C (SIGINT)");
   } else {
@@ -443,7 +451,7 @@ void ta_raise_cancelled(lua_State *L) {
 }
 
 void ta_check_cancelled(lua_State *L, ta_task *t) {
-  if (t->status->cancelled || (t->E->ki_pending && t == t->E->main)) ta_raise_cancelled(L);
+  if (t->status->cancelled || ta_ki_for(t->E, t)) ta_raise_cancelled(L);
 }
 
 /* ---- running and exiting ---- */

@@ -172,7 +172,7 @@ static int l_nursery_add_error(lua_State *L) {
 static int wait_abort(lua_State *L, ta_task *t) {
   ta_nursery *n = (ta_nursery *)t->wait;
   ta_engine *E = n->E;
-  if (t == E->main && E->ki_pending) {
+  if (ta_ki_for(E, t)) {
     ta_push_cancelled(L, t); /* the KeyboardInterrupt; clears ki_pending */
     luaL_traceback(L, t->co, NULL, 0);
     nursery_add_error(L, n, -2, -1);

@@ -26,9 +26,11 @@ static int l_run(lua_State *L) {
   return ta_run_finish(L, E);
 }
 
-/* start_guest_run(fn, args, clock, flavor, done): start a run that makes
-** progress while the host drives the engine (trio_asyncio_step or its own
-** libuv loop); done(status, ...) is called when it ends. */
+/* start_guest_run(fn, args, clock, flavor, done [, keep_interrupts]):
+** start a run that makes progress while the host drives the engine
+** (trio_asyncio_step or its own libuv loop); done(status, ...) is called
+** when it ends.  keep_interrupts: a Ctrl-C is left for the host to take
+** (take_interrupt) instead of going to the main task. */
 static int l_start_guest_run(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   int flavor = check_flavor_opt(L, 4);
@@ -38,9 +40,11 @@ static int l_start_guest_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 5, LUA_TFUNCTION);
-  lua_settop(L, 5);
+  lua_settop(L, 6);
+  lua_pushvalue(L, 5);
   E->guest_done_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_run_start(L, E, 1, 2, 3, flavor, &ta_trio_task_kind);
+  E->ki_host = lua_toboolean(L, 6); /* after run_start, which resets it */
   E->guest = 1;
   if (E->host != NULL && E->host->guest_started != NULL) E->host->guest_started(E);
   return 0;
