@@ -42,7 +42,13 @@ local LoopMT = core.metatable("trio_asyncio.Loop")
 -- ensure_future for the helpers that take an awaitable: an argument error
 -- names the helper (fname) and the argument's position (n; none when nil).
 local function ensure(x, loop, fname, n)
-  if core.is_future(x) then return x end
+  if core.is_future(x) then
+    if loop ~= nil and x:get_loop() ~= loop then -- it would wait for a loop that does not run
+      error(require("asyncio.sync").ValueError(fname .. ": the future belongs to a different loop "
+        .. "than the running one"), 3)
+    end
+    return x
+  end
   if is_callable(x) then return core.create_task(loop or asyncio.get_running_loop(), x) end
   error(("bad argument %sto '%s' (Future, Task or function expected, got %s)"):format(
     n and ("#" .. n .. " ") or "", fname, type(x)), 3)
@@ -124,19 +130,6 @@ local function check_sync(loop, fname)
   end
 end
 
---- The KeyboardInterrupt inside an error of the driving Trio run (Ctrl-C
--- comes out of its nursery in a group): asyncio raises it bare.
-local function interrupt_of(err)
-  if trio.KeyboardInterrupt:is(err) then return err end
-  if trio.ExceptionGroup:is(err) then
-    for _, e in ipairs(err.exceptions) do
-      local ki = interrupt_of(e)
-      if ki then return ki end
-    end
-  end
-  return nil
-end
-
 --- Runs a Trio run whose main task drives the loop until `until_done()`
 -- is true or stop() is called; attrs.wake is an Event set whenever that may
 -- have changed.
@@ -155,7 +148,8 @@ local function drive(loop, until_done)
     end)
   end, nil, nil, "trio")
   a.running, a.wake, a.stopping = false, nil, false
-  if status ~= "ok" then error(interrupt_of(err) or err, 0) end
+  -- Ctrl-C comes out of the driving run's nursery in a group: asyncio raises it bare
+  if status ~= "ok" then error(errors.interrupt_in(err) or err, 0) end
 end
 
 function Loop:run_until_complete(x)
@@ -539,7 +533,9 @@ end
 -- tasks are cancelled and awaited, then the loop is closed.
 function asyncio.run(fn, ...)
   if not is_callable(fn) then argerror(1, "run", "function expected") end
-  if core.running_loop() or core.is_running() then
+  local running, sync_loop = core.is_running()
+  if sync_loop then error(errors.RuntimeError("asyncio.run: " .. trio._SYNC_LOOP_OPEN), 2) end
+  if core.running_loop() or running then
     error(errors.RuntimeError("asyncio.run() cannot be called from a running event loop"), 2)
   end
   local loop = asyncio.new_event_loop()

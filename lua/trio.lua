@@ -119,8 +119,14 @@ local function finish_run(status, ...)
 end
 
 -- Runs cannot nest: raises at the caller of the caller.
+local SYNC_LOOP_OPEN = "a sync asyncio loop (asyncio.new_event_loop() with trio_asyncio loaded) is "
+  .. "still open: its run is paused between run_until_complete calls; close it with loop:close() first"
+trio._SYNC_LOOP_OPEN = SYNC_LOOP_OPEN
+
 local function check_no_run()
-  if core.is_running() then
+  local running, sync_loop = core.is_running()
+  if sync_loop then error("trio.run: " .. SYNC_LOOP_OPEN, 3) end
+  if running then
     error("trio.run: a run is already active in this Lua state (runs cannot nest; open a nursery instead)", 3)
   end
 end
@@ -161,10 +167,25 @@ end
 -- A scope that catches its own cancellation strips Cancelled from the
 -- error; if it removed any, it caught it (cancelled_caught), even when
 -- other errors go on (as Trio's split of the group does).
+-- Nesting past Lua's limit of nested C calls (about 200: each scope and
+-- nursery is a pcall): one short error, the same for scopes and nurseries,
+-- instead of "C stack overflow" wrapped in a group per nursery level.
+local TOO_DEEP = "cancel scopes and nurseries nested too deep in one task (Lua allows about "
+  .. "195 levels: each is a protected call, and Lua limits nested C calls to 200; "
+  .. "see docs/SEMANTICS.md)"
+
+local function too_deep(err)
+  if type(err) == "string" then return err:find("C stack overflow", 1, true) ~= nil end
+  return errors.RuntimeError:is(err) and err.message == TOO_DEEP
+end
+
+local function nesting_error() return errors.RuntimeError(TOO_DEEP) end
+
 local function scope_finish(scope, ok, ...)
   local catches = core.scope_exit(scope)
   if ok then return ... end
   local err = ...
+  if too_deep(err) then error(nesting_error(), 0) end
   if catches then
     local rest = strip_cancelled(err)
     if rest ~= err then core.scope_caught(scope) end
@@ -298,6 +319,13 @@ local function nursery_exit(n, ok, ...)
     if #keep == 0 then return end
     errs, tbs = keep, ktbs
   end
+  -- Nested too deep (and nothing else but cancellation): that alone, not a
+  -- group per level.
+  local deep, other = false, false
+  for _, e in ipairs(errs) do
+    if too_deep(e) then deep = true elseif strip_cancelled(e) ~= nil then other = true end
+  end
+  if deep and not other then error(nesting_error(), 0) end
   -- Only cancellation: let it through as itself so enclosing scopes see it.
   local all_cancelled = true
   for _, e in ipairs(errs) do

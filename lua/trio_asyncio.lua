@@ -286,7 +286,10 @@ local function raise_from_loop(loop, context)
   end
 end
 
+-- Returns the KeyboardInterrupt that came during it (the shutdown goes on:
+-- open_loop raises it once done).
 local function shutdown(loop, a)
+  local interrupt
   -- A loop that the body stopped and closed is left as it is: its callbacks
   -- and tasks are dropped (trio-asyncio does the same).
   if not loop:is_closed() then
@@ -295,14 +298,19 @@ local function shutdown(loop, a)
     -- 2. pending asyncio tasks are cancelled and awaited (their cleanup may await)
     local pending = core.loop_tasks(loop)
     for _, t in ipairs(pending) do t:cancel() end
-    for _, t in ipairs(pending) do pcall(core.future_wait, t) end
+    for _, t in ipairs(pending) do
+      local ok, e = pcall(core.future_wait, t)
+      if not ok and trio.KeyboardInterrupt:is(e) then interrupt = interrupt or e end
+    end
   end
   -- 3. Trio tasks started from asyncio code are cancelled and awaited
   a.service.cancel_scope:cancel()
   a.service_exited:wait()
   -- 4. the driver stops
   core.loop_stop_driver(loop)
+  return interrupt
 end
+
 
 -- loop:stop([event]) of an open_loop loop.  The loop is not driven by
 -- run_forever, so stop() does not end its driver: once the callbacks queued
@@ -359,7 +367,7 @@ function M.open_loop(fn)
   a.stop_hook, a.stopped, a.stop_waiters = bridged_stop, trio.Event(), {}
   a.service_exited = trio.Event()
   local token = current_loop_var:set(loop)
-  local r
+  local r, interrupt
   local ok, err = pcall(trio.open_nursery, function(n)
     n:start_soon(function()
       trio.lowlevel.current_task().name = "trio_asyncio loop driver"
@@ -368,7 +376,7 @@ function M.open_loop(fn)
     a.service = n:start(service_body(a))
     a.body_scope = trio.CancelScope()
     r = pack(pcall(a.body_scope.run, a.body_scope, fn, loop))
-    trio.CancelScope { shield = true }:run(shutdown, loop, a)
+    interrupt = trio.CancelScope { shield = true }:run(shutdown, loop, a)
   end)
   a.running = false
   a.service = nil
@@ -376,6 +384,7 @@ function M.open_loop(fn)
   for waiter in pairs(a.stop_waiters) do waiter:set() end
   core.loop_close(loop)
   current_loop_var:reset(token)
+  if interrupt then error(interrupt, 0) end -- a Ctrl-C during the shutdown
   if not ok then error(err, 0) end
   if not r[1] then error(r[2], 0) end
   if a.pending_error ~= nil then error(a.pending_error, 0) end
@@ -499,7 +508,9 @@ end
 local function drive_sync(loop, until_done)
   local a = attrs(loop)
   if not a.background then
-    if core.is_running() then
+    local running, sync_loop = core.is_running()
+    if sync_loop then error(errors.RuntimeError("run_until_complete: " .. trio._SYNC_LOOP_OPEN), 0) end
+    if running then
       error(errors.RuntimeError("run_until_complete: a trio run is already active in this Lua state "
         .. "(inside trio, use trio_asyncio.open_loop)"), 0)
     end

@@ -393,9 +393,13 @@ static int l_debug_state(lua_State *L) {
   return 1;
 }
 
+/* is_running() -> a run is active, and whether it is the paused run of a
+** sync asyncio loop (a guest run that leaves Ctrl-C to its host). */
 static int l_is_running(lua_State *L) {
-  lua_pushboolean(L, ta_upengine(L)->running);
-  return 1;
+  ta_engine *E = ta_upengine(L);
+  lua_pushboolean(L, E->running);
+  lua_pushboolean(L, E->running && E->guest && E->ki_host);
+  return 2;
 }
 
 /* take_interrupt() -> true once for each Ctrl-C that came while a host

@@ -80,6 +80,13 @@ static void trio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     return;
   }
   if (!ok) {
+    if (lua_isnil(L, -1)) { /* error(nil): still an error, never lost */
+      lua_pop(L, 1);
+      lua_pushfstring(L, "task '%s' raised nil (error(nil))", ta_task_name(L, t));
+      ta_push_error(L, t->E, "RuntimeError", lua_tostring(L, -1));
+      lua_replace(L, -3);
+      lua_pop(L, 1);
+    }
     if (lua_type(L, -1) == LUA_TTABLE) {
       lua_pushliteral(L, "traceback");
       lua_rawget(L, -2);
@@ -162,6 +169,10 @@ static int l_nursery_set_target(lua_State *L) {
 static int l_nursery_add_error(lua_State *L) {
   ta_nursery *n = checknursery(L, 1);
   lua_settop(L, 3);
+  if (lua_isnil(L, 2)) { /* the body's error(nil): still an error, never lost */
+    ta_push_error(L, n->E, "RuntimeError", "the nursery's body raised nil (error(nil))");
+    lua_replace(L, 2);
+  }
   nursery_add_error(L, n, 2, 3);
   return 0;
 }

@@ -123,6 +123,19 @@ M.OS_ERRORS = { "OSError", "ConnectionError", "ConnectionRefusedError",
   "ConnectionResetError", "ConnectionAbortedError", "BrokenPipeError", "FileNotFoundError",
   "FileExistsError", "PermissionError", "IsADirectoryError", "NotADirectoryError", "gaierror" }
 
+--- The KeyboardInterrupt in err, itself or inside (nested) groups, or nil:
+-- runs that wrap it in their own nurseries' groups raise it bare.
+function M.interrupt_in(err)
+  if M.KeyboardInterrupt:is(err) then return err end
+  if M.ExceptionGroup:is(err) then
+    for _, e in ipairs(err.exceptions) do
+      local ki = M.interrupt_in(e)
+      if ki then return ki end
+    end
+  end
+  return nil
+end
+
 --- ExceptionGroup(message, exceptions [, tracebacks]): `exceptions` holds
 -- the original error values, `tracebacks` one traceback string each.
 function M.group(message, exceptions, tracebacks)
