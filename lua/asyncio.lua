@@ -475,37 +475,53 @@ function asyncio.shield(aw)
   return done:result()
 end
 
---- asyncio.timeout(delay, fn, ...): fn(...) with a deadline; raises
--- TimeoutError when it expires (delay nil: no deadline).
-function asyncio.timeout(delay, fn, ...)
+--- fn(...) in the calling Task with a deadline (nil: none) at loop time
+-- t, or t seconds from now when `relative`; raises TimeoutError when it
+-- expires.  What asyncio.timeout and timeout_at share (asyncio's Timeout
+-- object, entered and left).
+local function run_until_deadline(fname, relative, t, fn, ...)
   if core.in_loop_callback() then
-    error(errors.RuntimeError("asyncio.timeout: must be used inside a Task"), 2)
+    error(errors.RuntimeError("asyncio." .. fname .. ": must be used inside a Task"), 2)
   end
-  core.check_aio("asyncio.timeout")
+  core.check_aio("asyncio." .. fname)
   local task = asyncio.current_task()
-  if delay ~= nil and (type(delay) ~= "number" or delay ~= delay) then
-    argerror(1, "timeout", "number or nil expected")
+  if t ~= nil and (type(t) ~= "number" or t ~= t) then
+    argerror(1, fname, "number or nil expected")
   end
-  if not is_callable(fn) then argerror(2, "timeout", "function expected") end
+  if not is_callable(fn) then argerror(2, fname, "function expected") end
   local loop = asyncio.get_running_loop()
   local expired, h = false, nil
   local before = task:cancelling()
-  if delay ~= nil then
+  if t ~= nil then
     local function on_timeout()
       expired = true
       task:cancel()
     end
+    local when = relative and loop:time() + t or t
     -- a deadline already past cancels at the next iteration, as asyncio
     -- does (call_soon), before a task that just yielded runs again
-    if delay <= 0 then h = loop:call_soon(on_timeout) else h = loop:call_later(delay, on_timeout) end
+    if when <= loop:time() then h = loop:call_soon(on_timeout) else h = loop:call_at(when, on_timeout) end
   end
   local r = pack(pcall(fn, ...))
   if h then h:cancel() end
   if expired and task:uncancel() <= before and not r[1] and CancelledError:is(r[2]) then
-    error(TimeoutError { message = "asyncio.timeout: the deadline expired", cause = r[2] }, 0)
+    error(TimeoutError { message = "asyncio." .. fname .. ": the deadline expired", cause = r[2] }, 0)
   end
   if not r[1] then error(r[2], 0) end
   return unpack(r, 2, r.n)
+end
+
+--- asyncio.timeout(delay, fn, ...): fn(...) with a deadline; raises
+-- TimeoutError when it expires (delay nil: no deadline).
+function asyncio.timeout(delay, fn, ...)
+  return run_until_deadline("timeout", true, delay, fn, ...)
+end
+
+--- asyncio.timeout_at(when, fn, ...): fn(...) with a deadline at loop
+-- time `when` (the loop:time() clock); raises TimeoutError when it
+-- expires (when nil: no deadline).
+function asyncio.timeout_at(when, fn, ...)
+  return run_until_deadline("timeout_at", false, when, fn, ...)
 end
 
 -- ---------------------------------------------------------------------

@@ -242,6 +242,13 @@ function asyncio.shield(aw) end
 ---@return any ...
 function asyncio.timeout(delay, fn, ...) end
 
+---@async
+---@param when number? a time of the loop's clock (`loop:time()`)
+---@param fn async fun(...): ...
+---@param ... any
+---@return any ...
+function asyncio.timeout_at(when, fn, ...) end
+
 -- ---------------------------------------------------------------------
 -- synchronization and queues
 
