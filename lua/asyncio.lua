@@ -431,27 +431,55 @@ function asyncio.wait(aws, opts)
   return done, still
 end
 
---- for fut in asyncio.as_completed(aws) do ... fut:result() ... end
--- yields the futures in the order they complete.
-function asyncio.as_completed(aws)
+--- A done future holding TimeoutError: what as_completed yields for each
+-- future still pending when its timeout expired.  It counts as retrieved
+-- (like a coroutine that raises when awaited, it reports nothing if the
+-- caller drops it).
+local function timed_out_future(loop)
+  local f = loop:create_future()
+  f:set_exception(TimeoutError("as_completed: timed out"))
+  f:exception()
+  return f
+end
+
+--- for fut in asyncio.as_completed(aws [, {timeout=}]) do ... fut:result() end
+-- yields the futures in the order they complete.  Once `timeout` seconds
+-- have passed, each further step yields a future holding TimeoutError, one
+-- per future not done by then.
+function asyncio.as_completed(aws, opts)
   if type(aws) ~= "table" then argerror(1, "as_completed", "list of futures expected") end
+  if opts ~= nil and type(opts) ~= "table" then argerror(2, "as_completed", "table or nil expected") end
+  local timeout = opts and opts.timeout
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    argerror(2, "as_completed", "timeout must be a number or nil")
+  end
   local loop = asyncio.get_running_loop()
   local futs = unique_futures(aws, loop)
   local order, waiter, taken, total = {}, nil, 0, #futs
-  for _, fut in ipairs(futs) do
-    fut:add_done_callback(function(f)
-      order[#order + 1] = f
+  local timed_out, h = false, nil
+  local function on_done(f)
+    if timed_out then return end -- (scheduled before the timeout, run after)
+    order[#order + 1] = f
+    if #order == total and h then h:cancel() end
+    if waiter and not waiter:done() then waiter:set_result(true) end
+  end
+  for _, fut in ipairs(futs) do fut:add_done_callback(on_done) end
+  if total > 0 and timeout ~= nil then
+    h = loop:call_later(timeout, function()
+      timed_out = true
+      for _, fut in ipairs(futs) do fut:remove_done_callback(on_done) end
       if waiter and not waiter:done() then waiter:set_result(true) end
     end)
   end
   return function()
     if taken == total then return nil end
-    while #order <= taken do
+    while #order <= taken and not timed_out do
       waiter = loop:create_future()
       waiter:await()
     end
     taken = taken + 1
-    return order[taken]
+    if taken <= #order then return order[taken] end
+    return timed_out_future(loop)
   end
 end
 

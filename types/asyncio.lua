@@ -227,8 +227,9 @@ asyncio.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 asyncio.ALL_COMPLETED = "ALL_COMPLETED"
 
 ---@param aws (asyncio.Future|async fun(): ...)[]
+---@param opts? {timeout?: number}
 ---@return async fun(): asyncio.Future?
-function asyncio.as_completed(aws) end
+function asyncio.as_completed(aws, opts) end
 
 ---@async
 ---@param aw asyncio.Future|async fun(): ...

@@ -797,9 +797,7 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  local AS_COMPLETED_TIMEOUT = " [feature missing: as_completed's timeout]"
-
-  pending(T .. "test_as_completed_with_timeout" .. AS_COMPLETED_TIMEOUT, function()
+  it(T .. "test_as_completed_with_timeout", function()
     H.with_loop(function(loop)
       local a = loop:create_task(asyncio.sleep, 0.1, "a")
       local b = loop:create_task(asyncio.sleep, 0.15, "b")
@@ -828,7 +826,7 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  pending(T .. "test_as_completed_with_unused_timeout" .. AS_COMPLETED_TIMEOUT, function()
+  it(T .. "test_as_completed_with_unused_timeout", function()
     H.with_loop(function(loop)
       local function a() return asyncio.sleep(0.01, "a") end
       local function foo()
