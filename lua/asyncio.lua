@@ -249,8 +249,18 @@ end
 asyncio.Future = function(loop) return (loop or implicit_loop("Future")):create_future() end
 asyncio.isfuture = core.is_future
 
-function asyncio.current_task()
+--- asyncio.current_task([loop]): the running Task (nil in a callback).
+-- With a loop: the Task that loop is running now, nil if none (callable
+-- from anywhere, as asyncio's current_task(loop)).
+function asyncio.current_task(loop)
   local t = core.current_aio_task()
+  if loop ~= nil then
+    if getmetatable(loop) ~= core.metatable("trio_asyncio.Loop") then
+      argerror(1, "current_task", "event loop or nil expected, got " .. type(loop))
+    end
+    if t and t:get_loop() == loop then return t end
+    return nil
+  end
   if t then return t end
   if core.in_loop_callback() then return nil end
   core.check_aio("asyncio.current_task")

@@ -187,8 +187,9 @@ function asyncio.create_task(fn, ...) end
 ---@return asyncio.Future
 function asyncio.ensure_future(x, loop) end
 
+---@param loop? asyncio.Loop
 ---@return asyncio.Task?
-function asyncio.current_task() end
+function asyncio.current_task(loop) end
 
 ---@param loop? asyncio.Loop
 ---@return asyncio.Task[]

@@ -967,9 +967,8 @@ describe("test_tasks.py", function()
   end)
 
   it(T .. "test_current_task", function()
-    -- (upstream also checks current_task(loop=loop) outside the loop; see
-    -- BaseCurrentLoopTests.test_current_task_no_running_loop)
     H.with_loop(function(loop)
+      assert.is_nil(asyncio.current_task(loop))
       local task
       task = loop:create_task(function()
         assert.equal(task, asyncio.current_task())
@@ -977,6 +976,7 @@ describe("test_tasks.py", function()
         assert.equal(task, asyncio.current_task())
       end)
       loop:run_until_complete(task)
+      assert.is_nil(asyncio.current_task(loop))
     end)
   end)
 
@@ -1493,12 +1493,11 @@ describe("test_tasks.py", function()
 
   T = "test_tasks.py::BaseCurrentLoopTests."
 
-  pending(T .. "test_current_task_no_running_loop [feature missing: asyncio.current_task(loop)]",
-    function()
-      H.with_loop(function(loop)
-        assert.is_nil(asyncio.current_task(loop))
-      end)
+  it(T .. "test_current_task_no_running_loop", function()
+    H.with_loop(function(loop)
+      assert.is_nil(asyncio.current_task(loop))
     end)
+  end)
 
   it(T .. "test_current_task_no_running_loop_implicit", function()
     -- (an async function outside any Task fails naming itself)
@@ -1506,14 +1505,15 @@ describe("test_tasks.py", function()
   end)
 
   it(T .. "test_current_task_with_implicit_loop", function()
-    -- (upstream also asks current_task(loop=loop))
     H.with_loop(function(loop)
       local task
       task = loop:create_task(function()
+        assert.equal(task, asyncio.current_task(loop))
         assert.equal(task, asyncio.current_task(nil))
         assert.equal(task, asyncio.current_task())
       end)
       loop:run_until_complete(task)
+      assert.is_nil(asyncio.current_task(loop))
     end)
   end)
 
