@@ -145,6 +145,7 @@ do
     o["asyncio.Semaphore"] = asyncio.Semaphore()
     o["asyncio.BoundedSemaphore"] = asyncio.BoundedSemaphore()
     o["asyncio.Condition"] = asyncio.Condition()
+    o["asyncio.Barrier"] = asyncio.Barrier(1)
     o["asyncio.Queue"] = asyncio.Queue()
     o["asyncio.LifoQueue"] = asyncio.LifoQueue()
     o["asyncio.PriorityQueue"] = asyncio.PriorityQueue()
@@ -171,7 +172,7 @@ local TYPES = {
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },
   ["asyncio.Event"] = {}, ["asyncio.Lock"] = {}, ["asyncio.Semaphore"] = {},
   ["asyncio.BoundedSemaphore"] = { parent = "asyncio.Semaphore", overrides = { release = true } },
-  ["asyncio.Condition"] = {},
+  ["asyncio.Condition"] = {}, ["asyncio.Barrier"] = {},
   ["asyncio.Queue"] = {}, ["asyncio.LifoQueue"] = { parent = "asyncio.Queue" },
   ["asyncio.PriorityQueue"] = { parent = "asyncio.Queue" },
   -- every error object; and what ExceptionGroup adds

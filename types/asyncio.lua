@@ -334,6 +334,28 @@ function Condition:with(fn, ...) end
 ---@return asyncio.Condition
 function asyncio.Condition(lock) end
 
+---@class asyncio.Barrier
+---@field parties integer
+---@field n_waiting integer
+---@field broken boolean
+local Barrier = {}
+---@async
+---@return integer index
+function Barrier:wait() end
+---@async
+---@param fn fun(index: integer, ...): ...
+---@param ... any
+---@return any ...
+function Barrier:with(fn, ...) end
+---@async
+function Barrier:reset() end
+---@async
+function Barrier:abort() end
+
+---@param parties integer
+---@return asyncio.Barrier
+function asyncio.Barrier(parties) end
+
 ---@class asyncio.Queue
 ---@field maxsize number
 local Queue = {}
@@ -408,5 +430,8 @@ asyncio.ValueError = {}
 ---The same class as trio.RuntimeError.
 ---@type trio.RuntimeError
 asyncio.RuntimeError = {}
+---@class asyncio.BrokenBarrierError: trio.RuntimeError
+---@overload fun(message_or_fields?: string|table): asyncio.BrokenBarrierError
+asyncio.BrokenBarrierError = {}
 
 return asyncio
