@@ -378,6 +378,8 @@ function Queue:qsize() end
 function Queue:empty() end
 ---@return boolean
 function Queue:full() end
+---@param immediate? boolean
+function Queue:shutdown(immediate) end
 
 ---@param maxsize? number
 ---@return asyncio.Queue
@@ -430,6 +432,9 @@ asyncio.ValueError = {}
 ---The same class as trio.RuntimeError.
 ---@type trio.RuntimeError
 asyncio.RuntimeError = {}
+---@class asyncio.QueueShutDown: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.QueueShutDown
+asyncio.QueueShutDown = {}
 ---@class asyncio.BrokenBarrierError: trio.RuntimeError
 ---@overload fun(message_or_fields?: string|table): asyncio.BrokenBarrierError
 asyncio.BrokenBarrierError = {}
