@@ -272,6 +272,17 @@ function asyncio.all_tasks(loop)
   return core.loop_tasks(loop or asyncio.get_running_loop())
 end
 
+--- asyncio.Task([loop,] fn, ...) -> a new Task running fn(...) on loop
+-- (default: the running loop, else the one set with set_event_loop),
+-- made whatever the loop's task factory (what a task factory calls).
+function asyncio.Task(loop, ...)
+  if getmetatable(loop) == core.metatable("trio_asyncio.Loop") then return core.new_task(loop, ...) end
+  if not is_callable(loop) then
+    argerror(1, "Task", "event loop or function expected, got " .. type(loop))
+  end
+  return core.new_task(implicit_loop("Task"), loop, ...)
+end
+
 --- asyncio.create_task(fn, ...) -> a Task running fn(...) on the running loop.
 asyncio.create_task = core.make_create_task(asyncio.get_running_loop)
 

@@ -55,6 +55,10 @@ function Loop:call_at(when, cb, ...) end
 function Loop:call_soon_threadsafe(cb, ...) end
 ---@return asyncio.Future
 function Loop:create_future() end
+---@param factory (fun(loop: asyncio.Loop, fn: async fun(...): ..., ...): asyncio.Future)?
+function Loop:set_task_factory(factory) end
+---@return (fun(loop: asyncio.Loop, fn: async fun(...): ..., ...): asyncio.Future)?
+function Loop:get_task_factory() end
 ---@param fn async fun(...): ...
 ---@param ... any
 ---@return asyncio.Task
@@ -167,6 +171,13 @@ function Task:cancel(msg) end
 function Task:cancelling() end
 ---@return integer
 function Task:uncancel() end
+
+---A new Task on the loop given (default: the running loop), whatever its
+---task factory: `asyncio.Task([loop,] fn, ...)`.
+---@param loop_or_fn asyncio.Loop|async fun(...): ...
+---@param ... any
+---@return asyncio.Task
+function asyncio.Task(loop_or_fn, ...) end
 
 ---@param x any
 ---@return boolean

@@ -1461,8 +1461,7 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  pending(T .. "test_run_coroutine_threadsafe_task_factory_exception"
-    .. THREADSAFE .. " [feature missing: loop:set_task_factory]", function()
+  pending(T .. "test_run_coroutine_threadsafe_task_factory_exception" .. THREADSAFE, function()
     H.with_loop(function(loop)
       local run = loop:run_in_executor(nil, target, loop)
       local calls = H.capture_handler(loop)
