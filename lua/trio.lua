@@ -470,6 +470,18 @@ local function system_task_body(fn, ...)
   end
 end
 
+--- trio.lowlevel.in_trio_run(): true where current_trio_token() works
+-- (inside a run: its tasks, callbacks, and a guest run's host code).
+function lowlevel.in_trio_run()
+  return core.is_running()
+end
+
+--- trio.lowlevel.in_trio_task(): true where current_task() works (in a
+-- Trio-flavored task of the run).
+function lowlevel.in_trio_task()
+  return core.is_running() and (pcall(core.current_task))
+end
+
 --- trio.lowlevel.task_tree() -> the live tasks of the run as a tree:
 -- nodes {name=, flavor=, kind="task", where=, task=, children={...}} (where:
 -- see core.task_where), the root task first, then the system tasks as

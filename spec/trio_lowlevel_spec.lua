@@ -466,3 +466,31 @@ describe("trio.lowlevel.current_trio_token", function()
     assert.is_true(trio.RunFinishedError:is(e))
   end)
 end)
+
+describe("trio.lowlevel.in_trio_run / in_trio_task", function()
+  it("are true where current_trio_token() / current_task() work", function()
+    local asyncio = require "asyncio"
+    assert.is_false(lowlevel.in_trio_run())
+    assert.is_false(lowlevel.in_trio_task())
+    local seen = {}
+    trio.run(function()
+      seen.main = { lowlevel.in_trio_run(), lowlevel.in_trio_task() }
+      lowlevel.current_trio_token():run_sync_soon(function()
+        seen.callback = { lowlevel.in_trio_run(), lowlevel.in_trio_task() }
+      end)
+      local co = coroutine.wrap(function() return lowlevel.in_trio_task() end)
+      seen.coroutine = { lowlevel.in_trio_run(), co() }
+      trio.sleep(0)
+    end)
+    assert.same({ true, true }, seen.main)
+    assert.same({ true, false }, seen.callback) -- the scheduler's, no task
+    assert.same({ true, false }, seen.coroutine) -- a plain coroutine is no task
+    -- asyncio.run runs on a Trio run too: the run is there, its Tasks are
+    -- no Trio tasks
+    asyncio.run(function()
+      seen.aio = { lowlevel.in_trio_run(), lowlevel.in_trio_task() }
+    end)
+    assert.same({ true, false }, seen.aio)
+    assert.is_false(lowlevel.in_trio_run())
+  end)
+end)

@@ -465,6 +465,12 @@ function lowlevel.current_root_task() end
 
 ---@return "trio"|"asyncio"|nil
 function lowlevel.current_flavor() end
+---True where current_trio_token() works (inside a run).
+---@return boolean
+function lowlevel.in_trio_run() end
+---True where current_task() works (in a Trio-flavored task of the run).
+---@return boolean
+function lowlevel.in_trio_task() end
 ---The live tasks of the run as a tree: {name=, flavor=, kind=, where=, task=, children=}; nil outside a run.
 ---@return table?
 function lowlevel.task_tree() end

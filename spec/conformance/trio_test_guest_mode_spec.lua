@@ -146,8 +146,7 @@ describe("Trio test_guest_mode.py", function()
     end))
   end)
 
-  pending(P .. "test_guest_mode_trio_context_detection [feature missing: trio.lowlevel.in_trio_run / "
-    .. "in_trio_task]", function()
+  it(P .. "test_guest_mode_trio_context_detection", function()
     local failures = {}
     local function check(thing) if not thing then failures[#failures + 1] = true end end
     assert.is_false(trio.lowlevel.in_trio_run())

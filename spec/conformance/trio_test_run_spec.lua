@@ -1787,8 +1787,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_trio_context_detection [feature missing: trio.lowlevel.in_trio_run / "
-    .. "in_trio_task; threads]", function()
+  pending(P .. "test_trio_context_detection [feature missing: trio.to_thread.run_sync]", function()
     assert.is_false(lowlevel.in_trio_run())
     assert.is_false(lowlevel.in_trio_task())
     H.run(function()
