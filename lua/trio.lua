@@ -532,19 +532,72 @@ end
 local TrioToken = {}
 TrioToken.__index = TrioToken
 
---- token:run_sync_soon(fn, ...): call fn(...) from the scheduler soon.
+-- The options of run_sync_soon: a last argument that is a plain table
+-- holding a boolean `idempotent` and nothing else.
+local function is_soon_opts(t)
+  if type(t) ~= "table" or getmetatable(t) ~= nil or type(t.idempotent) ~= "boolean" then
+    return false
+  end
+  for k in pairs(t) do
+    if k ~= "idempotent" then return false end
+  end
+  return true
+end
+
+local function same_args(a, b)
+  if a.n ~= b.n then return false end
+  for i = 1, a.n do
+    if a[i] ~= b[i] then return false end
+  end
+  return true
+end
+
+--- token:run_sync_soon(fn, ... [, {idempotent=true}]): call fn(...) from
+-- the scheduler soon.  Idempotent: nothing is queued when the same fn
+-- with equal arguments is queued already (and not yet started).
 function TrioToken:run_sync_soon(fn, ...)
   check_callable(fn, 1, "run_sync_soon")
   if self._finished then
     error(errors.RunFinishedError("run_sync_soon: the run of this token has finished"), 2)
   end
   local args = pack(...)
+  if args.n > 0 and is_soon_opts(args[args.n]) then
+    local idempotent = args[args.n].idempotent
+    args[args.n] = nil
+    args.n = args.n - 1
+    if idempotent then
+      local queued = self._idempotent
+      local list = queued[fn]
+      if list then
+        for _, a in ipairs(list) do
+          if same_args(a, args) then return end
+        end
+      end
+      core.run_sync_soon(function()
+        local l = queued[fn]
+        for i = 1, #l do
+          if l[i] == args then
+            table.remove(l, i)
+            break
+          end
+        end
+        if #l == 0 then queued[fn] = nil end
+        fn(unpack(args, 1, args.n))
+      end)
+      if list == nil then
+        list = {}
+        queued[fn] = list
+      end
+      list[#list + 1] = args
+      return
+    end
+  end
   core.run_sync_soon(function() fn(unpack(args, 1, args.n)) end)
 end
 
 function lowlevel.current_trio_token()
   if not core.is_running() then error("current_trio_token: must be called inside trio.run", 2) end
-  trio_token = trio_token or setmetatable({}, TrioToken)
+  trio_token = trio_token or setmetatable({ _idempotent = {} }, TrioToken)
   return trio_token
 end
 

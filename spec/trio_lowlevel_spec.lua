@@ -460,6 +460,32 @@ describe("trio.lowlevel.current_trio_token", function()
     assert.same({ 1, 2, 3, 4, 5 }, log)
   end)
 
+  it("run_sync_soon's last argument is its options only when it is exactly {idempotent = <boolean>}", function()
+    local log = {}
+    trio.run(function()
+      local token = lowlevel.current_trio_token()
+      local data = { idempotent = true, more = 1 }
+      local function cb(...) push(log, { n = select("#", ...), ... }) end
+      token:run_sync_soon(cb, "a", { idempotent = false }) -- options: queued, not idempotent
+      token:run_sync_soon(cb, "a", { idempotent = false })
+      token:run_sync_soon(cb, "b", data)                   -- a value: passed on
+      token:run_sync_soon(cb, setmetatable({ idempotent = true }, {}))
+      token:run_sync_soon(cb, "c", { idempotent = true })
+      token:run_sync_soon(cb, "c", { idempotent = true })  -- queued already
+      trio.testing.wait_all_tasks_blocked()
+      token:run_sync_soon(cb, "c", { idempotent = true })  -- the first one ran: queued again
+      trio.testing.wait_all_tasks_blocked()
+      assert.equal(data, log[3][2])
+    end)
+    assert.equal(6, #log)
+    assert.same({ n = 1, "a" }, log[1])
+    assert.same({ n = 1, "a" }, log[2])
+    assert.equal(2, log[3].n)
+    assert.equal(1, log[4].n)
+    assert.same({ n = 1, "c" }, log[5])
+    assert.same({ n = 1, "c" }, log[6])
+  end)
+
   it("run_sync_soon after the run finished raises RunFinishedError", function()
     local token = trio.run(lowlevel.current_trio_token)
     local e = errof(token.run_sync_soon, token, function() end)

@@ -412,6 +412,7 @@ local Task = {}
 ---@class trio.lowlevel.TrioToken
 local TrioToken = {}
 
+---A last argument that is exactly `{idempotent = <boolean>}` is the options.
 ---@param fn fun(...)
 ---@param ... any
 function TrioToken:run_sync_soon(fn, ...) end

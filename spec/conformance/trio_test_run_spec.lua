@@ -879,8 +879,7 @@ describe("Trio test_run.py", function()
     H.raises(trio.RunFinishedError, token.run_sync_soon, token, function() end)
   end)
 
-  pending(P .. "test_TrioToken_run_sync_soon_idempotent [feature missing: run_sync_soon(fn, ..., "
-    .. "{idempotent = true})]", function()
+  it(P .. "test_TrioToken_run_sync_soon_idempotent", function()
     H.run(function()
       local record = {}
       local function cb(x) record[#record + 1] = x end
@@ -904,8 +903,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_TrioToken_run_sync_soon_idempotent_requeue [feature missing: "
-    .. "run_sync_soon(fn, ..., {idempotent = true})]", function()
+  it(P .. "test_TrioToken_run_sync_soon_idempotent_requeue", function()
     local record = {}
     local function redo(token)
       record[#record + 1] = true
