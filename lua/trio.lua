@@ -470,6 +470,26 @@ local function system_task_body(fn, ...)
   end
 end
 
+-- The clock of a run without one: the engine's real monotonic clock, with
+-- the methods of Trio's Clock interface (trio.abc.Clock).
+local SystemClock = { __name = "trio.lowlevel.SystemClock" }
+SystemClock.__index = SystemClock
+function SystemClock:start_clock() end
+function SystemClock:current_time() return core.monotonic() end
+function SystemClock:deadline_to_sleep_time(deadline) return deadline - core.monotonic() end
+function SystemClock:__tostring() return "trio.lowlevel.SystemClock" end
+local system_clock = setmetatable({}, SystemClock)
+
+--- trio.lowlevel.current_clock() -> the run's clock: the one it was
+-- given, or the system clock.
+function lowlevel.current_clock()
+  return core.current_clock() or system_clock
+end
+
+--- trio.lowlevel.current_statistics() -> {tasks_living=, tasks_runnable=,
+-- seconds_to_next_deadline=, run_sync_soon_queue_size=, io_statistics=}
+lowlevel.current_statistics = core.current_statistics
+
 --- trio.lowlevel.in_trio_run(): true where current_trio_token() works
 -- (inside a run: its tasks, callbacks, and a guest run's host code).
 function lowlevel.in_trio_run()

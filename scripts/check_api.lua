@@ -118,6 +118,7 @@ trio.run(function()
   o["trio.lowlevel.ParkingLot"] = trio.lowlevel.ParkingLot()
   o["trio.testing.MockClock"] = trio.testing.MockClock()
   o["trio.lowlevel.TrioToken"] = trio.lowlevel.current_trio_token()
+  o["trio.lowlevel.SystemClock"] = trio.lowlevel.current_clock()
   o["trio.MemorySendChannel"], o["trio.MemoryReceiveChannel"] = trio.open_memory_channel(0)
   trio.open_nursery(function(n)
     o["trio.Nursery"] = n
@@ -164,7 +165,7 @@ probe("trio.ExceptionGroup", objects["trio.ExceptionGroup"])
 local TYPES = {
   ["trio.Nursery"] = {}, ["trio.CancelScope"] = {}, ["trio.MemorySendChannel"] = {},
   ["trio.MemoryReceiveChannel"] = {}, ["trio.lowlevel.Task"] = {}, ["trio.TaskStatus"] = {},
-  ["trio.lowlevel.TrioToken"] = {}, ["trio.lowlevel.ParkingLot"] = {}, ["trio.testing.MockClock"] = {},
+  ["trio.lowlevel.TrioToken"] = {}, ["trio.lowlevel.SystemClock"] = {}, ["trio.lowlevel.ParkingLot"] = {}, ["trio.testing.MockClock"] = {},
   ["trio.Event"] = {}, ["trio.Lock"] = {}, ["trio.StrictFIFOLock"] = { parent = "trio.Lock" },
   ["trio.Semaphore"] = {}, ["trio.CapacityLimiter"] = {}, ["trio.Condition"] = {},
   ["trio.ContextVar"] = {},

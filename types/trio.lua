@@ -466,6 +466,23 @@ function lowlevel.current_root_task() end
 
 ---@return "trio"|"asyncio"|nil
 function lowlevel.current_flavor() end
+---The clock of a run without one; the methods of Trio's Clock interface.
+---@class trio.lowlevel.SystemClock
+local SystemClock = {}
+function SystemClock:start_clock() end
+---@return number
+function SystemClock:current_time() end
+---@param deadline number
+---@return number real_seconds
+function SystemClock:deadline_to_sleep_time(deadline) end
+
+---The run's clock: its MockClock, else the system clock.
+---@return trio.lowlevel.SystemClock|trio.testing.MockClock
+function lowlevel.current_clock() end
+
+---@return {tasks_living: integer, tasks_runnable: integer, seconds_to_next_deadline: number, run_sync_soon_queue_size: integer, io_statistics: {tasks_waiting_read: integer, tasks_waiting_write: integer, backend: string}}
+function lowlevel.current_statistics() end
+
 ---True where current_trio_token() works (inside a run).
 ---@return boolean
 function lowlevel.in_trio_run() end
@@ -545,6 +562,10 @@ function MockClock:current_time() end
 
 ---@param seconds number
 function MockClock:jump(seconds) end
+function MockClock:start_clock() end
+---@param deadline number
+---@return number real_seconds
+function MockClock:deadline_to_sleep_time(deadline) end
 
 ---@param opts? {rate?: number, autojump_threshold?: number}
 ---@return trio.testing.MockClock

@@ -44,6 +44,24 @@ static int l_clock_current_time(lua_State *L) {
   return 1;
 }
 
+/* clock:start_clock(): Trio's Clock interface; nothing to do here. */
+static int l_clock_start(lua_State *L) {
+  checkclock(L, 1);
+  return 0;
+}
+
+/* clock:deadline_to_sleep_time(deadline) -> real seconds to wait for the
+** clock to reach deadline: 0 once it has, a very long time while the
+** clock stands still (rate 0), as Trio's MockClock. */
+static int l_clock_sleep_time(lua_State *L) {
+  ta_clock *c = checkclock(L, 1);
+  double virtual_timeout = luaL_checknumber(L, 2) - ta_clock_now(c);
+  if (virtual_timeout <= 0) lua_pushnumber(L, 0);
+  else if (c->rate > 0) lua_pushnumber(L, virtual_timeout / c->rate);
+  else lua_pushnumber(L, 999999999);
+  return 1;
+}
+
 static int clock_index(lua_State *L) {
   ta_clock *c = checkclock(L, 1);
   const char *k = luaL_checkstring(L, 2);
@@ -73,6 +91,21 @@ static int clock_newindex(lua_State *L) {
 }
 
 /* ---- time and sleeping ---- */
+
+/* current_clock() -> the clock object of the run, nil for the real one */
+static int l_current_clock(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  if (!E->running) return luaL_error(L, "current_clock: must be called inside trio.run");
+  if (E->clock_ref == LUA_NOREF || E->clock_ref == LUA_REFNIL) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->clock_ref);
+  return 1;
+}
+
+/* monotonic() -> the engine's real clock (seconds), in or out of a run */
+static int l_monotonic(lua_State *L) {
+  lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+  return 1;
+}
 
 static int l_current_time(lua_State *L) {
   ta_engine *E = ta_upengine(L);
@@ -132,6 +165,8 @@ static int l_wait_all_tasks_blocked(lua_State *L) {
 static const luaL_Reg clock_funcs[] = {
   {"MockClock", l_clock_new},
   {"current_time", l_current_time},
+  {"current_clock", l_current_clock},
+  {"monotonic", l_monotonic},
   {"sleep", l_sleep},
   {"sleep_until", l_sleep_until},
   {"sleep_forever", l_sleep_forever},
@@ -148,6 +183,8 @@ static const luaL_Reg clock_meta[] = {
 static const luaL_Reg clock_methods[] = {
   {"jump", l_clock_jump},
   {"current_time", l_clock_current_time},
+  {"start_clock", l_clock_start},
+  {"deadline_to_sleep_time", l_clock_sleep_time},
   {NULL, NULL}
 };
 
