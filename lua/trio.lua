@@ -156,6 +156,10 @@ local function strip_cancelled(err)
   return err
 end
 
+-- Scopes whose run() raises TooSlowError when they caught their own
+-- cancellation (those of fail_after / fail_at).
+local fail_scopes = setmetatable({}, { __mode = "k" })
+
 -- A scope that catches its own cancellation strips Cancelled from the
 -- error; if it removed any, it caught it (cancelled_caught), even when
 -- other errors go on (as Trio's split of the group does).
@@ -166,7 +170,10 @@ local function scope_finish(scope, ok, ...)
   if catches then
     local rest = strip_cancelled(err)
     if rest ~= err then core.scope_caught(scope) end
-    if rest == nil then return end
+    if rest == nil then
+      if fail_scopes[scope] then error(errors.TooSlowError("deadline exceeded"), 0) end
+      return
+    end
     err = rest
   end
   error(err, 0)
@@ -185,49 +192,102 @@ function Scope.run(scope, fn, ...)
   return scope_finish(scope, pcall(fn, ...))
 end
 
---- trio.CancelScope{deadline=, shield=}
+local function check_number(x, n, fname, what)
+  if type(x) ~= "number" then
+    error(("bad argument #%d to '%s' (%s must be a number, got %s)"):format(n, fname, what, type(x)), 3)
+  end
+end
+
+--- trio.CancelScope{deadline=, relative_deadline=, shield=}: a relative
+-- deadline counts from when the scope is entered.
 function trio.CancelScope(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
     error(("bad argument #1 to 'CancelScope' (table expected, got %s)"):format(type(opts)), 2)
   end
-  if opts.deadline ~= nil then check_seconds(opts.deadline, 1, "CancelScope") end
-  return core.CancelScope(opts.deadline, opts.shield)
+  if opts.deadline ~= nil then check_number(opts.deadline, 1, "CancelScope", "deadline") end
+  if opts.relative_deadline ~= nil then check_number(opts.relative_deadline, 1, "CancelScope", "relative_deadline") end
+  return core.CancelScope(opts.deadline, opts.shield, opts.relative_deadline)
 end
 
-function trio.move_on_at(deadline, fn, ...)
+-- The optional options of the timeout functions: a plain table (a
+-- callable table is the body).
+local function timeout_opts(x, fname)
+  if type(x) ~= "table" or getmetatable(x) ~= nil then return nil end
+  if x.shield ~= nil and type(x.shield) ~= "boolean" then
+    error(("bad argument #2 to '%s' (shield must be a boolean, got %s)"):format(fname, type(x.shield)), 3)
+  end
+  return x
+end
+
+-- A timeout function's scope alone when no body follows, else the scope
+-- after running the body in it, and the body's results.
+local function timeout_run(scope, fname, argn, fn, ...)
+  if fn == nil and select("#", ...) == 0 then return scope end
+  check_callable(fn, argn, fname)
+  return scope, scope:run(fn, ...)
+end
+
+local function check_timeout(seconds, fname)
+  check_seconds(seconds, 1, fname)
+  if seconds < 0 then error(("bad argument #1 to '%s' (timeout must be non-negative)"):format(fname), 3) end
+end
+
+local function after_scope(seconds, opts, fail)
+  local scope = core.CancelScope(nil, opts and opts.shield, seconds)
+  if fail then fail_scopes[scope] = true end
+  return scope
+end
+
+local function at_scope(deadline, opts, fail)
+  local scope = core.CancelScope(deadline, opts and opts.shield)
+  if fail then fail_scopes[scope] = true end
+  return scope
+end
+
+--- trio.move_on_at(deadline [, {shield=}] [, fn, ...]): with fn, runs
+-- fn(...) in a scope with that deadline and returns the scope and fn's
+-- results; without, returns the scope (unentered).
+function trio.move_on_at(deadline, opts, ...)
   check_seconds(deadline, 1, "move_on_at")
-  check_callable(fn, 2, "move_on_at")
-  local scope = core.CancelScope(deadline)
-  return scope, scope:run(fn, ...)
+  local o = timeout_opts(opts, "move_on_at")
+  if o then return timeout_run(at_scope(deadline, o), "move_on_at", 3, ...) end
+  return timeout_run(at_scope(deadline), "move_on_at", 2, opts, ...)
 end
 
-function trio.move_on_after(seconds, fn, ...)
-  check_seconds(seconds, 1, "move_on_after")
-  if seconds < 0 then error("bad argument #1 to 'move_on_after' (timeout must be non-negative)", 2) end
-  check_callable(fn, 2, "move_on_after")
-  local scope = core.CancelScope(core.current_time() + seconds)
-  return scope, scope:run(fn, ...)
+--- trio.move_on_after(seconds [, {shield=}] [, fn, ...]): the same with a
+-- relative deadline (counted from when the scope is entered).
+function trio.move_on_after(seconds, opts, ...)
+  check_timeout(seconds, "move_on_after")
+  local o = timeout_opts(opts, "move_on_after")
+  if o then return timeout_run(after_scope(seconds, o), "move_on_after", 3, ...) end
+  return timeout_run(after_scope(seconds), "move_on_after", 2, opts, ...)
 end
 
-local function fail_finish(scope, ...)
-  if scope.cancelled_caught then error(errors.TooSlowError("deadline exceeded"), 0) end
-  return ...
+-- fail_*'s body: like move_on's, but returns only fn's results (the
+-- scope's run raises TooSlowError on timeout).
+local function fail_run(scope, fname, argn, fn, ...)
+  if fn == nil and select("#", ...) == 0 then return scope end
+  check_callable(fn, argn, fname)
+  return scope:run(fn, ...)
 end
 
-function trio.fail_at(deadline, fn, ...)
+--- trio.fail_at(deadline [, {shield=}] [, fn, ...]): like move_on_at, but
+-- raises trio.TooSlowError on timeout and returns fn's results; without
+-- fn, a scope whose run() does so.
+function trio.fail_at(deadline, opts, ...)
   check_seconds(deadline, 1, "fail_at")
-  check_callable(fn, 2, "fail_at")
-  local scope = core.CancelScope(deadline)
-  return fail_finish(scope, scope:run(fn, ...))
+  local o = timeout_opts(opts, "fail_at")
+  if o then return fail_run(at_scope(deadline, o, true), "fail_at", 3, ...) end
+  return fail_run(at_scope(deadline, nil, true), "fail_at", 2, opts, ...)
 end
 
-function trio.fail_after(seconds, fn, ...)
-  check_seconds(seconds, 1, "fail_after")
-  if seconds < 0 then error("bad argument #1 to 'fail_after' (timeout must be non-negative)", 2) end
-  check_callable(fn, 2, "fail_after")
-  local scope = core.CancelScope(core.current_time() + seconds)
-  return fail_finish(scope, scope:run(fn, ...))
+--- trio.fail_after(seconds [, {shield=}] [, fn, ...])
+function trio.fail_after(seconds, opts, ...)
+  check_timeout(seconds, "fail_after")
+  local o = timeout_opts(opts, "fail_after")
+  if o then return fail_run(after_scope(seconds, o, true), "fail_after", 3, ...) end
+  return fail_run(after_scope(seconds, nil, true), "fail_after", 2, opts, ...)
 end
 
 -- ---------------------------------------------------------------------

@@ -77,7 +77,9 @@ function trio.open_nursery(fn) end
 -- cancel scopes
 
 ---@class trio.CancelScope
----@field deadline number settable
+---@field deadline number settable (raises for an unentered scope with a relative deadline)
+---@field relative_deadline number settable: from entry (unentered) or from now (entered)
+---@field is_relative boolean? nil once entered
 ---@field shield boolean settable
 ---@field cancel_called boolean
 ---@field cancelled_caught boolean
@@ -92,40 +94,45 @@ function CancelScope:run(fn, ...) end
 
 function CancelScope:cancel() end
 
----@param opts? {deadline?: number, shield?: boolean}
+---@param opts? {deadline?: number, relative_deadline?: number, shield?: boolean}
 ---@return trio.CancelScope
 function trio.CancelScope(opts) end
 
+---@alias trio.TimeoutOptions {shield?: boolean}
+
+---`move_on_after(seconds [, opts] [, fn, ...])`: without `fn`, the scope (unentered, relative deadline).
 ---@async
 ---@param seconds number
----@param fn async fun(...): ...
+---@param opts_or_fn? trio.TimeoutOptions|async fun(...): ...
 ---@param ... any
 ---@return trio.CancelScope scope
 ---@return any ...
-function trio.move_on_after(seconds, fn, ...) end
+function trio.move_on_after(seconds, opts_or_fn, ...) end
 
+---`move_on_at(deadline [, opts] [, fn, ...])`: without `fn`, the scope (unentered).
 ---@async
 ---@param deadline number
----@param fn async fun(...): ...
+---@param opts_or_fn? trio.TimeoutOptions|async fun(...): ...
 ---@param ... any
 ---@return trio.CancelScope scope
 ---@return any ...
-function trio.move_on_at(deadline, fn, ...) end
+function trio.move_on_at(deadline, opts_or_fn, ...) end
 
----Raises trio.TooSlowError on timeout.
+---Raises trio.TooSlowError on timeout; without `fn`, a scope whose run() does.
 ---@async
 ---@param seconds number
----@param fn async fun(...): ...
+---@param opts_or_fn? trio.TimeoutOptions|async fun(...): ...
 ---@param ... any
 ---@return any ...
-function trio.fail_after(seconds, fn, ...) end
+function trio.fail_after(seconds, opts_or_fn, ...) end
 
+---Raises trio.TooSlowError on timeout; without `fn`, a scope whose run() does.
 ---@async
 ---@param deadline number
----@param fn async fun(...): ...
+---@param opts_or_fn? trio.TimeoutOptions|async fun(...): ...
 ---@param ... any
 ---@return any ...
-function trio.fail_at(deadline, fn, ...) end
+function trio.fail_at(deadline, opts_or_fn, ...) end
 
 -- ---------------------------------------------------------------------
 -- memory channels
