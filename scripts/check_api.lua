@@ -125,6 +125,7 @@ trio.run(function()
     n:start(function(task_status)
       o["trio.TaskStatus"] = task_status
       o["trio.lowlevel.Task"] = trio.lowlevel.current_task() -- a child: parent_nursery is set
+      o["trio.lowlevel.Task"].custom_sleep_data = true -- (nil unless set)
       task_status:started()
       probe_all(o)
     end)

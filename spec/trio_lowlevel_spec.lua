@@ -585,3 +585,31 @@ describe("trio.lowlevel.current_statistics", function()
     assert.matches("must be called inside trio.run", errof(lowlevel.current_statistics))
   end)
 end)
+
+describe("Task.custom_sleep_data", function()
+  it("stays while the task is parked and is cleared when it is rescheduled", function()
+    trio.run(function()
+      local seen = {}
+      trio.open_nursery(function(n)
+        local sleeper
+        n:start_soon(function()
+          sleeper = lowlevel.current_task()
+          sleeper.custom_sleep_data = { waiting_for = "a note" }
+          local v = lowlevel.wait_task_rescheduled(function() return lowlevel.Abort.SUCCEEDED end)
+          seen.after = sleeper.custom_sleep_data or "nil"
+          seen.value = v
+        end)
+        trio.testing.wait_all_tasks_blocked()
+        seen.parked = sleeper.custom_sleep_data.waiting_for -- read by another task
+        lowlevel.reschedule(sleeper, true, "woken")
+      end)
+      assert.same({ parked = "a note", after = "nil", value = "woken" }, seen)
+      local me = lowlevel.current_task()
+      me.custom_sleep_data = false -- any value, false included
+      assert.is_false(me.custom_sleep_data)
+      me.custom_sleep_data = nil
+      assert.is_nil(me.custom_sleep_data)
+      assert_has(errof(function() me.id = 3 end), "task field 'id' is read-only")
+    end)
+  end)
+end)

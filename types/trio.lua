@@ -414,6 +414,7 @@ trio.lowlevel = lowlevel
 ---@field child_nurseries trio.Nursery[]
 ---@field id integer
 ---@field done boolean
+---@field custom_sleep_data any settable; cleared when the task is made runnable
 local Task = {}
 
 ---@class trio.lowlevel.TrioToken

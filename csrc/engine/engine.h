@@ -163,6 +163,7 @@ struct ta_task {
   unsigned char thread_uv;  /* user value of its object holding its thread */
   unsigned char cancel_asked; /* Trio cancelled it while it waited on a future */
   unsigned char lot_breaker;  /* registered as a parking-lot breaker (trio/parking_lot.c) */
+  unsigned char sleep_data;   /* custom_sleep_data set since it was last made runnable */
 };
 
 #define TA_TASK_MT "trio_asyncio.Task"

@@ -28,6 +28,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
 /* ---- the run queue ---- */
 
 void ta_runq_push(ta_engine *E, ta_task *t) {
+  t->sleep_data = 0; /* as Trio's reschedule: custom_sleep_data is cleared */
   if (E->nrunq == E->caprunq) {
     size_t cap = E->caprunq ? E->caprunq * 2 : 256;
     ta_task **q = (ta_task **)realloc(E->runq, cap * sizeof *q);

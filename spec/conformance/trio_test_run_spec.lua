@@ -1565,7 +1565,7 @@ describe("Trio test_run.py", function()
     assert.same({ "trio", "trio", "trio" }, seen)
   end)
 
-  pending(P .. "test_Task_custom_sleep_data [feature missing: task.custom_sleep_data]", function()
+  it(P .. "test_Task_custom_sleep_data", function()
     H.run(function()
       local task = current_task()
       assert.is_nil(task.custom_sleep_data)
