@@ -555,6 +555,34 @@ describe("timeouts without a body, and their shield option", function()
   end)
 end)
 
+describe("tostring(CancelScope)", function()
+  it("tells the binding, cancellation and deadline, as Trio's repr", function()
+    local clock = trio.testing.MockClock()
+    local scope = trio.CancelScope()
+    local seen = {}
+    trio.lowlevel.run { clock = clock, fn = function()
+      seen[#seen + 1] = tostring(scope)
+      scope:run(function()
+        seen[#seen + 1] = tostring(scope)
+        scope.deadline = trio.current_time() - 1
+        seen[#seen + 1] = tostring(scope)
+        scope.deadline = trio.current_time() + 10
+        seen[#seen + 1] = tostring(scope)
+        scope:cancel()
+        seen[#seen + 1] = tostring(scope)
+      end)
+    end }
+    seen[#seen + 1] = tostring(scope)
+    local want = { "^CancelScope %(unbound, 0x", "^CancelScope %(active, 0x",
+      "^CancelScope %(active, deadline is 1%.00 seconds ago, 0x",
+      "^CancelScope %(active, deadline is 10%.00 seconds from now, 0x",
+      "^CancelScope %(active, cancelled, 0x", "^CancelScope %(exited, cancelled, 0x" }
+    for i, pat in ipairs(want) do assert.matches(pat, seen[i]) end
+    -- outside a run there is no current time: no deadline
+    assert.matches("^CancelScope %(unbound, 0x", tostring(trio.CancelScope { deadline = 5 }))
+  end)
+end)
+
 describe("relative deadlines of CancelScope", function()
   it("CancelScope{relative_deadline=} counts from entry; setting it once entered counts from now", function()
     local clock = trio.testing.MockClock()

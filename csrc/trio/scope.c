@@ -4,6 +4,7 @@
 ** heap whose callback cancels the scope.
 */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "trio/trio.h"
@@ -141,18 +142,12 @@ static int scope_index(lua_State *L) {
   return 1;
 }
 
-/* A new absolute deadline; an active scope whose deadline has passed is
-** cancelled at once. */
+/* A new absolute deadline.  As in Trio, a deadline that has passed
+** cancels an active scope when the scheduler next processes deadlines
+** (its timer is due), not here: reading cancel_called does it sooner. */
 static void set_deadline(lua_State *L, ta_scope *sc, double d) {
   sc->st.deadline = d;
-  if (sc->state == 1) {
-    if (d <= ta_now(sc->E)) {
-      ta_heap_remove(&sc->E->timers, &sc->timer);
-      ta_status_cancel(L, sc->E, &sc->st);
-    } else {
-      arm_deadline(L, sc);
-    }
-  }
+  if (sc->state == 1) arm_deadline(L, sc);
 }
 
 static int scope_newindex(lua_State *L) {
@@ -181,11 +176,19 @@ static int scope_newindex(lua_State *L) {
   return 0;
 }
 
+/* "CancelScope (active, deadline is 1.50 seconds from now, 0x...)", as
+** Trio's repr: the deadline is told only inside a run (which has a time). */
 static int scope_tostring(lua_State *L) {
   ta_scope *sc = checkscope(L, 1);
+  char state[80] = "";
+  if (sc->st.cancel_called) {
+    snprintf(state, sizeof state, ", cancelled");
+  } else if (sc->st.deadline != HUGE_VAL && sc->E->running) {
+    double dt = sc->st.deadline - ta_now(sc->E);
+    snprintf(state, sizeof state, ", deadline is %.2f seconds %s", fabs(dt), dt >= 0 ? "from now" : "ago");
+  }
   lua_pushfstring(L, "CancelScope (%s%s, %p)",
-                  sc->state == 0 ? "unbound" : sc->state == 1 ? "active" : "exited",
-                  sc->st.cancel_called ? ", cancelled" : "", (void *)sc);
+                  sc->state == 0 ? "unbound" : sc->state == 1 ? "active" : "exited", state, (void *)sc);
   return 1;
 }
 
