@@ -222,6 +222,56 @@ describe("trio.testing.wait_all_tasks_blocked", function()
     end)
     assert.is_true(caught)
   end)
+
+  it("with a cushion, waits until every other task has been blocked that long (real seconds)", function()
+    local log = {}
+    trio.run(function()
+      trio.fail_after(5, function()
+        trio.open_nursery(function(n)
+          n:start_soon(function()
+            -- blocked for 0.02 s at a time: never for the 0.1 s cushion
+            for i = 1, 5 do
+              trio.sleep(0.02)
+              push(log, "tick " .. i)
+            end
+          end)
+          local t0 = trio.current_time()
+          trio.testing.wait_all_tasks_blocked(0.1)
+          push(log, "idle")
+          local waited = trio.current_time() - t0
+          assert.is_true(waited >= 0.1 + 0.1 - 0.01, "waited " .. waited) -- the ticks, then the cushion
+        end)
+      end)
+    end)
+    assert.same({ "tick 1", "tick 2", "tick 3", "tick 4", "tick 5", "idle" }, log)
+  end)
+
+  it("wakes the waiters of the smallest cushion first, then the others after theirs", function()
+    local log = {}
+    trio.run(function()
+      trio.fail_after(5, function()
+        trio.open_nursery(function(n)
+          n:start_soon(function() trio.testing.wait_all_tasks_blocked(0.05) push(log, "0.05") end)
+          n:start_soon(function() trio.testing.wait_all_tasks_blocked(0.01) push(log, "0.01 a") end)
+          n:start_soon(function() trio.testing.wait_all_tasks_blocked(0.01) push(log, "0.01 b") end)
+          trio.testing.wait_all_tasks_blocked(0.03)
+          push(log, "0.03")
+        end)
+      end)
+    end)
+    assert.same({ "0.01 a", "0.01 b", "0.03", "0.05" }, log)
+  end)
+
+  it("checks its cushion", function()
+    trio.run(function()
+      local ok, e = pcall(trio.testing.wait_all_tasks_blocked, -1)
+      assert.is_false(ok)
+      assert.matches("cushion must be >= 0", e)
+      ok, e = pcall(trio.testing.wait_all_tasks_blocked, 0 / 0)
+      assert.is_false(ok)
+      assert.matches("cushion must be >= 0", e)
+    end)
+  end)
 end)
 
 -- An instrument that logs every hook as {name, arg}.

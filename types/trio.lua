@@ -580,7 +580,8 @@ function MockClock:deadline_to_sleep_time(deadline) end
 function testing.MockClock(opts) end
 
 ---@async
-function testing.wait_all_tasks_blocked() end
+---@param cushion? number real seconds every other task must have been blocked (default 0)
+function testing.wait_all_tasks_blocked(cushion) end
 
 ---@alias trio.testing.Options {autojump?: boolean|number, clock?: trio.testing.MockClock, timeout?: number, instruments?: table[], leak_check?: boolean}
 

@@ -293,7 +293,10 @@ struct ta_engine {
   ta_owned *owned;          /* ...the list */
   size_t io_waiters;        /* tasks and watches waiting for fd readiness */
   uint64_t last_poll_ns;
-  ta_lot blocked_waiters;   /* wait_all_tasks_blocked */
+  ta_lot blocked_waiters;   /* wait_all_tasks_blocked (cushion in each task's timer.when) */
+  double idle_accum;        /* real seconds every task has been blocked (for the cushions) */
+  uint64_t last_tick_ns;    /* when the last tick ended (0: none yet in this run) */
+  int wake_fired;           /* the wake timer fired during the last I/O wait */
   uint32_t next_id;
   int internal_ref;         /* first error of a system task or callback */
   int weak_ref;             /* weak-valued table: objects by their weak id... */
@@ -331,6 +334,7 @@ void ta_check_callable(lua_State *L, int idx);
 double ta_now(ta_engine *E);
 void ta_runq_push(ta_engine *E, ta_task *t);
 void ta_tick(lua_State *L, ta_engine *E, double max_wait);
+double ta_idle_timeout(ta_engine *E);
 void ta_run_start(lua_State *L, ta_engine *E, int fnidx, int argsidx, int clockidx, int flavor,
                   const ta_task_kind *kind);
 int ta_run_alive(ta_engine *E);

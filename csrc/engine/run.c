@@ -17,7 +17,7 @@
 
 #include "engine/engine.h"
 
-static void on_wake(uv_timer_t *h) { (void)h; }
+static void on_wake(uv_timer_t *h) { ((ta_engine *)h->data)->wake_fired = 1; }
 
 static void on_sigint(uv_signal_t *h, int signum) {
   ta_engine *E = (ta_engine *)h->data;
@@ -99,12 +99,62 @@ static void run_soon_callbacks(lua_State *L, ta_engine *E) {
   lua_pop(L, 1);
 }
 
-/* How long the I/O wait may block, in real seconds (-1: until an event). */
-static double wait_timeout(ta_engine *E, double max_wait) {
+/* ---- wait_all_tasks_blocked(cushion) ----
+** Its tasks wait in E->blocked_waiters, each with its cushion in its sleep
+** timer's `when` (unused while it waits there).  As in Trio, those with the
+** smallest cushion wake once every other task has been blocked for that
+** many real seconds: ticks in which nothing was runnable, no deadline
+** expired and no callback ran add up in idle_accum; any such activity
+** starts it again.  A host stepping a guest run in short steps adds up
+** its steps. */
+static double min_cushion(ta_engine *E) {
+  double c = HUGE_VAL;
+  for (ta_task *t = E->blocked_waiters.first; t != NULL; t = t->wait_next)
+    if (t->timer.when < c) c = t->timer.when;
+  return c;
+}
+
+/* Real seconds of idleness still needed to wake a waiter; -1: none waits. */
+double ta_idle_timeout(ta_engine *E) {
+  double c;
+  if (E->blocked_waiters.n == 0) return -1;
+  c = min_cushion(E) - E->idle_accum;
+  return c > 0 ? c : 0;
+}
+
+/* After the I/O wait of `timeout` seconds and what followed it: count the
+** idle time, and wake the waiters of the smallest cushion once it is
+** enough. */
+static void idle_check(ta_engine *E, double timeout, int activity) {
+  uint64_t now;
+  double waited, c;
+  ta_task *t, *next;
+  if (E->blocked_waiters.n == 0 || E->nrunq > 0 || activity) {
+    E->idle_accum = 0;
+    return;
+  }
+  now = uv_hrtime();
+  waited = E->last_tick_ns != 0 ? (double)(now - E->last_tick_ns) / 1e9 : 0;
+  if (E->wake_fired && waited < timeout) waited = timeout; /* it waited its full time */
+  E->idle_accum += waited;
+  c = min_cushion(E);
+  if (E->idle_accum < c) return;
+  E->idle_accum = 0;
+  for (t = E->blocked_waiters.first; t != NULL; t = next) {
+    next = t->wait_next;
+    if (t->timer.when == c) {
+      ta_lot_remove(&E->blocked_waiters, t);
+      ta_reschedule(t, 0, 0);
+    }
+  }
+}
+
+/* How long the I/O wait may block, in real seconds (-1: until an event),
+** before a host's limit. */
+static double wait_timeout(ta_engine *E) {
   ta_timer *top = ta_heap_top(&E->timers);
   double t = -1;
   if (E->nrunq > 0 || E->nsoon > 0 || E->ki_pending || E->internal_ref != LUA_NOREF) return 0;
-  if (E->blocked_waiters.n > 0) return 0;
   if (top != NULL) {
     double dt = top->when - ta_now(E);
     if (dt <= 0) return 0;
@@ -113,11 +163,17 @@ static double wait_timeout(ta_engine *E, double max_wait) {
     if (E->clock != NULL && E->clock->autojump < HUGE_VAL && (t < 0 || E->clock->autojump < t))
       t = E->clock->autojump;
   }
-  if (max_wait >= 0 && (t < 0 || max_wait < t)) t = max_wait;
+  if (E->blocked_waiters.n > 0) {
+    double c = ta_idle_timeout(E);
+    if (t < 0 || c < t) t = c;
+  }
   return t;
 }
 
-static void io_wait(lua_State *L, ta_engine *E, double timeout) {
+/* Waits for I/O at most `timeout` real seconds; instruments are told
+** `asked`, the run's own timeout (before a host's limit, as Trio's guest
+** runs tell the timeout they ask the host for). */
+static void io_wait(lua_State *L, ta_engine *E, double timeout, double asked) {
   uint64_t now = uv_hrtime();
   if (timeout == 0) {
     /* Skip the syscall while nothing can be ready, but poll at least once a
@@ -129,7 +185,7 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
     E->in_io_wait = 0;
     return;
   }
-  if (ta_hooked(E)) hook_io(L, E, "before_io_wait", timeout);
+  if (ta_hooked(E)) hook_io(L, E, "before_io_wait", asked);
   E->in_io_wait = 1;
   if (timeout > 0) {
     /* Repeating: if the process was slow enough for the timer to fire
@@ -142,16 +198,20 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
   E->in_io_wait = 0;
   uv_timer_stop(E->wake);
   E->last_poll_ns = uv_hrtime();
-  if (ta_hooked(E)) hook_io(L, E, "after_io_wait", timeout);
+  if (ta_hooked(E)) hook_io(L, E, "after_io_wait", asked);
 }
 
-static void fire_timers(lua_State *L, ta_engine *E) {
+/* Fires the due timers; returns how many. */
+static int fire_timers(lua_State *L, ta_engine *E) {
   double now = ta_now(E);
   ta_timer *tm;
+  int n = 0;
   while ((tm = ta_heap_top(&E->timers)) != NULL && tm->when <= now) {
     ta_heap_remove(&E->timers, tm);
     tm->cb(L, E, tm);
+    n++;
   }
+  return n;
 }
 
 /* The mock clock's autojump: nothing ran during the whole threshold, so
@@ -166,18 +226,22 @@ static void autojump(ta_engine *E) {
 }
 
 void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
-  double timeout = wait_timeout(E, max_wait);
+  double asked = wait_timeout(E), timeout = asked;
+  int activity;
+  if (max_wait >= 0 && (timeout < 0 || max_wait < timeout)) timeout = max_wait;
   E->curL = L;
-  if (!E->host_loop) io_wait(L, E, timeout); /* else the host's loop polls */
+  E->wake_fired = 0;
+  if (!E->host_loop) io_wait(L, E, timeout, asked); /* else the host's loop polls */
   autojump(E);
-  fire_timers(L, E);
-  if (E->nsoon > 0) run_soon_callbacks(L, E);
-  if (E->ki_pending && E->main != NULL && !E->main_done) ta_deliver_cancel(L, E->main);
-  if (E->nrunq == 0 && E->blocked_waiters.n > 0) {
-    ta_task *t;
-    while ((t = ta_lot_pop(&E->blocked_waiters)) != NULL) ta_reschedule(t, 0, 0);
+  activity = fire_timers(L, E);
+  if (E->nsoon > 0) {
+    run_soon_callbacks(L, E);
+    activity = 1;
   }
+  if (E->ki_pending && E->main != NULL && !E->main_done) ta_deliver_cancel(L, E->main);
+  idle_check(E, timeout, activity);
   run_batch(L, E);
+  E->last_tick_ns = uv_hrtime();
 }
 
 /* ---- trio.run ---- */
@@ -192,6 +256,8 @@ static void run_begin(lua_State *L, ta_engine *E, int clockidx) {
   E->main_done = E->main_ok = 0;
   E->ki_pending = 0;
   E->soon_closed = 0;
+  E->idle_accum = 0;
+  E->last_tick_ns = 0;
   ta_ctx_capture(L, E);
   memset(&E->root, 0, sizeof E->root);
   E->root.deadline = HUGE_VAL;

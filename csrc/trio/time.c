@@ -153,12 +153,15 @@ static int l_sleep_forever(lua_State *L) {
   return sleep_until(L, ta_async_check(L, "trio.sleep_forever", TA_TRIO), HUGE_VAL);
 }
 
-/* wait_all_tasks_blocked(): woken by the engine when nothing else can run. */
+/* wait_all_tasks_blocked([cushion]): woken by the engine once every other
+** task has been blocked for `cushion` real seconds (see engine/run.c); the
+** cushion waits in the task's sleep timer, unused meanwhile. */
 static int l_wait_all_tasks_blocked(lua_State *L) {
   ta_task *t;
   double cushion = luaL_optnumber(L, 1, 0.0);
   luaL_argcheck(L, cushion >= 0, 1, "cushion must be >= 0");
   t = ta_async_check(L, "trio.testing.wait_all_tasks_blocked", TA_TRIO);
+  t->timer.when = cushion;
   return ta_lot_park(L, t, &t->E->blocked_waiters);
 }
 

@@ -164,8 +164,7 @@ describe("Trio test_guest_mode.py", function()
     assert.same({}, failures)
   end)
 
-  pending(P .. "test_host_wakeup_doesnt_trigger_wait_all_tasks_blocked [feature missing: "
-    .. "wait_all_tasks_blocked(cushion)]", function()
+  it(P .. "test_host_wakeup_doesnt_trigger_wait_all_tasks_blocked", function()
     assert.equal("ok", trivial_guest_run(function(in_host)
       local function sit_in_wait_all_tasks_blocked(watb_cscope)
         watb_cscope:run(function()
