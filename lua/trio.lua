@@ -682,13 +682,32 @@ function lowlevel.current_trio_token()
 end
 
 -- The clock option, checked before the core starts a run (a bad clock
--- found later would leave the run half started).
+-- found later would leave the run half started): a MockClock, or an
+-- object with the methods of Trio's Clock interface.
 local MockClockMT = core.metatable("trio_asyncio.MockClock")
+local CLOCK_METHODS = { "start_clock", "current_time", "deadline_to_sleep_time" }
 local function check_clock(clock, fname)
-  if clock ~= nil and getmetatable(clock) ~= MockClockMT then
-    error(("bad argument #1 to '%s' (clock must be a trio.testing.MockClock, got %s)"):format(
-      fname, type(clock)), 3)
+  if clock == nil or getmetatable(clock) == MockClockMT then return end
+  for _, m in ipairs(CLOCK_METHODS) do
+    local ok, f = pcall(function() return clock[m] end)
+    if not (ok and errors.is_callable(f)) then
+      error(("bad argument #1 to '%s' (clock must be a trio.testing.MockClock or an object with "
+        .. "start_clock, current_time and deadline_to_sleep_time methods; %s has no %s)"):format(
+        fname, type(clock), m), 3)
+    end
   end
+end
+
+-- The clock for the core: a clock of the user's is started here (an error
+-- of its start_clock is the run's TrioInternalError, as in Trio) and
+-- wrapped for the engine.
+local function start_clock(clock)
+  if clock == nil or getmetatable(clock) == MockClockMT then return clock end
+  local ok, err = pcall(clock.start_clock, clock)
+  if not ok then
+    error(errors.TrioInternalError { message = "the run's clock raised in start_clock", cause = err }, 0)
+  end
+  return core.user_clock(clock)
 end
 
 --- trio.lowlevel.run{fn=, args=, clock=, instruments=}
@@ -702,10 +721,11 @@ function lowlevel.run(opts)
   if opts.instruments ~= nil and type(opts.instruments) ~= "table" then
     error(("bad argument #1 to 'run' (instruments must be a list, got %s)"):format(type(opts.instruments)), 2)
   end
+  local clock = start_clock(opts.clock)
   for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
   local args = opts.args or {}
   args.n = args.n or #args
-  return finish_run(core.run(opts.fn, args, opts.clock, opts.flavor))
+  return finish_run(core.run(opts.fn, args, clock, opts.flavor))
 end
 
 --- trio.lowlevel.start_guest_run(fn, {done_callback=, args=, clock=,
@@ -728,10 +748,11 @@ function lowlevel.start_guest_run(fn, opts)
   if core.is_running() then
     error("start_guest_run: a run is already active in this Lua state (one run at a time)", 2)
   end
+  local clock = start_clock(opts.clock)
   for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
   local args = opts.args or {}
   args.n = args.n or #args
-  core.start_guest_run(fn, args, opts.clock, opts.flavor, function(status, ...)
+  core.start_guest_run(fn, args, clock, opts.flavor, function(status, ...)
     local r = pack(pcall(finish_run, status, ...))
     if r[1] then done(true, unpack(r, 2, r.n)) else done(false, r[2]) end
   end)

@@ -419,3 +419,82 @@ describe("instruments", function()
     assert.equal("before_run", b.log[1][1])
   end)
 end)
+
+describe("a clock of the user's (Trio's Clock interface)", function()
+  --- A clock that runs `speed` times faster than real time.
+  local function fast_clock(speed)
+    local clock = { started = 0, reads = 0 }
+    local function real() return require("trio_asyncio.core").monotonic() end
+    function clock:start_clock()
+      self.started = self.started + 1
+      self.t0 = real() -- the clock starts at 0
+    end
+    function clock:current_time()
+      self.reads = self.reads + 1
+      return (real() - self.t0) * speed
+    end
+    function clock:deadline_to_sleep_time(deadline)
+      return (deadline - self:current_time()) / speed
+    end
+    return clock
+  end
+
+  it("is the run's time: sleeps and deadlines follow it", function()
+    local clock = fast_clock(100)
+    local real0 = require("trio_asyncio.core").monotonic()
+    local r = trio.lowlevel.run { clock = clock, fn = function()
+      assert.equal(clock, trio.lowlevel.current_clock())
+      local t0 = trio.current_time()
+      trio.sleep(10) -- 0.1 s of real time
+      local slept = trio.current_time() - t0
+      local scope = trio.move_on_after(5, trio.sleep_forever)
+      return { slept = slept, caught = scope.cancelled_caught }
+    end }
+    local real = require("trio_asyncio.core").monotonic() - real0
+    assert.equal(1, clock.started)
+    assert.is_true(clock.reads > 0)
+    assert.is_true(r.slept >= 10 and r.slept < 100, tostring(r.slept))
+    assert.is_true(r.caught)
+    assert.is_true(real >= 0.14 and real < 5, tostring(real))
+  end)
+
+  it("an error of start_clock is a TrioInternalError before anything runs", function()
+    local ran = false
+    local ok, e = pcall(trio.lowlevel.run, {
+      clock = {
+        start_clock = function() error("no start", 0) end,
+        current_time = function() return 0 end,
+        deadline_to_sleep_time = function() return 0 end,
+      },
+      fn = function() ran = true end,
+    })
+    assert.is_false(ok)
+    assert.is_true(trio.TrioInternalError:is(e), tostring(e))
+    assert.equal("no start", e.cause)
+    assert.is_false(ran)
+  end)
+
+  it("an error of current_time ends the run with TrioInternalError", function()
+    local clock = fast_clock(1)
+    local calls = 0
+    function clock:current_time()
+      calls = calls + 1
+      if calls > 3 then error("clock broke", 0) end
+      return calls
+    end
+    local ok, e = pcall(trio.lowlevel.run, { clock = clock, fn = function()
+      for _ = 1, 10 do trio.current_time() end
+      trio.sleep(1)
+    end })
+    assert.is_false(ok)
+    assert.is_true(trio.TrioInternalError:is(e), tostring(e))
+    assert.equal("clock broke", e.cause)
+  end)
+
+  it("is checked before the run starts", function()
+    local ok, e = pcall(trio.lowlevel.run, { clock = { current_time = function() return 0 end }, fn = function() end })
+    assert.is_false(ok)
+    assert.matches("clock must be a trio.testing.MockClock or an object with start_clock", e)
+    assert.matches("has no start_clock", e)
+  end)
+end)

@@ -458,12 +458,15 @@ function lowlevel.add_parking_lot_breaker(task, lot) end
 ---@param lot trio.lowlevel.ParkingLot
 function lowlevel.remove_parking_lot_breaker(task, lot) end
 
----@param opts {fn: async fun(...): ..., args?: any[], clock?: trio.testing.MockClock, instruments?: table[]}
+---A clock for a run: a MockClock, or an object with Trio's Clock methods.
+---@alias trio.lowlevel.AnyClock trio.testing.MockClock|{start_clock: fun(self), current_time: fun(self): number, deadline_to_sleep_time: fun(self, deadline: number): number}
+
+---@param opts {fn: async fun(...): ..., args?: any[], clock?: trio.lowlevel.AnyClock, instruments?: table[]}
 ---@return any ...
 function lowlevel.run(opts) end
 
 ---@param fn async fun(...): ...
----@param opts {done_callback: fun(ok: boolean, ...), args?: any[], clock?: trio.testing.MockClock, instruments?: table[]}
+---@param opts {done_callback: fun(ok: boolean, ...), args?: any[], clock?: trio.lowlevel.AnyClock, instruments?: table[]}
 function lowlevel.start_guest_run(fn, opts) end
 
 ---@return trio.lowlevel.Task?
@@ -484,8 +487,8 @@ function SystemClock:current_time() end
 ---@return number real_seconds
 function SystemClock:deadline_to_sleep_time(deadline) end
 
----The run's clock: its MockClock, else the system clock.
----@return trio.lowlevel.SystemClock|trio.testing.MockClock
+---The run's clock: the one it was given, else the system clock.
+---@return trio.lowlevel.AnyClock|trio.lowlevel.SystemClock
 function lowlevel.current_clock() end
 
 ---@return {tasks_living: integer, tasks_runnable: integer, seconds_to_next_deadline: number, run_sync_soon_queue_size: integer, io_statistics: {tasks_waiting_read: integer, tasks_waiting_write: integer, backend: string}}

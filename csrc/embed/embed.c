@@ -166,8 +166,7 @@ static void arm(ta_engine *E) {
   }
   uv_idle_stop(hs->idle);
   {
-    double dt = top != NULL ? top->when - ta_now(E) : -1, idle = ta_idle_timeout(E);
-    if (top != NULL && dt < 0) dt = 0;
+    double dt = top != NULL ? ta_sleep_time(E, top->when) : -1, idle = ta_idle_timeout(E);
     if (idle >= 0 && (dt < 0 || idle < dt)) dt = idle; /* a wait_all_tasks_blocked cushion */
     if (dt >= 0) {
       uv_update_time(E->loop);
@@ -315,8 +314,6 @@ double trio_asyncio_backend_timeout(lua_State *L) {
   double dt;
   double idle = ta_idle_timeout(E);
   if (E->nrunq > 0 || E->nsoon > 0 || E->guest_ending) return 0;
-  if (top == NULL) return idle;
-  dt = top->when - ta_now(E);
-  if (dt < 0) dt = 0;
-  return idle >= 0 && idle < dt ? idle : dt;
+  dt = top != NULL ? ta_sleep_time(E, top->when) : -1;
+  return idle >= 0 && (dt < 0 || idle < dt) ? idle : dt;
 }

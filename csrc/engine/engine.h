@@ -222,8 +222,13 @@ struct ta_clock {
   uint64_t base_ns;   /* real time of the last rebase */
   double rate;
   double autojump;    /* seconds of real blocking before a jump; <0 = never */
+  /* A clock of the user's (trio/time.c): its time, and the real seconds
+  ** to wait until it reaches a deadline.  NULL for a MockClock. */
+  double (*now)(ta_clock *c);
+  double (*sleep_time)(ta_clock *c, double deadline);
 };
 #define TA_CLOCK_MT "trio_asyncio.MockClock"
+#define TA_USERCLOCK_MT "trio_asyncio.UserClock"
 double ta_clock_now(ta_clock *c);
 void ta_clock_rebase(ta_clock *c);
 uint64_t ta_coarse_ns(void);
@@ -335,6 +340,7 @@ double ta_now(ta_engine *E);
 void ta_runq_push(ta_engine *E, ta_task *t);
 void ta_tick(lua_State *L, ta_engine *E, double max_wait);
 double ta_idle_timeout(ta_engine *E);
+double ta_sleep_time(ta_engine *E, double deadline);
 void ta_run_start(lua_State *L, ta_engine *E, int fnidx, int argsidx, int clockidx, int flavor,
                   const ta_task_kind *kind);
 int ta_run_alive(ta_engine *E);

@@ -149,6 +149,24 @@ static void idle_check(ta_engine *E, double timeout, int activity) {
   }
 }
 
+/* Real seconds to wait for the run's clock to reach `deadline` (0: it
+** has; -1: it will not by itself).  A MockClock with an autojump
+** threshold is woken after that long to jump. */
+double ta_sleep_time(ta_engine *E, double deadline) {
+  ta_clock *c = E->clock;
+  double dt, t = -1;
+  if (c != NULL && c->sleep_time != NULL) { /* a user's clock says */
+    t = c->sleep_time(c, deadline);
+    return t > 0 ? t : 0;
+  }
+  dt = deadline - ta_now(E);
+  if (dt <= 0) return 0;
+  if (c == NULL) return dt;
+  if (c->rate > 0) t = dt / c->rate;
+  if (c->autojump < HUGE_VAL && (t < 0 || c->autojump < t)) t = c->autojump;
+  return t;
+}
+
 /* How long the I/O wait may block, in real seconds (-1: until an event),
 ** before a host's limit. */
 static double wait_timeout(ta_engine *E) {
@@ -156,12 +174,8 @@ static double wait_timeout(ta_engine *E) {
   double t = -1;
   if (E->nrunq > 0 || E->nsoon > 0 || E->ki_pending || E->internal_ref != LUA_NOREF) return 0;
   if (top != NULL) {
-    double dt = top->when - ta_now(E);
-    if (dt <= 0) return 0;
-    if (E->clock == NULL) t = dt;
-    else if (E->clock->rate > 0) t = dt / E->clock->rate;
-    if (E->clock != NULL && E->clock->autojump < HUGE_VAL && (t < 0 || E->clock->autojump < t))
-      t = E->clock->autojump;
+    t = ta_sleep_time(E, top->when);
+    if (t == 0) return 0;
   }
   if (E->blocked_waiters.n > 0) {
     double c = ta_idle_timeout(E);
@@ -250,7 +264,10 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
 ** leaves no half-started run behind. */
 static void run_begin(lua_State *L, ta_engine *E, int clockidx) {
   ta_clock *clock = NULL;
-  if (!lua_isnoneornil(L, clockidx)) clock = (ta_clock *)luaL_checkudata(L, clockidx, TA_CLOCK_MT);
+  if (!lua_isnoneornil(L, clockidx)) {
+    clock = (ta_clock *)luaL_testudata(L, clockidx, TA_USERCLOCK_MT);
+    if (clock == NULL) clock = (ta_clock *)luaL_checkudata(L, clockidx, TA_CLOCK_MT);
+  }
   E->running = 1;
   E->main = NULL;
   E->main_done = E->main_ok = 0;
