@@ -134,7 +134,7 @@ static void idle_check(ta_engine *E, double timeout, int activity) {
     return;
   }
   now = uv_hrtime();
-  waited = E->last_tick_ns != 0 ? (double)(now - E->last_tick_ns) / 1e9 : 0;
+  waited = E->last_tick_ns != 0 && now > E->last_tick_ns ? (double)(now - E->last_tick_ns) / 1e9 : 0;
   if (E->wake_fired && waited < timeout) waited = timeout; /* it waited its full time */
   E->idle_accum += waited;
   c = min_cushion(E);
@@ -255,7 +255,8 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
   if (E->ki_pending && E->main != NULL && !E->main_done) ta_deliver_cancel(L, E->main);
   idle_check(E, timeout, activity);
   run_batch(L, E);
-  E->last_tick_ns = uv_hrtime();
+  /* (waiters park during a batch: only then is the mark needed) */
+  if (E->blocked_waiters.n > 0) E->last_tick_ns = uv_hrtime();
 }
 
 /* ---- trio.run ---- */
