@@ -260,8 +260,18 @@ asyncio.Future = function(loop)
 end
 asyncio.isfuture = core.is_future
 
-function asyncio.current_task()
+--- asyncio.current_task([loop]): the running Task (nil in a callback).
+-- With a loop: the Task that loop is running now, nil if none (callable
+-- from anywhere, as asyncio's current_task(loop)).
+function asyncio.current_task(loop)
   local t = core.current_aio_task()
+  if loop ~= nil then
+    if getmetatable(loop) ~= core.metatable("trio_asyncio.Loop") then
+      argerror(1, "current_task", "event loop or nil expected, got " .. type(loop))
+    end
+    if t and t:get_loop() == loop then return t end
+    return nil
+  end
   if t then return t end
   if core.in_loop_callback() then return nil end
   core.check_aio("asyncio.current_task")
@@ -274,6 +284,17 @@ function asyncio.all_tasks(loop)
     argerror(1, "all_tasks", "event loop or nil expected, got " .. type(loop))
   end
   return core.loop_tasks(loop or asyncio.get_running_loop())
+end
+
+--- asyncio.Task([loop,] fn, ...) -> a new Task running fn(...) on loop
+-- (default: the running loop, else the one set with set_event_loop),
+-- made whatever the loop's task factory (what a task factory calls).
+function asyncio.Task(loop, ...)
+  if getmetatable(loop) == core.metatable("trio_asyncio.Loop") then return core.new_task(loop, ...) end
+  if not is_callable(loop) then
+    argerror(1, "Task", "event loop or function expected, got " .. type(loop))
+  end
+  return core.new_task(implicit_loop("Task"), loop, ...)
 end
 
 --- asyncio.create_task(fn, ...) -> a Task running fn(...) on the running loop.
@@ -449,27 +470,55 @@ function asyncio.wait(aws, opts)
   return done, still
 end
 
---- for fut in asyncio.as_completed(aws) do ... fut:result() ... end
--- yields the futures in the order they complete.
-function asyncio.as_completed(aws)
+--- A done future holding TimeoutError: what as_completed yields for each
+-- future still pending when its timeout expired.  It counts as retrieved
+-- (like a coroutine that raises when awaited, it reports nothing if the
+-- caller drops it).
+local function timed_out_future(loop)
+  local f = loop:create_future()
+  f:set_exception(TimeoutError("as_completed: timed out"))
+  f:exception()
+  return f
+end
+
+--- for fut in asyncio.as_completed(aws [, {timeout=}]) do ... fut:result() end
+-- yields the futures in the order they complete.  Once `timeout` seconds
+-- have passed, each further step yields a future holding TimeoutError, one
+-- per future not done by then.
+function asyncio.as_completed(aws, opts)
   if type(aws) ~= "table" then argerror(1, "as_completed", "list of futures expected") end
+  if opts ~= nil and type(opts) ~= "table" then argerror(2, "as_completed", "table or nil expected") end
+  local timeout = opts and opts.timeout
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    argerror(2, "as_completed", "timeout must be a number or nil")
+  end
   local loop = asyncio.get_running_loop()
   local futs = unique_futures(aws, loop)
   local order, waiter, taken, total = {}, nil, 0, #futs
-  for _, fut in ipairs(futs) do
-    fut:add_done_callback(function(f)
-      order[#order + 1] = f
+  local timed_out, h = false, nil
+  local function on_done(f)
+    if timed_out then return end -- (scheduled before the timeout, run after)
+    order[#order + 1] = f
+    if #order == total and h then h:cancel() end
+    if waiter and not waiter:done() then waiter:set_result(true) end
+  end
+  for _, fut in ipairs(futs) do fut:add_done_callback(on_done) end
+  if total > 0 and timeout ~= nil then
+    h = loop:call_later(timeout, function()
+      timed_out = true
+      for _, fut in ipairs(futs) do fut:remove_done_callback(on_done) end
       if waiter and not waiter:done() then waiter:set_result(true) end
     end)
   end
   return function()
     if taken == total then return nil end
-    while #order <= taken do
+    while #order <= taken and not timed_out do
       waiter = loop:create_future()
       waiter:await()
     end
     taken = taken + 1
-    return order[taken]
+    if taken <= #order then return order[taken] end
+    return timed_out_future(loop)
   end
 end
 
@@ -493,37 +542,53 @@ function asyncio.shield(aw)
   return done:result()
 end
 
---- asyncio.timeout(delay, fn, ...): fn(...) with a deadline; raises
--- TimeoutError when it expires (delay nil: no deadline).
-function asyncio.timeout(delay, fn, ...)
+--- fn(...) in the calling Task with a deadline (nil: none) at loop time
+-- t, or t seconds from now when `relative`; raises TimeoutError when it
+-- expires.  What asyncio.timeout and timeout_at share (asyncio's Timeout
+-- object, entered and left).
+local function run_until_deadline(fname, relative, t, fn, ...)
   if core.in_loop_callback() then
-    error(errors.RuntimeError("asyncio.timeout: must be used inside a Task"), 2)
+    error(errors.RuntimeError("asyncio." .. fname .. ": must be used inside a Task"), 2)
   end
-  core.check_aio("asyncio.timeout")
+  core.check_aio("asyncio." .. fname)
   local task = asyncio.current_task()
-  if delay ~= nil and (type(delay) ~= "number" or delay ~= delay) then
-    argerror(1, "timeout", "number or nil expected")
+  if t ~= nil and (type(t) ~= "number" or t ~= t) then
+    argerror(1, fname, "number or nil expected")
   end
-  if not is_callable(fn) then argerror(2, "timeout", "function expected") end
+  if not is_callable(fn) then argerror(2, fname, "function expected") end
   local loop = asyncio.get_running_loop()
   local expired, h = false, nil
   local before = task:cancelling()
-  if delay ~= nil then
+  if t ~= nil then
     local function on_timeout()
       expired = true
       task:cancel()
     end
+    local when = relative and loop:time() + t or t
     -- a deadline already past cancels at the next iteration, as asyncio
     -- does (call_soon), before a task that just yielded runs again
-    if delay <= 0 then h = loop:call_soon(on_timeout) else h = loop:call_later(delay, on_timeout) end
+    if when <= loop:time() then h = loop:call_soon(on_timeout) else h = loop:call_at(when, on_timeout) end
   end
   local r = pack(pcall(fn, ...))
   if h then h:cancel() end
   if expired and task:uncancel() <= before and not r[1] and CancelledError:is(r[2]) then
-    error(TimeoutError { message = "asyncio.timeout: the deadline expired", cause = r[2] }, 0)
+    error(TimeoutError { message = "asyncio." .. fname .. ": the deadline expired", cause = r[2] }, 0)
   end
   if not r[1] then error(r[2], 0) end
   return unpack(r, 2, r.n)
+end
+
+--- asyncio.timeout(delay, fn, ...): fn(...) with a deadline; raises
+-- TimeoutError when it expires (delay nil: no deadline).
+function asyncio.timeout(delay, fn, ...)
+  return run_until_deadline("timeout", true, delay, fn, ...)
+end
+
+--- asyncio.timeout_at(when, fn, ...): fn(...) with a deadline at loop
+-- time `when` (the loop:time() clock); raises TimeoutError when it
+-- expires (when nil: no deadline).
+function asyncio.timeout_at(when, fn, ...)
+  return run_until_deadline("timeout_at", false, when, fn, ...)
 end
 
 -- ---------------------------------------------------------------------
@@ -534,7 +599,9 @@ end
 function asyncio.run(fn, ...)
   if not is_callable(fn) then argerror(1, "run", "function expected") end
   local running, sync_loop = core.is_running()
-  if sync_loop then error(errors.RuntimeError("asyncio.run: " .. trio._SYNC_LOOP_OPEN), 2) end
+  if sync_loop and not core.running_loop() then
+    error(errors.RuntimeError("asyncio.run: " .. trio._SYNC_LOOP_OPEN), 2)
+  end
   if core.running_loop() or running then
     error(errors.RuntimeError("asyncio.run() cannot be called from a running event loop"), 2)
   end

@@ -164,6 +164,10 @@ local function strip_cancelled(err)
   return err
 end
 
+-- Scopes whose run() raises TooSlowError when they caught their own
+-- cancellation (those of fail_after / fail_at).
+local fail_scopes = setmetatable({}, { __mode = "k" })
+
 -- A scope that catches its own cancellation strips Cancelled from the
 -- error; if it removed any, it caught it (cancelled_caught), even when
 -- other errors go on (as Trio's split of the group does).
@@ -189,7 +193,10 @@ local function scope_finish(scope, ok, ...)
   if catches then
     local rest = strip_cancelled(err)
     if rest ~= err then core.scope_caught(scope) end
-    if rest == nil then return end
+    if rest == nil then
+      if fail_scopes[scope] then error(errors.TooSlowError("deadline exceeded"), 0) end
+      return
+    end
     err = rest
   end
   error(err, 0)
@@ -208,49 +215,102 @@ function Scope.run(scope, fn, ...)
   return scope_finish(scope, pcall(fn, ...))
 end
 
---- trio.CancelScope{deadline=, shield=}
+local function check_number(x, n, fname, what)
+  if type(x) ~= "number" then
+    error(("bad argument #%d to '%s' (%s must be a number, got %s)"):format(n, fname, what, type(x)), 3)
+  end
+end
+
+--- trio.CancelScope{deadline=, relative_deadline=, shield=}: a relative
+-- deadline counts from when the scope is entered.
 function trio.CancelScope(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
     error(("bad argument #1 to 'CancelScope' (table expected, got %s)"):format(type(opts)), 2)
   end
-  if opts.deadline ~= nil then check_seconds(opts.deadline, 1, "CancelScope") end
-  return core.CancelScope(opts.deadline, opts.shield)
+  if opts.deadline ~= nil then check_number(opts.deadline, 1, "CancelScope", "deadline") end
+  if opts.relative_deadline ~= nil then check_number(opts.relative_deadline, 1, "CancelScope", "relative_deadline") end
+  return core.CancelScope(opts.deadline, opts.shield, opts.relative_deadline)
 end
 
-function trio.move_on_at(deadline, fn, ...)
+-- The optional options of the timeout functions: a plain table (a
+-- callable table is the body).
+local function timeout_opts(x, fname)
+  if type(x) ~= "table" or getmetatable(x) ~= nil then return nil end
+  if x.shield ~= nil and type(x.shield) ~= "boolean" then
+    error(("bad argument #2 to '%s' (shield must be a boolean, got %s)"):format(fname, type(x.shield)), 3)
+  end
+  return x
+end
+
+-- A timeout function's scope alone when no body follows, else the scope
+-- after running the body in it, and the body's results.
+local function timeout_run(scope, fname, argn, fn, ...)
+  if fn == nil and select("#", ...) == 0 then return scope end
+  check_callable(fn, argn, fname)
+  return scope, scope:run(fn, ...)
+end
+
+local function check_timeout(seconds, fname)
+  check_seconds(seconds, 1, fname)
+  if seconds < 0 then error(("bad argument #1 to '%s' (timeout must be non-negative)"):format(fname), 3) end
+end
+
+local function after_scope(seconds, opts, fail)
+  local scope = core.CancelScope(nil, opts and opts.shield, seconds)
+  if fail then fail_scopes[scope] = true end
+  return scope
+end
+
+local function at_scope(deadline, opts, fail)
+  local scope = core.CancelScope(deadline, opts and opts.shield)
+  if fail then fail_scopes[scope] = true end
+  return scope
+end
+
+--- trio.move_on_at(deadline [, {shield=}] [, fn, ...]): with fn, runs
+-- fn(...) in a scope with that deadline and returns the scope and fn's
+-- results; without, returns the scope (unentered).
+function trio.move_on_at(deadline, opts, ...)
   check_seconds(deadline, 1, "move_on_at")
-  check_callable(fn, 2, "move_on_at")
-  local scope = core.CancelScope(deadline)
-  return scope, scope:run(fn, ...)
+  local o = timeout_opts(opts, "move_on_at")
+  if o then return timeout_run(at_scope(deadline, o), "move_on_at", 3, ...) end
+  return timeout_run(at_scope(deadline), "move_on_at", 2, opts, ...)
 end
 
-function trio.move_on_after(seconds, fn, ...)
-  check_seconds(seconds, 1, "move_on_after")
-  if seconds < 0 then error("bad argument #1 to 'move_on_after' (timeout must be non-negative)", 2) end
-  check_callable(fn, 2, "move_on_after")
-  local scope = core.CancelScope(core.current_time() + seconds)
-  return scope, scope:run(fn, ...)
+--- trio.move_on_after(seconds [, {shield=}] [, fn, ...]): the same with a
+-- relative deadline (counted from when the scope is entered).
+function trio.move_on_after(seconds, opts, ...)
+  check_timeout(seconds, "move_on_after")
+  local o = timeout_opts(opts, "move_on_after")
+  if o then return timeout_run(after_scope(seconds, o), "move_on_after", 3, ...) end
+  return timeout_run(after_scope(seconds), "move_on_after", 2, opts, ...)
 end
 
-local function fail_finish(scope, ...)
-  if scope.cancelled_caught then error(errors.TooSlowError("deadline exceeded"), 0) end
-  return ...
+-- fail_*'s body: like move_on's, but returns only fn's results (the
+-- scope's run raises TooSlowError on timeout).
+local function fail_run(scope, fname, argn, fn, ...)
+  if fn == nil and select("#", ...) == 0 then return scope end
+  check_callable(fn, argn, fname)
+  return scope:run(fn, ...)
 end
 
-function trio.fail_at(deadline, fn, ...)
+--- trio.fail_at(deadline [, {shield=}] [, fn, ...]): like move_on_at, but
+-- raises trio.TooSlowError on timeout and returns fn's results; without
+-- fn, a scope whose run() does so.
+function trio.fail_at(deadline, opts, ...)
   check_seconds(deadline, 1, "fail_at")
-  check_callable(fn, 2, "fail_at")
-  local scope = core.CancelScope(deadline)
-  return fail_finish(scope, scope:run(fn, ...))
+  local o = timeout_opts(opts, "fail_at")
+  if o then return fail_run(at_scope(deadline, o, true), "fail_at", 3, ...) end
+  return fail_run(at_scope(deadline, nil, true), "fail_at", 2, opts, ...)
 end
 
-function trio.fail_after(seconds, fn, ...)
-  check_seconds(seconds, 1, "fail_after")
-  if seconds < 0 then error("bad argument #1 to 'fail_after' (timeout must be non-negative)", 2) end
-  check_callable(fn, 2, "fail_after")
-  local scope = core.CancelScope(core.current_time() + seconds)
-  return fail_finish(scope, scope:run(fn, ...))
+--- trio.fail_after(seconds [, {shield=}] [, fn, ...])
+function trio.fail_after(seconds, opts, ...)
+  check_timeout(seconds, "fail_after")
+  local o = timeout_opts(opts, "fail_after")
+  if o then return fail_run(after_scope(seconds, o, true), "fail_after", 3, ...) end
+  return fail_run(after_scope(seconds, nil, true), "fail_after", 2, opts, ...)
 end
 
 -- ---------------------------------------------------------------------
@@ -505,6 +565,38 @@ local function system_task_body(fn, ...)
   end
 end
 
+-- The clock of a run without one: the engine's real monotonic clock, with
+-- the methods of Trio's Clock interface (trio.abc.Clock).
+local SystemClock = { __name = "trio.lowlevel.SystemClock" }
+SystemClock.__index = SystemClock
+function SystemClock:start_clock() end
+function SystemClock:current_time() return core.monotonic() end
+function SystemClock:deadline_to_sleep_time(deadline) return deadline - core.monotonic() end
+function SystemClock:__tostring() return "trio.lowlevel.SystemClock" end
+local system_clock = setmetatable({}, SystemClock)
+
+--- trio.lowlevel.current_clock() -> the run's clock: the one it was
+-- given, or the system clock.
+function lowlevel.current_clock()
+  return core.current_clock() or system_clock
+end
+
+--- trio.lowlevel.current_statistics() -> {tasks_living=, tasks_runnable=,
+-- seconds_to_next_deadline=, run_sync_soon_queue_size=, io_statistics=}
+lowlevel.current_statistics = core.current_statistics
+
+--- trio.lowlevel.in_trio_run(): true where current_trio_token() works
+-- (inside a run: its tasks, callbacks, and a guest run's host code).
+function lowlevel.in_trio_run()
+  return core.is_running()
+end
+
+--- trio.lowlevel.in_trio_task(): true where current_task() works (in a
+-- Trio-flavored task of the run).
+function lowlevel.in_trio_task()
+  return core.is_running() and (pcall(core.current_task))
+end
+
 --- trio.lowlevel.task_tree() -> the live tasks of the run as a tree:
 -- nodes {name=, flavor=, kind="task", where=, task=, children={...}} (where:
 -- see core.task_where), the root task first, then the system tasks as
@@ -559,7 +651,29 @@ end
 local TrioToken = {}
 TrioToken.__index = TrioToken
 
---- token:run_sync_soon(fn, ...): call fn(...) from the scheduler soon.
+-- The options of run_sync_soon: a last argument that is a plain table
+-- holding a boolean `idempotent` and nothing else.
+local function is_soon_opts(t)
+  if type(t) ~= "table" or getmetatable(t) ~= nil or type(t.idempotent) ~= "boolean" then
+    return false
+  end
+  for k in pairs(t) do
+    if k ~= "idempotent" then return false end
+  end
+  return true
+end
+
+local function same_args(a, b)
+  if a.n ~= b.n then return false end
+  for i = 1, a.n do
+    if a[i] ~= b[i] then return false end
+  end
+  return true
+end
+
+--- token:run_sync_soon(fn, ... [, {idempotent=true}]): call fn(...) from
+-- the scheduler soon.  Idempotent: nothing is queued when the same fn
+-- with equal arguments is queued already (and not yet started).
 function TrioToken:run_sync_soon(fn, ...)
   if getmetatable(self) ~= TrioToken then
     error(("bad argument #1 to 'run_sync_soon' (TrioToken expected, got %s)"):format(type(self)), 2)
@@ -569,23 +683,73 @@ function TrioToken:run_sync_soon(fn, ...)
     error(errors.RunFinishedError("run_sync_soon: the run of this token has finished"), 2)
   end
   local args = pack(...)
+  if args.n > 0 and is_soon_opts(args[args.n]) then
+    local idempotent = args[args.n].idempotent
+    args[args.n] = nil
+    args.n = args.n - 1
+    if idempotent then
+      local queued = self._idempotent
+      local list = queued[fn]
+      if list then
+        for _, a in ipairs(list) do
+          if same_args(a, args) then return end
+        end
+      end
+      core.run_sync_soon(function()
+        local l = queued[fn]
+        for i = 1, #l do
+          if l[i] == args then
+            table.remove(l, i)
+            break
+          end
+        end
+        if #l == 0 then queued[fn] = nil end
+        fn(unpack(args, 1, args.n))
+      end)
+      if list == nil then
+        list = {}
+        queued[fn] = list
+      end
+      list[#list + 1] = args
+      return
+    end
+  end
   core.run_sync_soon(function() fn(unpack(args, 1, args.n)) end)
 end
 
 function lowlevel.current_trio_token()
   if not core.is_running() then error("current_trio_token: must be called inside trio.run", 2) end
-  trio_token = trio_token or setmetatable({}, TrioToken)
+  trio_token = trio_token or setmetatable({ _idempotent = {} }, TrioToken)
   return trio_token
 end
 
 -- The clock option, checked before the core starts a run (a bad clock
--- found later would leave the run half started).
+-- found later would leave the run half started): a MockClock, or an
+-- object with the methods of Trio's Clock interface.
 local MockClockMT = core.metatable("trio_asyncio.MockClock")
+local CLOCK_METHODS = { "start_clock", "current_time", "deadline_to_sleep_time" }
 local function check_clock(clock, fname)
-  if clock ~= nil and getmetatable(clock) ~= MockClockMT then
-    error(("bad argument #1 to '%s' (clock must be a trio.testing.MockClock, got %s)"):format(
-      fname, type(clock)), 3)
+  if clock == nil or getmetatable(clock) == MockClockMT then return end
+  for _, m in ipairs(CLOCK_METHODS) do
+    local ok, f = pcall(function() return clock[m] end)
+    if not (ok and errors.is_callable(f)) then
+      error(("bad argument #1 to '%s' (clock must be a trio.testing.MockClock or an object with "
+        .. "start_clock, current_time and deadline_to_sleep_time methods; %s has no %s)"):format(
+        fname, type(clock), m), 3)
+    end
   end
+end
+
+-- The clock for the core: a clock of the user's is started here (an error
+-- of its start_clock is the run's TrioInternalError, as in Trio) and
+-- wrapped for the engine.
+local function start_clock(clock)
+  if clock == nil or getmetatable(clock) == MockClockMT then return clock end
+  local ok, err = pcall(clock.start_clock, clock)
+  if not ok then
+    error(errors.TrioInternalError { message = "the run's clock raised in start_clock", cause = err }, 0)
+  end
+  return core.user_clock(clock)
 end
 
 --- trio.lowlevel.run{fn=, args=, clock=, instruments=}
@@ -602,10 +766,11 @@ function lowlevel.run(opts)
   if opts.args ~= nil and type(opts.args) ~= "table" then
     error(("bad argument #1 to 'run' (args must be a list, got %s)"):format(type(opts.args)), 2)
   end
+  local clock = start_clock(opts.clock)
   for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
   local args = opts.args or {}
   args.n = args.n or #args
-  return finish_run(core.run(opts.fn, args, opts.clock, opts.flavor))
+  return finish_run(core.run(opts.fn, args, clock, opts.flavor))
 end
 
 --- trio.lowlevel.start_guest_run(fn, {done_callback=, args=, clock=,
@@ -628,10 +793,11 @@ function lowlevel.start_guest_run(fn, opts)
   if core.is_running() then
     error("start_guest_run: a run is already active in this Lua state (one run at a time)", 2)
   end
+  local clock = start_clock(opts.clock)
   for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
   local args = opts.args or {}
   args.n = args.n or #args
-  core.start_guest_run(fn, args, opts.clock, opts.flavor, function(status, ...)
+  core.start_guest_run(fn, args, clock, opts.flavor, function(status, ...)
     local r = pack(pcall(finish_run, status, ...))
     if r[1] then done(true, unpack(r, 2, r.n)) else done(false, r[2]) end
   end)

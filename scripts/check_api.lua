@@ -118,12 +118,14 @@ trio.run(function()
   o["trio.lowlevel.ParkingLot"] = trio.lowlevel.ParkingLot()
   o["trio.testing.MockClock"] = trio.testing.MockClock()
   o["trio.lowlevel.TrioToken"] = trio.lowlevel.current_trio_token()
+  o["trio.lowlevel.SystemClock"] = trio.lowlevel.current_clock()
   o["trio.MemorySendChannel"], o["trio.MemoryReceiveChannel"] = trio.open_memory_channel(0)
   trio.open_nursery(function(n)
     o["trio.Nursery"] = n
     n:start(function(task_status)
       o["trio.TaskStatus"] = task_status
       o["trio.lowlevel.Task"] = trio.lowlevel.current_task() -- a child: parent_nursery is set
+      o["trio.lowlevel.Task"].custom_sleep_data = true -- (nil unless set)
       task_status:started()
       probe_all(o)
     end)
@@ -145,6 +147,7 @@ do
     o["asyncio.Semaphore"] = asyncio.Semaphore()
     o["asyncio.BoundedSemaphore"] = asyncio.BoundedSemaphore()
     o["asyncio.Condition"] = asyncio.Condition()
+    o["asyncio.Barrier"] = asyncio.Barrier(1)
     o["asyncio.Queue"] = asyncio.Queue()
     o["asyncio.LifoQueue"] = asyncio.LifoQueue()
     o["asyncio.PriorityQueue"] = asyncio.PriorityQueue()
@@ -163,7 +166,7 @@ probe("trio.ExceptionGroup", objects["trio.ExceptionGroup"])
 local TYPES = {
   ["trio.Nursery"] = {}, ["trio.CancelScope"] = {}, ["trio.MemorySendChannel"] = {},
   ["trio.MemoryReceiveChannel"] = {}, ["trio.lowlevel.Task"] = {}, ["trio.TaskStatus"] = {},
-  ["trio.lowlevel.TrioToken"] = {}, ["trio.lowlevel.ParkingLot"] = {}, ["trio.testing.MockClock"] = {},
+  ["trio.lowlevel.TrioToken"] = {}, ["trio.lowlevel.SystemClock"] = {}, ["trio.lowlevel.ParkingLot"] = {}, ["trio.testing.MockClock"] = {},
   ["trio.Event"] = {}, ["trio.Lock"] = {}, ["trio.StrictFIFOLock"] = { parent = "trio.Lock" },
   ["trio.Semaphore"] = {}, ["trio.CapacityLimiter"] = {}, ["trio.Condition"] = {},
   ["trio.ContextVar"] = {},
@@ -171,7 +174,7 @@ local TYPES = {
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },
   ["asyncio.Event"] = {}, ["asyncio.Lock"] = {}, ["asyncio.Semaphore"] = {},
   ["asyncio.BoundedSemaphore"] = { parent = "asyncio.Semaphore", overrides = { release = true } },
-  ["asyncio.Condition"] = {},
+  ["asyncio.Condition"] = {}, ["asyncio.Barrier"] = {},
   ["asyncio.Queue"] = {}, ["asyncio.LifoQueue"] = { parent = "asyncio.Queue" },
   ["asyncio.PriorityQueue"] = { parent = "asyncio.Queue" },
   -- every error object; and what ExceptionGroup adds

@@ -495,6 +495,40 @@ describe("asyncio.as_completed", function()
     end)
     assert.same({ "ready", "x" }, r)
   end)
+
+  it("after its timeout yields one TimeoutError future per future not done", function()
+    local reported = {}
+    local r = asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      loop:set_exception_handler(function(_, ctx) reported[#reported + 1] = ctx.message end)
+      local log = {}
+      local aws = { sleeper(log, "slow", 10), sleeper(log, "fast", 0.005, "F"), sleeper(log, "slower", 20) }
+      local out = {}
+      for fut in asyncio.as_completed(aws, { timeout = 0.05 }) do
+        local ok, v = pcall(fut.await, fut)
+        out[#out + 1] = ok and v or (TimeoutError:is(v) and "timeout" or tostring(v))
+      end
+      -- the TimeoutError futures count as retrieved: dropped unawaited,
+      -- they report nothing
+      for _ in asyncio.as_completed(aws, { timeout = 0.001 }) do end
+      collectgarbage()
+      collectgarbage()
+      for _, t in ipairs(aws) do t:cancel() end
+      asyncio.sleep(0)
+      return out
+    end)
+    assert.same({ "F", "timeout", "timeout" }, r)
+    assert.same({}, reported)
+  end)
+
+  it("checks its options", function()
+    asyncio.run(function()
+      assert_has(catch(asyncio.as_completed, {}, 5), "bad argument #2 to 'as_completed'")
+      assert_has(catch(asyncio.as_completed, {}, { timeout = "x" }), "timeout must be a number or nil")
+      -- no futures: nothing to wait for, even with a timeout
+      for _ in asyncio.as_completed({}, { timeout = 0 }) do error("no futures were given") end
+    end)
+  end)
 end)
 
 describe("asyncio.shield", function()

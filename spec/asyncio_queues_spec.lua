@@ -432,3 +432,43 @@ describe("asyncio.PriorityQueue", function()
     assert.same({ 5, true, "PriorityQueue:put_nowait: the queue is full", { 1, 2 } }, r)
   end)
 end)
+
+describe("Queue:shutdown", function()
+  it("wakes every blocked getter and putter with QueueShutDown", function()
+    local r = asyncio.run(function()
+      local empty, full = Queue(), Queue(1)
+      full:put_nowait("x")
+      local tasks = {
+        asyncio.create_task(empty.get, empty), asyncio.create_task(empty.get, empty),
+        asyncio.create_task(full.put, full, "y"), asyncio.create_task(full.put, full, "z"),
+      }
+      asyncio.sleep(0)
+      empty:shutdown()
+      full:shutdown()
+      local out = {}
+      for i, t in ipairs(tasks) do
+        local e = errof(within, t)
+        out[i] = asyncio.QueueShutDown:is(e) and e.message or tostring(e)
+      end
+      out[#out + 1] = full:get() -- what was queued can still be got
+      out[#out + 1] = tostring(full):match("shutdown") or "no shutdown in tostring"
+      return out
+    end)
+    assert.same({ "Queue:get: the queue is shut down", "Queue:get: the queue is shut down",
+      "Queue:put: the queue is shut down", "Queue:put: the queue is shut down", "x", "shutdown" }, r)
+  end)
+
+  it("immediate drops the items, counts them done and ends join()", function()
+    local r = asyncio.run(function()
+      local q = PriorityQueue()
+      for _, v in ipairs { 3, 1, 2 } do q:put_nowait(v) end
+      local joiner = asyncio.create_task(q.join, q)
+      asyncio.sleep(0)
+      local was_done = joiner:done()
+      q:shutdown(true)
+      within(joiner)
+      return { was_done, q:qsize(), asyncio.QueueShutDown:is(errof(q.get_nowait, q)) }
+    end)
+    assert.same({ false, 0, true }, r)
+  end)
+end)

@@ -503,3 +503,79 @@ describe("asyncio.Condition", function()
     assert.same({ "b", false }, log)
   end)
 end)
+
+describe("asyncio.Barrier", function()
+  local Barrier, BrokenBarrierError = asyncio.Barrier, asyncio.BrokenBarrierError
+
+  it("checks parties", function()
+    assert.matches("bad argument #1 to 'Barrier' %(parties must be >= 1", errof(Barrier, 0))
+    assert.matches("bad argument #1 to 'Barrier' %(integer expected, got 1.5", errof(Barrier, 1.5))
+    assert.matches("bad argument #1 to 'Barrier' %(integer expected, got nil", errof(Barrier))
+    assert.equal(3, Barrier(3.0).parties)
+  end)
+
+  it("releases the parties together, with indexes 0 .. parties-1; with(fn) passes the index first", function()
+    local got = asyncio.run(function()
+      local b = Barrier(3)
+      local order = {}
+      local tasks = {}
+      for i = 1, 3 do
+        tasks[i] = asyncio.create_task(function()
+          return b:with(function(index, tag)
+            order[#order + 1] = tag
+            return index
+          end, "t" .. i)
+        end)
+        asyncio.sleep(0)
+        if i < 3 then
+          assert.equal(i, b.n_waiting)
+          assert.equal(0, #order) -- nobody passed yet
+          assert.equal("asyncio.Barrier (filling, waiters:" .. i .. "/3)", tostring(b))
+        end
+      end
+      local idx = asyncio.gather(tasks[1], tasks[2], tasks[3])
+      assert.equal(3, #order)
+      assert.equal(0, b.n_waiting)
+      return idx
+    end)
+    assert.same({ 0, 1, 2, n = 3 }, got)
+  end)
+
+  it("abort breaks waiting and later waits; reset mends it", function()
+    asyncio.run(function()
+      local b = Barrier(2)
+      local t = asyncio.create_task(b.wait, b)
+      asyncio.sleep(0)
+      b:abort()
+      local e = errof(t.await, t)
+      assert.is_true(BrokenBarrierError:is(e), tostring(e))
+      assert.is_true(asyncio.RuntimeError:is(e)) -- a RuntimeError, as in Python
+      assert.is_true(b.broken)
+      assert.equal("asyncio.Barrier (broken)", tostring(b))
+      assert.is_true(BrokenBarrierError:is(errof(b.wait, b)))
+      b:reset()
+      assert.is_false(b.broken)
+      local t2 = asyncio.create_task(b.wait, b)
+      assert.equal(1, b:wait() + t2:await())
+    end)
+  end)
+
+  it("a cancelled waiter leaves the barrier", function()
+    asyncio.run(function()
+      local b = Barrier(2)
+      local t = asyncio.create_task(b.wait, b)
+      asyncio.sleep(0)
+      assert.equal(1, b.n_waiting)
+      t:cancel()
+      assert.is_true(ends_cancelled(t))
+      assert.equal(0, b.n_waiting)
+      assert.is_false(b.broken)
+    end)
+  end)
+
+  it("wait from Trio code raises FlavorError", function()
+    local b = Barrier(1)
+    local e = trio.run(function() return errof(b.wait, b) end)
+    assert.is_true(require("trio_asyncio").FlavorError:is(e), tostring(e))
+  end)
+end)

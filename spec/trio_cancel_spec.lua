@@ -2,7 +2,7 @@
 -- deadlines and current_effective_deadline.
 local trio = require "trio"
 local support = require "support"
-local errof = support.errof
+local errof, assert_has = support.errof, support.assert_has
 
 describe("trio.CancelScope", function()
   it("run returns the body's results and passes arguments", function()
@@ -479,6 +479,140 @@ describe("trio.fail_after / fail_at", function()
       end)
     end)
     assert.is_true(outer.cancelled_caught)
+  end)
+end)
+
+describe("timeouts without a body, and their shield option", function()
+  it("move_on_after(s) is an unentered scope whose deadline counts from entry", function()
+    local clock = trio.testing.MockClock()
+    trio.lowlevel.run { clock = clock, fn = function()
+      local scope = trio.move_on_after(10)
+      assert.is_true(scope.is_relative)
+      assert.equal(10, scope.relative_deadline)
+      clock:jump(7)
+      scope:run(function()
+        assert.equal(trio.current_time() + 10, scope.deadline)
+        clock:jump(10)
+        trio.sleep(1) -- cancelled: the deadline passed
+        error("not reached")
+      end)
+      assert.is_true(scope.cancelled_caught)
+      assert.is_nil(scope.is_relative)
+    end }
+  end)
+
+  it("move_on_at(t) is an unentered scope with that deadline", function()
+    trio.run(function()
+      local t = trio.current_time() + 100
+      local scope = trio.move_on_at(t, { shield = true })
+      assert.equal(t, scope.deadline)
+      assert.is_true(scope.shield)
+      assert.is_false(scope.is_relative)
+      assert.equal("ran", select(1, scope:run(function() return "ran" end)))
+    end)
+  end)
+
+  it("fail_after(s) and fail_at(t) without a body: their run raises TooSlowError", function()
+    trio.run(function()
+      local s = trio.fail_after(0.01)
+      local e = errof(s.run, s, trio.sleep, 10)
+      assert.is_true(trio.TooSlowError:is(e), tostring(e))
+      assert.is_true(s.cancelled_caught)
+      local s2 = trio.fail_at(trio.current_time() + 10)
+      assert.equal(3, s2:run(function() return 3 end))
+      -- a plain scope catching its cancellation raises nothing
+      local plain = trio.CancelScope { deadline = trio.current_time() }
+      assert.equal(0, select("#", plain:run(trio.sleep, 1)))
+    end)
+  end)
+
+  it("the options table comes between the time and the body; the body gets its arguments", function()
+    trio.run(function()
+      local outer = trio.CancelScope()
+      local scope, a, b
+      outer:run(function()
+        scope, a, b = trio.move_on_after(10, { shield = true }, function(x, y)
+          outer:cancel()
+          trio.sleep(0) -- shielded
+          return x, y
+        end, "x", "y")
+      end)
+      assert.is_true(scope.shield)
+      assert.same({ "x", "y" }, { a, b })
+      assert.equal(5, trio.fail_at(trio.current_time() + 1, { shield = false }, function(v) return v end, 5))
+      -- a callable table is a body, not options
+      local body = setmetatable({}, { __call = function(_, v) return v * 2 end })
+      assert.equal(8, select(2, trio.move_on_at(trio.current_time() + 1, body, 4)))
+    end)
+  end)
+
+  it("checks the shield option and the body after it", function()
+    trio.run(function()
+      assert_has(errof(trio.move_on_after, 1, { shield = 1 }), "bad argument #2 to 'move_on_after' (shield must be a boolean")
+      assert_has(errof(trio.fail_at, 1, { shield = true }, 42), "bad argument #3 to 'fail_at' (function expected")
+      assert_has(errof(trio.move_on_after, 1, nil, 42), "bad argument #2 to 'move_on_after' (function expected")
+    end)
+  end)
+end)
+
+describe("tostring(CancelScope)", function()
+  it("tells the binding, cancellation and deadline, as Trio's repr", function()
+    local clock = trio.testing.MockClock()
+    local scope = trio.CancelScope()
+    local seen = {}
+    trio.lowlevel.run { clock = clock, fn = function()
+      seen[#seen + 1] = tostring(scope)
+      scope:run(function()
+        seen[#seen + 1] = tostring(scope)
+        scope.deadline = trio.current_time() - 1
+        seen[#seen + 1] = tostring(scope)
+        scope.deadline = trio.current_time() + 10
+        seen[#seen + 1] = tostring(scope)
+        scope:cancel()
+        seen[#seen + 1] = tostring(scope)
+      end)
+    end }
+    seen[#seen + 1] = tostring(scope)
+    local want = { "^CancelScope %(unbound, 0x", "^CancelScope %(active, 0x",
+      "^CancelScope %(active, deadline is 1%.00 seconds ago, 0x",
+      "^CancelScope %(active, deadline is 10%.00 seconds from now, 0x",
+      "^CancelScope %(active, cancelled, 0x", "^CancelScope %(exited, cancelled, 0x" }
+    for i, pat in ipairs(want) do assert.matches(pat, seen[i]) end
+    -- outside a run there is no current time: no deadline
+    assert.matches("^CancelScope %(unbound, 0x", tostring(trio.CancelScope { deadline = 5 }))
+  end)
+end)
+
+describe("relative deadlines of CancelScope", function()
+  it("CancelScope{relative_deadline=} counts from entry; setting it once entered counts from now", function()
+    local clock = trio.testing.MockClock()
+    trio.lowlevel.run { clock = clock, fn = function()
+      local scope = trio.CancelScope { relative_deadline = 5 }
+      clock:jump(2)
+      scope:run(function()
+        local t = trio.current_time()
+        assert.equal(t + 5, scope.deadline)
+        clock:jump(1)
+        assert.equal(4, scope.relative_deadline)
+        scope.relative_deadline = 10
+        assert.equal(t + 11, scope.deadline)
+      end)
+      assert.equal(trio.current_time() + 10, scope.deadline) -- kept after exit
+      -- an unentered scope without any deadline may take a relative one
+      local s2 = trio.CancelScope()
+      assert.is_false(s2.is_relative)
+      s2.relative_deadline = 3
+      assert.is_true(s2.is_relative)
+      assert.equal(3, s2.relative_deadline)
+    end }
+  end)
+
+  it("a relative deadline of 0 cancels at entry", function()
+    trio.run(function()
+      local scope = trio.CancelScope { relative_deadline = 0 }
+      scope:run(trio.sleep, 10)
+      assert.is_true(scope.cancelled_caught)
+    end)
   end)
 end)
 

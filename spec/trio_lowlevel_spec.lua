@@ -460,9 +460,156 @@ describe("trio.lowlevel.current_trio_token", function()
     assert.same({ 1, 2, 3, 4, 5 }, log)
   end)
 
+  it("run_sync_soon's last argument is its options only when it is exactly {idempotent = <boolean>}", function()
+    local log = {}
+    trio.run(function()
+      local token = lowlevel.current_trio_token()
+      local data = { idempotent = true, more = 1 }
+      local function cb(...) push(log, { n = select("#", ...), ... }) end
+      token:run_sync_soon(cb, "a", { idempotent = false }) -- options: queued, not idempotent
+      token:run_sync_soon(cb, "a", { idempotent = false })
+      token:run_sync_soon(cb, "b", data)                   -- a value: passed on
+      token:run_sync_soon(cb, setmetatable({ idempotent = true }, {}))
+      token:run_sync_soon(cb, "c", { idempotent = true })
+      token:run_sync_soon(cb, "c", { idempotent = true })  -- queued already
+      trio.testing.wait_all_tasks_blocked()
+      token:run_sync_soon(cb, "c", { idempotent = true })  -- the first one ran: queued again
+      trio.testing.wait_all_tasks_blocked()
+      assert.equal(data, log[3][2])
+    end)
+    assert.equal(6, #log)
+    assert.same({ n = 1, "a" }, log[1])
+    assert.same({ n = 1, "a" }, log[2])
+    assert.equal(2, log[3].n)
+    assert.equal(1, log[4].n)
+    assert.same({ n = 1, "c" }, log[5])
+    assert.same({ n = 1, "c" }, log[6])
+  end)
+
   it("run_sync_soon after the run finished raises RunFinishedError", function()
     local token = trio.run(lowlevel.current_trio_token)
     local e = errof(token.run_sync_soon, token, function() end)
     assert.is_true(trio.RunFinishedError:is(e))
+  end)
+end)
+
+describe("trio.lowlevel.in_trio_run / in_trio_task", function()
+  it("are true where current_trio_token() / current_task() work", function()
+    local asyncio = require "asyncio"
+    assert.is_false(lowlevel.in_trio_run())
+    assert.is_false(lowlevel.in_trio_task())
+    local seen = {}
+    trio.run(function()
+      seen.main = { lowlevel.in_trio_run(), lowlevel.in_trio_task() }
+      lowlevel.current_trio_token():run_sync_soon(function()
+        seen.callback = { lowlevel.in_trio_run(), lowlevel.in_trio_task() }
+      end)
+      local co = coroutine.wrap(function() return lowlevel.in_trio_task() end)
+      seen.coroutine = { lowlevel.in_trio_run(), co() }
+      trio.sleep(0)
+    end)
+    assert.same({ true, true }, seen.main)
+    assert.same({ true, false }, seen.callback) -- the scheduler's, no task
+    assert.same({ true, false }, seen.coroutine) -- a plain coroutine is no task
+    -- asyncio.run runs on a Trio run too: the run is there, its Tasks are
+    -- no Trio tasks
+    asyncio.run(function()
+      seen.aio = { lowlevel.in_trio_run(), lowlevel.in_trio_task() }
+    end)
+    assert.same({ true, false }, seen.aio)
+    assert.is_false(lowlevel.in_trio_run())
+  end)
+end)
+
+describe("trio.lowlevel.current_clock", function()
+  it("is the run's MockClock, else the system clock with the methods of Trio's Clock", function()
+    local clock = trio.testing.MockClock()
+    local got = lowlevel.run { clock = clock, fn = function() return lowlevel.current_clock() end }
+    assert.equal(clock, got)
+    local sys = trio.run(function()
+      local c = lowlevel.current_clock()
+      local now = trio.current_time()
+      assert.is_true(math.abs(c:current_time() - now) < 0.5)
+      assert.is_true(math.abs(c:deadline_to_sleep_time(now + 10) - 10) < 0.5)
+      c:start_clock()
+      return c
+    end)
+    assert.is_not_nil(sys)
+    assert.matches("must be called inside trio.run", errof(lowlevel.current_clock))
+  end)
+
+  it("MockClock has the Clock methods: deadline_to_sleep_time is in real seconds", function()
+    local c = trio.testing.MockClock()
+    c:start_clock()
+    local now = c:current_time()
+    assert.equal(0, c:deadline_to_sleep_time(now - 1))
+    assert.equal(999999999, c:deadline_to_sleep_time(now + 1)) -- standing still
+    c.rate = 2
+    local t = c:deadline_to_sleep_time(c:current_time() + 10)
+    assert.is_true(t > 4.9 and t <= 5, tostring(t))
+  end)
+end)
+
+describe("trio.lowlevel.current_statistics", function()
+  it("counts tasks, the run_sync_soon queue, deadlines and fd waits", function()
+    local socket = require "socket"
+    local srv = assert(socket.bind("127.0.0.1", 0))
+    local ip, port = srv:getsockname()
+    local a = assert(socket.tcp())
+    assert(a:connect(ip, port))
+    local b = assert(srv:accept())
+    srv:close()
+    local fd = math.tointeger(b:getfd())
+    local ok, err = pcall(trio.run, function()
+      trio.fail_after(5, function()
+        local s0 = lowlevel.current_statistics()
+        assert.equal(0, s0.io_statistics.tasks_waiting_read)
+        assert.equal("libuv", s0.io_statistics.backend)
+        assert.is_true(s0.seconds_to_next_deadline <= 5 and s0.seconds_to_next_deadline > 4)
+        trio.open_nursery(function(n)
+          n:start_soon(lowlevel.wait_readable, fd)
+          trio.testing.wait_all_tasks_blocked()
+          local s = lowlevel.current_statistics()
+          assert.equal(s0.tasks_living + 1, s.tasks_living)
+          assert.equal(1, s.io_statistics.tasks_waiting_read)
+          assert.equal(0, s.io_statistics.tasks_waiting_write)
+          lowlevel.current_trio_token():run_sync_soon(function() end)
+          assert.equal(1, lowlevel.current_statistics().run_sync_soon_queue_size)
+          a:send("x")
+        end)
+      end)
+    end)
+    a:close()
+    b:close()
+    assert(ok, err)
+    assert.matches("must be called inside trio.run", errof(lowlevel.current_statistics))
+  end)
+end)
+
+describe("Task.custom_sleep_data", function()
+  it("stays while the task is parked and is cleared when it is rescheduled", function()
+    trio.run(function()
+      local seen = {}
+      trio.open_nursery(function(n)
+        local sleeper
+        n:start_soon(function()
+          sleeper = lowlevel.current_task()
+          sleeper.custom_sleep_data = { waiting_for = "a note" }
+          local v = lowlevel.wait_task_rescheduled(function() return lowlevel.Abort.SUCCEEDED end)
+          seen.after = sleeper.custom_sleep_data or "nil"
+          seen.value = v
+        end)
+        trio.testing.wait_all_tasks_blocked()
+        seen.parked = sleeper.custom_sleep_data.waiting_for -- read by another task
+        lowlevel.reschedule(sleeper, true, "woken")
+      end)
+      assert.same({ parked = "a note", after = "nil", value = "woken" }, seen)
+      local me = lowlevel.current_task()
+      me.custom_sleep_data = false -- any value, false included
+      assert.is_false(me.custom_sleep_data)
+      me.custom_sleep_data = nil
+      assert.is_nil(me.custom_sleep_data)
+      assert_has(errof(function() me.id = 3 end), "task field 'id' is read-only")
+    end)
   end)
 end)

@@ -222,6 +222,56 @@ describe("trio.testing.wait_all_tasks_blocked", function()
     end)
     assert.is_true(caught)
   end)
+
+  it("with a cushion, waits until every other task has been blocked that long (real seconds)", function()
+    local log = {}
+    trio.run(function()
+      trio.fail_after(5, function()
+        trio.open_nursery(function(n)
+          n:start_soon(function()
+            -- blocked for 0.02 s at a time: never for the 0.1 s cushion
+            for i = 1, 5 do
+              trio.sleep(0.02)
+              push(log, "tick " .. i)
+            end
+          end)
+          local t0 = trio.current_time()
+          trio.testing.wait_all_tasks_blocked(0.1)
+          push(log, "idle")
+          local waited = trio.current_time() - t0
+          assert.is_true(waited >= 0.1 + 0.1 - 0.01, "waited " .. waited) -- the ticks, then the cushion
+        end)
+      end)
+    end)
+    assert.same({ "tick 1", "tick 2", "tick 3", "tick 4", "tick 5", "idle" }, log)
+  end)
+
+  it("wakes the waiters of the smallest cushion first, then the others after theirs", function()
+    local log = {}
+    trio.run(function()
+      trio.fail_after(5, function()
+        trio.open_nursery(function(n)
+          n:start_soon(function() trio.testing.wait_all_tasks_blocked(0.05) push(log, "0.05") end)
+          n:start_soon(function() trio.testing.wait_all_tasks_blocked(0.01) push(log, "0.01 a") end)
+          n:start_soon(function() trio.testing.wait_all_tasks_blocked(0.01) push(log, "0.01 b") end)
+          trio.testing.wait_all_tasks_blocked(0.03)
+          push(log, "0.03")
+        end)
+      end)
+    end)
+    assert.same({ "0.01 a", "0.01 b", "0.03", "0.05" }, log)
+  end)
+
+  it("checks its cushion", function()
+    trio.run(function()
+      local ok, e = pcall(trio.testing.wait_all_tasks_blocked, -1)
+      assert.is_false(ok)
+      assert.matches("cushion must be >= 0", e)
+      ok, e = pcall(trio.testing.wait_all_tasks_blocked, 0 / 0)
+      assert.is_false(ok)
+      assert.matches("cushion must be >= 0", e)
+    end)
+  end)
 end)
 
 -- An instrument that logs every hook as {name, arg}.
@@ -367,5 +417,84 @@ describe("instruments", function()
     lowlevel.run { fn = function() trio.sleep(0) end, instruments = { a, b } }
     assert.equal("before_run", a.log[1][1])
     assert.equal("before_run", b.log[1][1])
+  end)
+end)
+
+describe("a clock of the user's (Trio's Clock interface)", function()
+  --- A clock that runs `speed` times faster than real time.
+  local function fast_clock(speed)
+    local clock = { started = 0, reads = 0 }
+    local function real() return require("trio_asyncio.core").monotonic() end
+    function clock:start_clock()
+      self.started = self.started + 1
+      self.t0 = real() -- the clock starts at 0
+    end
+    function clock:current_time()
+      self.reads = self.reads + 1
+      return (real() - self.t0) * speed
+    end
+    function clock:deadline_to_sleep_time(deadline)
+      return (deadline - self:current_time()) / speed
+    end
+    return clock
+  end
+
+  it("is the run's time: sleeps and deadlines follow it", function()
+    local clock = fast_clock(100)
+    local real0 = require("trio_asyncio.core").monotonic()
+    local r = trio.lowlevel.run { clock = clock, fn = function()
+      assert.equal(clock, trio.lowlevel.current_clock())
+      local t0 = trio.current_time()
+      trio.sleep(10) -- 0.1 s of real time
+      local slept = trio.current_time() - t0
+      local scope = trio.move_on_after(5, trio.sleep_forever)
+      return { slept = slept, caught = scope.cancelled_caught }
+    end }
+    local real = require("trio_asyncio.core").monotonic() - real0
+    assert.equal(1, clock.started)
+    assert.is_true(clock.reads > 0)
+    assert.is_true(r.slept >= 10 and r.slept < 100, tostring(r.slept))
+    assert.is_true(r.caught)
+    assert.is_true(real >= 0.14 and real < 5, tostring(real))
+  end)
+
+  it("an error of start_clock is a TrioInternalError before anything runs", function()
+    local ran = false
+    local ok, e = pcall(trio.lowlevel.run, {
+      clock = {
+        start_clock = function() error("no start", 0) end,
+        current_time = function() return 0 end,
+        deadline_to_sleep_time = function() return 0 end,
+      },
+      fn = function() ran = true end,
+    })
+    assert.is_false(ok)
+    assert.is_true(trio.TrioInternalError:is(e), tostring(e))
+    assert.equal("no start", e.cause)
+    assert.is_false(ran)
+  end)
+
+  it("an error of current_time ends the run with TrioInternalError", function()
+    local clock = fast_clock(1)
+    local calls = 0
+    function clock:current_time()
+      calls = calls + 1
+      if calls > 3 then error("clock broke", 0) end
+      return calls
+    end
+    local ok, e = pcall(trio.lowlevel.run, { clock = clock, fn = function()
+      for _ = 1, 10 do trio.current_time() end
+      trio.sleep(1)
+    end })
+    assert.is_false(ok)
+    assert.is_true(trio.TrioInternalError:is(e), tostring(e))
+    assert.equal("clock broke", e.cause)
+  end)
+
+  it("is checked before the run starts", function()
+    local ok, e = pcall(trio.lowlevel.run, { clock = { current_time = function() return 0 end }, fn = function() end })
+    assert.is_false(ok)
+    assert.matches("clock must be a trio.testing.MockClock or an object with start_clock", e)
+    assert.matches("has no start_clock", e)
   end)
 end)

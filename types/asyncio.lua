@@ -55,6 +55,10 @@ function Loop:call_at(when, cb, ...) end
 function Loop:call_soon_threadsafe(cb, ...) end
 ---@return asyncio.Future
 function Loop:create_future() end
+---@param factory (fun(loop: asyncio.Loop, fn: async fun(...): ..., ...): asyncio.Future)?
+function Loop:set_task_factory(factory) end
+---@return (fun(loop: asyncio.Loop, fn: async fun(...): ..., ...): asyncio.Future)?
+function Loop:get_task_factory() end
 ---@param fn async fun(...): ...
 ---@param ... any
 ---@return asyncio.Task
@@ -168,6 +172,13 @@ function Task:cancelling() end
 ---@return integer
 function Task:uncancel() end
 
+---A new Task on the loop given (default: the running loop), whatever its
+---task factory: `asyncio.Task([loop,] fn, ...)`.
+---@param loop_or_fn asyncio.Loop|async fun(...): ...
+---@param ... any
+---@return asyncio.Task
+function asyncio.Task(loop_or_fn, ...) end
+
 ---@param x any
 ---@return boolean
 function asyncio.isfuture(x) end
@@ -187,8 +198,9 @@ function asyncio.create_task(fn, ...) end
 ---@return asyncio.Future
 function asyncio.ensure_future(x, loop) end
 
+---@param loop? asyncio.Loop
 ---@return asyncio.Task?
-function asyncio.current_task() end
+function asyncio.current_task(loop) end
 
 ---@param loop? asyncio.Loop
 ---@return asyncio.Task[]
@@ -227,8 +239,9 @@ asyncio.FIRST_EXCEPTION = "FIRST_EXCEPTION"
 asyncio.ALL_COMPLETED = "ALL_COMPLETED"
 
 ---@param aws (asyncio.Future|async fun(): ...)[]
+---@param opts? {timeout?: number}
 ---@return async fun(): asyncio.Future?
-function asyncio.as_completed(aws) end
+function asyncio.as_completed(aws, opts) end
 
 ---@async
 ---@param aw asyncio.Future|async fun(): ...
@@ -241,6 +254,13 @@ function asyncio.shield(aw) end
 ---@param ... any
 ---@return any ...
 function asyncio.timeout(delay, fn, ...) end
+
+---@async
+---@param when number? a time of the loop's clock (`loop:time()`)
+---@param fn async fun(...): ...
+---@param ... any
+---@return any ...
+function asyncio.timeout_at(when, fn, ...) end
 
 -- ---------------------------------------------------------------------
 -- synchronization and queues
@@ -325,6 +345,28 @@ function Condition:with(fn, ...) end
 ---@return asyncio.Condition
 function asyncio.Condition(lock) end
 
+---@class asyncio.Barrier
+---@field parties integer
+---@field n_waiting integer
+---@field broken boolean
+local Barrier = {}
+---@async
+---@return integer index
+function Barrier:wait() end
+---@async
+---@param fn fun(index: integer, ...): ...
+---@param ... any
+---@return any ...
+function Barrier:with(fn, ...) end
+---@async
+function Barrier:reset() end
+---@async
+function Barrier:abort() end
+
+---@param parties integer
+---@return asyncio.Barrier
+function asyncio.Barrier(parties) end
+
 ---@class asyncio.Queue
 ---@field maxsize number
 local Queue = {}
@@ -347,6 +389,8 @@ function Queue:qsize() end
 function Queue:empty() end
 ---@return boolean
 function Queue:full() end
+---@param immediate? boolean
+function Queue:shutdown(immediate) end
 
 ---@param maxsize? number
 ---@return asyncio.Queue
@@ -399,5 +443,11 @@ asyncio.ValueError = {}
 ---The same class as trio.RuntimeError.
 ---@type trio.RuntimeError
 asyncio.RuntimeError = {}
+---@class asyncio.QueueShutDown: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): asyncio.QueueShutDown
+asyncio.QueueShutDown = {}
+---@class asyncio.BrokenBarrierError: trio.RuntimeError
+---@overload fun(message_or_fields?: string|table): asyncio.BrokenBarrierError
+asyncio.BrokenBarrierError = {}
 
 return asyncio

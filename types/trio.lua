@@ -77,7 +77,9 @@ function trio.open_nursery(fn) end
 -- cancel scopes
 
 ---@class trio.CancelScope
----@field deadline number settable
+---@field deadline number settable (raises for an unentered scope with a relative deadline)
+---@field relative_deadline number settable: from entry (unentered) or from now (entered)
+---@field is_relative boolean? nil once entered
 ---@field shield boolean settable
 ---@field cancel_called boolean
 ---@field cancelled_caught boolean
@@ -92,40 +94,45 @@ function CancelScope:run(fn, ...) end
 
 function CancelScope:cancel() end
 
----@param opts? {deadline?: number, shield?: boolean}
+---@param opts? {deadline?: number, relative_deadline?: number, shield?: boolean}
 ---@return trio.CancelScope
 function trio.CancelScope(opts) end
 
+---@alias trio.TimeoutOptions {shield?: boolean}
+
+---`move_on_after(seconds [, opts] [, fn, ...])`: without `fn`, the scope (unentered, relative deadline).
 ---@async
 ---@param seconds number
----@param fn async fun(...): ...
+---@param opts_or_fn? trio.TimeoutOptions|async fun(...): ...
 ---@param ... any
 ---@return trio.CancelScope scope
 ---@return any ...
-function trio.move_on_after(seconds, fn, ...) end
+function trio.move_on_after(seconds, opts_or_fn, ...) end
 
+---`move_on_at(deadline [, opts] [, fn, ...])`: without `fn`, the scope (unentered).
 ---@async
 ---@param deadline number
----@param fn async fun(...): ...
+---@param opts_or_fn? trio.TimeoutOptions|async fun(...): ...
 ---@param ... any
 ---@return trio.CancelScope scope
 ---@return any ...
-function trio.move_on_at(deadline, fn, ...) end
+function trio.move_on_at(deadline, opts_or_fn, ...) end
 
----Raises trio.TooSlowError on timeout.
+---Raises trio.TooSlowError on timeout; without `fn`, a scope whose run() does.
 ---@async
 ---@param seconds number
----@param fn async fun(...): ...
+---@param opts_or_fn? trio.TimeoutOptions|async fun(...): ...
 ---@param ... any
 ---@return any ...
-function trio.fail_after(seconds, fn, ...) end
+function trio.fail_after(seconds, opts_or_fn, ...) end
 
+---Raises trio.TooSlowError on timeout; without `fn`, a scope whose run() does.
 ---@async
 ---@param deadline number
----@param fn async fun(...): ...
+---@param opts_or_fn? trio.TimeoutOptions|async fun(...): ...
 ---@param ... any
 ---@return any ...
-function trio.fail_at(deadline, fn, ...) end
+function trio.fail_at(deadline, opts_or_fn, ...) end
 
 -- ---------------------------------------------------------------------
 -- memory channels
@@ -407,11 +414,13 @@ trio.lowlevel = lowlevel
 ---@field child_nurseries trio.Nursery[]
 ---@field id integer
 ---@field done boolean
+---@field custom_sleep_data any settable; cleared when the task is made runnable
 local Task = {}
 
 ---@class trio.lowlevel.TrioToken
 local TrioToken = {}
 
+---A last argument that is exactly `{idempotent = <boolean>}` is the options.
 ---@param fn fun(...)
 ---@param ... any
 function TrioToken:run_sync_soon(fn, ...) end
@@ -449,12 +458,15 @@ function lowlevel.add_parking_lot_breaker(task, lot) end
 ---@param lot trio.lowlevel.ParkingLot
 function lowlevel.remove_parking_lot_breaker(task, lot) end
 
----@param opts {fn: async fun(...): ..., args?: any[], clock?: trio.testing.MockClock, instruments?: table[]}
+---A clock for a run: a MockClock, or an object with Trio's Clock methods.
+---@alias trio.lowlevel.AnyClock trio.testing.MockClock|{start_clock: fun(self), current_time: fun(self): number, deadline_to_sleep_time: fun(self, deadline: number): number}
+
+---@param opts {fn: async fun(...): ..., args?: any[], clock?: trio.lowlevel.AnyClock, instruments?: table[]}
 ---@return any ...
 function lowlevel.run(opts) end
 
 ---@param fn async fun(...): ...
----@param opts {done_callback: fun(ok: boolean, ...), args?: any[], clock?: trio.testing.MockClock, instruments?: table[]}
+---@param opts {done_callback: fun(ok: boolean, ...), args?: any[], clock?: trio.lowlevel.AnyClock, instruments?: table[]}
 function lowlevel.start_guest_run(fn, opts) end
 
 ---@return trio.lowlevel.Task?
@@ -465,6 +477,29 @@ function lowlevel.current_root_task() end
 
 ---@return "trio"|"asyncio"|nil
 function lowlevel.current_flavor() end
+---The clock of a run without one; the methods of Trio's Clock interface.
+---@class trio.lowlevel.SystemClock
+local SystemClock = {}
+function SystemClock:start_clock() end
+---@return number
+function SystemClock:current_time() end
+---@param deadline number
+---@return number real_seconds
+function SystemClock:deadline_to_sleep_time(deadline) end
+
+---The run's clock: the one it was given, else the system clock.
+---@return trio.lowlevel.AnyClock|trio.lowlevel.SystemClock
+function lowlevel.current_clock() end
+
+---@return {tasks_living: integer, tasks_runnable: integer, seconds_to_next_deadline: number, run_sync_soon_queue_size: integer, io_statistics: {tasks_waiting_read: integer, tasks_waiting_write: integer, backend: string}}
+function lowlevel.current_statistics() end
+
+---True where current_trio_token() works (inside a run).
+---@return boolean
+function lowlevel.in_trio_run() end
+---True where current_task() works (in a Trio-flavored task of the run).
+---@return boolean
+function lowlevel.in_trio_task() end
 ---The live tasks of the run as a tree: {name=, flavor=, kind=, where=, task=, children=}; nil outside a run.
 ---@return table?
 function lowlevel.task_tree() end
@@ -538,13 +573,18 @@ function MockClock:current_time() end
 
 ---@param seconds number
 function MockClock:jump(seconds) end
+function MockClock:start_clock() end
+---@param deadline number
+---@return number real_seconds
+function MockClock:deadline_to_sleep_time(deadline) end
 
 ---@param opts? {rate?: number, autojump_threshold?: number}
 ---@return trio.testing.MockClock
 function testing.MockClock(opts) end
 
 ---@async
-function testing.wait_all_tasks_blocked() end
+---@param cushion? number real seconds every other task must have been blocked (default 0)
+function testing.wait_all_tasks_blocked(cushion) end
 
 ---@alias trio.testing.Options {autojump?: boolean|number, clock?: trio.testing.MockClock, timeout?: number, instruments?: table[], leak_check?: boolean}
 

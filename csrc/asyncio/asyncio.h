@@ -30,6 +30,7 @@ struct ta_loop {
   ta_future *current;       /* asyncio Task being stepped */
   int closed, closing, pausing;
   int debug;                /* report slow callbacks, record where tasks are created */
+  int has_factory;          /* a task factory is set (loop:set_task_factory) */
   double slow_callback_duration;
   size_t ntasks;            /* pending asyncio Tasks... */
   ta_task *tasks;           /* ...their engine tasks, newest first */
@@ -80,6 +81,7 @@ void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 void ta_aio_task_run(lua_State *L, int tidx);
+void ta_loop_push_factory(lua_State *L, int loopidx);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);

@@ -773,15 +773,24 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
   return 1;
 }
 
-/* create_task(loop, fn, ...) -> Task */
-static int l_create_task(lua_State *L) {
+/* A new Task of the loop at 1 running the function at 2 with the
+** arguments above it: the loop's task factory makes it when the loop has
+** one and `use_factory` (asyncio's loop.create_task), else it is made
+** here (asyncio.Task). */
+static int create_task(lua_State *L, int use_factory, const char *fname) {
   ta_engine *E = ta_upengine(L);
   ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_LOOP);
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current;
   ta_check_callable(L, 2);
   lua_settop(L, nargs + 2);
-  if (lp->closed) return ta_error(L, "RuntimeError", "create_task: Event loop is closed");
+  if (lp->closed) return ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
+  if (use_factory && lp->has_factory) { /* factory(loop, fn, ...) */
+    ta_loop_push_factory(L, 1);
+    lua_insert(L, 1);
+    lua_call(L, nargs + 2, 1);
+    return 1;
+  }
   ta_task_init(L, E, ta_future_task(new_future(L, 1, TA_KIND_TASK)), 2, nargs, TA_ASYNCIO,
                parent && parent->co == L ? parent : NULL, &ta_aio_task_kind, TASK_UV_THREAD);
   fidx = lua_gettop(L);
@@ -793,6 +802,16 @@ static int l_create_task(lua_State *L) {
   lua_pushvalue(L, fidx); /* its first step */
   ta_loop_append(L, lp);
   return 1;
+}
+
+/* create_task(loop, fn, ...) -> Task (through the loop's task factory) */
+static int l_create_task(lua_State *L) {
+  return create_task(L, 1, "create_task");
+}
+
+/* new_task(loop, fn, ...) -> Task, whatever the loop's task factory */
+static int l_new_task(lua_State *L) {
+  return create_task(L, 0, "Task");
 }
 
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
@@ -1177,6 +1196,7 @@ static const luaL_Reg future_funcs[] = {
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
   {"create_task", l_create_task},
+  {"new_task", l_new_task},
   {"make_gather", l_make_gather},
   {"make_aio_sleep", l_make_aio_sleep},
   {"make_create_task", l_make_create_task},

@@ -26,7 +26,7 @@
 /* Seconds a callback may run before debug mode reports it (asyncio's). */
 #define DEFAULT_SLOW_CALLBACK_DURATION 0.1
 
-enum { UV_READY = 1, UV_BATCH = 2, UV_ATTRS = 3, LOOP_NUV = 3 };
+enum { UV_READY = 1, UV_BATCH = 2, UV_ATTRS = 3, UV_FACTORY = 4, LOOP_NUV = 4 };
 
 /* A loop's reader and writer of one fd: a watcher in the engine's fd table
 ** (io/poll.c), which a Trio task waiting on the same fd shares. */
@@ -695,6 +695,33 @@ static int l_loop_set_debug(lua_State *L) {
   return 0;
 }
 
+/* Pushes the task factory of the loop at loopidx (nil when none). */
+void ta_loop_push_factory(lua_State *L, int loopidx) {
+  lua_getiuservalue(L, loopidx, UV_FACTORY);
+}
+
+/* loop:set_task_factory(factory | nil): create_task calls
+** factory(loop, fn, ...) instead of making a Task itself. */
+static int l_set_task_factory(lua_State *L) {
+  ta_loop *lp = checkloop(L, 1);
+  if (!lua_isnil(L, 2)) {
+    luaL_checkany(L, 2);
+    if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
+      return luaL_argerror(L, 2, "task factory must be a function or nil");
+  }
+  lua_settop(L, 2);
+  lp->has_factory = !lua_isnil(L, 2);
+  lua_setiuservalue(L, 1, UV_FACTORY);
+  return 0;
+}
+
+/* loop:get_task_factory() -> the factory, or nil */
+static int l_get_task_factory(lua_State *L) {
+  checkloop(L, 1);
+  lua_getiuservalue(L, 1, UV_FACTORY);
+  return 1;
+}
+
 /* loop_driver(loop) -> the Trio task driving it, or nil */
 static int l_loop_driver(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
@@ -730,6 +757,8 @@ static const luaL_Reg loop_methods[] = {
   {"add_writer", l_add_writer},
   {"remove_reader", l_remove_reader},
   {"remove_writer", l_remove_writer},
+  {"set_task_factory", l_set_task_factory},
+  {"get_task_factory", l_get_task_factory},
   {NULL, NULL}
 };
 

@@ -165,10 +165,13 @@ static void arm(ta_engine *E) {
     return;
   }
   uv_idle_stop(hs->idle);
-  if (top != NULL) {
-    double dt = top->when - ta_now(E);
-    uv_update_time(E->loop);
-    uv_timer_start(E->wake, on_wake, dt > 0 ? (uint64_t)(dt * 1000) + 1 : 0, 0);
+  {
+    double dt = top != NULL ? ta_sleep_time(E, top->when) : -1, idle = ta_idle_timeout(E);
+    if (idle >= 0 && (dt < 0 || idle < dt)) dt = idle; /* a wait_all_tasks_blocked cushion */
+    if (dt >= 0) {
+      uv_update_time(E->loop);
+      uv_timer_start(E->wake, on_wake, dt > 0 ? (uint64_t)(dt * 1000) + 1 : 0, 0);
+    }
   }
 }
 
@@ -309,8 +312,8 @@ double trio_asyncio_backend_timeout(lua_State *L) {
   ta_engine *E = engine(L);
   ta_timer *top = ta_heap_top(&E->timers);
   double dt;
+  double idle = ta_idle_timeout(E);
   if (E->nrunq > 0 || E->nsoon > 0 || E->guest_ending) return 0;
-  if (top == NULL) return -1;
-  dt = top->when - ta_now(E);
-  return dt > 0 ? dt : 0;
+  dt = top != NULL ? ta_sleep_time(E, top->when) : -1;
+  return idle >= 0 && (dt < 0 || idle < dt) ? idle : dt;
 }

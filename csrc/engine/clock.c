@@ -1,12 +1,14 @@
 /*
-** clock.c — the engine clock: real monotonic time, or a MockClock
-** (trio/time.c makes them) that runs at a rate and can jump.
+** clock.c — the engine clock: real monotonic time, a MockClock (trio/time.c
+** makes them) that runs at a rate and can jump, or a clock of the user's
+** (its `now` and `sleep_time` functions, also from trio/time.c).
 */
 #include <time.h>
 
 #include "engine/engine.h"
 
 double ta_clock_now(ta_clock *c) {
+  if (c->now != NULL) return c->now(c);
   return c->offset + c->rate * (double)(uv_hrtime() - c->base_ns) / 1e9;
 }
 

@@ -167,6 +167,7 @@ struct ta_task {
   unsigned char cancel_asked; /* Trio cancelled it while it waited on a future */
   unsigned char lot_breaker;  /* registered as a parking-lot breaker (trio/parking_lot.c) */
   unsigned char queued;       /* on the run queue: never twice */
+  unsigned char sleep_data;   /* custom_sleep_data set since it was last made runnable */
 };
 
 #define TA_TASK_MT "trio_asyncio.Task"
@@ -225,8 +226,13 @@ struct ta_clock {
   uint64_t base_ns;   /* real time of the last rebase */
   double rate;
   double autojump;    /* seconds of real blocking before a jump; <0 = never */
+  /* A clock of the user's (trio/time.c): its time, and the real seconds
+  ** to wait until it reaches a deadline.  NULL for a MockClock. */
+  double (*now)(ta_clock *c);
+  double (*sleep_time)(ta_clock *c, double deadline);
 };
 #define TA_CLOCK_MT "trio_asyncio.MockClock"
+#define TA_USERCLOCK_MT "trio_asyncio.UserClock"
 double ta_clock_now(ta_clock *c);
 void ta_clock_rebase(ta_clock *c);
 uint64_t ta_coarse_ns(void);
@@ -303,7 +309,10 @@ struct ta_engine {
   ta_owned *owned;          /* ...the list */
   size_t io_waiters;        /* tasks and watches waiting for fd readiness */
   uint64_t last_poll_ns;
-  ta_lot blocked_waiters;   /* wait_all_tasks_blocked */
+  ta_lot blocked_waiters;   /* wait_all_tasks_blocked (cushion in each task's timer.when) */
+  double idle_accum;        /* real seconds every task has been blocked (for the cushions) */
+  uint64_t last_tick_ns;    /* when the last tick ended (0: none yet in this run) */
+  int wake_fired;           /* the wake timer fired during the last I/O wait */
   uint32_t next_id;
   int internal_ref;         /* first error of a system task or callback */
   int weak_ref;             /* weak-valued table: objects by their weak id... */
@@ -342,6 +351,8 @@ const char *ta_tostring(lua_State *L, int idx);
 double ta_now(ta_engine *E);
 void ta_runq_push(ta_engine *E, ta_task *t);
 void ta_tick(lua_State *L, ta_engine *E, double max_wait);
+double ta_idle_timeout(ta_engine *E);
+double ta_sleep_time(ta_engine *E, double deadline);
 void ta_run_start(lua_State *L, ta_engine *E, int fnidx, int argsidx, int clockidx, int flavor,
                   const ta_task_kind *kind);
 int ta_run_alive(ta_engine *E);

@@ -17,7 +17,7 @@
 
 #include "engine/engine.h"
 
-static void on_wake(uv_timer_t *h) { (void)h; }
+static void on_wake(uv_timer_t *h) { ((ta_engine *)h->data)->wake_fired = 1; }
 
 static void on_sigint(uv_signal_t *h, int signum) {
   ta_engine *E = (ta_engine *)h->data;
@@ -31,6 +31,7 @@ static void on_sigint(uv_signal_t *h, int signum) {
 ** is (a stale second entry would step it twice, or step it after it
 ** exited). */
 void ta_runq_push(ta_engine *E, ta_task *t) {
+  t->sleep_data = 0; /* as Trio's reschedule: custom_sleep_data is cleared */
   if (t->queued) return;
   t->queued = 1;
   if (E->nrunq == E->caprunq) {
@@ -108,29 +109,99 @@ static void run_soon_callbacks(lua_State *L, ta_engine *E) {
   lua_pop(L, 1);
 }
 
-/* How long the I/O wait may block, in real seconds (-1: until an event). */
-static double wait_timeout(ta_engine *E, double max_wait) {
+/* ---- wait_all_tasks_blocked(cushion) ----
+** Its tasks wait in E->blocked_waiters, each with its cushion in its sleep
+** timer's `when` (unused while it waits there).  As in Trio, those with the
+** smallest cushion wake once every other task has been blocked for that
+** many real seconds: ticks in which nothing was runnable, no deadline
+** expired and no callback ran add up in idle_accum; any such activity
+** starts it again.  A host stepping a guest run in short steps adds up
+** its steps. */
+static double min_cushion(ta_engine *E) {
+  double c = HUGE_VAL;
+  for (ta_task *t = E->blocked_waiters.first; t != NULL; t = t->wait_next)
+    if (t->timer.when < c) c = t->timer.when;
+  return c;
+}
+
+/* Real seconds of idleness still needed to wake a waiter; -1: none waits. */
+double ta_idle_timeout(ta_engine *E) {
+  double c;
+  if (E->blocked_waiters.n == 0) return -1;
+  c = min_cushion(E) - E->idle_accum;
+  return c > 0 ? c : 0;
+}
+
+/* After the I/O wait of `timeout` seconds and what followed it: count the
+** idle time, and wake the waiters of the smallest cushion once it is
+** enough. */
+static void idle_check(ta_engine *E, double timeout, int activity) {
+  uint64_t now;
+  double waited, c;
+  ta_task *t, *next;
+  if (E->blocked_waiters.n == 0 || E->nrunq > 0 || activity) {
+    E->idle_accum = 0;
+    return;
+  }
+  now = uv_hrtime();
+  waited = E->last_tick_ns != 0 && now > E->last_tick_ns ? (double)(now - E->last_tick_ns) / 1e9 : 0;
+  if (E->wake_fired && waited < timeout) waited = timeout; /* it waited its full time */
+  E->idle_accum += waited;
+  c = min_cushion(E);
+  if (E->idle_accum < c) return;
+  E->idle_accum = 0;
+  for (t = E->blocked_waiters.first; t != NULL; t = next) {
+    next = t->wait_next;
+    if (t->timer.when == c) {
+      ta_lot_remove(&E->blocked_waiters, t);
+      ta_reschedule(t, 0, 0);
+    }
+  }
+}
+
+/* Real seconds to wait for the run's clock to reach `deadline` (0: it
+** has; -1: it will not by itself).  A MockClock with an autojump
+** threshold is woken after that long to jump. */
+double ta_sleep_time(ta_engine *E, double deadline) {
+  ta_clock *c = E->clock;
+  double dt, t = -1;
+  if (c != NULL && c->sleep_time != NULL) { /* a user's clock says */
+    t = c->sleep_time(c, deadline);
+    return t > 0 ? t : 0;
+  }
+  dt = deadline - ta_now(E);
+  if (dt <= 0) return 0;
+  if (c == NULL) return dt;
+  if (c->rate > 0) t = dt / c->rate;
+  if (c->autojump < HUGE_VAL && (t < 0 || c->autojump < t)) t = c->autojump;
+  return t;
+}
+
+/* How long the I/O wait may block, in real seconds (-1: until an event),
+** before a host's limit. */
+static double wait_timeout(ta_engine *E) {
   ta_timer *top = ta_heap_top(&E->timers);
   double t = -1;
   if (E->nrunq > 0 || E->nsoon > 0 || (E->ki_pending && !E->ki_host) || E->internal_ref != LUA_NOREF)
     return 0;
-  if (E->blocked_waiters.n > 0) return 0;
   if (top != NULL) {
-    double dt = top->when - ta_now(E);
-    if (dt <= 0) return 0;
-    if (E->clock == NULL) t = dt;
-    else if (E->clock->rate > 0) t = dt / E->clock->rate;
-    if (E->clock != NULL && E->clock->autojump < HUGE_VAL && (t < 0 || E->clock->autojump < t))
-      t = E->clock->autojump;
+    t = ta_sleep_time(E, top->when);
+    if (t == 0) return 0;
   }
-  if (max_wait >= 0 && (t < 0 || max_wait < t)) t = max_wait;
+  if (E->blocked_waiters.n > 0) {
+    double c = ta_idle_timeout(E);
+    if (t < 0 || c < t) t = c;
+  }
   return t;
 }
 
-/* The I/O poll.  Under load (timeout 0) it is skipped while nothing can be
-** ready, but done at least every TA_POLL_INTERVAL_NS, by the coarse clock
-** (no hardware clock read per step), so signals and wake-ups are seen. */
-static void io_wait(lua_State *L, ta_engine *E, double timeout) {
+/* Waits for I/O at most `timeout` real seconds; instruments are told
+** `asked`, the run's own timeout (before a host's limit, as Trio's guest
+** runs tell the timeout they ask the host for).  Under load (timeout 0)
+** the poll is skipped while nothing can be ready, but done at least every
+** TA_POLL_INTERVAL_NS, by the coarse clock (no hardware clock read per
+** step), so signals and wake-ups are seen. */
+static void io_wait(lua_State *L, ta_engine *E, double timeout, double asked) {
   uint64_t now = ta_coarse_ns();
   if (timeout == 0) {
     if (E->io_waiters == 0 && (int64_t)(now - E->last_poll_ns) < (int64_t)TA_POLL_INTERVAL_NS)
@@ -141,7 +212,7 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
     E->in_io_wait = 0;
     return;
   }
-  if (ta_hooked(E)) hook_io(L, E, "before_io_wait", timeout);
+  if (ta_hooked(E)) hook_io(L, E, "before_io_wait", asked);
   E->in_io_wait = 1;
   if (timeout > 0) {
     /* Repeating: if the process was slow enough for the timer to fire
@@ -154,18 +225,22 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout) {
   E->in_io_wait = 0;
   uv_timer_stop(E->wake);
   E->last_poll_ns = ta_coarse_ns();
-  if (ta_hooked(E)) hook_io(L, E, "after_io_wait", timeout);
+  if (ta_hooked(E)) hook_io(L, E, "after_io_wait", asked);
 }
 
-static void fire_timers(lua_State *L, ta_engine *E) {
+/* Fires the due timers; returns how many. */
+static int fire_timers(lua_State *L, ta_engine *E) {
   double now;
   ta_timer *tm;
-  if (E->timers.n == 0) return; /* no clock read needed */
+  int n = 0;
+  if (E->timers.n == 0) return 0; /* no clock read needed */
   now = ta_now(E);
   while ((tm = ta_heap_top(&E->timers)) != NULL && tm->when <= now) {
     ta_heap_remove(&E->timers, tm);
     tm->cb(L, E, tm);
+    n++;
   }
+  return n;
 }
 
 /* The mock clock's autojump: nothing ran during the whole threshold, so
@@ -180,18 +255,23 @@ static void autojump(ta_engine *E) {
 }
 
 void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
-  double timeout = wait_timeout(E, max_wait);
+  double asked = wait_timeout(E), timeout = asked;
+  int activity;
+  if (max_wait >= 0 && (timeout < 0 || max_wait < timeout)) timeout = max_wait;
   E->curL = L;
-  if (!E->host_loop) io_wait(L, E, timeout); /* else the host's loop polls */
+  E->wake_fired = 0;
+  if (!E->host_loop) io_wait(L, E, timeout, asked); /* else the host's loop polls */
   autojump(E);
-  fire_timers(L, E);
-  if (E->nsoon > 0) run_soon_callbacks(L, E);
-  if (E->main != NULL && !E->main_done && ta_ki_for(E, E->main)) ta_deliver_cancel(L, E->main);
-  if (E->nrunq == 0 && E->blocked_waiters.n > 0) {
-    ta_task *t;
-    while ((t = ta_lot_pop(&E->blocked_waiters)) != NULL) ta_reschedule(t, 0, 0);
+  activity = fire_timers(L, E);
+  if (E->nsoon > 0) {
+    run_soon_callbacks(L, E);
+    activity = 1;
   }
+  if (E->main != NULL && !E->main_done && ta_ki_for(E, E->main)) ta_deliver_cancel(L, E->main);
+  idle_check(E, timeout, activity);
   run_batch(L, E);
+  /* (waiters park during a batch: only then is the mark needed) */
+  if (E->blocked_waiters.n > 0) E->last_tick_ns = uv_hrtime();
 }
 
 /* ---- trio.run ---- */
@@ -200,12 +280,17 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
 ** leaves no half-started run behind. */
 static void run_begin(lua_State *L, ta_engine *E, int clockidx) {
   ta_clock *clock = NULL;
-  if (!lua_isnoneornil(L, clockidx)) clock = (ta_clock *)luaL_checkudata(L, clockidx, TA_CLOCK_MT);
+  if (!lua_isnoneornil(L, clockidx)) {
+    clock = (ta_clock *)luaL_testudata(L, clockidx, TA_USERCLOCK_MT);
+    if (clock == NULL) clock = (ta_clock *)luaL_checkudata(L, clockidx, TA_CLOCK_MT);
+  }
   E->running = 1;
   E->main = NULL;
   E->main_done = E->main_ok = 0;
   E->ki_pending = 0;
   E->soon_closed = 0;
+  E->idle_accum = 0;
+  E->last_tick_ns = 0;
   ta_ctx_capture(L, E);
   memset(&E->root, 0, sizeof E->root);
   E->root.deadline = HUGE_VAL;

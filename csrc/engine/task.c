@@ -31,6 +31,11 @@ static void push_names(lua_State *L) {
   ta_push_weak_keyed(L, &names_key);
 }
 
+/* task.custom_sleep_data (Trio's): values by task object, valid while the
+** task's sleep_data flag is set; making the task runnable clears the flag
+** (the stale value goes with the next set or with the task). */
+static char sleep_data_key;
+
 /* Pushes the function the task runs.  A copy of it sits at the base of
 ** the task's thread below the running call (ta_task_init puts it there),
 ** so it is found also once the task has finished; a task that failed
@@ -614,6 +619,16 @@ int ta_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
     lua_pushinteger(L, t->id);
   } else if (strcmp(k, "done") == 0) {
     lua_pushboolean(L, t->state == TA_DONE);
+  } else if (strcmp(k, "custom_sleep_data") == 0) {
+    if (!t->sleep_data) {
+      lua_pushnil(L);
+    } else {
+      ta_push_weak_keyed(L, &sleep_data_key);
+      if (idx) lua_pushvalue(L, idx);
+      else ta_push_task(L, t);
+      lua_rawget(L, -2);
+      lua_remove(L, -2);
+    }
   } else {
     return t->kind->field != NULL && t->kind->field(L, t, idx, k);
   }
@@ -631,8 +646,17 @@ static int task_index(lua_State *L) {
 }
 
 static int task_newindex(lua_State *L) {
-  ta_checktask(L, 1);
-  if (strcmp(luaL_checkstring(L, 2), "name") != 0)
+  ta_task *t = ta_checktask(L, 1);
+  if (strcmp(luaL_checkstring(L, 2), "custom_sleep_data") == 0) {
+    lua_settop(L, 3);
+    ta_push_weak_keyed(L, &sleep_data_key);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, -3);
+    t->sleep_data = !lua_isnil(L, 3);
+    return 0;
+  }
+  if (strcmp(lua_tostring(L, 2), "name") != 0)
     return luaL_error(L, "task field '%s' is read-only", lua_tostring(L, 2));
   luaL_checkstring(L, 3);
   push_names(L);

@@ -32,6 +32,8 @@ void ta_fd_update(ta_engine *E, ta_fdwatcher *w);
 void ta_fd_unwatch(ta_engine *E, ta_fdwatcher *w);
 /* The first watcher of fd (then follow ->next), or NULL. */
 ta_fdwatcher *ta_fd_watchers(ta_engine *E, int fd);
+/* How many watchers (of either flavor) want to read, and to write. */
+void ta_fd_counts(ta_engine *E, int *nread, int *nwrite);
 
 /* ---- OS errors (oserror.c) ----
 ** Pushes (or raises) the trio_asyncio.OSError subclass for a libuv error

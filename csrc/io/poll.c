@@ -144,3 +144,16 @@ ta_fdwatcher *ta_fd_watchers(ta_engine *E, int fd) {
   fdrecord *r = find(E, fd);
   return r != NULL ? r->watchers : NULL;
 }
+
+void ta_fd_counts(ta_engine *E, int *nread, int *nwrite) {
+  fdtable *tb = table(E);
+  *nread = *nwrite = 0;
+  if (tb == NULL) return;
+  for (int fd = 0; fd < tb->n; fd++) {
+    if (tb->rec[fd] == NULL) continue;
+    for (ta_fdwatcher *w = tb->rec[fd]->watchers; w != NULL; w = w->next) {
+      if (w->events & UV_READABLE) (*nread)++;
+      if (w->events & UV_WRITABLE) (*nwrite)++;
+    }
+  }
+}

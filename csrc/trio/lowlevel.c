@@ -3,6 +3,7 @@
 ** wait_task_rescheduled / reschedule (the Lua face of the engine's park
 ** and reschedule), system tasks.
 */
+#include <math.h>
 #include <string.h>
 
 #include "trio/trio.h"
@@ -117,7 +118,37 @@ static int t_system_tasks(lua_State *L) {
   return 1;
 }
 
+/* current_statistics() -> {tasks_living=, tasks_runnable=,
+** seconds_to_next_deadline=, run_sync_soon_queue_size=, io_statistics=} */
+static int t_current_statistics(lua_State *L) {
+  ta_engine *E = engine_of(L);
+  ta_timer *top;
+  int nread, nwrite;
+  if (!E->running) return luaL_error(L, "current_statistics: must be called inside trio.run");
+  top = ta_heap_top(&E->timers);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)(E->ntasks + E->nunanchored));
+  lua_setfield(L, -2, "tasks_living");
+  lua_pushinteger(L, (lua_Integer)E->nrunq);
+  lua_setfield(L, -2, "tasks_runnable");
+  lua_pushnumber(L, top != NULL ? top->when - ta_now(E) : HUGE_VAL);
+  lua_setfield(L, -2, "seconds_to_next_deadline");
+  lua_pushinteger(L, E->nsoon);
+  lua_setfield(L, -2, "run_sync_soon_queue_size");
+  ta_fd_counts(E, &nread, &nwrite);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, nread);
+  lua_setfield(L, -2, "tasks_waiting_read");
+  lua_pushinteger(L, nwrite);
+  lua_setfield(L, -2, "tasks_waiting_write");
+  lua_pushliteral(L, "libuv");
+  lua_setfield(L, -2, "backend");
+  lua_setfield(L, -2, "io_statistics");
+  return 1;
+}
+
 static const luaL_Reg lowlevel_funcs[] = {
+  {"current_statistics", t_current_statistics},
   {"system_tasks", t_system_tasks},
   {"current_task", t_current_task},
   {"current_root_task", t_current_root_task},

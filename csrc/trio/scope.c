@@ -4,6 +4,7 @@
 ** heap whose callback cancels the scope.
 */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "trio/trio.h"
@@ -28,6 +29,7 @@ ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) 
   sc->E = E;
   sc->st.deadline = deadline;
   sc->st.shield = (unsigned char)shield;
+  sc->relative = HUGE_VAL;
   ta_timer_init(&sc->timer, deadline_fired);
   luaL_setmetatable(L, SCOPE_MT);
   return sc;
@@ -51,6 +53,10 @@ void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t) {
     luaL_error(L, "CancelScope:run: a cancel scope may only be entered once; create a new one");
   sc->state = 1;
   sc->owner = t;
+  if (sc->relative != HUGE_VAL) { /* a relative deadline counts from entry */
+    sc->st.deadline = ta_now(sc->E) + sc->relative;
+    sc->relative = HUGE_VAL;
+  }
   ta_status_link_child(t->status, &sc->st);
   ta_status_unlink_task(t);
   ta_status_link_task(&sc->st, t);
@@ -96,10 +102,27 @@ static int scope_cancel(lua_State *L) {
   return 0;
 }
 
+static const char UNENTERED_RELATIVE[] =
+  "Unentered relative cancel scope does not have an absolute deadline.";
+static const char UNENTERED_ABSOLUTE[] =
+  "Unentered non-relative cancel scope does not have a relative deadline";
+
 static int scope_index(lua_State *L) {
   ta_scope *sc = checkscope(L, 1);
   const char *k = luaL_checkstring(L, 2);
-  if (strcmp(k, "deadline") == 0) lua_pushnumber(L, sc->st.deadline);
+  if (strcmp(k, "deadline") == 0) {
+    if (sc->relative != HUGE_VAL) return ta_error(L, "RuntimeError", "CancelScope.deadline: %s", UNENTERED_RELATIVE);
+    lua_pushnumber(L, sc->st.deadline);
+  } else if (strcmp(k, "relative_deadline") == 0) {
+    /* once entered: the time left until the deadline */
+    if (sc->state != 0) lua_pushnumber(L, sc->st.deadline - ta_now(sc->E));
+    else if (sc->st.deadline != HUGE_VAL)
+      return ta_error(L, "RuntimeError", "CancelScope.relative_deadline: %s", UNENTERED_ABSOLUTE);
+    else lua_pushnumber(L, sc->relative);
+  } else if (strcmp(k, "is_relative") == 0) {
+    if (sc->state != 0) lua_pushnil(L); /* entered: neither */
+    else lua_pushboolean(L, sc->relative != HUGE_VAL);
+  }
   else if (strcmp(k, "shield") == 0) lua_pushboolean(L, sc->st.shield);
   else if (strcmp(k, "cancel_called") == 0) {
     /* as Trio: once the deadline has passed, an active or unentered scope
@@ -119,21 +142,30 @@ static int scope_index(lua_State *L) {
   return 1;
 }
 
+/* A new absolute deadline.  As in Trio, a deadline that has passed
+** cancels an active scope when the scheduler next processes deadlines
+** (its timer is due), not here: reading cancel_called does it sooner. */
+static void set_deadline(lua_State *L, ta_scope *sc, double d) {
+  sc->st.deadline = d;
+  if (sc->state == 1) arm_deadline(L, sc);
+}
+
 static int scope_newindex(lua_State *L) {
   ta_scope *sc = checkscope(L, 1);
   const char *k = luaL_checkstring(L, 2);
   if (strcmp(k, "deadline") == 0) {
     double d = luaL_checknumber(L, 3);
     if (d != d) return luaL_argerror(L, 3, "deadline must not be NaN");
-    sc->st.deadline = d;
-    if (sc->state == 1) {
-      if (d <= ta_now(sc->E)) {
-        ta_heap_remove(&sc->E->timers, &sc->timer);
-        ta_status_cancel(L, sc->E, &sc->st);
-      } else {
-        arm_deadline(L, sc);
-      }
-    }
+    if (sc->relative != HUGE_VAL) return ta_error(L, "RuntimeError", "CancelScope.deadline: %s", UNENTERED_RELATIVE);
+    set_deadline(L, sc, d);
+  } else if (strcmp(k, "relative_deadline") == 0) {
+    double r = luaL_checknumber(L, 3);
+    if (r != r) return luaL_argerror(L, 3, "relative deadline must not be NaN");
+    if (r < 0) return luaL_argerror(L, 3, "relative deadline must be non-negative");
+    if (sc->state != 0) set_deadline(L, sc, ta_now(sc->E) + r); /* from now */
+    else if (sc->st.deadline != HUGE_VAL)
+      return ta_error(L, "RuntimeError", "CancelScope.relative_deadline: %s", UNENTERED_ABSOLUTE);
+    else sc->relative = r;
   } else if (strcmp(k, "shield") == 0) {
     luaL_checktype(L, 3, LUA_TBOOLEAN);
     sc->st.shield = (unsigned char)lua_toboolean(L, 3);
@@ -144,19 +176,32 @@ static int scope_newindex(lua_State *L) {
   return 0;
 }
 
+/* "CancelScope (active, deadline is 1.50 seconds from now, 0x...)", as
+** Trio's repr: the deadline is told only inside a run (which has a time). */
 static int scope_tostring(lua_State *L) {
   ta_scope *sc = checkscope(L, 1);
+  char state[80] = "";
+  if (sc->st.cancel_called) {
+    snprintf(state, sizeof state, ", cancelled");
+  } else if (sc->st.deadline != HUGE_VAL && sc->E->running) {
+    double dt = sc->st.deadline - ta_now(sc->E);
+    snprintf(state, sizeof state, ", deadline is %.2f seconds %s", fabs(dt), dt >= 0 ? "from now" : "ago");
+  }
   lua_pushfstring(L, "CancelScope (%s%s, %p)",
-                  sc->state == 0 ? "unbound" : sc->state == 1 ? "active" : "exited",
-                  sc->st.cancel_called ? ", cancelled" : "", (void *)sc);
+                  sc->state == 0 ? "unbound" : sc->state == 1 ? "active" : "exited", state, (void *)sc);
   return 1;
 }
 
-/* CancelScope(deadline, shield) */
+/* CancelScope(deadline, shield, relative_deadline) */
 static int l_scope_new(lua_State *L) {
   double deadline = luaL_optnumber(L, 1, HUGE_VAL);
+  double relative = luaL_optnumber(L, 3, HUGE_VAL);
   if (deadline != deadline) return luaL_argerror(L, 1, "deadline must not be NaN");
-  ta_scope_new(L, ta_upengine(L), deadline, lua_toboolean(L, 2));
+  if (relative != relative) return luaL_argerror(L, 1, "relative deadline must not be NaN");
+  if (relative < 0) return luaL_argerror(L, 1, "timeout must be non-negative");
+  if (relative != HUGE_VAL && deadline != HUGE_VAL)
+    return luaL_argerror(L, 1, "Cannot specify both a deadline and a relative deadline");
+  ta_scope_new(L, ta_upengine(L), deadline, lua_toboolean(L, 2))->relative = relative;
   return 1;
 }
 

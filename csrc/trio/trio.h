@@ -19,6 +19,7 @@ struct ta_scope {
   int state;          /* 0 new, 1 entered, 2 exited */
   int cancelled_caught;
   ta_task *owner;     /* task that entered it */
+  double relative;    /* relative deadline until entered (HUGE_VAL: none) */
 };
 
 ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield);

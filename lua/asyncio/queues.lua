@@ -8,6 +8,9 @@
 --   q:task_done(), q:join()      -- join waits until every item put was
 --                                -- marked done (task_done past that raises
 --                                -- asyncio.ValueError)
+--   q:shutdown([immediate])      -- puts raise asyncio.QueueShutDown, and gets
+--                                -- too once the queue is empty (at once with
+--                                -- `immediate`, which drops the items)
 --
 -- A put or get that had to wait is woken by a future of the running loop;
 -- it then retries (so a woken getter may find the queue empty again and
@@ -240,6 +243,21 @@ end
 local function QueueFull() return aio().QueueFull end
 local function QueueEmpty() return aio().QueueEmpty end
 
+--- asyncio.QueueShutDown: put or get on a queue that was shut down.
+local QueueShutDown = require("trio.errors").class("asyncio.QueueShutDown",
+  require("trio.errors").Error)
+M.QueueShutDown = QueueShutDown
+
+--- Wakes every waiter of a deque (they re-check the queue).
+local function wake_all(d)
+  for i = d.h, d.t do
+    local fut = d[i]
+    d[i] = nil
+    if not fut_done(fut) then fut_set_result(fut, true) end
+  end
+  d.h, d.t = 1, 0
+end
+
 local function make_class(name, init, do_put, do_get)
   local Q = { __name = name }
   Q.__index = Q
@@ -254,7 +272,7 @@ local function make_class(name, init, do_put, do_get)
       argerror(1, name, "number expected for maxsize, got " .. type(maxsize))
     end
     local self = setmetatable({
-      maxsize = maxsize, _n = 0,
+      maxsize = maxsize, _n = 0, _shutdown = false,
       _getters = dq_new(), _putters = dq_new(),
       _unfinished = 0, _finished = new_event(),
     }, Q)
@@ -272,6 +290,7 @@ local function make_class(name, init, do_put, do_get)
 
   --- put_nowait(item): raises asyncio.QueueFull when full.
   function Q:put_nowait(item)
+    if self._shutdown then error(QueueShutDown(fput_nowait .. ": the queue is shut down"), 2) end
     local maxsize = self.maxsize
     if maxsize > 0 and self._n >= maxsize then
       error(QueueFull()(fput_nowait .. ": the queue is full"), 2)
@@ -281,7 +300,10 @@ local function make_class(name, init, do_put, do_get)
 
   --- get_nowait() -> item: raises asyncio.QueueEmpty when empty.
   function Q:get_nowait()
-    if self._n == 0 then error(QueueEmpty()(fget_nowait .. ": the queue is empty"), 2) end
+    if self._n == 0 then
+      if self._shutdown then error(QueueShutDown(fget_nowait .. ": the queue is shut down"), 2) end
+      error(QueueEmpty()(fget_nowait .. ": the queue is empty"), 2)
+    end
     return do_get(self)
   end
 
@@ -290,6 +312,7 @@ local function make_class(name, init, do_put, do_get)
     check_aio(fput)
     local maxsize = self.maxsize
     while maxsize > 0 and self._n >= maxsize do
+      if self._shutdown then error(QueueShutDown(fput .. ": the queue is shut down"), 2) end
       local putter = future_new(running_loop() or aio().get_running_loop())
       local d = self._putters
       local t = d.t + 1
@@ -307,6 +330,7 @@ local function make_class(name, init, do_put, do_get)
       end
       maxsize = self.maxsize
     end
+    if self._shutdown then error(QueueShutDown(fput .. ": the queue is shut down"), 2) end
     do_put(self, item)
   end
 
@@ -314,6 +338,7 @@ local function make_class(name, init, do_put, do_get)
   function Q:get()
     check_aio(fget)
     while self._n == 0 do
+      if self._shutdown then error(QueueShutDown(fget .. ": the queue is shut down"), 2) end
       local getter = future_new(running_loop() or aio().get_running_loop())
       local d = self._getters
       local t = d.t + 1
@@ -342,6 +367,25 @@ local function make_class(name, init, do_put, do_get)
     if self._unfinished == 0 then self._finished:set() end
   end
 
+  --- shutdown([immediate]): from now on put() and put_nowait() raise
+  -- asyncio.QueueShutDown, and so do get() and get_nowait() once the queue
+  -- is empty; every task blocked in put() or get() wakes up (to raise, or
+  -- to take an item still there).  With `immediate`, the items left are
+  -- dropped, each counting as done (which may end join()), so gets raise
+  -- at once.
+  function Q:shutdown(immediate)
+    self._shutdown = true
+    if immediate then
+      while self._n > 0 do
+        do_get(self)
+        if self._unfinished > 0 then self._unfinished = self._unfinished - 1 end
+      end
+      if self._unfinished == 0 then self._finished:set() end
+    end
+    wake_all(self._getters)
+    wake_all(self._putters)
+  end
+
   --- join(): wait until every item put has been marked done.
   function Q:join()
     check_aio(fjoin)
@@ -349,9 +393,9 @@ local function make_class(name, init, do_put, do_get)
   end
 
   function Q:__tostring()
-    return ("%s (maxsize:%s, qsize:%d, getters:%d, putters:%d, unfinished:%d)"):format(
+    return ("%s (maxsize:%s, qsize:%d, getters:%d, putters:%d, unfinished:%d%s)"):format(
       name, tostring(self.maxsize), self._n, dq_len(self._getters), dq_len(self._putters),
-      self._unfinished)
+      self._unfinished, self._shutdown and ", shutdown" or "")
   end
 
   return Q, new

@@ -1,5 +1,6 @@
 --- asyncio's synchronization primitives: Event, Lock, Semaphore,
--- BoundedSemaphore, Condition (the semantics of CPython's asyncio/locks.py).
+-- BoundedSemaphore, Condition, Barrier (the semantics of CPython's
+-- asyncio/locks.py).
 --
 -- Every wait is a Future of the running loop, awaited inside pcall so that a
 -- cancelled waiter takes itself off the waiter list before the error goes on.
@@ -402,10 +403,149 @@ function Condition:__tostring()
     self._lock._locked and "locked" or "unlocked", #self._waiters)
 end
 
+-- ---------------------------------------------------------------------
+-- Barrier (CPython 3.11's asyncio.Barrier): `parties` tasks wait, then
+-- all go on together.  Its state changes under a Condition: "filling"
+-- (tasks arrive), "draining" (the last one came: the waiters leave; new
+-- arrivals wait for the end of it), "resetting" (reset() while tasks are
+-- inside: they leave with BrokenBarrierError), "broken" (abort()).
+
+--- asyncio.BrokenBarrierError: the barrier was reset or aborted while a
+-- task waited, or is broken (a RuntimeError, as in Python).
+local BrokenBarrierError = errors.class("asyncio.BrokenBarrierError", errors.RuntimeError)
+M.BrokenBarrierError = BrokenBarrierError
+
+local Barrier = { __name = "asyncio.Barrier" }
+M._Barrier = Barrier
+
+local barrier_fields = {
+  parties = function(self) return self._parties end,
+  --- the tasks waiting for the barrier to fill (0 while it drains)
+  n_waiting = function(self)
+    if self._state == "filling" then return self._count end
+    return 0
+  end,
+  broken = function(self) return self._state == "broken" end,
+}
+
+function Barrier.__index(self, k)
+  local get = barrier_fields[k]
+  if get then return get(self) end
+  return Barrier[k]
+end
+
+function M.Barrier(parties)
+  if math.type(parties) ~= "integer" then
+    local as_int = type(parties) == "number" and math.tointeger(parties) or nil
+    if as_int ~= nil then
+      parties = as_int
+    else
+      argerror(1, "Barrier", "integer expected, got "
+        .. (type(parties) == "number" and tostring(parties) or type(parties)))
+    end
+  end
+  if parties < 1 then argerror(1, "Barrier", "parties must be >= 1, got " .. parties) end
+  return setmetatable({ _cond = M.Condition(), _parties = parties, _state = "filling", _count = 0 }, Barrier)
+end
+
+-- Blocks while the barrier drains or resets; raises if it is broken.
+local function barrier_block(self)
+  self._cond:wait_for(function() return self._state ~= "draining" and self._state ~= "resetting" end)
+  if self._state == "broken" then error(BrokenBarrierError("Barrier:wait: Barrier aborted"), 0) end
+end
+
+-- Waits until the barrier is released; raises if it was reset or broken
+-- meanwhile.
+local function barrier_wait_release(self)
+  self._cond:wait_for(function() return self._state ~= "filling" end)
+  if self._state == "broken" or self._state == "resetting" then
+    error(BrokenBarrierError("Barrier:wait: Abort or reset of barrier"), 0)
+  end
+end
+
+-- The last task out of the barrier ends draining or resetting, and wakes
+-- the tasks waiting for that.
+local function barrier_exit(self)
+  if self._count == 0 then
+    if self._state == "resetting" or self._state == "draining" then self._state = "filling" end
+    self._cond:notify_all()
+  end
+end
+
+local function barrier_wait_locked(self)
+  barrier_block(self)
+  local index = self._count
+  self._count = index + 1
+  local ok, err = pcall(function()
+    if index + 1 == self._parties then
+      -- the last one: release the waiters (draining until all left)
+      self._state = "draining"
+      self._cond:notify_all()
+    else
+      barrier_wait_release(self)
+    end
+  end)
+  self._count = self._count - 1
+  barrier_exit(self)
+  if not ok then error(err, 0) end
+  return index
+end
+
+--- wait() -> index: wait until `parties` tasks wait, then return this
+-- task's arrival index (0 .. parties-1).  Raises BrokenBarrierError when
+-- the barrier is reset or aborted meanwhile, or is broken.
+function Barrier:wait()
+  check_aio("Barrier:wait")
+  return self._cond:with(barrier_wait_locked, self)
+end
+
+--- with(fn, ...): `async with barrier as i`: waits, then returns
+-- fn(index, ...).
+function Barrier:with(fn, ...)
+  if not is_callable(fn) then argerror(1, "Barrier:with", "function expected, got " .. type(fn)) end
+  return fn(self:wait(), ...)
+end
+
+local function barrier_reset_locked(self)
+  if self._count > 0 then
+    -- the tasks inside leave with BrokenBarrierError; the last one out
+    -- makes it filling again
+    self._state = "resetting"
+  else
+    self._state = "filling"
+  end
+  self._cond:notify_all()
+end
+
+--- reset(): back to the empty filling state; tasks waiting get
+-- BrokenBarrierError.
+function Barrier:reset()
+  check_aio("Barrier:reset")
+  self._cond:with(barrier_reset_locked, self)
+end
+
+local function barrier_abort_locked(self)
+  self._state = "broken"
+  self._cond:notify_all()
+end
+
+--- abort(): break the barrier: waiting tasks and every later wait() get
+-- BrokenBarrierError (until reset()).
+function Barrier:abort()
+  check_aio("Barrier:abort")
+  self._cond:with(barrier_abort_locked, self)
+end
+
+function Barrier:__tostring()
+  if self._state == "broken" then return "asyncio.Barrier (broken)" end
+  return ("asyncio.Barrier (%s, waiters:%d/%d)"):format(self._state, self.n_waiting, self._parties)
+end
+
 -- keep the helpers out of the asyncio namespace when merged
 local exports = {
   Event = M.Event, Lock = M.Lock, Semaphore = M.Semaphore,
   BoundedSemaphore = M.BoundedSemaphore, Condition = M.Condition, ValueError = ValueError,
+  Barrier = M.Barrier, BrokenBarrierError = BrokenBarrierError,
 }
 setmetatable(exports, { __index = M })
 return exports

@@ -775,7 +775,6 @@ describe("test_locks.py", function()
   -- :reset(), :abort(), .parties, .n_waiting, .broken, BrokenBarrierError;
   -- `async with barrier as i` is barrier:with(function(i) ... end)).
   T = "test_locks.py::BarrierTests."
-  local MISSING = " [feature missing: asyncio.Barrier]"
   local N = 5
   local BrokenBarrierError = asyncio.BrokenBarrierError
 
@@ -805,7 +804,7 @@ describe("test_locks.py", function()
     return true
   end
 
-  pending(T .. "test_barrier_parties" .. MISSING, function()
+  it(T .. "test_barrier_parties", function()
     H.run(function()
       assert_raises("Barrier", asyncio.Barrier, 0)
       assert_raises("Barrier", asyncio.Barrier, -4)
@@ -813,7 +812,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_context_manager" .. MISSING, function()
+  it(T .. "test_context_manager", function()
     H.run(function()
       local n = 3
       local barrier = asyncio.Barrier(n)
@@ -827,7 +826,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_filling_one_task" .. MISSING, function()
+  it(T .. "test_filling_one_task", function()
     H.run(function()
       local barrier = asyncio.Barrier(1)
       local ret = barrier:with(function() return true end)
@@ -837,7 +836,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_filling_one_task_twice" .. MISSING, function()
+  it(T .. "test_filling_one_task_twice", function()
     H.run(function()
       local barrier = asyncio.Barrier(1)
       local t1 = asyncio.create_task(barrier.wait, barrier)
@@ -852,7 +851,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_filling_task_by_task" .. MISSING, function()
+  it(T .. "test_filling_task_by_task", function()
     H.run(function()
       local barrier = asyncio.Barrier(3)
       local t1 = asyncio.create_task(barrier.wait, barrier)
@@ -871,7 +870,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_filling_tasks_wait_twice" .. MISSING, function()
+  it(T .. "test_filling_tasks_wait_twice", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results = {}
@@ -891,7 +890,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_filling_tasks_check_return_value" .. MISSING, function()
+  it(T .. "test_filling_tasks_check_return_value", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results1, results2 = {}, {}
@@ -912,7 +911,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_draining_state" .. MISSING, function()
+  it(T .. "test_draining_state", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results = {}
@@ -930,7 +929,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_blocking_tasks_while_draining" .. MISSING, function()
+  it(T .. "test_blocking_tasks_while_draining", function()
     H.run(function()
       local rewait = 2
       local barrier = asyncio.Barrier(N)
@@ -950,7 +949,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_filling_tasks_cancel_one" .. MISSING, function()
+  it(T .. "test_filling_tasks_cancel_one", function()
     H.run(function()
       local barrier = asyncio.Barrier(3)
       local results = {}
@@ -980,7 +979,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_reset_barrier" .. MISSING, function()
+  it(T .. "test_reset_barrier", function()
     H.run(function()
       local barrier = asyncio.Barrier(1)
       asyncio.create_task(barrier.reset, barrier)
@@ -990,7 +989,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_reset_barrier_while_tasks_waiting" .. MISSING, function()
+  it(T .. "test_reset_barrier_while_tasks_waiting", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results = {}
@@ -1009,7 +1008,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_reset_barrier_when_tasks_half_draining" .. MISSING, function()
+  it(T .. "test_reset_barrier_when_tasks_half_draining", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results1 = {}
@@ -1029,7 +1028,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_reset_barrier_when_tasks_half_draining_half_blocking" .. MISSING, function()
+  it(T .. "test_reset_barrier_when_tasks_half_draining_half_blocking", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results1, results2 = {}, {}
@@ -1066,7 +1065,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_reset_barrier_while_tasks_waiting_and_waiting_again" .. MISSING, function()
+  it(T .. "test_reset_barrier_while_tasks_waiting_and_waiting_again", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results1, results2 = {}, {}
@@ -1095,7 +1094,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_reset_barrier_while_tasks_draining" .. MISSING, function()
+  it(T .. "test_reset_barrier_while_tasks_draining", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results1, results2, results3 = {}, {}, {}
@@ -1125,7 +1124,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_abort_barrier" .. MISSING, function()
+  it(T .. "test_abort_barrier", function()
     H.run(function()
       local barrier = asyncio.Barrier(1)
       asyncio.create_task(barrier.abort, barrier)
@@ -1135,7 +1134,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_abort_barrier_when_tasks_half_draining_half_blocking" .. MISSING, function()
+  it(T .. "test_abort_barrier_when_tasks_half_draining_half_blocking", function()
     H.run(function()
       local barrier = asyncio.Barrier(N)
       local results1, results2 = {}, {}
@@ -1166,7 +1165,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_abort_barrier_when_exception" .. MISSING, function()
+  it(T .. "test_abort_barrier_when_exception", function()
     -- from threading.Barrier's tests (lock_tests.test_reset)
     H.run(function()
       local barrier = asyncio.Barrier(N)
@@ -1194,7 +1193,7 @@ describe("test_locks.py", function()
     end)
   end)
 
-  pending(T .. "test_abort_barrier_when_exception_then_resetting" .. MISSING, function()
+  it(T .. "test_abort_barrier_when_exception_then_resetting", function()
     -- from threading.Barrier's tests (lock_tests.test_abort_and_reset)
     H.run(function()
       local barrier1 = asyncio.Barrier(N)

@@ -449,9 +449,8 @@ describe("test_queues.py", function()
     local q_class = asyncio[kind]
     local QueueShutDown = asyncio.QueueShutDown
     T = "test_queues.py::" .. kind .. "ShutdownTests."
-    local MISSING = " [feature missing: Queue:shutdown and asyncio.QueueShutDown]"
 
-    pending(T .. "test_shutdown_empty" .. MISSING, function()
+    it(T .. "test_shutdown_empty", function()
       H.run(function()
         -- an empty queue, with a get() task
         local q = q_class()
@@ -474,7 +473,7 @@ describe("test_queues.py", function()
       end)
     end)
 
-    pending(T .. "test_shutdown_nonempty" .. MISSING, function()
+    it(T .. "test_shutdown_nonempty", function()
       H.run(function()
         -- a full queue of one item, with join() and put() tasks
         local q = q_class(1)
@@ -510,7 +509,7 @@ describe("test_queues.py", function()
       end)
     end)
 
-    pending(T .. "test_shutdown_immediate" .. MISSING, function()
+    it(T .. "test_shutdown_immediate", function()
       H.run(function()
         -- a queue of one item, with a join() task
         local q = q_class()
@@ -533,7 +532,7 @@ describe("test_queues.py", function()
       end)
     end)
 
-    pending(T .. "test_shutdown_immediate_with_unfinished" .. MISSING, function()
+    it(T .. "test_shutdown_immediate_with_unfinished", function()
       H.run(function()
         -- a queue of two items (one taken), with a join() task
         local q = q_class()

@@ -797,9 +797,7 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  local AS_COMPLETED_TIMEOUT = " [feature missing: as_completed's timeout]"
-
-  pending(T .. "test_as_completed_with_timeout" .. AS_COMPLETED_TIMEOUT, function()
+  it(T .. "test_as_completed_with_timeout", function()
     H.with_loop(function(loop)
       local a = loop:create_task(asyncio.sleep, 0.1, "a")
       local b = loop:create_task(asyncio.sleep, 0.15, "b")
@@ -828,7 +826,7 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  pending(T .. "test_as_completed_with_unused_timeout" .. AS_COMPLETED_TIMEOUT, function()
+  it(T .. "test_as_completed_with_unused_timeout", function()
     H.with_loop(function(loop)
       local function a() return asyncio.sleep(0.01, "a") end
       local function foo()
@@ -969,9 +967,8 @@ describe("test_tasks.py", function()
   end)
 
   it(T .. "test_current_task", function()
-    -- (upstream also checks current_task(loop=loop) outside the loop; see
-    -- BaseCurrentLoopTests.test_current_task_no_running_loop)
     H.with_loop(function(loop)
+      assert.is_nil(asyncio.current_task(loop))
       local task
       task = loop:create_task(function()
         assert.equal(task, asyncio.current_task())
@@ -979,6 +976,7 @@ describe("test_tasks.py", function()
         assert.equal(task, asyncio.current_task())
       end)
       loop:run_until_complete(task)
+      assert.is_nil(asyncio.current_task(loop))
     end)
   end)
 
@@ -1463,8 +1461,7 @@ describe("test_tasks.py", function()
     end)
   end)
 
-  pending(T .. "test_run_coroutine_threadsafe_task_factory_exception"
-    .. THREADSAFE .. " [feature missing: loop:set_task_factory]", function()
+  pending(T .. "test_run_coroutine_threadsafe_task_factory_exception" .. THREADSAFE, function()
     H.with_loop(function(loop)
       local run = loop:run_in_executor(nil, target, loop)
       local calls = H.capture_handler(loop)
@@ -1495,12 +1492,11 @@ describe("test_tasks.py", function()
 
   T = "test_tasks.py::BaseCurrentLoopTests."
 
-  pending(T .. "test_current_task_no_running_loop [feature missing: asyncio.current_task(loop)]",
-    function()
-      H.with_loop(function(loop)
-        assert.is_nil(asyncio.current_task(loop))
-      end)
+  it(T .. "test_current_task_no_running_loop", function()
+    H.with_loop(function(loop)
+      assert.is_nil(asyncio.current_task(loop))
     end)
+  end)
 
   it(T .. "test_current_task_no_running_loop_implicit", function()
     -- (an async function outside any Task fails naming itself)
@@ -1508,14 +1504,15 @@ describe("test_tasks.py", function()
   end)
 
   it(T .. "test_current_task_with_implicit_loop", function()
-    -- (upstream also asks current_task(loop=loop))
     H.with_loop(function(loop)
       local task
       task = loop:create_task(function()
+        assert.equal(task, asyncio.current_task(loop))
         assert.equal(task, asyncio.current_task(nil))
         assert.equal(task, asyncio.current_task())
       end)
       loop:run_until_complete(task)
+      assert.is_nil(asyncio.current_task(loop))
     end)
   end)
 

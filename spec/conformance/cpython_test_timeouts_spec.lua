@@ -32,7 +32,7 @@ describe("test_timeouts.py", function()
     end)
   end)
 
-  pending(T .. "test_timeout_at_basic [feature missing: asyncio.timeout_at]", function()
+  it(T .. "test_timeout_at_basic", function()
     H.run(function()
       local loop = asyncio.get_running_loop()
       local deadline = loop:time() + 0.01
@@ -40,7 +40,7 @@ describe("test_timeouts.py", function()
     end)
   end)
 
-  pending(T .. "test_nested_timeouts [feature missing: asyncio.timeout_at]", function()
+  it(T .. "test_nested_timeouts", function()
     H.run(function()
       local loop = asyncio.get_running_loop()
       local cancelled = false
@@ -84,7 +84,7 @@ describe("test_timeouts.py", function()
     end)
   end)
 
-  pending(T .. "test_timeout_at_disabled [feature missing: asyncio.timeout_at]", function()
+  it(T .. "test_timeout_at_disabled", function()
     H.run(function()
       asyncio.timeout_at(nil, asyncio.sleep, 0.01)
     end)

@@ -3,9 +3,7 @@
 --
 -- Translation: `async with open_nursery() as n` is trio.open_nursery(fn),
 -- `with CancelScope() as s` is s:run(fn), len(lot) is #lot and bool(lot) is
--- #lot > 0.  Parking-lot breakers (break_lot, broken_by,
--- add/remove_parking_lot_breaker) are not part of our API: those tests are
--- pending with "feature missing".
+-- #lot > 0.
 -- Left out: nothing.
 local trio = require "trio"
 local H = require "conformance.trio_helpers"

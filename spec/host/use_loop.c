@@ -88,6 +88,21 @@ int main(void) {
   uv_run(&loop, UV_RUN_DEFAULT);
   printf("second_run_done %d\n", run_done);
 
+  /* wait_all_tasks_blocked(cushion) with nothing else to wake the host's
+  ** loop: the engine's timer wakes it when the cushion has passed. */
+  run_done = 0;
+  t0 = now_s();
+  run_lua(gL, "local trio = require('trio')\n"
+              "trio.lowlevel.start_guest_run(function()\n"
+              "  trio.open_nursery(function(n)\n"
+              "    n:start_soon(trio.sleep, 0.02)\n"
+              "    trio.testing.wait_all_tasks_blocked(0.05)\n"
+              "  end)\n"
+              "  return 'idle'\n"
+              "end, {done_callback = function(ok, v) print('done3', ok, v); mark_done() end})\n");
+  uv_run(&loop, UV_RUN_DEFAULT);
+  printf("cushion_run_done %d in_time %d\n", run_done, now_s() - t0 >= 0.06 && now_s() - t0 < 5);
+
   /* Close the state with the run over, then let libuv run our close callbacks. */
   uv_close((uv_handle_t *)&timer, NULL);
   lua_close(gL);
