@@ -47,6 +47,7 @@ static void expose_methods(lua_State *L) {
     {"trio_asyncio.Handle", "__index"},
     {"trio_asyncio.Future", "__index"},
     {"trio_asyncio.AioTask", "__index"},
+    {"trio_asyncio.socket", "__methods"},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {

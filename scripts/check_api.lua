@@ -130,6 +130,21 @@ trio.run(function()
   end)
   o["trio.MemorySendChannel"]:close()
   o["trio.MemoryReceiveChannel"]:close()
+  -- networking
+  local a, b = trio.socket.socketpair()
+  o["trio.socket.socket"] = a
+  o["trio.SocketStream"] = trio.SocketStream(b)
+  local lsock = trio.socket.socket()
+  lsock:bind { "127.0.0.1", 0 }
+  lsock:listen()
+  o["trio.SocketListener"] = trio.SocketListener(lsock)
+  o["trio.StapledStream"] = trio.testing.memory_stream_pair()
+  o["trio.testing.MemorySendStream"] = trio.testing.MemorySendStream()
+  o["trio.testing.MemoryReceiveStream"] = trio.testing.MemoryReceiveStream()
+  probe_all(o)
+  a:close()
+  o["trio.SocketStream"]:close()
+  o["trio.SocketListener"]:close()
 end)
 
 do
@@ -167,6 +182,9 @@ local TYPES = {
   ["trio.Event"] = {}, ["trio.Lock"] = {}, ["trio.StrictFIFOLock"] = { parent = "trio.Lock" },
   ["trio.Semaphore"] = {}, ["trio.CapacityLimiter"] = {}, ["trio.Condition"] = {},
   ["trio.ContextVar"] = {},
+  ["trio.socket.socket"] = {}, ["trio.SocketStream"] = {}, ["trio.SocketListener"] = {},
+  ["trio.StapledStream"] = {}, ["trio.testing.MemorySendStream"] = {},
+  ["trio.testing.MemoryReceiveStream"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },
   ["asyncio.Event"] = {}, ["asyncio.Lock"] = {}, ["asyncio.Semaphore"] = {},

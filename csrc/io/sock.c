@@ -53,6 +53,7 @@ static void free_sock(uv_handle_t *h) {
 static void close_handle(ta_sock *s) {
   if (s->closing) return;
   s->closing = 1;
+  if (s->kind != TA_SK_UDP) ta_stream_stop_accepting(s);
   if (s->kind == TA_SK_UDP) uv_udp_recv_stop(&s->u.udp);
   else if (s->reading) uv_read_stop(&s->u.s);
   s->reading = 0;
@@ -122,19 +123,23 @@ static int open_fd(ta_sock *s, int fd) {
   }
 }
 
-/* new_sock(family, type, proto, fd): fd >= 0 is opened, -1 makes a new OS
-** socket, -2 leaves the handle without one (for uv_accept).  Pushes the
-** box; returns NULL with *err set (nothing pushed) on failure. */
+/* new_sock(family, type, proto, fd, dup): fd >= 0 is opened (a duplicate
+** of it if dup; else it is the socket's, even on failure), -1 makes a new
+** OS socket, -2 leaves the handle without one.  Pushes the box; returns
+** NULL with *err set (nothing pushed) on failure. */
 static ta_sock *new_sock(lua_State *L, ta_engine *E, int family, int type, int proto, int fd,
-                         int *err) {
+                         int dup, int *err) {
   int kind = kind_of(family, type), rc;
   ta_sock *s;
   ta_sockbox *b;
-  if (kind < 0) return *err = UV_EAFNOSUPPORT, NULL;
+  if (kind < 0) {
+    if (fd >= 0 && !dup) close(fd);
+    return *err = UV_EAFNOSUPPORT, NULL;
+  }
   if (fd == -1) {
     fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
     if (fd < 0) return *err = -errno, NULL;
-  } else if (fd >= 0) {
+  } else if (fd >= 0 && dup) {
     fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return *err = -errno, NULL;
   }
@@ -176,7 +181,11 @@ static ta_sock *new_sock(lua_State *L, ta_engine *E, int family, int type, int p
 
 ta_sock *ta_sock_new(lua_State *L, int family, int type, int proto) {
   int err = 0;
-  return new_sock(L, ta_engine_get(L), family, type, proto, -2, &err);
+  return new_sock(L, ta_engine_get(L), family, type, proto, -2, 0, &err);
+}
+
+ta_sock *ta_sock_adopt(lua_State *L, int family, int type, int proto, int fd, int *err) {
+  return new_sock(L, ta_engine_get(L), family, type, proto, fd, 0, err);
 }
 
 ta_sockbox *ta_checksockbox(lua_State *L, int idx) {
@@ -333,7 +342,7 @@ static int l_socket(lua_State *L) {
   if (kind_of(family, type) < 0)
     return luaL_error(L, "socket: unsupported family/type (%d, %d): TCP and UDP over AF_INET or "
                       "AF_INET6, and AF_UNIX streams", family, type);
-  if (new_sock(L, ta_upengine(L), family, type, proto, -1, &err) == NULL) sock_raise(L, err, "socket");
+  if (new_sock(L, ta_upengine(L), family, type, proto, -1, 0, &err) == NULL) sock_raise(L, err, "socket");
   return 1;
 }
 
@@ -348,11 +357,11 @@ static int l_socketpair(lua_State *L) {
   rc = uv_socketpair(SOCK_STREAM, 0, fds, 0, 0);
   if (rc < 0) return sock_raise(L, rc, "socketpair");
   lua_settop(L, 0);
-  if (new_sock(L, E, family, type, 0, fds[0], &err) != NULL)
-    new_sock(L, E, family, type, 0, fds[1], &err);
-  /* new_sock duplicated them */
-  close(fds[0]);
-  close(fds[1]);
+  if (new_sock(L, E, family, type, 0, fds[0], 0, &err) == NULL) {
+    close(fds[1]);
+  } else {
+    new_sock(L, E, family, type, 0, fds[1], 0, &err);
+  }
   if (lua_gettop(L) < 2) {
     if (lua_gettop(L) == 1) ta_sock_close(L, ta_checksockbox(L, 1));
     return sock_raise(L, err, "socketpair");
@@ -370,7 +379,7 @@ static int l_from_fd(lua_State *L) {
   int err = 0;
   luaL_argcheck(L, fd >= 0 && fd < TA_MAX_FD, 1, "not a valid file descriptor");
   luaL_argcheck(L, kind_of(family, type) >= 0, 2, "unsupported family/type");
-  if (new_sock(L, ta_upengine(L), family, type, proto, (int)fd, &err) == NULL)
+  if (new_sock(L, ta_upengine(L), family, type, proto, (int)fd, 1, &err) == NULL)
     ta_oserror(L, err, NULL, "from_fd %d", (int)fd);
   return 1;
 }

@@ -65,8 +65,6 @@ struct ta_sock {
   unsigned char closing;      /* uv_close called */
   unsigned char listening, reading, read_paused, connecting, connected;
   unsigned char send_shut;    /* shutdown(SHUT_WR) done or queued */
-  int pending_accept;         /* connections libuv has accepted for us (0 or 1) */
-  int accept_err;             /* error of the last accept, 0 */
   int connect_status;         /* of the last connect once finished: 0 or an error */
   /* received: stream bytes rbuf[rpos, rlen), or datagrams */
   char *rbuf;
@@ -79,6 +77,8 @@ struct ta_sock {
   size_t nwreqs, wbytes;      /* requests in flight, and their bytes */
   int werr;                   /* first write error, 0 */
   ta_waiter slot[2];          /* TA_SIDE_READ, TA_SIDE_WRITE */
+  ta_fdwatcher accept_w;      /* readiness of a listening socket (fd table) */
+  unsigned char accept_watching;
 };
 
 /* The Lua object.  family/type/proto stay readable after close. */
@@ -96,6 +96,9 @@ ta_sock *ta_tosock(lua_State *L, int idx);
 /* A new socket object of the kind for (family, type) pushed, its handle
 ** initialised but without an fd; NULL with *err set if unsupported. */
 ta_sock *ta_sock_new(lua_State *L, int family, int type, int proto);
+/* The same on an fd that the socket takes over (NULL, fd left open, on
+** failure with *err set). */
+ta_sock *ta_sock_adopt(lua_State *L, int family, int type, int proto, int fd, int *err);
 /* Wakes whatever waits on either side (something changed). */
 void ta_sock_wake_all(ta_sock *s);
 /* Releases the strings of writes libuv is done with (Lua context). */
@@ -112,8 +115,13 @@ const char *ta_sock_addrstr(lua_State *L, const struct sockaddr *sa, socklen_t l
 int ta_sock_fd(ta_sock *s);
 
 /* ---- streams: TCP and Unix (stream.c) ---- */
+/* Listening is done by hand (listen(2), readiness from the fd table,
+** accept4(2)) rather than with uv_listen: libuv accepts ahead (holding an
+** fd) and drops connections on EMFILE, where Trio leaves them queued and
+** reports the error. */
 int ta_stream_listen(ta_sock *s, int backlog);
 int ta_stream_try_accept(lua_State *L, ta_sock *s);     /* pushes the new socket */
+void ta_stream_stop_accepting(ta_sock *s);
 int ta_stream_try_recv(lua_State *L, ta_sock *s, size_t max); /* pushes the bytes ("" at EOF) */
 /* Writes the string at idx from offset off: what the socket takes now is
 ** written at once, the rest is queued.  Returns 1 when all was written,

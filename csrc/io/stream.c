@@ -218,43 +218,47 @@ int ta_stream_shutdown(ta_sock *s) {
 
 /* ---- listening and accepting ---- */
 
-static void connection_cb(uv_stream_t *server, int status) {
-  ta_sock *s = (ta_sock *)server->data;
-  if (status < 0) s->accept_err = status;
-  else s->pending_accept++;
+/* Inside libuv: the listening socket is readable. */
+static void accept_ready(ta_fdwatcher *w, int events) {
+  ta_sock *s = (ta_sock *)((char *)w - offsetof(ta_sock, accept_w));
+  (void)events;
+  ta_stream_stop_accepting(s);
   ta_waiter_wake(&s->slot[TA_SIDE_READ]);
 }
 
+void ta_stream_stop_accepting(ta_sock *s) {
+  if (!s->accept_watching) return;
+  s->accept_watching = 0;
+  ta_fd_unwatch(s->E, &s->accept_w);
+}
+
 int ta_stream_listen(ta_sock *s, int backlog) {
-  int rc;
-  if (s->listening) return 0;
   stop_reading(s);
-  rc = uv_listen(&s->u.s, backlog, connection_cb);
-  if (rc == 0) s->listening = 1;
-  return rc;
+  if (listen(ta_sock_fd(s), backlog) != 0) return -errno;
+  s->listening = 1;
+  return 0;
 }
 
 int ta_stream_try_accept(lua_State *L, ta_sock *s) {
+  ta_sockbox *server = s->box;
+  int fd, err = 0, rc;
   if (!s->listening) return UV_EINVAL;
-  if (s->pending_accept > 0) {
-    ta_sockbox *server = s->box;
-    ta_sock *c = ta_sock_new(L, server->family, server->type, server->proto);
-    int rc;
-    if (c == NULL) return UV_ENOMEM;
-    rc = uv_accept(&s->u.s, &c->u.s);
-    s->pending_accept--;
-    if (rc < 0) {
-      ta_sock_close(L, ta_checksockbox(L, -1));
-      lua_pop(L, 1);
-      return rc;
-    }
+  do {
+    fd = accept4(ta_sock_fd(s), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd >= 0) {
+    ta_sock *c = ta_sock_adopt(L, server->family, server->type, server->proto, fd, &err);
+    if (c == NULL) return err;
     c->connected = 1;
     return 1;
   }
-  if (s->accept_err) {
-    int e = s->accept_err;
-    s->accept_err = 0;
-    return e;
+  if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+  if (!s->accept_watching) {
+    s->accept_w.fd = ta_sock_fd(s);
+    s->accept_w.events = UV_READABLE;
+    s->accept_w.ready = accept_ready;
+    if ((rc = ta_fd_watch(s->E, &s->accept_w)) != 0) return rc;
+    s->accept_watching = 1;
   }
   return TA_IO_AGAIN;
 }
