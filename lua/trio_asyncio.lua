@@ -288,6 +288,8 @@ local function shutdown(loop, a)
     local pending = core.loop_tasks(loop)
     for _, t in ipairs(pending) do t:cancel() end
     for _, t in ipairs(pending) do pcall(core.future_wait, t) end
+    -- its transports and servers close: peers read EOF, ports refuse
+    if attrs(loop).transports ~= nil then pcall(M.run_aio_coroutine, asyncio._close_transports, loop) end
   end
   -- 3. Trio tasks started from asyncio code are cancelled and awaited
   a.service.cancel_scope:cancel()
@@ -366,6 +368,7 @@ function M.open_loop(fn)
   a.service = nil
   a.stopped:set()
   for waiter in pairs(a.stop_waiters) do waiter:set() end
+  asyncio._drop_transports(loop)
   core.loop_close(loop)
   current_loop_var:reset(token)
   if not ok then error(err, 0) end

@@ -163,7 +163,19 @@ do
     o["asyncio.Queue"] = asyncio.Queue()
     o["asyncio.LifoQueue"] = asyncio.LifoQueue()
     o["asyncio.PriorityQueue"] = asyncio.PriorityQueue()
+    -- networking
+    local srv = asyncio.start_server(function() end, "127.0.0.1", 0)
+    o["asyncio.Server"] = srv
+    local reader, writer = asyncio.open_connection("127.0.0.1", srv.sockets[1]:getsockname()[2])
+    o["asyncio.StreamReader"], o["asyncio.StreamWriter"] = reader, writer
+    o["asyncio.StreamReaderProtocol"] = writer._protocol
+    o["asyncio.Transport"] = writer.transport
+    o["asyncio.DatagramTransport"] = loop:create_datagram_endpoint(function() return {} end,
+      { local_addr = { "127.0.0.1", 0 } })
     probe_all(o)
+    writer:close()
+    srv:close()
+    o["asyncio.DatagramTransport"]:close()
     o["asyncio.Future"]:cancel()
   end)
   loop:close()
@@ -190,6 +202,8 @@ local TYPES = {
   ["asyncio.Event"] = {}, ["asyncio.Lock"] = {}, ["asyncio.Semaphore"] = {},
   ["asyncio.BoundedSemaphore"] = { parent = "asyncio.Semaphore", overrides = { release = true } },
   ["asyncio.Condition"] = {},
+  ["asyncio.Server"] = {}, ["asyncio.StreamReader"] = {}, ["asyncio.StreamWriter"] = {},
+  ["asyncio.StreamReaderProtocol"] = {}, ["asyncio.Transport"] = {}, ["asyncio.DatagramTransport"] = {},
   ["asyncio.Queue"] = {}, ["asyncio.LifoQueue"] = { parent = "asyncio.Queue" },
   ["asyncio.PriorityQueue"] = { parent = "asyncio.Queue" },
   -- every error object; and what ExceptionGroup adds
