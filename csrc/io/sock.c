@@ -691,6 +691,59 @@ static int l_buffer_sizes(lua_State *L) {
   return 2;
 }
 
+/* ---- raw calls on the fd ----
+** For code that drives the fd itself (readiness from add_reader or
+** wait_readable, as LuaSocket users do): a send(2) or recv(2) that never
+** waits and never goes through libuv.  A socket used this way must not
+** also be used with the waiting methods (libuv would read ahead). */
+
+static const char *errcode(int e) { return uv_err_name(-e); }
+
+/* sock_raw_send(sock, data [, i [, j]]) -> bytes sent, or nil, code */
+static int l_raw_send(lua_State *L) {
+  ta_sock *s = ta_checksock(L, 1, "send");
+  size_t len;
+  const char *p = luaL_checklstring(L, 2, &len);
+  lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, (lua_Integer)len);
+  ssize_t n;
+  if (i < 1) i = 1;
+  if (j > (lua_Integer)len) j = (lua_Integer)len;
+  if (j < i) return lua_pushinteger(L, 0), 1;
+  do {
+    n = send(ta_sock_fd(s), p + i - 1, (size_t)(j - i + 1), MSG_DONTWAIT | MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, errcode(errno));
+    return 2;
+  }
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* sock_raw_recv(sock, max) -> data ("" at EOF), or nil, code */
+static int l_raw_recv(lua_State *L) {
+  ta_sock *s = ta_checksock(L, 1, "receive");
+  lua_Integer max = luaL_checkinteger(L, 2);
+  luaL_Buffer b;
+  char *buf;
+  ssize_t n;
+  luaL_argcheck(L, max > 0, 2, "size must be positive");
+  buf = luaL_buffinitsize(L, &b, (size_t)max);
+  do {
+    n = recv(ta_sock_fd(s), buf, (size_t)max, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    int e = errno;
+    luaL_pushresultsize(&b, 0);
+    lua_pushnil(L);
+    lua_pushstring(L, errcode(e));
+    return 2;
+  }
+  luaL_pushresultsize(&b, (size_t)n);
+  return 1;
+}
+
 /* socket_constants() -> the OS's values of the socket constants */
 static int l_constants(lua_State *L) {
   static const struct { const char *name; int value; } k[] = {
@@ -754,6 +807,8 @@ static const luaL_Reg sock_funcs[] = {
   {"sock_pause_reading", l_pause_reading},
   {"sock_buffer_sizes", l_buffer_sizes},
   {"sock_is_closed", l_is_closed},
+  {"sock_raw_send", l_raw_send},
+  {"sock_raw_recv", l_raw_recv},
   {NULL, NULL}
 };
 
