@@ -384,6 +384,25 @@ return function(asyncio)
   -- -------------------------------------------------------------------
   -- open_connection, start_server
 
+  local function check_host_port(host, port, fname, host_optional)
+    if not (type(host) == "string" or (host_optional and host == nil)) then
+      argerror(1 + (fname:find("server") and 1 or 0), fname,
+        "host string expected, got " .. type(host))
+    end
+    local n = 2 + (fname:find("server") and 1 or 0)
+    if port == nil and host_optional then return end
+    if math.type(port) ~= "integer" and not (type(port) == "string" and port ~= "") then
+      argerror(n, fname, "port integer expected, got " .. (math.type(port) or type(port)))
+    end
+    if math.type(port) == "integer" and (port < 0 or port > 65535) then argerror(n, fname, "port must be 0-65535") end
+  end
+
+  local function check_path(path, n, fname)
+    if type(path) ~= "string" or path == "" then
+      argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
+    end
+  end
+
   local function split_limit(opts, n, fname)
     if opts ~= nil and type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
     local copy, limit = {}, DEFAULT_LIMIT
@@ -396,6 +415,7 @@ return function(asyncio)
 
   --- asyncio.open_connection(host, port, {limit=65536, ...}) -> reader, writer
   function asyncio.open_connection(host, port, opts)
+    check_host_port(host, port, "open_connection")
     local o, limit = split_limit(opts, 3, "open_connection")
     check_aio("asyncio.open_connection")
     local loop = asyncio.get_running_loop()
@@ -407,6 +427,7 @@ return function(asyncio)
 
   --- asyncio.open_unix_connection(path, {limit=, ...}) -> reader, writer
   function asyncio.open_unix_connection(path, opts)
+    check_path(path, 1, "open_unix_connection")
     local o, limit = split_limit(opts, 2, "open_unix_connection")
     check_aio("asyncio.open_unix_connection")
     local loop = asyncio.get_running_loop()
@@ -428,6 +449,7 @@ return function(asyncio)
   -- a Task per connection with (reader, writer)
   function asyncio.start_server(client_connected_cb, host, port, opts)
     if not errors.is_callable(client_connected_cb) then argerror(1, "start_server", "function expected") end
+    check_host_port(host, port, "start_server", true)
     local o, limit = split_limit(opts, 4, "start_server")
     check_aio("asyncio.start_server")
     local loop = asyncio.get_running_loop()
@@ -437,6 +459,7 @@ return function(asyncio)
   --- asyncio.start_unix_server(client_connected_cb, path, {limit=, ...}) -> Server
   function asyncio.start_unix_server(client_connected_cb, path, opts)
     if not errors.is_callable(client_connected_cb) then argerror(1, "start_unix_server", "function expected") end
+    check_path(path, 2, "start_unix_server")
     local o, limit = split_limit(opts, 3, "start_unix_server")
     check_aio("asyncio.start_unix_server")
     local loop = asyncio.get_running_loop()
