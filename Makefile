@@ -143,9 +143,11 @@ valgrind:
 	 bash scripts/test.sh
 
 bench: all
+	@bash scripts/deps.sh --with lua-luv
 	@bash bench/run.sh
 
 bench-compare: all
+	@bash scripts/deps.sh --with lua-luv
 	@bash bench/run.sh --compare
 
 demo: deps

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deps.sh [--with valgrind|luarocks|luacheck]...: make sure what the build and the
+# deps.sh [--with valgrind|luarocks|luacheck|lua-luv]...: make sure what the build and the
 # tests need is here.  Silent when it is.  Otherwise, as root with apt-get,
 # install exactly the missing Debian packages; else print the command to run
 # and fail.
@@ -10,7 +10,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --with) [ $# -ge 2 ] || { echo "deps.sh: --with needs a package" >&2; exit 2; }
             extra+=("$2"); shift 2 ;;
-    *) echo "usage: deps.sh [--with valgrind|luarocks|luacheck]..." >&2; exit 2 ;;
+    *) echo "usage: deps.sh [--with valgrind|luarocks|luacheck|lua-luv]..." >&2; exit 2 ;;
   esac
 done
 
@@ -45,6 +45,7 @@ need python3        has_cmd python3
 for p in ${extra[@]+"${extra[@]}"}; do
   case $p in
     luacheck) need lua-check has_cmd luacheck ;;
+    lua-luv) need lua-luv has_lua_module luv ;;   # bench/: a wall clock
     *) need "$p" has_cmd "$p" ;;   # valgrind and luarocks are named after their command
   esac
 done

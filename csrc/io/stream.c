@@ -18,8 +18,8 @@
 
 #include "io/sock.h"
 
-#define RBUF_MIN_FREE 16384
-#define RBUF_FIRST 65536
+#define RBUF_MIN_FREE 4096
+#define RBUF_FIRST 16384
 
 size_t ta_stream_buffered(ta_sock *s) { return s->rlen - s->rpos; }
 
