@@ -109,9 +109,9 @@ ROWS=(
 	"py|W5|python uvloop streams|py:uvloop|run|$PY $P/w5_echo.py uvloop streams"
 	"py|W5|python uvloop protocols|py:uvloop|run|$PY $P/w5_echo.py uvloop protocols"
 	"py|W5|python trio-asyncio streams|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w5_echo.py trio_asyncio streams"
-	"ours|W5m|trio, 10k idle connections|-|mem10000|$LUA bench/w5_idle_memory.lua trio"
-	"ours|W5m|asyncio, 10k idle connections|-|mem10000|$LUA bench/w5_idle_memory.lua asyncio"
-	"py|W5m|python uvloop, 10k idle connections|py:uvloop|mem10000|$PY bench/w5_idle_memory.py uvloop"
+	"ours|W5m|trio, 9k idle connections|-|mem9000|$LUA bench/w5_idle_memory.lua trio"
+	"ours|W5m|asyncio, 9k idle connections|-|mem9000|$LUA bench/w5_idle_memory.lua asyncio"
+	"py|W5m|python uvloop, 9k idle connections|py:uvloop|mem9000|$PY bench/w5_idle_memory.py uvloop"
 
 	"ours|W6|aio_as_trio|-|run|$LUA bench/w6_cross.lua aio_as_trio"
 	"ours|W6|trio_as_aio|-|run|$LUA bench/w6_cross.lua trio_as_aio"

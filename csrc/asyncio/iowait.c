@@ -25,6 +25,7 @@ typedef struct ta_aiorec {
   ta_waiter *slot;                 /* NULL once woken or detached */
   int fn_ref, arg_ref;
   int posted;
+  int persistent;                  /* stays in its slot after a wake */
 } aiorec;
 
 static void clear_slot(aiorec *r) {
@@ -40,7 +41,8 @@ static void clear_slot(aiorec *r) {
 static void aio_wake(ta_waiter *w) {
   aiorec *r = (aiorec *)w->data;
   ta_loop *lp = r->lp;
-  clear_slot(r);
+  if (!r->persistent) clear_slot(r);
+  else if (r->posted) return; /* already queued for the next batch */
   r->posted = 1;
   r->next_posted = NULL;
   if (lp->posted_tail) lp->posted_tail->next_posted = r;
@@ -56,6 +58,17 @@ static void aio_detach(ta_waiter *w) {
 static void free_rec(lua_State *L, aiorec *r) {
   ta_loop *lp = r->lp;
   clear_slot(r);
+  if (r->posted) { /* a persistent record disarmed before its batch */
+    aiorec **p = &lp->posted, *prev = NULL;
+    while (*p != NULL && *p != r) {
+      prev = *p;
+      p = &(*p)->next_posted;
+    }
+    if (*p == r) {
+      *p = r->next_posted;
+      if (lp->posted_tail == r) lp->posted_tail = prev;
+    }
+  }
   TA_LIST_REMOVE(lp->io_recs, r, prev, next);
   if (L != NULL) {
     luaL_unref(L, LUA_REGISTRYINDEX, r->fn_ref);
@@ -75,7 +88,8 @@ void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int ready) {
     lua_rawseti(L, ready, ++lp->nready);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
     lua_rawseti(L, ready, ++lp->nready);
-    free_rec(L, r);
+    r->posted = 0;
+    if (!r->persistent || r->slot == NULL) free_rec(L, r);
   }
 }
 
@@ -89,13 +103,16 @@ static ta_loop *checkloop(lua_State *L, int idx) {
   return (ta_loop *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_LOOP);
 }
 
-/* aio_arm(obj, side, loop, fn, arg) -> true, or false if obj is closed or
-** its operation already finished (nothing armed: look again now) */
+/* aio_arm(obj, side, loop, fn, arg [, persistent]) -> true, or false if obj
+** is closed or its operation already finished (nothing armed: look again
+** now).  A persistent wait stays in the slot (a transport's reading): each
+** wake queues fn(arg) once, until aio_disarm. */
 static int l_arm(lua_State *L) {
   int side = (int)luaL_checkinteger(L, 2);
   ta_waiter *w = ta_io_slot(L, 1, side, "aio_arm");
   ta_loop *lp = checkloop(L, 3);
   aiorec *r;
+  int persistent = lua_toboolean(L, 6);
   luaL_checktype(L, 4, LUA_TFUNCTION);
   lua_settop(L, 5);
   if (w == NULL || lp->closed) return lua_pushboolean(L, 0), 1;
@@ -104,6 +121,7 @@ static int l_arm(lua_State *L) {
   r = (aiorec *)calloc(1, sizeof *r);
   if (r == NULL) return luaL_error(L, "not enough memory");
   r->lp = lp;
+  r->persistent = persistent;
   lua_pushvalue(L, 4);
   r->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 5);

@@ -232,13 +232,14 @@ return function(asyncio, Loop)
   end
   asyncio._new_transport = new_transport
 
+  -- The read wait is persistent: armed once, it queues _on_readable for
+  -- each wake until disarmed (pause_reading, close).
   function Transport:_arm_read()
     if self._reading_armed or self._closing or self._paused then return end
-    self._reading_armed = core.aio_arm(self._sock, READ, self._loop, Transport._on_readable, self)
+    self._reading_armed = core.aio_arm(self._sock, READ, self._loop, Transport._on_readable, self, true)
   end
 
   function Transport._on_readable(t)
-    t._reading_armed = false
     t:_read_ready()
   end
 
