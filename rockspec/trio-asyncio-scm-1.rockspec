@@ -71,6 +71,7 @@ build = {
       ["asyncio.queues"] = "lua/asyncio/queues.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",
       trio_asyncio = "lua/trio_asyncio.lua",
+      ["trio_asyncio.luasocket"] = "lua/trio_asyncio/luasocket.lua",
       ["trio_asyncio.testing"] = "lua/trio_asyncio/testing.lua",
       ["trio_asyncio.version"] = "lua/trio_asyncio/version.lua",
    },

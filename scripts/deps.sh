@@ -38,6 +38,9 @@ need libuv1-dev   has_lib libuv uv.h
 need lua-busted   has_busted
 # spec/version_guard_spec.lua checks what `require "trio"` says under Lua 5.1.
 need lua5.1       has_cmd lua5.1
+# spec/luasocket_facade_spec.lua runs LuaSocket's own socket.http over
+# require "trio_asyncio.luasocket".
+need lua-socket   has_lua_module socket.http
 # spec/net_peers_spec.lua talks to clients and servers no one here wrote.
 need curl           has_cmd curl
 need netcat-openbsd has_cmd nc

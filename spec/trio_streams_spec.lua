@@ -198,7 +198,7 @@ describe("SocketStream errors (Trio's rules)", function()
 
   it("a 100 MB send_all streams without holding the data twice", function()
     support.skip_under_gc_stress(pending)
-    run(function()
+    trio.run(trio.fail_after, 120, function() -- minutes under valgrind
       local a, b = socketpair_streams()
       local big = ("0123456789abcdef"):rep(100 * 1024 * 1024 // 16)
       collectgarbage()

@@ -744,6 +744,53 @@ static int l_raw_recv(lua_State *L) {
   return 1;
 }
 
+/* sock_raw_connect(sock, addr) -> true (connected), false (in progress:
+** wait until writable, then read SO_ERROR), or nil, code */
+static int l_raw_connect(lua_State *L) {
+  ta_sockbox *b = ta_checksockbox(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = ta_sock_toaddr(L, 2, b->family, &ss, "connect", 1);
+  ta_sock *s = ta_checksock(L, 1, "connect");
+  int r;
+  do {
+    r = connect(ta_sock_fd(s), (struct sockaddr *)&ss, len);
+  } while (r != 0 && errno == EINTR);
+  if (r == 0) return lua_pushboolean(L, 1), 1;
+  if (errno == EINPROGRESS || errno == EAGAIN) return lua_pushboolean(L, 0), 1;
+  lua_pushnil(L);
+  lua_pushstring(L, errcode(errno));
+  return 2;
+}
+
+/* sock_raw_accept(sock) -> new socket, or nil, code */
+static int l_raw_accept(lua_State *L) {
+  ta_sockbox *b = ta_checksockbox(L, 1);
+  ta_sock *s = ta_checksock(L, 1, "accept");
+  int fd, err = 0;
+  do {
+    fd = accept4(ta_sock_fd(s), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushstring(L, errcode(e));
+    return 2;
+  }
+  if (ta_sock_adopt(L, b->family, b->type, b->proto, fd, &err) == NULL) {
+    lua_pushnil(L);
+    lua_pushstring(L, uv_err_name(err));
+    return 2;
+  }
+  return 1;
+}
+
+/* socket_now() -> seconds of a monotonic clock, usable outside any run
+** (the LuaSocket facade's gettime and timeouts) */
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
 /* socket_constants() -> the OS's values of the socket constants */
 static int l_constants(lua_State *L) {
   static const struct { const char *name; int value; } k[] = {
@@ -809,6 +856,9 @@ static const luaL_Reg sock_funcs[] = {
   {"sock_is_closed", l_is_closed},
   {"sock_raw_send", l_raw_send},
   {"sock_raw_recv", l_raw_recv},
+  {"sock_raw_connect", l_raw_connect},
+  {"socket_now", l_now},
+  {"sock_raw_accept", l_raw_accept},
   {NULL, NULL}
 };
 
