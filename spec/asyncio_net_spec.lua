@@ -399,6 +399,35 @@ describe("Server", function()
     end)
   end)
 
+  it("sock= for create_server and create_connection; reuse_port lets two servers share a port", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local lsock = socket.socket()
+      lsock:bind { "127.0.0.1", 0 }
+      local srv = loop:create_server(function()
+        local p = {}
+        function p:connection_made(t) t:write("via sock=") t:close() end
+        return p
+      end, nil, nil, { sock = lsock })
+      assert.equal(lsock, srv.sockets[1])
+      local csock = socket.socket()
+      loop:sock_connect(csock, lsock:getsockname())
+      local got = loop:create_future()
+      loop:create_connection(function()
+        return { data_received = function(_, d) got:set_result(d) end }
+      end, nil, nil, { sock = csock })
+      assert.equal("via sock=", got:await())
+      srv:close()
+      assert_has(errof(loop.create_server, loop, function() return {} end, "127.0.0.1", 0, { sock = csock }),
+        "host/port and sock can not be specified at the same time")
+      local a = echo_server(loop, { reuse_port = true })
+      local b = loop:create_server(function() return {} end, "127.0.0.1", port_of(a), { reuse_port = true })
+      assert.equal(port_of(a), port_of(b))
+      a:close()
+      b:close()
+    end)
+  end)
+
   it("a server is a <close> variable", function()
     run(function()
       local loop = asyncio.get_running_loop()
