@@ -59,8 +59,9 @@ function M.run_lua(script, shell_prefix)
   f:write(script)
   f:close()
   local build = os.getenv("TA_BUILD") or "build"
-  local cmd = ("%sLUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='%s/?.so;;' timeout 30 lua5.4 %s 2>&1")
-    :format(shell_prefix or "", build, path)
+  local paths = ("LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='%s/?.so;;' "):format(build)
+  if os.getenv("TA_INSTALLED") then paths = "" end -- the installed rock, from the environment
+  local cmd = ("%s%stimeout 30 lua5.4 %s 2>&1"):format(shell_prefix or "", paths, path)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   local ok, _, code = p:close()
