@@ -31,6 +31,7 @@ MEM_N=100000
 TIMEOUT=${TIMEOUT:-300}
 LUA=${LUA:-lua5.4}
 PY=${PY:-/usr/bin/python3}
+PBIN=${PEER_BIN:-/tmp/peers/bin}   # the peers' C floors (setup.sh builds them)
 BUILD=${BUILD:-build}
 PEERS=${PEERS:-../shared/bench/peers}
 TA=${TRIO_ASYNCIO_DIR:-/tmp/peers/trio-asyncio}
@@ -56,7 +57,8 @@ TAPY="env PYTHONPATH=$TA:$PEERS/compat $PY" # trio-asyncio >= 0.13 + sniffio shi
 #   needs: space-separated lua:MODULE py:MODULE path:FILE, or - (the program
 #          file itself is always checked); a row whose needs are missing is
 #          skipped with a note
-#   how:   run (median of RESULT) or mem (bytes/task; the command gets N appended)
+#   how:   run (median of RESULT) or mem (bytes/task; the command gets N appended),
+#          memN (the same with N given, bytes/connection)
 ROWS=(
 	"floor|F0|raw Lua 5.4 resume/yield|lua:luv|run|$LUA $L/floor_coroutines.lua"
 
@@ -93,12 +95,23 @@ ROWS=(
 	"py|W4|python uvloop|py:uvloop|run|$PY $P/w4_timers.py uvloop"
 	"py|W4|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w4_timers.py trio_asyncio"
 
-	# W5 (TCP echo), e.g.:
-	# "ours|W5|trio streams|-|run|$LUA bench/w5_echo.lua"
+	"ours|W5|trio streams|-|run|$LUA bench/w5_echo.lua trio"
+	"ours|W5|asyncio streams|-|run|$LUA bench/w5_echo.lua asyncio streams"
+	"ours|W5|asyncio protocols|-|run|$LUA bench/w5_echo.lua asyncio protocols"
+	"ours|W5|asyncio streams on open_loop|-|run|$LUA bench/w5_echo.lua bridged streams"
+	"ours|W5|asyncio protocols on open_loop|-|run|$LUA bench/w5_echo.lua bridged protocols"
+	"floor|W5|raw libuv C (floor)|path:$PBIN/w5_uv|run|$PBIN/w5_uv"
 	"lua|W5|luv (callbacks)|lua:luv|run|$LUA $L/w5_echo_luv.lua"
 	"lua|W5|cqueues sockets|lua:cqueues|run|$LUA $L/w5_echo_cqueues.lua"
 	"py|W5|python trio streams|py:trio|run|$PY $P/w5_echo.py trio"
+	"py|W5|python asyncio streams|-|run|$PY $P/w5_echo.py asyncio streams"
+	"py|W5|python asyncio protocols|-|run|$PY $P/w5_echo.py asyncio protocols"
+	"py|W5|python uvloop streams|py:uvloop|run|$PY $P/w5_echo.py uvloop streams"
 	"py|W5|python uvloop protocols|py:uvloop|run|$PY $P/w5_echo.py uvloop protocols"
+	"py|W5|python trio-asyncio streams|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w5_echo.py trio_asyncio streams"
+	"ours|W5m|trio, 9k idle connections|-|mem9000|$LUA bench/w5_idle_memory.lua trio"
+	"ours|W5m|asyncio, 9k idle connections|-|mem9000|$LUA bench/w5_idle_memory.lua asyncio"
+	"py|W5m|python uvloop, 9k idle connections|py:uvloop|mem9000|$PY bench/w5_idle_memory.py uvloop"
 
 	"ours|W6|aio_as_trio|-|run|$LUA bench/w6_cross.lua aio_as_trio"
 	"ours|W6|trio_as_aio|-|run|$LUA bench/w6_cross.lua trio_as_aio"
@@ -159,9 +172,10 @@ bench() {
 	record "$w" "$sys" "$unit" "\`$*\`" "${vals[@]}"
 }
 
-# mem W SYSTEM CMD...: bytes per task = (maxRSS(CMD N) - maxRSS(CMD 0)) / N.
+# mem W SYSTEM CMD...: bytes per task = (maxRSS(CMD N) - maxRSS(CMD 0)) / N
+# (N is MEM_N, or the number after "mem" in the row's how: mem10000).
 mem() {
-	local w=$1 sys=$2 vals=() f base full i
+	local w=$1 sys=$2 vals=() f base full i MEM_N=${MEM_COUNT:-$MEM_N}
 	shift 2
 	f=$(mktemp)
 	for ((i = 0; i < MEM_REPS; i++)); do
@@ -177,7 +191,7 @@ mem() {
 		vals+=($((((full - base) * 1024) / MEM_N)))
 	done
 	rm -f "$f"
-	record "$w" "$sys" bytes/task "\`$* N\` (base ${base} KiB)" "${vals[@]}"
+	record "$w" "$sys" "bytes/${MEM_UNIT:-task}" "\`$* N\` (base ${base} KiB)" "${vals[@]}"
 }
 
 # record W SYSTEM UNIT CMD VALUES...: print the row, keep the median.
@@ -237,7 +251,11 @@ for r in "${ROWS[@]}"; do
 		note "$w $sys skipped: ${MISSING/:/ } not available"
 		continue
 	fi
-	if [[ $how == mem ]]; then mem "$w" "$sys" "${argv[@]}"; else bench "$w" "$sys" "${argv[@]}"; fi
+	case $how in
+	mem) mem "$w" "$sys" "${argv[@]}" ;;
+	mem*) MEM_COUNT=${how#mem} MEM_UNIT=connection mem "$w" "$sys" "${argv[@]}" ;;
+	*) bench "$w" "$sys" "${argv[@]}" ;;
+	esac
 done
 
 # Ratios: every one of our rows against every other measured row of its W.

@@ -1,10 +1,11 @@
 /*
 ** core.c — luaopen_trio_asyncio_core: the C module behind trio, asyncio and
 ** trio_asyncio.  The one file above the layers: it opens each of them
-** (engine/, trio/, asyncio/, embed/; io/ has no Lua face of its own).
+** (engine/, io/, trio/, asyncio/, embed/).
 ** Every function gets the engine as upvalue 1.
 */
 #include "engine/engine.h"
+#include "io/sock.h"
 #include "trio/trio.h"
 #include "asyncio/asyncio.h"
 #include "embed/embed.h"
@@ -12,11 +13,13 @@
 static int (*const openers[])(lua_State *L) = {
   /* engine */
   ta_open_run, ta_open_task,
+  /* io (before the faces, which add to the socket class) */
+  ta_open_sock, ta_open_dns,
   /* trio */
   ta_open_trio_run, ta_open_lowlevel, ta_open_scope, ta_open_nursery, ta_open_parking_lot,
-  ta_open_channel, ta_open_time, ta_open_fdwait,
+  ta_open_channel, ta_open_time, ta_open_fdwait, ta_open_trio_socket,
   /* asyncio */
-  ta_open_loop, ta_open_future,
+  ta_open_loop, ta_open_future, ta_open_iowait,
   /* embed */
   ta_open_embed,
 };
@@ -44,6 +47,7 @@ static void expose_methods(lua_State *L) {
     {"trio_asyncio.Handle", "__index"},
     {"trio_asyncio.Future", "__index"},
     {"trio_asyncio.AioTask", "__index"},
+    {"trio_asyncio.socket", "__methods"},
   };
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {

@@ -203,6 +203,7 @@ function Loop:close()
   end
   local a = attrs(self)
   if a.on_close then a.on_close(self) end
+  asyncio._drop_transports(self)
   core.loop_close(self)
 end
 
@@ -614,6 +615,9 @@ function asyncio.run(fn, ...)
     leftovers[#leftovers + 1] = { return_exceptions = true }
     pcall(loop.run_until_complete, loop, function() return asyncio.gather(unpack(leftovers)) end)
   end
+  if attrs(loop).transports ~= nil then
+    pcall(loop.run_until_complete, loop, function() asyncio._close_transports(loop) end)
+  end
   loop:close()
   if not r[1] then error(r[2], 0) end
   return unpack(r, 2, r.n)
@@ -621,5 +625,10 @@ end
 
 for k, v in pairs(require "asyncio.sync") do asyncio[k] = v end
 for k, v in pairs(require "asyncio.queues") do asyncio[k] = v end
+
+-- networking: the socket module is trio.socket's
+asyncio.socket = trio.socket
+require "asyncio.net"(asyncio, Loop)
+require "asyncio.streams"(asyncio, Loop)
 
 return asyncio

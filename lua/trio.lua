@@ -424,6 +424,12 @@ end
 trio.TASK_STATUS_IGNORED = setmetatable({ started = function() end }, {
   __tostring = function() return "TASK_STATUS_IGNORED" end })
 
+--- True for what nursery:start passes as the last argument (or
+-- TASK_STATUS_IGNORED): the serve functions find it among their arguments.
+function trio._is_task_status(x)
+  return getmetatable(x) == TaskStatus or x == trio.TASK_STATUS_IGNORED
+end
+
 --- nursery:start(fn, ...): run fn(..., task_status) and wait until it calls
 -- task_status:started(value); returns value.  An error before that is
 -- raised here.
@@ -819,5 +825,11 @@ trio.testing = {
 -- it, trio_test: running a test body in a run (lua/trio/testing.lua)
 for k, v in pairs(require "trio.testing") do trio.testing[k] = v end
 package.loaded["trio.testing"] = trio.testing -- require "trio.testing" gives all of it
+
+-- ---------------------------------------------------------------------
+-- networking: trio.socket, streams and their testing tools
+trio.socket = require "trio.socket"
+require "trio.streams"(trio)
+require "trio.testing_streams"(trio, trio.testing)
 
 return trio

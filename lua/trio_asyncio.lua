@@ -302,6 +302,8 @@ local function shutdown(loop, a)
       local ok, e = pcall(core.future_wait, t)
       if not ok and trio.KeyboardInterrupt:is(e) then interrupt = interrupt or e end
     end
+    -- its transports and servers close: peers read EOF, ports refuse
+    if attrs(loop).transports ~= nil then pcall(M.run_aio_coroutine, asyncio._close_transports, loop) end
   end
   -- 3. Trio tasks started from asyncio code are cancelled and awaited
   a.service.cancel_scope:cancel()
@@ -382,6 +384,7 @@ function M.open_loop(fn)
   a.service = nil
   a.stopped:set()
   for waiter in pairs(a.stop_waiters) do waiter:set() end
+  asyncio._drop_transports(loop)
   core.loop_close(loop)
   current_loop_var:reset(token)
   if interrupt then error(interrupt, 0) end -- a Ctrl-C during the shutdown

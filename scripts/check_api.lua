@@ -132,6 +132,21 @@ trio.run(function()
   end)
   o["trio.MemorySendChannel"]:close()
   o["trio.MemoryReceiveChannel"]:close()
+  -- networking
+  local a, b = trio.socket.socketpair()
+  o["trio.socket.socket"] = a
+  o["trio.SocketStream"] = trio.SocketStream(b)
+  local lsock = trio.socket.socket()
+  lsock:bind { "127.0.0.1", 0 }
+  lsock:listen()
+  o["trio.SocketListener"] = trio.SocketListener(lsock)
+  o["trio.StapledStream"] = trio.testing.memory_stream_pair()
+  o["trio.testing.MemorySendStream"] = trio.testing.MemorySendStream()
+  o["trio.testing.MemoryReceiveStream"] = trio.testing.MemoryReceiveStream()
+  probe_all(o)
+  a:close()
+  o["trio.SocketStream"]:close()
+  o["trio.SocketListener"]:close()
 end)
 
 do
@@ -151,7 +166,19 @@ do
     o["asyncio.Queue"] = asyncio.Queue()
     o["asyncio.LifoQueue"] = asyncio.LifoQueue()
     o["asyncio.PriorityQueue"] = asyncio.PriorityQueue()
+    -- networking
+    local srv = asyncio.start_server(function() end, "127.0.0.1", 0)
+    o["asyncio.Server"] = srv
+    local reader, writer = asyncio.open_connection("127.0.0.1", srv.sockets[1]:getsockname()[2])
+    o["asyncio.StreamReader"], o["asyncio.StreamWriter"] = reader, writer
+    o["asyncio.StreamReaderProtocol"] = writer._protocol
+    o["asyncio.Transport"] = writer.transport
+    o["asyncio.DatagramTransport"] = loop:create_datagram_endpoint(function() return {} end,
+      { local_addr = { "127.0.0.1", 0 } })
     probe_all(o)
+    writer:close()
+    srv:close()
+    o["asyncio.DatagramTransport"]:close()
     o["asyncio.Future"]:cancel()
   end)
   loop:close()
@@ -170,11 +197,16 @@ local TYPES = {
   ["trio.Event"] = {}, ["trio.Lock"] = {}, ["trio.StrictFIFOLock"] = { parent = "trio.Lock" },
   ["trio.Semaphore"] = {}, ["trio.CapacityLimiter"] = {}, ["trio.Condition"] = {},
   ["trio.ContextVar"] = {},
+  ["trio.socket.socket"] = {}, ["trio.SocketStream"] = {}, ["trio.SocketListener"] = {},
+  ["trio.StapledStream"] = {}, ["trio.testing.MemorySendStream"] = {},
+  ["trio.testing.MemoryReceiveStream"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },
   ["asyncio.Event"] = {}, ["asyncio.Lock"] = {}, ["asyncio.Semaphore"] = {},
   ["asyncio.BoundedSemaphore"] = { parent = "asyncio.Semaphore", overrides = { release = true } },
   ["asyncio.Condition"] = {}, ["asyncio.Barrier"] = {},
+  ["asyncio.Server"] = {}, ["asyncio.StreamReader"] = {}, ["asyncio.StreamWriter"] = {},
+  ["asyncio.StreamReaderProtocol"] = {}, ["asyncio.Transport"] = {}, ["asyncio.DatagramTransport"] = {},
   ["asyncio.Queue"] = {}, ["asyncio.LifoQueue"] = { parent = "asyncio.Queue" },
   ["asyncio.PriorityQueue"] = { parent = "asyncio.Queue" },
   -- every error object; and what ExceptionGroup adds

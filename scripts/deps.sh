@@ -38,11 +38,15 @@ need lua5.4       has_cmd lua5.4
 need liblua5.4-dev has_lib lua5.4 lua5.4/lua.h
 need libuv1-dev   has_lib libuv uv.h
 need lua-busted   has_busted
-# spec/asyncio_loop_spec.lua makes its fd pairs with LuaSocket until the
-# runtime has sockets of its own.
-need lua-socket   has_lua_module socket
 # spec/version_guard_spec.lua checks what `require "trio"` says under Lua 5.1.
 need lua5.1       has_cmd lua5.1
+# spec/luasocket_facade_spec.lua runs LuaSocket's own socket.http over
+# require "trio_asyncio.luasocket".
+need lua-socket   has_lua_module socket.http
+# spec/net_peers_spec.lua talks to clients and servers no one here wrote.
+need curl           has_cmd curl
+need netcat-openbsd has_cmd nc
+need python3        has_cmd python3
 for p in ${extra[@]+"${extra[@]}"}; do
   case $p in
     luacheck) need lua-check has_cmd luacheck ;;

@@ -3,13 +3,13 @@
 -- their handles), time, readers and writers, the exception handler, debug
 -- mode and the current-loop functions.
 --
--- File descriptors for add_reader/add_writer: the tests use a real TCP
--- connection over 127.0.0.1 made with LuaSocket (installed here; it exposes
--- getfd()), which is robust whatever stdin/stdout are (tty, pipe or file).
--- Every socket is closed before the test ends (the spec helper checks fds).
+-- File descriptors for add_reader/add_writer: the tests use a connected
+-- pair of Unix sockets (trio.socket.socketpair, driven by hand through
+-- support.raw_socketpair), which is robust whatever stdin/stdout are (tty,
+-- pipe or file).  Every socket is closed before the test ends (the spec
+-- helper checks fds).
 local asyncio = require "asyncio"
 local errors = require "trio.errors"
-local socket = require "socket"
 local core = require "trio_asyncio.core"
 local support = require "support"
 local errof, assert_has = support.errof, support.assert_has
@@ -25,16 +25,9 @@ local function with_loop(fn)
   if not ok then error(e, 0) end
 end
 
---- A connected pair of TCP sockets (non-blocking) and a closer.
+--- A connected pair of sockets (non-blocking) and a closer.
 local function socket_pair()
-  local srv = assert(socket.bind("127.0.0.1", 0))
-  local ip, port = srv:getsockname()
-  local a = assert(socket.tcp())
-  assert(a:connect(ip, port))
-  local b = assert(srv:accept())
-  srv:close()
-  a:settimeout(0)
-  b:settimeout(0)
+  local a, b = support.raw_socketpair()
   return a, b, function()
     a:close()
     b:close()
@@ -691,17 +684,17 @@ describe("loop readers and writers", function()
   end)
 
   it("closing a loop with watches leaves no libuv handle open", function()
-    local before = core.debug_state().handles
     local a, b, close = socket_pair()
+    local before = core.debug_state().handles
     local loop = asyncio.new_event_loop()
     loop:add_reader(fd_of(b), function() end)
     loop:add_writer(fd_of(a), function() end)
     assert.equal(before + 2, core.debug_state().handles)
     loop:close()
-    close()
     local after = core.debug_state().handles
     flush_closing_handles()
     assert.equal(before, after)
+    close()
   end)
 
   it("removing the last watch in the final callback of a run leaves no libuv handle open", function()

@@ -35,6 +35,19 @@ local EXPECTED = {
     "gather with return_exceptions:\tbroken\tfine", "wait_for: TimeoutError =\ttrue",
     "queue items handled:\t4", "asyncio example: done",
   },
+  ["echo_server.lua"] = {
+    "echo server listening on 127.0.0.1 port\ttrue", "client 1 got back: hello from client 1",
+    "client 2 got back: hello from client 2", "client 3 got back: hello from client 3", "server stopped",
+  },
+  ["chat.lua"] = {
+    "ann heard: <ann> hi, I am ann | <bob> hi, I am bob | <cat> hi, I am cat",
+    "bob heard: <ann> hi, I am ann | <bob> hi, I am bob | <cat> hi, I am cat",
+    "cat heard: <ann> hi, I am ann | <bob> hi, I am bob | <cat> hi, I am cat", "chat server stopped",
+  },
+  ["http_get.lua"] = {
+    "GET / ->\t200\ttext/plain\thello over HTTP/1.1", "GET /slow with a 0.2 s timeout -> TooSlowError:\ttrue",
+    "three at once:\t3\ttrue", "http_get example: done",
+  },
   ["bridge.lua"] = {
     "aio_as_trio(aio_fetch)(21) =\t42", "trio_as_aio(trio_compute)(41) from an asyncio Task =\t42",
     "Trio timeout cancelled the asyncio Task:\ttrue\ttrue", "wrong flavor:\tfalse\ttrue",

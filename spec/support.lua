@@ -43,4 +43,21 @@ function M.skip_under_gc_stress(pending)
   end
 end
 
+--- A connected pair of sockets (trio.socket.socketpair) driven by hand,
+-- for tests that watch the fds themselves (add_reader, wait_readable):
+-- each end has getfd(), send(data) and receive(n), which never wait
+-- (receive gives nil when nothing is there), and close().
+function M.raw_socketpair()
+  local trio = require "trio"
+  local core = require "trio_asyncio.core"
+  local End = {}
+  End.__index = End
+  function End:getfd() return self.sock:fileno() end
+  function End:send(data) return core.sock_raw_send(self.sock, data) end
+  function End:receive(n) return (core.sock_raw_recv(self.sock, n)) end
+  function End:close() self.sock:close() end
+  local a, b = trio.socket.socketpair()
+  return setmetatable({ sock = a }, End), setmetatable({ sock = b }, End)
+end
+
 return M

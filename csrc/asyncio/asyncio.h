@@ -37,6 +37,8 @@ struct ta_loop {
   struct ta_aiowatch **fdw;  /* add_reader / add_writer by fd */
   int nfdw;
   struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */
+  struct ta_aiorec *io_recs;      /* waits on io objects (iowait.c)... */
+  struct ta_aiorec *posted, *posted_tail; /* ...those woken, to dispatch */
 };
 
 struct ta_handle {
@@ -83,7 +85,12 @@ void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 void ta_aio_task_run(lua_State *L, int tidx);
 void ta_loop_push_factory(lua_State *L, int loopidx);
 
+/* iowait.c: the loop's waits on io objects */
+void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int ready);
+void ta_loop_release_io(lua_State *L, ta_loop *lp);
+
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
+int ta_open_iowait(lua_State *L);
 
 #endif

@@ -419,6 +419,7 @@ void ta_loop_wake(ta_loop *lp) {
 }
 
 static void dispatch_io(lua_State *L, ta_loop *lp, int ready) {
+  if (lp->posted != NULL) ta_loop_dispatch_posted(L, lp, ready);
   while (lp->pending_io != NULL) {
     aiowatch *w = lp->pending_io;
     int ev = w->pending;
@@ -532,7 +533,7 @@ static int drive(lua_State *L, ta_loop *lp) {
       lp->pausing = 0;
       return drive_yield(L, lp, t, 0);
     }
-    if (lp->nready > 0 || lp->pending_io != NULL) {
+    if (lp->nready > 0 || lp->pending_io != NULL || lp->posted != NULL) {
       /* More to do: go on unless Trio tasks wait or I/O should be polled
       ** (a millisecond after the last poll, by the cheap clock). */
       if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
@@ -605,6 +606,7 @@ static void loop_release(lua_State *L, ta_loop *lp) {
   }
   for (int i = 0; i < lp->nfdw; i++)
     if (lp->fdw[i] != NULL) release_watch(L, lp, lp->fdw[i]);
+  ta_loop_release_io(L, lp);
 }
 
 /* loop_close(loop): the loop is closed for good. */

@@ -35,6 +35,37 @@ ta_fdwatcher *ta_fd_watchers(ta_engine *E, int fd);
 /* How many watchers (of either flavor) want to read, and to write. */
 void ta_fd_counts(ta_engine *E, int *nread, int *nwrite);
 
+/* ---- waiters ----
+** How an operation on a resource (a socket, a name lookup) waits, written
+** once for both flavors.  The resource has one slot per direction; the
+** face that waits fills it: the Trio face with a parked task, the asyncio
+** face with a Future or a callback of a loop.  When something changes that
+** the operation must look at again (data came, a connect finished, the
+** socket was closed), the resource calls wake, possibly from a libuv
+** callback: wake never runs Lua, it reschedules the task or queues the
+** loop's callback, and empties the slot (one wake per wait).  The
+** operation then runs again in Lua context and either completes or waits
+** again.  detach is called instead if the resource is freed while a slot
+** is still filled (the engine closing it).
+*/
+typedef struct ta_waiter ta_waiter;
+struct ta_waiter {
+  void (*wake)(ta_waiter *w);   /* NULL: nobody waits */
+  void (*detach)(ta_waiter *w);
+  void *data;                   /* the face's: a task, a loop's record */
+};
+
+static inline void ta_waiter_wake(ta_waiter *w) {
+  if (w->wake != NULL) w->wake(w);
+}
+
+static inline void ta_waiter_detach(ta_waiter *w) {
+  if (w->wake != NULL && w->detach != NULL) w->detach(w);
+  w->wake = NULL;
+  w->detach = NULL;
+  w->data = NULL;
+}
+
 /* ---- OS errors (oserror.c) ----
 ** Pushes (or raises) the trio_asyncio.OSError subclass for a libuv error
 ** code, with errno, code, filename (may be NULL) and the message

@@ -19,6 +19,7 @@ local FIELDS = {
   drive = "how run_until_complete drives a sync loop (trio_asyncio), or nil",
   on_close = "what close() must also do (trio_asyncio's sync loop), or nil",
   stop_hook = "what stop() does instead (an open_loop loop: see trio_asyncio), or nil",
+  transports = "set of the loop's open transports and servers (closed with the loop), or nil",
   -- trio_asyncio.lua: the loop on the Trio scheduler
   bridged = "an open_loop loop: run_until_complete/run_forever refuse it",
   service = "the shielded nursery where Trio tasks started from asyncio run",

@@ -1,10 +1,11 @@
 -- Ported from trio-asyncio tests/aiotest/test_add_reader.py
 -- (github.com/python-trio/trio-asyncio, commit 4b0074272edcf892893a955c01b49d664e29b309).
 --
--- Translation: the sockets are LuaSocket's (as in spec/asyncio_loop_spec.lua;
--- socketpair() is a connected TCP pair over 127.0.0.1, socket.socket() an
--- unconnected socket.tcp4()); add_reader/add_writer take the fd number
--- (getfd()).  rsock.recv(100) is a non-blocking receive of what is there.
+-- Translation: socketpair() is trio.socket.socketpair() driven by hand
+-- (support.raw_socketpair, as in spec/asyncio_loop_spec.lua), and
+-- socket.socket() is trio.socket.socket(); add_reader/add_writer take the
+-- fd number (getfd()).  rsock.recv(100) is a non-blocking receive of what
+-- is there.
 --
 -- check_add_replace (test_add_reader_replace, test_add_writer_replace)
 -- reads the loop's private selector and the private `_cancelled` flag of
@@ -17,31 +18,18 @@
 local trio = require "trio"
 local asyncio = require "asyncio"
 local ta = require "trio_asyncio"
-local socket = require "socket"
+local support = require "support"
 local H = require "conformance.trio_asyncio_helpers"
 
 local F = "tests/aiotest/test_add_reader.py::"
 
 local function fd_of(s) return math.tointeger(s:getfd()) end
 
-local function socketpair()
-  local srv = assert(socket.bind("127.0.0.1", 0))
-  local ip, port = srv:getsockname()
-  local a = assert(socket.tcp())
-  assert(a:connect(ip, port))
-  local b = assert(srv:accept())
-  srv:close()
-  a:settimeout(0)
-  b:settimeout(0)
-  return a, b
-end
+local socketpair = support.raw_socketpair
 
 -- recv(n) of a non-blocking socket: what is there, up to n bytes
 local function recv(s, n)
-  local data, err, partial = s:receive(n)
-  if data then return data end
-  assert(err == "timeout", err)
-  return partial
+  return s:receive(n) or ""
 end
 
 it(F .. "test_add_reader", function()
@@ -82,12 +70,12 @@ local function check_add_replace(event, loop)
     add_sock, remove_sock = loop.add_writer, loop.remove_writer
   end
 
-  local sock = assert(socket.tcp4())
+  local sock = trio.socket.socket()
   local ok, err = pcall(function()
     local calls = { func = 0, func2 = 0 }
     local function func() calls.func = calls.func + 1 end
     local function func2() calls.func2 = calls.func2 + 1 end
-    local fd = fd_of(sock)
+    local fd = sock:fileno()
 
     add_sock(loop, fd, func)
     add_sock(loop, fd, func2)

@@ -42,7 +42,7 @@ describe("Trio test_guest_mode.py", function()
       trivial_guest_run, function() error(H.KeyError("whoopsiedaisy")) end)
   end)
 
-  pending(P .. "test_guest_can_do_io [feature missing: trio.socket]", function()
+  it(P .. "test_guest_can_do_io", function()
     trivial_guest_run(function()
       local record = {}
       local a, b = trio.socket.socketpair()

@@ -1,0 +1,264 @@
+/*
+** stream.c — what TCP and Unix stream sockets share on uv_stream_t:
+** reading into the socket's own buffer, writes (uv_try_write first, the
+** rest queued with the Lua string anchored, never copied), listening and
+** accepting, shutdown.
+**
+** Reading starts when someone first wants data and goes on while the
+** buffer holds less than TA_RBUF_HIGH bytes: a Trio receive_some or an
+** asyncio transport takes from the buffer, and a cancelled receive loses
+** nothing (the bytes stay for the next one).  The buffer is allocated when
+** libuv has bytes to read and freed when it is empty again, so an idle
+** connection costs no buffer.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "io/sock.h"
+
+#define RBUF_MIN_FREE 4096
+#define RBUF_FIRST 16384
+
+size_t ta_stream_buffered(ta_sock *s) { return s->rlen - s->rpos; }
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  ta_sock *s = (ta_sock *)h->data;
+  (void)suggested;
+  if (s->rbuf == NULL) {
+    s->rbuf = (char *)malloc(RBUF_FIRST);
+    s->rcap = s->rbuf ? RBUF_FIRST : 0;
+    s->rpos = s->rlen = 0;
+  } else if (s->rcap - s->rlen < RBUF_MIN_FREE) {
+    if (s->rpos > 0) {
+      memmove(s->rbuf, s->rbuf + s->rpos, s->rlen - s->rpos);
+      s->rlen -= s->rpos;
+      s->rpos = 0;
+    }
+    if (s->rcap - s->rlen < RBUF_MIN_FREE) {
+      char *nb = (char *)realloc(s->rbuf, s->rcap * 2);
+      if (nb != NULL) {
+        s->rbuf = nb;
+        s->rcap *= 2;
+      }
+    }
+  }
+  *buf = uv_buf_init(s->rbuf ? s->rbuf + s->rlen : NULL, (unsigned)(s->rcap - s->rlen));
+}
+
+static void stop_reading(ta_sock *s) {
+  if (s->reading) uv_read_stop(&s->u.s);
+  s->reading = 0;
+}
+
+/* Inside libuv: keep the bytes, wake the reader. */
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  ta_sock *s = (ta_sock *)st->data;
+  (void)buf;
+  if (nread > 0) {
+    s->rlen += (size_t)nread;
+    if (s->rlen - s->rpos >= TA_RBUF_HIGH || s->read_paused) stop_reading(s);
+  } else if (nread == 0) {
+    return; /* EAGAIN */
+  } else {
+    s->rerr = (int)nread;
+    stop_reading(s);
+  }
+  ta_waiter_wake(&s->slot[TA_SIDE_READ]);
+}
+
+static void start_reading(ta_sock *s) {
+  int rc;
+  if (s->reading || s->read_paused || s->rerr || s->closing || s->listening) return;
+  if (s->rlen - s->rpos >= TA_RBUF_HIGH) return;
+  rc = uv_read_start(&s->u.s, alloc_cb, read_cb);
+  if (rc < 0) s->rerr = rc;
+  else s->reading = 1;
+}
+
+void ta_stream_pause_reading(ta_sock *s, int paused) {
+  s->read_paused = (unsigned char)(paused != 0);
+  if (paused) stop_reading(s);
+  else start_reading(s);
+}
+
+int ta_stream_try_recv(lua_State *L, ta_sock *s, size_t max) {
+  size_t avail = s->rlen - s->rpos;
+  if (avail > 0 && max > 0) {
+    size_t n = avail < max ? avail : max;
+    lua_pushlstring(L, s->rbuf + s->rpos, n);
+    s->rpos += n;
+    if (s->rpos == s->rlen) {
+      free(s->rbuf);
+      s->rbuf = NULL;
+      s->rpos = s->rlen = s->rcap = 0;
+    }
+    start_reading(s); /* again, below the high mark */
+    return 1;
+  }
+  if (max == 0 && (avail > 0 || s->rerr == 0 || s->rerr == UV_EOF)) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  if (s->rerr == UV_EOF) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  if (s->rerr != 0) return s->rerr;
+  if (s->listening) return UV_ENOTCONN;
+  start_reading(s);
+  if (s->rerr != 0 && s->rerr != UV_EOF) return s->rerr;
+  return TA_IO_AGAIN;
+}
+
+/* ---- writes ---- */
+
+static void write_done(ta_sock *s, ta_wreq *r, int status) {
+  TA_LIST_REMOVE(s->wreqs, r, prev, next);
+  s->nwreqs--;
+  s->wbytes -= r->len;
+  if (status < 0 && status != UV_ECANCELED && s->werr == 0) s->werr = status;
+  if (r->ref != LUA_NOREF) { /* released in Lua context (ta_sock_reap) */
+    r->next = s->wdone;
+    s->wdone = r;
+  } else {
+    free(r);
+  }
+  ta_waiter_wake(&s->slot[TA_SIDE_WRITE]);
+}
+
+static void write_cb(uv_write_t *req, int status) {
+  ta_wreq *r = (ta_wreq *)req;
+  write_done(r->s, r, status);
+}
+
+static ta_wreq *new_wreq(ta_sock *s) {
+  ta_wreq *r = (ta_wreq *)calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->s = s;
+  r->ref = LUA_NOREF;
+  return r;
+}
+
+static void link_wreq(ta_sock *s, ta_wreq *r) {
+  TA_LIST_PUSH(s->wreqs, r, prev, next);
+  s->nwreqs++;
+  s->wbytes += r->len;
+}
+
+int ta_stream_write(lua_State *L, ta_sock *s, int idx, size_t off, size_t *written) {
+  size_t len;
+  const char *p = lua_tolstring(L, idx, &len);
+  uv_buf_t buf;
+  ta_wreq *r;
+  int n = 0, rc;
+  *written = 0;
+  if (s->werr) return s->werr;
+  if (s->send_shut) return UV_EPIPE;
+  p += off;
+  len -= off;
+  if (len == 0) return 1;
+  if (s->nwreqs == 0) {
+    buf = uv_buf_init((char *)p, (unsigned)(len > 0x7fffffff ? 0x7fffffff : len));
+    n = uv_try_write(&s->u.s, &buf, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+    else if (n < 0) return s->werr = n, n;
+    *written = (size_t)n;
+    if ((size_t)n == len) return 1;
+  }
+  r = new_wreq(s);
+  if (r == NULL) return UV_ENOMEM;
+  r->len = len - (size_t)n;
+  buf = uv_buf_init((char *)p + n, (unsigned)r->len);
+  rc = uv_write(&r->req.w, &s->u.s, &buf, 1, write_cb);
+  if (rc < 0) {
+    free(r);
+    return s->werr = rc, rc;
+  }
+  lua_pushvalue(L, idx);
+  r->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  link_wreq(s, r);
+  return 0;
+}
+
+int ta_stream_try_drain(ta_sock *s) {
+  if (s->werr) return s->werr;
+  if (s->nwreqs > 0) return TA_IO_AGAIN;
+  return 0;
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status) {
+  ta_wreq *r = (ta_wreq *)req;
+  write_done(r->s, r, status == UV_ENOTCONN ? 0 : status);
+}
+
+/* shutdown(SHUT_WR): at once when nothing is queued, else after the
+** queued writes (libuv orders it). */
+int ta_stream_shutdown(ta_sock *s) {
+  ta_wreq *r;
+  int rc;
+  if (s->send_shut) return 0;
+  if (s->nwreqs == 0) {
+    if (shutdown(ta_sock_fd(s), SHUT_WR) != 0) return -errno;
+    s->send_shut = 1;
+    return 0;
+  }
+  r = new_wreq(s);
+  if (r == NULL) return UV_ENOMEM;
+  rc = uv_shutdown(&r->req.sh, &s->u.s, shutdown_cb);
+  if (rc < 0) {
+    free(r);
+    return rc;
+  }
+  s->send_shut = 1;
+  link_wreq(s, r);
+  return 0;
+}
+
+/* ---- listening and accepting ---- */
+
+/* Inside libuv: the listening socket is readable. */
+static void accept_ready(ta_fdwatcher *w, int events) {
+  ta_sock *s = (ta_sock *)((char *)w - offsetof(ta_sock, accept_w));
+  (void)events;
+  ta_stream_stop_accepting(s);
+  ta_waiter_wake(&s->slot[TA_SIDE_READ]);
+}
+
+void ta_stream_stop_accepting(ta_sock *s) {
+  if (!s->accept_watching) return;
+  s->accept_watching = 0;
+  ta_fd_unwatch(s->E, &s->accept_w);
+}
+
+int ta_stream_listen(ta_sock *s, int backlog) {
+  stop_reading(s);
+  if (listen(ta_sock_fd(s), backlog) != 0) return -errno;
+  s->listening = 1;
+  return 0;
+}
+
+int ta_stream_try_accept(lua_State *L, ta_sock *s) {
+  ta_sockbox *server = s->box;
+  int fd, err = 0, rc;
+  if (!s->listening) return UV_EINVAL;
+  do {
+    fd = accept4(ta_sock_fd(s), NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd >= 0) {
+    ta_sock *c = ta_sock_adopt(L, server->family, server->type, server->proto, fd, &err);
+    if (c == NULL) return err;
+    c->connected = 1;
+    return 1;
+  }
+  if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+  if (!s->accept_watching) {
+    s->accept_w.fd = ta_sock_fd(s);
+    s->accept_w.events = UV_READABLE;
+    s->accept_w.ready = accept_ready;
+    if ((rc = ta_fd_watch(s->E, &s->accept_w)) != 0) return rc;
+    s->accept_watching = 1;
+  }
+  return TA_IO_AGAIN;
+}

@@ -1,0 +1,354 @@
+/*
+** socket.c — the Trio face of sockets (io/sock.h): the Trio-flavored
+** methods of trio.socket sockets (accept, connect, send, recv, sendto,
+** recvfrom) and a generic wait on an io object's waiter slot.
+**
+** Each operation follows Trio's rule for socket calls: a cancellation
+** check first, then the operation; if it completes at once, a schedule
+** point that cannot raise Cancelled (cancel_shielded_checkpoint); if not,
+** the task parks in the socket's slot for that direction and tries again
+** when woken.  Nothing is consumed by a wait that ends in cancellation.
+** A socket closed by another task while this one waits gives
+** ClosedResourceError; a socket closed before the call, OSError (EBADF),
+** as Python's does.  A second task waiting on the same direction gets
+** BusyResourceError.
+*/
+#include "trio/trio.h"
+#include "io/sock.h"
+
+/* The slot's wake: inside libuv (or Lua context), no Lua. */
+static void trio_wake(ta_waiter *w) {
+  ta_task *t = (ta_task *)w->data;
+  w->wake = NULL;
+  w->detach = NULL;
+  w->data = NULL;
+  t->E->io_waiters--;
+  ta_reschedule(t, 0, 0);
+}
+
+static int slot_abort(lua_State *L, ta_task *t) {
+  ta_waiter *w = (ta_waiter *)t->wait;
+  (void)L;
+  if (w != NULL && w->data == t) {
+    w->wake = NULL;
+    w->detach = NULL;
+    w->data = NULL;
+    t->E->io_waiters--;
+  }
+  return TA_ABORT_SUCCEEDED;
+}
+
+static const char *side_text(int side) {
+  return side == TA_SIDE_WRITE ? "write to" : "read from";
+}
+
+/* Parks t in slot w until it is woken; k tries again. */
+static int park_on(lua_State *L, ta_task *t, ta_waiter *w, int side, const char *fname,
+                   ta_abort_fn abort, lua_KFunction k) {
+  if (w->wake != NULL)
+    return ta_error(L, "BusyResourceError", "%s: another task is already waiting to %s this socket",
+                    fname, side_text(side));
+  w->wake = trio_wake;
+  w->detach = NULL;
+  w->data = t;
+  t->E->io_waiters++;
+  t->wait = w;
+  return ta_park_k(L, t, abort, k);
+}
+
+static int check_resume(lua_State *L, ta_task *t) {
+  if (t->resume_error) {
+    t->resume_error = 0;
+    return lua_error(L);
+  }
+  return 0;
+}
+
+/* The socket at 1 for an operation, or the error: closed before the call
+** is EBADF, closed while this task waited is ClosedResourceError. */
+static ta_sock *op_sock(lua_State *L, const char *fname, int waited) {
+  ta_sock *s = ta_tosock(L, 1);
+  if (s == NULL) {
+    if (waited) ta_error(L, "ClosedResourceError", "%s: another task closed this socket", fname);
+    ta_oserror(L, UV_EBADF, NULL, "%s: the socket is closed", fname);
+  }
+  ta_sock_reap(L, s);
+  return s;
+}
+
+/* Done: the results on top are returned, after a schedule point if the
+** task has not waited (Trio's cancel_shielded_checkpoint). */
+static int done(lua_State *L, ta_task *t, int n, int waited) {
+  if (waited) return n;
+  return ta_schedule_point_ret(L, t, n);
+}
+
+static size_t check_max(lua_State *L, int idx) {
+  lua_Integer max = luaL_checkinteger(L, idx);
+  luaL_argcheck(L, max >= 0, idx, "negative size");
+  return (size_t)max;
+}
+
+/* ---- recv, recvfrom ---- */
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx);
+
+static int recv_try(lua_State *L, ta_task *t, int waited, int with_addr) {
+  const char *fname = with_addr ? "recvfrom" : "recv";
+  ta_sock *s = op_sock(L, fname, waited);
+  size_t max = check_max(L, 2);
+  int n;
+  lua_settop(L, 2);
+  if (s->kind == TA_SK_UDP) {
+    n = ta_udp_try_recvfrom(L, s, max, with_addr);
+  } else {
+    n = ta_stream_try_recv(L, s, max);
+    if (n > 0 && with_addr) {
+      lua_pushnil(L);
+      n = 2;
+    }
+  }
+  if (n > 0) return done(L, t, n, waited);
+  if (n != TA_IO_AGAIN) return ta_oserror(L, n, NULL, "%s", fname);
+  return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, fname, slot_abort, recv_k);
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  check_resume(L, t);
+  return recv_try(L, t, 1, lua_toboolean(L, lua_upvalueindex(2)));
+}
+
+/* sock:recv(max) -> data ("" at the end of a stream) */
+static int m_recv(lua_State *L) {
+  ta_task *t;
+  int with_addr;
+  check_max(L, 2);
+  with_addr = lua_toboolean(L, lua_upvalueindex(2));
+  t = ta_async_check(L, with_addr ? "recvfrom" : "recv", TA_TRIO);
+  ta_check_cancelled(L, t);
+  return recv_try(L, t, 0, with_addr);
+}
+
+/* ---- accept ---- */
+
+static int accept_k(lua_State *L, int status, lua_KContext ctx);
+
+static int accept_try(lua_State *L, ta_task *t, int waited) {
+  ta_sock *s = op_sock(L, "accept", waited);
+  int n;
+  lua_settop(L, 1);
+  if (s->kind == TA_SK_UDP) return ta_oserror(L, UV_ENOTSUP, NULL, "accept");
+  n = ta_stream_try_accept(L, s);
+  if (n > 0) {
+    /* -> sock, peer address */
+    lua_getfield(L, -1, "getpeername");
+    lua_pushvalue(L, -2);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+    return done(L, t, 2, waited);
+  }
+  if (n != TA_IO_AGAIN) return ta_oserror(L, n, NULL, "accept");
+  return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, "accept", slot_abort, accept_k);
+}
+
+static int accept_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  check_resume(L, t);
+  return accept_try(L, t, 1);
+}
+
+/* sock:accept() -> sock, addr */
+static int m_accept(lua_State *L) {
+  ta_task *t;
+  ta_checksockbox(L, 1);
+  t = ta_async_check(L, "accept", TA_TRIO);
+  ta_check_cancelled(L, t);
+  return accept_try(L, t, 0);
+}
+
+/* ---- send, sendto ---- */
+
+static int send_k(lua_State *L, int status, lua_KContext ctx);
+
+/* After the data was handed over (some queued): wait until libuv wrote
+** it; a cancelled wait leaves it queued (it is still sent). */
+static int send_wait(lua_State *L, ta_task *t, const char *fname) {
+  ta_sock *s = op_sock(L, fname, 1);
+  int rc = ta_stream_try_drain(s);
+  if (rc == 0) {
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 2));
+    return 1;
+  }
+  if (rc != TA_IO_AGAIN) return ta_oserror(L, rc, NULL, "%s", fname);
+  return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, fname, slot_abort, send_k);
+}
+
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  check_resume(L, t);
+  return send_wait(L, t, lua_gettop(L) >= 3 && !lua_isnil(L, 3) ? "sendto" : "send");
+}
+
+static int send_start(lua_State *L, ta_task *t, ta_sock *s, const struct sockaddr *sa,
+                      const char *fname) {
+  size_t written = 0;
+  int rc;
+  if (s->kind == TA_SK_UDP) rc = ta_udp_send(L, s, 2, sa);
+  else rc = ta_stream_write(L, s, 2, 0, &written);
+  if (rc < 0) {
+    if (sa != NULL) return ta_oserror(L, rc, NULL, "%s %s", fname, ta_sock_addrstr(L, sa, sizeof(struct sockaddr_storage)));
+    return ta_oserror(L, rc, NULL, "%s", fname);
+  }
+  if (rc == 1) {
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 2));
+    return ta_schedule_point_ret(L, t, 1);
+  }
+  return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, fname, slot_abort, send_k);
+}
+
+/* sock:send(data) -> the number of bytes sent (all of them: what the
+** socket does not take at once is queued, and the call waits for it) */
+static int m_send(lua_State *L) {
+  ta_task *t;
+  ta_sock *s;
+  luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  t = ta_async_check(L, "send", TA_TRIO);
+  ta_check_cancelled(L, t);
+  s = op_sock(L, "send", 0);
+  if (s->slot[TA_SIDE_WRITE].wake != NULL)
+    return ta_error(L, "BusyResourceError", "send: another task is already waiting to write to this socket");
+  return send_start(L, t, s, NULL, "send");
+}
+
+/* sock:sendto(data, addr) -> the number of bytes sent */
+static int m_sendto(lua_State *L) {
+  ta_sockbox *b = ta_checksockbox(L, 1);
+  struct sockaddr_storage ss;
+  ta_task *t;
+  ta_sock *s;
+  luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  ta_sock_toaddr(L, 3, b->family, &ss, "sendto", 2);
+  t = ta_async_check(L, "sendto", TA_TRIO);
+  ta_check_cancelled(L, t);
+  s = op_sock(L, "sendto", 0);
+  if (s->kind != TA_SK_UDP) return ta_oserror(L, UV_EISCONN, NULL, "sendto");
+  if (s->slot[TA_SIDE_WRITE].wake != NULL)
+    return ta_error(L, "BusyResourceError", "sendto: another task is already waiting to write to this socket");
+  return send_start(L, t, s, (struct sockaddr *)&ss, "sendto");
+}
+
+/* ---- connect ---- */
+
+/* A cancelled connect leaves the socket unusable: it is closed (Trio). */
+static int connect_abort(lua_State *L, ta_task *t) {
+  ta_sockbox *b = (ta_sockbox *)lua_touserdata(t->co, 1);
+  slot_abort(L, t);
+  if (b != NULL) ta_sock_close(L, b);
+  return TA_ABORT_SUCCEEDED;
+}
+
+static int connect_error(lua_State *L, int rc) {
+  ta_sockbox *b = ta_checksockbox(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = ta_sock_toaddr(L, 2, b->family, &ss, "connect", 1);
+  const char *where = ta_sock_addrstr(L, (struct sockaddr *)&ss, len);
+  return ta_oserror(L, rc, b->family == AF_UNIX ? where : NULL, "connect %s", where);
+}
+
+static int connect_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  ta_sock *s;
+  int rc;
+  (void)status;
+  check_resume(L, t);
+  s = op_sock(L, "connect", 1);
+  rc = ta_sock_try_connect(s);
+  if (rc == 0) return 0;
+  if (rc != TA_IO_AGAIN) return connect_error(L, rc);
+  return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "connect", connect_abort, connect_k);
+}
+
+/* sock:connect(addr): addr must be numeric (trio.socket's Lua face
+** resolves names first). */
+static int m_connect(lua_State *L) {
+  ta_sockbox *b = ta_checksockbox(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len;
+  ta_task *t;
+  ta_sock *s;
+  int rc;
+  lua_settop(L, 2);
+  len = ta_sock_toaddr(L, 2, b->family, &ss, "connect", 1);
+  t = ta_async_check(L, "connect", TA_TRIO);
+  ta_check_cancelled(L, t);
+  s = op_sock(L, "connect", 0);
+  if (s->slot[TA_SIDE_WRITE].wake != NULL)
+    return ta_error(L, "BusyResourceError", "connect: another task is already waiting to write to this socket");
+  if (s->kind == TA_SK_UDP) rc = ta_udp_connect(s, (struct sockaddr *)&ss);
+  else rc = ta_sock_start_connect(L, s, (struct sockaddr *)&ss, len);
+  if (rc < 0) return connect_error(L, rc);
+  if (s->kind == TA_SK_UDP || !s->connecting) return ta_schedule_point(L, t);
+  return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "connect", connect_abort, connect_k);
+}
+
+/* ---- waiting on any io object ---- */
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  check_resume(L, t);
+  return 0;
+}
+
+/* trio_wait_io(obj, side): park until the slot of obj for side (0 read,
+** 1 write) is woken; returns at once if obj is closed or done. */
+static int l_wait_io(lua_State *L) {
+  int side = (int)luaL_optinteger(L, 2, 0);
+  ta_waiter *w = ta_io_slot(L, 1, side, "trio_wait_io");
+  ta_task *t = ta_async_check(L, "trio_wait_io", TA_TRIO);
+  if (w == NULL) return ta_checkpoint(L, t);
+  lua_settop(L, 2);
+  return park_on(L, t, w, side, "wait", slot_abort, wait_k);
+}
+
+/* sock_writing(sock) -> true while writes are in flight */
+static int l_writing(lua_State *L) {
+  ta_sock *s = ta_tosock(L, 1);
+  lua_pushboolean(L, s != NULL && s->nwreqs > 0);
+  return 1;
+}
+
+int ta_open_trio_socket(lua_State *L) {
+  static const struct { const char *name; lua_CFunction f; int flag; } methods[] = {
+    {"accept", m_accept, 0},
+    {"connect", m_connect, 0},
+    {"send", m_send, 0},
+    {"sendto", m_sendto, 0},
+    {"recv", m_recv, 0},
+    {"recvfrom", m_recv, 1},
+  };
+  static const luaL_Reg funcs[] = {
+    {"trio_wait_io", l_wait_io},
+    {"sock_writing", l_writing},
+    {NULL, NULL}
+  };
+  luaL_getmetatable(L, TA_SOCKET_MT);
+  lua_getfield(L, -1, "__methods");
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+    lua_pushvalue(L, -3); /* engine */
+    lua_pushboolean(L, methods[i].flag);
+    lua_pushcclosure(L, methods[i].f, 2);
+    lua_setfield(L, -2, methods[i].name);
+  }
+  lua_pop(L, 2);
+  ta_register(L, funcs);
+  return 0;
+}

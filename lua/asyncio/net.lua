@@ -1,0 +1,1005 @@
+--- asyncio's networking on the C sockets of csrc/io/ (the same objects as
+-- trio.socket's): loop:sock_*, loop:getaddrinfo/getnameinfo, transports
+-- and protocols (create_connection, create_server, the Unix variants,
+-- create_datagram_endpoint) and Server.  Loaded by lua/asyncio.lua:
+-- install(asyncio, Loop).
+--
+-- A wait is a loop callback armed on a socket's waiter slot
+-- (csrc/asyncio/iowait.c): the socket wakes it when something changed,
+-- and the loop runs it in its next batch.  Transports call their protocol
+-- from such callbacks (never re-entrantly); every error of a protocol
+-- method goes to the loop's exception handler.
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+local tsocket = require "trio.socket"
+local attrs = require("asyncio.loop_state").of
+
+local OSError = errors.OSError
+local RuntimeError = errors.RuntimeError
+local READ, WRITE = 0, 1
+local MAX_READ = 256 * 1024
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+local function check_socket(sock, n, fname)
+  if not tsocket._is_socket(sock) then
+    argerror(n, fname, "trio.socket socket expected, got " .. type(sock))
+  end
+end
+
+return function(asyncio, Loop)
+  local ValueError = asyncio.ValueError
+  local check_aio = core.check_aio
+
+  -- -------------------------------------------------------------------
+  -- waiting on io objects
+
+  --- Waits (asyncio-flavored) until obj's slot for side is woken; returns
+  -- at once if obj is closed or done (the caller looks again).
+  local function wait_io(loop, obj, side)
+    local fut = loop:create_future()
+    if not core.aio_arm(obj, side, loop, core.aio_set_result_once, fut) then return end
+    local ok, err = pcall(fut.await, fut)
+    if not ok then
+      core.aio_disarm(obj, side)
+      error(err, 0)
+    end
+  end
+  asyncio._wait_io = wait_io
+
+  --- The loop's registry of what open_loop (or close) must close.
+  local function registry(loop)
+    local a = attrs(loop)
+    local r = a.transports
+    if r == nil then
+      r = {}
+      a.transports = r
+    end
+    return r
+  end
+
+  -- -------------------------------------------------------------------
+  -- name resolution
+
+  local function lookup(loop, req)
+    while true do
+      local a, b = core.dns_result(req)
+      if a ~= nil then return a, b end
+      local ok, err = pcall(wait_io, loop, req, 0)
+      if not ok then
+        core.dns_cancel(req)
+        error(err, 0)
+      end
+    end
+  end
+
+  --- loop:getaddrinfo(host, port, {family=, type=, proto=, flags=})
+  function Loop:getaddrinfo(host, port, opts)
+    opts = tsocket._check_getaddrinfo(host, port, opts, "getaddrinfo")
+    check_aio("loop:getaddrinfo")
+    return lookup(self, core.dns_getaddrinfo(host, port, opts.family, opts.type, opts.proto, opts.flags))
+  end
+
+  --- loop:getnameinfo(addr [, flags]) -> host, service
+  function Loop:getnameinfo(addr, flags)
+    tsocket._check_getnameinfo(addr, flags, "getnameinfo")
+    check_aio("loop:getnameinfo")
+    return lookup(self, core.dns_getnameinfo(addr, flags))
+  end
+
+  local function is_numeric(family, host)
+    if host == "" or host == "localhost" then return true end
+    if family == tsocket.AF_INET then return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil end
+    return host:find(":", 1, true) ~= nil
+  end
+
+  -- An IP address with a host name is resolved first (asyncio's
+  -- _ensure_resolved).
+  local function resolved(loop, sock, addr)
+    local family = sock.family
+    if (family == tsocket.AF_INET or family == tsocket.AF_INET6) and type(addr) == "table"
+        and type(addr[1]) == "string" and not is_numeric(family, addr[1]) then
+      local list = loop:getaddrinfo(addr[1], addr[2], { family = family, type = sock.type })
+      return list[1].addr
+    end
+    return addr
+  end
+
+  -- -------------------------------------------------------------------
+  -- loop:sock_*
+
+  --- loop:sock_recv(sock, n) -> data ("" at EOF)
+  function Loop:sock_recv(sock, n)
+    check_socket(sock, 1, "sock_recv")
+    if math.type(n) ~= "integer" or n < 0 then argerror(2, "sock_recv", "non-negative integer expected") end
+    check_aio("loop:sock_recv")
+    while true do
+      local data = core.sock_try_recv(sock, n)
+      if data ~= nil then return data end
+      wait_io(self, sock, READ)
+    end
+  end
+
+  --- loop:sock_recvfrom(sock, n) -> data, addr
+  function Loop:sock_recvfrom(sock, n)
+    check_socket(sock, 1, "sock_recvfrom")
+    if math.type(n) ~= "integer" or n < 0 then argerror(2, "sock_recvfrom", "non-negative integer expected") end
+    check_aio("loop:sock_recvfrom")
+    while true do
+      local data, addr = core.sock_try_recvfrom(sock, n)
+      if data ~= nil then return data, addr end
+      wait_io(self, sock, READ)
+    end
+  end
+
+  --- loop:sock_sendall(sock, data): returns once all of it has gone out
+  function Loop:sock_sendall(sock, data)
+    check_socket(sock, 1, "sock_sendall")
+    if type(data) ~= "string" then argerror(2, "sock_sendall", "string expected, got " .. type(data)) end
+    check_aio("loop:sock_sendall")
+    if core.sock_write(sock, data) then return end
+    while not core.sock_try_drain(sock) do wait_io(self, sock, WRITE) end
+  end
+
+  --- loop:sock_sendto(sock, data, addr) -> #data
+  function Loop:sock_sendto(sock, data, addr)
+    check_socket(sock, 1, "sock_sendto")
+    if type(data) ~= "string" then argerror(2, "sock_sendto", "string expected, got " .. type(data)) end
+    check_aio("loop:sock_sendto")
+    addr = resolved(self, sock, addr)
+    if not core.sock_sendto(sock, data, addr) then
+      while not core.sock_try_drain(sock) do wait_io(self, sock, WRITE) end
+    end
+    return #data
+  end
+
+  --- loop:sock_connect(sock, addr)
+  function Loop:sock_connect(sock, addr)
+    check_socket(sock, 1, "sock_connect")
+    check_aio("loop:sock_connect")
+    addr = resolved(self, sock, addr)
+    if core.sock_start_connect(sock, addr) then return end
+    while not core.sock_try_connect(sock, addr) do wait_io(self, sock, WRITE) end
+  end
+
+  --- loop:sock_accept(sock) -> conn, address
+  function Loop:sock_accept(sock)
+    check_socket(sock, 1, "sock_accept")
+    check_aio("loop:sock_accept")
+    while true do
+      local conn = core.sock_try_accept(sock)
+      if conn ~= nil then
+        local ok, addr = pcall(conn.getpeername, conn)
+        return conn, ok and addr or nil
+      end
+      wait_io(self, sock, READ)
+    end
+  end
+
+  -- -------------------------------------------------------------------
+  -- protocol calls
+
+  -- Calls protocol:name(...) if it has that method; an error goes to the
+  -- loop's exception handler (returns false, the error).
+  local function call_protocol(loop, transport, protocol, name, ...)
+    local fn = protocol and protocol[name]
+    if fn == nil then return true end
+    local ok, err = pcall(fn, protocol, ...)
+    if not ok then
+      loop:call_exception_handler {
+        message = ("protocol.%s() call failed."):format(name),
+        exception = err, transport = transport, protocol = protocol,
+      }
+    end
+    return ok, err
+  end
+
+  -- -------------------------------------------------------------------
+  -- stream transports
+
+  local Transport = { __name = "asyncio.Transport" }
+  Transport.__index = Transport
+
+  local DEFAULT_HIGH = 64 * 1024
+
+  --- Starts a transport on a connected socket: connection_made is called
+  -- from the loop, then reading starts; waiter (a Future, optional) is set
+  -- after connection_made.
+  local function new_transport(loop, sock, protocol, waiter, extra)
+    local t = setmetatable({
+      _loop = loop, _sock = sock, _protocol = protocol, _closing = false, _paused = false,
+      _protocol_paused = false, _eof_written = false, _conn_lost = 0, _high = DEFAULT_HIGH,
+      _low = DEFAULT_HIGH // 4, _reading_armed = false, _writing_armed = false, _extra = extra or {},
+      _lost_called = false,
+    }, Transport)
+    if sock.family ~= tsocket.AF_UNIX then
+      pcall(sock.setsockopt, sock, tsocket.IPPROTO_TCP, tsocket.TCP_NODELAY, true)
+    end
+    registry(loop)[t] = true
+    loop:call_soon(function()
+      local ok, err = call_protocol(loop, t, t._protocol, "connection_made", t)
+      if not ok then
+        t:_force_close(err)
+        if waiter and not waiter:done() then waiter:set_exception(err) end
+        return
+      end
+      t:_read_ready()
+      if waiter and not waiter:done() then waiter:set_result(true) end
+    end)
+    return t
+  end
+  asyncio._new_transport = new_transport
+
+  -- The read wait is persistent: armed once, it queues _on_readable for
+  -- each wake until disarmed (pause_reading, close).
+  function Transport:_arm_read()
+    if self._reading_armed or self._closing or self._paused then return end
+    self._reading_armed = core.aio_arm(self._sock, READ, self._loop, Transport._on_readable, self, true)
+  end
+
+  function Transport._on_readable(t)
+    t:_read_ready()
+  end
+
+  -- Takes what the socket has received and hands it to the protocol, a
+  -- few times, then waits for more (armed only after the socket said it
+  -- has nothing: an end of stream already seen would never wake it).
+  function Transport:_read_ready()
+    for _ = 1, 16 do
+      if self._closing or self._paused then return end
+      local ok, data = pcall(core.sock_try_recv, self._sock, MAX_READ)
+      if not ok then
+        if OSError:is(data) then return self:_fatal_error(data, "Fatal read error on socket transport") end
+        error(data, 0)
+      end
+      if data == nil then return self:_arm_read() end
+      if data == "" then
+        local pok, keep = call_protocol(self._loop, self, self._protocol, "eof_received")
+        if not pok then return self:_force_close(keep) end
+        if not keep then self:close() end
+        return
+      end
+      local pok, err = call_protocol(self._loop, self, self._protocol, "data_received", data)
+      if not pok then return self:_force_close(err) end
+    end
+    self._loop:call_soon(function() self:_read_ready() end)
+  end
+
+  function Transport:_fatal_error(exc, message)
+    if not (OSError:is(exc) and (exc.code == "ECONNRESET" or exc.code == "EPIPE"
+        or exc.code == "ECONNABORTED")) then
+      self._loop:call_exception_handler {
+        message = message or "Fatal error on transport", exception = exc,
+        transport = self, protocol = self._protocol,
+      }
+    end
+    self:_force_close(exc)
+  end
+
+  function Transport:_force_close(exc)
+    if self._lost_called then return end
+    self._closing = true
+    self._lost_called = true
+    core.aio_disarm(self._sock, READ)
+    core.aio_disarm(self._sock, WRITE)
+    self._loop:call_soon(function() self:_call_connection_lost(exc) end)
+  end
+
+  function Transport:_call_connection_lost(exc)
+    self._lost_called = true
+    call_protocol(self._loop, self, self._protocol, "connection_lost", exc)
+    self._sock:close()
+    registry(self._loop)[self] = nil
+  end
+
+  function Transport:_maybe_pause_protocol()
+    local size = self:get_write_buffer_size()
+    if size > self._high and not self._protocol_paused then
+      self._protocol_paused = true
+      call_protocol(self._loop, self, self._protocol, "pause_writing")
+    end
+  end
+
+  function Transport:_maybe_resume_protocol()
+    if self._protocol_paused and self:get_write_buffer_size() <= self._low then
+      self._protocol_paused = false
+      call_protocol(self._loop, self, self._protocol, "resume_writing")
+    end
+  end
+
+  function Transport:_arm_write()
+    if self._writing_armed then return end
+    self._writing_armed = core.aio_arm(self._sock, WRITE, self._loop, Transport._on_writable, self)
+  end
+
+  function Transport._on_writable(t)
+    t._writing_armed = false
+    t:_write_ready()
+  end
+
+  function Transport:_write_ready()
+    if self._lost_called then return end
+    local ok, drained = pcall(core.sock_try_drain, self._sock)
+    if not ok then return self:_fatal_error(drained, "Fatal write error on socket transport") end
+    self:_maybe_resume_protocol()
+    if drained then
+      if self._closing then
+        self._lost_called = true
+        self._loop:call_soon(function() self:_call_connection_lost(nil) end)
+      end
+    else
+      self:_arm_write()
+    end
+  end
+
+  --- transport:write(data): never waits; what the socket does not take at
+  -- once is buffered (pause_writing above the high water mark)
+  function Transport:write(data)
+    if type(data) ~= "string" then argerror(1, "write", "string expected, got " .. type(data)) end
+    if self._eof_written then error(RuntimeError("Cannot call write() after write_eof()"), 2) end
+    if data == "" then return end
+    if self._closing or self._lost_called then
+      self._conn_lost = self._conn_lost + 1
+      if self._conn_lost >= 5 then io.stderr:write("asyncio: socket.send() raised exception.\n") end
+      return
+    end
+    local ok, all = pcall(core.sock_write, self._sock, data)
+    if not ok then return self:_fatal_error(all, "Fatal write error on socket transport") end
+    if not all then
+      self:_arm_write()
+      self:_maybe_pause_protocol()
+    end
+  end
+
+  function Transport:writelines(list)
+    if type(list) ~= "table" then argerror(1, "writelines", "list of strings expected") end
+    self:write(table.concat(list))
+  end
+
+  function Transport:write_eof()
+    if self._closing or self._eof_written then return end
+    self._eof_written = true
+    local ok, err = pcall(self._sock.shutdown, self._sock, tsocket.SHUT_WR)
+    if not ok then self:_fatal_error(err) end
+  end
+
+  function Transport:can_write_eof() return true end
+
+  --- transport:close(): buffered data is still sent, then connection_lost(nil)
+  function Transport:close()
+    if self._closing then return end
+    self._closing = true
+    core.aio_disarm(self._sock, READ)
+    self._reading_armed = false
+    core.sock_pause_reading(self._sock, true)
+    if self:get_write_buffer_size() == 0 then
+      self._lost_called = true
+      self._loop:call_soon(function() self:_call_connection_lost(nil) end)
+    else
+      self:_arm_write()
+    end
+  end
+  Transport.__close = Transport.close
+
+  --- transport:abort(): closes at once, dropping buffered data
+  function Transport:abort() self:_force_close(nil) end
+
+  function Transport:is_closing() return self._closing end
+
+  function Transport:pause_reading()
+    if self._closing or self._paused then return end
+    self._paused = true
+    core.aio_disarm(self._sock, READ)
+    self._reading_armed = false
+    core.sock_pause_reading(self._sock, true)
+  end
+
+  function Transport:resume_reading()
+    if self._closing or not self._paused then return end
+    self._paused = false
+    core.sock_pause_reading(self._sock, false)
+    self._loop:call_soon(function() self:_read_ready() end)
+  end
+
+  function Transport:is_reading() return not self._paused and not self._closing end
+
+  function Transport:get_write_buffer_size()
+    return (core.sock_buffer_sizes(self._sock))
+  end
+
+  --- set_write_buffer_limits([high [, low]]): defaults 64 KiB and high/4
+  function Transport:set_write_buffer_limits(high, low)
+    if high == nil then
+      high = low and 4 * low or DEFAULT_HIGH
+    end
+    if low == nil then low = high // 4 end
+    if math.type(high) ~= "integer" or math.type(low) ~= "integer" or not (high >= low and low >= 0) then
+      error(ValueError(("high (%s) must be >= low (%s) must be >= 0"):format(tostring(high), tostring(low))), 2)
+    end
+    self._high, self._low = high, low
+    self:_maybe_pause_protocol()
+  end
+
+  function Transport:get_write_buffer_limits() return self._low, self._high end
+
+  --- get_extra_info(name [, default]): "peername", "sockname", "socket"
+  function Transport:get_extra_info(name, default)
+    local v = self._extra[name]
+    if v ~= nil then return v end
+    local sock = self._sock
+    if name == "socket" then return sock end
+    if name == "peername" or name == "sockname" then
+      local ok, addr = pcall(sock[name == "peername" and "getpeername" or "getsockname"], sock)
+      if ok then
+        self._extra[name] = addr
+        return addr
+      end
+    end
+    return default
+  end
+
+  function Transport:get_protocol() return self._protocol end
+  function Transport:set_protocol(p) self._protocol = p end
+
+  function Transport:__tostring()
+    return ("asyncio.Transport (%s%s)"):format(tostring(self._sock), self._closing and ", closing" or "")
+  end
+
+  -- -------------------------------------------------------------------
+  -- datagram transports
+
+  local DatagramTransport = { __name = "asyncio.DatagramTransport" }
+  DatagramTransport.__index = DatagramTransport
+
+  local function new_datagram_transport(loop, sock, protocol, waiter, address)
+    local t = setmetatable({ _loop = loop, _sock = sock, _protocol = protocol, _address = address,
+      _closing = false, _lost_called = false, _armed = false, _extra = {} }, DatagramTransport)
+    registry(loop)[t] = true
+    loop:call_soon(function()
+      local ok, err = call_protocol(loop, t, protocol, "connection_made", t)
+      if not ok then
+        t:_force_close(err)
+        if waiter and not waiter:done() then waiter:set_exception(err) end
+        return
+      end
+      t:_read_ready()
+      if waiter and not waiter:done() then waiter:set_result(true) end
+    end)
+    return t
+  end
+
+  function DatagramTransport._on_readable(t)
+    t._armed = false
+    t:_read_ready()
+  end
+
+  function DatagramTransport:_read_ready()
+    for _ = 1, 64 do -- a batch, then back to the loop
+      if self._closing then return end
+      local ok, data, addr = pcall(core.sock_try_recvfrom, self._sock, 65536)
+      if not ok then
+        if not OSError:is(data) then error(data, 0) end
+        call_protocol(self._loop, self, self._protocol, "error_received", data)
+      elseif data == nil then
+        if not self._armed then
+          self._armed = core.aio_arm(self._sock, READ, self._loop, DatagramTransport._on_readable, self)
+        end
+        return
+      else
+        call_protocol(self._loop, self, self._protocol, "datagram_received", data, addr)
+      end
+    end
+    self._loop:call_soon(function() self:_read_ready() end)
+  end
+
+  --- transport:sendto(data [, addr]): addr nil sends to the remote_addr
+  function DatagramTransport:sendto(data, addr)
+    if type(data) ~= "string" then argerror(1, "sendto", "string expected, got " .. type(data)) end
+    if self._closing then return end
+    local ok, err
+    if addr == nil then
+      if self._address == nil then argerror(2, "sendto", "address expected (no remote_addr)") end
+      ok, err = pcall(core.sock_write, self._sock, data)
+    else
+      if self._address ~= nil then
+        error(ValueError("Invalid address: must be nil or the remote_addr"), 2)
+      end
+      ok, err = pcall(core.sock_sendto, self._sock, data, addr)
+    end
+    if not ok then
+      if type(err) == "string" then error(err, 2) end
+      call_protocol(self._loop, self, self._protocol, "error_received", err)
+    end
+  end
+
+  function DatagramTransport:_force_close(exc)
+    if self._lost_called then return end
+    self._closing, self._lost_called = true, true
+    core.aio_disarm(self._sock, READ)
+    self._loop:call_soon(function()
+      call_protocol(self._loop, self, self._protocol, "connection_lost", exc)
+      self._sock:close()
+      registry(self._loop)[self] = nil
+    end)
+  end
+
+  function DatagramTransport:close() self:_force_close(nil) end
+  function DatagramTransport:abort() self:_force_close(nil) end
+  DatagramTransport.__close = DatagramTransport.close
+  function DatagramTransport:is_closing() return self._closing end
+  function DatagramTransport:get_write_buffer_size() return (core.sock_buffer_sizes(self._sock)) end
+  function DatagramTransport:get_protocol() return self._protocol end
+  function DatagramTransport:set_protocol(p) self._protocol = p end
+  DatagramTransport.get_extra_info = Transport.get_extra_info
+  function DatagramTransport:__tostring()
+    return ("asyncio.DatagramTransport (%s)"):format(tostring(self._sock))
+  end
+
+  -- -------------------------------------------------------------------
+  -- create_connection and friends
+
+  local function check_factory(f, fname)
+    if not errors.is_callable(f) then argerror(1, fname, "protocol factory expected, got " .. type(f)) end
+  end
+
+  local function check_opts(opts, n, fname, known)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
+    for k in pairs(opts) do
+      if not known[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
+    end
+    if opts.ssl ~= nil and opts.ssl ~= false then
+      error(RuntimeError(fname .. ": TLS is not available in this build (ssl=)"), 3)
+    end
+    return opts
+  end
+
+  local function check_port(port, n, fname)
+    if math.type(port) ~= "integer" and not (type(port) == "string" and port ~= "") then
+      argerror(n, fname, "port integer expected, got " .. (math.type(port) or type(port)))
+    end
+    if math.type(port) == "integer" and (port < 0 or port > 65535) then
+      argerror(n, fname, "port must be 0-65535")
+    end
+  end
+
+  local function format_addr(addr)
+    if type(addr) == "string" then return addr end
+    if addr[1]:find(":", 1, true) then return ("[%s]:%s"):format(addr[1], addr[2]) end
+    return ("%s:%s"):format(addr[1], addr[2])
+  end
+
+  -- Makes the transport on a connected socket and waits until
+  -- connection_made has been called.
+  local function connection_transport(loop, sock, protocol_factory)
+    local protocol = protocol_factory()
+    local waiter = loop:create_future()
+    local t = new_transport(loop, sock, protocol, waiter)
+    local ok, err = pcall(waiter.await, waiter)
+    if not ok then
+      t:abort()
+      error(err, 0)
+    end
+    return t, protocol
+  end
+  asyncio._connection_transport = connection_transport
+
+  local CONNECT_OPTS = { ssl = true, server_hostname = true, local_addr = true, sock = true,
+    happy_eyeballs_delay = true, family = true, proto = true, flags = true, limit = true }
+
+  --- Tries the addresses in order; returns a connected socket or raises.
+  local function connect_any(loop, host, port, opts, fname)
+    local infos = loop:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM, family = opts.family,
+      proto = opts.proto, flags = opts.flags })
+    if #infos == 0 then error(OSError(("%s: getaddrinfo() returned empty list"):format(fname)), 0) end
+    local local_infos
+    if opts.local_addr then
+      local_infos = loop:getaddrinfo(opts.local_addr[1], opts.local_addr[2], { type = tsocket.SOCK_STREAM })
+    end
+    local failures = {}
+    for _, info in ipairs(infos) do
+      local sock = tsocket.socket(info.family, info.type, info.proto)
+      local ok, err = pcall(function()
+        if local_infos then
+          local bound = false
+          for _, l in ipairs(local_infos) do
+            if l.family == info.family and pcall(sock.bind, sock, l.addr) then
+              bound = true
+              break
+            end
+          end
+          if not bound then
+            error(OSError(("%s: no matching local address with family %d found"):format(fname, info.family)), 0)
+          end
+        end
+        loop:sock_connect(sock, info.addr)
+      end)
+      if ok then return sock end
+      sock:close()
+      if not OSError:is(err) then error(err, 0) end
+      failures[#failures + 1] = err
+    end
+    if #failures == 1 then error(failures[1], 0) end
+    local msgs, same = {}, true
+    for i, e in ipairs(failures) do
+      msgs[i] = e.message
+      if e.message ~= failures[1].message then same = false end
+    end
+    if same then error(failures[1], 0) end
+    error(OSError { message = "Multiple exceptions: " .. table.concat(msgs, ", "), errors = failures }, 0)
+  end
+
+  --- loop:create_connection(protocol_factory, host, port, {ssl=, server_hostname=,
+  -- local_addr=, sock=}) -> transport, protocol
+  function Loop:create_connection(protocol_factory, host, port, opts)
+    check_factory(protocol_factory, "create_connection")
+    opts = check_opts(opts, 4, "create_connection", CONNECT_OPTS)
+    local sock = opts.sock
+    if sock ~= nil then
+      check_socket(sock, 4, "create_connection")
+      if host ~= nil or port ~= nil then
+        error(ValueError("create_connection: host/port and sock can not be specified at the same time"), 2)
+      end
+    else
+      if type(host) ~= "string" then argerror(2, "create_connection", "host string expected, got " .. type(host)) end
+      check_port(port, 3, "create_connection")
+    end
+    if opts.local_addr ~= nil and (type(opts.local_addr) ~= "table" or type(opts.local_addr[1]) ~= "string") then
+      argerror(4, "create_connection", "local_addr must be {host, port}")
+    end
+    check_aio("loop:create_connection")
+    if sock == nil then sock = connect_any(self, host, port, opts, "create_connection") end
+    return connection_transport(self, sock, protocol_factory)
+  end
+
+  local function check_path(path, n, fname)
+    if type(path) ~= "string" or path == "" then
+      argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
+    end
+  end
+
+  --- loop:create_unix_connection(protocol_factory, path, {sock=}) -> transport, protocol
+  function Loop:create_unix_connection(protocol_factory, path, opts)
+    check_factory(protocol_factory, "create_unix_connection")
+    opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS)
+    local sock = opts.sock
+    if sock == nil then check_path(path, 2, "create_unix_connection") end
+    check_aio("loop:create_unix_connection")
+    if sock == nil then
+      sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
+      local ok, err = pcall(self.sock_connect, self, sock, path)
+      if not ok then
+        sock:close()
+        error(err, 0)
+      end
+    end
+    return connection_transport(self, sock, protocol_factory)
+  end
+
+  -- -------------------------------------------------------------------
+  -- Server
+
+  local Server = { __name = "asyncio.Server" }
+  Server.__index = Server
+
+  local ACCEPT_CAPACITY = { EMFILE = true, ENFILE = true, ENOBUFS = true, ENOMEM = true }
+
+  local function new_server(loop, sockets, protocol_factory, backlog, unlink)
+    local s = setmetatable({ _loop = loop, sockets = sockets, _factory = protocol_factory,
+      _backlog = backlog, _serving = false, _closed = false, _armed = {}, _waiters = {},
+      _active = 0, _serving_forever = nil, _unlink = unlink }, Server)
+    registry(loop)[s] = true
+    return s
+  end
+  asyncio._new_server = new_server
+
+  function Server:_accept(sock)
+    self._armed[sock] = nil
+    if not self._serving then return end
+    for _ = 1, self._backlog do
+      local ok, conn = pcall(core.sock_try_accept, sock)
+      if not ok then
+        if OSError:is(conn) and ACCEPT_CAPACITY[conn.code] then
+          self._loop:call_exception_handler { message = "socket.accept() out of system resource",
+            exception = conn, socket = sock }
+          self._loop:call_later(1, function() self:_accept(sock) end)
+          return
+        elseif not (OSError:is(conn) and (conn.code == "ECONNABORTED" or conn.code == "EPROTO")) then
+          self._loop:call_exception_handler { message = "Error on accepting a connection",
+            exception = conn, socket = sock }
+          return
+        end
+      elseif conn == nil then
+        self._armed[sock] = core.aio_arm(sock, READ, self._loop, function() self:_accept(sock) end, nil) or nil
+        return
+      else
+        self:_attach()
+        local pok, protocol = pcall(self._factory)
+        if not pok then
+          conn:close()
+          self:_detach()
+          self._loop:call_exception_handler { message = "protocol factory failed", exception = protocol }
+        else
+          local t = new_transport(self._loop, conn, protocol, nil)
+          local lost = t._call_connection_lost
+          t._call_connection_lost = function(tr, exc)
+            lost(tr, exc)
+            self:_detach()
+          end
+        end
+      end
+    end
+    self._loop:call_soon(function() self:_accept(sock) end)
+  end
+
+  function Server:_attach() self._active = self._active + 1 end
+
+  function Server:_detach()
+    self._active = self._active - 1
+    if self._active == 0 and self._closed then self:_wakeup() end
+  end
+
+  function Server:_wakeup()
+    local waiters = self._waiters
+    self._waiters = {}
+    for _, w in ipairs(waiters) do
+      if not w:done() then w:set_result(true) end
+    end
+  end
+
+  function Server:_start_serving()
+    if self._serving or self._closed then return end
+    self._serving = true
+    for _, sock in ipairs(self.sockets) do
+      sock:listen(self._backlog)
+      self:_accept(sock)
+    end
+  end
+
+  --- server:close(): stops listening (existing connections stay open)
+  function Server:close()
+    if self._closed then return end
+    self._closed = true
+    self._serving = false
+    for _, sock in ipairs(self.sockets) do
+      core.aio_disarm(sock, READ)
+      sock:close()
+    end
+    if self._unlink then
+      os.remove(self._unlink)
+      self._unlink = nil
+    end
+    if self._serving_forever and not self._serving_forever:done() then self._serving_forever:cancel() end
+    registry(self._loop)[self] = nil
+    if self._active == 0 then self:_wakeup() end
+  end
+  Server.__close = Server.close
+
+  function Server:get_loop() return self._loop end
+  function Server:is_serving() return self._serving end
+
+  --- server:start_serving() (async)
+  function Server:start_serving()
+    check_aio("Server:start_serving")
+    self:_start_serving()
+    asyncio.sleep(0)
+  end
+
+  --- server:serve_forever() (async): serves until cancelled, then closes
+  function Server:serve_forever()
+    check_aio("Server:serve_forever")
+    if self._serving_forever ~= nil then
+      error(RuntimeError("server is already being awaited on serve_forever()"), 2)
+    end
+    if self._closed then error(RuntimeError("server is closed"), 2) end
+    self:_start_serving()
+    self._serving_forever = self._loop:create_future()
+    local ok, err = pcall(self._serving_forever.await, self._serving_forever)
+    self._serving_forever = nil
+    self:close()
+    self:wait_closed()
+    if not ok then error(err, 0) end
+  end
+
+  --- server:wait_closed() (async): returns once the server is closed and
+  -- its connections are gone
+  function Server:wait_closed()
+    check_aio("Server:wait_closed")
+    if self._closed and self._active == 0 then
+      asyncio.sleep(0)
+      return
+    end
+    local w = self._loop:create_future()
+    self._waiters[#self._waiters + 1] = w
+    w:await()
+  end
+
+  function Server:__tostring()
+    return ("asyncio.Server (%d socket(s)%s)"):format(#self.sockets, self._serving and ", serving" or "")
+  end
+
+  local SERVER_OPTS = { backlog = true, reuse_port = true, reuse_address = true, ssl = true, sock = true,
+    start_serving = true, family = true, flags = true, limit = true }
+
+  --- loop:create_server(protocol_factory, host, port, {backlog=100, reuse_port=,
+  -- reuse_address=true, ssl=, sock=, start_serving=true}) -> Server
+  function Loop:create_server(protocol_factory, host, port, opts)
+    check_factory(protocol_factory, "create_server")
+    opts = check_opts(opts, 4, "create_server", SERVER_OPTS)
+    local backlog = opts.backlog or 100
+    if math.type(backlog) ~= "integer" or backlog < 0 then
+      argerror(4, "create_server", "backlog must be a non-negative integer")
+    end
+    local sockets = {}
+    if opts.sock ~= nil then
+      check_socket(opts.sock, 4, "create_server")
+      if host ~= nil or port ~= nil then
+        error(ValueError("create_server: host/port and sock can not be specified at the same time"), 2)
+      end
+      sockets[1] = opts.sock
+      check_aio("loop:create_server")
+    else
+      if host ~= nil and type(host) ~= "string" then
+        argerror(2, "create_server", "host string or nil expected, got " .. type(host))
+      end
+      if port == nil then port = 0 end
+      check_port(port, 3, "create_server")
+      check_aio("loop:create_server")
+      local infos = self:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM, family = opts.family,
+        flags = tsocket.AI_PASSIVE | (opts.flags or 0) })
+      local ok, err = pcall(function()
+        local seen = {}
+        for _, info in ipairs(infos) do
+          local key = info.family .. " " .. info.addr[1] .. " " .. info.addr[2]
+          if not seen[key] then
+            seen[key] = true
+            local sock = tsocket.socket(info.family, info.type, info.proto)
+            sockets[#sockets + 1] = sock
+            if opts.reuse_address ~= false then sock:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_REUSEADDR, 1) end
+            if opts.reuse_port then sock:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_REUSEPORT, 1) end
+            if info.family == tsocket.AF_INET6 then sock:setsockopt(tsocket.IPPROTO_IPV6, tsocket.IPV6_V6ONLY, 1) end
+            local bok, berr = pcall(sock.bind, sock, info.addr)
+            if not bok then
+              if OSError:is(berr) then
+                error(OSError { message = ("error while attempting to bind on address %s: %s"):format(
+                  format_addr(info.addr), berr.message), code = berr.code, errno = berr.errno, cause = berr }, 0)
+              end
+              error(berr, 0)
+            end
+          end
+        end
+      end)
+      if not ok then
+        for _, s in ipairs(sockets) do s:close() end
+        error(err, 0)
+      end
+    end
+    local server = new_server(self, sockets, protocol_factory, backlog)
+    if opts.start_serving ~= false then
+      server:_start_serving()
+      asyncio.sleep(0)
+    end
+    return server
+  end
+
+  --- loop:create_unix_server(protocol_factory, path, {backlog=, sock=, start_serving=}) -> Server
+  function Loop:create_unix_server(protocol_factory, path, opts)
+    check_factory(protocol_factory, "create_unix_server")
+    opts = check_opts(opts, 3, "create_unix_server", SERVER_OPTS)
+    local backlog = opts.backlog or 100
+    local sock = opts.sock
+    if sock == nil then check_path(path, 2, "create_unix_server") end
+    check_aio("loop:create_unix_server")
+    local unlink
+    if sock == nil then
+      sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
+      local ok, err = pcall(sock.bind, sock, path)
+      if not ok then
+        sock:close()
+        error(err, 0)
+      end
+      unlink = path
+    end
+    local server = new_server(self, { sock }, protocol_factory, backlog, unlink)
+    if opts.start_serving ~= false then
+      server:_start_serving()
+      asyncio.sleep(0)
+    end
+    return server
+  end
+
+  -- -------------------------------------------------------------------
+  -- create_datagram_endpoint
+
+  local DGRAM_OPTS = { local_addr = true, remote_addr = true, family = true, proto = true, flags = true,
+    reuse_port = true, allow_broadcast = true, sock = true }
+
+  --- loop:create_datagram_endpoint(protocol_factory, {local_addr=, remote_addr=,
+  -- family=, reuse_port=, allow_broadcast=, sock=}) -> transport, protocol
+  function Loop:create_datagram_endpoint(protocol_factory, opts)
+    check_factory(protocol_factory, "create_datagram_endpoint")
+    opts = check_opts(opts, 2, "create_datagram_endpoint", DGRAM_OPTS)
+    for _, k in ipairs { "local_addr", "remote_addr" } do
+      local a = opts[k]
+      if a ~= nil and (type(a) ~= "table" or type(a[1]) ~= "string" or math.type(a[2]) ~= "integer") then
+        argerror(2, "create_datagram_endpoint", k .. " must be {host, port}")
+      end
+    end
+    check_aio("loop:create_datagram_endpoint")
+    local sock, remote = opts.sock, nil
+    if sock == nil then
+      local family = opts.family
+      local local_info, remote_info
+      if opts.local_addr then
+        local_info = self:getaddrinfo(opts.local_addr[1], opts.local_addr[2],
+          { type = tsocket.SOCK_DGRAM, family = family })[1]
+        family = family or local_info.family
+      end
+      if opts.remote_addr then
+        remote_info = self:getaddrinfo(opts.remote_addr[1], opts.remote_addr[2],
+          { type = tsocket.SOCK_DGRAM, family = family })[1]
+        family = family or remote_info.family
+      end
+      sock = tsocket.socket(family or tsocket.AF_INET, tsocket.SOCK_DGRAM)
+      local ok, err = pcall(function()
+        if opts.reuse_port then sock:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_REUSEPORT, 1) end
+        if opts.allow_broadcast then sock:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_BROADCAST, 1) end
+        if local_info then sock:bind(local_info.addr) end
+        if remote_info then
+          self:sock_connect(sock, remote_info.addr)
+          remote = remote_info.addr
+        end
+      end)
+      if not ok then
+        sock:close()
+        error(err, 0)
+      end
+    else
+      check_socket(sock, 2, "create_datagram_endpoint")
+    end
+    local protocol = protocol_factory()
+    local waiter = self:create_future()
+    local t = new_datagram_transport(self, sock, protocol, waiter, remote)
+    local ok, err = pcall(waiter.await, waiter)
+    if not ok then
+      t:abort()
+      error(err, 0)
+    end
+    return t, protocol
+  end
+
+  -- -------------------------------------------------------------------
+  -- closing what a loop still has
+
+  --- Closes the loop's servers and transports gracefully (asyncio-flavored:
+  -- connection_lost runs); what is left is closed by asyncio._drop_transports.
+  function asyncio._close_transports(loop)
+    local r = attrs(loop).transports
+    if r == nil or next(r) == nil then return end
+    local list = {}
+    for obj in pairs(r) do list[#list + 1] = obj end
+    for _, obj in ipairs(list) do pcall(obj.close, obj) end
+    for _ = 1, 3 do asyncio.sleep(0) end
+    asyncio._drop_transports(loop)
+  end
+
+  --- Closes the sockets of what a loop still has, without callbacks.
+  function asyncio._drop_transports(loop)
+    local r = attrs(loop).transports
+    if r == nil then return end
+    attrs(loop).transports = nil
+    for obj in pairs(r) do
+      obj._closing, obj._lost_called, obj._closed, obj._serving = true, true, true, false
+      if obj.sockets then
+        for _, s in ipairs(obj.sockets) do s:close() end
+        if obj._unlink then os.remove(obj._unlink) end
+      else
+        obj._sock:close()
+      end
+    end
+  end
+
+  asyncio._Transport, asyncio._DatagramTransport, asyncio._Server = Transport, DatagramTransport, Server
+end

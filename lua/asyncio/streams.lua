@@ -1,0 +1,468 @@
+--- asyncio streams: StreamReader, StreamWriter and the protocol between
+-- them and a transport (StreamReaderProtocol), open_connection,
+-- start_server and the Unix variants.  Loaded by lua/asyncio.lua:
+-- install(asyncio, Loop).
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+
+local DEFAULT_LIMIT = 65536
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+return function(asyncio)
+  local IncompleteReadError, LimitOverrunError = asyncio.IncompleteReadError, asyncio.LimitOverrunError
+  local ValueError, RuntimeError = asyncio.ValueError, errors.RuntimeError
+  local check_aio = core.check_aio
+
+  local function incomplete(partial, expected)
+    return IncompleteReadError {
+      message = ("%d bytes read on a total of %s expected bytes"):format(#partial,
+        expected == nil and "undefined" or tostring(expected)),
+      partial = partial, expected = expected,
+    }
+  end
+
+  -- -------------------------------------------------------------------
+  -- StreamReader
+
+  local StreamReader = { __name = "asyncio.StreamReader" }
+  StreamReader.__index = StreamReader
+
+  --- asyncio.StreamReader([limit=65536 [, loop]])
+  function asyncio.StreamReader(limit, loop)
+    limit = limit or DEFAULT_LIMIT
+    if math.type(limit) ~= "integer" or limit <= 0 then argerror(1, "StreamReader", "Limit cannot be <= 0") end
+    return setmetatable({ _limit = limit, _loop = loop or asyncio.get_running_loop(), _chunks = {},
+      _size = 0, _eof = false, _exception = nil, _waiter = nil, _transport = nil, _paused = false },
+      StreamReader)
+  end
+
+  -- The buffer as one string (the chunks are joined once).
+  function StreamReader:_buf()
+    local c = self._chunks
+    if #c > 1 then
+      local s = table.concat(c)
+      self._chunks = { s }
+      return s
+    end
+    return c[1] or ""
+  end
+
+  function StreamReader:_set_buf(s)
+    self._chunks = s ~= "" and { s } or {}
+    self._size = #s
+  end
+
+  function StreamReader:_take(n)
+    local b = self:_buf()
+    local out = b:sub(1, n)
+    self:_set_buf(b:sub(n + 1))
+    self:_maybe_resume_transport()
+    return out
+  end
+
+  function StreamReader:exception() return self._exception end
+
+  function StreamReader:set_exception(exc)
+    self._exception = exc
+    local w = self._waiter
+    if w ~= nil then
+      self._waiter = nil
+      if not w:cancelled() then w:set_exception(exc) end
+    end
+  end
+
+  function StreamReader:_wakeup_waiter()
+    local w = self._waiter
+    if w ~= nil then
+      self._waiter = nil
+      if not w:cancelled() then w:set_result(true) end
+    end
+  end
+
+  function StreamReader:set_transport(transport)
+    if self._transport ~= nil then error(RuntimeError("Transport already set"), 2) end
+    self._transport = transport
+  end
+
+  function StreamReader:_maybe_resume_transport()
+    if self._paused and self._size <= self._limit then
+      self._paused = false
+      self._transport:resume_reading()
+    end
+  end
+
+  function StreamReader:feed_eof()
+    self._eof = true
+    self:_wakeup_waiter()
+  end
+
+  --- reader:at_eof(): true once EOF was fed and the buffer is empty
+  function StreamReader:at_eof() return self._eof and self._size == 0 end
+
+  function StreamReader:feed_data(data)
+    if self._eof then error(RuntimeError("feed_data after feed_eof"), 2) end
+    if data == "" then return end
+    self._chunks[#self._chunks + 1] = data
+    self._size = self._size + #data
+    self:_wakeup_waiter()
+    if self._transport ~= nil and not self._paused and self._size > 2 * self._limit then
+      local ok = pcall(self._transport.pause_reading, self._transport)
+      if ok then self._paused = true else self._transport = nil end
+    end
+  end
+
+  function StreamReader:_wait_for_data(fname)
+    if self._waiter ~= nil then
+      error(RuntimeError(("%s() called while another coroutine is already waiting for incoming data")
+        :format(fname)), 3)
+    end
+    if self._paused then
+      self._paused = false
+      self._transport:resume_reading()
+    end
+    self._waiter = self._loop:create_future()
+    local ok, err = pcall(self._waiter.await, self._waiter)
+    self._waiter = nil
+    if not ok then error(err, 0) end
+  end
+
+  --- reader:readuntil([separator="\n"]): the data up to and including
+  -- separator; IncompleteReadError at EOF (partial, expected=nil),
+  -- LimitOverrunError (consumed) past the limit
+  function StreamReader:readuntil(separator)
+    if separator == nil then separator = "\n" end
+    if type(separator) ~= "string" then argerror(1, "readuntil", "string expected, got " .. type(separator)) end
+    local seplen = #separator
+    if seplen == 0 then error(ValueError("Separator should be at least one-byte string"), 2) end
+    check_aio("StreamReader:readuntil")
+    if self._exception ~= nil then error(self._exception, 0) end
+    local offset, isep = 0, nil -- luacheck: ignore 311
+    while true do
+      local buflen = self._size
+      if buflen - offset >= seplen then
+        isep = self:_buf():find(separator, offset + 1, true)
+        if isep then break end
+        offset = buflen + 1 - seplen
+        if offset > self._limit then
+          error(LimitOverrunError { message = "Separator is not found, and chunk exceed the limit",
+            consumed = offset }, 0)
+        end
+      end
+      if self._eof then
+        local chunk = self:_buf()
+        self:_set_buf("")
+        error(incomplete(chunk, nil), 0)
+      end
+      self:_wait_for_data("readuntil")
+    end
+    if isep - 1 > self._limit then
+      error(LimitOverrunError { message = "Separator is found, but chunk is longer than limit",
+        consumed = isep - 1 }, 0)
+    end
+    return self:_take(isep - 1 + seplen)
+  end
+
+  --- reader:readline(): a line with its "\n" (the last one may lack it;
+  -- "" at EOF)
+  function StreamReader:readline()
+    check_aio("StreamReader:readline")
+    local ok, line = pcall(self.readuntil, self, "\n")
+    if ok then return line end
+    if IncompleteReadError:is(line) then return line.partial end
+    if LimitOverrunError:is(line) then
+      local b = self:_buf()
+      if b:sub(line.consumed + 1, line.consumed + 1) == "\n" then
+        self:_set_buf(b:sub(line.consumed + 2))
+      else
+        self:_set_buf("")
+      end
+      self:_maybe_resume_transport()
+      error(ValueError(line.message), 0)
+    end
+    error(line, 0)
+  end
+
+  --- reader:read([n=-1]): up to n bytes (at least one unless at EOF);
+  -- n nil or -1: everything until EOF
+  function StreamReader:read(n)
+    if n == nil then n = -1 end
+    if math.type(n) ~= "integer" then argerror(1, "read", "integer expected, got " .. (math.type(n) or type(n))) end
+    check_aio("StreamReader:read")
+    if self._exception ~= nil then error(self._exception, 0) end
+    if n == 0 then return "" end
+    if n < 0 then
+      local blocks = {}
+      while true do
+        local block = self:read(self._limit)
+        if block == "" then break end
+        blocks[#blocks + 1] = block
+      end
+      return table.concat(blocks)
+    end
+    if self._size == 0 and not self._eof then self:_wait_for_data("read") end
+    return self:_take(n)
+  end
+
+  --- reader:readexactly(n): exactly n bytes, or IncompleteReadError
+  function StreamReader:readexactly(n)
+    if math.type(n) ~= "integer" then argerror(1, "readexactly", "integer expected") end
+    if n < 0 then error(ValueError("readexactly size can not be less than zero"), 2) end
+    check_aio("StreamReader:readexactly")
+    if self._exception ~= nil then error(self._exception, 0) end
+    if n == 0 then return "" end
+    while self._size < n do
+      if self._eof then
+        local partial = self:_buf()
+        self:_set_buf("")
+        error(incomplete(partial, n), 0)
+      end
+      self:_wait_for_data("readexactly")
+    end
+    return self:_take(n)
+  end
+
+  --- for line in reader:lines() do ... end: each line without its "\n"
+  -- (as Lua's file:lines), until EOF; asyncio-flavored
+  function StreamReader:lines()
+    return function()
+      local line = self:readline()
+      if line == "" then return nil end
+      if line:sub(-1) == "\n" then line = line:sub(1, -2) end
+      return line
+    end
+  end
+
+  function StreamReader:__tostring()
+    return ("asyncio.StreamReader (%d bytes%s)"):format(self._size, self._eof and ", eof" or "")
+  end
+
+  -- -------------------------------------------------------------------
+  -- the protocol between a transport and the reader and writer
+
+  local StreamReaderProtocol = { __name = "asyncio.StreamReaderProtocol" }
+  StreamReaderProtocol.__index = StreamReaderProtocol
+
+  --- asyncio.StreamReaderProtocol(reader [, client_connected_cb [, loop]])
+  function asyncio.StreamReaderProtocol(reader, client_connected_cb, loop)
+    loop = loop or asyncio.get_running_loop()
+    return setmetatable({ _reader = reader, _cb = client_connected_cb, _loop = loop, _paused = false,
+      _drain_waiters = {}, _connection_lost = false, _closed = loop:create_future(), _task = nil },
+      StreamReaderProtocol)
+  end
+
+  function StreamReaderProtocol:connection_made(transport)
+    local reader = self._reader
+    reader:set_transport(transport)
+    self._transport = transport
+    if self._cb ~= nil then
+      local writer = asyncio.StreamWriter(transport, self, reader, self._loop)
+      local loop = self._loop
+      self._task = loop:create_task(self._cb, reader, writer)
+      self._task:add_done_callback(function(task)
+        if task:cancelled() then
+          transport:close()
+          return
+        end
+        local exc = task:exception()
+        if exc ~= nil then
+          loop:call_exception_handler { message = "Unhandled exception in client_connected_cb",
+            exception = exc, transport = transport }
+          transport:close()
+        end
+      end)
+    end
+  end
+
+  function StreamReaderProtocol:connection_lost(exc)
+    if exc == nil then self._reader:feed_eof() else self._reader:set_exception(exc) end
+    if not self._closed:done() then
+      if exc == nil then self._closed:set_result(true) else self._closed:set_exception(exc) end
+      self._closed:exception() -- retrieved: nobody has to wait for it
+    end
+    self._connection_lost = true
+    self._paused = false
+    self:_wake_drainers(exc)
+    self._transport = nil
+  end
+
+  function StreamReaderProtocol:data_received(data) self._reader:feed_data(data) end
+
+  function StreamReaderProtocol:eof_received()
+    self._reader:feed_eof()
+    return true
+  end
+
+  function StreamReaderProtocol:pause_writing() self._paused = true end
+
+  function StreamReaderProtocol:resume_writing()
+    self._paused = false
+    self:_wake_drainers(nil)
+  end
+
+  function StreamReaderProtocol:_wake_drainers(exc)
+    local ws = self._drain_waiters
+    self._drain_waiters = {}
+    for _, w in ipairs(ws) do
+      if not w:done() then
+        if exc == nil then w:set_result(true) else w:set_exception(exc) end
+      end
+    end
+  end
+
+  function StreamReaderProtocol:_drain_helper()
+    if self._connection_lost then
+      error(errors.ConnectionResetError { message = "Connection lost", code = "ECONNRESET", errno = 104 }, 0)
+    end
+    if not self._paused then return end
+    local w = self._loop:create_future()
+    self._drain_waiters[#self._drain_waiters + 1] = w
+    w:await()
+  end
+
+  -- -------------------------------------------------------------------
+  -- StreamWriter
+
+  local StreamWriter = { __name = "asyncio.StreamWriter" }
+  StreamWriter.__index = StreamWriter
+
+  --- asyncio.StreamWriter(transport, protocol, reader, loop)
+  function asyncio.StreamWriter(transport, protocol, reader, loop)
+    return setmetatable({ transport = transport, _protocol = protocol, _reader = reader,
+      _loop = loop or asyncio.get_running_loop() }, StreamWriter)
+  end
+
+  function StreamWriter:write(data)
+    if type(data) ~= "string" then argerror(1, "write", "string expected, got " .. type(data)) end
+    self.transport:write(data)
+  end
+
+  function StreamWriter:writelines(list)
+    if type(list) ~= "table" then argerror(1, "writelines", "list of strings expected, got " .. type(list)) end
+    self.transport:writelines(list)
+  end
+
+  function StreamWriter:write_eof() return self.transport:write_eof() end
+  function StreamWriter:can_write_eof() return self.transport:can_write_eof() end
+  function StreamWriter:close() return self.transport:close() end
+  StreamWriter.__close = StreamWriter.close
+  function StreamWriter:is_closing() return self.transport:is_closing() end
+
+  --- writer:wait_closed() (async): returns once the connection is closed
+  -- (raises the error it was lost with, if any)
+  function StreamWriter:wait_closed()
+    check_aio("StreamWriter:wait_closed")
+    self._protocol._closed:await()
+  end
+
+  function StreamWriter:get_extra_info(name, default)
+    if name == "ssl_object" then return default end
+    return self.transport:get_extra_info(name, default)
+  end
+
+  --- writer:drain() (async): waits while the transport's buffer is above
+  -- its high water mark
+  function StreamWriter:drain()
+    check_aio("StreamWriter:drain")
+    local reader = self._reader
+    if reader ~= nil and reader._exception ~= nil then error(reader._exception, 0) end
+    if self.transport:is_closing() then asyncio.sleep(0) end
+    self._protocol:_drain_helper()
+  end
+
+  --- writer:start_tls(ssl_context): TLS is not available in this build
+  function StreamWriter:start_tls()
+    error(RuntimeError("start_tls: TLS is not available in this build"), 2)
+  end
+
+  function StreamWriter:__tostring()
+    return ("asyncio.StreamWriter (%s)"):format(tostring(self.transport))
+  end
+
+  -- -------------------------------------------------------------------
+  -- open_connection, start_server
+
+  local function check_host_port(host, port, fname, host_optional)
+    if not (type(host) == "string" or (host_optional and host == nil)) then
+      argerror(1 + (fname:find("server") and 1 or 0), fname,
+        "host string expected, got " .. type(host))
+    end
+    local n = 2 + (fname:find("server") and 1 or 0)
+    if port == nil and host_optional then return end
+    if math.type(port) ~= "integer" and not (type(port) == "string" and port ~= "") then
+      argerror(n, fname, "port integer expected, got " .. (math.type(port) or type(port)))
+    end
+    if math.type(port) == "integer" and (port < 0 or port > 65535) then argerror(n, fname, "port must be 0-65535") end
+  end
+
+  local function check_path(path, n, fname)
+    if type(path) ~= "string" or path == "" then
+      argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
+    end
+  end
+
+  local function split_limit(opts, n, fname)
+    if opts ~= nil and type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
+    local copy, limit = {}, DEFAULT_LIMIT
+    for k, v in pairs(opts or {}) do
+      if k == "limit" then limit = v else copy[k] = v end
+    end
+    if math.type(limit) ~= "integer" or limit <= 0 then argerror(n, fname, "limit must be a positive integer") end
+    return copy, limit
+  end
+
+  --- asyncio.open_connection(host, port, {limit=65536, ...}) -> reader, writer
+  function asyncio.open_connection(host, port, opts)
+    check_host_port(host, port, "open_connection")
+    local o, limit = split_limit(opts, 3, "open_connection")
+    check_aio("asyncio.open_connection")
+    local loop = asyncio.get_running_loop()
+    local reader = asyncio.StreamReader(limit, loop)
+    local protocol = asyncio.StreamReaderProtocol(reader, nil, loop)
+    local transport = loop:create_connection(function() return protocol end, host, port, o)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+  end
+
+  --- asyncio.open_unix_connection(path, {limit=, ...}) -> reader, writer
+  function asyncio.open_unix_connection(path, opts)
+    check_path(path, 1, "open_unix_connection")
+    local o, limit = split_limit(opts, 2, "open_unix_connection")
+    check_aio("asyncio.open_unix_connection")
+    local loop = asyncio.get_running_loop()
+    local reader = asyncio.StreamReader(limit, loop)
+    local protocol = asyncio.StreamReaderProtocol(reader, nil, loop)
+    local transport = loop:create_unix_connection(function() return protocol end, path, o)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+  end
+
+  local function factory(cb, limit, loop)
+    return function()
+      local reader = asyncio.StreamReader(limit, loop)
+      return asyncio.StreamReaderProtocol(reader, cb, loop)
+    end
+  end
+
+  --- asyncio.start_server(client_connected_cb, host, port, {limit=, backlog=,
+  -- reuse_port=, ssl=, start_serving=true}) -> Server; the callback runs as
+  -- a Task per connection with (reader, writer)
+  function asyncio.start_server(client_connected_cb, host, port, opts)
+    if not errors.is_callable(client_connected_cb) then argerror(1, "start_server", "function expected") end
+    check_host_port(host, port, "start_server", true)
+    local o, limit = split_limit(opts, 4, "start_server")
+    check_aio("asyncio.start_server")
+    local loop = asyncio.get_running_loop()
+    return loop:create_server(factory(client_connected_cb, limit, loop), host, port, o)
+  end
+
+  --- asyncio.start_unix_server(client_connected_cb, path, {limit=, ...}) -> Server
+  function asyncio.start_unix_server(client_connected_cb, path, opts)
+    if not errors.is_callable(client_connected_cb) then argerror(1, "start_unix_server", "function expected") end
+    check_path(path, 2, "start_unix_server")
+    local o, limit = split_limit(opts, 3, "start_unix_server")
+    check_aio("asyncio.start_unix_server")
+    local loop = asyncio.get_running_loop()
+    return loop:create_unix_server(factory(client_connected_cb, limit, loop), path, o)
+  end
+end

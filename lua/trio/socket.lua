@@ -1,0 +1,156 @@
+--- trio.socket: Python's socket module made async, on the C sockets of
+-- csrc/io/ (also asyncio.socket: the same module).
+--
+-- Calls that never wait are plain: socket, socketpair, from_fd, and the
+-- socket methods bind, listen, getsockname, getpeername, setsockopt,
+-- getsockopt, shutdown, fileno, close.  accept, connect, send, recv,
+-- sendto, recvfrom are Trio-flavored (asyncio code uses loop:sock_*), as
+-- are getaddrinfo and getnameinfo here (asyncio: loop:getaddrinfo).
+-- Addresses are {host, port} arrays, or a path string for AF_UNIX.
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+
+local M = {}
+
+for k, v in pairs(core.socket_constants()) do M[k] = v end
+
+local AF_INET, AF_INET6 = M.AF_INET, M.AF_INET6
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+local function check_int(v, n, fname, what)
+  if math.type(v) ~= "integer" then
+    argerror(n, fname, ("%s: integer expected, got %s"):format(what, math.type(v) or type(v)))
+  end
+end
+
+--- socket([family=AF_INET [, type=SOCK_STREAM [, proto=0]]])
+function M.socket(family, type_, proto)
+  if family ~= nil then check_int(family, 1, "socket", "family") end
+  if type_ ~= nil then check_int(type_, 2, "socket", "type") end
+  if proto ~= nil then check_int(proto, 3, "socket", "proto") end
+  return core.socket(family, type_, proto)
+end
+
+--- socketpair([family=AF_UNIX [, type=SOCK_STREAM]]) -> a, b (connected)
+M.socketpair = core.socketpair
+
+--- from_fd(fd, family, type [, proto]): a socket on a duplicate of fd
+M.from_fd = core.socket_from_fd
+
+-- ---------------------------------------------------------------------
+-- name resolution (Trio-flavored)
+
+--- Waits for a lookup request; a cancellation drops the request.
+local function lookup(req)
+  while true do
+    local a, b = core.dns_result(req)
+    if a ~= nil then return a, b end
+    local ok, err = pcall(core.trio_wait_io, req, 0)
+    if not ok then
+      core.dns_cancel(req)
+      error(err, 0)
+    end
+  end
+end
+M._lookup = lookup
+
+local function check_opts(opts, n, fname)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
+  for _, k in ipairs { "family", "type", "proto", "flags" } do
+    if opts[k] ~= nil and math.type(opts[k]) ~= "integer" then
+      argerror(n, fname, ("option %s: integer expected, got %s"):format(k, type(opts[k])))
+    end
+  end
+  return opts
+end
+
+--- The checks getaddrinfo shares with loop:getaddrinfo; returns opts.
+function M._check_getaddrinfo(host, port, opts, fname)
+  if host ~= nil and type(host) ~= "string" then
+    argerror(1, fname, "host string or nil expected, got " .. type(host))
+  end
+  if port ~= nil and math.type(port) ~= "integer" and type(port) ~= "string" then
+    argerror(2, fname, "port integer, service name or nil expected, got " .. (math.type(port) or type(port)))
+  end
+  if math.type(port) == "integer" and (port < 0 or port > 65535) then
+    argerror(2, fname, "port must be 0-65535")
+  end
+  return check_opts(opts, 3, fname)
+end
+
+--- getaddrinfo(host, port, {family=, type=, proto=, flags=}) -> list of
+-- {family=, type=, proto=, canonname=, addr={host, port}}; raises gaierror
+function M.getaddrinfo(host, port, opts)
+  opts = M._check_getaddrinfo(host, port, opts, "getaddrinfo")
+  core.check_trio("trio.socket.getaddrinfo")
+  require("trio").lowlevel.checkpoint_if_cancelled()
+  return lookup(core.dns_getaddrinfo(host, port, opts.family, opts.type, opts.proto, opts.flags))
+end
+
+--- The checks getnameinfo shares with loop:getnameinfo.
+function M._check_getnameinfo(addr, flags, fname)
+  if type(addr) ~= "table" or type(addr[1]) ~= "string" or math.type(addr[2]) ~= "integer" then
+    argerror(1, fname, "address {host, port} expected")
+  end
+  if flags ~= nil and math.type(flags) ~= "integer" then
+    argerror(2, fname, "integer flags expected, got " .. type(flags))
+  end
+end
+
+--- getnameinfo(addr [, flags]) -> host, service
+function M.getnameinfo(addr, flags)
+  M._check_getnameinfo(addr, flags, "getnameinfo")
+  core.check_trio("trio.socket.getnameinfo")
+  require("trio").lowlevel.checkpoint_if_cancelled()
+  return lookup(core.dns_getnameinfo(addr, flags))
+end
+
+-- ---------------------------------------------------------------------
+-- socket methods written in Lua
+
+local methods = core.metatable("trio_asyncio.socket").__methods
+
+local function is_numeric(family, host)
+  if host == "" or host == "localhost" or host == "<broadcast>" then return true end
+  if family == AF_INET then return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil end
+  return host:find(":", 1, true) ~= nil
+end
+
+--- A name in an IP address is resolved first (Trio resolves in connect,
+-- sendto and bind; bind here takes numeric addresses only, being a plain
+-- call).
+local function resolved(sock, addr, fname)
+  local family = sock.family
+  if (family == AF_INET or family == AF_INET6) and type(addr) == "table"
+      and type(addr[1]) == "string" and not is_numeric(family, addr[1]) then
+    local list = M.getaddrinfo(addr[1], addr[2], { family = family, type = sock.type })
+    if #list == 0 then
+      error(errors.gaierror { message = fname .. " " .. addr[1] .. ": no address", code = "EAI_NONAME" }, 0)
+    end
+    return list[1].addr
+  end
+  return addr
+end
+
+local raw_connect, raw_sendto = methods.connect, methods.sendto
+
+--- sock:connect(addr)
+function methods.connect(sock, addr)
+  return raw_connect(sock, resolved(sock, addr, "connect"))
+end
+
+--- sock:sendto(data, addr) -> bytes sent
+function methods.sendto(sock, data, addr)
+  return raw_sendto(sock, data, resolved(sock, addr, "sendto"))
+end
+
+--- is_trio_socket(x) -> true for a socket of this module
+function M._is_socket(x)
+  return getmetatable(x) == core.metatable("trio_asyncio.socket")
+end
+
+return M

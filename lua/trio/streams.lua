@@ -1,0 +1,580 @@
+--- Trio's byte streams over sockets: SocketStream, SocketListener,
+-- StapledStream, open_tcp_stream (Happy Eyeballs, RFC 8305),
+-- open_tcp_listeners, serve_listeners, serve_tcp, and the Unix-domain
+-- variants.  Loaded by lua/trio.lua, which passes itself: install(trio).
+--
+-- Error rules (Trio's): an operation on a closed stream raises
+-- ClosedResourceError; a stream closed by another task while this one
+-- waits, too; an OS failure of the connection (reset, broken pipe) raises
+-- BrokenResourceError with the OSError as `cause`; two tasks sending (or
+-- receiving) at once raise BusyResourceError.  close() is a plain call
+-- that never waits.
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+local tsocket = require "trio.socket"
+
+local ClosedResourceError, BrokenResourceError = errors.ClosedResourceError, errors.BrokenResourceError
+local BusyResourceError, OSError = errors.BusyResourceError, errors.OSError
+
+local DEFAULT_RECEIVE_SIZE = 65536
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+return function(trio)
+  local check_trio = core.check_trio
+  local sock_methods = core.metatable("trio_asyncio.socket").__methods
+  local raw_send, raw_recv, raw_accept = sock_methods.send, sock_methods.recv, sock_methods.accept
+
+  -- Errors of the socket become stream errors: EBADF means closed, other
+  -- OS errors a broken connection; anything else (Cancelled, Busy, Closed)
+  -- passes unchanged.
+  local function translate(err)
+    if OSError:is(err) then
+      if err.code == "EBADF" or err.code == "ENOTSOCK" then
+        error(ClosedResourceError("this socket was already closed"), 0)
+      end
+      error(BrokenResourceError { message = "socket connection broken: " .. err.message, cause = err }, 0)
+    end
+    error(err, 0)
+  end
+
+  local function check_max_bytes(max_bytes, fname)
+    if max_bytes == nil then return DEFAULT_RECEIVE_SIZE end
+    if math.type(max_bytes) ~= "integer" then
+      argerror(1, fname, "max_bytes: integer expected, got " .. (math.type(max_bytes) or type(max_bytes)))
+    end
+    if max_bytes < 1 then argerror(1, fname, "max_bytes must be >= 1") end
+    return max_bytes
+  end
+
+  -- -------------------------------------------------------------------
+  -- SocketStream
+
+  local SocketStream = { __name = "trio.SocketStream" }
+  SocketStream.__index = SocketStream
+
+  --- trio.SocketStream(sock): a stream on a connected SOCK_STREAM socket
+  -- (TCP_NODELAY is set on TCP).
+  local function new_socket_stream(sock)
+    if not tsocket._is_socket(sock) then argerror(1, "SocketStream", "trio.socket socket expected") end
+    if sock.type ~= tsocket.SOCK_STREAM then argerror(1, "SocketStream", "a SOCK_STREAM socket expected") end
+    if sock.family ~= tsocket.AF_UNIX then
+      pcall(sock.setsockopt, sock, tsocket.IPPROTO_TCP, tsocket.TCP_NODELAY, true)
+    end
+    return setmetatable({ socket = sock, _closed = false, _sending = false, _eof_sent = false }, SocketStream)
+  end
+  trio.SocketStream = new_socket_stream
+
+  local function check_stream(self, fname)
+    if getmetatable(self) ~= SocketStream then
+      error(("bad argument #0 to '%s' (SocketStream expected)"):format(fname), 3)
+    end
+  end
+
+  local function check_send(self, fname)
+    if self._closed then error(ClosedResourceError("this socket was already closed"), 3) end
+    if self._sending then
+      error(BusyResourceError("another task is currently sending data on this SocketStream"), 3)
+    end
+    if self._send_broken then
+      error(BrokenResourceError("a previous send_all was cancelled while sending: the stream is unusable"), 3)
+    end
+    if self._eof_sent and fname == "send_all" then
+      error(ClosedResourceError("can't send data after sending EOF"), 3)
+    end
+  end
+
+  --- stream:send_all(data): returns once the socket took all of it.
+  function SocketStream:send_all(data)
+    check_stream(self, "send_all")
+    check_trio("SocketStream:send_all")
+    if type(data) ~= "string" then argerror(1, "send_all", "string expected, got " .. type(data)) end
+    check_send(self, "send_all")
+    self._sending = true
+    local ok, err = pcall(raw_send, self.socket, data)
+    self._sending = false
+    if not ok then
+      if trio.Cancelled:is(err) and core.sock_writing(self.socket) then self._send_broken = true end
+      translate(err)
+    end
+  end
+
+  --- stream:wait_send_all_might_not_block(): returns once what was
+  -- queued has been written.
+  function SocketStream:wait_send_all_might_not_block()
+    check_stream(self, "wait_send_all_might_not_block")
+    check_trio("SocketStream:wait_send_all_might_not_block")
+    check_send(self, "wait_send_all_might_not_block")
+    self._sending = true
+    local ok, err = pcall(function()
+      trio.lowlevel.checkpoint_if_cancelled()
+      if not core.sock_writing(self.socket) then
+        trio.lowlevel.cancel_shielded_checkpoint()
+        return
+      end
+      while core.sock_writing(self.socket) do
+        core.trio_wait_io(self.socket, 1)
+        if self._closed then error(ClosedResourceError("another task closed this stream"), 0) end
+      end
+      core.sock_try_drain(self.socket) -- raises the error of a failed write
+    end)
+    self._sending = false
+    if not ok then translate(err) end
+  end
+
+  --- stream:send_eof(): no more data will be sent (the peer reads EOF).
+  function SocketStream:send_eof()
+    check_stream(self, "send_eof")
+    check_trio("SocketStream:send_eof")
+    if self._sending then
+      error(BusyResourceError("another task is currently sending data on this SocketStream"), 2)
+    end
+    trio.lowlevel.checkpoint()
+    if self._closed then error(ClosedResourceError("this socket was already closed"), 2) end
+    if self._eof_sent then return end
+    local ok, err = pcall(self.socket.shutdown, self.socket, tsocket.SHUT_WR)
+    if not ok then translate(err) end
+    self._eof_sent = true
+  end
+
+  --- stream:receive_some([max_bytes=65536]) -> data ("" at end of stream)
+  function SocketStream:receive_some(max_bytes)
+    check_stream(self, "receive_some")
+    max_bytes = check_max_bytes(max_bytes, "receive_some")
+    check_trio("SocketStream:receive_some")
+    if self._closed then error(ClosedResourceError("this socket was already closed"), 2) end
+    local ok, data = pcall(raw_recv, self.socket, max_bytes)
+    if ok then return data end
+    if ClosedResourceError:is(data) then error(ClosedResourceError("another task closed this stream"), 0) end
+    translate(data)
+  end
+
+  --- stream:close(): closes the socket (never waits)
+  function SocketStream:close()
+    check_stream(self, "close")
+    self._closed = true
+    self.socket:close()
+  end
+  SocketStream.__close = SocketStream.close
+
+  function SocketStream:setsockopt(level, name, value)
+    return self.socket:setsockopt(level, name, value)
+  end
+
+  function SocketStream:getsockopt(level, name, buflen)
+    return self.socket:getsockopt(level, name, buflen)
+  end
+
+  function SocketStream:__tostring()
+    return ("trio.SocketStream (%s)"):format(tostring(self.socket))
+  end
+
+  -- -------------------------------------------------------------------
+  -- SocketListener
+
+  local SocketListener = { __name = "trio.SocketListener" }
+  SocketListener.__index = SocketListener
+
+  -- accept errors that only concern the connection that was being
+  -- accepted: try the next one (Trio's list)
+  local IGNORABLE_ACCEPT = {}
+  for _, c in ipairs { "EPERM", "ECONNABORTED", "EPROTO", "ENETDOWN", "ENOPROTOOPT", "EHOSTDOWN",
+    "ENONET", "EHOSTUNREACH", "EOPNOTSUPP", "ENETUNREACH", "ENOSR", "ESOCKTNOSUPPORT",
+    "EPROTONOSUPPORT", "ETIMEDOUT", "ECONNRESET" } do
+    IGNORABLE_ACCEPT[c] = true
+  end
+
+  --- trio.SocketListener(sock): accepts on a listening SOCK_STREAM socket
+  function trio.SocketListener(sock)
+    if not tsocket._is_socket(sock) then argerror(1, "SocketListener", "trio.socket socket expected") end
+    if sock.type ~= tsocket.SOCK_STREAM then argerror(1, "SocketListener", "a SOCK_STREAM socket expected") end
+    local ok, listening = pcall(sock.getsockopt, sock, tsocket.SOL_SOCKET, tsocket.SO_ACCEPTCONN)
+    if ok and listening == 0 then argerror(1, "SocketListener", "a listening socket expected") end
+    return setmetatable({ socket = sock, _closed = false }, SocketListener)
+  end
+
+  --- listener:accept() -> SocketStream
+  function SocketListener:accept()
+    if getmetatable(self) ~= SocketListener then argerror(0, "accept", "SocketListener expected") end
+    check_trio("SocketListener:accept")
+    while true do
+      if self._closed then error(ClosedResourceError("this listener was already closed"), 2) end
+      local ok, sock = pcall(raw_accept, self.socket)
+      if ok then return new_socket_stream(sock) end
+      if OSError:is(sock) then
+        if sock.code == "EBADF" or sock.code == "ENOTSOCK" then
+          error(ClosedResourceError("this listener was already closed"), 0)
+        end
+        if not IGNORABLE_ACCEPT[sock.code] then error(sock, 0) end
+      elseif ClosedResourceError:is(sock) then
+        error(ClosedResourceError("another task closed this listener"), 0)
+      else
+        error(sock, 0)
+      end
+    end
+  end
+
+  function SocketListener:close()
+    self._closed = true
+    self.socket:close()
+    if self._unlink then
+      os.remove(self._unlink)
+      self._unlink = nil
+    end
+  end
+  SocketListener.__close = SocketListener.close
+
+  function SocketListener:__tostring()
+    return ("trio.SocketListener (%s)"):format(tostring(self.socket))
+  end
+
+  -- -------------------------------------------------------------------
+  -- StapledStream
+
+  local StapledStream = { __name = "trio.StapledStream" }
+  StapledStream.__index = StapledStream
+
+  --- trio.StapledStream(send_stream, receive_stream): one two-way stream
+  function trio.StapledStream(send_stream, receive_stream)
+    if type(send_stream) ~= "table" or type(send_stream.send_all) ~= "function" then
+      argerror(1, "StapledStream", "a send stream expected")
+    end
+    if type(receive_stream) ~= "table" or type(receive_stream.receive_some) ~= "function" then
+      argerror(2, "StapledStream", "a receive stream expected")
+    end
+    return setmetatable({ send_stream = send_stream, receive_stream = receive_stream }, StapledStream)
+  end
+
+  function StapledStream:send_all(data) return self.send_stream:send_all(data) end
+  function StapledStream:wait_send_all_might_not_block()
+    return self.send_stream:wait_send_all_might_not_block()
+  end
+  --- send_eof of the send stream, or its close() if it has none
+  function StapledStream:send_eof()
+    local s = self.send_stream
+    if type(s.send_eof) == "function" then return s:send_eof() end
+    check_trio("StapledStream:send_eof")
+    s:close()
+    trio.lowlevel.checkpoint()
+  end
+  function StapledStream:receive_some(max_bytes) return self.receive_stream:receive_some(max_bytes) end
+  function StapledStream:close()
+    local ok, err = pcall(self.send_stream.close, self.send_stream)
+    self.receive_stream:close()
+    if not ok then error(err, 0) end
+  end
+  StapledStream.__close = StapledStream.close
+
+  -- -------------------------------------------------------------------
+  -- opening TCP connections: Happy Eyeballs
+
+  local function format_host_port(host, port)
+    if host:find(":", 1, true) then return ("[%s]:%s"):format(host, port) end
+    return ("%s:%s"):format(host, port)
+  end
+
+  -- RFC 6555 section 5.4: the first two attempts use different families.
+  local function reorder(targets)
+    for i = 2, #targets do
+      if targets[i].family ~= targets[1].family then
+        if i ~= 2 then table.insert(targets, 2, table.remove(targets, i)) end
+        break
+      end
+    end
+  end
+
+  local function check_opts(opts, n, fname, known)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
+    for k in pairs(opts) do
+      if not known[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
+    end
+    return opts
+  end
+
+  local function check_port(port, n, fname)
+    if math.type(port) ~= "integer" then
+      argerror(n, fname, "port: integer expected, got " .. (math.type(port) or type(port)))
+    end
+    if port < 0 or port > 65535 then argerror(n, fname, "port must be 0-65535") end
+  end
+
+  --- open_tcp_stream(host, port, {happy_eyeballs_delay=0.25, local_address=})
+  function trio.open_tcp_stream(host, port, opts)
+    if type(host) ~= "string" then argerror(1, "open_tcp_stream", "host string expected, got " .. type(host)) end
+    check_port(port, 2, "open_tcp_stream")
+    opts = check_opts(opts, 3, "open_tcp_stream", { happy_eyeballs_delay = true, local_address = true })
+    local delay = opts.happy_eyeballs_delay or 0.25
+    if type(delay) ~= "number" or delay < 0 then
+      argerror(3, "open_tcp_stream", "happy_eyeballs_delay must be a non-negative number")
+    end
+    local local_address = opts.local_address
+    if local_address ~= nil and type(local_address) ~= "string" then
+      argerror(3, "open_tcp_stream", "local_address must be a string")
+    end
+    check_trio("trio.open_tcp_stream")
+    local targets = tsocket.getaddrinfo(host, port, { type = tsocket.SOCK_STREAM })
+    if #targets == 0 then
+      error(OSError("no results found for hostname lookup: " .. format_host_port(host, port)), 0)
+    end
+    reorder(targets)
+
+    local oserrors, open_sockets, winner = {}, {}, nil
+    local function attempt(target, failed, nursery)
+      local ok, err = pcall(function()
+        local sock = tsocket.socket(target.family, target.type, target.proto)
+        open_sockets[sock] = true
+        if local_address ~= nil then
+          pcall(sock.setsockopt, sock, tsocket.IPPROTO_IP, 24, 1) -- IP_BIND_ADDRESS_NO_PORT (Linux)
+          local bok = pcall(sock.bind, sock, { local_address, 0 })
+          if not bok then
+            error(OSError(("local_address=%q is incompatible with remote address %s"):format(
+              local_address, format_host_port(target.addr[1], target.addr[2]))), 0)
+          end
+        end
+        sock:connect(target.addr)
+        winner = sock
+        nursery.cancel_scope:cancel()
+      end)
+      if not ok then
+        if not OSError:is(err) then error(err, 0) end
+        oserrors[#oserrors + 1] = err
+        failed:set()
+      end
+    end
+
+    local ok, err = pcall(trio.open_nursery, function(nursery)
+      for _, target in ipairs(targets) do
+        local failed = trio.Event()
+        nursery:start_soon(attempt, target, failed, nursery)
+        trio.move_on_after(delay, failed.wait, failed)
+      end
+    end)
+    for sock in pairs(open_sockets) do
+      if sock ~= winner then sock:close() end
+    end
+    if not ok then
+      if winner then winner:close() end
+      error(err, 0)
+    end
+    if winner == nil then
+      if #oserrors == 1 then error(oserrors[1], 0) end
+      local parts = {}
+      for i, e in ipairs(oserrors) do parts[i] = e.message end
+      error(OSError {
+        message = ("all attempts to connect to %s failed: %s"):format(format_host_port(host, port),
+          table.concat(parts, "; ")),
+        errors = oserrors,
+      }, 0)
+    end
+    return new_socket_stream(winner)
+  end
+
+  -- -------------------------------------------------------------------
+  -- listening
+
+  local function compute_backlog(backlog, n, fname)
+    if backlog == nil or backlog == math.huge then return 0xffff end
+    if math.type(backlog) ~= "integer" or backlog < 0 then argerror(n, fname, "backlog must be a non-negative integer") end
+    return math.min(backlog, 0xffff)
+  end
+
+  --- open_tcp_listeners(port, {host=, backlog=, reuse_port=}) -> list of SocketListener
+  function trio.open_tcp_listeners(port, opts)
+    check_port(port, 1, "open_tcp_listeners")
+    opts = check_opts(opts, 2, "open_tcp_listeners", { host = true, backlog = true, reuse_port = true })
+    if opts.host ~= nil and type(opts.host) ~= "string" then
+      argerror(2, "open_tcp_listeners", "host must be a string or nil")
+    end
+    local backlog = compute_backlog(opts.backlog, 2, "open_tcp_listeners")
+    check_trio("trio.open_tcp_listeners")
+    local addresses = tsocket.getaddrinfo(opts.host, port,
+      { type = tsocket.SOCK_STREAM, flags = tsocket.AI_PASSIVE })
+    local listeners, unsupported = {}, {}
+    local ok, err = pcall(function()
+      for _, a in ipairs(addresses) do
+        local sok, sock = pcall(tsocket.socket, a.family, a.type, a.proto)
+        if not sok then
+          if OSError:is(sock) and sock.code == "EAFNOSUPPORT" then
+            unsupported[#unsupported + 1] = sock
+            goto continue
+          end
+          error(sock, 0)
+        end
+        do
+          local bok, berr = pcall(function()
+            sock:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_REUSEADDR, 1)
+            if opts.reuse_port then sock:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_REUSEPORT, 1) end
+            if a.family == tsocket.AF_INET6 then
+              sock:setsockopt(tsocket.IPPROTO_IPV6, tsocket.IPV6_V6ONLY, 1)
+            end
+            sock:bind(a.addr)
+            sock:listen(backlog)
+          end)
+          if not bok then
+            sock:close()
+            -- a host without IPv6 may still list :: for the wildcard
+            if OSError:is(berr) and (berr.code == "EADDRNOTAVAIL" or berr.code == "EAFNOSUPPORT")
+                and #addresses > 1 then
+              unsupported[#unsupported + 1] = berr
+              goto continue
+            end
+            error(berr, 0)
+          end
+          listeners[#listeners + 1] = trio.SocketListener(sock)
+        end
+        ::continue::
+      end
+    end)
+    if not ok then
+      for _, l in ipairs(listeners) do l:close() end
+      error(err, 0)
+    end
+    if #listeners == 0 then
+      error(OSError { message = "This system doesn't support any of the kinds of socket that that "
+        .. "address could use", code = "EAFNOSUPPORT", errors = unsupported }, 0)
+    end
+    return listeners
+  end
+
+  -- -------------------------------------------------------------------
+  -- serving
+
+  -- accept errors that mean the system is out of resources: wait, retry
+  local CAPACITY = { EMFILE = true, ENFILE = true, ENOMEM = true, ENOBUFS = true }
+  local SLEEP_TIME = 0.1
+
+  local function run_handler(stream, handler)
+    local ok, err = pcall(handler, stream)
+    pcall(stream.close, stream)
+    if not ok then error(err, 0) end
+  end
+
+  local function serve_one(listener, handler_nursery, handler)
+    local _, err = pcall(function()
+      while true do
+        local aok, stream = pcall(listener.accept, listener)
+        if aok then
+          handler_nursery:start_soon(run_handler, stream, handler)
+        elseif OSError:is(stream) and CAPACITY[stream.code] then
+          io.stderr:write(("trio.serve_listeners: accept returned %s (%s); retrying in %s seconds\n")
+            :format(stream.code, stream.message, SLEEP_TIME))
+          trio.sleep(SLEEP_TIME)
+        else
+          error(stream, 0)
+        end
+      end
+    end)
+    listener:close()
+    error(err, 0)
+  end
+
+  --- The options table and the task status among the arguments after the
+  -- positional ones: the status may come alone (nursery:start appends it)
+  -- or after the options, or as opts.task_status.
+  local function split_extra(fname, n, known, ...)
+    local opts, status = nil, nil
+    for i = 1, select("#", ...) do
+      local v = select(i, ...)
+      if trio._is_task_status(v) then
+        status = v
+      elseif type(v) == "table" and getmetatable(v) == nil and opts == nil then
+        opts = v
+      elseif v ~= nil then
+        argerror(n + i - 1, fname, "options table or task status expected, got " .. type(v))
+      end
+    end
+    opts = check_opts(opts, n, fname, known)
+    status = status or opts.task_status or trio.TASK_STATUS_IGNORED
+    return opts, status
+  end
+
+  local SERVE_OPTS = { handler_nursery = true, task_status = true }
+
+  local function serve(handler, listeners, opts, status)
+    trio.open_nursery(function(nursery)
+      local hn = opts.handler_nursery or nursery
+      for _, l in ipairs(listeners) do nursery:start_soon(serve_one, l, hn, handler) end
+      status:started(listeners)
+    end)
+  end
+
+  --- serve_listeners(handler, listeners, {handler_nursery=, task_status=})
+  function trio.serve_listeners(handler, listeners, ...)
+    if not errors.is_callable(handler) then argerror(1, "serve_listeners", "function expected") end
+    if type(listeners) ~= "table" or #listeners == 0 then
+      argerror(2, "serve_listeners", "a non-empty list of listeners expected")
+    end
+    local opts, status = split_extra("serve_listeners", 3, SERVE_OPTS, ...)
+    check_trio("trio.serve_listeners")
+    return serve(handler, listeners, opts, status)
+  end
+
+  --- serve_tcp(handler, port, {host=, backlog=, reuse_port=, handler_nursery=, task_status=})
+  function trio.serve_tcp(handler, port, ...)
+    if not errors.is_callable(handler) then argerror(1, "serve_tcp", "function expected") end
+    check_port(port, 2, "serve_tcp")
+    local opts, status = split_extra("serve_tcp", 3, { host = true, backlog = true, reuse_port = true,
+      handler_nursery = true, task_status = true }, ...)
+    check_trio("trio.serve_tcp")
+    local listeners = trio.open_tcp_listeners(port,
+      { host = opts.host, backlog = opts.backlog, reuse_port = opts.reuse_port })
+    return serve(handler, listeners, opts, status)
+  end
+
+  -- -------------------------------------------------------------------
+  -- Unix-domain sockets
+
+  local function check_path(path, n, fname)
+    if type(path) ~= "string" or path == "" then
+      argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
+    end
+  end
+
+  --- open_unix_socket(path) -> SocketStream
+  function trio.open_unix_socket(path)
+    check_path(path, 1, "open_unix_socket")
+    check_trio("trio.open_unix_socket")
+    local sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
+    local ok, err = pcall(sock.connect, sock, path)
+    if not ok then
+      sock:close()
+      error(err, 0)
+    end
+    return new_socket_stream(sock)
+  end
+
+  --- open_unix_listener(path, {backlog=}) -> SocketListener (the path is
+  -- removed when the listener closes)
+  function trio.open_unix_listener(path, opts)
+    check_path(path, 1, "open_unix_listener")
+    opts = check_opts(opts, 2, "open_unix_listener", { backlog = true })
+    local backlog = compute_backlog(opts.backlog, 2, "open_unix_listener")
+    local sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
+    local ok, err = pcall(function()
+      sock:bind(path)
+      sock:listen(backlog)
+    end)
+    if not ok then
+      sock:close()
+      error(err, 0)
+    end
+    local l = trio.SocketListener(sock)
+    l._unlink = path
+    return l
+  end
+
+  --- serve_unix(handler, path, {backlog=, handler_nursery=, task_status=})
+  function trio.serve_unix(handler, path, ...)
+    if not errors.is_callable(handler) then argerror(1, "serve_unix", "function expected") end
+    check_path(path, 2, "serve_unix")
+    local opts, status = split_extra("serve_unix", 3, { backlog = true, handler_nursery = true,
+      task_status = true }, ...)
+    check_trio("trio.serve_unix")
+    local listener = trio.open_unix_listener(path, { backlog = opts.backlog })
+    return serve(handler, { listener }, opts, status)
+  end
+
+end

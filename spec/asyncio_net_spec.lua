@@ -1,0 +1,719 @@
+-- asyncio networking: loop:sock_*, loop:getaddrinfo/getnameinfo,
+-- transports and protocols (create_connection, create_server, Unix,
+-- datagrams) with flow control, Server, StreamReader/StreamWriter
+-- (open_connection, start_server), closing with the loop, and use from
+-- Trio through the bridge.
+local asyncio = require "asyncio"
+local trio = require "trio"
+local ta = require "trio_asyncio"
+local errors = require "trio.errors"
+local support = require "support"
+local net = require "support_net"
+local errof, assert_has = support.errof, support.assert_has
+
+local socket = asyncio.socket
+
+--- asyncio.run(fn), failing after `secs` seconds instead of hanging.
+local function run(fn, secs)
+  return asyncio.run(function()
+    return asyncio.wait_for(asyncio.create_task(fn), secs or 10)
+  end)
+end
+
+local function echo_server(loop, opts)
+  return loop:create_server(function()
+    local p = {}
+    function p:connection_made(t) self.t = t end
+    function p:data_received(d) self.t:write(d) end
+    return p
+  end, "127.0.0.1", 0, opts)
+end
+
+local function port_of(server) return server.sockets[1]:getsockname()[2] end
+
+--- A protocol recording its calls in `log`.
+local function recorder(log, extra)
+  local p = extra or {}
+  p.connection_made = p.connection_made or function(self, t)
+    self.transport = t
+    log[#log + 1] = "made"
+  end
+  p.data_received = p.data_received or function(_, d) log[#log + 1] = "data:" .. d end
+  p.eof_received = p.eof_received or function() log[#log + 1] = "eof" end
+  p.connection_lost = p.connection_lost or function(_, exc)
+    log[#log + 1] = "lost:" .. (exc == nil and "nil" or tostring(exc.code or exc))
+  end
+  return p
+end
+
+local function wait_until(pred, secs)
+  local deadline = asyncio.get_running_loop():time() + (secs or 5)
+  while not pred() do
+    assert(asyncio.get_running_loop():time() < deadline, "condition not reached in time")
+    asyncio.sleep(0.005)
+  end
+end
+
+describe("asyncio.socket and loop:sock_*", function()
+  it("asyncio.socket is trio.socket", function()
+    assert.equal(trio.socket, asyncio.socket)
+  end)
+
+  it("sock_connect, sock_accept, sock_sendall, sock_recv over TCP", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local srv = socket.socket()
+      srv:bind { "127.0.0.1", 0 }
+      srv:listen()
+      local accepted = asyncio.create_task(function() return loop:sock_accept(srv) end)
+      local c = socket.socket()
+      loop:sock_connect(c, { "localhost", srv:getsockname()[2] }) -- names are resolved
+      local conn, addr = accepted:await()
+      assert.equal("127.0.0.1", addr[1])
+      loop:sock_sendall(c, "over asyncio")
+      assert.equal("over asyncio", loop:sock_recv(conn, 100))
+      c:close()
+      assert.equal("", loop:sock_recv(conn, 100))
+      conn:close()
+      srv:close()
+    end)
+  end)
+
+  it("sock_sendto / sock_recvfrom on UDP", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+      local b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+      b:bind { "127.0.0.1", 0 }
+      assert.equal(4, loop:sock_sendto(a, "dgrm", b:getsockname()))
+      local data, from = loop:sock_recvfrom(b, 100)
+      assert.equal("dgrm", data)
+      assert.equal(a:getsockname()[2], from[2])
+      a:close()
+      b:close()
+    end)
+  end)
+
+  it("a cancelled sock_recv loses nothing; sock_* check their arguments and flavor", function()
+    local a, b = socket.socketpair()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local t = asyncio.create_task(function() return loop:sock_recv(b, 10) end)
+      asyncio.sleep(0.01)
+      t:cancel()
+      assert.is_true(asyncio.CancelledError:is(errof(t.await, t)))
+      loop:sock_sendall(a, "kept")
+      assert.equal("kept", loop:sock_recv(b, 10))
+      assert_has(errof(loop.sock_recv, loop, "x", 10), "bad argument #1 to 'sock_recv' (trio.socket socket expected, got string)")
+      assert_has(errof(loop.sock_recv, loop, b, -1), "bad argument #2 to 'sock_recv'")
+      assert_has(errof(loop.sock_sendall, loop, b, 5), "bad argument #2 to 'sock_sendall' (string expected, got number)")
+    end)
+    local e = trio.run(function()
+      local loop = asyncio.new_event_loop()
+      local ok, err = pcall(loop.sock_recv, loop, b, 10)
+      loop:close()
+      return not ok and err
+    end)
+    assert.is_true(errors.FlavorError:is(e))
+    assert_has(e.message, "asyncio-flavored loop:sock_recv called from trio task")
+    a:close()
+    b:close()
+  end)
+
+  it("loop:getaddrinfo / getnameinfo: shapes, argument errors, gaierror", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local list = loop:getaddrinfo("127.0.0.1", 80, { type = socket.SOCK_STREAM })
+      assert.same({ "127.0.0.1", 80 }, list[1].addr)
+      assert.equal(socket.AF_INET, list[1].family)
+      local host, serv = loop:getnameinfo({ "127.0.0.1", 80 }, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+      assert.equal("127.0.0.1", host)
+      assert.equal("80", serv)
+      assert_has(errof(loop.getaddrinfo, loop, 1, 80), "bad argument #1 to 'getaddrinfo'")
+      local e = errof(loop.getaddrinfo, loop, "no-such-host.invalid", 80)
+      assert.is_true(errors.gaierror:is(e))
+      assert.equal("EAI_NONAME", e.code)
+    end)
+  end)
+end)
+
+describe("transports and protocols", function()
+  it("create_connection: connection_made, data_received, eof_received, connection_lost(nil), in order", function()
+    local log = {}
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local lost = loop:create_future()
+      local srv = loop:create_server(function()
+        return { connection_made = function(_, t)
+          t:write("hello")
+          t:close()
+        end }
+      end, "127.0.0.1", 0)
+      local t, p = loop:create_connection(function()
+        return recorder(log, { connection_lost = function(_, exc)
+          log[#log + 1] = "lost:" .. tostring(exc)
+          lost:set_result(true)
+        end })
+      end, "127.0.0.1", port_of(srv))
+      assert.equal(t, p.transport)
+      assert.equal(p, t:get_protocol())
+      lost:await()
+      assert.is_true(t:is_closing())
+      srv:close()
+    end)
+    assert.same({ "made", "data:hello", "eof", "lost:nil" }, log)
+  end)
+
+  it("eof_received returning true keeps the transport open for writing", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local got = loop:create_future()
+      local srv = loop:create_server(function()
+        local p = {}
+        function p:connection_made(t) self.t = t end
+        function p:eof_received()
+          self.t:write("after your eof")
+          self.t:close()
+          return true
+        end
+        return p
+      end, "127.0.0.1", 0)
+      local t = loop:create_connection(function()
+        return { data_received = function(_, d) got:set_result(d) end }
+      end, "127.0.0.1", port_of(srv))
+      assert.is_true(t:can_write_eof())
+      t:write_eof()
+      assert_has(errof(t.write, t, "x"), "Cannot call write() after write_eof()")
+      assert.equal("after your eof", got:await())
+      t:close()
+      srv:close()
+    end)
+  end)
+
+  it("an error in a protocol method goes to the exception handler and closes the transport", function()
+    local ctxs, log = {}, {}
+    run(function()
+      local loop = asyncio.get_running_loop()
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      local srv = echo_server(loop)
+      local lost = loop:create_future()
+      local t = loop:create_connection(function()
+        return recorder(log, {
+          data_received = function() error("protocol bug") end,
+          connection_lost = function(_, exc)
+            log[#log + 1] = "lost"
+            lost:set_result(exc)
+          end,
+        })
+      end, "127.0.0.1", port_of(srv))
+      t:write("x")
+      assert_has(lost:await(), "protocol bug")
+      srv:close()
+    end)
+    assert.equal(1, #ctxs)
+    assert.equal("protocol.data_received() call failed.", ctxs[1].message)
+    assert_has(ctxs[1].exception, "protocol bug")
+    assert.same({ "made", "lost" }, log)
+  end)
+
+  it("flow control: pause_writing above the high mark, resume_writing once drained to the low mark", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local held -- the server side: it does not read until told
+      local srv = loop:create_server(function()
+        local p = {}
+        function p:connection_made(t)
+          held = t
+          t:pause_reading()
+        end
+        return p
+      end, "127.0.0.1", 0)
+      local events = {}
+      local resumed = loop:create_future()
+      local t = loop:create_connection(function()
+        return {
+          pause_writing = function() events[#events + 1] = "pause" end,
+          resume_writing = function()
+            events[#events + 1] = "resume"
+            resumed:set_result(true)
+          end,
+        }
+      end, "127.0.0.1", port_of(srv))
+      t:set_write_buffer_limits(64 * 1024)
+      assert.same({ 16 * 1024, 64 * 1024 }, { t:get_write_buffer_limits() })
+      local chunk = ("x"):rep(64 * 1024)
+      local written = 0
+      while #events == 0 do -- the writer obeys pause_writing
+        t:write(chunk)
+        written = written + #chunk
+        assert.is_true(written < 64 * 1024 * 1024, "pause_writing never came")
+      end
+      assert.same({ "pause" }, events)
+      assert.is_true(t:get_write_buffer_size() > 64 * 1024)
+      wait_until(function() return held ~= nil end)
+      held:resume_reading()
+      resumed:await()
+      assert.same({ "pause", "resume" }, events)
+      assert.is_true(t:get_write_buffer_size() <= 16 * 1024)
+      assert_has(errof(t.set_write_buffer_limits, t, 10, 20), "high (10) must be >= low (20) must be >= 0")
+      t:abort()
+      srv:close()
+    end)
+  end)
+
+  it("pause_reading stops data_received; resume_reading delivers what came meanwhile", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local srv = echo_server(loop)
+      local got = {}
+      local t = loop:create_connection(function()
+        return { data_received = function(_, d) got[#got + 1] = d end }
+      end, "127.0.0.1", port_of(srv))
+      t:pause_reading()
+      assert.is_false(t:is_reading())
+      t:write("while paused")
+      asyncio.sleep(0.05)
+      assert.same({}, got)
+      t:resume_reading()
+      assert.is_true(t:is_reading())
+      wait_until(function() return #got > 0 end)
+      assert.equal("while paused", table.concat(got))
+      t:close()
+      srv:close()
+    end)
+  end)
+
+  it("close() sends what is buffered first; abort() drops it; get_extra_info", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local received = {}
+      local done = loop:create_future()
+      local srv = loop:create_server(function()
+        return {
+          data_received = function(_, d) received[#received + 1] = d end,
+          eof_received = function() done:set_result(true) end,
+        }
+      end, "127.0.0.1", 0)
+      local t = loop:create_connection(function() return {} end, "127.0.0.1", port_of(srv))
+      assert.equal(port_of(srv), t:get_extra_info("peername")[2])
+      assert.equal("127.0.0.1", t:get_extra_info("sockname")[1])
+      assert.is_true(socket._is_socket(t:get_extra_info("socket")))
+      assert.equal("dflt", t:get_extra_info("nothing", "dflt"))
+      local big = ("y"):rep(4 * 1024 * 1024)
+      t:write(big)
+      t:close()
+      done:await()
+      assert.equal(#big, #table.concat(received))
+      srv:close()
+    end)
+  end)
+
+  it("create_unix_connection / create_unix_server; the server removes its path", function()
+    local path = os.tmpname()
+    os.remove(path)
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local srv = loop:create_unix_server(function()
+        local p = {}
+        function p:connection_made(t) t:write("unix hello") t:close() end
+        return p
+      end, path)
+      local got = loop:create_future()
+      loop:create_unix_connection(function()
+        return { data_received = function(_, d) got:set_result(d) end }
+      end, path)
+      assert.equal("unix hello", got:await())
+      srv:close()
+      local e = errof(loop.create_unix_connection, loop, function() return {} end, path)
+      assert.is_true(errors.FileNotFoundError:is(e), tostring(e))
+      assert.equal(path, e.filename)
+    end)
+    assert.is_nil(io.open(path))
+  end)
+
+  it("bad input raises argument errors naming the method; refused and unknown hosts raise OS errors", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local f = function() return {} end
+      assert_has(errof(loop.create_connection, loop, 42),
+        "bad argument #1 to 'create_connection' (protocol factory expected, got number)")
+      assert_has(errof(loop.create_connection, loop, f, 42, 80),
+        "bad argument #2 to 'create_connection' (host string expected, got number)")
+      assert_has(errof(loop.create_connection, loop, f, "localhost", {}),
+        "bad argument #3 to 'create_connection' (port integer expected, got table)")
+      assert_has(errof(loop.create_connection, loop, f, "localhost", 99999), "port must be 0-65535")
+      assert_has(errof(loop.create_connection, loop, f, "localhost", 80, { bogus = 1 }), "unknown option 'bogus'")
+      assert_has(errof(loop.create_server, loop, f, "127.0.0.1", 0, { backlog = -1 }), "backlog must be a non-negative integer")
+      assert_has(errof(loop.create_datagram_endpoint, loop, f, { local_addr = "x" }), "local_addr must be {host, port}")
+      local e = errof(loop.create_connection, loop, f, "127.0.0.1", 1)
+      assert.is_true(errors.ConnectionRefusedError:is(e))
+      assert.equal("connect 127.0.0.1:1: connection refused", e.message)
+      assert.is_true(errors.gaierror:is(errof(loop.create_connection, loop, f, "no-such-host.invalid", 80)))
+    end)
+  end)
+end)
+
+describe("Server", function()
+  it("sockets, is_serving, close, wait_closed, get_loop; the port refuses once closed", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local srv = echo_server(loop)
+      assert.equal(loop, srv:get_loop())
+      assert.is_true(srv:is_serving())
+      local port = port_of(srv)
+      srv:close()
+      assert.is_false(srv:is_serving())
+      srv:wait_closed()
+      assert.is_true(errors.ConnectionRefusedError:is(errof(asyncio.open_connection, "127.0.0.1", port)))
+    end)
+  end)
+
+  it("start_serving=false: connections wait until start_serving()", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local srv = echo_server(loop, { start_serving = false })
+      assert.is_false(srv:is_serving())
+      srv:start_serving()
+      assert.is_true(srv:is_serving())
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv))
+      w:write("served")
+      assert.equal("served", r:read(100))
+      w:close()
+      srv:close()
+    end)
+  end)
+
+  it("serve_forever runs until cancelled, then closes the server", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local srv = echo_server(loop)
+      local task = asyncio.create_task(function() srv:serve_forever() end)
+      asyncio.sleep(0.01)
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv))
+      w:write("ping")
+      assert.equal("ping", r:read(10))
+      w:close()
+      task:cancel()
+      assert.is_true(asyncio.CancelledError:is(errof(task.await, task)))
+      assert.is_false(srv:is_serving())
+    end)
+  end)
+
+  it("sock= for create_server and create_connection; reuse_port lets two servers share a port", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local lsock = socket.socket()
+      lsock:bind { "127.0.0.1", 0 }
+      local srv = loop:create_server(function()
+        local p = {}
+        function p:connection_made(t) t:write("via sock=") t:close() end
+        return p
+      end, nil, nil, { sock = lsock })
+      assert.equal(lsock, srv.sockets[1])
+      local csock = socket.socket()
+      loop:sock_connect(csock, lsock:getsockname())
+      local got = loop:create_future()
+      loop:create_connection(function()
+        return { data_received = function(_, d) got:set_result(d) end }
+      end, nil, nil, { sock = csock })
+      assert.equal("via sock=", got:await())
+      srv:close()
+      assert_has(errof(loop.create_server, loop, function() return {} end, "127.0.0.1", 0, { sock = csock }),
+        "host/port and sock can not be specified at the same time")
+      local a = echo_server(loop, { reuse_port = true })
+      local b = loop:create_server(function() return {} end, "127.0.0.1", port_of(a), { reuse_port = true })
+      assert.equal(port_of(a), port_of(b))
+      a:close()
+      b:close()
+    end)
+  end)
+
+  it("a server is a <close> variable", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local port
+      do
+        local srv <close> = echo_server(loop)
+        port = port_of(srv)
+      end
+      assert.is_true(errors.ConnectionRefusedError:is(errof(asyncio.open_connection, "127.0.0.1", port)))
+    end)
+  end)
+end)
+
+describe("streams", function()
+  local function line_server(handler)
+    return asyncio.start_server(handler, "127.0.0.1", 0)
+  end
+
+  it("readline keeps its newline; lines() strips it; read() reads to EOF; at_eof", function()
+    run(function()
+      local srv = line_server(function(_, w)
+        w:writelines { "one\n", "two\n", "three\n", "tail" }
+        w:close()
+      end)
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv))
+      assert.equal("one\n", r:readline())
+      local got = {}
+      for line in r:lines() do got[#got + 1] = line end
+      assert.same({ "two", "three", "tail" }, got)
+      assert.equal("", r:read())
+      assert.is_true(r:at_eof())
+      w:close()
+      w:wait_closed()
+      srv:close()
+    end)
+  end)
+
+  it("readexactly: IncompleteReadError with partial and expected", function()
+    run(function()
+      local srv = line_server(function(_, w)
+        w:write("abcdef")
+        w:close()
+      end)
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv))
+      assert.equal("abcd", r:readexactly(4))
+      local e = errof(r.readexactly, r, 5)
+      assert.is_true(asyncio.IncompleteReadError:is(e))
+      assert.equal("ef", e.partial)
+      assert.equal(5, e.expected)
+      assert_has(e.message, "2 bytes read on a total of 5 expected bytes")
+      w:close()
+      srv:close()
+    end)
+  end)
+
+  it("readuntil: the separator included; LimitOverrunError with consumed past the limit", function()
+    run(function()
+      local srv = line_server(function(_, w)
+        w:write("key=value;" .. ("z"):rep(100) .. ";")
+        w:close()
+      end)
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv), { limit = 50 })
+      assert.equal("key=value;", r:readuntil(";"))
+      local e = errof(r.readuntil, r, ";")
+      assert.is_true(asyncio.LimitOverrunError:is(e))
+      assert.equal(100, e.consumed)
+      assert_has(e.message, "Separator is found, but chunk is longer than limit")
+      assert.equal(("z"):rep(100) .. ";", r:read(200)) -- the data stays to be read
+      local e2 = errof(r.readuntil, r, "")
+      assert_has(e2, "Separator should be at least one-byte string")
+      w:close()
+      srv:close()
+    end)
+  end)
+
+  it("drain waits while the peer does not read (no unbounded buffering)", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local resume = loop:create_future()
+      local srv = line_server(function(r)
+        resume:await() -- does not read until told
+        while r:read(65536) ~= "" do end
+      end)
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv))
+      local chunk = ("d"):rep(65536)
+      local blocked = false
+      for _ = 1, 200 do
+        w:write(chunk)
+        local t = asyncio.create_task(function() w:drain() end)
+        asyncio.sleep(0.001)
+        if not t:done() then
+          blocked = true
+          resume:set_result(true)
+          t:await()
+          break
+        end
+      end
+      assert.is_true(blocked, "drain never waited")
+      assert.is_true(w.transport:get_write_buffer_size() <= 64 * 1024)
+      w:close()
+      r:read()
+      srv:close()
+    end)
+  end)
+
+  it("a client callback that fails goes to the exception handler and closes its connection", function()
+    local ctxs = {}
+    run(function()
+      local loop = asyncio.get_running_loop()
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      local srv = line_server(function() error("handler bug") end)
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv))
+      assert.equal("", r:read())
+      w:close()
+      srv:close()
+    end)
+    assert.equal(1, #ctxs)
+    assert.equal("Unhandled exception in client_connected_cb", ctxs[1].message)
+    assert_has(ctxs[1].exception, "handler bug")
+  end)
+
+  it("write_eof / can_write_eof, get_extra_info, start_tls is refused", function()
+    run(function()
+      local srv = line_server(function(r, w)
+        w:write("got " .. r:read())
+        w:close()
+      end)
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv))
+      assert.is_true(w:can_write_eof())
+      assert.equal(port_of(srv), w:get_extra_info("peername")[2])
+      assert.is_nil(w:get_extra_info("ssl_object"))
+      w:write("everything")
+      w:write_eof()
+      assert.equal("got everything", r:read())
+      assert_has(errof(w.start_tls, w, {}), "TLS is not available")
+      w:close()
+      assert.is_true(w:is_closing())
+      srv:close()
+    end)
+  end)
+
+  it("open_unix_connection / start_unix_server", function()
+    local path = os.tmpname()
+    os.remove(path)
+    run(function()
+      local srv = asyncio.start_unix_server(function(r, w)
+        w:write(r:readline():upper())
+        w:close()
+      end, path)
+      local r, w = asyncio.open_unix_connection(path)
+      w:write("unix\n")
+      assert.equal("UNIX\n", r:readline())
+      w:close()
+      srv:close()
+      srv:wait_closed()
+    end)
+  end)
+
+  it("a stream method from a Trio task raises FlavorError, consumes nothing, and the stream stays usable", function()
+    trio.run(function()
+      trio.fail_after(10, ta.open_loop, function()
+        local port, r, w
+        local srv = ta.run_aio_coroutine(function()
+          return asyncio.start_server(function(_, sw) sw:write("line\n") end, "127.0.0.1", 0)
+        end)
+        port = port_of(srv)
+        r, w = ta.run_aio_coroutine(asyncio.open_connection, "127.0.0.1", port)
+        trio.sleep(0.05)
+        local e = errof(r.readline, r)
+        assert.is_true(errors.FlavorError:is(e))
+        assert_has(e.message, "asyncio-flavored StreamReader:readline called from trio task")
+        assert.equal("line\n", ta.aio_as_trio(r.readline)(r))
+        w:close()
+        srv:close()
+      end)
+    end)
+  end)
+end)
+
+describe("datagram endpoints", function()
+  it("datagram_received with the sender; sendto to an address and to remote_addr", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local got = loop:create_future()
+      local t1 = loop:create_datagram_endpoint(function()
+        local p = {}
+        function p:connection_made(t) self.t = t end
+        function p:datagram_received(d, addr)
+          if d == "ping" then self.t:sendto("pong", addr) else got:set_result(d) end
+        end
+        return p
+      end, { local_addr = { "127.0.0.1", 0 } })
+      local reply = loop:create_future()
+      local t2 = loop:create_datagram_endpoint(function()
+        return { datagram_received = function(_, d) reply:set_result(d) end }
+      end, { remote_addr = t1:get_extra_info("sockname") })
+      t2:sendto("ping")
+      assert.equal("pong", reply:await())
+      local t3 = loop:create_datagram_endpoint(function() return {} end, { local_addr = { "127.0.0.1", 0 } })
+      t3:sendto("direct", t1:get_extra_info("sockname"))
+      assert.equal("direct", got:await())
+      assert_has(errof(t2.sendto, t2, "x", { "127.0.0.1", 9 }), "Invalid address")
+      t1:close()
+      t2:close()
+      t3:close()
+    end)
+  end)
+
+  it("error_received gets ConnectionRefusedError on a connected endpoint", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+      probe:bind { "127.0.0.1", 0 }
+      local dead = probe:getsockname()
+      probe:close()
+      local err = loop:create_future()
+      local t = loop:create_datagram_endpoint(function()
+        return { error_received = function(_, e) if not err:done() then err:set_result(e) end end }
+      end, { remote_addr = dead })
+      t:sendto("anyone?")
+      assert.is_true(errors.ConnectionRefusedError:is(err:await()))
+      t:close()
+    end)
+  end)
+end)
+
+describe("closing with the loop", function()
+  it("open_loop exit closes its transports and servers: the peer reads EOF, the port refuses, no fd left", function()
+    local before = net.nfds()
+    trio.run(function()
+      trio.fail_after(10, function()
+        local listener = trio.open_tcp_listeners(0, { host = "127.0.0.1" })[1]
+        local peer
+        local server_port
+        ta.open_loop(function(loop)
+          ta.run_aio_coroutine(function()
+            local srv = loop:create_server(function() return {} end, "127.0.0.1", 0)
+            server_port = port_of(srv)
+            loop:create_connection(function() return {} end, "127.0.0.1",
+              listener.socket:getsockname()[2])
+          end)
+          peer = listener:accept()
+        end)
+        assert.equal("", peer:receive_some()) -- a clean EOF
+        peer:close()
+        listener:close()
+        assert.is_true(errors.ConnectionRefusedError:is(errof(trio.open_tcp_stream, "127.0.0.1", server_port)))
+      end)
+    end)
+    assert.equal(before, net.nfds())
+  end)
+
+  it("asyncio.run exit closes what is left open too", function()
+    local before = net.nfds()
+    asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      local srv = echo_server(loop)
+      asyncio.open_connection("127.0.0.1", port_of(srv))
+    end)
+    assert.equal(before, net.nfds())
+  end)
+end)
+
+describe("asyncio networking through the bridge", function()
+  it("an asyncio-flavored client used from Trio; Trio's cancellation of a pending read loses no data", function()
+    trio.run(function()
+      trio.fail_after(10, function()
+        trio.open_nursery(function(n)
+          local ls = n:start(trio.serve_tcp, function(s)
+            s:receive_some() -- the go signal
+            s:send_all("late data\n")
+            s:receive_some()
+          end, 0, { host = "127.0.0.1" })
+          local port = ls[1].socket:getsockname()[2]
+          ta.open_loop(function()
+            local r, w = ta.aio_as_trio(asyncio.open_connection)("127.0.0.1", port)
+            local readline = ta.aio_as_trio(function() return r:readline() end)
+            local scope = trio.move_on_after(0.05, readline)
+            assert.is_true(scope.cancelled_caught)
+            w:write("go")
+            assert.equal("late data\n", readline())
+            w:close()
+          end)
+          n.cancel_scope:cancel()
+        end)
+      end)
+    end)
+  end)
+end)

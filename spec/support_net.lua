@@ -1,0 +1,77 @@
+--- support_net.lua: helpers shared by the networking specs.
+local M = {}
+
+--- Open file descriptors of this process.
+function M.nfds()
+  local lfs = require "lfs"
+  local n = 0
+  for _ in lfs.dir("/proc/self/fd") do n = n + 1 end
+  return n
+end
+
+--- Resident memory of this process in bytes.
+function M.rss()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s+(%d+)")
+    if kb then return tonumber(kb) * 1024 end
+  end
+end
+
+--- Trio-flavored: a listener whose accept queue is full, so that a
+-- connect to its address hangs (loopback drops the SYN) until cancelled.
+-- Returns the address and a function closing everything.
+function M.blackhole()
+  local trio = require "trio"
+  local ts = trio.socket
+  local l = ts.socket()
+  l:bind { "127.0.0.1", 0 }
+  l:listen(0)
+  local addr, held = l:getsockname(), {}
+  for _ = 1, 16 do
+    local c = ts.socket()
+    held[#held + 1] = c
+    if trio.move_on_after(0.05, c.connect, c, addr).cancelled_caught then break end
+  end
+  return addr, function()
+    for _, c in ipairs(held) do c:close() end
+    l:close()
+  end
+end
+
+--- Trio-flavored: fills the send direction of a SocketStream until a
+-- write stays queued (the peer does not read), as Trio's tests do before
+-- checking wait_send_all_might_not_block.
+function M.clog(stream)
+  local core = require "trio_asyncio.core"
+  local trio = require "trio"
+  local chunk = ("x"):rep(65536)
+  repeat
+    while core.sock_write(stream.socket, chunk) do end
+    trio.sleep(0.01)
+  until core.sock_writing(stream.socket)
+end
+
+--- Runs a Lua script in a child lua5.4 with the module paths of this
+-- checkout; returns its exit status and output (stdout and stderr).
+function M.run_lua(script, shell_prefix)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(script)
+  f:close()
+  local build = os.getenv("TA_BUILD") or "build"
+  local paths = ("LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='%s/?.so;;' "):format(build)
+  if os.getenv("TA_INSTALLED") then paths = "" end -- the installed rock, from the environment
+  local cmd = ("%s%stimeout 30 lua5.4 %s 2>&1"):format(shell_prefix or "", paths, path)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  os.remove(path)
+  return ok and 0 or code, out
+end
+
+--- True if the command exists.
+function M.have(cmd)
+  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
+end
+
+return M
