@@ -1,7 +1,7 @@
 /*
 ** core.c — luaopen_trio_asyncio_core: the C module behind trio, asyncio and
 ** trio_asyncio.  The one file above the layers: it opens each of them
-** (engine/, trio/, asyncio/, embed/; io/ has no Lua face of its own).
+** (engine/, io/, trio/, asyncio/, embed/).
 ** Every function gets the engine as upvalue 1.
 */
 #include "engine/engine.h"
@@ -12,11 +12,13 @@
 static int (*const openers[])(lua_State *L) = {
   /* engine */
   ta_open_run, ta_open_task,
+  /* io */
+  ta_open_ioreq, ta_open_thread,
   /* trio */
   ta_open_trio_run, ta_open_lowlevel, ta_open_scope, ta_open_nursery, ta_open_parking_lot,
-  ta_open_channel, ta_open_time, ta_open_fdwait,
+  ta_open_channel, ta_open_time, ta_open_fdwait, ta_open_trio_ioreq,
   /* asyncio */
-  ta_open_loop, ta_open_future,
+  ta_open_loop, ta_open_future, ta_open_aio_ioreq,
   /* embed */
   ta_open_embed,
 };

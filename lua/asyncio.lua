@@ -518,6 +518,8 @@ function asyncio.run(fn, ...)
   return unpack(r, 2, r.n)
 end
 
+require "asyncio.executor" (asyncio)
+
 for k, v in pairs(require "asyncio.sync") do asyncio[k] = v end
 for k, v in pairs(require "asyncio.queues") do asyncio[k] = v end
 

@@ -572,6 +572,9 @@ end
 
 trio.lowlevel = lowlevel
 
+-- worker threads (lua/trio/to_thread.lua)
+trio.to_thread = require "trio.to_thread"
+
 trio.testing = {
   --- MockClock{rate=0, autojump_threshold=math.huge}
   MockClock = function(opts)

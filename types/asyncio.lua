@@ -28,6 +28,13 @@ local Loop = {}
 function Loop:run_until_complete(future_or_fn) end
 function Loop:run_forever() end
 function Loop:stop() end
+
+---Runs `fn(...)` on a worker thread (`executor` must be nil); a Future of its results.
+---@param executor nil
+---@param fn fun(...): ...
+---@param ... any
+---@return asyncio.Future
+function Loop:run_in_executor(executor, fn, ...) end
 function Loop:close() end
 ---@return boolean
 function Loop:is_closed() end
@@ -399,5 +406,12 @@ asyncio.ValueError = {}
 ---The same class as trio.RuntimeError.
 ---@type trio.RuntimeError
 asyncio.RuntimeError = {}
+
+---Runs `fn(...)` on a worker OS thread and returns its results.
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function asyncio.to_thread(fn, ...) end
 
 return asyncio

@@ -541,4 +541,22 @@ function testing.trio_test(fn, opts) end
 ---@param opts? trio.testing.Options
 function testing.it(name, fn, opts) end
 
+-- ---------------------------------------------------------------------
+-- worker threads
+
+---@class trio.to_thread
+local to_thread = {}
+trio.to_thread = to_thread
+
+---Runs `fn(...)` on a worker OS thread in a Lua state of its own; arguments, results and errors are copied.
+---@async
+---@param opts_or_fn {cancellable?: boolean, limiter?: trio.CapacityLimiter}|fun(...): ...
+---@param ... any `fn` (when opts are given), then its arguments
+---@return any ...
+function to_thread.run_sync(opts_or_fn, ...) end
+
+---The run's default limiter, a CapacityLimiter(40).
+---@return trio.CapacityLimiter
+function to_thread.current_default_thread_limiter() end
+
 return trio

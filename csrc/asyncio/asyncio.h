@@ -35,6 +35,8 @@ struct ta_loop {
   struct ta_aiowatch **fdw;  /* add_reader / add_writer by fd */
   int nfdw;
   struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */
+  ta_ioreq *io_reqs;        /* I/O requests its Futures wait for (ioreq_future.c)... */
+  ta_ioreq *io_done;        /* ...and those completed, to deliver */
 };
 
 struct ta_handle {
@@ -79,6 +81,16 @@ void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 void ta_aio_task_run(lua_State *L, int tidx);
+
+/* For the I/O faces (ioreq_future.c): a new pending Future of the loop at
+** loopidx, pushed; settling a pending plain Future at fidx with the top n
+** values (popped), or with the error on top (n < 0). */
+ta_future *ta_future_push_new(lua_State *L, int loopidx);
+void ta_future_settle(lua_State *L, int fidx, int n);
+int ta_future_pending(lua_State *L, int fidx);
+void ta_aio_io_dispatch(lua_State *L, ta_loop *lp);
+void ta_aio_io_release(ta_loop *lp);
+int ta_open_aio_ioreq(lua_State *L);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);

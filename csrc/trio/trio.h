@@ -51,5 +51,6 @@ int ta_open_time(lua_State *L);
 int ta_open_lowlevel(lua_State *L);
 int ta_open_trio_run(lua_State *L);
 int ta_open_fdwait(lua_State *L);
+int ta_open_trio_ioreq(lua_State *L);
 
 #endif

@@ -1,0 +1,33 @@
+--- asyncio's executor functions: loop:run_in_executor and asyncio.to_thread
+-- run a Lua function on a worker OS thread (csrc/io/thread.c), with the
+-- rules of trio.to_thread.run_sync: the function's only upvalue may be
+-- _ENV, and arguments, results and errors are copied.
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+
+return function(asyncio)
+  local Loop = core.metatable("trio_asyncio.Loop").__index
+
+  --- loop:run_in_executor(nil, fn, ...) -> a Future of fn(...)'s results,
+  -- computed on a worker thread.  Only the default executor (nil) exists.
+  -- Cancelling the Future does not stop the thread: its results are dropped.
+  function Loop:run_in_executor(executor, fn, ...)
+    if executor ~= nil then
+      errors.argerror(1, "run_in_executor", "only nil (the default executor) is supported, got "
+        .. type(executor))
+    end
+    if self:is_closed() then error(errors.RuntimeError("run_in_executor: Event loop is closed"), 2) end
+    local req = core.thread_job("run_in_executor", 2, fn, ...)
+    core.thread_submit(req)
+    return core.io_future(self, req)
+  end
+
+  --- asyncio.to_thread(fn, ...) -> fn(...)'s results (asyncio-flavored).
+  function asyncio.to_thread(fn, ...)
+    core.check_aio("asyncio.to_thread")
+    local loop = asyncio.get_running_loop()
+    local req = core.thread_job("to_thread", 1, fn, ...)
+    core.thread_submit(req)
+    return core.io_future(loop, req):await()
+  end
+end
