@@ -572,8 +572,11 @@ end
 
 trio.lowlevel = lowlevel
 
--- worker threads (lua/trio/to_thread.lua)
+-- worker threads (lua/trio/to_thread.lua), files (lua/trio/files.lua)
 trio.to_thread = require "trio.to_thread"
+local files = require "trio.files"
+trio.open_file = files.trio_open_file
+trio.Path = files.Path
 
 trio.testing = {
   --- MockClock{rate=0, autojump_threshold=math.huge}

@@ -43,7 +43,7 @@ build = {
          sources = {
            "csrc/engine/clock.c", "csrc/engine/engine.c", "csrc/engine/heap.c",
            "csrc/engine/lot.c", "csrc/engine/run.c", "csrc/engine/status.c",
-           "csrc/engine/task.c", "csrc/io/copy.c", "csrc/io/ioreq.c", "csrc/io/oserror.c",
+           "csrc/engine/task.c", "csrc/io/copy.c", "csrc/io/fs.c", "csrc/io/ioreq.c", "csrc/io/oserror.c",
            "csrc/io/poll.c", "csrc/io/thread.c", "csrc/trio/channel.c",
            "csrc/trio/fdwait.c", "csrc/trio/ioreq_wait.c", "csrc/trio/lowlevel.c", "csrc/trio/nursery.c",
            "csrc/trio/parking_lot.c", "csrc/trio/run.c", "csrc/trio/scope.c",
@@ -57,6 +57,7 @@ build = {
       },
       trio = "lua/trio.lua",
       ["trio.errors"] = "lua/trio/errors.lua",
+      ["trio.files"] = "lua/trio/files.lua",
       ["trio.sync"] = "lua/trio/sync.lua",
       ["trio.testing"] = "lua/trio/testing.lua",
       ["trio.to_thread"] = "lua/trio/to_thread.lua",

@@ -119,6 +119,8 @@ trio.run(function()
   o["trio.testing.MockClock"] = trio.testing.MockClock()
   o["trio.lowlevel.TrioToken"] = trio.lowlevel.current_trio_token()
   o["trio.MemorySendChannel"], o["trio.MemoryReceiveChannel"] = trio.open_memory_channel(0)
+  o["trio.AsyncFile"] = trio.open_file("README.md")
+  o["trio.Path"] = trio.Path("README.md")
   trio.open_nursery(function(n)
     o["trio.Nursery"] = n
     n:start(function(task_status)
@@ -130,6 +132,7 @@ trio.run(function()
   end)
   o["trio.MemorySendChannel"]:close()
   o["trio.MemoryReceiveChannel"]:close()
+  o["trio.AsyncFile"]:close()
 end)
 
 do
@@ -148,7 +151,9 @@ do
     o["asyncio.Queue"] = asyncio.Queue()
     o["asyncio.LifoQueue"] = asyncio.LifoQueue()
     o["asyncio.PriorityQueue"] = asyncio.PriorityQueue()
+    o["asyncio.AsyncFile"] = asyncio.open_file("README.md")
     probe_all(o)
+    o["asyncio.AsyncFile"]:close()
     o["asyncio.Future"]:cancel()
   end)
   loop:close()
@@ -166,7 +171,8 @@ local TYPES = {
   ["trio.lowlevel.TrioToken"] = {}, ["trio.lowlevel.ParkingLot"] = {}, ["trio.testing.MockClock"] = {},
   ["trio.Event"] = {}, ["trio.Lock"] = {}, ["trio.StrictFIFOLock"] = { parent = "trio.Lock" },
   ["trio.Semaphore"] = {}, ["trio.CapacityLimiter"] = {}, ["trio.Condition"] = {},
-  ["trio.ContextVar"] = {},
+  ["trio.ContextVar"] = {}, ["trio.AsyncFile"] = {}, ["trio.Path"] = {},
+  ["asyncio.AsyncFile"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },
   ["asyncio.Event"] = {}, ["asyncio.Lock"] = {}, ["asyncio.Semaphore"] = {},

@@ -414,4 +414,40 @@ asyncio.RuntimeError = {}
 ---@return any ...
 function asyncio.to_thread(fn, ...) end
 
+---@class asyncio.AsyncFile
+---@field name string
+---@field mode string
+---@field closed boolean
+local AsyncFile = {}
+---@async
+---@param n? integer
+---@return string
+function AsyncFile:read(n) end
+---@async
+---@return string
+function AsyncFile:readline() end
+---@return fun(): string?
+function AsyncFile:lines() end
+---@async
+---@param data string|number
+---@return integer
+function AsyncFile:write(data) end
+---@param whence? "set"|"cur"|"end"
+---@param offset? integer
+---@return integer
+function AsyncFile:seek(whence, offset) end
+---@async
+function AsyncFile:flush() end
+---@async
+function AsyncFile:close() end
+---@return integer
+function AsyncFile:fileno() end
+
+---Opens a file whose methods are asyncio-flavored (beyond Python).
+---@async
+---@param path string|trio.Path
+---@param mode? string
+---@return asyncio.AsyncFile
+function asyncio.open_file(path, mode) end
+
 return asyncio

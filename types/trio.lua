@@ -559,4 +559,96 @@ function to_thread.run_sync(opts_or_fn, ...) end
 ---@return trio.CapacityLimiter
 function to_thread.current_default_thread_limiter() end
 
+-- ---------------------------------------------------------------------
+-- files
+
+---@class trio.AsyncFile
+---@field name string
+---@field mode string
+---@field closed boolean
+local AsyncFile = {}
+---@async
+---@param n? integer
+---@return string
+function AsyncFile:read(n) end
+---@async
+---@return string
+function AsyncFile:readline() end
+---@return fun(): string?
+function AsyncFile:lines() end
+---@async
+---@param data string|number
+---@return integer
+function AsyncFile:write(data) end
+---@param whence? "set"|"cur"|"end"
+---@param offset? integer
+---@return integer
+function AsyncFile:seek(whence, offset) end
+---@async
+function AsyncFile:flush() end
+---@async
+function AsyncFile:close() end
+---@return integer
+function AsyncFile:fileno() end
+
+---@async
+---@param path string|trio.Path
+---@param mode? string
+---@return trio.AsyncFile
+function trio.open_file(path, mode) end
+
+---@class trio.Path
+local Path = {}
+---@param ... string|trio.Path
+---@return trio.Path
+function trio.Path(...) end
+---@param ... string|trio.Path
+---@return trio.Path
+function Path:joinpath(...) end
+---@async
+---@param mode? string
+---@return trio.AsyncFile
+function Path:open(mode) end
+---@async
+---@return string
+function Path:read_text() end
+---@async
+---@return string
+function Path:read_bytes() end
+---@async
+---@param s string
+---@return integer
+function Path:write_text(s) end
+---@async
+---@param s string
+---@return integer
+function Path:write_bytes(s) end
+---@async
+---@return boolean
+function Path:exists() end
+---@async
+---@return boolean
+function Path:is_file() end
+---@async
+---@return boolean
+function Path:is_dir() end
+---@async
+---@return table stat st_mode, st_size, st_mtime, ... (Python's names)
+function Path:stat() end
+---@async
+---@param opts? {parents?: boolean, exist_ok?: boolean, mode?: integer}
+function Path:mkdir(opts) end
+---@async
+function Path:rmdir() end
+---@async
+---@param opts? {missing_ok?: boolean}
+function Path:unlink(opts) end
+---@async
+---@param target string|trio.Path
+---@return trio.Path
+function Path:rename(target) end
+---@async
+---@return trio.Path[]
+function Path:iterdir() end
+
 return trio

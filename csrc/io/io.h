@@ -153,4 +153,7 @@ struct ta_job {
 int ta_job_submit(lua_State *L, ta_engine *E, ta_job *j);
 int ta_open_thread(lua_State *L);
 
+/* ---- files (fs.c) ---- */
+int ta_open_fs(lua_State *L);
+
 #endif

@@ -22,6 +22,10 @@ return function(asyncio)
     return core.io_future(self, req)
   end
 
+  --- asyncio.open_file(path [, mode="r"]) -> an async file whose methods
+  -- are asyncio-flavored (beyond Python: lua/trio/files.lua).
+  asyncio.open_file = require("trio.files").asyncio_open_file
+
   --- asyncio.to_thread(fn, ...) -> fn(...)'s results (asyncio-flavored).
   function asyncio.to_thread(fn, ...)
     core.check_aio("asyncio.to_thread")
