@@ -577,6 +577,8 @@ trio.to_thread = require "trio.to_thread"
 local files = require "trio.files"
 trio.open_file = files.trio_open_file
 trio.Path = files.Path
+-- signals (lua/trio/signals.lua)
+trio.open_signal_receiver = require("trio.signals").open_signal_receiver
 
 trio.testing = {
   --- MockClock{rate=0, autojump_threshold=math.huge}

@@ -121,6 +121,7 @@ trio.run(function()
   o["trio.MemorySendChannel"], o["trio.MemoryReceiveChannel"] = trio.open_memory_channel(0)
   o["trio.AsyncFile"] = trio.open_file("README.md")
   o["trio.Path"] = trio.Path("README.md")
+  trio.open_signal_receiver({ "SIGUSR1" }, function(r) o["trio.SignalReceiver"] = r end)
   trio.open_nursery(function(n)
     o["trio.Nursery"] = n
     n:start(function(task_status)
@@ -172,6 +173,7 @@ local TYPES = {
   ["trio.Event"] = {}, ["trio.Lock"] = {}, ["trio.StrictFIFOLock"] = { parent = "trio.Lock" },
   ["trio.Semaphore"] = {}, ["trio.CapacityLimiter"] = {}, ["trio.Condition"] = {},
   ["trio.ContextVar"] = {}, ["trio.AsyncFile"] = {}, ["trio.Path"] = {},
+  ["trio.SignalReceiver"] = {},
   ["asyncio.AsyncFile"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },

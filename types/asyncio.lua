@@ -35,6 +35,16 @@ function Loop:stop() end
 ---@param ... any
 ---@return asyncio.Future
 function Loop:run_in_executor(executor, fn, ...) end
+
+---Calls `callback(...)` from the loop each time the signal arrives.
+---@param sig string|integer
+---@param callback fun(...)
+---@param ... any
+function Loop:add_signal_handler(sig, callback, ...) end
+
+---@param sig string|integer
+---@return boolean removed
+function Loop:remove_signal_handler(sig) end
 function Loop:close() end
 ---@return boolean
 function Loop:is_closed() end

@@ -651,4 +651,20 @@ function Path:rename(target) end
 ---@return trio.Path[]
 function Path:iterdir() end
 
+-- ---------------------------------------------------------------------
+-- signals
+
+---@class trio.SignalReceiver
+local SignalReceiver = {}
+---@return fun(): string?
+function SignalReceiver:iter() end
+---@return integer
+function SignalReceiver:pending() end
+
+---@async
+---@param signals (string|integer)[]
+---@param fn async fun(receiver: trio.SignalReceiver): ...
+---@return any ...
+function trio.open_signal_receiver(signals, fn) end
+
 return trio

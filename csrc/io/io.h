@@ -156,4 +156,7 @@ int ta_open_thread(lua_State *L);
 /* ---- files (fs.c) ---- */
 int ta_open_fs(lua_State *L);
 
+/* ---- signals (signal.c) ---- */
+int ta_open_signal(lua_State *L);
+
 #endif

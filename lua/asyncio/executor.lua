@@ -26,6 +26,9 @@ return function(asyncio)
   -- are asyncio-flavored (beyond Python: lua/trio/files.lua).
   asyncio.open_file = require("trio.files").asyncio_open_file
 
+  -- loop:add_signal_handler / remove_signal_handler (lua/trio/signals.lua)
+  require("trio.signals").install_asyncio()
+
   --- asyncio.to_thread(fn, ...) -> fn(...)'s results (asyncio-flavored).
   function asyncio.to_thread(fn, ...)
     core.check_aio("asyncio.to_thread")
