@@ -122,6 +122,9 @@ trio.run(function()
   o["trio.AsyncFile"] = trio.open_file("README.md")
   o["trio.Path"] = trio.Path("README.md")
   trio.open_signal_receiver({ "SIGUSR1" }, function(r) o["trio.SignalReceiver"] = r end)
+  o["trio.Process"] = trio.lowlevel.open_process({ "true" })
+  o["trio.PipeSendStream"], o["trio.PipeReceiveStream"] = o["trio.Process"].stdin, o["trio.Process"].stdout
+  o["trio.Process"]:wait()
   trio.open_nursery(function(n)
     o["trio.Nursery"] = n
     n:start(function(task_status)
@@ -134,6 +137,7 @@ trio.run(function()
   o["trio.MemorySendChannel"]:close()
   o["trio.MemoryReceiveChannel"]:close()
   o["trio.AsyncFile"]:close()
+  o["trio.Process"]:close()
 end)
 
 do
@@ -153,7 +157,17 @@ do
     o["asyncio.LifoQueue"] = asyncio.LifoQueue()
     o["asyncio.PriorityQueue"] = asyncio.PriorityQueue()
     o["asyncio.AsyncFile"] = asyncio.open_file("README.md")
+    local PIPE = asyncio.subprocess.PIPE
+    o["asyncio.Process"] = asyncio.create_subprocess_exec("true", { stdin = PIPE, stdout = PIPE,
+      stderr = PIPE })
+    o["asyncio.PipeStreamWriter"], o["asyncio.PipeStreamReader"] = o["asyncio.Process"].stdin,
+      o["asyncio.Process"].stdout
+    o["asyncio.Process"]:wait()
+    o["asyncio.SubprocessTransport"] = loop:subprocess_exec(function() return {} end, "true")
+    o["asyncio.PipeTransport"] = o["asyncio.SubprocessTransport"]:get_pipe_transport(0)
     probe_all(o)
+    o["asyncio.Process"]:communicate()
+    o["asyncio.SubprocessTransport"]:close()
     o["asyncio.AsyncFile"]:close()
     o["asyncio.Future"]:cancel()
   end)
@@ -173,7 +187,9 @@ local TYPES = {
   ["trio.Event"] = {}, ["trio.Lock"] = {}, ["trio.StrictFIFOLock"] = { parent = "trio.Lock" },
   ["trio.Semaphore"] = {}, ["trio.CapacityLimiter"] = {}, ["trio.Condition"] = {},
   ["trio.ContextVar"] = {}, ["trio.AsyncFile"] = {}, ["trio.Path"] = {},
-  ["trio.SignalReceiver"] = {},
+  ["trio.SignalReceiver"] = {}, ["trio.Process"] = {}, ["trio.PipeSendStream"] = {},
+  ["trio.PipeReceiveStream"] = {}, ["asyncio.Process"] = {}, ["asyncio.PipeStreamReader"] = {},
+  ["asyncio.PipeStreamWriter"] = {}, ["asyncio.SubprocessTransport"] = {}, ["asyncio.PipeTransport"] = {},
   ["asyncio.AsyncFile"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },

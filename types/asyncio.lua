@@ -45,6 +45,23 @@ function Loop:add_signal_handler(sig, callback, ...) end
 ---@param sig string|integer
 ---@return boolean removed
 function Loop:remove_signal_handler(sig) end
+
+---Starts a child whose pipes call a SubprocessProtocol.
+---@async
+---@param protocol_factory fun(): table
+---@param program string
+---@param ... any arguments, then an optional options table
+---@return asyncio.SubprocessTransport transport
+---@return table protocol
+function Loop:subprocess_exec(protocol_factory, program, ...) end
+
+---@async
+---@param protocol_factory fun(): table
+---@param cmd string
+---@param opts? table
+---@return asyncio.SubprocessTransport transport
+---@return table protocol
+function Loop:subprocess_shell(protocol_factory, cmd, opts) end
 function Loop:close() end
 ---@return boolean
 function Loop:is_closed() end
@@ -459,5 +476,124 @@ function AsyncFile:fileno() end
 ---@param mode? string
 ---@return asyncio.AsyncFile
 function asyncio.open_file(path, mode) end
+
+---@class asyncio.subprocess
+---@field PIPE integer
+---@field STDOUT integer
+---@field DEVNULL integer
+asyncio.subprocess = {}
+
+---@class asyncio.PipeStreamReader
+local PipeStreamReader = {}
+---@async
+---@param n? integer
+---@return string
+function PipeStreamReader:read(n) end
+---@async
+---@return string
+function PipeStreamReader:readline() end
+---@async
+---@param n integer
+---@return string
+function PipeStreamReader:readexactly(n) end
+---@async
+---@param separator? string
+---@return string
+function PipeStreamReader:readuntil(separator) end
+---@return boolean
+function PipeStreamReader:at_eof() end
+---@return fun(): string?
+function PipeStreamReader:lines() end
+
+---@class asyncio.PipeStreamWriter
+---@field transport asyncio.PipeStreamWriter
+local PipeStreamWriter = {}
+---@param data string
+function PipeStreamWriter:write(data) end
+---@param list string[]
+function PipeStreamWriter:writelines(list) end
+---@async
+function PipeStreamWriter:drain() end
+function PipeStreamWriter:write_eof() end
+---@return boolean
+function PipeStreamWriter:can_write_eof() end
+function PipeStreamWriter:close() end
+---@return boolean
+function PipeStreamWriter:is_closing() end
+---@async
+function PipeStreamWriter:wait_closed() end
+---@param name string
+---@param default? any
+function PipeStreamWriter:get_extra_info(name, default) end
+
+---@class asyncio.Process
+---@field pid integer
+---@field returncode integer?
+---@field stdin asyncio.PipeStreamWriter?
+---@field stdout asyncio.PipeStreamReader?
+---@field stderr asyncio.PipeStreamReader?
+local Process = {}
+---@async
+---@return integer
+function Process:wait() end
+---@async
+---@param input? string
+---@return string? stdout
+---@return string? stderr
+function Process:communicate(input) end
+---@param sig string|integer
+function Process:send_signal(sig) end
+function Process:terminate() end
+function Process:kill() end
+
+---@async
+---@param program string
+---@param ... any arguments, then an optional options table
+---@return asyncio.Process
+function asyncio.create_subprocess_exec(program, ...) end
+
+---@async
+---@param cmd string
+---@param opts? table
+---@return asyncio.Process
+function asyncio.create_subprocess_shell(cmd, opts) end
+
+---@class asyncio.PipeTransport
+local PipeTransport = {}
+---@param data string
+function PipeTransport:write(data) end
+function PipeTransport:write_eof() end
+---@return boolean
+function PipeTransport:can_write_eof() end
+function PipeTransport:close() end
+---@return boolean
+function PipeTransport:is_closing() end
+---@param name string
+---@param default? any
+function PipeTransport:get_extra_info(name, default) end
+
+---@class asyncio.SubprocessTransport
+local SubprocessTransport = {}
+---@return integer
+function SubprocessTransport:get_pid() end
+---@return integer?
+function SubprocessTransport:get_returncode() end
+---@param fd integer
+---@return asyncio.PipeTransport?
+function SubprocessTransport:get_pipe_transport(fd) end
+---@param sig string|integer
+function SubprocessTransport:send_signal(sig) end
+function SubprocessTransport:terminate() end
+function SubprocessTransport:kill() end
+function SubprocessTransport:close() end
+---@return boolean
+function SubprocessTransport:is_closing() end
+---@return table
+function SubprocessTransport:get_protocol() end
+---@param protocol table
+function SubprocessTransport:set_protocol(protocol) end
+---@param name string
+---@param default? any
+function SubprocessTransport:get_extra_info(name, default) end
 
 return asyncio

@@ -667,4 +667,70 @@ function SignalReceiver:pending() end
 ---@return any ...
 function trio.open_signal_receiver(signals, fn) end
 
+-- ---------------------------------------------------------------------
+-- processes
+
+---Fields: returncode, cmd, stdout, stderr (the captured output or nil).
+---@class trio.CalledProcessError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.CalledProcessError
+trio.CalledProcessError = {}
+
+---@class trio.PipeSendStream
+local PipeSendStream = {}
+---@async
+---@param data string
+function PipeSendStream:send_all(data) end
+---@async
+function PipeSendStream:wait_send_all_might_not_block() end
+---@async
+function PipeSendStream:close() end
+---@return integer?
+function PipeSendStream:fileno() end
+
+---@class trio.PipeReceiveStream
+local PipeReceiveStream = {}
+---@async
+---@param max_bytes? integer
+---@return string
+function PipeReceiveStream:receive_some(max_bytes) end
+---@async
+function PipeReceiveStream:close() end
+---@return integer?
+function PipeReceiveStream:fileno() end
+
+---@class trio.Process
+---@field args string[]|string
+---@field pid integer
+---@field returncode integer? nil while it runs; minus the signal that killed it
+---@field stdin trio.PipeSendStream?
+---@field stdout trio.PipeReceiveStream?
+---@field stderr trio.PipeReceiveStream?
+local Process = {}
+---@async
+---@return integer returncode
+function Process:wait() end
+---@return integer?
+function Process:poll() end
+---@param sig string|integer
+function Process:send_signal(sig) end
+function Process:terminate() end
+function Process:kill() end
+---@async
+function Process:close() end
+
+---@alias trio.RunProcessOptions {stdin?: string, capture_stdout?: boolean, capture_stderr?: boolean, stdout?: "inherit"|"devnull", stderr?: "inherit"|"devnull", check?: boolean, cwd?: string, env?: table<string, string>, shell?: boolean, start_new_session?: boolean, deliver_cancel?: async fun(p: trio.Process)}
+
+---Runs a child to its end.
+---@async
+---@param cmd string[]|string
+---@param opts? trio.RunProcessOptions
+---@return {args: string[]|string, returncode: integer, stdout: string?, stderr: string?}
+function trio.run_process(cmd, opts) end
+
+---@async
+---@param cmd string[]|string
+---@param opts? {stdin?: string|integer, stdout?: string|integer, stderr?: string|integer, cwd?: string, env?: table<string, string>, shell?: boolean, start_new_session?: boolean}
+---@return trio.Process
+function lowlevel.open_process(cmd, opts) end
+
 return trio

@@ -159,4 +159,12 @@ int ta_open_fs(lua_State *L);
 /* ---- signals (signal.c) ---- */
 int ta_open_signal(lua_State *L);
 
+/* ---- child processes (process.c) and their pipes (procpipe.c) ----
+** ta_procpipe_push pushes a PipeStream over fd, the parent's end of a
+** pipe (writable: the child's stdin): 0, or a libuv error (nothing
+** pushed, fd still the caller's). */
+int ta_procpipe_push(lua_State *L, ta_engine *E, int fd, int writable);
+int ta_open_procpipe(lua_State *L);
+int ta_open_process(lua_State *L);
+
 #endif

@@ -1,7 +1,8 @@
---- asyncio's executor functions: loop:run_in_executor and asyncio.to_thread
--- run a Lua function on a worker OS thread (csrc/io/thread.c), with the
--- rules of trio.to_thread.run_sync: the function's only upvalue may be
--- _ENV, and arguments, results and errors are copied.
+--- asyncio's face of the system resources: executors (loop:run_in_executor
+-- and asyncio.to_thread run a Lua function on a worker OS thread,
+-- csrc/io/thread.c, with the rules of trio.to_thread.run_sync: the
+-- function's only upvalue may be _ENV, and arguments, results and errors
+-- are copied), files (asyncio.open_file), subprocesses and signals.
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 
@@ -25,6 +26,9 @@ return function(asyncio)
   --- asyncio.open_file(path [, mode="r"]) -> an async file whose methods
   -- are asyncio-flavored (beyond Python: lua/trio/files.lua).
   asyncio.open_file = require("trio.files").asyncio_open_file
+
+  -- subprocesses (lua/asyncio/subprocess.lua)
+  require "asyncio.subprocess" (asyncio)
 
   -- loop:add_signal_handler / remove_signal_handler (lua/trio/signals.lua)
   require("trio.signals").install_asyncio()
