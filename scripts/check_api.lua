@@ -174,6 +174,7 @@ do
   loop:close()
 end
 objects["trio_asyncio.Error"] = trio.TooSlowError { message = "x", cause = "y" }
+objects["trio_asyncio.TrioExecutor"] = ta.TrioExecutor()
 objects["trio.ExceptionGroup"] = trio.ExceptionGroup("x", {})
 probe("trio_asyncio.Error", objects["trio_asyncio.Error"])
 probe("trio.ExceptionGroup", objects["trio.ExceptionGroup"])
@@ -190,6 +191,7 @@ local TYPES = {
   ["trio.SignalReceiver"] = {}, ["trio.Process"] = {}, ["trio.PipeSendStream"] = {},
   ["trio.PipeReceiveStream"] = {}, ["asyncio.Process"] = {}, ["asyncio.PipeStreamReader"] = {},
   ["asyncio.PipeStreamWriter"] = {}, ["asyncio.SubprocessTransport"] = {}, ["asyncio.PipeTransport"] = {},
+  ["trio_asyncio.TrioExecutor"] = {},
   ["asyncio.AsyncFile"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },

@@ -408,7 +408,7 @@ describe("asyncio executors", function()
         errof(asyncio.to_thread, function() end, nil, coroutine.create(print))
     end)
     assert_has(e1, "bad argument #3 to 'run_in_executor' (a function cannot be copied")
-    assert_has(e2, "bad argument #1 to 'run_in_executor' (only nil (the default executor)")
+    assert_has(e2, "bad argument #1 to 'run_in_executor' (nil (the default executor) or a trio_asyncio.TrioExecutor expected")
     assert_has(e3, "bad argument #3 to 'to_thread' (a thread cannot be copied")
   end)
 
@@ -455,6 +455,29 @@ describe("worker threads across the bridge", function()
       end)()
     end)
     assert.equal(2, r)
+  end)
+
+  it("loop:run_in_executor with a TrioExecutor runs under its limiter", function()
+    local results, max_seen, e = ta.run(function()
+      local limiter = trio.CapacityLimiter(1)
+      local executor = ta.TrioExecutor { limiter = limiter }
+      local loop = asyncio.get_event_loop()
+      local seen = 0
+      local r = trio.fail_after(5, ta.aio_as_trio(function()
+        local futs = {}
+        for i = 1, 3 do futs[i] = loop:run_in_executor(executor, block, ({ 0.05, 0.1, 0.15 })[i]) end
+        local poll = loop:call_later(0.02, function() seen = math.max(seen, limiter.borrowed_tokens) end)
+        local out = asyncio.gather(futs[1], futs[2], futs[3])
+        poll:cancel()
+        return out
+      end))
+      local err = errof(loop.run_in_executor, loop, executor, function() end, print)
+      executor:shutdown()
+      return r, seen, err
+    end)
+    assert.same({ 0.05, 0.1, 0.15 }, { results[1], results[2], results[3] })
+    assert.equal(1, max_seen)
+    assert_has(e, "bad argument #3 to 'run_in_executor' (a function cannot be copied")
   end)
 
   it("Trio cancellation of aio_as_trio cancels the asyncio wait for a worker", function()

@@ -13,11 +13,16 @@ return function(asyncio)
   -- computed on a worker thread.  Only the default executor (nil) exists.
   -- Cancelling the Future does not stop the thread: its results are dropped.
   function Loop:run_in_executor(executor, fn, ...)
-    if executor ~= nil then
-      errors.argerror(1, "run_in_executor", "only nil (the default executor) is supported, got "
-        .. type(executor))
+    local trio_executor = type(executor) == "table" and executor._trio_executor
+    if executor ~= nil and not trio_executor then
+      errors.argerror(1, "run_in_executor", "nil (the default executor) or a trio_asyncio.TrioExecutor "
+        .. "expected, got " .. type(executor))
     end
     if self:is_closed() then error(errors.RuntimeError("run_in_executor: Event loop is closed"), 2) end
+    if trio_executor then
+      core.thread_job("run_in_executor", 2, fn, ...) -- what cannot be copied raises now
+      return self:run_trio(executor.submit, executor, fn, ...)
+    end
     local req = core.thread_job("run_in_executor", 2, fn, ...)
     core.thread_submit(req)
     return core.io_future(self, req)
