@@ -175,6 +175,7 @@ do
 end
 objects["trio_asyncio.Error"] = trio.TooSlowError { message = "x", cause = "y" }
 objects["trio_asyncio.TrioExecutor"] = ta.TrioExecutor()
+objects["trio_asyncio.IORequest"] = require("trio_asyncio.core").thread_job("check", 1, function() end)
 objects["trio.ExceptionGroup"] = trio.ExceptionGroup("x", {})
 probe("trio_asyncio.Error", objects["trio_asyncio.Error"])
 probe("trio.ExceptionGroup", objects["trio.ExceptionGroup"])
@@ -191,7 +192,7 @@ local TYPES = {
   ["trio.SignalReceiver"] = {}, ["trio.Process"] = {}, ["trio.PipeSendStream"] = {},
   ["trio.PipeReceiveStream"] = {}, ["asyncio.Process"] = {}, ["asyncio.PipeStreamReader"] = {},
   ["asyncio.PipeStreamWriter"] = {}, ["asyncio.SubprocessTransport"] = {}, ["asyncio.PipeTransport"] = {},
-  ["trio_asyncio.TrioExecutor"] = {},
+  ["trio_asyncio.TrioExecutor"] = {}, ["trio_asyncio.IORequest"] = {},
   ["asyncio.AsyncFile"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },

@@ -164,4 +164,13 @@ function TrioExecutor:submit(fn, ...) end
 ---@param wait? boolean
 function TrioExecutor:shutdown(wait) end
 
+---What trio_asyncio_push_work (C hosts) pushes: a request to wait for.
+---@class trio_asyncio.IORequest
+local IORequest = {}
+---Waits for the request in the calling task's flavor; returns its results.
+---@async
+---@param cancellable? boolean
+---@return any ...
+function IORequest:wait(cancellable) end
+
 return trio_asyncio

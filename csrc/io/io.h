@@ -151,6 +151,9 @@ struct ta_job {
 };
 /* Queues j (its req started, its work set): 0, or a libuv error code. */
 int ta_job_submit(lua_State *L, ta_engine *E, ta_job *j);
+/* The C host's worker job (declared in include/trio_asyncio.h). */
+int trio_asyncio_push_work(lua_State *L, void (*work)(void *arg),
+                           int (*done)(lua_State *L, void *arg), void *arg);
 int ta_open_thread(lua_State *L);
 
 /* ---- files (fs.c) ---- */

@@ -703,6 +703,64 @@ static int l_thread_submit(lua_State *L) {
   return 0;
 }
 
+/* ---- C work for hosts (trio_asyncio_push_work) ---- */
+
+typedef struct cjob {
+  ta_job job;                 /* first */
+  void (*fn)(void *arg);
+  int (*done)(lua_State *L, void *arg);
+  void *arg;
+  int delivered;
+} cjob;
+
+static void cjob_work(ta_job *j, lua_State *W) {
+  cjob *c = (cjob *)j;
+  (void)W;
+  c->fn(c->arg);
+}
+
+static int cjob_deliver(lua_State *L, ta_ioreq *r) {
+  cjob *c = (cjob *)r;
+  c->delivered = 1;
+  return c->done != NULL ? c->done(L, c->arg) : 0;
+}
+
+static void cjob_cancel(ta_ioreq *r) { job_cancel((ta_job *)r); }
+
+/* Dropped without delivery: done(NULL, arg) lets the host free arg. */
+static void cjob_release(ta_ioreq *r) {
+  cjob *c = (cjob *)r;
+  if (!c->delivered && c->done != NULL) c->done(NULL, c->arg);
+  free(c);
+}
+
+static const ta_ioreq_type cjob_type = {"work", cjob_deliver, cjob_cancel, cjob_release};
+
+/* The public API (csrc/include/trio_asyncio.h; io/ does not include it). */
+int trio_asyncio_push_work(lua_State *L, void (*work)(void *arg),
+                           int (*done)(lua_State *L, void *arg), void *arg) {
+  ta_engine *E;
+  cjob *c;
+  int rc;
+  if (L == NULL || work == NULL) return UV_EINVAL;
+  E = ta_engine_get(L);
+  if (E == NULL || E->closing) return UV_EINVAL;
+  if (!lua_checkstack(L, 4) || (c = (cjob *)calloc(1, sizeof *c)) == NULL) return UV_ENOMEM;
+  c->fn = work;
+  c->done = done;
+  c->arg = arg;
+  c->job.work = cjob_work;
+  ta_ioreq_start(E, &c->job.req, &cjob_type);
+  if ((rc = ta_job_submit(L, E, &c->job)) != 0) {
+    c->delivered = 1; /* not started: the caller keeps arg */
+    ta_ioreq_complete(&c->job.req);
+    cjob_release(&c->job.req);
+    return rc;
+  }
+  ta_ioreq_push(L, &c->job.req);
+  return 0;
+}
+
 static const luaL_Reg thread_funcs[] = {
   {"thread_job", l_thread_job},
   {"thread_submit", l_thread_submit},
