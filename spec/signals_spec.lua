@@ -28,6 +28,14 @@ local function caught(n)
   error("no SigCgt line")
 end
 
+-- Under valgrind (make valgrind) the tool catches every signal itself, so
+-- SigCgt says "caught" for all of them: the checks of the process's own
+-- handling are skipped there (nothing of ours catches SIGUSR1 at load).
+local SIGCGT_OURS = not caught(SIGUSR1)
+local function check_caught(n, expected)
+  if SIGCGT_OURS then assert.equal(expected, caught(n), "caught(" .. n .. ")") end
+end
+
 local function run(fn)
   return trio.run(function() return trio.fail_after(5, fn) end)
 end
@@ -64,13 +72,11 @@ describe("trio.open_signal_receiver", function()
   end)
 
   it("catches the signals only inside the block: the previous handling comes back", function()
-    local before, during = caught(SIGUSR1), nil
+    check_caught(SIGUSR1, false)
     run(function()
-      trio.open_signal_receiver({ "SIGUSR1" }, function() during = caught(SIGUSR1) end)
+      trio.open_signal_receiver({ "SIGUSR1" }, function() check_caught(SIGUSR1, true) end)
     end)
-    assert.is_false(before)
-    assert.is_true(during)
-    assert.is_false(caught(SIGUSR1))
+    check_caught(SIGUSR1, false)
   end)
 
   it("restores the previous handling when the body raises, and lets the error out", function()
@@ -78,7 +84,7 @@ describe("trio.open_signal_receiver", function()
       return errof(trio.open_signal_receiver, { "SIGUSR2" }, function() error("body failed") end)
     end)
     assert_has(e, "body failed")
-    assert.is_false(caught(SIGUSR2))
+    check_caught(SIGUSR2, false)
   end)
 
   it("takes SIGINT from KeyboardInterrupt while it watches it, and gives it back", function()
@@ -164,18 +170,18 @@ describe("loop:add_signal_handler", function()
       return got
     end)
     assert.same({ "xy", "xy" }, calls)
-    assert.is_false(caught(SIGUSR1))
+    check_caught(SIGUSR1, false)
   end)
 
   it("remove_signal_handler returns whether a handler was removed", function()
     local r = asyncio.run(function()
       local loop = asyncio.get_running_loop()
       loop:add_signal_handler(SIGUSR2, function() end)
-      local during = caught(SIGUSR2)
-      return { during, loop:remove_signal_handler("SIGUSR2"), loop:remove_signal_handler("SIGUSR2") }
+      check_caught(SIGUSR2, true)
+      return { loop:remove_signal_handler("SIGUSR2"), loop:remove_signal_handler("SIGUSR2") }
     end)
-    assert.same({ true, true, false }, r)
-    assert.is_false(caught(SIGUSR2))
+    assert.same({ true, false }, r)
+    check_caught(SIGUSR2, false)
   end)
 
   it("a new handler replaces the old one", function()
@@ -215,9 +221,9 @@ describe("loop:add_signal_handler", function()
     loop:run_until_complete(function()
       loop:add_signal_handler("SIGUSR2", function() end)
     end)
-    assert.is_true(caught(SIGUSR2))
+    check_caught(SIGUSR2, true)
     loop:close()
-    assert.is_false(caught(SIGUSR2))
+    check_caught(SIGUSR2, false)
   end)
 
   it("refuses what cannot be caught and bad handlers", function()
