@@ -226,6 +226,23 @@ describe("loop:add_signal_handler", function()
     check_caught(SIGUSR2, false)
   end)
 
+  it("a SIGINT handler replaces KeyboardInterrupt, in every run of the loop", function()
+    local loop = asyncio.new_event_loop()
+    local got = 0
+    loop:add_signal_handler("SIGINT", function() got = got + 1 end)
+    for _ = 1, 2 do
+      loop:run_until_complete(function()
+        kill("INT")
+        local t0 = loop:time()
+        while got == 0 and loop:time() - t0 < 5 do asyncio.sleep(0.01) end
+      end)
+      assert.is_true(got > 0)
+      got = 0
+    end
+    assert.is_true(loop:remove_signal_handler("SIGINT"))
+    loop:close()
+  end)
+
   it("refuses what cannot be caught and bad handlers", function()
     local e1, e2, e3 = asyncio.run(function()
       local loop = asyncio.get_running_loop()

@@ -16,7 +16,9 @@
 ** handler), the watch records the sigaction it found and puts it back when
 ** it stops, unless libuv still handles the signal for someone else.
 ** Watching SIGINT stops the engine's own SIGINT handle (KeyboardInterrupt)
-** meanwhile, as Trio's receiver replaces the KeyboardInterrupt handler.
+** meanwhile, as Trio's receiver replaces the KeyboardInterrupt handler; the
+** engine counts the watches (E->sigint_watched) so that a run starting
+** meanwhile (an asyncio loop's next run_until_complete) leaves it off.
 */
 #include <signal.h>
 #include <stdlib.h>
@@ -52,7 +54,7 @@ struct sigwatch {
   int npending;
   sigreq *waiter;             /* the request waiting for the next one */
   int closed;
-  int took_sigint;            /* the engine's SIGINT handle was stopped for us */
+  int took_sigint;            /* counted in E->sigint_watched */
 };
 
 static const struct { const char *name; int num; } signames[] = {
@@ -159,8 +161,8 @@ static void watch_close(sigwatch *w) {
     ta_handle_closing(E, &s->owned);
     close_handle(&s->owned);
   }
-  if (w->took_sigint && E->sigint != NULL && E->running && !E->host_loop &&
-      E->sigint->signal_cb != NULL)
+  if (w->took_sigint && --E->sigint_watched == 0 && E->sigint != NULL && E->running &&
+      !E->host_loop && E->sigint->signal_cb != NULL)
     uv_signal_start(E->sigint, E->sigint->signal_cb, SIGINT);
   w->took_sigint = 0;
   w->npending = 0;
@@ -219,8 +221,8 @@ static int l_signal_watch(lua_State *L) {
     ta_handle_opened(E, &s->owned);
     s->w = w;
     w->hs[w->n++] = s;
-    if (signum == SIGINT && E->sigint != NULL && uv_is_active((uv_handle_t *)E->sigint)) {
-      uv_signal_stop(E->sigint); /* no KeyboardInterrupt while we watch SIGINT */
+    if (signum == SIGINT) { /* no KeyboardInterrupt while SIGINT is watched */
+      if (E->sigint_watched++ == 0 && E->sigint != NULL) uv_signal_stop(E->sigint);
       w->took_sigint = 1;
     }
     if ((rc = uv_signal_start(&s->h, on_signal, signum)) != 0) {
