@@ -118,6 +118,21 @@ ROWS=(
 	"py|W6|python trio-asyncio aio_as_trio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py aio_as_trio"
 	"py|W6|python trio-asyncio trio_as_aio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py trio_as_aio"
 
+	"ours|W8|trio run_process|-|run|$LUA bench/w8_processes.lua trio"
+	"ours|W8|asyncio subprocess|-|run|$LUA bench/w8_processes.lua asyncio"
+	"floor|W8|raw libuv C (floor)|path:$BUILD/peers/w8_uv|run|$BUILD/peers/w8_uv"
+	"py|W8|python trio|py:trio|run|$PY $P/w8_processes.py trio"
+	"py|W8|python asyncio|-|run|$PY $P/w8_processes.py asyncio"
+	"py|W8|python uvloop|py:uvloop|run|$PY $P/w8_processes.py uvloop"
+	"py|W8|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w8_processes.py trio_asyncio"
+
+	"ours|W9|trio to_thread|-|run|$LUA bench/w9_to_thread.lua trio"
+	"ours|W9|asyncio to_thread|-|run|$LUA bench/w9_to_thread.lua asyncio"
+	"py|W9|python trio|py:trio|run|$PY $P/w9_to_thread.py trio"
+	"py|W9|python asyncio|-|run|$PY $P/w9_to_thread.py asyncio"
+	"py|W9|python uvloop|py:uvloop|run|$PY $P/w9_to_thread.py uvloop"
+	"py|W9|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w9_to_thread.py trio_asyncio"
+
 	"ours|W7|trio|-|mem|$LUA bench/w7_memory.lua"
 	"lua|W7|cqueues|lua:cqueues|mem|$LUA $L/w7_memory_cqueues.lua"
 	"lua|W7|luv timers (no tasks)|lua:luv|mem|$LUA $L/w7_memory_luv.lua"
@@ -214,6 +229,12 @@ fi
 if ((COMPARE)) && [[ ! -d $PEERS ]]; then
 	note "peers not found at $PEERS (set PEERS=): peer rows skipped"
 	COMPARE=0 PYTHON=0
+fi
+# The C floors of ../shared/bench/peers/c, built into $BUILD/peers.
+if ((COMPARE)) && [[ -f $PEERS/c/w8_uv.c && ! -x $BUILD/peers/w8_uv ]]; then
+	mkdir -p "$BUILD/peers"
+	cc -O2 -o "$BUILD/peers/w8_uv" "$PEERS/c/w8_uv.c" -luv 2>/dev/null ||
+		note "W8 C floor: $PEERS/c/w8_uv.c did not build"
 fi
 if ((PYTHON)) && ! $PY -c 'import trio' >/dev/null 2>&1; then
 	note "$PY cannot import trio (apt-get install python3-trio python3-uvloop): Python rows skipped"

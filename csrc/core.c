@@ -14,12 +14,13 @@ static int (*const openers[])(lua_State *L) = {
   /* engine */
   ta_open_run, ta_open_task,
   /* io (before the faces, which add to the socket class) */
-  ta_open_sock, ta_open_dns,
+  ta_open_sock, ta_open_dns, ta_open_ioreq, ta_open_thread, ta_open_fs, ta_open_signal,
+  ta_open_procpipe, ta_open_process,
   /* trio */
   ta_open_trio_run, ta_open_lowlevel, ta_open_scope, ta_open_nursery, ta_open_parking_lot,
-  ta_open_channel, ta_open_time, ta_open_fdwait, ta_open_trio_socket,
+  ta_open_channel, ta_open_time, ta_open_fdwait, ta_open_trio_socket, ta_open_trio_ioreq,
   /* asyncio */
-  ta_open_loop, ta_open_future, ta_open_iowait,
+  ta_open_loop, ta_open_future, ta_open_iowait, ta_open_aio_ioreq,
   /* embed */
   ta_open_embed,
 };

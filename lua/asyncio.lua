@@ -623,6 +623,8 @@ function asyncio.run(fn, ...)
   return unpack(r, 2, r.n)
 end
 
+require "asyncio.system" (asyncio) -- executors, files, subprocesses, signals
+
 for k, v in pairs(require "asyncio.sync") do asyncio[k] = v end
 for k, v in pairs(require "asyncio.queues") do asyncio[k] = v end
 

@@ -811,6 +811,19 @@ end
 
 trio.lowlevel = lowlevel
 
+-- worker threads (lua/trio/to_thread.lua), files (lua/trio/files.lua)
+trio.to_thread = require "trio.to_thread"
+local files = require "trio.files"
+trio.open_file = files.trio_open_file
+trio.Path = files.Path
+-- signals (lua/trio/signals.lua)
+trio.open_signal_receiver = require("trio.signals").open_signal_receiver
+-- child processes (lua/trio/process.lua)
+local process = require("trio.process").install(trio)
+trio.run_process = process.run_process
+trio.CalledProcessError = process.CalledProcessError
+lowlevel.open_process = process.open_process
+
 trio.testing = {
   --- MockClock{rate=0, autojump_threshold=math.huge}
   MockClock = function(opts)

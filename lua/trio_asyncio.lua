@@ -557,6 +557,33 @@ end
 -- With trio_asyncio loaded, asyncio.new_event_loop returns sync loops.
 asyncio.new_event_loop = M.new_event_loop
 
+-- ---------------------------------------------------------------------
+-- TrioExecutor: loop:run_in_executor through trio.to_thread.run_sync
+
+local TrioExecutor = { __name = "trio_asyncio.TrioExecutor", _trio_executor = true }
+TrioExecutor.__index = TrioExecutor
+
+--- trio_asyncio.TrioExecutor{limiter=, max_workers=}: an executor for
+-- loop:run_in_executor that runs its jobs with trio.to_thread.run_sync
+-- under the limiter (a new CapacityLimiter(max_workers) when only
+-- max_workers is given; else the run's default limiter).
+function M.TrioExecutor(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then argerror(1, "TrioExecutor", "table expected, got " .. type(opts)) end
+  local limiter = opts.limiter
+  if limiter == nil and opts.max_workers ~= nil then limiter = trio.CapacityLimiter(opts.max_workers) end
+  return setmetatable({ _limiter = limiter, _running = true }, TrioExecutor)
+end
+
+--- executor:submit(fn, ...) -> fn(...)'s results (Trio-flavored).
+function TrioExecutor:submit(fn, ...)
+  if not self._running then error(errors.RuntimeError("submit: Executor is down"), 2) end
+  return trio.to_thread.run_sync({ limiter = self._limiter }, fn, ...)
+end
+
+--- executor:shutdown([wait]): refuses new jobs.
+function TrioExecutor:shutdown() self._running = false end
+
 -- it, aio_test: asyncio test bodies in a run (lua/trio_asyncio/testing.lua)
 M.testing = require "trio_asyncio.testing"
 

@@ -120,6 +120,12 @@ trio.run(function()
   o["trio.lowlevel.TrioToken"] = trio.lowlevel.current_trio_token()
   o["trio.lowlevel.SystemClock"] = trio.lowlevel.current_clock()
   o["trio.MemorySendChannel"], o["trio.MemoryReceiveChannel"] = trio.open_memory_channel(0)
+  o["trio.AsyncFile"] = trio.open_file("README.md")
+  o["trio.Path"] = trio.Path("README.md")
+  trio.open_signal_receiver({ "SIGUSR1" }, function(r) o["trio.SignalReceiver"] = r end)
+  o["trio.Process"] = trio.lowlevel.open_process({ "true" })
+  o["trio.PipeSendStream"], o["trio.PipeReceiveStream"] = o["trio.Process"].stdin, o["trio.Process"].stdout
+  o["trio.Process"]:wait()
   trio.open_nursery(function(n)
     o["trio.Nursery"] = n
     n:start(function(task_status)
@@ -147,6 +153,8 @@ trio.run(function()
   a:close()
   o["trio.SocketStream"]:close()
   o["trio.SocketListener"]:close()
+  o["trio.AsyncFile"]:close()
+  o["trio.Process"]:close()
 end)
 
 do
@@ -179,11 +187,26 @@ do
     writer:close()
     srv:close()
     o["asyncio.DatagramTransport"]:close()
+    o["asyncio.AsyncFile"] = asyncio.open_file("README.md")
+    local PIPE = asyncio.subprocess.PIPE
+    o["asyncio.Process"] = asyncio.create_subprocess_exec("true", { stdin = PIPE, stdout = PIPE,
+      stderr = PIPE })
+    o["asyncio.PipeStreamWriter"], o["asyncio.PipeStreamReader"] = o["asyncio.Process"].stdin,
+      o["asyncio.Process"].stdout
+    o["asyncio.Process"]:wait()
+    o["asyncio.SubprocessTransport"] = loop:subprocess_exec(function() return {} end, "true")
+    o["asyncio.PipeTransport"] = o["asyncio.SubprocessTransport"]:get_pipe_transport(0)
+    probe_all(o)
+    o["asyncio.Process"]:communicate()
+    o["asyncio.SubprocessTransport"]:close()
+    o["asyncio.AsyncFile"]:close()
     o["asyncio.Future"]:cancel()
   end)
   loop:close()
 end
 objects["trio_asyncio.Error"] = trio.TooSlowError { message = "x", cause = "y" }
+objects["trio_asyncio.TrioExecutor"] = ta.TrioExecutor()
+objects["trio_asyncio.IORequest"] = require("trio_asyncio.core").thread_job("check", 1, function() end)
 objects["trio.ExceptionGroup"] = trio.ExceptionGroup("x", {})
 probe("trio_asyncio.Error", objects["trio_asyncio.Error"])
 probe("trio.ExceptionGroup", objects["trio.ExceptionGroup"])
@@ -200,6 +223,12 @@ local TYPES = {
   ["trio.socket.socket"] = {}, ["trio.SocketStream"] = {}, ["trio.SocketListener"] = {},
   ["trio.StapledStream"] = {}, ["trio.testing.MemorySendStream"] = {},
   ["trio.testing.MemoryReceiveStream"] = {},
+  ["trio.ContextVar"] = {}, ["trio.AsyncFile"] = {}, ["trio.Path"] = {},
+  ["trio.SignalReceiver"] = {}, ["trio.Process"] = {}, ["trio.PipeSendStream"] = {},
+  ["trio.PipeReceiveStream"] = {}, ["asyncio.Process"] = {}, ["asyncio.PipeStreamReader"] = {},
+  ["asyncio.PipeStreamWriter"] = {}, ["asyncio.SubprocessTransport"] = {}, ["asyncio.PipeTransport"] = {},
+  ["trio_asyncio.TrioExecutor"] = {}, ["trio_asyncio.IORequest"] = {},
+  ["asyncio.AsyncFile"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },
   ["asyncio.Event"] = {}, ["asyncio.Lock"] = {}, ["asyncio.Semaphore"] = {},

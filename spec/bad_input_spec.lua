@@ -186,6 +186,16 @@ describe("bad input", function()
       "trio.testing.memory_stream_pump",
       "trio.testing.open_stream_to_socket_listener",
     } do ignore[name] = true end
+    -- Processes, signals and TrioExecutor too (spec/process_spec.lua,
+    -- spec/signals_spec.lua, spec/threads_spec.lua): a valid call there
+    -- spawns a program, changes how this process handles a signal, or
+    -- starts worker threads.
+    for _, name in ipairs {
+      "Loop:add_signal_handler", "Loop:remove_signal_handler", "Loop:subprocess_exec",
+      "Loop:subprocess_shell", "asyncio.create_subprocess_exec", "asyncio.create_subprocess_shell",
+      "trio.lowlevel.open_process", "trio.open_signal_receiver", "trio.run_process",
+      "trio_asyncio.TrioExecutor",
+    } do ignore[name] = true end
     local objs = { Event = trio.Event(), Lock = trio.Lock(), StrictFIFOLock = trio.StrictFIFOLock(),
       Semaphore = trio.Semaphore(1), CapacityLimiter = trio.CapacityLimiter(1), Condition = trio.Condition() }
     for cls, o in pairs(objs) do

@@ -138,6 +138,15 @@ describe("trio_asyncio_step / backend_fd / backend_timeout", function()
   end)
 end)
 
+describe("trio_asyncio_push_work", function()
+  it("runs C work on a worker thread, waited for by tasks of both flavors", function()
+    expect("work", nil, {
+      "null_state -22", "trio\t42\tfrom C", "trio_error\tthe C work failed", "parallel\ttrue",
+      "asyncio\t3\tfrom C", "cancelled\ttrue", "freed\t2", "loop_thread_violations 0", "closed",
+    })
+  end)
+end)
+
 describe("trio_asyncio_call_soon_threadsafe", function()
   for _, mode in ipairs { "loop", "step" } do
     it("runs 8 threads x 10,000 posts exactly once each (" .. mode .. " mode)", function()

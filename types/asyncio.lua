@@ -28,6 +28,40 @@ local Loop = {}
 function Loop:run_until_complete(future_or_fn) end
 function Loop:run_forever() end
 function Loop:stop() end
+
+---Runs `fn(...)` on a worker thread (`executor` must be nil); a Future of its results.
+---@param executor nil
+---@param fn fun(...): ...
+---@param ... any
+---@return asyncio.Future
+function Loop:run_in_executor(executor, fn, ...) end
+
+---Calls `callback(...)` from the loop each time the signal arrives.
+---@param sig string|integer
+---@param callback fun(...)
+---@param ... any
+function Loop:add_signal_handler(sig, callback, ...) end
+
+---@param sig string|integer
+---@return boolean removed
+function Loop:remove_signal_handler(sig) end
+
+---Starts a child whose pipes call a SubprocessProtocol.
+---@async
+---@param protocol_factory fun(): table
+---@param program string
+---@param ... any arguments, then an optional options table
+---@return asyncio.SubprocessTransport transport
+---@return table protocol
+function Loop:subprocess_exec(protocol_factory, program, ...) end
+
+---@async
+---@param protocol_factory fun(): table
+---@param cmd string
+---@param opts? table
+---@return asyncio.SubprocessTransport transport
+---@return table protocol
+function Loop:subprocess_shell(protocol_factory, cmd, opts) end
 function Loop:close() end
 ---@return boolean
 function Loop:is_closed() end
@@ -449,5 +483,167 @@ asyncio.QueueShutDown = {}
 ---@class asyncio.BrokenBarrierError: trio.RuntimeError
 ---@overload fun(message_or_fields?: string|table): asyncio.BrokenBarrierError
 asyncio.BrokenBarrierError = {}
+
+---Runs `fn(...)` on a worker OS thread and returns its results.
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function asyncio.to_thread(fn, ...) end
+
+---@class asyncio.AsyncFile
+---@field name string
+---@field mode string
+---@field closed boolean
+local AsyncFile = {}
+---@async
+---@param n? integer
+---@return string
+function AsyncFile:read(n) end
+---@async
+---@return string
+function AsyncFile:readline() end
+---@return fun(): string?
+function AsyncFile:lines() end
+---@async
+---@param data string|number
+---@return integer
+function AsyncFile:write(data) end
+---@param whence? "set"|"cur"|"end"
+---@param offset? integer
+---@return integer
+function AsyncFile:seek(whence, offset) end
+---@async
+function AsyncFile:flush() end
+---@async
+function AsyncFile:close() end
+---@return integer
+function AsyncFile:fileno() end
+
+---Opens a file whose methods are asyncio-flavored (beyond Python).
+---@async
+---@param path string|trio.Path
+---@param mode? string
+---@return asyncio.AsyncFile
+function asyncio.open_file(path, mode) end
+
+---@class asyncio.subprocess
+---@field PIPE integer
+---@field STDOUT integer
+---@field DEVNULL integer
+asyncio.subprocess = {}
+
+---@class asyncio.PipeStreamReader
+local PipeStreamReader = {}
+---@async
+---@param n? integer
+---@return string
+function PipeStreamReader:read(n) end
+---@async
+---@return string
+function PipeStreamReader:readline() end
+---@async
+---@param n integer
+---@return string
+function PipeStreamReader:readexactly(n) end
+---@async
+---@param separator? string
+---@return string
+function PipeStreamReader:readuntil(separator) end
+---@return boolean
+function PipeStreamReader:at_eof() end
+---@return fun(): string?
+function PipeStreamReader:lines() end
+
+---@class asyncio.PipeStreamWriter
+---@field transport asyncio.PipeStreamWriter
+local PipeStreamWriter = {}
+---@param data string
+function PipeStreamWriter:write(data) end
+---@param list string[]
+function PipeStreamWriter:writelines(list) end
+---@async
+function PipeStreamWriter:drain() end
+function PipeStreamWriter:write_eof() end
+---@return boolean
+function PipeStreamWriter:can_write_eof() end
+function PipeStreamWriter:close() end
+---@return boolean
+function PipeStreamWriter:is_closing() end
+---@async
+function PipeStreamWriter:wait_closed() end
+---@param name string
+---@param default? any
+function PipeStreamWriter:get_extra_info(name, default) end
+
+---@class asyncio.Process
+---@field pid integer
+---@field returncode integer?
+---@field stdin asyncio.PipeStreamWriter?
+---@field stdout asyncio.PipeStreamReader?
+---@field stderr asyncio.PipeStreamReader?
+local Process = {}
+---@async
+---@return integer
+function Process:wait() end
+---@async
+---@param input? string
+---@return string? stdout
+---@return string? stderr
+function Process:communicate(input) end
+---@param sig string|integer
+function Process:send_signal(sig) end
+function Process:terminate() end
+function Process:kill() end
+
+---@async
+---@param program string
+---@param ... any arguments, then an optional options table
+---@return asyncio.Process
+function asyncio.create_subprocess_exec(program, ...) end
+
+---@async
+---@param cmd string
+---@param opts? table
+---@return asyncio.Process
+function asyncio.create_subprocess_shell(cmd, opts) end
+
+---@class asyncio.PipeTransport
+local PipeTransport = {}
+---@param data string
+function PipeTransport:write(data) end
+function PipeTransport:write_eof() end
+---@return boolean
+function PipeTransport:can_write_eof() end
+function PipeTransport:close() end
+---@return boolean
+function PipeTransport:is_closing() end
+---@param name string
+---@param default? any
+function PipeTransport:get_extra_info(name, default) end
+
+---@class asyncio.SubprocessTransport
+local SubprocessTransport = {}
+---@return integer
+function SubprocessTransport:get_pid() end
+---@return integer?
+function SubprocessTransport:get_returncode() end
+---@param fd integer
+---@return asyncio.PipeTransport?
+function SubprocessTransport:get_pipe_transport(fd) end
+---@param sig string|integer
+function SubprocessTransport:send_signal(sig) end
+function SubprocessTransport:terminate() end
+function SubprocessTransport:kill() end
+function SubprocessTransport:close() end
+---@return boolean
+function SubprocessTransport:is_closing() end
+---@return table
+function SubprocessTransport:get_protocol() end
+---@param protocol table
+function SubprocessTransport:set_protocol(protocol) end
+---@param name string
+---@param default? any
+function SubprocessTransport:get_extra_info(name, default) end
 
 return asyncio

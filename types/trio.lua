@@ -600,4 +600,196 @@ function testing.trio_test(fn, opts) end
 ---@param opts? trio.testing.Options
 function testing.it(name, fn, opts) end
 
+-- ---------------------------------------------------------------------
+-- worker threads
+
+---@class trio.to_thread
+local to_thread = {}
+trio.to_thread = to_thread
+
+---Runs `fn(...)` on a worker OS thread in a Lua state of its own; arguments, results and errors are copied.
+---@async
+---@param opts_or_fn {cancellable?: boolean, limiter?: trio.CapacityLimiter}|fun(...): ...
+---@param ... any `fn` (when opts are given), then its arguments
+---@return any ...
+function to_thread.run_sync(opts_or_fn, ...) end
+
+---The run's default limiter, a CapacityLimiter(40).
+---@return trio.CapacityLimiter
+function to_thread.current_default_thread_limiter() end
+
+-- ---------------------------------------------------------------------
+-- files
+
+---@class trio.AsyncFile
+---@field name string
+---@field mode string
+---@field closed boolean
+local AsyncFile = {}
+---@async
+---@param n? integer
+---@return string
+function AsyncFile:read(n) end
+---@async
+---@return string
+function AsyncFile:readline() end
+---@return fun(): string?
+function AsyncFile:lines() end
+---@async
+---@param data string|number
+---@return integer
+function AsyncFile:write(data) end
+---@param whence? "set"|"cur"|"end"
+---@param offset? integer
+---@return integer
+function AsyncFile:seek(whence, offset) end
+---@async
+function AsyncFile:flush() end
+---@async
+function AsyncFile:close() end
+---@return integer
+function AsyncFile:fileno() end
+
+---@async
+---@param path string|trio.Path
+---@param mode? string
+---@return trio.AsyncFile
+function trio.open_file(path, mode) end
+
+---@class trio.Path
+local Path = {}
+---@param ... string|trio.Path
+---@return trio.Path
+function trio.Path(...) end
+---@param ... string|trio.Path
+---@return trio.Path
+function Path:joinpath(...) end
+---@async
+---@param mode? string
+---@return trio.AsyncFile
+function Path:open(mode) end
+---@async
+---@return string
+function Path:read_text() end
+---@async
+---@return string
+function Path:read_bytes() end
+---@async
+---@param s string
+---@return integer
+function Path:write_text(s) end
+---@async
+---@param s string
+---@return integer
+function Path:write_bytes(s) end
+---@async
+---@return boolean
+function Path:exists() end
+---@async
+---@return boolean
+function Path:is_file() end
+---@async
+---@return boolean
+function Path:is_dir() end
+---@async
+---@return table stat st_mode, st_size, st_mtime, ... (Python's names)
+function Path:stat() end
+---@async
+---@param opts? {parents?: boolean, exist_ok?: boolean, mode?: integer}
+function Path:mkdir(opts) end
+---@async
+function Path:rmdir() end
+---@async
+---@param opts? {missing_ok?: boolean}
+function Path:unlink(opts) end
+---@async
+---@param target string|trio.Path
+---@return trio.Path
+function Path:rename(target) end
+---@async
+---@return trio.Path[]
+function Path:iterdir() end
+
+-- ---------------------------------------------------------------------
+-- signals
+
+---@class trio.SignalReceiver
+local SignalReceiver = {}
+---@return fun(): string?
+function SignalReceiver:iter() end
+---@return integer
+function SignalReceiver:pending() end
+
+---@async
+---@param signals (string|integer)[]
+---@param fn async fun(receiver: trio.SignalReceiver): ...
+---@return any ...
+function trio.open_signal_receiver(signals, fn) end
+
+-- ---------------------------------------------------------------------
+-- processes
+
+---Fields: returncode, cmd, stdout, stderr (the captured output or nil).
+---@class trio.CalledProcessError: trio_asyncio.Error
+---@overload fun(message_or_fields?: string|table): trio.CalledProcessError
+trio.CalledProcessError = {}
+
+---@class trio.PipeSendStream
+local PipeSendStream = {}
+---@async
+---@param data string
+function PipeSendStream:send_all(data) end
+---@async
+function PipeSendStream:wait_send_all_might_not_block() end
+---@async
+function PipeSendStream:close() end
+---@return integer?
+function PipeSendStream:fileno() end
+
+---@class trio.PipeReceiveStream
+local PipeReceiveStream = {}
+---@async
+---@param max_bytes? integer
+---@return string
+function PipeReceiveStream:receive_some(max_bytes) end
+---@async
+function PipeReceiveStream:close() end
+---@return integer?
+function PipeReceiveStream:fileno() end
+
+---@class trio.Process
+---@field args string[]|string
+---@field pid integer
+---@field returncode integer? nil while it runs; minus the signal that killed it
+---@field stdin trio.PipeSendStream?
+---@field stdout trio.PipeReceiveStream?
+---@field stderr trio.PipeReceiveStream?
+local Process = {}
+---@async
+---@return integer returncode
+function Process:wait() end
+---@return integer?
+function Process:poll() end
+---@param sig string|integer
+function Process:send_signal(sig) end
+function Process:terminate() end
+function Process:kill() end
+---@async
+function Process:close() end
+
+---@alias trio.RunProcessOptions {stdin?: string, capture_stdout?: boolean, capture_stderr?: boolean, stdout?: "inherit"|"devnull", stderr?: "inherit"|"devnull", check?: boolean, cwd?: string, env?: table<string, string>, shell?: boolean, start_new_session?: boolean, deliver_cancel?: async fun(p: trio.Process)}
+
+---Runs a child to its end.
+---@async
+---@param cmd string[]|string
+---@param opts? trio.RunProcessOptions
+---@return {args: string[]|string, returncode: integer, stdout: string?, stderr: string?}
+function trio.run_process(cmd, opts) end
+
+---@async
+---@param cmd string[]|string
+---@param opts? {stdin?: string|integer, stdout?: string|integer, stderr?: string|integer, cwd?: string, env?: table<string, string>, shell?: boolean, start_new_session?: boolean}
+---@return trio.Process
+function lowlevel.open_process(cmd, opts) end
+
 return trio

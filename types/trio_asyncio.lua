@@ -150,4 +150,27 @@ function testing.aio_test(fn, opts) end
 ---@param opts? trio.testing.Options
 function testing.it(name, fn, opts) end
 
+---An executor for loop:run_in_executor that runs jobs with trio.to_thread.run_sync under a limiter.
+---@class trio_asyncio.TrioExecutor
+local TrioExecutor = {}
+---@param opts? {limiter?: trio.CapacityLimiter, max_workers?: integer}
+---@return trio_asyncio.TrioExecutor
+function trio_asyncio.TrioExecutor(opts) end
+---@async
+---@param fn fun(...): ...
+---@param ... any
+---@return any ...
+function TrioExecutor:submit(fn, ...) end
+---@param wait? boolean
+function TrioExecutor:shutdown(wait) end
+
+---What trio_asyncio_push_work (C hosts) pushes: a request to wait for.
+---@class trio_asyncio.IORequest
+local IORequest = {}
+---Waits for the request in the calling task's flavor; returns its results.
+---@async
+---@param cancellable? boolean
+---@return any ...
+function IORequest:wait(cancellable) end
+
 return trio_asyncio

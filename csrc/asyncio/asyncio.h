@@ -39,6 +39,8 @@ struct ta_loop {
   struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */
   struct ta_aiorec *io_recs;      /* waits on io objects (iowait.c)... */
   struct ta_aiorec *posted, *posted_tail; /* ...those woken, to dispatch */
+  ta_ioreq *io_reqs;        /* I/O requests its Futures wait for (ioreq_future.c)... */
+  ta_ioreq *io_done;        /* ...and those completed, to deliver */
 };
 
 struct ta_handle {
@@ -88,6 +90,16 @@ void ta_loop_push_factory(lua_State *L, int loopidx);
 /* iowait.c: the loop's waits on io objects */
 void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int ready);
 void ta_loop_release_io(lua_State *L, ta_loop *lp);
+
+/* For the I/O faces (ioreq_future.c): a new pending Future of the loop at
+** loopidx, pushed; settling a pending plain Future at fidx with the top n
+** values (popped), or with the error on top (n < 0). */
+ta_future *ta_future_push_new(lua_State *L, int loopidx);
+void ta_future_settle(lua_State *L, int fidx, int n);
+int ta_future_pending(lua_State *L, int fidx);
+void ta_aio_io_dispatch(lua_State *L, ta_loop *lp);
+void ta_aio_io_release(ta_loop *lp);
+int ta_open_aio_ioreq(lua_State *L);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);

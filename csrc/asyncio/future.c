@@ -1137,6 +1137,22 @@ static int l_future_wait(lua_State *L) {
   return trio_wait(L, f, t);
 }
 
+ta_future *ta_future_push_new(lua_State *L, int loopidx) {
+  return new_future(L, loopidx, TA_KIND_FUTURE);
+}
+
+void ta_future_settle(lua_State *L, int fidx, int n) {
+  ta_future *f = checkfuture(L, fidx);
+  fidx = lua_absindex(L, fidx);
+  if (n < 0) settle(L, f, fidx, 1);
+  else settle_results(L, f, fidx, n);
+}
+
+int ta_future_pending(lua_State *L, int fidx) {
+  ta_future *f = testfuture(L, fidx);
+  return f != NULL && f->state == TA_FUT_PENDING;
+}
+
 static int l_future_new(lua_State *L) {
   new_future(L, 1, 0);
   return 1;

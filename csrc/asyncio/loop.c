@@ -453,6 +453,7 @@ static void fire_due(lua_State *L, ta_loop *lp, int ready) {
 static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   int batch, n;
   ta_loop *prev = (ta_loop *)lp->E->running_loop;
+  if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
   lua_getiuservalue(L, loopidx, UV_READY);
   dispatch_io(L, lp, lua_gettop(L));
   fire_due(L, lp, lua_gettop(L));
@@ -533,7 +534,8 @@ static int drive(lua_State *L, ta_loop *lp) {
       lp->pausing = 0;
       return drive_yield(L, lp, t, 0);
     }
-    if (lp->nready > 0 || lp->pending_io != NULL || lp->posted != NULL) {
+    if (lp->nready > 0 || lp->pending_io != NULL || lp->posted != NULL ||
+        lp->io_done != NULL) {
       /* More to do: go on unless Trio tasks wait or I/O should be polled
       ** (a millisecond after the last poll, by the cheap clock). */
       if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
@@ -607,6 +609,7 @@ static void loop_release(lua_State *L, ta_loop *lp) {
   for (int i = 0; i < lp->nfdw; i++)
     if (lp->fdw[i] != NULL) release_watch(L, lp, lp->fdw[i]);
   ta_loop_release_io(L, lp);
+  ta_aio_io_release(lp);
 }
 
 /* loop_close(loop): the loop is closed for good. */

@@ -327,6 +327,7 @@ struct ta_engine {
   const ta_host_hooks *host;  /* set by embed/ */
   void *host_state;           /* ...and its per-engine state */
   void *fds;                  /* the fd table of io/ (NULL until used) */
+  int sigint_watched;         /* io/: signal watches of SIGINT (no KeyboardInterrupt then) */
   /* State of the flavor layers that the engine only stores. */
   void *open_nurseries;     /* trio/: every open nursery */
   void *running_loop;       /* asyncio/: loop whose callbacks are running */

@@ -299,7 +299,7 @@ static void run_begin(lua_State *L, ta_engine *E, int clockidx) {
     lua_pushvalue(L, clockidx);
     E->clock_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (!E->host_loop) uv_signal_start(E->sigint, on_sigint, SIGINT);
+  if (!E->host_loop && E->sigint_watched == 0) uv_signal_start(E->sigint, on_sigint, SIGINT);
 }
 
 static void run_end(lua_State *L, ta_engine *E) {

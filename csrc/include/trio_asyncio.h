@@ -47,6 +47,19 @@ double trio_asyncio_backend_timeout(lua_State *L);
 int trio_asyncio_call_soon_threadsafe(lua_State *L,
                                       void (*fn)(lua_State *L, void *arg), void *arg);
 
+/* Runs work(arg) on one of the engine's worker threads (its own pool,
+** never libuv's threadpool) and pushes a request object onto L that Lua
+** code waits for with req:wait() in a task of either flavor (Trio:
+** req:wait(true) is cancellable).  When work has returned, done(L, arg)
+** runs on the loop's thread, inside the waiting task: it pushes the
+** results and returns their number, or pushes an error and returns -1.
+** If nobody waits any more (a cancelled wait, a collected request, the
+** state closed), done(NULL, arg) is called instead, maybe from a worker
+** thread, so that the host can free arg.  Returns 0, or a negative libuv
+** error with nothing pushed and done not called. */
+int trio_asyncio_push_work(lua_State *L, void (*work)(void *arg),
+                           int (*done)(lua_State *L, void *arg), void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -55,5 +55,6 @@ int ta_open_lowlevel(lua_State *L);
 int ta_open_trio_run(lua_State *L);
 int ta_open_fdwait(lua_State *L);
 int ta_open_trio_socket(lua_State *L);
+int ta_open_trio_ioreq(lua_State *L);
 
 #endif

@@ -1404,7 +1404,8 @@ describe("test_tasks.py", function()
   -- gets.  The bodies assume asyncio.run_coroutine_threadsafe(fn, loop)
   -- usable from a loop:run_in_executor worker.
   T = "test_tasks.py::RunCoroutineThreadsafeTests."
-  local THREADSAFE = " [feature missing: threads (run_in_executor, run_coroutine_threadsafe)]"
+  local THREADSAFE = " [feature missing: asyncio.run_coroutine_threadsafe from a worker thread (a "
+    .. "worker gets copies of plain values, not the loop)]"
 
   --- Waits 0.05 s and returns a + b (or fails, or cancels itself).
   local function add(a, b, fail, cancel)

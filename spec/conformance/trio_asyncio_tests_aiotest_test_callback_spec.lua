@@ -54,7 +54,7 @@ it(F .. "test_call_soon_control", function()
   end)
 end)
 
-pending(F .. "test_close [feature missing: executors (loop:run_in_executor), signals (loop:add_signal_handler)]", function()
+it(F .. "test_close", function()
   H.isolated(10, function()
     local trio, ta = require "trio", require "trio_asyncio"
     trio.run(function()

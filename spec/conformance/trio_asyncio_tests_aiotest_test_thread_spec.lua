@@ -24,7 +24,7 @@ local F = "tests/aiotest/test_thread.py::"
 
 local function get_ident() return tostring((coroutine.running())) end
 
-pending(F .. "test_ident [feature missing: executors (loop:run_in_executor), threads]", function()
+it(F .. "test_ident", function()
   H.with_loop(function(loop)
     local function work() return tostring((coroutine.running())) end
     local fut = loop:run_in_executor(nil, work)
@@ -35,7 +35,7 @@ pending(F .. "test_ident [feature missing: executors (loop:run_in_executor), thr
   end)
 end)
 
-pending(F .. "test_run_twice [feature missing: executors (loop:run_in_executor), threads]", function()
+it(F .. "test_run_twice", function()
   H.with_loop(function(loop)
     local result = {}
     local function work() return "run" end

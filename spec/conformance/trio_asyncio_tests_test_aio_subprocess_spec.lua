@@ -1,8 +1,8 @@
 -- Ported from trio-asyncio tests/test_aio_subprocess.py
 -- (github.com/python-trio/trio-asyncio, commit 4b0074272edcf892893a955c01b49d664e29b309).
 --
--- Every test needs asyncio subprocesses (loop:subprocess_exec,
--- loop:subprocess_shell and their transports, DESIGN 4.4): all pending.
+-- Every test runs asyncio subprocesses (loop:subprocess_exec,
+-- loop:subprocess_shell and their transports, DESIGN 4.4).
 --
 -- Translation:
 -- * the helper scripts run by the Python interpreter (tests/scripts/echo.py,
@@ -32,7 +32,6 @@ local H = require "conformance.trio_asyncio_helpers"
 local errof, assert_has = H.errof, H.assert_has
 
 local F = "tests/test_aio_subprocess.py::"
-local MISSING = " [feature missing: subprocesses (loop:subprocess_exec, loop:subprocess_shell)]"
 
 local ECHO = { "cat" }
 local ECHO2 = { "sh", "-c",
@@ -110,7 +109,7 @@ local function exec(loop, argv, opts)
   return loop:subprocess_exec(factory(loop), table.unpack(args))
 end
 
-pending(F .. "test_subprocess_exec" .. MISSING, function()
+it(F .. "test_subprocess_exec", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = exec(loop, ECHO)
@@ -129,7 +128,7 @@ pending(F .. "test_subprocess_exec" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_interactive" .. MISSING, function()
+it(F .. "test_subprocess_interactive", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = exec(loop, ECHO)
@@ -154,7 +153,7 @@ pending(F .. "test_subprocess_interactive" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_shell" .. MISSING, function()
+it(F .. "test_subprocess_shell", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = loop:subprocess_shell(factory(loop), "echo Python")
@@ -172,7 +171,7 @@ pending(F .. "test_subprocess_shell" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_exitcode" .. MISSING, function()
+it(F .. "test_subprocess_exitcode", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = loop:subprocess_shell(factory(loop), "exit 7",
@@ -185,7 +184,7 @@ pending(F .. "test_subprocess_exitcode" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_close_after_finish" .. MISSING, function()
+it(F .. "test_subprocess_close_after_finish", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = loop:subprocess_shell(factory(loop), "exit 7",
@@ -201,7 +200,7 @@ pending(F .. "test_subprocess_close_after_finish" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_kill" .. MISSING, function()
+it(F .. "test_subprocess_kill", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = exec(loop, ECHO)
@@ -215,7 +214,7 @@ pending(F .. "test_subprocess_kill" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_terminate" .. MISSING, function()
+it(F .. "test_subprocess_terminate", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = exec(loop, ECHO)
@@ -229,7 +228,7 @@ pending(F .. "test_subprocess_terminate" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_send_signal" .. MISSING, function()
+it(F .. "test_subprocess_send_signal", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = exec(loop, ECHO)
@@ -243,7 +242,7 @@ pending(F .. "test_subprocess_send_signal" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_stderr" .. MISSING, function()
+it(F .. "test_subprocess_stderr", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = exec(loop, ECHO2)
@@ -262,7 +261,7 @@ pending(F .. "test_subprocess_stderr" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_stderr_redirect_to_stdout" .. MISSING, function()
+it(F .. "test_subprocess_stderr_redirect_to_stdout", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = exec(loop, ECHO2, { stderr = asyncio.subprocess.STDOUT })
@@ -284,7 +283,7 @@ pending(F .. "test_subprocess_stderr_redirect_to_stdout" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_close_client_stream" .. MISSING, function()
+it(F .. "test_subprocess_close_client_stream", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       local transp, proto = exec(loop, ECHO3)
@@ -309,7 +308,7 @@ pending(F .. "test_subprocess_close_client_stream" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_wait_no_same_group" .. MISSING, function()
+it(F .. "test_subprocess_wait_no_same_group", function()
   H.with_loop(function(loop)
     ta.aio_as_trio(function()
       -- the process starts in a new session
@@ -323,7 +322,7 @@ pending(F .. "test_subprocess_wait_no_same_group" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_exec_invalid_args" .. MISSING, function()
+it(F .. "test_subprocess_exec_invalid_args", function()
   H.with_loop(function(loop)
     local connect = ta.aio_as_trio(function(opts)
       loop:subprocess_exec(function() return {} end, "pwd", opts)
@@ -334,7 +333,7 @@ pending(F .. "test_subprocess_exec_invalid_args" .. MISSING, function()
   end)
 end)
 
-pending(F .. "test_subprocess_shell_invalid_args" .. MISSING, function()
+it(F .. "test_subprocess_shell_invalid_args", function()
   H.with_loop(function(loop)
     local connect = ta.aio_as_trio(function(cmd, opts)
       loop:subprocess_shell(function() return {} end, cmd or "pwd", opts)

@@ -247,7 +247,7 @@ for _, body_raises in ipairs { false, true } do
   end
 end
 
-pending(F .. "test_executor_limiter_deadlock [feature missing: executors (TrioExecutor, loop:run_in_executor)]", function()
+it(F .. "test_executor_limiter_deadlock", function()
   local scope
   H.run(function()
     local function noop() end

@@ -1,0 +1,62 @@
+--- asyncio's face of the system resources: executors (loop:run_in_executor
+-- and asyncio.to_thread run a Lua function on a worker OS thread,
+-- csrc/io/thread.c, with the rules of trio.to_thread.run_sync: the
+-- function's only upvalue may be _ENV, and arguments, results and errors
+-- are copied), files (asyncio.open_file), subprocesses and signals.
+local core = require "trio_asyncio.core"
+local errors = require "trio.errors"
+
+return function(asyncio)
+  local Loop = core.metatable("trio_asyncio.Loop").__index
+
+  --- loop:run_in_executor(nil, fn, ...) -> a Future of fn(...)'s results,
+  -- computed on a worker thread.  Only the default executor (nil) exists.
+  -- Cancelling the Future does not stop the thread: its results are dropped.
+  function Loop:run_in_executor(executor, fn, ...)
+    local trio_executor = type(executor) == "table" and executor._trio_executor
+    if executor ~= nil and not trio_executor then
+      errors.argerror(1, "run_in_executor", "nil (the default executor) or a trio_asyncio.TrioExecutor "
+        .. "expected, got " .. type(executor))
+    end
+    if self:is_closed() then error(errors.RuntimeError("run_in_executor: Event loop is closed"), 2) end
+    if trio_executor then
+      core.thread_job("run_in_executor", 2, fn, ...) -- what cannot be copied raises now
+      return self:run_trio(executor.submit, executor, fn, ...)
+    end
+    local req = core.thread_job("run_in_executor", 2, fn, ...)
+    core.thread_submit(req)
+    return core.io_future(self, req)
+  end
+
+  --- asyncio.open_file(path [, mode="r"]) -> an async file whose methods
+  -- are asyncio-flavored (beyond Python: lua/trio/files.lua).
+  asyncio.open_file = require("trio.files").asyncio_open_file
+
+  --- req:wait([cancellable]): waits for an I/O request (the object
+  -- trio_asyncio_push_work pushes for C hosts) in the calling task's
+  -- flavor and returns its results.
+  local IORequest = core.metatable("trio_asyncio.IORequest")
+  IORequest.__index = {
+    wait = function(req, cancellable)
+      if core.current_flavor() == "asyncio" then
+        return core.io_future(core.running_loop() or asyncio.get_running_loop(), req):await()
+      end
+      return core.io_wait(req, cancellable)
+    end,
+  }
+
+  -- subprocesses (lua/asyncio/subprocess.lua)
+  require "asyncio.subprocess" (asyncio)
+
+  -- loop:add_signal_handler / remove_signal_handler (lua/trio/signals.lua)
+  require("trio.signals").install_asyncio()
+
+  --- asyncio.to_thread(fn, ...) -> fn(...)'s results (asyncio-flavored).
+  function asyncio.to_thread(fn, ...)
+    core.check_aio("asyncio.to_thread")
+    local loop = asyncio.get_running_loop()
+    local req = core.thread_job("to_thread", 1, fn, ...)
+    core.thread_submit(req)
+    return core.io_future(loop, req):await()
+  end
+end
