@@ -218,6 +218,7 @@ struct ta_lot {
 void ta_lot_append(ta_lot *lot, ta_task *t);
 void ta_lot_remove(ta_lot *lot, ta_task *t);
 ta_task *ta_lot_pop(ta_lot *lot);
+void ta_lot_abandon(ta_lot *lot);
 int ta_lot_park(lua_State *L, ta_task *t, ta_lot *lot);
 
 /* ---- clock (clock.c) ---- */

@@ -29,11 +29,19 @@ ta_task *ta_lot_pop(ta_lot *lot) {
   return t;
 }
 
-/* A task parked in a lot has the lot in t->wait. */
+/* A task parked in a lot has the lot in t->wait (NULL once the lot is
+** abandoned: then only cancellation wakes it, and there is nothing to unlink). */
 static int lot_abort(lua_State *L, ta_task *t) {
   (void)L;
-  ta_lot_remove((ta_lot *)t->wait, t);
+  if (t->wait) ta_lot_remove((ta_lot *)t->wait, t);
   return TA_ABORT_SUCCEEDED;
+}
+
+/* The lot's memory is about to go (its owner was collected): its waiters
+** stay parked, reachable only by cancellation, and no longer point at it. */
+void ta_lot_abandon(ta_lot *lot) {
+  ta_task *t;
+  while ((t = ta_lot_pop(lot)) != NULL) t->wait = NULL;
 }
 
 int ta_lot_park(lua_State *L, ta_task *t, ta_lot *lot) {

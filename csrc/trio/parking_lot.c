@@ -250,6 +250,13 @@ static int l_lot_index(lua_State *L) {
   return 1;
 }
 
+/* A lot can be collected with waiters in it: repark moves tasks into a lot
+** that nothing else holds.  They stay parked until cancelled, as in Trio. */
+static int l_lot_gc(lua_State *L) {
+  ta_lot_abandon((ta_lot *)lua_touserdata(L, 1));
+  return 0;
+}
+
 static int l_lot_statistics(lua_State *L) {
   ta_lot *lot = checklot(L, 1);
   lua_createtable(L, 0, 1);
@@ -286,6 +293,7 @@ int ta_open_parking_lot(lua_State *L) {
     {"__index", l_lot_index},
     {"__len", l_lot_len},
     {"__tostring", l_lot_tostring},
+    {"__gc", l_lot_gc},
     {NULL, NULL}
   };
   ta_newclass(L, LOT_MT, lot_meta, lot_methods, "__methods");
