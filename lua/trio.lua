@@ -210,7 +210,7 @@ function Scope.run(scope, fn, ...)
   if getmetatable(scope) ~= ScopeMT then
     error(("bad argument #1 to 'run' (CancelScope expected, got %s)"):format(type(scope)), 2)
   end
-  check_callable(fn, 1, "run")
+  if type(fn) ~= "function" then check_callable(fn, 1, "run") end -- (a hot path)
   core.scope_enter(scope)
   return scope_finish(scope, pcall(fn, ...))
 end

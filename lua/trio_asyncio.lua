@@ -125,6 +125,12 @@ local function split(err, pred)
   return match, rest
 end
 
+-- A Trio task started from asyncio code sees `loop` as its current loop.
+-- It usually inherits it; setting copies the task's context (a hot path).
+local function see_loop(loop)
+  if core.ctx_get(current_loop_var) ~= loop then current_loop_var:set(loop) end
+end
+
 local function is_cancelled(e) return trio.Cancelled:is(e) end
 
 -- What Python calls a BaseException: it must keep propagating in Trio
@@ -140,7 +146,7 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- (so aio_as_trio works in it, also on a sync loop).
 local function run_trio_body(loop, fut, scope, fn, ...)
   local r
-  current_loop_var:set(loop)
+  see_loop(loop)
   if not scope.cancel_called then r = pack(pcall(scope.run, scope, fn, ...)) end
   core.future_set_cancel_hook(fut, nil)
   local cancelled, rest
@@ -158,7 +164,7 @@ local function run_trio_body(loop, fut, scope, fn, ...)
 end
 
 function Loop:run_trio(fn, ...)
-  if not is_callable(fn) then argerror(1, "run_trio", "function expected") end
+  if type(fn) ~= "function" and not is_callable(fn) then argerror(1, "run_trio", "function expected") end
   local nursery = service_nursery(self, "run_trio")
   local fut = self:create_future()
   local scope = core.CancelScope()
@@ -193,7 +199,7 @@ end
 -- exception handler (the default one of an open_loop loop raises it out of
 -- the block); Cancelled and KeyboardInterrupt keep propagating.
 local function run_trio_task_body(loop, handle, fn, ...)
-  current_loop_var:set(loop) -- aio_as_trio works in it, also on a sync loop
+  see_loop(loop) -- aio_as_trio works in it, also on a sync loop
   -- the task keeps the name of fn ("file:line"), as if fn ran directly
   if type(fn) == "function" and debug.getinfo(fn, "S").what ~= "C" then
     trio.lowlevel.current_task().name = handle._name
