@@ -465,10 +465,15 @@ function M.run_all(CASES, KNOWN, RUN_PENDING, BUILD)
   end
   local from, limit = 1, 10
   local tmp = os.tmpname()
+  -- the worker runs in a temp dir of its own: cases such as
+  -- trio.Path("x"):touch() really create files
+  local root = assert(io.popen("pwd")):read("l")
+  local build = BUILD:sub(1, 1) == "/" and BUILD or root .. "/" .. BUILD
+  local dir = assert(io.popen("mktemp -d")):read("l")
   while from <= #CASES do
-    local cmd = ("LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='%s/?.so;;' LUA_INIT= "
-      .. "TA_BAD_INPUT_SKIP='%s' timeout -k 2 %d lua5.4 spec/bad_input_worker.lua %d %d 2>%s"):format(
-      BUILD, table.concat(skip, ","), limit, from, #CASES, tmp)
+    local cmd = ("cd '%s' && LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/?.lua;;' LUA_CPATH='%s/?.so;;' "
+      .. "LUA_INIT= TA_BAD_INPUT_SKIP='%s' timeout -k 2 %d lua5.4 %s/spec/bad_input_worker.lua %d %d 2>%s"):format(
+      dir, root, root, root, build, table.concat(skip, ","), limit, root, from, #CASES, tmp)
     local p = assert(io.popen(cmd))
     local started, last_done = nil, from - 1
     local done = false
@@ -510,6 +515,7 @@ function M.run_all(CASES, KNOWN, RUN_PENDING, BUILD)
     end
   end
   os.remove(tmp)
+  os.execute(("rm -rf '%s'"):format(dir))
   return results
 end
 

@@ -153,6 +153,33 @@ print('usable', usable())
 end)
 
 -- ---------------------------------------------------------------------
+describe("functions that need the task but do not suspend", function()
+  it("work where the task cannot yield (a table.sort comparator), as in Trio", function()
+    local r = run([[
+print('run', pcall(trio.run, function()
+  local me = trio.lowlevel.current_task()
+  local lot = trio.lowlevel.ParkingLot()
+  local seen = {}
+  table.sort({3, 1, 2}, function(a, b)
+    seen.task = trio.lowlevel.current_task() == me
+    seen.deadline = trio.current_effective_deadline() == math.huge
+    seen.in_task = trio.lowlevel.in_trio_task()
+    if not seen.broke then lot:break_lot() seen.broke = true end
+    return a < b
+  end)
+  print('current_task', seen.task)
+  print('current_effective_deadline', seen.deadline)
+  print('in_trio_task', seen.in_task)
+  print('broken', (pcall(lot.park, lot)))
+  return 'finished'
+end))
+print('usable', usable())
+]])
+    child.expect_lines(r, { "current_task\ttrue", "current_effective_deadline\ttrue", "in_trio_task\ttrue",
+      "broken\tfalse", "run\ttrue\tfinished", "usable\ttrue" })
+  end)
+end)
+
 describe("wait_task_rescheduled abort callbacks", function()
   local function program(abort_body)
     return ([[

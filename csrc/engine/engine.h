@@ -178,6 +178,7 @@ struct ta_task {
 enum { TA_UV_THREAD = 1, TA_UV_PARENT = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
+ta_task *ta_task_check(lua_State *L, const char *fname, int flavor);
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
                   ta_task *parent, const ta_task_kind *kind, int thread_uv);

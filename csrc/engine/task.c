@@ -189,9 +189,10 @@ static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
                   fname, ta_flavor_name(t->flavor), name, where);
 }
 
-/* Every async primitive starts here: it returns the running task, or raises
+/* The running task of that flavor, for a function that needs one but does
+** not suspend (current_task works in a sort comparator, as in Trio); raises
 ** a clear error naming `fname` when there is none or the flavor is wrong. */
-ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
+ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
   ta_engine *E = engine_of(L);
   ta_task *t = E->current;
   if (t == NULL || t->co != L) {
@@ -203,8 +204,14 @@ ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
                   "nursery:start_soon instead)", fname);
   }
   if (!(t->flavor & flavor)) flavor_error(L, t, fname, flavor);
-  /* Refused before anything is queued or parked: a failed yield would
-  ** leave the task scheduled twice. */
+  return t;
+}
+
+/* Every async primitive starts here: ta_task_check, and the task must be
+** able to suspend.  Refused before anything is queued or parked: a failed
+** yield would leave the task scheduled twice. */
+ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
+  ta_task *t = ta_task_check(L, fname, flavor);
   if (!lua_isyieldable(L))
     ta_error(L, "RuntimeError",
              "%s: cannot suspend the task here: called from inside a C function that cannot "

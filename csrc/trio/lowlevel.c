@@ -11,7 +11,7 @@
 #define engine_of(L) ta_upengine(L)
 
 static int t_current_task(lua_State *L) {
-  ta_task *t = ta_async_check(L, "trio.lowlevel.current_task", TA_TRIO);
+  ta_task *t = ta_task_check(L, "trio.lowlevel.current_task", TA_TRIO);
   ta_push_task(L, t);
   return 1;
 }

@@ -103,7 +103,7 @@ static int l_lot_break(lua_State *L) {
   checklot(L, 1);
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
-    ta_push_task(L, ta_async_check(L, "ParkingLot:break_lot", TA_TRIO));
+    ta_push_task(L, ta_task_check(L, "ParkingLot:break_lot", TA_TRIO));
   } else {
     ta_checktask(L, 2);
     lua_settop(L, 2);

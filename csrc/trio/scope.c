@@ -222,7 +222,7 @@ static int l_scope_caught(lua_State *L) {
 }
 
 static int l_current_effective_deadline(lua_State *L) {
-  ta_task *t = ta_async_check(L, "trio.current_effective_deadline", TA_TRIO);
+  ta_task *t = ta_task_check(L, "trio.current_effective_deadline", TA_TRIO);
   lua_pushnumber(L, ta_effective_deadline(t->status));
   return 1;
 }

@@ -1787,8 +1787,7 @@ describe("Trio test_run.py", function()
     end)
   end)
 
-  pending(P .. "test_trio_context_detection [bug: in_trio_task() is false inside an abort function "
-    .. "the scheduler runs for an expired deadline (Trio: true)]", function()
+  it(P .. "test_trio_context_detection", function()
     assert.is_false(lowlevel.in_trio_run())
     assert.is_false(lowlevel.in_trio_task())
     H.run(function()
