@@ -80,6 +80,17 @@ function M.argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
 end
 
+--- The max_bytes argument of a stream's receive: nil gives `default`, else
+-- an integer >= 1 (argument #1 of fname).
+function M.check_max_bytes(max_bytes, fname, default)
+  if max_bytes == nil then return default end
+  if math.type(max_bytes) ~= "integer" then
+    M.argerror(1, fname, "max_bytes: integer expected, got " .. (math.type(max_bytes) or type(max_bytes)))
+  end
+  if max_bytes < 1 then M.argerror(1, fname, "max_bytes must be >= 1") end
+  return max_bytes
+end
+
 --- True for any error object made by this module.
 function M.is_error(e)
   return type(e) == "table" and type(getmetatable(e)) == "table"

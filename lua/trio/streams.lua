@@ -40,15 +40,6 @@ return function(trio)
     error(err, 0)
   end
 
-  local function check_max_bytes(max_bytes, fname)
-    if max_bytes == nil then return DEFAULT_RECEIVE_SIZE end
-    if math.type(max_bytes) ~= "integer" then
-      argerror(1, fname, "max_bytes: integer expected, got " .. (math.type(max_bytes) or type(max_bytes)))
-    end
-    if max_bytes < 1 then argerror(1, fname, "max_bytes must be >= 1") end
-    return max_bytes
-  end
-
   -- -------------------------------------------------------------------
   -- SocketStream
 
@@ -142,7 +133,7 @@ return function(trio)
   --- stream:receive_some([max_bytes=65536]) -> data ("" at end of stream)
   function SocketStream:receive_some(max_bytes)
     check_stream(self, "receive_some")
-    max_bytes = check_max_bytes(max_bytes, "receive_some")
+    max_bytes = errors.check_max_bytes(max_bytes, "receive_some", DEFAULT_RECEIVE_SIZE)
     check_trio("SocketStream:receive_some")
     if self._closed then error(ClosedResourceError("this socket was already closed"), 2) end
     local ok, data = pcall(raw_recv, self.socket, max_bytes)

@@ -148,18 +148,24 @@ function M._busted_it(fname)
   return it
 end
 
+-- An `it(name, fn [, opts])` for busted (named fname in its errors) whose
+-- body is make_test(fn, opts); trio_asyncio.testing.it is one too.
+function M._make_it(fname, make_test)
+  return function(name, fn, opts)
+    if type(name) ~= "string" then
+      error(("bad argument #1 to 'it' (string expected, got %s)"):format(type(name)), 2)
+    end
+    if not is_callable(fn) then
+      error(("bad argument #2 to 'it' (function expected, got %s)"):format(type(fn)), 2)
+    end
+    local it = M._busted_it(fname)
+    local test = make_test(fn, M._check_opts(opts, "it", 3))
+    return it(name, test) -- a tail call: busted records the spec's line, not this one
+  end
+end
+
 --- trio.testing.it(name, fn [, opts]): a busted test whose body runs in a
 -- fresh Trio run (see the options above).
-function M.it(name, fn, opts)
-  if type(name) ~= "string" then
-    error(("bad argument #1 to 'it' (string expected, got %s)"):format(type(name)), 2)
-  end
-  if not is_callable(fn) then
-    error(("bad argument #2 to 'it' (function expected, got %s)"):format(type(fn)), 2)
-  end
-  local it = M._busted_it("trio.testing.it")
-  local test = M.trio_test(fn, M._check_opts(opts, "it", 3))
-  return it(name, test) -- a tail call: busted records the spec's line, not this one
-end
+M.it = M._make_it("trio.testing.it", M.trio_test)
 
 return M

@@ -16,14 +16,7 @@ local function argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
 end
 
-local function check_max_bytes(max_bytes, fname)
-  if max_bytes == nil then return nil end
-  if math.type(max_bytes) ~= "integer" then
-    argerror(1, fname, "max_bytes: integer expected, got " .. (math.type(max_bytes) or type(max_bytes)))
-  end
-  if max_bytes < 1 then argerror(1, fname, "max_bytes must be >= 1") end
-  return max_bytes
-end
+local check_max_bytes = errors.check_max_bytes
 
 local function check_data(data, fname)
   if type(data) ~= "string" then argerror(1, fname, "string expected, got " .. type(data)) end

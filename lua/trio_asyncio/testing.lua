@@ -13,10 +13,7 @@
 -- `trio_asyncio.testing` is also what `require "trio_asyncio.testing"` returns.
 local M = {}
 
-local function is_callable(f)
-  local mt = getmetatable(f)
-  return type(f) == "function" or (type(mt) == "table" and mt.__call ~= nil)
-end
+local is_callable = require("trio.errors").is_callable
 
 local function describe_task(t)
   local core = require "trio_asyncio.core"
@@ -60,17 +57,6 @@ function M.aio_test(fn, opts)
 end
 
 --- it(name, fn [, opts]): a busted test whose body runs as an asyncio Task.
-function M.it(name, fn, opts)
-  if type(name) ~= "string" then
-    error(("bad argument #1 to 'it' (string expected, got %s)"):format(type(name)), 2)
-  end
-  if not is_callable(fn) then
-    error(("bad argument #2 to 'it' (function expected, got %s)"):format(type(fn)), 2)
-  end
-  local testing = require("trio").testing
-  local it = testing._busted_it("trio_asyncio.testing.it")
-  local test = M.aio_test(fn, testing._check_opts(opts, "it", 3))
-  return it(name, test) -- a tail call: busted records the spec's line, not this one
-end
+M.it = require("trio").testing._make_it("trio_asyncio.testing.it", M.aio_test)
 
 return M
