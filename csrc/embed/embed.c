@@ -224,10 +224,35 @@ static void host_close(ta_owned *o) {
   free(hs);
 }
 
+/* Inits the three handles of hs; on a failure, those already opened are
+** closed (freed in their close callback) and the others freed. */
+static int host_handles_init(uv_loop_t *loop, host_state *hs) {
+  int rc = uv_async_init(loop, hs->async, on_async);
+  if (rc != 0) {
+    free(hs->async);
+    free(hs->prepare);
+    free(hs->idle);
+    return rc;
+  }
+  if ((rc = uv_prepare_init(loop, hs->prepare)) != 0) {
+    uv_close((uv_handle_t *)hs->async, ta_free_handle);
+    free(hs->prepare);
+    free(hs->idle);
+    return rc;
+  }
+  if ((rc = uv_idle_init(loop, hs->idle)) != 0) {
+    uv_close((uv_handle_t *)hs->async, ta_free_handle);
+    uv_close((uv_handle_t *)hs->prepare, ta_free_handle);
+    free(hs->idle);
+  }
+  return rc;
+}
+
 /* Opens the handles on E->loop and registers the engine for threads. */
 static int host_open(ta_engine *E) {
   host_state *hs = (host_state *)calloc(1, sizeof *hs);
   live_engine *e = (live_engine *)malloc(sizeof *e);
+  int rc;
   uv_once(&registry_once, registry_init);
   if (hs != NULL) {
     hs->async = (uv_async_t *)malloc(sizeof *hs->async);
@@ -247,9 +272,11 @@ static int host_open(ta_engine *E) {
   hs->E = E;
   hs->owned.close = host_close;
   hs->owned.persistent = 1;
-  uv_async_init(E->loop, hs->async, on_async);
-  uv_prepare_init(E->loop, hs->prepare);
-  uv_idle_init(E->loop, hs->idle);
+  if ((rc = host_handles_init(E->loop, hs)) != 0) {
+    free(hs);
+    free(e);
+    return rc;
+  }
   hs->async->data = hs->prepare->data = hs->idle->data = hs;
   uv_unref((uv_handle_t *)hs->async);
   uv_unref((uv_handle_t *)hs->prepare);
@@ -285,6 +312,7 @@ int ta_open_embed(lua_State *L) {
 
 int trio_asyncio_use_loop(lua_State *L, uv_loop_t *loop) {
   ta_engine *E;
+  int rc;
   if (L == NULL || loop == NULL) return UV_EINVAL;
   E = engine(L);
   if (E->loop == loop) return 0;
@@ -295,7 +323,13 @@ int trio_asyncio_use_loop(lua_State *L, uv_loop_t *loop) {
   uv_loop_close(&E->own_loop);
   E->loop = loop;
   E->host_loop = 1;
-  return ta_engine_handles_init(E);
+  if ((rc = ta_engine_handles_init(E)) != 0) {
+    /* back on a loop of our own; the host's loop finishes the closes */
+    E->loop = &E->own_loop;
+    E->host_loop = 0;
+    if (uv_loop_init(&E->own_loop) == 0) ta_engine_handles_init(E);
+  }
+  return rc;
 }
 
 int trio_asyncio_step(lua_State *L, double timeout) {

@@ -97,24 +97,33 @@ int ta_error(lua_State *L, const char *cls, const char *fmt, ...) {
 
 /* ---- the engine object ---- */
 
-/* The engine's own handles live on E->loop (ours or the host's). */
+/* The engine's own handles live on E->loop (ours or the host's).  On a
+** failure nothing is left open (a handle whose init failed is only freed). */
 int ta_engine_handles_init(ta_engine *E) {
+  int rc;
   E->wake = (uv_timer_t *)malloc(sizeof *E->wake);
   E->sigint = (uv_signal_t *)malloc(sizeof *E->sigint);
-  if (E->wake == NULL || E->sigint == NULL) {
+  rc = E->wake == NULL || E->sigint == NULL ? UV_ENOMEM : uv_timer_init(E->loop, E->wake);
+  if (rc != 0) {
     free(E->wake);
     free(E->sigint);
     E->wake = NULL;
     E->sigint = NULL;
-    return UV_ENOMEM;
+    return rc;
   }
-  uv_timer_init(E->loop, E->wake);
-  uv_signal_init(E->loop, E->sigint);
+  if ((rc = uv_signal_init(E->loop, E->sigint)) != 0) {
+    uv_close((uv_handle_t *)E->wake, ta_free_handle);
+    free(E->sigint);
+    E->wake = NULL;
+    E->sigint = NULL;
+    return rc;
+  }
   E->wake->data = E->sigint->data = E;
   if (E->host_loop) {
     uv_unref((uv_handle_t *)E->sigint);
   }
-  return E->host != NULL ? E->host->open(E) : 0;
+  if (E->host != NULL && (rc = E->host->open(E)) != 0) ta_engine_handles_close(E);
+  return rc;
 }
 
 /* Closes every handle: the layers' (each through its own close function,
@@ -125,6 +134,7 @@ void ta_engine_handles_close(ta_engine *E) {
     ta_handle_closing(E, o);
     o->close(o);
   }
+  if (E->wake == NULL) return; /* never opened (ta_engine_handles_init failed) */
   uv_close((uv_handle_t *)E->wake, ta_free_handle);
   uv_close((uv_handle_t *)E->sigint, ta_free_handle);
   E->wake = NULL;
@@ -234,6 +244,7 @@ void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which) {
 /* The engine of L's state, created on first use. */
 ta_engine *ta_engine_get(lua_State *L) {
   ta_engine *E;
+  int rc;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &engine_key) == LUA_TUSERDATA) {
     E = (ta_engine *)lua_touserdata(L, -1);
     lua_pop(L, 1);
@@ -259,9 +270,10 @@ ta_engine *ta_engine_get(lua_State *L) {
   lua_pop(L, 1);
   if (uv_loop_init(&E->own_loop) != 0) luaL_error(L, "trio_asyncio: cannot initialise the libuv loop");
   E->loop = &E->own_loop;
-  if (ta_engine_handles_init(E) != 0) {
+  if ((rc = ta_engine_handles_init(E)) != 0) {
+    uv_run(E->loop, UV_RUN_DEFAULT); /* the closes of what was opened */
     uv_loop_close(E->loop);
-    luaL_error(L, "trio_asyncio: not enough memory");
+    luaL_error(L, "trio_asyncio: cannot open the engine's libuv handles: %s", uv_strerror(rc));
   }
   E->root.deadline = HUGE_VAL;
   lua_newtable(L);
