@@ -18,6 +18,7 @@
 #ifndef TA_ENGINE_H
 #define TA_ENGINE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -289,7 +290,7 @@ struct ta_engine {
   ta_task *main;            /* root task of the run */
   ta_clock *clock;          /* NULL: the real monotonic clock */
   int clock_ref;
-  int running;              /* a run is active */
+  atomic_int running;       /* a run is active (read by threads posting calls) */
   int main_done, main_ok;
   int result_ref;           /* packed results or the error of the main task */
   int hook_ref;             /* instrument dispatcher, LUA_NOREF when none */
@@ -300,7 +301,7 @@ struct ta_engine {
   int soon_closed;          /* the run is ending: run_sync_soon raises RunFinishedError */
   int ki_pending;
   int ki_host;              /* Ctrl-C is for the host stepping this guest run (a sync loop) */
-  int closing;
+  atomic_int closing;       /* the state is closing (read by threads posting calls) */
   int gc_stress;            /* TA_GC_STRESS: a GC step at every spawn and resume */
   size_t ntasks;            /* live anchored tasks: they keep a run alive */
   size_t nunanchored;       /* live tasks anchored by their holders (asyncio Tasks) */
