@@ -38,6 +38,8 @@ need lua5.4       has_cmd lua5.4
 need liblua5.4-dev has_lib lua5.4 lua5.4/lua.h
 need libuv1-dev   has_lib libuv uv.h
 need lua-busted   has_busted
+# specs count open fds and walk temp dirs with lfs (also a dependency of busted).
+need lua-filesystem has_lua_module lfs
 # spec/version_guard_spec.lua checks what `require "trio"` says under Lua 5.1.
 need lua5.1       has_cmd lua5.1
 # spec/luasocket_facade_spec.lua runs LuaSocket's own socket.http over

@@ -19,9 +19,7 @@ local RuntimeError = errors.RuntimeError
 local READ, WRITE = 0, 1
 local MAX_READ = 256 * 1024
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+local argerror = errors.argerror
 
 local function check_socket(sock, n, fname)
   if not tsocket._is_socket(sock) then
@@ -545,11 +543,7 @@ return function(asyncio, Loop)
   end
 
   local function check_opts(opts, n, fname, known)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
-    for k in pairs(opts) do
-      if not known[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
-    end
+    opts = errors.check_opts(opts, n, fname, known)
     if opts.ssl ~= nil and opts.ssl ~= false then
       error(RuntimeError(fname .. ": TLS is not available in this build (ssl=)"), 3)
     end

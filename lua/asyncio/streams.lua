@@ -7,9 +7,7 @@ local errors = require "trio.errors"
 
 local DEFAULT_LIMIT = 65536
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+local argerror = errors.argerror
 
 return function(asyncio)
   local IncompleteReadError, LimitOverrunError = asyncio.IncompleteReadError, asyncio.LimitOverrunError

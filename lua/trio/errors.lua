@@ -80,6 +80,17 @@ function M.argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
 end
 
+--- An options table (argument #n of fname) whose keys are all in `known`;
+-- nil gives {}.
+function M.check_opts(opts, n, fname, known)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then M.argerror(n, fname, "options table expected, got " .. type(opts)) end
+  for k in pairs(opts) do
+    if not known[k] then M.argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
+  end
+  return opts
+end
+
 --- The max_bytes argument of a stream's receive: nil gives `default`, else
 -- an integer >= 1 (argument #1 of fname).
 function M.check_max_bytes(max_bytes, fname, default)

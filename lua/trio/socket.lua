@@ -16,9 +16,7 @@ for k, v in pairs(core.socket_constants()) do M[k] = v end
 
 local AF_INET, AF_INET6 = M.AF_INET, M.AF_INET6
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+local argerror = errors.argerror
 
 local function check_int(v, n, fname, what)
   if math.type(v) ~= "integer" then

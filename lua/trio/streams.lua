@@ -18,9 +18,7 @@ local BusyResourceError, OSError = errors.BusyResourceError, errors.OSError
 
 local DEFAULT_RECEIVE_SIZE = 65536
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+local argerror = errors.argerror
 
 return function(trio)
   local check_trio = core.check_trio
@@ -276,14 +274,7 @@ return function(trio)
     end
   end
 
-  local function check_opts(opts, n, fname, known)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
-    for k in pairs(opts) do
-      if not known[k] then argerror(n, fname, "unknown option '" .. tostring(k) .. "'") end
-    end
-    return opts
-  end
+  local check_opts = errors.check_opts
 
   local function check_port(port, n, fname)
     if math.type(port) ~= "integer" then

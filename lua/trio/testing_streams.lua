@@ -12,9 +12,7 @@ local errors = require "trio.errors"
 local ClosedResourceError, BrokenResourceError = errors.ClosedResourceError, errors.BrokenResourceError
 local BusyResourceError, WouldBlock = errors.BusyResourceError, errors.WouldBlock
 
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
-end
+local argerror = errors.argerror
 
 local check_max_bytes = errors.check_max_bytes
 
