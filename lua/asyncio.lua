@@ -36,6 +36,7 @@ core.set_aio_cancelled(asyncio.CancelledError)
 local CancelledError, TimeoutError = asyncio.CancelledError, asyncio.TimeoutError
 
 local argerror, is_callable = errors.argerror, errors.is_callable
+local class_of, bad_self = errors.class_of, errors.bad_self
 
 local LoopMT = core.metatable("trio_asyncio.Loop")
 
@@ -56,12 +57,13 @@ end
 
 -- ---------------------------------------------------------------------
 -- the loop
-local Loop = core.metatable("trio_asyncio.Loop").__index
+local Loop = LoopMT.__index
 
 local loop_state = require "asyncio.loop_state"
 local attrs = loop_state.of
 
 function Loop:create_future()
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "create_future") end
   if self:is_closed() then error(errors.RuntimeError("create_future: Event loop is closed"), 2) end
   return core.future_new(self)
 end
@@ -69,33 +71,43 @@ end
 Loop.create_task = core.create_task
 
 function Loop:is_running()
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "is_running") end
   return attrs(self).running == true
 end
 
-function Loop:get_debug() return attrs(self).debug == true end
+function Loop:get_debug()
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "get_debug") end
+  return attrs(self).debug == true
+end
 
 --- set_debug(enabled): report callbacks slower than
 -- loop.slow_callback_duration (0.1 s) and record where Tasks are created
 -- (shown when a Task's error is never retrieved or it dies pending).
 function Loop:set_debug(enabled)
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "set_debug") end
   attrs(self).debug = not not enabled
   core.loop_set_debug(self, enabled, attrs(self).slow_callback_duration)
 end
 
 function Loop:set_exception_handler(handler)
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "set_exception_handler") end
   if handler ~= nil and not is_callable(handler) then
     argerror(1, "set_exception_handler", "function or nil expected")
   end
   attrs(self).exception_handler = handler
 end
 
-function Loop:get_exception_handler() return attrs(self).exception_handler end
+function Loop:get_exception_handler()
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "get_exception_handler") end
+  return attrs(self).exception_handler
+end
 
 --- The default handler writes the context to stderr (asyncio logs it).
 -- A loop may install a `default_handler_hook` attribute (the bridge does,
 -- to make open_loop raise what reaches it); the context is written to
 -- stderr only when the hook returns false (it did not take it).
 function Loop:default_exception_handler(context)
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "default_exception_handler") end
   if type(context) ~= "table" then argerror(1, "default_exception_handler", "table expected") end
   local hook = attrs(self).default_handler_hook
   if hook and hook(self, context) ~= false then return end
@@ -109,6 +121,7 @@ function Loop:default_exception_handler(context)
 end
 
 function Loop:call_exception_handler(context)
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "call_exception_handler") end
   if type(context) ~= "table" then argerror(1, "call_exception_handler", "table expected") end
   local handler = attrs(self).exception_handler
   if handler == nil then return self:default_exception_handler(context) end
@@ -153,6 +166,7 @@ local function drive(loop, until_done)
 end
 
 function Loop:run_until_complete(x)
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "run_until_complete") end
   check_sync(self, "run_until_complete")
   local fut = ensure(x, self, "run_until_complete", 1)
   local a = attrs(self)
@@ -175,6 +189,7 @@ function Loop:run_until_complete(x)
 end
 
 function Loop:run_forever()
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "run_forever") end
   check_sync(self, "run_forever")
   local a = attrs(self);
   (a.drive or drive)(self, function() return false end)
@@ -184,6 +199,7 @@ end
 -- A loop may install a `stop_hook` attribute (the bridge does: an open_loop
 -- loop is not driven by run_forever).
 function Loop:stop(...)
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "stop") end
   local a = attrs(self)
   if a.stop_hook then return a.stop_hook(self, ...) end
   a.stopping = true
@@ -198,6 +214,7 @@ end
 asyncio._drive = drive
 
 function Loop:close()
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "close") end
   if self:is_running() then
     error(errors.RuntimeError("close: Cannot close a running event loop; stop it first"), 2)
   end

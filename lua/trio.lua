@@ -7,6 +7,7 @@
 local version = require "trio_asyncio.version" -- first: the Lua-version guard
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
+local class_of, bad_self = errors.class_of, errors.bad_self
 
 local pack, unpack = table.pack, table.unpack
 local Cancelled, ExceptionGroup = errors.Cancelled, errors.ExceptionGroup
@@ -474,10 +475,12 @@ end
 
 -- ---------------------------------------------------------------------
 -- channels: the C endpoints, plus iteration
-local Receive = core.metatable("trio_asyncio.MemoryReceiveChannel").__index
+local ReceiveMT = core.metatable("trio_asyncio.MemoryReceiveChannel")
+local Receive = ReceiveMT.__index
 
 --- for v in receive:iter() do ... end  -- ends when every sender is closed
 function Receive.iter(self)
+  if class_of(self) ~= ReceiveMT then bad_self(self, ReceiveMT, "iter") end
   return function()
     local ok, v = pcall(self.receive, self)
     if ok then return v end
@@ -508,6 +511,7 @@ function trio.ContextVar(name, ...)
 end
 
 function ContextVar:get(...)
+  if class_of(self) ~= ContextVar then bad_self(self, ContextVar, "ContextVar:get") end
   local v = core.ctx_get(self)
   if v == NIL then return nil end
   if v ~= nil then return v end
@@ -517,11 +521,13 @@ function ContextVar:get(...)
 end
 
 function ContextVar:set(value)
+  if class_of(self) ~= ContextVar then bad_self(self, ContextVar, "ContextVar:set") end
   if value == nil then value = NIL end
   return { var = self, old = core.ctx_set(self, value) }
 end
 
 function ContextVar:reset(token)
+  if class_of(self) ~= ContextVar then bad_self(self, ContextVar, "ContextVar:reset") end
   if type(token) ~= "table" or token.var ~= self then
     error("bad argument #1 to 'reset' (token of this ContextVar expected)", 2)
   end

@@ -18,7 +18,8 @@ local pack, unpack = table.pack, table.unpack
 local loop_state = require "asyncio.loop_state"
 local attrs = loop_state.of
 local current_loop_var = asyncio._current_loop_var
-local Loop = core.metatable("trio_asyncio.Loop").__index
+local LoopMT = core.metatable("trio_asyncio.Loop")
+local Loop = LoopMT.__index
 
 local M = {}
 M._VERSION = version._VERSION
@@ -33,6 +34,7 @@ for _, name in ipairs(errors.OS_ERRORS) do M[name] = errors[name] end
 M.current_flavor = core.current_flavor
 
 local argerror, is_callable = errors.argerror, errors.is_callable
+local class_of, bad_self = errors.class_of, errors.bad_self
 
 --- The loop of this context (the innermost open_loop, or the loop running
 -- the current asyncio task or callback), nil if none.
@@ -164,6 +166,7 @@ local function run_trio_body(loop, fut, scope, fn, ...)
 end
 
 function Loop:run_trio(fn, ...)
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "run_trio") end
   if type(fn) ~= "function" and not is_callable(fn) then argerror(1, "run_trio", "function expected") end
   local nursery = service_nursery(self, "run_trio")
   local fut = self:create_future()
@@ -221,6 +224,7 @@ end
 -- nursery; returns a handle whose cancel() cancels it.  Its error goes to
 -- the loop's exception handler (by default, it ends the open_loop block).
 function Loop:run_trio_task(fn, ...)
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "run_trio_task") end
   if not is_callable(fn) then argerror(1, "run_trio_task", "function expected") end
   local nursery = service_nursery(self, "run_trio_task")
   local handle = setmetatable({ _scope = core.CancelScope(), _cancelled = false,
@@ -242,6 +246,7 @@ end
 --- loop:synchronize(): Trio-flavored; returns once every asyncio callback
 -- queued before the call has run.
 function Loop:synchronize()
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "synchronize") end
   core.check_trio("loop:synchronize")
   local fut = self:create_future()
   self:call_soon(fut.set_result, fut, true)
@@ -352,6 +357,7 @@ end
 --- loop:wait_stopped(): Trio-flavored; returns once the open_loop loop has
 -- stopped (stop() took effect, or the open_loop block has ended).
 function Loop:wait_stopped()
+  if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "wait_stopped") end
   core.check_trio("loop:wait_stopped")
   local stopped = attrs(self).stopped
   if stopped == nil then

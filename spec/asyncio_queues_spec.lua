@@ -406,15 +406,20 @@ describe("asyncio.PriorityQueue", function()
       local e2 = errof(q.put_nowait, q, { nil, "v" })
       for _, v in ipairs { 3, 1, 2 } do q:put_nowait({ v, v }) end
       local e3 = errof(q.put_nowait, q, { "high", "v" })
+      -- put names itself too
+      local e4 = errof(q.put, q, nil)
+      local e5 = errof(q.put, q, { "high", "v" })
       local out = {}
       for _, item in ipairs(drain(q)) do out[#out + 1] = item[2] end
-      return { e1, e2, e3, out }
+      return { e1, e2, e3, e4, e5, out }
     end)
-    assert.matches("bad argument #1 to 'PriorityQueue:put' (item expected, got nil)", r[1], 1, true)
-    assert.matches("bad argument #1 to 'PriorityQueue:put' (table item without a priority: item[1] is nil)",
+    assert.matches("bad argument #1 to 'PriorityQueue:put_nowait' (item expected, got nil)", r[1], 1, true)
+    assert.matches("bad argument #1 to 'PriorityQueue:put_nowait' (table item without a priority: item[1] is nil)",
       r[2], 1, true)
-    assert.matches("PriorityQueue:put: cannot order this item's priority against the queued ones", r[3], 1, true)
-    assert.same({ 1, 2, 3 }, r[4])
+    assert.matches("PriorityQueue:put_nowait: cannot order this item's priority against the queued ones", r[3], 1, true)
+    assert.matches("bad argument #1 to 'PriorityQueue:put' (item expected, got nil)", r[4], 1, true)
+    assert.matches("PriorityQueue:put: cannot order this item's priority against the queued ones", r[5], 1, true)
+    assert.same({ 1, 2, 3 }, r[6])
   end)
 
   it("is bounded and hands items to waiting getters", function()

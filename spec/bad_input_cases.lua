@@ -425,15 +425,19 @@ function M.cases()
               args = args, nargs = #s.kinds }
       end
     end
-    -- a wrong self for methods (O:m(...) called as O.m(S, ...))
-    local meth, rest = code:match("^O:([%w_]+)%((.*)%)$")
-    if meth then
+    -- a wrong self for methods: the call of the signature's method in its
+    -- code (O:m(...), which may follow a set-up call) made as O.m(S, ...)
+    local meth = s.name:match(":([%w_]+)$")
+    local at = meth and code:find("O:" .. meth .. "(", 1, true)
+    if at then
+      local args_at = at + #meth + 3 -- just after the "("
+      local scode = code:sub(1, at - 1) .. "O." .. meth .. "(S"
+        .. (code:sub(args_at, args_at) == ")" and "" or ", ") .. code:sub(args_at)
       local bad_self = { { "nil", function() return nil end }, { "'x'", function() return "x" end },
         { "{}", function() return {} end }, { "a trio.Event", event_obj }, { "io.stdout", function() return io.stdout end } }
       for _, v in ipairs(bad_self) do
         local args = {}
         for j, k in ipairs(s.kinds) do args[j] = M.VALID[k] end
-        local scode = ("O.%s(S%s%s)"):format(meth, rest ~= "" and ", " or "", rest)
         add { name = s.name, label = ("%s called on %s"):format(s.name, v[1]), ctx = s.ctx, code = scode,
               object = s.object, args = args, nargs = #s.kinds, self = v[2] }
       end

@@ -21,20 +21,4 @@ return {
     reason = "C: as above, for a closed loop" },
   { name = "trio_asyncio.aio_as_trio of a future of another loop", skip = true,
     reason = "C: as above (aio_as_trio(future) waits through core.future_wait)" },
-
-  -- ---- need a fix in lua/ ----------------------------------------------------
-  { label = "called on ", prefix = "trio.",
-    reason = "lua/trio/sync.lua: the methods of Event, Lock, StrictFIFOLock, Semaphore, CapacityLimiter and "
-      .. "Condition do not check self (obj.method(nil) gives 'attempt to index a nil value (local 'self')')" },
-  { label = "called on ", prefix = "asyncio.",
-    reason = "lua/asyncio/sync.lua, queues.lua: the methods of the asyncio primitives and queues do not "
-      .. "check self (obj.method(nil) gives 'attempt to index/compare ...')" },
-  { label = "called on ", prefix = "Loop:",
-    reason = "lua/asyncio.lua, lua/trio_asyncio.lua: the Loop methods written in Lua do not check self: "
-      .. "'bad argument #1 to 'loop_attrs'' or 'attempt to call a nil value (method 'is_closed')'" },
-  { label = "called on ", prefix = "ContextVar:",
-    reason = "lua/trio.lua: ContextVar:get/set/reset do not check self" },
-  { name = "asyncio.PriorityQueue:put_nowait",
-    reason = "lua/asyncio/queues.lua: PriorityQueue:put_nowait reports its argument errors as "
-      .. "'PriorityQueue:put'" },
 }

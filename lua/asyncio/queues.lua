@@ -23,7 +23,7 @@
 -- `__lt`) is compared itself with `<`.  Items of equal priority come out in
 -- the order they were put (FIFO), so the values are never compared.
 -- Priorities that cannot be compared with those in the queue make put
--- raise an error naming PriorityQueue:put; the queue stays unchanged.
+-- (put_nowait) raise an error naming it; the queue stays unchanged.
 --
 -- The hot path (put/get that need not wait) allocates nothing: items live
 -- in a table indexed by a moving head and tail, waiters likewise.
@@ -36,7 +36,8 @@ local future_new, running_loop = core.future_new, core.running_loop
 local Future = sync._Future
 local fut_await, fut_done, fut_set_result = Future.await, Future.done, Future.set_result
 local fut_cancel, fut_cancelled = Future.cancel, Future.cancelled
-local argerror = require("trio.errors").argerror
+local errors = require "trio.errors"
+local argerror, class_of, bad_self = errors.argerror, errors.class_of, errors.bad_self
 local ValueError = sync.ValueError
 local new_event = sync.Event
 
@@ -85,7 +86,8 @@ end
 local function dq_len(d) return d.t - d.h + 1 end
 
 -- storage strategies.  The queue keeps its size in self._n; do_put and
--- do_get add/remove one item, count it and wake the next getter/putter.
+-- do_get add/remove one item, count it and wake the next getter/putter
+-- (do_put(self, item, fname): fname names the put in argument errors).
 
 -- the wake-ups after a put and after a get
 local function after_put(self)
@@ -119,10 +121,10 @@ local function fifo_do_get(self)
   return item
 end
 
---- do_put, do_get over put_item(self, item) / get_item(self) -> item
+--- do_put, do_get over put_item(self, item, fname) / get_item(self) -> item
 local function generic_ops(put_item, get_item)
-  local function do_put(self, item)
-    put_item(self, item)
+  local function do_put(self, item, fname)
+    put_item(self, item, fname)
     self._n = self._n + 1
     after_put(self)
   end
@@ -154,18 +156,18 @@ local function prio_init(self)
   self._items, self._keys, self._seqs, self._seq = {}, {}, {}, 0
 end
 
-local function key_of(item)
+local function key_of(item, fname)
   if type(item) == "table" then
     local mt = getmetatable(item)
     if not (type(mt) == "table" and mt.__lt) then
       local k = item[1]
       if k == nil then
-        error("bad argument #1 to 'PriorityQueue:put' (table item without a priority: item[1] is nil)", 5)
+        error(("bad argument #1 to '%s' (table item without a priority: item[1] is nil)"):format(fname), 5)
       end
       return k
     end
   elseif item == nil then
-    error("bad argument #1 to 'PriorityQueue:put' (item expected, got nil)", 5)
+    error(("bad argument #1 to '%s' (item expected, got nil)"):format(fname), 5)
   end
   return item
 end
@@ -184,15 +186,14 @@ local function sift_up_pos(keys, seqs, pos, key, seq)
   return pos
 end
 
-local function prio_put(self, item)
-  local key = key_of(item)
+local function prio_put(self, item, fname)
+  local key = key_of(item, fname)
   local seq = self._seq + 1
   local items, keys, seqs = self._items, self._keys, self._seqs
   local pos = self._n + 1
   local ok, p = pcall(sift_up_pos, keys, seqs, pos, key, seq)
   if not ok then
-    error("PriorityQueue:put: cannot order this item's priority against the queued ones: "
-      .. tostring(p), 4)
+    error(fname .. ": cannot order this item's priority against the queued ones: " .. tostring(p), 4)
   end
   self._seq = seq
   local c = pos
@@ -244,8 +245,7 @@ local function QueueFull() return aio().QueueFull end
 local function QueueEmpty() return aio().QueueEmpty end
 
 --- asyncio.QueueShutDown: put or get on a queue that was shut down.
-local QueueShutDown = require("trio.errors").class("asyncio.QueueShutDown",
-  require("trio.errors").Error)
+local QueueShutDown = errors.class("asyncio.QueueShutDown", errors.Error)
 M.QueueShutDown = QueueShutDown
 
 --- Wakes every waiter of a deque (they re-check the queue).
@@ -259,7 +259,7 @@ local function wake_all(d)
 end
 
 local function make_class(name, init, do_put, do_get)
-  local Q = { __name = name }
+  local Q = { __name = "asyncio." .. name }
   Q.__index = Q
   local fput, fget = name .. ":put", name .. ":get"
   local fput_nowait, fget_nowait = name .. ":put_nowait", name .. ":get_nowait"
@@ -281,25 +281,36 @@ local function make_class(name, init, do_put, do_get)
     return self
   end
 
-  function Q:qsize() return self._n end
-  function Q:empty() return self._n == 0 end
+  function Q:qsize()
+    if class_of(self) ~= Q then bad_self(self, Q, name .. ":qsize") end
+    return self._n
+  end
+
+  function Q:empty()
+    if class_of(self) ~= Q then bad_self(self, Q, name .. ":empty") end
+    return self._n == 0
+  end
+
   function Q:full()
+    if class_of(self) ~= Q then bad_self(self, Q, name .. ":full") end
     local maxsize = self.maxsize
     return maxsize > 0 and self._n >= maxsize
   end
 
   --- put_nowait(item): raises asyncio.QueueFull when full.
   function Q:put_nowait(item)
+    if class_of(self) ~= Q then bad_self(self, Q, fput_nowait) end
     if self._shutdown then error(QueueShutDown(fput_nowait .. ": the queue is shut down"), 2) end
     local maxsize = self.maxsize
     if maxsize > 0 and self._n >= maxsize then
       error(QueueFull()(fput_nowait .. ": the queue is full"), 2)
     end
-    do_put(self, item)
+    do_put(self, item, fput_nowait)
   end
 
   --- get_nowait() -> item: raises asyncio.QueueEmpty when empty.
   function Q:get_nowait()
+    if class_of(self) ~= Q then bad_self(self, Q, fget_nowait) end
     if self._n == 0 then
       if self._shutdown then error(QueueShutDown(fget_nowait .. ": the queue is shut down"), 2) end
       error(QueueEmpty()(fget_nowait .. ": the queue is empty"), 2)
@@ -309,6 +320,7 @@ local function make_class(name, init, do_put, do_get)
 
   --- put(item): wait for a free slot, then put the item.
   function Q:put(item)
+    if class_of(self) ~= Q then bad_self(self, Q, fput) end
     check_aio(fput)
     local maxsize = self.maxsize
     while maxsize > 0 and self._n >= maxsize do
@@ -331,11 +343,12 @@ local function make_class(name, init, do_put, do_get)
       maxsize = self.maxsize
     end
     if self._shutdown then error(QueueShutDown(fput .. ": the queue is shut down"), 2) end
-    do_put(self, item)
+    do_put(self, item, fput)
   end
 
   --- get() -> item: wait for an item, then remove and return it.
   function Q:get()
+    if class_of(self) ~= Q then bad_self(self, Q, fget) end
     check_aio(fget)
     while self._n == 0 do
       if self._shutdown then error(QueueShutDown(fget .. ": the queue is shut down"), 2) end
@@ -360,6 +373,7 @@ local function make_class(name, init, do_put, do_get)
 
   --- task_done(): one item taken earlier has been processed.
   function Q:task_done()
+    if class_of(self) ~= Q then bad_self(self, Q, name .. ":task_done") end
     if self._unfinished <= 0 then
       error(ValueError(name .. ":task_done: task_done() called too many times"), 2)
     end
@@ -374,6 +388,7 @@ local function make_class(name, init, do_put, do_get)
   -- dropped, each counting as done (which may end join()), so gets raise
   -- at once.
   function Q:shutdown(immediate)
+    if class_of(self) ~= Q then bad_self(self, Q, name .. ":shutdown") end
     self._shutdown = true
     if immediate then
       while self._n > 0 do
@@ -388,6 +403,7 @@ local function make_class(name, init, do_put, do_get)
 
   --- join(): wait until every item put has been marked done.
   function Q:join()
+    if class_of(self) ~= Q then bad_self(self, Q, fjoin) end
     check_aio(fjoin)
     if self._unfinished > 0 then self._finished:wait() end
   end

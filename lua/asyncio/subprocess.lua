@@ -12,7 +12,9 @@ local pack = table.pack
 local argerror = errors.argerror
 
 return function(asyncio)
-  local Loop = core.metatable("trio_asyncio.Loop").__index
+  local LoopMT = core.metatable("trio_asyncio.Loop")
+  local Loop = LoopMT.__index
+  local class_of, bad_self = errors.class_of, errors.bad_self
 
   local subprocess = { PIPE = -1, STDOUT = -2, DEVNULL = -3 }
   asyncio.subprocess = subprocess
@@ -500,12 +502,14 @@ return function(asyncio)
   --- loop:subprocess_exec(protocol_factory, program, arg1, ... [, opts])
   -- -> transport, protocol
   function Loop:subprocess_exec(factory, ...)
+    if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "subprocess_exec") end
     local argv, opts = exec_args("subprocess_exec", ...)
     return subprocess_transport(self, factory, argv, opts, "subprocess_exec")
   end
 
   --- loop:subprocess_shell(protocol_factory, cmd [, opts]) -> transport, protocol
   function Loop:subprocess_shell(factory, cmd, opts)
+    if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "subprocess_shell") end
     local argv
     argv, opts = shell_args("subprocess_shell", cmd, opts)
     return subprocess_transport(self, factory, argv, opts, "subprocess_shell")

@@ -52,6 +52,7 @@ M._loop_waiter = loop_waiter
 M._Future = Future
 
 local is_callable, argerror = errors.is_callable, errors.argerror
+local class_of, bad_self = errors.class_of, errors.bad_self
 
 local function cancelled_error(e)
   return aio().CancelledError:is(e)
@@ -95,10 +96,14 @@ function M.Event()
   return setmetatable({ _value = false, _waiters = {} }, Event)
 end
 
-function Event:is_set() return self._value end
+function Event:is_set()
+  if class_of(self) ~= Event then bad_self(self, Event, "Event:is_set") end
+  return self._value
+end
 
 --- set(): wake every waiter (a no-op when already set).
 function Event:set()
+  if class_of(self) ~= Event then bad_self(self, Event, "Event:set") end
   if not self._value then
     self._value = true
     local ws = self._waiters
@@ -112,10 +117,14 @@ function Event:set()
   end
 end
 
-function Event:clear() self._value = false end
+function Event:clear()
+  if class_of(self) ~= Event then bad_self(self, Event, "Event:clear") end
+  self._value = false
+end
 
 --- wait(): return true once the event is set (at once if it is).
 function Event:wait()
+  if class_of(self) ~= Event then bad_self(self, Event, "Event:wait") end
   if self._value then
     check_aio("Event:wait")
     return true
@@ -144,7 +153,10 @@ function M.Lock()
   return setmetatable({ _locked = false, _waiters = {} }, Lock)
 end
 
-function Lock:locked() return self._locked end
+function Lock:locked()
+  if class_of(self) ~= Lock then bad_self(self, Lock, "Lock:locked") end
+  return self._locked
+end
 
 --- Ensure that the first waiter will wake up (a done future means it
 -- already is set to wake up).
@@ -162,6 +174,7 @@ end
 
 --- acquire(): wait until the lock is free and take it (FIFO); returns true.
 function Lock:acquire()
+  if class_of(self) ~= Lock then bad_self(self, Lock, "Lock:acquire") end
   if not self._locked and all_cancelled(self._waiters) then
     check_aio("Lock:acquire")
     self._locked = true
@@ -185,6 +198,7 @@ end
 
 --- release(): free the lock and wake the first waiter.
 function Lock:release()
+  if class_of(self) ~= Lock then bad_self(self, Lock, "Lock:release") end
   if not self._locked then
     error(errors.RuntimeError("Lock:release: Lock is not acquired."), 2)
   end
@@ -192,7 +206,7 @@ function Lock:release()
   lock_wake_up_first(self)
 end
 
-Lock.with = make_with("Lock:with")
+Lock.with = make_with("Lock:with", Lock)
 
 function Lock:__tostring()
   return ("asyncio.Lock (%s, waiters:%d)"):format(self._locked and "locked" or "unlocked", #self._waiters)
@@ -217,6 +231,12 @@ local function check_value(value, fname)
   return value
 end
 
+-- BoundedSemaphore shares Semaphore's methods (but release): they accept both.
+local function is_semaphore(v)
+  local c = class_of(v)
+  return c == Semaphore or c == BoundedSemaphore
+end
+
 function M.Semaphore(value)
   value = check_value(value, "Semaphore")
   return setmetatable({ _value = value, _waiters = {} }, Semaphore)
@@ -230,6 +250,7 @@ end
 --- locked(): true if acquire() would not succeed at once (no value left,
 -- or tasks waiting before us: FIFO).
 function Semaphore:locked()
+  if not is_semaphore(self) then bad_self(self, Semaphore, "Semaphore:locked") end
   if self._value == 0 then return true end
   local ws = self._waiters
   for i = 1, #ws do
@@ -253,6 +274,7 @@ local function sem_wake_up_next(self)
 end
 
 function Semaphore:acquire()
+  if not is_semaphore(self) then bad_self(self, Semaphore, "Semaphore:acquire") end
   if not self:locked() then
     check_aio("Semaphore:acquire")
     self._value = self._value - 1
@@ -277,11 +299,12 @@ function Semaphore:acquire()
 end
 
 function Semaphore:release()
+  if not is_semaphore(self) then bad_self(self, Semaphore, "Semaphore:release") end
   self._value = self._value + 1
   sem_wake_up_next(self)
 end
 
-Semaphore.with = make_with("Semaphore:with")
+Semaphore.with = make_with("Semaphore:with", Semaphore)
 
 function Semaphore:__tostring()
   return ("%s (value:%d, waiters:%d)"):format(getmetatable(self).__name, self._value, #self._waiters)
@@ -290,9 +313,10 @@ end
 for k, v in pairs(Semaphore) do
   if k ~= "__index" and k ~= "__name" then BoundedSemaphore[k] = v end
 end
-BoundedSemaphore.with = make_with("BoundedSemaphore:with")
+BoundedSemaphore.with = make_with("BoundedSemaphore:with", BoundedSemaphore)
 
 function BoundedSemaphore:release()
+  if class_of(self) ~= BoundedSemaphore then bad_self(self, BoundedSemaphore, "BoundedSemaphore:release") end
   if self._value >= self._bound_value then
     error(ValueError("BoundedSemaphore:release: BoundedSemaphore released too many times"), 2)
   end
@@ -315,10 +339,22 @@ function M.Condition(lock)
   return setmetatable({ _lock = lock, _waiters = {} }, Condition)
 end
 
-function Condition:locked() return self._lock._locked end
-function Condition:acquire() return self._lock:acquire() end
-function Condition:release() return self._lock:release() end
-Condition.with = make_with("Condition:with")
+function Condition:locked()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:locked") end
+  return self._lock._locked
+end
+
+function Condition:acquire()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:acquire") end
+  return self._lock:acquire()
+end
+
+function Condition:release()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:release") end
+  return self._lock:release()
+end
+
+Condition.with = make_with("Condition:with", Condition)
 
 local function cond_notify(self, n)
   local ws, woken = self._waiters, 0
@@ -335,6 +371,7 @@ end
 --- wait(): release the lock, wait for a notify, re-acquire the lock (even
 -- when cancelled); returns true.  The lock must be held.
 function Condition:wait()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:wait") end
   check_aio("Condition:wait")
   if not self._lock._locked then
     error(errors.RuntimeError("Condition:wait: cannot wait on un-acquired lock"), 2)
@@ -366,6 +403,7 @@ end
 
 --- wait_for(predicate): wait until predicate() is truthy; returns its value.
 function Condition:wait_for(predicate)
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:wait_for") end
   if not is_callable(predicate) then
     argerror(1, "Condition:wait_for", "function expected, got " .. type(predicate))
   end
@@ -379,6 +417,7 @@ end
 
 --- notify(n=1): wake up to n waiting tasks.  The lock must be held.
 function Condition:notify(n)
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:notify") end
   if n == nil then
     n = 1
   elseif type(n) ~= "number" or n ~= n then
@@ -392,6 +431,7 @@ end
 
 --- notify_all(): wake every waiting task.  The lock must be held.
 function Condition:notify_all()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:notify_all") end
   if not self._lock._locked then
     error(errors.RuntimeError("Condition:notify_all: cannot notify on un-acquired lock"), 2)
   end
@@ -495,6 +535,7 @@ end
 -- task's arrival index (0 .. parties-1).  Raises BrokenBarrierError when
 -- the barrier is reset or aborted meanwhile, or is broken.
 function Barrier:wait()
+  if class_of(self) ~= Barrier then bad_self(self, Barrier, "Barrier:wait") end
   check_aio("Barrier:wait")
   return self._cond:with(barrier_wait_locked, self)
 end
@@ -502,6 +543,7 @@ end
 --- with(fn, ...): `async with barrier as i`: waits, then returns
 -- fn(index, ...).
 function Barrier:with(fn, ...)
+  if class_of(self) ~= Barrier then bad_self(self, Barrier, "Barrier:with") end
   if not is_callable(fn) then argerror(1, "Barrier:with", "function expected, got " .. type(fn)) end
   return fn(self:wait(), ...)
 end
@@ -520,6 +562,7 @@ end
 --- reset(): back to the empty filling state; tasks waiting get
 -- BrokenBarrierError.
 function Barrier:reset()
+  if class_of(self) ~= Barrier then bad_self(self, Barrier, "Barrier:reset") end
   check_aio("Barrier:reset")
   self._cond:with(barrier_reset_locked, self)
 end
@@ -532,6 +575,7 @@ end
 --- abort(): break the barrier: waiting tasks and every later wait() get
 -- BrokenBarrierError (until reset()).
 function Barrier:abort()
+  if class_of(self) ~= Barrier then bad_self(self, Barrier, "Barrier:abort") end
   check_aio("Barrier:abort")
   self._cond:with(barrier_abort_locked, self)
 end

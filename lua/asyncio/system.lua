@@ -7,12 +7,15 @@ local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 
 return function(asyncio)
-  local Loop = core.metatable("trio_asyncio.Loop").__index
+  local LoopMT = core.metatable("trio_asyncio.Loop")
+  local Loop = LoopMT.__index
+  local class_of, bad_self = errors.class_of, errors.bad_self
 
   --- loop:run_in_executor(nil, fn, ...) -> a Future of fn(...)'s results,
   -- computed on a worker thread.  Only the default executor (nil) exists.
   -- Cancelling the Future does not stop the thread: its results are dropped.
   function Loop:run_in_executor(executor, fn, ...)
+    if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "run_in_executor") end
     local trio_executor = type(executor) == "table" and executor._trio_executor
     if executor ~= nil and not trio_executor then
       errors.argerror(1, "run_in_executor", "nil (the default executor) or a trio_asyncio.TrioExecutor "

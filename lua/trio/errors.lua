@@ -80,6 +80,24 @@ function M.argerror(n, fname, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
 end
 
+--- The check of a Lua class's method on its self (obj.method(x) instead
+-- of obj:method()), as the C classes make it with luaL_checkudata:
+--   if class_of(self) ~= Class then errors.bad_self(self, Class, "Class:method") end
+-- class_of is the value's own metatable (debug.getmetatable: one cheap C
+-- call, fit for the hot paths such as Queue get/put; a __metatable field
+-- does not hide it, as in luaL_checkudata); the raiser runs only on a miss.
+M.class_of = debug.getmetatable
+
+--- Raises "bad argument #1 to 'fname' (Class expected, got <type>)" at the
+-- caller of the method that calls this; <type> is the value's __name when
+-- its metatable has one (as Lua's own messages say), else its type.
+function M.bad_self(self, cls, fname)
+  local mt = M.class_of(self)
+  local got = type(mt) == "table" and rawget(mt, "__name")
+  if type(got) ~= "string" then got = type(self) end
+  error(("bad argument #1 to '%s' (%s expected, got %s)"):format(fname, rawget(cls, "__name"), got), 3)
+end
+
 --- An options table (argument #n of fname) whose keys are all in `known`;
 -- nil gives {}.
 function M.check_opts(opts, n, fname, known)

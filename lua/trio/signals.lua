@@ -101,7 +101,9 @@ end
 -- ---------------------------------------------------------------------
 -- asyncio: loop:add_signal_handler / remove_signal_handler
 function M.install_asyncio()
-  local Loop = core.metatable("trio_asyncio.Loop").__index
+  local LoopMT = core.metatable("trio_asyncio.Loop")
+  local Loop = LoopMT.__index
+  local class_of, bad_self = errors.class_of, errors.bad_self
   local handlers = setmetatable({}, { __mode = "k" }) -- loop -> {[signum] = entry}
 
   local function arm(loop, entry)
@@ -135,6 +137,7 @@ function M.install_asyncio()
   --- loop:add_signal_handler(sig, callback, ...): callback(...) runs from
   -- the loop each time sig arrives (replacing a handler already set).
   function Loop:add_signal_handler(sig, callback, ...)
+    if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "add_signal_handler") end
     local n = check_sig(sig, "add_signal_handler")
     if not errors.is_callable(callback) then
       errors.argerror(2, "add_signal_handler", "function expected, got " .. type(callback))
@@ -149,12 +152,14 @@ function M.install_asyncio()
 
   --- loop:remove_signal_handler(sig) -> true if a handler was removed.
   function Loop:remove_signal_handler(sig)
+    if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "remove_signal_handler") end
     return remove(self, check_sig(sig, "remove_signal_handler"))
   end
 
   -- close() removes the loop's signal handlers, as asyncio's does
   local close = Loop.close
   function Loop:close()
+    if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "close") end
     if not self:is_running() and handlers[self] then
       for n in pairs(handlers[self]) do remove(self, n) end
       handlers[self] = nil

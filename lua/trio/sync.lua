@@ -11,6 +11,7 @@ local current_task = core.current_task
 local checkpoint = core.checkpoint
 local checkpoint_if_cancelled = core.checkpoint_if_cancelled
 local cancel_shielded_checkpoint = core.cancel_shielded_checkpoint
+local class_of, bad_self = errors.class_of, errors.bad_self
 
 local M = {}
 
@@ -28,9 +29,13 @@ local function finish_with(self, ok, ...)
 end
 
 --- obj:with(fn, ...): acquire, run fn(...), release on every exit path.
+-- `fname` names it in errors; self must be an instance of `cls` (or of
+-- `subclass`, which shares cls's methods).
 -- (shared with asyncio's primitives: require("trio.sync").make_with)
-local function make_with(fname)
+local function make_with(fname, cls, subclass)
   return function(self, fn, ...)
+    local c = class_of(self)
+    if c ~= cls and (subclass == nil or c ~= subclass) then bad_self(self, cls, fname) end
     if not errors.is_callable(fn) then
       errors.argerror(1, fname, "function expected, got " .. type(fn))
     end
@@ -38,26 +43,33 @@ local function make_with(fname)
     return finish_with(self, pcall(fn, ...))
   end
 end
-local with = make_with("with")
 
 -- ---------------------------------------------------------------------
 local Event = class("trio.Event")
 M.Event = function() return setmetatable({ _flag = false, _lot = ParkingLot() }, Event) end
 
 function Event:set()
+  if class_of(self) ~= Event then bad_self(self, Event, "Event:set") end
   if not self._flag then
     self._flag = true
     self._lot:unpark_all()
   end
 end
 
-function Event:is_set() return self._flag end
+function Event:is_set()
+  if class_of(self) ~= Event then bad_self(self, Event, "Event:is_set") end
+  return self._flag
+end
 
 function Event:wait()
+  if class_of(self) ~= Event then bad_self(self, Event, "Event:wait") end
   if self._flag then checkpoint() else self._lot:park() end
 end
 
-function Event:statistics() return { tasks_waiting = #self._lot } end
+function Event:statistics()
+  if class_of(self) ~= Event then bad_self(self, Event, "Event:statistics") end
+  return { tasks_waiting = #self._lot }
+end
 function Event:statistics_line() return self._flag and "set" or "unset" end
 
 -- ---------------------------------------------------------------------
@@ -68,6 +80,13 @@ local function new_lock(cls)
 end
 
 M.Lock = function() return new_lock(Lock) end
+
+-- StrictFIFOLock (below) shares Lock's methods: they accept both.
+local StrictFIFOLock
+local function is_lock(v)
+  local c = class_of(v)
+  return c == Lock or c == StrictFIFOLock
+end
 
 -- A lock whose owner exited without releasing it can never be acquired
 -- again: say so (Trio raises BrokenResourceError there too).  Its owner is
@@ -103,12 +122,14 @@ local function lock_try(self, fname)
 end
 
 function Lock:acquire_nowait()
+  if not is_lock(self) then bad_self(self, Lock, "Lock:acquire_nowait") end
   if not lock_try(self, "Lock:acquire_nowait") then
     error(errors.WouldBlock("Lock:acquire_nowait: the lock is held"), 0)
   end
 end
 
 function Lock:acquire()
+  if not is_lock(self) then bad_self(self, Lock, "Lock:acquire") end
   checkpoint_if_cancelled()
   if lock_try(self, "Lock:acquire") then
     cancel_shielded_checkpoint()
@@ -123,6 +144,7 @@ function Lock:acquire()
 end
 
 function Lock:release()
+  if not is_lock(self) then bad_self(self, Lock, "Lock:release") end
   if self._owner ~= current_task() then
     error(errors.RuntimeError("Lock:release: can't release a Lock you don't own"), 0)
   end
@@ -131,21 +153,25 @@ function Lock:release()
   set_owner(self, woken[1])
 end
 
-function Lock:locked() return self._owner ~= nil end
+function Lock:locked()
+  if not is_lock(self) then bad_self(self, Lock, "Lock:locked") end
+  return self._owner ~= nil
+end
 
 function Lock:statistics()
+  if not is_lock(self) then bad_self(self, Lock, "Lock:statistics") end
   return { locked = self._owner ~= nil, owner = self._owner, tasks_waiting = #self._lot }
 end
 
 function Lock:statistics_line() return self._owner and "locked" or "unlocked" end
-Lock.with = with
 
-local StrictFIFOLock = setmetatable({ __name = "trio.StrictFIFOLock" }, { __index = Lock })
+StrictFIFOLock = setmetatable({ __name = "trio.StrictFIFOLock" }, { __index = Lock })
 StrictFIFOLock.__index = StrictFIFOLock
 StrictFIFOLock.__tostring = function(self)
   return ("trio.StrictFIFOLock (%s)"):format(self:statistics_line())
 end
 M.StrictFIFOLock = function() return new_lock(StrictFIFOLock) end
+Lock.with = make_with("Lock:with", Lock, StrictFIFOLock)
 
 -- ---------------------------------------------------------------------
 local Semaphore = class("trio.Semaphore")
@@ -161,11 +187,13 @@ M.Semaphore = function(initial_value, max_value)
 end
 
 function Semaphore:acquire_nowait()
+  if class_of(self) ~= Semaphore then bad_self(self, Semaphore, "Semaphore:acquire_nowait") end
   if self._value == 0 then error(errors.WouldBlock("Semaphore:acquire_nowait: value is 0"), 0) end
   self._value = self._value - 1
 end
 
 function Semaphore:acquire()
+  if class_of(self) ~= Semaphore then bad_self(self, Semaphore, "Semaphore:acquire") end
   checkpoint_if_cancelled()
   if self._value == 0 then
     self._lot:park() -- release handed us its token
@@ -176,6 +204,7 @@ function Semaphore:acquire()
 end
 
 function Semaphore:release()
+  if class_of(self) ~= Semaphore then bad_self(self, Semaphore, "Semaphore:release") end
   if #self._lot > 0 then
     self._lot:unpark()
   else
@@ -186,10 +215,18 @@ function Semaphore:release()
   end
 end
 
-function Semaphore:locked() return self._value == 0 end
-function Semaphore:statistics() return { tasks_waiting = #self._lot } end
+function Semaphore:locked()
+  if class_of(self) ~= Semaphore then bad_self(self, Semaphore, "Semaphore:locked") end
+  return self._value == 0
+end
+
+function Semaphore:statistics()
+  if class_of(self) ~= Semaphore then bad_self(self, Semaphore, "Semaphore:statistics") end
+  return { tasks_waiting = #self._lot }
+end
+
 function Semaphore:statistics_line() return "value " .. self._value end
-Semaphore.with = with
+Semaphore.with = make_with("Semaphore:with", Semaphore)
 Semaphore.__index = function(self, k)
   if k == "value" then return rawget(self, "_value") end
   if k == "max_value" then return rawget(self, "_max") end
@@ -236,6 +273,7 @@ local function limiter_try(self, borrower, fname)
 end
 
 function CapacityLimiter:acquire_on_behalf_of_nowait(borrower)
+  if class_of(self) ~= CapacityLimiter then bad_self(self, CapacityLimiter, "CapacityLimiter:acquire_on_behalf_of_nowait") end
   check_borrower(borrower, "acquire_on_behalf_of_nowait")
   if not limiter_try(self, borrower, "CapacityLimiter:acquire_nowait") then
     error(errors.WouldBlock("CapacityLimiter:acquire_nowait: no tokens available"), 0)
@@ -243,10 +281,12 @@ function CapacityLimiter:acquire_on_behalf_of_nowait(borrower)
 end
 
 function CapacityLimiter:acquire_nowait()
+  if class_of(self) ~= CapacityLimiter then bad_self(self, CapacityLimiter, "CapacityLimiter:acquire_nowait") end
   self:acquire_on_behalf_of_nowait(current_task())
 end
 
 function CapacityLimiter:acquire_on_behalf_of(borrower)
+  if class_of(self) ~= CapacityLimiter then bad_self(self, CapacityLimiter, "CapacityLimiter:acquire_on_behalf_of") end
   check_borrower(borrower, "acquire_on_behalf_of")
   checkpoint_if_cancelled()
   if limiter_try(self, borrower, "CapacityLimiter:acquire") then
@@ -263,6 +303,7 @@ function CapacityLimiter:acquire_on_behalf_of(borrower)
 end
 
 function CapacityLimiter:acquire()
+  if class_of(self) ~= CapacityLimiter then bad_self(self, CapacityLimiter, "CapacityLimiter:acquire") end
   self:acquire_on_behalf_of(current_task())
 end
 
@@ -276,6 +317,7 @@ local function limiter_wake(self)
 end
 
 function CapacityLimiter:release_on_behalf_of(borrower)
+  if class_of(self) ~= CapacityLimiter then bad_self(self, CapacityLimiter, "CapacityLimiter:release_on_behalf_of") end
   if not self._borrowers[borrower] then
     error(errors.RuntimeError("CapacityLimiter:release: this borrower isn't holding any of this limiter's tokens"), 0)
   end
@@ -285,10 +327,12 @@ function CapacityLimiter:release_on_behalf_of(borrower)
 end
 
 function CapacityLimiter:release()
+  if class_of(self) ~= CapacityLimiter then bad_self(self, CapacityLimiter, "CapacityLimiter:release") end
   self:release_on_behalf_of(current_task())
 end
 
 function CapacityLimiter:statistics()
+  if class_of(self) ~= CapacityLimiter then bad_self(self, CapacityLimiter, "CapacityLimiter:statistics") end
   local borrowers = {}
   for b in pairs(self._borrowers) do borrowers[#borrowers + 1] = b end
   return { borrowed_tokens = self._nborrowed, total_tokens = self._total,
@@ -299,7 +343,7 @@ function CapacityLimiter:statistics_line()
   return ("%d/%s borrowed"):format(self._nborrowed, tostring(self._total))
 end
 
-CapacityLimiter.with = with
+CapacityLimiter.with = make_with("CapacityLimiter:with", CapacityLimiter)
 local limiter_methods = CapacityLimiter
 CapacityLimiter.__index = function(self, k)
   if k == "total_tokens" then return rawget(self, "_total") end
@@ -319,22 +363,38 @@ local Condition = class("trio.Condition")
 
 M.Condition = function(lock)
   if lock == nil then lock = M.Lock() end
-  if getmetatable(lock) ~= Lock and getmetatable(lock) ~= StrictFIFOLock then
+  if not is_lock(lock) then
     error("bad argument #1 to 'Condition' (trio.Lock expected)", 2)
   end
   return setmetatable({ _lock = lock, _lot = ParkingLot() }, Condition)
 end
 
-function Condition:acquire() self._lock:acquire() end
-function Condition:acquire_nowait() self._lock:acquire_nowait() end
-function Condition:release() self._lock:release() end
-function Condition:locked() return self._lock:locked() end
+function Condition:acquire()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:acquire") end
+  self._lock:acquire()
+end
+
+function Condition:acquire_nowait()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:acquire_nowait") end
+  self._lock:acquire_nowait()
+end
+
+function Condition:release()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:release") end
+  self._lock:release()
+end
+
+function Condition:locked()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:locked") end
+  return self._lock:locked()
+end
 
 --- cond:wait(): release the lock, wait for notify, own the lock again.
 -- notify moves the waiter into the lock's own queue, so it wakes up as the
 -- lock's owner (Lock:release hands the lock to the first task queued).
 -- Cancelled (or any error) while waiting: reacquire, shielded, then raise.
 function Condition:wait()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:wait") end
   if self._lock._owner ~= current_task() then
     error(errors.RuntimeError("Condition:wait: must hold the lock to wait"), 0)
   end
@@ -347,6 +407,7 @@ function Condition:wait()
 end
 
 function Condition:notify(n)
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:notify") end
   n = n or 1
   if math.type(n) ~= "integer" or n < 0 then error("bad argument #1 to 'notify' (non-negative integer expected)", 2) end
   if self._lock._owner ~= current_task() then
@@ -356,6 +417,7 @@ function Condition:notify(n)
 end
 
 function Condition:notify_all()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:notify_all") end
   if self._lock._owner ~= current_task() then
     error(errors.RuntimeError("Condition:notify_all: must hold the lock to notify"), 0)
   end
@@ -363,11 +425,12 @@ function Condition:notify_all()
 end
 
 function Condition:statistics()
+  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:statistics") end
   return { tasks_waiting = #self._lot, lock_statistics = self._lock:statistics() }
 end
 
 function Condition:statistics_line() return #self._lot .. " waiting" end
-Condition.with = with
+Condition.with = make_with("Condition:with", Condition)
 
 -- not part of the public names that trio copies from this module
 setmetatable(M, { __index = { make_with = make_with } })
