@@ -579,3 +579,38 @@ describe("asyncio.Barrier", function()
     assert.is_true(require("trio_asyncio").FlavorError:is(e), tostring(e))
   end)
 end)
+
+describe("asyncio: a method called on something that is not its object", function()
+  it("raises 'bad argument #1' naming the method and the class expected (as the C classes do)", function()
+    local queues = require "asyncio.queues"
+    local loop = asyncio.new_event_loop()
+    local cases = {
+      { Event().set, nil, "'Event:set' (asyncio.Event expected, got nil)" },
+      { Lock().with, {}, "'Lock:with' (asyncio.Lock expected, got table)" },
+      { BoundedSemaphore(1).release, Semaphore(1), "'BoundedSemaphore:release' (asyncio.BoundedSemaphore "
+        .. "expected, got asyncio.Semaphore)" },
+      { Condition().notify_all, Lock(), "'Condition:notify_all' (asyncio.Condition expected, got asyncio.Lock)" },
+      { queues.Queue().get_nowait, queues.LifoQueue(), "'Queue:get_nowait' (asyncio.Queue expected, "
+        .. "got asyncio.LifoQueue)" },
+      { queues.PriorityQueue().put_nowait, "x", "'PriorityQueue:put_nowait' (asyncio.PriorityQueue expected, "
+        .. "got string)" },
+      { loop.is_running, io.stdout, "'is_running' (trio_asyncio.Loop expected, got FILE*)" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = pcall(c[1], c[2])
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to " .. c[3], err, 1, true)
+    end
+    -- the same wording as a Loop method written in C (which Lua may name
+    -- by where it found the function, e.g. 'trio_asyncio.Loop.call_soon')
+    local ok, err = pcall(loop.call_soon, io.stdout)
+    assert.is_false(ok)
+    assert.matches("call_soon' (trio_asyncio.Loop expected, got FILE*)", err, 1, true)
+    loop:close()
+  end)
+
+  it("Semaphore's methods take a BoundedSemaphore (they share them)", function()
+    local b = BoundedSemaphore(1)
+    assert.is_false(Semaphore(1).locked(b))
+  end)
+end)

@@ -689,3 +689,37 @@ describe("lock cancellation stress", function()
     assert.is_true(got >= 1)
   end)
 end)
+
+describe("a method called on something that is not its object", function()
+  -- obj.method(x) instead of obj:method(): the message reads as the C
+  -- classes' (luaL_checkudata), names the method and points at the caller
+  local function message_of(f, ...)
+    local ok, err = pcall(f, ...)
+    assert.is_false(ok)
+    return err
+  end
+
+  it("raises 'bad argument #1' naming the method, the class expected and what it got", function()
+    local ev = trio.Event()
+    local here = debug.getinfo(1, "S").short_src
+    assert.equal(here .. ":" .. (debug.getinfo(1, "l").currentline + 1)
+      .. ": bad argument #1 to 'Event:set' (trio.Event expected, got nil)", message_of(function() ev.set(nil) end))
+    assert.matches("bad argument #1 to 'Event:wait' (trio.Event expected, got table)",
+      message_of(ev.wait, {}), 1, true)
+    assert.matches("bad argument #1 to 'Semaphore:release' (trio.Semaphore expected, got trio.Lock)",
+      message_of(trio.Semaphore(1).release, trio.Lock()), 1, true)
+    assert.matches("bad argument #1 to 'CapacityLimiter:statistics' (trio.CapacityLimiter expected, got FILE*)",
+      message_of(trio.CapacityLimiter(1).statistics, io.stdout), 1, true)
+    assert.matches("bad argument #1 to 'Condition:with' (trio.Condition expected, got string)",
+      message_of(trio.Condition().with, "x", print), 1, true)
+    assert.matches("bad argument #1 to 'ContextVar:get' (trio.ContextVar expected, got number)",
+      message_of(trio.ContextVar("v").get, 42), 1, true)
+  end)
+
+  it("takes a StrictFIFOLock for a Lock method (they share them), and nothing else", function()
+    local strict = trio.StrictFIFOLock()
+    assert.is_false(trio.Lock().locked(strict))
+    assert.matches("bad argument #1 to 'Lock:locked' (trio.Lock expected, got trio.Semaphore)",
+      message_of(strict.locked, trio.Semaphore(1)), 1, true)
+  end)
+end)
