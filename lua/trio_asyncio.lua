@@ -108,25 +108,6 @@ local function service_nursery(loop, fname)
   return a.service
 end
 
--- split(err, pred) -> matching, rest: the parts of err for which pred is
--- true and the others (nil when empty), keeping the nesting of groups.
-local function split(err, pred)
-  if not trio.ExceptionGroup:is(err) then
-    if pred(err) then return err, nil end
-    return nil, err
-  end
-  local m, mtb, r, rtb = {}, {}, {}, {}
-  for i, e in ipairs(err.exceptions) do
-    local a, b = split(e, pred)
-    if a ~= nil then m[#m + 1], mtb[#mtb + 1] = a, err.tracebacks[i] end
-    if b ~= nil then r[#r + 1], rtb[#rtb + 1] = b, err.tracebacks[i] end
-  end
-  local match, rest
-  if #r == 0 then match = err elseif #m > 0 then match = errors.group(err.message, m, mtb) end
-  if #m == 0 then rest = err elseif #r > 0 then rest = errors.group(err.message, r, rtb) end
-  return match, rest
-end
-
 -- A Trio task started from asyncio code sees `loop` as its current loop.
 -- It usually inherits it; setting copies the task's context (a hot path).
 local function see_loop(loop)
@@ -152,7 +133,7 @@ local function run_trio_body(loop, fut, scope, fn, ...)
   if not scope.cancel_called then r = pack(pcall(scope.run, scope, fn, ...)) end
   core.future_set_cancel_hook(fut, nil)
   local cancelled, rest
-  if r ~= nil and not r[1] then cancelled, rest = split(r[2], is_cancelled) end
+  if r ~= nil and not r[1] then cancelled, rest = errors.split(r[2], is_cancelled) end
   if not fut:done() then
     if r == nil or (scope.cancelled_caught and r[1] and r.n == 1) then
       fut:cancel()
@@ -211,7 +192,7 @@ local function run_trio_task_body(loop, handle, fn, ...)
   if scope.cancel_called then return end
   local ok, err = pcall(scope.run, scope, fn, ...)
   if ok then return end
-  local base, rest = split(err, is_base)
+  local base, rest = errors.split(err, is_base)
   if rest ~= nil then
     loop:call_exception_handler {
       message = "Exception in callback " .. handle._name, exception = rest, handle = handle,

@@ -275,22 +275,22 @@ local function subgroup(eg, match)
   return derive(eg, excs, tbs)
 end
 
-local function split(eg, match)
-  if match(eg) then return eg, nil end
+-- split(err, match, whole) -> the parts of err (a group or a lone error)
+-- that match and the others, nil when empty.  A group that is all in one
+-- part is derived anew (Python's split), or with `whole` is err itself.
+local function split(err, match, whole)
+  if match(err) then return err, nil end
+  if not is(M.ExceptionGroup, err) then return nil, err end
   local m, mtb, r, rtb = {}, {}, {}, {}
-  for i, e in ipairs(eg.exceptions) do
-    local tb = eg.tracebacks[i]
-    if is(M.ExceptionGroup, e) then
-      local sm, sr = split(e, match)
-      if sm ~= nil then push(m, mtb, sm, tb) end
-      if sr ~= nil then push(r, rtb, sr, tb) end
-    elseif match(e) then
-      push(m, mtb, e, tb)
-    else
-      push(r, rtb, e, tb)
-    end
+  for i, e in ipairs(err.exceptions) do
+    local tb = err.tracebacks[i]
+    local sm, sr = split(e, match, whole)
+    if sm ~= nil then push(m, mtb, sm, tb) end
+    if sr ~= nil then push(r, rtb, sr, tb) end
   end
-  return (#m > 0 and derive(eg, m, mtb) or nil), (#r > 0 and derive(eg, r, rtb) or nil)
+  if whole and #r == 0 then return err, nil end
+  if whole and #m == 0 then return nil, err end
+  return (#m > 0 and derive(err, m, mtb) or nil), (#r > 0 and derive(err, r, rtb) or nil)
 end
 
 --- eg:subgroup(condition) -> a group with only the errors that match
@@ -303,6 +303,13 @@ end
 -- nil when empty.
 function M.ExceptionGroup.split(eg, condition)
   return split(eg, matcher(condition, "split"))
+end
+
+--- errors.split(err, pred) -> match, rest: err (any error value, a group
+-- or not) split as eg:split does by the predicate pred, except that a part
+-- holding all of err is err itself, unchanged (the bridge re-raises it).
+function M.split(err, pred)
+  return split(err, pred, true)
 end
 
 --- eg:contains(condition) -> true if the group, a nested group or any
