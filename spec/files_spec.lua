@@ -393,6 +393,16 @@ describe("trio.Path", function()
     assert.is_true(errors.FileExistsError:is(e))
   end)
 
+  it("mkdir and unlink refuse a misspelt option and options that are not a table", function()
+    local r = run(function()
+      local p = trio.Path(dir) / "never"
+      return { errof(p.mkdir, p, { parent = true }), errof(p.unlink, p, "missing_ok"), p:exists() }
+    end)
+    assert.matches("bad argument #1 to 'mkdir' (unknown option 'parent')", r[1], 1, true)
+    assert.matches("bad argument #1 to 'unlink' (options table expected, got string)", r[2], 1, true)
+    assert.is_false(r[3])
+  end)
+
   it("open returns a Trio file", function()
     local path = write_plain("o.txt", "opened")
     local s = run(function()

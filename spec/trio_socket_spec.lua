@@ -236,6 +236,7 @@ describe("trio.socket name resolution", function()
     assert_has(err("localhost", 70000), "port must be 0-65535")
     assert_has(err("localhost", 80, 5), "bad argument #3 to 'getaddrinfo' (options table expected, got number)")
     assert_has(err("localhost", 80, { family = "inet" }), "option family: integer expected, got string")
+    assert_has(err("localhost", 80, { familly = 2 }), "bad argument #3 to 'getaddrinfo' (unknown option 'familly')")
   end)
 
   it("an unresolvable name raises gaierror with code and message", function()

@@ -345,19 +345,6 @@ function pmethods.is_dir(p)
   return st ~= nil and st.st_mode & S_IFMT == S_IFDIR
 end
 
-local function check_opts(opts, fname, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(opts)), 3)
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then
-      error(("bad argument #1 to '%s' (unknown option '%s')"):format(fname, tostring(k)), 3)
-    end
-  end
-  return opts
-end
-
 local function mkdir(path, mode, parents, exist_ok)
   local ok, err = pcall(trio_wait, core.fs_mkdir(path, mode))
   if ok then return end
@@ -378,7 +365,7 @@ end
 --- p:mkdir{parents=false, exist_ok=false, mode=0777}
 function pmethods.mkdir(p, opts)
   checkpath(p, "mkdir")
-  opts = check_opts(opts, "mkdir", { parents = true, exist_ok = true, mode = true })
+  opts = errors.check_opts(opts, 1, "mkdir", { parents = true, exist_ok = true, mode = true })
   trio_check("trio.Path:mkdir")
   mkdir(p._path:gsub("/+$", ""), opts.mode or 511, opts.parents, opts.exist_ok)
 end
@@ -393,7 +380,7 @@ end
 --- p:unlink{missing_ok=false}
 function pmethods.unlink(p, opts)
   checkpath(p, "unlink")
-  opts = check_opts(opts, "unlink", { missing_ok = true })
+  opts = errors.check_opts(opts, 1, "unlink", { missing_ok = true })
   trio_check("trio.Path:unlink")
   local ok, err = pcall(trio_wait, core.fs_unlink(p._path))
   if not ok and not (opts.missing_ok and errors.FileNotFoundError:is(err)) then error(err, 0) end

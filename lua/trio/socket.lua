@@ -55,16 +55,8 @@ local function lookup(req)
 end
 M._lookup = lookup
 
-local function check_opts(opts, n, fname)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
-  for _, k in ipairs { "family", "type", "proto", "flags" } do
-    if opts[k] ~= nil and math.type(opts[k]) ~= "integer" then
-      argerror(n, fname, ("option %s: integer expected, got %s"):format(k, type(opts[k])))
-    end
-  end
-  return opts
-end
+-- getaddrinfo's options, all integers
+local GETADDRINFO_OPTS = { family = true, type = true, proto = true, flags = true }
 
 --- The checks getaddrinfo shares with loop:getaddrinfo; returns opts.
 function M._check_getaddrinfo(host, port, opts, fname)
@@ -77,7 +69,13 @@ function M._check_getaddrinfo(host, port, opts, fname)
   if math.type(port) == "integer" and (port < 0 or port > 65535) then
     argerror(2, fname, "port must be 0-65535")
   end
-  return check_opts(opts, 3, fname)
+  opts = errors.check_opts(opts, 3, fname, GETADDRINFO_OPTS)
+  for k, v in pairs(opts) do
+    if math.type(v) ~= "integer" then
+      argerror(3, fname, ("option %s: integer expected, got %s"):format(k, type(v)))
+    end
+  end
+  return opts
 end
 
 --- getaddrinfo(host, port, {family=, type=, proto=, flags=}) -> list of
