@@ -404,15 +404,13 @@ function trio.open_nursery(body)
   return nursery_exit(n, xpcall(body, capture, n))
 end
 
-local TaskStatus = {}
+local TaskStatus = { __name = "trio.TaskStatus" }
 TaskStatus.__index = TaskStatus
 
 --- task_status:started([value]): the task is ready; nursery:start returns
 -- value, and the task moves into the nursery it was started in.
 function TaskStatus:started(value)
-  if getmetatable(self) ~= TaskStatus then
-    error(("bad argument #1 to 'started' (task_status expected, got %s)"):format(type(self)), 2)
-  end
+  if class_of(self) ~= TaskStatus then bad_self(self, TaskStatus, "started") end
   if self._started then error(errors.RuntimeError("task_status:started() called twice"), 2) end
   self._started, self._value = true, value
   -- start() was cancelled: the task stays under start(), which raises
@@ -660,7 +658,7 @@ function lowlevel.spawn_system_task(fn, ...)
   return task
 end
 
-local TrioToken = {}
+local TrioToken = { __name = "trio.TrioToken" }
 TrioToken.__index = TrioToken
 
 -- The options of run_sync_soon: a last argument that is a plain table
@@ -687,9 +685,7 @@ end
 -- the scheduler soon.  Idempotent: nothing is queued when the same fn
 -- with equal arguments is queued already (and not yet started).
 function TrioToken:run_sync_soon(fn, ...)
-  if getmetatable(self) ~= TrioToken then
-    error(("bad argument #1 to 'run_sync_soon' (TrioToken expected, got %s)"):format(type(self)), 2)
-  end
+  if class_of(self) ~= TrioToken then bad_self(self, TrioToken, "run_sync_soon") end
   check_callable(fn, 1, "run_sync_soon")
   if self._finished then
     error(errors.RunFinishedError("run_sync_soon: the run of this token has finished"), 2)

@@ -8,6 +8,7 @@
 -- buffered for readline/lines only; writes go straight to the file.
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
+local class_of, bad_self = errors.class_of, errors.bad_self
 
 local F = core.fs_flags
 local fs_read, fs_write, fs_open, fs_close = core.fs_read, core.fs_write, core.fs_open, core.fs_close
@@ -75,16 +76,10 @@ local function make_file_class(prefix, flavor)
     return setmetatable({ _fh = fh, _rbuf = "", name = name, mode = mode, closed = false }, File)
   end
 
-  local function checkself(self, fname)
-    if getmetatable(self) ~= File then
-      error(("bad argument #1 to '%s' (%s expected, got %s)"):format(fname, File.__name, type(self)), 3)
-    end
-  end
-
   --- file:read([n]) -> up to n bytes (everything to EOF when n is nil);
   -- "" at EOF.
   function methods.read(self, n)
-    checkself(self, "read")
+    if class_of(self) ~= File then bad_self(self, File, "read") end
     if n ~= nil and (math.type(n) ~= "integer" or n < 0) then
       error(("bad argument #1 to 'read' (non-negative integer expected, got %s)"):format(
         math.type(n) or type(n)), 2)
@@ -123,14 +118,14 @@ local function make_file_class(prefix, flavor)
 
   --- file:readline() -> the next line with its "\n" ("" at EOF).
   function methods.readline(self)
-    checkself(self, "readline")
+    if class_of(self) ~= File then bad_self(self, File, "readline") end
     check(prefix .. ".AsyncFile:readline")
     return readline(self)
   end
 
   --- for line in file:lines() do ... end: lines without their "\n".
   function methods.lines(self)
-    checkself(self, "lines")
+    if class_of(self) ~= File then bad_self(self, File, "lines") end
     return function()
       check(prefix .. ".AsyncFile:lines")
       local line = readline(self)
@@ -142,7 +137,7 @@ local function make_file_class(prefix, flavor)
 
   --- file:write(data) -> the number of bytes written (all of them).
   function methods.write(self, data)
-    checkself(self, "write")
+    if class_of(self) ~= File then bad_self(self, File, "write") end
     if type(data) == "number" then data = tostring(data) end
     if type(data) ~= "string" then
       error(("bad argument #1 to 'write' (string expected, got %s)"):format(type(data)), 2)
@@ -157,7 +152,7 @@ local function make_file_class(prefix, flavor)
 
   --- file:seek([whence="cur" [, offset=0]]) -> the new position.
   function methods.seek(self, whence, offset)
-    checkself(self, "seek")
+    if class_of(self) ~= File then bad_self(self, File, "seek") end
     if whence ~= nil and whence ~= "set" and whence ~= "cur" and whence ~= "end" then
       error(("bad argument #1 to 'seek' (invalid option '%s')"):format(tostring(whence)), 2)
     end
@@ -173,7 +168,7 @@ local function make_file_class(prefix, flavor)
 
   --- file:flush(): writes are not buffered; a checkpoint.
   function methods.flush(self)
-    checkself(self, "flush")
+    if class_of(self) ~= File then bad_self(self, File, "flush") end
     check(prefix .. ".AsyncFile:flush")
     flavor.yield()
   end
@@ -181,7 +176,7 @@ local function make_file_class(prefix, flavor)
   --- file:close(): closes it (again: nothing); a read pending in another
   -- task raises ClosedResourceError there.
   function methods.close(self)
-    checkself(self, "close")
+    if class_of(self) ~= File then bad_self(self, File, "close") end
     flavor.check_only(prefix .. ".AsyncFile:close")
     self.closed = true
     self._rbuf = ""
@@ -192,7 +187,7 @@ local function make_file_class(prefix, flavor)
 
   --- file:fileno() -> the file descriptor.
   function methods.fileno(self)
-    checkself(self, "fileno")
+    if class_of(self) ~= File then bad_self(self, File, "fileno") end
     local fd = fh_info(self._fh)
     if fd == nil then error(errors.ClosedResourceError("fileno: the file is closed"), 2) end
     return fd

@@ -3,6 +3,7 @@
 -- csrc/io/process.c and csrc/io/procpipe.c.
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
+local class_of, bad_self = errors.class_of, errors.bad_self
 local signals = require "trio.signals"
 
 local pack = table.pack
@@ -81,16 +82,11 @@ end
 local SendStream = { __name = "trio.PipeSendStream" }
 SendStream.__index = SendStream
 
-local function check(self, cls, fname)
-  if getmetatable(self) ~= cls then
-    error(("bad argument #1 to '%s' (%s expected, got %s)"):format(fname, cls.__name, type(self)), 3)
-  end
-end
 
 --- stream:send_all(data): writes all of data (a checkpoint).  Cancelled
 -- part way, the stream is broken: later sends raise BrokenResourceError.
 function SendStream:send_all(data)
-  check(self, SendStream, "send_all")
+  if class_of(self) ~= SendStream then bad_self(self, SendStream, "send_all") end
   if type(data) ~= "string" then
     error(("bad argument #1 to 'send_all' (string expected, got %s)"):format(type(data)), 2)
   end
@@ -107,7 +103,7 @@ end
 
 --- stream:wait_send_all_might_not_block(): a checkpoint.
 function SendStream:wait_send_all_might_not_block()
-  check(self, SendStream, "wait_send_all_might_not_block")
+  if class_of(self) ~= SendStream then bad_self(self, SendStream, "wait_send_all_might_not_block") end
   core.check_trio("trio.PipeSendStream:wait_send_all_might_not_block")
   if not (core.pipe_info(self._pipe)) then
     error(errors.ClosedResourceError("wait_send_all_might_not_block: the stream is closed"), 2)
@@ -122,7 +118,7 @@ end
 
 --- stream:close(): closes it (the child reads EOF); again: nothing.
 function SendStream:close()
-  check(self, SendStream, "close")
+  if class_of(self) ~= SendStream then bad_self(self, SendStream, "close") end
   core.check_trio("trio.PipeSendStream:close")
   close_stream(self, true)
   core.checkpoint_if_cancelled()
@@ -140,7 +136,7 @@ ReceiveStream.__index = ReceiveStream
 --- stream:receive_some([max_bytes=65536]) -> at most max_bytes bytes, ""
 -- at EOF (a checkpoint; a cancelled receive loses no data).
 function ReceiveStream:receive_some(max_bytes)
-  check(self, ReceiveStream, "receive_some")
+  if class_of(self) ~= ReceiveStream then bad_self(self, ReceiveStream, "receive_some") end
   if max_bytes ~= nil and (math.type(max_bytes) ~= "integer" or max_bytes < 1) then
     error(("bad argument #1 to 'receive_some' (positive integer expected, got %s)"):format(
       tostring(max_bytes)), 2)
@@ -155,7 +151,7 @@ end
 --- stream:close(): closes it; a receive waiting in another task raises
 -- ClosedResourceError.
 function ReceiveStream:close()
-  check(self, ReceiveStream, "close")
+  if class_of(self) ~= ReceiveStream then bad_self(self, ReceiveStream, "close") end
   core.check_trio("trio.PipeReceiveStream:close")
   close_stream(self, false)
   core.checkpoint_if_cancelled()
@@ -185,7 +181,7 @@ end
 
 --- proc:wait() -> the returncode, once the child has exited.
 function Process.wait(self)
-  check(self, Process, "wait")
+  if class_of(self) ~= Process then bad_self(self, Process, "wait") end
   core.check_trio("trio.Process:wait")
   core.checkpoint_if_cancelled()
   return core.io_wait(core.proc_wait(self._h), true)
@@ -193,30 +189,30 @@ end
 
 --- proc:poll() -> the returncode, or nil while it runs.
 function Process.poll(self)
-  check(self, Process, "poll")
+  if class_of(self) ~= Process then bad_self(self, Process, "poll") end
   return core.proc_poll(self._h)
 end
 
 --- proc:send_signal(sig): sig a name or number; nothing once it exited.
 function Process.send_signal(self, sig)
-  check(self, Process, "send_signal")
+  if class_of(self) ~= Process then bad_self(self, Process, "send_signal") end
   core.proc_kill(self._h, M.signal_number(sig, "send_signal"))
 end
 
 function Process.terminate(self)
-  check(self, Process, "terminate")
+  if class_of(self) ~= Process then bad_self(self, Process, "terminate") end
   core.proc_kill(self._h, 15)
 end
 
 function Process.kill(self)
-  check(self, Process, "kill")
+  if class_of(self) ~= Process then bad_self(self, Process, "kill") end
   core.proc_kill(self._h, 9)
 end
 
 --- proc:close(): closes its pipes and waits for it to exit (cancelled:
 -- kills it first, then waits).
 function Process.close(self)
-  check(self, Process, "close")
+  if class_of(self) ~= Process then bad_self(self, Process, "close") end
   core.check_trio("trio.Process:close")
   for _, k in ipairs { "stdin", "stdout", "stderr" } do
     local s = self[k]

@@ -4,6 +4,7 @@
 -- numbered; SIGKILL and SIGSTOP cannot be caught.
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
+local class_of, bad_self = errors.class_of, errors.bad_self
 
 local numbers = core.signal_numbers
 local names = {}
@@ -43,9 +44,7 @@ Receiver.__index = Receiver
 --- for name in receiver:iter() do ... end: the names of the signals
 -- received, in order (a signal repeated before it is read may come once).
 function Receiver:iter()
-  if getmetatable(self) ~= Receiver then
-    error(("bad argument #1 to 'iter' (trio.SignalReceiver expected, got %s)"):format(type(self)), 2)
-  end
+  if class_of(self) ~= Receiver then bad_self(self, Receiver, "iter") end
   return function()
     if self._closed then
       error(errors.RuntimeError("the open_signal_receiver block has exited"), 2)
@@ -103,7 +102,6 @@ end
 function M.install_asyncio()
   local LoopMT = core.metatable("trio_asyncio.Loop")
   local Loop = LoopMT.__index
-  local class_of, bad_self = errors.class_of, errors.bad_self
   local handlers = setmetatable({}, { __mode = "k" }) -- loop -> {[signum] = entry}
 
   local function arm(loop, entry)
