@@ -486,6 +486,25 @@ describe("asyncio subprocesses", function()
     assert_has(e4, "stdout must be asyncio.subprocess.PIPE")
   end)
 
+  it("its methods called on something else than a Process raise argument errors, trio's alike", function()
+    local r = aio_run(function()
+      local p = asyncio.create_subprocess_exec("true")
+      local es = { errof(p.kill, nil), errof(p.send_signal, {}, "SIGTERM"), errof(p.wait, "x"), p:wait() }
+      return es
+    end)
+    assert_has(r[1], "bad argument #1 to 'kill' (asyncio.Process expected, got nil)")
+    assert_has(r[2], "bad argument #1 to 'send_signal' (asyncio.Process expected, got table)")
+    assert_has(r[3], "bad argument #1 to 'wait' (asyncio.Process expected, got string)")
+    assert.equal(0, r[4])
+    local t = run(function()
+      local p = trio.lowlevel.open_process({ "true" })
+      local e = errof(p.terminate, io.stdout)
+      p:close()
+      return e
+    end)
+    assert_has(t, "bad argument #1 to 'terminate' (trio.Process expected, got FILE*)")
+  end)
+
   it("is asyncio-flavored", function()
     local e = run(function() return errof(asyncio.create_subprocess_exec, "true") end)
     assert.is_true(errors.FlavorError:is(e))

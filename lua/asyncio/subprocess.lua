@@ -271,12 +271,8 @@ return function(asyncio)
   -- -------------------------------------------------------------------
   -- Process (create_subprocess_*)
 
-  local Process = { __name = "asyncio.Process" }
-  Process.__index = function(self, k)
-    if k == "returncode" then return core.proc_poll(rawget(self, "_h")) end
-    if k == "pid" then return core.proc_pid(rawget(self, "_h")) end
-    return Process[k]
-  end
+  -- returncode, pid, send_signal, terminate, kill: as trio's Process
+  local Process = tprocess.process_class("asyncio.Process")
   function Process.__tostring(self)
     return ("asyncio.Process %d (%s)"):format(self.pid,
       self.returncode == nil and "running" or ("returncode " .. self.returncode))
@@ -284,6 +280,7 @@ return function(asyncio)
 
   --- proc:wait() -> the returncode, once the child has exited.
   function Process.wait(self)
+    if class_of(self) ~= Process then bad_self(self, Process, "wait") end
     core.check_aio("asyncio.Process:wait")
     return await_req(core.proc_wait(self._h))
   end
@@ -291,6 +288,7 @@ return function(asyncio)
   --- proc:communicate([input]) -> stdout, stderr: feeds input to stdin
   -- and closes it, reads stdout and stderr to EOF, waits for the exit.
   function Process.communicate(self, input)
+    if class_of(self) ~= Process then bad_self(self, Process, "communicate") end
     core.check_aio("asyncio.Process:communicate")
     if input ~= nil and type(input) ~= "string" then
       argerror(1, "communicate", "string or nil expected, got " .. type(input))
@@ -312,12 +310,6 @@ return function(asyncio)
     self:wait()
     return res[2], res[3]
   end
-
-  function Process.send_signal(self, sig)
-    core.proc_kill(self._h, tprocess.signal_number(sig, "send_signal"))
-  end
-  function Process.terminate(self) core.proc_kill(self._h, 15) end
-  function Process.kill(self) core.proc_kill(self._h, 9) end
 
   local function new_process(h, i, o, e, limit)
     return setmetatable({ _h = h,

@@ -66,6 +66,36 @@ function M.signal_number(sig, fname)
   return n
 end
 
+--- A new process class named `name` over the process handle in field
+-- `_h`: the fields returncode (nil while it runs) and pid, and the methods
+-- send_signal(sig) (a name or number), terminate() and kill() (nothing once
+-- it exited), which asyncio's Process shares.
+function M.process_class(name)
+  local cls = { __name = name }
+  cls.__index = function(self, k)
+    if k == "returncode" then return core.proc_poll(rawget(self, "_h")) end
+    if k == "pid" then return core.proc_pid(rawget(self, "_h")) end
+    return cls[k]
+  end
+
+  function cls.send_signal(self, sig)
+    if class_of(self) ~= cls then bad_self(self, cls, "send_signal") end
+    core.proc_kill(self._h, M.signal_number(sig, "send_signal"))
+  end
+
+  function cls.terminate(self)
+    if class_of(self) ~= cls then bad_self(self, cls, "terminate") end
+    core.proc_kill(self._h, 15)
+  end
+
+  function cls.kill(self)
+    if class_of(self) ~= cls then bad_self(self, cls, "kill") end
+    core.proc_kill(self._h, 9)
+  end
+
+  return cls
+end
+
 -- ---------------------------------------------------------------------
 -- pipe streams
 
@@ -166,12 +196,7 @@ M.SendStream, M.ReceiveStream = SendStream, ReceiveStream
 -- ---------------------------------------------------------------------
 -- Process
 
-local Process = { __name = "trio.Process" }
-Process.__index = function(self, k)
-  if k == "returncode" then return core.proc_poll(rawget(self, "_h")) end
-  if k == "pid" then return core.proc_pid(rawget(self, "_h")) end
-  return Process[k]
-end
+local Process = M.process_class("trio.Process")
 
 function Process.__tostring(self)
   local rc = self.returncode
@@ -191,22 +216,6 @@ end
 function Process.poll(self)
   if class_of(self) ~= Process then bad_self(self, Process, "poll") end
   return core.proc_poll(self._h)
-end
-
---- proc:send_signal(sig): sig a name or number; nothing once it exited.
-function Process.send_signal(self, sig)
-  if class_of(self) ~= Process then bad_self(self, Process, "send_signal") end
-  core.proc_kill(self._h, M.signal_number(sig, "send_signal"))
-end
-
-function Process.terminate(self)
-  if class_of(self) ~= Process then bad_self(self, Process, "terminate") end
-  core.proc_kill(self._h, 15)
-end
-
-function Process.kill(self)
-  if class_of(self) ~= Process then bad_self(self, Process, "kill") end
-  core.proc_kill(self._h, 9)
 end
 
 --- proc:close(): closes its pipes and waits for it to exit (cancelled:
