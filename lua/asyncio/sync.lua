@@ -84,8 +84,9 @@ local function class(name)
 end
 
 --- obj:with(fn, ...): acquire, run fn(...), release on every exit path;
--- returns fn's results (the same helper as trio's primitives).
-local make_with = require("trio.sync").make_with
+-- returns fn's results; and a Condition's methods that are its lock's
+-- (the same helpers as trio's primitives).
+local make_with, lock_methods = require("trio.sync").make_with, require("trio.sync").lock_methods
 
 -- ---------------------------------------------------------------------
 -- Event
@@ -339,20 +340,7 @@ function M.Condition(lock)
   return setmetatable({ _lock = lock, _waiters = {} }, Condition)
 end
 
-function Condition:locked()
-  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:locked") end
-  return self._lock._locked
-end
-
-function Condition:acquire()
-  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:acquire") end
-  return self._lock:acquire()
-end
-
-function Condition:release()
-  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:release") end
-  return self._lock:release()
-end
+lock_methods(Condition, "Condition:", { "locked", "acquire", "release" })
 
 Condition.with = make_with("Condition:with", Condition)
 

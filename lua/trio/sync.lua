@@ -44,6 +44,20 @@ local function make_with(fname, cls, subclass)
   end
 end
 
+--- Defines the methods `names` of cls (a Condition) as the same methods of
+-- its self._lock; `prefix` .. name names each in errors.
+-- (shared with asyncio's Condition: require("trio.sync").lock_methods)
+local function lock_methods(cls, prefix, names)
+  for _, name in ipairs(names) do
+    local fname = prefix .. name
+    cls[name] = function(self)
+      if class_of(self) ~= cls then bad_self(self, cls, fname) end
+      local lock = self._lock
+      return lock[name](lock)
+    end
+  end
+end
+
 -- ---------------------------------------------------------------------
 local Event = class("trio.Event")
 M.Event = function() return setmetatable({ _flag = false, _lot = ParkingLot() }, Event) end
@@ -369,25 +383,7 @@ M.Condition = function(lock)
   return setmetatable({ _lock = lock, _lot = ParkingLot() }, Condition)
 end
 
-function Condition:acquire()
-  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:acquire") end
-  self._lock:acquire()
-end
-
-function Condition:acquire_nowait()
-  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:acquire_nowait") end
-  self._lock:acquire_nowait()
-end
-
-function Condition:release()
-  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:release") end
-  self._lock:release()
-end
-
-function Condition:locked()
-  if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:locked") end
-  return self._lock:locked()
-end
+lock_methods(Condition, "Condition:", { "acquire", "acquire_nowait", "release", "locked" })
 
 --- cond:wait(): release the lock, wait for notify, own the lock again.
 -- notify moves the waiter into the lock's own queue, so it wakes up as the
@@ -433,6 +429,6 @@ function Condition:statistics_line() return #self._lot .. " waiting" end
 Condition.with = make_with("Condition:with", Condition)
 
 -- not part of the public names that trio copies from this module
-setmetatable(M, { __index = { make_with = make_with } })
+setmetatable(M, { __index = { make_with = make_with, lock_methods = lock_methods } })
 
 return M
