@@ -27,8 +27,6 @@ asyncio.TimeoutError = errors.class("asyncio.TimeoutError", errors.Error, "timed
 asyncio.InvalidStateError = errors.class("asyncio.InvalidStateError", errors.Error)
 asyncio.IncompleteReadError = errors.class("asyncio.IncompleteReadError", errors.Error)
 asyncio.LimitOverrunError = errors.class("asyncio.LimitOverrunError", errors.Error)
-asyncio.QueueEmpty = errors.class("asyncio.QueueEmpty", errors.Error)
-asyncio.QueueFull = errors.class("asyncio.QueueFull", errors.Error)
 asyncio.OSError = errors.OSError -- the same class as trio_asyncio.OSError
 asyncio.RuntimeError = errors.RuntimeError
 core.set_aio_cancelled(asyncio.CancelledError)

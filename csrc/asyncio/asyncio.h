@@ -97,12 +97,14 @@ void ta_loop_release_io(lua_State *L, ta_loop *lp);
 ta_future *ta_future_push_new(lua_State *L, int loopidx);
 void ta_future_settle(lua_State *L, int fidx, int n);
 int ta_future_pending(lua_State *L, int fidx);
+int ta_future_cancel(lua_State *L, int fidx);
 void ta_aio_io_dispatch(lua_State *L, ta_loop *lp);
 void ta_aio_io_release(ta_loop *lp);
 int ta_open_aio_ioreq(lua_State *L);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
+int ta_open_queue(lua_State *L);
 int ta_open_iowait(lua_State *L);
 
 #endif

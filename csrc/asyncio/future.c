@@ -1153,6 +1153,11 @@ int ta_future_pending(lua_State *L, int fidx) {
   return f != NULL && f->state == TA_FUT_PENDING;
 }
 
+/* Cancels the future at fidx (see future_cancel); true if it will be. */
+int ta_future_cancel(lua_State *L, int fidx) {
+  return future_cancel(L, fidx, 0);
+}
+
 static int l_future_new(lua_State *L) {
   new_future(L, 1, 0);
   return 1;

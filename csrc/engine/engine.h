@@ -270,7 +270,8 @@ typedef struct ta_host_hooks {
 ** engine so that setting or checking one costs no lookup by name. */
 enum {
   TA_MT_TASK, TA_MT_FUTURE, TA_MT_FUTURE_EXC, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP,
-  TA_MT_SEND_CHANNEL, TA_MT_RECEIVE_CHANNEL, TA_NMT
+  TA_MT_SEND_CHANNEL, TA_MT_RECEIVE_CHANNEL, TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE,
+  TA_NMT
 };
 
 struct ta_engine {
