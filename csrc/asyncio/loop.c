@@ -48,7 +48,7 @@ static void push_loop(lua_State *L, ta_loop *lp) {
 }
 
 static ta_handle *checkhandle(lua_State *L, int idx) {
-  return (ta_handle *)luaL_checkudata(L, idx, HANDLE_MT);
+  return (ta_handle *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_HANDLE);
 }
 
 static int check_open(lua_State *L, ta_loop *lp, const char *fname) {

@@ -196,7 +196,8 @@ static const char *const mt_names[TA_NMT] = {
   TA_TASK_MT, "trio_asyncio.Future", "trio_asyncio.FutureWithError", "trio_asyncio.AioTask",
   "trio_asyncio.Handle", "trio_asyncio.Loop", "trio_asyncio.MemorySendChannel",
   "trio_asyncio.MemoryReceiveChannel", "trio_asyncio.Queue", "trio_asyncio.LifoQueue",
-  "trio_asyncio.PriorityQueue"
+  "trio_asyncio.PriorityQueue", "trio_asyncio.CancelScope", "trio_asyncio.Nursery",
+  "trio_asyncio.ParkingLot"
 };
 
 /* Caches the metatable on top of the stack (made with luaL_newmetatable

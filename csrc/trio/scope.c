@@ -14,7 +14,7 @@
 /* ---- CancelScope ---- */
 
 static ta_scope *checkscope(lua_State *L, int idx) {
-  return (ta_scope *)luaL_checkudata(L, idx, SCOPE_MT);
+  return (ta_scope *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_SCOPE);
 }
 
 /* The deadline timer's callback. */
@@ -31,7 +31,7 @@ ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) 
   sc->st.shield = (unsigned char)shield;
   sc->relative = HUGE_VAL;
   ta_timer_init(&sc->timer, deadline_fired);
-  luaL_setmetatable(L, SCOPE_MT);
+  ta_setmetatable(L, E, TA_MT_SCOPE);
   return sc;
 }
 
@@ -250,7 +250,9 @@ static const luaL_Reg scope_methods[] = {
 };
 
 int ta_open_scope(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
   ta_newclass(L, SCOPE_MT, scope_meta, scope_methods, "__methods");
+  ta_cache_metatable(L, E, TA_MT_SCOPE);
   lua_pop(L, 1);
   ta_register(L, cancel_funcs);
   return 0;
