@@ -79,6 +79,7 @@ build = {
       ["asyncio.system"] = "lua/asyncio/system.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",
       trio_asyncio = "lua/trio_asyncio.lua",
+      ["trio_asyncio.lazy"] = "lua/trio_asyncio/lazy.lua",
       ["trio_asyncio.luasocket"] = "lua/trio_asyncio/luasocket.lua",
       ["trio_asyncio.testing"] = "lua/trio_asyncio/testing.lua",
       ["trio_asyncio.version"] = "lua/trio_asyncio/version.lua",
