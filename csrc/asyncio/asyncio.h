@@ -79,6 +79,7 @@ extern const ta_task_kind ta_aio_task_kind;
 
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
 void ta_loop_append(lua_State *L, ta_loop *lp);
+ta_loop *ta_running_loop(lua_State *L, ta_engine *E);
 int ta_push_running_loop(lua_State *L, ta_engine *E);
 void ta_loop_call_later(lua_State *L, ta_loop *lp, double delay, lua_CFunction cb, int nargs);
 void ta_handle_cancel(lua_State *L, ta_handle *h);
@@ -98,6 +99,7 @@ ta_future *ta_future_push_new(lua_State *L, int loopidx);
 void ta_future_settle(lua_State *L, int fidx, int n);
 int ta_future_pending(lua_State *L, int fidx);
 int ta_future_cancel(lua_State *L, int fidx);
+int ta_future_reuse(lua_State *L, int fidx);
 void ta_aio_io_dispatch(lua_State *L, ta_loop *lp);
 void ta_aio_io_release(ta_loop *lp);
 int ta_open_aio_ioreq(lua_State *L);

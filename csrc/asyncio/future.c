@@ -1153,6 +1153,24 @@ int ta_future_pending(lua_State *L, int fidx) {
   return f != NULL && f->state == TA_FUT_PENDING;
 }
 
+/* Makes the plain future at fidx, finished with a result, pending again
+** with no callbacks, and returns 1 (0, unchanged, for any other future):
+** for its maker, once it has awaited it and knows nobody else holds it
+** (an asyncio queue reuses its waiters' futures). */
+int ta_future_reuse(lua_State *L, int fidx) {
+  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
+  if (f->kind != TA_KIND_FUTURE || f->state != TA_FUT_FINISHED || f->has_exc) return 0;
+  f->state = TA_FUT_PENDING;
+  f->nresults = 0;
+  f->ncallbacks = 0;
+  f->cb_list = 0;
+  f->must_cancel = 0;
+  f->retrieved = 1;
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, FUV_STATE);
+  return 1;
+}
+
 /* Cancels the future at fidx (see future_cancel); true if it will be. */
 int ta_future_cancel(lua_State *L, int fidx) {
   return future_cancel(L, fidx, 0);

@@ -664,21 +664,25 @@ static int l_loop_new(lua_State *L) {
   return 1;
 }
 
-/* running_loop() -> the loop of the running asyncio task or callback. */
+/* The loop of the running asyncio Task or loop callback (L runs it), or
+** NULL. */
+ta_loop *ta_running_loop(lua_State *L, ta_engine *E) {
+  ta_task *t = E->current;
+  int in_task = t != NULL && t->co == L && ta_is_aio_task(t);
+  if (E->running_loop != NULL && !in_task) return (ta_loop *)E->running_loop;
+  return in_task ? ta_task_future(t)->loop : NULL;
+}
+
 /* Pushes the loop of the running asyncio Task or loop callback and returns
 ** 1; returns 0 (nothing pushed) when there is none. */
 int ta_push_running_loop(lua_State *L, ta_engine *E) {
-  ta_task *t = E->current;
-  if (E->running_loop != NULL && (t == NULL || !ta_is_aio_task(t) || t->co != L)) {
-    push_loop(L, (ta_loop *)E->running_loop);
-    return 1;
-  }
-  if (t != NULL && t->co == L && ta_is_aio_task(t)) {
-    push_loop(L, ta_task_future(t)->loop);
-    return 1;
-  }
-  return 0;
+  ta_loop *lp = ta_running_loop(L, E);
+  if (lp == NULL) return 0;
+  push_loop(L, lp);
+  return 1;
 }
+
+/* running_loop() -> the loop of the running asyncio task or callback. */
 
 static int l_running_loop(lua_State *L) {
   return ta_push_running_loop(L, ta_upengine(L));

@@ -23,8 +23,9 @@ enum { QK_FIFO, QK_LIFO, QK_PRIORITY, QK_N };
 static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE};
 
 /* User values: the items (a PriorityQueue: its heap, from prio_new), the
-** two deques of waiting futures, the Event join() waits on. */
-enum { QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FINISHED, Q_NUV = QUV_FINISHED };
+** two deques of waiting futures, the Event join() waits on, a spare
+** future (a waiter's, reused by the next wait on the same loop). */
+enum { QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, Q_NUV = QUV_SPARE };
 
 /* Upvalues of the methods: the engine, the Lua helpers (queue_setup), the
 ** Future:await method.  The helpers, by index: */
@@ -41,6 +42,7 @@ typedef struct {
   int kind;
   int shutdown;
   int maxsize_int;          /* maxsize was given as an integer */
+  int has_spare;            /* QUV_SPARE holds a pending future, unused */
   lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer n;            /* items */
   lua_Integer head;         /* FIFO: index of the first item */
@@ -194,13 +196,30 @@ static int raise_shutdown(lua_State *L, const char *fname) {
 
 /* ---- waiting ---- */
 
-/* Pushes a new future of the running loop and queues it in the deque. */
-static void new_waiter(lua_State *L, waitq *w, int uv) {
-  if (!ta_push_running_loop(L, ta_upengine(L))) call_helper(L, H_GET_RUNNING_LOOP, 0, 1);
-  ta_future_push_new(L, -1);
-  lua_remove(L, -2);
+/* Pushes a pending future of the running loop (the spare one, or a new
+** one) and queues it in the deque. */
+static void new_waiter(lua_State *L, ta_queue *q, waitq *w, int uv) {
+  ta_loop *lp = ta_running_loop(L, ta_upengine(L));
+  if (q->has_spare && lua_getiuservalue(L, 1, QUV_SPARE) == LUA_TUSERDATA &&
+      ((ta_future *)lua_touserdata(L, -1))->loop == lp) {
+    q->has_spare = 0;
+  } else {
+    if (q->has_spare) lua_pop(L, 1);
+    if (!ta_push_running_loop(L, ta_upengine(L))) call_helper(L, H_GET_RUNNING_LOOP, 0, 1);
+    ta_future_push_new(L, -1);
+    lua_remove(L, -2);
+  }
   lua_pushvalue(L, -1);
   waitq_push(L, w, uv);
+}
+
+/* The wait on the future at fidx ended with its result: nobody else holds
+** that future, so it becomes the spare. */
+static void keep_spare(lua_State *L, ta_queue *q, int fidx) {
+  if (!ta_future_reuse(L, fidx)) return;
+  lua_pushvalue(L, fidx);
+  lua_setiuservalue(L, 1, QUV_SPARE);
+  q->has_spare = 1;
 }
 
 /* Awaits the future at fidx under lua_pcallk, continuing in k. */
@@ -231,10 +250,11 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   if (status != LUA_OK && status != LUA_YIELD)
     return give_up(L, &q->getters, QUV_GETTERS, 2, has_items);
+  if (status == LUA_YIELD) keep_spare(L, q, 2);
   lua_settop(L, 1);
   if (q->n == 0) {
     if (q->shutdown) return raise_shutdown(L, fn_get[q->kind]);
-    new_waiter(L, &q->getters, QUV_GETTERS);
+    new_waiter(L, q, &q->getters, QUV_GETTERS);
     return await_waiter(L, 2, get_k);
   }
   do_get(L, q);
@@ -254,10 +274,11 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   if (status != LUA_OK && status != LUA_YIELD)
     return give_up(L, &q->putters, QUV_PUTTERS, 3, has_room);
+  if (status == LUA_YIELD) keep_spare(L, q, 3);
   lua_settop(L, 2);
   if (q->shutdown) return raise_shutdown(L, fn_put[q->kind]);
   if (is_full(q)) {
-    new_waiter(L, &q->putters, QUV_PUTTERS);
+    new_waiter(L, q, &q->putters, QUV_PUTTERS);
     return await_waiter(L, 3, put_k);
   }
   do_put(L, q);
