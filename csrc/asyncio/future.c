@@ -183,7 +183,10 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
 ** task. */
 static void schedule_one(lua_State *L, ta_future *f, int fidx) {
   if (ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
-    ta_loop_append(L, f->loop);
+    lua_getiuservalue(L, fidx, FUV_LOOP);
+    lua_insert(L, -2);
+    ta_loop_append_to(L, f->loop, -2);
+    lua_pop(L, 1);
     return;
   }
   lua_pushvalue(L, fidx);
@@ -657,8 +660,10 @@ static void task_step(lua_State *L, int tidx) {
     }
     lua_pop(L, 1);
   } else { /* a bare yield, or an await already satisfied: step soon */
+    lua_getiuservalue(L, tidx, FUV_LOOP);
     lua_pushvalue(L, tidx);
-    ta_loop_append(L, lp);
+    ta_loop_append_to(L, lp, -2);
+    lua_pop(L, 1);
   }
 }
 
@@ -1141,8 +1146,9 @@ ta_future *ta_future_push_new(lua_State *L, int loopidx) {
   return new_future(L, loopidx, TA_KIND_FUTURE);
 }
 
+/* fidx: a pending future (the callers have checked). */
 void ta_future_settle(lua_State *L, int fidx, int n) {
-  ta_future *f = checkfuture(L, fidx);
+  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
   fidx = lua_absindex(L, fidx);
   if (n < 0) settle(L, f, fidx, 1);
   else settle_results(L, f, fidx, n);

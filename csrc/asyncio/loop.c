@@ -112,6 +112,11 @@ void ta_loop_append(lua_State *L, ta_loop *lp) {
   lua_pop(L, 1);
 }
 
+/* The same, the loop object being at loopidx (no lookup). */
+void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx) {
+  ready_append_at(L, lp, lua_absindex(L, loopidx));
+}
+
 /* call_soon from C: the top nargs values are the arguments, after cb or,
 ** when cb is NULL, after the callback below them (all popped). */
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
