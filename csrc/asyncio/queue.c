@@ -222,40 +222,69 @@ static void keep_spare(lua_State *L, ta_queue *q, int fidx) {
   q->has_spare = 1;
 }
 
-/* Awaits the future at fidx under lua_pcallk, continuing in k. */
-static int await_waiter(lua_State *L, int fidx, lua_KFunction k) {
+/* Task t (the caller, as ta_async_check found it) awaits the waiter on
+** top; k continues with ctx t.  The waiter goes to index 1, below the
+** queue: an asyncio Task suspends itself directly, and the loop finds the
+** future it awaits at index 1 of the suspended frame (see task_step in
+** future.c); anything else (a Trio task in allow_asyncio mode) calls
+** Future:await under lua_pcallk. */
+static int await_waiter(lua_State *L, ta_task *t, lua_KFunction k) {
+  lua_insert(L, 1);
+  if (ta_is_aio_task(t) && t->co == L) {
+    t->wait = lua_touserdata(L, 1);
+    return ta_task_yield(L, t, 0, k);
+  }
   lua_pushvalue(L, lua_upvalueindex(UP_AWAIT));
-  lua_pushvalue(L, fidx);
-  return k(L, lua_pcallk(L, 1, 0, 0, 0, k), 0);
+  lua_pushvalue(L, 1);
+  return k(L, lua_pcallk(L, 1, 0, 0, (lua_KContext)t, k), (lua_KContext)t);
 }
 
-/* The wait on the future at fidx failed (the error on top, raised again):
-** the future leaves the deque, and a wake-up it got but will not use goes
-** to the next waiter (`usable`: there is still what it was woken for). */
-static int give_up(lua_State *L, waitq *w, int uv, int fidx, int (*usable)(const ta_queue *)) {
+/* In the continuation of await_waiter: the waiter goes back on top, above
+** [queue, (item), results or error]; true if the wait failed (the error
+** is then just below the waiter). */
+static int wait_failed(lua_State *L, int status, ta_task *t) {
+  int failed = (status != LUA_OK && status != LUA_YIELD) || t->resume_error;
+  t->resume_error = 0; /* set when the Task was resumed with an error */
+  lua_rotate(L, 1, -1);
+  return failed;
+}
+
+/* The wait failed: the waiter (on top, above the error) leaves the deque,
+** a wake-up it got but will not use goes to the next waiter (`usable`:
+** there is still what it was woken for), and the error is raised again. */
+static int give_up(lua_State *L, waitq *w, int uv, int (*usable)(const ta_queue *)) {
   ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
+  int fidx = lua_gettop(L);
   ta_future *f = (ta_future *)lua_touserdata(L, fidx);
   ta_future_cancel(L, fidx); /* in case it is not done yet */
   waitq_remove(L, w, uv, fidx);
   if (usable(q) && f->state != TA_FUT_CANCELLED) waitq_wake(L, w, uv, 0);
+  lua_settop(L, fidx - 1);
   return lua_error(L);
 }
 
 static int has_items(const ta_queue *q) { return q->n > 0; }
 static int has_room(const ta_queue *q) { return !is_full(q); }
 
-/* get: [queue] (+ [future] while waiting) */
+/* get on [queue] */
+static int get_loop(lua_State *L, ta_queue *q, ta_task *t);
+
 static int get_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
-  (void)ctx;
-  if (status != LUA_OK && status != LUA_YIELD)
-    return give_up(L, &q->getters, QUV_GETTERS, 2, has_items);
-  if (status == LUA_YIELD) keep_spare(L, q, 2);
+  ta_task *t = (ta_task *)ctx;
+  ta_queue *q;
+  int failed = wait_failed(L, status, t);
+  q = (ta_queue *)lua_touserdata(L, 1);
+  if (failed) return give_up(L, &q->getters, QUV_GETTERS, has_items);
+  keep_spare(L, q, lua_gettop(L));
   lua_settop(L, 1);
+  return get_loop(L, q, t);
+}
+
+static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->n == 0) {
     if (q->shutdown) return raise_shutdown(L, fn_get[q->kind]);
     new_waiter(L, q, &q->getters, QUV_GETTERS);
-    return await_waiter(L, 2, get_k);
+    return await_waiter(L, t, get_k);
   }
   do_get(L, q);
   return 1;
@@ -264,22 +293,30 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
 /* get() -> item: waits for an item, then removes and returns it. */
 static int q_get(lua_State *L) {
   ta_queue *q = checkqueue(L, fn_get[0]);
-  ta_async_check(L, fn_get[q->kind], TA_ASYNCIO);
-  return get_k(L, LUA_OK, 0);
+  ta_task *t = ta_async_check(L, fn_get[q->kind], TA_ASYNCIO);
+  lua_settop(L, 1);
+  return get_loop(L, q, t);
 }
 
-/* put: [queue, item] (+ [future] while waiting) */
+/* put on [queue, item] */
+static int put_loop(lua_State *L, ta_queue *q, ta_task *t);
+
 static int put_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
-  (void)ctx;
-  if (status != LUA_OK && status != LUA_YIELD)
-    return give_up(L, &q->putters, QUV_PUTTERS, 3, has_room);
-  if (status == LUA_YIELD) keep_spare(L, q, 3);
+  ta_task *t = (ta_task *)ctx;
+  ta_queue *q;
+  int failed = wait_failed(L, status, t);
+  q = (ta_queue *)lua_touserdata(L, 1);
+  if (failed) return give_up(L, &q->putters, QUV_PUTTERS, has_room);
+  keep_spare(L, q, lua_gettop(L));
   lua_settop(L, 2);
+  return put_loop(L, q, t);
+}
+
+static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->shutdown) return raise_shutdown(L, fn_put[q->kind]);
   if (is_full(q)) {
     new_waiter(L, q, &q->putters, QUV_PUTTERS);
-    return await_waiter(L, 3, put_k);
+    return await_waiter(L, t, put_k);
   }
   do_put(L, q);
   return 0;
@@ -288,9 +325,9 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
 /* put(item): waits for a free slot, then puts the item. */
 static int q_put(lua_State *L) {
   ta_queue *q = checkqueue(L, fn_put[0]);
-  ta_async_check(L, fn_put[q->kind], TA_ASYNCIO);
+  ta_task *t = ta_async_check(L, fn_put[q->kind], TA_ASYNCIO);
   lua_settop(L, 2);
-  return put_k(L, LUA_OK, 0);
+  return put_loop(L, q, t);
 }
 
 /* put_nowait(item): raises asyncio.QueueFull when full. */
