@@ -201,7 +201,7 @@ function Loop:close()
   end
   local a = attrs(self)
   if a.on_close then a.on_close(self) end
-  asyncio._drop_transports(self)
+  if a.transports ~= nil then asyncio._drop_transports(self) end
   core.loop_close(self)
 end
 
