@@ -22,7 +22,8 @@ enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
 struct ta_loop {
   ta_engine *E;
   int ref;                  /* its weak id (engine.c): C finds the loop object by it */
-  int nready;               /* entries in the ready table */
+  int nready;               /* entries in the ready table... */
+  int ready_uv;             /* ...which is this user value of the loop */
   ta_heap timers;           /* call_later / call_at handles */
   int ready_idx;            /* stack index of the ready table while timers fire */
   ta_task *driver;          /* Trio task running the loop, NULL if none */
