@@ -782,11 +782,12 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
 ** arguments above it: the loop's task factory makes it when the loop has
 ** one and `use_factory` (asyncio's loop.create_task), else it is made
 ** here (asyncio.Task). */
-static int create_task(lua_State *L, int use_factory, const char *fname) {
+/* [loop, fn, args...]; lp: the loop, NULL when still to be checked. */
+static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
   ta_engine *E = ta_upengine(L);
-  ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_LOOP);
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current;
+  if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
   ta_check_callable(L, 2);
   lua_settop(L, nargs + 2);
   if (lp->closed) return ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
@@ -805,27 +806,28 @@ static int create_task(lua_State *L, int use_factory, const char *fname) {
   }
   link_task(lp, ta_future_task((ta_future *)lua_touserdata(L, fidx)));
   lua_pushvalue(L, fidx); /* its first step */
-  ta_loop_append(L, lp);
+  ta_loop_append_to(L, lp, 1);
   return 1;
 }
 
 /* create_task(loop, fn, ...) -> Task (through the loop's task factory) */
 static int l_create_task(lua_State *L) {
-  return create_task(L, 1, "create_task");
+  return create_task(L, NULL, 1, "create_task");
 }
 
 /* new_task(loop, fn, ...) -> Task, whatever the loop's task factory */
 static int l_new_task(lua_State *L) {
-  return create_task(L, 0, "Task");
+  return create_task(L, NULL, 0, "Task");
 }
 
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
 ** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
 static int l_aio_create_task(lua_State *L) {
+  ta_loop *lp = ta_running_loop(L, ta_upengine(L));
   ta_check_callable(L, 1);
   push_running_loop(L, 2);
   lua_insert(L, 1);
-  return l_create_task(L);
+  return create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
 }
 
 /* make_create_task(get_running_loop) -> asyncio.create_task */
