@@ -102,7 +102,7 @@ static int push_extras(lua_State *L, int fidx, int make) {
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
   }
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   return lua_type(L, -1);
 }
 
@@ -111,7 +111,7 @@ static int push_extra(lua_State *L, int fidx, const char *key) {
   int type;
   if (push_extras(L, fidx, 0) != LUA_TTABLE) return LUA_TNIL;
   type = lua_getfield(L, -1, key);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   return type;
 }
 
@@ -128,7 +128,7 @@ static void set_extra(lua_State *L, int fidx, const char *key) {
 static void push_cancelled_error(lua_State *L, ta_future *f, int fidx) {
   push_extra(L, fidx, "message");
   ta_push_error(L, f->loop->E, "CancelledError", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cancelled");
-  lua_remove(L, -2);
+  lua_replace(L, -2);
 }
 
 /* The CancelledError a cancelled future raises again (result(), await,
@@ -617,7 +617,7 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
     lua_pop(L, 2);
     return lua_pushfstring(L, "Task-%d", (int)t->id); /* as Task:get_name() */
   }
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   return lua_tostring(L, -1);
 }
 
@@ -930,7 +930,7 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
   if (c->nresults == 0) lua_pushnil(L);
   else if (lua_getiuservalue(L, cidx, FUV_STATE) == LUA_TTABLE && c->nresults != 1) {
     lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
   }
   return 0;
 }

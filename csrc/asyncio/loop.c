@@ -193,7 +193,7 @@ void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx) {
     return;
   }
   lua_getfield(L, -1, "call_exception_handler");
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   lua_insert(L, -2);
   lua_pushvalue(L, ctxidx);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {

@@ -183,7 +183,7 @@ static void do_get(lua_State *L, ta_queue *q) {
     lua_rawgeti(L, -1, at);
     lua_pushnil(L);
     lua_rawseti(L, -3, at);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     if (q->kind == QK_FIFO) q->head = q->n == 1 ? 1 : q->head + 1;
   }
   q->n--;
@@ -207,7 +207,7 @@ static void new_waiter(lua_State *L, ta_queue *q, waitq *w, int uv) {
     if (q->has_spare) lua_pop(L, 1);
     if (!ta_push_running_loop(L, ta_upengine(L))) call_helper(L, H_GET_RUNNING_LOOP, 0, 1);
     ta_future_push_new(L, -1);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
   }
   lua_pushvalue(L, -1);
   waitq_push(L, w, uv);

@@ -51,7 +51,7 @@ static const char *push_broken_by(lua_State *L, const char *prefix, int idx) {
   for (lua_Integer i = 1; lua_rawgeti(L, idx, i) != LUA_TNIL; i++) {
     if (i > 1) luaL_addstring(&b, ", ");
     luaL_tolstring(L, -1, NULL);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     luaL_addvalue(&b);
   }
   lua_pop(L, 1);
