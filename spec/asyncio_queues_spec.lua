@@ -505,21 +505,18 @@ describe("asyncio queue objects", function()
     local r = asyncio.run(function()
       local q = Queue()
       q:join() -- nothing unfinished: at once
-      q:put_nowait(1)
-      local joiner = asyncio.create_task(q.join, q)
-      asyncio.sleep(0)
-      local waiting = not joiner:done()
-      q:get_nowait()
-      q:task_done()
-      within(joiner)
-      q:put_nowait(2)
-      local again = asyncio.create_task(q.join, q)
-      asyncio.sleep(0)
-      local waiting_again = not again:done()
-      q:get_nowait()
-      q:task_done()
-      within(again)
-      return { waiting, waiting_again, asyncio.ValueError:is(errof(q.task_done, q)) }
+      local r = {}
+      for round = 1, 2 do
+        q:put_nowait(round)
+        local joiner = asyncio.create_task(q.join, q)
+        asyncio.sleep(0)
+        r[round] = not joiner:done()
+        q:get_nowait()
+        q:task_done()
+        within(joiner)
+      end
+      r[3] = asyncio.ValueError:is(errof(q.task_done, q))
+      return r
     end)
     assert.same({ true, true, true }, r)
   end)

@@ -266,18 +266,24 @@ static int give_up(lua_State *L, waitq *w, int uv, int (*usable)(const ta_queue 
 static int has_items(const ta_queue *q) { return q->n > 0; }
 static int has_room(const ta_queue *q) { return !is_full(q); }
 
+/* The continuation of a put (`putting`) or get after its wait: a failed
+** wait gives up (raising), a woken one keeps its future as the spare; the
+** queue is left at 1 (and the item at 2) for another look. */
+static ta_queue *after_wait(lua_State *L, int status, ta_task *t, int putting) {
+  int failed = wait_failed(L, status, t);
+  ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
+  if (failed && putting) give_up(L, &q->putters, QUV_PUTTERS, has_room);
+  else if (failed) give_up(L, &q->getters, QUV_GETTERS, has_items);
+  keep_spare(L, q, lua_gettop(L));
+  lua_settop(L, putting ? 2 : 1);
+  return q;
+}
+
 /* get on [queue] */
 static int get_loop(lua_State *L, ta_queue *q, ta_task *t);
 
 static int get_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_task *t = (ta_task *)ctx;
-  ta_queue *q;
-  int failed = wait_failed(L, status, t);
-  q = (ta_queue *)lua_touserdata(L, 1);
-  if (failed) return give_up(L, &q->getters, QUV_GETTERS, has_items);
-  keep_spare(L, q, lua_gettop(L));
-  lua_settop(L, 1);
-  return get_loop(L, q, t);
+  return get_loop(L, after_wait(L, status, (ta_task *)ctx, 0), (ta_task *)ctx);
 }
 
 static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
@@ -302,14 +308,7 @@ static int q_get(lua_State *L) {
 static int put_loop(lua_State *L, ta_queue *q, ta_task *t);
 
 static int put_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_task *t = (ta_task *)ctx;
-  ta_queue *q;
-  int failed = wait_failed(L, status, t);
-  q = (ta_queue *)lua_touserdata(L, 1);
-  if (failed) return give_up(L, &q->putters, QUV_PUTTERS, has_room);
-  keep_spare(L, q, lua_gettop(L));
-  lua_settop(L, 2);
-  return put_loop(L, q, t);
+  return put_loop(L, after_wait(L, status, (ta_task *)ctx, 1), (ta_task *)ctx);
 }
 
 static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
