@@ -692,7 +692,15 @@ void ta_aio_task_run(lua_State *L, int tidx) {
   ta_task *t = ta_future_task(f);
   ta_future *w = (ta_future *)t->wait;
   if (f->state != TA_FUT_PENDING || t->co == NULL) return;
-  if (w != NULL) {
+  if (w != NULL && w->state == TA_FUT_FINISHED && !w->has_exc && w->nresults == 1) {
+    /* the common case, one result: straight onto the task's stack, from
+    ** the awaited future at index 1 there (self of its await) */
+    t->wait = NULL;
+    w->retrieved = 1;
+    lua_checkstack(t->co, 1);
+    lua_getiuservalue(t->co, 1, FUV_STATE);
+    t->nargs = 1;
+  } else if (w != NULL) {
     t->wait = NULL;
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
