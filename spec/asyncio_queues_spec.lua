@@ -493,6 +493,9 @@ describe("asyncio queue objects", function()
     assert.equal(math.type(2), math.type(Queue(2).maxsize))
     assert.equal(2.5, LifoQueue(2.5).maxsize)
     assert.equal(0, PriorityQueue().maxsize)
+    assert.equal(math.maxinteger, Queue(math.maxinteger).maxsize)
+    assert.equal(math.mininteger, Queue(math.mininteger).maxsize)
+    assert.is_false(Queue(math.maxinteger):full())
     assert.equal("LifoQueue (maxsize:2.5, qsize:0, getters:0, putters:0, unfinished:0)",
       tostring(LifoQueue(2.5)))
     assert.matches("bad argument #1 to 'Queue' (number expected for maxsize, got string)",

@@ -41,7 +41,8 @@ typedef struct {
 typedef struct {
   int kind;
   int shutdown;
-  int maxsize_int;          /* maxsize was given as an integer */
+  int maxsize_int;          /* maxsize was given as an integer... */
+  lua_Integer maxsize_given; /* ...this one (q.maxsize shows it) */
   int has_spare;            /* QUV_SPARE holds a pending future, unused */
   lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer n;            /* items */
@@ -418,7 +419,7 @@ static int q_shutdown(lua_State *L) {
 }
 
 static void push_maxsize(lua_State *L, const ta_queue *q) {
-  if (q->maxsize_int) lua_pushinteger(L, (lua_Integer)q->maxsize);
+  if (q->maxsize_int) lua_pushinteger(L, q->maxsize_given);
   else lua_pushnumber(L, q->maxsize);
 }
 
@@ -458,6 +459,7 @@ static int l_queue_new(lua_State *L) {
   memset(q, 0, sizeof *q);
   q->kind = (int)kind;
   q->maxsize_int = t == LUA_TNIL || lua_isinteger(L, 2);
+  q->maxsize_given = t == LUA_TNIL ? 0 : lua_tointeger(L, 2);
   q->maxsize = t == LUA_TNIL ? 0 : lua_tonumber(L, 2);
   q->head = 1;
   q->getters.head = q->putters.head = 1;
