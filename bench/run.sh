@@ -5,7 +5,10 @@
 # Each row runs its program REPS times (separate processes) and reports the
 # median and min..max of the `RESULT <value> <unit>` line it prints.  W7 rows
 # measure memory instead: (max RSS of a run with N=100000 - max RSS of a run
-# with N=0) / N, from /usr/bin/time -f %M, MEM_REPS pairs.
+# with N=0) / N, from /usr/bin/time -f %M, MEM_REPS pairs.  The repetitions
+# are interleaved: each round runs every selected row once, in a new random
+# order, so that drift of the machine (other load, thermal state) spreads
+# over all rows instead of biasing a ratio.
 #
 # usage: bench/run.sh [--compare] [--compare-python] [REGEX]
 #   (no option)       our workloads only                      (make bench)
@@ -171,42 +174,58 @@ script() { local a; for a in "$@"; do [[ $a == *.lua || $a == *.py ]] && { echo 
 
 declare -A VALUE=() UNIT=()  # "W|system" -> median, unit (for the ratio table)
 
-# bench W SYSTEM CMD...: run CMD REPS times; each run prints "RESULT value unit".
-bench() {
-	local w=$1 sys=$2 vals=() unit="" out i
-	shift 2
-	for ((i = 0; i < REPS; i++)); do
-		if ! out=$(timeout "$TIMEOUT" "$@" 2>&1 | grep '^RESULT'); then
-			row "$w" "$sys" FAILED - - "\`$*\`"
-			note "$w $sys failed: rerun \`$*\` to see why"
-			return 0
-		fi
-		vals+=("$(awk '{print $2}' <<<"$out")")
-		unit=$(cut -d' ' -f3- <<<"$out")
-	done
-	record "$w" "$sys" "$unit" "\`$*\`" "${vals[@]}"
+# Per selected row (by its index in ROWS): the values measured so far, the
+# unit, how its command is shown, and whether it failed.
+declare -A VALS=() RUNIT=() SHOWN=() FAILED=()
+
+# bench_once I CMD...: one run of row I's CMD, which prints "RESULT value unit".
+bench_once() {
+	local i=$1 out
+	shift
+	if ! out=$(timeout "$TIMEOUT" "$@" 2>&1 | grep '^RESULT'); then
+		FAILED[$i]=1 SHOWN[$i]="\`$*\`"
+		return 0
+	fi
+	VALS[$i]+=" $(awk '{print $2}' <<<"$out")"
+	RUNIT[$i]=$(cut -d' ' -f3- <<<"$out") SHOWN[$i]="\`$*\`"
 }
 
-# mem W SYSTEM CMD...: bytes per task = (maxRSS(CMD N) - maxRSS(CMD 0)) / N
+# mem_once I CMD...: bytes per task = (maxRSS(CMD N) - maxRSS(CMD 0)) / N
 # (N is MEM_N, or the number after "mem" in the row's how: mem10000).
-mem() {
-	local w=$1 sys=$2 vals=() f base full i MEM_N=${MEM_COUNT:-$MEM_N}
-	shift 2
+mem_once() {
+	local i=$1 f base full MEM_N=${MEM_COUNT:-$MEM_N}
+	shift
 	f=$(mktemp)
-	for ((i = 0; i < MEM_REPS; i++)); do
-		if ! timeout "$TIMEOUT" /usr/bin/time -f %M -o "$f" "$@" 0 >/dev/null 2>&1 ||
-			! base=$(tail -1 "$f") ||
-			! timeout "$TIMEOUT" /usr/bin/time -f %M -o "$f" "$@" "$MEM_N" >/dev/null 2>&1; then
-			row "$w" "$sys" FAILED - - "\`$* N\`"
-			note "$w $sys failed: rerun \`$* $MEM_N\` to see why"
-			rm -f "$f"
-			return 0
-		fi
-		full=$(tail -1 "$f")
-		vals+=($((((full - base) * 1024) / MEM_N)))
-	done
+	if ! timeout "$TIMEOUT" /usr/bin/time -f %M -o "$f" "$@" 0 >/dev/null 2>&1 ||
+		! base=$(tail -1 "$f") ||
+		! timeout "$TIMEOUT" /usr/bin/time -f %M -o "$f" "$@" "$MEM_N" >/dev/null 2>&1; then
+		FAILED[$i]=1 SHOWN[$i]="\`$* N\`"
+		rm -f "$f"
+		return 0
+	fi
+	full=$(tail -1 "$f")
 	rm -f "$f"
-	record "$w" "$sys" "bytes/${MEM_UNIT:-task}" "\`$* N\` (base ${base} KiB)" "${vals[@]}"
+	VALS[$i]+=" $((((full - base) * 1024) / MEM_N))"
+	RUNIT[$i]="bytes/${MEM_UNIT:-task}" SHOWN[$i]="\`$* N\` (base ${base} KiB)"
+}
+
+# run_once I: one repetition of row I.
+run_once() {
+	local w sys how cmd argv
+	IFS='|' read -r _ w sys _ how cmd <<<"${ROWS[$1]}"
+	read -ra argv <<<"$cmd"
+	case $how in
+	mem) mem_once "$1" "${argv[@]}" ;;
+	mem*) MEM_COUNT=${how#mem} MEM_UNIT=connection mem_once "$1" "${argv[@]}" ;;
+	*) bench_once "$1" "${argv[@]}" ;;
+	esac
+}
+
+# reps_of I: how many repetitions row I gets (MEM_REPS for memory rows).
+reps_of() {
+	local how
+	IFS='|' read -r _ _ _ _ how _ <<<"${ROWS[$1]}"
+	[[ $how == mem* ]] && echo "$MEM_REPS" || echo "$REPS"
 }
 
 # record W SYSTEM UNIT CMD VALUES...: print the row, keep the median.
@@ -254,8 +273,9 @@ for r in "${ROWS[@]}"; do
 	read -ra argv <<<"$cmd"
 	[[ $group == ours && -f $(script "${argv[@]}") ]] && OURS_W[$w]=1
 done
-for r in "${ROWS[@]}"; do
-	IFS='|' read -r group w sys needs how cmd <<<"$r"
+SELECTED=()
+for i in "${!ROWS[@]}"; do
+	IFS='|' read -r group w sys needs how cmd <<<"${ROWS[$i]}"
 	[[ -z $ONLY || "$w $sys" =~ $ONLY ]] || continue
 	case $group in
 	ours) ;;
@@ -272,11 +292,26 @@ for r in "${ROWS[@]}"; do
 		note "$w $sys skipped: ${MISSING/:/ } not available"
 		continue
 	fi
-	case $how in
-	mem) mem "$w" "$sys" "${argv[@]}" ;;
-	mem*) MEM_COUNT=${how#mem} MEM_UNIT=connection mem "$w" "$sys" "${argv[@]}" ;;
-	*) bench "$w" "$sys" "${argv[@]}" ;;
-	esac
+	SELECTED+=("$i")
+done
+# Interleaved rounds: every row once per round, in a new random order.
+ROUNDS=$((REPS > MEM_REPS ? REPS : MEM_REPS))
+for ((round = 1; round <= ROUNDS; round++)); do
+	for i in $(printf '%s\n' "${SELECTED[@]}" | shuf); do
+		[[ -z ${FAILED[$i]:-} ]] || continue
+		(($(wc -w <<<"${VALS[$i]:-}") < $(reps_of "$i"))) || continue
+		run_once "$i"
+	done
+done
+for i in "${SELECTED[@]}"; do
+	IFS='|' read -r _ w sys _ <<<"${ROWS[$i]}"
+	if [[ -n ${FAILED[$i]:-} ]]; then
+		row "$w" "$sys" FAILED - - "${SHOWN[$i]}"
+		note "$w $sys failed: rerun ${SHOWN[$i]} to see why"
+	else
+		# shellcheck disable=SC2086 # the values are words
+		record "$w" "$sys" "${RUNIT[$i]}" "${SHOWN[$i]}" ${VALS[$i]}
+	fi
 done
 
 # Ratios: every one of our rows against every other measured row of its W.

@@ -27,8 +27,6 @@ asyncio.TimeoutError = errors.class("asyncio.TimeoutError", errors.Error, "timed
 asyncio.InvalidStateError = errors.class("asyncio.InvalidStateError", errors.Error)
 asyncio.IncompleteReadError = errors.class("asyncio.IncompleteReadError", errors.Error)
 asyncio.LimitOverrunError = errors.class("asyncio.LimitOverrunError", errors.Error)
-asyncio.QueueEmpty = errors.class("asyncio.QueueEmpty", errors.Error)
-asyncio.QueueFull = errors.class("asyncio.QueueFull", errors.Error)
 asyncio.OSError = errors.OSError -- the same class as trio_asyncio.OSError
 asyncio.RuntimeError = errors.RuntimeError
 core.set_aio_cancelled(asyncio.CancelledError)
@@ -220,7 +218,7 @@ function Loop:close()
   end
   local a = attrs(self)
   if a.on_close then a.on_close(self) end
-  asyncio._drop_transports(self)
+  if a.transports ~= nil then asyncio._drop_transports(self) end
   core.loop_close(self)
 end
 
@@ -640,14 +638,29 @@ function asyncio.run(fn, ...)
   return unpack(r, 2, r.n)
 end
 
-require "asyncio.system" (asyncio) -- executors, files, subprocesses, signals
-
 for k, v in pairs(require "asyncio.sync") do asyncio[k] = v end
 for k, v in pairs(require "asyncio.queues") do asyncio[k] = v end
 
--- networking: the socket module is trio.socket's
-asyncio.socket = trio.socket
-require "asyncio.net"(asyncio, Loop)
-require "asyncio.streams"(asyncio, Loop)
+--- req:wait([cancellable]): waits for an I/O request (the object
+-- trio_asyncio_push_work pushes for C hosts) in the calling task's
+-- flavor and returns its results.
+core.metatable("trio_asyncio.IORequest").__index = {
+  wait = function(req, cancellable)
+    if core.current_flavor() == "asyncio" then
+      return core.io_future(core.running_loop() or asyncio.get_running_loop(), req):await()
+    end
+    return core.io_wait(req, cancellable)
+  end,
+}
+
+-- I/O, installed on first use (lua/trio_asyncio/lazy.lua): the first
+-- lookup of a name asyncio or the Loop class lacks installs them.
+require("trio_asyncio.lazy").defer(function()
+  require "asyncio.system" (asyncio) -- executors, files, subprocesses, signals
+  -- networking: the socket module is trio.socket's
+  asyncio.socket = trio.socket
+  require "asyncio.net"(asyncio, Loop)
+  require "asyncio.streams"(asyncio, Loop)
+end, asyncio, Loop)
 
 return asyncio

@@ -813,19 +813,6 @@ end
 
 trio.lowlevel = lowlevel
 
--- worker threads (lua/trio/to_thread.lua), files (lua/trio/files.lua)
-trio.to_thread = require "trio.to_thread"
-local files = require "trio.files"
-trio.open_file = files.trio_open_file
-trio.Path = files.Path
--- signals (lua/trio/signals.lua)
-trio.open_signal_receiver = require("trio.signals").open_signal_receiver
--- child processes (lua/trio/process.lua)
-local process = require("trio.process").install(trio)
-trio.run_process = process.run_process
-trio.CalledProcessError = process.CalledProcessError
-lowlevel.open_process = process.open_process
-
 trio.testing = {
   --- MockClock{rate=0, autojump_threshold=math.huge}
   MockClock = function(opts)
@@ -842,9 +829,25 @@ for k, v in pairs(require "trio.testing") do trio.testing[k] = v end
 package.loaded["trio.testing"] = trio.testing -- require "trio.testing" gives all of it
 
 -- ---------------------------------------------------------------------
--- networking: trio.socket, streams and their testing tools
-trio.socket = require "trio.socket"
-require "trio.streams"(trio)
-require "trio.testing_streams"(trio, trio.testing)
+-- I/O, installed on first use (lua/trio_asyncio/lazy.lua): the first
+-- lookup of a name trio, trio.testing or trio.lowlevel lacks installs them.
+require("trio_asyncio.lazy").defer(function()
+  -- worker threads (lua/trio/to_thread.lua), files (lua/trio/files.lua)
+  trio.to_thread = require "trio.to_thread"
+  local files = require "trio.files"
+  trio.open_file = files.trio_open_file
+  trio.Path = files.Path
+  -- signals (lua/trio/signals.lua)
+  trio.open_signal_receiver = require("trio.signals").open_signal_receiver
+  -- child processes (lua/trio/process.lua)
+  local process = require("trio.process").install(trio)
+  trio.run_process = process.run_process
+  trio.CalledProcessError = process.CalledProcessError
+  lowlevel.open_process = process.open_process
+  -- networking: trio.socket, streams and their testing tools
+  trio.socket = require "trio.socket"
+  require "trio.streams"(trio)
+  require "trio.testing_streams"(trio, trio.testing)
+end, trio, trio.testing, lowlevel)
 
 return trio

@@ -377,7 +377,7 @@ function M.open_loop(fn)
   a.service = nil
   a.stopped:set()
   for waiter in pairs(a.stop_waiters) do waiter:set() end
-  asyncio._drop_transports(loop)
+  if a.transports ~= nil then asyncio._drop_transports(loop) end
   core.loop_close(loop)
   current_loop_var:reset(token)
   if interrupt then error(interrupt, 0) end -- a Ctrl-C during the shutdown

@@ -179,6 +179,23 @@ describe("loop:call_later and loop:call_at", function()
     end)
   end)
 
+  it("runs timers with the same deadline in the order they were scheduled", function()
+    with_loop(function(loop)
+      local log = {}
+      local done = loop:create_future()
+      local t = loop:time() + 0.02
+      for i = 1, 40 do
+        loop:call_at(i % 4 == 0 and t + 0.005 or t, function() log[#log + 1] = i end)
+      end
+      loop:call_at(t + 0.01, function() done:set_result(true) end)
+      loop:run_until_complete(done)
+      local expected = {}
+      for i = 1, 40 do if i % 4 ~= 0 then expected[#expected + 1] = i end end
+      for i = 4, 40, 4 do expected[#expected + 1] = i end
+      assert.same(expected, log)
+    end)
+  end)
+
   it("call_at runs at the loop time given; when() returns it", function()
     with_loop(function(loop)
       local log = {}

@@ -477,3 +477,55 @@ describe("Queue:shutdown", function()
     assert.same({ false, 0, true }, r)
   end)
 end)
+
+describe("asyncio queue objects", function()
+  it("check self: a method called on something else names the method and what it got", function()
+    for _, new in ipairs { Queue, LifoQueue, PriorityQueue } do
+      local q = new()
+      for _, m in ipairs { "put", "get", "put_nowait", "get_nowait", "qsize", "empty", "full",
+        "task_done", "join", "shutdown" } do
+        for _, bad in ipairs { { nil, "nil" }, { {}, "table" }, { asyncio.Event(), "table" } } do
+          local ok, e = pcall(q[m], bad[1], 1)
+          assert.is_false(ok)
+          assert.equal(("bad argument #1 to 'Queue:%s' (Queue expected, got %s)"):format(m, bad[2]), e)
+        end
+      end
+    end
+  end)
+
+  it("keep maxsize as given and show it in tostring; reject a maxsize that is no number", function()
+    assert.equal(2, Queue(2).maxsize)
+    assert.equal(math.type(2), math.type(Queue(2).maxsize))
+    assert.equal(2.5, LifoQueue(2.5).maxsize)
+    assert.equal(0, PriorityQueue().maxsize)
+    assert.equal(math.maxinteger, Queue(math.maxinteger).maxsize)
+    assert.equal(math.mininteger, Queue(math.mininteger).maxsize)
+    assert.is_false(Queue(math.maxinteger):full())
+    assert.equal("LifoQueue (maxsize:2.5, qsize:0, getters:0, putters:0, unfinished:0)",
+      tostring(LifoQueue(2.5)))
+    assert.matches("bad argument #1 to 'Queue' (number expected for maxsize, got string)",
+      select(2, pcall(Queue, "3")), 1, true)
+    assert.matches("bad argument #1 to 'PriorityQueue' (number expected for maxsize, got NaN)",
+      select(2, pcall(PriorityQueue, 0 / 0)), 1, true)
+  end)
+
+  it("join waits again once items are put after everything was done", function()
+    local r = asyncio.run(function()
+      local q = Queue()
+      q:join() -- nothing unfinished: at once
+      local r = {}
+      for round = 1, 2 do
+        q:put_nowait(round)
+        local joiner = asyncio.create_task(q.join, q)
+        asyncio.sleep(0)
+        r[round] = not joiner:done()
+        q:get_nowait()
+        q:task_done()
+        within(joiner)
+      end
+      r[3] = asyncio.ValueError:is(errof(q.task_done, q))
+      return r
+    end)
+    assert.same({ true, true, true }, r)
+  end)
+end)

@@ -634,6 +634,26 @@ describe("allow_asyncio", function()
     assert.equal("both waited", v)
   end)
 
+  it("an asyncio.Queue get and put wait in an allow_asyncio task; a cancelled get loses no item", function()
+    local r = ta.run(function()
+      return ta.allow_asyncio(function()
+        local q = asyncio.Queue(1)
+        local loop = asyncio.get_running_loop()
+        loop:call_later(0.002, q.put_nowait, q, "late")
+        local got = q:get() -- waits
+        q:put_nowait("full")
+        loop:call_later(0.002, q.get_nowait, q)
+        q:put("second") -- waits for the slot
+        local second = q:get_nowait()
+        local timed_out = trio.move_on_after(0.002, function() return q:get() end).cancelled_caught
+        loop:call_soon(q.put_nowait, q, "kept")
+        return { got, second, timed_out, q:get(), q:qsize(), tostring(q) }
+      end)
+    end)
+    assert.same({ "late", "second", true, "kept", 0,
+      "Queue (maxsize:1, qsize:0, getters:0, putters:0, unfinished:4)" }, r)
+  end)
+
   it("asyncio.sleep returns its result argument, with or without a delay", function()
     local a, b = ta.run(function()
       return ta.allow_asyncio(function()

@@ -146,6 +146,26 @@ describe("trio.sleep", function()
     assert.is_true(dt >= 0.0001 - 1e-9 and dt < 2, "slept " .. dt)
   end)
 
+  it("wakes sleepers with the same deadline in the order they went to sleep", function()
+    local log = {}
+    trio.run(function()
+      local deadline = trio.current_time() + 0.02
+      trio.open_nursery(function(n)
+        -- interleave other deadlines so the heap has to reorder entries
+        for i = 1, 60 do
+          n:start_soon(function()
+            if i % 3 == 0 then trio.sleep_until(deadline + 0.01) else trio.sleep_until(deadline) end
+            log[#log + 1] = i
+          end)
+        end
+      end)
+    end)
+    local expected = {}
+    for i = 1, 60 do if i % 3 ~= 0 then expected[#expected + 1] = i end end
+    for i = 3, 60, 3 do expected[#expected + 1] = i end
+    assert.same(expected, log)
+  end)
+
   it("wakes sleepers in deadline order", function()
     local log = {}
     trio.run(function()

@@ -22,7 +22,8 @@ enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
 struct ta_loop {
   ta_engine *E;
   int ref;                  /* its weak id (engine.c): C finds the loop object by it */
-  int nready;               /* entries in the ready table */
+  int nready;               /* entries in the ready table... */
+  int ready_uv;             /* ...which is this user value of the loop */
   ta_heap timers;           /* call_later / call_at handles */
   int ready_idx;            /* stack index of the ready table while timers fire */
   ta_task *driver;          /* Trio task running the loop, NULL if none */
@@ -79,6 +80,8 @@ extern const ta_task_kind ta_aio_task_kind;
 
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
 void ta_loop_append(lua_State *L, ta_loop *lp);
+void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx);
+ta_loop *ta_running_loop(lua_State *L, ta_engine *E);
 int ta_push_running_loop(lua_State *L, ta_engine *E);
 void ta_loop_call_later(lua_State *L, ta_loop *lp, double delay, lua_CFunction cb, int nargs);
 void ta_handle_cancel(lua_State *L, ta_handle *h);
@@ -97,12 +100,15 @@ void ta_loop_release_io(lua_State *L, ta_loop *lp);
 ta_future *ta_future_push_new(lua_State *L, int loopidx);
 void ta_future_settle(lua_State *L, int fidx, int n);
 int ta_future_pending(lua_State *L, int fidx);
+int ta_future_cancel(lua_State *L, int fidx);
+int ta_future_reuse(lua_State *L, int fidx);
 void ta_aio_io_dispatch(lua_State *L, ta_loop *lp);
 void ta_aio_io_release(ta_loop *lp);
 int ta_open_aio_ioreq(lua_State *L);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
+int ta_open_queue(lua_State *L);
 int ta_open_iowait(lua_State *L);
 
 #endif

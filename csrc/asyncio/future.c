@@ -102,7 +102,7 @@ static int push_extras(lua_State *L, int fidx, int make) {
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
   }
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   return lua_type(L, -1);
 }
 
@@ -111,7 +111,7 @@ static int push_extra(lua_State *L, int fidx, const char *key) {
   int type;
   if (push_extras(L, fidx, 0) != LUA_TTABLE) return LUA_TNIL;
   type = lua_getfield(L, -1, key);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   return type;
 }
 
@@ -128,7 +128,7 @@ static void set_extra(lua_State *L, int fidx, const char *key) {
 static void push_cancelled_error(lua_State *L, ta_future *f, int fidx) {
   push_extra(L, fidx, "message");
   ta_push_error(L, f->loop->E, "CancelledError", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cancelled");
-  lua_remove(L, -2);
+  lua_replace(L, -2);
 }
 
 /* The CancelledError a cancelled future raises again (result(), await,
@@ -183,7 +183,10 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
 ** task. */
 static void schedule_one(lua_State *L, ta_future *f, int fidx) {
   if (ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
-    ta_loop_append(L, f->loop);
+    lua_getiuservalue(L, fidx, FUV_LOOP);
+    lua_insert(L, -2);
+    ta_loop_append_to(L, f->loop, -2);
+    lua_pop(L, 1);
     return;
   }
   lua_pushvalue(L, fidx);
@@ -614,7 +617,7 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
     lua_pop(L, 2);
     return lua_pushfstring(L, "Task-%d", (int)t->id); /* as Task:get_name() */
   }
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   return lua_tostring(L, -1);
 }
 
@@ -657,8 +660,10 @@ static void task_step(lua_State *L, int tidx) {
     }
     lua_pop(L, 1);
   } else { /* a bare yield, or an await already satisfied: step soon */
+    lua_getiuservalue(L, tidx, FUV_LOOP);
     lua_pushvalue(L, tidx);
-    ta_loop_append(L, lp);
+    ta_loop_append_to(L, lp, -2);
+    lua_pop(L, 1);
   }
 }
 
@@ -687,7 +692,15 @@ void ta_aio_task_run(lua_State *L, int tidx) {
   ta_task *t = ta_future_task(f);
   ta_future *w = (ta_future *)t->wait;
   if (f->state != TA_FUT_PENDING || t->co == NULL) return;
-  if (w != NULL) {
+  if (w != NULL && w->state == TA_FUT_FINISHED && !w->has_exc && w->nresults == 1) {
+    /* the common case, one result: straight onto the task's stack, from
+    ** the awaited future at index 1 there (self of its await) */
+    t->wait = NULL;
+    w->retrieved = 1;
+    lua_checkstack(t->co, 1);
+    lua_getiuservalue(t->co, 1, FUV_STATE);
+    t->nargs = 1;
+  } else if (w != NULL) {
     t->wait = NULL;
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
@@ -777,11 +790,12 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
 ** arguments above it: the loop's task factory makes it when the loop has
 ** one and `use_factory` (asyncio's loop.create_task), else it is made
 ** here (asyncio.Task). */
-static int create_task(lua_State *L, int use_factory, const char *fname) {
+/* [loop, fn, args...]; lp: the loop, NULL when still to be checked. */
+static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
   ta_engine *E = ta_upengine(L);
-  ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_LOOP);
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current;
+  if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
   ta_check_callable(L, 2);
   lua_settop(L, nargs + 2);
   if (lp->closed) return ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
@@ -800,27 +814,28 @@ static int create_task(lua_State *L, int use_factory, const char *fname) {
   }
   link_task(lp, ta_future_task((ta_future *)lua_touserdata(L, fidx)));
   lua_pushvalue(L, fidx); /* its first step */
-  ta_loop_append(L, lp);
+  ta_loop_append_to(L, lp, 1);
   return 1;
 }
 
 /* create_task(loop, fn, ...) -> Task (through the loop's task factory) */
 static int l_create_task(lua_State *L) {
-  return create_task(L, 1, "create_task");
+  return create_task(L, NULL, 1, "create_task");
 }
 
 /* new_task(loop, fn, ...) -> Task, whatever the loop's task factory */
 static int l_new_task(lua_State *L) {
-  return create_task(L, 0, "Task");
+  return create_task(L, NULL, 0, "Task");
 }
 
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
 ** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
 static int l_aio_create_task(lua_State *L) {
+  ta_loop *lp = ta_running_loop(L, ta_upengine(L));
   ta_check_callable(L, 1);
   push_running_loop(L, 2);
   lua_insert(L, 1);
-  return l_create_task(L);
+  return create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
 }
 
 /* make_create_task(get_running_loop) -> asyncio.create_task */
@@ -923,7 +938,7 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
   if (c->nresults == 0) lua_pushnil(L);
   else if (lua_getiuservalue(L, cidx, FUV_STATE) == LUA_TTABLE && c->nresults != 1) {
     lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
   }
   return 0;
 }
@@ -1141,8 +1156,9 @@ ta_future *ta_future_push_new(lua_State *L, int loopidx) {
   return new_future(L, loopidx, TA_KIND_FUTURE);
 }
 
+/* fidx: a pending future (the callers have checked). */
 void ta_future_settle(lua_State *L, int fidx, int n) {
-  ta_future *f = checkfuture(L, fidx);
+  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
   fidx = lua_absindex(L, fidx);
   if (n < 0) settle(L, f, fidx, 1);
   else settle_results(L, f, fidx, n);
@@ -1151,6 +1167,29 @@ void ta_future_settle(lua_State *L, int fidx, int n) {
 int ta_future_pending(lua_State *L, int fidx) {
   ta_future *f = testfuture(L, fidx);
   return f != NULL && f->state == TA_FUT_PENDING;
+}
+
+/* Makes the plain future at fidx, finished with a result, pending again
+** with no callbacks, and returns 1 (0, unchanged, for any other future):
+** for its maker, once it has awaited it and knows nobody else holds it
+** (an asyncio queue reuses its waiters' futures). */
+int ta_future_reuse(lua_State *L, int fidx) {
+  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
+  if (f->kind != TA_KIND_FUTURE || f->state != TA_FUT_FINISHED || f->has_exc) return 0;
+  f->state = TA_FUT_PENDING;
+  f->nresults = 0;
+  f->ncallbacks = 0;
+  f->cb_list = 0;
+  f->must_cancel = 0;
+  f->retrieved = 1;
+  lua_pushnil(L);
+  lua_setiuservalue(L, fidx, FUV_STATE);
+  return 1;
+}
+
+/* Cancels the future at fidx (see future_cancel); true if it will be. */
+int ta_future_cancel(lua_State *L, int fidx) {
+  return future_cancel(L, fidx, 0);
 }
 
 static int l_future_new(lua_State *L) {

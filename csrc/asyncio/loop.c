@@ -10,9 +10,10 @@
 ** between batches.  asyncio.run, the sync loop and trio_asyncio.open_loop
 ** differ only in who runs that driver task.
 **
-** The ready queue is a Lua table (it anchors the handles), swapped with an
-** empty one at each batch so that callbacks scheduled during a batch run in
-** the next one, as in asyncio.
+** The ready queue is two Lua tables (they anchor the handles), user values
+** of the loop: a batch runs one, emptying it, while what it schedules goes
+** to the other, so that callbacks scheduled during a batch run in the next
+** one, as in asyncio.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -26,7 +27,10 @@
 /* Seconds a callback may run before debug mode reports it (asyncio's). */
 #define DEFAULT_SLOW_CALLBACK_DURATION 0.1
 
-enum { UV_READY = 1, UV_BATCH = 2, UV_ATTRS = 3, UV_FACTORY = 4, LOOP_NUV = 4 };
+/* User values: the two tables of the ready queue (entries go to the one
+** at lp->ready_uv; a batch runs the other one), attributes, the task
+** factory. */
+enum { UV_QUEUE_A = 1, UV_QUEUE_B = 2, UV_ATTRS = 3, UV_FACTORY = 4, LOOP_NUV = 4 };
 
 /* A loop's reader and writer of one fd: a watcher in the engine's fd table
 ** (io/poll.c), which a Trio task waiting on the same fd shares. */
@@ -48,7 +52,7 @@ static void push_loop(lua_State *L, ta_loop *lp) {
 }
 
 static ta_handle *checkhandle(lua_State *L, int idx) {
-  return (ta_handle *)luaL_checkudata(L, idx, HANDLE_MT);
+  return (ta_handle *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_HANDLE);
 }
 
 static int check_open(lua_State *L, ta_loop *lp, const char *fname) {
@@ -97,7 +101,7 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
 /* Append the entry on top of the stack to the ready queue (popped); the
 ** loop object is at loopidx. */
 static void ready_append_at(lua_State *L, ta_loop *lp, int loopidx) {
-  lua_getiuservalue(L, loopidx, UV_READY);
+  lua_getiuservalue(L, loopidx, lp->ready_uv);
   lua_insert(L, -2);
   lua_rawseti(L, -2, ++lp->nready);
   lua_pop(L, 1);
@@ -112,12 +116,17 @@ void ta_loop_append(lua_State *L, ta_loop *lp) {
   lua_pop(L, 1);
 }
 
+/* The same, the loop object being at loopidx (no lookup). */
+void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx) {
+  ready_append_at(L, lp, lua_absindex(L, loopidx));
+}
+
 /* call_soon from C: the top nargs values are the arguments, after cb or,
 ** when cb is NULL, after the callback below them (all popped). */
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
   if (cb == NULL && nargs == 1 && lua_type(L, -2) == LUA_TFUNCTION) {
     push_loop(L, lp);
-    lua_getiuservalue(L, -1, UV_READY);
+    lua_getiuservalue(L, -1, lp->ready_uv);
     lua_pushvalue(L, -4);
     lua_rawseti(L, -2, ++lp->nready);
     lua_pushvalue(L, -3);
@@ -184,7 +193,7 @@ void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx) {
     return;
   }
   lua_getfield(L, -1, "call_exception_handler");
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   lua_insert(L, -2);
   lua_pushvalue(L, ctxidx);
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
@@ -454,16 +463,14 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   int batch, n;
   ta_loop *prev = (ta_loop *)lp->E->running_loop;
   if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
-  lua_getiuservalue(L, loopidx, UV_READY);
+  lua_getiuservalue(L, loopidx, lp->ready_uv);
   dispatch_io(L, lp, lua_gettop(L));
   fire_due(L, lp, lua_gettop(L));
-  lua_getiuservalue(L, loopidx, UV_BATCH);
-  lua_setiuservalue(L, loopidx, UV_READY);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, loopidx, UV_BATCH);
   batch = lua_gettop(L);
   n = lp->nready;
   lp->nready = 0;
+  /* what the batch schedules goes to the other table (emptied as it ran) */
+  lp->ready_uv = UV_QUEUE_A + UV_QUEUE_B - lp->ready_uv;
   lp->E->running_loop = lp;
   for (int i = 1; i <= n; i++) {
     ta_handle *h;
@@ -619,7 +626,7 @@ static int l_loop_close(lua_State *L) {
   lp->closed = 1;
   loop_release(L, lp);
   lua_newtable(L);
-  lua_setiuservalue(L, 1, UV_READY);
+  lua_setiuservalue(L, 1, lp->ready_uv);
   lp->nready = 0;
   ta_flush_closes(lp->E);
   return 0;
@@ -655,7 +662,8 @@ static int l_loop_new(lua_State *L) {
   lp->E = E;
   lp->slow_callback_duration = DEFAULT_SLOW_CALLBACK_DURATION;
   luaL_setmetatable(L, LOOP_MT);
-  for (int uv = UV_READY; uv <= UV_ATTRS; uv++) {
+  lp->ready_uv = UV_QUEUE_A;
+  for (int uv = UV_QUEUE_A; uv <= UV_ATTRS; uv++) {
     lua_newtable(L);
     lua_setiuservalue(L, -2, uv);
   }
@@ -664,21 +672,25 @@ static int l_loop_new(lua_State *L) {
   return 1;
 }
 
-/* running_loop() -> the loop of the running asyncio task or callback. */
+/* The loop of the running asyncio Task or loop callback (L runs it), or
+** NULL. */
+ta_loop *ta_running_loop(lua_State *L, ta_engine *E) {
+  ta_task *t = E->current;
+  int in_task = t != NULL && t->co == L && ta_is_aio_task(t);
+  if (E->running_loop != NULL && !in_task) return (ta_loop *)E->running_loop;
+  return in_task ? ta_task_future(t)->loop : NULL;
+}
+
 /* Pushes the loop of the running asyncio Task or loop callback and returns
 ** 1; returns 0 (nothing pushed) when there is none. */
 int ta_push_running_loop(lua_State *L, ta_engine *E) {
-  ta_task *t = E->current;
-  if (E->running_loop != NULL && (t == NULL || !ta_is_aio_task(t) || t->co != L)) {
-    push_loop(L, (ta_loop *)E->running_loop);
-    return 1;
-  }
-  if (t != NULL && t->co == L && ta_is_aio_task(t)) {
-    push_loop(L, ta_task_future(t)->loop);
-    return 1;
-  }
-  return 0;
+  ta_loop *lp = ta_running_loop(L, E);
+  if (lp == NULL) return 0;
+  push_loop(L, lp);
+  return 1;
 }
+
+/* running_loop() -> the loop of the running asyncio task or callback. */
 
 static int l_running_loop(lua_State *L) {
   return ta_push_running_loop(L, ta_upengine(L));

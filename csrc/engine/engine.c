@@ -57,7 +57,7 @@ const char *ta_tostring(lua_State *L, int idx) {
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
     const char *why = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
     lua_pushfstring(L, "(a %s whose __tostring failed: %s)", luaL_typename(L, idx), why);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
   }
   return lua_tostring(L, -1);
 }
@@ -195,7 +195,9 @@ void ta_push_weak_keyed(lua_State *L, const void *key) {
 static const char *const mt_names[TA_NMT] = {
   TA_TASK_MT, "trio_asyncio.Future", "trio_asyncio.FutureWithError", "trio_asyncio.AioTask",
   "trio_asyncio.Handle", "trio_asyncio.Loop", "trio_asyncio.MemorySendChannel",
-  "trio_asyncio.MemoryReceiveChannel"
+  "trio_asyncio.MemoryReceiveChannel", "trio_asyncio.Queue", "trio_asyncio.LifoQueue",
+  "trio_asyncio.PriorityQueue", "trio_asyncio.CancelScope", "trio_asyncio.Nursery",
+  "trio_asyncio.ParkingLot"
 };
 
 /* Caches the metatable on top of the stack (made with luaL_newmetatable
@@ -320,7 +322,7 @@ void ta_push_weak(lua_State *L, ta_engine *E, int id) {
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
   lua_rawgeti(L, -1, id);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
 }
 
 /* Gives id back: only from its object's finalizer (or once the object is

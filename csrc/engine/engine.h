@@ -90,9 +90,19 @@ struct ta_timer {
   ta_timer_cb cb;
 };
 
+/* The heap holds each timer's key (deadline, then order of arming, so
+** equal deadlines fire first in, first out) next to its pointer: sifting
+** compares keys in the array and touches a timer only to record its index. */
+typedef struct ta_heap_entry {
+  double when;
+  uint64_t seq;
+  ta_timer *tm;
+} ta_heap_entry;
+
 typedef struct ta_heap {
-  ta_timer **items;
+  ta_heap_entry *items;
   int n, cap;
+  uint64_t seq;       /* arming counter */
 } ta_heap;
 
 void ta_timer_init(ta_timer *tm, ta_timer_cb cb);
@@ -100,7 +110,7 @@ void ta_heap_free(ta_heap *h);
 int ta_heap_push(ta_heap *h, ta_timer *t);
 void ta_heap_remove(ta_heap *h, ta_timer *t);
 void ta_heap_update(ta_heap *h, ta_timer *t); /* after t->when changed */
-static inline ta_timer *ta_heap_top(ta_heap *h) { return h->n ? h->items[0] : NULL; }
+static inline ta_timer *ta_heap_top(ta_heap *h) { return h->n ? h->items[0].tm : NULL; }
 
 /* ---- the cancel-status tree (status.c) ----
 ** Plumbing, apart from the CancelScope API object: a status is cancelled
@@ -270,7 +280,8 @@ typedef struct ta_host_hooks {
 ** engine so that setting or checking one costs no lookup by name. */
 enum {
   TA_MT_TASK, TA_MT_FUTURE, TA_MT_FUTURE_EXC, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP,
-  TA_MT_SEND_CHANNEL, TA_MT_RECEIVE_CHANNEL, TA_NMT
+  TA_MT_SEND_CHANNEL, TA_MT_RECEIVE_CHANNEL, TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE,
+  TA_MT_SCOPE, TA_MT_NURSERY, TA_MT_LOT, TA_NMT
 };
 
 struct ta_engine {

@@ -1,6 +1,10 @@
 /*
 ** heap.c — binary min-heap of deadlines.  Each timer records its index so
 ** that a cancelled sleep or a moved scope deadline is removed in O(log n).
+** The keys (deadline, arming order) sit in the heap array itself: with
+** 100k+ timers, reading them through the timers' pointers (in task memory)
+** was mostly cache misses.  Sifting moves entries into a hole instead of
+** swapping.
 */
 #include <stdlib.h>
 
@@ -12,30 +16,44 @@ void ta_timer_init(ta_timer *tm, ta_timer_cb cb) {
   tm->cb = cb;
 }
 
-static void swap_at(ta_heap *h, int i, int j) {
-  ta_timer *a = h->items[i], *b = h->items[j];
-  h->items[i] = b; b->index = i;
-  h->items[j] = a; a->index = j;
+/* a fires before b: earlier deadline, or the same one armed earlier */
+static int before(const ta_heap_entry *a, const ta_heap_entry *b) {
+  return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void sift_up(ta_heap *h, int i) {
+static void place(ta_heap *h, int i, ta_heap_entry e) {
+  h->items[i] = e;
+  e.tm->index = i;
+}
+
+/* Settles entry e, whose slot is the hole at i, towards the root. */
+static void sift_up(ta_heap *h, int i, ta_heap_entry e) {
   while (i > 0) {
     int p = (i - 1) / 2;
-    if (h->items[p]->when <= h->items[i]->when) break;
-    swap_at(h, i, p);
+    if (!before(&e, &h->items[p])) break;
+    place(h, i, h->items[p]);
     i = p;
   }
+  place(h, i, e);
 }
 
-static void sift_down(ta_heap *h, int i) {
+/* Settles entry e, whose slot is the hole at i, towards the leaves. */
+static void sift_down(ta_heap *h, int i, ta_heap_entry e) {
   for (;;) {
-    int l = 2 * i + 1, r = l + 1, m = i;
-    if (l < h->n && h->items[l]->when < h->items[m]->when) m = l;
-    if (r < h->n && h->items[r]->when < h->items[m]->when) m = r;
-    if (m == i) break;
-    swap_at(h, i, m);
-    i = m;
+    int c = 2 * i + 1;
+    if (c >= h->n) break;
+    if (c + 1 < h->n && before(&h->items[c + 1], &h->items[c])) c++;
+    if (!before(&h->items[c], &e)) break;
+    place(h, i, h->items[c]);
+    i = c;
   }
+  place(h, i, e);
+}
+
+/* Puts e into the hole at i, whichever way it has to move. */
+static void settle(ta_heap *h, int i, ta_heap_entry e) {
+  if (i > 0 && before(&e, &h->items[(i - 1) / 2])) sift_up(h, i, e);
+  else sift_down(h, i, e);
 }
 
 void ta_heap_free(ta_heap *h) {
@@ -46,16 +64,18 @@ void ta_heap_free(ta_heap *h) {
 
 /* Returns 0, or -1 when out of memory. */
 int ta_heap_push(ta_heap *h, ta_timer *t) {
+  ta_heap_entry e;
   if (h->n == h->cap) {
     int cap = h->cap ? h->cap * 2 : 64;
-    ta_timer **items = realloc(h->items, (size_t)cap * sizeof *items);
+    ta_heap_entry *items = realloc(h->items, (size_t)cap * sizeof *items);
     if (items == NULL) return -1;
     h->items = items;
     h->cap = cap;
   }
-  t->index = h->n;
-  h->items[h->n++] = t;
-  sift_up(h, t->index);
+  e.when = t->when;
+  e.seq = h->seq++;
+  e.tm = t;
+  sift_up(h, h->n++, e);
   return 0;
 }
 
@@ -63,16 +83,15 @@ void ta_heap_remove(ta_heap *h, ta_timer *t) {
   int i = t->index;
   if (i < 0) return;
   h->n--;
-  if (i != h->n) {
-    h->items[i] = h->items[h->n];
-    h->items[i]->index = i;
-    sift_down(h, i);
-    sift_up(h, i);
-  }
+  if (i != h->n) settle(h, i, h->items[h->n]);
   t->index = -1;
 }
 
+/* After t->when changed: t moves to its new place, after the timers that
+** already had that deadline. */
 void ta_heap_update(ta_heap *h, ta_timer *t) {
-  sift_down(h, t->index);
-  sift_up(h, t->index);
+  ta_heap_entry e = h->items[t->index];
+  e.when = t->when;
+  e.seq = h->seq++;
+  settle(h, t->index, e);
 }

@@ -64,7 +64,7 @@ static void push_task_function(lua_State *L, ta_task *t, int idx) {
   else ta_push_task(L, t);
   if (lua_isnil(L, -1)) return;
   lua_getiuservalue(L, -1, TA_UV_THREAD);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
 }
 
 /* Pushes and returns the task's name: explicit, or "file:line" of its
@@ -75,7 +75,7 @@ static const char *task_name_at(lua_State *L, ta_task *t, int idx) {
   if (idx) lua_pushvalue(L, idx);
   else ta_push_task(L, t);
   lua_rawget(L, -2);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   if (lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
   lua_pop(L, 1);
   push_task_function(L, t, idx);
@@ -90,7 +90,7 @@ static const char *task_name_at(lua_State *L, ta_task *t, int idx) {
       return lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
     }
     if ((global = ta_push_function_name(L, -1)) != NULL) {
-      lua_remove(L, -2);
+      lua_replace(L, -2);
       return global;
     }
   }
@@ -539,7 +539,7 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
     lua_pushvalue(t->co, -nres);
     lua_xmove(t->co, L, 1);
     ta_tostring(L, -1);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
   } else {
     lua_pushliteral(L, "nothing");
   }
@@ -634,7 +634,7 @@ int ta_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
       if (idx) lua_pushvalue(L, idx);
       else ta_push_task(L, t);
       lua_rawget(L, -2);
-      lua_remove(L, -2);
+      lua_replace(L, -2);
     }
   } else {
     return t->kind->field != NULL && t->kind->field(L, t, idx, k);
@@ -710,7 +710,7 @@ static int ctx_table(lua_State *L, int for_write) {
         lua_rawset(L, -4);
       }
     }
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     lua_pushvalue(L, -1);
     luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
     t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);

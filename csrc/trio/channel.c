@@ -43,7 +43,7 @@ static void ring_push(lua_State *L, chan *c, int st) {
     }
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, st, 1);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     c->rcap = ncap;
     c->rhead = 0;
   }
@@ -58,7 +58,7 @@ static void ring_pop(lua_State *L, chan *c, int st) {
   lua_rawgeti(L, -1, c->rhead + 1);
   lua_pushnil(L);
   lua_rawseti(L, -3, c->rhead + 1);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   c->rhead = (c->rhead + 1) % c->rcap;
   c->rcount--;
 }

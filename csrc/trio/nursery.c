@@ -20,7 +20,7 @@
 enum { UV_ERRORS = 1, UV_TRACEBACKS = 2, UV_SCOPE = 3, UV_PARENT_TASK = 4, NURSERY_NUV = 4 };
 
 static ta_nursery *checknursery(lua_State *L, int idx) {
-  return (ta_nursery *)luaL_checkudata(L, idx, NURSERY_MT);
+  return (ta_nursery *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_NURSERY);
 }
 
 void ta_push_nursery(lua_State *L, ta_nursery *n) {
@@ -142,7 +142,7 @@ static int l_nursery_open(lua_State *L) {
   memset(n, 0, sizeof *n);
   n->E = E;
   n->ref = LUA_NOREF;
-  luaL_setmetatable(L, NURSERY_MT);
+  ta_setmetatable(L, E, TA_MT_NURSERY);
   n->scope = ta_scope_new(L, E, HUGE_VAL, 0);
   lua_setiuservalue(L, -2, UV_SCOPE);
   ta_scope_enter(L, n->scope, t);
@@ -277,10 +277,11 @@ static int l_nursery_reparent(lua_State *L) {
 }
 
 static int nursery_index(lua_State *L) {
-  ta_nursery *n = checknursery(L, 1);
+  ta_nursery *n;
   const char *k;
   lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* a method */
+  n = (ta_nursery *)luaL_checkudata(L, 1, NURSERY_MT); /* upvalue 1 is no engine */
   k = luaL_checkstring(L, 2);
   if (strcmp(k, "cancel_scope") == 0) {
     lua_getiuservalue(L, 1, UV_SCOPE);
@@ -331,7 +332,9 @@ static const luaL_Reg nursery_methods[] = {
 /* __index finds the methods first, through its upvalue (the hot path of
 ** nursery:start_soon), then the fields. */
 int ta_open_nursery(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
   ta_newclass(L, NURSERY_MT, nursery_meta, nursery_methods, "__methods");
+  ta_cache_metatable(L, E, TA_MT_NURSERY);
   lua_getfield(L, -1, "__methods");
   lua_pushcclosure(L, nursery_index, 1);
   lua_setfield(L, -2, "__index");

@@ -32,7 +32,7 @@ typedef struct parking_lot {
 enum { UV_BROKEN_BY = 1, LOT_NUV = 1 };
 
 static ta_lot *checklot(lua_State *L, int idx) {
-  return (ta_lot *)luaL_checkudata(L, idx, LOT_MT);
+  return (ta_lot *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_LOT);
 }
 
 static int l_lot_new(lua_State *L) {
@@ -51,7 +51,7 @@ static const char *push_broken_by(lua_State *L, const char *prefix, int idx) {
   for (lua_Integer i = 1; lua_rawgeti(L, idx, i) != LUA_TNIL; i++) {
     if (i > 1) luaL_addstring(&b, ", ");
     luaL_tolstring(L, -1, NULL);
-    lua_remove(L, -2);
+    lua_replace(L, -2);
     luaL_addvalue(&b);
   }
   lua_pop(L, 1);
@@ -297,6 +297,7 @@ int ta_open_parking_lot(lua_State *L) {
     {NULL, NULL}
   };
   ta_newclass(L, LOT_MT, lot_meta, lot_methods, "__methods");
+  ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_LOT);
   lua_pop(L, 1);
   ta_register(L, funcs);
   return 0;

@@ -14,7 +14,7 @@
 /* ---- CancelScope ---- */
 
 static ta_scope *checkscope(lua_State *L, int idx) {
-  return (ta_scope *)luaL_checkudata(L, idx, SCOPE_MT);
+  return (ta_scope *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_SCOPE);
 }
 
 /* The deadline timer's callback. */
@@ -31,7 +31,7 @@ ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) 
   sc->st.shield = (unsigned char)shield;
   sc->relative = HUGE_VAL;
   ta_timer_init(&sc->timer, deadline_fired);
-  luaL_setmetatable(L, SCOPE_MT);
+  ta_setmetatable(L, E, TA_MT_SCOPE);
   return sc;
 }
 
@@ -107,9 +107,15 @@ static const char UNENTERED_RELATIVE[] =
 static const char UNENTERED_ABSOLUTE[] =
   "Unentered non-relative cancel scope does not have a relative deadline";
 
+/* __index: the methods first (upvalue 2, the class's __methods: the hot
+** path of scope:run), then the fields. */
 static int scope_index(lua_State *L) {
-  ta_scope *sc = checkscope(L, 1);
-  const char *k = luaL_checkstring(L, 2);
+  ta_scope *sc;
+  const char *k;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL) return 1;
+  sc = checkscope(L, 1);
+  k = luaL_checkstring(L, 2);
   if (strcmp(k, "deadline") == 0) {
     if (sc->relative != HUGE_VAL) return ta_error(L, "RuntimeError", "CancelScope.deadline: %s", UNENTERED_RELATIVE);
     lua_pushnumber(L, sc->st.deadline);
@@ -135,10 +141,7 @@ static int scope_index(lua_State *L) {
     lua_pushboolean(L, sc->st.cancel_called);
   }
   else if (strcmp(k, "cancelled_caught") == 0) lua_pushboolean(L, sc->cancelled_caught);
-  else {
-    luaL_getmetafield(L, 1, "__methods");
-    lua_getfield(L, -1, k);
-  }
+  else lua_pushnil(L);
   return 1;
 }
 
@@ -237,7 +240,6 @@ static const luaL_Reg cancel_funcs[] = {
 };
 
 static const luaL_Reg scope_meta[] = {
-  {"__index", scope_index},
   {"__newindex", scope_newindex},
   {"__gc", scope_gc},
   {"__tostring", scope_tostring},
@@ -250,7 +252,13 @@ static const luaL_Reg scope_methods[] = {
 };
 
 int ta_open_scope(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
   ta_newclass(L, SCOPE_MT, scope_meta, scope_methods, "__methods");
+  ta_cache_metatable(L, E, TA_MT_SCOPE);
+  lua_pushvalue(L, -2); /* the engine */
+  lua_getfield(L, -2, "__methods");
+  lua_pushcclosure(L, scope_index, 2);
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   ta_register(L, cancel_funcs);
   return 0;

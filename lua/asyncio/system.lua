@@ -35,19 +35,6 @@ return function(asyncio)
   -- are asyncio-flavored (beyond Python: lua/trio/files.lua).
   asyncio.open_file = require("trio.files").asyncio_open_file
 
-  --- req:wait([cancellable]): waits for an I/O request (the object
-  -- trio_asyncio_push_work pushes for C hosts) in the calling task's
-  -- flavor and returns its results.
-  local IORequest = core.metatable("trio_asyncio.IORequest")
-  IORequest.__index = {
-    wait = function(req, cancellable)
-      if core.current_flavor() == "asyncio" then
-        return core.io_future(core.running_loop() or asyncio.get_running_loop(), req):await()
-      end
-      return core.io_wait(req, cancellable)
-    end,
-  }
-
   -- subprocesses (lua/asyncio/subprocess.lua)
   require "asyncio.subprocess" (asyncio)
 

@@ -1,0 +1,555 @@
+/*
+** queue.c — asyncio.Queue, LifoQueue and PriorityQueue, with the semantics
+** of CPython's asyncio/queues.py (lua/asyncio/queues.lua documents them).
+**
+** One C object for the three kinds: the count, maxsize, the shutdown flag,
+** the unfinished-task count and two deques of waiting futures (getters,
+** putters) live in the userdata; the items in a user value table.  FIFO
+** items sit at [head, head + n) of that table, LIFO items at [1, n]; a
+** PriorityQueue keeps its heap in Lua (lua/asyncio/queues.lua hands over
+** prio_new/prio_put/prio_get with queue_setup), called from here.
+**
+** A put or get that has to wait makes a future of the running loop, queues
+** it in its deque and awaits it (Future:await under lua_pcallk, so a
+** cancelled waiter cleans up: it leaves the deque and passes on a wake-up
+** it will not use); once woken it looks at the queue again.  join() waits
+** on an asyncio.Event that is set exactly while no task is unfinished.
+*/
+#include <string.h>
+
+#include "asyncio/asyncio.h"
+
+enum { QK_FIFO, QK_LIFO, QK_PRIORITY, QK_N };
+static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE};
+
+/* User values: the items (a PriorityQueue: its heap, from prio_new), the
+** two deques of waiting futures, the Event join() waits on, a spare
+** future (a waiter's, reused by the next wait on the same loop). */
+enum { QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, Q_NUV = QUV_SPARE };
+
+/* Upvalues of the methods: the engine, the Lua helpers (queue_setup), the
+** Future:await method.  The helpers, by index: */
+enum { UP_HELPERS = 2, UP_AWAIT = 3 };
+enum { H_PRIO_NEW = 1, H_PRIO_PUT, H_PRIO_GET, H_NEW_EVENT, H_GET_RUNNING_LOOP, H_N = H_GET_RUNNING_LOOP };
+
+/* A deque of futures: [head, tail] of its user value table; empty when
+** tail < head (then reset to 1, 0). */
+typedef struct {
+  lua_Integer head, tail;
+} waitq;
+
+typedef struct {
+  int kind;
+  int shutdown;
+  int maxsize_int;          /* maxsize was given as an integer... */
+  lua_Integer maxsize_given; /* ...this one (q.maxsize shows it) */
+  int has_spare;            /* QUV_SPARE holds a pending future, unused */
+  lua_Number maxsize;       /* <= 0: unbounded */
+  lua_Integer n;            /* items */
+  lua_Integer head;         /* FIFO: index of the first item */
+  lua_Integer unfinished;   /* items put and not yet marked done */
+  waitq getters, putters;
+} ta_queue;
+
+/* Function names for messages, per kind. */
+#define QNAMES(m) {"Queue:" m, "LifoQueue:" m, "PriorityQueue:" m}
+static const char *const kind_name[QK_N] = {"Queue", "LifoQueue", "PriorityQueue"};
+static const char *const fn_put[QK_N] = QNAMES("put");
+static const char *const fn_get[QK_N] = QNAMES("get");
+static const char *const fn_put_nowait[QK_N] = QNAMES("put_nowait");
+static const char *const fn_get_nowait[QK_N] = QNAMES("get_nowait");
+static const char *const fn_task_done[QK_N] = QNAMES("task_done");
+static const char *const fn_join[QK_N] = QNAMES("join");
+
+/* self, checked by cached metatable pointers; fname names the method of
+** Queue (the methods are shared by the three kinds). */
+static ta_queue *checkqueue(lua_State *L, const char *fname) {
+  ta_engine *E = ta_upengine(L);
+  const void *mt = ta_udata_mt(L, 1);
+  if (mt != NULL)
+    for (int k = 0; k < QK_N; k++)
+      if (mt == E->mt[queue_mt[k]]) return (ta_queue *)lua_touserdata(L, 1);
+  luaL_error(L, "bad argument #1 to '%s' (Queue expected, got %s)", fname, luaL_typename(L, 1));
+  return NULL;
+}
+
+static int is_full(const ta_queue *q) {
+  return q->maxsize > 0 && (lua_Number)q->n >= q->maxsize;
+}
+
+/* Calls the Lua helper h with the top nargs values (popped); nres results. */
+static void call_helper(lua_State *L, int h, int nargs, int nres) {
+  lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), h);
+  lua_insert(L, -nargs - 1);
+  lua_call(L, nargs, nres);
+}
+
+/* Calls method `name` of the Event of the queue at 1. */
+static void finished_event(lua_State *L, const char *name) {
+  lua_getiuservalue(L, 1, QUV_FINISHED);
+  lua_getfield(L, -1, name);
+  lua_insert(L, -2);
+  lua_call(L, 1, 0);
+}
+
+/* ---- deques of waiting futures ---- */
+
+/* Appends the future on top (popped) to the deque in user value uv. */
+static void waitq_push(lua_State *L, waitq *w, int uv) {
+  lua_getiuservalue(L, 1, uv);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, ++w->tail);
+  lua_pop(L, 1);
+}
+
+/* Wakes the first waiter that is still pending (CPython's _wakeup_next),
+** or every one (shutdown). */
+static void waitq_wake(lua_State *L, waitq *w, int uv, int all) {
+  int t;
+  if (w->tail < w->head) return;
+  lua_getiuservalue(L, 1, uv);
+  t = lua_gettop(L);
+  while (w->head <= w->tail) {
+    ta_future *f;
+    lua_rawgeti(L, t, w->head);
+    lua_pushnil(L);
+    lua_rawseti(L, t, w->head++);
+    f = (ta_future *)lua_touserdata(L, -1);
+    if (f->state == TA_FUT_PENDING) {
+      lua_pushboolean(L, 1);
+      ta_future_settle(L, -2, 1);
+      if (!all) {
+        lua_pop(L, 1);
+        break;
+      }
+    }
+    lua_pop(L, 1);
+  }
+  if (w->tail < w->head) w->head = 1, w->tail = 0;
+  lua_pop(L, 1);
+}
+
+/* Takes the future at fidx out of the deque (a waiter that gave up). */
+static void waitq_remove(lua_State *L, waitq *w, int uv, int fidx) {
+  int t;
+  lua_getiuservalue(L, 1, uv);
+  t = lua_gettop(L);
+  for (lua_Integer i = w->head; i <= w->tail; i++) {
+    int found;
+    lua_rawgeti(L, t, i);
+    found = lua_rawequal(L, -1, fidx);
+    lua_pop(L, 1);
+    if (!found) continue;
+    for (lua_Integer j = i; j < w->tail; j++) {
+      lua_rawgeti(L, t, j + 1);
+      lua_rawseti(L, t, j);
+    }
+    lua_pushnil(L);
+    lua_rawseti(L, t, w->tail--);
+    if (w->tail < w->head) w->head = 1, w->tail = 0;
+    break;
+  }
+  lua_pop(L, 1);
+}
+
+/* ---- storage ---- */
+
+/* Adds the item on top (popped): stored, counted, a getter woken; fname
+** (the method) names a PriorityQueue item that cannot be ordered. */
+static void do_put(lua_State *L, ta_queue *q, const char *fname) {
+  lua_getiuservalue(L, 1, QUV_ITEMS);
+  lua_insert(L, -2);
+  switch (q->kind) {
+  case QK_FIFO: lua_rawseti(L, -2, q->head + q->n); break;
+  case QK_LIFO: lua_rawseti(L, -2, q->n + 1); break;
+  default: /* prio_put(heap, n, item, fname) raises on a bad item, nothing changed */
+    lua_pushinteger(L, q->n);
+    lua_insert(L, -2);
+    lua_pushstring(L, fname);
+    call_helper(L, H_PRIO_PUT, 4, 0);
+    lua_pushnil(L); /* keep the stack shape of the other kinds */
+  }
+  lua_pop(L, 1);
+  q->n++;
+  if (q->unfinished++ == 0) finished_event(L, "clear");
+  waitq_wake(L, &q->getters, QUV_GETTERS, 0);
+}
+
+/* Removes the first item (q->n > 0) and pushes it; a putter is woken. */
+static void do_get(lua_State *L, ta_queue *q) {
+  lua_Integer at = q->kind == QK_FIFO ? q->head : q->n;
+  lua_getiuservalue(L, 1, QUV_ITEMS);
+  if (q->kind == QK_PRIORITY) {
+    lua_pushinteger(L, q->n);
+    call_helper(L, H_PRIO_GET, 2, 1);
+  } else {
+    lua_rawgeti(L, -1, at);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, at);
+    lua_replace(L, -2);
+    if (q->kind == QK_FIFO) q->head = q->n == 1 ? 1 : q->head + 1;
+  }
+  q->n--;
+  waitq_wake(L, &q->putters, QUV_PUTTERS, 0);
+}
+
+static int raise_shutdown(lua_State *L, const char *fname) {
+  return ta_error(L, "QueueShutDown", "%s: the queue is shut down", fname);
+}
+
+/* ---- waiting ---- */
+
+/* Pushes a pending future of the running loop (the spare one, or a new
+** one) and queues it in the deque. */
+static void new_waiter(lua_State *L, ta_queue *q, waitq *w, int uv) {
+  ta_loop *lp = ta_running_loop(L, ta_upengine(L));
+  if (q->has_spare && lua_getiuservalue(L, 1, QUV_SPARE) == LUA_TUSERDATA &&
+      ((ta_future *)lua_touserdata(L, -1))->loop == lp) {
+    q->has_spare = 0;
+  } else {
+    if (q->has_spare) lua_pop(L, 1);
+    if (!ta_push_running_loop(L, ta_upengine(L))) call_helper(L, H_GET_RUNNING_LOOP, 0, 1);
+    ta_future_push_new(L, -1);
+    lua_replace(L, -2);
+  }
+  lua_pushvalue(L, -1);
+  waitq_push(L, w, uv);
+}
+
+/* The wait on the future at fidx ended with its result: nobody else holds
+** that future, so it becomes the spare. */
+static void keep_spare(lua_State *L, ta_queue *q, int fidx) {
+  if (!ta_future_reuse(L, fidx)) return;
+  lua_pushvalue(L, fidx);
+  lua_setiuservalue(L, 1, QUV_SPARE);
+  q->has_spare = 1;
+}
+
+/* Task t (the caller, as ta_async_check found it) awaits the waiter on
+** top; k continues with ctx t.  The waiter goes to index 1, below the
+** queue: an asyncio Task suspends itself directly, and the loop finds the
+** future it awaits at index 1 of the suspended frame (see task_step in
+** future.c); anything else (a Trio task in allow_asyncio mode) calls
+** Future:await under lua_pcallk. */
+static int await_waiter(lua_State *L, ta_task *t, lua_KFunction k) {
+  lua_insert(L, 1);
+  if (ta_is_aio_task(t) && t->co == L) {
+    t->wait = lua_touserdata(L, 1);
+    return ta_task_yield(L, t, 0, k);
+  }
+  lua_pushvalue(L, lua_upvalueindex(UP_AWAIT));
+  lua_pushvalue(L, 1);
+  return k(L, lua_pcallk(L, 1, 0, 0, (lua_KContext)t, k), (lua_KContext)t);
+}
+
+/* In the continuation of await_waiter: the waiter goes back on top, above
+** [queue, (item), results or error]; true if the wait failed (the error
+** is then just below the waiter). */
+static int wait_failed(lua_State *L, int status, ta_task *t) {
+  int failed = (status != LUA_OK && status != LUA_YIELD) || t->resume_error;
+  t->resume_error = 0; /* set when the Task was resumed with an error */
+  lua_rotate(L, 1, -1);
+  return failed;
+}
+
+/* The wait failed: the waiter (on top, above the error) leaves the deque,
+** a wake-up it got but will not use goes to the next waiter (`usable`:
+** there is still what it was woken for), and the error is raised again. */
+static int give_up(lua_State *L, waitq *w, int uv, int (*usable)(const ta_queue *)) {
+  ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
+  int fidx = lua_gettop(L);
+  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
+  ta_future_cancel(L, fidx); /* in case it is not done yet */
+  waitq_remove(L, w, uv, fidx);
+  if (usable(q) && f->state != TA_FUT_CANCELLED) waitq_wake(L, w, uv, 0);
+  lua_settop(L, fidx - 1);
+  return lua_error(L);
+}
+
+static int has_items(const ta_queue *q) { return q->n > 0; }
+static int has_room(const ta_queue *q) { return !is_full(q); }
+
+/* The continuation of a put (`putting`) or get after its wait: a failed
+** wait gives up (raising), a woken one keeps its future as the spare; the
+** queue is left at 1 (and the item at 2) for another look. */
+static ta_queue *after_wait(lua_State *L, int status, ta_task *t, int putting) {
+  int failed = wait_failed(L, status, t);
+  ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
+  if (failed && putting) give_up(L, &q->putters, QUV_PUTTERS, has_room);
+  else if (failed) give_up(L, &q->getters, QUV_GETTERS, has_items);
+  keep_spare(L, q, lua_gettop(L));
+  lua_settop(L, putting ? 2 : 1);
+  return q;
+}
+
+/* get on [queue] */
+static int get_loop(lua_State *L, ta_queue *q, ta_task *t);
+
+static int get_k(lua_State *L, int status, lua_KContext ctx) {
+  return get_loop(L, after_wait(L, status, (ta_task *)ctx, 0), (ta_task *)ctx);
+}
+
+static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
+  if (q->n == 0) {
+    if (q->shutdown) return raise_shutdown(L, fn_get[q->kind]);
+    new_waiter(L, q, &q->getters, QUV_GETTERS);
+    return await_waiter(L, t, get_k);
+  }
+  do_get(L, q);
+  return 1;
+}
+
+/* get() -> item: waits for an item, then removes and returns it. */
+static int q_get(lua_State *L) {
+  ta_queue *q = checkqueue(L, fn_get[0]);
+  ta_task *t = ta_async_check(L, fn_get[q->kind], TA_ASYNCIO);
+  lua_settop(L, 1);
+  return get_loop(L, q, t);
+}
+
+/* put on [queue, item] */
+static int put_loop(lua_State *L, ta_queue *q, ta_task *t);
+
+static int put_k(lua_State *L, int status, lua_KContext ctx) {
+  return put_loop(L, after_wait(L, status, (ta_task *)ctx, 1), (ta_task *)ctx);
+}
+
+static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
+  if (q->shutdown) return raise_shutdown(L, fn_put[q->kind]);
+  if (is_full(q)) {
+    new_waiter(L, q, &q->putters, QUV_PUTTERS);
+    return await_waiter(L, t, put_k);
+  }
+  do_put(L, q, fn_put[q->kind]);
+  return 0;
+}
+
+/* put(item): waits for a free slot, then puts the item. */
+static int q_put(lua_State *L) {
+  ta_queue *q = checkqueue(L, fn_put[0]);
+  ta_task *t = ta_async_check(L, fn_put[q->kind], TA_ASYNCIO);
+  lua_settop(L, 2);
+  return put_loop(L, q, t);
+}
+
+/* put_nowait(item): raises asyncio.QueueFull when full. */
+static int q_put_nowait(lua_State *L) {
+  ta_queue *q = checkqueue(L, fn_put_nowait[0]);
+  const char *fname = fn_put_nowait[q->kind];
+  if (q->shutdown) return raise_shutdown(L, fname);
+  if (is_full(q)) return ta_error(L, "QueueFull", "%s: the queue is full", fname);
+  lua_settop(L, 2);
+  do_put(L, q, fname);
+  return 0;
+}
+
+/* get_nowait() -> item: raises asyncio.QueueEmpty when empty. */
+static int q_get_nowait(lua_State *L) {
+  ta_queue *q = checkqueue(L, fn_get_nowait[0]);
+  const char *fname = fn_get_nowait[q->kind];
+  if (q->n == 0) {
+    if (q->shutdown) return raise_shutdown(L, fname);
+    return ta_error(L, "QueueEmpty", "%s: the queue is empty", fname);
+  }
+  lua_settop(L, 1);
+  do_get(L, q);
+  return 1;
+}
+
+static int q_qsize(lua_State *L) {
+  lua_pushinteger(L, checkqueue(L, "Queue:qsize")->n);
+  return 1;
+}
+
+static int q_empty(lua_State *L) {
+  lua_pushboolean(L, checkqueue(L, "Queue:empty")->n == 0);
+  return 1;
+}
+
+static int q_full(lua_State *L) {
+  lua_pushboolean(L, is_full(checkqueue(L, "Queue:full")));
+  return 1;
+}
+
+/* task_done(): one item taken earlier has been processed. */
+static int q_task_done(lua_State *L) {
+  ta_queue *q = checkqueue(L, fn_task_done[0]);
+  if (q->unfinished <= 0)
+    return ta_error(L, "ValueError", "%s: task_done() called too many times", fn_task_done[q->kind]);
+  if (--q->unfinished == 0) finished_event(L, "set");
+  return 0;
+}
+
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L;
+  (void)status;
+  (void)ctx;
+  return 0;
+}
+
+/* join(): waits until every item put has been marked done. */
+static int q_join(lua_State *L) {
+  ta_queue *q = checkqueue(L, fn_join[0]);
+  ta_async_check(L, fn_join[q->kind], TA_ASYNCIO);
+  if (q->unfinished == 0) return 0;
+  lua_getiuservalue(L, 1, QUV_FINISHED);
+  lua_getfield(L, -1, "wait");
+  lua_insert(L, -2);
+  lua_callk(L, 1, 0, 0, join_k);
+  return 0;
+}
+
+/* shutdown([immediate]): puts raise asyncio.QueueShutDown from now on, and
+** gets too once the queue is empty; every blocked put and get wakes up (to
+** raise, or to take an item still there).  With `immediate` the items left
+** are dropped, each counting as done (which may end join()). */
+static int q_shutdown(lua_State *L) {
+  ta_queue *q = checkqueue(L, "Queue:shutdown");
+  q->shutdown = 1;
+  if (lua_toboolean(L, 2)) {
+    lua_settop(L, 1);
+    while (q->n > 0) {
+      do_get(L, q);
+      lua_pop(L, 1);
+      if (q->unfinished > 0) q->unfinished--;
+    }
+    if (q->unfinished == 0) finished_event(L, "set");
+  }
+  waitq_wake(L, &q->getters, QUV_GETTERS, 1);
+  waitq_wake(L, &q->putters, QUV_PUTTERS, 1);
+  return 0;
+}
+
+static void push_maxsize(lua_State *L, const ta_queue *q) {
+  if (q->maxsize_int) lua_pushinteger(L, q->maxsize_given);
+  else lua_pushnumber(L, q->maxsize);
+}
+
+static int q_tostring(lua_State *L) {
+  ta_queue *q = checkqueue(L, "Queue:__tostring");
+  push_maxsize(L, q);
+  lua_pushfstring(L, "%s (maxsize:%s, qsize:%I, getters:%I, putters:%I, unfinished:%I%s)",
+                  kind_name[q->kind], luaL_tolstring(L, -1, NULL), (LUAI_UACINT)q->n,
+                  (LUAI_UACINT)(q->getters.tail - q->getters.head + 1),
+                  (LUAI_UACINT)(q->putters.tail - q->putters.head + 1),
+                  (LUAI_UACINT)q->unfinished, q->shutdown ? ", shutdown" : "");
+  return 1;
+}
+
+/* __index: the methods (upvalue 1), then the field maxsize. */
+static int q_index(lua_State *L) {
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "maxsize") == 0)
+    push_maxsize(L, (ta_queue *)lua_touserdata(L, 1)); /* a queue: its metatable called */
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+/* queue_new(kind, maxsize) -> a new queue; kind 0 FIFO, 1 LIFO, 2 priority. */
+static int l_queue_new(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  lua_Integer kind = luaL_checkinteger(L, 1);
+  int t = lua_type(L, 2);
+  ta_queue *q;
+  luaL_argcheck(L, kind >= 0 && kind < QK_N, 1, "queue kind expected");
+  if (t != LUA_TNIL && (t != LUA_TNUMBER || lua_tonumber(L, 2) != lua_tonumber(L, 2)))
+    return luaL_error(L, "bad argument #1 to '%s' (number expected for maxsize, got %s)",
+                      kind_name[kind], t == LUA_TNUMBER ? "NaN" : lua_typename(L, t));
+  q = (ta_queue *)lua_newuserdatauv(L, sizeof *q, Q_NUV);
+  memset(q, 0, sizeof *q);
+  q->kind = (int)kind;
+  q->maxsize_int = t == LUA_TNIL || lua_isinteger(L, 2);
+  q->maxsize_given = t == LUA_TNIL ? 0 : lua_tointeger(L, 2);
+  q->maxsize = t == LUA_TNIL ? 0 : lua_tonumber(L, 2);
+  q->head = 1;
+  q->getters.head = q->putters.head = 1;
+  ta_setmetatable(L, E, queue_mt[kind]);
+  if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
+  else lua_newtable(L);
+  lua_setiuservalue(L, -2, QUV_ITEMS);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, QUV_GETTERS);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, QUV_PUTTERS);
+  call_helper(L, H_NEW_EVENT, 0, 1);
+  lua_getfield(L, -1, "set");
+  lua_pushvalue(L, -2);
+  lua_call(L, 1, 0); /* nothing unfinished yet */
+  lua_setiuservalue(L, -2, QUV_FINISHED);
+  return 1;
+}
+
+/* queue_setup{prio_new, prio_put, prio_get, new_event, get_running_loop}:
+** the Lua helpers the queues call. */
+static int l_queue_setup(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  for (int i = 1; i <= H_N; i++) {
+    luaL_argcheck(L, lua_rawgeti(L, 1, i) == LUA_TFUNCTION, 1, "helper functions expected");
+    lua_rawseti(L, lua_upvalueindex(UP_HELPERS), i);
+  }
+  return 0;
+}
+
+static const luaL_Reg queue_methods[] = {
+  {"put", q_put},
+  {"get", q_get},
+  {"put_nowait", q_put_nowait},
+  {"get_nowait", q_get_nowait},
+  {"qsize", q_qsize},
+  {"empty", q_empty},
+  {"full", q_full},
+  {"task_done", q_task_done},
+  {"join", q_join},
+  {"shutdown", q_shutdown},
+  {NULL, NULL}
+};
+
+static const luaL_Reg queue_funcs[] = {
+  {"queue_new", l_queue_new},
+  {"queue_setup", l_queue_setup},
+  {NULL, NULL}
+};
+
+/* Three classes sharing one method table; every function has the engine,
+** the helpers table and Future:await as upvalues 1-3 (ta_open_future ran
+** before: the await method comes from the Future class). */
+int ta_open_queue(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
+  int engine = lua_gettop(L), helpers, methods;
+  lua_newtable(L);
+  helpers = lua_gettop(L);
+  luaL_getmetatable(L, "trio_asyncio.Future");
+  lua_getfield(L, -1, "__index");
+  lua_getfield(L, -1, "await");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  lua_newtable(L);
+  methods = lua_gettop(L);
+  lua_pushvalue(L, engine);
+  lua_pushvalue(L, helpers);
+  lua_pushvalue(L, helpers + 1);
+  luaL_setfuncs(L, queue_methods, 3);
+  for (int k = 0; k < QK_N; k++) {
+    lua_pushfstring(L, "trio_asyncio.%s", kind_name[k]);
+    luaL_newmetatable(L, lua_tostring(L, -1));
+    lua_pushvalue(L, methods);
+    lua_pushcclosure(L, q_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, engine);
+    lua_pushvalue(L, helpers);
+    lua_pushvalue(L, helpers + 1);
+    lua_pushcclosure(L, q_tostring, 3);
+    lua_setfield(L, -2, "__tostring");
+    ta_cache_metatable(L, E, queue_mt[k]);
+    lua_pop(L, 2);
+  }
+  lua_pushvalue(L, engine - 1); /* the module table */
+  lua_pushvalue(L, engine);
+  lua_pushvalue(L, helpers);
+  lua_pushvalue(L, helpers + 1);
+  luaL_setfuncs(L, queue_funcs, 3);
+  lua_settop(L, engine);
+  return 0;
+}
