@@ -843,6 +843,7 @@ package.loaded["trio.testing"] = trio.testing -- require "trio.testing" gives al
 -- networking: trio.socket, streams and their testing tools
 trio.socket = require "trio.socket"
 require "trio.streams"(trio)
+require "trio.ssl"(trio) -- SSLStream and the TLS-over-TCP helpers
 require "trio.testing_streams"(trio, trio.testing)
 
 return trio
