@@ -484,14 +484,18 @@ static int obj_write(lua_State *L) {
 }
 
 /* obj:read(max) -> data, or nil, "want_read" | "closed" (the peer's
-** close_notify).  Reads as many records as are already here, up to max.
-** The plaintext buffer is cleansed once copied into the Lua string. */
+** close_notify).  Reads as many records as are already here, up to max:
+** plaintext is never longer than the bytes fed, which bounds the buffer.
+** The buffer is cleansed once copied into the Lua string. */
 static int obj_read(lua_State *L) {
   tls_obj *o = check_obj(L);
   lua_Integer max = luaL_checkinteger(L, 2);
   luaL_argcheck(L, max >= 1, 2, "max_bytes must be >= 1");
-  size_t cap = (size_t)max, got = 0;
-  char *buf = (char *)lua_newuserdatauv(L, cap, 0);
+  char small[16384];
+  size_t avail = (size_t)SSL_pending(o->ssl) + BIO_ctrl_pending(o->in);
+  size_t cap = avail < (size_t)max ? avail : (size_t)max, got = 0;
+  if (cap == 0) cap = 1; /* nothing here: SSL_read says why */
+  char *buf = cap <= sizeof small ? small : (char *)lua_newuserdatauv(L, cap, 0);
   int last = 1;
   ERR_clear_error();
   while (got < cap) {
