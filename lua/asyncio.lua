@@ -631,6 +631,7 @@ for k, v in pairs(require "asyncio.queues") do asyncio[k] = v end
 -- networking: the socket module is trio.socket's
 asyncio.socket = trio.socket
 require "asyncio.net"(asyncio, Loop)
+require "asyncio.sslproto"(asyncio, Loop) -- ssl=, start_tls
 require "asyncio.streams"(asyncio, Loop)
 
 return asyncio

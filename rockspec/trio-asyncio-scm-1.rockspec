@@ -79,6 +79,7 @@ build = {
       ["asyncio.net"] = "lua/asyncio/net.lua",
       ["asyncio.streams"] = "lua/asyncio/streams.lua",
       ["asyncio.queues"] = "lua/asyncio/queues.lua",
+      ["asyncio.sslproto"] = "lua/asyncio/sslproto.lua",
       ["asyncio.subprocess"] = "lua/asyncio/subprocess.lua",
       ["asyncio.system"] = "lua/asyncio/system.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",

@@ -95,6 +95,12 @@ static void push_ssl_error(lua_State *L, SSL *ssl, const char *what, const char 
   const char *lib = e != 0 ? library_name(e) : "SSL";
   if (verify != X509_V_OK) {
     const char *vmsg = X509_verify_cert_error_string(verify);
+    const char *host = verify == X509_V_ERR_HOSTNAME_MISMATCH
+                           ? X509_VERIFY_PARAM_get0_host(SSL_get0_param(ssl), 0) : NULL;
+    if (host != NULL)  /* Python's wording */
+      vmsg = lua_pushfstring(L, "Hostname mismatch, certificate is not valid for '%s'.", host);
+    else if (verify == X509_V_ERR_IP_ADDRESS_MISMATCH)
+      vmsg = "IP address mismatch, certificate is not valid for the address asked for.";
     lua_pushfstring(L, "%s: [%s: %s] %s: %s", what, lib, lua_tostring(L, reason), text, vmsg);
     ta_push_error(L, ta_engine_get(L), "SSLCertVerificationError", lua_tostring(L, -1));
     if (lua_istable(L, -1)) {

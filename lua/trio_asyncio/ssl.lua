@@ -155,6 +155,32 @@ function methods:_wrap(server_side, server_hostname, fname)
   return self._ctx:wrap(server_side, server_hostname, self._check_hostname)
 end
 
+-- -------------------------------------------------------------------
+-- SSLObject: what asyncio's get_extra_info("ssl_object") returns (Python's
+-- ssl.SSLObject, for looking at the connection).
+
+local SSLObject = { __name = "trio_asyncio.ssl.SSLObject" }
+SSLObject.__index = SSLObject
+
+--- An SSLObject over a TLS object of the core.
+function M._object(tls, context, server_side, server_hostname)
+  return setmetatable({ _tls = tls, context = context, server_side = server_side,
+    server_hostname = server_hostname }, SSLObject)
+end
+
+--- obj:getpeercert([binary_form]): as trio.SSLStream's
+function SSLObject:getpeercert(binary_form) return self._tls:getpeercert(binary_form) end
+--- obj:version() -> "TLSv1.3" (nil before the handshake)
+function SSLObject:version() return self._tls:version() end
+--- obj:cipher() -> name, protocol, bits
+function SSLObject:cipher() return self._tls:cipher() end
+--- obj:selected_alpn_protocol() -> the protocol agreed, or nil
+function SSLObject:selected_alpn_protocol() return self._tls:selected_alpn_protocol() end
+
+function SSLObject:__tostring()
+  return ("trio_asyncio.ssl.SSLObject (%s)"):format(self.server_side and "server" or "client")
+end
+
 --- True for an SSLContext.
 function M.is_context(v) return getmetatable(v) == SSLContext end
 
