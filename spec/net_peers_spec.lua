@@ -10,33 +10,7 @@ local net = require "support_net"
 
 local LIMIT = 10
 
---- Starts `cmd` in the background; returns a handle whose wait() (either
--- flavor's sleep, given as `sleep`) returns exit status, output.
-local function background(cmd)
-  local out, status = os.tmpname(), os.tmpname()
-  os.remove(status)
-  os.execute(("((%s) >%s 2>&1; echo $? >%s.tmp; mv %s.tmp %s) </dev/null &")
-    :format(cmd, out, status, status, status))
-  local h = {}
-  function h.wait(sleep)
-    for _ = 1, LIMIT * 50 do
-      local f = io.open(status)
-      if f then
-        local code = tonumber(f:read("a"))
-        f:close()
-        local o = io.open(out)
-        local text = o:read("a")
-        o:close()
-        os.remove(out)
-        os.remove(status)
-        return code, text
-      end
-      sleep(0.02)
-    end
-    error("background command did not finish: " .. cmd)
-  end
-  return h
-end
+local background = net.background
 
 --- Reads lines from a Trio stream.
 local function line_reader(stream)

@@ -4,6 +4,7 @@
 -- install(asyncio, Loop).
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
+local ssl = require "trio_asyncio.ssl"
 
 local DEFAULT_LIMIT = 65536
 
@@ -373,6 +374,9 @@ return function(asyncio)
   -- (async): upgrades the connection to TLS (a server's writer takes the
   -- server side); reader and writer then go through the TLS transport
   function StreamWriter:start_tls(ssl_context, opts)
+    if not ssl.is_context(ssl_context) then
+      argerror(1, "start_tls", "trio_asyncio.ssl.SSLContext expected, got " .. type(ssl_context))
+    end
     opts = errors.check_opts(opts, 2, "start_tls", { server_hostname = true, ssl_handshake_timeout = true })
     check_aio("StreamWriter:start_tls")
     self:drain()
