@@ -74,7 +74,7 @@ return function(asyncio, Loop)
 
   function SSLProtocol:_do_handshake()
     local ok, status = pcall(self._tls.handshake, self._tls)
-    if ok then self:_flush() end
+    self:_flush() -- on a failure: the alert that tells the peer why
     if not ok then return self:_handshake_failed(status) end
     if status == "closed" then return self:_handshake_failed(connection_reset("SSL handshake: the peer closed TLS")) end
     if status == "done" then self:_handshake_done() end

@@ -89,6 +89,15 @@ return function(trio)
     self._inner_recv_count = self._inner_recv_count + 1
   end
 
+  -- After a failed step, the alert OpenSSL wrote tells the peer why (a
+  -- best effort: not when another task is sending, errors ignored).
+  local function send_alert(self)
+    local alert = self._tls:take_outgoing()
+    if alert ~= "" and not self._inner_send_lock:locked() then
+      pcall(with_lock, self._inner_send_lock, self.transport_stream.send_all, self.transport_stream, alert)
+    end
+  end
+
   -- Trio's _retry: runs step until it finishes, moving bytes as it asks.
   local function retry(self, step, arg, ignore_want_read, is_handshake)
     lowlevel.checkpoint_if_cancelled()
@@ -100,6 +109,7 @@ return function(trio)
       if not ok then
         if SSLError:is(done) then
           self._state = "broken"
+          send_alert(self)
           error(BrokenResourceError { message = "TLS failed: " .. done.message, cause = done }, 0)
         end
         error(done, 0)
