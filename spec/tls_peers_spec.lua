@@ -208,8 +208,8 @@ describe("curl", function()
           writer:close()
         end, "127.0.0.1", 0, { ssl = server_ctx })
         local port = server.sockets[1]:getsockname()[2]
-        local curl = net.background(("curl -sS --max-time %d --cacert %s --resolve localhost:%d:127.0.0.1 https://localhost:%d/page")
-          :format(LIMIT, c.ca, port, port), LIMIT + 1)
+        local curl = net.background(("curl -sS --max-time %d --cacert %s --resolve localhost:%d:127.0.0.1 "
+          .. "https://localhost:%d/page"):format(LIMIT, c.ca, port, port), LIMIT + 1)
         code, out = curl.wait(asyncio.sleep)
         server:close()
         server:wait_closed()

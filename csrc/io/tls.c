@@ -183,7 +183,7 @@ static int l_tls_context(lua_State *L) {
   SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION
                                   | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_mode(c->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
   SSL_CTX_set_alpn_select_cb(c->ctx, select_alpn, c);
   return 1;
