@@ -32,6 +32,7 @@ return function(asyncio, Loop)
 
   local SSLTransport = { __name = "asyncio.SSLTransport" }
   SSLTransport.__index = SSLTransport
+  asyncio._SSLTransport = SSLTransport
 
   local function connection_reset(message)
     return errors.ConnectionResetError { message = message, code = "ECONNRESET", errno = 104 }

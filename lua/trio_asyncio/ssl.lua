@@ -30,7 +30,6 @@ local VERIFY_MODES = { none = true, optional = true, required = true }
 local PURPOSES = { client = true, server = true }
 
 local SSLContext = { __name = "trio_asyncio.ssl.SSLContext" }
-local methods = {}
 
 local function check_context(self, fname)
   if getmetatable(self) ~= SSLContext then argerror(0, fname, "SSLContext expected") end
@@ -39,7 +38,7 @@ end
 SSLContext.__index = function(self, key)
   if key == "verify_mode" then return rawget(self, "_verify_mode") end
   if key == "check_hostname" then return rawget(self, "_check_hostname") end
-  return methods[key]
+  return SSLContext[key]
 end
 
 local function set_verify_mode(self, mode)
@@ -93,7 +92,7 @@ end
 
 --- ctx:load_cert_chain(certfile [, keyfile [, password]]): our certificate
 -- chain and private key (PEM files; keyfile nil: the key is in certfile).
-function methods:load_cert_chain(certfile, keyfile, password)
+function SSLContext:load_cert_chain(certfile, keyfile, password)
   check_context(self, "load_cert_chain")
   if type(certfile) ~= "string" then argerror(1, "load_cert_chain", "certfile: path string expected") end
   if keyfile ~= nil and type(keyfile) ~= "string" then argerror(2, "load_cert_chain", "keyfile: path string expected") end
@@ -104,7 +103,7 @@ end
 --- ctx:load_verify_locations(cafile [, capath [, cadata]]), or with one
 -- table {cafile=, capath=, cadata=}: CAs to trust (PEM file, hashed
 -- directory, PEM text).
-function methods:load_verify_locations(cafile, capath, cadata)
+function SSLContext:load_verify_locations(cafile, capath, cadata)
   check_context(self, "load_verify_locations")
   if type(cafile) == "table" then
     local opts = errors.check_opts(cafile, 1, "load_verify_locations",
@@ -123,20 +122,20 @@ function methods:load_verify_locations(cafile, capath, cadata)
 end
 
 --- ctx:load_default_certs(): trust the system's CAs.
-function methods:load_default_certs()
+function SSLContext:load_default_certs()
   check_context(self, "load_default_certs")
   self._ctx:set_default_verify_paths()
 end
 
 --- ctx:set_alpn_protocols(list): {"h2", "http/1.1"}, most preferred first.
-function methods:set_alpn_protocols(list)
+function SSLContext:set_alpn_protocols(list)
   check_context(self, "set_alpn_protocols")
   if type(list) ~= "table" then argerror(1, "set_alpn_protocols", "list of strings expected") end
   self._ctx:set_alpn_protocols(list)
 end
 
 --- ctx:set_ciphers(spec): OpenSSL's cipher list (for TLS 1.2).
-function methods:set_ciphers(spec)
+function SSLContext:set_ciphers(spec)
   check_context(self, "set_ciphers")
   if type(spec) ~= "string" then argerror(1, "set_ciphers", "string expected") end
   self._ctx:set_ciphers(spec)
@@ -145,7 +144,7 @@ end
 --- ctx:_wrap(server_side, server_hostname, fname) -> a TLS object of the
 -- C core (csrc/io/tls.c), for trio.SSLStream and asyncio's transports.
 -- fname names the public function in argument errors.
-function methods:_wrap(server_side, server_hostname, fname)
+function SSLContext:_wrap(server_side, server_hostname, fname)
   if server_hostname ~= nil and type(server_hostname) ~= "string" then
     argerror(2, fname, "server_hostname: string expected, got " .. type(server_hostname))
   end
