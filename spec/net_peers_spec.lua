@@ -48,13 +48,7 @@ local function http_response(body, keep_alive)
     :format(#body, keep_alive and "keep-alive" or "close", body)
 end
 
-local function have(cmd)
-  if not net.have(cmd) then
-    pending(cmd .. " is not installed (scripts/deps.sh installs it)")
-    return false
-  end
-  return true
-end
+local function have(cmd) return net.need(cmd, pending) end
 
 describe("curl", function()
   it("against an HTTP/1.1 server on trio.serve_tcp, two requests on one kept-alive connection", function()

@@ -81,6 +81,14 @@ function M.background(cmd, limit)
   return h
 end
 
+--- In a busted test: true if cmd is installed, else marks the test
+-- pending (with busted's `pending`, passed in) and returns false.
+function M.need(cmd, pending)
+  if M.have(cmd) then return true end
+  pending(cmd .. " is not installed (scripts/deps.sh installs it)")
+  return false
+end
+
 --- Runs a Lua script in a child lua5.4 with the module paths of this
 -- checkout; returns its exit status and output (stdout and stderr).
 function M.run_lua(script, shell_prefix)

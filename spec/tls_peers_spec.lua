@@ -13,13 +13,7 @@ local tls = require "support_tls"
 local LIMIT = 10
 local PYTHON = "/usr/bin/python3"
 
-local function have(cmd)
-  if not net.have(cmd) then
-    pending(cmd .. " is not installed (scripts/deps.sh installs it)")
-    return false
-  end
-  return true
-end
+local function have(cmd) return net.need(cmd, pending) end
 
 -- A port free at the time of asking.
 local function free_port()

@@ -426,26 +426,21 @@ static int obj_feed_eof(lua_State *L) {
   return 0;
 }
 
-/* obj:take_outgoing() -> the bytes to send to the peer ("" if none). */
-static int obj_take_outgoing(lua_State *L) {
-  tls_obj *o = check_obj(L);
+/* Pushes what the memory BIO b holds, and empties it. */
+static int push_drained(lua_State *L, BIO *b) {
   char *p;
-  long n = BIO_get_mem_data(o->out, &p);
+  long n = BIO_get_mem_data(b, &p);
   lua_pushlstring(L, n > 0 ? p : "", n > 0 ? (size_t)n : 0);
-  (void)BIO_reset(o->out);
+  (void)BIO_reset(b);
   return 1;
 }
 
+/* obj:take_outgoing() -> the bytes to send to the peer ("" if none). */
+static int obj_take_outgoing(lua_State *L) { return push_drained(L, check_obj(L)->out); }
+
 /* obj:take_incoming() -> the bytes fed but not read by TLS (after the
 ** peer's close_notify: what unwrap hands back). */
-static int obj_take_incoming(lua_State *L) {
-  tls_obj *o = check_obj(L);
-  char *p;
-  long n = BIO_get_mem_data(o->in, &p);
-  lua_pushlstring(L, n > 0 ? p : "", n > 0 ? (size_t)n : 0);
-  (void)BIO_reset(o->in);
-  return 1;
-}
+static int obj_take_incoming(lua_State *L) { return push_drained(L, check_obj(L)->in); }
 
 /* The result of an SSL call that returned ret: pushes "done" or
 ** "want_read", or raises the SSLError of the step `what`. */
