@@ -74,7 +74,7 @@ describe("trio_asyncio.ssl contexts", function()
     assert.equal("optional", ctx.verify_mode)
     assert_has(errof(function() ctx.verify_mode = "sometimes" end), "\"none\", \"optional\" or \"required\" expected")
     assert_has(errof(function() ctx.check_hostname = 1 end), "boolean expected")
-    assert_has(errof(function() ctx.verfy_mode = "none" end), "SSLContext has no field 'verfy_mode'")
+    assert_has(errof(function() ctx.verfy_mode = "none" end), "SSLContext has no field \"verfy_mode\"")
   end)
 
   it("bad arguments raise at once, naming the function", function()
@@ -92,6 +92,75 @@ describe("trio_asyncio.ssl contexts", function()
     assert_has(errof(trio.SSLStream, a, {}), "bad argument #2 to 'SSLStream'")
     assert_has(errof(trio.SSLStream, a, CLIENT_CTX), "check_hostname requires server_hostname")
     assert_has(errof(trio.SSLStream, a, CLIENT_CTX, { server_hostname = 1 }), "server_hostname: string expected")
+  end)
+
+  it("every argument of every TLS entry point: bad values give clean errors, never a crash or hang", function()
+    local VALUES = require("bad_input_cases").VALUES
+    local function clean(fname, ok, err)
+      if ok then return end
+      if type(err) == "table" then return end -- an error object (OSError, SSLError, Cancelled...)
+      assert(type(err) == "string" and (err:find("bad argument", 1, true) or err:find(fname, 1, true)),
+        fname .. ": unclean error: " .. tostring(err))
+    end
+    local ctx_methods = { load_cert_chain = 3, load_verify_locations = 3, set_alpn_protocols = 1, set_ciphers = 1 }
+    for _, v in ipairs(VALUES) do
+      for name, n in pairs(ctx_methods) do
+        for i = 1, n do
+          local args = { certs.cert, certs.key, nil }
+          args[i] = v[2]()
+          local ctx = ssl.create_default_context { purpose = "server" }
+          clean(name, pcall(ctx[name], ctx, table.unpack(args, 1, n)))
+        end
+      end
+      clean("create_default_context", pcall(ssl.create_default_context, v[2]()))
+      clean("create_default_context", pcall(ssl.create_default_context, { cafile = v[2]() }))
+      clean("SSLContext", pcall(ssl.SSLContext, v[2]()))
+    end
+    trio_run(function()
+      local listener = trio.open_tcp_listeners(0, { host = "127.0.0.1" })[1]
+      local port = listener.socket:getsockname()[2]
+      local entry = {
+        { "SSLStream", function() return trio.testing.memory_stream_pair(), CLIENT_CTX, { server_hostname = "x" } end },
+        { "SSLListener", function() return listener, SERVER_CTX, {} end },
+        { "open_ssl_over_tcp_stream", function() return "127.0.0.1", port, { ssl_context = CLIENT_CTX } end },
+        { "open_ssl_over_tcp_listeners", function() return 0, SERVER_CTX, { host = "127.0.0.1" } end },
+        { "serve_ssl_over_tcp", function() return echo, 0, SERVER_CTX, { host = "127.0.0.1" } end },
+      }
+      for _, e in ipairs(entry) do
+        local fname = e[1]
+        for i = 1, select("#", e[2]()) do
+          for _, v in ipairs(VALUES) do
+            local args = table.pack(e[2]())
+            args[i] = v[2]()
+            local ok, r = pcall(trio.move_on_after, 0.05, trio[fname], table.unpack(args, 1, args.n))
+            clean(fname, ok, r)
+            if ok and fname == "open_ssl_over_tcp_listeners" then
+              for _, l in ipairs(select(2, pcall(trio[fname], table.unpack(args, 1, args.n))) or {}) do
+                pcall(l.close, l)
+              end
+            end
+          end
+        end
+      end
+      listener:close()
+    end)
+    aio_run(function()
+      local loop = asyncio.get_running_loop()
+      local server = asyncio.start_server(function() end, "127.0.0.1", 0)
+      local port = server.sockets[1]:getsockname()[2]
+      for i = 1, 4 do
+        for _, v in ipairs(VALUES) do
+          local transport = loop:create_connection(function() return {} end, "127.0.0.1", port)
+          local args = { transport, {}, CLIENT_CTX, { server_hostname = "localhost", ssl_handshake_timeout = 0.05 } }
+          args[i] = v[2]()
+          clean("start_tls", pcall(asyncio.wait_for, asyncio.create_task(function()
+            return loop:start_tls(table.unpack(args, 1, 4))
+          end), 0.5))
+          transport:abort()
+        end
+      end
+      server:close()
+    end)
   end)
 
   it("a missing certificate or CA file is a FileNotFoundError naming the file", function()

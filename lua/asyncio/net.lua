@@ -551,7 +551,7 @@ return function(asyncio, Loop)
     local v = opts.ssl
     if not (v == nil or v == false or ssl.is_context(v) or (client and v == true)) then
       argerror(n, fname, ("ssl: %strio_asyncio.ssl.SSLContext expected, got %s")
-        :format(client and "true or a " or "", tostring(v)))
+        :format(client and "true or a " or "", type(v) == "boolean" and tostring(v) or type(v)))
     end
     if opts.server_hostname ~= nil then
       if not v then error(ValueError(fname .. ": server_hostname is only meaningful with ssl"), 3) end

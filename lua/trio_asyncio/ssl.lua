@@ -26,6 +26,14 @@ local M = {
   OPENSSL_VERSION = core.openssl_version,
 }
 
+-- A user value in a message: strings quoted, numbers and booleans as
+-- they are, anything else by its type (its __tostring may fail).
+local function show(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
+  return type(v)
+end
+
 local VERIFY_MODES = { none = true, optional = true, required = true }
 local PURPOSES = { client = true, server = true }
 
@@ -44,7 +52,7 @@ end
 local function set_verify_mode(self, mode)
   if not VERIFY_MODES[mode] then
     error(("SSLContext.verify_mode: \"none\", \"optional\" or \"required\" expected, got %s")
-      :format(tostring(mode)), 3)
+      :format(show(mode)), 3)
   end
   if mode == "none" and self._check_hostname then
     error("SSLContext.verify_mode: cannot be \"none\" while check_hostname is on "
@@ -64,7 +72,7 @@ SSLContext.__newindex = function(self, key, value)
     rawset(self, "_check_hostname", value)
     if value and self._verify_mode == "none" then set_verify_mode(self, "required") end
   else
-    error(("SSLContext has no field '%s' to set"):format(tostring(key)), 2)
+    error(("SSLContext has no field %s to set"):format(show(key)), 2)
   end
 end
 
@@ -79,7 +87,7 @@ end
 function M.SSLContext(purpose)
   purpose = purpose or "client"
   if not PURPOSES[purpose] then
-    argerror(1, "SSLContext", "purpose: \"client\" or \"server\" expected, got " .. tostring(purpose))
+    argerror(1, "SSLContext", "purpose: \"client\" or \"server\" expected, got " .. show(purpose))
   end
   local self = setmetatable({}, SSLContext)
   rawset(self, "_ctx", core.tls_context())
@@ -192,7 +200,7 @@ function M.create_default_context(opts)
     { purpose = true, cafile = true, capath = true, cadata = true })
   local purpose = opts.purpose or "client"
   if not PURPOSES[purpose] then
-    argerror(1, "create_default_context", "purpose: \"client\" or \"server\" expected, got " .. tostring(purpose))
+    argerror(1, "create_default_context", "purpose: \"client\" or \"server\" expected, got " .. show(purpose))
   end
   local ctx = M.SSLContext(purpose)
   if opts.cafile or opts.capath or opts.cadata then
