@@ -754,15 +754,15 @@ return function(asyncio, Loop)
       else
         self:_attach()
         local pok, protocol = pcall(self._factory)
+        if pok and self._ssl then
+          pok, protocol = pcall(asyncio._new_ssl_protocol, self._loop, protocol, self._ssl,
+            { server_side = true, handshake_timeout = self._ssl_handshake_timeout })
+        end
         if not pok then
           conn:close()
           self:_detach()
           self._loop:call_exception_handler { message = "protocol factory failed", exception = protocol }
         else
-          if self._ssl then
-            protocol = asyncio._new_ssl_protocol(self._loop, protocol, self._ssl,
-              { server_side = true, handshake_timeout = self._ssl_handshake_timeout })
-          end
           local t = new_transport(self._loop, conn, protocol, nil)
           local lost = t._call_connection_lost
           t._call_connection_lost = function(tr, exc)
