@@ -349,6 +349,10 @@ describe("transports and protocols", function()
       assert.is_true(errors.ConnectionRefusedError:is(e))
       assert.equal("connect 127.0.0.1:1: connection refused", e.message)
       assert.is_true(errors.gaierror:is(errof(loop.create_connection, loop, f, "no-such-host.invalid", 80)))
+      -- dotted quads skip the lookup; what only looks like one still goes to getaddrinfo
+      assert.is_true(errors.gaierror:is(errof(loop.create_connection, loop, f, "300.1.1.1", 80)))
+      assert.is_true(errors.gaierror:is(errof(loop.create_connection, loop, f, "127.0.0.1", 80,
+        { family = asyncio.socket.AF_INET6 })))
     end)
   end)
 end)

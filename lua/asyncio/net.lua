@@ -625,10 +625,27 @@ return function(asyncio, Loop)
     happy_eyeballs_delay = true, family = true, proto = true, flags = true, limit = true,
     ssl_handshake_timeout = true }
 
+  -- A dotted-quad IPv4 address needs no lookup (asyncio's _ipaddr_info
+  -- skips getaddrinfo the same way): the address as getaddrinfo would
+  -- give it, or nil.
+  local function numeric_ipv4_target(host, port, opts)
+    if math.type(port) ~= "integer" or opts.flags ~= nil
+        or (opts.family ~= nil and opts.family ~= tsocket.AF_INET) then
+      return nil
+    end
+    local octets = { host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+    if #octets ~= 4 then return nil end
+    for _, o in ipairs(octets) do
+      if #o > 3 or tonumber(o) > 255 or (#o > 1 and o:sub(1, 1) == "0") then return nil end
+    end
+    return { family = tsocket.AF_INET, type = tsocket.SOCK_STREAM, proto = opts.proto or 0, addr = { host, port } }
+  end
+
   --- Tries the addresses in order; returns a connected socket or raises.
   local function connect_any(loop, host, port, opts, fname)
-    local infos = loop:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM, family = opts.family,
-      proto = opts.proto, flags = opts.flags })
+    local numeric = numeric_ipv4_target(host, port, opts)
+    local infos = numeric and { numeric } or loop:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM,
+      family = opts.family, proto = opts.proto, flags = opts.flags })
     if #infos == 0 then error(OSError(("%s: getaddrinfo() returned empty list"):format(fname)), 0) end
     local local_infos
     if opts.local_addr then
