@@ -11,13 +11,15 @@ BUILD    ?= build
 OPT      ?= -O2 -g
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-PKG_CFLAGS = $(shell pkg-config --cflags $(LUA_PKG) libuv 2>/dev/null)
+# OpenSSL (TLS, csrc/io/tls.c) comes through pkg-config too (Debian libssl-dev).
+SSL_LIBS   = $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
+PKG_CFLAGS = $(shell pkg-config --cflags $(LUA_PKG) libuv openssl 2>/dev/null)
 CFLAGS  += -std=c11 -Wall -Wextra -Werror -fPIC -D_GNU_SOURCE $(OPT) -Icsrc -Icsrc/include $(PKG_CFLAGS)
-LDLIBS  += -luv
+LDLIBS  += -luv $(SSL_LIBS)
 
 # C host programs (examples/host, spec/host) link the static library.
 HOST_CFLAGS = -std=gnu11 -Wall -Wextra -Werror $(OPT) -Icsrc/include $(PKG_CFLAGS)
-HOST_LDLIBS = $(shell pkg-config --libs $(LUA_PKG) libuv 2>/dev/null) -lm -lpthread
+HOST_LDLIBS = $(shell pkg-config --libs $(LUA_PKG) libuv 2>/dev/null) $(SSL_LIBS) -lm -lpthread
 
 # One folder per layer (docs/ARCHITECTURE.md); csrc/core.c opens them all.
 LAYERS   = engine io trio asyncio embed
@@ -76,7 +78,7 @@ $(BUILD)/trio-asyncio.pc: FORCE
 	  'Requires: $(LUA_PKG) libuv' \
 	  'Cflags: -I$${includedir}' \
 	  'Libs: -L$${libdir} -ltrio_asyncio' \
-	  'Libs.private: -lm -lpthread' > $@
+	  'Libs.private: -lssl -lcrypto -lm -lpthread' > $@
 
 # C hosts embedding the runtime: build/examples/host_uv, .../host_mainloop.
 examples: $(EXAMPLES)

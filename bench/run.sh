@@ -116,6 +116,18 @@ ROWS=(
 	"ours|W5m|asyncio, 9k idle connections|-|mem9000|$LUA bench/w5_idle_memory.lua asyncio"
 	"py|W5m|python uvloop, 9k idle connections|py:uvloop|mem9000|$PY bench/w5_idle_memory.py uvloop"
 
+	"ours|W10|trio SSLStream|-|run|$LUA bench/w10_tls.lua trio"
+	"ours|W10|asyncio streams ssl=|-|run|$LUA bench/w10_tls.lua asyncio"
+	"ours|W10|asyncio ssl= on open_loop|-|run|$LUA bench/w10_tls.lua bridged"
+	"py|W10|python trio SSLStream|py:trio|run|$PY $P/w10_tls.py trio"
+	"py|W10|python asyncio ssl=|-|run|$PY $P/w10_tls.py asyncio"
+	"py|W10|python uvloop ssl=|py:uvloop|run|$PY $P/w10_tls.py uvloop"
+	"ours|W10h|trio SSLStream|-|run|$LUA bench/w10_tls.lua trio 500 1"
+	"ours|W10h|asyncio streams ssl=|-|run|$LUA bench/w10_tls.lua asyncio 500 1"
+	"py|W10h|python trio SSLStream|py:trio|run|$PY $P/w10_tls.py trio 500 1"
+	"py|W10h|python asyncio ssl=|-|run|$PY $P/w10_tls.py asyncio 500 1"
+	"py|W10h|python uvloop ssl=|py:uvloop|run|$PY $P/w10_tls.py uvloop 500 1"
+
 	"ours|W6|aio_as_trio|-|run|$LUA bench/w6_cross.lua aio_as_trio"
 	"ours|W6|trio_as_aio|-|run|$LUA bench/w6_cross.lua trio_as_aio"
 	"py|W6|python trio-asyncio aio_as_trio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py aio_as_trio"

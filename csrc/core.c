@@ -15,7 +15,7 @@ static int (*const openers[])(lua_State *L) = {
   ta_open_run, ta_open_task,
   /* io (before the faces, which add to the socket class) */
   ta_open_sock, ta_open_dns, ta_open_ioreq, ta_open_thread, ta_open_fs, ta_open_signal,
-  ta_open_procpipe, ta_open_process,
+  ta_open_procpipe, ta_open_process, ta_open_tls,
   /* trio */
   ta_open_trio_run, ta_open_lowlevel, ta_open_scope, ta_open_nursery, ta_open_parking_lot,
   ta_open_channel, ta_open_time, ta_open_fdwait, ta_open_trio_socket, ta_open_trio_ioreq,

@@ -660,6 +660,7 @@ require("trio_asyncio.lazy").defer(function()
   -- networking: the socket module is trio.socket's
   asyncio.socket = trio.socket
   require "asyncio.net"(asyncio, Loop)
+  require "asyncio.sslproto"(asyncio, Loop) -- ssl=, start_tls
   require "asyncio.streams"(asyncio, Loop)
 end, asyncio, Loop)
 

@@ -847,6 +847,7 @@ require("trio_asyncio.lazy").defer(function()
   -- networking: trio.socket, streams and their testing tools
   trio.socket = require "trio.socket"
   require "trio.streams"(trio)
+  require "trio.ssl"(trio) -- SSLStream and the TLS-over-TCP helpers
   require "trio.testing_streams"(trio, trio.testing)
 end, trio, trio.testing, lowlevel)
 

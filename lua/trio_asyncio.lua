@@ -579,5 +579,6 @@ function TrioExecutor:shutdown() self._running = false end
 
 -- it, aio_test: asyncio test bodies in a run (lua/trio_asyncio/testing.lua)
 M.testing = require "trio_asyncio.testing"
+M.ssl = require "trio_asyncio.ssl"
 
 return M

@@ -33,8 +33,11 @@ dependencies = {
 }
 -- libuv is a system library, found as luv and cqueues find theirs
 -- (Debian: libuv1-dev); override with LIBUV_DIR / LIBUV_INCDIR / LIBUV_LIBDIR.
+-- OpenSSL likewise, as LuaSec and cqueues find it (Debian: libssl-dev);
+-- override with OPENSSL_DIR / OPENSSL_INCDIR / OPENSSL_LIBDIR.
 external_dependencies = {
    LIBUV = { header = "uv.h", library = "uv" },
+   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
 build = {
    type = "builtin",
@@ -47,16 +50,16 @@ build = {
            "csrc/io/ioreq.c", "csrc/io/oserror.c", "csrc/io/pipe.c", "csrc/io/poll.c",
            "csrc/io/process.c", "csrc/io/procpipe.c", "csrc/io/signal.c",
            "csrc/io/sock.c", "csrc/io/stream.c", "csrc/io/tcp.c", "csrc/io/thread.c",
-           "csrc/io/udp.c", "csrc/trio/channel.c", "csrc/trio/fdwait.c",
+           "csrc/io/tls.c", "csrc/io/udp.c", "csrc/trio/channel.c", "csrc/trio/fdwait.c",
            "csrc/trio/ioreq_wait.c", "csrc/trio/lowlevel.c", "csrc/trio/nursery.c",
            "csrc/trio/parking_lot.c", "csrc/trio/run.c", "csrc/trio/scope.c",
            "csrc/trio/socket.c", "csrc/trio/time.c", "csrc/asyncio/future.c", "csrc/asyncio/queue.c",
            "csrc/asyncio/ioreq_future.c", "csrc/asyncio/iowait.c", "csrc/asyncio/loop.c",
            "csrc/embed/embed.c", "csrc/core.c",
          },
-         incdirs = { "csrc/include", "csrc", "$(LIBUV_INCDIR)" },
-         libdirs = { "$(LIBUV_LIBDIR)" },
-         libraries = { "uv" },
+         incdirs = { "csrc/include", "csrc", "$(LIBUV_INCDIR)", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(LIBUV_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         libraries = { "uv", "ssl", "crypto" },
          defines = { "_GNU_SOURCE" },
       },
       trio = "lua/trio.lua",
@@ -65,6 +68,7 @@ build = {
       ["trio.process"] = "lua/trio/process.lua",
       ["trio.signals"] = "lua/trio/signals.lua",
       ["trio.socket"] = "lua/trio/socket.lua",
+      ["trio.ssl"] = "lua/trio/ssl.lua",
       ["trio.streams"] = "lua/trio/streams.lua",
       ["trio.sync"] = "lua/trio/sync.lua",
       ["trio.testing"] = "lua/trio/testing.lua",
@@ -75,12 +79,14 @@ build = {
       ["asyncio.net"] = "lua/asyncio/net.lua",
       ["asyncio.streams"] = "lua/asyncio/streams.lua",
       ["asyncio.queues"] = "lua/asyncio/queues.lua",
+      ["asyncio.sslproto"] = "lua/asyncio/sslproto.lua",
       ["asyncio.subprocess"] = "lua/asyncio/subprocess.lua",
       ["asyncio.system"] = "lua/asyncio/system.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",
       trio_asyncio = "lua/trio_asyncio.lua",
       ["trio_asyncio.lazy"] = "lua/trio_asyncio/lazy.lua",
       ["trio_asyncio.luasocket"] = "lua/trio_asyncio/luasocket.lua",
+      ["trio_asyncio.ssl"] = "lua/trio_asyncio/ssl.lua",
       ["trio_asyncio.testing"] = "lua/trio_asyncio/testing.lua",
       ["trio_asyncio.version"] = "lua/trio_asyncio/version.lua",
    },

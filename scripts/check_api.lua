@@ -149,6 +149,13 @@ trio.run(function()
   o["trio.StapledStream"] = trio.testing.memory_stream_pair()
   o["trio.testing.MemorySendStream"] = trio.testing.MemorySendStream()
   o["trio.testing.MemoryReceiveStream"] = trio.testing.MemoryReceiveStream()
+  -- TLS (a context with no certificate is enough to make the objects)
+  local ssl = require "trio_asyncio.ssl"
+  o["trio_asyncio.ssl.SSLContext"] = ssl.SSLContext("server")
+  o["trio.SSLStream"] = trio.SSLStream(trio.testing.memory_stream_pair(), o["trio_asyncio.ssl.SSLContext"],
+    { server_side = true, server_hostname = "x" })
+  o["trio.SSLListener"] = trio.SSLListener(o["trio.SocketListener"], o["trio_asyncio.ssl.SSLContext"])
+  o["trio_asyncio.ssl.SSLObject"] = ssl._object(o["trio.SSLStream"]._tls, o["trio_asyncio.ssl.SSLContext"], true, "x")
   probe_all(o)
   a:close()
   o["trio.SocketStream"]:close()
@@ -181,6 +188,7 @@ do
     o["asyncio.StreamReader"], o["asyncio.StreamWriter"] = reader, writer
     o["asyncio.StreamReaderProtocol"] = writer._protocol
     o["asyncio.Transport"] = writer.transport
+    o["asyncio.SSLTransport"] = setmetatable({}, { __index = asyncio._SSLTransport })
     o["asyncio.DatagramTransport"] = loop:create_datagram_endpoint(function() return {} end,
       { local_addr = { "127.0.0.1", 0 } })
     probe_all(o)
@@ -237,6 +245,8 @@ local TYPES = {
   ["asyncio.Server"] = {}, ["asyncio.StreamReader"] = {}, ["asyncio.StreamWriter"] = {},
   ["asyncio.StreamReaderProtocol"] = {}, ["asyncio.Transport"] = {}, ["asyncio.DatagramTransport"] = {},
   ["asyncio.Queue"] = {}, ["asyncio.LifoQueue"] = { parent = "asyncio.Queue" },
+  ["trio.SSLStream"] = {}, ["trio.SSLListener"] = {}, ["trio_asyncio.ssl.SSLContext"] = {},
+  ["trio_asyncio.ssl.SSLObject"] = {}, ["asyncio.SSLTransport"] = { parent = "asyncio.Transport" },
   ["asyncio.PriorityQueue"] = { parent = "asyncio.Queue" },
   -- every error object; and what ExceptionGroup adds
   ["trio_asyncio.Error"] = {}, ["trio.ExceptionGroup"] = { parent = "trio_asyncio.Error" },

@@ -37,6 +37,8 @@ need pkg-config   has_cmd pkg-config
 need lua5.4       has_cmd lua5.4
 need liblua5.4-dev has_lib lua5.4 lua5.4/lua.h
 need libuv1-dev   has_lib libuv uv.h
+# TLS (csrc/io/tls.c) is built on OpenSSL.
+need libssl-dev   has_lib openssl openssl/ssl.h
 need lua-busted   has_busted
 # specs count open fds and walk temp dirs with lfs (also a dependency of busted).
 need lua-filesystem has_lua_module lfs
@@ -49,6 +51,8 @@ need lua-socket   has_lua_module socket.http
 need curl           has_cmd curl
 need netcat-openbsd has_cmd nc
 need python3        has_cmd python3
+# spec/tls_peers_spec.lua makes its certificates and talks to s_server/s_client.
+need openssl        has_cmd openssl
 for p in ${extra[@]+"${extra[@]}"}; do
   case $p in
     luacheck) need lua-check has_cmd luacheck ;;

@@ -59,7 +59,7 @@ describe("docs/API.md examples", function()
       f:close()
       local san = read(build .. "/libtrio_asyncio.a"):find("__asan_", 1, true) and "-fsanitize=address,undefined" or ""
       local out = sh(("cc -std=gnu11 -Wall -Werror -Icsrc/include $(pkg-config --cflags lua5.4 libuv) %s %s/host.c "
-        .. "%s/libtrio_asyncio.a $(pkg-config --libs lua5.4 libuv) -lm -lpthread -o %s/host && timeout 30 %s/host")
+        .. "%s/libtrio_asyncio.a $(pkg-config --libs lua5.4 libuv openssl) -lm -lpthread -o %s/host && timeout 30 %s/host")
         :format(san, dir, build, dir, dir))
       os.execute("rm -rf " .. dir)
       assert.is_truthy(out:find("guest run ended:\ttrue\tdone", 1, true), out)

@@ -186,6 +186,12 @@ describe("bad input", function()
       "trio.testing.memory_stream_pump",
       "trio.testing.open_stream_to_socket_listener",
     } do ignore[name] = true end
+    -- TLS too (spec/tls_spec.lua, "every argument of every TLS entry point"):
+    -- a valid call there makes connections and handshakes.
+    for _, name in ipairs {
+      "Loop:start_tls", "trio.SSLListener", "trio.SSLStream", "trio.open_ssl_over_tcp_listeners",
+      "trio.open_ssl_over_tcp_stream", "trio.serve_ssl_over_tcp",
+    } do ignore[name] = true end
     -- Processes, signals and TrioExecutor too (spec/process_spec.lua,
     -- spec/signals_spec.lua, spec/threads_spec.lua): a valid call there
     -- spawns a program, changes how this process handles a signal, or

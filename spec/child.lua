@@ -119,7 +119,7 @@ local function host_flags()
     end
   end
   local pc = trim(sh("pkg-config --cflags lua5.4 libuv"))
-  local libs = trim(sh("pkg-config --libs lua5.4 libuv"))
+  local libs = trim(sh("pkg-config --libs lua5.4 libuv openssl"))
   return ("-std=gnu11 -Wall -Wextra -Werror -Icsrc/include -Ispec/host %s %s"):format(pc, cflags or ""),
          ("%s -lm -lpthread %s"):format(libs, ldflags or ""), lib
 end

@@ -48,6 +48,11 @@ local EXPECTED = {
     "GET / ->\t200\ttext/plain\thello over HTTP/1.1", "GET /slow with a 0.2 s timeout -> TooSlowError:\ttrue",
     "three at once:\t3\ttrue", "http_get example: done",
   },
+  ["https_get.lua"] = {
+    "GET https://localhost/index ->\t200\tTLSv1.3\ttext/plain\thello over HTTPS, you asked for /index",
+    "by address (not in the certificate) ->\ttrue",
+    "without our CA ->\ttrue\tunable to get local issuer certificate", "https_get example: done",
+  },
   ["bridge.lua"] = {
     "aio_as_trio(aio_fetch)(21) =\t42", "trio_as_aio(trio_compute)(41) from an asyncio Task =\t42",
     "Trio timeout cancelled the asyncio Task:\ttrue\ttrue", "wrong flavor:\tfalse\ttrue",

@@ -10,33 +10,7 @@ local net = require "support_net"
 
 local LIMIT = 10
 
---- Starts `cmd` in the background; returns a handle whose wait() (either
--- flavor's sleep, given as `sleep`) returns exit status, output.
-local function background(cmd)
-  local out, status = os.tmpname(), os.tmpname()
-  os.remove(status)
-  os.execute(("((%s) >%s 2>&1; echo $? >%s.tmp; mv %s.tmp %s) </dev/null &")
-    :format(cmd, out, status, status, status))
-  local h = {}
-  function h.wait(sleep)
-    for _ = 1, LIMIT * 50 do
-      local f = io.open(status)
-      if f then
-        local code = tonumber(f:read("a"))
-        f:close()
-        local o = io.open(out)
-        local text = o:read("a")
-        o:close()
-        os.remove(out)
-        os.remove(status)
-        return code, text
-      end
-      sleep(0.02)
-    end
-    error("background command did not finish: " .. cmd)
-  end
-  return h
-end
+local background = net.background
 
 --- Reads lines from a Trio stream.
 local function line_reader(stream)
@@ -74,13 +48,7 @@ local function http_response(body, keep_alive)
     :format(#body, keep_alive and "keep-alive" or "close", body)
 end
 
-local function have(cmd)
-  if not net.have(cmd) then
-    pending(cmd .. " is not installed (scripts/deps.sh installs it)")
-    return false
-  end
-  return true
-end
+local function have(cmd) return net.need(cmd, pending) end
 
 describe("curl", function()
   it("against an HTTP/1.1 server on trio.serve_tcp, two requests on one kept-alive connection", function()

@@ -51,6 +51,44 @@ function M.clog(stream)
   until core.sock_writing(stream.socket)
 end
 
+--- Starts `cmd` in the background; returns a handle whose wait(sleep)
+-- (either flavor's sleep) returns exit status, output, waiting at most
+-- `limit` seconds (10).
+function M.background(cmd, limit)
+  limit = limit or 10
+  local out, status = os.tmpname(), os.tmpname()
+  os.remove(status)
+  os.execute(("((%s) >%s 2>&1; echo $? >%s.tmp; mv %s.tmp %s) </dev/null &")
+    :format(cmd, out, status, status, status))
+  local h = {}
+  function h.wait(sleep)
+    for _ = 1, limit * 50 do
+      local f = io.open(status)
+      if f then
+        local code = tonumber(f:read("a"))
+        f:close()
+        local o = io.open(out)
+        local text = o:read("a")
+        o:close()
+        os.remove(out)
+        os.remove(status)
+        return code, text
+      end
+      sleep(0.02)
+    end
+    error("background command did not finish: " .. cmd)
+  end
+  return h
+end
+
+--- In a busted test: true if cmd is installed, else marks the test
+-- pending (with busted's `pending`, passed in) and returns false.
+function M.need(cmd, pending)
+  if M.have(cmd) then return true end
+  pending(cmd .. " is not installed (scripts/deps.sh installs it)")
+  return false
+end
+
 --- Runs a Lua script in a child lua5.4 with the module paths of this
 -- checkout; returns its exit status and output (stdout and stderr).
 function M.run_lua(script, shell_prefix)

@@ -211,8 +211,10 @@ function StreamWriter:wait_closed() end
 ---@return any
 function StreamWriter:get_extra_info(name, default) end
 
----@param ssl_context any
-function StreamWriter:start_tls(ssl_context) end
+---@async
+---@param ssl_context trio_asyncio.ssl.SSLContext
+---@param opts? {server_hostname?: string, ssl_handshake_timeout?: number}
+function StreamWriter:start_tls(ssl_context, opts) end
 
 ---@class asyncio.StreamReaderProtocol
 local StreamReaderProtocol = {}

@@ -204,4 +204,7 @@ int ta_procpipe_push(lua_State *L, ta_engine *E, int fd, int writable);
 int ta_open_procpipe(lua_State *L);
 int ta_open_process(lua_State *L);
 
+/* ---- TLS on OpenSSL memory BIOs (tls.c) ---- */
+int ta_open_tls(lua_State *L);
+
 #endif

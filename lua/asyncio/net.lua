@@ -13,6 +13,7 @@ local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 local tsocket = require "trio.socket"
 local attrs = require("asyncio.loop_state").of
+local ssl = require "trio_asyncio.ssl"
 
 local OSError = errors.OSError
 local RuntimeError = errors.RuntimeError
@@ -193,6 +194,7 @@ return function(asyncio, Loop)
     end
     return ok, err
   end
+  asyncio._call_protocol = call_protocol
 
   -- -------------------------------------------------------------------
   -- stream transports
@@ -542,10 +544,23 @@ return function(asyncio, Loop)
     if not errors.is_callable(f) then argerror(1, fname, "protocol factory expected, got " .. type(f)) end
   end
 
-  local function check_opts(opts, n, fname, known)
+  -- ssl= is an SSLContext, true (a default client context; clients
+  -- only) or nil/false; server_hostname= only goes with it.
+  local function check_opts(opts, n, fname, known, client)
     opts = errors.check_opts(opts, n, fname, known)
-    if opts.ssl ~= nil and opts.ssl ~= false then
-      error(RuntimeError(fname .. ": TLS is not available in this build (ssl=)"), 3)
+    local v = opts.ssl
+    if not (v == nil or v == false or ssl.is_context(v) or (client and v == true)) then
+      argerror(n, fname, ("ssl: %strio_asyncio.ssl.SSLContext expected, got %s")
+        :format(client and "true or a " or "", type(v) == "boolean" and tostring(v) or type(v)))
+    end
+    if opts.server_hostname ~= nil then
+      if not v then error(ValueError(fname .. ": server_hostname is only meaningful with ssl"), 3) end
+      if type(opts.server_hostname) ~= "string" then argerror(n, fname, "server_hostname: string expected") end
+    end
+    if opts.ssl_handshake_timeout ~= nil then
+      if not v then error(ValueError(fname .. ": ssl_handshake_timeout is only meaningful with ssl"), 3) end
+      local t = opts.ssl_handshake_timeout
+      if type(t) ~= "number" or t <= 0 then argerror(n, fname, "ssl_handshake_timeout must be a positive number") end
     end
     return opts
   end
@@ -566,27 +581,71 @@ return function(asyncio, Loop)
   end
 
   -- Makes the transport on a connected socket and waits until
-  -- connection_made has been called.
-  local function connection_transport(loop, sock, protocol_factory)
+  -- connection_made has been called; with tls ({ctx=, server_hostname=,
+  -- handshake_timeout=, fname=}) after the TLS handshake, and the
+  -- transport is the TLS one.
+  local function connection_transport(loop, sock, protocol_factory, tls)
     local protocol = protocol_factory()
     local waiter = loop:create_future()
-    local t = new_transport(loop, sock, protocol, waiter)
+    local t, sslproto
+    if tls then
+      local ok, sp = pcall(asyncio._new_ssl_protocol, loop, protocol, tls.ctx, { waiter = waiter,
+        server_hostname = tls.server_hostname, handshake_timeout = tls.handshake_timeout, fname = tls.fname })
+      if not ok then
+        sock:close()
+        error(sp, 0)
+      end
+      sslproto = sp
+      t = new_transport(loop, sock, sslproto, nil)
+    else
+      t = new_transport(loop, sock, protocol, waiter)
+    end
     local ok, err = pcall(waiter.await, waiter)
     if not ok then
       t:abort()
       error(err, 0)
     end
+    if sslproto then return sslproto._app_transport, protocol end
     return t, protocol
+  end
+
+  -- The TLS options of a client call, or nil without ssl=: ssl=true is a
+  -- default client context; server_hostname defaults to the host.
+  local function client_tls(opts, host, fname)
+    if not opts.ssl then return nil end
+    local ctx = opts.ssl == true and ssl.create_default_context() or opts.ssl
+    local hostname = opts.server_hostname
+    if hostname == nil then hostname = host end
+    if hostname == "" then hostname = nil end
+    return { ctx = ctx, server_hostname = hostname, handshake_timeout = opts.ssl_handshake_timeout, fname = fname }
   end
   asyncio._connection_transport = connection_transport
 
   local CONNECT_OPTS = { ssl = true, server_hostname = true, local_addr = true, sock = true,
-    happy_eyeballs_delay = true, family = true, proto = true, flags = true, limit = true }
+    happy_eyeballs_delay = true, family = true, proto = true, flags = true, limit = true,
+    ssl_handshake_timeout = true }
+
+  -- A dotted-quad IPv4 address needs no lookup (asyncio's _ipaddr_info
+  -- skips getaddrinfo the same way): the address as getaddrinfo would
+  -- give it, or nil.
+  local function numeric_ipv4_target(host, port, opts)
+    if math.type(port) ~= "integer" or opts.flags ~= nil
+        or (opts.family ~= nil and opts.family ~= tsocket.AF_INET) then
+      return nil
+    end
+    local octets = { host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$") }
+    if #octets ~= 4 then return nil end
+    for _, o in ipairs(octets) do
+      if #o > 3 or tonumber(o) > 255 or (#o > 1 and o:sub(1, 1) == "0") then return nil end
+    end
+    return { family = tsocket.AF_INET, type = tsocket.SOCK_STREAM, proto = opts.proto or 0, addr = { host, port } }
+  end
 
   --- Tries the addresses in order; returns a connected socket or raises.
   local function connect_any(loop, host, port, opts, fname)
-    local infos = loop:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM, family = opts.family,
-      proto = opts.proto, flags = opts.flags })
+    local numeric = numeric_ipv4_target(host, port, opts)
+    local infos = numeric and { numeric } or loop:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM,
+      family = opts.family, proto = opts.proto, flags = opts.flags })
     if #infos == 0 then error(OSError(("%s: getaddrinfo() returned empty list"):format(fname)), 0) end
     local local_infos
     if opts.local_addr then
@@ -629,7 +688,7 @@ return function(asyncio, Loop)
   -- local_addr=, sock=}) -> transport, protocol
   function Loop:create_connection(protocol_factory, host, port, opts)
     check_factory(protocol_factory, "create_connection")
-    opts = check_opts(opts, 4, "create_connection", CONNECT_OPTS)
+    opts = check_opts(opts, 4, "create_connection", CONNECT_OPTS, true)
     local sock = opts.sock
     if sock ~= nil then
       check_socket(sock, 4, "create_connection")
@@ -644,8 +703,9 @@ return function(asyncio, Loop)
       argerror(4, "create_connection", "local_addr must be {host, port}")
     end
     check_aio("loop:create_connection")
+    local tls = client_tls(opts, host, "create_connection")
     if sock == nil then sock = connect_any(self, host, port, opts, "create_connection") end
-    return connection_transport(self, sock, protocol_factory)
+    return connection_transport(self, sock, protocol_factory, tls)
   end
 
   local function check_path(path, n, fname)
@@ -657,7 +717,7 @@ return function(asyncio, Loop)
   --- loop:create_unix_connection(protocol_factory, path, {sock=}) -> transport, protocol
   function Loop:create_unix_connection(protocol_factory, path, opts)
     check_factory(protocol_factory, "create_unix_connection")
-    opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS)
+    opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS, true)
     local sock = opts.sock
     if sock == nil then check_path(path, 2, "create_unix_connection") end
     check_aio("loop:create_unix_connection")
@@ -669,7 +729,7 @@ return function(asyncio, Loop)
         error(err, 0)
       end
     end
-    return connection_transport(self, sock, protocol_factory)
+    return connection_transport(self, sock, protocol_factory, client_tls(opts, nil, "create_unix_connection"))
   end
 
   -- -------------------------------------------------------------------
@@ -711,6 +771,10 @@ return function(asyncio, Loop)
       else
         self:_attach()
         local pok, protocol = pcall(self._factory)
+        if pok and self._ssl then
+          pok, protocol = pcall(asyncio._new_ssl_protocol, self._loop, protocol, self._ssl,
+            { server_side = true, handshake_timeout = self._ssl_handshake_timeout })
+        end
         if not pok then
           conn:close()
           self:_detach()
@@ -815,7 +879,15 @@ return function(asyncio, Loop)
   end
 
   local SERVER_OPTS = { backlog = true, reuse_port = true, reuse_address = true, ssl = true, sock = true,
-    start_serving = true, family = true, flags = true, limit = true }
+    start_serving = true, family = true, flags = true, limit = true, ssl_handshake_timeout = true }
+
+  -- A new server; with ssl= its connections are TLS (handshake first).
+  local function tls_server(loop, sockets, protocol_factory, backlog, opts, unlink)
+    local server = new_server(loop, sockets, protocol_factory, backlog, unlink)
+    server._ssl = opts.ssl or nil
+    server._ssl_handshake_timeout = opts.ssl_handshake_timeout
+    return server
+  end
 
   --- loop:create_server(protocol_factory, host, port, {backlog=100, reuse_port=,
   -- reuse_address=true, ssl=, sock=, start_serving=true}) -> Server
@@ -870,7 +942,7 @@ return function(asyncio, Loop)
         error(err, 0)
       end
     end
-    local server = new_server(self, sockets, protocol_factory, backlog)
+    local server = tls_server(self, sockets, protocol_factory, backlog, opts)
     if opts.start_serving ~= false then
       server:_start_serving()
       asyncio.sleep(0)
@@ -896,7 +968,7 @@ return function(asyncio, Loop)
       end
       unlink = path
     end
-    local server = new_server(self, { sock }, protocol_factory, backlog, unlink)
+    local server = tls_server(self, { sock }, protocol_factory, backlog, opts, unlink)
     if opts.start_serving ~= false then
       server:_start_serving()
       asyncio.sleep(0)

@@ -4,6 +4,7 @@
 -- install(asyncio, Loop).
 local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
+local ssl = require "trio_asyncio.ssl"
 
 local DEFAULT_LIMIT = 65536
 
@@ -356,7 +357,6 @@ return function(asyncio)
   end
 
   function StreamWriter:get_extra_info(name, default)
-    if name == "ssl_object" then return default end
     return self.transport:get_extra_info(name, default)
   end
 
@@ -370,9 +370,23 @@ return function(asyncio)
     self._protocol:_drain_helper()
   end
 
-  --- writer:start_tls(ssl_context): TLS is not available in this build
-  function StreamWriter:start_tls()
-    error(RuntimeError("start_tls: TLS is not available in this build"), 2)
+  --- writer:start_tls(ssl_context, {server_hostname=, ssl_handshake_timeout=})
+  -- (async): upgrades the connection to TLS (a server's writer takes the
+  -- server side); reader and writer then go through the TLS transport
+  function StreamWriter:start_tls(ssl_context, opts)
+    if not ssl.is_context(ssl_context) then
+      argerror(1, "start_tls", "trio_asyncio.ssl.SSLContext expected, got " .. type(ssl_context))
+    end
+    opts = errors.check_opts(opts, 2, "start_tls", { server_hostname = true, ssl_handshake_timeout = true })
+    check_aio("StreamWriter:start_tls")
+    self:drain()
+    local protocol = self._protocol
+    local transport = self._loop:start_tls(self.transport, protocol, ssl_context, {
+      server_side = protocol._cb ~= nil, server_hostname = opts.server_hostname,
+      ssl_handshake_timeout = opts.ssl_handshake_timeout })
+    self.transport = transport
+    protocol._transport = transport
+    if self._reader then self._reader._transport = transport end
   end
 
   function StreamWriter:__tostring()

@@ -158,6 +158,11 @@ M.PermissionError = M.class("trio_asyncio.PermissionError", M.OSError)
 M.IsADirectoryError = M.class("trio_asyncio.IsADirectoryError", M.OSError)
 M.NotADirectoryError = M.class("trio_asyncio.NotADirectoryError", M.OSError)
 M.gaierror = M.class("trio_asyncio.gaierror", M.OSError)
+-- TLS (trio_asyncio.ssl): OSErrors as in Python, with fields reason
+-- ("CERTIFICATE_VERIFY_FAILED") and library ("SSL"); a certificate that
+-- failed verification adds verify_code and verify_message.
+M.SSLError = M.class("trio_asyncio.ssl.SSLError", M.OSError)
+M.SSLCertVerificationError = M.class("trio_asyncio.ssl.SSLCertVerificationError", M.SSLError)
 --- The names of the OS error classes (trio_asyncio exports them all).
 M.OS_ERRORS = { "OSError", "ConnectionError", "ConnectionRefusedError",
   "ConnectionResetError", "ConnectionAbortedError", "BrokenPipeError", "FileNotFoundError",

@@ -473,6 +473,8 @@ return function(trio)
     return opts, status
   end
 
+  trio._split_serve_args = split_extra -- for serve_ssl_over_tcp (lua/trio/ssl.lua)
+
   local SERVE_OPTS = { handler_nursery = true, task_status = true }
 
   local function serve(handler, listeners, opts, status)
