@@ -484,10 +484,10 @@ describe("asyncio queue objects", function()
       local q = new()
       for _, m in ipairs { "put", "get", "put_nowait", "get_nowait", "qsize", "empty", "full",
         "task_done", "join", "shutdown" } do
-        for _, bad in ipairs { { nil, "nil" }, { {}, "table" }, { asyncio.Event(), "table" } } do
+        for _, bad in ipairs { { nil, "nil" }, { {}, "table" }, { asyncio.Event(), "asyncio.Event" } } do
           local ok, e = pcall(q[m], bad[1], 1)
           assert.is_false(ok)
-          assert.equal(("bad argument #1 to 'Queue:%s' (Queue expected, got %s)"):format(m, bad[2]), e)
+          assert.equal(("bad argument #1 to 'Queue:%s' (asyncio.Queue expected, got %s)"):format(m, bad[2]), e)
         end
       end
     end

@@ -69,7 +69,10 @@ static ta_queue *checkqueue(lua_State *L, const char *fname) {
   if (mt != NULL)
     for (int k = 0; k < QK_N; k++)
       if (mt == E->mt[queue_mt[k]]) return (ta_queue *)lua_touserdata(L, 1);
-  luaL_error(L, "bad argument #1 to '%s' (Queue expected, got %s)", fname, luaL_typename(L, 1));
+  /* as luaL_typeerror words it: the class's __name when it has one */
+  luaL_error(L, "bad argument #1 to '%s' (asyncio.Queue expected, got %s)", fname,
+             luaL_getmetafield(L, 1, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
+                                                               : luaL_typename(L, 1));
   return NULL;
 }
 
