@@ -475,7 +475,12 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   for (int i = 1; i <= n; i++) {
     ta_handle *h;
     uint64_t start = lp->debug ? uv_hrtime() : 0;
-    lua_rawgeti(L, batch, i);
+    /* (a slot is nil when storing it failed, for want of memory, after
+    ** nready was counted) */
+    if (lua_rawgeti(L, batch, i) == LUA_TNIL) {
+      lua_settop(L, batch);
+      continue;
+    }
     lua_pushnil(L);
     lua_rawseti(L, batch, i);
     if (lua_type(L, -1) == LUA_TFUNCTION) { /* a done callback and its future */

@@ -152,7 +152,7 @@ static void on_wake(uv_timer_t *h) { (void)h; }
 ** runnable; otherwise wake up for the next deadline. */
 static void arm(ta_engine *E) {
   host_state *hs = host_of(E);
-  ta_timer *top = ta_heap_top(&E->timers);
+  double dt;
   if (!E->running || !E->guest) {
     uv_idle_stop(hs->idle);
     uv_prepare_stop(hs->prepare);
@@ -160,18 +160,15 @@ static void arm(ta_engine *E) {
     uv_unref((uv_handle_t *)hs->async);
     return;
   }
-  if (E->nrunq > 0 || E->nsoon > 0 || E->guest_ending) {
+  dt = E->guest_ending ? 0 : ta_wait_timeout(E);
+  if (dt == 0) {
     uv_idle_start(hs->idle, on_idle);
     return;
   }
   uv_idle_stop(hs->idle);
-  {
-    double dt = top != NULL ? ta_sleep_time(E, top->when) : -1, idle = ta_idle_timeout(E);
-    if (idle >= 0 && (dt < 0 || idle < dt)) dt = idle; /* a wait_all_tasks_blocked cushion */
-    if (dt >= 0) {
-      uv_update_time(E->loop);
-      uv_timer_start(E->wake, on_wake, dt > 0 ? (uint64_t)(dt * 1000) + 1 : 0, 0);
-    }
+  if (dt > 0) {
+    uv_update_time(E->loop);
+    uv_timer_start(E->wake, on_wake, (uint64_t)(dt * 1000) + 1, 0);
   }
 }
 
@@ -344,10 +341,5 @@ int trio_asyncio_backend_fd(lua_State *L) {
 
 double trio_asyncio_backend_timeout(lua_State *L) {
   ta_engine *E = engine(L);
-  ta_timer *top = ta_heap_top(&E->timers);
-  double dt;
-  double idle = ta_idle_timeout(E);
-  if (E->nrunq > 0 || E->nsoon > 0 || E->guest_ending) return 0;
-  dt = top != NULL ? ta_sleep_time(E, top->when) : -1;
-  return idle >= 0 && (dt < 0 || idle < dt) ? idle : dt;
+  return E->guest_ending ? 0 : ta_wait_timeout(E);
 }

@@ -141,25 +141,14 @@ void ta_engine_handles_close(ta_engine *E) {
   E->sigint = NULL;
 }
 
-/* lua_close during a live run: cancel everything and let the tasks unwind
-** as far as they can without waiting for I/O or time. */
-static void abandon_run(lua_State *L, ta_engine *E) {
-  int rounds = 0, top = lua_gettop(L);
-  ta_status_cancel(L, E, &E->root);
-  E->host_loop = 1; /* no more polling */
-  /* from inside a running task (a host calling lua_close there), no batch
-  ** may run inside the current one */
-  while (E->current == NULL && ta_run_alive(E) && E->nrunq > 0 && rounds++ < TA_ABANDON_ROUNDS)
-    ta_run_step(L, E, 0);
-  ta_run_finish(L, E);
-  lua_settop(L, top);
-}
-
 static int engine_gc(lua_State *L) {
   ta_engine *E = (ta_engine *)luaL_checkudata(L, 1, ENGINE_MT);
   int host = E->host_loop;
   if (E->closing) return 0;
-  if (E->running) abandon_run(L, E);
+  if (E->running) {
+    E->host_loop = 1; /* no more polling: the state is closing */
+    ta_run_abandon(L, E, 1);
+  }
   E->closing = 1;
   ta_engine_handles_close(E);
   if (!host) {

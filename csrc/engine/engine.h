@@ -74,8 +74,8 @@ typedef int (*ta_abort_fn)(lua_State *L, ta_task *t);
 enum { TA_RUNQ_INITIAL = 256 };
 #define TA_POLL_INTERVAL_NS 1000000u
 
-/* Scheduler batches a run abandoned at lua_close gets to unwind. */
-enum { TA_ABANDON_ROUNDS = 1000 };
+/* Scheduler batches an abandoned run gets to unwind (ta_run_abandon). */
+enum { TA_ABANDON_ROUNDS = 1000, TA_ABANDON_TRIES = 3 };
 
 /* Largest file descriptor the fd tables accept. */
 #define TA_MAX_FD (1 << 24)
@@ -128,6 +128,7 @@ void ta_status_unlink_task(ta_task *t);
 void ta_status_link_child(ta_status *parent, ta_status *s);
 void ta_status_unlink(ta_status *s);
 void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s);
+void ta_status_redeliver(lua_State *L, ta_engine *E, ta_status *s);
 void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s);
 void ta_status_detach(ta_status *st, ta_status *parent);
 double ta_effective_deadline(ta_status *s);
@@ -179,6 +180,8 @@ struct ta_task {
   unsigned char lot_breaker;  /* registered as a parking-lot breaker (trio/parking_lot.c) */
   unsigned char queued;       /* on the run queue: never twice */
   unsigned char sleep_data;   /* custom_sleep_data set since it was last made runnable */
+  unsigned char reported;     /* its exit was told to its owner (task.c report_exit) */
+  ta_task *unreported_next;   /* in the engine's list of exits still to tell */
 };
 
 #define TA_TASK_MT "trio_asyncio.Task"
@@ -210,6 +213,7 @@ void ta_deliver_cancel(lua_State *L, ta_task *t);
 void ta_push_cancelled(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
 void ta_check_cancelled(lua_State *L, ta_task *t);
+void ta_retry_exits(lua_State *L, ta_engine *E);
 void ta_step_task(lua_State *L, ta_task *t);
 void ta_task_fail(lua_State *L, ta_task *t);
 const char *ta_task_name(lua_State *L, ta_task *t);
@@ -292,16 +296,21 @@ struct ta_engine {
   uv_signal_t *sigint;
   ta_task **runq, **batch;
   size_t nrunq, caprunq, capbatch;
+  size_t nbatch, batch_next; /* the batch being run, and its next task */
   ta_heap timers;
   ta_status root;           /* root of the cancel-status tree of a run */
   ta_status **status_todo;  /* statuses to recompute (status.c)... */
   size_t nstatus_todo, capstatus_todo;
   int recomputing;          /* ...while a walk runs */
+  int redeliver;            /* a cancellation could not be delivered: again */
+  ta_task *unreported;      /* exited tasks whose exit could not be told yet */
+  int exit_retries;         /* ticks in a row that told none of them */
   ta_task *current;         /* task being resumed, NULL in scheduler code */
   ta_task *main;            /* root task of the run */
   ta_clock *clock;          /* NULL: the real monotonic clock */
   int clock_ref;
   atomic_int running;       /* a run is active (read by threads posting calls) */
+  int abandoned;            /* ...that ta_run_abandon could not end yet */
   int main_done, main_ok;
   int result_ref;           /* packed results or the error of the main task */
   int hook_ref;             /* instrument dispatcher, LUA_NOREF when none */
@@ -367,12 +376,15 @@ double ta_now(ta_engine *E);
 void ta_runq_push(ta_engine *E, ta_task *t);
 void ta_tick(lua_State *L, ta_engine *E, double max_wait);
 double ta_idle_timeout(ta_engine *E);
+double ta_wait_timeout(ta_engine *E);
 double ta_sleep_time(ta_engine *E, double deadline);
 void ta_run_start(lua_State *L, ta_engine *E, int fnidx, int argsidx, int clockidx, int flavor,
                   const ta_task_kind *kind);
 int ta_run_alive(ta_engine *E);
 void ta_run_step(lua_State *L, ta_engine *E, double max_wait);
 int ta_run_finish(lua_State *L, ta_engine *E);
+int ta_run_abandon(lua_State *L, ta_engine *E, int must_end);
+int ta_run_active(lua_State *L, ta_engine *E);
 int ta_guest_step(lua_State *L, ta_engine *E, double max_wait);
 void ta_internal_error(lua_State *L, ta_engine *E);
 int ta_engine_handles_init(ta_engine *E);

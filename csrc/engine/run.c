@@ -58,11 +58,14 @@ static void run_batch(lua_State *L, ta_engine *E) {
   E->nrunq = 0;
   E->batch = batch;
   E->capbatch = cap;
+  E->nbatch = n;
   for (size_t i = 0; i < n; i++) {
     ta_task *t = batch[i];
+    E->batch_next = i + 1; /* for ta_run_abandon, should this step raise */
     t->queued = 0;
     if (t->state == TA_RUNNABLE) ta_step_task(L, t);
   }
+  E->nbatch = 0;
 }
 
 /* ---- instruments ---- */
@@ -179,10 +182,11 @@ double ta_sleep_time(ta_engine *E, double deadline) {
 
 /* How long the I/O wait may block, in real seconds (-1: until an event),
 ** before a host's limit. */
-static double wait_timeout(ta_engine *E) {
+double ta_wait_timeout(ta_engine *E) {
   ta_timer *top = ta_heap_top(&E->timers);
   double t = -1;
-  if (E->nrunq > 0 || E->nsoon > 0 || (E->ki_pending && !E->ki_host) || E->internal_ref != LUA_NOREF)
+  if (E->nrunq > 0 || E->nsoon > 0 || (E->ki_pending && !E->ki_host) || E->internal_ref != LUA_NOREF
+      || E->redeliver || E->unreported != NULL) /* (the last two: retries, task.c) */
     return 0;
   if (top != NULL) {
     t = ta_sleep_time(E, top->when);
@@ -255,7 +259,7 @@ static void autojump(ta_engine *E) {
 }
 
 void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
-  double asked = wait_timeout(E), timeout = asked;
+  double asked = ta_wait_timeout(E), timeout = asked;
   int activity;
   if (max_wait >= 0 && (timeout < 0 || max_wait < timeout)) timeout = max_wait;
   E->curL = L;
@@ -268,6 +272,8 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
     activity = 1;
   }
   if (E->main != NULL && !E->main_done && ta_ki_for(E, E->main)) ta_deliver_cancel(L, E->main);
+  if (E->redeliver) ta_status_redeliver(L, E, &E->root);
+  if (E->unreported != NULL) ta_retry_exits(L, E);
   idle_check(E, timeout, activity);
   run_batch(L, E);
   /* (waiters park during a batch: only then is the mark needed) */
@@ -311,12 +317,14 @@ static void run_end(lua_State *L, ta_engine *E) {
   E->main = NULL;
   E->ki_pending = E->ki_host = 0;
   ta_ctx_release(L, E);
-  if (E->nsoon > 0) { /* queued by the last callbacks: they belong to this run */
-    luaL_unref(L, LUA_REGISTRYINDEX, E->soon_ref);
-    lua_newtable(L);
-    E->soon_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    E->nsoon = 0;
+  /* queued by the last callbacks: they belong to this run (cleared in
+  ** place, since run_end must not allocate: ta_run_abandon relies on it) */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->soon_ref);
+  for (; E->nsoon > 0; E->nsoon--) {
+    lua_pushnil(L);
+    lua_rawseti(L, -2, E->nsoon);
   }
+  lua_pop(L, 1);
 }
 
 /* Starts a run: the function at fnidx with the arguments of the table at
@@ -401,18 +409,132 @@ int ta_run_finish(lua_State *L, ta_engine *E) {
   }
 }
 
+/* ---- abandoning a run ---- */
+
+/* The tasks a batch had not reached when a step raised go back to the run
+** queue (run_batch had taken them off it). */
+static void requeue_unfinished_batch(ta_engine *E) {
+  for (size_t i = E->batch_next; i < E->nbatch; i++) {
+    ta_task *t = E->batch[i];
+    t->queued = 0;
+    if (t->state == TA_RUNNABLE) ta_runq_push(E, t);
+  }
+  E->nbatch = 0;
+}
+
+static int abandon_steps(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, 1);
+  int rounds = 0;
+  E->root.cancel_called = 1;
+  ta_status_redeliver(L, E, &E->root);
+  /* from inside a running task (a host calling lua_close there), no batch
+  ** may run inside the current one */
+  while (E->current == NULL && ta_run_alive(E) && ta_wait_timeout(E) == 0 && rounds++ < TA_ABANDON_ROUNDS)
+    ta_run_step(L, E, 0);
+  return 0;
+}
+
+static int abandon_finish(lua_State *L) {
+  ta_run_finish(L, (ta_engine *)lua_touserdata(L, 1));
+  return 0;
+}
+
+static int call_protected(lua_State *L, ta_engine *E, lua_CFunction fn) {
+  lua_pushcfunction(L, fn);
+  lua_pushlightuserdata(L, E);
+  return lua_pcall(L, 1, 0, 0) == LUA_OK;
+}
+
+/* Ends a run that cannot go on: the scheduler itself raised (not enough
+** memory, say), or the state is closing (must_end).  Every task is
+** cancelled and unwinds as far as it can without waiting for time (I/O
+** already ready is still seen); then the run ends and the state is usable
+** again.  Tasks that could not unwind (memory still short) keep the run
+** open as abandoned, unless must_end: the next start of a run tries again
+** (ta_run_active).  Never raises; leaves the stack as it found it.
+** Returns whether the run ended. */
+int ta_run_abandon(lua_State *L, ta_engine *E, int must_end) {
+  int top = lua_gettop(L);
+  if (!E->running) return 1;
+  E->abandoned = 1;
+  if (E->main == NULL) E->main_done = 1; /* raised before the main task began */
+  requeue_unfinished_batch(E);
+  /* a step that raises again leaves the rest for the next try */
+  for (int tries = 0; tries < TA_ABANDON_TRIES; tries++) {
+    if (call_protected(L, E, abandon_steps)) break;
+    lua_settop(L, top);
+    requeue_unfinished_batch(E);
+  }
+  if (ta_run_alive(E) && !must_end) {
+    lua_settop(L, top);
+    return 0;
+  }
+  E->guest = E->guest_ending = 0;
+  luaL_unref(L, LUA_REGISTRYINDEX, E->guest_done_ref);
+  E->guest_done_ref = LUA_NOREF;
+  if (!call_protected(L, E, abandon_finish) && E->running) {
+    run_end(L, E);
+    luaL_unref(L, LUA_REGISTRYINDEX, E->internal_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
+    E->internal_ref = E->result_ref = LUA_NOREF;
+  }
+  E->abandoned = 0;
+  lua_settop(L, top);
+  return 1;
+}
+
+/* Whether a run is active in this state, once an abandoned run that can
+** end now has ended (what starting a run checks). */
+int ta_run_active(lua_State *L, ta_engine *E) {
+  if (E->running && E->abandoned) ta_run_abandon(L, E, 0);
+  return E->running;
+}
+
 /* ---- guest runs ---- */
 
-/* One tick of a guest run; when the run is over, its done callback gets
-** ("ok", results...) / ("error", err) / ("internal", err). */
-int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
-  int n, top;
-  if (!E->running || !E->guest) return 0;
+static int guest_tick(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, 1);
   /* As Trio's guest runs: the step in which the last task exits does not
   ** end the run; the host runs once more (what it does then, a Ctrl-C
   ** say, still reaches the run), and the next step ends it without
   ** waiting. */
-  ta_run_step(L, E, E->guest_ending ? 0 : max_wait);
+  ta_run_step(L, E, E->guest_ending ? 0 : lua_tonumber(L, 2));
+  return 0;
+}
+
+/* Calls the guest run's done callback with the n values on top (popped). */
+static void guest_done(lua_State *L, int done_ref, int n) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, done_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, done_ref);
+  lua_insert(L, -n - 1);
+  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
+    lua_writestringerror("trio_asyncio: the guest run's done callback raised: %s\n",
+                         ta_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+/* One tick of a guest run; when the run is over, its done callback gets
+** ("ok", results...) / ("error", err) / ("internal", err).  A tick that
+** raises (the scheduler itself failed: not enough memory, say) abandons
+** the run, and done gets ("internal", err). */
+int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
+  int done_ref, top = lua_gettop(L);
+  if (!E->running || !E->guest) return 0;
+  lua_pushcfunction(L, guest_tick);
+  lua_pushlightuserdata(L, E);
+  lua_pushnumber(L, max_wait);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    done_ref = E->guest_done_ref;
+    E->guest_done_ref = LUA_NOREF; /* kept from ta_run_abandon */
+    E->guest = E->guest_ending = 0;
+    ta_run_abandon(L, E, 0);
+    lua_pushliteral(L, "internal");
+    lua_insert(L, -2);
+    guest_done(L, done_ref, 2);
+    lua_settop(L, top);
+    return 0;
+  }
   if (ta_run_alive(E)) return 1;
   if (!E->guest_ending) {
     E->guest_ending = 1;
@@ -420,15 +542,9 @@ int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
   }
   E->guest = 0;
   E->guest_ending = 0;
-  top = lua_gettop(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, E->guest_done_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, E->guest_done_ref);
+  done_ref = E->guest_done_ref;
   E->guest_done_ref = LUA_NOREF;
-  n = ta_run_finish(L, E);
-  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
-    lua_writestringerror("trio_asyncio: the guest run's done callback raised: %s\n",
-                         ta_tostring(L, -1));
-  }
+  guest_done(L, done_ref, ta_run_finish(L, E));
   lua_settop(L, top);
   return 0;
 }
@@ -479,10 +595,11 @@ static int l_debug_state(lua_State *L) {
 }
 
 /* is_running() -> a run is active, and whether it is the paused run of a
-** sync asyncio loop (a guest run that leaves Ctrl-C to its host). */
+** sync asyncio loop (a guest run that leaves Ctrl-C to its host).  An
+** abandoned run that can end now ends first (ta_run_active). */
 static int l_is_running(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  lua_pushboolean(L, E->running);
+  lua_pushboolean(L, ta_run_active(L, E));
   lua_pushboolean(L, E->running && E->guest && E->ki_host);
   return 2;
 }

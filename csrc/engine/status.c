@@ -84,6 +84,36 @@ void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
   E->recomputing = 0;
 }
 
+/* A delivery that failed (not enough memory) left a parked task of a
+** cancelled status untold: the whole tree under s is walked again, top
+** down, every flag recomputed and the cancellation delivered to every
+** parked task under a cancelled status. */
+void ta_status_redeliver(lua_State *L, ta_engine *E, ta_status *s) {
+  E->redeliver = 0;
+  E->nstatus_todo = 0;
+  E->recomputing = 1;
+  if (!push_pending(E, s)) goto later;
+  while (E->nstatus_todo > 0) {
+    ta_status *x = E->status_todo[--E->nstatus_todo];
+    x->cancelled = (unsigned char)should_be_cancelled(x);
+    if (x->cancelled) {
+      ta_task *t = x->first_task, *next;
+      for (; t != NULL; t = next) {
+        next = t->status_next;
+        ta_deliver_cancel(L, t);
+      }
+    }
+    for (ta_status *c = x->first_child; c != NULL; c = c->next_sibling)
+      if (!push_pending(E, c)) goto later;
+  }
+  E->recomputing = 0;
+  return;
+later:
+  E->nstatus_todo = 0;
+  E->recomputing = 0;
+  E->redeliver = 1;
+}
+
 void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s) {
   s->cancel_called = 1;
   ta_status_recompute(L, E, s);

@@ -446,13 +446,35 @@ void ta_push_cancelled(lua_State *L, ta_task *t) {
 
 /* Cancellation reached t: if it is parked and its abort callback agrees,
 ** wake it with Cancelled (or KeyboardInterrupt for the main task). */
+static int deliver_protected(lua_State *L) {
+  ta_task *t = (ta_task *)lua_touserdata(L, 1);
+  int ki = ta_ki_for(t->E, t);
+  ta_push_cancelled(L, t); /* at 2: made first, see ta_deliver_cancel */
+  /* a Ctrl-C stays pending until delivered (abort callbacks look at it) */
+  if (ki) t->E->ki_pending = 1;
+  if (t->abort(L, t) != TA_ABORT_SUCCEEDED || t->state != TA_PARKED)
+    return 0; /* not cancelled, or the abort callback woke it itself */
+  if (ki) t->E->ki_pending = 0;
+  lua_settop(L, 2); /* (what the abort callback left) */
+  ta_reschedule(t, 1, 1);
+  return 1; /* the Cancelled, for the task's thread */
+}
+
+/* Cancels a parked task through its abort callback.  Never raises: it runs
+** inside walks of the status tree that must not stop half-way.  Should it
+** fail (not enough memory to make the Cancelled), the task stays parked
+** and the next tick delivers again (ta_status_redeliver). */
 void ta_deliver_cancel(lua_State *L, ta_task *t) {
   if (t->state != TA_PARKED || t->abort == NULL) return;
-  if (t->abort(L, t) != TA_ABORT_SUCCEEDED) return;
-  if (t->state != TA_PARKED) return; /* the abort callback woke it itself */
-  ta_push_cancelled(L, t);
-  lua_xmove(L, t->co, 1);
-  ta_reschedule(t, 1, 1);
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, deliver_protected);
+  lua_pushlightuserdata(L, t);
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    t->E->redeliver = 1;
+  } else if (lua_gettop(L) > top) {
+    lua_xmove(L, t->co, 1); /* (L may be that thread: then it stays on top) */
+  }
 }
 
 void ta_raise_cancelled(lua_State *L) {
@@ -471,13 +493,18 @@ void ta_check_cancelled(lua_State *L, ta_task *t) {
 /* The task's error value, if any, is on top of L (not of t->co).  The
 ** main task's outcome is kept for the end of the run; any other task's
 ** goes to its kind. */
-static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
+/* exit_report(t, ok, nres [, error]): what a task's exit tells (the main task's results, the owner
+** through its kind, instruments), then the thread dropped, keeping only
+** its function (for the task's name): the coroutine and what it held
+** become collectable even if someone keeps the task object. */
+static int exit_report(lua_State *L) {
+  ta_task *t = (ta_task *)lua_touserdata(L, 1);
+  int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
   ta_engine *E = t->E;
   lua_State *co = t->co;
-  t->state = TA_DONE;
-  ta_status_unlink_task(t);
+  lua_rotate(L, 1, -3);
+  lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
   if (t == E->main) {
-    E->main_done = 1;
     E->main_ok = ok;
     if (ok) { /* one value at a time: any number of results fits */
       lua_createtable(L, nres, 1);
@@ -491,14 +518,9 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   } else if (t->kind->exited != NULL) {
     t->kind->exited(L, t, ok, nres);
-    if (!ok) lua_pop(L, 1);
-  } else if (!ok) {
-    lua_pop(L, 1);
   }
+  t->reported = 1;
   if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
-  /* Drop the thread, keeping only its function (for the task's name): the
-  ** coroutine and what it held become collectable even if someone keeps
-  ** the task object. */
   ta_push_task(L, t);
   if (ok) { /* finished: its frames are gone, the copy at the base stays */
     lua_pushvalue(co, 1);
@@ -507,7 +529,51 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
     push_thread_function(L, co);
   }
   lua_setiuservalue(L, -2, t->thread_uv);
-  lua_pop(L, 1);
+  return 0;
+}
+
+/* Tells the task's exit (the error, if any, on top of L, popped); returns
+** whether it was told.  When telling raises (not enough memory), the main
+** task's run gets that error; another task the engine anchors keeps the
+** error on its thread and joins the engine's unreported list: each tick
+** tries again (ta_retry_exits), so that its owner is never left waiting. */
+static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
+  int base = lua_gettop(L) - (ok ? 0 : 1);
+  lua_pushcfunction(L, exit_report);
+  lua_pushlightuserdata(L, t);
+  lua_pushboolean(L, ok);
+  lua_pushinteger(L, nres);
+  lua_rotate(L, base + 1, 4); /* the error, if any, after the arguments */
+  if (lua_pcall(L, ok ? 3 : 4, 0, 0) == LUA_OK || t->reported) {
+    lua_settop(L, base);
+    return 1;
+  }
+  if (t == t->E->main) {
+    t->E->main_ok = 0;
+    t->E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, base);
+    return 1;
+  }
+  if (!t->kind->anchored) { /* nothing keeps it alive until a retry */
+    fprintf(stderr, "trio_asyncio: lost the exit of %s (%s)\n", t->kind->what,
+                         ta_tostring(L, -1));
+    lua_settop(L, base);
+    return 1;
+  }
+  /* room for the error on the thread: a failed one has the slot its own
+  ** error left; a finished one drops its results, lost with the exit */
+  if (ok) lua_settop(t->co, 1);
+  lua_xmove(L, t->co, 1);
+  lua_settop(L, base);
+  t->unreported_next = t->E->unreported;
+  t->E->unreported = t;
+  return 0;
+}
+
+/* What a task holds once its exit was told is let go. */
+static void release_exited(lua_State *L, ta_task *t, int ok) {
+  ta_engine *E = t->E;
+  lua_State *co = t->co;
   /* A coroutine that died with an error keeps its pending to-be-closed
   ** variables until it is closed: close them now (their errors are lost,
   ** the task's own error already went to its owner). */
@@ -525,6 +591,43 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
     E->ntasks--;
   }
   t->co = NULL;
+}
+
+/* The task is done: ok with nres results on its thread, or failed with
+** the error on top of L (popped). */
+static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
+  t->state = TA_DONE;
+  ta_status_unlink_task(t);
+  if (t == t->E->main) t->E->main_done = 1;
+  if (report_exit(L, t, ok, nres)) release_exited(L, t, ok);
+}
+
+/* Tells again the exits that could not be told (report_exit).  After
+** TA_ABANDON_TRIES ticks that told none, it raises the last failure: the
+** run is abandoned (ta_run_abandon) rather than spinning, and a later
+** start of a run tells them. */
+void ta_retry_exits(lua_State *L, ta_engine *E) {
+  ta_task *list = E->unreported, *t;
+  int told = 0;
+  E->unreported = NULL;
+  while ((t = list) != NULL) {
+    list = t->unreported_next;
+    lua_xmove(t->co, L, 1); /* its error */
+    if (report_exit(L, t, 0, 1)) {
+      release_exited(L, t, 0);
+      told = 1;
+    }
+  }
+  if (told || E->unreported == NULL) {
+    E->exit_retries = 0;
+  } else if (++E->exit_retries > TA_ABANDON_TRIES) {
+    E->exit_retries = 0;
+    t = E->unreported;
+    lua_xmove(t->co, L, 1); /* a copy of its error, raised */
+    lua_pushvalue(L, -1);
+    lua_xmove(L, t->co, 1);
+    lua_error(L);
+  }
 }
 
 /* A yield that did not come through ta_park/ta_schedule_point: the task

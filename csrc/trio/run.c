@@ -10,20 +10,50 @@ static int check_flavor_opt(lua_State *L, int idx) {
   return luaL_checkoption(L, idx, "trio", flavors) == 0 ? TA_TRIO : TA_ASYNCIO;
 }
 
+/* Calls body (given this file's upvalue, the engine) with the values from
+** index 1 up: an error of the scheduler itself (not enough memory, say)
+** abandons the run the body began, so that the state stays usable, and is
+** raised. */
+static int call_or_abandon(lua_State *L, lua_CFunction body) {
+  ta_engine *E = ta_upengine(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, body, 1);
+  lua_insert(L, 1);
+  if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != LUA_OK) {
+    ta_run_abandon(L, E, 0);
+    return lua_error(L);
+  }
+  return lua_gettop(L);
+}
+
+static int run_body(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_run_start(L, E, 1, 2, 3, check_flavor_opt(L, 4), &ta_trio_task_kind);
+  while (ta_run_alive(E)) ta_run_step(L, E, -1);
+  return ta_run_finish(L, E);
+}
+
 /* run(fn, args, clock, flavor) -> "ok", results... | "error", err |
 ** "internal", err.  The Lua face turns the last two into raises. */
 static int l_run(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  int flavor = check_flavor_opt(L, 4);
-  if (E->running)
+  check_flavor_opt(L, 4);
+  if (ta_run_active(L, E))
     return luaL_error(L, "trio.run: a run is already active in this Lua state "
                          "(runs cannot nest; open a nursery instead)");
   luaL_checktype(L, 1, LUA_TFUNCTION);
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 4);
-  ta_run_start(L, E, 1, 2, 3, flavor, &ta_trio_task_kind);
-  while (ta_run_alive(E)) ta_run_step(L, E, -1);
-  return ta_run_finish(L, E);
+  return call_or_abandon(L, run_body);
+}
+
+static int guest_start_body(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_run_start(L, E, 1, 2, 3, check_flavor_opt(L, 4), &ta_trio_task_kind);
+  E->ki_host = lua_toboolean(L, 6); /* after run_start, which resets it */
+  E->guest = 1;
+  if (E->host != NULL && E->host->guest_started != NULL) E->host->guest_started(E);
+  return 0;
 }
 
 /* start_guest_run(fn, args, clock, flavor, done [, keep_interrupts]):
@@ -33,8 +63,8 @@ static int l_run(lua_State *L) {
 ** (take_interrupt) instead of going to the main task. */
 static int l_start_guest_run(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  int flavor = check_flavor_opt(L, 4);
-  if (E->running)
+  check_flavor_opt(L, 4);
+  if (ta_run_active(L, E))
     return luaL_error(L, "start_guest_run: a run is already active in this Lua state "
                          "(only one run at a time)");
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -43,11 +73,7 @@ static int l_start_guest_run(lua_State *L) {
   lua_settop(L, 6);
   lua_pushvalue(L, 5);
   E->guest_done_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  ta_run_start(L, E, 1, 2, 3, flavor, &ta_trio_task_kind);
-  E->ki_host = lua_toboolean(L, 6); /* after run_start, which resets it */
-  E->guest = 1;
-  if (E->host != NULL && E->host->guest_started != NULL) E->host->guest_started(E);
-  return 0;
+  return call_or_abandon(L, guest_start_body);
 }
 
 /* spawn_system_task(fn, ...): a task of the run itself, cancelled when the
