@@ -175,7 +175,7 @@ static ta_sock *new_sock(lua_State *L, ta_engine *E, int family, int type, int p
   b->type = type;
   b->proto = proto;
   s->box = b;
-  luaL_setmetatable(L, TA_SOCKET_MT);
+  ta_setmetatable(L, E, TA_MT_SOCKET);
   return s;
 }
 
@@ -188,8 +188,9 @@ ta_sock *ta_sock_adopt(lua_State *L, int family, int type, int proto, int fd, in
   return new_sock(L, ta_engine_get(L), family, type, proto, fd, 0, err);
 }
 
+/* Every caller is a C function with the engine as upvalue 1. */
 ta_sockbox *ta_checksockbox(lua_State *L, int idx) {
-  return (ta_sockbox *)luaL_checkudata(L, idx, TA_SOCKET_MT);
+  return (ta_sockbox *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_SOCKET);
 }
 
 ta_sock *ta_tosock(lua_State *L, int idx) {
@@ -538,7 +539,7 @@ static int sock_index(lua_State *L) {
 /* ---- the waiter slots of io objects ---- */
 
 ta_waiter *ta_io_slot(lua_State *L, int idx, int side, const char *fname) {
-  ta_sockbox *b = (ta_sockbox *)luaL_testudata(L, idx, TA_SOCKET_MT);
+  ta_sockbox *b = (ta_sockbox *)ta_testudata(L, ta_upengine(L), idx, TA_MT_SOCKET);
   if (b != NULL) {
     if (b->s == NULL) return NULL;
     return &b->s->slot[side ? TA_SIDE_WRITE : TA_SIDE_READ];
@@ -881,6 +882,7 @@ int ta_open_sock(lua_State *L) {
   if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
   open_spare_fd((ta_engine *)lua_touserdata(L, -1));
   ta_newclass(L, TA_SOCKET_MT, sock_meta, sock_methods, "__methods");
+  ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_SOCKET);
   lua_pushvalue(L, -2); /* engine */
   lua_getfield(L, -2, "__methods");
   lua_pushcclosure(L, sock_index, 2);
