@@ -432,6 +432,37 @@ describe("io sockets: the asyncio face's waits", function()
     assert.equal("from the loop", got)
   end)
 
+  it("sock_try_recv says whether more is pending: buffered bytes or an end of stream", function()
+    local asyncio = require "asyncio"
+    local a, b = core.socketpair()
+    local loop = asyncio.new_event_loop()
+    local got = loop:run_until_complete(function()
+      local r = {}
+      local function wait_readable()
+        local fut = loop:create_future()
+        assert.is_true(core.aio_arm(b, 0, loop, core.aio_set_result_once, fut))
+        fut:await()
+      end
+      assert.is_nil(core.sock_try_recv(b, 10)) -- would wait; reading starts
+      core.sock_write(a, "one")
+      wait_readable()
+      r[#r + 1] = { core.sock_try_recv(b, 100) } -- all taken, nothing pending
+      core.sock_write(a, "two and three")
+      wait_readable()
+      r[#r + 1] = { core.sock_try_recv(b, 3) } -- part taken: more buffered
+      r[#r + 1] = { core.sock_try_recv(b, 100) }
+      core.sock_write(a, "last")
+      a:close()
+      asyncio.sleep(0.05) -- the bytes and the end of stream arrive
+      r[#r + 1] = { core.sock_try_recv(b, 100) } -- the end is pending
+      r[#r + 1] = { core.sock_try_recv(b, 100) } -- and stays: "" again at once
+      return r
+    end)
+    loop:close()
+    b:close()
+    assert.same({ { "one", false }, { "two", true }, { " and three", false }, { "last", true }, { "", true } }, got)
+  end)
+
   it("disarm empties the slot; closing the loop drops its records", function()
     local asyncio = require "asyncio"
     local a, b = core.socketpair()

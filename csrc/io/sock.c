@@ -551,17 +551,26 @@ ta_waiter *ta_io_slot(lua_State *L, int idx, int side, const char *fname) {
 
 /* ---- low-level helpers for the faces' Lua code ---- */
 
-/* sock_try_recv(sock, max) -> data, or nil if it would wait; raises OSError */
+/* sock_try_recv(sock, max) -> data, more; or nothing if it would wait;
+** raises OSError.  more is false when a stream has nothing else to give
+** before libuv reads again (its buffer is empty, no end or error is
+** pending; at the end it stays true): a caller woken by the read slot
+** need not look again. */
 static int l_try_recv(lua_State *L) {
   ta_sock *s = ta_checksock(L, 1, "recv");
   lua_Integer max = luaL_checkinteger(L, 2);
   int n;
   luaL_argcheck(L, max >= 0, 2, "negative size");
-  n = s->kind == TA_SK_UDP ? ta_udp_try_recvfrom(L, s, (size_t)max, 0)
-                           : ta_stream_try_recv(L, s, (size_t)max);
+  if (s->kind == TA_SK_UDP) {
+    n = ta_udp_try_recvfrom(L, s, (size_t)max, 0);
+    if (n > 0) lua_pushboolean(L, 1);
+  } else {
+    n = ta_stream_try_recv(L, s, (size_t)max);
+    if (n > 0) lua_pushboolean(L, ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading);
+  }
   if (n == TA_IO_AGAIN) return 0;
   if (n < 0) return ta_oserror(L, n, NULL, "recv");
-  return n;
+  return n + 1;
 }
 
 /* sock_try_recvfrom(sock, max) -> data, addr, or nothing if it would wait */

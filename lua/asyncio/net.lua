@@ -245,11 +245,11 @@ return function(asyncio, Loop)
 
   -- Takes what the socket has received and hands it to the protocol, a
   -- few times, then waits for more (armed only after the socket said it
-  -- has nothing: an end of stream already seen would never wake it).
+  -- has nothing more: an end of stream already seen would never wake it).
   function Transport:_read_ready()
     for _ = 1, 16 do
       if self._closing or self._paused then return end
-      local ok, data = pcall(core.sock_try_recv, self._sock, MAX_READ)
+      local ok, data, more = pcall(core.sock_try_recv, self._sock, MAX_READ)
       if not ok then
         if OSError:is(data) then return self:_fatal_error(data, "Fatal read error on socket transport") end
         error(data, 0)
@@ -263,6 +263,7 @@ return function(asyncio, Loop)
       end
       local pok, err = call_protocol(self._loop, self, self._protocol, "data_received", data)
       if not pok then return self:_force_close(err) end
+      if not more then return self:_arm_read() end
     end
     self._loop:call_soon(function() self:_read_ready() end)
   end

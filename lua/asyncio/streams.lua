@@ -41,23 +41,36 @@ return function(asyncio)
   -- The buffer as one string (the chunks are joined once).
   function StreamReader:_buf()
     local c = self._chunks
-    if #c > 1 then
+    local count = #c
+    if count > 1 then
       local s = table.concat(c)
-      self._chunks = { s }
+      c[1] = s
+      for i = count, 2, -1 do c[i] = nil end
       return s
     end
     return c[1] or ""
   end
 
+  -- The buffer becomes s (the chunks table is kept).
   function StreamReader:_set_buf(s)
-    self._chunks = s ~= "" and { s } or {}
+    local c = self._chunks
+    for i = #c, 1, -1 do c[i] = nil end
+    if s ~= "" then c[1] = s end
     self._size = #s
   end
 
   function StreamReader:_take(n)
-    local b = self:_buf()
-    local out = b:sub(1, n)
-    self:_set_buf(b:sub(n + 1))
+    local c = self._chunks
+    local out
+    if n >= self._size and #c == 1 then -- all of one chunk: no copy
+      out = c[1]
+      c[1] = nil
+      self._size = 0
+    else
+      local b = self:_buf()
+      out = b:sub(1, n)
+      self:_set_buf(b:sub(n + 1))
+    end
     self:_maybe_resume_transport()
     return out
   end
