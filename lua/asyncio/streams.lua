@@ -14,6 +14,7 @@ return function(asyncio)
   local IncompleteReadError, LimitOverrunError = asyncio.IncompleteReadError, asyncio.LimitOverrunError
   local ValueError, RuntimeError = asyncio.ValueError, errors.RuntimeError
   local check_aio = core.check_aio
+  local future_reuse = core.future_reuse
 
   local function incomplete(partial, expected)
     return IncompleteReadError {
@@ -135,10 +136,16 @@ return function(asyncio)
       self._paused = false
       self._transport:resume_reading()
     end
-    self._waiter = self._loop:create_future()
-    local ok, err = pcall(self._waiter.await, self._waiter)
+    -- The future of the last wait is reused when it ended with a result
+    -- (nobody else ever holds it): no new future per wait.
+    local w = self._spare_waiter
+    self._spare_waiter = nil
+    if w == nil then w = self._loop:create_future() end
+    self._waiter = w
+    local ok, err = pcall(w.await, w)
     self._waiter = nil
     if not ok then error(err, 0) end
+    if future_reuse(w) then self._spare_waiter = w end
   end
 
   --- reader:readuntil([separator="\n"]): the data up to and including
