@@ -72,7 +72,7 @@ return function(asyncio)
       out = b:sub(1, n)
       self:_set_buf(b:sub(n + 1))
     end
-    self:_maybe_resume_transport()
+    if self._paused then self:_maybe_resume_transport() end
     return out
   end
 
