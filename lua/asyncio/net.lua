@@ -19,7 +19,7 @@ local OSError = errors.OSError
 local RuntimeError = errors.RuntimeError
 local READ, WRITE = 0, 1
 local MAX_READ = 256 * 1024
-local sock_try_recv = core.sock_try_recv
+local sock_try_recv_noraise, sock_write_noraise = core.sock_try_recv_noraise, core.sock_write_noraise
 
 local argerror = errors.argerror
 
@@ -248,12 +248,11 @@ return function(asyncio, Loop)
   function Transport:_read_ready()
     for _ = 1, 16 do
       if self._closing or self._paused then return end
-      local ok, data, more = pcall(sock_try_recv, self._sock, MAX_READ)
-      if not ok then
-        if OSError:is(data) then return self:_fatal_error(data, "Fatal read error on socket transport") end
-        error(data, 0)
+      local data, more = sock_try_recv_noraise(self._sock, MAX_READ)
+      if data == nil then
+        if more ~= nil then return self:_fatal_error(more, "Fatal read error on socket transport") end
+        return self:_arm_read()
       end
-      if data == nil then return self:_arm_read() end
       if data == "" then
         local pok, keep = call_protocol(self._loop, self, self._protocol, "eof_received")
         if not pok then return self:_force_close(keep) end
@@ -356,8 +355,8 @@ return function(asyncio, Loop)
       if self._conn_lost >= 5 then io.stderr:write("asyncio: socket.send() raised exception.\n") end
       return
     end
-    local ok, all = pcall(core.sock_write, self._sock, data)
-    if not ok then return self:_fatal_error(all, "Fatal write error on socket transport") end
+    local all, err = sock_write_noraise(self._sock, data)
+    if all == nil then return self:_fatal_error(err, "Fatal write error on socket transport") end
     if not all then
       self:_arm_write()
       self:_maybe_pause_protocol()
