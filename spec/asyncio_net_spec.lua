@@ -487,6 +487,58 @@ describe("streams", function()
     end)
   end)
 
+  it("a StreamReader's waits in a row, one cancelled between them, each get their bytes in order", function()
+    local got = {}
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local srv = line_server(function(r, w)
+        for _ = 1, 3 do
+          local line = r:readline()
+          w:write(line)
+          w:drain()
+        end
+        w:close()
+      end)
+      local r, w = asyncio.open_connection("127.0.0.1", port_of(srv))
+      for i = 1, 2 do -- two waits that end with data (the second reuses the first's future)
+        w:write("line " .. i .. "\n")
+        got[#got + 1] = r:readexactly(7)
+      end
+      local reading = loop:create_task(function() return r:readexactly(7) end)
+      asyncio.sleep(0.01) -- the task waits for data
+      reading:cancel()
+      got[#got + 1] = tostring(pcall(function() reading:await() end))
+      w:write("line 3\n") -- the next wait gets a new future and these bytes
+      got[#got + 1] = r:readexactly(7)
+      got[#got + 1] = r:read(10)
+      w:close()
+      srv:close()
+    end)
+    assert.same({ "line 1\n", "line 2\n", "false", "line 3\n", "" }, got)
+  end)
+
+  it("future_reuse makes only a future finished with a result pending again", function()
+    local core = require "trio_asyncio.core"
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local ok_fut, bad_fut, cancelled = loop:create_future(), loop:create_future(), loop:create_future()
+      assert.is_false(core.future_reuse(ok_fut)) -- pending
+      ok_fut:set_result(1)
+      bad_fut:set_exception(asyncio.ValueError("no"))
+      bad_fut:exception()
+      cancelled:cancel()
+      assert.is_true(core.future_reuse(ok_fut))
+      assert.is_false(ok_fut:done())
+      ok_fut:set_result(2)
+      assert.equal(2, ok_fut:result())
+      assert.is_false(core.future_reuse(bad_fut))
+      assert.is_false(core.future_reuse(cancelled))
+      assert.is_true(cancelled:cancelled())
+      assert.is_false(core.future_reuse(loop:create_task(function() end)))
+      assert.has_error(function() core.future_reuse({}) end)
+    end)
+  end)
+
   it("readuntil: the separator included; LimitOverrunError with consumed past the limit", function()
     run(function()
       local srv = line_server(function(_, w)

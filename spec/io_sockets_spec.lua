@@ -116,6 +116,36 @@ describe("io sockets: creating and plain calls", function()
   end)
 end)
 
+describe("io sockets: the transports' calls that return failures", function()
+  it("sock_try_recv_noraise and sock_write_noraise give nil, OSError where the others raise", function()
+    local a, b = core.socketpair()
+    assert.is_true(core.sock_write_noraise(a, "hi"))
+    assert.same({}, { core.sock_try_recv_noraise(a, 10) }) -- nothing yet: would wait
+    b:close()
+    local data, err = core.sock_write_noraise(a, "x")
+    assert.is_nil(data)
+    assert.is_true(errors.BrokenPipeError:is(err), tostring(err))
+    assert.equal("EPIPE", err.code)
+    assert.equal("EPIPE", errof(core.sock_write, a, "x").code)
+    a:close()
+    for _, f in ipairs { core.sock_try_recv_noraise, core.sock_write_noraise } do
+      data, err = f(a, f == core.sock_write_noraise and "x" or 10)
+      assert.is_nil(data)
+      assert.is_true(errors.OSError:is(err))
+      assert.equal("EBADF", err.code)
+      assert_has(err.message, "the socket is closed")
+    end
+    assert.equal("EBADF", errof(core.sock_try_recv, a, 10).code)
+    -- argument errors are still raised
+    local c, d = core.socketpair()
+    assert_has(errof(core.sock_try_recv_noraise, c, -1), "negative size")
+    assert_has(errof(core.sock_write_noraise, c, {}), "string expected")
+    assert_has(errof(core.sock_write_noraise, {}, "x"), "trio_asyncio.socket expected")
+    c:close()
+    d:close()
+  end)
+end)
+
 describe("io sockets: waiting (Trio face)", function()
   it("socketpair: send and recv; EOF is an empty string, again and again", function()
     local a, b = core.socketpair()
@@ -430,6 +460,37 @@ describe("io sockets: the asyncio face's waits", function()
     a:close()
     b:close()
     assert.equal("from the loop", got)
+  end)
+
+  it("sock_try_recv says whether more is pending: buffered bytes or an end of stream", function()
+    local asyncio = require "asyncio"
+    local a, b = core.socketpair()
+    local loop = asyncio.new_event_loop()
+    local got = loop:run_until_complete(function()
+      local r = {}
+      local function wait_readable()
+        local fut = loop:create_future()
+        assert.is_true(core.aio_arm(b, 0, loop, core.aio_set_result_once, fut))
+        fut:await()
+      end
+      assert.is_nil(core.sock_try_recv(b, 10)) -- would wait; reading starts
+      core.sock_write(a, "one")
+      wait_readable()
+      r[#r + 1] = { core.sock_try_recv(b, 100) } -- all taken, nothing pending
+      core.sock_write(a, "two and three")
+      wait_readable()
+      r[#r + 1] = { core.sock_try_recv(b, 3) } -- part taken: more buffered
+      r[#r + 1] = { core.sock_try_recv(b, 100) }
+      core.sock_write(a, "last")
+      a:close()
+      asyncio.sleep(0.05) -- the bytes and the end of stream arrive
+      r[#r + 1] = { core.sock_try_recv(b, 100) } -- the end is pending
+      r[#r + 1] = { core.sock_try_recv(b, 100) } -- and stays: "" again at once
+      return r
+    end)
+    loop:close()
+    b:close()
+    assert.same({ { "one", false }, { "two", true }, { " and three", false }, { "last", true }, { "", true } }, got)
   end)
 
   it("disarm empties the slot; closing the loop drops its records", function()

@@ -1197,6 +1197,16 @@ static int l_future_new(lua_State *L) {
   return 1;
 }
 
+/* future_reuse(fut) -> true if the plain future fut, finished with a
+** result, is pending again (see ta_future_reuse: only for its maker, once
+** it has awaited it and knows nobody else holds it); false, unchanged,
+** for any other. */
+static int l_future_reuse(lua_State *L) {
+  checkfuture(L, 1);
+  lua_pushboolean(L, ta_future_reuse(L, 1));
+  return 1;
+}
+
 /* future_set_cancel_hook(fut, hook|nil): cancel() calls hook(fut, msg),
 ** or hook:cancel() for an object, instead of cancelling; remove the hook to
 ** really cancel. */
@@ -1248,6 +1258,7 @@ static const luaL_Reg task_methods[] = {
 
 static const luaL_Reg future_funcs[] = {
   {"future_new", l_future_new},
+  {"future_reuse", l_future_reuse},
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
   {"create_task", l_create_task},

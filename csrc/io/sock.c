@@ -175,7 +175,7 @@ static ta_sock *new_sock(lua_State *L, ta_engine *E, int family, int type, int p
   b->type = type;
   b->proto = proto;
   s->box = b;
-  luaL_setmetatable(L, TA_SOCKET_MT);
+  ta_setmetatable(L, E, TA_MT_SOCKET);
   return s;
 }
 
@@ -188,8 +188,18 @@ ta_sock *ta_sock_adopt(lua_State *L, int family, int type, int proto, int fd, in
   return new_sock(L, ta_engine_get(L), family, type, proto, fd, 0, err);
 }
 
+/* Every caller is a C function with the engine as upvalue 1.  (The
+** engine's ta_checkudata, with one Lua API call less: the hot path of
+** every socket operation.) */
 ta_sockbox *ta_checksockbox(lua_State *L, int idx) {
-  return (ta_sockbox *)luaL_checkudata(L, idx, TA_SOCKET_MT);
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    const void *mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    if (mt == ta_upengine(L)->mt[TA_MT_SOCKET]) return (ta_sockbox *)p;
+  }
+  luaL_typeerror(L, idx, TA_SOCKET_MT);
+  return NULL;
 }
 
 ta_sock *ta_tosock(lua_State *L, int idx) {
@@ -538,7 +548,7 @@ static int sock_index(lua_State *L) {
 /* ---- the waiter slots of io objects ---- */
 
 ta_waiter *ta_io_slot(lua_State *L, int idx, int side, const char *fname) {
-  ta_sockbox *b = (ta_sockbox *)luaL_testudata(L, idx, TA_SOCKET_MT);
+  ta_sockbox *b = (ta_sockbox *)ta_testudata(L, ta_upengine(L), idx, TA_MT_SOCKET);
   if (b != NULL) {
     if (b->s == NULL) return NULL;
     return &b->s->slot[side ? TA_SIDE_WRITE : TA_SIDE_READ];
@@ -550,18 +560,45 @@ ta_waiter *ta_io_slot(lua_State *L, int idx, int side, const char *fname) {
 
 /* ---- low-level helpers for the faces' Lua code ---- */
 
-/* sock_try_recv(sock, max) -> data, or nil if it would wait; raises OSError */
-static int l_try_recv(lua_State *L) {
-  ta_sock *s = ta_checksock(L, 1, "recv");
-  lua_Integer max = luaL_checkinteger(L, 2);
-  int n;
-  luaL_argcheck(L, max >= 0, 2, "negative size");
-  n = s->kind == TA_SK_UDP ? ta_udp_try_recvfrom(L, s, (size_t)max, 0)
-                           : ta_stream_try_recv(L, s, (size_t)max);
-  if (n == TA_IO_AGAIN) return 0;
-  if (n < 0) return ta_oserror(L, n, NULL, "recv");
-  return n;
+/* How the socket's own failures (it is closed, an OS error) come back:
+** raised as OSError, or returned as nil, the OSError, for the asyncio
+** transports, which report them instead of raising (no pcall per call
+** on their hot paths). */
+static int sock_failed(lua_State *L, int raise, int rc, const char *what) {
+  if (raise) return ta_oserror(L, rc, NULL, "%s", what);
+  lua_pushnil(L);
+  ta_push_oserror(L, rc, NULL, "%s", what);
+  return 2;
 }
+
+/* sock_try_recv(sock, max) -> data, more; or nothing if it would wait;
+** raises OSError.  more is false when a stream has nothing else to give
+** before libuv reads again (its buffer is empty, no end or error is
+** pending; at the end it stays true): a caller woken by the read slot
+** need not look again.
+** sock_try_recv_noraise(sock, max): the same, but nil, OSError on failure. */
+static int try_recv(lua_State *L, int raise) {
+  ta_sock *s = ta_tosock(L, 1);
+  lua_Integer max;
+  int n;
+  if (s == NULL) return sock_failed(L, raise, UV_EBADF, "recv: the socket is closed");
+  ta_sock_reap(L, s);
+  max = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, max >= 0, 2, "negative size");
+  if (s->kind == TA_SK_UDP) {
+    n = ta_udp_try_recvfrom(L, s, (size_t)max, 0);
+    if (n > 0) lua_pushboolean(L, 1);
+  } else {
+    n = ta_stream_try_recv(L, s, (size_t)max);
+    if (n > 0) lua_pushboolean(L, ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading);
+  }
+  if (n == TA_IO_AGAIN) return 0;
+  if (n < 0) return sock_failed(L, raise, n, "recv");
+  return n + 1;
+}
+
+static int l_try_recv(lua_State *L) { return try_recv(L, 1); }
+static int l_try_recv_noraise(lua_State *L) { return try_recv(L, 0); }
 
 /* sock_try_recvfrom(sock, max) -> data, addr, or nothing if it would wait */
 static int l_try_recvfrom(lua_State *L) {
@@ -595,20 +632,28 @@ static int l_try_accept(lua_State *L) {
 }
 
 /* sock_write(sock, data [, offset]) -> true if all went out now, false if
-** some is queued (wait with sock_try_drain); raises OSError */
-static int l_write(lua_State *L) {
-  ta_sock *s = ta_checksock(L, 1, "write");
+** some is queued (wait with sock_try_drain); raises OSError.
+** sock_write_noraise(sock, data [, offset]): the same, but nil, OSError
+** on failure. */
+static int write_data(lua_State *L, int raise) {
+  ta_sock *s = ta_tosock(L, 1);
   size_t len, written = 0;
-  lua_Integer off = luaL_optinteger(L, 3, 0);
+  lua_Integer off;
   int rc;
+  if (s == NULL) return sock_failed(L, raise, UV_EBADF, "write: the socket is closed");
+  ta_sock_reap(L, s);
+  off = luaL_optinteger(L, 3, 0);
   luaL_checklstring(L, 2, &len);
   luaL_argcheck(L, off >= 0 && (size_t)off <= len, 3, "offset out of range");
   if (s->kind == TA_SK_UDP) rc = ta_udp_send(L, s, 2, NULL);
   else rc = ta_stream_write(L, s, 2, (size_t)off, &written);
-  if (rc < 0) return ta_oserror(L, rc, NULL, "send");
+  if (rc < 0) return sock_failed(L, raise, rc, "send");
   lua_pushboolean(L, rc == 1);
   return 1;
 }
+
+static int l_write(lua_State *L) { return write_data(L, 1); }
+static int l_write_noraise(lua_State *L) { return write_data(L, 0); }
 
 /* sock_try_drain(sock) -> true once no write is in flight; raises the
 ** error of a failed one */
@@ -844,9 +889,11 @@ static const luaL_Reg sock_funcs[] = {
   {"socketpair", l_socketpair},
   {"socket_from_fd", l_from_fd},
   {"sock_try_recv", l_try_recv},
+  {"sock_try_recv_noraise", l_try_recv_noraise},
   {"sock_try_recvfrom", l_try_recvfrom},
   {"sock_try_accept", l_try_accept},
   {"sock_write", l_write},
+  {"sock_write_noraise", l_write_noraise},
   {"sock_try_drain", l_try_drain},
   {"sock_sendto", l_sendto},
   {"sock_start_connect", l_start_connect},
@@ -881,6 +928,7 @@ int ta_open_sock(lua_State *L) {
   if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
   open_spare_fd((ta_engine *)lua_touserdata(L, -1));
   ta_newclass(L, TA_SOCKET_MT, sock_meta, sock_methods, "__methods");
+  ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_SOCKET);
   lua_pushvalue(L, -2); /* engine */
   lua_getfield(L, -2, "__methods");
   lua_pushcclosure(L, sock_index, 2);

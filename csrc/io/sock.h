@@ -69,6 +69,7 @@ struct ta_sock {
   /* received: stream bytes rbuf[rpos, rlen), or datagrams */
   char *rbuf;
   size_t rpos, rlen, rcap;
+  size_t rnext;               /* size of the next buffer, 0 for the small one */
   int rerr;                   /* UV_EOF at the end of the stream, or an error; 0 */
   ta_dgram *dq_head, *dq_tail;
   size_t dq_count;

@@ -19,7 +19,11 @@
 #include "io/sock.h"
 
 #define RBUF_MIN_FREE 4096
-#define RBUF_FIRST 16384
+/* A new buffer starts small (from malloc's per-thread cache: request and
+** response traffic costs no arena work per read), or at the size the last
+** one grew to when that one was filled beyond it (bulk transfers). */
+#define RBUF_SMALL 1024
+#define RBUF_LARGE_MAX (256 * 1024)
 
 size_t ta_stream_buffered(ta_sock *s) { return s->rlen - s->rpos; }
 
@@ -27,8 +31,9 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   ta_sock *s = (ta_sock *)h->data;
   (void)suggested;
   if (s->rbuf == NULL) {
-    s->rbuf = (char *)malloc(RBUF_FIRST);
-    s->rcap = s->rbuf ? RBUF_FIRST : 0;
+    size_t first = s->rnext > RBUF_SMALL ? s->rnext : RBUF_SMALL;
+    s->rbuf = (char *)malloc(first);
+    s->rcap = s->rbuf ? first : 0;
     s->rpos = s->rlen = 0;
   } else if (s->rcap - s->rlen < RBUF_MIN_FREE) {
     if (s->rpos > 0) {
@@ -90,6 +95,7 @@ int ta_stream_try_recv(lua_State *L, ta_sock *s, size_t max) {
     lua_pushlstring(L, s->rbuf + s->rpos, n);
     s->rpos += n;
     if (s->rpos == s->rlen) {
+      s->rnext = s->rlen > RBUF_SMALL ? (s->rcap < RBUF_LARGE_MAX ? s->rcap : RBUF_LARGE_MAX) : 0;
       free(s->rbuf);
       s->rbuf = NULL;
       s->rpos = s->rlen = s->rcap = 0;

@@ -65,9 +65,10 @@ static int check_resume(lua_State *L, ta_task *t) {
 }
 
 /* The socket at 1 for an operation, or the error: closed before the call
-** is EBADF, closed while this task waited is ClosedResourceError. */
+** is EBADF, closed while this task waited is ClosedResourceError.  After
+** a wait, slot 1 of the same call holds the box checked before it. */
 static ta_sock *op_sock(lua_State *L, const char *fname, int waited) {
-  ta_sock *s = ta_tosock(L, 1);
+  ta_sock *s = waited ? ((ta_sockbox *)lua_touserdata(L, 1))->s : ta_tosock(L, 1);
   if (s == NULL) {
     if (waited) ta_error(L, "ClosedResourceError", "%s: another task closed this socket", fname);
     ta_oserror(L, UV_EBADF, NULL, "%s: the socket is closed", fname);

@@ -19,6 +19,7 @@ local OSError = errors.OSError
 local RuntimeError = errors.RuntimeError
 local READ, WRITE = 0, 1
 local MAX_READ = 256 * 1024
+local sock_try_recv_noraise, sock_write_noraise = core.sock_try_recv_noraise, core.sock_write_noraise
 
 local argerror = errors.argerror
 
@@ -182,16 +183,18 @@ return function(asyncio, Loop)
 
   -- Calls protocol:name(...) if it has that method; an error goes to the
   -- loop's exception handler (returns false, the error).
+  local function protocol_failed(loop, transport, protocol, name, err)
+    loop:call_exception_handler {
+      message = ("protocol.%s() call failed."):format(name),
+      exception = err, transport = transport, protocol = protocol,
+    }
+  end
+
   local function call_protocol(loop, transport, protocol, name, ...)
     local fn = protocol and protocol[name]
     if fn == nil then return true end
     local ok, err = pcall(fn, protocol, ...)
-    if not ok then
-      loop:call_exception_handler {
-        message = ("protocol.%s() call failed."):format(name),
-        exception = err, transport = transport, protocol = protocol,
-      }
-    end
+    if not ok then protocol_failed(loop, transport, protocol, name, err) end
     return ok, err
   end
   asyncio._call_protocol = call_protocol
@@ -232,37 +235,44 @@ return function(asyncio, Loop)
   end
   asyncio._new_transport = new_transport
 
-  -- The read wait is persistent: armed once, it queues _on_readable for
+  -- The read wait is persistent: armed once, it queues _read_ready for
   -- each wake until disarmed (pause_reading, close).
   function Transport:_arm_read()
     if self._reading_armed or self._closing or self._paused then return end
-    self._reading_armed = core.aio_arm(self._sock, READ, self._loop, Transport._on_readable, self, true)
-  end
-
-  function Transport._on_readable(t)
-    t:_read_ready()
+    self._reading_armed = core.aio_arm(self._sock, READ, self._loop, self._read_ready, self, true)
   end
 
   -- Takes what the socket has received and hands it to the protocol, a
   -- few times, then waits for more (armed only after the socket said it
-  -- has nothing: an end of stream already seen would never wake it).
+  -- has nothing more: an end of stream already seen would never wake it).
   function Transport:_read_ready()
     for _ = 1, 16 do
       if self._closing or self._paused then return end
-      local ok, data = pcall(core.sock_try_recv, self._sock, MAX_READ)
-      if not ok then
-        if OSError:is(data) then return self:_fatal_error(data, "Fatal read error on socket transport") end
-        error(data, 0)
+      local data, more = sock_try_recv_noraise(self._sock, MAX_READ)
+      if data == nil then
+        if more ~= nil then return self:_fatal_error(more, "Fatal read error on socket transport") end
+        return self:_arm_read()
       end
-      if data == nil then return self:_arm_read() end
       if data == "" then
         local pok, keep = call_protocol(self._loop, self, self._protocol, "eof_received")
         if not pok then return self:_force_close(keep) end
         if not keep then self:close() end
         return
       end
-      local pok, err = call_protocol(self._loop, self, self._protocol, "data_received", data)
-      if not pok then return self:_force_close(err) end
+      -- call_protocol's work, without its variable arguments (the hot path)
+      local protocol = self._protocol
+      local received = protocol and protocol.data_received
+      if received ~= nil then
+        local pok, err = pcall(received, protocol, data)
+        if not pok then
+          protocol_failed(self._loop, self, protocol, "data_received", err)
+          return self:_force_close(err)
+        end
+      end
+      if not more then
+        if not self._reading_armed then self:_arm_read() end
+        return
+      end
     end
     self._loop:call_soon(function() self:_read_ready() end)
   end
@@ -345,8 +355,8 @@ return function(asyncio, Loop)
       if self._conn_lost >= 5 then io.stderr:write("asyncio: socket.send() raised exception.\n") end
       return
     end
-    local ok, all = pcall(core.sock_write, self._sock, data)
-    if not ok then return self:_fatal_error(all, "Fatal write error on socket transport") end
+    local all, err = sock_write_noraise(self._sock, data)
+    if all == nil then return self:_fatal_error(err, "Fatal write error on socket transport") end
     if not all then
       self:_arm_write()
       self:_maybe_pause_protocol()

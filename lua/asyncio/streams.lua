@@ -14,6 +14,7 @@ return function(asyncio)
   local IncompleteReadError, LimitOverrunError = asyncio.IncompleteReadError, asyncio.LimitOverrunError
   local ValueError, RuntimeError = asyncio.ValueError, errors.RuntimeError
   local check_aio = core.check_aio
+  local future_reuse = core.future_reuse
 
   local function incomplete(partial, expected)
     return IncompleteReadError {
@@ -41,24 +42,37 @@ return function(asyncio)
   -- The buffer as one string (the chunks are joined once).
   function StreamReader:_buf()
     local c = self._chunks
-    if #c > 1 then
+    local count = #c
+    if count > 1 then
       local s = table.concat(c)
-      self._chunks = { s }
+      c[1] = s
+      for i = count, 2, -1 do c[i] = nil end
       return s
     end
     return c[1] or ""
   end
 
+  -- The buffer becomes s (the chunks table is kept).
   function StreamReader:_set_buf(s)
-    self._chunks = s ~= "" and { s } or {}
+    local c = self._chunks
+    for i = #c, 1, -1 do c[i] = nil end
+    if s ~= "" then c[1] = s end
     self._size = #s
   end
 
   function StreamReader:_take(n)
-    local b = self:_buf()
-    local out = b:sub(1, n)
-    self:_set_buf(b:sub(n + 1))
-    self:_maybe_resume_transport()
+    local c = self._chunks
+    local out
+    if n >= self._size and #c == 1 then -- all of one chunk: no copy
+      out = c[1]
+      c[1] = nil
+      self._size = 0
+    else
+      local b = self:_buf()
+      out = b:sub(1, n)
+      self:_set_buf(b:sub(n + 1))
+    end
+    if self._paused then self:_maybe_resume_transport() end
     return out
   end
 
@@ -122,10 +136,16 @@ return function(asyncio)
       self._paused = false
       self._transport:resume_reading()
     end
-    self._waiter = self._loop:create_future()
-    local ok, err = pcall(self._waiter.await, self._waiter)
+    -- The future of the last wait is reused when it ended with a result
+    -- (nobody else ever holds it): no new future per wait.
+    local w = self._spare_waiter
+    self._spare_waiter = nil
+    if w == nil then w = self._loop:create_future() end
+    self._waiter = w
+    local ok, err = pcall(w.await, w)
     self._waiter = nil
     if not ok then error(err, 0) end
+    if future_reuse(w) then self._spare_waiter = w end
   end
 
   --- reader:readuntil([separator="\n"]): the data up to and including
