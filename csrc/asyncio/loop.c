@@ -546,7 +546,7 @@ static int drive(lua_State *L, ta_loop *lp) {
       /* More to do: go on unless Trio tasks wait or I/O should be polled
       ** (a millisecond after the last poll, by the cheap clock). */
       if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
-          (int64_t)(ta_coarse_ns() - E->last_poll_ns) > (int64_t)TA_POLL_INTERVAL_NS)
+          (int64_t)(ta_coarse_ns() - E->last_poll_ns) >= (int64_t)E->poll_interval_ns)
         return drive_yield(L, lp, t, 0);
       continue;
     }
