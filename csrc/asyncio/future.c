@@ -135,8 +135,13 @@ static void push_cancelled_error(lua_State *L, ta_future *f, int fidx) {
 ** exception()): the one that ended a Task, which shows the line that was
 ** interrupted, else a new one.  Its traceback gains the stack of `co`,
 ** where it is raised now (from `level` on), as a Python traceback grows
-** while the exception propagates. */
+** while the exception propagates.  It stops growing past
+** CANCELLED_TRACEBACK_MAX bytes: a cancel travelling up a chain of
+** thousands of awaiting Tasks would otherwise copy the whole text at every
+** level (quadratic time). */
+enum { CANCELLED_TRACEBACK_MAX = 32 * 1024 };
 static void push_cancelled_again(lua_State *L, ta_future *f, int fidx, lua_State *co, int level) {
+  size_t len;
   fidx = lua_absindex(L, fidx);
   if (push_extra(L, fidx, "cancelled_exc") != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -148,8 +153,18 @@ static void push_cancelled_again(lua_State *L, ta_future *f, int fidx, lua_State
     lua_pop(L, 1);
     lua_pushliteral(L, "");
   }
+  lua_tolstring(L, -1, &len);
+  if (len > CANCELLED_TRACEBACK_MAX) {
+    lua_pop(L, 1);
+    return;
+  }
   luaL_traceback(L, co, "\nraised again:", level);
   lua_concat(L, 2);
+  lua_tolstring(L, -1, &len);
+  if (len > CANCELLED_TRACEBACK_MAX) {
+    lua_pushliteral(L, "\n(the awaits it was raised again through after this are not shown)");
+    lua_concat(L, 2);
+  }
   lua_setfield(L, -2, "traceback");
 }
 
@@ -763,26 +778,39 @@ const ta_task_kind ta_aio_task_kind = {
 };
 
 /* Task:cancel(msg): cancel what it awaits, or throw CancelledError into it
-** at its next step. */
+** at its next step.  A Task awaiting a Task passes the cancel on down the
+** chain (as asyncio's Task.cancel cancels its _fut_waiter); the walk is a
+** loop, not a recursion, so a chain of any depth costs one stack slot. */
 static int task_cancel(lua_State *L, int tidx, int msgidx) {
   ta_future *f = checktaskfut(L, tidx);
-  ta_task *t = ta_future_task(f);
+  int top = lua_gettop(L), cur = top + 1;
   f->retrieved = 1; /* as asyncio: nobody waits to be told of its error */
   if (f->state != TA_FUT_PENDING) return 0;
-  f->cancel_requests++;
-  if (msgidx) {
-    lua_pushvalue(L, msgidx);
-    set_extra(L, tidx, "message");
-  }
-  if (t->wait != NULL && t->co != NULL) {
-    int done;
-    lua_pushvalue(t->co, 1);
+  lua_pushvalue(L, tidx); /* cur: the Task being cancelled now */
+  for (;;) {
+    ta_task *t = ta_future_task(f);
+    ta_future *w;
+    f->cancel_requests++;
+    if (msgidx) {
+      lua_pushvalue(L, msgidx);
+      set_extra(L, cur, "message");
+    }
+    if (t->wait == NULL || t->co == NULL) break;
+    lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
-    done = future_cancel(L, lua_gettop(L), msgidx);
-    lua_pop(L, 1);
-    if (done) return 1;
+    w = checkfuture(L, -1);
+    w->retrieved = 1;
+    if (w->kind != TA_KIND_TASK) {
+      if (!future_cancel(L, lua_gettop(L), msgidx)) break;
+      lua_settop(L, top);
+      return 1;
+    }
+    if (w->state != TA_FUT_PENDING) break;
+    lua_replace(L, cur); /* the awaited Task will cancel: on down the chain */
+    f = w;
   }
   f->must_cancel = 1;
+  lua_settop(L, top);
   return 1;
 }
 
