@@ -173,7 +173,8 @@ ROWS=(
 	"py|W9|python uvloop|py:uvloop|run|$PY $P/w9_to_thread.py uvloop"
 	"py|W9|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w9_to_thread.py trio_asyncio"
 
-	"ours|W7|trio|-|mem|$LUA bench/w7_memory.lua"
+	"ours|W7|trio|-|mem|$LUA bench/w7_memory.lua trio"
+	"ours|W7|asyncio|-|mem|$LUA bench/w7_memory.lua asyncio"
 	"lua|W7|cqueues|lua:cqueues|mem|$LUA $L/w7_memory_cqueues.lua"
 	"lua|W7|luv timers (no tasks)|lua:luv|mem|$LUA $L/w7_memory_luv.lua"
 	"floor|W7|raw Lua coroutines (floor)|-|mem|$LUA $L/w7_memory_rawco.lua"

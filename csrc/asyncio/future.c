@@ -68,6 +68,7 @@ static ta_future *new_future(lua_State *L, int loopidx, int kind) {
   f->loop = lp;
   f->kind = (unsigned char)kind;
   f->retrieved = 1;
+  if (task) ((ta_aiotask *)f)->sleep_ref = LUA_NOREF;
   ta_setmetatable(L, lp->E, task ? TA_MT_AIOTASK : TA_MT_FUTURE);
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, FUV_LOOP);
@@ -478,23 +479,49 @@ static int f_await(lua_State *L) {
 
 /* ---- asyncio.sleep ---- */
 
-/* The timer callback of a sleep: sleep_done(fut, result). */
-static int sleep_done(lua_State *L) {
-  ta_future *f = (ta_future *)lua_touserdata(L, 1);
-  if (f->state == TA_FUT_PENDING) {
-    lua_settop(L, 2);
-    settle(L, f, 1, 0);
-  }
-  return 0;
+/* A Task's own sleep: asyncio.sleep(delay) called by a Task arms the
+** Task's engine timer in its loop's heap, with no Future and no
+** TimerHandle (together they were a fifth of what a sleeping Task costs);
+** a registry reference keeps the Task alive meanwhile, as the TimerHandle
+** of Python's sleep does.  Task:cancel() ends the sleep early. */
+#define aiotask_of_timer(tm) \
+  ((ta_aiotask *)((char *)(tm) - offsetof(ta_task, timer) - offsetof(ta_aiotask, t)))
+
+static void task_sleep_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
+  ta_aiotask *at = aiotask_of_timer(tm);
+  (void)E;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, at->sleep_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
+  at->sleep_ref = LUA_NOREF;
+  ta_loop_ready_from_timer(L, at->f.loop);
 }
 
-/* After a sleep's future, on [fut, result, timer handle, ...]. */
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+/* Ends a Task's own sleep without waking it (its loop is released, or it
+** is cancelled: the caller wakes it). */
+void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm) {
+  ta_aiotask *at = aiotask_of_timer(tm);
+  if (tm->index >= 0) ta_heap_remove(&at->f.loop->timers, tm);
+  if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
+  at->sleep_ref = LUA_NOREF;
+}
+
+/* The Task at tidx (engine task t) leaves its own sleep for the ready
+** queue, to be cancelled at its next step. */
+static void wake_from_sleep(lua_State *L, ta_task *t, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  ta_aio_task_sleep_release(L, &t->timer);
+  lua_getiuservalue(L, tidx, FUV_LOOP);
+  lua_pushvalue(L, tidx);
+  ta_loop_append_to(L, ta_task_future(t)->loop, -2);
+  lua_pop(L, 1);
+}
+
+/* After a Task's own sleep, on [delay, result]. */
+static int task_sleep_k(lua_State *L, int status, lua_KContext ctx) {
   ta_task *t = (ta_task *)ctx;
   (void)status;
-  if (t->resume_error) { /* cancelled: the timer goes too */
+  if (t->resume_error) { /* cancelled */
     t->resume_error = 0;
-    ta_handle_cancel(L, (ta_handle *)lua_touserdata(L, 3));
     return lua_error(L);
   }
   lua_pushvalue(L, 2);
@@ -529,16 +556,20 @@ static int l_aio_sleep(lua_State *L) {
     lua_callk(L, 2, LUA_MULTRET, 0, all_results_k);
     return lua_gettop(L);
   }
-  /* Await a future that a timer completes: [fut, result, handle]. */
-  ta_push_weak(L, t->E, t->ref);
-  lua_getiuservalue(L, -1, FUV_LOOP);
-  t->wait = new_future(L, -1, TA_KIND_FUTURE);
-  lua_replace(L, 1);
-  lua_settop(L, 2);
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  ta_loop_call_later(L, ta_task_future(t)->loop, delay, sleep_done, 2);
-  return ta_task_yield(L, t, 0, sleep_k);
+  { /* the Task sleeps on its own timer: [delay, result] */
+    ta_aiotask *at = (ta_aiotask *)ta_task_future(t);
+    lua_settop(L, 2);
+    ta_push_weak(L, t->E, t->ref);
+    at->sleep_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->timer.cb = task_sleep_fired;
+    if (ta_loop_arm_timer(at->f.loop, &t->timer, delay) != 0) {
+      luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
+      at->sleep_ref = LUA_NOREF;
+      return luaL_error(L, "asyncio.sleep: not enough memory");
+    }
+    t->wait = NULL;
+    return ta_task_yield(L, t, 0, task_sleep_k);
+  }
 }
 
 /* The asyncio functions in C keep Lua functions for what C cannot do as
@@ -674,11 +705,13 @@ static void task_step(lua_State *L, int tidx) {
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-  } else { /* a bare yield, or an await already satisfied: step soon */
+  } else if (t->timer.index < 0) { /* a bare yield, or an await already satisfied: step soon */
     lua_getiuservalue(L, tidx, FUV_LOOP);
     lua_pushvalue(L, tidx);
     ta_loop_append_to(L, lp, -2);
     lua_pop(L, 1);
+  } else if (f->must_cancel) { /* it cancelled itself, then slept */
+    wake_from_sleep(L, t, tidx);
   }
 }
 
@@ -794,6 +827,10 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
     if (msgidx) {
       lua_pushvalue(L, msgidx);
       set_extra(L, cur, "message");
+    }
+    if (t->timer.index >= 0) { /* in its own sleep: woken now, to be cancelled */
+      wake_from_sleep(L, t, cur);
+      break;
     }
     if (t->wait == NULL || t->co == NULL) break;
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
