@@ -32,16 +32,15 @@ enum { FUV_LOOP = 1, FUV_STATE, FUV_HOOK, FUT_NUV = FUV_HOOK };
 enum { TASK_UV_THREAD = FUV_HOOK, TASK_NUV = TASK_UV_THREAD };
 
 /* Futures are checked on every hop, so compare metatables by pointer
-** (cached in the engine, upvalue 1 of the core functions; NULL in the
-** metamethods) instead of looking them up by name. */
+** (cached in the engine: upvalue 1 of the core functions, else found with
+** one registry lookup) instead of looking them up by name. */
 static ta_future *testfuture(lua_State *L, int idx) {
-  static const int kinds[] = {TA_MT_FUTURE, TA_MT_AIOTASK, TA_MT_FUTURE_EXC};
   ta_engine *E = ta_upengine(L);
   const void *mt = ta_udata_mt(L, idx);
   if (mt == NULL) return NULL;
-  for (int i = 0; i < 3; i++)
-    if (E != NULL ? mt == E->mt[kinds[i]] : ta_testudata(L, NULL, idx, kinds[i]) != NULL)
-      return (ta_future *)lua_touserdata(L, idx);
+  if (E == NULL) E = ta_engine_get(L); /* one registry lookup, not three by name */
+  if (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK] || mt == E->mt[TA_MT_FUTURE_EXC])
+    return (ta_future *)lua_touserdata(L, idx);
   return NULL;
 }
 
@@ -191,6 +190,7 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
 
 static int trio_wakeup(lua_State *L);
 static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
+static int trio_wait_abort(lua_State *L, ta_task *t);
 
 /* Done callbacks: with one callback, FUV_STATE holds it directly (the
 ** common case: one awaiting Task); with more, a list (cb_list set).  The
@@ -205,9 +205,13 @@ static void schedule_one(lua_State *L, ta_future *f, int fidx) {
     lua_pop(L, 1);
     return;
   }
-  lua_pushvalue(L, fidx);
-  if (ta_testudata(L, f->loop->E, -2, TA_MT_TASK)) ta_loop_call_soon(L, f->loop, trio_wakeup, 2);
-  else ta_loop_call_soon(L, f->loop, NULL, 1);
+  if (ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
+    lua_pushcfunction(L, trio_wakeup);
+    lua_insert(L, -2);
+  } else {
+    lua_pushvalue(L, fidx);
+  }
+  ta_loop_call_soon(L, f->loop, NULL, 1);
 }
 
 /* Completes the pending future at fidx: state, and the outcome on top of
@@ -1165,10 +1169,14 @@ static int l_make_gather(lua_State *L) {
 
 /* ---- Trio tasks waiting on futures ---- */
 
+/* The done callback of a Trio task (at 1) in trio_wait, run from the ready
+** queue as asyncio runs done callbacks.  Only this wakes it (its abort
+** callback answers FAILED), so it is still waiting for the future, done. */
 static int trio_wakeup(lua_State *L) {
   ta_task *t = ta_checktask(L, 1);
-  ta_future *f = checkfuture(L, 2);
-  if (t->state == TA_PARKED && t->wait == f) ta_reschedule(t, 0, 0);
+  if (t->state == TA_PARKED && t->abort == trio_wait_abort &&
+      ((ta_future *)t->wait)->state != TA_FUT_PENDING)
+    ta_reschedule(t, 0, 0);
   return 0;
 }
 
