@@ -685,10 +685,10 @@ static void task_step(lua_State *L, int tidx) {
     ta_task_fail(L, t);
     return;
   }
-  if (f->must_cancel) {
+  if (f->must_cancel) { /* the traceback shows where it is interrupted */
     f->must_cancel = 0;
     lua_pop(t->co, t->nargs);
-    push_cancelled_error(L, f, tidx);
+    push_cancelled_again(L, f, tidx, t->co, 0);
     lua_xmove(L, t->co, 1);
     t->nargs = 1;
     t->resume_error = 1;
