@@ -407,6 +407,7 @@ if ((COMPARE)); then
 					'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.3g\n", a / b }')")
 			fi
 		done
+		[[ ${cols[0]} == - && ${cols[2]} == - ]] && continue # nothing to compare with
 		printf '| %-3s | %-30s | %-32s | %8s | %-32s | %8s |\n' "$w" "$sys" "${cols[@]}"
 	done
 fi
