@@ -13,8 +13,9 @@
 # usage: bench/run.sh [--compare] [--compare-python] [REGEX]
 #   (no option)       our workloads only                      (make bench)
 #   --compare         also the peers' Lua programs (cqueues, luv) and the raw
-#                     coroutine floors, for the workloads we have a program
-#                     for, then a table of ratios ours/peer   (make bench-compare)
+#                     coroutine and C floors, for the workloads we have a
+#                     program for, then a table of ratios ours/peer and one
+#                     of ours/best floor and ours/best peer   (make bench-compare)
 #   --compare-python  also the peers' Python programs (trio, asyncio, uvloop;
 #                     trio-asyncio if $TRIO_ASYNCIO_DIR exists), only when
 #                     `$PY -c 'import trio'` works; implies --compare
@@ -82,21 +83,39 @@ ROWS=(
 	"py|W2|python asyncio|-|run|$PY $P/w2_pingpong.py asyncio"
 	"py|W2|python uvloop|py:uvloop|run|$PY $P/w2_pingpong.py uvloop"
 	"py|W2|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w2_pingpong.py trio_asyncio"
+	"ours|W2|trio, poll every batch|-|run|env TA_POLL_INTERVAL_US=0 $LUA bench/w2_pingpong.lua"
+	"ours|W2|asyncio, poll every batch|-|run|env TA_POLL_INTERVAL_US=0 $LUA bench/w2_pingpong_asyncio.lua"
+
+	"ours|W2k|trio, 1,000 pairs|-|run|$LUA bench/w2_pairs.lua trio 1000"
+	"ours|W2k|asyncio, 1,000 pairs|-|run|$LUA bench/w2_pairs.lua asyncio 1000"
+	"lua|W2k|cqueues, 1,000 pairs|lua:cqueues|run|$LUA bench/w2_pairs_cqueues.lua 1000"
+	"ours|W2t|trio, 10,000 pairs|-|run|$LUA bench/w2_pairs.lua trio 10000"
+	"ours|W2t|asyncio, 10,000 pairs|-|run|$LUA bench/w2_pairs.lua asyncio 10000"
+	"lua|W2t|cqueues, 10,000 pairs|lua:cqueues|run|$LUA bench/w2_pairs_cqueues.lua 10000"
+	"ours|W2h|trio, 100,000 pairs|-|run|$LUA bench/w2_pairs.lua trio 100000"
+	"ours|W2h|asyncio, 100,000 pairs|-|run|$LUA bench/w2_pairs.lua asyncio 100000"
+	"lua|W2h|cqueues, 100,000 pairs|lua:cqueues|run|$LUA bench/w2_pairs_cqueues.lua 100000"
 
 	"ours|W3|asyncio|-|run|$LUA bench/w3_callbacks.lua plain"
 	"ours|W6b|W3 on open_loop|-|run|$LUA bench/w3_callbacks.lua bridged"
+	"ours|W3|asyncio, poll every batch|-|run|env TA_POLL_INTERVAL_US=0 $LUA bench/w3_callbacks.lua plain"
+	"floor|W3|raw libuv C idle (floor)|path:$BUILD/peers/w3_uv|run|$BUILD/peers/w3_uv idle"
 	"lua|W3|luv timer(0) (chained)|lua:luv|run|$LUA $L/w3_callbacks_luv.lua timer"
 	"lua|W3|luv idle (chained)|lua:luv|run|$LUA $L/w3_callbacks_luv.lua idle"
 	"py|W3|python asyncio|-|run|$PY $P/w3_callbacks.py asyncio"
 	"py|W3|python uvloop|py:uvloop|run|$PY $P/w3_callbacks.py uvloop"
 
 	"ours|W4|trio|-|run|$LUA bench/w4_timers.lua"
+	"floor|W4|raw libuv C (floor)|path:$BUILD/peers/w4_uv|run|$BUILD/peers/w4_uv"
 	"lua|W4|cqueues|lua:cqueues|run|$LUA $L/w4_timers_cqueues.lua"
 	"lua|W4|luv (whole ms)|lua:luv|run|$LUA $L/w4_timers_luv.lua"
 	"py|W4|python trio|py:trio|run|$PY $P/w4_timers.py trio"
 	"py|W4|python asyncio|-|run|$PY $P/w4_timers.py asyncio"
 	"py|W4|python uvloop|py:uvloop|run|$PY $P/w4_timers.py uvloop"
 	"py|W4|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w4_timers.py trio_asyncio"
+	"ours|W4M|trio, 1M timers|-|run|$LUA bench/w4_timers.lua 1000000"
+	"floor|W4M|raw libuv C, 1M timers (floor)|path:$BUILD/peers/w4_uv|run|$BUILD/peers/w4_uv 1000000"
+	"lua|W4M|cqueues, 1M timers|lua:cqueues|run|$LUA $L/w4_timers_cqueues.lua 1000000"
 
 	"ours|W5|trio streams|-|run|$LUA bench/w5_echo.lua trio"
 	"ours|W5|asyncio streams|-|run|$LUA bench/w5_echo.lua asyncio streams"
@@ -133,6 +152,12 @@ ROWS=(
 	"py|W6|python trio-asyncio aio_as_trio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py aio_as_trio"
 	"py|W6|python trio-asyncio trio_as_aio|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w6_cross.py trio_as_aio"
 
+	"ours|W11|asyncio, 100k callbacks queued|-|run|$LUA bench/w11_io_latency.lua asyncio"
+	"ours|W11|trio, 100k tasks runnable|-|run|$LUA bench/w11_io_latency.lua trio"
+
+	"ours|W12|trio nested nurseries|-|run|$LUA bench/w12_nesting.lua trio"
+	"ours|W12|asyncio nested Tasks|-|run|$LUA bench/w12_nesting.lua asyncio"
+
 	"ours|W8|trio run_process|-|run|$LUA bench/w8_processes.lua trio"
 	"ours|W8|asyncio subprocess|-|run|$LUA bench/w8_processes.lua asyncio"
 	"floor|W8|raw libuv C (floor)|path:$BUILD/peers/w8_uv|run|$BUILD/peers/w8_uv"
@@ -148,7 +173,8 @@ ROWS=(
 	"py|W9|python uvloop|py:uvloop|run|$PY $P/w9_to_thread.py uvloop"
 	"py|W9|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w9_to_thread.py trio_asyncio"
 
-	"ours|W7|trio|-|mem|$LUA bench/w7_memory.lua"
+	"ours|W7|trio|-|mem|$LUA bench/w7_memory.lua trio"
+	"ours|W7|asyncio|-|mem|$LUA bench/w7_memory.lua asyncio"
 	"lua|W7|cqueues|lua:cqueues|mem|$LUA $L/w7_memory_cqueues.lua"
 	"lua|W7|luv timers (no tasks)|lua:luv|mem|$LUA $L/w7_memory_luv.lua"
 	"floor|W7|raw Lua coroutines (floor)|-|mem|$LUA $L/w7_memory_rawco.lua"
@@ -262,11 +288,13 @@ if ((COMPARE)) && [[ ! -d $PEERS ]]; then
 	COMPARE=0 PYTHON=0
 fi
 # The C floors of ../shared/bench/peers/c, built into $BUILD/peers.
-if ((COMPARE)) && [[ -f $PEERS/c/w8_uv.c && ! -x $BUILD/peers/w8_uv ]]; then
-	mkdir -p "$BUILD/peers"
-	cc -O2 -o "$BUILD/peers/w8_uv" "$PEERS/c/w8_uv.c" -luv 2>/dev/null ||
-		note "W8 C floor: $PEERS/c/w8_uv.c did not build"
-fi
+for prog in w3_uv w4_uv w8_uv; do
+	if ((COMPARE)) && [[ -f $PEERS/c/$prog.c && ! -x $BUILD/peers/$prog ]]; then
+		mkdir -p "$BUILD/peers"
+		cc -O2 -o "$BUILD/peers/$prog" "$PEERS/c/$prog.c" -luv 2>/dev/null ||
+			note "C floor: $PEERS/c/$prog.c did not build"
+	fi
+done
 if ((PYTHON)) && ! $PY -c 'import trio' >/dev/null 2>&1; then
 	note "$PY cannot import trio (apt-get install python3-trio python3-uvloop): Python rows skipped"
 	PYTHON=0
@@ -330,10 +358,10 @@ done
 if ((COMPARE)); then
 	echo
 	echo "Ratios ours/peer, per workload: for rates (/s) higher is better (> 1: ours faster);"
-	echo "for W4 overhead (s) and W7 bytes/task lower is better (< 1: ours better)."
+	echo "for W4 overhead (s), W7 bytes/task and W11 latency (ms) lower is better (< 1: ours better)."
 	echo
-	printf '| %-3s | %-12s | %-32s | %15s | %-13s |\n' W ours peer "ours/peer" "better when"
-	printf '| %-3s | %-12s | %-32s | %15s | %-13s |\n' --- --- --- --- ---
+	printf '| %-3s | %-30s | %-32s | %15s | %-13s |\n' W ours peer "ours/peer" "better when"
+	printf '| %-3s | %-30s | %-32s | %15s | %-13s |\n' --- --- --- --- ---
 	for r in "${ROWS[@]}"; do
 		IFS='|' read -r group w sys _ <<<"$r"
 		[[ $group == ours && -n ${VALUE["$w|$sys"]:-} ]] || continue
@@ -344,8 +372,43 @@ if ((COMPARE)); then
 			[[ $pgroup != ours && $pw == "$w" && -n ${VALUE["$pw|$psys"]:-} ]] || continue
 			ratio=$(awk -v a="$ours" -v b="${VALUE["$pw|$psys"]}" \
 				'BEGIN { if (a <= 0 || b <= 0) print "n/a (value <= 0)"; else printf "%.3g\n", a / b }')
-			printf '| %-3s | %-12s | %-32s | %15s | %-13s |\n' "$w" "$sys" "$psys" "$ratio" "$better"
+			printf '| %-3s | %-30s | %-32s | %15s | %-13s |\n' "$w" "$sys" "$psys" "$ratio" "$better"
 		done
+	done
+
+	# Summary: each of our rows against the best floor (raw Lua or C, no
+	# library) and the best peer (Lua or Python library) of its W.
+	echo
+	echo "Against the floor and the best peer (best: highest rate, lowest time or bytes):"
+	echo
+	printf '| %-3s | %-30s | %-32s | %8s | %-32s | %8s |\n' W ours floor "ours/fl" "best peer" "ours/bp"
+	printf '| %-3s | %-30s | %-32s | %8s | %-32s | %8s |\n' --- --- --- --- --- ---
+	for r in "${ROWS[@]}"; do
+		IFS='|' read -r group w sys _ <<<"$r"
+		[[ $group == ours && -n ${VALUE["$w|$sys"]:-} ]] || continue
+		ours=${VALUE["$w|$sys"]}
+		[[ ${UNIT["$w|$sys"]} == */s ]] && sign=1 || sign=-1
+		cols=()
+		for kind in floor peer; do
+			best="" bestv=""
+			for p in "${ROWS[@]}"; do
+				IFS='|' read -r pgroup pw psys _ <<<"$p"
+				[[ $pw == "$w" && -n ${VALUE["$pw|$psys"]:-} ]] || continue
+				case $kind/$pgroup in floor/floor | peer/lua | peer/py) ;; *) continue ;; esac
+				v=${VALUE["$pw|$psys"]}
+				if [[ -z $best ]] || awk -v a="$v" -v b="$bestv" -v s="$sign" 'BEGIN { exit !(s * a > s * b) }'; then
+					best=$psys bestv=$v
+				fi
+			done
+			if [[ -z $best ]]; then
+				cols+=("-" "-")
+			else
+				cols+=("$best" "$(awk -v a="$ours" -v b="$bestv" \
+					'BEGIN { if (a <= 0 || b <= 0) print "n/a"; else printf "%.3g\n", a / b }')")
+			fi
+		done
+		[[ ${cols[0]} == - && ${cols[2]} == - ]] && continue # nothing to compare with
+		printf '| %-3s | %-30s | %-32s | %8s | %-32s | %8s |\n' "$w" "$sys" "${cols[@]}"
 	done
 fi
 

@@ -127,23 +127,29 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- was cancelled before it started, then settles the future.  Like every
 -- Trio task started from asyncio code, it sees `loop` as its current loop
 -- (so aio_as_trio works in it, also on a sync loop).
-local function run_trio_body(loop, fut, scope, fn, ...)
-  local r
-  see_loop(loop)
-  if not scope.cancel_called then r = pack(pcall(scope.run, scope, fn, ...)) end
+-- settle_from_trio(fut, scope, ok, ...): fut gets what pcall(scope.run, ...)
+-- gave (passed on as arguments: no table per call).
+local function settle_from_trio(fut, scope, ok, ...)
   core.future_set_cancel_hook(fut, nil)
-  local cancelled, rest
-  if r ~= nil and not r[1] then cancelled, rest = errors.split(r[2], is_cancelled) end
-  if not fut:done() then
-    if r == nil or (scope.cancelled_caught and r[1] and r.n == 1) then
-      fut:cancel()
-    elseif not r[1] then
-      if rest ~= nil then fut:set_exception(rest) else fut:cancel() end
-    else
-      core.future_set_results(fut, unpack(r, 2, r.n))
+  if ok then
+    if not fut:done() then
+      if select("#", ...) == 0 and scope.cancelled_caught then fut:cancel()
+      else core.future_set_results(fut, ...) end
     end
+    return
+  end
+  local cancelled, rest = errors.split((...), is_cancelled)
+  if not fut:done() then
+    if rest ~= nil then fut:set_exception(rest) else fut:cancel() end
   end
   if cancelled ~= nil then error(cancelled, 0) end
+end
+
+local function run_trio_body(loop, fut, scope, fn, ...)
+  see_loop(loop)
+  if not scope.cancel_called then return settle_from_trio(fut, scope, pcall(scope.run, scope, fn, ...)) end
+  core.future_set_cancel_hook(fut, nil)
+  if not fut:done() then fut:cancel() end
 end
 
 function Loop:run_trio(fn, ...)

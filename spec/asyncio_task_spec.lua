@@ -445,6 +445,34 @@ describe("Task:cancel", function()
     assert.same({ "inner true" }, log)
   end)
 
+  it("cancel reaches the bottom of a chain of 5,000 Tasks each awaiting the next", function()
+    local D = 5000
+    asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      local tasks, bottom, reached = {}, loop:create_future(), false
+      local function level(d)
+        if d == 0 then
+          reached = true
+          return bottom:await()
+        end
+        tasks[d] = asyncio.create_task(level, d - 1)
+        return tasks[d]:await()
+      end
+      local top = asyncio.create_task(level, D)
+      while not reached do asyncio.sleep(0) end
+      assert.is_true(top:cancel("deep"))
+      local e = catch(top.await, top)
+      assert.is_true(CancelledError:is(e))
+      assert.equal("deep", e.message)
+      -- the traceback grows at each level it is raised again, up to a cap
+      assert.is_true(#e.traceback < 40 * 1024, #e.traceback)
+      assert_has(e.traceback, "are not shown")
+      assert.is_true(bottom:cancelled())
+      for d = 1, D do assert.is_true(tasks[d]:cancelled(), d) end
+      assert.equal(1, tasks[1]:cancelling())
+    end)
+  end)
+
   it("cancel a task sleeping in a loop of sleeps stops it at the next await", function()
     asyncio.run(function()
       local n = 0

@@ -70,6 +70,7 @@ struct ta_future {
 typedef struct ta_aiotask {
   ta_future f;
   ta_task t;
+  int sleep_ref;            /* registry ref of the Task while t.timer is armed */
 } ta_aiotask;
 
 #define ta_task_future(tp) (&((ta_aiotask *)((char *)(tp) - offsetof(ta_aiotask, t)))->f)
@@ -83,7 +84,9 @@ void ta_loop_append(lua_State *L, ta_loop *lp);
 void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx);
 ta_loop *ta_running_loop(lua_State *L, ta_engine *E);
 int ta_push_running_loop(lua_State *L, ta_engine *E);
-void ta_loop_call_later(lua_State *L, ta_loop *lp, double delay, lua_CFunction cb, int nargs);
+int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay);
+void ta_loop_ready_from_timer(lua_State *L, ta_loop *lp);
+void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm);
 void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);

@@ -32,16 +32,15 @@ enum { FUV_LOOP = 1, FUV_STATE, FUV_HOOK, FUT_NUV = FUV_HOOK };
 enum { TASK_UV_THREAD = FUV_HOOK, TASK_NUV = TASK_UV_THREAD };
 
 /* Futures are checked on every hop, so compare metatables by pointer
-** (cached in the engine, upvalue 1 of the core functions; NULL in the
-** metamethods) instead of looking them up by name. */
+** (cached in the engine: upvalue 1 of the core functions, else found with
+** one registry lookup) instead of looking them up by name. */
 static ta_future *testfuture(lua_State *L, int idx) {
-  static const int kinds[] = {TA_MT_FUTURE, TA_MT_AIOTASK, TA_MT_FUTURE_EXC};
   ta_engine *E = ta_upengine(L);
   const void *mt = ta_udata_mt(L, idx);
   if (mt == NULL) return NULL;
-  for (int i = 0; i < 3; i++)
-    if (E != NULL ? mt == E->mt[kinds[i]] : ta_testudata(L, NULL, idx, kinds[i]) != NULL)
-      return (ta_future *)lua_touserdata(L, idx);
+  if (E == NULL) E = ta_engine_get(L); /* one registry lookup, not three by name */
+  if (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK] || mt == E->mt[TA_MT_FUTURE_EXC])
+    return (ta_future *)lua_touserdata(L, idx);
   return NULL;
 }
 
@@ -68,6 +67,7 @@ static ta_future *new_future(lua_State *L, int loopidx, int kind) {
   f->loop = lp;
   f->kind = (unsigned char)kind;
   f->retrieved = 1;
+  if (task) ((ta_aiotask *)f)->sleep_ref = LUA_NOREF;
   ta_setmetatable(L, lp->E, task ? TA_MT_AIOTASK : TA_MT_FUTURE);
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, FUV_LOOP);
@@ -135,8 +135,13 @@ static void push_cancelled_error(lua_State *L, ta_future *f, int fidx) {
 ** exception()): the one that ended a Task, which shows the line that was
 ** interrupted, else a new one.  Its traceback gains the stack of `co`,
 ** where it is raised now (from `level` on), as a Python traceback grows
-** while the exception propagates. */
+** while the exception propagates.  It stops growing past
+** CANCELLED_TRACEBACK_MAX bytes: a cancel travelling up a chain of
+** thousands of awaiting Tasks would otherwise copy the whole text at every
+** level (quadratic time). */
+enum { CANCELLED_TRACEBACK_MAX = 32 * 1024 };
 static void push_cancelled_again(lua_State *L, ta_future *f, int fidx, lua_State *co, int level) {
+  size_t len;
   fidx = lua_absindex(L, fidx);
   if (push_extra(L, fidx, "cancelled_exc") != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -148,8 +153,18 @@ static void push_cancelled_again(lua_State *L, ta_future *f, int fidx, lua_State
     lua_pop(L, 1);
     lua_pushliteral(L, "");
   }
+  lua_tolstring(L, -1, &len);
+  if (len > CANCELLED_TRACEBACK_MAX) {
+    lua_pop(L, 1);
+    return;
+  }
   luaL_traceback(L, co, "\nraised again:", level);
   lua_concat(L, 2);
+  lua_tolstring(L, -1, &len);
+  if (len > CANCELLED_TRACEBACK_MAX) {
+    lua_pushliteral(L, "\n(the awaits it was raised again through after this are not shown)");
+    lua_concat(L, 2);
+  }
   lua_setfield(L, -2, "traceback");
 }
 
@@ -175,6 +190,7 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
 
 static int trio_wakeup(lua_State *L);
 static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
+static int trio_wait_abort(lua_State *L, ta_task *t);
 
 /* Done callbacks: with one callback, FUV_STATE holds it directly (the
 ** common case: one awaiting Task); with more, a list (cb_list set).  The
@@ -189,9 +205,13 @@ static void schedule_one(lua_State *L, ta_future *f, int fidx) {
     lua_pop(L, 1);
     return;
   }
-  lua_pushvalue(L, fidx);
-  if (ta_testudata(L, f->loop->E, -2, TA_MT_TASK)) ta_loop_call_soon(L, f->loop, trio_wakeup, 2);
-  else ta_loop_call_soon(L, f->loop, NULL, 1);
+  if (ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
+    lua_pushcfunction(L, trio_wakeup);
+    lua_insert(L, -2);
+  } else {
+    lua_pushvalue(L, fidx);
+  }
+  ta_loop_call_soon(L, f->loop, NULL, 1);
 }
 
 /* Completes the pending future at fidx: state, and the outcome on top of
@@ -463,23 +483,49 @@ static int f_await(lua_State *L) {
 
 /* ---- asyncio.sleep ---- */
 
-/* The timer callback of a sleep: sleep_done(fut, result). */
-static int sleep_done(lua_State *L) {
-  ta_future *f = (ta_future *)lua_touserdata(L, 1);
-  if (f->state == TA_FUT_PENDING) {
-    lua_settop(L, 2);
-    settle(L, f, 1, 0);
-  }
-  return 0;
+/* A Task's own sleep: asyncio.sleep(delay) called by a Task arms the
+** Task's engine timer in its loop's heap, with no Future and no
+** TimerHandle (together they were a fifth of what a sleeping Task costs);
+** a registry reference keeps the Task alive meanwhile, as the TimerHandle
+** of Python's sleep does.  Task:cancel() ends the sleep early. */
+#define aiotask_of_timer(tm) \
+  ((ta_aiotask *)((char *)(tm) - offsetof(ta_task, timer) - offsetof(ta_aiotask, t)))
+
+static void task_sleep_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
+  ta_aiotask *at = aiotask_of_timer(tm);
+  (void)E;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, at->sleep_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
+  at->sleep_ref = LUA_NOREF;
+  ta_loop_ready_from_timer(L, at->f.loop);
 }
 
-/* After a sleep's future, on [fut, result, timer handle, ...]. */
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+/* Ends a Task's own sleep without waking it (its loop is released, or it
+** is cancelled: the caller wakes it). */
+void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm) {
+  ta_aiotask *at = aiotask_of_timer(tm);
+  if (tm->index >= 0) ta_heap_remove(&at->f.loop->timers, tm);
+  if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
+  at->sleep_ref = LUA_NOREF;
+}
+
+/* The Task at tidx (engine task t) leaves its own sleep for the ready
+** queue, to be cancelled at its next step. */
+static void wake_from_sleep(lua_State *L, ta_task *t, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  ta_aio_task_sleep_release(L, &t->timer);
+  lua_getiuservalue(L, tidx, FUV_LOOP);
+  lua_pushvalue(L, tidx);
+  ta_loop_append_to(L, ta_task_future(t)->loop, -2);
+  lua_pop(L, 1);
+}
+
+/* After a Task's own sleep, on [delay, result]. */
+static int task_sleep_k(lua_State *L, int status, lua_KContext ctx) {
   ta_task *t = (ta_task *)ctx;
   (void)status;
-  if (t->resume_error) { /* cancelled: the timer goes too */
+  if (t->resume_error) { /* cancelled */
     t->resume_error = 0;
-    ta_handle_cancel(L, (ta_handle *)lua_touserdata(L, 3));
     return lua_error(L);
   }
   lua_pushvalue(L, 2);
@@ -514,16 +560,20 @@ static int l_aio_sleep(lua_State *L) {
     lua_callk(L, 2, LUA_MULTRET, 0, all_results_k);
     return lua_gettop(L);
   }
-  /* Await a future that a timer completes: [fut, result, handle]. */
-  ta_push_weak(L, t->E, t->ref);
-  lua_getiuservalue(L, -1, FUV_LOOP);
-  t->wait = new_future(L, -1, TA_KIND_FUTURE);
-  lua_replace(L, 1);
-  lua_settop(L, 2);
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  ta_loop_call_later(L, ta_task_future(t)->loop, delay, sleep_done, 2);
-  return ta_task_yield(L, t, 0, sleep_k);
+  { /* the Task sleeps on its own timer: [delay, result] */
+    ta_aiotask *at = (ta_aiotask *)ta_task_future(t);
+    lua_settop(L, 2);
+    ta_push_weak(L, t->E, t->ref);
+    at->sleep_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->timer.cb = task_sleep_fired;
+    if (ta_loop_arm_timer(at->f.loop, &t->timer, delay) != 0) {
+      luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
+      at->sleep_ref = LUA_NOREF;
+      return luaL_error(L, "asyncio.sleep: not enough memory");
+    }
+    t->wait = NULL;
+    return ta_task_yield(L, t, 0, task_sleep_k);
+  }
 }
 
 /* The asyncio functions in C keep Lua functions for what C cannot do as
@@ -635,10 +685,10 @@ static void task_step(lua_State *L, int tidx) {
     ta_task_fail(L, t);
     return;
   }
-  if (f->must_cancel) {
+  if (f->must_cancel) { /* the traceback shows where it is interrupted */
     f->must_cancel = 0;
     lua_pop(t->co, t->nargs);
-    push_cancelled_error(L, f, tidx);
+    push_cancelled_again(L, f, tidx, t->co, 0);
     lua_xmove(L, t->co, 1);
     t->nargs = 1;
     t->resume_error = 1;
@@ -659,11 +709,13 @@ static void task_step(lua_State *L, int tidx) {
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-  } else { /* a bare yield, or an await already satisfied: step soon */
+  } else if (t->timer.index < 0) { /* a bare yield, or an await already satisfied: step soon */
     lua_getiuservalue(L, tidx, FUV_LOOP);
     lua_pushvalue(L, tidx);
     ta_loop_append_to(L, lp, -2);
     lua_pop(L, 1);
+  } else if (f->must_cancel) { /* it cancelled itself, then slept */
+    wake_from_sleep(L, t, tidx);
   }
 }
 
@@ -763,26 +815,43 @@ const ta_task_kind ta_aio_task_kind = {
 };
 
 /* Task:cancel(msg): cancel what it awaits, or throw CancelledError into it
-** at its next step. */
+** at its next step.  A Task awaiting a Task passes the cancel on down the
+** chain (as asyncio's Task.cancel cancels its _fut_waiter); the walk is a
+** loop, not a recursion, so a chain of any depth costs one stack slot. */
 static int task_cancel(lua_State *L, int tidx, int msgidx) {
   ta_future *f = checktaskfut(L, tidx);
-  ta_task *t = ta_future_task(f);
+  int top = lua_gettop(L), cur = top + 1;
   f->retrieved = 1; /* as asyncio: nobody waits to be told of its error */
   if (f->state != TA_FUT_PENDING) return 0;
-  f->cancel_requests++;
-  if (msgidx) {
-    lua_pushvalue(L, msgidx);
-    set_extra(L, tidx, "message");
-  }
-  if (t->wait != NULL && t->co != NULL) {
-    int done;
-    lua_pushvalue(t->co, 1);
+  lua_pushvalue(L, tidx); /* cur: the Task being cancelled now */
+  for (;;) {
+    ta_task *t = ta_future_task(f);
+    ta_future *w;
+    f->cancel_requests++;
+    if (msgidx) {
+      lua_pushvalue(L, msgidx);
+      set_extra(L, cur, "message");
+    }
+    if (t->timer.index >= 0) { /* in its own sleep: woken now, to be cancelled */
+      wake_from_sleep(L, t, cur);
+      break;
+    }
+    if (t->wait == NULL || t->co == NULL) break;
+    lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
-    done = future_cancel(L, lua_gettop(L), msgidx);
-    lua_pop(L, 1);
-    if (done) return 1;
+    w = checkfuture(L, -1);
+    w->retrieved = 1;
+    if (w->kind != TA_KIND_TASK) {
+      if (!future_cancel(L, lua_gettop(L), msgidx)) break;
+      lua_settop(L, top);
+      return 1;
+    }
+    if (w->state != TA_FUT_PENDING) break;
+    lua_replace(L, cur); /* the awaited Task will cancel: on down the chain */
+    f = w;
   }
   f->must_cancel = 1;
+  lua_settop(L, top);
   return 1;
 }
 
@@ -1100,10 +1169,14 @@ static int l_make_gather(lua_State *L) {
 
 /* ---- Trio tasks waiting on futures ---- */
 
+/* The done callback of a Trio task (at 1) in trio_wait, run from the ready
+** queue as asyncio runs done callbacks.  Only this wakes it (its abort
+** callback answers FAILED), so it is still waiting for the future, done. */
 static int trio_wakeup(lua_State *L) {
   ta_task *t = ta_checktask(L, 1);
-  ta_future *f = checkfuture(L, 2);
-  if (t->state == TA_PARKED && t->wait == f) ta_reschedule(t, 0, 0);
+  if (t->state == TA_PARKED && t->abort == trio_wait_abort &&
+      ((ta_future *)t->wait)->state != TA_FUT_PENDING)
+    ta_reschedule(t, 0, 0);
   return 0;
 }
 

@@ -73,6 +73,21 @@ static void timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   lua_rawseti(L, lp->ready_idx, ++lp->nready);
 }
 
+/* For the other timers of the loop's heap (an asyncio Task's own sleep):
+** the value on top (popped) joins the ready table being filled. */
+void ta_loop_ready_from_timer(lua_State *L, ta_loop *lp) {
+  lua_rawseti(L, lp->ready_idx, ++lp->nready);
+}
+
+/* Puts tm in the loop's timer heap, due in delay seconds; nonzero when
+** out of memory.  Its callback runs from the loop as a handle's would. */
+int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay) {
+  tm->when = ta_now(lp->E) + delay;
+  if (ta_heap_push(&lp->timers, tm) != 0) return -1;
+  ta_loop_wake(lp);
+  return 0;
+}
+
 /* A handle for [cb, args...] (the top nvals values, popped); pushed. */
 static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
   int base = lua_gettop(L) - nvals + 1;
@@ -266,15 +281,6 @@ static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
   check_open(L, lp, fname);
   schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2), when);
   return 1;
-}
-
-/* call_later from C: a timer handle running cb(args...) after delay
-** seconds; the top nargs values are its arguments (popped); the handle is
-** pushed. */
-void ta_loop_call_later(lua_State *L, ta_loop *lp, double delay, lua_CFunction cb, int nargs) {
-  lua_pushcfunction(L, cb);
-  lua_insert(L, -nargs - 1);
-  schedule_timer(L, lp, new_handle(L, lp, nargs + 1), ta_now(lp->E) + delay);
 }
 
 static double check_delay(lua_State *L, int idx) {
@@ -551,7 +557,7 @@ static int drive(lua_State *L, ta_loop *lp) {
       /* More to do: go on unless Trio tasks wait or I/O should be polled
       ** (a millisecond after the last poll, by the cheap clock). */
       if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
-          (int64_t)(ta_coarse_ns() - E->last_poll_ns) > (int64_t)TA_POLL_INTERVAL_NS)
+          (int64_t)(ta_coarse_ns() - E->last_poll_ns) >= (int64_t)E->poll_interval_ns)
         return drive_yield(L, lp, t, 0);
       continue;
     }
@@ -613,6 +619,10 @@ static void loop_release(lua_State *L, ta_loop *lp) {
   ta_timer *tm;
   while ((tm = ta_heap_top(&lp->timers)) != NULL) {
     ta_handle *h = (ta_handle *)((char *)tm - offsetof(ta_handle, timer));
+    if (tm->cb != timer_fired) { /* a Task's own sleep: it stays pending */
+      ta_aio_task_sleep_release(L, tm);
+      continue;
+    }
     ta_heap_remove(&lp->timers, tm);
     if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
     h->ref = LUA_NOREF;

@@ -232,6 +232,19 @@ void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which) {
   return p;
 }
 
+/* How often a busy scheduler polls for I/O: TA_POLL_INTERVAL_US
+** microseconds when that environment variable is a whole number (0: every
+** batch, like peers that poll every iteration), else TA_POLL_INTERVAL_NS. */
+static uint64_t poll_interval_from_env(void) {
+  const char *s = getenv("TA_POLL_INTERVAL_US");
+  char *end;
+  unsigned long long us;
+  if (s == NULL || *s < '0' || *s > '9') return TA_POLL_INTERVAL_NS;
+  us = strtoull(s, &end, 10);
+  if (*end != '\0' || us > UINT64_MAX / 1000) return TA_POLL_INTERVAL_NS;
+  return (uint64_t)us * 1000;
+}
+
 /* The engine of L's state, created on first use. */
 ta_engine *ta_engine_get(lua_State *L) {
   ta_engine *E;
@@ -256,6 +269,7 @@ ta_engine *ta_engine_get(lua_State *L) {
   for (int i = 0; i < TA_NMT; i++) E->task_offset[i] = -1;
   E->task_offset[TA_MT_TASK] = 0;
   E->gc_stress = getenv("TA_GC_STRESS") != NULL && *getenv("TA_GC_STRESS") != '\0';
+  E->poll_interval_ns = poll_interval_from_env();
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   E->L = lua_tothread(L, -1); /* before the handles: they register E->L */
   lua_pop(L, 1);

@@ -70,7 +70,8 @@ enum { TA_ABORT_FAILED = 0, TA_ABORT_SUCCEEDED = 1 };
 typedef int (*ta_abort_fn)(lua_State *L, ta_task *t);
 
 /* The run queue's first size, and how often (ns) a busy scheduler polls
-** for I/O anyway. */
+** for I/O anyway (by default; the environment variable TA_POLL_INTERVAL_US,
+** read when the engine is made, sets it: 0 polls every batch). */
 enum { TA_RUNQ_INITIAL = 256 };
 #define TA_POLL_INTERVAL_NS 1000000u
 
@@ -332,6 +333,7 @@ struct ta_engine {
   ta_owned *owned;          /* ...the list */
   size_t io_waiters;        /* tasks and watches waiting for fd readiness */
   uint64_t last_poll_ns;
+  uint64_t poll_interval_ns; /* TA_POLL_INTERVAL_NS or $TA_POLL_INTERVAL_US */
   ta_lot blocked_waiters;   /* wait_all_tasks_blocked (cushion in each task's timer.when) */
   double idle_accum;        /* real seconds every task has been blocked (for the cushions) */
   uint64_t last_tick_ns;    /* when the last tick ended (0: none yet in this run) */

@@ -203,12 +203,12 @@ double ta_wait_timeout(ta_engine *E) {
 ** `asked`, the run's own timeout (before a host's limit, as Trio's guest
 ** runs tell the timeout they ask the host for).  Under load (timeout 0)
 ** the poll is skipped while nothing can be ready, but done at least every
-** TA_POLL_INTERVAL_NS, by the coarse clock (no hardware clock read per
+** E->poll_interval_ns, by the coarse clock (no hardware clock read per
 ** step), so signals and wake-ups are seen. */
 static void io_wait(lua_State *L, ta_engine *E, double timeout, double asked) {
   uint64_t now = ta_coarse_ns();
   if (timeout == 0) {
-    if (E->io_waiters == 0 && (int64_t)(now - E->last_poll_ns) < (int64_t)TA_POLL_INTERVAL_NS)
+    if (E->io_waiters == 0 && (int64_t)(now - E->last_poll_ns) < (int64_t)E->poll_interval_ns)
       return;
     E->last_poll_ns = now;
     E->in_io_wait = 1;

@@ -134,7 +134,7 @@ static int scope_index(lua_State *L) {
     /* as Trio: once the deadline has passed, an active or unentered scope
     ** is cancelled when asked, before its timer could fire */
     if (!sc->st.cancel_called && sc->state != 2 && sc->E->running &&
-        sc->st.deadline <= ta_now(sc->E)) {
+        sc->st.deadline != HUGE_VAL && sc->st.deadline <= ta_now(sc->E)) {
       if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st);
       else sc->st.cancel_called = 1;
     }
