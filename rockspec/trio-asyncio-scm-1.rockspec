@@ -45,7 +45,7 @@ build = {
       ["trio_asyncio.core"] = {
          sources = {
            "csrc/engine/clock.c", "csrc/engine/engine.c", "csrc/engine/heap.c",
-           "csrc/engine/lot.c", "csrc/engine/run.c", "csrc/engine/status.c",
+           "csrc/engine/lot.c", "csrc/engine/run.c", "csrc/engine/sigown.c", "csrc/engine/status.c",
            "csrc/engine/task.c", "csrc/io/copy.c", "csrc/io/dns.c", "csrc/io/fs.c",
            "csrc/io/ioreq.c", "csrc/io/oserror.c", "csrc/io/pipe.c", "csrc/io/poll.c",
            "csrc/io/process.c", "csrc/io/procpipe.c", "csrc/io/signal.c",

@@ -275,3 +275,85 @@ describe("signals across the bridge", function()
     assert.equal("SIGUSR2", trio_got)
   end)
 end)
+
+-- ---------------------------------------------------------------------
+-- The handling SIGINT had before a run (lua5.4's own handler, a host's
+-- SIG_IGN or C handler) comes back after it, also with several states on
+-- several threads; checked in child processes, as a regression kills them.
+describe("SIGINT's previous handling", function()
+  local child = require "child"
+  teardown(child.cleanup)
+
+  it("lua5.4's own Ctrl-C handler ('interrupted!') is back after runs, receivers and handlers", function()
+    local r = child.run([[
+local trio, asyncio = require 'trio', require 'asyncio'
+local PID = io.open('/proc/self/stat'):read('l'):match('^(%d+)')
+local function caught()
+  for line in io.lines('/proc/self/status') do
+    local mask = line:match('^SigCgt:%s*(%x+)')
+    if mask then return (tonumber(mask:sub(-8), 16) >> 1) & 1 == 1 end
+  end
+end
+print('before', caught())
+trio.run(trio.sleep, 0)
+print('trio.run', caught())
+asyncio.run(function() asyncio.sleep(0) end)
+print('asyncio.run', caught())
+trio.run(trio.open_signal_receiver, { 'SIGINT' }, function() end)
+print('receiver', caught())
+local loop = asyncio.new_event_loop()
+loop:run_until_complete(function() loop:add_signal_handler('SIGINT', function() end) end)
+loop:remove_signal_handler('SIGINT')
+loop:close()
+print('handler', caught())
+local ok, err = pcall(function()
+  io.popen('kill -INT ' .. PID):close()
+  local t0 = os.clock()
+  while os.clock() - t0 < 5 do end
+end)
+print('ctrl-c', ok, (tostring(err):match('interrupted!')))
+]], { timeout = 20 })
+    child.expect_lines(r, { "before\ttrue", "trio.run\ttrue", "asyncio.run\ttrue", "receiver\ttrue",
+      "handler\ttrue", "ctrl-c\tfalse\tinterrupted!" })
+  end)
+
+  for _, how in ipairs({ "ignore", "handler" }) do
+    it("a C host's " .. how .. " comes back after runs, receivers, handlers and lua_close", function()
+      local r = child.run_host(([[
+host.sigint('%s')
+local trio, asyncio = require 'trio', require 'asyncio'
+trio.run(trio.sleep, 0)
+print('trio.run', host.sigint_state())
+asyncio.run(function() asyncio.sleep(0) end)
+print('asyncio.run', host.sigint_state())
+trio.run(trio.open_signal_receiver, { 'SIGINT' }, function() print('in_receiver', host.sigint_state()) end)
+print('receiver', host.sigint_state())
+local loop = asyncio.new_event_loop()
+loop:run_until_complete(function() loop:add_signal_handler('SIGINT', function() end) end)
+print('handler_added', host.sigint_state())
+loop:close()
+print('loop_closed', host.sigint_state())
+host.raise_sigint()
+print('raised', host.sigint_state())
+trio.lowlevel.start_guest_run(trio.sleep_forever, { done_callback = function() end })
+print('guest_run', host.sigint_state())
+]]):format(how))
+      local hits = how == "handler" and "1" or "0"
+      child.expect_lines(r, { "trio.run\t" .. how .. "\t0", "asyncio.run\t" .. how .. "\t0",
+        "in_receiver\tother\t0", "receiver\t" .. how .. "\t0", "handler_added\tother\t0",
+        "loop_closed\t" .. how .. "\t0", "raised\t" .. how .. "\t" .. hits, "guest_run\tother\t" .. hits,
+        "sigint_after_close " .. how })
+    end)
+  end
+
+  for _, order in ipairs({ "ABAB", "ABBA" }) do
+    for _, how in ipairs({ "ignore", "handler" }) do
+      it(("two states on two threads, runs interleaved %s: the host's %s comes back; the last run "
+          .. "still gets KeyboardInterrupt"):format(order, how), function()
+        local r = child.run_program("sigint_threads", how .. " " .. order .. " 3", { timeout = 60 })
+        child.expect_lines(r, { "round 1 last_ki 1 during other", "round 2 last_ki 1 during other",
+          "round 3 last_ki 1 during other", "after " .. how .. " 0" })
+      end)
+    end
+  end
+end)

@@ -136,6 +136,7 @@ void ta_engine_handles_close(ta_engine *E) {
   }
   if (E->wake == NULL) return; /* never opened (ta_engine_handles_init failed) */
   uv_close((uv_handle_t *)E->wake, ta_free_handle);
+  ta_signal_stop(E->sigint); /* uv_close alone would skip the restore */
   uv_close((uv_handle_t *)E->sigint, ta_free_handle);
   E->wake = NULL;
   E->sigint = NULL;

@@ -273,6 +273,12 @@ void ta_handle_closed(ta_engine *E);
 void ta_free_handle(uv_handle_t *h);
 void ta_flush_closes(ta_engine *E);
 
+/* Every uv_signal_t of the runtime starts and stops through these
+** (engine/sigown.c): the handling a signal had before comes back when the
+** last one in the process stops. */
+int ta_signal_start(uv_signal_t *h, uv_signal_cb cb, int signum);
+void ta_signal_stop(uv_signal_t *h);
+
 /* ---- what a host (embed/) plugs into a run ---- */
 typedef struct ta_host_hooks {
   void (*guest_started)(ta_engine *E);  /* a guest run started */

@@ -305,11 +305,11 @@ static void run_begin(lua_State *L, ta_engine *E, int clockidx) {
     lua_pushvalue(L, clockidx);
     E->clock_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (!E->host_loop && E->sigint_watched == 0) uv_signal_start(E->sigint, on_sigint, SIGINT);
+  if (!E->host_loop && E->sigint_watched == 0) ta_signal_start(E->sigint, on_sigint, SIGINT);
 }
 
 static void run_end(lua_State *L, ta_engine *E) {
-  uv_signal_stop(E->sigint);
+  ta_signal_stop(E->sigint); /* the handling before the run comes back */
   luaL_unref(L, LUA_REGISTRYINDEX, E->clock_ref);
   E->clock_ref = LUA_NOREF;
   E->clock = NULL;

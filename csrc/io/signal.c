@@ -11,10 +11,10 @@
 ** cancelled wait.  Both faces are Lua (lua/trio/signals.lua).
 **
 ** libuv installs one process-wide handler per signal while any handle
-** watches it, and puts back SIG_DFL when the last one stops.  To restore
-** the handling that was there before (SIG_IGN for SIGPIPE, a host's
-** handler), the watch records the sigaction it found and puts it back when
-** it stops, unless libuv still handles the signal for someone else.
+** watches it, and puts back SIG_DFL when the last one stops; the handles
+** start and stop through engine/sigown.c, which puts back the handling
+** that was there before (SIG_IGN for SIGPIPE, a host's handler) when the
+** last handle of the process on that signal stops.
 ** Watching SIGINT stops the engine's own SIGINT handle (KeyboardInterrupt)
 ** meanwhile, as Trio's receiver replaces the KeyboardInterrupt handler; the
 ** engine counts the watches (E->sigint_watched) so that a run starting
@@ -37,8 +37,6 @@ typedef struct sighandle {
   ta_engine *E;
   sigwatch *w;                /* NULL once the watch is gone */
   int signum;
-  struct sigaction old;       /* the handling before we started */
-  int restore;                /* put `old` back when we stop */
 } sighandle;
 
 typedef struct sigreq {
@@ -76,17 +74,11 @@ static void handle_closed(uv_handle_t *h) {
   free(s);
 }
 
-/* Stops the handle, puts back the previous handling, closes it. */
+/* Stops the handle (the previous handling comes back with the process's
+** last handle on the signal), closes it. */
 static void close_handle(ta_owned *o) {
   sighandle *s = (sighandle *)o;
-  uv_signal_stop(&s->h);
-  if (s->restore) {
-    struct sigaction now;
-    /* libuv put SIG_DFL back if nobody else watches the signal; else it
-    ** still handles it for someone, and stays */
-    if (sigaction(s->signum, NULL, &now) == 0 && now.sa_handler == SIG_DFL)
-      sigaction(s->signum, &s->old, NULL);
-  }
+  ta_signal_stop(&s->h);
   if (s->w != NULL) {
     for (int i = 0; i < s->w->n; i++)
       if (s->w->hs[i] == s) s->w->hs[i] = NULL;
@@ -163,7 +155,7 @@ static void watch_close(sigwatch *w) {
   }
   if (w->took_sigint && --E->sigint_watched == 0 && E->sigint != NULL && E->running &&
       !E->host_loop && E->sigint->signal_cb != NULL)
-    uv_signal_start(E->sigint, E->sigint->signal_cb, SIGINT);
+    ta_signal_start(E->sigint, E->sigint->signal_cb, SIGINT);
   w->took_sigint = 0;
   w->npending = 0;
   if (w->waiter != NULL) { /* it completes with nothing */
@@ -196,16 +188,10 @@ static int l_signal_watch(lua_State *L) {
   for (int i = 1; i <= n; i++) {
     int signum = (int)(lua_rawgeti(L, 1, i), lua_tointeger(L, -1));
     sighandle *s;
-    struct sigaction old;
     int rc;
     lua_pop(L, 1);
     for (int j = 0; j < w->n; j++)
       if (w->hs[j] != NULL && w->hs[j]->signum == signum) goto next;
-    if (sigaction(signum, NULL, &old) != 0) {
-      w->closed = 0;
-      watch_close(w);
-      return luaL_error(L, "signal %d cannot be watched", signum);
-    }
     s = (sighandle *)calloc(1, sizeof *s);
     if (s == NULL) {
       w->closed = 0;
@@ -214,7 +200,6 @@ static int l_signal_watch(lua_State *L) {
     }
     s->E = E;
     s->signum = signum;
-    s->old = old;
     uv_signal_init(E->loop, &s->h);
     s->h.data = s;
     s->owned.close = close_handle;
@@ -222,18 +207,13 @@ static int l_signal_watch(lua_State *L) {
     s->w = w;
     w->hs[w->n++] = s;
     if (signum == SIGINT) { /* no KeyboardInterrupt while SIGINT is watched */
-      if (E->sigint_watched++ == 0 && E->sigint != NULL) uv_signal_stop(E->sigint);
+      if (E->sigint_watched++ == 0 && E->sigint != NULL) ta_signal_stop(E->sigint);
       w->took_sigint = 1;
     }
-    if ((rc = uv_signal_start(&s->h, on_signal, signum)) != 0) {
+    if ((rc = ta_signal_start(&s->h, on_signal, signum)) != 0) {
       w->closed = 0;
       watch_close(w);
       return ta_oserror(L, rc, NULL, "cannot watch signal %d", signum);
-    }
-    {
-      struct sigaction now;
-      /* restore later only if we (libuv for us) changed the handling */
-      s->restore = sigaction(signum, NULL, &now) == 0 && now.sa_handler != old.sa_handler;
     }
   next:;
   }

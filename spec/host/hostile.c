@@ -14,6 +14,15 @@
 **   host.run_loop_after = true  after the chunk, the host (C, unprotected)
 **                             runs uv_run(DEFAULT) on that loop, as a real
 **                             host does
+**   host.sigint(how)          sets SIGINT's handling: "ignore" (SIG_IGN),
+**                             "default" (SIG_DFL) or "handler" (a C handler
+**                             counting the signals it gets)
+**   host.sigint_state()       SIGINT's handling now: "ignore", "default",
+**                             "handler" (ours), or "other" (someone else's);
+**                             and how many signals our handler got
+**   host.raise_sigint()       raise(SIGINT) on this thread
+** After lua_close (also host.close_state's), the host prints
+** "sigint_after_close STATE" when the chunk called host.sigint.
 **
 ** With no argument it does nothing (so `make host-tests` / `make tsan` can
 ** build and run it without a chunk).  The program prints "exit ok" when the
@@ -28,6 +37,49 @@
 static lua_State *gL;
 static uv_loop_t host_loop;
 static int have_host_loop;
+static int sigint_set;                 /* the chunk called host.sigint */
+static volatile sig_atomic_t sigint_hits;
+
+static void on_host_sigint(int sig) {
+  (void)sig;
+  sigint_hits++;
+}
+
+static const char *sigint_state(void) {
+  struct sigaction sa;
+  if (sigaction(SIGINT, NULL, &sa) != 0) return "unknown";
+  if (sa.sa_handler == SIG_IGN) return "ignore";
+  if (sa.sa_handler == SIG_DFL) return "default";
+  return sa.sa_handler == on_host_sigint ? "handler" : "other";
+}
+
+static void print_sigint_after_close(void) {
+  if (sigint_set) printf("sigint_after_close %s\n", sigint_state());
+}
+
+static int l_sigint(lua_State *L) {
+  static const char *const hows[] = {"ignore", "default", "handler", NULL};
+  int how = luaL_checkoption(L, 1, NULL, hows);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = how == 0 ? SIG_IGN : how == 1 ? SIG_DFL : on_host_sigint;
+  if (sigaction(SIGINT, &sa, NULL) != 0) return luaL_error(L, "sigaction failed");
+  sigint_set = 1;
+  return 0;
+}
+
+static int l_sigint_state(lua_State *L) {
+  lua_pushstring(L, sigint_state());
+  lua_pushinteger(L, sigint_hits);
+  return 2;
+}
+
+static int l_raise_sigint(lua_State *L) {
+  (void)L;
+  raise(SIGINT);
+  return 0;
+}
 
 static int l_close_state(lua_State *L) {
   (void)L;
@@ -35,6 +87,7 @@ static int l_close_state(lua_State *L) {
   fflush(stdout);
   lua_close(gL);
   printf("closed\n");
+  print_sigint_after_close();
   fflush(stdout);
   _exit(0);
   return 0;
@@ -105,6 +158,9 @@ int main(int argc, char **argv) {
     {"use_loop", l_use_loop},
     {"uv_run", l_uv_run},
     {"pipe", l_pipe},
+    {"sigint", l_sigint},
+    {"sigint_state", l_sigint_state},
+    {"raise_sigint", l_raise_sigint},
     {NULL, NULL},
   };
   if (argc < 2) return 0;
@@ -122,6 +178,7 @@ int main(int argc, char **argv) {
     printf("host uv_run %d\n", uv_run(&host_loop, UV_RUN_DEFAULT));
   }
   lua_close(gL);
+  print_sigint_after_close();
   if (have_host_loop) {
     uv_run(&host_loop, UV_RUN_NOWAIT);
     printf("loop_close %d\n", uv_loop_close(&host_loop));

@@ -21,6 +21,7 @@ runs=(
   "threads loop" "threads step"
   "close loop trio" "close loop ta" "close step trio" "close step ta"
   "use_loop" "step" "guest"
+  "sigint_threads ignore ABAB" "sigint_threads handler ABBA"
   "stress_close $rounds" "multi_state $((rounds / 5 > 0 ? rounds / 5 : 1))"
   "preload trio asyncio trio_asyncio trio.errors trio.sync asyncio.sync asyncio.queues"
 )
