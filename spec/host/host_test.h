@@ -7,8 +7,10 @@
 #ifndef HOST_TEST_H
 #define HOST_TEST_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -53,6 +55,36 @@ static inline long long lua_int(lua_State *L, const char *expr) {
   v = (long long)lua_tointeger(L, -1);
   lua_pop(L, 1);
   return v;
+}
+
+/* SIGINT for the host tests of its handling (hostile.c, sigint_threads.c):
+** a C handler counting the signals it gets, setting the handling, and
+** naming the handling now: "ignore", "default", "handler" (this one) or
+** "other" (someone else's, such as libuv's). */
+static inline volatile sig_atomic_t *host_sigint_hits(void) {
+  static volatile sig_atomic_t hits;
+  return &hits;
+}
+
+static inline void host_sigint_handler(int sig) {
+  (void)sig;
+  (*host_sigint_hits())++;
+}
+
+static inline int host_set_sigint(void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = handler;
+  return sigaction(SIGINT, &sa, NULL);
+}
+
+static inline const char *host_sigint_state(void) {
+  struct sigaction sa;
+  if (sigaction(SIGINT, NULL, &sa) != 0) return "unknown";
+  if (sa.sa_handler == SIG_IGN) return "ignore";
+  if (sa.sa_handler == SIG_DFL) return "default";
+  return sa.sa_handler == host_sigint_handler ? "handler" : "other";
 }
 
 /* Monotonic seconds. */

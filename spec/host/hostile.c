@@ -38,40 +38,23 @@ static lua_State *gL;
 static uv_loop_t host_loop;
 static int have_host_loop;
 static int sigint_set;                 /* the chunk called host.sigint */
-static volatile sig_atomic_t sigint_hits;
-
-static void on_host_sigint(int sig) {
-  (void)sig;
-  sigint_hits++;
-}
-
-static const char *sigint_state(void) {
-  struct sigaction sa;
-  if (sigaction(SIGINT, NULL, &sa) != 0) return "unknown";
-  if (sa.sa_handler == SIG_IGN) return "ignore";
-  if (sa.sa_handler == SIG_DFL) return "default";
-  return sa.sa_handler == on_host_sigint ? "handler" : "other";
-}
 
 static void print_sigint_after_close(void) {
-  if (sigint_set) printf("sigint_after_close %s\n", sigint_state());
+  if (sigint_set) printf("sigint_after_close %s\n", host_sigint_state());
 }
 
 static int l_sigint(lua_State *L) {
   static const char *const hows[] = {"ignore", "default", "handler", NULL};
   int how = luaL_checkoption(L, 1, NULL, hows);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  sa.sa_handler = how == 0 ? SIG_IGN : how == 1 ? SIG_DFL : on_host_sigint;
-  if (sigaction(SIGINT, &sa, NULL) != 0) return luaL_error(L, "sigaction failed");
+  if (host_set_sigint(how == 0 ? SIG_IGN : how == 1 ? SIG_DFL : host_sigint_handler) != 0)
+    return luaL_error(L, "sigaction failed");
   sigint_set = 1;
   return 0;
 }
 
 static int l_sigint_state(lua_State *L) {
-  lua_pushstring(L, sigint_state());
-  lua_pushinteger(L, sigint_hits);
+  lua_pushstring(L, host_sigint_state());
+  lua_pushinteger(L, *host_sigint_hits());
   return 2;
 }
 

@@ -25,21 +25,6 @@ static uv_mutex_t turn_lock;
 static uv_cond_t turn_moved;
 static char events[4][3];  /* "A+", "B-", ...: guarded by turn_lock with step */
 static int step;
-static volatile sig_atomic_t host_hits;
-
-static void on_host_sigint(int sig) {
-  (void)sig;
-  host_hits++;
-}
-
-static const char *sigint_state(void) {
-  struct sigaction sa;
-  if (sigaction(SIGINT, NULL, &sa) != 0) return "unknown";
-  if (sa.sa_handler == SIG_IGN) return "ignore";
-  if (sa.sa_handler == SIG_DFL) return "default";
-  return sa.sa_handler == on_host_sigint ? "handler" : "other";
-}
-
 /* turn(event): waits (at most 10 s) until `event` ("A+" ...) is next. */
 static int l_turn(lua_State *L) {
   const char *ev = luaL_checkstring(L, 1);
@@ -65,7 +50,7 @@ static int l_done(lua_State *L) {
 }
 
 static int l_sigint_state(lua_State *L) {
-  lua_pushstring(L, sigint_state());
+  lua_pushstring(L, host_sigint_state());
   return 1;
 }
 
@@ -133,13 +118,9 @@ int main(int argc, char **argv) {
   const char *how = argc > 1 ? argv[1] : "ignore";
   const char *order = argc > 2 ? argv[2] : "ABAB";
   int rounds = argc > 3 ? atoi(argv[3]) : 3;
-  struct sigaction sa;
   CHECK(strlen(order) == 4);
   setvbuf(stdout, NULL, _IOLBF, 0);
-  memset(&sa, 0, sizeof sa);
-  sigemptyset(&sa.sa_mask);
-  sa.sa_handler = strcmp(how, "handler") == 0 ? on_host_sigint : SIG_IGN;
-  CHECK(sigaction(SIGINT, &sa, NULL) == 0);
+  CHECK(host_set_sigint(strcmp(how, "handler") == 0 ? host_sigint_handler : SIG_IGN) == 0);
   uv_mutex_init(&turn_lock);
   uv_cond_init(&turn_moved);
   for (int r = 1; r <= rounds; r++) {
@@ -158,7 +139,7 @@ int main(int argc, char **argv) {
     uv_thread_join(&tb);
     printf("round %d %s%s\n", r, a.result, b.result);
   }
-  printf("after %s %d\n", sigint_state(), (int)host_hits);
+  printf("after %s %d\n", host_sigint_state(), (int)*host_sigint_hits());
   uv_cond_destroy(&turn_moved);
   uv_mutex_destroy(&turn_lock);
   return 0;
