@@ -362,7 +362,7 @@ function M.install(trio)
     core.checkpoint_if_cancelled()
     local proc = spawn(argv, sopts, cmd)
     local out, err_out = {}, {}
-    local r = pack(pcall(trio.open_nursery, function(n)
+    local function body(n)
       if proc.stdin then
         n:start_soon(function()
           -- a child that exits without reading all of it is no error
@@ -387,7 +387,13 @@ function M.install(trio)
         end)
         error(e, 0)
       end
-    end))
+    end
+    local r
+    if proc.stdin or proc.stdout or proc.stderr then
+      r = pack(pcall(trio.open_nursery, body))
+    else
+      r = pack(pcall(body)) -- no pipe to feed or read beside the wait: no nursery needed
+    end
     for _, k in ipairs { "stdin", "stdout", "stderr" } do
       if proc[k] then core.pipe_close(proc[k]._pipe) end
     end
