@@ -258,6 +258,27 @@ describe("run_aio_future and run_aio_coroutine", function()
     assert.equal("later", v)
   end)
 
+  it("run_aio_future of a future whose loop is closed or not running raises at once (it could never finish)",
+    function()
+      local closed = asyncio.new_event_loop()
+      local of_closed = closed:create_future()
+      closed:close()
+      local idle = asyncio.new_event_loop()
+      local of_idle = idle:create_future()
+      local e1, e2, e3 = ta.run(function()
+        -- (bounded: the old code waited forever)
+        return errof(trio.fail_after, 2, ta.run_aio_future, of_closed),
+          errof(trio.fail_after, 2, ta.run_aio_future, of_idle),
+          errof(trio.fail_after, 2, ta.aio_as_trio(of_idle))
+      end)
+      idle:close()
+      for _, e in ipairs { e1, e2, e3 } do assert.is_true(errors.RuntimeError:is(e), tostring(e)) end
+      assert_has(e1, "trio_asyncio.run_aio_future: the future's event loop is closed, so the future could never finish")
+      assert_has(e2, "the future's event loop is not running")
+      assert_has(e3, "the future's event loop is not running")
+      assert.is_false(of_idle:done()) -- refused, not cancelled
+    end)
+
   it("run_aio_future waits for a Task", function()
     local v = ta.run(function()
       local t = ta.current_loop():create_task(function(x) asyncio.sleep(0) return x end, "arg")

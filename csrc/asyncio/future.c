@@ -189,7 +189,7 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
 }
 
 static int trio_wakeup(lua_State *L);
-static int trio_wait(lua_State *L, ta_future *f, ta_task *t);
+static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname);
 static int trio_wait_abort(lua_State *L, ta_task *t);
 
 /* Done callbacks: with one callback, FUV_STATE holds it directly (the
@@ -470,7 +470,7 @@ static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  if (!ta_is_aio_task(t)) return trio_wait(L, f, t); /* allow_asyncio */
+  if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await"); /* allow_asyncio */
   if (f->loop != ta_task_future(t)->loop)
     return ta_error(L, "RuntimeError", "Future:await: the future is attached to a different loop "
                                        "than the Task awaiting it");
@@ -1205,8 +1205,15 @@ static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return push_outcome(L, f, 1);
 }
 
-/* A Trio-scheduled task waits for the future at index 1. */
-static int trio_wait(lua_State *L, ta_future *f, ta_task *t) {
+/* A Trio-scheduled task waits for the future at index 1 (fname: the
+** caller, for errors).  Only the future's loop running can finish it (or
+** its cancellation): a future of a loop that is closed or not driven now
+** is refused at once instead of waiting forever. */
+static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname) {
+  if (f->loop->closed || f->loop->driver == NULL)
+    return ta_error(L, "RuntimeError", "%s: the future's event loop is %s, so the future could "
+                    "never finish: wait for it while its loop runs (inside its open_loop)", fname,
+                    f->loop->closed ? "closed" : "not running");
   lua_settop(L, 1);
   ta_push_task(L, t);
   add_callback(L, f, 1, 2);
@@ -1222,7 +1229,7 @@ static int l_future_wait(lua_State *L) {
   ta_task *t = ta_async_check(L, "trio_asyncio.run_aio_future", TA_TRIO);
   lua_settop(L, 1);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  return trio_wait(L, f, t);
+  return trio_wait(L, f, t, "trio_asyncio.run_aio_future");
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
