@@ -261,7 +261,9 @@ local function service_body(a)
     trio.lowlevel.current_task().name = "trio_asyncio service nursery"
     local shield = trio.CancelScope { shield = true }
     local ok, err = pcall(shield.run, shield, trio.open_nursery, function(service)
-        task_status:started(service)
+        a.service = service
+        a.service_ready:set()
+        if task_status then task_status:started(service) end
         trio.sleep_forever()
       end)
     a.service_exited:set()
@@ -304,6 +306,7 @@ local function shutdown(loop, a)
     if attrs(loop).transports ~= nil then pcall(M.run_aio_coroutine, asyncio._close_transports, loop) end
   end
   -- 3. Trio tasks started from asyncio code are cancelled and awaited
+  a.service_ready:wait()
   a.service.cancel_scope:cancel()
   a.service_exited:wait()
   -- 4. the driver stops
@@ -366,7 +369,7 @@ function M.open_loop(fn)
   a.bridged, a.running = true, true
   a.default_handler_hook = raise_from_loop
   a.stop_hook, a.stopped, a.stop_waiters = bridged_stop, trio.Event(), {}
-  a.service_exited = trio.Event()
+  a.service_ready, a.service_exited = trio.Event(), trio.Event()
   local token = current_loop_var:set(loop)
   local r, interrupt
   local ok, err = pcall(trio.open_nursery, function(n)
@@ -374,9 +377,14 @@ function M.open_loop(fn)
       trio.lowlevel.current_task().name = "trio_asyncio loop driver"
       trio.CancelScope { shield = true }:run(core.loop_drive, loop)
     end)
-    a.service = n:start(service_body(a))
+    -- (not nursery:start: in a scope already cancelled, start raises before
+    -- the service exists, and the shutdown below must still stop the driver)
+    n:start_soon(service_body(a))
     a.body_scope = trio.CancelScope()
-    r = pack(pcall(a.body_scope.run, a.body_scope, fn, loop))
+    r = pack(pcall(function()
+      a.service_ready:wait()
+      return a.body_scope:run(fn, loop)
+    end))
     interrupt = trio.CancelScope { shield = true }:run(shutdown, loop, a)
   end)
   a.running = false
@@ -491,7 +499,7 @@ end
 local function start_background(loop, a)
   a.background = true
   a.background_stop = trio.Event()
-  a.service_exited = trio.Event()
+  a.service_ready, a.service_exited = trio.Event(), trio.Event()
   core.start_guest_run(function()
     trio.open_nursery(function(n)
       a.service = n:start(service_body(a))

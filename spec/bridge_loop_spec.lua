@@ -781,3 +781,31 @@ describe("current_flavor", function()
     assert.is_nil(f)
   end)
 end)
+
+describe("open_loop in a scope already cancelled", function()
+  -- (found by the fuzzer, seeds 3, 18, 72 and 97: nursery:start of the
+  -- service nursery raised Cancelled before the shutdown that stops the
+  -- shielded driver was reached, so open_loop's nursery waited forever)
+  it("raises Cancelled into the scope, which catches it: the body never runs, the loop is closed", function()
+    isolated(10, function()
+      local trio, ta = require "trio", require "trio_asyncio"
+      local log = {}
+      trio.run(function()
+        local scope = trio.CancelScope()
+        trio.open_nursery(function(n)
+          n:start_soon(function()
+            scope:run(ta.open_loop, function(loop)
+              log[#log + 1] = "body ran"
+              trio.sleep(1)
+            end)
+            log[#log + 1] = "cancelled_caught=" .. tostring(scope.cancelled_caught)
+          end)
+          scope:cancel() -- before the child's first step
+        end)
+        trio.move_on_after(0, ta.open_loop, function() log[#log + 1] = "past deadline: body ran" end)
+        log[#log + 1] = "after"
+      end)
+      assert.same({ "cancelled_caught=true", "after" }, log)
+    end)
+  end)
+end)

@@ -23,6 +23,7 @@ local FIELDS = {
   -- trio_asyncio.lua: the loop on the Trio scheduler
   bridged = "an open_loop loop: run_until_complete/run_forever refuse it",
   service = "the shielded nursery where Trio tasks started from asyncio run",
+  service_ready = "trio.Event set once that nursery is open (service is set)",
   service_exited = "trio.Event set when that nursery has closed",
   body_scope = "the cancel scope of open_loop's body",
   pending_error = "first error the default exception handler got (open_loop raises it)",
