@@ -788,13 +788,13 @@ describe("open_loop in a scope already cancelled", function()
   -- shielded driver was reached, so open_loop's nursery waited forever)
   it("raises Cancelled into the scope, which catches it: the body never runs, the loop is closed", function()
     isolated(10, function()
-      local trio, ta = require "trio", require "trio_asyncio"
+      local trio, ta = require "trio", require "trio_asyncio" -- luacheck: ignore
       local log = {}
       trio.run(function()
         local scope = trio.CancelScope()
         trio.open_nursery(function(n)
           n:start_soon(function()
-            scope:run(ta.open_loop, function(loop)
+            scope:run(ta.open_loop, function()
               log[#log + 1] = "body ran"
               trio.sleep(1)
             end)
