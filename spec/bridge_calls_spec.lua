@@ -724,42 +724,43 @@ describe("many crossings", function()
 
   local function kb() collectgarbage("collect"); collectgarbage("collect"); return collectgarbage("count") end
 
-  it("100,000 aio_as_trio calls with bounded memory", function()
-    require("support").skip_under_gc_stress(pending)
-    local sum, grew, peak = ta.run(function()
-      local f = ta.aio_as_trio(function(i) return i end)
-      for i = 1, 1000 do f(i) end
-      local base = kb()
-      local peak, s = 0, 0
-      for i = 1, N do
-        s = s + f(i)
-        if i % 10000 == 0 then peak = math.max(peak, collectgarbage("count") - base) end
-      end
-      return s, kb() - base, peak
-    end)
+  -- f(i) N times: the sum, how much the heap grew for good, and its peak
+  -- above the start.  (How high the peak goes depends on the collector's
+  -- pacing, not only on the crossings: in incremental mode a cycle starts at
+  -- twice the live heap and allocation goes on while it runs, so in the
+  -- suite's heap the peak reaches 40-70 MB.  The bound says that a crossing
+  -- leaves less than 1 KB of garbage, collected or not.)
+  local function crossings(f)
+    for i = 1, 1000 do f(i) end
+    local base = kb()
+    local peak, s = 0, 0
+    for i = 1, N do
+      s = s + f(i)
+      if i % 10000 == 0 then peak = math.max(peak, collectgarbage("count") - base) end
+    end
+    return s, kb() - base, peak
+  end
+
+  local function check(sum, grew, peak)
     assert.equal(N * (N + 1) / 2, sum)
     assert.is_true(grew < 2048, ("memory grew by %.0f KB"):format(grew))
-    assert.is_true(peak < 65536, ("memory peaked %.0f KB above the start"):format(peak))
+    assert.is_true(peak < N, ("memory peaked %.0f KB above the start"):format(peak))
+  end
+
+  it("100,000 aio_as_trio calls with bounded memory", function()
+    require("support").skip_under_gc_stress(pending)
+    check(ta.run(function()
+      return crossings(ta.aio_as_trio(function(i) return i end))
+    end))
   end)
 
   it("100,000 trio_as_aio calls with bounded memory", function()
     require("support").skip_under_gc_stress(pending)
-    local sum, grew, peak = ta.run(function()
+    check(ta.run(function()
       return ta.aio_as_trio(function()
-        local f = ta.trio_as_aio(function(i) return i end)
-        for i = 1, 1000 do f(i) end
-        local base = kb()
-        local peak, s = 0, 0
-        for i = 1, N do
-          s = s + f(i)
-          if i % 10000 == 0 then peak = math.max(peak, collectgarbage("count") - base) end
-        end
-        return s, kb() - base, peak
+        return crossings(ta.trio_as_aio(function(i) return i end))
       end)()
-    end)
-    assert.equal(N * (N + 1) / 2, sum)
-    assert.is_true(grew < 2048, ("memory grew by %.0f KB"):format(grew))
-    assert.is_true(peak < 65536, ("memory peaked %.0f KB above the start"):format(peak))
+    end))
   end)
 end)
 
