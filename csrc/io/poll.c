@@ -64,8 +64,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
 }
 
-/* Polls for what the watchers want now; closes the record when nothing. */
-static void restart(fdrecord *r) {
+/* Polls for what the watchers want now; closes the record when nothing.
+** Returns uv_poll_start's error (0 otherwise). */
+static int restart(fdrecord *r) {
   int events = 0;
   for (ta_fdwatcher *w = r->watchers; w != NULL; w = w->next) events |= w->events;
   if (r->watchers == NULL) {
@@ -74,8 +75,9 @@ static void restart(fdrecord *r) {
   } else if (events == 0) {
     uv_poll_stop(&r->h);
   } else {
-    uv_poll_start(&r->h, events, on_poll);
+    return uv_poll_start(&r->h, events, on_poll);
   }
+  return 0;
 }
 
 /* The record of fd, opened if needed; NULL with *rc set on failure. */
@@ -124,13 +126,19 @@ int ta_fd_watch(ta_engine *E, ta_fdwatcher *w) {
   fdrecord *r = open_record(E, w->fd, &rc);
   if (r == NULL) return rc;
   TA_LIST_PUSH(r->watchers, w, prev, next);
-  restart(r);
-  return 0;
+  if ((rc = restart(r)) != 0) { /* nothing would ever wake w: not watched */
+    TA_LIST_REMOVE(r->watchers, w, prev, next);
+    restart(r);
+  }
+  return rc;
 }
 
+/* A poll that cannot be started for the new events wakes every watcher,
+** as a poll error does: their operations then meet the error themselves. */
 void ta_fd_update(ta_engine *E, ta_fdwatcher *w) {
   fdrecord *r = find(E, w->fd);
-  if (r != NULL) restart(r);
+  int rc = r != NULL ? restart(r) : 0;
+  if (rc != 0) on_poll(&r->h, rc, 0);
 }
 
 void ta_fd_unwatch(ta_engine *E, ta_fdwatcher *w) {
