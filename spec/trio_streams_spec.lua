@@ -71,6 +71,25 @@ describe("stream conformance (check_two_way_stream)", function()
 end)
 
 describe("SocketStream errors (Trio's rules)", function()
+  it("a method called on something else names the method and the class, as every class does", function()
+    run(function()
+      local a, b = socketpair_streams()
+      for _, m in ipairs { "send_all", "wait_send_all_might_not_block", "send_eof", "receive_some", "close" } do
+        assert.equal(("bad argument #1 to 'SocketStream:%s' (trio.SocketStream expected, got nil)"):format(m),
+          errof(a[m], nil))
+        assert_has(errof(a[m], b.socket), "(trio.SocketStream expected, got ")
+      end
+      local listener = trio.open_tcp_listeners(0, { host = "127.0.0.1" })[1]
+      assert.equal("bad argument #1 to 'SocketListener:accept' (trio.SocketListener expected, got trio.SocketStream)",
+        errof(listener.accept, a))
+      listener:close()
+      a:send_all("still usable")
+      assert.equal("still usable", b:receive_some())
+      a:close()
+      b:close()
+    end)
+  end)
+
   it("use after close raises ClosedResourceError", function()
     run(function()
       local a, b = socketpair_streams()

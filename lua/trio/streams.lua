@@ -18,7 +18,7 @@ local BusyResourceError, OSError = errors.BusyResourceError, errors.OSError
 
 local DEFAULT_RECEIVE_SIZE = 65536
 
-local argerror = errors.argerror
+local argerror, class_of, bad_self = errors.argerror, errors.class_of, errors.bad_self
 
 return function(trio)
   local check_trio = core.check_trio
@@ -56,12 +56,6 @@ return function(trio)
   end
   trio.SocketStream = new_socket_stream
 
-  local function check_stream(self, fname)
-    if getmetatable(self) ~= SocketStream then
-      error(("bad argument #0 to '%s' (SocketStream expected)"):format(fname), 3)
-    end
-  end
-
   local function check_send(self, fname)
     if self._closed then error(ClosedResourceError("this socket was already closed"), 3) end
     if self._sending then
@@ -77,7 +71,7 @@ return function(trio)
 
   --- stream:send_all(data): returns once the socket took all of it.
   function SocketStream:send_all(data)
-    check_stream(self, "send_all")
+    if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:send_all") end
     check_trio("SocketStream:send_all")
     if type(data) ~= "string" then argerror(1, "send_all", "string expected, got " .. type(data)) end
     check_send(self, "send_all")
@@ -93,7 +87,7 @@ return function(trio)
   --- stream:wait_send_all_might_not_block(): returns once what was
   -- queued has been written.
   function SocketStream:wait_send_all_might_not_block()
-    check_stream(self, "wait_send_all_might_not_block")
+    if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:wait_send_all_might_not_block") end
     check_trio("SocketStream:wait_send_all_might_not_block")
     check_send(self, "wait_send_all_might_not_block")
     self._sending = true
@@ -115,7 +109,7 @@ return function(trio)
 
   --- stream:send_eof(): no more data will be sent (the peer reads EOF).
   function SocketStream:send_eof()
-    check_stream(self, "send_eof")
+    if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:send_eof") end
     check_trio("SocketStream:send_eof")
     if self._sending then
       error(BusyResourceError("another task is currently sending data on this SocketStream"), 2)
@@ -130,7 +124,7 @@ return function(trio)
 
   --- stream:receive_some([max_bytes=65536]) -> data ("" at end of stream)
   function SocketStream:receive_some(max_bytes)
-    check_stream(self, "receive_some")
+    if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:receive_some") end
     max_bytes = errors.check_max_bytes(max_bytes, "receive_some", DEFAULT_RECEIVE_SIZE)
     check_trio("SocketStream:receive_some")
     if self._closed then error(ClosedResourceError("this socket was already closed"), 2) end
@@ -142,7 +136,7 @@ return function(trio)
 
   --- stream:close(): closes the socket (never waits)
   function SocketStream:close()
-    check_stream(self, "close")
+    if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:close") end
     self._closed = true
     self.socket:close()
   end
@@ -186,7 +180,7 @@ return function(trio)
 
   --- listener:accept() -> SocketStream
   function SocketListener:accept()
-    if getmetatable(self) ~= SocketListener then argerror(0, "accept", "SocketListener expected") end
+    if class_of(self) ~= SocketListener then bad_self(self, SocketListener, "SocketListener:accept") end
     check_trio("SocketListener:accept")
     while true do
       if self._closed then error(ClosedResourceError("this listener was already closed"), 2) end
