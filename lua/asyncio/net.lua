@@ -718,11 +718,7 @@ return function(asyncio, Loop)
     return connection_transport(self, sock, protocol_factory, tls)
   end
 
-  local function check_path(path, n, fname)
-    if type(path) ~= "string" or path == "" then
-      argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
-    end
-  end
+  local check_path = errors.check_path
 
   --- loop:create_unix_connection(protocol_factory, path, {sock=}) -> transport, protocol
   function Loop:create_unix_connection(protocol_factory, path, opts)

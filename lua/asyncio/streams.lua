@@ -429,11 +429,7 @@ return function(asyncio)
     if math.type(port) == "integer" and (port < 0 or port > 65535) then argerror(n, fname, "port must be 0-65535") end
   end
 
-  local function check_path(path, n, fname)
-    if type(path) ~= "string" or path == "" then
-      argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
-    end
-  end
+  local check_path = errors.check_path
 
   local function split_limit(opts, n, fname)
     if opts ~= nil and type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end

@@ -120,6 +120,13 @@ function M.check_max_bytes(max_bytes, fname, default)
   return max_bytes
 end
 
+--- A Unix-domain socket path (argument #n of fname): a non-empty string.
+function M.check_path(path, n, fname)
+  if type(path) ~= "string" or path == "" then
+    M.argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
+  end
+end
+
 --- True for any error object made by this module.
 function M.is_error(e)
   return type(e) == "table" and type(getmetatable(e)) == "table"

@@ -505,11 +505,7 @@ return function(trio)
   -- -------------------------------------------------------------------
   -- Unix-domain sockets
 
-  local function check_path(path, n, fname)
-    if type(path) ~= "string" or path == "" then
-      argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
-    end
-  end
+  local check_path = errors.check_path
 
   --- open_unix_socket(path) -> SocketStream
   function trio.open_unix_socket(path)
