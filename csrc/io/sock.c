@@ -285,27 +285,28 @@ socklen_t ta_sock_toaddr(lua_State *L, int idx, int family, struct sockaddr_stor
   return (socklen_t)luaL_error(L, "%s: unsupported address family %d", fname, family);
 }
 
+/* Pushes {host, port}. */
+static void push_host_port(lua_State *L, const char *host, unsigned port) {
+  lua_createtable(L, 2, 0);
+  lua_pushstring(L, host);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, port);
+  lua_rawseti(L, -2, 2);
+}
+
 void ta_sock_pushaddr(lua_State *L, const struct sockaddr *sa, socklen_t len) {
   char host[INET6_ADDRSTRLEN + 1];
   switch (sa->sa_family) {
     case AF_INET: {
       const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
       uv_ip4_name(in, host, sizeof host);
-      lua_createtable(L, 2, 0);
-      lua_pushstring(L, host);
-      lua_rawseti(L, -2, 1);
-      lua_pushinteger(L, ntohs(in->sin_port));
-      lua_rawseti(L, -2, 2);
+      push_host_port(L, host, ntohs(in->sin_port));
       return;
     }
     case AF_INET6: {
       const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
       uv_ip6_name(in6, host, sizeof host);
-      lua_createtable(L, 2, 0);
-      lua_pushstring(L, host);
-      lua_rawseti(L, -2, 1);
-      lua_pushinteger(L, ntohs(in6->sin6_port));
-      lua_rawseti(L, -2, 2);
+      push_host_port(L, host, ntohs(in6->sin6_port));
       return;
     }
     case AF_UNIX: {
