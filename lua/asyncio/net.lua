@@ -89,18 +89,12 @@ return function(asyncio, Loop)
     return lookup(self, core.dns_getnameinfo(addr, flags))
   end
 
-  local function is_numeric(family, host)
-    if host == "" or host == "localhost" then return true end
-    if family == tsocket.AF_INET then return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil end
-    return host:find(":", 1, true) ~= nil
-  end
-
   -- An IP address with a host name is resolved first (asyncio's
   -- _ensure_resolved).
   local function resolved(loop, sock, addr)
     local family = sock.family
     if (family == tsocket.AF_INET or family == tsocket.AF_INET6) and type(addr) == "table"
-        and type(addr[1]) == "string" and not is_numeric(family, addr[1]) then
+        and type(addr[1]) == "string" and not tsocket._is_numeric(family, addr[1]) then
       local list = loop:getaddrinfo(addr[1], addr[2], { family = family, type = sock.type })
       return list[1].addr
     end

@@ -110,11 +110,15 @@ end
 
 local methods = core.metatable("trio_asyncio.socket").__methods
 
+--- Whether host needs no lookup: an address of family, "", "localhost" or
+-- "<broadcast>" (the C layer reads these itself).  Shared with asyncio's
+-- loop:sock_* (asyncio/net.lua).
 local function is_numeric(family, host)
   if host == "" or host == "localhost" or host == "<broadcast>" then return true end
   if family == AF_INET then return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil end
   return host:find(":", 1, true) ~= nil
 end
+M._is_numeric = is_numeric
 
 --- A name in an IP address is resolved first (Trio resolves in connect,
 -- sendto and bind; bind here takes numeric addresses only, being a plain
