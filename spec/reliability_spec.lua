@@ -454,6 +454,63 @@ print('rounds done')
     end)
 end)
 
+describe("a task that parks under a cancelled scope", function()
+  bug("is told from the scheduler, where its abort callback sees what it parked with",
+    "the cancellation was delivered from the task's own thread, inside a protected call (a frame of "
+      .. "its own), so aio_as_trio's abort read the wrong stack slot ('asyncio Future expected, got "
+      .. "light userdata'), failed, and was retried every tick forever: a busy hang that also starved "
+      .. "a shielded sibling's asyncio sleep (fuzz seeds 1091, 1097, 1140)",
+    function()
+      local r = run([[
+trio.run(function()
+  ta.open_loop(function()
+    local outer = trio.CancelScope()
+    outer:run(function()
+      outer:cancel()
+      trio.open_nursery(function(n)
+        n:start_soon(function()
+          trio.CancelScope { shield = true }:run(function()
+            ta.aio_as_trio(function() asyncio.sleep(0.002) end)()
+            print('shielded sleep done')
+          end)
+        end)
+        n:start_soon(function()
+          local ok, e = pcall(ta.aio_as_trio(function() print('body ran') end))
+          print('cancelled', ok, trio.Cancelled:is(e))
+          error(e, 0)
+        end)
+      end)
+    end)
+    print('scope done', outer.cancelled_caught)
+  end)
+end)
+print('usable', usable())
+]], { timeout = 10 })
+      child.expect_lines(r, { "cancelled\tfalse\ttrue", "shielded sleep done", "scope done\ttrue", "usable\ttrue" })
+    end)
+
+  bug("keeps what its abort callback rescheduled it with",
+    "the abort callback ran on the task's own thread inside a protected call: the value reschedule() "
+      .. "pushed for the task went to that call's frame and was dropped (wait_task_rescheduled returned "
+      .. "nothing)",
+    function()
+      local r = run([[
+print(trio.run(function()
+  local me = trio.lowlevel.current_task()
+  local r = table.pack(trio.CancelScope { deadline = -math.huge }:run(function()
+    return trio.lowlevel.wait_task_rescheduled(function()
+      print('in task', trio.lowlevel.in_trio_task(), trio.lowlevel.current_task() == me)
+      trio.lowlevel.reschedule(me, true, 'woken by abort')
+      return 'FAILED'
+    end)
+  end))
+  return r.n, r[1]
+end))
+]], { timeout = 10 })
+      child.expect_lines(r, { "in task\ttrue\ttrue", "1\twoken by abort" })
+    end)
+end)
+
 -- ---------------------------------------------------------------------
 describe("Ctrl-C", function()
   it("during trio.run and trio_asyncio.run raises KeyboardInterrupt (control)", function()

@@ -535,7 +535,7 @@ static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
       t->timer.when = next->when;
       if (ta_heap_push(&lp->E->timers, &t->timer) != 0) luaL_error(L, "not enough memory");
     }
-    if (t->status->cancelled) ta_deliver_cancel(L, t);
+    if (t->status->cancelled) ta_cancel_on_yield(t);
   }
   return lua_yieldk(L, 0, (lua_KContext)lp, drive_k);
 }

@@ -182,6 +182,7 @@ struct ta_task {
   unsigned char queued;       /* on the run queue: never twice */
   unsigned char sleep_data;   /* custom_sleep_data set since it was last made runnable */
   unsigned char reported;     /* its exit was told to its owner (task.c report_exit) */
+  unsigned char tell_on_yield; /* parked under a cancellation: told once it has yielded */
   ta_task *unreported_next;   /* in the engine's list of exits still to tell */
 };
 
@@ -211,6 +212,7 @@ int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret);
 int ta_task_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k);
 void ta_reschedule(ta_task *t, int nvalues, int is_error);
 void ta_deliver_cancel(lua_State *L, ta_task *t);
+void ta_cancel_on_yield(ta_task *t);
 void ta_push_cancelled(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
 void ta_check_cancelled(lua_State *L, ta_task *t);

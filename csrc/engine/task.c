@@ -19,7 +19,7 @@
 ta_task *ta_current(lua_State *L) {
   ta_engine *E = engine_of(L);
   ta_task *t = E ? E->current : NULL;
-  return (t != NULL && t->co == L) ? t : NULL;
+  return (t != NULL && (t->co == L || E->curL == L)) ? t : NULL;
 }
 
 /* Explicit names (task.name = ...) live in a weak table: most tasks are
@@ -194,8 +194,8 @@ static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
 ** a clear error naming `fname` when there is none or the flavor is wrong. */
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
   ta_engine *E = engine_of(L);
-  ta_task *t = E->current;
-  if (t == NULL || t->co != L) {
+  ta_task *t = ta_current(L);
+  if (t == NULL) {
     if (!E->running)
       luaL_error(L, "%s: async function called outside trio.run (no task is running); "
                     "call it from inside a task", fname);
@@ -366,7 +366,7 @@ int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k) {
   t->abort = abort;
   t->trap = 1;
   t->kbase = lua_gettop(L);
-  if (t->status->cancelled || ta_ki_for(E, t)) ta_deliver_cancel(L, t);
+  if (t->status->cancelled || ta_ki_for(E, t)) ta_cancel_on_yield(t);
   return lua_yieldk(L, 0, (lua_KContext)t, k);
 }
 
@@ -475,6 +475,16 @@ void ta_deliver_cancel(lua_State *L, ta_task *t) {
   } else if (lua_gettop(L) > top) {
     lua_xmove(L, t->co, 1); /* (L may be that thread: then it stays on top) */
   }
+}
+
+/* A task parking under a cancelled status is told once it has yielded
+** (ta_step_task), still the current task (ta_current answers it on the
+** scheduler's thread then), as Trio does.  Not from its own thread: the
+** delivery runs in a protected call, a frame of its own, where the abort
+** callback would not see the values the task parked with at the base of
+** its stack, and what it pushed for the task would be lost. */
+void ta_cancel_on_yield(ta_task *t) {
+  t->tell_on_yield = 1;
 }
 
 void ta_raise_cancelled(lua_State *L) {
@@ -691,6 +701,14 @@ void ta_step_task(lua_State *L, ta_task *t) {
   E->curL = prevL;
   if (st == LUA_YIELD) {
     if (!t->trap) foreign_yield(L, t, nres);
+    else if (t->tell_on_yield) { /* as Trio does: after the yield, the task still current */
+      t->tell_on_yield = 0;
+      E->current = t;
+      E->curL = L;
+      ta_deliver_cancel(L, t);
+      E->current = prev;
+      E->curL = prevL;
+    }
   } else if (st == LUA_OK) {
     task_exit(L, t, 1, nres - 1); /* lua_resume counts the function's copy at the base */
   } else {
