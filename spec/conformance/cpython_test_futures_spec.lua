@@ -232,16 +232,14 @@ describe("test_futures.py", function()
   end)
 
   -- asyncio.wrap_future wraps a concurrent future (as a thread pool's
-  -- submit() returns) into an asyncio Future.  The bodies assume a pool
-  -- with Python's shape: asyncio.ThreadPoolExecutor(n), :submit(fn, ...)
-  -- returning a concurrent future, :shutdown(wait); asyncio.ConcurrentFuture().
-  local WRAP = " [feature missing: thread pools, concurrent futures and asyncio.wrap_future]"
+  -- submit() returns) into an asyncio Future: asyncio.ThreadPoolExecutor(n),
+  -- :submit(fn, ...) returning an asyncio.ConcurrentFuture, :shutdown(wait).
 
   local function run_in_worker(arg)
     return arg, tostring({}) -- the worker's own state shows in the address
   end
 
-  pending(T .. "test_wrap_future" .. WRAP, function()
+  it(T .. "test_wrap_future", function()
     H.with_loop(function(loop)
       local ex = asyncio.ThreadPoolExecutor(1)
       local f1 = ex:submit(run_in_worker, "oi")
@@ -254,7 +252,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_future" .. WRAP, function()
+  it(T .. "test_wrap_future_future", function()
     H.with_loop(function(loop)
       local f1 = asyncio.Future(loop)
       local f2 = asyncio.wrap_future(f1)
@@ -263,7 +261,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_without_loop" .. WRAP, function()
+  it(T .. "test_wrap_future_without_loop", function()
     local ex = asyncio.ThreadPoolExecutor(1)
     local f1 = ex:submit(run_in_worker, "oi")
     local e = assert_raises(RuntimeError, asyncio.wrap_future, f1)
@@ -271,7 +269,7 @@ describe("test_futures.py", function()
     ex:shutdown(true)
   end)
 
-  pending(T .. "test_wrap_future_use_running_loop" .. WRAP, function()
+  it(T .. "test_wrap_future_use_running_loop", function()
     H.with_loop(function(loop)
       local ex = asyncio.ThreadPoolExecutor(1)
       local f1 = ex:submit(run_in_worker, "oi")
@@ -281,7 +279,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_use_global_loop" .. WRAP, function()
+  it(T .. "test_wrap_future_use_global_loop", function()
     H.with_loop(function(loop)
       asyncio.set_event_loop(loop)
       local ex = asyncio.ThreadPoolExecutor(1)
@@ -293,7 +291,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_cancel" .. WRAP, function()
+  it(T .. "test_wrap_future_cancel", function()
     H.with_loop(function(loop)
       local f1 = asyncio.ConcurrentFuture()
       local f2 = asyncio.wrap_future(f1, loop)
@@ -304,7 +302,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_cancel2" .. WRAP, function()
+  it(T .. "test_wrap_future_cancel2", function()
     H.with_loop(function(loop)
       local f1 = asyncio.ConcurrentFuture()
       local f2 = asyncio.wrap_future(f1, loop)
