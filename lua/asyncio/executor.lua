@@ -322,7 +322,7 @@ return function(asyncio, implicit_loop)
     elseif source._exception ~= nil then
       dest:set_exception(source._exception)
     else
-      dest:set_result(unpack(source._results, 1, source._results.n))
+      core.future_set_results(dest, unpack(source._results, 1, source._results.n)) -- every value
     end
   end
 
