@@ -247,7 +247,7 @@ return function(asyncio, implicit_loop)
     end
     return setmetatable({
       _max_workers = max_workers,
-      _group = core.thread_group(max_workers),
+      _group = core.thread_group(math.min(max_workers, 1 << 30)), -- (the pool has fewer threads)
       _pending = {}, -- its futures whose jobs were not delivered
       _shutdown = false,
     }, ThreadPoolExecutor)
