@@ -200,7 +200,7 @@ return function(asyncio, implicit_loop)
       error(InvalidStateError(fname .. ": the future's outcome comes from its job on a worker thread"), 3)
     end
     if self._state ~= "pending" then
-      error(InvalidStateError(fname .. ": the future is already " .. self._state), 3)
+      error(InvalidStateError(fname .. ": invalid state: " .. tostring(self)), 3)
     end
   end
 
@@ -221,10 +221,22 @@ return function(asyncio, implicit_loop)
     finish(self)
   end
 
+  --- "<ConcurrentFuture at 0x... state=...>" as Python's repr: pending,
+  -- running, cancelled, "finished raised <class>" or "finished returned <type>".
   function ConcurrentFuture:__tostring()
     local state = self._state
-    if state == "pending" and self._req ~= nil then state = core.thread_stage(self._req) end
-    return ("<ConcurrentFuture %s %s>"):format(state, string.format("%p", self))
+    if state == "pending" and self._req ~= nil and core.thread_stage(self._req) == "running" then
+      state = "running"
+    elseif state == "finished" then
+      local err = self._exception
+      if err ~= nil then
+        local cls = getmetatable(err)
+        state = "finished raised " .. (errors.is_error(err) and rawget(cls, "__name"):match("[^.]+$") or type(err))
+      else
+        state = "finished returned " .. (self._results.n == 0 and "nothing" or type(self._results[1]))
+      end
+    end
+    return ("<ConcurrentFuture at %p state=%s>"):format(self, state)
   end
 
   -- ---------------------------------------------------------------------

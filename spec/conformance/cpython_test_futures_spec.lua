@@ -21,8 +21,9 @@
 --   test_future_iter_throw, test_futureiter_send_after_throw_no_crash
 --                                 generator-based coroutines and the iterator protocol
 --   BaseFutureTests.test_future_repr               repr() format of the Python object
---   BaseFutureTests.test_copy_state, test_copy_state_from_concurrent_futures
---                                 private _copy_future_state and concurrent.futures
+--   (BaseFutureTests.test_copy_state and test_copy_state_from_concurrent_futures
+--   call the private _copy_future_state: ported through wrap_future, which
+--   uses it)
 --   BaseFutureTests.test_log_traceback             the private _log_traceback
 --   BaseFutureTests.test_future_source_traceback   the private _source_traceback
 --   BaseFutureTests.test_set_result_unless_cancelled  the private _set_result_unless_cancelled
@@ -313,6 +314,67 @@ describe("test_futures.py", function()
       assert.is_false(f1:cancelled())
       assert.equal(42, f1:result())
       assert.is_true(f2:cancelled())
+    end)
+  end)
+
+  -- upstream's newf: an asyncio Future that took src's state (wrap_future
+  -- copies it with _copy_future_state)
+  local function copied(loop, src)
+    local newf = asyncio.wrap_future(src, loop)
+    H.run_briefly(loop)
+    return newf
+  end
+
+  it(T .. "test_copy_state", function()
+    H.with_loop(function(loop)
+      local f = asyncio.ConcurrentFuture()
+      f:set_result(10)
+      local newf = copied(loop, f)
+      assert.is_true(newf:done())
+      assert.equal(10, newf:result())
+
+      local f_exception = asyncio.ConcurrentFuture()
+      f_exception:set_exception(RuntimeError())
+      local newf_exception = copied(loop, f_exception)
+      assert.is_true(newf_exception:done())
+      assert_raises(RuntimeError, newf_exception.result, newf_exception)
+
+      local f_cancelled = asyncio.ConcurrentFuture()
+      f_cancelled:cancel()
+      assert.is_true(copied(loop, f_cancelled):cancelled())
+    end)
+  end)
+
+  it(T .. "test_copy_state_from_concurrent_futures", function()
+    H.with_loop(function(loop)
+      local wrapped_result = asyncio.wrap_future((function()
+        local f = asyncio.ConcurrentFuture()
+        f:set_result(42)
+        return f
+      end)(), loop)
+      local f_exc = asyncio.ConcurrentFuture()
+      f_exc:set_exception(H.ValueError("test exception"))
+      local wrapped_exc = asyncio.wrap_future(f_exc, loop)
+      local f_cancelled = asyncio.ConcurrentFuture()
+      f_cancelled:cancel()
+      local wrapped_cancelled = asyncio.wrap_future(f_cancelled, loop)
+      -- a destination already cancelled keeps its state
+      local f_result = asyncio.ConcurrentFuture()
+      local precancelled = asyncio.wrap_future(f_result, loop)
+      precancelled:cancel()
+      f_result:set_result(10)
+      -- InvalidStateError is the same class in both (Python converts it)
+      local f_invalid = asyncio.ConcurrentFuture()
+      f_invalid:set_exception(InvalidStateError("invalid"))
+      local wrapped_invalid = asyncio.wrap_future(f_invalid, loop)
+      H.run_briefly(loop)
+      assert.equal(42, wrapped_result:result())
+      local e = assert_raises(H.ValueError, wrapped_exc.result, wrapped_exc)
+      assert.equal("test exception", e.message)
+      assert.is_true(wrapped_cancelled:cancelled())
+      assert.is_true(precancelled:cancelled())
+      e = assert_raises(InvalidStateError, wrapped_invalid.result, wrapped_invalid)
+      assert.equal("invalid", e.message)
     end)
   end)
 
