@@ -507,7 +507,7 @@ static int job_unqueue(ta_job *j) {
       *pp = j->next_job;
       if (P->tail == j) P->tail = prev;
       P->nqueued--;
-      group_leave(P, j, 0);
+      if (group_leave(P, j, 0)) uv_cond_signal(&P->cv); /* a held job may run now */
       j->finished = 1;
       found = 1;
       break;
@@ -865,6 +865,8 @@ static int l_thread_result(lua_State *L) {
   ta_ioreq *r = check_submitted(L);
   double timeout = luaL_optnumber(L, 2, -1);
   int base = lua_gettop(L), n;
+  if (timeout != timeout) timeout = 0;         /* NaN: just look */
+  else if (timeout > 1e9) timeout = -1;        /* (31 years) as long as it runs */
   if (r->state == TA_IOREQ_RUNNING && !take_finished((ta_job *)r, timeout)) {
     lua_pushboolean(L, 0);
     return 1;
