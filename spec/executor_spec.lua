@@ -9,30 +9,12 @@ local errors = require "trio.errors"
 local support = require "support"
 local errof, assert_has = support.errof, support.assert_has
 
--- A worker function that blocks its thread until `path` exists (10 s at
--- most), then returns what it was given.
-local function wait_for_file(path, ...)
-  os.execute(("timeout 10 sh -c 'while [ ! -e %s ]; do sleep 0.005; done'"):format(path))
-  return ...
-end
+local wait_for_file, exists, new_path = support.wait_for_file, support.file_exists, support.new_path
 
 -- A worker function that creates the file `path`.
 local function touch(path)
   assert(io.open(path, "w")):close()
   return path
-end
-
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
--- A fresh path nobody created yet.
-local function new_path()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
 end
 
 -- Polls pred() (without a loop) for up to 10 s.

@@ -260,7 +260,8 @@ return function(asyncio, implicit_loop)
     return setmetatable({
       _max_workers = max_workers,
       _group = core.thread_group(math.min(max_workers, 1 << 30)), -- (the pool has fewer threads)
-      _pending = {}, -- its futures whose jobs were not delivered
+      _pending = {}, -- its futures whose jobs were not delivered -> order of submission
+      _submitted = 0,
       _shutdown = false,
     }, ThreadPoolExecutor)
   end
@@ -280,7 +281,8 @@ return function(asyncio, implicit_loop)
     core.thread_submit(req, self._group)
     local cf = setmetatable({ _state = "pending", _callbacks = {}, _req = req, _executor = self },
       ConcurrentFuture)
-    self._pending[cf] = true
+    self._submitted = self._submitted + 1
+    self._pending[cf] = self._submitted
     return cf
   end
 
@@ -305,9 +307,12 @@ return function(asyncio, implicit_loop)
     self._shutdown = true
     local pending = {}
     for cf in pairs(self._pending) do pending[#pending + 1] = cf end
-    for _, cf in ipairs(pending) do
-      if cancel_futures then cf:cancel() end
-      if wait_for_jobs ~= false then sync(cf, nil) end
+    table.sort(pending, function(a, b) return self._pending[a] < self._pending[b] end) -- queue order
+    if cancel_futures then -- all of them first: meanwhile workers would start more
+      for _, cf in ipairs(pending) do cf:cancel() end
+    end
+    if wait_for_jobs ~= false then
+      for _, cf in ipairs(pending) do sync(cf, nil) end
     end
   end
 

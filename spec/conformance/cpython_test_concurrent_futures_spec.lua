@@ -43,11 +43,8 @@ local CancelledError, TimeoutError, InvalidStateError, RuntimeError =
   H.CancelledError, H.TimeoutError, H.InvalidStateError, H.RuntimeError
 local OSError = asyncio.OSError
 
-local function new_path()
-  local p = os.tmpname()
-  os.remove(p)
-  return p
-end
+local support = require "support"
+local new_path = support.new_path
 
 -- The futures of util.py, made fresh for each test.
 local function module_futures()
@@ -66,9 +63,7 @@ end
 local function running_future()
   local ex = asyncio.ThreadPoolExecutor(1)
   local gate = new_path()
-  local f = ex:submit(function(path)
-    os.execute(("timeout 10 sh -c 'while [ ! -e %s ]; do sleep 0.005; done'"):format(path))
-  end, gate)
+  local f = ex:submit(support.wait_for_file, gate)
   local deadline = os.time() + 10
   while not f:running() do
     assert(os.time() <= deadline, "the job did not start")
