@@ -86,15 +86,14 @@ return function(asyncio, implicit_loop)
     finish(self)
   end
 
+  local function settle_if_finished(self, finished, ...)
+    if finished then settle_from_job(self, ...) end
+  end
+
   -- Delivers the job when it has finished, waiting up to timeout seconds
   -- (nil: as long as it runs; 0: not at all).
   local function sync(self, timeout)
-    local req = self._req
-    if req == nil then return end
-    local function take(finished, ...)
-      if finished then settle_from_job(self, ...) end
-    end
-    take(core.thread_result(req, timeout))
+    if self._req ~= nil then settle_if_finished(self, core.thread_result(self._req, timeout)) end
   end
 
   -- A loop's Future set when the job completes; its callback delivers it.
@@ -121,8 +120,8 @@ return function(asyncio, implicit_loop)
         sync(self, timeout ~= nil and math.max(timeout, 0) or nil)
       elseif timeout == nil then
         error(InvalidStateError(fname .. ": the future is pending and nothing can complete it while "
-          .. "this Lua state waits (it has no job on a worker thread): call set_result or "
-          .. "set_exception first, or pass a timeout"), 3)
+          .. "this Lua state waits (it has no job on a worker thread): set its result or "
+          .. "exception before waiting for it"), 3)
       end
     end
     if self._state == "cancelled" then error(CancelledError(), 3) end
