@@ -443,4 +443,23 @@ describe("ThreadPoolExecutor across the bridge", function()
     end)
     assert.same({ 2, "AIO", true }, { a, b, c })
   end)
+
+  it("trio.run + open_loop: done callbacks of a job's future reach an asyncio task of the open loop", function()
+    local got = trio.run(function()
+      return ta.open_loop(function(loop)
+        local ex = asyncio.ThreadPoolExecutor(1)
+        local cf = ex:submit(function(n) os.execute("sleep 0.02") return n * 2 end, 21)
+        local r = trio.fail_after(10, ta.aio_as_trio(function()
+          assert.equal(loop, asyncio.get_running_loop())
+          local event, value = asyncio.Event(), nil
+          cf:add_done_callback(function(f) value = f:result(); event:set() end)
+          event:wait()
+          return value
+        end))
+        ex:shutdown(true)
+        return r
+      end)
+    end)
+    assert.equal(42, got)
+  end)
 end)
