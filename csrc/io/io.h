@@ -182,6 +182,7 @@ typedef struct ta_job ta_job;
 struct ta_job {
   ta_ioreq req;               /* first */
   ta_job *next_job;
+  ta_job *prev_done;          /* on the pool's done list, which it leaves alone */
   void (*work)(ta_job *j, lua_State *W);
   struct ta_pool *pool;
   struct ta_jobgroup *group;  /* its executor's limit, or NULL */

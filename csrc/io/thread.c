@@ -143,6 +143,23 @@ static ta_job *take_runnable(ta_pool *P) {
   return NULL;
 }
 
+/* ---- the done list: pushed by workers, taken whole by the loop thread's
+** async callback, or one job at a time by a caller that waits for it ---- */
+
+static void push_done(ta_pool *P, ta_job *j) {
+  j->prev_done = NULL;
+  j->next_job = P->done;
+  if (P->done != NULL) P->done->prev_done = j;
+  P->done = j;
+}
+
+static void unlink_done(ta_pool *P, ta_job *j) {
+  if (j->prev_done != NULL) j->prev_done->next_job = j->next_job;
+  else P->done = j->next_job;
+  if (j->next_job != NULL) j->next_job->prev_done = j->prev_done;
+  j->next_job = j->prev_done = NULL;
+}
+
 static void stop_hook(lua_State *W, lua_Debug *ar) {
   ta_job *j = *(ta_job **)lua_getextraspace(W);
   (void)ar;
@@ -216,8 +233,7 @@ static void job_finished(ta_pool *P, ta_job *j) {
   if (group_leave(P, j, 1)) uv_cond_signal(&P->cv);
   uv_cond_broadcast(&P->done_cv);
   if (!closed) {
-    j->next_job = P->done;
-    P->done = j;
+    push_done(P, j);
     uv_async_send(P->async);
   }
   uv_mutex_unlock(&P->mu);
@@ -514,8 +530,7 @@ static int job_unqueue(ta_job *j) {
     }
   }
   if (found) {
-    j->next_job = P->done;
-    P->done = j;
+    push_done(P, j);
     uv_async_send(P->async); /* (a closed pool has no queue) */
   }
   uv_mutex_unlock(&P->mu);
@@ -829,11 +844,13 @@ static ta_ioreq *check_submitted(lua_State *L) {
 
 /* Waits until the worker finished j (timeout in seconds; < 0: as long as
 ** it runs; 0: just looks) and takes it off the done list, for the caller
-** to complete: 1; 0 when it has not finished. */
+** to complete: 1; 0 when it has not finished.  (The caller runs on the
+** loop thread, as on_async: a finished job not yet completed is on the
+** done list.) */
 static int take_finished(ta_job *j, double timeout) {
   ta_pool *P = j->pool;
   uint64_t deadline = uv_hrtime() + (timeout > 0 ? (uint64_t)(timeout * 1e9) : 0);
-  int finished, found = 0;
+  int finished;
   uv_mutex_lock(&P->mu);
   while (!j->finished && timeout != 0) {
     uint64_t now = uv_hrtime();
@@ -842,16 +859,9 @@ static int take_finished(ta_job *j, double timeout) {
     else uv_cond_timedwait(&P->done_cv, &P->mu, deadline - now);
   }
   finished = j->finished;
-  for (ta_job **pp = &P->done; finished && *pp != NULL; pp = &(*pp)->next_job) {
-    if (*pp == j) {
-      *pp = j->next_job;
-      j->next_job = NULL;
-      found = 1;
-      break;
-    }
-  }
+  if (finished) unlink_done(P, j);
   uv_mutex_unlock(&P->mu);
-  if (found && P->inflight > 0 && --P->inflight == 0) uv_unref((uv_handle_t *)P->async);
+  if (finished && P->inflight > 0 && --P->inflight == 0) uv_unref((uv_handle_t *)P->async);
   return finished;
 }
 
