@@ -167,6 +167,28 @@ describe("asyncio.ThreadPoolExecutor", function()
     os.remove(gate)
   end)
 
+  it("a state that closes with jobs finished but not delivered, running and queued exits cleanly", function()
+    -- (a child process: lua_close at its end; the first job's request is
+    -- older than the pool, which the engine's list closes first; the first
+    -- job has finished, during the sleep, and nothing delivered it)
+    local script = [[
+      local asyncio = require "asyncio"
+      local ex = asyncio.ThreadPoolExecutor(1)
+      local finished = ex:submit(function() return 1 end)
+      os.execute("sleep 0.2")
+      local running = ex:submit(function() os.execute("sleep 0.2") end)
+      local queued = ex:submit(function() return 3 end)
+      local loop = asyncio.new_event_loop()
+      local watched = asyncio.wrap_future(queued, loop)
+      print("exiting", finished ~= nil, running ~= nil, watched ~= nil)
+    ]]
+    local cmd = ("LUA_PATH=%q LUA_CPATH=%q lua5.4 -e %q 2>&1; echo \"exit=$?\""):format(package.path, package.cpath, script)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    p:close()
+    assert.equal("exiting\ttrue\ttrue\ttrue\nexit=0\n", out)
+  end)
+
   it("the default max_workers is min(32, CPUs + 4), as Python's", function()
     local ex = asyncio.ThreadPoolExecutor()
     local n = tonumber(tostring(ex):match("max_workers=(%d+)"))

@@ -325,8 +325,20 @@ static void on_async_closed(uv_handle_t *h) {
   pool_unref(P);
 }
 
+/* Frees a job the pool will never run or complete.  Its request may still
+** be on the engine's list (the list closes the newest first, and the first
+** job's request is older than the pool): it is closed first, as the list
+** would, so that neither the list nor its IORequest sees freed memory. */
+static void drop_job(ta_job *j) {
+  if (j->req.linked) {
+    ta_handle_closing(j->req.E, &j->req.owned);
+    j->req.owned.close(&j->req.owned);
+  }
+  j->req.type->release(&j->req);
+}
+
 /* Shutdown: threads finish what they run and leave; queued and finished
-** jobs were abandoned (their requests are on the same list, closed too). */
+** jobs are abandoned. */
 static void close_pool(ta_owned *o) {
   ta_pool *P = (ta_pool *)((char *)o - offsetof(ta_pool, owned));
   ta_job *done, *queued;
@@ -344,11 +356,11 @@ static void close_pool(ta_owned *o) {
   uv_mutex_unlock(&P->mu);
   for (ta_job *j = done, *next; j != NULL; j = next) {
     next = j->next_job;
-    j->req.type->release(&j->req);
+    drop_job(j);
   }
   for (ta_job *j = queued, *next; j != NULL; j = next) {
     next = j->next_job;
-    j->req.type->release(&j->req);
+    drop_job(j);
   }
   uv_close((uv_handle_t *)a, on_async_closed);
 }
