@@ -82,6 +82,7 @@ build = {
       ["asyncio.sslproto"] = "lua/asyncio/sslproto.lua",
       ["asyncio.subprocess"] = "lua/asyncio/subprocess.lua",
       ["asyncio.system"] = "lua/asyncio/system.lua",
+      ["asyncio.executor"] = "lua/asyncio/executor.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",
       trio_asyncio = "lua/trio_asyncio.lua",
       ["trio_asyncio.lazy"] = "lua/trio_asyncio/lazy.lua",
