@@ -112,6 +112,7 @@ int ta_open_aio_ioreq(lua_State *L);
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
 int ta_open_queue(lua_State *L);
+int ta_open_stream_reader(lua_State *L);
 int ta_open_iowait(lua_State *L);
 
 #endif
