@@ -3,10 +3,12 @@
 ** of CPython's asyncio/streams.py (lua/asyncio/streams.lua has the rest of
 ** the streams: the protocol, StreamWriter, readline, lines, the openers).
 **
-** The bytes received and not yet read sit in one malloc'ed buffer
-** ([start, start + len) of cap bytes, freed while empty), so a read that
-** finds its data costs one C call and one Lua string, and readuntil
-** searches contiguous memory.  A read that has to wait awaits a Future of
+** The bytes received and not yet read are contiguous: while they come from
+** one feed_data they stay in its Lua string (a read of all of them returns
+** that string: request and response traffic copies nothing), a second
+** feed moves them into a malloc'ed buffer (freed once empty).  So a read
+** that finds its data costs one C call, and readuntil searches one block
+** of memory.  A read that has to wait awaits a Future of
 ** the reader's loop (Future:await under lua_pcallk, as asyncio/queue.c
 ** does, so a cancelled read cleans up); the future of a wait that ended
 ** with a result is kept and reused by the next wait (nobody else holds it).
@@ -24,16 +26,20 @@
 
 /* User values: the loop the waits' futures belong to, the waiter (the
 ** future a read awaits, nil when none), a spare future (pending, unused),
-** the exception set with set_exception, the transport. */
-enum { RUV_LOOP = 1, RUV_WAITER, RUV_SPARE, RUV_EXC, RUV_TRANSPORT, R_NUV = RUV_TRANSPORT };
+** the exception set with set_exception, the transport, the string the
+** bytes are in (chunk mode). */
+enum { RUV_LOOP = 1, RUV_WAITER, RUV_SPARE, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, R_NUV = RUV_CHUNK };
 
 /* Upvalues of the methods: the engine, the Lua helpers, Future:await.
 ** The helpers, by index: */
 enum { UP_HELPERS = 2, UP_AWAIT = 3 };
 enum { H_INCOMPLETE = 1, H_OVERRUN, H_VALUE_ERROR, H_READ_ALL, H_N = H_READ_ALL };
 
+/* The bytes are [start, start + len) of chunk (the string in RUV_CHUNK)
+** or, when chunk is NULL, of buf (cap bytes; NULL while empty). */
 typedef struct {
-  char *buf;           /* NULL while empty */
+  const char *chunk;
+  char *buf;
   size_t start, len, cap;
   lua_Integer limit;
   unsigned char eof;      /* feed_eof was called */
@@ -97,16 +103,26 @@ static void maybe_resume_transport(lua_State *L, ta_sreader *r) {
   }
 }
 
-/* Pushes the first n bytes (n <= len) and drops them from the buffer. */
+static const char *bytes(const ta_sreader *r) {
+  return (r->chunk ? r->chunk : r->buf) + r->start;
+}
+
+/* Pushes the first n bytes (n <= len) and drops them: all of a chunk is
+** the chunk itself; the storage goes once empty. */
 static void take(lua_State *L, ta_sreader *r, size_t n) {
-  lua_pushlstring(L, r->buf + r->start, n);
+  if (r->chunk && r->start == 0 && n == r->len) lua_getiuservalue(L, 1, RUV_CHUNK);
+  else lua_pushlstring(L, bytes(r), n);
   r->start += n;
   r->len -= n;
-  if (r->len == 0) {
-    free(r->buf);
-    r->buf = NULL;
-    r->start = r->cap = 0;
+  if (r->len > 0) return;
+  if (r->chunk) {
+    r->chunk = NULL;
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, RUV_CHUNK);
   }
+  free(r->buf);
+  r->buf = NULL;
+  r->start = r->cap = 0;
 }
 
 /* Pushes the whole buffer and empties it. */
@@ -114,9 +130,18 @@ static void take_all(lua_State *L, ta_sreader *r) {
   take(L, r, r->len);
 }
 
-static void append(lua_State *L, ta_sreader *r, const char *p, size_t n) {
-  if (r->start + r->len + n > r->cap) {
-    if (r->start > 0 && r->len + n <= r->cap) { /* room at the front */
+/* Appends the string at sidx (n bytes at p). */
+static void append(lua_State *L, ta_sreader *r, int sidx, const char *p, size_t n) {
+  if (r->len == 0) { /* chunk mode */
+    lua_pushvalue(L, sidx);
+    lua_setiuservalue(L, 1, RUV_CHUNK);
+    r->chunk = p;
+    r->start = 0;
+    r->len = n;
+    return;
+  }
+  if (r->chunk != NULL || r->start + r->len + n > r->cap) {
+    if (r->chunk == NULL && r->start > 0 && r->len + n <= r->cap) { /* room at the front */
       memmove(r->buf, r->buf + r->start, r->len);
     } else {
       size_t cap = r->cap ? r->cap : 256;
@@ -124,10 +149,15 @@ static void append(lua_State *L, ta_sreader *r, const char *p, size_t n) {
       while (cap < r->len + n) cap *= 2;
       buf = (char *)malloc(cap);
       if (buf == NULL) luaL_error(L, "StreamReader:feed_data: out of memory");
-      if (r->len) memcpy(buf, r->buf + r->start, r->len);
+      memcpy(buf, bytes(r), r->len);
       free(r->buf);
       r->buf = buf;
       r->cap = cap;
+      if (r->chunk) {
+        r->chunk = NULL;
+        lua_pushnil(L);
+        lua_setiuservalue(L, 1, RUV_CHUNK);
+      }
     }
     r->start = 0;
   }
@@ -164,7 +194,7 @@ static int r_feed_data(lua_State *L) {
   const char *p = luaL_checklstring(L, 2, &n);
   if (r->eof) return ta_error(L, "RuntimeError", "feed_data after feed_eof");
   if (n == 0) return 0;
-  append(L, r, p, n);
+  append(L, r, 2, p, n);
   lua_pushboolean(L, 1);
   wake_waiter(L, r, 0);
   if (r->has_transport && !r->paused && (lua_Integer)r->len > 2 * r->limit &&
@@ -235,7 +265,7 @@ static int r_discard_overrun(lua_State *L) {
   size_t seplen;
   const char *sep = luaL_checklstring(L, 3, &seplen);
   if (consumed >= 0 && (size_t)consumed + seplen <= r->len &&
-      memcmp(r->buf + r->start + consumed, sep, seplen) == 0) {
+      memcmp(bytes(r) + consumed, sep, seplen) == 0) {
     take(L, r, (size_t)consumed + seplen);
     lua_pop(L, 1);
   } else if (r->len > 0) {
@@ -429,7 +459,7 @@ static int readuntil_loop(lua_State *L, ta_sreader *r, ta_task *t) {
   const char *found = NULL;
   while (1) {
     if (r->len >= offset + seplen) {
-      found = (const char *)memmem(r->buf + r->start + offset, r->len - offset, sep, seplen);
+      found = (const char *)memmem(bytes(r) + offset, r->len - offset, sep, seplen);
       if (found != NULL) break;
       offset = r->len + 1 - seplen;
       if ((lua_Integer)offset > r->limit)
@@ -446,7 +476,7 @@ static int readuntil_loop(lua_State *L, ta_sreader *r, ta_task *t) {
     return wait_for_data(L, r, t, "readuntil", readuntil_k);
   }
   {
-    size_t isep = (size_t)(found - (r->buf + r->start));
+    size_t isep = (size_t)(found - bytes(r));
     if ((lua_Integer)isep > r->limit)
       return overrun(L, "Separator is found, but chunk is longer than limit", (lua_Integer)isep);
     take(L, r, isep + seplen);
@@ -485,6 +515,7 @@ static int r_gc(lua_State *L) {
   ta_sreader *r = (ta_sreader *)lua_touserdata(L, 1);
   free(r->buf);
   r->buf = NULL;
+  r->chunk = NULL;
   r->start = r->len = r->cap = 0;
   return 0;
 }
