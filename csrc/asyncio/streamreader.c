@@ -191,7 +191,10 @@ static void wake_waiter(lua_State *L, ta_sreader *r, int is_exc) {
 static int r_feed_data(lua_State *L) {
   ta_sreader *r = checkreader(L, "feed_data");
   size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
+  const char *p;
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return luaL_error(L, "bad argument #1 to 'feed_data' (string expected, got %s)", luaL_typename(L, 2));
+  p = lua_tolstring(L, 2, &n);
   if (r->eof) return ta_error(L, "RuntimeError", "feed_data after feed_eof");
   if (n == 0) return 0;
   append(L, r, 2, p, n);

@@ -234,6 +234,7 @@ return function(asyncio, Loop)
     return t
   end
   asyncio._new_transport = new_transport
+  asyncio._Transport = Transport
 
   -- The read wait is persistent: armed once, it queues _read_ready for
   -- each wake until disarmed (pause_reading, close).

@@ -151,7 +151,7 @@ return function(asyncio)
     end
   end
 
-  function StreamReaderProtocol:_drain_helper()
+  local function drain_helper(self)
     if self._connection_lost then
       error(errors.ConnectionResetError { message = "Connection lost", code = "ECONNRESET", errno = 104 }, 0)
     end
@@ -160,6 +160,7 @@ return function(asyncio)
     self._drain_waiters[#self._drain_waiters + 1] = w
     w:await()
   end
+  StreamReaderProtocol._drain_helper = drain_helper
 
   -- -------------------------------------------------------------------
   -- StreamWriter
@@ -173,10 +174,7 @@ return function(asyncio)
       _loop = loop or asyncio.get_running_loop() }, StreamWriter)
   end
 
-  function StreamWriter:write(data)
-    if type(data) ~= "string" then argerror(1, "write", "string expected, got " .. type(data)) end
-    self.transport:write(data)
-  end
+  function StreamWriter:write(data) return self.transport:write(data) end -- it checks data
 
   function StreamWriter:writelines(list)
     if type(list) ~= "table" then argerror(1, "writelines", "list of strings expected, got " .. type(list)) end
@@ -200,8 +198,12 @@ return function(asyncio)
     return self.transport:get_extra_info(name, default)
   end
 
+  local transport_is_closing = asyncio._Transport.is_closing
+
   --- writer:drain() (async): waits while the transport's buffer is above
-  -- its high water mark
+  -- its high water mark.  A plain Transport and a StreamReaderProtocol are
+  -- looked at directly (method calls were most of the cost of a drain
+  -- that has nothing to wait for); any other goes through its methods.
   function StreamWriter:drain()
     check_aio("StreamWriter:drain")
     local reader = self._reader
@@ -209,8 +211,13 @@ return function(asyncio)
       local exc = reader:exception()
       if exc ~= nil then error(exc, 0) end
     end
-    if self.transport:is_closing() then asyncio.sleep(0) end
-    self._protocol:_drain_helper()
+    local transport, protocol = self.transport, self._protocol
+    local closing
+    if transport.is_closing == transport_is_closing then closing = transport._closing else closing = transport:is_closing() end
+    if closing then asyncio.sleep(0) end
+    if protocol._drain_helper ~= drain_helper or protocol._paused or protocol._connection_lost then
+      protocol:_drain_helper()
+    end
   end
 
   --- writer:start_tls(ssl_context, {server_hostname=, ssl_handshake_timeout=})
