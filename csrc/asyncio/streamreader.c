@@ -60,9 +60,7 @@ static ta_sreader *checkreader(lua_State *L, const char *fname) {
 
 /* Calls the Lua helper h with the top nargs values (popped); one result. */
 static void call_helper(lua_State *L, int h, int nargs) {
-  lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), h);
-  lua_insert(L, -nargs - 1);
-  lua_call(L, nargs, 1);
+  ta_call_helper(L, lua_upvalueindex(UP_HELPERS), h, nargs, 1);
 }
 
 static int raise_value_error(lua_State *L, const char *msg) {
@@ -282,9 +280,8 @@ static int r_discard_overrun(lua_State *L) {
 /* ---- waiting ---- */
 
 /* Makes the waiter (the spare future, or a new one of the reader's loop)
-** and awaits it; k continues.  Stack: [reader, args...]; the waiter goes
-** to index 1 (the loop finds the future an asyncio Task awaits there, see
-** task_step in future.c; anything else calls Future:await). */
+** and awaits it (ta_future_await_k); k continues.  Stack: [reader,
+** args...]. */
 static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fname,
                          lua_KFunction k) {
   if (r->waiting)
@@ -305,14 +302,7 @@ static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fn
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, RUV_WAITER);
   r->waiting = 1;
-  lua_insert(L, 1);
-  if (ta_is_aio_task(t) && t->co == L) {
-    t->wait = lua_touserdata(L, 1);
-    return ta_task_yield(L, t, 0, k);
-  }
-  lua_pushvalue(L, lua_upvalueindex(UP_AWAIT));
-  lua_pushvalue(L, 1);
-  return k(L, lua_pcallk(L, 1, 0, 0, (lua_KContext)t, k), (lua_KContext)t);
+  return ta_future_await_k(L, t, lua_upvalueindex(UP_AWAIT), k);
 }
 
 /* In the continuation of wait_for_data: the waiter is dropped if it is
@@ -321,13 +311,9 @@ static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fn
 ** ended with a result; a failed wait raises its error again.  Leaves the
 ** stack as it was before the wait: [reader, args...] (nargs values). */
 static ta_sreader *after_wait(lua_State *L, int status, lua_KContext ctx, int nargs) {
-  ta_task *t = (ta_task *)ctx;
-  int failed = (status != LUA_OK && status != LUA_YIELD) || t->resume_error;
-  ta_sreader *r;
+  int failed = ta_future_wait_failed(L, status, (ta_task *)ctx);
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, 1);
   int fidx;
-  t->resume_error = 0; /* set when the Task was resumed with an error */
-  lua_rotate(L, 1, -1); /* the waiter on top, the reader at 1 */
-  r = (ta_sreader *)lua_touserdata(L, 1);
   fidx = lua_gettop(L);
   if (r->waiting) { /* still ours unless a wake-up dropped it */
     lua_getiuservalue(L, 1, RUV_WAITER);
@@ -549,12 +535,7 @@ static int l_stream_reader_new(lua_State *L) {
 /* stream_reader_setup{incomplete, overrun, value_error, read_all}: the Lua
 ** helpers the reader calls */
 static int l_stream_reader_setup(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  for (int i = 1; i <= H_N; i++) {
-    luaL_argcheck(L, lua_rawgeti(L, 1, i) == LUA_TFUNCTION, 1, "helper functions expected");
-    lua_rawseti(L, lua_upvalueindex(UP_HELPERS), i);
-  }
-  return 0;
+  return ta_store_helpers(L, lua_upvalueindex(UP_HELPERS), H_N);
 }
 
 static const luaL_Reg reader_methods[] = {
@@ -592,11 +573,7 @@ int ta_open_stream_reader(lua_State *L) {
   int engine = lua_gettop(L), helpers;
   lua_newtable(L);
   helpers = lua_gettop(L);
-  luaL_getmetatable(L, "trio_asyncio.Future");
-  lua_getfield(L, -1, "__index");
-  lua_getfield(L, -1, "await");
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  ta_push_future_await(L);
   lua_pushvalue(L, engine);
   ta_newclass(L, "trio_asyncio.StreamReader", reader_meta, NULL, NULL);
   lua_pushliteral(L, "asyncio.StreamReader");
