@@ -124,6 +124,21 @@ describe("asyncio.StreamReader", function()
     assert.equal("data", got)
   end)
 
+  it("a read that starts between another's wake-up and its resumption is woken too (docs/SEMANTICS.md)", function()
+    local got = run(function()
+      local r = asyncio.StreamReader()
+      local a = asyncio.create_task(function() return r:readexactly(1) end)
+      asyncio.sleep(0) -- a waits
+      local b = asyncio.create_task(function() return r:readexactly(2) end) -- runs before a resumes
+      r:feed_data("x")
+      asyncio.sleep(0) -- b waits for a second byte, a takes "x"
+      asyncio.sleep(0)
+      r:feed_data("yz") -- Python's a would have dropped b's waiter: b would never wake
+      return { a:await(), b:await() }
+    end)
+    assert.same({ "x", "yz" }, got)
+  end)
+
   it("raises outside an asyncio task, consuming nothing", function()
     local r
     run(function()
