@@ -75,8 +75,13 @@ typedef int (*ta_abort_fn)(lua_State *L, ta_task *t);
 enum { TA_RUNQ_INITIAL = 256 };
 #define TA_POLL_INTERVAL_NS 1000000u
 
-/* Scheduler batches an abandoned run gets to unwind (ta_run_abandon). */
+/* Scheduler batches an abandoned run gets to unwind (ta_run_abandon), and
+** how many times it (and each retry of ta_retry_failed) tries again. */
 enum { TA_ABANDON_ROUNDS = 1000, TA_ABANDON_TRIES = 3 };
+
+/* User value of the engine's userdata: the error of the last retry that
+** failed (setting a user value never allocates). */
+enum { TA_ENGINE_UV_RETRY_ERROR = 1, TA_ENGINE_NUV = 1 };
 
 /* Largest file descriptor the fd tables accept. */
 #define TA_MAX_FD (1 << 24)
@@ -310,6 +315,7 @@ struct ta_engine {
   size_t nstatus_todo, capstatus_todo;
   int recomputing;          /* ...while a walk runs */
   int redeliver;            /* a cancellation could not be delivered: again */
+  int redeliver_tries;      /* ticks in a row whose redelivery failed */
   ta_task *unreported;      /* exited tasks whose exit could not be told yet */
   int exit_retries;         /* ticks in a row that told none of them */
   ta_task *current;         /* task being resumed, NULL in scheduler code */
@@ -395,6 +401,8 @@ int ta_run_abandon(lua_State *L, ta_engine *E, int must_end);
 int ta_run_active(lua_State *L, ta_engine *E);
 int ta_guest_step(lua_State *L, ta_engine *E, double max_wait);
 void ta_internal_error(lua_State *L, ta_engine *E);
+void ta_keep_retry_error(lua_State *L);
+void ta_retry_failed(lua_State *L, int *tries, int progress);
 int ta_engine_handles_init(ta_engine *E);
 void ta_engine_handles_close(ta_engine *E);
 void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t);

@@ -98,6 +98,41 @@ void ta_internal_error(lua_State *L, ta_engine *E) {
   ta_status_cancel(L, E, &E->root);
 }
 
+/* ---- retries of what failed (not enough memory) ----
+** A cancellation that could not be delivered (status.c) and an exit that
+** could not be told (task.c) are tried again at each tick.  Under
+** persistent memory failure they would keep the run spinning at timeout
+** 0, so the retries are bounded: after TA_ABANDON_TRIES ticks in a row
+** without progress the last failure is raised and the run is abandoned
+** (ta_run_abandon), which a later start of a run finishes. */
+
+/* Keeps the error on top (popped) as the last failure of a retry, in the
+** engine's user value: no allocation, so it works when memory is short. */
+void ta_keep_retry_error(lua_State *L) {
+  ta_push_engine(L);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, TA_ENGINE_UV_RETRY_ERROR);
+  lua_pop(L, 1);
+}
+
+/* After a tick retried what had failed: *tries counts the ticks in a row
+** that made no progress; past TA_ABANDON_TRIES, raises the kept failure. */
+void ta_retry_failed(lua_State *L, int *tries, int progress) {
+  if (!progress && ++*tries <= TA_ABANDON_TRIES) return;
+  ta_push_engine(L);
+  lua_getiuservalue(L, -1, TA_ENGINE_UV_RETRY_ERROR);
+  lua_pushnil(L); /* let go of it either way */
+  lua_setiuservalue(L, -3, TA_ENGINE_UV_RETRY_ERROR);
+  if (progress) {
+    lua_pop(L, 2);
+    *tries = 0;
+    return;
+  }
+  *tries = 0;
+  if (lua_isnil(L, -1)) lua_pushliteral(L, "not enough memory"); /* a failed realloc: no error object */
+  lua_error(L);
+}
+
 static void run_soon_callbacks(lua_State *L, ta_engine *E) {
   int n = E->nsoon;
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->soon_ref);
@@ -272,7 +307,10 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
     activity = 1;
   }
   if (E->main != NULL && !E->main_done && ta_ki_for(E, E->main)) ta_deliver_cancel(L, E->main);
-  if (E->redeliver) ta_status_redeliver(L, E, &E->root);
+  if (E->redeliver) {
+    ta_status_redeliver(L, E, &E->root);
+    ta_retry_failed(L, &E->redeliver_tries, !E->redeliver);
+  }
   if (E->unreported != NULL) ta_retry_exits(L, E);
   idle_check(E, timeout, activity);
   run_batch(L, E);

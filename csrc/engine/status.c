@@ -74,8 +74,11 @@ static void recompute_one(lua_State *L, ta_engine *E, ta_status *s) {
 }
 
 void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
-  if (E->recomputing) { /* inside the walk: it gets there */
-    if (!push_pending(E, s)) recompute_one(L, E, s);
+  if (E->recomputing) { /* inside the walk: it gets there, if it changes */
+    /* (an unchanged status is not pushed: a redelivery walk would deliver
+    ** to its tasks again, and a nursery's waiting parent, whose abort
+    ** cancels the nursery's own status, would be asked for ever) */
+    if (should_be_cancelled(s) != s->cancelled && !push_pending(E, s)) recompute_one(L, E, s);
     return;
   }
   E->recomputing = 1;

@@ -470,7 +470,7 @@ void ta_deliver_cancel(lua_State *L, ta_task *t) {
   lua_pushcfunction(L, deliver_protected);
   lua_pushlightuserdata(L, t);
   if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
-    lua_pop(L, 1);
+    ta_keep_retry_error(L);
     t->E->redeliver = 1;
   } else if (lua_gettop(L) > top) {
     lua_xmove(L, t->co, 1); /* (L may be that thread: then it stays on top) */
@@ -563,6 +563,8 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   /* room for the error on the thread: a failed one has the slot its own
   ** error left; a finished one drops its results, lost with the exit */
   if (ok) lua_settop(t->co, 1);
+  lua_pushvalue(L, -1);
+  ta_keep_retry_error(L);
   lua_xmove(L, t->co, 1);
   lua_settop(L, base);
   t->unreported_next = t->E->unreported;
@@ -603,9 +605,9 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
 }
 
 /* Tells again the exits that could not be told (report_exit).  After
-** TA_ABANDON_TRIES ticks that told none, it raises the last failure: the
-** run is abandoned (ta_run_abandon) rather than spinning, and a later
-** start of a run tells them. */
+** TA_ABANDON_TRIES ticks that told none, it raises the last failure
+** (ta_retry_failed): the run is abandoned rather than spinning, and a
+** later start of a run tells them. */
 void ta_retry_exits(lua_State *L, ta_engine *E) {
   ta_task *list = E->unreported, *t;
   int told = 0;
@@ -618,16 +620,7 @@ void ta_retry_exits(lua_State *L, ta_engine *E) {
       told = 1;
     }
   }
-  if (told || E->unreported == NULL) {
-    E->exit_retries = 0;
-  } else if (++E->exit_retries > TA_ABANDON_TRIES) {
-    E->exit_retries = 0;
-    t = E->unreported;
-    lua_xmove(t->co, L, 1); /* a copy of its error, raised */
-    lua_pushvalue(L, -1);
-    lua_xmove(L, t->co, 1);
-    lua_error(L);
-  }
+  ta_retry_failed(L, &E->exit_retries, told || E->unreported == NULL);
 }
 
 /* A yield that did not come through ta_park/ta_schedule_point: the task
