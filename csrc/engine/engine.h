@@ -324,6 +324,7 @@ struct ta_engine {
   int clock_ref;
   atomic_int running;       /* a run is active (read by threads posting calls) */
   int abandoned;            /* ...that ta_run_abandon could not end yet */
+  int pierce_shields;       /* ...whose shielded tasks are cancelled too */
   int main_done, main_ok;
   int result_ref;           /* packed results or the error of the main task */
   int hook_ref;             /* instrument dispatcher, LUA_NOREF when none */

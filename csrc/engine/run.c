@@ -221,7 +221,8 @@ double ta_wait_timeout(ta_engine *E) {
   ta_timer *top = ta_heap_top(&E->timers);
   double t = -1;
   if (E->nrunq > 0 || E->nsoon > 0 || (E->ki_pending && !E->ki_host) || E->internal_ref != LUA_NOREF
-      || E->redeliver || E->unreported != NULL) /* (the last two: retries, task.c) */
+      || E->redeliver || E->unreported != NULL /* (these two: retries, task.c) */
+      || (E->main_done && !E->root.cancel_called && ta_run_alive(E))) /* (ta_run_step cancels the rest) */
     return 0;
   if (top != NULL) {
     t = ta_sleep_time(E, top->when);
@@ -460,15 +461,23 @@ static void requeue_unfinished_batch(ta_engine *E) {
   E->nbatch = 0;
 }
 
+/* Cancels every task and steps while there is work now; if that does not
+** end the run, shields are pierced and it steps again: a shielded task of
+** an abandoned run may wait for what will never come (an Event that a task
+** the failure killed was to set, a loop whose callbacks no longer run). */
 static int abandon_steps(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, 1);
-  int rounds = 0;
   E->root.cancel_called = 1;
-  ta_status_redeliver(L, E, &E->root);
-  /* from inside a running task (a host calling lua_close there), no batch
-  ** may run inside the current one */
-  while (E->current == NULL && ta_run_alive(E) && ta_wait_timeout(E) == 0 && rounds++ < TA_ABANDON_ROUNDS)
-    ta_run_step(L, E, 0);
+  for (int pierce = E->pierce_shields; pierce <= 1 && ta_run_alive(E); pierce++) {
+    int rounds = 0;
+    E->pierce_shields = pierce;
+    ta_status_redeliver(L, E, &E->root);
+    /* from inside a running task (a host calling lua_close there), no
+    ** batch may run inside the current one */
+    while (E->current == NULL && ta_run_alive(E) && ta_wait_timeout(E) == 0 &&
+           rounds++ < TA_ABANDON_ROUNDS)
+      ta_run_step(L, E, 0);
+  }
   return 0;
 }
 
@@ -516,7 +525,7 @@ int ta_run_abandon(lua_State *L, ta_engine *E, int must_end) {
     luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
     E->internal_ref = E->result_ref = LUA_NOREF;
   }
-  E->abandoned = 0;
+  E->abandoned = E->pierce_shields = 0;
   lua_settop(L, top);
   return 1;
 }
