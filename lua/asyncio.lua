@@ -178,6 +178,7 @@ function Loop:run_until_complete(x)
   end
   fut:add_done_callback(wakeup)
   local ok, err = pcall(a.drive or drive, self, function() return fut:done() end)
+  if not ok then a.running, a.stopping = false, false end -- (a driver that raised midway)
   fut:remove_done_callback(wakeup)
   if not ok then error(err, 0) end
   if not fut:done() then
@@ -622,6 +623,13 @@ function asyncio.run(fn, ...)
     error(errors.RuntimeError("asyncio.run() cannot be called from a running event loop"), 2)
   end
   local loop = asyncio.new_event_loop()
+  -- However this ends, the loop ends too: a loop whose close() raised (not
+  -- enough memory) gives up its run, so that the state stays usable.
+  local _ <close> = setmetatable({}, { __close = function()
+    if not loop:is_closed() and not pcall(loop.close, loop) and attrs(loop).abandon then
+      attrs(loop).abandon(loop)
+    end
+  end })
   local main = core.create_task(loop, fn, ...)
   local r = pack(pcall(loop.run_until_complete, loop, main))
   local leftovers = core.loop_tasks(loop)

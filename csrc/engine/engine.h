@@ -400,6 +400,8 @@ void ta_run_step(lua_State *L, ta_engine *E, double max_wait);
 int ta_run_finish(lua_State *L, ta_engine *E);
 int ta_run_abandon(lua_State *L, ta_engine *E, int must_end);
 int ta_run_active(lua_State *L, ta_engine *E);
+/* What ta_guest_step answers. */
+enum { TA_GUEST_DONE = 0, TA_GUEST_ALIVE = 1, TA_GUEST_DONE_RAISED = 2 };
 int ta_guest_step(lua_State *L, ta_engine *E, double max_wait);
 void ta_internal_error(lua_State *L, ta_engine *E);
 void ta_keep_retry_error(lua_State *L);

@@ -353,6 +353,7 @@ static void run_end(lua_State *L, ta_engine *E) {
   E->clock_ref = LUA_NOREF;
   E->clock = NULL;
   E->running = 0;
+  E->abandoned = E->pierce_shields = 0;
   E->main = NULL;
   E->ki_pending = E->ki_host = 0;
   ta_ctx_release(L, E);
@@ -525,7 +526,6 @@ int ta_run_abandon(lua_State *L, ta_engine *E, int must_end) {
     luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
     E->internal_ref = E->result_ref = LUA_NOREF;
   }
-  E->abandoned = E->pierce_shields = 0;
   lua_settop(L, top);
   return 1;
 }
@@ -549,25 +549,31 @@ static int guest_tick(lua_State *L) {
   return 0;
 }
 
-/* Calls the guest run's done callback with the n values on top (popped). */
-static void guest_done(lua_State *L, int done_ref, int n) {
+/* Calls the guest run's done callback with the n values on top (popped);
+** returns TA_GUEST_DONE, or TA_GUEST_DONE_RAISED with its error on top of
+** the stack as it was before the values. */
+static int guest_done(lua_State *L, int done_ref, int n) {
+  int base = lua_gettop(L) - n;
   lua_rawgeti(L, LUA_REGISTRYINDEX, done_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, done_ref);
   lua_insert(L, -n - 1);
-  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
-    lua_writestringerror("trio_asyncio: the guest run's done callback raised: %s\n",
-                         ta_tostring(L, -1));
-    lua_pop(L, 1);
-  }
+  if (lua_pcall(L, n, 0, 0) == LUA_OK) return TA_GUEST_DONE;
+  lua_replace(L, base + 1);
+  lua_settop(L, base + 1);
+  return TA_GUEST_DONE_RAISED;
 }
 
 /* One tick of a guest run; when the run is over, its done callback gets
 ** ("ok", results...) / ("error", err) / ("internal", err).  A tick that
 ** raises (the scheduler itself failed: not enough memory, say) abandons
-** the run, and done gets ("internal", err). */
+** the run, and done gets ("internal", err).  Returns TA_GUEST_ALIVE or
+** TA_GUEST_DONE; TA_GUEST_DONE_RAISED when the done callback raised, with
+** its error on top: the caller reports it (the sync loop's driver raises
+** it), so that a run whose end could not be told is never taken for a
+** live one. */
 int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
-  int done_ref, top = lua_gettop(L);
-  if (!E->running || !E->guest) return 0;
+  int done_ref, rc, top = lua_gettop(L);
+  if (!E->running || !E->guest) return TA_GUEST_DONE;
   lua_pushcfunction(L, guest_tick);
   lua_pushlightuserdata(L, E);
   lua_pushnumber(L, max_wait);
@@ -578,33 +584,45 @@ int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
     ta_run_abandon(L, E, 0);
     lua_pushliteral(L, "internal");
     lua_insert(L, -2);
-    guest_done(L, done_ref, 2);
-    lua_settop(L, top);
-    return 0;
+    return guest_done(L, done_ref, 2);
   }
-  if (ta_run_alive(E)) return 1;
+  if (ta_run_alive(E)) return TA_GUEST_ALIVE;
   if (!E->guest_ending) {
     E->guest_ending = 1;
-    return 1;
+    return TA_GUEST_ALIVE;
   }
   E->guest = 0;
   E->guest_ending = 0;
   done_ref = E->guest_done_ref;
   E->guest_done_ref = LUA_NOREF;
-  guest_done(L, done_ref, ta_run_finish(L, E));
-  lua_settop(L, top);
-  return 0;
+  rc = guest_done(L, done_ref, ta_run_finish(L, E));
+  if (rc == TA_GUEST_DONE) lua_settop(L, top);
+  return rc;
 }
 
 /* guest_step(max_wait) -> alive: one step of the guest run, from Lua code
-** outside any task (the sync asyncio loop drives its run this way). */
+** outside any task (the sync asyncio loop drives its run this way).  An
+** error of the run's done callback is raised here. */
 static int l_guest_step(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   double max_wait = luaL_optnumber(L, 1, -1);
+  int rc;
   if (E->current != NULL)
     return luaL_error(L, "run_until_complete: cannot run a sync loop from inside a task");
-  lua_pushboolean(L, ta_guest_step(L, E, max_wait));
+  rc = ta_guest_step(L, E, max_wait);
+  if (rc == TA_GUEST_DONE_RAISED) return lua_error(L);
+  lua_pushboolean(L, rc == TA_GUEST_ALIVE);
   return 1;
+}
+
+/* abandon_paused_run(): the paused run of a sync loop that could not be
+** closed (closing it raised: not enough memory) is abandoned as a failed
+** scheduler step would abandon it (ta_run_abandon): its tasks are
+** cancelled, and what cannot end now ends at the next start of a run. */
+static int l_abandon_paused_run(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  if (E->running && E->guest && E->ki_host && E->current == NULL) ta_run_abandon(L, E, 0);
+  return 0;
 }
 
 static int l_set_error_factory(lua_State *L) {
@@ -663,6 +681,7 @@ static int l_take_interrupt(lua_State *L) {
 static const luaL_Reg run_funcs[] = {
   {"take_interrupt", l_take_interrupt},
   {"guest_step", l_guest_step},
+  {"abandon_paused_run", l_abandon_paused_run},
   {"set_error_factory", l_set_error_factory},
   {"set_hook", l_set_hook},
   {"debug_state", l_debug_state},

@@ -667,6 +667,9 @@ void ta_step_task(lua_State *L, ta_task *t) {
   ta_engine *E = t->E;
   ta_task *prev = E->current;
   lua_State *prevL = E->curL;
+  /* (restored after the step, as the running task: a loop whose callbacks
+  ** raised out of its driver, not enough memory, leaves none behind) */
+  void *prev_loop = E->running_loop;
   int nres = 0, st, nargs = t->nargs, hooked = ta_hooked(E), tidx = 0;
   if (hooked) {
     ta_push_task(L, t); /* keeps it nameable for after_task_step */
@@ -682,6 +685,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
   st = lua_resume(t->co, L, nargs, &nres);
   E->current = prev;
   E->curL = prevL;
+  E->running_loop = prev_loop;
   if (st == LUA_YIELD) {
     if (!t->trap) foreign_yield(L, t, nres);
   } else if (st == LUA_OK) {
