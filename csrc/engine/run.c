@@ -553,14 +553,10 @@ static int guest_tick(lua_State *L) {
 ** returns TA_GUEST_DONE, or TA_GUEST_DONE_RAISED with its error on top of
 ** the stack as it was before the values. */
 static int guest_done(lua_State *L, int done_ref, int n) {
-  int base = lua_gettop(L) - n;
   lua_rawgeti(L, LUA_REGISTRYINDEX, done_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, done_ref);
   lua_insert(L, -n - 1);
-  if (lua_pcall(L, n, 0, 0) == LUA_OK) return TA_GUEST_DONE;
-  lua_replace(L, base + 1);
-  lua_settop(L, base + 1);
-  return TA_GUEST_DONE_RAISED;
+  return lua_pcall(L, n, 0, 0) == LUA_OK ? TA_GUEST_DONE : TA_GUEST_DONE_RAISED;
 }
 
 /* One tick of a guest run; when the run is over, its done callback gets
