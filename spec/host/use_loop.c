@@ -111,6 +111,7 @@ int main(void) {
   run_lua(gL, "local trio = require('trio')\n"
               "trio.lowlevel.start_guest_run(function()\n"
               "  trio.lowlevel.spawn_system_task(trio.sleep_forever)\n"
+              "  trio.sleep(0.01)\n"
               "  return 'main'\n"
               "end, {done_callback = function(ok, v) print('done4', ok, v); mark_done() end})\n");
   uv_run(&loop, UV_RUN_DEFAULT);
