@@ -709,6 +709,45 @@ print('asyncio.run', pcall(asyncio.run, function() return 8 end))
         "running\tfalse\tfalse", "usable\ttrue", "asyncio.run\ttrue\t8" })
     end)
 
+  bug("a task left behind by a nursery whose exit never waited (not enough memory) ends with the run, "
+      .. "even in a shield",
+    "once the main task was done only the root was cancelled: a shielded orphan (open_loop's service "
+      .. "nursery, its driver) slept for ever and the run never ended",
+    function()
+      local r = run([[
+local core = require 'trio_asyncio.core'
+local woke = false
+print('run', pcall(trio.run, function()
+  local n = core.nursery_open() -- as if its exit had failed: nothing waits for its child
+  n:start_soon(function()
+    local shield = trio.CancelScope { shield = true }
+    pcall(shield.run, shield, trio.sleep_forever)
+    woke = true
+  end)
+  trio.sleep(0.01)
+  return 'main'
+end))
+print('orphan woke', woke)
+print('usable', usable())
+]], { timeout = 10 })
+      child.expect_lines(r, { "run\ttrue\tmain", "orphan woke\ttrue", "usable\ttrue" })
+    end)
+
+  it("a system task in a shield still outlives the main task's end until it returns (control)", function()
+    local r = run([[
+print('run', pcall(trio.run, function()
+  trio.lowlevel.spawn_system_task(function()
+    local shield = trio.CancelScope { shield = true }
+    shield:run(trio.sleep, 0.05)
+    print('system task slept through')
+  end)
+  trio.sleep(0.01)
+  return 'main'
+end))
+]], { timeout = 10 })
+    child.expect_lines(r, { "system task slept through", "run\ttrue\tmain" })
+  end)
+
   bug("a TrioToken of a finished run refuses callbacks in a later run (RunFinishedError)",
     "current_trio_token returns one table per Lua state, not per run: a stale token queues its "
       .. "callback into the next run",

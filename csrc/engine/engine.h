@@ -338,6 +338,7 @@ struct ta_engine {
   atomic_int closing;       /* the state is closing (read by threads posting calls) */
   int gc_stress;            /* TA_GC_STRESS: a GC step at every spawn and resume */
   size_t ntasks;            /* live anchored tasks: they keep a run alive */
+  size_t nsystem;           /* ...of which system tasks (trio/run.c) */
   size_t nunanchored;       /* live tasks anchored by their holders (asyncio Tasks) */
   const void *mt[TA_NMT];   /* metatables the hot paths set and check... */
   int mt_ref[TA_NMT];       /* ...and their registry references */

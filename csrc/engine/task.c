@@ -591,6 +591,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
     t->ref = LUA_NOREF;
     E->ntasks--;
+    if (t->system) E->nsystem--;
   }
   t->co = NULL;
 }
