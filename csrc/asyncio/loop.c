@@ -30,7 +30,9 @@
 /* User values: the two tables of the ready queue (entries go to the one
 ** at lp->ready_uv; a batch runs the other one), attributes, the task
 ** factory. */
-enum { UV_QUEUE_A = 1, UV_QUEUE_B = 2, UV_ATTRS = 3, UV_FACTORY = 4, LOOP_NUV = 4 };
+/* (UV_DRIVER: the task object of its last driver, so that lp->driver stays
+** valid memory after that task exited: ta_loop_driven) */
+enum { UV_QUEUE_A = 1, UV_QUEUE_B = 2, UV_ATTRS = 3, UV_FACTORY = 4, UV_DRIVER = 5, LOOP_NUV = 5 };
 
 /* A loop's reader and writer of one fd: a watcher in the engine's fd table
 ** (io/poll.c), which a Trio task waiting on the same fd shares. */
@@ -584,15 +586,25 @@ static int drive_k(lua_State *L, int status, lua_KContext ctx) {
   return drive(L, lp);
 }
 
+/* Whether a live driver runs the loop.  A driver can die without letting
+** go of the loop (an error raised while its coroutine resumed: not enough
+** memory), so its task's life is what counts. */
+int ta_loop_driven(ta_loop *lp) {
+  return !lp->closed && lp->driver != NULL && ta_task_alive(lp->driver);
+}
+
 /* loop_drive(loop): run the loop in the calling Trio task until
 ** loop_close_begin is called (or the task is cancelled). */
 static int l_loop_drive(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
   ta_task *t = ta_async_check(L, "loop_drive", TA_TRIO);
-  if (lp->driver != NULL) return luaL_error(L, "loop_drive: this loop is already running");
+  if (ta_loop_driven(lp)) return luaL_error(L, "loop_drive: this loop is already running");
   check_open(L, lp, "loop_drive");
   lua_settop(L, 1);
+  ta_push_task(L, t);
+  lua_setiuservalue(L, 1, UV_DRIVER);
   lp->driver = t;
+  lp->driver_parked = 0;
   return drive(L, lp);
 }
 

@@ -468,16 +468,20 @@ static void requeue_unfinished_batch(ta_engine *E) {
   E->nbatch = 0;
 }
 
-/* Cancels every task and steps while there is work now; if that does not
-** end the run, shields are pierced and it steps again: a shielded task of
-** an abandoned run may wait for what will never come (an Event that a task
-** the failure killed was to set, a loop whose callbacks no longer run). */
+/* Rounds of: every task cancelled again (a redelivery), then steps while
+** there is work now.  Rounds go on while tasks end (an abort callback that
+** waited for a task that has ended since answers otherwise when asked
+** again); after a round that ended none, shields are pierced: a shielded
+** task of an abandoned run may wait for what will never come (an Event
+** that a task the failure killed was to set, a loop whose driver died). */
 static int abandon_steps(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, 1);
+  size_t left = (size_t)-1; /* live tasks when the last round began */
   E->root.cancel_called = 1;
-  for (int pierce = E->pierce_shields; pierce <= 1 && ta_run_alive(E); pierce++) {
+  while (ta_run_alive(E) && (E->ntasks < left || !E->pierce_shields)) {
     int rounds = 0;
-    E->pierce_shields = pierce;
+    if (E->ntasks >= left) E->pierce_shields = 1;
+    left = E->ntasks;
     ta_status_redeliver(L, E, &E->root);
     /* from inside a running task (a host calling lua_close there), no
     ** batch may run inside the current one */
