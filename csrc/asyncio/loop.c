@@ -510,6 +510,16 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   lua_settop(L, batch - 1);
 }
 
+/* The driver lets go of the loop (at 1 on L): it returns, or its
+** cancellation ends it.  (A driver that dies otherwise keeps its task
+** object in the loop's user value: ta_loop_driven.) */
+static void driver_lets_go(lua_State *L, ta_loop *lp) {
+  lp->driver = NULL;
+  lp->closing = 0;
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_DRIVER);
+}
+
 static int drive_abort(lua_State *L, ta_task *t) {
   ta_loop *lp = (ta_loop *)t->wait;
   (void)L;
@@ -566,8 +576,7 @@ static int drive(lua_State *L, ta_loop *lp) {
     if (lp->timers.n > 0 && ta_heap_top(&lp->timers)->when <= ta_now(E)) continue;
     return drive_yield(L, lp, t, 1);
   }
-  lp->driver = NULL;
-  lp->closing = 0;
+  driver_lets_go(L, lp);
   return 0;
 }
 
@@ -579,8 +588,7 @@ static int drive_k(lua_State *L, int status, lua_KContext ctx) {
   ta_heap_remove(&lp->E->timers, &t->timer);
   if (t->resume_error) {
     t->resume_error = 0;
-    lp->driver = NULL;
-    lp->closing = 0;
+    driver_lets_go(L, lp);
     return lua_error(L);
   }
   return drive(L, lp);

@@ -536,7 +536,8 @@ static int exit_report(lua_State *L) {
 ** whether it was told.  When telling raises (not enough memory), the main
 ** task's run gets that error; another task the engine anchors keeps the
 ** error on its thread and joins the engine's unreported list: each tick
-** tries again (ta_retry_exits), so that its owner is never left waiting. */
+** tries again (ta_retry_exits), so that its owner is never left waiting;
+** for a task its holders anchor (an asyncio Task) the failure is raised. */
 static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   int base = lua_gettop(L) - (ok ? 0 : 1);
   lua_pushcfunction(L, exit_report);
@@ -554,11 +555,11 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
     lua_settop(L, base);
     return 1;
   }
-  if (!t->kind->anchored) { /* nothing keeps it alive until a retry */
-    fprintf(stderr, "trio_asyncio: lost the exit of %s (%s)\n", t->kind->what,
-                         ta_tostring(L, -1));
-    lua_settop(L, base);
-    return 1;
+  if (!t->kind->anchored) {
+    /* nothing keeps it alive until a retry, and whoever waits for it would
+    ** wait for ever: the failure is raised, so that the run is abandoned
+    ** (its cancellation reaches the waiters) */
+    lua_error(L);
   }
   /* room for the error on the thread: a failed one has the slot its own
   ** error left; a finished one drops its results, lost with the exit */
