@@ -187,6 +187,7 @@ struct ta_task {
   unsigned char queued;       /* on the run queue: never twice */
   unsigned char sleep_data;   /* custom_sleep_data set since it was last made runnable */
   unsigned char reported;     /* its exit was told to its owner (task.c report_exit) */
+  unsigned char system_tree;  /* a system task, or a task under one (ta_task_in_system_tree) */
   ta_task *unreported_next;   /* in the engine's list of exits still to tell */
 };
 
@@ -220,6 +221,7 @@ void ta_push_cancelled(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
 void ta_check_cancelled(lua_State *L, ta_task *t);
 void ta_retry_exits(lua_State *L, ta_engine *E);
+void ta_task_in_system_tree(ta_task *t);
 void ta_step_task(lua_State *L, ta_task *t);
 void ta_task_fail(lua_State *L, ta_task *t);
 const char *ta_task_name(lua_State *L, ta_task *t);
@@ -338,7 +340,7 @@ struct ta_engine {
   atomic_int closing;       /* the state is closing (read by threads posting calls) */
   int gc_stress;            /* TA_GC_STRESS: a GC step at every spawn and resume */
   size_t ntasks;            /* live anchored tasks: they keep a run alive */
-  size_t nsystem;           /* ...of which system tasks (trio/run.c) */
+  size_t nsystem_tree;      /* ...of which system tasks and the tasks under them */
   size_t nunanchored;       /* live tasks anchored by their holders (asyncio Tasks) */
   const void *mt[TA_NMT];   /* metatables the hot paths set and check... */
   int mt_ref[TA_NMT];       /* ...and their registry references */

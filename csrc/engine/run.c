@@ -394,12 +394,13 @@ int ta_run_alive(ta_engine *E) {
 }
 
 /* One step of a run; once the main task is done the rest is cancelled.
-** A task left then that is not a system task was lost by its nursery, whose
-** exit failed (not enough memory) before it waited: nothing will wait for
-** it, so the cancellation pierces shields, as for an abandoned run. */
+** A task left then that is neither a system task nor under one was lost
+** by its nursery, whose exit failed (not enough memory) before it waited:
+** nothing will wait for it, so the cancellation pierces shields, as for an
+** abandoned run. */
 void ta_run_step(lua_State *L, ta_engine *E, double max_wait) {
   if (E->main_done && !E->root.cancel_called) {
-    if (E->ntasks > E->nsystem) E->pierce_shields = 1;
+    if (E->ntasks > E->nsystem_tree) E->pierce_shields = 1;
     ta_status_cancel(L, E, &E->root);
   }
   ta_tick(L, E, max_wait);

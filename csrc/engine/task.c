@@ -592,7 +592,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
     t->ref = LUA_NOREF;
     E->ntasks--;
-    if (t->system) E->nsystem--;
+    if (t->system_tree) E->nsystem_tree--;
   }
   t->co = NULL;
 }
@@ -658,6 +658,13 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
   co = t->co;
   task_exit(L, t, 0, 0); /* while its frames still tell its function */
   ta_closethread(co, L);
+}
+
+/* t is a system task or was spawned under one: at the end of a run it is
+** expected to outlive the main task (ta_run_step). */
+void ta_task_in_system_tree(ta_task *t) {
+  t->system_tree = 1;
+  t->E->nsystem_tree++;
 }
 
 /* Ends a task that never ran, with the error on top of L (popped). */
