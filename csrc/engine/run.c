@@ -253,14 +253,17 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout, double asked) {
     return;
   }
   if (ta_hooked(E)) hook_io(L, E, "before_io_wait", asked);
-  E->in_io_wait = 1;
   if (timeout > 0) {
     /* Repeating: if the process was slow enough for the timer to fire
     ** before the poll, the poll still gets a bounded timeout. */
     uint64_t ms = (uint64_t)ceil(timeout * 1000);
+    int rc;
     uv_update_time(E->loop);
-    uv_timer_start(E->wake, on_wake, ms, ms);
+    /* (without the timer the wait would not end: the scheduler fails) */
+    if ((rc = uv_timer_start(E->wake, on_wake, ms, ms)) != 0)
+      luaL_error(L, "trio_asyncio: cannot arm the scheduler's wake-up timer: %s", uv_strerror(rc));
   }
+  E->in_io_wait = 1;
   uv_run(E->loop, UV_RUN_ONCE);
   E->in_io_wait = 0;
   uv_timer_stop(E->wake);
