@@ -178,6 +178,7 @@ function Loop:run_until_complete(x)
   end
   fut:add_done_callback(wakeup)
   local ok, err = pcall(a.drive or drive, self, function() return fut:done() end)
+  if not ok then a.running, a.stopping = false, false end -- (a driver that raised midway)
   fut:remove_done_callback(wakeup)
   if not ok then error(err, 0) end
   if not fut:done() then
@@ -610,6 +611,33 @@ end
 -- ---------------------------------------------------------------------
 -- running
 
+-- The main Task, then the leftover tasks and the transports of asyncio.run.
+local function run_main(loop, fn, ...)
+  local main = core.create_task(loop, fn, ...)
+  local r = pack(pcall(loop.run_until_complete, loop, main))
+  local leftovers = core.loop_tasks(loop)
+  for _, t in ipairs(leftovers) do t:cancel() end
+  if #leftovers > 0 then
+    leftovers[#leftovers + 1] = { return_exceptions = true }
+    pcall(loop.run_until_complete, loop, function() return asyncio.gather(unpack(leftovers)) end)
+  end
+  if attrs(loop).transports ~= nil then
+    pcall(loop.run_until_complete, loop, function() asyncio._close_transports(loop) end)
+  end
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
+-- However run_main went, the loop closes; a loop whose close() raised (not
+-- enough memory) gives up its run, so that the state stays usable.
+local function close_run_loop(loop, ok, ...)
+  local closed, err = pcall(loop.close, loop)
+  if not closed and attrs(loop).abandon then attrs(loop).abandon(loop) end
+  if not ok then error((...), 0) end
+  if not closed then error(err, 0) end
+  return ...
+end
+
 --- asyncio.run(fn, ...): a new loop runs fn(...) as its main Task; leftover
 -- tasks are cancelled and awaited, then the loop is closed.
 function asyncio.run(fn, ...)
@@ -622,20 +650,7 @@ function asyncio.run(fn, ...)
     error(errors.RuntimeError("asyncio.run() cannot be called from a running event loop"), 2)
   end
   local loop = asyncio.new_event_loop()
-  local main = core.create_task(loop, fn, ...)
-  local r = pack(pcall(loop.run_until_complete, loop, main))
-  local leftovers = core.loop_tasks(loop)
-  for _, t in ipairs(leftovers) do t:cancel() end
-  if #leftovers > 0 then
-    leftovers[#leftovers + 1] = { return_exceptions = true }
-    pcall(loop.run_until_complete, loop, function() return asyncio.gather(unpack(leftovers)) end)
-  end
-  if attrs(loop).transports ~= nil then
-    pcall(loop.run_until_complete, loop, function() asyncio._close_transports(loop) end)
-  end
-  loop:close()
-  if not r[1] then error(r[2], 0) end
-  return unpack(r, 2, r.n)
+  return close_run_loop(loop, pcall(run_main, loop, fn, ...))
 end
 
 for k, v in pairs(require "asyncio.sync") do asyncio[k] = v end

@@ -531,7 +531,9 @@ local function drive_sync(loop, until_done)
   -- future, still lets queued callbacks run once), then block between steps.
   local wait = 0
   while a.background do
-    core.guest_step(wait)
+    -- (a run that ended although its done callback did not say so: the
+    -- callback failed, not enough memory, and guest_step raised that)
+    if not core.guest_step(wait) then a.background = false end
     wait = -1
     if core.take_interrupt() then -- as asyncio: out of run_until_complete; the loop stays usable
       a.running, a.stopping = false, false
@@ -551,13 +553,25 @@ local function close_sync(loop)
   local a = attrs(loop)
   if not a.background then return end
   a.background_stop:set()
-  while a.background do core.guest_step(-1) end
+  while a.background do
+    if not core.guest_step(-1) then a.background = false end
+  end
+end
+
+-- A sync loop whose close() raised (not enough memory) gives up its run,
+-- so that the state stays usable (asyncio.run does this for its loop).
+local function abandon_sync(loop)
+  local a = attrs(loop)
+  if a.background then
+    a.background = false
+    core.abandon_paused_run()
+  end
 end
 
 function M.new_event_loop()
   local loop = loop_state.new_loop()
   local a = attrs(loop)
-  a.drive, a.on_close = drive_sync, close_sync
+  a.drive, a.on_close, a.abandon = drive_sync, close_sync, abandon_sync
   return loop
 end
 

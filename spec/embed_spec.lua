@@ -109,6 +109,7 @@ describe("trio_asyncio_use_loop", function()
       "done\ttrue\tfinished\t3", "uv_run_returned 0", "run_done 1", "lua_steps 30",
       "elapsed_ok 1", "done2\ttrue\t2", "second_run_done 1",
       "done3\ttrue\tidle", "cushion_run_done 1 in_time 1",
+      "done4\ttrue\tmain", "system_task_run_done 1",
       "handles_left 0", "loop_close 0",
     })
     assert.truthy(lines["use_loop_null -22"])

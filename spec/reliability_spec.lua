@@ -717,6 +717,99 @@ print('asyncio.run', pcall(asyncio.run, function() return 8 end))
       "usable\ttrue", "asyncio.run\ttrue\t8" })
   end)
 
+  bug("a guest run whose done callback raises: the step that ended the run raises that error",
+    "ta_guest_step wrote the error to stderr and dropped it: a sync loop whose done callback failed "
+      .. "(not enough memory) took its ended run for a live one and stepped it for ever",
+    function()
+      local r = run([[
+local core = require 'trio_asyncio.core'
+core.start_guest_run(function() return 1 end, {n = 0}, nil, 'trio',
+  function() error('done failed on purpose', 0) end)
+local steps, ok, alive = 0, true, true
+while ok and alive and steps < 100 do
+  steps = steps + 1
+  ok, alive = pcall(core.guest_step, 0)
+end
+print('step raised', ok, alive)
+print('usable', usable())
+]])
+      child.expect_lines(r, { "step raised\tfalse\tdone failed on purpose", "usable\ttrue" })
+      assert(not r.err:find("done callback raised", 1, true), child.describe(r))
+    end)
+
+  bug("a sync loop's paused run that is given up ends, shielded Trio tasks included",
+    "nothing could end a sync loop's run but close(): asyncio.run whose close() raised (not enough "
+      .. "memory) left it open, and an abandoned run never cancelled shielded tasks",
+    function()
+      local r = run([[
+local core = require 'trio_asyncio.core'
+local loop = asyncio.new_event_loop()
+local started, woke = false, false
+print('ran', loop:run_until_complete(function()
+  loop:run_trio_task(function()
+    local shield = trio.CancelScope { shield = true }
+    started = true
+    pcall(shield.run, shield, trio.sleep_forever)
+    woke = true
+  end)
+  while not started do asyncio.sleep(0) end
+  return 1
+end))
+print('running', core.is_running())
+core.abandon_paused_run()
+print('shielded task woke', woke)
+print('running', core.is_running())
+print('usable', usable())
+print('asyncio.run', pcall(asyncio.run, function() return 8 end))
+]])
+      child.expect_lines(r, { "ran\t1", "running\ttrue\ttrue", "shielded task woke\ttrue",
+        "running\tfalse\tfalse", "usable\ttrue", "asyncio.run\ttrue\t8" })
+    end)
+
+  bug("a task left behind by a nursery whose exit never waited (not enough memory) ends with the run, "
+      .. "even in a shield",
+    "once the main task was done only the root was cancelled: a shielded orphan (open_loop's service "
+      .. "nursery, its driver) slept for ever and the run never ended",
+    function()
+      local r = run([[
+local core = require 'trio_asyncio.core'
+local woke = false
+print('run', pcall(trio.run, function()
+  local n = core.nursery_open() -- as if its exit had failed: nothing waits for its child
+  n:start_soon(function()
+    local shield = trio.CancelScope { shield = true }
+    pcall(shield.run, shield, trio.sleep_forever)
+    woke = true
+  end)
+  trio.sleep(0.01)
+  return 'main'
+end))
+print('orphan woke', woke)
+print('usable', usable())
+]], { timeout = 10 })
+      child.expect_lines(r, { "run\ttrue\tmain", "orphan woke\ttrue", "usable\ttrue" })
+    end)
+
+  it("a system task's child in a shield still outlives the main task's end until it returns (control)",
+    function()
+      local r = run([[
+print('run', pcall(trio.run, function()
+  trio.lowlevel.spawn_system_task(function()
+    trio.open_nursery(function(n)
+      n:start_soon(function()
+        local shield = trio.CancelScope { shield = true }
+        shield:run(trio.sleep, 0.05)
+        print('system task slept through')
+      end)
+    end)
+  end)
+  trio.sleep(0.01)
+  return 'main'
+end))
+]], { timeout = 10 })
+      child.expect_lines(r, { "system task slept through", "run\ttrue\tmain" })
+    end)
+
   bug("a TrioToken of a finished run refuses callbacks in a later run (RunFinishedError)",
     "current_trio_token returns one table per Lua state, not per run: a stale token queues its "
       .. "callback into the next run",

@@ -89,6 +89,7 @@ void ta_loop_ready_from_timer(lua_State *L, ta_loop *lp);
 void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm);
 void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
+int ta_loop_driven(ta_loop *lp);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 void ta_aio_task_run(lua_State *L, int tidx);
 void ta_loop_push_factory(lua_State *L, int loopidx);

@@ -1181,14 +1181,18 @@ static int trio_wakeup(lua_State *L) {
 }
 
 /* Trio cancellation of the waiter cancels the future (a Task gets its
-** CancelledError and may clean up) and goes on waiting for it. */
+** CancelledError and may clean up) and goes on waiting for it, while its
+** loop runs: a loop no driver runs (its driver failed: not enough memory)
+** would never run the callback that wakes the waiter, which gets its
+** Cancelled at once. */
 static int trio_wait_abort(lua_State *L, ta_task *t) {
+  ta_loop *lp = ((ta_future *)t->wait)->loop;
   t->cancel_asked = 1;
   lua_pushvalue(t->co, 1);
   lua_xmove(t->co, L, 1);
   future_cancel(L, lua_gettop(L), 0);
   lua_pop(L, 1);
-  return TA_ABORT_FAILED;
+  return ta_loop_driven(lp) ? TA_ABORT_FAILED : TA_ABORT_SUCCEEDED;
 }
 
 static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
@@ -1210,7 +1214,7 @@ static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
 ** its cancellation): a future of a loop that is closed or not driven now
 ** is refused at once instead of waiting forever. */
 static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname) {
-  if (f->loop->closed || f->loop->driver == NULL)
+  if (!ta_loop_driven(f->loop))
     return ta_error(L, "RuntimeError", "%s: the future's event loop is %s, so the future could "
                     "never finish: wait for it while its loop runs (inside its open_loop)", fname,
                     f->loop->closed ? "closed" : "not running");

@@ -30,7 +30,9 @@
 /* User values: the two tables of the ready queue (entries go to the one
 ** at lp->ready_uv; a batch runs the other one), attributes, the task
 ** factory. */
-enum { UV_QUEUE_A = 1, UV_QUEUE_B = 2, UV_ATTRS = 3, UV_FACTORY = 4, LOOP_NUV = 4 };
+/* (UV_DRIVER: the task object of its last driver, so that lp->driver stays
+** valid memory after that task exited: ta_loop_driven) */
+enum { UV_QUEUE_A = 1, UV_QUEUE_B = 2, UV_ATTRS = 3, UV_FACTORY = 4, UV_DRIVER = 5, LOOP_NUV = 5 };
 
 /* A loop's reader and writer of one fd: a watcher in the engine's fd table
 ** (io/poll.c), which a Trio task waiting on the same fd shares. */
@@ -508,6 +510,16 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   lua_settop(L, batch - 1);
 }
 
+/* The driver lets go of the loop (at 1 on L): it returns, or its
+** cancellation ends it.  (A driver that dies otherwise keeps its task
+** object in the loop's user value: ta_loop_driven.) */
+static void driver_lets_go(lua_State *L, ta_loop *lp) {
+  lp->driver = NULL;
+  lp->closing = 0;
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, UV_DRIVER);
+}
+
 static int drive_abort(lua_State *L, ta_task *t) {
   ta_loop *lp = (ta_loop *)t->wait;
   (void)L;
@@ -564,8 +576,7 @@ static int drive(lua_State *L, ta_loop *lp) {
     if (lp->timers.n > 0 && ta_heap_top(&lp->timers)->when <= ta_now(E)) continue;
     return drive_yield(L, lp, t, 1);
   }
-  lp->driver = NULL;
-  lp->closing = 0;
+  driver_lets_go(L, lp);
   return 0;
 }
 
@@ -577,11 +588,17 @@ static int drive_k(lua_State *L, int status, lua_KContext ctx) {
   ta_heap_remove(&lp->E->timers, &t->timer);
   if (t->resume_error) {
     t->resume_error = 0;
-    lp->driver = NULL;
-    lp->closing = 0;
+    driver_lets_go(L, lp);
     return lua_error(L);
   }
   return drive(L, lp);
+}
+
+/* Whether a live driver runs the loop.  A driver can die without letting
+** go of the loop (an error raised while its coroutine resumed: not enough
+** memory), so its task's life is what counts. */
+int ta_loop_driven(ta_loop *lp) {
+  return !lp->closed && lp->driver != NULL && ta_task_alive(lp->driver);
 }
 
 /* loop_drive(loop): run the loop in the calling Trio task until
@@ -589,10 +606,13 @@ static int drive_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_loop_drive(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
   ta_task *t = ta_async_check(L, "loop_drive", TA_TRIO);
-  if (lp->driver != NULL) return luaL_error(L, "loop_drive: this loop is already running");
+  if (ta_loop_driven(lp)) return luaL_error(L, "loop_drive: this loop is already running");
   check_open(L, lp, "loop_drive");
   lua_settop(L, 1);
+  ta_push_task(L, t);
+  lua_setiuservalue(L, 1, UV_DRIVER);
   lp->driver = t;
+  lp->driver_parked = 0;
   return drive(L, lp);
 }
 

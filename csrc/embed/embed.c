@@ -123,7 +123,12 @@ int trio_asyncio_call_soon_threadsafe(lua_State *L, void (*fn)(lua_State *L, voi
 static int guest_tick(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, 1);
   double max_wait = lua_tonumber(L, 2);
-  lua_pushboolean(L, ta_guest_step(L, E, max_wait));
+  int rc = ta_guest_step(L, E, max_wait);
+  if (rc == TA_GUEST_DONE_RAISED) { /* no caller to raise it to: reported */
+    lua_writestringerror("trio_asyncio: the guest run's done callback raised: %s\n", ta_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pushboolean(L, rc == TA_GUEST_ALIVE);
   return 1;
 }
 

@@ -256,7 +256,7 @@ ta_engine *ta_engine_get(lua_State *L) {
     return E;
   }
   lua_pop(L, 1);
-  E = (ta_engine *)lua_newuserdatauv(L, sizeof *E, 0);
+  E = (ta_engine *)lua_newuserdatauv(L, sizeof *E, TA_ENGINE_NUV);
   memset(E, 0, sizeof *E);
   E->closing = 1; /* closed until fully built: __gc must be safe */
   if (luaL_newmetatable(L, ENGINE_MT)) {

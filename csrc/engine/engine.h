@@ -75,8 +75,13 @@ typedef int (*ta_abort_fn)(lua_State *L, ta_task *t);
 enum { TA_RUNQ_INITIAL = 256 };
 #define TA_POLL_INTERVAL_NS 1000000u
 
-/* Scheduler batches an abandoned run gets to unwind (ta_run_abandon). */
+/* Scheduler batches an abandoned run gets to unwind (ta_run_abandon), and
+** how many times it (and each retry of ta_retry_failed) tries again. */
 enum { TA_ABANDON_ROUNDS = 1000, TA_ABANDON_TRIES = 3 };
+
+/* User value of the engine's userdata: the error of the last retry that
+** failed (setting a user value never allocates). */
+enum { TA_ENGINE_UV_RETRY_ERROR = 1, TA_ENGINE_NUV = 1 };
 
 /* Largest file descriptor the fd tables accept. */
 #define TA_MAX_FD (1 << 24)
@@ -183,6 +188,7 @@ struct ta_task {
   unsigned char sleep_data;   /* custom_sleep_data set since it was last made runnable */
   unsigned char reported;     /* its exit was told to its owner (task.c report_exit) */
   unsigned char tell_on_yield; /* parked under a cancellation: told once it has yielded */
+  unsigned char system_tree;  /* a system task, or a task under one (ta_task_in_system_tree) */
   ta_task *unreported_next;   /* in the engine's list of exits still to tell */
 };
 
@@ -217,6 +223,7 @@ void ta_push_cancelled(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
 void ta_check_cancelled(lua_State *L, ta_task *t);
 void ta_retry_exits(lua_State *L, ta_engine *E);
+void ta_task_in_system_tree(ta_task *t);
 void ta_step_task(lua_State *L, ta_task *t);
 void ta_task_fail(lua_State *L, ta_task *t);
 const char *ta_task_name(lua_State *L, ta_task *t);
@@ -312,6 +319,7 @@ struct ta_engine {
   size_t nstatus_todo, capstatus_todo;
   int recomputing;          /* ...while a walk runs */
   int redeliver;            /* a cancellation could not be delivered: again */
+  int redeliver_tries;      /* ticks in a row whose redelivery failed */
   ta_task *unreported;      /* exited tasks whose exit could not be told yet */
   int exit_retries;         /* ticks in a row that told none of them */
   ta_task *current;         /* task being resumed, NULL in scheduler code */
@@ -320,6 +328,7 @@ struct ta_engine {
   int clock_ref;
   atomic_int running;       /* a run is active (read by threads posting calls) */
   int abandoned;            /* ...that ta_run_abandon could not end yet */
+  int pierce_shields;       /* ...whose shielded tasks are cancelled too */
   int main_done, main_ok;
   int result_ref;           /* packed results or the error of the main task */
   int hook_ref;             /* instrument dispatcher, LUA_NOREF when none */
@@ -333,6 +342,7 @@ struct ta_engine {
   atomic_int closing;       /* the state is closing (read by threads posting calls) */
   int gc_stress;            /* TA_GC_STRESS: a GC step at every spawn and resume */
   size_t ntasks;            /* live anchored tasks: they keep a run alive */
+  size_t nsystem_tree;      /* ...of which system tasks and the tasks under them */
   size_t nunanchored;       /* live tasks anchored by their holders (asyncio Tasks) */
   const void *mt[TA_NMT];   /* metatables the hot paths set and check... */
   int mt_ref[TA_NMT];       /* ...and their registry references */
@@ -395,8 +405,12 @@ void ta_run_step(lua_State *L, ta_engine *E, double max_wait);
 int ta_run_finish(lua_State *L, ta_engine *E);
 int ta_run_abandon(lua_State *L, ta_engine *E, int must_end);
 int ta_run_active(lua_State *L, ta_engine *E);
+/* What ta_guest_step answers. */
+enum { TA_GUEST_DONE = 0, TA_GUEST_ALIVE = 1, TA_GUEST_DONE_RAISED = 2 };
 int ta_guest_step(lua_State *L, ta_engine *E, double max_wait);
 void ta_internal_error(lua_State *L, ta_engine *E);
+void ta_keep_retry_error(lua_State *L);
+void ta_retry_failed(lua_State *L, int *tries, int progress);
 int ta_engine_handles_init(ta_engine *E);
 void ta_engine_handles_close(ta_engine *E);
 void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t);

@@ -98,6 +98,41 @@ void ta_internal_error(lua_State *L, ta_engine *E) {
   ta_status_cancel(L, E, &E->root);
 }
 
+/* ---- retries of what failed (not enough memory) ----
+** A cancellation that could not be delivered (status.c) and an exit that
+** could not be told (task.c) are tried again at each tick.  Under
+** persistent memory failure they would keep the run spinning at timeout
+** 0, so the retries are bounded: after TA_ABANDON_TRIES ticks in a row
+** without progress the last failure is raised and the run is abandoned
+** (ta_run_abandon), which a later start of a run finishes. */
+
+/* Keeps the error on top (popped) as the last failure of a retry, in the
+** engine's user value: no allocation, so it works when memory is short. */
+void ta_keep_retry_error(lua_State *L) {
+  ta_push_engine(L);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, TA_ENGINE_UV_RETRY_ERROR);
+  lua_pop(L, 1);
+}
+
+/* After a tick retried what had failed: *tries counts the ticks in a row
+** that made no progress; past TA_ABANDON_TRIES, raises the kept failure. */
+void ta_retry_failed(lua_State *L, int *tries, int progress) {
+  if (!progress && ++*tries <= TA_ABANDON_TRIES) return;
+  ta_push_engine(L);
+  lua_getiuservalue(L, -1, TA_ENGINE_UV_RETRY_ERROR);
+  lua_pushnil(L); /* let go of it either way */
+  lua_setiuservalue(L, -3, TA_ENGINE_UV_RETRY_ERROR);
+  if (progress) {
+    lua_pop(L, 2);
+    *tries = 0;
+    return;
+  }
+  *tries = 0;
+  if (lua_isnil(L, -1)) lua_pushliteral(L, "not enough memory"); /* a failed realloc: no error object */
+  lua_error(L);
+}
+
 static void run_soon_callbacks(lua_State *L, ta_engine *E) {
   int n = E->nsoon;
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->soon_ref);
@@ -186,7 +221,8 @@ double ta_wait_timeout(ta_engine *E) {
   ta_timer *top = ta_heap_top(&E->timers);
   double t = -1;
   if (E->nrunq > 0 || E->nsoon > 0 || (E->ki_pending && !E->ki_host) || E->internal_ref != LUA_NOREF
-      || E->redeliver || E->unreported != NULL) /* (the last two: retries, task.c) */
+      || E->redeliver || E->unreported != NULL /* (these two: retries, task.c) */
+      || (E->main_done && !E->root.cancel_called && ta_run_alive(E))) /* (ta_run_step cancels the rest) */
     return 0;
   if (top != NULL) {
     t = ta_sleep_time(E, top->when);
@@ -217,14 +253,17 @@ static void io_wait(lua_State *L, ta_engine *E, double timeout, double asked) {
     return;
   }
   if (ta_hooked(E)) hook_io(L, E, "before_io_wait", asked);
-  E->in_io_wait = 1;
   if (timeout > 0) {
     /* Repeating: if the process was slow enough for the timer to fire
     ** before the poll, the poll still gets a bounded timeout. */
     uint64_t ms = (uint64_t)ceil(timeout * 1000);
+    int rc;
     uv_update_time(E->loop);
-    uv_timer_start(E->wake, on_wake, ms, ms);
+    /* (without the timer the wait would not end: the scheduler fails) */
+    if ((rc = uv_timer_start(E->wake, on_wake, ms, ms)) != 0)
+      luaL_error(L, "trio_asyncio: cannot arm the scheduler's wake-up timer: %s", uv_strerror(rc));
   }
+  E->in_io_wait = 1;
   uv_run(E->loop, UV_RUN_ONCE);
   E->in_io_wait = 0;
   uv_timer_stop(E->wake);
@@ -272,7 +311,10 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
     activity = 1;
   }
   if (E->main != NULL && !E->main_done && ta_ki_for(E, E->main)) ta_deliver_cancel(L, E->main);
-  if (E->redeliver) ta_status_redeliver(L, E, &E->root);
+  if (E->redeliver) {
+    ta_status_redeliver(L, E, &E->root);
+    ta_retry_failed(L, &E->redeliver_tries, !E->redeliver);
+  }
   if (E->unreported != NULL) ta_retry_exits(L, E);
   idle_check(E, timeout, activity);
   run_batch(L, E);
@@ -314,6 +356,7 @@ static void run_end(lua_State *L, ta_engine *E) {
   E->clock_ref = LUA_NOREF;
   E->clock = NULL;
   E->running = 0;
+  E->abandoned = E->pierce_shields = 0;
   E->main = NULL;
   E->ki_pending = E->ki_host = 0;
   ta_ctx_release(L, E);
@@ -353,9 +396,16 @@ int ta_run_alive(ta_engine *E) {
   return !E->main_done || E->ntasks > 0;
 }
 
-/* One step of a run; once the main task is done the rest is cancelled. */
+/* One step of a run; once the main task is done the rest is cancelled.
+** A task left then that is neither a system task nor under one was lost
+** by its nursery, whose exit failed (not enough memory) before it waited:
+** nothing will wait for it, so the cancellation pierces shields, as for an
+** abandoned run. */
 void ta_run_step(lua_State *L, ta_engine *E, double max_wait) {
-  if (E->main_done && !E->root.cancel_called) ta_status_cancel(L, E, &E->root);
+  if (E->main_done && !E->root.cancel_called) {
+    if (E->ntasks > E->nsystem_tree) E->pierce_shields = 1;
+    ta_status_cancel(L, E, &E->root);
+  }
   ta_tick(L, E, max_wait);
 }
 
@@ -422,15 +472,27 @@ static void requeue_unfinished_batch(ta_engine *E) {
   E->nbatch = 0;
 }
 
+/* Rounds of: every task cancelled again (a redelivery), then steps while
+** there is work now.  Rounds go on while tasks end (an abort callback that
+** waited for a task that has ended since answers otherwise when asked
+** again); after a round that ended none, shields are pierced: a shielded
+** task of an abandoned run may wait for what will never come (an Event
+** that a task the failure killed was to set, a loop whose driver died). */
 static int abandon_steps(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, 1);
-  int rounds = 0;
+  size_t left = (size_t)-1; /* live tasks when the last round began */
   E->root.cancel_called = 1;
-  ta_status_redeliver(L, E, &E->root);
-  /* from inside a running task (a host calling lua_close there), no batch
-  ** may run inside the current one */
-  while (E->current == NULL && ta_run_alive(E) && ta_wait_timeout(E) == 0 && rounds++ < TA_ABANDON_ROUNDS)
-    ta_run_step(L, E, 0);
+  while (ta_run_alive(E) && (E->ntasks < left || !E->pierce_shields)) {
+    int rounds = 0;
+    if (E->ntasks >= left) E->pierce_shields = 1;
+    left = E->ntasks;
+    ta_status_redeliver(L, E, &E->root);
+    /* from inside a running task (a host calling lua_close there), no
+    ** batch may run inside the current one */
+    while (E->current == NULL && ta_run_alive(E) && ta_wait_timeout(E) == 0 &&
+           rounds++ < TA_ABANDON_ROUNDS)
+      ta_run_step(L, E, 0);
+  }
   return 0;
 }
 
@@ -478,7 +540,6 @@ int ta_run_abandon(lua_State *L, ta_engine *E, int must_end) {
     luaL_unref(L, LUA_REGISTRYINDEX, E->result_ref);
     E->internal_ref = E->result_ref = LUA_NOREF;
   }
-  E->abandoned = 0;
   lua_settop(L, top);
   return 1;
 }
@@ -502,25 +563,27 @@ static int guest_tick(lua_State *L) {
   return 0;
 }
 
-/* Calls the guest run's done callback with the n values on top (popped). */
-static void guest_done(lua_State *L, int done_ref, int n) {
+/* Calls the guest run's done callback with the n values on top (popped);
+** returns TA_GUEST_DONE, or TA_GUEST_DONE_RAISED with its error on top of
+** the stack as it was before the values. */
+static int guest_done(lua_State *L, int done_ref, int n) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, done_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, done_ref);
   lua_insert(L, -n - 1);
-  if (lua_pcall(L, n, 0, 0) != LUA_OK) {
-    lua_writestringerror("trio_asyncio: the guest run's done callback raised: %s\n",
-                         ta_tostring(L, -1));
-    lua_pop(L, 1);
-  }
+  return lua_pcall(L, n, 0, 0) == LUA_OK ? TA_GUEST_DONE : TA_GUEST_DONE_RAISED;
 }
 
 /* One tick of a guest run; when the run is over, its done callback gets
 ** ("ok", results...) / ("error", err) / ("internal", err).  A tick that
 ** raises (the scheduler itself failed: not enough memory, say) abandons
-** the run, and done gets ("internal", err). */
+** the run, and done gets ("internal", err).  Returns TA_GUEST_ALIVE or
+** TA_GUEST_DONE; TA_GUEST_DONE_RAISED when the done callback raised, with
+** its error on top: the caller reports it (the sync loop's driver raises
+** it), so that a run whose end could not be told is never taken for a
+** live one. */
 int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
-  int done_ref, top = lua_gettop(L);
-  if (!E->running || !E->guest) return 0;
+  int done_ref, rc, top = lua_gettop(L);
+  if (!E->running || !E->guest) return TA_GUEST_DONE;
   lua_pushcfunction(L, guest_tick);
   lua_pushlightuserdata(L, E);
   lua_pushnumber(L, max_wait);
@@ -531,33 +594,45 @@ int ta_guest_step(lua_State *L, ta_engine *E, double max_wait) {
     ta_run_abandon(L, E, 0);
     lua_pushliteral(L, "internal");
     lua_insert(L, -2);
-    guest_done(L, done_ref, 2);
-    lua_settop(L, top);
-    return 0;
+    return guest_done(L, done_ref, 2);
   }
-  if (ta_run_alive(E)) return 1;
+  if (ta_run_alive(E)) return TA_GUEST_ALIVE;
   if (!E->guest_ending) {
     E->guest_ending = 1;
-    return 1;
+    return TA_GUEST_ALIVE;
   }
   E->guest = 0;
   E->guest_ending = 0;
   done_ref = E->guest_done_ref;
   E->guest_done_ref = LUA_NOREF;
-  guest_done(L, done_ref, ta_run_finish(L, E));
-  lua_settop(L, top);
-  return 0;
+  rc = guest_done(L, done_ref, ta_run_finish(L, E));
+  if (rc == TA_GUEST_DONE) lua_settop(L, top);
+  return rc;
 }
 
 /* guest_step(max_wait) -> alive: one step of the guest run, from Lua code
-** outside any task (the sync asyncio loop drives its run this way). */
+** outside any task (the sync asyncio loop drives its run this way).  An
+** error of the run's done callback is raised here. */
 static int l_guest_step(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   double max_wait = luaL_optnumber(L, 1, -1);
+  int rc;
   if (E->current != NULL)
     return luaL_error(L, "run_until_complete: cannot run a sync loop from inside a task");
-  lua_pushboolean(L, ta_guest_step(L, E, max_wait));
+  rc = ta_guest_step(L, E, max_wait);
+  if (rc == TA_GUEST_DONE_RAISED) return lua_error(L);
+  lua_pushboolean(L, rc == TA_GUEST_ALIVE);
   return 1;
+}
+
+/* abandon_paused_run(): the paused run of a sync loop that could not be
+** closed (closing it raised: not enough memory) is abandoned as a failed
+** scheduler step would abandon it (ta_run_abandon): its tasks are
+** cancelled, and what cannot end now ends at the next start of a run. */
+static int l_abandon_paused_run(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  if (E->running && E->guest && E->ki_host && E->current == NULL) ta_run_abandon(L, E, 0);
+  return 0;
 }
 
 static int l_set_error_factory(lua_State *L) {
@@ -616,6 +691,7 @@ static int l_take_interrupt(lua_State *L) {
 static const luaL_Reg run_funcs[] = {
   {"take_interrupt", l_take_interrupt},
   {"guest_step", l_guest_step},
+  {"abandon_paused_run", l_abandon_paused_run},
   {"set_error_factory", l_set_error_factory},
   {"set_hook", l_set_hook},
   {"debug_state", l_debug_state},

@@ -38,8 +38,11 @@ void ta_status_unlink(ta_status *s) {
   s->parent = NULL;
 }
 
-static int should_be_cancelled(ta_status *s) {
-  return s->cancel_called || (!s->shield && s->parent != NULL && s->parent->cancelled);
+/* (a run being abandoned pierces shields once nothing else can end it:
+** engine/run.c, abandon_steps) */
+static int should_be_cancelled(ta_engine *E, ta_status *s) {
+  return s->cancel_called ||
+         ((!s->shield || E->pierce_shields) && s->parent != NULL && s->parent->cancelled);
 }
 
 /* Statuses still to look at, on a stack of the engine's: the walk down
@@ -59,7 +62,7 @@ static int push_pending(ta_engine *E, ta_status *s) {
 }
 
 static void recompute_one(lua_State *L, ta_engine *E, ta_status *s) {
-  int now = should_be_cancelled(s);
+  int now = should_be_cancelled(E, s);
   if (now == s->cancelled) return;
   s->cancelled = (unsigned char)now;
   if (now) {
@@ -74,8 +77,11 @@ static void recompute_one(lua_State *L, ta_engine *E, ta_status *s) {
 }
 
 void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s) {
-  if (E->recomputing) { /* inside the walk: it gets there */
-    if (!push_pending(E, s)) recompute_one(L, E, s);
+  if (E->recomputing) { /* inside the walk: it gets there, if it changes */
+    /* (an unchanged status is not pushed: a redelivery walk would deliver
+    ** to its tasks again, and a nursery's waiting parent, whose abort
+    ** cancels the nursery's own status, would be asked for ever) */
+    if (should_be_cancelled(E, s) != s->cancelled && !push_pending(E, s)) recompute_one(L, E, s);
     return;
   }
   E->recomputing = 1;
@@ -95,7 +101,7 @@ void ta_status_redeliver(lua_State *L, ta_engine *E, ta_status *s) {
   if (!push_pending(E, s)) goto later;
   while (E->nstatus_todo > 0) {
     ta_status *x = E->status_todo[--E->nstatus_todo];
-    x->cancelled = (unsigned char)should_be_cancelled(x);
+    x->cancelled = (unsigned char)should_be_cancelled(E, x);
     if (x->cancelled) {
       ta_task *t = x->first_task, *next;
       for (; t != NULL; t = next) {

@@ -470,7 +470,7 @@ void ta_deliver_cancel(lua_State *L, ta_task *t) {
   lua_pushcfunction(L, deliver_protected);
   lua_pushlightuserdata(L, t);
   if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
-    lua_pop(L, 1);
+    ta_keep_retry_error(L);
     t->E->redeliver = 1;
   } else if (lua_gettop(L) > top) {
     lua_xmove(L, t->co, 1); /* (L may be that thread: then it stays on top) */
@@ -546,7 +546,8 @@ static int exit_report(lua_State *L) {
 ** whether it was told.  When telling raises (not enough memory), the main
 ** task's run gets that error; another task the engine anchors keeps the
 ** error on its thread and joins the engine's unreported list: each tick
-** tries again (ta_retry_exits), so that its owner is never left waiting. */
+** tries again (ta_retry_exits), so that its owner is never left waiting;
+** for a task its holders anchor (an asyncio Task) the failure is raised. */
 static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   int base = lua_gettop(L) - (ok ? 0 : 1);
   lua_pushcfunction(L, exit_report);
@@ -564,15 +565,17 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
     lua_settop(L, base);
     return 1;
   }
-  if (!t->kind->anchored) { /* nothing keeps it alive until a retry */
-    fprintf(stderr, "trio_asyncio: lost the exit of %s (%s)\n", t->kind->what,
-                         ta_tostring(L, -1));
-    lua_settop(L, base);
-    return 1;
+  if (!t->kind->anchored) {
+    /* nothing keeps it alive until a retry, and whoever waits for it would
+    ** wait for ever: the failure is raised, so that the run is abandoned
+    ** (its cancellation reaches the waiters) */
+    lua_error(L);
   }
   /* room for the error on the thread: a failed one has the slot its own
   ** error left; a finished one drops its results, lost with the exit */
   if (ok) lua_settop(t->co, 1);
+  lua_pushvalue(L, -1);
+  ta_keep_retry_error(L);
   lua_xmove(L, t->co, 1);
   lua_settop(L, base);
   t->unreported_next = t->E->unreported;
@@ -599,6 +602,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
     t->ref = LUA_NOREF;
     E->ntasks--;
+    if (t->system_tree) E->nsystem_tree--;
   }
   t->co = NULL;
 }
@@ -613,9 +617,9 @@ static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
 }
 
 /* Tells again the exits that could not be told (report_exit).  After
-** TA_ABANDON_TRIES ticks that told none, it raises the last failure: the
-** run is abandoned (ta_run_abandon) rather than spinning, and a later
-** start of a run tells them. */
+** TA_ABANDON_TRIES ticks that told none, it raises the last failure
+** (ta_retry_failed): the run is abandoned rather than spinning, and a
+** later start of a run tells them. */
 void ta_retry_exits(lua_State *L, ta_engine *E) {
   ta_task *list = E->unreported, *t;
   int told = 0;
@@ -628,16 +632,7 @@ void ta_retry_exits(lua_State *L, ta_engine *E) {
       told = 1;
     }
   }
-  if (told || E->unreported == NULL) {
-    E->exit_retries = 0;
-  } else if (++E->exit_retries > TA_ABANDON_TRIES) {
-    E->exit_retries = 0;
-    t = E->unreported;
-    lua_xmove(t->co, L, 1); /* a copy of its error, raised */
-    lua_pushvalue(L, -1);
-    lua_xmove(L, t->co, 1);
-    lua_error(L);
-  }
+  ta_retry_failed(L, &E->exit_retries, told || E->unreported == NULL);
 }
 
 /* A yield that did not come through ta_park/ta_schedule_point: the task
@@ -675,6 +670,13 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
   ta_closethread(co, L);
 }
 
+/* t is a system task or was spawned under one: at the end of a run it is
+** expected to outlive the main task (ta_run_step). */
+void ta_task_in_system_tree(ta_task *t) {
+  t->system_tree = 1;
+  t->E->nsystem_tree++;
+}
+
 /* Ends a task that never ran, with the error on top of L (popped). */
 void ta_task_fail(lua_State *L, ta_task *t) {
   task_exit(L, t, 0, 1);
@@ -684,6 +686,9 @@ void ta_step_task(lua_State *L, ta_task *t) {
   ta_engine *E = t->E;
   ta_task *prev = E->current;
   lua_State *prevL = E->curL;
+  /* (restored after the step, as the running task: a loop whose callbacks
+  ** raised out of its driver, not enough memory, leaves none behind) */
+  void *prev_loop = E->running_loop;
   int nres = 0, st, nargs = t->nargs, hooked = ta_hooked(E), tidx = 0;
   if (hooked) {
     ta_push_task(L, t); /* keeps it nameable for after_task_step */
@@ -699,6 +704,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
   st = lua_resume(t->co, L, nargs, &nres);
   E->current = prev;
   E->curL = prevL;
+  E->running_loop = prev_loop;
   if (st == LUA_YIELD) {
     if (!t->trap) foreign_yield(L, t, nres);
     else if (t->tell_on_yield) { /* as Trio does: after the yield, the task still current */

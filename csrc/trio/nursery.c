@@ -230,8 +230,10 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
   if (n->closed) luaL_error(L, "start_soon: the nursery is closed to new tasks");
   if (!E->running) luaL_error(L, "start_soon: no trio run is active");
   ta_check_callable(L, fnidx);
-  link_child(n, ta_spawn(L, E, fnidx, lua_gettop(L) - fnidx, flavor, &ta_trio_task_kind,
-                         &n->scope->st, parent && parent->co == L ? parent : NULL));
+  ta_task *t = ta_spawn(L, E, fnidx, lua_gettop(L) - fnidx, flavor, &ta_trio_task_kind,
+                        &n->scope->st, parent && parent->co == L ? parent : NULL);
+  if (n->parent_task->system_tree) ta_task_in_system_tree(t);
+  link_child(n, t);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, TA_UV_PARENT);
 }

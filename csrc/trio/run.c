@@ -86,6 +86,7 @@ static int l_spawn_system_task(lua_State *L) {
   /* as Trio: it starts in the context the run started in, not its spawner's */
   t = ta_spawn(L, E, 1, lua_gettop(L) - 1, TA_TRIO, &ta_trio_task_kind, &E->root, NULL);
   t->system = 1;
+  ta_task_in_system_tree(t);
   return 1;
 }
 

@@ -18,6 +18,7 @@ local FIELDS = {
   default_handler_hook = "called by default_exception_handler first (open_loop: raise it)",
   drive = "how run_until_complete drives a sync loop (trio_asyncio), or nil",
   on_close = "what close() must also do (trio_asyncio's sync loop), or nil",
+  abandon = "what gives up a loop whose close() raised (trio_asyncio's sync loop), or nil",
   stop_hook = "what stop() does instead (an open_loop loop: see trio_asyncio), or nil",
   transports = "set of the loop's open transports and servers (closed with the loop), or nil",
   -- trio_asyncio.lua: the loop on the Trio scheduler

@@ -65,8 +65,10 @@ M.Event = function() return setmetatable({ _flag = false, _lot = ParkingLot() },
 function Event:set()
   if class_of(self) ~= Event then bad_self(self, Event, "Event:set") end
   if not self._flag then
-    self._flag = true
+    -- waiters first: if waking them fails (not enough memory), the event
+    -- is still unset and set() can be called again
     self._lot:unpark_all()
+    self._flag = true
   end
 end
 

@@ -1,7 +1,8 @@
 /*
 ** use_loop.c — trio_asyncio_use_loop: a guest run's tasks progress while the
 ** host runs uv_run on its own loop; the host's timer keeps firing meanwhile;
-** the run ending lets uv_run return; after lua_close and one uv_run NOWAIT no
+** the run ending lets uv_run return (also when the main task leaves a
+** system task behind); after lua_close and one uv_run NOWAIT no
 ** handle of ours is left and uv_loop_close returns 0.
 */
 #include "host_test.h"
@@ -102,6 +103,19 @@ int main(void) {
               "end, {done_callback = function(ok, v) print('done3', ok, v); mark_done() end})\n");
   uv_run(&loop, UV_RUN_DEFAULT);
   printf("cushion_run_done %d in_time %d\n", run_done, now_s() - t0 >= 0.06 && now_s() - t0 < 5);
+
+  /* The main task returns while a system task sleeps for ever: the host
+  ** does not block after that step, the next one cancels the system task
+  ** and the run ends. */
+  run_done = 0;
+  run_lua(gL, "local trio = require('trio')\n"
+              "trio.lowlevel.start_guest_run(function()\n"
+              "  trio.lowlevel.spawn_system_task(trio.sleep_forever)\n"
+              "  trio.sleep(0.01)\n"
+              "  return 'main'\n"
+              "end, {done_callback = function(ok, v) print('done4', ok, v); mark_done() end})\n");
+  uv_run(&loop, UV_RUN_DEFAULT);
+  printf("system_task_run_done %d\n", run_done);
 
   /* Close the state with the run over, then let libuv run our close callbacks. */
   uv_close((uv_handle_t *)&timer, NULL);
