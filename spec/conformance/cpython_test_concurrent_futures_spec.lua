@@ -301,6 +301,10 @@ describe("test_shutdown.py", function()
     -- (upstream's jobs sleep 0.1 s; 0.5 s keeps the count of jobs started
     -- while the 50 are submitted low under sanitizers too)
     for i = 1, 50 do fs[i] = ex:submit(function() os.execute("sleep 0.5") end) end
+    -- (upstream counts on a worker having taken the first job by now; on a
+    -- loaded machine it may not have: wait for it, at most 5 s)
+    local deadline = os.time() + 5
+    while not fs[1]:running() and not fs[1]:done() and os.time() < deadline do os.execute("sleep 0.01") end
     ex:shutdown(true, true)
     local cancelled, others = 0, {}
     for _, f in ipairs(fs) do
