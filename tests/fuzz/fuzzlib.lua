@@ -268,11 +268,15 @@ function F.top(mode, fn, opts)
       if opts.gc_between then F.gc(opts.gc_between) end
     end
     -- As asyncio.run does: Tasks the program left behind (a child whose
-    -- parent was cancelled before awaiting it) are cancelled and awaited.
+    -- parent was cancelled before awaiting it) are cancelled and awaited;
+    -- again while that made new ones (a Task that catches its
+    -- cancellation may go on and create Tasks, which asyncio.run would
+    -- leave pending), at most 10 rounds.
     local ok, err = pcall(loop.run_until_complete, loop, function()
-      local rest, me = asyncio.all_tasks(), asyncio.current_task()
-      for i = #rest, 1, -1 do if rest[i] == me then table.remove(rest, i) else rest[i]:cancel() end end
-      if #rest > 0 then
+      for _ = 1, 10 do
+        local rest, me = asyncio.all_tasks(), asyncio.current_task()
+        for i = #rest, 1, -1 do if rest[i] == me then table.remove(rest, i) else rest[i]:cancel() end end
+        if #rest == 0 then break end
         rest[#rest + 1] = { return_exceptions = true }
         asyncio.gather(table.unpack(rest))
       end
