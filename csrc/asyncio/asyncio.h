@@ -66,12 +66,16 @@ struct ta_future {
 
 /* An asyncio Task is one userdata: its Future and the engine task that
 ** runs its function (of kind ta_aio_task_kind, not anchored by the engine:
-** a Task collected while pending is reported). */
+** a Task collected while pending is reported).  The engine task is
+** compact (engine.h): it comes last and the userdata ends where its
+** fields for Trio tasks would begin (TA_AIOTASK_SIZE). */
 typedef struct ta_aiotask {
   ta_future f;
-  ta_task t;
   int sleep_ref;            /* registry ref of the Task while t.timer is armed */
+  ta_task t;                /* last: only its first TA_TASK_COMPACT_SIZE bytes exist */
 } ta_aiotask;
+
+#define TA_AIOTASK_SIZE (offsetof(ta_aiotask, t) + TA_TASK_COMPACT_SIZE)
 
 #define ta_task_future(tp) (&((ta_aiotask *)((char *)(tp) - offsetof(ta_aiotask, t)))->f)
 #define ta_future_task(fp) (&((ta_aiotask *)(fp))->t)
