@@ -100,12 +100,8 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
   h->cancelled = 0;
   h->is_timer = 0;
   ta_setmetatable(L, lp->E, TA_MT_HANDLE);
-  for (int i = nvals; i >= 1; i--) {
-    lua_pushvalue(L, base + i - 1);
-    lua_setiuservalue(L, -2, i);
-  }
-  lua_replace(L, base);
-  lua_settop(L, base);
+  lua_rotate(L, base, 1); /* below its values, which go in from the top */
+  for (int i = nvals; i >= 1; i--) lua_setiuservalue(L, base, i);
   return h;
 }
 
@@ -117,9 +113,9 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
 ** loop object is at loopidx. */
 static void ready_append_at(lua_State *L, ta_loop *lp, int loopidx) {
   lua_getiuservalue(L, loopidx, lp->ready_uv);
-  lua_insert(L, -2);
+  lua_pushvalue(L, -2);
   lua_rawseti(L, -2, ++lp->nready);
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   ta_loop_wake(lp);
 }
 
@@ -191,10 +187,10 @@ static void call_callback(lua_State *L, ta_loop *lp, int nargs, int hidx, int fn
   }
 }
 
-static void run_handle(lua_State *L, ta_loop *lp, int hidx) {
-  ta_handle *h = (ta_handle *)lua_touserdata(L, hidx);
+static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h, int hidx) {
   int n = h->nargs + 1;
-  luaL_checkstack(L, n, "too many callback arguments");
+  /* a C function has LUA_MINSTACK free slots: room for a few values */
+  if (n > 8) luaL_checkstack(L, n, "too many callback arguments");
   for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
   call_callback(L, lp, h->nargs, hidx, 0);
 }
@@ -260,9 +256,12 @@ static int l_call_soon(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
   ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
-  new_handle(L, lp, lua_gettop(L) - 1);
-  lua_pushvalue(L, -1);
-  ready_append_at(L, lp, 1);
+  new_handle(L, lp, lua_gettop(L) - 1); /* at 2, the top */
+  lua_getiuservalue(L, 1, lp->ready_uv);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, ++lp->nready);
+  lua_pop(L, 1);
+  ta_loop_wake(lp);
   return 1;
 }
 
@@ -470,7 +469,7 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   ta_loop *prev = (ta_loop *)lp->E->running_loop;
   if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
   lua_getiuservalue(L, loopidx, lp->ready_uv);
-  dispatch_io(L, lp, lua_gettop(L));
+  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, lua_gettop(L));
   fire_due(L, lp, lua_gettop(L));
   batch = lua_gettop(L);
   n = lp->nready;
@@ -483,13 +482,14 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
     uint64_t start = lp->debug ? uv_hrtime() : 0;
     /* (a slot is nil when storing it failed, for want of memory, after
     ** nready was counted) */
-    if (lua_rawgeti(L, batch, i) == LUA_TNIL) {
+    int type = lua_rawgeti(L, batch, i);
+    if (type == LUA_TNIL) {
       lua_settop(L, batch);
       continue;
     }
     lua_pushnil(L);
     lua_rawseti(L, batch, i);
-    if (lua_type(L, -1) == LUA_TFUNCTION) { /* a done callback and its future */
+    if (type == LUA_TFUNCTION) { /* a done callback and its future */
       lua_rawgeti(L, batch, ++i);
       lua_pushnil(L);
       lua_rawseti(L, batch, i);
@@ -499,7 +499,7 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
     } else {
       h = (ta_handle *)lua_touserdata(L, -1); /* or a Task: the kind tells */
       if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, batch + 1);
-      else if (!h->cancelled) run_handle(L, lp, batch + 1);
+      else if (!h->cancelled) run_handle(L, lp, h, batch + 1);
     }
     if (lp->debug) report_slow(L, lp, batch + 1, start);
     lua_settop(L, batch);
@@ -543,8 +543,8 @@ static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
 static int drive(lua_State *L, ta_loop *lp) {
   ta_engine *E = lp->E;
   ta_task *t = lp->driver;
+  lua_settop(L, 1); /* (run_once leaves it so) */
   for (;;) {
-    lua_settop(L, 1);
     if (lp->closed) break;
     run_once(L, lp, 1); /* at least one batch, even when asked to stop already */
     if (lp->closing || lp->closed) break;
