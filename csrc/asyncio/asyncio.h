@@ -44,14 +44,21 @@ struct ta_loop {
   ta_ioreq *io_done;        /* ...and those completed, to deliver */
 };
 
+/* A Handle: its callback and arguments are its user values.  Only a
+** timer handle (call_later, call_at) has the fields from `timer` on: the
+** userdata of any other handle (call_soon, a reader's) ends there
+** (TA_SOON_HANDLE_SIZE), a third of the memory each call_soon allocates. */
 struct ta_handle {
   unsigned char kind;       /* TA_KIND_HANDLE */
   unsigned char cancelled, is_timer;
   int nargs;
   ta_loop *loop;            /* NULL once the loop is gone */
+  /* ---- a timer handle's only ---- */
   ta_timer timer;
   int ref;                  /* registry ref while in the timer heap */
 };
+
+#define TA_SOON_HANDLE_SIZE offsetof(ta_handle, timer)
 
 struct ta_future {
   unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */

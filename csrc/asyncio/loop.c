@@ -88,17 +88,21 @@ int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay) {
   return 0;
 }
 
-/* A handle for [cb, args...] (the top nvals values, popped); pushed. */
-static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
+/* A handle for [cb, args...] (the top nvals values, popped); pushed.  A
+** timer handle (is_timer) gets the timer fields, which the others lack. */
+static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer) {
   int base = lua_gettop(L) - nvals + 1;
-  ta_handle *h = (ta_handle *)lua_newuserdatauv(L, sizeof *h, nvals);
+  ta_handle *h = (ta_handle *)lua_newuserdatauv(L, is_timer ? sizeof *h : TA_SOON_HANDLE_SIZE,
+                                                nvals);
   h->kind = TA_KIND_HANDLE;
   h->loop = lp;
-  ta_timer_init(&h->timer, timer_fired);
-  h->ref = LUA_NOREF;
   h->nargs = nvals - 1;
   h->cancelled = 0;
-  h->is_timer = 0;
+  h->is_timer = (unsigned char)is_timer;
+  if (is_timer) {
+    ta_timer_init(&h->timer, timer_fired);
+    h->ref = LUA_NOREF;
+  }
   ta_setmetatable(L, lp->E, TA_MT_HANDLE);
   lua_rotate(L, base, 1); /* below its values, which go in from the top */
   for (int i = nvals; i >= 1; i--) lua_setiuservalue(L, base, i);
@@ -150,7 +154,7 @@ void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
     lua_pushcfunction(L, cb);
     lua_insert(L, -nargs - 1);
   }
-  new_handle(L, lp, nargs + 1);
+  new_handle(L, lp, nargs + 1, 0);
   ta_loop_append(L, lp);
 }
 
@@ -171,7 +175,7 @@ static void call_callback(lua_State *L, ta_loop *lp, int nargs, int hidx, int fn
     if (hidx == 0) {
       lua_pushvalue(L, fnidx);
       lua_pushvalue(L, fnidx + 1);
-      new_handle(L, lp, 2);
+      new_handle(L, lp, 2, 0);
       lua_insert(L, -2);
       hidx = lua_gettop(L) - 1;
     }
@@ -222,7 +226,7 @@ static void timer_remove(lua_State *L, ta_handle *h) {
 void ta_handle_cancel(lua_State *L, ta_handle *h) {
   if (!h->cancelled) {
     h->cancelled = 1;
-    timer_remove(L, h);
+    if (h->is_timer) timer_remove(L, h);
   }
 }
 
@@ -256,7 +260,7 @@ static int l_call_soon(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
   ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
-  new_handle(L, lp, lua_gettop(L) - 1); /* at 2, the top */
+  new_handle(L, lp, lua_gettop(L) - 1, 0); /* at 2, the top */
   lua_getiuservalue(L, 1, lp->ready_uv);
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, ++lp->nready);
@@ -268,7 +272,6 @@ static int l_call_soon(lua_State *L) {
 /* Puts the handle h (on top of the stack, left there) in the timer heap. */
 static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when) {
   h->timer.when = when;
-  h->is_timer = 1;
   if (ta_heap_push(&lp->timers, &h->timer) != 0) luaL_error(L, "not enough memory");
   lua_pushvalue(L, -1);
   h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -278,7 +281,7 @@ static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when)
 static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
   ta_check_callable(L, 3);
   check_open(L, lp, fname);
-  schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2), when);
+  schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2, 1), when);
   return 1;
 }
 
@@ -390,7 +393,7 @@ static int add_watch(lua_State *L, int writing) {
     lp->fdw[fd] = w;
   }
   lua_remove(L, 2); /* drop the fd: [loop, cb, args...] */
-  new_handle(L, lp, lua_gettop(L) - 1);
+  new_handle(L, lp, lua_gettop(L) - 1, 0);
   if (writing) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
     w->writer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
