@@ -279,6 +279,48 @@ describe("a Task as a task of the engine", function()
   end)
 end)
 
+describe("a Task's engine task is compact (no Trio part: engine.h)", function()
+  it("Trio's lowlevel calls given a Task answer as for any task not in a Trio wait", function()
+    local trio = require "trio"
+    asyncio.run(function()
+      local sleeper = asyncio.create_task(asyncio.sleep, 10)
+      asyncio.sleep(0) -- it sleeps now, on its own timer
+      local e = catch(trio.lowlevel.reschedule, sleeper)
+      assert.matches("task is not blocked in wait_task_rescheduled", tostring(e), 1, true)
+      assert.is_nil(sleeper.parent_nursery)
+      assert.equal("asyncio", sleeper.flavor)
+      local lot = trio.lowlevel.ParkingLot()
+      trio.lowlevel.add_parking_lot_breaker(sleeper, lot)
+      trio.lowlevel.remove_parking_lot_breaker(sleeper, lot)
+      sleeper:cancel()
+      assert.equal(CancelledError, errors.class_of(catch(sleeper.await, sleeper)))
+      assert.is_true(sleeper:cancelled())
+    end)
+  end)
+
+  it("many Tasks that sleep, are cancelled, fail or finish leave nothing behind", function()
+    asyncio.run(function()
+      local tasks = {}
+      for i = 1, 300 do
+        tasks[i] = asyncio.create_task(function()
+          asyncio.sleep(i % 3 == 0 and 10 or 0.001)
+          if i % 5 == 0 then error("task " .. i) end
+          return i
+        end)
+      end
+      for i = 3, 300, 3 do tasks[i]:cancel() end
+      tasks[301] = { return_exceptions = true }
+      local results = asyncio.gather(table.unpack(tasks, 1, 301))
+      for i = 1, 300 do
+        local r = results[i]
+        if i % 3 == 0 then assert.equal(CancelledError, errors.class_of(r))
+        elseif i % 5 == 0 then assert.matches("task " .. i, tostring(r), 1, true)
+        else assert.equal(i, r) end
+      end
+    end)
+  end)
+end)
+
 describe("Task:cancel", function()
   it("cancel(msg) makes an awaiting task raise CancelledError with msg; the task ends cancelled", function()
     local r = asyncio.run(function()

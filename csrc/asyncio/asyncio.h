@@ -44,14 +44,21 @@ struct ta_loop {
   ta_ioreq *io_done;        /* ...and those completed, to deliver */
 };
 
+/* A Handle: its callback and arguments are its user values.  Only a
+** timer handle (call_later, call_at) has the fields from `timer` on: the
+** userdata of any other handle (call_soon, a reader's) ends there
+** (TA_SOON_HANDLE_SIZE), a third of the memory each call_soon allocates. */
 struct ta_handle {
   unsigned char kind;       /* TA_KIND_HANDLE */
   unsigned char cancelled, is_timer;
   int nargs;
   ta_loop *loop;            /* NULL once the loop is gone */
+  /* ---- a timer handle's only ---- */
   ta_timer timer;
   int ref;                  /* registry ref while in the timer heap */
 };
+
+#define TA_SOON_HANDLE_SIZE offsetof(ta_handle, timer)
 
 struct ta_future {
   unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */
@@ -66,12 +73,16 @@ struct ta_future {
 
 /* An asyncio Task is one userdata: its Future and the engine task that
 ** runs its function (of kind ta_aio_task_kind, not anchored by the engine:
-** a Task collected while pending is reported). */
+** a Task collected while pending is reported).  The engine task is
+** compact (engine.h): it comes last and the userdata ends where its
+** fields for Trio tasks would begin (TA_AIOTASK_SIZE). */
 typedef struct ta_aiotask {
   ta_future f;
-  ta_task t;
   int sleep_ref;            /* registry ref of the Task while t.timer is armed */
+  ta_task t;                /* last: only its first TA_TASK_COMPACT_SIZE bytes exist */
 } ta_aiotask;
+
+#define TA_AIOTASK_SIZE (offsetof(ta_aiotask, t) + TA_TASK_COMPACT_SIZE)
 
 #define ta_task_future(tp) (&((ta_aiotask *)((char *)(tp) - offsetof(ta_aiotask, t)))->f)
 #define ta_future_task(fp) (&((ta_aiotask *)(fp))->t)

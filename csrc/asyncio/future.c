@@ -61,9 +61,9 @@ static ta_future *new_future(lua_State *L, int loopidx, int kind) {
   ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), loopidx, TA_MT_LOOP);
   ta_future *f;
   loopidx = lua_absindex(L, loopidx);
-  f = (ta_future *)lua_newuserdatauv(L, task ? sizeof(ta_aiotask) : sizeof(ta_future),
+  f = (ta_future *)lua_newuserdatauv(L, task ? TA_AIOTASK_SIZE : sizeof(ta_future),
                                      task ? TASK_NUV : FUT_NUV);
-  memset(f, 0, task ? sizeof(ta_aiotask) : sizeof(ta_future));
+  memset(f, 0, task ? TA_AIOTASK_SIZE : sizeof(ta_future));
   f->loop = lp;
   f->kind = (unsigned char)kind;
   f->retrieved = 1;
@@ -811,7 +811,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
 }
 
 const ta_task_kind ta_aio_task_kind = {
-  "asyncio Task", 0, aio_task_exited, aio_task_name, NULL
+  "asyncio Task", 0, 1, aio_task_exited, aio_task_name, NULL
 };
 
 /* Task:cancel(msg): cancel what it awaits, or throw CancelledError into it
@@ -1174,7 +1174,7 @@ static int l_make_gather(lua_State *L) {
 ** callback answers FAILED), so it is still waiting for the future, done. */
 static int trio_wakeup(lua_State *L) {
   ta_task *t = ta_checktask(L, 1);
-  if (t->state == TA_PARKED && t->abort == trio_wait_abort &&
+  if (t->state == TA_PARKED && !ta_task_compact(t) && t->abort == trio_wait_abort &&
       ((ta_future *)t->wait)->state != TA_FUT_PENDING)
     ta_reschedule(t, 0, 0);
   return 0;

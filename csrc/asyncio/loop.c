@@ -90,24 +90,24 @@ int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay) {
   return 0;
 }
 
-/* A handle for [cb, args...] (the top nvals values, popped); pushed. */
-static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
+/* A handle for [cb, args...] (the top nvals values, popped); pushed.  A
+** timer handle (is_timer) gets the timer fields, which the others lack. */
+static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer) {
   int base = lua_gettop(L) - nvals + 1;
-  ta_handle *h = (ta_handle *)lua_newuserdatauv(L, sizeof *h, nvals);
+  ta_handle *h = (ta_handle *)lua_newuserdatauv(L, is_timer ? sizeof *h : TA_SOON_HANDLE_SIZE,
+                                                nvals);
   h->kind = TA_KIND_HANDLE;
   h->loop = lp;
-  ta_timer_init(&h->timer, timer_fired);
-  h->ref = LUA_NOREF;
   h->nargs = nvals - 1;
   h->cancelled = 0;
-  h->is_timer = 0;
-  ta_setmetatable(L, lp->E, TA_MT_HANDLE);
-  for (int i = nvals; i >= 1; i--) {
-    lua_pushvalue(L, base + i - 1);
-    lua_setiuservalue(L, -2, i);
+  h->is_timer = (unsigned char)is_timer;
+  if (is_timer) {
+    ta_timer_init(&h->timer, timer_fired);
+    h->ref = LUA_NOREF;
   }
-  lua_replace(L, base);
-  lua_settop(L, base);
+  ta_setmetatable(L, lp->E, TA_MT_HANDLE);
+  lua_rotate(L, base, 1); /* below its values, which go in from the top */
+  for (int i = nvals; i >= 1; i--) lua_setiuservalue(L, base, i);
   return h;
 }
 
@@ -119,9 +119,9 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals) {
 ** loop object is at loopidx. */
 static void ready_append_at(lua_State *L, ta_loop *lp, int loopidx) {
   lua_getiuservalue(L, loopidx, lp->ready_uv);
-  lua_insert(L, -2);
+  lua_pushvalue(L, -2);
   lua_rawseti(L, -2, ++lp->nready);
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   ta_loop_wake(lp);
 }
 
@@ -156,7 +156,7 @@ void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
     lua_pushcfunction(L, cb);
     lua_insert(L, -nargs - 1);
   }
-  new_handle(L, lp, nargs + 1);
+  new_handle(L, lp, nargs + 1, 0);
   ta_loop_append(L, lp);
 }
 
@@ -177,7 +177,7 @@ static void call_callback(lua_State *L, ta_loop *lp, int nargs, int hidx, int fn
     if (hidx == 0) {
       lua_pushvalue(L, fnidx);
       lua_pushvalue(L, fnidx + 1);
-      new_handle(L, lp, 2);
+      new_handle(L, lp, 2, 0);
       lua_insert(L, -2);
       hidx = lua_gettop(L) - 1;
     }
@@ -193,10 +193,10 @@ static void call_callback(lua_State *L, ta_loop *lp, int nargs, int hidx, int fn
   }
 }
 
-static void run_handle(lua_State *L, ta_loop *lp, int hidx) {
-  ta_handle *h = (ta_handle *)lua_touserdata(L, hidx);
+static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h, int hidx) {
   int n = h->nargs + 1;
-  luaL_checkstack(L, n, "too many callback arguments");
+  /* a C function has LUA_MINSTACK free slots: room for a few values */
+  if (n > 8) luaL_checkstack(L, n, "too many callback arguments");
   for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
   call_callback(L, lp, h->nargs, hidx, 0);
 }
@@ -228,7 +228,7 @@ static void timer_remove(lua_State *L, ta_handle *h) {
 void ta_handle_cancel(lua_State *L, ta_handle *h) {
   if (!h->cancelled) {
     h->cancelled = 1;
-    timer_remove(L, h);
+    if (h->is_timer) timer_remove(L, h);
   }
 }
 
@@ -262,16 +262,18 @@ static int l_call_soon(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
   ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
-  new_handle(L, lp, lua_gettop(L) - 1);
-  lua_pushvalue(L, -1);
-  ready_append_at(L, lp, 1);
+  new_handle(L, lp, lua_gettop(L) - 1, 0); /* at 2, the top */
+  lua_getiuservalue(L, 1, lp->ready_uv);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, ++lp->nready);
+  lua_pop(L, 1);
+  ta_loop_wake(lp);
   return 1;
 }
 
 /* Puts the handle h (on top of the stack, left there) in the timer heap. */
 static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when) {
   h->timer.when = when;
-  h->is_timer = 1;
   if (ta_heap_push(&lp->timers, &h->timer) != 0) luaL_error(L, "not enough memory");
   lua_pushvalue(L, -1);
   h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -281,7 +283,7 @@ static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when)
 static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
   ta_check_callable(L, 3);
   check_open(L, lp, fname);
-  schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2), when);
+  schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2, 1), when);
   return 1;
 }
 
@@ -393,7 +395,7 @@ static int add_watch(lua_State *L, int writing) {
     lp->fdw[fd] = w;
   }
   lua_remove(L, 2); /* drop the fd: [loop, cb, args...] */
-  new_handle(L, lp, lua_gettop(L) - 1);
+  new_handle(L, lp, lua_gettop(L) - 1, 0);
   if (writing) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
     w->writer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -472,7 +474,7 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
   ta_loop *prev = (ta_loop *)lp->E->running_loop;
   if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
   lua_getiuservalue(L, loopidx, lp->ready_uv);
-  dispatch_io(L, lp, lua_gettop(L));
+  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, lua_gettop(L));
   fire_due(L, lp, lua_gettop(L));
   batch = lua_gettop(L);
   n = lp->nready;
@@ -485,13 +487,14 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
     uint64_t start = lp->debug ? uv_hrtime() : 0;
     /* (a slot is nil when storing it failed, for want of memory, after
     ** nready was counted) */
-    if (lua_rawgeti(L, batch, i) == LUA_TNIL) {
+    int type = lua_rawgeti(L, batch, i);
+    if (type == LUA_TNIL) {
       lua_settop(L, batch);
       continue;
     }
     lua_pushnil(L);
     lua_rawseti(L, batch, i);
-    if (lua_type(L, -1) == LUA_TFUNCTION) { /* a done callback and its future */
+    if (type == LUA_TFUNCTION) { /* a done callback and its future */
       lua_rawgeti(L, batch, ++i);
       lua_pushnil(L);
       lua_rawseti(L, batch, i);
@@ -501,7 +504,7 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
     } else {
       h = (ta_handle *)lua_touserdata(L, -1); /* or a Task: the kind tells */
       if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, batch + 1);
-      else if (!h->cancelled) run_handle(L, lp, batch + 1);
+      else if (!h->cancelled) run_handle(L, lp, h, batch + 1);
     }
     if (lp->debug) report_slow(L, lp, batch + 1, start);
     lua_settop(L, batch);
@@ -555,8 +558,8 @@ static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
 static int drive(lua_State *L, ta_loop *lp) {
   ta_engine *E = lp->E;
   ta_task *t = lp->driver;
+  lua_settop(L, 1); /* (run_once leaves it so) */
   for (;;) {
-    lua_settop(L, 1);
     if (lp->closed) break;
     run_once(L, lp, 1); /* at least one batch, even when asked to stop already */
     if (lp->closing || lp->closed) break;

@@ -223,8 +223,13 @@ const void *ta_udata_mt(lua_State *L, int idx) {
 /* luaL_testudata for a cached metatable; E may be NULL (a function
 ** without the engine as upvalue), then it is looked up by name. */
 void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which) {
+  void *p;
+  const void *mt;
   if (E == NULL) return luaL_testudata(L, idx, mt_names[which]);
-  return ta_udata_mt(L, idx) == E->mt[which] ? lua_touserdata(L, idx) : NULL;
+  if ((p = lua_touserdata(L, idx)) == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt == E->mt[which] ? p : NULL;
 }
 
 void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which) {

@@ -148,6 +148,9 @@ typedef struct ta_task_kind {
   /* The task object is anchored by the engine (a registry reference while
   ** alive) or by whoever holds it (0: found through the weak registry). */
   int anchored;
+  /* Its tasks are compact (TA_TASK_COMPACT_SIZE bytes, see ta_task): only
+  ** for a kind that is not anchored, whose tasks ta_task_init makes. */
+  int compact;
   /* The task ended: ok with nres results on t->co, or its error on top
   ** of L (the hook leaves it there).  NULL: nothing to tell. */
   void (*exited)(lua_State *L, ta_task *t, int ok, int nres);
@@ -157,22 +160,22 @@ typedef struct ta_task_kind {
   int (*field)(lua_State *L, ta_task *t, int idx, const char *k);
 } ta_task_kind;
 
-/* ---- tasks (task.c) ---- */
+/* ---- tasks (task.c) ----
+** The fields up to `status` are what every task has.  The rest only a task
+** the engine schedules itself (ta_spawn: Trio tasks, the main task) uses:
+** cancel status, owner, parking, lots, exit retries.  A task of a compact
+** kind (an asyncio Task: its loop steps it, nothing parks it, it is in no
+** cancel status, lot or nursery) is allocated without them,
+** TA_TASK_COMPACT_SIZE bytes, and never touches them. */
 struct ta_task {
   ta_engine *E;
   lua_State *co;            /* NULL once the task has exited */
   const ta_task_kind *kind;
-  ta_status *status;
-  ta_task *status_prev, *status_next;
-  void *owner;              /* what holds it: a nursery, a loop (the kind knows) */
   ta_task *sib_prev, *sib_next; /* among its owner's tasks */
-  ta_abort_fn abort;
   void *wait;               /* what it is parked on (lot, endpoint, future, ...) */
-  ta_task *wait_prev, *wait_next;
   ta_timer timer;           /* sleeps */
   int ref;                  /* anchored: registry ref while alive; else its weak id */
   int nargs;                /* values pushed on co for the next resume */
-  int abort_ref;            /* Lua abort function of wait_task_rescheduled */
   int kbase;                /* stack top when it yielded: resume values lie above */
   int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
   uint32_t id;
@@ -189,8 +192,18 @@ struct ta_task {
   unsigned char reported;     /* its exit was told to its owner (task.c report_exit) */
   unsigned char tell_on_yield; /* parked under a cancellation: told once it has yielded */
   unsigned char system_tree;  /* a system task, or a task under one (ta_task_in_system_tree) */
+  /* ---- not in a compact task ---- */
+  ta_status *status;
+  ta_task *status_prev, *status_next;
+  void *owner;              /* what holds it: a nursery (the kind knows) */
+  ta_abort_fn abort;
+  ta_task *wait_prev, *wait_next;
   ta_task *unreported_next;   /* in the engine's list of exits still to tell */
+  int abort_ref;            /* Lua abort function of wait_task_rescheduled */
 };
+
+#define TA_TASK_COMPACT_SIZE offsetof(ta_task, status)
+#define ta_task_compact(t) ((t)->kind->compact)
 
 #define TA_TASK_MT "trio_asyncio.Task"
 

@@ -284,11 +284,12 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
                   ta_task *parent, const ta_task_kind *kind, int thread_uv) {
   lua_State *co;
   fnidx = lua_absindex(L, fnidx);
-  memset(t, 0, sizeof *t);
+  memset(t, 0, kind->compact ? TA_TASK_COMPACT_SIZE : sizeof *t);
   t->E = E;
   t->kind = kind;
   t->ref = LUA_NOREF;
-  t->abort_ref = t->ctx_ref = LUA_NOREF;
+  t->ctx_ref = LUA_NOREF;
+  if (!kind->compact) t->abort_ref = LUA_NOREF;
   ta_timer_init(&t->timer, ta_sleep_timer_fired);
   t->flavor = (unsigned char)flavor;
   t->thread_uv = (unsigned char)thread_uv;
@@ -592,10 +593,12 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   ** the task's own error already went to its owner). */
   if (!ok && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ta_closethread(co, L);
   lua_settop(co, 0);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
   t->ctx_ref = LUA_NOREF;
-  t->abort_ref = LUA_NOREF;
+  if (!ta_task_compact(t)) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
+    t->abort_ref = LUA_NOREF;
+  }
   if (!t->kind->anchored) { /* its holder keeps the weak entry until collected */
     E->nunanchored--;
   } else {
@@ -611,7 +614,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
 ** the error on top of L (popped). */
 static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
   t->state = TA_DONE;
-  ta_status_unlink_task(t);
+  if (!ta_task_compact(t)) ta_status_unlink_task(t);
   if (t == t->E->main) t->E->main_done = 1;
   if (report_exit(L, t, ok, nres)) release_exited(L, t, ok);
 }

@@ -131,7 +131,7 @@ static int trio_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
 }
 
 const ta_task_kind ta_trio_task_kind = {
-  "trio task", 1, trio_task_exited, NULL, trio_task_field
+  "trio task", 1, 0, trio_task_exited, NULL, trio_task_field
 };
 
 /* open_nursery() -> nursery, entered: its scope is active in this task. */
