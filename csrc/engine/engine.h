@@ -189,9 +189,9 @@ struct ta_task {
   unsigned char lot_breaker;  /* registered as a parking-lot breaker (trio/parking_lot.c) */
   unsigned char queued;       /* on the run queue: never twice */
   unsigned char sleep_data;   /* custom_sleep_data set since it was last made runnable */
-  unsigned char reported;     /* its exit was told to its owner (task.c report_exit) */
-  unsigned char tell_on_yield; /* parked under a cancellation: told once it has yielded */
-  unsigned char system_tree;  /* a system task, or a task under one (ta_task_in_system_tree) */
+  unsigned char reported : 1;      /* its exit was told to its owner (task.c report_exit) */
+  unsigned char tell_on_yield : 1; /* parked under a cancellation: told once it has yielded */
+  unsigned char system_tree : 1;   /* a system task, or a task under one (ta_task_in_system_tree) */
   /* ---- not in a compact task ---- */
   ta_status *status;
   ta_task *status_prev, *status_next;
