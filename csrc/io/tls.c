@@ -430,7 +430,11 @@ static int obj_feed_eof(lua_State *L) {
 static int push_drained(lua_State *L, BIO *b) {
   char *p;
   long n = BIO_get_mem_data(b, &p);
-  lua_pushlstring(L, n > 0 ? p : "", n > 0 ? (size_t)n : 0);
+  if (n <= 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  lua_pushlstring(L, p, (size_t)n);
   (void)BIO_reset(b);
   return 1;
 }
@@ -500,9 +504,11 @@ static int obj_read(lua_State *L) {
   lua_Integer max = luaL_checkinteger(L, 2);
   luaL_argcheck(L, max >= 1, 2, "max_bytes must be >= 1");
   char small[16384];
-  size_t avail = (size_t)SSL_pending(o->ssl) + BIO_ctrl_pending(o->in);
-  size_t cap = avail < (size_t)max ? avail : (size_t)max, got = 0;
-  if (cap == 0) cap = 1; /* nothing here: SSL_read says why */
+  size_t cap = (size_t)max, got = 0;
+  if (cap > sizeof small) { /* only what is here, or what small holds */
+    size_t avail = (size_t)SSL_pending(o->ssl) + BIO_ctrl_pending(o->in);
+    if (avail < cap) cap = avail > sizeof small ? avail : sizeof small;
+  }
   char *buf = cap <= sizeof small ? small : (char *)lua_newuserdatauv(L, cap, 0);
   int last = 1;
   clear_errors();

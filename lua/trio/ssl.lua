@@ -133,13 +133,12 @@ return function(trio)
   local function retry(self, step, arg, ignore_want_read, is_handshake)
     lowlevel.checkpoint_if_cancelled()
     local tls = self._tls
-    local yielded, finished, want_read, value, to_send = false, false, false, nil, nil
+    local yielded, finished, value = false, false, nil
     while not finished do
       if self._state == "closed" then error(ClosedResourceError("another task closed this stream"), 0) end
-      local ok
-      ok, finished, want_read, value, to_send = pcall(step, tls, arg)
+      local ok, done, want_read, v, to_send = pcall(step, tls, arg)
       if not ok then
-        local err = finished
+        local err = done
         if SSLError:is(err) then
           self._state = "broken"
           send_alert(self)
@@ -147,6 +146,7 @@ return function(trio)
         end
         error(err, 0)
       end
+      finished, value = done, v
       if ignore_want_read then finished, want_read = true, false end
       -- A TLS 1.3 server's last handshake flight (session tickets) waits
       -- for the next send, so a client that never reads cannot block the
