@@ -92,7 +92,11 @@ static dnsreq *new_request(lua_State *L, int is_ai) {
   return r;
 }
 
-/* dns_getaddrinfo(host|nil, port|service|nil, family, type, proto, flags) -> request */
+/* dns_getaddrinfo(host|nil, port|service|nil, family, type, proto, flags
+** [, numeric_only]) -> request.  With numeric_only the lookup runs here,
+** at once, for an address and a port number only (they need no thread:
+** Trio tries this first); a name gives nil instead of a request (look it
+** up the ordinary way then). */
 static int l_getaddrinfo(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   const char *host = luaL_optstring(L, 1, NULL);
@@ -114,8 +118,18 @@ static int l_getaddrinfo(lua_State *L) {
   hints.ai_socktype = (int)luaL_optinteger(L, 4, 0);
   hints.ai_protocol = (int)luaL_optinteger(L, 5, 0);
   hints.ai_flags = (int)luaL_optinteger(L, 6, 0);
+  int numeric_only = lua_toboolean(L, 7);
   r = new_request(L, 1);
   snprintf(r->what, sizeof r->what, "getaddrinfo %s:%s", host ? host : "", serv ? serv : "");
+  if (numeric_only) {
+    hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = uv_getaddrinfo(E->loop, &r->r.ai, NULL, host, serv, &hints); /* no callback: runs here */
+    r->res = r->r.ai.addrinfo;
+    r->state = DNS_DONE;
+    r->status = rc;
+    if (rc == UV_EAI_NONAME) lua_pushnil(L); /* the box frees the request */
+    return 1;
+  }
   rc = uv_getaddrinfo(E->loop, &r->r.ai, ai_cb, host, serv, &hints);
   if (rc < 0) {
     r->state = DNS_DONE;

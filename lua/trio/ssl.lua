@@ -138,13 +138,12 @@ return function(trio)
       if self._state == "closed" then error(ClosedResourceError("another task closed this stream"), 0) end
       local ok, done, want_read, v, to_send = pcall(step, tls, arg)
       if not ok then
-        local err = done
-        if SSLError:is(err) then
+        if SSLError:is(done) then
           self._state = "broken"
           send_alert(self)
-          error(BrokenResourceError { message = "TLS failed: " .. err.message, cause = err }, 0)
+          error(BrokenResourceError { message = "TLS failed: " .. done.message, cause = done }, 0)
         end
-        error(err, 0)
+        error(done, 0)
       end
       finished, value = done, v
       if ignore_want_read then finished, want_read = true, false end
