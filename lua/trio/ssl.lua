@@ -49,6 +49,14 @@ return function(trio)
     if #lock.lot > 0 then lock.lot:unpark() else lock.held = false end
   end
 
+  -- Runs fn(...) holding lock.
+  local function with_lock(lock, fn, ...)
+    acquire(lock)
+    local ok, err = pcall(fn, ...)
+    release(lock)
+    if not ok then error(err, 0) end
+  end
+
   local function is_eof(err)
     return SSLError:is(err) and err.reason == "UNEXPECTED_EOF_WHILE_READING"
   end
@@ -99,22 +107,12 @@ return function(trio)
     end
   end
 
-  local function feed_from_transport(self)
+  local function receive_transport(self, recv_count)
+    if recv_count ~= self._inner_recv_count then return end -- someone else received meanwhile
     local data = self.transport_stream:receive_some()
     if self._state == "closed" then error(ClosedResourceError("another task closed this stream"), 0) end
     if data == "" then self._tls:feed_eof() else self._tls:feed(data) end
     self._inner_recv_count = self._inner_recv_count + 1
-  end
-
-  -- Receives once from the transport into TLS under the inner receive
-  -- lock, unless another task received while this one waited for it.
-  local function receive_transport(self)
-    local recv_count, lock = self._inner_recv_count, self._inner_recv_lock
-    acquire(lock)
-    local ok, err = true, nil
-    if recv_count == self._inner_recv_count then ok, err = pcall(feed_from_transport, self) end
-    release(lock)
-    if not ok then error(err, 0) end
   end
 
   -- After a failed step, the alert OpenSSL wrote tells the peer why (a
@@ -159,7 +157,7 @@ return function(trio)
         send_transport(self, to_send)
       elseif want_read then
         yielded = true
-        receive_transport(self)
+        with_lock(self._inner_recv_lock, receive_transport, self, self._inner_recv_count)
       end
     end
     if not yielded then lowlevel.cancel_shielded_checkpoint() end
@@ -299,13 +297,11 @@ return function(trio)
     return leave(self, "_sending", pcall(send_all, self, data))
   end
 
+  local function wait_transport(transport) transport:wait_send_all_might_not_block() end
+
   local function wait_send(self)
     check_status(self)
-    local lock = self._inner_send_lock
-    acquire(lock)
-    local ok, err = pcall(self.transport_stream.wait_send_all_might_not_block, self.transport_stream)
-    release(lock)
-    if not ok then error(err, 0) end
+    with_lock(self._inner_send_lock, wait_transport, self.transport_stream)
   end
 
   --- stream:wait_send_all_might_not_block()
