@@ -656,7 +656,7 @@ core.metatable("trio_asyncio.IORequest").__index = {
 -- I/O, installed on first use (lua/trio_asyncio/lazy.lua): the first
 -- lookup of a name asyncio or the Loop class lacks installs them.
 require("trio_asyncio.lazy").defer(function()
-  require "asyncio.system" (asyncio) -- executors, files, subprocesses, signals
+  require "asyncio.system" (asyncio, implicit_loop) -- executors, files, subprocesses, signals
   -- networking: the socket module is trio.socket's
   asyncio.socket = trio.socket
   require "asyncio.net"(asyncio, Loop)

@@ -214,6 +214,9 @@ do
 end
 objects["trio_asyncio.Error"] = trio.TooSlowError { message = "x", cause = "y" }
 objects["trio_asyncio.TrioExecutor"] = ta.TrioExecutor()
+objects["asyncio.ThreadPoolExecutor"] = asyncio.ThreadPoolExecutor(1)
+objects["asyncio.ThreadPoolExecutor"]:shutdown()
+objects["asyncio.ConcurrentFuture"] = asyncio.ConcurrentFuture()
 objects["trio_asyncio.IORequest"] = require("trio_asyncio.core").thread_job("check", 1, function() end)
 objects["trio.ExceptionGroup"] = trio.ExceptionGroup("x", {})
 probe("trio_asyncio.Error", objects["trio_asyncio.Error"])
@@ -236,6 +239,7 @@ local TYPES = {
   ["trio.PipeReceiveStream"] = {}, ["asyncio.Process"] = {}, ["asyncio.PipeStreamReader"] = {},
   ["asyncio.PipeStreamWriter"] = {}, ["asyncio.SubprocessTransport"] = {}, ["asyncio.PipeTransport"] = {},
   ["trio_asyncio.TrioExecutor"] = {}, ["trio_asyncio.IORequest"] = {},
+  ["asyncio.ThreadPoolExecutor"] = {}, ["asyncio.ConcurrentFuture"] = {},
   ["asyncio.AsyncFile"] = {},
   ["asyncio.Loop"] = {}, ["asyncio.Handle"] = {}, ["asyncio.Future"] = {},
   ["asyncio.Task"] = { parent = "asyncio.Future", overrides = { cancel = true } },

@@ -249,6 +249,16 @@ end
 sig("asyncio.timeout_at", "aio", "asyncio.timeout_at(A1, A2)", { "num", "afn" })
 sig("asyncio.open_file", "aio", "asyncio.open_file(A1, A2)", { "str", "str" })
 sig("asyncio.to_thread", "aio", "asyncio.to_thread(A1)", { "fn" })
+sig("asyncio.ThreadPoolExecutor", "plain", "asyncio.ThreadPoolExecutor(A1):shutdown()", { "int" })
+sig("asyncio.ThreadPoolExecutor:shutdown", "plain", "O:shutdown(A1, A2)", { "any", "none" }, "executor")
+sig("asyncio.ConcurrentFuture", "plain", "asyncio.ConcurrentFuture(A1)", { "none" })
+for _, m in ipairs { { "result", "num" }, { "exception", "num" }, { "done", "none" }, { "cancelled", "none" },
+  { "running", "none" }, { "cancel", "none" }, { "add_done_callback", "fn" }, { "set_result", "any" },
+  { "set_exception", "any" } } do
+  sig("asyncio.ConcurrentFuture:" .. m[1], "plain", "O:" .. m[1] .. "(A1)", { m[2] }, "cfuture")
+end
+sig("asyncio.wrap_future", "aio", "asyncio.wrap_future(A1)", { "none" })
+sig("asyncio.wrap_future(cf, loop)", "plain", "asyncio.wrap_future(asyncio.ConcurrentFuture(), A1)", { "none" })
 sig("asyncio.Barrier", "aio", "asyncio.Barrier(A1)", { "int" })
 sig("asyncio.Task", "aio", "asyncio.Task(A1)", { "fn" })
 sig("asyncio.Event:set", "aio", "O:set(A1)", { "none" }, "aEvent")
@@ -270,6 +280,7 @@ sig("Loop:call_soon", "aio", "O:call_soon(A1)", { "fn" }, "loop")
 sig("Loop:set_task_factory", "aio", "O:set_task_factory(A1); O:set_task_factory(nil)", { "none" }, "loop")
 sig("Loop:get_task_factory", "aio", "O:get_task_factory(A1)", { "none" }, "loop")
 sig("Loop:run_in_executor", "aio", "O:run_in_executor(nil, A1)", { "fn" }, "loop")
+sig("Loop:set_default_executor", "aio", "O:set_default_executor(A1)", { "none" }, "loop")
 sig("Loop:call_soon_threadsafe", "aio", "O:call_soon_threadsafe(A1)", { "fn" }, "loop")
 sig("Loop:call_later", "aio", "O:call_later(A1, A2)", { "num", "fn" }, "loop")
 sig("Loop:call_at", "aio", "O:call_at(A1, A2)", { "num", "fn" }, "loop")

@@ -130,6 +130,8 @@ local factories = {
   aSemaphore = function() return asyncio.Semaphore(1) end,
   aBoundedSemaphore = function() return asyncio.BoundedSemaphore(1) end,
   aCondition = function() return asyncio.Condition() end,
+  cfuture = function() return asyncio.ConcurrentFuture() end,
+  executor = function() return asyncio.ThreadPoolExecutor(1) end,
 }
 
 -- ---------------------------------------------------------------------

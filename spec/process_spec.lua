@@ -27,12 +27,6 @@ local function exists(pid)
   return true
 end
 
-local function exists_file(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
 describe("trio.run_process", function()
   it("runs an argv list and returns args, returncode and the captured output", function()
     local cmd = { "sh", "-c", "echo out; echo err >&2; exit 0" }
@@ -150,7 +144,7 @@ describe("trio.run_process", function()
               task_status)
           end)
           -- the child ignores SIGTERM once the mark exists (no virtual time passes)
-          while not exists_file(mark) do trio.sleep(0) end
+          while not support.file_exists(mark) do trio.sleep(0) end
           local t0 = trio.current_time()
           scope:cancel()
           proc:wait()

@@ -8,6 +8,28 @@ function M.errof(fn, ...)
   return e
 end
 
+--- Whether a file exists at path.
+function M.file_exists(path)
+  local f = io.open(path)
+  if f then f:close() end
+  return f ~= nil
+end
+
+--- A fresh temporary path nobody created yet.
+function M.new_path()
+  local p = os.tmpname()
+  os.remove(p)
+  return p
+end
+
+--- A worker-thread function (only _ENV as upvalue) that blocks its thread
+-- until the file `path` exists (10 s at most), then returns the rest of its
+-- arguments.
+function M.wait_for_file(path, ...)
+  os.execute(("timeout 10 sh -c 'while [ ! -e %s ]; do sleep 0.005; done'"):format(path))
+  return ...
+end
+
 --- Asserts that tostring(s) contains sub (plain text).
 function M.assert_has(s, sub)
   s = tostring(s)

@@ -408,7 +408,8 @@ describe("asyncio executors", function()
         errof(asyncio.to_thread, function() end, nil, coroutine.create(print))
     end)
     assert_has(e1, "bad argument #3 to 'run_in_executor' (a function cannot be copied")
-    assert_has(e2, "bad argument #1 to 'run_in_executor' (nil (the default executor) or a trio_asyncio.TrioExecutor expected")
+    assert_has(e2, "bad argument #1 to 'run_in_executor' (nil (the default executor), an asyncio.ThreadPoolExecutor or a "
+      .. "trio_asyncio.TrioExecutor expected, got table)")
     assert_has(e3, "bad argument #3 to 'to_thread' (a thread cannot be copied")
   end)
 

@@ -29,12 +29,17 @@ function Loop:run_until_complete(future_or_fn) end
 function Loop:run_forever() end
 function Loop:stop() end
 
----Runs `fn(...)` on a worker thread (`executor` must be nil); a Future of its results.
----@param executor nil
+---Runs `fn(...)` on a worker thread (`executor`: nil for the default executor, an
+---asyncio.ThreadPoolExecutor or a trio_asyncio.TrioExecutor); a Future of its results.
+---@param executor asyncio.ThreadPoolExecutor|trio_asyncio.TrioExecutor|nil
 ---@param fn fun(...): ...
 ---@param ... any
 ---@return asyncio.Future
 function Loop:run_in_executor(executor, fn, ...) end
+
+---run_in_executor(nil, ...) uses this executor from now on.
+---@param executor asyncio.ThreadPoolExecutor
+function Loop:set_default_executor(executor) end
 
 ---Calls `callback(...)` from the loop each time the signal arrives.
 ---@param sig string|integer
@@ -490,6 +495,53 @@ asyncio.BrokenBarrierError = {}
 ---@param ... any
 ---@return any ...
 function asyncio.to_thread(fn, ...) end
+
+---Python's concurrent.futures.Future: what ThreadPoolExecutor:submit returns.
+---@class asyncio.ConcurrentFuture
+local ConcurrentFuture = {}
+---@return asyncio.ConcurrentFuture
+function asyncio.ConcurrentFuture() end
+---The results; raises the future's error, CancelledError, or TimeoutError after `timeout` seconds.
+---@param timeout? number
+---@return any ...
+function ConcurrentFuture:result(timeout) end
+---@param timeout? number
+---@return any
+function ConcurrentFuture:exception(timeout) end
+---@return boolean
+function ConcurrentFuture:done() end
+---@return boolean
+function ConcurrentFuture:cancelled() end
+---@return boolean
+function ConcurrentFuture:running() end
+---@return boolean
+function ConcurrentFuture:cancel() end
+---@param fn fun(future: asyncio.ConcurrentFuture)
+function ConcurrentFuture:add_done_callback(fn) end
+---@param ... any
+function ConcurrentFuture:set_result(...) end
+---@param err any
+function ConcurrentFuture:set_exception(err) end
+
+---Runs jobs on the engine's worker threads, at most `max_workers` at once.
+---@class asyncio.ThreadPoolExecutor
+local ThreadPoolExecutor = {}
+---@param max_workers? integer
+---@return asyncio.ThreadPoolExecutor
+function asyncio.ThreadPoolExecutor(max_workers) end
+---@param fn fun(...): ...
+---@param ... any
+---@return asyncio.ConcurrentFuture
+function ThreadPoolExecutor:submit(fn, ...) end
+---@param wait? boolean
+---@param cancel_futures? boolean
+function ThreadPoolExecutor:shutdown(wait, cancel_futures) end
+
+---An asyncio Future following a ConcurrentFuture (an asyncio Future is returned as it is).
+---@param future asyncio.ConcurrentFuture|asyncio.Future
+---@param loop? asyncio.Loop
+---@return asyncio.Future
+function asyncio.wrap_future(future, loop) end
 
 ---@class asyncio.AsyncFile
 ---@field name string

@@ -105,6 +105,11 @@ void ta_future_settle(lua_State *L, int fidx, int n);
 int ta_future_pending(lua_State *L, int fidx);
 int ta_future_cancel(lua_State *L, int fidx);
 int ta_future_reuse(lua_State *L, int fidx);
+int ta_future_await_k(lua_State *L, ta_task *t, int await_idx, lua_KFunction k);
+int ta_future_wait_failed(lua_State *L, int status, ta_task *t);
+int ta_store_helpers(lua_State *L, int helpers_idx, int n);
+void ta_call_helper(lua_State *L, int helpers_idx, int h, int nargs, int nres);
+void ta_push_future_await(lua_State *L);
 void ta_aio_io_dispatch(lua_State *L, ta_loop *lp);
 void ta_aio_io_release(ta_loop *lp);
 int ta_open_aio_ioreq(lua_State *L);
@@ -112,6 +117,7 @@ int ta_open_aio_ioreq(lua_State *L);
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
 int ta_open_queue(lua_State *L);
+int ta_open_stream_reader(lua_State *L);
 int ta_open_iowait(lua_State *L);
 
 #endif

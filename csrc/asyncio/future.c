@@ -1267,6 +1267,63 @@ int ta_future_reuse(lua_State *L, int fidx) {
   return 1;
 }
 
+/* For C objects whose calls wait on a future (asyncio/queue.c,
+** asyncio/streamreader.c).  Task t (the caller, as ta_async_check found it)
+** awaits the future on top; k continues with ctx t.  The future goes to
+** index 1, below the call's arguments: an asyncio Task suspends itself
+** directly, and the loop finds the future it awaits at index 1 of the
+** suspended frame (see task_step); anything else (a Trio task in
+** allow_asyncio mode) calls Future:await, the function at await_idx,
+** under lua_pcallk. */
+int ta_future_await_k(lua_State *L, ta_task *t, int await_idx, lua_KFunction k) {
+  lua_insert(L, 1);
+  if (ta_is_aio_task(t) && t->co == L) {
+    t->wait = lua_touserdata(L, 1);
+    return ta_task_yield(L, t, 0, k);
+  }
+  lua_pushvalue(L, await_idx);
+  lua_pushvalue(L, 1);
+  return k(L, lua_pcallk(L, 1, 0, 0, (lua_KContext)t, k), (lua_KContext)t);
+}
+
+/* In the continuation k of ta_future_await_k: the future goes back on top,
+** above [arguments, results or error]; true if the wait failed (the error
+** is then just below the future). */
+int ta_future_wait_failed(lua_State *L, int status, ta_task *t) {
+  int failed = (status != LUA_OK && status != LUA_YIELD) || t->resume_error;
+  t->resume_error = 0; /* set when the Task was resumed with an error */
+  lua_rotate(L, 1, -1);
+  return failed;
+}
+
+/* Pushes Future:await (for ta_future_await_k's await_idx). */
+void ta_push_future_await(lua_State *L) {
+  luaL_getmetatable(L, "trio_asyncio.Future");
+  lua_getfield(L, -1, "__index");
+  lua_getfield(L, -1, "await");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Calls helper h of the table at helpers_idx (ta_store_helpers) with the
+** top nargs values (popped); nres results. */
+void ta_call_helper(lua_State *L, int helpers_idx, int h, int nargs, int nres) {
+  lua_rawgeti(L, helpers_idx, h);
+  lua_insert(L, -nargs - 1);
+  lua_call(L, nargs, nres);
+}
+
+/* setup{f1, ..., fn}: a C object's Lua helpers, stored in the table at
+** upvalue helpers_idx (asyncio/queue.c, asyncio/streamreader.c). */
+int ta_store_helpers(lua_State *L, int helpers_idx, int n) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  for (int i = 1; i <= n; i++) {
+    luaL_argcheck(L, lua_rawgeti(L, 1, i) == LUA_TFUNCTION, 1, "helper functions expected");
+    lua_rawseti(L, helpers_idx, i);
+  }
+  return 0;
+}
+
 /* Cancels the future at fidx (see future_cancel); true if it will be. */
 int ta_future_cancel(lua_State *L, int fidx) {
   return future_cancel(L, fidx, 0);

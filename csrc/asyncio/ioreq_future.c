@@ -13,6 +13,11 @@
 ** A Future cancelled meanwhile just drops the results (as asyncio's
 ** run_in_executor does: the thread is not stopped).  A loop that closes
 ** abandons its requests.
+**
+** A *notifying* Future (io_notify) only watches a request that someone
+** else holds (a ConcurrentFuture's job): it is set to no value when the
+** request completes and delivers nothing; a loop that closes, or the
+** Future collected, leaves the request running for its holder.
 */
 #include "asyncio/asyncio.h"
 
@@ -72,7 +77,10 @@ void ta_aio_io_dispatch(lua_State *L, ta_loop *lp) {
     ta_push_weak(L, lp->E, r->fref);
     ta_weak_unref(L, lp->E, r->fref); /* done with it: the id may serve again */
     r->fref = LUA_NOREF;
-    if (!ta_future_pending(L, -1)) {
+    if (r->notify_only) {
+      r->wake = NULL; /* the holder delivers it */
+      if (ta_future_pending(L, -1)) ta_future_settle(L, top + 1, 0);
+    } else if (!ta_future_pending(L, -1)) {
       ta_ioreq_abandon(r); /* its results go nowhere */
     } else {
       int n = ta_ioreq_results(L, r);
@@ -83,25 +91,37 @@ void ta_aio_io_dispatch(lua_State *L, ta_loop *lp) {
 }
 
 void ta_aio_io_release(ta_loop *lp) {
-  while (lp->io_reqs != NULL) ta_ioreq_abandon(lp->io_reqs);
+  while (lp->io_reqs != NULL) {
+    ta_ioreq *r = lp->io_reqs;
+    if (r->notify_only) { /* its holder may still deliver it */
+      aio_unwait(r);
+      r->unwait = NULL;
+      r->wake = NULL;
+    } else {
+      ta_ioreq_abandon(r);
+    }
+  }
   lp->io_done = NULL;
 }
 
-/* io_future(loop, req) -> a Future of loop that the request completes. */
-static int l_io_future(lua_State *L) {
+/* A new Future of the loop at 1 that waits for the request at 2. */
+static int watch(lua_State *L, const char *fname, int notify_only) {
   ta_engine *E = ta_upengine(L);
   ta_loop *lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
   ta_ioreq *r = ta_ioreq_check(L, 2);
   luaL_argcheck(L, r != NULL && r->state != TA_IOREQ_NEW && r->wake == NULL && r->wloop == NULL, 2,
                 "a started request nobody waits for expected");
-  if (lp->closed) return ta_error(L, "RuntimeError", "io_future: Event loop is closed");
+  if (lp->closed) return ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
   lua_settop(L, 2);
   ta_future_push_new(L, 1);
-  ta_push_weak_keyed(L, &holder_key);
-  lua_pushvalue(L, 3);
-  lua_pushvalue(L, 2);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  if (!notify_only) { /* the Future holds the request */
+    ta_push_weak_keyed(L, &holder_key);
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+  r->notify_only = (unsigned char)notify_only;
   lua_pushvalue(L, 3);
   r->fref = ta_weak_ref(L, E);
   r->wloop = lp;
@@ -116,8 +136,16 @@ static int l_io_future(lua_State *L) {
   return 1;
 }
 
+/* io_future(loop, req) -> a Future of loop that the request completes. */
+static int l_io_future(lua_State *L) { return watch(L, "io_future", 0); }
+
+/* io_notify(loop, req) -> a Future of loop set (to no value) when the
+** request completes; the request's holder delivers it. */
+static int l_io_notify(lua_State *L) { return watch(L, "io_notify", 1); }
+
 static const luaL_Reg aio_ioreq_funcs[] = {
   {"io_future", l_io_future},
+  {"io_notify", l_io_notify},
   {NULL, NULL}
 };
 

@@ -82,9 +82,7 @@ static int is_full(const ta_queue *q) {
 
 /* Calls the Lua helper h with the top nargs values (popped); nres results. */
 static void call_helper(lua_State *L, int h, int nargs, int nres) {
-  lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), h);
-  lua_insert(L, -nargs - 1);
-  lua_call(L, nargs, nres);
+  ta_call_helper(L, lua_upvalueindex(UP_HELPERS), h, nargs, nres);
 }
 
 /* Calls method `name` of the Event of the queue at 1. */
@@ -228,31 +226,9 @@ static void keep_spare(lua_State *L, ta_queue *q, int fidx) {
   q->has_spare = 1;
 }
 
-/* Task t (the caller, as ta_async_check found it) awaits the waiter on
-** top; k continues with ctx t.  The waiter goes to index 1, below the
-** queue: an asyncio Task suspends itself directly, and the loop finds the
-** future it awaits at index 1 of the suspended frame (see task_step in
-** future.c); anything else (a Trio task in allow_asyncio mode) calls
-** Future:await under lua_pcallk. */
+/* Task t awaits the waiter on top (ta_future_await_k); k continues. */
 static int await_waiter(lua_State *L, ta_task *t, lua_KFunction k) {
-  lua_insert(L, 1);
-  if (ta_is_aio_task(t) && t->co == L) {
-    t->wait = lua_touserdata(L, 1);
-    return ta_task_yield(L, t, 0, k);
-  }
-  lua_pushvalue(L, lua_upvalueindex(UP_AWAIT));
-  lua_pushvalue(L, 1);
-  return k(L, lua_pcallk(L, 1, 0, 0, (lua_KContext)t, k), (lua_KContext)t);
-}
-
-/* In the continuation of await_waiter: the waiter goes back on top, above
-** [queue, (item), results or error]; true if the wait failed (the error
-** is then just below the waiter). */
-static int wait_failed(lua_State *L, int status, ta_task *t) {
-  int failed = (status != LUA_OK && status != LUA_YIELD) || t->resume_error;
-  t->resume_error = 0; /* set when the Task was resumed with an error */
-  lua_rotate(L, 1, -1);
-  return failed;
+  return ta_future_await_k(L, t, lua_upvalueindex(UP_AWAIT), k);
 }
 
 /* The wait failed: the waiter (on top, above the error) leaves the deque,
@@ -276,7 +252,7 @@ static int has_room(const ta_queue *q) { return !is_full(q); }
 ** wait gives up (raising), a woken one keeps its future as the spare; the
 ** queue is left at 1 (and the item at 2) for another look. */
 static ta_queue *after_wait(lua_State *L, int status, ta_task *t, int putting) {
-  int failed = wait_failed(L, status, t);
+  int failed = ta_future_wait_failed(L, status, t);
   ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
   if (failed && putting) give_up(L, &q->putters, QUV_PUTTERS, has_room);
   else if (failed) give_up(L, &q->getters, QUV_GETTERS, has_items);
@@ -487,12 +463,7 @@ static int l_queue_new(lua_State *L) {
 /* queue_setup{prio_new, prio_put, prio_get, new_event, get_running_loop}:
 ** the Lua helpers the queues call. */
 static int l_queue_setup(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  for (int i = 1; i <= H_N; i++) {
-    luaL_argcheck(L, lua_rawgeti(L, 1, i) == LUA_TFUNCTION, 1, "helper functions expected");
-    lua_rawseti(L, lua_upvalueindex(UP_HELPERS), i);
-  }
-  return 0;
+  return ta_store_helpers(L, lua_upvalueindex(UP_HELPERS), H_N);
 }
 
 static const luaL_Reg queue_methods[] = {
@@ -523,11 +494,7 @@ int ta_open_queue(lua_State *L) {
   int engine = lua_gettop(L), helpers, methods;
   lua_newtable(L);
   helpers = lua_gettop(L);
-  luaL_getmetatable(L, "trio_asyncio.Future");
-  lua_getfield(L, -1, "__index");
-  lua_getfield(L, -1, "await");
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  ta_push_future_await(L);
   lua_newtable(L);
   methods = lua_gettop(L);
   lua_pushvalue(L, engine);

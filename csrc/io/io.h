@@ -131,6 +131,9 @@ struct ta_ioreq {
   void *wloop;
   ta_ioreq *wprev, *wnext, *next_done;
   int fref;                   /* the waiting Future's weak id (engine.c), or LUA_NOREF */
+  /* the asyncio waiter only watches: its Future is set when the request
+  ** completes, and the results stay for whoever holds the IORequest */
+  unsigned char notify_only;
 };
 
 /* The operation was started: r->type and r->E are set. */
@@ -179,9 +182,12 @@ typedef struct ta_job ta_job;
 struct ta_job {
   ta_ioreq req;               /* first */
   ta_job *next_job;
+  ta_job *prev_done;          /* on the pool's done list, which it leaves alone */
   void (*work)(ta_job *j, lua_State *W);
   struct ta_pool *pool;
+  struct ta_jobgroup *group;  /* its executor's limit, or NULL */
   atomic_int stop;            /* abandoned: a running Lua function stops */
+  unsigned char taken, finished; /* by a worker; its work ended (pool mutex) */
 };
 /* Queues j (its req started, its work set): 0, or a libuv error code. */
 int ta_job_submit(lua_State *L, ta_engine *E, ta_job *j);

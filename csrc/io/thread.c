@@ -25,6 +25,14 @@
 ** 1000 instructions, so a Lua loop ends; C code blocking in the worker
 ** runs to its end.
 **
+** Executors (asyncio.ThreadPoolExecutor) share the pool: a job may belong
+** to a group (ta_jobgroup) that lets at most `limit` of its jobs run at
+** once; its other jobs stay queued, held, and workers take the first
+** queued job that is not held.  A caller that blocks the loop thread on
+** a job (ConcurrentFuture:result) waits on done_cv for that job to finish
+** and completes it itself (thread_result): the worker threads need
+** nothing from the loop thread to progress, so the wait cannot deadlock.
+**
 ** The run_sync job: the function (lua_dump, cached per function) and its
 ** arguments are copied into a buffer (copy.c), loaded in the worker state
 ** (loaded functions cached there by their bytes), called; its results or
@@ -32,6 +40,7 @@
 */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -45,12 +54,21 @@
 #define IDLE_SECONDS 10
 #define HOOK_COUNT 1000
 
+/* An executor's share of the pool: at most `limit` of its jobs run at once. */
+typedef struct ta_jobgroup {
+  atomic_int refs;            /* its WorkerGroup object, each of its jobs */
+  int limit;
+  int running, active;        /* its jobs running; queued or running (pool mutex) */
+} ta_jobgroup;
+
 typedef struct ta_pool {
   uv_mutex_t mu;
-  uv_cond_t cv;
+  uv_cond_t cv;               /* a job was queued (or the pool closed) */
+  uv_cond_t done_cv;          /* a job finished */
   ta_job *head, *tail;        /* queued */
   ta_job *done;               /* finished, for the loop thread */
   int nqueued, nthreads, nidle, refs;
+  int nheld;                  /* queued jobs their group's limit holds back */
   int closed;                 /* the engine side is gone */
   uv_async_t *async;          /* NULL once closed */
   char *path, *cpath;         /* package paths for worker states */
@@ -70,6 +88,7 @@ static void pool_unref_locked(ta_pool *P, int *last) {
 static void pool_free(ta_pool *P) {
   uv_mutex_destroy(&P->mu);
   uv_cond_destroy(&P->cv);
+  uv_cond_destroy(&P->done_cv);
   free(P->path);
   free(P->cpath);
   free(P);
@@ -81,6 +100,64 @@ static void pool_unref(ta_pool *P) {
   pool_unref_locked(P, &last);
   uv_mutex_unlock(&P->mu);
   if (last) pool_free(P);
+}
+
+/* ---- groups (the pool mutex guards running, active and nheld) ---- */
+
+static void group_unref(ta_jobgroup *g) {
+  if (g != NULL && atomic_fetch_sub(&g->refs, 1) == 1) free(g);
+}
+
+/* A job of g is queued: it is held when g's jobs already fill its limit. */
+static void group_enter(ta_pool *P, ta_jobgroup *g) {
+  if (g != NULL && g->active++ >= g->limit) P->nheld++;
+}
+
+/* j leaves the queue (was_running 0) or ends its run: a job of its group
+** that was held may run now (1 is returned then). */
+static int group_leave(ta_pool *P, ta_job *j, int was_running) {
+  ta_jobgroup *g = j->group;
+  if (g == NULL) return 0;
+  if (was_running) g->running--;
+  if (g->active-- > g->limit) {
+    P->nheld--;
+    return 1;
+  }
+  return 0;
+}
+
+/* Takes the first queued job that its group lets run, or NULL. */
+static ta_job *take_runnable(ta_pool *P) {
+  ta_job *prev = NULL;
+  for (ta_job *j = P->head; j != NULL; prev = j, j = j->next_job) {
+    if (j->group != NULL && j->group->running >= j->group->limit) continue;
+    if (prev != NULL) prev->next_job = j->next_job;
+    else P->head = j->next_job;
+    if (P->tail == j) P->tail = prev;
+    P->nqueued--;
+    j->next_job = NULL;
+    j->taken = 1;
+    if (j->group != NULL) j->group->running++;
+    return j;
+  }
+  return NULL;
+}
+
+/* ---- the done list: pushed by workers, taken whole by the loop thread's
+** async callback, or one job at a time by a caller that waits for it ---- */
+
+static void push_done(ta_pool *P, ta_job *j) {
+  j->prev_done = NULL;
+  j->next_job = P->done;
+  if (P->done != NULL) P->done->prev_done = j;
+  P->done = j;
+}
+
+static void unlink_done(ta_pool *P, ta_job *j) {
+  if (j->prev_done != NULL) j->prev_done->next_job = j->next_job;
+  else P->done = j->next_job;
+  if (j->next_job != NULL) j->next_job->prev_done = j->prev_done;
+  j->next_job = j->prev_done = NULL;
 }
 
 static void stop_hook(lua_State *W, lua_Debug *ar) {
@@ -152,9 +229,11 @@ static void job_finished(ta_pool *P, ta_job *j) {
   int closed;
   uv_mutex_lock(&P->mu);
   closed = P->closed;
+  j->finished = 1;
+  if (group_leave(P, j, 1)) uv_cond_signal(&P->cv);
+  uv_cond_broadcast(&P->done_cv);
   if (!closed) {
-    j->next_job = P->done;
-    P->done = j;
+    push_done(P, j);
     uv_async_send(P->async);
   }
   uv_mutex_unlock(&P->mu);
@@ -168,21 +247,19 @@ static void *worker_main(void *arg) {
   int last;
   uv_mutex_lock(&P->mu);
   for (;;) {
-    ta_job *j;
+    ta_job *j = NULL;
     char *path = NULL, *cpath = NULL;
-    while (P->head == NULL && !P->closed) {
+    while (!P->closed && (j = take_runnable(P)) == NULL) {
       int rc;
       P->nidle++;
       rc = uv_cond_timedwait(&P->cv, &P->mu, (uint64_t)IDLE_SECONDS * 1000000000u);
       P->nidle--;
-      if (rc == UV_ETIMEDOUT && P->head == NULL) goto out;
+      if (rc == UV_ETIMEDOUT) {
+        if ((j = take_runnable(P)) != NULL) break;
+        goto out;
+      }
     }
-    if (P->head == NULL) break; /* closed */
-    j = P->head;
-    P->head = j->next_job;
-    if (P->head == NULL) P->tail = NULL;
-    P->nqueued--;
-    j->next_job = NULL;
+    if (j == NULL) break; /* closed */
     if (gen != P->gen || W == NULL) {
       gen = P->gen;
       path = P->path ? strdup(P->path) : NULL;
@@ -248,8 +325,20 @@ static void on_async_closed(uv_handle_t *h) {
   pool_unref(P);
 }
 
+/* Frees a job the pool will never run or complete.  Its request may still
+** be on the engine's list (the list closes the newest first, and the first
+** job's request is older than the pool): it is closed first, as the list
+** would, so that neither the list nor its IORequest sees freed memory. */
+static void drop_job(ta_job *j) {
+  if (j->req.linked) {
+    ta_handle_closing(j->req.E, &j->req.owned);
+    j->req.owned.close(&j->req.owned);
+  }
+  j->req.type->release(&j->req);
+}
+
 /* Shutdown: threads finish what they run and leave; queued and finished
-** jobs were abandoned (their requests are on the same list, closed too). */
+** jobs are abandoned. */
 static void close_pool(ta_owned *o) {
   ta_pool *P = (ta_pool *)((char *)o - offsetof(ta_pool, owned));
   ta_job *done, *queued;
@@ -260,17 +349,18 @@ static void close_pool(ta_owned *o) {
   P->async = NULL;
   done = P->done;
   queued = P->head;
+  for (ta_job *j = queued; j != NULL; j = j->next_job) group_leave(P, j, 0);
   P->done = P->head = P->tail = NULL;
   P->nqueued = 0;
   uv_cond_broadcast(&P->cv);
   uv_mutex_unlock(&P->mu);
   for (ta_job *j = done, *next; j != NULL; j = next) {
     next = j->next_job;
-    j->req.type->release(&j->req);
+    drop_job(j);
   }
   for (ta_job *j = queued, *next; j != NULL; j = next) {
     next = j->next_job;
-    j->req.type->release(&j->req);
+    drop_job(j);
   }
   uv_close((uv_handle_t *)a, on_async_closed);
 }
@@ -309,9 +399,15 @@ static ta_pool *pool_new(ta_engine *E) {
     uv_mutex_destroy(&P->mu);
     goto fail;
   }
+  if (uv_cond_init(&P->done_cv) != 0) {
+    uv_mutex_destroy(&P->mu);
+    uv_cond_destroy(&P->cv);
+    goto fail;
+  }
   if (uv_async_init(E->loop, P->async, on_async) != 0) {
     uv_mutex_destroy(&P->mu);
     uv_cond_destroy(&P->cv);
+    uv_cond_destroy(&P->done_cv);
     goto fail;
   }
   P->async->data = P;
@@ -394,14 +490,17 @@ static int start_thread(ta_pool *P) {
 
 int ta_job_submit(lua_State *L, ta_engine *E, ta_job *j) {
   ta_pool *P = get_pool(L, E);
-  int rc = 0;
+  ta_jobgroup *g = j->group;
+  int rc = 0, held;
   if (P == NULL) return UV_ENOMEM;
   sync_paths(L, P);
   j->pool = P;
   j->next_job = NULL;
+  j->taken = j->finished = 0;
   atomic_store(&j->stop, 0);
   uv_mutex_lock(&P->mu);
-  if (P->nqueued >= P->nidle && P->nthreads < POOL_MAX) {
+  held = g != NULL && g->active >= g->limit; /* it waits for a job of its group */
+  if (!held && P->nqueued - P->nheld >= P->nidle && P->nthreads < POOL_MAX) {
     P->nthreads++;
     P->refs++;
     if ((rc = start_thread(P)) != 0) {
@@ -415,7 +514,8 @@ int ta_job_submit(lua_State *L, ta_engine *E, ta_job *j) {
     else P->head = j;
     P->tail = j;
     P->nqueued++;
-    uv_cond_signal(&P->cv);
+    group_enter(P, g);
+    if (!held) uv_cond_signal(&P->cv);
   }
   uv_mutex_unlock(&P->mu);
   if (rc != 0) return rc;
@@ -423,30 +523,37 @@ int ta_job_submit(lua_State *L, ta_engine *E, ta_job *j) {
   return 0;
 }
 
-/* The job was abandoned: a queued one is taken off the queue and completes
-** at once (it frees itself); a running one is asked to stop. */
-static void job_cancel(ta_job *j) {
+/* A queued job is taken off the queue and completes at once, without
+** running: 1; 0 when no worker can take it any more (it runs or ran). */
+static int job_unqueue(ta_job *j) {
   ta_pool *P = j->pool;
   int found = 0;
-  atomic_store(&j->stop, 1);
-  if (P == NULL) return;
+  if (P == NULL) return 0;
   uv_mutex_lock(&P->mu);
   for (ta_job **pp = &P->head, *prev = NULL; *pp != NULL; prev = *pp, pp = &(*pp)->next_job) {
     if (*pp == j) {
       *pp = j->next_job;
       if (P->tail == j) P->tail = prev;
       P->nqueued--;
+      if (group_leave(P, j, 0)) uv_cond_signal(&P->cv); /* a held job may run now */
+      j->finished = 1;
       found = 1;
       break;
     }
   }
-  if (found && !P->closed) {
-    j->next_job = P->done;
-    P->done = j;
-    uv_async_send(P->async);
+  if (found) {
+    push_done(P, j);
+    uv_async_send(P->async); /* (a closed pool has no queue) */
   }
   uv_mutex_unlock(&P->mu);
-  if (found && P->closed) j->req.type->release(&j->req);
+  return found;
+}
+
+/* The job was abandoned: a queued one completes at once (it frees itself);
+** a running one is asked to stop. */
+static void job_cancel(ta_job *j) {
+  atomic_store(&j->stop, 1);
+  job_unqueue(j);
 }
 
 /* ---- the run_sync job ---- */
@@ -461,6 +568,7 @@ typedef struct syncjob {
 
 static void syncjob_release(ta_ioreq *r) {
   syncjob *s = (syncjob *)r;
+  group_unref(s->job.group);
   ta_buf_free(&s->in);
   ta_buf_free(&s->out);
   free(s);
@@ -688,19 +796,138 @@ static int l_thread_job(lua_State *L) {
   return 1;
 }
 
-/* thread_submit(req): queue a job made by thread_job. */
+#define GROUP_MT "trio_asyncio.WorkerGroup"
+
+/* thread_group(limit) -> a WorkerGroup: jobs submitted with it run at most
+** `limit` at once (an executor's max_workers). */
+static int l_thread_group(lua_State *L) {
+  lua_Integer limit = luaL_checkinteger(L, 1);
+  ta_jobgroup **box;
+  luaL_argcheck(L, limit >= 1 && limit <= INT_MAX, 1, "a positive limit expected");
+  box = (ta_jobgroup **)lua_newuserdatauv(L, sizeof *box, 0);
+  *box = (ta_jobgroup *)calloc(1, sizeof **box);
+  if (*box == NULL) return luaL_error(L, "thread_group: not enough memory");
+  atomic_init(&(*box)->refs, 1);
+  (*box)->limit = (int)limit;
+  luaL_setmetatable(L, GROUP_MT);
+  return 1;
+}
+
+static int group_gc(lua_State *L) {
+  ta_jobgroup **box = (ta_jobgroup **)luaL_checkudata(L, 1, GROUP_MT);
+  group_unref(*box);
+  *box = NULL;
+  return 0;
+}
+
+/* cpu_count() -> how many threads this process may run in parallel. */
+static int l_cpu_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)uv_available_parallelism());
+  return 1;
+}
+
+/* thread_submit(req [, group]): queue a job made by thread_job (in the
+** group's share of the pool). */
 static int l_thread_submit(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_ioreq *r = ta_ioreq_check(L, 1);
+  ta_jobgroup **group = lua_isnoneornil(L, 2) ? NULL : (ta_jobgroup **)luaL_checkudata(L, 2, GROUP_MT);
   int rc;
   luaL_argcheck(L, r != NULL && r->type == &syncjob_type && r->state == TA_IOREQ_NEW, 1,
                 "a new to_thread job expected");
+  if (group != NULL && *group != NULL) {
+    ((ta_job *)r)->group = *group;
+    atomic_fetch_add(&(*group)->refs, 1);
+  }
   ta_ioreq_start(E, r, &syncjob_type);
   if ((rc = ta_job_submit(L, E, (ta_job *)r)) != 0) {
     ta_ioreq_complete(r); /* unlinks; the waiter is not there yet */
     return ta_oserror(L, rc, NULL, "to_thread: cannot start a worker thread");
   }
   return 0;
+}
+
+static ta_ioreq *check_submitted(lua_State *L) {
+  ta_ioreq *r = ta_ioreq_check(L, 1);
+  luaL_argcheck(L, r != NULL && r->type == &syncjob_type && r->state != TA_IOREQ_NEW, 1,
+                "a submitted to_thread job not yet delivered expected");
+  return r;
+}
+
+/* Waits until the worker finished j (timeout in seconds; < 0: as long as
+** it runs; 0: just looks) and takes it off the done list, for the caller
+** to complete: 1; 0 when it has not finished.  (The caller runs on the
+** loop thread, as on_async: a finished job not yet completed is on the
+** done list.) */
+static int take_finished(ta_job *j, double timeout) {
+  ta_pool *P = j->pool;
+  uint64_t deadline = uv_hrtime() + (timeout > 0 ? (uint64_t)(timeout * 1e9) : 0);
+  int finished;
+  uv_mutex_lock(&P->mu);
+  while (!j->finished && timeout != 0) {
+    uint64_t now = uv_hrtime();
+    if (timeout < 0) uv_cond_wait(&P->done_cv, &P->mu);
+    else if (now >= deadline) break;
+    else uv_cond_timedwait(&P->done_cv, &P->mu, deadline - now);
+  }
+  finished = j->finished;
+  if (finished) unlink_done(P, j);
+  uv_mutex_unlock(&P->mu);
+  if (finished && P->inflight > 0 && --P->inflight == 0) uv_unref((uv_handle_t *)P->async);
+  return finished;
+}
+
+/* thread_result(req [, timeout]) -> false when the job has not finished
+** within timeout seconds (nil: as long as it runs, 0: at once); else
+** true, then true and the results, or false and the error.  The caller
+** delivers the job itself, blocking this thread meanwhile, whoever else
+** waited for it (a watching Future is left pending):
+** ConcurrentFuture:result and the polls of its state. */
+static int l_thread_result(lua_State *L) {
+  ta_ioreq *r = check_submitted(L);
+  double timeout = luaL_optnumber(L, 2, -1);
+  int base = lua_gettop(L), n;
+  if (timeout != timeout) timeout = 0;         /* NaN: just look */
+  else if (timeout > 1e9) timeout = -1;        /* (31 years) as long as it runs */
+  if (r->state == TA_IOREQ_RUNNING && !take_finished((ta_job *)r, timeout)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (r->unwait != NULL) r->unwait(r);
+  r->unwait = NULL;
+  r->wake = NULL;
+  if (r->state == TA_IOREQ_RUNNING) ta_ioreq_complete(r);
+  lua_pushboolean(L, 1);
+  lua_pushboolean(L, 1);
+  n = ta_ioreq_results(L, r);
+  if (n >= 0) return 2 + n;
+  lua_pushboolean(L, 0);
+  lua_replace(L, base + 2);
+  return 3;
+}
+
+/* thread_cancel(req) -> true when the job had not started: it never will
+** (the request is abandoned); false when a worker runs or ran it. */
+static int l_thread_cancel(lua_State *L) {
+  ta_ioreq *r = check_submitted(L);
+  int unqueued = r->state == TA_IOREQ_RUNNING && job_unqueue((ta_job *)r);
+  if (unqueued) ta_ioreq_abandon(r);
+  lua_pushboolean(L, unqueued);
+  return 1;
+}
+
+/* thread_stage(req) -> "queued", "running" or "finished". */
+static int l_thread_stage(lua_State *L) {
+  ta_ioreq *r = check_submitted(L);
+  ta_job *j = (ta_job *)r;
+  const char *stage = "finished";
+  if (r->state == TA_IOREQ_RUNNING) {
+    uv_mutex_lock(&j->pool->mu);
+    stage = j->finished ? "finished" : j->taken ? "running" : "queued";
+    uv_mutex_unlock(&j->pool->mu);
+  }
+  lua_pushstring(L, stage);
+  return 1;
 }
 
 /* ---- C work for hosts (trio_asyncio_push_work) ---- */
@@ -764,10 +991,22 @@ int trio_asyncio_push_work(lua_State *L, void (*work)(void *arg),
 static const luaL_Reg thread_funcs[] = {
   {"thread_job", l_thread_job},
   {"thread_submit", l_thread_submit},
+  {"thread_group", l_thread_group},
+  {"cpu_count", l_cpu_count},
+  {"thread_result", l_thread_result},
+  {"thread_cancel", l_thread_cancel},
+  {"thread_stage", l_thread_stage},
+  {NULL, NULL}
+};
+
+static const luaL_Reg group_meta[] = {
+  {"__gc", group_gc},
   {NULL, NULL}
 };
 
 int ta_open_thread(lua_State *L) {
   ta_register(L, thread_funcs);
+  ta_newclass(L, GROUP_MT, group_meta, NULL, NULL);
+  lua_pop(L, 1);
   return 0;
 }

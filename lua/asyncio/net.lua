@@ -228,6 +228,7 @@ return function(asyncio, Loop)
     return t
   end
   asyncio._new_transport = new_transport
+  asyncio._Transport = Transport
 
   -- The read wait is persistent: armed once, it queues _read_ready for
   -- each wake until disarmed (pause_reading, close).
@@ -342,16 +343,16 @@ return function(asyncio, Loop)
   -- once is buffered (pause_writing above the high water mark)
   function Transport:write(data)
     if type(data) ~= "string" then argerror(1, "write", "string expected, got " .. type(data)) end
-    if self._eof_written then error(RuntimeError("Cannot call write() after write_eof()"), 2) end
-    if data == "" then return end
-    if self._closing or self._lost_called then
+    if self._eof_written or self._closing or self._lost_called or data == "" then
+      if self._eof_written then error(RuntimeError("Cannot call write() after write_eof()"), 2) end
+      if data == "" then return end
       self._conn_lost = self._conn_lost + 1
       if self._conn_lost >= 5 then io.stderr:write("asyncio: socket.send() raised exception.\n") end
       return
     end
     local all, err = sock_write_noraise(self._sock, data)
-    if all == nil then return self:_fatal_error(err, "Fatal write error on socket transport") end
     if not all then
+      if all == nil then return self:_fatal_error(err, "Fatal write error on socket transport") end
       self:_arm_write()
       self:_maybe_pause_protocol()
     end

@@ -12,9 +12,8 @@ local argerror = errors.argerror
 
 return function(asyncio)
   local IncompleteReadError, LimitOverrunError = asyncio.IncompleteReadError, asyncio.LimitOverrunError
-  local ValueError, RuntimeError = asyncio.ValueError, errors.RuntimeError
+  local ValueError = asyncio.ValueError
   local check_aio = core.check_aio
-  local future_reuse = core.future_reuse
 
   local function incomplete(partial, expected)
     return IncompleteReadError {
@@ -25,163 +24,33 @@ return function(asyncio)
   end
 
   -- -------------------------------------------------------------------
-  -- StreamReader
+  -- StreamReader: a C object (csrc/asyncio/streamreader.c) with feed_data,
+  -- feed_eof, at_eof, exception, set_exception, set_transport, read,
+  -- readexactly, readuntil; readline, lines and the helpers it raises its
+  -- errors with are here.
 
-  local StreamReader = { __name = "asyncio.StreamReader" }
-  StreamReader.__index = StreamReader
+  local StreamReader = core.metatable("trio_asyncio.StreamReader").__index
+
+  core.stream_reader_setup {
+    incomplete,
+    function(message, consumed) return LimitOverrunError { message = message, consumed = consumed } end,
+    function(message) return ValueError(message) end,
+    function(self, limit) -- read(-1): blocks of the limit until EOF
+      local blocks = {}
+      while true do
+        local block = self:read(limit)
+        if block == "" then break end
+        blocks[#blocks + 1] = block
+      end
+      return table.concat(blocks)
+    end,
+  }
 
   --- asyncio.StreamReader([limit=65536 [, loop]])
   function asyncio.StreamReader(limit, loop)
     limit = limit or DEFAULT_LIMIT
     if math.type(limit) ~= "integer" or limit <= 0 then argerror(1, "StreamReader", "Limit cannot be <= 0") end
-    return setmetatable({ _limit = limit, _loop = loop or asyncio.get_running_loop(), _chunks = {},
-      _size = 0, _eof = false, _exception = nil, _waiter = nil, _transport = nil, _paused = false },
-      StreamReader)
-  end
-
-  -- The buffer as one string (the chunks are joined once).
-  function StreamReader:_buf()
-    local c = self._chunks
-    local count = #c
-    if count > 1 then
-      local s = table.concat(c)
-      c[1] = s
-      for i = count, 2, -1 do c[i] = nil end
-      return s
-    end
-    return c[1] or ""
-  end
-
-  -- The buffer becomes s (the chunks table is kept).
-  function StreamReader:_set_buf(s)
-    local c = self._chunks
-    for i = #c, 1, -1 do c[i] = nil end
-    if s ~= "" then c[1] = s end
-    self._size = #s
-  end
-
-  function StreamReader:_take(n)
-    local c = self._chunks
-    local out
-    if n >= self._size and #c == 1 then -- all of one chunk: no copy
-      out = c[1]
-      c[1] = nil
-      self._size = 0
-    else
-      local b = self:_buf()
-      out = b:sub(1, n)
-      self:_set_buf(b:sub(n + 1))
-    end
-    if self._paused then self:_maybe_resume_transport() end
-    return out
-  end
-
-  function StreamReader:exception() return self._exception end
-
-  function StreamReader:set_exception(exc)
-    self._exception = exc
-    local w = self._waiter
-    if w ~= nil then
-      self._waiter = nil
-      if not w:cancelled() then w:set_exception(exc) end
-    end
-  end
-
-  function StreamReader:_wakeup_waiter()
-    local w = self._waiter
-    if w ~= nil then
-      self._waiter = nil
-      if not w:cancelled() then w:set_result(true) end
-    end
-  end
-
-  function StreamReader:set_transport(transport)
-    if self._transport ~= nil then error(RuntimeError("Transport already set"), 2) end
-    self._transport = transport
-  end
-
-  function StreamReader:_maybe_resume_transport()
-    if self._paused and self._size <= self._limit then
-      self._paused = false
-      self._transport:resume_reading()
-    end
-  end
-
-  function StreamReader:feed_eof()
-    self._eof = true
-    self:_wakeup_waiter()
-  end
-
-  --- reader:at_eof(): true once EOF was fed and the buffer is empty
-  function StreamReader:at_eof() return self._eof and self._size == 0 end
-
-  function StreamReader:feed_data(data)
-    if self._eof then error(RuntimeError("feed_data after feed_eof"), 2) end
-    if data == "" then return end
-    self._chunks[#self._chunks + 1] = data
-    self._size = self._size + #data
-    self:_wakeup_waiter()
-    if self._transport ~= nil and not self._paused and self._size > 2 * self._limit then
-      local ok = pcall(self._transport.pause_reading, self._transport)
-      if ok then self._paused = true else self._transport = nil end
-    end
-  end
-
-  function StreamReader:_wait_for_data(fname)
-    if self._waiter ~= nil then
-      error(RuntimeError(("%s() called while another coroutine is already waiting for incoming data")
-        :format(fname)), 3)
-    end
-    if self._paused then
-      self._paused = false
-      self._transport:resume_reading()
-    end
-    -- The future of the last wait is reused when it ended with a result
-    -- (nobody else ever holds it): no new future per wait.
-    local w = self._spare_waiter
-    self._spare_waiter = nil
-    if w == nil then w = self._loop:create_future() end
-    self._waiter = w
-    local ok, err = pcall(w.await, w)
-    self._waiter = nil
-    if not ok then error(err, 0) end
-    if future_reuse(w) then self._spare_waiter = w end
-  end
-
-  --- reader:readuntil([separator="\n"]): the data up to and including
-  -- separator; IncompleteReadError at EOF (partial, expected=nil),
-  -- LimitOverrunError (consumed) past the limit
-  function StreamReader:readuntil(separator)
-    if separator == nil then separator = "\n" end
-    if type(separator) ~= "string" then argerror(1, "readuntil", "string expected, got " .. type(separator)) end
-    local seplen = #separator
-    if seplen == 0 then error(ValueError("Separator should be at least one-byte string"), 2) end
-    check_aio("StreamReader:readuntil")
-    if self._exception ~= nil then error(self._exception, 0) end
-    local offset, isep = 0, nil -- luacheck: ignore 311
-    while true do
-      local buflen = self._size
-      if buflen - offset >= seplen then
-        isep = self:_buf():find(separator, offset + 1, true)
-        if isep then break end
-        offset = buflen + 1 - seplen
-        if offset > self._limit then
-          error(LimitOverrunError { message = "Separator is not found, and chunk exceed the limit",
-            consumed = offset }, 0)
-        end
-      end
-      if self._eof then
-        local chunk = self:_buf()
-        self:_set_buf("")
-        error(incomplete(chunk, nil), 0)
-      end
-      self:_wait_for_data("readuntil")
-    end
-    if isep - 1 > self._limit then
-      error(LimitOverrunError { message = "Separator is found, but chunk is longer than limit",
-        consumed = isep - 1 }, 0)
-    end
-    return self:_take(isep - 1 + seplen)
+    return core.stream_reader_new(limit, loop or asyncio.get_running_loop())
   end
 
   --- reader:readline(): a line with its "\n" (the last one may lack it;
@@ -192,55 +61,10 @@ return function(asyncio)
     if ok then return line end
     if IncompleteReadError:is(line) then return line.partial end
     if LimitOverrunError:is(line) then
-      local b = self:_buf()
-      if b:sub(line.consumed + 1, line.consumed + 1) == "\n" then
-        self:_set_buf(b:sub(line.consumed + 2))
-      else
-        self:_set_buf("")
-      end
-      self:_maybe_resume_transport()
+      self:_discard_overrun(line.consumed, "\n")
       error(ValueError(line.message), 0)
     end
     error(line, 0)
-  end
-
-  --- reader:read([n=-1]): up to n bytes (at least one unless at EOF);
-  -- n nil or -1: everything until EOF
-  function StreamReader:read(n)
-    if n == nil then n = -1 end
-    if math.type(n) ~= "integer" then argerror(1, "read", "integer expected, got " .. (math.type(n) or type(n))) end
-    check_aio("StreamReader:read")
-    if self._exception ~= nil then error(self._exception, 0) end
-    if n == 0 then return "" end
-    if n < 0 then
-      local blocks = {}
-      while true do
-        local block = self:read(self._limit)
-        if block == "" then break end
-        blocks[#blocks + 1] = block
-      end
-      return table.concat(blocks)
-    end
-    if self._size == 0 and not self._eof then self:_wait_for_data("read") end
-    return self:_take(n)
-  end
-
-  --- reader:readexactly(n): exactly n bytes, or IncompleteReadError
-  function StreamReader:readexactly(n)
-    if math.type(n) ~= "integer" then argerror(1, "readexactly", "integer expected") end
-    if n < 0 then error(ValueError("readexactly size can not be less than zero"), 2) end
-    check_aio("StreamReader:readexactly")
-    if self._exception ~= nil then error(self._exception, 0) end
-    if n == 0 then return "" end
-    while self._size < n do
-      if self._eof then
-        local partial = self:_buf()
-        self:_set_buf("")
-        error(incomplete(partial, n), 0)
-      end
-      self:_wait_for_data("readexactly")
-    end
-    return self:_take(n)
   end
 
   --- for line in reader:lines() do ... end: each line without its "\n"
@@ -252,10 +76,6 @@ return function(asyncio)
       if line:sub(-1) == "\n" then line = line:sub(1, -2) end
       return line
     end
-  end
-
-  function StreamReader:__tostring()
-    return ("asyncio.StreamReader (%d bytes%s)"):format(self._size, self._eof and ", eof" or "")
   end
 
   -- -------------------------------------------------------------------
@@ -331,7 +151,7 @@ return function(asyncio)
     end
   end
 
-  function StreamReaderProtocol:_drain_helper()
+  local function drain_helper(self)
     if self._connection_lost then
       error(errors.ConnectionResetError { message = "Connection lost", code = "ECONNRESET", errno = 104 }, 0)
     end
@@ -340,6 +160,7 @@ return function(asyncio)
     self._drain_waiters[#self._drain_waiters + 1] = w
     w:await()
   end
+  StreamReaderProtocol._drain_helper = drain_helper
 
   -- -------------------------------------------------------------------
   -- StreamWriter
@@ -353,10 +174,7 @@ return function(asyncio)
       _loop = loop or asyncio.get_running_loop() }, StreamWriter)
   end
 
-  function StreamWriter:write(data)
-    if type(data) ~= "string" then argerror(1, "write", "string expected, got " .. type(data)) end
-    self.transport:write(data)
-  end
+  function StreamWriter:write(data) return self.transport:write(data) end -- it checks data
 
   function StreamWriter:writelines(list)
     if type(list) ~= "table" then argerror(1, "writelines", "list of strings expected, got " .. type(list)) end
@@ -380,14 +198,26 @@ return function(asyncio)
     return self.transport:get_extra_info(name, default)
   end
 
+  local transport_is_closing = asyncio._Transport.is_closing
+
   --- writer:drain() (async): waits while the transport's buffer is above
-  -- its high water mark
+  -- its high water mark.  A plain Transport and a StreamReaderProtocol are
+  -- looked at directly (method calls were most of the cost of a drain
+  -- that has nothing to wait for); any other goes through its methods.
   function StreamWriter:drain()
     check_aio("StreamWriter:drain")
     local reader = self._reader
-    if reader ~= nil and reader._exception ~= nil then error(reader._exception, 0) end
-    if self.transport:is_closing() then asyncio.sleep(0) end
-    self._protocol:_drain_helper()
+    if reader ~= nil then
+      local exc = reader:exception()
+      if exc ~= nil then error(exc, 0) end
+    end
+    local transport, protocol = self.transport, self._protocol
+    local closing
+    if transport.is_closing == transport_is_closing then closing = transport._closing else closing = transport:is_closing() end
+    if closing then asyncio.sleep(0) end
+    if protocol._drain_helper ~= drain_helper or protocol._paused or protocol._connection_lost then
+      protocol:_drain_helper()
+    end
   end
 
   --- writer:start_tls(ssl_context, {server_hostname=, ssl_handshake_timeout=})
@@ -406,7 +236,7 @@ return function(asyncio)
       ssl_handshake_timeout = opts.ssl_handshake_timeout })
     self.transport = transport
     protocol._transport = transport
-    if self._reader then self._reader._transport = transport end
+    if self._reader then self._reader:_replace_transport(transport) end
   end
 
   function StreamWriter:__tostring()

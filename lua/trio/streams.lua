@@ -19,6 +19,7 @@ local BusyResourceError, OSError = errors.BusyResourceError, errors.OSError
 local DEFAULT_RECEIVE_SIZE = 65536
 
 local argerror, class_of, bad_self = errors.argerror, errors.class_of, errors.bad_self
+local check_max_bytes, math_type = errors.check_max_bytes, math.type
 
 return function(trio)
   local check_trio = core.check_trio
@@ -52,7 +53,8 @@ return function(trio)
     if sock.family ~= tsocket.AF_UNIX then
       pcall(sock.setsockopt, sock, tsocket.IPPROTO_TCP, tsocket.TCP_NODELAY, true)
     end
-    return setmetatable({ socket = sock, _closed = false, _sending = false, _eof_sent = false }, SocketStream)
+    return setmetatable({ socket = sock, _closed = false, _sending = false, _send_broken = false, _eof_sent = false },
+      SocketStream)
   end
   trio.SocketStream = new_socket_stream
 
@@ -74,7 +76,7 @@ return function(trio)
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:send_all") end
     check_trio("SocketStream:send_all")
     if type(data) ~= "string" then argerror(1, "send_all", "string expected, got " .. type(data)) end
-    check_send(self, "send_all")
+    if self._closed or self._sending or self._send_broken or self._eof_sent then check_send(self, "send_all") end
     self._sending = true
     local ok, err = pcall(raw_send, self.socket, data)
     self._sending = false
@@ -125,7 +127,9 @@ return function(trio)
   --- stream:receive_some([max_bytes=65536]) -> data ("" at end of stream)
   function SocketStream:receive_some(max_bytes)
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:receive_some") end
-    max_bytes = errors.check_max_bytes(max_bytes, "receive_some", DEFAULT_RECEIVE_SIZE)
+    if math_type(max_bytes) ~= "integer" or max_bytes < 1 then
+      max_bytes = check_max_bytes(max_bytes, "receive_some", DEFAULT_RECEIVE_SIZE)
+    end
     check_trio("SocketStream:receive_some")
     if self._closed then error(ClosedResourceError("this socket was already closed"), 2) end
     local ok, data = pcall(raw_recv, self.socket, max_bytes)

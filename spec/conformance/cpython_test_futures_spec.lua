@@ -21,8 +21,9 @@
 --   test_future_iter_throw, test_futureiter_send_after_throw_no_crash
 --                                 generator-based coroutines and the iterator protocol
 --   BaseFutureTests.test_future_repr               repr() format of the Python object
---   BaseFutureTests.test_copy_state, test_copy_state_from_concurrent_futures
---                                 private _copy_future_state and concurrent.futures
+--   (BaseFutureTests.test_copy_state and test_copy_state_from_concurrent_futures
+--   call the private _copy_future_state: ported through wrap_future, which
+--   uses it)
 --   BaseFutureTests.test_log_traceback             the private _log_traceback
 --   BaseFutureTests.test_future_source_traceback   the private _source_traceback
 --   BaseFutureTests.test_set_result_unless_cancelled  the private _set_result_unless_cancelled
@@ -232,16 +233,14 @@ describe("test_futures.py", function()
   end)
 
   -- asyncio.wrap_future wraps a concurrent future (as a thread pool's
-  -- submit() returns) into an asyncio Future.  The bodies assume a pool
-  -- with Python's shape: asyncio.ThreadPoolExecutor(n), :submit(fn, ...)
-  -- returning a concurrent future, :shutdown(wait); asyncio.ConcurrentFuture().
-  local WRAP = " [feature missing: thread pools, concurrent futures and asyncio.wrap_future]"
+  -- submit() returns) into an asyncio Future: asyncio.ThreadPoolExecutor(n),
+  -- :submit(fn, ...) returning an asyncio.ConcurrentFuture, :shutdown(wait).
 
   local function run_in_worker(arg)
     return arg, tostring({}) -- the worker's own state shows in the address
   end
 
-  pending(T .. "test_wrap_future" .. WRAP, function()
+  it(T .. "test_wrap_future", function()
     H.with_loop(function(loop)
       local ex = asyncio.ThreadPoolExecutor(1)
       local f1 = ex:submit(run_in_worker, "oi")
@@ -249,12 +248,13 @@ describe("test_futures.py", function()
       local res, ident = loop:run_until_complete(f2)
       assert.is_true(asyncio.isfuture(f2))
       assert.equal("oi", res)
+      assert.matches("^table: ", ident)
       assert.not_equal(tostring({}), ident)
       ex:shutdown(true)
     end)
   end)
 
-  pending(T .. "test_wrap_future_future" .. WRAP, function()
+  it(T .. "test_wrap_future_future", function()
     H.with_loop(function(loop)
       local f1 = asyncio.Future(loop)
       local f2 = asyncio.wrap_future(f1)
@@ -263,7 +263,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_without_loop" .. WRAP, function()
+  it(T .. "test_wrap_future_without_loop", function()
     local ex = asyncio.ThreadPoolExecutor(1)
     local f1 = ex:submit(run_in_worker, "oi")
     local e = assert_raises(RuntimeError, asyncio.wrap_future, f1)
@@ -271,7 +271,7 @@ describe("test_futures.py", function()
     ex:shutdown(true)
   end)
 
-  pending(T .. "test_wrap_future_use_running_loop" .. WRAP, function()
+  it(T .. "test_wrap_future_use_running_loop", function()
     H.with_loop(function(loop)
       local ex = asyncio.ThreadPoolExecutor(1)
       local f1 = ex:submit(run_in_worker, "oi")
@@ -281,7 +281,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_use_global_loop" .. WRAP, function()
+  it(T .. "test_wrap_future_use_global_loop", function()
     H.with_loop(function(loop)
       asyncio.set_event_loop(loop)
       local ex = asyncio.ThreadPoolExecutor(1)
@@ -293,7 +293,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_cancel" .. WRAP, function()
+  it(T .. "test_wrap_future_cancel", function()
     H.with_loop(function(loop)
       local f1 = asyncio.ConcurrentFuture()
       local f2 = asyncio.wrap_future(f1, loop)
@@ -304,7 +304,7 @@ describe("test_futures.py", function()
     end)
   end)
 
-  pending(T .. "test_wrap_future_cancel2" .. WRAP, function()
+  it(T .. "test_wrap_future_cancel2", function()
     H.with_loop(function(loop)
       local f1 = asyncio.ConcurrentFuture()
       local f2 = asyncio.wrap_future(f1, loop)
@@ -314,6 +314,67 @@ describe("test_futures.py", function()
       assert.is_false(f1:cancelled())
       assert.equal(42, f1:result())
       assert.is_true(f2:cancelled())
+    end)
+  end)
+
+  -- upstream's newf: an asyncio Future that took src's state (wrap_future
+  -- copies it with _copy_future_state)
+  local function copied(loop, src)
+    local newf = asyncio.wrap_future(src, loop)
+    H.run_briefly(loop)
+    return newf
+  end
+
+  it(T .. "test_copy_state", function()
+    H.with_loop(function(loop)
+      local f = asyncio.ConcurrentFuture()
+      f:set_result(10)
+      local newf = copied(loop, f)
+      assert.is_true(newf:done())
+      assert.equal(10, newf:result())
+
+      local f_exception = asyncio.ConcurrentFuture()
+      f_exception:set_exception(RuntimeError())
+      local newf_exception = copied(loop, f_exception)
+      assert.is_true(newf_exception:done())
+      assert_raises(RuntimeError, newf_exception.result, newf_exception)
+
+      local f_cancelled = asyncio.ConcurrentFuture()
+      f_cancelled:cancel()
+      assert.is_true(copied(loop, f_cancelled):cancelled())
+    end)
+  end)
+
+  it(T .. "test_copy_state_from_concurrent_futures", function()
+    H.with_loop(function(loop)
+      local wrapped_result = asyncio.wrap_future((function()
+        local f = asyncio.ConcurrentFuture()
+        f:set_result(42)
+        return f
+      end)(), loop)
+      local f_exc = asyncio.ConcurrentFuture()
+      f_exc:set_exception(H.ValueError("test exception"))
+      local wrapped_exc = asyncio.wrap_future(f_exc, loop)
+      local f_cancelled = asyncio.ConcurrentFuture()
+      f_cancelled:cancel()
+      local wrapped_cancelled = asyncio.wrap_future(f_cancelled, loop)
+      -- a destination already cancelled keeps its state
+      local f_result = asyncio.ConcurrentFuture()
+      local precancelled = asyncio.wrap_future(f_result, loop)
+      precancelled:cancel()
+      f_result:set_result(10)
+      -- InvalidStateError is the same class in both (Python converts it)
+      local f_invalid = asyncio.ConcurrentFuture()
+      f_invalid:set_exception(InvalidStateError("invalid"))
+      local wrapped_invalid = asyncio.wrap_future(f_invalid, loop)
+      H.run_briefly(loop)
+      assert.equal(42, wrapped_result:result())
+      local e = assert_raises(H.ValueError, wrapped_exc.result, wrapped_exc)
+      assert.equal("test exception", e.message)
+      assert.is_true(wrapped_cancelled:cancelled())
+      assert.is_true(precancelled:cancelled())
+      e = assert_raises(InvalidStateError, wrapped_invalid.result, wrapped_invalid)
+      assert.equal("invalid", e.message)
     end)
   end)
 

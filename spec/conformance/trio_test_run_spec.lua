@@ -313,7 +313,8 @@ describe("Trio test_run.py", function()
 
   -- (the worker-thread line cannot run as ported: a worker gets copies of
   -- plain values, and a CancelScope is none; docs/SEMANTICS.md)
-  pending(P .. "test_cancel_scope_repr [feature missing: passing a CancelScope to a worker thread]", function()
+  pending(P .. "test_cancel_scope_repr [feature missing: passing a CancelScope to a worker thread (a "
+    .. "worker gets copies of plain values, not the CancelScope)]", function()
     local mock_clock = H.mock_clock()
     H.run({ clock = mock_clock }, function()
       local scope = trio.CancelScope()

@@ -1,0 +1,596 @@
+/*
+** streamreader.c — asyncio.StreamReader as a C object, with the semantics
+** of CPython's asyncio/streams.py (lua/asyncio/streams.lua has the rest of
+** the streams: the protocol, StreamWriter, readline, lines, the openers).
+**
+** The bytes received and not yet read are contiguous: while they come from
+** one feed_data they stay in its Lua string (a read of all of them returns
+** that string: request and response traffic copies nothing), a second
+** feed moves them into a malloc'ed buffer (freed once empty).  So a read
+** that finds its data costs one C call, and readuntil searches one block
+** of memory.  A read that has to wait awaits a Future of
+** the reader's loop (Future:await under lua_pcallk, as asyncio/queue.c
+** does, so a cancelled read cleans up); the future of a wait that ended
+** with a result is kept and reused by the next wait (nobody else holds it).
+**
+** Flow control as asyncio's: above twice the limit buffered, the reader
+** pauses its transport's reading; once a read leaves the limit or less, it
+** resumes it.  The errors with fields (IncompleteReadError,
+** LimitOverrunError) and asyncio's ValueError are made by Lua helpers that
+** lua/asyncio/streams.lua hands over with stream_reader_setup.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "asyncio/asyncio.h"
+
+/* User values: the loop the waits' futures belong to, the waiter (the
+** future a read awaits, nil when none), a spare future (pending, unused),
+** the exception set with set_exception, the transport, the string the
+** bytes are in (chunk mode). */
+enum { RUV_LOOP = 1, RUV_WAITER, RUV_SPARE, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, R_NUV = RUV_CHUNK };
+
+/* Upvalues of the methods: the engine, the Lua helpers, Future:await.
+** The helpers, by index: */
+enum { UP_HELPERS = 2, UP_AWAIT = 3 };
+enum { H_INCOMPLETE = 1, H_OVERRUN, H_VALUE_ERROR, H_READ_ALL, H_N = H_READ_ALL };
+
+/* The bytes are [start, start + len) of chunk (the string in RUV_CHUNK)
+** or, when chunk is NULL, of buf (cap bytes; NULL while empty). */
+typedef struct {
+  const char *chunk;
+  char *buf;
+  size_t start, len, cap;
+  lua_Integer limit;
+  unsigned char eof;      /* feed_eof was called */
+  unsigned char paused;   /* we paused the transport's reading */
+  unsigned char waiting;  /* RUV_WAITER holds a future */
+  unsigned char has_exc;  /* RUV_EXC holds the exception */
+  unsigned char has_transport;
+  unsigned char has_spare; /* RUV_SPARE holds a pending future */
+} ta_sreader;
+
+static ta_sreader *checkreader(lua_State *L, const char *fname) {
+  ta_sreader *r = (ta_sreader *)ta_testudata(L, ta_upengine(L), 1, TA_MT_STREAM_READER);
+  if (r == NULL)
+    luaL_error(L, "bad argument #1 to '%s' (asyncio.StreamReader expected, got %s)", fname,
+               luaL_typename(L, 1));
+  return r;
+}
+
+/* Calls the Lua helper h with the top nargs values (popped); one result. */
+static void call_helper(lua_State *L, int h, int nargs) {
+  ta_call_helper(L, lua_upvalueindex(UP_HELPERS), h, nargs, 1);
+}
+
+static int raise_value_error(lua_State *L, const char *msg) {
+  lua_pushstring(L, msg);
+  call_helper(L, H_VALUE_ERROR, 1);
+  return lua_error(L);
+}
+
+static lua_Integer checkcount(lua_State *L, int idx, const char *fname) {
+  if (!lua_isinteger(L, idx))
+    luaL_error(L, "bad argument #1 to '%s' (integer expected, got %s)", fname,
+               lua_type(L, idx) == LUA_TNUMBER ? "float" : luaL_typename(L, idx));
+  return lua_tointeger(L, idx);
+}
+
+/* Calls method `name` of the transport (reader at 1); an error of
+** pause_reading makes the reader forget the transport, as asyncio does. */
+static int transport_call(lua_State *L, ta_sreader *r, const char *name, int protect) {
+  int ok = 1;
+  lua_getiuservalue(L, 1, RUV_TRANSPORT);
+  lua_getfield(L, -1, name);
+  lua_insert(L, -2);
+  if (protect) ok = lua_pcall(L, 1, 0, 0) == LUA_OK;
+  else lua_call(L, 1, 0);
+  if (!ok) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, RUV_TRANSPORT);
+    r->has_transport = 0;
+  }
+  return ok;
+}
+
+static void maybe_resume_transport(lua_State *L, ta_sreader *r) {
+  if (r->paused && (lua_Integer)r->len <= r->limit) {
+    r->paused = 0;
+    transport_call(L, r, "resume_reading", 0);
+  }
+}
+
+static const char *bytes(const ta_sreader *r) {
+  return (r->chunk ? r->chunk : r->buf) + r->start;
+}
+
+/* Pushes the first n bytes (n <= len) and drops them: all of a chunk is
+** the chunk itself; the storage goes once empty. */
+static void take(lua_State *L, ta_sreader *r, size_t n) {
+  if (r->chunk && r->start == 0 && n == r->len) lua_getiuservalue(L, 1, RUV_CHUNK);
+  else lua_pushlstring(L, bytes(r), n);
+  r->start += n;
+  r->len -= n;
+  if (r->len > 0) return;
+  if (r->chunk) {
+    r->chunk = NULL;
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, RUV_CHUNK);
+  }
+  free(r->buf);
+  r->buf = NULL;
+  r->start = r->cap = 0;
+}
+
+/* Pushes the whole buffer and empties it. */
+static void take_all(lua_State *L, ta_sreader *r) {
+  take(L, r, r->len);
+}
+
+/* Appends the string at sidx (n bytes at p). */
+static void append(lua_State *L, ta_sreader *r, int sidx, const char *p, size_t n) {
+  if (r->len == 0) { /* chunk mode */
+    lua_pushvalue(L, sidx);
+    lua_setiuservalue(L, 1, RUV_CHUNK);
+    r->chunk = p;
+    r->start = 0;
+    r->len = n;
+    return;
+  }
+  if (r->chunk != NULL || r->start + r->len + n > r->cap) {
+    if (r->chunk == NULL && r->start > 0 && r->len + n <= r->cap) { /* room at the front */
+      memmove(r->buf, r->buf + r->start, r->len);
+    } else {
+      size_t cap = r->cap ? r->cap : 256;
+      char *buf;
+      while (cap < r->len + n) cap *= 2;
+      buf = (char *)malloc(cap);
+      if (buf == NULL) luaL_error(L, "StreamReader:feed_data: out of memory");
+      memcpy(buf, bytes(r), r->len);
+      free(r->buf);
+      r->buf = buf;
+      r->cap = cap;
+      if (r->chunk) {
+        r->chunk = NULL;
+        lua_pushnil(L);
+        lua_setiuservalue(L, 1, RUV_CHUNK);
+      }
+    }
+    r->start = 0;
+  }
+  memcpy(r->buf + r->start + r->len, p, n);
+  r->len += n;
+}
+
+/* Wakes the waiting read with the value on top (popped), or with the
+** error on top if is_exc; a waiter its reader cancelled stays as it is. */
+static void wake_waiter(lua_State *L, ta_sreader *r, int is_exc) {
+  if (!r->waiting) {
+    lua_pop(L, 1);
+    return;
+  }
+  r->waiting = 0;
+  lua_getiuservalue(L, 1, RUV_WAITER);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, RUV_WAITER);
+  if (!ta_future_pending(L, -1)) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_insert(L, -2);
+  ta_future_settle(L, -2, is_exc ? -1 : 1);
+  lua_pop(L, 1);
+}
+
+/* ---- feeding ---- */
+
+/* feed_data(data) */
+static int r_feed_data(lua_State *L) {
+  ta_sreader *r = checkreader(L, "feed_data");
+  size_t n;
+  const char *p;
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return luaL_error(L, "bad argument #1 to 'feed_data' (string expected, got %s)", luaL_typename(L, 2));
+  p = lua_tolstring(L, 2, &n);
+  if (r->eof) return ta_error(L, "RuntimeError", "feed_data after feed_eof");
+  if (n == 0) return 0;
+  append(L, r, 2, p, n);
+  lua_pushboolean(L, 1);
+  wake_waiter(L, r, 0);
+  if (r->has_transport && !r->paused && (lua_Integer)r->len > 2 * r->limit &&
+      transport_call(L, r, "pause_reading", 1))
+    r->paused = 1;
+  return 0;
+}
+
+/* feed_eof() */
+static int r_feed_eof(lua_State *L) {
+  ta_sreader *r = checkreader(L, "feed_eof");
+  r->eof = 1;
+  lua_pushboolean(L, 1);
+  wake_waiter(L, r, 0);
+  return 0;
+}
+
+/* at_eof(): true once EOF was fed and the buffer is empty */
+static int r_at_eof(lua_State *L) {
+  ta_sreader *r = checkreader(L, "at_eof");
+  lua_pushboolean(L, r->eof && r->len == 0);
+  return 1;
+}
+
+static int r_exception(lua_State *L) {
+  checkreader(L, "exception");
+  lua_getiuservalue(L, 1, RUV_EXC);
+  return 1;
+}
+
+/* set_exception(exc): later reads raise it; a waiting read gets it now */
+static int r_set_exception(lua_State *L) {
+  ta_sreader *r = checkreader(L, "set_exception");
+  lua_settop(L, 2);
+  r->has_exc = !lua_isnil(L, 2);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 1, RUV_EXC);
+  wake_waiter(L, r, 1);
+  return 0;
+}
+
+static int r_set_transport(lua_State *L) {
+  ta_sreader *r = checkreader(L, "set_transport");
+  luaL_checkany(L, 2);
+  if (r->has_transport) return ta_error(L, "RuntimeError", "Transport already set");
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, RUV_TRANSPORT);
+  r->has_transport = 1;
+  return 0;
+}
+
+/* _replace_transport(t): the writer's start_tls moves the reader onto the
+** TLS transport */
+static int r_replace_transport(lua_State *L) {
+  ta_sreader *r = checkreader(L, "_replace_transport");
+  lua_settop(L, 2);
+  r->has_transport = !lua_isnil(L, 2);
+  lua_setiuservalue(L, 1, RUV_TRANSPORT);
+  return 0;
+}
+
+/* _discard_overrun(consumed, sep): after a LimitOverrunError, readline
+** drops the line (up to and with the separator found at consumed), or
+** everything if the separator is not there */
+static int r_discard_overrun(lua_State *L) {
+  ta_sreader *r = checkreader(L, "_discard_overrun");
+  lua_Integer consumed = luaL_checkinteger(L, 2);
+  size_t seplen;
+  const char *sep = luaL_checklstring(L, 3, &seplen);
+  if (consumed >= 0 && (size_t)consumed + seplen <= r->len &&
+      memcmp(bytes(r) + consumed, sep, seplen) == 0) {
+    take(L, r, (size_t)consumed + seplen);
+    lua_pop(L, 1);
+  } else if (r->len > 0) {
+    take_all(L, r);
+    lua_pop(L, 1);
+  }
+  maybe_resume_transport(L, r);
+  return 0;
+}
+
+/* ---- waiting ---- */
+
+/* Makes the waiter (the spare future, or a new one of the reader's loop)
+** and awaits it (ta_future_await_k); k continues.  Stack: [reader,
+** args...]. */
+static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fname,
+                         lua_KFunction k) {
+  if (r->waiting)
+    return ta_error(L, "RuntimeError",
+                    "%s() called while another coroutine is already waiting for incoming data", fname);
+  if (r->paused) {
+    r->paused = 0;
+    transport_call(L, r, "resume_reading", 0);
+  }
+  if (r->has_spare) {
+    lua_getiuservalue(L, 1, RUV_SPARE);
+    r->has_spare = 0;
+  } else {
+    lua_getiuservalue(L, 1, RUV_LOOP);
+    ta_future_push_new(L, -1);
+    lua_replace(L, -2);
+  }
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, RUV_WAITER);
+  r->waiting = 1;
+  return ta_future_await_k(L, t, lua_upvalueindex(UP_AWAIT), k);
+}
+
+/* In the continuation of wait_for_data: the waiter is dropped if it is
+** still there (asyncio's `finally: self._waiter = None` would also drop a
+** later read's waiter, which then never wakes), kept as the spare if its wait
+** ended with a result; a failed wait raises its error again.  Leaves the
+** stack as it was before the wait: [reader, args...] (nargs values). */
+static ta_sreader *after_wait(lua_State *L, int status, lua_KContext ctx, int nargs) {
+  int failed = ta_future_wait_failed(L, status, (ta_task *)ctx);
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, 1);
+  int fidx;
+  fidx = lua_gettop(L);
+  if (r->waiting) { /* still ours unless a wake-up dropped it */
+    lua_getiuservalue(L, 1, RUV_WAITER);
+    if (lua_rawequal(L, -1, fidx)) {
+      lua_pushnil(L);
+      lua_setiuservalue(L, 1, RUV_WAITER);
+      r->waiting = 0;
+    }
+    lua_pop(L, 1);
+  }
+  if (failed) {
+    ta_future_cancel(L, fidx); /* in case it is not done yet */
+    lua_settop(L, fidx - 1);
+    lua_error(L);
+  }
+  if (!r->has_spare && ta_future_reuse(L, fidx)) {
+    lua_pushvalue(L, fidx);
+    lua_setiuservalue(L, 1, RUV_SPARE);
+    r->has_spare = 1;
+  }
+  lua_settop(L, nargs);
+  return r;
+}
+
+static int raise_exception(lua_State *L) {
+  lua_getiuservalue(L, 1, RUV_EXC);
+  return lua_error(L);
+}
+
+/* ---- reading ---- */
+
+/* read on [reader, n] */
+static int read_k(lua_State *L, int status, lua_KContext ctx);
+
+static int read_loop(lua_State *L, ta_sreader *r, ta_task *t) {
+  lua_Integer n = lua_tointeger(L, 2);
+  if (r->len == 0 && !r->eof) return wait_for_data(L, r, t, "read", read_k);
+  take(L, r, r->len < (size_t)n ? r->len : (size_t)n);
+  maybe_resume_transport(L, r);
+  return 1;
+}
+
+static int read_k(lua_State *L, int status, lua_KContext ctx) {
+  return read_loop(L, after_wait(L, status, ctx, 2), (ta_task *)ctx);
+}
+
+static int read_all_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L;
+  (void)status;
+  (void)ctx;
+  return 1;
+}
+
+/* read([n=-1]): up to n bytes (at least one unless at EOF); n nil or
+** negative: everything until EOF */
+static int r_read(lua_State *L) {
+  ta_sreader *r = checkreader(L, "read");
+  lua_Integer n = lua_isnoneornil(L, 2) ? -1 : checkcount(L, 2, "read");
+  ta_task *t = ta_async_check(L, "StreamReader:read", TA_ASYNCIO);
+  if (r->has_exc) return raise_exception(L);
+  if (n == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  if (n < 0) { /* read(limit) until EOF, in Lua (it waits) */
+    lua_settop(L, 1);
+    lua_pushinteger(L, r->limit);
+    lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), H_READ_ALL);
+    lua_insert(L, 1);
+    lua_callk(L, 2, 1, 0, read_all_k);
+    return 1;
+  }
+  lua_settop(L, 1);
+  lua_pushinteger(L, n);
+  return read_loop(L, r, t);
+}
+
+/* readexactly on [reader, n] */
+static int readexactly_k(lua_State *L, int status, lua_KContext ctx);
+
+static int readexactly_loop(lua_State *L, ta_sreader *r, ta_task *t) {
+  lua_Integer n = lua_tointeger(L, 2);
+  if ((lua_Integer)r->len >= n) {
+    take(L, r, (size_t)n);
+    maybe_resume_transport(L, r);
+    return 1;
+  }
+  if (r->eof) {
+    take_all(L, r);
+    lua_pushinteger(L, n);
+    call_helper(L, H_INCOMPLETE, 2);
+    return lua_error(L);
+  }
+  return wait_for_data(L, r, t, "readexactly", readexactly_k);
+}
+
+static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
+  return readexactly_loop(L, after_wait(L, status, ctx, 2), (ta_task *)ctx);
+}
+
+/* readexactly(n): exactly n bytes, or IncompleteReadError */
+static int r_readexactly(lua_State *L) {
+  ta_sreader *r = checkreader(L, "readexactly");
+  lua_Integer n = checkcount(L, 2, "readexactly");
+  ta_task *t;
+  if (n < 0) return raise_value_error(L, "readexactly size can not be less than zero");
+  t = ta_async_check(L, "StreamReader:readexactly", TA_ASYNCIO);
+  if (r->has_exc) return raise_exception(L);
+  if (n == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  lua_settop(L, 2);
+  return readexactly_loop(L, r, t);
+}
+
+/* readuntil on [reader, separator, offset]: offset is where the search
+** goes on after a wait (what was searched cannot hold the separator). */
+static int readuntil_k(lua_State *L, int status, lua_KContext ctx);
+
+static int overrun(lua_State *L, const char *msg, lua_Integer consumed) {
+  lua_pushstring(L, msg);
+  lua_pushinteger(L, consumed);
+  call_helper(L, H_OVERRUN, 2);
+  return lua_error(L);
+}
+
+static int readuntil_loop(lua_State *L, ta_sreader *r, ta_task *t) {
+  size_t seplen;
+  const char *sep = lua_tolstring(L, 2, &seplen);
+  size_t offset = (size_t)lua_tointeger(L, 3);
+  const char *found = NULL;
+  while (1) {
+    if (r->len >= offset + seplen) {
+      found = (const char *)memmem(bytes(r) + offset, r->len - offset, sep, seplen);
+      if (found != NULL) break;
+      offset = r->len + 1 - seplen;
+      if ((lua_Integer)offset > r->limit)
+        return overrun(L, "Separator is not found, and chunk exceed the limit", (lua_Integer)offset);
+    }
+    if (r->eof) {
+      take_all(L, r);
+      lua_pushnil(L);
+      call_helper(L, H_INCOMPLETE, 2);
+      return lua_error(L);
+    }
+    lua_pushinteger(L, (lua_Integer)offset);
+    lua_replace(L, 3);
+    return wait_for_data(L, r, t, "readuntil", readuntil_k);
+  }
+  {
+    size_t isep = (size_t)(found - bytes(r));
+    if ((lua_Integer)isep > r->limit)
+      return overrun(L, "Separator is found, but chunk is longer than limit", (lua_Integer)isep);
+    take(L, r, isep + seplen);
+    maybe_resume_transport(L, r);
+    return 1;
+  }
+}
+
+static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
+  return readuntil_loop(L, after_wait(L, status, ctx, 3), (ta_task *)ctx);
+}
+
+/* readuntil([separator="\n"]): the data up to and including separator;
+** IncompleteReadError at EOF (partial, expected=nil), LimitOverrunError
+** (consumed) past the limit */
+static int r_readuntil(lua_State *L) {
+  ta_sreader *r = checkreader(L, "readuntil");
+  ta_task *t;
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_pushliteral(L, "\n");
+  } else if (lua_type(L, 2) != LUA_TSTRING) {
+    return luaL_error(L, "bad argument #1 to 'readuntil' (string expected, got %s)", luaL_typename(L, 2));
+  }
+  if (lua_rawlen(L, 2) == 0) return raise_value_error(L, "Separator should be at least one-byte string");
+  t = ta_async_check(L, "StreamReader:readuntil", TA_ASYNCIO);
+  if (r->has_exc) return raise_exception(L);
+  lua_settop(L, 2);
+  lua_pushinteger(L, 0);
+  return readuntil_loop(L, r, t);
+}
+
+/* ---- the object ---- */
+
+static int r_gc(lua_State *L) {
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, 1);
+  free(r->buf);
+  r->buf = NULL;
+  r->chunk = NULL;
+  r->start = r->len = r->cap = 0;
+  return 0;
+}
+
+static int r_tostring(lua_State *L) {
+  ta_sreader *r = checkreader(L, "__tostring");
+  lua_pushfstring(L, "asyncio.StreamReader (%I bytes%s)", (lua_Integer)r->len, r->eof ? ", eof" : "");
+  return 1;
+}
+
+/* stream_reader_new(limit, loop): limit a positive integer, loop a Loop
+** (lua/asyncio/streams.lua checks them) */
+static int l_stream_reader_new(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  lua_Integer limit = luaL_checkinteger(L, 1);
+  ta_sreader *r;
+  luaL_argcheck(L, limit > 0, 1, "limit must be positive");
+  ta_checkudata(L, E, 2, TA_MT_LOOP);
+  r = (ta_sreader *)lua_newuserdatauv(L, sizeof *r, R_NUV);
+  memset(r, 0, sizeof *r);
+  r->limit = limit;
+  ta_setmetatable(L, E, TA_MT_STREAM_READER);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, -2, RUV_LOOP);
+  return 1;
+}
+
+/* stream_reader_setup{incomplete, overrun, value_error, read_all}: the Lua
+** helpers the reader calls */
+static int l_stream_reader_setup(lua_State *L) {
+  return ta_store_helpers(L, lua_upvalueindex(UP_HELPERS), H_N);
+}
+
+static const luaL_Reg reader_methods[] = {
+  {"feed_data", r_feed_data},
+  {"feed_eof", r_feed_eof},
+  {"at_eof", r_at_eof},
+  {"exception", r_exception},
+  {"set_exception", r_set_exception},
+  {"set_transport", r_set_transport},
+  {"_replace_transport", r_replace_transport},
+  {"_discard_overrun", r_discard_overrun},
+  {"read", r_read},
+  {"readexactly", r_readexactly},
+  {"readuntil", r_readuntil},
+  {NULL, NULL}
+};
+
+static const luaL_Reg reader_meta[] = {
+  {"__gc", r_gc},
+  {"__tostring", r_tostring},
+  {NULL, NULL}
+};
+
+static const luaL_Reg reader_funcs[] = {
+  {"stream_reader_new", l_stream_reader_new},
+  {"stream_reader_setup", l_stream_reader_setup},
+  {NULL, NULL}
+};
+
+/* The class "trio_asyncio.StreamReader" (its __name: asyncio.StreamReader);
+** the methods get the engine, the helpers table and Future:await as
+** upvalues 1-3 (ta_open_future ran before). */
+int ta_open_stream_reader(lua_State *L) {
+  ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
+  int engine = lua_gettop(L), helpers;
+  lua_newtable(L);
+  helpers = lua_gettop(L);
+  ta_push_future_await(L);
+  lua_pushvalue(L, engine);
+  ta_newclass(L, "trio_asyncio.StreamReader", reader_meta, NULL, NULL);
+  lua_pushliteral(L, "asyncio.StreamReader");
+  lua_setfield(L, -2, "__name");
+  lua_newtable(L);
+  lua_pushvalue(L, engine);
+  lua_pushvalue(L, helpers);
+  lua_pushvalue(L, helpers + 1);
+  luaL_setfuncs(L, reader_methods, 3);
+  lua_setfield(L, -2, "__index");
+  ta_cache_metatable(L, E, TA_MT_STREAM_READER);
+  lua_settop(L, helpers + 1);
+  lua_pushvalue(L, engine - 1); /* the module table */
+  lua_pushvalue(L, engine);
+  lua_pushvalue(L, helpers);
+  lua_pushvalue(L, helpers + 1);
+  luaL_setfuncs(L, reader_funcs, 3);
+  lua_settop(L, engine);
+  return 0;
+}
