@@ -2,7 +2,8 @@
 ** dns.c — name resolution on libuv's thread pool (uv_getaddrinfo_t,
 ** uv_getnameinfo_t), one request object per lookup.
 **
-** dns_getaddrinfo / dns_getnameinfo start a request and return it; its
+** dns_getaddrinfo / dns_getnameinfo start a request and return it (with
+** numeric_only, an address and a port number: finished at once); its
 ** waiter slot is woken when the lookup has finished, and dns_result (or
 ** ta_dns_try_result from C) gives the outcome.  A request dropped or
 ** cancelled before it finished is left to libuv: uv_cancel stops it if it
