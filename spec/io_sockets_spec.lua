@@ -424,6 +424,23 @@ describe("io name resolution", function()
     assert_has(e.message, "getaddrinfo no-such-host.invalid:80")
   end)
 
+  it("numeric_only: an address and a port number are read at once; a name gives nil", function()
+    run(function()
+      local req = core.dns_getaddrinfo("127.0.0.1", 8080, K.AF_INET, K.SOCK_STREAM, 0, 0, true)
+      local list = core.dns_result(req) -- no wait: finished already
+      assert.same({ "127.0.0.1", 8080 }, list[1].addr)
+      req = core.dns_getaddrinfo("::1", 443, 0, K.SOCK_STREAM, 0, 0, true)
+      assert.same({ "::1", 443 }, core.dns_result(req)[1].addr)
+      assert.is_nil(core.dns_getaddrinfo("localhost", 80, 0, K.SOCK_STREAM, 0, 0, true))
+      assert.is_nil(core.dns_getaddrinfo("127.0.0.1", "http", 0, K.SOCK_STREAM, 0, 0, true))
+      -- an address of the wrong family fails at once with its gaierror
+      req = core.dns_getaddrinfo("::1", 80, K.AF_INET, K.SOCK_STREAM, 0, 0, true)
+      local ok, e = pcall(core.dns_result, req)
+      assert.is_false(ok)
+      assert.is_true(errors.gaierror:is(e), tostring(e))
+    end)
+  end)
+
   it("getnameinfo gives host and service", function()
     local host, serv = run(function()
       local req = core.dns_getnameinfo({ "127.0.0.1", 80 }, K.NI_NUMERICHOST | K.NI_NUMERICSERV)

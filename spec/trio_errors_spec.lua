@@ -56,6 +56,30 @@ describe("error classes", function()
     assert_has(e.traceback, "raise_in_helper")
   end)
 
+  it("the traceback reads as Lua's: one line per frame from the creator, the names its caller used", function()
+    local function make_here()
+      local e = trio.WouldBlock("x")
+      return e
+    end
+    local line = debug.getinfo(1, "l").currentline - 3
+    local tb = make_here().traceback
+    local first, second = tb:match("^stack traceback:\n\t([^\n]+)\n\t([^\n]+)")
+    assert.equal("trio_errors_spec.lua:" .. line .. ": in local 'make_here'", first:match("[^/]+$"))
+    assert_has(second, "trio_errors_spec.lua:" .. (line + 4) .. ": in ")
+  end)
+
+  it("a deep stack's traceback shows its first 10 and last 11 frames around the skipped ones", function()
+    local function nest(n) if n == 0 then return trio.WouldBlock("deep") end return (nest(n - 1)) end
+    local tb = nest(60).traceback
+    local frames, skipped = 0, nil
+    for l in tb:gmatch("\n\t([^\n]+)") do
+      if l:find("^%.%.%.") then skipped = tonumber(l:match("skipping (%d+) levels")) else frames = frames + 1 end
+    end
+    assert.equal(21, frames)
+    assert.is_true(skipped ~= nil and skipped > 40, tb)
+    assert_has(tb, "in upvalue 'nest'")
+  end)
+
   it("cause is nil unless given", function()
     assert.is_nil(trio.WouldBlock("x").cause)
   end)

@@ -2,7 +2,8 @@
 ** dns.c — name resolution on libuv's thread pool (uv_getaddrinfo_t,
 ** uv_getnameinfo_t), one request object per lookup.
 **
-** dns_getaddrinfo / dns_getnameinfo start a request and return it; its
+** dns_getaddrinfo / dns_getnameinfo start a request and return it (with
+** numeric_only, an address and a port number: finished at once); its
 ** waiter slot is woken when the lookup has finished, and dns_result (or
 ** ta_dns_try_result from C) gives the outcome.  A request dropped or
 ** cancelled before it finished is left to libuv: uv_cancel stops it if it
@@ -92,7 +93,11 @@ static dnsreq *new_request(lua_State *L, int is_ai) {
   return r;
 }
 
-/* dns_getaddrinfo(host|nil, port|service|nil, family, type, proto, flags) -> request */
+/* dns_getaddrinfo(host|nil, port|service|nil, family, type, proto, flags
+** [, numeric_only]) -> request.  With numeric_only the lookup runs here,
+** at once, for an address and a port number only (they need no thread:
+** Trio tries this first); a name gives nil instead of a request (look it
+** up the ordinary way then). */
 static int l_getaddrinfo(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   const char *host = luaL_optstring(L, 1, NULL);
@@ -114,8 +119,18 @@ static int l_getaddrinfo(lua_State *L) {
   hints.ai_socktype = (int)luaL_optinteger(L, 4, 0);
   hints.ai_protocol = (int)luaL_optinteger(L, 5, 0);
   hints.ai_flags = (int)luaL_optinteger(L, 6, 0);
+  int numeric_only = lua_toboolean(L, 7);
   r = new_request(L, 1);
   snprintf(r->what, sizeof r->what, "getaddrinfo %s:%s", host ? host : "", serv ? serv : "");
+  if (numeric_only) {
+    hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = uv_getaddrinfo(E->loop, &r->r.ai, NULL, host, serv, &hints); /* no callback: runs here */
+    r->res = r->r.ai.addrinfo;
+    r->state = DNS_DONE;
+    r->status = rc;
+    if (rc == UV_EAI_NONAME) lua_pushnil(L); /* the box frees the request */
+    return 1;
+  }
   rc = uv_getaddrinfo(E->loop, &r->r.ai, ai_cb, host, serv, &hints);
   if (rc < 0) {
     r->state = DNS_DONE;

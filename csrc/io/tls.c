@@ -430,7 +430,11 @@ static int obj_feed_eof(lua_State *L) {
 static int push_drained(lua_State *L, BIO *b) {
   char *p;
   long n = BIO_get_mem_data(b, &p);
-  lua_pushlstring(L, n > 0 ? p : "", n > 0 ? (size_t)n : 0);
+  if (n <= 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  lua_pushlstring(L, p, (size_t)n);
   (void)BIO_reset(b);
   return 1;
 }
@@ -442,63 +446,72 @@ static int obj_take_outgoing(lua_State *L) { return push_drained(L, check_obj(L)
 ** peer's close_notify: what unwrap hands back). */
 static int obj_take_incoming(lua_State *L) { return push_drained(L, check_obj(L)->in); }
 
-/* The result of an SSL call that returned ret: pushes "done" or
-** "want_read", or raises the SSLError of the step `what`. */
-static int step_result(lua_State *L, tls_obj *o, int ret, const char *what) {
-  switch (SSL_get_error(o->ssl, ret)) {
-    case SSL_ERROR_NONE:
-      lua_pushliteral(L, "done");
-      return 1;
-    case SSL_ERROR_WANT_READ:
-      ERR_clear_error();
-      lua_pushliteral(L, "want_read");
-      return 1;
-    case SSL_ERROR_ZERO_RETURN:
-      ERR_clear_error();
-      lua_pushliteral(L, "closed");
-      return 1;
-    default:
-      return ssl_error(L, o->ssl, what, NULL);
-  }
+/* Empties the thread's OpenSSL error queue, which must be empty before
+** an SSL I/O call for SSL_get_error to be right (SSL_get_error(3)).  That
+** function looks at the queue with ERR_peek_error, so peeking first is
+** enough, and skips the clearing work in the usual case of an empty
+** queue. */
+static void clear_errors(void) {
+  if (ERR_peek_error() != 0) ERR_clear_error();
 }
 
-/* obj:handshake() -> "done" | "want_read" */
+/* The result of an SSL call that returned ret: pushes "done",
+** "want_read" or "closed" (the peer's close_notify), then the bytes the
+** call produced for the peer (what take_outgoing would return); or
+** raises the SSLError of the step `what` (the alert telling the peer why
+** stays for take_outgoing). */
+static int step_result(lua_State *L, tls_obj *o, int ret, const char *what) {
+  switch (SSL_get_error(o->ssl, ret)) {
+    case SSL_ERROR_NONE: lua_pushliteral(L, "done"); break;
+    case SSL_ERROR_WANT_READ: lua_pushliteral(L, "want_read"); break;
+    case SSL_ERROR_ZERO_RETURN: lua_pushliteral(L, "closed"); break;
+    default: return ssl_error(L, o->ssl, what, NULL);
+  }
+  return 1 + push_drained(L, o->out);
+}
+
+/* obj:handshake() -> "done" | "want_read" | "closed", outgoing bytes */
 static int obj_handshake(lua_State *L) {
   tls_obj *o = check_obj(L);
-  ERR_clear_error();
+  clear_errors();
   return step_result(L, o, SSL_do_handshake(o->ssl), "do_handshake");
 }
 
-/* obj:write(data) -> "done" | "want_read": all of data was encrypted into
-** the outgoing bytes (memory BIOs take everything). */
+/* obj:write(data) -> "done" | "want_read", outgoing bytes: all of data
+** was encrypted into the outgoing bytes (memory BIOs take everything). */
 static int obj_write(lua_State *L) {
   tls_obj *o = check_obj(L);
   size_t n, written = 0;
   const char *data = luaL_checklstring(L, 2, &n);
   if (n == 0) {
     lua_pushliteral(L, "done");
-    return 1;
+    return 1 + push_drained(L, o->out);
   }
-  ERR_clear_error();
+  clear_errors();
   int ret = SSL_write_ex(o->ssl, data, n, &written);
   return step_result(L, o, ret, "write");
 }
 
-/* obj:read(max) -> data, or nil, "want_read" | "closed" (the peer's
-** close_notify).  Reads as many records as are already here, up to max:
-** plaintext is never longer than the bytes fed, which bounds the buffer.
-** The buffer is cleansed once copied into the Lua string. */
+/* obj:read(max) -> data, status, outgoing bytes; or nil, "want_read" |
+** "closed" (the peer's close_notify), outgoing bytes.  Reads as many
+** records as are already here, up to max: plaintext is never longer than
+** the bytes fed, which bounds the buffer.  With data, status "want_read"
+** says that every byte fed has been read (the next read would only want
+** more), "done" that there may be more.  The buffer is cleansed once
+** copied into the Lua string. */
 static int obj_read(lua_State *L) {
   tls_obj *o = check_obj(L);
   lua_Integer max = luaL_checkinteger(L, 2);
   luaL_argcheck(L, max >= 1, 2, "max_bytes must be >= 1");
   char small[16384];
-  size_t avail = (size_t)SSL_pending(o->ssl) + BIO_ctrl_pending(o->in);
-  size_t cap = avail < (size_t)max ? avail : (size_t)max, got = 0;
-  if (cap == 0) cap = 1; /* nothing here: SSL_read says why */
+  size_t cap = (size_t)max, got = 0;
+  if (cap > sizeof small) { /* only what is here, or what small holds */
+    size_t avail = (size_t)SSL_pending(o->ssl) + BIO_ctrl_pending(o->in);
+    if (avail < cap) cap = avail > sizeof small ? avail : sizeof small;
+  }
   char *buf = cap <= sizeof small ? small : (char *)lua_newuserdatauv(L, cap, 0);
   int last = 1;
-  ERR_clear_error();
+  clear_errors();
   while (got < cap) {
     size_t n = 0;
     last = SSL_read_ex(o->ssl, buf + got, cap - got, &n);
@@ -506,31 +519,30 @@ static int obj_read(lua_State *L) {
     got += n;
   }
   if (got > 0) {
-    ERR_clear_error();
+    /* a failure after data is the next read's to report */
+    int drained = !last && SSL_get_error(o->ssl, last) == SSL_ERROR_WANT_READ;
+    clear_errors();
     lua_pushlstring(L, buf, got);
     OPENSSL_cleanse(buf, got);
-    return 1;
+    if (drained) lua_pushliteral(L, "want_read");
+    else lua_pushliteral(L, "done");
+    return 2 + push_drained(L, o->out);
   }
   lua_pushnil(L);
   return 1 + step_result(L, o, last, "read");
 }
 
 /* obj:shutdown() -> "done" (both close_notify sent and received) |
-** "want_read" (ours is in the outgoing bytes; the peer's is to come). */
+** "want_read" (ours is in the outgoing bytes; the peer's is to come),
+** outgoing bytes */
 static int obj_shutdown(lua_State *L) {
   tls_obj *o = check_obj(L);
-  ERR_clear_error();
+  clear_errors();
   int ret = SSL_shutdown(o->ssl);
+  if (ret == 0) ret = SSL_shutdown(o->ssl); /* look for the peer's close_notify */
   if (ret == 1) {
     lua_pushliteral(L, "done");
-    return 1;
-  }
-  if (ret == 0) {
-    ret = SSL_shutdown(o->ssl); /* look for the peer's close_notify */
-    if (ret == 1) {
-      lua_pushliteral(L, "done");
-      return 1;
-    }
+    return 1 + push_drained(L, o->out);
   }
   return step_result(L, o, ret, "unwrap");
 }

@@ -56,11 +56,15 @@ return function(asyncio, Loop)
   end
   asyncio._new_ssl_protocol = new_ssl_protocol
 
-  -- Sends what TLS produced.
+  -- Sends bytes a TLS step produced for the peer.
+  function SSLProtocol:_send(outgoing)
+    if outgoing ~= "" then self._transport:write(outgoing) end
+  end
+
+  -- Sends what TLS has left for the peer (after a failed step: the alert
+  -- that tells the peer why).
   function SSLProtocol:_flush()
-    if self._tls == nil then return end
-    local out = self._tls:take_outgoing()
-    if out ~= "" then self._transport:write(out) end
+    if self._tls ~= nil then self:_send(self._tls:take_outgoing()) end
   end
 
   function SSLProtocol:connection_made(transport)
@@ -74,9 +78,12 @@ return function(asyncio, Loop)
   end
 
   function SSLProtocol:_do_handshake()
-    local ok, status = pcall(self._tls.handshake, self._tls)
-    self:_flush() -- on a failure: the alert that tells the peer why
-    if not ok then return self:_handshake_failed(status) end
+    local ok, status, outgoing = pcall(self._tls.handshake, self._tls)
+    if not ok then
+      self:_flush()
+      return self:_handshake_failed(status)
+    end
+    self:_send(outgoing)
     if status == "closed" then return self:_handshake_failed(connection_reset("SSL handshake: the peer closed TLS")) end
     if status == "done" then self:_handshake_done() end
   end
@@ -134,21 +141,24 @@ return function(asyncio, Loop)
   end
 
   -- Hands the application what has been decrypted, until TLS wants more
-  -- bytes, the application pauses reading, or the peer closed TLS.
+  -- bytes, the application pauses reading, or the peer closed TLS.  What
+  -- reading produced for the peer (answers to post-handshake messages)
+  -- goes out at once.
   function SSLProtocol:_process_incoming()
     while (self._state == "wrapped" or self._state == "shutdown") and not self._app_paused do
-      local ok, data, status = pcall(self._tls.read, self._tls, READ_SIZE)
+      local ok, data, status, outgoing = pcall(self._tls.read, self._tls, READ_SIZE)
       if not ok then return self:_fatal_error(data) end
+      self:_send(outgoing)
       if data ~= nil then
         if self._state == "wrapped" then
           local pok, err = call_protocol(self._loop, self._app_transport, self._app_protocol, "data_received", data)
           if not pok then return self:_fatal_error(err) end
         end
+        if status == "want_read" then return end -- every byte fed was read
       elseif status == "closed" then
-        self:_flush()
         return self:_eof()
       else
-        return self:_flush() -- post-handshake messages may want an answer
+        return
       end
     end
   end
@@ -225,9 +235,9 @@ return function(asyncio, Loop)
       if self._conn_lost >= 5 then io.stderr:write("asyncio: SSL transport write after close.\n") end
       return
     end
-    local ok, err = pcall(proto._tls.write, proto._tls, data)
-    if not ok then return proto:_fatal_error(err) end
-    proto:_flush()
+    local ok, status, outgoing = pcall(proto._tls.write, proto._tls, data)
+    if not ok then return proto:_fatal_error(status) end
+    proto:_send(outgoing)
   end
 
   function SSLTransport:writelines(list)
@@ -250,7 +260,8 @@ return function(asyncio, Loop)
     local proto = self._proto
     if proto._state == "wrapped" then
       proto._state = "shutdown"
-      if pcall(proto._tls.shutdown, proto._tls) then proto:_flush() end
+      local ok, _, outgoing = pcall(proto._tls.shutdown, proto._tls)
+      if ok then proto:_send(outgoing) end
     end
     proto._transport:close()
   end

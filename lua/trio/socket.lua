@@ -80,11 +80,19 @@ end
 
 --- getaddrinfo(host, port, {family=, type=, proto=, flags=}) -> list of
 -- {family=, type=, proto=, canonname=, addr={host, port}}; raises gaierror
+-- (an address and a port number are read at once, with no thread, as
+-- Trio does; anything else is looked up on libuv's thread pool)
 function M.getaddrinfo(host, port, opts)
   opts = M._check_getaddrinfo(host, port, opts, "getaddrinfo")
   core.check_trio("trio.socket.getaddrinfo")
-  require("trio").lowlevel.checkpoint_if_cancelled()
-  return lookup(core.dns_getaddrinfo(host, port, opts.family, opts.type, opts.proto, opts.flags))
+  local lowlevel = require("trio").lowlevel
+  lowlevel.checkpoint_if_cancelled()
+  local family, sock_type, proto, flags = opts.family, opts.type, opts.proto, opts.flags
+  local numeric = core.dns_getaddrinfo(host, port, family, sock_type, proto, flags, true)
+  if numeric == nil then return lookup(core.dns_getaddrinfo(host, port, family, sock_type, proto, flags)) end
+  local list = lookup(numeric) -- finished: raises its gaierror
+  lowlevel.cancel_shielded_checkpoint()
+  return list
 end
 
 --- The checks getnameinfo shares with loop:getnameinfo.

@@ -29,12 +29,31 @@ return function(trio)
   local SSLStream = { __name = "trio.SSLStream" }
   SSLStream.__index = SSLStream
 
-  -- Runs fn(...) holding lock: the lock is taken without a schedule point
-  -- when free (fn's transport call is the checkpoint).
+  -- The inner locks (Trio's _inner_send_lock, a StrictFIFOLock, and
+  -- _inner_recv_lock): private to the stream, so they need less than a
+  -- trio.Lock.  A free lock is taken without a schedule point (the
+  -- transport call made under it is the checkpoint); a busy one is
+  -- waited for in FIFO order, and release hands it to the first waiter.
+  local function new_inner_lock() return { held = false, lot = lowlevel.ParkingLot() } end
+
+  local function acquire(lock)
+    if not lock.held then
+      lock.held = true
+      return
+    end
+    lowlevel.checkpoint_if_cancelled()
+    lock.lot:park() -- release() made us the holder before waking us
+  end
+
+  local function release(lock)
+    if #lock.lot > 0 then lock.lot:unpark() else lock.held = false end
+  end
+
+  -- Runs fn(...) holding lock.
   local function with_lock(lock, fn, ...)
-    if lock:locked() then lock:acquire() else lock:acquire_nowait() end
+    acquire(lock)
     local ok, err = pcall(fn, ...)
-    lock:release()
+    release(lock)
     if not ok then error(err, 0) end
   end
 
@@ -42,39 +61,46 @@ return function(trio)
     return SSLError:is(err) and err.reason == "UNEXPECTED_EOF_WHILE_READING"
   end
 
-  -- The TLS steps: each returns finished, want_read, value.
+  -- The TLS steps: each returns finished, want_read, value, and the bytes
+  -- it produced for the peer.
   local function handshake_step(tls)
-    local status = tls:handshake()
+    local status, outgoing = tls:handshake()
     if status == "closed" then
       error(SSLError { message = "do_handshake: the peer closed TLS during the handshake",
         reason = "UNEXPECTED_EOF_WHILE_READING", library = "SSL" }, 0)
     end
-    return status == "done", status == "want_read"
+    return status == "done", status == "want_read", nil, outgoing
   end
 
   local function write_step(tls, data)
-    local status = tls:write(data)
-    return status == "done", status == "want_read"
+    local status, outgoing = tls:write(data)
+    return status == "done", status == "want_read", nil, outgoing
   end
 
   local function read_step(tls, max_bytes)
-    local data, status = tls:read(max_bytes)
-    if data ~= nil then return true, false, data end
-    if status == "closed" then return true, false, "" end
-    return false, true
+    local data, status, outgoing = tls:read(max_bytes)
+    if data ~= nil then return true, false, data, outgoing end
+    if status == "closed" then return true, false, "", outgoing end
+    return false, true, nil, outgoing
   end
 
   local function shutdown_step(tls)
-    local status = tls:shutdown()
-    return status ~= "want_read", status == "want_read"
+    local status, outgoing = tls:shutdown()
+    return status ~= "want_read", status == "want_read", nil, outgoing
   end
 
+  -- Sends to_send (after the delayed session tickets, if any) under the
+  -- inner send lock; a failed send breaks the stream.
   local function send_transport(self, to_send)
+    local lock = self._inner_send_lock
+    acquire(lock)
     if self._delayed_outgoing then
       to_send = self._delayed_outgoing .. to_send
       self._delayed_outgoing = nil
     end
-    local ok, err = pcall(self.transport_stream.send_all, self.transport_stream, to_send)
+    local transport = self.transport_stream
+    local ok, err = pcall(transport.send_all, transport, to_send)
+    release(lock)
     if not ok then
       self._state = "broken"
       error(err, 0)
@@ -93,8 +119,11 @@ return function(trio)
   -- best effort: not when another task is sending, errors ignored).
   local function send_alert(self)
     local alert = self._tls:take_outgoing()
-    if alert ~= "" and not self._inner_send_lock:locked() then
-      pcall(with_lock, self._inner_send_lock, self.transport_stream.send_all, self.transport_stream, alert)
+    local lock = self._inner_send_lock
+    if alert ~= "" and not lock.held then
+      lock.held = true
+      pcall(self.transport_stream.send_all, self.transport_stream, alert)
+      release(lock)
     end
   end
 
@@ -105,7 +134,7 @@ return function(trio)
     local yielded, finished, value = false, false, nil
     while not finished do
       if self._state == "closed" then error(ClosedResourceError("another task closed this stream"), 0) end
-      local ok, done, want_read, v = pcall(step, tls, arg)
+      local ok, done, want_read, v, to_send = pcall(step, tls, arg)
       if not ok then
         if SSLError:is(done) then
           self._state = "broken"
@@ -116,7 +145,6 @@ return function(trio)
       end
       finished, value = done, v
       if ignore_want_read then finished, want_read = true, false end
-      local to_send = tls:take_outgoing()
       -- A TLS 1.3 server's last handshake flight (session tickets) waits
       -- for the next send, so a client that never reads cannot block the
       -- handshake (Trio does the same).
@@ -126,7 +154,7 @@ return function(trio)
       end
       if to_send ~= "" then
         yielded = true
-        with_lock(self._inner_send_lock, send_transport, self, to_send)
+        send_transport(self, to_send)
       elseif want_read then
         yielded = true
         with_lock(self._inner_recv_lock, receive_transport, self, self._inner_recv_count)
@@ -146,36 +174,36 @@ return function(trio)
   -- The handshake runs once; other tasks that need it wait for it.  With
   -- checkpoint false, a finished handshake costs no schedule point.
   local function ensure_handshake(self, checkpoint)
+    if self._handshake_finished and not checkpoint then return end
     local hs = self._handshake
     if not hs.started then
       hs.started = true
       local ok, err = pcall(retry, self, handshake_step, nil, false, true)
       if not ok then self._state = "broken" end
+      self._handshake_finished = true
       hs.done:set()
       if not ok then error(err, 0) end
-    elseif not checkpoint and hs.done:is_set() then
-      return
     else
       hs.done:wait()
     end
     if self._state == "broken" then error(BrokenResourceError("the TLS handshake failed"), 0) end
   end
 
-  -- Runs fn(self, ...) flagging the direction(s) busy: a second task gets
-  -- BusyResourceError.
-  local function outer(self, fields, what, fn, ...)
-    for _, f in ipairs(fields) do
-      if self[f] then
-        error(BusyResourceError(("another task is currently %s on this SSLStream"):format(what)), 3)
-      end
+  -- A public method's work runs flagged busy (self[busy] true): a second
+  -- task in the same direction gets BusyResourceError.
+  local function enter(self, busy, what)
+    if self[busy] then
+      error(BusyResourceError(("another task is currently %s on this SSLStream"):format(what)), 3)
     end
-    for _, f in ipairs(fields) do self[f] = true end
-    local r = table.pack(pcall(fn, self, ...))
-    for _, f in ipairs(fields) do self[f] = false end
-    if not r[1] then error(r[2], 0) end
-    return table.unpack(r, 2, r.n)
+    self[busy] = true
   end
-  local SEND, RECEIVE, BOTH = { "_sending" }, { "_receiving" }, { "_sending", "_receiving" }
+
+  -- Clears the flag, then returns the work's results or raises its error.
+  local function leave(self, busy, ok, ...)
+    self[busy] = false
+    if not ok then error((...), 0) end
+    return ...
+  end
 
   local STREAM_OPTS = { server_side = true, server_hostname = true, https_compatible = true }
 
@@ -200,10 +228,11 @@ return function(trio)
       _state = "ok",
       _sending = false,
       _receiving = false,
-      _inner_send_lock = trio.StrictFIFOLock(),
-      _inner_recv_lock = trio.Lock(),
+      _inner_send_lock = new_inner_lock(),
+      _inner_recv_lock = new_inner_lock(),
       _inner_recv_count = 0,
       _handshake = { started = false, done = trio.Event() },
+      _handshake_finished = false, -- the handshake ran (done is set), successfully or not
     }, SSLStream)
   end
 
@@ -220,19 +249,19 @@ return function(trio)
     ensure_handshake(self, true)
   end
 
+  local function receive_plaintext(self, max_bytes)
+    ensure_handshake(self, false)
+    return retry(self, read_step, max_bytes)
+  end
+
   local function receive_some(self, max_bytes)
     check_status(self)
-    local ok, err = pcall(ensure_handshake, self, false)
-    if not ok then
-      if self._https_compatible and BrokenResourceError:is(err) and is_eof(err.cause) then
-        lowlevel.checkpoint()
-        return ""
-      end
-      error(err, 0)
-    end
-    local rok, data = pcall(retry, self, read_step, max_bytes)
-    if rok then return data end
-    if self._https_compatible and BrokenResourceError:is(data) and is_eof(data.cause) then
+    if not self._https_compatible then return receive_plaintext(self, max_bytes) end
+    -- https_compatible: the transport ending without close_notify is the
+    -- end of the data
+    local ok, data = pcall(receive_plaintext, self, max_bytes)
+    if ok then return data end
+    if BrokenResourceError:is(data) and is_eof(data.cause) then
       lowlevel.checkpoint()
       return ""
     end
@@ -245,7 +274,8 @@ return function(trio)
     check_stream(self, "receive_some")
     max_bytes = errors.check_max_bytes(max_bytes, "receive_some", DEFAULT_RECEIVE_SIZE)
     check_trio("SSLStream:receive_some")
-    return outer(self, RECEIVE, "receiving data", receive_some, max_bytes)
+    enter(self, "_receiving", "receiving data")
+    return leave(self, "_receiving", pcall(receive_some, self, max_bytes))
   end
 
   local function send_all(self, data)
@@ -263,7 +293,8 @@ return function(trio)
     check_stream(self, "send_all")
     if type(data) ~= "string" then argerror(1, "send_all", "string expected, got " .. type(data)) end
     check_trio("SSLStream:send_all")
-    return outer(self, SEND, "sending data", send_all, data)
+    enter(self, "_sending", "sending data")
+    return leave(self, "_sending", pcall(send_all, self, data))
   end
 
   local function wait_transport(transport) transport:wait_send_all_might_not_block() end
@@ -277,7 +308,8 @@ return function(trio)
   function SSLStream:wait_send_all_might_not_block()
     check_stream(self, "wait_send_all_might_not_block")
     check_trio("SSLStream:wait_send_all_might_not_block")
-    return outer(self, SEND, "sending data", wait_send)
+    enter(self, "_sending", "sending data")
+    return leave(self, "_sending", pcall(wait_send, self))
   end
 
   local function unwrap(self)
@@ -298,14 +330,21 @@ return function(trio)
   function SSLStream:unwrap()
     check_stream(self, "unwrap")
     check_trio("SSLStream:unwrap")
-    return outer(self, BOTH, "using", unwrap)
+    if self._sending or self._receiving then
+      error(BusyResourceError("another task is currently using on this SSLStream"), 2)
+    end
+    self._sending, self._receiving = true, true
+    local ok, transport, trailing = pcall(unwrap, self)
+    self._sending, self._receiving = false, false
+    if not ok then error(transport, 0) end
+    return transport, trailing
   end
 
   -- Whether close() may send close_notify: the handshake is complete, the
   -- caller is a Trio task, and no task is sending (it would have to wait
   -- for that send; close never waits for other tasks).
   local function may_notify(self)
-    return self._handshake.done:is_set() and not self._inner_send_lock:locked()
+    return self._handshake_finished and not self._inner_send_lock.held
       and pcall(check_trio, "SSLStream:close")
   end
 
