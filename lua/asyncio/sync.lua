@@ -102,19 +102,22 @@ function Event:is_set()
   return self._value
 end
 
---- set(): wake every waiter (a no-op when already set).
+--- set(): wake every waiter (a no-op when already set).  The waiters are
+-- woken before the flag is set: should waking one fail (not enough
+-- memory), the event is still clear and a later set() wakes the rest.
 function Event:set()
   if class_of(self) ~= Event then bad_self(self, Event, "Event:set") end
   if not self._value then
-    self._value = true
     local ws = self._waiters
     if #ws > 0 then
-      self._waiters = {} -- woken waiters need not take themselves off
+      local none = {} -- woken waiters need not take themselves off
       for i = 1, #ws do
         local fut = ws[i]
         if not fut_done(fut) then fut_set_result(fut, true) end
       end
+      self._waiters = none
     end
+    self._value = true
   end
 end
 
