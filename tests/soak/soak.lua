@@ -177,8 +177,13 @@ end
 
 local function clock() return trio.run(trio.current_time) end
 
+-- Only what the verdict needs is kept (the first 5 and the last 5 RSS
+-- samples, the peaks, the first and last fd counts): a list of every
+-- sample would itself grow the heap (2 MB after an hour).
 local start = clock()
-local rounds, samples_rss, samples_fd = 0, {}, {}
+local rounds, n = 0, 0
+local first5, last5, peak = {}, {}, 0
+local fd_first, fd_last, fd_peak
 local sampling = false
 while clock() - start < SECONDS do
   for _, w in ipairs(workloads) do
@@ -194,21 +199,22 @@ while clock() - start < SECONDS do
     sampling = true
     collectgarbage("collect")
     collectgarbage("collect")
-    samples_rss[#samples_rss + 1] = rss()
-    samples_fd[#samples_fd + 1] = fds()
+    local r, f = rss(), fds()
+    n = n + 1
+    if n <= 5 then first5[n] = r end
+    last5[(n - 1) % 5 + 1] = r
+    if r > peak then peak = r end
+    fd_first, fd_last = fd_first or f, f
+    if fd_peak == nil or f > fd_peak then fd_peak = f end
   end
 end
 
-local n = #samples_rss
 if not sampling or n < 10 then
   print(("soak: only %d samples in %g s (after %g s of warm-up): run longer"):format(n, SECONDS, WARMUP))
   os.exit(n >= 2 and 0 or 1)
 end
-local first, last = median(samples_rss, 1, 5), median(samples_rss, n - 4, n)
-local peak = math.max(table.unpack(samples_rss))
+local first, last = median(first5, 1, 5), median(last5, 1, 5)
 local bound = math.max(4 * 1024 * 1024, first // 10)
-local fd_first, fd_last = samples_fd[1], samples_fd[n]
-local fd_peak = math.max(table.unpack(samples_fd))
 print(("soak: %d rounds in %.0f s (%d samples after %.0f s of warm-up)"):format(rounds, clock() - start, n, WARMUP))
 print(("soak: RSS %.1f MB at the start of sampling, %.1f MB at the end, %.1f MB peak (bound +%.1f MB)")
   :format(first / 2 ^ 20, last / 2 ^ 20, peak / 2 ^ 20, bound / 2 ^ 20))
