@@ -176,7 +176,8 @@ clean:
 
 # ---- Reliability harnesses (issue #10): make oom / fuzz / tsan / soak -------
 # oom   fault injection under ASan: a lua_Alloc that refuses every growth
-#       after N allocations, then libuv calls that fail, swept over the
+#       after N allocations, then every libuv call that can be made to fail
+#       (--uv-all: also those libuv itself never fails), swept over the
 #       scenarios of tests/oom (OOM_ARGS: e.g. --points 60 --timeout 2)
 # fuzz  SEEDS seeded random programs under ASan (tests/fuzz; FUZZ_ARGS: e.g.
 #       --from 1000 --jobs 1)
@@ -203,7 +204,7 @@ oom: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" build-asan/oom/oom
 	@rc=0; \
 	 echo "== allocation failures"; build-asan/oom/oom $(OOM_ARGS) $(OOM_SCENARIOS) || rc=1; \
-	 echo "== libuv failures"; build-asan/oom/oom --uv $(OOM_ARGS) $(OOM_SCENARIOS) || rc=1; \
+	 echo "== libuv failures"; build-asan/oom/oom --uv-all $(OOM_ARGS) $(OOM_SCENARIOS) || rc=1; \
 	 exit $$rc
 
 fuzz: deps

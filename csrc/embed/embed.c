@@ -154,7 +154,10 @@ static void on_idle(uv_idle_t *h) { (void)h; }
 static void on_wake(uv_timer_t *h) { (void)h; }
 
 /* After a tick on a host loop: don't let the host block while tasks are
-** runnable; otherwise wake up for the next deadline. */
+** runnable; otherwise wake up for the next deadline.  A wake-up that cannot
+** be armed (libuv never fails these, but a host's wrapped libuv may) falls
+** back to the async handle, whose send cannot fail: the host loop comes
+** straight back instead of sleeping through a deadline or runnable tasks. */
 static void arm(ta_engine *E) {
   host_state *hs = host_of(E);
   double dt;
@@ -167,13 +170,14 @@ static void arm(ta_engine *E) {
   }
   dt = E->guest_ending ? 0 : ta_wait_timeout(E);
   if (dt == 0) {
-    uv_idle_start(hs->idle, on_idle);
+    if (uv_idle_start(hs->idle, on_idle) != 0) uv_async_send(hs->async);
     return;
   }
   uv_idle_stop(hs->idle);
   if (dt > 0) {
     uv_update_time(E->loop);
-    uv_timer_start(E->wake, on_wake, (uint64_t)(dt * 1000) + 1, 0);
+    if (uv_timer_start(E->wake, on_wake, (uint64_t)(dt * 1000) + 1, 0) != 0)
+      uv_async_send(hs->async);
   }
 }
 
@@ -185,13 +189,16 @@ static void on_prepare(uv_prepare_t *h) {
 }
 
 /* While a guest run is alive it keeps the host's loop alive (through the
-** async handle, which also receives the threads' wake-ups). */
-static void guest_started(ta_engine *E) {
+** async handle, which also receives the threads' wake-ups).  Returns a
+** libuv error code: the run cannot start if its steps cannot be hooked in. */
+static int guest_started(ta_engine *E) {
   host_state *hs = host_of(E);
-  if (!E->host_loop || hs == NULL) return;
+  int rc;
+  if (!E->host_loop || hs == NULL) return 0;
+  if ((rc = uv_prepare_start(hs->prepare, on_prepare)) != 0) return rc;
   uv_ref((uv_handle_t *)hs->async);
-  uv_prepare_start(hs->prepare, on_prepare);
   arm(E);
+  return 0;
 }
 
 /* ---- this layer's handles, on the engine's list ---- */

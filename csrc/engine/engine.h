@@ -303,7 +303,7 @@ void ta_signal_stop(uv_signal_t *h);
 
 /* ---- what a host (embed/) plugs into a run ---- */
 typedef struct ta_host_hooks {
-  void (*guest_started)(ta_engine *E);  /* a guest run started */
+  int (*guest_started)(ta_engine *E);   /* a guest run started; a libuv error code */
   int (*open)(ta_engine *E);            /* (re)open its handles on E->loop */
 } ta_host_hooks;
 

@@ -52,7 +52,12 @@ static int guest_start_body(lua_State *L) {
   ta_run_start(L, E, 1, 2, 3, check_flavor_opt(L, 4), &ta_trio_task_kind);
   E->ki_host = lua_toboolean(L, 6); /* after run_start, which resets it */
   E->guest = 1;
-  if (E->host != NULL && E->host->guest_started != NULL) E->host->guest_started(E);
+  if (E->host != NULL && E->host->guest_started != NULL) {
+    int rc = E->host->guest_started(E);
+    if (rc != 0)
+      return luaL_error(L, "start_guest_run: cannot hook the run into the host's loop (%s: %s)",
+                        uv_err_name(rc), uv_strerror(rc));
+  }
   return 0;
 }
 
