@@ -131,5 +131,6 @@ int ta_open_future(lua_State *L);
 int ta_open_queue(lua_State *L);
 int ta_open_stream_reader(lua_State *L);
 int ta_open_iowait(lua_State *L);
+int ta_open_transport(lua_State *L);
 
 #endif

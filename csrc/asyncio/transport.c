@@ -1,0 +1,99 @@
+/*
+** transport.c — the hot paths of asyncio's stream transports in C: the
+** read path (what a wake of the persistent read wait runs: take the bytes,
+** call protocol:data_received) and transport:write.  The transport itself
+** is the Lua table of lua/asyncio/net.lua (its fields, its other methods,
+** the rare paths: end of stream, errors, flow control); these functions
+** are two of its methods (Transport._read_ready, Transport.write) and call
+** back into its Lua methods for everything but the common case.
+**
+** The read path tells "closing or paused" from its socket: the transport
+** stops its socket's reading (sock_pause_reading) whenever it pauses or
+** starts closing, so `read_paused` on the socket is set exactly then, and
+** no Lua field is read per read.
+*/
+#include "asyncio/asyncio.h"
+#include "io/sock.h"
+
+#define MAX_READ (256 * 1024)
+#define READS_PER_CALL 16 /* then the rest waits for the loop's next batch */
+
+/* t:name(the nargs values on top of the stack); t is at 1. */
+static void call_method(lua_State *L, const char *name, int nargs) {
+  lua_getfield(L, 1, name);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, -2 - nargs, 2);
+  lua_call(L, nargs + 1, 0);
+}
+
+/* Arms the persistent read wait unless something waits on the slot
+** already (the transport's own wait, armed once). */
+static void arm_read(lua_State *L, ta_sock *s) {
+  if (s->slot[TA_SIDE_READ].wake == NULL) call_method(L, "_arm_read", 0);
+}
+
+/* transport:_read_ready(): takes what the socket has received and hands it
+** to the protocol, a few times, then waits for more (armed only after the
+** socket said it has nothing more: an end of stream already seen would
+** never wake it). */
+static int l_read_ready(lua_State *L) {
+  ta_sockbox *box;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "_sock"); /* 2: keeps the box alive */
+  box = ta_checksockbox(L, 2);
+  if (box->s != NULL) ta_sock_reap(L, box->s);
+  for (int i = 0; i < READS_PER_CALL; i++) {
+    ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
+    int rc, more;
+    if (s == NULL || s->read_paused) return 0; /* closed, closing or paused */
+    rc = ta_stream_try_recv(L, s, MAX_READ);   /* the data at 3 */
+    if (rc == TA_IO_AGAIN) {
+      arm_read(L, s);
+      return 0;
+    }
+    if (rc < 0) {
+      ta_push_oserror(L, rc, NULL, "recv");
+      lua_pushliteral(L, "Fatal read error on socket transport");
+      call_method(L, "_fatal_error", 2);
+      return 0;
+    }
+    if (lua_rawlen(L, 3) == 0) {
+      call_method(L, "_read_eof", 0);
+      return 0;
+    }
+    /* anything else pending: bytes left, an end of stream, an error */
+    more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
+    lua_getfield(L, 1, "_protocol"); /* 4 */
+    if (lua_toboolean(L, 4) && lua_getfield(L, 4, "data_received") != LUA_TNIL) {
+      lua_pushvalue(L, 4);
+      lua_pushvalue(L, 3);
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
+        call_method(L, "_data_received_failed", 2);
+        return 0;
+      }
+    }
+    lua_settop(L, 2);
+    if (!more) {
+      if (box->s != NULL) arm_read(L, box->s);
+      return 0;
+    }
+  }
+  /* loop:call_soon(transport._read_ready, transport) */
+  lua_getfield(L, 1, "_loop");
+  lua_getfield(L, -1, "call_soon");
+  lua_insert(L, -2);
+  lua_getfield(L, 1, "_read_ready");
+  lua_pushvalue(L, 1);
+  lua_call(L, 3, 0);
+  return 0;
+}
+
+int ta_open_transport(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"transport_read_ready", l_read_ready},
+    {NULL, NULL}
+  };
+  ta_register(L, funcs);
+  return 0;
+}
