@@ -42,6 +42,7 @@ static int l_read_ready(lua_State *L) {
   lua_settop(L, 1);
   lua_getfield(L, 1, "_sock"); /* 2: keeps the box alive */
   box = ta_checksockbox(L, 2);
+  luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
@@ -89,9 +90,56 @@ static int l_read_ready(lua_State *L) {
   return 0;
 }
 
+/* transport:write(data): never waits; what the socket does not take at
+** once is queued (then t:_write_queued() arms the write wait and checks
+** the high water mark).  A transport that is closing or had write_eof()
+** goes to t:_write_refused(data) (raises, or counts the lost write). */
+static int l_write(lua_State *L) {
+  ta_sockbox *box;
+  ta_sock *s;
+  size_t len, written;
+  int rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 2) != LUA_TSTRING) { /* as the Lua methods say it */
+    luaL_where(L, 2);
+    lua_pushfstring(L, "bad argument #1 to 'write' (string expected, got %s)",
+                    lua_isnone(L, 2) ? "nil" : luaL_typename(L, 2));
+    lua_concat(L, 2);
+    return lua_error(L);
+  }
+  lua_settop(L, 2);
+  lua_tolstring(L, 2, &len);
+  lua_getfield(L, 1, "_closing"); /* (_lost_called comes after _closing) */
+  lua_getfield(L, 1, "_eof_written");
+  if (lua_toboolean(L, 3) || lua_toboolean(L, 4) || len == 0) {
+    lua_settop(L, 2);
+    call_method(L, "_write_refused", 1);
+    return 0;
+  }
+  lua_getfield(L, 1, "_sock"); /* 5 */
+  box = ta_checksockbox(L, 5);
+  s = box->s;
+  if (s == NULL) {
+    rc = UV_EBADF;
+  } else {
+    ta_sock_reap(L, s);
+    rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write(L, s, 2, 0, &written);
+  }
+  lua_settop(L, 2);
+  if (rc < 0) {
+    ta_push_oserror(L, rc, NULL, s == NULL ? "write: the socket is closed" : "send");
+    lua_pushliteral(L, "Fatal write error on socket transport");
+    call_method(L, "_fatal_error", 2);
+  } else if (rc == 0) {
+    call_method(L, "_write_queued", 0);
+  }
+  return 0;
+}
+
 int ta_open_transport(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"transport_read_ready", l_read_ready},
+    {"transport_write", l_write},
     {NULL, NULL}
   };
   ta_register(L, funcs);

@@ -18,7 +18,6 @@ local ssl = require "trio_asyncio.ssl"
 local OSError = errors.OSError
 local RuntimeError = errors.RuntimeError
 local READ, WRITE = 0, 1
-local sock_write_noraise = core.sock_write_noraise
 
 local argerror = errors.argerror
 
@@ -324,22 +323,21 @@ return function(asyncio, Loop)
   end
 
   --- transport:write(data): never waits; what the socket does not take at
-  -- once is buffered (pause_writing above the high water mark)
-  function Transport:write(data)
-    if type(data) ~= "string" then argerror(1, "write", "string expected, got " .. type(data)) end
-    if self._eof_written or self._closing or self._lost_called or data == "" then
-      if self._eof_written then error(RuntimeError("Cannot call write() after write_eof()"), 2) end
-      if data == "" then return end
-      self._conn_lost = self._conn_lost + 1
-      if self._conn_lost >= 5 then io.stderr:write("asyncio: socket.send() raised exception.\n") end
-      return
-    end
-    local all, err = sock_write_noraise(self._sock, data)
-    if not all then
-      if all == nil then return self:_fatal_error(err, "Fatal write error on socket transport") end
-      self:_arm_write()
-      self:_maybe_pause_protocol()
-    end
+  -- once is buffered (pause_writing above the high water mark).  C
+  -- (csrc/asyncio/transport.c), calling the methods below for the rest.
+  Transport.write = core.transport_write
+
+  function Transport:_write_queued()
+    self:_arm_write()
+    self:_maybe_pause_protocol()
+  end
+
+  -- write() on a transport that is closing or had write_eof(), or of ""
+  function Transport:_write_refused(data)
+    if self._eof_written then error(RuntimeError("Cannot call write() after write_eof()"), 3) end
+    if data == "" then return end
+    self._conn_lost = self._conn_lost + 1
+    if self._conn_lost >= 5 then io.stderr:write("asyncio: socket.send() raised exception.\n") end
   end
 
   function Transport:writelines(list)
