@@ -18,6 +18,17 @@
 #define MAX_READ (256 * 1024)
 #define READS_PER_CALL 16 /* then the rest waits for the loop's next batch */
 
+/* The fields the hot paths read are upvalues of their functions, interned
+** once (lua_getfield would look each name up in the string cache). */
+static const char *const field_names[] = {"_sock", "_protocol", "data_received", "_closing", "_eof_written"};
+enum { F_SOCK = 2, F_PROTOCOL, F_DATA_RECEIVED, F_CLOSING, F_EOF_WRITTEN, F_END }; /* upvalue 1: the engine */
+
+/* Pushes obj[field] (obj an absolute index) and returns its type. */
+static int get_field(lua_State *L, int obj, int field) {
+  lua_pushvalue(L, lua_upvalueindex(field));
+  return lua_gettable(L, obj);
+}
+
 /* t:name(the nargs values on top of the stack); t is at 1. */
 static void call_method(lua_State *L, const char *name, int nargs) {
   lua_getfield(L, 1, name);
@@ -40,7 +51,7 @@ static int l_read_ready(lua_State *L) {
   ta_sockbox *box;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_getfield(L, 1, "_sock"); /* 2: keeps the box alive */
+  get_field(L, 1, F_SOCK); /* 2: keeps the box alive */
   box = ta_checksockbox(L, 2);
   luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
   if (box->s != NULL) ta_sock_reap(L, box->s);
@@ -65,8 +76,8 @@ static int l_read_ready(lua_State *L) {
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    lua_getfield(L, 1, "_protocol"); /* 4 */
-    if (lua_toboolean(L, 4) && lua_getfield(L, 4, "data_received") != LUA_TNIL) {
+    get_field(L, 1, F_PROTOCOL); /* 4 */
+    if (lua_toboolean(L, 4) && get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL) {
       lua_pushvalue(L, 4);
       lua_pushvalue(L, 3);
       if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
@@ -109,14 +120,14 @@ static int l_write(lua_State *L) {
   }
   lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
-  lua_getfield(L, 1, "_closing"); /* (_lost_called comes after _closing) */
-  lua_getfield(L, 1, "_eof_written");
+  get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
+  get_field(L, 1, F_EOF_WRITTEN);
   if (lua_toboolean(L, 3) || lua_toboolean(L, 4) || len == 0) {
     lua_settop(L, 2);
     call_method(L, "_write_refused", 1);
     return 0;
   }
-  lua_getfield(L, 1, "_sock"); /* 5 */
+  get_field(L, 1, F_SOCK); /* 5 */
   box = ta_checksockbox(L, 5);
   s = box->s;
   if (s == NULL) {
@@ -136,12 +147,18 @@ static int l_write(lua_State *L) {
   return 0;
 }
 
+/* Expects the module table and the engine on top (as ta_register). */
 int ta_open_transport(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"transport_read_ready", l_read_ready},
     {"transport_write", l_write},
-    {NULL, NULL}
   };
-  ta_register(L, funcs);
+  int engine = lua_gettop(L);
+  for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
+    lua_pushvalue(L, engine);
+    for (int f = F_SOCK; f < F_END; f++) lua_pushstring(L, field_names[f - F_SOCK]);
+    lua_pushcclosure(L, funcs[i].func, F_END - 1);
+    lua_setfield(L, engine - 1, funcs[i].name);
+  }
   return 0;
 }
