@@ -112,9 +112,9 @@ static int l_write(lua_State *L) {
   int rc;
   luaL_checktype(L, 1, LUA_TTABLE);
   if (lua_type(L, 2) != LUA_TSTRING) { /* as the Lua methods say it */
+    const char *got = lua_isnone(L, 2) ? "nil" : luaL_typename(L, 2);
     luaL_where(L, 2);
-    lua_pushfstring(L, "bad argument #1 to 'write' (string expected, got %s)",
-                    lua_isnone(L, 2) ? "nil" : luaL_typename(L, 2));
+    lua_pushfstring(L, "bad argument #1 to 'write' (string expected, got %s)", got);
     lua_concat(L, 2);
     return lua_error(L);
   }

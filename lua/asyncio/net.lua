@@ -31,6 +31,14 @@ return function(asyncio, Loop)
   local ValueError = asyncio.ValueError
   local check_aio = core.check_aio
 
+  -- A transport's socket (asyncio's create_connection checks it too).
+  local function check_stream_socket(sock, n, fname)
+    check_socket(sock, n, fname)
+    if sock.type ~= tsocket.SOCK_STREAM then
+      error(ValueError(("%s: A Stream Socket was expected, got %s"):format(fname, tostring(sock))), 3)
+    end
+  end
+
   -- -------------------------------------------------------------------
   -- waiting on io objects
 
@@ -676,7 +684,7 @@ return function(asyncio, Loop)
     opts = check_opts(opts, 4, "create_connection", CONNECT_OPTS, true)
     local sock = opts.sock
     if sock ~= nil then
-      check_socket(sock, 4, "create_connection")
+      check_stream_socket(sock, 4, "create_connection")
       if host ~= nil or port ~= nil then
         error(ValueError("create_connection: host/port and sock can not be specified at the same time"), 2)
       end
@@ -700,7 +708,7 @@ return function(asyncio, Loop)
     check_factory(protocol_factory, "create_unix_connection")
     opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS, true)
     local sock = opts.sock
-    if sock == nil then check_path(path, 2, "create_unix_connection") end
+    if sock == nil then check_path(path, 2, "create_unix_connection") else check_stream_socket(sock, 3, "create_unix_connection") end
     check_aio("loop:create_unix_connection")
     if sock == nil then
       sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
