@@ -708,7 +708,11 @@ return function(asyncio, Loop)
     check_factory(protocol_factory, "create_unix_connection")
     opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS, true)
     local sock = opts.sock
-    if sock == nil then check_path(path, 2, "create_unix_connection") else check_stream_socket(sock, 3, "create_unix_connection") end
+    if sock == nil then
+      check_path(path, 2, "create_unix_connection")
+    else
+      check_stream_socket(sock, 3, "create_unix_connection")
+    end
     check_aio("loop:create_unix_connection")
     if sock == nil then
       sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
