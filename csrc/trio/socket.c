@@ -13,6 +13,8 @@
 ** as Python's does.  A second task waiting on the same direction gets
 ** BusyResourceError.
 */
+#include <string.h>
+
 #include "trio/trio.h"
 #include "io/sock.h"
 
@@ -127,7 +129,7 @@ static int m_recv(lua_State *L) {
   int with_addr;
   check_max(L, 2);
   with_addr = lua_toboolean(L, lua_upvalueindex(2));
-  t = ta_async_check(L, with_addr ? "recvfrom" : "recv", TA_TRIO);
+  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(3)), TA_TRIO);
   ta_check_cancelled(L, t);
   return recv_try(L, t, 0, with_addr);
 }
@@ -220,7 +222,7 @@ static int m_send(lua_State *L) {
   ta_sock *s;
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
-  t = ta_async_check(L, "send", TA_TRIO);
+  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(3)), TA_TRIO);
   ta_check_cancelled(L, t);
   s = op_sock(L, "send", 0);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
@@ -327,27 +329,35 @@ static int l_writing(lua_State *L) {
   return 1;
 }
 
+/* Upvalues of the methods: the engine, the flag (recvfrom: with the
+** address), and the name a flavor error gives (recv and send: their
+** caller's, for SocketStream's receive_some and send_all, which are
+** core.trio_stream_recv / trio_stream_send: one flavor check per call). */
 int ta_open_trio_socket(lua_State *L) {
-  static const struct { const char *name; lua_CFunction f; int flag; } methods[] = {
-    {"accept", m_accept, 0},
-    {"connect", m_connect, 0},
-    {"send", m_send, 0},
-    {"sendto", m_sendto, 0},
-    {"recv", m_recv, 0},
-    {"recvfrom", m_recv, 1},
+  static const struct { const char *name; lua_CFunction f; int flag; const char *caller; } methods[] = {
+    {"accept", m_accept, 0, "accept"},
+    {"connect", m_connect, 0, "connect"},
+    {"send", m_send, 0, "send"},
+    {"sendto", m_sendto, 0, "sendto"},
+    {"recv", m_recv, 0, "recv"},
+    {"recvfrom", m_recv, 1, "recvfrom"},
+    {"trio_stream_send", m_send, 0, "SocketStream:send_all"},
+    {"trio_stream_recv", m_recv, 0, "SocketStream:receive_some"},
   };
   static const luaL_Reg funcs[] = {
     {"trio_wait_io", l_wait_io},
     {"sock_writing", l_writing},
     {NULL, NULL}
   };
+  int module = lua_gettop(L) - 1;
   luaL_getmetatable(L, TA_SOCKET_MT);
   lua_getfield(L, -1, "__methods");
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     lua_pushvalue(L, -3); /* engine */
     lua_pushboolean(L, methods[i].flag);
-    lua_pushcclosure(L, methods[i].f, 2);
-    lua_setfield(L, -2, methods[i].name);
+    lua_pushstring(L, methods[i].caller);
+    lua_pushcclosure(L, methods[i].f, 3);
+    lua_setfield(L, strncmp(methods[i].name, "trio_stream_", 12) == 0 ? module : -2, methods[i].name);
   }
   lua_pop(L, 2);
   ta_register(L, funcs);
