@@ -37,10 +37,10 @@ static void call_method(lua_State *L, const char *name, int nargs) {
   lua_call(L, nargs + 1, 0);
 }
 
-/* Arms the persistent read wait unless something waits on the slot
-** already (the transport's own wait, armed once). */
+/* Arms the persistent read wait unless it is armed already (once; some
+** other waiter in the slot makes _arm_read raise BusyResourceError). */
 static void arm_read(lua_State *L, ta_sock *s) {
-  if (s->slot[TA_SIDE_READ].wake == NULL) call_method(L, "_arm_read", 0);
+  if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) call_method(L, "_arm_read", 0);
 }
 
 /* transport:_read_ready(): takes what the socket has received and hands it
