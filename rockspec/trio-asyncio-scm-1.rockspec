@@ -55,6 +55,7 @@ build = {
            "csrc/trio/parking_lot.c", "csrc/trio/run.c", "csrc/trio/scope.c",
            "csrc/trio/socket.c", "csrc/trio/time.c", "csrc/asyncio/future.c", "csrc/asyncio/queue.c",
            "csrc/asyncio/streamreader.c", "csrc/asyncio/ioreq_future.c", "csrc/asyncio/iowait.c", "csrc/asyncio/loop.c",
+           "csrc/asyncio/transport.c",
            "csrc/embed/embed.c", "csrc/core.c",
          },
          incdirs = { "csrc/include", "csrc", "$(LIBUV_INCDIR)", "$(OPENSSL_INCDIR)" },

@@ -283,6 +283,86 @@ describe("transports and protocols", function()
     end)
   end)
 
+  it("data_received that pauses, swaps the protocol or closes: the next bytes follow it", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local a, b = socket.socketpair()
+      local log, second = {}, {}
+      local t = loop:create_connection(function() return {
+        data_received = function(self, d)
+          log[#log + 1] = d
+          if d:find("pause", 1, true) then self.t:pause_reading() end
+          if d:find("swap", 1, true) then
+            self.t:set_protocol { data_received = function(_, d2) second[#second + 1] = d2 end }
+          end
+        end,
+        connection_made = function(self, tr) self.t = tr end,
+      } end, nil, nil, { sock = a })
+      loop:sock_sendall(b, "pause")
+      wait_until(function() return #log == 1 end)
+      loop:sock_sendall(b, "more")
+      asyncio.sleep(0.05)
+      assert.same({ "pause" }, log) -- paused in data_received: nothing else read
+      t:resume_reading()
+      wait_until(function() return #log == 2 end)
+      assert.equal("more", log[2])
+      loop:sock_sendall(b, "swap")
+      wait_until(function() return #log == 3 end)
+      loop:sock_sendall(b, "to the new one")
+      wait_until(function() return #second == 1 end)
+      assert.same({ "to the new one" }, second)
+      assert.equal(3, #log)
+      t:close()
+      assert.is_false(t:is_reading())
+      loop:sock_sendall(b, "after close")
+      asyncio.sleep(0.05)
+      assert.equal(1, #second)
+      b:close()
+    end)
+  end)
+
+  it("write: argument errors; a peer gone is connection_lost(error) without the exception handler", function()
+    local ctxs = {}
+    run(function()
+      local loop = asyncio.get_running_loop()
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      local a, b = socket.socketpair()
+      local lost = loop:create_future()
+      local t = loop:create_connection(function() return {
+        connection_lost = function(_, exc) lost:set_result(exc or false) end,
+      } end, nil, nil, { sock = a })
+      assert_has(errof(t.write, t, 42), "bad argument #1 to 'write' (string expected, got number)")
+      assert_has(errof(t.write, t), "bad argument #1 to 'write' (string expected, got nil)")
+      t:write("") -- nothing to do
+      b:close()
+      -- the kernel may take a write or two before it reports the peer gone
+      for _ = 1, 20 do
+        if t:is_closing() then break end
+        t:write(("x"):rep(1000))
+        asyncio.sleep(0.01)
+      end
+      local exc = lost:await()
+      assert.is_true(errors.OSError:is(exc), tostring(exc))
+      assert.is_true(exc.code == "EPIPE" or exc.code == "ECONNRESET", tostring(exc.code))
+      t:write("after the loss") -- dropped, counted
+      assert.is_true(t:is_closing())
+    end)
+    assert.same({}, ctxs)
+  end)
+
+  it("create_connection with sock= wants a stream socket", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+      local err = errof(loop.create_connection, loop, function() return {} end, nil, nil, { sock = u })
+      assert.is_true(asyncio.ValueError:is(err), tostring(err))
+      assert_has(err, "A Stream Socket was expected")
+      assert_has(errof(loop.create_unix_connection, loop, function() return {} end, nil, { sock = u }),
+        "A Stream Socket was expected")
+      u:close()
+    end)
+  end)
+
   it("close() sends what is buffered first; abort() drops it; get_extra_info", function()
     run(function()
       local loop = asyncio.get_running_loop()

@@ -210,7 +210,15 @@ describe("SocketStream errors (Trio's rules)", function()
     end)
     assert.is_true(errors.FlavorError:is(e))
     assert_has(e.message, "SocketStream:receive_some")
-    assert.equal("unread", run(sb.receive_some, sb)) -- nothing consumed, still usable
+    e = asyncio.run(function()
+      local ok, err = pcall(sa.send_all, sa, "not sent")
+      return not ok and err
+    end)
+    assert.is_true(errors.FlavorError:is(e))
+    assert_has(e.message, "SocketStream:send_all")
+    assert.equal("unread", run(sb.receive_some, sb)) -- nothing consumed nor sent, still usable
+    run(function() sa:send_all("usable") end) -- the failed send_all left it usable
+    assert.equal("usable", run(sb.receive_some, sb))
     sa:close()
     sb:close()
   end)

@@ -108,6 +108,9 @@ void ta_loop_push_factory(lua_State *L, int loopidx);
 /* iowait.c: the loop's waits on io objects */
 void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int ready);
 void ta_loop_release_io(lua_State *L, ta_loop *lp);
+/* Whether a persistent loop callback (a transport's read wait) fills the
+** waiter slot w (iowait.c). */
+int ta_aio_persistent_armed(const ta_waiter *w);
 
 /* For the I/O faces (ioreq_future.c): a new pending Future of the loop at
 ** loopidx, pushed; settling a pending plain Future at fidx with the top n
@@ -131,5 +134,6 @@ int ta_open_future(lua_State *L);
 int ta_open_queue(lua_State *L);
 int ta_open_stream_reader(lua_State *L);
 int ta_open_iowait(lua_State *L);
+int ta_open_transport(lua_State *L);
 
 #endif

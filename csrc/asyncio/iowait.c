@@ -93,6 +93,10 @@ void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int ready) {
   }
 }
 
+int ta_aio_persistent_armed(const ta_waiter *w) {
+  return w->wake == aio_wake && ((const aiorec *)w->data)->persistent;
+}
+
 /* The loop closes: its records go. */
 void ta_loop_release_io(lua_State *L, ta_loop *lp) {
   lp->posted = lp->posted_tail = NULL;

@@ -159,6 +159,12 @@ static int engine_gc(lua_State *L) {
   free(E->runq);
   free(E->batch);
   free(E->status_todo);
+  while (E->spare_rbufs != NULL) {
+    void *next = *(void **)E->spare_rbufs;
+    free(E->spare_rbufs);
+    E->spare_rbufs = next;
+  }
+  E->nspare_rbufs = 0;
   free(E->weak_free);
   E->weak_free = NULL;
   E->nweak_free = E->capweak_free = 0;

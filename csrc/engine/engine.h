@@ -384,6 +384,8 @@ struct ta_engine {
   void *host_state;           /* ...and its per-engine state */
   void *fds;                  /* the fd table of io/ (NULL until used) */
   int sigint_watched;         /* io/: signal watches of SIGINT (no KeyboardInterrupt then) */
+  void *spare_rbufs;          /* io/: small read buffers kept for reuse, each starting */
+  int nspare_rbufs;           /* with the pointer to the next (freed with the engine) */
   /* State of the flavor layers that the engine only stores. */
   void *open_nurseries;     /* trio/: every open nursery */
   void *running_loop;       /* asyncio/: loop whose callbacks are running */

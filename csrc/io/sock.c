@@ -561,30 +561,15 @@ ta_waiter *ta_io_slot(lua_State *L, int idx, int side, const char *fname) {
 
 /* ---- low-level helpers for the faces' Lua code ---- */
 
-/* How the socket's own failures (it is closed, an OS error) come back:
-** raised as OSError, or returned as nil, the OSError, for the asyncio
-** transports, which report them instead of raising (no pcall per call
-** on their hot paths). */
-static int sock_failed(lua_State *L, int raise, int rc, const char *what) {
-  if (raise) return ta_oserror(L, rc, NULL, "%s", what);
-  lua_pushnil(L);
-  ta_push_oserror(L, rc, NULL, "%s", what);
-  return 2;
-}
-
 /* sock_try_recv(sock, max) -> data, more; or nothing if it would wait;
 ** raises OSError.  more is false when a stream has nothing else to give
 ** before libuv reads again (its buffer is empty, no end or error is
 ** pending; at the end it stays true): a caller woken by the read slot
-** need not look again.
-** sock_try_recv_noraise(sock, max): the same, but nil, OSError on failure. */
-static int try_recv(lua_State *L, int raise) {
-  ta_sock *s = ta_tosock(L, 1);
-  lua_Integer max;
+** need not look again. */
+static int l_try_recv(lua_State *L) {
+  ta_sock *s = ta_checksock(L, 1, "recv");
+  lua_Integer max = luaL_checkinteger(L, 2);
   int n;
-  if (s == NULL) return sock_failed(L, raise, UV_EBADF, "recv: the socket is closed");
-  ta_sock_reap(L, s);
-  max = luaL_checkinteger(L, 2);
   luaL_argcheck(L, max >= 0, 2, "negative size");
   if (s->kind == TA_SK_UDP) {
     n = ta_udp_try_recvfrom(L, s, (size_t)max, 0);
@@ -594,12 +579,9 @@ static int try_recv(lua_State *L, int raise) {
     if (n > 0) lua_pushboolean(L, ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading);
   }
   if (n == TA_IO_AGAIN) return 0;
-  if (n < 0) return sock_failed(L, raise, n, "recv");
+  if (n < 0) return ta_oserror(L, n, NULL, "recv");
   return n + 1;
 }
-
-static int l_try_recv(lua_State *L) { return try_recv(L, 1); }
-static int l_try_recv_noraise(lua_State *L) { return try_recv(L, 0); }
 
 /* sock_try_recvfrom(sock, max) -> data, addr, or nothing if it would wait */
 static int l_try_recvfrom(lua_State *L) {
@@ -633,28 +615,20 @@ static int l_try_accept(lua_State *L) {
 }
 
 /* sock_write(sock, data [, offset]) -> true if all went out now, false if
-** some is queued (wait with sock_try_drain); raises OSError.
-** sock_write_noraise(sock, data [, offset]): the same, but nil, OSError
-** on failure. */
-static int write_data(lua_State *L, int raise) {
-  ta_sock *s = ta_tosock(L, 1);
+** some is queued (wait with sock_try_drain); raises OSError. */
+static int l_write(lua_State *L) {
+  ta_sock *s = ta_checksock(L, 1, "write");
   size_t len, written = 0;
-  lua_Integer off;
+  lua_Integer off = luaL_optinteger(L, 3, 0);
   int rc;
-  if (s == NULL) return sock_failed(L, raise, UV_EBADF, "write: the socket is closed");
-  ta_sock_reap(L, s);
-  off = luaL_optinteger(L, 3, 0);
   luaL_checklstring(L, 2, &len);
   luaL_argcheck(L, off >= 0 && (size_t)off <= len, 3, "offset out of range");
   if (s->kind == TA_SK_UDP) rc = ta_udp_send(L, s, 2, NULL);
   else rc = ta_stream_write(L, s, 2, (size_t)off, &written);
-  if (rc < 0) return sock_failed(L, raise, rc, "send");
+  if (rc < 0) return ta_oserror(L, rc, NULL, "send");
   lua_pushboolean(L, rc == 1);
   return 1;
 }
-
-static int l_write(lua_State *L) { return write_data(L, 1); }
-static int l_write_noraise(lua_State *L) { return write_data(L, 0); }
 
 /* sock_try_drain(sock) -> true once no write is in flight; raises the
 ** error of a failed one */
@@ -890,11 +864,9 @@ static const luaL_Reg sock_funcs[] = {
   {"socketpair", l_socketpair},
   {"socket_from_fd", l_from_fd},
   {"sock_try_recv", l_try_recv},
-  {"sock_try_recv_noraise", l_try_recv_noraise},
   {"sock_try_recvfrom", l_try_recvfrom},
   {"sock_try_accept", l_try_accept},
   {"sock_write", l_write},
-  {"sock_write_noraise", l_write_noraise},
   {"sock_try_drain", l_try_drain},
   {"sock_sendto", l_sendto},
   {"sock_start_connect", l_start_connect},

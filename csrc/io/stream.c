@@ -24,6 +24,30 @@
 ** one grew to when that one was filled beyond it (bulk transfers). */
 #define RBUF_SMALL 1024
 #define RBUF_LARGE_MAX (256 * 1024)
+/* Emptied small buffers are kept by the engine for the next read (up to
+** this many): a batch of reads on many connections would otherwise take
+** most of them from malloc's arena rather than its small per-thread cache. */
+#define RBUF_SPARES_MAX 64
+
+static char *take_small_rbuf(ta_engine *E) {
+  char *b = (char *)E->spare_rbufs;
+  if (b == NULL) return (char *)malloc(RBUF_SMALL);
+  E->spare_rbufs = *(void **)b;
+  E->nspare_rbufs--;
+  return b;
+}
+
+static void free_rbuf(ta_sock *s) {
+  ta_engine *E = s->E;
+  if (s->rcap == RBUF_SMALL && E->nspare_rbufs < RBUF_SPARES_MAX) {
+    *(void **)s->rbuf = E->spare_rbufs;
+    E->spare_rbufs = s->rbuf;
+    E->nspare_rbufs++;
+  } else {
+    free(s->rbuf);
+  }
+  s->rbuf = NULL;
+}
 
 size_t ta_stream_buffered(ta_sock *s) { return s->rlen - s->rpos; }
 
@@ -32,7 +56,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   if (s->rbuf == NULL) {
     size_t first = s->rnext > RBUF_SMALL ? s->rnext : RBUF_SMALL;
-    s->rbuf = (char *)malloc(first);
+    s->rbuf = first == RBUF_SMALL ? take_small_rbuf(s->E) : (char *)malloc(first);
     s->rcap = s->rbuf ? first : 0;
     s->rpos = s->rlen = 0;
   } else if (s->rcap - s->rlen < RBUF_MIN_FREE) {
@@ -96,8 +120,7 @@ int ta_stream_try_recv(lua_State *L, ta_sock *s, size_t max) {
     s->rpos += n;
     if (s->rpos == s->rlen) {
       s->rnext = s->rlen > RBUF_SMALL ? (s->rcap < RBUF_LARGE_MAX ? s->rcap : RBUF_LARGE_MAX) : 0;
-      free(s->rbuf);
-      s->rbuf = NULL;
+      free_rbuf(s);
       s->rpos = s->rlen = s->rcap = 0;
     }
     start_reading(s); /* again, below the high mark */

@@ -13,6 +13,8 @@
 ** as Python's does.  A second task waiting on the same direction gets
 ** BusyResourceError.
 */
+#include <string.h>
+
 #include "trio/trio.h"
 #include "io/sock.h"
 
@@ -92,6 +94,9 @@ static size_t check_max(lua_State *L, int idx) {
 
 /* ---- recv, recvfrom ---- */
 
+enum { PLAIN, RECVFROM, STREAM }; /* the modes of the methods (upvalue 2) */
+#define STREAM_RECEIVE_SIZE 65536 /* receive_some's default (trio.SocketStream) */
+
 static int recv_k(lua_State *L, int status, lua_KContext ctx);
 
 static int recv_try(lua_State *L, ta_task *t, int waited, int with_addr) {
@@ -118,16 +123,31 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   ta_task *t = (ta_task *)ctx;
   (void)status;
   check_resume(L, t);
-  return recv_try(L, t, 1, lua_toboolean(L, lua_upvalueindex(2)));
+  return recv_try(L, t, 1, lua_tointeger(L, lua_upvalueindex(2)) == RECVFROM);
+}
+
+/* SocketStream's receive_some(max_bytes) checks its argument its own way
+** (nil is the default size). */
+static void check_max_bytes(lua_State *L) {
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_pushinteger(L, STREAM_RECEIVE_SIZE);
+  } else if (!lua_isinteger(L, 2)) {
+    luaL_error(L, "bad argument #1 to 'receive_some' (max_bytes: integer expected, got %s)",
+               lua_type(L, 2) == LUA_TNUMBER ? "float" : luaL_typename(L, 2));
+  } else if (lua_tointeger(L, 2) < 1) {
+    luaL_error(L, "bad argument #1 to 'receive_some' (max_bytes must be >= 1)");
+  }
 }
 
 /* sock:recv(max) -> data ("" at the end of a stream) */
 static int m_recv(lua_State *L) {
   ta_task *t;
-  int with_addr;
+  int with_addr, mode = (int)lua_tointeger(L, lua_upvalueindex(2));
+  if (mode == STREAM) check_max_bytes(L);
   check_max(L, 2);
-  with_addr = lua_toboolean(L, lua_upvalueindex(2));
-  t = ta_async_check(L, with_addr ? "recvfrom" : "recv", TA_TRIO);
+  with_addr = mode == RECVFROM;
+  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(3)), TA_TRIO);
   ta_check_cancelled(L, t);
   return recv_try(L, t, 0, with_addr);
 }
@@ -218,9 +238,11 @@ static int send_start(lua_State *L, ta_task *t, ta_sock *s, const struct sockadd
 static int m_send(lua_State *L) {
   ta_task *t;
   ta_sock *s;
+  if (lua_tointeger(L, lua_upvalueindex(2)) == STREAM && lua_type(L, 2) != LUA_TSTRING)
+    return luaL_error(L, "bad argument #1 to 'send_all' (string expected, got %s)", luaL_typename(L, 2));
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
-  t = ta_async_check(L, "send", TA_TRIO);
+  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(3)), TA_TRIO);
   ta_check_cancelled(L, t);
   s = op_sock(L, "send", 0);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
@@ -327,27 +349,35 @@ static int l_writing(lua_State *L) {
   return 1;
 }
 
+/* Upvalues of the methods: the engine, the mode (PLAIN, RECVFROM: with
+** the address, STREAM: SocketStream's receive_some and send_all, which
+** are core.trio_stream_recv / trio_stream_send and check their arguments
+** and the flavor here, once per call), and the name a flavor error gives. */
 int ta_open_trio_socket(lua_State *L) {
-  static const struct { const char *name; lua_CFunction f; int flag; } methods[] = {
-    {"accept", m_accept, 0},
-    {"connect", m_connect, 0},
-    {"send", m_send, 0},
-    {"sendto", m_sendto, 0},
-    {"recv", m_recv, 0},
-    {"recvfrom", m_recv, 1},
+  static const struct { const char *name; lua_CFunction f; int mode; const char *caller; } methods[] = {
+    {"accept", m_accept, PLAIN, "accept"},
+    {"connect", m_connect, PLAIN, "connect"},
+    {"send", m_send, PLAIN, "send"},
+    {"sendto", m_sendto, PLAIN, "sendto"},
+    {"recv", m_recv, PLAIN, "recv"},
+    {"recvfrom", m_recv, RECVFROM, "recvfrom"},
+    {"trio_stream_send", m_send, STREAM, "SocketStream:send_all"},
+    {"trio_stream_recv", m_recv, STREAM, "SocketStream:receive_some"},
   };
   static const luaL_Reg funcs[] = {
     {"trio_wait_io", l_wait_io},
     {"sock_writing", l_writing},
     {NULL, NULL}
   };
+  int module = lua_gettop(L) - 1;
   luaL_getmetatable(L, TA_SOCKET_MT);
   lua_getfield(L, -1, "__methods");
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     lua_pushvalue(L, -3); /* engine */
-    lua_pushboolean(L, methods[i].flag);
-    lua_pushcclosure(L, methods[i].f, 2);
-    lua_setfield(L, -2, methods[i].name);
+    lua_pushinteger(L, methods[i].mode);
+    lua_pushstring(L, methods[i].caller);
+    lua_pushcclosure(L, methods[i].f, 3);
+    lua_setfield(L, strncmp(methods[i].name, "trio_stream_", 12) == 0 ? module : -2, methods[i].name);
   }
   lua_pop(L, 2);
   ta_register(L, funcs);

@@ -18,8 +18,6 @@ local ssl = require "trio_asyncio.ssl"
 local OSError = errors.OSError
 local RuntimeError = errors.RuntimeError
 local READ, WRITE = 0, 1
-local MAX_READ = 256 * 1024
-local sock_try_recv_noraise, sock_write_noraise = core.sock_try_recv_noraise, core.sock_write_noraise
 
 local argerror = errors.argerror
 
@@ -32,6 +30,14 @@ end
 return function(asyncio, Loop)
   local ValueError = asyncio.ValueError
   local check_aio = core.check_aio
+
+  -- A transport's socket (asyncio's create_connection checks it too).
+  local function check_stream_socket(sock, n, fname)
+    check_socket(sock, n, fname)
+    if sock.type ~= tsocket.SOCK_STREAM then
+      error(ValueError(("%s: A Stream Socket was expected, got %s"):format(fname, tostring(sock))), 3)
+    end
+  end
 
   -- -------------------------------------------------------------------
   -- waiting on io objects
@@ -208,7 +214,7 @@ return function(asyncio, Loop)
     local t = setmetatable({
       _loop = loop, _sock = sock, _protocol = protocol, _closing = false, _paused = false,
       _protocol_paused = false, _eof_written = false, _conn_lost = 0, _high = DEFAULT_HIGH,
-      _low = DEFAULT_HIGH // 4, _reading_armed = false, _writing_armed = false, _extra = extra or {},
+      _low = DEFAULT_HIGH // 4, _writing_armed = false, _extra = extra or {},
       _lost_called = false,
     }, Transport)
     if sock.family ~= tsocket.AF_UNIX then
@@ -231,45 +237,29 @@ return function(asyncio, Loop)
   asyncio._Transport = Transport
 
   -- The read wait is persistent: armed once, it queues _read_ready for
-  -- each wake until disarmed (pause_reading, close).
+  -- each wake until disarmed (pause_reading, close).  _read_ready is C
+  -- (csrc/asyncio/transport.c): it takes what the socket has received and
+  -- calls protocol:data_received, a few times, then arms the wait (only
+  -- once the socket said it has nothing more: an end of stream already
+  -- seen would never wake it); it calls the methods below for the rest.
+  -- It knows "closing or paused" from the socket: every path that sets
+  -- _closing or _paused stops the socket's reading (sock_pause_reading).
+  Transport._read_ready = core.transport_read_ready
+
   function Transport:_arm_read()
-    if self._reading_armed or self._closing or self._paused then return end
-    self._reading_armed = core.aio_arm(self._sock, READ, self._loop, self._read_ready, self, true)
+    if self._closing or self._paused then return end
+    core.aio_arm(self._sock, READ, self._loop, self._read_ready, self, true)
   end
 
-  -- Takes what the socket has received and hands it to the protocol, a
-  -- few times, then waits for more (armed only after the socket said it
-  -- has nothing more: an end of stream already seen would never wake it).
-  function Transport:_read_ready()
-    for _ = 1, 16 do
-      if self._closing or self._paused then return end
-      local data, more = sock_try_recv_noraise(self._sock, MAX_READ)
-      if data == nil then
-        if more ~= nil then return self:_fatal_error(more, "Fatal read error on socket transport") end
-        return self:_arm_read()
-      end
-      if data == "" then
-        local pok, keep = call_protocol(self._loop, self, self._protocol, "eof_received")
-        if not pok then return self:_force_close(keep) end
-        if not keep then self:close() end
-        return
-      end
-      -- call_protocol's work, without its variable arguments (the hot path)
-      local protocol = self._protocol
-      local received = protocol and protocol.data_received
-      if received ~= nil then
-        local pok, err = pcall(received, protocol, data)
-        if not pok then
-          protocol_failed(self._loop, self, protocol, "data_received", err)
-          return self:_force_close(err)
-        end
-      end
-      if not more then
-        if not self._reading_armed then self:_arm_read() end
-        return
-      end
-    end
-    self._loop:call_soon(function() self:_read_ready() end)
+  function Transport:_read_eof()
+    local pok, keep = call_protocol(self._loop, self, self._protocol, "eof_received")
+    if not pok then return self:_force_close(keep) end
+    if not keep then self:close() end
+  end
+
+  function Transport:_data_received_failed(protocol, err)
+    protocol_failed(self._loop, self, protocol, "data_received", err)
+    self:_force_close(err)
   end
 
   function Transport:_fatal_error(exc, message)
@@ -288,6 +278,7 @@ return function(asyncio, Loop)
     self._closing = true
     self._lost_called = true
     core.aio_disarm(self._sock, READ)
+    core.sock_pause_reading(self._sock, true)
     core.aio_disarm(self._sock, WRITE)
     self._loop:call_soon(function() self:_call_connection_lost(exc) end)
   end
@@ -340,22 +331,21 @@ return function(asyncio, Loop)
   end
 
   --- transport:write(data): never waits; what the socket does not take at
-  -- once is buffered (pause_writing above the high water mark)
-  function Transport:write(data)
-    if type(data) ~= "string" then argerror(1, "write", "string expected, got " .. type(data)) end
-    if self._eof_written or self._closing or self._lost_called or data == "" then
-      if self._eof_written then error(RuntimeError("Cannot call write() after write_eof()"), 2) end
-      if data == "" then return end
-      self._conn_lost = self._conn_lost + 1
-      if self._conn_lost >= 5 then io.stderr:write("asyncio: socket.send() raised exception.\n") end
-      return
-    end
-    local all, err = sock_write_noraise(self._sock, data)
-    if not all then
-      if all == nil then return self:_fatal_error(err, "Fatal write error on socket transport") end
-      self:_arm_write()
-      self:_maybe_pause_protocol()
-    end
+  -- once is buffered (pause_writing above the high water mark).  C
+  -- (csrc/asyncio/transport.c), calling the methods below for the rest.
+  Transport.write = core.transport_write
+
+  function Transport:_write_queued()
+    self:_arm_write()
+    self:_maybe_pause_protocol()
+  end
+
+  -- write() on a transport that is closing or had write_eof(), or of ""
+  function Transport:_write_refused(data)
+    if self._eof_written then error(RuntimeError("Cannot call write() after write_eof()"), 3) end
+    if data == "" then return end
+    self._conn_lost = self._conn_lost + 1
+    if self._conn_lost >= 5 then io.stderr:write("asyncio: socket.send() raised exception.\n") end
   end
 
   function Transport:writelines(list)
@@ -377,7 +367,6 @@ return function(asyncio, Loop)
     if self._closing then return end
     self._closing = true
     core.aio_disarm(self._sock, READ)
-    self._reading_armed = false
     core.sock_pause_reading(self._sock, true)
     if self:get_write_buffer_size() == 0 then
       self._lost_called = true
@@ -397,7 +386,6 @@ return function(asyncio, Loop)
     if self._closing or self._paused then return end
     self._paused = true
     core.aio_disarm(self._sock, READ)
-    self._reading_armed = false
     core.sock_pause_reading(self._sock, true)
   end
 
@@ -405,7 +393,7 @@ return function(asyncio, Loop)
     if self._closing or not self._paused then return end
     self._paused = false
     core.sock_pause_reading(self._sock, false)
-    self._loop:call_soon(function() self:_read_ready() end)
+    self._loop:call_soon(self._read_ready, self)
   end
 
   function Transport:is_reading() return not self._paused and not self._closing end
@@ -696,7 +684,7 @@ return function(asyncio, Loop)
     opts = check_opts(opts, 4, "create_connection", CONNECT_OPTS, true)
     local sock = opts.sock
     if sock ~= nil then
-      check_socket(sock, 4, "create_connection")
+      check_stream_socket(sock, 4, "create_connection")
       if host ~= nil or port ~= nil then
         error(ValueError("create_connection: host/port and sock can not be specified at the same time"), 2)
       end
@@ -720,7 +708,11 @@ return function(asyncio, Loop)
     check_factory(protocol_factory, "create_unix_connection")
     opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS, true)
     local sock = opts.sock
-    if sock == nil then check_path(path, 2, "create_unix_connection") end
+    if sock == nil then
+      check_path(path, 2, "create_unix_connection")
+    else
+      check_stream_socket(sock, 3, "create_unix_connection")
+    end
     check_aio("loop:create_unix_connection")
     if sock == nil then
       sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)

@@ -16,15 +16,14 @@ local tsocket = require "trio.socket"
 local ClosedResourceError, BrokenResourceError = errors.ClosedResourceError, errors.BrokenResourceError
 local BusyResourceError, OSError = errors.BusyResourceError, errors.OSError
 
-local DEFAULT_RECEIVE_SIZE = 65536
-
 local argerror, class_of, bad_self = errors.argerror, errors.class_of, errors.bad_self
-local check_max_bytes, math_type = errors.check_max_bytes, math.type
 
 return function(trio)
   local check_trio = core.check_trio
   local sock_methods = core.metatable("trio_asyncio.socket").__methods
-  local raw_send, raw_recv, raw_accept = sock_methods.send, sock_methods.recv, sock_methods.accept
+  local raw_accept = sock_methods.accept
+  -- sock:send / sock:recv whose flavor check names send_all / receive_some
+  local stream_send, stream_recv = core.trio_stream_send, core.trio_stream_recv
 
   -- Errors of the socket become stream errors: EBADF means closed, other
   -- OS errors a broken connection; anything else (Cancelled, Busy, Closed)
@@ -74,11 +73,9 @@ return function(trio)
   --- stream:send_all(data): returns once the socket took all of it.
   function SocketStream:send_all(data)
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:send_all") end
-    check_trio("SocketStream:send_all")
-    if type(data) ~= "string" then argerror(1, "send_all", "string expected, got " .. type(data)) end
     if self._closed or self._sending or self._send_broken or self._eof_sent then check_send(self, "send_all") end
     self._sending = true
-    local ok, err = pcall(raw_send, self.socket, data)
+    local ok, err = pcall(stream_send, self.socket, data) -- (it checks data and the flavor)
     self._sending = false
     if not ok then
       if trio.Cancelled:is(err) and core.sock_writing(self.socket) then self._send_broken = true end
@@ -127,12 +124,8 @@ return function(trio)
   --- stream:receive_some([max_bytes=65536]) -> data ("" at end of stream)
   function SocketStream:receive_some(max_bytes)
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:receive_some") end
-    if math_type(max_bytes) ~= "integer" or max_bytes < 1 then
-      max_bytes = check_max_bytes(max_bytes, "receive_some", DEFAULT_RECEIVE_SIZE)
-    end
-    check_trio("SocketStream:receive_some")
     if self._closed then error(ClosedResourceError("this socket was already closed"), 2) end
-    local ok, data = pcall(raw_recv, self.socket, max_bytes)
+    local ok, data = pcall(stream_recv, self.socket, max_bytes) -- (it checks max_bytes and the flavor)
     if ok then return data end
     if ClosedResourceError:is(data) then error(ClosedResourceError("another task closed this stream"), 0) end
     translate(data)

@@ -1,0 +1,164 @@
+/*
+** transport.c — the hot paths of asyncio's stream transports in C: the
+** read path (what a wake of the persistent read wait runs: take the bytes,
+** call protocol:data_received) and transport:write.  The transport itself
+** is the Lua table of lua/asyncio/net.lua (its fields, its other methods,
+** the rare paths: end of stream, errors, flow control); these functions
+** are two of its methods (Transport._read_ready, Transport.write) and call
+** back into its Lua methods for everything but the common case.
+**
+** The read path tells "closing or paused" from its socket: the transport
+** stops its socket's reading (sock_pause_reading) whenever it pauses or
+** starts closing, so `read_paused` on the socket is set exactly then, and
+** no Lua field is read per read.
+*/
+#include "asyncio/asyncio.h"
+#include "io/sock.h"
+
+#define MAX_READ (256 * 1024)
+#define READS_PER_CALL 16 /* then the rest waits for the loop's next batch */
+
+/* The fields the hot paths read are upvalues of their functions, interned
+** once (lua_getfield would look each name up in the string cache). */
+static const char *const field_names[] = {"_sock", "_protocol", "data_received", "_closing", "_eof_written"};
+enum { F_SOCK = 2, F_PROTOCOL, F_DATA_RECEIVED, F_CLOSING, F_EOF_WRITTEN, F_END }; /* upvalue 1: the engine */
+
+/* Pushes obj[field] (obj an absolute index) and returns its type. */
+static int get_field(lua_State *L, int obj, int field) {
+  lua_pushvalue(L, lua_upvalueindex(field));
+  return lua_gettable(L, obj);
+}
+
+/* t:name(the nargs values on top of the stack); t is at 1. */
+static void call_method(lua_State *L, const char *name, int nargs) {
+  lua_getfield(L, 1, name);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, -2 - nargs, 2);
+  lua_call(L, nargs + 1, 0);
+}
+
+/* Arms the persistent read wait unless it is armed already (once; some
+** other waiter in the slot makes _arm_read raise BusyResourceError). */
+static void arm_read(lua_State *L, ta_sock *s) {
+  if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) call_method(L, "_arm_read", 0);
+}
+
+/* transport:_read_ready(): takes what the socket has received and hands it
+** to the protocol, a few times, then waits for more (armed only after the
+** socket said it has nothing more: an end of stream already seen would
+** never wake it). */
+static int l_read_ready(lua_State *L) {
+  ta_sockbox *box;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  get_field(L, 1, F_SOCK); /* 2: keeps the box alive */
+  box = ta_checksockbox(L, 2);
+  luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
+  if (box->s != NULL) ta_sock_reap(L, box->s);
+  for (int i = 0; i < READS_PER_CALL; i++) {
+    ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
+    int rc, more;
+    if (s == NULL || s->read_paused) return 0; /* closed, closing or paused */
+    rc = ta_stream_try_recv(L, s, MAX_READ);   /* the data at 3 */
+    if (rc == TA_IO_AGAIN) {
+      arm_read(L, s);
+      return 0;
+    }
+    if (rc < 0) {
+      ta_push_oserror(L, rc, NULL, "recv");
+      lua_pushliteral(L, "Fatal read error on socket transport");
+      call_method(L, "_fatal_error", 2);
+      return 0;
+    }
+    if (lua_rawlen(L, 3) == 0) {
+      call_method(L, "_read_eof", 0);
+      return 0;
+    }
+    /* anything else pending: bytes left, an end of stream, an error */
+    more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
+    get_field(L, 1, F_PROTOCOL); /* 4 */
+    if (lua_toboolean(L, 4) && get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL) {
+      lua_pushvalue(L, 4);
+      lua_pushvalue(L, 3);
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
+        call_method(L, "_data_received_failed", 2);
+        return 0;
+      }
+    }
+    lua_settop(L, 2);
+    if (!more) {
+      if (box->s != NULL) arm_read(L, box->s);
+      return 0;
+    }
+  }
+  /* loop:call_soon(transport._read_ready, transport) */
+  lua_getfield(L, 1, "_loop");
+  lua_getfield(L, -1, "call_soon");
+  lua_insert(L, -2);
+  lua_getfield(L, 1, "_read_ready");
+  lua_pushvalue(L, 1);
+  lua_call(L, 3, 0);
+  return 0;
+}
+
+/* transport:write(data): never waits; what the socket does not take at
+** once is queued (then t:_write_queued() arms the write wait and checks
+** the high water mark).  A transport that is closing or had write_eof()
+** goes to t:_write_refused(data) (raises, or counts the lost write). */
+static int l_write(lua_State *L) {
+  ta_sockbox *box;
+  ta_sock *s;
+  size_t len, written;
+  int rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 2) != LUA_TSTRING) { /* as the Lua methods say it */
+    const char *got = lua_isnone(L, 2) ? "nil" : luaL_typename(L, 2);
+    luaL_where(L, 2);
+    lua_pushfstring(L, "bad argument #1 to 'write' (string expected, got %s)", got);
+    lua_concat(L, 2);
+    return lua_error(L);
+  }
+  lua_settop(L, 2);
+  lua_tolstring(L, 2, &len);
+  get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
+  get_field(L, 1, F_EOF_WRITTEN);
+  if (lua_toboolean(L, 3) || lua_toboolean(L, 4) || len == 0) {
+    lua_settop(L, 2);
+    call_method(L, "_write_refused", 1);
+    return 0;
+  }
+  get_field(L, 1, F_SOCK); /* 5 */
+  box = ta_checksockbox(L, 5);
+  s = box->s;
+  if (s == NULL) {
+    rc = UV_EBADF;
+  } else {
+    ta_sock_reap(L, s);
+    rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write(L, s, 2, 0, &written);
+  }
+  lua_settop(L, 2);
+  if (rc < 0) {
+    ta_push_oserror(L, rc, NULL, s == NULL ? "write: the socket is closed" : "send");
+    lua_pushliteral(L, "Fatal write error on socket transport");
+    call_method(L, "_fatal_error", 2);
+  } else if (rc == 0) {
+    call_method(L, "_write_queued", 0);
+  }
+  return 0;
+}
+
+/* Expects the module table and the engine on top (as ta_register). */
+int ta_open_transport(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"transport_read_ready", l_read_ready},
+    {"transport_write", l_write},
+  };
+  int engine = lua_gettop(L);
+  for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
+    lua_pushvalue(L, engine);
+    for (int f = F_SOCK; f < F_END; f++) lua_pushstring(L, field_names[f - F_SOCK]);
+    lua_pushcclosure(L, funcs[i].func, F_END - 1);
+    lua_setfield(L, engine - 1, funcs[i].name);
+  }
+  return 0;
+}
