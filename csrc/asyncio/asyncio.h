@@ -54,8 +54,7 @@ struct ta_handle {
   int nargs;
   ta_loop *loop;            /* NULL once the loop is gone */
   /* ---- a timer handle's only ---- */
-  ta_timer timer;
-  int ref;                  /* registry ref while in the timer heap */
+  ta_timer timer;           /* its ref anchors the handle while in the timer heap */
 };
 
 #define TA_SOON_HANDLE_SIZE offsetof(ta_handle, timer)
@@ -78,7 +77,6 @@ struct ta_future {
 ** fields for Trio tasks would begin (TA_AIOTASK_SIZE). */
 typedef struct ta_aiotask {
   ta_future f;
-  int sleep_ref;            /* registry ref of the Task while t.timer is armed */
   ta_task t;                /* last: only its first TA_TASK_COMPACT_SIZE bytes exist */
 } ta_aiotask;
 

@@ -69,9 +69,9 @@ static void timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   ta_handle *h = (ta_handle *)((char *)tm - offsetof(ta_handle, timer));
   ta_loop *lp = h->loop;
   (void)E;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
-  h->ref = LUA_NOREF;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->timer.ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, h->timer.ref);
+  h->timer.ref = LUA_NOREF;
   lua_rawseti(L, lp->ready_idx, ++lp->nready);
 }
 
@@ -103,7 +103,6 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer)
   h->is_timer = (unsigned char)is_timer;
   if (is_timer) {
     ta_timer_init(&h->timer, timer_fired);
-    h->ref = LUA_NOREF;
   }
   ta_setmetatable(L, lp->E, TA_MT_HANDLE);
   lua_rotate(L, base, 1); /* below its values, which go in from the top */
@@ -221,8 +220,8 @@ void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx) {
 
 static void timer_remove(lua_State *L, ta_handle *h) {
   if (h->loop != NULL && h->timer.index >= 0) ta_heap_remove(&h->loop->timers, &h->timer);
-  luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
-  h->ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, h->timer.ref);
+  h->timer.ref = LUA_NOREF;
 }
 
 void ta_handle_cancel(lua_State *L, ta_handle *h) {
@@ -276,7 +275,7 @@ static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when)
   h->timer.when = when;
   if (ta_heap_push(&lp->timers, &h->timer) != 0) luaL_error(L, "not enough memory");
   lua_pushvalue(L, -1);
-  h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->timer.ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_loop_wake(lp);
 }
 
@@ -647,8 +646,8 @@ static void loop_release(lua_State *L, ta_loop *lp) {
       continue;
     }
     ta_heap_remove(&lp->timers, tm);
-    if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
-    h->ref = LUA_NOREF;
+    if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, h->timer.ref);
+    h->timer.ref = LUA_NOREF;
     h->loop = NULL;
   }
   for (int i = 0; i < lp->nfdw; i++)
