@@ -187,7 +187,7 @@ struct ta_task {
   ** userdata then fits a malloc block 16 bytes smaller). */
   unsigned char flavor : 2;         /* TA_TRIO, TA_ASYNCIO or TA_BOTH */
   unsigned char state : 3;          /* TA_NEW ... TA_DONE */
-  unsigned char thread_uv : 2;      /* user value of its object holding its thread */
+  unsigned char thread_uv : 2;      /* user value of its object holding its thread (1..3) */
   unsigned char trap : 1;           /* set by our primitives just before they yield */
   unsigned char resume_error : 1;   /* resume by raising the value on co's stack */
   unsigned char ctx_owned : 1;      /* context table is ours (copy-on-write) */
