@@ -1015,7 +1015,7 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
 static int gather_child_done(lua_State *L) {
   ta_future *c = checkfuture(L, 1), *outer;
   gather_state *g = (gather_state *)lua_touserdata(L, lua_upvalueindex(2));
-  int oidx, children;
+  int oidx, list;
   lua_settop(L, 1);
   lua_getiuservalue(L, lua_upvalueindex(2), GUV_OUTER);
   oidx = lua_gettop(L);
@@ -1030,13 +1030,14 @@ static int gather_child_done(lua_State *L) {
     return 0;
   }
   if (--g->remaining > 0) return 0;
+  /* Every child is done: the list of children becomes that of their
+  ** outcomes (a second list would be 16 bytes more per child at the peak). */
   lua_getiuservalue(L, lua_upvalueindex(2), GUV_CHILDREN);
-  children = lua_gettop(L);
-  lua_createtable(L, g->n, 1);
+  list = lua_gettop(L);
   for (int i = 1; i <= g->n; i++) {
-    lua_rawgeti(L, children, i);
+    lua_rawgeti(L, list, i);
     push_child_outcome(L, (ta_future *)lua_touserdata(L, -1), lua_gettop(L));
-    lua_rawseti(L, -3, i);
+    lua_rawseti(L, list, i);
     lua_pop(L, 1);
   }
   lua_pushinteger(L, g->n);
@@ -1050,6 +1051,9 @@ static int gather_child_done(lua_State *L) {
 static int gather_cancel_children(lua_State *L) {
   gather_state *g = (gather_state *)lua_touserdata(L, lua_upvalueindex(2));
   if (checkfuture(L, 1)->state != TA_FUT_CANCELLED) return 0;
+  /* (every child done: the list may hold outcomes already, if making the
+  ** results failed for want of memory) */
+  if (g->remaining == 0) return 0;
   lua_getiuservalue(L, lua_upvalueindex(2), GUV_CHILDREN);
   for (int i = 1; i <= g->n; i++) {
     lua_rawgeti(L, -1, i);
