@@ -83,39 +83,56 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
   lp->ready_cap = cap;
 }
 
-/* Makes room for n more entries: a full ring is copied, in order, into one
-** twice its size (which raises, the queue unchanged, for want of memory). */
-static void ready_reserve(lua_State *L, ta_loop *lp, int loopidx, int n) {
+/* Makes room for n (1 or 2) more entries in the full ring of the loop at
+** loopidx by doubling its table in place: with a value in each of its
+** slots and one more just past them, Lua's resize of the table makes its
+** array twice as long (more than half of it in use).  The free slots get
+** a placeholder for that, which the entries being queued overwrite.  The
+** entries that had wrapped around to the front then move after the others.
+** Raises, the queue unchanged, for want of memory. */
+static void ready_grow(lua_State *L, ta_loop *lp, int loopidx) {
   int cap = lp->ready_cap;
-  if (lp->nready + n <= cap) return;
-  while (lp->nready + n > cap) cap *= 2;
   lua_getiuservalue(L, loopidx, UV_READY);
-  lua_createtable(L, cap, 0);
-  for (int i = 1; i <= lp->nready; i++) {
-    lua_rawgeti(L, -2, ready_slot(lp, i));
+  for (int i = lp->nready + 1; i <= cap; i++) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, ready_slot(lp, i));
+  }
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, cap + 1); /* the resize */
+  for (int i = 1; i <= lp->ready_head; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, cap + i);
+    lua_pushnil(L);
     lua_rawseti(L, -2, i);
   }
-  lua_setiuservalue(L, loopidx, UV_READY);
   lua_pop(L, 1);
-  lp->ready_head = 0;
-  lp->ready_cap = cap;
+  lp->ready_cap = 2 * cap;
 }
 
-/* The top n values (popped) join the ready queue of the loop at loopidx,
-** as one entry (n = 1) or a callback and its argument (n = 2). */
-void ta_loop_ready_push(lua_State *L, ta_loop *lp, int loopidx, int n) {
-  loopidx = lua_absindex(L, loopidx);
-  ready_reserve(L, lp, loopidx, n);
+/* The n values from stack index first on (left there) join the ready
+** queue of the loop at loopidx, as one entry (n = 1) or a callback and its
+** argument (n = 2); the ring is left on top. */
+static inline void ready_put(lua_State *L, ta_loop *lp, int loopidx, int first, int n) {
+  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
   lua_getiuservalue(L, loopidx, UV_READY);
-  lua_insert(L, -n - 1);
-  for (int i = n; i >= 1; i--) lua_rawseti(L, -1 - i, ready_slot(lp, lp->nready + i));
-  lp->nready += n;
-  lua_pop(L, 1);
+  if (first < 0) first--; /* (the ring is above it now) */
+  lua_pushvalue(L, first);
+  lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
+  if (n == 2) {
+    lua_pushvalue(L, first + 1);
+    lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
+  }
+}
+
+/* The same with the top n values (popped). */
+void ta_loop_ready_push(lua_State *L, ta_loop *lp, int loopidx, int n) {
+  ready_put(L, lp, loopidx, -n, n);
+  lua_pop(L, n + 1);
 }
 
 /* Takes the oldest entry's value out of the ring at ring (a stack index),
 ** pushed; returns its type. */
-static int ready_pop(lua_State *L, ta_loop *lp, int ring) {
+static inline int ready_pop(lua_State *L, ta_loop *lp, int ring) {
   int slot = ready_slot(lp, 1), type = lua_rawgeti(L, ring, slot);
   lua_pushnil(L);
   lua_rawseti(L, ring, slot);
@@ -177,24 +194,18 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer)
 ** stepped), or a function followed by its one argument (a done callback
 ** and its future: no Handle is made unless the callback fails). */
 
-/* Append the entry on top of the stack to the ready queue (popped); the
-** loop object is at loopidx. */
-static void ready_append_at(lua_State *L, ta_loop *lp, int loopidx) {
-  ta_loop_ready_push(L, lp, loopidx, 1);
-  ta_loop_wake(lp);
-}
-
 /* Schedules the Task on top of the stack (popped). */
 void ta_loop_append(lua_State *L, ta_loop *lp) {
   push_loop(L, lp);
-  lua_insert(L, -2);
-  ready_append_at(L, lp, lua_gettop(L) - 1);
-  lua_pop(L, 1);
+  ready_put(L, lp, -1, -2, 1);
+  lua_pop(L, 3);
+  ta_loop_wake(lp);
 }
 
 /* The same, the loop object being at loopidx (no lookup). */
 void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx) {
-  ready_append_at(L, lp, lua_absindex(L, loopidx));
+  ta_loop_ready_push(L, lp, loopidx, 1);
+  ta_loop_wake(lp);
 }
 
 /* call_soon from C: the top nargs values are the arguments, after cb or,
@@ -202,9 +213,8 @@ void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx) {
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
   if (cb == NULL && nargs == 1 && lua_type(L, -2) == LUA_TFUNCTION) {
     push_loop(L, lp);
-    lua_insert(L, -3);
-    ta_loop_ready_push(L, lp, -3, 2);
-    lua_pop(L, 1);
+    ready_put(L, lp, -1, -3, 2);
+    lua_pop(L, 4);
     ta_loop_wake(lp);
     return;
   }
@@ -319,8 +329,8 @@ static int l_call_soon(lua_State *L) {
   ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
   new_handle(L, lp, lua_gettop(L) - 1, 0); /* at 2, the top */
-  lua_pushvalue(L, 2);
-  ta_loop_ready_push(L, lp, 1, 1);
+  ready_put(L, lp, 1, 2, 1);
+  lua_pop(L, 1);
   ta_loop_wake(lp);
   return 1;
 }
