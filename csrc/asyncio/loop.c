@@ -66,9 +66,9 @@ static int check_open(lua_State *L, ta_loop *lp, const char *fname) {
 
 /* ---- the ready ring ----
 ** The oldest entry is in slot ready_head + 1 of the table, the others
-** follow, wrapping around after slot ready_cap.  The table is made with
-** ready_cap array slots and only those are ever set, so that setting one
-** never allocates. */
+** follow, wrapping around after slot ready_cap.  The table's array has
+** ready_cap slots and only those are set (but for the one that makes it
+** grow), so that queueing an entry allocates nothing else. */
 
 /* The slot of the i-th entry (from 1, the oldest). */
 static int ready_slot(const ta_loop *lp, int i) {
@@ -534,17 +534,17 @@ static void fire_due(lua_State *L, ta_loop *lp, int loopidx) {
 /* One asyncio iteration: due I/O and timers join the ready queue, then the
 ** handles that are ready now run (those they schedule wait for the next). */
 static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
-  int ring, n, cap;
+  int ring, n;
   ta_loop *prev = (ta_loop *)lp->E->running_loop;
   if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
   if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, loopidx);
   fire_due(L, lp, loopidx);
   lua_getiuservalue(L, loopidx, UV_READY);
   ring = lua_gettop(L);
-  cap = lp->ready_cap;
   lp->E->running_loop = lp;
-  /* the entries queued now; those they schedule go after them */
-  for (n = lp->nready; n > 0; n--) {
+  /* the entries queued now; those they schedule go after them (nready
+  ** stays >= n unless core.loop_close emptied the ring meanwhile) */
+  for (n = lp->nready; n > 0 && lp->nready >= n; n--) {
     ta_handle *h;
     uint64_t start = lp->debug ? uv_hrtime() : 0;
     if (ready_pop(L, lp, ring) == LUA_TFUNCTION) { /* a done callback and its future */
@@ -560,11 +560,6 @@ static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
     }
     if (lp->debug) report_slow(L, lp, ring + 1, start);
     lua_settop(L, ring);
-    if (lp->ready_cap != cap) { /* the ring grew: a new table */
-      cap = lp->ready_cap;
-      lua_getiuservalue(L, loopidx, UV_READY);
-      lua_replace(L, ring);
-    }
   }
   lp->E->running_loop = prev;
   lua_settop(L, ring - 1);
