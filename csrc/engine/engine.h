@@ -88,10 +88,10 @@ enum { TA_ENGINE_UV_RETRY_ERROR = 1, TA_ENGINE_NUV = 1 };
 
 /* ---- timers (heap.c) ----
 ** A timer carries its own callback, as libuv's do: the engine fires due
-** timers without knowing what owns them.  An owner that its armed timer
-** must keep alive (an asyncio TimerHandle, a sleeping asyncio Task) keeps
-** that registry reference in `ref`, which the engine never touches (it
-** fills what would be padding). */
+** timers without knowing what owns them.  An owner that must stay alive
+** while its timer is armed (an asyncio TimerHandle, a sleeping asyncio
+** Task) keeps its registry reference in `ref`, which the engine never
+** touches (it fills what would be padding). */
 typedef void (*ta_timer_cb)(lua_State *L, ta_engine *E, ta_timer *tm);
 struct ta_timer {
   double when;
