@@ -118,6 +118,38 @@ describe("loop:call_soon", function()
     end)
   end)
 
+  it("keeps FIFO order while its queue grows wrapped around, done callbacks too", function()
+    -- The queue is a ring of 16 slots at first: the 12 first callbacks each
+    -- queue a callback and a future's done callback (a two-slot entry) while
+    -- the batch empties the ring's front, so the ring grows wrapped around.
+    with_loop(function(loop)
+      local log, expected = {}, {}
+      local n = 12
+      for i = 1, n do
+        loop:call_soon(function()
+          log[#log + 1] = "h" .. i
+          loop:call_soon(function()
+            log[#log + 1] = "a" .. i
+            loop:call_soon(function() log[#log + 1] = "b" .. i end)
+          end)
+          local fut = loop:create_future()
+          fut:add_done_callback(function(f) log[#log + 1] = "f" .. f:result() end)
+          fut:set_result(i)
+        end)
+      end
+      for i = 1, n do expected[#expected + 1] = "h" .. i end
+      for i = 1, n do
+        expected[#expected + 1] = "a" .. i
+        expected[#expected + 1] = "f" .. i
+      end
+      for i = 1, n do expected[#expected + 1] = "b" .. i end
+      loop:run_until_complete(function()
+        for _ = 1, 4 do asyncio.sleep(0) end
+      end)
+      assert.same(expected, log)
+    end)
+  end)
+
   it("returns a handle whose cancel() prevents the call", function()
     with_loop(function(loop)
       local log = {}

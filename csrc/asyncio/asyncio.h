@@ -22,10 +22,11 @@ enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
 struct ta_loop {
   ta_engine *E;
   int ref;                  /* its weak id (engine.c): C finds the loop object by it */
-  int nready;               /* entries in the ready table... */
-  int ready_uv;             /* ...which is this user value of the loop */
+  int nready;               /* entries in the ready ring (a user value)... */
+  int ready_head;           /* ...where the oldest is (from 0)... */
+  int ready_cap;            /* ...and its size, a power of two */
   ta_heap timers;           /* call_later / call_at handles */
-  int ready_idx;            /* stack index of the ready table while timers fire */
+  int loop_idx;             /* stack index of the loop object while timers fire */
   ta_task *driver;          /* Trio task running the loop, NULL if none */
   int driver_parked;
   ta_future *current;       /* asyncio Task being stepped */
@@ -54,8 +55,7 @@ struct ta_handle {
   int nargs;
   ta_loop *loop;            /* NULL once the loop is gone */
   /* ---- a timer handle's only ---- */
-  ta_timer timer;
-  int ref;                  /* registry ref while in the timer heap */
+  ta_timer timer;           /* its ref anchors the handle while in the timer heap */
 };
 
 #define TA_SOON_HANDLE_SIZE offsetof(ta_handle, timer)
@@ -78,7 +78,6 @@ struct ta_future {
 ** fields for Trio tasks would begin (TA_AIOTASK_SIZE). */
 typedef struct ta_aiotask {
   ta_future f;
-  int sleep_ref;            /* registry ref of the Task while t.timer is armed */
   ta_task t;                /* last: only its first TA_TASK_COMPACT_SIZE bytes exist */
 } ta_aiotask;
 
@@ -91,6 +90,7 @@ extern const ta_task_kind ta_aio_task_kind;
 #define ta_is_aio_task(t) ((t)->kind == &ta_aio_task_kind)
 
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
+void ta_loop_ready_push(lua_State *L, ta_loop *lp, int loopidx, int n);
 void ta_loop_append(lua_State *L, ta_loop *lp);
 void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx);
 ta_loop *ta_running_loop(lua_State *L, ta_engine *E);
@@ -106,7 +106,7 @@ void ta_aio_task_run(lua_State *L, int tidx);
 void ta_loop_push_factory(lua_State *L, int loopidx);
 
 /* iowait.c: the loop's waits on io objects */
-void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int ready);
+void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int loopidx);
 void ta_loop_release_io(lua_State *L, ta_loop *lp);
 /* Whether a persistent loop callback (a transport's read wait) fills the
 ** waiter slot w (iowait.c). */

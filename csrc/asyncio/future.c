@@ -67,7 +67,6 @@ static ta_future *new_future(lua_State *L, int loopidx, int kind) {
   f->loop = lp;
   f->kind = (unsigned char)kind;
   f->retrieved = 1;
-  if (task) ((ta_aiotask *)f)->sleep_ref = LUA_NOREF;
   ta_setmetatable(L, lp->E, task ? TA_MT_AIOTASK : TA_MT_FUTURE);
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, FUV_LOOP);
@@ -486,7 +485,7 @@ static int f_await(lua_State *L) {
 /* A Task's own sleep: asyncio.sleep(delay) called by a Task arms the
 ** Task's engine timer in its loop's heap, with no Future and no
 ** TimerHandle (together they were a fifth of what a sleeping Task costs);
-** a registry reference keeps the Task alive meanwhile, as the TimerHandle
+** a registry reference (the timer's ref) keeps the Task alive meanwhile, as the TimerHandle
 ** of Python's sleep does.  Task:cancel() ends the sleep early. */
 #define aiotask_of_timer(tm) \
   ((ta_aiotask *)((char *)(tm) - offsetof(ta_task, timer) - offsetof(ta_aiotask, t)))
@@ -494,9 +493,9 @@ static int f_await(lua_State *L) {
 static void task_sleep_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   ta_aiotask *at = aiotask_of_timer(tm);
   (void)E;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, at->sleep_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
-  at->sleep_ref = LUA_NOREF;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tm->ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
+  tm->ref = LUA_NOREF;
   ta_loop_ready_from_timer(L, at->f.loop);
 }
 
@@ -505,8 +504,8 @@ static void task_sleep_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm) {
   ta_aiotask *at = aiotask_of_timer(tm);
   if (tm->index >= 0) ta_heap_remove(&at->f.loop->timers, tm);
-  if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
-  at->sleep_ref = LUA_NOREF;
+  if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
+  tm->ref = LUA_NOREF;
 }
 
 /* The Task at tidx (engine task t) leaves its own sleep for the ready
@@ -564,11 +563,11 @@ static int l_aio_sleep(lua_State *L) {
     ta_aiotask *at = (ta_aiotask *)ta_task_future(t);
     lua_settop(L, 2);
     ta_push_weak(L, t->E, t->ref);
-    at->sleep_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->timer.ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->timer.cb = task_sleep_fired;
     if (ta_loop_arm_timer(at->f.loop, &t->timer, delay) != 0) {
-      luaL_unref(L, LUA_REGISTRYINDEX, at->sleep_ref);
-      at->sleep_ref = LUA_NOREF;
+      luaL_unref(L, LUA_REGISTRYINDEX, t->timer.ref);
+      t->timer.ref = LUA_NOREF;
       return luaL_error(L, "asyncio.sleep: not enough memory");
     }
     t->wait = NULL;
@@ -1016,7 +1015,7 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
 static int gather_child_done(lua_State *L) {
   ta_future *c = checkfuture(L, 1), *outer;
   gather_state *g = (gather_state *)lua_touserdata(L, lua_upvalueindex(2));
-  int oidx, children;
+  int oidx, list;
   lua_settop(L, 1);
   lua_getiuservalue(L, lua_upvalueindex(2), GUV_OUTER);
   oidx = lua_gettop(L);
@@ -1031,13 +1030,14 @@ static int gather_child_done(lua_State *L) {
     return 0;
   }
   if (--g->remaining > 0) return 0;
+  /* Every child is done: the list of children becomes that of their
+  ** outcomes (a second list would be 16 bytes more per child at the peak). */
   lua_getiuservalue(L, lua_upvalueindex(2), GUV_CHILDREN);
-  children = lua_gettop(L);
-  lua_createtable(L, g->n, 1);
+  list = lua_gettop(L);
   for (int i = 1; i <= g->n; i++) {
-    lua_rawgeti(L, children, i);
+    lua_rawgeti(L, list, i);
     push_child_outcome(L, (ta_future *)lua_touserdata(L, -1), lua_gettop(L));
-    lua_rawseti(L, -3, i);
+    lua_rawseti(L, list, i);
     lua_pop(L, 1);
   }
   lua_pushinteger(L, g->n);
@@ -1051,6 +1051,9 @@ static int gather_child_done(lua_State *L) {
 static int gather_cancel_children(lua_State *L) {
   gather_state *g = (gather_state *)lua_touserdata(L, lua_upvalueindex(2));
   if (checkfuture(L, 1)->state != TA_FUT_CANCELLED) return 0;
+  /* (every child done: the list may hold outcomes already, if making the
+  ** results failed for want of memory) */
+  if (g->remaining == 0) return 0;
   lua_getiuservalue(L, lua_upvalueindex(2), GUV_CHILDREN);
   for (int i = 1; i <= g->n; i++) {
     lua_rawgeti(L, -1, i);

@@ -77,17 +77,16 @@ static void free_rec(lua_State *L, aiorec *r) {
   free(r);
 }
 
-/* Called by the loop's batch: the posted callbacks join the ready table
-** at index `ready` as (fn, arg) entries. */
-void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int ready) {
+/* Called by the loop's batch: the posted callbacks join the ready queue
+** of the loop at loopidx as (fn, arg) entries. */
+void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int loopidx) {
   while (lp->posted != NULL) {
     aiorec *r = lp->posted;
     lp->posted = r->next_posted;
     if (lp->posted == NULL) lp->posted_tail = NULL;
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
-    lua_rawseti(L, ready, ++lp->nready);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
-    lua_rawseti(L, ready, ++lp->nready);
+    ta_loop_ready_push(L, lp, loopidx, 2);
     r->posted = 0;
     if (!r->persistent || r->slot == NULL) free_rec(L, r);
   }

@@ -10,10 +10,11 @@
 ** between batches.  asyncio.run, the sync loop and trio_asyncio.open_loop
 ** differ only in who runs that driver task.
 **
-** The ready queue is two Lua tables (they anchor the handles), user values
-** of the loop: a batch runs one, emptying it, while what it schedules goes
-** to the other, so that callbacks scheduled during a batch run in the next
-** one, as in asyncio.
+** The ready queue is a ring in one Lua table (it anchors the handles), a
+** user value of the loop: a batch runs the entries queued when it starts,
+** while what it schedules goes after them, to run in the next batch, as in
+** asyncio.  The slots a batch empties serve the entries it adds, so that
+** the queue takes no more room than what is queued at once.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -27,12 +28,13 @@
 /* Seconds a callback may run before debug mode reports it (asyncio's). */
 #define DEFAULT_SLOW_CALLBACK_DURATION 0.1
 
-/* User values: the two tables of the ready queue (entries go to the one
-** at lp->ready_uv; a batch runs the other one), attributes, the task
-** factory. */
+/* User values: the ready ring, attributes, the task factory. */
 /* (UV_DRIVER: the task object of its last driver, so that lp->driver stays
 ** valid memory after that task exited: ta_loop_driven) */
-enum { UV_QUEUE_A = 1, UV_QUEUE_B = 2, UV_ATTRS = 3, UV_FACTORY = 4, UV_DRIVER = 5, LOOP_NUV = 5 };
+enum { UV_READY = 1, UV_ATTRS = 2, UV_FACTORY = 3, UV_DRIVER = 4, LOOP_NUV = 4 };
+
+/* The ready ring's first size (it doubles when full, never shrinks). */
+enum { READY_MIN_CAP = 16 };
 
 /* A loop's reader and writer of one fd: a watcher in the engine's fd table
 ** (io/poll.c), which a Trio task waiting on the same fd shares. */
@@ -62,23 +64,101 @@ static int check_open(lua_State *L, ta_loop *lp, const char *fname) {
   return 0;
 }
 
+/* ---- the ready ring ----
+** The oldest entry is in slot ready_head + 1 of the table, the others
+** follow, wrapping around after slot ready_cap.  The table's array has
+** ready_cap slots and only those are set (but for the one that makes it
+** grow), so that queueing an entry allocates nothing else. */
+
+/* The slot of the i-th entry (from 1, the oldest). */
+static int ready_slot(const ta_loop *lp, int i) {
+  return ((lp->ready_head + i - 1) & (lp->ready_cap - 1)) + 1;
+}
+
+/* A new, empty ring of cap slots for the loop at loopidx. */
+static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
+  lua_createtable(L, cap, 0);
+  lua_setiuservalue(L, loopidx, UV_READY);
+  lp->ready_head = lp->nready = 0;
+  lp->ready_cap = cap;
+}
+
+/* Makes room for n (1 or 2) more entries in the full ring of the loop at
+** loopidx by doubling its table in place: with a value in each of its
+** slots and one more just past them, Lua's resize of the table makes its
+** array twice as long (more than half of it in use).  The free slots get
+** a placeholder for that, which the entries being queued overwrite.  The
+** entries that had wrapped around to the front then move after the others.
+** Raises, the queue unchanged, for want of memory. */
+static void ready_grow(lua_State *L, ta_loop *lp, int loopidx) {
+  int cap = lp->ready_cap;
+  lua_getiuservalue(L, loopidx, UV_READY);
+  for (int i = lp->nready + 1; i <= cap; i++) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, ready_slot(lp, i));
+  }
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, cap + 1); /* the resize */
+  for (int i = 1; i <= lp->ready_head; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_rawseti(L, -2, cap + i);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pop(L, 1);
+  lp->ready_cap = 2 * cap;
+}
+
+/* The n values from stack index first on (left there) join the ready
+** queue of the loop at loopidx, as one entry (n = 1) or a callback and its
+** argument (n = 2); the ring is left on top. */
+static inline void ready_put(lua_State *L, ta_loop *lp, int loopidx, int first, int n) {
+  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
+  lua_getiuservalue(L, loopidx, UV_READY);
+  if (first < 0) first--; /* (the ring is above it now) */
+  lua_pushvalue(L, first);
+  lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
+  if (n == 2) {
+    lua_pushvalue(L, first + 1);
+    lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
+  }
+}
+
+/* The same with the top n values (popped). */
+void ta_loop_ready_push(lua_State *L, ta_loop *lp, int loopidx, int n) {
+  ready_put(L, lp, loopidx, -n, n);
+  lua_pop(L, n + 1);
+}
+
+/* Takes the oldest entry's value out of the ring at ring (a stack index),
+** pushed; returns its type. */
+static inline int ready_pop(lua_State *L, ta_loop *lp, int ring) {
+  int slot = ready_slot(lp, 1), type = lua_rawgeti(L, ring, slot);
+  lua_pushnil(L);
+  lua_rawseti(L, ring, slot);
+  lp->ready_head = slot & (lp->ready_cap - 1);
+  lp->nready--;
+  return type;
+}
+
 /* ---- handles ---- */
 
-/* A timer handle is due: it joins the ready table (at lp->ready_idx). */
+/* A timer handle is due: it joins the ready queue (the loop is at
+** lp->loop_idx while timers fire). */
 static void timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   ta_handle *h = (ta_handle *)((char *)tm - offsetof(ta_handle, timer));
   ta_loop *lp = h->loop;
   (void)E;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
-  h->ref = LUA_NOREF;
-  lua_rawseti(L, lp->ready_idx, ++lp->nready);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->timer.ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, h->timer.ref);
+  h->timer.ref = LUA_NOREF;
+  ta_loop_ready_push(L, lp, lp->loop_idx, 1);
 }
 
 /* For the other timers of the loop's heap (an asyncio Task's own sleep):
-** the value on top (popped) joins the ready table being filled. */
+** the value on top (popped) joins the ready queue. */
 void ta_loop_ready_from_timer(lua_State *L, ta_loop *lp) {
-  lua_rawseti(L, lp->ready_idx, ++lp->nready);
+  ta_loop_ready_push(L, lp, lp->loop_idx, 1);
 }
 
 /* Puts tm in the loop's timer heap, due in delay seconds; nonzero when
@@ -103,7 +183,6 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer)
   h->is_timer = (unsigned char)is_timer;
   if (is_timer) {
     ta_timer_init(&h->timer, timer_fired);
-    h->ref = LUA_NOREF;
   }
   ta_setmetatable(L, lp->E, TA_MT_HANDLE);
   lua_rotate(L, base, 1); /* below its values, which go in from the top */
@@ -115,27 +194,18 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer)
 ** stepped), or a function followed by its one argument (a done callback
 ** and its future: no Handle is made unless the callback fails). */
 
-/* Append the entry on top of the stack to the ready queue (popped); the
-** loop object is at loopidx. */
-static void ready_append_at(lua_State *L, ta_loop *lp, int loopidx) {
-  lua_getiuservalue(L, loopidx, lp->ready_uv);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, ++lp->nready);
-  lua_pop(L, 2);
-  ta_loop_wake(lp);
-}
-
 /* Schedules the Task on top of the stack (popped). */
 void ta_loop_append(lua_State *L, ta_loop *lp) {
   push_loop(L, lp);
-  lua_insert(L, -2);
-  ready_append_at(L, lp, lua_gettop(L) - 1);
-  lua_pop(L, 1);
+  ready_put(L, lp, -1, -2, 1);
+  lua_pop(L, 3);
+  ta_loop_wake(lp);
 }
 
 /* The same, the loop object being at loopidx (no lookup). */
 void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx) {
-  ready_append_at(L, lp, lua_absindex(L, loopidx));
+  ta_loop_ready_push(L, lp, loopidx, 1);
+  ta_loop_wake(lp);
 }
 
 /* call_soon from C: the top nargs values are the arguments, after cb or,
@@ -143,11 +213,7 @@ void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx) {
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
   if (cb == NULL && nargs == 1 && lua_type(L, -2) == LUA_TFUNCTION) {
     push_loop(L, lp);
-    lua_getiuservalue(L, -1, lp->ready_uv);
-    lua_pushvalue(L, -4);
-    lua_rawseti(L, -2, ++lp->nready);
-    lua_pushvalue(L, -3);
-    lua_rawseti(L, -2, ++lp->nready);
+    ready_put(L, lp, -1, -3, 2);
     lua_pop(L, 4);
     ta_loop_wake(lp);
     return;
@@ -221,8 +287,8 @@ void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx) {
 
 static void timer_remove(lua_State *L, ta_handle *h) {
   if (h->loop != NULL && h->timer.index >= 0) ta_heap_remove(&h->loop->timers, &h->timer);
-  luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
-  h->ref = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, h->timer.ref);
+  h->timer.ref = LUA_NOREF;
 }
 
 void ta_handle_cancel(lua_State *L, ta_handle *h) {
@@ -263,9 +329,7 @@ static int l_call_soon(lua_State *L) {
   ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
   new_handle(L, lp, lua_gettop(L) - 1, 0); /* at 2, the top */
-  lua_getiuservalue(L, 1, lp->ready_uv);
-  lua_pushvalue(L, 2);
-  lua_rawseti(L, -2, ++lp->nready);
+  ready_put(L, lp, 1, 2, 1);
   lua_pop(L, 1);
   ta_loop_wake(lp);
   return 1;
@@ -276,7 +340,7 @@ static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when)
   h->timer.when = when;
   if (ta_heap_push(&lp->timers, &h->timer) != 0) luaL_error(L, "not enough memory");
   lua_pushvalue(L, -1);
-  h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->timer.ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_loop_wake(lp);
 }
 
@@ -437,8 +501,8 @@ void ta_loop_wake(ta_loop *lp) {
   ta_reschedule(d, 0, 0);
 }
 
-static void dispatch_io(lua_State *L, ta_loop *lp, int ready) {
-  if (lp->posted != NULL) ta_loop_dispatch_posted(L, lp, ready);
+static void dispatch_io(lua_State *L, ta_loop *lp, int loopidx) {
+  if (lp->posted != NULL) ta_loop_dispatch_posted(L, lp, loopidx);
   while (lp->pending_io != NULL) {
     aiowatch *w = lp->pending_io;
     int ev = w->pending;
@@ -446,21 +510,21 @@ static void dispatch_io(lua_State *L, ta_loop *lp, int ready) {
     w->pending = 0;
     if ((ev & UV_READABLE) && w->reader_ref != LUA_NOREF) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, w->reader_ref);
-      lua_rawseti(L, ready, ++lp->nready);
+      ta_loop_ready_push(L, lp, loopidx, 1);
     }
     if ((ev & UV_WRITABLE) && w->writer_ref != LUA_NOREF) {
       lua_rawgeti(L, LUA_REGISTRYINDEX, w->writer_ref);
-      lua_rawseti(L, ready, ++lp->nready);
+      ta_loop_ready_push(L, lp, loopidx, 1);
     }
   }
 }
 
-static void fire_due(lua_State *L, ta_loop *lp, int ready) {
+static void fire_due(lua_State *L, ta_loop *lp, int loopidx) {
   double now;
   ta_timer *tm;
   if (lp->timers.n == 0) return; /* no clock read needed */
   now = ta_now(lp->E);
-  lp->ready_idx = ready;
+  lp->loop_idx = loopidx;
   while ((tm = ta_heap_top(&lp->timers)) != NULL && tm->when <= now) {
     ta_heap_remove(&lp->timers, tm);
     tm->cb(L, lp->E, tm);
@@ -470,47 +534,35 @@ static void fire_due(lua_State *L, ta_loop *lp, int ready) {
 /* One asyncio iteration: due I/O and timers join the ready queue, then the
 ** handles that are ready now run (those they schedule wait for the next). */
 static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
-  int batch, n;
+  int ring, n;
   ta_loop *prev = (ta_loop *)lp->E->running_loop;
   if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
-  lua_getiuservalue(L, loopidx, lp->ready_uv);
-  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, lua_gettop(L));
-  fire_due(L, lp, lua_gettop(L));
-  batch = lua_gettop(L);
-  n = lp->nready;
-  lp->nready = 0;
-  /* what the batch schedules goes to the other table (emptied as it ran) */
-  lp->ready_uv = UV_QUEUE_A + UV_QUEUE_B - lp->ready_uv;
+  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, loopidx);
+  fire_due(L, lp, loopidx);
+  lua_getiuservalue(L, loopidx, UV_READY);
+  ring = lua_gettop(L);
   lp->E->running_loop = lp;
-  for (int i = 1; i <= n; i++) {
+  /* the entries queued now; those they schedule go after them (nready
+  ** stays >= n unless core.loop_close emptied the ring meanwhile) */
+  for (n = lp->nready; n > 0 && lp->nready >= n; n--) {
     ta_handle *h;
     uint64_t start = lp->debug ? uv_hrtime() : 0;
-    /* (a slot is nil when storing it failed, for want of memory, after
-    ** nready was counted) */
-    int type = lua_rawgeti(L, batch, i);
-    if (type == LUA_TNIL) {
-      lua_settop(L, batch);
-      continue;
-    }
-    lua_pushnil(L);
-    lua_rawseti(L, batch, i);
-    if (type == LUA_TFUNCTION) { /* a done callback and its future */
-      lua_rawgeti(L, batch, ++i);
-      lua_pushnil(L);
-      lua_rawseti(L, batch, i);
-      lua_pushvalue(L, batch + 1);
-      lua_pushvalue(L, batch + 2);
-      call_callback(L, lp, 1, 0, batch + 1);
+    if (ready_pop(L, lp, ring) == LUA_TFUNCTION) { /* a done callback and its future */
+      ready_pop(L, lp, ring);
+      n--;
+      lua_pushvalue(L, ring + 1);
+      lua_pushvalue(L, ring + 2);
+      call_callback(L, lp, 1, 0, ring + 1);
     } else {
       h = (ta_handle *)lua_touserdata(L, -1); /* or a Task: the kind tells */
-      if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, batch + 1);
-      else if (!h->cancelled) run_handle(L, lp, h, batch + 1);
+      if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, ring + 1);
+      else if (!h->cancelled) run_handle(L, lp, h, ring + 1);
     }
-    if (lp->debug) report_slow(L, lp, batch + 1, start);
-    lua_settop(L, batch);
+    if (lp->debug) report_slow(L, lp, ring + 1, start);
+    lua_settop(L, ring);
   }
   lp->E->running_loop = prev;
-  lua_settop(L, batch - 1);
+  lua_settop(L, ring - 1);
 }
 
 /* The driver lets go of the loop (at 1 on L): it returns, or its
@@ -647,8 +699,8 @@ static void loop_release(lua_State *L, ta_loop *lp) {
       continue;
     }
     ta_heap_remove(&lp->timers, tm);
-    if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, h->ref);
-    h->ref = LUA_NOREF;
+    if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, h->timer.ref);
+    h->timer.ref = LUA_NOREF;
     h->loop = NULL;
   }
   for (int i = 0; i < lp->nfdw; i++)
@@ -663,9 +715,7 @@ static int l_loop_close(lua_State *L) {
   if (lp->closed) return 0;
   lp->closed = 1;
   loop_release(L, lp);
-  lua_newtable(L);
-  lua_setiuservalue(L, 1, lp->ready_uv);
-  lp->nready = 0;
+  ready_new(L, lp, 1, READY_MIN_CAP);
   ta_flush_closes(lp->E);
   return 0;
 }
@@ -700,11 +750,9 @@ static int l_loop_new(lua_State *L) {
   lp->E = E;
   lp->slow_callback_duration = DEFAULT_SLOW_CALLBACK_DURATION;
   luaL_setmetatable(L, LOOP_MT);
-  lp->ready_uv = UV_QUEUE_A;
-  for (int uv = UV_QUEUE_A; uv <= UV_ATTRS; uv++) {
-    lua_newtable(L);
-    lua_setiuservalue(L, -2, uv);
-  }
+  ready_new(L, lp, lua_gettop(L), READY_MIN_CAP);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, UV_ATTRS);
   lua_pushvalue(L, -1);
   lp->ref = ta_weak_ref(L, E);
   return 1;

@@ -88,11 +88,15 @@ enum { TA_ENGINE_UV_RETRY_ERROR = 1, TA_ENGINE_NUV = 1 };
 
 /* ---- timers (heap.c) ----
 ** A timer carries its own callback, as libuv's do: the engine fires due
-** timers without knowing what owns them. */
+** timers without knowing what owns them.  An owner that must stay alive
+** while its timer is armed (an asyncio TimerHandle, a sleeping asyncio
+** Task) keeps its registry reference in `ref`, which the engine never
+** touches (it fills what would be padding). */
 typedef void (*ta_timer_cb)(lua_State *L, ta_engine *E, ta_timer *tm);
 struct ta_timer {
   double when;
   int index;          /* position in the heap, -1 when not in it */
+  int ref;            /* the owner's, LUA_NOREF from ta_timer_init */
   ta_timer_cb cb;
 };
 
@@ -179,19 +183,22 @@ struct ta_task {
   int kbase;                /* stack top when it yielded: resume values lie above */
   int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
   uint32_t id;
-  unsigned char flavor, state;
-  unsigned char trap;       /* set by our primitives just before they yield */
-  unsigned char resume_error; /* resume by raising the value on co's stack */
-  unsigned char ctx_owned;  /* context table is ours (copy-on-write) */
-  unsigned char system;
-  unsigned char thread_uv;  /* user value of its object holding its thread */
-  unsigned char cancel_asked; /* Trio cancelled it while it waited on a future */
-  unsigned char lot_breaker;  /* registered as a parking-lot breaker (trio/parking_lot.c) */
-  unsigned char queued;       /* on the run queue: never twice */
-  unsigned char sleep_data;   /* custom_sleep_data set since it was last made runnable */
-  unsigned char reported : 1;      /* its exit was told to its owner (task.c report_exit) */
-  unsigned char tell_on_yield : 1; /* parked under a cancellation: told once it has yielded */
-  unsigned char system_tree : 1;   /* a system task, or a task under one (ta_task_in_system_tree) */
+  /* Bit fields, so that a compact task is 96 bytes (an asyncio Task's
+  ** userdata then fits a malloc block 16 bytes smaller). */
+  unsigned char flavor : 2;         /* TA_TRIO, TA_ASYNCIO or TA_BOTH */
+  unsigned char state : 3;          /* TA_NEW ... TA_DONE */
+  unsigned char thread_uv : 2;      /* user value of its object holding its thread (1..3) */
+  unsigned char trap : 1;           /* set by our primitives just before they yield */
+  unsigned char resume_error : 1;   /* resume by raising the value on co's stack */
+  unsigned char ctx_owned : 1;      /* context table is ours (copy-on-write) */
+  unsigned char system : 1;
+  unsigned char cancel_asked : 1;   /* Trio cancelled it while it waited on a future */
+  unsigned char lot_breaker : 1;    /* registered as a parking-lot breaker (trio/parking_lot.c) */
+  unsigned char queued : 1;         /* on the run queue: never twice */
+  unsigned char sleep_data : 1;     /* custom_sleep_data set since it was last made runnable */
+  unsigned char reported : 1;       /* its exit was told to its owner (task.c report_exit) */
+  unsigned char tell_on_yield : 1;  /* parked under a cancellation: told once it has yielded */
+  unsigned char system_tree : 1;    /* a system task, or a task under one (ta_task_in_system_tree) */
   /* ---- not in a compact task ---- */
   ta_status *status;
   ta_task *status_prev, *status_next;

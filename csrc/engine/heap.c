@@ -13,6 +13,7 @@
 void ta_timer_init(ta_timer *tm, ta_timer_cb cb) {
   tm->when = 0;
   tm->index = -1;
+  tm->ref = LUA_NOREF;
   tm->cb = cb;
 }
 

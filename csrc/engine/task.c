@@ -429,7 +429,7 @@ void ta_reschedule(ta_task *t, int nvalues, int is_error) {
   t->abort = NULL;
   t->wait = NULL;
   t->nargs = nvalues;
-  t->resume_error = (unsigned char)is_error;
+  t->resume_error = is_error != 0;
   if (t->queued) return; /* already scheduled: instruments heard of it then */
   ta_runq_push(E, t);
   if (ta_hooked(E) && E->curL != NULL && !E->in_io_wait) ta_hook(E->curL, E, "task_scheduled", t);
