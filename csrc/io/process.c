@@ -267,7 +267,7 @@ static int l_proc_spawn(lua_State *L) {
   static const char *const keys[3] = {"stdin", "stdout", "stderr"};
   phandle *h;
   proc *p;
-  int n, rc, top;
+  int n, rc;
   const char *cwd = NULL;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -282,30 +282,23 @@ static int l_proc_spawn(lua_State *L) {
   h = (phandle *)lua_newuserdatauv(L, sizeof *h, 0);
   h->p = NULL;
   luaL_setmetatable(L, PROC_MT);
-  top = lua_gettop(L);
   n = (int)luaL_len(L, 2);
   if (n < 1) return luaL_error(L, "proc_spawn: empty argument list");
-  /* The child gets pointers to the Lua strings themselves: the argv
-  ** table anchors them, and a number's string form stays on the stack,
-  ** until uv_spawn has returned (the child has exec'ed by then). */
+  /* The child gets pointers to the Lua strings themselves (the faces
+  ** turn numbers into strings): the argv table anchors them until
+  ** uv_spawn has returned, and the child has exec'ed by then. */
   if (n <= ARGV_ON_STACK) {
     s.argv = s.argv_small;
   } else if ((s.argv = (char **)malloc(((size_t)n + 1) * sizeof *s.argv)) == NULL) {
     return luaL_error(L, "not enough memory");
   }
   for (int i = 1; i <= n; i++) {
-    int t = lua_rawgeti(L, 2, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING) {
       spawn_cleanup(&s);
       return luaL_error(L, "proc_spawn: argument %d is not a string", i);
     }
     s.argv[i - 1] = (char *)lua_tostring(L, -1);
-    if (t == LUA_TSTRING) {
-      lua_pop(L, 1);
-    } else if (!lua_checkstack(L, 1)) {
-      spawn_cleanup(&s);
-      return luaL_error(L, "proc_spawn: too many numeric arguments");
-    }
+    lua_pop(L, 1);
   }
   s.argv[n] = NULL;
   if (lua_getfield(L, 3, "env") == LUA_TTABLE) {
@@ -409,7 +402,6 @@ static int l_proc_spawn(lua_State *L) {
   p->owned.close = owned_close;
   ta_handle_opened(E, &p->owned);
   h->p = p;
-  lua_pushvalue(L, top); /* the handle, above the numbers' strings */
   /* the parent's ends become PipeStreams */
   for (int i = 0; i < 3; i++) {
     if (s.parent_fd[i] < 0) {
