@@ -39,6 +39,17 @@ describe("trio.run_process", function()
     assert.equal("err\n", r.stderr)
   end)
 
+  it("passes every argv item, numbers as their strings, also past 16 items", function()
+    local long = { "printf", "%s|" }
+    for i = 1, 40 do long[#long + 1] = "a" .. i end
+    local short, many = run(function()
+      return trio.run_process({ "printf", "%s|", 7, 2.5, "", "x y" }, { capture_stdout = true }).stdout,
+        trio.run_process(long, { capture_stdout = true }).stdout
+    end)
+    assert.equal("7|2.5||x y|", short)
+    assert.equal(table.concat(long, "|", 3) .. "|", many)
+  end)
+
   it("leaves stdout and stderr nil unless captured, and can send them to /dev/null", function()
     local r = run(function()
       return trio.run_process({ "sh", "-c", "echo to-devnull" }, { stdout = "devnull" })
@@ -370,6 +381,19 @@ describe("asyncio subprocesses", function()
       return o, e, p.returncode
     end)
     assert.same({ "fed input", "problem\n", 2 }, { out, err, rc })
+  end)
+
+  it("create_subprocess_exec passes every argument, numbers as their strings, also past 16", function()
+    local args, want = { "printf", "%s|", 1.5 }, { "1.5" }
+    for i = 1, 40 do
+      args[#args + 1] = i % 2 == 0 and i or ("a" .. i)
+      want[#want + 1] = tostring(args[#args])
+    end
+    args[#args + 1] = { stdout = PIPE }
+    local out = aio_run(function()
+      return (asyncio.create_subprocess_exec(table.unpack(args)):communicate())
+    end)
+    assert.equal(table.concat(want, "|") .. "|", out)
   end)
 
   it("inherits stdio by default: no pipes, communicate returns nil, nil", function()

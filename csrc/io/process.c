@@ -197,18 +197,21 @@ static int proc_tostring(lua_State *L) {
 
 enum { S_INHERIT, S_DEVNULL, S_PIPE, S_STDOUT, S_FD };
 
+/* argv lists up to this long need no malloc'ed pointer array */
+#define ARGV_ON_STACK 16
+
 typedef struct spawn_state {
-  char **argv, **env;
+  char **argv;                /* argv_small or malloc'ed; the strings are Lua's */
+  char *argv_small[ARGV_ON_STACK + 1];
+  char **env;
   int child_fd[3];            /* what the child gets: -1 none */
   int parent_fd[3];           /* our end of a pipe: -1 none */
   int devnull;
 } spawn_state;
 
 static void spawn_cleanup(spawn_state *s) {
-  if (s->argv) {
-    for (char **a = s->argv; *a; a++) free(*a);
-    free(s->argv);
-  }
+  if (s->argv != s->argv_small) free(s->argv);
+  s->argv = NULL;
   if (s->env) {
     for (char **e = s->env; *e; e++) free(*e);
     free(s->env);
@@ -264,7 +267,7 @@ static int l_proc_spawn(lua_State *L) {
   static const char *const keys[3] = {"stdin", "stdout", "stderr"};
   phandle *h;
   proc *p;
-  int n, rc, top;
+  int n, rc;
   const char *cwd = NULL;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -279,24 +282,25 @@ static int l_proc_spawn(lua_State *L) {
   h = (phandle *)lua_newuserdatauv(L, sizeof *h, 0);
   h->p = NULL;
   luaL_setmetatable(L, PROC_MT);
-  top = lua_gettop(L);
   n = (int)luaL_len(L, 2);
   if (n < 1) return luaL_error(L, "proc_spawn: empty argument list");
-  s.argv = (char **)calloc((size_t)n + 1, sizeof *s.argv);
-  if (s.argv == NULL) return luaL_error(L, "not enough memory");
+  /* The child gets pointers to the Lua strings themselves (the faces
+  ** turn numbers into strings): the argv table anchors them until
+  ** uv_spawn has returned, and the child has exec'ed by then. */
+  if (n <= ARGV_ON_STACK) {
+    s.argv = s.argv_small;
+  } else if ((s.argv = (char **)malloc(((size_t)n + 1) * sizeof *s.argv)) == NULL) {
+    return luaL_error(L, "not enough memory");
+  }
   for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, 2, i);
-    if (!lua_isstring(L, -1)) {
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING) {
       spawn_cleanup(&s);
       return luaL_error(L, "proc_spawn: argument %d is not a string", i);
     }
-    s.argv[i - 1] = strdup(lua_tostring(L, -1));
+    s.argv[i - 1] = (char *)lua_tostring(L, -1);
     lua_pop(L, 1);
-    if (s.argv[i - 1] == NULL) {
-      spawn_cleanup(&s);
-      return luaL_error(L, "not enough memory");
-    }
   }
+  s.argv[n] = NULL;
   if (lua_getfield(L, 3, "env") == LUA_TTABLE) {
     int count = 0, i = 0;
     lua_pushnil(L);
@@ -411,7 +415,6 @@ static int l_proc_spawn(lua_State *L) {
     s.parent_fd[i] = -1; /* the PipeStream owns it */
   }
   spawn_cleanup(&s);
-  (void)top;
   return 4;
 }
 

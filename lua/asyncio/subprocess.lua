@@ -8,7 +8,6 @@ local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 local tprocess = require "trio.process"
 
-local pack = table.pack
 local argerror = errors.argerror
 
 return function(asyncio)
@@ -231,23 +230,29 @@ return function(asyncio)
     end
   end
 
+  local NO_OPTS = {} -- no options given (never written)
+
   --- Splits (program, arg1, ..., [opts]) into argv and opts.
-  local function exec_args(fname, first, ...)
-    local args = pack(first, ...)
-    local opts = {}
-    if type(args[args.n]) == "table" and args.n > 1 then
-      opts = args[args.n]
-      args.n = args.n - 1
+  local function exec_args(fname, ...)
+    local n = select("#", ...)
+    local argv = { ... }
+    local opts = NO_OPTS
+    if n > 1 and type(argv[n]) == "table" then
+      opts = argv[n]
+      argv[n] = nil
+      n = n - 1
     end
-    if type(args[1]) ~= "string" then
-      argerror(1, fname, "program name expected, got " .. type(args[1]))
+    if type(argv[1]) ~= "string" then
+      argerror(1, fname, "program name expected, got " .. type(argv[1]))
     end
-    local argv = {}
-    for i = 1, args.n do
-      if type(args[i]) ~= "string" and type(args[i]) ~= "number" then
-        error(("bad argument #%d to '%s' (string expected, got %s)"):format(i, fname, type(args[i])), 3)
+    for i = 2, n do
+      local a = argv[i]
+      if type(a) ~= "string" then
+        if type(a) ~= "number" then
+          error(("bad argument #%d to '%s' (string expected, got %s)"):format(i, fname, type(a)), 3)
+        end
+        argv[i] = tostring(a)
       end
-      argv[i] = tostring(args[i])
     end
     return argv, opts
   end

@@ -6,8 +6,6 @@ local errors = require "trio.errors"
 local class_of, bad_self = errors.class_of, errors.bad_self
 local signals = require "trio.signals"
 
-local pack = table.pack
-
 local M = {}
 
 M.CalledProcessError = errors.class("trio.CalledProcessError", errors.Error)
@@ -297,6 +295,11 @@ local function is_task_status(v)
   return type(v) == "table" and type(v.started) == "function"
 end
 
+local NO_OPTS = {} -- run_process without options (never written)
+local OUTPUTS = { "stdout", "stderr" }
+local CAPTURE = { stdout = "capture_stdout", stderr = "capture_stderr" }
+local STDIO_KEYS = { "stdin", "stdout", "stderr" }
+
 local function describe(cmd)
   return type(cmd) == "table" and table.concat(cmd, " ") or tostring(cmd)
 end
@@ -319,6 +322,21 @@ function M.install(trio)
     end
   end
 
+  --- Waits for proc to exit; cancelled (or failed), stops it with
+  -- deliver_cancel, shielded, waits for it and raises the error again.
+  local function wait_or_deliver_cancel(proc, deliver_cancel)
+    local ok, e = pcall(core.io_wait, core.proc_wait(proc._h), true)
+    if not ok then
+      trio.CancelScope { shield = true }:run(function()
+        local dok, derr = pcall(deliver_cancel, proc)
+        if proc.returncode == nil then proc:kill() end
+        proc:wait()
+        if not dok then io.stderr:write("trio.run_process: deliver_cancel raised: ", tostring(derr), "\n") end
+      end)
+      error(e, 0)
+    end
+  end
+
   --- trio.run_process(cmd, {stdin=, capture_stdout=, capture_stderr=,
   -- stdout=, stderr=, check=true, cwd=, env=, shell=, deliver_cancel=})
   -- -> {args=, returncode=, stdout=, stderr=}
@@ -329,7 +347,7 @@ function M.install(trio)
       if is_task_status(a) then task_status = a
       elseif a ~= nil and opts == nil then opts = a end
     end
-    opts = opts or {}
+    opts = opts or NO_OPTS
     if type(opts) ~= "table" then
       error(("bad argument #2 to 'run_process' (table expected, got %s)"):format(type(opts)), 2)
     end
@@ -340,13 +358,13 @@ function M.install(trio)
     if input ~= nil and type(input) ~= "string" then
       error(("bad argument #2 to 'run_process' (stdin must be a string to feed, got %s)"):format(type(input)), 2)
     end
-    for _, k in ipairs { "stdout", "stderr" } do
+    for _, k in ipairs(OUTPUTS) do
       local v = opts[k]
       if v ~= nil and v ~= "inherit" and v ~= "devnull" then
         error(("bad argument #2 to 'run_process' (%s must be \"inherit\" or \"devnull\", got %s)"):format(
           k, tostring(v)), 2)
       end
-      if v ~= nil and opts["capture_" .. k] then
+      if v ~= nil and opts[CAPTURE[k]] then
         error(("bad argument #2 to 'run_process' (capture_%s and %s cannot both be given)"):format(k, k), 2)
       end
     end
@@ -361,50 +379,42 @@ function M.install(trio)
     core.check_trio("trio.run_process")
     core.checkpoint_if_cancelled()
     local proc = spawn(argv, sopts, cmd)
-    local out, err_out = {}, {}
-    local function body(n)
-      if proc.stdin then
-        n:start_soon(function()
-          -- a child that exits without reading all of it is no error
-          local ok, e = pcall(proc.stdin.send_all, proc.stdin, input)
-          if not ok and not errors.BrokenResourceError:is(e) and not errors.ClosedResourceError:is(e) then
-            error(e, 0)
-          end
-          proc.stdin:close()
-        end)
-      end
-      if opts.capture_stdout then n:start_soon(read_all, proc.stdout, out) end
-      if opts.capture_stderr then n:start_soon(read_all, proc.stderr, err_out) end
-      if task_status then task_status:started(proc) end
-      local ok, e = pcall(proc.wait, proc)
-      if not ok then
-        -- cancelled (or failed): stop the child, shielded, and wait for it
-        trio.CancelScope { shield = true }:run(function()
-          local dok, derr = pcall(deliver_cancel, proc)
-          if proc.returncode == nil then proc:kill() end
-          proc:wait()
-          if not dok then io.stderr:write("trio.run_process: deliver_cancel raised: ", tostring(derr), "\n") end
-        end)
-        error(e, 0)
-      end
-    end
-    local r
+    local out, err_out
+    local ok, e
     if proc.stdin or proc.stdout or proc.stderr then
-      r = pack(pcall(trio.open_nursery, body))
+      out, err_out = {}, {}
+      ok, e = pcall(trio.open_nursery, function(n)
+        if proc.stdin then
+          n:start_soon(function()
+            -- a child that exits without reading all of it is no error
+            local sok, se = pcall(proc.stdin.send_all, proc.stdin, input)
+            if not sok and not errors.BrokenResourceError:is(se) and not errors.ClosedResourceError:is(se) then
+              error(se, 0)
+            end
+            proc.stdin:close()
+          end)
+        end
+        if opts.capture_stdout then n:start_soon(read_all, proc.stdout, out) end
+        if opts.capture_stderr then n:start_soon(read_all, proc.stderr, err_out) end
+        if task_status then task_status:started(proc) end
+        wait_or_deliver_cancel(proc, deliver_cancel)
+      end)
+      for _, k in ipairs(STDIO_KEYS) do
+        if proc[k] then core.pipe_close(proc[k]._pipe) end
+      end
     else
-      r = pack(pcall(body)) -- no pipe to feed or read beside the wait: no nursery needed
+      -- no pipe to feed or read beside the wait: no nursery needed
+      if task_status then task_status:started(proc) end
+      ok, e = pcall(wait_or_deliver_cancel, proc, deliver_cancel)
     end
-    for _, k in ipairs { "stdin", "stdout", "stderr" } do
-      if proc[k] then core.pipe_close(proc[k]._pipe) end
-    end
-    if not r[1] then error(r[2], 0) end
+    if not ok then error(e, 0) end
+    local rc = core.proc_poll(proc._h)
     local result = {
-      args = cmd, returncode = proc.returncode,
+      args = cmd, returncode = rc,
       stdout = opts.capture_stdout and table.concat(out) or nil,
       stderr = opts.capture_stderr and table.concat(err_out) or nil,
     }
-    if check_rc and result.returncode ~= 0 then
-      local rc = result.returncode
+    if check_rc and rc ~= 0 then
       error(M.CalledProcessError {
         message = rc < 0 and ("Command '%s' died with %s."):format(describe(cmd), signals.signame(-rc))
           or ("Command '%s' returned non-zero exit status %d."):format(describe(cmd), rc),
