@@ -385,6 +385,54 @@ describe("trio.SSLStream", function()
     end)
   end)
 
+  it("serve_ssl_over_tcp serves a burst of clients connected before it accepts (one accept, the rest waiting)", function()
+    trio_run(function()
+      local listeners = trio.open_ssl_over_tcp_listeners(0, SERVER_CTX, { host = "127.0.0.1" })
+      local port = listeners[1].socket:getsockname()[2]
+      local tcps = {}
+      for i = 1, 8 do tcps[i] = trio.open_tcp_stream("127.0.0.1", port) end
+      trio.open_nursery(function(n)
+        n:start_soon(trio.serve_listeners, function(stream)
+          local ok, err = pcall(echo, stream)
+          if not ok and not trio.BrokenResourceError:is(err) then error(err, 0) end
+        end, listeners)
+        trio.open_nursery(function(clients)
+          for i, tcp in ipairs(tcps) do
+            clients:start_soon(function()
+              local s = trio.SSLStream(tcp, CLIENT_CTX, { server_hostname = "localhost" })
+              s:send_all("client " .. i)
+              assert.equal("client " .. i, s:receive_some())
+              s:close()
+            end)
+          end
+        end)
+        n.cancel_scope:cancel()
+      end)
+    end)
+  end)
+
+  it("SSLListener:_accept_nowait wraps a waiting connection; nil over a listener that cannot say", function()
+    trio_run(function()
+      local listener = trio.open_ssl_over_tcp_listeners(0, SERVER_CTX, { host = "127.0.0.1" })[1]
+      assert.is_nil(listener:_accept_nowait())
+      local tcp = trio.open_tcp_stream("127.0.0.1", listener.socket:getsockname()[2])
+      local server = listener:_accept_nowait()
+      assert.equal("trio.SSLStream", getmetatable(server).__name)
+      assert.is_true(server.server_side)
+      trio.open_nursery(function(n)
+        n:start_soon(function() server:send_all(server:receive_some()) end)
+        local client = trio.SSLStream(tcp, CLIENT_CTX, { server_hostname = "localhost" })
+        client:send_all("over TLS")
+        assert.equal("over TLS", client:receive_some())
+        client:close()
+      end)
+      server:close()
+      listener:close()
+      local plain = { accept = function() error("not called") end }
+      assert.is_nil(trio.SSLListener(plain, SERVER_CTX):_accept_nowait())
+    end)
+  end)
+
   it("a stalled handshake is cancelled by a deadline; the stream closes cleanly after", function()
     trio_run(function()
       with_raw_server(function() trio.sleep_forever() end, function(port)

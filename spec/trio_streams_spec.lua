@@ -564,6 +564,56 @@ describe("open_tcp_listeners and serve_tcp", function()
     assert_has(e, "handler failed")
   end)
 
+  it("serve_listeners starts the handlers of every connection already waiting in one step", function()
+    run(function()
+      local listeners = trio.open_tcp_listeners(0, { host = "127.0.0.1" })
+      local port = listeners[1].socket:getsockname()[2]
+      -- five clients connected (the kernel completes the TCP handshake)
+      -- before anyone accepts
+      local clients = {}
+      for i = 1, 5 do clients[i] = trio.open_tcp_stream("127.0.0.1", port) end
+      local batch, seen, all_served = 0, {}, trio.Event()
+      trio.open_nursery(function(n)
+        n:start_soon(function() -- counts the scheduler's batches
+          while true do
+            batch = batch + 1
+            trio.lowlevel.checkpoint()
+          end
+        end)
+        n:start_soon(trio.serve_listeners, function(stream)
+          seen[#seen + 1] = batch
+          stream:send_all("hi")
+          if #seen == #clients then all_served:set() end
+        end, listeners)
+        all_served:wait()
+        for _, c in ipairs(clients) do
+          assert.equal("hi", c:receive_some())
+          c:close()
+        end
+        n.cancel_scope:cancel()
+      end)
+      assert.equal(5, #seen)
+      for i = 2, 5 do assert.equal(seen[1], seen[i]) end -- all in the same batch
+    end)
+  end)
+
+  it("SocketListener:_accept_nowait: a waiting connection's stream, else nil without waiting", function()
+    run(function()
+      local listener = trio.open_tcp_listeners(0, { host = "127.0.0.1" })[1]
+      assert.is_nil(listener:_accept_nowait()) -- nobody connected
+      local c = trio.open_tcp_stream("127.0.0.1", listener.socket:getsockname()[2])
+      local s = listener:_accept_nowait()
+      assert.equal("trio.SocketStream", getmetatable(s).__name)
+      c:send_all("ping")
+      assert.equal("ping", s:receive_some())
+      s:close()
+      c:close()
+      listener:close()
+      assert.is_nil(listener:_accept_nowait()) -- closed: nil, the next accept() raises
+      assert.is_true(errors.ClosedResourceError:is(errof(listener.accept, listener)))
+    end)
+  end)
+
   it("EMFILE on accept does not kill serve_tcp: it waits and accepts again (lowered fd limit)", function()
     local status, out = net.run_lua([[
       local trio = require "trio"

@@ -413,10 +413,22 @@ return function(trio)
       _context = ssl_context, _https_compatible = opts.https_compatible == true }, SSLListener)
   end
 
-  function SSLListener:accept()
-    local transport = self.transport_listener:accept()
+  local function server_stream(self, transport)
     return trio.SSLStream(transport, self._context,
       { server_side = true, https_compatible = self._https_compatible })
+  end
+
+  function SSLListener:accept() return server_stream(self, self.transport_listener:accept()) end
+
+  --- listener:_accept_nowait() -> an SSLStream over a connection already
+  -- waiting, or nil (see SocketListener:_accept_nowait; nil too when the
+  -- transport listener has no such method)
+  function SSLListener:_accept_nowait()
+    local transport_listener = self.transport_listener
+    if transport_listener._accept_nowait == nil then return nil end
+    local transport = transport_listener:_accept_nowait()
+    if transport == nil then return nil end
+    return server_stream(self, transport)
   end
 
   function SSLListener:close() self.transport_listener:close() end

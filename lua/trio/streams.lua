@@ -22,6 +22,7 @@ return function(trio)
   local check_trio = core.check_trio
   local sock_methods = core.metatable("trio_asyncio.socket").__methods
   local raw_accept = sock_methods.accept
+  local try_accept = core.sock_try_accept
   -- sock:send / sock:recv whose flavor check names send_all / receive_some
   local stream_send, stream_recv = core.trio_stream_send, core.trio_stream_recv
 
@@ -194,6 +195,17 @@ return function(trio)
         error(sock, 0)
       end
     end
+  end
+
+  --- listener:_accept_nowait() -> a SocketStream for a connection that
+  -- is already waiting, or nil (none waiting, the listener closed, or an
+  -- accept error, which the next accept() meets again): no schedule
+  -- point, for serve_listeners' burst after a real accept.
+  function SocketListener:_accept_nowait()
+    if self._closed then return nil end
+    local ok, sock = pcall(try_accept, self.socket)
+    if ok and sock ~= nil then return new_socket_stream(sock) end
+    return nil
   end
 
   function SocketListener:close()
@@ -418,6 +430,9 @@ return function(trio)
   -- accept errors that mean the system is out of resources: wait, retry
   local CAPACITY = { EMFILE = true, ENFILE = true, ENOMEM = true, ENOBUFS = true }
   local SLEEP_TIME = 0.1
+  -- connections taken per accept: the first with accept() (the schedule
+  -- point), the others already waiting (asyncio takes up to its backlog)
+  local ACCEPT_BURST = 100
 
   local function run_handler(stream, handler)
     local ok, err = pcall(handler, stream)
@@ -425,12 +440,34 @@ return function(trio)
     if not ok then error(err, 0) end
   end
 
+  local function start_handler(handler_nursery, stream, handler)
+    local ok, err = pcall(handler_nursery.start_soon, handler_nursery, run_handler, stream, handler)
+    if not ok then
+      pcall(stream.close, stream)
+      error(err, 0)
+    end
+  end
+
+  -- After an accept, starts handlers for the connections already waiting
+  -- (listeners with _accept_nowait), in the same step: a burst of clients
+  -- is then served in step (their TLS handshakes run phase by phase for
+  -- all of them, as asyncio's do), instead of one more each batch.
+  local function start_waiting(listener, handler_nursery, handler)
+    if listener._accept_nowait == nil then return end
+    for _ = 2, ACCEPT_BURST do
+      local stream = listener:_accept_nowait()
+      if stream == nil then return end
+      start_handler(handler_nursery, stream, handler)
+    end
+  end
+
   local function serve_one(listener, handler_nursery, handler)
     local _, err = pcall(function()
       while true do
         local aok, stream = pcall(listener.accept, listener)
         if aok then
-          handler_nursery:start_soon(run_handler, stream, handler)
+          start_handler(handler_nursery, stream, handler)
+          start_waiting(listener, handler_nursery, handler)
         elseif OSError:is(stream) and CAPACITY[stream.code] then
           io.stderr:write(("trio.serve_listeners: accept returned %s (%s); retrying in %s seconds\n")
             :format(stream.code, stream.message, SLEEP_TIME))
