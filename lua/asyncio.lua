@@ -668,15 +668,17 @@ core.metatable("trio_asyncio.IORequest").__index = {
   end,
 }
 
--- I/O, installed on first use (lua/trio_asyncio/lazy.lua): the first
--- lookup of a name asyncio or the Loop class lacks installs them.
-require("trio_asyncio.lazy").defer(function()
-  require "asyncio.system" (asyncio, implicit_loop) -- executors, files, subprocesses, signals
-  -- networking: the socket module is trio.socket's
-  asyncio.socket = trio.socket
-  require "asyncio.net"(asyncio, Loop)
-  require "asyncio.sslproto"(asyncio, Loop) -- ssl=, start_tls
-  require "asyncio.streams"(asyncio, Loop)
-end, asyncio, Loop)
+-- I/O, installed on first use (lua/trio_asyncio/lazy.lua): the lookup of a
+-- name asyncio or the Loop class lacks installs these parts in order until
+-- one adds it.
+require("trio_asyncio.lazy").defer({
+  function() require "asyncio.system" (asyncio, implicit_loop) end, -- executors, files, subprocesses, signals
+  function() -- networking: the socket module is trio.socket's
+    asyncio.socket = trio.socket
+    require "asyncio.net"(asyncio, Loop)
+    require "asyncio.sslproto"(asyncio, Loop) -- ssl=, start_tls
+    require "asyncio.streams"(asyncio, Loop)
+  end,
+}, asyncio, Loop)
 
 return asyncio

@@ -829,26 +829,29 @@ for k, v in pairs(require "trio.testing") do trio.testing[k] = v end
 package.loaded["trio.testing"] = trio.testing -- require "trio.testing" gives all of it
 
 -- ---------------------------------------------------------------------
--- I/O, installed on first use (lua/trio_asyncio/lazy.lua): the first
--- lookup of a name trio, trio.testing or trio.lowlevel lacks installs them.
-require("trio_asyncio.lazy").defer(function()
-  -- worker threads (lua/trio/to_thread.lua), files (lua/trio/files.lua)
-  trio.to_thread = require "trio.to_thread"
-  local files = require "trio.files"
-  trio.open_file = files.trio_open_file
-  trio.Path = files.Path
-  -- signals (lua/trio/signals.lua)
-  trio.open_signal_receiver = require("trio.signals").open_signal_receiver
-  -- child processes (lua/trio/process.lua)
-  local process = require("trio.process").install(trio)
-  trio.run_process = process.run_process
-  trio.CalledProcessError = process.CalledProcessError
-  lowlevel.open_process = process.open_process
-  -- networking: trio.socket, streams and their testing tools
-  trio.socket = require "trio.socket"
-  require "trio.streams"(trio)
-  require "trio.ssl"(trio) -- SSLStream and the TLS-over-TCP helpers
-  require "trio.testing_streams"(trio, trio.testing)
-end, trio, trio.testing, lowlevel)
+-- I/O, installed on first use (lua/trio_asyncio/lazy.lua): the lookup of a
+-- name trio, trio.testing or trio.lowlevel lacks installs these parts in
+-- order until one adds it (the small ones first, networking and TLS last).
+require("trio_asyncio.lazy").defer({
+  function() trio.to_thread = require "trio.to_thread" end, -- worker threads (lua/trio/to_thread.lua)
+  function() trio.open_signal_receiver = require("trio.signals").open_signal_receiver end,
+  function() -- child processes (lua/trio/process.lua)
+    local process = require("trio.process").install(trio)
+    trio.run_process = process.run_process
+    trio.CalledProcessError = process.CalledProcessError
+    lowlevel.open_process = process.open_process
+  end,
+  function() -- files (lua/trio/files.lua)
+    local files = require "trio.files"
+    trio.open_file = files.trio_open_file
+    trio.Path = files.Path
+  end,
+  function() -- networking: trio.socket, streams and their testing tools
+    trio.socket = require "trio.socket"
+    require "trio.streams"(trio)
+    require "trio.ssl"(trio) -- SSLStream and the TLS-over-TCP helpers
+    require "trio.testing_streams"(trio, trio.testing)
+  end,
+}, trio, trio.testing, lowlevel)
 
 return trio

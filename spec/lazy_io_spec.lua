@@ -1,6 +1,7 @@
 -- The I/O faces of trio and asyncio are installed on first use
 -- (lua/trio_asyncio/lazy.lua): requiring the modules does not load them,
--- and the first lookup of a missing name, or pairs(), installs all of them.
+-- and the lookup of a missing name installs the parts in order until one
+-- adds it (a name no part adds, or pairs(), installs all of them).
 -- Each case runs in a fresh interpreter, since this one has loaded them.
 
 local function fresh_lua(code)
@@ -63,5 +64,65 @@ describe("lazily installed I/O", function()
       io.write(tostring(trio.no_such_name), " ", tostring(asyncio.no_such_name), " ", loaded())
     ]])
     assert.equal("nil nil 11exit=0\n", out)
+  end)
+
+  it("installs only the parts up to the one a name is in", function()
+    local out = fresh_lua(IO_MODULES .. [[
+      io.write(type(trio.run_process), " ", tostring(package.loaded["trio.process"] ~= nil), " ")
+      io.write(tostring(package.loaded["trio.socket"]), " ", tostring(package.loaded["trio.ssl"]), " ")
+      io.write(type(asyncio.create_subprocess_exec), " ", tostring(package.loaded["asyncio.net"]), " ")
+      io.write(tostring(getmetatable(trio) ~= nil), " ", type(trio.open_file), " ")
+      io.write(type(trio.SSLStream), " ", loaded(), " ", tostring(getmetatable(trio)))
+    ]])
+    assert.equal("function true nil nil function nil true function function 9 nilexit=0\n", out)
+  end)
+end)
+
+describe("trio_asyncio.lazy.defer", function()
+  local lazy = require "trio_asyncio.lazy"
+
+  local function parts_log()
+    local log, t = {}, {}
+    local parts = {
+      function() log[#log + 1] = "a:" .. tostring(t.c); t.a = 1 end,
+      function() log[#log + 1] = "b"; t.b = 2 end,
+      function() log[#log + 1] = "c"; t.c = 3 end,
+    }
+    return log, t, parts
+  end
+
+  it("installs parts in order until the key is found, and each only once", function()
+    local log, t, parts = parts_log()
+    lazy.defer(parts, t)
+    assert.equal(2, t.b)
+    assert.same({ "a:nil", "b" }, log)
+    assert.equal(1, t.a)
+    assert.is_not_nil(getmetatable(t))
+    assert.equal(3, t.c)
+    assert.same({ "a:nil", "b", "c" }, log)
+    assert.is_nil(getmetatable(t))
+  end)
+
+  it("installs every part for a key no part adds, and for pairs()", function()
+    local log, t, parts = parts_log()
+    lazy.defer(parts, t)
+    assert.is_nil(t.nothing)
+    assert.same({ "a:nil", "b", "c" }, log)
+    local log2, t2, parts2 = parts_log()
+    lazy.defer(parts2, t2)
+    local n = 0
+    for _ in pairs(t2) do n = n + 1 end
+    assert.equal(3, n)
+    assert.equal(3, #log2)
+  end)
+
+  it("raises a part's error once and goes on with the next parts", function()
+    local t = {}
+    lazy.defer({ function() error("part one failed", 0) end, function() t.b = 2 end }, t)
+    local ok, err = pcall(function() return t.b end)
+    assert.is_false(ok)
+    assert.equal("part one failed", err)
+    assert.equal(2, t.b)
+    assert.is_nil(getmetatable(t))
   end)
 end)
