@@ -46,7 +46,13 @@ typedef struct ta_aiowatch {
 
 /* A loop is found from C through the weak registry (by its address). */
 static ta_loop *checkloop(lua_State *L, int idx) {
-  return (ta_loop *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_LOOP);
+  ta_engine *E = ta_upengine(L);
+  void *p = lua_touserdata(L, idx);
+  /* The loop whose callbacks run is alive (its driver holds it), so a full
+  ** userdata at its address is that loop: no metatable to fetch. */
+  if (p != NULL && p == E->running_loop && lua_type(L, idx) == LUA_TUSERDATA)
+    return (ta_loop *)p;
+  return (ta_loop *)ta_checkudata(L, E, idx, TA_MT_LOOP);
 }
 
 static void push_loop(lua_State *L, ta_loop *lp) {
@@ -90,10 +96,10 @@ int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay) {
   return 0;
 }
 
-/* A handle for [cb, args...] (the top nvals values, popped); pushed.  A
-** timer handle (is_timer) gets the timer fields, which the others lack. */
-static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer) {
-  int base = lua_gettop(L) - nvals + 1;
+/* A handle for [cb, args...] (the nvals values from base on, left
+** there); pushed.  A timer handle (is_timer) gets the timer fields, which
+** the others lack. */
+static ta_handle *new_handle(lua_State *L, ta_loop *lp, int base, int nvals, int is_timer) {
   ta_handle *h = (ta_handle *)lua_newuserdatauv(L, is_timer ? sizeof *h : TA_SOON_HANDLE_SIZE,
                                                 nvals);
   h->kind = TA_KIND_HANDLE;
@@ -106,8 +112,10 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer)
     h->ref = LUA_NOREF;
   }
   ta_setmetatable(L, lp->E, TA_MT_HANDLE);
-  lua_rotate(L, base, 1); /* below its values, which go in from the top */
-  for (int i = nvals; i >= 1; i--) lua_setiuservalue(L, base, i);
+  for (int i = 0; i < nvals; i++) {
+    lua_pushvalue(L, base + i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
   return h;
 }
 
@@ -156,7 +164,9 @@ void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
     lua_pushcfunction(L, cb);
     lua_insert(L, -nargs - 1);
   }
-  new_handle(L, lp, nargs + 1, 0);
+  new_handle(L, lp, lua_gettop(L) - nargs, nargs + 1, 0);
+  lua_replace(L, -nargs - 2);
+  lua_pop(L, nargs);
   ta_loop_append(L, lp);
 }
 
@@ -175,9 +185,7 @@ static void report_slow(lua_State *L, ta_loop *lp, int hidx, uint64_t start) {
 static void call_callback(lua_State *L, ta_loop *lp, int nargs, int hidx, int fnidx) {
   if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
     if (hidx == 0) {
-      lua_pushvalue(L, fnidx);
-      lua_pushvalue(L, fnidx + 1);
-      new_handle(L, lp, 2, 0);
+      new_handle(L, lp, fnidx, 2, 0);
       lua_insert(L, -2);
       hidx = lua_gettop(L) - 1;
     }
@@ -262,9 +270,9 @@ static int l_call_soon(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
   ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
-  new_handle(L, lp, lua_gettop(L) - 1, 0); /* at 2, the top */
+  new_handle(L, lp, 2, lua_gettop(L) - 1, 0); /* on top */
   lua_getiuservalue(L, 1, lp->ready_uv);
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
   lua_rawseti(L, -2, ++lp->nready);
   lua_pop(L, 1);
   ta_loop_wake(lp);
@@ -283,7 +291,7 @@ static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when)
 static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
   ta_check_callable(L, 3);
   check_open(L, lp, fname);
-  schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2, 1), when);
+  schedule_timer(L, lp, new_handle(L, lp, 3, lua_gettop(L) - 2, 1), when);
   return 1;
 }
 
@@ -394,8 +402,7 @@ static int add_watch(lua_State *L, int writing) {
     }
     lp->fdw[fd] = w;
   }
-  lua_remove(L, 2); /* drop the fd: [loop, cb, args...] */
-  new_handle(L, lp, lua_gettop(L) - 1, 0);
+  new_handle(L, lp, 3, lua_gettop(L) - 2, 0); /* [cb, args...] after the fd */
   if (writing) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
     w->writer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -467,50 +474,50 @@ static void fire_due(lua_State *L, ta_loop *lp, int ready) {
   }
 }
 
-/* One asyncio iteration: due I/O and timers join the ready queue, then the
-** handles that are ready now run (those they schedule wait for the next). */
-static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
-  int batch, n;
+/* One asyncio iteration, the loop being at 1, the top of the stack: due
+** I/O and timers join the ready queue, then the handles that are ready now
+** run (those they schedule wait for the next). */
+static void run_once(lua_State *L, ta_loop *lp) {
+  enum { BATCH = 2, ENTRY = 3 }; /* stack slots: the table run, its entry */
+  int n;
   ta_loop *prev = (ta_loop *)lp->E->running_loop;
   if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
-  lua_getiuservalue(L, loopidx, lp->ready_uv);
-  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, lua_gettop(L));
-  fire_due(L, lp, lua_gettop(L));
-  batch = lua_gettop(L);
+  lua_getiuservalue(L, 1, lp->ready_uv);
+  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, BATCH);
+  fire_due(L, lp, BATCH);
   n = lp->nready;
   lp->nready = 0;
   /* what the batch schedules goes to the other table (emptied as it ran) */
   lp->ready_uv = UV_QUEUE_A + UV_QUEUE_B - lp->ready_uv;
   lp->E->running_loop = lp;
   for (int i = 1; i <= n; i++) {
-    ta_handle *h;
     uint64_t start = lp->debug ? uv_hrtime() : 0;
     /* (a slot is nil when storing it failed, for want of memory, after
     ** nready was counted) */
-    int type = lua_rawgeti(L, batch, i);
+    int type = lua_rawgeti(L, BATCH, i);
     if (type == LUA_TNIL) {
-      lua_settop(L, batch);
+      lua_settop(L, BATCH);
       continue;
     }
     lua_pushnil(L);
-    lua_rawseti(L, batch, i);
+    lua_rawseti(L, BATCH, i);
     if (type == LUA_TFUNCTION) { /* a done callback and its future */
-      lua_rawgeti(L, batch, ++i);
+      lua_rawgeti(L, BATCH, ++i);
       lua_pushnil(L);
-      lua_rawseti(L, batch, i);
-      lua_pushvalue(L, batch + 1);
-      lua_pushvalue(L, batch + 2);
-      call_callback(L, lp, 1, 0, batch + 1);
+      lua_rawseti(L, BATCH, i);
+      lua_pushvalue(L, ENTRY);
+      lua_pushvalue(L, ENTRY + 1);
+      call_callback(L, lp, 1, 0, ENTRY);
     } else {
-      h = (ta_handle *)lua_touserdata(L, -1); /* or a Task: the kind tells */
-      if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, batch + 1);
-      else if (!h->cancelled) run_handle(L, lp, h, batch + 1);
+      ta_handle *h = (ta_handle *)lua_touserdata(L, ENTRY); /* or a Task: the kind tells */
+      if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, ENTRY);
+      else if (!h->cancelled) run_handle(L, lp, h, ENTRY);
     }
-    if (lp->debug) report_slow(L, lp, batch + 1, start);
-    lua_settop(L, batch);
+    if (lp->debug) report_slow(L, lp, ENTRY, start);
+    lua_settop(L, BATCH);
   }
   lp->E->running_loop = prev;
-  lua_settop(L, batch - 1);
+  lua_settop(L, 1);
 }
 
 /* The driver lets go of the loop (at 1 on L): it returns, or its
@@ -561,7 +568,7 @@ static int drive(lua_State *L, ta_loop *lp) {
   lua_settop(L, 1); /* (run_once leaves it so) */
   for (;;) {
     if (lp->closed) break;
-    run_once(L, lp, 1); /* at least one batch, even when asked to stop already */
+    run_once(L, lp); /* at least one batch, even when asked to stop already */
     if (lp->closing || lp->closed) break;
     if (lp->pausing) { /* loop.stop() on a sync loop: hand back control */
       lp->pausing = 0;
