@@ -812,6 +812,74 @@ describe("the loop's exception handler", function()
     end)
   end)
 
+  it("callbacks failing amid a batch: each error in turn, the rest of the batch before what it scheduled", function()
+    with_loop(function(loop)
+      local log, ctxs = {}, {}
+      loop:set_exception_handler(function(_, ctx)
+        ctxs[#ctxs + 1] = ctx
+        log[#log + 1] = "handler:" .. tostring(type(ctx.exception) == "table" and ctx.exception.what or ctx.exception)
+      end)
+      local fut = loop:create_future()
+      loop:call_soon(function()
+        log[#log + 1] = "a"
+        loop:call_soon(function() log[#log + 1] = "next batch" end)
+      end)
+      local h1 = loop:call_soon(function() error("first", 0) end)
+      fut:add_done_callback(function() error({ what = "done cb" }) end)
+      fut:set_result(1) -- its callback joins this batch, after h1
+      local h2 = loop:call_soon(function(x, y) log[#log + 1] = "b" .. x .. y; error("second", 0) end, 1, 2)
+      loop:call_soon(function() log[#log + 1] = "c" end)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.same({ "a", "handler:first", "handler:done cb", "b12", "handler:second", "c", "next batch" }, log)
+      assert.equal(3, #ctxs)
+      assert.equal(h1, ctxs[1].handle)
+      assert_has(tostring(ctxs[2].handle), "Handle") -- made for the done callback
+      assert.is_false(ctxs[2].handle:cancelled())
+      assert.equal(h2, ctxs[3].handle)
+      for _, ctx in ipairs(ctxs) do assert.equal("Exception in callback", ctx.message) end
+    end)
+  end)
+
+  it("a callback cannot yield: the error goes to the handler and the loop goes on", function()
+    with_loop(function(loop)
+      local ctxs, log = {}, {}
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      loop:call_soon(function() coroutine.yield("x"); log[#log + 1] = "resumed" end)
+      loop:call_soon(function() log[#log + 1] = "after" end)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.same({ "after" }, log)
+      assert.equal(1, #ctxs)
+      assert_has(tostring(ctxs[1].exception), "yield")
+    end)
+  end)
+
+  it("thousands of failing callbacks in one batch are all reported, in order", function()
+    with_loop(function(loop)
+      local n, seen = 0, {}
+      loop:set_exception_handler(function(_, ctx) n = n + 1; seen[n] = ctx.exception end)
+      for i = 1, 5000 do loop:call_soon(error, i, 0) end
+      local last = false
+      loop:call_soon(function() last = true end)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.equal(5000, n)
+      assert.equal(1, seen[1])
+      assert.equal(5000, seen[5000])
+      assert.is_true(last)
+    end)
+  end)
+
+  it("an error in the handler itself does not stop the rest of the batch", function()
+    with_loop(function(loop)
+      local log = {}
+      loop:set_exception_handler(function() error("handler broke", 0) end)
+      loop:call_soon(function() error("cb", 0) end)
+      loop:call_soon(function() log[#log + 1] = "after" end)
+      local out = capture_stderr(function() loop:run_until_complete(function() asyncio.sleep(0) end) end)
+      assert.same({ "after" }, log)
+      assert_has(out, "handler broke")
+    end)
+  end)
+
   it("set_exception_handler rejects a non-callable handler", function()
     with_loop(function(loop)
       assert_has(errof(function() loop:set_exception_handler(42) end), "set_exception_handler")

@@ -22,8 +22,11 @@ enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
 struct ta_loop {
   ta_engine *E;
   int ref;                  /* its weak id (engine.c): C finds the loop object by it */
-  int nready;               /* entries in the ready table... */
+  int nready;               /* entries in the ready table being filled... */
   int ready_uv;             /* ...which is this user value of the loop */
+  int batch_pos, batch_len; /* the batch (the other table) has run up to batch_pos */
+  int calling;              /* slot of the entry whose callback runs, else 0 */
+  uint64_t call_start;      /* debug mode: when that callback started */
   ta_heap timers;           /* call_later / call_at handles */
   int ready_idx;            /* stack index of the ready table while timers fire */
   ta_task *driver;          /* Trio task running the loop, NULL if none */

@@ -179,36 +179,6 @@ static void report_slow(lua_State *L, ta_loop *lp, int hidx, uint64_t start) {
   lua_pop(L, 2);
 }
 
-/* Calls the callback on top of the stack with its nargs arguments; an
-** error goes to the exception handler with the handle, made now if hidx
-** is 0 (a done callback and its future are at fnidx). */
-static void call_callback(lua_State *L, ta_loop *lp, int nargs, int hidx, int fnidx) {
-  if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
-    if (hidx == 0) {
-      new_handle(L, lp, fnidx, 2, 0);
-      lua_insert(L, -2);
-      hidx = lua_gettop(L) - 1;
-    }
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "Exception in callback");
-    lua_setfield(L, -2, "message");
-    lua_insert(L, -2);
-    lua_setfield(L, -2, "exception");
-    lua_pushvalue(L, hidx);
-    lua_setfield(L, -2, "handle");
-    ta_loop_exception(L, lp, lua_gettop(L));
-    lua_pop(L, 1);
-  }
-}
-
-static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h, int hidx) {
-  int n = h->nargs + 1;
-  /* a C function has LUA_MINSTACK free slots: room for a few values */
-  if (n > 8) luaL_checkstack(L, n, "too many callback arguments");
-  for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
-  call_callback(L, lp, h->nargs, hidx, 0);
-}
-
 /* Calls loop:call_exception_handler(context) (defined by asyncio.lua). */
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx) {
   ctxidx = lua_absindex(L, ctxidx);
@@ -474,50 +444,153 @@ static void fire_due(lua_State *L, ta_loop *lp, int ready) {
   }
 }
 
-/* One asyncio iteration, the loop being at 1, the top of the stack: due
-** I/O and timers join the ready queue, then the handles that are ready now
-** run (those they schedule wait for the next). */
-static void run_once(lua_State *L, ta_loop *lp) {
-  enum { BATCH = 2, ENTRY = 3 }; /* stack slots: the table run, its entry */
-  int n;
-  ta_loop *prev = (ta_loop *)lp->E->running_loop;
+/* The driver runs the loop in turns: one protected call (run_turn) runs
+** batch after batch until the driver should yield, rather than one
+** protected call per callback.  A callback is called unprotected; when it
+** raises, the turn ends there, the driver reports the error with the
+** entry's handle (callback_failed) and a new turn goes on with the rest of
+** the batch, which the loop remembers (batch_pos, batch_len).  The stack
+** of a turn: */
+enum {
+  SLOT_LOOP = 1,
+  SLOT_QUEUES = 2, /* the tables of the ready queue, UV_QUEUE_A and _B */
+  SLOT_ENTRY = 4   /* the entry being run (a done callback: then its future) */
+};
+#define QUEUE_SLOT(uv) (SLOT_QUEUES + (uv) - UV_QUEUE_A)
+#define OTHER_QUEUE(uv) (UV_QUEUE_A + UV_QUEUE_B - (uv))
+
+/* What follows a batch: another one, or the end of the turn, after which
+** the driver lets go of the loop, yields or parks. */
+enum { TURN_AGAIN, TURN_STOP, TURN_YIELD, TURN_PARK };
+
+/* Calls the callback below its nargs arguments on top of the stack, for
+** the entry of the batch at `slot`: an error ends the turn. */
+static void call_entry(lua_State *L, ta_loop *lp, int nargs, int slot) {
+  lp->calling = slot;
+  lua_call(L, nargs, 0);
+  lp->calling = 0;
+}
+
+static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h, int slot) {
+  int n = h->nargs + 1;
+  /* a C function has LUA_MINSTACK free slots: room for a few values */
+  if (n > 8) luaL_checkstack(L, n, "too many callback arguments");
+  for (int i = 1; i <= n; i++) lua_getiuservalue(L, SLOT_ENTRY, i);
+  call_entry(L, lp, h->nargs, slot);
+}
+
+/* A new batch: due I/O and timers join the ready queue, whose entries
+** become the batch; what the batch schedules goes to the other table
+** (emptied as the batch ran). */
+static void begin_batch(lua_State *L, ta_loop *lp) {
+  int ready = QUEUE_SLOT(lp->ready_uv);
   if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
-  lua_getiuservalue(L, 1, lp->ready_uv);
-  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, BATCH);
-  fire_due(L, lp, BATCH);
-  n = lp->nready;
+  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, ready);
+  fire_due(L, lp, ready);
+  lp->batch_pos = 0;
+  lp->batch_len = lp->nready;
   lp->nready = 0;
-  /* what the batch schedules goes to the other table (emptied as it ran) */
-  lp->ready_uv = UV_QUEUE_A + UV_QUEUE_B - lp->ready_uv;
-  lp->E->running_loop = lp;
-  for (int i = 1; i <= n; i++) {
-    uint64_t start = lp->debug ? uv_hrtime() : 0;
-    /* (a slot is nil when storing it failed, for want of memory, after
-    ** nready was counted) */
-    int type = lua_rawgeti(L, BATCH, i);
-    if (type == LUA_TNIL) {
-      lua_settop(L, BATCH);
-      continue;
-    }
+  lp->ready_uv = OTHER_QUEUE(lp->ready_uv);
+}
+
+/* Runs the next entry of the batch (its table at bidx), then clears its
+** slot (after the call: a failed entry is still there for
+** callback_failed). */
+static void run_entry(lua_State *L, ta_loop *lp, int bidx) {
+  int i = ++lp->batch_pos;
+  /* (a slot is nil when storing it failed, for want of memory, after
+  ** nready was counted) */
+  int type = lua_rawgeti(L, bidx, i);
+  if (lp->debug) lp->call_start = uv_hrtime();
+  if (type == LUA_TFUNCTION) { /* a done callback and its future */
+    lp->batch_pos++;
+    lua_rawgeti(L, bidx, i + 1);
+    lua_pushvalue(L, SLOT_ENTRY);
+    lua_pushvalue(L, SLOT_ENTRY + 1);
+    call_entry(L, lp, 1, i);
     lua_pushnil(L);
-    lua_rawseti(L, BATCH, i);
-    if (type == LUA_TFUNCTION) { /* a done callback and its future */
-      lua_rawgeti(L, BATCH, ++i);
-      lua_pushnil(L);
-      lua_rawseti(L, BATCH, i);
-      lua_pushvalue(L, ENTRY);
-      lua_pushvalue(L, ENTRY + 1);
-      call_callback(L, lp, 1, 0, ENTRY);
-    } else {
-      ta_handle *h = (ta_handle *)lua_touserdata(L, ENTRY); /* or a Task: the kind tells */
-      if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, ENTRY);
-      else if (!h->cancelled) run_handle(L, lp, h, ENTRY);
-    }
-    if (lp->debug) report_slow(L, lp, ENTRY, start);
-    lua_settop(L, BATCH);
+    lua_rawseti(L, bidx, i + 1);
+  } else if (type != LUA_TNIL) {
+    ta_handle *h = (ta_handle *)lua_touserdata(L, SLOT_ENTRY); /* or a Task: the kind tells */
+    if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, SLOT_ENTRY);
+    else if (!h->cancelled) run_handle(L, lp, h, i);
   }
-  lp->E->running_loop = prev;
-  lua_settop(L, 1);
+  lua_pushnil(L);
+  lua_rawseti(L, bidx, i);
+  if (lp->debug && type != LUA_TNIL) report_slow(L, lp, SLOT_ENTRY, lp->call_start);
+  lua_settop(L, SLOT_ENTRY - 1);
+}
+
+/* After a batch: the next one, or what the driver does now. */
+static int after_batch(ta_loop *lp) {
+  ta_engine *E = lp->E;
+  if (lp->closing || lp->closed) return TURN_STOP;
+  if (lp->pausing) { /* loop.stop() on a sync loop: hand back control */
+    lp->pausing = 0;
+    return TURN_YIELD;
+  }
+  if (lp->nready > 0 || lp->pending_io != NULL || lp->posted != NULL || lp->io_done != NULL) {
+    /* More to do: go on unless Trio tasks wait or I/O should be polled
+    ** (a millisecond after the last poll, by the cheap clock). */
+    if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
+        (int64_t)(ta_coarse_ns() - E->last_poll_ns) >= (int64_t)E->poll_interval_ns)
+      return TURN_YIELD;
+    return TURN_AGAIN;
+  }
+  if (lp->timers.n > 0 && ta_heap_top(&lp->timers)->when <= ta_now(E)) return TURN_AGAIN;
+  return TURN_PARK;
+}
+
+/* run_turn(loop) -> TURN_*: batches until the driver should yield or stop
+** (the rest of a batch first, after a callback failed); at least one, even
+** when asked to stop already. */
+static int run_turn(lua_State *L) {
+  ta_loop *lp = (ta_loop *)lua_touserdata(L, SLOT_LOOP);
+  int turn = TURN_AGAIN;
+  lua_getiuservalue(L, SLOT_LOOP, UV_QUEUE_A);
+  lua_getiuservalue(L, SLOT_LOOP, UV_QUEUE_B);
+  while (turn == TURN_AGAIN) {
+    int batch;
+    if (lp->batch_pos >= lp->batch_len) {
+      if (lp->closed) {
+        turn = TURN_STOP;
+        break;
+      }
+      begin_batch(L, lp);
+    }
+    batch = QUEUE_SLOT(OTHER_QUEUE(lp->ready_uv));
+    while (lp->batch_pos < lp->batch_len) run_entry(L, lp, batch);
+    turn = after_batch(lp);
+  }
+  lua_pushinteger(L, turn);
+  return 1;
+}
+
+/* The callback of the batch's entry lp->calling raised the error on top
+** of the stack (the loop at 1): the exception handler gets it, with the
+** entry's Handle (made now for a done callback and its future). */
+static void callback_failed(lua_State *L, ta_loop *lp) {
+  int i = lp->calling, batch = SLOT_LOOP + 2, entry = batch + 1;
+  lp->calling = 0;
+  lua_getiuservalue(L, SLOT_LOOP, OTHER_QUEUE(lp->ready_uv));
+  if (lua_rawgeti(L, batch, i) == LUA_TFUNCTION) {
+    lua_rawgeti(L, batch, i + 1);
+    new_handle(L, lp, entry, 2, 0);
+    lua_pushnil(L);
+    lua_rawseti(L, batch, i + 1);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, batch, i);
+  lua_createtable(L, 0, 3);
+  lua_pushliteral(L, "Exception in callback");
+  lua_setfield(L, -2, "message");
+  lua_pushvalue(L, SLOT_LOOP + 1);
+  lua_setfield(L, -2, "exception");
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "handle");
+  ta_loop_exception(L, lp, lua_gettop(L));
+  if (lp->debug) report_slow(L, lp, entry, lp->call_start);
+  lua_settop(L, SLOT_LOOP);
 }
 
 /* The driver lets go of the loop (at 1 on L): it returns, or its
@@ -564,28 +637,24 @@ static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
 
 static int drive(lua_State *L, ta_loop *lp) {
   ta_engine *E = lp->E;
-  ta_task *t = lp->driver;
-  lua_settop(L, 1); /* (run_once leaves it so) */
+  void *prev = E->running_loop;
+  int turn;
+  lua_settop(L, SLOT_LOOP);
+  E->running_loop = lp;
   for (;;) {
-    if (lp->closed) break;
-    run_once(L, lp); /* at least one batch, even when asked to stop already */
-    if (lp->closing || lp->closed) break;
-    if (lp->pausing) { /* loop.stop() on a sync loop: hand back control */
-      lp->pausing = 0;
-      return drive_yield(L, lp, t, 0);
+    lua_pushcfunction(L, run_turn);
+    lua_pushvalue(L, SLOT_LOOP);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) break;
+    if (lp->calling == 0) { /* not a callback's error: the driver fails */
+      E->running_loop = prev;
+      return lua_error(L);
     }
-    if (lp->nready > 0 || lp->pending_io != NULL || lp->posted != NULL ||
-        lp->io_done != NULL) {
-      /* More to do: go on unless Trio tasks wait or I/O should be polled
-      ** (a millisecond after the last poll, by the cheap clock). */
-      if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
-          (int64_t)(ta_coarse_ns() - E->last_poll_ns) >= (int64_t)E->poll_interval_ns)
-        return drive_yield(L, lp, t, 0);
-      continue;
-    }
-    if (lp->timers.n > 0 && ta_heap_top(&lp->timers)->when <= ta_now(E)) continue;
-    return drive_yield(L, lp, t, 1);
+    callback_failed(L, lp);
   }
+  E->running_loop = prev;
+  turn = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (turn != TURN_STOP) return drive_yield(L, lp, lp->driver, turn == TURN_PARK);
   driver_lets_go(L, lp);
   return 0;
 }
