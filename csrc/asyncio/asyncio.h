@@ -27,6 +27,7 @@ struct ta_loop {
   int batch_pos, batch_len; /* the batch (the other table) has run up to batch_pos */
   int calling;              /* slot of the entry whose callback runs, else 0 */
   uint64_t call_start;      /* debug mode: when that callback started */
+  void *outer_loop;         /* E->running_loop before the driver's turn */
   ta_heap timers;           /* call_later / call_at handles */
   int ready_idx;            /* stack index of the ready table while timers fire */
   ta_task *driver;          /* Trio task running the loop, NULL if none */

@@ -444,13 +444,12 @@ static void fire_due(lua_State *L, ta_loop *lp, int ready) {
   }
 }
 
-/* The driver runs the loop in turns: one protected call (run_turn) runs
-** batch after batch until the driver should yield, rather than one
-** protected call per callback.  A callback is called unprotected; when it
-** raises, the turn ends there, the driver reports the error with the
-** entry's handle (callback_failed) and a new turn goes on with the rest of
-** the batch, which the loop remembers (batch_pos, batch_len).  The stack
-** of a turn: */
+/* The driver runs the loop in one protected call, which yields between
+** turns (drive_batches), rather than one protected call per callback: a
+** callback is called unprotected.  When it raises, the protected call ends
+** there; the driver reports the error with the entry's handle
+** (callback_failed) and a new protected call goes on with the rest of the
+** batch, which the loop remembers (batch_pos, batch_len).  Its stack: */
 enum {
   SLOT_LOOP = 1,
   SLOT_QUEUES = 2, /* the tables of the ready queue, UV_QUEUE_A and _B */
@@ -459,12 +458,12 @@ enum {
 #define QUEUE_SLOT(uv) (SLOT_QUEUES + (uv) - UV_QUEUE_A)
 #define OTHER_QUEUE(uv) (UV_QUEUE_A + UV_QUEUE_B - (uv))
 
-/* What follows a batch: another one, or the end of the turn, after which
-** the driver lets go of the loop, yields or parks. */
+/* What follows a batch: another one in this turn, or the driver lets go
+** of the loop, yields or parks. */
 enum { TURN_AGAIN, TURN_STOP, TURN_YIELD, TURN_PARK };
 
 /* Calls the callback below its nargs arguments on top of the stack, for
-** the entry of the batch at `slot`: an error ends the turn. */
+** the entry of the batch at `slot`: an error ends the protected call. */
 static void call_entry(lua_State *L, ta_loop *lp, int nargs, int slot) {
   lp->calling = slot;
   lua_call(L, nargs, 0);
@@ -541,55 +540,31 @@ static int after_batch(ta_loop *lp) {
   return TURN_PARK;
 }
 
-/* run_turn(loop) -> TURN_*: batches until the driver should yield or stop
-** (the rest of a batch first, after a callback failed); at least one, even
-** when asked to stop already. */
-static int run_turn(lua_State *L) {
-  ta_loop *lp = (ta_loop *)lua_touserdata(L, SLOT_LOOP);
-  int turn = TURN_AGAIN;
-  lua_getiuservalue(L, SLOT_LOOP, UV_QUEUE_A);
-  lua_getiuservalue(L, SLOT_LOOP, UV_QUEUE_B);
-  while (turn == TURN_AGAIN) {
-    int batch;
-    if (lp->batch_pos >= lp->batch_len) {
-      if (lp->closed) {
-        turn = TURN_STOP;
-        break;
-      }
-      begin_batch(L, lp);
-    }
-    batch = QUEUE_SLOT(OTHER_QUEUE(lp->ready_uv));
-    while (lp->batch_pos < lp->batch_len) run_entry(L, lp, batch);
-    turn = after_batch(lp);
-  }
-  lua_pushinteger(L, turn);
-  return 1;
-}
-
 /* The callback of the batch's entry lp->calling raised the error on top
 ** of the stack (the loop at 1): the exception handler gets it, with the
 ** entry's Handle (made now for a done callback and its future). */
 static void callback_failed(lua_State *L, ta_loop *lp) {
-  int i = lp->calling, batch = SLOT_LOOP + 2, entry = batch + 1;
+  enum { ERR = SLOT_LOOP + 1, BATCH, ENTRY }; /* the stack from the error on */
+  int i = lp->calling;
   lp->calling = 0;
   lua_getiuservalue(L, SLOT_LOOP, OTHER_QUEUE(lp->ready_uv));
-  if (lua_rawgeti(L, batch, i) == LUA_TFUNCTION) {
-    lua_rawgeti(L, batch, i + 1);
-    new_handle(L, lp, entry, 2, 0);
+  if (lua_rawgeti(L, BATCH, i) == LUA_TFUNCTION) {
+    lua_rawgeti(L, BATCH, i + 1);
+    new_handle(L, lp, ENTRY, 2, 0);
     lua_pushnil(L);
-    lua_rawseti(L, batch, i + 1);
+    lua_rawseti(L, BATCH, i + 1);
   }
   lua_pushnil(L);
-  lua_rawseti(L, batch, i);
+  lua_rawseti(L, BATCH, i);
   lua_createtable(L, 0, 3);
   lua_pushliteral(L, "Exception in callback");
   lua_setfield(L, -2, "message");
-  lua_pushvalue(L, SLOT_LOOP + 1);
+  lua_pushvalue(L, ERR);
   lua_setfield(L, -2, "exception");
-  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -2); /* the handle */
   lua_setfield(L, -2, "handle");
   ta_loop_exception(L, lp, lua_gettop(L));
-  if (lp->debug) report_slow(L, lp, entry, lp->call_start);
+  if (lp->debug) report_slow(L, lp, ENTRY, lp->call_start);
   lua_settop(L, SLOT_LOOP);
 }
 
@@ -611,11 +586,14 @@ static int drive_abort(lua_State *L, ta_task *t) {
   return TA_ABORT_SUCCEEDED;
 }
 
-static int drive_k(lua_State *L, int status, lua_KContext ctx);
+static int drive_batches(lua_State *L, int status, lua_KContext ctx);
 
-/* Yield with drive_k as continuation, either runnable (a schedule point) or
-** parked until woken (or the next timer, or cancellation). */
-static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
+/* Ends a turn: yield with drive_batches as continuation, either runnable
+** (a schedule point) or parked until woken (or the next timer, or
+** cancellation). */
+static int drive_yield(lua_State *L, ta_loop *lp, int park) {
+  ta_task *t = lp->driver;
+  lp->E->running_loop = lp->outer_loop;
   t->trap = 1;
   if (!park) {
     t->state = TA_RUNNABLE;
@@ -632,45 +610,81 @@ static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
     }
     if (t->status->cancelled) ta_cancel_on_yield(t);
   }
-  return lua_yieldk(L, 0, (lua_KContext)lp, drive_k);
+  return lua_yieldk(L, 0, (lua_KContext)lp, drive_batches);
 }
 
-static int drive(lua_State *L, ta_loop *lp) {
-  ta_engine *E = lp->E;
-  void *prev = E->running_loop;
-  int turn;
+/* The driver's protected call (l_drive_batches, the loop at 1), and its
+** continuation after each yield: a turn, batch after batch (the rest of a
+** batch first, after a callback failed; at least one, even when asked to
+** stop already), until it yields or the loop is stopped or closed. */
+static int drive_batches(lua_State *L, int status, lua_KContext ctx) {
+  ta_loop *lp = (ta_loop *)ctx;
+  if (status == LUA_YIELD) { /* back from a yield */
+    ta_task *t = lp->driver;
+    lp->outer_loop = lp->E->running_loop;
+    lp->driver_parked = 0;
+    ta_heap_remove(&lp->E->timers, &t->timer);
+    if (t->resume_error) {
+      t->resume_error = 0;
+      driver_lets_go(L, lp);
+      return lua_error(L);
+    }
+  }
+  lp->E->running_loop = lp;
   lua_settop(L, SLOT_LOOP);
-  E->running_loop = lp;
+  lua_getiuservalue(L, SLOT_LOOP, UV_QUEUE_A);
+  lua_getiuservalue(L, SLOT_LOOP, UV_QUEUE_B);
   for (;;) {
-    lua_pushcfunction(L, run_turn);
-    lua_pushvalue(L, SLOT_LOOP);
-    if (lua_pcall(L, 1, 1, 0) == LUA_OK) break;
-    if (lp->calling == 0) { /* not a callback's error: the driver fails */
-      E->running_loop = prev;
+    int batch, turn;
+    if (lp->batch_pos >= lp->batch_len) {
+      if (lp->closed) break;
+      begin_batch(L, lp);
+    }
+    batch = QUEUE_SLOT(OTHER_QUEUE(lp->ready_uv));
+    while (lp->batch_pos < lp->batch_len) run_entry(L, lp, batch);
+    turn = after_batch(lp);
+    if (turn == TURN_STOP) break;
+    if (turn != TURN_AGAIN) return drive_yield(L, lp, turn == TURN_PARK);
+  }
+  lp->E->running_loop = lp->outer_loop;
+  return 0;
+}
+
+static int l_drive_batches(lua_State *L) {
+  return drive_batches(L, LUA_OK, (lua_KContext)lua_touserdata(L, SLOT_LOOP));
+}
+
+static int drive_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Calls drive_batches protected (again after a callback failed). */
+static int drive_protected(lua_State *L, ta_loop *lp) {
+  lua_settop(L, SLOT_LOOP);
+  lua_pushcfunction(L, l_drive_batches);
+  lua_pushvalue(L, SLOT_LOOP);
+  return lua_pcallk(L, 1, 0, 0, (lua_KContext)lp, drive_k);
+}
+
+/* The end of the driver's protected call, or its continuation when it
+** yielded before: it returned (LUA_OK, or LUA_YIELD after yields) or
+** raised.  A callback's error is reported and the driver goes on; any
+** other error ends the driver. */
+static int drive_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_loop *lp = (ta_loop *)ctx;
+  while (status != LUA_OK && status != LUA_YIELD) {
+    if (lp->calling == 0) {
+      lp->E->running_loop = lp->outer_loop;
       return lua_error(L);
     }
     callback_failed(L, lp);
+    status = drive_protected(L, lp);
   }
-  E->running_loop = prev;
-  turn = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (turn != TURN_STOP) return drive_yield(L, lp, lp->driver, turn == TURN_PARK);
   driver_lets_go(L, lp);
   return 0;
 }
 
-static int drive_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_loop *lp = (ta_loop *)ctx;
-  ta_task *t = lp->driver;
-  (void)status;
-  lp->driver_parked = 0;
-  ta_heap_remove(&lp->E->timers, &t->timer);
-  if (t->resume_error) {
-    t->resume_error = 0;
-    driver_lets_go(L, lp);
-    return lua_error(L);
-  }
-  return drive(L, lp);
+static int drive(lua_State *L, ta_loop *lp) {
+  lp->outer_loop = lp->E->running_loop;
+  return drive_k(L, drive_protected(L, lp), (lua_KContext)lp);
 }
 
 /* Whether a live driver runs the loop.  A driver can die without letting
