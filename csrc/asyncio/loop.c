@@ -238,13 +238,13 @@ static int handle_tostring(lua_State *L) {
 
 static int l_call_soon(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
-  ta_check_callable(L, 2);
+  int nvals = lua_gettop(L) - 1;
+  if (lua_type(L, 2) != LUA_TFUNCTION) ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
-  new_handle(L, lp, 2, lua_gettop(L) - 1, 0); /* on top */
   lua_getiuservalue(L, 1, lp->ready_uv);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, ++lp->nready);
-  lua_pop(L, 1);
+  new_handle(L, lp, 2, nvals, 0); /* above the ready table */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, ++lp->nready);
   ta_loop_wake(lp);
   return 1;
 }
