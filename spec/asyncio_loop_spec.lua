@@ -119,9 +119,10 @@ describe("loop:call_soon", function()
   end)
 
   it("keeps FIFO order while its queue grows wrapped around, done callbacks too", function()
-    -- The queue is a ring of 16 slots at first: the 12 first callbacks each
-    -- queue a callback and a future's done callback (a two-slot entry) while
-    -- the batch empties the ring's front, so the ring grows wrapped around.
+    -- The queue is a ring of 16 slots once the 12 first callbacks are
+    -- queued (it starts smaller and doubles): each of them queues a
+    -- callback and a future's done callback (a two-slot entry) while the
+    -- batch empties the ring's front, so the ring grows wrapped around.
     with_loop(function(loop)
       local log, expected = {}, {}
       local n = 12

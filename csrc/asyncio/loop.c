@@ -33,8 +33,11 @@
 ** valid memory after that task exited: ta_loop_driven) */
 enum { UV_READY = 1, UV_ATTRS = 2, UV_FACTORY = 3, UV_DRIVER = 4, LOOP_NUV = 4 };
 
-/* The ready ring's first size (it doubles when full, never shrinks). */
-enum { READY_MIN_CAP = 16 };
+/* The ready ring's first size (it doubles when full, never shrinks).
+** Small: while a collection runs, a store into the ring makes the collector
+** traverse its whole array again (in a chain of call_soon callbacks, W3,
+** about once per callback: 16 slots cost 18 instructions more than 4). */
+enum { READY_MIN_CAP = 4 };
 
 /* A loop's reader and writer of one fd: a watcher in the engine's fd table
 ** (io/poll.c), which a Trio task waiting on the same fd shares. */
@@ -115,12 +118,18 @@ static void ready_grow(lua_State *L, ta_loop *lp, int loopidx) {
   lp->ready_cap = 2 * cap;
 }
 
+/* Pushes the ring of the loop at loopidx, with room for n (1 or 2) more
+** entries. */
+static inline void ready_ring(lua_State *L, ta_loop *lp, int loopidx, int n) {
+  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
+  lua_getiuservalue(L, loopidx, UV_READY);
+}
+
 /* The n values from stack index first on (left there) join the ready
 ** queue of the loop at loopidx, as one entry (n = 1) or a callback and its
 ** argument (n = 2); the ring is left on top. */
 static inline void ready_put(lua_State *L, ta_loop *lp, int loopidx, int first, int n) {
-  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
-  lua_getiuservalue(L, loopidx, UV_READY);
+  ready_ring(L, lp, loopidx, n);
   if (first < 0) first--; /* (the ring is above it now) */
   lua_pushvalue(L, first);
   lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
@@ -294,9 +303,10 @@ static int l_call_soon(lua_State *L) {
   int nvals = lua_gettop(L) - 1;
   if (lua_type(L, 2) != LUA_TFUNCTION) ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
-  new_handle(L, lp, 2, nvals, 0); /* on top */
-  ready_put(L, lp, 1, -1, 1);
-  lua_pop(L, 1);
+  ready_ring(L, lp, 1, 1);
+  new_handle(L, lp, 2, nvals, 0); /* above the ring: returned */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, ready_slot(lp, ++lp->nready));
   ta_loop_wake(lp);
   return 1;
 }
