@@ -886,6 +886,26 @@ describe("the loop's exception handler", function()
     end)
   end)
 
+  it("callbacks failing after the driver parked and yielded are reported and the loop goes on", function()
+    with_loop(function(loop)
+      local log = {}
+      loop:set_exception_handler(function(_, ctx) log[#log + 1] = "handler:" .. tostring(ctx.exception) end)
+      loop:run_until_complete(function()
+        for round = 1, 3 do
+          -- the driver parks until the timer (a yield), then the callback fails
+          local fut = loop:create_future()
+          loop:call_later(0.002, function() error("late " .. round, 0) end)
+          loop:call_later(0.002, function() log[#log + 1] = "after " .. round; fut:set_result(round) end)
+          local got = fut:await()
+          log[#log + 1] = "got " .. got
+        end
+      end)
+      assert.same({ "handler:late 1", "after 1", "got 1", "handler:late 2", "after 2", "got 2",
+        "handler:late 3", "after 3", "got 3" }, log)
+      assert.is_false(loop:is_running())
+    end)
+  end)
+
   it("thousands of failing callbacks in one batch are all reported, in order", function()
     with_loop(function(loop)
       local n, seen = 0, {}
