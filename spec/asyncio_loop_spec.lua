@@ -119,9 +119,10 @@ describe("loop:call_soon", function()
   end)
 
   it("keeps FIFO order while its queue grows wrapped around, done callbacks too", function()
-    -- The queue is a ring of 16 slots at first: the 12 first callbacks each
-    -- queue a callback and a future's done callback (a two-slot entry) while
-    -- the batch empties the ring's front, so the ring grows wrapped around.
+    -- The queue is a ring of 16 slots once the 12 first callbacks are
+    -- queued (it starts smaller and doubles): each of them queues a
+    -- callback and a future's done callback (a two-slot entry) while the
+    -- batch empties the ring's front, so the ring grows wrapped around.
     with_loop(function(loop)
       local log, expected = {}, {}
       local n = 12
@@ -841,6 +842,174 @@ describe("the loop's exception handler", function()
       assert.equal("cb failed", ctxs[1].exception)
       assert.equal(h, ctxs[1].handle)
       assert.equal("string", type(ctxs[1].message))
+    end)
+  end)
+
+  it("callbacks failing amid a batch: each error in turn, the rest of the batch before what it scheduled", function()
+    with_loop(function(loop)
+      local log, ctxs = {}, {}
+      loop:set_exception_handler(function(_, ctx)
+        ctxs[#ctxs + 1] = ctx
+        log[#log + 1] = "handler:" .. tostring(type(ctx.exception) == "table" and ctx.exception.what or ctx.exception)
+      end)
+      local fut = loop:create_future()
+      loop:call_soon(function()
+        log[#log + 1] = "a"
+        loop:call_soon(function() log[#log + 1] = "next batch" end)
+      end)
+      local h1 = loop:call_soon(function() error("first", 0) end)
+      fut:add_done_callback(function() error({ what = "done cb" }) end)
+      fut:set_result(1) -- its callback joins this batch, after h1
+      local h2 = loop:call_soon(function(x, y) log[#log + 1] = "b" .. x .. y; error("second", 0) end, 1, 2)
+      loop:call_soon(function() log[#log + 1] = "c" end)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.same({ "a", "handler:first", "handler:done cb", "b12", "handler:second", "c", "next batch" }, log)
+      assert.equal(3, #ctxs)
+      assert.equal(h1, ctxs[1].handle)
+      assert_has(tostring(ctxs[2].handle), "Handle") -- made for the done callback
+      assert.is_false(ctxs[2].handle:cancelled())
+      assert.equal(h2, ctxs[3].handle)
+      for _, ctx in ipairs(ctxs) do assert.equal("Exception in callback", ctx.message) end
+    end)
+  end)
+
+  it("a callback cannot yield: the error goes to the handler and the loop goes on", function()
+    with_loop(function(loop)
+      local ctxs, log = {}, {}
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      loop:call_soon(function() coroutine.yield("x"); log[#log + 1] = "resumed" end)
+      loop:call_soon(function() log[#log + 1] = "after" end)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.same({ "after" }, log)
+      assert.equal(1, #ctxs)
+      assert_has(tostring(ctxs[1].exception), "yield")
+    end)
+  end)
+
+  it("callbacks failing after the driver parked and yielded are reported and the loop goes on", function()
+    with_loop(function(loop)
+      local log = {}
+      loop:set_exception_handler(function(_, ctx) log[#log + 1] = "handler:" .. tostring(ctx.exception) end)
+      loop:run_until_complete(function()
+        for round = 1, 3 do
+          -- the driver parks until the timer (a yield), then the callback fails
+          local fut = loop:create_future()
+          loop:call_later(0.002, function() error("late " .. round, 0) end)
+          loop:call_later(0.002, function() log[#log + 1] = "after " .. round; fut:set_result(round) end)
+          local got = fut:await()
+          log[#log + 1] = "got " .. got
+        end
+      end)
+      assert.same({ "handler:late 1", "after 1", "got 1", "handler:late 2", "after 2", "got 2",
+        "handler:late 3", "after 3", "got 3" }, log)
+      assert.is_false(loop:is_running())
+    end)
+  end)
+
+  it("thousands of failing callbacks in one batch are all reported, in order", function()
+    with_loop(function(loop)
+      local n, seen = 0, {}
+      loop:set_exception_handler(function(_, ctx) n = n + 1; seen[n] = ctx.exception end)
+      for i = 1, 5000 do loop:call_soon(error, i, 0) end
+      local last = false
+      loop:call_soon(function() last = true end)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.equal(5000, n)
+      assert.equal(1, seen[1])
+      assert.equal(5000, seen[5000])
+      assert.is_true(last)
+    end)
+  end)
+
+  it("an error in the handler itself does not stop the rest of the batch", function()
+    with_loop(function(loop)
+      local log = {}
+      loop:set_exception_handler(function() error("handler broke", 0) end)
+      loop:call_soon(function() error("cb", 0) end)
+      loop:call_soon(function() log[#log + 1] = "after" end)
+      local out = capture_stderr(function() loop:run_until_complete(function() asyncio.sleep(0) end) end)
+      assert.same({ "after" }, log)
+      assert_has(out, "handler broke")
+    end)
+  end)
+
+  it("failing callbacks while the ring grows wrapped around: FIFO order, each error with its handle", function()
+    -- Entries schedule 0 to 3 more (callbacks, or done callbacks: two-slot
+    -- entries) and every third one fails, so that the ring grows many
+    -- times from 16 slots, wrapped around and during the failing calls.
+    -- The order must be the order of scheduling, each error reported just
+    -- after its callback, with the handle call_soon returned.
+    with_loop(function(loop)
+      local log, expected, handles, ctxs = {}, {}, {}, {}
+      local total, done, next_id = 1500, 0, 0
+      loop:set_exception_handler(function(_, ctx)
+        log[#log + 1] = "!" .. ctx.exception
+        ctxs[ctx.exception] = ctx
+      end)
+      local schedule
+      local function body(id)
+        log[#log + 1] = id
+        done = done + 1
+        for _ = 1, (id * 7) % 4 do schedule() end
+        if id % 3 == 0 then error(id, 0) end
+      end
+      function schedule()
+        if next_id >= total then return end
+        next_id = next_id + 1
+        local id = next_id
+        if id % 2 == 0 then
+          handles[id] = loop:call_soon(body, id)
+        else
+          local fut = loop:create_future()
+          fut:add_done_callback(function() body(id) end)
+          fut:set_result(id)
+        end
+      end
+      for _ = 1, 12 do schedule() end
+      -- the model: a FIFO queue
+      local queue, head = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, 1
+      while head <= #queue do
+        local id = queue[head]
+        head = head + 1
+        expected[#expected + 1] = id
+        for _ = 1, (id * 7) % 4 do
+          if #queue < total then queue[#queue + 1] = #queue + 1 end
+        end
+        if id % 3 == 0 then expected[#expected + 1] = "!" .. id end
+      end
+      local fired = hang_guard(loop, 10)
+      loop:run_until_complete(function()
+        while done < total do asyncio.sleep(0) end
+      end)
+      assert.is_false(fired(), "the callbacks hung until the safety timer")
+      assert.equal(total, #queue)
+      assert.same(expected, log)
+      for id, ctx in pairs(ctxs) do
+        if id % 2 == 0 then
+          assert.equal(handles[id], ctx.handle)
+        else
+          assert_has(tostring(ctx.handle), "Handle") -- made for the done callback
+        end
+      end
+    end)
+  end)
+
+  it("a callback that closes its loop midway ends the batch; its error is still reported", function()
+    with_loop(function(loop)
+      local log = {}
+      loop:set_exception_handler(function(_, ctx) log[#log + 1] = "handler:" .. ctx.exception end)
+      loop:call_soon(function() log[#log + 1] = "a" end)
+      loop:call_soon(function()
+        log[#log + 1] = "b"
+        loop:stop()
+        core.loop_close(loop) -- (what Loop:close refuses while it runs)
+        error("after close", 0)
+      end)
+      loop:call_soon(function() log[#log + 1] = "c" end)
+      assert_has(errof(function() loop:run_until_complete(function() asyncio.sleep(0) end) end),
+        "Event loop stopped before Future completed")
+      assert.same({ "a", "b", "handler:after close" }, log)
+      assert.is_true(loop:is_closed())
     end)
   end)
 

@@ -25,6 +25,10 @@ struct ta_loop {
   int nready;               /* entries in the ready ring (a user value)... */
   int ready_head;           /* ...where the oldest is (from 0)... */
   int ready_cap;            /* ...and its size, a power of two */
+  int batch_left;           /* entries of the running batch not yet run (at the head) */
+  int calling;              /* the callback of the head entry runs */
+  uint64_t call_start;      /* debug mode: when that callback started */
+  void *outer_loop;         /* E->running_loop before the driver's turn */
   ta_heap timers;           /* call_later / call_at handles */
   int loop_idx;             /* stack index of the loop object while timers fire */
   ta_task *driver;          /* Trio task running the loop, NULL if none */

@@ -33,8 +33,11 @@
 ** valid memory after that task exited: ta_loop_driven) */
 enum { UV_READY = 1, UV_ATTRS = 2, UV_FACTORY = 3, UV_DRIVER = 4, LOOP_NUV = 4 };
 
-/* The ready ring's first size (it doubles when full, never shrinks). */
-enum { READY_MIN_CAP = 16 };
+/* The ready ring's first size (it doubles when full, never shrinks).
+** Small: while a collection runs, a store into the ring makes the collector
+** traverse its whole array again (in a chain of call_soon callbacks, W3,
+** about once per callback: 16 slots cost 18 instructions more than 4). */
+enum { READY_MIN_CAP = 4 };
 
 /* A loop's reader and writer of one fd: a watcher in the engine's fd table
 ** (io/poll.c), which a Trio task waiting on the same fd shares. */
@@ -48,7 +51,13 @@ typedef struct ta_aiowatch {
 
 /* A loop is found from C through the weak registry (by its address). */
 static ta_loop *checkloop(lua_State *L, int idx) {
-  return (ta_loop *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_LOOP);
+  ta_engine *E = ta_upengine(L);
+  void *p = lua_touserdata(L, idx);
+  /* The loop whose callbacks run is alive (its driver holds it), so a full
+  ** userdata at its address is that loop: no metatable to fetch. */
+  if (p != NULL && p == E->running_loop && lua_type(L, idx) == LUA_TUSERDATA)
+    return (ta_loop *)p;
+  return (ta_loop *)ta_checkudata(L, E, idx, TA_MT_LOOP);
 }
 
 static void push_loop(lua_State *L, ta_loop *lp) {
@@ -75,11 +84,11 @@ static int ready_slot(const ta_loop *lp, int i) {
   return ((lp->ready_head + i - 1) & (lp->ready_cap - 1)) + 1;
 }
 
-/* A new, empty ring of cap slots for the loop at loopidx. */
+/* A new, empty ring of cap slots for the loop at loopidx (no batch runs). */
 static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
   lua_createtable(L, cap, 0);
   lua_setiuservalue(L, loopidx, UV_READY);
-  lp->ready_head = lp->nready = 0;
+  lp->ready_head = lp->nready = lp->batch_left = 0;
   lp->ready_cap = cap;
 }
 
@@ -109,12 +118,18 @@ static void ready_grow(lua_State *L, ta_loop *lp, int loopidx) {
   lp->ready_cap = 2 * cap;
 }
 
+/* Pushes the ring of the loop at loopidx, with room for n (1 or 2) more
+** entries. */
+static inline void ready_ring(lua_State *L, ta_loop *lp, int loopidx, int n) {
+  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
+  lua_getiuservalue(L, loopidx, UV_READY);
+}
+
 /* The n values from stack index first on (left there) join the ready
 ** queue of the loop at loopidx, as one entry (n = 1) or a callback and its
 ** argument (n = 2); the ring is left on top. */
 static inline void ready_put(lua_State *L, ta_loop *lp, int loopidx, int first, int n) {
-  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
-  lua_getiuservalue(L, loopidx, UV_READY);
+  ready_ring(L, lp, loopidx, n);
   if (first < 0) first--; /* (the ring is above it now) */
   lua_pushvalue(L, first);
   lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
@@ -128,17 +143,6 @@ static inline void ready_put(lua_State *L, ta_loop *lp, int loopidx, int first, 
 void ta_loop_ready_push(lua_State *L, ta_loop *lp, int loopidx, int n) {
   ready_put(L, lp, loopidx, -n, n);
   lua_pop(L, n + 1);
-}
-
-/* Takes the oldest entry's value out of the ring at ring (a stack index),
-** pushed; returns its type. */
-static inline int ready_pop(lua_State *L, ta_loop *lp, int ring) {
-  int slot = ready_slot(lp, 1), type = lua_rawgeti(L, ring, slot);
-  lua_pushnil(L);
-  lua_rawseti(L, ring, slot);
-  lp->ready_head = slot & (lp->ready_cap - 1);
-  lp->nready--;
-  return type;
 }
 
 /* ---- handles ---- */
@@ -170,10 +174,10 @@ int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay) {
   return 0;
 }
 
-/* A handle for [cb, args...] (the top nvals values, popped); pushed.  A
-** timer handle (is_timer) gets the timer fields, which the others lack. */
-static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer) {
-  int base = lua_gettop(L) - nvals + 1;
+/* A handle for [cb, args...] (the nvals values from base on, left
+** there); pushed.  A timer handle (is_timer) gets the timer fields, which
+** the others lack. */
+static ta_handle *new_handle(lua_State *L, ta_loop *lp, int base, int nvals, int is_timer) {
   ta_handle *h = (ta_handle *)lua_newuserdatauv(L, is_timer ? sizeof *h : TA_SOON_HANDLE_SIZE,
                                                 nvals);
   h->kind = TA_KIND_HANDLE;
@@ -181,12 +185,12 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int nvals, int is_timer)
   h->nargs = nvals - 1;
   h->cancelled = 0;
   h->is_timer = (unsigned char)is_timer;
-  if (is_timer) {
-    ta_timer_init(&h->timer, timer_fired);
-  }
+  if (is_timer) ta_timer_init(&h->timer, timer_fired);
   ta_setmetatable(L, lp->E, TA_MT_HANDLE);
-  lua_rotate(L, base, 1); /* below its values, which go in from the top */
-  for (int i = nvals; i >= 1; i--) lua_setiuservalue(L, base, i);
+  for (int i = 0; i < nvals; i++) {
+    lua_pushvalue(L, base + i);
+    lua_setiuservalue(L, -2, i + 1);
+  }
   return h;
 }
 
@@ -222,7 +226,9 @@ void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
     lua_pushcfunction(L, cb);
     lua_insert(L, -nargs - 1);
   }
-  new_handle(L, lp, nargs + 1, 0);
+  new_handle(L, lp, lua_gettop(L) - nargs, nargs + 1, 0);
+  lua_replace(L, -nargs - 2);
+  lua_pop(L, nargs);
   ta_loop_append(L, lp);
 }
 
@@ -233,38 +239,6 @@ static void report_slow(lua_State *L, ta_loop *lp, int hidx, uint64_t start) {
   lua_writestringerror("asyncio: Executing %s ", ta_tostring(L, hidx));
   lua_writestringerror("took %s seconds\n", lua_pushfstring(L, "%f", took));
   lua_pop(L, 2);
-}
-
-/* Calls the callback on top of the stack with its nargs arguments; an
-** error goes to the exception handler with the handle, made now if hidx
-** is 0 (a done callback and its future are at fnidx). */
-static void call_callback(lua_State *L, ta_loop *lp, int nargs, int hidx, int fnidx) {
-  if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
-    if (hidx == 0) {
-      lua_pushvalue(L, fnidx);
-      lua_pushvalue(L, fnidx + 1);
-      new_handle(L, lp, 2, 0);
-      lua_insert(L, -2);
-      hidx = lua_gettop(L) - 1;
-    }
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "Exception in callback");
-    lua_setfield(L, -2, "message");
-    lua_insert(L, -2);
-    lua_setfield(L, -2, "exception");
-    lua_pushvalue(L, hidx);
-    lua_setfield(L, -2, "handle");
-    ta_loop_exception(L, lp, lua_gettop(L));
-    lua_pop(L, 1);
-  }
-}
-
-static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h, int hidx) {
-  int n = h->nargs + 1;
-  /* a C function has LUA_MINSTACK free slots: room for a few values */
-  if (n > 8) luaL_checkstack(L, n, "too many callback arguments");
-  for (int i = 1; i <= n; i++) lua_getiuservalue(L, hidx, i);
-  call_callback(L, lp, h->nargs, hidx, 0);
 }
 
 /* Calls loop:call_exception_handler(context) (defined by asyncio.lua). */
@@ -326,11 +300,13 @@ static int handle_tostring(lua_State *L) {
 
 static int l_call_soon(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
-  ta_check_callable(L, 2);
+  int nvals = lua_gettop(L) - 1;
+  if (lua_type(L, 2) != LUA_TFUNCTION) ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
-  new_handle(L, lp, lua_gettop(L) - 1, 0); /* at 2, the top */
-  ready_put(L, lp, 1, 2, 1);
-  lua_pop(L, 1);
+  ready_ring(L, lp, 1, 1);
+  new_handle(L, lp, 2, nvals, 0); /* above the ring: returned */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, ready_slot(lp, ++lp->nready));
   ta_loop_wake(lp);
   return 1;
 }
@@ -347,7 +323,7 @@ static void schedule_timer(lua_State *L, ta_loop *lp, ta_handle *h, double when)
 static int call_at(lua_State *L, ta_loop *lp, double when, const char *fname) {
   ta_check_callable(L, 3);
   check_open(L, lp, fname);
-  schedule_timer(L, lp, new_handle(L, lp, lua_gettop(L) - 2, 1), when);
+  schedule_timer(L, lp, new_handle(L, lp, 3, lua_gettop(L) - 2, 1), when);
   return 1;
 }
 
@@ -458,8 +434,7 @@ static int add_watch(lua_State *L, int writing) {
     }
     lp->fdw[fd] = w;
   }
-  lua_remove(L, 2); /* drop the fd: [loop, cb, args...] */
-  new_handle(L, lp, lua_gettop(L) - 1, 0);
+  new_handle(L, lp, 3, lua_gettop(L) - 2, 0); /* [cb, args...] after the fd */
   if (writing) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
     w->writer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -531,38 +506,141 @@ static void fire_due(lua_State *L, ta_loop *lp, int loopidx) {
   }
 }
 
-/* One asyncio iteration: due I/O and timers join the ready queue, then the
-** handles that are ready now run (those they schedule wait for the next). */
-static void run_once(lua_State *L, ta_loop *lp, int loopidx) {
-  int ring, n;
-  ta_loop *prev = (ta_loop *)lp->E->running_loop;
-  if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
-  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, loopidx);
-  fire_due(L, lp, loopidx);
-  lua_getiuservalue(L, loopidx, UV_READY);
-  ring = lua_gettop(L);
-  lp->E->running_loop = lp;
-  /* the entries queued now; those they schedule go after them (nready
-  ** stays >= n unless core.loop_close emptied the ring meanwhile) */
-  for (n = lp->nready; n > 0 && lp->nready >= n; n--) {
-    ta_handle *h;
-    uint64_t start = lp->debug ? uv_hrtime() : 0;
-    if (ready_pop(L, lp, ring) == LUA_TFUNCTION) { /* a done callback and its future */
-      ready_pop(L, lp, ring);
-      n--;
-      lua_pushvalue(L, ring + 1);
-      lua_pushvalue(L, ring + 2);
-      call_callback(L, lp, 1, 0, ring + 1);
-    } else {
-      h = (ta_handle *)lua_touserdata(L, -1); /* or a Task: the kind tells */
-      if (h->kind == TA_KIND_TASK) ta_aio_task_run(L, ring + 1);
-      else if (!h->cancelled) run_handle(L, lp, h, ring + 1);
-    }
-    if (lp->debug) report_slow(L, lp, ring + 1, start);
-    lua_settop(L, ring);
+/* The driver runs the loop in one protected call, which yields between
+** turns (drive_batches), rather than one protected call per callback: a
+** callback is called unprotected.  A batch is the entries at the head of
+** the ring when it begins (batch_left of them still to run); an entry
+** stays there while its callback runs, and leaves the ring after.  When a
+** callback raises, the protected call ends there; the driver reports the
+** error with the entry's handle (callback_failed, which finds the entry at
+** the head) and a new protected call goes on with the rest of the batch.
+** Its stack: */
+enum {
+  SLOT_LOOP = 1,
+  SLOT_RING = 2,  /* the ready ring (it grows in place; only loop_close
+                  ** replaces it, and then no batch runs any more) */
+  SLOT_ENTRY = 3  /* the entry being run (a done callback: then its future) */
+};
+
+/* What follows a batch: another one in this turn, or the driver lets go
+** of the loop, yields or parks. */
+enum { TURN_AGAIN, TURN_STOP, TURN_YIELD, TURN_PARK };
+
+/* The batch's n oldest entries leave the ring at ring (a stack index). */
+static void batch_drop(lua_State *L, ta_loop *lp, int ring, int n) {
+  for (; n > 0; n--) {
+    int slot = ready_slot(lp, 1);
+    lua_pushnil(L);
+    lua_rawseti(L, ring, slot);
+    lp->ready_head = slot & (lp->ready_cap - 1);
+    lp->nready--;
+    lp->batch_left--;
   }
-  lp->E->running_loop = prev;
-  lua_settop(L, ring - 1);
+}
+
+/* Calls the callback below its nargs arguments on top of the stack, for
+** the entry at the head of the ring: an error ends the protected call. */
+static void call_entry(lua_State *L, ta_loop *lp, int nargs) {
+  lp->calling = 1;
+  lua_call(L, nargs, 0);
+  lp->calling = 0;
+}
+
+static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h) {
+  int n = h->nargs + 1;
+  /* a C function has LUA_MINSTACK free slots: room for a few values */
+  if (n > 8) luaL_checkstack(L, n, "too many callback arguments");
+  for (int i = 1; i <= n; i++) lua_getiuservalue(L, SLOT_ENTRY, i);
+  call_entry(L, lp, h->nargs);
+}
+
+/* A new batch: due I/O and timers join the ready queue, whose entries
+** become the batch; what the batch schedules goes after them. */
+static void begin_batch(lua_State *L, ta_loop *lp) {
+  if (lp->io_done != NULL) ta_aio_io_dispatch(L, lp); /* completed requests settle futures */
+  if (lp->posted != NULL || lp->pending_io != NULL) dispatch_io(L, lp, SLOT_LOOP);
+  fire_due(L, lp, SLOT_LOOP);
+  lp->batch_left = lp->nready;
+}
+
+/* Runs the entry at the head of the ring, then takes it out (after the
+** call: a failed entry is still there for callback_failed).  A Task to
+** step leaves first: its step reports its own errors, and one that ends
+** the driver must not run it twice. */
+static void run_entry(lua_State *L, ta_loop *lp) {
+  int n = 1; /* slots it takes */
+  int type = lua_rawgeti(L, SLOT_RING, ready_slot(lp, 1));
+  if (lp->debug) lp->call_start = uv_hrtime();
+  if (type == LUA_TFUNCTION) { /* a done callback and its future */
+    n = 2;
+    lua_rawgeti(L, SLOT_RING, ready_slot(lp, 2));
+    lua_pushvalue(L, SLOT_ENTRY);
+    lua_pushvalue(L, SLOT_ENTRY + 1);
+    call_entry(L, lp, 1);
+  } else {
+    ta_handle *h = (ta_handle *)lua_touserdata(L, SLOT_ENTRY); /* or a Task: the kind tells */
+    if (h->kind == TA_KIND_TASK) {
+      batch_drop(L, lp, SLOT_RING, 1);
+      n = 0;
+      ta_aio_task_run(L, SLOT_ENTRY);
+    } else if (!h->cancelled) {
+      run_handle(L, lp, h);
+    }
+  }
+  /* (loop_close emptied the ring, and the batch, if it ran meanwhile) */
+  if (!lp->closed) batch_drop(L, lp, SLOT_RING, n);
+  if (lp->debug) report_slow(L, lp, SLOT_ENTRY, lp->call_start);
+  lua_settop(L, SLOT_RING);
+}
+
+/* After a batch: the next one, or what the driver does now. */
+static int after_batch(ta_loop *lp) {
+  ta_engine *E = lp->E;
+  if (lp->closing || lp->closed) return TURN_STOP;
+  if (lp->pausing) { /* loop.stop() on a sync loop: hand back control */
+    lp->pausing = 0;
+    return TURN_YIELD;
+  }
+  if (lp->nready > 0 || lp->pending_io != NULL || lp->posted != NULL || lp->io_done != NULL) {
+    /* More to do: go on unless Trio tasks wait or I/O should be polled
+    ** (a millisecond after the last poll, by the cheap clock). */
+    if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
+        (int64_t)(ta_coarse_ns() - E->last_poll_ns) >= (int64_t)E->poll_interval_ns)
+      return TURN_YIELD;
+    return TURN_AGAIN;
+  }
+  if (lp->timers.n > 0 && ta_heap_top(&lp->timers)->when <= ta_now(E)) return TURN_AGAIN;
+  return TURN_PARK;
+}
+
+/* The callback of the entry at the head of the ring raised the error on
+** top of the stack (the loop at 1): the entry leaves the ring, and the
+** exception handler gets the error with the entry's Handle (made now for
+** a done callback and its future; none when the callback closed the loop,
+** which dropped the entry with the ring). */
+static void callback_failed(lua_State *L, ta_loop *lp) {
+  enum { ERR = SLOT_LOOP + 1, RING, ENTRY }; /* the stack from the error on */
+  lp->calling = 0;
+  lua_getiuservalue(L, SLOT_LOOP, UV_READY);
+  if (lp->closed) {
+    lua_pushnil(L);
+  } else if (lua_rawgeti(L, RING, ready_slot(lp, 1)) == LUA_TFUNCTION) {
+    lua_rawgeti(L, RING, ready_slot(lp, 2));
+    batch_drop(L, lp, RING, 2);
+    new_handle(L, lp, ENTRY, 2, 0);
+  } else {
+    batch_drop(L, lp, RING, 1);
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushliteral(L, "Exception in callback");
+  lua_setfield(L, -2, "message");
+  lua_pushvalue(L, ERR);
+  lua_setfield(L, -2, "exception");
+  lua_pushvalue(L, -2); /* the handle */
+  lua_setfield(L, -2, "handle");
+  ta_loop_exception(L, lp, lua_gettop(L));
+  if (lp->debug) report_slow(L, lp, ENTRY, lp->call_start);
+  lua_settop(L, SLOT_LOOP);
 }
 
 /* The driver lets go of the loop (at 1 on L): it returns, or its
@@ -583,11 +661,14 @@ static int drive_abort(lua_State *L, ta_task *t) {
   return TA_ABORT_SUCCEEDED;
 }
 
-static int drive_k(lua_State *L, int status, lua_KContext ctx);
+static int drive_batches(lua_State *L, int status, lua_KContext ctx);
 
-/* Yield with drive_k as continuation, either runnable (a schedule point) or
-** parked until woken (or the next timer, or cancellation). */
-static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
+/* Ends a turn: yield with drive_batches as continuation, either runnable
+** (a schedule point) or parked until woken (or the next timer, or
+** cancellation). */
+static int drive_yield(lua_State *L, ta_loop *lp, int park) {
+  ta_task *t = lp->driver;
+  lp->E->running_loop = lp->outer_loop;
   t->trap = 1;
   if (!park) {
     t->state = TA_RUNNABLE;
@@ -604,49 +685,79 @@ static int drive_yield(lua_State *L, ta_loop *lp, ta_task *t, int park) {
     }
     if (t->status->cancelled) ta_cancel_on_yield(t);
   }
-  return lua_yieldk(L, 0, (lua_KContext)lp, drive_k);
+  return lua_yieldk(L, 0, (lua_KContext)lp, drive_batches);
 }
 
-static int drive(lua_State *L, ta_loop *lp) {
-  ta_engine *E = lp->E;
-  ta_task *t = lp->driver;
-  lua_settop(L, 1); /* (run_once leaves it so) */
+/* The driver's protected call (l_drive_batches, the loop at 1), and its
+** continuation after each yield: a turn, batch after batch (the rest of a
+** batch first, after a callback failed; at least one, even when asked to
+** stop already), until it yields or the loop is stopped or closed. */
+static int drive_batches(lua_State *L, int status, lua_KContext ctx) {
+  ta_loop *lp = (ta_loop *)ctx;
+  if (status == LUA_YIELD) { /* back from a yield */
+    ta_task *t = lp->driver;
+    lp->outer_loop = lp->E->running_loop;
+    lp->driver_parked = 0;
+    ta_heap_remove(&lp->E->timers, &t->timer);
+    if (t->resume_error) {
+      t->resume_error = 0;
+      driver_lets_go(L, lp);
+      return lua_error(L);
+    }
+  }
+  lp->E->running_loop = lp;
+  lua_settop(L, SLOT_LOOP);
+  lua_getiuservalue(L, SLOT_LOOP, UV_READY);
   for (;;) {
-    if (lp->closed) break;
-    run_once(L, lp, 1); /* at least one batch, even when asked to stop already */
-    if (lp->closing || lp->closed) break;
-    if (lp->pausing) { /* loop.stop() on a sync loop: hand back control */
-      lp->pausing = 0;
-      return drive_yield(L, lp, t, 0);
+    int turn;
+    if (lp->batch_left == 0) {
+      if (lp->closed) break;
+      begin_batch(L, lp);
     }
-    if (lp->nready > 0 || lp->pending_io != NULL || lp->posted != NULL ||
-        lp->io_done != NULL) {
-      /* More to do: go on unless Trio tasks wait or I/O should be polled
-      ** (a millisecond after the last poll, by the cheap clock). */
-      if (E->nrunq > 0 || E->io_waiters > 0 || lp->nfdw > 0 ||
-          (int64_t)(ta_coarse_ns() - E->last_poll_ns) >= (int64_t)E->poll_interval_ns)
-        return drive_yield(L, lp, t, 0);
-      continue;
+    while (lp->batch_left > 0) run_entry(L, lp);
+    turn = after_batch(lp);
+    if (turn == TURN_STOP) break;
+    if (turn != TURN_AGAIN) return drive_yield(L, lp, turn == TURN_PARK);
+  }
+  lp->E->running_loop = lp->outer_loop;
+  return 0;
+}
+
+static int l_drive_batches(lua_State *L) {
+  return drive_batches(L, LUA_OK, (lua_KContext)lua_touserdata(L, SLOT_LOOP));
+}
+
+static int drive_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Calls drive_batches protected (again after a callback failed). */
+static int drive_protected(lua_State *L, ta_loop *lp) {
+  lua_settop(L, SLOT_LOOP);
+  lua_pushcfunction(L, l_drive_batches);
+  lua_pushvalue(L, SLOT_LOOP);
+  return lua_pcallk(L, 1, 0, 0, (lua_KContext)lp, drive_k);
+}
+
+/* The end of the driver's protected call, or its continuation when it
+** yielded before: it returned (LUA_OK, or LUA_YIELD after yields) or
+** raised.  A callback's error is reported and the driver goes on; any
+** other error ends the driver. */
+static int drive_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_loop *lp = (ta_loop *)ctx;
+  while (status != LUA_OK && status != LUA_YIELD) {
+    if (lp->calling == 0) {
+      lp->E->running_loop = lp->outer_loop;
+      return lua_error(L);
     }
-    if (lp->timers.n > 0 && ta_heap_top(&lp->timers)->when <= ta_now(E)) continue;
-    return drive_yield(L, lp, t, 1);
+    callback_failed(L, lp);
+    status = drive_protected(L, lp);
   }
   driver_lets_go(L, lp);
   return 0;
 }
 
-static int drive_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_loop *lp = (ta_loop *)ctx;
-  ta_task *t = lp->driver;
-  (void)status;
-  lp->driver_parked = 0;
-  ta_heap_remove(&lp->E->timers, &t->timer);
-  if (t->resume_error) {
-    t->resume_error = 0;
-    driver_lets_go(L, lp);
-    return lua_error(L);
-  }
-  return drive(L, lp);
+static int drive(lua_State *L, ta_loop *lp) {
+  lp->outer_loop = lp->E->running_loop;
+  return drive_k(L, drive_protected(L, lp), (lua_KContext)lp);
 }
 
 /* Whether a live driver runs the loop.  A driver can die without letting
