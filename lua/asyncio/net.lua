@@ -207,15 +207,21 @@ return function(asyncio, Loop)
 
   local DEFAULT_HIGH = 64 * 1024
 
+  -- The state every new transport starts in lives in the class, so an idle
+  -- connection's table holds only what differs (a transport sets its own
+  -- field on the first change).  _closing and _eof_written, read on every
+  -- write, stay in each transport.
+  Transport._paused, Transport._protocol_paused, Transport._writing_armed = false, false, false
+  Transport._lost_called, Transport._conn_lost = false, 0
+  Transport._high, Transport._low = DEFAULT_HIGH, DEFAULT_HIGH // 4
+
   --- Starts a transport on a connected socket: connection_made is called
   -- from the loop, then reading starts; waiter (a Future, optional) is set
-  -- after connection_made.
+  -- after connection_made.  extra (optional): get_extra_info's answers.
   local function new_transport(loop, sock, protocol, waiter, extra)
     local t = setmetatable({
-      _loop = loop, _sock = sock, _protocol = protocol, _closing = false, _paused = false,
-      _protocol_paused = false, _eof_written = false, _conn_lost = 0, _high = DEFAULT_HIGH,
-      _low = DEFAULT_HIGH // 4, _writing_armed = false, _extra = extra or {},
-      _lost_called = false,
+      _loop = loop, _sock = sock, _protocol = protocol, _closing = false, _eof_written = false,
+      _extra = extra or false,
     }, Transport)
     if sock.family ~= tsocket.AF_UNIX then
       pcall(sock.setsockopt, sock, tsocket.IPPROTO_TCP, tsocket.TCP_NODELAY, true)
@@ -419,14 +425,15 @@ return function(asyncio, Loop)
 
   --- get_extra_info(name [, default]): "peername", "sockname", "socket"
   function Transport:get_extra_info(name, default)
-    local v = self._extra[name]
-    if v ~= nil then return v end
+    local extra = self._extra
+    if extra and extra[name] ~= nil then return extra[name] end
     local sock = self._sock
     if name == "socket" then return sock end
     if name == "peername" or name == "sockname" then
       local ok, addr = pcall(sock[name == "peername" and "getpeername" or "getsockname"], sock)
       if ok then
-        self._extra[name] = addr
+        if not extra then extra = {}; self._extra = extra end
+        extra[name] = addr
         return addr
       end
     end
