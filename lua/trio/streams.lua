@@ -53,20 +53,24 @@ return function(trio)
     if sock.family ~= tsocket.AF_UNIX then
       pcall(sock.setsockopt, sock, tsocket.IPPROTO_TCP, tsocket.TCP_NODELAY, true)
     end
-    return setmetatable({ socket = sock, _closed = false, _sending = false, _send_broken = false, _eof_sent = false },
-      SocketStream)
+    return setmetatable({ socket = sock, _closed = false, _sending = false, _send_ended = 0 }, SocketStream)
   end
   trio.SocketStream = new_socket_stream
+
+  -- Bits of stream._send_ended (one field for both: a stream's table then
+  -- holds four fields, the size of an idle connection's):
+  local EOF_SENT = 1     -- send_eof() done
+  local SEND_BROKEN = 2  -- a send_all was cancelled midway: the stream is unusable
 
   local function check_send(self, fname)
     if self._closed then error(ClosedResourceError("this socket was already closed"), 3) end
     if self._sending then
       error(BusyResourceError("another task is currently sending data on this SocketStream"), 3)
     end
-    if self._send_broken then
+    if self._send_ended & SEND_BROKEN ~= 0 then
       error(BrokenResourceError("a previous send_all was cancelled while sending: the stream is unusable"), 3)
     end
-    if self._eof_sent and fname == "send_all" then
+    if self._send_ended & EOF_SENT ~= 0 and fname == "send_all" then
       error(ClosedResourceError("can't send data after sending EOF"), 3)
     end
   end
@@ -74,12 +78,14 @@ return function(trio)
   --- stream:send_all(data): returns once the socket took all of it.
   function SocketStream:send_all(data)
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:send_all") end
-    if self._closed or self._sending or self._send_broken or self._eof_sent then check_send(self, "send_all") end
+    if self._closed or self._sending or self._send_ended ~= 0 then check_send(self, "send_all") end
     self._sending = true
     local ok, err = pcall(stream_send, self.socket, data) -- (it checks data and the flavor)
     self._sending = false
     if not ok then
-      if trio.Cancelled:is(err) and core.sock_writing(self.socket) then self._send_broken = true end
+      if trio.Cancelled:is(err) and core.sock_writing(self.socket) then
+        self._send_ended = self._send_ended | SEND_BROKEN
+      end
       translate(err)
     end
   end
@@ -116,10 +122,10 @@ return function(trio)
     end
     trio.lowlevel.checkpoint()
     if self._closed then error(ClosedResourceError("this socket was already closed"), 2) end
-    if self._eof_sent then return end
+    if self._send_ended & EOF_SENT ~= 0 then return end
     local ok, err = pcall(self.socket.shutdown, self.socket, tsocket.SHUT_WR)
     if not ok then translate(err) end
-    self._eof_sent = true
+    self._send_ended = self._send_ended | EOF_SENT
   end
 
   --- stream:receive_some([max_bytes=65536]) -> data ("" at end of stream)
