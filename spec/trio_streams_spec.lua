@@ -421,6 +421,29 @@ describe("open_tcp_stream", function()
     end)
   end)
 
+  it("to one address it connects in the calling task: no task spawned, no socket left by a refusal", function()
+    run(function()
+      local listener = trio.open_tcp_listeners(0, { host = "127.0.0.1" })[1]
+      local port = listener.socket:getsockname()[2]
+      local spawned = 0
+      local inst = { task_spawned = function() spawned = spawned + 1 end }
+      trio.lowlevel.add_instrument(inst)
+      local c = trio.open_tcp_stream("127.0.0.1", port)
+      local before = net.nfds()
+      local e = errof(trio.open_tcp_stream, "127.0.0.1", 1)
+      trio.lowlevel.remove_instrument(inst)
+      assert.equal(0, spawned)
+      assert.is_true(errors.ConnectionRefusedError:is(e), tostring(e))
+      assert.equal(before, net.nfds())
+      local s = listener:accept()
+      c:send_all("one")
+      assert.equal("one", s:receive_some())
+      c:close()
+      s:close()
+      listener:close()
+    end)
+  end)
+
   it("cancelled while connecting: Cancelled, and no socket left open", function()
     run(function()
       local hole, close_hole = net.blackhole()

@@ -292,6 +292,19 @@ return function(trio)
     if port < 0 or port > 65535 then argerror(n, fname, "port must be 0-65535") end
   end
 
+  -- Connects sock to target.addr, bound first to local_address (nil: any).
+  local function connect_from(sock, target, local_address)
+    if local_address ~= nil then
+      pcall(sock.setsockopt, sock, tsocket.IPPROTO_IP, 24, 1) -- IP_BIND_ADDRESS_NO_PORT (Linux)
+      local bok = pcall(sock.bind, sock, { local_address, 0 })
+      if not bok then
+        error(OSError(("local_address=%q is incompatible with remote address %s"):format(
+          local_address, format_host_port(target.addr[1], target.addr[2]))), 0)
+      end
+    end
+    sock:connect(target.addr)
+  end
+
   --- open_tcp_stream(host, port, {happy_eyeballs_delay=0.25, local_address=})
   function trio.open_tcp_stream(host, port, opts)
     if type(host) ~= "string" then argerror(1, "open_tcp_stream", "host string expected, got " .. type(host)) end
@@ -312,20 +325,24 @@ return function(trio)
     end
     reorder(targets)
 
+    -- One address: it is connected in this task (no nursery, no attempt
+    -- task, no timer), with the same outcome as the race below.
+    if #targets == 1 then
+      local sock = tsocket.socket(targets[1].family, targets[1].type, targets[1].proto)
+      local ok, err = pcall(connect_from, sock, targets[1], local_address)
+      if not ok then
+        sock:close()
+        error(err, 0)
+      end
+      return new_socket_stream(sock)
+    end
+
     local oserrors, open_sockets, winner = {}, {}, nil
     local function attempt(target, failed, nursery)
       local ok, err = pcall(function()
         local sock = tsocket.socket(target.family, target.type, target.proto)
         open_sockets[sock] = true
-        if local_address ~= nil then
-          pcall(sock.setsockopt, sock, tsocket.IPPROTO_IP, 24, 1) -- IP_BIND_ADDRESS_NO_PORT (Linux)
-          local bok = pcall(sock.bind, sock, { local_address, 0 })
-          if not bok then
-            error(OSError(("local_address=%q is incompatible with remote address %s"):format(
-              local_address, format_host_port(target.addr[1], target.addr[2]))), 0)
-          end
-        end
-        sock:connect(target.addr)
+        connect_from(sock, target, local_address)
         winner = sock
         nursery.cancel_scope:cancel()
       end)
