@@ -292,6 +292,17 @@ return function(trio)
     if port < 0 or port > 65535 then argerror(n, fname, "port must be 0-65535") end
   end
 
+  -- A SocketStream on sock once connect(...) returns; if it raises, sock is
+  -- closed and the error passed on.
+  local function stream_once_connected(sock, connect, ...)
+    local ok, err = pcall(connect, ...)
+    if not ok then
+      sock:close()
+      error(err, 0)
+    end
+    return new_socket_stream(sock)
+  end
+
   -- Connects sock to target.addr, bound first to local_address (nil: any).
   local function connect_from(sock, target, local_address)
     if local_address ~= nil then
@@ -329,12 +340,7 @@ return function(trio)
     -- task, no timer), with the same outcome as the race below.
     if #targets == 1 then
       local sock = tsocket.socket(targets[1].family, targets[1].type, targets[1].proto)
-      local ok, err = pcall(connect_from, sock, targets[1], local_address)
-      if not ok then
-        sock:close()
-        error(err, 0)
-      end
-      return new_socket_stream(sock)
+      return stream_once_connected(sock, connect_from, sock, targets[1], local_address)
     end
 
     local oserrors, open_sockets, winner = {}, {}, nil
@@ -569,12 +575,7 @@ return function(trio)
     check_path(path, 1, "open_unix_socket")
     check_trio("trio.open_unix_socket")
     local sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
-    local ok, err = pcall(sock.connect, sock, path)
-    if not ok then
-      sock:close()
-      error(err, 0)
-    end
-    return new_socket_stream(sock)
+    return stream_once_connected(sock, sock.connect, sock, path)
   end
 
   --- open_unix_listener(path, {backlog=}) -> SocketListener (the path is
