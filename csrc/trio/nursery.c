@@ -130,8 +130,14 @@ static int trio_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   return 1;
 }
 
+/* A child that finished only unlinks itself from its nursery (waking the
+** nursery's waiter), unless it must break parking lots. */
+static int trio_task_exit_may_raise(ta_task *t, int ok) {
+  return !ok || t->lot_breaker;
+}
+
 const ta_task_kind ta_trio_task_kind = {
-  "trio task", 1, 0, trio_task_exited, NULL, trio_task_field
+  "trio task", 1, 0, trio_task_exited, trio_task_exit_may_raise, NULL, trio_task_field
 };
 
 /* open_nursery() -> nursery, entered: its scope is active in this task. */
