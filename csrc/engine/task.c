@@ -557,10 +557,13 @@ static int exit_report(lua_State *L) {
 ** for a task its holders anchor (an asyncio Task) the failure is raised. */
 static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   int base = lua_gettop(L) - (ok ? 0 : 1);
-  /* Telling cannot raise: no protected call (the common exit of a child
-  ** that finished, whose only news is that it is gone) */
-  if (t != t->E->main && !ta_hooked(t->E) && t->kind->exit_may_raise != NULL &&
-      !t->kind->exit_may_raise(t, ok)) {
+  /* No protected call when telling cannot raise (the common exit of a
+  ** Trio child that finished: its only news is that it is gone), nor for
+  ** a task its holders anchor, whose failure to tell is raised anyway
+  ** (below); instruments, called once the exit was told, are protected. */
+  if (t != t->E->main && !ta_hooked(t->E) &&
+      (!t->kind->anchored ||
+       (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
     tell_exit(L, t, ok, nres);
     lua_settop(L, base);
     return 1;
