@@ -780,13 +780,10 @@ static int is_instance(lua_State *L, int idx, int clsref) {
 }
 
 /* The engine task of an asyncio Task ended: its results (on t->co) or its
-** error (on top of L, left there) become the Task's outcome. */
-static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
+** error (below the Task, at fidx) become the Task's outcome. */
+static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres) {
   ta_future *f = ta_task_future(t);
   ta_engine *E = t->E;
-  int fidx;
-  ta_push_weak(L, E, t->ref);
-  fidx = lua_gettop(L);
   unlink_task(f->loop, t);
   if (ok && f->must_cancel) {
     /* it cancelled itself and returned before another await: as asyncio,
@@ -807,7 +804,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     lua_pushvalue(L, fidx - 1);
     settle(L, f, fidx, 1);
   }
-  lua_settop(L, fidx - 1);
+  lua_settop(L, fidx);
 }
 
 const ta_task_kind ta_aio_task_kind = {

@@ -329,10 +329,11 @@ ta_engine *ta_engine_get(lua_State *L) {
   return E;
 }
 
-/* Stores the value on top (popped) at a new id of the table tref. */
-static int slot_store(lua_State *L, int tref, int id) {
+/* Stores the value at idx (left there) at slot id of the table tref. */
+static int slot_store(lua_State *L, int tref, int idx, int id) {
+  idx = lua_absindex(L, idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
-  lua_insert(L, -2);
+  lua_pushvalue(L, idx);
   lua_rawseti(L, -2, id);
   lua_pop(L, 1);
   return id;
@@ -365,7 +366,9 @@ static void slot_clear(lua_State *L, int tref, int id) {
 ** table's border) would give the id to a new object while the old one's
 ** __gc was still to come, and that __gc would free the new one's id. */
 int ta_weak_ref(lua_State *L, ta_engine *E) {
-  return slot_store(L, E->weak_ref, ids_take(&E->weak_ids));
+  int id = slot_store(L, E->weak_ref, -1, ids_take(&E->weak_ids));
+  lua_pop(L, 1);
+  return id;
 }
 
 /* Pushes the object of id (nil once it was collected, or for LUA_NOREF). */
@@ -384,9 +387,10 @@ void ta_weak_unref(lua_State *L, ta_engine *E, int id) {
 /* The anchors: what luaL_ref on the registry does for objects C keeps
 ** alive (live Trio tasks), at a fraction of its cost: the ids are the
 ** engine's (no free list threaded through the table, no length
-** operator), in the array part of a table of their own. */
-int ta_anchor(lua_State *L, ta_engine *E) {
-  return slot_store(L, E->anchor_ref, ids_take(&E->anchor_ids));
+** operator), in the array part of a table of their own.  Anchors the
+** value at idx (left there) and returns its id. */
+int ta_anchor(lua_State *L, ta_engine *E, int idx) {
+  return slot_store(L, E->anchor_ref, idx, ids_take(&E->anchor_ids));
 }
 
 /* Pushes the object anchored at id (nil for LUA_NOREF). */

@@ -156,9 +156,10 @@ typedef struct ta_task_kind {
   /* Its tasks are compact (TA_TASK_COMPACT_SIZE bytes, see ta_task): only
   ** for a kind that is not anchored, whose tasks ta_task_init makes. */
   int compact;
-  /* The task ended: ok with nres results on t->co, or its error on top
-  ** of L (the hook leaves it there).  NULL: nothing to tell. */
-  void (*exited)(lua_State *L, ta_task *t, int ok, int nres);
+  /* The task ended: ok with nres results on t->co, or failed.  Its
+  ** object is on top of L, at tidx, and its error, if any, just below;
+  ** what the hook pushes the engine drops.  NULL: nothing to tell. */
+  void (*exited)(lua_State *L, ta_task *t, int tidx, int ok, int nres);
   /* Whether `exited` may raise for this exit (allocate, call Lua); when
   ** not, the engine tells the exit without a protected call.  NULL: it
   ** always may. */
@@ -425,7 +426,7 @@ void ta_push_engine(lua_State *L);
 int ta_weak_ref(lua_State *L, ta_engine *E);
 void ta_push_weak(lua_State *L, ta_engine *E, int id);
 void ta_weak_unref(lua_State *L, ta_engine *E, int id);
-int ta_anchor(lua_State *L, ta_engine *E);
+int ta_anchor(lua_State *L, ta_engine *E, int idx);
 void ta_push_anchored(lua_State *L, ta_engine *E, int id);
 void ta_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_push_weak_keyed(lua_State *L, const void *key);

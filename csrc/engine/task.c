@@ -194,7 +194,8 @@ static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
 ** a clear error naming `fname` when there is none or the flavor is wrong. */
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
   ta_engine *E = engine_of(L);
-  ta_task *t = ta_current(L);
+  ta_task *t = E->current; /* ta_current, with the engine found once */
+  if (t != NULL && t->co != L && E->curL != L) t = NULL;
   if (t == NULL) {
     if (!E->running)
       luaL_error(L, "%s: async function called outside trio.run (no task is running); "
@@ -315,12 +316,12 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   lua_xmove(L, co, nargs);
   t->co = co;
   t->nargs = nargs;
-  lua_pushvalue(L, -1);
   if (!kind->anchored) {
+    lua_pushvalue(L, -1);
     t->ref = ta_weak_ref(L, E);
     E->nunanchored++;
   } else {
-    t->ref = ta_anchor(L, E);
+    t->ref = ta_anchor(L, E, -1);
     E->ntasks++;
   }
   if (E->gc_stress) lua_gc(L, LUA_GCSTEP, 0);
@@ -512,6 +513,7 @@ void ta_check_cancelled(lua_State *L, ta_task *t) {
 static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
+  int tidx;
   if (t == E->main) {
     E->main_ok = ok;
     if (ok) { /* one value at a time: any number of results fits */
@@ -524,19 +526,19 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
       lua_setfield(L, -2, "n");
     }
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  } else if (t->kind->exited != NULL) {
-    t->kind->exited(L, t, ok, nres);
   }
+  ta_push_task(L, t);
+  tidx = lua_gettop(L);
+  if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
   t->reported = 1;
   if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
-  ta_push_task(L, t);
   if (ok) { /* finished: its frames are gone, the copy at the base stays */
     lua_pushvalue(co, 1);
     lua_xmove(co, L, 1);
   } else {
     push_thread_function(L, co);
   }
-  lua_setiuservalue(L, -2, t->thread_uv);
+  lua_setiuservalue(L, tidx, t->thread_uv);
 }
 
 /* exit_report(t, ok, nres [, error]): tell_exit in a protected call. */
