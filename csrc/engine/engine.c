@@ -349,11 +349,14 @@ static void slot_push(lua_State *L, int tref, int id) {
   lua_replace(L, -2);
 }
 
-static void slot_clear(lua_State *L, int tref, int id) {
+/* Empties slot id of the table tref and gives the id back to ids. */
+static void slot_free(lua_State *L, ta_engine *E, int tref, ta_ids *ids, int id) {
+  if (id <= 0 || E->closing) return; /* at lua_close the whole table goes */
   lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
   lua_pushnil(L);
   lua_rawseti(L, -2, id);
   lua_pop(L, 1);
+  ids_give(ids, id);
 }
 
 /* The weak registry: objects that must stay collectable (an asyncio Task
@@ -379,9 +382,7 @@ void ta_push_weak(lua_State *L, ta_engine *E, int id) {
 /* Gives id back: only from its object's finalizer (or once the object is
 ** known to be unreachable otherwise). */
 void ta_weak_unref(lua_State *L, ta_engine *E, int id) {
-  if (id <= 0 || E->closing) return; /* at lua_close the whole table goes */
-  slot_clear(L, E->weak_ref, id);
-  ids_give(&E->weak_ids, id);
+  slot_free(L, E, E->weak_ref, &E->weak_ids, id);
 }
 
 /* The anchors: what luaL_ref on the registry does for objects C keeps
@@ -399,9 +400,7 @@ void ta_push_anchored(lua_State *L, ta_engine *E, int id) {
 }
 
 void ta_unanchor(lua_State *L, ta_engine *E, int id) {
-  if (id <= 0 || E->closing) return; /* at lua_close the whole table goes */
-  slot_clear(L, E->anchor_ref, id);
-  ids_give(&E->anchor_ids, id);
+  slot_free(L, E, E->anchor_ref, &E->anchor_ids, id);
 }
 
 void ta_push_engine(lua_State *L) {
