@@ -298,7 +298,9 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   co = lua_newthread(L);
   if (lua_gethook(L) != NULL) inherit_hook(L, co);
   lua_setiuservalue(L, -2, thread_uv);
-  if (!lua_checkstack(co, nargs + 2)) luaL_error(L, "spawn: too many arguments");
+  /* (a new thread has room for LUA_MINSTACK values) */
+  if (nargs + 2 > LUA_MINSTACK && !lua_checkstack(co, nargs + 2))
+    luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
     t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
