@@ -55,11 +55,12 @@ static ta_future *checktaskfut(lua_State *L, int idx) {
 }
 
 /* A new pending future (kind TA_KIND_FUTURE) or Task (TA_KIND_TASK, its
-** engine task still to be filled in) of the loop at loopidx; pushed. */
-static ta_future *new_future(lua_State *L, int loopidx, int kind) {
+** engine task still to be filled in) of the loop at loopidx; pushed.  lp:
+** that loop, NULL when still to be checked. */
+static ta_future *new_future(lua_State *L, ta_loop *lp, int loopidx, int kind) {
   int task = kind == TA_KIND_TASK;
-  ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), loopidx, TA_MT_LOOP);
   ta_future *f;
+  if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), loopidx, TA_MT_LOOP);
   loopidx = lua_absindex(L, loopidx);
   f = (ta_future *)lua_newuserdatauv(L, task ? TA_AIOTASK_SIZE : sizeof(ta_future),
                                      task ? TASK_NUV : FUT_NUV);
@@ -779,13 +780,10 @@ static int is_instance(lua_State *L, int idx, int clsref) {
 }
 
 /* The engine task of an asyncio Task ended: its results (on t->co) or its
-** error (on top of L, left there) become the Task's outcome. */
-static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
+** error (below the Task, at fidx) become the Task's outcome. */
+static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres) {
   ta_future *f = ta_task_future(t);
   ta_engine *E = t->E;
-  int fidx;
-  ta_push_weak(L, E, t->ref);
-  fidx = lua_gettop(L);
   unlink_task(f->loop, t);
   if (ok && f->must_cancel) {
     /* it cancelled itself and returned before another await: as asyncio,
@@ -806,11 +804,11 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     lua_pushvalue(L, fidx - 1);
     settle(L, f, fidx, 1);
   }
-  lua_settop(L, fidx - 1);
+  lua_settop(L, fidx);
 }
 
 const ta_task_kind ta_aio_task_kind = {
-  "asyncio Task", 0, 1, aio_task_exited, aio_task_name, NULL
+  "asyncio Task", 0, 1, aio_task_exited, NULL, aio_task_name, NULL
 };
 
 /* Task:cancel(msg): cancel what it awaits, or throw CancelledError into it
@@ -873,7 +871,7 @@ static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *f
     lua_call(L, nargs + 2, 1);
     return 1;
   }
-  ta_task_init(L, E, ta_future_task(new_future(L, 1, TA_KIND_TASK)), 2, nargs, TA_ASYNCIO,
+  ta_task_init(L, E, ta_future_task(new_future(L, lp, 1, TA_KIND_TASK)), 2, nargs, TA_ASYNCIO,
                parent && parent->co == L ? parent : NULL, &ta_aio_task_kind, TASK_UV_THREAD);
   fidx = lua_gettop(L);
   if (lp->debug) {
@@ -1090,7 +1088,7 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
       ta_error(L, "ValueError", "asyncio.gather: argument #%d belongs to a different loop than "
                                 "the other futures", i);
   }
-  outer = new_future(L, 2, TA_KIND_FUTURE);
+  outer = new_future(L, NULL, 2, TA_KIND_FUTURE);
   oidx = lua_gettop(L);
   g = (gather_state *)lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
   gidx = lua_gettop(L);
@@ -1240,7 +1238,7 @@ static int l_future_wait(lua_State *L) {
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
-  return new_future(L, loopidx, TA_KIND_FUTURE);
+  return new_future(L, NULL, loopidx, TA_KIND_FUTURE);
 }
 
 /* fidx: a pending future (the callers have checked). */
@@ -1337,7 +1335,7 @@ int ta_future_cancel(lua_State *L, int fidx) {
 }
 
 static int l_future_new(lua_State *L) {
-  new_future(L, 1, 0);
+  new_future(L, NULL, 1, 0);
   return 1;
 }
 

@@ -95,11 +95,14 @@ static void finished_event(lua_State *L, const char *name) {
 
 /* ---- deques of waiting futures ---- */
 
-/* Appends the future on top (popped) to the deque in user value uv. */
+/* Appends the future on top (popped) to the deque in user value uv.  The
+** tail moves once the slot is set: setting it may raise for want of
+** memory, and a tail past an empty slot would be read as a waiter. */
 static void waitq_push(lua_State *L, waitq *w, int uv) {
   lua_getiuservalue(L, 1, uv);
   lua_insert(L, -2);
-  lua_rawseti(L, -2, ++w->tail);
+  lua_rawseti(L, -2, w->tail + 1);
+  w->tail++;
   lua_pop(L, 1);
 }
 

@@ -142,6 +142,28 @@ void ta_engine_handles_close(ta_engine *E) {
   E->sigint = NULL;
 }
 
+/* ---- slot ids ---- */
+
+static int ids_take(ta_ids *ids) {
+  return ids->nfree > 0 ? ids->free[--ids->nfree] : ++ids->top;
+}
+
+static void ids_give(ta_ids *ids, int id) {
+  if (ids->nfree == ids->capfree) {
+    int cap = ids->capfree ? ids->capfree * 2 : 64;
+    int *a = (int *)realloc(ids->free, (size_t)cap * sizeof *a);
+    if (a == NULL) return; /* the id is lost, not reused: harmless */
+    ids->free = a;
+    ids->capfree = cap;
+  }
+  ids->free[ids->nfree++] = id;
+}
+
+static void ids_free(ta_ids *ids) {
+  free(ids->free);
+  memset(ids, 0, sizeof *ids);
+}
+
 static int engine_gc(lua_State *L) {
   ta_engine *E = (ta_engine *)luaL_checkudata(L, 1, ENGINE_MT);
   int host = E->host_loop;
@@ -165,9 +187,8 @@ static int engine_gc(lua_State *L) {
     E->spare_rbufs = next;
   }
   E->nspare_rbufs = 0;
-  free(E->weak_free);
-  E->weak_free = NULL;
-  E->nweak_free = E->capweak_free = 0;
+  ids_free(&E->weak_ids);
+  ids_free(&E->anchor_ids);
   ta_heap_free(&E->timers);
   return 0;
 }
@@ -301,9 +322,41 @@ ta_engine *ta_engine_get(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   E->weak_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  E->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   E->closing = 0;
   lua_rawsetp(L, LUA_REGISTRYINDEX, &engine_key);
   return E;
+}
+
+/* Stores the value at idx (left there) at slot id of the table tref. */
+static int slot_store(lua_State *L, int tref, int idx, int id) {
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, id);
+  lua_pop(L, 1);
+  return id;
+}
+
+static void slot_push(lua_State *L, int tref, int id) {
+  if (id <= 0) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
+  lua_rawgeti(L, -1, id);
+  lua_replace(L, -2);
+}
+
+/* Empties slot id of the table tref and gives the id back to ids. */
+static void slot_free(lua_State *L, ta_engine *E, int tref, ta_ids *ids, int id) {
+  if (id <= 0 || E->closing) return; /* at lua_close the whole table goes */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, id);
+  lua_pop(L, 1);
+  ids_give(ids, id);
 }
 
 /* The weak registry: objects that must stay collectable (an asyncio Task
@@ -316,46 +369,38 @@ ta_engine *ta_engine_get(lua_State *L) {
 ** table's border) would give the id to a new object while the old one's
 ** __gc was still to come, and that __gc would free the new one's id. */
 int ta_weak_ref(lua_State *L, ta_engine *E) {
-  int id;
-  if (E->nweak_free > 0) {
-    id = E->weak_free[--E->nweak_free];
-  } else {
-    id = ++E->weak_top;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, id);
+  int id = slot_store(L, E->weak_ref, -1, ids_take(&E->weak_ids));
   lua_pop(L, 1);
   return id;
 }
 
 /* Pushes the object of id (nil once it was collected, or for LUA_NOREF). */
 void ta_push_weak(lua_State *L, ta_engine *E, int id) {
-  if (id <= 0) {
-    lua_pushnil(L);
-    return;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
-  lua_rawgeti(L, -1, id);
-  lua_replace(L, -2);
+  slot_push(L, E->weak_ref, id);
 }
 
 /* Gives id back: only from its object's finalizer (or once the object is
 ** known to be unreachable otherwise). */
 void ta_weak_unref(lua_State *L, ta_engine *E, int id) {
-  if (id <= 0 || E->closing) return; /* at lua_close the whole table goes */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, id);
-  lua_pop(L, 1);
-  if (E->nweak_free == E->capweak_free) {
-    int cap = E->capweak_free ? E->capweak_free * 2 : 64;
-    int *a = (int *)realloc(E->weak_free, (size_t)cap * sizeof *a);
-    if (a == NULL) return; /* the id is lost, not reused: harmless */
-    E->weak_free = a;
-    E->capweak_free = cap;
-  }
-  E->weak_free[E->nweak_free++] = id;
+  slot_free(L, E, E->weak_ref, &E->weak_ids, id);
+}
+
+/* The anchors: what luaL_ref on the registry does for objects C keeps
+** alive (live Trio tasks), at a fraction of its cost: the ids are the
+** engine's (no free list threaded through the table, no length
+** operator), in the array part of a table of their own.  Anchors the
+** value at idx (left there) and returns its id. */
+int ta_anchor(lua_State *L, ta_engine *E, int idx) {
+  return slot_store(L, E->anchor_ref, idx, ids_take(&E->anchor_ids));
+}
+
+/* Pushes the object anchored at id (nil for LUA_NOREF). */
+void ta_push_anchored(lua_State *L, ta_engine *E, int id) {
+  slot_push(L, E->anchor_ref, id);
+}
+
+void ta_unanchor(lua_State *L, ta_engine *E, int id) {
+  slot_free(L, E, E->anchor_ref, &E->anchor_ids, id);
 }
 
 void ta_push_engine(lua_State *L) {

@@ -7,7 +7,8 @@
 ** cancel-status tree and the list of libuv handles the layers above open.
 ** Tasks, cancel scopes, nurseries and parking lots are userdata owned by
 ** Lua; while C structures point at them they are anchored (a live Trio task
-** holds a registry reference to itself, an open nursery too).  libuv
+** is in the engine's anchors (ta_anchor), an open nursery holds a
+** registry reference to itself).  libuv
 ** handles are malloc'ed and freed only in their close callback.
 **
 ** The engine knows no flavor: it calls the layers above only through
@@ -149,15 +150,20 @@ double ta_effective_deadline(ta_status *s);
 ** flavor only through these functions. */
 typedef struct ta_task_kind {
   const char *what;          /* for messages: "trio task", "asyncio Task" */
-  /* The task object is anchored by the engine (a registry reference while
+  /* The task object is anchored by the engine (an anchor id while
   ** alive) or by whoever holds it (0: found through the weak registry). */
   int anchored;
   /* Its tasks are compact (TA_TASK_COMPACT_SIZE bytes, see ta_task): only
   ** for a kind that is not anchored, whose tasks ta_task_init makes. */
   int compact;
-  /* The task ended: ok with nres results on t->co, or its error on top
-  ** of L (the hook leaves it there).  NULL: nothing to tell. */
-  void (*exited)(lua_State *L, ta_task *t, int ok, int nres);
+  /* The task ended: ok with nres results on t->co, or failed.  Its
+  ** object is on top of L, at tidx, and its error, if any, just below;
+  ** what the hook pushes the engine drops.  NULL: nothing to tell. */
+  void (*exited)(lua_State *L, ta_task *t, int tidx, int ok, int nres);
+  /* Whether `exited` may raise for this exit (allocate, call Lua); when
+  ** not, the engine tells the exit without a protected call.  NULL: it
+  ** always may. */
+  int (*exit_may_raise)(ta_task *t, int ok);
   /* Pushes an explicitly given name and returns it, or returns NULL. */
   const char *(*name)(lua_State *L, ta_task *t);
   /* Pushes field k of the task (its object at idx) and returns 1, or 0. */
@@ -178,7 +184,7 @@ struct ta_task {
   ta_task *sib_prev, *sib_next; /* among its owner's tasks */
   void *wait;               /* what it is parked on (lot, endpoint, future, ...) */
   ta_timer timer;           /* sleeps */
-  int ref;                  /* anchored: registry ref while alive; else its weak id */
+  int ref;                  /* anchored: its anchor id while alive; else its weak id */
   int nargs;                /* values pushed on co for the next resume */
   int kbase;                /* stack top when it yielded: resume values lie above */
   int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
@@ -316,6 +322,14 @@ typedef struct ta_host_hooks {
 
 /* ---- engine (engine.c, run.c) ---- */
 
+/* Ids of the slots of a table's array part that the engine hands out
+** itself (the weak registry, the anchors): the highest one handed out,
+** and those given back, to be handed out again first. */
+typedef struct ta_ids {
+  int top;
+  int *free, nfree, capfree;
+} ta_ids;
+
 /* Metatables of the objects made and checked on hot paths, cached in the
 ** engine so that setting or checking one costs no lookup by name. */
 enum {
@@ -379,8 +393,9 @@ struct ta_engine {
   uint32_t next_id;
   int internal_ref;         /* first error of a system task or callback */
   int weak_ref;             /* weak-valued table: objects by their weak id... */
-  int weak_top;             /* ...the highest id handed out... */
-  int *weak_free, nweak_free, capweak_free; /* ...and the ids given back by finalizers */
+  ta_ids weak_ids;          /* ...and the ids (given back by finalizers) */
+  int anchor_ref;           /* table anchoring live objects by their anchor id... */
+  ta_ids anchor_ids;        /* ...and the ids */
   int guest;                /* the run is a guest run (driven by the host) */
   int guest_ending;         /* its last task exited: the next step ends it */
   lua_State *curL;          /* thread running scheduler or task code now */
@@ -411,6 +426,9 @@ void ta_push_engine(lua_State *L);
 int ta_weak_ref(lua_State *L, ta_engine *E);
 void ta_push_weak(lua_State *L, ta_engine *E, int id);
 void ta_weak_unref(lua_State *L, ta_engine *E, int id);
+int ta_anchor(lua_State *L, ta_engine *E, int idx);
+void ta_push_anchored(lua_State *L, ta_engine *E, int id);
+void ta_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
 const char *ta_tostring(lua_State *L, int idx);

@@ -194,7 +194,8 @@ static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
 ** a clear error naming `fname` when there is none or the flavor is wrong. */
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
   ta_engine *E = engine_of(L);
-  ta_task *t = ta_current(L);
+  ta_task *t = E->current; /* ta_current, with the engine found once */
+  if (t != NULL && t->co != L && E->curL != L) t = NULL;
   if (t == NULL) {
     if (!E->running)
       luaL_error(L, "%s: async function called outside trio.run (no task is running); "
@@ -226,7 +227,7 @@ ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
 ** nil); one anchored by its holders while that object lives. */
 void ta_push_task(lua_State *L, ta_task *t) {
   if (!t->kind->anchored) ta_push_weak(L, t->E, t->ref);
-  else lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  else ta_push_anchored(L, t->E, t->ref);
 }
 
 /* Whether the task's object can still be pushed by ta_push_task. */
@@ -297,7 +298,9 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   co = lua_newthread(L);
   if (lua_gethook(L) != NULL) inherit_hook(L, co);
   lua_setiuservalue(L, -2, thread_uv);
-  if (!lua_checkstack(co, nargs + 2)) luaL_error(L, "spawn: too many arguments");
+  /* (a new thread has room for LUA_MINSTACK values) */
+  if (nargs + 2 > LUA_MINSTACK && !lua_checkstack(co, nargs + 2))
+    luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
     t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -315,12 +318,12 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   lua_xmove(L, co, nargs);
   t->co = co;
   t->nargs = nargs;
-  lua_pushvalue(L, -1);
   if (!kind->anchored) {
+    lua_pushvalue(L, -1);
     t->ref = ta_weak_ref(L, E);
     E->nunanchored++;
   } else {
-    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->ref = ta_anchor(L, E, -1);
     E->ntasks++;
   }
   if (E->gc_stress) lua_gc(L, LUA_GCSTEP, 0);
@@ -504,17 +507,15 @@ void ta_check_cancelled(lua_State *L, ta_task *t) {
 /* The task's error value, if any, is on top of L (not of t->co).  The
 ** main task's outcome is kept for the end of the run; any other task's
 ** goes to its kind. */
-/* exit_report(t, ok, nres [, error]): what a task's exit tells (the main task's results, the owner
-** through its kind, instruments), then the thread dropped, keeping only
-** its function (for the task's name): the coroutine and what it held
-** become collectable even if someone keeps the task object. */
-static int exit_report(lua_State *L) {
-  ta_task *t = (ta_task *)lua_touserdata(L, 1);
-  int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
+/* What a task's exit tells (the main task's results, the owner through
+** its kind, instruments), then the thread dropped, keeping only its
+** function (for the task's name): the coroutine and what it held become
+** collectable even if someone keeps the task object.  Its error, if any,
+** is on top of L; what it pushes is left for the caller to drop. */
+static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
-  lua_rotate(L, 1, -3);
-  lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
+  int tidx;
   if (t == E->main) {
     E->main_ok = ok;
     if (ok) { /* one value at a time: any number of results fits */
@@ -527,19 +528,28 @@ static int exit_report(lua_State *L) {
       lua_setfield(L, -2, "n");
     }
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  } else if (t->kind->exited != NULL) {
-    t->kind->exited(L, t, ok, nres);
   }
+  ta_push_task(L, t);
+  tidx = lua_gettop(L);
+  if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
   t->reported = 1;
   if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
-  ta_push_task(L, t);
   if (ok) { /* finished: its frames are gone, the copy at the base stays */
     lua_pushvalue(co, 1);
     lua_xmove(co, L, 1);
   } else {
     push_thread_function(L, co);
   }
-  lua_setiuservalue(L, -2, t->thread_uv);
+  lua_setiuservalue(L, tidx, t->thread_uv);
+}
+
+/* exit_report(t, ok, nres [, error]): tell_exit in a protected call. */
+static int exit_report(lua_State *L) {
+  ta_task *t = (ta_task *)lua_touserdata(L, 1);
+  int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
+  lua_rotate(L, 1, -3);
+  lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
+  tell_exit(L, t, ok, nres);
   return 0;
 }
 
@@ -551,6 +561,17 @@ static int exit_report(lua_State *L) {
 ** for a task its holders anchor (an asyncio Task) the failure is raised. */
 static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   int base = lua_gettop(L) - (ok ? 0 : 1);
+  /* No protected call when telling cannot raise (the common exit of a
+  ** Trio child that finished: its only news is that it is gone), nor for
+  ** a task its holders anchor, whose failure to tell is raised anyway
+  ** (below); instruments, called once the exit was told, are protected. */
+  if (t != t->E->main && !ta_hooked(t->E) &&
+      (!t->kind->anchored ||
+       (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
+    tell_exit(L, t, ok, nres);
+    lua_settop(L, base);
+    return 1;
+  }
   lua_pushcfunction(L, exit_report);
   lua_pushlightuserdata(L, t);
   lua_pushboolean(L, ok);
@@ -593,16 +614,18 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   ** the task's own error already went to its owner). */
   if (!ok && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ta_closethread(co, L);
   lua_settop(co, 0);
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
-  t->ctx_ref = LUA_NOREF;
-  if (!ta_task_compact(t)) {
+  if (t->ctx_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+    t->ctx_ref = LUA_NOREF;
+  }
+  if (!ta_task_compact(t) && t->abort_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
     t->abort_ref = LUA_NOREF;
   }
   if (!t->kind->anchored) { /* its holder keeps the weak entry until collected */
     E->nunanchored--;
   } else {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    ta_unanchor(L, E, t->ref);
     t->ref = LUA_NOREF;
     E->ntasks--;
     if (t->system_tree) E->nsystem_tree--;

@@ -66,42 +66,31 @@ static void link_child(ta_nursery *n, ta_task *t) {
 
 /* ---- the kind of Trio tasks ---- */
 
-/* A child exited: its error (on top of L, left there) goes to the nursery
-** with its traceback; it breaks the parking lots it was registered for. */
-static void trio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
+/* A child exited (its object at tidx, its error, if any, below): the
+** error goes to the nursery with its traceback; it breaks the parking
+** lots it was registered for. */
+static void trio_task_exited(lua_State *L, ta_task *t, int tidx, int ok, int nres) {
   ta_nursery *n = (ta_nursery *)t->owner;
+  int eidx = tidx - 1;
   (void)nres;
-  if (n == NULL) { /* a system task */
-    if (t->lot_breaker) {
-      ta_push_task(L, t);
-      ta_break_lots_of(L, t);
-      lua_pop(L, 1);
-    }
-    return;
-  }
-  if (!ok) {
-    if (lua_isnil(L, -1)) { /* error(nil): still an error, never lost */
-      lua_pop(L, 1);
+  if (n != NULL && !ok) {
+    if (lua_isnil(L, eidx)) { /* error(nil): still an error, never lost */
       lua_pushfstring(L, "task '%s' raised nil (error(nil))", ta_task_name(L, t));
       ta_push_error(L, t->E, "RuntimeError", lua_tostring(L, -1));
-      lua_replace(L, -3);
-      lua_pop(L, 1);
+      lua_replace(L, eidx);
+      lua_settop(L, tidx);
     }
-    if (lua_type(L, -1) == LUA_TTABLE) {
+    if (lua_type(L, eidx) == LUA_TTABLE) {
       lua_pushliteral(L, "traceback");
-      lua_rawget(L, -2);
+      lua_rawget(L, eidx);
     } else {
       luaL_traceback(L, t->co, NULL, 0);
     }
-    nursery_add_error(L, n, -2, -1);
-    lua_pop(L, 1);
+    nursery_add_error(L, n, eidx, -1);
+    lua_settop(L, tidx);
   }
-  if (t->lot_breaker) {
-    ta_push_task(L, t);
-    ta_break_lots_of(L, t);
-    lua_pop(L, 1);
-  }
-  unlink_child(n, t);
+  if (t->lot_breaker) ta_break_lots_of(L, t); /* (a system task's too) */
+  if (n != NULL) unlink_child(n, t);
 }
 
 /* parent_nursery, eventual_parent_nursery and child_nurseries */
@@ -130,8 +119,14 @@ static int trio_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   return 1;
 }
 
+/* A child that finished only unlinks itself from its nursery (waking the
+** nursery's waiter), unless it must break parking lots. */
+static int trio_task_exit_may_raise(ta_task *t, int ok) {
+  return !ok || t->lot_breaker;
+}
+
 const ta_task_kind ta_trio_task_kind = {
-  "trio task", 1, 0, trio_task_exited, NULL, trio_task_field
+  "trio task", 1, 0, trio_task_exited, trio_task_exit_may_raise, NULL, trio_task_field
 };
 
 /* open_nursery() -> nursery, entered: its scope is active in this task. */
