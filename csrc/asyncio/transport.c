@@ -172,7 +172,10 @@ static int l_read_ready(lua_State *L) {
 /* transport:write(data): never waits; what the socket does not take at
 ** once is queued (then t:_write_queued() arms the write wait and checks
 ** the high water mark).  A transport that is closing or had write_eof()
-** goes to t:_write_refused(data) (raises, or counts the lost write). */
+** goes to t:_write_refused(data) (raises, or counts the lost write).
+** Those two fields are read only when the socket says they may be set:
+** closing stops its reading (as for the read path) and write_eof() shuts
+** its sending down (or fails, and the transport closes). */
 static int l_write(lua_State *L) {
   ta_sockbox *box;
   ta_sock *s;
@@ -188,16 +191,18 @@ static int l_write(lua_State *L) {
   }
   lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
-  get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
-  get_field(L, 1, F_EOF_WRITTEN);
-  if (lua_toboolean(L, 3) || lua_toboolean(L, 4) || len == 0) {
-    lua_settop(L, 2);
-    call_method(L, "_write_refused", 1);
-    return 0;
-  }
-  get_field(L, 1, F_SOCK); /* 5 */
-  box = ta_checksockbox(L, 5);
+  get_field(L, 1, F_SOCK); /* 3 */
+  box = ta_checksockbox(L, 3);
   s = box->s;
+  if (s == NULL || s->read_paused || s->send_shut || len == 0) {
+    get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
+    get_field(L, 1, F_EOF_WRITTEN);
+    if (lua_toboolean(L, 4) || lua_toboolean(L, 5) || len == 0) {
+      lua_settop(L, 2);
+      call_method(L, "_write_refused", 1);
+      return 0;
+    }
+  }
   if (s == NULL) {
     rc = UV_EBADF;
   } else {
