@@ -79,10 +79,11 @@ enum { PLAIN, RECVFROM, STREAM };
 static int raise_op_error(lua_State *L, int stream) {
   if (stream) {
     if (lua_rawgeti(L, lua_upvalueindex(UP_STREAM_HELPERS), 1) == LUA_TFUNCTION) {
-      lua_insert(L, -2);
-      lua_call(L, 1, 0); /* raises */
+      lua_pushvalue(L, -2);
+      lua_call(L, 1, 0); /* raises the stream's error */
+    } else {
+      lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
   return lua_error(L);
 }
