@@ -25,11 +25,11 @@
 #include "asyncio/asyncio.h"
 
 /* User values: the loop the waits' futures belong to, the waiter (the
-** future a read awaits; after a wake-up it may stay until the next wait),
-** a spare future (pending, unused),
-** the exception set with set_exception, the transport, the string the
-** bytes are in (chunk mode). */
-enum { RUV_LOOP = 1, RUV_WAITER, RUV_SPARE, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, R_NUV = RUV_CHUNK };
+** future of the current or last wait: a read awaits it while `waiting`;
+** once a wait ended with a result it is pending again, for the next wait,
+** while `waiter_ready`), the exception set with set_exception, the
+** transport, the string the bytes are in (chunk mode). */
+enum { RUV_LOOP = 1, RUV_WAITER, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, R_NUV = RUV_CHUNK };
 
 /* Upvalues of the methods: the engine, the Lua helpers, Future:await.
 ** The helpers, by index: */
@@ -48,8 +48,8 @@ struct ta_sreader {
   unsigned char waiting;  /* a read awaits the future in RUV_WAITER */
   unsigned char has_exc;  /* RUV_EXC holds the exception */
   unsigned char has_transport;
-  unsigned char has_spare; /* RUV_SPARE holds a pending future */
-  ta_future *waiter;      /* the future in RUV_WAITER (valid while waiting) */
+  unsigned char waiter_ready; /* RUV_WAITER's future is pending and unused */
+  ta_future *waiter;      /* the future in RUV_WAITER, NULL if none */
 };
 
 static ta_sreader *checkreader(lua_State *L, const char *fname) {
@@ -307,9 +307,9 @@ static int r_discard_overrun(lua_State *L) {
 
 /* ---- waiting ---- */
 
-/* Makes the waiter (the spare future, or a new one of the reader's loop)
-** and awaits it (ta_future_await_k); k continues.  Stack: [reader,
-** args...]. */
+/* Makes the waiter (the last wait's future when ready, or a new one of the
+** reader's loop) and awaits it (ta_future_await_k); k continues.  Stack:
+** [reader, args...]. */
 static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fname,
                          lua_KFunction k) {
   if (r->waiting)
@@ -319,50 +319,39 @@ static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fn
     r->paused = 0;
     transport_call(L, r, 1, "resume_reading", 0);
   }
-  if (r->has_spare) {
-    lua_getiuservalue(L, 1, RUV_SPARE);
-    r->has_spare = 0;
+  if (r->waiter_ready) {
+    lua_getiuservalue(L, 1, RUV_WAITER);
+    r->waiter_ready = 0;
   } else {
     lua_getiuservalue(L, 1, RUV_LOOP);
     ta_future_push_new(L, -1);
     lua_replace(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, RUV_WAITER);
+    r->waiter = (ta_future *)lua_touserdata(L, -1);
   }
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, RUV_WAITER);
-  r->waiter = (ta_future *)lua_touserdata(L, -1);
   r->waiting = 1;
   return ta_future_await_k(L, t, lua_upvalueindex(UP_AWAIT), k);
 }
 
-/* In the continuation of wait_for_data: the waiter is dropped if it is
-** still there (asyncio's `finally: self._waiter = None` would also drop a
-** later read's waiter, which then never wakes), kept as the spare if its wait
-** ended with a result; a failed wait raises its error again.  Leaves the
-** stack as it was before the wait: [reader, args...] (nargs values). */
+/* In the continuation of wait_for_data: the wait ends if the waiter is
+** still its future (asyncio's `finally: self._waiter = None` would also
+** drop a later read's waiter, which then never wakes); that future is
+** kept for the next wait if this one ended with a result and no later
+** read has replaced it; a failed wait raises its error again.  Leaves
+** the stack as it was before the wait: [reader, args...] (nargs values). */
 static ta_sreader *after_wait(lua_State *L, int status, lua_KContext ctx, int nargs) {
   int failed = ta_future_wait_failed(L, status, (ta_task *)ctx);
   ta_sreader *r = (ta_sreader *)lua_touserdata(L, 1);
-  int fidx;
-  fidx = lua_gettop(L);
-  if (r->waiting) { /* still ours unless a wake-up dropped it */
-    lua_getiuservalue(L, 1, RUV_WAITER);
-    if (lua_rawequal(L, -1, fidx)) {
-      lua_pushnil(L);
-      lua_setiuservalue(L, 1, RUV_WAITER);
-      r->waiting = 0;
-    }
-    lua_pop(L, 1);
-  }
+  int fidx = lua_gettop(L);
+  int ours = r->waiter == (ta_future *)lua_touserdata(L, fidx);
+  if (ours) r->waiting = 0; /* (already, unless a cancellation woke it) */
   if (failed) {
     ta_future_cancel(L, fidx); /* in case it is not done yet */
     lua_settop(L, fidx - 1);
     lua_error(L);
   }
-  if (!r->has_spare && ta_future_reuse(L, fidx)) {
-    lua_pushvalue(L, fidx);
-    lua_setiuservalue(L, 1, RUV_SPARE);
-    r->has_spare = 1;
-  }
+  if (ours && ta_future_reuse(L, fidx)) r->waiter_ready = 1;
   lua_settop(L, nargs);
   return r;
 }
