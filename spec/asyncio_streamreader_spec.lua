@@ -139,6 +139,20 @@ describe("asyncio.StreamReader", function()
     assert.same({ "x", "yz" }, got)
   end)
 
+  it("a read cancelled after its data came, before it resumed, raises CancelledError and loses nothing", function()
+    local got = run(function()
+      local r = asyncio.StreamReader()
+      local reading = asyncio.create_task(function() return r:read(100) end)
+      asyncio.sleep(0) -- it waits
+      r:feed_data("ab") -- wakes it: it is scheduled...
+      reading:cancel() -- ...and cancelled before it runs
+      local e = errof(reading.await, reading)
+      r:feed_data("cd")
+      return { tostring(asyncio.CancelledError:is(e)), r:read(100) }
+    end)
+    assert.same({ "true", "abcd" }, got)
+  end)
+
   it("raises outside an asyncio task, consuming nothing", function()
     local r
     run(function()
@@ -184,5 +198,190 @@ describe("asyncio.StreamWriter:drain on other transports and protocols", functio
       r2:set_exception(boom)
       assert.equal(boom, errof(w2.drain, w2))
     end)
+  end)
+end)
+
+--- run(fn) with a loopback connection: fn(client_reader, client_writer,
+-- server_reader, server_writer, server_protocol); everything is closed
+-- afterwards.
+local function with_connection(fn, protocol_factory)
+  return run(function()
+    local loop = asyncio.get_running_loop()
+    local accepted = loop:create_future()
+    local server = asyncio.start_server(function(r, w)
+      accepted:set_result({ r, w })
+      asyncio.sleep(1e9) -- keeps the connection: fn closes it
+    end, "127.0.0.1", 0)
+    local port = server.sockets[1]:getsockname()[2]
+    local cr, cw
+    if protocol_factory then
+      cr = asyncio.StreamReader()
+      local protocol = protocol_factory(cr)
+      local transport = loop:create_connection(function() return protocol end, "127.0.0.1", port)
+      cw = asyncio.StreamWriter(transport, protocol, cr, loop)
+    else
+      cr, cw = asyncio.open_connection("127.0.0.1", port)
+    end
+    local sr, sw = table.unpack(accepted:await())
+    local ok, res = pcall(fn, cr, cw, sr, sw)
+    cw:close()
+    sw:close()
+    server:close()
+    if not ok then error(res, 0) end
+    return res
+  end)
+end
+
+--- Waits (at most 5 s) until the reader holds n bytes.
+local function buffered(reader, n)
+  local want = ("(%d bytes"):format(n)
+  for _ = 1, 5000 do
+    if tostring(reader):find(want, 1, true) then return end
+    asyncio.sleep(0.001)
+  end
+  error(("the reader never held %d bytes: %s"):format(n, tostring(reader)))
+end
+
+--- Whether fn() let another task run (it suspended its caller).
+local function suspends(fn)
+  local ran = false
+  asyncio.create_task(function() ran = true end)
+  fn()
+  local did = ran
+  asyncio.sleep(0)
+  return did
+end
+
+-- The transport hands what it receives to a StreamReaderProtocol's reader
+-- without calling data_received in Lua, and StreamWriter.drain returns in
+-- C when there is nothing to wait for (csrc/asyncio/transport.c): the
+-- behaviour must be asyncio's all the same.
+describe("asyncio streams over a connection", function()
+  it("read and readexactly take buffered bytes without suspending, across received chunks", function()
+    local got = with_connection(function(cr, _, _, sw)
+      local out = {}
+      sw:write("hello")
+      out[#out + 1] = cr:read(100) -- waits for them
+      sw:write("abc")
+      buffered(cr, 3)
+      sw:write("defg") -- a second chunk: joins the first in the reader
+      buffered(cr, 7)
+      local data
+      local waited = suspends(function() data = cr:readexactly(5) end)
+      out[#out + 1] = data
+      out[#out + 1] = tostring(waited)
+      waited = suspends(function() data = cr:read(100) end)
+      out[#out + 1] = data
+      out[#out + 1] = tostring(waited)
+      local reading = asyncio.create_task(function() return cr:readexactly(6) end)
+      asyncio.sleep(0)
+      for _, part in ipairs { "12", "34", "56" } do -- a read over three arrivals
+        sw:write(part)
+        asyncio.sleep(0.01)
+      end
+      out[#out + 1] = reading:await()
+      return out
+    end)
+    assert.same({ "hello", "abcde", "false", "fg", "false", "123456" }, got)
+  end)
+
+  it("drain returns without suspending while nothing is to wait for, and waits while paused", function()
+    local got = with_connection(function(_, cw, sr, _)
+      local out = {}
+      cw:write("x")
+      out[#out + 1] = tostring(suspends(function() cw:drain() end))
+      cw.transport:set_write_buffer_limits(1)
+      local chunk = ("y"):rep(65536)
+      local sent = 0
+      while not cw._protocol._paused do -- the peer does not read: the buffer fills
+        cw:write(chunk)
+        sent = sent + #chunk
+        asyncio.sleep(0)
+        assert.is_true(sent < 64 * 1024 * 1024, "pause_writing never came")
+      end
+      local drained = false
+      local draining = asyncio.create_task(function()
+        cw:drain()
+        drained = true
+      end)
+      asyncio.sleep(0.05)
+      out[#out + 1] = tostring(drained) -- still paused
+      local received = #sr:readexactly(1)
+      while received < sent + 1 do received = received + #sr:read(1 << 20) end
+      draining:await()
+      out[#out + 1] = tostring(drained)
+      out[#out + 1] = tostring(suspends(function() cw:drain() end)) -- resumed: at once again
+      return out
+    end)
+    assert.same({ "false", "false", "true", "false" }, got)
+  end)
+
+  it("drain raises the reader's exception; while closing it lets the loop run, then raises once lost", function()
+    local writer
+    local got = with_connection(function(cr, cw)
+      local out = {}
+      writer = cw
+      local boom = errors.RuntimeError("boom")
+      cr:set_exception(boom)
+      out[#out + 1] = tostring(errof(cw.drain, cw) == boom)
+      cr:set_exception(nil)
+      cw:drain()
+      cw:close() -- nothing buffered: connection_lost comes in the next batch
+      local ran = false
+      asyncio.create_task(function() ran = true end)
+      local e = errof(cw.drain, cw) -- closing: a sleep(0), then the protocol is lost
+      out[#out + 1] = tostring(ran)
+      out[#out + 1] = tostring(errors.ConnectionResetError:is(e))
+      return out
+    end)
+    assert.same({ "true", "true", "true" }, got)
+    assert_has(tostring(errof(writer.drain, writer)), "StreamWriter:drain")
+  end)
+
+  it("a StreamReaderProtocol subclass's own data_received is called for each arrival", function()
+    local seen = {}
+    local got = with_connection(function(cr, _, _, sw)
+      sw:write("ping")
+      return cr:readexactly(8)
+    end, function(reader)
+      local p = asyncio.StreamReaderProtocol(reader)
+      local base = getmetatable(p)
+      local Sub = setmetatable({}, { __index = base })
+      Sub.__index = Sub
+      function Sub:data_received(data)
+        seen[#seen + 1] = data
+        base.data_received(self, data .. data)
+      end
+      return setmetatable(p, Sub)
+    end)
+    assert.equal("pingping", got)
+    assert.same({ "ping" }, seen)
+  end)
+
+  it("a reader cancelled while data arrives loses nothing: the next read gets it", function()
+    local got = with_connection(function(cr, _, _, sw)
+      local reading = asyncio.create_task(function() return cr:readexactly(4) end)
+      asyncio.sleep(0)
+      sw:write("ab")
+      buffered(cr, 2) -- not enough: the read waits again
+      reading:cancel()
+      local e = errof(reading.await, reading)
+      sw:write("cd")
+      return { tostring(asyncio.CancelledError:is(e)), cr:readexactly(4) }
+    end)
+    assert.same({ "true", "abcd" }, got)
+  end)
+
+  it("data fed after the reader's EOF goes to the loop's exception handler and closes the transport", function()
+    local got = with_connection(function(cr, cw, _, sw)
+      local contexts = {}
+      asyncio.get_running_loop():set_exception_handler(function(_, ctx) contexts[#contexts + 1] = ctx end)
+      cr:feed_eof()
+      sw:write("late")
+      local lost = errof(cw.wait_closed, cw) -- the connection is lost with the error
+      return { #contexts, tostring(errors.RuntimeError:is(contexts[1] and contexts[1].exception)),
+        tostring(lost == contexts[1].exception), contexts[1].message, tostring(cw.transport:is_closing()) }
+    end)
+    assert.same({ 1, "true", "true", "protocol.data_received() call failed.", "true" }, got)
   end)
 end)

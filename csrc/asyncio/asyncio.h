@@ -68,6 +68,7 @@ struct ta_future {
   unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */
   unsigned char state, retrieved, must_cancel, cb_list;
   unsigned char has_exc;    /* the outcome user value is an error */
+  unsigned char cb_task;    /* the one callback is a Task that awaits it (added so) */
   int nresults;             /* results of a finished future */
   int ncallbacks;
   int cancel_requests;      /* Task.cancelling() */
@@ -132,6 +133,13 @@ void ta_push_future_await(lua_State *L);
 void ta_aio_io_dispatch(lua_State *L, ta_loop *lp);
 void ta_aio_io_release(ta_loop *lp);
 int ta_open_aio_ioreq(lua_State *L);
+
+/* streamreader.c: what the transport's read path (transport.c) needs to
+** feed a StreamReaderProtocol's reader directly, as its data_received does */
+typedef struct ta_sreader ta_sreader;
+ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx);
+int ta_stream_reader_failed(const ta_sreader *r);
+int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);

@@ -193,12 +193,12 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname);
 static int trio_wait_abort(lua_State *L, ta_task *t);
 
 /* Done callbacks: with one callback, FUV_STATE holds it directly (the
-** common case: one awaiting Task); with more, a list (cb_list set).  The
-** entry on top (popped) is a function called as cb(fut), an awaiting Task
-** (queued itself, to take the outcome when it runs) or an awaiting Trio
-** task. */
-static void schedule_one(lua_State *L, ta_future *f, int fidx) {
-  if (ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
+** common case: one awaiting Task, then cb_task is set); with more, a list
+** (cb_list set).  The entry on top (popped) is a function called as
+** cb(fut), an awaiting Task (queued itself, to take the outcome when it
+** runs) or an awaiting Trio task; is_task: it is known to be a Task. */
+static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task) {
+  if (is_task || ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
     lua_getiuservalue(L, fidx, FUV_LOOP);
     lua_insert(L, -2);
     ta_loop_append_to(L, f->loop, -2);
@@ -229,24 +229,26 @@ static void finish(lua_State *L, ta_future *f, int fidx, int state) {
   if (n == 0) {
     lua_pop(L, 1);
   } else if (!list) {
-    schedule_one(L, f, fidx);
+    schedule_one(L, f, fidx, f->cb_task);
   } else {
     cbs = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, cbs, i);
-      schedule_one(L, f, fidx);
+      schedule_one(L, f, fidx, 0);
     }
     lua_pop(L, 1);
   }
 }
 
-static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx) {
+/* Adds the callback at cbidx; is_task: it is a Task awaiting the future. */
+static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx, int is_task) {
   fidx = lua_absindex(L, fidx);
   cbidx = lua_absindex(L, cbidx);
   if (f->ncallbacks == 0) {
     lua_pushvalue(L, cbidx);
     lua_setiuservalue(L, fidx, FUV_STATE);
     f->ncallbacks = 1;
+    f->cb_task = (unsigned char)is_task;
     return;
   }
   if (!f->cb_list) { /* second callback: make the list */
@@ -419,7 +421,7 @@ static int f_add_done_callback(lua_State *L) {
     lua_pushvalue(L, 1);
     ta_loop_call_soon(L, f->loop, NULL, 1);
   } else {
-    add_callback(L, f, 1, 2);
+    add_callback(L, f, 1, 2, 0);
   }
   return 0;
 }
@@ -702,7 +704,7 @@ static void task_step(lua_State *L, int tidx) {
     ta_future *w = (ta_future *)t->wait;
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
-    add_callback(L, w, -1, tidx);
+    add_callback(L, w, -1, tidx, 1);
     if (f->must_cancel) {
       push_extra(L, tidx, "message");
       if (future_cancel(L, -2, lua_isnil(L, -1) ? 0 : lua_gettop(L))) f->must_cancel = 0;
@@ -1121,14 +1123,14 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
       lua_insert(L, -2);
       ta_loop_call_soon(L, c->loop, NULL, 1);
     } else {
-      add_callback(L, c, -1, cb);
+      add_callback(L, c, -1, cb, 0);
       lua_pop(L, 1);
     }
   }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, gidx);
   lua_pushcclosure(L, gather_cancel_children, 2);
-  add_callback(L, outer, oidx, -1);
+  add_callback(L, outer, oidx, -1, 0);
   lua_settop(L, oidx);
 }
 
@@ -1221,7 +1223,7 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname) 
                     f->loop->closed ? "closed" : "not running");
   lua_settop(L, 1);
   ta_push_task(L, t);
-  add_callback(L, f, 1, 2);
+  add_callback(L, f, 1, 2, 0);
   lua_settop(L, 1);
   t->wait = f;
   t->cancel_asked = 0;

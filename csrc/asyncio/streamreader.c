@@ -25,10 +25,11 @@
 #include "asyncio/asyncio.h"
 
 /* User values: the loop the waits' futures belong to, the waiter (the
-** future a read awaits, nil when none), a spare future (pending, unused),
-** the exception set with set_exception, the transport, the string the
-** bytes are in (chunk mode). */
-enum { RUV_LOOP = 1, RUV_WAITER, RUV_SPARE, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, R_NUV = RUV_CHUNK };
+** future of the current or last wait: a read awaits it while `waiting`;
+** once a wait ended with a result it is pending again, for the next wait,
+** while `waiter_ready`), the exception set with set_exception, the
+** transport, the string the bytes are in (chunk mode). */
+enum { RUV_LOOP = 1, RUV_WAITER, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, R_NUV = RUV_CHUNK };
 
 /* Upvalues of the methods: the engine, the Lua helpers, Future:await.
 ** The helpers, by index: */
@@ -37,18 +38,19 @@ enum { H_INCOMPLETE = 1, H_OVERRUN, H_VALUE_ERROR, H_READ_ALL, H_N = H_READ_ALL 
 
 /* The bytes are [start, start + len) of chunk (the string in RUV_CHUNK)
 ** or, when chunk is NULL, of buf (cap bytes; NULL while empty). */
-typedef struct {
+struct ta_sreader {
   const char *chunk;
   char *buf;
   size_t start, len, cap;
   lua_Integer limit;
   unsigned char eof;      /* feed_eof was called */
   unsigned char paused;   /* we paused the transport's reading */
-  unsigned char waiting;  /* RUV_WAITER holds a future */
+  unsigned char waiting;  /* a read awaits the future in RUV_WAITER */
   unsigned char has_exc;  /* RUV_EXC holds the exception */
   unsigned char has_transport;
-  unsigned char has_spare; /* RUV_SPARE holds a pending future */
-} ta_sreader;
+  unsigned char waiter_ready; /* RUV_WAITER's future is pending and unused */
+  ta_future *waiter;      /* the future in RUV_WAITER, NULL if none */
+};
 
 static ta_sreader *checkreader(lua_State *L, const char *fname) {
   ta_sreader *r = (ta_sreader *)ta_testudata(L, ta_upengine(L), 1, TA_MT_STREAM_READER);
@@ -76,11 +78,11 @@ static lua_Integer checkcount(lua_State *L, int idx, const char *fname) {
   return lua_tointeger(L, idx);
 }
 
-/* Calls method `name` of the transport (reader at 1); an error of
+/* Calls method `name` of the transport (reader at ridx); an error of
 ** pause_reading makes the reader forget the transport, as asyncio does. */
-static int transport_call(lua_State *L, ta_sreader *r, const char *name, int protect) {
+static int transport_call(lua_State *L, ta_sreader *r, int ridx, const char *name, int protect) {
   int ok = 1;
-  lua_getiuservalue(L, 1, RUV_TRANSPORT);
+  lua_getiuservalue(L, ridx, RUV_TRANSPORT);
   lua_getfield(L, -1, name);
   lua_insert(L, -2);
   if (protect) ok = lua_pcall(L, 1, 0, 0) == LUA_OK;
@@ -88,7 +90,7 @@ static int transport_call(lua_State *L, ta_sreader *r, const char *name, int pro
   if (!ok) {
     lua_pop(L, 1);
     lua_pushnil(L);
-    lua_setiuservalue(L, 1, RUV_TRANSPORT);
+    lua_setiuservalue(L, ridx, RUV_TRANSPORT);
     r->has_transport = 0;
   }
   return ok;
@@ -97,7 +99,7 @@ static int transport_call(lua_State *L, ta_sreader *r, const char *name, int pro
 static void maybe_resume_transport(lua_State *L, ta_sreader *r) {
   if (r->paused && (lua_Integer)r->len <= r->limit) {
     r->paused = 0;
-    transport_call(L, r, "resume_reading", 0);
+    transport_call(L, r, 1, "resume_reading", 0);
   }
 }
 
@@ -128,11 +130,11 @@ static void take_all(lua_State *L, ta_sreader *r) {
   take(L, r, r->len);
 }
 
-/* Appends the string at sidx (n bytes at p). */
-static void append(lua_State *L, ta_sreader *r, int sidx, const char *p, size_t n) {
+/* Appends the string at sidx (n bytes at p) to the reader at ridx. */
+static void append(lua_State *L, ta_sreader *r, int ridx, int sidx, const char *p, size_t n) {
   if (r->len == 0) { /* chunk mode */
     lua_pushvalue(L, sidx);
-    lua_setiuservalue(L, 1, RUV_CHUNK);
+    lua_setiuservalue(L, ridx, RUV_CHUNK);
     r->chunk = p;
     r->start = 0;
     r->len = n;
@@ -154,7 +156,7 @@ static void append(lua_State *L, ta_sreader *r, int sidx, const char *p, size_t 
       if (r->chunk) {
         r->chunk = NULL;
         lua_pushnil(L);
-        lua_setiuservalue(L, 1, RUV_CHUNK);
+        lua_setiuservalue(L, ridx, RUV_CHUNK);
       }
     }
     r->start = 0;
@@ -163,21 +165,21 @@ static void append(lua_State *L, ta_sreader *r, int sidx, const char *p, size_t 
   r->len += n;
 }
 
-/* Wakes the waiting read with the value on top (popped), or with the
-** error on top if is_exc; a waiter its reader cancelled stays as it is. */
-static void wake_waiter(lua_State *L, ta_sreader *r, int is_exc) {
+/* Wakes the waiting read of the reader at ridx with the value on top
+** (popped), or with the error on top if is_exc; a waiter its reader
+** cancelled stays as it is.  (RUV_WAITER keeps the future until the next
+** wait: only `waiting` tells whether there is one.) */
+static void wake_waiter(lua_State *L, ta_sreader *r, int ridx, int is_exc) {
   if (!r->waiting) {
     lua_pop(L, 1);
     return;
   }
   r->waiting = 0;
-  lua_getiuservalue(L, 1, RUV_WAITER);
-  lua_pushnil(L);
-  lua_setiuservalue(L, 1, RUV_WAITER);
-  if (!ta_future_pending(L, -1)) {
-    lua_pop(L, 2);
+  if (r->waiter->state != TA_FUT_PENDING) {
+    lua_pop(L, 1);
     return;
   }
+  lua_getiuservalue(L, ridx, RUV_WAITER);
   lua_insert(L, -2);
   ta_future_settle(L, -2, is_exc ? -1 : 1);
   lua_pop(L, 1);
@@ -185,23 +187,49 @@ static void wake_waiter(lua_State *L, ta_sreader *r, int is_exc) {
 
 /* ---- feeding ---- */
 
+/* Appends the string at didx to the reader at ridx (not at EOF), wakes
+** its waiting read, pauses the transport above twice the limit. */
+static void feed(lua_State *L, ta_sreader *r, int ridx, int didx) {
+  size_t n;
+  const char *p = lua_tolstring(L, didx, &n);
+  if (n == 0) return;
+  append(L, r, ridx, didx, p, n);
+  lua_pushboolean(L, 1);
+  wake_waiter(L, r, ridx, 0);
+  if (r->has_transport && !r->paused && (lua_Integer)r->len > 2 * r->limit &&
+      transport_call(L, r, ridx, "pause_reading", 1))
+    r->paused = 1;
+}
+
 /* feed_data(data) */
 static int r_feed_data(lua_State *L) {
   ta_sreader *r = checkreader(L, "feed_data");
-  size_t n;
-  const char *p;
   if (lua_type(L, 2) != LUA_TSTRING)
     return luaL_error(L, "bad argument #1 to 'feed_data' (string expected, got %s)", luaL_typename(L, 2));
-  p = lua_tolstring(L, 2, &n);
   if (r->eof) return ta_error(L, "RuntimeError", "feed_data after feed_eof");
-  if (n == 0) return 0;
-  append(L, r, 2, p, n);
-  lua_pushboolean(L, 1);
-  wake_waiter(L, r, 0);
-  if (r->has_transport && !r->paused && (lua_Integer)r->len > 2 * r->limit &&
-      transport_call(L, r, "pause_reading", 1))
-    r->paused = 1;
+  feed(L, r, 1, 2);
   return 0;
+}
+
+/* For the transport's read path (transport.c), which hands its data to a
+** StreamReaderProtocol's reader without the Lua calls in between. */
+
+/* The StreamReader at idx, NULL if it is something else. */
+ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx) {
+  return (ta_sreader *)ta_testudata(L, E, idx, TA_MT_STREAM_READER);
+}
+
+/* Whether the reader has an exception set (its reads raise it). */
+int ta_stream_reader_failed(const ta_sreader *r) {
+  return r->has_exc;
+}
+
+/* reader:feed_data(data) for the reader r at ridx and the string at didx,
+** returning 1; 0 (and nothing done) when feed_data would raise. */
+int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx) {
+  if (r->eof) return 0;
+  feed(L, r, lua_absindex(L, ridx), lua_absindex(L, didx));
+  return 1;
 }
 
 /* feed_eof() */
@@ -209,7 +237,7 @@ static int r_feed_eof(lua_State *L) {
   ta_sreader *r = checkreader(L, "feed_eof");
   r->eof = 1;
   lua_pushboolean(L, 1);
-  wake_waiter(L, r, 0);
+  wake_waiter(L, r, 1, 0);
   return 0;
 }
 
@@ -233,7 +261,7 @@ static int r_set_exception(lua_State *L) {
   r->has_exc = !lua_isnil(L, 2);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, 1, RUV_EXC);
-  wake_waiter(L, r, 1);
+  wake_waiter(L, r, 1, 1);
   return 0;
 }
 
@@ -279,9 +307,9 @@ static int r_discard_overrun(lua_State *L) {
 
 /* ---- waiting ---- */
 
-/* Makes the waiter (the spare future, or a new one of the reader's loop)
-** and awaits it (ta_future_await_k); k continues.  Stack: [reader,
-** args...]. */
+/* Makes the waiter (the last wait's future when ready, or a new one of the
+** reader's loop) and awaits it (ta_future_await_k); k continues.  Stack:
+** [reader, args...]. */
 static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fname,
                          lua_KFunction k) {
   if (r->waiting)
@@ -289,51 +317,41 @@ static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fn
                     "%s() called while another coroutine is already waiting for incoming data", fname);
   if (r->paused) {
     r->paused = 0;
-    transport_call(L, r, "resume_reading", 0);
+    transport_call(L, r, 1, "resume_reading", 0);
   }
-  if (r->has_spare) {
-    lua_getiuservalue(L, 1, RUV_SPARE);
-    r->has_spare = 0;
+  if (r->waiter_ready) {
+    lua_getiuservalue(L, 1, RUV_WAITER);
+    r->waiter_ready = 0;
   } else {
     lua_getiuservalue(L, 1, RUV_LOOP);
     ta_future_push_new(L, -1);
     lua_replace(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, RUV_WAITER);
+    r->waiter = (ta_future *)lua_touserdata(L, -1);
   }
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, RUV_WAITER);
   r->waiting = 1;
   return ta_future_await_k(L, t, lua_upvalueindex(UP_AWAIT), k);
 }
 
-/* In the continuation of wait_for_data: the waiter is dropped if it is
-** still there (asyncio's `finally: self._waiter = None` would also drop a
-** later read's waiter, which then never wakes), kept as the spare if its wait
-** ended with a result; a failed wait raises its error again.  Leaves the
-** stack as it was before the wait: [reader, args...] (nargs values). */
+/* In the continuation of wait_for_data: the wait ends if the waiter is
+** still its future (asyncio's `finally: self._waiter = None` would also
+** drop a later read's waiter, which then never wakes); that future is
+** kept for the next wait if this one ended with a result and no later
+** read has replaced it; a failed wait raises its error again.  Leaves
+** the stack as it was before the wait: [reader, args...] (nargs values). */
 static ta_sreader *after_wait(lua_State *L, int status, lua_KContext ctx, int nargs) {
   int failed = ta_future_wait_failed(L, status, (ta_task *)ctx);
   ta_sreader *r = (ta_sreader *)lua_touserdata(L, 1);
-  int fidx;
-  fidx = lua_gettop(L);
-  if (r->waiting) { /* still ours unless a wake-up dropped it */
-    lua_getiuservalue(L, 1, RUV_WAITER);
-    if (lua_rawequal(L, -1, fidx)) {
-      lua_pushnil(L);
-      lua_setiuservalue(L, 1, RUV_WAITER);
-      r->waiting = 0;
-    }
-    lua_pop(L, 1);
-  }
+  int fidx = lua_gettop(L);
+  int ours = r->waiter == (ta_future *)lua_touserdata(L, fidx);
+  if (ours) r->waiting = 0; /* (already, unless a cancellation woke it) */
   if (failed) {
     ta_future_cancel(L, fidx); /* in case it is not done yet */
     lua_settop(L, fidx - 1);
     lua_error(L);
   }
-  if (!r->has_spare && ta_future_reuse(L, fidx)) {
-    lua_pushvalue(L, fidx);
-    lua_setiuservalue(L, 1, RUV_SPARE);
-    r->has_spare = 1;
-  }
+  if (ours && ta_future_reuse(L, fidx)) r->waiter_ready = 1;
   lua_settop(L, nargs);
   return r;
 }

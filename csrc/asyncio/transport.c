@@ -7,11 +7,20 @@
 ** are two of its methods (Transport._read_ready, Transport.write) and call
 ** back into its Lua methods for everything but the common case.
 **
+** The same for the streams over such a transport (lua/asyncio/streams.lua):
+** StreamWriter.drain is here, and the read path
+** feeds a StreamReaderProtocol's reader (csrc/asyncio/streamreader.c)
+** itself; each does what the Lua methods do for the plain classes
+** (Transport, StreamReaderProtocol, as stream_transport_setup names them)
+** and calls the Lua methods for any other.
+**
 ** The read path tells "closing or paused" from its socket: the transport
 ** stops its socket's reading (sock_pause_reading) whenever it pauses or
 ** starts closing, so `read_paused` on the socket is set exactly then, and
 ** no Lua field is read per read.
 */
+#include <string.h>
+
 #include "asyncio/asyncio.h"
 #include "io/sock.h"
 
@@ -19,14 +28,58 @@
 #define READS_PER_CALL 16 /* then the rest waits for the loop's next batch */
 
 /* The fields the hot paths read are upvalues of their functions, interned
-** once (lua_getfield would look each name up in the string cache). */
-static const char *const field_names[] = {"_sock", "_protocol", "data_received", "_closing", "_eof_written"};
-enum { F_SOCK = 2, F_PROTOCOL, F_DATA_RECEIVED, F_CLOSING, F_EOF_WRITTEN, F_END }; /* upvalue 1: the engine */
+** once (lua_getfield would look each name up in the string cache).
+** Upvalue 1 is the engine, 2 the stream classes, then the names. */
+static const char *const field_names[] = {"_sock", "_protocol", "data_received", "_closing", "_eof_written",
+                                          "_reader", "transport", "_paused", "_connection_lost"};
+enum {
+  UP_CLASSES = 2,
+  F_SOCK,
+  F_PROTOCOL,
+  F_DATA_RECEIVED,
+  F_CLOSING,
+  F_EOF_WRITTEN,
+  F_READER,
+  F_TRANSPORT,
+  F_PAUSED,
+  F_CONNECTION_LOST,
+  F_END
+};
+
+/* What stream_transport_setup hands over from lua/asyncio/streams.lua,
+** compared by address (they are anchored in the userdata's user value, a
+** list indexed by H_*): the classes Transport and StreamReaderProtocol
+** (the metatables of their instances), StreamReaderProtocol.data_received
+** and the Lua StreamWriter.drain.  All NULL before the setup. */
+typedef struct {
+  const void *transport, *stream_protocol, *data_received;
+} stream_classes;
+enum { H_TRANSPORT = 1, H_STREAM_PROTOCOL, H_STREAM_DATA_RECEIVED, H_DRAIN, H_N = H_DRAIN };
+
+static const stream_classes *classes(lua_State *L) {
+  return (const stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
+}
+
+/* Whether the value at idx has the metatable cls (an instance of that
+** class itself, not of a subclass). */
+static int is_instance_of(lua_State *L, int idx, const void *cls) {
+  int yes;
+  if (cls == NULL || !lua_getmetatable(L, idx)) return 0;
+  yes = lua_topointer(L, -1) == cls;
+  lua_pop(L, 1);
+  return yes;
+}
 
 /* Pushes obj[field] (obj an absolute index) and returns its type. */
 static int get_field(lua_State *L, int obj, int field) {
   lua_pushvalue(L, lua_upvalueindex(field));
   return lua_gettable(L, obj);
+}
+
+/* The same without metamethods, for fields the constructors set. */
+static int rawget_field(lua_State *L, int obj, int field) {
+  lua_pushvalue(L, lua_upvalueindex(field));
+  return lua_rawget(L, obj);
 }
 
 /* t:name(the nargs values on top of the stack); t is at 1. */
@@ -41,6 +94,21 @@ static void call_method(lua_State *L, const char *name, int nargs) {
 ** other waiter in the slot makes _arm_read raise BusyResourceError). */
 static void arm_read(lua_State *L, ta_sock *s) {
   if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) call_method(L, "_arm_read", 0);
+}
+
+/* In the read path, on [transport, sock, data, protocol,
+** protocol.data_received]: StreamReaderProtocol's data_received,
+** self._reader:feed_data(data), done directly when the reader is a
+** StreamReader that takes the data; 0 if the caller has to call it. */
+static int feed_stream_reader(lua_State *L) {
+  ta_sreader *r;
+  int fed = 0;
+  if (lua_topointer(L, 5) != classes(L)->data_received || !lua_istable(L, 4)) return 0;
+  rawget_field(L, 4, F_READER); /* 6 */
+  r = ta_stream_reader_test(L, ta_upengine(L), 6);
+  if (r != NULL) fed = ta_stream_reader_feed(L, r, 6, 3);
+  lua_settop(L, 5);
+  return fed;
 }
 
 /* transport:_read_ready(): takes what the socket has received and hands it
@@ -77,7 +145,7 @@ static int l_read_ready(lua_State *L) {
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
     get_field(L, 1, F_PROTOCOL); /* 4 */
-    if (lua_toboolean(L, 4) && get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL) {
+    if (lua_toboolean(L, 4) && get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL && !feed_stream_reader(L)) {
       lua_pushvalue(L, 4);
       lua_pushvalue(L, 3);
       if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
@@ -104,7 +172,10 @@ static int l_read_ready(lua_State *L) {
 /* transport:write(data): never waits; what the socket does not take at
 ** once is queued (then t:_write_queued() arms the write wait and checks
 ** the high water mark).  A transport that is closing or had write_eof()
-** goes to t:_write_refused(data) (raises, or counts the lost write). */
+** goes to t:_write_refused(data) (raises, or counts the lost write).
+** Those two fields are read only when the socket says they may be set:
+** closing stops its reading (as for the read path) and write_eof() shuts
+** its sending down (or fails, and the transport closes). */
 static int l_write(lua_State *L) {
   ta_sockbox *box;
   ta_sock *s;
@@ -120,16 +191,18 @@ static int l_write(lua_State *L) {
   }
   lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
-  get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
-  get_field(L, 1, F_EOF_WRITTEN);
-  if (lua_toboolean(L, 3) || lua_toboolean(L, 4) || len == 0) {
-    lua_settop(L, 2);
-    call_method(L, "_write_refused", 1);
-    return 0;
-  }
-  get_field(L, 1, F_SOCK); /* 5 */
-  box = ta_checksockbox(L, 5);
+  get_field(L, 1, F_SOCK); /* 3 */
+  box = ta_checksockbox(L, 3);
   s = box->s;
+  if (s == NULL || s->read_paused || s->send_shut || len == 0) {
+    get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
+    get_field(L, 1, F_EOF_WRITTEN);
+    if (lua_toboolean(L, 4) || lua_toboolean(L, 5) || len == 0) {
+      lua_settop(L, 2);
+      call_method(L, "_write_refused", 1);
+      return 0;
+    }
+  }
   if (s == NULL) {
     rc = UV_EBADF;
   } else {
@@ -147,18 +220,84 @@ static int l_write(lua_State *L) {
   return 0;
 }
 
+/* ---- StreamWriter ---- */
+
+static int writer_drain_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L;
+  (void)status;
+  (void)ctx;
+  return 0;
+}
+
+/* writer:drain() (async): returns at once when the reader has no
+** exception, the transport (a Transport) is not closing and the protocol
+** (a StreamReaderProtocol) is neither paused nor lost; anything else goes
+** to the Lua drain, which may wait. */
+static int l_writer_drain(lua_State *L) {
+  const stream_classes *cls = classes(L);
+  ta_sreader *r;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  ta_async_check(L, "StreamWriter:drain", TA_ASYNCIO);
+  lua_settop(L, 1);
+  if (rawget_field(L, 1, F_READER) != LUA_TNIL) { /* 2 */
+    r = ta_stream_reader_test(L, ta_upengine(L), 2);
+    if (r == NULL || ta_stream_reader_failed(r)) goto slow;
+  }
+  rawget_field(L, 1, F_TRANSPORT); /* 3 */
+  if (!is_instance_of(L, 3, cls->transport) || rawget_field(L, 3, F_CLOSING) != LUA_TBOOLEAN ||
+      lua_toboolean(L, 4))
+    goto slow;
+  rawget_field(L, 1, F_PROTOCOL); /* 5 */
+  if (!is_instance_of(L, 5, cls->stream_protocol)) goto slow;
+  rawget_field(L, 5, F_PAUSED);
+  rawget_field(L, 5, F_CONNECTION_LOST);
+  if (lua_toboolean(L, 6) || lua_toboolean(L, 7)) goto slow;
+  return 0;
+slow:
+  lua_settop(L, 1);
+  lua_getiuservalue(L, lua_upvalueindex(UP_CLASSES), 1);
+  lua_rawgeti(L, -1, H_DRAIN);
+  lua_replace(L, -2);
+  lua_insert(L, 1);
+  lua_callk(L, 1, 0, 0, writer_drain_k);
+  return 0;
+}
+
+/* stream_transport_setup{Transport, StreamReaderProtocol,
+** StreamReaderProtocol.data_received, drain}: what lua/asyncio/streams.lua
+** hands over. */
+static int l_stream_transport_setup(lua_State *L) {
+  stream_classes *cls = (stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
+  luaL_checktype(L, 1, LUA_TTABLE);
+  for (int h = 1; h <= H_N; h++)
+    luaL_argcheck(L, lua_rawgeti(L, 1, h) == (h < H_STREAM_DATA_RECEIVED ? LUA_TTABLE : LUA_TFUNCTION), 1,
+                  "Transport, StreamReaderProtocol, data_received, drain expected");
+  cls->transport = lua_topointer(L, 2);
+  cls->stream_protocol = lua_topointer(L, 3);
+  cls->data_received = lua_topointer(L, 4);
+  lua_settop(L, 1);
+  lua_setiuservalue(L, lua_upvalueindex(UP_CLASSES), 1);
+  return 0;
+}
+
 /* Expects the module table and the engine on top (as ta_register). */
 int ta_open_transport(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"transport_read_ready", l_read_ready},
     {"transport_write", l_write},
+    {"stream_writer_drain", l_writer_drain},
+    {"stream_transport_setup", l_stream_transport_setup},
   };
-  int engine = lua_gettop(L);
+  int engine = lua_gettop(L), cls;
+  memset(lua_newuserdatauv(L, sizeof(stream_classes), 1), 0, sizeof(stream_classes));
+  cls = lua_gettop(L);
   for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
     lua_pushvalue(L, engine);
+    lua_pushvalue(L, cls);
     for (int f = F_SOCK; f < F_END; f++) lua_pushstring(L, field_names[f - F_SOCK]);
     lua_pushcclosure(L, funcs[i].func, F_END - 1);
     lua_setfield(L, engine - 1, funcs[i].name);
   }
+  lua_settop(L, engine);
   return 0;
 }

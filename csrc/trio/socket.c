@@ -66,14 +66,42 @@ static int check_resume(lua_State *L, ta_task *t) {
   return 0;
 }
 
-/* The socket at 1 for an operation, or the error: closed before the call
-** is EBADF, closed while this task waited is ClosedResourceError.  After
-** a wait, slot 1 of the same call holds the box checked before it. */
-static ta_sock *op_sock(lua_State *L, const char *fname, int waited) {
+/* Upvalues of the methods: the engine, the mode (PLAIN, RECVFROM: with
+** the address, STREAM: SocketStream's receive_some and send_all), the name
+** a flavor error gives, and the stream helpers (trio_stream_setup). */
+enum { UP_MODE = 2, UP_CALLER, UP_STREAM_HELPERS };
+enum { PLAIN, RECVFROM, STREAM };
+
+/* Raises the error on top; stream: for SocketStream's receive_some, which
+** raises the stream's errors itself (Trio's rules: ClosedResourceError,
+** BrokenResourceError with the OSError as cause) with the Lua helper of
+** lua/trio/streams.lua, so that its Lua method needs no pcall. */
+static int raise_op_error(lua_State *L, int stream) {
+  if (stream) {
+    if (lua_rawgeti(L, lua_upvalueindex(UP_STREAM_HELPERS), 1) == LUA_TFUNCTION) {
+      lua_pushvalue(L, -2);
+      lua_call(L, 1, 0); /* raises the stream's error */
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  return lua_error(L);
+}
+
+/* The socket at 1 for an operation, or the error (see raise_op_error):
+** closed before the call is EBADF, closed while this task waited is
+** ClosedResourceError.  After a wait, slot 1 of the same call holds the
+** box checked before it. */
+static ta_sock *op_sock(lua_State *L, const char *fname, int waited, int stream) {
   ta_sock *s = waited ? ((ta_sockbox *)lua_touserdata(L, 1))->s : ta_tosock(L, 1);
   if (s == NULL) {
-    if (waited) ta_error(L, "ClosedResourceError", "%s: another task closed this socket", fname);
-    ta_oserror(L, UV_EBADF, NULL, "%s: the socket is closed", fname);
+    if (waited) {
+      lua_pushfstring(L, "%s: another task closed this socket", fname);
+      ta_push_error(L, ta_upengine(L), "ClosedResourceError", lua_tostring(L, -1));
+    } else {
+      ta_push_oserror(L, UV_EBADF, NULL, "%s: the socket is closed", fname);
+    }
+    raise_op_error(L, stream);
   }
   ta_sock_reap(L, s);
   return s;
@@ -94,15 +122,15 @@ static size_t check_max(lua_State *L, int idx) {
 
 /* ---- recv, recvfrom ---- */
 
-enum { PLAIN, RECVFROM, STREAM }; /* the modes of the methods (upvalue 2) */
 #define STREAM_RECEIVE_SIZE 65536 /* receive_some's default (trio.SocketStream) */
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx);
 
-static int recv_try(lua_State *L, ta_task *t, int waited, int with_addr) {
+static int recv_try(lua_State *L, ta_task *t, int waited, int mode) {
+  int with_addr = mode == RECVFROM;
   const char *fname = with_addr ? "recvfrom" : "recv";
-  ta_sock *s = op_sock(L, fname, waited);
-  size_t max = check_max(L, 2);
+  ta_sock *s = op_sock(L, fname, waited, mode == STREAM);
+  size_t max = (size_t)lua_tointeger(L, 2); /* checked before the first try */
   int n;
   lua_settop(L, 2);
   if (s->kind == TA_SK_UDP) {
@@ -115,7 +143,10 @@ static int recv_try(lua_State *L, ta_task *t, int waited, int with_addr) {
     }
   }
   if (n > 0) return done(L, t, n, waited);
-  if (n != TA_IO_AGAIN) return ta_oserror(L, n, NULL, "%s", fname);
+  if (n != TA_IO_AGAIN) {
+    ta_push_oserror(L, n, NULL, "%s", fname);
+    return raise_op_error(L, mode == STREAM);
+  }
   return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, fname, slot_abort, recv_k);
 }
 
@@ -123,7 +154,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   ta_task *t = (ta_task *)ctx;
   (void)status;
   check_resume(L, t);
-  return recv_try(L, t, 1, lua_tointeger(L, lua_upvalueindex(2)) == RECVFROM);
+  return recv_try(L, t, 1, (int)lua_tointeger(L, lua_upvalueindex(UP_MODE)));
 }
 
 /* SocketStream's receive_some(max_bytes) checks its argument its own way
@@ -143,13 +174,12 @@ static void check_max_bytes(lua_State *L) {
 /* sock:recv(max) -> data ("" at the end of a stream) */
 static int m_recv(lua_State *L) {
   ta_task *t;
-  int with_addr, mode = (int)lua_tointeger(L, lua_upvalueindex(2));
+  int mode = (int)lua_tointeger(L, lua_upvalueindex(UP_MODE));
   if (mode == STREAM) check_max_bytes(L);
   check_max(L, 2);
-  with_addr = mode == RECVFROM;
-  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(3)), TA_TRIO);
+  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(UP_CALLER)), TA_TRIO);
   ta_check_cancelled(L, t);
-  return recv_try(L, t, 0, with_addr);
+  return recv_try(L, t, 0, mode);
 }
 
 /* ---- accept ---- */
@@ -157,7 +187,7 @@ static int m_recv(lua_State *L) {
 static int accept_k(lua_State *L, int status, lua_KContext ctx);
 
 static int accept_try(lua_State *L, ta_task *t, int waited) {
-  ta_sock *s = op_sock(L, "accept", waited);
+  ta_sock *s = op_sock(L, "accept", waited, 0);
   int n;
   lua_settop(L, 1);
   if (s->kind == TA_SK_UDP) return ta_oserror(L, UV_ENOTSUP, NULL, "accept");
@@ -199,7 +229,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx);
 /* After the data was handed over (some queued): wait until libuv wrote
 ** it; a cancelled wait leaves it queued (it is still sent). */
 static int send_wait(lua_State *L, ta_task *t, const char *fname) {
-  ta_sock *s = op_sock(L, fname, 1);
+  ta_sock *s = op_sock(L, fname, 1, 0);
   int rc = ta_stream_try_drain(s);
   if (rc == 0) {
     lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 2));
@@ -238,13 +268,13 @@ static int send_start(lua_State *L, ta_task *t, ta_sock *s, const struct sockadd
 static int m_send(lua_State *L) {
   ta_task *t;
   ta_sock *s;
-  if (lua_tointeger(L, lua_upvalueindex(2)) == STREAM && lua_type(L, 2) != LUA_TSTRING)
+  if (lua_tointeger(L, lua_upvalueindex(UP_MODE)) == STREAM && lua_type(L, 2) != LUA_TSTRING)
     return luaL_error(L, "bad argument #1 to 'send_all' (string expected, got %s)", luaL_typename(L, 2));
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
-  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(3)), TA_TRIO);
+  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(UP_CALLER)), TA_TRIO);
   ta_check_cancelled(L, t);
-  s = op_sock(L, "send", 0);
+  s = op_sock(L, "send", 0, 0);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "send: another task is already waiting to write to this socket");
   return send_start(L, t, s, NULL, "send");
@@ -261,7 +291,7 @@ static int m_sendto(lua_State *L) {
   ta_sock_toaddr(L, 3, b->family, &ss, "sendto", 2);
   t = ta_async_check(L, "sendto", TA_TRIO);
   ta_check_cancelled(L, t);
-  s = op_sock(L, "sendto", 0);
+  s = op_sock(L, "sendto", 0, 0);
   if (s->kind != TA_SK_UDP) return ta_oserror(L, UV_EISCONN, NULL, "sendto");
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "sendto: another task is already waiting to write to this socket");
@@ -292,7 +322,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   int rc;
   (void)status;
   check_resume(L, t);
-  s = op_sock(L, "connect", 1);
+  s = op_sock(L, "connect", 1, 0);
   rc = ta_sock_try_connect(s);
   if (rc == 0) return 0;
   if (rc != TA_IO_AGAIN) return connect_error(L, rc);
@@ -312,7 +342,7 @@ static int m_connect(lua_State *L) {
   len = ta_sock_toaddr(L, 2, b->family, &ss, "connect", 1);
   t = ta_async_check(L, "connect", TA_TRIO);
   ta_check_cancelled(L, t);
-  s = op_sock(L, "connect", 0);
+  s = op_sock(L, "connect", 0, 0);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "connect: another task is already waiting to write to this socket");
   if (s->kind == TA_SK_UDP) rc = ta_udp_connect(s, (struct sockaddr *)&ss);
@@ -349,10 +379,19 @@ static int l_writing(lua_State *L) {
   return 1;
 }
 
-/* Upvalues of the methods: the engine, the mode (PLAIN, RECVFROM: with
-** the address, STREAM: SocketStream's receive_some and send_all, which
-** are core.trio_stream_recv / trio_stream_send and check their arguments
-** and the flavor here, once per call), and the name a flavor error gives. */
+/* trio_stream_setup{recv_error}: the Lua helper that raises the stream
+** error for an error of SocketStream's receive_some (lua/trio/streams.lua);
+** upvalue 1: the stream helpers. */
+static int l_trio_stream_setup(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argcheck(L, lua_rawgeti(L, 1, 1) == LUA_TFUNCTION, 1, "recv_error function expected");
+  lua_rawseti(L, lua_upvalueindex(1), 1);
+  return 0;
+}
+
+/* The methods (see UP_MODE): SocketStream's receive_some and send_all are
+** core.trio_stream_recv / trio_stream_send, which check their arguments
+** and the flavor here, once per call. */
 int ta_open_trio_socket(lua_State *L) {
   static const struct { const char *name; lua_CFunction f; int mode; const char *caller; } methods[] = {
     {"accept", m_accept, PLAIN, "accept"},
@@ -369,17 +408,23 @@ int ta_open_trio_socket(lua_State *L) {
     {"sock_writing", l_writing},
     {NULL, NULL}
   };
-  int module = lua_gettop(L) - 1;
+  int module = lua_gettop(L) - 1, helpers;
+  lua_newtable(L); /* the stream helpers */
+  helpers = lua_gettop(L);
+  lua_pushvalue(L, helpers);
+  lua_pushcclosure(L, l_trio_stream_setup, 1);
+  lua_setfield(L, module, "trio_stream_setup");
   luaL_getmetatable(L, TA_SOCKET_MT);
   lua_getfield(L, -1, "__methods");
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-    lua_pushvalue(L, -3); /* engine */
+    lua_pushvalue(L, module + 1); /* engine */
     lua_pushinteger(L, methods[i].mode);
     lua_pushstring(L, methods[i].caller);
-    lua_pushcclosure(L, methods[i].f, 3);
+    lua_pushvalue(L, helpers);
+    lua_pushcclosure(L, methods[i].f, UP_STREAM_HELPERS);
     lua_setfield(L, strncmp(methods[i].name, "trio_stream_", 12) == 0 ? module : -2, methods[i].name);
   }
-  lua_pop(L, 2);
+  lua_settop(L, module + 1);
   ta_register(L, funcs);
   return 0;
 }

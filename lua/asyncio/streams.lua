@@ -201,10 +201,12 @@ return function(asyncio)
   local transport_is_closing = asyncio._Transport.is_closing
 
   --- writer:drain() (async): waits while the transport's buffer is above
-  -- its high water mark.  A plain Transport and a StreamReaderProtocol are
-  -- looked at directly (method calls were most of the cost of a drain
-  -- that has nothing to wait for); any other goes through its methods.
-  function StreamWriter:drain()
+  -- its high water mark.  The C StreamWriter.drain (csrc/asyncio/transport.c)
+  -- returns at once when there is nothing to wait for or raise, over a
+  -- Transport and a StreamReaderProtocol; it calls this for the rest.  A
+  -- plain Transport and a StreamReaderProtocol are looked at directly;
+  -- any other goes through its methods.
+  local function drain(self)
     check_aio("StreamWriter:drain")
     local reader = self._reader
     if reader ~= nil then
@@ -219,6 +221,8 @@ return function(asyncio)
       protocol:_drain_helper()
     end
   end
+  StreamWriter.drain = core.stream_writer_drain
+  core.stream_transport_setup { asyncio._Transport, StreamReaderProtocol, StreamReaderProtocol.data_received, drain }
 
   --- writer:start_tls(ssl_context, {server_hostname=, ssl_handshake_timeout=})
   -- (async): upgrades the connection to TLS (a server's writer takes the

@@ -132,11 +132,16 @@ return function(trio)
   function SocketStream:receive_some(max_bytes)
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:receive_some") end
     if self._closed then error(ClosedResourceError("this socket was already closed"), 2) end
-    local ok, data = pcall(stream_recv, self.socket, max_bytes) -- (it checks max_bytes and the flavor)
-    if ok then return data end
-    if ClosedResourceError:is(data) then error(ClosedResourceError("another task closed this stream"), 0) end
-    translate(data)
+    -- it checks max_bytes and the flavor, and raises its socket's errors
+    -- through recv_error (below): no pcall on the way of every receive
+    return stream_recv(self.socket, max_bytes)
   end
+
+  -- The stream error for an error of the socket's recv in receive_some
+  core.trio_stream_setup { function(err)
+    if ClosedResourceError:is(err) then error(ClosedResourceError("another task closed this stream"), 0) end
+    translate(err)
+  end }
 
   --- stream:close(): closes the socket (never waits)
   function SocketStream:close()
