@@ -220,6 +220,129 @@ describe("SocketStream errors (Trio's rules)", function()
     end)
   end)
 
+  -- send_all's busy mark lives on its socket, in C, from its checks to every
+  -- exit, and its errors are raised in C through the stream's send_error
+  it("send_all is busy through its schedule point too; every way out of it clears the mark", function()
+    run(function()
+      local a, b = socketpair_streams()
+      local order = {}
+      trio.open_nursery(function(n)
+        n:start_soon(function() -- written at once: its task yields at the schedule point
+          a:send_all("first")
+          order[#order + 1] = "first sent"
+        end)
+        n:start_soon(function() -- runs during that schedule point
+          local e = errof(a.send_all, a, "second")
+          assert.is_true(trio.BusyResourceError:is(e), tostring(e))
+          assert.equal("another task is currently sending data on this SocketStream", e.message)
+          e = errof(a.send_eof, a)
+          assert.is_true(trio.BusyResourceError:is(e), tostring(e))
+          order[#order + 1] = "busy"
+        end)
+      end)
+      assert.same({ "busy", "first sent" }, order)
+      assert.equal("first", b:receive_some())
+      -- cancelled before it started: Cancelled, nothing sent, the stream usable
+      local e
+      local cancelled = trio.CancelScope()
+      cancelled:run(function()
+        cancelled:cancel()
+        e = errof(a.send_all, a, "never")
+      end)
+      assert.is_true(trio.Cancelled:is(e), tostring(e))
+      -- argument errors, as before
+      assert_has(errof(a.send_all, a, {}), "bad argument #1 to 'send_all' (string expected, got table)")
+      a:send_all("")
+      a:send_all("after")
+      assert.equal("after", b:receive_some())
+      -- cancelled while its bytes wait in the queue: Cancelled, not busy any more
+      net.clog(a)
+      local scope = trio.move_on_after(0.02, a.send_all, a, "queued")
+      assert.is_true(scope.cancelled_caught)
+      e = errof(a.send_all, a, "more")
+      assert.is_true(trio.BrokenResourceError:is(e), tostring(e))
+      assert.equal("a previous send_all was cancelled while sending: the stream is unusable", e.message)
+      a:send_eof() -- not busy: the mark went with the cancellation
+      a:close()
+      b:close()
+    end)
+  end)
+
+  it("send_all's errors: closed before, closed while it waits, the socket's own (messages and causes)", function()
+    run(function()
+      local a, b = socketpair_streams()
+      a:close()
+      local e = errof(a.send_all, a, "x")
+      assert.is_true(trio.ClosedResourceError:is(e), tostring(e))
+      assert.equal("this socket was already closed", e.message)
+      -- the socket closed under the stream: EBADF becomes ClosedResourceError
+      b.socket:close()
+      e = errof(b.send_all, b, "x")
+      assert.is_true(trio.ClosedResourceError:is(e), tostring(e))
+      assert.equal("this socket was already closed", e.message)
+
+      -- another task closes it while the bytes wait: ClosedResourceError in
+      -- the sender, and the stream is not marked broken
+      a, b = socketpair_streams()
+      net.clog(a)
+      trio.open_nursery(function(n)
+        n:start_soon(function() e = errof(a.send_all, a, "x") end)
+        testing.wait_all_tasks_blocked()
+        a.socket:close()
+      end)
+      assert.is_true(trio.ClosedResourceError:is(e), tostring(e))
+      assert_has(e.message, "another task closed this socket")
+      assert.equal(0, a._send_ended)
+      a:close()
+      b:close()
+
+      -- the peer has gone: BrokenResourceError with the OSError as cause,
+      -- each time (the mark is cleared after an error)
+      a, b = socketpair_streams()
+      b:close()
+      for _ = 1, 2 do
+        e = errof(a.send_all, a, "x")
+        assert.is_true(trio.BrokenResourceError:is(e), tostring(e))
+        assert.is_true(errors.BrokenPipeError:is(e.cause), tostring(e.cause))
+        assert.equal("socket connection broken: " .. e.cause.message, e.message)
+      end
+      a:close()
+
+      -- a task waiting in the raw socket's send holds its write side
+      a, b = socketpair_streams()
+      net.clog(a)
+      trio.open_nursery(function(n)
+        n:start_soon(a.socket.send, a.socket, "raw")
+        testing.wait_all_tasks_blocked()
+        e = errof(a.send_all, a, "x")
+        n.cancel_scope:cancel()
+      end)
+      assert.is_true(trio.BusyResourceError:is(e), tostring(e))
+      assert.equal("send: another task is already waiting to write to this socket", e.message)
+      a:close()
+      b:close()
+    end)
+  end)
+
+  it("wait_send_all_might_not_block holds the busy mark while it waits, and clears it", function()
+    run(function()
+      local a, b = socketpair_streams()
+      net.clog(a)
+      local e
+      trio.open_nursery(function(n)
+        n:start_soon(a.wait_send_all_might_not_block, a)
+        testing.wait_all_tasks_blocked()
+        e = errof(a.send_all, a, "x")
+        n.cancel_scope:cancel()
+      end)
+      assert.is_true(trio.BusyResourceError:is(e), tostring(e))
+      assert.equal("another task is currently sending data on this SocketStream", e.message)
+      a:send_eof() -- not busy any more
+      a:close()
+      b:close()
+    end)
+  end)
+
   it("receive_some checks max_bytes; the wrong flavor raises FlavorError naming the method", function()
     local asyncio = require "asyncio"
     local a, b = tsocket.socketpair()

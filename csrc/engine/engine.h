@@ -241,6 +241,7 @@ int ta_schedule_point(lua_State *L, ta_task *t);
 int ta_checkpoint(lua_State *L, ta_task *t);
 int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret);
 int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret);
+int ta_schedule_point_k(lua_State *L, ta_task *t, int nret, lua_KFunction k);
 int ta_task_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k);
 void ta_reschedule(ta_task *t, int nvalues, int is_error);
 void ta_deliver_cancel(lua_State *L, ta_task *t);

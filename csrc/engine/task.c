@@ -381,11 +381,17 @@ int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort) {
 /* A schedule point without a cancellation check: back to the run queue.
 ** The top nret values of the stack are returned after it. */
 int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret) {
+  return ta_schedule_point_k(L, t, nret, resume_k);
+}
+
+/* The same, continued by k (it gets the task as context; t->kbase marks
+** where the nret values begin). */
+int ta_schedule_point_k(lua_State *L, ta_task *t, int nret, lua_KFunction k) {
   t->state = TA_RUNNABLE;
   t->trap = 1;
   t->kbase = lua_gettop(L) - nret;
   ta_runq_push(t->E, t);
-  return lua_yieldk(L, 0, (lua_KContext)t, resume_k);
+  return lua_yieldk(L, 0, (lua_KContext)t, k);
 }
 
 /* A task suspends to whoever drives it (an asyncio Task to its loop, which

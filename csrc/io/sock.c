@@ -174,6 +174,7 @@ static ta_sock *new_sock(lua_State *L, ta_engine *E, int family, int type, int p
   b->family = family;
   b->type = type;
   b->proto = proto;
+  b->stream_sending = 0;
   s->box = b;
   ta_setmetatable(L, E, TA_MT_SOCKET);
   return s;

@@ -86,6 +86,9 @@ struct ta_sock {
 struct ta_sockbox {
   ta_sock *s;                 /* NULL once closed */
   int family, type, proto;
+  unsigned char stream_sending; /* a Trio SocketStream's send_all (or
+                              ** wait_send_all_might_not_block) is under way
+                              ** on it: set and cleared by trio/socket.c */
 };
 
 /* ---- the object (sock.c) ---- */

@@ -67,24 +67,38 @@ static int check_resume(lua_State *L, ta_task *t) {
 }
 
 /* Upvalues of the methods: the engine, the mode (PLAIN, RECVFROM: with
-** the address, STREAM: SocketStream's receive_some and send_all), the name
-** a flavor error gives, and the stream helpers (trio_stream_setup). */
+** the address, STREAM: SocketStream's receive_some), the name a flavor
+** error gives, and the stream helpers (trio_stream_setup). */
 enum { UP_MODE = 2, UP_CALLER, UP_STREAM_HELPERS };
 enum { PLAIN, RECVFROM, STREAM };
 
-/* Raises the error on top; stream: for SocketStream's receive_some, which
-** raises the stream's errors itself (Trio's rules: ClosedResourceError,
-** BrokenResourceError with the OSError as cause) with the Lua helper of
-** lua/trio/streams.lua, so that its Lua method needs no pcall. */
-static int raise_op_error(lua_State *L, int stream) {
-  if (stream) {
-    if (lua_rawgeti(L, lua_upvalueindex(UP_STREAM_HELPERS), 1) == LUA_TFUNCTION) {
-      lua_pushvalue(L, -2);
-      lua_call(L, 1, 0); /* raises the stream's error */
-    } else {
-      lua_pop(L, 1);
-    }
+/* Who raises an operation's error: the operation itself (NO_HELPER), or
+** one of the Lua helpers of lua/trio/streams.lua, for SocketStream's
+** receive_some and send_all, which raise the stream's errors themselves
+** (Trio's rules: ClosedResourceError, BrokenResourceError with the
+** OSError as cause) so that their Lua methods need no pcall.  The value
+** is the helper's index in the stream helpers. */
+enum { NO_HELPER, RECV_ERROR, SEND_ERROR };
+
+/* Raises the error on top, through `helper`: recv_error(err), or
+** send_error(err, stream, writing) for SocketStream:send_all (arguments
+** socket, data, stream), whose busy mark it clears first. */
+static int raise_op_error(lua_State *L, int helper) {
+  int nargs = 1;
+  if (helper == NO_HELPER) return lua_error(L);
+  if (lua_rawgeti(L, lua_upvalueindex(UP_STREAM_HELPERS), helper) != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return lua_error(L);
   }
+  lua_pushvalue(L, -2);
+  if (helper == SEND_ERROR) {
+    ta_sockbox *b = (ta_sockbox *)lua_touserdata(L, 1);
+    b->stream_sending = 0;
+    lua_pushvalue(L, 3);
+    lua_pushboolean(L, b->s != NULL && b->s->nwreqs > 0); /* bytes still queued */
+    nargs = 3;
+  }
+  lua_call(L, nargs, 0); /* raises the stream's error */
   return lua_error(L);
 }
 
@@ -92,7 +106,7 @@ static int raise_op_error(lua_State *L, int stream) {
 ** closed before the call is EBADF, closed while this task waited is
 ** ClosedResourceError.  After a wait, slot 1 of the same call holds the
 ** box checked before it. */
-static ta_sock *op_sock(lua_State *L, const char *fname, int waited, int stream) {
+static ta_sock *op_sock(lua_State *L, const char *fname, int waited, int helper) {
   ta_sock *s = waited ? ((ta_sockbox *)lua_touserdata(L, 1))->s : ta_tosock(L, 1);
   if (s == NULL) {
     if (waited) {
@@ -101,7 +115,7 @@ static ta_sock *op_sock(lua_State *L, const char *fname, int waited, int stream)
     } else {
       ta_push_oserror(L, UV_EBADF, NULL, "%s: the socket is closed", fname);
     }
-    raise_op_error(L, stream);
+    raise_op_error(L, helper);
   }
   ta_sock_reap(L, s);
   return s;
@@ -129,7 +143,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx);
 static int recv_try(lua_State *L, ta_task *t, int waited, int mode) {
   int with_addr = mode == RECVFROM;
   const char *fname = with_addr ? "recvfrom" : "recv";
-  ta_sock *s = op_sock(L, fname, waited, mode == STREAM);
+  ta_sock *s = op_sock(L, fname, waited, mode == STREAM ? RECV_ERROR : NO_HELPER);
   size_t max = (size_t)lua_tointeger(L, 2); /* checked before the first try */
   int n;
   lua_settop(L, 2);
@@ -145,7 +159,7 @@ static int recv_try(lua_State *L, ta_task *t, int waited, int mode) {
   if (n > 0) return done(L, t, n, waited);
   if (n != TA_IO_AGAIN) {
     ta_push_oserror(L, n, NULL, "%s", fname);
-    return raise_op_error(L, mode == STREAM);
+    return raise_op_error(L, mode == STREAM ? RECV_ERROR : NO_HELPER);
   }
   return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, fname, slot_abort, recv_k);
 }
@@ -187,7 +201,7 @@ static int m_recv(lua_State *L) {
 static int accept_k(lua_State *L, int status, lua_KContext ctx);
 
 static int accept_try(lua_State *L, ta_task *t, int waited) {
-  ta_sock *s = op_sock(L, "accept", waited, 0);
+  ta_sock *s = op_sock(L, "accept", waited, NO_HELPER);
   int n;
   lua_settop(L, 1);
   if (s->kind == TA_SK_UDP) return ta_oserror(L, UV_ENOTSUP, NULL, "accept");
@@ -229,7 +243,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx);
 /* After the data was handed over (some queued): wait until libuv wrote
 ** it; a cancelled wait leaves it queued (it is still sent). */
 static int send_wait(lua_State *L, ta_task *t, const char *fname) {
-  ta_sock *s = op_sock(L, fname, 1, 0);
+  ta_sock *s = op_sock(L, fname, 1, NO_HELPER);
   int rc = ta_stream_try_drain(s);
   if (rc == 0) {
     lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 2));
@@ -268,13 +282,11 @@ static int send_start(lua_State *L, ta_task *t, ta_sock *s, const struct sockadd
 static int m_send(lua_State *L) {
   ta_task *t;
   ta_sock *s;
-  if (lua_tointeger(L, lua_upvalueindex(UP_MODE)) == STREAM && lua_type(L, 2) != LUA_TSTRING)
-    return luaL_error(L, "bad argument #1 to 'send_all' (string expected, got %s)", luaL_typename(L, 2));
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
-  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(UP_CALLER)), TA_TRIO);
+  t = ta_async_check(L, "send", TA_TRIO);
   ta_check_cancelled(L, t);
-  s = op_sock(L, "send", 0, 0);
+  s = op_sock(L, "send", 0, NO_HELPER);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "send: another task is already waiting to write to this socket");
   return send_start(L, t, s, NULL, "send");
@@ -291,11 +303,99 @@ static int m_sendto(lua_State *L) {
   ta_sock_toaddr(L, 3, b->family, &ss, "sendto", 2);
   t = ta_async_check(L, "sendto", TA_TRIO);
   ta_check_cancelled(L, t);
-  s = op_sock(L, "sendto", 0, 0);
+  s = op_sock(L, "sendto", 0, NO_HELPER);
   if (s->kind != TA_SK_UDP) return ta_oserror(L, UV_EISCONN, NULL, "sendto");
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "sendto: another task is already waiting to write to this socket");
   return send_start(L, t, s, (struct sockaddr *)&ss, "sendto");
+}
+
+/* ---- SocketStream:send_all ---- */
+
+/* core.trio_stream_send(sock, data, stream): the whole of
+** SocketStream:send_all but its checks of the stream's own fields.  The
+** socket's box carries the busy mark (stream_sending) from the checks to
+** every exit: a return, or an error raised through the stream's
+** send_error (raise_op_error), which also marks the stream broken when a
+** cancellation left bytes queued.  No pcall in Lua, no Lua field written
+** on the way of a send that succeeds. */
+static int stream_sent_k(lua_State *L, int status, lua_KContext ctx);
+static int stream_drained_k(lua_State *L, int status, lua_KContext ctx);
+
+static int stream_send_fail(lua_State *L, int rc) {
+  ta_push_oserror(L, rc, NULL, "send");
+  return raise_op_error(L, SEND_ERROR);
+}
+
+/* Queued bytes are being written: wait until they all are (a cancelled
+** wait leaves them queued: they are still sent, and the stream broken). */
+static int stream_send_wait(lua_State *L, ta_task *t) {
+  ta_sock *s = op_sock(L, "send", 1, SEND_ERROR);
+  int rc = ta_stream_try_drain(s);
+  if (rc == 0) {
+    ((ta_sockbox *)lua_touserdata(L, 1))->stream_sending = 0;
+    return 0;
+  }
+  if (rc != TA_IO_AGAIN) return stream_send_fail(L, rc);
+  return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "send", slot_abort, stream_drained_k);
+}
+
+static int stream_drained_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  if (t->resume_error) {
+    t->resume_error = 0;
+    return raise_op_error(L, SEND_ERROR);
+  }
+  return stream_send_wait(L, t);
+}
+
+/* after the schedule point of a send written at once */
+static int stream_sent_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  if (t->resume_error) {
+    t->resume_error = 0;
+    return raise_op_error(L, SEND_ERROR);
+  }
+  ((ta_sockbox *)lua_touserdata(L, 1))->stream_sending = 0;
+  return 0;
+}
+
+static int m_stream_send(lua_State *L) {
+  ta_sockbox *b = ta_checksockbox(L, 1);
+  ta_task *t;
+  ta_sock *s;
+  size_t written;
+  int rc;
+  if (b->stream_sending)
+    return ta_error(L, "BusyResourceError", "another task is currently sending data on this SocketStream");
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return luaL_error(L, "bad argument #1 to 'send_all' (string expected, got %s)", luaL_typename(L, 2));
+  lua_settop(L, 3);
+  t = ta_async_check(L, "SocketStream:send_all", TA_TRIO);
+  if (t->status->cancelled || ta_ki_for(t->E, t)) {
+    ta_push_cancelled(L, t);
+    return raise_op_error(L, SEND_ERROR);
+  }
+  s = op_sock(L, "send", 0, SEND_ERROR);
+  if (s->slot[TA_SIDE_WRITE].wake != NULL)
+    return ta_error(L, "BusyResourceError", "send: another task is already waiting to write to this socket");
+  b->stream_sending = 1;
+  rc = ta_stream_write(L, s, 2, 0, &written);
+  if (rc < 0) return stream_send_fail(L, rc);
+  if (rc == 1) return ta_schedule_point_k(L, t, 0, stream_sent_k);
+  return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "send", slot_abort, stream_drained_k);
+}
+
+/* trio_stream_sending(sock[, busy]) -> whether a SocketStream sends on
+** sock (wait_send_all_might_not_block and send_eof ask; the first also
+** sets it around its wait) */
+static int l_stream_sending(lua_State *L) {
+  ta_sockbox *b = ta_checksockbox(L, 1);
+  if (!lua_isnoneornil(L, 2)) b->stream_sending = (unsigned char)lua_toboolean(L, 2);
+  lua_pushboolean(L, b->stream_sending);
+  return 1;
 }
 
 /* ---- connect ---- */
@@ -322,7 +422,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   int rc;
   (void)status;
   check_resume(L, t);
-  s = op_sock(L, "connect", 1, 0);
+  s = op_sock(L, "connect", 1, NO_HELPER);
   rc = ta_sock_try_connect(s);
   if (rc == 0) return 0;
   if (rc != TA_IO_AGAIN) return connect_error(L, rc);
@@ -342,7 +442,7 @@ static int m_connect(lua_State *L) {
   len = ta_sock_toaddr(L, 2, b->family, &ss, "connect", 1);
   t = ta_async_check(L, "connect", TA_TRIO);
   ta_check_cancelled(L, t);
-  s = op_sock(L, "connect", 0, 0);
+  s = op_sock(L, "connect", 0, NO_HELPER);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "connect: another task is already waiting to write to this socket");
   if (s->kind == TA_SK_UDP) rc = ta_udp_connect(s, (struct sockaddr *)&ss);
@@ -379,13 +479,16 @@ static int l_writing(lua_State *L) {
   return 1;
 }
 
-/* trio_stream_setup{recv_error}: the Lua helper that raises the stream
-** error for an error of SocketStream's receive_some (lua/trio/streams.lua);
-** upvalue 1: the stream helpers. */
+/* trio_stream_setup{recv_error, send_error}: the Lua helpers that raise
+** the stream error for an error of SocketStream's receive_some and
+** send_all (lua/trio/streams.lua; see raise_op_error); upvalue 1: the
+** stream helpers. */
 static int l_trio_stream_setup(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_argcheck(L, lua_rawgeti(L, 1, 1) == LUA_TFUNCTION, 1, "recv_error function expected");
-  lua_rawseti(L, lua_upvalueindex(1), 1);
+  luaL_argcheck(L, lua_rawgeti(L, 1, RECV_ERROR) == LUA_TFUNCTION, 1, "recv_error function expected");
+  luaL_argcheck(L, lua_rawgeti(L, 1, SEND_ERROR) == LUA_TFUNCTION, 1, "send_error function expected");
+  lua_rawseti(L, lua_upvalueindex(1), SEND_ERROR);
+  lua_rawseti(L, lua_upvalueindex(1), RECV_ERROR);
   return 0;
 }
 
@@ -400,12 +503,13 @@ int ta_open_trio_socket(lua_State *L) {
     {"sendto", m_sendto, PLAIN, "sendto"},
     {"recv", m_recv, PLAIN, "recv"},
     {"recvfrom", m_recv, RECVFROM, "recvfrom"},
-    {"trio_stream_send", m_send, STREAM, "SocketStream:send_all"},
+    {"trio_stream_send", m_stream_send, STREAM, "SocketStream:send_all"},
     {"trio_stream_recv", m_recv, STREAM, "SocketStream:receive_some"},
   };
   static const luaL_Reg funcs[] = {
     {"trio_wait_io", l_wait_io},
     {"sock_writing", l_writing},
+    {"trio_stream_sending", l_stream_sending},
     {NULL, NULL}
   };
   int module = lua_gettop(L) - 1, helpers;

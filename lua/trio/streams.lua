@@ -23,8 +23,11 @@ return function(trio)
   local sock_methods = core.metatable("trio_asyncio.socket").__methods
   local raw_accept = sock_methods.accept
   local try_accept = core.sock_try_accept
-  -- sock:send / sock:recv whose flavor check names send_all / receive_some
+  -- SocketStream's send_all and receive_some, in C (csrc/trio/socket.c)
   local stream_send, stream_recv = core.trio_stream_send, core.trio_stream_recv
+  -- whether a send_all (or wait_send_all_might_not_block) is under way on
+  -- a stream's socket; sending(sock, busy) sets it
+  local sending = core.trio_stream_sending
 
   -- Errors of the socket become stream errors: EBADF means closed, other
   -- OS errors a broken connection; anything else (Cancelled, Busy, Closed)
@@ -53,18 +56,19 @@ return function(trio)
     if sock.family ~= tsocket.AF_UNIX then
       pcall(sock.setsockopt, sock, tsocket.IPPROTO_TCP, tsocket.TCP_NODELAY, true)
     end
-    return setmetatable({ socket = sock, _closed = false, _sending = false, _send_ended = 0 }, SocketStream)
+    return setmetatable({ socket = sock, _closed = false, _send_ended = 0 }, SocketStream)
   end
   trio.SocketStream = new_socket_stream
 
   -- Bits of stream._send_ended (one field for both: a stream's table then
-  -- holds four fields, the size of an idle connection's):
+  -- holds three fields, the size of an idle connection's; the busy mark of
+  -- a send is its socket's, in C):
   local EOF_SENT = 1     -- send_eof() done
   local SEND_BROKEN = 2  -- a send_all was cancelled midway: the stream is unusable
 
   local function check_send(self, fname)
     if self._closed then error(ClosedResourceError("this socket was already closed"), 3) end
-    if self._sending then
+    if sending(self.socket) then
       error(BusyResourceError("another task is currently sending data on this SocketStream"), 3)
     end
     if self._send_ended & SEND_BROKEN ~= 0 then
@@ -78,16 +82,11 @@ return function(trio)
   --- stream:send_all(data): returns once the socket took all of it.
   function SocketStream:send_all(data)
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:send_all") end
-    if self._closed or self._sending or self._send_ended ~= 0 then check_send(self, "send_all") end
-    self._sending = true
-    local ok, err = pcall(stream_send, self.socket, data) -- (it checks data and the flavor)
-    self._sending = false
-    if not ok then
-      if trio.Cancelled:is(err) and core.sock_writing(self.socket) then
-        self._send_ended = self._send_ended | SEND_BROKEN
-      end
-      translate(err)
-    end
+    if self._closed or self._send_ended ~= 0 then check_send(self, "send_all") end
+    -- it checks the busy mark, data and the flavor, marks the socket busy
+    -- until it returns, and raises its errors through send_error (below):
+    -- no pcall on the way of every send
+    stream_send(self.socket, data, self)
   end
 
   --- stream:wait_send_all_might_not_block(): returns once what was
@@ -96,7 +95,7 @@ return function(trio)
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:wait_send_all_might_not_block") end
     check_trio("SocketStream:wait_send_all_might_not_block")
     check_send(self, "wait_send_all_might_not_block")
-    self._sending = true
+    sending(self.socket, true)
     local ok, err = pcall(function()
       trio.lowlevel.checkpoint_if_cancelled()
       if not core.sock_writing(self.socket) then
@@ -109,7 +108,7 @@ return function(trio)
       end
       core.sock_try_drain(self.socket) -- raises the error of a failed write
     end)
-    self._sending = false
+    sending(self.socket, false)
     if not ok then translate(err) end
   end
 
@@ -117,7 +116,7 @@ return function(trio)
   function SocketStream:send_eof()
     if class_of(self) ~= SocketStream then bad_self(self, SocketStream, "SocketStream:send_eof") end
     check_trio("SocketStream:send_eof")
-    if self._sending then
+    if sending(self.socket) then
       error(BusyResourceError("another task is currently sending data on this SocketStream"), 2)
     end
     trio.lowlevel.checkpoint()
@@ -137,11 +136,19 @@ return function(trio)
     return stream_recv(self.socket, max_bytes)
   end
 
-  -- The stream error for an error of the socket's recv in receive_some
-  core.trio_stream_setup { function(err)
-    if ClosedResourceError:is(err) then error(ClosedResourceError("another task closed this stream"), 0) end
-    translate(err)
-  end }
+  -- The stream errors for an error of the socket's recv in receive_some,
+  -- and of its send in send_all (`writing`: bytes are still queued, so a
+  -- cancelled send leaves the stream unusable)
+  core.trio_stream_setup {
+    function(err) -- recv_error
+      if ClosedResourceError:is(err) then error(ClosedResourceError("another task closed this stream"), 0) end
+      translate(err)
+    end,
+    function(err, stream, writing) -- send_error
+      if writing and trio.Cancelled:is(err) then stream._send_ended = stream._send_ended | SEND_BROKEN end
+      translate(err)
+    end,
+  }
 
   --- stream:close(): closes the socket (never waits)
   function SocketStream:close()
