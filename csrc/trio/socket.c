@@ -67,9 +67,9 @@ static int check_resume(lua_State *L, ta_task *t) {
 }
 
 /* Upvalues of the methods: the engine, the mode (PLAIN, RECVFROM: with
-** the address, STREAM: SocketStream's receive_some), the name a flavor
-** error gives, and the stream helpers (trio_stream_setup). */
-enum { UP_MODE = 2, UP_CALLER, UP_STREAM_HELPERS };
+** the address, STREAM: SocketStream's receive_some) and the stream
+** helpers (trio_stream_setup). */
+enum { UP_MODE = 2, UP_STREAM_HELPERS };
 enum { PLAIN, RECVFROM, STREAM };
 
 /* Who raises an operation's error: the operation itself (NO_HELPER), or
@@ -102,12 +102,11 @@ static int raise_op_error(lua_State *L, int helper) {
   return lua_error(L);
 }
 
-/* The socket at 1 for an operation, or the error (see raise_op_error):
+/* The socket of box b for an operation, or the error (see raise_op_error):
 ** closed before the call is EBADF, closed while this task waited is
-** ClosedResourceError.  After a wait, slot 1 of the same call holds the
-** box checked before it. */
-static ta_sock *op_sock(lua_State *L, const char *fname, int waited, int helper) {
-  ta_sock *s = waited ? ((ta_sockbox *)lua_touserdata(L, 1))->s : ta_tosock(L, 1);
+** ClosedResourceError. */
+static ta_sock *box_sock(lua_State *L, ta_sockbox *b, const char *fname, int waited, int helper) {
+  ta_sock *s = b->s;
   if (s == NULL) {
     if (waited) {
       lua_pushfstring(L, "%s: another task closed this socket", fname);
@@ -119,6 +118,13 @@ static ta_sock *op_sock(lua_State *L, const char *fname, int waited, int helper)
   }
   ta_sock_reap(L, s);
   return s;
+}
+
+/* The same for the box at 1, checked here unless the task waited (slot 1
+** of the same call then holds the box checked before it). */
+static ta_sock *op_sock(lua_State *L, const char *fname, int waited, int helper) {
+  ta_sockbox *b = waited ? (ta_sockbox *)lua_touserdata(L, 1) : ta_checksockbox(L, 1);
+  return box_sock(L, b, fname, waited, helper);
 }
 
 /* Done: the results on top are returned, after a schedule point if the
@@ -187,11 +193,12 @@ static void check_max_bytes(lua_State *L) {
 
 /* sock:recv(max) -> data ("" at the end of a stream) */
 static int m_recv(lua_State *L) {
+  static const char *const names[] = {"recv", "recvfrom", "SocketStream:receive_some"}; /* by mode */
   ta_task *t;
   int mode = (int)lua_tointeger(L, lua_upvalueindex(UP_MODE));
   if (mode == STREAM) check_max_bytes(L);
-  check_max(L, 2);
-  t = ta_async_check(L, lua_tostring(L, lua_upvalueindex(UP_CALLER)), TA_TRIO);
+  else check_max(L, 2);
+  t = ta_async_check(L, names[mode], TA_TRIO);
   ta_check_cancelled(L, t);
   return recv_try(L, t, 0, mode);
 }
@@ -378,7 +385,7 @@ static int m_stream_send(lua_State *L) {
     ta_push_cancelled(L, t);
     return raise_op_error(L, SEND_ERROR);
   }
-  s = op_sock(L, "send", 0, SEND_ERROR);
+  s = box_sock(L, b, "send", 0, SEND_ERROR);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "send: another task is already waiting to write to this socket");
   b->stream_sending = 1;
@@ -496,15 +503,15 @@ static int l_trio_stream_setup(lua_State *L) {
 ** core.trio_stream_recv / trio_stream_send, which check their arguments
 ** and the flavor here, once per call. */
 int ta_open_trio_socket(lua_State *L) {
-  static const struct { const char *name; lua_CFunction f; int mode; const char *caller; } methods[] = {
-    {"accept", m_accept, PLAIN, "accept"},
-    {"connect", m_connect, PLAIN, "connect"},
-    {"send", m_send, PLAIN, "send"},
-    {"sendto", m_sendto, PLAIN, "sendto"},
-    {"recv", m_recv, PLAIN, "recv"},
-    {"recvfrom", m_recv, RECVFROM, "recvfrom"},
-    {"trio_stream_send", m_stream_send, STREAM, "SocketStream:send_all"},
-    {"trio_stream_recv", m_recv, STREAM, "SocketStream:receive_some"},
+  static const struct { const char *name; lua_CFunction f; int mode; } methods[] = {
+    {"accept", m_accept, PLAIN},
+    {"connect", m_connect, PLAIN},
+    {"send", m_send, PLAIN},
+    {"sendto", m_sendto, PLAIN},
+    {"recv", m_recv, PLAIN},
+    {"recvfrom", m_recv, RECVFROM},
+    {"trio_stream_send", m_stream_send, STREAM},
+    {"trio_stream_recv", m_recv, STREAM},
   };
   static const luaL_Reg funcs[] = {
     {"trio_wait_io", l_wait_io},
@@ -523,7 +530,6 @@ int ta_open_trio_socket(lua_State *L) {
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     lua_pushvalue(L, module + 1); /* engine */
     lua_pushinteger(L, methods[i].mode);
-    lua_pushstring(L, methods[i].caller);
     lua_pushvalue(L, helpers);
     lua_pushcclosure(L, methods[i].f, UP_STREAM_HELPERS);
     lua_setfield(L, strncmp(methods[i].name, "trio_stream_", 12) == 0 ? module : -2, methods[i].name);
