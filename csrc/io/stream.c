@@ -25,9 +25,10 @@
 #define RBUF_SMALL 1024
 #define RBUF_LARGE_MAX (256 * 1024)
 /* Emptied small buffers are kept by the engine for the next read (up to
-** this many): a batch of reads on many connections would otherwise take
-** most of them from malloc's arena rather than its small per-thread cache. */
-#define RBUF_SPARES_MAX 64
+** this many, 256 KiB): a batch of reads on many connections (one per
+** connection with a request in flight) would otherwise take most of them
+** from malloc's arena rather than its small per-thread cache. */
+#define RBUF_SPARES_MAX 256
 
 static char *take_small_rbuf(ta_engine *E) {
   char *b = (char *)E->spare_rbufs;
