@@ -66,10 +66,11 @@ static int check_resume(lua_State *L, ta_task *t) {
   return 0;
 }
 
-/* Upvalues of the methods: the engine, the mode (PLAIN, RECVFROM: with
-** the address, STREAM: SocketStream's receive_some) and the stream
-** helpers (trio_stream_setup). */
-enum { UP_MODE = 2, UP_STREAM_HELPERS };
+/* Upvalues of the methods: the engine and the stream helpers
+** (trio_stream_setup). */
+enum { UP_STREAM_HELPERS = 2 };
+/* The ways of recv: the plain method, recvfrom (with the address), and
+** SocketStream's receive_some (its checks, its errors). */
 enum { PLAIN, RECVFROM, STREAM };
 
 /* Who raises an operation's error: the operation itself (NO_HELPER), or
@@ -145,12 +146,15 @@ static size_t check_max(lua_State *L, int idx) {
 #define STREAM_RECEIVE_SIZE 65536 /* receive_some's default (trio.SocketStream) */
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx);
+static int recvfrom_k(lua_State *L, int status, lua_KContext ctx);
+static int stream_recv_k(lua_State *L, int status, lua_KContext ctx);
 
-static int recv_try(lua_State *L, ta_task *t, int waited, int mode) {
+/* One try; max was checked before the first one (slot 2 holds it). */
+static int recv_try(lua_State *L, ta_task *t, int waited, int mode, size_t max) {
+  static const lua_KFunction again[] = {recv_k, recvfrom_k, stream_recv_k}; /* by mode */
   int with_addr = mode == RECVFROM;
   const char *fname = with_addr ? "recvfrom" : "recv";
   ta_sock *s = op_sock(L, fname, waited, mode == STREAM ? RECV_ERROR : NO_HELPER);
-  size_t max = (size_t)lua_tointeger(L, 2); /* checked before the first try */
   int n;
   lua_settop(L, 2);
   if (s->kind == TA_SK_UDP) {
@@ -167,40 +171,70 @@ static int recv_try(lua_State *L, ta_task *t, int waited, int mode) {
     ta_push_oserror(L, n, NULL, "%s", fname);
     return raise_op_error(L, mode == STREAM ? RECV_ERROR : NO_HELPER);
   }
-  return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, fname, slot_abort, recv_k);
+  return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, fname, slot_abort, again[mode]);
+}
+
+/* Woken: the next try (a continuation per mode, so that the mode is known
+** without reading it from the stack) */
+static int recv_again(lua_State *L, lua_KContext ctx, int mode) {
+  ta_task *t = (ta_task *)ctx;
+  check_resume(L, t);
+  return recv_try(L, t, 1, mode, (size_t)lua_tointeger(L, 2));
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_task *t = (ta_task *)ctx;
   (void)status;
-  check_resume(L, t);
-  return recv_try(L, t, 1, (int)lua_tointeger(L, lua_upvalueindex(UP_MODE)));
+  return recv_again(L, ctx, PLAIN);
+}
+
+static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return recv_again(L, ctx, RECVFROM);
+}
+
+static int stream_recv_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return recv_again(L, ctx, STREAM);
 }
 
 /* SocketStream's receive_some(max_bytes) checks its argument its own way
-** (nil is the default size). */
-static void check_max_bytes(lua_State *L) {
+** (nil is the default size, put in slot 2). */
+static size_t check_max_bytes(lua_State *L) {
+  lua_Integer max;
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
     lua_pushinteger(L, STREAM_RECEIVE_SIZE);
-  } else if (!lua_isinteger(L, 2)) {
+    return STREAM_RECEIVE_SIZE;
+  }
+  if (!lua_isinteger(L, 2))
     luaL_error(L, "bad argument #1 to 'receive_some' (max_bytes: integer expected, got %s)",
                lua_type(L, 2) == LUA_TNUMBER ? "float" : luaL_typename(L, 2));
-  } else if (lua_tointeger(L, 2) < 1) {
-    luaL_error(L, "bad argument #1 to 'receive_some' (max_bytes must be >= 1)");
-  }
+  max = lua_tointeger(L, 2);
+  if (max < 1) luaL_error(L, "bad argument #1 to 'receive_some' (max_bytes must be >= 1)");
+  return (size_t)max;
+}
+
+static int recv_start(lua_State *L, int mode) {
+  static const char *const names[] = {"recv", "recvfrom", "SocketStream:receive_some"}; /* by mode */
+  size_t max = mode == STREAM ? check_max_bytes(L) : check_max(L, 2);
+  ta_task *t = ta_async_check(L, names[mode], TA_TRIO);
+  ta_check_cancelled(L, t);
+  return recv_try(L, t, 0, mode, max);
 }
 
 /* sock:recv(max) -> data ("" at the end of a stream) */
 static int m_recv(lua_State *L) {
-  static const char *const names[] = {"recv", "recvfrom", "SocketStream:receive_some"}; /* by mode */
-  ta_task *t;
-  int mode = (int)lua_tointeger(L, lua_upvalueindex(UP_MODE));
-  if (mode == STREAM) check_max_bytes(L);
-  else check_max(L, 2);
-  t = ta_async_check(L, names[mode], TA_TRIO);
-  ta_check_cancelled(L, t);
-  return recv_try(L, t, 0, mode);
+  return recv_start(L, PLAIN);
+}
+
+/* sock:recvfrom(max) -> data, address */
+static int m_recvfrom(lua_State *L) {
+  return recv_start(L, RECVFROM);
+}
+
+/* core.trio_stream_recv(sock, max_bytes): SocketStream:receive_some */
+static int m_stream_recv(lua_State *L) {
+  return recv_start(L, STREAM);
 }
 
 /* ---- accept ---- */
@@ -347,24 +381,25 @@ static int stream_send_wait(lua_State *L, ta_task *t) {
   return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "send", slot_abort, stream_drained_k);
 }
 
+/* A send resumed with an error (Cancelled): raised as the stream's. */
+static void stream_send_check_resume(lua_State *L, ta_task *t) {
+  if (t->resume_error) {
+    t->resume_error = 0;
+    raise_op_error(L, SEND_ERROR);
+  }
+}
+
 static int stream_drained_k(lua_State *L, int status, lua_KContext ctx) {
   ta_task *t = (ta_task *)ctx;
   (void)status;
-  if (t->resume_error) {
-    t->resume_error = 0;
-    return raise_op_error(L, SEND_ERROR);
-  }
+  stream_send_check_resume(L, t);
   return stream_send_wait(L, t);
 }
 
 /* after the schedule point of a send written at once */
 static int stream_sent_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_task *t = (ta_task *)ctx;
   (void)status;
-  if (t->resume_error) {
-    t->resume_error = 0;
-    return raise_op_error(L, SEND_ERROR);
-  }
+  stream_send_check_resume(L, (ta_task *)ctx);
   ((ta_sockbox *)lua_touserdata(L, 1))->stream_sending = 0;
   return 0;
 }
@@ -499,19 +534,19 @@ static int l_trio_stream_setup(lua_State *L) {
   return 0;
 }
 
-/* The methods (see UP_MODE): SocketStream's receive_some and send_all are
-** core.trio_stream_recv / trio_stream_send, which check their arguments
-** and the flavor here, once per call. */
+/* The methods (upvalues: the engine, the stream helpers): SocketStream's
+** receive_some and send_all are core.trio_stream_recv / trio_stream_send,
+** which check their arguments and the flavor here, once per call. */
 int ta_open_trio_socket(lua_State *L) {
-  static const struct { const char *name; lua_CFunction f; int mode; } methods[] = {
-    {"accept", m_accept, PLAIN},
-    {"connect", m_connect, PLAIN},
-    {"send", m_send, PLAIN},
-    {"sendto", m_sendto, PLAIN},
-    {"recv", m_recv, PLAIN},
-    {"recvfrom", m_recv, RECVFROM},
-    {"trio_stream_send", m_stream_send, STREAM},
-    {"trio_stream_recv", m_recv, STREAM},
+  static const luaL_Reg methods[] = {
+    {"accept", m_accept},
+    {"connect", m_connect},
+    {"send", m_send},
+    {"sendto", m_sendto},
+    {"recv", m_recv},
+    {"recvfrom", m_recvfrom},
+    {"trio_stream_send", m_stream_send},
+    {"trio_stream_recv", m_stream_recv},
   };
   static const luaL_Reg funcs[] = {
     {"trio_wait_io", l_wait_io},
@@ -529,9 +564,8 @@ int ta_open_trio_socket(lua_State *L) {
   lua_getfield(L, -1, "__methods");
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     lua_pushvalue(L, module + 1); /* engine */
-    lua_pushinteger(L, methods[i].mode);
     lua_pushvalue(L, helpers);
-    lua_pushcclosure(L, methods[i].f, UP_STREAM_HELPERS);
+    lua_pushcclosure(L, methods[i].func, UP_STREAM_HELPERS);
     lua_setfield(L, strncmp(methods[i].name, "trio_stream_", 12) == 0 ? module : -2, methods[i].name);
   }
   lua_settop(L, module + 1);
