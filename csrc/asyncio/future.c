@@ -15,6 +15,7 @@
 ** queue, user variables), as in asyncio: a Task collected while pending is
 ** reported.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "asyncio/asyncio.h"
@@ -71,18 +72,6 @@ static ta_future *new_future(lua_State *L, int loopidx, int kind) {
   lua_pushvalue(L, loopidx);
   lua_setiuservalue(L, -2, FUV_LOOP);
   return f;
-}
-
-/* A loop lists its pending Tasks (for all_tasks), through their engine
-** tasks' sibling links. */
-static void link_task(ta_loop *lp, ta_task *t) {
-  TA_LIST_PUSH(lp->tasks, t, sib_prev, sib_next);
-  lp->ntasks++;
-}
-
-static void unlink_task(ta_loop *lp, ta_task *t) {
-  TA_LIST_REMOVE(lp->tasks, t, sib_prev, sib_next);
-  lp->ntasks--;
 }
 
 /* The side table: weak-keyed, future -> {field = value}. */
@@ -646,7 +635,6 @@ static int f_gc(lua_State *L) {
       luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
       t->ctx_ref = LUA_NOREF;
       t->E->nunanchored--;
-      unlink_task(f->loop, t);
     }
     ta_weak_unref(L, t->E, t->ref); /* kept after the task ended, for its name */
     t->ref = LUA_NOREF;
@@ -786,7 +774,6 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   int fidx;
   ta_push_weak(L, E, t->ref);
   fidx = lua_gettop(L);
-  unlink_task(f->loop, t);
   if (ok && f->must_cancel) {
     /* it cancelled itself and returned before another await: as asyncio,
     ** the Task ends cancelled (its results are dropped) */
@@ -880,7 +867,6 @@ static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *f
     luaL_traceback(L, L, "Task created at:", 1);
     set_extra(L, fidx, "source_traceback");
   }
-  link_task(lp, ta_future_task((ta_future *)lua_touserdata(L, fidx)));
   lua_pushvalue(L, fidx); /* its first step */
   ta_loop_append_to(L, lp, 1);
   return 1;
@@ -964,17 +950,40 @@ static int l_current_aio_task(lua_State *L) {
   return 1;
 }
 
-/* loop_tasks(loop) -> list of the loop's pending Tasks, oldest first. */
+static int by_creation(const void *a, const void *b) {
+  uint32_t ia = (*(ta_task *const *)a)->id, ib = (*(ta_task *const *)b)->id;
+  return (ia > ib) - (ia < ib);
+}
+
+/* loop_tasks(loop) -> list of the loop's pending Tasks, oldest first.
+** Every Task has its slot in the engine's weak registry (its engine
+** task's ref), so they are found there, not kept in a list of the loop:
+** two links less in each Task, for a call that is rare (asyncio.run's
+** end, all_tasks).  Ids are given in creation order. */
 static int l_loop_tasks(lua_State *L) {
-  ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_LOOP);
-  ta_task *t = lp->tasks;
-  int n = 0;
-  lua_createtable(L, (int)lp->ntasks, 0);
-  while (t != NULL && t->sib_next != NULL) t = t->sib_next;
-  for (; t != NULL; t = t->sib_prev) {
-    ta_push_weak(L, t->E, t->ref);
-    if (lua_isnil(L, -1)) lua_pop(L, 1); /* being collected */
-    else lua_rawseti(L, -2, ++n);
+  ta_engine *E = ta_upengine(L);
+  ta_loop *lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
+  const void *task_mt = E->mt[TA_MT_AIOTASK];
+  ta_task **found;
+  int n = 0, weak;
+  lua_settop(L, 1);
+  found = (ta_task **)lua_newuserdatauv(L, (size_t)E->weak_top * sizeof *found, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  weak = lua_gettop(L);
+  for (int id = 1; id <= E->weak_top; id++) {
+    lua_rawgeti(L, weak, id);
+    if (ta_udata_mt(L, -1) == task_mt) {
+      ta_future *f = (ta_future *)lua_touserdata(L, -1);
+      ta_task *t = ta_future_task(f);
+      if (f->loop == lp && t->state != TA_DONE) found[n++] = t;
+    }
+    lua_pop(L, 1);
+  }
+  qsort(found, (size_t)n, sizeof *found, by_creation);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, weak, found[i]->ref);
+    lua_rawseti(L, -2, i + 1);
   }
   return 1;
 }

@@ -167,7 +167,7 @@ typedef struct ta_task_kind {
 /* ---- tasks (task.c) ----
 ** The fields up to `status` are what every task has.  The rest only a task
 ** the engine schedules itself (ta_spawn: Trio tasks, the main task) uses:
-** cancel status, owner, parking, lots, exit retries.  A task of a compact
+** cancel status, owner and siblings, parking, lots, exit retries.  A task of a compact
 ** kind (an asyncio Task: its loop steps it, nothing parks it, it is in no
 ** cancel status, lot or nursery) is allocated without them,
 ** TA_TASK_COMPACT_SIZE bytes, and never touches them. */
@@ -175,7 +175,6 @@ struct ta_task {
   ta_engine *E;
   lua_State *co;            /* NULL once the task has exited */
   const ta_task_kind *kind;
-  ta_task *sib_prev, *sib_next; /* among its owner's tasks */
   void *wait;               /* what it is parked on (lot, endpoint, future, ...) */
   ta_timer timer;           /* sleeps */
   int ref;                  /* anchored: registry ref while alive; else its weak id */
@@ -183,7 +182,7 @@ struct ta_task {
   int kbase;                /* stack top when it yielded: resume values lie above */
   int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
   uint32_t id;
-  /* Bit fields, so that a compact task is 96 bytes (an asyncio Task's
+  /* Bit fields, so that a compact task is 80 bytes (an asyncio Task's
   ** userdata then fits a malloc block 16 bytes smaller). */
   unsigned char flavor : 2;         /* TA_TRIO, TA_ASYNCIO or TA_BOTH */
   unsigned char state : 3;          /* TA_NEW ... TA_DONE */
@@ -201,6 +200,7 @@ struct ta_task {
   unsigned char system_tree : 1;    /* a system task, or a task under one (ta_task_in_system_tree) */
   /* ---- not in a compact task ---- */
   ta_status *status;
+  ta_task *sib_prev, *sib_next; /* among its owner's tasks (a nursery's children) */
   ta_task *status_prev, *status_next;
   void *owner;              /* what holds it: a nursery (the kind knows) */
   ta_abort_fn abort;
