@@ -38,6 +38,7 @@ struct ta_loop {
   int debug;                /* report slow callbacks, record where tasks are created */
   int has_factory;          /* a task factory is set (loop:set_task_factory) */
   double slow_callback_duration;
+  size_t npending;          /* its pending Tasks (future.c: loop_tasks) */
   struct ta_aiowatch **fdw;  /* add_reader / add_writer by fd */
   int nfdw;
   struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */

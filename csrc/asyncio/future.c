@@ -635,6 +635,7 @@ static int f_gc(lua_State *L) {
       luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
       t->ctx_ref = LUA_NOREF;
       t->E->nunanchored--;
+      f->loop->npending--;
     }
     ta_weak_unref(L, t->E, t->ref); /* kept after the task ended, for its name */
     t->ref = LUA_NOREF;
@@ -774,6 +775,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
   int fidx;
   ta_push_weak(L, E, t->ref);
   fidx = lua_gettop(L);
+  f->loop->npending--;
   if (ok && f->must_cancel) {
     /* it cancelled itself and returned before another await: as asyncio,
     ** the Task ends cancelled (its results are dropped) */
@@ -863,6 +865,7 @@ static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *f
   ta_task_init(L, E, ta_future_task(new_future(L, 1, TA_KIND_TASK)), 2, nargs, TA_ASYNCIO,
                parent && parent->co == L ? parent : NULL, &ta_aio_task_kind, TASK_UV_THREAD);
   fidx = lua_gettop(L);
+  lp->npending++;
   if (lp->debug) {
     luaL_traceback(L, L, "Task created at:", 1);
     set_extra(L, fidx, "source_traceback");
@@ -959,7 +962,9 @@ static int by_creation(const void *a, const void *b) {
 ** Every Task has its slot in the engine's weak registry (its engine
 ** task's ref), so they are found there, not kept in a list of the loop:
 ** two links less in each Task, for a call that is rare (asyncio.run's
-** end, all_tasks).  Ids are given in creation order. */
+** end, all_tasks), and that the loop's count of pending Tasks cuts short
+** (none, the usual case at the end of a run: no search).  Ids are given
+** in creation order. */
 static int l_loop_tasks(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_loop *lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
@@ -967,10 +972,10 @@ static int l_loop_tasks(lua_State *L) {
   ta_task **found;
   int n = 0, weak;
   lua_settop(L, 1);
-  found = (ta_task **)lua_newuserdatauv(L, (size_t)E->weak_top * sizeof *found, 0);
+  found = (ta_task **)lua_newuserdatauv(L, lp->npending * sizeof *found, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
   weak = lua_gettop(L);
-  for (int id = 1; id <= E->weak_top; id++) {
+  for (int id = 1; id <= E->weak_top && (size_t)n < lp->npending; id++) {
     lua_rawgeti(L, weak, id);
     if (ta_udata_mt(L, -1) == task_mt) {
       ta_future *f = (ta_future *)lua_touserdata(L, -1);
