@@ -98,6 +98,40 @@ describe("create_task", function()
     end)
   end)
 
+  it("a Task keeps its loop alive, before it starts, while it sleeps and once it is done", function()
+    -- (its thread keeps the loop while it runs, then the Task itself does)
+    local weak = setmetatable({}, { __mode = "v" })
+    local tasks = {}
+    do
+      local loop = asyncio.new_event_loop()
+      weak.loop = loop
+      loop:set_exception_handler(function() end) -- (the pending ones, collected at the end)
+      tasks.sleeping = loop:create_task(asyncio.sleep, 10)
+      tasks.done = loop:create_task(function() return 1, 2 end)
+      tasks.failed = loop:create_task(function() error("boom") end)
+      tasks.cancelled = loop:create_task(function() end)
+      tasks.cancelled:cancel()
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      tasks.new = loop:create_task(asyncio.sleep, 10)
+      loop:close()
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_not_nil(weak.loop)
+    for _, name in ipairs({ "sleeping", "done", "failed", "cancelled", "new" }) do
+      assert.equal(weak.loop, tasks[name]:get_loop())
+    end
+    assert.same({ n = 2, 1, 2 }, table.pack(tasks.done:result()))
+    assert.matches("boom", tostring(tasks.failed:exception()), 1, true)
+    assert.is_true(tasks.cancelled:cancelled())
+    assert.is_false(tasks.sleeping:done())
+    assert.is_false(tasks.new:done())
+    tasks = nil -- luacheck: ignore 311
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_nil(weak.loop)
+  end)
+
   it("returns multiple values through :result(), :await() and run_until_complete", function()
     with_loop(function(loop)
       local t = loop:create_task(function() return 1, nil, "three", false end)

@@ -26,11 +26,13 @@
 
 /* User values: the loop; the done callbacks while pending, then the
 ** outcome: the result (a list when there are several) or the error
-** (has_exc); third, a plain future's cancel hook, a Task's thread.  Rarely
+** (has_exc); third, a plain future's cancel hook.  A Task has two: its
+** first is its thread while it runs, which keeps the loop below the
+** Task's function (create_task), then the loop (aio_task_exited).  Rarely
 ** used fields live in a side table (extra_key): message (of a
 ** cancellation), name and source_traceback (of a Task). */
 enum { FUV_LOOP = 1, FUV_STATE, FUV_HOOK, FUT_NUV = FUV_HOOK };
-enum { TASK_UV_THREAD = FUV_HOOK, TASK_NUV = TASK_UV_THREAD };
+enum { TASK_UV_THREAD = FUV_LOOP, TASK_NUV = FUV_STATE };
 
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine: upvalue 1 of the core functions, else found with
@@ -69,9 +71,18 @@ static ta_future *new_future(lua_State *L, int loopidx, int kind) {
   f->kind = (unsigned char)kind;
   f->retrieved = 1;
   ta_setmetatable(L, lp->E, task ? TA_MT_AIOTASK : TA_MT_FUTURE);
-  lua_pushvalue(L, loopidx);
-  lua_setiuservalue(L, -2, FUV_LOOP);
+  if (!task) {
+    lua_pushvalue(L, loopidx);
+    lua_setiuservalue(L, -2, FUV_LOOP);
+  }
   return f;
+}
+
+/* Pushes the loop of the future f at fidx: a Task finds it by the loop's
+** weak id (it keeps the loop alive, see TASK_UV_THREAD). */
+static void push_future_loop(lua_State *L, ta_future *f, int fidx) {
+  if (f->kind == TA_KIND_TASK) ta_push_weak(L, f->loop->E, f->loop->ref);
+  else lua_getiuservalue(L, fidx, FUV_LOOP);
 }
 
 /* The side table: weak-keyed, future -> {field = value}. */
@@ -187,7 +198,7 @@ static int trio_wait_abort(lua_State *L, ta_task *t);
 ** task. */
 static void schedule_one(lua_State *L, ta_future *f, int fidx) {
   if (ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
-    lua_getiuservalue(L, fidx, FUV_LOOP);
+    push_future_loop(L, f, fidx);
     lua_insert(L, -2);
     ta_loop_append_to(L, f->loop, -2);
     lua_pop(L, 1);
@@ -447,8 +458,7 @@ static int f_remove_done_callback(lua_State *L) {
 }
 
 static int f_get_loop(lua_State *L) {
-  checkfuture(L, 1);
-  lua_getiuservalue(L, 1, FUV_LOOP);
+  push_future_loop(L, checkfuture(L, 1), 1);
   return 1;
 }
 
@@ -502,7 +512,7 @@ void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm) {
 static void wake_from_sleep(lua_State *L, ta_task *t, int tidx) {
   tidx = lua_absindex(L, tidx);
   ta_aio_task_sleep_release(L, &t->timer);
-  lua_getiuservalue(L, tidx, FUV_LOOP);
+  push_future_loop(L, ta_task_future(t), tidx);
   lua_pushvalue(L, tidx);
   ta_loop_append_to(L, ta_task_future(t)->loop, -2);
   lua_pop(L, 1);
@@ -661,9 +671,9 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
 
 /* ---- Tasks ---- */
 
-/* Runs one step of the Task at tidx; resume values (or an error) for its
-** coroutine are already on its thread. */
-static void task_step(lua_State *L, int tidx) {
+/* Runs one step of the Task at tidx, its loop being at loopidx; resume
+** values (or an error) for its coroutine are already on its thread. */
+static void task_step(lua_State *L, int tidx, int loopidx) {
   ta_future *f = (ta_future *)lua_touserdata(L, tidx), *prev;
   ta_task *t = ta_future_task(f);
   ta_loop *lp = f->loop;
@@ -698,10 +708,8 @@ static void task_step(lua_State *L, int tidx) {
     }
     lua_pop(L, 1);
   } else if (t->timer.index < 0) { /* a bare yield, or an await already satisfied: step soon */
-    lua_getiuservalue(L, tidx, FUV_LOOP);
     lua_pushvalue(L, tidx);
-    ta_loop_append_to(L, lp, -2);
-    lua_pop(L, 1);
+    ta_loop_append_to(L, lp, loopidx);
   } else if (f->must_cancel) { /* it cancelled itself, then slept */
     wake_from_sleep(L, t, tidx);
   }
@@ -725,9 +733,10 @@ static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx
   t->nargs = n;
 }
 
-/* The ready queue runs the Task at tidx: its first step, a step after a
-** bare yield, or the wake-up of the future it awaits, done by now. */
-void ta_aio_task_run(lua_State *L, int tidx) {
+/* The ready queue of the loop at loopidx runs the Task at tidx: its first
+** step, a step after a bare yield, or the wake-up of the future it awaits,
+** done by now. */
+void ta_aio_task_run(lua_State *L, int tidx, int loopidx) {
   ta_future *f = (ta_future *)lua_touserdata(L, tidx);
   ta_task *t = ta_future_task(f);
   ta_future *w = (ta_future *)t->wait;
@@ -747,7 +756,7 @@ void ta_aio_task_run(lua_State *L, int tidx) {
     resume_with_outcome(L, t, w, lua_gettop(L));
     lua_pop(L, 1);
   }
-  task_step(L, tidx);
+  task_step(L, tidx, loopidx);
 }
 
 static int is_instance(lua_State *L, int idx, int clsref) {
@@ -795,6 +804,8 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
     lua_pushvalue(L, fidx - 1);
     settle(L, f, fidx, 1);
   }
+  ta_push_weak(L, E, f->loop->ref); /* the loop instead of the thread (TASK_UV_THREAD) */
+  lua_setiuservalue(L, fidx, TASK_UV_THREAD);
   lua_settop(L, fidx - 1);
 }
 
@@ -851,7 +862,7 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
 static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
   ta_engine *E = ta_upengine(L);
   int nargs = lua_gettop(L) - 2, fidx;
-  ta_task *parent = E->current;
+  ta_task *parent = E->current, *t;
   if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
   ta_check_callable(L, 2);
   lua_settop(L, nargs + 2);
@@ -862,8 +873,9 @@ static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *f
     lua_call(L, nargs + 2, 1);
     return 1;
   }
-  ta_task_init(L, E, ta_future_task(new_future(L, 1, TA_KIND_TASK)), 2, nargs, TA_ASYNCIO,
-               parent && parent->co == L ? parent : NULL, &ta_aio_task_kind, TASK_UV_THREAD);
+  t = ta_future_task(new_future(L, 1, TA_KIND_TASK));
+  ta_task_init(L, E, t, 2, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL,
+               &ta_aio_task_kind, TASK_UV_THREAD, 1);
   fidx = lua_gettop(L);
   lp->npending++;
   if (lp->debug) {

@@ -582,7 +582,7 @@ static void run_entry(lua_State *L, ta_loop *lp) {
     if (h->kind == TA_KIND_TASK) {
       batch_drop(L, lp, SLOT_RING, 1);
       n = 0;
-      ta_aio_task_run(L, SLOT_ENTRY);
+      ta_aio_task_run(L, SLOT_ENTRY, SLOT_LOOP);
     } else if (!h->cancelled) {
       run_handle(L, lp, h);
     }

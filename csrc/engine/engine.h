@@ -156,7 +156,9 @@ typedef struct ta_task_kind {
   ** for a kind that is not anchored, whose tasks ta_task_init makes. */
   int compact;
   /* The task ended: ok with nres results on t->co, or its error on top
-  ** of L (the hook leaves it there).  NULL: nothing to tell. */
+  ** of L (the hook leaves it there).  The hook of a kind whose tasks keep
+  ** a value (ta_task_init) replaces the thread in its user value.  NULL:
+  ** nothing to tell. */
   void (*exited)(lua_State *L, ta_task *t, int ok, int nres);
   /* Pushes an explicitly given name and returns it, or returns NULL. */
   const char *(*name)(lua_State *L, ta_task *t);
@@ -198,6 +200,7 @@ struct ta_task {
   unsigned char reported : 1;       /* its exit was told to its owner (task.c report_exit) */
   unsigned char tell_on_yield : 1;  /* parked under a cancellation: told once it has yielded */
   unsigned char system_tree : 1;    /* a system task, or a task under one (ta_task_in_system_tree) */
+  unsigned char keeps : 1;          /* its thread keeps a value alive (ta_task_init keepidx) */
   /* ---- not in a compact task ---- */
   ta_status *status;
   ta_task *sib_prev, *sib_next; /* among its owner's tasks (a nursery's children) */
@@ -223,7 +226,7 @@ ta_task *ta_current(lua_State *L);
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor);
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
-                  ta_task *parent, const ta_task_kind *kind, int thread_uv);
+                  ta_task *parent, const ta_task_kind *kind, int thread_uv, int keepidx);
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   const ta_task_kind *kind, ta_status *st, ta_task *parent);
 void ta_push_task(lua_State *L, ta_task *t);
