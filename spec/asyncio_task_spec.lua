@@ -355,6 +355,63 @@ describe("a Task's engine task is compact (no Trio part: engine.h)", function()
   end)
 end)
 
+describe("sleeping Tasks held by the ready queue's free slots (loop.c: leases)", function()
+  -- Tasks that go to sleep in the step the ready queue runs are kept alive
+  -- by the queue slot they left; entries queued later take the slots back
+  -- and move them on. Nothing else refers to these Tasks: one dropped by
+  -- mistake would be collected (and reported) and never wake.
+  local function burst(n, opts)
+    local reported, woke = {}, {}
+    asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      loop:set_exception_handler(function(_, ctx) reported[#reported + 1] = ctx.message end)
+      local cancelled = {}
+      for i = 1, n do
+        local t = asyncio.create_task(function()
+          local ok, e = pcall(asyncio.sleep, 0.02 + (i % 5) * 0.01)
+          woke[#woke + 1] = ok and i or errors.class_of(e) == CancelledError and -i or e
+        end)
+        if opts.cancel and i % opts.cancel == 0 then cancelled[#cancelled + 1] = t end
+      end
+      asyncio.sleep(0) -- each ran its first step and sleeps now
+      for round = 1, opts.rounds or 0 do -- queue past the held slots, more than once around
+        local count = 0
+        for _ = 1, 3 * n do loop:call_soon(function() count = count + 1 end) end
+        if round == 1 then for _, t in ipairs(cancelled) do t:cancel() end end
+        collectgarbage("collect")
+        asyncio.sleep(0)
+        asyncio.sleep(0)
+        assert.equal(3 * n, count)
+      end
+      cancelled = nil -- luacheck: ignore 311
+      collectgarbage("collect")
+      local deadline = loop:time() + 5
+      while #woke < n and loop:time() < deadline do asyncio.sleep(0.01) end
+    end)
+    return woke, reported
+  end
+
+  it("a burst of 1,000 sleeping Tasks, collected meanwhile, all wake", function()
+    local woke, reported = burst(1000, {})
+    assert.same({}, reported)
+    table.sort(woke)
+    for i = 1, 1000 do assert.equal(i, woke[i]) end
+  end)
+
+  it("callbacks queued over their slots, some cancelled: each Task wakes once, as it should", function()
+    local woke, reported = burst(500, { rounds = 4, cancel = 7 })
+    assert.same({}, reported)
+    assert.equal(500, #woke)
+    local seen = {}
+    for _, v in ipairs(woke) do
+      assert.is_number(v)
+      assert.is_nil(seen[math.abs(v)])
+      seen[math.abs(v)] = true
+      assert.equal(math.abs(v) % 7 == 0, v < 0) -- cancelled ones end with CancelledError
+    end
+  end)
+end)
+
 describe("Task:cancel", function()
   it("cancel(msg) makes an awaiting task raise CancelledError with msg; the task ends cancelled", function()
     local r = asyncio.run(function()

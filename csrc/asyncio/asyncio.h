@@ -26,6 +26,8 @@ struct ta_loop {
   int ready_head;           /* ...where the oldest is (from 0)... */
   int ready_cap;            /* ...and its size, a power of two */
   int batch_left;           /* entries of the running batch not yet run (at the head) */
+  int step_slot;            /* the slot the Task being stepped left (0: none, or taken) */
+  int nleases;              /* sleeping Tasks anchored by free slots of the ring */
   int calling;              /* the callback of the head entry runs */
   uint64_t call_start;      /* debug mode: when that callback started */
   void *outer_loop;         /* E->running_loop before the driver's turn */
@@ -101,6 +103,8 @@ int ta_push_running_loop(lua_State *L, ta_engine *E);
 int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay);
 void ta_loop_ready_from_timer(lua_State *L, ta_loop *lp);
 void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm);
+int ta_loop_lease(lua_State *L, ta_loop *lp);
+void ta_loop_drop_anchor(lua_State *L, ta_loop *lp, ta_timer *tm, int loopidx, int push);
 void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
 int ta_loop_driven(ta_loop *lp);

@@ -484,18 +484,18 @@ static int f_await(lua_State *L) {
 /* A Task's own sleep: asyncio.sleep(delay) called by a Task arms the
 ** Task's engine timer in its loop's heap, with no Future and no
 ** TimerHandle (together they were a fifth of what a sleeping Task costs);
-** a registry reference (the timer's ref) keeps the Task alive meanwhile, as the TimerHandle
-** of Python's sleep does.  Task:cancel() ends the sleep early. */
+** the timer's ref keeps the Task alive meanwhile, as the TimerHandle of
+** Python's sleep does: the lease of the ready-ring slot the Task left for
+** this step (loop.c, ta_loop_lease), else a registry reference.
+** Task:cancel() ends the sleep early. */
 #define aiotask_of_timer(tm) \
   ((ta_aiotask *)((char *)(tm) - offsetof(ta_task, timer) - offsetof(ta_aiotask, t)))
 
 static void task_sleep_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
-  ta_aiotask *at = aiotask_of_timer(tm);
+  ta_loop *lp = aiotask_of_timer(tm)->f.loop;
   (void)E;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, tm->ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
-  tm->ref = LUA_NOREF;
-  ta_loop_ready_from_timer(L, at->f.loop);
+  ta_loop_drop_anchor(L, lp, tm, lp->loop_idx, 1);
+  ta_loop_ready_from_timer(L, lp);
 }
 
 /* Ends a Task's own sleep without waking it (its loop is released, or it
@@ -503,7 +503,7 @@ static void task_sleep_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm) {
   ta_aiotask *at = aiotask_of_timer(tm);
   if (tm->index >= 0) ta_heap_remove(&at->f.loop->timers, tm);
-  if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
+  if (L != NULL) ta_loop_drop_anchor(L, at->f.loop, tm, 0, 0);
   tm->ref = LUA_NOREF;
 }
 
@@ -562,11 +562,11 @@ static int l_aio_sleep(lua_State *L) {
     ta_aiotask *at = (ta_aiotask *)ta_task_future(t);
     lua_settop(L, 2);
     ta_push_weak(L, t->E, t->ref);
-    t->timer.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->timer.ref = ta_loop_lease(L, at->f.loop); /* anchored by its ring slot, or else: */
+    if (t->timer.ref == LUA_NOREF) t->timer.ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->timer.cb = task_sleep_fired;
     if (ta_loop_arm_timer(at->f.loop, &t->timer, delay) != 0) {
-      luaL_unref(L, LUA_REGISTRYINDEX, t->timer.ref);
-      t->timer.ref = LUA_NOREF;
+      ta_loop_drop_anchor(L, at->f.loop, &t->timer, 0, 0);
       return luaL_error(L, "asyncio.sleep: not enough memory");
     }
     t->wait = NULL;

@@ -90,8 +90,9 @@ enum { TA_ENGINE_UV_RETRY_ERROR = 1, TA_ENGINE_NUV = 1 };
 ** A timer carries its own callback, as libuv's do: the engine fires due
 ** timers without knowing what owns them.  An owner that must stay alive
 ** while its timer is armed (an asyncio TimerHandle, a sleeping asyncio
-** Task) keeps its registry reference in `ref`, which the engine never
-** touches (it fills what would be padding). */
+** Task) keeps its registry reference (or, for a Task, the lease of a ring
+** slot: asyncio/loop.c) in `ref`, which the engine never touches (it fills
+** what would be padding). */
 typedef void (*ta_timer_cb)(lua_State *L, ta_engine *E, ta_timer *tm);
 struct ta_timer {
   double when;
