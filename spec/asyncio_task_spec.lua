@@ -391,6 +391,28 @@ describe("sleeping Tasks held by the ready queue's free slots (loop.c: leases)",
     return woke, reported
   end
 
+  it("a loop dropped while its Tasks sleep stays alive, with them, until it is closed", function()
+    local weak = setmetatable({}, { __mode = "v" })
+    do
+      local loop = asyncio.new_event_loop()
+      loop:set_exception_handler(function() end)
+      for _ = 1, 20 do loop:create_task(asyncio.sleep, 10) end
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      weak.loop, weak.task = loop, loop:create_task(asyncio.sleep, 10)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_not_nil(weak.loop)
+    assert.is_not_nil(weak.task)
+    assert.is_false(weak.task:done())
+    weak.loop:close() -- drops the sleeps: then nothing holds them
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_nil(weak.task)
+    assert.is_nil(weak.loop)
+  end)
+
   it("a burst of 1,000 sleeping Tasks, collected meanwhile, all wake", function()
     local woke, reported = burst(1000, {})
     assert.same({}, reported)

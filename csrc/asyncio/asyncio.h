@@ -27,7 +27,8 @@ struct ta_loop {
   int ready_cap;            /* ...and its size, a power of two */
   int batch_left;           /* entries of the running batch not yet run (at the head) */
   int step_slot;            /* the slot the Task being stepped left (0: none, or taken) */
-  int nleases;              /* sleeping Tasks anchored by free slots of the ring */
+  int nleases;              /* sleeping Tasks anchored by free slots of the ring... */
+  int lease_ref;            /* ...while there are, the loop's registry reference */
   int calling;              /* the callback of the head entry runs */
   uint64_t call_start;      /* debug mode: when that callback started */
   void *outer_loop;         /* E->running_loop before the driver's turn */

@@ -91,6 +91,8 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
   lp->ready_head = lp->nready = lp->batch_left = 0;
   lp->ready_cap = cap;
   lp->step_slot = lp->nleases = 0;
+  luaL_unref(L, LUA_REGISTRYINDEX, lp->lease_ref);
+  lp->lease_ref = LUA_NOREF;
 }
 
 /* ---- sleeping Tasks anchored by the ring ----
@@ -102,10 +104,28 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
 ** takes no registry slot each: the ring's array, as long as the burst and
 ** empty now, holds them.  When the ring needs a leased slot again for an
 ** entry (take_slot), the Task it holds moves to the registry.  Free slots
-** hold nothing else but the placeholders of a growth (false). */
+** hold nothing else but the placeholders of a growth (false).  While some
+** Tasks hold leases the loop has a registry reference, as when they hold
+** registry references themselves (they keep their loop alive): a loop
+** dropped while Tasks sleep stays, as asyncio's scheduled timers keep a
+** loop, instead of going with them unreported. */
 #define LEASE_REF(slot) (LUA_NOREF - (slot))
 #define LEASED_SLOT(ref) (LUA_NOREF - (ref))
 #define IS_LEASE(ref) ((ref) < LUA_NOREF)
+
+static void lease_added(lua_State *L, ta_loop *lp, int loopidx) {
+  if (lp->nleases++ == 0) {
+    lua_pushvalue(L, loopidx);
+    lp->lease_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+}
+
+static void lease_removed(lua_State *L, ta_loop *lp) {
+  if (--lp->nleases == 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, lp->lease_ref);
+    lp->lease_ref = LUA_NOREF;
+  }
+}
 
 static int slot_free(const ta_loop *lp, int slot) {
   return ((slot - 1 - lp->ready_head) & (lp->ready_cap - 1)) >= lp->nready;
@@ -134,7 +154,7 @@ static void take_slot(lua_State *L, ta_loop *lp, int ring, int slot) {
     tm->ref = LEASE_REF(behind);
   } else {
     tm->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lp->nleases--;
+    lease_removed(L, lp);
   }
 }
 
@@ -152,11 +172,12 @@ int ta_loop_lease(lua_State *L, ta_loop *lp) {
     lua_pop(L, 3);
     return LUA_NOREF;
   }
-  lua_pushvalue(L, -4);
-  lua_rawseti(L, -3, slot);
-  lua_pop(L, 4);
+  lua_pop(L, 1);
+  lease_added(L, lp, -2);
+  lua_pushvalue(L, -3);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 3);
   lp->step_slot = 0;
-  lp->nleases++;
   return LEASE_REF(slot);
 }
 
@@ -182,7 +203,7 @@ void ta_loop_drop_anchor(lua_State *L, ta_loop *lp, ta_timer *tm, int loopidx, i
       lua_rawseti(L, -2, slot);
     }
     lua_pop(L, 1);
-    lp->nleases--;
+    lease_removed(L, lp);
   }
   tm->ref = LUA_NOREF;
 }
@@ -966,6 +987,7 @@ static int l_loop_new(lua_State *L) {
   memset(lp, 0, sizeof *lp);
   lp->E = E;
   lp->slow_callback_duration = DEFAULT_SLOW_CALLBACK_DURATION;
+  lp->lease_ref = LUA_NOREF;
   luaL_setmetatable(L, LOOP_MT);
   ready_new(L, lp, lua_gettop(L), READY_MIN_CAP);
   lua_newtable(L);
