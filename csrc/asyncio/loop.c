@@ -103,12 +103,13 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
 ** registry reference.  A burst of Tasks that all sleep (W7: 100,000) then
 ** takes no registry slot each: the ring's array, as long as the burst and
 ** empty now, holds them.  When the ring needs a leased slot again for an
-** entry (take_slot), the Task it holds moves to the registry.  Free slots
-** hold nothing else but the placeholders of a growth (false).  While some
-** Tasks hold leases the loop has a registry reference, as when they hold
-** registry references themselves (they keep their loop alive): a loop
-** dropped while Tasks sleep stays, as asyncio's scheduled timers keep a
-** loop, instead of going with them unreported. */
+** entry (take_slot), the Task it holds moves on to another free slot, or
+** else to the registry.  Free slots hold nothing else but the placeholders
+** of a growth (false).  While some Tasks hold leases the loop has a
+** registry reference, as when they hold registry references themselves
+** (each keeps its loop alive): a loop dropped while its Tasks sleep stays
+** alive with them until it is closed, rather than being collected with
+** them, unreported. */
 #define LEASE_REF(slot) (LUA_NOREF - (slot))
 #define LEASED_SLOT(ref) (LUA_NOREF - (ref))
 #define IS_LEASE(ref) ((ref) < LUA_NOREF)
