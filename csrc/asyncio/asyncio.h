@@ -25,6 +25,7 @@ struct ta_loop {
   int nready;               /* entries in the ready ring (a user value)... */
   int ready_head;           /* ...where the oldest is (from 0)... */
   int ready_cap;            /* ...and its size, a power of two */
+  int ready_room;           /* ready_cap, 0 while there are leases: queueing past it is slow */
   int batch_left;           /* entries of the running batch not yet run (at the head) */
   int step_slot;            /* the slot the Task being stepped left (0: none, or taken) */
   int nleases;              /* sleeping Tasks anchored by free slots of the ring... */

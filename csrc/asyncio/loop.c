@@ -89,7 +89,7 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
   lua_createtable(L, cap, 0);
   lua_setiuservalue(L, loopidx, UV_READY);
   lp->ready_head = lp->nready = lp->batch_left = 0;
-  lp->ready_cap = cap;
+  lp->ready_cap = lp->ready_room = cap;
   lp->step_slot = lp->nleases = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, lp->lease_ref);
   lp->lease_ref = LUA_NOREF;
@@ -103,7 +103,7 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
 ** registry reference.  A burst of Tasks that all sleep (W7: 100,000) then
 ** takes no registry slot each: the ring's array, as long as the burst and
 ** empty now, holds them.  When the ring needs a leased slot again for an
-** entry (take_slot), the Task it holds moves on to another free slot, or
+** entry (ready_ring, take_slot), the Task it holds moves on to another free slot, or
 ** else to the registry.  Free slots hold nothing else but the placeholders
 ** of a growth (false).  While some Tasks hold leases the loop has a
 ** registry reference, as when they hold registry references themselves
@@ -118,6 +118,7 @@ static void lease_added(lua_State *L, ta_loop *lp, int loopidx) {
   if (lp->nleases++ == 0) {
     lua_pushvalue(L, loopidx);
     lp->lease_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lp->ready_room = 0; /* queueing takes the slow path, which takes slots back */
   }
 }
 
@@ -125,6 +126,7 @@ static void lease_removed(lua_State *L, ta_loop *lp) {
   if (--lp->nleases == 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, lp->lease_ref);
     lp->lease_ref = LUA_NOREF;
+    lp->ready_room = lp->ready_cap;
   }
 }
 
@@ -236,13 +238,28 @@ static void ready_grow(lua_State *L, ta_loop *lp, int loopidx) {
   }
   lua_pop(L, 1);
   lp->ready_cap = 2 * cap;
+  if (lp->nleases == 0) lp->ready_room = lp->ready_cap;
+}
+
+/* The ring on top of the stack is about to get n more entries: the
+** sleeping Tasks their slots hold move (take_slot). */
+static void take_slots(lua_State *L, ta_loop *lp, int n) {
+  int ring = lua_gettop(L);
+  for (int i = 1; i <= n; i++) take_slot(L, lp, ring, ready_slot(lp, lp->nready + i));
+}
+
+/* ready_ring's slow path: the ring is full, or has leases. */
+static void ready_make_room(lua_State *L, ta_loop *lp, int loopidx, int n) {
+  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
+  lua_getiuservalue(L, loopidx, UV_READY);
+  if (lp->nleases > 0) take_slots(L, lp, n);
 }
 
 /* Pushes the ring of the loop at loopidx, with room for n (1 or 2) more
 ** entries. */
 static inline void ready_ring(lua_State *L, ta_loop *lp, int loopidx, int n) {
-  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
-  lua_getiuservalue(L, loopidx, UV_READY);
+  if (lp->nready + n > lp->ready_room) ready_make_room(L, lp, loopidx, n);
+  else lua_getiuservalue(L, loopidx, UV_READY);
 }
 
 /* The n values from stack index first on (left there) join the ready
@@ -251,10 +268,6 @@ static inline void ready_ring(lua_State *L, ta_loop *lp, int loopidx, int n) {
 static inline void ready_put(lua_State *L, ta_loop *lp, int loopidx, int first, int n) {
   ready_ring(L, lp, loopidx, n);
   if (first < 0) first--; /* (the ring is above it now) */
-  if (lp->nleases > 0) {
-    int ring = lua_gettop(L);
-    for (int i = 1; i <= n; i++) take_slot(L, lp, ring, ready_slot(lp, lp->nready + i));
-  }
   lua_pushvalue(L, first);
   lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
   if (n == 2) {
@@ -428,7 +441,6 @@ static int l_call_soon(lua_State *L) {
   if (lua_type(L, 2) != LUA_TFUNCTION) ta_check_callable(L, 2);
   check_open(L, lp, "call_soon");
   ready_ring(L, lp, 1, 1);
-  if (lp->nleases > 0) take_slot(L, lp, lua_gettop(L), ready_slot(lp, lp->nready + 1));
   new_handle(L, lp, 2, nvals, 0); /* above the ring: returned */
   lua_pushvalue(L, -1);
   lua_rawseti(L, -3, ready_slot(lp, ++lp->nready));
