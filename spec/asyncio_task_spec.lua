@@ -98,6 +98,40 @@ describe("create_task", function()
     end)
   end)
 
+  it("a Task keeps its loop alive, before it starts, while it sleeps and once it is done", function()
+    -- (its thread keeps the loop while it runs, then the Task itself does)
+    local weak = setmetatable({}, { __mode = "v" })
+    local tasks = {}
+    do
+      local loop = asyncio.new_event_loop()
+      weak.loop = loop
+      loop:set_exception_handler(function() end) -- (the pending ones, collected at the end)
+      tasks.sleeping = loop:create_task(asyncio.sleep, 10)
+      tasks.done = loop:create_task(function() return 1, 2 end)
+      tasks.failed = loop:create_task(function() error("boom") end)
+      tasks.cancelled = loop:create_task(function() end)
+      tasks.cancelled:cancel()
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      tasks.new = loop:create_task(asyncio.sleep, 10)
+      loop:close()
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_not_nil(weak.loop)
+    for _, name in ipairs({ "sleeping", "done", "failed", "cancelled", "new" }) do
+      assert.equal(weak.loop, tasks[name]:get_loop())
+    end
+    assert.same({ n = 2, 1, 2 }, table.pack(tasks.done:result()))
+    assert.matches("boom", tostring(tasks.failed:exception()), 1, true)
+    assert.is_true(tasks.cancelled:cancelled())
+    assert.is_false(tasks.sleeping:done())
+    assert.is_false(tasks.new:done())
+    tasks = nil -- luacheck: ignore 311
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_nil(weak.loop)
+  end)
+
   it("returns multiple values through :result(), :await() and run_until_complete", function()
     with_loop(function(loop)
       local t = loop:create_task(function() return 1, nil, "three", false end)
@@ -318,6 +352,85 @@ describe("a Task's engine task is compact (no Trio part: engine.h)", function()
         else assert.equal(i, r) end
       end
     end)
+  end)
+end)
+
+describe("sleeping Tasks held by the ready queue's free slots (loop.c: leases)", function()
+  -- Tasks that go to sleep in the step the ready queue runs are kept alive
+  -- by the queue slot they left; entries queued later take the slots back
+  -- and move them on. Nothing else refers to these Tasks: one dropped by
+  -- mistake would be collected (and reported) and never wake.
+  local function burst(n, opts)
+    local reported, woke = {}, {}
+    asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      loop:set_exception_handler(function(_, ctx) reported[#reported + 1] = ctx.message end)
+      local cancelled = {}
+      for i = 1, n do
+        local t = asyncio.create_task(function()
+          local ok, e = pcall(asyncio.sleep, 0.02 + (i % 5) * 0.01)
+          woke[#woke + 1] = ok and i or errors.class_of(e) == CancelledError and -i or e
+        end)
+        if opts.cancel and i % opts.cancel == 0 then cancelled[#cancelled + 1] = t end
+      end
+      asyncio.sleep(0) -- each ran its first step and sleeps now
+      for round = 1, opts.rounds or 0 do -- queue past the held slots, more than once around
+        local count = 0
+        for _ = 1, 3 * n do loop:call_soon(function() count = count + 1 end) end
+        if round == 1 then for _, t in ipairs(cancelled) do t:cancel() end end
+        collectgarbage("collect")
+        asyncio.sleep(0)
+        asyncio.sleep(0)
+        assert.equal(3 * n, count)
+      end
+      cancelled = nil -- luacheck: ignore 311
+      collectgarbage("collect")
+      local deadline = loop:time() + 5
+      while #woke < n and loop:time() < deadline do asyncio.sleep(0.01) end
+    end)
+    return woke, reported
+  end
+
+  it("a loop dropped while its Tasks sleep stays alive, with them, until it is closed", function()
+    local weak = setmetatable({}, { __mode = "v" })
+    do
+      local loop = asyncio.new_event_loop()
+      loop:set_exception_handler(function() end)
+      for _ = 1, 20 do loop:create_task(asyncio.sleep, 10) end
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      weak.loop, weak.task = loop, loop:create_task(asyncio.sleep, 10)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_not_nil(weak.loop)
+    assert.is_not_nil(weak.task)
+    assert.is_false(weak.task:done())
+    weak.loop:close() -- drops the sleeps: then nothing holds them
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_nil(weak.task)
+    assert.is_nil(weak.loop)
+  end)
+
+  it("a burst of 1,000 sleeping Tasks, collected meanwhile, all wake", function()
+    local woke, reported = burst(1000, {})
+    assert.same({}, reported)
+    table.sort(woke)
+    for i = 1, 1000 do assert.equal(i, woke[i]) end
+  end)
+
+  it("callbacks queued over their slots, some cancelled: each Task wakes once, as it should", function()
+    local woke, reported = burst(500, { rounds = 4, cancel = 7 })
+    assert.same({}, reported)
+    assert.equal(500, #woke)
+    local seen = {}
+    for _, v in ipairs(woke) do
+      assert.is_number(v)
+      assert.is_nil(seen[math.abs(v)])
+      seen[math.abs(v)] = true
+      assert.equal(math.abs(v) % 7 == 0, v < 0) -- cancelled ones end with CancelledError
+    end
   end)
 end)
 

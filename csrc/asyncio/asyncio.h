@@ -25,7 +25,11 @@ struct ta_loop {
   int nready;               /* entries in the ready ring (a user value)... */
   int ready_head;           /* ...where the oldest is (from 0)... */
   int ready_cap;            /* ...and its size, a power of two */
+  int ready_room;           /* ready_cap, 0 while there are leases: queueing past it is slow */
   int batch_left;           /* entries of the running batch not yet run (at the head) */
+  int step_slot;            /* the slot the Task being stepped left (0: none, or taken) */
+  int nleases;              /* sleeping Tasks anchored by free slots of the ring... */
+  int lease_ref;            /* ...while there are, the loop's registry reference */
   int calling;              /* the callback of the head entry runs */
   uint64_t call_start;      /* debug mode: when that callback started */
   void *outer_loop;         /* E->running_loop before the driver's turn */
@@ -38,8 +42,7 @@ struct ta_loop {
   int debug;                /* report slow callbacks, record where tasks are created */
   int has_factory;          /* a task factory is set (loop:set_task_factory) */
   double slow_callback_duration;
-  size_t ntasks;            /* pending asyncio Tasks... */
-  ta_task *tasks;           /* ...their engine tasks, newest first */
+  size_t npending;          /* its pending Tasks (future.c: loop_tasks) */
   struct ta_aiowatch **fdw;  /* add_reader / add_writer by fd */
   int nfdw;
   struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */
@@ -103,11 +106,13 @@ int ta_push_running_loop(lua_State *L, ta_engine *E);
 int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay);
 void ta_loop_ready_from_timer(lua_State *L, ta_loop *lp);
 void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm);
+int ta_loop_lease(lua_State *L, ta_loop *lp);
+void ta_loop_drop_anchor(lua_State *L, ta_loop *lp, ta_timer *tm, int loopidx, int push);
 void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
 int ta_loop_driven(ta_loop *lp);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
-void ta_aio_task_run(lua_State *L, int tidx);
+void ta_aio_task_run(lua_State *L, int tidx, int loopidx);
 void ta_loop_push_factory(lua_State *L, int loopidx);
 
 /* iowait.c: the loop's waits on io objects */

@@ -15,6 +15,7 @@
 ** queue, user variables), as in asyncio: a Task collected while pending is
 ** reported.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "asyncio/asyncio.h"
@@ -25,11 +26,13 @@
 
 /* User values: the loop; the done callbacks while pending, then the
 ** outcome: the result (a list when there are several) or the error
-** (has_exc); third, a plain future's cancel hook, a Task's thread.  Rarely
+** (has_exc); third, a plain future's cancel hook.  A Task has two: its
+** first is its thread while it runs, which keeps the loop below the
+** Task's function (create_task), then the loop (aio_task_exited).  Rarely
 ** used fields live in a side table (extra_key): message (of a
 ** cancellation), name and source_traceback (of a Task). */
 enum { FUV_LOOP = 1, FUV_STATE, FUV_HOOK, FUT_NUV = FUV_HOOK };
-enum { TASK_UV_THREAD = FUV_HOOK, TASK_NUV = TASK_UV_THREAD };
+enum { TASK_UV_THREAD = FUV_LOOP, TASK_NUV = FUV_STATE };
 
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine: upvalue 1 of the core functions, else found with
@@ -69,21 +72,18 @@ static ta_future *new_future(lua_State *L, ta_loop *lp, int loopidx, int kind) {
   f->kind = (unsigned char)kind;
   f->retrieved = 1;
   ta_setmetatable(L, lp->E, task ? TA_MT_AIOTASK : TA_MT_FUTURE);
-  lua_pushvalue(L, loopidx);
-  lua_setiuservalue(L, -2, FUV_LOOP);
+  if (!task) {
+    lua_pushvalue(L, loopidx);
+    lua_setiuservalue(L, -2, FUV_LOOP);
+  }
   return f;
 }
 
-/* A loop lists its pending Tasks (for all_tasks), through their engine
-** tasks' sibling links. */
-static void link_task(ta_loop *lp, ta_task *t) {
-  TA_LIST_PUSH(lp->tasks, t, sib_prev, sib_next);
-  lp->ntasks++;
-}
-
-static void unlink_task(ta_loop *lp, ta_task *t) {
-  TA_LIST_REMOVE(lp->tasks, t, sib_prev, sib_next);
-  lp->ntasks--;
+/* Pushes the loop of the future f at fidx: a Task finds it by the loop's
+** weak id (it keeps the loop alive, see TASK_UV_THREAD). */
+static void push_future_loop(lua_State *L, ta_future *f, int fidx) {
+  if (f->kind == TA_KIND_TASK) ta_push_weak(L, f->loop->E, f->loop->ref);
+  else lua_getiuservalue(L, fidx, FUV_LOOP);
 }
 
 /* The side table: weak-keyed, future -> {field = value}. */
@@ -199,7 +199,7 @@ static int trio_wait_abort(lua_State *L, ta_task *t);
 ** runs) or an awaiting Trio task; is_task: it is known to be a Task. */
 static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task) {
   if (is_task || ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
-    lua_getiuservalue(L, fidx, FUV_LOOP);
+    push_future_loop(L, f, fidx);
     lua_insert(L, -2);
     ta_loop_append_to(L, f->loop, -2);
     lua_pop(L, 1);
@@ -461,8 +461,7 @@ static int f_remove_done_callback(lua_State *L) {
 }
 
 static int f_get_loop(lua_State *L) {
-  checkfuture(L, 1);
-  lua_getiuservalue(L, 1, FUV_LOOP);
+  push_future_loop(L, checkfuture(L, 1), 1);
   return 1;
 }
 
@@ -488,18 +487,18 @@ static int f_await(lua_State *L) {
 /* A Task's own sleep: asyncio.sleep(delay) called by a Task arms the
 ** Task's engine timer in its loop's heap, with no Future and no
 ** TimerHandle (together they were a fifth of what a sleeping Task costs);
-** a registry reference (the timer's ref) keeps the Task alive meanwhile, as the TimerHandle
-** of Python's sleep does.  Task:cancel() ends the sleep early. */
+** the timer's ref keeps the Task alive meanwhile, as the TimerHandle of
+** Python's sleep does: the lease of the ready-ring slot the Task left for
+** this step (loop.c, ta_loop_lease), else a registry reference.
+** Task:cancel() ends the sleep early. */
 #define aiotask_of_timer(tm) \
   ((ta_aiotask *)((char *)(tm) - offsetof(ta_task, timer) - offsetof(ta_aiotask, t)))
 
 static void task_sleep_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
-  ta_aiotask *at = aiotask_of_timer(tm);
+  ta_loop *lp = aiotask_of_timer(tm)->f.loop;
   (void)E;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, tm->ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
-  tm->ref = LUA_NOREF;
-  ta_loop_ready_from_timer(L, at->f.loop);
+  ta_loop_drop_anchor(L, lp, tm, lp->loop_idx, 1);
+  ta_loop_ready_from_timer(L, lp);
 }
 
 /* Ends a Task's own sleep without waking it (its loop is released, or it
@@ -507,7 +506,7 @@ static void task_sleep_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm) {
   ta_aiotask *at = aiotask_of_timer(tm);
   if (tm->index >= 0) ta_heap_remove(&at->f.loop->timers, tm);
-  if (L != NULL) luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
+  if (L != NULL) ta_loop_drop_anchor(L, at->f.loop, tm, 0, 0);
   tm->ref = LUA_NOREF;
 }
 
@@ -516,7 +515,7 @@ void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm) {
 static void wake_from_sleep(lua_State *L, ta_task *t, int tidx) {
   tidx = lua_absindex(L, tidx);
   ta_aio_task_sleep_release(L, &t->timer);
-  lua_getiuservalue(L, tidx, FUV_LOOP);
+  push_future_loop(L, ta_task_future(t), tidx);
   lua_pushvalue(L, tidx);
   ta_loop_append_to(L, ta_task_future(t)->loop, -2);
   lua_pop(L, 1);
@@ -566,11 +565,11 @@ static int l_aio_sleep(lua_State *L) {
     ta_aiotask *at = (ta_aiotask *)ta_task_future(t);
     lua_settop(L, 2);
     ta_push_weak(L, t->E, t->ref);
-    t->timer.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->timer.ref = ta_loop_lease(L, at->f.loop); /* anchored by its ring slot, or else: */
+    if (t->timer.ref == LUA_NOREF) t->timer.ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->timer.cb = task_sleep_fired;
     if (ta_loop_arm_timer(at->f.loop, &t->timer, delay) != 0) {
-      luaL_unref(L, LUA_REGISTRYINDEX, t->timer.ref);
-      t->timer.ref = LUA_NOREF;
+      ta_loop_drop_anchor(L, at->f.loop, &t->timer, 0, 0);
       return luaL_error(L, "asyncio.sleep: not enough memory");
     }
     t->wait = NULL;
@@ -649,7 +648,7 @@ static int f_gc(lua_State *L) {
       luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
       t->ctx_ref = LUA_NOREF;
       t->E->nunanchored--;
-      unlink_task(f->loop, t);
+      f->loop->npending--;
     }
     ta_weak_unref(L, t->E, t->ref); /* kept after the task ended, for its name */
     t->ref = LUA_NOREF;
@@ -675,9 +674,9 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
 
 /* ---- Tasks ---- */
 
-/* Runs one step of the Task at tidx; resume values (or an error) for its
-** coroutine are already on its thread. */
-static void task_step(lua_State *L, int tidx) {
+/* Runs one step of the Task at tidx, its loop being at loopidx; resume
+** values (or an error) for its coroutine are already on its thread. */
+static void task_step(lua_State *L, int tidx, int loopidx) {
   ta_future *f = (ta_future *)lua_touserdata(L, tidx), *prev;
   ta_task *t = ta_future_task(f);
   ta_loop *lp = f->loop;
@@ -712,10 +711,8 @@ static void task_step(lua_State *L, int tidx) {
     }
     lua_pop(L, 1);
   } else if (t->timer.index < 0) { /* a bare yield, or an await already satisfied: step soon */
-    lua_getiuservalue(L, tidx, FUV_LOOP);
     lua_pushvalue(L, tidx);
-    ta_loop_append_to(L, lp, -2);
-    lua_pop(L, 1);
+    ta_loop_append_to(L, lp, loopidx);
   } else if (f->must_cancel) { /* it cancelled itself, then slept */
     wake_from_sleep(L, t, tidx);
   }
@@ -739,9 +736,10 @@ static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx
   t->nargs = n;
 }
 
-/* The ready queue runs the Task at tidx: its first step, a step after a
-** bare yield, or the wake-up of the future it awaits, done by now. */
-void ta_aio_task_run(lua_State *L, int tidx) {
+/* The ready queue of the loop at loopidx runs the Task at tidx: its first
+** step, a step after a bare yield, or the wake-up of the future it awaits,
+** done by now. */
+void ta_aio_task_run(lua_State *L, int tidx, int loopidx) {
   ta_future *f = (ta_future *)lua_touserdata(L, tidx);
   ta_task *t = ta_future_task(f);
   ta_future *w = (ta_future *)t->wait;
@@ -761,7 +759,7 @@ void ta_aio_task_run(lua_State *L, int tidx) {
     resume_with_outcome(L, t, w, lua_gettop(L));
     lua_pop(L, 1);
   }
-  task_step(L, tidx);
+  task_step(L, tidx, loopidx);
 }
 
 static int is_instance(lua_State *L, int idx, int clsref) {
@@ -786,7 +784,7 @@ static int is_instance(lua_State *L, int idx, int clsref) {
 static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres) {
   ta_future *f = ta_task_future(t);
   ta_engine *E = t->E;
-  unlink_task(f->loop, t);
+  f->loop->npending--;
   if (ok && f->must_cancel) {
     /* it cancelled itself and returned before another await: as asyncio,
     ** the Task ends cancelled (its results are dropped) */
@@ -806,6 +804,8 @@ static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres
     lua_pushvalue(L, fidx - 1);
     settle(L, f, fidx, 1);
   }
+  ta_push_weak(L, E, f->loop->ref); /* the loop instead of the thread (TASK_UV_THREAD) */
+  lua_setiuservalue(L, fidx, TASK_UV_THREAD);
   lua_settop(L, fidx);
 }
 
@@ -862,7 +862,7 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
 static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
   ta_engine *E = ta_upengine(L);
   int nargs = lua_gettop(L) - 2, fidx;
-  ta_task *parent = E->current;
+  ta_task *parent = E->current, *t;
   if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
   ta_check_callable(L, 2);
   lua_settop(L, nargs + 2);
@@ -873,14 +873,15 @@ static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *f
     lua_call(L, nargs + 2, 1);
     return 1;
   }
-  ta_task_init(L, E, ta_future_task(new_future(L, lp, 1, TA_KIND_TASK)), 2, nargs, TA_ASYNCIO,
-               parent && parent->co == L ? parent : NULL, &ta_aio_task_kind, TASK_UV_THREAD);
+  t = ta_future_task(new_future(L, lp, 1, TA_KIND_TASK));
+  ta_task_init(L, E, t, 2, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL,
+               &ta_aio_task_kind, TASK_UV_THREAD, 1);
   fidx = lua_gettop(L);
+  lp->npending++;
   if (lp->debug) {
     luaL_traceback(L, L, "Task created at:", 1);
     set_extra(L, fidx, "source_traceback");
   }
-  link_task(lp, ta_future_task((ta_future *)lua_touserdata(L, fidx)));
   lua_pushvalue(L, fidx); /* its first step */
   ta_loop_append_to(L, lp, 1);
   return 1;
@@ -964,17 +965,42 @@ static int l_current_aio_task(lua_State *L) {
   return 1;
 }
 
-/* loop_tasks(loop) -> list of the loop's pending Tasks, oldest first. */
+static int by_creation(const void *a, const void *b) {
+  uint32_t ia = (*(ta_task *const *)a)->id, ib = (*(ta_task *const *)b)->id;
+  return (ia > ib) - (ia < ib);
+}
+
+/* loop_tasks(loop) -> list of the loop's pending Tasks, oldest first.
+** Every Task has its slot in the engine's weak registry (its engine
+** task's ref), so they are found there, not kept in a list of the loop:
+** two links less in each Task, for a call that is rare (asyncio.run's
+** end, all_tasks), and that the loop's count of pending Tasks cuts short
+** (none, the usual case at the end of a run: no search).  Ids are given
+** in creation order. */
 static int l_loop_tasks(lua_State *L) {
-  ta_loop *lp = (ta_loop *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_LOOP);
-  ta_task *t = lp->tasks;
-  int n = 0;
-  lua_createtable(L, (int)lp->ntasks, 0);
-  while (t != NULL && t->sib_next != NULL) t = t->sib_next;
-  for (; t != NULL; t = t->sib_prev) {
-    ta_push_weak(L, t->E, t->ref);
-    if (lua_isnil(L, -1)) lua_pop(L, 1); /* being collected */
-    else lua_rawseti(L, -2, ++n);
+  ta_engine *E = ta_upengine(L);
+  ta_loop *lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
+  const void *task_mt = E->mt[TA_MT_AIOTASK];
+  ta_task **found;
+  int n = 0, weak;
+  lua_settop(L, 1);
+  found = (ta_task **)lua_newuserdatauv(L, lp->npending * sizeof *found, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->weak_ref);
+  weak = lua_gettop(L);
+  for (int id = 1; id <= E->weak_ids.top && (size_t)n < lp->npending; id++) {
+    lua_rawgeti(L, weak, id);
+    if (ta_udata_mt(L, -1) == task_mt) {
+      ta_future *f = (ta_future *)lua_touserdata(L, -1);
+      ta_task *t = ta_future_task(f);
+      if (f->loop == lp && t->state != TA_DONE) found[n++] = t;
+    }
+    lua_pop(L, 1);
+  }
+  qsort(found, (size_t)n, sizeof *found, by_creation);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, weak, found[i]->ref);
+    lua_rawseti(L, -2, i + 1);
   }
   return 1;
 }

@@ -89,7 +89,126 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
   lua_createtable(L, cap, 0);
   lua_setiuservalue(L, loopidx, UV_READY);
   lp->ready_head = lp->nready = lp->batch_left = 0;
-  lp->ready_cap = cap;
+  lp->ready_cap = lp->ready_room = cap;
+  lp->step_slot = lp->nleases = 0;
+  luaL_unref(L, LUA_REGISTRYINDEX, lp->lease_ref);
+  lp->lease_ref = LUA_NOREF;
+}
+
+/* ---- sleeping Tasks anchored by the ring ----
+** A Task in its own sleep (asyncio.sleep) must stay alive while its timer
+** is in the heap.  When it goes to sleep during the step the ring runs,
+** the slot it left for that step anchors it, if no entry took the slot
+** meanwhile: a lease, its timer's ref being LEASE_REF(slot), instead of a
+** registry reference.  A burst of Tasks that all sleep (W7: 100,000) then
+** takes no registry slot each: the ring's array, as long as the burst and
+** empty now, holds them.  When the ring needs a leased slot again for an
+** entry (ready_ring, take_slot), the Task it holds moves on to another free slot, or
+** else to the registry.  Free slots hold nothing else but the placeholders
+** of a growth (false).  While some Tasks hold leases the loop has a
+** registry reference, as when they hold registry references themselves
+** (each keeps its loop alive): a loop dropped while its Tasks sleep stays
+** alive with them until it is closed, rather than being collected with
+** them, unreported. */
+#define LEASE_REF(slot) (LUA_NOREF - (slot))
+#define LEASED_SLOT(ref) (LUA_NOREF - (ref))
+#define IS_LEASE(ref) ((ref) < LUA_NOREF)
+
+static void lease_added(lua_State *L, ta_loop *lp, int loopidx) {
+  if (lp->nleases++ == 0) {
+    lua_pushvalue(L, loopidx);
+    lp->lease_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lp->ready_room = 0; /* queueing takes the slow path, which takes slots back */
+  }
+}
+
+static void lease_removed(lua_State *L, ta_loop *lp) {
+  if (--lp->nleases == 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, lp->lease_ref);
+    lp->lease_ref = LUA_NOREF;
+    lp->ready_room = lp->ready_cap;
+  }
+}
+
+static int slot_free(const ta_loop *lp, int slot) {
+  return ((slot - 1 - lp->ready_head) & (lp->ready_cap - 1)) >= lp->nready;
+}
+
+/* The free slot `slot` of the ring at ring (a stack index) is about to
+** get an entry: a Task it anchors moves to the free slot just behind the
+** head if that one is empty (the last the queue will reach again: a burst
+** of wake-ups and their callbacks passing over the leases of the Tasks
+** still asleep moves them along, instead of growing the registry), else
+** to the registry. */
+static void take_slot(lua_State *L, ta_loop *lp, int ring, int slot) {
+  int behind = ready_slot(lp, 0), move = 0;
+  ta_timer *tm;
+  if (lua_rawgeti(L, ring, slot) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    return;
+  }
+  tm = &ta_future_task((ta_future *)lua_touserdata(L, -1))->timer;
+  if (behind != slot && slot_free(lp, behind)) {
+    move = lua_rawgeti(L, ring, behind) == LUA_TNIL;
+    lua_pop(L, 1);
+  }
+  if (move) {
+    lua_rawseti(L, ring, behind);
+    tm->ref = LEASE_REF(behind);
+  } else {
+    tm->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lease_removed(L, lp);
+  }
+}
+
+/* The Task on top of the stack, going to its own sleep during its step,
+** leases the slot it left for that step if the slot is still free and
+** empty (a Task that lost its slot meanwhile may have moved there):
+** returns the lease (the Task popped), else LUA_NOREF (the Task left
+** there). */
+int ta_loop_lease(lua_State *L, ta_loop *lp) {
+  int slot = lp->step_slot;
+  if (slot == 0 || !slot_free(lp, slot)) return LUA_NOREF;
+  push_loop(L, lp);
+  lua_getiuservalue(L, -1, UV_READY);
+  if (lua_rawgeti(L, -1, slot) != LUA_TNIL) {
+    lua_pop(L, 3);
+    return LUA_NOREF;
+  }
+  lua_pop(L, 1);
+  lease_added(L, lp, -2);
+  lua_pushvalue(L, -3);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 3);
+  lp->step_slot = 0;
+  return LEASE_REF(slot);
+}
+
+/* Drops the anchor of the Task sleeping on tm (its lease, or its registry
+** reference); with push, pushes the Task first.  The loop object is at
+** loopidx (0: looked up; a loop being collected has no ring to clear). */
+void ta_loop_drop_anchor(lua_State *L, ta_loop *lp, ta_timer *tm, int loopidx, int push) {
+  if (!IS_LEASE(tm->ref)) {
+    if (push) lua_rawgeti(L, LUA_REGISTRYINDEX, tm->ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
+  } else {
+    int slot = LEASED_SLOT(tm->ref);
+    if (loopidx) lua_pushvalue(L, loopidx);
+    else push_loop(L, lp);
+    if (!lua_isnil(L, -1)) {
+      lua_getiuservalue(L, -1, UV_READY);
+      lua_replace(L, -2);
+      if (push) {
+        lua_rawgeti(L, -1, slot);
+        lua_insert(L, -2);
+      }
+      lua_pushnil(L);
+      lua_rawseti(L, -2, slot);
+    }
+    lua_pop(L, 1);
+    lease_removed(L, lp);
+  }
+  tm->ref = LUA_NOREF;
 }
 
 /* Makes room for n (1 or 2) more entries in the full ring of the loop at
@@ -100,9 +219,12 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
 ** entries that had wrapped around to the front then move after the others.
 ** Raises, the queue unchanged, for want of memory. */
 static void ready_grow(lua_State *L, ta_loop *lp, int loopidx) {
-  int cap = lp->ready_cap;
+  int cap = lp->ready_cap, ring;
   lua_getiuservalue(L, loopidx, UV_READY);
+  ring = lua_gettop(L);
+  lp->step_slot = 0; /* (slots move) */
   for (int i = lp->nready + 1; i <= cap; i++) {
+    if (lp->nleases > 0) take_slot(L, lp, ring, ready_slot(lp, i));
     lua_pushboolean(L, 0);
     lua_rawseti(L, -2, ready_slot(lp, i));
   }
@@ -116,13 +238,28 @@ static void ready_grow(lua_State *L, ta_loop *lp, int loopidx) {
   }
   lua_pop(L, 1);
   lp->ready_cap = 2 * cap;
+  if (lp->nleases == 0) lp->ready_room = lp->ready_cap;
+}
+
+/* The ring on top of the stack is about to get n more entries: the
+** sleeping Tasks their slots hold move (take_slot). */
+static void take_slots(lua_State *L, ta_loop *lp, int n) {
+  int ring = lua_gettop(L);
+  for (int i = 1; i <= n; i++) take_slot(L, lp, ring, ready_slot(lp, lp->nready + i));
+}
+
+/* ready_ring's slow path: the ring is full, or has leases. */
+static void ready_make_room(lua_State *L, ta_loop *lp, int loopidx, int n) {
+  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
+  lua_getiuservalue(L, loopidx, UV_READY);
+  if (lp->nleases > 0) take_slots(L, lp, n);
 }
 
 /* Pushes the ring of the loop at loopidx, with room for n (1 or 2) more
 ** entries. */
 static inline void ready_ring(lua_State *L, ta_loop *lp, int loopidx, int n) {
-  if (lp->nready + n > lp->ready_cap) ready_grow(L, lp, loopidx); /* once is enough */
-  lua_getiuservalue(L, loopidx, UV_READY);
+  if (lp->nready + n > lp->ready_room) ready_make_room(L, lp, loopidx, n);
+  else lua_getiuservalue(L, loopidx, UV_READY);
 }
 
 /* The n values from stack index first on (left there) join the ready
@@ -580,9 +717,12 @@ static void run_entry(lua_State *L, ta_loop *lp) {
   } else {
     ta_handle *h = (ta_handle *)lua_touserdata(L, SLOT_ENTRY); /* or a Task: the kind tells */
     if (h->kind == TA_KIND_TASK) {
+      int slot = ready_slot(lp, 1);
       batch_drop(L, lp, SLOT_RING, 1);
       n = 0;
-      ta_aio_task_run(L, SLOT_ENTRY);
+      lp->step_slot = slot; /* for a lease (ta_loop_lease) */
+      ta_aio_task_run(L, SLOT_ENTRY, SLOT_LOOP);
+      lp->step_slot = 0;
     } else if (!h->cancelled) {
       run_handle(L, lp, h);
     }
@@ -860,6 +1000,7 @@ static int l_loop_new(lua_State *L) {
   memset(lp, 0, sizeof *lp);
   lp->E = E;
   lp->slow_callback_duration = DEFAULT_SLOW_CALLBACK_DURATION;
+  lp->lease_ref = LUA_NOREF;
   luaL_setmetatable(L, LOOP_MT);
   ready_new(L, lp, lua_gettop(L), READY_MIN_CAP);
   lua_newtable(L);

@@ -91,8 +91,9 @@ enum { TA_ENGINE_UV_RETRY_ERROR = 1, TA_ENGINE_NUV = 1 };
 ** A timer carries its own callback, as libuv's do: the engine fires due
 ** timers without knowing what owns them.  An owner that must stay alive
 ** while its timer is armed (an asyncio TimerHandle, a sleeping asyncio
-** Task) keeps its registry reference in `ref`, which the engine never
-** touches (it fills what would be padding). */
+** Task) keeps its registry reference (or, for a Task, the lease of a ring
+** slot: asyncio/loop.c) in `ref`, which the engine never touches (it fills
+** what would be padding). */
 typedef void (*ta_timer_cb)(lua_State *L, ta_engine *E, ta_timer *tm);
 struct ta_timer {
   double when;
@@ -158,7 +159,9 @@ typedef struct ta_task_kind {
   int compact;
   /* The task ended: ok with nres results on t->co, or failed.  Its
   ** object is on top of L, at tidx, and its error, if any, just below;
-  ** what the hook pushes the engine drops.  NULL: nothing to tell. */
+  ** what the hook pushes the engine drops.  The hook of a kind whose
+  ** tasks keep a value (ta_task_init) replaces the thread in its user
+  ** value.  NULL: nothing to tell. */
   void (*exited)(lua_State *L, ta_task *t, int tidx, int ok, int nres);
   /* Whether `exited` may raise for this exit (allocate, call Lua); when
   ** not, the engine tells the exit without a protected call.  NULL: it
@@ -173,7 +176,7 @@ typedef struct ta_task_kind {
 /* ---- tasks (task.c) ----
 ** The fields up to `status` are what every task has.  The rest only a task
 ** the engine schedules itself (ta_spawn: Trio tasks, the main task) uses:
-** cancel status, owner, parking, lots, exit retries.  A task of a compact
+** cancel status, owner and siblings, parking, lots, exit retries.  A task of a compact
 ** kind (an asyncio Task: its loop steps it, nothing parks it, it is in no
 ** cancel status, lot or nursery) is allocated without them,
 ** TA_TASK_COMPACT_SIZE bytes, and never touches them. */
@@ -181,7 +184,6 @@ struct ta_task {
   ta_engine *E;
   lua_State *co;            /* NULL once the task has exited */
   const ta_task_kind *kind;
-  ta_task *sib_prev, *sib_next; /* among its owner's tasks */
   void *wait;               /* what it is parked on (lot, endpoint, future, ...) */
   ta_timer timer;           /* sleeps */
   int ref;                  /* anchored: its anchor id while alive; else its weak id */
@@ -189,7 +191,7 @@ struct ta_task {
   int kbase;                /* stack top when it yielded: resume values lie above */
   int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
   uint32_t id;
-  /* Bit fields, so that a compact task is 96 bytes (an asyncio Task's
+  /* Bit fields, so that a compact task is 80 bytes (an asyncio Task's
   ** userdata then fits a malloc block 16 bytes smaller). */
   unsigned char flavor : 2;         /* TA_TRIO, TA_ASYNCIO or TA_BOTH */
   unsigned char state : 3;          /* TA_NEW ... TA_DONE */
@@ -205,8 +207,10 @@ struct ta_task {
   unsigned char reported : 1;       /* its exit was told to its owner (task.c report_exit) */
   unsigned char tell_on_yield : 1;  /* parked under a cancellation: told once it has yielded */
   unsigned char system_tree : 1;    /* a system task, or a task under one (ta_task_in_system_tree) */
+  unsigned char keeps : 1;          /* its thread keeps a value alive (ta_task_init keepidx) */
   /* ---- not in a compact task ---- */
   ta_status *status;
+  ta_task *sib_prev, *sib_next; /* among its owner's tasks (a nursery's children) */
   ta_task *status_prev, *status_next;
   void *owner;              /* what holds it: a nursery (the kind knows) */
   ta_abort_fn abort;
@@ -229,7 +233,7 @@ ta_task *ta_current(lua_State *L);
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor);
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
-                  ta_task *parent, const ta_task_kind *kind, int thread_uv);
+                  ta_task *parent, const ta_task_kind *kind, int thread_uv, int keepidx);
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   const ta_task_kind *kind, ta_status *st, ta_task *parent);
 void ta_push_task(lua_State *L, ta_task *t);

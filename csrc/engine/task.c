@@ -280,9 +280,12 @@ void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 ** Its thread goes into user value thread_uv of that userdata.  The new
 ** task starts with its spawner's context (shared until written:
 ** copy-on-write).  A task whose kind is not anchored is part of an object
-** anchored by whoever holds it, not by the engine. */
+** anchored by whoever holds it, not by the engine.  keepidx (0: none) is a
+** value the thread keeps alive while it runs, at its base (an asyncio
+** Task's loop: one user value less); the kind's exited hook then puts
+** what the task object keeps instead of the thread in its user value. */
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
-                  ta_task *parent, const ta_task_kind *kind, int thread_uv) {
+                  ta_task *parent, const ta_task_kind *kind, int thread_uv, int keepidx) {
   lua_State *co;
   fnidx = lua_absindex(L, fnidx);
   memset(t, 0, kind->compact ? TA_TASK_COMPACT_SIZE : sizeof *t);
@@ -299,7 +302,7 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   if (lua_gethook(L) != NULL) inherit_hook(L, co);
   lua_setiuservalue(L, -2, thread_uv);
   /* (a new thread has room for LUA_MINSTACK values) */
-  if (nargs + 2 > LUA_MINSTACK && !lua_checkstack(co, nargs + 2))
+  if (nargs + 3 > LUA_MINSTACK && !lua_checkstack(co, nargs + 3))
     luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
@@ -312,8 +315,12 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
     t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_pushvalue(L, fnidx); /* the copy at the thread's base: see push_thread_function */
+  if (keepidx) { /* above it: index 1 stays the copy */
+    lua_pushvalue(L, keepidx);
+    t->keeps = 1;
+  }
   lua_pushvalue(L, fnidx);
-  lua_xmove(L, co, 2);
+  lua_xmove(L, co, keepidx ? 3 : 2);
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
   lua_xmove(L, co, nargs);
   t->co = co;
@@ -338,7 +345,7 @@ ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
   fnidx = lua_absindex(L, fnidx);
   t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
   ta_setmetatable(L, E, TA_MT_TASK);
-  ta_task_init(L, E, t, fnidx, nargs, flavor, parent, kind, TA_UV_THREAD);
+  ta_task_init(L, E, t, fnidx, nargs, flavor, parent, kind, TA_UV_THREAD, 0);
   ta_status_link_task(st, t);
   t->state = TA_RUNNABLE;
   ta_runq_push(E, t);
@@ -540,6 +547,7 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
   if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
   t->reported = 1;
   if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
+  if (t->keeps) return; /* its kind's exited hook replaced the thread */
   if (ok) { /* finished: its frames are gone, the copy at the base stays */
     lua_pushvalue(co, 1);
     lua_xmove(co, L, 1);
@@ -748,7 +756,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
       E->curL = prevL;
     }
   } else if (st == LUA_OK) {
-    task_exit(L, t, 1, nres - 1); /* lua_resume counts the function's copy at the base */
+    task_exit(L, t, 1, nres - 1 - t->keeps); /* lua_resume counts what is at the base */
   } else {
     lua_xmove(t->co, L, 1);
     /* Give error objects the stack they were raised on, if they lack one. */
