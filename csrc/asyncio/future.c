@@ -810,7 +810,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int ok, int nres) {
 }
 
 const ta_task_kind ta_aio_task_kind = {
-  "asyncio Task", 0, 1, aio_task_exited, aio_task_name, NULL
+  "asyncio Task", 0, 1, aio_task_exited, NULL, aio_task_name, NULL
 };
 
 /* Task:cancel(msg): cancel what it awaits, or throw CancelledError into it

@@ -501,20 +501,14 @@ void ta_check_cancelled(lua_State *L, ta_task *t) {
 
 /* ---- running and exiting ---- */
 
-/* The task's error value, if any, is on top of L (not of t->co).  The
-** main task's outcome is kept for the end of the run; any other task's
-** goes to its kind. */
-/* exit_report(t, ok, nres [, error]): what a task's exit tells (the main task's results, the owner
-** through its kind, instruments), then the thread dropped, keeping only
-** its function (for the task's name): the coroutine and what it held
-** become collectable even if someone keeps the task object. */
-static int exit_report(lua_State *L) {
-  ta_task *t = (ta_task *)lua_touserdata(L, 1);
-  int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
+/* What a task's exit tells (the main task's results, the owner through
+** its kind, instruments), then the thread dropped, keeping only its
+** function (for the task's name): the coroutine and what it held become
+** collectable even if someone keeps the task object.  The error, if any,
+** is on top of L (not of t->co); what it pushes is left on the stack. */
+static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
-  lua_rotate(L, 1, -3);
-  lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
   if (t == E->main) {
     E->main_ok = ok;
     if (ok) { /* one value at a time: any number of results fits */
@@ -540,7 +534,26 @@ static int exit_report(lua_State *L) {
     push_thread_function(L, co);
   }
   lua_setiuservalue(L, -2, t->thread_uv);
+}
+
+/* exit_report(t, ok, nres [, error]): tell_exit in a protected call. */
+static int exit_report(lua_State *L) {
+  ta_task *t = (ta_task *)lua_touserdata(L, 1);
+  int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
+  lua_rotate(L, 1, -3);
+  lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
+  tell_exit(L, t, ok, nres);
   return 0;
+}
+
+/* Whether the successful exit of t can be told without a protected call:
+** nothing in telling it allocates or calls Lua (not the main task, no
+** instruments, a kind that says its exit hook cannot raise then). */
+static int exit_cannot_raise(lua_State *L, ta_task *t) {
+  const ta_task_kind *kind = t->kind;
+  return t != t->E->main && !ta_hooked(t->E)
+         && (kind->exited == NULL || (kind->ok_exit_cannot_raise != NULL && kind->ok_exit_cannot_raise(t)))
+         && lua_checkstack(L, 3);
 }
 
 /* Tells the task's exit (the error, if any, on top of L, popped); returns
@@ -551,6 +564,11 @@ static int exit_report(lua_State *L) {
 ** for a task its holders anchor (an asyncio Task) the failure is raised. */
 static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   int base = lua_gettop(L) - (ok ? 0 : 1);
+  if (ok && exit_cannot_raise(L, t)) {
+    tell_exit(L, t, 1, nres);
+    lua_settop(L, base);
+    return 1;
+  }
   lua_pushcfunction(L, exit_report);
   lua_pushlightuserdata(L, t);
   lua_pushboolean(L, ok);

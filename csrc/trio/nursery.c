@@ -130,8 +130,15 @@ static int trio_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   return 1;
 }
 
+/* A child that finished only leaves its nursery (which may wake the
+** waiting parent: no allocation, no Lua call); breaking its parking lots
+** may allocate. */
+static int trio_ok_exit_cannot_raise(ta_task *t) {
+  return !t->lot_breaker;
+}
+
 const ta_task_kind ta_trio_task_kind = {
-  "trio task", 1, 0, trio_task_exited, NULL, trio_task_field
+  "trio task", 1, 0, trio_task_exited, trio_ok_exit_cannot_raise, NULL, trio_task_field
 };
 
 /* open_nursery() -> nursery, entered: its scope is active in this task. */
