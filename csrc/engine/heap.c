@@ -90,6 +90,9 @@ int ta_heap_push(ta_heap *h, ta_timer *t) {
 void ta_heap_remove(ta_heap *h, ta_timer *t) {
   int i = t->index;
   if (i < 0) return;
+  if (i == 0) { /* the next earliest is one of the root's children: its timer is asked for now */
+    for (int c = 1; c <= ARITY && c < h->n; c++) __builtin_prefetch(h->items[c].tm);
+  }
   h->n--;
   if (i != h->n) settle(h, i, h->items[h->n]);
   t->index = -1;
