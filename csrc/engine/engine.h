@@ -158,9 +158,9 @@ typedef struct ta_task_kind {
   /* The task ended: ok with nres results on t->co, or its error on top
   ** of L (the hook leaves it there).  NULL: nothing to tell. */
   void (*exited)(lua_State *L, ta_task *t, int ok, int nres);
-  /* Whether `exited` for a successful exit of t cannot raise (it neither
-  ** allocates nor calls Lua then): the exit is told without a protected
-  ** call.  NULL: it may always raise. */
+  /* Whether `exited` (if any) for a successful exit of t cannot raise (it
+  ** neither allocates nor calls Lua then): the exit is told without a
+  ** protected call.  NULL: it may always raise. */
   int (*ok_exit_cannot_raise)(ta_task *t);
   /* Pushes an explicitly given name and returns it, or returns NULL. */
   const char *(*name)(lua_State *L, ta_task *t);

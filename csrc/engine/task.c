@@ -547,12 +547,11 @@ static int exit_report(lua_State *L) {
 }
 
 /* Whether the successful exit of t can be told without a protected call:
-** nothing in telling it allocates or calls Lua (not the main task, no
-** instruments, a kind that says its exit hook cannot raise then). */
+** nothing in telling it allocates or calls Lua (a kind that says its exit
+** hook cannot raise then, not the main task, no instruments). */
 static int exit_cannot_raise(lua_State *L, ta_task *t) {
-  const ta_task_kind *kind = t->kind;
-  return t != t->E->main && !ta_hooked(t->E)
-         && (kind->exited == NULL || (kind->ok_exit_cannot_raise != NULL && kind->ok_exit_cannot_raise(t)))
+  int (*cannot_raise)(ta_task *t) = t->kind->ok_exit_cannot_raise;
+  return cannot_raise != NULL && t != t->E->main && !ta_hooked(t->E) && cannot_raise(t)
          && lua_checkstack(L, 3);
 }
 
