@@ -166,6 +166,54 @@ describe("trio.sleep", function()
     assert.same(expected, log)
   end)
 
+  it("wakes 2,000 sleepers in (deadline, arming) order while deadlines move and sleeps are cancelled", function()
+    -- A seeded shuffle of deadlines with many ties; every fourth task sleeps
+    -- in a scope whose deadline is moved (earlier, later, away) while it
+    -- sleeps, so the heap removes and re-sorts entries from its middle.
+    local seed = 12345
+    local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648 return seed % n end
+    local N, log, expected, cancelled = 2000, {}, {}, {}
+    local clock = trio.testing.MockClock { autojump_threshold = 0 }
+    trio.lowlevel.run {
+      clock = clock,
+      fn = function()
+        local t0 = trio.current_time()
+        trio.open_nursery(function(n)
+          local scopes = {}
+          for i = 1, N do
+            local d = t0 + 1 + rand(50)
+            expected[#expected + 1] = { d = d, i = i }
+            n:start_soon(function()
+              if i % 4 == 0 then
+                local sc = trio.CancelScope { deadline = t0 + 1000 }
+                scopes[#scopes + 1] = { sc = sc, i = i, d = d }
+                sc:run(function() trio.sleep_until(d) log[#log + 1] = i end)
+                if sc.cancelled_caught then cancelled[i] = true end
+              else
+                trio.sleep_until(d)
+                log[#log + 1] = i
+              end
+            end)
+          end
+          trio.testing.wait_all_tasks_blocked()
+          for k, s in ipairs(scopes) do
+            local r = k % 3
+            if r == 0 then s.sc.deadline = math.huge -- away: sleeps to its own deadline
+            elseif r == 1 then s.sc.deadline = t0 + 0.5 -- earlier than any sleep: cancelled
+            else s.sc.deadline = t0 + 2000 end -- later: sleeps to its own deadline
+          end
+        end)
+      end,
+    }
+    table.sort(expected, function(a, b) return a.d < b.d or (a.d == b.d and a.i < b.i) end)
+    local want = {}
+    for _, e in ipairs(expected) do if not cancelled[e.i] then want[#want + 1] = e.i end end
+    local ncancelled = 0
+    for _ in pairs(cancelled) do ncancelled = ncancelled + 1 end
+    assert.equal(167, ncancelled) -- the scopes with k % 3 == 1 (500 scopes)
+    assert.same(want, log)
+  end)
+
   it("wakes sleepers in deadline order", function()
     local log = {}
     trio.run(function()

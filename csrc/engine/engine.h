@@ -214,8 +214,11 @@ struct ta_task {
   ta_task *status_prev, *status_next;
   void *owner;              /* what holds it: a nursery (the kind knows) */
   ta_abort_fn abort;
-  ta_task *wait_prev, *wait_next;
-  ta_task *unreported_next;   /* in the engine's list of exits still to tell */
+  ta_task *wait_prev;
+  union {                   /* (a task that has exited waits in no lot) */
+    ta_task *wait_next;       /* in a parking lot (lot.c) */
+    ta_task *unreported_next; /* exited: in the engine's list of exits still to tell */
+  };
   int abort_ref;            /* Lua abort function of wait_task_rescheduled */
 };
 

@@ -47,6 +47,28 @@ void ta_runq_push(ta_engine *E, ta_task *t) {
   E->runq[E->nrunq++] = t;
 }
 
+/* With many runnable tasks their memory is mostly cold (at 1M sleeping
+** tasks, first touches of the task and of its thread were most of a
+** step's cache misses).  The loop asks for it ahead of time: the task
+** PREFETCH_TASK steps ahead, the thread of the one PREFETCH_THREAD steps
+** ahead (whose task line came in by then). */
+enum { PREFETCH_TASK = 8, PREFETCH_THREAD = 4 };
+
+static void prefetch_ahead(ta_task **batch, size_t i, size_t n) {
+  if (i + PREFETCH_TASK < n) {
+    const char *t = (const char *)batch[i + PREFETCH_TASK];
+    __builtin_prefetch(t);
+    __builtin_prefetch(t + 64);
+    __builtin_prefetch(t + 128);
+  }
+  if (i + PREFETCH_THREAD < n && batch[i + PREFETCH_THREAD]->co != NULL) {
+    const char *co = (const char *)batch[i + PREFETCH_THREAD]->co;
+    __builtin_prefetch(co);
+    __builtin_prefetch(co + 64);
+    __builtin_prefetch(co + 128);
+  }
+}
+
 /* Runs the tasks that were runnable when the batch started; tasks made
 ** runnable meanwhile wait for the next batch, so I/O is never starved. */
 static void run_batch(lua_State *L, ta_engine *E) {
@@ -61,6 +83,7 @@ static void run_batch(lua_State *L, ta_engine *E) {
   E->nbatch = n;
   for (size_t i = 0; i < n; i++) {
     ta_task *t = batch[i];
+    prefetch_ahead(batch, i, n);
     E->batch_next = i + 1; /* for ta_run_abandon, should this step raise */
     t->queued = 0;
     if (t->state == TA_RUNNABLE) ta_step_task(L, t);
