@@ -129,7 +129,7 @@ ta_future *ta_future_push_new(lua_State *L, int loopidx);
 void ta_future_settle(lua_State *L, int fidx, int n);
 int ta_future_pending(lua_State *L, int fidx);
 int ta_future_cancel(lua_State *L, int fidx);
-int ta_future_reuse(lua_State *L, int fidx);
+ta_future *ta_future_reuse(lua_State *L, int fidx);
 int ta_future_await_k(lua_State *L, ta_task *t, int await_idx, lua_KFunction k);
 int ta_future_wait_failed(lua_State *L, int status, ta_task *t);
 int ta_store_helpers(lua_State *L, int helpers_idx, int n);

@@ -1283,12 +1283,12 @@ int ta_future_pending(lua_State *L, int fidx) {
 }
 
 /* Makes the plain future at fidx, finished with a result, pending again
-** with no callbacks, and returns 1 (0, unchanged, for any other future):
+** with no callbacks, and returns it (NULL, unchanged, for any other future):
 ** for its maker, once it has awaited it and knows nobody else holds it
 ** (an asyncio queue reuses its waiters' futures). */
-int ta_future_reuse(lua_State *L, int fidx) {
+ta_future *ta_future_reuse(lua_State *L, int fidx) {
   ta_future *f = (ta_future *)lua_touserdata(L, fidx);
-  if (f->kind != TA_KIND_FUTURE || f->state != TA_FUT_FINISHED || f->has_exc) return 0;
+  if (f->kind != TA_KIND_FUTURE || f->state != TA_FUT_FINISHED || f->has_exc) return NULL;
   f->state = TA_FUT_PENDING;
   f->nresults = 0;
   f->ncallbacks = 0;
@@ -1297,7 +1297,7 @@ int ta_future_reuse(lua_State *L, int fidx) {
   f->retrieved = 1;
   lua_pushnil(L);
   lua_setiuservalue(L, fidx, FUV_STATE);
-  return 1;
+  return f;
 }
 
 /* For C objects whose calls wait on a future (asyncio/queue.c,
@@ -1373,7 +1373,7 @@ static int l_future_new(lua_State *L) {
 ** for any other. */
 static int l_future_reuse(lua_State *L) {
   checkfuture(L, 1);
-  lua_pushboolean(L, ta_future_reuse(L, 1));
+  lua_pushboolean(L, ta_future_reuse(L, 1) != NULL);
   return 1;
 }
 

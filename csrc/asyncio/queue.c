@@ -43,7 +43,8 @@ typedef struct {
   int shutdown;
   int maxsize_int;          /* maxsize was given as an integer... */
   lua_Integer maxsize_given; /* ...this one (q.maxsize shows it) */
-  int has_spare;            /* QUV_SPARE holds a pending future, unused */
+  int has_spare;            /* the spare is pending and unused */
+  ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
   lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer n;            /* items */
   lua_Integer head;         /* FIFO: index of the first item */
@@ -61,19 +62,23 @@ static const char *const fn_get_nowait[QK_N] = QNAMES("get_nowait");
 static const char *const fn_task_done[QK_N] = QNAMES("task_done");
 static const char *const fn_join[QK_N] = QNAMES("join");
 
-/* self, checked by cached metatable pointers; fname names the method of
-** Queue (the methods are shared by the three kinds). */
-static ta_queue *checkqueue(lua_State *L, const char *fname) {
-  ta_engine *E = ta_upengine(L);
-  const void *mt = ta_udata_mt(L, 1);
+/* self, checked by cached metatable pointers of the engine E; fname names
+** the method of Queue (the methods are shared by the three kinds). */
+static ta_queue *checkqueue_in(lua_State *L, ta_engine *E, const char *fname) {
+  const void *mt;
+  ta_queue *q = (ta_queue *)ta_udata(L, 1, &mt);
   if (mt != NULL)
     for (int k = 0; k < QK_N; k++)
-      if (mt == E->mt[queue_mt[k]]) return (ta_queue *)lua_touserdata(L, 1);
+      if (mt == E->mt[queue_mt[k]]) return q;
   /* as luaL_typeerror words it: the class's __name when it has one */
   luaL_error(L, "bad argument #1 to '%s' (asyncio.Queue expected, got %s)", fname,
              luaL_getmetafield(L, 1, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
                                                                : luaL_typename(L, 1));
   return NULL;
+}
+
+static ta_queue *checkqueue(lua_State *L, const char *fname) {
+  return checkqueue_in(L, ta_upengine(L), fname);
 }
 
 static int is_full(const ta_queue *q) {
@@ -95,12 +100,12 @@ static void finished_event(lua_State *L, const char *name) {
 
 /* ---- deques of waiting futures ---- */
 
-/* Appends the future on top (popped) to the deque in user value uv.  The
-** tail moves once the slot is set: setting it may raise for want of
+/* Appends the future on top (left there) to the deque in user value uv.
+** The tail moves once the slot is set: setting it may raise for want of
 ** memory, and a tail past an empty slot would be read as a waiter. */
 static void waitq_push(lua_State *L, waitq *w, int uv) {
   lua_getiuservalue(L, 1, uv);
-  lua_insert(L, -2);
+  lua_pushvalue(L, -2);
   lua_rawseti(L, -2, w->tail + 1);
   w->tail++;
   lua_pop(L, 1);
@@ -203,29 +208,31 @@ static int raise_shutdown(lua_State *L, const char *fname) {
 
 /* ---- waiting ---- */
 
-/* Pushes a pending future of the running loop (the spare one, or a new
-** one) and queues it in the deque. */
-static void new_waiter(lua_State *L, ta_queue *q, waitq *w, int uv) {
-  ta_loop *lp = ta_running_loop(L, ta_upengine(L));
-  if (q->has_spare && lua_getiuservalue(L, 1, QUV_SPARE) == LUA_TUSERDATA &&
-      ((ta_future *)lua_touserdata(L, -1))->loop == lp) {
+/* Pushes a pending future of the loop running task t (the spare one, or a
+** new one) and queues it in the deque. */
+static void new_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t) {
+  if (q->has_spare && q->spare->loop == ta_running_loop(L, t->E)) {
+    lua_getiuservalue(L, 1, QUV_SPARE);
     q->has_spare = 0;
   } else {
-    if (q->has_spare) lua_pop(L, 1);
-    if (!ta_push_running_loop(L, ta_upengine(L))) call_helper(L, H_GET_RUNNING_LOOP, 0, 1);
+    if (!ta_push_running_loop(L, t->E)) call_helper(L, H_GET_RUNNING_LOOP, 0, 1);
     ta_future_push_new(L, -1);
     lua_replace(L, -2);
   }
-  lua_pushvalue(L, -1);
   waitq_push(L, w, uv);
 }
 
 /* The wait on the future at fidx ended with its result: nobody else holds
-** that future, so it becomes the spare. */
+** that future, so it becomes the spare (already in QUV_SPARE when it was
+** the spare before). */
 static void keep_spare(lua_State *L, ta_queue *q, int fidx) {
-  if (!ta_future_reuse(L, fidx)) return;
-  lua_pushvalue(L, fidx);
-  lua_setiuservalue(L, 1, QUV_SPARE);
+  ta_future *f = ta_future_reuse(L, fidx);
+  if (f == NULL) return;
+  if (f != q->spare) {
+    lua_pushvalue(L, fidx);
+    lua_setiuservalue(L, 1, QUV_SPARE);
+    q->spare = f;
+  }
   q->has_spare = 1;
 }
 
@@ -274,7 +281,7 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
 static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->n == 0) {
     if (q->shutdown) return raise_shutdown(L, fn_get[q->kind]);
-    new_waiter(L, q, &q->getters, QUV_GETTERS);
+    new_waiter(L, q, &q->getters, QUV_GETTERS, t);
     return await_waiter(L, t, get_k);
   }
   do_get(L, q);
@@ -283,8 +290,9 @@ static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
 
 /* get() -> item: waits for an item, then removes and returns it. */
 static int q_get(lua_State *L) {
-  ta_queue *q = checkqueue(L, fn_get[0]);
-  ta_task *t = ta_async_check(L, fn_get[q->kind], TA_ASYNCIO);
+  ta_engine *E = ta_upengine(L);
+  ta_queue *q = checkqueue_in(L, E, fn_get[0]);
+  ta_task *t = ta_async_check_in(L, E, fn_get[q->kind], TA_ASYNCIO);
   lua_settop(L, 1);
   return get_loop(L, q, t);
 }
@@ -299,7 +307,7 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
 static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->shutdown) return raise_shutdown(L, fn_put[q->kind]);
   if (is_full(q)) {
-    new_waiter(L, q, &q->putters, QUV_PUTTERS);
+    new_waiter(L, q, &q->putters, QUV_PUTTERS, t);
     return await_waiter(L, t, put_k);
   }
   do_put(L, q, fn_put[q->kind]);
@@ -308,8 +316,9 @@ static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
 
 /* put(item): waits for a free slot, then puts the item. */
 static int q_put(lua_State *L) {
-  ta_queue *q = checkqueue(L, fn_put[0]);
-  ta_task *t = ta_async_check(L, fn_put[q->kind], TA_ASYNCIO);
+  ta_engine *E = ta_upengine(L);
+  ta_queue *q = checkqueue_in(L, E, fn_put[0]);
+  ta_task *t = ta_async_check_in(L, E, fn_put[q->kind], TA_ASYNCIO);
   lua_settop(L, 2);
   return put_loop(L, q, t);
 }

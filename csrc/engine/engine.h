@@ -235,6 +235,9 @@ enum { TA_UV_THREAD = 1, TA_UV_PARENT = 2, TA_TASK_NUV = 2 };
 ta_task *ta_current(lua_State *L);
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor);
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);
+/* The same with the engine already found (hot paths find it once). */
+ta_task *ta_task_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor);
+ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor);
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
                   ta_task *parent, const ta_task_kind *kind, int thread_uv, int keepidx);
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
@@ -428,6 +431,7 @@ void ta_cache_metatable(lua_State *L, ta_engine *E, int which);
 void ta_task_class(ta_engine *E, int which, ptrdiff_t offset);
 void ta_setmetatable(lua_State *L, ta_engine *E, int which);
 const void *ta_udata_mt(lua_State *L, int idx);
+void *ta_udata(lua_State *L, int idx, const void **mt);
 void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which);
 void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
 void ta_push_engine(lua_State *L);

@@ -193,7 +193,10 @@ static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
 ** not suspend (current_task works in a sort comparator, as in Trio); raises
 ** a clear error naming `fname` when there is none or the flavor is wrong. */
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
-  ta_engine *E = engine_of(L);
+  return ta_task_check_in(L, engine_of(L), fname, flavor);
+}
+
+ta_task *ta_task_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
   ta_task *t = E->current; /* ta_current, with the engine found once */
   if (t != NULL && t->co != L && E->curL != L) t = NULL;
   if (t == NULL) {
@@ -212,7 +215,11 @@ ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
 ** able to suspend.  Refused before anything is queued or parked: a failed
 ** yield would leave the task scheduled twice. */
 ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
-  ta_task *t = ta_task_check(L, fname, flavor);
+  return ta_async_check_in(L, engine_of(L), fname, flavor);
+}
+
+ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+  ta_task *t = ta_task_check_in(L, E, fname, flavor);
   if (!lua_isyieldable(L))
     ta_error(L, "RuntimeError",
              "%s: cannot suspend the task here: called from inside a C function that cannot "
