@@ -200,9 +200,7 @@ static int trio_wait_abort(lua_State *L, ta_task *t);
 static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task) {
   if (is_task || ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
     push_future_loop(L, f, fidx);
-    lua_insert(L, -2);
-    ta_loop_append_to(L, f->loop, -2);
-    lua_pop(L, 1);
+    ta_loop_append_below(L, f->loop);
     return;
   }
   if (ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */

@@ -338,6 +338,11 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int base, int nvals, int
 /* Schedules the Task on top of the stack (popped). */
 void ta_loop_append(lua_State *L, ta_loop *lp) {
   push_loop(L, lp);
+  ta_loop_append_below(L, lp);
+}
+
+/* Schedules the Task just below the loop object on top (both popped). */
+void ta_loop_append_below(lua_State *L, ta_loop *lp) {
   ready_put(L, lp, -1, -2, 1);
   lua_pop(L, 3);
   ta_loop_wake(lp);
