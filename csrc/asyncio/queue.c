@@ -2,9 +2,13 @@
 ** queue.c — asyncio.Queue, LifoQueue and PriorityQueue, with the semantics
 ** of CPython's asyncio/queues.py (lua/asyncio/queues.lua documents them).
 **
-** One C object for the three kinds: the count, maxsize, the shutdown flag,
-** the unfinished-task count and two deques of waiting futures (getters,
-** putters) live in the userdata; the items in a user value table.  FIFO
+** A queue object is a table: its class's metatable, whose __index is the
+** method table (a method lookup runs no function), the field maxsize, and
+** at [1] the queue's state, one C object for the three kinds: the count,
+** maxsize, the shutdown flag, the unfinished-task count and two deques of
+** waiting futures (getters, putters) live in that userdata; the items in a
+** user value table.  Every method puts the state in place of self, at
+** stack index 1, before anything else.  FIFO
 ** items sit at [head, head + n) of that table, LIFO items at [1, n]; a
 ** PriorityQueue keeps its heap in Lua (lua/asyncio/queues.lua hands over
 ** prio_new/prio_put/prio_get with queue_setup), called from here.
@@ -62,14 +66,22 @@ static const char *const fn_get_nowait[QK_N] = QNAMES("get_nowait");
 static const char *const fn_task_done[QK_N] = QNAMES("task_done");
 static const char *const fn_join[QK_N] = QNAMES("join");
 
-/* self, checked by cached metatable pointers of the engine E; fname names
-** the method of Queue (the methods are shared by the three kinds). */
+/* The state of self, which takes the place of self at stack index 1 (a
+** copy is left on top); checked by its cached metatable pointer (engine
+** E).  fname names the method of Queue (the methods are shared by the
+** three kinds). */
 static ta_queue *checkqueue_in(lua_State *L, ta_engine *E, const char *fname) {
-  const void *mt;
-  ta_queue *q = (ta_queue *)ta_udata(L, 1, &mt);
-  if (mt != NULL)
-    for (int k = 0; k < QK_N; k++)
-      if (mt == E->mt[queue_mt[k]]) return q;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    const void *mt;
+    ta_queue *q;
+    lua_rawgeti(L, 1, 1);
+    q = (ta_queue *)ta_udata(L, -1, &mt);
+    if (mt == E->mt[TA_MT_QUEUE_STATE]) {
+      lua_copy(L, -1, 1);
+      return q;
+    }
+    lua_pop(L, 1);
+  }
   /* as luaL_typeerror words it: the class's __name when it has one */
   luaL_error(L, "bad argument #1 to '%s' (asyncio.Queue expected, got %s)", fname,
              luaL_getmetafield(L, 1, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
@@ -395,9 +407,10 @@ static int q_join(lua_State *L) {
 ** raise, or to take an item still there).  With `immediate` the items left
 ** are dropped, each counting as done (which may end join()). */
 static int q_shutdown(lua_State *L) {
+  int immediate = lua_toboolean(L, 2);
   ta_queue *q = checkqueue(L, "Queue:shutdown");
   q->shutdown = 1;
-  if (lua_toboolean(L, 2)) {
+  if (immediate) {
     lua_settop(L, 1);
     while (q->n > 0) {
       do_get(L, q);
@@ -427,17 +440,6 @@ static int q_tostring(lua_State *L) {
   return 1;
 }
 
-/* __index: the methods (upvalue 1), then the field maxsize. */
-static int q_index(lua_State *L) {
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-  if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "maxsize") == 0)
-    push_maxsize(L, (ta_queue *)lua_touserdata(L, 1)); /* a queue: its metatable called */
-  else
-    lua_pushnil(L);
-  return 1;
-}
-
 /* queue_new(kind, maxsize) -> a new queue; kind 0 FIFO, 1 LIFO, 2 priority. */
 static int l_queue_new(lua_State *L) {
   ta_engine *E = ta_upengine(L);
@@ -456,7 +458,7 @@ static int l_queue_new(lua_State *L) {
   q->maxsize = t == LUA_TNIL ? 0 : lua_tonumber(L, 2);
   q->head = 1;
   q->getters.head = q->putters.head = 1;
-  ta_setmetatable(L, E, queue_mt[kind]);
+  ta_setmetatable(L, E, TA_MT_QUEUE_STATE);
   if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
   else lua_newtable(L);
   lua_setiuservalue(L, -2, QUV_ITEMS);
@@ -469,6 +471,12 @@ static int l_queue_new(lua_State *L) {
   lua_pushvalue(L, -2);
   lua_call(L, 1, 0); /* nothing unfinished yet */
   lua_setiuservalue(L, -2, QUV_FINISHED);
+  lua_createtable(L, 1, 1); /* the queue object */
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, 1);
+  push_maxsize(L, q);
+  lua_setfield(L, -2, "maxsize");
+  ta_setmetatable(L, E, queue_mt[kind]);
   return 1;
 }
 
@@ -498,7 +506,8 @@ static const luaL_Reg queue_funcs[] = {
   {NULL, NULL}
 };
 
-/* Three classes sharing one method table; every function has the engine,
+/* Three classes sharing one method table (their __index), and the class
+** of queue states; every function has the engine,
 ** the helpers table and Future:await as upvalues 1-3 (ta_open_future ran
 ** before: the await method comes from the Future class). */
 int ta_open_queue(lua_State *L) {
@@ -517,7 +526,6 @@ int ta_open_queue(lua_State *L) {
     lua_pushfstring(L, "trio_asyncio.%s", kind_name[k]);
     luaL_newmetatable(L, lua_tostring(L, -1));
     lua_pushvalue(L, methods);
-    lua_pushcclosure(L, q_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushvalue(L, engine);
     lua_pushvalue(L, helpers);
@@ -527,6 +535,9 @@ int ta_open_queue(lua_State *L) {
     ta_cache_metatable(L, E, queue_mt[k]);
     lua_pop(L, 2);
   }
+  luaL_newmetatable(L, "trio_asyncio.QueueState");
+  ta_cache_metatable(L, E, TA_MT_QUEUE_STATE);
+  lua_pop(L, 1);
   lua_pushvalue(L, engine - 1); /* the module table */
   lua_pushvalue(L, engine);
   lua_pushvalue(L, helpers);
