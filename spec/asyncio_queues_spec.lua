@@ -493,6 +493,34 @@ describe("asyncio queue objects", function()
     end
   end)
 
+  it("check self's state: a queue-like table holding something else is refused, never used", function()
+    local q = Queue(1)
+    local mt = getmetatable(q)
+    local forged = {
+      setmetatable({}, mt), setmetatable({ io.stdout }, mt), setmetatable({ "x" }, mt),
+      setmetatable({ asyncio.Event() }, mt),
+    }
+    for _, bad in ipairs(forged) do
+      for _, m in ipairs { "put_nowait", "get_nowait", "qsize", "shutdown" } do
+        local ok, e = pcall(q[m], bad, 1)
+        assert.is_false(ok)
+        assert.equal(("bad argument #1 to 'Queue:%s' (asyncio.Queue expected, got trio_asyncio.Queue)")
+          :format(m), e)
+      end
+    end
+    q[1] = io.stdout -- a queue whose state was replaced is refused too
+    local ok, e = pcall(q.qsize, q)
+    assert.is_false(ok)
+    assert.matches("Queue:qsize", e, 1, true)
+  end)
+
+  it("show maxsize as a field of every kind, as given", function()
+    assert.equal(3, Queue(3).maxsize)
+    assert.equal(0, LifoQueue().maxsize)
+    assert.equal(2.5, PriorityQueue(2.5).maxsize)
+    assert.equal(math.type(2.0), math.type(Queue(2.0).maxsize))
+  end)
+
   it("keep maxsize as given and show it in tostring; reject a maxsize that is no number", function()
     assert.equal(2, Queue(2).maxsize)
     assert.equal(math.type(2), math.type(Queue(2).maxsize))
