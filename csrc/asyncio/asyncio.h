@@ -124,10 +124,10 @@ void ta_loop_release_io(lua_State *L, ta_loop *lp);
 int ta_aio_persistent_armed(const ta_waiter *w);
 
 /* For the I/O faces (ioreq_future.c): a new pending Future of the loop at
-** loopidx, pushed; settling a pending plain Future at fidx with the top n
+** loopidx, pushed; settling a pending plain Future f at fidx with the top n
 ** values (popped), or with the error on top (n < 0). */
 ta_future *ta_future_push_new(lua_State *L, int loopidx);
-void ta_future_settle(lua_State *L, int fidx, int n);
+void ta_future_settle(lua_State *L, ta_future *f, int fidx, int n);
 int ta_future_pending(lua_State *L, int fidx);
 int ta_future_cancel(lua_State *L, int fidx);
 ta_future *ta_future_reuse(lua_State *L, int fidx);

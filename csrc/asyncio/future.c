@@ -672,10 +672,10 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
 
 /* ---- Tasks ---- */
 
-/* Runs one step of the Task at tidx, its loop being at loopidx; resume
+/* Runs one step of the Task f at tidx, its loop being at loopidx; resume
 ** values (or an error) for its coroutine are already on its thread. */
-static void task_step(lua_State *L, int tidx, int loopidx) {
-  ta_future *f = (ta_future *)lua_touserdata(L, tidx), *prev;
+static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
+  ta_future *prev;
   ta_task *t = ta_future_task(f);
   ta_loop *lp = f->loop;
   if (f->must_cancel && t->state == TA_NEW) { /* cancelled before it started */
@@ -757,7 +757,7 @@ void ta_aio_task_run(lua_State *L, int tidx, int loopidx) {
     resume_with_outcome(L, t, w, lua_gettop(L));
     lua_pop(L, 1);
   }
-  task_step(L, tidx, loopidx);
+  task_step(L, f, tidx, loopidx);
 }
 
 static int is_instance(lua_State *L, int idx, int clsref) {
@@ -1267,9 +1267,8 @@ ta_future *ta_future_push_new(lua_State *L, int loopidx) {
   return new_future(L, NULL, loopidx, TA_KIND_FUTURE);
 }
 
-/* fidx: a pending future (the callers have checked). */
-void ta_future_settle(lua_State *L, int fidx, int n) {
-  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
+/* f: the pending future at fidx (the callers have checked). */
+void ta_future_settle(lua_State *L, ta_future *f, int fidx, int n) {
   fidx = lua_absindex(L, fidx);
   if (n < 0) settle(L, f, fidx, 1);
   else settle_results(L, f, fidx, n);

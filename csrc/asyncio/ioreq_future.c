@@ -79,12 +79,12 @@ void ta_aio_io_dispatch(lua_State *L, ta_loop *lp) {
     r->fref = LUA_NOREF;
     if (r->notify_only) {
       r->wake = NULL; /* the holder delivers it */
-      if (ta_future_pending(L, -1)) ta_future_settle(L, top + 1, 0);
+      if (ta_future_pending(L, -1)) ta_future_settle(L, (ta_future *)lua_touserdata(L, -1), top + 1, 0);
     } else if (!ta_future_pending(L, -1)) {
       ta_ioreq_abandon(r); /* its results go nowhere */
     } else {
       int n = ta_ioreq_results(L, r);
-      ta_future_settle(L, top + 1, n < 0 ? -1 : n);
+      ta_future_settle(L, (ta_future *)lua_touserdata(L, top + 1), top + 1, n < 0 ? -1 : n);
     }
     lua_settop(L, top);
   }

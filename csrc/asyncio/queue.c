@@ -138,7 +138,7 @@ static void waitq_wake(lua_State *L, waitq *w, int uv, int all) {
     f = (ta_future *)lua_touserdata(L, -1);
     if (f->state == TA_FUT_PENDING) {
       lua_pushboolean(L, 1);
-      ta_future_settle(L, -2, 1);
+      ta_future_settle(L, f, -2, 1);
       if (!all) {
         lua_pop(L, 1);
         break;
@@ -179,18 +179,17 @@ static void waitq_remove(lua_State *L, waitq *w, int uv, int fidx) {
 ** (the method) names a PriorityQueue item that cannot be ordered. */
 static void do_put(lua_State *L, ta_queue *q, const char *fname) {
   lua_getiuservalue(L, 1, QUV_ITEMS);
-  lua_insert(L, -2);
   switch (q->kind) {
-  case QK_FIFO: lua_rawseti(L, -2, q->head + q->n); break;
-  case QK_LIFO: lua_rawseti(L, -2, q->n + 1); break;
+  case QK_FIFO: lua_pushvalue(L, -2); lua_rawseti(L, -2, q->head + q->n); break;
+  case QK_LIFO: lua_pushvalue(L, -2); lua_rawseti(L, -2, q->n + 1); break;
   default: /* prio_put(heap, n, item, fname) raises on a bad item, nothing changed */
+    lua_pushvalue(L, -1);
     lua_pushinteger(L, q->n);
-    lua_insert(L, -2);
+    lua_pushvalue(L, -4);
     lua_pushstring(L, fname);
     call_helper(L, H_PRIO_PUT, 4, 0);
-    lua_pushnil(L); /* keep the stack shape of the other kinds */
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   q->n++;
   if (q->unfinished++ == 0) finished_event(L, "clear");
   waitq_wake(L, &q->getters, QUV_GETTERS, 0);

@@ -181,7 +181,7 @@ static void wake_waiter(lua_State *L, ta_sreader *r, int ridx, int is_exc) {
   }
   lua_getiuservalue(L, ridx, RUV_WAITER);
   lua_insert(L, -2);
-  ta_future_settle(L, -2, is_exc ? -1 : 1);
+  ta_future_settle(L, r->waiter, -2, is_exc ? -1 : 1);
   lua_pop(L, 1);
 }
 
