@@ -67,20 +67,19 @@ static const char *const fn_task_done[QK_N] = QNAMES("task_done");
 static const char *const fn_join[QK_N] = QNAMES("join");
 
 /* The state of self, which takes the place of self at stack index 1 (a
-** copy is left on top); checked by its cached metatable pointer (engine
-** E).  fname names the method of Queue (the methods are shared by the
-** three kinds). */
+** copy and its metatable are left on top: the methods set the stack top
+** they need); checked by its cached metatable pointer (engine E).  fname
+** names the method of Queue (the methods are shared by the three kinds). */
 static ta_queue *checkqueue_in(lua_State *L, ta_engine *E, const char *fname) {
   if (lua_type(L, 1) == LUA_TTABLE) {
-    const void *mt;
     ta_queue *q;
     lua_rawgeti(L, 1, 1);
-    q = (ta_queue *)ta_udata(L, -1, &mt);
-    if (mt == E->mt[TA_MT_QUEUE_STATE]) {
-      lua_copy(L, -1, 1);
+    q = (ta_queue *)lua_touserdata(L, -1);
+    if (q != NULL && lua_getmetatable(L, -1) &&
+        lua_topointer(L, -1) == E->mt[TA_MT_QUEUE_STATE]) {
+      lua_copy(L, -2, 1);
       return q;
     }
-    lua_pop(L, 1);
   }
   /* as luaL_typeerror words it: the class's __name when it has one */
   luaL_error(L, "bad argument #1 to '%s' (asyncio.Queue expected, got %s)", fname,

@@ -242,20 +242,10 @@ void ta_setmetatable(lua_State *L, ta_engine *E, int which) {
 ** cached ones; NULL when it is no userdata or has none. */
 const void *ta_udata_mt(lua_State *L, int idx) {
   const void *mt;
-  ta_udata(L, idx, &mt);
-  return mt;
-}
-
-/* The block of the userdata at idx, its metatable in *mt (both NULL when
-** it is no userdata; *mt NULL when it has none): one pass for a check
-** that then uses the block. */
-void *ta_udata(lua_State *L, int idx, const void **mt) {
-  void *p = lua_touserdata(L, idx);
-  *mt = NULL;
-  if (p == NULL || !lua_getmetatable(L, idx)) return p;
-  *mt = lua_topointer(L, -1);
+  if (lua_touserdata(L, idx) == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mt = lua_topointer(L, -1);
   lua_pop(L, 1);
-  return p;
+  return mt;
 }
 
 /* luaL_testudata for a cached metatable; E may be NULL (a function
