@@ -238,15 +238,21 @@ static void finish(lua_State *L, ta_future *f, int fidx, int state) {
   }
 }
 
+/* The first callback of the future at fidx: the value on top (popped).
+** Raises no error (a Task may set it on its suspended thread). */
+static void set_first_callback(lua_State *L, ta_future *f, int fidx, int is_task) {
+  lua_setiuservalue(L, fidx, FUV_STATE);
+  f->ncallbacks = 1;
+  f->cb_task = (unsigned char)is_task;
+}
+
 /* Adds the callback at cbidx; is_task: it is a Task awaiting the future. */
 static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx, int is_task) {
   fidx = lua_absindex(L, fidx);
   cbidx = lua_absindex(L, cbidx);
   if (f->ncallbacks == 0) {
     lua_pushvalue(L, cbidx);
-    lua_setiuservalue(L, fidx, FUV_STATE);
-    f->ncallbacks = 1;
-    f->cb_task = (unsigned char)is_task;
+    set_first_callback(L, f, fidx, is_task);
     return;
   }
   if (!f->cb_list) { /* second callback: make the list */
@@ -699,6 +705,14 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
   if (t->state == TA_DONE) return;
   if (t->wait != NULL && ((ta_future *)t->wait)->state == TA_FUT_PENDING) {
     ta_future *w = (ta_future *)t->wait;
+    if (w->ncallbacks == 0 && !f->must_cancel && lua_checkstack(t->co, 1)) {
+      /* the common case: the Task is the only callback, set where the
+      ** awaited future is, at index 1 of its thread (self of its await) */
+      lua_pushvalue(L, tidx);
+      lua_xmove(L, t->co, 1);
+      set_first_callback(t->co, w, 1, 1);
+      return;
+    }
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
     add_callback(L, w, -1, tidx, 1);

@@ -125,28 +125,27 @@ static void waitq_push(lua_State *L, waitq *w, int uv) {
 /* Wakes the first waiter that is still pending (CPython's _wakeup_next),
 ** or every one (shutdown). */
 static void waitq_wake(lua_State *L, waitq *w, int uv, int all) {
-  int t;
+  int left = 1; /* values pushed here: the deque, and the future woken last */
   if (w->tail < w->head) return;
   lua_getiuservalue(L, 1, uv);
-  t = lua_gettop(L);
   while (w->head <= w->tail) {
     ta_future *f;
-    lua_rawgeti(L, t, w->head);
+    lua_rawgeti(L, -1, w->head);
     lua_pushnil(L);
-    lua_rawseti(L, t, w->head++);
+    lua_rawseti(L, -3, w->head++);
     f = (ta_future *)lua_touserdata(L, -1);
     if (f->state == TA_FUT_PENDING) {
       lua_pushboolean(L, 1);
       ta_future_settle(L, f, -2, 1);
       if (!all) {
-        lua_pop(L, 1);
+        left = 2;
         break;
       }
     }
     lua_pop(L, 1);
   }
   if (w->tail < w->head) w->head = 1, w->tail = 0;
-  lua_pop(L, 1);
+  lua_pop(L, left);
 }
 
 /* Takes the future at fidx out of the deque (a waiter that gave up). */
