@@ -297,6 +297,7 @@ static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
 static void settle_results(lua_State *L, ta_future *f, int fidx, int n) {
   if (n != 1) {
     int first = lua_gettop(L) - n + 1;
+    fidx = lua_absindex(L, fidx);
     lua_createtable(L, n, 0);
     lua_insert(L, first);
     for (int i = n; i >= 1; i--) lua_rawseti(L, first, i);
@@ -1283,7 +1284,6 @@ ta_future *ta_future_push_new(lua_State *L, int loopidx) {
 
 /* f: the pending future at fidx (the callers have checked). */
 void ta_future_settle(lua_State *L, ta_future *f, int fidx, int n) {
-  fidx = lua_absindex(L, fidx);
   if (n < 0) settle(L, f, fidx, 1);
   else settle_results(L, f, fidx, n);
 }
@@ -1296,7 +1296,9 @@ int ta_future_pending(lua_State *L, int fidx) {
 /* Makes the plain future at fidx, finished with a result, pending again
 ** with no callbacks, and returns it (NULL, unchanged, for any other future):
 ** for its maker, once it has awaited it and knows nobody else holds it
-** (an asyncio queue reuses its waiters' futures). */
+** (an asyncio queue reuses its waiters' futures).  Its old result stays in
+** its slot (unread while pending, replaced by the first callback or the
+** next outcome): the C makers settle such futures with true. */
 ta_future *ta_future_reuse(lua_State *L, int fidx) {
   ta_future *f = (ta_future *)lua_touserdata(L, fidx);
   if (f->kind != TA_KIND_FUTURE || f->state != TA_FUT_FINISHED || f->has_exc) return NULL;
@@ -1306,8 +1308,6 @@ ta_future *ta_future_reuse(lua_State *L, int fidx) {
   f->cb_list = 0;
   f->must_cancel = 0;
   f->retrieved = 1;
-  lua_pushnil(L);
-  lua_setiuservalue(L, fidx, FUV_STATE);
   return f;
 }
 
@@ -1383,8 +1383,14 @@ static int l_future_new(lua_State *L) {
 ** it has awaited it and knows nobody else holds it); false, unchanged,
 ** for any other. */
 static int l_future_reuse(lua_State *L) {
+  int reused;
   checkfuture(L, 1);
-  lua_pushboolean(L, ta_future_reuse(L, 1) != NULL);
+  reused = ta_future_reuse(L, 1) != NULL;
+  if (reused) { /* its result may be anything: let it go now */
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, FUV_STATE);
+  }
+  lua_pushboolean(L, reused);
   return 1;
 }
 
