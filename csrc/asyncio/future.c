@@ -749,11 +749,10 @@ static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx
   t->nargs = n;
 }
 
-/* The ready queue of the loop at loopidx runs the Task at tidx: its first
+/* The ready queue of the loop at loopidx runs the Task f at tidx: its first
 ** step, a step after a bare yield, or the wake-up of the future it awaits,
 ** done by now. */
-void ta_aio_task_run(lua_State *L, int tidx, int loopidx) {
-  ta_future *f = (ta_future *)lua_touserdata(L, tidx);
+void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx) {
   ta_task *t = ta_future_task(f);
   ta_future *w = (ta_future *)t->wait;
   if (f->state != TA_FUT_PENDING || t->co == NULL) return;

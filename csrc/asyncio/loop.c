@@ -726,7 +726,7 @@ static void run_entry(lua_State *L, ta_loop *lp) {
       batch_drop(L, lp, SLOT_RING, 1);
       n = 0;
       lp->step_slot = slot; /* for a lease (ta_loop_lease) */
-      ta_aio_task_run(L, SLOT_ENTRY, SLOT_LOOP);
+      ta_aio_task_run(L, (ta_future *)h, SLOT_ENTRY, SLOT_LOOP);
       lp->step_slot = 0;
     } else if (!h->cancelled) {
       run_handle(L, lp, h);
