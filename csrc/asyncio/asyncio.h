@@ -131,7 +131,7 @@ void ta_future_settle(lua_State *L, ta_future *f, int fidx, int n);
 int ta_future_pending(lua_State *L, int fidx);
 int ta_future_cancel(lua_State *L, int fidx);
 ta_future *ta_future_reuse(lua_State *L, int fidx);
-int ta_future_await_k(lua_State *L, ta_task *t, int await_idx, lua_KFunction k);
+int ta_future_await_k(lua_State *L, ta_task *t, ta_future *f, int await_idx, lua_KFunction k);
 int ta_future_wait_failed(lua_State *L, int status, ta_task *t);
 int ta_store_helpers(lua_State *L, int helpers_idx, int n);
 void ta_call_helper(lua_State *L, int helpers_idx, int h, int nargs, int nres);

@@ -1312,16 +1312,16 @@ ta_future *ta_future_reuse(lua_State *L, int fidx) {
 
 /* For C objects whose calls wait on a future (asyncio/queue.c,
 ** asyncio/streamreader.c).  Task t (the caller, as ta_async_check found it)
-** awaits the future on top; k continues with ctx t.  The future goes to
+** awaits the future f on top; k continues with ctx t.  The future goes to
 ** index 1, below the call's arguments: an asyncio Task suspends itself
 ** directly, and the loop finds the future it awaits at index 1 of the
 ** suspended frame (see task_step); anything else (a Trio task in
 ** allow_asyncio mode) calls Future:await, the function at await_idx,
 ** under lua_pcallk. */
-int ta_future_await_k(lua_State *L, ta_task *t, int await_idx, lua_KFunction k) {
+int ta_future_await_k(lua_State *L, ta_task *t, ta_future *f, int await_idx, lua_KFunction k) {
   lua_insert(L, 1);
   if (ta_is_aio_task(t) && t->co == L) {
-    t->wait = lua_touserdata(L, 1);
+    t->wait = f;
     return ta_task_yield(L, t, 0, k);
   }
   lua_pushvalue(L, await_idx);

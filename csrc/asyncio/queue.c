@@ -218,17 +218,19 @@ static int raise_shutdown(lua_State *L, const char *fname) {
 /* ---- waiting ---- */
 
 /* Pushes a pending future of the loop running task t (the spare one, or a
-** new one) and queues it in the deque. */
-static void new_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t) {
-  if (q->has_spare && q->spare->loop == ta_running_loop(L, t->E)) {
+** new one), queues it in the deque and returns it. */
+static ta_future *new_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t) {
+  ta_future *f = q->spare;
+  if (q->has_spare && f->loop == ta_running_loop(L, t->E)) {
     lua_getiuservalue(L, 1, QUV_SPARE);
     q->has_spare = 0;
   } else {
     if (!ta_push_running_loop(L, t->E)) call_helper(L, H_GET_RUNNING_LOOP, 0, 1);
-    ta_future_push_new(L, -1);
+    f = ta_future_push_new(L, -1);
     lua_replace(L, -2);
   }
   waitq_push(L, w, uv);
+  return f;
 }
 
 /* The wait on the future at fidx ended with its result: nobody else holds
@@ -245,9 +247,9 @@ static void keep_spare(lua_State *L, ta_queue *q, int fidx) {
   q->has_spare = 1;
 }
 
-/* Task t awaits the waiter on top (ta_future_await_k); k continues. */
-static int await_waiter(lua_State *L, ta_task *t, lua_KFunction k) {
-  return ta_future_await_k(L, t, lua_upvalueindex(UP_AWAIT), k);
+/* Task t awaits the waiter f on top (ta_future_await_k); k continues. */
+static int await_waiter(lua_State *L, ta_task *t, ta_future *f, lua_KFunction k) {
+  return ta_future_await_k(L, t, f, lua_upvalueindex(UP_AWAIT), k);
 }
 
 /* The wait failed: the waiter (on top, above the error) leaves the deque,
@@ -275,7 +277,7 @@ static ta_queue *after_wait(lua_State *L, int status, ta_task *t, int putting) {
   ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
   if (failed && putting) give_up(L, &q->putters, QUV_PUTTERS, has_room);
   else if (failed) give_up(L, &q->getters, QUV_GETTERS, has_items);
-  keep_spare(L, q, lua_gettop(L));
+  keep_spare(L, q, -1);
   lua_settop(L, putting ? 2 : 1);
   return q;
 }
@@ -290,8 +292,7 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
 static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->n == 0) {
     if (q->shutdown) return raise_shutdown(L, fn_get[q->kind]);
-    new_waiter(L, q, &q->getters, QUV_GETTERS, t);
-    return await_waiter(L, t, get_k);
+    return await_waiter(L, t, new_waiter(L, q, &q->getters, QUV_GETTERS, t), get_k);
   }
   do_get(L, q);
   return 1;
@@ -316,8 +317,7 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
 static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->shutdown) return raise_shutdown(L, fn_put[q->kind]);
   if (is_full(q)) {
-    new_waiter(L, q, &q->putters, QUV_PUTTERS, t);
-    return await_waiter(L, t, put_k);
+    return await_waiter(L, t, new_waiter(L, q, &q->putters, QUV_PUTTERS, t), put_k);
   }
   do_put(L, q, fn_put[q->kind]);
   return 0;

@@ -324,14 +324,13 @@ static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fn
     r->waiter_ready = 0;
   } else {
     lua_getiuservalue(L, 1, RUV_LOOP);
-    ta_future_push_new(L, -1);
+    r->waiter = ta_future_push_new(L, -1);
     lua_replace(L, -2);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, RUV_WAITER);
-    r->waiter = (ta_future *)lua_touserdata(L, -1);
   }
   r->waiting = 1;
-  return ta_future_await_k(L, t, lua_upvalueindex(UP_AWAIT), k);
+  return ta_future_await_k(L, t, r->waiter, lua_upvalueindex(UP_AWAIT), k);
 }
 
 /* In the continuation of wait_for_data: the wait ends if the waiter is
