@@ -123,17 +123,22 @@ static void waitq_push(lua_State *L, waitq *w, int uv) {
 }
 
 /* Wakes the first waiter that is still pending (CPython's _wakeup_next),
-** or every one (shutdown). */
-static void waitq_wake(lua_State *L, waitq *w, int uv, int all) {
+** or every one (shutdown).  The queue's spare future, as the only waiter,
+** stays in slot 1 (the next waiter's), where it holds nothing more than
+** QUV_SPARE does. */
+static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
   int left = 1; /* values pushed here: the deque, and the future woken last */
   if (w->tail < w->head) return;
   lua_getiuservalue(L, 1, uv);
   while (w->head <= w->tail) {
     ta_future *f;
     lua_rawgeti(L, -1, w->head);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, w->head++);
     f = (ta_future *)lua_touserdata(L, -1);
+    if (f != q->spare || w->tail != 1) {
+      lua_pushnil(L);
+      lua_rawseti(L, -3, w->head);
+    }
+    w->head++;
     if (f->state == TA_FUT_PENDING) {
       lua_pushboolean(L, 1);
       ta_future_settle(L, f, -2, 1);
@@ -190,7 +195,7 @@ static void do_put(lua_State *L, ta_queue *q, const char *fname) {
   lua_pop(L, 2);
   q->n++;
   if (q->unfinished++ == 0) finished_event(L, "clear");
-  waitq_wake(L, &q->getters, QUV_GETTERS, 0);
+  waitq_wake(L, q, &q->getters, QUV_GETTERS, 0);
 }
 
 /* Removes the first item (q->n > 0) and pushes it; a putter is woken. */
@@ -208,7 +213,7 @@ static void do_get(lua_State *L, ta_queue *q) {
     if (q->kind == QK_FIFO) q->head = q->n == 1 ? 1 : q->head + 1;
   }
   q->n--;
-  waitq_wake(L, &q->putters, QUV_PUTTERS, 0);
+  waitq_wake(L, q, &q->putters, QUV_PUTTERS, 0);
 }
 
 static int raise_shutdown(lua_State *L, const char *fname) {
@@ -261,7 +266,7 @@ static int give_up(lua_State *L, waitq *w, int uv, int (*usable)(const ta_queue 
   ta_future *f = (ta_future *)lua_touserdata(L, fidx);
   ta_future_cancel(L, fidx); /* in case it is not done yet */
   waitq_remove(L, w, uv, fidx);
-  if (usable(q) && f->state != TA_FUT_CANCELLED) waitq_wake(L, w, uv, 0);
+  if (usable(q) && f->state != TA_FUT_CANCELLED) waitq_wake(L, q, w, uv, 0);
   lua_settop(L, fidx - 1);
   return lua_error(L);
 }
@@ -416,8 +421,8 @@ static int q_shutdown(lua_State *L) {
     }
     if (q->unfinished == 0) finished_event(L, "set");
   }
-  waitq_wake(L, &q->getters, QUV_GETTERS, 1);
-  waitq_wake(L, &q->putters, QUV_PUTTERS, 1);
+  waitq_wake(L, q, &q->getters, QUV_GETTERS, 1);
+  waitq_wake(L, q, &q->putters, QUV_PUTTERS, 1);
   return 0;
 }
 
