@@ -335,17 +335,21 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int base, int nvals, int
 ** stepped), or a function followed by its one argument (a done callback
 ** and its future: no Handle is made unless the callback fails). */
 
-/* Schedules the Task on top of the stack (popped). */
-void ta_loop_append(lua_State *L, ta_loop *lp) {
-  push_loop(L, lp);
-  ta_loop_append_below(L, lp);
-}
-
 /* Schedules the Task just below the loop object on top (both popped). */
-void ta_loop_append_below(lua_State *L, ta_loop *lp) {
+static inline void append_below(lua_State *L, ta_loop *lp) {
   ready_put(L, lp, -1, -2, 1);
   lua_pop(L, 3);
   ta_loop_wake(lp);
+}
+
+void ta_loop_append_below(lua_State *L, ta_loop *lp) {
+  append_below(L, lp);
+}
+
+/* Schedules the Task on top of the stack (popped). */
+void ta_loop_append(lua_State *L, ta_loop *lp) {
+  push_loop(L, lp);
+  append_below(L, lp);
 }
 
 /* The same, the loop object being at loopidx (no lookup). */

@@ -192,11 +192,7 @@ static int flavor_error(lua_State *L, ta_task *t, const char *fname, int want) {
 /* The running task of that flavor, for a function that needs one but does
 ** not suspend (current_task works in a sort comparator, as in Trio); raises
 ** a clear error naming `fname` when there is none or the flavor is wrong. */
-ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
-  return ta_task_check_in(L, engine_of(L), fname, flavor);
-}
-
-ta_task *ta_task_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+static inline ta_task *task_check(lua_State *L, ta_engine *E, const char *fname, int flavor) {
   ta_task *t = E->current; /* ta_current, with the engine found once */
   if (t != NULL && t->co != L && E->curL != L) t = NULL;
   if (t == NULL) {
@@ -211,21 +207,33 @@ ta_task *ta_task_check_in(lua_State *L, ta_engine *E, const char *fname, int fla
   return t;
 }
 
+ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
+  return task_check(L, engine_of(L), fname, flavor);
+}
+
+ta_task *ta_task_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+  return task_check(L, E, fname, flavor);
+}
+
 /* Every async primitive starts here: ta_task_check, and the task must be
 ** able to suspend.  Refused before anything is queued or parked: a failed
 ** yield would leave the task scheduled twice. */
-ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
-  return ta_async_check_in(L, engine_of(L), fname, flavor);
-}
-
-ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
-  ta_task *t = ta_task_check_in(L, E, fname, flavor);
+static inline ta_task *async_check(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+  ta_task *t = task_check(L, E, fname, flavor);
   if (!lua_isyieldable(L))
     ta_error(L, "RuntimeError",
              "%s: cannot suspend the task here: called from inside a C function that cannot "
              "yield (a table.sort comparator, a string.gsub callback, a metamethod or a "
              "finalizer); call it outside that callback", fname);
   return t;
+}
+
+ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
+  return async_check(L, engine_of(L), fname, flavor);
+}
+
+ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+  return async_check(L, E, fname, flavor);
 }
 
 /* ---- creating tasks ---- */
