@@ -37,9 +37,11 @@ enum { UP_HELPERS = 2, UP_AWAIT = 3 };
 enum { H_PRIO_NEW = 1, H_PRIO_PUT, H_PRIO_GET, H_NEW_EVENT, H_GET_RUNNING_LOOP, H_N = H_GET_RUNNING_LOOP };
 
 /* A deque of futures: [head, tail] of its user value table; empty when
-** tail < head (then reset to 1, 0). */
+** tail < head (then reset to 1, 0).  An empty deque may still hold the
+** last future woken in slot 1 (see waitq_wake): `left` (else NULL). */
 typedef struct {
   lua_Integer head, tail;
+  ta_future *left;
 } waitq;
 
 typedef struct {
@@ -111,10 +113,16 @@ static void finished_event(lua_State *L, const char *name) {
 
 /* ---- deques of waiting futures ---- */
 
-/* Appends the future on top (left there) to the deque in user value uv.
+/* Appends the future f on top (left there) to the deque in user value uv.
 ** The tail moves once the slot is set: setting it may raise for want of
 ** memory, and a tail past an empty slot would be read as a waiter. */
-static void waitq_push(lua_State *L, waitq *w, int uv) {
+static void waitq_push(lua_State *L, waitq *w, int uv, ta_future *f) {
+  int was_left = w->left == f && w->tail < w->head;
+  w->left = NULL;
+  if (was_left) { /* already in slot 1 */
+    w->tail = 1;
+    return;
+  }
   lua_getiuservalue(L, 1, uv);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, w->tail + 1);
@@ -124,8 +132,8 @@ static void waitq_push(lua_State *L, waitq *w, int uv) {
 
 /* Wakes the first waiter that is still pending (CPython's _wakeup_next),
 ** or every one (shutdown).  The queue's spare future, as the only waiter,
-** stays in slot 1 (the next waiter's), where it holds nothing more than
-** QUV_SPARE does. */
+** stays in slot 1 (w->left), where it holds nothing more than QUV_SPARE
+** does, and where the next wait, with that future again, finds it. */
 static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
   int left = 1; /* values pushed here: the deque, and the future woken last */
   if (w->tail < w->head) return;
@@ -134,7 +142,9 @@ static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
     ta_future *f;
     lua_rawgeti(L, -1, w->head);
     f = (ta_future *)lua_touserdata(L, -1);
-    if (f != q->spare || w->tail != 1) {
+    if (f == q->spare && w->tail == 1) {
+      w->left = f;
+    } else {
       lua_pushnil(L);
       lua_rawseti(L, -3, w->head);
     }
@@ -234,7 +244,7 @@ static ta_future *new_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_tas
     f = ta_future_push_new(L, -1);
     lua_replace(L, -2);
   }
-  waitq_push(L, w, uv);
+  waitq_push(L, w, uv, f);
   return f;
 }
 
