@@ -136,6 +136,50 @@ describe("asyncio.Queue", function()
     assert.same({ "g1:a", "g2:b", "g3:c" }, log)
   end)
 
+  it("waits again and again on one queue: after a wake-up, a cancelled wait and a shutdown", function()
+    local r = asyncio.run(function()
+      local q = Queue(1)
+      local got = {}
+      local getter = function() got[#got + 1] = q:get() end
+      for i = 1, 3 do -- each wait after the first takes the future the last one used
+        local a = asyncio.create_task(getter)
+        asyncio.sleep(0)
+        q:put_nowait(i)
+        within(a)
+      end
+      local c = asyncio.create_task(getter) -- cancelled while waiting
+      asyncio.sleep(0)
+      c:cancel()
+      local c_cancelled = ends_cancelled(c)
+      local shown = tostring(q)
+      local d = asyncio.create_task(getter) -- the next wait still works
+      asyncio.sleep(0)
+      q:put_nowait(4)
+      within(d)
+      local e = asyncio.create_task(getter) -- and a shutdown wakes it
+      asyncio.sleep(0)
+      q:shutdown()
+      local err = errof(within, e)
+      return { got, c_cancelled, shown, asyncio.QueueShutDown:is(err), err.message }
+    end)
+    assert.same({ { 1, 2, 3, 4 }, true,
+      "Queue (maxsize:1, qsize:0, getters:0, putters:0, unfinished:3)", true,
+      "Queue:get: the queue is shut down" }, r)
+  end)
+
+  it("waits on the loop that runs it when the last wait was on another loop", function()
+    local q = Queue(1)
+    for round = 1, 3 do
+      local r = asyncio.run(function()
+        local a = asyncio.create_task(function() return q:get() end)
+        asyncio.sleep(0)
+        q:put_nowait(round)
+        return within(a)
+      end)
+      assert.equal(round, r)
+    end
+  end)
+
   it("a getter cancelled in the same tick as the put loses no item", function()
     local r = asyncio.run(function()
       local q = Queue()
