@@ -129,17 +129,26 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- (so aio_as_trio works in it, also on a sync loop).
 -- settle_from_trio(fut, scope, ok, ...): fut gets what pcall(scope.run, ...)
 -- gave (passed on as arguments: no table per call).
+-- (The hot path of trio_as_aio: the C functions are called directly, not
+-- through the objects' __index.)
+local future_new, future_done = core.future_new, core.metatable("trio_asyncio.Future").__index.done
+local set_cancel_hook, future_set_results = core.future_set_cancel_hook, core.future_set_results
+local new_scope, scope_run = core.CancelScope, core.metatable("trio_asyncio.CancelScope").__methods.run
+local cancel_called, cancelled_caught = core.scope_cancel_called, core.scope_cancelled_caught
+local start_soon = core.metatable("trio_asyncio.Nursery").__methods.start_soon
+local loop_is_closed = Loop.is_closed
+
 local function settle_from_trio(fut, scope, ok, ...)
-  core.future_set_cancel_hook(fut, nil)
+  set_cancel_hook(fut, nil)
   if ok then
-    if not fut:done() then
-      if select("#", ...) == 0 and scope.cancelled_caught then fut:cancel()
-      else core.future_set_results(fut, ...) end
+    if not future_done(fut) then
+      if select("#", ...) == 0 and cancelled_caught(scope) then fut:cancel()
+      else future_set_results(fut, ...) end
     end
     return
   end
   local cancelled, rest = errors.split((...), is_cancelled)
-  if not fut:done() then
+  if not future_done(fut) then
     if rest ~= nil then fut:set_exception(rest) else fut:cancel() end
   end
   if cancelled ~= nil then error(cancelled, 0) end
@@ -147,20 +156,27 @@ end
 
 local function run_trio_body(loop, fut, scope, fn, ...)
   see_loop(loop)
-  if not scope.cancel_called then return settle_from_trio(fut, scope, pcall(scope.run, scope, fn, ...)) end
-  core.future_set_cancel_hook(fut, nil)
-  if not fut:done() then fut:cancel() end
+  if not cancel_called(scope) then return settle_from_trio(fut, scope, pcall(scope_run, scope, fn, ...)) end
+  set_cancel_hook(fut, nil)
+  if not future_done(fut) then fut:cancel() end
+end
+
+-- start_trio(loop, fname, fn, ...): loop:run_trio once its arguments are
+-- checked.
+local function start_trio(loop, fname, fn, ...)
+  local nursery = service_nursery(loop, fname)
+  if loop_is_closed(loop) then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
+  local fut = future_new(loop)
+  local scope = new_scope()
+  set_cancel_hook(fut, scope) -- cancelling fut cancels the scope
+  start_soon(nursery, run_trio_body, loop, fut, scope, fn, ...)
+  return fut
 end
 
 function Loop:run_trio(fn, ...)
   if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "run_trio") end
   if type(fn) ~= "function" and not is_callable(fn) then argerror(1, "run_trio", "function expected") end
-  local nursery = service_nursery(self, "run_trio")
-  local fut = self:create_future()
-  local scope = core.CancelScope()
-  core.future_set_cancel_hook(fut, scope) -- cancelling fut cancels the scope
-  nursery:start_soon(run_trio_body, self, fut, scope, fn, ...)
-  return fut
+  return start_trio(self, "run_trio", fn, ...)
 end
 
 -- The handle loop:run_trio_task returns: cancel() cancels the Trio task
@@ -240,14 +256,16 @@ function Loop:synchronize()
   core.future_wait(fut)
 end
 
+local check_aio, running_loop = core.check_aio, core.running_loop
+local future_await = core.metatable("trio_asyncio.Future").__index.await
+
 --- trio_as_aio(f): an asyncio-flavored function running f(...) as a Trio
 -- task; Trio's Cancelled comes back as asyncio.CancelledError.
 function M.trio_as_aio(f)
   if not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
   return function(...)
-    core.check_aio("trio_asyncio.trio_as_aio")
-    local fut = asyncio.get_running_loop():run_trio(f, ...)
-    return fut:await()
+    check_aio("trio_asyncio.trio_as_aio")
+    return future_await(start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", f, ...))
   end
 end
 
