@@ -138,15 +138,22 @@ local cancel_called, cancelled_caught = core.scope_cancel_called, core.scope_can
 local start_soon = core.metatable("trio_asyncio.Nursery").__methods.start_soon
 local loop_is_closed = Loop.is_closed
 
+-- Only cancel() consults the future's cancel hook, so the hook is cleared
+-- before fut:cancel() (which would otherwise ask the ended task to stop and
+-- leave fut pending); a future settled otherwise is done and keeps it.
 local function settle_from_trio(fut, scope, ok, ...)
-  set_cancel_hook(fut, nil)
   if ok then
     if not future_done(fut) then
-      if select("#", ...) == 0 and cancelled_caught(scope) then fut:cancel()
-      else future_set_results(fut, ...) end
+      if select("#", ...) == 0 and cancelled_caught(scope) then
+        set_cancel_hook(fut, nil)
+        fut:cancel()
+      else
+        future_set_results(fut, ...)
+      end
     end
     return
   end
+  set_cancel_hook(fut, nil)
   local cancelled, rest = errors.split((...), is_cancelled)
   if not future_done(fut) then
     if rest ~= nil then fut:set_exception(rest) else fut:cancel() end
@@ -262,7 +269,7 @@ local future_await = core.metatable("trio_asyncio.Future").__index.await
 --- trio_as_aio(f): an asyncio-flavored function running f(...) as a Trio
 -- task; Trio's Cancelled comes back as asyncio.CancelledError.
 function M.trio_as_aio(f)
-  if not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
+  if type(f) ~= "function" and not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
   return function(...)
     check_aio("trio_asyncio.trio_as_aio")
     return future_await(start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", f, ...))
