@@ -38,12 +38,16 @@ local class_of, bad_self = errors.class_of, errors.bad_self
 
 --- The loop of this context (the innermost open_loop, or the loop running
 -- the current asyncio task or callback), nil if none.
-function M.current_loop()
-  return core.running_loop() or current_loop_var:get()
+local running_loop, ctx_get = core.running_loop, core.ctx_get
+local function current_loop()
+  local loop = running_loop() or ctx_get(current_loop_var)
+  if getmetatable(loop) == LoopMT then return loop end -- (the hot path)
+  return current_loop_var:get() -- unset, or set to nil
 end
+M.current_loop = current_loop
 
 local function need_loop(fname)
-  local loop = M.current_loop()
+  local loop = current_loop()
   if loop == nil then
     error(errors.RuntimeError(fname .. ": no asyncio loop is open here (use trio_asyncio.open_loop)"), 3)
   end
@@ -84,15 +88,18 @@ end
 -- Task (a Future it returns is awaited).  For a Future or Task, a function
 -- that waits for it.  An iterator function works too:
 -- `for v in aio_as_trio(iter) do` runs each step.
+local check_trio, create_task, future_wait = core.check_trio, core.create_task, core.future_wait
 function M.aio_as_trio(x)
-  if core.is_future(x) then
-    return function() return core.future_wait(x) end
+  if type(x) ~= "function" then
+    if core.is_future(x) then
+      return function() return future_wait(x) end
+    end
+    if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
   end
-  if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
   return function(...)
-    core.check_trio("trio_asyncio.aio_as_trio")
+    check_trio("trio_asyncio.aio_as_trio")
     local loop = need_loop("aio_as_trio")
-    return await_returned(core.future_wait(core.create_task(loop, x, ...)))
+    return await_returned(future_wait(create_task(loop, x, ...)))
   end
 end
 
@@ -111,7 +118,7 @@ end
 -- A Trio task started from asyncio code sees `loop` as its current loop.
 -- It usually inherits it; setting copies the task's context (a hot path).
 local function see_loop(loop)
-  if core.ctx_get(current_loop_var) ~= loop then current_loop_var:set(loop) end
+  if ctx_get(current_loop_var) ~= loop then current_loop_var:set(loop) end
 end
 
 local function is_cancelled(e) return trio.Cancelled:is(e) end
@@ -263,7 +270,7 @@ function Loop:synchronize()
   core.future_wait(fut)
 end
 
-local check_aio, running_loop = core.check_aio, core.running_loop
+local check_aio = core.check_aio
 local future_await = core.metatable("trio_asyncio.Future").__index.await
 
 --- trio_as_aio(f): an asyncio-flavored function running f(...) as a Trio
