@@ -140,15 +140,18 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- through the objects' __index.)
 local future_new, future_done = core.future_new, core.metatable("trio_asyncio.Future").__index.done
 local set_cancel_hook, future_set_results = core.future_set_cancel_hook, core.future_set_results
-local new_scope, scope_run = core.CancelScope, core.metatable("trio_asyncio.CancelScope").__methods.run
+local new_scope, scope_enter, scope_exit = core.CancelScope, core.scope_enter, core.scope_exit
+local scope_settle = trio._scope_settle
 local cancel_called, cancelled_caught = core.scope_cancel_called, core.scope_cancelled_caught
 local start_soon = core.metatable("trio_asyncio.Nursery").__methods.start_soon
 local loop_is_closed = Loop.is_closed
 
--- Only cancel() consults the future's cancel hook, so the hook is cleared
--- before fut:cancel() (which would otherwise ask the ended task to stop and
--- leave fut pending); a future settled otherwise is done and keeps it.
-local function settle_from_trio(fut, scope, ok, ...)
+-- settle_outcome(fut, scope, ok, ...): fut gets what pcall(scope.run,
+-- scope, fn, ...) gave (passed on as arguments: no table per call).  Only
+-- cancel() consults the future's cancel hook, so the hook is cleared before
+-- fut:cancel() (which would otherwise ask the ended task to stop and leave
+-- fut pending); a future settled otherwise is done and keeps it.
+local function settle_outcome(fut, scope, ok, ...)
   if ok then
     if not future_done(fut) then
       if select("#", ...) == 0 and cancelled_caught(scope) then
@@ -168,9 +171,26 @@ local function settle_from_trio(fut, scope, ok, ...)
   if cancelled ~= nil then error(cancelled, 0) end
 end
 
+-- settle_from_trio(fut, scope, ok, ...): ok, ... is what pcall(fn, ...)
+-- gave in the entered scope; leaves the scope and settles fut.  fn
+-- returning is the hot path: the scope is left right here, where the
+-- task's stack is shallow (no stack growth, no new call level).
+local function settle_from_trio(fut, scope, ok, ...)
+  if ok and pcall(scope_exit, scope) then
+    if not future_done(fut) then future_set_results(fut, ...) end
+    return
+  end
+  return settle_outcome(fut, scope, scope_settle(scope, ok, ...))
+end
+
 local function run_trio_body(loop, fut, scope, fn, ...)
   see_loop(loop)
-  if not cancel_called(scope) then return settle_from_trio(fut, scope, pcall(scope_run, scope, fn, ...)) end
+  if not cancel_called(scope) then
+    -- fn(...) runs in scope as with scope:run(fn, ...), two call levels
+    -- less deep (a fresh scope without deadline enters without error)
+    scope_enter(scope)
+    return settle_from_trio(fut, scope, pcall(fn, ...))
+  end
   set_cancel_hook(fut, nil)
   if not future_done(fut) then fut:cancel() end
 end
