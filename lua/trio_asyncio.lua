@@ -140,9 +140,9 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- through the objects' __index.)
 local future_new, future_done = core.future_new, core.metatable("trio_asyncio.Future").__index.done
 local set_cancel_hook, future_set_results = core.future_set_cancel_hook, core.future_set_results
-local new_scope, scope_enter, scope_exit = core.CancelScope, core.scope_enter, core.scope_exit
+local new_scope, scope_exit = core.CancelScope, core.scope_exit
 local scope_settle = trio._scope_settle
-local cancel_called, cancelled_caught = core.scope_cancel_called, core.scope_cancelled_caught
+local scope_try_enter, cancelled_caught = core.scope_try_enter, core.scope_cancelled_caught
 local start_soon = core.metatable("trio_asyncio.Nursery").__methods.start_soon
 local loop_is_closed = Loop.is_closed
 
@@ -185,12 +185,9 @@ end
 
 local function run_trio_body(loop, fut, scope, fn, ...)
   see_loop(loop)
-  if not cancel_called(scope) then
-    -- fn(...) runs in scope as with scope:run(fn, ...), two call levels
-    -- less deep (a fresh scope without deadline enters without error)
-    scope_enter(scope)
-    return settle_from_trio(fut, scope, pcall(fn, ...))
-  end
+  -- fn(...) runs in scope as with scope:run(fn, ...), two call levels less
+  -- deep (a fresh scope without deadline enters without error)
+  if scope_try_enter(scope) then return settle_from_trio(fut, scope, pcall(fn, ...)) end
   set_cancel_hook(fut, nil)
   if not future_done(fut) then fut:cancel() end
 end

@@ -201,8 +201,13 @@ static int scope_tostring(lua_State *L) {
 
 /* CancelScope(deadline, shield, relative_deadline) */
 static int l_scope_new(lua_State *L) {
-  double deadline = luaL_optnumber(L, 1, HUGE_VAL);
-  double relative = luaL_optnumber(L, 3, HUGE_VAL);
+  double deadline, relative;
+  if (lua_gettop(L) == 0) { /* CancelScope(): the hot path of trio_asyncio's run_trio */
+    ta_scope_new(L, ta_upengine(L), HUGE_VAL, 0);
+    return 1;
+  }
+  deadline = luaL_optnumber(L, 1, HUGE_VAL);
+  relative = luaL_optnumber(L, 3, HUGE_VAL);
   if (deadline != deadline) return luaL_argerror(L, 1, "deadline must not be NaN");
   if (relative != relative) return luaL_argerror(L, 1, "relative deadline must not be NaN");
   if (relative < 0) return luaL_argerror(L, 1, "timeout must be non-negative");
@@ -218,6 +223,18 @@ static int l_scope_enter(lua_State *L) {
   return 0;
 }
 
+/* scope_try_enter(scope) -> false if the scope is already cancelled (not
+** entered), else enters it and returns true: one call for the hot path of
+** trio_asyncio's run_trio, whose task does not start once cancelled. */
+static int l_scope_try_enter(lua_State *L) {
+  ta_scope *sc = checkscope(L, 1);
+  ta_task *t = ta_async_check(L, "CancelScope:run", TA_TRIO);
+  int entering = !cancel_called(L, sc);
+  if (entering) ta_scope_enter(L, sc, t);
+  lua_pushboolean(L, entering);
+  return 1;
+}
+
 static int l_scope_exit(lua_State *L) {
   lua_pushboolean(L, ta_scope_exit(L, checkscope(L, 1)));
   return 1;
@@ -228,13 +245,8 @@ static int l_scope_caught(lua_State *L) {
   return 0;
 }
 
-/* scope_cancel_called(scope), scope_cancelled_caught(scope): the fields,
-** without the __index lookup (the hot path of trio_asyncio's run_trio). */
-static int l_scope_cancel_called(lua_State *L) {
-  lua_pushboolean(L, cancel_called(L, checkscope(L, 1)));
-  return 1;
-}
-
+/* scope_cancelled_caught(scope): the field without the __index lookup
+** (trio_asyncio's run_trio). */
 static int l_scope_cancelled_caught(lua_State *L) {
   lua_pushboolean(L, checkscope(L, 1)->cancelled_caught);
   return 1;
@@ -251,7 +263,7 @@ static const luaL_Reg cancel_funcs[] = {
   {"scope_enter", l_scope_enter},
   {"scope_exit", l_scope_exit},
   {"scope_caught", l_scope_caught},
-  {"scope_cancel_called", l_scope_cancel_called},
+  {"scope_try_enter", l_scope_try_enter},
   {"scope_cancelled_caught", l_scope_cancelled_caught},
   {"current_effective_deadline", l_current_effective_deadline},
   {NULL, NULL}
