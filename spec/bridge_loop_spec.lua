@@ -591,7 +591,6 @@ describe("loop:stop() and wait_stopped() on an open_loop loop", function()
   it("run_trio on a loop the block closed raises RuntimeError naming run_trio and starts nothing", function()
     isolated(10, function()
       local trio, ta = require "trio", require "trio_asyncio" -- luacheck: ignore
-      local errors = require "trio.errors"
       trio.run(function()
         local started = false
         local ok, e = trio.fail_after(5, ta.open_loop, function(loop)
