@@ -174,9 +174,12 @@ end
 -- settle_from_trio(fut, scope, ok, ...): ok, ... is what pcall(fn, ...)
 -- gave in the entered scope; leaves the scope and settles fut.  fn
 -- returning is the hot path: the scope is left right here, where the
--- task's stack is shallow (no stack growth, no new call level).
+-- task's stack is shallow (no stack growth, no new call level), and
+-- unprotected: fn returned, so every scope it entered has been left and
+-- scope_exit cannot fail.
 local function settle_from_trio(fut, scope, ok, ...)
-  if ok and pcall(scope_exit, scope) then
+  if ok then
+    scope_exit(scope)
     if not future_done(fut) then future_set_results(fut, ...) end
     return
   end
@@ -195,7 +198,7 @@ end
 -- start_trio(loop, fname, fn, ...): loop:run_trio once its arguments are
 -- checked.
 local function start_trio(loop, fname, fn, ...)
-  local nursery = service_nursery(loop, fname)
+  local nursery = attrs(loop).service or service_nursery(loop, fname) -- (the latter raises)
   if loop_is_closed(loop) then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
   local fut = future_new(loop)
   local scope = new_scope()
