@@ -216,6 +216,14 @@ function Scope.run(scope, fn, ...)
   return scope_finish(scope, pcall(fn, ...))
 end
 
+--- trio._scope_settle(scope, ok, ...): after core.scope_enter(scope) and
+-- ok, ... = pcall(fn, ...) in it, leaves the scope and returns what
+-- pcall(scope.run, scope, fn, ...) would have.  For trio_asyncio's run_trio
+-- (a hot path): one pcall and two call levels fewer in each task.
+function trio._scope_settle(scope, ok, ...)
+  return pcall(scope_finish, scope, ok, ...)
+end
+
 local function check_number(x, n, fname, what)
   if type(x) ~= "number" then
     error(("bad argument #%d to '%s' (%s must be a number, got %s)"):format(n, fname, what, type(x)), 3)

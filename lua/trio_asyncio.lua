@@ -38,12 +38,16 @@ local class_of, bad_self = errors.class_of, errors.bad_self
 
 --- The loop of this context (the innermost open_loop, or the loop running
 -- the current asyncio task or callback), nil if none.
-function M.current_loop()
-  return core.running_loop() or current_loop_var:get()
+local running_loop, ctx_get = core.running_loop, core.ctx_get
+local function current_loop()
+  local loop = running_loop() or ctx_get(current_loop_var)
+  if getmetatable(loop) == LoopMT then return loop end -- (the hot path)
+  return current_loop_var:get() -- unset, or set to nil
 end
+M.current_loop = current_loop
 
 local function need_loop(fname)
-  local loop = M.current_loop()
+  local loop = current_loop()
   if loop == nil then
     error(errors.RuntimeError(fname .. ": no asyncio loop is open here (use trio_asyncio.open_loop)"), 3)
   end
@@ -84,15 +88,18 @@ end
 -- Task (a Future it returns is awaited).  For a Future or Task, a function
 -- that waits for it.  An iterator function works too:
 -- `for v in aio_as_trio(iter) do` runs each step.
+local check_trio, create_task, future_wait = core.check_trio, core.create_task, core.future_wait
 function M.aio_as_trio(x)
-  if core.is_future(x) then
-    return function() return core.future_wait(x) end
+  if type(x) ~= "function" then
+    if core.is_future(x) then
+      return function() return future_wait(x) end
+    end
+    if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
   end
-  if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
   return function(...)
-    core.check_trio("trio_asyncio.aio_as_trio")
+    check_trio("trio_asyncio.aio_as_trio")
     local loop = need_loop("aio_as_trio")
-    return await_returned(core.future_wait(core.create_task(loop, x, ...)))
+    return await_returned(future_wait(create_task(loop, x, ...)))
   end
 end
 
@@ -111,7 +118,7 @@ end
 -- A Trio task started from asyncio code sees `loop` as its current loop.
 -- It usually inherits it; setting copies the task's context (a hot path).
 local function see_loop(loop)
-  if core.ctx_get(current_loop_var) ~= loop then current_loop_var:set(loop) end
+  if ctx_get(current_loop_var) ~= loop then current_loop_var:set(loop) end
 end
 
 local function is_cancelled(e) return trio.Cancelled:is(e) end
@@ -129,38 +136,81 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- (so aio_as_trio works in it, also on a sync loop).
 -- settle_from_trio(fut, scope, ok, ...): fut gets what pcall(scope.run, ...)
 -- gave (passed on as arguments: no table per call).
-local function settle_from_trio(fut, scope, ok, ...)
-  core.future_set_cancel_hook(fut, nil)
+-- (The hot path of trio_as_aio: the C functions are called directly, not
+-- through the objects' __index.)
+local future_new, future_done = core.future_new, core.metatable("trio_asyncio.Future").__index.done
+local set_cancel_hook, future_set_results = core.future_set_cancel_hook, core.future_set_results
+local new_scope, scope_exit = core.CancelScope, core.scope_exit
+local scope_settle = trio._scope_settle
+local scope_try_enter, cancelled_caught = core.scope_try_enter, core.scope_cancelled_caught
+local start_soon = core.metatable("trio_asyncio.Nursery").__methods.start_soon
+local loop_is_closed = Loop.is_closed
+
+-- settle_outcome(fut, scope, ok, ...): fut gets what pcall(scope.run,
+-- scope, fn, ...) gave (passed on as arguments: no table per call).  Only
+-- cancel() consults the future's cancel hook, so the hook is cleared before
+-- fut:cancel() (which would otherwise ask the ended task to stop and leave
+-- fut pending); a future settled otherwise is done and keeps it.
+local function settle_outcome(fut, scope, ok, ...)
   if ok then
-    if not fut:done() then
-      if select("#", ...) == 0 and scope.cancelled_caught then fut:cancel()
-      else core.future_set_results(fut, ...) end
+    if not future_done(fut) then
+      if select("#", ...) == 0 and cancelled_caught(scope) then
+        set_cancel_hook(fut, nil)
+        fut:cancel()
+      else
+        future_set_results(fut, ...)
+      end
     end
     return
   end
+  set_cancel_hook(fut, nil)
   local cancelled, rest = errors.split((...), is_cancelled)
-  if not fut:done() then
+  if not future_done(fut) then
     if rest ~= nil then fut:set_exception(rest) else fut:cancel() end
   end
   if cancelled ~= nil then error(cancelled, 0) end
 end
 
+-- settle_from_trio(fut, scope, ok, ...): ok, ... is what pcall(fn, ...)
+-- gave in the entered scope; leaves the scope and settles fut.  fn
+-- returning is the hot path: the scope is left right here, where the
+-- task's stack is shallow (no stack growth, no new call level), and
+-- unprotected: fn returned, so every scope it entered has been left and
+-- scope_exit cannot fail.
+local function settle_from_trio(fut, scope, ok, ...)
+  if ok then
+    scope_exit(scope)
+    if not future_done(fut) then future_set_results(fut, ...) end
+    return
+  end
+  return settle_outcome(fut, scope, scope_settle(scope, ok, ...))
+end
+
 local function run_trio_body(loop, fut, scope, fn, ...)
   see_loop(loop)
-  if not scope.cancel_called then return settle_from_trio(fut, scope, pcall(scope.run, scope, fn, ...)) end
-  core.future_set_cancel_hook(fut, nil)
-  if not fut:done() then fut:cancel() end
+  -- fn(...) runs in scope as with scope:run(fn, ...), two call levels less
+  -- deep (a fresh scope without deadline enters without error)
+  if scope_try_enter(scope) then return settle_from_trio(fut, scope, pcall(fn, ...)) end
+  set_cancel_hook(fut, nil)
+  if not future_done(fut) then fut:cancel() end
+end
+
+-- start_trio(loop, fname, fn, ...): loop:run_trio once its arguments are
+-- checked.
+local function start_trio(loop, fname, fn, ...)
+  local nursery = attrs(loop).service or service_nursery(loop, fname) -- (the latter raises)
+  if loop_is_closed(loop) then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
+  local fut = future_new(loop)
+  local scope = new_scope()
+  set_cancel_hook(fut, scope) -- cancelling fut cancels the scope
+  start_soon(nursery, run_trio_body, loop, fut, scope, fn, ...)
+  return fut
 end
 
 function Loop:run_trio(fn, ...)
   if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "run_trio") end
   if type(fn) ~= "function" and not is_callable(fn) then argerror(1, "run_trio", "function expected") end
-  local nursery = service_nursery(self, "run_trio")
-  local fut = self:create_future()
-  local scope = core.CancelScope()
-  core.future_set_cancel_hook(fut, scope) -- cancelling fut cancels the scope
-  nursery:start_soon(run_trio_body, self, fut, scope, fn, ...)
-  return fut
+  return start_trio(self, "run_trio", fn, ...)
 end
 
 -- The handle loop:run_trio_task returns: cancel() cancels the Trio task
@@ -240,14 +290,16 @@ function Loop:synchronize()
   core.future_wait(fut)
 end
 
+local check_aio = core.check_aio
+local future_await = core.metatable("trio_asyncio.Future").__index.await
+
 --- trio_as_aio(f): an asyncio-flavored function running f(...) as a Trio
 -- task; Trio's Cancelled comes back as asyncio.CancelledError.
 function M.trio_as_aio(f)
-  if not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
+  if type(f) ~= "function" and not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
   return function(...)
-    core.check_aio("trio_asyncio.trio_as_aio")
-    local fut = asyncio.get_running_loop():run_trio(f, ...)
-    return fut:await()
+    check_aio("trio_asyncio.trio_as_aio")
+    return future_await(start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", f, ...))
   end
 end
 

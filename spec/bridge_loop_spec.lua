@@ -588,6 +588,26 @@ describe("loop:stop() and wait_stopped() on an open_loop loop", function()
     end)
   end)
 
+  it("run_trio on a loop the block closed raises RuntimeError naming run_trio and starts nothing", function()
+    isolated(10, function()
+      local trio, ta = require "trio", require "trio_asyncio" -- luacheck: ignore
+      local errs = require "trio.errors" -- (a new Lua state: the file's upvalues are not here)
+      trio.run(function()
+        local started = false
+        local ok, e = trio.fail_after(5, ta.open_loop, function(loop)
+          loop:stop():wait()
+          loop:close()
+          return pcall(loop.run_trio, loop, function() started = true end)
+        end)
+        trio.sleep(0.001)
+        assert.is_false(ok)
+        assert.is_true(errs.RuntimeError:is(e))
+        assert.equal("run_trio: Event loop is closed", e.message)
+        assert.is_false(started)
+      end)
+    end)
+  end)
+
   it("a stop() asked for while the block ends has its event set once open_loop returns", function()
     local ev
     trio.run(function()

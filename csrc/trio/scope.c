@@ -60,8 +60,10 @@ void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t) {
   ta_status_link_child(t->status, &sc->st);
   ta_status_unlink_task(t);
   ta_status_link_task(&sc->st, t);
-  if (sc->st.deadline <= ta_now(sc->E)) sc->st.cancel_called = 1;
-  else arm_deadline(L, sc);
+  if (sc->st.deadline != HUGE_VAL) { /* (no clock read for a scope without one) */
+    if (sc->st.deadline <= ta_now(sc->E)) sc->st.cancel_called = 1;
+    else arm_deadline(L, sc);
+  }
   ta_status_recompute(L, sc->E, &sc->st);
 }
 
@@ -107,6 +109,17 @@ static const char UNENTERED_RELATIVE[] =
 static const char UNENTERED_ABSOLUTE[] =
   "Unentered non-relative cancel scope does not have a relative deadline";
 
+/* scope.cancel_called.  As Trio: once the deadline has passed, an active
+** or unentered scope is cancelled when asked, before its timer could fire. */
+static int cancel_called(lua_State *L, ta_scope *sc) {
+  if (!sc->st.cancel_called && sc->state != 2 && sc->E->running &&
+      sc->st.deadline != HUGE_VAL && sc->st.deadline <= ta_now(sc->E)) {
+    if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st);
+    else sc->st.cancel_called = 1;
+  }
+  return sc->st.cancel_called;
+}
+
 /* __index: the methods first (upvalue 2, the class's __methods: the hot
 ** path of scope:run), then the fields. */
 static int scope_index(lua_State *L) {
@@ -130,16 +143,7 @@ static int scope_index(lua_State *L) {
     else lua_pushboolean(L, sc->relative != HUGE_VAL);
   }
   else if (strcmp(k, "shield") == 0) lua_pushboolean(L, sc->st.shield);
-  else if (strcmp(k, "cancel_called") == 0) {
-    /* as Trio: once the deadline has passed, an active or unentered scope
-    ** is cancelled when asked, before its timer could fire */
-    if (!sc->st.cancel_called && sc->state != 2 && sc->E->running &&
-        sc->st.deadline != HUGE_VAL && sc->st.deadline <= ta_now(sc->E)) {
-      if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st);
-      else sc->st.cancel_called = 1;
-    }
-    lua_pushboolean(L, sc->st.cancel_called);
-  }
+  else if (strcmp(k, "cancel_called") == 0) lua_pushboolean(L, cancel_called(L, sc));
   else if (strcmp(k, "cancelled_caught") == 0) lua_pushboolean(L, sc->cancelled_caught);
   else lua_pushnil(L);
   return 1;
@@ -197,8 +201,13 @@ static int scope_tostring(lua_State *L) {
 
 /* CancelScope(deadline, shield, relative_deadline) */
 static int l_scope_new(lua_State *L) {
-  double deadline = luaL_optnumber(L, 1, HUGE_VAL);
-  double relative = luaL_optnumber(L, 3, HUGE_VAL);
+  double deadline, relative;
+  if (lua_gettop(L) == 0) { /* CancelScope(): the hot path of trio_asyncio's run_trio */
+    ta_scope_new(L, ta_upengine(L), HUGE_VAL, 0);
+    return 1;
+  }
+  deadline = luaL_optnumber(L, 1, HUGE_VAL);
+  relative = luaL_optnumber(L, 3, HUGE_VAL);
   if (deadline != deadline) return luaL_argerror(L, 1, "deadline must not be NaN");
   if (relative != relative) return luaL_argerror(L, 1, "relative deadline must not be NaN");
   if (relative < 0) return luaL_argerror(L, 1, "timeout must be non-negative");
@@ -214,6 +223,18 @@ static int l_scope_enter(lua_State *L) {
   return 0;
 }
 
+/* scope_try_enter(scope) -> false if the scope is already cancelled (not
+** entered), else enters it and returns true: one call for the hot path of
+** trio_asyncio's run_trio, whose task does not start once cancelled. */
+static int l_scope_try_enter(lua_State *L) {
+  ta_scope *sc = checkscope(L, 1);
+  ta_task *t = ta_async_check(L, "CancelScope:run", TA_TRIO);
+  int entering = !cancel_called(L, sc);
+  if (entering) ta_scope_enter(L, sc, t);
+  lua_pushboolean(L, entering);
+  return 1;
+}
+
 static int l_scope_exit(lua_State *L) {
   lua_pushboolean(L, ta_scope_exit(L, checkscope(L, 1)));
   return 1;
@@ -222,6 +243,13 @@ static int l_scope_exit(lua_State *L) {
 static int l_scope_caught(lua_State *L) {
   checkscope(L, 1)->cancelled_caught = 1;
   return 0;
+}
+
+/* scope_cancelled_caught(scope): the field without the __index lookup
+** (trio_asyncio's run_trio). */
+static int l_scope_cancelled_caught(lua_State *L) {
+  lua_pushboolean(L, checkscope(L, 1)->cancelled_caught);
+  return 1;
 }
 
 static int l_current_effective_deadline(lua_State *L) {
@@ -235,6 +263,8 @@ static const luaL_Reg cancel_funcs[] = {
   {"scope_enter", l_scope_enter},
   {"scope_exit", l_scope_exit},
   {"scope_caught", l_scope_caught},
+  {"scope_try_enter", l_scope_try_enter},
+  {"scope_cancelled_caught", l_scope_cancelled_caught},
   {"current_effective_deadline", l_current_effective_deadline},
   {NULL, NULL}
 };
