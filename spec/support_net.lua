@@ -43,6 +43,28 @@ function M.blackhole(host)
   end, l
 end
 
+--- Whether this host has IPv6 loopback (a socket binds to ::1).
+function M.have_ipv6()
+  local ts = require("trio.socket")
+  local made, s = pcall(ts.socket, ts.AF_INET6, ts.SOCK_STREAM)
+  if not made then return false end
+  local ok = pcall(s.bind, s, { "::1", 0 })
+  s:close()
+  return ok
+end
+
+--- Trio-flavored: opens sockets until the descriptor limit is reached;
+-- returns them (for a child process run with a low `ulimit -n`).
+function M.use_up_fds()
+  local socket = require("trio.socket").socket
+  local hogs = {}
+  while true do
+    local ok, s = pcall(socket)
+    if not ok then return hogs end
+    hogs[#hogs + 1] = s
+  end
+end
+
 --- Trio-flavored: fills the send direction of a SocketStream until a
 -- write stays queued (the peer does not read), as Trio's tests do before
 -- checking wait_send_all_might_not_block.

@@ -224,14 +224,6 @@ local function assert_connect_times(sc, expected)
   for name, t in pairs(expected) do assert_near(sc, t, sc.connect_times[name], "connect to " .. name) end
 end
 
-local function have_ipv6()
-  local ok, s = pcall(tsocket.socket, tsocket.AF_INET6)
-  if not ok then return false end
-  local bound = pcall(s.bind, s, { "::1", 0 })
-  s:close()
-  return bound
-end
-
 describe("test_highlevel_open_tcp_stream.py", function()
   it("test_reorder_for_rfc_6555_section_5_4 (the order of the connects)", function()
     local function order(list)
@@ -241,7 +233,7 @@ describe("test_highlevel_open_tcp_stream.py", function()
     local function v4(i) return { "4." .. i, "refused" } end
     local function v6(i) return { "6." .. i, "refused", "::1" } end
     local families = { v4 }
-    if have_ipv6() then families[2] = v6 end
+    if net.have_ipv6() then families[2] = v6 end
     for _, fake in ipairs(families) do
       -- no effect on lists of one family, or of one target
       assert.same({ fake(0)[1], fake(1)[1], fake(2)[1] }, order { fake(0), fake(1), fake(2) })
@@ -446,7 +438,7 @@ describe("test_highlevel_open_tcp_stream.py", function()
   end)
 
   it("test_does_reorder (the first IPv6 address is tried second)", function()
-    if not have_ipv6() then return pending("no IPv6 loopback here") end
+    if not net.have_ipv6() then return pending("no IPv6 loopback here") end
     local peer, sc = scenario({
       { "1.1.1.1", "hangs" },
       { "2.2.2.2", "accepts" }, -- it would win if it were tried second
@@ -458,7 +450,7 @@ describe("test_highlevel_open_tcp_stream.py", function()
   end)
 
   it("test_handles_no_ipv4 (IPv4 sockets cannot be made)", function()
-    if not have_ipv6() then return pending("no IPv6 loopback here") end
+    if not net.have_ipv6() then return pending("no IPv6 loopback here") end
     local peer, sc = scenario({
       { "::1", "hangs", "::1" }, { "2.2.2.2", "accepts" }, { "::3", "accepts", "::1" }, { "4.4.4.4", "accepts" },
     }, { delay = 1, refuse_family = tsocket.AF_INET })
