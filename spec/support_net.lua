@@ -17,24 +17,51 @@ function M.rss()
   end
 end
 
---- Trio-flavored: a listener whose accept queue is full, so that a
--- connect to its address hangs (loopback drops the SYN) until cancelled.
--- Returns the address and a function closing everything.
-function M.blackhole()
+--- Trio-flavored: a listener on host (default 127.0.0.1; "::1" for IPv6)
+-- whose accept queue is full, so that a connect to its address hangs
+-- (loopback drops the SYN) until cancelled.  Returns the address, a
+-- function closing everything, and the listening socket: accepting from
+-- it makes room, so a hanging connect then succeeds at the client's next
+-- SYN retransmission (about 1 s after it started); closing everything
+-- makes that retransmission refused instead.
+function M.blackhole(host)
   local trio = require "trio"
   local ts = trio.socket
-  local l = ts.socket()
-  l:bind { "127.0.0.1", 0 }
+  local family = host and host:find(":", 1, true) and ts.AF_INET6 or ts.AF_INET
+  local l = ts.socket(family)
+  l:bind { host or "127.0.0.1", 0 }
   l:listen(0)
   local addr, held = l:getsockname(), {}
   for _ = 1, 16 do
-    local c = ts.socket()
+    local c = ts.socket(family)
     held[#held + 1] = c
     if trio.move_on_after(0.05, c.connect, c, addr).cancelled_caught then break end
   end
   return addr, function()
     for _, c in ipairs(held) do c:close() end
     l:close()
+  end, l
+end
+
+--- Whether this host has IPv6 loopback (a socket binds to ::1).
+function M.have_ipv6()
+  local ts = require("trio.socket")
+  local made, s = pcall(ts.socket, ts.AF_INET6, ts.SOCK_STREAM)
+  if not made then return false end
+  local ok = pcall(s.bind, s, { "::1", 0 })
+  s:close()
+  return ok
+end
+
+--- Trio-flavored: opens sockets until the descriptor limit is reached;
+-- returns them (for a child process run with a low `ulimit -n`).
+function M.use_up_fds()
+  local socket = require("trio.socket").socket
+  local hogs = {}
+  while true do
+    local ok, s = pcall(socket)
+    if not ok then return hogs end
+    hogs[#hogs + 1] = s
   end
 end
 

@@ -5,19 +5,13 @@
 local trio = require "trio"
 local errors = require "trio.errors"
 local support = require "support"
+local net = require "support_net"
 local errof, assert_has = support.errof, support.assert_has
 
 local tsocket = trio.socket
 
 local function run(fn, ...)
   return trio.run(function(...) return trio.fail_after(5, fn, ...) end, ...)
-end
-
-local function has_ipv6()
-  local s = tsocket.socket(tsocket.AF_INET6, tsocket.SOCK_STREAM)
-  local ok = pcall(s.bind, s, { "::1", 0 })
-  s:close()
-  return ok
 end
 
 describe("trio.socket constants", function()
@@ -139,7 +133,7 @@ describe("trio.socket sockets", function()
   end)
 
   it("IPv6: V6ONLY and the {host, port} shape", function()
-    if not has_ipv6() then
+    if not net.have_ipv6() then
       pending("no IPv6 on this machine")
       return
     end
