@@ -241,11 +241,34 @@ static int m_stream_recv(lua_State *L) {
 
 static int accept_k(lua_State *L, int status, lua_KContext ctx);
 
+/* after the schedule point of an accept that failed at once: its error */
+static int accept_failed_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  check_resume(L, (ta_task *)ctx);
+  return lua_error(L);
+}
+
+/* An accept that failed before waiting raises its error (on top) after a
+** schedule point, as Trio's socket calls do (a checkpoint either way). */
+static int accept_fail(lua_State *L, ta_task *t, int waited) {
+  if (waited) return lua_error(L);
+  return ta_schedule_point_k(L, t, 1, accept_failed_k);
+}
+
 static int accept_try(lua_State *L, ta_task *t, int waited) {
-  ta_sock *s = op_sock(L, "accept", waited, NO_HELPER);
+  ta_sockbox *b = (ta_sockbox *)lua_touserdata(L, 1); /* (checked by m_accept) */
+  ta_sock *s;
   int n;
+  if (b->s == NULL && !waited) {
+    ta_push_oserror(L, UV_EBADF, NULL, "accept: the socket is closed");
+    return accept_fail(L, t, waited);
+  }
+  s = op_sock(L, "accept", waited, NO_HELPER);
   lua_settop(L, 1);
-  if (s->kind == TA_SK_UDP) return ta_oserror(L, UV_ENOTSUP, NULL, "accept");
+  if (s->kind == TA_SK_UDP) {
+    ta_push_oserror(L, UV_ENOTSUP, NULL, "accept");
+    return accept_fail(L, t, waited);
+  }
   n = ta_stream_try_accept(L, s);
   if (n > 0) {
     /* -> sock, peer address */
@@ -257,7 +280,10 @@ static int accept_try(lua_State *L, ta_task *t, int waited) {
     }
     return done(L, t, 2, waited);
   }
-  if (n != TA_IO_AGAIN) return ta_oserror(L, n, NULL, "accept");
+  if (n != TA_IO_AGAIN) {
+    ta_push_oserror(L, n, NULL, "accept");
+    return accept_fail(L, t, waited);
+  }
   return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, "accept", slot_abort, accept_k);
 }
 

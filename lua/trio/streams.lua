@@ -199,7 +199,10 @@ return function(trio)
     if class_of(self) ~= SocketListener then bad_self(self, SocketListener, "SocketListener:accept") end
     check_trio("SocketListener:accept")
     while true do
-      if self._closed then error(ClosedResourceError("this listener was already closed"), 2) end
+      if self._closed then
+        trio.lowlevel.checkpoint() -- as an accept on a closed socket: a checkpoint, then the error
+        error(ClosedResourceError("this listener was already closed"), 2)
+      end
       local ok, sock = pcall(raw_accept, self.socket)
       if ok then return new_socket_stream(sock) end
       if OSError:is(sock) then
