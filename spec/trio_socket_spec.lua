@@ -199,6 +199,50 @@ describe("trio.socket sockets", function()
   end)
 end)
 
+describe("trio.socket calls that fail at once", function()
+  -- Trio's socket calls yield once whether their first try returned or
+  -- raised: the error comes after a schedule point.
+  local function raises_after_a_step(fn, ...)
+    local me = trio.lowlevel.current_task()
+    local steps = 0
+    local inst = { before_task_step = function(_, t) if t == me then steps = steps + 1 end end }
+    trio.lowlevel.add_instrument(inst)
+    local ok, err = pcall(fn, ...)
+    trio.lowlevel.remove_instrument(inst)
+    assert.is_false(ok)
+    assert.is_true(steps > 0, "raised without a schedule point: " .. tostring(err))
+    return err
+  end
+
+  it("recv, send, sendto, connect and accept on a closed socket, sendto on a TCP socket, SocketStream on a closed socket", function()
+    run(function()
+      local a, b = tsocket.socketpair()
+      a:close()
+      assert.equal("EBADF", raises_after_a_step(a.recv, a, 10).code)
+      assert.equal("EBADF", raises_after_a_step(a.send, a, "x").code)
+      local u = tsocket.socket(tsocket.AF_INET, tsocket.SOCK_DGRAM)
+      u:close()
+      assert.equal("EBADF", raises_after_a_step(u.sendto, u, "x", { "127.0.0.1", 9 }).code)
+      local c = tsocket.socket()
+      c:close()
+      assert.equal("EBADF", raises_after_a_step(c.connect, c, { "127.0.0.1", 9 }).code)
+      assert.equal("EBADF", raises_after_a_step(c.accept, c).code)
+      local t = tsocket.socket()
+      assert.equal("EISCONN", raises_after_a_step(t.sendto, t, "x", { "127.0.0.1", 9 }).code)
+      t:close()
+      local s1, s2 = tsocket.socketpair()
+      local stream = trio.SocketStream(s1)
+      s1:close()
+      assert.is_true(errors.ClosedResourceError:is(raises_after_a_step(stream.send_all, stream, "x")))
+      assert.is_true(errors.ClosedResourceError:is(raises_after_a_step(stream.receive_some, stream)))
+      -- the busy mark of the failed send_all is gone: the next call fails the same way
+      assert.is_true(errors.ClosedResourceError:is(raises_after_a_step(stream.send_all, stream, "x")))
+      b:close()
+      s2:close()
+    end)
+  end)
+end)
+
 describe("trio.socket name resolution", function()
   it("getaddrinfo returns the documented shape", function()
     local list = run(tsocket.getaddrinfo, "127.0.0.1", 8080, { type = tsocket.SOCK_STREAM })

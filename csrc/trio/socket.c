@@ -103,18 +103,48 @@ static int raise_op_error(lua_State *L, int helper) {
   return lua_error(L);
 }
 
-/* The socket of box b for an operation, or the error (see raise_op_error):
-** closed before the call is EBADF, closed while this task waited is
-** ClosedResourceError. */
+/* The continuations that raise an operation's error (on top) after the
+** schedule point of fail_op, one per helper. */
+static int fail_plain_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  check_resume(L, (ta_task *)ctx);
+  return raise_op_error(L, NO_HELPER);
+}
+
+static int fail_recv_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  check_resume(L, (ta_task *)ctx);
+  return raise_op_error(L, RECV_ERROR);
+}
+
+static int fail_send_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  check_resume(L, (ta_task *)ctx);
+  return raise_op_error(L, SEND_ERROR);
+}
+
+/* The operation failed with the error on top.  A task that waited raises
+** it at once (it went through the scheduler); one whose first try failed
+** raises it after a schedule point, as Trio's socket calls yield once
+** whether that try returned or raised (_try_sync). */
+static int fail_op(lua_State *L, ta_task *t, int waited, int helper) {
+  static const lua_KFunction raise_after[] = {fail_plain_k, fail_recv_k, fail_send_k}; /* by helper */
+  if (waited) return raise_op_error(L, helper);
+  return ta_schedule_point_k(L, t, 1, raise_after[helper]);
+}
+
+/* The socket of box b for an operation.  Closed while this task waited:
+** ClosedResourceError, raised (see raise_op_error).  Closed before the
+** call: NULL, with OSError EBADF pushed for the caller's fail_op. */
 static ta_sock *box_sock(lua_State *L, ta_sockbox *b, const char *fname, int waited, int helper) {
   ta_sock *s = b->s;
   if (s == NULL) {
-    if (waited) {
-      lua_pushfstring(L, "%s: another task closed this socket", fname);
-      ta_push_error(L, ta_upengine(L), "ClosedResourceError", lua_tostring(L, -1));
-    } else {
+    if (!waited) {
       ta_push_oserror(L, UV_EBADF, NULL, "%s: the socket is closed", fname);
+      return NULL;
     }
+    lua_pushfstring(L, "%s: another task closed this socket", fname);
+    ta_push_error(L, ta_upengine(L), "ClosedResourceError", lua_tostring(L, -1));
     raise_op_error(L, helper);
   }
   ta_sock_reap(L, s);
@@ -154,8 +184,10 @@ static int recv_try(lua_State *L, ta_task *t, int waited, int mode, size_t max) 
   static const lua_KFunction again[] = {recv_k, recvfrom_k, stream_recv_k}; /* by mode */
   int with_addr = mode == RECVFROM;
   const char *fname = with_addr ? "recvfrom" : "recv";
-  ta_sock *s = op_sock(L, fname, waited, mode == STREAM ? RECV_ERROR : NO_HELPER);
+  int helper = mode == STREAM ? RECV_ERROR : NO_HELPER;
+  ta_sock *s = op_sock(L, fname, waited, helper);
   int n;
+  if (s == NULL) return fail_op(L, t, waited, helper);
   lua_settop(L, 2);
   if (s->kind == TA_SK_UDP) {
     n = ta_udp_try_recvfrom(L, s, max, with_addr);
@@ -169,7 +201,7 @@ static int recv_try(lua_State *L, ta_task *t, int waited, int mode, size_t max) 
   if (n > 0) return done(L, t, n, waited);
   if (n != TA_IO_AGAIN) {
     ta_push_oserror(L, n, NULL, "%s", fname);
-    return raise_op_error(L, mode == STREAM ? RECV_ERROR : NO_HELPER);
+    return fail_op(L, t, waited, helper);
   }
   return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, fname, slot_abort, again[mode]);
 }
@@ -241,33 +273,14 @@ static int m_stream_recv(lua_State *L) {
 
 static int accept_k(lua_State *L, int status, lua_KContext ctx);
 
-/* after the schedule point of an accept that failed at once: its error */
-static int accept_failed_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  check_resume(L, (ta_task *)ctx);
-  return lua_error(L);
-}
-
-/* An accept that failed before waiting raises its error (on top) after a
-** schedule point, as Trio's socket calls do (a checkpoint either way). */
-static int accept_fail(lua_State *L, ta_task *t, int waited) {
-  if (waited) return lua_error(L);
-  return ta_schedule_point_k(L, t, 1, accept_failed_k);
-}
-
 static int accept_try(lua_State *L, ta_task *t, int waited) {
-  ta_sockbox *b = (ta_sockbox *)lua_touserdata(L, 1); /* (checked by m_accept) */
-  ta_sock *s;
+  ta_sock *s = op_sock(L, "accept", waited, NO_HELPER);
   int n;
-  if (b->s == NULL && !waited) {
-    ta_push_oserror(L, UV_EBADF, NULL, "accept: the socket is closed");
-    return accept_fail(L, t, waited);
-  }
-  s = op_sock(L, "accept", waited, NO_HELPER);
+  if (s == NULL) return fail_op(L, t, waited, NO_HELPER);
   lua_settop(L, 1);
   if (s->kind == TA_SK_UDP) {
     ta_push_oserror(L, UV_ENOTSUP, NULL, "accept");
-    return accept_fail(L, t, waited);
+    return fail_op(L, t, waited, NO_HELPER);
   }
   n = ta_stream_try_accept(L, s);
   if (n > 0) {
@@ -282,7 +295,7 @@ static int accept_try(lua_State *L, ta_task *t, int waited) {
   }
   if (n != TA_IO_AGAIN) {
     ta_push_oserror(L, n, NULL, "accept");
-    return accept_fail(L, t, waited);
+    return fail_op(L, t, waited, NO_HELPER);
   }
   return park_on(L, t, &s->slot[TA_SIDE_READ], TA_SIDE_READ, "accept", slot_abort, accept_k);
 }
@@ -334,8 +347,9 @@ static int send_start(lua_State *L, ta_task *t, ta_sock *s, const struct sockadd
   if (s->kind == TA_SK_UDP) rc = ta_udp_send(L, s, 2, sa);
   else rc = ta_stream_write(L, s, 2, 0, &written);
   if (rc < 0) {
-    if (sa != NULL) return ta_oserror(L, rc, NULL, "%s %s", fname, ta_sock_addrstr(L, sa, sizeof(struct sockaddr_storage)));
-    return ta_oserror(L, rc, NULL, "%s", fname);
+    if (sa != NULL) ta_push_oserror(L, rc, NULL, "%s %s", fname, ta_sock_addrstr(L, sa, sizeof(struct sockaddr_storage)));
+    else ta_push_oserror(L, rc, NULL, "%s", fname);
+    return fail_op(L, t, 0, NO_HELPER);
   }
   if (rc == 1) {
     lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 2));
@@ -354,6 +368,7 @@ static int m_send(lua_State *L) {
   t = ta_async_check(L, "send", TA_TRIO);
   ta_check_cancelled(L, t);
   s = op_sock(L, "send", 0, NO_HELPER);
+  if (s == NULL) return fail_op(L, t, 0, NO_HELPER);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "send: another task is already waiting to write to this socket");
   return send_start(L, t, s, NULL, "send");
@@ -371,7 +386,11 @@ static int m_sendto(lua_State *L) {
   t = ta_async_check(L, "sendto", TA_TRIO);
   ta_check_cancelled(L, t);
   s = op_sock(L, "sendto", 0, NO_HELPER);
-  if (s->kind != TA_SK_UDP) return ta_oserror(L, UV_EISCONN, NULL, "sendto");
+  if (s == NULL) return fail_op(L, t, 0, NO_HELPER);
+  if (s->kind != TA_SK_UDP) {
+    ta_push_oserror(L, UV_EISCONN, NULL, "sendto");
+    return fail_op(L, t, 0, NO_HELPER);
+  }
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "sendto: another task is already waiting to write to this socket");
   return send_start(L, t, s, (struct sockaddr *)&ss, "sendto");
@@ -389,9 +408,9 @@ static int m_sendto(lua_State *L) {
 static int stream_sent_k(lua_State *L, int status, lua_KContext ctx);
 static int stream_drained_k(lua_State *L, int status, lua_KContext ctx);
 
-static int stream_send_fail(lua_State *L, int rc) {
+static int stream_send_fail(lua_State *L, ta_task *t, int waited, int rc) {
   ta_push_oserror(L, rc, NULL, "send");
-  return raise_op_error(L, SEND_ERROR);
+  return fail_op(L, t, waited, SEND_ERROR);
 }
 
 /* Queued bytes are being written: wait until they all are (a cancelled
@@ -403,7 +422,7 @@ static int stream_send_wait(lua_State *L, ta_task *t) {
     ((ta_sockbox *)lua_touserdata(L, 1))->stream_sending = 0;
     return 0;
   }
-  if (rc != TA_IO_AGAIN) return stream_send_fail(L, rc);
+  if (rc != TA_IO_AGAIN) return stream_send_fail(L, t, 1, rc);
   return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "send", slot_abort, stream_drained_k);
 }
 
@@ -447,11 +466,15 @@ static int m_stream_send(lua_State *L) {
     return raise_op_error(L, SEND_ERROR);
   }
   s = box_sock(L, b, "send", 0, SEND_ERROR);
+  if (s == NULL) {
+    b->stream_sending = 1; /* (cleared again by the error's raise) */
+    return fail_op(L, t, 0, SEND_ERROR);
+  }
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "send: another task is already waiting to write to this socket");
   b->stream_sending = 1;
   rc = ta_stream_write(L, s, 2, 0, &written);
-  if (rc < 0) return stream_send_fail(L, rc);
+  if (rc < 0) return stream_send_fail(L, t, 0, rc);
   if (rc == 1) return ta_schedule_point_k(L, t, 0, stream_sent_k);
   return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "send", slot_abort, stream_drained_k);
 }
@@ -476,12 +499,13 @@ static int connect_abort(lua_State *L, ta_task *t) {
   return TA_ABORT_SUCCEEDED;
 }
 
-static int connect_error(lua_State *L, int rc) {
+static int connect_error(lua_State *L, ta_task *t, int waited, int rc) {
   ta_sockbox *b = ta_checksockbox(L, 1);
   struct sockaddr_storage ss;
   socklen_t len = ta_sock_toaddr(L, 2, b->family, &ss, "connect", 1);
   const char *where = ta_sock_addrstr(L, (struct sockaddr *)&ss, len);
-  return ta_oserror(L, rc, b->family == AF_UNIX ? where : NULL, "connect %s", where);
+  ta_push_oserror(L, rc, b->family == AF_UNIX ? where : NULL, "connect %s", where);
+  return fail_op(L, t, waited, NO_HELPER);
 }
 
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
@@ -493,7 +517,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   s = op_sock(L, "connect", 1, NO_HELPER);
   rc = ta_sock_try_connect(s);
   if (rc == 0) return 0;
-  if (rc != TA_IO_AGAIN) return connect_error(L, rc);
+  if (rc != TA_IO_AGAIN) return connect_error(L, t, 1, rc);
   return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "connect", connect_abort, connect_k);
 }
 
@@ -511,11 +535,12 @@ static int m_connect(lua_State *L) {
   t = ta_async_check(L, "connect", TA_TRIO);
   ta_check_cancelled(L, t);
   s = op_sock(L, "connect", 0, NO_HELPER);
+  if (s == NULL) return fail_op(L, t, 0, NO_HELPER);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
     return ta_error(L, "BusyResourceError", "connect: another task is already waiting to write to this socket");
   if (s->kind == TA_SK_UDP) rc = ta_udp_connect(s, (struct sockaddr *)&ss);
   else rc = ta_sock_start_connect(L, s, (struct sockaddr *)&ss, len);
-  if (rc < 0) return connect_error(L, rc);
+  if (rc < 0) return connect_error(L, t, 0, rc);
   if (s->kind == TA_SK_UDP || !s->connecting) return ta_schedule_point(L, t);
   return park_on(L, t, &s->slot[TA_SIDE_WRITE], TA_SIDE_WRITE, "connect", connect_abort, connect_k);
 }
