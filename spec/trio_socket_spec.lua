@@ -214,7 +214,7 @@ describe("trio.socket calls that fail at once", function()
     return err
   end
 
-  it("recv, send, sendto, connect and accept on a closed socket, sendto on a TCP socket, SocketStream on a closed socket", function()
+  it("recv, send, sendto, connect, accept on a closed socket; sendto on TCP; a SocketStream on a closed socket", function()
     run(function()
       local a, b = tsocket.socketpair()
       a:close()
