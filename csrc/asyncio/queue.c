@@ -395,13 +395,6 @@ static int q_task_done(lua_State *L) {
   return 0;
 }
 
-static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)L;
-  (void)status;
-  (void)ctx;
-  return 0;
-}
-
 /* join(): waits until every item put has been marked done. */
 static int q_join(lua_State *L) {
   ta_queue *q = checkqueue(L, fn_join[0]);
@@ -410,7 +403,7 @@ static int q_join(lua_State *L) {
   lua_getiuservalue(L, 1, QUV_FINISHED);
   lua_getfield(L, -1, "wait");
   lua_insert(L, -2);
-  lua_callk(L, 1, 0, 0, join_k);
+  lua_callk(L, 1, 0, 0, ta_no_results_k);
   return 0;
 }
 

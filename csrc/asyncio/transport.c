@@ -222,13 +222,6 @@ static int l_write(lua_State *L) {
 
 /* ---- StreamWriter ---- */
 
-static int writer_drain_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)L;
-  (void)status;
-  (void)ctx;
-  return 0;
-}
-
 /* writer:drain() (async): returns at once when the reader has no
 ** exception, the transport (a Transport) is not closing and the protocol
 ** (a StreamReaderProtocol) is neither paused nor lost; anything else goes
@@ -259,7 +252,7 @@ slow:
   lua_rawgeti(L, -1, H_DRAIN);
   lua_replace(L, -2);
   lua_insert(L, 1);
-  lua_callk(L, 1, 0, 0, writer_drain_k);
+  lua_callk(L, 1, 0, 0, ta_no_results_k);
   return 0;
 }
 

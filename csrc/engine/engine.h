@@ -253,6 +253,8 @@ int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret);
 int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret);
 int ta_schedule_point_k(lua_State *L, ta_task *t, int nret, lua_KFunction k);
 int ta_task_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k);
+/* The continuation of a lua_callk whose caller returns nothing after it. */
+int ta_no_results_k(lua_State *L, int status, lua_KContext ctx);
 void ta_reschedule(ta_task *t, int nvalues, int is_error);
 void ta_deliver_cancel(lua_State *L, ta_task *t);
 void ta_cancel_on_yield(ta_task *t);

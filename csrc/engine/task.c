@@ -425,6 +425,13 @@ int ta_task_yield(lua_State *L, ta_task *t, int nret, lua_KFunction k) {
   return lua_yieldk(L, 0, (lua_KContext)t, k ? k : resume_k);
 }
 
+int ta_no_results_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L;
+  (void)status;
+  (void)ctx;
+  return 0;
+}
+
 int ta_schedule_point(lua_State *L, ta_task *t) {
   return ta_schedule_point_ret(L, t, 0);
 }

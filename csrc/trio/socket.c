@@ -103,24 +103,15 @@ static int raise_op_error(lua_State *L, int helper) {
   return lua_error(L);
 }
 
-/* The continuations that raise an operation's error (on top) after the
-** schedule point of fail_op, one per helper. */
-static int fail_plain_k(lua_State *L, int status, lua_KContext ctx) {
+/* After fail_op's schedule point: the helper's index on top, the error
+** below it. */
+static int fail_after_k(lua_State *L, int status, lua_KContext ctx) {
+  int helper;
   (void)status;
   check_resume(L, (ta_task *)ctx);
-  return raise_op_error(L, NO_HELPER);
-}
-
-static int fail_recv_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  check_resume(L, (ta_task *)ctx);
-  return raise_op_error(L, RECV_ERROR);
-}
-
-static int fail_send_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  check_resume(L, (ta_task *)ctx);
-  return raise_op_error(L, SEND_ERROR);
+  helper = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return raise_op_error(L, helper);
 }
 
 /* The operation failed with the error on top.  A task that waited raises
@@ -128,9 +119,9 @@ static int fail_send_k(lua_State *L, int status, lua_KContext ctx) {
 ** raises it after a schedule point, as Trio's socket calls yield once
 ** whether that try returned or raised (_try_sync). */
 static int fail_op(lua_State *L, ta_task *t, int waited, int helper) {
-  static const lua_KFunction raise_after[] = {fail_plain_k, fail_recv_k, fail_send_k}; /* by helper */
   if (waited) return raise_op_error(L, helper);
-  return ta_schedule_point_k(L, t, 1, raise_after[helper]);
+  lua_pushinteger(L, helper);
+  return ta_schedule_point_k(L, t, 2, fail_after_k);
 }
 
 /* The socket of box b for an operation.  Closed while this task waited:
@@ -467,7 +458,7 @@ static int m_stream_send(lua_State *L) {
   }
   s = box_sock(L, b, "send", 0, SEND_ERROR);
   if (s == NULL) {
-    b->stream_sending = 1; /* (cleared again by the error's raise) */
+    b->stream_sending = 1; /* busy through the schedule point, as any send; raising clears it */
     return fail_op(L, t, 0, SEND_ERROR);
   }
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
