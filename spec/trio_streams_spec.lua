@@ -624,6 +624,34 @@ describe("open_tcp_listeners and serve_tcp", function()
     end)
   end)
 
+  it("open_tcp_listeners: a bad backlog's error names the value", function()
+    run(function()
+      assert_has(errof(trio.open_tcp_listeners, 0, { backlog = 2.5 }),
+        "bad argument #2 to 'open_tcp_listeners' (backlog must be an integer or nil, got 2.5)")
+      assert_has(errof(trio.open_tcp_listeners, 0, { backlog = "10" }),
+        "backlog must be an integer or nil, got string")
+      assert_has(errof(trio.open_tcp_listeners, 0, { backlog = -1 }), "backlog must not be negative, got -1")
+    end)
+  end)
+
+  it("open_tcp_listeners: no family supported: an OSError with the errno and the attempts' errors", function()
+    local real_socket = tsocket.socket
+    local e = run(function()
+      tsocket.socket = function()
+        error(errors.OSError { message = "socket: not here", errno = 97, code = "EAFNOSUPPORT" }, 0)
+      end
+      local ok, err = pcall(trio.open_tcp_listeners, 0, { host = "127.0.0.1" })
+      tsocket.socket = real_socket
+      return not ok and err
+    end)
+    tsocket.socket = real_socket
+    assert.is_true(errors.OSError:is(e), tostring(e))
+    assert.equal("EAFNOSUPPORT", e.code)
+    assert.equal(97, e.errno)
+    assert.equal(1, #e.errors)
+    assert.equal("socket: not here", e.errors[1].message)
+  end)
+
   it("two listeners with reuse_port share one port", function()
     run(function()
       local a = trio.open_tcp_listeners(0, { host = "127.0.0.1", reuse_port = true })[1]

@@ -406,7 +406,11 @@ return function(trio)
 
   local function compute_backlog(backlog, n, fname)
     if backlog == nil or backlog == math.huge then return 0xffff end
-    if math.type(backlog) ~= "integer" or backlog < 0 then argerror(n, fname, "backlog must be a non-negative integer") end
+    if math.type(backlog) ~= "integer" then
+      argerror(n, fname, ("backlog must be an integer or nil, got %s"):format(
+        type(backlog) == "number" and tostring(backlog) or type(backlog)))
+    end
+    if backlog < 0 then argerror(n, fname, ("backlog must not be negative, got %d"):format(backlog)) end
     return math.min(backlog, 0xffff)
   end
 
@@ -463,7 +467,8 @@ return function(trio)
     end
     if #listeners == 0 then
       error(OSError { message = "This system doesn't support any of the kinds of socket that that "
-        .. "address could use", code = "EAFNOSUPPORT", errors = unsupported }, 0)
+        .. "address could use", code = "EAFNOSUPPORT", errno = unsupported[1] and unsupported[1].errno,
+        errors = unsupported }, 0)
     end
     return listeners
   end
