@@ -419,6 +419,35 @@ describe("StapledStream", function()
       assert_has(errof(trio.StapledStream, 1, r2), "bad argument #1 to 'StapledStream'")
     end)
   end)
+
+  it("close: both streams close even if one fails; both failing, the receive error holds the send error", function()
+    local closed = {}
+    local function failing(name, err)
+      return {
+        send_all = function() end,
+        receive_some = function() return "" end,
+        close = function()
+          closed[#closed + 1] = name
+          if err ~= nil then error(err, 0) end
+        end,
+      }
+    end
+    local send_err, recv_err = errors.OSError("send side"), errors.OSError("receive side")
+    local st = trio.StapledStream(failing("send", send_err), failing("receive", recv_err))
+    local e = errof(st.close, st)
+    assert.equal(recv_err, e)
+    assert.equal(send_err, e.context)
+    assert.same({ "send", "receive" }, closed)
+    -- only the send side failing: its error, after the receive side closed
+    closed = {}
+    st = trio.StapledStream(failing("send", send_err), failing("receive"))
+    assert.equal(send_err, errof(st.close, st))
+    assert.same({ "send", "receive" }, closed)
+    -- a plain string error has no field to hold the other
+    closed = {}
+    st = trio.StapledStream(failing("send", send_err), failing("receive", "plain"))
+    assert.equal("plain", errof(st.close, st))
+  end)
 end)
 
 describe("memory streams", function()

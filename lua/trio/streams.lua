@@ -273,9 +273,16 @@ return function(trio)
     trio.lowlevel.checkpoint()
   end
   function StapledStream:receive_some(max_bytes) return self.receive_stream:receive_some(max_bytes) end
+  --- both streams' close(), even if the first fails; when both fail, the
+  -- receive stream's error comes out with the send stream's as its field
+  -- `context` (Python's implicit __context__)
   function StapledStream:close()
     local ok, err = pcall(self.send_stream.close, self.send_stream)
-    self.receive_stream:close()
+    local rok, rerr = pcall(self.receive_stream.close, self.receive_stream)
+    if not rok then
+      if not ok and errors.is_error(rerr) and rerr.context == nil then rerr.context = err end
+      error(rerr, 0)
+    end
     if not ok then error(err, 0) end
   end
   StapledStream.__close = StapledStream.close
