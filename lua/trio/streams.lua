@@ -595,11 +595,19 @@ return function(trio)
   -- -------------------------------------------------------------------
   -- Unix-domain sockets
 
-  local check_path = errors.check_path
+  -- The path string of a path argument: a string or a trio.Path (as
+  -- Trio takes os.PathLike).  No trio.Path exists before trio.files loads.
+  local function unix_path(path, n, fname)
+    local files = package.loaded["trio.files"]
+    if files ~= nil and getmetatable(path) == files.PathClass then path = tostring(path) end
+    if type(path) ~= "string" then argerror(n, fname, "path string or trio.Path expected, got " .. type(path)) end
+    errors.check_path(path, n, fname) -- not empty
+    return path
+  end
 
-  --- open_unix_socket(path) -> SocketStream
+  --- open_unix_socket(path) -> SocketStream (path: a string or trio.Path)
   function trio.open_unix_socket(path)
-    check_path(path, 1, "open_unix_socket")
+    path = unix_path(path, 1, "open_unix_socket")
     check_trio("trio.open_unix_socket")
     local sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
     return stream_once_connected(sock, sock.connect, sock, path)
@@ -608,7 +616,7 @@ return function(trio)
   --- open_unix_listener(path, {backlog=}) -> SocketListener (the path is
   -- removed when the listener closes)
   function trio.open_unix_listener(path, opts)
-    check_path(path, 1, "open_unix_listener")
+    path = unix_path(path, 1, "open_unix_listener")
     opts = check_opts(opts, 2, "open_unix_listener", { backlog = true })
     local backlog = compute_backlog(opts.backlog, 2, "open_unix_listener")
     local sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
@@ -628,7 +636,7 @@ return function(trio)
   --- serve_unix(handler, path, {backlog=, handler_nursery=, task_status=})
   function trio.serve_unix(handler, path, ...)
     if not errors.is_callable(handler) then argerror(1, "serve_unix", "function expected") end
-    check_path(path, 2, "serve_unix")
+    path = unix_path(path, 2, "serve_unix")
     local opts, status = split_extra("serve_unix", 3, { backlog = true, handler_nursery = true,
       task_status = true }, ...)
     check_trio("trio.serve_unix")
