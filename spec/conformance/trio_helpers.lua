@@ -154,6 +154,19 @@ function H.raises_group(fn, ...)
   return e
 end
 
+--- H.with_replaced(tbl, key, value, fn): fn() with tbl[key] replaced by
+-- value, restored afterwards (Trio's monkeypatch fixture, and its custom
+-- socket factory / hostname resolver: trio.socket's functions replaced for
+-- a call); returns fn's results or raises its error.
+function H.with_replaced(tbl, key, value, fn)
+  local saved = tbl[key]
+  tbl[key] = value
+  local r = table.pack(pcall(fn))
+  tbl[key] = saved
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
 -- ---------------------------------------------------------------------
 -- sequences and sets
 

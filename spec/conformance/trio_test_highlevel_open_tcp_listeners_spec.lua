@@ -50,15 +50,7 @@ local function same_addr(a, b)
   return a[1] == b[1] and a[2] == b[2]
 end
 
--- fn() with tbl[key] replaced by value, restored afterwards.
-local function with_replaced(tbl, key, value, fn)
-  local saved = tbl[key]
-  tbl[key] = value
-  local r = table.pack(pcall(fn))
-  tbl[key] = saved
-  if not r[1] then error(r[2], 0) end
-  return table.unpack(r, 2, r.n)
-end
+local with_replaced = H.with_replaced
 
 --- Trio's FakeSocketFactory on real sockets: opts.poison_after (the
 -- socket made at that count has its listen fail with FakeOSError),

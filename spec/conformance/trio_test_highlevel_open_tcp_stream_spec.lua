@@ -60,15 +60,7 @@ local REAL_TOLERANCE, MOCK_TOLERANCE = 0.2, 1e-9
 -- completes long before.
 local AUTOJUMP_THRESHOLD = 0.05
 
--- fn() with tbl[key] replaced by value, restored afterwards.
-local function with_replaced(tbl, key, value, fn)
-  local saved = tbl[key]
-  tbl[key] = value
-  local r = table.pack(pcall(fn))
-  tbl[key] = saved
-  if not r[1] then error(r[2], 0) end
-  return table.unpack(r, 2, r.n)
-end
+local with_replaced = H.with_replaced
 
 local function assert_near(sc, expected, actual, what)
   assert(actual >= expected - 0.01 and actual < expected + sc.tolerance,
