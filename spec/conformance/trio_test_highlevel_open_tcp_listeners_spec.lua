@@ -117,7 +117,7 @@ describe("test_highlevel_open_tcp_listeners.py", function()
       local listeners = trio.open_tcp_listeners(0)
       assert.is_true(#listeners >= 1)
       for _, obj in ipairs(listeners) do
-        assert.equal(getmetatable(trio.SocketListener(obj.socket)), getmetatable(obj))
+        assert.equal("trio.SocketListener", getmetatable(obj).__name)
         -- binds to the wildcard address by default
         assert.is_true(obj.socket.family == tsocket.AF_INET or obj.socket.family == tsocket.AF_INET6)
         local host = obj.socket:getsockname()[1]
