@@ -126,14 +126,14 @@ end
 -- pytest.warns: what fn writes to io.stderr (the runtime's warnings).
 local function capture_stderr(fn)
   local real, text = io.stderr, {}
-  io.stderr = {
+  io.stderr = { -- luacheck: ignore 122
     write = function(self, ...)
       for _, s in ipairs { ... } do text[#text + 1] = tostring(s) end
       return self
     end,
   }
   local ok, err = pcall(fn)
-  io.stderr = real
+  io.stderr = real -- luacheck: ignore 122
   if not ok then error(err, 0) end
   return table.concat(text)
 end
