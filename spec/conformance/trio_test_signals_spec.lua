@@ -36,32 +36,12 @@ local trio = require "trio"
 local errors = require "trio.errors"
 local H = require "conformance.trio_helpers"
 
-local PID = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+local signals = require "support_signals"
+local raise_signal, check_caught = signals.kill, signals.check_caught
 local SIGUSR1 = 10
-
--- signal.raise_signal, from outside (io.popen: system() would block SIGINT)
-local function raise_signal(name)
-  local p = assert(io.popen(("kill -%s %s"):format(name, PID)))
-  p:read("a")
-  assert(p:close())
-end
 
 -- The run has taken in the signals sent so far.
 local function settle() trio.sleep(0.05) end
-
--- Whether this process catches signal n now (SigCgt of /proc/self/status).
-local function caught(n)
-  for line in io.lines("/proc/self/status") do
-    local mask = line:match("^SigCgt:%s*(%x+)")
-    if mask then return (tonumber(mask:sub(-8), 16) >> (n - 1)) & 1 == 1 end
-  end
-  error("no SigCgt line")
-end
--- Under valgrind every signal counts as caught: the checks are skipped.
-local SIGCGT_OURS = not caught(SIGUSR1)
-local function check_caught(n, expected)
-  if SIGCGT_OURS then assert.equal(expected, caught(n), "caught(" .. n .. ")") end
-end
 
 describe("test_signals.py", function()
   it("test_open_signal_receiver", function()

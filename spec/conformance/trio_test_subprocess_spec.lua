@@ -148,6 +148,31 @@ local function patch_process(name, replacement, fn)
   if not ok then error(err, 0) end
 end
 
+-- Starts run_process of a long sleep (with opts) in a nursery and
+-- cancels the nursery once every task is blocked; returns the Process.
+local function cancel_sleeping_run_process(opts)
+  local proc
+  trio.open_nursery(function(nursery)
+    proc = nursery:start(trio.run_process, SLEEP(9999), opts)
+    trio.testing.wait_all_tasks_blocked()
+    nursery.cancel_scope:cancel()
+  end)
+  return proc
+end
+
+-- A run_process of a long sleep, cancelled while Process.terminate is
+-- make_terminate(original) (in a run with run_opts); returns what it
+-- warned on stderr, and the Process.
+local function cancel_with_terminate(make_terminate, run_opts)
+  local proc
+  local warnings = capture_stderr(function()
+    patch_process("terminate", make_terminate, function()
+      proc = H.run(run_opts or {}, cancel_sleeping_run_process)
+    end)
+  end)
+  return warnings, proc
+end
+
 -- The fds of this process, after a full collection has closed the Lua
 -- files that were only waiting for it (gc.collect() upstream).  Listed
 -- with trio.Path (its directory fd is one of them, the same one each
@@ -490,11 +515,7 @@ describe("test_subprocess.py", function()
         killed = proc.returncode
         error(err, 0)
       end
-      trio.open_nursery(function(nursery)
-        nursery:start_soon(trio.run_process, SLEEP(9999), { deliver_cancel = custom_deliver_cancel })
-        trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope:cancel()
-      end)
+      cancel_sleeping_run_process { deliver_cancel = custom_deliver_cancel }
     end)
     assert.is_true(called)
     assert.equal(-15, killed)
@@ -508,31 +529,16 @@ describe("test_subprocess.py", function()
     local function foo(e) return H.ValueError:is(e) and e.message == "foo" end
     -- one group from the test's nursery, one from run_process's own
     H.raises(H.group(H.group(foo)), H.run, function()
-      trio.open_nursery(function(nursery)
-        nursery:start_soon(trio.run_process, SLEEP(9999), { deliver_cancel = custom_deliver_cancel })
-        trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope:cancel()
-      end)
+      cancel_sleeping_run_process { deliver_cancel = custom_deliver_cancel }
     end)
   end)
 
   it("test_warn_on_failed_cancel_terminate", function()
-    local proc
-    local warnings = capture_stderr(function()
-      patch_process("terminate", function(original)
-        return function(self)
-          original(self)
-          error(trio.OSError { message = "whoops" })
-        end
-      end, function()
-        H.run(function()
-          trio.open_nursery(function(nursery)
-            proc = nursery:start(trio.run_process, SLEEP(9999))
-            trio.testing.wait_all_tasks_blocked()
-            nursery.cancel_scope:cancel()
-          end)
-        end)
-      end)
+    local warnings, proc = cancel_with_terminate(function(original)
+      return function(self)
+        original(self)
+        error(trio.OSError { message = "whoops" })
+      end
     end)
     assert_has(warnings, "tried to kill")
     assert_has(warnings, "whoops")
@@ -540,18 +546,8 @@ describe("test_subprocess.py", function()
   end)
 
   it("test_warn_on_cancel_SIGKILL_escalation", function()
-    local proc
-    local warnings = capture_stderr(function()
-      patch_process("terminate", function() return function() end end, function()
-        H.run({ clock = H.mock_clock(0.5) }, function()
-          trio.open_nursery(function(nursery)
-            proc = nursery:start(trio.run_process, SLEEP(9999))
-            trio.testing.wait_all_tasks_blocked()
-            nursery.cancel_scope:cancel()
-          end)
-        end)
-      end)
-    end)
+    local warnings, proc = cancel_with_terminate(function() return function() end end,
+      { clock = H.mock_clock(0.5) })
     assert_has(warnings, "ignored SIGTERM")
     assert.equal(-9, proc.returncode)
   end)
