@@ -186,6 +186,48 @@ describe("trio.run_process", function()
     assert.equal(-10, proc.returncode)
   end)
 
+  it("cancels deliver_cancel once the child has exited, and waits for the exit", function()
+    local seen = {}
+    run(function()
+      trio.move_on_after(0.1, function()
+        trio.open_nursery(function(n)
+          n:start(trio.run_process, { "sleep", "10" }, {
+            deliver_cancel = function(p)
+              p:terminate()
+              local ok, err = pcall(trio.sleep_forever)
+              seen.cancelled, seen.returncode = not ok and trio.Cancelled:is(err), p.returncode
+              error(err, 0)
+            end })
+        end)
+      end)
+    end)
+    assert.same({ cancelled = true, returncode = -15 }, seen)
+  end)
+
+  it("lets deliver_cancel's error out, the child killed", function()
+    local proc
+    local e = errof(run, function()
+      trio.move_on_after(0.1, function()
+        trio.open_nursery(function(n)
+          proc = n:start(trio.run_process, { "sleep", "10" }, {
+            deliver_cancel = function() error(errors.RuntimeError("no way to stop it")) end })
+        end)
+      end)
+    end)
+    -- the test's nursery and run_process's own
+    assert.is_true(trio.ExceptionGroup:is(e) and trio.ExceptionGroup:is(e.exceptions[1]), tostring(e))
+    assert_has(e.exceptions[1].exceptions[1], "no way to stop it")
+    assert.equal(-9, proc.returncode)
+  end)
+
+  it("captures stderr with stdout with stderr='stdout'", function()
+    local r = run(function()
+      return trio.run_process({ "sh", "-c", "echo a; echo b >&2" }, { capture_stdout = true, stderr = "stdout" })
+    end)
+    assert.equal("a\nb\n", r.stdout)
+    assert.is_nil(r.stderr)
+  end)
+
   it("under nursery:start the start value is the Process, with or without options", function()
     local a, b = run(function()
       local p1, p2
@@ -319,6 +361,24 @@ describe("trio.lowlevel.open_process", function()
       return table.concat(chunks)
     end)
     assert.equal("a\nb\n", out)
+  end)
+
+  it("stdio is stdin and stdout stapled, when both are pipes", function()
+    local got, none = run(function()
+      local p = trio.lowlevel.open_process({ "cat" }, { stderr = "inherit" })
+      assert(p.stdio.send_stream == p.stdin and p.stdio.receive_stream == p.stdout)
+      p.stdio:send_all("hi")
+      p.stdio:send_eof()
+      local data = p.stdio:receive_some()
+      assert.equal("", p.stdio:receive_some())
+      p:close()
+      local q = trio.lowlevel.open_process({ "true" }, { stdin = "devnull" })
+      local stdio = q.stdio
+      q:close()
+      return data, stdio
+    end)
+    assert.equal("hi", got)
+    assert.is_nil(none)
   end)
 
   it("reaps a child whose Process was dropped (no zombie)", function()

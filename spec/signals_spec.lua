@@ -9,32 +9,9 @@ local errors = require "trio.errors"
 local support = require "support"
 local errof, assert_has = support.errof, support.assert_has
 
-local PID = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+local signals = require "support_signals"
+local kill, caught, check_caught = signals.kill, signals.caught, signals.check_caught
 local SIGINT, SIGUSR1, SIGUSR2 = 2, 10, 12
-
--- (io.popen, not os.execute: system() ignores SIGINT while it waits)
-local function kill(sig)
-  local p = assert(io.popen(("kill -%s %s"):format(sig, PID)))
-  p:read("a")
-  assert(p:close())
-end
-
--- Whether the process catches signal n now (SigCgt of /proc/self/status).
-local function caught(n)
-  for line in io.lines("/proc/self/status") do
-    local mask = line:match("^SigCgt:%s*(%x+)")
-    if mask then return (tonumber(mask:sub(-8), 16) >> (n - 1)) & 1 == 1 end
-  end
-  error("no SigCgt line")
-end
-
--- Under valgrind (make valgrind) the tool catches every signal itself, so
--- SigCgt says "caught" for all of them: the checks of the process's own
--- handling are skipped there (nothing of ours catches SIGUSR1 at load).
-local SIGCGT_OURS = not caught(SIGUSR1)
-local function check_caught(n, expected)
-  if SIGCGT_OURS then assert.equal(expected, caught(n), "caught(" .. n .. ")") end
-end
 
 local function run(fn)
   return trio.run(function() return trio.fail_after(5, fn) end)

@@ -764,6 +764,7 @@ function PipeReceiveStream:fileno() end
 ---@field stdin trio.PipeSendStream?
 ---@field stdout trio.PipeReceiveStream?
 ---@field stderr trio.PipeReceiveStream?
+---@field stdio trio.StapledStream? stdin and stdout stapled, when both are pipes
 local Process = {}
 ---@async
 ---@return integer returncode
@@ -777,7 +778,7 @@ function Process:kill() end
 ---@async
 function Process:close() end
 
----@alias trio.RunProcessOptions {stdin?: string, capture_stdout?: boolean, capture_stderr?: boolean, stdout?: "inherit"|"devnull", stderr?: "inherit"|"devnull", check?: boolean, cwd?: string, env?: table<string, string>, shell?: boolean, start_new_session?: boolean, deliver_cancel?: async fun(p: trio.Process)}
+---@alias trio.RunProcessOptions {stdin?: string, capture_stdout?: boolean, capture_stderr?: boolean, stdout?: "inherit"|"devnull", stderr?: "inherit"|"devnull"|"stdout", check?: boolean, cwd?: string, env?: table<string, string>, shell?: boolean, start_new_session?: boolean, deliver_cancel?: async fun(p: trio.Process)}
 
 ---Runs a child to its end.
 ---@async

@@ -196,6 +196,20 @@ M.SendStream, M.ReceiveStream = SendStream, ReceiveStream
 
 local Process = M.process_class("trio.Process")
 
+-- proc.stdio: Trio's StapledStream of stdin and stdout when both are
+-- pipes (made on first use, so that a process costs no stream module).
+local class_index = Process.__index
+function Process.__index(self, k)
+  if k == "stdio" then
+    local stdin, stdout = rawget(self, "stdin"), rawget(self, "stdout")
+    if not (stdin and stdout) then return nil end
+    local stdio = require("trio").StapledStream(stdin, stdout)
+    rawset(self, "stdio", stdio)
+    return stdio
+  end
+  return class_index(self, k)
+end
+
 function Process.__tostring(self)
   local rc = self.returncode
   return ("trio.Process %s (pid %d, %s)"):format(table.concat(self.args, " "), self.pid,
@@ -305,12 +319,21 @@ local function describe(cmd)
 end
 
 function M.install(trio)
-  --- Trio's default deliver_cancel: SIGTERM, then SIGKILL after 5 s.
+  --- Trio's default deliver_cancel: SIGTERM; SIGKILL (with a warning) if
+  -- the child still runs after 5 s.  run_process cancels it once the
+  -- child has exited.  An OSError from a signal is a warning too.
   local function default_deliver_cancel(proc)
-    proc:terminate()
-    local scope = trio.move_on_after(5, proc.wait, proc)
-    if scope.cancelled_caught then
+    local ok, err = pcall(function()
+      proc:terminate()
+      trio.sleep(5)
+      io.stderr:write(("trio.run_process: %s ignored SIGTERM for 5 seconds (pass a custom"
+        .. " deliver_cancel?); sending SIGKILL\n"):format(tostring(proc)))
       proc:kill()
+    end)
+    if not ok then
+      if not errors.OSError:is(err) then error(err, 0) end
+      io.stderr:write(("trio.run_process: tried to kill %s, but failed with: %s\n"):format(
+        tostring(proc), tostring(err)))
     end
   end
 
@@ -322,19 +345,32 @@ function M.install(trio)
     end
   end
 
-  --- Waits for proc to exit; cancelled (or failed), stops it with
-  -- deliver_cancel, shielded, waits for it and raises the error again.
-  local function wait_or_deliver_cancel(proc, deliver_cancel)
+  --- Waits for proc to exit.  Cancelled (or failed), it keeps waiting,
+  -- shielded, while deliver_cancel(proc) runs in a task of nursery (one
+  -- of its own if nil), cancels that task once the child has exited, and
+  -- raises the error again; deliver_cancel's own error comes out of the
+  -- nursery (a deliver_cancel that raised leaves the child SIGKILLed).
+  local function wait_or_deliver_cancel(proc, deliver_cancel, nursery)
     local ok, e = pcall(core.io_wait, core.proc_wait(proc._h), true)
-    if not ok then
+    if ok then return end
+    local function deliver(n)
       trio.CancelScope { shield = true }:run(function()
-        local dok, derr = pcall(deliver_cancel, proc)
-        if proc.returncode == nil then proc:kill() end
+        local killer = trio.CancelScope { shield = true }
+        n:start_soon(function()
+          killer:run(function()
+            local dok, derr = pcall(deliver_cancel, proc)
+            if not dok then
+              proc:kill()
+              error(derr, 0)
+            end
+          end)
+        end)
         proc:wait()
-        if not dok then io.stderr:write("trio.run_process: deliver_cancel raised: ", tostring(derr), "\n") end
+        killer:cancel()
       end)
       error(e, 0)
     end
+    if nursery then deliver(nursery) else trio.open_nursery(deliver) end
   end
 
   --- trio.run_process(cmd, {stdin=, capture_stdout=, capture_stderr=,
@@ -360,9 +396,9 @@ function M.install(trio)
     end
     for _, k in ipairs(OUTPUTS) do
       local v = opts[k]
-      if v ~= nil and v ~= "inherit" and v ~= "devnull" then
-        error(("bad argument #2 to 'run_process' (%s must be \"inherit\" or \"devnull\", got %s)"):format(
-          k, tostring(v)), 2)
+      if v ~= nil and v ~= "inherit" and v ~= "devnull" and not (k == "stderr" and v == "stdout") then
+        error(("bad argument #2 to 'run_process' (%s must be \"inherit\"%s or \"devnull\", got %s)"):format(
+          k, k == "stderr" and ", \"stdout\"" or "", tostring(v)), 2)
       end
       if v ~= nil and opts[CAPTURE[k]] then
         error(("bad argument #2 to 'run_process' (capture_%s and %s cannot both be given)"):format(k, k), 2)
@@ -397,7 +433,7 @@ function M.install(trio)
         if opts.capture_stdout then n:start_soon(read_all, proc.stdout, out) end
         if opts.capture_stderr then n:start_soon(read_all, proc.stderr, err_out) end
         if task_status then task_status:started(proc) end
-        wait_or_deliver_cancel(proc, deliver_cancel)
+        wait_or_deliver_cancel(proc, deliver_cancel, n)
       end)
       for _, k in ipairs(STDIO_KEYS) do
         if proc[k] then core.pipe_close(proc[k]._pipe) end
