@@ -250,6 +250,36 @@ describe("trio.open_file", function()
     assert.equal("", read_plain(path))
   end)
 
+  it("read and readline served from the buffer are checkpoints, and a cancellation there keeps the data", function()
+    local path = write_plain("lines.txt", "ab\ncd\nef\n")
+    local got = run(function()
+      local out = {}
+      local f = trio.open_file(path)
+      out[#out + 1] = f:readline() -- the rest stays in the buffer
+      trio.open_nursery(function(nursery)
+        nursery:start_soon(function() out[#out + 1] = "other task" end)
+        local line = f:readline() -- (out's length is read after the call)
+        out[#out + 1] = line
+      end)
+      trio.open_nursery(function(nursery)
+        nursery:start_soon(function() out[#out + 1] = "other task" end)
+        local byte = f:read(1)
+        out[#out + 1] = byte
+      end)
+      -- cancelled while it yields: Cancelled, and nothing is consumed
+      local scope = trio.CancelScope()
+      trio.open_nursery(function(nursery)
+        nursery:start_soon(function() scope:cancel() end)
+        scope:run(f.readline, f)
+      end)
+      out[#out + 1] = scope.cancelled_caught
+      out[#out + 1] = f:read()
+      f:close()
+      return out
+    end)
+    assert.same({ "ab\n", "other task", "cd\n", "other task", "e", true, "f\n" }, got)
+  end)
+
   it("is Trio-flavored: from asyncio FlavorError, and nothing is written", function()
     local path = dir .. "/fl.txt"
     local f = run(trio.open_file, path, "w")

@@ -85,6 +85,8 @@ local function make_file_class(prefix, flavor)
         math.type(n) or type(n)), 2)
     end
     check(prefix .. ".AsyncFile:read")
+    -- served from the buffer: still a checkpoint, taken before the data
+    if n ~= nil and #self._rbuf >= n then flavor.yield() end
     local buf = self._rbuf
     if n == nil then
       self._rbuf = ""
@@ -98,7 +100,10 @@ local function make_file_class(prefix, flavor)
     return buf .. wait(fs_read(self._fh, n - #buf))
   end
 
+  -- the next line; a checkpoint (taken before the data) even when the
+  -- buffer holds it already
   local function readline(self)
+    if self._rbuf:find("\n", 1, true) then flavor.yield() end
     local buf = self._rbuf
     while true do
       local i = buf:find("\n", 1, true)
