@@ -306,6 +306,31 @@ describe("trio.to_thread.run_sync", function()
       assert_has(errof(trio.to_thread.current_default_thread_limiter), "must be called inside trio.run")
     end)
 
+    it("whose release raises: that error comes out, with the worker's error as its context", function()
+      local released, plain, chained, string_err = trio.run(function()
+        local count = 0
+        local failing = {
+          acquire_on_behalf_of = function() end,
+          release_on_behalf_of = function()
+            count = count + 1
+            error(errors.Error("release failed " .. count))
+          end,
+        }
+        local e1 = errof(trio.to_thread.run_sync, { limiter = failing }, function() return 1 end)
+        local e2 = errof(trio.to_thread.run_sync, { limiter = failing }, function() error("worker failed", 0) end)
+        -- a release error that is a string cannot hold the context
+        failing.release_on_behalf_of = function() error("plain release error", 0) end
+        local e3 = errof(trio.to_thread.run_sync, { limiter = failing }, function() error("lost", 0) end)
+        return count, e1, e2, e3
+      end)
+      assert.equal(2, released)
+      assert.equal("release failed 1", plain.message)
+      assert.is_nil(plain.context)
+      assert.equal("release failed 2", chained.message)
+      assert.equal("worker failed", chained.context)
+      assert.equal("plain release error", string_err)
+    end)
+
     it("bound how many workers run at once", function()
       local max_seen = trio.run(function()
         local limiter = trio.CapacityLimiter(2)

@@ -31,8 +31,17 @@ function M.current_default_thread_limiter()
   return limiter
 end
 
+-- Gives the token back, then returns the worker's results or raises its
+-- error.  A release that raises wins; the worker's error is then its
+-- `context` (Python's implicit __context__) when it is an error object.
 local function finish(limiter, borrower, ok, ...)
-  limiter:release_on_behalf_of(borrower)
+  local released, release_err = pcall(limiter.release_on_behalf_of, limiter, borrower)
+  if not released then
+    if not ok and errors.is_error(release_err) and release_err.context == nil then
+      release_err.context = (...)
+    end
+    error(release_err, 0)
+  end
   if not ok then error((...), 0) end
   return ...
 end
