@@ -31,17 +31,12 @@ local H = require "conformance.trio_helpers"
 
 local P = "_tests/test_file_io.py::"
 
+local tmp = require "conformance.temp_dir"(before_each, after_each)
 local dir, path
 
 before_each(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
+  dir = tmp.path
   path = dir .. "/test"
-end)
-
-after_each(function()
-  assert(os.execute("rm -rf " .. dir))
 end)
 
 local function write_plain(p, data)

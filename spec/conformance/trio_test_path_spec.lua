@@ -40,17 +40,12 @@ local H = require "conformance.trio_helpers"
 
 local P = "_tests/test_path.py::"
 
+local tmp = require "conformance.temp_dir"(before_each, after_each)
 local dir, path
 
 before_each(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
+  dir = tmp.path
   path = trio.Path(dir .. "/test")
-end)
-
-after_each(function()
-  assert(os.execute("rm -rf " .. dir))
 end)
 
 local function class_name(x)

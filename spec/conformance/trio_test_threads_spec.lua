@@ -139,19 +139,16 @@ local function wait_for_starts(n)
   while count("start") < n do trio.sleep(0.01) end
 end
 
+local tmp = require "conformance.temp_dir"(before_each, after_each)
+
 before_each(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
+  dir = tmp.path
   gates = {}
   gate = open_gate(dir .. "/gate")
   log = dir .. "/log"
 end)
 
-after_each(function()
-  close_gates()
-  assert(os.execute("rm -rf " .. dir))
-end)
+after_each(close_gates)
 
 describe("Trio test_threads.py (to_thread.run_sync)", function()
   it(P .. "test_run_in_worker_thread (adapted: thread ids)", function()
