@@ -174,23 +174,18 @@ static void append(lua_State *L, ta_sreader *r, int ridx, int sidx, const char *
   r->len += n;
 }
 
-/* Wakes the waiting read of the reader at ridx with the value on top
-** (popped), or with the error on top if is_exc; a waiter its reader
+/* Wakes the waiting read of the reader at ridx with true, or with the
+** error at the absolute index excidx unless that is 0; a waiter its reader
 ** cancelled stays as it is.  (RUV_WAITER keeps the future until the next
 ** wait: only `waiting` tells whether there is one.) */
-static void wake_waiter(lua_State *L, ta_sreader *r, int ridx, int is_exc) {
-  if (!r->waiting) {
-    lua_pop(L, 1);
-    return;
-  }
+static void wake_waiter(lua_State *L, ta_sreader *r, int ridx, int excidx) {
+  if (!r->waiting) return;
   r->waiting = 0;
-  if (r->waiter->state != TA_FUT_PENDING) {
-    lua_pop(L, 1);
-    return;
-  }
+  if (r->waiter->state != TA_FUT_PENDING) return;
   lua_getiuservalue(L, ridx, RUV_WAITER);
-  lua_insert(L, -2);
-  ta_future_settle(L, r->waiter, -2, is_exc ? -1 : 1);
+  if (excidx) lua_pushvalue(L, excidx);
+  else lua_pushboolean(L, 1);
+  ta_future_settle(L, r->waiter, -2, excidx ? -1 : 1);
   lua_pop(L, 1);
 }
 
@@ -203,7 +198,6 @@ static void feed(lua_State *L, ta_sreader *r, int ridx, int didx) {
   const char *p = lua_tolstring(L, didx, &n);
   if (n == 0) return;
   append(L, r, ridx, didx, p, n);
-  lua_pushboolean(L, 1);
   wake_waiter(L, r, ridx, 0);
   if (r->has_transport && !r->paused && (lua_Integer)r->len > 2 * r->limit &&
       transport_call(L, r, ridx, "pause_reading", 1))
@@ -245,7 +239,6 @@ int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx) {
 static int r_feed_eof(lua_State *L) {
   ta_sreader *r = checkreader(L, "feed_eof");
   r->eof = 1;
-  lua_pushboolean(L, 1);
   wake_waiter(L, r, 1, 0);
   return 0;
 }
@@ -270,7 +263,7 @@ static int r_set_exception(lua_State *L) {
   r->has_exc = !lua_isnil(L, 2);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, 1, RUV_EXC);
-  wake_waiter(L, r, 1, 1);
+  wake_waiter(L, r, 1, 2);
   return 0;
 }
 
