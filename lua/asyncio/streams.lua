@@ -169,7 +169,7 @@ return function(asyncio)
     return writer
   end
 
-  function StreamWriter:write(data) return self.transport:write(data) end -- it checks data
+  function StreamWriter:write(data) self.transport:write(data) end -- it checks data
 
   function StreamWriter:writelines(list)
     if type(list) ~= "table" then argerror(1, "writelines", "list of strings expected, got " .. type(list)) end
