@@ -165,7 +165,9 @@ return function(asyncio)
   function asyncio.StreamWriter(transport, protocol, reader, loop)
     local writer = setmetatable({ transport = transport, _protocol = protocol, _reader = reader,
       _loop = loop or asyncio.get_running_loop() }, StreamWriter)
-    core.stream_writer_bind(writer, transport, protocol, reader) -- for the C drain
+    -- over a plain Transport and a StreamReaderProtocol of this reader, the
+    -- reader keeps what the C drain needs (csrc/asyncio/streamreader.c)
+    core.stream_writer_bind(writer, transport, protocol, reader)
     return writer
   end
 
@@ -196,10 +198,10 @@ return function(asyncio)
   local transport_is_closing = asyncio._Transport.is_closing
 
   --- writer:drain() (async): waits while the transport's buffer is above
-  -- its high water mark.  The C StreamWriter.drain (csrc/asyncio/streamreader.c)
-  -- returns at once when there is nothing to wait for or raise, for a
-  -- writer bound to its reader (see asyncio.StreamWriter); it calls this
-  -- for the rest.  A
+  -- its high water mark.  The C StreamWriter.drain (returned by
+  -- stream_reader_setup below, csrc/asyncio/streamreader.c) returns at once
+  -- when there is nothing to wait for or raise, for a writer bound to its
+  -- reader (see asyncio.StreamWriter); it calls this for the rest.  A
   -- plain Transport and a StreamReaderProtocol are looked at directly;
   -- any other goes through its methods.
   local function drain(self)
