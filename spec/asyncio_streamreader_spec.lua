@@ -316,6 +316,45 @@ describe("asyncio streams over a connection", function()
     assert.same({ "false", "false", "true", "false" }, got)
   end)
 
+  -- The C drain knows the state of the writer that asyncio.StreamWriter
+  -- bound to its reader without reading the protocol's fields: a second
+  -- writer over the same stream, a protocol paused by hand and a transport
+  -- assigned by hand must all behave as the Lua drain.
+  it("drain: a second writer over the same stream, a paused protocol, a transport assigned by hand", function()
+    local got = with_connection(function(cr, cw)
+      local out = {}
+      local cw2 = asyncio.StreamWriter(cw.transport, cw._protocol, cr, asyncio.get_running_loop())
+      out[#out + 1] = tostring(suspends(function() cw:drain() end))
+      out[#out + 1] = tostring(suspends(function() cw2:drain() end))
+      cw._protocol:pause_writing()
+      local done = {}
+      local tasks = {}
+      for i, w in ipairs { cw, cw2 } do
+        tasks[i] = asyncio.create_task(function()
+          w:drain()
+          done[i] = true
+        end)
+      end
+      asyncio.sleep(0.01)
+      out[#out + 1] = tostring(done[1]) .. " " .. tostring(done[2]) -- both wait
+      cw._protocol:resume_writing()
+      tasks[1]:await()
+      tasks[2]:await()
+      out[#out + 1] = tostring(done[1]) .. " " .. tostring(done[2])
+      local transport, asked = cw2.transport, 0
+      cw2.transport = { is_closing = function()
+        asked = asked + 1
+        return false
+      end }
+      cw2:drain()
+      cw2.transport = transport
+      cw2:drain()
+      out[#out + 1] = tostring(asked)
+      return out
+    end)
+    assert.same({ "false", "false", "nil nil", "true true", "1" }, got)
+  end)
+
   it("drain raises the reader's exception; while closing it lets the loop run, then raises once lost", function()
     local writer
     local got = with_connection(function(cr, cw)

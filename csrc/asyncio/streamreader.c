@@ -23,18 +23,21 @@
 #include <string.h>
 
 #include "asyncio/asyncio.h"
+#include "io/sock.h"
 
 /* User values: the loop the waits' futures belong to, the waiter (the
 ** future of the current or last wait: a read awaits it while `waiting`;
 ** once a wait ended with a result it is pending again, for the next wait,
 ** while `waiter_ready`), the exception set with set_exception, the
-** transport, the string the bytes are in (chunk mode). */
-enum { RUV_LOOP = 1, RUV_WAITER, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, R_NUV = RUV_CHUNK };
+** transport, the string the bytes are in (chunk mode), the bound writer
+** and its transport's socket (see "StreamWriter.drain" below). */
+enum { RUV_LOOP = 1, RUV_WAITER, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, RUV_WRITER, RUV_SOCK, R_NUV = RUV_SOCK };
 
 /* Upvalues of the methods: the engine, the Lua helpers, Future:await.
-** The helpers, by index: */
+** The helpers and the classes stream_writer_bind looks for, by index: */
 enum { UP_HELPERS = 2, UP_AWAIT = 3 };
-enum { H_INCOMPLETE = 1, H_OVERRUN, H_VALUE_ERROR, H_READ_ALL, H_N = H_READ_ALL };
+enum { H_INCOMPLETE = 1, H_OVERRUN, H_VALUE_ERROR, H_READ_ALL, H_DRAIN, H_N = H_DRAIN };
+enum { H_TRANSPORT = H_N + 1, H_STREAM_PROTOCOL };
 
 /* The bytes are [start, start + len) of chunk (the string in RUV_CHUNK)
 ** or, when chunk is NULL, of buf (cap bytes; NULL while empty). */
@@ -49,16 +52,22 @@ struct ta_sreader {
   unsigned char has_exc;  /* RUV_EXC holds the exception */
   unsigned char has_transport;
   unsigned char waiter_ready; /* RUV_WAITER's future is pending and unused */
+  unsigned char write_blocked; /* its StreamReaderProtocol is paused or lost */
   ta_future *waiter;      /* the future in RUV_WAITER, NULL if none */
+  const void *writer;     /* the bound StreamWriter (in RUV_WRITER), NULL if none */
+  const void *transport;  /* its transport (RUV_TRANSPORT) */
+  ta_sockbox *sock;       /* that transport's socket (RUV_SOCK) */
 };
 
-static ta_sreader *checkreader(lua_State *L, const char *fname) {
-  ta_sreader *r = (ta_sreader *)ta_testudata(L, ta_upengine(L), 1, TA_MT_STREAM_READER);
+static ta_sreader *checkreader_in(lua_State *L, ta_engine *E, const char *fname) {
+  ta_sreader *r = (ta_sreader *)ta_testudata(L, E, 1, TA_MT_STREAM_READER);
   if (r == NULL)
     luaL_error(L, "bad argument #1 to '%s' (asyncio.StreamReader expected, got %s)", fname,
                luaL_typename(L, 1));
   return r;
 }
+
+#define checkreader(L, fname) checkreader_in((L), ta_upengine(L), (fname))
 
 /* Calls the Lua helper h with the top nargs values (popped); one result. */
 static void call_helper(lua_State *L, int h, int nargs) {
@@ -165,23 +174,18 @@ static void append(lua_State *L, ta_sreader *r, int ridx, int sidx, const char *
   r->len += n;
 }
 
-/* Wakes the waiting read of the reader at ridx with the value on top
-** (popped), or with the error on top if is_exc; a waiter its reader
+/* Wakes the waiting read of the reader at ridx with true, or with the
+** error at the absolute index excidx unless that is 0; a waiter its reader
 ** cancelled stays as it is.  (RUV_WAITER keeps the future until the next
 ** wait: only `waiting` tells whether there is one.) */
-static void wake_waiter(lua_State *L, ta_sreader *r, int ridx, int is_exc) {
-  if (!r->waiting) {
-    lua_pop(L, 1);
-    return;
-  }
+static void wake_waiter(lua_State *L, ta_sreader *r, int ridx, int excidx) {
+  if (!r->waiting) return;
   r->waiting = 0;
-  if (r->waiter->state != TA_FUT_PENDING) {
-    lua_pop(L, 1);
-    return;
-  }
+  if (r->waiter->state != TA_FUT_PENDING) return;
   lua_getiuservalue(L, ridx, RUV_WAITER);
-  lua_insert(L, -2);
-  ta_future_settle(L, r->waiter, -2, is_exc ? -1 : 1);
+  if (excidx) lua_pushvalue(L, excidx);
+  else lua_pushboolean(L, 1);
+  ta_future_settle(L, r->waiter, -2, excidx ? -1 : 1);
   lua_pop(L, 1);
 }
 
@@ -194,7 +198,6 @@ static void feed(lua_State *L, ta_sreader *r, int ridx, int didx) {
   const char *p = lua_tolstring(L, didx, &n);
   if (n == 0) return;
   append(L, r, ridx, didx, p, n);
-  lua_pushboolean(L, 1);
   wake_waiter(L, r, ridx, 0);
   if (r->has_transport && !r->paused && (lua_Integer)r->len > 2 * r->limit &&
       transport_call(L, r, ridx, "pause_reading", 1))
@@ -236,7 +239,6 @@ int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx) {
 static int r_feed_eof(lua_State *L) {
   ta_sreader *r = checkreader(L, "feed_eof");
   r->eof = 1;
-  lua_pushboolean(L, 1);
   wake_waiter(L, r, 1, 0);
   return 0;
 }
@@ -261,7 +263,7 @@ static int r_set_exception(lua_State *L) {
   r->has_exc = !lua_isnil(L, 2);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, 1, RUV_EXC);
-  wake_waiter(L, r, 1, 1);
+  wake_waiter(L, r, 1, 2);
   return 0;
 }
 
@@ -277,11 +279,14 @@ static int r_set_transport(lua_State *L) {
 
 /* _replace_transport(t): the writer's start_tls moves the reader onto the
 ** TLS transport */
+static void unbind_writer(lua_State *L, ta_sreader *r, int ridx);
+
 static int r_replace_transport(lua_State *L) {
   ta_sreader *r = checkreader(L, "_replace_transport");
   lua_settop(L, 2);
   r->has_transport = !lua_isnil(L, 2);
   lua_setiuservalue(L, 1, RUV_TRANSPORT);
+  unbind_writer(L, r, 1);
   return 0;
 }
 
@@ -387,9 +392,10 @@ static int read_all_k(lua_State *L, int status, lua_KContext ctx) {
 /* read([n=-1]): up to n bytes (at least one unless at EOF); n nil or
 ** negative: everything until EOF */
 static int r_read(lua_State *L) {
-  ta_sreader *r = checkreader(L, "read");
+  ta_engine *E = ta_upengine(L);
+  ta_sreader *r = checkreader_in(L, E, "read");
   lua_Integer n = lua_isnoneornil(L, 2) ? -1 : checkcount(L, 2, "read");
-  ta_task *t = ta_async_check(L, "StreamReader:read", TA_ASYNCIO);
+  ta_task *t = ta_async_check_in(L, E, "StreamReader:read", TA_ASYNCIO);
   if (r->has_exc) return raise_exception(L);
   if (n == 0) {
     lua_pushliteral(L, "");
@@ -403,8 +409,7 @@ static int r_read(lua_State *L) {
     lua_callk(L, 2, 1, 0, read_all_k);
     return 1;
   }
-  lua_settop(L, 1);
-  lua_pushinteger(L, n);
+  lua_settop(L, 2);
   return read_loop(L, r, t);
 }
 
@@ -433,11 +438,12 @@ static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* readexactly(n): exactly n bytes, or IncompleteReadError */
 static int r_readexactly(lua_State *L) {
-  ta_sreader *r = checkreader(L, "readexactly");
+  ta_engine *E = ta_upengine(L);
+  ta_sreader *r = checkreader_in(L, E, "readexactly");
   lua_Integer n = checkcount(L, 2, "readexactly");
   ta_task *t;
   if (n < 0) return raise_value_error(L, "readexactly size can not be less than zero");
-  t = ta_async_check(L, "StreamReader:readexactly", TA_ASYNCIO);
+  t = ta_async_check_in(L, E, "StreamReader:readexactly", TA_ASYNCIO);
   if (r->has_exc) return raise_exception(L);
   if (n == 0) {
     lua_pushliteral(L, "");
@@ -499,7 +505,8 @@ static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
 ** IncompleteReadError at EOF (partial, expected=nil), LimitOverrunError
 ** (consumed) past the limit */
 static int r_readuntil(lua_State *L) {
-  ta_sreader *r = checkreader(L, "readuntil");
+  ta_engine *E = ta_upengine(L);
+  ta_sreader *r = checkreader_in(L, E, "readuntil");
   ta_task *t;
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
@@ -508,11 +515,114 @@ static int r_readuntil(lua_State *L) {
     return luaL_error(L, "bad argument #1 to 'readuntil' (string expected, got %s)", luaL_typename(L, 2));
   }
   if (lua_rawlen(L, 2) == 0) return raise_value_error(L, "Separator should be at least one-byte string");
-  t = ta_async_check(L, "StreamReader:readuntil", TA_ASYNCIO);
+  t = ta_async_check_in(L, E, "StreamReader:readuntil", TA_ASYNCIO);
   if (r->has_exc) return raise_exception(L);
   lua_settop(L, 2);
   lua_pushinteger(L, 0);
   return readuntil_loop(L, r, t);
+}
+
+/* ---- StreamWriter.drain ---- */
+
+/* writer:drain() returns at once when there is nothing to raise or wait
+** for: the writer's reader has no exception, its transport is not closing
+** and its protocol is neither paused nor lost.  For a writer made over
+** asyncio's own Transport and a StreamReaderProtocol of its reader (what
+** open_connection and start_server make), that is known without reading a
+** Lua field but the writer's _reader and transport: asyncio.StreamWriter
+** binds the writer to its reader (stream_writer_bind), which keeps the
+** writer, the transport and the transport's socket, and
+** StreamReaderProtocol's pause_writing, resume_writing and connection_lost
+** tell the reader whether writes are blocked (stream_reader_write_blocked).
+** A transport stops its socket's reading whenever it starts closing (see
+** lua/asyncio/net.lua), so a socket that reads means "not closing".  Any
+** other writer, or one whose transport was replaced (start_tls), goes
+** through the Lua drain (lua/asyncio/streams.lua), which may wait. */
+
+static void unbind_writer(lua_State *L, ta_sreader *r, int ridx) {
+  if (r->writer == NULL) return;
+  r->writer = r->transport = NULL;
+  r->sock = NULL;
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, RUV_WRITER);
+  lua_pushnil(L);
+  lua_setiuservalue(L, ridx, RUV_SOCK);
+}
+
+/* Whether the value at idx has the metatable helpers[h] (an instance of
+** that class itself, not of a subclass). */
+static int is_instance_of(lua_State *L, int idx, int h) {
+  int yes;
+  if (!lua_getmetatable(L, idx)) return 0;
+  lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), h);
+  yes = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return yes;
+}
+
+/* stream_writer_bind(writer, transport, protocol, reader): asyncio.StreamWriter
+** binds the writer to its reader when the transport is an asyncio Transport
+** (the reader's, on a stream socket) and the protocol a StreamReaderProtocol
+** of that reader; otherwise the reader forgets the writer it had. */
+static int l_stream_writer_bind(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_sreader *r = (ta_sreader *)ta_testudata(L, E, 4, TA_MT_STREAM_READER);
+  ta_sockbox *box;
+  if (r == NULL) return 0;
+  lua_settop(L, 4);
+  unbind_writer(L, r, 4);
+  if (!lua_istable(L, 1) || !lua_istable(L, 2) || !lua_istable(L, 3) || !is_instance_of(L, 2, H_TRANSPORT) ||
+      !is_instance_of(L, 3, H_STREAM_PROTOCOL))
+    return 0;
+  lua_getiuservalue(L, 4, RUV_TRANSPORT); /* 5 */
+  lua_getfield(L, 3, "_reader");          /* 6 */
+  lua_getfield(L, 2, "_sock");            /* 7 */
+  box = (ta_sockbox *)ta_testudata(L, E, 7, TA_MT_SOCKET);
+  if (!lua_rawequal(L, 2, 5) || !lua_rawequal(L, 4, 6) || box == NULL || box->s == NULL ||
+      box->s->kind == TA_SK_UDP)
+    return 0;
+  lua_setiuservalue(L, 4, RUV_SOCK);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 4, RUV_WRITER);
+  r->writer = lua_topointer(L, 1);
+  r->transport = lua_topointer(L, 2);
+  r->sock = box;
+  return 0;
+}
+
+/* stream_reader_write_blocked(reader, blocked): what StreamReaderProtocol
+** tells its reader (anything but a StreamReader: nothing to do). */
+static int l_stream_reader_write_blocked(lua_State *L) {
+  ta_sreader *r = (ta_sreader *)ta_testudata(L, ta_upengine(L), 1, TA_MT_STREAM_READER);
+  if (r != NULL) r->write_blocked = (unsigned char)lua_toboolean(L, 2);
+  return 0;
+}
+
+/* Upvalues of drain: the engine, the helpers, the names of the two fields
+** it reads (interned once). */
+enum { DUP_READER_KEY = 3, DUP_TRANSPORT_KEY, DUP_N = DUP_TRANSPORT_KEY };
+
+/* writer:drain() (async) */
+static int w_drain(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_sreader *r;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  ta_async_check_in(L, E, "StreamWriter:drain", TA_ASYNCIO);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(DUP_READER_KEY));
+  lua_rawget(L, 1); /* 2 */
+  r = (ta_sreader *)lua_touserdata(L, 2);
+  if (r != NULL && lua_getmetatable(L, 2) && lua_topointer(L, 3) == E->mt[TA_MT_STREAM_READER] &&
+      r->writer == lua_topointer(L, 1) && !r->has_exc && !r->write_blocked && r->sock->s != NULL &&
+      !r->sock->s->read_paused) {
+    lua_pushvalue(L, lua_upvalueindex(DUP_TRANSPORT_KEY));
+    if (lua_rawget(L, 1) == LUA_TTABLE && lua_topointer(L, 4) == r->transport) return 0;
+  }
+  lua_settop(L, 1);
+  lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), H_DRAIN);
+  lua_insert(L, 1);
+  lua_callk(L, 1, 0, 0, ta_no_results_k);
+  return 0;
 }
 
 /* ---- the object ---- */
@@ -549,10 +659,22 @@ static int l_stream_reader_new(lua_State *L) {
   return 1;
 }
 
-/* stream_reader_setup{incomplete, overrun, value_error, read_all}: the Lua
-** helpers the reader calls */
+/* stream_reader_setup{incomplete, overrun, value_error, read_all, drain,
+** Transport, StreamReaderProtocol} -> StreamWriter.drain: the Lua helpers
+** the reader and the C drain call, the classes stream_writer_bind looks
+** for. */
 static int l_stream_reader_setup(lua_State *L) {
-  return ta_store_helpers(L, lua_upvalueindex(UP_HELPERS), H_N);
+  ta_store_helpers(L, lua_upvalueindex(UP_HELPERS), H_N);
+  for (int h = H_TRANSPORT; h <= H_STREAM_PROTOCOL; h++) {
+    luaL_argcheck(L, lua_rawgeti(L, 1, h) == LUA_TTABLE, 1, "classes Transport, StreamReaderProtocol expected");
+    lua_rawseti(L, lua_upvalueindex(UP_HELPERS), h);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(UP_HELPERS));
+  lua_pushliteral(L, "_reader");
+  lua_pushliteral(L, "transport");
+  lua_pushcclosure(L, w_drain, DUP_N);
+  return 1;
 }
 
 static const luaL_Reg reader_methods[] = {
@@ -579,6 +701,8 @@ static const luaL_Reg reader_meta[] = {
 static const luaL_Reg reader_funcs[] = {
   {"stream_reader_new", l_stream_reader_new},
   {"stream_reader_setup", l_stream_reader_setup},
+  {"stream_writer_bind", l_stream_writer_bind},
+  {"stream_reader_write_blocked", l_stream_reader_write_blocked},
   {NULL, NULL}
 };
 

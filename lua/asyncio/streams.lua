@@ -27,24 +27,9 @@ return function(asyncio)
   -- StreamReader: a C object (csrc/asyncio/streamreader.c) with feed_data,
   -- feed_eof, at_eof, exception, set_exception, set_transport, read,
   -- readexactly, readuntil; readline, lines and the helpers it raises its
-  -- errors with are here.
+  -- errors with are here (handed over with stream_reader_setup below).
 
   local StreamReader = core.metatable("trio_asyncio.StreamReader").__index
-
-  core.stream_reader_setup {
-    incomplete,
-    function(message, consumed) return LimitOverrunError { message = message, consumed = consumed } end,
-    function(message) return ValueError(message) end,
-    function(self, limit) -- read(-1): blocks of the limit until EOF
-      local blocks = {}
-      while true do
-        local block = self:read(limit)
-        if block == "" then break end
-        blocks[#blocks + 1] = block
-      end
-      return table.concat(blocks)
-    end,
-  }
 
   --- asyncio.StreamReader([limit=65536 [, loop]])
   function asyncio.StreamReader(limit, loop)
@@ -83,6 +68,7 @@ return function(asyncio)
 
   local StreamReaderProtocol = { __name = "asyncio.StreamReaderProtocol" }
   StreamReaderProtocol.__index = StreamReaderProtocol
+  local write_blocked = core.stream_reader_write_blocked
 
   --- asyncio.StreamReaderProtocol(reader [, client_connected_cb [, loop]])
   function asyncio.StreamReaderProtocol(reader, client_connected_cb, loop)
@@ -123,6 +109,7 @@ return function(asyncio)
     end
     self._connection_lost = true
     self._paused = false
+    write_blocked(self._reader, true)
     self:_wake_drainers(exc)
     self._transport = nil
   end
@@ -134,10 +121,16 @@ return function(asyncio)
     return true
   end
 
-  function StreamReaderProtocol:pause_writing() self._paused = true end
+  -- The reader learns whether writes are blocked (the C StreamWriter.drain
+  -- looks there, csrc/asyncio/streamreader.c).
+  function StreamReaderProtocol:pause_writing()
+    self._paused = true
+    write_blocked(self._reader, true)
+  end
 
   function StreamReaderProtocol:resume_writing()
     self._paused = false
+    write_blocked(self._reader, self._connection_lost)
     self:_wake_drainers(nil)
   end
 
@@ -170,11 +163,15 @@ return function(asyncio)
 
   --- asyncio.StreamWriter(transport, protocol, reader, loop)
   function asyncio.StreamWriter(transport, protocol, reader, loop)
-    return setmetatable({ transport = transport, _protocol = protocol, _reader = reader,
+    local writer = setmetatable({ transport = transport, _protocol = protocol, _reader = reader,
       _loop = loop or asyncio.get_running_loop() }, StreamWriter)
+    -- over a plain Transport and a StreamReaderProtocol of this reader, the
+    -- reader keeps what the C drain needs (csrc/asyncio/streamreader.c)
+    core.stream_writer_bind(writer, transport, protocol, reader)
+    return writer
   end
 
-  function StreamWriter:write(data) return self.transport:write(data) end -- it checks data
+  function StreamWriter:write(data) self.transport:write(data) end -- it checks data
 
   function StreamWriter:writelines(list)
     if type(list) ~= "table" then argerror(1, "writelines", "list of strings expected, got " .. type(list)) end
@@ -201,9 +198,10 @@ return function(asyncio)
   local transport_is_closing = asyncio._Transport.is_closing
 
   --- writer:drain() (async): waits while the transport's buffer is above
-  -- its high water mark.  The C StreamWriter.drain (csrc/asyncio/transport.c)
-  -- returns at once when there is nothing to wait for or raise, over a
-  -- Transport and a StreamReaderProtocol; it calls this for the rest.  A
+  -- its high water mark.  The C StreamWriter.drain (returned by
+  -- stream_reader_setup below, csrc/asyncio/streamreader.c) returns at once
+  -- when there is nothing to wait for or raise, for a writer bound to its
+  -- reader (see asyncio.StreamWriter); it calls this for the rest.  A
   -- plain Transport and a StreamReaderProtocol are looked at directly;
   -- any other goes through its methods.
   local function drain(self)
@@ -221,7 +219,22 @@ return function(asyncio)
       protocol:_drain_helper()
     end
   end
-  StreamWriter.drain = core.stream_writer_drain
+  StreamWriter.drain = core.stream_reader_setup {
+    incomplete,
+    function(message, consumed) return LimitOverrunError { message = message, consumed = consumed } end,
+    function(message) return ValueError(message) end,
+    function(self, limit) -- read(-1): blocks of the limit until EOF
+      local blocks = {}
+      while true do
+        local block = self:read(limit)
+        if block == "" then break end
+        blocks[#blocks + 1] = block
+      end
+      return table.concat(blocks)
+    end,
+    drain, asyncio._Transport, StreamReaderProtocol,
+  }
+
   core.stream_transport_setup { asyncio._Transport, StreamReaderProtocol, StreamReaderProtocol.data_received, drain }
 
   --- writer:start_tls(ssl_context, {server_hostname=, ssl_handshake_timeout=})
