@@ -578,3 +578,26 @@ describe("trio test_socket: waiting calls", function()
     end)
   end)
 end)
+
+describe("trio test_socket: checkpoints of cancelled calls", function()
+  -- The parts of test_SocketType_non_blocking_paths and
+  -- test_resolve_address_exception_in_connect_closes_socket checking that a
+  -- call made in an already cancelled scope raises Cancelled after a
+  -- schedule point.  Trio's checkpoint_if_cancelled yields when cancelled;
+  -- ours (ta_check_cancelled in csrc/engine/task.c, used by
+  -- trio.lowlevel.checkpoint_if_cancelled and by every trio.socket call)
+  -- raises Cancelled at once, so no other task runs in between.
+  pending("recv and connect in a cancelled scope raise Cancelled after a schedule point "
+    .. "(bug: ta_check_cancelled raises without yielding, csrc/engine/task.c)", function()
+    run(function()
+      local ta, b = tsocket.socketpair()
+      local _ <close> = closing(ta, b)
+      local sock = tsocket.socket()
+      cancelled_scope():run(function()
+        assert_checkpoints(H.raises, Cancelled, ta.recv, ta, 10)
+        assert_checkpoints(H.raises, Cancelled, sock.connect, sock, { "no-such-host.invalid", 80 })
+      end)
+      assert.equal(-1, sock:fileno())
+    end)
+  end)
+end)
