@@ -36,6 +36,7 @@ end
 M.socketpair = core.socketpair
 
 --- from_fd(fd, family, type [, proto]): a socket on a duplicate of fd
+-- (its family, type and protocol are read from the fd, as Trio's fromfd)
 M.from_fd = core.socket_from_fd
 
 -- ---------------------------------------------------------------------
