@@ -14,6 +14,20 @@ local function run(fn, ...)
   return trio.run(function(...) return trio.fail_after(5, fn, ...) end, ...)
 end
 
+-- Trio's socket calls yield once whether their first try returned or
+-- raised: the error comes after a schedule point.
+local function raises_after_a_step(fn, ...)
+  local me = trio.lowlevel.current_task()
+  local steps = 0
+  local inst = { before_task_step = function(_, t) if t == me then steps = steps + 1 end end }
+  trio.lowlevel.add_instrument(inst)
+  local ok, err = pcall(fn, ...)
+  trio.lowlevel.remove_instrument(inst)
+  assert.is_false(ok)
+  assert.is_true(steps > 0, "raised without a schedule point: " .. tostring(err))
+  return err
+end
+
 describe("trio.socket constants", function()
   it("has the names DESIGN lists, with Linux's values", function()
     local want = {
@@ -200,19 +214,6 @@ describe("trio.socket sockets", function()
 end)
 
 describe("trio.socket calls that fail at once", function()
-  -- Trio's socket calls yield once whether their first try returned or
-  -- raised: the error comes after a schedule point.
-  local function raises_after_a_step(fn, ...)
-    local me = trio.lowlevel.current_task()
-    local steps = 0
-    local inst = { before_task_step = function(_, t) if t == me then steps = steps + 1 end end }
-    trio.lowlevel.add_instrument(inst)
-    local ok, err = pcall(fn, ...)
-    trio.lowlevel.remove_instrument(inst)
-    assert.is_false(ok)
-    assert.is_true(steps > 0, "raised without a schedule point: " .. tostring(err))
-    return err
-  end
 
   it("recv, send, sendto, connect, accept on a closed socket; sendto on TCP; a SocketStream on a closed socket", function()
     run(function()
@@ -307,5 +308,100 @@ describe("trio.socket name resolution", function()
     assert.equal("22", service)
     assert_has(run(function() return errof(tsocket.getnameinfo, "127.0.0.1") end),
       "bad argument #1 to 'getnameinfo' (address {host, port} expected)")
+  end)
+end)
+
+describe("trio.socket: Trio's rules found by the ported test_socket.py", function()
+  it("getaddrinfo's error for a numeric host comes after a schedule point", function()
+    run(function()
+      local e = raises_after_a_step(tsocket.getaddrinfo, "::1", "12345", { type = -1 })
+      assert.is_true(errors.gaierror:is(e), tostring(e))
+      assert.equal("EAI_SOCKTYPE", e.code)
+    end)
+  end)
+
+  it("getnameinfo takes numeric addresses only, and raises after a schedule point", function()
+    run(function()
+      for _, host in ipairs { "localhost", "", "example.invalid" } do
+        local e = raises_after_a_step(tsocket.getnameinfo, { host, 80 }, 0)
+        assert.is_true(errors.gaierror:is(e), tostring(e))
+        assert.equal("EAI_NONAME", e.code)
+        assert_has(e.message, "getnameinfo " .. host .. ": a numeric address expected")
+      end
+      assert.equal("::1", (tsocket.getnameinfo({ "::1", 80 }, tsocket.NI_NUMERICHOST)))
+    end)
+  end)
+
+  it("from_fd takes the family, type and protocol from the fd", function()
+    local u = tsocket.socket(tsocket.AF_INET, tsocket.SOCK_DGRAM)
+    local t = tsocket.from_fd(u:fileno(), tsocket.AF_UNIX, tsocket.SOCK_STREAM)
+    assert.equal(tsocket.AF_INET, t.family)
+    assert.equal(tsocket.SOCK_DGRAM, t.type)
+    assert.equal(tsocket.IPPROTO_UDP, t.proto)
+    run(function() -- it works as the datagram socket it is
+      t:bind { "127.0.0.1", 0 }
+      u:sendto("d", t:getsockname())
+      assert.equal("d", (t:recvfrom(10)))
+    end)
+    t:close()
+    u:close()
+  end)
+
+  it("connect and sendto resolve a service name as the port", function()
+    run(function()
+      local r = tsocket.socket(tsocket.AF_INET, tsocket.SOCK_DGRAM)
+      r:bind { "127.0.0.1", 0 }
+      local s = tsocket.socket(tsocket.AF_INET, tsocket.SOCK_DGRAM)
+      s:connect { "127.0.0.1", "domain" }
+      assert.same({ "127.0.0.1", 53 }, s:getpeername())
+      s:close()
+      s = tsocket.socket(tsocket.AF_INET, tsocket.SOCK_DGRAM)
+      s:sendto("p", { "127.0.0.1", tostring(r:getsockname()[2]) })
+      assert.equal("p", (r:recvfrom(10)))
+      local e = errof(s.connect, s, { "127.0.0.1", "no-such-service" })
+      assert.is_true(errors.gaierror:is(e), tostring(e))
+      s:close()
+      r:close()
+    end)
+  end)
+
+  it("an AF_INET6 dual-stack socket reaches IPv4 addresses and <broadcast> V4-mapped", function()
+    if not net.have_ipv6() then
+      pending("no IPv6 on this machine")
+      return
+    end
+    run(function()
+      local s = tsocket.socket(tsocket.AF_INET6, tsocket.SOCK_DGRAM)
+      s:setsockopt(tsocket.IPPROTO_IPV6, tsocket.IPV6_V6ONLY, false)
+      s:connect { "127.0.0.1", 9 }
+      assert.same({ "::ffff:127.0.0.1", 9 }, s:getpeername())
+      s:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_BROADCAST, true)
+      s:connect { "<broadcast>", 9 } -- connecting again, as POSIX allows
+      assert.same({ "::ffff:255.255.255.255", 9 }, s:getpeername())
+      s:close()
+      s = tsocket.socket(tsocket.AF_INET6, tsocket.SOCK_DGRAM)
+      s:setsockopt(tsocket.IPPROTO_IPV6, tsocket.IPV6_V6ONLY, true)
+      assert.is_true(errors.gaierror:is(errof(s.connect, s, { "127.0.0.1", 9 })))
+      -- an address without a port is refused as such, not looked up
+      assert_has(errof(s.connect, s, { "127.0.0.1" }), "port number expected, got nil")
+      s:close()
+    end)
+  end)
+
+  it("connect cancelled while the name is looked up closes the socket", function()
+    run(function()
+      local s = tsocket.socket()
+      local scope = trio.CancelScope()
+      scope:cancel()
+      scope:run(function()
+        assert.is_true(trio.Cancelled:is(errof(s.connect, s, { "no-such-host.invalid", 80 })))
+      end)
+      assert.equal(-1, s:fileno())
+      -- other lookup errors leave it open
+      local s2 = tsocket.socket()
+      assert.is_true(errors.gaierror:is(errof(s2.connect, s2, { "127.0.0.1", "no-such-service" })))
+      assert.is_true(s2:fileno() >= 0)
+      s2:close()
+    end)
   end)
 end)

@@ -8,6 +8,8 @@
 local trio = {}
 
 ---@alias trio.Address {[1]: string, [2]: integer}|string
+-- connect and sendto also take a service name as the port
+---@alias trio.socket.Target {[1]: string, [2]: integer|string}|string
 
 -- ---------------------------------------------------------------------
 -- trio.socket
@@ -166,7 +168,7 @@ function Socket:listen(backlog) end
 function Socket:accept() end
 
 ---@async
----@param addr trio.Address
+---@param addr trio.socket.Target
 function Socket:connect(addr) end
 
 ---@async
@@ -181,7 +183,7 @@ function Socket:recv(max) end
 
 ---@async
 ---@param data string
----@param addr trio.Address
+---@param addr trio.socket.Target
 ---@return integer
 function Socket:sendto(data, addr) end
 

@@ -147,10 +147,14 @@ static int l_getnameinfo(lua_State *L) {
   int family, rc;
   dnsreq *r;
   const char *host;
+  unsigned char parsed[sizeof(struct in6_addr)];
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_rawgeti(L, 1, 1);
   host = lua_tostring(L, -1);
   family = (host != NULL && strchr(host, ':') != NULL) ? AF_INET6 : AF_INET;
+  /* a numeric address only, as Python's (no "localhost" or "" shortcut) */
+  if (host != NULL && uv_inet_pton(family, host, parsed) != 0)
+    ta_oserror(L, UV_EAI_NONAME, NULL, "getnameinfo %s: a numeric address expected", host);
   lua_pop(L, 1);
   ta_sock_toaddr(L, 1, family, &ss, "getnameinfo", 1);
   r = new_request(L, 0);

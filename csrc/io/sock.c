@@ -389,7 +389,16 @@ static int l_from_fd(lua_State *L) {
   int type = (int)luaL_checkinteger(L, 3);
   int proto = (int)luaL_optinteger(L, 4, 0);
   int err = 0;
+  int sniffed;
+  socklen_t len = sizeof sniffed;
   luaL_argcheck(L, fd >= 0 && fd < TA_MAX_FD, 1, "not a valid file descriptor");
+  /* the fd's own family, type and protocol win over the arguments (Trio's
+  ** fromfd sniffs them), so that a wrong guess cannot wrap it wrongly */
+  if (getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &sniffed, &len) == 0) family = sniffed;
+  len = sizeof sniffed;
+  if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &sniffed, &len) == 0) type = sniffed;
+  len = sizeof sniffed;
+  if (getsockopt((int)fd, SOL_SOCKET, SO_PROTOCOL, &sniffed, &len) == 0) proto = sniffed;
   luaL_argcheck(L, kind_of(family, type) >= 0, 2, "unsupported family/type");
   if (new_sock(L, ta_upengine(L), family, type, proto, (int)fd, 1, &err) == NULL)
     ta_oserror(L, err, NULL, "from_fd %d", (int)fd);

@@ -135,8 +135,15 @@ int ta_udp_send(lua_State *L, ta_sock *s, int idx, const struct sockaddr *sa) {
   return 0;
 }
 
+/* A datagram socket may connect again, to another peer (POSIX, Python);
+** libuv wants it disconnected first. */
 int ta_udp_connect(ta_sock *s, const struct sockaddr *sa) {
   int rc = uv_udp_connect(&s->u.udp, sa);
+  if (rc == UV_EISCONN) {
+    rc = uv_udp_connect(&s->u.udp, NULL);
+    s->connected = 0;
+    if (rc == 0) rc = uv_udp_connect(&s->u.udp, sa);
+  }
   if (rc == 0) s->connected = 1;
   return rc;
 }

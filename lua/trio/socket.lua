@@ -36,6 +36,7 @@ end
 M.socketpair = core.socketpair
 
 --- from_fd(fd, family, type [, proto]): a socket on a duplicate of fd
+-- (its family, type and protocol are read from the fd, as Trio's fromfd)
 M.from_fd = core.socket_from_fd
 
 -- ---------------------------------------------------------------------
@@ -90,8 +91,11 @@ function M.getaddrinfo(host, port, opts)
   local family, sock_type, proto, flags = opts.family, opts.type, opts.proto, opts.flags
   local numeric = core.dns_getaddrinfo(host, port, family, sock_type, proto, flags, true)
   if numeric == nil then return lookup(core.dns_getaddrinfo(host, port, family, sock_type, proto, flags)) end
-  local list = lookup(numeric) -- finished: raises its gaierror
+  -- finished: its list, or its gaierror, which comes after the schedule
+  -- point too (Trio's _try_sync)
+  local found, list = pcall(lookup, numeric)
   lowlevel.cancel_shielded_checkpoint()
+  if not found then error(list, 0) end
   return list
 end
 
@@ -109,8 +113,14 @@ end
 function M.getnameinfo(addr, flags)
   M._check_getnameinfo(addr, flags, "getnameinfo")
   core.check_trio("trio.socket.getnameinfo")
-  require("trio").lowlevel.checkpoint_if_cancelled()
-  return lookup(core.dns_getnameinfo(addr, flags))
+  local lowlevel = require("trio").lowlevel
+  lowlevel.checkpoint_if_cancelled()
+  local started, req = pcall(core.dns_getnameinfo, addr, flags)
+  if not started then -- not a numeric address: a gaierror, after a schedule point as Trio's
+    lowlevel.cancel_shielded_checkpoint()
+    error(req, 0)
+  end
+  return lookup(req)
 end
 
 -- ---------------------------------------------------------------------
@@ -128,27 +138,48 @@ local function is_numeric(family, host)
 end
 M._is_numeric = is_numeric
 
---- A name in an IP address is resolved first (Trio resolves in connect,
--- sendto and bind; bind here takes numeric addresses only, being a plain
--- call).
+--- The flags of the lookup of a socket's address: AI_V4MAPPED for a
+-- dual-stack AF_INET6 socket (IPV6_V6ONLY off), as Trio's, so that an IPv4
+-- address or name gives its V4-mapped address.
+local function lookup_flags(sock)
+  if sock.family ~= AF_INET6 then return 0 end
+  local read, v6only = pcall(sock.getsockopt, sock, M.IPPROTO_IPV6, M.IPV6_V6ONLY)
+  return read and v6only == 0 and M.AI_V4MAPPED or 0
+end
+
+--- A name in an IP address, or a service name as its port, is resolved
+-- first (Trio resolves in connect, sendto and bind; bind here takes
+-- numeric addresses only, being a plain call).  As in Trio, the host ""
+-- is the local host, and "<broadcast>" is 255.255.255.255, V4-mapped on
+-- AF_INET6 (the C layer reads it for AF_INET).
 local function resolved(sock, addr, fname)
   local family = sock.family
-  if (family == AF_INET or family == AF_INET6) and type(addr) == "table"
-      and type(addr[1]) == "string" and not is_numeric(family, addr[1]) then
-    local list = M.getaddrinfo(addr[1], addr[2], { family = family, type = sock.type })
-    if #list == 0 then
-      error(errors.gaierror { message = fname .. " " .. addr[1] .. ": no address", code = "EAI_NONAME" }, 0)
-    end
-    return list[1].addr
+  if (family ~= AF_INET and family ~= AF_INET6) or type(addr) ~= "table" or type(addr[1]) ~= "string"
+      or (math.type(addr[2]) ~= "integer" and type(addr[2]) ~= "string") then
+    return addr -- not an address: the call's argument error
   end
-  return addr
+  local host = addr[1]
+  local v6_broadcast = family == AF_INET6 and host == "<broadcast>"
+  if not v6_broadcast and is_numeric(family, host) and type(addr[2]) ~= "string" then return addr end
+  if host == "" then host = nil elseif v6_broadcast then host = "255.255.255.255" end
+  local list = M.getaddrinfo(host, addr[2], { family = family, type = sock.type, flags = lookup_flags(sock) })
+  if #list == 0 then
+    error(errors.gaierror { message = fname .. " " .. addr[1] .. ": no address", code = "EAI_NONAME" }, 0)
+  end
+  return list[1].addr
 end
 
 local raw_connect, raw_sendto = methods.connect, methods.sendto
 
---- sock:connect(addr)
+--- sock:connect(addr); cancelled, also while the name is looked up, it
+-- closes the socket (Trio's rule)
 function methods.connect(sock, addr)
-  return raw_connect(sock, resolved(sock, addr, "connect"))
+  local found, target = pcall(resolved, sock, addr, "connect")
+  if not found then
+    if errors.Cancelled:is(target) then sock:close() end
+    error(target, 0)
+  end
+  return raw_connect(sock, target)
 end
 
 --- sock:sendto(data, addr) -> bytes sent
