@@ -88,7 +88,9 @@ end
 -- Task (a Future it returns is awaited).  For a Future or Task, a function
 -- that waits for it.  An iterator function works too:
 -- `for v in aio_as_trio(iter) do` runs each step.
-local check_trio, create_task, future_wait = core.check_trio, core.create_task, core.future_wait
+-- (the caller is a C closure: core.make_aio_as_trio in csrc/asyncio/future.c)
+local aio_caller = core.make_aio_as_trio(ctx_get, current_loop_var, need_loop)
+local future_wait = core.future_wait
 function M.aio_as_trio(x)
   if type(x) ~= "function" then
     if core.is_future(x) then
@@ -96,11 +98,7 @@ function M.aio_as_trio(x)
     end
     if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
   end
-  return function(...)
-    check_trio("trio_asyncio.aio_as_trio")
-    local loop = need_loop("aio_as_trio")
-    return await_returned(future_wait(create_task(loop, x, ...)))
-  end
+  return aio_caller(x)
 end
 
 -- ---------------------------------------------------------------------

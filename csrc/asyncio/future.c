@@ -189,7 +189,8 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
 }
 
 static int trio_wakeup(lua_State *L);
-static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname);
+static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, lua_KFunction k);
+static int trio_wait_k(lua_State *L, int status, lua_KContext ctx);
 static int trio_wait_abort(lua_State *L, ta_task *t);
 
 /* Done callbacks: with one callback, FUV_STATE holds it directly (the
@@ -476,7 +477,7 @@ static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await"); /* allow_asyncio */
+  if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await", trio_wait_k); /* allow_asyncio */
   if (f->loop != ta_task_future(t)->loop)
     return ta_error(L, "RuntimeError", "Future:await: the future is attached to a different loop "
                                        "than the Task awaiting it");
@@ -1236,11 +1237,12 @@ static int trio_wait_abort(lua_State *L, ta_task *t) {
   return ta_loop_driven(lp) ? TA_ABORT_FAILED : TA_ABORT_SUCCEEDED;
 }
 
-static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_task *t = (ta_task *)ctx;
+/* The waiting Trio task t was woken: pushes the outcome of the future at
+** 1 (or raises it, or Trio's Cancelled when its cancellation cancelled the
+** future) and returns how many values. */
+static int trio_wait_outcome(lua_State *L, ta_task *t) {
   ta_future *f = checkfuture(L, 1);
   int trio_cancelled = t->cancel_asked;
-  (void)status;
   t->cancel_asked = 0;
   if (t->resume_error) {
     t->resume_error = 0;
@@ -1250,11 +1252,16 @@ static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return push_outcome(L, f, 1);
 }
 
+static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return trio_wait_outcome(L, (ta_task *)ctx);
+}
+
 /* A Trio-scheduled task waits for the future at index 1 (fname: the
 ** caller, for errors).  Only the future's loop running can finish it (or
 ** its cancellation): a future of a loop that is closed or not driven now
 ** is refused at once instead of waiting forever. */
-static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname) {
+static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, lua_KFunction k) {
   if (!ta_loop_driven(f->loop))
     return ta_error(L, "RuntimeError", "%s: the future's event loop is %s, so the future could "
                     "never finish: wait for it while its loop runs (inside its open_loop)", fname,
@@ -1265,7 +1272,7 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname) 
   lua_settop(L, 1);
   t->wait = f;
   t->cancel_asked = 0;
-  return ta_park_k(L, t, trio_wait_abort, trio_wait_k);
+  return ta_park_k(L, t, trio_wait_abort, k);
 }
 
 /* future_wait(fut): Trio-flavored wait for an asyncio future. */
@@ -1274,7 +1281,86 @@ static int l_future_wait(lua_State *L) {
   ta_task *t = ta_async_check(L, "trio_asyncio.run_aio_future", TA_TRIO);
   lua_settop(L, 1);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  return trio_wait(L, f, t, "trio_asyncio.run_aio_future");
+  return trio_wait(L, f, t, "trio_asyncio.run_aio_future", trio_wait_k);
+}
+
+/* ---- aio_as_trio: a Trio task calls an asyncio-flavored function ---- */
+
+/* Upvalues of the callers aio_as_trio makes (the first four are those of
+** make_aio_as_trio, the maker's own). */
+enum { AIO_CALL_CTX_GET = 2, AIO_CALL_LOOP_VAR, AIO_CALL_NEED_LOOP, AIO_CALL_FN };
+
+/* The results of the wait (n on top): a single one that is a future is
+** waited for in turn, as trio-asyncio awaits what the function returns. */
+static int await_returned(lua_State *L, ta_task *t, int n) {
+  ta_future *f;
+  if (n != 1 || (f = testfuture(L, -1)) == NULL) return n;
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
+  return trio_wait(L, f, t, "trio_asyncio.run_aio_future", trio_wait_k);
+}
+
+static int aio_call_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  return await_returned(L, t, trio_wait_outcome(L, t));
+}
+
+/* A caller aio_as_trio(fn) made: caller(...) runs fn(...) as an asyncio
+** Task on the current loop and waits for it, all in C (one call where the
+** Lua version made seven).  The loop: the running one, else the one of
+** this context (ctx_get(current_loop_var)), else need_loop(fname) finds
+** it or raises. */
+static int l_aio_call(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = ta_async_check_in(L, E, "trio_asyncio.aio_as_trio", TA_TRIO);
+  ta_loop *lp = ta_running_loop(L, E);
+  ta_future *f;
+  if (lp != NULL) {
+    ta_push_weak(L, E, lp->ref);
+  } else {
+    lua_pushvalue(L, lua_upvalueindex(AIO_CALL_CTX_GET));
+    lua_pushvalue(L, lua_upvalueindex(AIO_CALL_LOOP_VAR));
+    lua_call(L, 1, 1);
+    lp = (ta_loop *)ta_testudata(L, E, -1, TA_MT_LOOP);
+    if (lp == NULL) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, lua_upvalueindex(AIO_CALL_NEED_LOOP));
+      lua_pushliteral(L, "aio_as_trio");
+      lua_call(L, 1, 1);
+    }
+  }
+  lua_insert(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(AIO_CALL_FN));
+  lua_insert(L, 2); /* [loop, fn, args...] */
+  create_task(L, lp, 1, "create_task");
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  f = checkfuture(L, 1);
+  if (f->state != TA_FUT_PENDING) return await_returned(L, t, push_outcome(L, f, 1));
+  return trio_wait(L, f, t, "trio_asyncio.run_aio_future", aio_call_k);
+}
+
+/* aio_as_trio_of(fn) -> the caller of fn (l_aio_call) */
+static int l_aio_as_trio_of(lua_State *L) {
+  luaL_checkany(L, 1);
+  for (int i = 1; i < AIO_CALL_FN; i++) lua_pushvalue(L, lua_upvalueindex(i));
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_aio_call, AIO_CALL_FN);
+  return 1;
+}
+
+/* make_aio_as_trio(ctx_get, current_loop_var, need_loop) -> aio_as_trio_of */
+static int l_make_aio_as_trio(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checkany(L, 2);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  lua_settop(L, 3);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushcclosure(L, l_aio_as_trio_of, AIO_CALL_FN - 1);
+  return 1;
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
@@ -1453,6 +1539,7 @@ static const luaL_Reg future_funcs[] = {
   {"make_aio_sleep", l_make_aio_sleep},
   {"make_create_task", l_make_create_task},
   {"future_wait", l_future_wait},
+  {"make_aio_as_trio", l_make_aio_as_trio},
   {"current_aio_task", l_current_aio_task},
   {"set_aio_cancelled", l_set_aio_cancelled},
   {"is_future", l_is_future},
