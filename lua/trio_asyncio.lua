@@ -288,17 +288,16 @@ function Loop:synchronize()
   core.future_wait(fut)
 end
 
-local check_aio = core.check_aio
-local future_await = core.metatable("trio_asyncio.Future").__index.await
-
 --- trio_as_aio(f): an asyncio-flavored function running f(...) as a Trio
 -- task; Trio's Cancelled comes back as asyncio.CancelledError.
+-- (the caller is a C closure: core.make_trio_as_aio in csrc/asyncio/future.c
+-- does what start_trio does, and calls start_trio for what may raise)
+local trio_caller = core.make_trio_as_aio(new_scope, start_soon, run_trio_body, function(fn, ...)
+  return start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", fn, ...)
+end)
 function M.trio_as_aio(f)
   if type(f) ~= "function" and not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
-  return function(...)
-    check_aio("trio_asyncio.trio_as_aio")
-    return future_await(start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", f, ...))
-  end
+  return trio_caller(f)
 end
 
 -- ---------------------------------------------------------------------

@@ -103,6 +103,7 @@ void ta_loop_append(lua_State *L, ta_loop *lp);
 void ta_loop_append_below(lua_State *L, ta_loop *lp);
 void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx);
 ta_loop *ta_running_loop(lua_State *L, ta_engine *E);
+void ta_loop_push_attrs(lua_State *L, int idx);
 int ta_push_running_loop(lua_State *L, ta_engine *E);
 int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay);
 void ta_loop_ready_from_timer(lua_State *L, ta_loop *lp);

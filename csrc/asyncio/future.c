@@ -473,9 +473,15 @@ static int f_get_loop(lua_State *L) {
 
 /* fut:await() — asyncio-flavored: suspend the running Task until fut is
 ** done, then return its results or raise its error. */
+static int await_future(lua_State *L, ta_future *f, ta_task *t);
+
 static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
-  ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
+  return await_future(L, f, ta_async_check(L, "Future:await", TA_ASYNCIO));
+}
+
+/* The asyncio-flavored task t awaits the future f at 1. */
+static int await_future(lua_State *L, ta_future *f, ta_task *t) {
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
   if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await", trio_wait_k); /* allow_asyncio */
   if (f->loop != ta_task_future(t)->loop)
@@ -1342,6 +1348,88 @@ static int l_aio_call(lua_State *L) {
   return trio_wait(L, f, t, "trio_asyncio.run_aio_future", aio_call_k);
 }
 
+/* ---- trio_as_aio: an asyncio Task calls a Trio-flavored function ---- */
+
+/* The helpers of the callers trio_as_aio makes, in their upvalue 2 (a
+** table, so that each caller holds three upvalues), and the function
+** called, upvalue 3.  From lua/trio_asyncio.lua: new_scope(), the service
+** nursery's start_soon, the Trio task's body(loop, fut, scope, fn, ...),
+** and start(fn, ...) -> fut, the whole start in Lua, for all but the hot
+** path (it raises what is wrong). */
+enum { TRIO_CALL_HELPERS = 2, TRIO_CALL_FN };
+enum { TRIO_NEW_SCOPE = 1, TRIO_START_SOON, TRIO_BODY, TRIO_START };
+
+/* A caller trio_as_aio(fn) made: caller(...) starts fn(...) as a Trio task
+** in the loop's service nursery, with a future of its results whose
+** cancellation cancels the task's scope (the cancel hook), and awaits
+** that future (loop:run_trio's future, lua/trio_asyncio.lua). */
+static int l_trio_call(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = ta_async_check_in(L, E, "trio_asyncio.trio_as_aio", TA_ASYNCIO);
+  ta_loop *lp = ta_running_loop(L, E);
+  int nargs = lua_gettop(L), top = nargs + 1;
+  ta_future *f;
+  lua_pushvalue(L, lua_upvalueindex(TRIO_CALL_HELPERS)); /* top: the helpers */
+  luaL_checkstack(L, nargs + 12, "too many arguments");
+  if (lp == NULL || lp->closed) goto slow;
+  ta_push_weak(L, E, lp->ref); /* top + 1: the loop */
+  ta_loop_push_attrs(L, top + 1);
+  lua_pushliteral(L, "service");
+  if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
+  lua_replace(L, -2); /* top + 2: the service nursery */
+  f = new_future(L, lp, top + 1, TA_KIND_FUTURE); /* top + 3 */
+  lua_rawgeti(L, top, TRIO_START_SOON);
+  lua_pushvalue(L, top + 2);
+  lua_rawgeti(L, top, TRIO_BODY);
+  lua_pushvalue(L, top + 1);
+  lua_pushvalue(L, top + 3);
+  lua_rawgeti(L, top, TRIO_NEW_SCOPE);
+  lua_call(L, 0, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, top + 3, FUV_HOOK); /* cancelling the future cancels the scope */
+  lua_pushvalue(L, lua_upvalueindex(TRIO_CALL_FN));
+  for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
+  lua_call(L, nargs + 6, 0); /* start_soon(nursery, body, loop, fut, scope, fn, ...) */
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return await_future(L, f, t);
+slow:
+  lua_settop(L, top);
+  lua_rawgeti(L, top, TRIO_START);
+  lua_replace(L, top);
+  lua_insert(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(TRIO_CALL_FN));
+  lua_insert(L, 2);
+  lua_call(L, nargs + 1, 1); /* start(fn, ...) -> fut */
+  lua_settop(L, 1);
+  return await_future(L, checkfuture(L, 1), t);
+}
+
+/* trio_as_aio_of(fn) -> the caller of fn (l_trio_call) */
+static int l_trio_as_aio_of(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(TRIO_CALL_HELPERS));
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, l_trio_call, TRIO_CALL_FN);
+  return 1;
+}
+
+/* make_trio_as_aio(new_scope, start_soon, body, start) -> trio_as_aio_of */
+static int l_make_trio_as_aio(lua_State *L) {
+  lua_settop(L, TRIO_START);
+  lua_createtable(L, TRIO_START, 0);
+  for (int i = TRIO_START; i >= 1; i--) {
+    luaL_checktype(L, i, LUA_TFUNCTION);
+    lua_rotate(L, i, -1);
+    lua_rawseti(L, -2, i);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_pushcclosure(L, l_trio_as_aio_of, TRIO_CALL_HELPERS);
+  return 1;
+}
+
 /* aio_as_trio_of(fn) -> the caller of fn (l_aio_call) */
 static int l_aio_as_trio_of(lua_State *L) {
   luaL_checkany(L, 1);
@@ -1540,6 +1628,7 @@ static const luaL_Reg future_funcs[] = {
   {"make_create_task", l_make_create_task},
   {"future_wait", l_future_wait},
   {"make_aio_as_trio", l_make_aio_as_trio},
+  {"make_trio_as_aio", l_make_trio_as_aio},
   {"current_aio_task", l_current_aio_task},
   {"set_aio_cancelled", l_set_aio_cancelled},
   {"is_future", l_is_future},
