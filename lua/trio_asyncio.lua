@@ -128,19 +128,17 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 --- loop:run_trio(fn, ...): start fn as a Trio task; an asyncio Future of its
 -- results.  Cancelling the future cancels the Trio task; the future ends
 -- when the task has ended (cancelled if it ended through that cancellation).
--- The Trio task behind loop:run_trio: runs fn in scope unless the future
+-- The Trio task behind loop:run_trio runs fn in scope unless the future
 -- was cancelled before it started, then settles the future.  Like every
 -- Trio task started from asyncio code, it sees `loop` as its current loop
 -- (so aio_as_trio works in it, also on a sync loop).
--- settle_from_trio(fut, scope, ok, ...): fut gets what pcall(scope.run, ...)
--- gave (passed on as arguments: no table per call).
 -- (The hot path of trio_as_aio: the C functions are called directly, not
 -- through the objects' __index.)
 local future_new, future_done = core.future_new, core.metatable("trio_asyncio.Future").__index.done
 local set_cancel_hook, future_set_results = core.future_set_cancel_hook, core.future_set_results
-local new_scope, scope_exit = core.CancelScope, core.scope_exit
+local new_scope = core.CancelScope
 local scope_settle = trio._scope_settle
-local scope_try_enter, cancelled_caught = core.scope_try_enter, core.scope_cancelled_caught
+local cancelled_caught = core.scope_cancelled_caught
 local start_soon = core.metatable("trio_asyncio.Nursery").__methods.start_soon
 local loop_is_closed = Loop.is_closed
 
@@ -169,29 +167,21 @@ local function settle_outcome(fut, scope, ok, ...)
   if cancelled ~= nil then error(cancelled, 0) end
 end
 
--- settle_from_trio(fut, scope, ok, ...): ok, ... is what pcall(fn, ...)
--- gave in the entered scope; leaves the scope and settles fut.  fn
--- returning is the hot path: the scope is left right here, where the
--- task's stack is shallow (no stack growth, no new call level), and
--- unprotected: fn returned, so every scope it entered has been left and
--- scope_exit cannot fail.
-local function settle_from_trio(fut, scope, ok, ...)
-  if ok then
-    scope_exit(scope)
-    if not future_done(fut) then future_set_results(fut, ...) end
-    return
-  end
-  return settle_outcome(fut, scope, scope_settle(scope, ok, ...))
-end
-
-local function run_trio_body(loop, fut, scope, fn, ...)
-  see_loop(loop)
-  -- fn(...) runs in scope as with scope:run(fn, ...), two call levels less
-  -- deep (a fresh scope without deadline enters without error)
-  if scope_try_enter(scope) then return settle_from_trio(fut, scope, pcall(fn, ...)) end
-  set_cancel_hook(fut, nil)
-  if not future_done(fut) then fut:cancel() end
-end
+-- The Trio task's body (a C closure, core.make_scope_task in
+-- csrc/trio/scope.c): run_trio_body(loop, fut, scope, fn, ...) runs
+-- fn(...) in scope, fn at depth 1 of the task's thread; its results go to
+-- fut unless fut was cancelled meanwhile; its error leaves the scope as
+-- scope:run would and settles fut (settle_outcome).
+local run_trio_body = core.make_scope_task {
+  ctx_get = ctx_get, context_var = current_loop_var,
+  enter_context = function(loop) current_loop_var:set(loop) end,
+  not_started = function(fut) -- its scope was cancelled before it started
+    set_cancel_hook(fut, nil)
+    if not future_done(fut) then fut:cancel() end
+  end,
+  returned = core.future_offer_results,
+  raised = function(fut, scope, err) return settle_outcome(fut, scope, scope_settle(scope, false, err)) end,
+}
 
 -- start_trio(loop, fname, fn, ...): loop:run_trio once its arguments are
 -- checked.

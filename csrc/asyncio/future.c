@@ -345,6 +345,15 @@ static int l_future_set_results(lua_State *L) {
   return 0;
 }
 
+/* future_offer_results(fut, ...): future_set_results unless fut is done
+** already (cancelled meanwhile): the bridge's Trio task hands its results
+** over this way. */
+static int l_future_offer_results(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  if (f->state == TA_FUT_PENDING) settle_results(L, f, 1, lua_gettop(L) - 1);
+  return 0;
+}
+
 static int f_set_exception(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   if (f->kind == TA_KIND_TASK) return ta_error(L, "RuntimeError", "Task does not support set_exception()");
@@ -1621,6 +1630,7 @@ static const luaL_Reg future_funcs[] = {
   {"future_reuse", l_future_reuse},
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
+  {"future_offer_results", l_future_offer_results},
   {"create_task", l_create_task},
   {"new_task", l_new_task},
   {"make_gather", l_make_gather},
