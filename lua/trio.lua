@@ -327,6 +327,11 @@ end
 -- nurseries
 local Nursery = core.metatable("trio_asyncio.Nursery").__methods
 
+--- trio._start_soon(nursery, fn, ...): nursery:start_soon(fn, ...) without
+-- the method lookup, for trio_asyncio's run_trio (a hot path: a Trio task
+-- per trio_as_aio call).
+trio._start_soon = Nursery.start_soon
+
 -- xpcall handler: keep the traceback of plain (string) errors.
 local Captured = {}
 local function capture(e)

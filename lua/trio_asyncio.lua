@@ -134,12 +134,12 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- (so aio_as_trio works in it, also on a sync loop).
 -- (The hot path of trio_as_aio: the C functions are called directly, not
 -- through the objects' __index.)
-local future_new, future_done = core.future_new, core.metatable("trio_asyncio.Future").__index.done
+local future_new, future_done = core.future_new, core.future_done
 local set_cancel_hook, future_set_results = core.future_set_cancel_hook, core.future_set_results
 local new_scope = core.CancelScope
 local scope_settle = trio._scope_settle
 local cancelled_caught = core.scope_cancelled_caught
-local start_soon = core.metatable("trio_asyncio.Nursery").__methods.start_soon
+local start_soon = trio._start_soon
 local loop_is_closed = Loop.is_closed
 
 -- settle_outcome(fut, scope, ok, ...): fut gets what pcall(scope.run,

@@ -1230,7 +1230,7 @@ static int l_make_gather(lua_State *L) {
 ** queue as asyncio runs done callbacks.  Only this wakes it (its abort
 ** callback answers FAILED), so it is still waiting for the future, done. */
 static int trio_wakeup(lua_State *L) {
-  ta_task *t = ta_checktask(L, 1);
+  ta_task *t = (ta_task *)ta_checkudata(L, ta_engine_get(L), 1, TA_MT_TASK); /* (trio_wait's task) */
   if (t->state == TA_PARKED && !ta_task_compact(t) && t->abort == trio_wait_abort &&
       ((ta_future *)t->wait)->state != TA_FUT_PENDING)
     ta_reschedule(t, 0, 0);
@@ -1631,6 +1631,7 @@ static const luaL_Reg future_funcs[] = {
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
   {"future_offer_results", l_future_offer_results},
+  {"future_done", f_done},
   {"create_task", l_create_task},
   {"new_task", l_new_task},
   {"make_gather", l_make_gather},
