@@ -88,18 +88,18 @@ end
 -- Task (a Future it returns is awaited).  For a Future or Task, a function
 -- that waits for it.  An iterator function works too:
 -- `for v in aio_as_trio(iter) do` runs each step.
--- (the caller is a C closure: core.make_aio_as_trio in csrc/asyncio/future.c)
-local aio_caller = core.make_aio_as_trio(ctx_get, current_loop_var, need_loop)
+-- (C closures, the function and the caller it makes: core.make_aio_as_trio
+-- in csrc/asyncio/future.c; these helpers serve what is not the hot path)
 local future_wait = core.future_wait
-function M.aio_as_trio(x)
-  if type(x) ~= "function" then
-    if core.is_future(x) then
-      return function() return future_wait(x) end
-    end
-    if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
-  end
-  return aio_caller(x)
-end
+M.aio_as_trio = core.make_aio_as_trio {
+  name = "aio_as_trio",
+  check = function(x)
+    if core.is_future(x) then return function() return future_wait(x) end end
+    if is_callable(x) then return true end
+    return nil, "function, Future or Task expected"
+  end,
+  ctx_get = ctx_get, context_var = current_loop_var, need_loop = need_loop,
+}
 
 -- ---------------------------------------------------------------------
 -- asyncio -> Trio
@@ -280,15 +280,20 @@ end
 
 --- trio_as_aio(f): an asyncio-flavored function running f(...) as a Trio
 -- task; Trio's Cancelled comes back as asyncio.CancelledError.
--- (the caller is a C closure: core.make_trio_as_aio in csrc/asyncio/future.c
--- does what start_trio does, and calls start_trio for what may raise)
-local trio_caller = core.make_trio_as_aio(new_scope, start_soon, run_trio_body, function(fn, ...)
-  return start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", fn, ...)
-end)
-function M.trio_as_aio(f)
-  if type(f) ~= "function" and not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
-  return trio_caller(f)
-end
+-- (C closures, the function and the caller it makes: core.make_trio_as_aio
+-- in csrc/asyncio/future.c does what start_trio does, and calls start_trio
+-- for what may raise)
+M.trio_as_aio = core.make_trio_as_aio {
+  name = "trio_as_aio",
+  check = function(f)
+    if is_callable(f) then return true end
+    return nil, "function expected"
+  end,
+  new_scope = new_scope, start_soon = start_soon, body = run_trio_body,
+  start = function(fn, ...)
+    return start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", fn, ...)
+  end,
+}
 
 -- ---------------------------------------------------------------------
 -- open_loop

@@ -1299,11 +1299,70 @@ static int l_future_wait(lua_State *L) {
   return trio_wait(L, f, t, "trio_asyncio.run_aio_future", trio_wait_k);
 }
 
-/* ---- aio_as_trio: a Trio task calls an asyncio-flavored function ---- */
+/* ---- The bridge's callers: aio_as_trio(f) and trio_as_aio(f) ----
+**
+** Both crossings are a hot path with the wrapper made per call (W6), so
+** the wrapper is a C closure that does the whole crossing in one call.
+** aio_as_trio and trio_as_aio themselves are C closures that make them
+** (make_caller): upvalue 1 the engine, 2 the helpers (Lua functions from
+** lua/trio_asyncio.lua, for what C cannot do in this layer, and the rare
+** paths, which raise), 3 the call itself.  A caller has the engine, the
+** helpers and the function it calls. */
+enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
+/* The helpers of both: the public name and check(x), for what is not a
+** function: true (make a caller), a function to return instead (a Future
+** given to aio_as_trio), or nil and what was expected. */
+enum { HELPER_NAME = 1, HELPER_CHECK };
+enum { AIO_CTX_GET = HELPER_CHECK + 1, AIO_CONTEXT_VAR, AIO_NEED_LOOP, AIO_NHELPERS };
+enum { TRIO_NEW_SCOPE = HELPER_CHECK + 1, TRIO_START_SOON, TRIO_BODY, TRIO_START, TRIO_NHELPERS };
+static const char *const aio_helpers[] = {
+  "name", "check", "ctx_get", "context_var", "need_loop", NULL
+};
+static const char *const trio_helpers[] = {
+  "name", "check", "new_scope", "start_soon", "body", "start", NULL
+};
 
-/* Upvalues of the callers aio_as_trio makes (the first four are those of
-** make_aio_as_trio, the maker's own). */
-enum { AIO_CALL_CTX_GET = 2, AIO_CALL_LOOP_VAR, AIO_CALL_NEED_LOOP, AIO_CALL_FN };
+/* aio_as_trio(x) / trio_as_aio(x) -> the caller of x */
+static int l_caller_of(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TFUNCTION) {
+    lua_settop(L, 1);
+    lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), HELPER_CHECK);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 2);
+    if (lua_type(L, 2) == LUA_TFUNCTION) {
+      lua_settop(L, 2);
+      return 1;
+    }
+    if (!lua_toboolean(L, 2)) {
+      lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), HELPER_NAME);
+      return luaL_error(L, "bad argument #1 to '%s' (%s)", lua_tostring(L, -1), lua_tostring(L, 3));
+    }
+    lua_settop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS));
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_FN);
+  return 1;
+}
+
+/* make_caller{...}: the helpers named in `names` (the table at 1) become
+** an array; the maker of callers running `call`. */
+static int make_caller(lua_State *L, const char *const names[], lua_CFunction call) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_newtable(L);
+  for (int i = 0; names[i] != NULL; i++) {
+    if (lua_getfield(L, 1, names[i]) == LUA_TNIL)
+      return luaL_error(L, "make_caller: no helper '%s'", names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushcfunction(L, call);
+  lua_pushcclosure(L, l_caller_of, CALLER_CALL);
+  return 1;
+}
+
+/* ---- aio_as_trio: a Trio task calls an asyncio-flavored function ---- */
 
 /* The results of the wait (n on top): a single one that is a future is
 ** waited for in turn, as trio-asyncio awaits what the function returns. */
@@ -1322,32 +1381,32 @@ static int aio_call_k(lua_State *L, int status, lua_KContext ctx) {
   return await_returned(L, t, trio_wait_outcome(L, t));
 }
 
-/* A caller aio_as_trio(fn) made: caller(...) runs fn(...) as an asyncio
-** Task on the current loop and waits for it, all in C (one call where the
-** Lua version made seven).  The loop: the running one, else the one of
-** this context (ctx_get(current_loop_var)), else need_loop(fname) finds
-** it or raises. */
+/* The caller aio_as_trio(fn) makes: caller(...) runs fn(...) as an asyncio
+** Task on the current loop and waits for it.  The loop: the running one,
+** else the one of this context (ctx_get(context_var)), else
+** need_loop(name) finds it or raises. */
 static int l_aio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = ta_async_check_in(L, E, "trio_asyncio.aio_as_trio", TA_TRIO);
   ta_loop *lp = ta_running_loop(L, E);
+  int helpers = lua_upvalueindex(CALLER_HELPERS);
   ta_future *f;
   if (lp != NULL) {
     ta_push_weak(L, E, lp->ref);
   } else {
-    lua_pushvalue(L, lua_upvalueindex(AIO_CALL_CTX_GET));
-    lua_pushvalue(L, lua_upvalueindex(AIO_CALL_LOOP_VAR));
+    lua_rawgeti(L, helpers, AIO_CTX_GET);
+    lua_rawgeti(L, helpers, AIO_CONTEXT_VAR);
     lua_call(L, 1, 1);
     lp = (ta_loop *)ta_testudata(L, E, -1, TA_MT_LOOP);
     if (lp == NULL) {
       lua_pop(L, 1);
-      lua_pushvalue(L, lua_upvalueindex(AIO_CALL_NEED_LOOP));
-      lua_pushliteral(L, "aio_as_trio");
+      lua_rawgeti(L, helpers, AIO_NEED_LOOP);
+      lua_rawgeti(L, helpers, HELPER_NAME);
       lua_call(L, 1, 1);
     }
   }
   lua_insert(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(AIO_CALL_FN));
+  lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
   lua_insert(L, 2); /* [loop, fn, args...] */
   create_task(L, lp, 1, "create_task");
   lua_replace(L, 1);
@@ -1357,28 +1416,28 @@ static int l_aio_call(lua_State *L) {
   return trio_wait(L, f, t, "trio_asyncio.run_aio_future", aio_call_k);
 }
 
+/* make_aio_as_trio{name=, check=, ctx_get=, context_var=, need_loop=}
+** -> aio_as_trio */
+static int l_make_aio_as_trio(lua_State *L) {
+  return make_caller(L, aio_helpers, l_aio_call);
+}
+
 /* ---- trio_as_aio: an asyncio Task calls a Trio-flavored function ---- */
 
-/* The helpers of the callers trio_as_aio makes, in their upvalue 2 (a
-** table, so that each caller holds three upvalues), and the function
-** called, upvalue 3.  From lua/trio_asyncio.lua: new_scope(), the service
-** nursery's start_soon, the Trio task's body(loop, fut, scope, fn, ...),
-** and start(fn, ...) -> fut, the whole start in Lua, for all but the hot
-** path (it raises what is wrong). */
-enum { TRIO_CALL_HELPERS = 2, TRIO_CALL_FN };
-enum { TRIO_NEW_SCOPE = 1, TRIO_START_SOON, TRIO_BODY, TRIO_START };
-
-/* A caller trio_as_aio(fn) made: caller(...) starts fn(...) as a Trio task
-** in the loop's service nursery, with a future of its results whose
-** cancellation cancels the task's scope (the cancel hook), and awaits
-** that future (loop:run_trio's future, lua/trio_asyncio.lua). */
+/* The caller trio_as_aio(fn) makes: caller(...) starts fn(...) as a Trio
+** task in the loop's service nursery, with a future of its results whose
+** cancellation cancels the task's scope (the cancel hook), and awaits that
+** future (loop:run_trio's future, lua/trio_asyncio.lua).  Helpers:
+** new_scope(), the nursery's start_soon, the Trio task's body(loop, fut,
+** scope, fn, ...), and start(fn, ...) -> fut, the whole start in Lua, for
+** all but the hot path (it raises what is wrong). */
 static int l_trio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = ta_async_check_in(L, E, "trio_asyncio.trio_as_aio", TA_ASYNCIO);
   ta_loop *lp = ta_running_loop(L, E);
   int nargs = lua_gettop(L), top = nargs + 1;
   ta_future *f;
-  lua_pushvalue(L, lua_upvalueindex(TRIO_CALL_HELPERS)); /* top: the helpers */
+  lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS)); /* top: the helpers */
   luaL_checkstack(L, nargs + 12, "too many arguments");
   if (lp == NULL || lp->closed) goto slow;
   ta_push_weak(L, E, lp->ref); /* top + 1: the loop */
@@ -1396,7 +1455,7 @@ static int l_trio_call(lua_State *L) {
   lua_call(L, 0, 1);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, top + 3, FUV_HOOK); /* cancelling the future cancels the scope */
-  lua_pushvalue(L, lua_upvalueindex(TRIO_CALL_FN));
+  lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
   lua_call(L, nargs + 6, 0); /* start_soon(nursery, body, loop, fut, scope, fn, ...) */
   lua_replace(L, 1);
@@ -1407,57 +1466,17 @@ slow:
   lua_rawgeti(L, top, TRIO_START);
   lua_replace(L, top);
   lua_insert(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(TRIO_CALL_FN));
+  lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
   lua_insert(L, 2);
   lua_call(L, nargs + 1, 1); /* start(fn, ...) -> fut */
   lua_settop(L, 1);
   return await_future(L, checkfuture(L, 1), t);
 }
 
-/* trio_as_aio_of(fn) -> the caller of fn (l_trio_call) */
-static int l_trio_as_aio_of(lua_State *L) {
-  luaL_checkany(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, lua_upvalueindex(TRIO_CALL_HELPERS));
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, l_trio_call, TRIO_CALL_FN);
-  return 1;
-}
-
-/* make_trio_as_aio(new_scope, start_soon, body, start) -> trio_as_aio_of */
+/* make_trio_as_aio{name=, check=, new_scope=, start_soon=, body=, start=}
+** -> trio_as_aio */
 static int l_make_trio_as_aio(lua_State *L) {
-  lua_settop(L, TRIO_START);
-  lua_createtable(L, TRIO_START, 0);
-  for (int i = TRIO_START; i >= 1; i--) {
-    luaL_checktype(L, i, LUA_TFUNCTION);
-    lua_rotate(L, i, -1);
-    lua_rawseti(L, -2, i);
-  }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_pushcclosure(L, l_trio_as_aio_of, TRIO_CALL_HELPERS);
-  return 1;
-}
-
-/* aio_as_trio_of(fn) -> the caller of fn (l_aio_call) */
-static int l_aio_as_trio_of(lua_State *L) {
-  luaL_checkany(L, 1);
-  for (int i = 1; i < AIO_CALL_FN; i++) lua_pushvalue(L, lua_upvalueindex(i));
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, l_aio_call, AIO_CALL_FN);
-  return 1;
-}
-
-/* make_aio_as_trio(ctx_get, current_loop_var, need_loop) -> aio_as_trio_of */
-static int l_make_aio_as_trio(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  luaL_checkany(L, 2);
-  luaL_checktype(L, 3, LUA_TFUNCTION);
-  lua_settop(L, 3);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  lua_pushcclosure(L, l_aio_as_trio_of, AIO_CALL_FN - 1);
-  return 1;
+  return make_caller(L, trio_helpers, l_trio_call);
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
