@@ -886,22 +886,25 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
 ** arguments above it: the loop's task factory makes it when the loop has
 ** one and `use_factory` (asyncio's loop.create_task), else it is made
 ** here (asyncio.Task). */
-/* [loop, fn, args...]; lp: the loop, NULL when still to be checked. */
-static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
+/* [loop, fn, args...]; lp: the loop, NULL when still to be checked.  The
+** Task is pushed; returns it, or NULL when the factory made what is pushed. */
+static ta_future *create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
   ta_engine *E = ta_upengine(L);
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current, *t;
+  ta_future *f;
   if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
   ta_check_callable(L, 2);
   lua_settop(L, nargs + 2);
-  if (lp->closed) return ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
+  if (lp->closed) ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
   if (use_factory && lp->has_factory) { /* factory(loop, fn, ...) */
     ta_loop_push_factory(L, 1);
     lua_insert(L, 1);
     lua_call(L, nargs + 2, 1);
-    return 1;
+    return NULL;
   }
-  t = ta_future_task(new_future(L, lp, 1, TA_KIND_TASK));
+  f = new_future(L, lp, 1, TA_KIND_TASK);
+  t = ta_future_task(f);
   ta_task_init(L, E, t, 2, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL,
                &ta_aio_task_kind, TASK_UV_THREAD, 1);
   fidx = lua_gettop(L);
@@ -912,17 +915,19 @@ static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *f
   }
   lua_pushvalue(L, fidx); /* its first step */
   ta_loop_append_to(L, lp, 1);
-  return 1;
+  return f;
 }
 
 /* create_task(loop, fn, ...) -> Task (through the loop's task factory) */
 static int l_create_task(lua_State *L) {
-  return create_task(L, NULL, 1, "create_task");
+  create_task(L, NULL, 1, "create_task");
+  return 1;
 }
 
 /* new_task(loop, fn, ...) -> Task, whatever the loop's task factory */
 static int l_new_task(lua_State *L) {
-  return create_task(L, NULL, 0, "Task");
+  create_task(L, NULL, 0, "Task");
+  return 1;
 }
 
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
@@ -932,7 +937,8 @@ static int l_aio_create_task(lua_State *L) {
   ta_check_callable(L, 1);
   push_running_loop(L, 2);
   lua_insert(L, 1);
-  return create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
+  create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
+  return 1;
 }
 
 /* make_create_task(get_running_loop) -> asyncio.create_task */
@@ -1256,7 +1262,7 @@ static int trio_wait_abort(lua_State *L, ta_task *t) {
 ** 1 (or raises it, or Trio's Cancelled when its cancellation cancelled the
 ** future) and returns how many values. */
 static int trio_wait_outcome(lua_State *L, ta_task *t) {
-  ta_future *f = checkfuture(L, 1);
+  ta_future *f = (ta_future *)lua_touserdata(L, 1); /* (checked by its trio_wait) */
   int trio_cancelled = t->cancel_asked;
   t->cancel_asked = 0;
   if (t->resume_error) {
@@ -1408,10 +1414,10 @@ static int l_aio_call(lua_State *L) {
   lua_insert(L, 1);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
   lua_insert(L, 2); /* [loop, fn, args...] */
-  create_task(L, lp, 1, "create_task");
+  f = create_task(L, lp, 1, "create_task");
   lua_replace(L, 1);
   lua_settop(L, 1);
-  f = checkfuture(L, 1);
+  if (f == NULL) f = checkfuture(L, 1); /* the loop's task factory made it */
   if (f->state != TA_FUT_PENDING) return await_returned(L, t, push_outcome(L, f, 1));
   return trio_wait(L, f, t, "trio_asyncio.run_aio_future", aio_call_k);
 }
