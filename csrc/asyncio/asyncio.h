@@ -71,7 +71,7 @@ struct ta_future {
   unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */
   unsigned char state, retrieved, must_cancel, cb_list;
   unsigned char has_exc;    /* the outcome user value is an error */
-  unsigned char cb_task;    /* the one callback is a Task that awaits it (added so) */
+  unsigned char cb_task;    /* the one callback is a Task or Trio task that awaits it (future.c: CB_*) */
   int nresults;             /* results of a finished future */
   int ncallbacks;
   int cancel_requests;      /* Task.cancelling() */

@@ -194,17 +194,20 @@ static int trio_wait_k(lua_State *L, int status, lua_KContext ctx);
 static int trio_wait_abort(lua_State *L, ta_task *t);
 
 /* Done callbacks: with one callback, FUV_STATE holds it directly (the
-** common case: one awaiting Task, then cb_task is set); with more, a list
-** (cb_list set).  The entry on top (popped) is a function called as
-** cb(fut), an awaiting Task (queued itself, to take the outcome when it
-** runs) or an awaiting Trio task; is_task: it is known to be a Task. */
+** common case: one awaiting Task or Trio task, then cb_task tells which);
+** with more, a list (cb_list set).  The entry on top (popped) is a
+** function called as cb(fut), an awaiting Task (queued itself, to take the
+** outcome when it runs) or an awaiting Trio task; is_task: CB_AIO_TASK or
+** CB_TRIO_TASK when it is known to be one, else CB_UNKNOWN. */
+enum { CB_UNKNOWN, CB_AIO_TASK, CB_TRIO_TASK };
+
 static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task) {
-  if (is_task || ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
+  if (is_task == CB_AIO_TASK || (is_task == CB_UNKNOWN && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK))) {
     push_future_loop(L, f, fidx);
     ta_loop_append_below(L, f->loop);
     return;
   }
-  if (ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
+  if (is_task == CB_TRIO_TASK || ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
     lua_pushcfunction(L, trio_wakeup);
     lua_insert(L, -2);
   } else {
@@ -233,7 +236,7 @@ static void finish(lua_State *L, ta_future *f, int fidx, int state) {
     cbs = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, cbs, i);
-      schedule_one(L, f, fidx, 0);
+      schedule_one(L, f, fidx, CB_UNKNOWN);
     }
     lua_pop(L, 1);
   }
@@ -247,7 +250,7 @@ static void set_first_callback(lua_State *L, ta_future *f, int fidx, int is_task
   f->cb_task = (unsigned char)is_task;
 }
 
-/* Adds the callback at cbidx; is_task: it is a Task awaiting the future. */
+/* Adds the callback at cbidx; is_task: what it is (see schedule_one). */
 static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx, int is_task) {
   fidx = lua_absindex(L, fidx);
   cbidx = lua_absindex(L, cbidx);
@@ -436,7 +439,7 @@ static int f_add_done_callback(lua_State *L) {
     lua_pushvalue(L, 1);
     ta_loop_call_soon(L, f->loop, NULL, 1);
   } else {
-    add_callback(L, f, 1, 2, 0);
+    add_callback(L, f, 1, 2, CB_UNKNOWN);
   }
   return 0;
 }
@@ -727,12 +730,12 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
       ** awaited future is, at index 1 of its thread (self of its await) */
       lua_pushvalue(L, tidx);
       lua_xmove(L, t->co, 1);
-      set_first_callback(t->co, w, 1, 1);
+      set_first_callback(t->co, w, 1, CB_AIO_TASK);
       return;
     }
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
-    add_callback(L, w, -1, tidx, 1);
+    add_callback(L, w, -1, tidx, CB_AIO_TASK);
     if (f->must_cancel) {
       push_extra(L, tidx, "message");
       if (future_cancel(L, -2, lua_isnil(L, -1) ? 0 : lua_gettop(L))) f->must_cancel = 0;
@@ -1183,14 +1186,14 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
       lua_insert(L, -2);
       ta_loop_call_soon(L, c->loop, NULL, 1);
     } else {
-      add_callback(L, c, -1, cb, 0);
+      add_callback(L, c, -1, cb, CB_UNKNOWN);
       lua_pop(L, 1);
     }
   }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, gidx);
   lua_pushcclosure(L, gather_cancel_children, 2);
-  add_callback(L, outer, oidx, -1, 0);
+  add_callback(L, outer, oidx, -1, CB_UNKNOWN);
   lua_settop(L, oidx);
 }
 
@@ -1289,7 +1292,7 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, 
                     f->loop->closed ? "closed" : "not running");
   lua_settop(L, 1);
   ta_push_task(L, t);
-  add_callback(L, f, 1, 2, 0);
+  add_callback(L, f, 1, 2, CB_TRIO_TASK);
   lua_settop(L, 1);
   t->wait = f;
   t->cancel_asked = 0;
