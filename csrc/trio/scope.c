@@ -284,6 +284,7 @@ static void call_helper(lua_State *L, int which, int a, int b, int c) {
 
 static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
   ta_scope *sc = (ta_scope *)ctx;
+  luaL_checkstack(L, 3, "too many results");
   if (status != LUA_OK && status != LUA_YIELD) { /* fn raised: the error on top */
     lua_rawgeti(L, lua_upvalueindex(2), ST_RAISED);
     lua_pushvalue(L, ST_RECEIVER);
