@@ -218,8 +218,9 @@ end
 
 --- trio._scope_settle(scope, ok, ...): after core.scope_enter(scope) and
 -- ok, ... = pcall(fn, ...) in it, leaves the scope and returns what
--- pcall(scope.run, scope, fn, ...) would have.  For trio_asyncio's run_trio
--- (a hot path): one pcall and two call levels fewer in each task.
+-- pcall(scope.run, scope, fn, ...) would have.  For the task body that
+-- trio_asyncio's run_trio makes with core.make_scope_task (csrc/trio/scope.c),
+-- which runs fn in its scope in C: this is its path when fn raised.
 function trio._scope_settle(scope, ok, ...)
   return pcall(scope_finish, scope, ok, ...)
 end
@@ -325,6 +326,11 @@ end
 -- ---------------------------------------------------------------------
 -- nurseries
 local Nursery = core.metatable("trio_asyncio.Nursery").__methods
+
+--- trio._start_soon(nursery, fn, ...): nursery:start_soon(fn, ...) without
+-- the method lookup, for trio_asyncio's run_trio (a hot path: a Trio task
+-- per trio_as_aio call).
+trio._start_soon = Nursery.start_soon
 
 -- xpcall handler: keep the traceback of plain (string) errors.
 local Captured = {}

@@ -88,20 +88,18 @@ end
 -- Task (a Future it returns is awaited).  For a Future or Task, a function
 -- that waits for it.  An iterator function works too:
 -- `for v in aio_as_trio(iter) do` runs each step.
-local check_trio, create_task, future_wait = core.check_trio, core.create_task, core.future_wait
-function M.aio_as_trio(x)
-  if type(x) ~= "function" then
-    if core.is_future(x) then
-      return function() return future_wait(x) end
-    end
-    if not is_callable(x) then argerror(1, "aio_as_trio", "function, Future or Task expected") end
-  end
-  return function(...)
-    check_trio("trio_asyncio.aio_as_trio")
-    local loop = need_loop("aio_as_trio")
-    return await_returned(future_wait(create_task(loop, x, ...)))
-  end
-end
+-- (C closures, the function and the caller it makes: core.make_aio_as_trio
+-- in csrc/asyncio/future.c; these helpers serve what is not the hot path)
+local future_wait = core.future_wait
+M.aio_as_trio = core.make_aio_as_trio {
+  name = "aio_as_trio",
+  check = function(x)
+    if core.is_future(x) then return function() return future_wait(x) end end
+    if is_callable(x) then return true end
+    return nil, "function, Future or Task expected"
+  end,
+  ctx_get = ctx_get, context_var = current_loop_var, need_loop = need_loop,
+}
 
 -- ---------------------------------------------------------------------
 -- asyncio -> Trio
@@ -130,20 +128,18 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 --- loop:run_trio(fn, ...): start fn as a Trio task; an asyncio Future of its
 -- results.  Cancelling the future cancels the Trio task; the future ends
 -- when the task has ended (cancelled if it ended through that cancellation).
--- The Trio task behind loop:run_trio: runs fn in scope unless the future
+-- The Trio task behind loop:run_trio runs fn in scope unless the future
 -- was cancelled before it started, then settles the future.  Like every
 -- Trio task started from asyncio code, it sees `loop` as its current loop
 -- (so aio_as_trio works in it, also on a sync loop).
--- settle_from_trio(fut, scope, ok, ...): fut gets what pcall(scope.run, ...)
--- gave (passed on as arguments: no table per call).
 -- (The hot path of trio_as_aio: the C functions are called directly, not
 -- through the objects' __index.)
-local future_new, future_done = core.future_new, core.metatable("trio_asyncio.Future").__index.done
+local future_new, future_done = core.future_new, core.future_done
 local set_cancel_hook, future_set_results = core.future_set_cancel_hook, core.future_set_results
-local new_scope, scope_exit = core.CancelScope, core.scope_exit
+local new_scope = core.CancelScope
 local scope_settle = trio._scope_settle
-local scope_try_enter, cancelled_caught = core.scope_try_enter, core.scope_cancelled_caught
-local start_soon = core.metatable("trio_asyncio.Nursery").__methods.start_soon
+local cancelled_caught = core.scope_cancelled_caught
+local start_soon = trio._start_soon
 local loop_is_closed = Loop.is_closed
 
 -- settle_outcome(fut, scope, ok, ...): fut gets what pcall(scope.run,
@@ -171,29 +167,21 @@ local function settle_outcome(fut, scope, ok, ...)
   if cancelled ~= nil then error(cancelled, 0) end
 end
 
--- settle_from_trio(fut, scope, ok, ...): ok, ... is what pcall(fn, ...)
--- gave in the entered scope; leaves the scope and settles fut.  fn
--- returning is the hot path: the scope is left right here, where the
--- task's stack is shallow (no stack growth, no new call level), and
--- unprotected: fn returned, so every scope it entered has been left and
--- scope_exit cannot fail.
-local function settle_from_trio(fut, scope, ok, ...)
-  if ok then
-    scope_exit(scope)
-    if not future_done(fut) then future_set_results(fut, ...) end
-    return
-  end
-  return settle_outcome(fut, scope, scope_settle(scope, ok, ...))
-end
-
-local function run_trio_body(loop, fut, scope, fn, ...)
-  see_loop(loop)
-  -- fn(...) runs in scope as with scope:run(fn, ...), two call levels less
-  -- deep (a fresh scope without deadline enters without error)
-  if scope_try_enter(scope) then return settle_from_trio(fut, scope, pcall(fn, ...)) end
-  set_cancel_hook(fut, nil)
-  if not future_done(fut) then fut:cancel() end
-end
+-- The Trio task's body (a C closure, core.make_scope_task in
+-- csrc/trio/scope.c): run_trio_body(loop, fut, scope, fn, ...) runs
+-- fn(...) in scope, fn at depth 1 of the task's thread; its results go to
+-- fut unless fut was cancelled meanwhile; its error leaves the scope as
+-- scope:run would and settles fut (settle_outcome).
+local run_trio_body = core.make_scope_task {
+  ctx_get = ctx_get, context_var = current_loop_var,
+  enter_context = function(loop) current_loop_var:set(loop) end,
+  not_started = function(fut) -- its scope was cancelled before it started
+    set_cancel_hook(fut, nil)
+    if not future_done(fut) then fut:cancel() end
+  end,
+  returned = core.future_offer_results,
+  raised = function(fut, scope, err) return settle_outcome(fut, scope, scope_settle(scope, false, err)) end,
+}
 
 -- start_trio(loop, fname, fn, ...): loop:run_trio once its arguments are
 -- checked.
@@ -290,18 +278,22 @@ function Loop:synchronize()
   core.future_wait(fut)
 end
 
-local check_aio = core.check_aio
-local future_await = core.metatable("trio_asyncio.Future").__index.await
-
 --- trio_as_aio(f): an asyncio-flavored function running f(...) as a Trio
 -- task; Trio's Cancelled comes back as asyncio.CancelledError.
-function M.trio_as_aio(f)
-  if type(f) ~= "function" and not is_callable(f) then argerror(1, "trio_as_aio", "function expected") end
-  return function(...)
-    check_aio("trio_asyncio.trio_as_aio")
-    return future_await(start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", f, ...))
-  end
-end
+-- (C closures, the function and the caller it makes: core.make_trio_as_aio
+-- in csrc/asyncio/future.c does what start_trio does, and calls start_trio
+-- for what may raise)
+M.trio_as_aio = core.make_trio_as_aio {
+  name = "trio_as_aio",
+  check = function(f)
+    if is_callable(f) then return true end
+    return nil, "function expected"
+  end,
+  new_scope = new_scope, start_soon = start_soon, body = run_trio_body,
+  start = function(fn, ...)
+    return start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", fn, ...)
+  end,
+}
 
 -- ---------------------------------------------------------------------
 -- open_loop

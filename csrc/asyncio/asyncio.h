@@ -71,7 +71,7 @@ struct ta_future {
   unsigned char kind;       /* TA_KIND_FUTURE or TA_KIND_TASK */
   unsigned char state, retrieved, must_cancel, cb_list;
   unsigned char has_exc;    /* the outcome user value is an error */
-  unsigned char cb_task;    /* the one callback is a Task that awaits it (added so) */
+  unsigned char cb_task;    /* the one callback is a Task or Trio task that awaits it (future.c: CB_*) */
   int nresults;             /* results of a finished future */
   int ncallbacks;
   int cancel_requests;      /* Task.cancelling() */
@@ -103,6 +103,7 @@ void ta_loop_append(lua_State *L, ta_loop *lp);
 void ta_loop_append_below(lua_State *L, ta_loop *lp);
 void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx);
 ta_loop *ta_running_loop(lua_State *L, ta_engine *E);
+void ta_loop_push_attrs(lua_State *L, int idx);
 int ta_push_running_loop(lua_State *L, ta_engine *E);
 int ta_loop_arm_timer(ta_loop *lp, ta_timer *tm, double delay);
 void ta_loop_ready_from_timer(lua_State *L, ta_loop *lp);

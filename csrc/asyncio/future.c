@@ -189,21 +189,25 @@ static int push_outcome(lua_State *L, ta_future *f, int fidx) {
 }
 
 static int trio_wakeup(lua_State *L);
-static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname);
+static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, lua_KFunction k);
+static int trio_wait_k(lua_State *L, int status, lua_KContext ctx);
 static int trio_wait_abort(lua_State *L, ta_task *t);
 
 /* Done callbacks: with one callback, FUV_STATE holds it directly (the
-** common case: one awaiting Task, then cb_task is set); with more, a list
-** (cb_list set).  The entry on top (popped) is a function called as
-** cb(fut), an awaiting Task (queued itself, to take the outcome when it
-** runs) or an awaiting Trio task; is_task: it is known to be a Task. */
+** common case: one awaiting Task or Trio task, then cb_task tells which);
+** with more, a list (cb_list set).  The entry on top (popped) is a
+** function called as cb(fut), an awaiting Task (queued itself, to take the
+** outcome when it runs) or an awaiting Trio task; is_task: CB_AIO_TASK or
+** CB_TRIO_TASK when it is known to be one, else CB_UNKNOWN. */
+enum { CB_UNKNOWN, CB_AIO_TASK, CB_TRIO_TASK };
+
 static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task) {
-  if (is_task || ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)) {
+  if (is_task == CB_AIO_TASK || (is_task == CB_UNKNOWN && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK))) {
     push_future_loop(L, f, fidx);
     ta_loop_append_below(L, f->loop);
     return;
   }
-  if (ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
+  if (is_task == CB_TRIO_TASK || ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
     lua_pushcfunction(L, trio_wakeup);
     lua_insert(L, -2);
   } else {
@@ -232,7 +236,7 @@ static void finish(lua_State *L, ta_future *f, int fidx, int state) {
     cbs = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, cbs, i);
-      schedule_one(L, f, fidx, 0);
+      schedule_one(L, f, fidx, CB_UNKNOWN);
     }
     lua_pop(L, 1);
   }
@@ -246,7 +250,7 @@ static void set_first_callback(lua_State *L, ta_future *f, int fidx, int is_task
   f->cb_task = (unsigned char)is_task;
 }
 
-/* Adds the callback at cbidx; is_task: it is a Task awaiting the future. */
+/* Adds the callback at cbidx; is_task: what it is (see schedule_one). */
 static void add_callback(lua_State *L, ta_future *f, int fidx, int cbidx, int is_task) {
   fidx = lua_absindex(L, fidx);
   cbidx = lua_absindex(L, cbidx);
@@ -344,6 +348,15 @@ static int l_future_set_results(lua_State *L) {
   return 0;
 }
 
+/* future_offer_results(fut, ...): future_set_results unless fut is done
+** already (cancelled meanwhile): the bridge's Trio task hands its results
+** over this way. */
+static int l_future_offer_results(lua_State *L) {
+  ta_future *f = checkfuture(L, 1);
+  if (f->state == TA_FUT_PENDING) settle_results(L, f, 1, lua_gettop(L) - 1);
+  return 0;
+}
+
 static int f_set_exception(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   if (f->kind == TA_KIND_TASK) return ta_error(L, "RuntimeError", "Task does not support set_exception()");
@@ -426,7 +439,7 @@ static int f_add_done_callback(lua_State *L) {
     lua_pushvalue(L, 1);
     ta_loop_call_soon(L, f->loop, NULL, 1);
   } else {
-    add_callback(L, f, 1, 2, 0);
+    add_callback(L, f, 1, 2, CB_UNKNOWN);
   }
   return 0;
 }
@@ -472,11 +485,17 @@ static int f_get_loop(lua_State *L) {
 
 /* fut:await() — asyncio-flavored: suspend the running Task until fut is
 ** done, then return its results or raise its error. */
+static int await_future(lua_State *L, ta_future *f, ta_task *t);
+
 static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
-  ta_task *t = ta_async_check(L, "Future:await", TA_ASYNCIO);
+  return await_future(L, f, ta_async_check(L, "Future:await", TA_ASYNCIO));
+}
+
+/* The asyncio-flavored task t awaits the future f at 1. */
+static int await_future(lua_State *L, ta_future *f, ta_task *t) {
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await"); /* allow_asyncio */
+  if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await", trio_wait_k); /* allow_asyncio */
   if (f->loop != ta_task_future(t)->loop)
     return ta_error(L, "RuntimeError", "Future:await: the future is attached to a different loop "
                                        "than the Task awaiting it");
@@ -711,12 +730,12 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
       ** awaited future is, at index 1 of its thread (self of its await) */
       lua_pushvalue(L, tidx);
       lua_xmove(L, t->co, 1);
-      set_first_callback(t->co, w, 1, 1);
+      set_first_callback(t->co, w, 1, CB_AIO_TASK);
       return;
     }
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
-    add_callback(L, w, -1, tidx, 1);
+    add_callback(L, w, -1, tidx, CB_AIO_TASK);
     if (f->must_cancel) {
       push_extra(L, tidx, "message");
       if (future_cancel(L, -2, lua_isnil(L, -1) ? 0 : lua_gettop(L))) f->must_cancel = 0;
@@ -870,22 +889,25 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
 ** arguments above it: the loop's task factory makes it when the loop has
 ** one and `use_factory` (asyncio's loop.create_task), else it is made
 ** here (asyncio.Task). */
-/* [loop, fn, args...]; lp: the loop, NULL when still to be checked. */
-static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
+/* [loop, fn, args...]; lp: the loop, NULL when still to be checked.  The
+** Task is pushed; returns it, or NULL when the factory made what is pushed. */
+static ta_future *create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
   ta_engine *E = ta_upengine(L);
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current, *t;
+  ta_future *f;
   if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
   ta_check_callable(L, 2);
   lua_settop(L, nargs + 2);
-  if (lp->closed) return ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
+  if (lp->closed) ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
   if (use_factory && lp->has_factory) { /* factory(loop, fn, ...) */
     ta_loop_push_factory(L, 1);
     lua_insert(L, 1);
     lua_call(L, nargs + 2, 1);
-    return 1;
+    return NULL;
   }
-  t = ta_future_task(new_future(L, lp, 1, TA_KIND_TASK));
+  f = new_future(L, lp, 1, TA_KIND_TASK);
+  t = ta_future_task(f);
   ta_task_init(L, E, t, 2, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL,
                &ta_aio_task_kind, TASK_UV_THREAD, 1);
   fidx = lua_gettop(L);
@@ -896,17 +918,19 @@ static int create_task(lua_State *L, ta_loop *lp, int use_factory, const char *f
   }
   lua_pushvalue(L, fidx); /* its first step */
   ta_loop_append_to(L, lp, 1);
-  return 1;
+  return f;
 }
 
 /* create_task(loop, fn, ...) -> Task (through the loop's task factory) */
 static int l_create_task(lua_State *L) {
-  return create_task(L, NULL, 1, "create_task");
+  create_task(L, NULL, 1, "create_task");
+  return 1;
 }
 
 /* new_task(loop, fn, ...) -> Task, whatever the loop's task factory */
 static int l_new_task(lua_State *L) {
-  return create_task(L, NULL, 0, "Task");
+  create_task(L, NULL, 0, "Task");
+  return 1;
 }
 
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
@@ -916,7 +940,8 @@ static int l_aio_create_task(lua_State *L) {
   ta_check_callable(L, 1);
   push_running_loop(L, 2);
   lua_insert(L, 1);
-  return create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
+  create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
+  return 1;
 }
 
 /* make_create_task(get_running_loop) -> asyncio.create_task */
@@ -1161,14 +1186,14 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
       lua_insert(L, -2);
       ta_loop_call_soon(L, c->loop, NULL, 1);
     } else {
-      add_callback(L, c, -1, cb, 0);
+      add_callback(L, c, -1, cb, CB_UNKNOWN);
       lua_pop(L, 1);
     }
   }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, gidx);
   lua_pushcclosure(L, gather_cancel_children, 2);
-  add_callback(L, outer, oidx, -1, 0);
+  add_callback(L, outer, oidx, -1, CB_UNKNOWN);
   lua_settop(L, oidx);
 }
 
@@ -1214,7 +1239,7 @@ static int l_make_gather(lua_State *L) {
 ** queue as asyncio runs done callbacks.  Only this wakes it (its abort
 ** callback answers FAILED), so it is still waiting for the future, done. */
 static int trio_wakeup(lua_State *L) {
-  ta_task *t = ta_checktask(L, 1);
+  ta_task *t = (ta_task *)ta_checkudata(L, ta_engine_get(L), 1, TA_MT_TASK); /* (trio_wait's task) */
   if (t->state == TA_PARKED && !ta_task_compact(t) && t->abort == trio_wait_abort &&
       ((ta_future *)t->wait)->state != TA_FUT_PENDING)
     ta_reschedule(t, 0, 0);
@@ -1236,11 +1261,12 @@ static int trio_wait_abort(lua_State *L, ta_task *t) {
   return ta_loop_driven(lp) ? TA_ABORT_FAILED : TA_ABORT_SUCCEEDED;
 }
 
-static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_task *t = (ta_task *)ctx;
-  ta_future *f = checkfuture(L, 1);
+/* The waiting Trio task t was woken: pushes the outcome of the future at
+** 1 (or raises it, or Trio's Cancelled when its cancellation cancelled the
+** future) and returns how many values. */
+static int trio_wait_outcome(lua_State *L, ta_task *t) {
+  ta_future *f = (ta_future *)lua_touserdata(L, 1); /* (checked by its trio_wait) */
   int trio_cancelled = t->cancel_asked;
-  (void)status;
   t->cancel_asked = 0;
   if (t->resume_error) {
     t->resume_error = 0;
@@ -1250,22 +1276,27 @@ static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return push_outcome(L, f, 1);
 }
 
+static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return trio_wait_outcome(L, (ta_task *)ctx);
+}
+
 /* A Trio-scheduled task waits for the future at index 1 (fname: the
 ** caller, for errors).  Only the future's loop running can finish it (or
 ** its cancellation): a future of a loop that is closed or not driven now
 ** is refused at once instead of waiting forever. */
-static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname) {
+static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, lua_KFunction k) {
   if (!ta_loop_driven(f->loop))
     return ta_error(L, "RuntimeError", "%s: the future's event loop is %s, so the future could "
                     "never finish: wait for it while its loop runs (inside its open_loop)", fname,
                     f->loop->closed ? "closed" : "not running");
   lua_settop(L, 1);
   ta_push_task(L, t);
-  add_callback(L, f, 1, 2, 0);
+  add_callback(L, f, 1, 2, CB_TRIO_TASK);
   lua_settop(L, 1);
   t->wait = f;
   t->cancel_asked = 0;
-  return ta_park_k(L, t, trio_wait_abort, trio_wait_k);
+  return ta_park_k(L, t, trio_wait_abort, k);
 }
 
 /* future_wait(fut): Trio-flavored wait for an asyncio future. */
@@ -1274,7 +1305,187 @@ static int l_future_wait(lua_State *L) {
   ta_task *t = ta_async_check(L, "trio_asyncio.run_aio_future", TA_TRIO);
   lua_settop(L, 1);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  return trio_wait(L, f, t, "trio_asyncio.run_aio_future");
+  return trio_wait(L, f, t, "trio_asyncio.run_aio_future", trio_wait_k);
+}
+
+/* ---- The bridge's callers: aio_as_trio(f) and trio_as_aio(f) ----
+**
+** Both crossings are a hot path with the wrapper made per call (W6), so
+** the wrapper is a C closure that does the whole crossing in one call.
+** aio_as_trio and trio_as_aio themselves are C closures that make them
+** (make_caller): upvalue 1 the engine, 2 the helpers (Lua functions from
+** lua/trio_asyncio.lua, for what C cannot do in this layer, and the rare
+** paths, which raise), 3 the call itself.  A caller has the engine, the
+** helpers and the function it calls. */
+enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
+/* The helpers of both: the public name and check(x), for what is not a
+** function: true (make a caller), a function to return instead (a Future
+** given to aio_as_trio), or nil and what was expected. */
+enum { HELPER_NAME = 1, HELPER_CHECK };
+enum { AIO_CTX_GET = HELPER_CHECK + 1, AIO_CONTEXT_VAR, AIO_NEED_LOOP, AIO_NHELPERS };
+enum { TRIO_NEW_SCOPE = HELPER_CHECK + 1, TRIO_START_SOON, TRIO_BODY, TRIO_START, TRIO_NHELPERS };
+static const char *const aio_helpers[] = {
+  "name", "check", "ctx_get", "context_var", "need_loop", NULL
+};
+static const char *const trio_helpers[] = {
+  "name", "check", "new_scope", "start_soon", "body", "start", NULL
+};
+
+/* aio_as_trio(x) / trio_as_aio(x) -> the caller of x */
+static int l_caller_of(lua_State *L) {
+  if (lua_type(L, 1) != LUA_TFUNCTION) {
+    lua_settop(L, 1);
+    lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), HELPER_CHECK);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 2);
+    if (lua_type(L, 2) == LUA_TFUNCTION) {
+      lua_settop(L, 2);
+      return 1;
+    }
+    if (!lua_toboolean(L, 2)) {
+      lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), HELPER_NAME);
+      return luaL_error(L, "bad argument #1 to '%s' (%s)", lua_tostring(L, -1), lua_tostring(L, 3));
+    }
+    lua_settop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS));
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_FN);
+  return 1;
+}
+
+/* make_caller{...}: the helpers named in `names` (the table at 1) become
+** an array; the maker of callers running `call`. */
+static int make_caller(lua_State *L, const char *const names[], lua_CFunction call) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_newtable(L);
+  for (int i = 0; names[i] != NULL; i++) {
+    if (lua_getfield(L, 1, names[i]) == LUA_TNIL)
+      return luaL_error(L, "make_caller: no helper '%s'", names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushcfunction(L, call);
+  lua_pushcclosure(L, l_caller_of, CALLER_CALL);
+  return 1;
+}
+
+/* ---- aio_as_trio: a Trio task calls an asyncio-flavored function ---- */
+
+/* The results of the wait (n on top): a single one that is a future is
+** waited for in turn, as trio-asyncio awaits what the function returns. */
+static int await_returned(lua_State *L, ta_task *t, int n) {
+  ta_future *f;
+  if (n != 1 || (f = testfuture(L, -1)) == NULL) return n;
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
+  return trio_wait(L, f, t, "trio_asyncio.run_aio_future", trio_wait_k);
+}
+
+static int aio_call_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  (void)status;
+  return await_returned(L, t, trio_wait_outcome(L, t));
+}
+
+/* The caller aio_as_trio(fn) makes: caller(...) runs fn(...) as an asyncio
+** Task on the current loop and waits for it.  The loop: the running one,
+** else the one of this context (ctx_get(context_var)), else
+** need_loop(name) finds it or raises. */
+static int l_aio_call(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = ta_async_check_in(L, E, "trio_asyncio.aio_as_trio", TA_TRIO);
+  ta_loop *lp = ta_running_loop(L, E);
+  int helpers = lua_upvalueindex(CALLER_HELPERS);
+  ta_future *f;
+  if (lp != NULL) {
+    ta_push_weak(L, E, lp->ref);
+  } else {
+    lua_rawgeti(L, helpers, AIO_CTX_GET);
+    lua_rawgeti(L, helpers, AIO_CONTEXT_VAR);
+    lua_call(L, 1, 1);
+    lp = (ta_loop *)ta_testudata(L, E, -1, TA_MT_LOOP);
+    if (lp == NULL) {
+      lua_pop(L, 1);
+      lua_rawgeti(L, helpers, AIO_NEED_LOOP);
+      lua_rawgeti(L, helpers, HELPER_NAME);
+      lua_call(L, 1, 1);
+    }
+  }
+  lua_insert(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
+  lua_insert(L, 2); /* [loop, fn, args...] */
+  f = create_task(L, lp, 1, "create_task");
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  if (f == NULL) f = checkfuture(L, 1); /* the loop's task factory made it */
+  if (f->state != TA_FUT_PENDING) return await_returned(L, t, push_outcome(L, f, 1));
+  return trio_wait(L, f, t, "trio_asyncio.run_aio_future", aio_call_k);
+}
+
+/* make_aio_as_trio{name=, check=, ctx_get=, context_var=, need_loop=}
+** -> aio_as_trio */
+static int l_make_aio_as_trio(lua_State *L) {
+  return make_caller(L, aio_helpers, l_aio_call);
+}
+
+/* ---- trio_as_aio: an asyncio Task calls a Trio-flavored function ---- */
+
+/* The caller trio_as_aio(fn) makes: caller(...) starts fn(...) as a Trio
+** task in the loop's service nursery, with a future of its results whose
+** cancellation cancels the task's scope (the cancel hook), and awaits that
+** future (loop:run_trio's future, lua/trio_asyncio.lua).  Helpers:
+** new_scope(), the nursery's start_soon, the Trio task's body(loop, fut,
+** scope, fn, ...), and start(fn, ...) -> fut, the whole start in Lua, for
+** all but the hot path (it raises what is wrong). */
+static int l_trio_call(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = ta_async_check_in(L, E, "trio_asyncio.trio_as_aio", TA_ASYNCIO);
+  ta_loop *lp = ta_running_loop(L, E);
+  int nargs = lua_gettop(L), top = nargs + 1;
+  ta_future *f;
+  lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS)); /* top: the helpers */
+  luaL_checkstack(L, nargs + 12, "too many arguments");
+  if (lp == NULL || lp->closed) goto slow;
+  ta_push_weak(L, E, lp->ref); /* top + 1: the loop */
+  ta_loop_push_attrs(L, top + 1);
+  lua_pushliteral(L, "service");
+  if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
+  lua_replace(L, -2); /* top + 2: the service nursery */
+  f = new_future(L, lp, top + 1, TA_KIND_FUTURE); /* top + 3 */
+  lua_rawgeti(L, top, TRIO_START_SOON);
+  lua_pushvalue(L, top + 2);
+  lua_rawgeti(L, top, TRIO_BODY);
+  lua_pushvalue(L, top + 1);
+  lua_pushvalue(L, top + 3);
+  lua_rawgeti(L, top, TRIO_NEW_SCOPE);
+  lua_call(L, 0, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, top + 3, FUV_HOOK); /* cancelling the future cancels the scope */
+  lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
+  for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
+  lua_call(L, nargs + 6, 0); /* start_soon(nursery, body, loop, fut, scope, fn, ...) */
+  lua_replace(L, 1);
+  lua_settop(L, 1);
+  return await_future(L, f, t);
+slow:
+  lua_settop(L, top);
+  lua_rawgeti(L, top, TRIO_START);
+  lua_replace(L, top);
+  lua_insert(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
+  lua_insert(L, 2);
+  lua_call(L, nargs + 1, 1); /* start(fn, ...) -> fut */
+  lua_settop(L, 1);
+  return await_future(L, checkfuture(L, 1), t);
+}
+
+/* make_trio_as_aio{name=, check=, new_scope=, start_soon=, body=, start=}
+** -> trio_as_aio */
+static int l_make_trio_as_aio(lua_State *L) {
+  return make_caller(L, trio_helpers, l_trio_call);
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
@@ -1447,12 +1658,16 @@ static const luaL_Reg future_funcs[] = {
   {"future_reuse", l_future_reuse},
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
+  {"future_offer_results", l_future_offer_results},
+  {"future_done", f_done},
   {"create_task", l_create_task},
   {"new_task", l_new_task},
   {"make_gather", l_make_gather},
   {"make_aio_sleep", l_make_aio_sleep},
   {"make_create_task", l_make_create_task},
   {"future_wait", l_future_wait},
+  {"make_aio_as_trio", l_make_aio_as_trio},
+  {"make_trio_as_aio", l_make_trio_as_aio},
   {"current_aio_task", l_current_aio_task},
   {"set_aio_cancelled", l_set_aio_cancelled},
   {"is_future", l_is_future},

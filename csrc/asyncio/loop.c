@@ -501,9 +501,14 @@ static int l_is_closed(lua_State *L) {
   return 1;
 }
 
+/* Pushes the Lua-side state table of the loop at idx (lua/asyncio/loop_state.lua). */
+void ta_loop_push_attrs(lua_State *L, int idx) {
+  lua_getiuservalue(L, idx, UV_ATTRS);
+}
+
 static int l_attrs(lua_State *L) {
   checkloop(L, 1);
-  lua_getiuservalue(L, 1, UV_ATTRS);
+  ta_loop_push_attrs(L, 1);
   return 1;
 }
 

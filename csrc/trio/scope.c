@@ -252,6 +252,89 @@ static int l_scope_cancelled_caught(lua_State *L) {
   return 1;
 }
 
+/* ---- scope_task: a task body that runs a function in a cancel scope ----
+**
+** body(context_value, receiver, scope, fn, ...), a C closure made by
+** make_scope_task{...}: a Trio task's whole body, run in C so that the task
+** needs no Lua frame of its own and fn runs at depth 1 of its thread (the
+** hot path of trio_asyncio's run_trio: a Trio task per trio_as_aio call).
+**   1. the task sees context_value in context_var (enter_context(value)
+**      sets it when ctx_get(context_var) is another value);
+**   2. a scope already cancelled is not entered: not_started(receiver);
+**   3. fn(...) runs in the scope (as scope:run(fn, ...) would); when it
+**      returns, the scope is left and returned(receiver, ...) gets its
+**      results; when it raises, raised(receiver, scope, err) leaves the
+**      scope (trio.lua's scope_finish) and hands the outcome on. */
+enum { ST_CTX_GET = 1, ST_CONTEXT_VAR, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED, ST_NHELPERS };
+static const char *const scope_task_helpers[] = {
+  "ctx_get", "context_var", "enter_context", "not_started", "returned", "raised", NULL
+};
+/* Arguments of the body. */
+enum { ST_VALUE = 1, ST_RECEIVER, ST_SCOPE, ST_FN };
+
+/* Calls the helper `which` with the values at the indices given (0 ends). */
+static void call_helper(lua_State *L, int which, int a, int b, int c) {
+  int n = 0;
+  lua_rawgeti(L, lua_upvalueindex(2), which);
+  if (a) { lua_pushvalue(L, a); n++; }
+  if (b) { lua_pushvalue(L, b); n++; }
+  if (c) { lua_pushvalue(L, c); n++; }
+  lua_call(L, n, 0);
+}
+
+static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_scope *sc = (ta_scope *)ctx;
+  luaL_checkstack(L, 3, "too many results");
+  if (status != LUA_OK && status != LUA_YIELD) { /* fn raised: the error on top */
+    lua_rawgeti(L, lua_upvalueindex(2), ST_RAISED);
+    lua_pushvalue(L, ST_RECEIVER);
+    lua_pushvalue(L, ST_SCOPE);
+    lua_rotate(L, -4, -1); /* [raised, receiver, scope, err] */
+    lua_call(L, 3, 0);
+    return 0;
+  }
+  ta_scope_exit(L, sc); /* fn returned: every scope it entered has been left */
+  lua_rawgeti(L, lua_upvalueindex(2), ST_RETURNED);
+  lua_pushvalue(L, ST_RECEIVER);
+  lua_rotate(L, ST_SCOPE + 1, 2); /* [value, receiver, scope, returned, receiver, results...] */
+  lua_call(L, lua_gettop(L) - ST_SCOPE - 1, 0);
+  return 0;
+}
+
+static int l_scope_task(lua_State *L) {
+  ta_task *t = ta_async_check(L, "scope_task", TA_TRIO);
+  ta_scope *sc = checkscope(L, ST_SCOPE);
+  int status;
+  lua_rawgeti(L, lua_upvalueindex(2), ST_CTX_GET);
+  lua_rawgeti(L, lua_upvalueindex(2), ST_CONTEXT_VAR);
+  lua_call(L, 1, 1);
+  if (!lua_rawequal(L, -1, ST_VALUE)) call_helper(L, ST_ENTER_CONTEXT, ST_VALUE, 0, 0);
+  lua_pop(L, 1);
+  if (cancel_called(L, sc)) {
+    call_helper(L, ST_NOT_STARTED, ST_RECEIVER, 0, 0);
+    return 0;
+  }
+  ta_scope_enter(L, sc, t);
+  status = lua_pcallk(L, lua_gettop(L) - ST_FN, LUA_MULTRET, 0, (lua_KContext)sc, scope_task_k);
+  return scope_task_k(L, status, (lua_KContext)sc);
+}
+
+/* make_scope_task{ctx_get=, context_var=, enter_context=, not_started=,
+** returned=, raised=} -> body (see above) */
+static int l_make_scope_task(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_createtable(L, ST_NHELPERS - 1, 0);
+  for (int i = 0; scope_task_helpers[i] != NULL; i++) {
+    int type = lua_getfield(L, 1, scope_task_helpers[i]);
+    if (i + 1 != ST_CONTEXT_VAR && type != LUA_TFUNCTION)
+      return luaL_error(L, "make_scope_task: %s must be a function", scope_task_helpers[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_pushcclosure(L, l_scope_task, 2);
+  return 1;
+}
+
 static int l_current_effective_deadline(lua_State *L) {
   ta_task *t = ta_task_check(L, "trio.current_effective_deadline", TA_TRIO);
   lua_pushnumber(L, ta_effective_deadline(t->status));
@@ -266,6 +349,7 @@ static const luaL_Reg cancel_funcs[] = {
   {"scope_try_enter", l_scope_try_enter},
   {"scope_cancelled_caught", l_scope_cancelled_caught},
   {"current_effective_deadline", l_current_effective_deadline},
+  {"make_scope_task", l_make_scope_task},
   {NULL, NULL}
 };
 
