@@ -159,6 +159,49 @@ describe("checkpoints", function()
     assert.is_true(s.cancelled_caught)
   end)
 
+  -- Trio: every operation starts with checkpoint_if_cancelled, which in a
+  -- cancelled scope is a whole checkpoint (a schedule point, then
+  -- Cancelled), so other tasks run before the Cancelled comes out.
+  it("operations in a cancelled scope raise Cancelled after a schedule point", function()
+    local log = {}
+    trio.run(function()
+      local send, recv = trio.open_memory_channel(1)
+      local a, b = trio.socket.socketpair()
+      local stream = trio.SocketStream(a)
+      local listener = trio.socket.socket()
+      listener:bind({ "127.0.0.1", 0 })
+      listener:listen(1)
+      local r, w = trio.socket.socketpair()
+      local ops = {
+        checkpoint_if_cancelled = lowlevel.checkpoint_if_cancelled,
+        ["send on a channel with room"] = function() send:send(1) end,
+        ["receive"] = function() recv:receive() end,
+        wait_readable = function() lowlevel.wait_readable(r:fileno()) end,
+        ["SocketStream:send_all"] = function() stream:send_all("x") end,
+        ["SocketStream:receive_some"] = function() stream:receive_some(10) end,
+        accept = function() listener:accept() end,
+      }
+      for name, op in pairs(ops) do
+        local scope = trio.CancelScope()
+        scope:cancel()
+        trio.open_nursery(function(n)
+          scope:run(function()
+            n:start_soon(function() push(log, name .. ": another task ran") end)
+            op()
+            push(log, name .. ": returned")
+          end)
+          push(log, name .. (scope.cancelled_caught and ": Cancelled" or ": not cancelled"))
+        end)
+        assert.same({ name .. ": another task ran", name .. ": Cancelled" }, log)
+        log = {}
+      end
+      assert.equal(0, recv:statistics().current_buffer_used) -- the cancelled send sent nothing
+      stream:send_all("y") -- the cancelled send_all left the stream usable
+      assert.equal("y", b:recv(10))
+      for _, s in ipairs({ stream, b, listener, r, w }) do s:close() end
+    end)
+  end)
+
   it("cancel_shielded_checkpoint yields but never raises Cancelled", function()
     local log = {}
     trio.run(function()

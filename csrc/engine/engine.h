@@ -260,7 +260,6 @@ void ta_deliver_cancel(lua_State *L, ta_task *t);
 void ta_cancel_on_yield(ta_task *t);
 void ta_push_cancelled(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
-void ta_check_cancelled(lua_State *L, ta_task *t);
 void ta_retry_exits(lua_State *L, ta_engine *E);
 void ta_task_in_system_tree(ta_task *t);
 void ta_step_task(lua_State *L, ta_task *t);
@@ -481,6 +480,15 @@ int ta_open_run(lua_State *L);
 
 /* A Ctrl-C is pending for task t (the main task), not for a host. */
 #define ta_ki_for(E, t) ((E)->ki_pending && !(E)->ki_host && (t) == (E)->main)
+
+/* Task t has a cancellation to deliver: a cancelled scope, or a Ctrl-C. */
+#define ta_cancel_pending(t) ((t)->status->cancelled || ta_ki_for((t)->E, (t)))
+
+/* Trio's checkpoint_if_cancelled at the start of an operation: with a
+** cancellation pending, the operation is a checkpoint (a schedule point,
+** then Cancelled), as Trio's are; else it goes on. */
+#define ta_return_if_cancelled(L, t) \
+  do { if (ta_cancel_pending(t)) return ta_checkpoint((L), (t)); } while (0)
 
 /* Hot-path hint for a hook check. */
 #define ta_hooked(E) ((E)->hook_ref != LUA_NOREF)

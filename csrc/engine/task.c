@@ -387,12 +387,11 @@ static int resume_k(lua_State *L, int status, lua_KContext ctx) {
 ** If cancellation is already pending it is delivered through `abort` at
 ** once (level-triggered), so the wait ends with Cancelled. */
 int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k) {
-  ta_engine *E = t->E;
   t->state = TA_PARKED;
   t->abort = abort;
   t->trap = 1;
   t->kbase = lua_gettop(L);
-  if (t->status->cancelled || ta_ki_for(E, t)) ta_cancel_on_yield(t);
+  if (ta_cancel_pending(t)) ta_cancel_on_yield(t);
   return lua_yieldk(L, 0, (lua_KContext)t, k);
 }
 
@@ -441,7 +440,7 @@ int ta_schedule_point(lua_State *L, ta_task *t) {
 static int checkpoint_k(lua_State *L, int status, lua_KContext ctx) {
   ta_task *t = (ta_task *)ctx;
   (void)status;
-  ta_check_cancelled(L, t);
+  if (ta_cancel_pending(t)) ta_raise_cancelled(L);
   return lua_gettop(L) - t->kbase;
 }
 
@@ -533,9 +532,6 @@ void ta_raise_cancelled(lua_State *L) {
   lua_error(L);
 }
 
-void ta_check_cancelled(lua_State *L, ta_task *t) {
-  if (t->status->cancelled || ta_ki_for(t->E, t)) ta_raise_cancelled(L);
-}
 
 /* ---- running and exiting ---- */
 

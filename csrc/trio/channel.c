@@ -208,7 +208,7 @@ static int l_send(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   t = ta_async_check(L, "MemorySendChannel:send", TA_TRIO);
-  ta_check_cancelled(L, t);
+  ta_return_if_cancelled(L, t);
   check_send(L, ep, "MemorySendChannel:send");
   if (try_send(L, ep->c, 2)) return ta_schedule_point(L, t);
   /* Park with the value at index 2: a receiver takes it from our stack. */
@@ -263,7 +263,7 @@ static int l_receive(lua_State *L) {
   ta_task *t;
   lua_settop(L, 1);
   t = ta_async_check(L, "MemoryReceiveChannel:receive", TA_TRIO);
-  ta_check_cancelled(L, t);
+  ta_return_if_cancelled(L, t);
   check_recv(L, ep, "MemoryReceiveChannel:receive");
   if (try_receive(L, ep->c)) return ta_schedule_point_ret(L, t, 1);
   if (ep->c->open_send == 0)

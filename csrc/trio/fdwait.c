@@ -49,7 +49,7 @@ static int wait_fd(lua_State *L, const char *fname, int events) {
   int rc;
   luaL_argcheck(L, fd >= 0 && fd < TA_MAX_FD, 1, "not a valid file descriptor");
   t = ta_async_check(L, fname, TA_TRIO);
-  ta_check_cancelled(L, t);
+  ta_return_if_cancelled(L, t);
   if (find_wait(E, (int)fd, events) != NULL)
     return ta_error(L, "BusyResourceError", "%s: another task is already waiting to %s fd %d",
                     fname, events == UV_WRITABLE ? "write to" : "read from", (int)fd);

@@ -46,9 +46,8 @@
 -- recv_into, recvfrom_into, sendmsg or recvmsg: the plain
 -- send/recv/sendto/recvfrom parts), test_unix_domain_socket (paths are
 -- strings: no Path or bytes variants; the abstract name is kept).
--- The last test, pending, gathers the checks that a call in an already
--- cancelled scope raises Cancelled after a schedule point (ours raises
--- at once: see its reason).
+-- The last test gathers the checks that a call in an already cancelled
+-- scope raises Cancelled after a schedule point.
 -- Dropped: test__try_sync (a private helper; its rule, an error after a
 -- schedule point, is checked in spec/trio_socket_spec.lua),
 -- test_from_stdlib_socket (no stdlib socket objects in Lua),
@@ -590,12 +589,8 @@ describe("trio test_socket: checkpoints of cancelled calls", function()
   -- The parts of test_SocketType_non_blocking_paths and
   -- test_resolve_address_exception_in_connect_closes_socket checking that a
   -- call made in an already cancelled scope raises Cancelled after a
-  -- schedule point.  Trio's checkpoint_if_cancelled yields when cancelled;
-  -- ours (ta_check_cancelled in csrc/engine/task.c, used by
-  -- trio.lowlevel.checkpoint_if_cancelled and by every trio.socket call)
-  -- raises Cancelled at once, so no other task runs in between.
-  pending("recv and connect in a cancelled scope raise Cancelled after a schedule point "
-    .. "(bug: ta_check_cancelled raises without yielding, csrc/engine/task.c)", function()
+  -- schedule point (Trio's checkpoint_if_cancelled yields when cancelled).
+  it("recv and connect in a cancelled scope raise Cancelled after a schedule point", function()
     run(function()
       local ta, b = tsocket.socketpair()
       local _ <close> = closing(ta, b)
