@@ -99,6 +99,7 @@ extern const ta_task_kind ta_aio_task_kind;
 
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs);
 void ta_loop_ready_push(lua_State *L, ta_loop *lp, int loopidx, int n);
+void ta_loop_ready_push_refs(lua_State *L, ta_loop *lp, int loopidx, int fn_ref, int arg_ref);
 void ta_loop_append(lua_State *L, ta_loop *lp);
 void ta_loop_append_below(lua_State *L, ta_loop *lp);
 void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx);

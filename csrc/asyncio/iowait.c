@@ -84,9 +84,7 @@ void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int loopidx) {
     aiorec *r = lp->posted;
     lp->posted = r->next_posted;
     if (lp->posted == NULL) lp->posted_tail = NULL;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
-    ta_loop_ready_push(L, lp, loopidx, 2);
+    ta_loop_ready_push_refs(L, lp, loopidx, r->fn_ref, r->arg_ref);
     r->posted = 0;
     if (!r->persistent || r->slot == NULL) free_rec(L, r);
   }

@@ -282,6 +282,18 @@ void ta_loop_ready_push(lua_State *L, ta_loop *lp, int loopidx, int n) {
   lua_pop(L, n + 1);
 }
 
+/* A callback and its argument, anchored by the registry references
+** fn_ref and arg_ref, join the ready queue of the loop at loopidx (as
+** ta_loop_ready_push of the two, without pushing them first). */
+void ta_loop_ready_push_refs(lua_State *L, ta_loop *lp, int loopidx, int fn_ref, int arg_ref) {
+  ready_ring(L, lp, loopidx, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
+  lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, arg_ref);
+  lua_rawseti(L, -2, ready_slot(lp, ++lp->nready));
+  lua_pop(L, 1);
+}
+
 /* ---- handles ---- */
 
 /* A timer handle is due: it joins the ready queue (the loop is at
@@ -665,7 +677,8 @@ enum {
   SLOT_LOOP = 1,
   SLOT_RING = 2,  /* the ready ring (it grows in place; only loop_close
                   ** replaces it, and then no batch runs any more) */
-  SLOT_ENTRY = 3  /* the entry being run (a done callback: then its future) */
+  SLOT_ENTRY = 3  /* the entry being run (a done callback: then its future,
+                  ** both taken by the call but in debug mode) */
 };
 
 /* What follows a batch: another one in this turn, or the driver lets go
@@ -720,8 +733,10 @@ static void run_entry(lua_State *L, ta_loop *lp) {
   if (type == LUA_TFUNCTION) { /* a done callback and its future */
     n = 2;
     lua_rawgeti(L, SLOT_RING, ready_slot(lp, 2));
-    lua_pushvalue(L, SLOT_ENTRY);
-    lua_pushvalue(L, SLOT_ENTRY + 1);
+    if (lp->debug) { /* (report_slow names the callback after the call) */
+      lua_pushvalue(L, SLOT_ENTRY);
+      lua_pushvalue(L, SLOT_ENTRY + 1);
+    }
     call_entry(L, lp, 1);
   } else {
     ta_handle *h = (ta_handle *)lua_touserdata(L, SLOT_ENTRY); /* or a Task: the kind tells */
