@@ -365,6 +365,36 @@ describe("transports and protocols", function()
     end)
   end)
 
+  it("data_received writes to its own transport and to another; a _sock that is no socket raises, even there", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local a, b = socket.socketpair()
+      local c, d = socket.socketpair()
+      local other = loop:create_connection(function() return {} end, nil, nil, { sock = c })
+      local fake = setmetatable({ _sock = { "not a socket" }, _closing = false, _eof_written = false },
+        getmetatable(other))
+      local errs = {}
+      loop:create_connection(function() return {
+        connection_made = function(self, tr) self.t = tr end,
+        data_received = function(self, data)
+          self.t:write("own " .. data)
+          other:write("other " .. data)
+          errs[#errs + 1] = errof(fake.write, fake, data)
+        end,
+      } end, nil, nil, { sock = a })
+      loop:sock_sendall(b, "x")
+      wait_until(function() return #errs == 1 end)
+      assert.equal("own x", loop:sock_recv(b, 100))
+      assert.equal("other x", loop:sock_recv(d, 100))
+      assert_has(errs[1], "trio_asyncio.socket expected, got table")
+      other:write("after") -- outside data_received: the full check
+      assert.equal("after", loop:sock_recv(d, 100))
+      assert_has(errof(fake.write, fake, "y"), "trio_asyncio.socket expected, got table")
+      b:close()
+      d:close()
+    end)
+  end)
+
   it("write: argument errors; a peer gone is connection_lost(error) without the exception handler", function()
     local ctxs = {}
     run(function()

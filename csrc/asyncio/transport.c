@@ -53,11 +53,16 @@ enum {
 ** and the Lua StreamWriter.drain.  All NULL before the setup. */
 typedef struct {
   const void *transport, *stream_protocol, *data_received;
+  /* The socket of the transport whose protocol:data_received the read
+  ** path is calling (anchored on that call's stack meanwhile; NULL
+  ** otherwise): a write from inside data_received, the common case, finds
+  ** its socket checked already and skips the metatable check. */
+  ta_sockbox *receiving;
 } stream_classes;
 enum { H_TRANSPORT = 1, H_STREAM_PROTOCOL, H_STREAM_DATA_RECEIVED, H_DRAIN, H_N = H_DRAIN };
 
-static const stream_classes *classes(lua_State *L) {
-  return (const stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
+static stream_classes *classes(lua_State *L) {
+  return (stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
 }
 
 /* Whether the value at idx has the metatable cls (an instance of that
@@ -125,8 +130,10 @@ static int l_read_ready(lua_State *L) {
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
-    int rc, more;
+    int rc, more, ptype;
+    size_t avail;
     if (s == NULL || s->read_paused) return 0; /* closed, closing or paused */
+    avail = ta_stream_buffered(s);
     rc = ta_stream_try_recv(L, s, MAX_READ);   /* the data at 3 */
     if (rc == TA_IO_AGAIN) {
       arm_read(L, s);
@@ -138,17 +145,23 @@ static int l_read_ready(lua_State *L) {
       call_method(L, "_fatal_error", 2);
       return 0;
     }
-    if (lua_rawlen(L, 3) == 0) {
+    if (avail == 0) { /* "": the end of the stream */
       call_method(L, "_read_eof", 0);
       return 0;
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    get_field(L, 1, F_PROTOCOL); /* 4 */
-    if (lua_toboolean(L, 4) && get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL && !feed_stream_reader(L)) {
+    ptype = get_field(L, 1, F_PROTOCOL); /* 4 */
+    if (ptype != LUA_TNIL && (ptype != LUA_TBOOLEAN || lua_toboolean(L, 4)) &&
+        get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL && !feed_stream_reader(L)) {
+      stream_classes *cls = classes(L);
+      ta_sockbox *outer = cls->receiving;
       lua_pushvalue(L, 4);
       lua_pushvalue(L, 3);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
+      cls->receiving = box;
+      rc = lua_pcall(L, 2, 0, 0);
+      cls->receiving = outer;
+      if (rc != LUA_OK) { /* the protocol, its error */
         call_method(L, "_data_received_failed", 2);
         return 0;
       }
@@ -192,7 +205,8 @@ static int l_write(lua_State *L) {
   lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
   get_field(L, 1, F_SOCK); /* 3 */
-  box = ta_checksockbox(L, 3);
+  box = (ta_sockbox *)lua_touserdata(L, 3);
+  if (box == NULL || box != classes(L)->receiving) box = ta_checksockbox(L, 3);
   s = box->s;
   if (s == NULL || s->read_paused || s->send_shut || len == 0) {
     get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
@@ -208,6 +222,7 @@ static int l_write(lua_State *L) {
   } else {
     ta_sock_reap(L, s);
     rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write(L, s, 2, 0, &written);
+    if (rc == 1) return 0; /* all written */
   }
   lua_settop(L, 2);
   if (rc < 0) {
