@@ -480,6 +480,68 @@ describe("io sockets: the asyncio face's waits", function()
     assert.same({ { "one", false }, { "two", true }, { " and three", false }, { "last", true }, { "", true } }, got)
   end)
 
+  -- n socket pairs, each b side reading (its first try would wait)
+  local function reading_pairs(n)
+    local a, b = {}, {}
+    for i = 1, n do
+      a[i], b[i] = core.socketpair()
+      assert.is_nil(core.sock_try_recv(b[i], 10))
+    end
+    return a, b
+  end
+  local function close_all(...)
+    for _, list in ipairs { ... } do
+      for _, s in ipairs(list) do s:close() end
+    end
+  end
+
+  it("waits woken together all run; one that raises goes to the exception handler with a Handle", function()
+    local asyncio = require "asyncio"
+    local a, b = reading_pairs(3)
+    local loop = asyncio.new_event_loop()
+    local ran, ctxs = {}, {}
+    loop:set_debug(true) -- (each callback timed too)
+    loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+    loop:run_until_complete(function()
+      for i = 1, 3 do
+        assert.is_true(core.aio_arm(b[i], 0, loop, function(n)
+          ran[#ran + 1] = n
+          if n == 2 then error("callback 2 failed") end
+        end, i, true))
+      end
+      for i = 1, 3 do core.sock_write(a[i], "x") end
+      asyncio.sleep(0.05)
+    end)
+    loop:close()
+    close_all(a, b)
+    table.sort(ran)
+    assert.same({ 1, 2, 3 }, ran)
+    assert.equal(1, #ctxs)
+    assert.equal("Exception in callback", ctxs[1].message)
+    assert_has(tostring(ctxs[1].exception), "callback 2 failed")
+    assert.matches("^Handle %(", tostring(ctxs[1].handle))
+  end)
+
+  it("a persistent wait disarmed after its wake, before its callback ran, does not run it", function()
+    local asyncio = require "asyncio"
+    local a, b = reading_pairs(2)
+    local loop = asyncio.new_event_loop()
+    local ran = {}
+    loop:run_until_complete(function()
+      for i = 1, 2 do
+        assert.is_true(core.aio_arm(b[i], 0, loop, function(n)
+          ran[#ran + 1] = n
+          core.aio_disarm(b[3 - n], 0) -- the other one, woken as well
+        end, i, true))
+      end
+      for i = 1, 2 do core.sock_write(a[i], "x") end
+      asyncio.sleep(0.05)
+    end)
+    loop:close()
+    close_all(a, b)
+    assert.equal(1, #ran)
+  end)
+
   it("disarm empties the slot; closing the loop drops its records", function()
     local asyncio = require "asyncio"
     local a, b = core.socketpair()
