@@ -395,6 +395,37 @@ describe("transports and protocols", function()
     end)
   end)
 
+  it("a read wait that wakes a transport whose _sock is no longer its socket: an argument error, no crash", function()
+    local ctxs = {}
+    run(function()
+      local loop = asyncio.get_running_loop()
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      local a, b = socket.socketpair()
+      local c, d = socket.socketpair()
+      local got = {}
+      local t = loop:create_connection(function() return {
+        data_received = function(_, data) got[#got + 1] = data end,
+      } end, nil, nil, { sock = a })
+      asyncio.sleep(0.01) -- reading
+      for i, other in ipairs { io.stdout, c } do
+        t._sock = other -- (c: another socket, with nothing to read)
+        loop:sock_sendall(b, "x" .. i)
+        asyncio.sleep(0.05) -- a's read wait wakes t
+        assert.same({}, got)
+        t._sock = a
+        t:_read_ready()
+        assert.same({ "x" .. i }, got)
+        got = {}
+      end
+      assert.equal(1, #ctxs)
+      assert_has(tostring(ctxs[1].exception), "trio_asyncio.socket expected, got FILE*")
+      t:close()
+      b:close()
+      c:close()
+      d:close()
+    end)
+  end)
+
   it("write: argument errors; a peer gone is connection_lost(error) without the exception handler", function()
     local ctxs = {}
     run(function()

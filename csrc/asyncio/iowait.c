@@ -28,6 +28,7 @@ typedef struct ta_aiorec {
   struct ta_aiorec *next_posted;
   ta_loop *lp;
   ta_waiter *slot;                 /* NULL once woken or detached */
+  ta_sock *sock;                   /* the socket it waits on, NULL for a request */
   int fn_ref, arg_ref;
   int posted;                      /* in a list: POSTED or BATCH, else 0 */
   int persistent;                  /* stays in its slot after a wake */
@@ -142,6 +143,17 @@ int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push) {
   return 1;
 }
 
+/* The socket object (box) the wait whose callback the loop is calling was
+** armed on, while that socket is open; else NULL.  (Its slot still holding
+** the record means the socket is not freed; its box pointer is cleared
+** when the box is closed or collected.)  So a callback handed that object
+** knows its type without looking at its metatable. */
+ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp) {
+  const aiorec *r = lp->posted_current;
+  if (r == NULL || r->slot == NULL || r->sock == NULL) return NULL;
+  return r->sock->box;
+}
+
 int ta_aio_persistent_armed(const ta_waiter *w) {
   return w->wake == aio_wake && ((const aiorec *)w->data)->persistent;
 }
@@ -166,6 +178,7 @@ static int l_arm(lua_State *L) {
   ta_waiter *w = ta_io_slot(L, 1, side, "aio_arm");
   ta_loop *lp = checkloop(L, 3);
   aiorec *r;
+  ta_sockbox *sb;
   int persistent = lua_toboolean(L, 6);
   luaL_checktype(L, 4, LUA_TFUNCTION);
   lua_settop(L, 5);
@@ -176,6 +189,8 @@ static int l_arm(lua_State *L) {
   if (r == NULL) return luaL_error(L, "not enough memory");
   r->lp = lp;
   r->persistent = persistent;
+  sb = (ta_sockbox *)ta_testudata(L, lp->E, 1, TA_MT_SOCKET);
+  r->sock = sb != NULL ? sb->s : NULL;
   lua_pushvalue(L, 4);
   r->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 5);

@@ -87,6 +87,21 @@ static int rawget_field(lua_State *L, int obj, int field) {
   return lua_rawget(L, obj);
 }
 
+/* The socket object at idx (a transport's _sock), checked unless it is
+** `known`: an object known to be an open socket's, alive meanwhile. */
+static ta_sockbox *checked_sockbox(lua_State *L, int idx, const ta_sockbox *known) {
+  ta_sockbox *box = (ta_sockbox *)lua_touserdata(L, idx);
+  if (box == NULL || box != known) box = ta_checksockbox(L, idx);
+  return box;
+}
+
+/* The socket of the io wait whose callback the running loop is calling:
+** the read path's usual caller is its transport's read wait. */
+static const ta_sockbox *calling_sockbox(lua_State *L) {
+  const ta_loop *lp = (const ta_loop *)ta_upengine(L)->running_loop;
+  return lp != NULL ? ta_loop_calling_sockbox(lp) : NULL;
+}
+
 /* t:name(the nargs values on top of the stack); t is at 1. */
 static void call_method(lua_State *L, const char *name, int nargs) {
   lua_getfield(L, 1, name);
@@ -123,9 +138,9 @@ static int feed_stream_reader(lua_State *L) {
 static int l_read_ready(lua_State *L) {
   ta_sockbox *box;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   get_field(L, 1, F_SOCK); /* 2: keeps the box alive */
-  box = ta_checksockbox(L, 2);
+  box = checked_sockbox(L, 2, calling_sockbox(L));
   luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
@@ -202,11 +217,10 @@ static int l_write(lua_State *L) {
     lua_concat(L, 2);
     return lua_error(L);
   }
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
   get_field(L, 1, F_SOCK); /* 3 */
-  box = (ta_sockbox *)lua_touserdata(L, 3);
-  if (box == NULL || box != classes(L)->receiving) box = ta_checksockbox(L, 3);
+  box = checked_sockbox(L, 3, classes(L)->receiving);
   s = box->s;
   if (s == NULL || s->read_paused || s->send_shut || len == 0) {
     get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
