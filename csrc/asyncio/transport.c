@@ -53,16 +53,11 @@ enum {
 ** and the Lua StreamWriter.drain.  All NULL before the setup. */
 typedef struct {
   const void *transport, *stream_protocol, *data_received;
-  /* The socket of the transport whose protocol:data_received the read
-  ** path is calling (anchored on that call's stack meanwhile; NULL
-  ** otherwise): a write from inside data_received, the common case, finds
-  ** its socket checked already and skips the metatable check. */
-  ta_sockbox *receiving;
 } stream_classes;
 enum { H_TRANSPORT = 1, H_STREAM_PROTOCOL, H_STREAM_DATA_RECEIVED, H_DRAIN, H_N = H_DRAIN };
 
-static stream_classes *classes(lua_State *L) {
-  return (stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
+static const stream_classes *classes(lua_State *L) {
+  return (const stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
 }
 
 /* Whether the value at idx has the metatable cls (an instance of that
@@ -96,7 +91,8 @@ static ta_sockbox *checked_sockbox(lua_State *L, int idx, const ta_sockbox *know
 }
 
 /* The socket of the io wait whose callback the running loop is calling:
-** the read path's usual caller is its transport's read wait. */
+** the read path's usual caller is its transport's read wait, and a write
+** from protocol:data_received runs inside that callback too. */
 static const ta_sockbox *calling_sockbox(lua_State *L) {
   const ta_loop *lp = (const ta_loop *)ta_upengine(L)->running_loop;
   return lp != NULL ? ta_loop_calling_sockbox(lp) : NULL;
@@ -169,14 +165,9 @@ static int l_read_ready(lua_State *L) {
     ptype = get_field(L, 1, F_PROTOCOL); /* 4 */
     if (ptype != LUA_TNIL && (ptype != LUA_TBOOLEAN || lua_toboolean(L, 4)) &&
         get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL && !feed_stream_reader(L)) {
-      stream_classes *cls = classes(L);
-      ta_sockbox *outer = cls->receiving;
       lua_pushvalue(L, 4);
       lua_pushvalue(L, 3);
-      cls->receiving = box;
-      rc = lua_pcall(L, 2, 0, 0);
-      cls->receiving = outer;
-      if (rc != LUA_OK) { /* the protocol, its error */
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
         call_method(L, "_data_received_failed", 2);
         return 0;
       }
@@ -220,7 +211,7 @@ static int l_write(lua_State *L) {
   if (lua_gettop(L) != 2) lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
   get_field(L, 1, F_SOCK); /* 3 */
-  box = checked_sockbox(L, 3, classes(L)->receiving);
+  box = checked_sockbox(L, 3, calling_sockbox(L));
   s = box->s;
   if (s == NULL || s->read_paused || s->send_shut || len == 0) {
     get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
