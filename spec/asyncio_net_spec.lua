@@ -365,6 +365,67 @@ describe("transports and protocols", function()
     end)
   end)
 
+  it("data_received writes to its own transport and to another; a _sock that is no socket raises, even there", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local a, b = socket.socketpair()
+      local c, d = socket.socketpair()
+      local other = loop:create_connection(function() return {} end, nil, nil, { sock = c })
+      local fake = setmetatable({ _sock = { "not a socket" }, _closing = false, _eof_written = false },
+        getmetatable(other))
+      local errs = {}
+      loop:create_connection(function() return {
+        connection_made = function(self, tr) self.t = tr end,
+        data_received = function(self, data)
+          self.t:write("own " .. data)
+          other:write("other " .. data)
+          errs[#errs + 1] = errof(fake.write, fake, data)
+        end,
+      } end, nil, nil, { sock = a })
+      loop:sock_sendall(b, "x")
+      wait_until(function() return #errs == 1 end)
+      assert.equal("own x", loop:sock_recv(b, 100))
+      assert.equal("other x", loop:sock_recv(d, 100))
+      assert_has(errs[1], "trio_asyncio.socket expected, got table")
+      other:write("after") -- outside data_received: the full check
+      assert.equal("after", loop:sock_recv(d, 100))
+      assert_has(errof(fake.write, fake, "y"), "trio_asyncio.socket expected, got table")
+      b:close()
+      d:close()
+    end)
+  end)
+
+  it("a read wait that wakes a transport whose _sock is no longer its socket: an argument error, no crash", function()
+    local ctxs = {}
+    run(function()
+      local loop = asyncio.get_running_loop()
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      local a, b = socket.socketpair()
+      local c, d = socket.socketpair()
+      local got = {}
+      local t = loop:create_connection(function() return {
+        data_received = function(_, data) got[#got + 1] = data end,
+      } end, nil, nil, { sock = a })
+      asyncio.sleep(0.01) -- reading
+      for i, other in ipairs { io.stdout, c } do
+        t._sock = other -- (c: another socket, with nothing to read)
+        loop:sock_sendall(b, "x" .. i)
+        asyncio.sleep(0.05) -- a's read wait wakes t
+        assert.same({}, got)
+        t._sock = a
+        t:_read_ready()
+        assert.same({ "x" .. i }, got)
+        got = {}
+      end
+      assert.equal(1, #ctxs)
+      assert_has(tostring(ctxs[1].exception), "trio_asyncio.socket expected, got FILE*")
+      t:close()
+      b:close()
+      c:close()
+      d:close()
+    end)
+  end)
+
   it("write: argument errors; a peer gone is connection_lost(error) without the exception handler", function()
     local ctxs = {}
     run(function()

@@ -480,6 +480,58 @@ describe("io sockets: the asyncio face's waits", function()
     assert.same({ { "one", false }, { "two", true }, { " and three", false }, { "last", true }, { "", true } }, got)
   end)
 
+  -- Arms a persistent read wait calling callback(i, b) on the b side of
+  -- each of n socket pairs (b: the list of them), makes all of them
+  -- readable at once and lets the loop run (setup(loop) first, if given).
+  local function wake_together(n, callback, setup)
+    local asyncio = require "asyncio"
+    local a, b = {}, {}
+    for i = 1, n do
+      a[i], b[i] = core.socketpair()
+      assert.is_nil(core.sock_try_recv(b[i], 10)) -- reading starts
+    end
+    local loop = asyncio.new_event_loop()
+    if setup then setup(loop) end
+    loop:run_until_complete(function()
+      for i = 1, n do
+        assert.is_true(core.aio_arm(b[i], 0, loop, function(k) callback(k, b) end, i, true))
+      end
+      for i = 1, n do core.sock_write(a[i], "x") end
+      asyncio.sleep(0.05)
+    end)
+    loop:close()
+    for i = 1, n do
+      a[i]:close()
+      b[i]:close()
+    end
+  end
+
+  it("waits woken together all run; one that raises goes to the exception handler with a Handle", function()
+    local ran, ctxs = {}, {}
+    wake_together(3, function(i)
+      ran[#ran + 1] = i
+      if i == 2 then error("callback 2 failed") end
+    end, function(loop)
+      loop:set_debug(true) -- (each callback timed too)
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+    end)
+    table.sort(ran)
+    assert.same({ 1, 2, 3 }, ran)
+    assert.equal(1, #ctxs)
+    assert.equal("Exception in callback", ctxs[1].message)
+    assert_has(tostring(ctxs[1].exception), "callback 2 failed")
+    assert.matches("^Handle %(", tostring(ctxs[1].handle))
+  end)
+
+  it("a persistent wait disarmed after its wake, before its callback ran, does not run it", function()
+    local ran = {}
+    wake_together(2, function(i, b)
+      ran[#ran + 1] = i
+      core.aio_disarm(b[3 - i], 0) -- the other one, woken as well
+    end)
+    assert.equal(1, #ran)
+  end)
+
   it("disarm empties the slot; closing the loop drops its records", function()
     local asyncio = require "asyncio"
     local a, b = core.socketpair()

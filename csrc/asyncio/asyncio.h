@@ -47,7 +47,9 @@ struct ta_loop {
   int nfdw;
   struct ta_aiowatch *pending_io; /* watches with readiness to dispatch */
   struct ta_aiorec *io_recs;      /* waits on io objects (iowait.c)... */
-  struct ta_aiorec *posted, *posted_tail; /* ...those woken, to dispatch */
+  struct ta_aiorec *posted, *posted_tail; /* ...those woken, to dispatch, */
+  struct ta_aiorec *batch_posted, *batch_posted_tail; /* ...those the batch calls */
+  struct ta_aiorec *posted_current;      /* ...and the one it is calling */
   ta_ioreq *io_reqs;        /* I/O requests its Futures wait for (ioreq_future.c)... */
   ta_ioreq *io_done;        /* ...and those completed, to deliver */
 };
@@ -118,7 +120,10 @@ void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx);
 void ta_loop_push_factory(lua_State *L, int loopidx);
 
 /* iowait.c: the loop's waits on io objects */
-void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int loopidx);
+int ta_loop_take_posted(ta_loop *lp);
+int ta_loop_next_posted(lua_State *L, ta_loop *lp);
+int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push);
+struct ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp);
 void ta_loop_release_io(lua_State *L, ta_loop *lp);
 /* Whether a persistent loop callback (a transport's read wait) fills the
 ** waiter slot w (iowait.c). */

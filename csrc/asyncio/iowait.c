@@ -5,10 +5,15 @@
 ** aio_arm(obj, side, loop, fn, arg) fills the slot with a record of the
 ** loop; when the resource wakes it (inside a libuv callback: no Lua), the
 ** record moves to the loop's posted list and the loop is woken; the loop's
-** next batch appends fn(arg) to its ready queue, so the callback runs from
-** the loop like any other (never re-entrantly).  fn is typically a Future's
-** setter (the sock_* coroutines wait on a Future) or a transport's "look
-** again" method.  One wake per arm, as for the Trio face.
+** next batch takes that list over, behind one entry of its ready queue
+** (ta_loop_take_posted), and calls fn(arg) of each record in turn when it
+** reaches that entry, so the callback runs from the loop like any other
+** (never re-entrantly), in the order of the wakes, and the records cost
+** the ready queue one slot per batch rather than two per wake.  fn is
+** typically a Future's setter (the sock_* coroutines wait on a Future) or
+** a transport's "look again" method.  One wake per arm, as for the Trio
+** face.  A persistent record disarmed before its callback ran is dropped
+** from the list (as asyncio's remove_reader cancels the reader's handle).
 **
 ** Records belong to their loop: closing the loop drops them and empties
 ** their slots.
@@ -23,10 +28,16 @@ typedef struct ta_aiorec {
   struct ta_aiorec *next_posted;
   ta_loop *lp;
   ta_waiter *slot;                 /* NULL once woken or detached */
+  ta_sock *sock;                   /* the socket it waits on, NULL for a request */
   int fn_ref, arg_ref;
-  int posted;
+  int posted;                      /* in a list: POSTED or BATCH, else 0 */
   int persistent;                  /* stays in its slot after a wake */
+  int dropped;                     /* freed while its callback ran */
 } aiorec;
+
+/* The list a woken record is in: the loop's posted one (to dispatch) or
+** the one the running batch took over (to call). */
+enum { POSTED = 1, BATCH = 2 };
 
 static void clear_slot(aiorec *r) {
   if (r->slot != NULL && r->slot->data == r) {
@@ -42,8 +53,8 @@ static void aio_wake(ta_waiter *w) {
   aiorec *r = (aiorec *)w->data;
   ta_loop *lp = r->lp;
   if (!r->persistent) clear_slot(r);
-  else if (r->posted) return; /* already queued for the next batch */
-  r->posted = 1;
+  else if (r->posted) return; /* its callback is due already */
+  r->posted = POSTED;
   r->next_posted = NULL;
   if (lp->posted_tail) lp->posted_tail->next_posted = r;
   else lp->posted = r;
@@ -55,21 +66,20 @@ static void aio_detach(ta_waiter *w) {
   clear_slot((aiorec *)w->data);
 }
 
-static void free_rec(lua_State *L, aiorec *r) {
-  ta_loop *lp = r->lp;
-  clear_slot(r);
-  if (r->posted) { /* a persistent record disarmed before its batch */
-    aiorec **p = &lp->posted, *prev = NULL;
-    while (*p != NULL && *p != r) {
-      prev = *p;
-      p = &(*p)->next_posted;
-    }
-    if (*p == r) {
-      *p = r->next_posted;
-      if (lp->posted_tail == r) lp->posted_tail = prev;
-    }
+/* Takes r out of the list (head, tail) it is in. */
+static void unlink_posted(aiorec **head, aiorec **tail, aiorec *r) {
+  aiorec **p = head, *prev = NULL;
+  while (*p != NULL && *p != r) {
+    prev = *p;
+    p = &(*p)->next_posted;
   }
-  TA_LIST_REMOVE(lp->io_recs, r, prev, next);
+  if (*p == r) {
+    *p = r->next_posted;
+    if (*tail == r) *tail = prev;
+  }
+}
+
+static void release_rec(lua_State *L, aiorec *r) {
   if (L != NULL) {
     luaL_unref(L, LUA_REGISTRYINDEX, r->fn_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, r->arg_ref);
@@ -77,19 +87,71 @@ static void free_rec(lua_State *L, aiorec *r) {
   free(r);
 }
 
-/* Called by the loop's batch: the posted callbacks join the ready queue
-** of the loop at loopidx as (fn, arg) entries. */
-void ta_loop_dispatch_posted(lua_State *L, ta_loop *lp, int loopidx) {
-  while (lp->posted != NULL) {
-    aiorec *r = lp->posted;
-    lp->posted = r->next_posted;
-    if (lp->posted == NULL) lp->posted_tail = NULL;
+/* The record leaves its slot, its list and the loop; freed, but for the
+** one whose callback runs (the loop frees it after: ta_loop_posted_done). */
+static void free_rec(lua_State *L, aiorec *r) {
+  ta_loop *lp = r->lp;
+  clear_slot(r);
+  if (r->posted == POSTED) unlink_posted(&lp->posted, &lp->posted_tail, r);
+  else if (r->posted == BATCH) unlink_posted(&lp->batch_posted, &lp->batch_posted_tail, r);
+  r->posted = 0;
+  TA_LIST_REMOVE(lp->io_recs, r, prev, next);
+  if (r == lp->posted_current) r->dropped = 1;
+  else release_rec(L, r);
+}
+
+/* Called by the loop's batch: the posted records become the batch's
+** (after those it has not called yet, if any).  Returns whether the ready
+** queue needs the entry that stands for them (it had none). */
+int ta_loop_take_posted(ta_loop *lp) {
+  int had_none = lp->batch_posted == NULL;
+  for (aiorec *r = lp->posted; r != NULL; r = r->next_posted) r->posted = BATCH;
+  if (had_none) lp->batch_posted = lp->posted;
+  else lp->batch_posted_tail->next_posted = lp->posted;
+  lp->batch_posted_tail = lp->posted_tail;
+  lp->posted = lp->posted_tail = NULL;
+  return had_none;
+}
+
+/* The batch's next record becomes the current one: pushes its fn and arg
+** and returns 1, or 0 when the batch has none left. */
+int ta_loop_next_posted(lua_State *L, ta_loop *lp) {
+  aiorec *r = lp->batch_posted;
+  if (r == NULL) return 0;
+  lp->batch_posted = r->next_posted;
+  if (lp->batch_posted == NULL) lp->batch_posted_tail = NULL;
+  r->posted = 0;
+  lp->posted_current = r;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
+  return 1;
+}
+
+/* The current record's callback returned or raised: a one-shot record (or
+** one freed meanwhile) goes; with push, its fn and arg are pushed first
+** (a failed callback's handle is made of them).  0 if none was current. */
+int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push) {
+  aiorec *r = lp->posted_current;
+  if (r == NULL) return 0;
+  lp->posted_current = NULL;
+  if (push) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
-    ta_loop_ready_push(L, lp, loopidx, 2);
-    r->posted = 0;
-    if (!r->persistent || r->slot == NULL) free_rec(L, r);
   }
+  if (r->dropped) release_rec(L, r);
+  else if (!r->persistent || r->slot == NULL) free_rec(L, r);
+  return 1;
+}
+
+/* The socket object (box) the wait whose callback the loop is calling was
+** armed on, while that socket is open; else NULL.  (Its slot still holding
+** the record means the socket is not freed; its box pointer is cleared
+** when the box is closed or collected.)  So a callback handed that object
+** knows its type without looking at its metatable. */
+ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp) {
+  const aiorec *r = lp->posted_current;
+  if (r == NULL || r->slot == NULL || r->sock == NULL) return NULL;
+  return r->sock->box;
 }
 
 int ta_aio_persistent_armed(const ta_waiter *w) {
@@ -99,6 +161,7 @@ int ta_aio_persistent_armed(const ta_waiter *w) {
 /* The loop closes: its records go. */
 void ta_loop_release_io(lua_State *L, ta_loop *lp) {
   lp->posted = lp->posted_tail = NULL;
+  lp->batch_posted = lp->batch_posted_tail = NULL;
   while (lp->io_recs != NULL) free_rec(L, lp->io_recs);
 }
 
@@ -115,6 +178,7 @@ static int l_arm(lua_State *L) {
   ta_waiter *w = ta_io_slot(L, 1, side, "aio_arm");
   ta_loop *lp = checkloop(L, 3);
   aiorec *r;
+  ta_sockbox *sb;
   int persistent = lua_toboolean(L, 6);
   luaL_checktype(L, 4, LUA_TFUNCTION);
   lua_settop(L, 5);
@@ -125,6 +189,8 @@ static int l_arm(lua_State *L) {
   if (r == NULL) return luaL_error(L, "not enough memory");
   r->lp = lp;
   r->persistent = persistent;
+  sb = (ta_sockbox *)ta_testudata(L, lp->E, 1, TA_MT_SOCKET);
+  r->sock = sb != NULL ? sb->s : NULL;
   lua_pushvalue(L, 4);
   r->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 5);

@@ -331,9 +331,12 @@ static ta_handle *new_handle(lua_State *L, ta_loop *lp, int base, int nvals, int
   return h;
 }
 
-/* The ready queue holds three kinds of entries: a Handle, a Task (to be
-** stepped), or a function followed by its one argument (a done callback
-** and its future: no Handle is made unless the callback fails). */
+/* The ready queue holds four kinds of entries: a Handle, a Task (to be
+** stepped), a function followed by its one argument (a done callback
+** and its future: no Handle is made unless the callback fails), or the
+** loop as a light userdata, standing for the callbacks of the waits on io
+** objects that were woken before the batch began (iowait.c: one entry for
+** all of them, called in order when the batch reaches it). */
 
 /* Schedules the Task just below the loop object on top (both popped). */
 static inline void append_below(lua_State *L, ta_loop *lp) {
@@ -628,7 +631,10 @@ void ta_loop_wake(ta_loop *lp) {
 }
 
 static void dispatch_io(lua_State *L, ta_loop *lp, int loopidx) {
-  if (lp->posted != NULL) ta_loop_dispatch_posted(L, lp, loopidx);
+  if (lp->posted != NULL && ta_loop_take_posted(lp)) {
+    lua_pushlightuserdata(L, lp);
+    ta_loop_ready_push(L, lp, loopidx, 1);
+  }
   while (lp->pending_io != NULL) {
     aiowatch *w = lp->pending_io;
     int ev = w->pending;
@@ -670,7 +676,8 @@ enum {
   SLOT_LOOP = 1,
   SLOT_RING = 2,  /* the ready ring (it grows in place; only loop_close
                   ** replaces it, and then no batch runs any more) */
-  SLOT_ENTRY = 3  /* the entry being run (a done callback: then its future) */
+  SLOT_ENTRY = 3  /* the entry being run (a done callback: then its future,
+                  ** both taken by the call but in debug mode) */
 };
 
 /* What follows a batch: another one in this turn, or the driver lets go
@@ -705,6 +712,25 @@ static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h) {
   call_entry(L, lp, h->nargs);
 }
 
+/* The entry of the woken io waits: their callbacks, in order (each one
+** the current record while it runs: callback_failed finds it). */
+static void run_posted(lua_State *L, ta_loop *lp) {
+  while (!lp->closed && ta_loop_next_posted(L, lp)) { /* its fn and arg pushed */
+    int fn = lua_gettop(L) - 1;
+    if (lp->debug) { /* (a copy of fn under them, for report_slow) */
+      lua_pushvalue(L, fn);
+      lua_insert(L, fn++);
+      lp->call_start = uv_hrtime();
+    }
+    call_entry(L, lp, 1);
+    ta_loop_posted_done(L, lp, 0);
+    if (lp->debug) {
+      report_slow(L, lp, fn - 1, lp->call_start);
+      lua_pop(L, 1);
+    }
+  }
+}
+
 /* A new batch: due I/O and timers join the ready queue, whose entries
 ** become the batch; what the batch schedules goes after them. */
 static void begin_batch(lua_State *L, ta_loop *lp) {
@@ -721,12 +747,20 @@ static void begin_batch(lua_State *L, ta_loop *lp) {
 static void run_entry(lua_State *L, ta_loop *lp) {
   int n = 1; /* slots it takes */
   int type = lua_rawgeti(L, SLOT_RING, ready_slot(lp, 1));
+  if (type == LUA_TLIGHTUSERDATA) { /* the woken io waits */
+    run_posted(L, lp);
+    if (!lp->closed) batch_drop(L, lp, SLOT_RING, 1);
+    lua_settop(L, SLOT_RING);
+    return;
+  }
   if (lp->debug) lp->call_start = uv_hrtime();
   if (type == LUA_TFUNCTION) { /* a done callback and its future */
     n = 2;
     lua_rawgeti(L, SLOT_RING, ready_slot(lp, 2));
-    lua_pushvalue(L, SLOT_ENTRY);
-    lua_pushvalue(L, SLOT_ENTRY + 1);
+    if (lp->debug) { /* (report_slow names the callback after the call) */
+      lua_pushvalue(L, SLOT_ENTRY);
+      lua_pushvalue(L, SLOT_ENTRY + 1);
+    }
     call_entry(L, lp, 1);
   } else {
     ta_handle *h = (ta_handle *)lua_touserdata(L, SLOT_ENTRY); /* or a Task: the kind tells */
@@ -770,13 +804,21 @@ static int after_batch(ta_loop *lp) {
 /* The callback of the entry at the head of the ring raised the error on
 ** top of the stack (the loop at 1): the entry leaves the ring, and the
 ** exception handler gets the error with the entry's Handle (made now for
-** a done callback and its future; none when the callback closed the loop,
-** which dropped the entry with the ring). */
+** a done callback and its future, or an io wait's callback, whose entry
+** stays for the callbacks after it; none when the callback closed the
+** loop, which dropped the entry with the ring). */
 static void callback_failed(lua_State *L, ta_loop *lp) {
   enum { ERR = SLOT_LOOP + 1, RING, ENTRY }; /* the stack from the error on */
   lp->calling = 0;
   lua_getiuservalue(L, SLOT_LOOP, UV_READY);
-  if (lp->closed) {
+  if (ta_loop_posted_done(L, lp, 1)) { /* an io wait's fn and arg: their entry stays */
+    if (lp->closed) {
+      lua_settop(L, RING);
+      lua_pushnil(L);
+    } else {
+      new_handle(L, lp, ENTRY, 2, 0);
+    }
+  } else if (lp->closed) {
     lua_pushnil(L);
   } else if (lua_rawgeti(L, RING, ready_slot(lp, 1)) == LUA_TFUNCTION) {
     lua_rawgeti(L, RING, ready_slot(lp, 2));

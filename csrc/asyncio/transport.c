@@ -82,6 +82,22 @@ static int rawget_field(lua_State *L, int obj, int field) {
   return lua_rawget(L, obj);
 }
 
+/* The socket object at idx (a transport's _sock), checked unless it is
+** `known`: an object known to be an open socket's, alive meanwhile. */
+static ta_sockbox *checked_sockbox(lua_State *L, int idx, const ta_sockbox *known) {
+  ta_sockbox *box = (ta_sockbox *)lua_touserdata(L, idx);
+  if (box == NULL || box != known) box = ta_checksockbox(L, idx);
+  return box;
+}
+
+/* The socket of the io wait whose callback the running loop is calling:
+** the read path's usual caller is its transport's read wait, and a write
+** from protocol:data_received runs inside that callback too. */
+static const ta_sockbox *calling_sockbox(lua_State *L) {
+  const ta_loop *lp = (const ta_loop *)ta_upengine(L)->running_loop;
+  return lp != NULL ? ta_loop_calling_sockbox(lp) : NULL;
+}
+
 /* t:name(the nargs values on top of the stack); t is at 1. */
 static void call_method(lua_State *L, const char *name, int nargs) {
   lua_getfield(L, 1, name);
@@ -118,15 +134,17 @@ static int feed_stream_reader(lua_State *L) {
 static int l_read_ready(lua_State *L) {
   ta_sockbox *box;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   get_field(L, 1, F_SOCK); /* 2: keeps the box alive */
-  box = ta_checksockbox(L, 2);
+  box = checked_sockbox(L, 2, calling_sockbox(L));
   luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
-    int rc, more;
+    int rc, more, ptype;
+    size_t avail;
     if (s == NULL || s->read_paused) return 0; /* closed, closing or paused */
+    avail = ta_stream_buffered(s);
     rc = ta_stream_try_recv(L, s, MAX_READ);   /* the data at 3 */
     if (rc == TA_IO_AGAIN) {
       arm_read(L, s);
@@ -138,14 +156,15 @@ static int l_read_ready(lua_State *L) {
       call_method(L, "_fatal_error", 2);
       return 0;
     }
-    if (lua_rawlen(L, 3) == 0) {
+    if (avail == 0) { /* "": the end of the stream */
       call_method(L, "_read_eof", 0);
       return 0;
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    get_field(L, 1, F_PROTOCOL); /* 4 */
-    if (lua_toboolean(L, 4) && get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL && !feed_stream_reader(L)) {
+    ptype = get_field(L, 1, F_PROTOCOL); /* 4 */
+    if (ptype != LUA_TNIL && (ptype != LUA_TBOOLEAN || lua_toboolean(L, 4)) &&
+        get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL && !feed_stream_reader(L)) {
       lua_pushvalue(L, 4);
       lua_pushvalue(L, 3);
       if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
@@ -189,10 +208,10 @@ static int l_write(lua_State *L) {
     lua_concat(L, 2);
     return lua_error(L);
   }
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
   get_field(L, 1, F_SOCK); /* 3 */
-  box = ta_checksockbox(L, 3);
+  box = checked_sockbox(L, 3, calling_sockbox(L));
   s = box->s;
   if (s == NULL || s->read_paused || s->send_shut || len == 0) {
     get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
@@ -208,6 +227,7 @@ static int l_write(lua_State *L) {
   } else {
     ta_sock_reap(L, s);
     rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write(L, s, 2, 0, &written);
+    if (rc == 1) return 0; /* all written */
   }
   lua_settop(L, 2);
   if (rc < 0) {
