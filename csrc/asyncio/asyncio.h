@@ -150,7 +150,6 @@ int ta_open_aio_ioreq(lua_State *L);
 ** feed a StreamReaderProtocol's reader directly, as its data_received does */
 typedef struct ta_sreader ta_sreader;
 ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx);
-int ta_stream_reader_failed(const ta_sreader *r);
 int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx);
 
 int ta_open_loop(lua_State *L);

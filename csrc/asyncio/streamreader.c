@@ -222,11 +222,6 @@ ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx) {
   return (ta_sreader *)ta_testudata(L, E, idx, TA_MT_STREAM_READER);
 }
 
-/* Whether the reader has an exception set (its reads raise it). */
-int ta_stream_reader_failed(const ta_sreader *r) {
-  return r->has_exc;
-}
-
 /* reader:feed_data(data) for the reader r at ridx and the string at didx,
 ** returning 1; 0 (and nothing done) when feed_data would raise. */
 int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx) {

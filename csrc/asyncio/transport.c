@@ -8,11 +8,9 @@
 ** back into its Lua methods for everything but the common case.
 **
 ** The same for the streams over such a transport (lua/asyncio/streams.lua):
-** StreamWriter.drain is here, and the read path
-** feeds a StreamReaderProtocol's reader (csrc/asyncio/streamreader.c)
-** itself; each does what the Lua methods do for the plain classes
-** (Transport, StreamReaderProtocol, as stream_transport_setup names them)
-** and calls the Lua methods for any other.
+** the read path feeds a StreamReaderProtocol's reader
+** (csrc/asyncio/streamreader.c) itself, as its Lua data_received would
+** (found by address: stream_transport_setup hands it over).
 **
 ** The read path tells "closing or paused" from its socket: the transport
 ** stops its socket's reading (sock_pause_reading) whenever it pauses or
@@ -31,7 +29,7 @@
 ** once (lua_getfield would look each name up in the string cache).
 ** Upvalue 1 is the engine, 2 the stream classes, then the names. */
 static const char *const field_names[] = {"_sock", "_protocol", "data_received", "_closing", "_eof_written",
-                                          "_reader", "transport", "_paused", "_connection_lost"};
+                                          "_reader"};
 enum {
   UP_CLASSES = 2,
   F_SOCK,
@@ -40,34 +38,18 @@ enum {
   F_CLOSING,
   F_EOF_WRITTEN,
   F_READER,
-  F_TRANSPORT,
-  F_PAUSED,
-  F_CONNECTION_LOST,
   F_END
 };
 
 /* What stream_transport_setup hands over from lua/asyncio/streams.lua,
-** compared by address (they are anchored in the userdata's user value, a
-** list indexed by H_*): the classes Transport and StreamReaderProtocol
-** (the metatables of their instances), StreamReaderProtocol.data_received
-** and the Lua StreamWriter.drain.  All NULL before the setup. */
+** compared by address (anchored in the userdata's user value):
+** StreamReaderProtocol.data_received.  NULL before the setup. */
 typedef struct {
-  const void *transport, *stream_protocol, *data_received;
+  const void *data_received;
 } stream_classes;
-enum { H_TRANSPORT = 1, H_STREAM_PROTOCOL, H_STREAM_DATA_RECEIVED, H_DRAIN, H_N = H_DRAIN };
 
 static const stream_classes *classes(lua_State *L) {
   return (const stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
-}
-
-/* Whether the value at idx has the metatable cls (an instance of that
-** class itself, not of a subclass). */
-static int is_instance_of(lua_State *L, int idx, const void *cls) {
-  int yes;
-  if (cls == NULL || !lua_getmetatable(L, idx)) return 0;
-  yes = lua_topointer(L, -1) == cls;
-  lua_pop(L, 1);
-  return yes;
 }
 
 /* Pushes obj[field] (obj an absolute index) and returns its type. */
@@ -240,54 +222,12 @@ static int l_write(lua_State *L) {
   return 0;
 }
 
-/* ---- StreamWriter ---- */
-
-/* writer:drain() (async): returns at once when the reader has no
-** exception, the transport (a Transport) is not closing and the protocol
-** (a StreamReaderProtocol) is neither paused nor lost; anything else goes
-** to the Lua drain, which may wait. */
-static int l_writer_drain(lua_State *L) {
-  const stream_classes *cls = classes(L);
-  ta_sreader *r;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  ta_async_check(L, "StreamWriter:drain", TA_ASYNCIO);
-  lua_settop(L, 1);
-  if (rawget_field(L, 1, F_READER) != LUA_TNIL) { /* 2 */
-    r = ta_stream_reader_test(L, ta_upengine(L), 2);
-    if (r == NULL || ta_stream_reader_failed(r)) goto slow;
-  }
-  rawget_field(L, 1, F_TRANSPORT); /* 3 */
-  if (!is_instance_of(L, 3, cls->transport) || rawget_field(L, 3, F_CLOSING) != LUA_TBOOLEAN ||
-      lua_toboolean(L, 4))
-    goto slow;
-  rawget_field(L, 1, F_PROTOCOL); /* 5 */
-  if (!is_instance_of(L, 5, cls->stream_protocol)) goto slow;
-  rawget_field(L, 5, F_PAUSED);
-  rawget_field(L, 5, F_CONNECTION_LOST);
-  if (lua_toboolean(L, 6) || lua_toboolean(L, 7)) goto slow;
-  return 0;
-slow:
-  lua_settop(L, 1);
-  lua_getiuservalue(L, lua_upvalueindex(UP_CLASSES), 1);
-  lua_rawgeti(L, -1, H_DRAIN);
-  lua_replace(L, -2);
-  lua_insert(L, 1);
-  lua_callk(L, 1, 0, 0, ta_no_results_k);
-  return 0;
-}
-
-/* stream_transport_setup{Transport, StreamReaderProtocol,
-** StreamReaderProtocol.data_received, drain}: what lua/asyncio/streams.lua
-** hands over. */
+/* stream_transport_setup(StreamReaderProtocol.data_received): what
+** lua/asyncio/streams.lua hands over. */
 static int l_stream_transport_setup(lua_State *L) {
   stream_classes *cls = (stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
-  luaL_checktype(L, 1, LUA_TTABLE);
-  for (int h = 1; h <= H_N; h++)
-    luaL_argcheck(L, lua_rawgeti(L, 1, h) == (h < H_STREAM_DATA_RECEIVED ? LUA_TTABLE : LUA_TFUNCTION), 1,
-                  "Transport, StreamReaderProtocol, data_received, drain expected");
-  cls->transport = lua_topointer(L, 2);
-  cls->stream_protocol = lua_topointer(L, 3);
-  cls->data_received = lua_topointer(L, 4);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  cls->data_received = lua_topointer(L, 1);
   lua_settop(L, 1);
   lua_setiuservalue(L, lua_upvalueindex(UP_CLASSES), 1);
   return 0;
@@ -298,7 +238,6 @@ int ta_open_transport(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"transport_read_ready", l_read_ready},
     {"transport_write", l_write},
-    {"stream_writer_drain", l_writer_drain},
     {"stream_transport_setup", l_stream_transport_setup},
   };
   int engine = lua_gettop(L), cls;

@@ -235,7 +235,7 @@ return function(asyncio)
     drain, asyncio._Transport, StreamReaderProtocol,
   }
 
-  core.stream_transport_setup { asyncio._Transport, StreamReaderProtocol, StreamReaderProtocol.data_received, drain }
+  core.stream_transport_setup(StreamReaderProtocol.data_received)
 
   --- writer:start_tls(ssl_context, {server_hostname=, ssl_handshake_timeout=})
   -- (async): upgrades the connection to TLS (a server's writer takes the
