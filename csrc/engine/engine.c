@@ -404,6 +404,20 @@ void ta_unanchor(lua_State *L, ta_engine *E, int id) {
   slot_free(L, E, E->anchor_ref, &E->anchor_ids, id);
 }
 
+/* Pushes the object anchored at id and lets go of it: ta_push_anchored
+** and ta_unanchor with one fetch of the table (a task's exit that cannot
+** fail). */
+void ta_push_unanchor(lua_State *L, ta_engine *E, int id) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->anchor_ref);
+  lua_rawgeti(L, -1, id);
+  if (!E->closing) { /* at lua_close the whole table goes */
+    lua_pushnil(L);
+    lua_rawseti(L, -3, id);
+    ids_give(&E->anchor_ids, id);
+  }
+  lua_replace(L, -2);
+}
+
 void ta_push_engine(lua_State *L) {
   ta_engine_get(L);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &engine_key);

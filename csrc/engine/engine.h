@@ -443,6 +443,7 @@ void ta_weak_unref(lua_State *L, ta_engine *E, int id);
 int ta_anchor(lua_State *L, ta_engine *E, int idx);
 void ta_push_anchored(lua_State *L, ta_engine *E, int id);
 void ta_unanchor(lua_State *L, ta_engine *E, int id);
+void ta_push_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
 const char *ta_tostring(lua_State *L, int idx);

@@ -546,8 +546,10 @@ void ta_check_cancelled(lua_State *L, ta_task *t) {
 ** its kind, instruments), then the thread dropped, keeping only its
 ** function (for the task's name): the coroutine and what it held become
 ** collectable even if someone keeps the task object.  Its error, if any,
-** is on top of L; what it pushes is left for the caller to drop. */
-static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
+** is on top of L; what it pushes is left for the caller to drop.  When
+** telling cannot fail (`unanchor`), the engine lets go of an anchored task
+** as it pushes it (release_exited then has nothing left to unanchor). */
+static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
   int tidx;
@@ -564,7 +566,12 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
     }
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  ta_push_task(L, t);
+  if (unanchor && t->kind->anchored) {
+    ta_push_unanchor(L, E, t->ref);
+    t->ref = LUA_NOREF;
+  } else {
+    ta_push_task(L, t);
+  }
   tidx = lua_gettop(L);
   if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
   t->reported = 1;
@@ -585,7 +592,7 @@ static int exit_report(lua_State *L) {
   int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
   lua_rotate(L, 1, -3);
   lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
-  tell_exit(L, t, ok, nres);
+  tell_exit(L, t, ok, nres, 0);
   return 0;
 }
 
@@ -604,7 +611,7 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   if (t != t->E->main && !ta_hooked(t->E) &&
       (!t->kind->anchored ||
        (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
-    tell_exit(L, t, ok, nres);
+    tell_exit(L, t, ok, nres, 1);
     lua_settop(L, base);
     return 1;
   }
@@ -661,7 +668,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   if (!t->kind->anchored) { /* its holder keeps the weak entry until collected */
     E->nunanchored--;
   } else {
-    ta_unanchor(L, E, t->ref);
+    if (t->ref != LUA_NOREF) ta_unanchor(L, E, t->ref); /* (else tell_exit did) */
     t->ref = LUA_NOREF;
     E->ntasks--;
     if (t->system_tree) E->nsystem_tree--;
