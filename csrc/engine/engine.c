@@ -332,9 +332,8 @@ ta_engine *ta_engine_get(lua_State *L) {
 
 /* Stores the value at idx (left there) at slot id of the table tref. */
 static int slot_store(lua_State *L, int tref, int idx, int id) {
-  idx = lua_absindex(L, idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
-  lua_pushvalue(L, idx);
+  lua_pushvalue(L, idx < 0 && idx > LUA_REGISTRYINDEX ? idx - 1 : idx); /* (below the table) */
   lua_rawseti(L, -2, id);
   lua_pop(L, 1);
   return id;

@@ -313,10 +313,13 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   t->flavor = (unsigned char)flavor;
   t->thread_uv = (unsigned char)thread_uv;
   t->id = ++E->next_id;
+  /* (a new thread has room for LUA_MINSTACK values, and a C function on
+  ** L for LUA_MINSTACK pushes: the task's and its thread, 3 more, the
+  ** arguments) */
+  if (nargs + 5 > LUA_MINSTACK && !lua_checkstack(L, nargs + 5))
+    luaL_error(L, "spawn: too many arguments");
   co = lua_newthread(L);
   if (lua_gethook(L) != NULL) inherit_hook(L, co);
-  lua_setiuservalue(L, -2, thread_uv);
-  /* (a new thread has room for LUA_MINSTACK values) */
   if (nargs + 3 > LUA_MINSTACK && !lua_checkstack(co, nargs + 3))
     luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
@@ -335,9 +338,9 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
     t->keeps = 1;
   }
   lua_pushvalue(L, fnidx);
-  lua_xmove(L, co, keepidx ? 3 : 2);
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
-  lua_xmove(L, co, nargs);
+  lua_xmove(L, co, (keepidx ? 3 : 2) + nargs); /* all at once */
+  lua_setiuservalue(L, -2, thread_uv);
   t->co = co;
   t->nargs = nargs;
   if (!kind->anchored) {
