@@ -208,6 +208,7 @@ struct ta_task {
   unsigned char tell_on_yield : 1;  /* parked under a cancellation: told once it has yielded */
   unsigned char system_tree : 1;    /* a system task, or a task under one (ta_task_in_system_tree) */
   unsigned char keeps : 1;          /* its thread keeps a value alive (ta_task_init keepidx) */
+  unsigned char mt_pending : 1;     /* its object has no metatable yet (ta_spawn, ta_push_task) */
   /* ---- not in a compact task ---- */
   ta_status *status;
   ta_task *sib_prev, *sib_next; /* among its owner's tasks (a nursery's children) */

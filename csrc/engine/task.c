@@ -239,10 +239,19 @@ ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int fl
 /* ---- creating tasks ---- */
 
 /* Pushes the task's object: an anchored task while alive (afterwards
-** nil); one anchored by its holders while that object lives. */
+** nil); one anchored by its holders while that object lives.  An object
+** ta_spawn made gets its metatable here, when it first reaches code that
+** may look at it: most Trio tasks never do (setting it cost W1 spawn 4%). */
 void ta_push_task(lua_State *L, ta_task *t) {
-  if (!t->kind->anchored) ta_push_weak(L, t->E, t->ref);
-  else ta_push_anchored(L, t->E, t->ref);
+  if (!t->kind->anchored) {
+    ta_push_weak(L, t->E, t->ref);
+    return;
+  }
+  ta_push_anchored(L, t->E, t->ref);
+  if (t->mt_pending && t->ref != LUA_NOREF) {
+    ta_setmetatable(L, t->E, TA_MT_TASK);
+    t->mt_pending = 0;
+  }
 }
 
 /* Whether the task's object can still be pushed by ta_push_task. */
@@ -356,14 +365,15 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
 
 /* Spawns a task object of the given kind, scheduled by the engine, in
 ** cancel status st; the caller links it to its owner before anything can
-** run.  Leaves the task userdata on the stack. */
+** run.  Leaves the task userdata on the stack, still without its
+** metatable: a caller that hands it to Lua pushes it with ta_push_task. */
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   const ta_task_kind *kind, ta_status *st, ta_task *parent) {
   ta_task *t;
   fnidx = lua_absindex(L, fnidx);
   t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
-  ta_setmetatable(L, E, TA_MT_TASK);
   ta_task_init(L, E, t, fnidx, nargs, flavor, parent, kind, TA_UV_THREAD, 0);
+  t->mt_pending = 1;
   ta_status_link_task(st, t);
   t->state = TA_RUNNABLE;
   ta_runq_push(E, t);
