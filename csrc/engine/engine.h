@@ -232,7 +232,8 @@ struct ta_task {
 
 /* User values of a task object: its thread while alive, then the function
 ** it ran (so that its name stays); the object its kind calls its parent
-** (a Trio task's nursery: parent_nursery stays for the task's whole life). */
+** once it has exited (a Trio task's nursery, so that parent_nursery stays;
+** while it lives, its owner). */
 enum { TA_UV_THREAD = 1, TA_UV_PARENT = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
