@@ -428,6 +428,7 @@ struct ta_engine {
   int nspare_rbufs;           /* with the pointer to the next (freed with the engine) */
   /* State of the flavor layers that the engine only stores. */
   void *open_nurseries;     /* trio/: every open nursery */
+  void *checked_nursery;    /* trio/: an open nursery start_soon checked last */
   void *running_loop;       /* asyncio/: loop whose callbacks are running */
   int aio_cancelled_ref;    /* asyncio/: the asyncio.CancelledError class */
   uint32_t gather_serial;   /* asyncio/: of the last asyncio.gather */
