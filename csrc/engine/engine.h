@@ -345,6 +345,7 @@ typedef struct ta_host_hooks {
 typedef struct ta_ids {
   int top;
   int *free, nfree, capfree;
+  int nclean;         /* free[0..nclean) have empty slots; those above may not yet */
 } ta_ids;
 
 /* Metatables of the objects made and checked on hot paths, cached in the
@@ -449,6 +450,8 @@ int ta_anchor(lua_State *L, ta_engine *E, int idx);
 void ta_push_anchored(lua_State *L, ta_engine *E, int id);
 void ta_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_push_unanchor(lua_State *L, ta_engine *E, int id);
+void ta_unanchor_later(lua_State *L, ta_engine *E, int id);
+void ta_flush_unanchors(lua_State *L, ta_engine *E);
 void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
 const char *ta_tostring(lua_State *L, int idx);

@@ -583,8 +583,9 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) 
   }
   if (unanchor && t->kind->anchored && t->mt_pending) {
     /* its object never reached Lua code, and now nothing can reach it:
-    ** it keeps neither thread nor function, it is garbage */
-    ta_unanchor(L, E, t->ref);
+    ** it keeps neither thread nor function, it is garbage (once the end
+    ** of the batch has emptied its anchor) */
+    ta_unanchor_later(L, E, t->ref);
     t->ref = LUA_NOREF;
     lua_pushnil(L);
     unseen = 1;
