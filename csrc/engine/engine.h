@@ -158,9 +158,9 @@ typedef struct ta_task_kind {
   ** for a kind that is not anchored, whose tasks ta_task_init makes. */
   int compact;
   /* The task ended: ok with nres results on t->co, or failed.  Its
-  ** object is on top of L, at tidx (nil when its object never reached
-  ** Lua code and `exit_may_raise` said no: nothing will see it again),
-  ** and its error, if any, just below;
+  ** object is on top of L, at tidx (0: not pushed, when its object never
+  ** reached Lua code and `exit_may_raise` said no: nothing will see it
+  ** again), and its error, if any, just below;
   ** what the hook pushes the engine drops.  The hook of a kind whose
   ** tasks keep a value (ta_task_init) replaces the thread in its user
   ** value.  NULL: nothing to tell. */

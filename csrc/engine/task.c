@@ -300,7 +300,8 @@ void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 }
 
 /* Fills in task t, part of the userdata on top of the stack, to run fn (at
-** fnidx, followed by nargs arguments); it is not scheduled anywhere yet.
+** fnidx, an absolute index, followed by nargs arguments); it is not
+** scheduled anywhere yet.
 ** Its thread goes into user value thread_uv of that userdata.  The new
 ** task starts with its spawner's context (shared until written:
 ** copy-on-write).  A task whose kind is not anchored is part of an object
@@ -311,7 +312,6 @@ void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
                   ta_task *parent, const ta_task_kind *kind, int thread_uv, int keepidx) {
   lua_State *co;
-  fnidx = lua_absindex(L, fnidx);
   memset(t, 0, kind->compact ? TA_TASK_COMPACT_SIZE : sizeof *t);
   t->E = E;
   t->kind = kind;
@@ -458,8 +458,9 @@ static int checkpoint_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - t->kbase;
 }
 
-/* ... returning the top nret values of the stack after it. */
-int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret) {
+/* ... returning the top nret values of the stack after it.  (Inline in
+** both entry points: trio.sleep(0) is W1's one checkpoint.) */
+static inline int checkpoint(lua_State *L, ta_task *t, int nret) {
   t->state = TA_RUNNABLE;
   t->trap = 1;
   t->kbase = lua_gettop(L) - nret;
@@ -467,8 +468,12 @@ int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret) {
   return lua_yieldk(L, 0, (lua_KContext)t, checkpoint_k);
 }
 
+int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret) {
+  return checkpoint(L, t, nret);
+}
+
 int ta_checkpoint(lua_State *L, ta_task *t) {
-  return ta_checkpoint_ret(L, t, 0);
+  return checkpoint(L, t, 0);
 }
 
 /* The caller has already unlinked t from what it waited on and pushed
@@ -563,7 +568,7 @@ void ta_check_cancelled(lua_State *L, ta_task *t) {
 ** telling cannot fail (`unanchor`), the engine lets go of an anchored task
 ** as it pushes it (release_exited then has nothing left to unanchor), or
 ** without pushing it when its object never reached Lua code (its kind's
-** hook gets nil then). */
+** hook gets tidx 0 then). */
 static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
@@ -587,7 +592,6 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) 
     ** of the batch has emptied its anchor) */
     ta_unanchor_later(L, E, t->ref);
     t->ref = LUA_NOREF;
-    lua_pushnil(L);
     unseen = 1;
   } else if (unanchor && t->kind->anchored) {
     ta_push_unanchor(L, E, t->ref);
@@ -595,7 +599,7 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) 
   } else {
     ta_push_task(L, t);
   }
-  tidx = lua_gettop(L);
+  tidx = unseen ? 0 : lua_gettop(L);
   if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
   t->reported = 1;
   if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);

@@ -66,9 +66,10 @@ static void link_child(ta_nursery *n, ta_task *t) {
 
 /* ---- the kind of Trio tasks ---- */
 
-/* A child exited (its object at tidx, its error, if any, below): the
-** error goes to the nursery with its traceback; it breaks the parking
-** lots it was registered for. */
+/* A child exited (its object at tidx, its error, if any, below; tidx 0:
+** it finished and its object never reached Lua code): the error goes to
+** the nursery with its traceback; it breaks the parking lots it was
+** registered for. */
 static void trio_task_exited(lua_State *L, ta_task *t, int tidx, int ok, int nres) {
   ta_nursery *n = (ta_nursery *)t->owner;
   int eidx = tidx - 1;
@@ -91,7 +92,7 @@ static void trio_task_exited(lua_State *L, ta_task *t, int tidx, int ok, int nre
   }
   if (t->lot_breaker) ta_break_lots_of(L, t); /* (a system task's too) */
   if (n != NULL) {
-    if (!lua_isnil(L, tidx)) { /* parent_nursery stays (see spawn_into) */
+    if (tidx != 0) { /* parent_nursery stays (see spawn_into) */
       ta_push_nursery(L, n);
       lua_setiuservalue(L, tidx, TA_UV_PARENT);
     }
