@@ -52,6 +52,41 @@ describe("trio.lowlevel.current_task", function()
     assert_has(str, "0x")
   end)
 
+  it("a task object is a full task whichever way it first reaches Lua", function()
+    -- (a spawned task gets its metatable only when it is first handed out)
+    local function body() trio.sleep(0) end
+    local info = debug.getinfo(body, "S")
+    local full = { "userdata", "trio", info.short_src .. ":" .. info.linedefined, false, true }
+    local function describe_task(t)
+      return { type(t), t.flavor, t.name, t.done, tostring(t):match("^trio task '") ~= nil }
+    end
+    local seen = trio.run(function()
+      local got = {}
+      got.system = describe_task(lowlevel.spawn_system_task(body))
+      trio.open_nursery(function(n)
+        n:start_soon(body)
+        got.child = describe_task(n.child_tasks[1])
+        n:start_soon(function() got.current = describe_task(lowlevel.current_task()) end)
+      end)
+      return got
+    end)
+    assert.same(full, seen.system)
+    assert.same(full, seen.child)
+    local current = seen.current
+    assert.same({ "userdata", "trio", false, true }, { current[1], current[2], current[4], current[5] })
+    local spawned = trio.run(function()
+      local got
+      lowlevel.add_instrument({
+        task_spawned = function(_, t)
+          if t.name == full[3] then got = describe_task(t) end
+        end,
+      })
+      trio.open_nursery(function(n) n:start_soon(body) end)
+      return got
+    end)
+    assert.same(full, spawned)
+  end)
+
   it("parent_nursery is the nursery that spawned the task", function()
     local same = trio.run(function()
       return trio.open_nursery(function(n)

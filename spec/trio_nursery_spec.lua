@@ -179,6 +179,32 @@ describe("trio.open_nursery", function()
     end)
     assert.is_not_nil(e)
   end)
+  it("start_soon checks its nursery also right after a start_soon into another one", function()
+    -- (the nursery checked last is remembered while it is open)
+    local errs = trio.run(function()
+      local got, start_soon, saved = {}, nil, nil
+      trio.open_nursery(function(n)
+        saved = n
+        n:start_soon(function() end)
+        start_soon = n.start_soon
+        got.task = select(2, pcall(start_soon, trio.lowlevel.current_task(), function() end))
+        got.table = select(2, pcall(start_soon, {}, function() end))
+        got.scope = select(2, pcall(start_soon, n.cancel_scope, function() end))
+      end)
+      got.closed = select(2, pcall(start_soon, saved, function() end))
+      trio.open_nursery(function(n2)
+        n2:start_soon(function() end)
+        got.closed_again = select(2, pcall(start_soon, saved, function() end))
+      end)
+      return got
+    end)
+    for _, k in ipairs({ "task", "table", "scope" }) do
+      assert.matches("trio_asyncio.Nursery expected", tostring(errs[k]), 1, true)
+    end
+    assert.matches("start_soon: the nursery is closed to new tasks", tostring(errs.closed), 1, true)
+    assert.matches("start_soon: the nursery is closed to new tasks", tostring(errs.closed_again), 1, true)
+  end)
+
   it("a child spawned into a cancelled nursery is cancelled at its first checkpoint", function()
     local log = {}
     trio.run(function()

@@ -144,19 +144,25 @@ void ta_engine_handles_close(ta_engine *E) {
 
 /* ---- slot ids ---- */
 
+/* (An id taken whose slot was not emptied yet gets a new value there:
+** nothing is left to empty.) */
 static int ids_take(ta_ids *ids) {
-  return ids->nfree > 0 ? ids->free[--ids->nfree] : ++ids->top;
+  if (ids->nfree == 0) return ++ids->top;
+  if (ids->nclean == ids->nfree) ids->nclean--;
+  return ids->free[--ids->nfree];
 }
 
-static void ids_give(ta_ids *ids, int id) {
+/* Returns 0 when the id could not be kept (not enough memory). */
+static int ids_give(ta_ids *ids, int id) {
   if (ids->nfree == ids->capfree) {
     int cap = ids->capfree ? ids->capfree * 2 : 64;
     int *a = (int *)realloc(ids->free, (size_t)cap * sizeof *a);
-    if (a == NULL) return; /* the id is lost, not reused: harmless */
+    if (a == NULL) return 0;
     ids->free = a;
     ids->capfree = cap;
   }
   ids->free[ids->nfree++] = id;
+  return 1;
 }
 
 static void ids_free(ta_ids *ids) {
@@ -332,9 +338,8 @@ ta_engine *ta_engine_get(lua_State *L) {
 
 /* Stores the value at idx (left there) at slot id of the table tref. */
 static int slot_store(lua_State *L, int tref, int idx, int id) {
-  idx = lua_absindex(L, idx);
   lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
-  lua_pushvalue(L, idx);
+  lua_pushvalue(L, idx < 0 && idx > LUA_REGISTRYINDEX ? idx - 1 : idx); /* (below the table) */
   lua_rawseti(L, -2, id);
   lua_pop(L, 1);
   return id;
@@ -357,7 +362,7 @@ static void slot_free(lua_State *L, ta_engine *E, int tref, ta_ids *ids, int id)
   lua_pushnil(L);
   lua_rawseti(L, -2, id);
   lua_pop(L, 1);
-  ids_give(ids, id);
+  ids_give(ids, id); /* (if lost, it is never reused: harmless) */
 }
 
 /* The weak registry: objects that must stay collectable (an asyncio Task
@@ -402,6 +407,43 @@ void ta_push_anchored(lua_State *L, ta_engine *E, int id) {
 
 void ta_unanchor(lua_State *L, ta_engine *E, int id) {
   slot_free(L, E, E->anchor_ref, &E->anchor_ids, id);
+}
+
+/* Lets go of the object anchored at id without touching the table: the
+** id is free at once (a new anchor overwrites its slot), and its slot is
+** emptied by the next ta_flush_unanchors (the end of the scheduler's
+** batch, or of the run): one fetch of the table for many exits. */
+void ta_unanchor_later(lua_State *L, ta_engine *E, int id) {
+  if (id <= 0 || E->closing) return;
+  if (!ids_give(&E->anchor_ids, id)) slot_free(L, E, E->anchor_ref, &E->anchor_ids, id);
+}
+
+void ta_flush_unanchors(lua_State *L, ta_engine *E) {
+  ta_ids *ids = &E->anchor_ids;
+  if (ids->nclean == ids->nfree) return;
+  if (!E->closing) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, E->anchor_ref);
+    for (int i = ids->nclean; i < ids->nfree; i++) {
+      lua_pushnil(L);
+      lua_rawseti(L, -2, ids->free[i]);
+    }
+    lua_pop(L, 1);
+  }
+  ids->nclean = ids->nfree;
+}
+
+/* Pushes the object anchored at id and lets go of it: ta_push_anchored
+** and ta_unanchor with one fetch of the table (a task's exit that cannot
+** fail). */
+void ta_push_unanchor(lua_State *L, ta_engine *E, int id) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, E->anchor_ref);
+  lua_rawgeti(L, -1, id);
+  if (!E->closing) { /* at lua_close the whole table goes */
+    lua_pushnil(L);
+    lua_rawseti(L, -3, id);
+    ids_give(&E->anchor_ids, id);
+  }
+  lua_replace(L, -2);
 }
 
 void ta_push_engine(lua_State *L) {

@@ -158,7 +158,9 @@ typedef struct ta_task_kind {
   ** for a kind that is not anchored, whose tasks ta_task_init makes. */
   int compact;
   /* The task ended: ok with nres results on t->co, or failed.  Its
-  ** object is on top of L, at tidx, and its error, if any, just below;
+  ** object is on top of L, at tidx (0: not pushed, when its object never
+  ** reached Lua code and `exit_may_raise` said no: nothing will see it
+  ** again), and its error, if any, just below;
   ** what the hook pushes the engine drops.  The hook of a kind whose
   ** tasks keep a value (ta_task_init) replaces the thread in its user
   ** value.  NULL: nothing to tell. */
@@ -208,6 +210,7 @@ struct ta_task {
   unsigned char tell_on_yield : 1;  /* parked under a cancellation: told once it has yielded */
   unsigned char system_tree : 1;    /* a system task, or a task under one (ta_task_in_system_tree) */
   unsigned char keeps : 1;          /* its thread keeps a value alive (ta_task_init keepidx) */
+  unsigned char mt_pending : 1;     /* its object has no metatable yet (ta_spawn, ta_push_task) */
   /* ---- not in a compact task ---- */
   ta_status *status;
   ta_task *sib_prev, *sib_next; /* among its owner's tasks (a nursery's children) */
@@ -229,7 +232,8 @@ struct ta_task {
 
 /* User values of a task object: its thread while alive, then the function
 ** it ran (so that its name stays); the object its kind calls its parent
-** (a Trio task's nursery: parent_nursery stays for the task's whole life). */
+** once it has exited (a Trio task's nursery, so that parent_nursery stays;
+** while it lives, its owner). */
 enum { TA_UV_THREAD = 1, TA_UV_PARENT = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
@@ -340,6 +344,7 @@ typedef struct ta_host_hooks {
 typedef struct ta_ids {
   int top;
   int *free, nfree, capfree;
+  int nclean;         /* free[0..nclean) have empty slots; those above may not yet */
 } ta_ids;
 
 /* Metatables of the objects made and checked on hot paths, cached in the
@@ -423,6 +428,7 @@ struct ta_engine {
   int nspare_rbufs;           /* with the pointer to the next (freed with the engine) */
   /* State of the flavor layers that the engine only stores. */
   void *open_nurseries;     /* trio/: every open nursery */
+  void *checked_nursery;    /* trio/: an open nursery start_soon checked last */
   void *running_loop;       /* asyncio/: loop whose callbacks are running */
   int aio_cancelled_ref;    /* asyncio/: the asyncio.CancelledError class */
   uint32_t gather_serial;   /* asyncio/: of the last asyncio.gather */
@@ -442,6 +448,9 @@ void ta_weak_unref(lua_State *L, ta_engine *E, int id);
 int ta_anchor(lua_State *L, ta_engine *E, int idx);
 void ta_push_anchored(lua_State *L, ta_engine *E, int id);
 void ta_unanchor(lua_State *L, ta_engine *E, int id);
+void ta_push_unanchor(lua_State *L, ta_engine *E, int id);
+void ta_unanchor_later(lua_State *L, ta_engine *E, int id);
+void ta_flush_unanchors(lua_State *L, ta_engine *E);
 void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
 const char *ta_tostring(lua_State *L, int idx);

@@ -89,6 +89,7 @@ static void run_batch(lua_State *L, ta_engine *E) {
     if (t->state == TA_RUNNABLE) ta_step_task(L, t);
   }
   E->nbatch = 0;
+  ta_flush_unanchors(L, E); /* of the tasks that exited */
 }
 
 /* ---- instruments ---- */
@@ -382,6 +383,7 @@ static void run_end(lua_State *L, ta_engine *E) {
   E->abandoned = E->pierce_shields = 0;
   E->main = NULL;
   E->ki_pending = E->ki_host = 0;
+  ta_flush_unanchors(L, E); /* (a batch that raised did not) */
   ta_ctx_release(L, E);
   /* queued by the last callbacks: they belong to this run (cleared in
   ** place, since run_end must not allocate: ta_run_abandon relies on it) */

@@ -239,10 +239,19 @@ ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int fl
 /* ---- creating tasks ---- */
 
 /* Pushes the task's object: an anchored task while alive (afterwards
-** nil); one anchored by its holders while that object lives. */
+** nil); one anchored by its holders while that object lives.  An object
+** ta_spawn made gets its metatable here, when it first reaches code that
+** may look at it: most Trio tasks never do (setting it was 2% of W1 spawn). */
 void ta_push_task(lua_State *L, ta_task *t) {
-  if (!t->kind->anchored) ta_push_weak(L, t->E, t->ref);
-  else ta_push_anchored(L, t->E, t->ref);
+  if (!t->kind->anchored) {
+    ta_push_weak(L, t->E, t->ref);
+    return;
+  }
+  ta_push_anchored(L, t->E, t->ref);
+  if (t->mt_pending && t->ref != LUA_NOREF) {
+    ta_setmetatable(L, t->E, TA_MT_TASK);
+    t->mt_pending = 0;
+  }
 }
 
 /* Whether the task's object can still be pushed by ta_push_task. */
@@ -291,7 +300,8 @@ void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 }
 
 /* Fills in task t, part of the userdata on top of the stack, to run fn (at
-** fnidx, followed by nargs arguments); it is not scheduled anywhere yet.
+** fnidx, an absolute index, followed by nargs arguments); it is not
+** scheduled anywhere yet.
 ** Its thread goes into user value thread_uv of that userdata.  The new
 ** task starts with its spawner's context (shared until written:
 ** copy-on-write).  A task whose kind is not anchored is part of an object
@@ -302,7 +312,6 @@ void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
                   ta_task *parent, const ta_task_kind *kind, int thread_uv, int keepidx) {
   lua_State *co;
-  fnidx = lua_absindex(L, fnidx);
   memset(t, 0, kind->compact ? TA_TASK_COMPACT_SIZE : sizeof *t);
   t->E = E;
   t->kind = kind;
@@ -313,10 +322,13 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   t->flavor = (unsigned char)flavor;
   t->thread_uv = (unsigned char)thread_uv;
   t->id = ++E->next_id;
+  /* (a new thread has room for LUA_MINSTACK values, and a C function on
+  ** L for LUA_MINSTACK pushes: the task's and its thread, 3 more, the
+  ** arguments) */
+  if (nargs + 5 > LUA_MINSTACK && !lua_checkstack(L, nargs + 5))
+    luaL_error(L, "spawn: too many arguments");
   co = lua_newthread(L);
   if (lua_gethook(L) != NULL) inherit_hook(L, co);
-  lua_setiuservalue(L, -2, thread_uv);
-  /* (a new thread has room for LUA_MINSTACK values) */
   if (nargs + 3 > LUA_MINSTACK && !lua_checkstack(co, nargs + 3))
     luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
@@ -335,9 +347,9 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
     t->keeps = 1;
   }
   lua_pushvalue(L, fnidx);
-  lua_xmove(L, co, keepidx ? 3 : 2);
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
-  lua_xmove(L, co, nargs);
+  lua_xmove(L, co, (keepidx ? 3 : 2) + nargs); /* all at once */
+  lua_setiuservalue(L, -2, thread_uv);
   t->co = co;
   t->nargs = nargs;
   if (!kind->anchored) {
@@ -353,14 +365,15 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
 
 /* Spawns a task object of the given kind, scheduled by the engine, in
 ** cancel status st; the caller links it to its owner before anything can
-** run.  Leaves the task userdata on the stack. */
+** run.  Leaves the task userdata on the stack, still without its
+** metatable: a caller that hands it to Lua pushes it with ta_push_task. */
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   const ta_task_kind *kind, ta_status *st, ta_task *parent) {
   ta_task *t;
   fnidx = lua_absindex(L, fnidx);
   t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
-  ta_setmetatable(L, E, TA_MT_TASK);
   ta_task_init(L, E, t, fnidx, nargs, flavor, parent, kind, TA_UV_THREAD, 0);
+  t->mt_pending = 1;
   ta_status_link_task(st, t);
   t->state = TA_RUNNABLE;
   ta_runq_push(E, t);
@@ -444,8 +457,9 @@ static int checkpoint_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_gettop(L) - t->kbase;
 }
 
-/* ... returning the top nret values of the stack after it. */
-int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret) {
+/* ... returning the top nret values of the stack after it.  (Inline in
+** both entry points: trio.sleep(0) is W1's one checkpoint.) */
+static inline int checkpoint(lua_State *L, ta_task *t, int nret) {
   t->state = TA_RUNNABLE;
   t->trap = 1;
   t->kbase = lua_gettop(L) - nret;
@@ -453,8 +467,12 @@ int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret) {
   return lua_yieldk(L, 0, (lua_KContext)t, checkpoint_k);
 }
 
+int ta_checkpoint_ret(lua_State *L, ta_task *t, int nret) {
+  return checkpoint(L, t, nret);
+}
+
 int ta_checkpoint(lua_State *L, ta_task *t) {
-  return ta_checkpoint_ret(L, t, 0);
+  return checkpoint(L, t, 0);
 }
 
 /* The caller has already unlinked t from what it waited on and pushed
@@ -542,11 +560,15 @@ void ta_raise_cancelled(lua_State *L) {
 ** its kind, instruments), then the thread dropped, keeping only its
 ** function (for the task's name): the coroutine and what it held become
 ** collectable even if someone keeps the task object.  Its error, if any,
-** is on top of L; what it pushes is left for the caller to drop. */
-static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
+** is on top of L; what it pushes is left for the caller to drop.  When
+** telling cannot fail (`unanchor`), the engine lets go of an anchored task
+** as it pushes it (release_exited then has nothing left to unanchor), or
+** without pushing it when its object never reached Lua code (its kind's
+** hook gets tidx 0 then). */
+static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
-  int tidx;
+  int tidx, unseen = 0;
   if (t == E->main) {
     E->main_ok = ok;
     if (ok) { /* one value at a time: any number of results fits */
@@ -560,12 +582,24 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres) {
     }
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  ta_push_task(L, t);
-  tidx = lua_gettop(L);
+  if (unanchor && t->kind->anchored && t->mt_pending) {
+    /* its object never reached Lua code, and now nothing can reach it:
+    ** it keeps neither thread nor function, it is garbage (once the end
+    ** of the batch has emptied its anchor) */
+    ta_unanchor_later(L, E, t->ref);
+    t->ref = LUA_NOREF;
+    unseen = 1;
+  } else if (unanchor && t->kind->anchored) {
+    ta_push_unanchor(L, E, t->ref);
+    t->ref = LUA_NOREF;
+  } else {
+    ta_push_task(L, t);
+  }
+  tidx = unseen ? 0 : lua_gettop(L);
   if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
   t->reported = 1;
   if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
-  if (t->keeps) return; /* its kind's exited hook replaced the thread */
+  if (t->keeps || unseen) return; /* (its kind's exited hook replaced the thread) */
   if (ok) { /* finished: its frames are gone, the copy at the base stays */
     lua_pushvalue(co, 1);
     lua_xmove(co, L, 1);
@@ -581,7 +615,7 @@ static int exit_report(lua_State *L) {
   int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
   lua_rotate(L, 1, -3);
   lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
-  tell_exit(L, t, ok, nres);
+  tell_exit(L, t, ok, nres, 0);
   return 0;
 }
 
@@ -600,7 +634,7 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   if (t != t->E->main && !ta_hooked(t->E) &&
       (!t->kind->anchored ||
        (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
-    tell_exit(L, t, ok, nres);
+    tell_exit(L, t, ok, nres, 1);
     lua_settop(L, base);
     return 1;
   }
@@ -657,7 +691,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   if (!t->kind->anchored) { /* its holder keeps the weak entry until collected */
     E->nunanchored--;
   } else {
-    ta_unanchor(L, E, t->ref);
+    if (t->ref != LUA_NOREF) ta_unanchor(L, E, t->ref); /* (else tell_exit did) */
     t->ref = LUA_NOREF;
     E->ntasks--;
     if (t->system_tree) E->nsystem_tree--;

@@ -66,9 +66,10 @@ static void link_child(ta_nursery *n, ta_task *t) {
 
 /* ---- the kind of Trio tasks ---- */
 
-/* A child exited (its object at tidx, its error, if any, below): the
-** error goes to the nursery with its traceback; it breaks the parking
-** lots it was registered for. */
+/* A child exited (its object at tidx, its error, if any, below; tidx 0:
+** it finished and its object never reached Lua code): the error goes to
+** the nursery with its traceback; it breaks the parking lots it was
+** registered for. */
 static void trio_task_exited(lua_State *L, ta_task *t, int tidx, int ok, int nres) {
   ta_nursery *n = (ta_nursery *)t->owner;
   int eidx = tidx - 1;
@@ -90,13 +91,20 @@ static void trio_task_exited(lua_State *L, ta_task *t, int tidx, int ok, int nre
     lua_settop(L, tidx);
   }
   if (t->lot_breaker) ta_break_lots_of(L, t); /* (a system task's too) */
-  if (n != NULL) unlink_child(n, t);
+  if (n != NULL) {
+    if (tidx != 0) { /* parent_nursery stays (see spawn_into) */
+      ta_push_nursery(L, n);
+      lua_setiuservalue(L, tidx, TA_UV_PARENT);
+    }
+    unlink_child(n, t);
+  }
 }
 
 /* parent_nursery, eventual_parent_nursery and child_nurseries */
 static int trio_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   if (strcmp(k, "parent_nursery") == 0) {
-    lua_getiuservalue(L, idx, TA_UV_PARENT);
+    if (t->owner != NULL) ta_push_nursery(L, (ta_nursery *)t->owner);
+    else lua_getiuservalue(L, idx, TA_UV_PARENT);
   } else if (strcmp(k, "eventual_parent_nursery") == 0) {
     ta_nursery *n = (ta_nursery *)t->owner;
     if (n != NULL && n->target != NULL && !n->target->closed) ta_push_nursery(L, n->target);
@@ -203,6 +211,7 @@ static int l_nursery_close(lua_State *L) {
   if (n->closed) return luaL_error(L, "nursery already closed");
   if (n->nchildren > 0) return luaL_error(L, "nursery closed with live children");
   n->closed = 1;
+  if (n->E->checked_nursery == n) n->E->checked_nursery = NULL; /* (it may go now) */
   lua_pushboolean(L, ta_scope_exit(L, n->scope));
   {
     ta_nursery *head = (ta_nursery *)n->E->open_nurseries;
@@ -217,8 +226,10 @@ static int l_nursery_close(lua_State *L) {
   return 3;
 }
 
-/* The nursery is at index 1; the new task keeps it as its parent_nursery
-** (a user value: it stays after the task exits, as in Trio). */
+/* The nursery is at index 1.  The new task's parent_nursery is its owner
+** while it lives; its object keeps it in a user value once it has exited
+** (trio_task_exited: only an object that reached Lua code, which is the
+** only one anyone can ask), so it stays, as in Trio. */
 static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
   ta_engine *E = n->E;
   ta_task *parent = E->current;
@@ -229,13 +240,20 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
                         &n->scope->st, parent && parent->co == L ? parent : NULL);
   if (n->parent_task->system_tree) ta_task_in_system_tree(t);
   link_child(n, t);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, TA_UV_PARENT);
 }
 
-/* nursery:start_soon(fn, ...) */
+/* nursery:start_soon(fn, ...).  The nursery it checked last is known
+** while it is open (alive, so no other object can have its address): the
+** same nursery again needs no look at its metatable (W1 spawn: 2%). */
 static int l_start_soon(lua_State *L) {
-  spawn_into(L, checknursery(L, 1), 2, TA_TRIO);
+  ta_engine *E = ta_upengine(L);
+  ta_nursery *n;
+  if (lua_type(L, 1) != LUA_TUSERDATA || (n = (ta_nursery *)lua_touserdata(L, 1)) == NULL ||
+      n != E->checked_nursery) {
+    n = (ta_nursery *)ta_checkudata(L, E, 1, TA_MT_NURSERY);
+    if (!n->closed) E->checked_nursery = n;
+  }
+  spawn_into(L, n, 2, TA_TRIO);
   return 0;
 }
 
@@ -266,10 +284,7 @@ static int l_nursery_reparent(lua_State *L) {
     ta_status_recompute(L, t->E, s);
   }
   unlink_child(from, t);
-  link_child(to, t);
-  ta_push_task(L, t);
-  lua_pushvalue(L, 2);
-  lua_setiuservalue(L, -2, TA_UV_PARENT);
+  link_child(to, t); /* (its parent_nursery from now on) */
   return 0;
 }
 

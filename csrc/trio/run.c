@@ -92,6 +92,7 @@ static int l_spawn_system_task(lua_State *L) {
   t = ta_spawn(L, E, 1, lua_gettop(L) - 1, TA_TRIO, &ta_trio_task_kind, &E->root, NULL);
   t->system = 1;
   ta_task_in_system_tree(t);
+  ta_push_task(L, t);
   return 1;
 }
 
