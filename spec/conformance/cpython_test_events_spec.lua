@@ -74,6 +74,16 @@ local pending_unless = H.pending(pending, it)
 
 local function fd_of(s) return math.tointeger(s:getfd()) end
 
+--- fn(r, w) with a connected pair of non-blocking sockets (driven by
+-- hand), closed afterwards.
+local function with_socketpair(fn)
+  local r, w = support.raw_socketpair()
+  H.try_finally(fn, function()
+    r:close()
+    w:close()
+  end, r, w)
+end
+
 --- test_utils.run_until: runs the loop until pred() is true (bounded).
 local function run_until(loop, pred)
   local deadline = loop:time() + H.GUARD
@@ -157,41 +167,44 @@ describe("test_events.py", function()
     end)
   end)
 
-  it(T .. "test_call_soon_threadsafe", function()
-    -- adapted: upstream calls call_soon_threadsafe from another thread.
-    -- A worker cannot reach the loop ("No way back from a worker" in
-    -- docs/SEMANTICS.md): handing it the loop is an argument error.  What
-    -- is left is the order: the threadsafe call made first runs first.
+  --- The call_soon_threadsafe tests: schedule_hello(loop, callback) has
+  -- callback("hello") scheduled, then callback("world") is scheduled with
+  -- call_soon and the loop runs until both ran (the second call stops
+  -- it): "hello" must come first.
+  local function check_hello_then_world(schedule_hello)
     H.with_loop(function(loop)
-      local e = assert_raises("bad argument", loop.run_in_executor, loop, nil,
-        function(l) return l end, loop)
-      assert.matches("run_in_executor", tostring(e))
       local results = {}
       local function callback(arg)
         results[#results + 1] = arg
         if #results >= 2 then loop:stop() end
       end
-      local worker = loop:run_in_executor(nil, function() return "hello" end)
-      worker:add_done_callback(function(f) loop:call_soon_threadsafe(callback, f:result()) end)
-      loop:run_until_complete(worker)
+      schedule_hello(loop, callback)
       loop:call_soon(callback, "world")
       loop:run_forever()
       assert.same({ "hello", "world" }, results)
+    end)
+  end
+
+  it(T .. "test_call_soon_threadsafe", function()
+    -- adapted: upstream calls call_soon_threadsafe from another thread.
+    -- A worker cannot reach the loop ("No way back from a worker" in
+    -- docs/SEMANTICS.md): handing it the loop is an argument error.  What
+    -- is left is the order: the threadsafe call made first (here when a
+    -- worker's result arrives) runs first.
+    check_hello_then_world(function(loop, callback)
+      local e = assert_raises("bad argument", loop.run_in_executor, loop, nil,
+        function(l) return l end, loop)
+      assert.matches("run_in_executor", tostring(e))
+      local worker = loop:run_in_executor(nil, function() return "hello" end)
+      worker:add_done_callback(function(f) loop:call_soon_threadsafe(callback, f:result()) end)
+      loop:run_until_complete(worker)
     end)
   end)
 
   it(T .. "test_call_soon_threadsafe_same_thread", function()
     -- ported
-    H.with_loop(function(loop)
-      local results = {}
-      local function callback(arg)
-        results[#results + 1] = arg
-        if #results >= 2 then loop:stop() end
-      end
+    check_hello_then_world(function(loop, callback)
       loop:call_soon_threadsafe(callback, "hello")
-      loop:call_soon(callback, "world")
-      loop:run_forever()
-      assert.same({ "hello", "world" }, results)
     end)
   end)
 
@@ -270,8 +283,7 @@ describe("test_events.py", function()
   it(T .. "test_writer_callback", function()
     -- ported
     H.with_loop(function(loop)
-      local r, w = support.raw_socketpair()
-      H.try_finally(function()
+      with_socketpair(function(r, w)
         local data = ("x"):rep(1024)
         loop:add_writer(fd_of(w), function(d)
           w:send(d)
@@ -281,9 +293,6 @@ describe("test_events.py", function()
         assert.is_true(loop:remove_writer(fd_of(w)))
         assert.is_false(loop:remove_writer(fd_of(w)))
         assert.equal(data, r:receive(#data * 2))
-      end, function()
-        r:close()
-        w:close()
       end)
     end)
   end)
@@ -331,42 +340,36 @@ describe("test_events.py", function()
     end)
   end)
 
-  it(T .. "test_signal_handling_while_selecting", function()
-    -- adapted: the SIGALRM comes from a background kill(1) (Lua has no
-    -- setitimer), while the loop waits
-    H.with_loop(function(loop)
-      local caught = 0
-      loop:add_signal_handler("SIGALRM", function()
-        caught = caught + 1
+  --- The two SIGALRM tests: a loop with a SIGALRM handler (called with
+  -- `...`) that stops it runs forever while the signal arrives `delay`
+  -- seconds later from a background kill(1) (Lua has no setitimer);
+  -- returns the arguments of each call of the handler.
+  local function run_until_alarm(delay, ...)
+    local args = table.pack(...)
+    return H.with_loop(function(loop)
+      local calls = {}
+      loop:add_signal_handler("SIGALRM", function(...)
+        calls[#calls + 1] = table.pack(...)
         loop:stop()
-      end)
+      end, table.unpack(args, 1, args.n))
       H.try_finally(function()
-        signal_later("ALRM", 0.01)
+        signal_later("ALRM", delay)
         local guard = loop:call_later(H.GUARD - 1, loop.stop, loop)
         loop:run_forever()
         guard:cancel()
       end, function() loop:remove_signal_handler("SIGALRM") end)
-      assert.equal(1, caught)
+      return calls
     end)
+  end
+
+  it(T .. "test_signal_handling_while_selecting", function()
+    -- adapted: the signal comes from kill(1), while the loop waits
+    assert.equal(1, #run_until_alarm(0.01))
   end)
 
   it(T .. "test_signal_handling_args", function()
-    -- adapted: as test_signal_handling_while_selecting
-    H.with_loop(function(loop)
-      local caught = 0
-      loop:add_signal_handler("SIGALRM", function(...)
-        caught = caught + 1
-        assert.same({ 42, n = 1 }, table.pack(...))
-        loop:stop()
-      end, 42)
-      H.try_finally(function()
-        signal_later("ALRM", 0.1)
-        local guard = loop:call_later(H.GUARD - 1, loop.stop, loop)
-        loop:run_forever()
-        guard:cancel()
-      end, function() loop:remove_signal_handler("SIGALRM") end)
-      assert.equal(1, caught)
-    end)
+    -- adapted: the signal comes from kill(1), while the loop waits
+    assert.same({ { 42, n = 1 } }, run_until_alarm(0.1, 42))
   end)
 
   it(T .. "test_prompt_cancellation", function()
@@ -395,34 +398,28 @@ describe("test_events.py", function()
 
   it(T .. "test_remove_fds_after_closing", function()
     -- ported
-    local loop = asyncio.new_event_loop()
-    local r, w = support.raw_socketpair()
-    H.try_finally(function()
-      loop:add_reader(fd_of(r), function() end)
-      loop:add_writer(fd_of(w), function() end)
-      loop:close()
-      assert.is_false(loop:remove_reader(fd_of(r)))
-      assert.is_false(loop:remove_writer(fd_of(w)))
-    end, function()
-      if not loop:is_closed() then loop:close() end
-      r:close()
-      w:close()
+    H.with_loop(function(loop)
+      with_socketpair(function(r, w)
+        loop:add_reader(fd_of(r), function() end)
+        loop:add_writer(fd_of(w), function() end)
+        loop:close()
+        assert.is_false(loop:remove_reader(fd_of(r)))
+        assert.is_false(loop:remove_writer(fd_of(w)))
+      end)
     end)
   end)
 
   it(T .. "test_add_fds_after_closing", function()
     -- ported
-    local loop = asyncio.new_event_loop()
-    local r, w = support.raw_socketpair()
-    H.try_finally(function()
-      loop:close()
-      local e1 = assert_raises(RuntimeError, loop.add_reader, loop, fd_of(r), function() end)
-      local e2 = assert_raises(RuntimeError, loop.add_writer, loop, fd_of(w), function() end)
-      assert.matches("Event loop is closed", e1.message, 1, true)
-      assert.matches("Event loop is closed", e2.message, 1, true)
-    end, function()
-      r:close()
-      w:close()
+    H.with_loop(function(loop)
+      with_socketpair(function(r, w)
+        loop:close()
+        for _, add in ipairs({ loop.add_reader, loop.add_writer }) do
+          local e = assert_raises(RuntimeError, add, loop, fd_of(r), function() end)
+          assert.matches("Event loop is closed", e.message, 1, true)
+        end
+        assert.is_false(loop:remove_writer(fd_of(w)))
+      end)
     end)
   end)
 
