@@ -47,7 +47,16 @@
 --                                 ProcessPoolExecutor / multiprocessing
 --   TestAbstractServer (all)      there is no AbstractServer class
 --
+-- Left out, Windows and other platforms:
+--   ProactorEventLoopTests and the win32 SelectEventLoopTests (their
+--   test_reader_callback_cancel / test_writer_callback_cancel overrides
+--   only skip), KqueueEventLoopTests' test_read_pty_output /
+--   test_write_pty overrides (macOS, OpenBSD)
+--
 -- Left out, Python-only machinery or private internals:
+--   UnixEventLoopTestsMixin.setUp/tearDown  the deprecated child watchers
+--   TestPyGetEventLoop / TestCGetEventLoop run GetEventLoopTestsMixin on
+--   the Python and the C implementation: here there is one
 --   EventLoopTestsMixin.test_timeout_rounding     counts calls of the private _run_once
 --   EventLoopTestsMixin.test_internal_fds         the private _internal_fds, _csock, _ssock
 --   HandleTests.test_handle_weakref               the __weakref__ slot
