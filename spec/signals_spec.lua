@@ -231,6 +231,14 @@ describe("loop:add_signal_handler", function()
     assert_has(e2, "bad argument #2 to 'add_signal_handler' (function expected, got number)")
     assert_has(e3, "bad argument #1 to 'remove_signal_handler' (unknown signal 'NOPE')")
   end)
+
+  it("remove_signal_handler of SIGKILL or SIGSTOP returns false (none can be set)", function()
+    local removed = { asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      return loop:remove_signal_handler("SIGKILL"), loop:remove_signal_handler("SIGSTOP")
+    end) }
+    assert.same({ false, false }, removed)
+  end)
 end)
 
 describe("signals across the bridge", function()

@@ -13,8 +13,8 @@ for name, num in pairs(numbers) do names[num] = name end
 local M = {}
 
 --- The number of a signal given by name or number; nil and a reason when
--- it is unknown or cannot be caught.
-local function signum(sig)
+-- it is unknown or (unless `uncatchable_ok`) cannot be caught.
+local function signum(sig, uncatchable_ok)
   local n = sig
   if type(sig) == "string" then
     n = numbers[sig] or numbers["SIG" .. sig]
@@ -24,7 +24,7 @@ local function signum(sig)
   elseif sig < 1 or sig > 64 then
     return nil, ("invalid signal number %d"):format(sig)
   end
-  if n == numbers.SIGKILL or n == numbers.SIGSTOP then
+  if not uncatchable_ok and (n == numbers.SIGKILL or n == numbers.SIGSTOP) then
     return nil, ("%s cannot be caught"):format(names[n])
   end
   return n
@@ -126,8 +126,8 @@ function M.install_asyncio()
     return true
   end
 
-  local function check_sig(sig, fname)
-    local n, why = signum(sig)
+  local function check_sig(sig, fname, uncatchable_ok)
+    local n, why = signum(sig, uncatchable_ok)
     if n == nil then errors.argerror(1, fname, why) end
     return n
   end
@@ -148,10 +148,11 @@ function M.install_asyncio()
     arm(self, entry)
   end
 
-  --- loop:remove_signal_handler(sig) -> true if a handler was removed.
+  --- loop:remove_signal_handler(sig) -> true if a handler was removed
+  -- (false for SIGKILL or SIGSTOP, which never have one, as asyncio's).
   function Loop:remove_signal_handler(sig)
     if class_of(self) ~= LoopMT then bad_self(self, LoopMT, "remove_signal_handler") end
-    return remove(self, check_sig(sig, "remove_signal_handler"))
+    return remove(self, check_sig(sig, "remove_signal_handler", true))
   end
 
   -- close() removes the loop's signal handlers, as asyncio's does

@@ -79,7 +79,6 @@ local H = require "conformance.cpython_helpers"
 
 local RuntimeError = H.RuntimeError
 local assert_raises = H.assert_raises
-local pending_unless = H.pending(pending, it)
 
 local function fd_of(s) return math.tointeger(s:getfd()) end
 
@@ -326,7 +325,7 @@ describe("test_events.py", function()
       bad(loop.add_signal_handler, -1, my_handler)
       bad(loop.remove_signal_handler, -1)
       bad(loop.add_signal_handler, "SIGKILL", my_handler)
-      -- (removing SIGKILL: the pending test below)
+      -- (removing SIGKILL: the next test)
 
       local before = signals.caught(2)
       loop:add_signal_handler("SIGINT", my_handler)
@@ -338,11 +337,9 @@ describe("test_events.py", function()
     end)
   end)
 
-  pending_unless(T .. "test_add_signal_handler: removing SIGKILL returns false", function()
-    -- ported (the part of test_add_signal_handler that fails): BUG,
-    -- remove_signal_handler("SIGKILL") raises "SIGKILL cannot be caught"
-    -- (lua/trio/signals.lua checks catchability for remove too), where
-    -- Python returns false: no handler was ever set for it
+  it(T .. "test_add_signal_handler: removing SIGKILL returns false", function()
+    -- ported (the part of test_add_signal_handler about SIGKILL: no
+    -- handler was ever set for it)
     H.with_loop(function(loop)
       assert.is_false(loop:remove_signal_handler("SIGKILL"))
       assert.is_false(loop:remove_signal_handler(9))
