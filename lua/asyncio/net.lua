@@ -42,14 +42,27 @@ return function(asyncio, Loop)
   -- -------------------------------------------------------------------
   -- waiting on io objects
 
+  -- The Future each side's wait_io armed, by object.  A Task cancelled
+  -- in a wait gives its slot up only when it runs again; until then a new
+  -- wait takes the slot over from a cancelled Future (as asyncio's
+  -- add_reader replaces the reader), and the cancelled Task then leaves
+  -- the slot alone.
+  local waiting = { [READ] = setmetatable({}, { __mode = "k" }), [WRITE] = setmetatable({}, { __mode = "k" }) }
+
   --- Waits (asyncio-flavored) until obj's slot for side is woken; returns
   -- at once if obj is closed or done (the caller looks again).
   local function wait_io(loop, obj, side)
+    local waits = waiting[side]
+    local previous = waits[obj]
+    if previous ~= nil and previous:cancelled() then core.aio_disarm(obj, side) end
     local fut = loop:create_future()
     if not core.aio_arm(obj, side, loop, core.aio_set_result_once, fut) then return end
+    waits[obj] = fut
     local ok, err = pcall(fut.await, fut)
+    local still_mine = waits[obj] == fut
+    if still_mine then waits[obj] = nil end
     if not ok then
-      core.aio_disarm(obj, side)
+      if still_mine then core.aio_disarm(obj, side) end
       error(err, 0)
     end
   end
