@@ -533,6 +533,41 @@ describe("transports and protocols", function()
     assert.is_nil(io.open(path))
   end)
 
+  it("a Unix server removes the file of its sock= too, never a file that replaced it, none with cleanup_socket=false", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    -- a socket file cannot be opened for reading: rename to itself tells it is there
+    local function exists(path) return os.rename(path, path) ~= nil end
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local function factory() return {} end
+      local bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      bound:bind(dir .. "/given")
+      local srv = loop:create_unix_server(factory, nil, { sock = bound })
+      srv:close()
+      assert.is_false(exists(dir .. "/given"))
+
+      srv = loop:create_unix_server(factory, dir .. "/replaced")
+      assert(os.remove(dir .. "/replaced"))
+      local other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      other:bind(dir .. "/replaced")
+      srv:close()
+      assert.is_true(exists(dir .. "/replaced")) -- not the server's file any more
+      other:close()
+
+      srv = loop:create_unix_server(factory, dir .. "/kept", { cleanup_socket = false })
+      srv:close()
+      assert.is_true(exists(dir .. "/kept"))
+
+      assert_has(errof(loop.create_unix_server, loop, factory, dir .. "/x", { cleanup_socket = 1 }),
+        "bad argument #3 to 'create_unix_server' (cleanup_socket must be a boolean)")
+      assert_has(errof(loop.create_server, loop, factory, "127.0.0.1", 0, { cleanup_socket = false }),
+        "unknown option 'cleanup_socket'")
+    end)
+    assert(os.execute("rm -rf " .. dir))
+  end)
+
   it("bad input raises argument errors naming the method; refused and unknown hosts raise OS errors", function()
     run(function()
       local loop = asyncio.get_running_loop()
@@ -569,6 +604,7 @@ describe("Server", function()
       local port = port_of(srv)
       srv:close()
       assert.is_false(srv:is_serving())
+      assert.same({}, srv.sockets) -- Python's sockets are () once closed
       srv:wait_closed()
       assert.is_true(errors.ConnectionRefusedError:is(errof(asyncio.open_connection, "127.0.0.1", port)))
     end)
