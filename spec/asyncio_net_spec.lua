@@ -137,6 +137,35 @@ describe("asyncio.socket and loop:sock_*", function()
     b:close()
   end)
 
+  it("a sock_sendall while another waits to write raises BusyResourceError and sends nothing", function()
+    local a, b = socket.socketpair()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local big = ("x"):rep(4 * 1024 * 1024)
+      local first = asyncio.create_task(function() loop:sock_sendall(a, big) end)
+      asyncio.sleep(0.02)
+      assert.is_false(first:done()) -- b does not read: a's buffers are full
+      local e = errof(loop.sock_sendall, loop, a, "second")
+      assert.is_true(errors.BusyResourceError:is(e))
+      assert_has(e.message, "another task is already waiting to write to this socket")
+      local reading = asyncio.create_task(function()
+        local got = {}
+        while true do
+          local d = loop:sock_recv(b, 65536)
+          if d == "" then return table.concat(got) end
+          got[#got + 1] = d
+        end
+      end)
+      first:await()
+      a:shutdown(socket.SHUT_WR)
+      local got = reading:await()
+      assert.equal(#big, #got) -- "second" never went out
+      assert.is_true(got == big)
+    end)
+    a:close()
+    b:close()
+  end)
+
   it("loop:getaddrinfo / getnameinfo: shapes, argument errors, gaierror", function()
     run(function()
       local loop = asyncio.get_running_loop()

@@ -68,6 +68,15 @@ return function(asyncio, Loop)
   end
   asyncio._wait_io = wait_io
 
+  --- Raises BusyResourceError when another Task's wait_io waits to write
+  -- on sock (before data is handed over, so that none of it goes out).
+  local function check_not_writing(sock)
+    local fut = waiting[WRITE][sock]
+    if fut ~= nil and not fut:done() then
+      error(errors.BusyResourceError("another task is already waiting to write to this socket"), 3)
+    end
+  end
+
   --- The loop's registry of what open_loop (or close) must close.
   local function registry(loop)
     local a = attrs(loop)
@@ -152,6 +161,7 @@ return function(asyncio, Loop)
     check_socket(sock, 1, "sock_sendall")
     if type(data) ~= "string" then argerror(2, "sock_sendall", "string expected, got " .. type(data)) end
     check_aio("loop:sock_sendall")
+    check_not_writing(sock)
     if core.sock_write(sock, data) then return end
     while not core.sock_try_drain(sock) do wait_io(self, sock, WRITE) end
   end
@@ -162,6 +172,7 @@ return function(asyncio, Loop)
     if type(data) ~= "string" then argerror(2, "sock_sendto", "string expected, got " .. type(data)) end
     check_aio("loop:sock_sendto")
     addr = resolved(self, sock, addr)
+    check_not_writing(sock)
     if not core.sock_sendto(sock, data, addr) then
       while not core.sock_try_drain(sock) do wait_io(self, sock, WRITE) end
     end
