@@ -66,12 +66,39 @@ end
 -- A protocol factory whose protocols do nothing.
 local function nothing() return {} end
 
+-- The end of test_start_server_1 / test_start_unix_server_1: the main
+-- Task (in serve_forever) ends cancelled, the client got its answer, and
+-- the server is closed for good.
+local function check_hello_run(loop, srv, main_task, client)
+  assert_raises(CancelledError, loop.run_until_complete, loop, main_task)
+  assert.equal("1", loop:run_until_complete(client))
+  assert.same({}, srv.sockets)
+  assert.is_false(srv:is_serving())
+  assert_raises("is closed", loop.run_until_complete, loop, loop:create_task(srv.serve_forever, srv))
+end
+
 -- The server callback of TestServer2: reads to EOF, then closes.
 local function read_all_serve(rd, wr)
   H.try_finally(rd.read, function()
     wr:close()
     wr:wait_closed()
   end, rd)
+end
+
+-- TestServer2's setup: fn(srv, addr) in a Task, srv a read_all_serve
+-- server on 127.0.0.1, closed afterwards (upstream's addCleanup).
+local function with_read_all_server(fn)
+  H.run(function()
+    local srv = asyncio.start_server(read_all_serve, "127.0.0.1", 0)
+    H.try_finally(fn, function() srv:close() end, srv, srv.sockets[1]:getsockname())
+  end)
+end
+
+-- A Unix stream socket bound to path (upstream's `sock.bind(addr)`).
+local function bound_unix_socket(path)
+  local sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+  sock:bind(path)
+  return sock
 end
 
 describe("test_server.py", function()
@@ -96,11 +123,7 @@ describe("test_server.py", function()
         end
         error(RuntimeError("the server never started serving"))
       end)
-      assert_raises(CancelledError, loop.run_until_complete, loop, main_task.task)
-      assert.equal("1", loop:run_until_complete(client))
-      assert.same({}, srv.sockets)
-      assert.is_false(srv:is_serving())
-      assert_raises("is closed", loop.run_until_complete, loop, loop:create_task(srv.serve_forever, srv))
+      check_hello_run(loop, srv, main_task.task, client)
     end)
   end)
 
@@ -125,65 +148,53 @@ describe("test_server.py", function()
         asyncio.wait_for(function() started:wait() end, 5)
         return hello_client(loop, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), addr)
       end)
-      assert_raises(CancelledError, loop.run_until_complete, loop, main_task.task)
-      assert.equal("1", loop:run_until_complete(client))
-      assert.same({}, srv.sockets)
-      assert.is_false(srv:is_serving())
-      assert_raises("is closed", loop.run_until_complete, loop, loop:create_task(srv.serve_forever, srv))
+      check_hello_run(loop, srv, main_task.task, client)
     end)
   end)
 
   -- ported
   it("test_server.py::TestServer2.test_wait_closed_basic", function()
-    H.run(function()
-      local srv = asyncio.start_server(read_all_serve, "127.0.0.1", 0)
-      H.try_finally(function()
-        -- active count = 0, not closed: should block
-        local task1 = asyncio.create_task(srv.wait_closed, srv)
-        asyncio.sleep(0)
-        assert.is_false(task1:done())
-        -- active count ~= 0, not closed: should block
-        local addr = srv.sockets[1]:getsockname()
-        local _, wr = asyncio.open_connection(addr[1], addr[2])
-        local task2 = asyncio.create_task(srv.wait_closed, srv)
-        asyncio.sleep(0)
-        assert.is_false(task1:done())
-        assert.is_false(task2:done())
-        srv:close()
-        asyncio.sleep(0)
-        -- active count ~= 0, closed: should block
-        local task3 = asyncio.create_task(srv.wait_closed, srv)
-        asyncio.sleep(0)
-        assert.is_false(task1:done())
-        assert.is_false(task2:done())
-        assert.is_false(task3:done())
-        wr:close()
-        wr:wait_closed()
-        -- active count == 0, closed: should unblock
-        task1:await()
-        task2:await()
-        task3:await()
-        srv:wait_closed() -- returns at once
-      end, function() srv:close() end)
+    with_read_all_server(function(srv, addr)
+      -- active count = 0, not closed: should block
+      local task1 = asyncio.create_task(srv.wait_closed, srv)
+      asyncio.sleep(0)
+      assert.is_false(task1:done())
+      -- active count ~= 0, not closed: should block
+      local _, wr = asyncio.open_connection(addr[1], addr[2])
+      local task2 = asyncio.create_task(srv.wait_closed, srv)
+      asyncio.sleep(0)
+      assert.is_false(task1:done())
+      assert.is_false(task2:done())
+      srv:close()
+      asyncio.sleep(0)
+      -- active count ~= 0, closed: should block
+      local task3 = asyncio.create_task(srv.wait_closed, srv)
+      asyncio.sleep(0)
+      assert.is_false(task1:done())
+      assert.is_false(task2:done())
+      assert.is_false(task3:done())
+      wr:close()
+      wr:wait_closed()
+      -- active count == 0, closed: should unblock
+      task1:await()
+      task2:await()
+      task3:await()
+      srv:wait_closed() -- returns at once
     end)
   end)
 
   -- ported
   it("test_server.py::TestServer2.test_wait_closed_race", function()
-    H.run(function()
-      local srv = asyncio.start_server(read_all_serve, "127.0.0.1", 0)
-      H.try_finally(function()
-        local task = asyncio.create_task(srv.wait_closed, srv)
-        asyncio.sleep(0)
-        assert.is_false(task:done())
-        local addr = srv.sockets[1]:getsockname()
-        local _, wr = asyncio.open_connection(addr[1], addr[2])
-        local loop = asyncio.get_running_loop()
-        loop:call_soon(function() srv:close() end)
-        loop:call_soon(function() wr:close() end)
-        srv:wait_closed()
-        task:await()
-      end, function() srv:close() end)
+    with_read_all_server(function(srv, addr)
+      local task = asyncio.create_task(srv.wait_closed, srv)
+      asyncio.sleep(0)
+      assert.is_false(task:done())
+      local _, wr = asyncio.open_connection(addr[1], addr[2])
+      local loop = asyncio.get_running_loop()
+      loop:call_soon(function() srv:close() end)
+      loop:call_soon(function() wr:close() end)
+      srv:wait_closed()
+      task:await()
     end)
   end)
 
@@ -209,8 +220,12 @@ describe("test_server.py", function()
       end
       asyncio.sleep(0)
       srv:close()
-      local ok, _, wr = pcall(conn_task.await, conn_task)
-      if ok then wr:close() else assert(errors.OSError:is(_), tostring(_)) end
+      local connected, reader_or_error, wr = pcall(conn_task.await, conn_task)
+      if connected then
+        wr:close()
+      else
+        assert(errors.OSError:is(reader_or_error), tostring(reader_or_error))
+      end
       asyncio.wait_for(function() srv:wait_closed() end, 5)
       collectgarbage()
       asyncio.sleep(0)
@@ -235,8 +250,7 @@ describe("test_server.py", function()
   it("test_server.py::UnixServerCleanupTests.test_unix_server_sock_cleanup", function()
     H.run(function()
       local addr = tmp.path .. "/srv.sock"
-      local sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-      sock:bind(addr)
+      local sock = bound_unix_socket(addr)
       local srv = asyncio.get_running_loop():create_unix_server(nothing, nil, { sock = sock })
       srv:close()
       assert.is_false(exists(addr))
@@ -249,8 +263,7 @@ describe("test_server.py", function()
   it("test_server.py::UnixServerCleanupTests.test_unix_server_cleanup_gone", function()
     H.run(function()
       local addr = tmp.path .. "/srv.sock"
-      local sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-      sock:bind(addr)
+      local sock = bound_unix_socket(addr)
       local srv = asyncio.get_running_loop():create_unix_server(nothing, nil, { sock = sock })
       assert(os.remove(addr))
       srv:close()
@@ -265,8 +278,7 @@ describe("test_server.py", function()
       local addr = tmp.path .. "/srv.sock"
       local srv = asyncio.start_unix_server(function() end, addr)
       assert(os.remove(addr))
-      local sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-      sock:bind(addr)
+      local sock = bound_unix_socket(addr)
       srv:close()
       assert.is_true(exists(addr))
       sock:close()
@@ -290,8 +302,7 @@ describe("test_server.py", function()
   pending_or_it("test_server.py::UnixServerCleanupTests.test_unix_server_sock_cleanup (start_unix_server with sock=)", function()
     H.run(function()
       local addr = tmp.path .. "/srv.sock"
-      local sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-      sock:bind(addr)
+      local sock = bound_unix_socket(addr)
       local srv = asyncio.start_unix_server(function() end, nil, { sock = sock })
       srv:close()
       assert.is_false(exists(addr))
