@@ -120,6 +120,52 @@ describe("asyncio.socket and loop:sock_*", function()
     b:close()
   end)
 
+  it("a sock_recv whose Task is cancelled but has not run yet leaves the socket to the next; two live ones are busy", function()
+    local a, b = socket.socketpair()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local first = asyncio.create_task(function() return loop:sock_recv(b, 10) end)
+      asyncio.sleep(0)
+      first:cancel() -- the cancellation reaches first when it runs again
+      local third = asyncio.create_task(function() return loop:sock_recv(b, 10) end)
+      asyncio.create_task(function() loop:sock_sendall(a, "main's") end)
+      assert.equal("main's", loop:sock_recv(b, 10)) -- armed before first ran again
+      assert.is_true(asyncio.CancelledError:is(errof(first.await, first)))
+      assert_has(errof(third.await, third), "another task is already waiting to read from this socket")
+    end)
+    a:close()
+    b:close()
+  end)
+
+  it("a sock_sendall while another waits to write raises BusyResourceError and sends nothing", function()
+    local a, b = socket.socketpair()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local big = ("x"):rep(4 * 1024 * 1024)
+      local first = asyncio.create_task(function() loop:sock_sendall(a, big) end)
+      asyncio.sleep(0.02)
+      assert.is_false(first:done()) -- b does not read: a's buffers are full
+      local e = errof(loop.sock_sendall, loop, a, "second")
+      assert.is_true(errors.BusyResourceError:is(e))
+      assert_has(e.message, "another task is already waiting to write to this socket")
+      local reading = asyncio.create_task(function()
+        local got = {}
+        while true do
+          local d = loop:sock_recv(b, 65536)
+          if d == "" then return table.concat(got) end
+          got[#got + 1] = d
+        end
+      end)
+      first:await()
+      a:shutdown(socket.SHUT_WR)
+      local got = reading:await()
+      assert.equal(#big, #got) -- "second" never went out
+      assert.is_true(got == big)
+    end)
+    a:close()
+    b:close()
+  end)
+
   it("loop:getaddrinfo / getnameinfo: shapes, argument errors, gaierror", function()
     run(function()
       local loop = asyncio.get_running_loop()
@@ -516,6 +562,41 @@ describe("transports and protocols", function()
     assert.is_nil(io.open(path))
   end)
 
+  it("a Unix server removes the file of its sock= too, never a file that replaced it, none with cleanup_socket=false", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    -- a socket file cannot be opened for reading: rename to itself tells it is there
+    local function exists(path) return os.rename(path, path) ~= nil end
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local function factory() return {} end
+      local bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      bound:bind(dir .. "/given")
+      local srv = loop:create_unix_server(factory, nil, { sock = bound })
+      srv:close()
+      assert.is_false(exists(dir .. "/given"))
+
+      srv = loop:create_unix_server(factory, dir .. "/replaced")
+      assert(os.remove(dir .. "/replaced"))
+      local other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      other:bind(dir .. "/replaced")
+      srv:close()
+      assert.is_true(exists(dir .. "/replaced")) -- not the server's file any more
+      other:close()
+
+      srv = loop:create_unix_server(factory, dir .. "/kept", { cleanup_socket = false })
+      srv:close()
+      assert.is_true(exists(dir .. "/kept"))
+
+      assert_has(errof(loop.create_unix_server, loop, factory, dir .. "/x", { cleanup_socket = 1 }),
+        "bad argument #3 to 'create_unix_server' (cleanup_socket must be a boolean)")
+      assert_has(errof(loop.create_server, loop, factory, "127.0.0.1", 0, { cleanup_socket = false }),
+        "unknown option 'cleanup_socket'")
+    end)
+    assert(os.execute("rm -rf " .. dir))
+  end)
+
   it("bad input raises argument errors naming the method; refused and unknown hosts raise OS errors", function()
     run(function()
       local loop = asyncio.get_running_loop()
@@ -552,6 +633,7 @@ describe("Server", function()
       local port = port_of(srv)
       srv:close()
       assert.is_false(srv:is_serving())
+      assert.same({}, srv.sockets) -- Python's sockets are () once closed
       srv:wait_closed()
       assert.is_true(errors.ConnectionRefusedError:is(errof(asyncio.open_connection, "127.0.0.1", port)))
     end)

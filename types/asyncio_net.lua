@@ -331,7 +331,7 @@ function DatagramTransport:get_protocol() end
 function DatagramTransport:set_protocol(protocol) end
 
 ---@class asyncio.Server
----@field sockets trio.socket.socket[]
+---@field sockets trio.socket.socket[] its listening sockets; empty once closed
 local Server = {}
 function Server:close() end
 ---@async

@@ -23,6 +23,7 @@
 #include <arpa/inet.h>
 #include <sys/un.h>
 #include <netdb.h>
+#include <sys/stat.h>
 
 #include "io/sock.h"
 
@@ -526,6 +527,18 @@ static int l_is_closed(lua_State *L) {
   return 1;
 }
 
+/* sock_path_id(path) -> "device:inode" of the file at path (not
+** followed if a link), or nil if there is none: a Unix server removes its
+** socket file only while it is still the one it bound (Python's check of
+** st_ino).  A plain lstat(2), as Python's os.stat in Server.close. */
+static int l_path_id(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (lstat(path, &st) != 0) return 0;
+  lua_pushfstring(L, "%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino);
+  return 1;
+}
+
 static int sock_gc(lua_State *L) {
   ta_sock_close(L, (ta_sockbox *)lua_touserdata(L, 1));
   return 0;
@@ -884,6 +897,7 @@ static const luaL_Reg sock_funcs[] = {
   {"sock_pause_reading", l_pause_reading},
   {"sock_buffer_sizes", l_buffer_sizes},
   {"sock_is_closed", l_is_closed},
+  {"sock_path_id", l_path_id},
   {"sock_raw_send", l_raw_send},
   {"sock_raw_recv", l_raw_recv},
   {"sock_raw_connect", l_raw_connect},

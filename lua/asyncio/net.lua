@@ -42,18 +42,40 @@ return function(asyncio, Loop)
   -- -------------------------------------------------------------------
   -- waiting on io objects
 
+  -- The Future each side's wait_io armed, by object.  A Task cancelled
+  -- in a wait gives its slot up only when it runs again; until then a new
+  -- wait takes the slot over from a cancelled Future (as asyncio's
+  -- add_reader replaces the reader), and the cancelled Task then leaves
+  -- the slot alone.
+  local waiting = { [READ] = setmetatable({}, { __mode = "k" }), [WRITE] = setmetatable({}, { __mode = "k" }) }
+
   --- Waits (asyncio-flavored) until obj's slot for side is woken; returns
   -- at once if obj is closed or done (the caller looks again).
   local function wait_io(loop, obj, side)
+    local waits = waiting[side]
+    local previous = waits[obj]
+    if previous ~= nil and previous:cancelled() then core.aio_disarm(obj, side) end
     local fut = loop:create_future()
     if not core.aio_arm(obj, side, loop, core.aio_set_result_once, fut) then return end
+    waits[obj] = fut
     local ok, err = pcall(fut.await, fut)
+    local still_mine = waits[obj] == fut
+    if still_mine then waits[obj] = nil end
     if not ok then
-      core.aio_disarm(obj, side)
+      if still_mine then core.aio_disarm(obj, side) end
       error(err, 0)
     end
   end
   asyncio._wait_io = wait_io
+
+  --- Raises BusyResourceError when another Task's wait_io waits to write
+  -- on sock (before data is handed over, so that none of it goes out).
+  local function check_not_writing(sock)
+    local fut = waiting[WRITE][sock]
+    if fut ~= nil and not fut:done() then
+      error(errors.BusyResourceError("another task is already waiting to write to this socket"), 3)
+    end
+  end
 
   --- The loop's registry of what open_loop (or close) must close.
   local function registry(loop)
@@ -139,6 +161,7 @@ return function(asyncio, Loop)
     check_socket(sock, 1, "sock_sendall")
     if type(data) ~= "string" then argerror(2, "sock_sendall", "string expected, got " .. type(data)) end
     check_aio("loop:sock_sendall")
+    check_not_writing(sock)
     if core.sock_write(sock, data) then return end
     while not core.sock_try_drain(sock) do wait_io(self, sock, WRITE) end
   end
@@ -149,6 +172,7 @@ return function(asyncio, Loop)
     if type(data) ~= "string" then argerror(2, "sock_sendto", "string expected, got " .. type(data)) end
     check_aio("loop:sock_sendto")
     addr = resolved(self, sock, addr)
+    check_not_writing(sock)
     if not core.sock_sendto(sock, data, addr) then
       while not core.sock_try_drain(sock) do wait_io(self, sock, WRITE) end
     end
@@ -743,7 +767,8 @@ return function(asyncio, Loop)
   local function new_server(loop, sockets, protocol_factory, backlog, unlink)
     local s = setmetatable({ _loop = loop, sockets = sockets, _factory = protocol_factory,
       _backlog = backlog, _serving = false, _closed = false, _armed = {}, _waiters = {},
-      _active = 0, _serving_forever = nil, _unlink = unlink }, Server)
+      _active = 0, _serving_forever = nil, _unlink = unlink, _unlink_id = unlink and core.sock_path_id(unlink) },
+      Server)
     registry(loop)[s] = true
     return s
   end
@@ -792,6 +817,15 @@ return function(asyncio, Loop)
     self._loop:call_soon(function() self:_accept(sock) end)
   end
 
+  -- A Unix server's socket file goes when the server closes, unless it is
+  -- gone or another file took its place (Python checks st_ino).
+  function Server:_remove_socket_file()
+    local path = self._unlink
+    if path == nil then return end
+    self._unlink = nil
+    if core.sock_path_id(path) == self._unlink_id then os.remove(path) end
+  end
+
   function Server:_attach() self._active = self._active + 1 end
 
   function Server:_detach()
@@ -825,10 +859,8 @@ return function(asyncio, Loop)
       core.aio_disarm(sock, READ)
       sock:close()
     end
-    if self._unlink then
-      os.remove(self._unlink)
-      self._unlink = nil
-    end
+    self.sockets = {} -- as Python's Server.sockets once closed
+    self:_remove_socket_file()
     if self._serving_forever and not self._serving_forever:done() then self._serving_forever:cancel() end
     registry(self._loop)[self] = nil
     if self._active == 0 then self:_wakeup() end
@@ -880,6 +912,8 @@ return function(asyncio, Loop)
 
   local SERVER_OPTS = { backlog = true, reuse_port = true, reuse_address = true, ssl = true, sock = true,
     start_serving = true, family = true, flags = true, limit = true, ssl_handshake_timeout = true }
+  local UNIX_SERVER_OPTS = { cleanup_socket = true }
+  for k in pairs(SERVER_OPTS) do UNIX_SERVER_OPTS[k] = true end
 
   -- A new server; with ssl= its connections are TLS (handshake first).
   local function tls_server(loop, sockets, protocol_factory, backlog, opts, unlink)
@@ -950,15 +984,19 @@ return function(asyncio, Loop)
     return server
   end
 
-  --- loop:create_unix_server(protocol_factory, path, {backlog=, sock=, start_serving=}) -> Server
+  --- loop:create_unix_server(protocol_factory, path, {backlog=, sock=, start_serving=,
+  -- cleanup_socket=true}) -> Server; with cleanup_socket, closing the
+  -- server removes the socket file it listens on (also that of sock=)
   function Loop:create_unix_server(protocol_factory, path, opts)
     check_factory(protocol_factory, "create_unix_server")
-    opts = check_opts(opts, 3, "create_unix_server", SERVER_OPTS)
+    opts = check_opts(opts, 3, "create_unix_server", UNIX_SERVER_OPTS)
+    if opts.cleanup_socket ~= nil and type(opts.cleanup_socket) ~= "boolean" then
+      argerror(3, "create_unix_server", "cleanup_socket must be a boolean")
+    end
     local backlog = opts.backlog or 100
     local sock = opts.sock
     if sock == nil then check_path(path, 2, "create_unix_server") end
     check_aio("loop:create_unix_server")
-    local unlink
     if sock == nil then
       sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
       local ok, err = pcall(sock.bind, sock, path)
@@ -966,7 +1004,12 @@ return function(asyncio, Loop)
         sock:close()
         error(err, 0)
       end
-      unlink = path
+    end
+    local unlink
+    if opts.cleanup_socket ~= false and tsocket._is_socket(sock) then
+      local named, name = pcall(sock.getsockname, sock)
+      -- a path; not an unnamed socket or one of Linux's abstract namespace
+      if named and type(name) == "string" and name ~= "" and name:byte(1) ~= 0 then unlink = name end
     end
     local server = tls_server(self, { sock }, protocol_factory, backlog, opts, unlink)
     if opts.start_serving ~= false then
@@ -1060,7 +1103,7 @@ return function(asyncio, Loop)
       obj._closing, obj._lost_called, obj._closed, obj._serving = true, true, true, false
       if obj.sockets then
         for _, s in ipairs(obj.sockets) do s:close() end
-        if obj._unlink then os.remove(obj._unlink) end
+        obj:_remove_socket_file()
       else
         obj._sock:close()
       end
