@@ -334,7 +334,10 @@ return function(asyncio)
   --- asyncio.start_unix_server(client_connected_cb, path, {limit=, ...}) -> Server
   function asyncio.start_unix_server(client_connected_cb, path, opts)
     if not errors.is_callable(client_connected_cb) then argerror(1, "start_unix_server", "function expected") end
-    check_path(path, 2, "start_unix_server")
+    -- (no path with a listening socket given as opts.sock, as Python's)
+    if not (path == nil and type(opts) == "table" and opts.sock ~= nil) then
+      check_path(path, 2, "start_unix_server")
+    end
     local o, limit = split_limit(opts, 3, "start_unix_server")
     check_aio("asyncio.start_unix_server")
     local loop = asyncio.get_running_loop()

@@ -30,7 +30,6 @@ local tmp = require "conformance.temp_dir"(before_each, after_each)
 local assert_raises = H.assert_raises
 local CancelledError, RuntimeError = H.CancelledError, H.RuntimeError
 
-local pending_or_it = H.pending(pending, it)
 
 local HELLO_MSG = ("1"):rep(1024 * 5) .. "\n"
 
@@ -244,9 +243,8 @@ describe("test_server.py", function()
     end)
   end)
 
-  -- adapted: loop:create_unix_server(factory, nil, {sock=}) in place of
-  -- asyncio.start_unix_server(cb, nil, {sock=}), which refuses the nil path
-  -- (a bug of lua/asyncio/streams.lua: see the pending test below)
+  -- adapted: the same through loop:create_unix_server(factory, nil,
+  -- {sock=}) (the next test makes upstream's start_unix_server call)
   it("test_server.py::UnixServerCleanupTests.test_unix_server_sock_cleanup", function()
     H.run(function()
       local addr = tmp.path .. "/srv.sock"
@@ -295,11 +293,9 @@ describe("test_server.py", function()
     end)
   end)
 
-  -- pending: asyncio.start_unix_server(cb, nil, {sock=}) raises "bad
-  -- argument #2 to 'start_unix_server' (path string expected, got nil)":
-  -- lua/asyncio/streams.lua checks the path even when sock= is given
-  -- (loop:create_unix_server accepts it); upstream's test calls it so
-  pending_or_it("test_server.py::UnixServerCleanupTests.test_unix_server_sock_cleanup (start_unix_server with sock=)", function()
+  -- ported: asyncio.start_unix_server(cb, nil, {sock=}) (it once refused
+  -- the nil path that goes with sock=)
+  it("test_server.py::UnixServerCleanupTests.test_unix_server_sock_cleanup (start_unix_server with sock=)", function()
     H.run(function()
       local addr = tmp.path .. "/srv.sock"
       local sock = bound_unix_socket(addr)
