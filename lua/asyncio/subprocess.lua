@@ -149,7 +149,12 @@ return function(asyncio)
     fut:add_done_callback(function(f)
       if f:cancelled() then return end
       local e = f:exception()
-      if e ~= nil and self._error == nil then self._error = e end
+      if e ~= nil and self._error == nil then
+        -- as asyncio's pipe transport on a write error: it closes
+        self._error = e
+        self._closing = true
+        core.pipe_close(self._pipe)
+      end
     end)
   end
 
@@ -457,6 +462,12 @@ return function(asyncio)
 
   function Transport:get_extra_info(_, default) return default end
 
+  function Transport:__tostring()
+    local rc = core.proc_poll(self._h)
+    return ("asyncio.SubprocessTransport pid=%d %s"):format(core.proc_pid(self._h),
+      rc == nil and "running" or ("returncode=" .. rc))
+  end
+
   local function subprocess_transport(loop, factory, argv, opts, fname)
     if not errors.is_callable(factory) then
       argerror(1, fname, "protocol factory expected, got " .. type(factory))
@@ -481,7 +492,8 @@ return function(asyncio)
       connected:set_result(true)
     end)
     -- the exit: process_exited, and the stdin pipe is lost with the child
-    core.io_future(loop, core.proc_wait(h)):add_done_callback(function()
+    local exited = core.io_future(loop, core.proc_wait(h))
+    exited:add_done_callback(function()
       local stdin = t._pipes[0]
       if stdin and not stdin._closing then
         stdin._closing = true
@@ -492,7 +504,14 @@ return function(asyncio)
       t._exited = true
       try_finish(t)
     end)
-    connected:await()
+    local ok, err = pcall(connected.await, connected)
+    if not ok then
+      -- cancelled while connecting (as asyncio): the child is killed and
+      -- reaped before the error goes on
+      t:close()
+      pcall(exited.await, exited)
+      error(err, 0)
+    end
     return t, protocol
   end
 
