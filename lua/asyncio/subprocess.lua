@@ -34,10 +34,20 @@ return function(asyncio)
     return setmetatable({ _pipe = pipe, _buf = "", _eof = false, _limit = limit or 65536 }, Reader)
   end
 
-  -- waits for the next chunk; false at EOF
+  -- Waits for the next chunk; false at EOF.  The receive is shielded: a
+  -- cancelled read leaves it in self._recv, and the next read takes its
+  -- data (nothing is lost, and the pipe is not left busy).
   local function fill(self)
     if self._eof then return false end
-    local data = await_req(core.pipe_recv(self._pipe, 65536))
+    local recv = self._recv
+    if recv == nil then
+      recv = core.io_future(core.running_loop() or running_loop(), core.pipe_recv(self._pipe, 65536))
+      self._recv = recv
+    end
+    local ok, err = pcall(asyncio.shield, recv)
+    if not ok and asyncio.CancelledError:is(err) and not recv:cancelled() then error(err, 0) end
+    self._recv = nil
+    local data = recv:result()
     if data == "" then
       self._eof = true
       core.pipe_close(self._pipe) -- as asyncio's read pipe transport at EOF
@@ -167,7 +177,12 @@ return function(asyncio)
   function Writer:drain()
     core.check_aio("asyncio.PipeStreamWriter:drain")
     local last = self._last
-    if last ~= nil and not last:done() then pcall(last.await, last) end
+    if last ~= nil and not last:done() then
+      -- shielded: a cancelled drain leaves the write going; its error (if
+      -- any) is self._error, set by its done callback, which runs first
+      local ok, err = pcall(asyncio.shield, last)
+      if not ok and asyncio.CancelledError:is(err) and not last:cancelled() then error(err, 0) end
+    end
     if self._error then error(self._error, 2) end
     asyncio.sleep(0)
   end
