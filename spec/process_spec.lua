@@ -617,17 +617,19 @@ describe("asyncio subprocesses", function()
   end)
 
   it("raises FileNotFoundError for a missing program, and argument errors for bad options", function()
-    local e1, e2, e3, e4 = aio_run(function()
+    local e1, e2, e3, e4, e5 = aio_run(function()
       return errof(asyncio.create_subprocess_exec, "no-such-program-for-spec"),
         errof(asyncio.create_subprocess_exec, "true", { bufsize = 4096 }),
         errof(asyncio.create_subprocess_shell, { "ls" }),
-        errof(asyncio.create_subprocess_exec, "true", { stdout = "pipe" })
+        errof(asyncio.create_subprocess_exec, "true", { stdout = "pipe" }),
+        errof(asyncio.create_subprocess_exec, "true", { limit = 0 })
     end)
     assert.is_true(errors.FileNotFoundError:is(e1))
     assert.equal("no-such-program-for-spec", e1.filename)
     assert_has(e2, "bufsize must be 0")
     assert_has(e3, "bad argument #1 to 'create_subprocess_shell' (command string expected")
     assert_has(e4, "stdout must be asyncio.subprocess.PIPE")
+    assert_has(e5, "bad argument to 'create_subprocess_exec' (limit must be a positive integer, got 0)")
   end)
 
   it("its methods called on something else than a Process raise argument errors, trio's alike", function()

@@ -246,6 +246,8 @@ return function(asyncio)
         error(("bad argument to '%s' (%s)"):format(fname, INVALID[k]), 4)
       elseif not ALLOWED[k] and not INVALID[k] then
         error(("bad argument to '%s' (unknown option '%s')"):format(fname, tostring(k)), 4)
+      elseif k == "limit" and (math.type(v) ~= "integer" or v <= 0) then
+        error(("bad argument to '%s' (limit must be a positive integer, got %s)"):format(fname, tostring(v)), 4)
       end
     end
   end

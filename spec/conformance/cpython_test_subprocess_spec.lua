@@ -95,16 +95,16 @@ local function names(events)
   return r
 end
 
--- The number of file descriptors this process has open.
+-- The number of file descriptors this process has open (the pipe of the
+-- `ls` that lists them among them), and their listing.
 local function open_fds()
   local stat = assert(io.open("/proc/self/stat"))
   local pid = stat:read("n")
   stat:close()
   local ls = assert(io.popen("ls -l /proc/" .. pid .. "/fd"))
-  local n = 0
-  local t = ls:read("a")
+  local listing = ls:read("a")
   ls:close()
-  return select(2, t:gsub("\n", "")), t
+  return select(2, listing:gsub("\n%S+ ", "")), listing
 end
 
 describe("test_subprocess.py", function()
@@ -201,22 +201,23 @@ describe("test_subprocess.py", function()
     end)
   end)
 
+  -- PROGRAM_BLOCKED stopped by proc:<method>(): its returncode
+  local function stop_blocked(method)
+    return H.with_loop(function(loop)
+      local proc = run(loop, exec, PROGRAM_BLOCKED)
+      proc[method](proc)
+      return run(loop, proc.wait, proc)
+    end)
+  end
+
   -- ported
   it(T .. "test_kill", function()
-    H.with_loop(function(loop)
-      local proc = run(loop, exec, PROGRAM_BLOCKED)
-      proc:kill()
-      assert.equal(-SIGKILL, run(loop, proc.wait, proc))
-    end)
+    assert.equal(-SIGKILL, stop_blocked("kill"))
   end)
 
   -- ported
   it(T .. "test_terminate", function()
-    H.with_loop(function(loop)
-      local proc = run(loop, exec, PROGRAM_BLOCKED)
-      proc:terminate()
-      assert.equal(-SIGTERM, run(loop, proc.wait, proc))
-    end)
+    assert.equal(-SIGTERM, stop_blocked("terminate"))
   end)
 
   -- adapted: Lua cannot reset this process's SIGHUP to its default (which a
@@ -284,72 +285,60 @@ describe("test_subprocess.py", function()
     end)
   end)
 
+  -- upstream's len_message / empty_input / empty_output / empty_error:
+  -- `wc -c` (the length of its stdin) with the given stdio, fed input by
+  -- communicate; returns its stdout, stderr and exit code.
+  local function len_message(opts, input)
+    return H.with_loop(function(loop)
+      return run(loop, function()
+        local proc = exec({ "wc", "-c" }, opts)
+        local out, err = proc:communicate(input)
+        return out, err, proc:wait()
+      end)
+    end)
+  end
+
+  local function trimmed(s) return s:match("^%s*(.-)%s*$") end
+
   -- adapted: close_fds is not an option here (an argument error; the
   -- descriptors libuv and the runtime open are close-on-exec:
-  -- docs/SEMANTICS.md, Subprocesses, further); the check that communicate does not
-  -- hang because the child inherited its own stdin pipe stays.
+  -- docs/SEMANTICS.md, Subprocesses, further); the check that communicate
+  -- does not hang because the child inherited its own stdin pipe stays.
   it(T .. "test_stdin_not_inheritable", function()
-    H.with_loop(function(loop)
-      local output, exitcode = run(loop, function()
-        assert_raises("unknown option 'close_fds'", asyncio.create_subprocess_exec, "true",
-          { close_fds = false })
-        local proc = exec({ "wc", "-c" }, { stdin = PIPE, stdout = PIPE, stderr = PIPE })
-        local out = proc:communicate("abc")
-        return out, proc:wait()
-      end)
-      assert.equal("3", output:match("^%s*(.-)%s*$"))
-      assert.equal(0, exitcode)
+    H.run(function()
+      assert_raises("unknown option 'close_fds'", asyncio.create_subprocess_exec, "true", { close_fds = false })
     end)
+    local output, _, exitcode = len_message({ stdin = PIPE, stdout = PIPE, stderr = PIPE }, "abc")
+    assert.equal("3", trimmed(output))
+    assert.equal(0, exitcode)
   end)
 
   -- adapted: without close_fds=False (see test_stdin_not_inheritable)
   it(T .. "test_empty_input", function()
-    H.with_loop(function(loop)
-      local output, exitcode = run(loop, function()
-        local proc = exec({ "wc", "-c" }, { stdin = PIPE, stdout = PIPE, stderr = PIPE })
-        local out = proc:communicate("")
-        return out, proc:wait()
-      end)
-      assert.equal("0", output:match("^%s*(.-)%s*$"))
-      assert.equal(0, exitcode)
-    end)
+    local output, _, exitcode = len_message({ stdin = PIPE, stdout = PIPE, stderr = PIPE }, "")
+    assert.equal("0", trimmed(output))
+    assert.equal(0, exitcode)
   end)
 
   -- adapted: without close_fds=False (see test_stdin_not_inheritable)
   it(T .. "test_devnull_input", function()
-    H.with_loop(function(loop)
-      local output, exitcode = run(loop, function()
-        local proc = exec({ "wc", "-c" }, { stdin = DEVNULL, stdout = PIPE, stderr = PIPE })
-        local out = proc:communicate()
-        return out, proc:wait()
-      end)
-      assert.equal("0", output:match("^%s*(.-)%s*$"))
-      assert.equal(0, exitcode)
-    end)
+    local output, _, exitcode = len_message({ stdin = DEVNULL, stdout = PIPE, stderr = PIPE })
+    assert.equal("0", trimmed(output))
+    assert.equal(0, exitcode)
   end)
 
   -- adapted: without close_fds=False (see test_stdin_not_inheritable)
   it(T .. "test_devnull_output", function()
-    H.with_loop(function(loop)
-      local r = table.pack(run(loop, function()
-        local proc = exec({ "wc", "-c" }, { stdin = PIPE, stdout = DEVNULL, stderr = PIPE })
-        local out = proc:communicate("abc")
-        return out, proc:wait()
-      end))
-      assert.same({ n = 2, nil, 0 }, r)
-    end)
+    local output, _, exitcode = len_message({ stdin = PIPE, stdout = DEVNULL, stderr = PIPE }, "abc")
+    assert.is_nil(output)
+    assert.equal(0, exitcode)
   end)
 
   -- adapted: without close_fds=False (see test_stdin_not_inheritable)
   it(T .. "test_devnull_error", function()
-    H.with_loop(function(loop)
-      local r = table.pack(run(loop, function()
-        local proc = exec({ "wc", "-c" }, { stdin = PIPE, stdout = PIPE, stderr = DEVNULL })
-        local _, err = proc:communicate("abc")
-        return err, proc:wait()
-      end))
-      assert.same({ n = 2, nil, 0 }, r)
-    end)
+    local _, err, exitcode = len_message({ stdin = PIPE, stdout = PIPE, stderr = DEVNULL }, "abc")
+    assert.is_nil(err)
+    assert.equal(0, exitcode)
   end)
 
   -- ported
