@@ -550,18 +550,86 @@ describe("asyncio subprocesses", function()
     assert.equal(-9, code)
   end)
 
+  it("a cancelled read or communicate loses no data and leaves the pipe usable", function()
+    local r = aio_run(function()
+      local p = asyncio.create_subprocess_exec("sh", "-c", "sleep 0.3; echo late",
+        { stdout = PIPE })
+      local e1 = errof(asyncio.wait_for, function() return p.stdout:read() end, 0.05)
+      local out1 = p.stdout:read()
+      local q = asyncio.create_subprocess_exec("sh", "-c", "cat; sleep 0.3; echo late",
+        { stdin = PIPE, stdout = PIPE })
+      local e2 = errof(asyncio.wait_for, function() return q:communicate("fed ") end, 0.15)
+      local out2 = q.stdout:read()
+      return { e1, out1, p:wait(), e2, out2, q:wait() }
+    end)
+    assert.is_true(asyncio.TimeoutError:is(r[1]), tostring(r[1]))
+    assert.equal("late\n", r[2])
+    assert.is_true(asyncio.TimeoutError:is(r[4]), tostring(r[4]))
+    assert.same({ 0, "fed late\n", 0 }, { r[3], r[5], r[6] })
+  end)
+
+  it("a cancelled drain raises CancelledError; the write goes on", function()
+    local r = aio_run(function()
+      local p = asyncio.create_subprocess_exec("sh", "-c", "sleep 0.3; wc -c", { stdin = PIPE, stdout = PIPE })
+      p.stdin:write(string.rep("x", 1024 * 1024)) -- more than the pipe holds
+      local e = errof(asyncio.wait_for, function() return p.stdin:drain() end, 0.05)
+      p.stdin:drain()
+      p.stdin:close()
+      return { e, p.stdout:read(), p:wait() }
+    end)
+    assert.is_true(asyncio.TimeoutError:is(r[1]), tostring(r[1]))
+    assert.equal("1048576", r[2]:match("%d+"))
+    assert.equal(0, r[3])
+  end)
+
+  it("a write that fails closes the stdin writer, as asyncio's pipe transport", function()
+    local r = aio_run(function()
+      local p = asyncio.create_subprocess_exec("true", { stdin = PIPE })
+      p:wait()
+      local before = p.stdin:is_closing()
+      p.stdin:write(string.rep("x", 100000))
+      local e = errof(p.stdin.drain, p.stdin)
+      return { before, e, p.stdin:is_closing(), p.stdin:get_extra_info("pipe") }
+    end)
+    assert.is_false(r[1])
+    assert.is_true(errors.BrokenPipeError:is(r[2]), tostring(r[2]))
+    assert.is_true(r[3])
+    assert.is_nil(r[4])
+  end)
+
+  it("loop:subprocess_exec cancelled while it connects kills and reaps the child", function()
+    local r = aio_run(function()
+      local loop = asyncio.get_running_loop()
+      local proto = { lost = loop:create_future() }
+      function proto:connection_made(t) self.transport = t end
+      function proto:connection_lost() self.lost:set_result(true) end
+      local task = loop:create_task(loop.subprocess_exec, loop, function() return proto end, "sleep", "10")
+      loop:call_soon(function() task:cancel() end)
+      local e = errof(task.await, task)
+      local running_after = proto.transport:get_returncode()
+      asyncio.wait_for(proto.lost, 5)
+      return { e, running_after, proto.transport:get_returncode(), tostring(proto.transport) }
+    end)
+    assert.is_true(asyncio.CancelledError:is(r[1]), tostring(r[1]))
+    assert.equal(-9, r[2]) -- reaped before the CancelledError came out
+    assert.equal(-9, r[3])
+    assert.matches("^asyncio%.SubprocessTransport pid=%d+ returncode=%-9$", r[4])
+  end)
+
   it("raises FileNotFoundError for a missing program, and argument errors for bad options", function()
-    local e1, e2, e3, e4 = aio_run(function()
+    local e1, e2, e3, e4, e5 = aio_run(function()
       return errof(asyncio.create_subprocess_exec, "no-such-program-for-spec"),
         errof(asyncio.create_subprocess_exec, "true", { bufsize = 4096 }),
         errof(asyncio.create_subprocess_shell, { "ls" }),
-        errof(asyncio.create_subprocess_exec, "true", { stdout = "pipe" })
+        errof(asyncio.create_subprocess_exec, "true", { stdout = "pipe" }),
+        errof(asyncio.create_subprocess_exec, "true", { limit = 0 })
     end)
     assert.is_true(errors.FileNotFoundError:is(e1))
     assert.equal("no-such-program-for-spec", e1.filename)
     assert_has(e2, "bufsize must be 0")
     assert_has(e3, "bad argument #1 to 'create_subprocess_shell' (command string expected")
     assert_has(e4, "stdout must be asyncio.subprocess.PIPE")
+    assert_has(e5, "bad argument to 'create_subprocess_exec' (limit must be a positive integer, got 0)")
   end)
 
   it("its methods called on something else than a Process raise argument errors, trio's alike", function()

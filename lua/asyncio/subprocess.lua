@@ -34,10 +34,20 @@ return function(asyncio)
     return setmetatable({ _pipe = pipe, _buf = "", _eof = false, _limit = limit or 65536 }, Reader)
   end
 
-  -- waits for the next chunk; false at EOF
+  -- Waits for the next chunk; false at EOF.  The receive is shielded: a
+  -- cancelled read leaves it in self._recv, and the next read takes its
+  -- data (nothing is lost, and the pipe is not left busy).
   local function fill(self)
     if self._eof then return false end
-    local data = await_req(core.pipe_recv(self._pipe, 65536))
+    local recv = self._recv
+    if recv == nil then
+      recv = core.io_future(core.running_loop() or running_loop(), core.pipe_recv(self._pipe, 65536))
+      self._recv = recv
+    end
+    local ok, err = pcall(asyncio.shield, recv)
+    if not ok and asyncio.CancelledError:is(err) and not recv:cancelled() then error(err, 0) end
+    self._recv = nil
+    local data = recv:result()
     if data == "" then
       self._eof = true
       core.pipe_close(self._pipe) -- as asyncio's read pipe transport at EOF
@@ -149,7 +159,12 @@ return function(asyncio)
     fut:add_done_callback(function(f)
       if f:cancelled() then return end
       local e = f:exception()
-      if e ~= nil and self._error == nil then self._error = e end
+      if e ~= nil and self._error == nil then
+        -- as asyncio's pipe transport on a write error: it closes
+        self._error = e
+        self._closing = true
+        core.pipe_close(self._pipe)
+      end
     end)
   end
 
@@ -162,7 +177,12 @@ return function(asyncio)
   function Writer:drain()
     core.check_aio("asyncio.PipeStreamWriter:drain")
     local last = self._last
-    if last ~= nil and not last:done() then pcall(last.await, last) end
+    if last ~= nil and not last:done() then
+      -- shielded: a cancelled drain leaves the write going; its error (if
+      -- any) is self._error, set by its done callback, which runs first
+      local ok, err = pcall(asyncio.shield, last)
+      if not ok and asyncio.CancelledError:is(err) and not last:cancelled() then error(err, 0) end
+    end
     if self._error then error(self._error, 2) end
     asyncio.sleep(0)
   end
@@ -226,6 +246,8 @@ return function(asyncio)
         error(("bad argument to '%s' (%s)"):format(fname, INVALID[k]), 4)
       elseif not ALLOWED[k] and not INVALID[k] then
         error(("bad argument to '%s' (unknown option '%s')"):format(fname, tostring(k)), 4)
+      elseif k == "limit" and (math.type(v) ~= "integer" or v <= 0) then
+        error(("bad argument to '%s' (limit must be a positive integer, got %s)"):format(fname, tostring(v)), 4)
       end
     end
   end
@@ -457,6 +479,12 @@ return function(asyncio)
 
   function Transport:get_extra_info(_, default) return default end
 
+  function Transport:__tostring()
+    local rc = core.proc_poll(self._h)
+    return ("asyncio.SubprocessTransport pid=%d %s"):format(core.proc_pid(self._h),
+      rc == nil and "running" or ("returncode=" .. rc))
+  end
+
   local function subprocess_transport(loop, factory, argv, opts, fname)
     if not errors.is_callable(factory) then
       argerror(1, fname, "protocol factory expected, got " .. type(factory))
@@ -481,7 +509,8 @@ return function(asyncio)
       connected:set_result(true)
     end)
     -- the exit: process_exited, and the stdin pipe is lost with the child
-    core.io_future(loop, core.proc_wait(h)):add_done_callback(function()
+    local exited = core.io_future(loop, core.proc_wait(h))
+    exited:add_done_callback(function()
       local stdin = t._pipes[0]
       if stdin and not stdin._closing then
         stdin._closing = true
@@ -492,7 +521,14 @@ return function(asyncio)
       t._exited = true
       try_finish(t)
     end)
-    connected:await()
+    local ok, err = pcall(connected.await, connected)
+    if not ok then
+      -- cancelled while connecting (as asyncio): the child is killed and
+      -- reaped before the error goes on
+      t:close()
+      pcall(exited.await, exited)
+      error(err, 0)
+    end
     return t, protocol
   end
 
