@@ -669,7 +669,7 @@ static int f_gc(lua_State *L) {
       report(L, f, 1, "Task was destroyed but it is pending!", 0);
       t->state = TA_DONE;
       t->co = NULL;
-      luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+      ta_anchor_release(L, t->E, t->ctx_ref);
       t->ctx_ref = LUA_NOREF;
       t->E->nunanchored--;
       f->loop->npending--;
@@ -1322,10 +1322,10 @@ enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
 ** function: true (make a caller), a function to return instead (a Future
 ** given to aio_as_trio), or nil and what was expected. */
 enum { HELPER_NAME = 1, HELPER_CHECK };
-enum { AIO_CTX_GET = HELPER_CHECK + 1, AIO_CONTEXT_VAR, AIO_NEED_LOOP, AIO_NHELPERS };
+enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP, AIO_NHELPERS };
 enum { TRIO_NEW_SCOPE = HELPER_CHECK + 1, TRIO_START_SOON, TRIO_BODY, TRIO_START, TRIO_NHELPERS };
 static const char *const aio_helpers[] = {
-  "name", "check", "ctx_get", "context_var", "need_loop", NULL
+  "name", "check", "context_var", "need_loop", NULL
 };
 static const char *const trio_helpers[] = {
   "name", "check", "new_scope", "start_soon", "body", "start", NULL
@@ -1392,7 +1392,7 @@ static int aio_call_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* The caller aio_as_trio(fn) makes: caller(...) runs fn(...) as an asyncio
 ** Task on the current loop and waits for it.  The loop: the running one,
-** else the one of this context (ctx_get(context_var)), else
+** else the one of this context (context_var's value, read in C), else
 ** need_loop(name) finds it or raises. */
 static int l_aio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
@@ -1403,9 +1403,9 @@ static int l_aio_call(lua_State *L) {
   if (lp != NULL) {
     ta_push_weak(L, E, lp->ref);
   } else {
-    lua_rawgeti(L, helpers, AIO_CTX_GET);
     lua_rawgeti(L, helpers, AIO_CONTEXT_VAR);
-    lua_call(L, 1, 1);
+    ta_ctx_get(L, -1);
+    lua_replace(L, -2);
     lp = (ta_loop *)ta_testudata(L, E, -1, TA_MT_LOOP);
     if (lp == NULL) {
       lua_pop(L, 1);
@@ -1425,7 +1425,7 @@ static int l_aio_call(lua_State *L) {
   return trio_wait(L, f, t, "trio_asyncio.run_aio_future", aio_call_k);
 }
 
-/* make_aio_as_trio{name=, check=, ctx_get=, context_var=, need_loop=}
+/* make_aio_as_trio{name=, check=, context_var=, need_loop=}
 ** -> aio_as_trio */
 static int l_make_aio_as_trio(lua_State *L) {
   return make_caller(L, aio_helpers, l_aio_call);

@@ -332,14 +332,14 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   if (nargs + 3 > LUA_MINSTACK && !lua_checkstack(co, nargs + 3))
     luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
-    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->ctx_ref = parent->ctx_ref;
+    ta_anchor_share(E, t->ctx_ref);
     parent->ctx_owned = 0; /* shared now: the spawner copies on its next write */
   } else if (parent == NULL && E->run_ctx_ref != LUA_NOREF) {
     /* the main task, system tasks, tasks started from callbacks: the
     ** context the run started in (shared, copied on write) */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
-    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->ctx_ref = E->run_ctx_ref;
+    ta_anchor_share(E, t->ctx_ref);
   }
   lua_pushvalue(L, fnidx); /* the copy at the thread's base: see push_thread_function */
   if (keepidx) { /* above it: index 1 stays the copy */
@@ -680,10 +680,8 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   ** the task's own error already went to its owner). */
   if (!ok && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ta_closethread(co, L);
   lua_settop(co, 0);
-  if (t->ctx_ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
-    t->ctx_ref = LUA_NOREF;
-  }
+  ta_anchor_release(L, E, t->ctx_ref);
+  t->ctx_ref = LUA_NOREF;
   if (!ta_task_compact(t) && t->abort_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
     t->abort_ref = LUA_NOREF;
@@ -903,7 +901,8 @@ static int task_tostring(lua_State *L) {
 
 /* Task context (for trio.ContextVar): a table shared with the spawner until
 ** the task writes, then copied (copy-on-write keeps spawning cheap).  It is
-** held by a registry reference, only while the task has one. */
+** held by a shared anchor (one more holder per task sharing it), only
+** while the task has one. */
 static int ctx_table(lua_State *L, int for_write) {
   ta_engine *E = engine_of(L);
   ta_task *t = E->current;
@@ -917,8 +916,7 @@ static int ctx_table(lua_State *L, int for_write) {
     }
     return lua_istable(L, -1);
   }
-  if (t->ctx_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);
-  else lua_pushnil(L);
+  ta_push_anchored(L, E, t->ctx_ref); /* (nil for LUA_NOREF) */
   if (for_write && !t->ctx_owned) {
     lua_newtable(L);
     if (lua_istable(L, -2)) {
@@ -930,9 +928,8 @@ static int ctx_table(lua_State *L, int for_write) {
       }
     }
     lua_replace(L, -2);
-    lua_pushvalue(L, -1);
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
-    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ta_anchor_release(L, E, t->ctx_ref);
+    t->ctx_ref = ta_anchor_shared(L, E, -1);
     t->ctx_owned = 1;
   }
   return lua_istable(L, -1);
@@ -941,8 +938,7 @@ static int ctx_table(lua_State *L, int for_write) {
 /* The run starts in a copy of the context outside any task (what
 ** ContextVar:set did before trio.run); released when the run ends. */
 void ta_ctx_capture(lua_State *L, ta_engine *E) {
-  luaL_unref(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
-  E->run_ctx_ref = LUA_NOREF;
+  ta_ctx_release(L, E);
   if (lua_getfield(L, LUA_REGISTRYINDEX, "trio_asyncio.context") != LUA_TTABLE) {
     lua_pop(L, 1);
     return;
@@ -954,21 +950,35 @@ void ta_ctx_capture(lua_State *L, ta_engine *E) {
     lua_insert(L, -2);
     lua_rawset(L, -4);
   }
-  E->run_ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pop(L, 1);
+  E->run_ctx_ref = ta_anchor_shared(L, E, -1);
+  lua_pop(L, 2);
 }
 
 void ta_ctx_release(lua_State *L, ta_engine *E) {
-  luaL_unref(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
+  ta_anchor_release(L, E, E->run_ctx_ref);
   E->run_ctx_ref = LUA_NOREF;
+}
+
+/* Pushes the value stored for the key at keyidx in the running task's
+** context (nil when unset) and returns its type: ctx_get for C callers,
+** without a Lua call. */
+int ta_ctx_get(lua_State *L, int keyidx) {
+  int type = LUA_TNIL;
+  keyidx = lua_absindex(L, keyidx);
+  if (ctx_table(L, 0)) {
+    lua_pushvalue(L, keyidx);
+    type = lua_rawget(L, -2);
+  } else {
+    lua_pushnil(L);
+  }
+  lua_replace(L, -2);
+  return type;
 }
 
 /* ctx_get(key) -> stored value (nil when unset) */
 static int t_ctx_get(lua_State *L) {
   lua_settop(L, 1);
-  if (!ctx_table(L, 0)) return 0;
-  lua_pushvalue(L, 1);
-  lua_rawget(L, -2);
+  ta_ctx_get(L, 1);
   return 1;
 }
 
