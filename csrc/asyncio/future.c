@@ -198,12 +198,14 @@ static int trio_wait_abort(lua_State *L, ta_task *t);
 ** with more, a list (cb_list set).  The entry on top (popped) is a
 ** function called as cb(fut), an awaiting Task (queued itself, to take the
 ** outcome when it runs) or an awaiting Trio task; is_task: CB_AIO_TASK or
-** CB_TRIO_TASK when it is known to be one, else CB_UNKNOWN. */
+** CB_TRIO_TASK when it is known to be one, else CB_UNKNOWN.  loopidx: where
+** the future's loop is on the stack, 0 when it is not (it is looked up). */
 enum { CB_UNKNOWN, CB_AIO_TASK, CB_TRIO_TASK };
 
-static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task) {
+static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task, int loopidx) {
   if (is_task == CB_AIO_TASK || (is_task == CB_UNKNOWN && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK))) {
-    push_future_loop(L, f, fidx);
+    if (loopidx) lua_pushvalue(L, loopidx);
+    else push_future_loop(L, f, fidx);
     ta_loop_append_below(L, f->loop);
     return;
   }
@@ -213,13 +215,18 @@ static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task) {
   } else {
     lua_pushvalue(L, fidx);
   }
-  ta_loop_call_soon(L, f->loop, NULL, 1);
+  if (loopidx && lua_type(L, -2) == LUA_TFUNCTION) { /* call_soon's entry for a function */
+    ta_loop_ready_push(L, f->loop, loopidx, 2);
+    ta_loop_wake(f->loop);
+  } else {
+    ta_loop_call_soon(L, f->loop, NULL, 1);
+  }
 }
 
 /* Completes the pending future at fidx: state, and the outcome on top of
 ** the stack (popped; nil for a cancellation) replaces the done callbacks,
-** which are scheduled. */
-static void finish(lua_State *L, ta_future *f, int fidx, int state) {
+** which are scheduled (loopidx: see schedule_one). */
+static void finish(lua_State *L, ta_future *f, int fidx, int state, int loopidx) {
   int n = f->ncallbacks, list = f->cb_list, cbs;
   fidx = lua_absindex(L, fidx);
   lua_getiuservalue(L, fidx, FUV_STATE);
@@ -231,12 +238,12 @@ static void finish(lua_State *L, ta_future *f, int fidx, int state) {
   if (n == 0) {
     lua_pop(L, 1);
   } else if (!list) {
-    schedule_one(L, f, fidx, f->cb_task);
+    schedule_one(L, f, fidx, f->cb_task, loopidx);
   } else {
     cbs = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, cbs, i);
-      schedule_one(L, f, fidx, CB_UNKNOWN);
+      schedule_one(L, f, fidx, CB_UNKNOWN, loopidx);
     }
     lua_pop(L, 1);
   }
@@ -293,12 +300,13 @@ static void hold_error(lua_State *L, ta_future *f, int fidx) {
 static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
   f->nresults = 1;
   if (is_exc) hold_error(L, f, fidx);
-  finish(L, f, fidx, TA_FUT_FINISHED);
+  finish(L, f, fidx, TA_FUT_FINISHED, 0);
 }
 
 /* Settles the pending future at fidx with the top n values (popped) as its
-** results: one is kept as it is, other counts as a list. */
-static void settle_results(lua_State *L, ta_future *f, int fidx, int n) {
+** results: one is kept as it is, other counts as a list (loopidx: see
+** schedule_one). */
+static void settle_results(lua_State *L, ta_future *f, int fidx, int n, int loopidx) {
   if (n != 1) {
     int first = lua_gettop(L) - n + 1;
     fidx = lua_absindex(L, fidx);
@@ -307,7 +315,7 @@ static void settle_results(lua_State *L, ta_future *f, int fidx, int n) {
     for (int i = n; i >= 1; i--) lua_rawseti(L, first, i);
   }
   f->nresults = n;
-  finish(L, f, fidx, TA_FUT_FINISHED);
+  finish(L, f, fidx, TA_FUT_FINISHED, loopidx);
 }
 
 /* Completes the pending future at fidx as cancelled, with the message at
@@ -318,7 +326,7 @@ static void finish_cancelled(lua_State *L, ta_future *f, int fidx, int msgidx) {
     set_extra(L, fidx, "message");
   }
   lua_pushnil(L);
-  finish(L, f, fidx, TA_FUT_CANCELLED);
+  finish(L, f, fidx, TA_FUT_CANCELLED, 0);
 }
 
 /* ---- Future methods ---- */
@@ -344,7 +352,7 @@ static int l_future_set_results(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   int n = lua_gettop(L) - 1;
   check_pending(L, f, "future_set_results");
-  settle_results(L, f, 1, n);
+  settle_results(L, f, 1, n, 0);
   return 0;
 }
 
@@ -353,7 +361,7 @@ static int l_future_set_results(lua_State *L) {
 ** over this way. */
 static int l_future_offer_results(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
-  if (f->state == TA_FUT_PENDING) settle_results(L, f, 1, lua_gettop(L) - 1);
+  if (f->state == TA_FUT_PENDING) settle_results(L, f, 1, lua_gettop(L) - 1, 0);
   return 0;
 }
 
@@ -815,7 +823,15 @@ static int is_instance(lua_State *L, int idx, int clsref) {
 static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres) {
   ta_future *f = ta_task_future(t);
   ta_engine *E = t->E;
+  int loopidx;
   f->loop->npending--;
+  if (ok) { /* a finished thread is down to its base: the loop kept at 2 */
+    lua_pushvalue(t->co, 2);
+    lua_xmove(t->co, L, 1);
+  } else {
+    ta_push_weak(L, E, f->loop->ref);
+  }
+  loopidx = lua_gettop(L);
   if (ok && f->must_cancel) {
     /* it cancelled itself and returned before another await: as asyncio,
     ** the Task ends cancelled (its results are dropped) */
@@ -825,7 +841,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres
   } else if (ok) {
     luaL_checkstack(L, nres, "too many results");
     lua_xmove(t->co, L, nres);
-    settle_results(L, f, fidx, nres);
+    settle_results(L, f, fidx, nres, loopidx);
   } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
     lua_pushvalue(L, fidx - 1); /* raised again by result() and await */
     set_extra(L, fidx, "cancelled_exc");
@@ -835,7 +851,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres
     lua_pushvalue(L, fidx - 1);
     settle(L, f, fidx, 1);
   }
-  ta_push_weak(L, E, f->loop->ref); /* the loop instead of the thread (TASK_UV_THREAD) */
+  lua_pushvalue(L, loopidx); /* the loop instead of the thread (TASK_UV_THREAD) */
   lua_setiuservalue(L, fidx, TASK_UV_THREAD);
   lua_settop(L, fidx);
 }
@@ -1495,7 +1511,7 @@ ta_future *ta_future_push_new(lua_State *L, int loopidx) {
 /* f: the pending future at fidx (the callers have checked). */
 void ta_future_settle(lua_State *L, ta_future *f, int fidx, int n) {
   if (n < 0) settle(L, f, fidx, 1);
-  else settle_results(L, f, fidx, n);
+  else settle_results(L, f, fidx, n, 0);
 }
 
 int ta_future_pending(lua_State *L, int fidx) {
