@@ -39,11 +39,12 @@ enum { TASK_UV_THREAD = FUV_LOOP, TASK_NUV = FUV_STATE };
 ** one registry lookup) instead of looking them up by name. */
 static ta_future *testfuture(lua_State *L, int idx) {
   ta_engine *E = ta_upengine(L);
-  const void *mt = ta_udata_mt(L, idx);
+  void *p;
+  const void *mt = ta_udata_mt(L, idx, &p);
   if (mt == NULL) return NULL;
   if (E == NULL) E = ta_engine_get(L); /* one registry lookup, not three by name */
   if (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK] || mt == E->mt[TA_MT_FUTURE_EXC])
-    return (ta_future *)lua_touserdata(L, idx);
+    return (ta_future *)p;
   return NULL;
 }
 
@@ -1042,8 +1043,9 @@ static int l_loop_tasks(lua_State *L) {
   weak = lua_gettop(L);
   for (int id = 1; id <= E->weak_ids.top && (size_t)n < lp->npending; id++) {
     lua_rawgeti(L, weak, id);
-    if (ta_udata_mt(L, -1) == task_mt) {
-      ta_future *f = (ta_future *)lua_touserdata(L, -1);
+    void *p;
+    if (ta_udata_mt(L, -1, &p) == task_mt) {
+      ta_future *f = (ta_future *)p;
       ta_task *t = ta_future_task(f);
       if (f->loop == lp && t->state != TA_DONE) found[n++] = t;
     }

@@ -248,10 +248,13 @@ void ta_setmetatable(lua_State *L, ta_engine *E, int which) {
 }
 
 /* The metatable of the userdata at idx, as a pointer to compare with the
-** cached ones; NULL when it is no userdata or has none. */
-const void *ta_udata_mt(lua_State *L, int idx) {
+** cached ones; NULL when it is no userdata or has none.  *p (p may be
+** NULL) gets the userdata's address. */
+const void *ta_udata_mt(lua_State *L, int idx, void **p) {
   const void *mt;
-  if (lua_touserdata(L, idx) == NULL || !lua_getmetatable(L, idx)) return NULL;
+  void *u = lua_touserdata(L, idx);
+  if (p != NULL) *p = u;
+  if (u == NULL || !lua_getmetatable(L, idx)) return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
   return mt;

@@ -441,7 +441,7 @@ ta_engine *ta_engine_get(lua_State *L);
 void ta_cache_metatable(lua_State *L, ta_engine *E, int which);
 void ta_task_class(ta_engine *E, int which, ptrdiff_t offset);
 void ta_setmetatable(lua_State *L, ta_engine *E, int which);
-const void *ta_udata_mt(lua_State *L, int idx);
+const void *ta_udata_mt(lua_State *L, int idx, void **p);
 void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which);
 void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
 void ta_push_engine(lua_State *L);

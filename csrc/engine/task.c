@@ -262,12 +262,13 @@ int ta_task_alive(ta_task *t) {
 /* A task at idx: a task object, or an object that holds one (an asyncio
 ** Task, registered with ta_task_class). */
 ta_task *ta_checktask(lua_State *L, int idx) {
-  const void *mt = ta_udata_mt(L, idx);
+  void *p;
+  const void *mt = ta_udata_mt(L, idx, &p);
   ta_engine *E = ta_engine_get(L);
   if (mt != NULL) {
     for (int i = 0; i < TA_NMT; i++)
       if (mt == E->mt[i] && E->task_offset[i] >= 0)
-        return (ta_task *)((char *)lua_touserdata(L, idx) + E->task_offset[i]);
+        return (ta_task *)((char *)p + E->task_offset[i]);
   }
   luaL_typeerror(L, idx, "task");
   return NULL;
