@@ -678,7 +678,7 @@ static int f_gc(lua_State *L) {
       report(L, f, 1, "Task was destroyed but it is pending!", 0);
       t->state = TA_DONE;
       t->co = NULL;
-      ta_anchor_release(L, t->E, t->ctx_ref);
+      ta_shared_unref(L, t->E, t->ctx_ref);
       t->ctx_ref = LUA_NOREF;
       t->E->nunanchored--;
       f->loop->npending--;

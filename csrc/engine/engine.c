@@ -195,8 +195,8 @@ static int engine_gc(lua_State *L) {
   E->nspare_rbufs = 0;
   ids_free(&E->weak_ids);
   ids_free(&E->anchor_ids);
-  free(E->anchor_holders);
-  E->anchor_holders = NULL;
+  free(E->ref_holders);
+  E->ref_holders = NULL;
   E->capholders = 0;
   ta_heap_free(&E->timers);
   return 0;
@@ -438,36 +438,39 @@ void ta_flush_unanchors(lua_State *L, ta_engine *E) {
   ids->nclean = ids->nfree;
 }
 
-/* Shared anchors: a value with several holders (a task's context, shared
-** with the tasks it spawns until one of them writes), counted in C, so
-** that one more holder touches no table (a registry reference per task
-** was a tenth of a trio_as_aio call).  Anchors the value at idx (left
-** there) with one holder and returns its id. */
-int ta_anchor_shared(lua_State *L, ta_engine *E, int idx) {
-  int id;
-  if (E->anchor_ids.top + 1 >= E->capholders) { /* room for any id ta_anchor may take */
+/* Shared references: a registry reference with several holders (a
+** task's context, shared with the tasks it spawns until one of them
+** writes), counted in C, so that one more holder touches no table (a
+** luaL_ref per task was a tenth of a trio_as_aio call) and reading it is
+** one lua_rawgeti.  Pops the value on top, returns its reference, held
+** once. */
+int ta_shared_ref(lua_State *L, ta_engine *E) {
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (ref >= E->capholders) {
     int cap = E->capholders ? E->capholders : 64;
     int *a;
-    while (cap <= E->anchor_ids.top + 1) cap *= 2;
-    a = (int *)realloc(E->anchor_holders, (size_t)cap * sizeof *a);
-    if (a == NULL) luaL_error(L, "trio_asyncio: not enough memory");
-    E->anchor_holders = a;
+    while (cap <= ref) cap *= 2;
+    a = (int *)realloc(E->ref_holders, (size_t)cap * sizeof *a);
+    if (a == NULL) {
+      luaL_unref(L, LUA_REGISTRYINDEX, ref);
+      luaL_error(L, "trio_asyncio: not enough memory");
+    }
+    E->ref_holders = a;
     E->capholders = cap;
   }
-  id = ta_anchor(L, E, idx);
-  E->anchor_holders[id] = 1;
-  return id;
+  E->ref_holders[ref] = 1;
+  return ref;
 }
 
-/* One more holder of the shared anchor id. */
-void ta_anchor_share(ta_engine *E, int id) {
-  E->anchor_holders[id]++;
+/* One more holder of the shared reference ref. */
+void ta_shared_ref_hold(ta_engine *E, int ref) {
+  E->ref_holders[ref]++;
 }
 
-/* One holder less (LUA_NOREF: none); the last one lets go of the value. */
-void ta_anchor_release(lua_State *L, ta_engine *E, int id) {
-  if (id <= 0 || E->closing) return; /* at lua_close the whole table goes */
-  if (--E->anchor_holders[id] == 0) ta_unanchor(L, E, id);
+/* One holder less (LUA_NOREF: none); the last one releases the reference. */
+void ta_shared_unref(lua_State *L, ta_engine *E, int ref) {
+  if (ref < 0 || E->closing) return; /* at lua_close the whole registry goes */
+  if (--E->ref_holders[ref] == 0) luaL_unref(L, LUA_REGISTRYINDEX, ref);
 }
 
 /* Pushes the object anchored at id and lets go of it: ta_push_anchored

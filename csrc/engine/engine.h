@@ -191,7 +191,7 @@ struct ta_task {
   int ref;                  /* anchored: its anchor id while alive; else its weak id */
   int nargs;                /* values pushed on co for the next resume */
   int kbase;                /* stack top when it yielded: resume values lie above */
-  int ctx_ref;              /* shared anchor of its context table, or LUA_NOREF */
+  int ctx_ref;              /* shared reference to its context table, or LUA_NOREF */
   uint32_t id;
   /* Bit fields, so that a compact task is 80 bytes (an asyncio Task's
   ** userdata then fits a malloc block 16 bytes smaller). */
@@ -415,7 +415,7 @@ struct ta_engine {
   ta_ids weak_ids;          /* ...and the ids (given back by finalizers) */
   int anchor_ref;           /* table anchoring live objects by their anchor id... */
   ta_ids anchor_ids;        /* ...and the ids */
-  int *anchor_holders;      /* holders of each shared anchor, by id (ta_anchor_shared) */
+  int *ref_holders;         /* holders of each shared reference, by ref (ta_shared_ref) */
   int capholders;
   int guest;                /* the run is a guest run (driven by the host) */
   int guest_ending;         /* its last task exited: the next step ends it */
@@ -454,9 +454,9 @@ void ta_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_push_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_unanchor_later(lua_State *L, ta_engine *E, int id);
 void ta_flush_unanchors(lua_State *L, ta_engine *E);
-int ta_anchor_shared(lua_State *L, ta_engine *E, int idx);
-void ta_anchor_share(ta_engine *E, int id);
-void ta_anchor_release(lua_State *L, ta_engine *E, int id);
+int ta_shared_ref(lua_State *L, ta_engine *E);
+void ta_shared_ref_hold(ta_engine *E, int ref);
+void ta_shared_unref(lua_State *L, ta_engine *E, int ref);
 void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
 const char *ta_tostring(lua_State *L, int idx);

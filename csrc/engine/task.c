@@ -334,13 +334,13 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
     luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
     t->ctx_ref = parent->ctx_ref;
-    ta_anchor_share(E, t->ctx_ref);
+    ta_shared_ref_hold(E, t->ctx_ref);
     parent->ctx_owned = 0; /* shared now: the spawner copies on its next write */
   } else if (parent == NULL && E->run_ctx_ref != LUA_NOREF) {
     /* the main task, system tasks, tasks started from callbacks: the
     ** context the run started in (shared, copied on write) */
     t->ctx_ref = E->run_ctx_ref;
-    ta_anchor_share(E, t->ctx_ref);
+    ta_shared_ref_hold(E, t->ctx_ref);
   }
   lua_pushvalue(L, fnidx); /* the copy at the thread's base: see push_thread_function */
   if (keepidx) { /* above it: index 1 stays the copy */
@@ -681,7 +681,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   ** the task's own error already went to its owner). */
   if (!ok && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ta_closethread(co, L);
   lua_settop(co, 0);
-  ta_anchor_release(L, E, t->ctx_ref);
+  ta_shared_unref(L, E, t->ctx_ref);
   t->ctx_ref = LUA_NOREF;
   if (!ta_task_compact(t) && t->abort_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
@@ -902,7 +902,7 @@ static int task_tostring(lua_State *L) {
 
 /* Task context (for trio.ContextVar): a table shared with the spawner until
 ** the task writes, then copied (copy-on-write keeps spawning cheap).  It is
-** held by a shared anchor (one more holder per task sharing it), only
+** held by a shared reference (one more holder per task sharing it), only
 ** while the task has one. */
 static int ctx_table(lua_State *L, int for_write) {
   ta_engine *E = engine_of(L);
@@ -917,7 +917,8 @@ static int ctx_table(lua_State *L, int for_write) {
     }
     return lua_istable(L, -1);
   }
-  ta_push_anchored(L, E, t->ctx_ref); /* (nil for LUA_NOREF) */
+  if (t->ctx_ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);
+  else lua_pushnil(L);
   if (for_write && !t->ctx_owned) {
     lua_newtable(L);
     if (lua_istable(L, -2)) {
@@ -929,8 +930,9 @@ static int ctx_table(lua_State *L, int for_write) {
       }
     }
     lua_replace(L, -2);
-    ta_anchor_release(L, E, t->ctx_ref);
-    t->ctx_ref = ta_anchor_shared(L, E, -1);
+    lua_pushvalue(L, -1);
+    ta_shared_unref(L, E, t->ctx_ref);
+    t->ctx_ref = ta_shared_ref(L, E);
     t->ctx_owned = 1;
   }
   return lua_istable(L, -1);
@@ -951,12 +953,12 @@ void ta_ctx_capture(lua_State *L, ta_engine *E) {
     lua_insert(L, -2);
     lua_rawset(L, -4);
   }
-  E->run_ctx_ref = ta_anchor_shared(L, E, -1);
-  lua_pop(L, 2);
+  E->run_ctx_ref = ta_shared_ref(L, E);
+  lua_pop(L, 1);
 }
 
 void ta_ctx_release(lua_State *L, ta_engine *E) {
-  ta_anchor_release(L, E, E->run_ctx_ref);
+  ta_shared_unref(L, E, E->run_ctx_ref);
   E->run_ctx_ref = LUA_NOREF;
 }
 
