@@ -211,7 +211,7 @@ static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task, int 
     return;
   }
   if (is_task == CB_TRIO_TASK || ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
-    lua_pushcfunction(L, trio_wakeup);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, f->loop->E->trio_wakeup_ref);
     lua_insert(L, -2);
   } else {
     lua_pushvalue(L, fidx);
@@ -1257,7 +1257,7 @@ static int l_make_gather(lua_State *L) {
 ** queue as asyncio runs done callbacks.  Only this wakes it (its abort
 ** callback answers FAILED), so it is still waiting for the future, done. */
 static int trio_wakeup(lua_State *L) {
-  ta_task *t = (ta_task *)ta_checkudata(L, ta_engine_get(L), 1, TA_MT_TASK); /* (trio_wait's task) */
+  ta_task *t = (ta_task *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_TASK); /* (trio_wait's task) */
   if (t->state == TA_PARKED && !ta_task_compact(t) && t->abort == trio_wait_abort &&
       ((ta_future *)t->wait)->state != TA_FUT_PENDING)
     ta_reschedule(t, 0, 0);
@@ -1732,6 +1732,9 @@ int ta_open_future(lua_State *L) {
   ta_cache_metatable(L, E, TA_MT_AIOTASK);
   lua_pop(L, 1);
   ta_task_class(E, TA_MT_AIOTASK, offsetof(ta_aiotask, t));
+  lua_pushvalue(L, -1); /* engine: trio_wakeup's upvalue (no registry lookup per wake) */
+  lua_pushcclosure(L, trio_wakeup, 1);
+  E->trio_wakeup_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_register(L, future_funcs);
   return 0;
 }

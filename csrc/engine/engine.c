@@ -311,7 +311,7 @@ ta_engine *ta_engine_get(lua_State *L) {
   lua_setmetatable(L, -2);
   E->clock_ref = E->result_ref = E->hook_ref = E->errfactory_ref = LUA_NOREF;
   E->guest_done_ref = E->run_ctx_ref = LUA_NOREF;
-  E->internal_ref = E->aio_cancelled_ref = LUA_NOREF;
+  E->internal_ref = E->aio_cancelled_ref = E->trio_wakeup_ref = LUA_NOREF;
   for (int i = 0; i < TA_NMT; i++) E->task_offset[i] = -1;
   E->task_offset[TA_MT_TASK] = 0;
   E->gc_stress = getenv("TA_GC_STRESS") != NULL && *getenv("TA_GC_STRESS") != '\0';

@@ -434,6 +434,7 @@ struct ta_engine {
   void *checked_nursery;    /* trio/: an open nursery start_soon checked last */
   void *running_loop;       /* asyncio/: loop whose callbacks are running */
   int aio_cancelled_ref;    /* asyncio/: the asyncio.CancelledError class */
+  int trio_wakeup_ref;      /* asyncio/: the done callback of a Trio task waiting on a future */
   uint32_t gather_serial;   /* asyncio/: of the last asyncio.gather */
 };
 
