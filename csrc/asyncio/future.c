@@ -729,7 +729,7 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
   }
   prev = lp->current;
   lp->current = f;
-  ta_step_task(L, t);
+  ta_step_task_at(L, t, tidx);
   lp->current = prev;
   if (t->state == TA_DONE) return;
   if (t->wait != NULL && ((ta_future *)t->wait)->state == TA_FUT_PENDING) {

@@ -267,6 +267,7 @@ void ta_raise_cancelled(lua_State *L);
 void ta_retry_exits(lua_State *L, ta_engine *E);
 void ta_task_in_system_tree(ta_task *t);
 void ta_step_task(lua_State *L, ta_task *t);
+void ta_step_task_at(lua_State *L, ta_task *t, int objidx);
 void ta_task_fail(lua_State *L, ta_task *t);
 const char *ta_task_name(lua_State *L, ta_task *t);
 const char *ta_flavor_name(int flavor);

@@ -566,7 +566,7 @@ void ta_raise_cancelled(lua_State *L) {
 ** as it pushes it (release_exited then has nothing left to unanchor), or
 ** without pushing it when its object never reached Lua code (its kind's
 ** hook gets tidx 0 then). */
-static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) {
+static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor, int objidx) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
   int tidx, unseen = 0;
@@ -593,6 +593,8 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) 
   } else if (unanchor && t->kind->anchored) {
     ta_push_unanchor(L, E, t->ref);
     t->ref = LUA_NOREF;
+  } else if (objidx && ok) { /* (a failure's error must lie below the object) */
+    lua_pushvalue(L, objidx);
   } else {
     ta_push_task(L, t);
   }
@@ -616,7 +618,7 @@ static int exit_report(lua_State *L) {
   int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
   lua_rotate(L, 1, -3);
   lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
-  tell_exit(L, t, ok, nres, 0);
+  tell_exit(L, t, ok, nres, 0, 0);
   return 0;
 }
 
@@ -625,8 +627,10 @@ static int exit_report(lua_State *L) {
 ** task's run gets that error; another task the engine anchors keeps the
 ** error on its thread and joins the engine's unreported list: each tick
 ** tries again (ta_retry_exits), so that its owner is never left waiting;
-** for a task its holders anchor (an asyncio Task) the failure is raised. */
-static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
+** for a task its holders anchor (an asyncio Task) the failure is raised.
+** objidx: where the task's object is on L, if its stepper holds it there
+** (0: it is pushed from its reference). */
+static int report_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
   int base = lua_gettop(L) - (ok ? 0 : 1);
   /* No protected call when telling cannot raise (the common exit of a
   ** Trio child that finished: its only news is that it is gone), nor for
@@ -635,7 +639,7 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   if (t != t->E->main && !ta_hooked(t->E) &&
       (!t->kind->anchored ||
        (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
-    tell_exit(L, t, ok, nres, 1);
+    tell_exit(L, t, ok, nres, 1, objidx);
     lua_settop(L, base);
     return 1;
   }
@@ -699,12 +703,12 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
 }
 
 /* The task is done: ok with nres results on its thread, or failed with
-** the error on top of L (popped). */
-static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
+** the error on top of L (popped); objidx: see report_exit. */
+static void task_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
   t->state = TA_DONE;
   if (!ta_task_compact(t)) ta_status_unlink_task(t);
   if (t == t->E->main) t->E->main_done = 1;
-  if (report_exit(L, t, ok, nres)) release_exited(L, t, ok);
+  if (report_exit(L, t, ok, nres, objidx)) release_exited(L, t, ok);
 }
 
 /* Tells again the exits that could not be told (report_exit).  After
@@ -718,7 +722,7 @@ void ta_retry_exits(lua_State *L, ta_engine *E) {
   while ((t = list) != NULL) {
     list = t->unreported_next;
     lua_xmove(t->co, L, 1); /* its error */
-    if (report_exit(L, t, 0, 1)) {
+    if (report_exit(L, t, 0, 1, 0)) {
       release_exited(L, t, 0);
       told = 1;
     }
@@ -757,7 +761,7 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
   co = t->co;
-  task_exit(L, t, 0, 0); /* while its frames still tell its function */
+  task_exit(L, t, 0, 0, 0); /* while its frames still tell its function */
   ta_closethread(co, L);
 }
 
@@ -770,10 +774,16 @@ void ta_task_in_system_tree(ta_task *t) {
 
 /* Ends a task that never ran, with the error on top of L (popped). */
 void ta_task_fail(lua_State *L, ta_task *t) {
-  task_exit(L, t, 0, 1);
+  task_exit(L, t, 0, 1, 0);
 }
 
 void ta_step_task(lua_State *L, ta_task *t) {
+  ta_step_task_at(L, t, 0);
+}
+
+/* One step of t, whose object its stepper holds at objidx on L (an
+** absolute index; 0: nowhere), which saves finding it when t exits. */
+void ta_step_task_at(lua_State *L, ta_task *t, int objidx) {
   ta_engine *E = t->E;
   ta_task *prev = E->current;
   lua_State *prevL = E->curL;
@@ -807,7 +817,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
       E->curL = prevL;
     }
   } else if (st == LUA_OK) {
-    task_exit(L, t, 1, nres - 1 - t->keeps); /* lua_resume counts what is at the base */
+    task_exit(L, t, 1, nres - 1 - t->keeps, objidx); /* lua_resume counts what is at the base */
   } else {
     lua_xmove(t->co, L, 1);
     /* Give error objects the stack they were raised on, if they lack one. */
@@ -820,7 +830,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
       }
       lua_pop(L, 1);
     }
-    task_exit(L, t, 0, 1);
+    task_exit(L, t, 0, 1, objidx);
   }
   if (hooked) {
     if (ta_hooked(E)) {
