@@ -953,9 +953,11 @@ static int l_new_task(lua_State *L) {
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
 ** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
 static int l_aio_create_task(lua_State *L) {
-  ta_loop *lp = ta_running_loop(L, ta_upengine(L));
+  ta_engine *E = ta_upengine(L);
+  ta_loop *lp = ta_running_loop(L, E);
   ta_check_callable(L, 1);
-  push_running_loop(L, 2);
+  if (lp != NULL) ta_push_weak(L, E, lp->ref);
+  else push_running_loop(L, 2);
   lua_insert(L, 1);
   create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
   return 1;

@@ -381,9 +381,14 @@ static void slot_free(lua_State *L, ta_engine *E, int tref, ta_ids *ids, int id)
 ** table's border) would give the id to a new object while the old one's
 ** __gc was still to come, and that __gc would free the new one's id. */
 int ta_weak_ref(lua_State *L, ta_engine *E) {
-  int id = slot_store(L, E->weak_ref, -1, ids_take(&E->weak_ids));
+  int id = ta_weak_ref_at(L, E, -1);
   lua_pop(L, 1);
   return id;
+}
+
+/* The same for the value at idx, left there. */
+int ta_weak_ref_at(lua_State *L, ta_engine *E, int idx) {
+  return slot_store(L, E->weak_ref, idx, ids_take(&E->weak_ids));
 }
 
 /* Pushes the object of id (nil once it was collected, or for LUA_NOREF). */

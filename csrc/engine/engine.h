@@ -448,6 +448,7 @@ void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which);
 void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
 void ta_push_engine(lua_State *L);
 int ta_weak_ref(lua_State *L, ta_engine *E);
+int ta_weak_ref_at(lua_State *L, ta_engine *E, int idx);
 void ta_push_weak(lua_State *L, ta_engine *E, int id);
 void ta_weak_unref(lua_State *L, ta_engine *E, int id);
 int ta_anchor(lua_State *L, ta_engine *E, int idx);

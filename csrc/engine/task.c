@@ -354,8 +354,7 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   t->co = co;
   t->nargs = nargs;
   if (!kind->anchored) {
-    lua_pushvalue(L, -1);
-    t->ref = ta_weak_ref(L, E);
+    t->ref = ta_weak_ref_at(L, E, -1);
     E->nunanchored++;
   } else {
     t->ref = ta_anchor(L, E, -1);
