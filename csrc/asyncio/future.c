@@ -683,7 +683,7 @@ static int f_gc(lua_State *L) {
       t->E->nunanchored--;
       f->loop->npending--;
     }
-    ta_weak_unref(L, t->E, t->ref); /* kept after the task ended, for its name */
+    ta_weak_unref_later(L, t->E, t->ref); /* kept after the task ended, for its name */
     t->ref = LUA_NOREF;
   }
   return 0;

@@ -402,6 +402,14 @@ void ta_weak_unref(lua_State *L, ta_engine *E, int id) {
   slot_free(L, E, E->weak_ref, &E->weak_ids, id);
 }
 
+/* The same from the object's finalizer, without touching the table: Lua
+** emptied the slot already; the next ta_flush_unanchors empties it all
+** the same (a finalizer called by hand, on a live object). */
+void ta_weak_unref_later(lua_State *L, ta_engine *E, int id) {
+  if (id <= 0 || E->closing) return;
+  if (!ids_give(&E->weak_ids, id)) slot_free(L, E, E->weak_ref, &E->weak_ids, id);
+}
+
 /* The anchors: what luaL_ref on the registry does for objects C keeps
 ** alive (live Trio tasks), at a fraction of its cost: the ids are the
 ** engine's (no free list threaded through the table, no length
@@ -429,11 +437,10 @@ void ta_unanchor_later(lua_State *L, ta_engine *E, int id) {
   if (!ids_give(&E->anchor_ids, id)) slot_free(L, E, E->anchor_ref, &E->anchor_ids, id);
 }
 
-void ta_flush_unanchors(lua_State *L, ta_engine *E) {
-  ta_ids *ids = &E->anchor_ids;
+static void flush_ids(lua_State *L, ta_engine *E, int tref, ta_ids *ids) {
   if (ids->nclean == ids->nfree) return;
   if (!E->closing) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, E->anchor_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
     for (int i = ids->nclean; i < ids->nfree; i++) {
       lua_pushnil(L);
       lua_rawseti(L, -2, ids->free[i]);
@@ -441,6 +448,12 @@ void ta_flush_unanchors(lua_State *L, ta_engine *E) {
     lua_pop(L, 1);
   }
   ids->nclean = ids->nfree;
+}
+
+/* (and the weak ids given back by ta_weak_unref_later) */
+void ta_flush_unanchors(lua_State *L, ta_engine *E) {
+  flush_ids(L, E, E->anchor_ref, &E->anchor_ids);
+  flush_ids(L, E, E->weak_ref, &E->weak_ids);
 }
 
 /* Shared references: a registry reference with several holders (a

@@ -451,6 +451,7 @@ int ta_weak_ref(lua_State *L, ta_engine *E);
 int ta_weak_ref_at(lua_State *L, ta_engine *E, int idx);
 void ta_push_weak(lua_State *L, ta_engine *E, int id);
 void ta_weak_unref(lua_State *L, ta_engine *E, int id);
+void ta_weak_unref_later(lua_State *L, ta_engine *E, int id);
 int ta_anchor(lua_State *L, ta_engine *E, int idx);
 void ta_push_anchored(lua_State *L, ta_engine *E, int id);
 void ta_unanchor(lua_State *L, ta_engine *E, int id);
