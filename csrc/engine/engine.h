@@ -266,8 +266,8 @@ void ta_push_cancelled(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
 void ta_retry_exits(lua_State *L, ta_engine *E);
 void ta_task_in_system_tree(ta_task *t);
-void ta_step_task(lua_State *L, ta_task *t);
 void ta_step_task_at(lua_State *L, ta_task *t, int objidx);
+#define ta_step_task(L, t) ta_step_task_at((L), (t), 0)
 void ta_task_fail(lua_State *L, ta_task *t);
 const char *ta_task_name(lua_State *L, ta_task *t);
 const char *ta_flavor_name(int flavor);

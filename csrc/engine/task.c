@@ -684,8 +684,10 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   ** the task's own error already went to its owner). */
   if (!ok && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ta_closethread(co, L);
   lua_settop(co, 0);
-  ta_shared_unref(L, E, t->ctx_ref);
-  t->ctx_ref = LUA_NOREF;
+  if (t->ctx_ref != LUA_NOREF) {
+    ta_shared_unref(L, E, t->ctx_ref);
+    t->ctx_ref = LUA_NOREF;
+  }
   if (!ta_task_compact(t) && t->abort_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
     t->abort_ref = LUA_NOREF;
@@ -774,10 +776,6 @@ void ta_task_in_system_tree(ta_task *t) {
 /* Ends a task that never ran, with the error on top of L (popped). */
 void ta_task_fail(lua_State *L, ta_task *t) {
   task_exit(L, t, 0, 1, 0);
-}
-
-void ta_step_task(lua_State *L, ta_task *t) {
-  ta_step_task_at(L, t, 0);
 }
 
 /* One step of t, whose object its stepper holds at objidx on L (an
