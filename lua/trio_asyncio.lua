@@ -98,7 +98,7 @@ M.aio_as_trio = core.make_aio_as_trio {
     if is_callable(x) then return true end
     return nil, "function, Future or Task expected"
   end,
-  ctx_get = ctx_get, context_var = current_loop_var, need_loop = need_loop,
+  context_var = current_loop_var, need_loop = need_loop,
 }
 
 -- ---------------------------------------------------------------------
@@ -173,7 +173,7 @@ end
 -- fut unless fut was cancelled meanwhile; its error leaves the scope as
 -- scope:run would and settles fut (settle_outcome).
 local run_trio_body = core.make_scope_task {
-  ctx_get = ctx_get, context_var = current_loop_var,
+  context_var = current_loop_var,
   enter_context = function(loop) current_loop_var:set(loop) end,
   not_started = function(fut) -- its scope was cancelled before it started
     set_cancel_hook(fut, nil)

@@ -39,11 +39,12 @@ enum { TASK_UV_THREAD = FUV_LOOP, TASK_NUV = FUV_STATE };
 ** one registry lookup) instead of looking them up by name. */
 static ta_future *testfuture(lua_State *L, int idx) {
   ta_engine *E = ta_upengine(L);
-  const void *mt = ta_udata_mt(L, idx);
+  void *p;
+  const void *mt = ta_udata_mt(L, idx, &p);
   if (mt == NULL) return NULL;
   if (E == NULL) E = ta_engine_get(L); /* one registry lookup, not three by name */
   if (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK] || mt == E->mt[TA_MT_FUTURE_EXC])
-    return (ta_future *)lua_touserdata(L, idx);
+    return (ta_future *)p;
   return NULL;
 }
 
@@ -198,28 +199,35 @@ static int trio_wait_abort(lua_State *L, ta_task *t);
 ** with more, a list (cb_list set).  The entry on top (popped) is a
 ** function called as cb(fut), an awaiting Task (queued itself, to take the
 ** outcome when it runs) or an awaiting Trio task; is_task: CB_AIO_TASK or
-** CB_TRIO_TASK when it is known to be one, else CB_UNKNOWN. */
+** CB_TRIO_TASK when it is known to be one, else CB_UNKNOWN.  loopidx: where
+** the future's loop is on the stack, 0 when it is not (it is looked up). */
 enum { CB_UNKNOWN, CB_AIO_TASK, CB_TRIO_TASK };
 
-static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task) {
+static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task, int loopidx) {
   if (is_task == CB_AIO_TASK || (is_task == CB_UNKNOWN && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK))) {
-    push_future_loop(L, f, fidx);
+    if (loopidx) lua_pushvalue(L, loopidx);
+    else push_future_loop(L, f, fidx);
     ta_loop_append_below(L, f->loop);
     return;
   }
   if (is_task == CB_TRIO_TASK || ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
-    lua_pushcfunction(L, trio_wakeup);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, f->loop->E->trio_wakeup_ref);
     lua_insert(L, -2);
   } else {
     lua_pushvalue(L, fidx);
   }
-  ta_loop_call_soon(L, f->loop, NULL, 1);
+  if (loopidx && lua_type(L, -2) == LUA_TFUNCTION) { /* call_soon's entry for a function */
+    ta_loop_ready_push(L, f->loop, loopidx, 2);
+    ta_loop_wake(f->loop);
+  } else {
+    ta_loop_call_soon(L, f->loop, NULL, 1);
+  }
 }
 
 /* Completes the pending future at fidx: state, and the outcome on top of
 ** the stack (popped; nil for a cancellation) replaces the done callbacks,
-** which are scheduled. */
-static void finish(lua_State *L, ta_future *f, int fidx, int state) {
+** which are scheduled (loopidx: see schedule_one). */
+static void finish(lua_State *L, ta_future *f, int fidx, int state, int loopidx) {
   int n = f->ncallbacks, list = f->cb_list, cbs;
   fidx = lua_absindex(L, fidx);
   lua_getiuservalue(L, fidx, FUV_STATE);
@@ -231,12 +239,12 @@ static void finish(lua_State *L, ta_future *f, int fidx, int state) {
   if (n == 0) {
     lua_pop(L, 1);
   } else if (!list) {
-    schedule_one(L, f, fidx, f->cb_task);
+    schedule_one(L, f, fidx, f->cb_task, loopidx);
   } else {
     cbs = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
       lua_rawgeti(L, cbs, i);
-      schedule_one(L, f, fidx, CB_UNKNOWN);
+      schedule_one(L, f, fidx, CB_UNKNOWN, loopidx);
     }
     lua_pop(L, 1);
   }
@@ -293,12 +301,13 @@ static void hold_error(lua_State *L, ta_future *f, int fidx) {
 static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
   f->nresults = 1;
   if (is_exc) hold_error(L, f, fidx);
-  finish(L, f, fidx, TA_FUT_FINISHED);
+  finish(L, f, fidx, TA_FUT_FINISHED, 0);
 }
 
 /* Settles the pending future at fidx with the top n values (popped) as its
-** results: one is kept as it is, other counts as a list. */
-static void settle_results(lua_State *L, ta_future *f, int fidx, int n) {
+** results: one is kept as it is, other counts as a list (loopidx: see
+** schedule_one). */
+static void settle_results(lua_State *L, ta_future *f, int fidx, int n, int loopidx) {
   if (n != 1) {
     int first = lua_gettop(L) - n + 1;
     fidx = lua_absindex(L, fidx);
@@ -307,7 +316,7 @@ static void settle_results(lua_State *L, ta_future *f, int fidx, int n) {
     for (int i = n; i >= 1; i--) lua_rawseti(L, first, i);
   }
   f->nresults = n;
-  finish(L, f, fidx, TA_FUT_FINISHED);
+  finish(L, f, fidx, TA_FUT_FINISHED, loopidx);
 }
 
 /* Completes the pending future at fidx as cancelled, with the message at
@@ -318,7 +327,7 @@ static void finish_cancelled(lua_State *L, ta_future *f, int fidx, int msgidx) {
     set_extra(L, fidx, "message");
   }
   lua_pushnil(L);
-  finish(L, f, fidx, TA_FUT_CANCELLED);
+  finish(L, f, fidx, TA_FUT_CANCELLED, 0);
 }
 
 /* ---- Future methods ---- */
@@ -344,7 +353,7 @@ static int l_future_set_results(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   int n = lua_gettop(L) - 1;
   check_pending(L, f, "future_set_results");
-  settle_results(L, f, 1, n);
+  settle_results(L, f, 1, n, 0);
   return 0;
 }
 
@@ -353,7 +362,7 @@ static int l_future_set_results(lua_State *L) {
 ** over this way. */
 static int l_future_offer_results(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
-  if (f->state == TA_FUT_PENDING) settle_results(L, f, 1, lua_gettop(L) - 1);
+  if (f->state == TA_FUT_PENDING) settle_results(L, f, 1, lua_gettop(L) - 1, 0);
   return 0;
 }
 
@@ -669,12 +678,12 @@ static int f_gc(lua_State *L) {
       report(L, f, 1, "Task was destroyed but it is pending!", 0);
       t->state = TA_DONE;
       t->co = NULL;
-      luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+      ta_shared_unref(L, t->E, t->ctx_ref);
       t->ctx_ref = LUA_NOREF;
       t->E->nunanchored--;
       f->loop->npending--;
     }
-    ta_weak_unref(L, t->E, t->ref); /* kept after the task ended, for its name */
+    ta_weak_unref_later(L, t->E, t->ref); /* kept after the task ended, for its name */
     t->ref = LUA_NOREF;
   }
   return 0;
@@ -720,7 +729,7 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
   }
   prev = lp->current;
   lp->current = f;
-  ta_step_task(L, t);
+  ta_step_task_at(L, t, tidx);
   lp->current = prev;
   if (t->state == TA_DONE) return;
   if (t->wait != NULL && ((ta_future *)t->wait)->state == TA_FUT_PENDING) {
@@ -815,7 +824,15 @@ static int is_instance(lua_State *L, int idx, int clsref) {
 static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres) {
   ta_future *f = ta_task_future(t);
   ta_engine *E = t->E;
+  int loopidx;
   f->loop->npending--;
+  if (ok) { /* a finished thread is down to its base: the loop kept at 2 */
+    lua_pushvalue(t->co, 2);
+    lua_xmove(t->co, L, 1);
+  } else {
+    ta_push_weak(L, E, f->loop->ref);
+  }
+  loopidx = lua_gettop(L);
   if (ok && f->must_cancel) {
     /* it cancelled itself and returned before another await: as asyncio,
     ** the Task ends cancelled (its results are dropped) */
@@ -825,7 +842,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres
   } else if (ok) {
     luaL_checkstack(L, nres, "too many results");
     lua_xmove(t->co, L, nres);
-    settle_results(L, f, fidx, nres);
+    settle_results(L, f, fidx, nres, loopidx);
   } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
     lua_pushvalue(L, fidx - 1); /* raised again by result() and await */
     set_extra(L, fidx, "cancelled_exc");
@@ -835,7 +852,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres
     lua_pushvalue(L, fidx - 1);
     settle(L, f, fidx, 1);
   }
-  ta_push_weak(L, E, f->loop->ref); /* the loop instead of the thread (TASK_UV_THREAD) */
+  lua_pushvalue(L, loopidx); /* the loop instead of the thread (TASK_UV_THREAD) */
   lua_setiuservalue(L, fidx, TASK_UV_THREAD);
   lua_settop(L, fidx);
 }
@@ -936,9 +953,11 @@ static int l_new_task(lua_State *L) {
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
 ** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
 static int l_aio_create_task(lua_State *L) {
-  ta_loop *lp = ta_running_loop(L, ta_upengine(L));
+  ta_engine *E = ta_upengine(L);
+  ta_loop *lp = ta_running_loop(L, E);
   ta_check_callable(L, 1);
-  push_running_loop(L, 2);
+  if (lp != NULL) ta_push_weak(L, E, lp->ref);
+  else push_running_loop(L, 2);
   lua_insert(L, 1);
   create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
   return 1;
@@ -1026,8 +1045,9 @@ static int l_loop_tasks(lua_State *L) {
   weak = lua_gettop(L);
   for (int id = 1; id <= E->weak_ids.top && (size_t)n < lp->npending; id++) {
     lua_rawgeti(L, weak, id);
-    if (ta_udata_mt(L, -1) == task_mt) {
-      ta_future *f = (ta_future *)lua_touserdata(L, -1);
+    void *p;
+    if (ta_udata_mt(L, -1, &p) == task_mt) {
+      ta_future *f = (ta_future *)p;
       ta_task *t = ta_future_task(f);
       if (f->loop == lp && t->state != TA_DONE) found[n++] = t;
     }
@@ -1239,7 +1259,7 @@ static int l_make_gather(lua_State *L) {
 ** queue as asyncio runs done callbacks.  Only this wakes it (its abort
 ** callback answers FAILED), so it is still waiting for the future, done. */
 static int trio_wakeup(lua_State *L) {
-  ta_task *t = (ta_task *)ta_checkudata(L, ta_engine_get(L), 1, TA_MT_TASK); /* (trio_wait's task) */
+  ta_task *t = (ta_task *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_TASK); /* (trio_wait's task) */
   if (t->state == TA_PARKED && !ta_task_compact(t) && t->abort == trio_wait_abort &&
       ((ta_future *)t->wait)->state != TA_FUT_PENDING)
     ta_reschedule(t, 0, 0);
@@ -1322,10 +1342,10 @@ enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
 ** function: true (make a caller), a function to return instead (a Future
 ** given to aio_as_trio), or nil and what was expected. */
 enum { HELPER_NAME = 1, HELPER_CHECK };
-enum { AIO_CTX_GET = HELPER_CHECK + 1, AIO_CONTEXT_VAR, AIO_NEED_LOOP, AIO_NHELPERS };
+enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP, AIO_NHELPERS };
 enum { TRIO_NEW_SCOPE = HELPER_CHECK + 1, TRIO_START_SOON, TRIO_BODY, TRIO_START, TRIO_NHELPERS };
 static const char *const aio_helpers[] = {
-  "name", "check", "ctx_get", "context_var", "need_loop", NULL
+  "name", "check", "context_var", "need_loop", NULL
 };
 static const char *const trio_helpers[] = {
   "name", "check", "new_scope", "start_soon", "body", "start", NULL
@@ -1392,7 +1412,7 @@ static int aio_call_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* The caller aio_as_trio(fn) makes: caller(...) runs fn(...) as an asyncio
 ** Task on the current loop and waits for it.  The loop: the running one,
-** else the one of this context (ctx_get(context_var)), else
+** else the one of this context (context_var's value, read in C), else
 ** need_loop(name) finds it or raises. */
 static int l_aio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
@@ -1403,9 +1423,9 @@ static int l_aio_call(lua_State *L) {
   if (lp != NULL) {
     ta_push_weak(L, E, lp->ref);
   } else {
-    lua_rawgeti(L, helpers, AIO_CTX_GET);
     lua_rawgeti(L, helpers, AIO_CONTEXT_VAR);
-    lua_call(L, 1, 1);
+    ta_ctx_get(L, -1);
+    lua_replace(L, -2);
     lp = (ta_loop *)ta_testudata(L, E, -1, TA_MT_LOOP);
     if (lp == NULL) {
       lua_pop(L, 1);
@@ -1425,7 +1445,7 @@ static int l_aio_call(lua_State *L) {
   return trio_wait(L, f, t, "trio_asyncio.run_aio_future", aio_call_k);
 }
 
-/* make_aio_as_trio{name=, check=, ctx_get=, context_var=, need_loop=}
+/* make_aio_as_trio{name=, check=, context_var=, need_loop=}
 ** -> aio_as_trio */
 static int l_make_aio_as_trio(lua_State *L) {
   return make_caller(L, aio_helpers, l_aio_call);
@@ -1495,7 +1515,7 @@ ta_future *ta_future_push_new(lua_State *L, int loopidx) {
 /* f: the pending future at fidx (the callers have checked). */
 void ta_future_settle(lua_State *L, ta_future *f, int fidx, int n) {
   if (n < 0) settle(L, f, fidx, 1);
-  else settle_results(L, f, fidx, n);
+  else settle_results(L, f, fidx, n, 0);
 }
 
 int ta_future_pending(lua_State *L, int fidx) {
@@ -1714,6 +1734,9 @@ int ta_open_future(lua_State *L) {
   ta_cache_metatable(L, E, TA_MT_AIOTASK);
   lua_pop(L, 1);
   ta_task_class(E, TA_MT_AIOTASK, offsetof(ta_aiotask, t));
+  lua_pushvalue(L, -1); /* engine: trio_wakeup's upvalue (no registry lookup per wake) */
+  lua_pushcclosure(L, trio_wakeup, 1);
+  E->trio_wakeup_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_register(L, future_funcs);
   return 0;
 }

@@ -195,6 +195,9 @@ static int engine_gc(lua_State *L) {
   E->nspare_rbufs = 0;
   ids_free(&E->weak_ids);
   ids_free(&E->anchor_ids);
+  free(E->ref_holders);
+  E->ref_holders = NULL;
+  E->capholders = 0;
   ta_heap_free(&E->timers);
   return 0;
 }
@@ -245,10 +248,13 @@ void ta_setmetatable(lua_State *L, ta_engine *E, int which) {
 }
 
 /* The metatable of the userdata at idx, as a pointer to compare with the
-** cached ones; NULL when it is no userdata or has none. */
-const void *ta_udata_mt(lua_State *L, int idx) {
+** cached ones; NULL when it is no userdata or has none.  *p (p may be
+** NULL) gets the userdata's address. */
+const void *ta_udata_mt(lua_State *L, int idx, void **p) {
   const void *mt;
-  if (lua_touserdata(L, idx) == NULL || !lua_getmetatable(L, idx)) return NULL;
+  void *u = lua_touserdata(L, idx);
+  if (p != NULL) *p = u;
+  if (u == NULL || !lua_getmetatable(L, idx)) return NULL;
   mt = lua_topointer(L, -1);
   lua_pop(L, 1);
   return mt;
@@ -305,7 +311,7 @@ ta_engine *ta_engine_get(lua_State *L) {
   lua_setmetatable(L, -2);
   E->clock_ref = E->result_ref = E->hook_ref = E->errfactory_ref = LUA_NOREF;
   E->guest_done_ref = E->run_ctx_ref = LUA_NOREF;
-  E->internal_ref = E->aio_cancelled_ref = LUA_NOREF;
+  E->internal_ref = E->aio_cancelled_ref = E->trio_wakeup_ref = LUA_NOREF;
   for (int i = 0; i < TA_NMT; i++) E->task_offset[i] = -1;
   E->task_offset[TA_MT_TASK] = 0;
   E->gc_stress = getenv("TA_GC_STRESS") != NULL && *getenv("TA_GC_STRESS") != '\0';
@@ -375,9 +381,14 @@ static void slot_free(lua_State *L, ta_engine *E, int tref, ta_ids *ids, int id)
 ** table's border) would give the id to a new object while the old one's
 ** __gc was still to come, and that __gc would free the new one's id. */
 int ta_weak_ref(lua_State *L, ta_engine *E) {
-  int id = slot_store(L, E->weak_ref, -1, ids_take(&E->weak_ids));
+  int id = ta_weak_ref_at(L, E, -1);
   lua_pop(L, 1);
   return id;
+}
+
+/* The same for the value at idx, left there. */
+int ta_weak_ref_at(lua_State *L, ta_engine *E, int idx) {
+  return slot_store(L, E->weak_ref, idx, ids_take(&E->weak_ids));
 }
 
 /* Pushes the object of id (nil once it was collected, or for LUA_NOREF). */
@@ -389,6 +400,14 @@ void ta_push_weak(lua_State *L, ta_engine *E, int id) {
 ** known to be unreachable otherwise). */
 void ta_weak_unref(lua_State *L, ta_engine *E, int id) {
   slot_free(L, E, E->weak_ref, &E->weak_ids, id);
+}
+
+/* The same from the object's finalizer, without touching the table: Lua
+** emptied the slot already; the next ta_flush_unanchors empties it all
+** the same (a finalizer called by hand, on a live object). */
+void ta_weak_unref_later(lua_State *L, ta_engine *E, int id) {
+  if (id <= 0 || E->closing) return;
+  if (!ids_give(&E->weak_ids, id)) slot_free(L, E, E->weak_ref, &E->weak_ids, id);
 }
 
 /* The anchors: what luaL_ref on the registry does for objects C keeps
@@ -418,11 +437,10 @@ void ta_unanchor_later(lua_State *L, ta_engine *E, int id) {
   if (!ids_give(&E->anchor_ids, id)) slot_free(L, E, E->anchor_ref, &E->anchor_ids, id);
 }
 
-void ta_flush_unanchors(lua_State *L, ta_engine *E) {
-  ta_ids *ids = &E->anchor_ids;
+static void flush_ids(lua_State *L, ta_engine *E, int tref, ta_ids *ids) {
   if (ids->nclean == ids->nfree) return;
   if (!E->closing) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, E->anchor_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
     for (int i = ids->nclean; i < ids->nfree; i++) {
       lua_pushnil(L);
       lua_rawseti(L, -2, ids->free[i]);
@@ -430,6 +448,47 @@ void ta_flush_unanchors(lua_State *L, ta_engine *E) {
     lua_pop(L, 1);
   }
   ids->nclean = ids->nfree;
+}
+
+/* (and the weak ids given back by ta_weak_unref_later) */
+void ta_flush_unanchors(lua_State *L, ta_engine *E) {
+  flush_ids(L, E, E->anchor_ref, &E->anchor_ids);
+  flush_ids(L, E, E->weak_ref, &E->weak_ids);
+}
+
+/* Shared references: a registry reference with several holders (a
+** task's context, shared with the tasks it spawns until one of them
+** writes), counted in C, so that one more holder touches no table (a
+** luaL_ref per task was a tenth of a trio_as_aio call) and reading it is
+** one lua_rawgeti.  Pops the value on top, returns its reference, held
+** once. */
+int ta_shared_ref(lua_State *L, ta_engine *E) {
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (ref >= E->capholders) {
+    int cap = E->capholders ? E->capholders : 64;
+    int *a;
+    while (cap <= ref) cap *= 2;
+    a = (int *)realloc(E->ref_holders, (size_t)cap * sizeof *a);
+    if (a == NULL) {
+      luaL_unref(L, LUA_REGISTRYINDEX, ref);
+      luaL_error(L, "trio_asyncio: not enough memory");
+    }
+    E->ref_holders = a;
+    E->capholders = cap;
+  }
+  E->ref_holders[ref] = 1;
+  return ref;
+}
+
+/* One more holder of the shared reference ref. */
+void ta_shared_ref_hold(ta_engine *E, int ref) {
+  E->ref_holders[ref]++;
+}
+
+/* One holder less (LUA_NOREF: none); the last one releases the reference. */
+void ta_shared_unref(lua_State *L, ta_engine *E, int ref) {
+  if (ref < 0 || E->closing) return; /* at lua_close the whole registry goes */
+  if (--E->ref_holders[ref] == 0) luaL_unref(L, LUA_REGISTRYINDEX, ref);
 }
 
 /* Pushes the object anchored at id and lets go of it: ta_push_anchored

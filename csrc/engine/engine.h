@@ -191,7 +191,7 @@ struct ta_task {
   int ref;                  /* anchored: its anchor id while alive; else its weak id */
   int nargs;                /* values pushed on co for the next resume */
   int kbase;                /* stack top when it yielded: resume values lie above */
-  int ctx_ref;              /* registry ref of its context table, or LUA_NOREF */
+  int ctx_ref;              /* shared reference to its context table, or LUA_NOREF */
   uint32_t id;
   /* Bit fields, so that a compact task is 80 bytes (an asyncio Task's
   ** userdata then fits a malloc block 16 bytes smaller). */
@@ -266,7 +266,8 @@ void ta_push_cancelled(lua_State *L, ta_task *t);
 void ta_raise_cancelled(lua_State *L);
 void ta_retry_exits(lua_State *L, ta_engine *E);
 void ta_task_in_system_tree(ta_task *t);
-void ta_step_task(lua_State *L, ta_task *t);
+void ta_step_task_at(lua_State *L, ta_task *t, int objidx);
+#define ta_step_task(L, t) ta_step_task_at((L), (t), 0)
 void ta_task_fail(lua_State *L, ta_task *t);
 const char *ta_task_name(lua_State *L, ta_task *t);
 const char *ta_flavor_name(int flavor);
@@ -275,6 +276,7 @@ int ta_own_chunk(const char *src);
 const char *ta_push_function_name(lua_State *L, int fidx);
 void ta_ctx_capture(lua_State *L, ta_engine *E);
 void ta_ctx_release(lua_State *L, ta_engine *E);
+int ta_ctx_get(lua_State *L, int keyidx);
 void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm);
 int ta_open_task(lua_State *L);
 
@@ -414,6 +416,8 @@ struct ta_engine {
   ta_ids weak_ids;          /* ...and the ids (given back by finalizers) */
   int anchor_ref;           /* table anchoring live objects by their anchor id... */
   ta_ids anchor_ids;        /* ...and the ids */
+  int *ref_holders;         /* holders of each shared reference, by ref (ta_shared_ref) */
+  int capholders;
   int guest;                /* the run is a guest run (driven by the host) */
   int guest_ending;         /* its last task exited: the next step ends it */
   lua_State *curL;          /* thread running scheduler or task code now */
@@ -431,6 +435,7 @@ struct ta_engine {
   void *checked_nursery;    /* trio/: an open nursery start_soon checked last */
   void *running_loop;       /* asyncio/: loop whose callbacks are running */
   int aio_cancelled_ref;    /* asyncio/: the asyncio.CancelledError class */
+  int trio_wakeup_ref;      /* asyncio/: the done callback of a Trio task waiting on a future */
   uint32_t gather_serial;   /* asyncio/: of the last asyncio.gather */
 };
 
@@ -438,19 +443,24 @@ ta_engine *ta_engine_get(lua_State *L);
 void ta_cache_metatable(lua_State *L, ta_engine *E, int which);
 void ta_task_class(ta_engine *E, int which, ptrdiff_t offset);
 void ta_setmetatable(lua_State *L, ta_engine *E, int which);
-const void *ta_udata_mt(lua_State *L, int idx);
+const void *ta_udata_mt(lua_State *L, int idx, void **p);
 void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which);
 void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
 void ta_push_engine(lua_State *L);
 int ta_weak_ref(lua_State *L, ta_engine *E);
+int ta_weak_ref_at(lua_State *L, ta_engine *E, int idx);
 void ta_push_weak(lua_State *L, ta_engine *E, int id);
 void ta_weak_unref(lua_State *L, ta_engine *E, int id);
+void ta_weak_unref_later(lua_State *L, ta_engine *E, int id);
 int ta_anchor(lua_State *L, ta_engine *E, int idx);
 void ta_push_anchored(lua_State *L, ta_engine *E, int id);
 void ta_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_push_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_unanchor_later(lua_State *L, ta_engine *E, int id);
 void ta_flush_unanchors(lua_State *L, ta_engine *E);
+int ta_shared_ref(lua_State *L, ta_engine *E);
+void ta_shared_ref_hold(ta_engine *E, int ref);
+void ta_shared_unref(lua_State *L, ta_engine *E, int ref);
 void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
 const char *ta_tostring(lua_State *L, int idx);

@@ -262,12 +262,13 @@ int ta_task_alive(ta_task *t) {
 /* A task at idx: a task object, or an object that holds one (an asyncio
 ** Task, registered with ta_task_class). */
 ta_task *ta_checktask(lua_State *L, int idx) {
-  const void *mt = ta_udata_mt(L, idx);
+  void *p;
+  const void *mt = ta_udata_mt(L, idx, &p);
   ta_engine *E = ta_engine_get(L);
   if (mt != NULL) {
     for (int i = 0; i < TA_NMT; i++)
       if (mt == E->mt[i] && E->task_offset[i] >= 0)
-        return (ta_task *)((char *)lua_touserdata(L, idx) + E->task_offset[i]);
+        return (ta_task *)((char *)p + E->task_offset[i]);
   }
   luaL_typeerror(L, idx, "task");
   return NULL;
@@ -332,14 +333,14 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   if (nargs + 3 > LUA_MINSTACK && !lua_checkstack(co, nargs + 3))
     luaL_error(L, "spawn: too many arguments");
   if (parent != NULL && parent->ctx_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, parent->ctx_ref);
-    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->ctx_ref = parent->ctx_ref;
+    ta_shared_ref_hold(E, t->ctx_ref);
     parent->ctx_owned = 0; /* shared now: the spawner copies on its next write */
   } else if (parent == NULL && E->run_ctx_ref != LUA_NOREF) {
     /* the main task, system tasks, tasks started from callbacks: the
     ** context the run started in (shared, copied on write) */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
-    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->ctx_ref = E->run_ctx_ref;
+    ta_shared_ref_hold(E, t->ctx_ref);
   }
   lua_pushvalue(L, fnidx); /* the copy at the thread's base: see push_thread_function */
   if (keepidx) { /* above it: index 1 stays the copy */
@@ -353,8 +354,7 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   t->co = co;
   t->nargs = nargs;
   if (!kind->anchored) {
-    lua_pushvalue(L, -1);
-    t->ref = ta_weak_ref(L, E);
+    t->ref = ta_weak_ref_at(L, E, -1);
     E->nunanchored++;
   } else {
     t->ref = ta_anchor(L, E, -1);
@@ -565,7 +565,7 @@ void ta_raise_cancelled(lua_State *L) {
 ** as it pushes it (release_exited then has nothing left to unanchor), or
 ** without pushing it when its object never reached Lua code (its kind's
 ** hook gets tidx 0 then). */
-static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) {
+static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor, int objidx) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
   int tidx, unseen = 0;
@@ -592,6 +592,8 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor) 
   } else if (unanchor && t->kind->anchored) {
     ta_push_unanchor(L, E, t->ref);
     t->ref = LUA_NOREF;
+  } else if (objidx && ok) { /* (a failure's error must lie below the object) */
+    lua_pushvalue(L, objidx);
   } else {
     ta_push_task(L, t);
   }
@@ -615,7 +617,7 @@ static int exit_report(lua_State *L) {
   int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
   lua_rotate(L, 1, -3);
   lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
-  tell_exit(L, t, ok, nres, 0);
+  tell_exit(L, t, ok, nres, 0, 0);
   return 0;
 }
 
@@ -624,8 +626,10 @@ static int exit_report(lua_State *L) {
 ** task's run gets that error; another task the engine anchors keeps the
 ** error on its thread and joins the engine's unreported list: each tick
 ** tries again (ta_retry_exits), so that its owner is never left waiting;
-** for a task its holders anchor (an asyncio Task) the failure is raised. */
-static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
+** for a task its holders anchor (an asyncio Task) the failure is raised.
+** objidx: where the task's object is on L, if its stepper holds it there
+** (0: it is pushed from its reference). */
+static int report_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
   int base = lua_gettop(L) - (ok ? 0 : 1);
   /* No protected call when telling cannot raise (the common exit of a
   ** Trio child that finished: its only news is that it is gone), nor for
@@ -634,7 +638,7 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres) {
   if (t != t->E->main && !ta_hooked(t->E) &&
       (!t->kind->anchored ||
        (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
-    tell_exit(L, t, ok, nres, 1);
+    tell_exit(L, t, ok, nres, 1, objidx);
     lua_settop(L, base);
     return 1;
   }
@@ -681,7 +685,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   if (!ok && lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) ta_closethread(co, L);
   lua_settop(co, 0);
   if (t->ctx_ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
+    ta_shared_unref(L, E, t->ctx_ref);
     t->ctx_ref = LUA_NOREF;
   }
   if (!ta_task_compact(t) && t->abort_ref != LUA_NOREF) {
@@ -700,12 +704,12 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
 }
 
 /* The task is done: ok with nres results on its thread, or failed with
-** the error on top of L (popped). */
-static void task_exit(lua_State *L, ta_task *t, int ok, int nres) {
+** the error on top of L (popped); objidx: see report_exit. */
+static void task_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
   t->state = TA_DONE;
   if (!ta_task_compact(t)) ta_status_unlink_task(t);
   if (t == t->E->main) t->E->main_done = 1;
-  if (report_exit(L, t, ok, nres)) release_exited(L, t, ok);
+  if (report_exit(L, t, ok, nres, objidx)) release_exited(L, t, ok);
 }
 
 /* Tells again the exits that could not be told (report_exit).  After
@@ -719,7 +723,7 @@ void ta_retry_exits(lua_State *L, ta_engine *E) {
   while ((t = list) != NULL) {
     list = t->unreported_next;
     lua_xmove(t->co, L, 1); /* its error */
-    if (report_exit(L, t, 0, 1)) {
+    if (report_exit(L, t, 0, 1, 0)) {
       release_exited(L, t, 0);
       told = 1;
     }
@@ -758,7 +762,7 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
   lua_replace(L, top + 1);
   lua_settop(L, top + 1);
   co = t->co;
-  task_exit(L, t, 0, 0); /* while its frames still tell its function */
+  task_exit(L, t, 0, 0, 0); /* while its frames still tell its function */
   ta_closethread(co, L);
 }
 
@@ -771,10 +775,12 @@ void ta_task_in_system_tree(ta_task *t) {
 
 /* Ends a task that never ran, with the error on top of L (popped). */
 void ta_task_fail(lua_State *L, ta_task *t) {
-  task_exit(L, t, 0, 1);
+  task_exit(L, t, 0, 1, 0);
 }
 
-void ta_step_task(lua_State *L, ta_task *t) {
+/* One step of t, whose object its stepper holds at objidx on L (an
+** absolute index; 0: nowhere), which saves finding it when t exits. */
+void ta_step_task_at(lua_State *L, ta_task *t, int objidx) {
   ta_engine *E = t->E;
   ta_task *prev = E->current;
   lua_State *prevL = E->curL;
@@ -808,7 +814,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
       E->curL = prevL;
     }
   } else if (st == LUA_OK) {
-    task_exit(L, t, 1, nres - 1 - t->keeps); /* lua_resume counts what is at the base */
+    task_exit(L, t, 1, nres - 1 - t->keeps, objidx); /* lua_resume counts what is at the base */
   } else {
     lua_xmove(t->co, L, 1);
     /* Give error objects the stack they were raised on, if they lack one. */
@@ -821,7 +827,7 @@ void ta_step_task(lua_State *L, ta_task *t) {
       }
       lua_pop(L, 1);
     }
-    task_exit(L, t, 0, 1);
+    task_exit(L, t, 0, 1, objidx);
   }
   if (hooked) {
     if (ta_hooked(E)) {
@@ -903,7 +909,8 @@ static int task_tostring(lua_State *L) {
 
 /* Task context (for trio.ContextVar): a table shared with the spawner until
 ** the task writes, then copied (copy-on-write keeps spawning cheap).  It is
-** held by a registry reference, only while the task has one. */
+** held by a shared reference (one more holder per task sharing it), only
+** while the task has one. */
 static int ctx_table(lua_State *L, int for_write) {
   ta_engine *E = engine_of(L);
   ta_task *t = E->current;
@@ -931,8 +938,8 @@ static int ctx_table(lua_State *L, int for_write) {
     }
     lua_replace(L, -2);
     lua_pushvalue(L, -1);
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ctx_ref);
-    t->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ta_shared_unref(L, E, t->ctx_ref);
+    t->ctx_ref = ta_shared_ref(L, E);
     t->ctx_owned = 1;
   }
   return lua_istable(L, -1);
@@ -941,8 +948,7 @@ static int ctx_table(lua_State *L, int for_write) {
 /* The run starts in a copy of the context outside any task (what
 ** ContextVar:set did before trio.run); released when the run ends. */
 void ta_ctx_capture(lua_State *L, ta_engine *E) {
-  luaL_unref(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
-  E->run_ctx_ref = LUA_NOREF;
+  ta_ctx_release(L, E);
   if (lua_getfield(L, LUA_REGISTRYINDEX, "trio_asyncio.context") != LUA_TTABLE) {
     lua_pop(L, 1);
     return;
@@ -954,21 +960,35 @@ void ta_ctx_capture(lua_State *L, ta_engine *E) {
     lua_insert(L, -2);
     lua_rawset(L, -4);
   }
-  E->run_ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  E->run_ctx_ref = ta_shared_ref(L, E);
   lua_pop(L, 1);
 }
 
 void ta_ctx_release(lua_State *L, ta_engine *E) {
-  luaL_unref(L, LUA_REGISTRYINDEX, E->run_ctx_ref);
+  ta_shared_unref(L, E, E->run_ctx_ref);
   E->run_ctx_ref = LUA_NOREF;
+}
+
+/* Pushes the value stored for the key at keyidx in the running task's
+** context (nil when unset) and returns its type: ctx_get for C callers,
+** without a Lua call. */
+int ta_ctx_get(lua_State *L, int keyidx) {
+  int type = LUA_TNIL;
+  keyidx = lua_absindex(L, keyidx);
+  if (ctx_table(L, 0)) {
+    lua_pushvalue(L, keyidx);
+    type = lua_rawget(L, -2);
+  } else {
+    lua_pushnil(L);
+  }
+  lua_replace(L, -2);
+  return type;
 }
 
 /* ctx_get(key) -> stored value (nil when unset) */
 static int t_ctx_get(lua_State *L) {
   lua_settop(L, 1);
-  if (!ctx_table(L, 0)) return 0;
-  lua_pushvalue(L, 1);
-  lua_rawget(L, -2);
+  ta_ctx_get(L, 1);
   return 1;
 }
 

@@ -259,15 +259,15 @@ static int l_scope_cancelled_caught(lua_State *L) {
 ** needs no Lua frame of its own and fn runs at depth 1 of its thread (the
 ** hot path of trio_asyncio's run_trio: a Trio task per trio_as_aio call).
 **   1. the task sees context_value in context_var (enter_context(value)
-**      sets it when ctx_get(context_var) is another value);
+**      sets it when the task's context holds another value there);
 **   2. a scope already cancelled is not entered: not_started(receiver);
 **   3. fn(...) runs in the scope (as scope:run(fn, ...) would); when it
 **      returns, the scope is left and returned(receiver, ...) gets its
 **      results; when it raises, raised(receiver, scope, err) leaves the
 **      scope (trio.lua's scope_finish) and hands the outcome on. */
-enum { ST_CTX_GET = 1, ST_CONTEXT_VAR, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED, ST_NHELPERS };
+enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED, ST_NHELPERS };
 static const char *const scope_task_helpers[] = {
-  "ctx_get", "context_var", "enter_context", "not_started", "returned", "raised", NULL
+  "context_var", "enter_context", "not_started", "returned", "raised", NULL
 };
 /* Arguments of the body. */
 enum { ST_VALUE = 1, ST_RECEIVER, ST_SCOPE, ST_FN };
@@ -305,9 +305,9 @@ static int l_scope_task(lua_State *L) {
   ta_task *t = ta_async_check(L, "scope_task", TA_TRIO);
   ta_scope *sc = checkscope(L, ST_SCOPE);
   int status;
-  lua_rawgeti(L, lua_upvalueindex(2), ST_CTX_GET);
   lua_rawgeti(L, lua_upvalueindex(2), ST_CONTEXT_VAR);
-  lua_call(L, 1, 1);
+  ta_ctx_get(L, -1);
+  lua_replace(L, -2);
   if (!lua_rawequal(L, -1, ST_VALUE)) call_helper(L, ST_ENTER_CONTEXT, ST_VALUE, 0, 0);
   lua_pop(L, 1);
   if (cancel_called(L, sc)) {
@@ -319,7 +319,7 @@ static int l_scope_task(lua_State *L) {
   return scope_task_k(L, status, (lua_KContext)sc);
 }
 
-/* make_scope_task{ctx_get=, context_var=, enter_context=, not_started=,
+/* make_scope_task{context_var=, enter_context=, not_started=,
 ** returned=, raised=} -> body (see above) */
 static int l_make_scope_task(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
