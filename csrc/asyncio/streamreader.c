@@ -597,6 +597,25 @@ static int l_stream_reader_write_blocked(lua_State *L) {
 ** it reads (interned once). */
 enum { DUP_READER_KEY = 3, DUP_TRANSPORT_KEY, DUP_N = DUP_TRANSPORT_KEY };
 
+/* The StreamReader at ridx (a writer's _reader) if `writer` is bound to it
+** and `transport` (the writer's transport) is still the bound one, else
+** NULL. */
+ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport) {
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, ridx);
+  const void *mt;
+  if (r == NULL || !lua_getmetatable(L, ridx)) return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt == E->mt[TA_MT_STREAM_READER] && r->writer == writer && writer != NULL && r->transport == transport
+           ? r
+           : NULL;
+}
+
+/* The socket of a bound reader's transport. */
+ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r) {
+  return r->sock;
+}
+
 /* writer:drain() (async) */
 static int w_drain(lua_State *L) {
   ta_engine *E = ta_upengine(L);
@@ -606,13 +625,10 @@ static int w_drain(lua_State *L) {
   lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(DUP_READER_KEY));
   lua_rawget(L, 1); /* 2 */
-  r = (ta_sreader *)lua_touserdata(L, 2);
-  if (r != NULL && lua_getmetatable(L, 2) && lua_topointer(L, 3) == E->mt[TA_MT_STREAM_READER] &&
-      r->writer == lua_topointer(L, 1) && !r->has_exc && !r->write_blocked && r->sock->s != NULL &&
-      !r->sock->s->read_paused) {
-    lua_pushvalue(L, lua_upvalueindex(DUP_TRANSPORT_KEY));
-    if (lua_rawget(L, 1) == LUA_TTABLE && lua_topointer(L, 4) == r->transport) return 0;
-  }
+  lua_pushvalue(L, lua_upvalueindex(DUP_TRANSPORT_KEY));
+  lua_rawget(L, 1); /* 3 */
+  r = ta_stream_writer_bound(L, E, 2, lua_topointer(L, 1), lua_topointer(L, 3));
+  if (r != NULL && !r->has_exc && !r->write_blocked && r->sock->s != NULL && !r->sock->s->read_paused) return 0;
   lua_settop(L, 1);
   lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), H_DRAIN);
   lua_insert(L, 1);
