@@ -66,15 +66,6 @@ static int rawget_field(lua_State *L, int obj, int field) {
   return lua_rawget(L, obj);
 }
 
-/* obj[field] as get_field, for a field the object itself usually has (a
-** raw get finds the same value then, for fewer instructions). */
-static int get_own_field(lua_State *L, int obj, int field) {
-  int type = rawget_field(L, obj, field);
-  if (type != LUA_TNIL) return type;
-  lua_pop(L, 1);
-  return get_field(L, obj, field);
-}
-
 /* The socket of the io wait whose callback the running loop is calling:
 ** the read path's usual caller is its transport's read wait, and a write
 ** from protocol:data_received runs inside that callback too. */
@@ -133,7 +124,7 @@ static int l_read_ready(lua_State *L) {
   ta_sockbox *box;
   luaL_checktype(L, 1, LUA_TTABLE);
   if (lua_gettop(L) != 1) lua_settop(L, 1);
-  get_own_field(L, 1, F_SOCK); /* 2: keeps the box alive */
+  get_field(L, 1, F_SOCK); /* 2: keeps the box alive */
   box = checked_sockbox(L, E, 2);
   luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
   if (box->s != NULL) ta_sock_reap(L, box->s);
@@ -160,7 +151,7 @@ static int l_read_ready(lua_State *L) {
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    ptype = get_own_field(L, 1, F_PROTOCOL); /* 4 */
+    ptype = get_field(L, 1, F_PROTOCOL); /* 4 */
     if (ptype != LUA_TNIL && (ptype != LUA_TBOOLEAN || lua_toboolean(L, 4)) &&
         get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL && !feed_stream_reader(L, E)) {
       lua_pushvalue(L, 4);
@@ -229,7 +220,7 @@ static int l_write(lua_State *L) {
   }
   if (lua_gettop(L) != 2) lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
-  get_own_field(L, 1, F_SOCK); /* 3 */
+  get_field(L, 1, F_SOCK); /* 3 */
   box = checked_sockbox(L, ta_upengine(L), 3);
   s = box->s;
   if (!plain_write(s, len)) {
