@@ -74,16 +74,22 @@ static const ta_sockbox *calling_sockbox(const ta_engine *E) {
   return lp != NULL ? ta_loop_calling_sockbox(lp) : NULL;
 }
 
-/* The socket object at idx (a transport's _sock): checked, unless it is
-** the calling io wait's (an open socket's, alive meanwhile). */
-static ta_sockbox *checked_sockbox(lua_State *L, const ta_engine *E, int idx) {
+/* The socket object at idx, checked by its metatable (as ta_checksockbox,
+** without looking the engine up again). */
+static ta_sockbox *socket_box(lua_State *L, const ta_engine *E, int idx) {
   ta_sockbox *box = (ta_sockbox *)lua_touserdata(L, idx);
   int ok;
-  if (box != NULL && box == calling_sockbox(E)) return box;
   if (box == NULL || !lua_getmetatable(L, idx)) return ta_checksockbox(L, idx); /* raises */
   ok = lua_topointer(L, -1) == E->mt[TA_MT_SOCKET];
   lua_pop(L, 1);
   return ok ? box : ta_checksockbox(L, idx);
+}
+
+/* The socket object at idx (a transport's _sock): checked, unless it is
+** the calling io wait's (an open socket's, alive meanwhile). */
+static inline ta_sockbox *checked_sockbox(lua_State *L, const ta_engine *E, int idx) {
+  ta_sockbox *box = (ta_sockbox *)lua_touserdata(L, idx);
+  return box != NULL && box == calling_sockbox(E) ? box : socket_box(L, E, idx);
 }
 
 /* t:name(the nargs values on top of the stack); t is at 1. */
