@@ -599,14 +599,13 @@ enum { DUP_READER_KEY = 3, DUP_TRANSPORT_KEY, DUP_N = DUP_TRANSPORT_KEY };
 
 /* The StreamReader at ridx (a writer's _reader) if `writer` is bound to it
 ** and `transport` (the writer's transport) is still the bound one, else
-** NULL. */
+** NULL.  It may leave a value pushed (the callers set the stack top
+** afterwards: a pop costs as much as the rest of the check). */
 ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport) {
   ta_sreader *r = (ta_sreader *)lua_touserdata(L, ridx);
-  const void *mt;
   if (r == NULL || !lua_getmetatable(L, ridx)) return NULL;
-  mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return mt == E->mt[TA_MT_STREAM_READER] && r->writer == writer && writer != NULL && r->transport == transport
+  return lua_topointer(L, -1) == E->mt[TA_MT_STREAM_READER] && r->writer == writer && writer != NULL &&
+             r->transport == transport
            ? r
            : NULL;
 }
@@ -625,10 +624,13 @@ static int w_drain(lua_State *L) {
   lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(DUP_READER_KEY));
   lua_rawget(L, 1); /* 2 */
-  lua_pushvalue(L, lua_upvalueindex(DUP_TRANSPORT_KEY));
-  lua_rawget(L, 1); /* 3 */
-  r = ta_stream_writer_bound(L, E, 2, lua_topointer(L, 1), lua_topointer(L, 3));
-  if (r != NULL && !r->has_exc && !r->write_blocked && r->sock->s != NULL && !r->sock->s->read_paused) return 0;
+  r = (ta_sreader *)lua_touserdata(L, 2);
+  if (r != NULL && lua_getmetatable(L, 2) && lua_topointer(L, 3) == E->mt[TA_MT_STREAM_READER] &&
+      r->writer == lua_topointer(L, 1) && !r->has_exc && !r->write_blocked && r->sock->s != NULL &&
+      !r->sock->s->read_paused) {
+    lua_pushvalue(L, lua_upvalueindex(DUP_TRANSPORT_KEY));
+    if (lua_rawget(L, 1) == LUA_TTABLE && lua_topointer(L, 4) == r->transport) return 0;
+  }
   lua_settop(L, 1);
   lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), H_DRAIN);
   lua_insert(L, 1);

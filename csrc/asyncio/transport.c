@@ -266,7 +266,7 @@ static int l_stream_writer_write(lua_State *L) {
       ta_sock_reap(L, s);
       rc = ta_stream_write(L, s, 2, 0, &written);
       if (rc == 1) return 0;
-      lua_replace(L, 1); /* [transport, data] */
+      lua_copy(L, 4, 1); /* [transport, data] (write_done drops the rest) */
       return write_done(L, s, rc);
     }
   }
