@@ -621,7 +621,7 @@ static int w_drain(lua_State *L) {
   ta_sreader *r;
   luaL_checktype(L, 1, LUA_TTABLE);
   ta_async_check_in(L, E, "StreamWriter:drain", TA_ASYNCIO);
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(DUP_READER_KEY));
   lua_rawget(L, 1); /* 2 */
   r = (ta_sreader *)lua_touserdata(L, 2);

@@ -251,7 +251,7 @@ static int l_write(lua_State *L) {
 ** above; any other goes through its transport's write method. */
 static int l_stream_writer_write(lua_State *L) {
   ta_sreader *r = NULL;
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   if (lua_type(L, 1) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
     rawget_field(L, 1, F_READER);    /* 3 */
     rawget_field(L, 1, F_TRANSPORT); /* 4 */
