@@ -404,7 +404,7 @@ static int r_read(lua_State *L) {
     lua_callk(L, 2, 1, 0, read_all_k);
     return 1;
   }
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   return read_loop(L, r, t);
 }
 
@@ -444,7 +444,7 @@ static int r_readexactly(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   return readexactly_loop(L, r, t);
 }
 
