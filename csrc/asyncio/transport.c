@@ -109,16 +109,16 @@ static void arm_read(lua_State *L, ta_sock *s) {
 /* In the read path, on [transport, sock, data, protocol,
 ** protocol.data_received]: StreamReaderProtocol's data_received,
 ** self._reader:feed_data(data), done directly when the reader is a
-** StreamReader that takes the data; 0 if the caller has to call it. */
+** StreamReader that takes the data; 0 if the caller has to call it (the
+** stack as it was then; else the caller drops what is above the data). */
 static int feed_stream_reader(lua_State *L, ta_engine *E) {
   ta_sreader *r;
-  int fed = 0;
   if (lua_topointer(L, 5) != classes(L)->data_received || !lua_istable(L, 4)) return 0;
   rawget_field(L, 4, F_READER); /* 6 */
   r = ta_stream_reader_test(L, E, 6);
-  if (r != NULL) fed = ta_stream_reader_feed(L, r, 6, 3);
+  if (r != NULL && ta_stream_reader_feed(L, r, 6, 3)) return 1;
   lua_settop(L, 5);
-  return fed;
+  return 0;
 }
 
 /* transport:_read_ready(): takes what the socket has received and hands it
