@@ -217,9 +217,11 @@ static int r_feed_data(lua_State *L) {
 /* For the transport's read path (transport.c), which hands its data to a
 ** StreamReaderProtocol's reader without the Lua calls in between. */
 
-/* The StreamReader at idx, NULL if it is something else. */
+/* The StreamReader at idx, NULL if it is something else.  It may leave a
+** value pushed (the caller sets the stack top afterwards). */
 ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx) {
-  return (ta_sreader *)ta_testudata(L, E, idx, TA_MT_STREAM_READER);
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, idx);
+  return r != NULL && lua_getmetatable(L, idx) && lua_topointer(L, -1) == E->mt[TA_MT_STREAM_READER] ? r : NULL;
 }
 
 /* reader:feed_data(data) for the reader r at ridx and the string at didx,
@@ -619,7 +621,7 @@ ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r) {
 static int w_drain(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_sreader *r;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
   ta_async_check_in(L, E, "StreamWriter:drain", TA_ASYNCIO);
   if (lua_gettop(L) != 1) lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(DUP_READER_KEY));

@@ -128,7 +128,7 @@ static int feed_stream_reader(lua_State *L, ta_engine *E) {
 static int l_read_ready(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_sockbox *box;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
   if (lua_gettop(L) != 1) lua_settop(L, 1);
   get_field(L, 1, F_SOCK); /* 2: keeps the box alive */
   box = checked_sockbox(L, E, 2);
@@ -216,7 +216,7 @@ static int l_write(lua_State *L) {
   ta_sock *s;
   size_t len, written;
   int rc;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
   if (lua_type(L, 2) != LUA_TSTRING) { /* as the Lua methods say it */
     const char *got = lua_isnone(L, 2) ? "nil" : luaL_typename(L, 2);
     luaL_where(L, 2);
