@@ -167,11 +167,11 @@ static int l_read_ready(lua_State *L) {
         return 0;
       }
     }
-    lua_settop(L, 2);
     if (!more) {
       if (box->s != NULL) arm_read(L, box->s);
       return 0;
     }
+    lua_settop(L, 2);
   }
   /* loop:call_soon(transport._read_ready, transport) */
   lua_getfield(L, 1, "_loop");
