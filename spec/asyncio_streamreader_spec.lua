@@ -355,6 +355,35 @@ describe("asyncio streams over a connection", function()
     assert.same({ "false", "false", "nil nil", "true true", "1" }, got)
   end)
 
+  -- StreamWriter.write writes to the bound writer's socket in C; every
+  -- other case must be self.transport:write(data) all the same.
+  it("write: bad data, empty data, a second writer, a transport assigned by hand, after write_eof", function()
+    local got = with_connection(function(cr, cw, sr)
+      local out = {}
+      out[#out + 1] = tostring(errof(cw.write, cw, 42))
+      out[#out + 1] = tostring(errof(cw.write, cw))
+      cw:write("")
+      cw:write("ab")
+      local cw2 = asyncio.StreamWriter(cw.transport, cw._protocol, cr, asyncio.get_running_loop())
+      cw2:write("cd") -- the bound one now
+      cw:write("ef") -- no longer bound: through its transport
+      out[#out + 1] = sr:readexactly(6)
+      local transport, written = cw.transport, {}
+      cw.transport = { write = function(self, data) written[#written + 1] = tostring(self == cw.transport) .. data end }
+      cw:write("gh")
+      cw.transport = transport
+      out[#out + 1] = table.concat(written, ",")
+      cw:write_eof()
+      local e = errof(cw2.write, cw2, "ij")
+      out[#out + 1] = tostring(errors.RuntimeError:is(e)) .. " " .. e.message
+      out[#out + 1] = sr:read(100) .. "|" .. tostring(sr:at_eof())
+      return out
+    end)
+    assert.same({ "bad argument #1 to 'write' (string expected, got number)",
+      "bad argument #1 to 'write' (string expected, got nil)", "abcdef", "truegh",
+      "true Cannot call write() after write_eof()", "|true" }, got)
+  end)
+
   it("drain raises the reader's exception; while closing it lets the loop run, then raises once lost", function()
     local writer
     local got = with_connection(function(cr, cw)

@@ -147,10 +147,13 @@ void ta_aio_io_release(ta_loop *lp);
 int ta_open_aio_ioreq(lua_State *L);
 
 /* streamreader.c: what the transport's read path (transport.c) needs to
-** feed a StreamReaderProtocol's reader directly, as its data_received does */
+** feed a StreamReaderProtocol's reader directly, as its data_received does,
+** and the C StreamWriter.write to find a bound writer's socket */
 typedef struct ta_sreader ta_sreader;
 ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx);
 int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx);
+ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport);
+struct ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);

@@ -217,9 +217,11 @@ static int r_feed_data(lua_State *L) {
 /* For the transport's read path (transport.c), which hands its data to a
 ** StreamReaderProtocol's reader without the Lua calls in between. */
 
-/* The StreamReader at idx, NULL if it is something else. */
+/* The StreamReader at idx, NULL if it is something else.  It may leave a
+** value pushed (the caller sets the stack top afterwards). */
 ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx) {
-  return (ta_sreader *)ta_testudata(L, E, idx, TA_MT_STREAM_READER);
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, idx);
+  return r != NULL && lua_getmetatable(L, idx) && lua_topointer(L, -1) == E->mt[TA_MT_STREAM_READER] ? r : NULL;
 }
 
 /* reader:feed_data(data) for the reader r at ridx and the string at didx,
@@ -404,7 +406,7 @@ static int r_read(lua_State *L) {
     lua_callk(L, 2, 1, 0, read_all_k);
     return 1;
   }
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   return read_loop(L, r, t);
 }
 
@@ -444,7 +446,7 @@ static int r_readexactly(lua_State *L) {
     lua_pushliteral(L, "");
     return 1;
   }
-  lua_settop(L, 2);
+  if (lua_gettop(L) != 2) lua_settop(L, 2);
   return readexactly_loop(L, r, t);
 }
 
@@ -597,13 +599,31 @@ static int l_stream_reader_write_blocked(lua_State *L) {
 ** it reads (interned once). */
 enum { DUP_READER_KEY = 3, DUP_TRANSPORT_KEY, DUP_N = DUP_TRANSPORT_KEY };
 
+/* The StreamReader at ridx (a writer's _reader) if `writer` is bound to it
+** and `transport` (the writer's transport) is still the bound one, else
+** NULL.  It may leave a value pushed (the callers set the stack top
+** afterwards: a pop costs as much as the rest of the check). */
+ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport) {
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, ridx);
+  if (r == NULL || !lua_getmetatable(L, ridx)) return NULL;
+  return lua_topointer(L, -1) == E->mt[TA_MT_STREAM_READER] && r->writer == writer && writer != NULL &&
+             r->transport == transport
+           ? r
+           : NULL;
+}
+
+/* The socket of a bound reader's transport. */
+ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r) {
+  return r->sock;
+}
+
 /* writer:drain() (async) */
 static int w_drain(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_sreader *r;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
   ta_async_check_in(L, E, "StreamWriter:drain", TA_ASYNCIO);
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(DUP_READER_KEY));
   lua_rawget(L, 1); /* 2 */
   r = (ta_sreader *)lua_touserdata(L, 2);

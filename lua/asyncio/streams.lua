@@ -171,7 +171,9 @@ return function(asyncio)
     return writer
   end
 
-  function StreamWriter:write(data) self.transport:write(data) end -- it checks data
+  --- writer:write(data): self.transport:write(data) (which checks data),
+  -- in C (csrc/asyncio/transport.c)
+  StreamWriter.write = core.stream_writer_write
 
   function StreamWriter:writelines(list)
     if type(list) ~= "table" then argerror(1, "writelines", "list of strings expected, got " .. type(list)) end
