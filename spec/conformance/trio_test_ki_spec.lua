@@ -52,6 +52,11 @@ end
 local function ki_group(e)
   return trio.ExceptionGroup:is(e) and #e.exceptions == 1 and trio.KeyboardInterrupt:is(e.exceptions[1])
 end
+-- pcall(fn, ...) -> ok, whether the error is a KeyboardInterrupt
+local function ki_from(fn, ...)
+  local ok, err = pcall(fn, ...)
+  return ok, trio.KeyboardInterrupt:is(err)
+end
 local function sorted(set)
   local list = {}
   for k in pairs(set) do list[#list + 1] = k end
@@ -62,6 +67,13 @@ end
 
 local function run(body)
   return child.run(PRELUDE .. body, { timeout = 20 })
+end
+
+-- Runs `body` as the main task after a ki_self(); its results must print
+-- as `results` (tab-separated).
+local function main_after_ki(body, results)
+  local r = run('print("run", trio.run(function()\n  ki_self()\n' .. body .. '\nend))\n')
+  child.expect_lines(r, { "run\t" .. results })
 end
 
 describe("Trio test_ki.py", function()
@@ -164,51 +176,31 @@ print("run", ok, trio.KeyboardInterrupt:is(err))
   -- Adapted: a schedule point (that polls) comes between the signal and
   -- checkpoint_if_cancelled, which itself never polls.
   it(F .. "test_ki_protection_works check 5 (adapted: checkpoint_if_cancelled notices a pending KI)", function()
-    local r = run([[
-print("run", trio.run(function()
-  ki_self()
+    main_after_ki([[
   lowlevel.cancel_shielded_checkpoint()
-  local ok, err = pcall(lowlevel.checkpoint_if_cancelled)
-  return ok, trio.KeyboardInterrupt:is(err)
-end))
-]])
-    child.expect_lines(r, { "run\tfalse\ttrue" })
+  return ki_from(lowlevel.checkpoint_if_cancelled)]], "false\ttrue")
   end)
 
   it(F .. "test_ki_protection_works check 6 (ported: not delivered at cancel-shielded checkpoints)", function()
-    local r = run([[
-print("run", trio.run(function()
-  ki_self()
+    main_after_ki([[
   lowlevel.cancel_shielded_checkpoint()
   lowlevel.cancel_shielded_checkpoint()
   lowlevel.cancel_shielded_checkpoint()
-  local ok, err = pcall(lowlevel.checkpoint)
-  return ok, trio.KeyboardInterrupt:is(err)
-end))
-]])
-    child.expect_lines(r, { "run\tfalse\ttrue" })
+  return ki_from(lowlevel.checkpoint)]], "false\ttrue")
   end)
 
   it(F .. "test_ki_protection_works check 7 (ported: an abort that fails keeps the KI for later)", function()
-    local r = run([[
-print("run", trio.run(function()
-  ki_self()
+    main_after_ki([[
   local task = lowlevel.current_task()
   local v = lowlevel.wait_task_rescheduled(function()
     lowlevel.reschedule(task, true, 1)
     return lowlevel.Abort.FAILED
   end)
-  local ok, err = pcall(lowlevel.checkpoint)
-  return v, ok, trio.KeyboardInterrupt:is(err)
-end))
-]])
-    child.expect_lines(r, { "run\t1\tfalse\ttrue" })
+  return v, ki_from(lowlevel.checkpoint)]], "1\tfalse\ttrue")
   end)
 
   it(F .. "test_ki_protection_works check 8 (ported: KI delivered through a slow abort)", function()
-    local r = run([[
-print("run", trio.run(function()
-  ki_self()
+    main_after_ki([[
   local task = lowlevel.current_task()
   local ok, err = pcall(lowlevel.wait_task_rescheduled, function(raise_cancel)
     local raised, e = pcall(raise_cancel)
@@ -216,10 +208,7 @@ print("run", trio.run(function()
     return lowlevel.Abort.FAILED
   end)
   lowlevel.checkpoint()
-  return ok, trio.KeyboardInterrupt:is(err)
-end))
-]])
-    child.expect_lines(r, { "run\tfalse\ttrue" })
+  return ok, trio.KeyboardInterrupt:is(err)]], "false\ttrue")
   end)
 
   it(F .. "test_ki_protection_works check 9 (ported: KI just before the main task exits)", function()
@@ -238,8 +227,7 @@ print("run", trio.run(function()
   -- not interrupted between checkpoints...
   record[#record + 1] = "ok"
   -- ...until the next one
-  local ok, err = pcall(trio.sleep, 10)
-  return ok, trio.KeyboardInterrupt:is(err)
+  return ki_from(trio.sleep, 10)
 end))
 print("record", table.concat(record, ","))
 ]])
