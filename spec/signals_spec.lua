@@ -341,4 +341,27 @@ print('guest_run', host.sigint_state())
       end)
     end
   end
+
+  it("a C host's handler installed during a run, a receiver or a loop's handler stays after it", function()
+    local r = child.run_host([[
+local trio, asyncio = require 'trio', require 'asyncio'
+trio.run(function() host.sigint('handler') end)
+print('trio.run', host.sigint_state())
+host.sigint('default')
+trio.run(trio.open_signal_receiver, { 'SIGINT' }, function() host.sigint('handler') end)
+print('receiver', host.sigint_state())
+host.sigint('ignore')
+local loop = asyncio.new_event_loop()
+loop:run_until_complete(function()
+  loop:add_signal_handler('SIGINT', function() end)
+  host.sigint('handler')
+end)
+loop:close()
+print('loop', host.sigint_state())
+host.raise_sigint()
+print('raised', host.sigint_state())
+]])
+    child.expect_lines(r, { "trio.run\thandler\t0", "receiver\thandler\t0", "loop\thandler\t0",
+      "raised\thandler\t1", "sigint_after_close handler" })
+  end)
 end)

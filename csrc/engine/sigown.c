@@ -15,6 +15,9 @@
 **
 ** When libuv still handles the signal after our last handle stopped (a
 ** host's own uv_signal_t watches it), the handling is libuv's and stays.
+** When someone replaced libuv's handler meanwhile (a C host's sigaction
+** during a run), that handling stays too, as Trio leaves a handler it
+** finds in place of its own: libuv's uv_signal_stop would reset it.
 */
 #include <signal.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ static uv_mutex_t owners_lock;
 static struct {
   int active;                /* handles of ours watching the signal */
   struct sigaction before;   /* the handling when `active` left 0 */
+  struct sigaction libuvs;   /* libuv's handling, installed then */
 } owners[NSIG];        /* guarded by owners_lock */
 
 static void owners_init(void) {
@@ -48,7 +52,10 @@ int ta_signal_start(uv_signal_t *h, uv_signal_cb cb, int signum) {
     if (fresh && sigaction(signum, NULL, &before) != 0) before.sa_handler = SIG_DFL;
     rc = uv_signal_start(h, cb, signum);
     if (rc == 0) {
-      if (fresh) owners[signum].before = before;
+      if (fresh) {
+        owners[signum].before = before;
+        if (sigaction(signum, NULL, &owners[signum].libuvs) != 0) owners[signum].libuvs = before;
+      }
       owners[signum].active++;
     }
   }
@@ -57,19 +64,24 @@ int ta_signal_start(uv_signal_t *h, uv_signal_cb cb, int signum) {
 }
 
 /* Stops h (if it was started); the last handle of ours on its signal puts
-** back the handling recorded when the first one started. */
+** back the handling recorded when the first one started, unless libuv's
+** handler was replaced meanwhile: then the replacement stays. */
 void ta_signal_stop(uv_signal_t *h) {
   int signum;
   if (!uv_is_active((uv_handle_t *)h)) return;
   signum = h->signum;
   uv_once(&owners_once, owners_init);
   uv_mutex_lock(&owners_lock);
-  uv_signal_stop(h);
-  if (--owners[signum].active == 0) {
-    struct sigaction now;
+  if (owners[signum].active == 1) {
+    struct sigaction now, found;
+    int replaced = sigaction(signum, NULL, &found) == 0 && found.sa_handler != owners[signum].libuvs.sa_handler;
+    uv_signal_stop(h);
     /* libuv put SIG_DFL back unless a handle not of ours still watches */
     if (sigaction(signum, NULL, &now) == 0 && now.sa_handler == SIG_DFL)
-      sigaction(signum, &owners[signum].before, NULL);
+      sigaction(signum, replaced ? &found : &owners[signum].before, NULL);
+  } else {
+    uv_signal_stop(h);
   }
+  owners[signum].active--;
   uv_mutex_unlock(&owners_lock);
 }
