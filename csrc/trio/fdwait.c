@@ -76,11 +76,13 @@ static int l_wait_writable(lua_State *L) {
   return wait_fd(L, "trio.lowlevel.wait_writable", UV_WRITABLE);
 }
 
-/* The fd is about to be closed: its waiting tasks get ClosedResourceError. */
+/* The fd is about to be closed: its waiting tasks get ClosedResourceError.
+** Outside a run it is an error, as in Trio (no run, no waiters to tell). */
 static int l_notify_closing(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   lua_Integer fd = luaL_checkinteger(L, 1);
   fdwait *fw;
+  if (!E->running) return luaL_error(L, "trio.lowlevel.notify_closing: must be called inside trio.run");
   if (fd < 0 || fd >= TA_MAX_FD) return 0;
   while ((fw = find_wait(E, (int)fd, UV_READABLE)) != NULL ||
          (fw = find_wait(E, (int)fd, UV_WRITABLE)) != NULL) {
