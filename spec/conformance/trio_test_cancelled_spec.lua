@@ -53,29 +53,36 @@ describe("trio test_cancelled", function()
     end)
   end)
 
+  local function cancel_explicitly(cs) cs:cancel() end
+  local function cancel_by_deadline(cs) cs.deadline = -math.huge end
+
+  -- Runs a scope that each of the actions cancels in turn, each followed
+  -- by a checkpoint that must raise Cancelled.
+  local function run_cancelled_by(...)
+    local actions = { ... }
+    H.run(function()
+      local cs = trio.CancelScope()
+      cs:run(function()
+        for _, act in ipairs(actions) do
+          act(cs)
+          H.raises(trio.Cancelled, lowlevel.checkpoint)
+        end
+      end)
+      assert.is_true(cs.cancel_called)
+    end)
+  end
+
   it("test_cancel_reason (adapted: no reason; an explicit cancel and a past deadline, given or set, cancel)",
     function()
+      run_cancelled_by(cancel_explicitly)
       H.run(function()
-        local cs = trio.CancelScope()
+        local cs = trio.CancelScope { deadline = -math.huge }
         cs:run(function()
-          cs:cancel()
-          H.raises(trio.Cancelled, lowlevel.checkpoint)
-        end)
-        assert.is_true(cs.cancel_called)
-
-        cs = trio.CancelScope { deadline = -math.huge }
-        cs:run(function()
-          H.raises(trio.Cancelled, lowlevel.checkpoint)
-        end)
-        assert.is_true(cs.cancel_called)
-
-        cs = trio.CancelScope()
-        cs:run(function()
-          cs.deadline = -math.huge
           H.raises(trio.Cancelled, lowlevel.checkpoint)
         end)
         assert.is_true(cs.cancel_called)
       end)
+      run_cancelled_by(cancel_by_deadline)
     end)
 
   -- cancelled_task of the upstream file: started, then waits until it is
@@ -140,30 +147,12 @@ describe("trio test_cancelled", function()
 
   it("test_cancel_reason_not_overwritten (adapted: the scope stays cancelled after a later past deadline)",
     function()
-      H.run(function()
-        local cs = trio.CancelScope()
-        cs:run(function()
-          cs:cancel()
-          H.raises(trio.Cancelled, lowlevel.checkpoint)
-          cs.deadline = -math.huge
-          H.raises(trio.Cancelled, lowlevel.checkpoint)
-        end)
-        assert.is_true(cs.cancel_called)
-      end)
+      run_cancelled_by(cancel_explicitly, cancel_by_deadline)
     end)
 
   it("test_cancel_reason_not_overwritten_2 (adapted: the scope stays cancelled after a later cancel())",
     function()
-      H.run(function()
-        local cs = trio.CancelScope()
-        cs:run(function()
-          cs.deadline = -math.huge
-          H.raises(trio.Cancelled, lowlevel.checkpoint)
-          cs:cancel()
-          H.raises(trio.Cancelled, lowlevel.checkpoint)
-        end)
-        assert.is_true(cs.cancel_called)
-      end)
+      run_cancelled_by(cancel_by_deadline, cancel_explicitly)
     end)
 
   it("test_nested_child_source (adapted: the child's Cancelled has no source)", function()

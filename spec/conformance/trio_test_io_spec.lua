@@ -47,95 +47,67 @@ describe("trio test_io", function()
         H.assert_checkpoints(lowlevel.wait_writable, afd)
 
         -- but readable blocks until data arrives
-        local record = {}
-        local function block_on_read()
-          local ok, e = pcall(H.assert_checkpoints, lowlevel.wait_readable, afd)
-          if ok then
-            record[#record + 1] = "readable"
-            assert.equal("x", core.sock_raw_recv(a, 10))
-          else
-            assert(trio.Cancelled:is(e), e)
-            record[#record + 1] = "cancelled"
+        local record
+        -- a task that waits on a and records label, or "cancelled"
+        local function blocker(wait, label, after)
+          return function()
+            local ok, e = pcall(H.assert_checkpoints, wait, afd)
+            if not ok then assert(trio.Cancelled:is(e), e) end
+            record[#record + 1] = ok and label or "cancelled"
+            if ok and after then after() end
           end
         end
-        trio.open_nursery(function(n)
-          n:start_soon(block_on_read)
-          wait_all_tasks_blocked()
-          assert.same({}, record)
-          assert.equal(1, core.sock_raw_send(b, "x"))
-        end)
-        assert.same({ "readable" }, record)
+        local block_on_read = blocker(lowlevel.wait_readable, "readable",
+          function() assert.equal("x", core.sock_raw_recv(a, 10)) end)
+        local block_on_write = blocker(lowlevel.wait_writable, "writable")
+        -- task blocks until act(nursery) runs; returns what it recorded
+        local function while_blocked(task, act)
+          record = {}
+          trio.open_nursery(function(n)
+            n:start_soon(task)
+            wait_all_tasks_blocked()
+            assert.same({}, record)
+            act(n)
+          end)
+          return record
+        end
+        assert.same({ "readable" }, while_blocked(block_on_read,
+          function() assert.equal(1, core.sock_raw_send(b, "x")) end))
 
         fill_socket(a)
         -- now writable blocks, but readable does not
         H.assert_checkpoints(lowlevel.wait_readable, bfd)
-        record = {}
-        local function block_on_write()
-          local ok, e = pcall(H.assert_checkpoints, lowlevel.wait_writable, afd)
-          if ok then
-            record[#record + 1] = "writable"
-          else
-            assert(trio.Cancelled:is(e), e)
-            record[#record + 1] = "cancelled"
-          end
-        end
-        trio.open_nursery(function(n)
-          n:start_soon(block_on_write)
-          wait_all_tasks_blocked()
-          assert.same({}, record)
-          drain_socket(b)
-        end)
-        assert.same({ "writable" }, record)
+        assert.same({ "writable" }, while_blocked(block_on_write, function() drain_socket(b) end))
 
         -- cancellation
-        record = {}
-        trio.open_nursery(function(n)
-          n:start_soon(block_on_read)
-          wait_all_tasks_blocked()
-          n.cancel_scope:cancel()
-        end)
-        assert.same({ "cancelled" }, record)
-
+        local function cancel(n) n.cancel_scope:cancel() end
+        assert.same({ "cancelled" }, while_blocked(block_on_read, cancel))
         fill_socket(a)
-        record = {}
-        trio.open_nursery(function(n)
-          n:start_soon(block_on_write)
-          wait_all_tasks_blocked()
-          n.cancel_scope:cancel()
-        end)
-        assert.same({ "cancelled" }, record)
+        assert.same({ "cancelled" }, while_blocked(block_on_write, cancel))
       end)
     end)
   end)
 
-  it("test_double_read (ported)", function()
-    with_socketpair(function(a)
-      local afd = a:fileno()
-      H.run(function()
-        trio.open_nursery(function(n)
-          n:start_soon(lowlevel.wait_readable, afd)
-          wait_all_tasks_blocked()
-          H.raises(trio.BusyResourceError, lowlevel.wait_readable, afd)
-          n.cancel_scope:cancel()
+  -- test_double_read and test_double_write: two tasks may not wait to
+  -- read (or to write) the same fd at once
+  for _, case in ipairs { { "test_double_read", "wait_readable" }, { "test_double_write", "wait_writable" } } do
+    local name, wait_name = case[1], case[2]
+    it(name .. " (ported)", function()
+      local wait = lowlevel[wait_name]
+      with_socketpair(function(a)
+        local afd = a:fileno()
+        if wait_name == "wait_writable" then fill_socket(a) end
+        H.run(function()
+          trio.open_nursery(function(n)
+            n:start_soon(wait, afd)
+            wait_all_tasks_blocked()
+            H.raises(trio.BusyResourceError, wait, afd)
+            n.cancel_scope:cancel()
+          end)
         end)
       end)
     end)
-  end)
-
-  it("test_double_write (ported)", function()
-    with_socketpair(function(a)
-      local afd = a:fileno()
-      fill_socket(a)
-      H.run(function()
-        trio.open_nursery(function(n)
-          n:start_soon(lowlevel.wait_writable, afd)
-          wait_all_tasks_blocked()
-          H.raises(trio.BusyResourceError, lowlevel.wait_writable, afd)
-          n.cancel_scope:cancel()
-        end)
-      end)
-    end)
-  end)
+  end
 
   it("test_interrupted_by_close (ported)", function()
     with_socketpair(function(a)
@@ -303,77 +275,66 @@ describe("trio test_io", function()
       if not ok and not trio.OSError:is(e) then error(e, 0) end
     end
 
-    it("a lone socket", function()
-      H.run(function()
-        local s = trio.socket.socket()
-        trio.open_nursery(function(n)
-          n:start_soon(allow_oserror, lowlevel.wait_readable, s:fileno())
-          wait_all_tasks_blocked()
-          s:close()
-          wait_all_tasks_blocked()
-          n.cancel_scope:cancel()
-        end)
-      end)
-    end)
-
-    it("a socket with a duplicate still open", function()
-      H.run(function()
-        local s = trio.socket.socket()
-        local s2 = trio.socket.from_fd(s:fileno(), trio.socket.AF_INET, trio.socket.SOCK_STREAM)
-        trio.open_nursery(function(n)
-          n:start_soon(allow_oserror, lowlevel.wait_readable, s:fileno())
-          wait_all_tasks_blocked()
-          s:close()
-          wait_all_tasks_blocked()
-          n.cancel_scope:cancel()
-        end)
-        s2:close()
-      end)
-    end)
-
-    it("a reader and a writer, closed then cancelled", function()
-      with_socketpair(function(a)
-        local a2 = trio.socket.from_fd(a:fileno(), trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-        local afd = a:fileno()
-        fill_socket(a)
-        local ok, err = pcall(H.run, function()
+    for _, with_dup in ipairs { false, true } do
+      it(with_dup and "a socket with a duplicate still open" or "a lone socket", function()
+        H.run(function()
+          local s = trio.socket.socket()
+          local s2 = with_dup and trio.socket.from_fd(s:fileno(), trio.socket.AF_INET, trio.socket.SOCK_STREAM)
           trio.open_nursery(function(n)
-            n:start_soon(allow_oserror, lowlevel.wait_readable, afd)
-            n:start_soon(allow_oserror, lowlevel.wait_writable, afd)
+            n:start_soon(allow_oserror, lowlevel.wait_readable, s:fileno())
             wait_all_tasks_blocked()
-            a:close()
+            s:close()
+            wait_all_tasks_blocked()
             n.cancel_scope:cancel()
           end)
+          if s2 then s2:close() end
         end)
+      end)
+    end
+
+    -- fn(a, b, a2) in a run, with a2 a duplicate of a and a full send
+    -- buffer on a
+    local function run_with_dup_of_full_a(fn)
+      with_socketpair(function(a, b)
+        local a2 = trio.socket.from_fd(a:fileno(), trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        fill_socket(a)
+        local ok, err = pcall(H.run, fn, a, b, a2)
         a2:close()
         assert(ok, err)
+      end)
+    end
+
+    it("a reader and a writer, closed then cancelled", function()
+      run_with_dup_of_full_a(function(a)
+        local afd = a:fileno()
+        trio.open_nursery(function(n)
+          n:start_soon(allow_oserror, lowlevel.wait_readable, afd)
+          n:start_soon(allow_oserror, lowlevel.wait_writable, afd)
+          wait_all_tasks_blocked()
+          a:close()
+          n.cancel_scope:cancel()
+        end)
       end)
     end)
 
     it("a reader and a writer, closed then woken by I/O", function()
-      with_socketpair(function(a, b)
-        local a2 = trio.socket.from_fd(a:fileno(), trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+      run_with_dup_of_full_a(function(a, b, a2)
         local afd, a2fd = a:fileno(), a2:fileno()
-        fill_socket(a)
-        local ok, err = pcall(H.run, function()
-          local e = trio.Event()
-          trio.open_nursery(function(n)
-            n:start_soon(allow_oserror, lowlevel.wait_readable, afd)
-            n:start_soon(allow_oserror, lowlevel.wait_writable, afd)
-            n:start_soon(function()
-              lowlevel.wait_readable(a2fd)
-              e:set()
-            end)
-            wait_all_tasks_blocked()
-            a:close()
-            core.sock_raw_send(b, "x")
-            e:wait()
-            wait_all_tasks_blocked()
-            n.cancel_scope:cancel()
+        local e = trio.Event()
+        trio.open_nursery(function(n)
+          n:start_soon(allow_oserror, lowlevel.wait_readable, afd)
+          n:start_soon(allow_oserror, lowlevel.wait_writable, afd)
+          n:start_soon(function()
+            lowlevel.wait_readable(a2fd)
+            e:set()
           end)
+          wait_all_tasks_blocked()
+          a:close()
+          core.sock_raw_send(b, "x")
+          e:wait()
+          wait_all_tasks_blocked()
+          n.cancel_scope:cancel()
         end)
-        a2:close()
-        assert(ok, err)
       end)
     end)
   end)
