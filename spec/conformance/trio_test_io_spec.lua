@@ -7,8 +7,9 @@
 -- fill_socket/drain_socket send/receive until EAGAIN; wait_readable,
 -- wait_writable and notify_closing take an fd (an integer) only, so every
 -- test runs once, on the fileno (Trio also runs each with the socket object
--- itself: our functions do not accept objects, DESIGN.md §2); pytest.raises
--- is H.raises; assert_checkpoints is H.assert_checkpoints.
+-- itself; DESIGN.md gives these functions an fd only); pytest.raises is
+-- H.raises; assert_checkpoints is H.assert_checkpoints.  Upstream has no
+-- pipe tests; a pipe fd goes through the same fd table as a socket's.
 -- Left out:
 --   test_io_manager_kqueue_monitors_statistics (kqueue's monitor_kevent,
 --   a macOS/BSD backend API we do not have: libuv is our one backend).
