@@ -339,4 +339,43 @@ describe("trio test_io", function()
       end)
     end)
   end)
+
+  -- Not upstream: the same waits on a pipe (a child's stdout): woken by
+  -- notify_closing, then readable once the child writes.  Once the pipe
+  -- stream has read through libuv, the fd is libuv's and a wait on it is
+  -- an OSError (docs/SEMANTICS.md, "An fd one of our streams reads").
+  it("pipes: wait_readable on a child's stdout, notify_closing, then the stream's own reads (not upstream)",
+    function()
+      H.run(function()
+        local proc = lowlevel.open_process({ "cat" }, { stdin = "pipe", stdout = "pipe" })
+        local out_fd = proc.stdout:fileno()
+        local record = {}
+        local function while_waiting(wait_then_record, act)
+          trio.open_nursery(function(n)
+            n:start_soon(wait_then_record)
+            wait_all_tasks_blocked()
+            act()
+          end)
+        end
+        trio.fail_after(5, function()
+          while_waiting(function()
+            H.raises(trio.ClosedResourceError, lowlevel.wait_readable, out_fd)
+            record[#record + 1] = "closed"
+          end, function() lowlevel.notify_closing(out_fd) end)
+          while_waiting(function()
+            lowlevel.wait_readable(out_fd)
+            record[#record + 1] = "readable"
+          end, function()
+            assert.same({ "closed" }, record)
+            proc.stdin:send_all("x")
+          end)
+          assert.same({ "closed", "readable" }, record)
+          assert.equal("x", proc.stdout:receive_some(10))
+          local e = H.raises(trio.OSError, lowlevel.wait_readable, out_fd)
+          assert.equal("EEXIST", e.code)
+          proc:close() -- its pipes; cat reads EOF and exits
+          assert.equal(0, proc.returncode)
+        end)
+      end)
+    end)
 end)
