@@ -61,6 +61,9 @@ static int wait_fd(lua_State *L, const char *fname, int events) {
   fw->task = t;
   if ((rc = ta_fd_watch(E, &fw->w)) != 0) {
     free(fw);
+    if (rc == UV_EEXIST) /* libuv has one watcher per fd: a stream of ours holds it */
+      return ta_oserror(L, rc, NULL, "%s: fd %d is read through one of our streams (libuv watches it); "
+                        "use the stream's own methods, or only raw waits on this fd", fname, (int)fd);
     return ta_oserror(L, rc, NULL, "%s: cannot watch fd %d", fname, (int)fd);
   }
   E->io_waiters++;
