@@ -1,6 +1,7 @@
 -- trio.lowlevel: tasks, checkpoints, wait_task_rescheduled / reschedule,
 -- system tasks, ParkingLot, trio tokens.
 local trio = require "trio"
+local core = require "trio_asyncio.core"
 local support = require "support"
 local errof, assert_has = support.errof, support.assert_has
 local lowlevel = trio.lowlevel
@@ -688,6 +689,68 @@ describe("Task.custom_sleep_data", function()
       me.custom_sleep_data = nil
       assert.is_nil(me.custom_sleep_data)
       assert_has(errof(function() me.id = 3 end), "task field 'id' is read-only")
+    end)
+  end)
+end)
+
+describe("trio.lowlevel.notify_closing", function()
+  it("is an error outside trio.run, as in Trio, and a no-op inside one for an fd nobody waits on", function()
+    assert_has(errof(lowlevel.notify_closing, 0), "trio.lowlevel.notify_closing: must be called inside trio.run")
+    trio.run(function()
+      assert.is_nil(lowlevel.notify_closing(-1))
+      assert.is_nil(lowlevel.notify_closing(0))
+    end)
+  end)
+
+  it("wakes the reader and the writer of the fd with ClosedResourceError, and the fd can be waited on again", function()
+    local a, b = trio.socket.socketpair()
+    finally(function()
+      a:close()
+      b:close()
+    end)
+    local fd = a:fileno()
+    trio.run(function()
+      trio.fail_after(5, function()
+        local woken = {}
+        local big = string.rep("x", 65536)
+        while core.sock_raw_send(a, big) do end -- a is not writable now
+        trio.open_nursery(function(n)
+          for _, wait in ipairs { lowlevel.wait_readable, lowlevel.wait_writable } do
+            n:start_soon(function()
+              local ok2, e = pcall(wait, fd)
+              assert.is_false(ok2)
+              assert.is_true(trio.ClosedResourceError:is(e), tostring(e))
+              woken[#woken + 1] = e.message
+            end)
+          end
+          trio.testing.wait_all_tasks_blocked()
+          lowlevel.notify_closing(fd)
+        end)
+        assert.same({ "the file descriptor was closed while waiting",
+                      "the file descriptor was closed while waiting" }, woken)
+        trio.open_nursery(function(n)
+          n:start_soon(lowlevel.wait_readable, fd)
+          trio.testing.wait_all_tasks_blocked()
+          assert.equal(1, core.sock_raw_send(b, "y"))
+        end)
+      end)
+    end)
+  end)
+
+  it("wait_readable on an fd a SocketStream has read from is an OSError (EEXIST) naming the fix", function()
+    local a, b = trio.socket.socketpair()
+    local stream = trio.SocketStream(a)
+    finally(function()
+      stream:close()
+      b:close()
+    end)
+    trio.run(function()
+      assert.equal(1, core.sock_raw_send(b, "x"))
+      assert.equal("x", stream:receive_some(10))
+      local e = errof(lowlevel.wait_readable, a:fileno())
+      assert.equal("EEXIST", e.code)
+      assert_has(e.message, "fd " .. a:fileno() .. " is read through one of our streams")
+      assert_has(e.message, "use the stream's own methods")
     end)
   end)
 end)

@@ -61,6 +61,9 @@ static int wait_fd(lua_State *L, const char *fname, int events) {
   fw->task = t;
   if ((rc = ta_fd_watch(E, &fw->w)) != 0) {
     free(fw);
+    if (rc == UV_EEXIST) /* libuv has one watcher per fd: a stream of ours holds it */
+      return ta_oserror(L, rc, NULL, "%s: fd %d is read through one of our streams (libuv watches it); "
+                        "use the stream's own methods, or only raw waits on this fd", fname, (int)fd);
     return ta_oserror(L, rc, NULL, "%s: cannot watch fd %d", fname, (int)fd);
   }
   E->io_waiters++;
@@ -76,11 +79,13 @@ static int l_wait_writable(lua_State *L) {
   return wait_fd(L, "trio.lowlevel.wait_writable", UV_WRITABLE);
 }
 
-/* The fd is about to be closed: its waiting tasks get ClosedResourceError. */
+/* The fd is about to be closed: its waiting tasks get ClosedResourceError.
+** Outside a run it is an error, as in Trio (no run, no waiters to tell). */
 static int l_notify_closing(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   lua_Integer fd = luaL_checkinteger(L, 1);
   fdwait *fw;
+  if (!E->running) return luaL_error(L, "trio.lowlevel.notify_closing: must be called inside trio.run");
   if (fd < 0 || fd >= TA_MAX_FD) return 0;
   while ((fw = find_wait(E, (int)fd, UV_READABLE)) != NULL ||
          (fw = find_wait(E, (int)fd, UV_WRITABLE)) != NULL) {
