@@ -693,6 +693,18 @@ describe("Task.custom_sleep_data", function()
   end)
 end)
 
+describe("trio.lowlevel fd waits: argument errors name the public function", function()
+  it("wait_readable, wait_writable and notify_closing", function()
+    local errs = { trio.run(function()
+      return errof(lowlevel.wait_readable, -1), errof(lowlevel.wait_writable, "x"),
+        errof(lowlevel.notify_closing, 1.5)
+    end) }
+    assert_has(errs[1], "bad argument #1 to 'trio.lowlevel.wait_readable' (not a valid file descriptor: -1)")
+    assert_has(errs[2], "bad argument #1 to 'trio.lowlevel.wait_writable' (fd: integer expected, got string)")
+    assert_has(errs[3], "bad argument #1 to 'trio.lowlevel.notify_closing' (fd: integer expected, got float)")
+  end)
+end)
+
 describe("trio.lowlevel.notify_closing", function()
   it("is an error outside trio.run, as in Trio, and a no-op inside one for an fd nobody waits on", function()
     assert_has(errof(lowlevel.notify_closing, 0), "trio.lowlevel.notify_closing: must be called inside trio.run")

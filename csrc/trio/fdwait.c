@@ -41,13 +41,22 @@ static fdwait *find_wait(ta_engine *E, int fd, int events) {
   return NULL;
 }
 
+/* The fd argument (at 1) of the public function fname. */
+static lua_Integer check_fd(lua_State *L, const char *fname) {
+  if (!lua_isinteger(L, 1))
+    luaL_error(L, "bad argument #1 to '%s' (fd: integer expected, got %s)", fname,
+               lua_type(L, 1) == LUA_TNUMBER ? "float" : luaL_typename(L, 1));
+  return lua_tointeger(L, 1);
+}
+
 static int wait_fd(lua_State *L, const char *fname, int events) {
   ta_engine *E = ta_upengine(L);
-  lua_Integer fd = luaL_checkinteger(L, 1);
+  lua_Integer fd = check_fd(L, fname);
   ta_task *t;
   fdwait *fw;
   int rc;
-  luaL_argcheck(L, fd >= 0 && fd < TA_MAX_FD, 1, "not a valid file descriptor");
+  if (fd < 0 || fd >= TA_MAX_FD)
+    return luaL_error(L, "bad argument #1 to '%s' (not a valid file descriptor: %I)", fname, (LUAI_UACINT)fd);
   t = ta_async_check(L, fname, TA_TRIO);
   ta_return_if_cancelled(L, t);
   if (find_wait(E, (int)fd, events) != NULL)
@@ -83,7 +92,7 @@ static int l_wait_writable(lua_State *L) {
 ** Outside a run it is an error, as in Trio (no run, no waiters to tell). */
 static int l_notify_closing(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  lua_Integer fd = luaL_checkinteger(L, 1);
+  lua_Integer fd = check_fd(L, "trio.lowlevel.notify_closing");
   fdwait *fw;
   if (!E->running) return luaL_error(L, "trio.lowlevel.notify_closing: must be called inside trio.run");
   if (fd < 0 || fd >= TA_MAX_FD) return 0;
