@@ -14,6 +14,17 @@ local function index_of(list, v)
 end
 
 describe("trio.testing.MockClock", function()
+  it("refuses a negative rate or autojump_threshold, naming the field, and keeps the old value", function()
+    local clock = trio.testing.MockClock { rate = 1, autojump_threshold = 2 }
+    local ok, err = pcall(function() clock.rate = -1 end)
+    assert.is_false(ok)
+    assert.matches("rate must be >= 0", err, 1, true)
+    ok, err = pcall(function() clock.autojump_threshold = -0.5 end)
+    assert.is_false(ok)
+    assert.matches("autojump_threshold must be >= 0", err, 1, true)
+    assert.same({ 1, 2 }, { clock.rate, clock.autojump_threshold })
+  end)
+
   it("with autojump_threshold = 0 a long sleep completes at once", function()
     local clock = trio.testing.MockClock { autojump_threshold = 0 }
     local wall0 = os.time()
