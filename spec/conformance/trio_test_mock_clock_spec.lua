@@ -161,7 +161,9 @@ describe("Trio test_mock_clock.py", function()
     assert.is_true(monotonic() - real_start < 1)
   end)
 
-  it(P .. "test_mock_clock_autojump_0_and_wait_all_tasks_blocked_0 (ported)", function()
+  -- Both tests of autojump_threshold = 0 with wait_all_tasks_blocked: a
+  -- task sleeping 100 s beside waiter(record); returns the record.
+  local function autojump_0_beside_sleeper(waiter)
     local record = {}
     run_guarded(MockClock { autojump_threshold = 0 }, function()
       trio.open_nursery(function(nursery)
@@ -169,30 +171,26 @@ describe("Trio test_mock_clock.py", function()
           trio.sleep(100)
           record[#record + 1] = "yawn"
         end)
-        nursery:start_soon(function()
-          wait_all_tasks_blocked()
-          record[#record + 1] = "waiter woke"
-          trio.sleep(1000)
-          record[#record + 1] = "waiter done"
-        end)
+        nursery:start_soon(waiter, record)
       end)
+    end)
+    return record
+  end
+
+  it(P .. "test_mock_clock_autojump_0_and_wait_all_tasks_blocked_0 (ported)", function()
+    local record = autojump_0_beside_sleeper(function(record)
+      wait_all_tasks_blocked()
+      record[#record + 1] = "waiter woke"
+      trio.sleep(1000)
+      record[#record + 1] = "waiter done"
     end)
     assert.same({ "waiter woke", "yawn", "waiter done" }, record)
   end)
 
   it(P .. "test_mock_clock_autojump_0_and_wait_all_tasks_blocked_nonzero (ported)", function()
-    local record = {}
-    run_guarded(MockClock { autojump_threshold = 0 }, function()
-      trio.open_nursery(function(nursery)
-        nursery:start_soon(function()
-          trio.sleep(100)
-          record[#record + 1] = "yawn"
-        end)
-        nursery:start_soon(function()
-          wait_all_tasks_blocked(1)
-          record[#record + 1] = "waiter done"
-        end)
-      end)
+    local record = autojump_0_beside_sleeper(function(record)
+      wait_all_tasks_blocked(1)
+      record[#record + 1] = "waiter done"
     end)
     assert.same({ "waiter done", "yawn" }, record)
   end)
