@@ -223,8 +223,8 @@ static inline ta_task *async_check(lua_State *L, ta_engine *E, const char *fname
   if (!lua_isyieldable(L))
     ta_error(L, "RuntimeError",
              "%s: cannot suspend the task here: called from inside a C function that cannot "
-             "yield (a table.sort comparator, a string.gsub callback, a metamethod or a "
-             "finalizer); call it outside that callback", fname);
+             "yield (a table.sort comparator, a string.gsub callback, a metamethod, a "
+             "finalizer or an instrument hook); call it outside that callback", fname);
   return t;
 }
 

@@ -62,7 +62,8 @@ local function capture_stderr(fn)
 end
 
 describe("Trio test_instrumentation.py", function()
-  it(P .. "test_instruments (adapted: the recorder's after_task_step check)", function()
+  it(P .. "test_instruments (adapted: the recorder's after_task_step check; "
+    .. "remove_instrument's error is a message, there being no KeyError)", function()
     local r1, r2, r3 = recorder(), recorder(), recorder()
     local task
     local function task_fn()
