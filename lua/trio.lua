@@ -62,20 +62,33 @@ end
 trio.current_effective_deadline = core.current_effective_deadline
 
 -- ---------------------------------------------------------------------
--- instruments: a list per run; the C core calls one dispatcher.
-local instruments = {}
+-- instruments: a list per run; the C core calls one dispatcher.  As in
+-- Trio, an instrument's methods are looked up once, when it is added (an
+-- error there is add_instrument's, and the instrument is not added), so a
+-- method set on it later is used only after removing and adding it again.
+local HOOK_NAMES = {
+  "before_run", "after_run", "task_spawned", "task_scheduled", "before_task_step",
+  "after_task_step", "task_exited", "before_io_wait", "after_io_wait",
+}
+local instruments = {} -- in the order they were added
+local hooks_of = {}    -- instrument -> {hook name = its method}
+
+local function remove_at(i)
+  hooks_of[instruments[i]] = nil
+  table.remove(instruments, i)
+  if #instruments == 0 then core.set_hook(nil) end
+end
 
 local function dispatch(event, arg)
   for i = #instruments, 1, -1 do
     local inst = instruments[i]
-    local method = inst[event]
+    local method = inst and hooks_of[inst][event]
     if method then
       local ok, err = pcall(method, inst, arg)
       if not ok then
-        table.remove(instruments, i)
+        remove_at(i)
         io.stderr:write(("trio: instrument %s raised in %s and was removed: %s\n"):format(
           tostring(inst), event, tostring(err)))
-        if #instruments == 0 then core.set_hook(nil) end
       end
     end
   end
@@ -85,20 +98,31 @@ local function add_instrument(inst)
   if type(inst) ~= "table" then
     error(("bad argument #1 to 'add_instrument' (table expected, got %s)"):format(type(inst)), 2)
   end
-  for _, v in ipairs(instruments) do if v == inst then return end end
+  if hooks_of[inst] then return end
+  local hooks = {}
+  for _, name in ipairs(HOOK_NAMES) do hooks[name] = inst[name] end
+  hooks_of[inst] = hooks
   instruments[#instruments + 1] = inst
   core.set_hook(dispatch)
 end
 
 local function remove_instrument(inst)
   for i, v in ipairs(instruments) do
-    if v == inst then
-      table.remove(instruments, i)
-      if #instruments == 0 then core.set_hook(nil) end
-      return
-    end
+    if v == inst then return remove_at(i) end
   end
   error("remove_instrument: instrument not found", 2)
+end
+
+-- The instruments of a run's options: if one cannot be added, none stays.
+local function add_run_instruments(list)
+  for _, inst in ipairs(list or {}) do
+    local ok, err = pcall(add_instrument, inst)
+    if not ok then
+      instruments, hooks_of = {}, {}
+      core.set_hook(nil)
+      error(err, 0)
+    end
+  end
 end
 
 -- ---------------------------------------------------------------------
@@ -106,7 +130,7 @@ end
 local trio_token -- the TrioToken of the current run
 
 local function finish_run(status, ...)
-  instruments = {}
+  instruments, hooks_of = {}, {}
   if trio_token then trio_token._finished = true end -- its run is over, even if another starts
   trio_token = nil
   core.set_hook(nil)
@@ -789,7 +813,7 @@ function lowlevel.run(opts)
     error(("bad argument #1 to 'run' (args must be a list, got %s)"):format(type(opts.args)), 2)
   end
   local clock = start_clock(opts.clock)
-  for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
+  add_run_instruments(opts.instruments)
   local args = opts.args or {}
   args.n = args.n or #args
   return finish_run(core.run(opts.fn, args, clock, opts.flavor))
@@ -816,7 +840,7 @@ function lowlevel.start_guest_run(fn, opts)
     error("start_guest_run: a run is already active in this Lua state (one run at a time)", 2)
   end
   local clock = start_clock(opts.clock)
-  for _, inst in ipairs(opts.instruments or {}) do add_instrument(inst) end
+  add_run_instruments(opts.instruments)
   local args = opts.args or {}
   args.n = args.n or #args
   core.start_guest_run(fn, args, clock, opts.flavor, function(status, ...)

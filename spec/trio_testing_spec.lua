@@ -14,6 +14,17 @@ local function index_of(list, v)
 end
 
 describe("trio.testing.MockClock", function()
+  it("refuses a negative rate or autojump_threshold, naming the field, and keeps the old value", function()
+    local clock = trio.testing.MockClock { rate = 1, autojump_threshold = 2 }
+    local ok, err = pcall(function() clock.rate = -1 end)
+    assert.is_false(ok)
+    assert.matches("rate must be >= 0", err, 1, true)
+    ok, err = pcall(function() clock.autojump_threshold = -0.5 end)
+    assert.is_false(ok)
+    assert.matches("autojump_threshold must be >= 0", err, 1, true)
+    assert.same({ 1, 2 }, { clock.rate, clock.autojump_threshold })
+  end)
+
   it("with autojump_threshold = 0 a long sleep completes at once", function()
     local clock = trio.testing.MockClock { autojump_threshold = 0 }
     local wall0 = os.time()
@@ -417,6 +428,81 @@ describe("instruments", function()
     lowlevel.run { fn = function() trio.sleep(0) end, instruments = { a, b } }
     assert.equal("before_run", a.log[1][1])
     assert.equal("before_run", b.log[1][1])
+  end)
+
+  it("a checkpoint reschedules the task inside its step, where the step hooks see it current", function()
+    local seen = {}
+    local child
+    local inst = {}
+    for _, name in ipairs { "before_task_step", "task_scheduled", "after_task_step" } do
+      inst[name] = function(_, task)
+        if task == child then seen[#seen + 1] = { name, lowlevel.current_task() == task } end
+      end
+    end
+    lowlevel.run {
+      instruments = { inst },
+      fn = function()
+        trio.open_nursery(function(n)
+          n:start_soon(function()
+            child = lowlevel.current_task()
+            lowlevel.checkpoint()
+            trio.sleep_forever()
+          end)
+          trio.testing.wait_all_tasks_blocked()
+          n.cancel_scope:cancel()
+        end)
+      end,
+    }
+    -- (child is known from inside its first step on)
+    assert.same({ "task_scheduled", true }, seen[1])
+    assert.same({ "after_task_step", true }, seen[2])
+    assert.same({ "before_task_step", true }, seen[3])
+  end)
+
+  it("task_exited runs with the exiting task current", function()
+    local current_at_exit
+    local task = lowlevel.run {
+      instruments = { { task_exited = function() current_at_exit = lowlevel.current_task() end } },
+      fn = function() return lowlevel.current_task() end,
+    }
+    assert.equal(task, current_at_exit)
+  end)
+
+  it("takes an instrument's methods when it is added", function()
+    local calls = 0
+    local inst = {}
+    lowlevel.run {
+      instruments = { inst },
+      fn = function()
+        inst.before_task_step = function() calls = calls + 1 end
+        trio.sleep(0)
+        assert.equal(0, calls)
+        lowlevel.remove_instrument(inst)
+        lowlevel.add_instrument(inst)
+        trio.sleep(0)
+        assert.equal(1, calls)
+      end,
+    }
+  end)
+
+  it("add_instrument raises what looking up a method raises, and adds nothing", function()
+    local evil = setmetatable({}, { __index = function(_, k) error("no " .. k, 0) end })
+    lowlevel.run {
+      fn = function()
+        local ok, err = pcall(lowlevel.add_instrument, evil)
+        assert.is_false(ok)
+        assert.equal("no before_run", err)
+        assert.has_error(function() lowlevel.remove_instrument(evil) end)
+      end,
+    }
+    -- given to run, it fails the call and leaves no instrument behind
+    local calls = 0
+    local good = { before_task_step = function() calls = calls + 1 end }
+    assert.has_error(function()
+      lowlevel.run { instruments = { good, evil }, fn = function() end }
+    end, "no before_run")
+    lowlevel.run { fn = function() trio.sleep(0) end }
+    assert.equal(0, calls)
   end)
 end)
 

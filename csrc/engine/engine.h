@@ -487,6 +487,7 @@ int ta_engine_handles_init(ta_engine *E);
 void ta_engine_handles_close(ta_engine *E);
 void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t);
 void ta_hook_arg(lua_State *L, ta_engine *E, const char *event);
+void ta_hook_in_task(lua_State *L, ta_engine *E, ta_task *t, const char *event);
 void ta_push_error(lua_State *L, ta_engine *E, const char *cls, const char *msg);
 int ta_error(lua_State *L, const char *cls, const char *fmt, ...);
 void ta_register(lua_State *L, const luaL_Reg *funcs); /* into [core, engine] */

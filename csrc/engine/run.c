@@ -108,6 +108,18 @@ void ta_hook(lua_State *L, ta_engine *E, const char *event, ta_task *t) {
   ta_hook_arg(L, E, event);
 }
 
+/* ta_hook_arg as if from task t: Trio runs the step and exit hooks in the
+** task's context, so current_task() answers t there. */
+void ta_hook_in_task(lua_State *L, ta_engine *E, ta_task *t, const char *event) {
+  ta_task *prev = E->current;
+  lua_State *prevL = E->curL;
+  E->current = t;
+  E->curL = L;
+  ta_hook_arg(L, E, event);
+  E->current = prev;
+  E->curL = prevL;
+}
+
 static void hook_io(lua_State *L, ta_engine *E, const char *event, double timeout) {
   lua_pushnumber(L, timeout);
   ta_hook_arg(L, E, event);

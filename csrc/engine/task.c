@@ -223,8 +223,8 @@ static inline ta_task *async_check(lua_State *L, ta_engine *E, const char *fname
   if (!lua_isyieldable(L))
     ta_error(L, "RuntimeError",
              "%s: cannot suspend the task here: called from inside a C function that cannot "
-             "yield (a table.sort comparator, a string.gsub callback, a metamethod or a "
-             "finalizer); call it outside that callback", fname);
+             "yield (a table.sort comparator, a string.gsub callback, a metamethod, a "
+             "finalizer or an instrument hook); call it outside that callback", fname);
   return t;
 }
 
@@ -464,6 +464,7 @@ static inline int checkpoint(lua_State *L, ta_task *t, int nret) {
   t->trap = 1;
   t->kbase = lua_gettop(L) - nret;
   ta_runq_push(t->E, t);
+  if (ta_hooked(t->E)) ta_hook(L, t->E, "task_scheduled", t);
   return lua_yieldk(L, 0, (lua_KContext)t, checkpoint_k);
 }
 
@@ -600,7 +601,10 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor, 
   tidx = unseen ? 0 : lua_gettop(L);
   if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
   t->reported = 1;
-  if (ta_hooked(E)) ta_hook(L, E, "task_exited", t);
+  if (ta_hooked(E)) {
+    ta_push_task(L, t);
+    ta_hook_in_task(L, E, t, "task_exited");
+  }
   if (t->keeps || unseen) return; /* (its kind's exited hook replaced the thread) */
   if (ok) { /* finished: its frames are gone, the copy at the base stays */
     lua_pushvalue(co, 1);
@@ -791,7 +795,8 @@ void ta_step_task_at(lua_State *L, ta_task *t, int objidx) {
   if (hooked) {
     ta_push_task(L, t); /* keeps it nameable for after_task_step */
     tidx = lua_gettop(L);
-    ta_hook(L, E, "before_task_step", t);
+    lua_pushvalue(L, tidx);
+    ta_hook_in_task(L, E, t, "before_task_step");
   }
   if (E->gc_stress) lua_gc(L, LUA_GCSTEP, 0);
   E->current = t;
@@ -832,7 +837,7 @@ void ta_step_task_at(lua_State *L, ta_task *t, int objidx) {
   if (hooked) {
     if (ta_hooked(E)) {
       lua_pushvalue(L, tidx);
-      ta_hook_arg(L, E, "after_task_step");
+      ta_hook_in_task(L, E, t, "after_task_step");
     }
     lua_remove(L, tidx);
   }

@@ -78,11 +78,12 @@ static int clock_newindex(lua_State *L) {
   ta_clock *c = checkclock(L, 1);
   const char *k = luaL_checkstring(L, 2);
   double v = luaL_checknumber(L, 3);
-  luaL_argcheck(L, v >= 0, 3, "must be >= 0");
   if (strcmp(k, "rate") == 0) {
+    luaL_argcheck(L, v >= 0, 3, "rate must be >= 0");
     ta_clock_rebase(c);
     c->rate = v;
   } else if (strcmp(k, "autojump_threshold") == 0) {
+    luaL_argcheck(L, v >= 0, 3, "autojump_threshold must be >= 0");
     c->autojump = v;
   } else {
     return luaL_error(L, "MockClock has no field '%s'", k);
