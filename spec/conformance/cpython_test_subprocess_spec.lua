@@ -428,14 +428,19 @@ describe("test_subprocess.py", function()
   -- adapted: upstream kills and reaps the child behind asyncio's back
   -- (Popen.wait) and mocks kill; here the child exits by itself while the
   -- loop does not run (so the transport has not been told), and close()
-  -- must leave its exit status alone.
+  -- must leave its exit status alone.  The child waits for a gate file
+  -- made only once the transport exists, so it cannot exit earlier.
   it(T .. "test_close_dont_kill_finished", function()
+    local gate = os.tmpname()
+    os.remove(gate)
     H.with_loop(function(loop)
       local proto = recording_protocol(loop)
       local transport_returncode = run(loop, function()
-        local transport = loop:subprocess_exec(function() return proto end, "sh", "-c", "exit 3",
+        local transport = loop:subprocess_exec(function() return proto end, "sh", "-c",
+          'while [ ! -e "$0" ]; do sleep 0.01; done; exit 3', gate,
           { stdin = DEVNULL, stdout = DEVNULL, stderr = DEVNULL })
-        H.block(0.3) -- the child exits meanwhile; the loop does not run
+        assert(io.open(gate, "w")):close()
+        H.block(1) -- the child exits meanwhile; the loop does not run
         local rc = transport:get_returncode()
         transport:close()
         return rc
@@ -445,6 +450,7 @@ describe("test_subprocess.py", function()
       assert.is_nil(transport_returncode)
       assert.equal(3, proto.transport:get_returncode())
     end)
+    os.remove(gate)
   end)
 
   -- adapted: upstream makes subprocess.Popen raise; here spawning fails for
