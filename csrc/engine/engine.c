@@ -303,7 +303,7 @@ ta_engine *ta_engine_get(lua_State *L) {
   lua_pop(L, 1);
   E = (ta_engine *)lua_newuserdatauv(L, sizeof *E, TA_ENGINE_NUV);
   memset(E, 0, sizeof *E);
-  E->closing = 1; /* closed until fully built: __gc must be safe */
+  E->closing = 1; /* closed until its loop and handles are open: __gc must be safe */
   if (luaL_newmetatable(L, ENGINE_MT)) {
     lua_pushcfunction(L, engine_gc);
     lua_setfield(L, -2, "__gc");
@@ -326,6 +326,7 @@ ta_engine *ta_engine_get(lua_State *L) {
     uv_loop_close(E->loop);
     luaL_error(L, "trio_asyncio: cannot open the engine's libuv handles: %s", uv_strerror(rc));
   }
+  E->closing = 0; /* from here __gc closes the loop: an allocation below may fail */
   E->root.deadline = HUGE_VAL;
   lua_newtable(L);
   E->soon_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -337,7 +338,6 @@ ta_engine *ta_engine_get(lua_State *L) {
   E->weak_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   E->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  E->closing = 0;
   lua_rawsetp(L, LUA_REGISTRYINDEX, &engine_key);
   return E;
 }
