@@ -1342,8 +1342,8 @@ enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
 ** function: true (make a caller), a function to return instead (a Future
 ** given to aio_as_trio), or nil and what was expected. */
 enum { HELPER_NAME = 1, HELPER_CHECK };
-enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP, AIO_NHELPERS };
-enum { TRIO_NEW_SCOPE = HELPER_CHECK + 1, TRIO_START_SOON, TRIO_BODY, TRIO_START, TRIO_NHELPERS };
+enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP };
+enum { TRIO_NEW_SCOPE = HELPER_CHECK + 1, TRIO_START_SOON, TRIO_BODY, TRIO_START };
 static const char *const aio_helpers[] = {
   "name", "check", "context_var", "need_loop", NULL
 };
@@ -1378,14 +1378,8 @@ static int l_caller_of(lua_State *L) {
 /* make_caller{...}: the helpers named in `names` (the table at 1) become
 ** an array; the maker of callers running `call`. */
 static int make_caller(lua_State *L, const char *const names[], lua_CFunction call) {
-  luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_newtable(L);
-  for (int i = 0; names[i] != NULL; i++) {
-    if (lua_getfield(L, 1, names[i]) == LUA_TNIL)
-      return luaL_error(L, "make_caller: no helper '%s'", names[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
+  ta_push_helpers(L, 1, names, "make_caller");
   lua_pushcfunction(L, call);
   lua_pushcclosure(L, l_caller_of, CALLER_CALL);
   return 1;

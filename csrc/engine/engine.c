@@ -510,6 +510,21 @@ void ta_push_engine(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &engine_key);
 }
 
+/* Pushes an array of the values t[names[i]] (t: the table at tidx, names
+** ending with NULL), in that order: the Lua helpers a C closure keeps as
+** an upvalue.  Each must be given; fname names the maker in the error. */
+void ta_push_helpers(lua_State *L, int tidx, const char *const names[], const char *fname) {
+  int n = 0;
+  tidx = lua_absindex(L, tidx);
+  luaL_checktype(L, tidx, LUA_TTABLE);
+  while (names[n] != NULL) n++;
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    if (lua_getfield(L, tidx, names[i]) == LUA_TNIL) luaL_error(L, "%s: no helper '%s'", fname, names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
 /* Registers funcs into the core table with the engine as upvalue; expects
 ** [core, engine] on top and leaves them. */
 void ta_register(lua_State *L, const luaL_Reg *funcs) {

@@ -551,7 +551,6 @@ void ta_raise_cancelled(lua_State *L) {
   lua_error(L);
 }
 
-
 /* ---- running and exiting ---- */
 
 /* The task's error value, if any, is on top of L (not of t->co).  The

@@ -265,7 +265,7 @@ static int l_scope_cancelled_caught(lua_State *L) {
 **      returns, the scope is left and returned(receiver, ...) gets its
 **      results; when it raises, raised(receiver, scope, err) leaves the
 **      scope (trio.lua's scope_finish) and hands the outcome on. */
-enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED, ST_NHELPERS };
+enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED };
 static const char *const scope_task_helpers[] = {
   "context_var", "enter_context", "not_started", "returned", "raised", NULL
 };
@@ -322,15 +322,8 @@ static int l_scope_task(lua_State *L) {
 /* make_scope_task{context_var=, enter_context=, not_started=,
 ** returned=, raised=} -> body (see above) */
 static int l_make_scope_task(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_createtable(L, ST_NHELPERS - 1, 0);
-  for (int i = 0; scope_task_helpers[i] != NULL; i++) {
-    int type = lua_getfield(L, 1, scope_task_helpers[i]);
-    if (i + 1 != ST_CONTEXT_VAR && type != LUA_TFUNCTION)
-      return luaL_error(L, "make_scope_task: %s must be a function", scope_task_helpers[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
+  ta_push_helpers(L, 1, scope_task_helpers, "make_scope_task");
   lua_pushcclosure(L, l_scope_task, 2);
   return 1;
 }
