@@ -774,6 +774,36 @@ describe("loop readers and writers", function()
     assert_has(e1, "Event loop is closed")
     assert_has(e2, "Event loop is closed")
   end)
+
+  it("add_reader/remove_reader take an object with fileno() or getfd(), as Python takes file objects", function()
+    local a, b, close = socket_pair()
+    local loop = asyncio.new_event_loop()
+    local got = {}
+    local fut = loop:create_future()
+    loop:add_reader(b.sock, function() -- b.sock: the trio.socket socket, with fileno()
+      got[#got + 1] = b:receive(1)
+      loop:remove_reader(b) -- b: the raw end, with getfd()
+      fut:set_result(true)
+    end)
+    a:send("x")
+    loop:run_until_complete(fut)
+    local removed_again = loop:remove_reader(b.sock)
+    loop:close()
+    close()
+    assert.same({ "x" }, got)
+    assert.is_false(removed_again)
+  end)
+
+  it("add_reader/add_writer/remove_reader refuse what is not an fd, naming the method", function()
+    with_loop(function(loop)
+      assert_has(errof(loop.add_reader, loop, "3", print),
+        "bad argument #2 to 'add_reader' (fd: integer or object with fileno() expected, got string)")
+      assert_has(errof(loop.add_writer, loop, -1, print),
+        "bad argument #2 to 'add_writer' (not a valid file descriptor: -1)")
+      assert_has(errof(loop.remove_reader, loop, { fileno = function() return 1.5 end }),
+        "bad argument #2 to 'remove_reader' (its fileno() gave a float, not an integer)")
+    end)
+  end)
 end)
 
 describe("the loop's exception handler", function()

@@ -694,8 +694,65 @@ describe("trio.lowlevel fd waits: argument errors name the public function", fun
         errof(lowlevel.notify_closing, 1.5)
     end) }
     assert_has(errs[1], "bad argument #1 to 'trio.lowlevel.wait_readable' (not a valid file descriptor: -1)")
-    assert_has(errs[2], "bad argument #1 to 'trio.lowlevel.wait_writable' (fd: integer expected, got string)")
-    assert_has(errs[3], "bad argument #1 to 'trio.lowlevel.notify_closing' (fd: integer expected, got float)")
+    assert_has(errs[2],
+      "bad argument #1 to 'trio.lowlevel.wait_writable' (fd: integer or object with fileno() expected, got string)")
+    assert_has(errs[3],
+      "bad argument #1 to 'trio.lowlevel.notify_closing' (fd: integer or object with fileno() expected, got float)")
+  end)
+
+  it("an object whose fileno() is not an integer, or is out of range, is refused", function()
+    local errs = { trio.run(function()
+      return errof(lowlevel.wait_readable, { fileno = function() return "3" end }),
+        errof(lowlevel.wait_writable, setmetatable({}, { __index = { fileno = function() return -1 end } })),
+        errof(lowlevel.wait_readable, { read = function() end })
+    end) }
+    assert_has(errs[1], "bad argument #1 to 'trio.lowlevel.wait_readable' (its fileno() gave string, not an integer)")
+    assert_has(errs[2], "bad argument #1 to 'trio.lowlevel.wait_writable' (not a valid file descriptor: -1)")
+    assert_has(errs[3], "(fd: integer or object with fileno() expected, got table)")
+  end)
+end)
+
+describe("trio.lowlevel fd waits take objects with fileno() or getfd(), as Trio does", function()
+  it("a trio.socket socket, and an object with getfd() (LuaSocket's name)", function()
+    local order = {}
+    local a, b = support.raw_socketpair() -- a.sock is the trio.socket socket
+    trio.run(function()
+      trio.fail_after(5, function()
+        trio.open_nursery(function(n)
+          n:start_soon(function()
+            lowlevel.wait_readable(b.sock)
+            order[#order + 1] = "readable: " .. b:receive(1)
+            lowlevel.wait_readable(b)
+            order[#order + 1] = "readable again: " .. b:receive(1)
+          end)
+          lowlevel.wait_writable(a.sock)
+          order[#order + 1] = "writable"
+          trio.testing.wait_all_tasks_blocked()
+          a:send("x")
+          trio.testing.wait_all_tasks_blocked()
+          a:send("y")
+        end)
+      end)
+    end)
+    a:close()
+    b:close()
+    assert.same({ "writable", "readable: x", "readable again: y" }, order)
+  end)
+
+  it("notify_closing takes the socket too and wakes its waiter", function()
+    local err = trio.run(function()
+      local a, b = trio.socket.socketpair()
+      local caught
+      trio.open_nursery(function(n)
+        n:start_soon(function() caught = errof(lowlevel.wait_readable, a) end)
+        trio.testing.wait_all_tasks_blocked()
+        lowlevel.notify_closing(a)
+      end)
+      a:close()
+      b:close()
+      return caught
+    end)
+    assert_has(err, "trio.ClosedResourceError: the file descriptor was closed while waiting")
   end)
 end)
 

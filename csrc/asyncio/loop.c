@@ -556,10 +556,9 @@ static void update_watch(lua_State *L, ta_loop *lp, aiowatch *w) {
 
 static int add_watch(lua_State *L, int writing) {
   ta_loop *lp = checkloop(L, 1);
-  lua_Integer fd = luaL_checkinteger(L, 2);
   const char *fname = writing ? "add_writer" : "add_reader";
+  int fd = ta_check_fd(L, 2, fname);
   aiowatch *w;
-  luaL_argcheck(L, fd >= 0 && fd < TA_MAX_FD, 2, "not a valid file descriptor");
   ta_check_callable(L, 3);
   check_open(L, lp, fname);
   if (fd >= lp->nfdw) {
@@ -577,14 +576,14 @@ static int add_watch(lua_State *L, int writing) {
     int rc;
     w = (aiowatch *)calloc(1, sizeof *w);
     if (w == NULL) return luaL_error(L, "%s: not enough memory", fname);
-    w->w.fd = (int)fd;
+    w->w.fd = fd;
     w->w.events = writing ? UV_WRITABLE : UV_READABLE;
     w->w.ready = on_ready;
     w->lp = lp;
     w->reader_ref = w->writer_ref = LUA_NOREF;
     if ((rc = ta_fd_watch(lp->E, &w->w)) != 0) {
       free(w);
-      return ta_oserror(L, rc, NULL, "%s: cannot watch fd %d", fname, (int)fd);
+      return ta_oserror(L, rc, NULL, "%s: cannot watch fd %d", fname, fd);
     }
     lp->fdw[fd] = w;
   }
@@ -602,8 +601,8 @@ static int add_watch(lua_State *L, int writing) {
 
 static int remove_watch(lua_State *L, int writing) {
   ta_loop *lp = checkloop(L, 1);
-  lua_Integer fd = luaL_checkinteger(L, 2);
-  aiowatch *w = (fd >= 0 && fd < lp->nfdw) ? lp->fdw[fd] : NULL;
+  int fd = ta_check_fd(L, 2, writing ? "remove_writer" : "remove_reader");
+  aiowatch *w = fd < lp->nfdw ? lp->fdw[fd] : NULL;
   int *ref;
   if (w == NULL) return lua_pushboolean(L, 0), 1;
   ref = writing ? &w->writer_ref : &w->reader_ref;

@@ -36,6 +36,11 @@ void ta_fd_unwatch(ta_engine *E, ta_fdwatcher *w);
 ta_fdwatcher *ta_fd_watchers(ta_engine *E, int fd);
 /* How many watchers (of either flavor) want to read, and to write. */
 void ta_fd_counts(ta_engine *E, int *nread, int *nwrite);
+/* The fd argument at arg of the public function fname: an integer, or an
+** object with a fileno() method (trio.socket sockets, files) or getfd()
+** (LuaSocket), as Python takes any object with fileno().  Raises an
+** argument error naming fname for anything else or an fd out of range. */
+int ta_check_fd(lua_State *L, int arg, const char *fname);
 
 /* ---- waiters ----
 ** How an operation on a resource (a socket, a name lookup) waits, written

@@ -165,3 +165,37 @@ void ta_fd_counts(ta_engine *E, int *nread, int *nwrite) {
     }
   }
 }
+
+/* Pushes obj:fileno or obj:getfd of the value at arg and gives 1, or gives
+** 0 with nothing pushed when it has neither (or cannot be indexed). */
+static int push_fd_method(lua_State *L, int arg) {
+  int t = lua_type(L, arg);
+  if (t == LUA_TUSERDATA) {
+    if (luaL_getmetafield(L, arg, "__index") == LUA_TNIL) return 0;
+    lua_pop(L, 1);
+  } else if (t != LUA_TTABLE) return 0;
+  if (lua_getfield(L, arg, "fileno") == LUA_TFUNCTION) return 1;
+  lua_pop(L, 1);
+  if (lua_getfield(L, arg, "getfd") == LUA_TFUNCTION) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+int ta_check_fd(lua_State *L, int arg, const char *fname) {
+  lua_Integer fd;
+  if (lua_isinteger(L, arg)) fd = lua_tointeger(L, arg);
+  else if (push_fd_method(L, arg)) {
+    lua_pushvalue(L, arg);
+    lua_call(L, 1, 1);
+    if (!lua_isinteger(L, -1))
+      return luaL_error(L, "bad argument #%d to '%s' (its fileno() gave %s, not an integer)", arg, fname,
+                        lua_type(L, -1) == LUA_TNUMBER ? "a float" : luaL_typename(L, -1));
+    fd = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  } else
+    return luaL_error(L, "bad argument #%d to '%s' (fd: integer or object with fileno() expected, got %s)",
+                      arg, fname, lua_type(L, arg) == LUA_TNUMBER ? "float" : luaL_typename(L, arg));
+  if (fd < 0 || fd >= TA_MAX_FD)
+    return luaL_error(L, "bad argument #%d to '%s' (not a valid file descriptor: %I)", arg, fname, (LUAI_UACINT)fd);
+  return (int)fd;
+}

@@ -41,30 +41,20 @@ static fdwait *find_wait(ta_engine *E, int fd, int events) {
   return NULL;
 }
 
-/* The fd argument (at 1) of the public function fname. */
-static lua_Integer check_fd(lua_State *L, const char *fname) {
-  if (!lua_isinteger(L, 1))
-    luaL_error(L, "bad argument #1 to '%s' (fd: integer expected, got %s)", fname,
-               lua_type(L, 1) == LUA_TNUMBER ? "float" : luaL_typename(L, 1));
-  return lua_tointeger(L, 1);
-}
-
 static int wait_fd(lua_State *L, const char *fname, int events) {
   ta_engine *E = ta_upengine(L);
-  lua_Integer fd = check_fd(L, fname);
+  int fd = ta_check_fd(L, 1, fname);
   ta_task *t;
   fdwait *fw;
   int rc;
-  if (fd < 0 || fd >= TA_MAX_FD)
-    return luaL_error(L, "bad argument #1 to '%s' (not a valid file descriptor: %I)", fname, (LUAI_UACINT)fd);
   t = ta_async_check(L, fname, TA_TRIO);
   ta_return_if_cancelled(L, t);
-  if (find_wait(E, (int)fd, events) != NULL)
+  if (find_wait(E, fd, events) != NULL)
     return ta_error(L, "BusyResourceError", "%s: another task is already waiting to %s fd %d",
-                    fname, events == UV_WRITABLE ? "write to" : "read from", (int)fd);
+                    fname, events == UV_WRITABLE ? "write to" : "read from", fd);
   fw = (fdwait *)calloc(1, sizeof *fw);
   if (fw == NULL) return luaL_error(L, "%s: not enough memory", fname);
-  fw->w.fd = (int)fd;
+  fw->w.fd = fd;
   fw->w.events = events;
   fw->w.ready = on_ready;
   fw->task = t;
@@ -72,8 +62,8 @@ static int wait_fd(lua_State *L, const char *fname, int events) {
     free(fw);
     if (rc == UV_EEXIST) /* libuv has one watcher per fd: a stream of ours holds it */
       return ta_oserror(L, rc, NULL, "%s: fd %d is read through one of our streams (libuv watches it); "
-                        "use the stream's own methods, or only raw waits on this fd", fname, (int)fd);
-    return ta_oserror(L, rc, NULL, "%s: cannot watch fd %d", fname, (int)fd);
+                        "use the stream's own methods, or only raw waits on this fd", fname, fd);
+    return ta_oserror(L, rc, NULL, "%s: cannot watch fd %d", fname, fd);
   }
   E->io_waiters++;
   t->wait = fw;
@@ -92,12 +82,14 @@ static int l_wait_writable(lua_State *L) {
 ** Outside a run it is an error, as in Trio (no run, no waiters to tell). */
 static int l_notify_closing(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  lua_Integer fd = check_fd(L, "trio.lowlevel.notify_closing");
   fdwait *fw;
+  int fd;
+  if (lua_isinteger(L, 1) && (lua_tointeger(L, 1) < 0 || lua_tointeger(L, 1) >= TA_MAX_FD))
+    return 0; /* as Trio: nobody can wait on such an fd, so nobody is told */
+  fd = ta_check_fd(L, 1, "trio.lowlevel.notify_closing");
   if (!E->running) return luaL_error(L, "trio.lowlevel.notify_closing: must be called inside trio.run");
-  if (fd < 0 || fd >= TA_MAX_FD) return 0;
-  while ((fw = find_wait(E, (int)fd, UV_READABLE)) != NULL ||
-         (fw = find_wait(E, (int)fd, UV_WRITABLE)) != NULL) {
+  while ((fw = find_wait(E, fd, UV_READABLE)) != NULL ||
+         (fw = find_wait(E, fd, UV_WRITABLE)) != NULL) {
     ta_task *t = fw->task;
     wait_done(E, fw);
     ta_push_error(L, E, "ClosedResourceError", "the file descriptor was closed while waiting");
