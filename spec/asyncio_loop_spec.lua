@@ -300,6 +300,16 @@ describe("loop:call_later and loop:call_at", function()
     end)
   end)
 
+  it("call_later with a negative delay runs at the next iteration, in the order of the times", function()
+    with_loop(function(loop)
+      local log = {}
+      loop:call_later(-1, function() log[#log + 1] = "minus one" end)
+      loop:call_later(-2, function() log[#log + 1] = "minus two" end)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.same({ "minus two", "minus one" }, log)
+    end)
+  end)
+
   it("passes arguments to timer callbacks", function()
     with_loop(function(loop)
       local got

@@ -484,9 +484,9 @@ static double check_delay(lua_State *L, int idx) {
 
 static int l_call_later(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
-  double d = check_delay(L, 2);
-  luaL_argcheck(L, d >= 0, 2, "delay must be non-negative");
-  return call_at(L, lp, ta_now(lp->E) + d, "call_later");
+  /* a negative delay is a time already past, as in asyncio: it runs at
+  ** the next iteration, in the order of the times */
+  return call_at(L, lp, ta_now(lp->E) + check_delay(L, 2), "call_later");
 }
 
 static int l_call_at(lua_State *L) {
