@@ -115,12 +115,26 @@ static int kind_of(int family, int type) {
   return -1;
 }
 
+/* Opens a UDP fd on its handle.  uv_udp_open turns SO_REUSEADDR on, which
+** on a datagram socket lets another socket bind the same port and take its
+** traffic (why asyncio dropped reuse_address for datagrams): the socket
+** keeps the setting it had. */
+static int open_udp_fd(ta_sock *s, int fd) {
+  int reuse = 0, rc;
+  socklen_t len = sizeof reuse;
+  if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, &len) != 0) reuse = 0;
+  rc = uv_udp_open(&s->u.udp, fd);
+  /* cannot fail on the socket uv_udp_open has just accepted */
+  if (rc == 0 && !reuse) (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
+  return rc;
+}
+
 /* Opens fd on the handle of s (libuv makes it non-blocking). */
 static int open_fd(ta_sock *s, int fd) {
   switch (s->kind) {
     case TA_SK_TCP: return uv_tcp_open(&s->u.tcp, fd);
     case TA_SK_PIPE: return uv_pipe_open(&s->u.pipe, fd);
-    default: return uv_udp_open(&s->u.udp, fd);
+    default: return open_udp_fd(s, fd);
   }
 }
 
