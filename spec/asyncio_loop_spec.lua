@@ -663,6 +663,36 @@ describe("loop readers and writers", function()
     flush_closing_handles()
   end)
 
+  it("a reader removed while its callback waits in the ready queue does not run (its Handle is cancelled)", function()
+    with_loop(function(loop)
+      local a1, b1, close1 = socket_pair()
+      local a2, b2, close2 = socket_pair()
+      local ok, err = pcall(function()
+        local ran = {}
+        -- both fds are readable in the same poll: whichever reader runs
+        -- first removes the other, whose callback is already queued
+        loop:add_reader(fd_of(b1), function()
+          ran[#ran + 1] = "one"
+          loop:remove_reader(fd_of(b2))
+          loop:remove_reader(fd_of(b1))
+        end)
+        loop:add_reader(fd_of(b2), function()
+          ran[#ran + 1] = "two"
+          loop:remove_reader(fd_of(b1))
+          loop:remove_reader(fd_of(b2))
+        end)
+        a1:send("x")
+        a2:send("y")
+        loop:run_until_complete(function() asyncio.sleep(0.02) end)
+        assert.equal(1, #ran, table.concat(ran, " "))
+      end)
+      close1()
+      close2()
+      assert(ok, err)
+    end)
+    flush_closing_handles()
+  end)
+
   it("add_writer calls back when the fd is writable; remove_writer reports whether it was set", function()
     with_loop(function(loop)
       local a, _, close = socket_pair()

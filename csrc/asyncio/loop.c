@@ -554,6 +554,18 @@ static void update_watch(lua_State *L, ta_loop *lp, aiowatch *w) {
   else ta_fd_update(lp->E, &w->w);
 }
 
+/* Lets go of a reader's or writer's Handle (at *ref, if any) and cancels
+** it, as asyncio's remove_reader does: if the fd was ready, the Handle may
+** already wait in the ready queue, and must not run. */
+static void drop_watch_handle(lua_State *L, int *ref) {
+  if (*ref == LUA_NOREF) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
+  ((ta_handle *)lua_touserdata(L, -1))->cancelled = 1;
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  *ref = LUA_NOREF;
+}
+
 static int add_watch(lua_State *L, int writing) {
   ta_loop *lp = checkloop(L, 1);
   lua_Integer fd = luaL_checkinteger(L, 2);
@@ -590,10 +602,10 @@ static int add_watch(lua_State *L, int writing) {
   }
   new_handle(L, lp, 3, lua_gettop(L) - 2, 0); /* [cb, args...] after the fd */
   if (writing) {
-    luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
+    drop_watch_handle(L, &w->writer_ref);
     w->writer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   } else {
-    luaL_unref(L, LUA_REGISTRYINDEX, w->reader_ref);
+    drop_watch_handle(L, &w->reader_ref);
     w->reader_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   update_watch(L, lp, w);
@@ -608,8 +620,7 @@ static int remove_watch(lua_State *L, int writing) {
   if (w == NULL) return lua_pushboolean(L, 0), 1;
   ref = writing ? &w->writer_ref : &w->reader_ref;
   lua_pushboolean(L, *ref != LUA_NOREF);
-  luaL_unref(L, LUA_REGISTRYINDEX, *ref);
-  *ref = LUA_NOREF;
+  drop_watch_handle(L, ref);
   update_watch(L, lp, w);
   return 1;
 }
