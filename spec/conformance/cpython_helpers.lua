@@ -186,6 +186,18 @@ function H.block(s)
   repeat until os.clock() >= t
 end
 
+--- fn(), returning what it wrote to io.stderr (where asyncio's default
+-- exception handler writes: Python's logger).  fn's error goes on.
+function H.captured_stderr(fn)
+  local out = {}
+  local real = io.stderr
+  io.stderr = { write = function(_, ...) for _, s in ipairs { ... } do out[#out + 1] = tostring(s) end end }
+  local ok, err = pcall(fn)
+  io.stderr = real
+  if not ok then error(err, 0) end
+  return table.concat(out)
+end
+
 --- Compares two lists as sets (by identity of their elements).
 function H.assert_same_set(expected, actual)
   local seen = {}
