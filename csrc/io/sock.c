@@ -542,15 +542,18 @@ static int l_is_closed(lua_State *L) {
 }
 
 /* sock_path_id(path) -> "device:inode" of the file at path (not
-** followed if a link), or nil if there is none: a Unix server removes its
-** socket file only while it is still the one it bound (Python's check of
-** st_ino).  A plain lstat(2), as Python's os.stat in Server.close. */
+** followed if a link) and whether it is a socket, or nil if there is
+** none: a Unix server removes its socket file only while it is still the
+** one it bound (Python's check of st_ino), and replaces a stale socket
+** file when it binds.  A plain lstat(2), as Python's os.stat in
+** Server.close. */
 static int l_path_id(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   if (lstat(path, &st) != 0) return 0;
   lua_pushfstring(L, "%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino);
-  return 1;
+  lua_pushboolean(L, S_ISSOCK(st.st_mode));
+  return 2;
 }
 
 static int sock_gc(lua_State *L) {
