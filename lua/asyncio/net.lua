@@ -751,6 +751,18 @@ return function(asyncio, Loop)
 
   local check_path = errors.check_path
 
+  -- The sock= of the Unix-domain calls: an AF_UNIX stream socket, given
+  -- instead of a path.
+  local function check_unix_sock(sock, path, n, fname)
+    check_socket(sock, n, fname)
+    if sock.family ~= tsocket.AF_UNIX or sock.type ~= tsocket.SOCK_STREAM then
+      error(ValueError(("%s: A UNIX Domain Stream Socket was expected, got %s"):format(fname, tostring(sock))), 3)
+    end
+    if path ~= nil then
+      error(ValueError(fname .. ": path and sock can not be specified at the same time"), 3)
+    end
+  end
+
   --- loop:create_unix_connection(protocol_factory, path, {sock=}) -> transport, protocol
   function Loop:create_unix_connection(protocol_factory, path, opts)
     check_factory(protocol_factory, "create_unix_connection")
@@ -759,7 +771,7 @@ return function(asyncio, Loop)
     if sock == nil then
       check_path(path, 2, "create_unix_connection")
     else
-      check_stream_socket(sock, 3, "create_unix_connection")
+      check_unix_sock(sock, path, 3, "create_unix_connection")
     end
     check_aio("loop:create_unix_connection")
     local tls = client_tls(opts, nil, "create_unix_connection")
@@ -1017,9 +1029,16 @@ return function(asyncio, Loop)
     end
     local backlog = opts.backlog or 100
     local sock = opts.sock
-    if sock == nil then check_path(path, 2, "create_unix_server") end
+    if sock == nil then
+      check_path(path, 2, "create_unix_server")
+    else
+      check_unix_sock(sock, path, 3, "create_unix_server")
+    end
     check_aio("loop:create_unix_server")
     if sock == nil then
+      -- a socket file left behind (its server is gone) is replaced, as
+      -- asyncio does; any other file stays (bind fails: in use)
+      if path:byte(1) ~= 0 and select(2, core.sock_path_id(path)) then os.remove(path) end
       sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
       local ok, err = pcall(sock.bind, sock, path)
       if not ok then
