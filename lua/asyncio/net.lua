@@ -749,7 +749,7 @@ return function(asyncio, Loop)
     return connection_transport(self, sock, protocol_factory, tls)
   end
 
-  local check_path = errors.check_path
+  local unix_path = errors.unix_path
 
   -- The sock= of the Unix-domain calls: an AF_UNIX stream socket, given
   -- instead of a path.
@@ -769,7 +769,7 @@ return function(asyncio, Loop)
     opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS, true)
     local sock = opts.sock
     if sock == nil then
-      check_path(path, 2, "create_unix_connection")
+      path = unix_path(path, 2, "create_unix_connection")
     else
       check_unix_sock(sock, path, 3, "create_unix_connection")
     end
@@ -1030,7 +1030,7 @@ return function(asyncio, Loop)
     local backlog = opts.backlog or 100
     local sock = opts.sock
     if sock == nil then
-      check_path(path, 2, "create_unix_server")
+      path = unix_path(path, 2, "create_unix_server")
     else
       check_unix_sock(sock, path, 3, "create_unix_server")
     end
