@@ -49,6 +49,17 @@ function H.assert_raises(cls, fn, ...)
   return e
 end
 
+--- assertRaises(TypeError) for a bad argument: fn(...) must raise an
+-- argument error ("bad argument ... to '<fname>'"), which is returned
+-- (docs/SEMANTICS.md: argument errors stand for Python's TypeError).
+function H.assert_argerror(fname, fn, ...)
+  local e = H.catch(fn, ...)
+  assert(e ~= nil, "no error raised")
+  local text = tostring(e)
+  assert(text:find("bad argument", 1, true) and text:find(fname, 1, true), text)
+  return e
+end
+
 --- try/finally: fn(...), then always finally_fn(); fn's error goes on.
 function H.try_finally(fn, finally_fn, ...)
   local r = table.pack(pcall(fn, ...))

@@ -87,16 +87,8 @@ local H = require "conformance.cpython_helpers"
 
 local socket = asyncio.socket
 local RuntimeError, ValueError = H.RuntimeError, H.ValueError
-local assert_raises, catch = H.assert_raises, H.catch
+local assert_raises, assert_argerror, catch = H.assert_raises, H.assert_argerror, H.catch
 
---- assertRaises(TypeError) of a bad argument: an argument error naming fname.
-local function assert_argerror(fname, fn, ...)
-  local e = catch(fn, ...)
-  assert(e ~= nil, "no error raised")
-  local text = tostring(e)
-  assert(text:find("bad argument", 1, true) and text:find(fname, 1, true), text)
-  return e
-end
 
 local function no_protocol() return {} end
 
