@@ -161,51 +161,76 @@ describe("test_sslproto.py", function()
     end, "127.0.0.1", 0)
   end
 
-  it(T .. "test_start_tls_client_reg_proto_1", function()
-    -- adapted: the server is an asyncio one (see the header: it says "go"
-    -- before the client starts TLS); connection_made is called once, the
-    -- data and the EOF come through the TLS transport; the client
-    -- context is collected once all is closed (weakref check)
+  --- upstream's ClientProto: counts connection_made; each data_received
+  -- completes the next of its `n_data` futures `data`, eof_received its
+  -- future `eof`; it keeps its transport (`tr`), as a user would.
+  local function client_proto(loop, n_data)
+    local p = { con_made_cnt = 0, data = {}, eof = loop:create_future() }
+    for i = 1, n_data do p.data[i] = loop:create_future() end
+    function p:connection_made(tr)
+      self.tr = tr
+      self.con_made_cnt = self.con_made_cnt + 1
+    end
+    function p:data_received(d)
+      for _, f in ipairs(self.data) do
+        if not f:done() then return f:set_result(d) end
+      end
+    end
+    function p:eof_received() self.eof:set_result(true) end
+    return p
+  end
+
+  --- The end of the client tests: the peer's EOF reaches `proto`, the
+  -- client closes, the server's Task ended well, the server closes.
+  local function finish(tr, proto, done, server)
+    asyncio.wait_for(proto.eof, 10)
+    tr:close()
+    assert.equal(true, asyncio.wait_for(done, 10))
+    server:close()
+    server:wait_closed()
+  end
+
+  --- H.run(fn(client_context)) with a client context of its own, which
+  -- must be collected once the run is over (upstream's weakref check:
+  -- "no garbage is left").
+  local function with_collected_context(fn)
     local weak = setmetatable({}, { __mode = "v" })
     H.run(function()
-      local loop = asyncio.get_running_loop()
       local client_context = ssl.create_default_context { cafile = tls.certs().ca }
       weak[1] = client_context
-      local done = loop:create_future()
-      local server = starttls_server(loop, done, "O")
-      local on_go, on_data, on_eof = loop:create_future(), loop:create_future(), loop:create_future()
-      local proto = { con_made_cnt = 0 }
-      function proto:connection_made() self.con_made_cnt = self.con_made_cnt + 1 end
-      function proto.data_received(_, data)
-        if not on_go:done() then on_go:set_result(data) else on_data:set_result(data) end
-      end
-      function proto.eof_received() on_eof:set_result(true) end
-      local tr = loop:create_connection(function() return proto end, "127.0.0.1", port_of(server))
-      tr:write(HELLO_MSG)
-      assert.equal("go", asyncio.wait_for(on_go, 10))
-      local new_tr = loop:start_tls(tr, proto, client_context, { server_hostname = "localhost" })
-      assert.equal("O", asyncio.wait_for(on_data, 10))
-      new_tr:write(HELLO_MSG)
-      asyncio.wait_for(on_eof, 10)
-      new_tr:close()
-      assert.equal(true, asyncio.wait_for(done, 10))
-      assert.equal(1, proto.con_made_cnt)
-      server:close()
-      server:wait_closed()
+      fn(client_context)
     end)
     collectgarbage()
     collectgarbage()
     assert.is_nil(weak[1])
+  end
+
+  it(T .. "test_start_tls_client_reg_proto_1", function()
+    -- adapted: the server is an asyncio one (see the header: it says "go"
+    -- before the client starts TLS); connection_made is called once, the
+    -- data and the EOF come through the TLS transport; the client
+    -- context is collected once all is closed
+    with_collected_context(function(client_context)
+      local loop = asyncio.get_running_loop()
+      local done = loop:create_future()
+      local server = starttls_server(loop, done, "O")
+      local proto = client_proto(loop, 2) -- "go", then "O"
+      local tr = loop:create_connection(function() return proto end, "127.0.0.1", port_of(server))
+      tr:write(HELLO_MSG)
+      assert.equal("go", asyncio.wait_for(proto.data[1], 10))
+      local new_tr = loop:start_tls(tr, proto, client_context, { server_hostname = "localhost" })
+      assert.equal("O", asyncio.wait_for(proto.data[2], 10))
+      new_tr:write(HELLO_MSG)
+      finish(new_tr, proto, done, server)
+      assert.equal(1, proto.con_made_cnt)
+    end)
   end)
 
   it(T .. "test_create_connection_memory_leak", function()
     -- adapted: an asyncio TLS server; the client context is collected
     -- once all is closed, although the protocol kept the transport
-    local weak = setmetatable({}, { __mode = "v" })
-    H.run(function()
+    with_collected_context(function(client_context)
       local loop = asyncio.get_running_loop()
-      local client_context = ssl.create_default_context { cafile = tls.certs().ca }
-      weak[1] = client_context
       local done = loop:create_future()
       local server = asyncio.start_server(function(reader, writer)
         writer:write("O")
@@ -215,28 +240,14 @@ describe("test_sslproto.py", function()
         writer:close()
         done:set_result(ok or err)
       end, "127.0.0.1", 0, { ssl = SERVER_CTX })
-      local on_data, on_eof = loop:create_future(), loop:create_future()
-      local proto = { con_made_cnt = 0 }
-      function proto:connection_made(tr)
-        self.tr = tr -- the user keeps the transport in the protocol
-        self.con_made_cnt = self.con_made_cnt + 1
-      end
-      function proto.data_received(_, data) on_data:set_result(data) end
-      function proto.eof_received() on_eof:set_result(true) end
+      local proto = client_proto(loop, 1)
       local tr = loop:create_connection(function() return proto end, "127.0.0.1", port_of(server),
         { ssl = client_context, server_hostname = "localhost" })
-      assert.equal("O", asyncio.wait_for(on_data, 10))
+      assert.equal("O", asyncio.wait_for(proto.data[1], 10))
       tr:write(HELLO_MSG)
-      asyncio.wait_for(on_eof, 10)
-      tr:close()
-      assert.equal(true, asyncio.wait_for(done, 10))
+      finish(tr, proto, done, server)
       assert.equal(1, proto.con_made_cnt)
-      server:close()
-      server:wait_closed()
     end)
-    collectgarbage()
-    collectgarbage()
-    assert.is_nil(weak[1])
   end)
 
   it(T .. "test_start_tls_client_buf_proto_1", function()
@@ -248,35 +259,18 @@ describe("test_sslproto.py", function()
       local loop = asyncio.get_running_loop()
       local done = loop:create_future()
       local server = starttls_server(loop, done, "O", "2")
-      local con_made_calls = 0
-      local on_go, on_data1, on_data2, on_eof =
-        loop:create_future(), loop:create_future(), loop:create_future(), loop:create_future()
-      local first = {
-        connection_made = function() con_made_calls = con_made_calls + 1 end,
-        data_received = function(_, data)
-          if not on_go:done() then on_go:set_result(data) else on_data1:set_result(data) end
-        end,
-      }
-      local second = {
-        connection_made = function() con_made_calls = con_made_calls + 1 end,
-        data_received = function(_, data) on_data2:set_result(data) end,
-        eof_received = function() on_eof:set_result(true) end,
-      }
+      local first, second = client_proto(loop, 2), client_proto(loop, 1) -- "go", "O"; "2"
       local tr = loop:create_connection(function() return first end, "127.0.0.1", port_of(server))
       tr:write(HELLO_MSG)
-      assert.equal("go", asyncio.wait_for(on_go, 10))
+      assert.equal("go", asyncio.wait_for(first.data[1], 10))
       local new_tr = loop:start_tls(tr, first, CLIENT_CTX, { server_hostname = "localhost" })
-      assert.equal("O", asyncio.wait_for(on_data1, 10))
+      assert.equal("O", asyncio.wait_for(first.data[2], 10))
       new_tr:write(HELLO_MSG)
       new_tr:set_protocol(second)
-      assert.equal("2", asyncio.wait_for(on_data2, 10))
+      assert.equal("2", asyncio.wait_for(second.data[1], 10))
       new_tr:write(HELLO_MSG)
-      asyncio.wait_for(on_eof, 10)
-      new_tr:close()
-      assert.equal(true, asyncio.wait_for(done, 10))
-      assert.equal(1, con_made_calls)
-      server:close()
-      server:wait_closed()
+      finish(new_tr, second, done, server)
+      assert.equal(1, first.con_made_cnt + second.con_made_cnt)
     end)
   end)
 
