@@ -300,6 +300,16 @@ describe("loop:call_later and loop:call_at", function()
     end)
   end)
 
+  it("call_later with a negative delay runs at the next iteration, in the order of the times", function()
+    with_loop(function(loop)
+      local log = {}
+      loop:call_later(-1, function() log[#log + 1] = "minus one" end)
+      loop:call_later(-2, function() log[#log + 1] = "minus two" end)
+      loop:run_until_complete(function() asyncio.sleep(0) end)
+      assert.same({ "minus two", "minus one" }, log)
+    end)
+  end)
+
   it("passes arguments to timer callbacks", function()
     with_loop(function(loop)
       local got
@@ -648,6 +658,36 @@ describe("loop readers and writers", function()
         assert.same({ "r:hello" }, got) -- no longer watched
       end)
       close()
+      assert(ok, err)
+    end)
+    flush_closing_handles()
+  end)
+
+  it("a reader removed while its callback waits in the ready queue does not run (its Handle is cancelled)", function()
+    with_loop(function(loop)
+      local a1, b1, close1 = socket_pair()
+      local a2, b2, close2 = socket_pair()
+      local ok, err = pcall(function()
+        local ran = {}
+        -- both fds are readable in the same poll: whichever reader runs
+        -- first removes the other, whose callback is already queued
+        loop:add_reader(fd_of(b1), function()
+          ran[#ran + 1] = "one"
+          loop:remove_reader(fd_of(b2))
+          loop:remove_reader(fd_of(b1))
+        end)
+        loop:add_reader(fd_of(b2), function()
+          ran[#ran + 1] = "two"
+          loop:remove_reader(fd_of(b1))
+          loop:remove_reader(fd_of(b2))
+        end)
+        a1:send("x")
+        a2:send("y")
+        loop:run_until_complete(function() asyncio.sleep(0.02) end)
+        assert.equal(1, #ran, table.concat(ran, " "))
+      end)
+      close1()
+      close2()
       assert(ok, err)
     end)
     flush_closing_handles()

@@ -591,6 +591,27 @@ describe("asyncio ssl=", function()
     end)
   end)
 
+  it("once the connection is lost, a TLS transport's peername, sockname and socket are the default", function()
+    aio_run(function()
+      local loop = asyncio.get_running_loop()
+      local server = loop:create_server(function() return {} end, "127.0.0.1", 0, { ssl = SERVER_CTX })
+      local lost = loop:create_future()
+      local t = loop:create_connection(function()
+        return { connection_lost = function() lost:set_result(true) end }
+      end, "127.0.0.1", server.sockets[1]:getsockname()[2], { ssl = CLIENT_CTX })
+      assert.is_not_nil(t:get_extra_info("socket"))
+      assert.equal("127.0.0.1", t:get_extra_info("peername")[1])
+      t:close()
+      lost:await()
+      for _, name in ipairs { "socket", "peername", "sockname" } do
+        assert.is_nil(t:get_extra_info(name))
+        assert.equal("dflt", t:get_extra_info(name, "dflt"))
+      end
+      assert.equal(CLIENT_CTX, t:get_extra_info("sslcontext"))
+      server:close()
+    end)
+  end)
+
   it("bad ssl= arguments", function()
     aio_run(function()
       assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { ssl = "yes" }), "bad argument #4 to 'create_connection'")

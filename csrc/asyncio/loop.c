@@ -484,9 +484,9 @@ static double check_delay(lua_State *L, int idx) {
 
 static int l_call_later(lua_State *L) {
   ta_loop *lp = checkloop(L, 1);
-  double d = check_delay(L, 2);
-  luaL_argcheck(L, d >= 0, 2, "delay must be non-negative");
-  return call_at(L, lp, ta_now(lp->E) + d, "call_later");
+  /* a negative delay is a time already past, as in asyncio: it runs at
+  ** the next iteration, in the order of the times */
+  return call_at(L, lp, ta_now(lp->E) + check_delay(L, 2), "call_later");
 }
 
 static int l_call_at(lua_State *L) {
@@ -554,6 +554,18 @@ static void update_watch(lua_State *L, ta_loop *lp, aiowatch *w) {
   else ta_fd_update(lp->E, &w->w);
 }
 
+/* Lets go of a reader's or writer's Handle (at *ref, if any) and cancels
+** it, as asyncio's remove_reader does: if the fd was ready, the Handle may
+** already wait in the ready queue, and must not run. */
+static void drop_watch_handle(lua_State *L, int *ref) {
+  if (*ref == LUA_NOREF) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, *ref);
+  ((ta_handle *)lua_touserdata(L, -1))->cancelled = 1;
+  lua_pop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+  *ref = LUA_NOREF;
+}
+
 static int add_watch(lua_State *L, int writing) {
   ta_loop *lp = checkloop(L, 1);
   const char *fname = writing ? "add_writer" : "add_reader";
@@ -589,10 +601,10 @@ static int add_watch(lua_State *L, int writing) {
   }
   new_handle(L, lp, 3, lua_gettop(L) - 2, 0); /* [cb, args...] after the fd */
   if (writing) {
-    luaL_unref(L, LUA_REGISTRYINDEX, w->writer_ref);
+    drop_watch_handle(L, &w->writer_ref);
     w->writer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   } else {
-    luaL_unref(L, LUA_REGISTRYINDEX, w->reader_ref);
+    drop_watch_handle(L, &w->reader_ref);
     w->reader_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   update_watch(L, lp, w);
@@ -607,8 +619,7 @@ static int remove_watch(lua_State *L, int writing) {
   if (w == NULL) return lua_pushboolean(L, 0), 1;
   ref = writing ? &w->writer_ref : &w->reader_ref;
   lua_pushboolean(L, *ref != LUA_NOREF);
-  luaL_unref(L, LUA_REGISTRYINDEX, *ref);
-  *ref = LUA_NOREF;
+  drop_watch_handle(L, ref);
   update_watch(L, lp, w);
   return 1;
 }

@@ -115,12 +115,26 @@ static int kind_of(int family, int type) {
   return -1;
 }
 
+/* Opens a UDP fd on its handle.  uv_udp_open turns SO_REUSEADDR on, which
+** on a datagram socket lets another socket bind the same port and take its
+** traffic (why asyncio dropped reuse_address for datagrams): the socket
+** keeps the setting it had. */
+static int open_udp_fd(ta_sock *s, int fd) {
+  int reuse = 0, rc;
+  socklen_t len = sizeof reuse;
+  if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, &len) != 0) reuse = 0;
+  rc = uv_udp_open(&s->u.udp, fd);
+  /* cannot fail on the socket uv_udp_open has just accepted */
+  if (rc == 0 && !reuse) (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
+  return rc;
+}
+
 /* Opens fd on the handle of s (libuv makes it non-blocking). */
 static int open_fd(ta_sock *s, int fd) {
   switch (s->kind) {
     case TA_SK_TCP: return uv_tcp_open(&s->u.tcp, fd);
     case TA_SK_PIPE: return uv_pipe_open(&s->u.pipe, fd);
-    default: return uv_udp_open(&s->u.udp, fd);
+    default: return open_udp_fd(s, fd);
   }
 }
 
@@ -528,15 +542,18 @@ static int l_is_closed(lua_State *L) {
 }
 
 /* sock_path_id(path) -> "device:inode" of the file at path (not
-** followed if a link), or nil if there is none: a Unix server removes its
-** socket file only while it is still the one it bound (Python's check of
-** st_ino).  A plain lstat(2), as Python's os.stat in Server.close. */
+** followed if a link) and whether it is a socket, or nil if there is
+** none: a Unix server removes its socket file only while it is still the
+** one it bound (Python's check of st_ino), and replaces a stale socket
+** file when it binds.  A plain lstat(2), as Python's os.stat in
+** Server.close. */
 static int l_path_id(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   if (lstat(path, &st) != 0) return 0;
   lua_pushfstring(L, "%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino);
-  return 1;
+  lua_pushboolean(L, S_ISSOCK(st.st_mode));
+  return 2;
 }
 
 static int sock_gc(lua_State *L) {

@@ -39,6 +39,13 @@ return function(asyncio, Loop)
     end
   end
 
+  local function check_datagram_socket(sock, n, fname)
+    check_socket(sock, n, fname)
+    if sock.type ~= tsocket.SOCK_DGRAM then
+      error(ValueError(("%s: A datagram socket was expected, got %s"):format(fname, tostring(sock))), 3)
+    end
+  end
+
   -- -------------------------------------------------------------------
   -- waiting on io objects
 
@@ -477,8 +484,9 @@ return function(asyncio, Loop)
   local DatagramTransport = { __name = "asyncio.DatagramTransport" }
   DatagramTransport.__index = DatagramTransport
 
-  local function new_datagram_transport(loop, sock, protocol, waiter, address)
+  local function new_datagram_transport(loop, sock, protocol, waiter, address, connected)
     local t = setmetatable({ _loop = loop, _sock = sock, _protocol = protocol, _address = address,
+      _connected = connected,
       _closing = false, _lost_called = false, _armed = false, _extra = {} }, DatagramTransport)
     registry(loop)[t] = true
     loop:call_soon(function()
@@ -525,7 +533,11 @@ return function(asyncio, Loop)
     local ok, err
     if addr == nil then
       if self._address == nil then argerror(2, "sendto", "address expected (no remote_addr)") end
-      ok, err = pcall(core.sock_write, self._sock, data)
+      if self._connected then
+        ok, err = pcall(core.sock_write, self._sock, data)
+      else -- allow_broadcast: not connected
+        ok, err = pcall(core.sock_sendto, self._sock, data, self._address)
+      end
     else
       if self._address ~= nil then
         error(ValueError("Invalid address: must be nil or the remote_addr"), 2)
@@ -639,7 +651,12 @@ return function(asyncio, Loop)
     if not opts.ssl then return nil end
     local ctx = opts.ssl == true and ssl.create_default_context() or opts.ssl
     local hostname = opts.server_hostname
-    if hostname == nil then hostname = host end
+    if hostname == nil then
+      if host == nil or host == "" then
+        error(ValueError(fname .. ": server_hostname must be given when using ssl without a host"), 3)
+      end
+      hostname = host
+    end
     if hostname == "" then hostname = nil end
     return { ctx = ctx, server_hostname = hostname, handshake_timeout = opts.ssl_handshake_timeout, fname = fname }
   end
@@ -732,7 +749,19 @@ return function(asyncio, Loop)
     return connection_transport(self, sock, protocol_factory, tls)
   end
 
-  local check_path = errors.check_path
+  local unix_path = errors.unix_path
+
+  -- The sock= of the Unix-domain calls: an AF_UNIX stream socket, given
+  -- instead of a path.
+  local function check_unix_sock(sock, path, n, fname)
+    check_socket(sock, n, fname)
+    if sock.family ~= tsocket.AF_UNIX or sock.type ~= tsocket.SOCK_STREAM then
+      error(ValueError(("%s: A UNIX Domain Stream Socket was expected, got %s"):format(fname, tostring(sock))), 3)
+    end
+    if path ~= nil then
+      error(ValueError(fname .. ": path and sock can not be specified at the same time"), 3)
+    end
+  end
 
   --- loop:create_unix_connection(protocol_factory, path, {sock=}) -> transport, protocol
   function Loop:create_unix_connection(protocol_factory, path, opts)
@@ -740,11 +769,12 @@ return function(asyncio, Loop)
     opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS, true)
     local sock = opts.sock
     if sock == nil then
-      check_path(path, 2, "create_unix_connection")
+      path = unix_path(path, 2, "create_unix_connection")
     else
-      check_stream_socket(sock, 3, "create_unix_connection")
+      check_unix_sock(sock, path, 3, "create_unix_connection")
     end
     check_aio("loop:create_unix_connection")
+    local tls = client_tls(opts, nil, "create_unix_connection")
     if sock == nil then
       sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
       local ok, err = pcall(self.sock_connect, self, sock, path)
@@ -753,7 +783,7 @@ return function(asyncio, Loop)
         error(err, 0)
       end
     end
-    return connection_transport(self, sock, protocol_factory, client_tls(opts, nil, "create_unix_connection"))
+    return connection_transport(self, sock, protocol_factory, tls)
   end
 
   -- -------------------------------------------------------------------
@@ -934,7 +964,7 @@ return function(asyncio, Loop)
     end
     local sockets = {}
     if opts.sock ~= nil then
-      check_socket(opts.sock, 4, "create_server")
+      check_stream_socket(opts.sock, 4, "create_server")
       if host ~= nil or port ~= nil then
         error(ValueError("create_server: host/port and sock can not be specified at the same time"), 2)
       end
@@ -944,6 +974,10 @@ return function(asyncio, Loop)
       if host ~= nil and type(host) ~= "string" then
         argerror(2, "create_server", "host string or nil expected, got " .. type(host))
       end
+      if host == nil and port == nil then
+        error(ValueError("create_server: neither host/port nor sock were specified"), 2)
+      end
+      if host == "" then host = nil end -- every interface, as asyncio
       if port == nil then port = 0 end
       check_port(port, 3, "create_server")
       check_aio("loop:create_server")
@@ -995,9 +1029,16 @@ return function(asyncio, Loop)
     end
     local backlog = opts.backlog or 100
     local sock = opts.sock
-    if sock == nil then check_path(path, 2, "create_unix_server") end
+    if sock == nil then
+      path = unix_path(path, 2, "create_unix_server")
+    else
+      check_unix_sock(sock, path, 3, "create_unix_server")
+    end
     check_aio("loop:create_unix_server")
     if sock == nil then
+      -- a socket file left behind (its server is gone) is replaced, as
+      -- asyncio does; any other file stays (bind fails: in use)
+      if path:byte(1) ~= 0 and select(2, core.sock_path_id(path)) then os.remove(path) end
       sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
       local ok, err = pcall(sock.bind, sock, path)
       if not ok then
@@ -1025,52 +1066,96 @@ return function(asyncio, Loop)
   local DGRAM_OPTS = { local_addr = true, remote_addr = true, family = true, proto = true, flags = true,
     reuse_port = true, allow_broadcast = true, sock = true }
 
+  -- The {family, proto, local address, remote address} candidates of
+  -- create_datagram_endpoint, as asyncio pairs them: the families (and
+  -- protocols) both given addresses resolve to.
+  local function datagram_candidates(loop, opts)
+    if opts.local_addr == nil and opts.remote_addr == nil then
+      if (opts.family or tsocket.AF_UNSPEC) == tsocket.AF_UNSPEC then
+        error(ValueError("create_datagram_endpoint: unexpected address family (give family=, local_addr= or remote_addr=)"), 0)
+      end
+      return { { family = opts.family, proto = opts.proto or 0 } }
+    end
+    local pairs_by_key, order = {}, {}
+    for _, side in ipairs { "local_addr", "remote_addr" } do
+      local a = opts[side]
+      if a ~= nil then
+        local infos = loop:getaddrinfo(a[1], a[2], { type = tsocket.SOCK_DGRAM, family = opts.family,
+          proto = opts.proto, flags = opts.flags })
+        if #infos == 0 then error(OSError("create_datagram_endpoint: getaddrinfo() returned empty list"), 0) end
+        for _, info in ipairs(infos) do
+          local key = info.family .. " " .. info.proto
+          local c = pairs_by_key[key]
+          if c == nil then
+            c = { family = info.family, proto = info.proto }
+            pairs_by_key[key], order[#order + 1] = c, c
+          end
+          if c[side] == nil then c[side] = info.addr end
+        end
+      end
+    end
+    local candidates = {}
+    for _, c in ipairs(order) do
+      if (opts.local_addr == nil or c.local_addr) and (opts.remote_addr == nil or c.remote_addr) then
+        candidates[#candidates + 1] = c
+      end
+    end
+    if #candidates == 0 then
+      error(ValueError("create_datagram_endpoint: can not get address information"
+        .. " (local_addr and remote_addr have no address family in common)"), 0)
+    end
+    return candidates
+  end
+
   --- loop:create_datagram_endpoint(protocol_factory, {local_addr=, remote_addr=,
-  -- family=, reuse_port=, allow_broadcast=, sock=}) -> transport, protocol
+  -- family=, reuse_port=, allow_broadcast=, sock=}) -> transport, protocol;
+  -- with allow_broadcast the socket is not connected to remote_addr (sendto
+  -- without an address still goes there)
   function Loop:create_datagram_endpoint(protocol_factory, opts)
     check_factory(protocol_factory, "create_datagram_endpoint")
     opts = check_opts(opts, 2, "create_datagram_endpoint", DGRAM_OPTS)
     for _, k in ipairs { "local_addr", "remote_addr" } do
       local a = opts[k]
-      if a ~= nil and (type(a) ~= "table" or type(a[1]) ~= "string" or math.type(a[2]) ~= "integer") then
+      if a ~= nil and (type(a) ~= "table" or #a ~= 2 or type(a[1]) ~= "string" or math.type(a[2]) ~= "integer") then
         argerror(2, "create_datagram_endpoint", k .. " must be {host, port}")
       end
     end
+    local sock, remote, connected = opts.sock, nil, false
+    if sock ~= nil then
+      check_datagram_socket(sock, 2, "create_datagram_endpoint")
+      local given = {}
+      for _, k in ipairs { "local_addr", "remote_addr", "family", "proto", "flags", "reuse_port", "allow_broadcast" } do
+        if opts[k] then given[#given + 1] = k end
+      end
+      if #given > 0 then
+        error(ValueError(("create_datagram_endpoint: socket modifier keyword arguments can not be used"
+          .. " when sock is specified (%s)"):format(table.concat(given, ", "))), 2)
+      end
+    end
     check_aio("loop:create_datagram_endpoint")
-    local sock, remote = opts.sock, nil
     if sock == nil then
-      local family = opts.family
-      local local_info, remote_info
-      if opts.local_addr then
-        local_info = self:getaddrinfo(opts.local_addr[1], opts.local_addr[2],
-          { type = tsocket.SOCK_DGRAM, family = family })[1]
-        family = family or local_info.family
-      end
-      if opts.remote_addr then
-        remote_info = self:getaddrinfo(opts.remote_addr[1], opts.remote_addr[2],
-          { type = tsocket.SOCK_DGRAM, family = family })[1]
-        family = family or remote_info.family
-      end
-      sock = tsocket.socket(family or tsocket.AF_INET, tsocket.SOCK_DGRAM)
-      local ok, err = pcall(function()
-        if opts.reuse_port then sock:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_REUSEPORT, 1) end
-        if opts.allow_broadcast then sock:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_BROADCAST, 1) end
-        if local_info then sock:bind(local_info.addr) end
-        if remote_info then
-          self:sock_connect(sock, remote_info.addr)
-          remote = remote_info.addr
+      local failures = {}
+      for _, c in ipairs(datagram_candidates(self, opts)) do
+        local s = tsocket.socket(c.family, tsocket.SOCK_DGRAM, c.proto)
+        local ok, err = pcall(function()
+          if opts.reuse_port then s:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_REUSEPORT, 1) end
+          if opts.allow_broadcast then s:setsockopt(tsocket.SOL_SOCKET, tsocket.SO_BROADCAST, 1) end
+          if c.local_addr then s:bind(c.local_addr) end
+          if c.remote_addr and not opts.allow_broadcast then self:sock_connect(s, c.remote_addr) end
+        end)
+        if ok then
+          sock, remote, connected = s, c.remote_addr, c.remote_addr ~= nil and not opts.allow_broadcast
+          break
         end
-      end)
-      if not ok then
-        sock:close()
-        error(err, 0)
+        s:close()
+        if not OSError:is(err) then error(err, 0) end
+        failures[#failures + 1] = err
       end
-    else
-      check_socket(sock, 2, "create_datagram_endpoint")
+      if sock == nil then error(failures[1], 0) end
     end
     local protocol = protocol_factory()
     local waiter = self:create_future()
-    local t = new_datagram_transport(self, sock, protocol, waiter, remote)
+    local t = new_datagram_transport(self, sock, protocol, waiter, remote, connected)
     local ok, err = pcall(waiter.await, waiter)
     if not ok then
       t:abort()

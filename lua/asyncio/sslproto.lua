@@ -49,7 +49,7 @@ return function(asyncio, Loop)
       _timeout = opts.handshake_timeout or DEFAULT_HANDSHAKE_TIMEOUT,
       _call_connection_made = opts.call_connection_made ~= false,
       _state = "handshake", _app_paused = false, _eof_seen = false, _lost_called = false,
-      _app_connected = false,
+      _app_connected = false, _connection_lost = false,
     }, SSLProtocol)
     self._tls = ctx:_wrap(self._server_side, self._hostname, opts.fname or "create_connection")
     return self
@@ -194,6 +194,7 @@ return function(asyncio, Loop)
   end
 
   function SSLProtocol:connection_lost(exc)
+    self._connection_lost = true
     self:_finish_handshake_timer()
     if self._state == "handshake" then
       self:_handshake_failed(exc or connection_reset("SSL handshake: connection lost"))
@@ -311,6 +312,8 @@ return function(asyncio, Loop)
       return { proto._tls:cipher() }
     end
     if name == "sslcontext" then return proto._ctx end
+    -- the connection's own details go with it, as asyncio's
+    if proto._connection_lost then return default end
     return proto._transport:get_extra_info(name, default)
   end
 

@@ -278,7 +278,7 @@ return function(asyncio)
     if math.type(port) == "integer" and (port < 0 or port > 65535) then argerror(n, fname, "port must be 0-65535") end
   end
 
-  local check_path = errors.check_path
+  local unix_path = errors.unix_path
 
   local function split_limit(opts, n, fname)
     if opts ~= nil and type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
@@ -304,7 +304,7 @@ return function(asyncio)
 
   --- asyncio.open_unix_connection(path, {limit=, ...}) -> reader, writer
   function asyncio.open_unix_connection(path, opts)
-    check_path(path, 1, "open_unix_connection")
+    path = unix_path(path, 1, "open_unix_connection")
     local o, limit = split_limit(opts, 2, "open_unix_connection")
     check_aio("asyncio.open_unix_connection")
     local loop = asyncio.get_running_loop()
@@ -338,7 +338,7 @@ return function(asyncio)
     if not errors.is_callable(client_connected_cb) then argerror(1, "start_unix_server", "function expected") end
     -- (no path with a listening socket given as opts.sock, as Python's)
     if not (path == nil and type(opts) == "table" and opts.sock ~= nil) then
-      check_path(path, 2, "start_unix_server")
+      path = unix_path(path, 2, "start_unix_server")
     end
     local o, limit = split_limit(opts, 3, "start_unix_server")
     check_aio("asyncio.start_unix_server")

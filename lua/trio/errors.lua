@@ -167,11 +167,16 @@ function M.check_max_bytes(max_bytes, fname, default)
   return max_bytes
 end
 
---- A Unix-domain socket path (argument #n of fname): a non-empty string.
-function M.check_path(path, n, fname)
+--- A Unix-domain socket path (argument #n of fname): a non-empty string
+-- or a trio.Path (as Trio and asyncio take os.PathLike); returns the
+-- string.  (No trio.Path exists before trio.files loads.)
+function M.unix_path(path, n, fname)
+  local files = package.loaded["trio.files"]
+  if files ~= nil and getmetatable(path) == files.PathClass then path = tostring(path) end
   if type(path) ~= "string" or path == "" then
-    M.argerror(n, fname, "path string expected, got " .. (path == "" and "empty string" or type(path)))
+    M.argerror(n, fname, "path string or trio.Path expected, got " .. (path == "" and "empty string" or type(path)))
   end
+  return path
 end
 
 --- True for any error object made by this module.

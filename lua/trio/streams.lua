@@ -595,15 +595,7 @@ return function(trio)
   -- -------------------------------------------------------------------
   -- Unix-domain sockets
 
-  -- The path string of a path argument: a string or a trio.Path (as
-  -- Trio takes os.PathLike).  No trio.Path exists before trio.files loads.
-  local function unix_path(path, n, fname)
-    local files = package.loaded["trio.files"]
-    if files ~= nil and getmetatable(path) == files.PathClass then path = tostring(path) end
-    if type(path) ~= "string" then argerror(n, fname, "path string or trio.Path expected, got " .. type(path)) end
-    errors.check_path(path, n, fname) -- not empty
-    return path
-  end
+  local unix_path = errors.unix_path
 
   --- open_unix_socket(path) -> SocketStream (path: a string or trio.Path)
   function trio.open_unix_socket(path)

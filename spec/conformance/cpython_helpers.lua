@@ -49,6 +49,17 @@ function H.assert_raises(cls, fn, ...)
   return e
 end
 
+--- assertRaises(TypeError) for a bad argument: fn(...) must raise an
+-- argument error ("bad argument ... to '<fname>'"), which is returned
+-- (docs/SEMANTICS.md: argument errors stand for Python's TypeError).
+function H.assert_argerror(fname, fn, ...)
+  local e = H.catch(fn, ...)
+  assert(e ~= nil, "no error raised")
+  local text = tostring(e)
+  assert(text:find("bad argument", 1, true) and text:find(fname, 1, true), text)
+  return e
+end
+
 --- try/finally: fn(...), then always finally_fn(); fn's error goes on.
 function H.try_finally(fn, finally_fn, ...)
   local r = table.pack(pcall(fn, ...))
@@ -184,6 +195,18 @@ function H.block(s)
   end
   local t = os.clock() + s
   repeat until os.clock() >= t
+end
+
+--- fn(), returning what it wrote to io.stderr (where asyncio's default
+-- exception handler writes: Python's logger).  fn's error goes on.
+function H.captured_stderr(fn)
+  local out = {}
+  local real = io.stderr
+  io.stderr = { write = function(_, ...) for _, s in ipairs { ... } do out[#out + 1] = tostring(s) end end }
+  local ok, err = pcall(fn)
+  io.stderr = real
+  if not ok then error(err, 0) end
+  return table.concat(out)
 end
 
 --- Compares two lists as sets (by identity of their elements).

@@ -105,15 +105,7 @@ describe("test_future.py", function()
   end)
 
   -- (outside any loop, a failing callback is written to stderr)
-  local function captured_stderr(fn)
-    local out = {}
-    local real = io.stderr
-    io.stderr = { write = function(_, ...) for _, s in ipairs { ... } do out[#out + 1] = tostring(s) end end }
-    local ok, err = pcall(fn)
-    io.stderr = real
-    assert(ok, err)
-    return table.concat(out)
-  end
+  local captured_stderr = H.captured_stderr
 
   it(T .. "test_done_callback_raises", function()
     local raising_was_called, fn_was_called = false, false
