@@ -345,6 +345,48 @@ describe("trio.lowlevel.open_process", function()
     assert.is_true(trio.ClosedResourceError:is(recv_closed))
   end)
 
+  it("wait_send_all_might_not_block is a send: busy beside another one, closed under it", function()
+    local during_send, two_waits, wait_then_send, closed = run(function()
+      local p = trio.lowlevel.open_process({ "cat" }, { stdout = "devnull" })
+      local s = p.stdin
+      -- the error of running first and second at once (a hang: TooSlowError)
+      local function busy_pair(first, second)
+        local ok, err = pcall(trio.fail_after, 2, trio.open_nursery, function(n)
+          n:start_soon(first)
+          n:start_soon(second)
+        end)
+        assert(not ok, "no error from two sends at once")
+        return trio.ExceptionGroup:is(err) and err.exceptions[1] or err
+      end
+      -- a send_all waiting (cat is stopped, so the pipe stays full)
+      p:send_signal("SIGSTOP")
+      local e1 = busy_pair(function() s:send_all(string.rep("x", 1024 * 1024)) end, function()
+        trio.testing.wait_all_tasks_blocked()
+        s:wait_send_all_might_not_block()
+      end)
+      p:send_signal("SIGCONT")
+      local p2 = trio.lowlevel.open_process({ "cat" }, { stdout = "devnull" })
+      local s2 = p2.stdin
+      local e2 = busy_pair(function() s2:wait_send_all_might_not_block() end,
+        function() s2:wait_send_all_might_not_block() end)
+      local e3 = busy_pair(function() s2:wait_send_all_might_not_block() end,
+        function() s2:send_all("123") end)
+      local e4
+      trio.open_nursery(function(n)
+        n:start_soon(function() e4 = errof(s2.wait_send_all_might_not_block, s2) end)
+        n:start_soon(function() s2:close() end)
+      end)
+      p:kill()
+      p:close()
+      p2:close()
+      return e1, e2, e3, e4
+    end)
+    for _, e in ipairs { during_send, two_waits, wait_then_send } do
+      assert.is_true(trio.BusyResourceError:is(e), tostring(e))
+    end
+    assert.is_true(trio.ClosedResourceError:is(closed), tostring(closed))
+  end)
+
   it("merges stderr into stdout with stderr='stdout'", function()
     local out = run(function()
       local p = trio.lowlevel.open_process({ "sh", "-c", "echo a; echo b >&2" },

@@ -129,14 +129,28 @@ function SendStream:send_all(data)
   if not ok then error(translate(err, "send_all"), 0) end
 end
 
---- stream:wait_send_all_might_not_block(): a checkpoint.
+local function check_open(self, what)
+  if not (core.pipe_info(self._pipe)) then
+    error(errors.ClosedResourceError(what .. ": the stream is closed"), 3)
+  end
+end
+
+--- stream:wait_send_all_might_not_block(): a checkpoint (returning early is
+-- allowed: send_all waits until its data is written).  It counts as a send,
+-- as in Trio: beside another send (or another of it) it raises
+-- BusyResourceError, and a close during it ClosedResourceError.
 function SendStream:wait_send_all_might_not_block()
   if class_of(self) ~= SendStream then bad_self(self, SendStream, "wait_send_all_might_not_block") end
   core.check_trio("trio.PipeSendStream:wait_send_all_might_not_block")
-  if not (core.pipe_info(self._pipe)) then
-    error(errors.ClosedResourceError("wait_send_all_might_not_block: the stream is closed"), 2)
+  if self._sending then
+    error(errors.BusyResourceError("another task is already sending on this stream"), 2)
   end
-  core.checkpoint()
+  check_open(self, "wait_send_all_might_not_block")
+  self._sending = true
+  local ok, err = pcall(core.checkpoint)
+  self._sending = false
+  if not ok then error(err, 0) end
+  check_open(self, "wait_send_all_might_not_block")
 end
 
 local function close_stream(self, graceful)
