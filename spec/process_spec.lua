@@ -387,6 +387,19 @@ describe("trio.lowlevel.open_process", function()
     assert.is_true(trio.ClosedResourceError:is(closed), tostring(closed))
   end)
 
+  it("a pipe stream's fileno() is its fd, -1 once closed (as a socket's)", function()
+    local open_fds, closed_fds = run(function()
+      local p = trio.lowlevel.open_process({ "cat" }, { stderr = "devnull" })
+      local fds = { p.stdin:fileno(), p.stdout:fileno() }
+      p.stdin:close()
+      p.stdout:close()
+      p:wait()
+      return fds, { p.stdin:fileno(), p.stdout:fileno() }
+    end)
+    for _, fd in ipairs(open_fds) do assert.is_true(math.type(fd) == "integer" and fd > 2) end
+    assert.same({ -1, -1 }, closed_fds)
+  end)
+
   it("merges stderr into stdout with stderr='stdout'", function()
     local out = run(function()
       local p = trio.lowlevel.open_process({ "sh", "-c", "echo a; echo b >&2" },

@@ -166,8 +166,9 @@ function SendStream:close()
   core.checkpoint_if_cancelled()
 end
 
---- stream:fileno() -> the fd (nil once closed).
-function SendStream:fileno() return core.pipe_fileno(self._pipe) end
+--- stream:fileno() -> the fd, -1 once closed (as Trio's FdStream and our
+-- sockets).
+function SendStream:fileno() return core.pipe_fileno(self._pipe) or -1 end
 
 function SendStream:__close() core.pipe_close(self._pipe) end
 function SendStream:__tostring() return tostring(self._pipe) end
