@@ -400,6 +400,30 @@ describe("trio.lowlevel.open_process", function()
     assert.same({ -1, -1 }, closed_fds)
   end)
 
+  it("close() of a send stream does not wait for another task's send: that send raises ClosedResourceError", function()
+    local send_err, close_took = run(function()
+      local p = trio.lowlevel.open_process({ "cat" }, { stdout = "devnull" })
+      p:send_signal("SIGSTOP") -- the child stops reading: the send waits
+      local err, took
+      trio.open_nursery(function(n)
+        n:start_soon(function() err = errof(p.stdin.send_all, p.stdin, string.rep("x", 1024 * 1024)) end)
+        -- the safety valve: a write to a killed child fails, so a close
+        -- waiting for it returns then
+        n:start_soon(function() trio.sleep(2) p:kill() end)
+        trio.testing.wait_all_tasks_blocked()
+        local t0 = trio.current_time()
+        p.stdin:close()
+        took = trio.current_time() - t0
+        n.cancel_scope:cancel()
+      end)
+      p:kill()
+      p:close()
+      return err, took
+    end)
+    assert.is_true(close_took < 1, "close took " .. close_took .. " s")
+    assert.is_true(trio.ClosedResourceError:is(send_err), tostring(send_err))
+  end)
+
   it("merges stderr into stdout with stderr='stdout'", function()
     local out = run(function()
       local p = trio.lowlevel.open_process({ "sh", "-c", "echo a; echo b >&2" },

@@ -153,8 +153,13 @@ function SendStream:wait_send_all_might_not_block()
   check_open(self, "wait_send_all_might_not_block")
 end
 
-local function close_stream(self, graceful)
-  local req = core.pipe_close(self._pipe, graceful)
+-- Closes the pipe at once, as Trio's FdStream: a send under way in another
+-- task raises ClosedResourceError, and what it had not written yet is
+-- dropped (waiting for it could wait for ever on a child that stopped
+-- reading); what earlier sends wrote is in the pipe, for the child to read
+-- before its EOF.
+local function close_stream(self)
+  local req = core.pipe_close(self._pipe)
   if req ~= nil then core.io_wait(req) end
 end
 
@@ -162,7 +167,7 @@ end
 function SendStream:close()
   if class_of(self) ~= SendStream then bad_self(self, SendStream, "close") end
   core.check_trio("trio.PipeSendStream:close")
-  close_stream(self, true)
+  close_stream(self)
   core.checkpoint_if_cancelled()
 end
 
@@ -196,7 +201,7 @@ end
 function ReceiveStream:close()
   if class_of(self) ~= ReceiveStream then bad_self(self, ReceiveStream, "close") end
   core.check_trio("trio.PipeReceiveStream:close")
-  close_stream(self, false)
+  close_stream(self)
   core.checkpoint_if_cancelled()
 end
 
