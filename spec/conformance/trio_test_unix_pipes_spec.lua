@@ -43,6 +43,10 @@ local function fd_is_open(fd)
   return true
 end
 
+local function assert_fds_closed(...)
+  for _, fd in ipairs { ... } do assert(not fd_is_open(fd), ("fd %d is still open"):format(fd)) end
+end
+
 -- with_pipes(fn): runs fn(make_pipe) in a run; make_pipe() -> send,
 -- receive, process (a `cat`, or the argv given).  The children are killed
 -- and reaped afterwards.
@@ -140,8 +144,7 @@ describe("Trio test_unix_pipes.py", function()
       collectgarbage()
       collectgarbage()
       trio.lowlevel.checkpoint() -- the handles' close callbacks run
-      assert.is_false(fd_is_open(f1))
-      assert.is_false(fd_is_open(f2))
+      assert_fds_closed(f1, f2)
     end)
   end)
 
@@ -157,8 +160,7 @@ describe("Trio test_unix_pipes.py", function()
       assert.equal(-1, w0:fileno())
       assert.equal(-1, r0:fileno())
       trio.lowlevel.checkpoint()
-      assert.is_false(fd_is_open(f1))
-      assert.is_false(fd_is_open(f2))
+      assert_fds_closed(f1, f2)
     end)
   end)
 
