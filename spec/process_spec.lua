@@ -345,6 +345,85 @@ describe("trio.lowlevel.open_process", function()
     assert.is_true(trio.ClosedResourceError:is(recv_closed))
   end)
 
+  it("wait_send_all_might_not_block is a send: busy beside another one, closed under it", function()
+    local during_send, two_waits, wait_then_send, closed = run(function()
+      local p = trio.lowlevel.open_process({ "cat" }, { stdout = "devnull" })
+      local s = p.stdin
+      -- the error of running first and second at once (a hang: TooSlowError)
+      local function busy_pair(first, second)
+        local ok, err = pcall(trio.fail_after, 2, trio.open_nursery, function(n)
+          n:start_soon(first)
+          n:start_soon(second)
+        end)
+        assert(not ok, "no error from two sends at once")
+        return trio.ExceptionGroup:is(err) and err.exceptions[1] or err
+      end
+      -- a send_all waiting (cat is stopped, so the pipe stays full)
+      p:send_signal("SIGSTOP")
+      local e1 = busy_pair(function() s:send_all(string.rep("x", 1024 * 1024)) end, function()
+        trio.testing.wait_all_tasks_blocked()
+        s:wait_send_all_might_not_block()
+      end)
+      p:send_signal("SIGCONT")
+      local p2 = trio.lowlevel.open_process({ "cat" }, { stdout = "devnull" })
+      local s2 = p2.stdin
+      local e2 = busy_pair(function() s2:wait_send_all_might_not_block() end,
+        function() s2:wait_send_all_might_not_block() end)
+      local e3 = busy_pair(function() s2:wait_send_all_might_not_block() end,
+        function() s2:send_all("123") end)
+      local e4
+      trio.open_nursery(function(n)
+        n:start_soon(function() e4 = errof(s2.wait_send_all_might_not_block, s2) end)
+        n:start_soon(function() s2:close() end)
+      end)
+      p:kill()
+      p:close()
+      p2:close()
+      return e1, e2, e3, e4
+    end)
+    for _, e in ipairs { during_send, two_waits, wait_then_send } do
+      assert.is_true(trio.BusyResourceError:is(e), tostring(e))
+    end
+    assert.is_true(trio.ClosedResourceError:is(closed), tostring(closed))
+  end)
+
+  it("a pipe stream's fileno() is its fd, -1 once closed (as a socket's)", function()
+    local open_fds, closed_fds = run(function()
+      local p = trio.lowlevel.open_process({ "cat" }, { stderr = "devnull" })
+      local fds = { p.stdin:fileno(), p.stdout:fileno() }
+      p.stdin:close()
+      p.stdout:close()
+      p:wait()
+      return fds, { p.stdin:fileno(), p.stdout:fileno() }
+    end)
+    for _, fd in ipairs(open_fds) do assert.is_true(math.type(fd) == "integer" and fd > 2) end
+    assert.same({ -1, -1 }, closed_fds)
+  end)
+
+  it("close() of a send stream does not wait for another task's send: that send raises ClosedResourceError", function()
+    local send_err, close_took = run(function()
+      local p = trio.lowlevel.open_process({ "cat" }, { stdout = "devnull" })
+      p:send_signal("SIGSTOP") -- the child stops reading: the send waits
+      local err, took
+      trio.open_nursery(function(n)
+        n:start_soon(function() err = errof(p.stdin.send_all, p.stdin, string.rep("x", 1024 * 1024)) end)
+        -- the safety valve: a write to a killed child fails, so a close
+        -- waiting for it returns then
+        n:start_soon(function() trio.sleep(2) p:kill() end)
+        trio.testing.wait_all_tasks_blocked()
+        local t0 = trio.current_time()
+        p.stdin:close()
+        took = trio.current_time() - t0
+        n.cancel_scope:cancel()
+      end)
+      p:kill()
+      p:close()
+      return err, took
+    end)
+    assert.is_true(close_took < 1, "close took " .. close_took .. " s")
+    assert.is_true(trio.ClosedResourceError:is(send_err), tostring(send_err))
+  end)
+
   it("merges stderr into stdout with stderr='stdout'", function()
     local out = run(function()
       local p = trio.lowlevel.open_process({ "sh", "-c", "echo a; echo b >&2" },

@@ -743,7 +743,7 @@ function PipeSendStream:send_all(data) end
 function PipeSendStream:wait_send_all_might_not_block() end
 ---@async
 function PipeSendStream:close() end
----@return integer?
+---@return integer
 function PipeSendStream:fileno() end
 
 ---@class trio.PipeReceiveStream
@@ -754,7 +754,7 @@ local PipeReceiveStream = {}
 function PipeReceiveStream:receive_some(max_bytes) end
 ---@async
 function PipeReceiveStream:close() end
----@return integer?
+---@return integer
 function PipeReceiveStream:fileno() end
 
 ---@class trio.Process

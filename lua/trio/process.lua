@@ -129,18 +129,37 @@ function SendStream:send_all(data)
   if not ok then error(translate(err, "send_all"), 0) end
 end
 
---- stream:wait_send_all_might_not_block(): a checkpoint.
+local function check_open(self, what)
+  if not (core.pipe_info(self._pipe)) then
+    error(errors.ClosedResourceError(what .. ": the stream is closed"), 3)
+  end
+end
+
+--- stream:wait_send_all_might_not_block(): a checkpoint (returning early is
+-- allowed: send_all waits until its data is written).  It counts as a send,
+-- as in Trio: beside another send (or another of it) it raises
+-- BusyResourceError, and a close during it ClosedResourceError.
 function SendStream:wait_send_all_might_not_block()
   if class_of(self) ~= SendStream then bad_self(self, SendStream, "wait_send_all_might_not_block") end
   core.check_trio("trio.PipeSendStream:wait_send_all_might_not_block")
-  if not (core.pipe_info(self._pipe)) then
-    error(errors.ClosedResourceError("wait_send_all_might_not_block: the stream is closed"), 2)
+  if self._sending then
+    error(errors.BusyResourceError("another task is already sending on this stream"), 2)
   end
-  core.checkpoint()
+  check_open(self, "wait_send_all_might_not_block")
+  self._sending = true
+  local ok, err = pcall(core.checkpoint)
+  self._sending = false
+  if not ok then error(err, 0) end
+  check_open(self, "wait_send_all_might_not_block")
 end
 
-local function close_stream(self, graceful)
-  local req = core.pipe_close(self._pipe, graceful)
+-- Closes the pipe at once, as Trio's FdStream: a send under way in another
+-- task raises ClosedResourceError, and what it had not written yet is
+-- dropped (waiting for it could wait for ever on a child that stopped
+-- reading); what earlier sends wrote is in the pipe, for the child to read
+-- before its EOF.
+local function close_stream(self)
+  local req = core.pipe_close(self._pipe)
   if req ~= nil then core.io_wait(req) end
 end
 
@@ -148,12 +167,13 @@ end
 function SendStream:close()
   if class_of(self) ~= SendStream then bad_self(self, SendStream, "close") end
   core.check_trio("trio.PipeSendStream:close")
-  close_stream(self, true)
+  close_stream(self)
   core.checkpoint_if_cancelled()
 end
 
---- stream:fileno() -> the fd (nil once closed).
-function SendStream:fileno() return core.pipe_fileno(self._pipe) end
+--- stream:fileno() -> the fd, -1 once closed (as Trio's FdStream and our
+-- sockets).
+function SendStream:fileno() return core.pipe_fileno(self._pipe) or -1 end
 
 function SendStream:__close() core.pipe_close(self._pipe) end
 function SendStream:__tostring() return tostring(self._pipe) end
@@ -181,7 +201,7 @@ end
 function ReceiveStream:close()
   if class_of(self) ~= ReceiveStream then bad_self(self, ReceiveStream, "close") end
   core.check_trio("trio.PipeReceiveStream:close")
-  close_stream(self, false)
+  close_stream(self)
   core.checkpoint_if_cancelled()
 end
 

@@ -18,8 +18,11 @@
 -- IPv6, as Trio's can_bind_ipv6).
 -- Adapted: test_MemorySendStream and test_MemoryReceiveStream (hooks in a
 -- table, see above).
--- Not in this port (the rest of test_testing.py): test_wait_all_tasks_blocked*
--- and test_Sequencer* (not memory streams; Sequencer is not in our API),
+-- Ported (the second describe): test_wait_all_tasks_blocked,
+-- test_wait_all_tasks_blocked_with_timeouts (on the mock_clock fixture's
+-- clock, H.mock_clock()), test_wait_all_tasks_blocked_with_cushion.
+-- Not in this port (the rest of test_testing.py): test_Sequencer* (Sequencer
+-- is not in our API),
 -- test_assert_checkpoints / test_assert_no_checkpoints (no checkpoint
 -- counters: docs/SEMANTICS.md), test__assert_raises and
 -- test__UnboundeByteQueue (private helpers; the queue is exercised through
@@ -332,6 +335,102 @@ describe("test_testing.py (memory streams)", function()
       local ok, err = pcall(check, listening(tsocket.AF_UNIX, path))
       os.remove(path)
       if not ok then error(err, 0) end
+    end)
+  end)
+end)
+
+describe("test_testing.py (wait_all_tasks_blocked)", function()
+  local wait_all_tasks_blocked = testing.wait_all_tasks_blocked
+
+  it("test_wait_all_tasks_blocked", function()
+    H.run(function()
+      local record = {}
+      local function busy_bee()
+        for _ = 1, 10 do trio.lowlevel.checkpoint() end
+        record[#record + 1] = "busy bee exhausted"
+      end
+      local function waiting_for_bee_to_leave()
+        wait_all_tasks_blocked()
+        record[#record + 1] = "quiet at last!"
+      end
+      trio.open_nursery(function(nursery)
+        nursery:start_soon(busy_bee)
+        nursery:start_soon(waiting_for_bee_to_leave)
+        nursery:start_soon(waiting_for_bee_to_leave)
+      end)
+      assert.same({ "busy bee exhausted", "quiet at last!", "quiet at last!" }, record)
+
+      -- check cancellation
+      record = {}
+      local function cancelled_while_waiting()
+        local ok, e = pcall(wait_all_tasks_blocked)
+        if not ok and Cancelled:is(e) then record[#record + 1] = "ok" end
+      end
+      trio.open_nursery(function(nursery)
+        nursery:start_soon(cancelled_while_waiting)
+        nursery.cancel_scope:cancel()
+      end)
+      assert.same({ "ok" }, record)
+    end)
+  end)
+
+  it("test_wait_all_tasks_blocked_with_timeouts", function()
+    local mock_clock = H.mock_clock()
+    H.run({ clock = mock_clock }, function()
+      local record = {}
+      local function timeout_task()
+        record[#record + 1] = "tt start"
+        trio.sleep(5)
+        record[#record + 1] = "tt finished"
+      end
+      trio.open_nursery(function(nursery)
+        nursery:start_soon(timeout_task)
+        wait_all_tasks_blocked()
+        assert.same({ "tt start" }, record)
+        mock_clock:jump(10)
+        wait_all_tasks_blocked()
+        assert.same({ "tt start", "tt finished" }, record)
+      end)
+    end)
+  end)
+
+  it("test_wait_all_tasks_blocked_with_cushion", function()
+    H.run(function()
+      local record = {}
+      local function blink()
+        record[#record + 1] = "blink start"
+        trio.sleep(0.01)
+        trio.sleep(0.01)
+        trio.sleep(0.01)
+        record[#record + 1] = "blink end"
+      end
+      local function wait_no_cushion()
+        wait_all_tasks_blocked()
+        record[#record + 1] = "wait_no_cushion end"
+      end
+      local function wait_small_cushion()
+        wait_all_tasks_blocked(0.02)
+        record[#record + 1] = "wait_small_cushion end"
+      end
+      local function wait_big_cushion()
+        wait_all_tasks_blocked(0.03)
+        record[#record + 1] = "wait_big_cushion end"
+      end
+      trio.open_nursery(function(nursery)
+        nursery:start_soon(blink)
+        nursery:start_soon(wait_no_cushion)
+        nursery:start_soon(wait_small_cushion)
+        nursery:start_soon(wait_small_cushion)
+        nursery:start_soon(wait_big_cushion)
+      end)
+      assert.same({
+        "blink start",
+        "wait_no_cushion end",
+        "blink end",
+        "wait_small_cushion end",
+        "wait_small_cushion end",
+        "wait_big_cushion end",
+      }, record)
     end)
   end)
 end)
