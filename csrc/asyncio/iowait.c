@@ -30,6 +30,8 @@ typedef struct ta_aiorec {
   ta_waiter *slot;                 /* NULL once woken or detached */
   ta_sock *sock;                   /* the socket it waits on, NULL for a request */
   int fn_ref, arg_ref;
+  lua_CFunction cfn;               /* fn's C function, if it is one */
+  const void *arg;                 /* arg's address (lua_topointer) */
   int posted;                      /* in a list: POSTED or BATCH, else 0 */
   int persistent;                  /* stays in its slot after a wake */
   int dropped;                     /* freed while its callback ran */
@@ -154,6 +156,15 @@ ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp) {
   return r->sock->box;
 }
 
+/* The address of the argument of the io wait callback the loop is
+** calling, when that callback is the C function fn; else NULL.  (The
+** record anchors its argument until the callback has returned.)  So fn
+** knows, from anywhere inside its call, which argument it runs on. */
+const void *ta_loop_calling_arg(const ta_loop *lp, lua_CFunction fn) {
+  const aiorec *r = lp->posted_current;
+  return r != NULL && r->cfn == fn ? r->arg : NULL;
+}
+
 int ta_aio_persistent_armed(const ta_waiter *w) {
   return w->wake == aio_wake && ((const aiorec *)w->data)->persistent;
 }
@@ -191,6 +202,8 @@ static int l_arm(lua_State *L) {
   r->persistent = persistent;
   sb = (ta_sockbox *)ta_testudata(L, lp->E, 1, TA_MT_SOCKET);
   r->sock = sb != NULL ? sb->s : NULL;
+  r->cfn = lua_tocfunction(L, 4);
+  r->arg = lua_topointer(L, 5);
   lua_pushvalue(L, 4);
   r->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 5);

@@ -68,6 +68,7 @@ static const shared_state *shared(lua_State *L) {
 ** protocol's data_received as it was when the protocol was set. */
 typedef struct {
   ta_sockbox *box;
+  const void *transport; /* its address, for transport:write (calling_core) */
 } transport_core;
 
 enum { CUV_TRANSPORT = 1, CUV_SOCK, CUV_PROTOCOL, CUV_DATA_RECEIVED, CORE_NUV = CUV_DATA_RECEIVED };
@@ -260,6 +261,7 @@ static int l_transport_core(lua_State *L) {
   lua_settop(L, 3);
   c = (transport_core *)lua_newuserdatauv(L, sizeof *c, CORE_NUV); /* 4 */
   c->box = box;
+  c->transport = lua_topointer(L, 1);
   luaL_setmetatable(L, CORE_MT);
   for (int i = 1; i <= 3; i++) { /* CUV_TRANSPORT, CUV_SOCK, CUV_PROTOCOL */
     lua_pushvalue(L, i);
@@ -278,6 +280,14 @@ static int l_transport_set_protocol(lua_State *L) {
   lua_setiuservalue(L, 1, CUV_PROTOCOL);
   cache_data_received(L, 1, 2);
   return 0;
+}
+
+/* The core whose read path the running loop is calling (a write from
+** protocol:data_received runs inside it), or NULL.  The core passed
+** check_core: the read path calls no Lua before. */
+static const transport_core *calling_core(const ta_engine *E) {
+  const ta_loop *lp = (const ta_loop *)E->running_loop;
+  return lp != NULL ? (const transport_core *)ta_loop_calling_arg(lp, l_read_ready) : NULL;
 }
 
 /* After a write of [transport, data] to s: rc as ta_stream_write's, or
@@ -309,6 +319,8 @@ static int plain_write(const ta_sock *s, size_t len) {
 ** closing stops its reading (as for the read path) and write_eof() shuts
 ** its sending down (or fails, and the transport closes). */
 static int l_write(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  const transport_core *c;
   ta_sockbox *box;
   ta_sock *s;
   size_t len, written;
@@ -323,8 +335,14 @@ static int l_write(lua_State *L) {
   }
   if (lua_gettop(L) != 2) lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
-  get_field(L, 1, F_SOCK); /* 3 */
-  box = checked_sockbox(L, ta_upengine(L), 3);
+  c = calling_core(E);
+  if (c != NULL && c->transport == lua_topointer(L, 1)) { /* from its own read path */
+    box = c->box;
+    lua_pushnil(L); /* 3 (the core anchors the socket) */
+  } else {
+    get_field(L, 1, F_SOCK); /* 3 */
+    box = checked_sockbox(L, E, 3);
+  }
   s = box->s;
   if (!plain_write(s, len)) {
     get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
