@@ -280,6 +280,49 @@ describe("transports and protocols", function()
     assert.same({ "made", "lost" }, log)
   end)
 
+  for _, debug in ipairs { false, true } do
+    it("data_received raising after set_protocol: reported with the protocol called, that transport closed, "
+        .. "the other woken in the same batch still served (debug " .. tostring(debug) .. ")", function()
+      local ctxs, got, lost = {}, {}, {}
+      run(function()
+        local loop = asyncio.get_running_loop()
+        loop:set_debug(debug)
+        loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+        local a, b = socket.socketpair()
+        local c, d = socket.socketpair()
+        local bad = {
+          data_received = function(self)
+            self.t:set_protocol { connection_lost = function(_, exc) lost[#lost + 1] = exc end }
+            error("protocol bug")
+          end,
+          connection_made = function(self, tr) self.t = tr end,
+        }
+        local t1 = loop:create_connection(function() return bad end, nil, nil, { sock = a })
+        local t2 = loop:create_connection(function() return {
+          data_received = function(_, data) got[#got + 1] = data end,
+        } end, nil, nil, { sock = c })
+        asyncio.sleep(0.01) -- both reading
+        loop:sock_sendall(b, "1") -- (no wait: the two wakes come in one batch)
+        loop:sock_sendall(d, "2")
+        wait_until(function() return #lost == 1 and #got == 1 end)
+        assert.is_true(t1:is_closing())
+        assert.is_false(t2:is_closing())
+        loop:sock_sendall(d, "3")
+        wait_until(function() return #got == 2 end)
+        assert.equal(1, #ctxs)
+        assert.equal("protocol.data_received() call failed.", ctxs[1].message)
+        assert_has(ctxs[1].exception, "protocol bug")
+        assert.equal(bad, ctxs[1].protocol)
+        assert.equal(t1, ctxs[1].transport)
+        assert_has(lost[1], "protocol bug")
+        assert.same({ "2", "3" }, got)
+        t2:close()
+        b:close()
+        d:close()
+      end)
+    end)
+  end
+
   it("flow control: pause_writing above the high mark, resume_writing once drained to the low mark", function()
     run(function()
       local loop = asyncio.get_running_loop()

@@ -129,6 +129,8 @@ void ta_loop_release_io(lua_State *L, ta_loop *lp);
 /* Whether a persistent loop callback (a transport's read wait) fills the
 ** waiter slot w (iowait.c). */
 int ta_aio_persistent_armed(const ta_waiter *w);
+/* transport.c: for the loop, when an io wait's callback raised */
+int ta_transport_read_failed(lua_State *L, int fnidx, int erridx);
 
 /* For the I/O faces (ioreq_future.c): a new pending Future of the loop at
 ** loopidx, pushed; settling a pending plain Future f at fidx with the top n

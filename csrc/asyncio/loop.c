@@ -812,6 +812,10 @@ static void callback_failed(lua_State *L, ta_loop *lp) {
   lp->calling = 0;
   lua_getiuservalue(L, SLOT_LOOP, UV_READY);
   if (ta_loop_posted_done(L, lp, 1)) { /* an io wait's fn and arg: their entry stays */
+    if (ta_transport_read_failed(L, ENTRY, ERR)) { /* reported by its transport */
+      lua_settop(L, SLOT_LOOP);
+      return;
+    }
     if (lp->closed) {
       lua_settop(L, RING);
       lua_pushnil(L);

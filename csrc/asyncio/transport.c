@@ -68,10 +68,12 @@ static const shared_state *shared(lua_State *L) {
 ** protocol's data_received as it was when the protocol was set. */
 typedef struct {
   ta_sockbox *box;
-  const void *transport; /* its address, for transport:write (calling_core) */
+  const void *transport;          /* its address, for transport:write (calling_core) */
+  unsigned char in_data_received; /* the read path calls it unprotected (direct_call) */
+  unsigned char protocol_replaced; /* set_protocol meanwhile: the called one in CUV_CALLED */
 } transport_core;
 
-enum { CUV_TRANSPORT = 1, CUV_SOCK, CUV_PROTOCOL, CUV_DATA_RECEIVED, CORE_NUV = CUV_DATA_RECEIVED };
+enum { CUV_TRANSPORT = 1, CUV_SOCK, CUV_PROTOCOL, CUV_DATA_RECEIVED, CUV_CALLED, CORE_NUV = CUV_CALLED };
 
 #define CORE_MT "asyncio.TransportCore"
 
@@ -166,6 +168,76 @@ static int feed_stream_reader(lua_State *L, const shared_state *st) {
   return 0;
 }
 
+static int l_read_ready(lua_State *L);
+
+/* The core whose read path the running loop is calling (a write from
+** protocol:data_received runs inside it), or NULL.  The core passed
+** check_core: the read path calls no Lua before. */
+static const transport_core *calling_core(const ta_engine *E) {
+  const ta_loop *lp = (const ta_loop *)E->running_loop;
+  return lp != NULL ? (const transport_core *)ta_loop_calling_arg(lp, l_read_ready) : NULL;
+}
+
+/* In the read path, on [core, -, data, protocol, data_received]: calls
+** protocol:data_received(data).  From the loop's own call of the read wait
+** (not in debug mode, which times that call), unprotected: an error ends
+** the loop's call and the loop hands it to ta_transport_read_failed (below)
+** while in_data_received is still set, which reports it as the protected
+** call does.  0 if it raised (reported, the transport closed). */
+static int call_data_received(lua_State *L, transport_core *c) {
+  const ta_loop *lp = (const ta_loop *)ta_upengine(L)->running_loop;
+  lua_pushvalue(L, R_PROTOCOL);
+  lua_pushvalue(L, R_DATA);
+  if (!c->in_data_received && lp != NULL && !lp->debug && ta_loop_calling_arg(lp, l_read_ready) == c) {
+    c->in_data_received = 1;
+    lua_call(L, 2, 0);
+    c->in_data_received = 0;
+    if (c->protocol_replaced) {
+      c->protocol_replaced = 0;
+      lua_pushnil(L);
+      lua_setiuservalue(L, R_CORE, CUV_CALLED);
+    }
+    return 1;
+  }
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
+    transport_method(L, "_data_received_failed", 2);
+    return 0;
+  }
+  return 1;
+}
+
+/* The loop's call of an io wait's callback fn (at fnidx, its argument
+** above) raised the error at erridx: when that was a read path's
+** unprotected protocol:data_received, its transport reports it and closes
+** (t:_data_received_failed(protocol, error), protected) and this returns
+** 1; else, or when that raised (its error replaces the one at erridx),
+** 0: the loop reports the error. */
+int ta_transport_read_failed(lua_State *L, int fnidx, int erridx) {
+  transport_core *c;
+  int top = lua_gettop(L);
+  if (lua_tocfunction(L, fnidx) != l_read_ready) return 0;
+  c = (transport_core *)lua_touserdata(L, fnidx + 1); /* (its wait was armed on a core: it ran) */
+  if (c == NULL || !c->in_data_received) return 0;
+  c->in_data_received = 0;
+  lua_getiuservalue(L, fnidx + 1, CUV_TRANSPORT);
+  lua_getfield(L, -1, "_data_received_failed");
+  lua_insert(L, -2);
+  lua_getiuservalue(L, fnidx + 1, c->protocol_replaced ? CUV_CALLED : CUV_PROTOCOL);
+  if (c->protocol_replaced) {
+    c->protocol_replaced = 0;
+    lua_pushnil(L);
+    lua_setiuservalue(L, fnidx + 1, CUV_CALLED);
+  }
+  lua_pushvalue(L, erridx);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+    lua_replace(L, erridx);
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_settop(L, top);
+  return 1;
+}
+
 /* In the read path, when the core has no data_received: the protocol's
 ** own now (at R_DATA_RECEIVED; one added since it was set, or a protocol
 ** that cannot be indexed raises, as for a transport that looks it up on
@@ -183,7 +255,8 @@ static int data_received_now(lua_State *L) {
 ** seen would never wake it).  The transport's Lua methods do the rest. */
 static int l_read_ready(lua_State *L) {
   const shared_state *st = shared(L);
-  ta_sockbox *box = check_core(L, st, R_CORE)->box;
+  transport_core *c = check_core(L, st, R_CORE);
+  ta_sockbox *box = c->box;
   lua_settop(L, R_CORE);
   luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
   lua_pushnil(L); /* R_TRANSPORT: fetched when a Lua method is called */
@@ -213,14 +286,8 @@ static int l_read_ready(lua_State *L) {
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
     lua_getiuservalue(L, R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
     if ((lua_getiuservalue(L, R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL || data_received_now(L)) &&
-        !feed_stream_reader(L, st)) {
-      lua_pushvalue(L, R_PROTOCOL);
-      lua_pushvalue(L, R_DATA);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
-        transport_method(L, "_data_received_failed", 2);
-        return 0;
-      }
-    }
+        !feed_stream_reader(L, st) && !call_data_received(L, c))
+      return 0;
     if (!more) {
       if (box->s != NULL) arm_read(L, box->s);
       return 0;
@@ -260,6 +327,7 @@ static int l_transport_core(lua_State *L) {
   box = ta_checksockbox(L, 2);
   lua_settop(L, 3);
   c = (transport_core *)lua_newuserdatauv(L, sizeof *c, CORE_NUV); /* 4 */
+  memset(c, 0, sizeof *c);
   c->box = box;
   c->transport = lua_topointer(L, 1);
   luaL_setmetatable(L, CORE_MT);
@@ -274,20 +342,17 @@ static int l_transport_core(lua_State *L) {
 /* transport_set_protocol(core, protocol): the protocol the read path
 ** calls, its data_received looked up now. */
 static int l_transport_set_protocol(lua_State *L) {
-  check_core(L, shared(L), 1);
+  transport_core *c = check_core(L, shared(L), 1);
   lua_settop(L, 2);
+  if (c->in_data_received && !c->protocol_replaced) { /* keep the one called, for its error */
+    c->protocol_replaced = 1;
+    lua_getiuservalue(L, 1, CUV_PROTOCOL);
+    lua_setiuservalue(L, 1, CUV_CALLED);
+  }
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, 1, CUV_PROTOCOL);
   cache_data_received(L, 1, 2);
   return 0;
-}
-
-/* The core whose read path the running loop is calling (a write from
-** protocol:data_received runs inside it), or NULL.  The core passed
-** check_core: the read path calls no Lua before. */
-static const transport_core *calling_core(const ta_engine *E) {
-  const ta_loop *lp = (const ta_loop *)E->running_loop;
-  return lp != NULL ? (const transport_core *)ta_loop_calling_arg(lp, l_read_ready) : NULL;
 }
 
 /* After a write of [transport, data] to s: rc as ta_stream_write's, or
