@@ -16,7 +16,11 @@
 ** userdata the transport table holds in its _core field: its socket, its
 ** protocol and that protocol's data_received (looked up when the protocol
 ** is set: new_transport, after connection_made, set_protocol), so that a
-** read looks no Lua field up.  The read wait's callback is the core's.
+** read looks no Lua field up.  The read wait is armed with the read path
+** on the core, and the loop runs it directly (ta_transport_read_wake,
+** from csrc/asyncio/loop.c's run_posted: no Lua call of a C function),
+** which calls protocol:data_received unprotected (its error comes back
+** through ta_transport_read_failed).
 **
 ** The read path tells "closing or paused" from its socket: the transport
 ** stops its socket's reading (sock_pause_reading) whenever it pauses or
@@ -34,8 +38,8 @@
 /* The fields the hot paths read are upvalues of their functions, interned
 ** once (lua_getfield would look each name up in the string cache).
 ** Upvalue 1 is the engine, 2 the shared state, then the names. */
-static const char *const field_names[] = {"_sock",       "data_received", "_closing", "_eof_written",
-                                          "_reader",     "transport",     "write",    "_read_ready"};
+static const char *const field_names[] = {"_sock",   "data_received", "_closing", "_eof_written",
+                                          "_reader", "transport",     "write"};
 enum {
   UP_SHARED = 2,
   F_SOCK,
@@ -45,7 +49,6 @@ enum {
   F_READER,
   F_TRANSPORT,
   F_WRITE,
-  F_READ_READY,
   F_END
 };
 
@@ -54,7 +57,7 @@ enum {
 ** lua/asyncio/streams.lua, compared by address (anchored in the
 ** userdata's user value): StreamReaderProtocol.data_received, NULL
 ** before the setup. */
-typedef struct {
+typedef struct shared_state {
   const void *core_mt;
   const void *data_received;
 } shared_state;
@@ -68,6 +71,8 @@ static const shared_state *shared(lua_State *L) {
 ** protocol's data_received as it was when the protocol was set. */
 typedef struct {
   ta_sockbox *box;
+  ta_engine *E;
+  const struct shared_state *shared;
   const void *transport;          /* its address, for transport:write (calling_core) */
   unsigned char in_data_received; /* the read path calls it unprotected (direct_call) */
   unsigned char protocol_replaced; /* set_protocol meanwhile: the called one in CUV_CALLED */
@@ -137,20 +142,20 @@ static void call_method(lua_State *L, const char *name, int nargs) {
   call_method_of(L, 1, name, nargs);
 }
 
-/* The read path's stack: */
-enum { R_CORE = 1, R_TRANSPORT, R_DATA, R_PROTOCOL, R_DATA_RECEIVED, R_READER };
+/* The read path's stack, from its base b (the core): */
+enum { R_CORE, R_TRANSPORT, R_DATA, R_PROTOCOL, R_DATA_RECEIVED, R_READER, R_SLOTS };
 
 /* In the read path: the transport's name(the nargs values on top). */
-static void transport_method(lua_State *L, const char *name, int nargs) {
-  lua_getiuservalue(L, R_CORE, CUV_TRANSPORT);
-  lua_replace(L, R_TRANSPORT);
-  call_method_of(L, R_TRANSPORT, name, nargs);
+static void transport_method(lua_State *L, int b, const char *name, int nargs) {
+  lua_getiuservalue(L, b + R_CORE, CUV_TRANSPORT);
+  lua_replace(L, b + R_TRANSPORT);
+  call_method_of(L, b + R_TRANSPORT, name, nargs);
 }
 
 /* Arms the persistent read wait unless it is armed already (once; some
 ** other waiter in the slot makes _arm_read raise BusyResourceError). */
-static void arm_read(lua_State *L, ta_sock *s) {
-  if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) transport_method(L, "_arm_read", 0);
+static void arm_read(lua_State *L, int b, ta_sock *s) {
+  if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) transport_method(L, b, "_arm_read", 0);
 }
 
 /* In the read path, on [core, -, data, protocol, data_received]:
@@ -158,24 +163,24 @@ static void arm_read(lua_State *L, ta_sock *s) {
 ** directly when the reader is a StreamReader that takes the data; 0 if the
 ** caller has to call it (the stack as it was then; else the caller drops
 ** what is above the data). */
-static int feed_stream_reader(lua_State *L, const shared_state *st) {
+static int feed_stream_reader(lua_State *L, const transport_core *c, int b) {
   ta_sreader *r;
-  if (lua_topointer(L, R_DATA_RECEIVED) != st->data_received || !lua_istable(L, R_PROTOCOL)) return 0;
-  rawget_field(L, R_PROTOCOL, F_READER); /* R_READER */
-  r = ta_stream_reader_test(L, ta_upengine(L), R_READER);
-  if (r != NULL && ta_stream_reader_feed(L, r, R_READER, R_DATA)) return 1;
-  lua_settop(L, R_DATA_RECEIVED);
+  if (lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received || !lua_istable(L, b + R_PROTOCOL))
+    return 0;
+  lua_pushliteral(L, "_reader");
+  lua_rawget(L, b + R_PROTOCOL); /* R_READER */
+  r = ta_stream_reader_test(L, c->E, b + R_READER);
+  if (r != NULL && ta_stream_reader_feed(L, r, b + R_READER, b + R_DATA)) return 1;
+  lua_settop(L, b + R_DATA_RECEIVED);
   return 0;
 }
-
-static int l_read_ready(lua_State *L);
 
 /* The core whose read path the running loop is calling (a write from
 ** protocol:data_received runs inside it), or NULL.  The core passed
 ** check_core: the read path calls no Lua before. */
 static const transport_core *calling_core(const ta_engine *E) {
   const ta_loop *lp = (const ta_loop *)E->running_loop;
-  return lp != NULL ? (const transport_core *)ta_loop_calling_arg(lp, l_read_ready) : NULL;
+  return lp != NULL ? (const transport_core *)ta_loop_calling_arg(lp, ta_transport_read_ready) : NULL;
 }
 
 /* In the read path, on [core, -, data, protocol, data_received]: calls
@@ -184,23 +189,23 @@ static const transport_core *calling_core(const ta_engine *E) {
 ** the loop's call and the loop hands it to ta_transport_read_failed (below)
 ** while in_data_received is still set, which reports it as the protected
 ** call does.  0 if it raised (reported, the transport closed). */
-static int call_data_received(lua_State *L, transport_core *c) {
-  const ta_loop *lp = (const ta_loop *)ta_upengine(L)->running_loop;
-  lua_pushvalue(L, R_PROTOCOL);
-  lua_pushvalue(L, R_DATA);
-  if (!c->in_data_received && lp != NULL && !lp->debug && ta_loop_calling_arg(lp, l_read_ready) == c) {
+static int call_data_received(lua_State *L, transport_core *c, int b) {
+  const ta_loop *lp = (const ta_loop *)c->E->running_loop;
+  lua_pushvalue(L, b + R_PROTOCOL);
+  lua_pushvalue(L, b + R_DATA);
+  if (!c->in_data_received && lp != NULL && !lp->debug && ta_loop_calling_arg(lp, ta_transport_read_ready) == c) {
     c->in_data_received = 1;
     lua_call(L, 2, 0);
     c->in_data_received = 0;
     if (c->protocol_replaced) {
       c->protocol_replaced = 0;
       lua_pushnil(L);
-      lua_setiuservalue(L, R_CORE, CUV_CALLED);
+      lua_setiuservalue(L, b + R_CORE, CUV_CALLED);
     }
     return 1;
   }
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
-    transport_method(L, "_data_received_failed", 2);
+    transport_method(L, b, "_data_received_failed", 2);
     return 0;
   }
   return 1;
@@ -215,7 +220,7 @@ static int call_data_received(lua_State *L, transport_core *c) {
 int ta_transport_read_failed(lua_State *L, int fnidx, int erridx) {
   transport_core *c;
   int top = lua_gettop(L);
-  if (lua_tocfunction(L, fnidx) != l_read_ready) return 0;
+  if (lua_tocfunction(L, fnidx) != ta_transport_read_ready) return 0;
   c = (transport_core *)lua_touserdata(L, fnidx + 1); /* (its wait was armed on a core: it ran) */
   if (c == NULL || !c->in_data_received) return 0;
   c->in_data_received = 0;
@@ -242,68 +247,91 @@ int ta_transport_read_failed(lua_State *L, int fnidx, int erridx) {
 ** own now (at R_DATA_RECEIVED; one added since it was set, or a protocol
 ** that cannot be indexed raises, as for a transport that looks it up on
 ** each read); 0 if there is none. */
-static int data_received_now(lua_State *L) {
-  int t = lua_type(L, R_PROTOCOL);
-  if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, R_PROTOCOL))) return 0;
+static int data_received_now(lua_State *L, int b) {
+  int t = lua_type(L, b + R_PROTOCOL);
+  if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, b + R_PROTOCOL))) return 0;
   lua_pop(L, 1);
-  return get_field(L, R_PROTOCOL, F_DATA_RECEIVED) != LUA_TNIL;
+  return lua_getfield(L, b + R_PROTOCOL, "data_received") != LUA_TNIL;
 }
 
-/* read_ready(core): takes what the transport's socket has received and
-** hands it to the protocol, a few times, then waits for more (armed only
-** after the socket said it has nothing more: an end of stream already
-** seen would never wake it).  The transport's Lua methods do the rest. */
-static int l_read_ready(lua_State *L) {
-  const shared_state *st = shared(L);
-  transport_core *c = check_core(L, st, R_CORE);
+/* The read path of the core c at b, the top of the stack: takes what the
+** transport's socket has received and hands it to the protocol, a few
+** times, then waits for more (armed only after the socket said it has
+** nothing more: an end of stream already seen would never wake it).  The
+** transport's Lua methods do the rest.  Leaves values above b. */
+static void read_path(lua_State *L, transport_core *c, int b) {
   ta_sockbox *box = c->box;
-  lua_settop(L, R_CORE);
-  luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
+  luaL_checkstack(L, R_SLOTS + 4, NULL);
   lua_pushnil(L); /* R_TRANSPORT: fetched when a Lua method is called */
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
     int rc, more;
     size_t avail;
-    if (s == NULL || s->read_paused) return 0; /* closed, closing or paused */
+    if (s == NULL || s->read_paused) return; /* closed, closing or paused */
     avail = ta_stream_buffered(s);
     rc = ta_stream_try_recv(L, s, MAX_READ); /* R_DATA */
     if (rc == TA_IO_AGAIN) {
-      arm_read(L, s);
-      return 0;
+      arm_read(L, b, s);
+      return;
     }
     if (rc < 0) {
       ta_push_oserror(L, rc, NULL, "recv");
       lua_pushliteral(L, "Fatal read error on socket transport");
-      transport_method(L, "_fatal_error", 2);
-      return 0;
+      transport_method(L, b, "_fatal_error", 2);
+      return;
     }
     if (avail == 0) { /* "": the end of the stream */
-      transport_method(L, "_read_eof", 0);
-      return 0;
+      transport_method(L, b, "_read_eof", 0);
+      return;
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    lua_getiuservalue(L, R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
-    if ((lua_getiuservalue(L, R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL || data_received_now(L)) &&
-        !feed_stream_reader(L, st) && !call_data_received(L, c))
-      return 0;
+    lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
+    if ((lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL || data_received_now(L, b)) &&
+        !feed_stream_reader(L, c, b) && !call_data_received(L, c, b))
+      return;
     if (!more) {
-      if (box->s != NULL) arm_read(L, box->s);
-      return 0;
+      if (box->s != NULL) arm_read(L, b, box->s);
+      return;
     }
-    lua_settop(L, R_TRANSPORT);
+    lua_settop(L, b + R_TRANSPORT);
   }
   /* loop:call_soon(transport._read_ready, transport) */
-  lua_getiuservalue(L, R_CORE, CUV_TRANSPORT);
-  lua_replace(L, R_TRANSPORT);
-  lua_getfield(L, R_TRANSPORT, "_loop");
+  lua_getiuservalue(L, b + R_CORE, CUV_TRANSPORT);
+  lua_replace(L, b + R_TRANSPORT);
+  lua_getfield(L, b + R_TRANSPORT, "_loop");
   lua_getfield(L, -1, "call_soon");
   lua_insert(L, -2);
-  get_field(L, R_TRANSPORT, F_READ_READY);
-  lua_pushvalue(L, R_TRANSPORT);
+  lua_getfield(L, b + R_TRANSPORT, "_read_ready");
+  lua_pushvalue(L, b + R_TRANSPORT);
   lua_call(L, 3, 0);
+}
+
+/* read_ready(core): the read path (the callback of the transport's read
+** wait; the loop calls it directly, ta_transport_read_wake). */
+int ta_transport_read_ready(lua_State *L) {
+  transport_core *c = check_core(L, shared(L), 1);
+  lua_settop(L, 1);
+  luaL_argcheck(L, c->box->s == NULL || c->box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
+  read_path(L, c, 1);
   return 0;
+}
+
+/* For the loop: the read path of the core at idx, the top of the stack, a
+** read wait's argument that ta_transport_is_read_wait accepted; the stack
+** is left above idx. */
+void ta_transport_read_wake(lua_State *L, int idx) {
+  read_path(L, (transport_core *)lua_touserdata(L, idx), idx);
+}
+
+/* Whether fn(arg) (at fnidx, arg above) is a stream transport's read wait,
+** which the loop may call with ta_transport_read_wake. */
+int ta_transport_is_read_wait(lua_State *L, int fnidx) {
+  const transport_core *c;
+  if (lua_tocfunction(L, fnidx) != ta_transport_read_ready) return 0;
+  c = (const transport_core *)luaL_testudata(L, fnidx + 1, CORE_MT);
+  return c != NULL && (c->box->s == NULL || c->box->s->kind != TA_SK_UDP);
 }
 
 /* The data_received of protocol (at idx) into the core's user value: nil
@@ -329,6 +357,8 @@ static int l_transport_core(lua_State *L) {
   c = (transport_core *)lua_newuserdatauv(L, sizeof *c, CORE_NUV); /* 4 */
   memset(c, 0, sizeof *c);
   c->box = box;
+  c->E = ta_upengine(L);
+  c->shared = shared(L);
   c->transport = lua_topointer(L, 1);
   luaL_setmetatable(L, CORE_MT);
   for (int i = 1; i <= 3; i++) { /* CUV_TRANSPORT, CUV_SOCK, CUV_PROTOCOL */
@@ -476,7 +506,7 @@ int ta_open_transport(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"transport_core", l_transport_core},
     {"transport_set_protocol", l_transport_set_protocol},
-    {"transport_read_ready", l_read_ready},
+    {"transport_read_ready", ta_transport_read_ready},
     {"transport_write", l_write},
     {"stream_writer_write", l_stream_writer_write},
     {"stream_transport_setup", l_stream_transport_setup},
