@@ -137,6 +137,7 @@ int ta_aio_persistent_armed(const ta_waiter *w);
 int ta_transport_read_ready(lua_State *L);
 int ta_transport_is_read_wait(lua_State *L, int fnidx);
 void ta_transport_read_wake(lua_State *L, int idx);
+#define TA_READ_WAKE_STACK 16 /* stack slots ta_transport_read_wake needs */
 int ta_transport_read_failed(lua_State *L, int fnidx, int erridx);
 
 /* For the I/O faces (ioreq_future.c): a new pending Future of the loop at

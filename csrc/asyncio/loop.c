@@ -718,6 +718,7 @@ static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h) {
 ** function). */
 static void run_posted(lua_State *L, ta_loop *lp) {
   int pushed, top = lua_gettop(L);
+  luaL_checkstack(L, 2 + TA_READ_WAKE_STACK, NULL);
   while (!lp->closed && (pushed = ta_loop_next_posted(L, lp)) != TA_POSTED_NONE) {
     int fn = lua_gettop(L) - 1;
     if (pushed == TA_POSTED_READ_WAKE) { /* its arg pushed */

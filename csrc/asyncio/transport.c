@@ -76,6 +76,7 @@ typedef struct {
   const void *transport;          /* its address, for transport:write (calling_core) */
   unsigned char in_data_received; /* the read path calls it unprotected (direct_call) */
   unsigned char protocol_replaced; /* set_protocol meanwhile: the called one in CUV_CALLED */
+  unsigned char stream_protocol;   /* CUV_DATA_RECEIVED is StreamReaderProtocol's */
 } transport_core;
 
 enum { CUV_TRANSPORT = 1, CUV_SOCK, CUV_PROTOCOL, CUV_DATA_RECEIVED, CUV_CALLED, CORE_NUV = CUV_CALLED };
@@ -143,7 +144,7 @@ static void call_method(lua_State *L, const char *name, int nargs) {
 }
 
 /* The read path's stack, from its base b (the core): */
-enum { R_CORE, R_TRANSPORT, R_DATA, R_PROTOCOL, R_DATA_RECEIVED, R_READER, R_SLOTS };
+enum { R_CORE, R_TRANSPORT, R_DATA, R_PROTOCOL, R_DATA_RECEIVED, R_READER };
 
 /* In the read path: the transport's name(the nargs values on top). */
 static void transport_method(lua_State *L, int b, const char *name, int nargs) {
@@ -160,13 +161,14 @@ static void arm_read(lua_State *L, int b, ta_sock *s) {
 
 /* In the read path, on [core, -, data, protocol, data_received]:
 ** StreamReaderProtocol's data_received, self._reader:feed_data(data), done
-** directly when the reader is a StreamReader that takes the data; 0 if the
+** directly when the reader is a StreamReader that takes the data (cached:
+** data_received is the core's, whose class the core knows); 0 if the
 ** caller has to call it (the stack as it was then; else the caller drops
 ** what is above the data). */
-static int feed_stream_reader(lua_State *L, const transport_core *c, int b) {
+static int feed_stream_reader(lua_State *L, const transport_core *c, int b, int cached) {
   ta_sreader *r;
-  if (lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received || !lua_istable(L, b + R_PROTOCOL))
-    return 0;
+  if (cached ? !c->stream_protocol : lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received) return 0;
+  if (!lua_istable(L, b + R_PROTOCOL)) return 0;
   lua_pushliteral(L, "_reader");
   lua_rawget(L, b + R_PROTOCOL); /* R_READER */
   r = ta_stream_reader_test(L, c->E, b + R_READER);
@@ -254,19 +256,20 @@ static int data_received_now(lua_State *L, int b) {
   return lua_getfield(L, b + R_PROTOCOL, "data_received") != LUA_TNIL;
 }
 
-/* The read path of the core c at b, the top of the stack: takes what the
+/* The read path of the core c at b, the top of the stack (with
+** TA_READ_WAKE_STACK free slots above it, as a C function called from Lua
+** has): takes what the
 ** transport's socket has received and hands it to the protocol, a few
 ** times, then waits for more (armed only after the socket said it has
 ** nothing more: an end of stream already seen would never wake it).  The
 ** transport's Lua methods do the rest.  Leaves values above b. */
 static void read_path(lua_State *L, transport_core *c, int b) {
   ta_sockbox *box = c->box;
-  luaL_checkstack(L, R_SLOTS + 4, NULL);
   lua_pushnil(L); /* R_TRANSPORT: fetched when a Lua method is called */
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
-    int rc, more;
+    int rc, more, cached;
     size_t avail;
     if (s == NULL || s->read_paused) return; /* closed, closing or paused */
     avail = ta_stream_buffered(s);
@@ -288,8 +291,8 @@ static void read_path(lua_State *L, transport_core *c, int b) {
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
     lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
-    if ((lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL || data_received_now(L, b)) &&
-        !feed_stream_reader(L, c, b) && !call_data_received(L, c, b))
+    cached = lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL;
+    if ((cached || data_received_now(L, b)) && !feed_stream_reader(L, c, b, cached) && !call_data_received(L, c, b))
       return;
     if (!more) {
       if (box->s != NULL) arm_read(L, b, box->s);
@@ -318,9 +321,9 @@ int ta_transport_read_ready(lua_State *L) {
   return 0;
 }
 
-/* For the loop: the read path of the core at idx, the top of the stack, a
-** read wait's argument that ta_transport_is_read_wait accepted; the stack
-** is left above idx. */
+/* For the loop: the read path of the core at idx, the top of the stack
+** (TA_READ_WAKE_STACK free slots above it), a read wait's argument that
+** ta_transport_is_read_wait accepted; the stack is left above idx. */
 void ta_transport_read_wake(lua_State *L, int idx) {
   read_path(L, (transport_core *)lua_touserdata(L, idx), idx);
 }
@@ -337,6 +340,7 @@ int ta_transport_is_read_wait(lua_State *L, int fnidx) {
 /* The data_received of protocol (at idx) into the core's user value: nil
 ** when it has none, or cannot be indexed (as nil or false). */
 static void cache_data_received(lua_State *L, int core, int idx) {
+  transport_core *c = (transport_core *)lua_touserdata(L, core);
   int t = lua_type(L, idx);
   if (t == LUA_TTABLE || (t != LUA_TNIL && t != LUA_TBOOLEAN && luaL_getmetafield(L, idx, "__index") != LUA_TNIL)) {
     if (t != LUA_TTABLE) lua_pop(L, 1);
@@ -344,6 +348,7 @@ static void cache_data_received(lua_State *L, int core, int idx) {
   } else {
     lua_pushnil(L);
   }
+  c->stream_protocol = !lua_isnil(L, -1) && lua_topointer(L, -1) == c->shared->data_received;
   lua_setiuservalue(L, core, CUV_DATA_RECEIVED);
 }
 
