@@ -233,10 +233,12 @@ return function(asyncio, Loop)
 
   -- The state every new transport starts in lives in the class, so an idle
   -- connection's table holds only what differs (a transport sets its own
-  -- field on the first change).  _closing and _eof_written, read on every
-  -- write, stay in each transport, and so does write itself: the method a
-  -- protocol calls on every round trip is found without the class lookup
-  -- (the table has room for it: eight fields, eight slots).
+  -- field on the first change; write reads _closing and _eof_written only
+  -- when its socket says they may be set).  The method a protocol calls on
+  -- every round trip, write, is each transport's own field: found without
+  -- the class lookup (the table has room for it: eight slots, for the
+  -- fields of a new transport and a server's _call_connection_lost).
+  Transport._closing, Transport._eof_written = false, false
   Transport._paused, Transport._protocol_paused, Transport._writing_armed = false, false, false
   Transport._lost_called, Transport._conn_lost = false, 0
   Transport._high, Transport._low = DEFAULT_HIGH, DEFAULT_HIGH // 4
@@ -246,8 +248,7 @@ return function(asyncio, Loop)
   -- after connection_made.  extra (optional): get_extra_info's answers.
   local function new_transport(loop, sock, protocol, waiter, extra)
     local t = setmetatable({
-      _loop = loop, _sock = sock, _protocol = protocol, _closing = false, _eof_written = false,
-      _extra = extra or false, write = Transport.write,
+      _loop = loop, _sock = sock, _protocol = protocol, _extra = extra or false, write = Transport.write,
     }, Transport)
     t._core = core.transport_core(t, sock, protocol)
     if sock.family ~= tsocket.AF_UNIX then
