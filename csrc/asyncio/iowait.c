@@ -11,7 +11,8 @@
 ** (never re-entrantly), in the order of the wakes, and the records cost
 ** the ready queue one slot per batch rather than two per wake.  fn is
 ** typically a Future's setter (the sock_* coroutines wait on a Future) or
-** a transport's "look again" method.  One wake per arm, as for the Trio
+** a transport's read path on its core (a read wait: then the loop runs it
+** without a Lua call, ta_transport_read_wake, unless in debug mode).  One wake per arm, as for the Trio
 ** face.  A persistent record disarmed before its callback ran is dropped
 ** from the list (as asyncio's remove_reader cancels the reader's handle).
 **
