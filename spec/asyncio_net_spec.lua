@@ -280,6 +280,49 @@ describe("transports and protocols", function()
     assert.same({ "made", "lost" }, log)
   end)
 
+  for _, debug in ipairs { false, true } do
+    it("data_received raising after set_protocol: reported with the protocol called, that transport closed, "
+        .. "the other woken in the same batch still served (debug " .. tostring(debug) .. ")", function()
+      local ctxs, got, lost = {}, {}, {}
+      run(function()
+        local loop = asyncio.get_running_loop()
+        loop:set_debug(debug)
+        loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+        local a, b = socket.socketpair()
+        local c, d = socket.socketpair()
+        local bad = {
+          data_received = function(self)
+            self.t:set_protocol { connection_lost = function(_, exc) lost[#lost + 1] = exc end }
+            error("protocol bug")
+          end,
+          connection_made = function(self, tr) self.t = tr end,
+        }
+        local t1 = loop:create_connection(function() return bad end, nil, nil, { sock = a })
+        local t2 = loop:create_connection(function() return {
+          data_received = function(_, data) got[#got + 1] = data end,
+        } end, nil, nil, { sock = c })
+        asyncio.sleep(0.01) -- both reading
+        loop:sock_sendall(b, "1") -- (no wait: the two wakes come in one batch)
+        loop:sock_sendall(d, "2")
+        wait_until(function() return #lost == 1 and #got == 1 end)
+        assert.is_true(t1:is_closing())
+        assert.is_false(t2:is_closing())
+        loop:sock_sendall(d, "3")
+        wait_until(function() return #got == 2 end)
+        assert.equal(1, #ctxs)
+        assert.equal("protocol.data_received() call failed.", ctxs[1].message)
+        assert_has(ctxs[1].exception, "protocol bug")
+        assert.equal(bad, ctxs[1].protocol)
+        assert.equal(t1, ctxs[1].transport)
+        assert_has(lost[1], "protocol bug")
+        assert.same({ "2", "3" }, got)
+        t2:close()
+        b:close()
+        d:close()
+      end)
+    end)
+  end
+
   it("flow control: pause_writing above the high mark, resume_writing once drained to the low mark", function()
     run(function()
       local loop = asyncio.get_running_loop()
@@ -441,34 +484,79 @@ describe("transports and protocols", function()
     end)
   end)
 
-  it("a read wait that wakes a transport whose _sock is no longer its socket: an argument error, no crash", function()
-    local ctxs = {}
+  it("the read path runs on the transport's core: anything else is an argument error, no crash", function()
+    local core = require "trio_asyncio.core"
     run(function()
       local loop = asyncio.get_running_loop()
-      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
       local a, b = socket.socketpair()
-      local c, d = socket.socketpair()
       local got = {}
       local t = loop:create_connection(function() return {
         data_received = function(_, data) got[#got + 1] = data end,
       } end, nil, nil, { sock = a })
       asyncio.sleep(0.01) -- reading
-      for i, other in ipairs { io.stdout, c } do
-        t._sock = other -- (c: another socket, with nothing to read)
-        loop:sock_sendall(b, "x" .. i)
-        asyncio.sleep(0.05) -- a's read wait wakes t
-        assert.same({}, got)
-        t._sock = a
-        t:_read_ready()
-        assert.same({ "x" .. i }, got)
-        got = {}
+      for _, bad in ipairs { t, a, io.stdout, 1 } do
+        assert_has(errof(core.transport_read_ready, bad), "asyncio.TransportCore expected")
       end
-      assert.equal(1, #ctxs)
-      assert_has(tostring(ctxs[1].exception), "trio_asyncio.socket expected, got FILE*")
-      t:close()
-      b:close()
+      assert_has(errof(core.transport_set_protocol, a, {}), "asyncio.TransportCore expected")
+      -- a persistent read wait on the read path with something else than a core: the wake's error
+      local ctxs = {}
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      local c, d = socket.socketpair()
+      loop:sock_sendall(d, "y")
+      assert.equal("y", loop:sock_recv(c, 1)) -- (c is reading now)
+      assert.is_true(core.aio_arm(c, 0, loop, core.transport_read_ready, {}, true))
+      loop:sock_sendall(d, "z")
+      wait_until(function() return #ctxs == 1 end)
+      assert_has(tostring(ctxs[1].exception), "asyncio.TransportCore expected")
+      core.aio_disarm(c, 0)
       c:close()
       d:close()
+      loop:sock_sendall(b, "x")
+      wait_until(function() return #got == 1 end)
+      assert.same({ "x" }, got)
+      t:close()
+      b:close()
+    end)
+  end)
+
+  it("data_received is looked up when the protocol is set: after connection_made and by set_protocol", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local a, b = socket.socketpair()
+      local got = {}
+      local t = loop:create_connection(function() return {
+        connection_made = function(self)
+          self.data_received = function(_, data) got[#got + 1] = "made:" .. data end
+        end,
+      } end, nil, nil, { sock = a })
+      loop:sock_sendall(b, "1")
+      wait_until(function() return #got == 1 end)
+      local p = { data_received = function(_, data) got[#got + 1] = "p:" .. data end }
+      t:set_protocol(p)
+      loop:sock_sendall(b, "2")
+      wait_until(function() return #got == 2 end)
+      p.data_received = function(_, data) got[#got + 1] = "changed:" .. data end
+      loop:sock_sendall(b, "3")
+      wait_until(function() return #got == 3 end)
+      t:set_protocol(p)
+      loop:sock_sendall(b, "4")
+      wait_until(function() return #got == 4 end)
+      assert.same({ "made:1", "p:2", "p:3", "changed:4" }, got)
+      local late = {}
+      t:set_protocol(late) -- (no data_received yet: looked up on each read until it has one)
+      late.data_received = function(_, data) got[#got + 1] = "late:" .. data end
+      loop:sock_sendall(b, "5")
+      wait_until(function() return #got == 5 end)
+      assert.equal("late:5", got[5])
+      local ctxs = {}
+      loop:set_exception_handler(function(_, ctx) ctxs[#ctxs + 1] = ctx end)
+      t:set_protocol(42) -- not indexable: the read raises, as it did before the protocol was set
+      loop:sock_sendall(b, "6")
+      wait_until(function() return #ctxs == 1 end)
+      assert_has(tostring(ctxs[1].exception), "attempt to index a number value")
+      assert.equal(5, #got)
+      t:close()
+      b:close()
     end)
   end)
 

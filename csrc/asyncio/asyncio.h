@@ -121,13 +121,24 @@ void ta_loop_push_factory(lua_State *L, int loopidx);
 
 /* iowait.c: the loop's waits on io objects */
 int ta_loop_take_posted(ta_loop *lp);
+/* What ta_loop_next_posted pushed: nothing (none left), fn and arg, or
+** only the arg of a transport's read wait (ta_transport_read_wake). */
+enum { TA_POSTED_NONE, TA_POSTED_CALL, TA_POSTED_READ_WAKE };
 int ta_loop_next_posted(lua_State *L, ta_loop *lp);
 int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push);
 struct ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp);
+const void *ta_loop_calling_arg(const ta_loop *lp, lua_CFunction fn);
 void ta_loop_release_io(lua_State *L, ta_loop *lp);
 /* Whether a persistent loop callback (a transport's read wait) fills the
 ** waiter slot w (iowait.c). */
 int ta_aio_persistent_armed(const ta_waiter *w);
+/* transport.c: a stream transport's read wait, which the loop calls
+** directly; for the loop, when an io wait's callback raised */
+int ta_transport_read_ready(lua_State *L);
+int ta_transport_is_read_wait(lua_State *L, int fnidx);
+void ta_transport_read_wake(lua_State *L, int idx);
+#define TA_READ_WAKE_STACK 16 /* stack slots ta_transport_read_wake needs */
+int ta_transport_read_failed(lua_State *L, int fnidx, int erridx);
 
 /* For the I/O faces (ioreq_future.c): a new pending Future of the loop at
 ** loopidx, pushed; settling a pending plain Future f at fidx with the top n

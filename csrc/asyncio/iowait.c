@@ -11,7 +11,8 @@
 ** (never re-entrantly), in the order of the wakes, and the records cost
 ** the ready queue one slot per batch rather than two per wake.  fn is
 ** typically a Future's setter (the sock_* coroutines wait on a Future) or
-** a transport's "look again" method.  One wake per arm, as for the Trio
+** a transport's read path on its core (a read wait: then the loop runs it
+** without a Lua call, ta_transport_read_wake, unless in debug mode).  One wake per arm, as for the Trio
 ** face.  A persistent record disarmed before its callback ran is dropped
 ** from the list (as asyncio's remove_reader cancels the reader's handle).
 **
@@ -30,8 +31,11 @@ typedef struct ta_aiorec {
   ta_waiter *slot;                 /* NULL once woken or detached */
   ta_sock *sock;                   /* the socket it waits on, NULL for a request */
   int fn_ref, arg_ref;
+  lua_CFunction cfn;               /* fn's C function, if it is one */
+  const void *arg;                 /* arg's address (lua_topointer) */
   int posted;                      /* in a list: POSTED or BATCH, else 0 */
   int persistent;                  /* stays in its slot after a wake */
+  int read_wake;                   /* a transport's read wait (ta_transport_is_read_wait) */
   int dropped;                     /* freed while its callback ran */
 } aiorec;
 
@@ -114,17 +118,23 @@ int ta_loop_take_posted(ta_loop *lp) {
 }
 
 /* The batch's next record becomes the current one: pushes its fn and arg
-** and returns 1, or 0 when the batch has none left. */
+** (TA_POSTED_CALL), or only its arg for a transport's read wait, which the
+** loop then calls directly (TA_POSTED_READ_WAKE; not in debug mode, which
+** times the call of fn); TA_POSTED_NONE when the batch has none left. */
 int ta_loop_next_posted(lua_State *L, ta_loop *lp) {
   aiorec *r = lp->batch_posted;
-  if (r == NULL) return 0;
+  if (r == NULL) return TA_POSTED_NONE;
   lp->batch_posted = r->next_posted;
   if (lp->batch_posted == NULL) lp->batch_posted_tail = NULL;
   r->posted = 0;
   lp->posted_current = r;
+  if (r->read_wake && !lp->debug) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
+    return TA_POSTED_READ_WAKE;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
-  return 1;
+  return TA_POSTED_CALL;
 }
 
 /* The current record's callback returned or raised: a one-shot record (or
@@ -154,6 +164,15 @@ ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp) {
   return r->sock->box;
 }
 
+/* The address of the argument of the io wait callback the loop is
+** calling, when that callback is the C function fn; else NULL.  (The
+** record anchors its argument until the callback has returned.)  So fn
+** knows, from anywhere inside its call, which argument it runs on. */
+const void *ta_loop_calling_arg(const ta_loop *lp, lua_CFunction fn) {
+  const aiorec *r = lp->posted_current;
+  return r != NULL && r->cfn == fn ? r->arg : NULL;
+}
+
 int ta_aio_persistent_armed(const ta_waiter *w) {
   return w->wake == aio_wake && ((const aiorec *)w->data)->persistent;
 }
@@ -179,18 +198,22 @@ static int l_arm(lua_State *L) {
   ta_loop *lp = checkloop(L, 3);
   aiorec *r;
   ta_sockbox *sb;
-  int persistent = lua_toboolean(L, 6);
+  int persistent = lua_toboolean(L, 6), read_wake;
   luaL_checktype(L, 4, LUA_TFUNCTION);
   lua_settop(L, 5);
   if (w == NULL || lp->closed) return lua_pushboolean(L, 0), 1;
   if (w->wake != NULL)
     return ta_error(L, "BusyResourceError", "another task is already waiting to %s this socket", side ? "write to" : "read from");
+  read_wake = persistent && ta_transport_is_read_wait(L, 4);
   r = (aiorec *)calloc(1, sizeof *r);
   if (r == NULL) return luaL_error(L, "not enough memory");
   r->lp = lp;
   r->persistent = persistent;
   sb = (ta_sockbox *)ta_testudata(L, lp->E, 1, TA_MT_SOCKET);
   r->sock = sb != NULL ? sb->s : NULL;
+  r->cfn = lua_tocfunction(L, 4);
+  r->arg = lua_topointer(L, 5);
+  r->read_wake = read_wake;
   lua_pushvalue(L, 4);
   r->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 5);

@@ -723,10 +723,22 @@ static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h) {
 }
 
 /* The entry of the woken io waits: their callbacks, in order (each one
-** the current record while it runs: callback_failed finds it). */
+** the current record while it runs: callback_failed finds it).  A
+** transport's read wait is called directly (no Lua call of its C
+** function). */
 static void run_posted(lua_State *L, ta_loop *lp) {
-  while (!lp->closed && ta_loop_next_posted(L, lp)) { /* its fn and arg pushed */
+  int pushed, top = lua_gettop(L);
+  luaL_checkstack(L, 2 + TA_READ_WAKE_STACK, NULL);
+  while (!lp->closed && (pushed = ta_loop_next_posted(L, lp)) != TA_POSTED_NONE) {
     int fn = lua_gettop(L) - 1;
+    if (pushed == TA_POSTED_READ_WAKE) { /* its arg pushed */
+      lp->calling = 1;
+      ta_transport_read_wake(L, top + 1);
+      lp->calling = 0;
+      ta_loop_posted_done(L, lp, 0);
+      lua_settop(L, top);
+      continue;
+    } /* else its fn and arg */
     if (lp->debug) { /* (a copy of fn under them, for report_slow) */
       lua_pushvalue(L, fn);
       lua_insert(L, fn++);
@@ -822,6 +834,10 @@ static void callback_failed(lua_State *L, ta_loop *lp) {
   lp->calling = 0;
   lua_getiuservalue(L, SLOT_LOOP, UV_READY);
   if (ta_loop_posted_done(L, lp, 1)) { /* an io wait's fn and arg: their entry stays */
+    if (ta_transport_read_failed(L, ENTRY, ERR)) { /* reported by its transport */
+      lua_settop(L, SLOT_LOOP);
+      return;
+    }
     if (lp->closed) {
       lua_settop(L, RING);
       lua_pushnil(L);

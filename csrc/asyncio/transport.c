@@ -12,6 +12,16 @@
 ** (csrc/asyncio/streamreader.c) itself, as its Lua data_received would
 ** (found by address: stream_transport_setup hands it over).
 **
+** The read path works on the transport's core (transport_core below), a
+** userdata the transport table holds in its _core field: its socket, its
+** protocol and that protocol's data_received (looked up when the protocol
+** is set: new_transport, after connection_made, set_protocol), so that a
+** read looks no Lua field up.  The read wait is armed with the read path
+** on the core, and the loop runs it directly (ta_transport_read_wake,
+** from csrc/asyncio/loop.c's run_posted: no Lua call of a C function),
+** which calls protocol:data_received unprotected (its error comes back
+** through ta_transport_read_failed).
+**
 ** The read path tells "closing or paused" from its socket: the transport
 ** stops its socket's reading (sock_pause_reading) whenever it pauses or
 ** starts closing, so `read_paused` on the socket is set exactly then, and
@@ -27,13 +37,12 @@
 
 /* The fields the hot paths read are upvalues of their functions, interned
 ** once (lua_getfield would look each name up in the string cache).
-** Upvalue 1 is the engine, 2 the stream classes, then the names. */
-static const char *const field_names[] = {"_sock",         "_protocol", "data_received", "_closing",
-                                          "_eof_written", "_reader",   "transport",     "write"};
+** Upvalue 1 is the engine, 2 the shared state, then the names. */
+static const char *const field_names[] = {"_sock",   "data_received", "_closing", "_eof_written",
+                                          "_reader", "transport",     "write"};
 enum {
-  UP_CLASSES = 2,
+  UP_SHARED = 2,
   F_SOCK,
-  F_PROTOCOL,
   F_DATA_RECEIVED,
   F_CLOSING,
   F_EOF_WRITTEN,
@@ -43,15 +52,44 @@ enum {
   F_END
 };
 
-/* What stream_transport_setup hands over from lua/asyncio/streams.lua,
-** compared by address (anchored in the userdata's user value):
-** StreamReaderProtocol.data_received.  NULL before the setup. */
-typedef struct {
+/* What the functions share (one per engine, an upvalue of each): the
+** cores' metatable, and what stream_transport_setup hands over from
+** lua/asyncio/streams.lua, compared by address (anchored in the
+** userdata's user value): StreamReaderProtocol.data_received, NULL
+** before the setup. */
+typedef struct shared_state {
+  const void *core_mt;
   const void *data_received;
-} stream_classes;
+} shared_state;
 
-static const stream_classes *classes(lua_State *L) {
-  return (const stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
+static const shared_state *shared(lua_State *L) {
+  return (const shared_state *)lua_touserdata(L, lua_upvalueindex(UP_SHARED));
+}
+
+/* A transport's core: its socket's box (the socket anchored in a user
+** value), and in user values the transport, the protocol and the
+** protocol's data_received as it was when the protocol was set. */
+typedef struct {
+  ta_sockbox *box;
+  ta_engine *E;
+  const struct shared_state *shared;
+  const void *transport;          /* its address, for transport:write (calling_core) */
+  unsigned char in_data_received; /* the read path calls it unprotected (direct_call) */
+  unsigned char protocol_replaced; /* set_protocol meanwhile: the called one in CUV_CALLED */
+  unsigned char stream_protocol;   /* CUV_DATA_RECEIVED is StreamReaderProtocol's */
+} transport_core;
+
+enum { CUV_TRANSPORT = 1, CUV_SOCK, CUV_PROTOCOL, CUV_DATA_RECEIVED, CUV_CALLED, CORE_NUV = CUV_CALLED };
+
+#define CORE_MT "asyncio.TransportCore"
+
+/* The core at idx (the shared state st), or an argument error; leaves
+** its metatable pushed (the caller sets the top). */
+static transport_core *check_core(lua_State *L, const shared_state *st, int idx) {
+  transport_core *c = (transport_core *)lua_touserdata(L, idx);
+  if (c == NULL || !lua_getmetatable(L, idx) || lua_topointer(L, -1) != st->core_mt)
+    return (transport_core *)luaL_checkudata(L, idx, CORE_MT); /* raises */
+  return c;
 }
 
 /* Pushes obj[field] (obj an absolute index) and returns its type. */
@@ -92,94 +130,263 @@ static inline ta_sockbox *checked_sockbox(lua_State *L, const ta_engine *E, int 
   return box != NULL && box == calling_sockbox(E) ? box : socket_box(L, E, idx);
 }
 
-/* t:name(the nargs values on top of the stack); t is at 1. */
-static void call_method(lua_State *L, const char *name, int nargs) {
-  lua_getfield(L, 1, name);
-  lua_pushvalue(L, 1);
+/* t:name(the nargs values on top of the stack); t is at idx. */
+static void call_method_of(lua_State *L, int idx, const char *name, int nargs) {
+  lua_getfield(L, idx, name);
+  lua_pushvalue(L, idx);
   lua_rotate(L, -2 - nargs, 2);
   lua_call(L, nargs + 1, 0);
 }
 
-/* Arms the persistent read wait unless it is armed already (once; some
-** other waiter in the slot makes _arm_read raise BusyResourceError). */
-static void arm_read(lua_State *L, ta_sock *s) {
-  if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) call_method(L, "_arm_read", 0);
+/* The same for the transport at 1. */
+static void call_method(lua_State *L, const char *name, int nargs) {
+  call_method_of(L, 1, name, nargs);
 }
 
-/* In the read path, on [transport, sock, data, protocol,
-** protocol.data_received]: StreamReaderProtocol's data_received,
-** self._reader:feed_data(data), done directly when the reader is a
-** StreamReader that takes the data; 0 if the caller has to call it (the
-** stack as it was then; else the caller drops what is above the data). */
-static int feed_stream_reader(lua_State *L, ta_engine *E) {
+/* The read path's stack, from its base b (the core): */
+enum { R_CORE, R_TRANSPORT, R_DATA, R_PROTOCOL, R_DATA_RECEIVED, R_READER };
+
+/* In the read path: the transport's name(the nargs values on top). */
+static void transport_method(lua_State *L, int b, const char *name, int nargs) {
+  lua_getiuservalue(L, b + R_CORE, CUV_TRANSPORT);
+  lua_replace(L, b + R_TRANSPORT);
+  call_method_of(L, b + R_TRANSPORT, name, nargs);
+}
+
+/* Arms the persistent read wait unless it is armed already (once; some
+** other waiter in the slot makes _arm_read raise BusyResourceError). */
+static void arm_read(lua_State *L, int b, ta_sock *s) {
+  if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) transport_method(L, b, "_arm_read", 0);
+}
+
+/* In the read path, on [core, -, data, protocol, data_received]:
+** StreamReaderProtocol's data_received, self._reader:feed_data(data), done
+** directly when the reader is a StreamReader that takes the data (cached:
+** data_received is the core's, whose class the core knows); 0 if the
+** caller has to call it (the stack as it was then; else the caller drops
+** what is above the data). */
+static int feed_stream_reader(lua_State *L, const transport_core *c, int b, int cached) {
   ta_sreader *r;
-  if (lua_topointer(L, 5) != classes(L)->data_received || !lua_istable(L, 4)) return 0;
-  rawget_field(L, 4, F_READER); /* 6 */
-  r = ta_stream_reader_test(L, E, 6);
-  if (r != NULL && ta_stream_reader_feed(L, r, 6, 3)) return 1;
-  lua_settop(L, 5);
+  if (cached ? !c->stream_protocol : lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received) return 0;
+  if (!lua_istable(L, b + R_PROTOCOL)) return 0;
+  lua_pushliteral(L, "_reader");
+  lua_rawget(L, b + R_PROTOCOL); /* R_READER */
+  r = ta_stream_reader_test(L, c->E, b + R_READER);
+  if (r != NULL && ta_stream_reader_feed(L, r, b + R_READER, b + R_DATA)) return 1;
+  lua_settop(L, b + R_DATA_RECEIVED);
   return 0;
 }
 
-/* transport:_read_ready(): takes what the socket has received and hands it
-** to the protocol, a few times, then waits for more (armed only after the
-** socket said it has nothing more: an end of stream already seen would
-** never wake it). */
-static int l_read_ready(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
-  ta_sockbox *box;
-  if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
-  if (lua_gettop(L) != 1) lua_settop(L, 1);
-  get_field(L, 1, F_SOCK); /* 2: keeps the box alive */
-  box = checked_sockbox(L, E, 2);
-  luaL_argcheck(L, box->s == NULL || box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
+/* The core whose read path the running loop is calling (a write from
+** protocol:data_received runs inside it), or NULL.  The core passed
+** check_core: the read path calls no Lua before. */
+static const transport_core *calling_core(const ta_engine *E) {
+  const ta_loop *lp = (const ta_loop *)E->running_loop;
+  return lp != NULL ? (const transport_core *)ta_loop_calling_arg(lp, ta_transport_read_ready) : NULL;
+}
+
+/* In the read path, on [core, -, data, protocol, data_received]: calls
+** protocol:data_received(data).  From the loop's own call of the read wait
+** (not in debug mode, which times that call), unprotected: an error ends
+** the loop's call and the loop hands it to ta_transport_read_failed (below)
+** while in_data_received is still set, which reports it as the protected
+** call does.  0 if it raised (reported, the transport closed). */
+static int call_data_received(lua_State *L, transport_core *c, int b) {
+  const ta_loop *lp = (const ta_loop *)c->E->running_loop;
+  lua_pushvalue(L, b + R_PROTOCOL);
+  lua_pushvalue(L, b + R_DATA);
+  if (!c->in_data_received && lp != NULL && !lp->debug && ta_loop_calling_arg(lp, ta_transport_read_ready) == c) {
+    c->in_data_received = 1;
+    lua_call(L, 2, 0);
+    c->in_data_received = 0;
+    if (c->protocol_replaced) {
+      c->protocol_replaced = 0;
+      lua_pushnil(L);
+      lua_setiuservalue(L, b + R_CORE, CUV_CALLED);
+    }
+    return 1;
+  }
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
+    transport_method(L, b, "_data_received_failed", 2);
+    return 0;
+  }
+  return 1;
+}
+
+/* The loop's call of an io wait's callback fn (at fnidx, its argument
+** above) raised the error at erridx: when that was a read path's
+** unprotected protocol:data_received, its transport reports it and closes
+** (t:_data_received_failed(protocol, error), protected) and this returns
+** 1; else, or when that raised (its error replaces the one at erridx),
+** 0: the loop reports the error. */
+int ta_transport_read_failed(lua_State *L, int fnidx, int erridx) {
+  transport_core *c;
+  int top = lua_gettop(L);
+  if (lua_tocfunction(L, fnidx) != ta_transport_read_ready) return 0;
+  c = (transport_core *)lua_touserdata(L, fnidx + 1); /* (its wait was armed on a core: it ran) */
+  if (c == NULL || !c->in_data_received) return 0;
+  c->in_data_received = 0;
+  lua_getiuservalue(L, fnidx + 1, CUV_TRANSPORT);
+  lua_getfield(L, -1, "_data_received_failed");
+  lua_insert(L, -2);
+  lua_getiuservalue(L, fnidx + 1, c->protocol_replaced ? CUV_CALLED : CUV_PROTOCOL);
+  if (c->protocol_replaced) {
+    c->protocol_replaced = 0;
+    lua_pushnil(L);
+    lua_setiuservalue(L, fnidx + 1, CUV_CALLED);
+  }
+  lua_pushvalue(L, erridx);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+    lua_replace(L, erridx);
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_settop(L, top);
+  return 1;
+}
+
+/* In the read path, when the core has no data_received: the protocol's
+** own now (at R_DATA_RECEIVED; one added since it was set, or a protocol
+** that cannot be indexed raises, as for a transport that looks it up on
+** each read); 0 if there is none. */
+static int data_received_now(lua_State *L, int b) {
+  int t = lua_type(L, b + R_PROTOCOL);
+  if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, b + R_PROTOCOL))) return 0;
+  lua_pop(L, 1);
+  return lua_getfield(L, b + R_PROTOCOL, "data_received") != LUA_TNIL;
+}
+
+/* The read path of the core c at b, the top of the stack (with
+** TA_READ_WAKE_STACK free slots above it, as a C function called from Lua
+** has): takes what the
+** transport's socket has received and hands it to the protocol, a few
+** times, then waits for more (armed only after the socket said it has
+** nothing more: an end of stream already seen would never wake it).  The
+** transport's Lua methods do the rest.  Leaves values above b. */
+static void read_path(lua_State *L, transport_core *c, int b) {
+  ta_sockbox *box = c->box;
+  lua_pushnil(L); /* R_TRANSPORT: fetched when a Lua method is called */
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
-    int rc, more, ptype;
+    int rc, more, cached;
     size_t avail;
-    if (s == NULL || s->read_paused) return 0; /* closed, closing or paused */
+    if (s == NULL || s->read_paused) return; /* closed, closing or paused */
     avail = ta_stream_buffered(s);
-    rc = ta_stream_try_recv(L, s, MAX_READ);   /* the data at 3 */
+    rc = ta_stream_try_recv(L, s, MAX_READ); /* R_DATA */
     if (rc == TA_IO_AGAIN) {
-      arm_read(L, s);
-      return 0;
+      arm_read(L, b, s);
+      return;
     }
     if (rc < 0) {
       ta_push_oserror(L, rc, NULL, "recv");
       lua_pushliteral(L, "Fatal read error on socket transport");
-      call_method(L, "_fatal_error", 2);
-      return 0;
+      transport_method(L, b, "_fatal_error", 2);
+      return;
     }
     if (avail == 0) { /* "": the end of the stream */
-      call_method(L, "_read_eof", 0);
-      return 0;
+      transport_method(L, b, "_read_eof", 0);
+      return;
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    ptype = get_field(L, 1, F_PROTOCOL); /* 4 */
-    if (ptype != LUA_TNIL && (ptype != LUA_TBOOLEAN || lua_toboolean(L, 4)) &&
-        get_field(L, 4, F_DATA_RECEIVED) != LUA_TNIL && !feed_stream_reader(L, E)) {
-      lua_pushvalue(L, 4);
-      lua_pushvalue(L, 3);
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
-        call_method(L, "_data_received_failed", 2);
-        return 0;
-      }
-    }
+    lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
+    cached = lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL;
+    if ((cached || data_received_now(L, b)) && !feed_stream_reader(L, c, b, cached) && !call_data_received(L, c, b))
+      return;
     if (!more) {
-      if (box->s != NULL) arm_read(L, box->s);
-      return 0;
+      if (box->s != NULL) arm_read(L, b, box->s);
+      return;
     }
-    lua_settop(L, 2);
+    lua_settop(L, b + R_TRANSPORT);
   }
   /* loop:call_soon(transport._read_ready, transport) */
-  lua_getfield(L, 1, "_loop");
+  lua_getiuservalue(L, b + R_CORE, CUV_TRANSPORT);
+  lua_replace(L, b + R_TRANSPORT);
+  lua_getfield(L, b + R_TRANSPORT, "_loop");
   lua_getfield(L, -1, "call_soon");
   lua_insert(L, -2);
-  lua_getfield(L, 1, "_read_ready");
-  lua_pushvalue(L, 1);
+  lua_getfield(L, b + R_TRANSPORT, "_read_ready");
+  lua_pushvalue(L, b + R_TRANSPORT);
   lua_call(L, 3, 0);
+}
+
+/* read_ready(core): the read path (the callback of the transport's read
+** wait; the loop calls it directly, ta_transport_read_wake). */
+int ta_transport_read_ready(lua_State *L) {
+  transport_core *c = check_core(L, shared(L), 1);
+  lua_settop(L, 1);
+  luaL_argcheck(L, c->box->s == NULL || c->box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
+  read_path(L, c, 1);
+  return 0;
+}
+
+/* For the loop: the read path of the core at idx, the top of the stack
+** (TA_READ_WAKE_STACK free slots above it), a read wait's argument that
+** ta_transport_is_read_wait accepted; the stack is left above idx. */
+void ta_transport_read_wake(lua_State *L, int idx) {
+  read_path(L, (transport_core *)lua_touserdata(L, idx), idx);
+}
+
+/* Whether fn(arg) (at fnidx, arg above) is a stream transport's read wait,
+** which the loop may call with ta_transport_read_wake. */
+int ta_transport_is_read_wait(lua_State *L, int fnidx) {
+  const transport_core *c;
+  if (lua_tocfunction(L, fnidx) != ta_transport_read_ready) return 0;
+  c = (const transport_core *)luaL_testudata(L, fnidx + 1, CORE_MT);
+  return c != NULL && (c->box->s == NULL || c->box->s->kind != TA_SK_UDP);
+}
+
+/* The data_received of protocol (at idx) into the core's user value: nil
+** when it has none, or cannot be indexed (as nil or false). */
+static void cache_data_received(lua_State *L, int core, int idx) {
+  transport_core *c = (transport_core *)lua_touserdata(L, core);
+  int t = lua_type(L, idx);
+  if (t == LUA_TTABLE || (t != LUA_TNIL && t != LUA_TBOOLEAN && luaL_getmetafield(L, idx, "__index") != LUA_TNIL)) {
+    if (t != LUA_TTABLE) lua_pop(L, 1);
+    get_field(L, idx, F_DATA_RECEIVED);
+  } else {
+    lua_pushnil(L);
+  }
+  c->stream_protocol = !lua_isnil(L, -1) && lua_topointer(L, -1) == c->shared->data_received;
+  lua_setiuservalue(L, core, CUV_DATA_RECEIVED);
+}
+
+/* transport_core(transport, sock, protocol) -> the transport's core */
+static int l_transport_core(lua_State *L) {
+  ta_sockbox *box;
+  transport_core *c;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  box = ta_checksockbox(L, 2);
+  lua_settop(L, 3);
+  c = (transport_core *)lua_newuserdatauv(L, sizeof *c, CORE_NUV); /* 4 */
+  memset(c, 0, sizeof *c);
+  c->box = box;
+  c->E = ta_upengine(L);
+  c->shared = shared(L);
+  c->transport = lua_topointer(L, 1);
+  luaL_setmetatable(L, CORE_MT);
+  for (int i = 1; i <= 3; i++) { /* CUV_TRANSPORT, CUV_SOCK, CUV_PROTOCOL */
+    lua_pushvalue(L, i);
+    lua_setiuservalue(L, 4, i);
+  }
+  cache_data_received(L, 4, 3);
+  return 1;
+}
+
+/* transport_set_protocol(core, protocol): the protocol the read path
+** calls, its data_received looked up now. */
+static int l_transport_set_protocol(lua_State *L) {
+  transport_core *c = check_core(L, shared(L), 1);
+  lua_settop(L, 2);
+  if (c->in_data_received && !c->protocol_replaced) { /* keep the one called, for its error */
+    c->protocol_replaced = 1;
+    lua_getiuservalue(L, 1, CUV_PROTOCOL);
+    lua_setiuservalue(L, 1, CUV_CALLED);
+  }
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 1, CUV_PROTOCOL);
+  cache_data_received(L, 1, 2);
   return 0;
 }
 
@@ -212,6 +419,8 @@ static int plain_write(const ta_sock *s, size_t len) {
 ** closing stops its reading (as for the read path) and write_eof() shuts
 ** its sending down (or fails, and the transport closes). */
 static int l_write(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  const transport_core *c;
   ta_sockbox *box;
   ta_sock *s;
   size_t len, written;
@@ -226,8 +435,14 @@ static int l_write(lua_State *L) {
   }
   if (lua_gettop(L) != 2) lua_settop(L, 2);
   lua_tolstring(L, 2, &len);
-  get_field(L, 1, F_SOCK); /* 3 */
-  box = checked_sockbox(L, ta_upengine(L), 3);
+  c = calling_core(E);
+  if (c != NULL && c->transport == lua_topointer(L, 1)) { /* from its own read path */
+    box = c->box;
+    lua_pushnil(L); /* 3 (the core anchors the socket) */
+  } else {
+    get_field(L, 1, F_SOCK); /* 3 */
+    box = checked_sockbox(L, E, 3);
+  }
   s = box->s;
   if (!plain_write(s, len)) {
     get_field(L, 1, F_CLOSING); /* (_lost_called comes after _closing) */
@@ -283,25 +498,33 @@ static int l_stream_writer_write(lua_State *L) {
 /* stream_transport_setup(StreamReaderProtocol.data_received): what
 ** lua/asyncio/streams.lua hands over. */
 static int l_stream_transport_setup(lua_State *L) {
-  stream_classes *cls = (stream_classes *)lua_touserdata(L, lua_upvalueindex(UP_CLASSES));
+  shared_state *st = (shared_state *)lua_touserdata(L, lua_upvalueindex(UP_SHARED));
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  cls->data_received = lua_topointer(L, 1);
+  st->data_received = lua_topointer(L, 1);
   lua_settop(L, 1);
-  lua_setiuservalue(L, lua_upvalueindex(UP_CLASSES), 1);
+  lua_setiuservalue(L, lua_upvalueindex(UP_SHARED), 1);
   return 0;
 }
 
 /* Expects the module table and the engine on top (as ta_register). */
 int ta_open_transport(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    {"transport_read_ready", l_read_ready},
+    {"transport_core", l_transport_core},
+    {"transport_set_protocol", l_transport_set_protocol},
+    {"transport_read_ready", ta_transport_read_ready},
     {"transport_write", l_write},
     {"stream_writer_write", l_stream_writer_write},
     {"stream_transport_setup", l_stream_transport_setup},
   };
+  static const luaL_Reg core_meta[] = {{NULL, NULL}};
   int engine = lua_gettop(L), cls;
-  memset(lua_newuserdatauv(L, sizeof(stream_classes), 1), 0, sizeof(stream_classes));
+  shared_state *st = (shared_state *)lua_newuserdatauv(L, sizeof(shared_state), 1);
+  memset(st, 0, sizeof *st);
   cls = lua_gettop(L);
+  lua_pushvalue(L, engine);
+  ta_newclass(L, CORE_MT, core_meta, NULL, NULL);
+  st->core_mt = lua_topointer(L, -1);
+  lua_pop(L, 2);
   for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
     lua_pushvalue(L, engine);
     lua_pushvalue(L, cls);

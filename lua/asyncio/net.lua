@@ -240,8 +240,12 @@ return function(asyncio, Loop)
 
   -- The state every new transport starts in lives in the class, so an idle
   -- connection's table holds only what differs (a transport sets its own
-  -- field on the first change).  _closing and _eof_written, read on every
-  -- write, stay in each transport.
+  -- field on the first change; write reads _closing and _eof_written only
+  -- when its socket says they may be set).  The method a protocol calls on
+  -- every round trip, write, is each transport's own field: found without
+  -- the class lookup (the table has room for it: eight slots, for the
+  -- fields of a new transport and a server's _call_connection_lost).
+  Transport._closing, Transport._eof_written = false, false
   Transport._paused, Transport._protocol_paused, Transport._writing_armed = false, false, false
   Transport._lost_called, Transport._conn_lost = false, 0
   Transport._high, Transport._low = DEFAULT_HIGH, DEFAULT_HIGH // 4
@@ -251,9 +255,9 @@ return function(asyncio, Loop)
   -- after connection_made.  extra (optional): get_extra_info's answers.
   local function new_transport(loop, sock, protocol, waiter, extra)
     local t = setmetatable({
-      _loop = loop, _sock = sock, _protocol = protocol, _closing = false, _eof_written = false,
-      _extra = extra or false,
+      _loop = loop, _sock = sock, _protocol = protocol, _extra = extra or false, write = Transport.write,
     }, Transport)
+    t._core = core.transport_core(t, sock, protocol)
     if sock.family ~= tsocket.AF_UNIX then
       pcall(sock.setsockopt, sock, tsocket.IPPROTO_TCP, tsocket.TCP_NODELAY, true)
     end
@@ -265,6 +269,7 @@ return function(asyncio, Loop)
         if waiter and not waiter:done() then waiter:set_exception(err) end
         return
       end
+      core.transport_set_protocol(t._core, t._protocol) -- (data_received set meanwhile)
       t:_read_ready()
       if waiter and not waiter:done() then waiter:set_result(true) end
     end)
@@ -273,19 +278,23 @@ return function(asyncio, Loop)
   asyncio._new_transport = new_transport
   asyncio._Transport = Transport
 
-  -- The read wait is persistent: armed once, it queues _read_ready for
-  -- each wake until disarmed (pause_reading, close).  _read_ready is C
-  -- (csrc/asyncio/transport.c): it takes what the socket has received and
-  -- calls protocol:data_received, a few times, then arms the wait (only
-  -- once the socket said it has nothing more: an end of stream already
-  -- seen would never wake it); it calls the methods below for the rest.
-  -- It knows "closing or paused" from the socket: every path that sets
-  -- _closing or _paused stops the socket's reading (sock_pause_reading).
-  Transport._read_ready = core.transport_read_ready
+  -- The read wait is persistent: armed once, it queues the read path for
+  -- each wake until disarmed (pause_reading, close).  The read path is C
+  -- (csrc/asyncio/transport.c), on the transport's _core (its socket, its
+  -- protocol and that protocol's data_received, looked up when the
+  -- protocol is set: here, after connection_made, set_protocol): it takes
+  -- what the socket has received and calls protocol:data_received, a few
+  -- times, then arms the wait (only once the socket said it has nothing
+  -- more: an end of stream already seen would never wake it); it calls the
+  -- methods below for the rest.  It knows "closing or paused" from the
+  -- socket: every path that sets _closing or _paused stops the socket's
+  -- reading (sock_pause_reading).
+  local read_ready = core.transport_read_ready
+  function Transport:_read_ready() return read_ready(self._core) end
 
   function Transport:_arm_read()
     if self._closing or self._paused then return end
-    core.aio_arm(self._sock, READ, self._loop, self._read_ready, self, true)
+    core.aio_arm(self._sock, READ, self._loop, read_ready, self._core, true)
   end
 
   function Transport:_read_eof()
@@ -472,7 +481,10 @@ return function(asyncio, Loop)
   end
 
   function Transport:get_protocol() return self._protocol end
-  function Transport:set_protocol(p) self._protocol = p end
+  function Transport:set_protocol(p)
+    self._protocol = p
+    core.transport_set_protocol(self._core, p)
+  end
 
   function Transport:__tostring()
     return ("asyncio.Transport (%s%s)"):format(tostring(self._sock), self._closing and ", closing" or "")
