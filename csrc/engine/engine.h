@@ -277,6 +277,7 @@ const char *ta_push_function_name(lua_State *L, int fidx);
 void ta_ctx_capture(lua_State *L, ta_engine *E);
 void ta_ctx_release(lua_State *L, ta_engine *E);
 int ta_ctx_get(lua_State *L, int keyidx);
+int ta_ctx_push_frozen(lua_State *L, ta_task *t);
 void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm);
 int ta_open_task(lua_State *L);
 
