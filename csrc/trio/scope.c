@@ -10,11 +10,20 @@
 #include "trio/trio.h"
 
 #define SCOPE_MT "trio_asyncio.CancelScope"
+/* The scope of a task body (make_scope_task below): a CancelScope without
+** a finalizer, since the body leaves it on every way out. */
+#define TASK_SCOPE_MT "trio_asyncio.TaskCancelScope"
 
 /* ---- CancelScope ---- */
 
+/* A CancelScope, or a task body's scope. */
 static ta_scope *checkscope(lua_State *L, int idx) {
-  return (ta_scope *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_SCOPE);
+  ta_engine *E = ta_upengine(L);
+  void *p;
+  const void *mt = ta_udata_mt(L, idx, &p);
+  if (mt == NULL || (mt != E->mt[TA_MT_SCOPE] && mt != E->mt[TA_MT_TASK_SCOPE]))
+    luaL_typeerror(L, idx, SCOPE_MT);
+  return (ta_scope *)p;
 }
 
 /* The deadline timer's callback. */
@@ -23,7 +32,8 @@ static void deadline_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   ta_status_cancel(L, E, &sc->st);
 }
 
-ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) {
+/* A new scope of the class `which` (TA_MT_SCOPE or TA_MT_TASK_SCOPE). */
+static ta_scope *new_scope(lua_State *L, ta_engine *E, double deadline, int shield, int which) {
   ta_scope *sc = (ta_scope *)lua_newuserdatauv(L, sizeof *sc, 0);
   memset(sc, 0, sizeof *sc);
   sc->E = E;
@@ -31,8 +41,12 @@ ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) 
   sc->st.shield = (unsigned char)shield;
   sc->relative = HUGE_VAL;
   ta_timer_init(&sc->timer, deadline_fired);
-  ta_setmetatable(L, E, TA_MT_SCOPE);
+  ta_setmetatable(L, E, which);
   return sc;
+}
+
+ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) {
+  return new_scope(L, E, deadline, shield, TA_MT_SCOPE);
 }
 
 /* Keep the deadline timer in step with st.deadline while entered. */
@@ -67,6 +81,9 @@ void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t) {
   ta_status_recompute(L, sc->E, &sc->st);
 }
 
+static const char OUT_OF_ORDER[] =
+  "CancelScope: scopes exited out of order (an inner scope is still active)";
+
 /* Leaves the scope; returns whether a Cancelled passing through it should
 ** be caught here: the scope is cancelled and the cancellation is its own,
 ** not its parent's showing through. */
@@ -75,8 +92,7 @@ int ta_scope_exit(lua_State *L, ta_scope *sc) {
   ta_task *t = sc->owner;
   int catches;
   if (sc->state != 1) luaL_error(L, "CancelScope: exited a scope that is not active");
-  if (t->status != st)
-    luaL_error(L, "CancelScope: scopes exited out of order (an inner scope is still active)");
+  if (t->status != st) luaL_error(L, "%s", OUT_OF_ORDER);
   catches = st->cancelled && !(parent && parent->cancelled && !st->shield);
   ta_heap_remove(&sc->E->timers, &sc->timer);
   ta_status_detach(st, parent);
@@ -85,15 +101,20 @@ int ta_scope_exit(lua_State *L, ta_scope *sc) {
   return catches;
 }
 
-/* A scope collected while still entered (its task's coroutine was killed):
-** hand its tasks and children to its parent so the tree stays whole. */
-static int scope_gc(lua_State *L) {
-  ta_scope *sc = checkscope(L, 1);
+/* An entered scope that is let go without being left (its task's
+** coroutine was killed, leaving it failed): its tasks and children go to
+** its parent so the tree stays whole. */
+static void scope_abandon(ta_scope *sc) {
   ta_status *st = &sc->st, *parent = st->parent;
-  if (sc->state != 1 || parent == NULL) return 0;
+  if (sc->state != 1 || parent == NULL) return;
   ta_heap_remove(&sc->E->timers, &sc->timer);
   ta_status_detach(st, parent);
   sc->state = 2;
+}
+
+/* A scope collected while still entered. */
+static int scope_gc(lua_State *L) {
+  scope_abandon(checkscope(L, 1));
   return 0;
 }
 
@@ -317,6 +338,10 @@ static void see_context(lua_State *L, ta_task *t) {
   lua_pop(L, 3);
 }
 
+/* The scope has no finalizer (TASK_SCOPE_MT): whatever happens, the body
+** leaves it before its task can end, so that it is never collected while
+** entered.  (Only a task that never ends lets its thread go entered: at
+** lua_close, whose finalizers all run before anything is freed.) */
 static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
   ta_scope *sc = (ta_scope *)ctx;
   luaL_checkstack(L, 3, "too many results");
@@ -325,10 +350,18 @@ static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushvalue(L, ST_RECEIVER);
     lua_pushvalue(L, ST_SCOPE);
     lua_rotate(L, -4, -1); /* [raised, receiver, scope, err] */
-    lua_call(L, 3, 0);
+    status = lua_pcall(L, 3, 0, 0); /* it leaves the scope, unless it fails first */
+    scope_abandon(sc);
+    if (status != LUA_OK) return lua_error(L);
     return 0;
   }
-  ta_scope_exit(L, sc); /* fn returned: every scope it entered has been left */
+  /* fn returned: every scope it entered has been left, unless a way into
+  ** the core's internals left one entered */
+  if (sc->state == 1 && sc->owner->status != &sc->st) {
+    scope_abandon(sc);
+    return luaL_error(L, "%s", OUT_OF_ORDER);
+  }
+  ta_scope_exit(L, sc);
   lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RETURNED);
   lua_pushvalue(L, ST_RECEIVER);
   lua_rotate(L, ST_SCOPE + 1, 2); /* [value, receiver, scope, returned, receiver, results...] */
@@ -356,7 +389,7 @@ static int l_scope_task(lua_State *L) {
 static int l_start_scope_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   luaL_checkany(L, 4);
-  ta_scope_new(L, E, HUGE_VAL, 0);
+  new_scope(L, E, HUGE_VAL, 0, TA_MT_TASK_SCOPE);
   lua_insert(L, ST_SCOPE + 1); /* [nursery, value, receiver, scope, fn, ...] */
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_insert(L, 2); /* [nursery, body, value, receiver, scope, fn, ...] */
@@ -411,6 +444,15 @@ static const luaL_Reg scope_methods[] = {
   {NULL, NULL}
 };
 
+/* A task body's scope: the same but for the finalizer. */
+static const luaL_Reg task_scope_meta[] = {
+  {"__newindex", scope_newindex},
+  {"__tostring", scope_tostring},
+  {NULL, NULL}
+};
+
+/* Two classes: CancelScope, and the task body's scope (TASK_SCOPE_MT),
+** which shares its __index (and so the methods trio.lua adds). */
 int ta_open_scope(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
   ta_newclass(L, SCOPE_MT, scope_meta, scope_methods, "__methods");
@@ -419,7 +461,15 @@ int ta_open_scope(lua_State *L) {
   lua_getfield(L, -2, "__methods");
   lua_pushcclosure(L, scope_index, 2);
   lua_setfield(L, -2, "__index");
+  lua_getfield(L, -1, "__index");
+  lua_insert(L, -3); /* [__index, engine, CancelScope] */
   lua_pop(L, 1);
+  ta_newclass(L, TASK_SCOPE_MT, task_scope_meta, NULL, NULL);
+  ta_cache_metatable(L, E, TA_MT_TASK_SCOPE);
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_remove(L, -2); /* [core, engine] */
   ta_register(L, cancel_funcs);
   return 0;
 }
