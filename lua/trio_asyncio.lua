@@ -136,10 +136,8 @@ local function is_base(e) return trio.Cancelled:is(e) or trio.KeyboardInterrupt:
 -- through the objects' __index.)
 local future_new, future_done = core.future_new, core.future_done
 local set_cancel_hook, future_set_results = core.future_set_cancel_hook, core.future_set_results
-local new_scope = core.CancelScope
 local scope_settle = trio._scope_settle
 local cancelled_caught = core.scope_cancelled_caught
-local start_soon = trio._start_soon
 local loop_is_closed = Loop.is_closed
 
 -- settle_outcome(fut, scope, ok, ...): fut gets what pcall(scope.run,
@@ -167,12 +165,14 @@ local function settle_outcome(fut, scope, ok, ...)
   if cancelled ~= nil then error(cancelled, 0) end
 end
 
--- The Trio task's body (a C closure, core.make_scope_task in
--- csrc/trio/scope.c): run_trio_body(loop, fut, scope, fn, ...) runs
--- fn(...) in scope, fn at depth 1 of the task's thread; its results go to
--- fut unless fut was cancelled meanwhile; its error leaves the scope as
--- scope:run would and settles fut (settle_outcome).
-local run_trio_body = core.make_scope_task {
+-- The Trio task's body (a C closure, made by core.make_scope_task in
+-- csrc/trio/scope.c): body(loop, fut, scope, fn, ...) runs fn(...) in
+-- scope, fn at depth 1 of the task's thread; its results go to fut unless
+-- fut was cancelled meanwhile; its error leaves the scope as scope:run
+-- would and settles fut (settle_outcome).
+-- start_trio_task(nursery, loop, fut, fn, ...) -> scope: a new scope, and
+-- that body started in the nursery (one C call).
+local start_trio_task = core.make_scope_task {
   context_var = current_loop_var,
   enter_context = function(loop) current_loop_var:set(loop) end,
   not_started = function(fut) -- its scope was cancelled before it started
@@ -189,9 +189,8 @@ local function start_trio(loop, fname, fn, ...)
   local nursery = attrs(loop).service or service_nursery(loop, fname) -- (the latter raises)
   if loop_is_closed(loop) then error(errors.RuntimeError(fname .. ": Event loop is closed"), 3) end
   local fut = future_new(loop)
-  local scope = new_scope()
-  set_cancel_hook(fut, scope) -- cancelling fut cancels the scope
-  start_soon(nursery, run_trio_body, loop, fut, scope, fn, ...)
+  -- cancelling fut cancels the scope
+  set_cancel_hook(fut, start_trio_task(nursery, loop, fut, fn, ...))
   return fut
 end
 
@@ -289,7 +288,7 @@ M.trio_as_aio = core.make_trio_as_aio {
     if is_callable(f) then return true end
     return nil, "function expected"
   end,
-  new_scope = new_scope, start_soon = start_soon, body = run_trio_body,
+  start_task = start_trio_task, service_key = "service",
   start = function(fn, ...)
     return start_trio(running_loop() or asyncio.get_running_loop(), "trio_as_aio", fn, ...)
   end,

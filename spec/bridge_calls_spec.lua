@@ -632,6 +632,44 @@ describe("ContextVar across crossings", function()
       aio_after = "aio", root_after = "root",
     }, seen)
   end)
+
+  it("trio_as_aio's Trio task sees the calling loop as current, call after call, whatever the caller's context holds", function()
+    -- (the task body remembers the last context it found holding the loop:
+    -- Tasks of two loops sharing one context, and a caller whose context
+    -- names another value, must each still see their own loop)
+    local seen = {}
+    local function calls(tag, n)
+      local loop = asyncio.get_running_loop()
+      for i = 1, n do
+        local got = ta.trio_as_aio(function() trio.sleep(0) return ta.current_loop() end)()
+        seen[#seen + 1] = ("%s%d:%s"):format(tag, i, tostring(got == loop))
+      end
+    end
+    ta.run(function()
+      local loop_a, loop_b = ta.current_loop(), nil
+      local opened, done = trio.Event(), trio.Event()
+      trio.open_nursery(function(n)
+        n:start_soon(ta.open_loop, function(loop)
+          loop_b = loop
+          opened:set()
+          done:wait()
+        end)
+        opened:wait()
+        for round = 1, 2 do -- both Tasks start in this task's context, which names loop_a
+          ta.run_aio_future(loop_a:create_task(calls, "a" .. round .. ".", 2))
+          ta.run_aio_future(loop_b:create_task(calls, "b" .. round .. ".", 2))
+        end
+        done:set()
+      end)
+      ta.run_aio_coroutine(function()
+        asyncio._current_loop_var:set("not a loop")
+        calls("c", 2)
+      end)
+    end)
+    table.sort(seen)
+    assert.same({ "a1.1:true", "a1.2:true", "a2.1:true", "a2.2:true", "b1.1:true", "b1.2:true",
+      "b2.1:true", "b2.2:true", "c1:true", "c2:true" }, seen)
+  end)
 end)
 
 describe("allow_asyncio", function()

@@ -1343,12 +1343,12 @@ enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
 ** given to aio_as_trio), or nil and what was expected. */
 enum { HELPER_NAME = 1, HELPER_CHECK };
 enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP };
-enum { TRIO_NEW_SCOPE = HELPER_CHECK + 1, TRIO_START_SOON, TRIO_BODY, TRIO_START };
+enum { TRIO_START_TASK = HELPER_CHECK + 1, TRIO_SERVICE_KEY, TRIO_START };
 static const char *const aio_helpers[] = {
   "name", "check", "context_var", "need_loop", NULL
 };
 static const char *const trio_helpers[] = {
-  "name", "check", "new_scope", "start_soon", "body", "start", NULL
+  "name", "check", "start_task", "service_key", "start", NULL
 };
 
 /* aio_as_trio(x) / trio_as_aio(x) -> the caller of x */
@@ -1451,9 +1451,11 @@ static int l_make_aio_as_trio(lua_State *L) {
 ** task in the loop's service nursery, with a future of its results whose
 ** cancellation cancels the task's scope (the cancel hook), and awaits that
 ** future (loop:run_trio's future, lua/trio_asyncio.lua).  Helpers:
-** new_scope(), the nursery's start_soon, the Trio task's body(loop, fut,
-** scope, fn, ...), and start(fn, ...) -> fut, the whole start in Lua, for
-** all but the hot path (it raises what is wrong). */
+** start_task(nursery, loop, fut, fn, ...) -> scope (the Trio task's
+** start, csrc/trio/scope.c), service_key ("service", the field of the
+** loop's attributes holding its service nursery), and start(fn, ...) ->
+** fut, the whole start in Lua, for all but the hot path (it raises what is
+** wrong). */
 static int l_trio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = ta_async_check_in(L, E, "trio_asyncio.trio_as_aio", TA_ASYNCIO);
@@ -1465,22 +1467,18 @@ static int l_trio_call(lua_State *L) {
   if (lp == NULL || lp->closed) goto slow;
   ta_push_weak(L, E, lp->ref); /* top + 1: the loop */
   ta_loop_push_attrs(L, top + 1);
-  lua_pushliteral(L, "service");
+  lua_rawgeti(L, top, TRIO_SERVICE_KEY);
   if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
   lua_replace(L, -2); /* top + 2: the service nursery */
   f = new_future(L, lp, top + 1, TA_KIND_FUTURE); /* top + 3 */
-  lua_rawgeti(L, top, TRIO_START_SOON);
+  lua_rawgeti(L, top, TRIO_START_TASK);
   lua_pushvalue(L, top + 2);
-  lua_rawgeti(L, top, TRIO_BODY);
   lua_pushvalue(L, top + 1);
   lua_pushvalue(L, top + 3);
-  lua_rawgeti(L, top, TRIO_NEW_SCOPE);
-  lua_call(L, 0, 1);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, top + 3, FUV_HOOK); /* cancelling the future cancels the scope */
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
-  lua_call(L, nargs + 6, 0); /* start_soon(nursery, body, loop, fut, scope, fn, ...) */
+  lua_call(L, nargs + 4, 1); /* start_task(nursery, loop, fut, fn, ...) -> scope */
+  lua_setiuservalue(L, top + 3, FUV_HOOK); /* cancelling the future cancels the scope */
   lua_replace(L, 1);
   lua_settop(L, 1);
   return await_future(L, f, t);
@@ -1496,7 +1494,7 @@ slow:
   return await_future(L, checkfuture(L, 1), t);
 }
 
-/* make_trio_as_aio{name=, check=, new_scope=, start_soon=, body=, start=}
+/* make_trio_as_aio{name=, check=, start_task=, service_key=, start=}
 ** -> trio_as_aio */
 static int l_make_trio_as_aio(lua_State *L) {
   return make_caller(L, trio_helpers, l_trio_call);

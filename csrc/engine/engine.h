@@ -277,6 +277,7 @@ const char *ta_push_function_name(lua_State *L, int fidx);
 void ta_ctx_capture(lua_State *L, ta_engine *E);
 void ta_ctx_release(lua_State *L, ta_engine *E);
 int ta_ctx_get(lua_State *L, int keyidx);
+int ta_ctx_push_frozen(lua_State *L, ta_task *t);
 void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm);
 int ta_open_task(lua_State *L);
 
@@ -355,6 +356,7 @@ enum {
   TA_MT_TASK, TA_MT_FUTURE, TA_MT_FUTURE_EXC, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP,
   TA_MT_SEND_CHANNEL, TA_MT_RECEIVE_CHANNEL, TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE,
   TA_MT_SCOPE, TA_MT_NURSERY, TA_MT_LOT, TA_MT_SOCKET, TA_MT_STREAM_READER, TA_MT_QUEUE_STATE,
+  TA_MT_TASK_SCOPE,
   TA_NMT
 };
 

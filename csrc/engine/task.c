@@ -989,6 +989,17 @@ int ta_ctx_get(lua_State *L, int keyidx) {
   return type;
 }
 
+/* Pushes task t's context table and returns 1 when t does not own it
+** (it shares it, or shared it, with other tasks): such a table never
+** changes, since a write copies it first (ctx_table), so what it held once
+** it holds for good.  Else returns 0, nothing pushed.  For callers that
+** remember what they found in a context (trio/scope.c's task body). */
+int ta_ctx_push_frozen(lua_State *L, ta_task *t) {
+  if (t->ctx_ref == LUA_NOREF || t->ctx_owned) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);
+  return 1;
+}
+
 /* ctx_get(key) -> stored value (nil when unset) */
 static int t_ctx_get(lua_State *L) {
   lua_settop(L, 1);

@@ -242,18 +242,24 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
   link_child(n, t);
 }
 
-/* nursery:start_soon(fn, ...).  The nursery it checked last is known
-** while it is open (alive, so no other object can have its address): the
-** same nursery again needs no look at its metatable (W1 spawn: 2%). */
-static int l_start_soon(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
+/* nursery:start_soon(fn, ...) for C callers: the nursery at index 1, the
+** function at fnidx, its arguments above it up to the top.  The nursery it
+** checked last is known while it is open (alive, so no other object can
+** have its address): the same nursery again needs no look at its
+** metatable (W1 spawn: 2%). */
+void ta_nursery_start_soon(lua_State *L, ta_engine *E, int fnidx) {
   ta_nursery *n;
   if (lua_type(L, 1) != LUA_TUSERDATA || (n = (ta_nursery *)lua_touserdata(L, 1)) == NULL ||
       n != E->checked_nursery) {
     n = (ta_nursery *)ta_checkudata(L, E, 1, TA_MT_NURSERY);
     if (!n->closed) E->checked_nursery = n;
   }
-  spawn_into(L, n, 2, TA_TRIO);
+  spawn_into(L, n, fnidx, TA_TRIO);
+}
+
+/* nursery:start_soon(fn, ...) */
+static int l_start_soon(lua_State *L) {
+  ta_nursery_start_soon(L, ta_upengine(L), 2);
   return 0;
 }
 

@@ -10,11 +10,20 @@
 #include "trio/trio.h"
 
 #define SCOPE_MT "trio_asyncio.CancelScope"
+/* The scope of a task body (make_scope_task below): a CancelScope without
+** a finalizer, since the body leaves it on every way out. */
+#define TASK_SCOPE_MT "trio_asyncio.TaskCancelScope"
 
 /* ---- CancelScope ---- */
 
+/* A CancelScope, or a task body's scope. */
 static ta_scope *checkscope(lua_State *L, int idx) {
-  return (ta_scope *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_SCOPE);
+  ta_engine *E = ta_upengine(L);
+  void *p;
+  const void *mt = ta_udata_mt(L, idx, &p);
+  if (mt == NULL || (mt != E->mt[TA_MT_SCOPE] && mt != E->mt[TA_MT_TASK_SCOPE]))
+    luaL_typeerror(L, idx, SCOPE_MT);
+  return (ta_scope *)p;
 }
 
 /* The deadline timer's callback. */
@@ -23,7 +32,8 @@ static void deadline_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   ta_status_cancel(L, E, &sc->st);
 }
 
-ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) {
+/* A new scope of the class `which` (TA_MT_SCOPE or TA_MT_TASK_SCOPE). */
+static ta_scope *new_scope(lua_State *L, ta_engine *E, double deadline, int shield, int which) {
   ta_scope *sc = (ta_scope *)lua_newuserdatauv(L, sizeof *sc, 0);
   memset(sc, 0, sizeof *sc);
   sc->E = E;
@@ -31,8 +41,12 @@ ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) 
   sc->st.shield = (unsigned char)shield;
   sc->relative = HUGE_VAL;
   ta_timer_init(&sc->timer, deadline_fired);
-  ta_setmetatable(L, E, TA_MT_SCOPE);
+  ta_setmetatable(L, E, which);
   return sc;
+}
+
+ta_scope *ta_scope_new(lua_State *L, ta_engine *E, double deadline, int shield) {
+  return new_scope(L, E, deadline, shield, TA_MT_SCOPE);
 }
 
 /* Keep the deadline timer in step with st.deadline while entered. */
@@ -67,6 +81,9 @@ void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t) {
   ta_status_recompute(L, sc->E, &sc->st);
 }
 
+static const char OUT_OF_ORDER[] =
+  "CancelScope: scopes exited out of order (an inner scope is still active)";
+
 /* Leaves the scope; returns whether a Cancelled passing through it should
 ** be caught here: the scope is cancelled and the cancellation is its own,
 ** not its parent's showing through. */
@@ -75,8 +92,7 @@ int ta_scope_exit(lua_State *L, ta_scope *sc) {
   ta_task *t = sc->owner;
   int catches;
   if (sc->state != 1) luaL_error(L, "CancelScope: exited a scope that is not active");
-  if (t->status != st)
-    luaL_error(L, "CancelScope: scopes exited out of order (an inner scope is still active)");
+  if (t->status != st) luaL_error(L, "%s", OUT_OF_ORDER);
   catches = st->cancelled && !(parent && parent->cancelled && !st->shield);
   ta_heap_remove(&sc->E->timers, &sc->timer);
   ta_status_detach(st, parent);
@@ -85,15 +101,20 @@ int ta_scope_exit(lua_State *L, ta_scope *sc) {
   return catches;
 }
 
-/* A scope collected while still entered (its task's coroutine was killed):
-** hand its tasks and children to its parent so the tree stays whole. */
-static int scope_gc(lua_State *L) {
-  ta_scope *sc = checkscope(L, 1);
+/* An entered scope that is let go without being left (its task's
+** coroutine was killed, leaving it failed): its tasks and children go to
+** its parent so the tree stays whole. */
+static void scope_abandon(ta_scope *sc) {
   ta_status *st = &sc->st, *parent = st->parent;
-  if (sc->state != 1 || parent == NULL) return 0;
+  if (sc->state != 1 || parent == NULL) return;
   ta_heap_remove(&sc->E->timers, &sc->timer);
   ta_status_detach(st, parent);
   sc->state = 2;
+}
+
+/* A scope collected while still entered. */
+static int scope_gc(lua_State *L) {
+  scope_abandon(checkscope(L, 1));
   return 0;
 }
 
@@ -254,47 +275,94 @@ static int l_scope_cancelled_caught(lua_State *L) {
 
 /* ---- scope_task: a task body that runs a function in a cancel scope ----
 **
-** body(context_value, receiver, scope, fn, ...), a C closure made by
-** make_scope_task{...}: a Trio task's whole body, run in C so that the task
-** needs no Lua frame of its own and fn runs at depth 1 of its thread (the
-** hot path of trio_asyncio's run_trio: a Trio task per trio_as_aio call).
+** body(context_value, receiver, scope, fn, ...), a C closure that
+** make_scope_task{...} makes for the start() it returns: a Trio task's
+** whole body, run in C so that the task needs no Lua frame of its own and
+** fn runs at depth 1 of its thread (the hot path of trio_asyncio's
+** run_trio: a Trio task per trio_as_aio call).
 **   1. the task sees context_value in context_var (enter_context(value)
 **      sets it when the task's context holds another value there);
 **   2. a scope already cancelled is not entered: not_started(receiver);
 **   3. fn(...) runs in the scope (as scope:run(fn, ...) would); when it
 **      returns, the scope is left and returned(receiver, ...) gets its
 **      results; when it raises, raised(receiver, scope, err) leaves the
-**      scope (trio.lua's scope_finish) and hands the outcome on. */
+**      scope (trio.lua's scope_finish) and hands the outcome on.
+** start(nursery, context_value, receiver, fn, ...) makes the scope and
+** starts the task (below). */
 enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED };
 static const char *const scope_task_helpers[] = {
   "context_var", "enter_context", "not_started", "returned", "raised", NULL
 };
 /* Arguments of the body. */
 enum { ST_VALUE = 1, ST_RECEIVER, ST_SCOPE, ST_FN };
+/* Upvalues of the body: the engine, the helpers, its context memo. */
+enum { ST_UP_HELPERS = 2, ST_UP_MEMO };
 
 /* Calls the helper `which` with the values at the indices given (0 ends). */
 static void call_helper(lua_State *L, int which, int a, int b, int c) {
   int n = 0;
-  lua_rawgeti(L, lua_upvalueindex(2), which);
+  lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), which);
   if (a) { lua_pushvalue(L, a); n++; }
   if (b) { lua_pushvalue(L, b); n++; }
   if (c) { lua_pushvalue(L, c); n++; }
   lua_call(L, n, 0);
 }
 
+/* Step 1, with a memo: the last context table found to hold the value
+** there, and that value (a weak table: it keeps neither alive), of a
+** table the engine will never change (ta_ctx_push_frozen).  A task that
+** starts in that table with that value needs no look (W6 trio_as_aio: a
+** task per call, all in the context of the asyncio Task that calls). */
+enum { MEMO_CTX = 1, MEMO_VALUE };
+
+static void see_context(lua_State *L, ta_task *t) {
+  int memo = lua_upvalueindex(ST_UP_MEMO), frozen = ta_ctx_push_frozen(L, t);
+  if (!frozen) lua_pushnil(L);
+  lua_rawgeti(L, memo, MEMO_CTX);
+  lua_rawgeti(L, memo, MEMO_VALUE);
+  if (frozen && lua_rawequal(L, -3, -2) && lua_rawequal(L, -1, ST_VALUE)) {
+    lua_pop(L, 3);
+    return;
+  }
+  lua_pop(L, 2);
+  lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_CONTEXT_VAR);
+  ta_ctx_get(L, -1);
+  if (!lua_rawequal(L, -1, ST_VALUE)) {
+    call_helper(L, ST_ENTER_CONTEXT, ST_VALUE, 0, 0);
+  } else if (frozen) {
+    lua_pushvalue(L, -3);
+    lua_rawseti(L, memo, MEMO_CTX);
+    lua_pushvalue(L, ST_VALUE);
+    lua_rawseti(L, memo, MEMO_VALUE);
+  }
+  lua_pop(L, 3);
+}
+
+/* The scope has no finalizer (TASK_SCOPE_MT): whatever happens, the body
+** leaves it before its task can end, so that it is never collected while
+** entered.  (Only a task that never ends lets its thread go entered: at
+** lua_close, whose finalizers all run before anything is freed.) */
 static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
   ta_scope *sc = (ta_scope *)ctx;
   luaL_checkstack(L, 3, "too many results");
   if (status != LUA_OK && status != LUA_YIELD) { /* fn raised: the error on top */
-    lua_rawgeti(L, lua_upvalueindex(2), ST_RAISED);
+    lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RAISED);
     lua_pushvalue(L, ST_RECEIVER);
     lua_pushvalue(L, ST_SCOPE);
     lua_rotate(L, -4, -1); /* [raised, receiver, scope, err] */
-    lua_call(L, 3, 0);
+    status = lua_pcall(L, 3, 0, 0); /* it leaves the scope, unless it fails first */
+    scope_abandon(sc);
+    if (status != LUA_OK) return lua_error(L);
     return 0;
   }
-  ta_scope_exit(L, sc); /* fn returned: every scope it entered has been left */
-  lua_rawgeti(L, lua_upvalueindex(2), ST_RETURNED);
+  /* fn returned: every scope it entered has been left, unless a way into
+  ** the core's internals left one entered */
+  if (sc->state == 1 && sc->owner->status != &sc->st) {
+    scope_abandon(sc);
+    return luaL_error(L, "%s", OUT_OF_ORDER);
+  }
+  ta_scope_exit(L, sc);
+  lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RETURNED);
   lua_pushvalue(L, ST_RECEIVER);
   lua_rotate(L, ST_SCOPE + 1, 2); /* [value, receiver, scope, returned, receiver, results...] */
   lua_call(L, lua_gettop(L) - ST_SCOPE - 1, 0);
@@ -305,11 +373,7 @@ static int l_scope_task(lua_State *L) {
   ta_task *t = ta_async_check(L, "scope_task", TA_TRIO);
   ta_scope *sc = checkscope(L, ST_SCOPE);
   int status;
-  lua_rawgeti(L, lua_upvalueindex(2), ST_CONTEXT_VAR);
-  ta_ctx_get(L, -1);
-  lua_replace(L, -2);
-  if (!lua_rawequal(L, -1, ST_VALUE)) call_helper(L, ST_ENTER_CONTEXT, ST_VALUE, 0, 0);
-  lua_pop(L, 1);
+  see_context(L, t);
   if (cancel_called(L, sc)) {
     call_helper(L, ST_NOT_STARTED, ST_RECEIVER, 0, 0);
     return 0;
@@ -319,12 +383,34 @@ static int l_scope_task(lua_State *L) {
   return scope_task_k(L, status, (lua_KContext)sc);
 }
 
+/* start(nursery, context_value, receiver, fn, ...) -> scope: a new
+** cancel scope, and body(context_value, receiver, scope, fn, ...) started
+** as a Trio task in the nursery (nursery:start_soon), in one C call. */
+static int l_start_scope_task(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  luaL_checkany(L, 4);
+  new_scope(L, E, HUGE_VAL, 0, TA_MT_TASK_SCOPE);
+  lua_insert(L, ST_SCOPE + 1); /* [nursery, value, receiver, scope, fn, ...] */
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_insert(L, 2); /* [nursery, body, value, receiver, scope, fn, ...] */
+  ta_nursery_start_soon(L, E, 2);
+  lua_pushvalue(L, ST_SCOPE + 2);
+  return 1;
+}
+
 /* make_scope_task{context_var=, enter_context=, not_started=,
-** returned=, raised=} -> body (see above) */
+** returned=, raised=} -> start (see above) */
 static int l_make_scope_task(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(1));
   ta_push_helpers(L, 1, scope_task_helpers, "make_scope_task");
-  lua_pushcclosure(L, l_scope_task, 2);
+  lua_createtable(L, 2, 0); /* the memo of step 1, weak */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "v");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, l_scope_task, ST_UP_MEMO);
+  lua_pushcclosure(L, l_start_scope_task, 2);
   return 1;
 }
 
@@ -358,6 +444,15 @@ static const luaL_Reg scope_methods[] = {
   {NULL, NULL}
 };
 
+/* A task body's scope: the same but for the finalizer. */
+static const luaL_Reg task_scope_meta[] = {
+  {"__newindex", scope_newindex},
+  {"__tostring", scope_tostring},
+  {NULL, NULL}
+};
+
+/* Two classes: CancelScope, and the task body's scope (TASK_SCOPE_MT),
+** which shares its __index (and so the methods trio.lua adds). */
 int ta_open_scope(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
   ta_newclass(L, SCOPE_MT, scope_meta, scope_methods, "__methods");
@@ -366,7 +461,15 @@ int ta_open_scope(lua_State *L) {
   lua_getfield(L, -2, "__methods");
   lua_pushcclosure(L, scope_index, 2);
   lua_setfield(L, -2, "__index");
+  lua_getfield(L, -1, "__index");
+  lua_insert(L, -3); /* [__index, engine, CancelScope] */
   lua_pop(L, 1);
+  ta_newclass(L, TASK_SCOPE_MT, task_scope_meta, NULL, NULL);
+  ta_cache_metatable(L, E, TA_MT_TASK_SCOPE);
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_remove(L, -2); /* [core, engine] */
   ta_register(L, cancel_funcs);
   return 0;
 }

@@ -44,6 +44,7 @@ struct ta_nursery {
 extern const ta_task_kind ta_trio_task_kind;
 
 void ta_push_nursery(lua_State *L, ta_nursery *n);
+void ta_nursery_start_soon(lua_State *L, ta_engine *E, int fnidx);
 void ta_break_lots_of(lua_State *L, ta_task *t);
 
 int ta_open_scope(lua_State *L);
