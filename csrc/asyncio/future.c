@@ -203,14 +203,24 @@ static int trio_wait_abort(lua_State *L, ta_task *t);
 ** the future's loop is on the stack, 0 when it is not (it is looked up). */
 enum { CB_UNKNOWN, CB_AIO_TASK, CB_TRIO_TASK };
 
+static int gather_child_done(lua_State *L);
+static int gather_counts_now(lua_State *L, ta_future *c);
+
 static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task, int loopidx) {
-  if (is_task == CB_AIO_TASK || (is_task == CB_UNKNOWN && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK))) {
+  int is_function = lua_type(L, -1) == LUA_TFUNCTION;
+  if (is_function && gather_counts_now(L, f)) { /* nothing to schedule */
+    lua_pop(L, 1);
+    return;
+  }
+  if (!is_function &&
+      (is_task == CB_AIO_TASK || (is_task == CB_UNKNOWN && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)))) {
     if (loopidx) lua_pushvalue(L, loopidx);
     else push_future_loop(L, f, fidx);
     ta_loop_append_below(L, f->loop);
     return;
   }
-  if (is_task == CB_TRIO_TASK || ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
+  if (!is_function &&
+      (is_task == CB_TRIO_TASK || ta_testudata(L, f->loop->E, -1, TA_MT_TASK))) { /* trio_wakeup(task): no Handle */
     lua_rawgeti(L, LUA_REGISTRYINDEX, f->loop->E->trio_wakeup_ref);
     lua_insert(L, -2);
   } else {
@@ -1070,6 +1080,7 @@ static int l_loop_tasks(lua_State *L) {
 typedef struct gather_state {
   int n, remaining;
   int return_exceptions;
+  ta_future *outer;         /* its user value GUV_OUTER */
 } gather_state;
 
 enum { GUV_OUTER = 1, GUV_CHILDREN, GATHER_NUV = GUV_CHILDREN };
@@ -1092,6 +1103,31 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
     lua_replace(L, -2);
   }
   return 0;
+}
+
+/* The done callback on top of the stack is about to be scheduled for the
+** child c that just completed: when it is a gather's and its call would
+** only count c as done (c has a result and is not the last child, or the
+** gather ended already), the count is taken now and 1 is returned (the
+** callback is not queued); else 0.  Nothing can tell the difference: the
+** count is the gather's own, and the call that completes the gather (the
+** last child's, or a failure's) still runs from the ready queue, in order.
+** A gather of many Tasks thus costs one queued callback instead of one per
+** child. */
+static int gather_counts_now(lua_State *L, ta_future *c) {
+  gather_state *g;
+  if (lua_tocfunction(L, -1) != gather_child_done) return 0;
+  if (c->state != TA_FUT_FINISHED || c->has_exc) return 0;
+  lua_getupvalue(L, -1, 2);
+  g = (gather_state *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (g->outer->state != TA_FUT_PENDING) { /* gather ended: nothing to warn about */
+    c->retrieved = 1;
+    return 1;
+  }
+  if (g->remaining <= 1) return 0; /* the last: its call completes the gather */
+  g->remaining--;
+  return 1;
 }
 
 /* gather_child_done(child): upvalue 2 is the gather state. */
@@ -1180,6 +1216,7 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
   g->n = n;
   g->remaining = 0;
   g->return_exceptions = return_exceptions;
+  g->outer = outer;
   lua_pushvalue(L, oidx);
   lua_setiuservalue(L, gidx, GUV_OUTER);
   lua_pushvalue(L, 1);
