@@ -37,7 +37,9 @@ struct ta_loop {
   int loop_idx;             /* stack index of the loop object while timers fire */
   ta_task *driver;          /* Trio task running the loop, NULL if none */
   int driver_parked;
-  ta_future *current;       /* asyncio Task being stepped */
+  ta_future *current;       /* asyncio Task being stepped... */
+  lua_State *stepper;       /* ...by this driver's thread, whose running frame... */
+  int step_loopidx;         /* ...has the loop object at this index */
   int closed, closing, pausing;
   int debug;                /* report slow callbacks, record where tasks are created */
   int has_factory;          /* a task factory is set (loop:set_task_factory) */

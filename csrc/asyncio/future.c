@@ -721,6 +721,7 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
 ** values (or an error) for its coroutine are already on its thread. */
 static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
   ta_future *prev;
+  lua_State *prev_stepper;
   ta_task *t = ta_future_task(f);
   ta_loop *lp = f->loop;
   if (f->must_cancel && t->state == TA_NEW) { /* cancelled before it started */
@@ -738,9 +739,13 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
     t->resume_error = 1;
   }
   prev = lp->current;
+  prev_stepper = lp->stepper;
   lp->current = f;
+  lp->stepper = L;
+  lp->step_loopidx = loopidx;
   ta_step_task_at(L, t, tidx);
   lp->current = prev;
+  lp->stepper = prev_stepper;
   if (t->state == TA_DONE) return;
   if (t->wait != NULL && ((ta_future *)t->wait)->state == TA_FUT_PENDING) {
     ta_future *w = (ta_future *)t->wait;
@@ -912,31 +917,31 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
   return 1;
 }
 
-/* A new Task of the loop at 1 running the function at 2 with the
-** arguments above it: the loop's task factory makes it when the loop has
-** one and `use_factory` (asyncio's loop.create_task), else it is made
-** here (asyncio.Task). */
-/* [loop, fn, args...]; lp: the loop, NULL when still to be checked.  The
-** Task is pushed; returns it, or NULL when the factory made what is pushed. */
-static ta_future *create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
-  ta_engine *E = ta_upengine(L);
+/* A new Task of the loop at loopidx running the function at fnidx with
+** the arguments after it (the loop is at 1 before the function, or on top
+** after the arguments): the loop's task factory makes it when the loop
+** has one and `use_factory` (asyncio's loop.create_task), else it is made
+** here (asyncio.Task).  The function is callable (checked).  lp: the
+** loop, NULL when still to be checked.  The Task is pushed; returns it, or
+** NULL when the factory made what is pushed. */
+static ta_future *create_task_at(lua_State *L, ta_engine *E, ta_loop *lp, int loopidx, int fnidx,
+                                 int use_factory, const char *fname) {
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current, *t;
   ta_future *f;
-  if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
-  ta_check_callable(L, 2);
-  lua_settop(L, nargs + 2);
+  if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, loopidx, TA_MT_LOOP);
   if (lp->closed) ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
   if (use_factory && lp->has_factory) { /* factory(loop, fn, ...) */
+    if (loopidx != 1) lua_insert(L, 1);
     ta_loop_push_factory(L, 1);
     lua_insert(L, 1);
     lua_call(L, nargs + 2, 1);
     return NULL;
   }
-  f = new_future(L, lp, 1, TA_KIND_TASK);
+  f = new_future(L, lp, loopidx, TA_KIND_TASK);
   t = ta_future_task(f);
-  ta_task_init(L, E, t, 2, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL,
-               &ta_aio_task_kind, TASK_UV_THREAD, 1);
+  ta_task_init(L, E, t, fnidx, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL,
+               &ta_aio_task_kind, TASK_UV_THREAD, loopidx);
   fidx = lua_gettop(L);
   lp->npending++;
   if (lp->debug) {
@@ -944,8 +949,14 @@ static ta_future *create_task(lua_State *L, ta_loop *lp, int use_factory, const 
     set_extra(L, fidx, "source_traceback");
   }
   lua_pushvalue(L, fidx); /* its first step */
-  ta_loop_append_to(L, lp, 1);
+  ta_loop_append_to(L, lp, loopidx);
   return f;
+}
+
+/* [loop, fn, args...]: the same, the loop at 1. */
+static ta_future *create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
+  ta_check_callable(L, 2);
+  return create_task_at(L, ta_upengine(L), lp, 1, 2, use_factory, fname);
 }
 
 /* create_task(loop, fn, ...) -> Task (through the loop's task factory) */
@@ -960,16 +971,30 @@ static int l_new_task(lua_State *L) {
   return 1;
 }
 
+/* Pushes the object of lp, the running loop: when a Task of lp runs, from
+** the frame of the driver stepping it (task_step: lp->stepper), which
+** costs a third of a lookup by the loop's weak id. */
+static void push_running_loop_object(lua_State *L, ta_engine *E, ta_loop *lp) {
+  ta_task *t = E->current;
+  if (lp->stepper != NULL && t != NULL && t->co == L && ta_is_aio_task(t) &&
+      lp->current == ta_task_future(t)) {
+    lua_pushvalue(lp->stepper, lp->step_loopidx);
+    lua_xmove(lp->stepper, L, 1);
+  } else {
+    ta_push_weak(L, E, lp->ref);
+  }
+}
+
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
 ** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
 static int l_aio_create_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_loop *lp = ta_running_loop(L, E);
   ta_check_callable(L, 1);
-  if (lp != NULL) ta_push_weak(L, E, lp->ref);
+  if (lp != NULL) push_running_loop_object(L, E, lp);
   else push_running_loop(L, 2);
-  lua_insert(L, 1);
-  create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
+  /* [fn, args..., loop]; lp NULL: the Lua lookup found it */
+  create_task_at(L, E, lp, lua_gettop(L), 1, 1, "create_task");
   return 1;
 }
 
