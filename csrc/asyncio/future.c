@@ -719,7 +719,7 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
 
 /* Runs one step of the Task f at tidx, its loop being at loopidx; resume
 ** values (or an error) for its coroutine are already on its thread. */
-static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
+static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx, int ringidx) {
   ta_future *prev;
   lua_State *prev_stepper;
   ta_task *t = ta_future_task(f);
@@ -743,6 +743,7 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
   lp->current = f;
   lp->stepper = L;
   lp->step_loopidx = loopidx;
+  lp->step_ringidx = ringidx;
   ta_step_task_at(L, t, tidx);
   lp->current = prev;
   lp->stepper = prev_stepper;
@@ -768,7 +769,7 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
     lua_pop(L, 1);
   } else if (t->timer.index < 0) { /* a bare yield, or an await already satisfied: step soon */
     lua_pushvalue(L, tidx);
-    ta_loop_append_to(L, lp, loopidx);
+    ta_loop_append_from_step(L, lp, L, loopidx, ringidx);
   } else if (f->must_cancel) { /* it cancelled itself, then slept */
     wake_from_sleep(L, t, tidx);
   }
@@ -792,10 +793,10 @@ static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx
   t->nargs = n;
 }
 
-/* The ready queue of the loop at loopidx runs the Task f at tidx: its first
-** step, a step after a bare yield, or the wake-up of the future it awaits,
-** done by now. */
-void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx) {
+/* The ready queue of the loop at loopidx (its ring at ringidx) runs the
+** Task f at tidx: its first step, a step after a bare yield, or the
+** wake-up of the future it awaits, done by now. */
+void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx, int ringidx) {
   ta_task *t = ta_future_task(f);
   ta_future *w = (ta_future *)t->wait;
   if (f->state != TA_FUT_PENDING || t->co == NULL) return;
@@ -814,7 +815,7 @@ void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx) {
     resume_with_outcome(L, t, w, lua_gettop(L));
     lua_pop(L, 1);
   }
-  task_step(L, f, tidx, loopidx);
+  task_step(L, f, tidx, loopidx, ringidx);
 }
 
 static int is_instance(lua_State *L, int idx, int clsref) {
@@ -917,6 +918,14 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
   return 1;
 }
 
+/* Whether the code running on L is a Task of lp, being stepped: its
+** driver's frame (lp->stepper) then holds the loop and its ready ring. */
+static int task_of_running(lua_State *L, ta_engine *E, const ta_loop *lp) {
+  ta_task *t = E->current;
+  return lp->stepper != NULL && t != NULL && t->co == L && ta_is_aio_task(t) &&
+         lp->current == ta_task_future(t);
+}
+
 /* A new Task of the loop at loopidx running the function at fnidx with
 ** the arguments after it (the loop is at 1 before the function, or on top
 ** after the arguments): the loop's task factory makes it when the loop
@@ -949,7 +958,8 @@ static ta_future *create_task_at(lua_State *L, ta_engine *E, ta_loop *lp, int lo
     set_extra(L, fidx, "source_traceback");
   }
   lua_pushvalue(L, fidx); /* its first step */
-  ta_loop_append_to(L, lp, loopidx);
+  if (task_of_running(L, E, lp)) ta_loop_append_from_step(L, lp, lp->stepper, loopidx, lp->step_ringidx);
+  else ta_loop_append_to(L, lp, loopidx);
   return f;
 }
 
@@ -975,9 +985,7 @@ static int l_new_task(lua_State *L) {
 ** the frame of the driver stepping it (task_step: lp->stepper), which
 ** costs a third of a lookup by the loop's weak id. */
 static void push_running_loop_object(lua_State *L, ta_engine *E, ta_loop *lp) {
-  ta_task *t = E->current;
-  if (lp->stepper != NULL && t != NULL && t->co == L && ta_is_aio_task(t) &&
-      lp->current == ta_task_future(t)) {
+  if (task_of_running(L, E, lp)) {
     lua_pushvalue(lp->stepper, lp->step_loopidx);
     lua_xmove(lp->stepper, L, 1);
   } else {
@@ -1207,34 +1215,36 @@ static int gather_cancel_children(lua_State *L) {
   return 0;
 }
 
-/* Starts a gather of the n awaitables in the list at index 1, on the loop
-** at index 2: futures as they are, the rest go through ensure_future (upvalue
-** 2) and the list becomes that of the children.  Pushes the outer future,
-** whose result will be the list of the children's results ({n = n, ...}). */
+/* Starts a gather of the n awaitables at 2 .. n + 1, on the loop above
+** them: futures as they are, the rest go through ensure_future (upvalue
+** 2); the empty list at 1 becomes that of the children.  Pushes the outer
+** future, whose result will be the list of the children's results
+** ({n = n, ...}).  The children are read from the stack, not the list. */
 static void gather_start(lua_State *L, int n, int return_exceptions) {
+  enum { LIST = 1, FIRST = 2 };
   ta_engine *E = ta_upengine(L);
-  int oidx, gidx, cb;
+  int loopidx = FIRST + n, oidx, gidx, cb;
   gather_state *g;
   ta_future *outer;
-  const ta_loop *lp = (const ta_loop *)lua_touserdata(L, 2);
+  const ta_loop *lp = (const ta_loop *)lua_touserdata(L, loopidx);
   for (int i = 1; i <= n; i++) { /* first, what may raise */
-    ta_future *c;
-    lua_rawgeti(L, 1, i);
-    if ((c = testfuture(L, -1)) == NULL) {
+    int idx = FIRST + i - 1;
+    ta_future *c = testfuture(L, idx);
+    if (c == NULL) {
       lua_pushvalue(L, lua_upvalueindex(2));
-      lua_insert(L, -2);
-      lua_pushvalue(L, 2);
+      lua_pushvalue(L, idx);
+      lua_pushvalue(L, loopidx);
       lua_call(L, 2, 1);
       c = checkfuture(L, -1);
-      lua_rawseti(L, 1, i);
-    } else {
-      lua_pop(L, 1);
+      lua_replace(L, idx);
     }
     if (c->loop != lp)
       ta_error(L, "ValueError", "asyncio.gather: argument #%d belongs to a different loop than "
                                 "the other futures", i);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, LIST, i);
   }
-  outer = new_future(L, NULL, 2, TA_KIND_FUTURE);
+  outer = new_future(L, NULL, loopidx, TA_KIND_FUTURE);
   oidx = lua_gettop(L);
   g = (gather_state *)lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
   gidx = lua_gettop(L);
@@ -1244,7 +1254,7 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
   g->outer = outer;
   lua_pushvalue(L, oidx);
   lua_setiuservalue(L, gidx, GUV_OUTER);
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, LIST);
   lua_setiuservalue(L, gidx, GUV_CHILDREN);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, gidx);
@@ -1253,23 +1263,17 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
   /* One callback per distinct child: a future passed twice counts once
   ** (gather_mark tells which were seen by this gather). */
   if (++E->gather_serial == 0) ++E->gather_serial;
-  for (int i = 1; i <= n; i++) {
-    ta_future *c;
-    lua_rawgeti(L, 1, i);
-    c = (ta_future *)lua_touserdata(L, -1);
-    if (c->gather_mark == E->gather_serial) {
-      lua_pop(L, 1);
-      continue;
-    }
+  for (int idx = FIRST; idx < FIRST + n; idx++) {
+    ta_future *c = (ta_future *)lua_touserdata(L, idx);
+    if (c->gather_mark == E->gather_serial) continue;
     c->gather_mark = E->gather_serial;
     g->remaining++;
     if (c->state != TA_FUT_PENDING) {
       lua_pushvalue(L, cb);
-      lua_insert(L, -2);
+      lua_pushvalue(L, idx);
       ta_loop_call_soon(L, c->loop, NULL, 1);
     } else {
-      add_callback(L, c, -1, cb, CB_UNKNOWN);
-      lua_pop(L, 1);
+      add_callback(L, c, idx, cb, CB_UNKNOWN);
     }
   }
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -1296,8 +1300,7 @@ static int l_aio_gather(lua_State *L) {
     }
   }
   lua_createtable(L, n, 1);
-  lua_insert(L, 1);
-  for (int i = n; i >= 1; i--) lua_rawseti(L, 1, i);
+  lua_insert(L, 1); /* [list, aw1, ..., awn] */
   if (n == 0) {
     lua_pushinteger(L, 0);
     lua_setfield(L, 1, "n");

@@ -361,6 +361,24 @@ void ta_loop_append_to(lua_State *L, ta_loop *lp, int loopidx) {
   ta_loop_wake(lp);
 }
 
+/* Schedules the Task on top of L (popped) from where a driver of the loop
+** steps a Task: its frame, on thread D, holds the loop at loopidx and the
+** ready ring at ringidx (D may be L).  The ring the frame holds is the
+** loop's until the loop is closed (loop_close makes a new one). */
+void ta_loop_append_from_step(lua_State *L, ta_loop *lp, lua_State *D, int loopidx, int ringidx) {
+  if (lp->nready + 1 > lp->ready_room || lp->closed) { /* the slow path */
+    if (D == L) {
+      ta_loop_append_to(L, lp, loopidx);
+    } else {
+      ta_loop_append(L, lp);
+    }
+    return;
+  }
+  if (D != L) lua_xmove(L, D, 1);
+  lua_rawseti(D, ringidx, ready_slot(lp, ++lp->nready));
+  ta_loop_wake(lp);
+}
+
 /* call_soon from C: the top nargs values are the arguments, after cb or,
 ** when cb is NULL, after the callback below them (all popped). */
 void ta_loop_call_soon(lua_State *L, ta_loop *lp, lua_CFunction cb, int nargs) {
@@ -769,7 +787,7 @@ static void run_entry(lua_State *L, ta_loop *lp) {
       batch_drop(L, lp, SLOT_RING, 1);
       n = 0;
       lp->step_slot = slot; /* for a lease (ta_loop_lease) */
-      ta_aio_task_run(L, (ta_future *)h, SLOT_ENTRY, SLOT_LOOP);
+      ta_aio_task_run(L, (ta_future *)h, SLOT_ENTRY, SLOT_LOOP, SLOT_RING);
       lp->step_slot = 0;
     } else if (!h->cancelled) {
       run_handle(L, lp, h);
