@@ -587,11 +587,19 @@ static int all_results_k(lua_State *L, int status, lua_KContext ctx) {
 ** for what is not an asyncio Task (an allow_asyncio Trio task) sleeping a
 ** while. */
 static int l_aio_sleep(lua_State *L) {
-  double delay = lua_tonumber(L, 1);
-  ta_task *t;
+  ta_engine *E = ta_upengine(L);
+  double delay;
+  ta_task *t = E->current;
   if (lua_type(L, 1) != LUA_TNUMBER) return luaL_typeerror(L, 1, "number");
+  delay = lua_tonumber(L, 1);
+  if (delay <= 0 && t != NULL && t->co == L && ta_is_aio_task(t) && lua_isyieldable(L)) {
+    /* a Task's bare yield (ta_async_check's checks, inline) */
+    lua_settop(L, 2);
+    t->wait = NULL;
+    return ta_task_yield(L, t, 1, NULL);
+  }
   luaL_argcheck(L, delay == delay, 1, "number expected, got NaN");
-  t = ta_async_check(L, "asyncio.sleep", TA_ASYNCIO);
+  t = ta_async_check_in(L, E, "asyncio.sleep", TA_ASYNCIO);
   lua_settop(L, 2);
   if (delay <= 0) {
     if (!ta_is_aio_task(t)) return ta_checkpoint_ret(L, t, 1);
@@ -856,7 +864,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres
     push_extra(L, fidx, "message");
     finish_cancelled(L, f, fidx, lua_gettop(L));
   } else if (ok) {
-    luaL_checkstack(L, nres, "too many results");
+    if (nres > LUA_MINSTACK / 2) luaL_checkstack(L, nres, "too many results");
     lua_xmove(t->co, L, nres);
     settle_results(L, f, fidx, nres, loopidx);
   } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
