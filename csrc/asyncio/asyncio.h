@@ -37,10 +37,7 @@ struct ta_loop {
   int loop_idx;             /* stack index of the loop object while timers fire */
   ta_task *driver;          /* Trio task running the loop, NULL if none */
   int driver_parked;
-  ta_future *current;       /* asyncio Task being stepped... */
-  lua_State *stepper;       /* ...by this driver's thread, whose running frame... */
-  int step_loopidx;         /* ...has the loop object at this index... */
-  int step_ringidx;         /* ...and the ready ring at this one */
+  ta_future *current;       /* asyncio Task being stepped */
   int closed, closing, pausing;
   int debug;                /* report slow callbacks, record where tasks are created */
   int has_factory;          /* a task factory is set (loop:set_task_factory) */
@@ -119,8 +116,9 @@ void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
 int ta_loop_driven(ta_loop *lp);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
-void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx, int ringidx);
-void ta_loop_append_from_step(lua_State *L, ta_loop *lp, lua_State *D, int loopidx, int ringidx);
+void ta_aio_task_run(lua_State *L, ta_future *f, int tidx);
+void ta_loop_push_in_step(lua_State *L, ta_loop *lp);
+void ta_loop_append_in_step(lua_State *L, ta_loop *lp);
 void ta_loop_push_factory(lua_State *L, int loopidx);
 
 /* iowait.c: the loop's waits on io objects */

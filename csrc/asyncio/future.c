@@ -207,20 +207,20 @@ static int gather_child_done(lua_State *L);
 static int gather_counts_now(lua_State *L, ta_future *c);
 
 static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task, int loopidx) {
-  int is_function = lua_type(L, -1) == LUA_TFUNCTION;
+  int is_function = is_task == CB_UNKNOWN && lua_type(L, -1) == LUA_TFUNCTION;
   if (is_function && gather_counts_now(L, f)) { /* nothing to schedule */
     lua_pop(L, 1);
     return;
   }
-  if (!is_function &&
-      (is_task == CB_AIO_TASK || (is_task == CB_UNKNOWN && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK)))) {
+  if (is_task == CB_AIO_TASK ||
+      (is_task == CB_UNKNOWN && !is_function && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK))) {
     if (loopidx) lua_pushvalue(L, loopidx);
     else push_future_loop(L, f, fidx);
     ta_loop_append_below(L, f->loop);
     return;
   }
-  if (!is_function &&
-      (is_task == CB_TRIO_TASK || ta_testudata(L, f->loop->E, -1, TA_MT_TASK))) { /* trio_wakeup(task): no Handle */
+  if (is_task == CB_TRIO_TASK ||
+      (!is_function && ta_testudata(L, f->loop->E, -1, TA_MT_TASK))) { /* trio_wakeup(task): no Handle */
     lua_rawgeti(L, LUA_REGISTRYINDEX, f->loop->E->trio_wakeup_ref);
     lua_insert(L, -2);
   } else {
@@ -725,11 +725,10 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
 
 /* ---- Tasks ---- */
 
-/* Runs one step of the Task f at tidx, its loop being at loopidx; resume
+/* Runs one step of the Task f at tidx (from its driver, run_entry); resume
 ** values (or an error) for its coroutine are already on its thread. */
-static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx, int ringidx) {
+static void task_step(lua_State *L, ta_future *f, int tidx) {
   ta_future *prev;
-  lua_State *prev_stepper;
   ta_task *t = ta_future_task(f);
   ta_loop *lp = f->loop;
   if (f->must_cancel && t->state == TA_NEW) { /* cancelled before it started */
@@ -747,14 +746,9 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx, int rin
     t->resume_error = 1;
   }
   prev = lp->current;
-  prev_stepper = lp->stepper;
   lp->current = f;
-  lp->stepper = L;
-  lp->step_loopidx = loopidx;
-  lp->step_ringidx = ringidx;
   ta_step_task_at(L, t, tidx);
   lp->current = prev;
-  lp->stepper = prev_stepper;
   if (t->state == TA_DONE) return;
   if (t->wait != NULL && ((ta_future *)t->wait)->state == TA_FUT_PENDING) {
     ta_future *w = (ta_future *)t->wait;
@@ -777,7 +771,7 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx, int rin
     lua_pop(L, 1);
   } else if (t->timer.index < 0) { /* a bare yield, or an await already satisfied: step soon */
     lua_pushvalue(L, tidx);
-    ta_loop_append_from_step(L, lp, L, loopidx, ringidx);
+    ta_loop_append_in_step(L, lp);
   } else if (f->must_cancel) { /* it cancelled itself, then slept */
     wake_from_sleep(L, t, tidx);
   }
@@ -801,10 +795,10 @@ static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx
   t->nargs = n;
 }
 
-/* The ready queue of the loop at loopidx (its ring at ringidx) runs the
-** Task f at tidx: its first step, a step after a bare yield, or the
-** wake-up of the future it awaits, done by now. */
-void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx, int ringidx) {
+/* The ready queue of the Task f's loop (its driver, in run_entry) runs f
+** at tidx: its first step, a step after a bare yield, or the wake-up of the
+** future it awaits, done by now. */
+void ta_aio_task_run(lua_State *L, ta_future *f, int tidx) {
   ta_task *t = ta_future_task(f);
   ta_future *w = (ta_future *)t->wait;
   if (f->state != TA_FUT_PENDING || t->co == NULL) return;
@@ -823,7 +817,7 @@ void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx, int ring
     resume_with_outcome(L, t, w, lua_gettop(L));
     lua_pop(L, 1);
   }
-  task_step(L, f, tidx, loopidx, ringidx);
+  task_step(L, f, tidx);
 }
 
 static int is_instance(lua_State *L, int idx, int clsref) {
@@ -926,12 +920,12 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
   return 1;
 }
 
-/* Whether the code running on L is a Task of lp, being stepped: its
-** driver's frame (lp->stepper) then holds the loop and its ready ring. */
+/* Whether the code running on L is a Task of lp, being stepped: the
+** frame of its driver then holds the loop and its ready ring
+** (ta_loop_push_in_step, ta_loop_append_in_step). */
 static int task_of_running(lua_State *L, ta_engine *E, const ta_loop *lp) {
   ta_task *t = E->current;
-  return lp->stepper != NULL && t != NULL && t->co == L && ta_is_aio_task(t) &&
-         lp->current == ta_task_future(t);
+  return t != NULL && t->co == L && ta_is_aio_task(t) && lp->current == ta_task_future(t);
 }
 
 /* A new Task of the loop at loopidx running the function at fnidx with
@@ -966,7 +960,7 @@ static ta_future *create_task_at(lua_State *L, ta_engine *E, ta_loop *lp, int lo
     set_extra(L, fidx, "source_traceback");
   }
   lua_pushvalue(L, fidx); /* its first step */
-  if (task_of_running(L, E, lp)) ta_loop_append_from_step(L, lp, lp->stepper, loopidx, lp->step_ringidx);
+  if (task_of_running(L, E, lp)) ta_loop_append_in_step(L, lp);
   else ta_loop_append_to(L, lp, loopidx);
   return f;
 }
@@ -990,12 +984,11 @@ static int l_new_task(lua_State *L) {
 }
 
 /* Pushes the object of lp, the running loop: when a Task of lp runs, from
-** the frame of the driver stepping it (task_step: lp->stepper), which
-** costs a third of a lookup by the loop's weak id. */
+** the frame of the driver stepping it, which costs a third of a lookup by
+** the loop's weak id. */
 static void push_running_loop_object(lua_State *L, ta_engine *E, ta_loop *lp) {
   if (task_of_running(L, E, lp)) {
-    lua_pushvalue(lp->stepper, lp->step_loopidx);
-    lua_xmove(lp->stepper, L, 1);
+    ta_loop_push_in_step(L, lp);
   } else {
     ta_push_weak(L, E, lp->ref);
   }
