@@ -37,8 +37,7 @@ enum { TASK_UV_THREAD = FUV_LOOP, TASK_NUV = FUV_STATE };
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine: upvalue 1 of the core functions, else found with
 ** one registry lookup) instead of looking them up by name. */
-static ta_future *testfuture(lua_State *L, int idx) {
-  ta_engine *E = ta_upengine(L);
+static ta_future *testfuture_in(lua_State *L, ta_engine *E, int idx) {
   void *p;
   const void *mt = ta_udata_mt(L, idx, &p);
   if (mt == NULL) return NULL;
@@ -46,6 +45,10 @@ static ta_future *testfuture(lua_State *L, int idx) {
   if (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK] || mt == E->mt[TA_MT_FUTURE_EXC])
     return (ta_future *)p;
   return NULL;
+}
+
+static ta_future *testfuture(lua_State *L, int idx) {
+  return testfuture_in(L, ta_upengine(L), idx);
 }
 
 static ta_future *checkfuture(lua_State *L, int idx) {
@@ -1230,7 +1233,7 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
   const ta_loop *lp = (const ta_loop *)lua_touserdata(L, loopidx);
   for (int i = 1; i <= n; i++) { /* first, what may raise */
     int idx = FIRST + i - 1;
-    ta_future *c = testfuture(L, idx);
+    ta_future *c = testfuture_in(L, E, idx);
     if (c == NULL) {
       lua_pushvalue(L, lua_upvalueindex(2));
       lua_pushvalue(L, idx);
