@@ -214,12 +214,15 @@ describe("asyncio.gather", function()
       local t3 = asyncio.create_task(asyncio.sleep, 0)
       t1:add_done_callback(function() log[#log + 1] = "t1 done" end)
       t2:add_done_callback(function() log[#log + 1] = "t2 done" end)
+      local done = loop:create_future()
+      done:set_result("done")
       loop:call_soon(tick)
-      local r = asyncio.gather(t1, t2, t3, t1)
+      local r = asyncio.gather(done, t1, t2, t3, t1)
+      assert.equal("done", r[1])
       resumed = true
       log[#log + 1] = "gathered " .. r.n
     end)
-    assert.same({ "tick1", "tick2", "t1 done", "tick3", "t2 done", "tick4", "gathered 4", "tick5" }, log)
+    assert.same({ "tick1", "tick2", "t1 done", "tick3", "t2 done", "tick4", "gathered 5", "tick5" }, log)
   end)
 
   it("with nothing to gather returns an empty list", function()

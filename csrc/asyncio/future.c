@@ -1116,6 +1116,7 @@ static int l_loop_tasks(lua_State *L) {
 ** it is the done callback of every child. */
 typedef struct gather_state {
   int n, remaining;
+  int queued;               /* calls of its callback in the ready queue */
   int return_exceptions;
   ta_future *outer;         /* its user value GUV_OUTER */
 } gather_state;
@@ -1144,27 +1145,30 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
 
 /* The done callback on top of the stack is about to be scheduled for the
 ** child c that just completed: when it is a gather's and its call would
-** only count c as done (c has a result and is not the last child, or the
-** gather ended already), the count is taken now and 1 is returned (the
-** callback is not queued); else 0.  Nothing can tell the difference: the
-** count is the gather's own, and the call that completes the gather (the
-** last child's, or a failure's) still runs from the ready queue, in order.
-** A gather of many Tasks thus costs one queued callback instead of one per
-** child. */
+** only count c as done (c has a result, is not the last child and no call
+** of this callback waits in the ready queue; or the gather ended already),
+** the count is taken now and 1 is returned (the callback is not queued);
+** else 0.  Nothing can tell the difference: the count is the gather's own,
+** and the call that completes the gather (the last child's, or a
+** failure's) still runs from the ready queue, at the place asyncio runs
+** it.  A gather of many Tasks thus costs one queued callback instead of
+** one per child. */
 static int gather_counts_now(lua_State *L, ta_future *c) {
   gather_state *g;
   if (lua_tocfunction(L, -1) != gather_child_done) return 0;
-  if (c->state != TA_FUT_FINISHED || c->has_exc) return 0;
   lua_getupvalue(L, -1, 2);
   g = (gather_state *)lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (g->outer->state != TA_FUT_PENDING) { /* gather ended: nothing to warn about */
-    c->retrieved = 1;
+    if (c->state == TA_FUT_FINISHED) c->retrieved = 1;
     return 1;
   }
-  if (g->remaining <= 1) return 0; /* the last: its call completes the gather */
-  g->remaining--;
-  return 1;
+  if (c->state == TA_FUT_FINISHED && !c->has_exc && g->queued == 0 && g->remaining > 1) {
+    g->remaining--;
+    return 1;
+  }
+  g->queued++; /* the last child, a failure, or after one queued: in order */
+  return 0;
 }
 
 /* gather_child_done(child): upvalue 2 is the gather state. */
@@ -1172,6 +1176,7 @@ static int gather_child_done(lua_State *L) {
   ta_future *c = checkfuture(L, 1), *outer;
   gather_state *g = (gather_state *)lua_touserdata(L, lua_upvalueindex(2));
   int oidx, list;
+  g->queued--; /* (only the ready queue calls it) */
   lua_settop(L, 1);
   lua_getiuservalue(L, lua_upvalueindex(2), GUV_OUTER);
   oidx = lua_gettop(L);
@@ -1253,7 +1258,7 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
   g = (gather_state *)lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
   gidx = lua_gettop(L);
   g->n = n;
-  g->remaining = 0;
+  g->remaining = g->queued = 0;
   g->return_exceptions = return_exceptions;
   g->outer = outer;
   lua_pushvalue(L, oidx);
@@ -1273,6 +1278,7 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
     c->gather_mark = E->gather_serial;
     g->remaining++;
     if (c->state != TA_FUT_PENDING) {
+      g->queued++;
       lua_pushvalue(L, cb);
       lua_pushvalue(L, idx);
       ta_loop_call_soon(L, c->loop, NULL, 1);
