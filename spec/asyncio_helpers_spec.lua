@@ -194,6 +194,37 @@ describe("asyncio.gather", function()
     assert.same({ "future", "task", "function" }, { r[1], r[2], r[3] })
   end)
 
+  -- The loop iteration of each event is asyncio's: a child's done callbacks
+  -- run in the iteration after it finished, gather's among them in the order
+  -- they were added, and the awaiting task resumes in the iteration after
+  -- gather's callback for the last child (the callbacks that only count a
+  -- child are not queued, which must not show).
+  it("completes in the loop iteration asyncio completes it in", function()
+    local log = {}
+    asyncio.run(function()
+      local loop = asyncio.get_running_loop()
+      local ticks, resumed = 0, false
+      local function tick()
+        ticks = ticks + 1
+        log[#log + 1] = "tick" .. ticks
+        if not resumed then loop:call_soon(tick) end
+      end
+      local t1 = asyncio.create_task(asyncio.sleep, 0)
+      local t2 = asyncio.create_task(function() asyncio.sleep(0); asyncio.sleep(0) end)
+      local t3 = asyncio.create_task(asyncio.sleep, 0)
+      t1:add_done_callback(function() log[#log + 1] = "t1 done" end)
+      t2:add_done_callback(function() log[#log + 1] = "t2 done" end)
+      local done = loop:create_future()
+      done:set_result("done")
+      loop:call_soon(tick)
+      local r = asyncio.gather(done, t1, t2, t3, t1)
+      assert.equal("done", r[1])
+      resumed = true
+      log[#log + 1] = "gathered " .. r.n
+    end)
+    assert.same({ "tick1", "tick2", "t1 done", "tick3", "t2 done", "tick4", "gathered 5", "tick5" }, log)
+  end)
+
   it("with nothing to gather returns an empty list", function()
     local r = asyncio.run(function() return asyncio.gather() end)
     assert.equal(0, #r)

@@ -116,7 +116,9 @@ void ta_handle_cancel(lua_State *L, ta_handle *h);
 void ta_loop_wake(ta_loop *lp);
 int ta_loop_driven(ta_loop *lp);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
-void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx);
+void ta_aio_task_run(lua_State *L, ta_future *f, int tidx);
+void ta_loop_push_in_step(lua_State *L, ta_loop *lp);
+void ta_loop_append_in_step(lua_State *L, ta_loop *lp);
 void ta_loop_push_factory(lua_State *L, int loopidx);
 
 /* iowait.c: the loop's waits on io objects */

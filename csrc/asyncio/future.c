@@ -37,8 +37,7 @@ enum { TASK_UV_THREAD = FUV_LOOP, TASK_NUV = FUV_STATE };
 /* Futures are checked on every hop, so compare metatables by pointer
 ** (cached in the engine: upvalue 1 of the core functions, else found with
 ** one registry lookup) instead of looking them up by name. */
-static ta_future *testfuture(lua_State *L, int idx) {
-  ta_engine *E = ta_upengine(L);
+static ta_future *testfuture_in(lua_State *L, ta_engine *E, int idx) {
   void *p;
   const void *mt = ta_udata_mt(L, idx, &p);
   if (mt == NULL) return NULL;
@@ -46,6 +45,10 @@ static ta_future *testfuture(lua_State *L, int idx) {
   if (mt == E->mt[TA_MT_FUTURE] || mt == E->mt[TA_MT_AIOTASK] || mt == E->mt[TA_MT_FUTURE_EXC])
     return (ta_future *)p;
   return NULL;
+}
+
+static ta_future *testfuture(lua_State *L, int idx) {
+  return testfuture_in(L, ta_upengine(L), idx);
 }
 
 static ta_future *checkfuture(lua_State *L, int idx) {
@@ -203,14 +206,24 @@ static int trio_wait_abort(lua_State *L, ta_task *t);
 ** the future's loop is on the stack, 0 when it is not (it is looked up). */
 enum { CB_UNKNOWN, CB_AIO_TASK, CB_TRIO_TASK };
 
+static int gather_child_done(lua_State *L);
+static int gather_counts_now(lua_State *L, ta_future *c);
+
 static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task, int loopidx) {
-  if (is_task == CB_AIO_TASK || (is_task == CB_UNKNOWN && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK))) {
+  int is_function = is_task == CB_UNKNOWN && lua_type(L, -1) == LUA_TFUNCTION;
+  if (is_function && gather_counts_now(L, f)) { /* nothing to schedule */
+    lua_pop(L, 1);
+    return;
+  }
+  if (is_task == CB_AIO_TASK ||
+      (is_task == CB_UNKNOWN && !is_function && ta_testudata(L, f->loop->E, -1, TA_MT_AIOTASK))) {
     if (loopidx) lua_pushvalue(L, loopidx);
     else push_future_loop(L, f, fidx);
     ta_loop_append_below(L, f->loop);
     return;
   }
-  if (is_task == CB_TRIO_TASK || ta_testudata(L, f->loop->E, -1, TA_MT_TASK)) { /* trio_wakeup(task): no Handle */
+  if (is_task == CB_TRIO_TASK ||
+      (!is_function && ta_testudata(L, f->loop->E, -1, TA_MT_TASK))) { /* trio_wakeup(task): no Handle */
     lua_rawgeti(L, LUA_REGISTRYINDEX, f->loop->E->trio_wakeup_ref);
     lua_insert(L, -2);
   } else {
@@ -577,11 +590,19 @@ static int all_results_k(lua_State *L, int status, lua_KContext ctx) {
 ** for what is not an asyncio Task (an allow_asyncio Trio task) sleeping a
 ** while. */
 static int l_aio_sleep(lua_State *L) {
-  double delay = lua_tonumber(L, 1);
-  ta_task *t;
+  ta_engine *E = ta_upengine(L);
+  double delay;
+  ta_task *t = E->current;
   if (lua_type(L, 1) != LUA_TNUMBER) return luaL_typeerror(L, 1, "number");
+  delay = lua_tonumber(L, 1);
+  if (delay <= 0 && t != NULL && t->co == L && ta_is_aio_task(t) && lua_isyieldable(L)) {
+    /* a Task's bare yield (ta_async_check's checks, inline) */
+    lua_settop(L, 2);
+    t->wait = NULL;
+    return ta_task_yield(L, t, 1, NULL);
+  }
   luaL_argcheck(L, delay == delay, 1, "number expected, got NaN");
-  t = ta_async_check(L, "asyncio.sleep", TA_ASYNCIO);
+  t = ta_async_check_in(L, E, "asyncio.sleep", TA_ASYNCIO);
   lua_settop(L, 2);
   if (delay <= 0) {
     if (!ta_is_aio_task(t)) return ta_checkpoint_ret(L, t, 1);
@@ -707,9 +728,9 @@ static const char *aio_task_name(lua_State *L, ta_task *t) {
 
 /* ---- Tasks ---- */
 
-/* Runs one step of the Task f at tidx, its loop being at loopidx; resume
+/* Runs one step of the Task f at tidx (from its driver, run_entry); resume
 ** values (or an error) for its coroutine are already on its thread. */
-static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
+static void task_step(lua_State *L, ta_future *f, int tidx) {
   ta_future *prev;
   ta_task *t = ta_future_task(f);
   ta_loop *lp = f->loop;
@@ -753,7 +774,7 @@ static void task_step(lua_State *L, ta_future *f, int tidx, int loopidx) {
     lua_pop(L, 1);
   } else if (t->timer.index < 0) { /* a bare yield, or an await already satisfied: step soon */
     lua_pushvalue(L, tidx);
-    ta_loop_append_to(L, lp, loopidx);
+    ta_loop_append_in_step(L, lp);
   } else if (f->must_cancel) { /* it cancelled itself, then slept */
     wake_from_sleep(L, t, tidx);
   }
@@ -777,10 +798,10 @@ static void resume_with_outcome(lua_State *L, ta_task *t, ta_future *w, int widx
   t->nargs = n;
 }
 
-/* The ready queue of the loop at loopidx runs the Task f at tidx: its first
-** step, a step after a bare yield, or the wake-up of the future it awaits,
-** done by now. */
-void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx) {
+/* The ready queue of the Task f's loop (its driver, in run_entry) runs f
+** at tidx: its first step, a step after a bare yield, or the wake-up of the
+** future it awaits, done by now. */
+void ta_aio_task_run(lua_State *L, ta_future *f, int tidx) {
   ta_task *t = ta_future_task(f);
   ta_future *w = (ta_future *)t->wait;
   if (f->state != TA_FUT_PENDING || t->co == NULL) return;
@@ -799,7 +820,7 @@ void ta_aio_task_run(lua_State *L, ta_future *f, int tidx, int loopidx) {
     resume_with_outcome(L, t, w, lua_gettop(L));
     lua_pop(L, 1);
   }
-  task_step(L, f, tidx, loopidx);
+  task_step(L, f, tidx);
 }
 
 static int is_instance(lua_State *L, int idx, int clsref) {
@@ -840,7 +861,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres
     push_extra(L, fidx, "message");
     finish_cancelled(L, f, fidx, lua_gettop(L));
   } else if (ok) {
-    luaL_checkstack(L, nres, "too many results");
+    if (nres > LUA_MINSTACK / 2) luaL_checkstack(L, nres, "too many results");
     lua_xmove(t->co, L, nres);
     settle_results(L, f, fidx, nres, loopidx);
   } else if (is_instance(L, fidx - 1, E->aio_cancelled_ref)) {
@@ -902,31 +923,39 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
   return 1;
 }
 
-/* A new Task of the loop at 1 running the function at 2 with the
-** arguments above it: the loop's task factory makes it when the loop has
-** one and `use_factory` (asyncio's loop.create_task), else it is made
-** here (asyncio.Task). */
-/* [loop, fn, args...]; lp: the loop, NULL when still to be checked.  The
-** Task is pushed; returns it, or NULL when the factory made what is pushed. */
-static ta_future *create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
-  ta_engine *E = ta_upengine(L);
+/* Whether the code running on L is a Task of lp, being stepped: the
+** frame of its driver then holds the loop and its ready ring
+** (ta_loop_push_in_step, ta_loop_append_in_step). */
+static int task_of_running(lua_State *L, ta_engine *E, const ta_loop *lp) {
+  ta_task *t = E->current;
+  return t != NULL && t->co == L && ta_is_aio_task(t) && lp->current == ta_task_future(t);
+}
+
+/* A new Task of the loop at loopidx running the function at fnidx with
+** the arguments after it (the loop is at 1 before the function, or on top
+** after the arguments): the loop's task factory makes it when the loop
+** has one and `use_factory` (asyncio's loop.create_task), else it is made
+** here (asyncio.Task).  The function is callable (checked).  lp: the
+** loop, NULL when still to be checked.  The Task is pushed; returns it, or
+** NULL when the factory made what is pushed. */
+static ta_future *create_task_at(lua_State *L, ta_engine *E, ta_loop *lp, int loopidx, int fnidx,
+                                 int use_factory, const char *fname) {
   int nargs = lua_gettop(L) - 2, fidx;
   ta_task *parent = E->current, *t;
   ta_future *f;
-  if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, 1, TA_MT_LOOP);
-  ta_check_callable(L, 2);
-  lua_settop(L, nargs + 2);
+  if (lp == NULL) lp = (ta_loop *)ta_checkudata(L, E, loopidx, TA_MT_LOOP);
   if (lp->closed) ta_error(L, "RuntimeError", "%s: Event loop is closed", fname);
   if (use_factory && lp->has_factory) { /* factory(loop, fn, ...) */
+    if (loopidx != 1) lua_insert(L, 1);
     ta_loop_push_factory(L, 1);
     lua_insert(L, 1);
     lua_call(L, nargs + 2, 1);
     return NULL;
   }
-  f = new_future(L, lp, 1, TA_KIND_TASK);
+  f = new_future(L, lp, loopidx, TA_KIND_TASK);
   t = ta_future_task(f);
-  ta_task_init(L, E, t, 2, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL,
-               &ta_aio_task_kind, TASK_UV_THREAD, 1);
+  ta_task_init(L, E, t, fnidx, nargs, TA_ASYNCIO, parent && parent->co == L ? parent : NULL,
+               &ta_aio_task_kind, TASK_UV_THREAD, loopidx);
   fidx = lua_gettop(L);
   lp->npending++;
   if (lp->debug) {
@@ -934,8 +963,15 @@ static ta_future *create_task(lua_State *L, ta_loop *lp, int use_factory, const 
     set_extra(L, fidx, "source_traceback");
   }
   lua_pushvalue(L, fidx); /* its first step */
-  ta_loop_append_to(L, lp, 1);
+  if (task_of_running(L, E, lp)) ta_loop_append_in_step(L, lp);
+  else ta_loop_append_to(L, lp, loopidx);
   return f;
+}
+
+/* [loop, fn, args...]: the same, the loop at 1. */
+static ta_future *create_task(lua_State *L, ta_loop *lp, int use_factory, const char *fname) {
+  ta_check_callable(L, 2);
+  return create_task_at(L, ta_upengine(L), lp, 1, 2, use_factory, fname);
 }
 
 /* create_task(loop, fn, ...) -> Task (through the loop's task factory) */
@@ -950,16 +986,27 @@ static int l_new_task(lua_State *L) {
   return 1;
 }
 
+/* Pushes the object of lp, the running loop: when a Task of lp runs, from
+** the frame of the driver stepping it, which costs a third of a lookup by
+** the loop's weak id. */
+static void push_running_loop_object(lua_State *L, ta_engine *E, ta_loop *lp) {
+  if (task_of_running(L, E, lp)) {
+    ta_loop_push_in_step(L, lp);
+  } else {
+    ta_push_weak(L, E, lp->ref);
+  }
+}
+
 /* create_task(fn, ...) -> Task on the running loop (asyncio.create_task);
 ** upvalue 2 is asyncio.get_running_loop, for what C cannot tell. */
 static int l_aio_create_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_loop *lp = ta_running_loop(L, E);
   ta_check_callable(L, 1);
-  if (lp != NULL) ta_push_weak(L, E, lp->ref);
+  if (lp != NULL) push_running_loop_object(L, E, lp);
   else push_running_loop(L, 2);
-  lua_insert(L, 1);
-  create_task(L, lp, 1, "create_task"); /* lp NULL: the Lua lookup found it */
+  /* [fn, args..., loop]; lp NULL: the Lua lookup found it */
+  create_task_at(L, E, lp, lua_gettop(L), 1, 1, "create_task");
   return 1;
 }
 
@@ -1069,7 +1116,9 @@ static int l_loop_tasks(lua_State *L) {
 ** it is the done callback of every child. */
 typedef struct gather_state {
   int n, remaining;
+  int queued;               /* calls of its callback in the ready queue */
   int return_exceptions;
+  ta_future *outer;         /* its user value GUV_OUTER */
 } gather_state;
 
 enum { GUV_OUTER = 1, GUV_CHILDREN, GATHER_NUV = GUV_CHILDREN };
@@ -1094,11 +1143,40 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
   return 0;
 }
 
+/* The done callback on top of the stack is about to be scheduled for the
+** child c that just completed: when it is a gather's and its call would
+** only count c as done (c has a result, is not the last child and no call
+** of this callback waits in the ready queue; or the gather ended already),
+** the count is taken now and 1 is returned (the callback is not queued);
+** else 0.  Nothing can tell the difference: the count is the gather's own,
+** and the call that completes the gather (the last child's, or a
+** failure's) still runs from the ready queue, at the place asyncio runs
+** it.  A gather of many Tasks thus costs one queued callback instead of
+** one per child. */
+static int gather_counts_now(lua_State *L, ta_future *c) {
+  gather_state *g;
+  if (lua_tocfunction(L, -1) != gather_child_done) return 0;
+  lua_getupvalue(L, -1, 2);
+  g = (gather_state *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (g->outer->state != TA_FUT_PENDING) { /* gather ended: nothing to warn about */
+    if (c->state == TA_FUT_FINISHED) c->retrieved = 1;
+    return 1;
+  }
+  if (c->state == TA_FUT_FINISHED && !c->has_exc && g->queued == 0 && g->remaining > 1) {
+    g->remaining--;
+    return 1;
+  }
+  g->queued++; /* the last child, a failure, or after one queued: in order */
+  return 0;
+}
+
 /* gather_child_done(child): upvalue 2 is the gather state. */
 static int gather_child_done(lua_State *L) {
   ta_future *c = checkfuture(L, 1), *outer;
   gather_state *g = (gather_state *)lua_touserdata(L, lua_upvalueindex(2));
   int oidx, list;
+  g->queued--; /* (only the ready queue calls it) */
   lua_settop(L, 1);
   lua_getiuservalue(L, lua_upvalueindex(2), GUV_OUTER);
   oidx = lua_gettop(L);
@@ -1146,43 +1224,46 @@ static int gather_cancel_children(lua_State *L) {
   return 0;
 }
 
-/* Starts a gather of the n awaitables in the list at index 1, on the loop
-** at index 2: futures as they are, the rest go through ensure_future (upvalue
-** 2) and the list becomes that of the children.  Pushes the outer future,
-** whose result will be the list of the children's results ({n = n, ...}). */
+/* Starts a gather of the n awaitables at 2 .. n + 1, on the loop above
+** them: futures as they are, the rest go through ensure_future (upvalue
+** 2); the empty list at 1 becomes that of the children.  Pushes the outer
+** future, whose result will be the list of the children's results
+** ({n = n, ...}).  The children are read from the stack, not the list. */
 static void gather_start(lua_State *L, int n, int return_exceptions) {
+  enum { LIST = 1, FIRST = 2 };
   ta_engine *E = ta_upengine(L);
-  int oidx, gidx, cb;
+  int loopidx = FIRST + n, oidx, gidx, cb;
   gather_state *g;
   ta_future *outer;
-  const ta_loop *lp = (const ta_loop *)lua_touserdata(L, 2);
+  const ta_loop *lp = (const ta_loop *)lua_touserdata(L, loopidx);
   for (int i = 1; i <= n; i++) { /* first, what may raise */
-    ta_future *c;
-    lua_rawgeti(L, 1, i);
-    if ((c = testfuture(L, -1)) == NULL) {
+    int idx = FIRST + i - 1;
+    ta_future *c = testfuture_in(L, E, idx);
+    if (c == NULL) {
       lua_pushvalue(L, lua_upvalueindex(2));
-      lua_insert(L, -2);
-      lua_pushvalue(L, 2);
+      lua_pushvalue(L, idx);
+      lua_pushvalue(L, loopidx);
       lua_call(L, 2, 1);
       c = checkfuture(L, -1);
-      lua_rawseti(L, 1, i);
-    } else {
-      lua_pop(L, 1);
+      lua_replace(L, idx);
     }
     if (c->loop != lp)
       ta_error(L, "ValueError", "asyncio.gather: argument #%d belongs to a different loop than "
                                 "the other futures", i);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, LIST, i);
   }
-  outer = new_future(L, NULL, 2, TA_KIND_FUTURE);
+  outer = new_future(L, NULL, loopidx, TA_KIND_FUTURE);
   oidx = lua_gettop(L);
   g = (gather_state *)lua_newuserdatauv(L, sizeof *g, GATHER_NUV);
   gidx = lua_gettop(L);
   g->n = n;
-  g->remaining = 0;
+  g->remaining = g->queued = 0;
   g->return_exceptions = return_exceptions;
+  g->outer = outer;
   lua_pushvalue(L, oidx);
   lua_setiuservalue(L, gidx, GUV_OUTER);
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, LIST);
   lua_setiuservalue(L, gidx, GUV_CHILDREN);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, gidx);
@@ -1191,23 +1272,18 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
   /* One callback per distinct child: a future passed twice counts once
   ** (gather_mark tells which were seen by this gather). */
   if (++E->gather_serial == 0) ++E->gather_serial;
-  for (int i = 1; i <= n; i++) {
-    ta_future *c;
-    lua_rawgeti(L, 1, i);
-    c = (ta_future *)lua_touserdata(L, -1);
-    if (c->gather_mark == E->gather_serial) {
-      lua_pop(L, 1);
-      continue;
-    }
+  for (int idx = FIRST; idx < FIRST + n; idx++) {
+    ta_future *c = (ta_future *)lua_touserdata(L, idx);
+    if (c->gather_mark == E->gather_serial) continue;
     c->gather_mark = E->gather_serial;
     g->remaining++;
     if (c->state != TA_FUT_PENDING) {
+      g->queued++;
       lua_pushvalue(L, cb);
-      lua_insert(L, -2);
+      lua_pushvalue(L, idx);
       ta_loop_call_soon(L, c->loop, NULL, 1);
     } else {
-      add_callback(L, c, -1, cb, CB_UNKNOWN);
-      lua_pop(L, 1);
+      add_callback(L, c, idx, cb, CB_UNKNOWN);
     }
   }
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -1234,8 +1310,7 @@ static int l_aio_gather(lua_State *L) {
     }
   }
   lua_createtable(L, n, 1);
-  lua_insert(L, 1);
-  for (int i = n; i >= 1; i--) lua_rawseti(L, 1, i);
+  lua_insert(L, 1); /* [list, aw1, ..., awn] */
   if (n == 0) {
     lua_pushinteger(L, 0);
     lua_setfield(L, 1, "n");

@@ -791,7 +791,7 @@ static void run_entry(lua_State *L, ta_loop *lp) {
       batch_drop(L, lp, SLOT_RING, 1);
       n = 0;
       lp->step_slot = slot; /* for a lease (ta_loop_lease) */
-      ta_aio_task_run(L, (ta_future *)h, SLOT_ENTRY, SLOT_LOOP);
+      ta_aio_task_run(L, (ta_future *)h, SLOT_ENTRY);
       lp->step_slot = 0;
     } else if (!h->cancelled) {
       run_handle(L, lp, h);
@@ -801,6 +801,37 @@ static void run_entry(lua_State *L, ta_loop *lp) {
   if (!lp->closed) batch_drop(L, lp, SLOT_RING, n);
   if (lp->debug) report_slow(L, lp, SLOT_ENTRY, lp->call_start);
   lua_settop(L, SLOT_RING);
+}
+
+/* While run_entry steps a Task of lp, the driver's thread D (L itself, or
+** suspended in lua_resume under the Task's own thread) is in the frame of
+** drive_batches, which holds the loop object and the ready ring: a cheaper
+** way to reach them than the loop's weak id.  (That frame has room for
+** LUA_MINSTACK values, of which it uses a few.) */
+static lua_State *step_frame(ta_loop *lp) {
+  return lp->driver->co;
+}
+
+/* Pushes the object of lp, one of whose Tasks is being stepped. */
+void ta_loop_push_in_step(lua_State *L, ta_loop *lp) {
+  lua_State *D = step_frame(lp);
+  lua_pushvalue(D, SLOT_LOOP);
+  if (D != L) lua_xmove(D, L, 1);
+}
+
+/* Schedules the Task on top of L (popped) while one of lp's Tasks is
+** being stepped: straight into the ring of the driver's frame, which is
+** the loop's until the loop is closed (loop_close makes a new one). */
+void ta_loop_append_in_step(lua_State *L, ta_loop *lp) {
+  lua_State *D = step_frame(lp);
+  if (lp->nready + 1 > lp->ready_room || lp->closed) { /* the slow path */
+    if (D == L) ta_loop_append_to(L, lp, SLOT_LOOP);
+    else ta_loop_append(L, lp);
+    return;
+  }
+  if (D != L) lua_xmove(L, D, 1);
+  lua_rawseti(D, SLOT_RING, ready_slot(lp, ++lp->nready));
+  ta_loop_wake(lp);
 }
 
 /* After a batch: the next one, or what the driver does now. */
