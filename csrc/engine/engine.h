@@ -97,23 +97,27 @@ enum { TA_ENGINE_UV_RETRY_ERROR = 1, TA_ENGINE_NUV = 1 };
 typedef void (*ta_timer_cb)(lua_State *L, ta_engine *E, ta_timer *tm);
 struct ta_timer {
   double when;
-  int index;          /* position in the heap, -1 when not in it */
+  int index;          /* its slot in the heap, -1 when not in it */
   int ref;            /* the owner's, LUA_NOREF from ta_timer_init */
   ta_timer_cb cb;
 };
 
 /* The heap holds each timer's key (deadline, then order of arming, so
-** equal deadlines fire first in, first out) next to its pointer: sifting
-** compares keys in the array and touches a timer only to record its index. */
+** equal deadlines fire first in, first out) and its slot: sifting compares
+** keys in the array and records positions in `pos`, never touching the
+** timers (heap.c). */
 typedef struct ta_heap_entry {
   double when;
   uint64_t seq;
-  ta_timer *tm;
+  int slot;
 } ta_heap_entry;
 
 typedef struct ta_heap {
   ta_heap_entry *items;
-  int n, cap;
+  ta_timer **timers;  /* by slot */
+  int *pos;           /* by slot: its entry's index in items (free: next free slot + 1) */
+  int n, cap, nslots;
+  int free_slot;      /* a free slot + 1, 0 for none */
   uint64_t seq;       /* arming counter */
 } ta_heap;
 
@@ -122,7 +126,7 @@ void ta_heap_free(ta_heap *h);
 int ta_heap_push(ta_heap *h, ta_timer *t);
 void ta_heap_remove(ta_heap *h, ta_timer *t);
 void ta_heap_update(ta_heap *h, ta_timer *t); /* after t->when changed */
-static inline ta_timer *ta_heap_top(ta_heap *h) { return h->n ? h->items[0].tm : NULL; }
+static inline ta_timer *ta_heap_top(ta_heap *h) { return h->n ? h->timers[h->items[0].slot] : NULL; }
 
 /* ---- the cancel-status tree (status.c) ----
 ** Plumbing, apart from the CancelScope API object: a status is cancelled
