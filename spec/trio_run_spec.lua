@@ -214,6 +214,66 @@ describe("trio.sleep", function()
     assert.same(want, log)
   end)
 
+  it("keeps (deadline, arming) order when a burst of expirations sorts the heap", function()
+    -- 6,000 sleepers and 1,500 scope deadlines; the first jump makes about
+    -- 3,000 expire at once, which sorts what is left of the heap (after
+    -- 1,024 removals of the earliest in a row).  Then, between the sorted
+    -- timers: scope deadlines moved (out of the sorted run), scopes whose
+    -- new deadline cancels sleeps still in it, and 500 new sleepers, some
+    -- with the deadlines of older ones.
+    local seed = 4242
+    local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648 return seed % n end
+    local N, M, log, expected, cancelled, want_cancelled = 6000, 500, {}, {}, {}, 0
+    local clock = trio.testing.MockClock()
+    trio.lowlevel.run {
+      clock = clock,
+      fn = function()
+        local t0 = trio.current_time()
+        trio.open_nursery(function(n)
+          local scopes = {}
+          local function sleeper(i, d, in_scope)
+            expected[#expected + 1] = { d = d, i = i }
+            n:start_soon(function()
+              if in_scope then
+                local sc = trio.CancelScope { deadline = t0 + 1000 }
+                scopes[#scopes + 1] = { sc = sc, i = i, d = d }
+                sc:run(function() trio.sleep_until(d) log[#log + 1] = i end)
+                if sc.cancelled_caught then cancelled[i] = true end
+              else
+                trio.sleep_until(d)
+                log[#log + 1] = i
+              end
+            end)
+          end
+          for i = 1, N do sleeper(i, t0 + 1 + rand(50), i % 4 == 0) end
+          trio.testing.wait_all_tasks_blocked()
+          clock:jump(25.5)
+          trio.testing.wait_all_tasks_blocked()
+          assert.is_true(#log > 2500 and #log < 3500)
+          for k, s in ipairs(scopes) do
+            local r = k % 3
+            if r == 0 then s.sc.deadline = math.huge
+            elseif r == 1 then
+              s.sc.deadline = t0 + 25.75 -- before every sleep left: cancelled
+              if s.d > t0 + 25.5 then want_cancelled = want_cancelled + 1 end
+            else s.sc.deadline = t0 + 2000 end
+          end
+          for j = 1, M do sleeper(N + j, t0 + 26 + rand(30), false) end
+          trio.testing.wait_all_tasks_blocked()
+          clock:jump(2000)
+        end)
+      end,
+    }
+    table.sort(expected, function(a, b) return a.d < b.d or (a.d == b.d and a.i < b.i) end)
+    local want = {}
+    for _, e in ipairs(expected) do if not cancelled[e.i] then want[#want + 1] = e.i end end
+    local ncancelled = 0
+    for _ in pairs(cancelled) do ncancelled = ncancelled + 1 end
+    assert.is_true(want_cancelled > 200)
+    assert.equal(want_cancelled, ncancelled)
+    assert.same(want, log)
+  end)
+
   it("wakes sleepers in deadline order", function()
     local log = {}
     trio.run(function()
