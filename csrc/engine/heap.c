@@ -17,8 +17,9 @@
 ** Many timers often expire at once (1M sleepers started together): each
 ** removal of the root still sifts through every level.  After BULK_MIN
 ** such removals in a row, and at least 1/BULK_SHARE of what is left, the
-** whole heap is merge-sorted (sequential passes) into `sorted`, whose
-** front is then taken in O(1).  Timers armed meanwhile go into the
+** whole heap is sorted (radix passes over the deadlines' bits, then runs
+** of equal deadlines by arming order) into `sorted`, whose front is then
+** taken in O(1).  Timers armed meanwhile go into the
 ** (emptied) heap; the earliest timer is the earlier of the two fronts, so
 ** the order is exactly the heap's.  A timer removed from the middle of
 ** `sorted` leaves a hole (slot -1) that taking the front skips.
@@ -32,7 +33,7 @@
 #define ARITY 4
 #define BULK_MIN 1024
 #define BULK_SHARE 16
-#define RUN 16           /* merge sort: runs sorted by insertion first */
+#define RUN 16           /* merge sort (equal deadlines): runs sorted by insertion first */
 #define PREFETCH_AHEAD 8 /* taking from `sorted`: the timer this many entries on is asked for */
 
 void ta_timer_init(ta_timer *tm, ta_timer_cb cb) {
@@ -133,36 +134,75 @@ static void merge_pass(const ta_heap_entry *src, ta_heap_entry *dst, int n, int 
   }
 }
 
-/* Moves every heap entry into `sorted`, earliest first.  Merge passes
-** alternate between the two arrays; runs are sorted in whichever one
-** makes the last pass end in `sorted`.  Without memory for `sorted` the
-** heap stays as it is. */
-static void sort_out(ta_heap *h) {
-  int n = h->nheap, passes = 0;
-  ta_heap_entry *src, *dst;
-  if (h->scap < h->cap) { /* (empty: nothing to keep) */
-    free(h->sorted);
-    h->scap = 0;
-    if ((h->sorted = malloc((size_t)h->cap * sizeof *h->sorted)) == NULL) return;
-    h->scap = h->cap;
-  }
-  for (int w = RUN; w < n; w *= 2) passes++;
-  if (passes % 2 == 0) {
-    memcpy(h->sorted, h->items, (size_t)n * sizeof *h->items);
-    src = h->sorted;
-    dst = h->items;
-  } else {
-    src = h->items;
-    dst = h->sorted;
-  }
-  for (int lo = 0; lo < n; lo += RUN) insertion_sort(src + lo, n - lo < RUN ? n - lo : RUN);
+/* Sorts a[0..n) with room for n entries at tmp. */
+static void merge_sort(ta_heap_entry *a, ta_heap_entry *tmp, int n) {
+  ta_heap_entry *src = a, *dst = tmp;
+  for (int lo = 0; lo < n; lo += RUN) insertion_sort(a + lo, n - lo < RUN ? n - lo : RUN);
   for (int w = RUN; w < n; w *= 2) {
     ta_heap_entry *t = src;
     merge_pass(src, dst, n, w);
     src = dst;
     dst = t;
   }
-  for (int j = 0; j < n; j++) h->pos[h->sorted[j].slot] = -1 - j;
+  if (src != a) memcpy(a, src, (size_t)n * sizeof *a);
+}
+
+/* A deadline's bits, ordered as the deadlines are (-0.0 as 0.0; never NaN). */
+static uint64_t when_bits(double when) {
+  uint64_t b;
+  if (when == 0) when = 0.0;
+  memcpy(&b, &when, sizeof b);
+  return b >> 63 ? ~b : b | (UINT64_C(1) << 63);
+}
+
+/* Sorts src[0..n) by deadline alone, least significant byte first (a
+** byte that all deadlines share is skipped), moving entries between src
+** and dst; returns the array that holds the result. */
+static ta_heap_entry *radix_sort(ta_heap_entry *src, ta_heap_entry *dst, int n) {
+  static const int nbytes = (int)sizeof(uint64_t);
+  int count[sizeof(uint64_t)][256];
+  memset(count, 0, sizeof count);
+  for (int i = 0; i < n; i++) {
+    uint64_t b = when_bits(src[i].when);
+    for (int d = 0; d < nbytes; d++) count[d][(b >> (8 * d)) & 0xff]++;
+  }
+  for (int d = 0; d < nbytes; d++) {
+    int at = 0, skip = 0;
+    ta_heap_entry *t;
+    for (int v = 0; v < 256; v++) { /* count: where the entries with byte v go */
+      int c = count[d][v];
+      if (c == n) skip = 1;
+      count[d][v] = at;
+      at += c;
+    }
+    if (skip) continue;
+    for (int i = 0; i < n; i++) dst[count[d][(when_bits(src[i].when) >> (8 * d)) & 0xff]++] = src[i];
+    t = src;
+    src = dst;
+    dst = t;
+  }
+  return src;
+}
+
+/* Moves every heap entry into `sorted`, earliest first: by deadline, then
+** each run of equal deadlines by arming order.  Without memory for
+** `sorted` the heap stays as it is. */
+static void sort_out(ta_heap *h) {
+  int n = h->nheap;
+  ta_heap_entry *s;
+  if (h->scap < h->cap) { /* (empty: nothing to keep) */
+    free(h->sorted);
+    h->scap = 0;
+    if ((h->sorted = malloc((size_t)h->cap * sizeof *h->sorted)) == NULL) return;
+    h->scap = h->cap;
+  }
+  s = h->sorted;
+  if (radix_sort(h->items, s, n) != s) memcpy(s, h->items, (size_t)n * sizeof *s);
+  for (int lo = 0, hi; lo < n; lo = hi) {
+    for (hi = lo + 1; hi < n && s[hi].when == s[lo].when; hi++) continue;
+    if (hi - lo > 1) merge_sort(s + lo, h->items, hi - lo);
+  }
+  for (int j = 0; j < n; j++) h->pos[s[j].slot] = -1 - j;
   h->next = 0;
   h->end = n;
   h->nheap = 0;
