@@ -214,17 +214,16 @@ describe("trio.sleep", function()
     assert.same(want, log)
   end)
 
-  it("keeps (deadline, arming) order when a burst of expirations sorts the heap", function()
-    -- 6,000 sleepers and 1,500 scope deadlines; the first jump makes about
-    -- 3,000 expire at once, which sorts what is left of the heap (after
-    -- 1,024 removals of the earliest in a row).  Then, between the sorted
-    -- timers: scope deadlines moved (out of the sorted run), scopes whose
-    -- new deadline cancels sleeps still in it, and 500 new sleepers, some
-    -- with the deadlines of older ones.
+  -- 6,000 sleepers and 1,500 scope deadlines; the first jump makes about
+  -- 3,000 expire at once, which sorts what is left of the heap (after
+  -- 1,024 removals of the earliest in a row).  Then, between the sorted
+  -- timers: scope deadlines moved (out of the sorted run), scopes whose
+  -- new deadline cancels sleeps still in it, and 500 new sleepers, some
+  -- with the deadlines of older ones.
+  local function burst_keeps_order(clock)
     local seed = 4242
     local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648 return seed % n end
     local N, M, log, expected, cancelled, want_cancelled = 6000, 500, {}, {}, {}, 0
-    local clock = trio.testing.MockClock()
     trio.lowlevel.run {
       clock = clock,
       fn = function()
@@ -272,6 +271,19 @@ describe("trio.sleep", function()
     assert.is_true(want_cancelled > 200)
     assert.equal(want_cancelled, ncancelled)
     assert.same(want, log)
+  end
+
+  it("keeps (deadline, arming) order when a burst of expirations sorts the heap", function()
+    burst_keeps_order(trio.testing.MockClock())
+  end)
+
+  it("keeps that order with deadlines on both sides of zero (a clock of the user's at -30)", function()
+    local clock = { t = -30 }
+    function clock.start_clock() end
+    function clock.current_time(self) return self.t end
+    function clock.deadline_to_sleep_time(self, d) return d <= self.t and 0 or 999 end
+    function clock.jump(self, dt) self.t = self.t + dt end
+    burst_keeps_order(clock)
   end)
 
   it("wakes sleepers in deadline order", function()
