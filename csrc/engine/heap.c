@@ -19,10 +19,11 @@
 ** such removals in a row, and at least 1/BULK_SHARE of what is left, the
 ** whole heap is sorted (radix passes over the deadlines' bits, then runs
 ** of equal deadlines by arming order) into `sorted`, whose front is then
-** taken in O(1).  Timers armed meanwhile go into the
-** (emptied) heap; the earliest timer is the earlier of the two fronts, so
-** the order is exactly the heap's.  A timer removed from the middle of
-** `sorted` leaves a hole (slot -1) that taking the front skips.
+** taken in O(1).  Timers armed meanwhile go into the (emptied) heap; the
+** earliest timer is the earlier of the two fronts, so the order is
+** exactly the heap's.  A timer removed from the middle of `sorted` leaves
+** a hole (slot -1) that taking the front skips; a moved one goes into the
+** heap.
 */
 #include <limits.h>
 #include <stdlib.h>
@@ -208,7 +209,7 @@ static void sort_out(ta_heap *h) {
   h->nheap = 0;
 }
 
-/* Takes the front of `sorted` (the hole at j is already made): skips holes
+/* After the front of `sorted` was removed: skips holes to the next entry
 ** and asks for the timers that will be taken next. */
 static void advance(ta_heap *h) {
   int k;
