@@ -166,37 +166,52 @@ describe("trio.sleep", function()
     assert.same(expected, log)
   end)
 
+  -- Sleepers with seeded deadlines (many ties) that log when they wake;
+  -- some sleep in a scope (with a deadline at first) that the test moves.
+  local function sleepers(seed)
+    local f = { log = {}, expected = {}, cancelled = {}, scopes = {} }
+    function f.rand(n) seed = (seed * 1103515245 + 12345) % 2147483648 return seed % n end
+    -- starts task i in nursery n: sleeps until d, in a scope when scope_deadline
+    function f.start(n, i, d, scope_deadline)
+      f.expected[#f.expected + 1] = { d = d, i = i }
+      n:start_soon(function()
+        if scope_deadline then
+          local sc = trio.CancelScope { deadline = scope_deadline }
+          f.scopes[#f.scopes + 1] = { sc = sc, i = i, d = d }
+          sc:run(function() trio.sleep_until(d) f.log[#f.log + 1] = i end)
+          if sc.cancelled_caught then f.cancelled[i] = true end
+        else
+          trio.sleep_until(d)
+          f.log[#f.log + 1] = i
+        end
+      end)
+    end
+    -- every sleeper not cancelled woke, in (deadline, arming) order
+    function f.assert_order(ncancelled)
+      local want, n = {}, 0
+      table.sort(f.expected, function(a, b) return a.d < b.d or (a.d == b.d and a.i < b.i) end)
+      for _, e in ipairs(f.expected) do if not f.cancelled[e.i] then want[#want + 1] = e.i end end
+      for _ in pairs(f.cancelled) do n = n + 1 end
+      assert.equal(ncancelled, n)
+      assert.same(want, f.log)
+    end
+    return f
+  end
+
   it("wakes 2,000 sleepers in (deadline, arming) order while deadlines move and sleeps are cancelled", function()
-    -- A seeded shuffle of deadlines with many ties; every fourth task sleeps
-    -- in a scope whose deadline is moved (earlier, later, away) while it
-    -- sleeps, so the heap removes and re-sorts entries from its middle.
-    local seed = 12345
-    local function rand(n) seed = (seed * 1103515245 + 12345) % 2147483648 return seed % n end
-    local N, log, expected, cancelled = 2000, {}, {}, {}
+    -- Every fourth task sleeps in a scope whose deadline is moved (earlier,
+    -- later, away) while it sleeps, so the heap removes and re-sorts
+    -- entries from its middle.
+    local f = sleepers(12345)
     local clock = trio.testing.MockClock { autojump_threshold = 0 }
     trio.lowlevel.run {
       clock = clock,
       fn = function()
         local t0 = trio.current_time()
         trio.open_nursery(function(n)
-          local scopes = {}
-          for i = 1, N do
-            local d = t0 + 1 + rand(50)
-            expected[#expected + 1] = { d = d, i = i }
-            n:start_soon(function()
-              if i % 4 == 0 then
-                local sc = trio.CancelScope { deadline = t0 + 1000 }
-                scopes[#scopes + 1] = { sc = sc, i = i, d = d }
-                sc:run(function() trio.sleep_until(d) log[#log + 1] = i end)
-                if sc.cancelled_caught then cancelled[i] = true end
-              else
-                trio.sleep_until(d)
-                log[#log + 1] = i
-              end
-            end)
-          end
+          for i = 1, 2000 do f.start(n, i, t0 + 1 + f.rand(50), i % 4 == 0 and t0 + 1000) end
           trio.testing.wait_all_tasks_blocked()
-          for k, s in ipairs(scopes) do
+          for k, s in ipairs(f.scopes) do
             local r = k % 3
             if r == 0 then s.sc.deadline = math.huge -- away: sleeps to its own deadline
             elseif r == 1 then s.sc.deadline = t0 + 0.5 -- earlier than any sleep: cancelled
@@ -205,13 +220,56 @@ describe("trio.sleep", function()
         end)
       end,
     }
-    table.sort(expected, function(a, b) return a.d < b.d or (a.d == b.d and a.i < b.i) end)
-    local want = {}
-    for _, e in ipairs(expected) do if not cancelled[e.i] then want[#want + 1] = e.i end end
-    local ncancelled = 0
-    for _ in pairs(cancelled) do ncancelled = ncancelled + 1 end
-    assert.equal(167, ncancelled) -- the scopes with k % 3 == 1 (500 scopes)
-    assert.same(want, log)
+    f.assert_order(167) -- the scopes with k % 3 == 1 (500 scopes)
+  end)
+
+  -- 6,000 sleepers and 1,500 scope deadlines; the first jump makes about
+  -- 3,000 expire at once, which sorts what is left of the heap (after
+  -- 1,024 removals of the earliest in a row).  Then, between the sorted
+  -- timers: scope deadlines moved (out of the sorted run), scopes whose
+  -- new deadline cancels sleeps still in it, and 500 new sleepers, some
+  -- with the deadlines of older ones.
+  local function burst_keeps_order(clock)
+    local f, N, want_cancelled = sleepers(4242), 6000, 0
+    trio.lowlevel.run {
+      clock = clock,
+      fn = function()
+        local t0 = trio.current_time()
+        trio.open_nursery(function(n)
+          for i = 1, N do f.start(n, i, t0 + 1 + f.rand(50), i % 4 == 0 and t0 + 1000) end
+          trio.testing.wait_all_tasks_blocked()
+          clock:jump(25.5)
+          trio.testing.wait_all_tasks_blocked()
+          assert.is_true(#f.log > 2500 and #f.log < 3500)
+          for k, s in ipairs(f.scopes) do
+            local r = k % 3
+            if r == 0 then s.sc.deadline = math.huge
+            elseif r == 1 then
+              s.sc.deadline = t0 + 25.75 -- before every sleep left: cancelled
+              if s.d > t0 + 25.5 then want_cancelled = want_cancelled + 1 end
+            else s.sc.deadline = t0 + 2000 end
+          end
+          for j = 1, 500 do f.start(n, N + j, t0 + 26 + f.rand(30)) end
+          trio.testing.wait_all_tasks_blocked()
+          clock:jump(2000)
+        end)
+      end,
+    }
+    assert.is_true(want_cancelled > 200)
+    f.assert_order(want_cancelled)
+  end
+
+  it("keeps (deadline, arming) order when a burst of expirations sorts the heap", function()
+    burst_keeps_order(trio.testing.MockClock())
+  end)
+
+  it("keeps that order with deadlines on both sides of zero (a clock of the user's at -30)", function()
+    local clock = { t = -30 }
+    function clock.start_clock() end
+    function clock.current_time(self) return self.t end
+    function clock.deadline_to_sleep_time(self, d) return d <= self.t and 0 or 999 end
+    function clock.jump(self, dt) self.t = self.t + dt end
+    burst_keeps_order(clock)
   end)
 
   it("wakes sleepers in deadline order", function()

@@ -97,24 +97,33 @@ enum { TA_ENGINE_UV_RETRY_ERROR = 1, TA_ENGINE_NUV = 1 };
 typedef void (*ta_timer_cb)(lua_State *L, ta_engine *E, ta_timer *tm);
 struct ta_timer {
   double when;
-  int index;          /* position in the heap, -1 when not in it */
+  int index;          /* its slot in the heap, -1 when not in it */
   int ref;            /* the owner's, LUA_NOREF from ta_timer_init */
   ta_timer_cb cb;
 };
 
 /* The heap holds each timer's key (deadline, then order of arming, so
-** equal deadlines fire first in, first out) next to its pointer: sifting
-** compares keys in the array and touches a timer only to record its index. */
+** equal deadlines fire first in, first out) and its slot: sifting compares
+** keys in the array and records positions in `pos`, never touching the
+** timers.  A long run of earliest-first removals sorts the heap's entries
+** into `sorted`, taken from the front from then on (heap.c). */
 typedef struct ta_heap_entry {
   double when;
   uint64_t seq;
-  ta_timer *tm;
+  int slot;           /* -1 in `sorted`: removed */
 } ta_heap_entry;
 
 typedef struct ta_heap {
-  ta_heap_entry *items;
-  int n, cap;
-  uint64_t seq;       /* arming counter */
+  ta_heap_entry *items;  /* the 4-ary heap, nheap entries */
+  ta_heap_entry *sorted; /* entries taken out in order: [next, end) */
+  ta_timer **timers;     /* by slot */
+  int *pos;              /* by slot: index in items, or -1 - index in sorted (free: next free slot + 1) */
+  int n;                 /* armed timers */
+  int nheap, cap, scap, nslots;
+  int free_slot;         /* a free slot + 1, 0 for none */
+  int next, end;
+  int root_pops;         /* earliest removed from items since the last arming */
+  uint64_t seq;          /* arming counter */
 } ta_heap;
 
 void ta_timer_init(ta_timer *tm, ta_timer_cb cb);
@@ -122,7 +131,7 @@ void ta_heap_free(ta_heap *h);
 int ta_heap_push(ta_heap *h, ta_timer *t);
 void ta_heap_remove(ta_heap *h, ta_timer *t);
 void ta_heap_update(ta_heap *h, ta_timer *t); /* after t->when changed */
-static inline ta_timer *ta_heap_top(ta_heap *h) { return h->n ? h->items[0].tm : NULL; }
+ta_timer *ta_heap_top(ta_heap *h); /* the earliest, NULL when empty */
 
 /* ---- the cancel-status tree (status.c) ----
 ** Plumbing, apart from the CancelScope API object: a status is cancelled
