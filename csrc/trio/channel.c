@@ -67,8 +67,12 @@ static void ring_pop(lua_State *L, chan *c, int st) {
 
 /* Endpoints are checked on every send and receive: by the cached
 ** metatable's address, not by name. */
+static endpoint *checkep_in(lua_State *L, ta_engine *E, int idx, int which) {
+  return (endpoint *)ta_checkudata(L, E, idx, which);
+}
+
 static endpoint *checkep(lua_State *L, int idx, int which) {
-  return (endpoint *)ta_checkudata(L, ta_upengine(L), idx, which);
+  return checkep_in(L, ta_upengine(L), idx, which);
 }
 
 /* Stack: the endpoint at 1; pushes its state (at index `top+1`). */
@@ -172,21 +176,21 @@ static int check_send(lua_State *L, endpoint *ep, const char *fname) {
   return 0;
 }
 
-/* Hand the value at `vidx` to a parked receiver or the buffer; returns 0
-** when neither can take it. */
-static int try_send(lua_State *L, chan *c, int vidx) {
+/* Hand the value on top of the stack (at index 2, the stack's top) to a
+** parked receiver or the buffer, popped; returns 0 (the value left in
+** place) when neither can take it. */
+static int try_send(lua_State *L, chan *c) {
   ta_task *r = ta_lot_pop(&c->receivers);
   if (r != NULL) {
-    lua_pushvalue(L, vidx);
     lua_xmove(L, r->co, 1);
     ta_reschedule(r, 1, 0);
     return 1;
   }
   if (c->rcount < c->max) {
     int st = push_state(L);
-    lua_pushvalue(L, vidx);
+    lua_pushvalue(L, 2);
     ring_push(L, c, st);
-    lua_settop(L, st - 1);
+    lua_settop(L, 1);
     return 1;
   }
   return 0;
@@ -197,20 +201,21 @@ static int l_send_nowait(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   check_send(L, ep, "MemorySendChannel:send_nowait");
-  if (!try_send(L, ep->c, 2))
+  if (!try_send(L, ep->c))
     return ta_error(L, "WouldBlock", "MemorySendChannel:send_nowait: the channel is full");
   return 0;
 }
 
 static int l_send(lua_State *L) {
-  endpoint *ep = checkep(L, 1, TA_MT_SEND_CHANNEL);
+  ta_engine *E = ta_upengine(L);
+  endpoint *ep = checkep_in(L, E, 1, TA_MT_SEND_CHANNEL);
   ta_task *t;
   luaL_checkany(L, 2);
   lua_settop(L, 2);
-  t = ta_async_check(L, "MemorySendChannel:send", TA_TRIO);
+  t = ta_async_check_in(L, E, "MemorySendChannel:send", TA_TRIO);
   ta_return_if_cancelled(L, t);
   check_send(L, ep, "MemorySendChannel:send");
-  if (try_send(L, ep->c, 2)) return ta_schedule_point(L, t);
+  if (try_send(L, ep->c)) return ta_schedule_point(L, t);
   /* Park with the value at index 2: a receiver takes it from our stack. */
   ta_lot_append(&ep->c->senders, t);
   t->wait = ep;
@@ -259,10 +264,11 @@ static int l_receive_nowait(lua_State *L) {
 }
 
 static int l_receive(lua_State *L) {
-  endpoint *ep = checkep(L, 1, TA_MT_RECEIVE_CHANNEL);
+  ta_engine *E = ta_upengine(L);
+  endpoint *ep = checkep_in(L, E, 1, TA_MT_RECEIVE_CHANNEL);
   ta_task *t;
   lua_settop(L, 1);
-  t = ta_async_check(L, "MemoryReceiveChannel:receive", TA_TRIO);
+  t = ta_async_check_in(L, E, "MemoryReceiveChannel:receive", TA_TRIO);
   ta_return_if_cancelled(L, t);
   check_recv(L, ep, "MemoryReceiveChannel:receive");
   if (try_receive(L, ep->c)) return ta_schedule_point_ret(L, t, 1);
