@@ -444,8 +444,14 @@ int ta_no_results_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
+/* (Returning nothing, it needs no continuation: a yield without one
+** returns the values the task is resumed with, and a schedule point is
+** resumed with none.  That saves the call of one per send on a channel.) */
 int ta_schedule_point(lua_State *L, ta_task *t) {
-  return ta_schedule_point_ret(L, t, 0);
+  t->state = TA_RUNNABLE;
+  t->trap = 1;
+  ta_runq_push(t->E, t);
+  return lua_yieldk(L, 0, 0, NULL);
 }
 
 /* Trio's checkpoint: a schedule point first (the scheduler turns expired
