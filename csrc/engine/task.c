@@ -413,9 +413,16 @@ int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort) {
 }
 
 /* A schedule point without a cancellation check: back to the run queue.
-** The top nret values of the stack are returned after it. */
+** The top nret values of the stack are returned after it: they are what
+** the task is resumed with (nothing else resumes a task that is runnable),
+** and a yield without a continuation returns those, which saves calling
+** one (per send and receive on a channel). */
 int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret) {
-  return ta_schedule_point_k(L, t, nret, resume_k);
+  t->state = TA_RUNNABLE;
+  t->trap = 1;
+  t->nargs = nret;
+  ta_runq_push(t->E, t);
+  return lua_yieldk(L, 0, 0, NULL);
 }
 
 /* The same, continued by k (it gets the task as context; t->kbase marks
@@ -444,14 +451,8 @@ int ta_no_results_k(lua_State *L, int status, lua_KContext ctx) {
   return 0;
 }
 
-/* (Returning nothing, it needs no continuation: a yield without one
-** returns the values the task is resumed with, and a schedule point is
-** resumed with none.  That saves the call of one per send on a channel.) */
 int ta_schedule_point(lua_State *L, ta_task *t) {
-  t->state = TA_RUNNABLE;
-  t->trap = 1;
-  ta_runq_push(t->E, t);
-  return lua_yieldk(L, 0, 0, NULL);
+  return ta_schedule_point_ret(L, t, 0);
 }
 
 /* Trio's checkpoint: a schedule point first (the scheduler turns expired
