@@ -2,7 +2,8 @@
 ** channel.c — memory channels (trio.open_memory_channel).
 **
 ** One shared state per channel: a ring buffer (a Lua table used as an
-** array), a lot of waiting senders and one of waiting receivers.  A value
+** array, made when a value is first buffered: a rendezvous channel never
+** has one), a lot of waiting senders and one of waiting receivers.  A value
 ** goes straight from a sender to a parked receiver's stack, and a parked
 ** sender keeps its value on its own stack until a receiver takes it, so a
 ** hand-off allocates nothing.  Once a value is handed to a task it is that
@@ -30,11 +31,12 @@ typedef struct endpoint {
   int closed;
 } endpoint;
 
-/* ---- the ring buffer: user value 1 of the state, at index `st` ---- */
+/* ---- the ring buffer: user value 1 of the state, at index `st` ----
+** (nil until a value is first buffered, with rcap 0) */
 
 static void ring_push(lua_State *L, chan *c, int st) {
   lua_getiuservalue(L, st, 1);
-  if (c->rcount == c->rcap) {
+  if (c->rcount == c->rcap) { /* (the first time, the nil becomes a table) */
     int ncap = c->rcap ? c->rcap * 2 : 4;
     lua_createtable(L, ncap, 0);
     for (int i = 0; i < c->rcount; i++) {
@@ -81,11 +83,11 @@ static int push_state(lua_State *L) {
   return lua_gettop(L);
 }
 
-static void new_endpoint(lua_State *L, chan *c, int st, const char *mt) {
+static void new_endpoint(lua_State *L, chan *c, int st, int which) {
   endpoint *ep = (endpoint *)lua_newuserdatauv(L, sizeof *ep, 1);
   ep->c = c;
   ep->closed = 0;
-  luaL_setmetatable(L, mt);
+  ta_setmetatable(L, ta_upengine(L), which);
   lua_pushvalue(L, st);
   lua_setiuservalue(L, -2, 1);
 }
@@ -106,10 +108,8 @@ static int l_open_memory_channel(lua_State *L) {
   c->max = max;
   c->open_send = c->open_recv = 1;
   luaL_setmetatable(L, STATE_MT);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 1);
-  new_endpoint(L, c, lua_gettop(L), SEND_MT);
-  new_endpoint(L, c, lua_gettop(L) - 1, RECV_MT);
+  new_endpoint(L, c, lua_gettop(L), TA_MT_SEND_CHANNEL);
+  new_endpoint(L, c, lua_gettop(L) - 1, TA_MT_RECEIVE_CHANNEL);
   return 2;
 }
 
@@ -147,8 +147,8 @@ static int recv_close(lua_State *L) {
                 "MemoryReceiveChannel:receive: the channel was closed while waiting");
   if (--c->open_recv == 0) {
     wake_all_with(L, &c->senders, NULL, "BrokenResourceError", "all receive channels are closed");
-    push_state(L);
-    lua_newtable(L);
+    push_state(L); /* the buffered values go */
+    lua_pushnil(L);
     lua_setiuservalue(L, -2, 1);
     c->rcount = c->rcap = c->rhead = 0;
   }
@@ -279,19 +279,19 @@ static int l_receive(lua_State *L) {
   return ta_park(L, t, receive_abort);
 }
 
-static int clone_ep(lua_State *L, const char *mt, int is_send) {
+static int clone_ep(lua_State *L, int is_send) {
   endpoint *ep = checkep(L, 1, is_send ? TA_MT_SEND_CHANNEL : TA_MT_RECEIVE_CHANNEL);
   if (ep->closed)
     return ta_error(L, "ClosedResourceError", "%s:clone: this channel is closed",
                     is_send ? "MemorySendChannel" : "MemoryReceiveChannel");
-  new_endpoint(L, ep->c, push_state(L), mt);
+  new_endpoint(L, ep->c, push_state(L), is_send ? TA_MT_SEND_CHANNEL : TA_MT_RECEIVE_CHANNEL);
   if (is_send) ep->c->open_send++;
   else ep->c->open_recv++;
   return 1;
 }
 
-static int l_send_clone(lua_State *L) { return clone_ep(L, SEND_MT, 1); }
-static int l_recv_clone(lua_State *L) { return clone_ep(L, RECV_MT, 0); }
+static int l_send_clone(lua_State *L) { return clone_ep(L, 1); }
+static int l_recv_clone(lua_State *L) { return clone_ep(L, 0); }
 
 static int statistics(lua_State *L, endpoint *ep) {
   chan *c = ep->c;
