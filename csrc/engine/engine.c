@@ -260,22 +260,14 @@ const void *ta_udata_mt(lua_State *L, int idx, void **p) {
   return mt;
 }
 
-/* luaL_testudata for a cached metatable; E may be NULL (a function
-** without the engine as upvalue), then it is looked up by name. */
-void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which) {
-  void *p;
-  const void *mt;
-  if (E == NULL) return luaL_testudata(L, idx, mt_names[which]);
-  if ((p = lua_touserdata(L, idx)) == NULL || !lua_getmetatable(L, idx)) return NULL;
-  mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return mt == E->mt[which] ? p : NULL;
+/* ta_testudata (engine.h) without the engine: by the metatable's name. */
+void *ta_testudata_named(lua_State *L, int idx, int which) {
+  return luaL_testudata(L, idx, mt_names[which]);
 }
 
-void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which) {
-  void *p = ta_testudata(L, E, idx, which);
-  if (p == NULL) luaL_typeerror(L, idx, mt_names[which]);
-  return p;
+/* ta_checkudata's error (engine.h): the value at idx is no `which`. */
+int ta_udata_typeerror(lua_State *L, int idx, int which) {
+  return luaL_typeerror(L, idx, mt_names[which]);
 }
 
 /* How often a busy scheduler polls for I/O: TA_POLL_INTERVAL_US

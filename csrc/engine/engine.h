@@ -455,8 +455,29 @@ void ta_cache_metatable(lua_State *L, ta_engine *E, int which);
 void ta_task_class(ta_engine *E, int which, ptrdiff_t offset);
 void ta_setmetatable(lua_State *L, ta_engine *E, int which);
 const void *ta_udata_mt(lua_State *L, int idx, void **p);
-void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which);
-void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which);
+void *ta_testudata_named(lua_State *L, int idx, int which);
+int ta_udata_typeerror(lua_State *L, int idx, int which);
+
+/* luaL_testudata for a cached metatable; E may be NULL (a function
+** without the engine as upvalue), then it is looked up by name.  Inline:
+** channel endpoints, futures and queues are checked on every operation,
+** and the calls were a tenth of a channel round trip's own code. */
+static inline void *ta_testudata(lua_State *L, ta_engine *E, int idx, int which) {
+  void *p;
+  const void *mt;
+  if (E == NULL) return ta_testudata_named(L, idx, which);
+  if ((p = lua_touserdata(L, idx)) == NULL || !lua_getmetatable(L, idx)) return NULL;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  return mt == E->mt[which] ? p : NULL;
+}
+
+/* The same, raising luaL_checkudata's error when it is not one. */
+static inline void *ta_checkudata(lua_State *L, ta_engine *E, int idx, int which) {
+  void *p = ta_testudata(L, E, idx, which);
+  if (p == NULL) ta_udata_typeerror(L, idx, which);
+  return p;
+}
 void ta_push_engine(lua_State *L);
 int ta_weak_ref(lua_State *L, ta_engine *E);
 int ta_weak_ref_at(lua_State *L, ta_engine *E, int idx);

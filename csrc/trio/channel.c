@@ -2,7 +2,8 @@
 ** channel.c — memory channels (trio.open_memory_channel).
 **
 ** One shared state per channel: a ring buffer (a Lua table used as an
-** array), a lot of waiting senders and one of waiting receivers.  A value
+** array, made when a value is first buffered: a rendezvous channel never
+** has one), a lot of waiting senders and one of waiting receivers.  A value
 ** goes straight from a sender to a parked receiver's stack, and a parked
 ** sender keeps its value on its own stack until a receiver takes it, so a
 ** hand-off allocates nothing.  Once a value is handed to a task it is that
@@ -30,11 +31,12 @@ typedef struct endpoint {
   int closed;
 } endpoint;
 
-/* ---- the ring buffer: user value 1 of the state, at index `st` ---- */
+/* ---- the ring buffer: user value 1 of the state, at index `st` ----
+** (nil until a value is first buffered, with rcap 0) */
 
 static void ring_push(lua_State *L, chan *c, int st) {
   lua_getiuservalue(L, st, 1);
-  if (c->rcount == c->rcap) {
+  if (c->rcount == c->rcap) { /* (the first time, the nil becomes a table) */
     int ncap = c->rcap ? c->rcap * 2 : 4;
     lua_createtable(L, ncap, 0);
     for (int i = 0; i < c->rcount; i++) {
@@ -67,8 +69,12 @@ static void ring_pop(lua_State *L, chan *c, int st) {
 
 /* Endpoints are checked on every send and receive: by the cached
 ** metatable's address, not by name. */
+static endpoint *checkep_in(lua_State *L, ta_engine *E, int idx, int which) {
+  return (endpoint *)ta_checkudata(L, E, idx, which);
+}
+
 static endpoint *checkep(lua_State *L, int idx, int which) {
-  return (endpoint *)ta_checkudata(L, ta_upengine(L), idx, which);
+  return checkep_in(L, ta_upengine(L), idx, which);
 }
 
 /* Stack: the endpoint at 1; pushes its state (at index `top+1`). */
@@ -77,11 +83,11 @@ static int push_state(lua_State *L) {
   return lua_gettop(L);
 }
 
-static void new_endpoint(lua_State *L, chan *c, int st, const char *mt) {
+static void new_endpoint(lua_State *L, chan *c, int st, int which) {
   endpoint *ep = (endpoint *)lua_newuserdatauv(L, sizeof *ep, 1);
   ep->c = c;
   ep->closed = 0;
-  luaL_setmetatable(L, mt);
+  ta_setmetatable(L, ta_upengine(L), which);
   lua_pushvalue(L, st);
   lua_setiuservalue(L, -2, 1);
 }
@@ -102,10 +108,8 @@ static int l_open_memory_channel(lua_State *L) {
   c->max = max;
   c->open_send = c->open_recv = 1;
   luaL_setmetatable(L, STATE_MT);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, 1);
-  new_endpoint(L, c, lua_gettop(L), SEND_MT);
-  new_endpoint(L, c, lua_gettop(L) - 1, RECV_MT);
+  new_endpoint(L, c, lua_gettop(L), TA_MT_SEND_CHANNEL);
+  new_endpoint(L, c, lua_gettop(L) - 1, TA_MT_RECEIVE_CHANNEL);
   return 2;
 }
 
@@ -143,8 +147,8 @@ static int recv_close(lua_State *L) {
                 "MemoryReceiveChannel:receive: the channel was closed while waiting");
   if (--c->open_recv == 0) {
     wake_all_with(L, &c->senders, NULL, "BrokenResourceError", "all receive channels are closed");
-    push_state(L);
-    lua_newtable(L);
+    push_state(L); /* the buffered values go */
+    lua_pushnil(L);
     lua_setiuservalue(L, -2, 1);
     c->rcount = c->rcap = c->rhead = 0;
   }
@@ -172,21 +176,21 @@ static int check_send(lua_State *L, endpoint *ep, const char *fname) {
   return 0;
 }
 
-/* Hand the value at `vidx` to a parked receiver or the buffer; returns 0
-** when neither can take it. */
-static int try_send(lua_State *L, chan *c, int vidx) {
+/* Hand the value on top of the stack (at index 2, the stack's top) to a
+** parked receiver or the buffer, popped; returns 0 (the value left in
+** place) when neither can take it. */
+static int try_send(lua_State *L, chan *c) {
   ta_task *r = ta_lot_pop(&c->receivers);
   if (r != NULL) {
-    lua_pushvalue(L, vidx);
     lua_xmove(L, r->co, 1);
     ta_reschedule(r, 1, 0);
     return 1;
   }
   if (c->rcount < c->max) {
     int st = push_state(L);
-    lua_pushvalue(L, vidx);
+    lua_pushvalue(L, 2);
     ring_push(L, c, st);
-    lua_settop(L, st - 1);
+    lua_settop(L, 1);
     return 1;
   }
   return 0;
@@ -197,20 +201,21 @@ static int l_send_nowait(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   check_send(L, ep, "MemorySendChannel:send_nowait");
-  if (!try_send(L, ep->c, 2))
+  if (!try_send(L, ep->c))
     return ta_error(L, "WouldBlock", "MemorySendChannel:send_nowait: the channel is full");
   return 0;
 }
 
 static int l_send(lua_State *L) {
-  endpoint *ep = checkep(L, 1, TA_MT_SEND_CHANNEL);
+  ta_engine *E = ta_upengine(L);
+  endpoint *ep = checkep_in(L, E, 1, TA_MT_SEND_CHANNEL);
   ta_task *t;
   luaL_checkany(L, 2);
   lua_settop(L, 2);
-  t = ta_async_check(L, "MemorySendChannel:send", TA_TRIO);
+  t = ta_async_check_in(L, E, "MemorySendChannel:send", TA_TRIO);
   ta_return_if_cancelled(L, t);
   check_send(L, ep, "MemorySendChannel:send");
-  if (try_send(L, ep->c, 2)) return ta_schedule_point(L, t);
+  if (try_send(L, ep->c)) return ta_schedule_point(L, t);
   /* Park with the value at index 2: a receiver takes it from our stack. */
   ta_lot_append(&ep->c->senders, t);
   t->wait = ep;
@@ -259,10 +264,11 @@ static int l_receive_nowait(lua_State *L) {
 }
 
 static int l_receive(lua_State *L) {
-  endpoint *ep = checkep(L, 1, TA_MT_RECEIVE_CHANNEL);
+  ta_engine *E = ta_upengine(L);
+  endpoint *ep = checkep_in(L, E, 1, TA_MT_RECEIVE_CHANNEL);
   ta_task *t;
   lua_settop(L, 1);
-  t = ta_async_check(L, "MemoryReceiveChannel:receive", TA_TRIO);
+  t = ta_async_check_in(L, E, "MemoryReceiveChannel:receive", TA_TRIO);
   ta_return_if_cancelled(L, t);
   check_recv(L, ep, "MemoryReceiveChannel:receive");
   if (try_receive(L, ep->c)) return ta_schedule_point_ret(L, t, 1);
@@ -273,19 +279,19 @@ static int l_receive(lua_State *L) {
   return ta_park(L, t, receive_abort);
 }
 
-static int clone_ep(lua_State *L, const char *mt, int is_send) {
+static int clone_ep(lua_State *L, int is_send) {
   endpoint *ep = checkep(L, 1, is_send ? TA_MT_SEND_CHANNEL : TA_MT_RECEIVE_CHANNEL);
   if (ep->closed)
     return ta_error(L, "ClosedResourceError", "%s:clone: this channel is closed",
                     is_send ? "MemorySendChannel" : "MemoryReceiveChannel");
-  new_endpoint(L, ep->c, push_state(L), mt);
+  new_endpoint(L, ep->c, push_state(L), is_send ? TA_MT_SEND_CHANNEL : TA_MT_RECEIVE_CHANNEL);
   if (is_send) ep->c->open_send++;
   else ep->c->open_recv++;
   return 1;
 }
 
-static int l_send_clone(lua_State *L) { return clone_ep(L, SEND_MT, 1); }
-static int l_recv_clone(lua_State *L) { return clone_ep(L, RECV_MT, 0); }
+static int l_send_clone(lua_State *L) { return clone_ep(L, 1); }
+static int l_recv_clone(lua_State *L) { return clone_ep(L, 0); }
 
 static int statistics(lua_State *L, endpoint *ep) {
   chan *c = ep->c;
