@@ -92,7 +92,8 @@ local CancelScope = {}
 ---@return any ...
 function CancelScope:run(fn, ...) end
 
-function CancelScope:cancel() end
+---@param reason? string kept for the trio.Cancelled it causes (the first reason wins)
+function CancelScope:cancel(reason) end
 
 ---@param opts? {deadline?: number, relative_deadline?: number, shield?: boolean}
 ---@return trio.CancelScope
@@ -337,6 +338,9 @@ function trio.ContextVar(name, default) end
 -- errors (classes: call one to make an error; Class:is(e) tests)
 
 ---@class trio.Cancelled: trio_asyncio.Error
+---@field source "explicit"|"deadline"|"nursery"|"KeyboardInterrupt"|"shutdown"|"unknown"
+---@field reason? string
+---@field source_task? string the tostring of the task the cancellation came from
 ---@overload fun(message_or_fields?: string|table): trio.Cancelled
 trio.Cancelled = {}
 ---@class trio.TooSlowError: trio_asyncio.Error
