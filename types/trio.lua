@@ -337,10 +337,10 @@ function trio.ContextVar(name, default) end
 -- ---------------------------------------------------------------------
 -- errors (classes: call one to make an error; Class:is(e) tests)
 
+-- A raised trio.Cancelled has the fields source ("explicit", "deadline",
+-- "nursery", "KeyboardInterrupt", "shutdown" or "unknown"), and reason and
+-- source_task (the tostring of the task it came from) when known.
 ---@class trio.Cancelled: trio_asyncio.Error
----@field source "explicit"|"deadline"|"nursery"|"KeyboardInterrupt"|"shutdown"|"unknown"
----@field reason? string
----@field source_task? string the tostring of the task the cancellation came from
 ---@overload fun(message_or_fields?: string|table): trio.Cancelled
 trio.Cancelled = {}
 ---@class trio.TooSlowError: trio_asyncio.Error
