@@ -12,6 +12,16 @@ local function cancelled_at_checkpoint()
   return e
 end
 
+-- Starts in nursery n a task that sleeps until cancelled and appends its
+-- Cancelled to `seen`.
+local function start_sleeper(n, seen)
+  n:start_soon(function()
+    local ok, e = pcall(trio.sleep_forever)
+    assert.is_false(ok)
+    seen[#seen + 1] = e
+  end)
+end
+
 describe("trio.Cancelled source and reason", function()
   it("explicit: cancel(reason) gives the reason and the calling task", function()
     trio.run(function()
@@ -31,13 +41,11 @@ describe("trio.Cancelled source and reason", function()
 
   it("explicit without a reason; cancel from another task names that task", function()
     trio.run(function()
-      local cs, e, canceller = trio.CancelScope()
+      local cs, seen, canceller = trio.CancelScope(), {}, nil
       trio.open_nursery(function(n)
         n:start_soon(function()
           cs:run(function()
-            local ok
-            ok, e = pcall(trio.sleep_forever)
-            assert.is_false(ok)
+            trio.open_nursery(function(inner) start_sleeper(inner, seen) end)
           end)
         end)
         n:start_soon(function()
@@ -46,6 +54,7 @@ describe("trio.Cancelled source and reason", function()
           cs:cancel()
         end)
       end)
+      local e = seen[1]
       assert.equal("explicit", e.source)
       assert.is_nil(e.reason)
       assert.equal(canceller, e.source_task)
@@ -114,11 +123,7 @@ describe("trio.Cancelled source and reason", function()
       local me = tostring(lowlevel.current_task())
       local seen, failing = {}, nil
       pcall(trio.open_nursery, function(n)
-        n:start_soon(function()
-          local ok, e = pcall(trio.sleep_forever)
-          assert.is_false(ok)
-          seen[#seen + 1] = e
-        end)
+        start_sleeper(n, seen)
         trio.testing.wait_all_tasks_blocked()
         n:start_soon(function()
           failing = tostring(lowlevel.current_task())
@@ -129,11 +134,7 @@ describe("trio.Cancelled source and reason", function()
       assert.equal("child task raised exception boom", seen[1].reason)
       assert.equal(failing, seen[1].source_task)
       pcall(trio.open_nursery, function(n)
-        n:start_soon(function()
-          local ok, e = pcall(trio.sleep_forever)
-          assert.is_false(ok)
-          seen[#seen + 1] = e
-        end)
+        start_sleeper(n, seen)
         trio.testing.wait_all_tasks_blocked()
         error("body failed", 0)
       end)
@@ -145,20 +146,16 @@ describe("trio.Cancelled source and reason", function()
 
   it("a nursery whose parent is cancelled passes the parent's reason to its children", function()
     trio.run(function()
-      local cs, e = trio.CancelScope()
+      local cs, seen = trio.CancelScope(), {}
       cs:run(function()
         trio.open_nursery(function(n)
-          n:start_soon(function()
-            local ok
-            ok, e = pcall(trio.sleep_forever)
-            assert.is_false(ok)
-          end)
+          start_sleeper(n, seen)
           trio.testing.wait_all_tasks_blocked()
           cs:cancel("stop all")
         end)
       end)
-      assert.equal("explicit", e.source)
-      assert.equal("stop all", e.reason)
+      assert.equal("explicit", seen[1].source)
+      assert.equal("stop all", seen[1].reason)
     end)
   end)
 
