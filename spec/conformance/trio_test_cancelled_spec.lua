@@ -9,12 +9,13 @@
 --   test_Cancelled_subclass (Python's class machinery: our public API
 --   defines no error classes);
 --   test_Cancelled_pickle (pickle: Python-only);
---   test_reason_delayed_ki (needs enable_ki_protection and ki_self, which
---   our API does not have; the KeyboardInterrupt source is checked in
---   spec/trio_cancel_reason_spec.lua through a real SIGINT).
+-- test_reason_delayed_ki is adapted as trio_test_ki_spec.lua adapts test_ki.py:
+-- in a child process (spec/child.lua), ki_self is a real SIGINT, and the
+-- raiser needs no KI protection (Ctrl-C always goes to the main task here).
 local trio = require "trio"
 local errors = require "trio.errors"
 local H = require "conformance.trio_helpers"
+local child = require "child"
 
 local lowlevel = trio.lowlevel
 local current_task = lowlevel.current_task
@@ -197,4 +198,42 @@ describe("trio test_cancelled", function()
       assert.is_true(child_cancelled)
     end)
   end)
+
+  it("test_reason_delayed_ki (adapted: a real SIGINT in a child process)", function()
+    local r = child.run([[
+local trio = require "trio"
+local signals = require "support_signals"
+local parent_task
+local messages = {}
+local function sleeper(name)
+  local ok, e = pcall(function() while true do trio.lowlevel.checkpoint() end end)
+  assert(not ok and trio.Cancelled:is(e), tostring(e))
+  messages[#messages + 1] = name .. ": " .. e.message
+end
+local function raiser()
+  signals.kill("INT")
+  local t0 = os.clock()
+  while os.clock() - t0 < 0.03 do end
+end
+local ok, err = pcall(trio.run, function()
+  parent_task = tostring(trio.lowlevel.current_task())
+  trio.open_nursery(function(nursery)
+    nursery:start_soon(sleeper, "s1")
+    nursery:start_soon(sleeper, "s2")
+    nursery:start_soon(raiser, "r1")
+  end)
+end)
+print("ki", ok, trio.ExceptionGroup:is(err) and #err.exceptions == 1 and trio.KeyboardInterrupt:is(err.exceptions[1]))
+table.sort(messages)
+for _, m in ipairs(messages) do
+  local from, to = m:find(parent_task, 1, true)
+  if from then m = m:sub(1, from - 1) .. "PARENT" .. m:sub(to + 1) end
+  print(m)
+end
+]], { timeout = 20 })
+    child.expect_lines(r, { "ki\tfalse\ttrue",
+      "s1: cancelled due to KeyboardInterrupt from task PARENT",
+      "s2: cancelled due to KeyboardInterrupt from task PARENT" })
+  end)
+  teardown(child.cleanup)
 end)
