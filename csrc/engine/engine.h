@@ -137,6 +137,7 @@ ta_timer *ta_heap_top(ta_heap *h); /* the earliest, NULL when empty */
 ** Plumbing, apart from the CancelScope API object: a status is cancelled
 ** when its scope was cancelled, or when its parent is and it is not
 ** shielded.  Every task is linked into exactly one status. */
+
 /* Why a status was cancelled (trio.Cancelled's `source`); the first
 ** reason recorded wins.  TA_CANCEL_BY_PARENT: cancelled only to pass on
 ** its parent's cancellation (a nursery's waiting parent), whose reason it
