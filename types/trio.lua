@@ -92,7 +92,8 @@ local CancelScope = {}
 ---@return any ...
 function CancelScope:run(fn, ...) end
 
-function CancelScope:cancel() end
+---@param reason? string kept for the trio.Cancelled it causes (the first reason wins)
+function CancelScope:cancel(reason) end
 
 ---@param opts? {deadline?: number, relative_deadline?: number, shield?: boolean}
 ---@return trio.CancelScope
@@ -336,6 +337,9 @@ function trio.ContextVar(name, default) end
 -- ---------------------------------------------------------------------
 -- errors (classes: call one to make an error; Class:is(e) tests)
 
+-- A raised trio.Cancelled has the fields source ("explicit", "deadline",
+-- "nursery", "KeyboardInterrupt", "shutdown" or "unknown"), and reason and
+-- source_task (the tostring of the task it came from) when known.
 ---@class trio.Cancelled: trio_asyncio.Error
 ---@overload fun(message_or_fields?: string|table): trio.Cancelled
 trio.Cancelled = {}

@@ -137,11 +137,23 @@ ta_timer *ta_heap_top(ta_heap *h); /* the earliest, NULL when empty */
 ** Plumbing, apart from the CancelScope API object: a status is cancelled
 ** when its scope was cancelled, or when its parent is and it is not
 ** shielded.  Every task is linked into exactly one status. */
+
+/* Why a status was cancelled (trio.Cancelled's `source`); the first
+** reason recorded wins.  TA_CANCEL_BY_PARENT: cancelled only to pass on
+** its parent's cancellation (a nursery's waiting parent), whose reason it
+** reports. */
+enum { TA_CANCEL_UNKNOWN, TA_CANCEL_EXPLICIT, TA_CANCEL_DEADLINE, TA_CANCEL_NURSERY,
+       TA_CANCEL_KI, TA_CANCEL_SHUTDOWN, TA_CANCEL_BY_PARENT };
+
 struct ta_status {
   ta_status *parent, *first_child, *next_sibling, *prev_sibling;
   ta_task *first_task;
   double deadline;    /* of its scope; HUGE_VAL when none */
   unsigned char cancel_called, shield, cancelled;
+  unsigned char cancel_source; /* TA_CANCEL_*, once cancel_called */
+  /* Registry reference of {reason=, source_task=} (0: none), released by
+  ** ta_status_release_reason when its scope is left or collected. */
+  int reason_ref;
 };
 
 void ta_status_link_task(ta_status *s, ta_task *t);
@@ -150,7 +162,10 @@ void ta_status_link_child(ta_status *parent, ta_status *s);
 void ta_status_unlink(ta_status *s);
 void ta_status_recompute(lua_State *L, ta_engine *E, ta_status *s);
 void ta_status_redeliver(lua_State *L, ta_engine *E, ta_status *s);
-void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s);
+void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s, int source);
+void ta_status_mark_cancelled(ta_status *s, int source);
+void ta_status_set_reason(lua_State *L, ta_status *s, int reason_idx, ta_task *from);
+void ta_status_release_reason(lua_State *L, ta_status *s);
 void ta_status_detach(ta_status *st, ta_status *parent);
 double ta_effective_deadline(ta_status *s);
 

@@ -131,7 +131,7 @@ static void hook_io(lua_State *L, ta_engine *E, const char *event, double timeou
 void ta_internal_error(lua_State *L, ta_engine *E) {
   if (E->internal_ref == LUA_NOREF) E->internal_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   else lua_pop(L, 1);
-  ta_status_cancel(L, E, &E->root);
+  ta_status_cancel(L, E, &E->root, TA_CANCEL_SHUTDOWN);
 }
 
 /* ---- retries of what failed (not enough memory) ----
@@ -441,7 +441,7 @@ int ta_run_alive(ta_engine *E) {
 void ta_run_step(lua_State *L, ta_engine *E, double max_wait) {
   if (E->main_done && !E->root.cancel_called) {
     if (E->ntasks > E->nsystem_tree) E->pierce_shields = 1;
-    ta_status_cancel(L, E, &E->root);
+    ta_status_cancel(L, E, &E->root, TA_CANCEL_SHUTDOWN);
   }
   ta_tick(L, E, max_wait);
 }
@@ -518,7 +518,7 @@ static void requeue_unfinished_batch(ta_engine *E) {
 static int abandon_steps(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, 1);
   size_t left = (size_t)-1; /* live tasks when the last round began */
-  E->root.cancel_called = 1;
+  ta_status_mark_cancelled(&E->root, TA_CANCEL_SHUTDOWN);
   while (ta_run_alive(E) && (E->ntasks < left || !E->pierce_shields)) {
     int rounds = 0;
     if (E->ntasks >= left) E->pierce_shields = 1;

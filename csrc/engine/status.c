@@ -120,9 +120,44 @@ later:
   E->redeliver = 1;
 }
 
-void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s) {
+/* Sets cancel_called, recording why if it is the first time. */
+void ta_status_mark_cancelled(ta_status *s, int source) {
+  if (s->cancel_called) return;
   s->cancel_called = 1;
+  s->cancel_source = (unsigned char)source;
+}
+
+void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s, int source) {
+  ta_status_mark_cancelled(s, source);
   ta_status_recompute(L, E, s);
+}
+
+/* Records the details of a cancellation about to happen, unless s was
+** cancelled already (the first reason wins): the reason text at
+** reason_idx (0: none) and the task it comes from (NULL: none), as its
+** tostring (Trio keeps the task's repr, not the task).  May raise (not
+** enough memory): call it before ta_status_cancel. */
+void ta_status_set_reason(lua_State *L, ta_status *s, int reason_idx, ta_task *from) {
+  if (s->cancel_called || s->reason_ref != 0) return;
+  if (reason_idx != 0) reason_idx = lua_absindex(L, reason_idx);
+  lua_createtable(L, 0, 2);
+  if (reason_idx != 0) {
+    lua_pushvalue(L, reason_idx);
+    lua_setfield(L, -2, "reason");
+  }
+  if (from != NULL) {
+    ta_push_task(L, from);
+    luaL_tolstring(L, -1, NULL);
+    lua_setfield(L, -3, "source_task");
+    lua_pop(L, 1);
+  }
+  s->reason_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void ta_status_release_reason(lua_State *L, ta_status *s) {
+  if (s->reason_ref == 0) return;
+  luaL_unref(L, LUA_REGISTRYINDEX, s->reason_ref);
+  s->reason_ref = 0;
 }
 
 /* -inf when already cancelled, else the nearest deadline up to a shield. */

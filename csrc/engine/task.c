@@ -498,13 +498,53 @@ void ta_reschedule(ta_task *t, int nvalues, int is_error) {
   if (ta_hooked(E) && E->curL != NULL && !E->in_io_wait) ta_hook(E->curL, E, "task_scheduled", t);
 }
 
+static const char *const CANCEL_SOURCES[] = {
+  "unknown", "explicit", "deadline", "nursery", "KeyboardInterrupt", "shutdown"
+};
+
+/* The Cancelled of status s (NULL: of no cancellation known), with the
+** source, reason and source_task of the status whose cancel made it
+** cancelled: s itself or, cancelled through its parent, an ancestor. */
+static void push_cancelled_of(lua_State *L, ta_engine *E, ta_status *s) {
+  const char *reason = NULL, *task = NULL;
+  int top = lua_gettop(L), source;
+  while (s != NULL && !(s->cancel_called && s->cancel_source != TA_CANCEL_BY_PARENT)) s = s->parent;
+  source = s != NULL ? s->cancel_source : TA_CANCEL_UNKNOWN;
+  if (s != NULL && s->reason_ref != 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->reason_ref);
+    lua_getfield(L, -1, "reason");
+    lua_getfield(L, -2, "source_task");
+    reason = lua_tostring(L, -2);
+    task = lua_tostring(L, -1);
+  }
+  lua_pushfstring(L, "cancelled due to %s", CANCEL_SOURCES[source]);
+  if (reason != NULL) lua_pushfstring(L, " with reason '%s'", reason);
+  if (task != NULL) lua_pushfstring(L, " from task %s", task);
+  lua_concat(L, lua_gettop(L) - top - (s != NULL && s->reason_ref != 0 ? 3 : 0));
+  ta_push_error(L, E, "Cancelled", lua_tostring(L, -1));
+  if (lua_istable(L, -1)) {
+    lua_pushstring(L, CANCEL_SOURCES[source]);
+    lua_setfield(L, -2, "source");
+    if (reason != NULL) {
+      lua_pushstring(L, reason);
+      lua_setfield(L, -2, "reason");
+    }
+    if (task != NULL) {
+      lua_pushstring(L, task);
+      lua_setfield(L, -2, "source_task");
+    }
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+}
+
 void ta_push_cancelled(lua_State *L, ta_task *t) {
   ta_engine *E = t->E;
   if (ta_ki_for(E, t)) {
     E->ki_pending = 0;
     ta_push_error(L, E, "KeyboardInterrupt", "interrupted by Ctrl-C (SIGINT)");
   } else {
-    ta_push_error(L, E, "Cancelled", "cancelled");
+    push_cancelled_of(L, E, t->status);
   }
 }
 
@@ -554,7 +594,7 @@ void ta_cancel_on_yield(ta_task *t) {
 void ta_raise_cancelled(lua_State *L) {
   ta_task *t = ta_current(L);
   if (t) ta_push_cancelled(L, t);
-  else ta_push_error(L, engine_of(L), "Cancelled", "cancelled");
+  else push_cancelled_of(L, engine_of(L), NULL);
   lua_error(L);
 }
 

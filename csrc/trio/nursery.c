@@ -27,10 +27,26 @@ void ta_push_nursery(lua_State *L, ta_nursery *n) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, n->ref);
 }
 
-/* Appends the error at erridx (traceback at tbidx) and cancels the scope. */
-static void nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx) {
+/* Appends the error at erridx (traceback at tbidx) and cancels the scope
+** for it (source TA_CANCEL_*), from task `from` (NULL: none) with, when
+** `reason` is not NULL, the reason text `reason` followed by the error's
+** first line. */
+static void nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx, int source,
+                              ta_task *from, const char *reason) {
   erridx = lua_absindex(L, erridx);
   tbidx = lua_absindex(L, tbidx);
+  if (!n->scope->st.cancel_called) {
+    if (reason != NULL) {
+      const char *err = ta_tostring(L, erridx);
+      lua_pushstring(L, reason);
+      lua_pushlstring(L, err, strcspn(err, "\n"));
+      lua_concat(L, 2);
+      ta_status_set_reason(L, &n->scope->st, -1, from);
+      lua_pop(L, 2);
+    } else {
+      ta_status_set_reason(L, &n->scope->st, 0, from);
+    }
+  }
   ta_push_nursery(L, n);
   for (int uv = UV_ERRORS; uv <= UV_TRACEBACKS; uv++) {
     lua_getiuservalue(L, -1, uv);
@@ -45,7 +61,7 @@ static void nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-  ta_status_cancel(L, n->E, &n->scope->st);
+  ta_status_cancel(L, n->E, &n->scope->st, source);
 }
 
 static void unlink_child(ta_nursery *n, ta_task *t) {
@@ -87,7 +103,7 @@ static void trio_task_exited(lua_State *L, ta_task *t, int tidx, int ok, int nre
     } else {
       luaL_traceback(L, t->co, NULL, 0);
     }
-    nursery_add_error(L, n, eidx, -1);
+    nursery_add_error(L, n, eidx, -1, TA_CANCEL_NURSERY, t, "child task raised exception ");
     lua_settop(L, tidx);
   }
   if (t->lot_breaker) ta_break_lots_of(L, t); /* (a system task's too) */
@@ -176,7 +192,8 @@ static int l_nursery_add_error(lua_State *L) {
     ta_push_error(L, n->E, "RuntimeError", "the nursery's body raised nil (error(nil))");
     lua_replace(L, 2);
   }
-  nursery_add_error(L, n, 2, 3);
+  nursery_add_error(L, n, 2, 3, TA_CANCEL_NURSERY, n->parent_task,
+                    "Code block inside nursery contextmanager raised exception ");
   return 0;
 }
 
@@ -189,10 +206,11 @@ static int wait_abort(lua_State *L, ta_task *t) {
   if (ta_ki_for(E, t)) {
     ta_push_cancelled(L, t); /* the KeyboardInterrupt; clears ki_pending */
     luaL_traceback(L, t->co, NULL, 0);
-    nursery_add_error(L, n, -2, -1);
+    nursery_add_error(L, n, -2, -1, TA_CANCEL_KI, n->parent_task, NULL);
     lua_pop(L, 2);
   }
-  ta_status_cancel(L, E, &n->scope->st);
+  /* (otherwise the cancellation is the parent's: its reason shows) */
+  ta_status_cancel(L, E, &n->scope->st, TA_CANCEL_BY_PARENT);
   return TA_ABORT_FAILED;
 }
 

@@ -29,7 +29,7 @@ static ta_scope *checkscope(lua_State *L, int idx) {
 /* The deadline timer's callback. */
 static void deadline_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   ta_scope *sc = (ta_scope *)((char *)tm - offsetof(ta_scope, timer));
-  ta_status_cancel(L, E, &sc->st);
+  ta_status_cancel(L, E, &sc->st, TA_CANCEL_DEADLINE);
 }
 
 /* A new scope of the class `which` (TA_MT_SCOPE or TA_MT_TASK_SCOPE). */
@@ -75,7 +75,7 @@ void ta_scope_enter(lua_State *L, ta_scope *sc, ta_task *t) {
   ta_status_unlink_task(t);
   ta_status_link_task(&sc->st, t);
   if (sc->st.deadline != HUGE_VAL) { /* (no clock read for a scope without one) */
-    if (sc->st.deadline <= ta_now(sc->E)) sc->st.cancel_called = 1;
+    if (sc->st.deadline <= ta_now(sc->E)) ta_status_mark_cancelled(&sc->st, TA_CANCEL_DEADLINE);
     else arm_deadline(L, sc);
   }
   ta_status_recompute(L, sc->E, &sc->st);
@@ -96,6 +96,7 @@ int ta_scope_exit(lua_State *L, ta_scope *sc) {
   catches = st->cancelled && !(parent && parent->cancelled && !st->shield);
   ta_heap_remove(&sc->E->timers, &sc->timer);
   ta_status_detach(st, parent);
+  ta_status_release_reason(L, st);
   sc->state = 2;
   sc->owner = NULL;
   return catches;
@@ -112,16 +113,29 @@ static void scope_abandon(ta_scope *sc) {
   sc->state = 2;
 }
 
-/* A scope collected while still entered. */
+/* A scope collected while still entered, or never entered. */
 static int scope_gc(lua_State *L) {
-  scope_abandon(checkscope(L, 1));
+  ta_scope *sc = checkscope(L, 1);
+  scope_abandon(sc);
+  ta_status_release_reason(L, &sc->st);
   return 0;
 }
 
+/* scope:cancel([reason]): the reason and the calling task are kept for
+** the Cancelled it causes, unless the scope was cancelled already: while
+** it is entered, or before for a CancelScope (whose finalizer releases
+** them; a task body's scope not yet entered never will be once cancelled). */
 static int scope_cancel(lua_State *L) {
   ta_scope *sc = checkscope(L, 1);
-  if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st);
-  else sc->st.cancel_called = 1;
+  int has_reason = !lua_isnoneornil(L, 2);
+  void *p;
+  if (has_reason && lua_type(L, 2) != LUA_TSTRING)
+    return luaL_error(L, "bad argument #1 to 'CancelScope.cancel' (reason: string or nil expected, got %s)",
+                      luaL_typename(L, 2));
+  if (sc->state == 1 || (sc->state == 0 && ta_udata_mt(L, 1, &p) == sc->E->mt[TA_MT_SCOPE]))
+    ta_status_set_reason(L, &sc->st, has_reason ? 2 : 0, ta_current(L));
+  if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st, TA_CANCEL_EXPLICIT);
+  else ta_status_mark_cancelled(&sc->st, TA_CANCEL_EXPLICIT);
   return 0;
 }
 
@@ -135,8 +149,8 @@ static const char UNENTERED_ABSOLUTE[] =
 static int cancel_called(lua_State *L, ta_scope *sc) {
   if (!sc->st.cancel_called && sc->state != 2 && sc->E->running &&
       sc->st.deadline != HUGE_VAL && sc->st.deadline <= ta_now(sc->E)) {
-    if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st);
-    else sc->st.cancel_called = 1;
+    if (sc->state == 1) ta_status_cancel(L, sc->E, &sc->st, TA_CANCEL_DEADLINE);
+    else ta_status_mark_cancelled(&sc->st, TA_CANCEL_DEADLINE);
   }
   return sc->st.cancel_called;
 }

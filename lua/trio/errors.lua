@@ -188,7 +188,11 @@ end
 M.Error = M.class("trio_asyncio.Error")
 
 -- Trio
-M.Cancelled = M.class("trio.Cancelled", M.Error, "cancelled")
+M.Cancelled = M.class("trio.Cancelled", M.Error, "cancelled due to unknown")
+-- as in Trio: where a cancellation came from ("explicit", "deadline", "nursery",
+-- "KeyboardInterrupt", "shutdown", "unknown"); the core sets reason and
+-- source_task too when it knows them
+M.Cancelled.source = "unknown"
 M.TooSlowError = M.class("trio.TooSlowError", M.Error, "deadline exceeded")
 M.ClosedResourceError = M.class("trio.ClosedResourceError", M.Error)
 M.BrokenResourceError = M.class("trio.BrokenResourceError", M.Error)
