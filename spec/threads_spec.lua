@@ -282,6 +282,45 @@ describe("trio.to_thread.run_sync", function()
       assert.equal(0, borrowed)
     end)
 
+    it("with cancellable=true closes the files the stopped worker left open", function()
+      -- The stop raises inside the worker, so its own f:close() never runs:
+      -- the file must not stay open in the idle worker's state.
+      local path = os.tmpname()
+      local lfs = require "lfs"
+      local function fds_on(p)
+        local n = 0
+        for fd in lfs.dir("/proc/self/fd") do
+          if lfs.symlinkattributes("/proc/self/fd/" .. fd, "target") == p then n = n + 1 end
+        end
+        return n
+      end
+      local opened, closed = trio.run(function()
+        local s = trio.CancelScope()
+        local was_opened
+        trio.open_nursery(function(nursery)
+          nursery:start_soon(function()
+            s:run(trio.to_thread.run_sync, { cancellable = true }, function(p)
+              local f = assert(io.open(p, "r"))
+              while f do end
+              f:close()
+            end, path)
+          end)
+          trio.fail_after(5, function()
+            while fds_on(path) == 0 do trio.sleep(0.01) end
+          end)
+          was_opened = true
+          s:cancel()
+        end)
+        local gone = trio.move_on_after(5, function()
+          while fds_on(path) > 0 do trio.sleep(0.01) end
+        end)
+        return was_opened, not gone.cancelled_caught
+      end)
+      os.remove(path)
+      assert.is_true(opened)
+      assert.is_true(closed, "the abandoned worker's file is still open")
+    end)
+
     it("of a caller already cancelled raises before the worker runs", function()
       local ran = trio.run(function()
         local s = trio.CancelScope()
