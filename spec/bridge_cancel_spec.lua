@@ -38,7 +38,11 @@ describe("Trio cancels an aio_as_trio call", function()
             error(e, 0)
           end)
         end)
-        trio.sleep(0.005)
+        -- once the asyncio task waits in its sleep (it sets `task` just
+        -- before): under valgrind it may start later than any fixed delay
+        trio.fail_after(5, function()
+          while task == nil do trio.sleep(0.001) end
+        end)
         log[#log + 1] = "cancel"
         scope:cancel()
       end)
@@ -53,10 +57,13 @@ describe("Trio cancels an aio_as_trio call", function()
     assert.is_true(task:cancelled())
   end)
 
+  -- The deadlines below leave the asyncio task time to start and reach
+  -- its wait, even under valgrind: cancelled before it starts, it would
+  -- never run (and clean up) at all.
   it("works with move_on_after and a deadline", function()
     local log = {}
     local caught = ta.run(function()
-      local scope = trio.move_on_after(0.01, ta.aio_as_trio(function()
+      local scope = trio.move_on_after(0.25, ta.aio_as_trio(function()
         local _, err = pcall(asyncio.sleep, 100)
         asyncio.sleep(0.005)
         log[#log + 1] = "cleanup after " .. kind(err)
@@ -72,7 +79,7 @@ describe("Trio cancels an aio_as_trio call", function()
   it("fail_after around an aio_as_trio call raises TooSlowError after the cleanup", function()
     local log = {}
     local e = errof(ta.run, function()
-      trio.fail_after(0.005, ta.aio_as_trio(function()
+      trio.fail_after(0.25, ta.aio_as_trio(function()
         local _, err = pcall(asyncio.sleep, 100)
         asyncio.sleep(0)
         log[#log + 1] = "cleanup"
@@ -86,7 +93,7 @@ describe("Trio cancels an aio_as_trio call", function()
   it("if the asyncio code swallows the cancellation, the caller gets its value; Cancelled comes at the next checkpoint", function()
     local log = {}
     local caught = ta.run(function()
-      local scope = trio.move_on_after(0.005, function()
+      local scope = trio.move_on_after(0.25, function()
         local v = ta.aio_as_trio(function()
           local _, err = pcall(asyncio.sleep, 100)
           log[#log + 1] = "aio swallowed " .. kind(err)
@@ -142,7 +149,7 @@ describe("Trio cancels an aio_as_trio call", function()
   it("the cancellation reaches a Trio task several levels down and comes back as Cancelled", function()
     local log = {}
     local caught = ta.run(function()
-      local scope = trio.move_on_after(0.01, ta.aio_as_trio(function()
+      local scope = trio.move_on_after(0.25, ta.aio_as_trio(function()
         local _, err = pcall(ta.trio_as_aio(function()
           local _, e2 = pcall(trio.sleep_forever)
           log[#log + 1] = "inner trio " .. kind(e2)
