@@ -204,9 +204,10 @@ describe("loop:call_later and loop:call_at", function()
     with_loop(function(loop)
       local log = {}
       local done = loop:create_future()
-      loop:call_later(0.03, function() log[#log + 1] = "c"; done:set_result(true) end)
-      loop:call_later(0.01, function() log[#log + 1] = "a" end)
-      loop:call_later(0.02, function(x) log[#log + 1] = x end, "b")
+      -- 100 ms apart: under valgrind one call_later can take 10 ms or more
+      loop:call_later(0.3, function() log[#log + 1] = "c"; done:set_result(true) end)
+      loop:call_later(0.1, function() log[#log + 1] = "a" end)
+      loop:call_later(0.2, function(x) log[#log + 1] = x end, "b")
       loop:run_until_complete(done)
       assert.same({ "a", "b", "c" }, log)
     end)
@@ -440,12 +441,12 @@ describe("loop:run_until_complete", function()
 
   it("keeps timers between runs", function()
     with_loop(function(loop)
-      local fired = false
-      loop:call_later(0.02, function() fired = true end)
+      local fired = loop:create_future()
+      -- due well after the first run ends, even under valgrind
+      loop:call_later(0.3, function() fired:set_result(true) end)
       loop:run_until_complete(function() asyncio.sleep(0) end)
-      assert.is_false(fired)
-      loop:run_until_complete(function() asyncio.sleep(0.04) end)
-      assert.is_true(fired)
+      assert.is_false(fired:done())
+      assert.is_true(loop:run_until_complete(fired))
     end)
   end)
 

@@ -478,7 +478,9 @@ function M.run_all(CASES, KNOWN, RUN_PENDING, BUILD)
       if k and k.skip then skip[#skip + 1] = c.id end
     end
   end
-  local from, limit = 1, 10
+  -- a worker starts no new case after `budget` seconds; `limit` bounds
+  -- one case (a case running when the timeout kills the worker hangs)
+  local from, budget, limit = 1, 3, 13
   local tmp = os.tmpname()
   -- the worker runs in a temp dir of its own: cases such as
   -- trio.Path("x"):touch() really create files
@@ -487,8 +489,8 @@ function M.run_all(CASES, KNOWN, RUN_PENDING, BUILD)
   local dir = assert(io.popen("mktemp -d")):read("l")
   while from <= #CASES do
     local cmd = ("cd '%s' && LUA_PATH='%s/lua/?.lua;%s/lua/?/init.lua;%s/spec/?.lua;;' LUA_CPATH='%s/?.so;;' "
-      .. "LUA_INIT= TA_BAD_INPUT_SKIP='%s' timeout -k 2 %d lua5.4 %s/spec/bad_input_worker.lua %d %d 2>%s"):format(
-      dir, root, root, root, build, table.concat(skip, ","), limit, root, from, #CASES, tmp)
+      .. "LUA_INIT= TA_BAD_INPUT_SKIP='%s' timeout -k 2 %d lua5.4 %s/spec/bad_input_worker.lua %d %d %d 2>%s"):format(
+      dir, root, root, root, build, table.concat(skip, ","), limit, root, from, #CASES, budget, tmp)
     local p = assert(io.popen(cmd))
     local started, last_done = nil, from - 1
     local done = false
@@ -526,6 +528,7 @@ function M.run_all(CASES, KNOWN, RUN_PENDING, BUILD)
       results[started] = r
       from = started + 1
     else
+      assert(last_done >= from, "the bad input worker ran no case: " .. err)
       from = last_done + 1
     end
   end

@@ -1,4 +1,4 @@
---- bad_input_worker.lua FROM TO: runs the cases FROM..TO of
+--- bad_input_worker.lua FROM TO [BUDGET]: runs the cases FROM..TO of
 -- spec/bad_input_cases.lua (run by spec/bad_input_spec.lua in a child
 -- process, so that a crash or a hang costs one case).  For each case it
 -- prints, flushed at once:
@@ -9,7 +9,11 @@
 --                                  name, "string" or "nil"; first line only
 --   U <id> ok | U <id> BRICKED <m> a trivial trio.run still works after it
 --
--- and stops after a BRICKED state.  $TA_BAD_INPUT_SKIP lists case ids not
+-- and stops after a BRICKED state, or, without printing DONE, after a
+-- case that ended BUDGET seconds or more after the start (the parent
+-- starts a new worker for the rest: its timeout bounds one case, not a
+-- batch whose length depends on the machine's load).
+-- $TA_BAD_INPUT_SKIP lists case ids not
 -- to run (known bugs that hang or crash), comma-separated.
 local trio = require "trio"
 local asyncio = require "asyncio"
@@ -19,6 +23,8 @@ local errors = require "trio.errors"
 local cases = require("bad_input_cases").cases()
 
 local FROM, TO = tonumber(arg[1]) or 1, tonumber(arg[2]) or #cases
+local BUDGET = tonumber(arg[3]) or math.huge
+local started_at = os.time()
 local BOUND = 0.01 -- every wait of a case is cancelled after this long
 
 local skip = {}
@@ -197,6 +203,7 @@ for id = FROM, math.min(TO, #cases) do
     local uok, v = pcall(trio.run, function() trio.sleep(0) return 7 end)
     if uok and v == 7 and not core.debug_state().running then
       out("U", id, "ok")
+      if os.time() - started_at >= BUDGET then os.exit(0) end
     else
       out("U", id, "BRICKED", first_line(v))
       os.exit(0)

@@ -10,6 +10,24 @@ local errof, assert_has = support.errof, support.assert_has
 
 local CancelledError = asyncio.CancelledError
 
+-- Waits until started() is true (at most 5 s), in asyncio or in Trio: the
+-- other flavor's task must be running before it is cancelled, and under
+-- valgrind no fixed delay is always enough for it to start.
+local function aio_wait_until(started)
+  local loop = asyncio.get_running_loop()
+  local give_up = loop:time() + 5
+  while not started() do
+    assert(loop:time() < give_up, "the other task did not start within 5 s")
+    asyncio.sleep(0.001)
+  end
+end
+
+local function trio_wait_until(started)
+  trio.fail_after(5, function()
+    while not started() do trio.sleep(0.001) end
+  end)
+end
+
 local function kind(e)
   if trio.Cancelled:is(e) then return "trio.Cancelled" end
   if CancelledError:is(e) then return "asyncio.CancelledError" end
@@ -38,7 +56,11 @@ describe("Trio cancels an aio_as_trio call", function()
             error(e, 0)
           end)
         end)
-        trio.sleep(0.005)
+        -- once the asyncio task waits in its sleep (it sets `task` just
+        -- before): under valgrind it may start later than any fixed delay
+        trio.fail_after(5, function()
+          while task == nil do trio.sleep(0.001) end
+        end)
         log[#log + 1] = "cancel"
         scope:cancel()
       end)
@@ -53,10 +75,13 @@ describe("Trio cancels an aio_as_trio call", function()
     assert.is_true(task:cancelled())
   end)
 
+  -- The deadlines below leave the asyncio task time to start and reach
+  -- its wait, even under valgrind: cancelled before it starts, it would
+  -- never run (and clean up) at all.
   it("works with move_on_after and a deadline", function()
     local log = {}
     local caught = ta.run(function()
-      local scope = trio.move_on_after(0.01, ta.aio_as_trio(function()
+      local scope = trio.move_on_after(0.25, ta.aio_as_trio(function()
         local _, err = pcall(asyncio.sleep, 100)
         asyncio.sleep(0.005)
         log[#log + 1] = "cleanup after " .. kind(err)
@@ -72,7 +97,7 @@ describe("Trio cancels an aio_as_trio call", function()
   it("fail_after around an aio_as_trio call raises TooSlowError after the cleanup", function()
     local log = {}
     local e = errof(ta.run, function()
-      trio.fail_after(0.005, ta.aio_as_trio(function()
+      trio.fail_after(0.25, ta.aio_as_trio(function()
         local _, err = pcall(asyncio.sleep, 100)
         asyncio.sleep(0)
         log[#log + 1] = "cleanup"
@@ -86,7 +111,7 @@ describe("Trio cancels an aio_as_trio call", function()
   it("if the asyncio code swallows the cancellation, the caller gets its value; Cancelled comes at the next checkpoint", function()
     local log = {}
     local caught = ta.run(function()
-      local scope = trio.move_on_after(0.005, function()
+      local scope = trio.move_on_after(0.25, function()
         local v = ta.aio_as_trio(function()
           local _, err = pcall(asyncio.sleep, 100)
           log[#log + 1] = "aio swallowed " .. kind(err)
@@ -142,7 +167,7 @@ describe("Trio cancels an aio_as_trio call", function()
   it("the cancellation reaches a Trio task several levels down and comes back as Cancelled", function()
     local log = {}
     local caught = ta.run(function()
-      local scope = trio.move_on_after(0.01, ta.aio_as_trio(function()
+      local scope = trio.move_on_after(0.25, ta.aio_as_trio(function()
         local _, err = pcall(ta.trio_as_aio(function()
           local _, e2 = pcall(trio.sleep_forever)
           log[#log + 1] = "inner trio " .. kind(e2)
@@ -229,8 +254,10 @@ describe("asyncio cancels the task awaiting a trio_as_aio call", function()
     local log = {}
     ta.run(function()
       ta.aio_as_trio(function()
+        local started = false
         local t = asyncio.create_task(function()
           local _, e = pcall(ta.trio_as_aio(function()
+            started = true
             local _, e2 = pcall(trio.sleep_forever)
             log[#log + 1] = "trio " .. kind(e2)
             trio.CancelScope { shield = true }:run(trio.sleep, 0.002)
@@ -240,7 +267,7 @@ describe("asyncio cancels the task awaiting a trio_as_aio call", function()
           log[#log + 1] = "aio " .. kind(e)
           error(e, 0)
         end)
-        asyncio.sleep(0.002)
+        aio_wait_until(function() return started end)
         t:cancel()
         local _, e = pcall(t.await, t)
         log[#log + 1] = "awaiter " .. kind(e)
@@ -261,7 +288,7 @@ describe("asyncio cancels the task awaiting a trio_as_aio call", function()
           local _, e2 = pcall(trio.sleep_forever)
           log[#log + 1] = "trio " .. kind(e2)
           error(e2, 0)
-        end), 0.005)
+        end), 0.25) -- time for the Trio task to start, even under valgrind
         return err
       end)()
     end)
@@ -274,14 +301,16 @@ describe("asyncio cancels the task awaiting a trio_as_aio call", function()
     ta.run(function()
       ta.aio_as_trio(function()
         local loop = asyncio.get_running_loop()
+        local started = false
         local fut = loop:run_trio(function()
+          started = true
           local _, e = pcall(trio.sleep_forever)
           log[#log + 1] = "trio " .. kind(e)
           trio.CancelScope { shield = true }:run(trio.sleep, 0.005)
           log[#log + 1] = "trio exits"
           error(e, 0)
         end)
-        asyncio.sleep(0.002)
+        aio_wait_until(function() return started end)
         fut:cancel()
         log[#log + 1] = "after cancel: done=" .. tostring(fut:done())
         asyncio.sleep(0.001)
@@ -299,13 +328,15 @@ describe("asyncio cancels the task awaiting a trio_as_aio call", function()
   it("a Trio task that finishes anyway (shielded) gives the future its result", function()
     local r = ta.run(function()
       return ta.aio_as_trio(function()
+        local started = false
         local fut = asyncio.get_running_loop():run_trio(function()
+          started = true
           return trio.CancelScope { shield = true }:run(function()
             trio.sleep(0.005)
             return "finished anyway"
           end)
         end)
-        asyncio.sleep(0.001)
+        aio_wait_until(function() return started end)
         fut:cancel()
         local v = fut:await()
         return { v = v, cancelled = fut:cancelled() }
@@ -317,11 +348,13 @@ describe("asyncio cancels the task awaiting a trio_as_aio call", function()
   it("a Trio task that catches the cancellation and returns gives the future its result", function()
     local v = ta.run(function()
       return ta.aio_as_trio(function()
+        local started = false
         local fut = asyncio.get_running_loop():run_trio(function()
+          started = true
           pcall(trio.sleep_forever)
           return "returned after cancel"
         end)
-        asyncio.sleep(0.001)
+        aio_wait_until(function() return started end)
         fut:cancel()
         return fut:await()
       end)()
@@ -332,11 +365,13 @@ describe("asyncio cancels the task awaiting a trio_as_aio call", function()
   it("a Trio task that raises while unwinding gives the future that error", function()
     local e, cancelled = ta.run(function()
       return ta.aio_as_trio(function()
+        local started = false
         local fut = asyncio.get_running_loop():run_trio(function()
+          started = true
           pcall(trio.sleep_forever)
           error("failed while unwinding", 0)
         end)
-        asyncio.sleep(0.001)
+        aio_wait_until(function() return started end)
         fut:cancel()
         local _, err = pcall(fut.await, fut)
         return err, fut:cancelled()
@@ -409,8 +444,10 @@ describe("a loop closed while tasks of both flavors are pending", function()
     local log = {}
     local r = trio.run(function()
       return ta.open_loop(function(loop)
+        local started = 0
         for i = 1, 2 do
           loop:create_task(function()
+            started = started + 1
             local _, e = pcall(asyncio.sleep, 100)
             asyncio.sleep(0)
             log[#log + 1] = "aio " .. i .. " " .. kind(e)
@@ -420,6 +457,7 @@ describe("a loop closed while tasks of both flavors are pending", function()
         -- an asyncio task awaiting a Trio task
         loop:create_task(function()
           local _, e = pcall(ta.trio_as_aio(function()
+            started = started + 1
             local _, e2 = pcall(trio.sleep_forever)
             log[#log + 1] = "trio under aio " .. kind(e2)
             error(e2, 0)
@@ -435,7 +473,7 @@ describe("a loop closed while tasks of both flavors are pending", function()
             error(e, 0)
           end)
         end)()
-        trio.sleep(0.005)
+        trio_wait_until(function() return started == 3 end)
         return "body done"
       end)
     end)
@@ -454,11 +492,14 @@ describe("a loop closed while tasks of both flavors are pending", function()
     local log = {}
     local ok, e = pcall(trio.run, function()
       ta.open_loop(function(loop)
+        local started = 0
         loop:create_task(function()
+          started = started + 1
           pcall(asyncio.sleep, 100)
           error("cleanup blew up", 0)
         end)
         loop:create_task(function()
+          started = started + 1
           local _, err = pcall(asyncio.sleep, 100)
           asyncio.sleep(0)
           log[#log + 1] = "second cleanup"
@@ -471,7 +512,7 @@ describe("a loop closed while tasks of both flavors are pending", function()
             error(err, 0)
           end)
         end)()
-        trio.sleep(0.002)
+        trio_wait_until(function() return started == 2 end)
       end)
     end)
     table.sort(log)

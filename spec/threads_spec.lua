@@ -79,14 +79,37 @@ describe("trio.to_thread.run_sync", function()
   end)
 
   it("runs several workers in parallel", function()
-    local elapsed = trio.run(function()
-      local t0 = trio.current_time()
-      trio.fail_after(5, trio.open_nursery, function(n)
-        for _ = 1, 4 do n:start_soon(trio.to_thread.run_sync, block, 0.3) end
+    -- A barrier, not a stopwatch (under valgrind starting a worker takes
+    -- longer than its work): each worker marks its start in a file, then
+    -- waits (at most 5 s) until all four have started.  Run one after
+    -- another, the first would wait in vain.
+    local path = os.tmpname()
+    local met = trio.run(function()
+      local r = {}
+      trio.fail_after(10, trio.open_nursery, function(n)
+        for i = 1, 4 do
+          n:start_soon(function()
+            r[i] = trio.to_thread.run_sync(function(p, count)
+              local f = assert(io.open(p, "a"))
+              f:write("x")
+              f:close()
+              local give_up = os.time() + 5
+              repeat
+                local g = assert(io.open(p))
+                local started = #g:read("a")
+                g:close()
+                if started >= count then return true end
+                os.execute("sleep 0.01")
+              until os.time() > give_up
+              return false
+            end, path, 4)
+          end)
+        end
       end)
-      return trio.current_time() - t0
+      return r
     end)
-    assert.is_true(elapsed >= 0.29 and elapsed < 1.0, "four 0.3 s workers took " .. elapsed)
+    os.remove(path)
+    assert.same({ true, true, true, true }, met)
   end)
 
   it("keeps a worker's Lua state between calls, with the caller's package.path", function()
@@ -280,6 +303,45 @@ describe("trio.to_thread.run_sync", function()
         return limiter.borrowed_tokens
       end)
       assert.equal(0, borrowed)
+    end)
+
+    it("with cancellable=true closes the files the stopped worker left open", function()
+      -- The stop raises inside the worker, so its own f:close() never runs:
+      -- the file must not stay open in the idle worker's state.
+      local path = os.tmpname()
+      local lfs = require "lfs"
+      local function fds_on(p)
+        local n = 0
+        for fd in lfs.dir("/proc/self/fd") do
+          if lfs.symlinkattributes("/proc/self/fd/" .. fd, "target") == p then n = n + 1 end
+        end
+        return n
+      end
+      local opened, closed = trio.run(function()
+        local s = trio.CancelScope()
+        local was_opened
+        trio.open_nursery(function(nursery)
+          nursery:start_soon(function()
+            s:run(trio.to_thread.run_sync, { cancellable = true }, function(p)
+              local f = assert(io.open(p, "r"))
+              while f do end
+              f:close()
+            end, path)
+          end)
+          trio.fail_after(5, function()
+            while fds_on(path) == 0 do trio.sleep(0.01) end
+          end)
+          was_opened = true
+          s:cancel()
+        end)
+        local gone = trio.move_on_after(5, function()
+          while fds_on(path) > 0 do trio.sleep(0.01) end
+        end)
+        return was_opened, not gone.cancelled_caught
+      end)
+      os.remove(path)
+      assert.is_true(opened)
+      assert.is_true(closed, "the abandoned worker's file is still open")
     end)
 
     it("of a caller already cancelled raises before the worker runs", function()

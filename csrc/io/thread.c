@@ -279,6 +279,9 @@ static void *worker_main(void *arg) {
       lua_sethook(W, NULL, 0, 0);
       *(ta_job **)lua_getextraspace(W) = NULL;
       lua_settop(W, 0);
+      /* A stopped function was cut short before its own cleanup (f:close()):
+      ** collect what it left now, not when the idle thread leaves. */
+      if (atomic_load(&j->stop)) lua_gc(W, LUA_GCCOLLECT);
     }
     job_finished(P, j);
     uv_mutex_lock(&P->mu);

@@ -95,16 +95,20 @@ local function names(events)
   return r
 end
 
--- The number of file descriptors this process has open (the pipe of the
--- `ls` that lists them among them), and their listing.
+-- The number of file descriptors this process has open, and their listing
+-- ("fd -> target" lines).  Read in this process: a listing by a child
+-- (`ls` through io.popen) races with popen closing its end of the pipe
+-- after the fork, and sometimes sees both ends.
+local lfs = require "lfs"
 local function open_fds()
-  local stat = assert(io.open("/proc/self/stat"))
-  local pid = stat:read("n")
-  stat:close()
-  local ls = assert(io.popen("ls -l /proc/" .. pid .. "/fd"))
-  local listing = ls:read("a")
-  ls:close()
-  return select(2, listing:gsub("\n%S+ ", "")), listing
+  local lines = {}
+  for fd in lfs.dir("/proc/self/fd") do
+    if fd ~= "." and fd ~= ".." then
+      lines[#lines + 1] = fd .. " -> " .. tostring(lfs.symlinkattributes("/proc/self/fd/" .. fd, "target"))
+    end
+  end
+  table.sort(lines)
+  return #lines, table.concat(lines, "\n")
 end
 
 describe("test_subprocess.py", function()
