@@ -1,6 +1,7 @@
 -- trio.run, trio.lowlevel.run, sleeping and the clock.
 local trio = require "trio"
 local support = require "support"
+local core = require "trio_asyncio.core"
 local errof, assert_has = support.errof, support.assert_has
 
 local function index_of(list, v)
@@ -225,12 +226,16 @@ describe("trio.sleep", function()
 
   -- 6,000 sleepers and 1,500 scope deadlines; the first jump makes about
   -- 3,000 expire at once, which sorts what is left of the heap (after
-  -- 1,024 removals of the earliest in a row).  Then, between the sorted
+  -- 1,024 removals of the earliest in a row, with the heap's size limit
+  -- lowered to 1,024 entries).  Then, between the sorted
   -- timers: scope deadlines moved (out of the sorted run), scopes whose
   -- new deadline cancels sleeps still in it, and 500 new sleepers, some
   -- with the deadlines of older ones.
   local function burst_keeps_order(clock)
     local f, N, want_cancelled = sleepers(4242), 6000, 0
+    -- (the heap sorts a burst from 131,072 entries on by default)
+    local sort_min = core.debug_set_heap_sort_min(1024)
+    finally(function() core.debug_set_heap_sort_min(sort_min) end)
     trio.lowlevel.run {
       clock = clock,
       fn = function()

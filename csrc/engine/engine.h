@@ -123,6 +123,7 @@ typedef struct ta_heap {
   int free_slot;         /* a free slot + 1, 0 for none */
   int next, end;
   int root_pops;         /* earliest removed from items since the last arming */
+  int sort_min;          /* heap entries from which a burst is sorted; 0: heap.c's default */
   uint64_t seq;          /* arming counter */
 } ta_heap;
 

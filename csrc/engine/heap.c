@@ -16,8 +16,10 @@
 **
 ** Many timers often expire at once (1M sleepers started together): each
 ** removal of the root still sifts through every level.  After BULK_MIN
-** such removals in a row, and at least 1/BULK_SHARE of what is left, the
-** whole heap is sorted (radix passes over the deadlines' bits, then runs
+** such removals in a row, and at least 1/BULK_SHARE of what is left, a
+** heap of at least BULK_HEAP_MIN entries (a smaller one stays in cache, and
+** its burst is not worth the sort's buffer: 24 bytes a timer at the peak,
+** when every timer is armed) is sorted (radix passes over the deadlines' bits, then runs
 ** of equal deadlines by arming order) into `sorted`, whose front is then
 ** taken in O(1).  Timers armed meanwhile go into the (emptied) heap; the
 ** earliest timer is the earlier of the two fronts, so the order is
@@ -34,6 +36,7 @@
 #define ARITY 4
 #define BULK_MIN 1024
 #define BULK_SHARE 16
+#define BULK_HEAP_MIN (1 << 17)
 #define RUN 16           /* merge sort (equal deadlines): runs sorted by insertion first */
 #define PREFETCH_AHEAD 8 /* taking from `sorted`: the timer this many entries on is asked for */
 
@@ -191,11 +194,12 @@ static ta_heap_entry *radix_sort(ta_heap_entry *src, ta_heap_entry *dst, int n) 
 static void sort_out(ta_heap *h) {
   int n = h->nheap;
   ta_heap_entry *s;
-  if (h->scap < h->cap) { /* (empty: nothing to keep) */
+  if (h->scap < n) { /* (empty: nothing to keep).  Sized to the entries, not
+                        ** to cap: it is made at the peak, every timer armed */
     free(h->sorted);
     h->scap = 0;
-    if ((h->sorted = malloc((size_t)h->cap * sizeof *h->sorted)) == NULL) return;
-    h->scap = h->cap;
+    if ((h->sorted = malloc((size_t)n * sizeof *h->sorted)) == NULL) return;
+    h->scap = n;
   }
   s = h->sorted;
   if (radix_sort(h->items, s, n) != s) memcpy(s, h->items, (size_t)n * sizeof *s);
@@ -267,7 +271,7 @@ void ta_heap_remove(ta_heap *h, ta_timer *t) {
     h->nheap--;
     if (i != h->nheap) settle(h, i, h->items[h->nheap]);
     if (i == 0 && h->next == h->end && ++h->root_pops >= BULK_MIN
-        && h->root_pops >= h->nheap / BULK_SHARE && h->nheap >= BULK_MIN) {
+        && h->root_pops >= h->nheap / BULK_SHARE && h->nheap >= (h->sort_min ? h->sort_min : BULK_HEAP_MIN)) {
       h->root_pops = 0;
       sort_out(h);
     }

@@ -9,6 +9,7 @@
 ** No Lua code runs inside libuv callbacks: they only move tasks to the run
 ** queue or set flags, and Lua runs from ta_tick, in protected calls.
 */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -725,6 +726,18 @@ static int l_take_interrupt(lua_State *L) {
   return 1;
 }
 
+/* debug_set_heap_sort_min(n) -> the previous value: from how many heap
+** entries a burst of expirations sorts the heap (heap.c; 0: its default),
+** so that specs reach the sort with a few thousand timers. */
+static int l_debug_set_heap_sort_min(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0 && n <= INT_MAX, 1, "a count from 0 expected");
+  lua_pushinteger(L, E->timers.sort_min);
+  E->timers.sort_min = (int)n;
+  return 1;
+}
+
 static const luaL_Reg run_funcs[] = {
   {"take_interrupt", l_take_interrupt},
   {"guest_step", l_guest_step},
@@ -732,6 +745,7 @@ static const luaL_Reg run_funcs[] = {
   {"set_error_factory", l_set_error_factory},
   {"set_hook", l_set_hook},
   {"debug_state", l_debug_state},
+  {"debug_set_heap_sort_min", l_debug_set_heap_sort_min},
   {"is_running", l_is_running},
   {NULL, NULL}
 };
