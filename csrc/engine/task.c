@@ -600,23 +600,48 @@ void ta_raise_cancelled(lua_State *L) {
 
 /* ---- running and exiting ---- */
 
-/* The task's error value, if any, is on top of L (not of t->co).  The
-** main task's outcome is kept for the end of the run; any other task's
-** goes to its kind. */
-/* What a task's exit tells (the main task's results, the owner through
-** its kind, instruments), then the thread dropped, keeping only its
-** function (for the task's name): the coroutine and what it held become
-** collectable even if someone keeps the task object.  Its error, if any,
-** is on top of L; what it pushes is left for the caller to drop.  When
-** telling cannot fail (`unanchor`), the engine lets go of an anchored task
-** as it pushes it (release_exited then has nothing left to unanchor), or
-** without pushing it when its object never reached Lua code (its kind's
-** hook gets tidx 0 then). */
-static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor, int objidx) {
+/* A task's exit is told (to the run for the main task, to its owner
+** through its kind, to instruments) in one of three ways, chosen by
+** report_exit; in each the task's error, if any, is on top of L, and what
+** is pushed is left for the caller to drop. */
+
+/* What every telling ends with, the task's object at tidx of L: its kind's
+** exited hook (not for the main task), instruments, then the thread
+** dropped, keeping only its function (for the task's name): the coroutine
+** and what it held become collectable even if someone keeps the task
+** object. */
+static void tell_exit_with_object(lua_State *L, ta_task *t, int tidx, int ok, int nres) {
   ta_engine *E = t->E;
   lua_State *co = t->co;
-  int tidx, unseen = 0;
+  if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
+  t->reported = 1;
+  if (ta_hooked(E)) {
+    ta_push_task(L, t);
+    ta_hook_in_task(L, E, t, "task_exited");
+  }
+  if (t->keeps) return; /* (its kind's exited hook replaced the thread) */
+  if (ok) { /* finished: its frames are gone, the copy at the base stays */
+    lua_pushvalue(co, 1);
+    lua_xmove(co, L, 1);
+  } else {
+    push_thread_function(L, co);
+  }
+  lua_setiuservalue(L, tidx, t->thread_uv);
+}
+
+/* Any task, its object pushed from objidx of L when its stepper holds it
+** there and it finished (a failure's error must lie below the object),
+** else from its reference; the engine's anchor, if any, is let go later
+** by release_exited.  Used when telling may raise and the failure must be
+** caught (in exit_report's protected call: the main task, any task under
+** instruments, an anchored task whose kind says its exit may raise), and
+** unprotected for a task its holders anchor (an asyncio Task), whose
+** failure to tell is raised anyway.  The main task's outcome is kept for
+** the end of the run. */
+static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
+  ta_engine *E = t->E;
   if (t == E->main) {
+    lua_State *co = t->co;
     E->main_ok = ok;
     if (ok) { /* one value at a time: any number of results fits */
       lua_createtable(L, nres, 1);
@@ -629,36 +654,32 @@ static void tell_exit(lua_State *L, ta_task *t, int ok, int nres, int unanchor, 
     }
     E->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (unanchor && t->kind->anchored && t->mt_pending) {
-    /* its object never reached Lua code, and now nothing can reach it:
-    ** it keeps neither thread nor function, it is garbage (once the end
-    ** of the batch has emptied its anchor) */
-    ta_unanchor_later(L, E, t->ref);
-    t->ref = LUA_NOREF;
-    unseen = 1;
-  } else if (unanchor && t->kind->anchored) {
-    ta_push_unanchor(L, E, t->ref);
-    t->ref = LUA_NOREF;
-  } else if (objidx && ok) { /* (a failure's error must lie below the object) */
-    lua_pushvalue(L, objidx);
-  } else {
-    ta_push_task(L, t);
-  }
-  tidx = unseen ? 0 : lua_gettop(L);
-  if (t != E->main && t->kind->exited != NULL) t->kind->exited(L, t, tidx, ok, nres);
+  if (objidx && ok) lua_pushvalue(L, objidx);
+  else ta_push_task(L, t);
+  tell_exit_with_object(L, t, lua_gettop(L), ok, nres);
+}
+
+/* A task the engine anchors whose object has reached Lua code, when
+** telling cannot raise (not the main task, no instruments, its kind says
+** so: a Trio child that finished): the engine lets go of it as it pushes
+** its object, so release_exited has no anchor left to release. */
+static void tell_exit_unanchoring(lua_State *L, ta_task *t, int ok, int nres) {
+  ta_push_unanchor(L, t->E, t->ref);
+  t->ref = LUA_NOREF;
+  tell_exit_with_object(L, t, lua_gettop(L), ok, nres);
+}
+
+/* A task the engine anchors whose object never reached Lua code, when
+** telling cannot raise (as for tell_exit_unanchoring): now nothing can
+** reach it, it keeps neither thread nor function, it is garbage (once the
+** end of the batch has emptied its anchor).  Nothing is pushed: its kind's
+** exited hook gets tidx 0, and its thread is not dropped from an object
+** no one will see. */
+static void tell_exit_unseen(lua_State *L, ta_task *t, int ok, int nres) {
+  ta_unanchor_later(L, t->E, t->ref);
+  t->ref = LUA_NOREF;
+  if (t->kind->exited != NULL) t->kind->exited(L, t, 0, ok, nres);
   t->reported = 1;
-  if (ta_hooked(E)) {
-    ta_push_task(L, t);
-    ta_hook_in_task(L, E, t, "task_exited");
-  }
-  if (t->keeps || unseen) return; /* (its kind's exited hook replaced the thread) */
-  if (ok) { /* finished: its frames are gone, the copy at the base stays */
-    lua_pushvalue(co, 1);
-    lua_xmove(co, L, 1);
-  } else {
-    push_thread_function(L, co);
-  }
-  lua_setiuservalue(L, tidx, t->thread_uv);
 }
 
 /* exit_report(t, ok, nres [, error]): tell_exit in a protected call. */
@@ -667,7 +688,7 @@ static int exit_report(lua_State *L) {
   int ok = lua_toboolean(L, 2), nres = (int)lua_tointeger(L, 3);
   lua_rotate(L, 1, -3);
   lua_settop(L, ok ? 0 : 1); /* the error, if any, alone at 1 */
-  tell_exit(L, t, ok, nres, 0, 0);
+  tell_exit(L, t, ok, nres, 0);
   return 0;
 }
 
@@ -688,7 +709,9 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
   if (t != t->E->main && !ta_hooked(t->E) &&
       (!t->kind->anchored ||
        (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
-    tell_exit(L, t, ok, nres, 1, objidx);
+    if (!t->kind->anchored) tell_exit(L, t, ok, nres, objidx);
+    else if (t->mt_pending) tell_exit_unseen(L, t, ok, nres);
+    else tell_exit_unanchoring(L, t, ok, nres);
     lua_settop(L, base);
     return 1;
   }
@@ -745,7 +768,7 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
   if (!t->kind->anchored) { /* its holder keeps the weak entry until collected */
     E->nunanchored--;
   } else {
-    if (t->ref != LUA_NOREF) ta_unanchor(L, E, t->ref); /* (else tell_exit did) */
+    if (t->ref != LUA_NOREF) ta_unanchor(L, E, t->ref); /* (else it was let go as its exit was told) */
     t->ref = LUA_NOREF;
     E->ntasks--;
     if (t->system_tree) E->nsystem_tree--;
