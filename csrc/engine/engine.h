@@ -263,9 +263,8 @@ enum { TA_UV_THREAD = 1, TA_UV_PARENT = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor);
-ta_task *ta_async_check(lua_State *L, const char *fname, int flavor);
-/* The same with the engine already found (hot paths find it once). */
-ta_task *ta_task_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor);
+/* ta_async_check (below) in engine E, which the caller already found (hot
+** paths find it once). */
 ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor);
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
                   ta_task *parent, const ta_task_kind *kind, int thread_uv, int keepidx);
@@ -546,6 +545,14 @@ int ta_open_run(lua_State *L);
 
 /* The engine is upvalue 1 of every function of the core module. */
 #define ta_upengine(L) ((ta_engine *)lua_touserdata((L), lua_upvalueindex(1)))
+
+/* The running task of that flavor, able to suspend: what every async
+** primitive (a function of the core module) checks first; raises a clear
+** error naming fname otherwise.  The same as ta_async_check_in, the engine
+** found from the calling function's upvalue. */
+static inline ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
+  return ta_async_check_in(L, ta_upengine(L), fname, flavor);
+}
 
 /* A Ctrl-C is pending for task t (the main task), not for a host. */
 #define ta_ki_for(E, t) ((E)->ki_pending && !(E)->ki_host && (t) == (E)->main)

@@ -211,14 +211,11 @@ ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
   return task_check(L, engine_of(L), fname, flavor);
 }
 
-ta_task *ta_task_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
-  return task_check(L, E, fname, flavor);
-}
-
-/* Every async primitive starts here: ta_task_check, and the task must be
+/* Every async primitive starts here (through ta_async_check, engine.h,
+** unless it found the engine already): ta_task_check, and the task must be
 ** able to suspend.  Refused before anything is queued or parked: a failed
 ** yield would leave the task scheduled twice. */
-static inline ta_task *async_check(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
   ta_task *t = task_check(L, E, fname, flavor);
   if (!lua_isyieldable(L))
     ta_error(L, "RuntimeError",
@@ -226,14 +223,6 @@ static inline ta_task *async_check(lua_State *L, ta_engine *E, const char *fname
              "yield (a table.sort comparator, a string.gsub callback, a metamethod, a "
              "finalizer or an instrument hook); call it outside that callback", fname);
   return t;
-}
-
-ta_task *ta_async_check(lua_State *L, const char *fname, int flavor) {
-  return async_check(L, engine_of(L), fname, flavor);
-}
-
-ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
-  return async_check(L, E, fname, flavor);
 }
 
 /* ---- creating tasks ---- */
