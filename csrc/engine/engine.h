@@ -557,14 +557,12 @@ static inline ta_task *ta_async_check(lua_State *L, const char *fname, int flavo
 /* A Ctrl-C is pending for task t (the main task), not for a host. */
 #define ta_ki_for(E, t) ((E)->ki_pending && !(E)->ki_host && (t) == (E)->main)
 
-/* Task t has a cancellation to deliver: a cancelled scope, or a Ctrl-C. */
+/* Task t has a cancellation to deliver: a cancelled scope, or a Ctrl-C.
+** An operation starts with Trio's checkpoint_if_cancelled as
+**   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
+** with a cancellation pending, it is a checkpoint (a schedule point, then
+** Cancelled), as Trio's are; else it goes on. */
 #define ta_cancel_pending(t) ((t)->status->cancelled || ta_ki_for((t)->E, (t)))
-
-/* Trio's checkpoint_if_cancelled at the start of an operation: with a
-** cancellation pending, the operation is a checkpoint (a schedule point,
-** then Cancelled), as Trio's are; else it goes on. */
-#define ta_return_if_cancelled(L, t) \
-  do { if (ta_cancel_pending(t)) return ta_checkpoint((L), (t)); } while (0)
 
 /* Hot-path hint for a hook check. */
 #define ta_hooked(E) ((E)->hook_ref != LUA_NOREF)

@@ -213,7 +213,7 @@ static int l_send(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   t = ta_async_check_in(L, E, "MemorySendChannel:send", TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_send(L, ep, "MemorySendChannel:send");
   if (try_send(L, ep->c)) return ta_schedule_point(L, t);
   /* Park with the value at index 2: a receiver takes it from our stack. */
@@ -269,7 +269,7 @@ static int l_receive(lua_State *L) {
   ta_task *t;
   lua_settop(L, 1);
   t = ta_async_check_in(L, E, "MemoryReceiveChannel:receive", TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_recv(L, ep, "MemoryReceiveChannel:receive");
   if (try_receive(L, ep->c)) return ta_schedule_point_ret(L, t, 1);
   if (ep->c->open_send == 0)

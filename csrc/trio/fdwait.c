@@ -48,7 +48,7 @@ static int wait_fd(lua_State *L, const char *fname, int events) {
   fdwait *fw;
   int rc;
   t = ta_async_check(L, fname, TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   if (find_wait(E, fd, events) != NULL)
     return ta_error(L, "BusyResourceError", "%s: another task is already waiting to %s fd %d",
                     fname, events == UV_WRITABLE ? "write to" : "read from", fd);

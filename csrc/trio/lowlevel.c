@@ -29,7 +29,7 @@ static int t_checkpoint(lua_State *L) {
 
 static int t_checkpoint_if_cancelled(lua_State *L) {
   ta_task *t = ta_async_check(L, "trio.lowlevel.checkpoint_if_cancelled", TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   return 0;
 }
 

@@ -241,7 +241,7 @@ static int recv_start(lua_State *L, int mode) {
   static const char *const names[] = {"recv", "recvfrom", "SocketStream:receive_some"}; /* by mode */
   size_t max = mode == STREAM ? check_max_bytes(L) : check_max(L, 2);
   ta_task *t = ta_async_check(L, names[mode], TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   return recv_try(L, t, 0, mode, max);
 }
 
@@ -303,7 +303,7 @@ static int m_accept(lua_State *L) {
   ta_task *t;
   ta_checksockbox(L, 1);
   t = ta_async_check(L, "accept", TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   return accept_try(L, t, 0);
 }
 
@@ -357,7 +357,7 @@ static int m_send(lua_State *L) {
   luaL_checkstring(L, 2);
   lua_settop(L, 2);
   t = ta_async_check(L, "send", TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   s = op_sock(L, "send", 0, NO_HELPER);
   if (s == NULL) return fail_op(L, t, 0, NO_HELPER);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
@@ -375,7 +375,7 @@ static int m_sendto(lua_State *L) {
   lua_settop(L, 3);
   ta_sock_toaddr(L, 3, b->family, &ss, "sendto", 2);
   t = ta_async_check(L, "sendto", TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   s = op_sock(L, "sendto", 0, NO_HELPER);
   if (s == NULL) return fail_op(L, t, 0, NO_HELPER);
   if (s->kind != TA_SK_UDP) {
@@ -525,7 +525,7 @@ static int m_connect(lua_State *L) {
   lua_settop(L, 2);
   len = ta_sock_toaddr(L, 2, b->family, &ss, "connect", 1);
   t = ta_async_check(L, "connect", TA_TRIO);
-  ta_return_if_cancelled(L, t);
+  if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   s = op_sock(L, "connect", 0, NO_HELPER);
   if (s == NULL) return fail_op(L, t, 0, NO_HELPER);
   if (s->slot[TA_SIDE_WRITE].wake != NULL)
