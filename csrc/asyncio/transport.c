@@ -404,6 +404,17 @@ static int write_done(lua_State *L, const ta_sock *s, int rc) {
   return 0;
 }
 
+/* Writes data (at 2 of L) to open socket s, then tells transport (at 1)
+** what came of it (write_done), unless the socket took it all at once.  A
+** stream writer's bound socket is never UDP (streamreader.c binds none). */
+static int write_to_socket(lua_State *L, ta_sock *s) {
+  size_t written;
+  int rc;
+  ta_sock_reap(L, s);
+  rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write(L, s, 2, 0, &written);
+  return rc == 1 ? 0 : write_done(L, s, rc);
+}
+
 /* Whether a write to s (len bytes) goes the common way: an open stream
 ** socket that is not closing (its reading stopped, see above) and had no
 ** write_eof() (its sending shut down), and something to write. */
@@ -423,8 +434,7 @@ static int l_write(lua_State *L) {
   const transport_core *c;
   ta_sockbox *box;
   ta_sock *s;
-  size_t len, written;
-  int rc;
+  size_t len;
   if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
   if (lua_type(L, 2) != LUA_TSTRING) { /* as the Lua methods say it */
     const char *got = lua_isnone(L, 2) ? "nil" : luaL_typename(L, 2);
@@ -454,9 +464,7 @@ static int l_write(lua_State *L) {
     }
   }
   if (s == NULL) return write_done(L, s, UV_EBADF);
-  ta_sock_reap(L, s);
-  rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write(L, s, 2, 0, &written);
-  return rc == 1 ? 0 : write_done(L, s, rc);
+  return write_to_socket(L, s);
 }
 
 /* StreamWriter:write(data): self.transport:write(data).  A writer bound
@@ -474,15 +482,11 @@ static int l_stream_writer_write(lua_State *L) {
   }
   if (r != NULL) {
     ta_sock *s = ta_stream_reader_sockbox(r)->s;
-    size_t len, written;
-    int rc;
+    size_t len;
     lua_tolstring(L, 2, &len);
     if (plain_write(s, len)) {
-      ta_sock_reap(L, s);
-      rc = ta_stream_write(L, s, 2, 0, &written);
-      if (rc == 1) return 0;
       lua_copy(L, 4, 1); /* [transport, data] (write_done drops the rest) */
-      return write_done(L, s, rc);
+      return write_to_socket(L, s);
     }
   }
   lua_settop(L, 2);
