@@ -15,35 +15,8 @@ local errof, assert_has = support.errof, support.assert_has
 
 local socket = asyncio.socket
 
---- asyncio.run(fn), failing after `secs` seconds instead of hanging.
-local function run(fn, secs)
-  return asyncio.run(function()
-    return asyncio.wait_for(asyncio.create_task(fn), secs or 10)
-  end)
-end
-
-local function target(addr, family)
-  return { family = family or socket.AF_INET, type = socket.SOCK_STREAM, proto = 6, canonname = "", addr = addr }
-end
-
---- fn() with the loop's getaddrinfo answering `targets` for any name.
-local function with_fake_resolver(loop, targets, fn)
-  local Loop = getmetatable(loop).__index
-  local real = Loop.getaddrinfo -- (a lookup installs the networking methods first)
-  Loop.getaddrinfo = function() return targets end
-  local ok, err = pcall(fn)
-  Loop.getaddrinfo = real
-  if not ok then error(err, 0) end
-end
-
---- A port of 127.0.0.1 nothing listens on: a connect there is refused.
-local function closed_port()
-  local probe = socket.socket()
-  probe:bind { "127.0.0.1", 0 }
-  local port = probe:getsockname()[2]
-  probe:close()
-  return port
-end
+local run, closed_port, target = net.aio_run, net.free_port, net.stream_target
+local with_fake_resolver = net.with_fake_getaddrinfo
 
 --- Asyncio-flavored: a listening server on 127.0.0.1; returns it and its address.
 local function listening(loop)

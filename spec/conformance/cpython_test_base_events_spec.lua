@@ -82,6 +82,7 @@
 local asyncio = require "asyncio"
 local errors = require "trio.errors"
 local support = require "support"
+local net = require "support_net"
 local H = require "conformance.cpython_helpers"
 
 local socket = asyncio.socket
@@ -90,29 +91,8 @@ local assert_raises, assert_argerror, catch = H.assert_raises, H.assert_argerror
 
 
 local function no_protocol() return {} end
-
---- A port of 127.0.0.1 nothing listens on: a connect there is refused.
-local function closed_port()
-  local probe = socket.socket()
-  probe:bind { "127.0.0.1", 0 }
-  local port = probe:getsockname()[2]
-  probe:close()
-  return port
-end
-
---- What getaddrinfo answers for a stream socket to addr.
-local function stream_target(addr, family)
-  return { family = family or socket.AF_INET, type = socket.SOCK_STREAM, proto = 6, canonname = "", addr = addr }
-end
-
---- fn() with the loop class's getaddrinfo answering `targets` for any
--- name (upstream sets loop.getaddrinfo on the instance).
-local function with_fake_getaddrinfo(loop, targets, fn)
-  local Loop = getmetatable(loop).__index
-  local real = Loop.getaddrinfo -- (a lookup installs the networking methods first)
-  Loop.getaddrinfo = function() return targets end
-  H.try_finally(fn, function() Loop.getaddrinfo = real end)
-end
+local closed_port, stream_target = net.free_port, net.stream_target
+local with_fake_getaddrinfo = net.with_fake_getaddrinfo
 
 --- A loopback IPv6 address can be bound (socket_helper.IPV6_ENABLED).
 local function ipv6_enabled()
