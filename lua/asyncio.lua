@@ -675,6 +675,7 @@ require("trio_asyncio.lazy").defer({
   function() require "asyncio.system" (asyncio, implicit_loop) end, -- executors, files, subprocesses, signals
   function() -- networking: the socket module is trio.socket's
     asyncio.socket = trio.socket
+    asyncio.staggered = require "asyncio.staggered"
     require "asyncio.net"(asyncio, Loop)
     require "asyncio.sslproto"(asyncio, Loop) -- ssl=, start_tls
     require "asyncio.streams"(asyncio, Loop)

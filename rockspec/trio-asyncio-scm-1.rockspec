@@ -85,6 +85,7 @@ build = {
       ["asyncio.system"] = "lua/asyncio/system.lua",
       ["asyncio.executor"] = "lua/asyncio/executor.lua",
       ["asyncio.sync"] = "lua/asyncio/sync.lua",
+      ["asyncio.staggered"] = "lua/asyncio/staggered.lua",
       trio_asyncio = "lua/trio_asyncio.lua",
       ["trio_asyncio.lazy"] = "lua/trio_asyncio/lazy.lua",
       ["trio_asyncio.luasocket"] = "lua/trio_asyncio/luasocket.lua",

@@ -13,12 +13,7 @@ local errof, assert_has = support.errof, support.assert_has
 
 local socket = asyncio.socket
 
---- asyncio.run(fn), failing after `secs` seconds instead of hanging.
-local function run(fn, secs)
-  return asyncio.run(function()
-    return asyncio.wait_for(asyncio.create_task(fn), secs or 10)
-  end)
-end
+local run = net.aio_run
 
 local function echo_server(loop, opts)
   return loop:create_server(function()

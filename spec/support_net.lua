@@ -43,6 +43,44 @@ function M.blackhole(host)
   end, l
 end
 
+--- A port of 127.0.0.1 free at the time of asking: a connect there is
+-- refused.
+function M.free_port()
+  local ts = require "trio.socket"
+  local probe = ts.socket()
+  probe:bind { "127.0.0.1", 0 }
+  local port = probe:getsockname()[2]
+  probe:close()
+  return port
+end
+
+--- What getaddrinfo answers for a stream socket to addr (family default
+-- AF_INET).
+function M.stream_target(addr, family)
+  local ts = require "trio.socket"
+  return { family = family or ts.AF_INET, type = ts.SOCK_STREAM, proto = 6, canonname = "", addr = addr }
+end
+
+--- fn() with the asyncio loop class's getaddrinfo answering `targets`
+-- for any name (restored after).
+function M.with_fake_getaddrinfo(loop, targets, fn)
+  local Loop = getmetatable(loop).__index
+  local real = Loop.getaddrinfo -- (a lookup installs the networking methods first)
+  Loop.getaddrinfo = function() return targets end
+  local ok, err = pcall(fn)
+  Loop.getaddrinfo = real
+  if not ok then error(err, 0) end
+end
+
+--- asyncio.run(fn), failing after `secs` seconds (default 10) instead of
+-- hanging.
+function M.aio_run(fn, secs)
+  local asyncio = require "asyncio"
+  return asyncio.run(function()
+    return asyncio.wait_for(asyncio.create_task(fn), secs or 10)
+  end)
+end
+
 --- Whether this host has IPv6 loopback (a socket binds to ::1).
 function M.have_ipv6()
   local ts = require("trio.socket")

@@ -15,14 +15,7 @@ local PYTHON = "/usr/bin/python3"
 
 local function have(cmd) return net.need(cmd, pending) end
 
--- A port free at the time of asking.
-local function free_port()
-  local s = trio.socket.socket()
-  s:bind { "127.0.0.1", 0 }
-  local port = s:getsockname()[2]
-  s:close()
-  return port
-end
+local free_port = net.free_port
 
 -- Trio-flavored: a TCP stream to port once something listens there.
 local function connect_when_listening(port)

@@ -354,6 +354,19 @@ function Server:get_loop() end
 ---@return table protocol
 function Loop:create_connection(protocol_factory, host, port, opts) end
 
+---@class asyncio.staggered
+local staggered = {}
+asyncio.staggered = staggered
+
+---@async
+---@param fns function[] the attempts, started in order
+---@param delay number? seconds between starts; nil: the next starts only when one fails
+---@param loop? asyncio.Loop
+---@return any winner_result
+---@return integer? winner_index
+---@return any[] exceptions one per attempt started: its error, false for the winner
+function staggered.staggered_race(fns, delay, loop) end
+
 ---@async
 ---@param protocol_factory fun(): table
 ---@param host string?

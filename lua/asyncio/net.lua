@@ -14,6 +14,7 @@ local errors = require "trio.errors"
 local tsocket = require "trio.socket"
 local attrs = require("asyncio.loop_state").of
 local ssl = require "trio_asyncio.ssl"
+local staggered = require "asyncio.staggered"
 
 local OSError = errors.OSError
 local RuntimeError = errors.RuntimeError
@@ -675,8 +676,8 @@ return function(asyncio, Loop)
   asyncio._connection_transport = connection_transport
 
   local CONNECT_OPTS = { ssl = true, server_hostname = true, local_addr = true, sock = true,
-    happy_eyeballs_delay = true, family = true, proto = true, flags = true, limit = true,
-    ssl_handshake_timeout = true }
+    happy_eyeballs_delay = true, interleave = true, all_errors = true, family = true, proto = true,
+    flags = true, limit = true, ssl_handshake_timeout = true }
 
   -- A dotted-quad IPv4 address needs no lookup (asyncio's _ipaddr_info
   -- skips getaddrinfo the same way): the address as getaddrinfo would
@@ -694,40 +695,66 @@ return function(asyncio, Loop)
     return { family = tsocket.AF_INET, type = tsocket.SOCK_STREAM, proto = opts.proto or 0, addr = { host, port } }
   end
 
-  --- Tries the addresses in order; returns a connected socket or raises.
-  local function connect_any(loop, host, port, opts, fname)
-    local numeric = numeric_ipv4_target(host, port, opts)
-    local infos = numeric and { numeric } or loop:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM,
-      family = opts.family, proto = opts.proto, flags = opts.flags })
-    if #infos == 0 then error(OSError(("%s: getaddrinfo() returned empty list"):format(fname)), 0) end
-    local local_infos
-    if opts.local_addr then
-      local_infos = loop:getaddrinfo(opts.local_addr[1], opts.local_addr[2], { type = tsocket.SOCK_STREAM })
-    end
-    local failures = {}
+  --- The addresses reordered by family as asyncio's interleave=n does:
+  -- the first n-1 of the family that comes first, then one address of
+  -- each family in turn.
+  local function interleave_by_family(infos, first_family_count)
+    local lists, by_family = {}, {}
     for _, info in ipairs(infos) do
-      local sock = tsocket.socket(info.family, info.type, info.proto)
-      local ok, err = pcall(function()
-        if local_infos then
-          local bound = false
-          for _, l in ipairs(local_infos) do
-            if l.family == info.family and pcall(sock.bind, sock, l.addr) then
-              bound = true
-              break
-            end
-          end
-          if not bound then
-            error(OSError(("%s: no matching local address with family %d found"):format(fname, info.family)), 0)
+      local list = by_family[info.family]
+      if list == nil then
+        list = {}
+        by_family[info.family] = list
+        lists[#lists + 1] = list
+      end
+      list[#list + 1] = info
+    end
+    local reordered, next_of = {}, {}
+    for j = 1, #lists do next_of[j] = 1 end
+    while next_of[1] < first_family_count and next_of[1] <= #lists[1] do
+      reordered[#reordered + 1] = lists[1][next_of[1]]
+      next_of[1] = next_of[1] + 1
+    end
+    while #reordered < #infos do
+      for j, list in ipairs(lists) do
+        if next_of[j] <= #list then
+          reordered[#reordered + 1] = list[next_of[j]]
+          next_of[j] = next_of[j] + 1
+        end
+      end
+    end
+    return reordered
+  end
+
+  --- A socket for info, bound to one of local_infos (if given) and
+  -- connected; closed again when that fails or is cancelled.
+  local function connect_one(loop, info, local_infos, fname)
+    local sock = tsocket.socket(info.family, info.type, info.proto)
+    local ok, err = pcall(function()
+      if local_infos then
+        local bound = false
+        for _, l in ipairs(local_infos) do
+          if l.family == info.family and pcall(sock.bind, sock, l.addr) then
+            bound = true
+            break
           end
         end
-        loop:sock_connect(sock, info.addr)
-      end)
-      if ok then return sock end
-      sock:close()
-      if not OSError:is(err) then error(err, 0) end
-      failures[#failures + 1] = err
-    end
-    if #failures == 1 then error(failures[1], 0) end
+        if not bound then
+          error(OSError(("%s: no matching local address with family %d found"):format(fname, info.family)), 0)
+        end
+      end
+      loop:sock_connect(sock, info.addr)
+    end)
+    if ok then return sock end
+    sock:close()
+    error(err, 0)
+  end
+
+  --- Raises the failures of every attempt: with all_errors a
+  -- trio.ExceptionGroup of them all; else the one, or one OSError listing
+  -- them when their messages differ.
+  local function raise_connect_failures(failures, all_errors, fname)
+    if all_errors then error(errors.group(fname .. " failed", failures), 0) end
     local msgs, same = {}, true
     for i, e in ipairs(failures) do
       msgs[i] = e.message
@@ -737,8 +764,85 @@ return function(asyncio, Loop)
     error(OSError { message = "Multiple exceptions: " .. table.concat(msgs, ", "), errors = failures }, 0)
   end
 
+  --- Happy Eyeballs: the attempts race with staggered starts
+  -- (asyncio.staggered); the winner's socket, or nil and the failures.
+  -- A socket connected too late to win is closed, and so is every one
+  -- when the race is cancelled.
+  local function race_connections(loop, infos, local_infos, delay, fname)
+    local connected = {}
+    local attempts = {}
+    for i, info in ipairs(infos) do
+      attempts[i] = function()
+        local sock = connect_one(loop, info, local_infos, fname)
+        connected[#connected + 1] = sock
+        return sock
+      end
+    end
+    local ok, sock, _, failures = pcall(staggered.staggered_race, attempts, delay, loop)
+    for _, s in ipairs(connected) do
+      if not (ok and s == sock) then s:close() end
+    end
+    if not ok then error(sock, 0) end
+    if sock ~= nil then return sock end
+    for _, e in ipairs(failures) do
+      if not OSError:is(e) then error(e, 0) end
+    end
+    return nil, failures
+  end
+
+  --- Tries the addresses one after the other; the first connected
+  -- socket, or nil and the failures.
+  local function connect_in_turn(loop, infos, local_infos, fname)
+    local failures = {}
+    for i, info in ipairs(infos) do
+      local ok, sock = pcall(connect_one, loop, info, local_infos, fname)
+      if ok then return sock end
+      if not OSError:is(sock) then error(sock, 0) end
+      failures[i] = sock
+    end
+    return nil, failures
+  end
+
+  --- Resolves host and connects to one of its addresses: in turn, or
+  -- with happy_eyeballs_delay raced as asyncio does.  Returns the socket.
+  local function connect_any(loop, host, port, opts, fname)
+    local numeric = numeric_ipv4_target(host, port, opts)
+    local infos = numeric and { numeric } or loop:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM,
+      family = opts.family, proto = opts.proto, flags = opts.flags })
+    if #infos == 0 then error(OSError(("%s: getaddrinfo() returned empty list"):format(fname)), 0) end
+    local local_infos
+    if opts.local_addr then
+      local_infos = loop:getaddrinfo(opts.local_addr[1], opts.local_addr[2], { type = tsocket.SOCK_STREAM })
+    end
+    local delay, interleave = opts.happy_eyeballs_delay, opts.interleave
+    if delay ~= nil and interleave == nil then interleave = 1 end
+    if interleave ~= nil and interleave > 0 then infos = interleave_by_family(infos, interleave) end
+    local sock, failures
+    if delay == nil or #infos == 1 then
+      sock, failures = connect_in_turn(loop, infos, local_infos, fname)
+    else
+      sock, failures = race_connections(loop, infos, local_infos, delay, fname)
+    end
+    if sock == nil then raise_connect_failures(failures, opts.all_errors, fname) end
+    return sock
+  end
+
+  local function check_happy_eyeballs_opts(opts, n, fname)
+    local delay = opts.happy_eyeballs_delay
+    if delay ~= nil and (type(delay) ~= "number" or not (delay >= 0)) then
+      argerror(n, fname, "happy_eyeballs_delay must be a non-negative number")
+    end
+    local interleave = opts.interleave
+    if interleave ~= nil and (math.type(interleave) ~= "integer" or interleave < 0) then
+      argerror(n, fname, "interleave must be a non-negative integer")
+    end
+    if opts.all_errors ~= nil and type(opts.all_errors) ~= "boolean" then
+      argerror(n, fname, "all_errors must be a boolean")
+    end
+  end
+
   --- loop:create_connection(protocol_factory, host, port, {ssl=, server_hostname=,
-  -- local_addr=, sock=}) -> transport, protocol
+  -- local_addr=, sock=, happy_eyeballs_delay=, interleave=, all_errors=}) -> transport, protocol
   function Loop:create_connection(protocol_factory, host, port, opts)
     check_factory(protocol_factory, "create_connection")
     opts = check_opts(opts, 4, "create_connection", CONNECT_OPTS, true)
@@ -755,6 +859,7 @@ return function(asyncio, Loop)
     if opts.local_addr ~= nil and (type(opts.local_addr) ~= "table" or type(opts.local_addr[1]) ~= "string") then
       argerror(4, "create_connection", "local_addr must be {host, port}")
     end
+    check_happy_eyeballs_opts(opts, 4, "create_connection")
     check_aio("loop:create_connection")
     local tls = client_tls(opts, host, "create_connection")
     if sock == nil then sock = connect_any(self, host, port, opts, "create_connection") end

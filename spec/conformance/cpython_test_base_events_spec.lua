@@ -20,8 +20,7 @@
 --   test__run_once, test__run_once_schedule_handle, test__run_once_cancelled_event_cleanup,
 --   test_custom_run_forever_integration                _add_callback, _run_once, _ready,
 --                                                      _scheduled, _run_forever_setup
---   BaseEventLoopWithSelectorTests.test_create_connection_multiple_errors,
---   test_create_connection_timeout, test_create_connection_no_getaddrinfo,
+--   BaseEventLoopWithSelectorTests.test_create_connection_timeout, test_create_connection_no_getaddrinfo,
 --   test_create_connection_multiple, test_create_connection_multiple_errors_local_addr,
 --   test_create_connection_ip_addr, test_create_connection_no_inet_pton,
 --   test_create_connection_bluetooth, test_create_connection_ssl_server_hostname_default,
@@ -83,6 +82,7 @@
 local asyncio = require "asyncio"
 local errors = require "trio.errors"
 local support = require "support"
+local net = require "support_net"
 local H = require "conformance.cpython_helpers"
 
 local socket = asyncio.socket
@@ -91,6 +91,8 @@ local assert_raises, assert_argerror, catch = H.assert_raises, H.assert_argerror
 
 
 local function no_protocol() return {} end
+local closed_port, stream_target = net.free_port, net.stream_target
+local with_fake_getaddrinfo = net.with_fake_getaddrinfo
 
 --- A loopback IPv6 address can be bound (socket_helper.IPV6_ENABLED).
 local function ipv6_enabled()
@@ -689,16 +691,81 @@ describe("test_base_events.py", function()
   end)
 
   it(T .. "test_create_connection_connect_err", function()
-    -- adapted: a real refused connection instead of a mocked sock_connect
-    -- (and no all_errors=: SEMANTICS)
+    -- adapted: a real refused connection instead of a mocked sock_connect;
+    -- all_errors=true raises a trio.ExceptionGroup (Python: ExceptionGroup)
     H.run(function()
       local loop = asyncio.get_running_loop()
-      local probe = socket.socket()
-      probe:bind { "127.0.0.1", 0 }
-      local port = probe:getsockname()[2]
-      probe:close()
+      local port = closed_port()
       assert_raises(errors.OSError, loop.create_connection, loop, no_protocol, "127.0.0.1", port)
+      local e = assert_raises(errors.ExceptionGroup, loop.create_connection, loop, no_protocol, "127.0.0.1", port,
+        { all_errors = true })
+      assert.equal(1, #e.exceptions)
+      assert.is_true(errors.OSError:is(e.exceptions[1]))
     end)
+  end)
+
+  it(T .. "test_create_connection_multiple_errors", function()
+    -- adapted: getaddrinfo is replaced on the loop class (restored after)
+    -- and answers two loopback ports nothing listens on, instead of a
+    -- mocked socket module failing with 'err1', 'err2'
+    H.run(function()
+      local loop = asyncio.get_running_loop()
+      local p1, p2 = closed_port(), closed_port()
+      with_fake_getaddrinfo(loop, { stream_target { "127.0.0.1", p1 }, stream_target { "127.0.0.1", p2 } }, function()
+        local e = assert_raises(errors.OSError, loop.create_connection, loop, no_protocol, "example.com", 80)
+        assert.equal(("Multiple exceptions: connect 127.0.0.1:%d: connection refused, "
+          .. "connect 127.0.0.1:%d: connection refused"):format(p1, p2), e.message)
+        e = assert_raises(errors.ExceptionGroup, loop.create_connection, loop, no_protocol, "example.com", 80,
+          { all_errors = true })
+        assert.equal(2, #e.exceptions)
+        assert.is_true(errors.OSError:is(e.exceptions[1]) and errors.OSError:is(e.exceptions[2]))
+      end)
+    end)
+  end)
+
+  --- Upstream's happy-eyeballs tests: getaddrinfo answers two addresses,
+  -- a connect to the first takes long (upstream 1 s, here 3 s: room for
+  -- a slow machine), the delay is 0.3 s: the second one (here a listening
+  -- server) wins.
+  local function happy_eyeballs_case(slow_target)
+    H.run(function()
+      local loop = asyncio.get_running_loop()
+      local server = loop:create_server(no_protocol, "127.0.0.1", 0)
+      local good = server.sockets[1]:getsockname()
+      local Loop = getmetatable(loop).__index
+      local real_connect = Loop.sock_connect
+      Loop.sock_connect = function(self, sock, address)
+        if address[1] == slow_target.addr[1] and address[2] == slow_target.addr[2] then asyncio.sleep(3) end
+        return real_connect(self, sock, address)
+      end
+      H.try_finally(function()
+        with_fake_getaddrinfo(loop, { slow_target, stream_target(good) }, function()
+          local t0 = loop:time()
+          local transport = loop:create_connection(no_protocol, "example.com", 80, { happy_eyeballs_delay = 0.3 })
+          local took = loop:time() - t0
+          assert.same(good, transport:get_extra_info("peername"))
+          assert.is_true(took >= 0.29 and took < 2.5, "took " .. took)
+          transport:close()
+        end)
+      end, function()
+        Loop.sock_connect = real_connect
+        server:close()
+      end)
+    end)
+  end
+
+  it(T .. "test_create_connection_happy_eyeballs", function()
+    -- adapted: getaddrinfo and sock_connect are replaced on the loop class
+    -- (restored after); the second address is a real listening server
+    -- (checked by the transport's peer) and the slow first one is ::1
+    -- (upstream: documentation addresses and a mocked socket module)
+    if not ipv6_enabled() then return end
+    happy_eyeballs_case(stream_target({ "::1", closed_port() }, socket.AF_INET6))
+  end)
+
+  it(T .. "test_create_connection_happy_eyeballs_ipv4_only", function()
+    -- adapted as the test above, with two IPv4 addresses
+    happy_eyeballs_case(stream_target { "127.0.0.1", closed_port() })
   end)
 
   it(T .. "test_create_connection_service_name", function()
