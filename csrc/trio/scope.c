@@ -102,22 +102,20 @@ int ta_scope_exit(lua_State *L, ta_scope *sc) {
   return catches;
 }
 
-/* An entered scope that is let go without being left (its task's
-** coroutine was killed, leaving it failed): its tasks and children go to
-** its parent so the tree stays whole. */
-static void scope_abandon(ta_scope *sc) {
+/* A scope let go without being left (collected, or its task's coroutine
+** was killed or leaving it failed): if entered, its tasks and children go
+** to its parent so the tree stays whole; its cancel reason is released. */
+static void scope_abandon(lua_State *L, ta_scope *sc) {
   ta_status *st = &sc->st, *parent = st->parent;
+  ta_status_release_reason(L, st);
   if (sc->state != 1 || parent == NULL) return;
   ta_heap_remove(&sc->E->timers, &sc->timer);
   ta_status_detach(st, parent);
   sc->state = 2;
 }
 
-/* A scope collected while still entered, or never entered. */
 static int scope_gc(lua_State *L) {
-  ta_scope *sc = checkscope(L, 1);
-  scope_abandon(sc);
-  ta_status_release_reason(L, &sc->st);
+  scope_abandon(L, checkscope(L, 1));
   return 0;
 }
 
@@ -365,14 +363,14 @@ static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushvalue(L, ST_SCOPE);
     lua_rotate(L, -4, -1); /* [raised, receiver, scope, err] */
     status = lua_pcall(L, 3, 0, 0); /* it leaves the scope, unless it fails first */
-    scope_abandon(sc);
+    scope_abandon(L, sc);
     if (status != LUA_OK) return lua_error(L);
     return 0;
   }
   /* fn returned: every scope it entered has been left, unless a way into
   ** the core's internals left one entered */
   if (sc->state == 1 && sc->owner->status != &sc->st) {
-    scope_abandon(sc);
+    scope_abandon(L, sc);
     return luaL_error(L, "%s", OUT_OF_ORDER);
   }
   ta_scope_exit(L, sc);
