@@ -185,6 +185,15 @@ static const transport_core *calling_core(const ta_engine *E) {
   return lp != NULL ? (const transport_core *)ta_loop_calling_arg(lp, ta_transport_read_ready) : NULL;
 }
 
+/* The protocol called from the read path, kept when set_protocol replaced
+** it during the call (for its error), is no longer needed: the core c at
+** idx lets it go. */
+static void forget_called(lua_State *L, transport_core *c, int idx) {
+  c->protocol_replaced = 0;
+  lua_pushnil(L);
+  lua_setiuservalue(L, idx, CUV_CALLED);
+}
+
 /* In the read path, on [core, -, data, protocol, data_received]: calls
 ** protocol:data_received(data).  From the loop's own call of the read wait
 ** (not in debug mode, which times that call), unprotected: an error ends
@@ -199,11 +208,7 @@ static int call_data_received(lua_State *L, transport_core *c, int b) {
     c->in_data_received = 1;
     lua_call(L, 2, 0);
     c->in_data_received = 0;
-    if (c->protocol_replaced) {
-      c->protocol_replaced = 0;
-      lua_pushnil(L);
-      lua_setiuservalue(L, b + R_CORE, CUV_CALLED);
-    }
+    if (c->protocol_replaced) forget_called(L, c, b + R_CORE);
     return 1;
   }
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
@@ -230,11 +235,7 @@ int ta_transport_read_failed(lua_State *L, int fnidx, int erridx) {
   lua_getfield(L, -1, "_data_received_failed");
   lua_insert(L, -2);
   lua_getiuservalue(L, fnidx + 1, c->protocol_replaced ? CUV_CALLED : CUV_PROTOCOL);
-  if (c->protocol_replaced) {
-    c->protocol_replaced = 0;
-    lua_pushnil(L);
-    lua_setiuservalue(L, fnidx + 1, CUV_CALLED);
-  }
+  if (c->protocol_replaced) forget_called(L, c, fnidx + 1);
   lua_pushvalue(L, erridx);
   if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
     lua_replace(L, erridx);
