@@ -42,6 +42,7 @@ enum { H_TRANSPORT = H_N + 1, H_STREAM_PROTOCOL };
 /* The bytes are [start, start + len) of chunk (the string in RUV_CHUNK)
 ** or, when chunk is NULL, of buf (cap bytes; NULL while empty). */
 struct ta_sreader {
+  const char *tag;        /* &reader_tag (see reader_at) */
   const char *chunk;
   char *buf;
   size_t start, len, cap;
@@ -59,15 +60,25 @@ struct ta_sreader {
   ta_sockbox *sock;       /* that transport's socket (RUV_SOCK) */
 };
 
-static ta_sreader *checkreader_in(lua_State *L, ta_engine *E, const char *fname) {
-  ta_sreader *r = (ta_sreader *)ta_testudata(L, E, 1, TA_MT_STREAM_READER);
+/* What only stream_reader_new writes at the start of a reader. */
+static const char reader_tag = 0;
+
+/* The StreamReader at idx, NULL if it is something else.  Told by its size
+** and its tag, which no other userdata has there: two C API calls, where
+** fetching and comparing the metatable takes three and a pop (a reader's
+** hot paths ask several times per read and per write). */
+static ta_sreader *reader_at(lua_State *L, int idx) {
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, idx);
+  return r != NULL && lua_rawlen(L, idx) == sizeof *r && r->tag == &reader_tag ? r : NULL;
+}
+
+static ta_sreader *checkreader(lua_State *L, const char *fname) {
+  ta_sreader *r = reader_at(L, 1);
   if (r == NULL)
     luaL_error(L, "bad argument #1 to '%s' (asyncio.StreamReader expected, got %s)", fname,
                luaL_typename(L, 1));
   return r;
 }
-
-#define checkreader(L, fname) checkreader_in((L), ta_upengine(L), (fname))
 
 /* Calls the Lua helper h with the top nargs values (popped); one result. */
 static void call_helper(lua_State *L, int h, int nargs) {
@@ -217,11 +228,10 @@ static int r_feed_data(lua_State *L) {
 /* For the transport's read path (transport.c), which hands its data to a
 ** StreamReaderProtocol's reader without the Lua calls in between. */
 
-/* The StreamReader at idx, NULL if it is something else.  It may leave a
-** value pushed (the caller sets the stack top afterwards). */
+/* The StreamReader at idx, NULL if it is something else (see reader_at). */
 ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx) {
-  ta_sreader *r = (ta_sreader *)lua_touserdata(L, idx);
-  return r != NULL && lua_getmetatable(L, idx) && lua_topointer(L, -1) == E->mt[TA_MT_STREAM_READER] ? r : NULL;
+  (void)E;
+  return reader_at(L, idx);
 }
 
 /* reader:feed_data(data) for the reader r at ridx and the string at didx,
@@ -390,7 +400,7 @@ static int read_all_k(lua_State *L, int status, lua_KContext ctx) {
 ** negative: everything until EOF */
 static int r_read(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  ta_sreader *r = checkreader_in(L, E, "read");
+  ta_sreader *r = checkreader(L, "read");
   lua_Integer n = lua_isnoneornil(L, 2) ? -1 : checkcount(L, 2, "read");
   ta_task *t = ta_async_check_in(L, E, "StreamReader:read", TA_ASYNCIO);
   if (r->has_exc) return raise_exception(L);
@@ -436,7 +446,7 @@ static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
 /* readexactly(n): exactly n bytes, or IncompleteReadError */
 static int r_readexactly(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  ta_sreader *r = checkreader_in(L, E, "readexactly");
+  ta_sreader *r = checkreader(L, "readexactly");
   lua_Integer n = checkcount(L, 2, "readexactly");
   ta_task *t;
   if (n < 0) return raise_value_error(L, "readexactly size can not be less than zero");
@@ -503,7 +513,7 @@ static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
 ** (consumed) past the limit */
 static int r_readuntil(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  ta_sreader *r = checkreader_in(L, E, "readuntil");
+  ta_sreader *r = checkreader(L, "readuntil");
   ta_task *t;
   if (lua_isnoneornil(L, 2)) {
     lua_settop(L, 1);
@@ -563,7 +573,7 @@ static int is_instance_of(lua_State *L, int idx, int h) {
 ** of that reader; otherwise the reader forgets the writer it had. */
 static int l_stream_writer_bind(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  ta_sreader *r = (ta_sreader *)ta_testudata(L, E, 4, TA_MT_STREAM_READER);
+  ta_sreader *r = reader_at(L, 4);
   ta_sockbox *box;
   if (r == NULL) return 0;
   lua_settop(L, 4);
@@ -590,7 +600,7 @@ static int l_stream_writer_bind(lua_State *L) {
 /* stream_reader_write_blocked(reader, blocked): what StreamReaderProtocol
 ** tells its reader (anything but a StreamReader: nothing to do). */
 static int l_stream_reader_write_blocked(lua_State *L) {
-  ta_sreader *r = (ta_sreader *)ta_testudata(L, ta_upengine(L), 1, TA_MT_STREAM_READER);
+  ta_sreader *r = reader_at(L, 1);
   if (r != NULL) r->write_blocked = (unsigned char)lua_toboolean(L, 2);
   return 0;
 }
@@ -601,15 +611,11 @@ enum { DUP_READER_KEY = 3, DUP_TRANSPORT_KEY, DUP_N = DUP_TRANSPORT_KEY };
 
 /* The StreamReader at ridx (a writer's _reader) if `writer` is bound to it
 ** and `transport` (the writer's transport) is still the bound one, else
-** NULL.  It may leave a value pushed (the callers set the stack top
-** afterwards: a pop costs as much as the rest of the check). */
+** NULL. */
 ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport) {
-  ta_sreader *r = (ta_sreader *)lua_touserdata(L, ridx);
-  if (r == NULL || !lua_getmetatable(L, ridx)) return NULL;
-  return lua_topointer(L, -1) == E->mt[TA_MT_STREAM_READER] && r->writer == writer && writer != NULL &&
-             r->transport == transport
-           ? r
-           : NULL;
+  ta_sreader *r = reader_at(L, ridx);
+  (void)E;
+  return r != NULL && r->writer == writer && writer != NULL && r->transport == transport ? r : NULL;
 }
 
 /* The socket of a bound reader's transport. */
@@ -626,12 +632,12 @@ static int w_drain(lua_State *L) {
   if (lua_gettop(L) != 1) lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(DUP_READER_KEY));
   lua_rawget(L, 1); /* 2 */
-  r = (ta_sreader *)lua_touserdata(L, 2);
-  if (r != NULL && lua_getmetatable(L, 2) && lua_topointer(L, 3) == E->mt[TA_MT_STREAM_READER] &&
-      r->writer == lua_topointer(L, 1) && !r->has_exc && !r->write_blocked && r->sock->s != NULL &&
+  r = reader_at(L, 2);
+  if (r != NULL && r->writer == lua_topointer(L, 1) && !r->has_exc && !r->write_blocked && r->sock->s != NULL &&
       !r->sock->s->read_paused) {
     lua_pushvalue(L, lua_upvalueindex(DUP_TRANSPORT_KEY));
-    if (lua_rawget(L, 1) == LUA_TTABLE && lua_topointer(L, 4) == r->transport) return 0;
+    lua_rawget(L, 1); /* 3 */
+    if (lua_topointer(L, 3) == r->transport) return 0;
   }
   lua_settop(L, 1);
   lua_rawgeti(L, lua_upvalueindex(UP_HELPERS), H_DRAIN);
@@ -667,6 +673,7 @@ static int l_stream_reader_new(lua_State *L) {
   ta_checkudata(L, E, 2, TA_MT_LOOP);
   r = (ta_sreader *)lua_newuserdatauv(L, sizeof *r, R_NUV);
   memset(r, 0, sizeof *r);
+  r->tag = &reader_tag;
   r->limit = limit;
   ta_setmetatable(L, E, TA_MT_STREAM_READER);
   lua_pushvalue(L, 2);
