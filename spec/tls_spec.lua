@@ -614,11 +614,11 @@ describe("asyncio ssl=", function()
 
   it("bad ssl= arguments", function()
     aio_run(function()
-      assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { ssl = "yes" }), "bad argument #4 to 'create_connection'")
+      assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { ssl = "yes" }), "bad argument #3 to 'open_connection'")
       assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { server_hostname = "x" }),
         "server_hostname is only meaningful with ssl")
       assert_has(errof(asyncio.start_server, function() end, "127.0.0.1", 0, { ssl = true }),
-        "bad argument #4 to 'create_server' (ssl: trio_asyncio.ssl.SSLContext expected, got true)")
+        "bad argument #4 to 'start_server' (ssl: trio_asyncio.ssl.SSLContext expected, got true)")
       assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { ssl = CLIENT_CTX, ssl_handshake_timeout = -1 }),
         "ssl_handshake_timeout must be a positive number")
     end)

@@ -593,10 +593,28 @@ return function(asyncio, Loop)
     if not errors.is_callable(f) then argerror(1, fname, "protocol factory expected, got " .. type(f)) end
   end
 
+  -- The options table (argument #n of fname), with only options of
+  -- `known`: any other is an argument error naming the ones fname takes,
+  -- as CPython's TypeError for an unexpected keyword argument (so the
+  -- Unix-domain calls reject TCP-only options such as local_addr).
+  local function check_known_opts(opts, n, fname, known)
+    if opts == nil then return {} end
+    if type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
+    for k in pairs(opts) do
+      if not known[k] then
+        local names = {}
+        for name in pairs(known) do names[#names + 1] = name end
+        table.sort(names)
+        argerror(n, fname, ("unknown option '%s' (%s takes %s)"):format(tostring(k), fname, table.concat(names, ", ")))
+      end
+    end
+    return opts
+  end
+
   -- ssl= is an SSLContext, true (a default client context; clients
   -- only) or nil/false; server_hostname= only goes with it.
   local function check_opts(opts, n, fname, known, client)
-    opts = errors.check_opts(opts, n, fname, known)
+    opts = check_known_opts(opts, n, fname, known)
     local v = opts.ssl
     if not (v == nil or v == false or ssl.is_context(v) or (client and v == true)) then
       argerror(n, fname, ("ssl: %strio_asyncio.ssl.SSLContext expected, got %s")
@@ -677,7 +695,8 @@ return function(asyncio, Loop)
 
   local CONNECT_OPTS = { ssl = true, server_hostname = true, local_addr = true, sock = true,
     happy_eyeballs_delay = true, interleave = true, all_errors = true, family = true, proto = true,
-    flags = true, limit = true, ssl_handshake_timeout = true }
+    flags = true, ssl_handshake_timeout = true }
+  local UNIX_CONNECT_OPTS = { ssl = true, server_hostname = true, sock = true, ssl_handshake_timeout = true }
 
   -- A dotted-quad IPv4 address needs no lookup (asyncio's _ipaddr_info
   -- skips getaddrinfo the same way): the address as getaddrinfo would
@@ -841,29 +860,49 @@ return function(asyncio, Loop)
     end
   end
 
+  -- The openers' checks and work are shared with the stream functions
+  -- (lua/asyncio/streams.lua: open_connection, start_server and the Unix
+  -- variants), whose errors name them: fname is the function called and
+  -- first the number of its host (or path) argument.
+
+  -- create_connection's host, port and options; returns the options.
+  local function check_connection(host, port, opts, fname, first)
+    local nopts = first + 2
+    opts = check_opts(opts, nopts, fname, CONNECT_OPTS, true)
+    local sock = opts.sock
+    if sock ~= nil then
+      check_stream_socket(sock, nopts, fname)
+      if host ~= nil or port ~= nil then
+        error(ValueError(fname .. ": host/port and sock can not be specified at the same time"), 3)
+      end
+    else
+      if type(host) ~= "string" then argerror(first, fname, "host string expected, got " .. type(host)) end
+      check_port(port, first + 1, fname)
+    end
+    if opts.local_addr ~= nil and (type(opts.local_addr) ~= "table" or type(opts.local_addr[1]) ~= "string") then
+      argerror(nopts, fname, "local_addr must be {host, port}")
+    end
+    check_happy_eyeballs_opts(opts, nopts, fname)
+    return opts
+  end
+  asyncio._check_connection = check_connection
+
+  -- create_connection's work, after its checks.
+  local function connect(loop, protocol_factory, host, port, opts, fname)
+    local tls = client_tls(opts, host, fname)
+    local sock = opts.sock
+    if sock == nil then sock = connect_any(loop, host, port, opts, fname) end
+    return connection_transport(loop, sock, protocol_factory, tls)
+  end
+  asyncio._connect = connect
+
   --- loop:create_connection(protocol_factory, host, port, {ssl=, server_hostname=,
   -- local_addr=, sock=, happy_eyeballs_delay=, interleave=, all_errors=}) -> transport, protocol
   function Loop:create_connection(protocol_factory, host, port, opts)
     check_factory(protocol_factory, "create_connection")
-    opts = check_opts(opts, 4, "create_connection", CONNECT_OPTS, true)
-    local sock = opts.sock
-    if sock ~= nil then
-      check_stream_socket(sock, 4, "create_connection")
-      if host ~= nil or port ~= nil then
-        error(ValueError("create_connection: host/port and sock can not be specified at the same time"), 2)
-      end
-    else
-      if type(host) ~= "string" then argerror(2, "create_connection", "host string expected, got " .. type(host)) end
-      check_port(port, 3, "create_connection")
-    end
-    if opts.local_addr ~= nil and (type(opts.local_addr) ~= "table" or type(opts.local_addr[1]) ~= "string") then
-      argerror(4, "create_connection", "local_addr must be {host, port}")
-    end
-    check_happy_eyeballs_opts(opts, 4, "create_connection")
+    opts = check_connection(host, port, opts, "create_connection", 2)
     check_aio("loop:create_connection")
-    local tls = client_tls(opts, host, "create_connection")
-    if sock == nil then sock = connect_any(self, host, port, opts, "create_connection") end
-    return connection_transport(self, sock, protocol_factory, tls)
+    return connect(self, protocol_factory, host, port, opts, "create_connection")
   end
 
   local unix_path = errors.unix_path
@@ -880,27 +919,42 @@ return function(asyncio, Loop)
     end
   end
 
-  --- loop:create_unix_connection(protocol_factory, path, {sock=}) -> transport, protocol
-  function Loop:create_unix_connection(protocol_factory, path, opts)
-    check_factory(protocol_factory, "create_unix_connection")
-    opts = check_opts(opts, 3, "create_unix_connection", CONNECT_OPTS, true)
+  -- create_unix_connection's path and options; returns both (the path as
+  -- a string).
+  local function check_unix_connection(path, opts, fname, first)
+    opts = check_opts(opts, first + 1, fname, UNIX_CONNECT_OPTS, true)
+    if opts.sock == nil then
+      path = unix_path(path, first, fname)
+    else
+      check_unix_sock(opts.sock, path, first + 1, fname)
+    end
+    return path, opts
+  end
+  asyncio._check_unix_connection = check_unix_connection
+
+  -- create_unix_connection's work, after its checks.
+  local function unix_connect(loop, protocol_factory, path, opts, fname)
+    local tls = client_tls(opts, nil, fname)
     local sock = opts.sock
     if sock == nil then
-      path = unix_path(path, 2, "create_unix_connection")
-    else
-      check_unix_sock(sock, path, 3, "create_unix_connection")
-    end
-    check_aio("loop:create_unix_connection")
-    local tls = client_tls(opts, nil, "create_unix_connection")
-    if sock == nil then
       sock = tsocket.socket(tsocket.AF_UNIX, tsocket.SOCK_STREAM)
-      local ok, err = pcall(self.sock_connect, self, sock, path)
+      local ok, err = pcall(loop.sock_connect, loop, sock, path)
       if not ok then
         sock:close()
         error(err, 0)
       end
     end
-    return connection_transport(self, sock, protocol_factory, tls)
+    return connection_transport(loop, sock, protocol_factory, tls)
+  end
+  asyncio._unix_connect = unix_connect
+
+  --- loop:create_unix_connection(protocol_factory, path, {sock=, ssl=, server_hostname=,
+  -- ssl_handshake_timeout=}) -> transport, protocol
+  function Loop:create_unix_connection(protocol_factory, path, opts)
+    check_factory(protocol_factory, "create_unix_connection")
+    path, opts = check_unix_connection(path, opts, "create_unix_connection", 2)
+    check_aio("loop:create_unix_connection")
+    return unix_connect(self, protocol_factory, path, opts, "create_unix_connection")
   end
 
   -- -------------------------------------------------------------------
@@ -1058,9 +1112,9 @@ return function(asyncio, Loop)
   end
 
   local SERVER_OPTS = { backlog = true, reuse_port = true, reuse_address = true, ssl = true, sock = true,
-    start_serving = true, family = true, flags = true, limit = true, ssl_handshake_timeout = true }
-  local UNIX_SERVER_OPTS = { cleanup_socket = true }
-  for k in pairs(SERVER_OPTS) do UNIX_SERVER_OPTS[k] = true end
+    start_serving = true, family = true, flags = true, ssl_handshake_timeout = true }
+  local UNIX_SERVER_OPTS = { backlog = true, ssl = true, sock = true, start_serving = true,
+    ssl_handshake_timeout = true, cleanup_socket = true }
 
   -- A new server; with ssl= its connections are TLS (handshake first).
   local function tls_server(loop, sockets, protocol_factory, backlog, opts, unlink)
@@ -1070,35 +1124,56 @@ return function(asyncio, Loop)
     return server
   end
 
-  --- loop:create_server(protocol_factory, host, port, {backlog=100, reuse_port=,
-  -- reuse_address=true, ssl=, sock=, start_serving=true}) -> Server
-  function Loop:create_server(protocol_factory, host, port, opts)
-    check_factory(protocol_factory, "create_server")
-    opts = check_opts(opts, 4, "create_server", SERVER_OPTS)
-    local backlog = opts.backlog or 100
-    if math.type(backlog) ~= "integer" or backlog < 0 then
-      argerror(4, "create_server", "backlog must be a non-negative integer")
+  local DEFAULT_BACKLOG = 100
+
+  -- The backlog= of a server's options (argument #n of fname).
+  local function check_backlog(opts, n, fname)
+    local backlog = opts.backlog
+    if backlog ~= nil and (math.type(backlog) ~= "integer" or backlog < 0) then
+      argerror(n, fname, "backlog must be a non-negative integer")
     end
-    local sockets = {}
+  end
+
+  -- The server's socket(s) start listening, unless start_serving=false.
+  local function start_serving(server, opts)
+    if opts.start_serving ~= false then
+      server:_start_serving()
+      asyncio.sleep(0)
+    end
+    return server
+  end
+
+  -- create_server's host, port and options (start_server's too: the same
+  -- argument numbers); returns them, host nil for every interface and
+  -- port 0 when not given.
+  local function check_server(host, port, opts, fname)
+    opts = check_opts(opts, 4, fname, SERVER_OPTS)
+    check_backlog(opts, 4, fname)
     if opts.sock ~= nil then
-      check_stream_socket(opts.sock, 4, "create_server")
+      check_stream_socket(opts.sock, 4, fname)
       if host ~= nil or port ~= nil then
-        error(ValueError("create_server: host/port and sock can not be specified at the same time"), 2)
+        error(ValueError(fname .. ": host/port and sock can not be specified at the same time"), 3)
       end
-      sockets[1] = opts.sock
-      check_aio("loop:create_server")
-    else
-      if host ~= nil and type(host) ~= "string" then
-        argerror(2, "create_server", "host string or nil expected, got " .. type(host))
-      end
-      if host == nil and port == nil then
-        error(ValueError("create_server: neither host/port nor sock were specified"), 2)
-      end
-      if host == "" then host = nil end -- every interface, as asyncio
-      if port == nil then port = 0 end
-      check_port(port, 3, "create_server")
-      check_aio("loop:create_server")
-      local infos = self:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM, family = opts.family,
+      return host, port, opts
+    end
+    if host ~= nil and type(host) ~= "string" then
+      argerror(2, fname, "host string or nil expected, got " .. type(host))
+    end
+    if host == nil and port == nil then
+      error(ValueError(fname .. ": neither host/port nor sock were specified"), 3)
+    end
+    if host == "" then host = nil end -- every interface, as asyncio
+    if port == nil then port = 0 end
+    check_port(port, 3, fname)
+    return host, port, opts
+  end
+  asyncio._check_server = check_server
+
+  -- create_server's work, after its checks: the listening sockets, bound.
+  local function serve(loop, protocol_factory, host, port, opts)
+    local sockets = { opts.sock }
+    if opts.sock == nil then
+      local infos = loop:getaddrinfo(host, port, { type = tsocket.SOCK_STREAM, family = opts.family,
         flags = tsocket.AI_PASSIVE | (opts.flags or 0) })
       local ok, err = pcall(function()
         local seen = {}
@@ -1127,31 +1202,39 @@ return function(asyncio, Loop)
         error(err, 0)
       end
     end
-    local server = tls_server(self, sockets, protocol_factory, backlog, opts)
-    if opts.start_serving ~= false then
-      server:_start_serving()
-      asyncio.sleep(0)
-    end
-    return server
+    return start_serving(tls_server(loop, sockets, protocol_factory, opts.backlog or DEFAULT_BACKLOG, opts), opts)
+  end
+  asyncio._serve = serve
+
+  --- loop:create_server(protocol_factory, host, port, {backlog=100, reuse_port=,
+  -- reuse_address=true, ssl=, sock=, start_serving=true}) -> Server
+  function Loop:create_server(protocol_factory, host, port, opts)
+    check_factory(protocol_factory, "create_server")
+    host, port, opts = check_server(host, port, opts, "create_server")
+    check_aio("loop:create_server")
+    return serve(self, protocol_factory, host, port, opts)
   end
 
-  --- loop:create_unix_server(protocol_factory, path, {backlog=, sock=, start_serving=,
-  -- cleanup_socket=true}) -> Server; with cleanup_socket, closing the
-  -- server removes the socket file it listens on (also that of sock=)
-  function Loop:create_unix_server(protocol_factory, path, opts)
-    check_factory(protocol_factory, "create_unix_server")
-    opts = check_opts(opts, 3, "create_unix_server", UNIX_SERVER_OPTS)
+  -- create_unix_server's path and options (start_unix_server's too: the
+  -- same argument numbers); returns both, the path as a string.
+  local function check_unix_server(path, opts, fname)
+    opts = check_opts(opts, 3, fname, UNIX_SERVER_OPTS)
     if opts.cleanup_socket ~= nil and type(opts.cleanup_socket) ~= "boolean" then
-      argerror(3, "create_unix_server", "cleanup_socket must be a boolean")
+      argerror(3, fname, "cleanup_socket must be a boolean")
     end
-    local backlog = opts.backlog or 100
-    local sock = opts.sock
-    if sock == nil then
-      path = unix_path(path, 2, "create_unix_server")
+    check_backlog(opts, 3, fname)
+    if opts.sock == nil then
+      path = unix_path(path, 2, fname)
     else
-      check_unix_sock(sock, path, 3, "create_unix_server")
+      check_unix_sock(opts.sock, path, 3, fname)
     end
-    check_aio("loop:create_unix_server")
+    return path, opts
+  end
+  asyncio._check_unix_server = check_unix_server
+
+  -- create_unix_server's work, after its checks.
+  local function unix_serve(loop, protocol_factory, path, opts)
+    local sock = opts.sock
     if sock == nil then
       -- a socket file left behind (its server is gone) is replaced, as
       -- asyncio does; any other file stays (bind fails: in use)
@@ -1169,12 +1252,18 @@ return function(asyncio, Loop)
       -- a path; not an unnamed socket or one of Linux's abstract namespace
       if named and type(name) == "string" and name ~= "" and name:byte(1) ~= 0 then unlink = name end
     end
-    local server = tls_server(self, { sock }, protocol_factory, backlog, opts, unlink)
-    if opts.start_serving ~= false then
-      server:_start_serving()
-      asyncio.sleep(0)
-    end
-    return server
+    return start_serving(tls_server(loop, { sock }, protocol_factory, opts.backlog or DEFAULT_BACKLOG, opts, unlink), opts)
+  end
+  asyncio._unix_serve = unix_serve
+
+  --- loop:create_unix_server(protocol_factory, path, {backlog=, sock=, ssl=, start_serving=,
+  -- ssl_handshake_timeout=, cleanup_socket=true}) -> Server; with cleanup_socket, closing the
+  -- server removes the socket file it listens on (also that of sock=)
+  function Loop:create_unix_server(protocol_factory, path, opts)
+    check_factory(protocol_factory, "create_unix_server")
+    path, opts = check_unix_server(path, opts, "create_unix_server")
+    check_aio("loop:create_unix_server")
+    return unix_serve(self, protocol_factory, path, opts)
   end
 
   -- -------------------------------------------------------------------

@@ -164,7 +164,7 @@ return function(asyncio)
   --- asyncio.StreamWriter(transport, protocol, reader, loop)
   function asyncio.StreamWriter(transport, protocol, reader, loop)
     local writer = setmetatable({ transport = transport, _protocol = protocol, _reader = reader,
-      _loop = loop or asyncio.get_running_loop() }, StreamWriter)
+      _loop = loop or asyncio.get_running_loop(), write = StreamWriter.write, drain = StreamWriter.drain }, StreamWriter)
     -- over a plain Transport and a StreamReaderProtocol of this reader, the
     -- reader keeps what the C drain needs (csrc/asyncio/streamreader.c)
     core.stream_writer_bind(writer, transport, protocol, reader)
@@ -265,21 +265,9 @@ return function(asyncio)
   -- -------------------------------------------------------------------
   -- open_connection, start_server
 
-  local function check_host_port(host, port, fname, host_optional)
-    if not (type(host) == "string" or (host_optional and host == nil)) then
-      argerror(1 + (fname:find("server") and 1 or 0), fname,
-        "host string expected, got " .. type(host))
-    end
-    local n = 2 + (fname:find("server") and 1 or 0)
-    if port == nil and host_optional then return end
-    if math.type(port) ~= "integer" and not (type(port) == "string" and port ~= "") then
-      argerror(n, fname, "port integer expected, got " .. (math.type(port) or type(port)))
-    end
-    if math.type(port) == "integer" and (port < 0 or port > 65535) then argerror(n, fname, "port must be 0-65535") end
-  end
-
-  local unix_path = errors.unix_path
-
+  -- The openers check their arguments under their own names, with the
+  -- checks of the loop methods they call (lua/asyncio/net.lua), and take
+  -- limit= out of the options.
   local function split_limit(opts, n, fname)
     if opts ~= nil and type(opts) ~= "table" then argerror(n, fname, "options table expected, got " .. type(opts)) end
     local copy, limit = {}, DEFAULT_LIMIT
@@ -290,31 +278,44 @@ return function(asyncio)
     return copy, limit
   end
 
+  -- A protocol factory for one connection's reader and protocol, made on
+  -- the first call (the client openers' connection): returns the factory
+  -- and a function giving the reader and protocol it made.
+  local function client_factory(limit, loop)
+    local reader, protocol
+    return function()
+      reader = asyncio.StreamReader(limit, loop)
+      protocol = asyncio.StreamReaderProtocol(reader, nil, loop)
+      return protocol
+    end, function() return reader, protocol end
+  end
+
   --- asyncio.open_connection(host, port, {limit=65536, ...}) -> reader, writer
+  -- (the options of loop:create_connection; sock= instead of host and port)
   function asyncio.open_connection(host, port, opts)
-    check_host_port(host, port, "open_connection")
     local o, limit = split_limit(opts, 3, "open_connection")
+    o = asyncio._check_connection(host, port, o, "open_connection", 1)
     check_aio("asyncio.open_connection")
     local loop = asyncio.get_running_loop()
-    local reader = asyncio.StreamReader(limit, loop)
-    local protocol = asyncio.StreamReaderProtocol(reader, nil, loop)
-    local transport = loop:create_connection(function() return protocol end, host, port, o)
+    local factory, made = client_factory(limit, loop)
+    local transport = asyncio._connect(loop, factory, host, port, o, "open_connection")
+    local reader, protocol = made()
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
   end
 
   --- asyncio.open_unix_connection(path, {limit=, ...}) -> reader, writer
   function asyncio.open_unix_connection(path, opts)
-    path = unix_path(path, 1, "open_unix_connection")
     local o, limit = split_limit(opts, 2, "open_unix_connection")
+    path, o = asyncio._check_unix_connection(path, o, "open_unix_connection", 1)
     check_aio("asyncio.open_unix_connection")
     local loop = asyncio.get_running_loop()
-    local reader = asyncio.StreamReader(limit, loop)
-    local protocol = asyncio.StreamReaderProtocol(reader, nil, loop)
-    local transport = loop:create_unix_connection(function() return protocol end, path, o)
+    local factory, made = client_factory(limit, loop)
+    local transport = asyncio._unix_connect(loop, factory, path, o, "open_unix_connection")
+    local reader, protocol = made()
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
   end
 
-  local function factory(cb, limit, loop)
+  local function server_factory(cb, limit, loop)
     return function()
       local reader = asyncio.StreamReader(limit, loop)
       return asyncio.StreamReaderProtocol(reader, cb, loop)
@@ -326,23 +327,20 @@ return function(asyncio)
   -- a Task per connection with (reader, writer)
   function asyncio.start_server(client_connected_cb, host, port, opts)
     if not errors.is_callable(client_connected_cb) then argerror(1, "start_server", "function expected") end
-    check_host_port(host, port, "start_server", true)
     local o, limit = split_limit(opts, 4, "start_server")
+    host, port, o = asyncio._check_server(host, port, o, "start_server")
     check_aio("asyncio.start_server")
     local loop = asyncio.get_running_loop()
-    return loop:create_server(factory(client_connected_cb, limit, loop), host, port, o)
+    return asyncio._serve(loop, server_factory(client_connected_cb, limit, loop), host, port, o)
   end
 
   --- asyncio.start_unix_server(client_connected_cb, path, {limit=, ...}) -> Server
   function asyncio.start_unix_server(client_connected_cb, path, opts)
     if not errors.is_callable(client_connected_cb) then argerror(1, "start_unix_server", "function expected") end
-    -- (no path with a listening socket given as opts.sock, as Python's)
-    if not (path == nil and type(opts) == "table" and opts.sock ~= nil) then
-      path = unix_path(path, 2, "start_unix_server")
-    end
     local o, limit = split_limit(opts, 3, "start_unix_server")
+    path, o = asyncio._check_unix_server(path, o, "start_unix_server")
     check_aio("asyncio.start_unix_server")
     local loop = asyncio.get_running_loop()
-    return loop:create_unix_server(factory(client_connected_cb, limit, loop), path, o)
+    return asyncio._unix_serve(loop, server_factory(client_connected_cb, limit, loop), path, o)
   end
 end
