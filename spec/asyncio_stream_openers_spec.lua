@@ -1,0 +1,162 @@
+-- asyncio's stream openers and the loop methods under them: errors name the
+-- function the user called (open_connection, start_server and the Unix
+-- variants check their arguments under their own names), the Unix-domain
+-- methods reject the TCP-only options as CPython does (TypeError for an
+-- unexpected keyword), a StreamWriter's own write/drain fields, and the
+-- StreamReader methods given something that is not a reader.
+local asyncio = require "asyncio"
+local support = require "support"
+local net = require "support_net"
+local errof, assert_has = support.errof, support.assert_has
+
+local run = net.aio_run
+
+local function tmp_path()
+  local path = os.tmpname()
+  os.remove(path)
+  return path
+end
+
+describe("asyncio stream openers", function()
+  it("open_connection's argument errors name open_connection and its argument numbers", function()
+    run(function()
+      local e = errof(asyncio.open_connection, "127.0.0.1", 1, { bogus = 1 })
+      assert_has(e, "bad argument #3 to 'open_connection' (unknown option 'bogus' (open_connection takes ")
+      assert.is_nil(tostring(e):find("create_connection", 1, true), tostring(e))
+      assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { local_addr = 5 }),
+        "bad argument #3 to 'open_connection' (local_addr must be {host, port})")
+      assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { happy_eyeballs_delay = -1 }),
+        "bad argument #3 to 'open_connection' (happy_eyeballs_delay must be a non-negative number)")
+      assert_has(errof(asyncio.open_connection, 42, 1), "bad argument #1 to 'open_connection' (host string expected")
+      assert_has(errof(asyncio.open_connection, "127.0.0.1", 70000),
+        "bad argument #2 to 'open_connection' (port must be 0-65535)")
+      assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { limit = 0 }),
+        "bad argument #3 to 'open_connection' (limit must be a positive integer)")
+      assert_has(errof(asyncio.open_connection, "127.0.0.1", 1, { server_hostname = "x" }),
+        "open_connection: server_hostname is only meaningful with ssl")
+    end)
+  end)
+
+  it("open_connection takes sock= instead of host and port, as CPython's", function()
+    run(function()
+      local got = asyncio.get_running_loop():create_future()
+      local server = asyncio.start_server(function(reader, writer)
+        got:set_result(reader:readexactly(5))
+        writer:close()
+      end, "127.0.0.1", 0)
+      local port = server.sockets[1]:getsockname()[2]
+      local sock = asyncio.socket.socket()
+      asyncio.get_running_loop():sock_connect(sock, { "127.0.0.1", port })
+      local reader, writer = asyncio.open_connection(nil, nil, { sock = sock })
+      writer:write("hello")
+      writer:drain()
+      assert.equal("hello", got:await())
+      assert.equal("", reader:read(10))
+      writer:close()
+      local e = errof(asyncio.open_connection, "127.0.0.1", port, { sock = asyncio.socket.socket() })
+      assert_has(e, "open_connection: host/port and sock can not be specified at the same time")
+      server:close()
+      server:wait_closed()
+    end)
+  end)
+
+  it("start_server's errors name start_server", function()
+    run(function()
+      local cb = function() end
+      assert_has(errof(asyncio.start_server, cb, "127.0.0.1", 0, { local_addr = { "127.0.0.1", 0 } }),
+        "bad argument #4 to 'start_server' (unknown option 'local_addr' (start_server takes ")
+      assert_has(errof(asyncio.start_server, cb, "127.0.0.1", 0, { backlog = -1 }),
+        "bad argument #4 to 'start_server' (backlog must be a non-negative integer)")
+      assert_has(errof(asyncio.start_server, cb, 42, 0), "bad argument #2 to 'start_server' (host string or nil")
+      assert_has(errof(asyncio.start_server, cb), "start_server: neither host/port nor sock were specified")
+    end)
+  end)
+
+  it("the Unix openers' errors name them", function()
+    run(function()
+      local cb = function() end
+      assert_has(errof(asyncio.open_unix_connection, tmp_path(), { local_addr = { "127.0.0.1", 0 } }),
+        "bad argument #2 to 'open_unix_connection' (unknown option 'local_addr' (open_unix_connection takes "
+          .. "server_hostname, sock, ssl, ssl_handshake_timeout))")
+      assert_has(errof(asyncio.open_unix_connection, 42), "bad argument #1 to 'open_unix_connection'")
+      assert_has(errof(asyncio.start_unix_server, cb, tmp_path(), { reuse_port = true }),
+        "bad argument #3 to 'start_unix_server' (unknown option 'reuse_port' (start_unix_server takes ")
+      assert_has(errof(asyncio.start_unix_server, cb, tmp_path(), { backlog = "x" }),
+        "bad argument #3 to 'start_unix_server' (backlog must be a non-negative integer)")
+    end)
+  end)
+
+  it("the Unix-domain loop methods reject TCP-only options", function()
+    run(function()
+      local loop = asyncio.get_running_loop()
+      local factory = function() return {} end
+      for _, opt in ipairs { "local_addr", "happy_eyeballs_delay", "interleave", "all_errors", "family",
+        "proto", "flags", "reuse_port", "limit" } do
+        assert_has(errof(loop.create_unix_connection, loop, factory, tmp_path(), { [opt] = 1 }),
+          "bad argument #3 to 'create_unix_connection' (unknown option '" .. opt .. "'")
+      end
+      for _, opt in ipairs { "reuse_port", "reuse_address", "family", "flags", "local_addr", "limit" } do
+        assert_has(errof(loop.create_unix_server, loop, factory, tmp_path(), { [opt] = 1 }),
+          "bad argument #3 to 'create_unix_server' (unknown option '" .. opt .. "'")
+      end
+      assert_has(errof(loop.create_unix_server, loop, factory, tmp_path(), { backlog = -1 }),
+        "bad argument #3 to 'create_unix_server' (backlog must be a non-negative integer)")
+      -- what they take still works: a server with backlog= and start_serving=false
+      local path = tmp_path()
+      local srv = loop:create_unix_server(factory, path, { backlog = 5, start_serving = false })
+      assert.is_false(srv:is_serving())
+      srv:close()
+      srv:wait_closed()
+      -- limit= belongs to the stream openers, not to the loop methods
+      assert_has(errof(loop.create_connection, loop, factory, "127.0.0.1", 1, { limit = 10 }),
+        "bad argument #4 to 'create_connection' (unknown option 'limit'")
+      assert_has(errof(loop.create_server, loop, factory, "127.0.0.1", 0, { limit = 10 }),
+        "bad argument #4 to 'create_server' (unknown option 'limit'")
+    end)
+  end)
+
+  it("a StreamWriter's write and drain are its own fields; a writer whose transport is replaced still writes",
+    function()
+    run(function()
+      local got = asyncio.get_running_loop():create_future()
+      local server = asyncio.start_server(function(reader, writer)
+        got:set_result(reader:readexactly(4))
+        writer:close()
+      end, "127.0.0.1", 0)
+      local reader, writer = asyncio.open_connection("127.0.0.1", server.sockets[1]:getsockname()[2])
+      assert.equal(asyncio.StreamWriter(writer.transport, writer._protocol, reader).write, rawget(writer, "write"))
+      assert.is_function(rawget(writer, "drain"))
+      -- a transport that is not the bound one goes through its own write
+      local log = {}
+      local real = writer.transport
+      writer.transport = setmetatable({ write = function(_, d) log[#log + 1] = d real:write(d) end,
+        is_closing = function() return false end }, { __index = real })
+      writer:write("ab")
+      writer:drain()
+      writer.transport = real
+      writer:write("cd")
+      writer:drain()
+      assert.same({ "ab" }, log)
+      assert.equal("abcd", got:await())
+      writer:close()
+      server:close()
+      server:wait_closed()
+    end)
+  end)
+
+  it("StreamReader methods given something else raise an argument error", function()
+    run(function()
+      local reader = asyncio.StreamReader()
+      local f = io.tmpfile()
+      for _, name in ipairs { "read", "readexactly", "readuntil", "feed_data", "feed_eof", "at_eof" } do
+        for _, bad in ipairs { f, {}, "x", 1 } do
+          assert_has(errof(reader[name], bad, 1),
+            "bad argument #1 to '" .. name .. "' (asyncio.StreamReader expected, got " .. type(bad))
+        end
+      end
+      f:close()
+      reader:feed_data("xyz")
+      assert.equal("xyz", reader:read(5))
+    end)
+  end)
+end)
