@@ -374,11 +374,10 @@ static int raise_exception(lua_State *L) {
 
 /* ---- reading ---- */
 
-/* read on [reader, n] */
+/* read on [reader, n] (n > 0, also passed) */
 static int read_k(lua_State *L, int status, lua_KContext ctx);
 
-static int read_loop(lua_State *L, ta_sreader *r, ta_task *t) {
-  lua_Integer n = lua_tointeger(L, 2);
+static int read_loop(lua_State *L, ta_sreader *r, ta_task *t, lua_Integer n) {
   if (r->len == 0 && !r->eof) return wait_for_data(L, r, t, "read", read_k);
   take(L, r, r->len < (size_t)n ? r->len : (size_t)n);
   maybe_resume_transport(L, r);
@@ -386,7 +385,8 @@ static int read_loop(lua_State *L, ta_sreader *r, ta_task *t) {
 }
 
 static int read_k(lua_State *L, int status, lua_KContext ctx) {
-  return read_loop(L, after_wait(L, status, ctx, 2), (ta_task *)ctx);
+  ta_sreader *r = after_wait(L, status, ctx, 2);
+  return read_loop(L, r, (ta_task *)ctx, lua_tointeger(L, 2));
 }
 
 static int read_all_k(lua_State *L, int status, lua_KContext ctx) {
@@ -417,14 +417,13 @@ static int r_read(lua_State *L) {
     return 1;
   }
   if (lua_gettop(L) != 2) lua_settop(L, 2);
-  return read_loop(L, r, t);
+  return read_loop(L, r, t, n);
 }
 
-/* readexactly on [reader, n] */
+/* readexactly on [reader, n] (n > 0, also passed) */
 static int readexactly_k(lua_State *L, int status, lua_KContext ctx);
 
-static int readexactly_loop(lua_State *L, ta_sreader *r, ta_task *t) {
-  lua_Integer n = lua_tointeger(L, 2);
+static int readexactly_loop(lua_State *L, ta_sreader *r, ta_task *t, lua_Integer n) {
   if ((lua_Integer)r->len >= n) {
     take(L, r, (size_t)n);
     maybe_resume_transport(L, r);
@@ -440,7 +439,8 @@ static int readexactly_loop(lua_State *L, ta_sreader *r, ta_task *t) {
 }
 
 static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
-  return readexactly_loop(L, after_wait(L, status, ctx, 2), (ta_task *)ctx);
+  ta_sreader *r = after_wait(L, status, ctx, 2);
+  return readexactly_loop(L, r, (ta_task *)ctx, lua_tointeger(L, 2));
 }
 
 /* readexactly(n): exactly n bytes, or IncompleteReadError */
@@ -457,7 +457,7 @@ static int r_readexactly(lua_State *L) {
     return 1;
   }
   if (lua_gettop(L) != 2) lua_settop(L, 2);
-  return readexactly_loop(L, r, t);
+  return readexactly_loop(L, r, t, n);
 }
 
 /* readuntil on [reader, separator, offset]: offset is where the search
