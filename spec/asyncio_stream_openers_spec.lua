@@ -17,6 +17,17 @@ local function tmp_path()
   return path
 end
 
+-- A server whose connection's handler reads n bytes into the future it
+-- returns, then closes: server, port, future.
+local function receiving_server(n)
+  local got = asyncio.get_running_loop():create_future()
+  local server = asyncio.start_server(function(reader, writer)
+    got:set_result(reader:readexactly(n))
+    writer:close()
+  end, "127.0.0.1", 0)
+  return server, server.sockets[1]:getsockname()[2], got
+end
+
 describe("asyncio stream openers", function()
   it("open_connection's argument errors name open_connection and its argument numbers", function()
     run(function()
@@ -39,12 +50,7 @@ describe("asyncio stream openers", function()
 
   it("open_connection takes sock= instead of host and port, as CPython's", function()
     run(function()
-      local got = asyncio.get_running_loop():create_future()
-      local server = asyncio.start_server(function(reader, writer)
-        got:set_result(reader:readexactly(5))
-        writer:close()
-      end, "127.0.0.1", 0)
-      local port = server.sockets[1]:getsockname()[2]
+      local server, port, got = receiving_server(5)
       local sock = asyncio.socket.socket()
       asyncio.get_running_loop():sock_connect(sock, { "127.0.0.1", port })
       local reader, writer = asyncio.open_connection(nil, nil, { sock = sock })
@@ -118,12 +124,8 @@ describe("asyncio stream openers", function()
   it("a StreamWriter's write and drain are its own fields; a writer whose transport is replaced still writes",
     function()
     run(function()
-      local got = asyncio.get_running_loop():create_future()
-      local server = asyncio.start_server(function(reader, writer)
-        got:set_result(reader:readexactly(4))
-        writer:close()
-      end, "127.0.0.1", 0)
-      local reader, writer = asyncio.open_connection("127.0.0.1", server.sockets[1]:getsockname()[2])
+      local server, port, got = receiving_server(4)
+      local reader, writer = asyncio.open_connection("127.0.0.1", port)
       assert.equal(asyncio.StreamWriter(writer.transport, writer._protocol, reader).write, rawget(writer, "write"))
       assert.is_function(rawget(writer, "drain"))
       -- a transport that is not the bound one goes through its own write
