@@ -5,11 +5,17 @@
 -- unexpected keyword), a StreamWriter's own write/drain fields, and the
 -- StreamReader methods given something that is not a reader.
 local asyncio = require "asyncio"
+local errors = require "trio.errors"
 local support = require "support"
 local net = require "support_net"
 local errof, assert_has = support.errof, support.assert_has
 
 local run = net.aio_run
+
+-- "ConnectionResetError" for such an error, else the error as a string.
+local function errors_class(err)
+  return errors.ConnectionResetError:is(err) and "ConnectionResetError" or tostring(err)
+end
 
 local function tmp_path()
   local path = os.tmpname()
@@ -141,6 +147,50 @@ describe("asyncio stream openers", function()
       assert.same({ "ab" }, log)
       assert.equal("abcd", got:await())
       writer:close()
+      server:close()
+      server:wait_closed()
+    end)
+  end)
+
+  it("a StreamReaderProtocol holds only what each connection sets; drains wait and wake as before", function()
+    run(function()
+      local server, port = receiving_server(1)
+      local _, writer = asyncio.open_connection("127.0.0.1", port)
+      local protocol = writer._protocol
+      assert.is_false(protocol._paused)
+      assert.is_false(protocol._connection_lost)
+      assert.is_nil(rawget(protocol, "_paused"))
+      assert.is_nil(rawget(protocol, "_drain_waiters"))
+      -- paused: two drains wait on the waiter list the first one made
+      protocol:pause_writing()
+      local outcomes = {}
+      local tasks = {}
+      for i = 1, 2 do
+        tasks[i] = asyncio.create_task(function()
+          local ok, err = pcall(writer.drain, writer)
+          outcomes[i] = ok and "ok" or errors_class(err)
+        end)
+      end
+      asyncio.sleep(0.01)
+      assert.same({}, outcomes)
+      assert.equal(2, #rawget(protocol, "_drain_waiters"))
+      protocol:resume_writing()
+      for i = 1, 2 do tasks[i]:await() end
+      assert.same({ "ok", "ok" }, outcomes)
+      assert.is_nil(rawget(protocol, "_drain_waiters"))
+      -- paused again, then lost without an error: the waiting drain returns
+      -- (as asyncio's), a later one raises
+      protocol:pause_writing()
+      local lost = asyncio.create_task(function()
+        local ok, err = pcall(writer.drain, writer)
+        return ok and "ok" or errors_class(err)
+      end)
+      asyncio.sleep(0.01)
+      writer.transport:abort()
+      assert.equal("ok", lost:await())
+      assert.is_true(protocol._connection_lost)
+      assert.is_false(protocol._paused)
+      assert.equal("ConnectionResetError", errors_class(select(2, pcall(writer.drain, writer))))
       server:close()
       server:wait_closed()
     end)
