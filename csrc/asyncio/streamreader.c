@@ -43,6 +43,7 @@ enum { H_TRANSPORT = H_N + 1, H_STREAM_PROTOCOL };
 ** or, when chunk is NULL, of buf (cap bytes; NULL while empty). */
 struct ta_sreader {
   const char *tag;        /* &reader_tag (see reader_at) */
+  ta_engine *E;           /* (the methods' upvalue, found faster here) */
   const char *chunk;
   char *buf;
   size_t start, len, cap;
@@ -399,10 +400,9 @@ static int read_all_k(lua_State *L, int status, lua_KContext ctx) {
 /* read([n=-1]): up to n bytes (at least one unless at EOF); n nil or
 ** negative: everything until EOF */
 static int r_read(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   ta_sreader *r = checkreader(L, "read");
-  lua_Integer n = lua_isnoneornil(L, 2) ? -1 : checkcount(L, 2, "read");
-  ta_task *t = ta_async_check_in(L, E, "StreamReader:read", TA_ASYNCIO);
+  lua_Integer n = lua_isinteger(L, 2) ? lua_tointeger(L, 2) : lua_isnoneornil(L, 2) ? -1 : checkcount(L, 2, "read");
+  ta_task *t = ta_async_check_in(L, r->E, "StreamReader:read", TA_ASYNCIO);
   if (r->has_exc) return raise_exception(L);
   if (n == 0) {
     lua_pushliteral(L, "");
@@ -445,12 +445,11 @@ static int readexactly_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* readexactly(n): exactly n bytes, or IncompleteReadError */
 static int r_readexactly(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   ta_sreader *r = checkreader(L, "readexactly");
   lua_Integer n = checkcount(L, 2, "readexactly");
   ta_task *t;
   if (n < 0) return raise_value_error(L, "readexactly size can not be less than zero");
-  t = ta_async_check_in(L, E, "StreamReader:readexactly", TA_ASYNCIO);
+  t = ta_async_check_in(L, r->E, "StreamReader:readexactly", TA_ASYNCIO);
   if (r->has_exc) return raise_exception(L);
   if (n == 0) {
     lua_pushliteral(L, "");
@@ -625,14 +624,13 @@ ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r) {
 
 /* writer:drain() (async) */
 static int w_drain(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   ta_sreader *r;
   if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
-  ta_async_check_in(L, E, "StreamWriter:drain", TA_ASYNCIO);
   if (lua_gettop(L) != 1) lua_settop(L, 1);
   lua_pushvalue(L, lua_upvalueindex(DUP_READER_KEY));
   lua_rawget(L, 1); /* 2 */
   r = reader_at(L, 2);
+  ta_async_check_in(L, r != NULL ? r->E : ta_upengine(L), "StreamWriter:drain", TA_ASYNCIO);
   if (r != NULL && r->writer == lua_topointer(L, 1) && !r->has_exc && !r->write_blocked && r->sock->s != NULL &&
       !r->sock->s->read_paused) {
     lua_pushvalue(L, lua_upvalueindex(DUP_TRANSPORT_KEY));
@@ -674,6 +672,7 @@ static int l_stream_reader_new(lua_State *L) {
   r = (ta_sreader *)lua_newuserdatauv(L, sizeof *r, R_NUV);
   memset(r, 0, sizeof *r);
   r->tag = &reader_tag;
+  r->E = E;
   r->limit = limit;
   ta_setmetatable(L, E, TA_MT_STREAM_READER);
   lua_pushvalue(L, 2);
