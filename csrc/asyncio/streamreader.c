@@ -511,7 +511,6 @@ static int readuntil_k(lua_State *L, int status, lua_KContext ctx) {
 ** IncompleteReadError at EOF (partial, expected=nil), LimitOverrunError
 ** (consumed) past the limit */
 static int r_readuntil(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   ta_sreader *r = checkreader(L, "readuntil");
   ta_task *t;
   if (lua_isnoneornil(L, 2)) {
@@ -521,7 +520,7 @@ static int r_readuntil(lua_State *L) {
     return luaL_error(L, "bad argument #1 to 'readuntil' (string expected, got %s)", luaL_typename(L, 2));
   }
   if (lua_rawlen(L, 2) == 0) return raise_value_error(L, "Separator should be at least one-byte string");
-  t = ta_async_check_in(L, E, "StreamReader:readuntil", TA_ASYNCIO);
+  t = ta_async_check_in(L, r->E, "StreamReader:readuntil", TA_ASYNCIO);
   if (r->has_exc) return raise_exception(L);
   lua_settop(L, 2);
   lua_pushinteger(L, 0);
