@@ -178,6 +178,16 @@ describe("asyncio stream openers", function()
       for i = 1, 2 do tasks[i]:await() end
       assert.same({ "ok", "ok" }, outcomes)
       assert.is_nil(rawget(protocol, "_drain_waiters"))
+      -- a drain cancelled while waiting leaves the list; resuming skips it
+      protocol:pause_writing()
+      local cancelled = asyncio.create_task(function() writer:drain() end)
+      asyncio.sleep(0.01)
+      cancelled:cancel()
+      assert.is_false(pcall(cancelled.await, cancelled))
+      assert.is_true(cancelled:cancelled())
+      protocol:resume_writing()
+      assert.is_nil(rawget(protocol, "_drain_waiters"))
+      writer:drain()
       -- paused again, then lost without an error: the waiting drain returns
       -- (as asyncio's), a later one raises
       protocol:pause_writing()
@@ -193,6 +203,32 @@ describe("asyncio stream openers", function()
       assert.equal("ConnectionResetError", errors_class(select(2, pcall(writer.drain, writer))))
       server:close()
       server:wait_closed()
+    end)
+  end)
+
+  it("a StreamReader collected with bytes buffered frees them; one collected while a read waits ends cleanly",
+    function()
+    run(function()
+      local weak = setmetatable({}, { __mode = "v" })
+      do
+        local reader = asyncio.StreamReader()
+        reader:feed_data("ab")
+        reader:feed_data("cd") -- two feeds: the bytes move to a malloc'ed buffer
+        assert.equal("a", reader:read(1))
+        weak[1] = reader
+      end
+      local waiting = asyncio.create_task(function()
+        local reader = asyncio.StreamReader()
+        weak[2] = reader
+        return reader:read(10)
+      end)
+      asyncio.sleep(0)
+      waiting:cancel()
+      assert.is_false(pcall(waiting.await, waiting))
+      waiting = nil -- luacheck: ignore
+      for _ = 1, 3 do collectgarbage() end
+      assert.is_nil(weak[1])
+      assert.is_nil(weak[2])
     end)
   end)
 
