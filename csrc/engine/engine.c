@@ -368,7 +368,9 @@ static void slot_free(lua_State *L, ta_engine *E, int tref, ta_ids *ids, int id)
 ** must find from a raw pointer.  A weak-valued table indexed by ids the
 ** engine hands out itself (array part: cheap to set and for the GC to
 ** clear).  An id is free again only once its object's finalizer gave it
-** back: Lua clears a dying object's weak slot before its finalizer runs,
+** back (or its holder let go of it while the object has no finalizer: a
+** finished asyncio Task, task.c release_exited): Lua clears a dying
+** object's weak slot before its finalizer runs,
 ** so reusing a cleared slot at once (what luaL_ref does, going by the
 ** table's border) would give the id to a new object while the old one's
 ** __gc was still to come, and that __gc would free the new one's id. */

@@ -1176,7 +1176,21 @@ static int t_function_name(lua_State *L) {
   return ta_push_function_name(L, 1) != NULL;
 }
 
+/* debug_ids() -> {weak = n, anchors = n}: the weak ids and anchor ids in
+** use (handed out and not given back), for specs that check that tasks
+** give theirs back. */
+static int t_debug_ids(lua_State *L) {
+  ta_engine *E = engine_of(L);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, E->weak_ids.top - E->weak_ids.nfree);
+  lua_setfield(L, -2, "weak");
+  lua_pushinteger(L, E->anchor_ids.top - E->anchor_ids.nfree);
+  lua_setfield(L, -2, "anchors");
+  return 1;
+}
+
 static const luaL_Reg task_funcs[] = {
+  {"debug_ids", t_debug_ids},
   {"task_where", t_task_where},
   {"function_name", t_function_name},
   {"guarded_yield", t_guarded_yield},
