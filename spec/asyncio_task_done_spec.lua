@@ -106,6 +106,8 @@ describe("a Task that is done", function()
   end)
 
   it("gives its weak id back at its exit", function()
+    collectgarbage() -- (no finalizer of an earlier spec's Task runs meanwhile)
+    collectgarbage()
     asyncio.run(function()
       local before = core.debug_ids().weak
       local tasks = {}
@@ -121,14 +123,18 @@ describe("a Task that is done", function()
   it("a failed Task keeps its weak id until it is collected", function()
     local loop = asyncio.new_event_loop()
     loop:set_exception_handler(function() end)
-    local before
+    local before, failed
+    collectgarbage()
+    collectgarbage()
     loop:run_until_complete(function()
       before = core.debug_ids().weak
-      asyncio.create_task(function() error("kept", 0) end)
+      failed = asyncio.create_task(function() error("kept", 0) end)
       asyncio.sleep(0)
       asyncio.sleep(0)
+      assert.is_true(failed:done())
       assert.equal(before + 1, core.debug_ids().weak)
     end)
+    failed = nil -- luacheck: ignore 311
     collectgarbage()
     collectgarbage()
     loop:run_until_complete(function() assert.equal(before, core.debug_ids().weak) end)
