@@ -895,7 +895,7 @@ static void aio_task_exited(lua_State *L, ta_task *t, int fidx, int ok, int nres
     /* Done without an error to report: its finalizer has nothing left to
     ** do but give back its weak id, which goes now (release_exited), so it
     ** takes the class without one (a finalizer costs a protected call per
-    ** Task at its collection: a tenth of W1 spawn's). */
+    ** Task at its collection: about 700 instructions, against 110 here). */
     lua_pushvalue(L, fidx);
     ta_setmetatable(L, E, TA_MT_AIOTASK_DONE);
     t->ref_ends_at_exit = 1;
