@@ -224,7 +224,7 @@ static const char *const mt_names[TA_NMT] = {
   "trio_asyncio.MemoryReceiveChannel", "trio_asyncio.Queue", "trio_asyncio.LifoQueue",
   "trio_asyncio.PriorityQueue", "trio_asyncio.CancelScope", "trio_asyncio.Nursery",
   "trio_asyncio.ParkingLot", "trio_asyncio.socket", "trio_asyncio.StreamReader",
-  "trio_asyncio.QueueState", "trio_asyncio.TaskCancelScope"
+  "trio_asyncio.QueueState", "trio_asyncio.TaskCancelScope", "trio_asyncio.AioTaskDone"
 };
 
 /* Caches the metatable on top of the stack (made with luaL_newmetatable
@@ -368,7 +368,9 @@ static void slot_free(lua_State *L, ta_engine *E, int tref, ta_ids *ids, int id)
 ** must find from a raw pointer.  A weak-valued table indexed by ids the
 ** engine hands out itself (array part: cheap to set and for the GC to
 ** clear).  An id is free again only once its object's finalizer gave it
-** back: Lua clears a dying object's weak slot before its finalizer runs,
+** back (or its holder let go of it while the object has no finalizer: a
+** finished asyncio Task, task.c release_exited): Lua clears a dying
+** object's weak slot before its finalizer runs,
 ** so reusing a cleared slot at once (what luaL_ref does, going by the
 ** table's border) would give the id to a new object while the old one's
 ** __gc was still to come, and that __gc would free the new one's id. */
@@ -388,15 +390,16 @@ void ta_push_weak(lua_State *L, ta_engine *E, int id) {
   slot_push(L, E->weak_ref, id);
 }
 
-/* Gives id back: only from its object's finalizer (or once the object is
-** known to be unreachable otherwise). */
+/* Gives id back: from its object's finalizer, or once nothing will look
+** the object up by this id again (whoever held the id forgot it). */
 void ta_weak_unref(lua_State *L, ta_engine *E, int id) {
   slot_free(L, E, E->weak_ref, &E->weak_ids, id);
 }
 
-/* The same from the object's finalizer, without touching the table: Lua
-** emptied the slot already; the next ta_flush_unanchors empties it all
-** the same (a finalizer called by hand, on a live object). */
+/* The same without touching the table: from the object's finalizer (Lua
+** emptied the slot already), or as an asyncio Task without a finalizer
+** ends (task.c release_exited); the next ta_flush_unanchors empties the
+** slot of a live object (or a finalizer called by hand). */
 void ta_weak_unref_later(lua_State *L, ta_engine *E, int id) {
   if (id <= 0 || E->closing) return;
   if (!ids_give(&E->weak_ids, id)) slot_free(L, E, E->weak_ref, &E->weak_ids, id);

@@ -194,8 +194,9 @@ typedef struct ta_task_kind {
   ** not, the engine tells the exit without a protected call.  NULL: it
   ** always may. */
   int (*exit_may_raise)(ta_task *t, int ok);
-  /* Pushes an explicitly given name and returns it, or returns NULL. */
-  const char *(*name)(lua_State *L, ta_task *t);
+  /* Pushes an explicitly given name and returns it, or returns NULL; the
+  ** task's object is at idx (0: pushed from its reference). */
+  const char *(*name)(lua_State *L, ta_task *t, int idx);
   /* Pushes field k of the task (its object at idx) and returns 1, or 0. */
   int (*field)(lua_State *L, ta_task *t, int idx, const char *k);
 } ta_task_kind;
@@ -236,6 +237,8 @@ struct ta_task {
   unsigned char system_tree : 1;    /* a system task, or a task under one (ta_task_in_system_tree) */
   unsigned char keeps : 1;          /* its thread keeps a value alive (ta_task_init keepidx) */
   unsigned char mt_pending : 1;     /* its object has no metatable yet (ta_spawn, ta_push_task) */
+  unsigned char ref_ends_at_exit : 1; /* not anchored: its weak id goes once its exit is told (its
+                                       ** object has no finalizer left to give it back) */
   /* ---- not in a compact task ---- */
   ta_status *status;
   ta_task *sib_prev, *sib_next; /* among its owner's tasks (a nursery's children) */
@@ -380,7 +383,7 @@ enum {
   TA_MT_TASK, TA_MT_FUTURE, TA_MT_FUTURE_EXC, TA_MT_AIOTASK, TA_MT_HANDLE, TA_MT_LOOP,
   TA_MT_SEND_CHANNEL, TA_MT_RECEIVE_CHANNEL, TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE,
   TA_MT_SCOPE, TA_MT_NURSERY, TA_MT_LOT, TA_MT_SOCKET, TA_MT_STREAM_READER, TA_MT_QUEUE_STATE,
-  TA_MT_TASK_SCOPE,
+  TA_MT_TASK_SCOPE, TA_MT_AIOTASK_DONE,
   TA_NMT
 };
 

@@ -134,7 +134,7 @@ const char *ta_push_function_name(lua_State *L, int fidx) {
 /* A name its kind knows (an asyncio Task's set_name) wins over its
 ** function's place. */
 const char *ta_task_name(lua_State *L, ta_task *t) {
-  const char *name = t->kind->name != NULL ? t->kind->name(L, t) : NULL;
+  const char *name = t->kind->name != NULL ? t->kind->name(L, t, 0) : NULL;
   return name != NULL ? name : task_name_at(L, t, 0);
 }
 
@@ -243,9 +243,11 @@ void ta_push_task(lua_State *L, ta_task *t) {
   }
 }
 
-/* Whether the task's object can still be pushed by ta_push_task. */
+/* Whether the task's object can still be pushed by ta_push_task: an
+** anchored task while alive, another while its weak id lasts (until its
+** object is finalized, or the end of its exit: ref_ends_at_exit). */
 int ta_task_alive(ta_task *t) {
-  return !t->kind->anchored || t->ref != LUA_NOREF;
+  return t->ref != LUA_NOREF;
 }
 
 /* A task at idx: a task object, or an object that holds one (an asyncio
@@ -754,8 +756,12 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
     luaL_unref(L, LUA_REGISTRYINDEX, t->abort_ref);
     t->abort_ref = LUA_NOREF;
   }
-  if (!t->kind->anchored) { /* its holder keeps the weak entry until collected */
+  if (!t->kind->anchored) { /* its holder keeps the weak entry until collected... */
     E->nunanchored--;
+    if (t->ref_ends_at_exit) { /* ...or, without a finalizer, until now */
+      ta_weak_unref_later(L, E, t->ref);
+      t->ref = LUA_NOREF;
+    }
   } else {
     if (t->ref != LUA_NOREF) ta_unanchor(L, E, t->ref); /* (else it was let go as its exit was told) */
     t->ref = LUA_NOREF;
@@ -906,7 +912,7 @@ void ta_step_task_at(lua_State *L, ta_task *t, int objidx) {
 ** or returns 0 for another key.  asyncio Tasks show them too. */
 int ta_task_field(lua_State *L, ta_task *t, int idx, const char *k) {
   if (strcmp(k, "name") == 0) {
-    const char *name = t->kind->name != NULL ? t->kind->name(L, t) : NULL;
+    const char *name = t->kind->name != NULL ? t->kind->name(L, t, idx) : NULL;
     if (name == NULL) task_name_at(L, t, idx);
   } else if (strcmp(k, "flavor") == 0) {
     lua_pushstring(L, ta_flavor_name(t->flavor));
@@ -1170,7 +1176,21 @@ static int t_function_name(lua_State *L) {
   return ta_push_function_name(L, 1) != NULL;
 }
 
+/* debug_ids() -> {weak = n, anchors = n}: the weak ids and anchor ids in
+** use (handed out and not given back), for specs that check that tasks
+** give theirs back. */
+static int t_debug_ids(lua_State *L) {
+  ta_engine *E = engine_of(L);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, E->weak_ids.top - E->weak_ids.nfree);
+  lua_setfield(L, -2, "weak");
+  lua_pushinteger(L, E->anchor_ids.top - E->anchor_ids.nfree);
+  lua_setfield(L, -2, "anchors");
+  return 1;
+}
+
 static const luaL_Reg task_funcs[] = {
+  {"debug_ids", t_debug_ids},
   {"task_where", t_task_where},
   {"function_name", t_function_name},
   {"guarded_yield", t_guarded_yield},
