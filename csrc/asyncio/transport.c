@@ -398,14 +398,15 @@ static int write_done(lua_State *L, const ta_sock *s, int rc) {
   return 0;
 }
 
-/* Writes data (at 2 of L) to open socket s, then tells transport (at 1)
-** what came of it (write_done), unless the socket took it all at once.  A
-** stream writer's bound socket is never UDP (streamreader.c binds none). */
-static int write_to_socket(lua_State *L, ta_sock *s) {
+/* Writes data (at 2 of L: its len bytes at p) to open socket s, then
+** tells transport (at 1) what came of it (write_done), unless the socket
+** took it all at once.  A stream writer's bound socket is never UDP
+** (streamreader.c binds none). */
+static int write_to_socket(lua_State *L, ta_sock *s, const char *p, size_t len) {
   size_t written;
   int rc;
   ta_sock_reap(L, s);
-  rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write(L, s, 2, 0, &written);
+  rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write_bytes(L, s, 2, p, len, &written);
   return rc == 1 ? 0 : write_done(L, s, rc);
 }
 
@@ -428,6 +429,7 @@ static int l_write(lua_State *L) {
   const transport_core *c;
   ta_sockbox *box;
   ta_sock *s;
+  const char *p;
   size_t len;
   if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
   if (lua_type(L, 2) != LUA_TSTRING) { /* as the Lua methods say it */
@@ -438,7 +440,7 @@ static int l_write(lua_State *L) {
     return lua_error(L);
   }
   if (lua_gettop(L) != 2) lua_settop(L, 2);
-  lua_tolstring(L, 2, &len);
+  p = lua_tolstring(L, 2, &len);
   c = calling_core(E);
   if (c != NULL && c->transport == lua_topointer(L, 1)) { /* from its own read path */
     box = c->box;
@@ -458,7 +460,7 @@ static int l_write(lua_State *L) {
     }
   }
   if (s == NULL) return write_done(L, s, UV_EBADF);
-  return write_to_socket(L, s);
+  return write_to_socket(L, s, p, len);
 }
 
 /* StreamWriter:write(data): self.transport:write(data).  A writer bound
@@ -477,10 +479,10 @@ static int l_stream_writer_write(lua_State *L) {
   if (r != NULL) {
     ta_sock *s = ta_stream_reader_sockbox(r)->s;
     size_t len;
-    lua_tolstring(L, 2, &len);
+    const char *p = lua_tolstring(L, 2, &len);
     if (plain_write(s, len)) {
       lua_copy(L, 4, 1); /* [transport, data] (write_done drops the rest) */
-      return write_to_socket(L, s);
+      return write_to_socket(L, s, p, len);
     }
   }
   lua_settop(L, 2);
