@@ -431,9 +431,9 @@ static int l_write(lua_State *L) {
   ta_sock *s;
   const char *p;
   size_t len;
-  if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
   if (lua_type(L, 2) != LUA_TSTRING) { /* as the Lua methods say it */
     const char *got = lua_isnone(L, 2) ? "nil" : luaL_typename(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE); /* (that error first) */
     luaL_where(L, 2);
     lua_pushfstring(L, "bad argument #1 to 'write' (string expected, got %s)", got);
     lua_concat(L, 2);
@@ -442,10 +442,12 @@ static int l_write(lua_State *L) {
   if (lua_gettop(L) != 2) lua_settop(L, 2);
   p = lua_tolstring(L, 2, &len);
   c = calling_core(E);
-  if (c != NULL && c->transport == lua_topointer(L, 1)) { /* from its own read path */
+  if (c != NULL && c->transport == lua_topointer(L, 1)) { /* from its own read path: a table */
     box = c->box;
+    if (plain_write(box->s, len)) return write_to_socket(L, box->s, p, len);
     lua_pushnil(L); /* 3 (the core anchors the socket) */
   } else {
+    luaL_checktype(L, 1, LUA_TTABLE);
     get_field(L, 1, F_SOCK); /* 3 */
     box = checked_sockbox(L, E, 3);
   }
