@@ -730,7 +730,7 @@ static void run_posted(lua_State *L, ta_loop *lp) {
   int pushed, top = lua_gettop(L);
   luaL_checkstack(L, 2 + TA_READ_WAKE_STACK, NULL);
   while (!lp->closed && (pushed = ta_loop_next_posted(L, lp)) != TA_POSTED_NONE) {
-    int fn = lua_gettop(L) - 1;
+    int fn = top + 1;
     if (pushed == TA_POSTED_READ_WAKE) { /* its arg pushed */
       lp->calling = 1;
       ta_transport_read_wake(L, top + 1);

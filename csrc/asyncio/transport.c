@@ -52,13 +52,11 @@ enum {
   F_END
 };
 
-/* What the functions share (one per engine, an upvalue of each): the
-** cores' metatable, and what stream_transport_setup hands over from
-** lua/asyncio/streams.lua, compared by address (anchored in the
-** userdata's user value): StreamReaderProtocol.data_received, NULL
-** before the setup. */
+/* What the functions share (one per engine, an upvalue of each): what
+** stream_transport_setup hands over from lua/asyncio/streams.lua,
+** compared by address (anchored in the userdata's user value):
+** StreamReaderProtocol.data_received, NULL before the setup. */
 typedef struct shared_state {
-  const void *core_mt;
   const void *data_received;
 } shared_state;
 
@@ -81,15 +79,10 @@ typedef struct {
 
 enum { CUV_TRANSPORT = 1, CUV_SOCK, CUV_PROTOCOL, CUV_DATA_RECEIVED, CUV_CALLED, CORE_NUV = CUV_CALLED };
 
-#define CORE_MT "asyncio.TransportCore"
-
-/* The core at idx (the shared state st), or an argument error; leaves
-** its metatable pushed (the caller sets the top). */
-static transport_core *check_core(lua_State *L, const shared_state *st, int idx) {
-  transport_core *c = (transport_core *)lua_touserdata(L, idx);
-  if (c == NULL || !lua_getmetatable(L, idx) || lua_topointer(L, -1) != st->core_mt)
-    return (transport_core *)luaL_checkudata(L, idx, CORE_MT); /* raises */
-  return c;
+/* The core at idx, or an argument error (in a function of this file:
+** the engine is its upvalue 1). */
+static transport_core *check_core(lua_State *L, int idx) {
+  return (transport_core *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_TRANSPORT_CORE);
 }
 
 /* Pushes obj[field] (obj an absolute index) and returns its type. */
@@ -315,7 +308,7 @@ static void read_path(lua_State *L, transport_core *c, int b) {
 /* read_ready(core): the read path (the callback of the transport's read
 ** wait; the loop calls it directly, ta_transport_read_wake). */
 int ta_transport_read_ready(lua_State *L) {
-  transport_core *c = check_core(L, shared(L), 1);
+  transport_core *c = check_core(L, 1);
   lua_settop(L, 1);
   luaL_argcheck(L, c->box->s == NULL || c->box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
   read_path(L, c, 1);
@@ -334,7 +327,7 @@ void ta_transport_read_wake(lua_State *L, int idx) {
 int ta_transport_is_read_wait(lua_State *L, int fnidx) {
   const transport_core *c;
   if (lua_tocfunction(L, fnidx) != ta_transport_read_ready) return 0;
-  c = (const transport_core *)luaL_testudata(L, fnidx + 1, CORE_MT);
+  c = (const transport_core *)ta_testudata(L, ta_engine_get(L), fnidx + 1, TA_MT_TRANSPORT_CORE);
   return c != NULL && (c->box->s == NULL || c->box->s->kind != TA_SK_UDP);
 }
 
@@ -366,7 +359,7 @@ static int l_transport_core(lua_State *L) {
   c->E = ta_upengine(L);
   c->shared = shared(L);
   c->transport = lua_topointer(L, 1);
-  luaL_setmetatable(L, CORE_MT);
+  ta_setmetatable(L, c->E, TA_MT_TRANSPORT_CORE);
   for (int i = 1; i <= 3; i++) { /* CUV_TRANSPORT, CUV_SOCK, CUV_PROTOCOL */
     lua_pushvalue(L, i);
     lua_setiuservalue(L, 4, i);
@@ -378,7 +371,7 @@ static int l_transport_core(lua_State *L) {
 /* transport_set_protocol(core, protocol): the protocol the read path
 ** calls, its data_received looked up now. */
 static int l_transport_set_protocol(lua_State *L) {
-  transport_core *c = check_core(L, shared(L), 1);
+  transport_core *c = check_core(L, 1);
   lua_settop(L, 2);
   if (c->in_data_received && !c->protocol_replaced) { /* keep the one called, for its error */
     c->protocol_replaced = 1;
@@ -405,14 +398,15 @@ static int write_done(lua_State *L, const ta_sock *s, int rc) {
   return 0;
 }
 
-/* Writes data (at 2 of L) to open socket s, then tells transport (at 1)
-** what came of it (write_done), unless the socket took it all at once.  A
-** stream writer's bound socket is never UDP (streamreader.c binds none). */
-static int write_to_socket(lua_State *L, ta_sock *s) {
+/* Writes data (at 2 of L: its len bytes at p) to open socket s, then
+** tells transport (at 1) what came of it (write_done), unless the socket
+** took it all at once.  A stream writer's bound socket is never UDP
+** (streamreader.c binds none). */
+static int write_to_socket(lua_State *L, ta_sock *s, const char *p, size_t len) {
   size_t written;
   int rc;
   ta_sock_reap(L, s);
-  rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write(L, s, 2, 0, &written);
+  rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write_bytes(L, s, 2, p, len, &written);
   return rc == 1 ? 0 : write_done(L, s, rc);
 }
 
@@ -435,22 +429,25 @@ static int l_write(lua_State *L) {
   const transport_core *c;
   ta_sockbox *box;
   ta_sock *s;
+  const char *p;
   size_t len;
-  if (lua_type(L, 1) != LUA_TTABLE) luaL_checktype(L, 1, LUA_TTABLE); /* raises */
   if (lua_type(L, 2) != LUA_TSTRING) { /* as the Lua methods say it */
     const char *got = lua_isnone(L, 2) ? "nil" : luaL_typename(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE); /* (that error first) */
     luaL_where(L, 2);
     lua_pushfstring(L, "bad argument #1 to 'write' (string expected, got %s)", got);
     lua_concat(L, 2);
     return lua_error(L);
   }
   if (lua_gettop(L) != 2) lua_settop(L, 2);
-  lua_tolstring(L, 2, &len);
+  p = lua_tolstring(L, 2, &len);
   c = calling_core(E);
-  if (c != NULL && c->transport == lua_topointer(L, 1)) { /* from its own read path */
+  if (c != NULL && c->transport == lua_topointer(L, 1)) { /* from its own read path: a table */
     box = c->box;
+    if (plain_write(box->s, len)) return write_to_socket(L, box->s, p, len);
     lua_pushnil(L); /* 3 (the core anchors the socket) */
   } else {
+    luaL_checktype(L, 1, LUA_TTABLE);
     get_field(L, 1, F_SOCK); /* 3 */
     box = checked_sockbox(L, E, 3);
   }
@@ -465,7 +462,7 @@ static int l_write(lua_State *L) {
     }
   }
   if (s == NULL) return write_done(L, s, UV_EBADF);
-  return write_to_socket(L, s);
+  return write_to_socket(L, s, p, len);
 }
 
 /* StreamWriter:write(data): self.transport:write(data).  A writer bound
@@ -484,10 +481,10 @@ static int l_stream_writer_write(lua_State *L) {
   if (r != NULL) {
     ta_sock *s = ta_stream_reader_sockbox(r)->s;
     size_t len;
-    lua_tolstring(L, 2, &len);
+    const char *p = lua_tolstring(L, 2, &len);
     if (plain_write(s, len)) {
       lua_copy(L, 4, 1); /* [transport, data] (write_done drops the rest) */
-      return write_to_socket(L, s);
+      return write_to_socket(L, s, p, len);
     }
   }
   lua_settop(L, 2);
@@ -527,8 +524,8 @@ int ta_open_transport(lua_State *L) {
   memset(st, 0, sizeof *st);
   cls = lua_gettop(L);
   lua_pushvalue(L, engine);
-  ta_newclass(L, CORE_MT, core_meta, NULL, NULL);
-  st->core_mt = lua_topointer(L, -1);
+  ta_newclass(L, "asyncio.TransportCore", core_meta, NULL, NULL);
+  ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, engine), TA_MT_TRANSPORT_CORE);
   lua_pop(L, 2);
   for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++) {
     lua_pushvalue(L, engine);

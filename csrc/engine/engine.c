@@ -224,7 +224,8 @@ static const char *const mt_names[TA_NMT] = {
   "trio_asyncio.MemoryReceiveChannel", "trio_asyncio.Queue", "trio_asyncio.LifoQueue",
   "trio_asyncio.PriorityQueue", "trio_asyncio.CancelScope", "trio_asyncio.Nursery",
   "trio_asyncio.ParkingLot", "trio_asyncio.socket", "trio_asyncio.StreamReader",
-  "trio_asyncio.QueueState", "trio_asyncio.TaskCancelScope", "trio_asyncio.AioTaskDone"
+  "trio_asyncio.QueueState", "trio_asyncio.TaskCancelScope", "trio_asyncio.AioTaskDone",
+  "asyncio.TransportCore"
 };
 
 /* Caches the metatable on top of the stack (made with luaL_newmetatable

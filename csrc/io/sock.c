@@ -74,7 +74,7 @@ void ta_sock_wake_all(ta_sock *s) {
   ta_waiter_wake(&s->slot[TA_SIDE_WRITE]);
 }
 
-void ta_sock_reap(lua_State *L, ta_sock *s) {
+void ta_sock_reap_done(lua_State *L, ta_sock *s) {
   while (s->wdone != NULL) {
     ta_wreq *r = s->wdone;
     s->wdone = r->next;

@@ -105,8 +105,12 @@ ta_sock *ta_sock_new(lua_State *L, int family, int type, int proto);
 ta_sock *ta_sock_adopt(lua_State *L, int family, int type, int proto, int fd, int *err);
 /* Wakes whatever waits on either side (something changed). */
 void ta_sock_wake_all(ta_sock *s);
-/* Releases the strings of writes libuv is done with (Lua context). */
-void ta_sock_reap(lua_State *L, ta_sock *s);
+/* Releases the strings of writes libuv is done with (Lua context).
+** Inline: every transport read and write checks, and rarely finds any. */
+void ta_sock_reap_done(lua_State *L, ta_sock *s);
+static inline void ta_sock_reap(lua_State *L, ta_sock *s) {
+  if (s->wdone != NULL) ta_sock_reap_done(L, s);
+}
 /* Closes it (Lua context): waiters are woken (they will see it closed). */
 void ta_sock_close(lua_State *L, ta_sockbox *b);
 /* Address <-> Lua: {host, port} or a path string.  ta_sock_toaddr raises
@@ -131,12 +135,16 @@ int ta_stream_try_recv(lua_State *L, ta_sock *s, size_t max); /* pushes the byte
 ** written at once, the rest is queued.  Returns 1 when all was written,
 ** 0 when some is queued, or an error (nothing queued). */
 int ta_stream_write(lua_State *L, ta_sock *s, int idx, size_t off, size_t *written);
+/* The same for the len bytes at p, which are (or end) that string's,
+** for a caller that has them already. */
+int ta_stream_write_bytes(lua_State *L, ta_sock *s, int idx, const char *p, size_t len, size_t *written);
 /* Done once the writes in flight are: 0 (nothing pushed), TA_IO_AGAIN, or
 ** the error of one. */
 int ta_stream_try_drain(ta_sock *s);
 int ta_stream_shutdown(ta_sock *s);
 void ta_stream_pause_reading(ta_sock *s, int paused);
-size_t ta_stream_buffered(ta_sock *s);
+/* Bytes received and not taken yet. */
+static inline size_t ta_stream_buffered(const ta_sock *s) { return s->rlen - s->rpos; }
 
 /* ---- connect (tcp.c, pipe.c) ---- */
 int ta_sock_start_connect(lua_State *L, ta_sock *s, const struct sockaddr *sa, socklen_t len);

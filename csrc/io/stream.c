@@ -50,8 +50,6 @@ static void free_rbuf(ta_sock *s) {
   s->rbuf = NULL;
 }
 
-size_t ta_stream_buffered(ta_sock *s) { return s->rlen - s->rpos; }
-
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   ta_sock *s = (ta_sock *)h->data;
   (void)suggested;
@@ -180,14 +178,16 @@ static void link_wreq(ta_sock *s, ta_wreq *r) {
 int ta_stream_write(lua_State *L, ta_sock *s, int idx, size_t off, size_t *written) {
   size_t len;
   const char *p = lua_tolstring(L, idx, &len);
+  return ta_stream_write_bytes(L, s, idx, p + off, len - off, written);
+}
+
+int ta_stream_write_bytes(lua_State *L, ta_sock *s, int idx, const char *p, size_t len, size_t *written) {
   uv_buf_t buf;
   ta_wreq *r;
   int n = 0, rc;
   *written = 0;
   if (s->werr) return s->werr;
   if (s->send_shut) return UV_EPIPE;
-  p += off;
-  len -= off;
   if (len == 0) return 1;
   if (s->nwreqs == 0) {
     buf = uv_buf_init((char *)p, (unsigned)(len > 0x7fffffff ? 0x7fffffff : len));
