@@ -125,6 +125,9 @@ local function aio_protocols()
 end
 
 local aio_main = api == "protocols" and aio_protocols or aio_streams
+-- trio and asyncio install their networking parts on first use; look them
+-- up before the clock starts, as the peers import theirs before timing
+assert(trio.serve_tcp and asyncio.open_connection)
 local t0 = now()
 if kind == "trio" then
   trio.run(trio_main)
