@@ -65,8 +65,9 @@ static const shared_state *shared(lua_State *L) {
 }
 
 /* A transport's core: its socket's box (the socket anchored in a user
-** value), and in user values the transport, the protocol and the
-** protocol's data_received as it was when the protocol was set. */
+** value), and in user values the transport, the protocol, and the
+** protocol's data_received and (for a StreamReaderProtocol) its reader as
+** they were when the protocol was set. */
 typedef struct {
   ta_sockbox *box;
   ta_engine *E;
@@ -74,10 +75,11 @@ typedef struct {
   const void *transport;          /* its address, for transport:write (calling_core) */
   unsigned char in_data_received; /* the read path calls it unprotected (direct_call) */
   unsigned char protocol_replaced; /* set_protocol meanwhile: the called one in CUV_CALLED */
-  unsigned char stream_protocol;   /* CUV_DATA_RECEIVED is StreamReaderProtocol's */
+  unsigned char stream_protocol;   /* CUV_DATA_RECEIVED is StreamReaderProtocol's,
+                                      and CUV_READER its StreamReader (or nil) */
 } transport_core;
 
-enum { CUV_TRANSPORT = 1, CUV_SOCK, CUV_PROTOCOL, CUV_DATA_RECEIVED, CUV_CALLED, CORE_NUV = CUV_CALLED };
+enum { CUV_TRANSPORT = 1, CUV_SOCK, CUV_PROTOCOL, CUV_DATA_RECEIVED, CUV_CALLED, CUV_READER, CORE_NUV = CUV_READER };
 
 /* The core at idx, or an argument error (in a function of this file:
 ** the engine is its upvalue 1). */
@@ -160,11 +162,16 @@ static void arm_read(lua_State *L, int b, ta_sock *s) {
 ** what is above the data). */
 static int feed_stream_reader(lua_State *L, const transport_core *c, int b, int cached) {
   ta_sreader *r;
-  if (cached ? !c->stream_protocol : lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received) return 0;
-  if (!lua_istable(L, b + R_PROTOCOL)) return 0;
-  lua_pushliteral(L, "_reader");
-  lua_rawget(L, b + R_PROTOCOL); /* R_READER */
-  r = ta_stream_reader_test(L, c->E, b + R_READER);
+  if (cached) {
+    if (!c->stream_protocol) return 0;
+    lua_getiuservalue(L, b + R_CORE, CUV_READER); /* R_READER: checked when cached */
+    r = (ta_sreader *)lua_touserdata(L, b + R_READER);
+  } else {
+    if (lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received || !lua_istable(L, b + R_PROTOCOL)) return 0;
+    lua_pushliteral(L, "_reader");
+    lua_rawget(L, b + R_PROTOCOL); /* R_READER */
+    r = ta_stream_reader_test(L, c->E, b + R_READER);
+  }
   if (r != NULL && ta_stream_reader_feed(L, r, b + R_READER, b + R_DATA)) return 1;
   lua_settop(L, b + R_DATA_RECEIVED);
   return 0;
@@ -332,7 +339,8 @@ int ta_transport_is_read_wait(lua_State *L, int fnidx) {
 }
 
 /* The data_received of protocol (at idx) into the core's user value: nil
-** when it has none, or cannot be indexed (as nil or false). */
+** when it has none, or cannot be indexed (as nil or false); for a
+** StreamReaderProtocol, also its _reader when that is a StreamReader. */
 static void cache_data_received(lua_State *L, int core, int idx) {
   transport_core *c = (transport_core *)lua_touserdata(L, core);
   int t = lua_type(L, idx);
@@ -344,6 +352,16 @@ static void cache_data_received(lua_State *L, int core, int idx) {
   }
   c->stream_protocol = !lua_isnil(L, -1) && lua_topointer(L, -1) == c->shared->data_received;
   lua_setiuservalue(L, core, CUV_DATA_RECEIVED);
+  if (c->stream_protocol && t == LUA_TTABLE) {
+    rawget_field(L, idx, F_READER);
+    if (ta_stream_reader_test(L, c->E, -1) == NULL) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+  } else {
+    lua_pushnil(L);
+  }
+  lua_setiuservalue(L, core, CUV_READER);
 }
 
 /* transport_core(transport, sock, protocol) -> the transport's core */
