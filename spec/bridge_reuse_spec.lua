@@ -115,6 +115,37 @@ describe("trio_as_aio calls one after the other", function()
   end)
 end)
 
+describe("trio_as_aio calls on two loops", function()
+  local function call_in(loop)
+    return ta.run_aio_coroutine(function()
+      local v = ta.trio_as_aio(function()
+        trio.sleep(0)
+        return ta.current_loop()
+      end)()
+      return v, asyncio.get_running_loop() == loop
+    end)
+  end
+
+  it("a call in an inner loop after one in the outer loop, and back", function()
+    local seen = ta.run(function()
+      return ta.open_loop(function(outer)
+        local r = { call_in(outer) }
+        ta.open_loop(function(inner)
+          local v, same = call_in(inner)
+          r[#r + 1] = v == inner
+          r[#r + 1] = same
+        end)
+        local v, same = call_in(outer)
+        r[#r + 1] = v == outer
+        r[#r + 1] = same
+        r[1] = r[1] == outer
+        return r
+      end)
+    end)
+    assert.same({ true, true, true, true, true, true }, seen)
+  end)
+end)
+
 describe("loop:run_trio futures one after the other", function()
   it("cancelling a future already done does not reach the Trio task of a later one", function()
     local result = ta.run(function()

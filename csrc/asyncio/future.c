@@ -507,15 +507,17 @@ static int f_get_loop(lua_State *L) {
 
 /* fut:await() — asyncio-flavored: suspend the running Task until fut is
 ** done, then return its results or raise its error. */
-static int await_future(lua_State *L, ta_future *f, ta_task *t);
+static int await_future_k(lua_State *L, ta_future *f, ta_task *t, lua_KFunction k);
+#define await_future(L, f, t) await_future_k((L), (f), (t), NULL)
 
 static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   return await_future(L, f, ta_async_check(L, "Future:await", TA_ASYNCIO));
 }
 
-/* The asyncio-flavored task t awaits the future f at 1. */
-static int await_future(lua_State *L, ta_future *f, ta_task *t) {
+/* The asyncio-flavored task t awaits the future f at 1; a Task that
+** suspends for it is continued by k (NULL: the engine's usual one). */
+static int await_future_k(lua_State *L, ta_future *f, ta_task *t, lua_KFunction k) {
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
   if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await", trio_wait_k); /* allow_asyncio */
   if (f->loop != ta_task_future(t)->loop)
@@ -525,7 +527,7 @@ static int await_future(lua_State *L, ta_future *f, ta_task *t) {
     return ta_error(L, "RuntimeError", "Future:await: a Task cannot await itself");
   lua_settop(L, 1);
   t->wait = f;
-  return ta_task_yield(L, t, 0, NULL);
+  return ta_task_yield(L, t, 0, k);
 }
 
 /* ---- asyncio.sleep ---- */
@@ -1419,6 +1421,9 @@ enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
 enum { HELPER_NAME = 1, HELPER_CHECK };
 enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP };
 enum { TRIO_START_TASK = HELPER_CHECK + 1, TRIO_SERVICE_KEY, TRIO_START };
+/* ...and, after the helpers, a weak table holding the spare future (see
+** l_trio_call). */
+enum { TRIO_SPARE = TRIO_START + 1 };
 static const char *const aio_helpers[] = {
   "name", "check", "context_var", "need_loop", NULL
 };
@@ -1451,10 +1456,19 @@ static int l_caller_of(lua_State *L) {
 }
 
 /* make_caller{...}: the helpers named in `names` (the table at 1) become
-** an array; the maker of callers running `call`. */
-static int make_caller(lua_State *L, const char *const names[], lua_CFunction call) {
+** an array (then, at spare_at if not 0, a new weak table); the maker of
+** callers running `call`. */
+static int make_caller(lua_State *L, const char *const names[], int spare_at, lua_CFunction call) {
   lua_pushvalue(L, lua_upvalueindex(1));
   ta_push_helpers(L, 1, names, "make_caller");
+  if (spare_at) {
+    lua_createtable(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawseti(L, -2, spare_at);
+  }
   lua_pushcfunction(L, call);
   lua_pushcclosure(L, l_caller_of, CALLER_CALL);
   return 1;
@@ -1517,7 +1531,7 @@ static int l_aio_call(lua_State *L) {
 /* make_aio_as_trio{name=, check=, context_var=, need_loop=}
 ** -> aio_as_trio */
 static int l_make_aio_as_trio(lua_State *L) {
-  return make_caller(L, aio_helpers, l_aio_call);
+  return make_caller(L, aio_helpers, 0, l_aio_call);
 }
 
 /* ---- trio_as_aio: an asyncio Task calls a Trio-flavored function ---- */
@@ -1530,7 +1544,45 @@ static int l_make_aio_as_trio(lua_State *L) {
 ** start, csrc/trio/scope.c), service_key ("service", the field of the
 ** loop's attributes holding its service nursery), and start(fn, ...) ->
 ** fut, the whole start in Lua, for all but the hot path (it raises what is
-** wrong). */
+** wrong).
+** The spare future: once the Task has taken the results of that future
+** (trio_call_k), no one else holds it (the Trio task settled it as it
+** ended), so it waits in a weak table for the next call on the same loop,
+** which makes it pending again (ta_future_reuse) instead of allocating
+** one.  (Its cancel hook, the scope of the Trio task before, is done with
+** it: a future that is done never calls its hook.) */
+static int trio_call_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  int nres;
+  (void)status;
+  if (t->resume_error) {
+    t->resume_error = 0;
+    return lua_error(L);
+  }
+  nres = lua_gettop(L) - t->kbase;
+  lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), TRIO_SPARE);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pop(L, 1);
+  return nres;
+}
+
+/* Pushes the spare future if it is one of loop lp that can be made
+** pending again (then taken from the spare table at idx), else a new one
+** (the loop at loopidx). */
+static ta_future *push_call_future(lua_State *L, ta_loop *lp, int loopidx, int spare_idx) {
+  if (lua_rawgeti(L, spare_idx, 1) == LUA_TUSERDATA) {
+    ta_future *f = (ta_future *)lua_touserdata(L, -1); /* (only trio_call_k puts one there) */
+    if (f->loop == lp && ta_future_reuse(L, -1) != NULL) {
+      lua_pushnil(L);
+      lua_rawseti(L, spare_idx, 1);
+      return f;
+    }
+  }
+  lua_pop(L, 1);
+  return new_future(L, lp, loopidx, TA_KIND_FUTURE);
+}
+
 static int l_trio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = ta_async_check_in(L, E, "trio_asyncio.trio_as_aio", TA_ASYNCIO);
@@ -1545,7 +1597,9 @@ static int l_trio_call(lua_State *L) {
   lua_rawgeti(L, top, TRIO_SERVICE_KEY);
   if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
   lua_replace(L, -2); /* top + 2: the service nursery */
-  f = new_future(L, lp, top + 1, TA_KIND_FUTURE); /* top + 3 */
+  lua_rawgeti(L, top, TRIO_SPARE);
+  f = push_call_future(L, lp, top + 1, top + 3);
+  lua_replace(L, top + 3); /* top + 3: the future */
   lua_rawgeti(L, top, TRIO_START_TASK);
   lua_pushvalue(L, top + 2);
   lua_pushvalue(L, top + 1);
@@ -1556,7 +1610,7 @@ static int l_trio_call(lua_State *L) {
   lua_setiuservalue(L, top + 3, FUV_HOOK); /* cancelling the future cancels the scope */
   lua_replace(L, 1);
   lua_settop(L, 1);
-  return await_future(L, f, t);
+  return await_future_k(L, f, t, trio_call_k);
 slow:
   lua_settop(L, top);
   lua_rawgeti(L, top, TRIO_START);
@@ -1572,7 +1626,7 @@ slow:
 /* make_trio_as_aio{name=, check=, start_task=, service_key=, start=}
 ** -> trio_as_aio */
 static int l_make_trio_as_aio(lua_State *L) {
-  return make_caller(L, trio_helpers, l_trio_call);
+  return make_caller(L, trio_helpers, TRIO_SPARE, l_trio_call);
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
