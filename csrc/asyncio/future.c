@@ -1567,20 +1567,25 @@ static int trio_call_k(lua_State *L, int status, lua_KContext ctx) {
   return nres;
 }
 
-/* Pushes the spare future if it is one of loop lp that can be made
-** pending again (then taken from the spare table at idx), else a new one
-** (the loop at loopidx). */
-static ta_future *push_call_future(lua_State *L, ta_loop *lp, int loopidx, int spare_idx) {
-  if (lua_rawgeti(L, spare_idx, 1) == LUA_TUSERDATA) {
-    ta_future *f = (ta_future *)lua_touserdata(L, -1); /* (only trio_call_k puts one there) */
+/* The spare table on top is replaced by the loop lp and a future of it
+** (pushed): the spare future when it is one of lp that can be made pending
+** again (then taken from the table), else a new one. */
+static ta_future *push_loop_and_future(lua_State *L, ta_engine *E, ta_loop *lp) {
+  int spare = lua_gettop(L);
+  ta_future *f;
+  if (lua_rawgeti(L, spare, 1) == LUA_TUSERDATA) {
+    f = (ta_future *)lua_touserdata(L, -1); /* (only trio_call_k puts one there) */
     if (f->loop == lp && ta_future_reuse(L, -1) != NULL) {
       lua_pushnil(L);
-      lua_rawseti(L, spare_idx, 1);
+      lua_rawseti(L, spare, 1);
+      lua_getiuservalue(L, -1, FUV_LOOP);
+      lua_replace(L, spare);
       return f;
     }
   }
-  lua_pop(L, 1);
-  return new_future(L, lp, loopidx, TA_KIND_FUTURE);
+  lua_pop(L, 2);
+  ta_push_weak(L, E, lp->ref);
+  return new_future(L, lp, spare, TA_KIND_FUTURE);
 }
 
 static int l_trio_call(lua_State *L) {
@@ -1592,23 +1597,21 @@ static int l_trio_call(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS)); /* top: the helpers */
   luaL_checkstack(L, nargs + 12, "too many arguments");
   if (lp == NULL || lp->closed) goto slow;
-  ta_push_weak(L, E, lp->ref); /* top + 1: the loop */
+  lua_rawgeti(L, top, TRIO_SPARE);
+  f = push_loop_and_future(L, E, lp); /* top + 1: the loop, top + 2: the future */
   ta_loop_push_attrs(L, top + 1);
   lua_rawgeti(L, top, TRIO_SERVICE_KEY);
   if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
-  lua_replace(L, -2); /* top + 2: the service nursery */
-  lua_rawgeti(L, top, TRIO_SPARE);
-  f = push_call_future(L, lp, top + 1, top + 3);
-  lua_replace(L, top + 3); /* top + 3: the future */
+  lua_replace(L, -2); /* top + 3: the service nursery */
   lua_rawgeti(L, top, TRIO_START_TASK);
-  lua_pushvalue(L, top + 2);
-  lua_pushvalue(L, top + 1);
   lua_pushvalue(L, top + 3);
+  lua_pushvalue(L, top + 1);
+  lua_pushvalue(L, top + 2);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
   lua_call(L, nargs + 4, 1); /* start_task(nursery, loop, fut, fn, ...) -> scope */
-  lua_setiuservalue(L, top + 3, FUV_HOOK); /* cancelling the future cancels the scope */
-  lua_replace(L, 1);
+  lua_setiuservalue(L, top + 2, FUV_HOOK); /* cancelling the future cancels the scope */
+  lua_copy(L, top + 2, 1);
   lua_settop(L, 1);
   return await_future_k(L, f, t, trio_call_k);
 slow:
