@@ -297,7 +297,7 @@ static int l_scope_cancelled_caught(lua_State *L) {
 
 /* ---- scope_task: a task body that runs a function in a cancel scope ----
 **
-** body(context_value, receiver, scope, fn, ...), a C closure that
+** body(scope, context_value, receiver, fn, ...), a C closure that
 ** make_scope_task{...} makes for the start() it returns: a Trio task's
 ** whole body, run in C so that the task needs no Lua frame of its own and
 ** fn runs at depth 1 of its thread (the hot path of trio_asyncio's
@@ -320,7 +320,7 @@ static const char *const scope_task_helpers[] = {
   "context_var", "enter_context", "not_started", "returned", "raised", NULL
 };
 /* Arguments of the body. */
-enum { ST_VALUE = 1, ST_RECEIVER, ST_SCOPE, ST_FN };
+enum { ST_SCOPE = 1, ST_VALUE, ST_RECEIVER, ST_FN };
 /* Upvalues of the body: the engine, the helpers, its memo (shared with
 ** start: upvalue 3 there). */
 enum { ST_UP_HELPERS = 2, ST_UP_MEMO };
@@ -395,8 +395,8 @@ static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
   ta_scope_exit(L, sc);
   lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RETURNED);
   lua_pushvalue(L, ST_RECEIVER);
-  lua_rotate(L, ST_SCOPE + 1, 2); /* [value, receiver, scope, returned, receiver, results...] */
-  lua_call(L, lua_gettop(L) - ST_SCOPE - 1, 0);
+  lua_rotate(L, ST_FN, 2); /* [scope, value, receiver, returned, receiver, results...] */
+  lua_call(L, lua_gettop(L) - ST_FN, 0);
   if (ctx & 1) { /* the receiver is done with it: the spare */
     lua_pushvalue(L, ST_SCOPE);
     lua_rawseti(L, lua_upvalueindex(ST_UP_MEMO), MEMO_SPARE_SCOPE);
@@ -438,18 +438,17 @@ static void push_task_scope(lua_State *L, ta_engine *E) {
 }
 
 /* start(nursery, context_value, receiver, fn, ...) -> scope: a cancel
-** scope (the spare, or a new one), and body(context_value, receiver,
-** scope, fn, ...) started as a Trio task in the nursery
+** scope (the spare, or a new one), and body(scope, context_value,
+** receiver, fn, ...) started as a Trio task in the nursery
 ** (nursery:start_soon), in one C call. */
 static int l_start_scope_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   luaL_checkany(L, 4);
-  push_task_scope(L, E);
-  lua_insert(L, ST_SCOPE + 1); /* [nursery, value, receiver, scope, fn, ...] */
   lua_pushvalue(L, lua_upvalueindex(2));
-  lua_insert(L, 2); /* [nursery, body, value, receiver, scope, fn, ...] */
+  push_task_scope(L, E);
+  lua_rotate(L, 2, 2); /* [nursery, body, scope, value, receiver, fn, ...] */
   ta_nursery_start_soon(L, E, 2);
-  lua_pushvalue(L, ST_SCOPE + 2);
+  lua_pushvalue(L, 3);
   return 1;
 }
 
