@@ -192,3 +192,41 @@ describe("loop:run_trio futures one after the other", function()
     assert.same({ 1, "cancelled", 3, "cancelled", 5, "cancelled", "after" }, log)
   end)
 end)
+
+describe("Trio tasks waiting on one future", function()
+  it("the first waiter, a second one and a done callback all get the outcome", function()
+    local log = ta.run(function()
+      local loop = ta.current_loop()
+      local fut = loop:create_future()
+      local got = {}
+      fut:add_done_callback(function(f) got[#got + 1] = "callback " .. f:result() end)
+      trio.open_nursery(function(n)
+        for i = 1, 2 do
+          n:start_soon(function()
+            local v = ta.run_aio_future(fut)
+            got[#got + 1] = ("waiter %d %s"):format(i, v)
+          end)
+        end
+        trio.sleep(0.01)
+        loop:call_soon(function() fut:set_result("done") end)
+      end)
+      local again = ta.run_aio_future(fut) -- done already: no wait
+      table.sort(got)
+      got[#got + 1] = again
+      return got
+    end)
+    assert.same({ "callback done", "waiter 1 done", "waiter 2 done", "done" }, log)
+  end)
+
+  it("a waiter that is alone on the future gets its error", function()
+    local err = ta.run(function()
+      local loop = ta.current_loop()
+      local fut = loop:create_future()
+      loop:call_soon(function() fut:set_exception(asyncio.InvalidStateError("nope")) end)
+      local ok, e = pcall(ta.run_aio_future, fut)
+      assert.is_false(ok)
+      return e
+    end)
+    assert.is_true(asyncio.InvalidStateError:is(err))
+  end)
+end)

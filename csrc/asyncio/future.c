@@ -1393,8 +1393,12 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, 
                     f->loop->closed ? "closed" : "not running");
   lua_settop(L, 1);
   ta_push_task(L, t);
-  add_callback(L, f, 1, 2, CB_TRIO_TASK);
-  lua_settop(L, 1);
+  if (f->ncallbacks == 0) { /* the common case: the only callback */
+    set_first_callback(L, f, 1, CB_TRIO_TASK);
+  } else {
+    add_callback(L, f, 1, 2, CB_TRIO_TASK);
+    lua_settop(L, 1);
+  }
   t->wait = f;
   t->cancel_asked = 0;
   return ta_park_k(L, t, trio_wait_abort, k);
