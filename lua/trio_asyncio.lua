@@ -166,7 +166,7 @@ local function settle_outcome(fut, scope, ok, ...)
 end
 
 -- The Trio task's body (a C closure, made by core.make_scope_task in
--- csrc/trio/scope.c): body(loop, fut, scope, fn, ...) runs fn(...) in
+-- csrc/trio/scope.c): body(scope, loop, fut, fn, ...) runs fn(...) in
 -- scope, fn at depth 1 of the task's thread; its results go to fut unless
 -- fut was cancelled meanwhile; its error leaves the scope as scope:run
 -- would and settles fut (settle_outcome).

@@ -521,15 +521,17 @@ static int f_get_loop(lua_State *L) {
 
 /* fut:await() — asyncio-flavored: suspend the running Task until fut is
 ** done, then return its results or raise its error. */
-static int await_future(lua_State *L, ta_future *f, ta_task *t);
+static int await_future_k(lua_State *L, ta_future *f, ta_task *t, lua_KFunction k);
+#define await_future(L, f, t) await_future_k((L), (f), (t), NULL)
 
 static int f_await(lua_State *L) {
   ta_future *f = checkfuture(L, 1);
   return await_future(L, f, ta_async_check(L, "Future:await", TA_ASYNCIO));
 }
 
-/* The asyncio-flavored task t awaits the future f at 1. */
-static int await_future(lua_State *L, ta_future *f, ta_task *t) {
+/* The asyncio-flavored task t awaits the future f at 1; a Task that
+** suspends for it is continued by k (NULL: the engine's usual one). */
+static int await_future_k(lua_State *L, ta_future *f, ta_task *t, lua_KFunction k) {
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
   if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await", trio_wait_k); /* allow_asyncio */
   if (f->loop != ta_task_future(t)->loop)
@@ -539,7 +541,7 @@ static int await_future(lua_State *L, ta_future *f, ta_task *t) {
     return ta_error(L, "RuntimeError", "Future:await: a Task cannot await itself");
   lua_settop(L, 1);
   t->wait = f;
-  return ta_task_yield(L, t, 0, NULL);
+  return ta_task_yield(L, t, 0, k);
 }
 
 /* ---- asyncio.sleep ---- */
@@ -1357,9 +1359,13 @@ static int l_make_gather(lua_State *L) {
 
 /* The done callback of a Trio task (at 1) in trio_wait, run from the ready
 ** queue as asyncio runs done callbacks.  Only this wakes it (its abort
-** callback answers FAILED), so it is still waiting for the future, done. */
+** callback answers FAILED), so it is still waiting for the future, done.
+** Only schedule_one queues it, with a Trio task object, and no Lua code
+** sees it (it is kept in the registry, and the Handle a failed entry gets
+** does not show its function): its argument is trusted as the loop trusts
+** its ready queue (no metatable check: W6 aio_as_trio -1.4%). */
 static int trio_wakeup(lua_State *L) {
-  ta_task *t = (ta_task *)ta_checkudata(L, ta_upengine(L), 1, TA_MT_TASK); /* (trio_wait's task) */
+  ta_task *t = (ta_task *)lua_touserdata(L, 1);
   if (t->state == TA_PARKED && !ta_task_compact(t) && t->abort == trio_wait_abort &&
       ((ta_future *)t->wait)->state != TA_FUT_PENDING)
     ta_reschedule(t, 0, 0);
@@ -1412,8 +1418,12 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, 
                     f->loop->closed ? "closed" : "not running");
   lua_settop(L, 1);
   ta_push_task(L, t);
-  add_callback(L, f, 1, 2, CB_TRIO_TASK);
-  lua_settop(L, 1);
+  if (f->ncallbacks == 0) { /* the common case: the only callback */
+    set_first_callback(L, f, 1, CB_TRIO_TASK);
+  } else {
+    add_callback(L, f, 1, 2, CB_TRIO_TASK);
+    lua_settop(L, 1);
+  }
   t->wait = f;
   t->cancel_asked = 0;
   return ta_park_k(L, t, trio_wait_abort, k);
@@ -1444,6 +1454,9 @@ enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
 enum { HELPER_NAME = 1, HELPER_CHECK };
 enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP };
 enum { TRIO_START_TASK = HELPER_CHECK + 1, TRIO_SERVICE_KEY, TRIO_START };
+/* ...and, after the helpers, a weak table holding the spare future (see
+** l_trio_call). */
+enum { TRIO_SPARE = TRIO_START + 1 };
 static const char *const aio_helpers[] = {
   "name", "check", "context_var", "need_loop", NULL
 };
@@ -1476,10 +1489,19 @@ static int l_caller_of(lua_State *L) {
 }
 
 /* make_caller{...}: the helpers named in `names` (the table at 1) become
-** an array; the maker of callers running `call`. */
-static int make_caller(lua_State *L, const char *const names[], lua_CFunction call) {
+** an array (then, at spare_at if not 0, a new weak table); the maker of
+** callers running `call`. */
+static int make_caller(lua_State *L, const char *const names[], int spare_at, lua_CFunction call) {
   lua_pushvalue(L, lua_upvalueindex(1));
   ta_push_helpers(L, 1, names, "make_caller");
+  if (spare_at) {
+    lua_createtable(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawseti(L, -2, spare_at);
+  }
   lua_pushcfunction(L, call);
   lua_pushcclosure(L, l_caller_of, CALLER_CALL);
   return 1;
@@ -1542,7 +1564,7 @@ static int l_aio_call(lua_State *L) {
 /* make_aio_as_trio{name=, check=, context_var=, need_loop=}
 ** -> aio_as_trio */
 static int l_make_aio_as_trio(lua_State *L) {
-  return make_caller(L, aio_helpers, l_aio_call);
+  return make_caller(L, aio_helpers, 0, l_aio_call);
 }
 
 /* ---- trio_as_aio: an asyncio Task calls a Trio-flavored function ---- */
@@ -1555,7 +1577,50 @@ static int l_make_aio_as_trio(lua_State *L) {
 ** start, csrc/trio/scope.c), service_key ("service", the field of the
 ** loop's attributes holding its service nursery), and start(fn, ...) ->
 ** fut, the whole start in Lua, for all but the hot path (it raises what is
-** wrong). */
+** wrong).
+** The spare future: once the Task has taken the results of that future
+** (trio_call_k), no one else holds it (the Trio task settled it as it
+** ended), so it waits in a weak table for the next call on the same loop,
+** which makes it pending again (ta_future_reuse) instead of allocating
+** one.  (Its cancel hook, the scope of the Trio task before, is done with
+** it: a future that is done never calls its hook.) */
+static int trio_call_k(lua_State *L, int status, lua_KContext ctx) {
+  ta_task *t = (ta_task *)ctx;
+  int nres;
+  (void)status;
+  if (t->resume_error) {
+    t->resume_error = 0;
+    return lua_error(L);
+  }
+  nres = lua_gettop(L) - t->kbase;
+  lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), TRIO_SPARE);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, 1);
+  lua_pop(L, 1);
+  return nres;
+}
+
+/* The spare table on top is replaced by the loop lp and a future of it
+** (pushed): the spare future when it is one of lp that can be made pending
+** again (then taken from the table), else a new one. */
+static ta_future *push_loop_and_future(lua_State *L, ta_engine *E, ta_loop *lp) {
+  int spare = lua_gettop(L);
+  ta_future *f;
+  if (lua_rawgeti(L, spare, 1) == LUA_TUSERDATA) {
+    f = (ta_future *)lua_touserdata(L, -1); /* (only trio_call_k puts one there) */
+    if (f->loop == lp && ta_future_reuse(L, -1) != NULL) {
+      lua_pushnil(L);
+      lua_rawseti(L, spare, 1);
+      lua_getiuservalue(L, -1, FUV_LOOP);
+      lua_replace(L, spare);
+      return f;
+    }
+  }
+  lua_pop(L, 2);
+  ta_push_weak(L, E, lp->ref);
+  return new_future(L, lp, spare, TA_KIND_FUTURE);
+}
+
 static int l_trio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = ta_async_check_in(L, E, "trio_asyncio.trio_as_aio", TA_ASYNCIO);
@@ -1565,23 +1630,23 @@ static int l_trio_call(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS)); /* top: the helpers */
   luaL_checkstack(L, nargs + 12, "too many arguments");
   if (lp == NULL || lp->closed) goto slow;
-  ta_push_weak(L, E, lp->ref); /* top + 1: the loop */
+  lua_rawgeti(L, top, TRIO_SPARE);
+  f = push_loop_and_future(L, E, lp); /* top + 1: the loop, top + 2: the future */
   ta_loop_push_attrs(L, top + 1);
   lua_rawgeti(L, top, TRIO_SERVICE_KEY);
   if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
-  lua_replace(L, -2); /* top + 2: the service nursery */
-  f = new_future(L, lp, top + 1, TA_KIND_FUTURE); /* top + 3 */
+  lua_replace(L, -2); /* top + 3: the service nursery */
   lua_rawgeti(L, top, TRIO_START_TASK);
-  lua_pushvalue(L, top + 2);
-  lua_pushvalue(L, top + 1);
   lua_pushvalue(L, top + 3);
+  lua_pushvalue(L, top + 1);
+  lua_pushvalue(L, top + 2);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
   lua_call(L, nargs + 4, 1); /* start_task(nursery, loop, fut, fn, ...) -> scope */
-  lua_setiuservalue(L, top + 3, FUV_HOOK); /* cancelling the future cancels the scope */
-  lua_replace(L, 1);
+  lua_setiuservalue(L, top + 2, FUV_HOOK); /* cancelling the future cancels the scope */
+  lua_copy(L, top + 2, 1);
   lua_settop(L, 1);
-  return await_future(L, f, t);
+  return await_future_k(L, f, t, trio_call_k);
 slow:
   lua_settop(L, top);
   lua_rawgeti(L, top, TRIO_START);
@@ -1597,7 +1662,7 @@ slow:
 /* make_trio_as_aio{name=, check=, start_task=, service_key=, start=}
 ** -> trio_as_aio */
 static int l_make_trio_as_aio(lua_State *L) {
-  return make_caller(L, trio_helpers, l_trio_call);
+  return make_caller(L, trio_helpers, TRIO_SPARE, l_trio_call);
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
@@ -1838,8 +1903,7 @@ int ta_open_future(lua_State *L) {
   new_variant_class(L, E, ATASK_DONE_MT, future_meta, ATASK_MT, TA_MT_AIOTASK_DONE);
   ta_task_class(E, TA_MT_AIOTASK, offsetof(ta_aiotask, t));
   ta_task_class(E, TA_MT_AIOTASK_DONE, offsetof(ta_aiotask, t));
-  lua_pushvalue(L, -1); /* engine: trio_wakeup's upvalue (no registry lookup per wake) */
-  lua_pushcclosure(L, trio_wakeup, 1);
+  lua_pushcfunction(L, trio_wakeup);
   E->trio_wakeup_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_register(L, future_funcs);
   return 0;

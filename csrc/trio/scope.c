@@ -16,14 +16,19 @@
 
 /* ---- CancelScope ---- */
 
-/* A CancelScope, or a task body's scope. */
-static ta_scope *checkscope(lua_State *L, int idx) {
-  ta_engine *E = ta_upengine(L);
+/* A CancelScope, or a task body's scope (then *is_task_scope is set, when
+** is_task_scope is not NULL). */
+static ta_scope *checkscope_in(lua_State *L, ta_engine *E, int idx, int *is_task_scope) {
   void *p;
   const void *mt = ta_udata_mt(L, idx, &p);
   if (mt == NULL || (mt != E->mt[TA_MT_SCOPE] && mt != E->mt[TA_MT_TASK_SCOPE]))
     luaL_typeerror(L, idx, SCOPE_MT);
+  if (is_task_scope != NULL) *is_task_scope = mt == E->mt[TA_MT_TASK_SCOPE];
   return (ta_scope *)p;
+}
+
+static ta_scope *checkscope(lua_State *L, int idx) {
+  return checkscope_in(L, ta_upengine(L), idx, NULL);
 }
 
 /* The deadline timer's callback. */
@@ -32,15 +37,20 @@ static void deadline_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
   ta_status_cancel(L, E, &sc->st, TA_CANCEL_DEADLINE);
 }
 
-/* A new scope of the class `which` (TA_MT_SCOPE or TA_MT_TASK_SCOPE). */
-static ta_scope *new_scope(lua_State *L, ta_engine *E, double deadline, int shield, int which) {
-  ta_scope *sc = (ta_scope *)lua_newuserdatauv(L, sizeof *sc, 0);
+/* The state of a scope not yet entered. */
+static void init_scope(ta_scope *sc, ta_engine *E, double deadline, int shield) {
   memset(sc, 0, sizeof *sc);
   sc->E = E;
   sc->st.deadline = deadline;
   sc->st.shield = (unsigned char)shield;
   sc->relative = HUGE_VAL;
   ta_timer_init(&sc->timer, deadline_fired);
+}
+
+/* A new scope of the class `which` (TA_MT_SCOPE or TA_MT_TASK_SCOPE). */
+static ta_scope *new_scope(lua_State *L, ta_engine *E, double deadline, int shield, int which) {
+  ta_scope *sc = (ta_scope *)lua_newuserdatauv(L, sizeof *sc, 0);
+  init_scope(sc, E, deadline, shield);
   ta_setmetatable(L, E, which);
   return sc;
 }
@@ -287,7 +297,7 @@ static int l_scope_cancelled_caught(lua_State *L) {
 
 /* ---- scope_task: a task body that runs a function in a cancel scope ----
 **
-** body(context_value, receiver, scope, fn, ...), a C closure that
+** body(scope, context_value, receiver, fn, ...), a C closure that
 ** make_scope_task{...} makes for the start() it returns: a Trio task's
 ** whole body, run in C so that the task needs no Lua frame of its own and
 ** fn runs at depth 1 of its thread (the hot path of trio_asyncio's
@@ -300,14 +310,19 @@ static int l_scope_cancelled_caught(lua_State *L) {
 **      results; when it raises, raised(receiver, scope, err) leaves the
 **      scope (trio.lua's scope_finish) and hands the outcome on.
 ** start(nursery, context_value, receiver, fn, ...) makes the scope and
-** starts the task (below). */
+** starts the task (below).  The scope is the receiver's to cancel the task
+** with until returned(receiver, ...) has been called: then the body keeps
+** it as the spare scope (below), which the next start re-initializes
+** instead of allocating a scope (a scope per trio_as_aio call was a tenth
+** of its cost). */
 enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED };
 static const char *const scope_task_helpers[] = {
   "context_var", "enter_context", "not_started", "returned", "raised", NULL
 };
 /* Arguments of the body. */
-enum { ST_VALUE = 1, ST_RECEIVER, ST_SCOPE, ST_FN };
-/* Upvalues of the body: the engine, the helpers, its context memo. */
+enum { ST_SCOPE = 1, ST_VALUE, ST_RECEIVER, ST_FN };
+/* Upvalues of the body: the engine, the helpers, its memo (shared with
+** start: upvalue 3 there). */
 enum { ST_UP_HELPERS = 2, ST_UP_MEMO };
 
 /* Calls the helper `which` with the values at the indices given (0 ends). */
@@ -324,8 +339,10 @@ static void call_helper(lua_State *L, int which, int a, int b, int c) {
 ** there, and that value (a weak table: it keeps neither alive), of a
 ** table the engine will never change (ta_ctx_push_frozen).  A task that
 ** starts in that table with that value needs no look (W6 trio_as_aio: a
-** task per call, all in the context of the asyncio Task that calls). */
-enum { MEMO_CTX = 1, MEMO_VALUE };
+** task per call, all in the context of the asyncio Task that calls).
+** MEMO_SPARE_SCOPE: a task body's scope that no one uses any more, exited
+** (weak too: a collection may take it). */
+enum { MEMO_CTX = 1, MEMO_VALUE, MEMO_SPARE_SCOPE };
 
 static void see_context(lua_State *L, ta_task *t) {
   int memo = lua_upvalueindex(ST_UP_MEMO), frozen = ta_ctx_push_frozen(L, t);
@@ -353,9 +370,11 @@ static void see_context(lua_State *L, ta_task *t) {
 /* The scope has no finalizer (TASK_SCOPE_MT): whatever happens, the body
 ** leaves it before its task can end, so that it is never collected while
 ** entered.  (Only a task that never ends lets its thread go entered: at
-** lua_close, whose finalizers all run before anything is freed.) */
+** lua_close, whose finalizers all run before anything is freed.)  ctx: the
+** scope, its lowest bit set when it is a task body's scope (start's, not a
+** CancelScope someone passed to the body), which may become the spare. */
 static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_scope *sc = (ta_scope *)ctx;
+  ta_scope *sc = (ta_scope *)(ctx & ~(lua_KContext)1);
   luaL_checkstack(L, 3, "too many results");
   if (status != LUA_OK && status != LUA_YIELD) { /* fn raised: the error on top */
     lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RAISED);
@@ -376,37 +395,60 @@ static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
   ta_scope_exit(L, sc);
   lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RETURNED);
   lua_pushvalue(L, ST_RECEIVER);
-  lua_rotate(L, ST_SCOPE + 1, 2); /* [value, receiver, scope, returned, receiver, results...] */
-  lua_call(L, lua_gettop(L) - ST_SCOPE - 1, 0);
+  lua_rotate(L, ST_FN, 2); /* [scope, value, receiver, returned, receiver, results...] */
+  lua_call(L, lua_gettop(L) - ST_FN, 0);
+  if (ctx & 1) { /* the receiver is done with it: the spare */
+    lua_pushvalue(L, ST_SCOPE);
+    lua_rawseti(L, lua_upvalueindex(ST_UP_MEMO), MEMO_SPARE_SCOPE);
+  }
   return 0;
 }
 
 static int l_scope_task(lua_State *L) {
-  ta_task *t = ta_async_check(L, "scope_task", TA_TRIO);
-  ta_scope *sc = checkscope(L, ST_SCOPE);
-  int status;
+  ta_engine *E = ta_upengine(L);
+  ta_task *t = ta_async_check_in(L, E, "scope_task", TA_TRIO);
+  int is_task_scope, status;
+  ta_scope *sc = checkscope_in(L, E, ST_SCOPE, &is_task_scope);
+  lua_KContext ctx = (lua_KContext)sc | (lua_KContext)is_task_scope;
   see_context(L, t);
   if (cancel_called(L, sc)) {
     call_helper(L, ST_NOT_STARTED, ST_RECEIVER, 0, 0);
     return 0;
   }
   ta_scope_enter(L, sc, t);
-  status = lua_pcallk(L, lua_gettop(L) - ST_FN, LUA_MULTRET, 0, (lua_KContext)sc, scope_task_k);
-  return scope_task_k(L, status, (lua_KContext)sc);
+  status = lua_pcallk(L, lua_gettop(L) - ST_FN, LUA_MULTRET, 0, ctx, scope_task_k);
+  return scope_task_k(L, status, ctx);
 }
 
-/* start(nursery, context_value, receiver, fn, ...) -> scope: a new
-** cancel scope, and body(context_value, receiver, scope, fn, ...) started
-** as a Trio task in the nursery (nursery:start_soon), in one C call. */
+/* Pushes a task body's scope, not entered: the spare one when there is
+** one (upvalue 3: the body's memo), else a new one. */
+static void push_task_scope(lua_State *L, ta_engine *E) {
+  int memo = lua_upvalueindex(3);
+  if (lua_rawgeti(L, memo, MEMO_SPARE_SCOPE) == LUA_TUSERDATA) {
+    ta_scope *sc = (ta_scope *)lua_touserdata(L, -1);
+    if (sc->state == 2) { /* (only a body's scope it left is put there) */
+      init_scope(sc, E, HUGE_VAL, 0);
+      lua_pushnil(L);
+      lua_rawseti(L, memo, MEMO_SPARE_SCOPE);
+      return;
+    }
+  }
+  lua_pop(L, 1);
+  new_scope(L, E, HUGE_VAL, 0, TA_MT_TASK_SCOPE);
+}
+
+/* start(nursery, context_value, receiver, fn, ...) -> scope: a cancel
+** scope (the spare, or a new one), and body(scope, context_value,
+** receiver, fn, ...) started as a Trio task in the nursery
+** (nursery:start_soon), in one C call. */
 static int l_start_scope_task(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   luaL_checkany(L, 4);
-  new_scope(L, E, HUGE_VAL, 0, TA_MT_TASK_SCOPE);
-  lua_insert(L, ST_SCOPE + 1); /* [nursery, value, receiver, scope, fn, ...] */
   lua_pushvalue(L, lua_upvalueindex(2));
-  lua_insert(L, 2); /* [nursery, body, value, receiver, scope, fn, ...] */
+  push_task_scope(L, E);
+  lua_rotate(L, 2, 2); /* [nursery, body, scope, value, receiver, fn, ...] */
   ta_nursery_start_soon(L, E, 2);
-  lua_pushvalue(L, ST_SCOPE + 2);
+  lua_pushvalue(L, 3);
   return 1;
 }
 
@@ -416,13 +458,16 @@ static int l_make_scope_task(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(1));
   ta_push_helpers(L, 1, scope_task_helpers, "make_scope_task");
-  lua_createtable(L, 2, 0); /* the memo of step 1, weak */
+  lua_createtable(L, MEMO_SPARE_SCOPE, 0); /* the memo, weak */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_insert(L, -4); /* [engine, memo, engine, helpers, memo] */
   lua_pushcclosure(L, l_scope_task, ST_UP_MEMO);
-  lua_pushcclosure(L, l_start_scope_task, 2);
+  lua_insert(L, -2);
+  lua_pushcclosure(L, l_start_scope_task, 3); /* engine, body, memo */
   return 1;
 }
 
