@@ -16,8 +16,9 @@ typedef struct ta_handle ta_handle;
 enum { TA_FUT_PENDING, TA_FUT_CANCELLED, TA_FUT_FINISHED };
 
 /* The first byte of every object on a loop's ready queue, so that the
-** queue tells a Task (stepped directly, no handle needed) from a Handle. */
-enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE };
+** queue tells a Task (stepped directly, no handle needed) from a Handle;
+** and of what a parked Task waits in (a future or a ta_aio_park). */
+enum { TA_KIND_FUTURE, TA_KIND_TASK, TA_KIND_HANDLE, TA_KIND_PARK };
 
 struct ta_loop {
   ta_engine *E;
@@ -158,6 +159,24 @@ void ta_push_future_await(lua_State *L);
 void ta_aio_io_dispatch(lua_State *L, ta_loop *lp);
 void ta_aio_io_release(ta_loop *lp);
 int ta_open_aio_ioreq(lua_State *L);
+
+/* future.c: a C object parks the asyncio Task running on L in its
+** ta_aio_park p, with no Future (ta_aio_park_k: the Task must be t, of the
+** loop the object belongs to; the object anchors the Task meanwhile).  It
+** wakes it with ta_aio_unpark (the Task and its loop object on top,
+** popped), onto the loop's ready queue, resumed with no values, or with
+** the error at erridx (0: none).  Task:cancel() wakes a
+** parked Task itself (p->task is then NULL, as after any wake), to raise
+** CancelledError at the wait.  The continuation k (context t) raises what
+** ta_aio_park_failed says the Task was resumed with. */
+typedef struct ta_aio_park {
+  unsigned char kind;       /* TA_KIND_PARK */
+  ta_task *task;            /* the Task parked in it, NULL if none */
+} ta_aio_park;
+void ta_aio_park_init(ta_aio_park *p);
+int ta_aio_park_k(lua_State *L, ta_task *t, ta_aio_park *p, lua_KFunction k);
+void ta_aio_unpark(lua_State *L, ta_aio_park *p, int erridx);
+int ta_aio_park_failed(ta_task *t);
 
 /* streamreader.c: what the transport's read path (transport.c) needs to
 ** feed a StreamReaderProtocol's reader directly, as its data_received does,

@@ -744,6 +744,49 @@ static const char *aio_task_name(lua_State *L, ta_task *t, int idx) {
   return lua_tostring(L, -1);
 }
 
+/* ---- a Task parked by C code (see ta_aio_park in asyncio.h) ---- */
+
+/* A Task parks in p without a Future: nothing but p refers to the wait
+** (t->wait is p while it is parked), so a wake is only "onto the ready
+** queue", and the Task resumes with nothing on its stack to take away. */
+void ta_aio_park_init(ta_aio_park *p) {
+  p->kind = TA_KIND_PARK;
+  p->task = NULL;
+}
+
+int ta_aio_park_k(lua_State *L, ta_task *t, ta_aio_park *p, lua_KFunction k) {
+  p->task = t;
+  t->wait = p;
+  return ta_task_yield(L, t, 0, k);
+}
+
+/* Ends the wait of the Task parked in p (not yet queued); returns it. */
+static ta_task *unpark(ta_aio_park *p) {
+  ta_task *t = p->task;
+  p->task = NULL;
+  t->wait = NULL;
+  return t;
+}
+
+void ta_aio_unpark(lua_State *L, ta_aio_park *p, int erridx) {
+  ta_task *t = unpark(p);
+  if (erridx && t->co != NULL && lua_checkstack(t->co, 1)) {
+    lua_pushvalue(L, erridx);
+    lua_xmove(L, t->co, 1);
+    t->nargs = 1;
+    t->resume_error = 1;
+  }
+  ta_loop_append_below(L, ta_task_future(t)->loop);
+}
+
+/* In the continuation of ta_aio_park_k: true if the Task was resumed with
+** an error (on top of the stack: a cancellation, or ta_aio_unpark's). */
+int ta_aio_park_failed(ta_task *t) {
+  if (!t->resume_error) return 0;
+  t->resume_error = 0;
+  return 1;
+}
+
 /* ---- Tasks ---- */
 
 /* Runs one step of the Task f at tidx (from its driver, run_entry); resume
@@ -771,7 +814,13 @@ static void task_step(lua_State *L, ta_future *f, int tidx) {
   ta_step_task_at(L, t, tidx);
   lp->current = prev;
   if (t->state == TA_DONE) return;
-  if (t->wait != NULL && ((ta_future *)t->wait)->state == TA_FUT_PENDING) {
+  if (t->wait != NULL && ((ta_aio_park *)t->wait)->kind == TA_KIND_PARK) {
+    if (f->must_cancel) { /* it cancelled itself, then parked: woken to be cancelled */
+      unpark((ta_aio_park *)t->wait);
+      lua_pushvalue(L, tidx);
+      ta_loop_append_in_step(L, lp);
+    }
+  } else if (t->wait != NULL && ((ta_future *)t->wait)->state == TA_FUT_PENDING) {
     ta_future *w = (ta_future *)t->wait;
     if (w->ncallbacks == 0 && !f->must_cancel && lua_checkstack(t->co, 1)) {
       /* the common case: the Task is the only callback, set where the
@@ -932,6 +981,13 @@ static int task_cancel(lua_State *L, int tidx, int msgidx) {
       break;
     }
     if (t->wait == NULL || t->co == NULL) break;
+    if (((ta_aio_park *)t->wait)->kind == TA_KIND_PARK) { /* parked by C code: woken now, to be cancelled */
+      unpark((ta_aio_park *)t->wait);
+      lua_pushvalue(L, cur);
+      push_future_loop(L, f, cur);
+      ta_loop_append_below(L, f->loop);
+      break;
+    }
     lua_pushvalue(t->co, 1); /* the awaited future: self of its await */
     lua_xmove(t->co, L, 1);
     w = checkfuture(L, -1);

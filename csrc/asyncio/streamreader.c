@@ -8,10 +8,14 @@
 ** that string: request and response traffic copies nothing), a second
 ** feed moves them into a malloc'ed buffer (freed once empty).  So a read
 ** that finds its data costs one C call, and readuntil searches one block
-** of memory.  A read that has to wait awaits a Future of
-** the reader's loop (Future:await under lua_pcallk, as asyncio/queue.c
-** does, so a cancelled read cleans up); the future of a wait that ended
-** with a result is kept and reused by the next wait (nobody else holds it).
+** of memory.  A read that has to wait parks its asyncio Task in the
+** reader (ta_aio_park_k: no Future; feed_data, feed_eof and set_exception
+** put the Task back on the ready queue, Task:cancel() too).  Anything
+** else that reads (a Trio task in allow_asyncio mode, or a Task of
+** another loop) awaits a Future of the reader's loop (Future:await under
+** lua_pcallk, as asyncio/queue.c does, so a cancelled read cleans up); the
+** future of such a wait that ended with a result is kept and reused by the
+** next one (nobody else holds it).
 **
 ** Flow control as asyncio's: above twice the limit buffered, the reader
 ** pauses its transport's reading; once a read leaves the limit or less, it
@@ -26,12 +30,18 @@
 #include "io/sock.h"
 
 /* User values: the loop the waits' futures belong to, the waiter (the
-** future of the current or last wait: a read awaits it while `waiting`;
-** once a wait ended with a result it is pending again, for the next wait,
-** while `waiter_ready`), the exception set with set_exception, the
-** transport, the string the bytes are in (chunk mode), the bound writer
-** and its transport's socket (see "StreamWriter.drain" below). */
-enum { RUV_LOOP = 1, RUV_WAITER, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, RUV_WRITER, RUV_SOCK, R_NUV = RUV_SOCK };
+** future of the current or last wait on a future: a read awaits it while
+** `waiting` is WAIT_FUTURE; once a wait ended with a result it is pending
+** again, for the next wait, while `waiter_ready`), the exception set with
+** set_exception, the transport, the string the bytes are in (chunk mode),
+** the bound writer and its transport's socket (see "StreamWriter.drain"
+** below), the Task that parked last (in `park`: the reader anchors it
+** while it waits, and keeps it until another Task parks). */
+enum { RUV_LOOP = 1, RUV_WAITER, RUV_EXC, RUV_TRANSPORT, RUV_CHUNK, RUV_WRITER, RUV_SOCK, RUV_PARKED,
+       R_NUV = RUV_PARKED };
+
+/* What a read waits on (`waiting`): nothing, a future, or in `park`. */
+enum { WAIT_NONE, WAIT_FUTURE, WAIT_PARK };
 
 /* Upvalues of the methods: the engine, the Lua helpers, Future:await.
 ** The helpers and the classes stream_writer_bind looks for, by index: */
@@ -50,12 +60,15 @@ struct ta_sreader {
   lua_Integer limit;
   unsigned char eof;      /* feed_eof was called */
   unsigned char paused;   /* we paused the transport's reading */
-  unsigned char waiting;  /* a read awaits the future in RUV_WAITER */
+  unsigned char waiting;  /* what a read waits on (WAIT_*) */
   unsigned char has_exc;  /* RUV_EXC holds the exception */
   unsigned char has_transport;
   unsigned char waiter_ready; /* RUV_WAITER's future is pending and unused */
   unsigned char write_blocked; /* its StreamReaderProtocol is paused or lost */
   ta_future *waiter;      /* the future in RUV_WAITER, NULL if none */
+  ta_loop *loop;          /* RUV_LOOP's */
+  ta_aio_park park;       /* where a Task of that loop waits (WAIT_PARK) */
+  const ta_task *parked;  /* the Task in RUV_PARKED, NULL if none */
   const void *writer;     /* the bound StreamWriter (in RUV_WRITER), NULL if none */
   const void *transport;  /* its transport (RUV_TRANSPORT) */
   ta_sockbox *sock;       /* that transport's socket (RUV_SOCK) */
@@ -186,13 +199,21 @@ static void append(lua_State *L, ta_sreader *r, int ridx, int sidx, const char *
   r->len += n;
 }
 
-/* Wakes the waiting read of the reader at ridx with true, or with the
-** error at the absolute index excidx unless that is 0; a waiter its reader
-** cancelled stays as it is.  (RUV_WAITER keeps the future until the next
-** wait: only `waiting` tells whether there is one.) */
+/* Wakes the waiting read of the reader at ridx, with the error at the
+** absolute index excidx unless that is 0; a waiter cancelled meanwhile
+** stays as it is.  (RUV_WAITER keeps the future until the next wait:
+** only `waiting` tells whether there is one.) */
 static void wake_waiter(lua_State *L, ta_sreader *r, int ridx, int excidx) {
-  if (!r->waiting) return;
-  r->waiting = 0;
+  int waiting = r->waiting;
+  if (waiting == WAIT_NONE) return;
+  r->waiting = WAIT_NONE;
+  if (waiting == WAIT_PARK) {
+    if (r->park.task == NULL) return; /* woken by Task:cancel() */
+    lua_getiuservalue(L, ridx, RUV_PARKED);
+    lua_getiuservalue(L, ridx, RUV_LOOP);
+    ta_aio_unpark(L, &r->park, excidx);
+    return;
+  }
   if (r->waiter->state != TA_FUT_PENDING) return;
   lua_getiuservalue(L, ridx, RUV_WAITER);
   if (excidx) lua_pushvalue(L, excidx);
@@ -320,9 +341,16 @@ static int r_discard_overrun(lua_State *L) {
 
 /* ---- waiting ---- */
 
-/* Makes the waiter (the last wait's future when ready, or a new one of the
-** reader's loop) and awaits it (ta_future_await_k); k continues.  Stack:
-** [reader, args...]. */
+/* Whether the task t, running on L, waits by parking in the reader: an
+** asyncio Task of the reader's loop. */
+static int parks(lua_State *L, const ta_sreader *r, const ta_task *t) {
+  return ta_is_aio_task(t) && t->co == L && ta_task_future(t)->loop == r->loop;
+}
+
+/* Parks the Task t in the reader (made its RUV_PARKED unless it is
+** already), or else makes the waiter (the last wait's future when ready,
+** or a new one of the reader's loop) and awaits it (ta_future_await_k); k
+** continues.  Stack: [reader, args...]. */
 static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fname,
                          lua_KFunction k) {
   if (r->waiting)
@@ -331,6 +359,15 @@ static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fn
   if (r->paused) {
     r->paused = 0;
     transport_call(L, r, 1, "resume_reading", 0);
+  }
+  if (parks(L, r, t)) {
+    if (r->parked != t) {
+      ta_push_weak(L, r->E, t->ref);
+      lua_setiuservalue(L, 1, RUV_PARKED);
+      r->parked = t;
+    }
+    r->waiting = WAIT_PARK;
+    return ta_aio_park_k(L, t, &r->park, k);
   }
   if (r->waiter_ready) {
     lua_getiuservalue(L, 1, RUV_WAITER);
@@ -342,22 +379,32 @@ static int wait_for_data(lua_State *L, ta_sreader *r, ta_task *t, const char *fn
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, RUV_WAITER);
   }
-  r->waiting = 1;
+  r->waiting = WAIT_FUTURE;
   return ta_future_await_k(L, t, r->waiter, lua_upvalueindex(UP_AWAIT), k);
 }
 
-/* In the continuation of wait_for_data: the wait ends if the waiter is
-** still its future (asyncio's `finally: self._waiter = None` would also
-** drop a later read's waiter, which then never wakes); that future is
-** kept for the next wait if this one ended with a result and no later
-** read has replaced it; a failed wait raises its error again.  Leaves
-** the stack as it was before the wait: [reader, args...] (nargs values). */
+/* In the continuation of wait_for_data: the wait ends if it is still the
+** reader's (asyncio's `finally: self._waiter = None` would also drop a
+** later read's waiter, which then never wakes): a parked Task woken by a
+** cancellation, or the waiter still its future; that future is kept for
+** the next wait if this one ended with a result and no later read has
+** replaced it; a failed wait raises its error again.  Leaves the stack as
+** it was before the wait: [reader, args...] (nargs values). */
 static ta_sreader *after_wait(lua_State *L, int status, lua_KContext ctx, int nargs) {
-  int failed = ta_future_wait_failed(L, status, (ta_task *)ctx);
-  ta_sreader *r = (ta_sreader *)lua_touserdata(L, 1);
-  int fidx = lua_gettop(L);
-  int ours = r->waiter == (ta_future *)lua_touserdata(L, fidx);
-  if (ours) r->waiting = 0; /* (already, unless a cancellation woke it) */
+  ta_task *t = (ta_task *)ctx;
+  ta_sreader *r = reader_at(L, 1); /* (a wait on a future has the future there) */
+  int failed, fidx, ours;
+  if (r != NULL) { /* it parked */
+    if (r->waiting == WAIT_PARK && r->park.task == NULL) r->waiting = WAIT_NONE;
+    if (ta_aio_park_failed(t)) lua_error(L);
+    lua_settop(L, nargs);
+    return r;
+  }
+  failed = ta_future_wait_failed(L, status, t);
+  r = (ta_sreader *)lua_touserdata(L, 1);
+  fidx = lua_gettop(L);
+  ours = r->waiter == (ta_future *)lua_touserdata(L, fidx);
+  if (ours) r->waiting = WAIT_NONE; /* (already, unless a cancellation woke it) */
   if (failed) {
     ta_future_cancel(L, fidx); /* in case it is not done yet */
     lua_settop(L, fidx - 1);
@@ -667,12 +714,14 @@ static int l_stream_reader_new(lua_State *L) {
   lua_Integer limit = luaL_checkinteger(L, 1);
   ta_sreader *r;
   luaL_argcheck(L, limit > 0, 1, "limit must be positive");
-  ta_checkudata(L, E, 2, TA_MT_LOOP);
+  ta_loop *lp = (ta_loop *)ta_checkudata(L, E, 2, TA_MT_LOOP);
   r = (ta_sreader *)lua_newuserdatauv(L, sizeof *r, R_NUV);
   memset(r, 0, sizeof *r);
   r->tag = &reader_tag;
   r->E = E;
+  r->loop = lp;
   r->limit = limit;
+  ta_aio_park_init(&r->park);
   ta_setmetatable(L, E, TA_MT_STREAM_READER);
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, RUV_LOOP);
