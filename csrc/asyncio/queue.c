@@ -27,8 +27,10 @@ enum { QK_FIFO, QK_LIFO, QK_PRIORITY, QK_N };
 static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE};
 
 /* User values: the items (a PriorityQueue: its heap, from prio_new), the
-** two deques of waiting futures, the Event join() waits on, a spare
-** future (a waiter's, reused by the next wait on the same loop). */
+** two deques of waiting futures (made by the first wait), the Event join()
+** waits on (made by the first join() that waits), a spare future (a
+** waiter's, reused by the next wait on the same loop).  Most queues never
+** need the Event, and many only ever wait on one side. */
 enum { QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, Q_NUV = QUV_SPARE };
 
 /* Upvalues of the methods: the engine, the Lua helpers (queue_setup), the
@@ -103,9 +105,13 @@ static void call_helper(lua_State *L, int h, int nargs, int nres) {
   ta_call_helper(L, lua_upvalueindex(UP_HELPERS), h, nargs, nres);
 }
 
-/* Calls method `name` of the Event of the queue at 1. */
+/* Calls method `name` of the Event of the queue at 1, if it has one yet
+** (join() makes it: until then q->unfinished alone tells the state). */
 static void finished_event(lua_State *L, const char *name) {
-  lua_getiuservalue(L, 1, QUV_FINISHED);
+  if (lua_getiuservalue(L, 1, QUV_FINISHED) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
   lua_getfield(L, -1, name);
   lua_insert(L, -2);
   lua_call(L, 1, 0);
@@ -123,7 +129,12 @@ static void waitq_push(lua_State *L, waitq *w, int uv, ta_future *f) {
     w->tail = 1;
     return;
   }
-  lua_getiuservalue(L, 1, uv);
+  if (lua_getiuservalue(L, 1, uv) == LUA_TNIL) { /* the first wait: make the deque */
+    lua_pop(L, 1);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, uv);
+  }
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, w->tail + 1);
   w->tail++;
@@ -400,7 +411,12 @@ static int q_join(lua_State *L) {
   ta_queue *q = checkqueue(L, fn_join[0]);
   ta_async_check(L, fn_join[q->kind], TA_ASYNCIO);
   if (q->unfinished == 0) return 0;
-  lua_getiuservalue(L, 1, QUV_FINISHED);
+  if (lua_getiuservalue(L, 1, QUV_FINISHED) == LUA_TNIL) { /* the first join: a clear Event */
+    lua_pop(L, 1);
+    call_helper(L, H_NEW_EVENT, 0, 1);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, QUV_FINISHED);
+  }
   lua_getfield(L, -1, "wait");
   lua_insert(L, -2);
   lua_callk(L, 1, 0, 0, ta_no_results_k);
@@ -467,15 +483,6 @@ static int l_queue_new(lua_State *L) {
   if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
   else lua_newtable(L);
   lua_setiuservalue(L, -2, QUV_ITEMS);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, QUV_GETTERS);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, QUV_PUTTERS);
-  call_helper(L, H_NEW_EVENT, 0, 1);
-  lua_getfield(L, -1, "set");
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0); /* nothing unfinished yet */
-  lua_setiuservalue(L, -2, QUV_FINISHED);
   lua_createtable(L, 1, 1); /* the queue object */
   lua_insert(L, -2);
   lua_rawseti(L, -2, 1);
