@@ -1,6 +1,8 @@
 -- asyncio.Queue makes its deques of waiters on the first wait and the Event
--- join() waits on on the first join() that has to wait: these specs pin the
--- behaviour of the paths before and after those objects exist.
+-- join() waits on on the first join() that has to wait, and a FIFO or LIFO
+-- queue with a small integer maxsize keeps its items in slots of its state
+-- instead of a table: these specs pin the behaviour on both sides of those
+-- choices.
 local asyncio = require "asyncio"
 local support = require "support"
 local errof = support.errof
@@ -78,5 +80,108 @@ describe("asyncio.Queue objects made on demand", function()
     end)
     assert.same({ "x", false, "y", "z",
       "Queue (maxsize:1, qsize:0, getters:0, putters:0, unfinished:3)" }, got)
+  end)
+end)
+
+describe("asyncio queues with a small integer maxsize (items in slots)", function()
+  -- every maxsize around the slot limit, integer or not, FIFO and LIFO:
+  -- the same order, bounds and wrap-around as the table-backed queues
+  local function churn(ctor, maxsize)
+    local q = ctor(maxsize)
+    local out = {}
+    local next_in = 0
+    for round = 1, 12 do
+      while not q:full() and next_in < round * 3 do
+        next_in = next_in + 1
+        q:put_nowait(next_in)
+      end
+      out[#out + 1] = q:get_nowait()
+      if round % 4 == 0 then
+        while not q:empty() do out[#out + 1] = q:get_nowait() end
+      end
+    end
+    return out, q:qsize(), q.maxsize
+  end
+
+  for _, maxsize in ipairs { 1, 2, 3, 4, 5, 2.0, 2.5 } do
+    it("Queue(" .. tostring(maxsize) .. ") and LifoQueue(" .. tostring(maxsize) .. ") keep their order", function()
+      local cap = math.ceil(maxsize)
+      -- the model: a plain Lua list used as FIFO / LIFO with the same bound
+      local function model(lifo)
+        local items, out, next_in = {}, {}, 0
+        for round = 1, 12 do
+          while #items < cap and next_in < round * 3 do
+            next_in = next_in + 1
+            items[#items + 1] = next_in
+          end
+          out[#out + 1] = table.remove(items, lifo and #items or 1)
+          if round % 4 == 0 then
+            while #items > 0 do out[#out + 1] = table.remove(items, lifo and #items or 1) end
+          end
+        end
+        return out, #items
+      end
+      local got, left, shown = asyncio.run(function() return churn(Queue, maxsize) end)
+      local want, want_left = model(false)
+      assert.same(want, got)
+      assert.equal(want_left, left)
+      assert.equal(maxsize, shown)
+      assert.equal(math.type(maxsize), math.type(shown))
+      got, left = asyncio.run(function() return churn(asyncio.LifoQueue, maxsize) end)
+      want, want_left = model(true)
+      assert.same(want, got)
+      assert.equal(want_left, left)
+    end)
+  end
+
+  it("a full Queue(3) refuses put_nowait and holds false and tables as items", function()
+    local r = asyncio.run(function()
+      local q = Queue(3)
+      local t = {}
+      q:put_nowait(false)
+      q:put_nowait(t)
+      q:put_nowait("s")
+      local e = support.errof(q.put_nowait, q, "x")
+      return { asyncio.QueueFull:is(e), q:get_nowait() == false, q:get_nowait() == t,
+        q:get_nowait(), asyncio.QueueEmpty:is(support.errof(q.get_nowait, q)) }
+    end)
+    assert.same({ true, true, true, "s", true }, r)
+  end)
+
+  it("a cancelled get loses no item and a blocked put goes in once a slot frees", function()
+    local log = asyncio.run(function()
+      local q = Queue(2)
+      local log = {}
+      local getter = asyncio.create_task(function() return q:get() end)
+      asyncio.sleep(0)
+      q:put_nowait("a") -- wakes the getter...
+      getter:cancel() -- ...which is cancelled before it runs: "a" stays
+      log[#log + 1] = select(2, pcall(getter.await, getter)) ~= nil and getter:cancelled()
+      q:put_nowait("b")
+      local putter = asyncio.create_task(function() q:put("c") log[#log + 1] = "put c" end)
+      asyncio.sleep(0)
+      log[#log + 1] = q:get_nowait()
+      within(putter)
+      log[#log + 1] = q:get_nowait()
+      log[#log + 1] = q:get_nowait()
+      return log
+    end)
+    assert.same({ true, "a", "put c", "b", "c" }, log)
+  end)
+
+  it("shutdown(true) drops the items in slots and counts them done", function()
+    local r = asyncio.run(function()
+      local q = asyncio.LifoQueue(4)
+      for i = 1, 4 do q:put_nowait(i) end
+      local top = q:get_nowait()
+      local joiner = asyncio.create_task(q.join, q)
+      q:shutdown(true) -- the three left count as done; `top` is not yet
+      asyncio.sleep(0)
+      local waiting = not joiner:done()
+      q:task_done()
+      within(joiner)
+      return { top, waiting, q:qsize(), q:empty() }
+    end)
+    assert.same({ 4, true, 0, true }, r)
   end)
 end)

@@ -30,8 +30,13 @@ static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY
 ** two deques of waiting futures (made by the first wait), the Event join()
 ** waits on (made by the first join() that waits), a spare future (a
 ** waiter's, reused by the next wait on the same loop).  Most queues never
-** need the Event, and many only ever wait on one side. */
+** need the Event, and many only ever wait on one side.
+** A FIFO or LIFO queue whose maxsize is an integer from 1 to Q_SLOTS_MAX
+** has no items table: its items sit in q->slots more user values after
+** those (Q_NUV + 1 ...), as a ring for FIFO, so that a put or get touches
+** one object fewer. */
 enum { QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, Q_NUV = QUV_SPARE };
+enum { Q_SLOTS_MAX = 4 };
 
 /* Upvalues of the methods: the engine, the Lua helpers (queue_setup), the
 ** Future:await method.  The helpers, by index: */
@@ -55,7 +60,8 @@ typedef struct {
   ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
   lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer n;            /* items */
-  lua_Integer head;         /* FIFO: index of the first item */
+  lua_Integer head;         /* FIFO: index of the first item (in its table or slots) */
+  int slots;                /* items in user values (see Q_SLOTS_MAX), or 0 */
   lua_Integer unfinished;   /* items put and not yet marked done */
   waitq getters, putters;
 } ta_queue;
@@ -199,9 +205,14 @@ static void waitq_remove(lua_State *L, waitq *w, int uv, int fidx) {
 
 /* ---- storage ---- */
 
-/* Adds the item on top (popped): stored, counted, a getter woken; fname
-** (the method) names a PriorityQueue item that cannot be ordered. */
-static void do_put(lua_State *L, ta_queue *q, const char *fname) {
+/* Stores the item on top (popped) after the q->n there are; fname (the
+** method) names a PriorityQueue item that cannot be ordered. */
+static void store_item(lua_State *L, ta_queue *q, const char *fname) {
+  if (q->slots > 0) {
+    lua_Integer at = q->kind == QK_FIFO ? (q->head - 1 + q->n) % q->slots + 1 : q->n + 1;
+    lua_setiuservalue(L, 1, Q_NUV + (int)at);
+    return;
+  }
   lua_getiuservalue(L, 1, QUV_ITEMS);
   switch (q->kind) {
   case QK_FIFO: lua_pushvalue(L, -2); lua_rawseti(L, -2, q->head + q->n); break;
@@ -214,25 +225,43 @@ static void do_put(lua_State *L, ta_queue *q, const char *fname) {
     call_helper(L, H_PRIO_PUT, 4, 0);
   }
   lua_pop(L, 2);
+}
+
+/* Adds the item on top (popped): stored, counted, a getter woken. */
+static void do_put(lua_State *L, ta_queue *q, const char *fname) {
+  store_item(L, q, fname);
   q->n++;
   if (q->unfinished++ == 0) finished_event(L, "clear");
   waitq_wake(L, q, &q->getters, QUV_GETTERS, 0);
 }
 
-/* Removes the first item (q->n > 0) and pushes it; a putter is woken. */
-static void do_get(lua_State *L, ta_queue *q) {
+/* Takes the first of the q->n > 0 items out and pushes it. */
+static void take_item(lua_State *L, ta_queue *q) {
   lua_Integer at = q->kind == QK_FIFO ? q->head : q->n;
-  lua_getiuservalue(L, 1, QUV_ITEMS);
   if (q->kind == QK_PRIORITY) {
+    lua_getiuservalue(L, 1, QUV_ITEMS);
     lua_pushinteger(L, q->n);
     call_helper(L, H_PRIO_GET, 2, 1);
+    return;
+  }
+  if (q->slots > 0) {
+    lua_getiuservalue(L, 1, Q_NUV + (int)at);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, Q_NUV + (int)at);
   } else {
+    lua_getiuservalue(L, 1, QUV_ITEMS);
     lua_rawgeti(L, -1, at);
     lua_pushnil(L);
     lua_rawseti(L, -3, at);
     lua_replace(L, -2);
-    if (q->kind == QK_FIFO) q->head = q->n == 1 ? 1 : q->head + 1;
   }
+  if (q->kind == QK_FIFO && q->n == 1) q->head = 1;
+  else if (q->kind == QK_FIFO) q->head = q->slots > 0 ? q->head % q->slots + 1 : q->head + 1;
+}
+
+/* Removes the first item (q->n > 0) and pushes it; a putter is woken. */
+static void do_get(lua_State *L, ta_queue *q) {
+  take_item(L, q);
   q->n--;
   waitq_wake(L, q, &q->putters, QUV_PUTTERS, 0);
 }
@@ -465,24 +494,30 @@ static int q_tostring(lua_State *L) {
 static int l_queue_new(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   lua_Integer kind = luaL_checkinteger(L, 1);
-  int t = lua_type(L, 2);
+  int t = lua_type(L, 2), slots = 0;
   ta_queue *q;
   luaL_argcheck(L, kind >= 0 && kind < QK_N, 1, "queue kind expected");
   if (t != LUA_TNIL && (t != LUA_TNUMBER || lua_tonumber(L, 2) != lua_tonumber(L, 2)))
     return luaL_error(L, "bad argument #1 to '%s' (number expected for maxsize, got %s)",
                       kind_name[kind], t == LUA_TNUMBER ? "NaN" : lua_typename(L, t));
-  q = (ta_queue *)lua_newuserdatauv(L, sizeof *q, Q_NUV);
+  if (kind != QK_PRIORITY && lua_isinteger(L, 2) && lua_tointeger(L, 2) >= 1 &&
+      lua_tointeger(L, 2) <= Q_SLOTS_MAX)
+    slots = (int)lua_tointeger(L, 2);
+  q = (ta_queue *)lua_newuserdatauv(L, sizeof *q, Q_NUV + slots);
   memset(q, 0, sizeof *q);
   q->kind = (int)kind;
+  q->slots = slots;
   q->maxsize_int = t == LUA_TNIL || lua_isinteger(L, 2);
   q->maxsize_given = t == LUA_TNIL ? 0 : lua_tointeger(L, 2);
   q->maxsize = t == LUA_TNIL ? 0 : lua_tonumber(L, 2);
   q->head = 1;
   q->getters.head = q->putters.head = 1;
   ta_setmetatable(L, E, TA_MT_QUEUE_STATE);
-  if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
-  else lua_newtable(L);
-  lua_setiuservalue(L, -2, QUV_ITEMS);
+  if (slots == 0) { /* an items table */
+    if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
+    else lua_newtable(L);
+    lua_setiuservalue(L, -2, QUV_ITEMS);
+  }
   lua_createtable(L, 1, 1); /* the queue object */
   lua_insert(L, -2);
   lua_rawseti(L, -2, 1);
