@@ -185,3 +185,72 @@ describe("asyncio queues with a small integer maxsize (items in slots)", functio
     assert.same({ 4, true, 0, true }, r)
   end)
 end)
+
+describe("asyncio.Queue deques of waiters (slot 1 apart from the rest)", function()
+  it("three getters: the first cancelled, the others served in order", function()
+    local log = asyncio.run(function()
+      local q = Queue(1)
+      local log = {}
+      local getters = {}
+      for i = 1, 3 do
+        getters[i] = asyncio.create_task(function()
+          local item = q:get()
+          log[#log + 1] = ("g%d:%s"):format(i, item)
+        end)
+      end
+      asyncio.sleep(0)
+      getters[1]:cancel() -- leaves slot 1: the two in the table move up
+      asyncio.sleep(0)
+      log[#log + 1] = tostring(q)
+      q:put_nowait("a")
+      asyncio.sleep(0)
+      q:put_nowait("b")
+      within(getters[2])
+      within(getters[3])
+      log[#log + 1] = getters[1]:cancelled()
+      return log
+    end)
+    assert.same({ "Queue (maxsize:1, qsize:0, getters:2, putters:0, unfinished:0)",
+      "g2:a", "g3:b", true }, log)
+  end)
+
+  it("three putters: the middle one cancelled, the others put in order", function()
+    local got = asyncio.run(function()
+      local q = Queue(1)
+      q:put_nowait(0)
+      local putters = {}
+      for i = 1, 3 do putters[i] = asyncio.create_task(function() q:put(i) end) end
+      asyncio.sleep(0)
+      putters[2]:cancel()
+      asyncio.sleep(0)
+      local got = {}
+      for _ = 1, 3 do
+        got[#got + 1] = q:get() -- frees the slot: the next putter goes in
+        asyncio.sleep(0)
+      end
+      within(putters[1])
+      within(putters[3])
+      got[#got + 1] = putters[2]:cancelled()
+      got[#got + 1] = q:qsize()
+      return got
+    end)
+    assert.same({ 0, 1, 3, true, 0 }, got)
+  end)
+
+  it("shutdown wakes every waiting getter, each raising QueueShutDown", function()
+    local r = asyncio.run(function()
+      local q = Queue(2)
+      local getters = {}
+      for i = 1, 4 do getters[i] = asyncio.create_task(q.get, q) end
+      asyncio.sleep(0)
+      q:shutdown()
+      local r = {}
+      for i = 1, 4 do
+        local ok, e = pcall(within, getters[i])
+        r[i] = not ok and asyncio.QueueShutDown:is(e)
+      end
+      return r
+    end)
+    assert.same({ true, true, true, true }, r)
+  end)
+end)

@@ -27,7 +27,8 @@ enum { QK_FIFO, QK_LIFO, QK_PRIORITY, QK_N };
 static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE};
 
 /* User values: the items (a PriorityQueue: its heap, from prio_new), the
-** two deques of waiting futures (made by the first wait), the Event join()
+** two deques of waiting futures (made when a second future waits on the
+** same side: the first slot of each is a user value of its own), the Event join()
 ** waits on (made by the first join() that waits), a spare future (a
 ** waiter's, reused by the next wait on the same loop).  Most queues never
 ** need the Event, and many only ever wait on one side.
@@ -35,7 +36,10 @@ static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY
 ** has no items table: its items sit in q->slots more user values after
 ** those (Q_NUV + 1 ...), as a ring for FIFO, so that a put or get touches
 ** one object fewer. */
-enum { QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, Q_NUV = QUV_SPARE };
+enum {
+  QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_FINISHED,
+  QUV_SPARE, Q_NUV = QUV_SPARE
+};
 enum { Q_SLOTS_MAX = 4 };
 
 /* Upvalues of the methods: the engine, the Lua helpers (queue_setup), the
@@ -43,9 +47,11 @@ enum { Q_SLOTS_MAX = 4 };
 enum { UP_HELPERS = 2, UP_AWAIT = 3 };
 enum { H_PRIO_NEW = 1, H_PRIO_PUT, H_PRIO_GET, H_NEW_EVENT, H_GET_RUNNING_LOOP, H_N = H_GET_RUNNING_LOOP };
 
-/* A deque of futures: [head, tail] of its user value table; empty when
-** tail < head (then reset to 1, 0).  An empty deque may still hold the
-** last future woken in slot 1 (see waitq_wake): `left` (else NULL). */
+/* A deque of futures: slots [head, tail]; empty when tail < head (then
+** reset to 1, 0).  Slot 1 is a user value of the queue's state, the others
+** are in the deque's table (so one waiter at a time, the usual case, never
+** needs the table).  An empty deque may still hold the last future woken
+** in slot 1 (see waitq_wake): `left` (else NULL). */
 typedef struct {
   lua_Integer head, tail;
   ta_future *left;
@@ -125,6 +131,40 @@ static void finished_event(lua_State *L, const char *name) {
 
 /* ---- deques of waiting futures ---- */
 
+/* The user value holding slot 1 of the deque whose table is user value uv. */
+static int first_slot_uv(int uv) {
+  return uv == QUV_GETTERS ? QUV_FIRST_GETTER : QUV_FIRST_PUTTER;
+}
+
+/* Pushes slot i of the deque in user value uv (of the queue at 1). */
+static void waitq_get(lua_State *L, int uv, lua_Integer i) {
+  if (i == 1) {
+    lua_getiuservalue(L, 1, first_slot_uv(uv));
+    return;
+  }
+  lua_getiuservalue(L, 1, uv);
+  lua_rawgeti(L, -1, i);
+  lua_remove(L, -2);
+}
+
+/* Sets slot i of the deque in user value uv to the value on top (popped);
+** the deque's table is made when it is first needed. */
+static void waitq_set(lua_State *L, int uv, lua_Integer i) {
+  if (i == 1) {
+    lua_setiuservalue(L, 1, first_slot_uv(uv));
+    return;
+  }
+  if (lua_getiuservalue(L, 1, uv) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 4, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, uv);
+  }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, i);
+  lua_pop(L, 1);
+}
+
 /* Appends the future f on top (left there) to the deque in user value uv.
 ** The tail moves once the slot is set: setting it may raise for want of
 ** memory, and a tail past an empty slot would be read as a waiter. */
@@ -135,16 +175,9 @@ static void waitq_push(lua_State *L, waitq *w, int uv, ta_future *f) {
     w->tail = 1;
     return;
   }
-  if (lua_getiuservalue(L, 1, uv) == LUA_TNIL) { /* the first wait: make the deque */
-    lua_pop(L, 1);
-    lua_createtable(L, 1, 0);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, uv);
-  }
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, w->tail + 1);
+  lua_pushvalue(L, -1);
+  waitq_set(L, uv, w->tail + 1);
   w->tail++;
-  lua_pop(L, 1);
 }
 
 /* Wakes the first waiter that is still pending (CPython's _wakeup_next),
@@ -152,55 +185,46 @@ static void waitq_push(lua_State *L, waitq *w, int uv, ta_future *f) {
 ** stays in slot 1 (w->left), where it holds nothing more than QUV_SPARE
 ** does, and where the next wait, with that future again, finds it. */
 static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
-  int left = 1; /* values pushed here: the deque, and the future woken last */
-  if (w->tail < w->head) return;
-  lua_getiuservalue(L, 1, uv);
   while (w->head <= w->tail) {
+    int woke = 0;
     ta_future *f;
-    lua_rawgeti(L, -1, w->head);
+    waitq_get(L, uv, w->head);
     f = (ta_future *)lua_touserdata(L, -1);
     if (f == q->spare && w->tail == 1) {
       w->left = f;
     } else {
       lua_pushnil(L);
-      lua_rawseti(L, -3, w->head);
+      waitq_set(L, uv, w->head);
     }
     w->head++;
     if (f->state == TA_FUT_PENDING) {
       lua_pushboolean(L, 1);
       ta_future_settle(L, f, -2, 1);
-      if (!all) {
-        left = 2;
-        break;
-      }
+      woke = 1;
     }
     lua_pop(L, 1);
+    if (woke && !all) break;
   }
   if (w->tail < w->head) w->head = 1, w->tail = 0;
-  lua_pop(L, left);
 }
 
 /* Takes the future at fidx out of the deque (a waiter that gave up). */
 static void waitq_remove(lua_State *L, waitq *w, int uv, int fidx) {
-  int t;
-  lua_getiuservalue(L, 1, uv);
-  t = lua_gettop(L);
   for (lua_Integer i = w->head; i <= w->tail; i++) {
     int found;
-    lua_rawgeti(L, t, i);
+    waitq_get(L, uv, i);
     found = lua_rawequal(L, -1, fidx);
     lua_pop(L, 1);
     if (!found) continue;
     for (lua_Integer j = i; j < w->tail; j++) {
-      lua_rawgeti(L, t, j + 1);
-      lua_rawseti(L, t, j);
+      waitq_get(L, uv, j + 1);
+      waitq_set(L, uv, j);
     }
     lua_pushnil(L);
-    lua_rawseti(L, t, w->tail--);
+    waitq_set(L, uv, w->tail--);
     if (w->tail < w->head) w->head = 1, w->tail = 0;
     break;
   }
-  lua_pop(L, 1);
 }
 
 /* ---- storage ---- */
