@@ -27,18 +27,31 @@ enum { QK_FIFO, QK_LIFO, QK_PRIORITY, QK_N };
 static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE};
 
 /* User values: the items (a PriorityQueue: its heap, from prio_new), the
-** two deques of waiting futures, the Event join() waits on, a spare
-** future (a waiter's, reused by the next wait on the same loop). */
-enum { QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, Q_NUV = QUV_SPARE };
+** two deques of waiting futures (made when a second future waits on the
+** same side: the first slot of each is a user value of its own), the Event join()
+** waits on (made by the first join() that waits), a spare future (a
+** waiter's, reused by the next wait on the same loop).  Most queues never
+** need the Event, and many only ever wait on one side.
+** A FIFO or LIFO queue whose maxsize is an integer from 1 to Q_SLOTS_MAX
+** has no items table: its items sit in q->slots more user values after
+** those (Q_NUV + 1 ...), as a ring for FIFO, so that a put or get touches
+** one object fewer. */
+enum {
+  QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_FINISHED,
+  QUV_SPARE, Q_NUV = QUV_SPARE
+};
+enum { Q_SLOTS_MAX = 4 };
 
 /* Upvalues of the methods: the engine, the Lua helpers (queue_setup), the
 ** Future:await method.  The helpers, by index: */
 enum { UP_HELPERS = 2, UP_AWAIT = 3 };
 enum { H_PRIO_NEW = 1, H_PRIO_PUT, H_PRIO_GET, H_NEW_EVENT, H_GET_RUNNING_LOOP, H_N = H_GET_RUNNING_LOOP };
 
-/* A deque of futures: [head, tail] of its user value table; empty when
-** tail < head (then reset to 1, 0).  An empty deque may still hold the
-** last future woken in slot 1 (see waitq_wake): `left` (else NULL). */
+/* A deque of futures: slots [head, tail]; empty when tail < head (then
+** reset to 1, 0).  Slot 1 is a user value of the queue's state, the others
+** are in the deque's table (so one waiter at a time, the usual case, never
+** needs the table).  An empty deque may still hold the last future woken
+** in slot 1 (see waitq_wake): `left` (else NULL). */
 typedef struct {
   lua_Integer head, tail;
   ta_future *left;
@@ -53,7 +66,8 @@ typedef struct {
   ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
   lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer n;            /* items */
-  lua_Integer head;         /* FIFO: index of the first item */
+  lua_Integer head;         /* FIFO: index of the first item (in its table or slots) */
+  int slots;                /* items in user values (see Q_SLOTS_MAX), or 0 */
   lua_Integer unfinished;   /* items put and not yet marked done */
   waitq getters, putters;
 } ta_queue;
@@ -103,15 +117,53 @@ static void call_helper(lua_State *L, int h, int nargs, int nres) {
   ta_call_helper(L, lua_upvalueindex(UP_HELPERS), h, nargs, nres);
 }
 
-/* Calls method `name` of the Event of the queue at 1. */
+/* Calls method `name` of the Event of the queue at 1, if it has one yet
+** (join() makes it: until then q->unfinished alone tells the state). */
 static void finished_event(lua_State *L, const char *name) {
-  lua_getiuservalue(L, 1, QUV_FINISHED);
+  if (lua_getiuservalue(L, 1, QUV_FINISHED) == LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
   lua_getfield(L, -1, name);
   lua_insert(L, -2);
   lua_call(L, 1, 0);
 }
 
 /* ---- deques of waiting futures ---- */
+
+/* The user value holding slot 1 of the deque whose table is user value uv. */
+static int first_slot_uv(int uv) {
+  return uv == QUV_GETTERS ? QUV_FIRST_GETTER : QUV_FIRST_PUTTER;
+}
+
+/* Pushes slot i of the deque in user value uv (of the queue at 1). */
+static void waitq_get(lua_State *L, int uv, lua_Integer i) {
+  if (i == 1) {
+    lua_getiuservalue(L, 1, first_slot_uv(uv));
+    return;
+  }
+  lua_getiuservalue(L, 1, uv);
+  lua_rawgeti(L, -1, i);
+  lua_remove(L, -2);
+}
+
+/* Sets slot i of the deque in user value uv to the value on top (popped);
+** the deque's table is made when it is first needed. */
+static void waitq_set(lua_State *L, int uv, lua_Integer i) {
+  if (i == 1) {
+    lua_setiuservalue(L, 1, first_slot_uv(uv));
+    return;
+  }
+  if (lua_getiuservalue(L, 1, uv) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 4, 0);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, uv);
+  }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, i);
+  lua_pop(L, 1);
+}
 
 /* Appends the future f on top (left there) to the deque in user value uv.
 ** The tail moves once the slot is set: setting it may raise for want of
@@ -123,11 +175,9 @@ static void waitq_push(lua_State *L, waitq *w, int uv, ta_future *f) {
     w->tail = 1;
     return;
   }
-  lua_getiuservalue(L, 1, uv);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, w->tail + 1);
+  lua_pushvalue(L, -1);
+  waitq_set(L, uv, w->tail + 1);
   w->tail++;
-  lua_pop(L, 1);
 }
 
 /* Wakes the first waiter that is still pending (CPython's _wakeup_next),
@@ -135,62 +185,58 @@ static void waitq_push(lua_State *L, waitq *w, int uv, ta_future *f) {
 ** stays in slot 1 (w->left), where it holds nothing more than QUV_SPARE
 ** does, and where the next wait, with that future again, finds it. */
 static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
-  int left = 1; /* values pushed here: the deque, and the future woken last */
-  if (w->tail < w->head) return;
-  lua_getiuservalue(L, 1, uv);
   while (w->head <= w->tail) {
+    int woke = 0;
     ta_future *f;
-    lua_rawgeti(L, -1, w->head);
+    waitq_get(L, uv, w->head);
     f = (ta_future *)lua_touserdata(L, -1);
     if (f == q->spare && w->tail == 1) {
       w->left = f;
     } else {
       lua_pushnil(L);
-      lua_rawseti(L, -3, w->head);
+      waitq_set(L, uv, w->head);
     }
     w->head++;
     if (f->state == TA_FUT_PENDING) {
       lua_pushboolean(L, 1);
       ta_future_settle(L, f, -2, 1);
-      if (!all) {
-        left = 2;
-        break;
-      }
+      woke = 1;
     }
     lua_pop(L, 1);
+    if (woke && !all) break;
   }
   if (w->tail < w->head) w->head = 1, w->tail = 0;
-  lua_pop(L, left);
 }
 
 /* Takes the future at fidx out of the deque (a waiter that gave up). */
 static void waitq_remove(lua_State *L, waitq *w, int uv, int fidx) {
-  int t;
-  lua_getiuservalue(L, 1, uv);
-  t = lua_gettop(L);
   for (lua_Integer i = w->head; i <= w->tail; i++) {
     int found;
-    lua_rawgeti(L, t, i);
+    waitq_get(L, uv, i);
     found = lua_rawequal(L, -1, fidx);
     lua_pop(L, 1);
     if (!found) continue;
     for (lua_Integer j = i; j < w->tail; j++) {
-      lua_rawgeti(L, t, j + 1);
-      lua_rawseti(L, t, j);
+      waitq_get(L, uv, j + 1);
+      waitq_set(L, uv, j);
     }
     lua_pushnil(L);
-    lua_rawseti(L, t, w->tail--);
+    waitq_set(L, uv, w->tail--);
     if (w->tail < w->head) w->head = 1, w->tail = 0;
     break;
   }
-  lua_pop(L, 1);
 }
 
 /* ---- storage ---- */
 
-/* Adds the item on top (popped): stored, counted, a getter woken; fname
-** (the method) names a PriorityQueue item that cannot be ordered. */
-static void do_put(lua_State *L, ta_queue *q, const char *fname) {
+/* Stores the item on top (popped) after the q->n there are; fname (the
+** method) names a PriorityQueue item that cannot be ordered. */
+static void store_item(lua_State *L, ta_queue *q, const char *fname) {
+  if (q->slots > 0) {
+    lua_Integer at = q->kind == QK_FIFO ? (q->head - 1 + q->n) % q->slots + 1 : q->n + 1;
+    lua_setiuservalue(L, 1, Q_NUV + (int)at);
+    return;
+  }
   lua_getiuservalue(L, 1, QUV_ITEMS);
   switch (q->kind) {
   case QK_FIFO: lua_pushvalue(L, -2); lua_rawseti(L, -2, q->head + q->n); break;
@@ -203,25 +249,43 @@ static void do_put(lua_State *L, ta_queue *q, const char *fname) {
     call_helper(L, H_PRIO_PUT, 4, 0);
   }
   lua_pop(L, 2);
+}
+
+/* Adds the item on top (popped): stored, counted, a getter woken. */
+static void do_put(lua_State *L, ta_queue *q, const char *fname) {
+  store_item(L, q, fname);
   q->n++;
   if (q->unfinished++ == 0) finished_event(L, "clear");
   waitq_wake(L, q, &q->getters, QUV_GETTERS, 0);
 }
 
-/* Removes the first item (q->n > 0) and pushes it; a putter is woken. */
-static void do_get(lua_State *L, ta_queue *q) {
+/* Takes the first of the q->n > 0 items out and pushes it. */
+static void take_item(lua_State *L, ta_queue *q) {
   lua_Integer at = q->kind == QK_FIFO ? q->head : q->n;
-  lua_getiuservalue(L, 1, QUV_ITEMS);
   if (q->kind == QK_PRIORITY) {
+    lua_getiuservalue(L, 1, QUV_ITEMS);
     lua_pushinteger(L, q->n);
     call_helper(L, H_PRIO_GET, 2, 1);
+    return;
+  }
+  if (q->slots > 0) {
+    lua_getiuservalue(L, 1, Q_NUV + (int)at);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, Q_NUV + (int)at);
   } else {
+    lua_getiuservalue(L, 1, QUV_ITEMS);
     lua_rawgeti(L, -1, at);
     lua_pushnil(L);
     lua_rawseti(L, -3, at);
     lua_replace(L, -2);
-    if (q->kind == QK_FIFO) q->head = q->n == 1 ? 1 : q->head + 1;
   }
+  if (q->kind == QK_FIFO && q->n == 1) q->head = 1;
+  else if (q->kind == QK_FIFO) q->head = q->slots > 0 ? q->head % q->slots + 1 : q->head + 1;
+}
+
+/* Removes the first item (q->n > 0) and pushes it; a putter is woken. */
+static void do_get(lua_State *L, ta_queue *q) {
+  take_item(L, q);
   q->n--;
   waitq_wake(L, q, &q->putters, QUV_PUTTERS, 0);
 }
@@ -400,7 +464,12 @@ static int q_join(lua_State *L) {
   ta_queue *q = checkqueue(L, fn_join[0]);
   ta_async_check(L, fn_join[q->kind], TA_ASYNCIO);
   if (q->unfinished == 0) return 0;
-  lua_getiuservalue(L, 1, QUV_FINISHED);
+  if (lua_getiuservalue(L, 1, QUV_FINISHED) == LUA_TNIL) { /* the first join: a clear Event */
+    lua_pop(L, 1);
+    call_helper(L, H_NEW_EVENT, 0, 1);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, QUV_FINISHED);
+  }
   lua_getfield(L, -1, "wait");
   lua_insert(L, -2);
   lua_callk(L, 1, 0, 0, ta_no_results_k);
@@ -449,33 +518,30 @@ static int q_tostring(lua_State *L) {
 static int l_queue_new(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   lua_Integer kind = luaL_checkinteger(L, 1);
-  int t = lua_type(L, 2);
+  int t = lua_type(L, 2), slots = 0;
   ta_queue *q;
   luaL_argcheck(L, kind >= 0 && kind < QK_N, 1, "queue kind expected");
   if (t != LUA_TNIL && (t != LUA_TNUMBER || lua_tonumber(L, 2) != lua_tonumber(L, 2)))
     return luaL_error(L, "bad argument #1 to '%s' (number expected for maxsize, got %s)",
                       kind_name[kind], t == LUA_TNUMBER ? "NaN" : lua_typename(L, t));
-  q = (ta_queue *)lua_newuserdatauv(L, sizeof *q, Q_NUV);
+  if (kind != QK_PRIORITY && lua_isinteger(L, 2) && lua_tointeger(L, 2) >= 1 &&
+      lua_tointeger(L, 2) <= Q_SLOTS_MAX)
+    slots = (int)lua_tointeger(L, 2);
+  q = (ta_queue *)lua_newuserdatauv(L, sizeof *q, Q_NUV + slots);
   memset(q, 0, sizeof *q);
   q->kind = (int)kind;
+  q->slots = slots;
   q->maxsize_int = t == LUA_TNIL || lua_isinteger(L, 2);
   q->maxsize_given = t == LUA_TNIL ? 0 : lua_tointeger(L, 2);
   q->maxsize = t == LUA_TNIL ? 0 : lua_tonumber(L, 2);
   q->head = 1;
   q->getters.head = q->putters.head = 1;
   ta_setmetatable(L, E, TA_MT_QUEUE_STATE);
-  if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
-  else lua_newtable(L);
-  lua_setiuservalue(L, -2, QUV_ITEMS);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, QUV_GETTERS);
-  lua_newtable(L);
-  lua_setiuservalue(L, -2, QUV_PUTTERS);
-  call_helper(L, H_NEW_EVENT, 0, 1);
-  lua_getfield(L, -1, "set");
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0); /* nothing unfinished yet */
-  lua_setiuservalue(L, -2, QUV_FINISHED);
+  if (slots == 0) { /* an items table */
+    if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
+    else lua_newtable(L);
+    lua_setiuservalue(L, -2, QUV_ITEMS);
+  }
   lua_createtable(L, 1, 1); /* the queue object */
   lua_insert(L, -2);
   lua_rawseti(L, -2, 1);

@@ -92,7 +92,8 @@ static void new_endpoint(lua_State *L, chan *c, int st, int which) {
   lua_setiuservalue(L, -2, 1);
 }
 
-/* open_memory_channel(max_buffer_size) -> send, receive */
+/* open_memory_channel(max_buffer_size) -> send, receive; upvalue 2 is the
+** states' metatable (set from there: no registry lookup by name). */
 static int l_open_memory_channel(lua_State *L) {
   chan *c;
   lua_Integer max;
@@ -107,7 +108,8 @@ static int l_open_memory_channel(lua_State *L) {
   memset(c, 0, sizeof *c);
   c->max = max;
   c->open_send = c->open_recv = 1;
-  luaL_setmetatable(L, STATE_MT);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, -2);
   new_endpoint(L, c, lua_gettop(L), TA_MT_SEND_CHANNEL);
   new_endpoint(L, c, lua_gettop(L) - 1, TA_MT_RECEIVE_CHANNEL);
   return 2;
@@ -360,15 +362,18 @@ static const luaL_Reg recv_meta[] = {
 static const luaL_Reg no_meta[] = {{NULL, NULL}};
 
 int ta_open_channel(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"open_memory_channel", l_open_memory_channel}, {NULL, NULL}};
   ta_newclass(L, STATE_MT, no_meta, NULL, NULL);
-  lua_pop(L, 1);
+  lua_pushvalue(L, -3); /* the core table */
+  lua_pushvalue(L, -3); /* the engine */
+  lua_pushvalue(L, -3); /* the states' metatable */
+  lua_pushcclosure(L, l_open_memory_channel, 2);
+  lua_setfield(L, -2, "open_memory_channel");
+  lua_pop(L, 2);
   ta_newclass(L, SEND_MT, send_meta, send_methods, "__index");
   ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_SEND_CHANNEL);
   lua_pop(L, 1);
   ta_newclass(L, RECV_MT, recv_meta, recv_methods, "__index");
   ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_RECEIVE_CHANNEL);
   lua_pop(L, 1);
-  ta_register(L, funcs);
   return 0;
 }
