@@ -13,10 +13,12 @@
 ** PriorityQueue keeps its heap in Lua (lua/asyncio/queues.lua hands over
 ** prio_new/prio_put/prio_get with queue_setup), called from here.
 **
-** A put or get that has to wait makes a future of the running loop, queues
-** it in its deque and awaits it (Future:await under lua_pcallk, so a
-** cancelled waiter cleans up: it leaves the deque and passes on a wake-up
-** it will not use); once woken it looks at the queue again.  join() waits
+** A put or get of an asyncio Task that has to wait parks the Task
+** (ta_aio_park_k, no Future) in a small waiter object, a qpark, queued in
+** its deque; any other task (a Trio task in allow_asyncio mode) makes a
+** future of the running loop, queues it and awaits it (Future:await).  A
+** waiter that fails (cancelled) cleans up: it leaves the deque and passes
+** on a wake-up it will not use; once woken it looks at the queue again.  join() waits
 ** on an asyncio.Event that is set exactly while no task is unfinished.
 */
 #include <string.h>
@@ -27,18 +29,19 @@ enum { QK_FIFO, QK_LIFO, QK_PRIORITY, QK_N };
 static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY_QUEUE};
 
 /* User values: the items (a PriorityQueue: its heap, from prio_new), the
-** two deques of waiting futures (made when a second future waits on the
-** same side: the first slot of each is a user value of its own), the Event join()
+** two deques of waiters (made when a second waiter waits on the same side:
+** the first slot of each is a user value of its own), the Event join()
 ** waits on (made by the first join() that waits), a spare future (a
-** waiter's, reused by the next wait on the same loop).  Most queues never
-** need the Event, and many only ever wait on one side.
+** waiter's, reused by the next wait on the same loop) and a spare qpark
+** (reused by the next wait of an asyncio Task).  Most queues never need
+** the Event, and many only ever wait on one side.
 ** A FIFO or LIFO queue whose maxsize is an integer from 1 to Q_SLOTS_MAX
 ** has no items table: its items sit in q->slots more user values after
 ** those (Q_NUV + 1 ...), as a ring for FIFO, so that a put or get touches
 ** one object fewer. */
 enum {
   QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_FINISHED,
-  QUV_SPARE, Q_NUV = QUV_SPARE
+  QUV_SPARE, QUV_SPARE_PARK, Q_NUV = QUV_SPARE_PARK
 };
 enum { Q_SLOTS_MAX = 4 };
 
@@ -47,15 +50,28 @@ enum { Q_SLOTS_MAX = 4 };
 enum { UP_HELPERS = 2, UP_AWAIT = 3 };
 enum { H_PRIO_NEW = 1, H_PRIO_PUT, H_PRIO_GET, H_NEW_EVENT, H_GET_RUNNING_LOOP, H_N = H_GET_RUNNING_LOOP };
 
-/* A deque of futures: slots [head, tail]; empty when tail < head (then
-** reset to 1, 0).  Slot 1 is a user value of the queue's state, the others
-** are in the deque's table (so one waiter at a time, the usual case, never
-** needs the table).  An empty deque may still hold the last future woken
-** in slot 1 (see waitq_wake): `left` (else NULL). */
+/* A deque of waiters (qparks and futures, told apart by their first
+** byte, TA_KIND_PARK or TA_KIND_FUTURE): slots [head, tail]; empty when
+** tail < head (then reset to 1, 0).  Slot 1 is a user value of the queue's
+** state, the others are in the deque's table (so one waiter at a time, the
+** usual case, never needs the table).  An empty deque may still hold the
+** last waiter woken in slot 1 (see waitq_wake): `left` (else NULL). */
 typedef struct {
   lua_Integer head, tail;
-  ta_future *left;
+  const void *left;
 } waitq;
+
+/* Where an asyncio Task waits: parked in `park` (its kind byte first, as a
+** future's).  User values: the Task parked last (it stays there, as the
+** spare's, until another Task uses the qpark) and that Task's loop object,
+** which ta_aio_unpark wants.  `woken`: the queue woke it (a wake-up that a
+** cancelled waiter passes on), not Task:cancel(). */
+typedef struct {
+  ta_aio_park park;
+  int woken;
+  ta_task *anchored;        /* the Task in its user value, NULL if none */
+} qpark;
+enum { PUV_TASK = 1, PUV_LOOP, P_NUV = PUV_LOOP };
 
 typedef struct {
   int kind;
@@ -64,6 +80,8 @@ typedef struct {
   lua_Integer maxsize_given; /* ...this one (q.maxsize shows it) */
   int has_spare;            /* the spare is pending and unused */
   ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
+  int has_spare_park;       /* the qpark in QUV_SPARE_PARK is unused */
+  qpark *spare_park;        /* that qpark (NULL: none yet) */
   lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer n;            /* items */
   lua_Integer head;         /* FIFO: index of the first item (in its table or slots) */
@@ -165,10 +183,10 @@ static void waitq_set(lua_State *L, int uv, lua_Integer i) {
   lua_pop(L, 1);
 }
 
-/* Appends the future f on top (left there) to the deque in user value uv.
+/* Appends the waiter f on top (left there) to the deque in user value uv.
 ** The tail moves once the slot is set: setting it may raise for want of
 ** memory, and a tail past an empty slot would be read as a waiter. */
-static void waitq_push(lua_State *L, waitq *w, int uv, ta_future *f) {
+static void waitq_push(lua_State *L, waitq *w, int uv, const void *f) {
   int was_left = w->left == f && w->tail < w->head;
   w->left = NULL;
   if (was_left) { /* already in slot 1 */
@@ -180,30 +198,47 @@ static void waitq_push(lua_State *L, waitq *w, int uv, ta_future *f) {
   w->tail++;
 }
 
-/* Wakes the first waiter that is still pending (CPython's _wakeup_next),
-** or every one (shutdown).  The queue's spare future, as the only waiter,
-** stays in slot 1 (w->left), where it holds nothing more than QUV_SPARE
-** does, and where the next wait, with that future again, finds it. */
+/* Wakes the waiter on top (popped) if it still waits; true if it did. */
+static int wake_one(lua_State *L, void *waiter) {
+  if (*(unsigned char *)waiter == TA_KIND_PARK) {
+    qpark *p = (qpark *)waiter;
+    if (p->park.task == NULL) { /* woken by Task:cancel() */
+      lua_pop(L, 1);
+      return 0;
+    }
+    p->woken = 1;
+    lua_getiuservalue(L, -1, PUV_TASK);
+    lua_getiuservalue(L, -2, PUV_LOOP);
+    ta_aio_unpark(L, &p->park, 0);
+  } else if (((ta_future *)waiter)->state == TA_FUT_PENDING) {
+    lua_pushboolean(L, 1);
+    ta_future_settle(L, (ta_future *)waiter, -2, 1);
+  } else {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Wakes the first waiter that is still waiting (CPython's _wakeup_next),
+** or every one (shutdown).  The only waiter, when it is a waiter the queue
+** keeps as its spare (its future, or a qpark, which the woken Task gives
+** back), stays in slot 1 (w->left), where it holds nothing more than the
+** spare's user value does, and where the next wait, with it again, finds it. */
 static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
   while (w->head <= w->tail) {
-    int woke = 0;
-    ta_future *f;
+    void *waiter;
     waitq_get(L, uv, w->head);
-    f = (ta_future *)lua_touserdata(L, -1);
-    if (f == q->spare && w->tail == 1) {
-      w->left = f;
+    waiter = lua_touserdata(L, -1);
+    if (w->tail == 1 && (waiter == q->spare || *(unsigned char *)waiter == TA_KIND_PARK)) {
+      w->left = waiter;
     } else {
       lua_pushnil(L);
       waitq_set(L, uv, w->head);
     }
     w->head++;
-    if (f->state == TA_FUT_PENDING) {
-      lua_pushboolean(L, 1);
-      ta_future_settle(L, f, -2, 1);
-      woke = 1;
-    }
-    lua_pop(L, 1);
-    if (woke && !all) break;
+    if (wake_one(L, waiter) && !all) break;
   }
   if (w->tail < w->head) w->head = 1, w->tail = 0;
 }
@@ -326,37 +361,89 @@ static void keep_spare(lua_State *L, ta_queue *q, int fidx) {
   q->has_spare = 1;
 }
 
-/* Task t awaits the waiter f on top (ta_future_await_k); k continues. */
-static int await_waiter(lua_State *L, ta_task *t, ta_future *f, lua_KFunction k) {
-  return ta_future_await_k(L, t, f, lua_upvalueindex(UP_AWAIT), k);
+/* Whether the task t waits parked in a qpark: an asyncio Task running on L
+** (its loop is then the running one). */
+static int parks(lua_State *L, const ta_task *t) {
+  return ta_is_aio_task(t) && t->co == L;
 }
 
-/* The wait failed: the waiter (on top, above the error) leaves the deque,
-** a wake-up it got but will not use goes to the next waiter (`usable`:
-** there is still what it was woken for), and the error is raised again. */
-static int give_up(lua_State *L, waitq *w, int uv, int (*usable)(const ta_queue *)) {
-  ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
-  int fidx = lua_gettop(L);
-  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
-  ta_future_cancel(L, fidx); /* in case it is not done yet */
-  waitq_remove(L, w, uv, fidx);
-  if (usable(q) && f->state != TA_FUT_CANCELLED) waitq_wake(L, q, w, uv, 0);
-  lua_settop(L, fidx - 1);
-  return lua_error(L);
+/* Parks the asyncio Task t in a qpark (the spare one, or a new one) that
+** is queued in the deque and left on top; k continues. */
+static int park_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t, lua_KFunction k) {
+  qpark *p = q->spare_park;
+  if (q->has_spare_park) {
+    lua_getiuservalue(L, 1, QUV_SPARE_PARK);
+    q->has_spare_park = 0;
+  } else {
+    p = (qpark *)lua_newuserdatauv(L, sizeof *p, P_NUV);
+    ta_aio_park_init(&p->park);
+    p->anchored = NULL;
+  }
+  if (p->anchored != t) {
+    ta_push_weak(L, t->E, t->ref);
+    lua_setiuservalue(L, -2, PUV_TASK);
+    ta_push_weak(L, t->E, ta_task_future(t)->loop->ref);
+    lua_setiuservalue(L, -2, PUV_LOOP);
+    p->anchored = t;
+  }
+  waitq_push(L, w, uv, p);
+  p->woken = 0;
+  return ta_aio_park_k(L, t, &p->park, k);
+}
+
+/* The wait in the qpark at pidx ended: nobody else holds it, so it becomes
+** the spare (already in QUV_SPARE_PARK when it was the spare before). */
+static void keep_spare_park(lua_State *L, ta_queue *q, int pidx) {
+  qpark *p = (qpark *)lua_touserdata(L, pidx);
+  if (p != q->spare_park) {
+    lua_pushvalue(L, pidx);
+    lua_setiuservalue(L, 1, QUV_SPARE_PARK);
+    q->spare_park = p;
+  }
+  q->has_spare_park = 1;
 }
 
 static int has_items(const ta_queue *q) { return q->n > 0; }
 static int has_room(const ta_queue *q) { return !is_full(q); }
 
-/* The continuation of a put (`putting`) or get after its wait: a failed
-** wait gives up (raising), a woken one keeps its future as the spare; the
-** queue is left at 1 (and the item at 2) for another look. */
+/* The wait of a put (`putting`) or get failed: its waiter (on top, above
+** the error) leaves the deque, a wake-up it got (`woken`) but will not use
+** goes to the next waiter if there is still what it was woken for (as
+** CPython's queues), and the error is raised again. */
+static int give_up(lua_State *L, ta_queue *q, int putting, int woken) {
+  waitq *w = putting ? &q->putters : &q->getters;
+  int uv = putting ? QUV_PUTTERS : QUV_GETTERS, widx = lua_gettop(L);
+  waitq_remove(L, w, uv, widx);
+  if (woken && (putting ? has_room(q) : has_items(q))) waitq_wake(L, q, w, uv, 0);
+  lua_settop(L, widx - 1);
+  return lua_error(L);
+}
+
+/* The continuation of a put (`putting`) or get after its wait on a
+** future: a failed wait gives up (raising), a woken one keeps its future
+** as the spare; the queue is left at 1 (and the item at 2) for another look. */
 static ta_queue *after_wait(lua_State *L, int status, ta_task *t, int putting) {
   int failed = ta_future_wait_failed(L, status, t);
   ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
-  if (failed && putting) give_up(L, &q->putters, QUV_PUTTERS, has_room);
-  else if (failed) give_up(L, &q->getters, QUV_GETTERS, has_items);
+  if (failed) {
+    ta_future *f = (ta_future *)lua_touserdata(L, -1);
+    ta_future_cancel(L, lua_gettop(L)); /* in case it is not done yet */
+    give_up(L, q, putting, f->state != TA_FUT_CANCELLED);
+  }
   keep_spare(L, q, -1);
+  lua_settop(L, putting ? 2 : 1);
+  return q;
+}
+
+/* The same after a wait parked in a qpark (on top, or below the error). */
+static ta_queue *after_park(lua_State *L, ta_task *t, int putting) {
+  ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
+  if (ta_aio_park_failed(t)) {
+    lua_insert(L, -2); /* the qpark on top */
+    keep_spare_park(L, q, -1); /* out of the deque as it raises */
+    give_up(L, q, putting, ((qpark *)lua_touserdata(L, -1))->woken);
+  }
+  keep_spare_park(L, q, -1);
   lua_settop(L, putting ? 2 : 1);
   return q;
 }
@@ -368,10 +455,17 @@ static int get_k(lua_State *L, int status, lua_KContext ctx) {
   return get_loop(L, after_wait(L, status, (ta_task *)ctx, 0), (ta_task *)ctx);
 }
 
+static int get_park_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return get_loop(L, after_park(L, (ta_task *)ctx, 0), (ta_task *)ctx);
+}
+
 static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->n == 0) {
     if (q->shutdown) return raise_shutdown(L, fn_get[q->kind]);
-    return await_waiter(L, t, new_waiter(L, q, &q->getters, QUV_GETTERS, t), get_k);
+    if (parks(L, t)) return park_waiter(L, q, &q->getters, QUV_GETTERS, t, get_park_k);
+    return ta_future_await_k(L, t, new_waiter(L, q, &q->getters, QUV_GETTERS, t),
+                             lua_upvalueindex(UP_AWAIT), get_k);
   }
   do_get(L, q);
   return 1;
@@ -393,10 +487,17 @@ static int put_k(lua_State *L, int status, lua_KContext ctx) {
   return put_loop(L, after_wait(L, status, (ta_task *)ctx, 1), (ta_task *)ctx);
 }
 
+static int put_park_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return put_loop(L, after_park(L, (ta_task *)ctx, 1), (ta_task *)ctx);
+}
+
 static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->shutdown) return raise_shutdown(L, fn_put[q->kind]);
+  if (is_full(q) && parks(L, t)) return park_waiter(L, q, &q->putters, QUV_PUTTERS, t, put_park_k);
   if (is_full(q)) {
-    return await_waiter(L, t, new_waiter(L, q, &q->putters, QUV_PUTTERS, t), put_k);
+    return ta_future_await_k(L, t, new_waiter(L, q, &q->putters, QUV_PUTTERS, t),
+                             lua_upvalueindex(UP_AWAIT), put_k);
   }
   do_put(L, q, fn_put[q->kind]);
   return 0;
