@@ -12,8 +12,9 @@
 --                                -- too once the queue is empty (at once with
 --                                -- `immediate`, which drops the items)
 --
--- A put or get that had to wait is woken by a future of the running loop;
--- it then retries (so a woken getter may find the queue empty again and
+-- A put or get that had to wait is woken (an asyncio Task parked in the
+-- queue, a Trio task in allow_asyncio mode through a future of the running
+-- loop); it then retries (so a woken getter may find the queue empty again and
 -- wait more).  A getter (putter) cancelled after it was woken passes the
 -- wake-up to the next one, so no item and no free slot is lost.
 --
