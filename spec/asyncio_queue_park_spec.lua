@@ -189,6 +189,30 @@ describe("an asyncio.Queue wait parked in the queue", function()
     assert.same({ "Task exception was never retrieved" }, reports)
   end)
 
+  it("a put on another loop wakes a Task parked on a closed loop harmlessly; the next getter waits", function()
+    local q = asyncio.Queue()
+    local weak = setmetatable({}, { __mode = "v" })
+    local old = asyncio.new_event_loop()
+    old:set_exception_handler(function() end) -- its Task is destroyed pending
+    old:run_until_complete(function()
+      weak.task = asyncio.create_task(function() q:get() error("never resumed", 0) end)
+      asyncio.sleep(0)
+    end)
+    old:close()
+    local got = asyncio.run(function()
+      q:put_nowait(1) -- wakes the Task of the closed loop, which never runs
+      local t = asyncio.create_task(function() return q:get() end)
+      asyncio.sleep(0)
+      q:put_nowait(2)
+      return { q:qsize(), asyncio.wait_for(t, 5), q:qsize(), weak.task:done() }
+    end)
+    old = nil -- luacheck: ignore
+    q = nil -- luacheck: ignore (it keeps the last Task that waited in a get)
+    for _ = 1, 4 do collectgarbage("collect") end
+    assert.same({ 1, 1, 1, false }, got)
+    assert.is_nil(weak.task)
+  end)
+
   it("one queue waited on by Tasks of two loops in turn wakes each on its own loop", function()
     local q = asyncio.Queue()
     local got = {}
