@@ -13,11 +13,9 @@ local support = require "support"
 local errof = support.errof
 local CancelledError = asyncio.CancelledError
 
---- asyncio.run(fn), failing after 10 seconds instead of hanging.
+--- asyncio.run(fn), fn bounded to 10 seconds (wait_for runs it in the main Task).
 local function run(fn)
-  return asyncio.run(function()
-    return asyncio.wait_for(asyncio.create_task(fn), 10)
-  end)
+  return asyncio.run(function() return asyncio.wait_for(fn, 10) end)
 end
 
 local function ends_cancelled(task)
@@ -124,27 +122,24 @@ describe("an asyncio.Queue wait parked in the queue", function()
   end)
 
   it("a parked Task nothing else refers to lives while its queue does, and is reported once both go", function()
-    local reports, weak = {}, setmetatable({}, { __mode = "v" })
-    local loop = asyncio.new_event_loop()
-    loop:set_exception_handler(function(_, ctx) reports[#reports + 1] = ctx.message end)
-    local got = loop:run_until_complete(function()
+    local weak = setmetatable({}, { __mode = "v" })
+    local got = run(function()
       local q = asyncio.Queue()
       weak.task = asyncio.create_task(function() return q:get() end)
       asyncio.sleep(0)
       collectgarbage("collect")
-      assert.is_not_nil(weak.task) -- held by the queue
+      local alive = weak.task ~= nil -- held by the queue alone
       q:put_nowait("alive")
-      return weak.task:await()
+      return { alive, weak.task:await() }
     end)
-    assert.equal("alive", got)
-    loop:run_until_complete(function()
-      local q = asyncio.Queue()
-      asyncio.create_task(function() return q:get() end)
-      asyncio.sleep(0)
-    end) -- q and the Task parked in it are garbage now
-    for _ = 1, 4 do collectgarbage("collect") end
+    assert.same({ true, "alive" }, got)
+    local loop = asyncio.new_event_loop()
+    local ctxs = support.collected_task_reports(loop, function()
+      asyncio.Queue():get() -- the queue and the Task parked in it are garbage
+    end)
     loop:close()
-    assert.same({ "Task was destroyed but it is pending!" }, reports)
+    assert.equal(1, #ctxs)
+    assert.equal("Task was destroyed but it is pending!", ctxs[1].message)
   end)
 
   it("keeps the last Task that waited on a side until another Task waits there", function()
