@@ -384,13 +384,15 @@ static int l_future_set_results(lua_State *L) {
   return 0;
 }
 
-/* future_offer_results(fut, ...): future_set_results unless fut is done
-** already (cancelled meanwhile): the bridge's Trio task hands its results
-** over this way. */
-static int l_future_offer_results(lua_State *L) {
-  ta_future *f = checkfuture(L, 1);
-  if (f->state == TA_FUT_PENDING) settle_results(L, f, 1, lua_gettop(L) - 1, 0);
-  return 0;
+/* The engine's offer_results: the top n values (popped) become the
+** results of the future at fidx, unless it is done already (cancelled
+** meanwhile): the bridge's Trio task (make_scope_task, csrc/trio/scope.c)
+** hands its results over this way. */
+static void offer_results(lua_State *L, ta_engine *E, int fidx, int n) {
+  ta_future *f = testfuture_in(L, E, fidx);
+  if (f == NULL) luaL_typeerror(L, fidx, "asyncio Future");
+  if (f->state == TA_FUT_PENDING) settle_results(L, f, fidx, n, 0);
+  else lua_pop(L, n);
 }
 
 static int f_set_exception(lua_State *L) {
@@ -1692,15 +1694,15 @@ static int l_trio_call(lua_State *L) {
   lua_rawgeti(L, top, TRIO_SERVICE_KEY);
   if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
   lua_replace(L, -2); /* top + 3: the service nursery */
-  lua_rawgeti(L, top, TRIO_START_TASK);
-  lua_pushvalue(L, top + 3);
-  lua_pushvalue(L, top + 1);
-  lua_pushvalue(L, top + 2);
+  lua_copy(L, top + 3, top);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
-  for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
-  lua_call(L, nargs + 4, 1); /* start_task(nursery, loop, fut, fn, ...) -> scope */
-  lua_setiuservalue(L, top + 2, FUV_HOOK); /* cancelling the future cancels the scope */
-  lua_copy(L, top + 2, 1);
+  lua_replace(L, top + 3);
+  lua_rotate(L, 1, 4); /* [nursery, loop, fut, fn, ...] */
+  lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), TRIO_START_TASK);
+  E->start_scope_task(L, E); /* start_task(nursery, loop, fut, fn, ...) */
+  lua_pushvalue(L, 3); /* [nursery, body, scope, loop, fut, ...] */
+  lua_setiuservalue(L, 5, FUV_HOOK); /* cancelling the future cancels the scope */
+  lua_copy(L, 5, 1);
   lua_settop(L, 1);
   return await_future_k(L, f, t, trio_call_k);
 slow:
@@ -1891,7 +1893,6 @@ static const luaL_Reg future_funcs[] = {
   {"future_reuse", l_future_reuse},
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
-  {"future_offer_results", l_future_offer_results},
   {"future_done", f_done},
   {"create_task", l_create_task},
   {"new_task", l_new_task},
@@ -1959,6 +1960,7 @@ int ta_open_future(lua_State *L) {
   new_variant_class(L, E, ATASK_DONE_MT, future_meta, ATASK_MT, TA_MT_AIOTASK_DONE);
   ta_task_class(E, TA_MT_AIOTASK, offsetof(ta_aiotask, t));
   ta_task_class(E, TA_MT_AIOTASK_DONE, offsetof(ta_aiotask, t));
+  E->offer_results = offer_results;
   lua_pushcfunction(L, trio_wakeup);
   E->trio_wakeup_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_register(L, future_funcs);

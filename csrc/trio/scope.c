@@ -306,18 +306,21 @@ static int l_scope_cancelled_caught(lua_State *L) {
 **      sets it when the task's context holds another value there);
 **   2. a scope already cancelled is not entered: not_started(receiver);
 **   3. fn(...) runs in the scope (as scope:run(fn, ...) would); when it
-**      returns, the scope is left and returned(receiver, ...) gets its
-**      results; when it raises, raised(receiver, scope, err) leaves the
-**      scope (trio.lua's scope_finish) and hands the outcome on.
+**      returns, the scope is left and its results go to the receiver, an
+**      asyncio future (the engine's offer_results, set by asyncio/: the
+**      future's future_offer_results, without a Lua call); when it
+**      raises, raised(receiver, scope, err) leaves the scope (trio.lua's
+**      scope_finish) and hands the outcome on.
 ** start(nursery, context_value, receiver, fn, ...) makes the scope and
-** starts the task (below).  The scope is the receiver's to cancel the task
-** with until returned(receiver, ...) has been called: then the body keeps
-** it as the spare scope (below), which the next start re-initializes
-** instead of allocating a scope (a scope per trio_as_aio call was a tenth
-** of its cost). */
-enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED };
+** starts the task (below); C code calls it through the engine's
+** start_scope_task, without a Lua call.  The scope is the receiver's to
+** cancel the task with until it has the results: then the body keeps it
+** as the spare scope (below), which the next start re-initializes instead
+** of allocating a scope (a scope per trio_as_aio call was a tenth of its
+** cost). */
+enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RAISED };
 static const char *const scope_task_helpers[] = {
-  "context_var", "enter_context", "not_started", "returned", "raised", NULL
+  "context_var", "enter_context", "not_started", "raised", NULL
 };
 /* Arguments of the body. */
 enum { ST_SCOPE = 1, ST_VALUE, ST_RECEIVER, ST_FN };
@@ -393,10 +396,7 @@ static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
     return luaL_error(L, "%s", OUT_OF_ORDER);
   }
   ta_scope_exit(L, sc);
-  lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RETURNED);
-  lua_pushvalue(L, ST_RECEIVER);
-  lua_rotate(L, ST_FN, 2); /* [scope, value, receiver, returned, receiver, results...] */
-  lua_call(L, lua_gettop(L) - ST_FN, 0);
+  sc->E->offer_results(L, sc->E, ST_RECEIVER, lua_gettop(L) - ST_RECEIVER);
   if (ctx & 1) { /* the receiver is done with it: the spare */
     lua_pushvalue(L, ST_SCOPE);
     lua_rawseti(L, lua_upvalueindex(ST_UP_MEMO), MEMO_SPARE_SCOPE);
@@ -421,9 +421,9 @@ static int l_scope_task(lua_State *L) {
 }
 
 /* Pushes a task body's scope, not entered: the spare one when there is
-** one (upvalue 3: the body's memo), else a new one. */
-static void push_task_scope(lua_State *L, ta_engine *E) {
-  int memo = lua_upvalueindex(3);
+** one (in the body's memo, at memo), else a new one. */
+static void push_task_scope(lua_State *L, ta_engine *E, int memo) {
+  memo = lua_absindex(L, memo);
   if (lua_rawgeti(L, memo, MEMO_SPARE_SCOPE) == LUA_TUSERDATA) {
     ta_scope *sc = (ta_scope *)lua_touserdata(L, -1);
     if (sc->state == 2) { /* (only a body's scope it left is put there) */
@@ -437,23 +437,44 @@ static void push_task_scope(lua_State *L, ta_engine *E) {
   new_scope(L, E, HUGE_VAL, 0, TA_MT_TASK_SCOPE);
 }
 
-/* start(nursery, context_value, receiver, fn, ...) -> scope: a cancel
-** scope (the spare, or a new one), and body(scope, context_value,
-** receiver, fn, ...) started as a Trio task in the nursery
-** (nursery:start_soon), in one C call. */
+/* The stack [nursery, context_value, receiver, fn, ..., body, memo] (a
+** start's upvalues 2 and 3) becomes [nursery, body, scope, context_value,
+** receiver, fn, ...]: a cancel scope (the spare, or a new one), and
+** body(scope, context_value, receiver, fn, ...) started as a Trio task in
+** the nursery (nursery:start_soon). */
+static void start_body(lua_State *L, ta_engine *E) {
+  push_task_scope(L, E, -1);
+  lua_replace(L, -2);
+  lua_rotate(L, 2, 2);
+  ta_nursery_start_soon(L, E, 2);
+}
+
+/* start(nursery, context_value, receiver, fn, ...) -> scope */
 static int l_start_scope_task(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   luaL_checkany(L, 4);
   lua_pushvalue(L, lua_upvalueindex(2));
-  push_task_scope(L, E);
-  lua_rotate(L, 2, 2); /* [nursery, body, scope, value, receiver, fn, ...] */
-  ta_nursery_start_soon(L, E, 2);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  start_body(L, ta_upengine(L));
   lua_pushvalue(L, 3);
   return 1;
 }
 
-/* make_scope_task{context_var=, enter_context=, not_started=,
-** returned=, raised=} -> start (see above) */
+/* The engine's start_scope_task: start(nursery, context_value, receiver,
+** fn, ...) for C code, with no Lua call.  The stack is those arguments
+** from index 1, and a start (a function make_scope_task made) on top; it
+** becomes [nursery, body, scope, context_value, receiver, fn, ...]. */
+static void start_scope_task(lua_State *L, ta_engine *E) {
+  if (lua_tocfunction(L, -1) != l_start_scope_task)
+    luaL_error(L, "start_scope_task: a start function of make_scope_task expected");
+  lua_getupvalue(L, -1, 2);
+  lua_getupvalue(L, -2, 3);
+  lua_rotate(L, -3, -1);
+  lua_pop(L, 1);
+  start_body(L, E);
+}
+
+/* make_scope_task{context_var=, enter_context=, not_started=, raised=}
+** -> start (see above) */
 static int l_make_scope_task(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -512,6 +533,7 @@ static const luaL_Reg task_scope_meta[] = {
 ** which shares its __index (and so the methods trio.lua adds). */
 int ta_open_scope(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
+  E->start_scope_task = start_scope_task;
   ta_newclass(L, SCOPE_MT, scope_meta, scope_methods, "__methods");
   ta_cache_metatable(L, E, TA_MT_SCOPE);
   lua_pushvalue(L, -2); /* the engine */
