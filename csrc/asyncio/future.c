@@ -1505,7 +1505,7 @@ static int l_future_wait(lua_State *L) {
 ** lua/trio_asyncio.lua, for what C cannot do in this layer, and the rare
 ** paths, which raise), 3 the call itself.  A caller has the engine, the
 ** helpers and the function it calls. */
-enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
+enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_CACHE, CALLER_FN = CALLER_CALL };
 /* The helpers of both: the public name and check(x), for what is not a
 ** function: true (make a caller), a function to return instead (a Future
 ** given to aio_as_trio), or nil and what was expected. */
@@ -1524,6 +1524,10 @@ static const char *const trio_helpers[] = {
 
 /* aio_as_trio(x) / trio_as_aio(x) -> the caller of x */
 static int l_caller_of(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, lua_upvalueindex(CALLER_CACHE)) == LUA_TFUNCTION) return 1;
+  lua_pop(L, 1);
   if (lua_type(L, 1) != LUA_TFUNCTION) {
     lua_settop(L, 1);
     lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), HELPER_CHECK);
@@ -1543,6 +1547,9 @@ static int l_caller_of(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS));
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_FN);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, lua_upvalueindex(CALLER_CACHE));
   return 1;
 }
 
@@ -1561,7 +1568,12 @@ static int make_caller(lua_State *L, const char *const names[], int spare_at, lu
     lua_rawseti(L, -2, spare_at);
   }
   lua_pushcfunction(L, call);
-  lua_pushcclosure(L, l_caller_of, CALLER_CALL);
+  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, l_caller_of, CALLER_CACHE);
   return 1;
 }
 

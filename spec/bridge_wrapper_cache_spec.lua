@@ -1,0 +1,79 @@
+-- aio_as_trio(f) and trio_as_aio(f) keep the wrapper they made for f
+-- (weakly, csrc/asyncio/future.c's l_caller_of): the same f gives the same
+-- wrapper while it lives, which behaves exactly as a new one would, and
+-- neither f nor its wrapper is kept alive by that.
+local trio = require "trio"
+local asyncio = require "asyncio"
+local ta = require "trio_asyncio"
+
+local function in_aio(fn)
+  return ta.run(function() return ta.run_aio_coroutine(fn) end)
+end
+
+describe("the wrappers of aio_as_trio and trio_as_aio", function()
+  it("the same function gives the same wrapper, another function another one", function()
+    local function f() return 1 end
+    local function g() return 2 end
+    assert.equal(ta.aio_as_trio(f), ta.aio_as_trio(f))
+    assert.equal(ta.trio_as_aio(f), ta.trio_as_aio(f))
+    assert.not_equal(ta.aio_as_trio(f), ta.aio_as_trio(g))
+    assert.not_equal(ta.trio_as_aio(f), ta.trio_as_aio(g))
+    -- each direction keeps its own: never the other flavor's wrapper
+    assert.not_equal(ta.aio_as_trio(f), ta.trio_as_aio(f))
+  end)
+
+  it("a kept wrapper calls its own function with the call's arguments, each direction", function()
+    local seen = {}
+    local function add(a, b) seen[#seen + 1] = ta.current_flavor(); return a + b end
+    local from_trio, from_aio = ta.run(function()
+      local r = {}
+      for i = 1, 3 do r[i] = ta.aio_as_trio(add)(i, 10) end
+      local s = ta.run_aio_coroutine(function()
+        local t = {}
+        for i = 1, 3 do t[i] = ta.trio_as_aio(add)(i, 20) end
+        return t
+      end)
+      return r, s
+    end)
+    assert.same({ 11, 12, 13 }, from_trio)
+    assert.same({ 21, 22, 23 }, from_aio)
+    assert.same({ "asyncio", "asyncio", "asyncio", "trio", "trio", "trio" }, seen)
+  end)
+
+  it("a kept wrapper raises and is cancelled as a new one would", function()
+    local function boom() error("boom", 0) end
+    local function slow() trio.sleep(100) end
+    local first, second, cancelled = in_aio(function()
+      local ok1, e1 = pcall(ta.trio_as_aio(boom))
+      local ok2, e2 = pcall(ta.trio_as_aio(boom))
+      local task = asyncio.create_task(ta.trio_as_aio(slow))
+      asyncio.sleep(0.001)
+      task:cancel()
+      local ok3, e3 = pcall(task.await, task)
+      return { ok1, e1 }, { ok2, e2 }, { ok3, asyncio.CancelledError:is(e3) }
+    end)
+    assert.same({ false, "boom" }, first)
+    assert.same({ false, "boom" }, second)
+    assert.same({ false, true }, cancelled)
+  end)
+
+  it("keeps neither the function nor its wrapper alive", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    do
+      local function f() return 1 end
+      weak[f] = true
+      weak[ta.aio_as_trio(f)] = true
+      weak[ta.trio_as_aio(f)] = true
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_nil(next(weak))
+  end)
+
+  it("what is not callable is refused every time, nothing kept for it", function()
+    for _ = 1, 2 do
+      assert.error_matches(function() ta.aio_as_trio(42) end, "function, Future or Task expected")
+      assert.error_matches(function() ta.trio_as_aio(nil) end, "function expected")
+    end
+  end)
+end)
