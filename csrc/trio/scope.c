@@ -16,19 +16,14 @@
 
 /* ---- CancelScope ---- */
 
-/* A CancelScope, or a task body's scope (then *is_task_scope is set, when
-** is_task_scope is not NULL). */
-static ta_scope *checkscope_in(lua_State *L, ta_engine *E, int idx, int *is_task_scope) {
+/* A CancelScope, or a task body's scope. */
+static ta_scope *checkscope(lua_State *L, int idx) {
+  ta_engine *E = ta_upengine(L);
   void *p;
   const void *mt = ta_udata_mt(L, idx, &p);
   if (mt == NULL || (mt != E->mt[TA_MT_SCOPE] && mt != E->mt[TA_MT_TASK_SCOPE]))
     luaL_typeerror(L, idx, SCOPE_MT);
-  if (is_task_scope != NULL) *is_task_scope = mt == E->mt[TA_MT_TASK_SCOPE];
   return (ta_scope *)p;
-}
-
-static ta_scope *checkscope(lua_State *L, int idx) {
-  return checkscope_in(L, ta_upengine(L), idx, NULL);
 }
 
 /* The deadline timer's callback. */
@@ -374,10 +369,9 @@ static void see_context(lua_State *L, ta_task *t) {
 ** leaves it before its task can end, so that it is never collected while
 ** entered.  (Only a task that never ends lets its thread go entered: at
 ** lua_close, whose finalizers all run before anything is freed.)  ctx: the
-** scope, its lowest bit set when it is a task body's scope (start's, not a
-** CancelScope someone passed to the body), which may become the spare. */
+** scope. */
 static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_scope *sc = (ta_scope *)(ctx & ~(lua_KContext)1);
+  ta_scope *sc = (ta_scope *)ctx;
   luaL_checkstack(L, 3, "too many results");
   if (status != LUA_OK && status != LUA_YIELD) { /* fn raised: the error on top */
     lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RAISED);
@@ -397,19 +391,18 @@ static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
   }
   ta_scope_exit(L, sc);
   sc->E->offer_results(L, sc->E, ST_RECEIVER, lua_gettop(L) - ST_RECEIVER);
-  if (ctx & 1) { /* the receiver is done with it: the spare */
-    lua_pushvalue(L, ST_SCOPE);
-    lua_rawseti(L, lua_upvalueindex(ST_UP_MEMO), MEMO_SPARE_SCOPE);
-  }
+  lua_pushvalue(L, ST_SCOPE); /* the receiver is done with it: the spare */
+  lua_rawseti(L, lua_upvalueindex(ST_UP_MEMO), MEMO_SPARE_SCOPE);
   return 0;
 }
 
+/* The body: only start calls it, with the scope it made (no Lua code
+** sees the body or calls it), so its scope is not checked again. */
 static int l_scope_task(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
-  ta_task *t = ta_async_check_in(L, E, "scope_task", TA_TRIO);
-  int is_task_scope, status;
-  ta_scope *sc = checkscope_in(L, E, ST_SCOPE, &is_task_scope);
-  lua_KContext ctx = (lua_KContext)sc | (lua_KContext)is_task_scope;
+  ta_task *t = ta_async_check_in(L, ta_upengine(L), "scope_task", TA_TRIO);
+  ta_scope *sc = (ta_scope *)lua_touserdata(L, ST_SCOPE);
+  lua_KContext ctx = (lua_KContext)sc;
+  int status;
   see_context(L, t);
   if (cancel_called(L, sc)) {
     call_helper(L, ST_NOT_STARTED, ST_RECEIVER, 0, 0);
