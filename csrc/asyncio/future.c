@@ -1596,6 +1596,19 @@ static int aio_call_k(lua_State *L, int status, lua_KContext ctx) {
   return await_returned(L, t, trio_wait_outcome(L, t));
 }
 
+/* Pushes the value of context_var (a helper) in the context of the running
+** task t: what ta_ctx_get pushes, read straight from t's context table. */
+static void push_context_value(lua_State *L, const ta_task *t) {
+  if (t->ctx_ref == LUA_NOREF) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);
+  lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), AIO_CONTEXT_VAR);
+  lua_rawget(L, -2);
+  lua_replace(L, -2);
+}
+
 /* The caller aio_as_trio(fn) makes: caller(...) runs fn(...) as an asyncio
 ** Task on the current loop and waits for it.  The loop: the running one,
 ** else the one of this context (context_var's value, read in C), else
@@ -1609,9 +1622,7 @@ static int l_aio_call(lua_State *L) {
   if (lp != NULL) {
     ta_push_weak(L, E, lp->ref);
   } else {
-    lua_rawgeti(L, helpers, AIO_CONTEXT_VAR);
-    ta_ctx_get(L, -1);
-    lua_replace(L, -2);
+    push_context_value(L, t);
     lp = (ta_loop *)ta_testudata(L, E, -1, TA_MT_LOOP);
     if (lp == NULL) {
       lua_pop(L, 1);
@@ -1623,7 +1634,8 @@ static int l_aio_call(lua_State *L) {
   lua_insert(L, 1);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
   lua_insert(L, 2); /* [loop, fn, args...] */
-  f = create_task(L, lp, 1, "create_task");
+  if (lua_type(L, 2) != LUA_TFUNCTION) ta_check_callable(L, 2); /* (its __call may be gone) */
+  f = create_task_at(L, E, lp, 1, 2, 1, "create_task");
   lua_replace(L, 1);
   lua_settop(L, 1);
   if (f == NULL) f = checkfuture(L, 1); /* the loop's task factory made it */

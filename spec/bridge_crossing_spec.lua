@@ -1,10 +1,13 @@
+-- The paths of the crossings' C callers (csrc/asyncio/future.c):
 -- aio_as_trio(f) and trio_as_aio(f) keep the wrapper they made for f
--- (weakly, csrc/asyncio/future.c's l_caller_of): the same f gives the same
--- wrapper while it lives, which behaves exactly as a new one would, and
--- neither f nor its wrapper is kept alive by that.
+-- (weakly, l_caller_of): the same f gives the same wrapper while it lives,
+-- which behaves exactly as a new one would, and neither f nor its wrapper
+-- is kept alive by that.  aio_as_trio finds the loop in the Trio task's
+-- context, or says there is none.
 local trio = require "trio"
 local asyncio = require "asyncio"
 local ta = require "trio_asyncio"
+local errors = require "trio.errors"
 
 local function in_aio(fn)
   return ta.run(function() return ta.run_aio_coroutine(fn) end)
@@ -75,5 +78,50 @@ describe("the wrappers of aio_as_trio and trio_as_aio", function()
       assert.error_matches(function() ta.aio_as_trio(42) end, "function, Future or Task expected")
       assert.error_matches(function() ta.trio_as_aio(nil) end, "function expected")
     end
+  end)
+
+  it("aio_as_trio outside any open_loop says so, in a task and in one whose context has no loop", function()
+    local errs = {}
+    trio.run(function()
+      local ok, e = pcall(ta.aio_as_trio(function() return 1 end))
+      errs[1] = not ok and e
+      trio.open_nursery(function(n)
+        n:start_soon(function()
+          asyncio._current_loop_var:set(nil)
+          local ok2, e2 = pcall(ta.aio_as_trio(function() return 2 end))
+          errs[2] = not ok2 and e2
+        end)
+      end)
+    end)
+    for i = 1, 2 do
+      assert.truthy(errors.RuntimeError:is(errs[i]), tostring(errs[i]))
+      assert.matches("no asyncio loop is open here", errs[i].message)
+    end
+  end)
+
+  it("aio_as_trio finds the loop of the Trio task's context, also in a child task", function()
+    local got = ta.run(function()
+      local loop = ta.current_loop()
+      local r = {}
+      trio.open_nursery(function(n)
+        n:start_soon(function() r[1] = ta.aio_as_trio(function() return asyncio.get_running_loop() end)() end)
+      end)
+      r[2] = ta.aio_as_trio(function() return asyncio.get_running_loop() end)()
+      return r[1] == loop and r[2] == loop
+    end)
+    assert.is_true(got)
+  end)
+
+  it("a callable whose __call went away after wrapping is refused at the call, clearly", function()
+    local mt = { __call = function(_, a) return a end }
+    local callable = setmetatable({}, mt)
+    local ok, e = ta.run(function()
+      local wrapped = ta.aio_as_trio(callable)
+      assert.equal(5, wrapped(5))
+      mt.__call = nil
+      return pcall(wrapped, 6)
+    end)
+    assert.is_false(ok)
+    assert.matches("function expected, got table", tostring(e))
   end)
 end)
