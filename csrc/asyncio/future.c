@@ -1583,7 +1583,7 @@ static int make_caller(lua_State *L, const char *const names[], int spare_at, lu
 ** waited for in turn, as trio-asyncio awaits what the function returns. */
 static int await_returned(lua_State *L, ta_task *t, int n) {
   ta_future *f;
-  if (n != 1 || (f = testfuture(L, -1)) == NULL) return n;
+  if (n != 1 || lua_type(L, -1) != LUA_TUSERDATA || (f = testfuture(L, -1)) == NULL) return n;
   lua_replace(L, 1);
   lua_settop(L, 1);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
@@ -1631,11 +1631,10 @@ static int l_aio_call(lua_State *L) {
       lua_call(L, 1, 1);
     }
   }
-  lua_insert(L, 1);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
-  lua_insert(L, 2); /* [loop, fn, args...] */
-  if (lua_type(L, 2) != LUA_TFUNCTION) ta_check_callable(L, 2); /* (its __call may be gone) */
-  f = create_task_at(L, E, lp, 1, 2, 1, "create_task");
+  lua_rotate(L, 1, 1); /* [fn, args..., loop] */
+  if (lua_type(L, 1) != LUA_TFUNCTION) ta_check_callable(L, 1); /* (its __call may be gone) */
+  f = create_task_at(L, E, lp, lua_gettop(L), 1, 1, "create_task");
   lua_replace(L, 1);
   lua_settop(L, 1);
   if (f == NULL) f = checkfuture(L, 1); /* the loop's task factory made it */
