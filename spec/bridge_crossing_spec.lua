@@ -124,4 +124,33 @@ describe("the wrappers of aio_as_trio and trio_as_aio", function()
     assert.is_false(ok)
     assert.matches("function expected, got table", tostring(e))
   end)
+
+  it("the Trio task's start refuses a receiver that is no asyncio Future", function()
+    local core = require "trio_asyncio.core"
+    local start = core.make_scope_task {
+      context_var = asyncio._current_loop_var, enter_context = function() end,
+      not_started = function() end, raised = function() end,
+    }
+    local ran = false
+    local ok, e = pcall(trio.run, function()
+      trio.open_nursery(function(n) start(n, nil, 42, function() ran = true end) end)
+    end)
+    assert.is_false(ok)
+    assert.matches("bad argument #3 .*asyncio Future expected, got number", tostring(e))
+    assert.is_false(ran)
+  end)
+
+  it("a trio_as_aio whose start_task is no start of make_scope_task is refused clearly", function()
+    local core = require "trio_asyncio.core"
+    local called = false
+    local bad = core.make_trio_as_aio {
+      name = "bad", check = function() return true end,
+      start_task = function() called = true end, service_key = "service",
+      start = function() error("not reached") end,
+    }
+    local ok, e = pcall(in_aio, function() return bad(function() return 1 end)() end)
+    assert.is_false(ok)
+    assert.matches("start_scope_task: a start function of make_scope_task expected", tostring(e))
+    assert.is_false(called)
+  end)
 end)

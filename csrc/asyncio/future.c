@@ -387,10 +387,10 @@ static int l_future_set_results(lua_State *L) {
 /* The engine's offer_results: the top n values (popped) become the
 ** results of the future at fidx, unless it is done already (cancelled
 ** meanwhile): the bridge's Trio task (make_scope_task, csrc/trio/scope.c)
-** hands its results over this way. */
-static void offer_results(lua_State *L, ta_engine *E, int fidx, int n) {
-  ta_future *f = testfuture_in(L, E, fidx);
-  if (f == NULL) luaL_typeerror(L, fidx, "asyncio Future");
+** hands its results over this way, to the future its start was given
+** (checked there, or made by l_trio_call). */
+static void offer_results(lua_State *L, int fidx, int n) {
+  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
   if (f->state == TA_FUT_PENDING) settle_results(L, f, fidx, n, 0);
   else lua_pop(L, n);
 }

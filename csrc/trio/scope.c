@@ -302,10 +302,11 @@ static int l_scope_cancelled_caught(lua_State *L) {
 **   2. a scope already cancelled is not entered: not_started(receiver);
 **   3. fn(...) runs in the scope (as scope:run(fn, ...) would); when it
 **      returns, the scope is left and its results go to the receiver, an
-**      asyncio future (the engine's offer_results, set by asyncio/: the
-**      future's future_offer_results, without a Lua call); when it
+**      asyncio future (the engine's offer_results, set by asyncio/: no
+**      Lua call), unless it is done already; when it
 **      raises, raised(receiver, scope, err) leaves the scope (trio.lua's
 **      scope_finish) and hands the outcome on.
+** The receiver is a pending plain asyncio future.
 ** start(nursery, context_value, receiver, fn, ...) makes the scope and
 ** starts the task (below); C code calls it through the engine's
 ** start_scope_task, without a Lua call.  The scope is the receiver's to
@@ -390,7 +391,7 @@ static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
     return luaL_error(L, "%s", OUT_OF_ORDER);
   }
   ta_scope_exit(L, sc);
-  sc->E->offer_results(L, sc->E, ST_RECEIVER, lua_gettop(L) - ST_RECEIVER);
+  sc->E->offer_results(L, ST_RECEIVER, lua_gettop(L) - ST_RECEIVER);
   lua_pushvalue(L, ST_SCOPE); /* the receiver is done with it: the spare */
   lua_rawseti(L, lua_upvalueindex(ST_UP_MEMO), MEMO_SPARE_SCOPE);
   return 0;
@@ -442,9 +443,12 @@ static void start_body(lua_State *L, ta_engine *E) {
   ta_nursery_start_soon(L, E, 2);
 }
 
-/* start(nursery, context_value, receiver, fn, ...) -> scope */
+/* start(nursery, context_value, receiver, fn, ...) -> scope.  The
+** receiver is checked here, once: the body hands it the results unchecked
+** (the C callers of start_scope_task pass a future they made). */
 static int l_start_scope_task(lua_State *L) {
   luaL_checkany(L, 4);
+  if (ta_testudata(L, ta_upengine(L), 3, TA_MT_FUTURE) == NULL) luaL_typeerror(L, 3, "asyncio Future");
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, lua_upvalueindex(3));
   start_body(L, ta_upengine(L));
