@@ -1503,8 +1503,10 @@ static int l_future_wait(lua_State *L) {
 ** aio_as_trio and trio_as_aio themselves are C closures that make them
 ** (make_caller): upvalue 1 the engine, 2 the helpers (Lua functions from
 ** lua/trio_asyncio.lua, for what C cannot do in this layer, and the rare
-** paths, which raise), 3 the call itself.  A caller has the engine, the
-** helpers and the function it calls. */
+** paths, which raise), 3 the call itself, 4 the callers made so far, a
+** weak-keyed table x -> caller of x (an ephemeron: it keeps neither alive;
+** a wrapper made per call, aio_as_trio(f)(...), is made once).  A caller
+** has the engine, the helpers and the function it calls. */
 enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_CACHE, CALLER_FN = CALLER_CALL };
 /* The helpers of both: the public name and check(x), for what is not a
 ** function: true (make a caller), a function to return instead (a Future
@@ -1524,12 +1526,10 @@ static const char *const trio_helpers[] = {
 
 /* aio_as_trio(x) / trio_as_aio(x) -> the caller of x */
 static int l_caller_of(lua_State *L) {
-  lua_settop(L, 1);
   lua_pushvalue(L, 1);
   if (lua_rawget(L, lua_upvalueindex(CALLER_CACHE)) == LUA_TFUNCTION) return 1;
-  lua_pop(L, 1);
+  lua_settop(L, 1);
   if (lua_type(L, 1) != LUA_TFUNCTION) {
-    lua_settop(L, 1);
     lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), HELPER_CHECK);
     lua_pushvalue(L, 1);
     lua_call(L, 1, 2);

@@ -463,10 +463,9 @@ static int l_start_scope_task(lua_State *L) {
 static void start_scope_task(lua_State *L, ta_engine *E) {
   if (lua_tocfunction(L, -1) != l_start_scope_task)
     luaL_error(L, "start_scope_task: a start function of make_scope_task expected");
-  lua_getupvalue(L, -1, 2);
-  lua_getupvalue(L, -2, 3);
-  lua_rotate(L, -3, -1);
-  lua_pop(L, 1);
+  lua_getupvalue(L, -1, 3);
+  lua_getupvalue(L, -2, 2);
+  lua_replace(L, -3); /* [..., body, memo] */
   start_body(L, E);
 }
 
