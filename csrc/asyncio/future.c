@@ -1706,22 +1706,20 @@ static int l_trio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = ta_async_check_in(L, E, "trio_asyncio.trio_as_aio", TA_ASYNCIO);
   ta_loop *lp = ta_running_loop(L, E);
-  int nargs = lua_gettop(L), top = nargs + 1;
+  int nargs = lua_gettop(L), helpers = lua_upvalueindex(CALLER_HELPERS);
   ta_future *f;
-  lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS)); /* top: the helpers */
   luaL_checkstack(L, nargs + 12, "too many arguments");
   if (lp == NULL || lp->closed) goto slow;
-  lua_rawgeti(L, top, TRIO_SPARE);
-  f = push_loop_and_future(L, E, lp); /* top + 1: the loop, top + 2: the future */
-  ta_loop_push_attrs(L, top + 1);
-  lua_rawgeti(L, top, TRIO_SERVICE_KEY);
-  if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
-  lua_replace(L, -2); /* top + 3: the service nursery */
-  lua_copy(L, top + 3, top);
+  lua_rawgeti(L, helpers, TRIO_SPARE);
+  f = push_loop_and_future(L, E, lp); /* nargs + 1: the loop, nargs + 2: the future */
+  ta_loop_push_attrs(L, nargs + 1);
+  lua_rawgeti(L, helpers, TRIO_SERVICE_KEY);
+  if (lua_rawget(L, -2) == LUA_TNIL) goto slow; /* the service nursery */
+  lua_rotate(L, nargs + 1, 1);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
-  lua_replace(L, top + 3);
+  lua_replace(L, -2); /* [..., nursery, loop, fut, fn] */
   lua_rotate(L, 1, 4); /* [nursery, loop, fut, fn, ...] */
-  lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), TRIO_START_TASK);
+  lua_rawgeti(L, helpers, TRIO_START_TASK);
   E->start_scope_task(L, E); /* start_task(nursery, loop, fut, fn, ...) */
   lua_pushvalue(L, 3); /* [nursery, body, scope, loop, fut, ...] */
   lua_setiuservalue(L, 5, FUV_HOOK); /* cancelling the future cancels the scope */
@@ -1729,12 +1727,11 @@ static int l_trio_call(lua_State *L) {
   lua_settop(L, 1);
   return await_future_k(L, f, t, trio_call_k);
 slow:
-  lua_settop(L, top);
-  lua_rawgeti(L, top, TRIO_START);
-  lua_replace(L, top);
-  lua_insert(L, 1);
+  lua_settop(L, nargs);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
-  lua_insert(L, 2);
+  lua_rotate(L, 1, 1);
+  lua_rawgeti(L, helpers, TRIO_START);
+  lua_rotate(L, 1, 1); /* [start, fn, ...] */
   lua_call(L, nargs + 1, 1); /* start(fn, ...) -> fut */
   lua_settop(L, 1);
   return await_future(L, checkfuture(L, 1), t);
