@@ -153,4 +153,22 @@ describe("the wrappers of aio_as_trio and trio_as_aio", function()
     assert.matches("start_scope_task: a start function of make_scope_task expected", tostring(e))
     assert.is_false(called)
   end)
+
+  it("many results cross both ways, in order (the Trio task's stack grows for them)", function()
+    local function many(n)
+      local t = {}
+      for i = 1, n do t[i] = i * 3 end
+      return table.unpack(t, 1, n)
+    end
+    for _, n in ipairs { 0, 1, 2, 16, 17, 18, 40, 300 } do
+      local from_trio, from_aio = ta.run(function()
+        local a = table.pack(ta.aio_as_trio(many)(n))
+        local b = ta.run_aio_coroutine(function() return table.pack(ta.trio_as_aio(many)(n)) end)
+        return a, b
+      end)
+      local want = table.pack(many(n))
+      assert.same(want, from_trio)
+      assert.same(want, from_aio)
+    end
+  end)
 end)

@@ -535,7 +535,10 @@ static int f_await(lua_State *L) {
 ** suspends for it is continued by k (NULL: the engine's usual one). */
 static int await_future_k(lua_State *L, ta_future *f, ta_task *t, lua_KFunction k) {
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await", trio_wait_k); /* allow_asyncio */
+  if (!ta_is_aio_task(t)) { /* allow_asyncio */
+    lua_settop(L, 1);
+    return trio_wait(L, f, t, "Future:await", trio_wait_k);
+  }
   if (f->loop != ta_task_future(t)->loop)
     return ta_error(L, "RuntimeError", "Future:await: the future is attached to a different loop "
                                        "than the Task awaiting it");
@@ -1465,8 +1468,8 @@ static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return trio_wait_outcome(L, (ta_task *)ctx);
 }
 
-/* A Trio-scheduled task waits for the future at index 1 (fname: the
-** caller, for errors).  Only the future's loop running can finish it (or
+/* A Trio-scheduled task waits for the future at index 1, the top (fname:
+** the caller, for errors).  Only the future's loop running can finish it (or
 ** its cancellation): a future of a loop that is closed or not driven now
 ** is refused at once instead of waiting forever. */
 static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, lua_KFunction k) {
@@ -1474,7 +1477,6 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, 
     return ta_error(L, "RuntimeError", "%s: the future's event loop is %s, so the future could "
                     "never finish: wait for it while its loop runs (inside its open_loop)", fname,
                     f->loop->closed ? "closed" : "not running");
-  lua_settop(L, 1);
   ta_push_task(L, t);
   if (f->ncallbacks == 0) { /* the common case: the only callback */
     set_first_callback(L, f, 1, CB_TRIO_TASK);
@@ -1635,7 +1637,7 @@ static int l_aio_call(lua_State *L) {
   lua_rotate(L, 1, 1); /* [fn, args..., loop] */
   if (lua_type(L, 1) != LUA_TFUNCTION) ta_check_callable(L, 1); /* (its __call may be gone) */
   f = create_task_at(L, E, lp, lua_gettop(L), 1, 1, "create_task");
-  lua_replace(L, 1);
+  lua_copy(L, -1, 1);
   lua_settop(L, 1);
   if (f == NULL) f = checkfuture(L, 1); /* the loop's task factory made it */
   if (f->state != TA_FUT_PENDING) return await_returned(L, t, push_outcome(L, f, 1));

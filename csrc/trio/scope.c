@@ -373,7 +373,7 @@ static void see_context(lua_State *L, ta_task *t) {
 ** scope. */
 static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
   ta_scope *sc = (ta_scope *)ctx;
-  luaL_checkstack(L, 3, "too many results");
+  if (lua_gettop(L) > LUA_MINSTACK - 3) luaL_checkstack(L, 3, "too many results");
   if (status != LUA_OK && status != LUA_YIELD) { /* fn raised: the error on top */
     lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RAISED);
     lua_pushvalue(L, ST_RECEIVER);
