@@ -1507,18 +1507,18 @@ static int l_future_wait(lua_State *L) {
 ** lua/trio_asyncio.lua, for what C cannot do in this layer, and the rare
 ** paths, which raise), 3 the call itself, 4 the callers made so far, a
 ** weak-keyed table x -> caller of x (an ephemeron: it keeps neither alive;
-** a wrapper made per call, aio_as_trio(f)(...), is made once).  A caller
-** has the engine, the helpers and the function it calls. */
-enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_CACHE, CALLER_FN = CALLER_CALL };
+** a wrapper made per call, aio_as_trio(f)(...), is made once), and for
+** trio_as_aio 5 a weak table holding the spare future (see l_trio_call).
+** A caller has the engine, the helpers and the function it calls, and
+** that spare table when its maker has one. */
+enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_CACHE, MAKER_SPARE };
+enum { CALLER_FN = CALLER_CALL, CALLER_SPARE };
 /* The helpers of both: the public name and check(x), for what is not a
 ** function: true (make a caller), a function to return instead (a Future
 ** given to aio_as_trio), or nil and what was expected. */
 enum { HELPER_NAME = 1, HELPER_CHECK };
 enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP };
 enum { TRIO_START_TASK = HELPER_CHECK + 1, TRIO_SERVICE_KEY, TRIO_START };
-/* ...and, after the helpers, a weak table holding the spare future (see
-** l_trio_call). */
-enum { TRIO_SPARE = TRIO_START + 1 };
 static const char *const aio_helpers[] = {
   "name", "check", "context_var", "need_loop", NULL
 };
@@ -1548,7 +1548,12 @@ static int l_caller_of(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS));
   lua_pushvalue(L, 1);
-  lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_FN);
+  if (lua_type(L, lua_upvalueindex(MAKER_SPARE)) == LUA_TTABLE) {
+    lua_pushvalue(L, lua_upvalueindex(MAKER_SPARE));
+    lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_SPARE);
+  } else {
+    lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_FN);
+  }
   lua_pushvalue(L, 1);
   lua_pushvalue(L, -2);
   lua_rawset(L, lua_upvalueindex(CALLER_CACHE));
@@ -1556,26 +1561,25 @@ static int l_caller_of(lua_State *L) {
 }
 
 /* make_caller{...}: the helpers named in `names` (the table at 1) become
-** an array (then, at spare_at if not 0, a new weak table); the maker of
-** callers running `call`. */
-static int make_caller(lua_State *L, const char *const names[], int spare_at, lua_CFunction call) {
+** an array; the maker of callers running `call` (with_spare: and a spare
+** table, see above). */
+static int make_caller(lua_State *L, const char *const names[], int with_spare, lua_CFunction call) {
   lua_pushvalue(L, lua_upvalueindex(1));
   ta_push_helpers(L, 1, names, "make_caller");
-  if (spare_at) {
-    lua_createtable(L, 1, 0);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_rawseti(L, -2, spare_at);
-  }
   lua_pushcfunction(L, call);
   lua_createtable(L, 0, 1);
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
-  lua_pushcclosure(L, l_caller_of, CALLER_CACHE);
+  if (with_spare) {
+    lua_createtable(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  lua_pushcclosure(L, l_caller_of, with_spare ? MAKER_SPARE : CALLER_CACHE);
   return 1;
 }
 
@@ -1676,18 +1680,16 @@ static int trio_call_k(lua_State *L, int status, lua_KContext ctx) {
     return lua_error(L);
   }
   nres = lua_gettop(L) - t->kbase;
-  lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), TRIO_SPARE);
   lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 1);
-  lua_pop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(CALLER_SPARE), 1);
   return nres;
 }
 
-/* The spare table on top is replaced by the loop lp and a future of it
-** (pushed): the spare future when it is one of lp that can be made pending
-** again (then taken from the table), else a new one. */
+/* Pushes the loop lp and a future of it: the spare future when it is one
+** of lp that can be made pending again (then taken from the spare table),
+** else a new one. */
 static ta_future *push_loop_and_future(lua_State *L, ta_engine *E, ta_loop *lp) {
-  int spare = lua_gettop(L);
+  int spare = lua_upvalueindex(CALLER_SPARE);
   ta_future *f;
   if (lua_rawgeti(L, spare, 1) == LUA_TUSERDATA) {
     f = (ta_future *)lua_touserdata(L, -1); /* (only trio_call_k puts one there) */
@@ -1695,13 +1697,13 @@ static ta_future *push_loop_and_future(lua_State *L, ta_engine *E, ta_loop *lp) 
       lua_pushnil(L);
       lua_rawseti(L, spare, 1);
       lua_getiuservalue(L, -1, FUV_LOOP);
-      lua_replace(L, spare);
+      lua_insert(L, -2);
       return f;
     }
   }
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   ta_push_weak(L, E, lp->ref);
-  return new_future(L, lp, spare, TA_KIND_FUTURE);
+  return new_future(L, lp, -1, TA_KIND_FUTURE);
 }
 
 static int l_trio_call(lua_State *L) {
@@ -1712,7 +1714,6 @@ static int l_trio_call(lua_State *L) {
   ta_future *f;
   luaL_checkstack(L, nargs + 12, "too many arguments");
   if (lp == NULL || lp->closed) goto slow;
-  lua_rawgeti(L, helpers, TRIO_SPARE);
   f = push_loop_and_future(L, E, lp); /* nargs + 1: the loop, nargs + 2: the future */
   ta_loop_push_attrs(L, nargs + 1);
   lua_rawgeti(L, helpers, TRIO_SERVICE_KEY);
@@ -1742,7 +1743,7 @@ slow:
 /* make_trio_as_aio{name=, check=, start_task=, service_key=, start=}
 ** -> trio_as_aio */
 static int l_make_trio_as_aio(lua_State *L) {
-  return make_caller(L, trio_helpers, TRIO_SPARE, l_trio_call);
+  return make_caller(L, trio_helpers, 1, l_trio_call);
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
