@@ -179,7 +179,6 @@ local start_trio_task = core.make_scope_task {
     set_cancel_hook(fut, nil)
     if not future_done(fut) then fut:cancel() end
   end,
-  returned = core.future_offer_results,
   raised = function(fut, scope, err) return settle_outcome(fut, scope, scope_settle(scope, false, err)) end,
 }
 

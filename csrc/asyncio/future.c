@@ -384,13 +384,15 @@ static int l_future_set_results(lua_State *L) {
   return 0;
 }
 
-/* future_offer_results(fut, ...): future_set_results unless fut is done
-** already (cancelled meanwhile): the bridge's Trio task hands its results
-** over this way. */
-static int l_future_offer_results(lua_State *L) {
-  ta_future *f = checkfuture(L, 1);
-  if (f->state == TA_FUT_PENDING) settle_results(L, f, 1, lua_gettop(L) - 1, 0);
-  return 0;
+/* The engine's offer_results: the top n values (popped) become the
+** results of the future at fidx, unless it is done already (cancelled
+** meanwhile): the bridge's Trio task (make_scope_task, csrc/trio/scope.c)
+** hands its results over this way, to the future its start was given
+** (checked there, or made by l_trio_call). */
+static void offer_results(lua_State *L, int fidx, int n) {
+  ta_future *f = (ta_future *)lua_touserdata(L, fidx);
+  if (f->state == TA_FUT_PENDING) settle_results(L, f, fidx, n, 0);
+  else lua_pop(L, n);
 }
 
 static int f_set_exception(lua_State *L) {
@@ -533,7 +535,10 @@ static int f_await(lua_State *L) {
 ** suspends for it is continued by k (NULL: the engine's usual one). */
 static int await_future_k(lua_State *L, ta_future *f, ta_task *t, lua_KFunction k) {
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
-  if (!ta_is_aio_task(t)) return trio_wait(L, f, t, "Future:await", trio_wait_k); /* allow_asyncio */
+  if (!ta_is_aio_task(t)) { /* allow_asyncio */
+    lua_settop(L, 1);
+    return trio_wait(L, f, t, "Future:await", trio_wait_k);
+  }
   if (f->loop != ta_task_future(t)->loop)
     return ta_error(L, "RuntimeError", "Future:await: the future is attached to a different loop "
                                        "than the Task awaiting it");
@@ -1463,8 +1468,8 @@ static int trio_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return trio_wait_outcome(L, (ta_task *)ctx);
 }
 
-/* A Trio-scheduled task waits for the future at index 1 (fname: the
-** caller, for errors).  Only the future's loop running can finish it (or
+/* A Trio-scheduled task waits for the future at index 1, the top (fname:
+** the caller, for errors).  Only the future's loop running can finish it (or
 ** its cancellation): a future of a loop that is closed or not driven now
 ** is refused at once instead of waiting forever. */
 static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, lua_KFunction k) {
@@ -1472,7 +1477,6 @@ static int trio_wait(lua_State *L, ta_future *f, ta_task *t, const char *fname, 
     return ta_error(L, "RuntimeError", "%s: the future's event loop is %s, so the future could "
                     "never finish: wait for it while its loop runs (inside its open_loop)", fname,
                     f->loop->closed ? "closed" : "not running");
-  lua_settop(L, 1);
   ta_push_task(L, t);
   if (f->ncallbacks == 0) { /* the common case: the only callback */
     set_first_callback(L, f, 1, CB_TRIO_TASK);
@@ -1501,18 +1505,20 @@ static int l_future_wait(lua_State *L) {
 ** aio_as_trio and trio_as_aio themselves are C closures that make them
 ** (make_caller): upvalue 1 the engine, 2 the helpers (Lua functions from
 ** lua/trio_asyncio.lua, for what C cannot do in this layer, and the rare
-** paths, which raise), 3 the call itself.  A caller has the engine, the
-** helpers and the function it calls. */
-enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_FN = CALLER_CALL };
+** paths, which raise), 3 the call itself, 4 the callers made so far, a
+** weak-keyed table x -> caller of x (an ephemeron: it keeps neither alive;
+** a wrapper made per call, aio_as_trio(f)(...), is made once), and for
+** trio_as_aio 5 a weak table holding the spare future (see l_trio_call).
+** A caller has the engine, the helpers and the function it calls, and
+** that spare table when its maker has one. */
+enum { CALLER_HELPERS = 2, CALLER_CALL, CALLER_CACHE, MAKER_SPARE };
+enum { CALLER_FN = CALLER_CALL, CALLER_SPARE };
 /* The helpers of both: the public name and check(x), for what is not a
 ** function: true (make a caller), a function to return instead (a Future
 ** given to aio_as_trio), or nil and what was expected. */
 enum { HELPER_NAME = 1, HELPER_CHECK };
 enum { AIO_CONTEXT_VAR = HELPER_CHECK + 1, AIO_NEED_LOOP };
 enum { TRIO_START_TASK = HELPER_CHECK + 1, TRIO_SERVICE_KEY, TRIO_START };
-/* ...and, after the helpers, a weak table holding the spare future (see
-** l_trio_call). */
-enum { TRIO_SPARE = TRIO_START + 1 };
 static const char *const aio_helpers[] = {
   "name", "check", "context_var", "need_loop", NULL
 };
@@ -1522,8 +1528,10 @@ static const char *const trio_helpers[] = {
 
 /* aio_as_trio(x) / trio_as_aio(x) -> the caller of x */
 static int l_caller_of(lua_State *L) {
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, lua_upvalueindex(CALLER_CACHE)) == LUA_TFUNCTION) return 1;
+  lua_settop(L, 1);
   if (lua_type(L, 1) != LUA_TFUNCTION) {
-    lua_settop(L, 1);
     lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), HELPER_CHECK);
     lua_pushvalue(L, 1);
     lua_call(L, 1, 2);
@@ -1540,26 +1548,38 @@ static int l_caller_of(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS));
   lua_pushvalue(L, 1);
-  lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_FN);
+  if (lua_type(L, lua_upvalueindex(MAKER_SPARE)) == LUA_TTABLE) {
+    lua_pushvalue(L, lua_upvalueindex(MAKER_SPARE));
+    lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_SPARE);
+  } else {
+    lua_pushcclosure(L, lua_tocfunction(L, lua_upvalueindex(CALLER_CALL)), CALLER_FN);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, lua_upvalueindex(CALLER_CACHE));
   return 1;
 }
 
 /* make_caller{...}: the helpers named in `names` (the table at 1) become
-** an array (then, at spare_at if not 0, a new weak table); the maker of
-** callers running `call`. */
-static int make_caller(lua_State *L, const char *const names[], int spare_at, lua_CFunction call) {
+** an array; the maker of callers running `call` (with_spare: and a spare
+** table, see above). */
+static int make_caller(lua_State *L, const char *const names[], int with_spare, lua_CFunction call) {
   lua_pushvalue(L, lua_upvalueindex(1));
   ta_push_helpers(L, 1, names, "make_caller");
-  if (spare_at) {
+  lua_pushcfunction(L, call);
+  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  if (with_spare) {
     lua_createtable(L, 1, 0);
     lua_createtable(L, 0, 1);
     lua_pushliteral(L, "v");
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
-    lua_rawseti(L, -2, spare_at);
   }
-  lua_pushcfunction(L, call);
-  lua_pushcclosure(L, l_caller_of, CALLER_CALL);
+  lua_pushcclosure(L, l_caller_of, with_spare ? MAKER_SPARE : CALLER_CACHE);
   return 1;
 }
 
@@ -1569,7 +1589,7 @@ static int make_caller(lua_State *L, const char *const names[], int spare_at, lu
 ** waited for in turn, as trio-asyncio awaits what the function returns. */
 static int await_returned(lua_State *L, ta_task *t, int n) {
   ta_future *f;
-  if (n != 1 || (f = testfuture(L, -1)) == NULL) return n;
+  if (n != 1 || lua_type(L, -1) != LUA_TUSERDATA || (f = testfuture(L, -1)) == NULL) return n;
   lua_replace(L, 1);
   lua_settop(L, 1);
   if (f->state != TA_FUT_PENDING) return push_outcome(L, f, 1);
@@ -1580,6 +1600,19 @@ static int aio_call_k(lua_State *L, int status, lua_KContext ctx) {
   ta_task *t = (ta_task *)ctx;
   (void)status;
   return await_returned(L, t, trio_wait_outcome(L, t));
+}
+
+/* Pushes the value of context_var (a helper) in the context of the running
+** task t: what ta_ctx_get pushes, read straight from t's context table. */
+static void push_context_value(lua_State *L, const ta_task *t) {
+  if (t->ctx_ref == LUA_NOREF) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ctx_ref);
+  lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), AIO_CONTEXT_VAR);
+  lua_rawget(L, -2);
+  lua_replace(L, -2);
 }
 
 /* The caller aio_as_trio(fn) makes: caller(...) runs fn(...) as an asyncio
@@ -1595,9 +1628,7 @@ static int l_aio_call(lua_State *L) {
   if (lp != NULL) {
     ta_push_weak(L, E, lp->ref);
   } else {
-    lua_rawgeti(L, helpers, AIO_CONTEXT_VAR);
-    ta_ctx_get(L, -1);
-    lua_replace(L, -2);
+    push_context_value(L, t);
     lp = (ta_loop *)ta_testudata(L, E, -1, TA_MT_LOOP);
     if (lp == NULL) {
       lua_pop(L, 1);
@@ -1606,11 +1637,11 @@ static int l_aio_call(lua_State *L) {
       lua_call(L, 1, 1);
     }
   }
-  lua_insert(L, 1);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
-  lua_insert(L, 2); /* [loop, fn, args...] */
-  f = create_task(L, lp, 1, "create_task");
-  lua_replace(L, 1);
+  lua_rotate(L, 1, 1); /* [fn, args..., loop] */
+  if (lua_type(L, 1) != LUA_TFUNCTION) ta_check_callable(L, 1); /* (its __call may be gone) */
+  f = create_task_at(L, E, lp, lua_gettop(L), 1, 1, "create_task");
+  lua_copy(L, -1, 1);
   lua_settop(L, 1);
   if (f == NULL) f = checkfuture(L, 1); /* the loop's task factory made it */
   if (f->state != TA_FUT_PENDING) return await_returned(L, t, push_outcome(L, f, 1));
@@ -1649,18 +1680,16 @@ static int trio_call_k(lua_State *L, int status, lua_KContext ctx) {
     return lua_error(L);
   }
   nres = lua_gettop(L) - t->kbase;
-  lua_rawgeti(L, lua_upvalueindex(CALLER_HELPERS), TRIO_SPARE);
   lua_pushvalue(L, 1);
-  lua_rawseti(L, -2, 1);
-  lua_pop(L, 1);
+  lua_rawseti(L, lua_upvalueindex(CALLER_SPARE), 1);
   return nres;
 }
 
-/* The spare table on top is replaced by the loop lp and a future of it
-** (pushed): the spare future when it is one of lp that can be made pending
-** again (then taken from the table), else a new one. */
+/* Pushes the loop lp and a future of it: the spare future when it is one
+** of lp that can be made pending again (then taken from the spare table),
+** else a new one. */
 static ta_future *push_loop_and_future(lua_State *L, ta_engine *E, ta_loop *lp) {
-  int spare = lua_gettop(L);
+  int spare = lua_upvalueindex(CALLER_SPARE);
   ta_future *f;
   if (lua_rawgeti(L, spare, 1) == LUA_TUSERDATA) {
     f = (ta_future *)lua_touserdata(L, -1); /* (only trio_call_k puts one there) */
@@ -1668,48 +1697,44 @@ static ta_future *push_loop_and_future(lua_State *L, ta_engine *E, ta_loop *lp) 
       lua_pushnil(L);
       lua_rawseti(L, spare, 1);
       lua_getiuservalue(L, -1, FUV_LOOP);
-      lua_replace(L, spare);
+      lua_insert(L, -2);
       return f;
     }
   }
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   ta_push_weak(L, E, lp->ref);
-  return new_future(L, lp, spare, TA_KIND_FUTURE);
+  return new_future(L, lp, -1, TA_KIND_FUTURE);
 }
 
 static int l_trio_call(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = ta_async_check_in(L, E, "trio_asyncio.trio_as_aio", TA_ASYNCIO);
   ta_loop *lp = ta_running_loop(L, E);
-  int nargs = lua_gettop(L), top = nargs + 1;
+  int nargs = lua_gettop(L), helpers = lua_upvalueindex(CALLER_HELPERS);
   ta_future *f;
-  lua_pushvalue(L, lua_upvalueindex(CALLER_HELPERS)); /* top: the helpers */
   luaL_checkstack(L, nargs + 12, "too many arguments");
   if (lp == NULL || lp->closed) goto slow;
-  lua_rawgeti(L, top, TRIO_SPARE);
-  f = push_loop_and_future(L, E, lp); /* top + 1: the loop, top + 2: the future */
-  ta_loop_push_attrs(L, top + 1);
-  lua_rawgeti(L, top, TRIO_SERVICE_KEY);
-  if (lua_rawget(L, -2) == LUA_TNIL) goto slow;
-  lua_replace(L, -2); /* top + 3: the service nursery */
-  lua_rawgeti(L, top, TRIO_START_TASK);
-  lua_pushvalue(L, top + 3);
-  lua_pushvalue(L, top + 1);
-  lua_pushvalue(L, top + 2);
+  f = push_loop_and_future(L, E, lp); /* nargs + 1: the loop, nargs + 2: the future */
+  ta_loop_push_attrs(L, nargs + 1);
+  lua_rawgeti(L, helpers, TRIO_SERVICE_KEY);
+  if (lua_rawget(L, -2) == LUA_TNIL) goto slow; /* the service nursery */
+  lua_rotate(L, nargs + 1, 1);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
-  for (int i = 1; i <= nargs; i++) lua_pushvalue(L, i);
-  lua_call(L, nargs + 4, 1); /* start_task(nursery, loop, fut, fn, ...) -> scope */
-  lua_setiuservalue(L, top + 2, FUV_HOOK); /* cancelling the future cancels the scope */
-  lua_copy(L, top + 2, 1);
+  lua_replace(L, -2); /* [..., nursery, loop, fut, fn] */
+  lua_rotate(L, 1, 4); /* [nursery, loop, fut, fn, ...] */
+  lua_rawgeti(L, helpers, TRIO_START_TASK);
+  E->start_scope_task(L, E); /* start_task(nursery, loop, fut, fn, ...) */
+  lua_pushvalue(L, 3); /* [nursery, body, scope, loop, fut, ...] */
+  lua_setiuservalue(L, 5, FUV_HOOK); /* cancelling the future cancels the scope */
+  lua_copy(L, 5, 1);
   lua_settop(L, 1);
   return await_future_k(L, f, t, trio_call_k);
 slow:
-  lua_settop(L, top);
-  lua_rawgeti(L, top, TRIO_START);
-  lua_replace(L, top);
-  lua_insert(L, 1);
+  lua_settop(L, nargs);
   lua_pushvalue(L, lua_upvalueindex(CALLER_FN));
-  lua_insert(L, 2);
+  lua_rotate(L, 1, 1);
+  lua_rawgeti(L, helpers, TRIO_START);
+  lua_rotate(L, 1, 1); /* [start, fn, ...] */
   lua_call(L, nargs + 1, 1); /* start(fn, ...) -> fut */
   lua_settop(L, 1);
   return await_future(L, checkfuture(L, 1), t);
@@ -1718,7 +1743,7 @@ slow:
 /* make_trio_as_aio{name=, check=, start_task=, service_key=, start=}
 ** -> trio_as_aio */
 static int l_make_trio_as_aio(lua_State *L) {
-  return make_caller(L, trio_helpers, TRIO_SPARE, l_trio_call);
+  return make_caller(L, trio_helpers, 1, l_trio_call);
 }
 
 ta_future *ta_future_push_new(lua_State *L, int loopidx) {
@@ -1891,7 +1916,6 @@ static const luaL_Reg future_funcs[] = {
   {"future_reuse", l_future_reuse},
   {"future_set_cancel_hook", l_future_set_cancel_hook},
   {"future_set_results", l_future_set_results},
-  {"future_offer_results", l_future_offer_results},
   {"future_done", f_done},
   {"create_task", l_create_task},
   {"new_task", l_new_task},
@@ -1959,6 +1983,7 @@ int ta_open_future(lua_State *L) {
   new_variant_class(L, E, ATASK_DONE_MT, future_meta, ATASK_MT, TA_MT_AIOTASK_DONE);
   ta_task_class(E, TA_MT_AIOTASK, offsetof(ta_aiotask, t));
   ta_task_class(E, TA_MT_AIOTASK_DONE, offsetof(ta_aiotask, t));
+  E->offer_results = offer_results;
   lua_pushcfunction(L, trio_wakeup);
   E->trio_wakeup_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   ta_register(L, future_funcs);

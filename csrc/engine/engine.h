@@ -466,6 +466,10 @@ struct ta_engine {
   int aio_cancelled_ref;    /* asyncio/: the asyncio.CancelledError class */
   int trio_wakeup_ref;      /* asyncio/: the done callback of a Trio task waiting on a future */
   uint32_t gather_serial;   /* asyncio/: of the last asyncio.gather */
+  /* The bridge's crossings between trio/ and asyncio/, which cannot call
+  ** each other (each sets its own; trio_asyncio's trio_as_aio, W6): */
+  void (*start_scope_task)(lua_State *L, ta_engine *E); /* trio/: scope.c, start_scope_task */
+  void (*offer_results)(lua_State *L, int fidx, int n); /* asyncio/: future.c, offer_results */
 };
 
 ta_engine *ta_engine_get(lua_State *L);

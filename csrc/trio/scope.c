@@ -16,19 +16,14 @@
 
 /* ---- CancelScope ---- */
 
-/* A CancelScope, or a task body's scope (then *is_task_scope is set, when
-** is_task_scope is not NULL). */
-static ta_scope *checkscope_in(lua_State *L, ta_engine *E, int idx, int *is_task_scope) {
+/* A CancelScope, or a task body's scope. */
+static ta_scope *checkscope(lua_State *L, int idx) {
+  ta_engine *E = ta_upengine(L);
   void *p;
   const void *mt = ta_udata_mt(L, idx, &p);
   if (mt == NULL || (mt != E->mt[TA_MT_SCOPE] && mt != E->mt[TA_MT_TASK_SCOPE]))
     luaL_typeerror(L, idx, SCOPE_MT);
-  if (is_task_scope != NULL) *is_task_scope = mt == E->mt[TA_MT_TASK_SCOPE];
   return (ta_scope *)p;
-}
-
-static ta_scope *checkscope(lua_State *L, int idx) {
-  return checkscope_in(L, ta_upengine(L), idx, NULL);
 }
 
 /* The deadline timer's callback. */
@@ -306,18 +301,22 @@ static int l_scope_cancelled_caught(lua_State *L) {
 **      sets it when the task's context holds another value there);
 **   2. a scope already cancelled is not entered: not_started(receiver);
 **   3. fn(...) runs in the scope (as scope:run(fn, ...) would); when it
-**      returns, the scope is left and returned(receiver, ...) gets its
-**      results; when it raises, raised(receiver, scope, err) leaves the
-**      scope (trio.lua's scope_finish) and hands the outcome on.
+**      returns, the scope is left and its results go to the receiver, an
+**      asyncio future (the engine's offer_results, set by asyncio/: no
+**      Lua call), unless it is done already; when it
+**      raises, raised(receiver, scope, err) leaves the scope (trio.lua's
+**      scope_finish) and hands the outcome on.
+** The receiver is a pending plain asyncio future.
 ** start(nursery, context_value, receiver, fn, ...) makes the scope and
-** starts the task (below).  The scope is the receiver's to cancel the task
-** with until returned(receiver, ...) has been called: then the body keeps
-** it as the spare scope (below), which the next start re-initializes
-** instead of allocating a scope (a scope per trio_as_aio call was a tenth
-** of its cost). */
-enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RETURNED, ST_RAISED };
+** starts the task (below); C code calls it through the engine's
+** start_scope_task, without a Lua call.  The scope is the receiver's to
+** cancel the task with until it has the results: then the body keeps it
+** as the spare scope (below), which the next start re-initializes instead
+** of allocating a scope (a scope per trio_as_aio call was a tenth of its
+** cost). */
+enum { ST_CONTEXT_VAR = 1, ST_ENTER_CONTEXT, ST_NOT_STARTED, ST_RAISED };
 static const char *const scope_task_helpers[] = {
-  "context_var", "enter_context", "not_started", "returned", "raised", NULL
+  "context_var", "enter_context", "not_started", "raised", NULL
 };
 /* Arguments of the body. */
 enum { ST_SCOPE = 1, ST_VALUE, ST_RECEIVER, ST_FN };
@@ -371,11 +370,10 @@ static void see_context(lua_State *L, ta_task *t) {
 ** leaves it before its task can end, so that it is never collected while
 ** entered.  (Only a task that never ends lets its thread go entered: at
 ** lua_close, whose finalizers all run before anything is freed.)  ctx: the
-** scope, its lowest bit set when it is a task body's scope (start's, not a
-** CancelScope someone passed to the body), which may become the spare. */
+** scope. */
 static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
-  ta_scope *sc = (ta_scope *)(ctx & ~(lua_KContext)1);
-  luaL_checkstack(L, 3, "too many results");
+  ta_scope *sc = (ta_scope *)ctx;
+  if (lua_gettop(L) > LUA_MINSTACK - 3) luaL_checkstack(L, 3, "too many results");
   if (status != LUA_OK && status != LUA_YIELD) { /* fn raised: the error on top */
     lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RAISED);
     lua_pushvalue(L, ST_RECEIVER);
@@ -393,23 +391,19 @@ static int scope_task_k(lua_State *L, int status, lua_KContext ctx) {
     return luaL_error(L, "%s", OUT_OF_ORDER);
   }
   ta_scope_exit(L, sc);
-  lua_rawgeti(L, lua_upvalueindex(ST_UP_HELPERS), ST_RETURNED);
-  lua_pushvalue(L, ST_RECEIVER);
-  lua_rotate(L, ST_FN, 2); /* [scope, value, receiver, returned, receiver, results...] */
-  lua_call(L, lua_gettop(L) - ST_FN, 0);
-  if (ctx & 1) { /* the receiver is done with it: the spare */
-    lua_pushvalue(L, ST_SCOPE);
-    lua_rawseti(L, lua_upvalueindex(ST_UP_MEMO), MEMO_SPARE_SCOPE);
-  }
+  sc->E->offer_results(L, ST_RECEIVER, lua_gettop(L) - ST_RECEIVER);
+  lua_pushvalue(L, ST_SCOPE); /* the receiver is done with it: the spare */
+  lua_rawseti(L, lua_upvalueindex(ST_UP_MEMO), MEMO_SPARE_SCOPE);
   return 0;
 }
 
+/* The body: only start calls it, with the scope it made (no Lua code
+** sees the body or calls it), so its scope is not checked again. */
 static int l_scope_task(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
-  ta_task *t = ta_async_check_in(L, E, "scope_task", TA_TRIO);
-  int is_task_scope, status;
-  ta_scope *sc = checkscope_in(L, E, ST_SCOPE, &is_task_scope);
-  lua_KContext ctx = (lua_KContext)sc | (lua_KContext)is_task_scope;
+  ta_task *t = ta_async_check_in(L, ta_upengine(L), "scope_task", TA_TRIO);
+  ta_scope *sc = (ta_scope *)lua_touserdata(L, ST_SCOPE);
+  lua_KContext ctx = (lua_KContext)sc;
+  int status;
   see_context(L, t);
   if (cancel_called(L, sc)) {
     call_helper(L, ST_NOT_STARTED, ST_RECEIVER, 0, 0);
@@ -421,9 +415,9 @@ static int l_scope_task(lua_State *L) {
 }
 
 /* Pushes a task body's scope, not entered: the spare one when there is
-** one (upvalue 3: the body's memo), else a new one. */
-static void push_task_scope(lua_State *L, ta_engine *E) {
-  int memo = lua_upvalueindex(3);
+** one (in the body's memo, at memo), else a new one. */
+static void push_task_scope(lua_State *L, ta_engine *E, int memo) {
+  memo = lua_absindex(L, memo);
   if (lua_rawgeti(L, memo, MEMO_SPARE_SCOPE) == LUA_TUSERDATA) {
     ta_scope *sc = (ta_scope *)lua_touserdata(L, -1);
     if (sc->state == 2) { /* (only a body's scope it left is put there) */
@@ -437,23 +431,46 @@ static void push_task_scope(lua_State *L, ta_engine *E) {
   new_scope(L, E, HUGE_VAL, 0, TA_MT_TASK_SCOPE);
 }
 
-/* start(nursery, context_value, receiver, fn, ...) -> scope: a cancel
-** scope (the spare, or a new one), and body(scope, context_value,
-** receiver, fn, ...) started as a Trio task in the nursery
-** (nursery:start_soon), in one C call. */
-static int l_start_scope_task(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
-  luaL_checkany(L, 4);
-  lua_pushvalue(L, lua_upvalueindex(2));
-  push_task_scope(L, E);
-  lua_rotate(L, 2, 2); /* [nursery, body, scope, value, receiver, fn, ...] */
+/* The stack [nursery, context_value, receiver, fn, ..., body, memo] (a
+** start's upvalues 2 and 3) becomes [nursery, body, scope, context_value,
+** receiver, fn, ...]: a cancel scope (the spare, or a new one), and
+** body(scope, context_value, receiver, fn, ...) started as a Trio task in
+** the nursery (nursery:start_soon). */
+static void start_body(lua_State *L, ta_engine *E) {
+  push_task_scope(L, E, -1);
+  lua_replace(L, -2);
+  lua_rotate(L, 2, 2);
   ta_nursery_start_soon(L, E, 2);
+}
+
+/* start(nursery, context_value, receiver, fn, ...) -> scope.  The
+** receiver is checked here, once: the body hands it the results unchecked
+** (the C callers of start_scope_task pass a future they made). */
+static int l_start_scope_task(lua_State *L) {
+  luaL_checkany(L, 4);
+  if (ta_testudata(L, ta_upengine(L), 3, TA_MT_FUTURE) == NULL) luaL_typeerror(L, 3, "asyncio Future");
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, lua_upvalueindex(3));
+  start_body(L, ta_upengine(L));
   lua_pushvalue(L, 3);
   return 1;
 }
 
-/* make_scope_task{context_var=, enter_context=, not_started=,
-** returned=, raised=} -> start (see above) */
+/* The engine's start_scope_task: start(nursery, context_value, receiver,
+** fn, ...) for C code, with no Lua call.  The stack is those arguments
+** from index 1, and a start (a function make_scope_task made) on top; it
+** becomes [nursery, body, scope, context_value, receiver, fn, ...]. */
+static void start_scope_task(lua_State *L, ta_engine *E) {
+  if (lua_tocfunction(L, -1) != l_start_scope_task)
+    luaL_error(L, "start_scope_task: a start function of make_scope_task expected");
+  lua_getupvalue(L, -1, 3);
+  lua_getupvalue(L, -2, 2);
+  lua_replace(L, -3); /* [..., body, memo] */
+  start_body(L, E);
+}
+
+/* make_scope_task{context_var=, enter_context=, not_started=, raised=}
+** -> start (see above) */
 static int l_make_scope_task(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -512,6 +529,7 @@ static const luaL_Reg task_scope_meta[] = {
 ** which shares its __index (and so the methods trio.lua adds). */
 int ta_open_scope(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
+  E->start_scope_task = start_scope_task;
   ta_newclass(L, SCOPE_MT, scope_meta, scope_methods, "__methods");
   ta_cache_metatable(L, E, TA_MT_SCOPE);
   lua_pushvalue(L, -2); /* the engine */
