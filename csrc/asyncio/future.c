@@ -1367,6 +1367,9 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
       lua_pushvalue(L, cb);
       lua_pushvalue(L, idx);
       ta_loop_call_soon(L, c->loop, NULL, 1);
+    } else if (c->ncallbacks == 0) { /* the usual: gather's is its first */
+      lua_pushvalue(L, cb);
+      set_first_callback(L, c, idx, CB_GATHER);
     } else {
       add_callback(L, c, idx, cb, CB_GATHER);
     }
