@@ -216,16 +216,17 @@ static int trio_wait_abort(lua_State *L, ta_task *t);
 ** with more, a list (cb_list set).  The entry on top (popped) is a
 ** function called as cb(fut), an awaiting Task (queued itself, to take the
 ** outcome when it runs) or an awaiting Trio task; is_task: CB_AIO_TASK or
-** CB_TRIO_TASK when it is known to be one, else CB_UNKNOWN.  loopidx: where
+** CB_TRIO_TASK when it is known to be one, CB_GATHER when it is known to be
+** a gather's gather_child_done, else CB_UNKNOWN.  loopidx: where
 ** the future's loop is on the stack, 0 when it is not (it is looked up). */
-enum { CB_UNKNOWN, CB_AIO_TASK, CB_TRIO_TASK };
+enum { CB_UNKNOWN, CB_AIO_TASK, CB_TRIO_TASK, CB_GATHER };
 
 static int gather_child_done(lua_State *L);
-static int gather_counts_now(lua_State *L, ta_future *c);
+static int gather_counts_now(lua_State *L, ta_future *c, int known);
 
 static void schedule_one(lua_State *L, ta_future *f, int fidx, int is_task, int loopidx) {
-  int is_function = is_task == CB_UNKNOWN && lua_type(L, -1) == LUA_TFUNCTION;
-  if (is_function && gather_counts_now(L, f)) { /* nothing to schedule */
+  int is_function = is_task == CB_GATHER || (is_task == CB_UNKNOWN && lua_type(L, -1) == LUA_TFUNCTION);
+  if (is_function && gather_counts_now(L, f, is_task == CB_GATHER)) { /* nothing to schedule */
     lua_pop(L, 1);
     return;
   }
@@ -1240,10 +1241,11 @@ static int push_child_outcome(lua_State *L, ta_future *c, int cidx) {
 ** and the call that completes the gather (the last child's, or a
 ** failure's) still runs from the ready queue, at the place asyncio runs
 ** it.  A gather of many Tasks thus costs one queued callback instead of
-** one per child. */
-static int gather_counts_now(lua_State *L, ta_future *c) {
+** one per child.  known: the callback is known to be a gather's (else it
+** is looked at). */
+static int gather_counts_now(lua_State *L, ta_future *c, int known) {
   gather_state *g;
-  if (lua_tocfunction(L, -1) != gather_child_done) return 0;
+  if (!known && lua_tocfunction(L, -1) != gather_child_done) return 0;
   lua_getupvalue(L, -1, 2);
   g = (gather_state *)lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -1370,8 +1372,11 @@ static void gather_start(lua_State *L, int n, int return_exceptions) {
       lua_pushvalue(L, cb);
       lua_pushvalue(L, idx);
       ta_loop_call_soon(L, c->loop, NULL, 1);
+    } else if (c->ncallbacks == 0) { /* the usual: gather's is its first */
+      lua_pushvalue(L, cb);
+      set_first_callback(L, c, idx, CB_GATHER);
     } else {
-      add_callback(L, c, idx, cb, CB_UNKNOWN);
+      add_callback(L, c, idx, cb, CB_GATHER);
     }
   }
   lua_pushvalue(L, lua_upvalueindex(1));
