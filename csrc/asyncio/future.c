@@ -1431,7 +1431,7 @@ static int l_make_gather(lua_State *L) {
 ** does not show its function): its argument is trusted as the loop trusts
 ** its ready queue (no metatable check: W6 aio_as_trio -1.4%). */
 static int trio_wakeup(lua_State *L) {
-  ta_task *t = (ta_task *)lua_touserdata(L, 1);
+  ta_task *t = *(ta_task **)lua_touserdata(L, 1); /* (a Trio task's object holds a pointer) */
   if (t->state == TA_PARKED && !ta_task_compact(t) && t->abort == trio_wait_abort &&
       ((ta_future *)t->wait)->state != TA_FUT_PENDING)
     ta_reschedule(t, 0, 0);

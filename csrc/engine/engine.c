@@ -195,6 +195,7 @@ static int engine_gc(lua_State *L) {
   E->nspare_rbufs = 0;
   ids_free(&E->weak_ids);
   ids_free(&E->anchor_ids);
+  ta_task_slab_free(E);
   free(E->ref_holders);
   E->ref_holders = NULL;
   E->capholders = 0;
@@ -306,7 +307,6 @@ ta_engine *ta_engine_get(lua_State *L) {
   E->guest_done_ref = E->run_ctx_ref = LUA_NOREF;
   E->internal_ref = E->aio_cancelled_ref = E->trio_wakeup_ref = LUA_NOREF;
   for (int i = 0; i < TA_NMT; i++) E->task_offset[i] = -1;
-  E->task_offset[TA_MT_TASK] = 0;
   E->gc_stress = getenv("TA_GC_STRESS") != NULL && *getenv("TA_GC_STRESS") != '\0';
   E->poll_interval_ns = poll_interval_from_env();
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -420,6 +420,12 @@ void ta_push_anchored(lua_State *L, ta_engine *E, int id) {
   slot_push(L, E->anchor_ref, id);
 }
 
+/* Anchors the value at idx (left there) at id instead of what was there:
+** one store in a slot that exists, which never allocates. */
+void ta_reanchor(lua_State *L, ta_engine *E, int id, int idx) {
+  slot_store(L, E->anchor_ref, idx, id);
+}
+
 void ta_unanchor(lua_State *L, ta_engine *E, int id) {
   slot_free(L, E, E->anchor_ref, &E->anchor_ids, id);
 }
@@ -446,10 +452,12 @@ static void flush_ids(lua_State *L, ta_engine *E, int tref, ta_ids *ids) {
   ids->nclean = ids->nfree;
 }
 
-/* (and the weak ids given back by ta_weak_unref_later) */
+/* (and the weak ids given back by ta_weak_unref_later, and the task
+** slots of the exits the batch saw) */
 void ta_flush_unanchors(lua_State *L, ta_engine *E) {
   flush_ids(L, E, E->anchor_ref, &E->anchor_ids);
   flush_ids(L, E, E->weak_ref, &E->weak_ids);
+  ta_task_slots_flush(E);
 }
 
 /* Shared references: a registry reference with several holders (a

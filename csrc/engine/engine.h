@@ -236,7 +236,7 @@ struct ta_task {
   unsigned char tell_on_yield : 1;  /* parked under a cancellation: told once it has yielded */
   unsigned char system_tree : 1;    /* a system task, or a task under one (ta_task_in_system_tree) */
   unsigned char keeps : 1;          /* its thread keeps a value alive (ta_task_init keepidx) */
-  unsigned char mt_pending : 1;     /* its object has no metatable yet (ta_spawn, ta_push_task) */
+  unsigned char objectless : 1;     /* no object made yet: its anchor holds its thread (ta_spawn, ta_push_task) */
   unsigned char ref_ends_at_exit : 1; /* not anchored: its weak id goes once its exit is told (its
                                        ** object has no finalizer left to give it back) */
   /* ---- not in a compact task ---- */
@@ -249,6 +249,7 @@ struct ta_task {
   union {                   /* (a task that has exited waits in no lot) */
     ta_task *wait_next;       /* in a parking lot (lot.c) */
     ta_task *unreported_next; /* exited: in the engine's list of exits still to tell */
+    ta_task *free_next;       /* a free slot of the engine's task slab (task.c) */
   };
   int abort_ref;            /* Lua abort function of wait_task_rescheduled */
 };
@@ -261,7 +262,9 @@ struct ta_task {
 /* User values of a task object: its thread while alive, then the function
 ** it ran (so that its name stays); the object its kind calls its parent
 ** once it has exited (a Trio task's nursery, so that parent_nursery stays;
-** while it lives, its owner). */
+** while it lives, its owner).  The object of a task ta_spawn made holds
+** only a pointer to its struct (in the engine's task slab), and is made
+** when Lua code first asks for it (ta_push_task). */
 enum { TA_UV_THREAD = 1, TA_UV_PARENT = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
@@ -274,6 +277,8 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   const ta_task_kind *kind, ta_status *st, ta_task *parent);
 void ta_push_task(lua_State *L, ta_task *t);
+void ta_task_slots_flush(ta_engine *E);
+void ta_task_slab_free(ta_engine *E);
 int ta_task_alive(ta_task *t);
 ta_task *ta_checktask(lua_State *L, int idx);
 int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort);
@@ -445,6 +450,11 @@ struct ta_engine {
   ta_ids weak_ids;          /* ...and the ids (given back by finalizers) */
   int anchor_ref;           /* table anchoring live objects by their anchor id... */
   ta_ids anchor_ids;        /* ...and the ids */
+  /* The task slab (task.c): the structs of the tasks ta_spawn makes. */
+  ta_task *free_tasks;      /* slots free for a new task... */
+  ta_task *exited_tasks;    /* ...slots free once the batch that saw their task exit is over... */
+  ta_task *spawn_slot;      /* ...the slot ta_spawn is filling (the next takes it if that raised) */
+  void *task_chunks;        /* ...and the blocks they are cut from, freed with the engine */
   int *ref_holders;         /* holders of each shared reference, by ref (ta_shared_ref) */
   int capholders;
   int guest;                /* the run is a guest run (driven by the host) */
@@ -508,6 +518,7 @@ void ta_weak_unref(lua_State *L, ta_engine *E, int id);
 void ta_weak_unref_later(lua_State *L, ta_engine *E, int id);
 int ta_anchor(lua_State *L, ta_engine *E, int idx);
 void ta_push_anchored(lua_State *L, ta_engine *E, int id);
+void ta_reanchor(lua_State *L, ta_engine *E, int id, int idx);
 void ta_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_push_unanchor(lua_State *L, ta_engine *E, int id);
 void ta_unanchor_later(lua_State *L, ta_engine *E, int id);

@@ -9,6 +9,7 @@
 ** turned into an error instead of a hang.  Whoever wakes a parked task
 ** pushes the resume values on its thread and calls ta_reschedule.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine.h"
@@ -71,13 +72,15 @@ static void push_task_function(lua_State *L, ta_task *t, int idx) {
 ** function. The task userdata must be at `idx` (0: push it from the ref). */
 static const char *task_name_at(lua_State *L, ta_task *t, int idx) {
   lua_Debug ar;
-  push_names(L);
-  if (idx) lua_pushvalue(L, idx);
-  else ta_push_task(L, t);
-  lua_rawget(L, -2);
-  lua_replace(L, -2);
-  if (lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
-  lua_pop(L, 1);
+  if (idx || !t->objectless) { /* (only an object can have been named) */
+    push_names(L);
+    if (idx) lua_pushvalue(L, idx);
+    else ta_push_task(L, t);
+    lua_rawget(L, -2);
+    lua_replace(L, -2);
+    if (lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
   push_task_function(L, t, idx);
   if (lua_type(L, -1) == LUA_TFUNCTION) {
     const char *global;
@@ -227,19 +230,109 @@ ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int fl
 
 /* ---- creating tasks ---- */
 
+/* ---- the task slab ----
+** The struct of a task ta_spawn makes lives in a slot of its engine's
+** slab, not in a Lua object: most Trio tasks never reach Lua code, and
+** for them a userdata was a fifth of a task's cost (making, collecting
+** and freeing it, W1 spawn).  Their anchor holds their thread.  The first
+** push of the task (ta_push_task) makes its object: a userdata holding a
+** pointer to the slot, anchored instead of the thread, which it holds in
+** its user value.  The slot of a task without object is free once the
+** batch that saw its exit is over (as its anchor's slot is emptied: no
+** one holds the task any more, C code that held it while it ran, such as
+** the run queue, has let go by then); an object owns the slot of its
+** task once it has exited, and frees it when collected (task_gc). */
+enum { TASK_CHUNK_SLOTS = 128 };
+typedef struct task_chunk {
+  struct task_chunk *next;
+  ta_task slot[TASK_CHUNK_SLOTS];
+} task_chunk;
+
+/* The slot for a new task, kept in E->spawn_slot until the task is made:
+** a spawn that raises leaves it there for the next one. */
+static ta_task *slot_take(lua_State *L, ta_engine *E) {
+  ta_task *t = E->spawn_slot;
+  if (t != NULL) return t;
+  if (E->free_tasks == NULL) {
+    task_chunk *c = (task_chunk *)malloc(sizeof *c);
+    if (c == NULL) luaL_error(L, "spawn: not enough memory");
+    c->next = (task_chunk *)E->task_chunks;
+    E->task_chunks = c;
+    for (int i = TASK_CHUNK_SLOTS - 1; i >= 0; i--) {
+      c->slot[i].free_next = E->free_tasks;
+      E->free_tasks = &c->slot[i];
+    }
+  }
+  t = E->free_tasks;
+  E->free_tasks = t->free_next;
+  E->spawn_slot = t;
+  return t;
+}
+
+/* The slots of the tasks that exited without an object during the batch
+** that ends: free now (from ta_flush_unanchors). */
+void ta_task_slots_flush(ta_engine *E) {
+  ta_task *t;
+  while ((t = E->exited_tasks) != NULL) {
+    E->exited_tasks = t->free_next;
+    t->free_next = E->free_tasks;
+    E->free_tasks = t;
+  }
+}
+
+/* With the engine: every slot, in use or not. */
+void ta_task_slab_free(ta_engine *E) {
+  task_chunk *c = (task_chunk *)E->task_chunks;
+  while (c != NULL) {
+    task_chunk *next = c->next;
+    free(c);
+    c = next;
+  }
+  E->task_chunks = NULL;
+  E->free_tasks = E->exited_tasks = E->spawn_slot = NULL;
+}
+
+/* A collected task object gives back the slot of its task, which has
+** exited: an object of a live task is anchored, unless the engine is
+** closing (lua_close), when the slab goes as a whole. */
+static int task_gc(lua_State *L) {
+  ta_engine *E = ta_upengine(L);
+  ta_task **p = (ta_task **)lua_touserdata(L, 1);
+  ta_task *t = *p;
+  *p = NULL;
+  if (t != NULL && !E->closing && t->state == TA_DONE) {
+    t->free_next = E->free_tasks;
+    E->free_tasks = t;
+  }
+  return 0;
+}
+
+/* Makes the object of task t, which is alive and has none (its anchor
+** holds its thread), and pushes it: anchored instead of the thread, which
+** goes into its user value.  Nothing after lua_newuserdatauv allocates. */
+static void make_object(lua_State *L, ta_task *t) {
+  ta_engine *E = t->E;
+  ta_task **p = (ta_task **)lua_newuserdatauv(L, sizeof *p, TA_TASK_NUV);
+  *p = t;
+  ta_setmetatable(L, E, TA_MT_TASK);
+  ta_push_anchored(L, E, t->ref);
+  lua_setiuservalue(L, -2, TA_UV_THREAD);
+  ta_reanchor(L, E, t->ref, -1);
+  t->thread_uv = TA_UV_THREAD;
+  t->objectless = 0;
+}
+
 /* Pushes the task's object: an anchored task while alive (afterwards
-** nil); one anchored by its holders while that object lives.  An object
-** ta_spawn made gets its metatable here, when it first reaches code that
-** may look at it: most Trio tasks never do (setting it was 2% of W1 spawn). */
+** nil); one anchored by its holders while that object lives.  The object
+** of a task ta_spawn made is made here, when it first reaches code that
+** may look at it: most Trio tasks never do. */
 void ta_push_task(lua_State *L, ta_task *t) {
   if (!t->kind->anchored) {
     ta_push_weak(L, t->E, t->ref);
-    return;
-  }
-  ta_push_anchored(L, t->E, t->ref);
-  if (t->mt_pending && t->ref != LUA_NOREF) {
-    ta_setmetatable(L, t->E, TA_MT_TASK);
-    t->mt_pending = 0;
+  } else if (t->objectless && t->ref != LUA_NOREF) {
+    make_object(L, t);
+  } else {
+    ta_push_anchored(L, t->E, t->ref);
   }
 }
 
@@ -256,6 +349,11 @@ ta_task *ta_checktask(lua_State *L, int idx) {
   void *p;
   const void *mt = ta_udata_mt(L, idx, &p);
   ta_engine *E = ta_engine_get(L);
+  if (mt != NULL && mt == E->mt[TA_MT_TASK]) {
+    ta_task *t = *(ta_task **)p;
+    if (t == NULL) luaL_argerror(L, idx, "task object already finalized");
+    return t;
+  }
   if (mt != NULL) {
     for (int i = 0; i < TA_NMT; i++)
       if (mt == E->mt[i] && E->task_offset[i] >= 0)
@@ -294,7 +392,9 @@ void ta_sleep_timer_fired(lua_State *L, ta_engine *E, ta_timer *tm) {
 /* Fills in task t, part of the userdata on top of the stack, to run fn (at
 ** fnidx, an absolute index, followed by nargs arguments); it is not
 ** scheduled anywhere yet.
-** Its thread goes into user value thread_uv of that userdata.  The new
+** Its thread goes into user value thread_uv of that userdata (0: for a
+** task in the slab, with no object yet: the thread is anchored and
+** popped, nothing is on the stack for the task).  The new
 ** task starts with its spawner's context (shared until written:
 ** copy-on-write).  A task whose kind is not anchored is part of an object
 ** anchored by whoever holds it, not by the engine.  keepidx (0: none) is a
@@ -341,7 +441,7 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   lua_pushvalue(L, fnidx);
   for (int i = 1; i <= nargs; i++) lua_pushvalue(L, fnidx + i);
   lua_xmove(L, co, (keepidx ? 3 : 2) + nargs); /* all at once */
-  lua_setiuservalue(L, -2, thread_uv);
+  if (thread_uv) lua_setiuservalue(L, -2, thread_uv);
   t->co = co;
   t->nargs = nargs;
   if (!kind->anchored) {
@@ -350,21 +450,21 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
   } else {
     t->ref = ta_anchor(L, E, -1);
     E->ntasks++;
+    if (!thread_uv) lua_pop(L, 1);
   }
   if (E->gc_stress) lua_gc(L, LUA_GCSTEP, 0);
 }
 
-/* Spawns a task object of the given kind, scheduled by the engine, in
-** cancel status st; the caller links it to its owner before anything can
-** run.  Leaves the task userdata on the stack, still without its
-** metatable: a caller that hands it to Lua pushes it with ta_push_task. */
+/* Spawns a task of the given kind (anchored), scheduled by the engine, in
+** cancel status st, in a slot of the task slab; the caller links it to its
+** owner before anything can run.  It has no object yet: a caller that
+** hands it to Lua pushes it with ta_push_task. */
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   const ta_task_kind *kind, ta_status *st, ta_task *parent) {
-  ta_task *t;
-  fnidx = lua_absindex(L, fnidx);
-  t = (ta_task *)lua_newuserdatauv(L, sizeof *t, TA_TASK_NUV);
-  ta_task_init(L, E, t, fnidx, nargs, flavor, parent, kind, TA_UV_THREAD, 0);
-  t->mt_pending = 1;
+  ta_task *t = slot_take(L, E);
+  ta_task_init(L, E, t, lua_absindex(L, fnidx), nargs, flavor, parent, kind, 0, 0);
+  E->spawn_slot = NULL;
+  t->objectless = 1;
   ta_status_link_task(st, t);
   t->state = TA_RUNNABLE;
   ta_runq_push(E, t);
@@ -669,6 +769,8 @@ static void tell_exit_unanchoring(lua_State *L, ta_task *t, int ok, int nres) {
 static void tell_exit_unseen(lua_State *L, ta_task *t, int ok, int nres) {
   ta_unanchor_later(L, t->E, t->ref);
   t->ref = LUA_NOREF;
+  t->free_next = t->E->exited_tasks; /* (a slab slot: free after the batch) */
+  t->E->exited_tasks = t;
   if (t->kind->exited != NULL) t->kind->exited(L, t, 0, ok, nres);
   t->reported = 1;
 }
@@ -701,7 +803,7 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
       (!t->kind->anchored ||
        (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
     if (!t->kind->anchored) tell_exit(L, t, ok, nres, objidx);
-    else if (t->mt_pending) tell_exit_unseen(L, t, ok, nres);
+    else if (t->objectless) tell_exit_unseen(L, t, ok, nres);
     else tell_exit_unanchoring(L, t, ok, nres);
     lua_settop(L, base);
     return 1;
@@ -1176,12 +1278,23 @@ static int t_function_name(lua_State *L) {
   return ta_push_function_name(L, 1) != NULL;
 }
 
-/* debug_ids() -> {weak = n, anchors = n}: the weak ids and anchor ids in
-** use (handed out and not given back), for specs that check that tasks
-** give theirs back. */
+/* Slots of the task slab not free (in use, or free after this batch). */
+static lua_Integer task_slots_taken(ta_engine *E) {
+  lua_Integer n = 0;
+  for (task_chunk *c = (task_chunk *)E->task_chunks; c != NULL; c = c->next) n += TASK_CHUNK_SLOTS;
+  for (ta_task *t = E->free_tasks; t != NULL; t = t->free_next) n--;
+  return n - (E->spawn_slot != NULL);
+}
+
+/* debug_ids() -> {weak = n, anchors = n, task_slots = n}: the weak ids and
+** anchor ids in use (handed out and not given back), and the slots of the
+** task slab that are not free, for specs that check that tasks give
+** theirs back. */
 static int t_debug_ids(lua_State *L) {
   ta_engine *E = engine_of(L);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, task_slots_taken(E));
+  lua_setfield(L, -2, "task_slots");
   lua_pushinteger(L, E->weak_ids.top - E->weak_ids.nfree);
   lua_setfield(L, -2, "weak");
   lua_pushinteger(L, E->anchor_ids.top - E->anchor_ids.nfree);
@@ -1207,6 +1320,7 @@ static const luaL_Reg task_meta[] = {
   {"__index", task_index},
   {"__newindex", task_newindex},
   {"__tostring", task_tostring},
+  {"__gc", task_gc},
   {NULL, NULL}
 };
 
