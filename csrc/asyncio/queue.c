@@ -494,8 +494,8 @@ static int put_park_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
   if (q->shutdown) return raise_shutdown(L, fn_put[q->kind]);
-  if (is_full(q) && parks(L, t)) return park_waiter(L, q, &q->putters, QUV_PUTTERS, t, put_park_k);
   if (is_full(q)) {
+    if (parks(L, t)) return park_waiter(L, q, &q->putters, QUV_PUTTERS, t, put_park_k);
     return ta_future_await_k(L, t, new_waiter(L, q, &q->putters, QUV_PUTTERS, t),
                              lua_upvalueindex(UP_AWAIT), put_k);
   }
