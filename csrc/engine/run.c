@@ -326,16 +326,18 @@ static int fire_timers(lua_State *L, ta_engine *E) {
 /* The mock clock's autojump: nothing ran during the whole threshold, so
 ** skip ahead to the next deadline. */
 static void autojump(ta_engine *E) {
-  ta_timer *top = ta_heap_top(&E->timers);
+  ta_timer *top;
   double now;
-  if (E->clock == NULL || E->clock->autojump == HUGE_VAL || top == NULL) return;
+  if (E->clock == NULL || E->clock->autojump == HUGE_VAL) return;
   if (E->nrunq > 0 || E->nsoon > 0 || E->blocked_waiters.n > 0) return;
+  if ((top = ta_heap_top(&E->timers)) == NULL) return;
   now = ta_clock_now(E->clock);
   if (top->when > now) ta_clock_jump(E->clock, top->when - now);
 }
 
 void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
-  double asked = ta_wait_timeout(E), timeout = asked;
+  /* (with a task queued the wait is 0, ta_wait_timeout's first test) */
+  double asked = E->nrunq > 0 ? 0 : ta_wait_timeout(E), timeout = asked;
   int activity;
   if (max_wait >= 0 && (timeout < 0 || max_wait < timeout)) timeout = max_wait;
   E->curL = L;
@@ -347,7 +349,8 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
     run_soon_callbacks(L, E);
     activity = 1;
   }
-  if (E->main != NULL && !E->main_done && ta_ki_for(E, E->main)) ta_deliver_cancel(L, E->main);
+  if (E->ki_pending && E->main != NULL && !E->main_done && ta_ki_for(E, E->main))
+    ta_deliver_cancel(L, E->main);
   if (E->redeliver) {
     ta_status_redeliver(L, E, &E->root);
     ta_retry_failed(L, &E->redeliver_tries, !E->redeliver);
