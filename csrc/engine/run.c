@@ -4,7 +4,8 @@
 ** the sync asyncio loop share.  ta_tick is deliberately a single step (wait
 ** for I/O or the next deadline, fire deadlines, run one batch) so that
 ** other drivers (a host's main loop, a sync asyncio loop) can run the
-** engine step by step.
+** engine step by step (a plain run's tick goes on with further batches
+** while nothing else would be done between them: only_tasks_next).
 **
 ** No Lua code runs inside libuv callbacks: they only move tasks to the run
 ** queue or set flags, and Lua runs from ta_tick, in protected calls.
@@ -281,11 +282,14 @@ double ta_wait_timeout(ta_engine *E) {
 ** the poll is skipped while nothing can be ready, but done at least every
 ** E->poll_interval_ns, by the coarse clock (no hardware clock read per
 ** step), so signals and wake-ups are seen. */
+static int poll_skippable(ta_engine *E, uint64_t now) {
+  return E->io_waiters == 0 && (int64_t)(now - E->last_poll_ns) < (int64_t)E->poll_interval_ns;
+}
+
 static void io_wait(lua_State *L, ta_engine *E, double timeout, double asked) {
   uint64_t now = ta_coarse_ns();
   if (timeout == 0) {
-    if (E->io_waiters == 0 && (int64_t)(now - E->last_poll_ns) < (int64_t)E->poll_interval_ns)
-      return;
+    if (poll_skippable(E, now)) return;
     E->last_poll_ns = now;
     E->in_io_wait = 1;
     uv_run(E->loop, UV_RUN_NOWAIT);
@@ -338,6 +342,17 @@ static void autojump(ta_engine *E) {
   if (top->when > now) ta_clock_jump(E->clock, top->when - now);
 }
 
+/* Whether the next step of a plain run would do nothing but run the
+** queued tasks: no deadline, callback, interrupt, retry or idle waiter
+** to look at, no poll due, the main task still running.  A guest run, a
+** host's loop and an abandoned run take one step per call. */
+static int only_tasks_next(ta_engine *E) {
+  return E->nrunq > 0 && !E->guest && !E->host_loop && !E->abandoned && !E->main_done &&
+         E->timers.n == 0 && E->nsoon == 0 && !E->ki_pending && !E->redeliver &&
+         E->unreported == NULL && E->internal_ref == LUA_NOREF && E->blocked_waiters.n == 0 &&
+         poll_skippable(E, ta_coarse_ns());
+}
+
 void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
   /* (with a task queued the wait is 0, ta_wait_timeout's first test) */
   double asked = E->nrunq > 0 ? 0 : ta_wait_timeout(E), timeout = asked;
@@ -361,6 +376,10 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
   if (E->unreported != NULL) ta_retry_exits(L, E);
   idle_check(E, timeout, activity);
   run_batch(L, E);
+  /* Such steps need none of the above: their batches run here (W2's
+  ** ping-pong is a step of two tasks, where a step's checks cost as much
+  ** as a task's wake-up) */
+  while (only_tasks_next(E)) run_batch(L, E);
   /* (waiters park during a batch: only then is the mark needed) */
   if (E->blocked_waiters.n > 0) E->last_tick_ns = uv_hrtime();
 }
