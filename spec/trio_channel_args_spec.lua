@@ -12,6 +12,17 @@ local function in_run(fn)
   end)
 end
 
+-- Runs body(send, recv, nursery, out) in a nursery of a run, on a
+-- rendezvous channel; returns the table out it filled.
+local function with_channel(body)
+  return trio.run(function()
+    local send, recv = trio.open_memory_channel(0)
+    local out = {}
+    trio.open_nursery(function(nursery) body(send, recv, nursery, out) end)
+    return out
+  end)
+end
+
 describe("memory channel send/receive arguments", function()
   it("send refuses a receive channel as its endpoint", function()
     local ok, err = in_run(function(send, recv) return send.send(recv, 1) end)
@@ -43,17 +54,12 @@ describe("memory channel send/receive arguments", function()
   end)
 
   it("send without a value is an error, before anything is handed over", function()
-    local got = trio.run(function()
-      local send, recv = trio.open_memory_channel(0)
-      local out = {}
-      trio.open_nursery(function(nursery)
-        nursery:start_soon(function() out.received = recv:receive() end)
-        trio.testing.wait_all_tasks_blocked()
-        out.ok, out.err = pcall(send.send, send)
-        out.waiting = send:statistics().tasks_waiting_receive
-        send:send("after")
-      end)
-      return out
+    local got = with_channel(function(send, recv, nursery, out)
+      nursery:start_soon(function() out.received = recv:receive() end)
+      trio.testing.wait_all_tasks_blocked()
+      out.ok, out.err = pcall(send.send, send)
+      out.waiting = send:statistics().tasks_waiting_receive
+      send:send("after")
     end)
     assert.is_false(got.ok)
     assert.matches("bad argument #2 to '[%w_.]*send' %(value expected%)", tostring(got.err))
@@ -62,51 +68,36 @@ describe("memory channel send/receive arguments", function()
   end)
 
   it("send carries an explicit nil, from a parked sender and to a parked receiver", function()
-    local got = trio.run(function()
-      local send, recv = trio.open_memory_channel(0)
-      local out = {}
-      trio.open_nursery(function(nursery)
-        nursery:start_soon(function()
-          out[1] = table.pack(recv:receive()) -- the sender parked first
-          out[2] = table.pack(recv:receive()) -- parks: the sender comes later
-        end)
-        send:send(nil)
-        trio.testing.wait_all_tasks_blocked()
-        out.waiting = send:statistics().tasks_waiting_receive
-        send:send(nil)
+    local got = with_channel(function(send, recv, nursery, out)
+      nursery:start_soon(function()
+        out[1] = table.pack(recv:receive()) -- the sender parked first
+        out[2] = table.pack(recv:receive()) -- parks: the sender comes later
       end)
-      return out
+      send:send(nil)
+      trio.testing.wait_all_tasks_blocked()
+      out.waiting = send:statistics().tasks_waiting_receive
+      send:send(nil)
     end)
     assert.same({ n = 1 }, got[1])
     assert.same({ n = 1 }, got[2])
     assert.equal(1, got.waiting)
   end)
 
-  it("send drops extra arguments: the receiver gets exactly the value", function()
-    local got = trio.run(function()
-      local send, recv = trio.open_memory_channel(0)
-      local out
-      trio.open_nursery(function(nursery)
-        nursery:start_soon(function() out = table.pack(recv:receive("ignored", "too")) end)
-        trio.testing.wait_all_tasks_blocked()
-        send:send(7, 8, 9)
-      end)
-      return out
+  it("send drops extra arguments: a parked receiver gets exactly the value", function()
+    local got = with_channel(function(send, recv, nursery, out)
+      nursery:start_soon(function() out.values = table.pack(recv:receive("ignored", "too")) end)
+      trio.testing.wait_all_tasks_blocked()
+      send:send(7, 8, 9)
     end)
-    assert.same({ n = 1, 7 }, got)
+    assert.same({ n = 1, 7 }, got.values)
   end)
 
   it("a parked sender given extra arguments hands over exactly its value", function()
-    local got = trio.run(function()
-      local send, recv = trio.open_memory_channel(0)
-      local out
-      trio.open_nursery(function(nursery)
-        nursery:start_soon(function() send:send("v", "x", "y") end)
-        trio.testing.wait_all_tasks_blocked()
-        out = table.pack(recv:receive())
-      end)
-      return out
+    local got = with_channel(function(send, recv, nursery, out)
+      nursery:start_soon(function() send:send("v", "x", "y") end)
+      trio.testing.wait_all_tasks_blocked()
+      out.values = table.pack(recv:receive())
     end)
-    assert.same({ n = 1, "v" }, got)
+    assert.same({ n = 1, "v" }, got.values)
   end)
 end)
