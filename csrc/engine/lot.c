@@ -23,9 +23,15 @@ void ta_lot_remove(ta_lot *lot, ta_task *t) {
   t->wait_prev = t->wait_next = NULL;
 }
 
+/* The first waiter, unlinked (the head has no predecessor to fix). */
 ta_task *ta_lot_pop(ta_lot *lot) {
   ta_task *t = lot->first;
-  if (t) ta_lot_remove(lot, t);
+  if (t == NULL) return NULL;
+  lot->first = t->wait_next;
+  if (t->wait_next != NULL) t->wait_next->wait_prev = NULL;
+  else lot->last = NULL;
+  lot->n--;
+  t->wait_next = NULL;
   return t;
 }
 

@@ -4,7 +4,8 @@
 ** the sync asyncio loop share.  ta_tick is deliberately a single step (wait
 ** for I/O or the next deadline, fire deadlines, run one batch) so that
 ** other drivers (a host's main loop, a sync asyncio loop) can run the
-** engine step by step.
+** engine step by step (a plain run's tick goes on with further batches
+** while nothing else would be done between them: only_tasks_next).
 **
 ** No Lua code runs inside libuv callbacks: they only move tasks to the run
 ** queue or set flags, and Lua runs from ta_tick, in protected calls.
@@ -31,20 +32,23 @@ static void on_sigint(uv_signal_t *h, int signum) {
 /* Queues t for the next batch, once: a task already queued stays where it
 ** is (a stale second entry would step it twice, or step it after it
 ** exited). */
+/* (Out of line: the push itself then needs no stack frame.) */
+static __attribute__((noinline)) void runq_grow(ta_engine *E) {
+  size_t cap = E->caprunq ? E->caprunq * 2 : TA_RUNQ_INITIAL;
+  ta_task **q = (ta_task **)realloc(E->runq, cap * sizeof *q);
+  if (q == NULL) {
+    fputs("trio_asyncio: out of memory growing the run queue\n", stderr);
+    abort();
+  }
+  E->runq = q;
+  E->caprunq = cap;
+}
+
 void ta_runq_push(ta_engine *E, ta_task *t) {
   t->sleep_data = 0; /* as Trio's reschedule: custom_sleep_data is cleared */
   if (t->queued) return;
   t->queued = 1;
-  if (E->nrunq == E->caprunq) {
-    size_t cap = E->caprunq ? E->caprunq * 2 : TA_RUNQ_INITIAL;
-    ta_task **q = (ta_task **)realloc(E->runq, cap * sizeof *q);
-    if (q == NULL) {
-      fputs("trio_asyncio: out of memory growing the run queue\n", stderr);
-      abort();
-    }
-    E->runq = q;
-    E->caprunq = cap;
-  }
+  if (E->nrunq == E->caprunq) runq_grow(E);
   E->runq[E->nrunq++] = t;
 }
 
@@ -278,11 +282,14 @@ double ta_wait_timeout(ta_engine *E) {
 ** the poll is skipped while nothing can be ready, but done at least every
 ** E->poll_interval_ns, by the coarse clock (no hardware clock read per
 ** step), so signals and wake-ups are seen. */
+static int poll_skippable(ta_engine *E, uint64_t now) {
+  return E->io_waiters == 0 && (int64_t)(now - E->last_poll_ns) < (int64_t)E->poll_interval_ns;
+}
+
 static void io_wait(lua_State *L, ta_engine *E, double timeout, double asked) {
   uint64_t now = ta_coarse_ns();
   if (timeout == 0) {
-    if (E->io_waiters == 0 && (int64_t)(now - E->last_poll_ns) < (int64_t)E->poll_interval_ns)
-      return;
+    if (poll_skippable(E, now)) return;
     E->last_poll_ns = now;
     E->in_io_wait = 1;
     uv_run(E->loop, UV_RUN_NOWAIT);
@@ -326,16 +333,29 @@ static int fire_timers(lua_State *L, ta_engine *E) {
 /* The mock clock's autojump: nothing ran during the whole threshold, so
 ** skip ahead to the next deadline. */
 static void autojump(ta_engine *E) {
-  ta_timer *top = ta_heap_top(&E->timers);
+  ta_timer *top;
   double now;
-  if (E->clock == NULL || E->clock->autojump == HUGE_VAL || top == NULL) return;
+  if (E->clock == NULL || E->clock->autojump == HUGE_VAL) return;
   if (E->nrunq > 0 || E->nsoon > 0 || E->blocked_waiters.n > 0) return;
+  if ((top = ta_heap_top(&E->timers)) == NULL) return;
   now = ta_clock_now(E->clock);
   if (top->when > now) ta_clock_jump(E->clock, top->when - now);
 }
 
+/* Whether the next step of a plain run would do nothing but run the
+** queued tasks: no deadline, callback, interrupt, retry or idle waiter
+** to look at, no poll due, the main task still running.  A guest run, a
+** host's loop and an abandoned run take one step per call. */
+static int only_tasks_next(ta_engine *E) {
+  return E->nrunq > 0 && !E->guest && !E->host_loop && !E->abandoned && !E->main_done &&
+         E->timers.n == 0 && E->nsoon == 0 && !E->ki_pending && !E->redeliver &&
+         E->unreported == NULL && E->internal_ref == LUA_NOREF && E->blocked_waiters.n == 0 &&
+         poll_skippable(E, ta_coarse_ns());
+}
+
 void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
-  double asked = ta_wait_timeout(E), timeout = asked;
+  /* (with a task queued the wait is 0, ta_wait_timeout's first test) */
+  double asked = E->nrunq > 0 ? 0 : ta_wait_timeout(E), timeout = asked;
   int activity;
   if (max_wait >= 0 && (timeout < 0 || max_wait < timeout)) timeout = max_wait;
   E->curL = L;
@@ -347,7 +367,8 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
     run_soon_callbacks(L, E);
     activity = 1;
   }
-  if (E->main != NULL && !E->main_done && ta_ki_for(E, E->main)) ta_deliver_cancel(L, E->main);
+  if (E->ki_pending && E->main != NULL && !E->main_done && ta_ki_for(E, E->main))
+    ta_deliver_cancel(L, E->main);
   if (E->redeliver) {
     ta_status_redeliver(L, E, &E->root);
     ta_retry_failed(L, &E->redeliver_tries, !E->redeliver);
@@ -355,6 +376,10 @@ void ta_tick(lua_State *L, ta_engine *E, double max_wait) {
   if (E->unreported != NULL) ta_retry_exits(L, E);
   idle_check(E, timeout, activity);
   run_batch(L, E);
+  /* Such steps need none of the above: their batches run here (W2's
+  ** ping-pong is a step of two tasks, where a step's checks cost as much
+  ** as a task's wake-up) */
+  while (only_tasks_next(E)) run_batch(L, E);
   /* (waiters park during a batch: only then is the mark needed) */
   if (E->blocked_waiters.n > 0) E->last_tick_ns = uv_hrtime();
 }

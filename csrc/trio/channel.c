@@ -67,14 +67,26 @@ static void ring_pop(lua_State *L, chan *c, int st) {
 
 /* ---- endpoints ---- */
 
-/* Endpoints are checked on every send and receive: by the cached
-** metatable's address, not by name. */
-static endpoint *checkep_in(lua_State *L, ta_engine *E, int idx, int which) {
-  return (endpoint *)ta_checkudata(L, E, idx, which);
+/* Endpoints are checked by the cached metatable's address, not by name. */
+static endpoint *checkep(lua_State *L, int idx, int which) {
+  return (endpoint *)ta_checkudata(L, ta_upengine(L), idx, which);
 }
 
-static endpoint *checkep(lua_State *L, int idx, int which) {
-  return checkep_in(L, ta_upengine(L), idx, which);
+/* The endpoint at 1 of a send or receive, whose stack is then exactly
+** nargs values (a missing argument after the endpoint is an error, as
+** luaL_checkany's).  The lua_settop that shapes the stack also pops the
+** metatable the check pushed: one stack adjustment per operation where
+** ta_checkudata, luaL_checkany and lua_settop made three (W2). */
+static inline endpoint *op_endpoint(lua_State *L, ta_engine *E, int which, int nargs) {
+  int top = lua_gettop(L);
+  endpoint *ep = (endpoint *)lua_touserdata(L, 1);
+  if (ep == NULL || !lua_getmetatable(L, 1) || lua_topointer(L, -1) != E->mt[which]) {
+    lua_settop(L, top);
+    ta_udata_typeerror(L, 1, which);
+  }
+  if (top < nargs) luaL_argerror(L, nargs, "value expected");
+  lua_settop(L, nargs);
+  return ep;
 }
 
 /* Stack: the endpoint at 1; pushes its state (at index `top+1`). */
@@ -210,11 +222,8 @@ static int l_send_nowait(lua_State *L) {
 
 static int l_send(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  endpoint *ep = checkep_in(L, E, 1, TA_MT_SEND_CHANNEL);
-  ta_task *t;
-  luaL_checkany(L, 2);
-  lua_settop(L, 2);
-  t = ta_async_check_in(L, E, "MemorySendChannel:send", TA_TRIO);
+  endpoint *ep = op_endpoint(L, E, TA_MT_SEND_CHANNEL, 2);
+  ta_task *t = ta_async_check_in(L, E, "MemorySendChannel:send", TA_TRIO);
   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_send(L, ep, "MemorySendChannel:send");
   if (try_send(L, ep->c)) return ta_schedule_point(L, t);
@@ -267,10 +276,8 @@ static int l_receive_nowait(lua_State *L) {
 
 static int l_receive(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  endpoint *ep = checkep_in(L, E, 1, TA_MT_RECEIVE_CHANNEL);
-  ta_task *t;
-  lua_settop(L, 1);
-  t = ta_async_check_in(L, E, "MemoryReceiveChannel:receive", TA_TRIO);
+  endpoint *ep = op_endpoint(L, E, TA_MT_RECEIVE_CHANNEL, 1);
+  ta_task *t = ta_async_check_in(L, E, "MemoryReceiveChannel:receive", TA_TRIO);
   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_recv(L, ep, "MemoryReceiveChannel:receive");
   if (try_receive(L, ep->c)) return ta_schedule_point_ret(L, t, 1);
