@@ -27,10 +27,10 @@
 
 /* User values: the loop; the done callbacks while pending, then the
 ** outcome: the result (nil when there is none, a list when there are
-** several) or the error
-** (has_exc); third, a plain future's cancel hook.  A Task has two: its
-** first is its thread while it runs, which keeps the loop below the
-** Task's function (create_task), then the loop (aio_task_exited).  Rarely
+** several) or the error (has_exc); third, a plain future's cancel hook.
+** A Task has two: its first is its thread while it runs, which keeps the
+** loop below the Task's function (create_task), then the loop
+** (aio_task_exited).  Rarely
 ** used fields live in a side table (extra_key): message (of a
 ** cancellation), name and source_traceback (of a Task). */
 enum { FUV_LOOP = 1, FUV_STATE, FUV_HOOK, FUT_NUV = FUV_HOOK };
