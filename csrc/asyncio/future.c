@@ -26,10 +26,11 @@
 #define ATASK_DONE_MT "trio_asyncio.AioTaskDone"
 
 /* User values: the loop; the done callbacks while pending, then the
-** outcome: the result (a list when there are several) or the error
-** (has_exc); third, a plain future's cancel hook.  A Task has two: its
-** first is its thread while it runs, which keeps the loop below the
-** Task's function (create_task), then the loop (aio_task_exited).  Rarely
+** outcome: the result (nil when there is none, a list when there are
+** several) or the error (has_exc); third, a plain future's cancel hook.
+** A Task has two: its first is its thread while it runs, which keeps the
+** loop below the Task's function (create_task), then the loop
+** (aio_task_exited).  Rarely
 ** used fields live in a side table (extra_key): message (of a
 ** cancellation), name and source_traceback (of a Task). */
 enum { FUV_LOOP = 1, FUV_STATE, FUV_HOOK, FUT_NUV = FUV_HOOK };
@@ -333,10 +334,13 @@ static void settle(lua_State *L, ta_future *f, int fidx, int is_exc) {
 }
 
 /* Settles the pending future at fidx with the top n values (popped) as its
-** results: one is kept as it is, other counts as a list (loopidx: see
-** schedule_one). */
+** results: one is kept as it is, none as nil (push_outcome reads no list
+** then: a Task that returns nothing costs no table), more as a list
+** (loopidx: see schedule_one). */
 static void settle_results(lua_State *L, ta_future *f, int fidx, int n, int loopidx) {
-  if (n != 1) {
+  if (n == 0) {
+    lua_pushnil(L);
+  } else if (n != 1) {
     int first = lua_gettop(L) - n + 1;
     fidx = lua_absindex(L, fidx);
     lua_createtable(L, n, 0);
