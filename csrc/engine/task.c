@@ -818,7 +818,7 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
     if (!t->kind->anchored) tell_exit(L, t, ok, nres, objidx);
     else if (t->objectless) tell_exit_unseen(L, t, ok, nres);
     else tell_exit_unanchoring(L, t, ok, nres);
-    lua_settop(L, base);
+    if (lua_gettop(L) != base) lua_settop(L, base); /* (a finished unseen task pushed nothing) */
     return 1;
   }
   lua_pushcfunction(L, exit_report);
