@@ -815,10 +815,15 @@ static int report_exit(lua_State *L, ta_task *t, int ok, int nres, int objidx) {
   if (t != t->E->main && !ta_hooked(t->E) &&
       (!t->kind->anchored ||
        (t->kind->exit_may_raise != NULL && !t->kind->exit_may_raise(t, ok)))) {
-    if (!t->kind->anchored) tell_exit(L, t, ok, nres, objidx);
-    else if (t->objectless) tell_exit_unseen(L, t, ok, nres);
-    else tell_exit_unanchoring(L, t, ok, nres);
-    if (lua_gettop(L) != base) lua_settop(L, base); /* (a finished unseen task pushed nothing) */
+    if (!t->kind->anchored) {
+      tell_exit(L, t, ok, nres, objidx);
+    } else if (t->objectless) {
+      tell_exit_unseen(L, t, ok, nres);
+      if (lua_gettop(L) == base) return 1; /* (a finished one pushed nothing) */
+    } else {
+      tell_exit_unanchoring(L, t, ok, nres);
+    }
+    lua_settop(L, base);
     return 1;
   }
   lua_pushcfunction(L, exit_report);
