@@ -27,6 +27,14 @@
 ** the task that opened it (parent_task stays after that task exits). */
 enum { UV_ERRORS = 1, UV_TRACEBACKS = 2, UV_SCOPE = 3, UV_PARENT_TASK = 4, NURSERY_NUV = 4 };
 
+/* The state's memory: the struct, and the address of its table, which
+** start_soon compares with the table it is given (lua_topointer) to know
+** the nursery it checked last without reading [1]. */
+typedef struct nursery_state {
+  ta_nursery n;
+  const void *table;
+} nursery_state;
+
 /* The nursery at idx (its table, or its state); E may be NULL (a function
 ** without the engine as upvalue). */
 static ta_nursery *tonursery(lua_State *L, ta_engine *E, int idx) {
@@ -191,8 +199,12 @@ static int l_nursery_open(lua_State *L) {
   lua_getfield(L, lua_upvalueindex(2), "start_soon");
   lua_setfield(L, -2, "start_soon");
   ta_setmetatable(L, E, TA_MT_NURSERY);
-  n = (ta_nursery *)lua_newuserdatauv(L, sizeof *n, NURSERY_NUV);
-  memset(n, 0, sizeof *n);
+  {
+    nursery_state *state = (nursery_state *)lua_newuserdatauv(L, sizeof *state, NURSERY_NUV);
+    memset(state, 0, sizeof *state);
+    state->table = lua_topointer(L, -2);
+    n = &state->n;
+  }
   n->E = E;
   n->ref = LUA_NOREF;
   ta_setmetatable(L, E, TA_MT_NURSERY);
@@ -300,16 +312,16 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
 }
 
 /* nursery:start_soon(fn, ...) for C callers: the nursery at index 1, the
-** function at fnidx, its arguments above it up to the top.  The state of
-** the nursery it checked last is known while it is open (alive, so no
-** other object can have its address): the same state again needs no look
-** at its metatable (W1 spawn: 2%). */
+** function at fnidx, its arguments above it up to the top.  The nursery it
+** checked last is known while it is open (alive, so no other object can
+** have the address of its table or of its state): the same nursery again
+** needs no look at its [1] or metatable (W1 spawn: 2%). */
 void ta_nursery_start_soon(lua_State *L, ta_engine *E, int fnidx) {
   ta_nursery *n = NULL;
   int type = lua_type(L, 1);
   if (type == LUA_TTABLE) {
-    if (lua_rawgeti(L, 1, 1) == LUA_TUSERDATA) n = (ta_nursery *)lua_touserdata(L, -1);
-    lua_pop(L, 1); /* (its nursery holds it) */
+    nursery_state *checked = (nursery_state *)E->checked_nursery;
+    if (checked != NULL && checked->table == lua_topointer(L, 1)) n = &checked->n;
   } else if (type == LUA_TUSERDATA) {
     n = (ta_nursery *)lua_touserdata(L, 1);
   }
