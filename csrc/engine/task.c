@@ -476,7 +476,7 @@ void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, 
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
                   const ta_task_kind *kind, ta_status *st, ta_task *parent) {
   ta_task *t = slot_take(L, E);
-  ta_task_init(L, E, t, lua_absindex(L, fnidx), nargs, flavor, parent, kind, 0, 0);
+  ta_task_init(L, E, t, fnidx > 0 ? fnidx : lua_absindex(L, fnidx), nargs, flavor, parent, kind, 0, 0);
   E->spawn_slot = NULL;
   t->objectless = 1;
   ta_status_link_task(st, t);

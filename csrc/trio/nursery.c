@@ -304,7 +304,7 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
   ta_task *parent = E->current;
   if (n->closed) luaL_error(L, "start_soon: the nursery is closed to new tasks");
   if (!E->running) luaL_error(L, "start_soon: no trio run is active");
-  ta_check_callable(L, fnidx);
+  if (lua_type(L, fnidx) != LUA_TFUNCTION) ta_check_callable(L, fnidx); /* (a callable table) */
   ta_task *t = ta_spawn(L, E, fnidx, lua_gettop(L) - fnidx, flavor, &ta_trio_task_kind,
                         &n->scope->st, parent && parent->co == L ? parent : NULL);
   if (n->parent_task->system_tree) ta_task_in_system_tree(t);
