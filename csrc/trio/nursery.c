@@ -8,6 +8,14 @@
 ** every child has exited; cancellation reaching it there cancels the
 ** nursery's scope instead of ending the wait (no orphans).  While open, the
 ** nursery is anchored by a registry reference: children point at it.
+**
+** A nursery is a table, not a userdata: its start_soon is a field of its
+** own, so nursery:start_soon finds it without a metamethod call (the
+** __index function a userdata needs cost some 300 instructions a call, a
+** sixteenth of W1 spawn's task).  Its [1] is its state: the userdata with
+** the struct and the user values below, which has the same metatable (it
+** cannot be forged; a function given the state acts on its nursery).  All
+** the rest (methods, fields) comes from __index.
 */
 #include <math.h>
 #include <string.h>
@@ -19,8 +27,34 @@
 ** the task that opened it (parent_task stays after that task exits). */
 enum { UV_ERRORS = 1, UV_TRACEBACKS = 2, UV_SCOPE = 3, UV_PARENT_TASK = 4, NURSERY_NUV = 4 };
 
+/* The state's memory: the struct, and the address of its table, which
+** start_soon compares with the table it is given (lua_topointer) to know
+** the nursery it checked last without reading [1]. */
+typedef struct nursery_state {
+  ta_nursery n;
+  const void *table;
+} nursery_state;
+
+/* The nursery at idx (its table, or its state); E may be NULL (a function
+** without the engine as upvalue). */
+static ta_nursery *tonursery(lua_State *L, ta_engine *E, int idx) {
+  ta_nursery *n;
+  if (lua_type(L, idx) != LUA_TTABLE) return (ta_nursery *)ta_checkudata(L, E, idx, TA_MT_NURSERY);
+  lua_rawgeti(L, idx, 1);
+  n = (ta_nursery *)ta_testudata(L, E, -1, TA_MT_NURSERY);
+  lua_pop(L, 1);
+  if (n == NULL) luaL_argerror(L, idx, NURSERY_MT " expected, got table");
+  return n;
+}
+
 static ta_nursery *checknursery(lua_State *L, int idx) {
-  return (ta_nursery *)ta_checkudata(L, ta_upengine(L), idx, TA_MT_NURSERY);
+  return tonursery(L, ta_upengine(L), idx);
+}
+
+/* Pushes the state of the nursery at idx, which tonursery accepted. */
+static void push_state(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TTABLE) lua_rawgeti(L, idx, 1);
+  else lua_pushvalue(L, idx);
 }
 
 void ta_push_nursery(lua_State *L, ta_nursery *n) {
@@ -48,6 +82,8 @@ static void nursery_add_error(lua_State *L, ta_nursery *n, int erridx, int tbidx
     }
   }
   ta_push_nursery(L, n);
+  push_state(L, -1);
+  lua_remove(L, -2);
   for (int uv = UV_ERRORS; uv <= UV_TRACEBACKS; uv++) {
     lua_getiuservalue(L, -1, uv);
     if (lua_isnil(L, -1)) {
@@ -153,15 +189,27 @@ const ta_task_kind ta_trio_task_kind = {
   "trio task", 1, 0, trio_task_exited, trio_task_exit_may_raise, NULL, trio_task_field
 };
 
-/* open_nursery() -> nursery, entered: its scope is active in this task. */
+/* open_nursery() -> nursery, entered: its scope is active in this task.
+** Upvalue 2: the methods, whose start_soon the nursery gets as its own. */
 static int l_nursery_open(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_task *t = ta_async_check(L, "trio.open_nursery", TA_TRIO);
-  ta_nursery *n = (ta_nursery *)lua_newuserdatauv(L, sizeof *n, NURSERY_NUV);
-  memset(n, 0, sizeof *n);
+  ta_nursery *n;
+  lua_createtable(L, 1, 1);
+  lua_getfield(L, lua_upvalueindex(2), "start_soon");
+  lua_setfield(L, -2, "start_soon");
+  ta_setmetatable(L, E, TA_MT_NURSERY);
+  {
+    nursery_state *state = (nursery_state *)lua_newuserdatauv(L, sizeof *state, NURSERY_NUV);
+    memset(state, 0, sizeof *state);
+    state->table = lua_topointer(L, -2);
+    n = &state->n;
+  }
   n->E = E;
   n->ref = LUA_NOREF;
   ta_setmetatable(L, E, TA_MT_NURSERY);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, 1); /* (its array slot exists: no allocation) */
   n->scope = ta_scope_new(L, E, HUGE_VAL, 0);
   lua_setiuservalue(L, -2, UV_SCOPE);
   ta_scope_enter(L, n->scope, t);
@@ -173,6 +221,7 @@ static int l_nursery_open(lua_State *L) {
     TA_LIST_PUSH(head, n, prev_open, next_open);
     E->open_nurseries = head;
   }
+  lua_pop(L, 1);
   lua_pushvalue(L, -1);
   n->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
@@ -238,8 +287,10 @@ static int l_nursery_close(lua_State *L) {
   }
   luaL_unref(L, LUA_REGISTRYINDEX, n->ref);
   n->ref = LUA_NOREF;
-  lua_getiuservalue(L, 1, UV_ERRORS);
-  lua_getiuservalue(L, 1, UV_TRACEBACKS);
+  push_state(L, 1);
+  lua_getiuservalue(L, -1, UV_ERRORS);
+  lua_getiuservalue(L, -2, UV_TRACEBACKS);
+  lua_remove(L, -3);
   lua_rotate(L, -3, 2);
   return 3;
 }
@@ -253,7 +304,7 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
   ta_task *parent = E->current;
   if (n->closed) luaL_error(L, "start_soon: the nursery is closed to new tasks");
   if (!E->running) luaL_error(L, "start_soon: no trio run is active");
-  ta_check_callable(L, fnidx);
+  if (lua_type(L, fnidx) != LUA_TFUNCTION) ta_check_callable(L, fnidx); /* (a callable table) */
   ta_task *t = ta_spawn(L, E, fnidx, lua_gettop(L) - fnidx, flavor, &ta_trio_task_kind,
                         &n->scope->st, parent && parent->co == L ? parent : NULL);
   if (n->parent_task->system_tree) ta_task_in_system_tree(t);
@@ -263,13 +314,19 @@ static void spawn_into(lua_State *L, ta_nursery *n, int fnidx, int flavor) {
 /* nursery:start_soon(fn, ...) for C callers: the nursery at index 1, the
 ** function at fnidx, its arguments above it up to the top.  The nursery it
 ** checked last is known while it is open (alive, so no other object can
-** have its address): the same nursery again needs no look at its
-** metatable (W1 spawn: 2%). */
+** have the address of its table or of its state): the same nursery again
+** needs no look at its [1] or metatable (W1 spawn: 2%). */
 void ta_nursery_start_soon(lua_State *L, ta_engine *E, int fnidx) {
-  ta_nursery *n;
-  if (lua_type(L, 1) != LUA_TUSERDATA || (n = (ta_nursery *)lua_touserdata(L, 1)) == NULL ||
-      n != E->checked_nursery) {
-    n = (ta_nursery *)ta_checkudata(L, E, 1, TA_MT_NURSERY);
+  ta_nursery *n = NULL;
+  int type = lua_type(L, 1);
+  if (type == LUA_TTABLE) {
+    nursery_state *checked = (nursery_state *)E->checked_nursery;
+    if (checked != NULL && checked->table == lua_topointer(L, 1)) n = &checked->n;
+  } else if (type == LUA_TUSERDATA) {
+    n = (ta_nursery *)lua_touserdata(L, 1);
+  }
+  if (n == NULL || n != E->checked_nursery) {
+    n = tonursery(L, E, 1);
     if (!n->closed) E->checked_nursery = n;
   }
   spawn_into(L, n, fnidx, TA_TRIO);
@@ -317,10 +374,11 @@ static int nursery_index(lua_State *L) {
   const char *k;
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* a method */
-  n = (ta_nursery *)luaL_checkudata(L, 1, NURSERY_MT); /* upvalue 1 is no engine */
+  n = tonursery(L, NULL, 1); /* (upvalue 1 is no engine) */
   k = luaL_checkstring(L, 2);
   if (strcmp(k, "cancel_scope") == 0) {
-    lua_getiuservalue(L, 1, UV_SCOPE);
+    push_state(L, 1);
+    lua_getiuservalue(L, -1, UV_SCOPE);
   } else if (strcmp(k, "child_tasks") == 0) {
     int i = 0;
     lua_newtable(L);
@@ -329,11 +387,19 @@ static int nursery_index(lua_State *L) {
       lua_rawseti(L, -2, ++i);
     }
   } else if (strcmp(k, "parent_task") == 0) {
-    lua_getiuservalue(L, 1, UV_PARENT_TASK);
+    push_state(L, 1);
+    lua_getiuservalue(L, -1, UV_PARENT_TASK);
   } else {
     lua_pushnil(L);
   }
   return 1;
+}
+
+/* A nursery has no field to set (its own start_soon excepted, which
+** rawset replaces). */
+static int nursery_newindex(lua_State *L) {
+  return luaL_error(L, "nursery field '%s' is read-only (keep your own data in a table of yours)",
+                    luaL_tolstring(L, 2, NULL));
 }
 
 static int nursery_tostring(lua_State *L) {
@@ -344,7 +410,6 @@ static int nursery_tostring(lua_State *L) {
 }
 
 static const luaL_Reg nursery_funcs[] = {
-  {"nursery_open", l_nursery_open},
   {"nursery_add_error", l_nursery_add_error},
   {"nursery_set_target", l_nursery_set_target},
   {"nursery_wait", l_nursery_wait},
@@ -355,6 +420,7 @@ static const luaL_Reg nursery_funcs[] = {
 };
 
 static const luaL_Reg nursery_meta[] = {
+  {"__newindex", nursery_newindex},
   {"__tostring", nursery_tostring},
   {NULL, NULL}
 };
@@ -365,16 +431,22 @@ static const luaL_Reg nursery_methods[] = {
   {NULL, NULL}
 };
 
-/* __index finds the methods first, through its upvalue (the hot path of
-** nursery:start_soon), then the fields. */
+/* __index finds the methods first, through its upvalue, then the fields;
+** nursery_open has the engine and the methods as upvalues.  Expects the
+** core table at -2 and the engine at -1. */
 int ta_open_nursery(lua_State *L) {
   ta_engine *E = (ta_engine *)lua_touserdata(L, -1);
   ta_newclass(L, NURSERY_MT, nursery_meta, nursery_methods, "__methods");
   ta_cache_metatable(L, E, TA_MT_NURSERY);
-  lua_getfield(L, -1, "__methods");
+  lua_getfield(L, -1, "__methods"); /* [core, engine, mt, methods] */
+  lua_pushvalue(L, -1);
   lua_pushcclosure(L, nursery_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lua_setfield(L, -3, "__index");
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, l_nursery_open, 2);
+  lua_setfield(L, -5, "nursery_open");
+  lua_pop(L, 2);
   ta_register(L, nursery_funcs);
   return 0;
 }
