@@ -129,7 +129,6 @@ int ta_loop_take_posted(ta_loop *lp);
 enum { TA_POSTED_NONE, TA_POSTED_CALL, TA_POSTED_READ_WAKE };
 int ta_loop_next_posted(lua_State *L, ta_loop *lp);
 int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push);
-struct ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp);
 const void *ta_loop_calling_arg(const ta_loop *lp, lua_CFunction fn);
 void ta_loop_release_io(lua_State *L, ta_loop *lp);
 /* Whether a persistent loop callback (a transport's read wait) fills the

@@ -617,7 +617,6 @@ static int is_instance_of(lua_State *L, int idx, int h) {
 ** (the reader's, on a stream socket) and the protocol a StreamReaderProtocol
 ** of that reader; otherwise the reader forgets the writer it had. */
 static int l_stream_writer_bind(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   ta_sreader *r = reader_at(L, 4);
   ta_sockbox *box;
   if (r == NULL) return 0;
@@ -629,7 +628,7 @@ static int l_stream_writer_bind(lua_State *L) {
   lua_getiuservalue(L, 4, RUV_TRANSPORT); /* 5 */
   lua_getfield(L, 3, "_reader");          /* 6 */
   lua_getfield(L, 2, "_sock");            /* 7 */
-  box = (ta_sockbox *)ta_testudata(L, E, 7, TA_MT_SOCKET);
+  box = ta_tosockbox(L, 7);
   if (!lua_rawequal(L, 2, 5) || !lua_rawequal(L, 4, 6) || box == NULL || box->s == NULL ||
       box->s->kind == TA_SK_UDP)
     return 0;

@@ -99,32 +99,6 @@ static int rawget_field(lua_State *L, int obj, int field) {
   return lua_rawget(L, obj);
 }
 
-/* The socket of the io wait whose callback the running loop is calling:
-** the read path's usual caller is its transport's read wait, and a write
-** from protocol:data_received runs inside that callback too. */
-static const ta_sockbox *calling_sockbox(const ta_engine *E) {
-  const ta_loop *lp = (const ta_loop *)E->running_loop;
-  return lp != NULL ? ta_loop_calling_sockbox(lp) : NULL;
-}
-
-/* The socket object at idx, checked by its metatable (as ta_checksockbox,
-** without looking the engine up again). */
-static ta_sockbox *socket_box(lua_State *L, const ta_engine *E, int idx) {
-  ta_sockbox *box = (ta_sockbox *)lua_touserdata(L, idx);
-  int ok;
-  if (box == NULL || !lua_getmetatable(L, idx)) return ta_checksockbox(L, idx); /* raises */
-  ok = lua_topointer(L, -1) == E->mt[TA_MT_SOCKET];
-  lua_pop(L, 1);
-  return ok ? box : ta_checksockbox(L, idx);
-}
-
-/* The socket object at idx (a transport's _sock): checked, unless it is
-** the calling io wait's (an open socket's, alive meanwhile). */
-static inline ta_sockbox *checked_sockbox(lua_State *L, const ta_engine *E, int idx) {
-  ta_sockbox *box = (ta_sockbox *)lua_touserdata(L, idx);
-  return box != NULL && box == calling_sockbox(E) ? box : socket_box(L, E, idx);
-}
-
 /* t:name(the nargs values on top of the stack); t is at idx. */
 static void call_method_of(lua_State *L, int idx, const char *name, int nargs) {
   lua_getfield(L, idx, name);
@@ -467,7 +441,7 @@ static int l_write(lua_State *L) {
   } else {
     luaL_checktype(L, 1, LUA_TTABLE);
     get_field(L, 1, F_SOCK); /* 3 */
-    box = checked_sockbox(L, E, 3);
+    box = ta_checksockbox(L, 3);
   }
   s = box->s;
   if (!plain_write(s, len)) {

@@ -85,6 +85,7 @@ struct ta_sock {
 /* The Lua object.  family/type/proto stay readable after close. */
 struct ta_sockbox {
   ta_sock *s;                 /* NULL once closed */
+  const char *tag;            /* &ta_sockbox_tag (see ta_tosockbox) */
   int family, type, proto;
   unsigned char stream_sending; /* a Trio SocketStream's send_all (or
                               ** wait_send_all_might_not_block) is under way
@@ -92,6 +93,17 @@ struct ta_sockbox {
 };
 
 /* ---- the object (sock.c) ---- */
+/* What only sock.c writes into a socket object (its tag). */
+extern const char ta_sockbox_tag;
+/* The socket object at idx, NULL if it is anything else.  Told by its
+** size and its tag, which no other userdata has there: two C API calls,
+** where fetching and comparing the metatable takes four (every socket
+** operation asks). */
+static inline ta_sockbox *ta_tosockbox(lua_State *L, int idx) {
+  ta_sockbox *b = (ta_sockbox *)lua_touserdata(L, idx);
+  return b != NULL && lua_rawlen(L, idx) == sizeof *b && b->tag == &ta_sockbox_tag ? b : NULL;
+}
+/* The same, or an argument error. */
 ta_sockbox *ta_checksockbox(lua_State *L, int idx);
 /* The open socket at idx, or raises OSError EBADF naming fname. */
 ta_sock *ta_checksock(lua_State *L, int idx, const char *fname);
