@@ -112,14 +112,17 @@ static void call_method(lua_State *L, const char *name, int nargs) {
   call_method_of(L, 1, name, nargs);
 }
 
-/* The read path's stack, from its base b (the core): */
-enum { R_CORE, R_TRANSPORT, R_DATA, R_PROTOCOL, R_DATA_RECEIVED, R_READER };
+/* The read path's stack, from its base b (the core), in the order of a
+** call of data_received(protocol, data): */
+enum { R_CORE, R_DATA_RECEIVED, R_PROTOCOL, R_DATA, R_READER };
 
 /* In the read path: the transport's name(the nargs values on top). */
 static void transport_method(lua_State *L, int b, const char *name, int nargs) {
   lua_getiuservalue(L, b + R_CORE, CUV_TRANSPORT);
-  lua_replace(L, b + R_TRANSPORT);
-  call_method_of(L, b + R_TRANSPORT, name, nargs);
+  lua_getfield(L, -1, name);
+  lua_insert(L, -2);
+  lua_rotate(L, -2 - nargs, 2); /* [method, transport, args...] */
+  lua_call(L, nargs + 1, 0);
 }
 
 /* Arms the persistent read wait unless it is armed already (once; some
@@ -128,7 +131,7 @@ static void arm_read(lua_State *L, int b, ta_sock *s) {
   if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) transport_method(L, b, "_arm_read", 0);
 }
 
-/* In the read path, on [core, -, data, protocol, data_received]:
+/* In the read path, on [core, data_received, protocol, data]:
 ** StreamReaderProtocol's data_received, self._reader:feed_data(data), done
 ** directly when the reader is a StreamReader that takes the data (cached:
 ** data_received is the core's, whose class the core knows); 0 if the
@@ -147,7 +150,7 @@ static int feed_stream_reader(lua_State *L, const transport_core *c, int b, int 
     r = ta_stream_reader_test(L, c->E, b + R_READER);
   }
   if (r != NULL && ta_stream_reader_feed(L, r, b + R_READER, b + R_DATA)) return 1;
-  lua_settop(L, b + R_DATA_RECEIVED);
+  lua_settop(L, b + R_DATA);
   return 0;
 }
 
@@ -168,23 +171,24 @@ static void forget_called(lua_State *L, transport_core *c, int idx) {
   lua_setiuservalue(L, idx, CUV_CALLED);
 }
 
-/* In the read path, on [core, -, data, protocol, data_received]: calls
-** protocol:data_received(data).  From the loop's own call of the read wait
-** (not in debug mode, which times that call), unprotected: an error ends
+/* In the read path, on [core, data_received, protocol, data] (taken by
+** the call): calls protocol:data_received(data).  From the loop's own call
+** of the read wait (`direct`: ta_transport_read_wake, not in debug mode,
+** which times that call), unprotected: an error ends
 ** the loop's call and the loop hands it to ta_transport_read_failed (below)
 ** while in_data_received is still set, which reports it as the protected
 ** call does.  0 if it raised (reported, the transport closed). */
-static int call_data_received(lua_State *L, transport_core *c, int b) {
+static int call_data_received(lua_State *L, transport_core *c, int b, int direct) {
   const ta_loop *lp = (const ta_loop *)c->E->running_loop;
-  lua_pushvalue(L, b + R_PROTOCOL);
-  lua_pushvalue(L, b + R_DATA);
-  if (!c->in_data_received && lp != NULL && !lp->debug && ta_loop_calling_arg(lp, ta_transport_read_ready) == c) {
+  if (direct && !c->in_data_received && lp != NULL && !lp->debug) {
     c->in_data_received = 1;
     lua_call(L, 2, 0);
     c->in_data_received = 0;
     if (c->protocol_replaced) forget_called(L, c, b + R_CORE);
     return 1;
   }
+  lua_pushvalue(L, b + R_PROTOCOL);
+  lua_insert(L, b + R_DATA_RECEIVED); /* (kept for its error) */
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
     transport_method(L, b, "_data_received_failed", 2);
     return 0;
@@ -221,26 +225,26 @@ int ta_transport_read_failed(lua_State *L, int fnidx, int erridx) {
 }
 
 /* In the read path, when the core has no data_received: the protocol's
-** own now (at R_DATA_RECEIVED; one added since it was set, or a protocol
+** own now (into R_DATA_RECEIVED; one added since it was set, or a protocol
 ** that cannot be indexed raises, as for a transport that looks it up on
 ** each read); 0 if there is none. */
 static int data_received_now(lua_State *L, int b) {
   int t = lua_type(L, b + R_PROTOCOL);
   if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, b + R_PROTOCOL))) return 0;
-  lua_pop(L, 1);
-  return lua_getfield(L, b + R_PROTOCOL, "data_received") != LUA_TNIL;
+  t = lua_getfield(L, b + R_PROTOCOL, "data_received");
+  lua_replace(L, b + R_DATA_RECEIVED);
+  return t != LUA_TNIL;
 }
 
 /* The read path of the core c at b, the top of the stack (with
 ** TA_READ_WAKE_STACK free slots above it, as a C function called from Lua
-** has): takes what the
-** transport's socket has received and hands it to the protocol, a few
-** times, then waits for more (armed only after the socket said it has
-** nothing more: an end of stream already seen would never wake it).  The
-** transport's Lua methods do the rest.  Leaves values above b. */
-static void read_path(lua_State *L, transport_core *c, int b) {
+** has): takes what the transport's socket has received and hands it to
+** the protocol, a few times, then waits for more (armed only after the
+** socket said it has nothing more: an end of stream already seen would
+** never wake it).  The transport's Lua methods do the rest.  `direct`:
+** the loop's own call (ta_transport_read_wake).  Leaves values above b. */
+static void read_path(lua_State *L, transport_core *c, int b, int direct) {
   ta_sockbox *box = c->box;
-  lua_pushnil(L); /* R_TRANSPORT: fetched when a Lua method is called */
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
@@ -248,6 +252,8 @@ static void read_path(lua_State *L, transport_core *c, int b) {
     size_t avail;
     if (s == NULL || s->read_paused) return; /* closed, closing or paused */
     avail = ta_stream_buffered(s);
+    cached = lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL; /* R_DATA_RECEIVED */
+    lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
     rc = ta_stream_try_recv(L, s, MAX_READ); /* R_DATA */
     if (rc == TA_IO_AGAIN) {
       arm_read(L, b, s);
@@ -265,24 +271,22 @@ static void read_path(lua_State *L, transport_core *c, int b) {
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
-    cached = lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL;
-    if ((cached || data_received_now(L, b)) && !feed_stream_reader(L, c, b, cached) && !call_data_received(L, c, b))
+    if ((cached || data_received_now(L, b)) && !feed_stream_reader(L, c, b, cached) &&
+        !call_data_received(L, c, b, direct))
       return;
     if (!more) {
       if (box->s != NULL) arm_read(L, b, box->s);
       return;
     }
-    lua_settop(L, b + R_TRANSPORT);
+    lua_settop(L, b);
   }
   /* loop:call_soon(transport._read_ready, transport) */
   lua_getiuservalue(L, b + R_CORE, CUV_TRANSPORT);
-  lua_replace(L, b + R_TRANSPORT);
-  lua_getfield(L, b + R_TRANSPORT, "_loop");
+  lua_getfield(L, -1, "_loop");
   lua_getfield(L, -1, "call_soon");
   lua_insert(L, -2);
-  lua_getfield(L, b + R_TRANSPORT, "_read_ready");
-  lua_pushvalue(L, b + R_TRANSPORT);
+  lua_getfield(L, -3, "_read_ready");
+  lua_pushvalue(L, -4);
   lua_call(L, 3, 0);
 }
 
@@ -292,15 +296,16 @@ int ta_transport_read_ready(lua_State *L) {
   transport_core *c = check_core(L, 1);
   lua_settop(L, 1);
   luaL_argcheck(L, c->box->s == NULL || c->box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
-  read_path(L, c, 1);
+  read_path(L, c, 1, 0);
   return 0;
 }
 
 /* For the loop: the read path of the core at idx, the top of the stack
 ** (TA_READ_WAKE_STACK free slots above it), a read wait's argument that
-** ta_transport_is_read_wait accepted; the stack is left above idx. */
+** ta_transport_is_read_wait accepted; the stack is left above idx.  (The
+** loop calls it so only when not in debug mode.) */
 void ta_transport_read_wake(lua_State *L, int idx) {
-  read_path(L, (transport_core *)lua_touserdata(L, idx), idx);
+  read_path(L, (transport_core *)lua_touserdata(L, idx), idx, 1);
 }
 
 /* Whether fn(arg) (at fnidx, arg above) is a stream transport's read wait,
