@@ -183,8 +183,7 @@ int ta_aio_park_failed(ta_task *t);
 typedef struct ta_sreader ta_sreader;
 ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx);
 int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx);
-ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport);
-struct ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r);
+struct ta_sockbox *ta_stream_writer_socket(lua_State *L, int ridx, const void *writer, const void *transport);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);

@@ -653,18 +653,12 @@ static int l_stream_reader_write_blocked(lua_State *L) {
 ** it reads (interned once). */
 enum { DUP_READER_KEY = 3, DUP_TRANSPORT_KEY, DUP_N = DUP_TRANSPORT_KEY };
 
-/* The StreamReader at ridx (a writer's _reader) if `writer` is bound to it
-** and `transport` (the writer's transport) is still the bound one, else
-** NULL. */
-ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport) {
+/* The socket of the bound transport of the StreamReader at ridx (a
+** writer's _reader) if `writer` is bound to it and `transport` (the
+** writer's transport) is still the bound one, else NULL. */
+ta_sockbox *ta_stream_writer_socket(lua_State *L, int ridx, const void *writer, const void *transport) {
   ta_sreader *r = reader_at(L, ridx);
-  (void)E;
-  return r != NULL && r->writer == writer && writer != NULL && r->transport == transport ? r : NULL;
-}
-
-/* The socket of a bound reader's transport. */
-ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r) {
-  return r->sock;
+  return r != NULL && r->writer == writer && writer != NULL && r->transport == transport ? r->sock : NULL;
 }
 
 /* writer:drain() (async) */

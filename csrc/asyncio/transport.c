@@ -395,15 +395,19 @@ static int write_done(lua_State *L, const ta_sock *s, int rc) {
   return 0;
 }
 
-/* Writes data (at 2 of L: its len bytes at p) to open socket s, then
+/* Writes data (at 2 of L: its len bytes at p) to open socket s: rc as
+** ta_stream_write's (1: all of it written).  A stream writer's bound
+** socket is never UDP (streamreader.c binds none).  write_to_socket then
 ** tells transport (at 1) what came of it (write_done), unless the socket
-** took it all at once.  A stream writer's bound socket is never UDP
-** (streamreader.c binds none). */
-static int write_to_socket(lua_State *L, ta_sock *s, const char *p, size_t len) {
+** took it all at once. */
+static int socket_write(lua_State *L, ta_sock *s, const char *p, size_t len) {
   size_t written;
-  int rc;
   ta_sock_reap(L, s);
-  rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write_bytes(L, s, 2, p, len, &written);
+  return s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write_bytes(L, s, 2, p, len, &written);
+}
+
+static int write_to_socket(lua_State *L, ta_sock *s, const char *p, size_t len) {
+  int rc = socket_write(L, s, p, len);
   return rc == 1 ? 0 : write_done(L, s, rc);
 }
 
@@ -468,20 +472,22 @@ static int l_write(lua_State *L) {
 ** to the bound socket directly, in the common case of transport:write
 ** above; any other goes through its transport's write method. */
 static int l_stream_writer_write(lua_State *L) {
-  ta_sreader *r = NULL;
+  ta_sockbox *box = NULL;
   if (lua_gettop(L) != 2) lua_settop(L, 2);
   if (lua_type(L, 1) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
     rawget_field(L, 1, F_READER);    /* 3 */
     rawget_field(L, 1, F_TRANSPORT); /* 4 */
-    r = ta_stream_writer_bound(L, ta_upengine(L), 3, lua_topointer(L, 1), lua_topointer(L, 4));
+    box = ta_stream_writer_socket(L, 3, lua_topointer(L, 1), lua_topointer(L, 4));
   }
-  if (r != NULL) {
-    ta_sock *s = ta_stream_reader_sockbox(r)->s;
+  if (box != NULL) {
+    ta_sock *s = box->s;
     size_t len;
     const char *p = lua_tolstring(L, 2, &len);
     if (plain_write(s, len)) {
+      int rc = socket_write(L, s, p, len);
+      if (rc == 1) return 0;
       lua_copy(L, 4, 1); /* [transport, data] (write_done drops the rest) */
-      return write_to_socket(L, s, p, len);
+      return write_done(L, s, rc);
     }
   }
   lua_settop(L, 2);
