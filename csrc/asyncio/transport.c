@@ -131,26 +131,34 @@ static void arm_read(lua_State *L, int b, ta_sock *s) {
   if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) transport_method(L, b, "_arm_read", 0);
 }
 
-/* In the read path, on [core, data_received, protocol, data]:
+/* In the read path, on [core, data_received, protocol, data] with a
+** protocol set since the core looked its data_received up:
 ** StreamReaderProtocol's data_received, self._reader:feed_data(data), done
-** directly when the reader is a StreamReader that takes the data (cached:
-** data_received is the core's, whose class the core knows); 0 if the
+** directly when the reader is a StreamReader that takes the data; 0 if the
 ** caller has to call it (the stack as it was then; else the caller drops
 ** what is above the data). */
-static int feed_stream_reader(lua_State *L, const transport_core *c, int b, int cached) {
+static int feed_stream_reader(lua_State *L, const transport_core *c, int b) {
   ta_sreader *r;
-  if (cached) {
-    if (!c->stream_protocol) return 0;
-    lua_getiuservalue(L, b + R_CORE, CUV_READER); /* R_READER: checked when cached */
-    r = (ta_sreader *)lua_touserdata(L, b + R_READER);
-  } else {
-    if (lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received || !lua_istable(L, b + R_PROTOCOL)) return 0;
-    lua_pushliteral(L, "_reader");
-    lua_rawget(L, b + R_PROTOCOL); /* R_READER */
-    r = ta_stream_reader_test(L, c->E, b + R_READER);
-  }
+  if (lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received || !lua_istable(L, b + R_PROTOCOL)) return 0;
+  lua_pushliteral(L, "_reader");
+  lua_rawget(L, b + R_PROTOCOL); /* R_READER */
+  r = ta_stream_reader_test(L, c->E, b + R_READER);
   if (r != NULL && ta_stream_reader_feed(L, r, b + R_READER, b + R_DATA)) return 1;
   lua_settop(L, b + R_DATA);
+  return 0;
+}
+
+/* The same for the StreamReaderProtocol the core knows (stream_protocol),
+** on [core, reader, nil, data] (its CUV_READER, checked when cached, or
+** nil): 0 with the stack made [core, data_received, protocol, data] for
+** the caller's call. */
+static int feed_cached_reader(lua_State *L, int b) {
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, b + R_DATA_RECEIVED);
+  if (r != NULL && ta_stream_reader_feed(L, r, b + R_DATA_RECEIVED, b + R_DATA)) return 1;
+  lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED);
+  lua_replace(L, b + R_DATA_RECEIVED);
+  lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL);
+  lua_replace(L, b + R_PROTOCOL);
   return 0;
 }
 
@@ -248,12 +256,18 @@ static void read_path(lua_State *L, transport_core *c, int b, int direct) {
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
-    int rc, more, cached;
+    int rc, more, cached = 1, fed;
+    int stream = c->stream_protocol; /* its reader's feed: the protocol is not needed */
     size_t avail;
     if (s == NULL || s->read_paused) return; /* closed, closing or paused */
     avail = ta_stream_buffered(s);
-    cached = lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL; /* R_DATA_RECEIVED */
-    lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
+    if (stream) {
+      lua_getiuservalue(L, b + R_CORE, CUV_READER); /* for now in R_DATA_RECEIVED */
+      lua_pushnil(L);                               /* and nil in R_PROTOCOL */
+    } else {
+      cached = lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL; /* R_DATA_RECEIVED */
+      lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL);                           /* R_PROTOCOL */
+    }
     rc = ta_stream_try_recv(L, s, MAX_READ); /* R_DATA */
     if (rc == TA_IO_AGAIN) {
       arm_read(L, b, s);
@@ -271,9 +285,10 @@ static void read_path(lua_State *L, transport_core *c, int b, int direct) {
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    if ((cached || data_received_now(L, b)) && !feed_stream_reader(L, c, b, cached) &&
-        !call_data_received(L, c, b, direct))
-      return;
+    if (stream) fed = feed_cached_reader(L, b);
+    else if (cached) fed = 0;
+    else fed = !data_received_now(L, b) || feed_stream_reader(L, c, b); /* (none: nothing to call) */
+    if (!fed && !call_data_received(L, c, b, direct)) return;
     if (!more) {
       if (box->s != NULL) arm_read(L, b, box->s);
       return;
