@@ -141,6 +141,11 @@ static const char *bytes(const ta_sreader *r) {
   return (r->chunk ? r->chunk : r->buf) + r->start;
 }
 
+/* A chunk read to its end stays anchored (in RUV_CHUNK, unused: `chunk`
+** is NULL) until the next feed replaces it when it is this small: request
+** and response traffic then costs no user value write per read. */
+#define CHUNK_KEEP_MAX 1024
+
 /* Pushes the first n bytes (n <= len) and drops them: all of a chunk is
 ** the chunk itself; the storage goes once empty. */
 static void take(lua_State *L, ta_sreader *r, size_t n) {
@@ -151,8 +156,10 @@ static void take(lua_State *L, ta_sreader *r, size_t n) {
   if (r->len > 0) return;
   if (r->chunk) {
     r->chunk = NULL;
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, RUV_CHUNK);
+    if (r->start > CHUNK_KEEP_MAX) { /* (start: the chunk's length now) */
+      lua_pushnil(L);
+      lua_setiuservalue(L, 1, RUV_CHUNK);
+    }
   }
   free(r->buf);
   r->buf = NULL;
