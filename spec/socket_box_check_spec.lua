@@ -2,12 +2,9 @@
 -- only sock.c writes (csrc/io/sock.h ta_tosockbox), not by its metatable:
 -- any other value, userdata included, is an argument error naming the
 -- socket class; a closed socket is still a socket.
-local trio = require "trio"
-local asyncio = require "asyncio"
-local core = require "trio_asyncio.core"
-local errors = require "trio.errors"
-local support = require "support"
-local errof, assert_has = support.errof, support.assert_has
+local trio, asyncio = require "trio", require "asyncio"
+local core, errors = require "trio_asyncio.core", require "trio.errors"
+local errof, assert_has = require("support").errof, require("support").assert_has
 
 local K = core.socket_constants()
 local methods = core.metatable("trio_asyncio.socket").__methods

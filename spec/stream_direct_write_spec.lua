@@ -9,28 +9,23 @@ local errof = support.errof
 
 local K = core.socket_constants()
 
-local function run(fn)
-  return trio.run(function() return trio.fail_after(5, fn) end)
-end
-
-local function tcp_pair()
-  local srv = core.socket(K.AF_INET, K.SOCK_STREAM)
-  srv:bind { "127.0.0.1", 0 }
-  srv:listen()
-  local a = core.socket(K.AF_INET, K.SOCK_STREAM)
-  local b
-  trio.open_nursery(function(n)
-    n:start_soon(function() b = srv:accept() end)
-    a:connect(srv:getsockname())
+-- Both ends of a TCP connection (trio.socket sockets: one connected, one
+-- accepted), in a Trio run bounded to 5 s.
+local function with_pair(fn)
+  return trio.run(function()
+    return trio.fail_after(5, function()
+      local listener = trio.open_tcp_listeners(0, { host = "127.0.0.1" })[1]
+      local client = trio.open_tcp_stream("127.0.0.1", listener.socket:getsockname()[2])
+      local server = listener:accept()
+      listener:close()
+      return fn(client.socket, server.socket)
+    end)
   end)
-  srv:close()
-  return a, b
 end
 
 describe("stream writes", function()
   it("both ends of a connection (connected and accepted) write, in order, all of it", function()
-    run(function()
-      local a, b = tcp_pair()
+    with_pair(function(a, b)
       local big = ("z"):rep(3 * 1024 * 1024) -- more than the socket takes at once: the rest is queued
       trio.open_nursery(function(n)
         n:start_soon(function()
@@ -58,8 +53,7 @@ describe("stream writes", function()
   end)
 
   it("after the peer reset the connection, a write raises an OSError (EPIPE or ECONNRESET)", function()
-    local e = run(function()
-      local a, b = tcp_pair()
+    local e = with_pair(function(a, b)
       a:setsockopt(K.SOL_SOCKET, K.SO_LINGER, string.pack("ii", 1, 0))
       a:close() -- RST
       trio.sleep(0.05)
@@ -72,8 +66,7 @@ describe("stream writes", function()
   end)
 
   it("a read that failed (reset) makes the next write raise EPIPE, as libuv does", function()
-    local e = run(function()
-      local a, b = tcp_pair()
+    local e = with_pair(function(a, b)
       a:setsockopt(K.SOL_SOCKET, K.SO_LINGER, string.pack("ii", 1, 0))
       a:close() -- RST
       assert.is_true(errors.ConnectionResetError:is(errof(b.recv, b, 10)))
@@ -86,7 +79,7 @@ describe("stream writes", function()
   end)
 
   it("a socket that is not connected: OSError, nothing written", function()
-    local e = run(function()
+    local e = trio.run(function()
       local s = core.socket(K.AF_INET, K.SOCK_STREAM)
       s:bind { "127.0.0.1", 0 }
       local err = errof(s.send, s, "x")
