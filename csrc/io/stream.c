@@ -1,6 +1,6 @@
 /*
 ** stream.c — what TCP and Unix stream sockets share on uv_stream_t:
-** reading into the socket's own buffer, writes (uv_try_write first, the
+** reading into the socket's own buffer, writes (at once first, the
 ** rest queued with the Lua string anchored, never copied), listening and
 ** accepting, shutdown.
 **
