@@ -187,9 +187,9 @@ static ta_sock *new_sock(lua_State *L, ta_engine *E, int family, int type, int p
   b = (ta_sockbox *)lua_newuserdatauv(L, sizeof *b, 0);
   b->s = s;
   b->tag = &ta_sockbox_tag;
-  b->family = family;
-  b->type = type;
-  b->proto = proto;
+  b->family = (short)family;
+  b->type = (short)type;
+  b->proto = (short)proto;
   b->stream_sending = 0;
   s->box = b;
   ta_setmetatable(L, E, TA_MT_SOCKET);

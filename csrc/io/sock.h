@@ -82,11 +82,13 @@ struct ta_sock {
   unsigned char accept_watching;
 };
 
-/* The Lua object.  family/type/proto stay readable after close. */
+/* The Lua object.  family/type/proto stay readable after close (short:
+** the box stays 24 bytes with its tag; a socket the kernel made has an
+** AF_* family, a SOCK_STREAM or SOCK_DGRAM type, a protocol below 263). */
 struct ta_sockbox {
   ta_sock *s;                 /* NULL once closed */
   const char *tag;            /* &ta_sockbox_tag (see ta_tosockbox) */
-  int family, type, proto;
+  short family, type, proto;
   unsigned char stream_sending; /* a Trio SocketStream's send_all (or
                               ** wait_send_all_might_not_block) is under way
                               ** on it: set and cleared by trio/socket.c */
