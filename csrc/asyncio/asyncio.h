@@ -129,7 +129,6 @@ int ta_loop_take_posted(ta_loop *lp);
 enum { TA_POSTED_NONE, TA_POSTED_CALL, TA_POSTED_READ_WAKE };
 int ta_loop_next_posted(lua_State *L, ta_loop *lp);
 int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push);
-struct ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp);
 const void *ta_loop_calling_arg(const ta_loop *lp, lua_CFunction fn);
 void ta_loop_release_io(lua_State *L, ta_loop *lp);
 /* Whether a persistent loop callback (a transport's read wait) fills the
@@ -184,8 +183,7 @@ int ta_aio_park_failed(ta_task *t);
 typedef struct ta_sreader ta_sreader;
 ta_sreader *ta_stream_reader_test(lua_State *L, ta_engine *E, int idx);
 int ta_stream_reader_feed(lua_State *L, ta_sreader *r, int ridx, int didx);
-ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport);
-struct ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r);
+struct ta_sockbox *ta_stream_writer_socket(lua_State *L, int ridx, const void *writer, const void *transport);
 
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);

@@ -29,7 +29,6 @@ typedef struct ta_aiorec {
   struct ta_aiorec *next_posted;
   ta_loop *lp;
   ta_waiter *slot;                 /* NULL once woken or detached */
-  ta_sock *sock;                   /* the socket it waits on, NULL for a request */
   int fn_ref, arg_ref;
   lua_CFunction cfn;               /* fn's C function, if it is one */
   const void *arg;                 /* arg's address (lua_topointer) */
@@ -153,17 +152,6 @@ int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push) {
   return 1;
 }
 
-/* The socket object (box) the wait whose callback the loop is calling was
-** armed on, while that socket is open; else NULL.  (Its slot still holding
-** the record means the socket is not freed; its box pointer is cleared
-** when the box is closed or collected.)  So a callback handed that object
-** knows its type without looking at its metatable. */
-ta_sockbox *ta_loop_calling_sockbox(const ta_loop *lp) {
-  const aiorec *r = lp->posted_current;
-  if (r == NULL || r->slot == NULL || r->sock == NULL) return NULL;
-  return r->sock->box;
-}
-
 /* The address of the argument of the io wait callback the loop is
 ** calling, when that callback is the C function fn; else NULL.  (The
 ** record anchors its argument until the callback has returned.)  So fn
@@ -197,7 +185,6 @@ static int l_arm(lua_State *L) {
   ta_waiter *w = ta_io_slot(L, 1, side, "aio_arm");
   ta_loop *lp = checkloop(L, 3);
   aiorec *r;
-  ta_sockbox *sb;
   int persistent = lua_toboolean(L, 6), read_wake;
   luaL_checktype(L, 4, LUA_TFUNCTION);
   lua_settop(L, 5);
@@ -209,8 +196,6 @@ static int l_arm(lua_State *L) {
   if (r == NULL) return luaL_error(L, "not enough memory");
   r->lp = lp;
   r->persistent = persistent;
-  sb = (ta_sockbox *)ta_testudata(L, lp->E, 1, TA_MT_SOCKET);
-  r->sock = sb != NULL ? sb->s : NULL;
   r->cfn = lua_tocfunction(L, 4);
   r->arg = lua_topointer(L, 5);
   r->read_wake = read_wake;

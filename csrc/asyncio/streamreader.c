@@ -141,6 +141,11 @@ static const char *bytes(const ta_sreader *r) {
   return (r->chunk ? r->chunk : r->buf) + r->start;
 }
 
+/* A chunk read to its end stays anchored (in RUV_CHUNK, unused: `chunk`
+** is NULL) until the next feed replaces it when it is this small: request
+** and response traffic then costs no user value write per read. */
+#define CHUNK_KEEP_MAX 1024
+
 /* Pushes the first n bytes (n <= len) and drops them: all of a chunk is
 ** the chunk itself; the storage goes once empty. */
 static void take(lua_State *L, ta_sreader *r, size_t n) {
@@ -151,8 +156,10 @@ static void take(lua_State *L, ta_sreader *r, size_t n) {
   if (r->len > 0) return;
   if (r->chunk) {
     r->chunk = NULL;
-    lua_pushnil(L);
-    lua_setiuservalue(L, 1, RUV_CHUNK);
+    if (r->start > CHUNK_KEEP_MAX) { /* (start: the chunk's length now) */
+      lua_pushnil(L);
+      lua_setiuservalue(L, 1, RUV_CHUNK);
+    }
   }
   free(r->buf);
   r->buf = NULL;
@@ -617,7 +624,6 @@ static int is_instance_of(lua_State *L, int idx, int h) {
 ** (the reader's, on a stream socket) and the protocol a StreamReaderProtocol
 ** of that reader; otherwise the reader forgets the writer it had. */
 static int l_stream_writer_bind(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   ta_sreader *r = reader_at(L, 4);
   ta_sockbox *box;
   if (r == NULL) return 0;
@@ -629,7 +635,7 @@ static int l_stream_writer_bind(lua_State *L) {
   lua_getiuservalue(L, 4, RUV_TRANSPORT); /* 5 */
   lua_getfield(L, 3, "_reader");          /* 6 */
   lua_getfield(L, 2, "_sock");            /* 7 */
-  box = (ta_sockbox *)ta_testudata(L, E, 7, TA_MT_SOCKET);
+  box = ta_tosockbox(L, 7);
   if (!lua_rawequal(L, 2, 5) || !lua_rawequal(L, 4, 6) || box == NULL || box->s == NULL ||
       box->s->kind == TA_SK_UDP)
     return 0;
@@ -654,18 +660,12 @@ static int l_stream_reader_write_blocked(lua_State *L) {
 ** it reads (interned once). */
 enum { DUP_READER_KEY = 3, DUP_TRANSPORT_KEY, DUP_N = DUP_TRANSPORT_KEY };
 
-/* The StreamReader at ridx (a writer's _reader) if `writer` is bound to it
-** and `transport` (the writer's transport) is still the bound one, else
-** NULL. */
-ta_sreader *ta_stream_writer_bound(lua_State *L, ta_engine *E, int ridx, const void *writer, const void *transport) {
+/* The socket of the bound transport of the StreamReader at ridx (a
+** writer's _reader) if `writer` is bound to it and `transport` (the
+** writer's transport) is still the bound one, else NULL. */
+ta_sockbox *ta_stream_writer_socket(lua_State *L, int ridx, const void *writer, const void *transport) {
   ta_sreader *r = reader_at(L, ridx);
-  (void)E;
-  return r != NULL && r->writer == writer && writer != NULL && r->transport == transport ? r : NULL;
-}
-
-/* The socket of a bound reader's transport. */
-ta_sockbox *ta_stream_reader_sockbox(const ta_sreader *r) {
-  return r->sock;
+  return r != NULL && r->writer == writer && writer != NULL && r->transport == transport ? r->sock : NULL;
 }
 
 /* writer:drain() (async) */

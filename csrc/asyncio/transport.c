@@ -99,32 +99,6 @@ static int rawget_field(lua_State *L, int obj, int field) {
   return lua_rawget(L, obj);
 }
 
-/* The socket of the io wait whose callback the running loop is calling:
-** the read path's usual caller is its transport's read wait, and a write
-** from protocol:data_received runs inside that callback too. */
-static const ta_sockbox *calling_sockbox(const ta_engine *E) {
-  const ta_loop *lp = (const ta_loop *)E->running_loop;
-  return lp != NULL ? ta_loop_calling_sockbox(lp) : NULL;
-}
-
-/* The socket object at idx, checked by its metatable (as ta_checksockbox,
-** without looking the engine up again). */
-static ta_sockbox *socket_box(lua_State *L, const ta_engine *E, int idx) {
-  ta_sockbox *box = (ta_sockbox *)lua_touserdata(L, idx);
-  int ok;
-  if (box == NULL || !lua_getmetatable(L, idx)) return ta_checksockbox(L, idx); /* raises */
-  ok = lua_topointer(L, -1) == E->mt[TA_MT_SOCKET];
-  lua_pop(L, 1);
-  return ok ? box : ta_checksockbox(L, idx);
-}
-
-/* The socket object at idx (a transport's _sock): checked, unless it is
-** the calling io wait's (an open socket's, alive meanwhile). */
-static inline ta_sockbox *checked_sockbox(lua_State *L, const ta_engine *E, int idx) {
-  ta_sockbox *box = (ta_sockbox *)lua_touserdata(L, idx);
-  return box != NULL && box == calling_sockbox(E) ? box : socket_box(L, E, idx);
-}
-
 /* t:name(the nargs values on top of the stack); t is at idx. */
 static void call_method_of(lua_State *L, int idx, const char *name, int nargs) {
   lua_getfield(L, idx, name);
@@ -138,14 +112,17 @@ static void call_method(lua_State *L, const char *name, int nargs) {
   call_method_of(L, 1, name, nargs);
 }
 
-/* The read path's stack, from its base b (the core): */
-enum { R_CORE, R_TRANSPORT, R_DATA, R_PROTOCOL, R_DATA_RECEIVED, R_READER };
+/* The read path's stack, from its base b (the core), in the order of a
+** call of data_received(protocol, data): */
+enum { R_CORE, R_DATA_RECEIVED, R_PROTOCOL, R_DATA, R_READER };
 
 /* In the read path: the transport's name(the nargs values on top). */
 static void transport_method(lua_State *L, int b, const char *name, int nargs) {
   lua_getiuservalue(L, b + R_CORE, CUV_TRANSPORT);
-  lua_replace(L, b + R_TRANSPORT);
-  call_method_of(L, b + R_TRANSPORT, name, nargs);
+  lua_getfield(L, -1, name);
+  lua_insert(L, -2);
+  lua_rotate(L, -2 - nargs, 2); /* [method, transport, args...] */
+  lua_call(L, nargs + 1, 0);
 }
 
 /* Arms the persistent read wait unless it is armed already (once; some
@@ -154,26 +131,34 @@ static void arm_read(lua_State *L, int b, ta_sock *s) {
   if (!ta_aio_persistent_armed(&s->slot[TA_SIDE_READ])) transport_method(L, b, "_arm_read", 0);
 }
 
-/* In the read path, on [core, -, data, protocol, data_received]:
+/* In the read path, on [core, data_received, protocol, data] with a
+** protocol set since the core looked its data_received up:
 ** StreamReaderProtocol's data_received, self._reader:feed_data(data), done
-** directly when the reader is a StreamReader that takes the data (cached:
-** data_received is the core's, whose class the core knows); 0 if the
+** directly when the reader is a StreamReader that takes the data; 0 if the
 ** caller has to call it (the stack as it was then; else the caller drops
 ** what is above the data). */
-static int feed_stream_reader(lua_State *L, const transport_core *c, int b, int cached) {
+static int feed_stream_reader(lua_State *L, const transport_core *c, int b) {
   ta_sreader *r;
-  if (cached) {
-    if (!c->stream_protocol) return 0;
-    lua_getiuservalue(L, b + R_CORE, CUV_READER); /* R_READER: checked when cached */
-    r = (ta_sreader *)lua_touserdata(L, b + R_READER);
-  } else {
-    if (lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received || !lua_istable(L, b + R_PROTOCOL)) return 0;
-    lua_pushliteral(L, "_reader");
-    lua_rawget(L, b + R_PROTOCOL); /* R_READER */
-    r = ta_stream_reader_test(L, c->E, b + R_READER);
-  }
+  if (lua_topointer(L, b + R_DATA_RECEIVED) != c->shared->data_received || !lua_istable(L, b + R_PROTOCOL)) return 0;
+  lua_pushliteral(L, "_reader");
+  lua_rawget(L, b + R_PROTOCOL); /* R_READER */
+  r = ta_stream_reader_test(L, c->E, b + R_READER);
   if (r != NULL && ta_stream_reader_feed(L, r, b + R_READER, b + R_DATA)) return 1;
-  lua_settop(L, b + R_DATA_RECEIVED);
+  lua_settop(L, b + R_DATA);
+  return 0;
+}
+
+/* The same for the StreamReaderProtocol the core knows (stream_protocol),
+** on [core, reader, nil, data] (its CUV_READER, checked when cached, or
+** nil): 0 with the stack made [core, data_received, protocol, data] for
+** the caller's call. */
+static int feed_cached_reader(lua_State *L, int b) {
+  ta_sreader *r = (ta_sreader *)lua_touserdata(L, b + R_DATA_RECEIVED);
+  if (r != NULL && ta_stream_reader_feed(L, r, b + R_DATA_RECEIVED, b + R_DATA)) return 1;
+  lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED);
+  lua_replace(L, b + R_DATA_RECEIVED);
+  lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL);
+  lua_replace(L, b + R_PROTOCOL);
   return 0;
 }
 
@@ -194,23 +179,24 @@ static void forget_called(lua_State *L, transport_core *c, int idx) {
   lua_setiuservalue(L, idx, CUV_CALLED);
 }
 
-/* In the read path, on [core, -, data, protocol, data_received]: calls
-** protocol:data_received(data).  From the loop's own call of the read wait
-** (not in debug mode, which times that call), unprotected: an error ends
+/* In the read path, on [core, data_received, protocol, data] (taken by
+** the call): calls protocol:data_received(data).  From the loop's own call
+** of the read wait (`direct`: ta_transport_read_wake, not in debug mode,
+** which times that call), unprotected: an error ends
 ** the loop's call and the loop hands it to ta_transport_read_failed (below)
 ** while in_data_received is still set, which reports it as the protected
 ** call does.  0 if it raised (reported, the transport closed). */
-static int call_data_received(lua_State *L, transport_core *c, int b) {
+static int call_data_received(lua_State *L, transport_core *c, int b, int direct) {
   const ta_loop *lp = (const ta_loop *)c->E->running_loop;
-  lua_pushvalue(L, b + R_PROTOCOL);
-  lua_pushvalue(L, b + R_DATA);
-  if (!c->in_data_received && lp != NULL && !lp->debug && ta_loop_calling_arg(lp, ta_transport_read_ready) == c) {
+  if (direct && !c->in_data_received && lp != NULL && !lp->debug) {
     c->in_data_received = 1;
     lua_call(L, 2, 0);
     c->in_data_received = 0;
     if (c->protocol_replaced) forget_called(L, c, b + R_CORE);
     return 1;
   }
+  lua_pushvalue(L, b + R_PROTOCOL);
+  lua_insert(L, b + R_DATA_RECEIVED); /* (kept for its error) */
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) { /* the protocol, its error */
     transport_method(L, b, "_data_received_failed", 2);
     return 0;
@@ -247,33 +233,41 @@ int ta_transport_read_failed(lua_State *L, int fnidx, int erridx) {
 }
 
 /* In the read path, when the core has no data_received: the protocol's
-** own now (at R_DATA_RECEIVED; one added since it was set, or a protocol
+** own now (into R_DATA_RECEIVED; one added since it was set, or a protocol
 ** that cannot be indexed raises, as for a transport that looks it up on
 ** each read); 0 if there is none. */
 static int data_received_now(lua_State *L, int b) {
   int t = lua_type(L, b + R_PROTOCOL);
   if (t == LUA_TNIL || (t == LUA_TBOOLEAN && !lua_toboolean(L, b + R_PROTOCOL))) return 0;
-  lua_pop(L, 1);
-  return lua_getfield(L, b + R_PROTOCOL, "data_received") != LUA_TNIL;
+  t = lua_getfield(L, b + R_PROTOCOL, "data_received");
+  lua_replace(L, b + R_DATA_RECEIVED);
+  return t != LUA_TNIL;
 }
 
 /* The read path of the core c at b, the top of the stack (with
 ** TA_READ_WAKE_STACK free slots above it, as a C function called from Lua
-** has): takes what the
-** transport's socket has received and hands it to the protocol, a few
-** times, then waits for more (armed only after the socket said it has
-** nothing more: an end of stream already seen would never wake it).  The
-** transport's Lua methods do the rest.  Leaves values above b. */
-static void read_path(lua_State *L, transport_core *c, int b) {
+** has): takes what the transport's socket has received and hands it to
+** the protocol, a few times, then waits for more (armed only after the
+** socket said it has nothing more: an end of stream already seen would
+** never wake it).  The transport's Lua methods do the rest.  `direct`:
+** the loop's own call (ta_transport_read_wake).  Leaves values above b. */
+static void read_path(lua_State *L, transport_core *c, int b, int direct) {
   ta_sockbox *box = c->box;
-  lua_pushnil(L); /* R_TRANSPORT: fetched when a Lua method is called */
   if (box->s != NULL) ta_sock_reap(L, box->s);
   for (int i = 0; i < READS_PER_CALL; i++) {
     ta_sock *s = box->s; /* (again after each Lua call: it may have closed it) */
-    int rc, more, cached;
+    int rc, more, cached = 1, fed;
+    int stream = c->stream_protocol; /* its reader's feed: the protocol is not needed */
     size_t avail;
     if (s == NULL || s->read_paused) return; /* closed, closing or paused */
     avail = ta_stream_buffered(s);
+    if (stream) {
+      lua_getiuservalue(L, b + R_CORE, CUV_READER); /* for now in R_DATA_RECEIVED */
+      lua_pushnil(L);                               /* and nil in R_PROTOCOL */
+    } else {
+      cached = lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL; /* R_DATA_RECEIVED */
+      lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL);                           /* R_PROTOCOL */
+    }
     rc = ta_stream_try_recv(L, s, MAX_READ); /* R_DATA */
     if (rc == TA_IO_AGAIN) {
       arm_read(L, b, s);
@@ -291,24 +285,23 @@ static void read_path(lua_State *L, transport_core *c, int b) {
     }
     /* anything else pending: bytes left, an end of stream, an error */
     more = ta_stream_buffered(s) > 0 || s->rerr != 0 || !s->reading;
-    lua_getiuservalue(L, b + R_CORE, CUV_PROTOCOL); /* R_PROTOCOL */
-    cached = lua_getiuservalue(L, b + R_CORE, CUV_DATA_RECEIVED) != LUA_TNIL;
-    if ((cached || data_received_now(L, b)) && !feed_stream_reader(L, c, b, cached) && !call_data_received(L, c, b))
-      return;
+    if (stream) fed = feed_cached_reader(L, b);
+    else if (cached) fed = 0;
+    else fed = !data_received_now(L, b) || feed_stream_reader(L, c, b); /* (none: nothing to call) */
+    if (!fed && !call_data_received(L, c, b, direct)) return;
     if (!more) {
       if (box->s != NULL) arm_read(L, b, box->s);
       return;
     }
-    lua_settop(L, b + R_TRANSPORT);
+    lua_settop(L, b);
   }
   /* loop:call_soon(transport._read_ready, transport) */
   lua_getiuservalue(L, b + R_CORE, CUV_TRANSPORT);
-  lua_replace(L, b + R_TRANSPORT);
-  lua_getfield(L, b + R_TRANSPORT, "_loop");
+  lua_getfield(L, -1, "_loop");
   lua_getfield(L, -1, "call_soon");
   lua_insert(L, -2);
-  lua_getfield(L, b + R_TRANSPORT, "_read_ready");
-  lua_pushvalue(L, b + R_TRANSPORT);
+  lua_getfield(L, -3, "_read_ready");
+  lua_pushvalue(L, -4);
   lua_call(L, 3, 0);
 }
 
@@ -318,15 +311,16 @@ int ta_transport_read_ready(lua_State *L) {
   transport_core *c = check_core(L, 1);
   lua_settop(L, 1);
   luaL_argcheck(L, c->box->s == NULL || c->box->s->kind != TA_SK_UDP, 1, "a stream socket's transport expected");
-  read_path(L, c, 1);
+  read_path(L, c, 1, 0);
   return 0;
 }
 
 /* For the loop: the read path of the core at idx, the top of the stack
 ** (TA_READ_WAKE_STACK free slots above it), a read wait's argument that
-** ta_transport_is_read_wait accepted; the stack is left above idx. */
+** ta_transport_is_read_wait accepted; the stack is left above idx.  (The
+** loop calls it so only when not in debug mode.) */
 void ta_transport_read_wake(lua_State *L, int idx) {
-  read_path(L, (transport_core *)lua_touserdata(L, idx), idx);
+  read_path(L, (transport_core *)lua_touserdata(L, idx), idx, 1);
 }
 
 /* Whether fn(arg) (at fnidx, arg above) is a stream transport's read wait,
@@ -416,15 +410,19 @@ static int write_done(lua_State *L, const ta_sock *s, int rc) {
   return 0;
 }
 
-/* Writes data (at 2 of L: its len bytes at p) to open socket s, then
+/* Writes data (at 2 of L: its len bytes at p) to open socket s: rc as
+** ta_stream_write's (1: all of it written).  A stream writer's bound
+** socket is never UDP (streamreader.c binds none).  write_to_socket then
 ** tells transport (at 1) what came of it (write_done), unless the socket
-** took it all at once.  A stream writer's bound socket is never UDP
-** (streamreader.c binds none). */
-static int write_to_socket(lua_State *L, ta_sock *s, const char *p, size_t len) {
+** took it all at once. */
+static int socket_write(lua_State *L, ta_sock *s, const char *p, size_t len) {
   size_t written;
-  int rc;
   ta_sock_reap(L, s);
-  rc = s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write_bytes(L, s, 2, p, len, &written);
+  return s->kind == TA_SK_UDP ? ta_udp_send(L, s, 2, NULL) : ta_stream_write_bytes(L, s, 2, p, len, &written);
+}
+
+static int write_to_socket(lua_State *L, ta_sock *s, const char *p, size_t len) {
+  int rc = socket_write(L, s, p, len);
   return rc == 1 ? 0 : write_done(L, s, rc);
 }
 
@@ -467,7 +465,7 @@ static int l_write(lua_State *L) {
   } else {
     luaL_checktype(L, 1, LUA_TTABLE);
     get_field(L, 1, F_SOCK); /* 3 */
-    box = checked_sockbox(L, E, 3);
+    box = ta_checksockbox(L, 3);
   }
   s = box->s;
   if (!plain_write(s, len)) {
@@ -489,20 +487,22 @@ static int l_write(lua_State *L) {
 ** to the bound socket directly, in the common case of transport:write
 ** above; any other goes through its transport's write method. */
 static int l_stream_writer_write(lua_State *L) {
-  ta_sreader *r = NULL;
+  ta_sockbox *box = NULL;
   if (lua_gettop(L) != 2) lua_settop(L, 2);
   if (lua_type(L, 1) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
     rawget_field(L, 1, F_READER);    /* 3 */
     rawget_field(L, 1, F_TRANSPORT); /* 4 */
-    r = ta_stream_writer_bound(L, ta_upengine(L), 3, lua_topointer(L, 1), lua_topointer(L, 4));
+    box = ta_stream_writer_socket(L, 3, lua_topointer(L, 1), lua_topointer(L, 4));
   }
-  if (r != NULL) {
-    ta_sock *s = ta_stream_reader_sockbox(r)->s;
+  if (box != NULL) {
+    ta_sock *s = box->s;
     size_t len;
     const char *p = lua_tolstring(L, 2, &len);
     if (plain_write(s, len)) {
+      int rc = socket_write(L, s, p, len);
+      if (rc == 1) return 0;
       lua_copy(L, 4, 1); /* [transport, data] (write_done drops the rest) */
-      return write_to_socket(L, s, p, len);
+      return write_done(L, s, rc);
     }
   }
   lua_settop(L, 2);

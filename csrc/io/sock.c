@@ -186,9 +186,10 @@ static ta_sock *new_sock(lua_State *L, ta_engine *E, int family, int type, int p
   }
   b = (ta_sockbox *)lua_newuserdatauv(L, sizeof *b, 0);
   b->s = s;
-  b->family = family;
-  b->type = type;
-  b->proto = proto;
+  b->tag = &ta_sockbox_tag;
+  b->family = (short)family;
+  b->type = (short)type;
+  b->proto = (short)proto;
   b->stream_sending = 0;
   s->box = b;
   ta_setmetatable(L, E, TA_MT_SOCKET);
@@ -204,18 +205,12 @@ ta_sock *ta_sock_adopt(lua_State *L, int family, int type, int proto, int fd, in
   return new_sock(L, ta_engine_get(L), family, type, proto, fd, 0, err);
 }
 
-/* Every caller is a C function with the engine as upvalue 1.  (The
-** engine's ta_checkudata, with one Lua API call less: the hot path of
-** every socket operation.) */
+const char ta_sockbox_tag = 0;
+
 ta_sockbox *ta_checksockbox(lua_State *L, int idx) {
-  void *p = lua_touserdata(L, idx);
-  if (p != NULL && lua_getmetatable(L, idx)) {
-    const void *mt = lua_topointer(L, -1);
-    lua_pop(L, 1);
-    if (mt == ta_upengine(L)->mt[TA_MT_SOCKET]) return (ta_sockbox *)p;
-  }
-  luaL_typeerror(L, idx, TA_SOCKET_MT);
-  return NULL;
+  ta_sockbox *b = ta_tosockbox(L, idx);
+  if (b == NULL) luaL_typeerror(L, idx, TA_SOCKET_MT);
+  return b;
 }
 
 ta_sock *ta_tosock(lua_State *L, int idx) {
@@ -589,7 +584,7 @@ static int sock_index(lua_State *L) {
 /* ---- the waiter slots of io objects ---- */
 
 ta_waiter *ta_io_slot(lua_State *L, int idx, int side, const char *fname) {
-  ta_sockbox *b = (ta_sockbox *)ta_testudata(L, ta_upengine(L), idx, TA_MT_SOCKET);
+  ta_sockbox *b = ta_tosockbox(L, idx);
   if (b != NULL) {
     if (b->s == NULL) return NULL;
     return &b->s->slot[side ? TA_SIDE_WRITE : TA_SIDE_READ];
