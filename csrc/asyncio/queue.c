@@ -39,9 +39,12 @@ static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY
 ** has no items table: its items sit in q->slots more user values after
 ** those (Q_NUV + 1 ...), as a ring for FIFO, so that a put or get touches
 ** one object fewer. */
+/* (A userdata's user values lie between its header and its memory: the
+** ones a put or get of an asyncio Task uses come last, next to the slots
+** and the struct, so that it touches fewer cache lines.) */
 enum {
-  QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_FINISHED,
-  QUV_SPARE, QUV_SPARE_PARK, Q_NUV = QUV_SPARE_PARK
+  QUV_GETTERS = 1, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, QUV_ITEMS, QUV_FIRST_GETTER,
+  QUV_FIRST_PUTTER, QUV_SPARE_PARK, Q_NUV = QUV_SPARE_PARK
 };
 enum { Q_SLOTS_MAX = 4 };
 
@@ -57,7 +60,7 @@ enum { H_PRIO_NEW = 1, H_PRIO_PUT, H_PRIO_GET, H_NEW_EVENT, H_GET_RUNNING_LOOP, 
 ** usual case, never needs the table).  An empty deque may still hold the
 ** last waiter woken in slot 1 (see waitq_wake): `left` (else NULL). */
 typedef struct {
-  lua_Integer head, tail;
+  int head, tail;           /* (a waiter is a coroutine: never 2^31 of them) */
   const void *left;
 } waitq;
 
@@ -74,20 +77,21 @@ typedef struct {
 enum { PUV_TASK = 1, PUV_LOOP, P_NUV = PUV_LOOP };
 
 typedef struct {
-  int kind;
-  int shutdown;
-  int maxsize_int;          /* maxsize was given as an integer... */
-  lua_Integer maxsize_given; /* ...this one (q.maxsize shows it) */
-  int has_spare;            /* the spare is pending and unused */
-  ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
-  int has_spare_park;       /* the qpark in QUV_SPARE_PARK is unused */
-  qpark *spare_park;        /* that qpark (NULL: none yet) */
-  lua_Number maxsize;       /* <= 0: unbounded */
+  /* what a put or get reads first, in as few cache lines as can be */
+  unsigned char kind;
+  unsigned char shutdown;
+  unsigned char slots;      /* items in user values (see Q_SLOTS_MAX), or 0 */
+  unsigned char has_spare_park; /* the qpark in QUV_SPARE_PARK is unused */
+  unsigned char has_spare;  /* the spare is pending and unused */
+  unsigned char maxsize_int; /* maxsize was given as an integer (maxsize_given) */
   lua_Integer n;            /* items */
   lua_Integer head;         /* FIFO: index of the first item (in its table or slots) */
-  int slots;                /* items in user values (see Q_SLOTS_MAX), or 0 */
+  lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer unfinished;   /* items put and not yet marked done */
   waitq getters, putters;
+  qpark *spare_park;        /* that qpark (NULL: none yet) */
+  ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
+  lua_Integer maxsize_given; /* (q.maxsize shows it) */
 } ta_queue;
 
 /* Function names for messages, per kind. */
