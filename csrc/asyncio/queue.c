@@ -43,8 +43,8 @@ static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY
 ** ones a put or get of an asyncio Task uses come last, next to the slots
 ** and the struct, so that it touches fewer cache lines.) */
 enum {
-  QUV_GETTERS = 1, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, QUV_ITEMS, QUV_FIRST_GETTER,
-  QUV_FIRST_PUTTER, QUV_SPARE_PARK, Q_NUV = QUV_SPARE_PARK
+  QUV_GETTERS = 1, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, QUV_SPARE_PARK, QUV_ITEMS,
+  QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_GETTER_TASK, QUV_PUTTER_TASK, QUV_PARK_LOOP, Q_NUV = QUV_PARK_LOOP
 };
 enum { Q_SLOTS_MAX = 4 };
 
@@ -65,13 +65,21 @@ typedef struct {
 } waitq;
 
 /* Where an asyncio Task waits: parked in `park` (its kind byte first, as a
-** future's).  User values: the Task parked last (it stays there, as the
-** spare's, until another Task uses the qpark) and that Task's loop object,
-** which ta_aio_unpark wants.  `woken`: the queue woke it (a wake-up that a
-** cancelled waiter passes on), not Task:cancel(). */
+** future's).  Each side of a queue has one in its state (its own park,
+** queued in the deque as a light userdata): the first Task to wait there
+** uses it, so that the usual wait touches no other object.  A second
+** Task waiting on the same side meanwhile gets a qpark userdata, whose
+** user values are the Task parked last (it stays there, as the spare's,
+** until another Task uses the qpark) and that Task's loop object, which
+** ta_aio_unpark wants; an own park's Task is a user value of the state
+** (QUV_GETTER_TASK, QUV_PUTTER_TASK), its loop object another
+** (QUV_PARK_LOOP: the loop of the Task that parked in an own park last;
+** a Task of another loop has its loop found by the loop's weak id).  `woken`: the queue woke it (a
+** wake-up that a cancelled waiter passes on), not Task:cancel(); `in_use`:
+** from the wait until the woken Task looked at it. */
 typedef struct {
   ta_aio_park park;
-  int woken;
+  unsigned char woken, in_use;
   ta_task *anchored;        /* the Task in its user value, NULL if none */
 } qpark;
 enum { PUV_TASK = 1, PUV_LOOP, P_NUV = PUV_LOOP };
@@ -89,7 +97,9 @@ typedef struct {
   lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer unfinished;   /* items put and not yet marked done */
   waitq getters, putters;
+  qpark getter_park, putter_park; /* the sides' own parks */
   qpark *spare_park;        /* that qpark (NULL: none yet) */
+  ta_loop *park_loop;       /* the loop in QUV_PARK_LOOP (NULL: none yet) */
   ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
   lua_Integer maxsize_given; /* (q.maxsize shows it) */
 } ta_queue;
@@ -202,17 +212,29 @@ static void waitq_push(lua_State *L, waitq *w, int uv, const void *f) {
   w->tail++;
 }
 
+/* The user value of the state holding the Task in q's own park p. */
+static int own_park_task_uv(const ta_queue *q, const qpark *p) {
+  return p == &q->getter_park ? QUV_GETTER_TASK : QUV_PUTTER_TASK;
+}
+
 /* Wakes the waiter on top (popped) if it still waits; true if it did. */
-static int wake_one(lua_State *L, void *waiter) {
+static int wake_one(lua_State *L, ta_queue *q, void *waiter) {
   if (*(unsigned char *)waiter == TA_KIND_PARK) {
     qpark *p = (qpark *)waiter;
-    if (p->park.task == NULL) { /* woken by Task:cancel() */
+    ta_task *t = p->park.task;
+    if (t == NULL) { /* woken by Task:cancel() */
       lua_pop(L, 1);
       return 0;
     }
     p->woken = 1;
-    lua_getiuservalue(L, -1, PUV_TASK);
-    lua_getiuservalue(L, -2, PUV_LOOP);
+    if (p == &q->getter_park || p == &q->putter_park) {
+      lua_getiuservalue(L, 1, own_park_task_uv(q, p));
+      if (q->park_loop == ta_task_future(t)->loop) lua_getiuservalue(L, 1, QUV_PARK_LOOP);
+      else ta_push_weak(L, t->E, ta_task_future(t)->loop->ref); /* (Tasks of two loops) */
+    } else {
+      lua_getiuservalue(L, -1, PUV_TASK);
+      lua_getiuservalue(L, -2, PUV_LOOP);
+    }
     ta_aio_unpark(L, &p->park, 0);
   } else if (((ta_future *)waiter)->state == TA_FUT_PENDING) {
     lua_pushboolean(L, 1);
@@ -242,7 +264,7 @@ static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
       waitq_set(L, uv, w->head);
     }
     w->head++;
-    if (wake_one(L, waiter) && !all) break;
+    if (wake_one(L, q, waiter) && !all) break;
   }
   if (w->tail < w->head) w->head = 1, w->tail = 0;
 }
@@ -371,11 +393,16 @@ static int parks(lua_State *L, const ta_task *t) {
   return ta_is_aio_task(t) && t->co == L;
 }
 
-/* Parks the asyncio Task t in a qpark (the spare one, or a new one) that
-** is queued in the deque and left on top; k continues. */
+/* Parks the asyncio Task t in a qpark (the side's own park when it is
+** free, else the spare qpark, or a new one) that is queued in the deque
+** and left on top; k continues. */
 static int park_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t, lua_KFunction k) {
-  qpark *p = q->spare_park;
-  if (q->has_spare_park) {
+  qpark *p = uv == QUV_GETTERS ? &q->getter_park : &q->putter_park;
+  int own = !p->in_use;
+  if (own) {
+    lua_pushlightuserdata(L, p);
+  } else if (q->has_spare_park) {
+    p = q->spare_park;
     lua_getiuservalue(L, 1, QUV_SPARE_PARK);
     q->has_spare_park = 0;
   } else {
@@ -385,20 +412,33 @@ static int park_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t, 
   }
   if (p->anchored != t) {
     ta_push_weak(L, t->E, t->ref);
-    lua_setiuservalue(L, -2, PUV_TASK);
-    ta_push_weak(L, t->E, ta_task_future(t)->loop->ref);
-    lua_setiuservalue(L, -2, PUV_LOOP);
+    if (own) {
+      lua_setiuservalue(L, 1, own_park_task_uv(q, p));
+    } else {
+      lua_setiuservalue(L, -2, PUV_TASK);
+      ta_push_weak(L, t->E, ta_task_future(t)->loop->ref);
+      lua_setiuservalue(L, -2, PUV_LOOP);
+    }
     p->anchored = t;
+  }
+  if (own && q->park_loop != ta_task_future(t)->loop) {
+    ta_push_weak(L, t->E, ta_task_future(t)->loop->ref);
+    lua_setiuservalue(L, 1, QUV_PARK_LOOP);
+    q->park_loop = ta_task_future(t)->loop;
   }
   waitq_push(L, w, uv, p);
   p->woken = 0;
+  p->in_use = 1;
   return ta_aio_park_k(L, t, &p->park, k);
 }
 
-/* The wait in the qpark at pidx ended: nobody else holds it, so it becomes
-** the spare (already in QUV_SPARE_PARK when it was the spare before). */
+/* The wait in the qpark at pidx ended: a side's own park is free again;
+** a qpark userdata, which nobody else holds, becomes the spare (already in
+** QUV_SPARE_PARK when it was the spare before). */
 static void keep_spare_park(lua_State *L, ta_queue *q, int pidx) {
   qpark *p = (qpark *)lua_touserdata(L, pidx);
+  p->in_use = 0;
+  if (p == &q->getter_park || p == &q->putter_park) return;
   if (p != q->spare_park) {
     lua_pushvalue(L, pidx);
     lua_setiuservalue(L, 1, QUV_SPARE_PARK);
@@ -641,6 +681,8 @@ static int l_queue_new(lua_State *L) {
   q->maxsize = t == LUA_TNIL ? 0 : lua_tonumber(L, 2);
   q->head = 1;
   q->getters.head = q->putters.head = 1;
+  ta_aio_park_init(&q->getter_park.park);
+  ta_aio_park_init(&q->putter_park.park);
   ta_setmetatable(L, E, TA_MT_QUEUE_STATE);
   if (slots == 0) { /* an items table */
     if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
