@@ -14,8 +14,8 @@
 ** prio_new/prio_put/prio_get with queue_setup), called from here.
 **
 ** A put or get of an asyncio Task that has to wait parks the Task
-** (ta_aio_park_k, no Future) in a small waiter object, a qpark, queued in
-** its deque; any other task (a Trio task in allow_asyncio mode) makes a
+** (ta_aio_park_k, no Future) in a qpark queued in its deque: the side's own
+** park in the state when it is free, else a small waiter object; any other task (a Trio task in allow_asyncio mode) makes a
 ** future of the running loop, queues it and awaits it (Future:await).  A
 ** waiter that fails (cancelled) cleans up: it leaves the deque and passes
 ** on a wake-up it will not use; once woken it looks at the queue again.  join() waits
@@ -32,8 +32,9 @@ static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY
 ** two deques of waiters (made when a second waiter waits on the same side:
 ** the first slot of each is a user value of its own), the Event join()
 ** waits on (made by the first join() that waits), a spare future (a
-** waiter's, reused by the next wait on the same loop) and a spare qpark
-** (reused by the next wait of an asyncio Task).  Most queues never need
+** waiter's, reused by the next wait on the same loop), a spare qpark
+** (reused by the next wait of an asyncio Task that finds its side's own
+** park taken), the Tasks of the two own parks and their loop object.  Most queues never need
 ** the Event, and many only ever wait on one side.
 ** A FIFO or LIFO queue whose maxsize is an integer from 1 to Q_SLOTS_MAX
 ** has no items table: its items sit in q->slots more user values after
