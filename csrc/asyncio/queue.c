@@ -59,10 +59,13 @@ enum { H_PRIO_NEW = 1, H_PRIO_PUT, H_PRIO_GET, H_NEW_EVENT, H_GET_RUNNING_LOOP, 
 ** tail < head (then reset to 1, 0).  Slot 1 is a user value of the queue's
 ** state, the others are in the deque's table (so one waiter at a time, the
 ** usual case, never needs the table).  An empty deque may still hold the
-** last waiter woken in slot 1 (see waitq_wake): `left` (else NULL). */
+** last waiter woken in slot 1 (see waitq_wake): `left` (else NULL).
+** `first` is what slot 1 holds, so that a wake finds the side's own park
+** there without reading the slot. */
 typedef struct {
   int head, tail;           /* (a waiter is a coroutine: never 2^31 of them) */
   const void *left;
+  const void *first;        /* the waiter in slot 1 (its address), NULL if none */
 } waitq;
 
 /* Where an asyncio Task waits: parked in `park` (its kind byte first, as a
@@ -180,10 +183,11 @@ static void waitq_get(lua_State *L, int uv, lua_Integer i) {
   lua_remove(L, -2);
 }
 
-/* Sets slot i of the deque in user value uv to the value on top (popped);
-** the deque's table is made when it is first needed. */
-static void waitq_set(lua_State *L, int uv, lua_Integer i) {
+/* Sets slot i of the deque w in user value uv to the value on top
+** (popped); the deque's table is made when it is first needed. */
+static void waitq_set(lua_State *L, waitq *w, int uv, lua_Integer i) {
   if (i == 1) {
+    w->first = lua_touserdata(L, -1);
     lua_setiuservalue(L, 1, first_slot_uv(uv));
     return;
   }
@@ -209,8 +213,12 @@ static void waitq_push(lua_State *L, waitq *w, int uv, const void *f) {
     return;
   }
   lua_pushvalue(L, -1);
-  waitq_set(L, uv, w->tail + 1);
+  waitq_set(L, w, uv, w->tail + 1);
   w->tail++;
+}
+
+static int is_own_park(const ta_queue *q, const void *waiter) {
+  return waiter == &q->getter_park || waiter == &q->putter_park;
 }
 
 /* The user value of the state holding the Task in q's own park p. */
@@ -228,7 +236,7 @@ static int wake_one(lua_State *L, ta_queue *q, void *waiter) {
       return 0;
     }
     p->woken = 1;
-    if (p == &q->getter_park || p == &q->putter_park) {
+    if (is_own_park(q, p)) {
       lua_getiuservalue(L, 1, own_park_task_uv(q, p));
       if (q->park_loop == ta_task_future(t)->loop) lua_getiuservalue(L, 1, QUV_PARK_LOOP);
       else ta_push_weak(L, t->E, ta_task_future(t)->loop->ref); /* (Tasks of two loops) */
@@ -255,14 +263,18 @@ static int wake_one(lua_State *L, ta_queue *q, void *waiter) {
 ** spare's user value does, and where the next wait, with it again, finds it. */
 static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
   while (w->head <= w->tail) {
-    void *waiter;
-    waitq_get(L, uv, w->head);
-    waiter = lua_touserdata(L, -1);
+    void *waiter = (void *)w->first;
+    if (w->head == 1 && is_own_park(q, waiter)) {
+      lua_pushlightuserdata(L, waiter); /* (what slot 1 holds) */
+    } else {
+      waitq_get(L, uv, w->head);
+      waiter = lua_touserdata(L, -1);
+    }
     if (w->tail == 1 && (waiter == q->spare || *(unsigned char *)waiter == TA_KIND_PARK)) {
       w->left = waiter;
     } else {
       lua_pushnil(L);
-      waitq_set(L, uv, w->head);
+      waitq_set(L, w, uv, w->head);
     }
     w->head++;
     if (wake_one(L, q, waiter) && !all) break;
@@ -280,10 +292,10 @@ static void waitq_remove(lua_State *L, waitq *w, int uv, int fidx) {
     if (!found) continue;
     for (lua_Integer j = i; j < w->tail; j++) {
       waitq_get(L, uv, j + 1);
-      waitq_set(L, uv, j);
+      waitq_set(L, w, uv, j);
     }
     lua_pushnil(L);
-    waitq_set(L, uv, w->tail--);
+    waitq_set(L, w, uv, w->tail--);
     if (w->tail < w->head) w->head = 1, w->tail = 0;
     break;
   }
@@ -439,7 +451,7 @@ static int park_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t, 
 static void keep_spare_park(lua_State *L, ta_queue *q, int pidx) {
   qpark *p = (qpark *)lua_touserdata(L, pidx);
   p->in_use = 0;
-  if (p == &q->getter_park || p == &q->putter_park) return;
+  if (is_own_park(q, p)) return;
   if (p != q->spare_park) {
     lua_pushvalue(L, pidx);
     lua_setiuservalue(L, 1, QUV_SPARE_PARK);
