@@ -5,11 +5,9 @@
 -- Covered here: the hand-over between the two kinds of waiter, in FIFO
 -- order, with cancellation after a wake-up, and a long mixed run.
 local asyncio = require "asyncio"
-local support = require "support"
-local errof = support.errof
-local CancelledError = asyncio.CancelledError
+local errof = require("support").errof
 
---- asyncio.run(fn), fn bounded to 10 seconds (wait_for runs it in the main Task).
+-- Runs fn in the main Task of asyncio.run, for 10 seconds at most.
 local function run(fn)
   return asyncio.run(function() return asyncio.wait_for(fn, 10) end)
 end
@@ -51,7 +49,7 @@ describe("an asyncio.Queue side's own park", function()
       q:put_nowait("x") -- wakes a...
       a:cancel() -- ...cancelled before it runs: b gets the wake-up
       local e = errof(a.await, a)
-      return { CancelledError:is(e), a:cancelled(), b:await(), q:qsize(), tostring(q) }
+      return { asyncio.CancelledError:is(e), a:cancelled(), b:await(), q:qsize(), tostring(q) }
     end)
     assert.same({ true, true, "x", 0,
       "Queue (maxsize:0, qsize:0, getters:0, putters:0, unfinished:1)" }, got)
@@ -61,16 +59,19 @@ describe("an asyncio.Queue side's own park", function()
     local got = run(function()
       local q = asyncio.Queue(1)
       q:put_nowait("first")
-      local a = asyncio.create_task(function() q:put("a") end)
-      asyncio.sleep(0) -- a: the own park of the putters
+      local function parked_putter(item) -- a Task that waits to put item, once it parked
+        local t = asyncio.create_task(function() q:put(item) end)
+        asyncio.sleep(0)
+        return t
+      end
+      local a = parked_putter("a") -- in the own park of the putters
       a:cancel()
       local e = errof(a.await, a)
       local after_cancel = tostring(q)
-      local b = asyncio.create_task(function() q:put("b") end)
-      asyncio.sleep(0)
+      local b = parked_putter("b") -- in the own park again
       local v = q:get_nowait() -- wakes b
       b:await()
-      return { CancelledError:is(e), after_cancel, v, q:get_nowait(), q:qsize() }
+      return { asyncio.CancelledError:is(e), after_cancel, v, q:get_nowait(), q:qsize() }
     end)
     assert.same({ true, "Queue (maxsize:1, qsize:1, getters:0, putters:0, unfinished:1)",
       "first", "b", 0 }, got)
