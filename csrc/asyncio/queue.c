@@ -14,8 +14,9 @@
 ** prio_new/prio_put/prio_get with queue_setup), called from here.
 **
 ** A put or get of an asyncio Task that has to wait parks the Task
-** (ta_aio_park_k, no Future) in a qpark queued in its deque: the side's own
-** park in the state when it is free, else a small waiter object; any other task (a Trio task in allow_asyncio mode) makes a
+** (ta_aio_park_k, no Future) in a qpark queued in its deque: the side's
+** own park in the state when it is free, else a small waiter object; any
+** other task (a Trio task in allow_asyncio mode) makes a
 ** future of the running loop, queues it and awaits it (Future:await).  A
 ** waiter that fails (cancelled) cleans up: it leaves the deque and passes
 ** on a wake-up it will not use; once woken it looks at the queue again.  join() waits
@@ -34,8 +35,8 @@ static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY
 ** waits on (made by the first join() that waits), a spare future (a
 ** waiter's, reused by the next wait on the same loop), a spare qpark
 ** (reused by the next wait of an asyncio Task that finds its side's own
-** park taken), the Tasks of the two own parks and their loop object.  Most queues never need
-** the Event, and many only ever wait on one side.
+** park taken), the Tasks of the two own parks and their loop object.
+** Most queues never need the Event, and many only ever wait on one side.
 ** A FIFO or LIFO queue whose maxsize is an integer from 1 to Q_SLOTS_MAX
 ** has no items table: its items sit in q->slots more user values after
 ** those (Q_NUV + 1 ...), as a ring for FIFO, so that a put or get touches
@@ -45,7 +46,8 @@ static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY
 ** and the struct, so that it touches fewer cache lines.) */
 enum {
   QUV_GETTERS = 1, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, QUV_SPARE_PARK, QUV_ITEMS,
-  QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_GETTER_TASK, QUV_PUTTER_TASK, QUV_PARK_LOOP, Q_NUV = QUV_PARK_LOOP
+  QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_GETTER_TASK, QUV_PUTTER_TASK, QUV_PARK_LOOP,
+  Q_NUV = QUV_PARK_LOOP
 };
 enum { Q_SLOTS_MAX = 4 };
 
@@ -78,9 +80,10 @@ typedef struct {
 ** ta_aio_unpark wants; an own park's Task is a user value of the state
 ** (QUV_GETTER_TASK, QUV_PUTTER_TASK), its loop object another
 ** (QUV_PARK_LOOP: the loop of the Task that parked in an own park last;
-** a Task of another loop has its loop found by the loop's weak id).  `woken`: the queue woke it (a
-** wake-up that a cancelled waiter passes on), not Task:cancel(); `in_use`:
-** from the wait until the woken Task looked at it. */
+** a Task of another loop has its loop found by the loop's weak id).
+** `woken`: the queue woke it (a wake-up that a cancelled waiter passes
+** on), not Task:cancel(); `in_use`: from the wait until the woken Task
+** looked at it. */
 typedef struct {
   ta_aio_park park;
   unsigned char woken, in_use;
@@ -102,7 +105,7 @@ typedef struct {
   lua_Integer unfinished;   /* items put and not yet marked done */
   waitq getters, putters;
   qpark getter_park, putter_park; /* the sides' own parks */
-  qpark *spare_park;        /* that qpark (NULL: none yet) */
+  qpark *spare_park;        /* the qpark in QUV_SPARE_PARK (NULL: none yet) */
   ta_loop *park_loop;       /* the loop in QUV_PARK_LOOP (NULL: none yet) */
   ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
   lua_Integer maxsize_given; /* (q.maxsize shows it) */
@@ -226,24 +229,27 @@ static int own_park_task_uv(const ta_queue *q, const qpark *p) {
   return p == &q->getter_park ? QUV_GETTER_TASK : QUV_PUTTER_TASK;
 }
 
-/* Wakes the waiter on top (popped) if it still waits; true if it did. */
+/* Wakes the waiter if it still waits; true if it did.  The waiter is on
+** top (popped), but for one of q's own parks, which needs no value. */
 static int wake_one(lua_State *L, ta_queue *q, void *waiter) {
   if (*(unsigned char *)waiter == TA_KIND_PARK) {
     qpark *p = (qpark *)waiter;
     ta_task *t = p->park.task;
+    int own = is_own_park(q, p);
     if (t == NULL) { /* woken by Task:cancel() */
-      lua_pop(L, 1);
+      if (!own) lua_pop(L, 1);
       return 0;
     }
     p->woken = 1;
-    if (is_own_park(q, p)) {
+    if (own) {
       lua_getiuservalue(L, 1, own_park_task_uv(q, p));
       if (q->park_loop == ta_task_future(t)->loop) lua_getiuservalue(L, 1, QUV_PARK_LOOP);
       else ta_push_weak(L, t->E, ta_task_future(t)->loop->ref); /* (Tasks of two loops) */
-    } else {
-      lua_getiuservalue(L, -1, PUV_TASK);
-      lua_getiuservalue(L, -2, PUV_LOOP);
+      ta_aio_unpark(L, &p->park, 0);
+      return 1;
     }
+    lua_getiuservalue(L, -1, PUV_TASK);
+    lua_getiuservalue(L, -2, PUV_LOOP);
     ta_aio_unpark(L, &p->park, 0);
   } else if (((ta_future *)waiter)->state == TA_FUT_PENDING) {
     lua_pushboolean(L, 1);
@@ -263,12 +269,11 @@ static int wake_one(lua_State *L, ta_queue *q, void *waiter) {
 ** spare's user value does, and where the next wait, with it again, finds it. */
 static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
   while (w->head <= w->tail) {
-    void *waiter = (void *)w->first;
-    if (w->head == 1 && is_own_park(q, waiter)) {
-      lua_pushlightuserdata(L, waiter); /* (what slot 1 holds) */
-    } else {
+    void *waiter = (void *)w->first; /* (what slot 1 holds) */
+    if (w->head != 1 || !is_own_park(q, waiter)) {
       waitq_get(L, uv, w->head);
       waiter = lua_touserdata(L, -1);
+      if (is_own_park(q, waiter)) lua_pop(L, 1); /* (wake_one needs no value for it) */
     }
     if (w->tail == 1 && (waiter == q->spare || *(unsigned char *)waiter == TA_KIND_PARK)) {
       w->left = waiter;
