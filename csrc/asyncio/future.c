@@ -780,13 +780,19 @@ static ta_task *unpark(ta_aio_park *p) {
 
 void ta_aio_unpark(lua_State *L, ta_aio_park *p, int erridx) {
   ta_task *t = unpark(p);
+  ta_loop *lp = ta_task_future(t)->loop;
   if (erridx && t->co != NULL && lua_checkstack(t->co, 1)) {
     lua_pushvalue(L, erridx);
     lua_xmove(L, t->co, 1);
     t->nargs = 1;
     t->resume_error = 1;
   }
-  ta_loop_append_below(L, ta_task_future(t)->loop);
+  if (lp->current != NULL) { /* woken by a Task of its loop: the ring is at hand */
+    lua_pop(L, 1);
+    ta_loop_append_in_step(L, lp);
+  } else {
+    ta_loop_append_below(L, lp);
+  }
 }
 
 /* In the continuation of ta_aio_park_k: true if the Task was resumed with

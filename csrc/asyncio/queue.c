@@ -14,8 +14,9 @@
 ** prio_new/prio_put/prio_get with queue_setup), called from here.
 **
 ** A put or get of an asyncio Task that has to wait parks the Task
-** (ta_aio_park_k, no Future) in a small waiter object, a qpark, queued in
-** its deque; any other task (a Trio task in allow_asyncio mode) makes a
+** (ta_aio_park_k, no Future) in a qpark queued in its deque: the side's
+** own park in the state when it is free, else a small waiter object; any
+** other task (a Trio task in allow_asyncio mode) makes a
 ** future of the running loop, queues it and awaits it (Future:await).  A
 ** waiter that fails (cancelled) cleans up: it leaves the deque and passes
 ** on a wake-up it will not use; once woken it looks at the queue again.  join() waits
@@ -32,16 +33,21 @@ static const int queue_mt[QK_N] = {TA_MT_QUEUE, TA_MT_LIFO_QUEUE, TA_MT_PRIORITY
 ** two deques of waiters (made when a second waiter waits on the same side:
 ** the first slot of each is a user value of its own), the Event join()
 ** waits on (made by the first join() that waits), a spare future (a
-** waiter's, reused by the next wait on the same loop) and a spare qpark
-** (reused by the next wait of an asyncio Task).  Most queues never need
-** the Event, and many only ever wait on one side.
+** waiter's, reused by the next wait on the same loop), a spare qpark
+** (reused by the next wait of an asyncio Task that finds its side's own
+** park taken), the Tasks of the two own parks and their loop object.
+** Most queues never need the Event, and many only ever wait on one side.
 ** A FIFO or LIFO queue whose maxsize is an integer from 1 to Q_SLOTS_MAX
 ** has no items table: its items sit in q->slots more user values after
 ** those (Q_NUV + 1 ...), as a ring for FIFO, so that a put or get touches
 ** one object fewer. */
+/* (A userdata's user values lie between its header and its memory: the
+** ones a put or get of an asyncio Task uses come last, next to the slots
+** and the struct, so that it touches fewer cache lines.) */
 enum {
-  QUV_ITEMS = 1, QUV_GETTERS, QUV_PUTTERS, QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_FINISHED,
-  QUV_SPARE, QUV_SPARE_PARK, Q_NUV = QUV_SPARE_PARK
+  QUV_GETTERS = 1, QUV_PUTTERS, QUV_FINISHED, QUV_SPARE, QUV_SPARE_PARK, QUV_ITEMS,
+  QUV_FIRST_GETTER, QUV_FIRST_PUTTER, QUV_GETTER_TASK, QUV_PUTTER_TASK, QUV_PARK_LOOP,
+  Q_NUV = QUV_PARK_LOOP
 };
 enum { Q_SLOTS_MAX = 4 };
 
@@ -55,39 +61,54 @@ enum { H_PRIO_NEW = 1, H_PRIO_PUT, H_PRIO_GET, H_NEW_EVENT, H_GET_RUNNING_LOOP, 
 ** tail < head (then reset to 1, 0).  Slot 1 is a user value of the queue's
 ** state, the others are in the deque's table (so one waiter at a time, the
 ** usual case, never needs the table).  An empty deque may still hold the
-** last waiter woken in slot 1 (see waitq_wake): `left` (else NULL). */
+** last waiter woken in slot 1 (see waitq_wake): `left` (else NULL).
+** `first` is what slot 1 holds, so that a wake finds the side's own park
+** there without reading the slot. */
 typedef struct {
-  lua_Integer head, tail;
+  int head, tail;           /* (a waiter is a coroutine: never 2^31 of them) */
   const void *left;
+  const void *first;        /* the waiter in slot 1 (its address), NULL if none */
 } waitq;
 
 /* Where an asyncio Task waits: parked in `park` (its kind byte first, as a
-** future's).  User values: the Task parked last (it stays there, as the
-** spare's, until another Task uses the qpark) and that Task's loop object,
-** which ta_aio_unpark wants.  `woken`: the queue woke it (a wake-up that a
-** cancelled waiter passes on), not Task:cancel(). */
+** future's).  Each side of a queue has one in its state (its own park,
+** queued in the deque as a light userdata): the first Task to wait there
+** uses it, so that the usual wait touches no other object.  A second
+** Task waiting on the same side meanwhile gets a qpark userdata, whose
+** user values are the Task parked last (it stays there, as the spare's,
+** until another Task uses the qpark) and that Task's loop object, which
+** ta_aio_unpark wants; an own park's Task is a user value of the state
+** (QUV_GETTER_TASK, QUV_PUTTER_TASK), its loop object another
+** (QUV_PARK_LOOP: the loop of the Task that parked in an own park last;
+** a Task of another loop has its loop found by the loop's weak id).
+** `woken`: the queue woke it (a wake-up that a cancelled waiter passes
+** on), not Task:cancel(); `in_use`: from the wait until the woken Task
+** looked at it. */
 typedef struct {
   ta_aio_park park;
-  int woken;
+  unsigned char woken, in_use;
   ta_task *anchored;        /* the Task in its user value, NULL if none */
 } qpark;
 enum { PUV_TASK = 1, PUV_LOOP, P_NUV = PUV_LOOP };
 
 typedef struct {
-  int kind;
-  int shutdown;
-  int maxsize_int;          /* maxsize was given as an integer... */
-  lua_Integer maxsize_given; /* ...this one (q.maxsize shows it) */
-  int has_spare;            /* the spare is pending and unused */
-  ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
-  int has_spare_park;       /* the qpark in QUV_SPARE_PARK is unused */
-  qpark *spare_park;        /* that qpark (NULL: none yet) */
-  lua_Number maxsize;       /* <= 0: unbounded */
+  /* what a put or get reads first, in as few cache lines as can be */
+  unsigned char kind;
+  unsigned char shutdown;
+  unsigned char slots;      /* items in user values (see Q_SLOTS_MAX), or 0 */
+  unsigned char has_spare_park; /* the qpark in QUV_SPARE_PARK is unused */
+  unsigned char has_spare;  /* the spare is pending and unused */
+  unsigned char maxsize_int; /* maxsize was given as an integer (maxsize_given) */
   lua_Integer n;            /* items */
   lua_Integer head;         /* FIFO: index of the first item (in its table or slots) */
-  int slots;                /* items in user values (see Q_SLOTS_MAX), or 0 */
+  lua_Number maxsize;       /* <= 0: unbounded */
   lua_Integer unfinished;   /* items put and not yet marked done */
   waitq getters, putters;
+  qpark getter_park, putter_park; /* the sides' own parks */
+  qpark *spare_park;        /* the qpark in QUV_SPARE_PARK (NULL: none yet) */
+  ta_loop *park_loop;       /* the loop in QUV_PARK_LOOP (NULL: none yet) */
+  ta_future *spare;         /* the future in QUV_SPARE (NULL: none yet) */
+  lua_Integer maxsize_given; /* (q.maxsize shows it) */
 } ta_queue;
 
 /* Function names for messages, per kind. */
@@ -165,10 +186,11 @@ static void waitq_get(lua_State *L, int uv, lua_Integer i) {
   lua_remove(L, -2);
 }
 
-/* Sets slot i of the deque in user value uv to the value on top (popped);
-** the deque's table is made when it is first needed. */
-static void waitq_set(lua_State *L, int uv, lua_Integer i) {
+/* Sets slot i of the deque w in user value uv to the value on top
+** (popped); the deque's table is made when it is first needed. */
+static void waitq_set(lua_State *L, waitq *w, int uv, lua_Integer i) {
   if (i == 1) {
+    w->first = lua_touserdata(L, -1);
     lua_setiuservalue(L, 1, first_slot_uv(uv));
     return;
   }
@@ -194,19 +216,38 @@ static void waitq_push(lua_State *L, waitq *w, int uv, const void *f) {
     return;
   }
   lua_pushvalue(L, -1);
-  waitq_set(L, uv, w->tail + 1);
+  waitq_set(L, w, uv, w->tail + 1);
   w->tail++;
 }
 
-/* Wakes the waiter on top (popped) if it still waits; true if it did. */
-static int wake_one(lua_State *L, void *waiter) {
+static int is_own_park(const ta_queue *q, const void *waiter) {
+  return waiter == &q->getter_park || waiter == &q->putter_park;
+}
+
+/* The user value of the state holding the Task in q's own park p. */
+static int own_park_task_uv(const ta_queue *q, const qpark *p) {
+  return p == &q->getter_park ? QUV_GETTER_TASK : QUV_PUTTER_TASK;
+}
+
+/* Wakes the waiter if it still waits; true if it did.  The waiter is on
+** top (popped), but for one of q's own parks, which needs no value. */
+static int wake_one(lua_State *L, ta_queue *q, void *waiter) {
   if (*(unsigned char *)waiter == TA_KIND_PARK) {
     qpark *p = (qpark *)waiter;
-    if (p->park.task == NULL) { /* woken by Task:cancel() */
-      lua_pop(L, 1);
+    ta_task *t = p->park.task;
+    int own = is_own_park(q, p);
+    if (t == NULL) { /* woken by Task:cancel() */
+      if (!own) lua_pop(L, 1);
       return 0;
     }
     p->woken = 1;
+    if (own) {
+      lua_getiuservalue(L, 1, own_park_task_uv(q, p));
+      if (q->park_loop == ta_task_future(t)->loop) lua_getiuservalue(L, 1, QUV_PARK_LOOP);
+      else ta_push_weak(L, t->E, ta_task_future(t)->loop->ref); /* (Tasks of two loops) */
+      ta_aio_unpark(L, &p->park, 0);
+      return 1;
+    }
     lua_getiuservalue(L, -1, PUV_TASK);
     lua_getiuservalue(L, -2, PUV_LOOP);
     ta_aio_unpark(L, &p->park, 0);
@@ -228,17 +269,20 @@ static int wake_one(lua_State *L, void *waiter) {
 ** spare's user value does, and where the next wait, with it again, finds it. */
 static void waitq_wake(lua_State *L, ta_queue *q, waitq *w, int uv, int all) {
   while (w->head <= w->tail) {
-    void *waiter;
-    waitq_get(L, uv, w->head);
-    waiter = lua_touserdata(L, -1);
+    void *waiter = (void *)w->first; /* (what slot 1 holds) */
+    if (w->head != 1 || !is_own_park(q, waiter)) {
+      waitq_get(L, uv, w->head);
+      waiter = lua_touserdata(L, -1);
+      if (is_own_park(q, waiter)) lua_pop(L, 1); /* (wake_one needs no value for it) */
+    }
     if (w->tail == 1 && (waiter == q->spare || *(unsigned char *)waiter == TA_KIND_PARK)) {
       w->left = waiter;
     } else {
       lua_pushnil(L);
-      waitq_set(L, uv, w->head);
+      waitq_set(L, w, uv, w->head);
     }
     w->head++;
-    if (wake_one(L, waiter) && !all) break;
+    if (wake_one(L, q, waiter) && !all) break;
   }
   if (w->tail < w->head) w->head = 1, w->tail = 0;
 }
@@ -253,10 +297,10 @@ static void waitq_remove(lua_State *L, waitq *w, int uv, int fidx) {
     if (!found) continue;
     for (lua_Integer j = i; j < w->tail; j++) {
       waitq_get(L, uv, j + 1);
-      waitq_set(L, uv, j);
+      waitq_set(L, w, uv, j);
     }
     lua_pushnil(L);
-    waitq_set(L, uv, w->tail--);
+    waitq_set(L, w, uv, w->tail--);
     if (w->tail < w->head) w->head = 1, w->tail = 0;
     break;
   }
@@ -367,11 +411,16 @@ static int parks(lua_State *L, const ta_task *t) {
   return ta_is_aio_task(t) && t->co == L;
 }
 
-/* Parks the asyncio Task t in a qpark (the spare one, or a new one) that
-** is queued in the deque and left on top; k continues. */
+/* Parks the asyncio Task t in a qpark (the side's own park when it is
+** free, else the spare qpark, or a new one) that is queued in the deque
+** and left on top; k continues. */
 static int park_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t, lua_KFunction k) {
-  qpark *p = q->spare_park;
-  if (q->has_spare_park) {
+  qpark *p = uv == QUV_GETTERS ? &q->getter_park : &q->putter_park;
+  int own = !p->in_use;
+  if (own) {
+    lua_pushlightuserdata(L, p);
+  } else if (q->has_spare_park) {
+    p = q->spare_park;
     lua_getiuservalue(L, 1, QUV_SPARE_PARK);
     q->has_spare_park = 0;
   } else {
@@ -381,20 +430,33 @@ static int park_waiter(lua_State *L, ta_queue *q, waitq *w, int uv, ta_task *t, 
   }
   if (p->anchored != t) {
     ta_push_weak(L, t->E, t->ref);
-    lua_setiuservalue(L, -2, PUV_TASK);
-    ta_push_weak(L, t->E, ta_task_future(t)->loop->ref);
-    lua_setiuservalue(L, -2, PUV_LOOP);
+    if (own) {
+      lua_setiuservalue(L, 1, own_park_task_uv(q, p));
+    } else {
+      lua_setiuservalue(L, -2, PUV_TASK);
+      ta_push_weak(L, t->E, ta_task_future(t)->loop->ref);
+      lua_setiuservalue(L, -2, PUV_LOOP);
+    }
     p->anchored = t;
+  }
+  if (own && q->park_loop != ta_task_future(t)->loop) {
+    ta_push_weak(L, t->E, ta_task_future(t)->loop->ref);
+    lua_setiuservalue(L, 1, QUV_PARK_LOOP);
+    q->park_loop = ta_task_future(t)->loop;
   }
   waitq_push(L, w, uv, p);
   p->woken = 0;
+  p->in_use = 1;
   return ta_aio_park_k(L, t, &p->park, k);
 }
 
-/* The wait in the qpark at pidx ended: nobody else holds it, so it becomes
-** the spare (already in QUV_SPARE_PARK when it was the spare before). */
+/* The wait in the qpark at pidx ended: a side's own park is free again;
+** a qpark userdata, which nobody else holds, becomes the spare (already in
+** QUV_SPARE_PARK when it was the spare before). */
 static void keep_spare_park(lua_State *L, ta_queue *q, int pidx) {
   qpark *p = (qpark *)lua_touserdata(L, pidx);
+  p->in_use = 0;
+  if (is_own_park(q, p)) return;
   if (p != q->spare_park) {
     lua_pushvalue(L, pidx);
     lua_setiuservalue(L, 1, QUV_SPARE_PARK);
@@ -637,6 +699,8 @@ static int l_queue_new(lua_State *L) {
   q->maxsize = t == LUA_TNIL ? 0 : lua_tonumber(L, 2);
   q->head = 1;
   q->getters.head = q->putters.head = 1;
+  ta_aio_park_init(&q->getter_park.park);
+  ta_aio_park_init(&q->putter_park.park);
   ta_setmetatable(L, E, TA_MT_QUEUE_STATE);
   if (slots == 0) { /* an items table */
     if (kind == QK_PRIORITY) call_helper(L, H_PRIO_NEW, 0, 1);
