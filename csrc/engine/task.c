@@ -214,11 +214,11 @@ ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
   return task_check(L, engine_of(L), fname, flavor);
 }
 
-/* Every async primitive starts here (through ta_async_check, engine.h,
-** unless it found the engine already): ta_task_check, and the task must be
+/* Every async primitive starts here (through ta_async_check_in, engine.h,
+** when its inline test does not pass): ta_task_check, and the task must be
 ** able to suspend.  Refused before anything is queued or parked: a failed
 ** yield would leave the task scheduled twice. */
-ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+ta_task *ta_async_check_full(lua_State *L, ta_engine *E, const char *fname, int flavor) {
   ta_task *t = task_check(L, E, fname, flavor);
   if (!lua_isyieldable(L))
     ta_error(L, "RuntimeError",
