@@ -269,9 +269,8 @@ enum { TA_UV_THREAD = 1, TA_UV_PARENT = 2, TA_TASK_NUV = 2 };
 
 ta_task *ta_current(lua_State *L);
 ta_task *ta_task_check(lua_State *L, const char *fname, int flavor);
-/* ta_async_check (below) in engine E, which the caller already found (hot
-** paths find it once). */
-ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor);
+/* ta_async_check_in (below) with every check made and its error raised. */
+ta_task *ta_async_check_full(lua_State *L, ta_engine *E, const char *fname, int flavor);
 void ta_task_init(lua_State *L, ta_engine *E, ta_task *t, int fnidx, int nargs, int flavor,
                   ta_task *parent, const ta_task_kind *kind, int thread_uv, int keepidx);
 ta_task *ta_spawn(lua_State *L, ta_engine *E, int fnidx, int nargs, int flavor,
@@ -563,6 +562,17 @@ int ta_open_run(lua_State *L);
 
 /* The engine is upvalue 1 of every function of the core module. */
 #define ta_upengine(L) ((ta_engine *)lua_touserdata((L), lua_upvalueindex(1)))
+
+/* ta_async_check (below) in engine E, which the caller already found (hot
+** paths find it once).  Inline for the usual case, a task of that flavor
+** calling from its own thread where it can yield (a call less: about
+** 40 instructions a W2 round trip, four checks); anything else goes through
+** ta_async_check_full, which also raises the errors. */
+static inline ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+  ta_task *t = E->current;
+  if (t != NULL && t->co == L && (t->flavor & flavor) && lua_isyieldable(L)) return t;
+  return ta_async_check_full(L, E, fname, flavor);
+}
 
 /* The running task of that flavor, able to suspend: what every async
 ** primitive (a function of the core module) checks first; raises a clear

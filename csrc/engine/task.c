@@ -214,11 +214,11 @@ ta_task *ta_task_check(lua_State *L, const char *fname, int flavor) {
   return task_check(L, engine_of(L), fname, flavor);
 }
 
-/* Every async primitive starts here (through ta_async_check, engine.h,
-** unless it found the engine already): ta_task_check, and the task must be
+/* Every async primitive starts here (through ta_async_check_in, engine.h,
+** when its inline test does not pass): ta_task_check, and the task must be
 ** able to suspend.  Refused before anything is queued or parked: a failed
 ** yield would leave the task scheduled twice. */
-ta_task *ta_async_check_in(lua_State *L, ta_engine *E, const char *fname, int flavor) {
+ta_task *ta_async_check_full(lua_State *L, ta_engine *E, const char *fname, int flavor) {
   ta_task *t = task_check(L, E, fname, flavor);
   if (!lua_isyieldable(L))
     ta_error(L, "RuntimeError",
@@ -503,8 +503,9 @@ static int resume_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* The one choke point for blocking: park t until someone reschedules it.
 ** If cancellation is already pending it is delivered through `abort` at
-** once (level-triggered), so the wait ends with Cancelled. */
-int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k) {
+** once (level-triggered), so the wait ends with Cancelled.  (Inline in
+** both entry points: a call less on each park, twice a W2 round trip.) */
+static inline int park(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k) {
   t->state = TA_PARKED;
   t->abort = abort;
   t->trap = 1;
@@ -513,21 +514,30 @@ int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k) {
   return lua_yieldk(L, 0, (lua_KContext)t, k);
 }
 
+int ta_park_k(lua_State *L, ta_task *t, ta_abort_fn abort, lua_KFunction k) {
+  return park(L, t, abort, k);
+}
+
 int ta_park(lua_State *L, ta_task *t, ta_abort_fn abort) {
-  return ta_park_k(L, t, abort, resume_k);
+  return park(L, t, abort, resume_k);
 }
 
 /* A schedule point without a cancellation check: back to the run queue.
 ** The top nret values of the stack are returned after it: they are what
 ** the task is resumed with (nothing else resumes a task that is runnable),
 ** and a yield without a continuation returns those, which saves calling
-** one (per send and receive on a channel). */
-int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret) {
+** one (per send and receive on a channel).  (Inline in both entry points,
+** as park.) */
+static inline int schedule_point(lua_State *L, ta_task *t, int nret) {
   t->state = TA_RUNNABLE;
   t->trap = 1;
   t->nargs = nret;
   ta_runq_push(t->E, t);
   return lua_yieldk(L, 0, 0, NULL);
+}
+
+int ta_schedule_point_ret(lua_State *L, ta_task *t, int nret) {
+  return schedule_point(L, t, nret);
 }
 
 /* The same, continued by k (it gets the task as context; t->kbase marks
@@ -557,7 +567,7 @@ int ta_no_results_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 int ta_schedule_point(lua_State *L, ta_task *t) {
-  return ta_schedule_point_ret(L, t, 0);
+  return schedule_point(L, t, 0);
 }
 
 /* Trio's checkpoint: a schedule point first (the scheduler turns expired
