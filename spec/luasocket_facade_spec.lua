@@ -36,7 +36,7 @@ local function read_request(stream)
 end
 
 describe("LuaSocket's socket.http over the facade", function()
-  it("three requests run concurrently in Trio tasks (each waits 0.2 s in the server)", function()
+  it("three requests run concurrently in Trio tasks (each waits 0.4 s in the server)", function()
     if not has_http then
       pending("Debian's lua-socket is not installed (scripts/deps.sh installs it)")
       return
@@ -44,7 +44,7 @@ describe("LuaSocket's socket.http over the facade", function()
     local got, took = {}, nil
     with_server(function(stream)
       local path = read_request(stream):match("^GET (%S+)")
-      trio.sleep(0.2)
+      trio.sleep(0.4)
       local body = "page " .. path
       stream:send_all(("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s")
         :format(#body, body))
@@ -66,7 +66,8 @@ describe("LuaSocket's socket.http over the facade", function()
       took = trio.current_time() - t0
     end)
     for i = 1, 3 do assert.same({ 1, 200, "text/plain", "page /p" .. i }, got[i]) end
-    assert.is_true(took < 0.5, "the requests did not overlap: " .. took)
+    -- one after another they would take 1.2 s; the margin is for valgrind on a busy machine
+    assert.is_true(took < 1.0, "the requests did not overlap: " .. took)
   end)
 
   it("a POST with a body (ltn12 source) and a chunked response", function()
