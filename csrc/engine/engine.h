@@ -529,7 +529,18 @@ void ta_push_weak_keyed(lua_State *L, const void *key);
 void ta_check_callable(lua_State *L, int idx);
 const char *ta_tostring(lua_State *L, int idx);
 double ta_now(ta_engine *E);
-void ta_runq_push(ta_engine *E, ta_task *t);
+void ta_runq_grow(ta_engine *E);
+
+/* Queues t for the next batch, once: a task already queued stays where it
+** is (a stale second entry would step it twice, or step it after it
+** exited).  Inline: every wake-up pushes. */
+static inline void ta_runq_push(ta_engine *E, ta_task *t) {
+  t->sleep_data = 0; /* as Trio's reschedule: custom_sleep_data is cleared */
+  if (t->queued) return;
+  t->queued = 1;
+  if (E->nrunq == E->caprunq) ta_runq_grow(E);
+  E->runq[E->nrunq++] = t;
+}
 void ta_tick(lua_State *L, ta_engine *E, double max_wait);
 double ta_idle_timeout(ta_engine *E);
 double ta_wait_timeout(ta_engine *E);

@@ -29,11 +29,9 @@ static void on_sigint(uv_signal_t *h, int signum) {
 
 /* ---- the run queue ---- */
 
-/* Queues t for the next batch, once: a task already queued stays where it
-** is (a stale second entry would step it twice, or step it after it
-** exited). */
-/* (Out of line: the push itself then needs no stack frame.) */
-static __attribute__((noinline)) void runq_grow(ta_engine *E) {
+/* Doubles the run queue (ta_runq_push in engine.h calls it out of line,
+** so the push itself needs no stack frame). */
+void ta_runq_grow(ta_engine *E) {
   size_t cap = E->caprunq ? E->caprunq * 2 : TA_RUNQ_INITIAL;
   ta_task **q = (ta_task **)realloc(E->runq, cap * sizeof *q);
   if (q == NULL) {
@@ -42,14 +40,6 @@ static __attribute__((noinline)) void runq_grow(ta_engine *E) {
   }
   E->runq = q;
   E->caprunq = cap;
-}
-
-void ta_runq_push(ta_engine *E, ta_task *t) {
-  t->sleep_data = 0; /* as Trio's reschedule: custom_sleep_data is cleared */
-  if (t->queued) return;
-  t->queued = 1;
-  if (E->nrunq == E->caprunq) runq_grow(E);
-  E->runq[E->nrunq++] = t;
 }
 
 /* With many runnable tasks their memory is mostly cold (at 1M sleeping
