@@ -86,7 +86,7 @@ static ta_future *new_future(lua_State *L, ta_loop *lp, int loopidx, int kind) {
   loopidx = lua_absindex(L, loopidx);
   f = (ta_future *)lua_newuserdatauv(L, task ? TA_AIOTASK_SIZE : sizeof(ta_future),
                                      task ? TASK_NUV : FUT_NUV);
-  memset(f, 0, task ? TA_AIOTASK_SIZE : sizeof(ta_future));
+  memset(f, 0, sizeof(ta_future)); /* (a Task's ta_task: ta_task_init) */
   f->loop = lp;
   f->kind = (unsigned char)kind;
   f->retrieved = 1;

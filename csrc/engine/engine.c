@@ -399,11 +399,21 @@ void ta_weak_unref(lua_State *L, ta_engine *E, int id) {
 
 /* The same without touching the table: from the object's finalizer (Lua
 ** emptied the slot already), or as an asyncio Task without a finalizer
-** ends (task.c release_exited); the next ta_flush_unanchors empties the
-** slot of a live object (or a finalizer called by hand). */
+** ends (task.c release_exited), or a finalizer called by hand.  The slot
+** is never emptied: a weak slot keeps nothing alive, nothing looks up a
+** given-back id, and the next ta_weak_ref_at of the id overwrites it (a
+** stale Task there is done, which l_loop_tasks skips); so the id goes
+** among the clean ones, and ta_flush_unanchors has no store to make for
+** it (a store of nil per Task that ended). */
 void ta_weak_unref_later(lua_State *L, ta_engine *E, int id) {
+  ta_ids *ids = &E->weak_ids;
   if (id <= 0 || E->closing) return;
-  if (!ids_give(&E->weak_ids, id)) slot_free(L, E, E->weak_ref, &E->weak_ids, id);
+  if (!ids_give(ids, id)) {
+    slot_free(L, E, E->weak_ref, ids, id);
+    return;
+  }
+  ids->free[ids->nfree - 1] = ids->free[ids->nclean];
+  ids->free[ids->nclean++] = id;
 }
 
 /* The anchors: what luaL_ref on the registry does for objects C keeps
