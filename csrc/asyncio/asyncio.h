@@ -124,9 +124,7 @@ void ta_loop_push_factory(lua_State *L, int loopidx);
 
 /* iowait.c: the loop's waits on io objects */
 int ta_loop_take_posted(ta_loop *lp);
-/* What ta_loop_next_posted pushed: nothing (none left), fn and arg, or
-** only the arg of a transport's read wait (ta_transport_read_wake). */
-enum { TA_POSTED_NONE, TA_POSTED_CALL, TA_POSTED_READ_WAKE };
+void ta_loop_run_read_wakes(lua_State *L, ta_loop *lp, int top);
 int ta_loop_next_posted(lua_State *L, ta_loop *lp);
 int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push);
 const void *ta_loop_calling_arg(const ta_loop *lp, lua_CFunction fn);

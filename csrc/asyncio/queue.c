@@ -512,7 +512,7 @@ static ta_queue *after_park(lua_State *L, ta_task *t, int putting) {
   return q;
 }
 
-/* get on [queue] */
+/* get on [queue, ...]: what is above the queue is never read */
 static int get_loop(lua_State *L, ta_queue *q, ta_task *t);
 
 static int get_k(lua_State *L, int status, lua_KContext ctx) {
@@ -539,9 +539,8 @@ static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
 static int q_get(lua_State *L) {
   ta_engine *E = ta_upengine(L);
   ta_queue *q = checkqueue(L, fn_get[0]);
-  ta_task *t = ta_async_check_in(L, E, fn_get[q->kind], TA_ASYNCIO);
-  lua_settop(L, 1);
-  return get_loop(L, q, t);
+  /* (get_loop reads nothing above the queue: no lua_settop) */
+  return get_loop(L, q, ta_async_check_in(L, E, fn_get[q->kind], TA_ASYNCIO));
 }
 
 /* put on [queue, item] */

@@ -1,0 +1,92 @@
+-- The asyncio loop's dispatch of io wakes (a batch runs the woken waits
+-- in the order of their wakes, transports' read paths directly, any
+-- other wait through its callback) and the Queue's check of self on its
+-- fast paths.
+local asyncio = require "asyncio"
+local net = require "support_net"
+
+local socket = asyncio.socket
+local run = net.aio_run
+
+local function wait_until(pred, secs)
+  local deadline = asyncio.get_running_loop():time() + (secs or 5)
+  while not pred() do
+    assert(asyncio.get_running_loop():time() < deadline, "condition not reached in time")
+    asyncio.sleep(0.005)
+  end
+end
+
+describe("the loop's io wakes", function()
+  for _, debug in ipairs { false, true } do
+    it("of one batch run in the order of the wakes, stream transports' read paths and a datagram "
+        .. "transport's read wait mixed (debug " .. tostring(debug) .. ")", function()
+      local log = {}
+      run(function()
+        local loop = asyncio.get_running_loop()
+        loop:set_debug(debug)
+        local function recorder(name)
+          return function()
+            return {
+              data_received = function(_, d) log[#log + 1] = name .. ":" .. d end,
+              datagram_received = function(_, d) log[#log + 1] = name .. ":" .. d end,
+            }
+          end
+        end
+        local a, b = socket.socketpair()
+        local c, d = socket.socketpair()
+        local t1 = loop:create_connection(recorder("s1"), nil, nil, { sock = a })
+        local t2 = loop:create_connection(recorder("s2"), nil, nil, { sock = c })
+        local u = loop:create_datagram_endpoint(recorder("u"), { local_addr = { "127.0.0.1", 0 } })
+        local sender = loop:create_datagram_endpoint(function() return {} end,
+          { remote_addr = u:get_extra_info("sockname") })
+        asyncio.sleep(0.01) -- all reading
+        for round = 1, 3 do -- (no wait between the sends: their wakes come in one batch)
+          loop:sock_sendall(b, "1")
+          sender:sendto("2")
+          loop:sock_sendall(d, "3")
+          wait_until(function() return #log == 3 * round end)
+        end
+        assert.same({ "s1:1", "u:2", "s2:3", "s1:1", "u:2", "s2:3", "s1:1", "u:2", "s2:3" }, log)
+        t1:close()
+        t2:close()
+        u:close()
+        sender:close()
+        b:close()
+        d:close()
+      end)
+    end)
+  end
+end)
+
+describe("Queue:get", function()
+  it("ignores arguments after self, whether it waits or finds an item", function()
+    run(function()
+      local q = asyncio.Queue(1)
+      local getter = asyncio.create_task(function() return q:get("x", "y", "z") end)
+      asyncio.sleep(0)
+      q:put("first")
+      assert.equal("first", getter:await())
+      q:put("second")
+      assert.equal("second", q:get(1, 2, 3))
+      assert.equal(0, q:qsize())
+    end)
+  end)
+
+  it("a waiting get woken by put_nowait from another Task, many times in a row, keeps a bounded stack", function()
+    run(function()
+      local q = asyncio.Queue()
+      local got = {}
+      local getter = asyncio.create_task(function()
+        for i = 1, 500 do got[i] = q:get("extra") end
+      end)
+      for i = 1, 500 do
+        asyncio.sleep(0)
+        q:put_nowait(i)
+      end
+      getter:await()
+      assert.equal(500, #got)
+      assert.equal(500, got[500])
+      assert.equal(250, got[250])
+    end)
+  end)
+end)
