@@ -499,7 +499,8 @@ static ta_queue *after_wait(lua_State *L, int status, ta_task *t, int putting) {
   return q;
 }
 
-/* The same after a wait parked in a qpark (on top, or below the error). */
+/* The same after a wait parked in a qpark (on top, or below the error),
+** but for a get that has an item to take, whose stack is left as it is. */
 static ta_queue *after_park(lua_State *L, ta_task *t, int putting) {
   ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
   if (ta_aio_park_failed(t)) {
@@ -508,7 +509,9 @@ static ta_queue *after_park(lua_State *L, ta_task *t, int putting) {
     give_up(L, q, putting, ((qpark *)lua_touserdata(L, -1))->woken);
   }
   keep_spare_park(L, q, -1);
-  lua_settop(L, putting ? 2 : 1);
+  /* a get that finds an item takes it whatever is above the queue; one
+  ** that waits again must not leave the stack grown */
+  if (putting || q->n == 0) lua_settop(L, putting ? 2 : 1);
   return q;
 }
 
