@@ -1,34 +1,30 @@
 -- The asyncio loop's dispatch of io wakes (a batch runs the woken waits
 -- in the order of their wakes, transports' read paths directly, any
--- other wait through its callback) and the Queue's check of self on its
--- fast paths.
+-- other wait through its callback) and Queue:get's stack, which it
+-- resets only when it waits again.
 local asyncio = require "asyncio"
 local net = require "support_net"
 
 local socket = asyncio.socket
 local run = net.aio_run
 
-local function wait_until(pred, secs)
-  local deadline = asyncio.get_running_loop():time() + (secs or 5)
-  while not pred() do
-    assert(asyncio.get_running_loop():time() < deadline, "condition not reached in time")
-    asyncio.sleep(0.005)
-  end
-end
-
 describe("the loop's io wakes", function()
   for _, debug in ipairs { false, true } do
     it("of one batch run in the order of the wakes, stream transports' read paths and a datagram "
         .. "transport's read wait mixed (debug " .. tostring(debug) .. ")", function()
-      local log = {}
+      local log, want, reached = {}, 0, nil
       run(function()
         local loop = asyncio.get_running_loop()
         loop:set_debug(debug)
+        local function record(name, d)
+          log[#log + 1] = name .. ":" .. d
+          if #log == want then reached:set_result(true) end
+        end
         local function recorder(name)
           return function()
             return {
-              data_received = function(_, d) log[#log + 1] = name .. ":" .. d end,
-              datagram_received = function(_, d) log[#log + 1] = name .. ":" .. d end,
+              data_received = function(_, d) record(name, d) end,
+              datagram_received = function(_, d) record(name, d) end,
             }
           end
         end
@@ -41,10 +37,11 @@ describe("the loop's io wakes", function()
           { remote_addr = u:get_extra_info("sockname") })
         asyncio.sleep(0.01) -- all reading
         for round = 1, 3 do -- (no wait between the sends: their wakes come in one batch)
+          want, reached = 3 * round, loop:create_future()
           loop:sock_sendall(b, "1")
           sender:sendto("2")
           loop:sock_sendall(d, "3")
-          wait_until(function() return #log == 3 * round end)
+          asyncio.wait_for(reached, 5)
         end
         assert.same({ "s1:1", "u:2", "s2:3", "s1:1", "u:2", "s2:3", "s1:1", "u:2", "s2:3" }, log)
         t1:close()
