@@ -114,7 +114,13 @@ void ta_aio_task_sleep_release(lua_State *L, ta_timer *tm);
 int ta_loop_lease(lua_State *L, ta_loop *lp);
 void ta_loop_drop_anchor(lua_State *L, ta_loop *lp, ta_timer *tm, int loopidx, int push);
 void ta_handle_cancel(lua_State *L, ta_handle *h);
-void ta_loop_wake(ta_loop *lp);
+/* Wakes the loop's driver if it is parked (something to do).  Inline:
+** every wake asks, and the driver is rarely parked then (a Task of the
+** loop woken during a step, W1/W2: ~15 instructions per wake). */
+void ta_loop_wake_parked(ta_loop *lp);
+static inline void ta_loop_wake(ta_loop *lp) {
+  if (lp->driver_parked) ta_loop_wake_parked(lp);
+}
 int ta_loop_driven(ta_loop *lp);
 void ta_loop_exception(lua_State *L, ta_loop *lp, int ctxidx);
 void ta_aio_task_run(lua_State *L, ta_future *f, int tidx);

@@ -631,10 +631,10 @@ static int l_remove_writer(lua_State *L) { return remove_watch(L, 1); }
 
 /* ---- running ---- */
 
-void ta_loop_wake(ta_loop *lp) {
+void ta_loop_wake_parked(ta_loop *lp) {
   ta_task *d = lp->driver;
   /* (driver_parked may still be set when its timer woke it already) */
-  if (d == NULL || !lp->driver_parked || d->state != TA_PARKED) return;
+  if (d == NULL || d->state != TA_PARKED) return;
   lp->driver_parked = 0;
   ta_heap_remove(&lp->E->timers, &d->timer);
   ta_reschedule(d, 0, 0);
