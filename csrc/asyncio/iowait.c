@@ -12,7 +12,7 @@
 ** the ready queue one slot per batch rather than two per wake.  fn is
 ** typically a Future's setter (the sock_* coroutines wait on a Future) or
 ** a transport's read path on its core (a read wait: then the loop runs it
-** without a Lua call, ta_transport_read_wake, unless in debug mode).  One wake per arm, as for the Trio
+** without a Lua call, ta_loop_run_read_wakes, unless in debug mode).  One wake per arm, as for the Trio
 ** face.  A persistent record disarmed before its callback ran is dropped
 ** from the list (as asyncio's remove_reader cancels the reader's handle).
 **
@@ -116,24 +116,44 @@ int ta_loop_take_posted(ta_loop *lp) {
   return had_none;
 }
 
+/* The batch's next records while they are transports' read waits (none
+** in debug mode, which times each call of fn): each becomes the current
+** record while the loop calls its read path directly
+** (ta_transport_read_wake: no Lua call; an error ends the loop's call
+** with the record still current, as for any other callback), then the
+** stack goes back to top.  Stops at another kind of record, when none is
+** left or when a read path closed the loop. */
+void ta_loop_run_read_wakes(lua_State *L, ta_loop *lp, int top) {
+  aiorec *r;
+  while ((r = lp->batch_posted) != NULL && r->read_wake && !lp->debug && !lp->closed) {
+    lp->batch_posted = r->next_posted;
+    if (lp->batch_posted == NULL) lp->batch_posted_tail = NULL;
+    r->posted = 0;
+    lp->posted_current = r;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
+    lp->calling = 1;
+    ta_transport_read_wake(L, top + 1);
+    lp->calling = 0;
+    lp->posted_current = NULL;
+    /* (as ta_loop_posted_done: a read wait is persistent) */
+    if (r->dropped) release_rec(L, r);
+    else if (r->slot == NULL) free_rec(L, r);
+    lua_settop(L, top);
+  }
+}
+
 /* The batch's next record becomes the current one: pushes its fn and arg
-** (TA_POSTED_CALL), or only its arg for a transport's read wait, which the
-** loop then calls directly (TA_POSTED_READ_WAKE; not in debug mode, which
-** times the call of fn); TA_POSTED_NONE when the batch has none left. */
+** and returns 1; 0 when the batch has none left. */
 int ta_loop_next_posted(lua_State *L, ta_loop *lp) {
   aiorec *r = lp->batch_posted;
-  if (r == NULL) return TA_POSTED_NONE;
+  if (r == NULL) return 0;
   lp->batch_posted = r->next_posted;
   if (lp->batch_posted == NULL) lp->batch_posted_tail = NULL;
   r->posted = 0;
   lp->posted_current = r;
-  if (r->read_wake && !lp->debug) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
-    return TA_POSTED_READ_WAKE;
-  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
-  return TA_POSTED_CALL;
+  return 1;
 }
 
 /* The current record's callback returned or raised: a one-shot record (or

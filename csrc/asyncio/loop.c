@@ -631,10 +631,10 @@ static int l_remove_writer(lua_State *L) { return remove_watch(L, 1); }
 
 /* ---- running ---- */
 
-void ta_loop_wake(ta_loop *lp) {
+void ta_loop_wake_parked(ta_loop *lp) {
   ta_task *d = lp->driver;
   /* (driver_parked may still be set when its timer woke it already) */
-  if (d == NULL || !lp->driver_parked || d->state != TA_PARKED) return;
+  if (d == NULL || d->state != TA_PARKED) return;
   lp->driver_parked = 0;
   ta_heap_remove(&lp->E->timers, &d->timer);
   ta_reschedule(d, 0, 0);
@@ -725,20 +725,14 @@ static void run_handle(lua_State *L, ta_loop *lp, ta_handle *h) {
 /* The entry of the woken io waits: their callbacks, in order (each one
 ** the current record while it runs: callback_failed finds it).  A
 ** transport's read wait is called directly (no Lua call of its C
-** function). */
+** function: ta_loop_run_read_wakes). */
 static void run_posted(lua_State *L, ta_loop *lp) {
-  int pushed, top = lua_gettop(L);
+  int top = lua_gettop(L);
   luaL_checkstack(L, 2 + TA_READ_WAKE_STACK, NULL);
-  while (!lp->closed && (pushed = ta_loop_next_posted(L, lp)) != TA_POSTED_NONE) {
+  for (;;) {
     int fn = top + 1;
-    if (pushed == TA_POSTED_READ_WAKE) { /* its arg pushed */
-      lp->calling = 1;
-      ta_transport_read_wake(L, top + 1);
-      lp->calling = 0;
-      ta_loop_posted_done(L, lp, 0);
-      lua_settop(L, top);
-      continue;
-    } /* else its fn and arg */
+    ta_loop_run_read_wakes(L, lp, top);
+    if (lp->closed || !ta_loop_next_posted(L, lp)) return; /* its fn and arg pushed */
     if (lp->debug) { /* (a copy of fn under them, for report_slow) */
       lua_pushvalue(L, fn);
       lua_insert(L, fn++);

@@ -93,6 +93,7 @@ enum { PUV_TASK = 1, PUV_LOOP, P_NUV = PUV_LOOP };
 
 typedef struct {
   /* what a put or get reads first, in as few cache lines as can be */
+  const char *tag;          /* &queue_state_tag (see checkqueue_in) */
   unsigned char kind;
   unsigned char shutdown;
   unsigned char slots;      /* items in user values (see Q_SLOTS_MAX), or 0 */
@@ -121,18 +122,22 @@ static const char *const fn_get_nowait[QK_N] = QNAMES("get_nowait");
 static const char *const fn_task_done[QK_N] = QNAMES("task_done");
 static const char *const fn_join[QK_N] = QNAMES("join");
 
+/* What only l_queue_new writes into a queue state (its tag). */
+static const char queue_state_tag;
+
 /* The state of self, which takes the place of self at stack index 1 (a
-** copy and its metatable are left on top: the methods set the stack top
-** they need); checked by its cached metatable pointer (engine E).  fname
-** names the method of Queue (the methods are shared by the three kinds). */
-static ta_queue *checkqueue_in(lua_State *L, ta_engine *E, const char *fname) {
+** copy is left on top: the methods set the stack top they need).  Told by
+** its size and its tag, which no other userdata has there: one C API
+** call (lua_rawlen), where fetching and comparing its metatable takes two
+** and pushes one more value (every method asks).  fname names the method of Queue (the methods are shared
+** by the three kinds). */
+static ta_queue *checkqueue(lua_State *L, const char *fname) {
   if (lua_type(L, 1) == LUA_TTABLE) {
     ta_queue *q;
     lua_rawgeti(L, 1, 1);
     q = (ta_queue *)lua_touserdata(L, -1);
-    if (q != NULL && lua_getmetatable(L, -1) &&
-        lua_topointer(L, -1) == E->mt[TA_MT_QUEUE_STATE]) {
-      lua_copy(L, -2, 1);
+    if (q != NULL && lua_rawlen(L, -1) == sizeof *q && q->tag == &queue_state_tag) {
+      lua_copy(L, -1, 1);
       return q;
     }
   }
@@ -143,9 +148,6 @@ static ta_queue *checkqueue_in(lua_State *L, ta_engine *E, const char *fname) {
   return NULL;
 }
 
-static ta_queue *checkqueue(lua_State *L, const char *fname) {
-  return checkqueue_in(L, ta_upengine(L), fname);
-}
 
 static int is_full(const ta_queue *q) {
   return q->maxsize > 0 && (lua_Number)q->n >= q->maxsize;
@@ -497,7 +499,8 @@ static ta_queue *after_wait(lua_State *L, int status, ta_task *t, int putting) {
   return q;
 }
 
-/* The same after a wait parked in a qpark (on top, or below the error). */
+/* The same after a wait parked in a qpark (on top, or below the error),
+** but for a get that has an item to take, whose stack is left as it is. */
 static ta_queue *after_park(lua_State *L, ta_task *t, int putting) {
   ta_queue *q = (ta_queue *)lua_touserdata(L, 1);
   if (ta_aio_park_failed(t)) {
@@ -506,11 +509,13 @@ static ta_queue *after_park(lua_State *L, ta_task *t, int putting) {
     give_up(L, q, putting, ((qpark *)lua_touserdata(L, -1))->woken);
   }
   keep_spare_park(L, q, -1);
-  lua_settop(L, putting ? 2 : 1);
+  /* a get that finds an item takes it whatever is above the queue; one
+  ** that waits again must not leave the stack grown */
+  if (putting || q->n == 0) lua_settop(L, putting ? 2 : 1);
   return q;
 }
 
-/* get on [queue] */
+/* get on [queue, ...]: what is above the queue is never read */
 static int get_loop(lua_State *L, ta_queue *q, ta_task *t);
 
 static int get_k(lua_State *L, int status, lua_KContext ctx) {
@@ -536,10 +541,9 @@ static int get_loop(lua_State *L, ta_queue *q, ta_task *t) {
 /* get() -> item: waits for an item, then removes and returns it. */
 static int q_get(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  ta_queue *q = checkqueue_in(L, E, fn_get[0]);
-  ta_task *t = ta_async_check_in(L, E, fn_get[q->kind], TA_ASYNCIO);
-  lua_settop(L, 1);
-  return get_loop(L, q, t);
+  ta_queue *q = checkqueue(L, fn_get[0]);
+  /* (get_loop reads nothing above the queue: no lua_settop) */
+  return get_loop(L, q, ta_async_check_in(L, E, fn_get[q->kind], TA_ASYNCIO));
 }
 
 /* put on [queue, item] */
@@ -568,7 +572,7 @@ static int put_loop(lua_State *L, ta_queue *q, ta_task *t) {
 /* put(item): waits for a free slot, then puts the item. */
 static int q_put(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  ta_queue *q = checkqueue_in(L, E, fn_put[0]);
+  ta_queue *q = checkqueue(L, fn_put[0]);
   ta_task *t = ta_async_check_in(L, E, fn_put[q->kind], TA_ASYNCIO);
   lua_settop(L, 2);
   return put_loop(L, q, t);
@@ -692,6 +696,7 @@ static int l_queue_new(lua_State *L) {
     slots = (int)lua_tointeger(L, 2);
   q = (ta_queue *)lua_newuserdatauv(L, sizeof *q, Q_NUV + slots);
   memset(q, 0, sizeof *q);
+  q->tag = &queue_state_tag;
   q->kind = (int)kind;
   q->slots = slots;
   q->maxsize_int = t == LUA_TNIL || lua_isinteger(L, 2);

@@ -18,7 +18,7 @@
 ** is set: new_transport, after connection_made, set_protocol), so that a
 ** read looks no Lua field up.  The read wait is armed with the read path
 ** on the core, and the loop runs it directly (ta_transport_read_wake,
-** from csrc/asyncio/loop.c's run_posted: no Lua call of a C function),
+** from csrc/asyncio/iowait.c's ta_loop_run_read_wakes: no Lua call of a C function),
 ** which calls protocol:data_received unprotected (its error comes back
 ** through ta_transport_read_failed).
 **
