@@ -166,8 +166,10 @@ int ta_open_aio_ioreq(lua_State *L);
 /* future.c: a C object parks the asyncio Task running on L in its
 ** ta_aio_park p, with no Future (ta_aio_park_k: the Task must be t, of the
 ** loop the object belongs to; the object anchors the Task meanwhile).  It
-** wakes it with ta_aio_unpark (the Task and its loop object on top,
-** popped), onto the loop's ready queue, resumed with no values, or with
+** wakes it with ta_aio_unpark (the Task on top, and above it the Task's
+** loop object if ta_aio_unpark_needs_loop says so: a loop running one of
+** its Tasks has its ready ring at hand; both popped), onto the loop's
+** ready queue, resumed with no values, or with
 ** the error at erridx (0: none).  Task:cancel() wakes a
 ** parked Task itself (p->task is then NULL, as after any wake), to raise
 ** CancelledError at the wait.  The continuation k (context t) raises what
@@ -179,6 +181,9 @@ typedef struct ta_aio_park {
 void ta_aio_park_init(ta_aio_park *p);
 int ta_aio_park_k(lua_State *L, ta_task *t, ta_aio_park *p, lua_KFunction k);
 void ta_aio_unpark(lua_State *L, ta_aio_park *p, int erridx);
+static inline int ta_aio_unpark_needs_loop(const ta_aio_park *p) {
+  return ta_task_future(p->task)->loop->current == NULL;
+}
 int ta_aio_park_failed(ta_task *t);
 
 /* streamreader.c: what the transport's read path (transport.c) needs to

@@ -788,7 +788,6 @@ void ta_aio_unpark(lua_State *L, ta_aio_park *p, int erridx) {
     t->resume_error = 1;
   }
   if (lp->current != NULL) { /* woken by a Task of its loop: the ring is at hand */
-    lua_pop(L, 1);
     ta_loop_append_in_step(L, lp);
   } else {
     ta_loop_append_below(L, lp);

@@ -245,13 +245,15 @@ static int wake_one(lua_State *L, ta_queue *q, void *waiter) {
     p->woken = 1;
     if (own) {
       lua_getiuservalue(L, 1, own_park_task_uv(q, p));
-      if (q->park_loop == ta_task_future(t)->loop) lua_getiuservalue(L, 1, QUV_PARK_LOOP);
-      else ta_push_weak(L, t->E, ta_task_future(t)->loop->ref); /* (Tasks of two loops) */
+      if (ta_aio_unpark_needs_loop(&p->park)) {
+        if (q->park_loop == ta_task_future(t)->loop) lua_getiuservalue(L, 1, QUV_PARK_LOOP);
+        else ta_push_weak(L, t->E, ta_task_future(t)->loop->ref); /* (Tasks of two loops) */
+      }
       ta_aio_unpark(L, &p->park, 0);
       return 1;
     }
     lua_getiuservalue(L, -1, PUV_TASK);
-    lua_getiuservalue(L, -2, PUV_LOOP);
+    if (ta_aio_unpark_needs_loop(&p->park)) lua_getiuservalue(L, -2, PUV_LOOP);
     ta_aio_unpark(L, &p->park, 0);
   } else if (((ta_future *)waiter)->state == TA_FUT_PENDING) {
     lua_pushboolean(L, 1);

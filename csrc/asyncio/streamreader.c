@@ -217,7 +217,7 @@ static void wake_waiter(lua_State *L, ta_sreader *r, int ridx, int excidx) {
   if (waiting == WAIT_PARK) {
     if (r->park.task == NULL) return; /* woken by Task:cancel() */
     lua_getiuservalue(L, ridx, RUV_PARKED);
-    lua_getiuservalue(L, ridx, RUV_LOOP);
+    if (ta_aio_unpark_needs_loop(&r->park)) lua_getiuservalue(L, ridx, RUV_LOOP);
     ta_aio_unpark(L, &r->park, excidx);
     return;
   }
