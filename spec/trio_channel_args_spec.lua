@@ -1,6 +1,7 @@
 -- MemorySendChannel:send and MemoryReceiveChannel:receive check their
 -- endpoint and shape their arguments in one step (channel.c op_endpoint):
--- a wrong endpoint, a missing value, nil and extra arguments.
+-- a wrong endpoint (of another class, or any userdata of the same size),
+-- a missing value, nil and extra arguments.
 local trio = require "trio"
 
 -- Runs fn(send, recv) on a rendezvous channel inside a run; returns
@@ -51,6 +52,28 @@ describe("memory channel send/receive arguments", function()
     assert.matches("MemoryReceiveChannel expected, got number", got[3][2])
     assert.is_false(got[4][1])
     assert.matches("MemoryReceiveChannel expected, got no value", got[4][2])
+  end)
+
+  it("send and receive refuse userdata of other classes, of the endpoint's size or not", function()
+    local got = trio.run(function()
+      local send, recv = trio.open_memory_channel(0)
+      local sock = trio.socket.socket() -- a socket object is as big as an endpoint
+      local out = {}
+      for _, self in ipairs({ sock, trio.lowlevel.ParkingLot(), io.stdout }) do
+        local ok, err = pcall(send.send, self, 1)
+        out[#out + 1] = { ok, tostring(err) }
+        ok, err = pcall(recv.receive, self)
+        out[#out + 1] = { ok, tostring(err) }
+      end
+      sock:close()
+      return out
+    end)
+    assert.equal(6, #got)
+    for i, r in ipairs(got) do
+      assert.is_false(r[1])
+      local class = i % 2 == 1 and "MemorySendChannel" or "MemoryReceiveChannel"
+      assert.matches(class .. " expected, got ", r[2], 1, true)
+    end
   end)
 
   it("send without a value is an error, before anything is handed over", function()

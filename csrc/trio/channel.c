@@ -28,8 +28,16 @@ typedef struct chan {
 
 typedef struct endpoint {
   chan *c;
+  const char *tag;       /* &send_tag or &receive_tag (see op_endpoint) */
   int closed;
 } endpoint;
+
+/* What only new_endpoint writes into an endpoint of each kind. */
+static const char send_tag, receive_tag;
+
+static const char *endpoint_tag(int which) {
+  return which == TA_MT_SEND_CHANNEL ? &send_tag : &receive_tag;
+}
 
 /* ---- the ring buffer: user value 1 of the state, at index `st` ----
 ** (nil until a value is first buffered, with rcap 0) */
@@ -74,16 +82,15 @@ static endpoint *checkep(lua_State *L, int idx, int which) {
 
 /* The endpoint at 1 of a send or receive, whose stack is then exactly
 ** nargs values (a missing argument after the endpoint is an error, as
-** luaL_checkany's).  The lua_settop that shapes the stack also pops the
-** metatable the check pushed: one stack adjustment per operation where
-** ta_checkudata, luaL_checkany and lua_settop made three (W2). */
-static inline endpoint *op_endpoint(lua_State *L, ta_engine *E, int which, int nargs) {
+** luaL_checkany's).  The endpoint is told by its size and its tag, which
+** no other userdata has there (as sockets are, csrc/io/sock.h): two C API
+** calls where fetching and comparing the metatable took four, and
+** nothing pushed (W2: about 60 instructions an operation). */
+static inline endpoint *op_endpoint(lua_State *L, int which, int nargs) {
   int top = lua_gettop(L);
   endpoint *ep = (endpoint *)lua_touserdata(L, 1);
-  if (ep == NULL || !lua_getmetatable(L, 1) || lua_topointer(L, -1) != E->mt[which]) {
-    lua_settop(L, top);
+  if (ep == NULL || lua_rawlen(L, 1) != sizeof *ep || ep->tag != endpoint_tag(which))
     ta_udata_typeerror(L, 1, which);
-  }
   if (top < nargs) luaL_argerror(L, nargs, "value expected");
   lua_settop(L, nargs);
   return ep;
@@ -98,6 +105,7 @@ static int push_state(lua_State *L) {
 static void new_endpoint(lua_State *L, chan *c, int st, int which) {
   endpoint *ep = (endpoint *)lua_newuserdatauv(L, sizeof *ep, 1);
   ep->c = c;
+  ep->tag = endpoint_tag(which);
   ep->closed = 0;
   ta_setmetatable(L, ta_upengine(L), which);
   lua_pushvalue(L, st);
@@ -222,7 +230,7 @@ static int l_send_nowait(lua_State *L) {
 
 static int l_send(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  endpoint *ep = op_endpoint(L, E, TA_MT_SEND_CHANNEL, 2);
+  endpoint *ep = op_endpoint(L, TA_MT_SEND_CHANNEL, 2);
   ta_task *t = ta_async_check_in(L, E, "MemorySendChannel:send", TA_TRIO);
   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_send(L, ep, "MemorySendChannel:send");
@@ -276,7 +284,7 @@ static int l_receive_nowait(lua_State *L) {
 
 static int l_receive(lua_State *L) {
   ta_engine *E = ta_upengine(L);
-  endpoint *ep = op_endpoint(L, E, TA_MT_RECEIVE_CHANNEL, 1);
+  endpoint *ep = op_endpoint(L, TA_MT_RECEIVE_CHANNEL, 1);
   ta_task *t = ta_async_check_in(L, E, "MemoryReceiveChannel:receive", TA_TRIO);
   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_recv(L, ep, "MemoryReceiveChannel:receive");
