@@ -93,7 +93,7 @@ enum { PUV_TASK = 1, PUV_LOOP, P_NUV = PUV_LOOP };
 
 typedef struct {
   /* what a put or get reads first, in as few cache lines as can be */
-  const char *tag;          /* &queue_state_tag (see checkqueue_in) */
+  const char *tag;          /* &queue_state_tag (ta_totagged) */
   unsigned char kind;
   unsigned char shutdown;
   unsigned char slots;      /* items in user values (see Q_SLOTS_MAX), or 0 */
@@ -127,16 +127,14 @@ static const char queue_state_tag;
 
 /* The state of self, which takes the place of self at stack index 1 (a
 ** copy is left on top: the methods set the stack top they need).  Told by
-** its size and its tag, which no other userdata has there: one C API
-** call (lua_rawlen), where fetching and comparing its metatable takes two
-** and pushes one more value (every method asks).  fname names the method of Queue (the methods are shared
-** by the three kinds). */
+** size and tag (every method asks).  fname names the method of Queue (the
+** methods are shared by the three kinds). */
 static ta_queue *checkqueue(lua_State *L, const char *fname) {
   if (lua_type(L, 1) == LUA_TTABLE) {
     ta_queue *q;
     lua_rawgeti(L, 1, 1);
-    q = (ta_queue *)lua_touserdata(L, -1);
-    if (q != NULL && lua_rawlen(L, -1) == sizeof *q && q->tag == &queue_state_tag) {
+    q = (ta_queue *)ta_totagged(L, -1, sizeof(ta_queue), &queue_state_tag);
+    if (q != NULL) {
       lua_copy(L, -1, 1);
       return q;
     }
@@ -147,7 +145,6 @@ static ta_queue *checkqueue(lua_State *L, const char *fname) {
                                                                : luaL_typename(L, 1));
   return NULL;
 }
-
 
 static int is_full(const ta_queue *q) {
   return q->maxsize > 0 && (lua_Number)q->n >= q->maxsize;

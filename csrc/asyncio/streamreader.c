@@ -52,7 +52,7 @@ enum { H_TRANSPORT = H_N + 1, H_STREAM_PROTOCOL };
 /* The bytes are [start, start + len) of chunk (the string in RUV_CHUNK)
 ** or, when chunk is NULL, of buf (cap bytes; NULL while empty). */
 struct ta_sreader {
-  const char *tag;        /* &reader_tag (see reader_at) */
+  const char *tag;        /* &reader_tag (ta_totagged) */
   ta_engine *E;           /* (the methods' upvalue, found faster here) */
   const char *chunk;
   char *buf;
@@ -77,13 +77,11 @@ struct ta_sreader {
 /* What only stream_reader_new writes at the start of a reader. */
 static const char reader_tag = 0;
 
-/* The StreamReader at idx, NULL if it is something else.  Told by its size
-** and its tag, which no other userdata has there: two C API calls, where
-** fetching and comparing the metatable takes three and a pop (a reader's
-** hot paths ask several times per read and per write). */
+/* The StreamReader at idx, NULL if it is something else (told by size
+** and tag: a reader's hot paths ask several times per read and per
+** write). */
 static ta_sreader *reader_at(lua_State *L, int idx) {
-  ta_sreader *r = (ta_sreader *)lua_touserdata(L, idx);
-  return r != NULL && lua_rawlen(L, idx) == sizeof *r && r->tag == &reader_tag ? r : NULL;
+  return (ta_sreader *)ta_totagged(L, idx, sizeof(ta_sreader), &reader_tag);
 }
 
 static ta_sreader *checkreader(lua_State *L, const char *fname) {

@@ -571,6 +571,17 @@ void ta_newclass(lua_State *L, const char *name, const luaL_Reg *meta, const lua
                  const char *methods_field);
 int ta_open_run(lua_State *L);
 
+/* Hot paths tell their own userdata by size and tag instead of by
+** metatable: the C struct's first member is a `const char *tag` pointing
+** at a static char that only its file writes there.  The userdata at idx
+** if it has exactly size bytes and starts with tag, else NULL: two C API
+** calls where fetching and comparing the metatable takes four and pushes
+** a value.  (A light userdata has no size: never taken.) */
+static inline void *ta_totagged(lua_State *L, int idx, size_t size, const char *tag) {
+  void *p = lua_touserdata(L, idx);
+  return p != NULL && lua_rawlen(L, idx) == size && *(const char **)p == tag ? p : NULL;
+}
+
 /* The engine is upvalue 1 of every function of the core module. */
 #define ta_upengine(L) ((ta_engine *)lua_touserdata((L), lua_upvalueindex(1)))
 

@@ -86,8 +86,8 @@ struct ta_sock {
 ** the box stays 24 bytes with its tag; a socket the kernel made has an
 ** AF_* family, a SOCK_STREAM or SOCK_DGRAM type, a protocol below 263). */
 struct ta_sockbox {
+  const char *tag;            /* &ta_sockbox_tag (ta_totagged) */
   ta_sock *s;                 /* NULL once closed */
-  const char *tag;            /* &ta_sockbox_tag (see ta_tosockbox) */
   short family, type, proto;
   unsigned char stream_sending; /* a Trio SocketStream's send_all (or
                               ** wait_send_all_might_not_block) is under way
@@ -97,13 +97,10 @@ struct ta_sockbox {
 /* ---- the object (sock.c) ---- */
 /* What only sock.c writes into a socket object (its tag). */
 extern const char ta_sockbox_tag;
-/* The socket object at idx, NULL if it is anything else.  Told by its
-** size and its tag, which no other userdata has there: two C API calls,
-** where fetching and comparing the metatable takes four (every socket
-** operation asks). */
+/* The socket object at idx, NULL if it is anything else (told by size
+** and tag: every socket operation asks). */
 static inline ta_sockbox *ta_tosockbox(lua_State *L, int idx) {
-  ta_sockbox *b = (ta_sockbox *)lua_touserdata(L, idx);
-  return b != NULL && lua_rawlen(L, idx) == sizeof *b && b->tag == &ta_sockbox_tag ? b : NULL;
+  return (ta_sockbox *)ta_totagged(L, idx, sizeof(ta_sockbox), &ta_sockbox_tag);
 }
 /* The same, or an argument error. */
 ta_sockbox *ta_checksockbox(lua_State *L, int idx);
