@@ -116,6 +116,24 @@ int ta_loop_take_posted(ta_loop *lp) {
   return had_none;
 }
 
+/* The batch's next record r (there is one) becomes the current one. */
+static aiorec *take_posted(ta_loop *lp) {
+  aiorec *r = lp->batch_posted;
+  lp->batch_posted = r->next_posted;
+  if (lp->batch_posted == NULL) lp->batch_posted_tail = NULL;
+  r->posted = 0;
+  lp->posted_current = r;
+  return r;
+}
+
+/* The callback of the current record r returned or raised: a one-shot
+** record (or one freed meanwhile) goes. */
+static void end_posted(lua_State *L, ta_loop *lp, aiorec *r) {
+  lp->posted_current = NULL;
+  if (r->dropped) release_rec(L, r);
+  else if (!r->persistent || r->slot == NULL) free_rec(L, r);
+}
+
 /* The batch's next records while they are transports' read waits (none
 ** in debug mode, which times each call of fn): each becomes the current
 ** record while the loop calls its read path directly
@@ -124,20 +142,13 @@ int ta_loop_take_posted(ta_loop *lp) {
 ** stack goes back to top.  Stops at another kind of record, when none is
 ** left or when a read path closed the loop. */
 void ta_loop_run_read_wakes(lua_State *L, ta_loop *lp, int top) {
-  aiorec *r;
-  while ((r = lp->batch_posted) != NULL && r->read_wake && !lp->debug && !lp->closed) {
-    lp->batch_posted = r->next_posted;
-    if (lp->batch_posted == NULL) lp->batch_posted_tail = NULL;
-    r->posted = 0;
-    lp->posted_current = r;
+  while (lp->batch_posted != NULL && lp->batch_posted->read_wake && !lp->debug && !lp->closed) {
+    aiorec *r = take_posted(lp);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
     lp->calling = 1;
     ta_transport_read_wake(L, top + 1);
     lp->calling = 0;
-    lp->posted_current = NULL;
-    /* (as ta_loop_posted_done: a read wait is persistent) */
-    if (r->dropped) release_rec(L, r);
-    else if (r->slot == NULL) free_rec(L, r);
+    end_posted(L, lp, r);
     lua_settop(L, top);
   }
 }
@@ -145,30 +156,25 @@ void ta_loop_run_read_wakes(lua_State *L, ta_loop *lp, int top) {
 /* The batch's next record becomes the current one: pushes its fn and arg
 ** and returns 1; 0 when the batch has none left. */
 int ta_loop_next_posted(lua_State *L, ta_loop *lp) {
-  aiorec *r = lp->batch_posted;
-  if (r == NULL) return 0;
-  lp->batch_posted = r->next_posted;
-  if (lp->batch_posted == NULL) lp->batch_posted_tail = NULL;
-  r->posted = 0;
-  lp->posted_current = r;
+  aiorec *r;
+  if (lp->batch_posted == NULL) return 0;
+  r = take_posted(lp);
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
   return 1;
 }
 
-/* The current record's callback returned or raised: a one-shot record (or
-** one freed meanwhile) goes; with push, its fn and arg are pushed first
-** (a failed callback's handle is made of them).  0 if none was current. */
+/* The current record's callback returned or raised (ta_loop_run_read_wakes
+** ends its own); with push, its fn and arg are pushed first (a failed
+** callback's handle is made of them).  0 if none was current. */
 int ta_loop_posted_done(lua_State *L, ta_loop *lp, int push) {
   aiorec *r = lp->posted_current;
   if (r == NULL) return 0;
-  lp->posted_current = NULL;
   if (push) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->arg_ref);
   }
-  if (r->dropped) release_rec(L, r);
-  else if (!r->persistent || r->slot == NULL) free_rec(L, r);
+  end_posted(L, lp, r);
   return 1;
 }
 
