@@ -80,6 +80,7 @@ ROWS=(
 	"ours|W2|asyncio|-|run|$LUA bench/w2_pingpong_asyncio.lua"
 	"lua|W2|cqueues|lua:cqueues|run|$LUA $L/w2_pingpong_cqueues.lua"
 	"floor|W2|raw coroutine ping-pong (floor)|lua:luv|run|$LUA bench/w2_pingpong_rawco.lua"
+	"floor|W2|raw coroutine ping-pong, Trio's four switches (floor)|lua:luv|run|$LUA bench/w2_pingpong_rawco.lua 200000 checkpoints"
 	"py|W2|python trio|py:trio|run|$PY $P/w2_pingpong.py trio"
 	"py|W2|python asyncio|-|run|$PY $P/w2_pingpong.py asyncio"
 	"py|W2|python uvloop|py:uvloop|run|$PY $P/w2_pingpong.py uvloop"
