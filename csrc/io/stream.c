@@ -73,7 +73,9 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
       }
     }
   }
-  *buf = uv_buf_init(s->rbuf ? s->rbuf + s->rlen : NULL, (unsigned)(s->rcap - s->rlen));
+  /* (set in place: uv_buf_init is a call into libuv on every read) */
+  buf->base = s->rbuf ? s->rbuf + s->rlen : NULL;
+  buf->len = s->rcap - s->rlen;
 }
 
 static void stop_reading(ta_sock *s) {
@@ -193,10 +195,12 @@ static int writes_directly(const ta_sock *s) {
 }
 
 /* write(2) of up to len bytes at p on s, as libuv's uv__try_write: the
-** bytes written, 0 if the socket takes none now, or an error. */
+** bytes written, 0 if the socket takes none now, or an error.  The fd is
+** read where libuv keeps it for a stream (uv_fileno reads the same field,
+** behind two calls; writes_directly said the stream is open). */
 static int write_now(ta_sock *s, const char *p, size_t len) {
   ssize_t n;
-  int fd = ta_sock_fd(s);
+  int fd = s->u.s.io_watcher.fd;
   if (len > 0x7fffffff) len = 0x7fffffff;
   do {
     n = write(fd, p, len);
