@@ -107,7 +107,7 @@ static inline endpoint *op_endpoint(lua_State *L, int which, int nargs) {
       ep->tag != endpoint_tag(which))
     ta_udata_typeerror(L, 1, which);
   if (top < nargs) luaL_argerror(L, nargs, "value expected");
-  lua_settop(L, nargs);
+  if (top != nargs) lua_settop(L, nargs); /* (a call saved in the usual case) */
   return ep;
 }
 
