@@ -25,6 +25,7 @@
 
 /* What send and receive read first, first. */
 typedef struct chan {
+  ta_engine *E;          /* send and receive find it here, not in an upvalue (a call less) */
   ta_lot senders, receivers;
   int open_send, open_recv;
   int rcount;
@@ -36,7 +37,6 @@ typedef struct chan {
 typedef struct endpoint {
   const char *tag;       /* &send_tag or &receive_tag (ta_totagged) */
   chan *c;               /* in the holder's block */
-  ta_engine *E;          /* send and receive find it here, not in an upvalue (a call less) */
   int closed;
 } endpoint;
 
@@ -127,9 +127,8 @@ static void new_endpoint(lua_State *L, chan *c, int hidx, int which) {
   endpoint *ep = (endpoint *)lua_newuserdatauv(L, sizeof *ep, 1);
   ep->c = c;
   ep->tag = endpoint_tag(which);
-  ep->E = ta_upengine(L);
   ep->closed = 0;
-  ta_setmetatable(L, ep->E, which);
+  ta_setmetatable(L, c->E, which);
   lua_pushvalue(L, hidx);
   lua_setiuservalue(L, -2, 1);
 }
@@ -149,10 +148,10 @@ static int l_open_memory_channel(lua_State *L) {
   memset(h, 0, sizeof *h);
   h->ep.tag = &send_tag;
   h->ep.c = &h->c;
-  h->ep.E = ta_upengine(L);
+  h->c.E = ta_upengine(L);
   h->c.max = max;
   h->c.open_send = h->c.open_recv = 1;
-  ta_setmetatable(L, h->ep.E, TA_MT_SEND_CHANNEL);
+  ta_setmetatable(L, h->c.E, TA_MT_SEND_CHANNEL);
   new_endpoint(L, &h->c, lua_gettop(L), TA_MT_RECEIVE_CHANNEL);
   return 2;
 }
@@ -253,7 +252,7 @@ static int l_send_nowait(lua_State *L) {
 
 static int l_send(lua_State *L) {
   endpoint *ep = op_endpoint(L, TA_MT_SEND_CHANNEL, 2);
-  ta_task *t = ta_async_check_in(L, ep->E, "MemorySendChannel:send", TA_TRIO);
+  ta_task *t = ta_async_check_in(L, ep->c->E, "MemorySendChannel:send", TA_TRIO);
   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_send(L, ep, "MemorySendChannel:send");
   if (try_send(L, ep)) return ta_schedule_point(L, t);
@@ -307,7 +306,7 @@ static int l_receive_nowait(lua_State *L) {
 
 static int l_receive(lua_State *L) {
   endpoint *ep = op_endpoint(L, TA_MT_RECEIVE_CHANNEL, 1);
-  ta_task *t = ta_async_check_in(L, ep->E, "MemoryReceiveChannel:receive", TA_TRIO);
+  ta_task *t = ta_async_check_in(L, ep->c->E, "MemoryReceiveChannel:receive", TA_TRIO);
   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_recv(L, ep, "MemoryReceiveChannel:receive");
   if (try_receive(L, ep)) return ta_schedule_point_ret(L, t, 1);
