@@ -239,12 +239,11 @@ struct ta_task {
   unsigned char objectless : 1;     /* no object made yet: its anchor holds its thread (ta_spawn, ta_push_task) */
   unsigned char ref_ends_at_exit : 1; /* not anchored: its weak id goes once its exit is told (its
                                        ** object has no finalizer left to give it back) */
-  /* ---- not in a compact task ----
-  ** What a step, a park and a wake-up touch first (cancel status, abort,
-  ** lot links), so that they end within the task's first 128 bytes: a
-  ** slot of the task slab starts a cache line (task.c), and a step of a
-  ** cold task then misses two lines, not three or four (ISSUE #16). */
+  /* ---- not in a compact task ---- */
   ta_status *status;
+  ta_task *sib_prev, *sib_next; /* among its owner's tasks (a nursery's children) */
+  ta_task *status_prev, *status_next;
+  void *owner;              /* what holds it: a nursery (the kind knows) */
   ta_abort_fn abort;
   ta_task *wait_prev;
   union {                   /* (a task that has exited waits in no lot) */
@@ -252,9 +251,6 @@ struct ta_task {
     ta_task *unreported_next; /* exited: in the engine's list of exits still to tell */
     ta_task *free_next;       /* a free slot of the engine's task slab (task.c) */
   };
-  ta_task *sib_prev, *sib_next; /* among its owner's tasks (a nursery's children) */
-  ta_task *status_prev, *status_next;
-  void *owner;              /* what holds it: a nursery (the kind knows) */
   int abort_ref;            /* Lua abort function of wait_task_rescheduled */
 };
 

@@ -243,14 +243,9 @@ ta_task *ta_async_check_full(lua_State *L, ta_engine *E, const char *fname, int 
 ** the run queue, has let go by then); an object owns the slot of its
 ** task once it has exited, and frees it when collected (task_gc). */
 enum { TASK_CHUNK_SLOTS = 128 };
-/* Each slot starts a cache line (its task's hot fields then take two
-** lines: engine.h), at the price of 32 bytes of padding a task. */
-typedef struct task_slot {
-  _Alignas(64) ta_task t;
-} task_slot;
 typedef struct task_chunk {
   struct task_chunk *next;
-  task_slot slot[TASK_CHUNK_SLOTS];
+  ta_task slot[TASK_CHUNK_SLOTS];
 } task_chunk;
 
 /* The slot for a new task, kept in E->spawn_slot until the task is made:
@@ -259,13 +254,13 @@ static ta_task *slot_take(lua_State *L, ta_engine *E) {
   ta_task *t = E->spawn_slot;
   if (t != NULL) return t;
   if (E->free_tasks == NULL) {
-    task_chunk *c = (task_chunk *)aligned_alloc(_Alignof(task_chunk), sizeof *c);
+    task_chunk *c = (task_chunk *)malloc(sizeof *c);
     if (c == NULL) luaL_error(L, "spawn: not enough memory");
     c->next = (task_chunk *)E->task_chunks;
     E->task_chunks = c;
     for (int i = TASK_CHUNK_SLOTS - 1; i >= 0; i--) {
-      c->slot[i].t.free_next = E->free_tasks;
-      E->free_tasks = &c->slot[i].t;
+      c->slot[i].free_next = E->free_tasks;
+      E->free_tasks = &c->slot[i];
     }
   }
   t = E->free_tasks;
