@@ -111,8 +111,9 @@ static inline endpoint *op_endpoint(lua_State *L, int which, int nargs) {
   return ep;
 }
 
+/* Whether ep is its channel's holder (its state follows it in its block). */
 static int is_holder(endpoint *ep) {
-  return ep->c == &((holder *)ep)->c;
+  return (char *)ep->c - offsetof(holder, c) == (char *)ep;
 }
 
 /* Stack: the endpoint ep at 1; pushes its holder and returns its index. */
