@@ -359,6 +359,31 @@ describe("memory channel clone", function()
     assert.same({ "a", "b", "false", "end" }, log)
   end)
 
+  it("the channel's state outlives its first send endpoint, which holds it", function()
+    -- (channel.c keeps the state in the first send endpoint's block: the
+    -- other endpoints hold that endpoint alive)
+    local got = trio.run(function()
+      local send, recv = trio.open_memory_channel(5)
+      local send2 = send:clone()
+      send:send("buffered")
+      send:close()
+      send = nil -- luacheck: ignore 311
+      collectgarbage()
+      collectgarbage()
+      send2:send("after")
+      local stats = recv:statistics()
+      local out = { recv:receive(), recv:receive(), stats.current_buffer_used, stats.open_send_channels }
+      local recv2 = recv:clone()
+      recv:close()
+      recv = nil -- luacheck: ignore 311
+      collectgarbage()
+      send2:send("via a clone")
+      out[#out + 1] = recv2:receive()
+      return out
+    end)
+    assert.same({ "buffered", "after", 2, 1, "via a clone" }, got)
+  end)
+
   it("sending breaks only when every receive clone is closed", function()
     local first_ok, e = trio.run(function()
       local send, recv = trio.open_memory_channel(5)

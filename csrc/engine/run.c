@@ -46,7 +46,12 @@ void ta_runq_grow(ta_engine *E) {
 ** tasks, first touches of the task and of its thread were most of a
 ** step's cache misses).  The loop asks for it ahead of time: the task
 ** PREFETCH_TASK steps ahead, the thread of the one PREFETCH_THREAD steps
-** ahead (whose task line came in by then). */
+** ahead (whose task line came in by then).  A thread's block is 208 bytes
+** (Lua 5.4's lua_State and its extra space) starting 8 bytes into a
+** 16-byte unit, so it always reaches a fourth line, where the fields a
+** resume and the VM read at its end lie (nCcalls, hookmask; W2 at 10,000
+** pairs, a million round trips: CPU time 1.60 -> 1.58 s, medians of 7 on a
+** busy machine, minima 1.56 -> 1.47). */
 enum { PREFETCH_TASK = 8, PREFETCH_THREAD = 4 };
 
 static void prefetch_ahead(ta_task **batch, size_t i, size_t n) {
@@ -61,6 +66,7 @@ static void prefetch_ahead(ta_task **batch, size_t i, size_t n) {
     __builtin_prefetch(co);
     __builtin_prefetch(co + 64);
     __builtin_prefetch(co + 128);
+    __builtin_prefetch(co + 192);
   }
 }
 

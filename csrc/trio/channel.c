@@ -3,7 +3,13 @@
 **
 ** One shared state per channel: a ring buffer (a Lua table used as an
 ** array, made when a value is first buffered: a rendezvous channel never
-** has one), a lot of waiting senders and one of waiting receivers.  A value
+** has one), a lot of waiting senders and one of waiting receivers.  The
+** state lives in the block of the channel's first send endpoint, its
+** holder, whose user value is the ring; every other endpoint (the first
+** receive endpoint, the clones) has the holder as its user value, which
+** keeps it alive.  So a send on the first endpoint touches one object, not
+** an endpoint and a state (at 10,000 W2 pairs the state's lines were cold:
+** ISSUE #16), and opening a channel makes two userdata, not three.  A value
 ** goes straight from a sender to a parked receiver's stack, and a parked
 ** sender keeps its value on its own stack until a receiver takes it, so a
 ** hand-off allocates nothing.  Once a value is handed to a task it is that
@@ -14,23 +20,31 @@
 
 #include "trio/trio.h"
 
-#define STATE_MT "trio_asyncio.MemoryChannelState"
 #define SEND_MT "trio_asyncio.MemorySendChannel"
 #define RECV_MT "trio_asyncio.MemoryReceiveChannel"
 
+/* What send and receive read first, first. */
 typedef struct chan {
-  lua_Integer max;       /* buffer size; LUA_MAXINTEGER for math.huge */
-  int rcap, rhead, rcount; /* ring in the state's user value */
-  int rpeak;             /* most values ever buffered at once */
+  ta_engine *E;          /* send and receive find it here, not in an upvalue (a call less) */
   ta_lot senders, receivers;
   int open_send, open_recv;
+  int rcount;
+  int rcap, rhead;       /* ring in the holder's user value */
+  int rpeak;             /* most values ever buffered at once */
+  lua_Integer max;       /* buffer size; LUA_MAXINTEGER for math.huge */
 } chan;
 
 typedef struct endpoint {
   const char *tag;       /* &send_tag or &receive_tag (ta_totagged) */
-  chan *c;
+  chan *c;               /* in the holder's block */
   int closed;
 } endpoint;
+
+/* The block of the channel's first send endpoint. */
+typedef struct holder {
+  endpoint ep;
+  chan c;
+} holder;
 
 /* What only new_endpoint writes into an endpoint of each kind. */
 static const char send_tag, receive_tag;
@@ -39,7 +53,7 @@ static const char *endpoint_tag(int which) {
   return which == TA_MT_SEND_CHANNEL ? &send_tag : &receive_tag;
 }
 
-/* ---- the ring buffer: user value 1 of the state, at index `st` ----
+/* ---- the ring buffer: user value 1 of the holder, at index `st` ----
 ** (nil until a value is first buffered, with rcap 0) */
 
 static void ring_push(lua_State *L, chan *c, int st) {
@@ -82,37 +96,47 @@ static endpoint *checkep(lua_State *L, int idx, int which) {
 
 /* The endpoint at 1 of a send or receive, whose stack is then exactly
 ** nargs values (a missing argument after the endpoint is an error, as
-** luaL_checkany's).  The endpoint is told by size and tag (W2: about 60
-** instructions an operation fewer than by its metatable). */
+** luaL_checkany's).  The endpoint is told by size (of an endpoint or of a
+** holder) and tag (W2: about 60 instructions an operation fewer than by
+** its metatable). */
 static inline endpoint *op_endpoint(lua_State *L, int which, int nargs) {
   int top = lua_gettop(L);
-  endpoint *ep = (endpoint *)ta_totagged(L, 1, sizeof(endpoint), endpoint_tag(which));
-  if (ep == NULL) ta_udata_typeerror(L, 1, which);
+  endpoint *ep = (endpoint *)lua_touserdata(L, 1);
+  size_t size = lua_rawlen(L, 1);
+  if (ep == NULL || (size != sizeof(endpoint) && size != sizeof(holder)) ||
+      ep->tag != endpoint_tag(which))
+    ta_udata_typeerror(L, 1, which);
   if (top < nargs) luaL_argerror(L, nargs, "value expected");
-  lua_settop(L, nargs);
+  if (top != nargs) lua_settop(L, nargs); /* (a call saved in the usual case) */
   return ep;
 }
 
-/* Stack: the endpoint at 1; pushes its state (at index `top+1`). */
-static int push_state(lua_State *L) {
-  lua_getiuservalue(L, 1, 1);
+/* Whether ep is its channel's holder (its state follows it in its block). */
+static int is_holder(endpoint *ep) {
+  return (char *)ep->c - offsetof(holder, c) == (char *)ep;
+}
+
+/* Stack: the endpoint ep at 1; pushes its holder and returns its index. */
+static int push_holder(lua_State *L, endpoint *ep) {
+  if (is_holder(ep)) lua_pushvalue(L, 1);
+  else lua_getiuservalue(L, 1, 1);
   return lua_gettop(L);
 }
 
-static void new_endpoint(lua_State *L, chan *c, int st, int which) {
+/* A new endpoint of the channel whose holder is at index hidx. */
+static void new_endpoint(lua_State *L, chan *c, int hidx, int which) {
   endpoint *ep = (endpoint *)lua_newuserdatauv(L, sizeof *ep, 1);
   ep->c = c;
   ep->tag = endpoint_tag(which);
   ep->closed = 0;
-  ta_setmetatable(L, ta_upengine(L), which);
-  lua_pushvalue(L, st);
+  ta_setmetatable(L, c->E, which);
+  lua_pushvalue(L, hidx);
   lua_setiuservalue(L, -2, 1);
 }
 
-/* open_memory_channel(max_buffer_size) -> send, receive; upvalue 2 is the
-** states' metatable (set from there: no registry lookup by name). */
+/* open_memory_channel(max_buffer_size) -> send, receive */
 static int l_open_memory_channel(lua_State *L) {
-  chan *c;
+  holder *h;
   lua_Integer max;
   if (lua_type(L, 1) == LUA_TNUMBER && lua_tonumber(L, 1) == HUGE_VAL) {
     max = LUA_MAXINTEGER;
@@ -121,14 +145,15 @@ static int l_open_memory_channel(lua_State *L) {
     max = lua_tointeger(L, 1);
     luaL_argcheck(L, max >= 0, 1, "max_buffer_size must be >= 0");
   }
-  c = (chan *)lua_newuserdatauv(L, sizeof *c, 1);
-  memset(c, 0, sizeof *c);
-  c->max = max;
-  c->open_send = c->open_recv = 1;
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_setmetatable(L, -2);
-  new_endpoint(L, c, lua_gettop(L), TA_MT_SEND_CHANNEL);
-  new_endpoint(L, c, lua_gettop(L) - 1, TA_MT_RECEIVE_CHANNEL);
+  h = (holder *)lua_newuserdatauv(L, sizeof *h, 1); /* its user value: nil, no ring yet */
+  memset(h, 0, sizeof *h);
+  h->ep.tag = &send_tag;
+  h->ep.c = &h->c;
+  h->c.E = ta_upengine(L);
+  h->c.max = max;
+  h->c.open_send = h->c.open_recv = 1;
+  ta_setmetatable(L, h->c.E, TA_MT_SEND_CHANNEL);
+  new_endpoint(L, &h->c, lua_gettop(L), TA_MT_RECEIVE_CHANNEL);
   return 2;
 }
 
@@ -166,7 +191,7 @@ static int recv_close(lua_State *L) {
                 "MemoryReceiveChannel:receive: the channel was closed while waiting");
   if (--c->open_recv == 0) {
     wake_all_with(L, &c->senders, NULL, "BrokenResourceError", "all receive channels are closed");
-    push_state(L); /* the buffered values go */
+    push_holder(L, ep); /* the buffered values go */
     lua_pushnil(L);
     lua_setiuservalue(L, -2, 1);
     c->rcount = c->rcap = c->rhead = 0;
@@ -198,7 +223,8 @@ static int check_send(lua_State *L, endpoint *ep, const char *fname) {
 /* Hand the value on top of the stack (at index 2, the stack's top) to a
 ** parked receiver or the buffer, popped; returns 0 (the value left in
 ** place) when neither can take it. */
-static int try_send(lua_State *L, chan *c) {
+static int try_send(lua_State *L, endpoint *ep) {
+  chan *c = ep->c;
   ta_task *r = ta_lot_pop(&c->receivers);
   if (r != NULL) {
     lua_xmove(L, r->co, 1);
@@ -206,7 +232,7 @@ static int try_send(lua_State *L, chan *c) {
     return 1;
   }
   if (c->rcount < c->max) {
-    int st = push_state(L);
+    int st = push_holder(L, ep);
     lua_pushvalue(L, 2);
     ring_push(L, c, st);
     lua_settop(L, 1);
@@ -220,18 +246,17 @@ static int l_send_nowait(lua_State *L) {
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   check_send(L, ep, "MemorySendChannel:send_nowait");
-  if (!try_send(L, ep->c))
+  if (!try_send(L, ep))
     return ta_error(L, "WouldBlock", "MemorySendChannel:send_nowait: the channel is full");
   return 0;
 }
 
 static int l_send(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   endpoint *ep = op_endpoint(L, TA_MT_SEND_CHANNEL, 2);
-  ta_task *t = ta_async_check_in(L, E, "MemorySendChannel:send", TA_TRIO);
+  ta_task *t = ta_async_check_in(L, ep->c->E, "MemorySendChannel:send", TA_TRIO);
   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_send(L, ep, "MemorySendChannel:send");
-  if (try_send(L, ep->c)) return ta_schedule_point(L, t);
+  if (try_send(L, ep)) return ta_schedule_point(L, t);
   /* Park with the value at index 2: a receiver takes it from our stack. */
   ta_lot_append(&ep->c->senders, t);
   t->wait = ep;
@@ -244,10 +269,11 @@ static int check_recv(lua_State *L, endpoint *ep, const char *fname) {
 }
 
 /* Push a value from the buffer or a parked sender; 0 when there is none. */
-static int try_receive(lua_State *L, chan *c) {
+static int try_receive(lua_State *L, endpoint *ep) {
+  chan *c = ep->c;
   ta_task *s;
   if (c->rcount > 0) {
-    int st = push_state(L);
+    int st = push_holder(L, ep);
     ring_pop(L, c, st);
     s = ta_lot_pop(&c->senders);
     if (s != NULL) {
@@ -273,19 +299,18 @@ static int l_receive_nowait(lua_State *L) {
   endpoint *ep = checkep(L, 1, TA_MT_RECEIVE_CHANNEL);
   lua_settop(L, 1);
   check_recv(L, ep, "MemoryReceiveChannel:receive_nowait");
-  if (try_receive(L, ep->c)) return 1;
+  if (try_receive(L, ep)) return 1;
   if (ep->c->open_send == 0)
     return ta_error(L, "EndOfChannel", "MemoryReceiveChannel:receive_nowait: all send channels are closed");
   return ta_error(L, "WouldBlock", "MemoryReceiveChannel:receive_nowait: the channel is empty");
 }
 
 static int l_receive(lua_State *L) {
-  ta_engine *E = ta_upengine(L);
   endpoint *ep = op_endpoint(L, TA_MT_RECEIVE_CHANNEL, 1);
-  ta_task *t = ta_async_check_in(L, E, "MemoryReceiveChannel:receive", TA_TRIO);
+  ta_task *t = ta_async_check_in(L, ep->c->E, "MemoryReceiveChannel:receive", TA_TRIO);
   if (ta_cancel_pending(t)) return ta_checkpoint(L, t);
   check_recv(L, ep, "MemoryReceiveChannel:receive");
-  if (try_receive(L, ep->c)) return ta_schedule_point_ret(L, t, 1);
+  if (try_receive(L, ep)) return ta_schedule_point_ret(L, t, 1);
   if (ep->c->open_send == 0)
     return ta_error(L, "EndOfChannel", "MemoryReceiveChannel:receive: all send channels are closed");
   ta_lot_append(&ep->c->receivers, t);
@@ -298,7 +323,7 @@ static int clone_ep(lua_State *L, int is_send) {
   if (ep->closed)
     return ta_error(L, "ClosedResourceError", "%s:clone: this channel is closed",
                     is_send ? "MemorySendChannel" : "MemoryReceiveChannel");
-  new_endpoint(L, ep->c, push_state(L), is_send ? TA_MT_SEND_CHANNEL : TA_MT_RECEIVE_CHANNEL);
+  new_endpoint(L, ep->c, push_holder(L, ep), is_send ? TA_MT_SEND_CHANNEL : TA_MT_RECEIVE_CHANNEL);
   if (is_send) ep->c->open_send++;
   else ep->c->open_recv++;
   return 1;
@@ -371,16 +396,10 @@ static const luaL_Reg recv_meta[] = {
   {NULL, NULL}
 };
 
-static const luaL_Reg no_meta[] = {{NULL, NULL}};
-
 int ta_open_channel(lua_State *L) {
-  ta_newclass(L, STATE_MT, no_meta, NULL, NULL);
-  lua_pushvalue(L, -3); /* the core table */
-  lua_pushvalue(L, -3); /* the engine */
-  lua_pushvalue(L, -3); /* the states' metatable */
-  lua_pushcclosure(L, l_open_memory_channel, 2);
-  lua_setfield(L, -2, "open_memory_channel");
-  lua_pop(L, 2);
+  lua_pushvalue(L, -1); /* the engine */
+  lua_pushcclosure(L, l_open_memory_channel, 1);
+  lua_setfield(L, -3, "open_memory_channel");
   ta_newclass(L, SEND_MT, send_meta, send_methods, "__index");
   ta_cache_metatable(L, (ta_engine *)lua_touserdata(L, -2), TA_MT_SEND_CHANNEL);
   lua_pop(L, 1);
