@@ -20,7 +20,7 @@ static int (*const openers[])(lua_State *L) = {
   ta_open_trio_run, ta_open_lowlevel, ta_open_scope, ta_open_nursery, ta_open_parking_lot,
   ta_open_channel, ta_open_time, ta_open_fdwait, ta_open_trio_socket, ta_open_trio_ioreq,
   /* asyncio */
-  ta_open_loop, ta_open_future, ta_open_queue, ta_open_stream_reader, ta_open_iowait, ta_open_aio_ioreq,
+  ta_open_loop, ta_open_future, ta_open_queue, ta_open_sync, ta_open_stream_reader, ta_open_iowait, ta_open_aio_ioreq,
   ta_open_transport,
   /* embed */
   ta_open_embed,

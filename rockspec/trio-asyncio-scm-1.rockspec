@@ -53,7 +53,7 @@ build = {
            "csrc/io/tls.c", "csrc/io/udp.c", "csrc/trio/channel.c", "csrc/trio/fdwait.c",
            "csrc/trio/ioreq_wait.c", "csrc/trio/lowlevel.c", "csrc/trio/nursery.c",
            "csrc/trio/parking_lot.c", "csrc/trio/run.c", "csrc/trio/scope.c",
-           "csrc/trio/socket.c", "csrc/trio/time.c", "csrc/asyncio/future.c", "csrc/asyncio/queue.c",
+           "csrc/trio/socket.c", "csrc/trio/time.c", "csrc/asyncio/future.c", "csrc/asyncio/queue.c", "csrc/asyncio/sync.c",
            "csrc/asyncio/streamreader.c", "csrc/asyncio/ioreq_future.c", "csrc/asyncio/iowait.c", "csrc/asyncio/loop.c",
            "csrc/asyncio/transport.c",
            "csrc/embed/embed.c", "csrc/core.c",

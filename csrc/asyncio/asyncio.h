@@ -197,6 +197,7 @@ struct ta_sockbox *ta_stream_writer_socket(lua_State *L, int ridx, const void *w
 int ta_open_loop(lua_State *L);
 int ta_open_future(lua_State *L);
 int ta_open_queue(lua_State *L);
+int ta_open_sync(lua_State *L);
 int ta_open_stream_reader(lua_State *L);
 int ta_open_iowait(lua_State *L);
 int ta_open_transport(lua_State *L);

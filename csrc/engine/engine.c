@@ -95,6 +95,15 @@ int ta_error(lua_State *L, const char *cls, const char *fmt, ...) {
   return lua_error(L);
 }
 
+/* Raises "bad argument #1 to 'fname' (cls expected, got T)" for the value
+** at index 1 (a method's self), as luaL_typeerror words it: T is the
+** __name of its metatable when it has one, else its type. */
+int ta_bad_self(lua_State *L, const char *fname, const char *cls) {
+  const char *got = luaL_getmetafield(L, 1, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                    : luaL_typename(L, 1);
+  return luaL_error(L, "bad argument #1 to '%s' (%s expected, got %s)", fname, cls, got);
+}
+
 /* ---- the engine object ---- */
 
 /* The engine's own handles live on E->loop (ours or the host's).  On a

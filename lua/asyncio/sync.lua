@@ -89,83 +89,52 @@ end
 local make_with, lock_methods = require("trio.sync").make_with, require("trio.sync").lock_methods
 
 -- ---------------------------------------------------------------------
--- Event
+-- Event and Lock: C objects (csrc/asyncio/sync.c), whose methods run in C
+-- alone while they neither wait nor wake: Event:is_set/clear, Event:set
+-- with no waiter, Event:wait of a set event, Lock:locked, Lock:acquire of a
+-- free lock nobody waits for, Lock:release with no waiter.  The waits and
+-- wakes are these functions, which sync.c calls with the object's array of
+-- waiting futures (`ws`) after it checked self and the caller's flavor;
+-- sync.c sets the flag (locked, set) once they return.
+local sync_waiters = core.sync_waiters
+
 local Event = class("asyncio.Event")
 M._Event = Event
 
-function M.Event()
-  return setmetatable({ _value = false, _waiters = {} }, Event)
-end
-
-function Event:is_set()
-  if class_of(self) ~= Event then bad_self(self, Event, "Event:is_set") end
-  return self._value
-end
-
---- set(): wake every waiter (a no-op when already set).  The waiters are
--- woken before the flag is set: should waking one fail (not enough
--- memory), the event is still clear and a later set() wakes the rest.
-function Event:set()
-  if class_of(self) ~= Event then bad_self(self, Event, "Event:set") end
-  if not self._value then
-    local ws = self._waiters
-    if #ws > 0 then
-      local none = {} -- woken waiters need not take themselves off
-      for i = 1, #ws do
-        local fut = ws[i]
-        if not fut_done(fut) then fut_set_result(fut, true) end
-      end
-      self._waiters = none
-    end
-    self._value = true
+--- set() with waiters: wakes them all (woken waiters need not take
+-- themselves off).  Should waking one fail (not enough memory), the event
+-- stays clear and a later set() wakes the rest.
+local function event_wake_all(ws)
+  local n = #ws
+  for i = 1, n do
+    local fut = ws[i]
+    if not fut_done(fut) then fut_set_result(fut, true) end
   end
+  for i = n, 1, -1 do ws[i] = nil end
 end
 
-function Event:clear()
-  if class_of(self) ~= Event then bad_self(self, Event, "Event:clear") end
-  self._value = false
-end
-
---- wait(): return true once the event is set (at once if it is).
-function Event:wait()
-  if class_of(self) ~= Event then bad_self(self, Event, "Event:wait") end
-  if self._value then
-    check_aio("Event:wait")
-    return true
-  end
-  local fut = new_waiter("Event:wait")
-  local ws = self._waiters
+--- wait() on a clear event: returns once it is set.
+local function event_wait(_, ws)
+  local fut = loop_waiter()
   ws[#ws + 1] = fut
   local ok, err = pcall(fut_await, fut)
   if not ok then
-    list_remove(self._waiters, fut)
+    list_remove(ws, fut)
     error(err, 0)
   end
-  return true
 end
 
 function Event:__tostring()
-  return ("asyncio.Event (%s, waiters:%d)"):format(self._value and "set" or "unset", #self._waiters)
+  return ("asyncio.Event (%s, waiters:%d)"):format(self:is_set() and "set" or "unset", #sync_waiters(self))
 end
 
--- ---------------------------------------------------------------------
--- Lock
 local Lock = class("asyncio.Lock")
 M._Lock = Lock
 
-function M.Lock()
-  return setmetatable({ _locked = false, _waiters = {} }, Lock)
-end
-
-function Lock:locked()
-  if class_of(self) ~= Lock then bad_self(self, Lock, "Lock:locked") end
-  return self._locked
-end
-
 --- Ensure that the first waiter will wake up (a done future means it
--- already is set to wake up).
-local function lock_wake_up_first(self)
-  local fut = self._waiters[1]
+-- already is set to wake up): release() of a lock with waiters.
+local function lock_wake_up_first(ws)
+  local fut = ws[1]
   if fut ~= nil and not fut_done(fut) then fut_set_result(fut, true) end
 end
 
@@ -176,44 +145,29 @@ local function all_cancelled(list)
   return true
 end
 
---- acquire(): wait until the lock is free and take it (FIFO); returns true.
-function Lock:acquire()
-  if class_of(self) ~= Lock then bad_self(self, Lock, "Lock:acquire") end
-  if not self._locked and all_cancelled(self._waiters) then
-    check_aio("Lock:acquire")
-    self._locked = true
-    return true
-  end
-  local fut = new_waiter("Lock:acquire")
-  local ws = self._waiters
+--- acquire() of a lock that is held or has waiters: returns once the lock
+-- is free and its turn has come (FIFO), and sync.c takes it.
+local function lock_acquire_wait(self, ws, locked)
+  if not locked and all_cancelled(ws) then return end
+  local fut = loop_waiter()
   ws[#ws + 1] = fut
   local ok, err = pcall(fut_await, fut)
-  list_remove(self._waiters, fut)
+  list_remove(ws, fut)
   if not ok then
     -- The lock invariant: if the lock is not claimed (nor about to be by
     -- us) and a task waits, make sure the one at the head runs.  This passes
     -- on a wake-up we received but will not use.
-    if not self._locked then lock_wake_up_first(self) end
+    if not self:locked() then lock_wake_up_first(ws) end
     error(err, 0)
   end
-  self._locked = true
-  return true
 end
 
---- release(): free the lock and wake the first waiter.
-function Lock:release()
-  if class_of(self) ~= Lock then bad_self(self, Lock, "Lock:release") end
-  if not self._locked then
-    error(errors.RuntimeError("Lock:release: Lock is not acquired."), 2)
-  end
-  self._locked = false
-  lock_wake_up_first(self)
-end
+M.Lock, M.Event = core.sync_setup(Lock, Event, { lock_acquire_wait, lock_wake_up_first, event_wait, event_wake_all })
 
 Lock.with = make_with("Lock:with", Lock)
 
 function Lock:__tostring()
-  return ("asyncio.Lock (%s, waiters:%d)"):format(self._locked and "locked" or "unlocked", #self._waiters)
+  return ("asyncio.Lock (%s, waiters:%d)"):format(self:locked() and "locked" or "unlocked", #sync_waiters(self))
 end
 
 -- ---------------------------------------------------------------------
@@ -364,7 +318,7 @@ end
 function Condition:wait()
   if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:wait") end
   check_aio("Condition:wait")
-  if not self._lock._locked then
+  if not self._lock:locked() then
     error(errors.RuntimeError("Condition:wait: cannot wait on un-acquired lock"), 2)
   end
   self._lock:release()
@@ -414,7 +368,7 @@ function Condition:notify(n)
   elseif type(n) ~= "number" or n ~= n then
     argerror(1, "Condition:notify", "number expected, got " .. type(n))
   end
-  if not self._lock._locked then
+  if not self._lock:locked() then
     error(errors.RuntimeError("Condition:notify: cannot notify on un-acquired lock"), 2)
   end
   cond_notify(self, n)
@@ -423,7 +377,7 @@ end
 --- notify_all(): wake every waiting task.  The lock must be held.
 function Condition:notify_all()
   if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:notify_all") end
-  if not self._lock._locked then
+  if not self._lock:locked() then
     error(errors.RuntimeError("Condition:notify_all: cannot notify on un-acquired lock"), 2)
   end
   cond_notify(self, #self._waiters)
@@ -431,7 +385,7 @@ end
 
 function Condition:__tostring()
   return ("asyncio.Condition (%s, waiters:%d)"):format(
-    self._lock._locked and "locked" or "unlocked", #self._waiters)
+    self._lock:locked() and "locked" or "unlocked", #self._waiters)
 end
 
 -- ---------------------------------------------------------------------

@@ -1,0 +1,146 @@
+-- asyncio.Lock and asyncio.Event as C objects (csrc/asyncio/sync.c): each
+-- method tells its self by its tag (a Lock's methods refuse an Event and
+-- the other way round), checks the caller's flavor on the paths that run in
+-- C alone, and hands waits and wakes to Lua in the order CPython's
+-- asyncio/locks.py gives them.
+local asyncio = require "asyncio"
+local trio = require "trio"
+local trio_asyncio = require "trio_asyncio"
+local sync = require "asyncio.sync"
+local support = require "support"
+local errof = support.errof
+
+local Lock, Event = asyncio.Lock, asyncio.Event
+
+describe("asyncio.Lock and Event objects", function()
+  it("are userdata of their classes, with no fields", function()
+    local lock, ev = Lock(), Event()
+    assert.equal("userdata", type(lock))
+    assert.equal("userdata", type(ev))
+    assert.equal(sync._Lock, getmetatable(lock))
+    assert.equal(sync._Event, getmetatable(ev))
+    assert.is_nil(lock._locked)
+    assert.is_nil(ev._value)
+    assert.equal("asyncio.Lock (unlocked, waiters:0)", tostring(lock))
+    assert.equal("asyncio.Event (unset, waiters:0)", tostring(ev))
+  end)
+
+  it("each method refuses another class's object as self, naming both", function()
+    local lock, ev = Lock(), Event()
+    local cases = {
+      { Lock, "acquire", ev, "asyncio.Lock", "asyncio.Event" },
+      { Lock, "release", ev, "asyncio.Lock", "asyncio.Event" },
+      { Lock, "locked", {}, "asyncio.Lock", "table" },
+      { Event, "wait", lock, "asyncio.Event", "asyncio.Lock" },
+      { Event, "set", 42, "asyncio.Event", "number" },
+      { Event, "is_set", lock, "asyncio.Event", "asyncio.Lock" },
+      { Event, "clear", nil, "asyncio.Event", "nil" },
+    }
+    for _, c in ipairs(cases) do
+      local cls, name, self, want, got = c[1], c[2], c[3], c[4], c[5]
+      local class = cls == Lock and sync._Lock or sync._Event
+      local short = cls == Lock and "Lock" or "Event"
+      local e = errof(class[name], self)
+      assert.equal(("bad argument #1 to '%s:%s' (%s expected, got %s)"):format(short, name, want, got),
+        e:match("bad argument.*"), name)
+    end
+    -- a socket-sized or same-sized foreign userdata is not taken either
+    local e = errof(sync._Lock.locked, io.stdout)
+    assert.matches("(asyncio.Lock expected, got FILE*)", e, 1, true)
+  end)
+
+  it("refuse a caller that is not an asyncio Task on the paths that run in C alone", function()
+    local lock, ev = Lock(), Event()
+    ev:set() -- set: wait() would return at once
+    local e1 = errof(lock.acquire, lock)
+    local e2 = errof(ev.wait, ev)
+    assert.matches("Lock:acquire", tostring(e1), 1, true)
+    assert.matches("Event:wait", tostring(e2), 1, true)
+    assert.is_false(lock:locked()) -- the refused acquire took nothing
+    local e3
+    trio.run(function()
+      local ok, err = pcall(lock.acquire, lock)
+      e3 = not ok and err
+    end)
+    assert.is_true(trio_asyncio.FlavorError:is(e3))
+    assert.matches("Lock:acquire", tostring(e3), 1, true)
+    assert.is_false(lock:locked())
+  end)
+
+  it("release() of a free lock raises RuntimeError and leaves it free", function()
+    local lock = Lock()
+    local ok, e = pcall(lock.release, lock)
+    assert.is_false(ok)
+    assert.equal("Lock:release: Lock is not acquired.", e.message)
+    assert.is_false(lock:locked())
+  end)
+
+  it("a free lock with a woken waiter that has not run yet is not taken past it (FIFO)", function()
+    local order = asyncio.run(function()
+      local lock, log = Lock(), {}
+      lock:acquire()
+      local a = asyncio.create_task(function()
+        lock:acquire(); log[#log + 1] = "a"; lock:release()
+      end)
+      asyncio.sleep(0) -- a waits
+      assert.equal("asyncio.Lock (locked, waiters:1)", tostring(lock))
+      lock:release() -- wakes a; the lock is free, a has not run
+      assert.is_false(lock:locked())
+      local b = asyncio.create_task(function()
+        lock:acquire(); log[#log + 1] = "b"; lock:release()
+      end)
+      asyncio.gather(a, b)
+      return log
+    end)
+    assert.same({ "a", "b" }, order)
+  end)
+
+  it("set() wakes every waiter, empties the waiters and sets the flag; clear() only clears", function()
+    local r = asyncio.run(function()
+      local ev, woke = Event(), {}
+      local tasks = {}
+      for i = 1, 3 do
+        tasks[i] = asyncio.create_task(function()
+          local v = ev:wait()
+          woke[#woke + 1] = v and i
+        end)
+      end
+      asyncio.sleep(0)
+      local before = tostring(ev)
+      ev:set()
+      local after = tostring(ev)
+      ev:clear()
+      asyncio.gather(table.unpack(tasks)) -- woken before the clear: they still return
+      return { before, after, woke, ev:is_set() }
+    end)
+    assert.equal("asyncio.Event (unset, waiters:3)", r[1])
+    assert.equal("asyncio.Event (set, waiters:0)", r[2])
+    assert.same({ 1, 2, 3 }, r[3])
+    assert.is_false(r[4])
+  end)
+
+  it("a cancelled Event waiter leaves the waiters; the flag stays clear", function()
+    local r = asyncio.run(function()
+      local ev = Event()
+      local t = asyncio.create_task(function() ev:wait() end)
+      asyncio.sleep(0)
+      t:cancel()
+      pcall(t.await, t)
+      return { tostring(ev), t:cancelled() }
+    end)
+    assert.equal("asyncio.Event (unset, waiters:0)", r[1])
+    assert.is_true(r[2])
+  end)
+
+  it("Lock:with releases on error, and Condition sees the lock's state", function()
+    local r = asyncio.run(function()
+      local lock = Lock()
+      local cond = asyncio.Condition(lock)
+      local ok = pcall(lock.with, lock, function() error("boom") end)
+      local inside
+      lock:with(function() inside = cond:locked() end)
+      return { ok, lock:locked(), inside, cond:locked() }
+    end)
+    assert.same({ false, false, true, false }, r)
+  end)
+end)
