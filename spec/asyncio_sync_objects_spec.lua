@@ -192,6 +192,14 @@ describe("asyncio.Lock and Event objects", function()
     assert.equal("BoundedSemaphore:release: BoundedSemaphore released too many times", r[3].message)
   end)
 
+  it("a value that is a whole float beyond the integers is refused, naming the constructor", function()
+    for _, ctor in ipairs { "Semaphore", "BoundedSemaphore" } do
+      local e = errof(asyncio[ctor], 1e308)
+      assert.matches(("bad argument #1 to '%s' (value out of the integer range, got 1e+308)"):format(ctor), e, 1, true)
+    end
+    assert.equal("asyncio.Semaphore (value:3, waiters:0)", tostring(Semaphore(3.0)))
+  end)
+
   it("locked() with value left is false when every waiter is cancelled, true otherwise", function()
     local r = asyncio.run(function()
       local sem = Semaphore(0)

@@ -182,7 +182,9 @@ local function check_value(value, fname)
   if value == nil then return 1 end
   if math.type(value) ~= "integer" then
     if type(value) == "number" and value == math.floor(value) and value >= 0 and value < math.huge then
-      return math.tointeger(value)
+      local v = math.tointeger(value)
+      if v == nil then argerror(1, fname, "value out of the integer range, got " .. tostring(value)) end
+      return v
     end
     argerror(1, fname, "non-negative integer expected, got " .. (type(value) == "number" and tostring(value) or type(value)))
   end
