@@ -1,4 +1,4 @@
--- asyncio.Lock and asyncio.Event as C objects (csrc/asyncio/sync.c): each
+-- asyncio.Lock, Event, Semaphore and BoundedSemaphore as C objects (csrc/asyncio/sync.c): each
 -- method tells its self by its tag (a Lock's methods refuse an Event and
 -- the other way round), checks the caller's flavor on the paths that run in
 -- C alone, and hands waits and wakes to Lua in the order CPython's
@@ -11,6 +11,7 @@ local support = require "support"
 local errof = support.errof
 
 local Lock, Event = asyncio.Lock, asyncio.Event
+local Semaphore, BoundedSemaphore = asyncio.Semaphore, asyncio.BoundedSemaphore
 
 describe("asyncio.Lock and Event objects", function()
   it("are userdata of their classes, with no fields", function()
@@ -142,5 +143,83 @@ describe("asyncio.Lock and Event objects", function()
       return { ok, lock:locked(), inside, cond:locked() }
     end)
     assert.same({ false, false, true, false }, r)
+  end)
+
+  it("a semaphore's methods take either kind; BoundedSemaphore:release only its own", function()
+    local sem, bsem = Semaphore(1), BoundedSemaphore(1)
+    local Sem, BSem = sync._Semaphore, sync._BoundedSemaphore
+    assert.equal("userdata", type(sem))
+    assert.equal(Sem, getmetatable(sem))
+    assert.equal(BSem, getmetatable(bsem))
+    assert.is_false(Sem.locked(bsem))
+    local e = errof(BSem.release, sem)
+    assert.equal("bad argument #1 to 'BoundedSemaphore:release' (asyncio.BoundedSemaphore expected, got asyncio.Semaphore)",
+      e:match("bad argument.*"))
+    e = errof(Sem.acquire, Lock())
+    assert.equal("bad argument #1 to 'Semaphore:acquire' (asyncio.Semaphore expected, got asyncio.Lock)",
+      e:match("bad argument.*"))
+    e = errof(Sem.release, {})
+    assert.equal("bad argument #1 to 'Semaphore:release' (asyncio.Semaphore expected, got table)", e:match("bad argument.*"))
+  end)
+
+  it("counts its value through acquire, release and waits; a bounded one refuses one release too many", function()
+    local r = asyncio.run(function()
+      local sem, log = BoundedSemaphore(2), {}
+      sem:acquire(); sem:acquire()
+      log[#log + 1] = tostring(sem)
+      local t = asyncio.create_task(function() sem:acquire(); log[#log + 1] = "t acquired" end)
+      asyncio.sleep(0)
+      log[#log + 1] = tostring(sem)
+      sem:release() -- hands the value to t: still 0
+      log[#log + 1] = tostring(sem)
+      t:await()
+      sem:release(); sem:release()
+      log[#log + 1] = tostring(sem)
+      local ok, err = pcall(sem.release, sem)
+      log[#log + 1] = tostring(sem)
+      return { log, ok, err }
+    end)
+    assert.same({
+      "asyncio.BoundedSemaphore (value:0, waiters:0)",
+      "asyncio.BoundedSemaphore (value:0, waiters:1)",
+      "asyncio.BoundedSemaphore (value:0, waiters:1)",
+      "t acquired",
+      "asyncio.BoundedSemaphore (value:2, waiters:0)",
+      "asyncio.BoundedSemaphore (value:2, waiters:0)",
+    }, r[1])
+    assert.is_false(r[2])
+    assert.is_true(sync.ValueError:is(r[3]))
+    assert.equal("BoundedSemaphore:release: BoundedSemaphore released too many times", r[3].message)
+  end)
+
+  it("a value that is a whole float beyond the integers is refused, naming the constructor", function()
+    for _, ctor in ipairs { "Semaphore", "BoundedSemaphore" } do
+      local e = errof(asyncio[ctor], 1e308)
+      assert.matches(("bad argument #1 to '%s' (value out of the integer range, got 1e+308)"):format(ctor), e, 1, true)
+    end
+    assert.equal("asyncio.Semaphore (value:3, waiters:0)", tostring(Semaphore(3.0)))
+  end)
+
+  it("locked() with value left is false when every waiter is cancelled, true otherwise", function()
+    local r = asyncio.run(function()
+      local sem = Semaphore(0)
+      local a = asyncio.create_task(function() sem:acquire() end)
+      local b = asyncio.create_task(function() sem:acquire() end)
+      asyncio.sleep(0) -- both wait
+      a:cancel()
+      b:cancel()
+      -- value 1 and two waiters, both cancelled but not yet run: locked() is false
+      sem:release()
+      local l1 = sem:locked()
+      pcall(a.await, a)
+      pcall(b.await, b)
+      local c = asyncio.create_task(function() sem:acquire(); sem:acquire() end)
+      asyncio.sleep(0) -- c took the one, waits for a second
+      local l2 = sem:locked()
+      c:cancel()
+      pcall(c.await, c)
+      return { l1, l2, tostring(sem) }
+    end)
+    assert.same({ false, true, "asyncio.Semaphore (value:0, waiters:0)" }, r)
   end)
 end)

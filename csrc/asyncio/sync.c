@@ -1,33 +1,56 @@
 /*
-** sync.c — asyncio.Lock and asyncio.Event: the object and the paths that
-** do not wait, in C; lua/asyncio/sync.lua has the classes (the objects'
-** metatables, with `with` and __tostring) and the Lua functions that wait
-** and wake, with the semantics of CPython's asyncio/locks.py.
+** sync.c — asyncio.Lock, Event, Semaphore and BoundedSemaphore: the object
+** and the paths that do not wait, in C; lua/asyncio/sync.lua has the
+** classes (the objects' metatables, with `with` and __tostring) and the Lua
+** functions that wait and wake, with the semantics of CPython's
+** asyncio/locks.py.
 **
-** A Lock or an Event is a userdata: a tag (only this file writes it, so
-** that a method tells its self by size and tag, as ta_tosockbox does) and
-** its flag (held, or set), with one user value, the array of its waiters'
-** futures (FIFO).  A method that has no waiter to wake and no wait to make
-** runs in C alone; otherwise it calls the Lua function that does it
-** (sync_setup hands them over), with a continuation where that may wait.
-** See docs/ARCHITECTURE.md "asyncio's Lock and Event" for what it saves.
+** Each object is a userdata: a tag (only this file writes it, so that a
+** method tells its self by size and tag, as ta_tosockbox does) and its
+** count (a Lock: 1 while held; an Event: 1 while set; a semaphore: its
+** value), with one user value, the array of its waiters' futures (FIFO).
+** A method that has no waiter to wake and no wait to make runs in C alone;
+** otherwise it calls the Lua function that does it (sync_setup hands them
+** over) with self and the waiters, with a continuation where that may
+** wait.  See docs/ARCHITECTURE.md "asyncio's Lock and Event" for what it
+** saves.
 */
 #include "asyncio/asyncio.h"
 
 typedef struct {
-  const char *tag;          /* &lock_tag or &event_tag (ta_totagged) */
-  unsigned char flag;       /* a Lock: held; an Event: set */
+  const char *tag;          /* one of the tags below (ta_totagged) */
+  lua_Integer count;        /* Lock: held; Event: set; semaphore: its value */
+  lua_Integer bound;        /* a BoundedSemaphore's initial value */
 } sync_prim;
 
-static const char lock_tag, event_tag;
+static const char lock_tag, event_tag, semaphore_tag, bounded_tag;
 
 /* Upvalues: the engine; a method's Lua slow path (if it has one), a
 ** constructor's class. */
 enum { UP_SLOW = 2, UP_CLASS = 2 };
 
+static sync_prim *toprim(lua_State *L, const char *tag) {
+  return (sync_prim *)ta_totagged(L, 1, sizeof(sync_prim), tag);
+}
+
 static sync_prim *check_self(lua_State *L, const char *tag, const char *fname) {
-  sync_prim *p = (sync_prim *)ta_totagged(L, 1, sizeof(sync_prim), tag);
-  if (p == NULL) ta_bad_self(L, fname, tag == &lock_tag ? "asyncio.Lock" : "asyncio.Event");
+  static const struct { const char *tag, *name; } names[] = {
+    {&lock_tag, "asyncio.Lock"}, {&event_tag, "asyncio.Event"},
+    {&semaphore_tag, "asyncio.Semaphore"}, {&bounded_tag, "asyncio.BoundedSemaphore"},
+  };
+  sync_prim *p = toprim(L, tag);
+  size_t i = 0;
+  if (p != NULL) return p;
+  while (names[i].tag != tag) i++;
+  ta_bad_self(L, fname, names[i].name);
+  return NULL;
+}
+
+/* Semaphore's methods (but release) take a BoundedSemaphore too. */
+static sync_prim *check_semaphore(lua_State *L, const char *fname) {
+  sync_prim *p = toprim(L, &semaphore_tag);
+  if (p == NULL) p = toprim(L, &bounded_tag);
+  if (p == NULL) ta_bad_self(L, fname, "asyncio.Semaphore");
   return p;
 }
 
@@ -37,166 +60,257 @@ static lua_Unsigned push_waiters(lua_State *L) {
   return lua_rawlen(L, -1);
 }
 
-/* After a Lock's acquire_wait returned (it took the lock): holds it. */
-static int acquired(lua_State *L, int status, lua_KContext ctx) {
+/* After a Lock's acquire_wait returned (its turn came): holds it. */
+static int lock_taken(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
-  ((sync_prim *)ctx)->flag = 1;
+  ((sync_prim *)ctx)->count = 1;
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* An Event's wait returned (it was set). */
-static int was_set(lua_State *L, int status, lua_KContext ctx) {
+/* After a wait that took what it waited for (the Lua function did). */
+static int returns_true(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Calls the method's slow path with self, its waiters (on top) and the
-** flag, as Lua function(self, waiters, flag); k continues when it returns
-** (it may wait), ctx is self's. */
+/* Calls the method's slow path as function(self, waiters, count), the
+** waiters on top; k continues when it returns (it may wait), with self's
+** struct. */
 static int call_slow(lua_State *L, sync_prim *p, lua_KFunction k) {
   lua_pushvalue(L, lua_upvalueindex(UP_SLOW));
   lua_pushvalue(L, 1);
   lua_pushvalue(L, -3);
-  lua_pushboolean(L, p->flag);
+  lua_pushinteger(L, p->count);
   lua_callk(L, 3, 0, (lua_KContext)p, k);
   return k(L, LUA_OK, (lua_KContext)p);
 }
 
-/* Calls the method's Lua waker with the waiters (on top); it does not wait. */
+/* Calls the method's Lua waker as function(self, waiters), the waiters on
+** top; it does not wait. */
 static void call_waker(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(UP_SLOW));
-  lua_pushvalue(L, -2);
-  lua_call(L, 1, 0);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, -3);
+  lua_call(L, 2, 0);
 }
 
-/* Lock:acquire(): takes a free lock nobody waits for at once (true); else
-** the Lua function waits its turn (FIFO, skipping cancelled waiters). */
+/* ---- Lock ---- */
+
+/* acquire(): takes a free lock nobody waits for at once (true); else the
+** Lua function waits its turn (FIFO, skipping cancelled waiters). */
 static int lock_acquire(lua_State *L) {
   sync_prim *p = check_self(L, &lock_tag, "Lock:acquire");
   ta_async_check_in(L, ta_upengine(L), "Lock:acquire", TA_ASYNCIO);
-  if (push_waiters(L) > 0 || p->flag) return call_slow(L, p, acquired);
-  p->flag = 1;
+  if (push_waiters(L) > 0 || p->count) return call_slow(L, p, lock_taken);
+  p->count = 1;
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Lock:release(): frees the lock and has the first waiter woken. */
+/* release(): frees the lock and has the first waiter woken. */
 static int lock_release(lua_State *L) {
   sync_prim *p = check_self(L, &lock_tag, "Lock:release");
-  if (!p->flag) ta_error(L, "RuntimeError", "Lock:release: Lock is not acquired.");
-  p->flag = 0;
+  if (!p->count) ta_error(L, "RuntimeError", "Lock:release: Lock is not acquired.");
+  p->count = 0;
   if (push_waiters(L) > 0) call_waker(L);
   return 0;
 }
 
 static int lock_locked(lua_State *L) {
-  lua_pushboolean(L, check_self(L, &lock_tag, "Lock:locked")->flag);
+  lua_pushboolean(L, check_self(L, &lock_tag, "Lock:locked")->count);
   return 1;
 }
 
-/* Event:wait(): true at once when set; else the Lua function waits. */
+/* ---- Event ---- */
+
+/* wait(): true at once when set; else the Lua function waits. */
 static int event_wait(lua_State *L) {
   sync_prim *p = check_self(L, &event_tag, "Event:wait");
   ta_async_check_in(L, ta_upengine(L), "Event:wait", TA_ASYNCIO);
-  if (!p->flag) {
+  if (!p->count) {
     push_waiters(L);
-    return call_slow(L, p, was_set);
+    return call_slow(L, p, returns_true);
   }
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* Event:set(): has every waiter woken, then sets the flag (so that, should
-** a wake fail, the event is still clear and a later set() wakes the rest);
+/* set(): has every waiter woken, then sets the flag (so that, should a
+** wake fail, the event is still clear and a later set() wakes the rest);
 ** nothing when already set. */
 static int event_set(lua_State *L) {
   sync_prim *p = check_self(L, &event_tag, "Event:set");
-  if (p->flag) return 0;
+  if (p->count) return 0;
   if (push_waiters(L) > 0) call_waker(L);
-  p->flag = 1;
+  p->count = 1;
   return 0;
 }
 
 static int event_is_set(lua_State *L) {
-  lua_pushboolean(L, check_self(L, &event_tag, "Event:is_set")->flag);
+  lua_pushboolean(L, check_self(L, &event_tag, "Event:is_set")->count);
   return 1;
 }
 
 static int event_clear(lua_State *L) {
-  check_self(L, &event_tag, "Event:clear")->flag = 0;
+  check_self(L, &event_tag, "Event:clear")->count = 0;
   return 0;
 }
 
-/* A new Lock or Event, of the class in the closure's upvalue: clear, with
-** an empty array of waiters. */
-static int new_prim(lua_State *L, const char *tag) {
+/* ---- Semaphore and BoundedSemaphore ---- */
+
+/* acquire(): takes one of the value at once while some is left and nobody
+** waits; else the Lua function waits its turn and takes it. */
+static int semaphore_acquire(lua_State *L) {
+  sync_prim *p = check_semaphore(L, "Semaphore:acquire");
+  ta_async_check_in(L, ta_upengine(L), "Semaphore:acquire", TA_ASYNCIO);
+  if (push_waiters(L) > 0 || p->count == 0) return call_slow(L, p, returns_true);
+  p->count--;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* release() of either kind, after its check: one more, which the Lua
+** waker hands to the first waiter if there is one. */
+static int semaphore_give(lua_State *L, sync_prim *p) {
+  p->count++;
+  if (push_waiters(L) > 0) call_waker(L);
+  return 0;
+}
+
+static int semaphore_release(lua_State *L) {
+  return semaphore_give(L, check_semaphore(L, "Semaphore:release"));
+}
+
+static int bounded_release(lua_State *L) {
+  sync_prim *p = check_self(L, &bounded_tag, "BoundedSemaphore:release");
+  if (p->count >= p->bound)
+    ta_error(L, "ValueError", "BoundedSemaphore:release: BoundedSemaphore released too many times");
+  return semaphore_give(L, p);
+}
+
+/* locked(): true if acquire() would wait (no value left, or a waiter that
+** is not cancelled, which the Lua function looks for). */
+static int semaphore_locked(lua_State *L) {
+  sync_prim *p = check_semaphore(L, "Semaphore:locked");
+  if (p->count == 0) lua_pushboolean(L, 1);
+  else if (push_waiters(L) == 0) lua_pushboolean(L, 0);
+  else {
+    lua_pushvalue(L, lua_upvalueindex(UP_SLOW));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -3);
+    lua_call(L, 2, 1);
+  }
+  return 1;
+}
+
+/* ---- making them ---- */
+
+/* A new object of the class in the closure's upvalue, with no waiters. */
+static sync_prim *new_prim(lua_State *L, const char *tag, lua_Integer count) {
   sync_prim *p = (sync_prim *)lua_newuserdatauv(L, sizeof(sync_prim), 1);
   p->tag = tag;
-  p->flag = 0;
+  p->count = count;
+  p->bound = count;
   lua_createtable(L, 1, 0);
   lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, lua_upvalueindex(UP_CLASS));
   lua_setmetatable(L, -2);
-  return 1;
+  return p;
 }
 
 static int lock_new(lua_State *L) {
-  return new_prim(L, &lock_tag);
+  new_prim(L, &lock_tag, 0);
+  return 1;
 }
 
 static int event_new(lua_State *L) {
-  return new_prim(L, &event_tag);
+  new_prim(L, &event_tag, 0);
+  return 1;
 }
 
-/* sync_waiters(obj) -> the array of the waiters of a Lock or Event (their
-** __tostring). */
+/* semaphore_new(value): value checked by the Lua constructor. */
+static int semaphore_new(lua_State *L) {
+  new_prim(L, &semaphore_tag, luaL_checkinteger(L, 1));
+  return 1;
+}
+
+static int bounded_new(lua_State *L) {
+  new_prim(L, &bounded_tag, luaL_checkinteger(L, 1));
+  return 1;
+}
+
+/* For the Lua functions: the object at 1, of any of the four kinds. */
+static sync_prim *check_any(lua_State *L, const char *fname) {
+  sync_prim *p = toprim(L, &lock_tag);
+  if (p == NULL) p = toprim(L, &event_tag);
+  if (p == NULL) p = toprim(L, &semaphore_tag);
+  if (p == NULL) p = toprim(L, &bounded_tag);
+  if (p == NULL) ta_bad_self(L, fname, "asyncio.Lock, Event or Semaphore");
+  return p;
+}
+
+/* sync_waiters(obj) -> the array of obj's waiters. */
 static int l_sync_waiters(lua_State *L) {
-  if (ta_totagged(L, 1, sizeof(sync_prim), &lock_tag) == NULL
-      && ta_totagged(L, 1, sizeof(sync_prim), &event_tag) == NULL)
-    ta_bad_self(L, "sync_waiters", "asyncio.Lock or asyncio.Event");
+  check_any(L, "sync_waiters");
   lua_getiuservalue(L, 1, 1);
   return 1;
 }
 
-/* sync_setup(Lock, Event, {acquire_wait, wake_first, wait, wake_all}) ->
-** new_lock, new_event: puts the methods above into the two classes (the
-** objects' metatables); the functions are the Lua slow paths, by position. */
+/* sync_count(obj [, delta]) -> obj's count after adding delta (0). */
+static int l_sync_count(lua_State *L) {
+  sync_prim *p = check_any(L, "sync_count");
+  p->count += luaL_optinteger(L, 2, 0);
+  lua_pushinteger(L, p->count);
+  return 1;
+}
+
+/* sync_setup({Lock, Event, Semaphore, BoundedSemaphore}, {slow paths, by
+** the positions below}) -> the four constructors: puts the methods above
+** into the classes (the objects' metatables). */
 static int l_sync_setup(lua_State *L) {
+  enum { LOCK = 1, EVENT, SEMAPHORE, BOUNDED };
   static const struct {
-    int cls;                /* argument: 1 Lock, 2 Event */
+    int cls;                /* its index in argument 1 */
     const char *name;
     lua_CFunction f;
-    int slow;               /* its slow path in argument 3, 0 if none */
+    int slow;               /* its slow path's index in argument 2, 0 if none */
   } methods[] = {
-    {1, "acquire", lock_acquire, 1}, {1, "release", lock_release, 2}, {1, "locked", lock_locked, 0},
-    {2, "wait", event_wait, 3}, {2, "set", event_set, 4}, {2, "is_set", event_is_set, 0},
-    {2, "clear", event_clear, 0},
+    {LOCK, "acquire", lock_acquire, 1}, {LOCK, "release", lock_release, 2},
+    {LOCK, "locked", lock_locked, 0},
+    {EVENT, "wait", event_wait, 3}, {EVENT, "set", event_set, 4},
+    {EVENT, "is_set", event_is_set, 0}, {EVENT, "clear", event_clear, 0},
+    {SEMAPHORE, "acquire", semaphore_acquire, 5}, {SEMAPHORE, "release", semaphore_release, 6},
+    {SEMAPHORE, "locked", semaphore_locked, 7},
+    {BOUNDED, "acquire", semaphore_acquire, 5}, {BOUNDED, "release", bounded_release, 6},
+    {BOUNDED, "locked", semaphore_locked, 7},
   };
+  static const lua_CFunction makers[] = {lock_new, event_new, semaphore_new, bounded_new};
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 2);
+  for (int c = LOCK; c <= BOUNDED; c++) luaL_argcheck(L, lua_rawgeti(L, 1, c) == LUA_TTABLE, 1, "classes expected");
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     lua_pushvalue(L, lua_upvalueindex(1));
     if (methods[i].slow == 0) lua_pushnil(L);
-    else luaL_argcheck(L, lua_rawgeti(L, 3, methods[i].slow) == LUA_TFUNCTION, 3, "functions expected");
+    else luaL_argcheck(L, lua_rawgeti(L, 2, methods[i].slow) == LUA_TFUNCTION, 2, "functions expected");
     lua_pushcclosure(L, methods[i].f, 2);
-    lua_setfield(L, methods[i].cls, methods[i].name);
+    lua_setfield(L, 2 + methods[i].cls, methods[i].name);
   }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, lock_new, 2);
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, 2);
-  lua_pushcclosure(L, event_new, 2);
-  return 2;
+  for (int c = LOCK; c <= BOUNDED; c++) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 2 + c);
+    lua_pushcclosure(L, makers[c - 1], 2);
+  }
+  return 4;
 }
 
 static const luaL_Reg sync_funcs[] = {
   {"sync_setup", l_sync_setup},
   {"sync_waiters", l_sync_waiters},
+  {"sync_count", l_sync_count},
   {NULL, NULL}
 };
 

@@ -89,14 +89,17 @@ end
 local make_with, lock_methods = require("trio.sync").make_with, require("trio.sync").lock_methods
 
 -- ---------------------------------------------------------------------
--- Event and Lock: C objects (csrc/asyncio/sync.c), whose methods run in C
--- alone while they neither wait nor wake: Event:is_set/clear, Event:set
--- with no waiter, Event:wait of a set event, Lock:locked, Lock:acquire of a
--- free lock nobody waits for, Lock:release with no waiter.  The waits and
--- wakes are these functions, which sync.c calls with the object's array of
--- waiting futures (`ws`) after it checked self and the caller's flavor;
--- sync.c sets the flag (locked, set) once they return.
-local sync_waiters = core.sync_waiters
+-- Event, Lock, Semaphore and BoundedSemaphore: C objects
+-- (csrc/asyncio/sync.c), whose methods run in C alone while they neither
+-- wait nor wake: Event:is_set/clear, Event:set with no waiter, Event:wait
+-- of a set event, Lock:locked, Lock:acquire of a free lock nobody waits
+-- for, Lock:release with no waiter, the same for the semaphores.  The
+-- waits and wakes are the functions below, which sync.c calls as
+-- f(self, ws, count) with the object's array of waiting futures, after it
+-- checked self and the caller's flavor; sync.c sets a Lock's and an
+-- Event's flag once they return, a semaphore's value they keep themselves
+-- (sync_count).
+local sync_waiters, sync_count = core.sync_waiters, core.sync_count
 
 local Event = class("asyncio.Event")
 M._Event = Event
@@ -104,7 +107,7 @@ M._Event = Event
 --- set() with waiters: wakes them all (woken waiters need not take
 -- themselves off).  Should waking one fail (not enough memory), the event
 -- stays clear and a later set() wakes the rest.
-local function event_wake_all(ws)
+local function event_wake_all(_, ws)
   local n = #ws
   for i = 1, n do
     local fut = ws[i]
@@ -133,7 +136,7 @@ M._Lock = Lock
 
 --- Ensure that the first waiter will wake up (a done future means it
 -- already is set to wake up): release() of a lock with waiters.
-local function lock_wake_up_first(ws)
+local function lock_wake_up_first(_, ws)
   local fut = ws[1]
   if fut ~= nil and not fut_done(fut) then fut_set_result(fut, true) end
 end
@@ -147,8 +150,8 @@ end
 
 --- acquire() of a lock that is held or has waiters: returns once the lock
 -- is free and its turn has come (FIFO), and sync.c takes it.
-local function lock_acquire_wait(self, ws, locked)
-  if not locked and all_cancelled(ws) then return end
+local function lock_acquire_wait(self, ws, held)
+  if held == 0 and all_cancelled(ws) then return end
   local fut = loop_waiter()
   ws[#ws + 1] = fut
   local ok, err = pcall(fut_await, fut)
@@ -157,12 +160,10 @@ local function lock_acquire_wait(self, ws, locked)
     -- The lock invariant: if the lock is not claimed (nor about to be by
     -- us) and a task waits, make sure the one at the head runs.  This passes
     -- on a wake-up we received but will not use.
-    if not self:locked() then lock_wake_up_first(ws) end
+    if not self:locked() then lock_wake_up_first(self, ws) end
     error(err, 0)
   end
 end
-
-M.Lock, M.Event = core.sync_setup(Lock, Event, { lock_acquire_wait, lock_wake_up_first, event_wait, event_wake_all })
 
 Lock.with = make_with("Lock:with", Lock)
 
@@ -181,7 +182,9 @@ local function check_value(value, fname)
   if value == nil then return 1 end
   if math.type(value) ~= "integer" then
     if type(value) == "number" and value == math.floor(value) and value >= 0 and value < math.huge then
-      return math.tointeger(value)
+      local v = math.tointeger(value)
+      if v == nil then argerror(1, fname, "value out of the integer range, got " .. tostring(value)) end
+      return v
     end
     argerror(1, fname, "non-negative integer expected, got " .. (type(value) == "number" and tostring(value) or type(value)))
   end
@@ -189,41 +192,19 @@ local function check_value(value, fname)
   return value
 end
 
--- BoundedSemaphore shares Semaphore's methods (but release): they accept both.
-local function is_semaphore(v)
-  local c = class_of(v)
-  return c == Semaphore or c == BoundedSemaphore
+--- locked() of a semaphore with value left and waiters: whether one of
+-- them is not cancelled (acquire() would wait its turn, FIFO).
+local function sem_any_waiting(_, ws)
+  return not all_cancelled(ws)
 end
 
-function M.Semaphore(value)
-  value = check_value(value, "Semaphore")
-  return setmetatable({ _value = value, _waiters = {} }, Semaphore)
-end
-
-function M.BoundedSemaphore(value)
-  value = check_value(value, "BoundedSemaphore")
-  return setmetatable({ _value = value, _bound_value = value, _waiters = {} }, BoundedSemaphore)
-end
-
---- locked(): true if acquire() would not succeed at once (no value left,
--- or tasks waiting before us: FIFO).
-function Semaphore:locked()
-  if not is_semaphore(self) then bad_self(self, Semaphore, "Semaphore:locked") end
-  if self._value == 0 then return true end
-  local ws = self._waiters
-  for i = 1, #ws do
-    if not fut_cancelled(ws[i]) then return true end
-  end
-  return false
-end
-
---- Wake up the first waiter that isn't done; it is counted as holding.
-local function sem_wake_up_next(self)
-  local ws = self._waiters
+--- Wakes up the first waiter that isn't done; it is counted as holding:
+-- release() of a semaphore with waiters.
+local function sem_wake_up_next(self, ws)
   for i = 1, #ws do
     local fut = ws[i]
     if not fut_done(fut) then
-      self._value = self._value - 1
+      sync_count(self, -1)
       fut_set_result(fut, true)
       return true
     end
@@ -231,56 +212,50 @@ local function sem_wake_up_next(self)
   return false
 end
 
-function Semaphore:acquire()
-  if not is_semaphore(self) then bad_self(self, Semaphore, "Semaphore:acquire") end
-  if not self:locked() then
-    check_aio("Semaphore:acquire")
-    self._value = self._value - 1
-    return true
+--- acquire() of a semaphore with no value left or with waiters: returns
+-- once it took one of the value in its turn.
+local function sem_acquire_wait(self, ws, value)
+  if value > 0 and all_cancelled(ws) then
+    sync_count(self, -1)
+    return
   end
-  local fut = new_waiter("Semaphore:acquire")
-  local ws = self._waiters
+  local fut = loop_waiter()
   ws[#ws + 1] = fut
   local ok, err = pcall(fut_await, fut)
-  list_remove(self._waiters, fut)
+  list_remove(ws, fut)
   if not ok and fut_done(fut) and not fut_cancelled(fut) then
     -- We were woken (and counted) but do not acquire: undo it.
-    self._value = self._value + 1
+    sync_count(self, 1)
   end
   -- New waiters may have arrived but had to wait (FIFO): wake as many as
   -- the value allows.
-  while self._value > 0 do
-    if not sem_wake_up_next(self) then break end
+  while sync_count(self) > 0 do
+    if not sem_wake_up_next(self, ws) then break end
   end
   if not ok then error(err, 0) end
-  return true
 end
 
-function Semaphore:release()
-  if not is_semaphore(self) then bad_self(self, Semaphore, "Semaphore:release") end
-  self._value = self._value + 1
-  sem_wake_up_next(self)
+local new_lock, new_event, new_semaphore, new_bounded = core.sync_setup(
+  { Lock, Event, Semaphore, BoundedSemaphore },
+  { lock_acquire_wait, lock_wake_up_first, event_wait, event_wake_all,
+    sem_acquire_wait, sem_wake_up_next, sem_any_waiting })
+M.Lock, M.Event = new_lock, new_event
+
+function M.Semaphore(value)
+  return new_semaphore(check_value(value, "Semaphore"))
+end
+
+function M.BoundedSemaphore(value)
+  return new_bounded(check_value(value, "BoundedSemaphore"))
 end
 
 Semaphore.with = make_with("Semaphore:with", Semaphore)
-
-function Semaphore:__tostring()
-  return ("%s (value:%d, waiters:%d)"):format(getmetatable(self).__name, self._value, #self._waiters)
-end
-
-for k, v in pairs(Semaphore) do
-  if k ~= "__index" and k ~= "__name" then BoundedSemaphore[k] = v end
-end
 BoundedSemaphore.with = make_with("BoundedSemaphore:with", BoundedSemaphore)
 
-function BoundedSemaphore:release()
-  if class_of(self) ~= BoundedSemaphore then bad_self(self, BoundedSemaphore, "BoundedSemaphore:release") end
-  if self._value >= self._bound_value then
-    error(ValueError("BoundedSemaphore:release: BoundedSemaphore released too many times"), 2)
-  end
-  self._value = self._value + 1
-  sem_wake_up_next(self)
+local function sem_tostring(self)
+  return ("%s (value:%d, waiters:%d)"):format(getmetatable(self).__name, sync_count(self), #sync_waiters(self))
 end
+Semaphore.__tostring, BoundedSemaphore.__tostring = sem_tostring, sem_tostring
 
 -- ---------------------------------------------------------------------
 -- Condition
