@@ -177,7 +177,14 @@ describe("a StreamReader read parked in the reader", function()
     for _ = 1, 4 do collectgarbage("collect") end
     assert.is_nil(weak.task)
     assert.is_nil(weak.reader)
-    assert.same({}, reports) -- the loop went in the same collection: no handler left to tell
+    -- When the loop goes in the same collection as the Task there is no
+    -- handler left to tell (the lua5.4 binary's generational mode); when
+    -- the collector finalizes the Task while its loop is still there (under
+    -- GC stress, whose steps at every resume change which collection takes
+    -- what), the pending Task is reported to it, once, as CPython reports
+    -- a pending Task destroyed.  Either way nothing else is said.
+    assert.is_true(#reports == 0 or (#reports == 1 and reports[1] == "Task was destroyed but it is pending!"),
+      table.concat(reports, "; "))
   end)
 
   it("a parked Task nothing else refers to lives while its reader does, and is reported once both go", function()
