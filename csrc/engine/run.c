@@ -64,9 +64,10 @@ void ta_runq_grow(ta_engine *E) {
 **   function the task yielded from) from the thread, and the task
 **   function's was allocated just before it, one CallInfo block earlier.
 ** Either of the last two alone changed nothing measurable (the chain
-** still stalls on the other); together, W2 at 10,000 pairs went from about
-** 0.36M to 0.6M round trips/s (CPU time 0.51 -> 0.31 s, medians of 9
-** alternating runs on a busy machine), for some 40 instructions a step. */
+** still stalls on the other); together, W2 at 10,000 pairs went from
+** 0.40-0.44M to 0.81-0.84M round trips/s (CPU time 0.46 -> 0.23 s, medians
+** of 7 and 9 alternating runs on a busy machine), for about 60
+** instructions a step. */
 enum { PREFETCH_TASK = 8, PREFETCH_THREAD = 4, PREFETCH_CALLS = 2 };
 enum { LINES_BEFORE_THREAD = 3, LINES_FROM_THREAD = 8, CALLINFO_BLOCK = 80 };
 
