@@ -79,15 +79,15 @@ static void prefetch_ahead(ta_task **batch, size_t i, size_t n) {
     __builtin_prefetch(t + 128);
   }
   if (i + PREFETCH_THREAD < n && batch[i + PREFETCH_THREAD]->co != NULL) {
-    const char *co = (const char *)batch[i + PREFETCH_THREAD]->co;
+    uintptr_t co = (uintptr_t)batch[i + PREFETCH_THREAD]->co; /* (lines outside it: no pointer arithmetic) */
 #pragma GCC unroll 16
-    for (int k = -LINES_BEFORE_THREAD; k < LINES_FROM_THREAD; k++) __builtin_prefetch(co + 64 * k);
+    for (int k = -LINES_BEFORE_THREAD; k < LINES_FROM_THREAD; k++) __builtin_prefetch((const void *)(co + 64 * k));
   }
   if (i + PREFETCH_CALLS < n && batch[i + PREFETCH_CALLS]->state == TA_RUNNABLE) {
     lua_Debug ar;
     if (lua_getstack(batch[i + PREFETCH_CALLS]->co, 0, &ar)) {
       __builtin_prefetch(ar.i_ci);
-      __builtin_prefetch((const char *)ar.i_ci - CALLINFO_BLOCK);
+      __builtin_prefetch((const void *)((uintptr_t)ar.i_ci - CALLINFO_BLOCK));
     }
   }
 }
