@@ -369,6 +369,7 @@ print('usable', usable())
     "ta_status_recompute -> ta_deliver_cancel -> wait_abort -> ta_status_cancel -> ta_status_recompute "
       .. "recurses once per nesting level (200,000 levels overflow the default 8 MB stack)",
     function()
+      require("support").skip_under_gc_stress(pending) -- 40,000 spawns and resumes: over a minute there
       local r = run([[
 local N, depth = 20000, 0
 local function level(k)

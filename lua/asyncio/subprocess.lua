@@ -146,7 +146,7 @@ return function(asyncio)
   Writer.__index = Writer
 
   local function new_writer(pipe)
-    return setmetatable({ _pipe = pipe, _last = nil, _error = nil, _closing = false }, Writer)
+    return setmetatable({ _pipe = pipe, _last = nil, _writing = {}, _error = nil, _closing = false }, Writer)
   end
 
   --- writer:write(data): queues data (never waits); drain() waits.
@@ -156,7 +156,9 @@ return function(asyncio)
     if self._error then return end
     local fut = core.io_future(core.running_loop() or running_loop(), core.pipe_send(self._pipe, data))
     self._last = fut
+    self._writing[fut] = true -- held till done: a Future nobody holds abandons its request
     fut:add_done_callback(function(f)
+      self._writing[f] = nil
       if f:cancelled() then return end
       local e = f:exception()
       if e ~= nil and self._error == nil then
@@ -378,6 +380,12 @@ return function(asyncio)
     if f ~= nil then f(proto, ...) end
   end
 
+  -- io_waits: a Future of an I/O request (core.io_future) that nobody holds
+  -- is collected with its request, which abandons it (ioreq_future.c), so
+  -- the Futures whose callbacks carry the protocol on (the exit, a pipe's
+  -- close, the writes) are held by the transport until they are done; a
+  -- collection in between lost process_exited and connection_lost.
+
   -- The connection ends once the child has exited and every pipe is lost.
   local function try_finish(t)
     if t._finished or not t._exited or next(t._live) ~= nil then return end
@@ -421,7 +429,9 @@ return function(asyncio)
     if self._fd ~= 0 then error(errors.RuntimeError("write: not the stdin pipe"), 2) end
     if self._closing then return end
     local fut = core.io_future(self._t._loop, core.pipe_send(self._pipe, data))
+    self._writing[fut] = true -- held till done (see io_waits below)
     fut:add_done_callback(function(f)
+      self._writing[f] = nil
       if not f:cancelled() and f:exception() ~= nil and not self._closing then
         self._closing = true
         core.pipe_close(self._pipe)
@@ -441,7 +451,8 @@ return function(asyncio)
       pipe_lost(t, fd, nil)
       return
     end
-    core.io_future(t._loop, req):add_done_callback(function() pipe_lost(t, fd, nil) end)
+    self._close_wait = core.io_future(t._loop, req) -- held till done (see io_waits below)
+    self._close_wait:add_done_callback(function() pipe_lost(t, fd, nil) end)
   end
 
   PipeTransport.write_eof = function(self) self:close() end
@@ -497,7 +508,8 @@ return function(asyncio)
     local t = setmetatable({ _loop = loop, _h = h, _protocol = protocol, _pipes = {}, _live = {},
       _exited = false, _finished = false, _closed = false }, Transport)
     for fd, pipe in pairs { [0] = i, [1] = o, [2] = e } do
-      t._pipes[fd] = setmetatable({ _t = t, _fd = fd, _pipe = pipe, _closing = false }, PipeTransport)
+      t._pipes[fd] = setmetatable({ _t = t, _fd = fd, _pipe = pipe, _closing = false, _writing = {} },
+        PipeTransport)
       t._live[fd] = true
     end
     local connected = loop:create_future()
@@ -510,6 +522,7 @@ return function(asyncio)
     end)
     -- the exit: process_exited, and the stdin pipe is lost with the child
     local exited = core.io_future(loop, core.proc_wait(h))
+    t._exit_wait = exited -- held by the transport (see io_waits below)
     exited:add_done_callback(function()
       local stdin = t._pipes[0]
       if stdin and not stdin._closing then
