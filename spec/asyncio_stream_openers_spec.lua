@@ -238,8 +238,9 @@ describe("asyncio stream openers", function()
       local f = io.tmpfile()
       for _, name in ipairs { "read", "readexactly", "readuntil", "feed_data", "feed_eof", "at_eof" } do
         for _, bad in ipairs { f, {}, "x", 1 } do
+          local got = type(bad) == "userdata" and getmetatable(bad).__name or type(bad) -- FILE*, as Lua says
           assert_has(errof(reader[name], bad, 1),
-            "bad argument #1 to '" .. name .. "' (asyncio.StreamReader expected, got " .. type(bad))
+            "bad argument #1 to '" .. name .. "' (asyncio.StreamReader expected, got " .. got .. ")")
         end
       end
       f:close()

@@ -139,10 +139,7 @@ static ta_queue *checkqueue(lua_State *L, const char *fname) {
       return q;
     }
   }
-  /* as luaL_typeerror words it: the class's __name when it has one */
-  luaL_error(L, "bad argument #1 to '%s' (asyncio.Queue expected, got %s)", fname,
-             luaL_getmetafield(L, 1, "__name") == LUA_TSTRING ? lua_tostring(L, -1)
-                                                               : luaL_typename(L, 1));
+  ta_bad_self(L, fname, "asyncio.Queue");
   return NULL;
 }
 

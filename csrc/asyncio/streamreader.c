@@ -86,9 +86,7 @@ static ta_sreader *reader_at(lua_State *L, int idx) {
 
 static ta_sreader *checkreader(lua_State *L, const char *fname) {
   ta_sreader *r = reader_at(L, 1);
-  if (r == NULL)
-    luaL_error(L, "bad argument #1 to '%s' (asyncio.StreamReader expected, got %s)", fname,
-               luaL_typename(L, 1));
+  if (r == NULL) ta_bad_self(L, fname, "asyncio.StreamReader");
   return r;
 }
 
