@@ -32,8 +32,6 @@ struct ta_loop {
   int nleases;              /* sleeping Tasks anchored by free slots of the ring... */
   int lease_ref;            /* ...while there are, the loop's registry reference */
   int calling;              /* the callback of the head entry runs */
-  size_t ntaken;            /* entries that left the ring's head since it was made, and */
-  struct { const ta_future *task; size_t pos; } ahead[8]; /* the Tasks read ahead (loop.c: prefetch_ahead) */
   uint64_t call_start;      /* debug mode: when that callback started */
   void *outer_loop;         /* E->running_loop before the driver's turn */
   ta_heap timers;           /* call_later / call_at handles */

@@ -91,8 +91,6 @@ static void ready_new(lua_State *L, ta_loop *lp, int loopidx, int cap) {
   lp->ready_head = lp->nready = lp->batch_left = 0;
   lp->ready_cap = lp->ready_room = cap;
   lp->step_slot = lp->nleases = 0;
-  lp->ntaken = 0;
-  memset(lp->ahead, 0, sizeof lp->ahead);
   luaL_unref(L, LUA_REGISTRYINDEX, lp->lease_ref);
   lp->lease_ref = LUA_NOREF;
 }
@@ -705,7 +703,6 @@ static void batch_drop(lua_State *L, ta_loop *lp, int ring, int n) {
     lp->ready_head = slot & (lp->ready_cap - 1);
     lp->nready--;
     lp->batch_left--;
-    lp->ntaken++;
   }
 }
 
@@ -759,75 +756,6 @@ static void begin_batch(lua_State *L, ta_loop *lp) {
   lp->batch_left = lp->nready;
 }
 
-/* With many entries ready, their memory is cold: W2 with 10,000 asyncio
-** pairs (bench/w2_pairs.lua) steps every Task once a batch, and a step
-** walks a chain of dependent misses (the Task, its thread, its CallInfos,
-** its function's frame, the closure, the upvalues, the queues, the Task it
-** wakes).  As the engine's batch loop does (run.c: prefetch_ahead), the
-** driver asks for that memory ahead of time, after each entry it ran, when
-** the ring holds at least PREFETCH_MIN entries (offsets from the head):
-** - the Task AHEAD_TASK entries ahead, the only entry it reads from the
-**   ring (lua_touserdata reads its header; the two user values before the
-**   pointer it returns, UDATA_HEAD bytes in all, and the Task's own
-**   TA_AIOTASK_SIZE bytes are asked for), kept in lp->ahead by its
-**   position (ntaken + offset: an entry keeps it while in the ring, which
-**   anchors it; loop_close makes a new ring and forgets them);
-** - for the Task AHEAD_THREAD ahead (whose lines came in by then), the
-**   LINES_BEFORE_THREAD lines before its thread and LINES_FROM_THREAD from
-**   it, every other one (every line measured the same, for twice the
-**   instructions: the hardware likely fetches the next line with each).  The objects of
-**   the Tasks made together lie there: for W2's pairs, 2.4 KB before the
-**   client's thread its queues, then the server's closure, upvalues, Task
-**   and thread; after the server's, its stack, then the client's;
-** - the CallInfos of the Task AHEAD_CALLS ahead (whose thread came in): the
-**   current one (lua_getstack) and the one allocated just before it.
-** A ring entry of TA_AIOTASK_SIZE bytes whose first byte says so is a Task
-** (the others: Handles, plain Futures and Trio tasks, of other sizes,
-** functions and the loop as a light userdata).  Measured: see
-** ARCHITECTURE.md, "Locality at scale". */
-enum { PREFETCH_MIN = 64, AHEAD_TASK = 8, AHEAD_THREAD = 4, AHEAD_CALLS = 2 };
-enum { UDATA_HEAD = 72, LINES_BEFORE_THREAD = 40, LINES_FROM_THREAD = 24, CALLINFO_BLOCK = 80 };
-#define AHEAD_SIZE (sizeof ((ta_loop *)0)->ahead / sizeof ((ta_loop *)0)->ahead[0])
-_Static_assert(AHEAD_SIZE > AHEAD_TASK - AHEAD_CALLS, "lp->ahead holds AHEAD_CALLS on");
-
-/* The Task read ahead at offset i from the ring's head, NULL if none. */
-static const ta_task *task_ahead(const ta_loop *lp, size_t i) {
-  size_t pos = lp->ntaken + i;
-  const ta_future *f = lp->ahead[pos % AHEAD_SIZE].task;
-  return f != NULL && lp->ahead[pos % AHEAD_SIZE].pos == pos && f->kind == TA_KIND_TASK
-             ? ta_future_task(f) : NULL;
-}
-
-/* Pushes the entry AHEAD_TASK ahead (the caller drops it). */
-static void prefetch_ahead(lua_State *L, ta_loop *lp) {
-  size_t pos = lp->ntaken + AHEAD_TASK;
-  const ta_task *t;
-  const ta_future *f = NULL;
-  if (lua_rawgeti(L, SLOT_RING, ready_slot(lp, AHEAD_TASK + 1)) == LUA_TUSERDATA &&
-      lua_rawlen(L, -1) == TA_AIOTASK_SIZE) {
-    uintptr_t p = (uintptr_t)(f = (const ta_future *)lua_touserdata(L, -1));
-    __builtin_prefetch((const void *)(p - UDATA_HEAD / 2));
-    __builtin_prefetch((const void *)p);
-    __builtin_prefetch((const void *)(p + 64));
-    __builtin_prefetch((const void *)(p + TA_AIOTASK_SIZE - 1));
-  }
-  lp->ahead[pos % AHEAD_SIZE].task = f;
-  lp->ahead[pos % AHEAD_SIZE].pos = pos;
-  if ((t = task_ahead(lp, AHEAD_THREAD)) != NULL && t->co != NULL) {
-    uintptr_t co = (uintptr_t)t->co; /* (lines outside it: no pointer arithmetic) */
-#pragma GCC unroll 32
-    for (int k = -LINES_BEFORE_THREAD; k < LINES_FROM_THREAD; k += 2)
-      __builtin_prefetch((const void *)(co + 64 * k));
-  }
-  if ((t = task_ahead(lp, AHEAD_CALLS)) != NULL && t->co != NULL) {
-    lua_Debug ar;
-    if (lua_getstack(t->co, 0, &ar)) {
-      __builtin_prefetch(ar.i_ci);
-      __builtin_prefetch((const void *)((uintptr_t)ar.i_ci - CALLINFO_BLOCK));
-    }
-  }
-}
-
 /* Runs the entry at the head of the ring, then takes it out (after the
 ** call: a failed entry is still there for callback_failed).  A Task to
 ** step leaves first: its step reports its own errors, and one that ends
@@ -866,7 +794,6 @@ static void run_entry(lua_State *L, ta_loop *lp) {
   /* (loop_close emptied the ring, and the batch, if it ran meanwhile) */
   if (!lp->closed) batch_drop(L, lp, SLOT_RING, n);
   if (lp->debug) report_slow(L, lp, SLOT_ENTRY, lp->call_start);
-  if (lp->nready >= PREFETCH_MIN && !lp->closed) prefetch_ahead(L, lp);
   lua_settop(L, SLOT_RING);
 }
 
