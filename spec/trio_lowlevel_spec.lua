@@ -424,6 +424,25 @@ describe("trio.lowlevel.spawn_system_task", function()
     end)
     assert.same({ "system task finished" }, log)
   end)
+
+  it("a nursery child spawned after the main task ended is heard when the main task's object was collected", function()
+    -- The main task's collected object gave its slot back; the child took
+    -- it, and its exit was taken for the main task's, so its nursery waited
+    -- for ever (the run hung in its I/O wait).
+    local code = [[
+      local trio = require "trio"
+      local ok = trio.run(function()
+        trio.lowlevel.spawn_system_task(function()
+          collectgarbage()
+          trio.open_nursery(function(nursery) nursery:start_soon(trio.sleep_forever) end)
+        end)
+        return true
+      end)
+      print("run returned", ok)
+    ]]
+    local child = require "child"
+    child.expect_lines(child.run(code, { timeout = 10 }), { "run returned\ttrue" })
+  end)
 end)
 
 describe("trio.lowlevel.ParkingLot", function()

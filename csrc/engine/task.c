@@ -899,6 +899,10 @@ static void release_exited(lua_State *L, ta_task *t, int ok) {
     if (t->system_tree) E->nsystem_tree--;
   }
   t->co = NULL;
+  /* Its exit is told: the run no longer knows the main task by its slot,
+  ** which its collected object gives back and a later spawn may take (that
+  ** task's exit was then taken for main's: its nursery never heard it). */
+  if (t == E->main) E->main = NULL;
 }
 
 /* The task is done: ok with nres results on its thread, or failed with
