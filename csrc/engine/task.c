@@ -1318,13 +1318,16 @@ static lua_Integer task_slots_taken(ta_engine *E) {
   return n - (E->spawn_slot != NULL);
 }
 
-/* debug_ids() -> {weak = n, anchors = n, task_slots = n}: the weak ids and
-** anchor ids in use (handed out and not given back), and the slots of the
-** task slab that are not free, for specs that check that tasks give
-** theirs back. */
+/* debug_ids() -> {weak = n, anchors = n, task_slots = n, spare_rbufs = n}:
+** the weak ids and anchor ids in use (handed out and not given back), the
+** slots of the task slab that are not free, for specs that check that
+** tasks give theirs back, and the emptied stream read buffers the engine
+** keeps for the next read (io/stream.c). */
 static int t_debug_ids(lua_State *L) {
   ta_engine *E = engine_of(L);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, E->nspare_rbufs);
+  lua_setfield(L, -2, "spare_rbufs");
   lua_pushinteger(L, task_slots_taken(E));
   lua_setfield(L, -2, "task_slots");
   lua_pushinteger(L, E->weak_ids.top - E->weak_ids.nfree);
