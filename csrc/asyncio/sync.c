@@ -18,41 +18,35 @@
 #include "asyncio/asyncio.h"
 
 typedef struct {
-  const char *tag;          /* one of the tags below (ta_totagged) */
+  const char *tag;          /* &kind_tags[its kind] (ta_totagged) */
   lua_Integer count;        /* Lock: held; Event: set; semaphore: its value */
   lua_Integer bound;        /* a BoundedSemaphore's initial value */
 } sync_prim;
 
-static const char lock_tag, event_tag, semaphore_tag, bounded_tag;
+enum { LOCK, EVENT, SEMAPHORE, BOUNDED, NKINDS };
+static const char kind_tags[NKINDS];
+static const char *const kind_names[NKINDS] = {
+  "asyncio.Lock", "asyncio.Event", "asyncio.Semaphore", "asyncio.BoundedSemaphore",
+};
 
 /* Upvalues: the engine; a method's Lua slow path (if it has one), a
 ** constructor's class. */
 enum { UP_SLOW = 2, UP_CLASS = 2 };
 
-static sync_prim *toprim(lua_State *L, const char *tag) {
-  return (sync_prim *)ta_totagged(L, 1, sizeof(sync_prim), tag);
-}
-
-static sync_prim *check_self(lua_State *L, const char *tag, const char *fname) {
-  static const struct { const char *tag, *name; } names[] = {
-    {&lock_tag, "asyncio.Lock"}, {&event_tag, "asyncio.Event"},
-    {&semaphore_tag, "asyncio.Semaphore"}, {&bounded_tag, "asyncio.BoundedSemaphore"},
-  };
-  sync_prim *p = toprim(L, tag);
-  size_t i = 0;
-  if (p != NULL) return p;
-  while (names[i].tag != tag) i++;
-  ta_bad_self(L, fname, names[i].name);
+/* Self (at 1) if it is of a kind from first to last, else raises the
+** wrong-self error naming `expected`. */
+static sync_prim *check_kinds(lua_State *L, int first, int last, const char *fname, const char *expected) {
+  for (int k = first; k <= last; k++) {
+    sync_prim *p = (sync_prim *)ta_totagged(L, 1, sizeof(sync_prim), &kind_tags[k]);
+    if (p != NULL) return p;
+  }
+  ta_bad_self(L, fname, expected);
   return NULL;
 }
 
+#define check_self(L, kind, fname) check_kinds(L, kind, kind, fname, kind_names[kind])
 /* Semaphore's methods (but release) take a BoundedSemaphore too. */
-static sync_prim *check_semaphore(lua_State *L, const char *fname) {
-  sync_prim *p = toprim(L, &semaphore_tag);
-  if (p == NULL) p = toprim(L, &bounded_tag);
-  if (p == NULL) ta_bad_self(L, fname, "asyncio.Semaphore");
-  return p;
-}
+#define check_semaphore(L, fname) check_kinds(L, SEMAPHORE, BOUNDED, fname, kind_names[SEMAPHORE])
 
 /* Pushes the array of self's waiters (self at 1); returns its length. */
 static lua_Unsigned push_waiters(lua_State *L) {
@@ -88,13 +82,13 @@ static int call_slow(lua_State *L, sync_prim *p, lua_KFunction k) {
   return k(L, LUA_OK, (lua_KContext)p);
 }
 
-/* Calls the method's Lua waker as function(self, waiters), the waiters on
-** top; it does not wait. */
-static void call_waker(lua_State *L) {
+/* Calls the method's Lua function as function(self, waiters), the waiters
+** on top, for nres results; it does not wait. */
+static void call_lua(lua_State *L, int nres) {
   lua_pushvalue(L, lua_upvalueindex(UP_SLOW));
   lua_pushvalue(L, 1);
   lua_pushvalue(L, -3);
-  lua_call(L, 2, 0);
+  lua_call(L, 2, nres);
 }
 
 /* ---- Lock ---- */
@@ -102,7 +96,7 @@ static void call_waker(lua_State *L) {
 /* acquire(): takes a free lock nobody waits for at once (true); else the
 ** Lua function waits its turn (FIFO, skipping cancelled waiters). */
 static int lock_acquire(lua_State *L) {
-  sync_prim *p = check_self(L, &lock_tag, "Lock:acquire");
+  sync_prim *p = check_self(L, LOCK, "Lock:acquire");
   ta_async_check_in(L, ta_upengine(L), "Lock:acquire", TA_ASYNCIO);
   if (push_waiters(L) > 0 || p->count) return call_slow(L, p, lock_taken);
   p->count = 1;
@@ -112,15 +106,15 @@ static int lock_acquire(lua_State *L) {
 
 /* release(): frees the lock and has the first waiter woken. */
 static int lock_release(lua_State *L) {
-  sync_prim *p = check_self(L, &lock_tag, "Lock:release");
+  sync_prim *p = check_self(L, LOCK, "Lock:release");
   if (!p->count) ta_error(L, "RuntimeError", "Lock:release: Lock is not acquired.");
   p->count = 0;
-  if (push_waiters(L) > 0) call_waker(L);
+  if (push_waiters(L) > 0) call_lua(L, 0);
   return 0;
 }
 
 static int lock_locked(lua_State *L) {
-  lua_pushboolean(L, check_self(L, &lock_tag, "Lock:locked")->count);
+  lua_pushboolean(L, check_self(L, LOCK, "Lock:locked")->count);
   return 1;
 }
 
@@ -128,7 +122,7 @@ static int lock_locked(lua_State *L) {
 
 /* wait(): true at once when set; else the Lua function waits. */
 static int event_wait(lua_State *L) {
-  sync_prim *p = check_self(L, &event_tag, "Event:wait");
+  sync_prim *p = check_self(L, EVENT, "Event:wait");
   ta_async_check_in(L, ta_upengine(L), "Event:wait", TA_ASYNCIO);
   if (!p->count) {
     push_waiters(L);
@@ -142,20 +136,20 @@ static int event_wait(lua_State *L) {
 ** wake fail, the event is still clear and a later set() wakes the rest);
 ** nothing when already set. */
 static int event_set(lua_State *L) {
-  sync_prim *p = check_self(L, &event_tag, "Event:set");
+  sync_prim *p = check_self(L, EVENT, "Event:set");
   if (p->count) return 0;
-  if (push_waiters(L) > 0) call_waker(L);
+  if (push_waiters(L) > 0) call_lua(L, 0);
   p->count = 1;
   return 0;
 }
 
 static int event_is_set(lua_State *L) {
-  lua_pushboolean(L, check_self(L, &event_tag, "Event:is_set")->count);
+  lua_pushboolean(L, check_self(L, EVENT, "Event:is_set")->count);
   return 1;
 }
 
 static int event_clear(lua_State *L) {
-  check_self(L, &event_tag, "Event:clear")->count = 0;
+  check_self(L, EVENT, "Event:clear")->count = 0;
   return 0;
 }
 
@@ -176,7 +170,7 @@ static int semaphore_acquire(lua_State *L) {
 ** waker hands to the first waiter if there is one. */
 static int semaphore_give(lua_State *L, sync_prim *p) {
   p->count++;
-  if (push_waiters(L) > 0) call_waker(L);
+  if (push_waiters(L) > 0) call_lua(L, 0);
   return 0;
 }
 
@@ -185,7 +179,7 @@ static int semaphore_release(lua_State *L) {
 }
 
 static int bounded_release(lua_State *L) {
-  sync_prim *p = check_self(L, &bounded_tag, "BoundedSemaphore:release");
+  sync_prim *p = check_self(L, BOUNDED, "BoundedSemaphore:release");
   if (p->count >= p->bound)
     ta_error(L, "ValueError", "BoundedSemaphore:release: BoundedSemaphore released too many times");
   return semaphore_give(L, p);
@@ -197,21 +191,16 @@ static int semaphore_locked(lua_State *L) {
   sync_prim *p = check_semaphore(L, "Semaphore:locked");
   if (p->count == 0) lua_pushboolean(L, 1);
   else if (push_waiters(L) == 0) lua_pushboolean(L, 0);
-  else {
-    lua_pushvalue(L, lua_upvalueindex(UP_SLOW));
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, -3);
-    lua_call(L, 2, 1);
-  }
+  else call_lua(L, 1);
   return 1;
 }
 
 /* ---- making them ---- */
 
 /* A new object of the class in the closure's upvalue, with no waiters. */
-static sync_prim *new_prim(lua_State *L, const char *tag, lua_Integer count) {
+static sync_prim *new_prim(lua_State *L, int kind, lua_Integer count) {
   sync_prim *p = (sync_prim *)lua_newuserdatauv(L, sizeof(sync_prim), 1);
-  p->tag = tag;
+  p->tag = &kind_tags[kind];
   p->count = count;
   p->bound = count;
   lua_createtable(L, 1, 0);
@@ -222,35 +211,28 @@ static sync_prim *new_prim(lua_State *L, const char *tag, lua_Integer count) {
 }
 
 static int lock_new(lua_State *L) {
-  new_prim(L, &lock_tag, 0);
+  new_prim(L, LOCK, 0);
   return 1;
 }
 
 static int event_new(lua_State *L) {
-  new_prim(L, &event_tag, 0);
+  new_prim(L, EVENT, 0);
   return 1;
 }
 
 /* semaphore_new(value): value checked by the Lua constructor. */
 static int semaphore_new(lua_State *L) {
-  new_prim(L, &semaphore_tag, luaL_checkinteger(L, 1));
+  new_prim(L, SEMAPHORE, luaL_checkinteger(L, 1));
   return 1;
 }
 
 static int bounded_new(lua_State *L) {
-  new_prim(L, &bounded_tag, luaL_checkinteger(L, 1));
+  new_prim(L, BOUNDED, luaL_checkinteger(L, 1));
   return 1;
 }
 
 /* For the Lua functions: the object at 1, of any of the four kinds. */
-static sync_prim *check_any(lua_State *L, const char *fname) {
-  sync_prim *p = toprim(L, &lock_tag);
-  if (p == NULL) p = toprim(L, &event_tag);
-  if (p == NULL) p = toprim(L, &semaphore_tag);
-  if (p == NULL) p = toprim(L, &bounded_tag);
-  if (p == NULL) ta_bad_self(L, fname, "asyncio.Lock, Event or Semaphore");
-  return p;
-}
+#define check_any(L, fname) check_kinds(L, LOCK, BOUNDED, fname, "asyncio.Lock, Event or Semaphore")
 
 /* sync_waiters(obj) -> the array of obj's waiters. */
 static int l_sync_waiters(lua_State *L) {
@@ -271,9 +253,8 @@ static int l_sync_count(lua_State *L) {
 ** the positions below}) -> the four constructors: puts the methods above
 ** into the classes (the objects' metatables). */
 static int l_sync_setup(lua_State *L) {
-  enum { LOCK = 1, EVENT, SEMAPHORE, BOUNDED };
   static const struct {
-    int cls;                /* its index in argument 1 */
+    int kind;               /* its class: argument 1's [kind + 1] */
     const char *name;
     lua_CFunction f;
     int slow;               /* its slow path's index in argument 2, 0 if none */
@@ -287,24 +268,24 @@ static int l_sync_setup(lua_State *L) {
     {BOUNDED, "acquire", semaphore_acquire, 5}, {BOUNDED, "release", bounded_release, 6},
     {BOUNDED, "locked", semaphore_locked, 7},
   };
-  static const lua_CFunction makers[] = {lock_new, event_new, semaphore_new, bounded_new};
+  static const lua_CFunction makers[NKINDS] = {lock_new, event_new, semaphore_new, bounded_new};
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  for (int c = LOCK; c <= BOUNDED; c++) luaL_argcheck(L, lua_rawgeti(L, 1, c) == LUA_TTABLE, 1, "classes expected");
+  for (int k = 0; k < NKINDS; k++) luaL_argcheck(L, lua_rawgeti(L, 1, k + 1) == LUA_TTABLE, 1, "classes expected");
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     lua_pushvalue(L, lua_upvalueindex(1));
     if (methods[i].slow == 0) lua_pushnil(L);
     else luaL_argcheck(L, lua_rawgeti(L, 2, methods[i].slow) == LUA_TFUNCTION, 2, "functions expected");
     lua_pushcclosure(L, methods[i].f, 2);
-    lua_setfield(L, 2 + methods[i].cls, methods[i].name);
+    lua_setfield(L, 3 + methods[i].kind, methods[i].name);
   }
-  for (int c = LOCK; c <= BOUNDED; c++) {
+  for (int k = 0; k < NKINDS; k++) {
     lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushvalue(L, 2 + c);
-    lua_pushcclosure(L, makers[c - 1], 2);
+    lua_pushvalue(L, 3 + k);
+    lua_pushcclosure(L, makers[k], 2);
   }
-  return 4;
+  return NKINDS;
 }
 
 static const luaL_Reg sync_funcs[] = {
