@@ -21,6 +21,11 @@
 #                     `$PY -c 'import trio'` works; implies --compare
 #   REGEX             only rows whose "W system" matches, e.g. 'W1|W2' or cqueues
 # env: REPS=5  MEM_REPS=$REPS  TIMEOUT=300 (s per process)  LUA=lua5.4
+#      PIN=0: the CPU every single-threaded row runs on (taskset), so that all
+#      rows meet the same core: on a shared 2-core VM one core was seen 35%
+#      slower than the other for minutes at a time, which random placement
+#      turns into spread; PIN= (empty) lets the OS place them.  W8 (child
+#      processes) and W9 (worker threads) are never pinned.
 #      PY=/usr/bin/python3  BUILD=build  PEERS=../shared/bench/peers (from the
 #      repo root)  TRIO_ASYNCIO_DIR=/tmp/peers/trio-asyncio
 #
@@ -37,6 +42,8 @@ LUA=${LUA:-lua5.4}
 PY=${PY:-/usr/bin/python3}
 PBIN=${PEER_BIN:-/tmp/peers/bin}   # the peers' C floors (setup.sh builds them)
 BUILD=${BUILD:-build}
+PIN=${PIN-0}
+command -v taskset >/dev/null || PIN=""
 PEERS=${PEERS:-../shared/bench/peers}
 TA=${TRIO_ASYNCIO_DIR:-/tmp/peers/trio-asyncio}
 export LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$BUILD/?.so;;"
@@ -109,6 +116,7 @@ ROWS=(
 
 	"ours|W4|trio|-|run|$LUA bench/w4_timers.lua"
 	"floor|W4|raw libuv C (floor)|path:$BUILD/peers/w4_uv|run|$BUILD/peers/w4_uv"
+	"floor|W4|raw Lua coroutines (floor)|lua:luv|run|$LUA bench/w4_timers_rawco.lua"
 	"lua|W4|cqueues|lua:cqueues|run|$LUA $L/w4_timers_cqueues.lua"
 	"lua|W4|luv (whole ms)|lua:luv|run|$LUA $L/w4_timers_luv.lua"
 	"py|W4|python trio|py:trio|run|$PY $P/w4_timers.py trio"
@@ -117,6 +125,7 @@ ROWS=(
 	"py|W4|python trio-asyncio loop|py:trio path:$TA/trio_asyncio|run|$TAPY $P/w4_timers.py trio_asyncio"
 	"ours|W4M|trio, 1M timers|-|run|$LUA bench/w4_timers.lua 1000000"
 	"floor|W4M|raw libuv C, 1M timers (floor)|path:$BUILD/peers/w4_uv|run|$BUILD/peers/w4_uv 1000000"
+	"floor|W4M|raw Lua coroutines, 1M (floor)|lua:luv|run|$LUA bench/w4_timers_rawco.lua 1000000"
 	"lua|W4M|cqueues, 1M timers|lua:cqueues|run|$LUA $L/w4_timers_cqueues.lua 1000000"
 
 	"ours|W5|trio streams|-|run|$LUA bench/w5_echo.lua trio"
@@ -218,16 +227,19 @@ declare -A VALUE=() UNIT=()  # "W|system" -> median, unit (for the ratio table)
 # unit, how its command is shown, and whether it failed.
 declare -A VALS=() RUNIT=() SHOWN=() FAILED=()
 
+# shown CMD...: how a command is shown (without the pinning).
+shown() { local c="$*"; echo "\`${c#"taskset -c $PIN "}\`"; }
+
 # bench_once I CMD...: one run of row I's CMD, which prints "RESULT value unit".
 bench_once() {
 	local i=$1 out
 	shift
 	if ! out=$(timeout "$TIMEOUT" "$@" 2>&1 | grep '^RESULT'); then
-		FAILED[$i]=1 SHOWN[$i]="\`$*\`"
+		FAILED[$i]=1 SHOWN[$i]=$(shown "$@")
 		return 0
 	fi
 	VALS[$i]+=" $(awk '{print $2}' <<<"$out")"
-	RUNIT[$i]=$(cut -d' ' -f3- <<<"$out") SHOWN[$i]="\`$*\`"
+	RUNIT[$i]=$(cut -d' ' -f3- <<<"$out") SHOWN[$i]=$(shown "$@")
 }
 
 # mem_once I CMD...: bytes per task = (maxRSS(CMD N) - maxRSS(CMD 0)) / N
@@ -239,14 +251,14 @@ mem_once() {
 	if ! timeout "$TIMEOUT" /usr/bin/time -f %M -o "$f" "$@" 0 >/dev/null 2>&1 ||
 		! base=$(tail -1 "$f") ||
 		! timeout "$TIMEOUT" /usr/bin/time -f %M -o "$f" "$@" "$MEM_N" >/dev/null 2>&1; then
-		FAILED[$i]=1 SHOWN[$i]="\`$* N\`"
+		FAILED[$i]=1 SHOWN[$i]="$(shown "$@" N)"
 		rm -f "$f"
 		return 0
 	fi
 	full=$(tail -1 "$f")
 	rm -f "$f"
 	VALS[$i]+=" $((((full - base) * 1024) / MEM_N))"
-	RUNIT[$i]="bytes/${MEM_UNIT:-task}" SHOWN[$i]="\`$* N\` (base ${base} KiB)"
+	RUNIT[$i]="bytes/${MEM_UNIT:-task}" SHOWN[$i]="$(shown "$@" N) (base ${base} KiB)"
 }
 
 # run_once I: one repetition of row I.
@@ -254,6 +266,7 @@ run_once() {
 	local w sys how cmd argv
 	IFS='|' read -r _ w sys _ how cmd <<<"${ROWS[$1]}"
 	read -ra argv <<<"$cmd"
+	[[ -n $PIN && $w != W8 && $w != W9 ]] && argv=(taskset -c "$PIN" "${argv[@]}")
 	case $how in
 	mem) mem_once "$1" "${argv[@]}" ;;
 	mem*) MEM_COUNT=${how#mem} MEM_UNIT=connection mem_once "$1" "${argv[@]}" ;;
@@ -302,7 +315,7 @@ if ((PYTHON)) && ! $PY -c 'import trio' >/dev/null 2>&1; then
 	PYTHON=0
 fi
 
-echo "# trio-asyncio for Lua benchmarks, $(date -u '+%F %H:%M')Z, $(nproc) cores, REPS=$REPS (median, min..max)"
+echo "# trio-asyncio for Lua benchmarks, $(date -u '+%F %H:%M')Z, $(nproc) cores, REPS=$REPS (median, min..max)${PIN:+, pinned to CPU $PIN (not W8, W9)}"
 echo "#   $(git describe --always --dirty 2>/dev/null || echo 'no git'), $($LUA -v 2>&1)," \
 	"libuv $(pkg-config --modversion libuv 2>/dev/null || echo '?')," \
 	"$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p')"
