@@ -151,6 +151,54 @@ describe("loop:call_soon", function()
     end)
   end)
 
+  it("steps Tasks in order among handles and done callbacks in a ring of thousands", function()
+    -- From 4096 queued entries on, the driver looks at the entry 4 ahead
+    -- of the one it runs (loop.c: prefetch_ahead): here Tasks, Handles, done
+    -- callbacks with a Future or a finished Task as argument, and a Task
+    -- cancelled while it waits in the ring (2,100 Tasks: each one's Handle
+    -- and the Task itself make 4,200 entries in the second batch).
+    with_loop(function(loop)
+      local n, log, expected, tasks = 2100, {}, {}, {}
+      local function add(s) expected[#expected + 1] = s end
+      for i = 1, n do
+        tasks[i] = loop:create_task(function()
+          for r = 1, 3 do
+            log[#log + 1] = ("t%d.%d"):format(i, r)
+            if r == 1 then loop:call_soon(function() log[#log + 1] = "h" .. i end) end
+            if r == 2 then
+              local fut = loop:create_future()
+              fut:set_result(i)
+              fut:add_done_callback(function(f) log[#log + 1] = "f" .. f:result() end)
+              if i == 3 then tasks[7]:cancel() end
+            end
+            asyncio.sleep(0)
+          end
+        end)
+        tasks[i]:add_done_callback(function(t) log[#log + 1] = (t:cancelled() and "c" or "d") .. i end)
+      end
+      loop:run_until_complete(function()
+        for _ = 1, 8 do asyncio.sleep(0) end
+      end)
+      for i = 1, n do add(("t%d.1"):format(i)) end
+      for i = 1, n do
+        add("h" .. i)
+        if i ~= 7 then add(("t%d.2"):format(i)) end
+      end
+      for i = 1, n do
+        if i == 7 then
+          add("c7")
+        else
+          add("f" .. i)
+          add(("t%d.3"):format(i))
+        end
+      end
+      for i = 1, n do
+        if i ~= 7 then add("d" .. i) end
+      end
+      assert.same(expected, log)
+    end)
+  end)
+
   it("returns a handle whose cancel() prevents the call", function()
     with_loop(function(loop)
       local log = {}

@@ -756,6 +756,44 @@ static void begin_batch(lua_State *L, ta_loop *lp) {
   lp->batch_left = lp->nready;
 }
 
+/* With many entries ready, their memory is cold: W2 with 10,000 asyncio
+** pairs (bench/w2_pairs.lua) steps every Task once a batch, and a step
+** walks a chain of dependent misses (the Task, its thread, its CallInfos,
+** its function's frame, the closure, the upvalues, the queues, the Task it
+** wakes).  As the engine's batch loop does (run.c: prefetch_ahead), the
+** driver asks for that memory ahead of time, after each entry it ran,
+** while the ring holds at least PREFETCH_MIN entries (the pairs' memory
+** then outgrows the caches; at 1,000 pairs the prefetches cost 14%): for
+** the Task AHEAD entries after the head, the LINES_BEFORE_THREAD lines
+** before its thread and LINES_FROM_THREAD from it, every other one.  The
+** objects of the Tasks made together lie there: for W2's pairs, 2.4 KB
+** before the client's thread its queues, then the server's closure,
+** upvalues, Task and thread; after the server's, its stack, then the
+** client's.  The prefetches are issued from a loop, not unrolled: 32 of
+** them back to back kept almost none of the gain (the core likely drops
+** software prefetches it has no miss buffer for).  Measured: see
+** ARCHITECTURE.md, "Locality at scale". */
+enum { PREFETCH_MIN = 4096, AHEAD = 4, LINES_BEFORE_THREAD = 40, LINES_FROM_THREAD = 24 };
+
+/* Cold: out of the hot code, whose layout stays as it was for small rings
+** (inlined, W2 with one pair ran 4-6% slower for the same instructions). */
+__attribute__((cold, noinline)) static void prefetch_ahead(lua_State *L, const ta_loop *lp) {
+  const ta_future *f = NULL;
+  /* a Task is a userdata of TA_AIOTASK_SIZE bytes whose first byte says so
+  ** (the other entries: Handles, plain Futures and Trio tasks, of other
+  ** sizes, functions and their arguments, the loop as a light userdata) */
+  if (lua_rawgeti(L, SLOT_RING, ready_slot(lp, AHEAD + 1)) == LUA_TUSERDATA &&
+      lua_rawlen(L, -1) == TA_AIOTASK_SIZE)
+    f = (const ta_future *)lua_touserdata(L, -1);
+  lua_pop(L, 1); /* (the ring anchors it) */
+  if (f != NULL && f->kind == TA_KIND_TASK && ta_future_task(f)->co != NULL) {
+    uintptr_t co = (uintptr_t)ta_future_task(f)->co; /* (lines outside it: no pointer arithmetic) */
+#pragma GCC unroll 1
+    for (int k = -LINES_BEFORE_THREAD; k < LINES_FROM_THREAD; k += 2)
+      __builtin_prefetch((const void *)(co + 64 * k));
+  }
+}
+
 /* Runs the entry at the head of the ring, then takes it out (after the
 ** call: a failed entry is still there for callback_failed).  A Task to
 ** step leaves first: its step reports its own errors, and one that ends
@@ -794,6 +832,7 @@ static void run_entry(lua_State *L, ta_loop *lp) {
   /* (loop_close emptied the ring, and the batch, if it ran meanwhile) */
   if (!lp->closed) batch_drop(L, lp, SLOT_RING, n);
   if (lp->debug) report_slow(L, lp, SLOT_ENTRY, lp->call_start);
+  if (__builtin_expect(lp->nready >= PREFETCH_MIN, 0) && !lp->closed) prefetch_ahead(L, lp);
   lua_settop(L, SLOT_RING);
 }
 
