@@ -127,6 +127,14 @@ ROWS=(
 	"floor|W4M|raw libuv C, 1M timers (floor)|path:$BUILD/peers/w4_uv|run|$BUILD/peers/w4_uv 1000000"
 	"floor|W4M|raw Lua coroutines, 1M (floor)|lua:luv|run|$LUA bench/w4_timers_rawco.lua 1000000"
 	"lua|W4M|cqueues, 1M timers|lua:cqueues|run|$LUA $L/w4_timers_cqueues.lua 1000000"
+	# W4M again with glibc's malloc asking for transparent huge pages (glibc
+	# 2.35+; the kernel's THP mode "madvise"): at 1M sleeping tasks (1.2 GB)
+	# a VM's 4 KB page faults were most of W4M's time (ARCHITECTURE.md,
+	# "Timers"); here every row gets the same setting
+	"ours|W4H|trio, 1M timers|-|run|env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 $LUA bench/w4_timers.lua 1000000"
+	"floor|W4H|raw libuv C, 1M timers (floor)|path:$BUILD/peers/w4_uv|run|env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 $BUILD/peers/w4_uv 1000000"
+	"floor|W4H|raw Lua coroutines, 1M (floor)|lua:luv|run|env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 $LUA bench/w4_timers_rawco.lua 1000000"
+	"lua|W4H|cqueues, 1M timers|lua:cqueues|run|env GLIBC_TUNABLES=glibc.malloc.hugetlb=1 $LUA $L/w4_timers_cqueues.lua 1000000"
 
 	"ours|W5|trio streams|-|run|$LUA bench/w5_echo.lua trio"
 	"ours|W5|asyncio streams|-|run|$LUA bench/w5_echo.lua asyncio streams"
