@@ -15,11 +15,11 @@ local buckets = {}
 for b = 0, 999 do buckets[b] = {} end
 local function sleeper(delay) coroutine.yield(delay) end
 for i = 1, N do
-  local co = coroutine.create(sleeper)
-  local _, delay = coroutine.resume(co, (i % 1000) / 10000)
+  local co, delay = coroutine.create(sleeper), (i % 1000) / 10000
+  local _, yielded = coroutine.resume(co, delay)
+  assert(yielded == delay)
   local bucket = buckets[i % 1000]
   bucket[#bucket + 1] = co
-  assert(delay == (i % 1000) / 10000)
 end
 for b = 0, 999 do
   local due = t0 + b * 100000 -- ns: b / 10000 s
