@@ -90,94 +90,35 @@ local make_with, lock_methods = require("trio.sync").make_with, require("trio.sy
 
 -- ---------------------------------------------------------------------
 -- Event, Lock, Semaphore and BoundedSemaphore: C objects
--- (csrc/asyncio/sync.c), whose methods run in C alone while they neither
--- wait nor wake: Event:is_set/clear, Event:set with no waiter, Event:wait
--- of a set event, Lock:locked, Lock:acquire of a free lock nobody waits
--- for, Lock:release with no waiter, the same for the semaphores.  The
--- waits and wakes are the functions below, which sync.c calls as
--- f(self, ws, count) with the object's array of waiting futures, after it
--- checked self and the caller's flavor; sync.c sets a Lock's and an
--- Event's flag once they return, a semaphore's value they keep themselves
--- (sync_count).
-local sync_waiters, sync_count = core.sync_waiters, core.sync_count
+-- (csrc/asyncio/sync.c) with every method in C; these are their classes.
+-- sync_state(obj) -> count, number of waiters.
+local sync_state = core.sync_state
 
 local Event = class("asyncio.Event")
 M._Event = Event
 
---- set() with waiters: wakes them all (woken waiters need not take
--- themselves off).  Should waking one fail (not enough memory), the event
--- stays clear and a later set() wakes the rest.
-local function event_wake_all(_, ws)
-  local n = #ws
-  for i = 1, n do
-    local fut = ws[i]
-    if not fut_done(fut) then fut_set_result(fut, true) end
-  end
-  for i = n, 1, -1 do ws[i] = nil end
-end
-
---- wait() on a clear event: returns once it is set.
-local function event_wait(_, ws)
-  local fut = loop_waiter()
-  ws[#ws + 1] = fut
-  local ok, err = pcall(fut_await, fut)
-  if not ok then
-    list_remove(ws, fut)
-    error(err, 0)
-  end
-end
-
 function Event:__tostring()
-  return ("asyncio.Event (%s, waiters:%d)"):format(self:is_set() and "set" or "unset", #sync_waiters(self))
+  local set, n = sync_state(self)
+  return ("asyncio.Event (%s, waiters:%d)"):format(set == 1 and "set" or "unset", n)
 end
 
 local Lock = class("asyncio.Lock")
 M._Lock = Lock
 
---- Ensure that the first waiter will wake up (a done future means it
--- already is set to wake up): release() of a lock with waiters.
-local function lock_wake_up_first(_, ws)
-  local fut = ws[1]
-  if fut ~= nil and not fut_done(fut) then fut_set_result(fut, true) end
-end
-
-local function all_cancelled(list)
-  for i = 1, #list do
-    if not fut_cancelled(list[i]) then return false end
-  end
-  return true
-end
-
---- acquire() of a lock that is held or has waiters: returns once the lock
--- is free and its turn has come (FIFO), and sync.c takes it.
-local function lock_acquire_wait(self, ws, held)
-  if held == 0 and all_cancelled(ws) then return end
-  local fut = loop_waiter()
-  ws[#ws + 1] = fut
-  local ok, err = pcall(fut_await, fut)
-  list_remove(ws, fut)
-  if not ok then
-    -- The lock invariant: if the lock is not claimed (nor about to be by
-    -- us) and a task waits, make sure the one at the head runs.  This passes
-    -- on a wake-up we received but will not use.
-    if not self:locked() then lock_wake_up_first(self, ws) end
-    error(err, 0)
-  end
-end
-
 Lock.with = make_with("Lock:with", Lock)
 
 function Lock:__tostring()
-  return ("asyncio.Lock (%s, waiters:%d)"):format(self:locked() and "locked" or "unlocked", #sync_waiters(self))
+  local held, n = sync_state(self)
+  return ("asyncio.Lock (%s, waiters:%d)"):format(held == 1 and "locked" or "unlocked", n)
 end
 
--- ---------------------------------------------------------------------
--- Semaphore and BoundedSemaphore
 local Semaphore = class("asyncio.Semaphore")
 M._Semaphore = Semaphore
 local BoundedSemaphore = class("asyncio.BoundedSemaphore")
 M._BoundedSemaphore = BoundedSemaphore
 
+--- The initial value of a semaphore: a non-negative integer (a float with
+-- an integral value is taken), 1 when nil.
 local function check_value(value, fname)
   if value == nil then return 1 end
   if math.type(value) ~= "integer" then
@@ -192,53 +133,9 @@ local function check_value(value, fname)
   return value
 end
 
---- locked() of a semaphore with value left and waiters: whether one of
--- them is not cancelled (acquire() would wait its turn, FIFO).
-local function sem_any_waiting(_, ws)
-  return not all_cancelled(ws)
-end
-
---- Wakes up the first waiter that isn't done; it is counted as holding:
--- release() of a semaphore with waiters.
-local function sem_wake_up_next(self, ws)
-  for i = 1, #ws do
-    local fut = ws[i]
-    if not fut_done(fut) then
-      sync_count(self, -1)
-      fut_set_result(fut, true)
-      return true
-    end
-  end
-  return false
-end
-
---- acquire() of a semaphore with no value left or with waiters: returns
--- once it took one of the value in its turn.
-local function sem_acquire_wait(self, ws, value)
-  if value > 0 and all_cancelled(ws) then
-    sync_count(self, -1)
-    return
-  end
-  local fut = loop_waiter()
-  ws[#ws + 1] = fut
-  local ok, err = pcall(fut_await, fut)
-  list_remove(ws, fut)
-  if not ok and fut_done(fut) and not fut_cancelled(fut) then
-    -- We were woken (and counted) but do not acquire: undo it.
-    sync_count(self, 1)
-  end
-  -- New waiters may have arrived but had to wait (FIFO): wake as many as
-  -- the value allows.
-  while sync_count(self) > 0 do
-    if not sem_wake_up_next(self, ws) then break end
-  end
-  if not ok then error(err, 0) end
-end
-
 local new_lock, new_event, new_semaphore, new_bounded = core.sync_setup(
   { Lock, Event, Semaphore, BoundedSemaphore },
-  { lock_acquire_wait, lock_wake_up_first, event_wait, event_wake_all,
-    sem_acquire_wait, sem_wake_up_next, sem_any_waiting })
+  function() return aio().get_running_loop() end)
 M.Lock, M.Event = new_lock, new_event
 
 function M.Semaphore(value)
@@ -253,7 +150,8 @@ Semaphore.with = make_with("Semaphore:with", Semaphore)
 BoundedSemaphore.with = make_with("BoundedSemaphore:with", BoundedSemaphore)
 
 local function sem_tostring(self)
-  return ("%s (value:%d, waiters:%d)"):format(getmetatable(self).__name, sync_count(self), #sync_waiters(self))
+  local value, n = sync_state(self)
+  return ("%s (value:%d, waiters:%d)"):format(getmetatable(self).__name, value, n)
 end
 Semaphore.__tostring, BoundedSemaphore.__tostring = sem_tostring, sem_tostring
 
