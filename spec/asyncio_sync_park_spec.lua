@@ -149,7 +149,7 @@ describe("an asyncio.Lock, Event or Semaphore wait parked in the object", functi
     assert.same({ true, "self", "asyncio.Lock (locked, waiters:0)", true }, got)
   end)
 
-  it("Tasks and Trio tasks (allow_asyncio mode) wait on one Lock in order; a Trio waiter cancelled by its scope leaves it", function()
+  it("Tasks and Trio tasks (allow_asyncio mode) wait on one Lock in order; a Trio waiter cancelled leaves it", function()
     local got = trio.run(function()
       local out = {}
       trio_asyncio.open_loop(function(loop)
