@@ -315,6 +315,52 @@ local function lock_suite(name, ctor)
       assert.is_false(final_locked)
       assert.same({ "B got it" }, log)
     end)
+
+    -- the owner is a breaker of the lock's lot only while tasks wait there
+    -- (lua/trio/sync.lua, watch_owner): registered when one parks behind
+    -- it, or when release hands the lock on with more still waiting
+    it("a task handed the lock that exits holding it fails the tasks still waiting, and later acquires", function()
+      local got = trio.run(function()
+        local l, errs, heir = ctor(), {}, nil
+        l:acquire()
+        trio.open_nursery(function(n)
+          n:start_soon(function()
+            heir = trio.lowlevel.current_task()
+            l:acquire() -- handed over, then exits holding it
+          end)
+          wait_until(function() return l:statistics().tasks_waiting == 1 end)
+          for i = 1, 2 do
+            n:start_soon(function()
+              local ok, e = pcall(l.acquire, l)
+              errs[i] = ok and "acquired" or trio.BrokenResourceError:is(e) and e.message or tostring(e)
+            end)
+          end
+          wait_until(function() return l:statistics().tasks_waiting == 3 end)
+          l:release()
+        end)
+        local lost = "Owner of this lock exited without releasing: " .. tostring(heir)
+        local later = select(2, pcall(l.acquire_nowait, l))
+        return { errs[1] == lost, errs[2] == lost, later.message == lost, l:locked() }
+      end)
+      assert.same({ true, true, true, true }, got)
+    end)
+
+    it("an uncontended owner that exits holding the lock fails the next acquire; a waiter it never had is none", function()
+      local got = trio.run(function()
+        local l, owner = ctor(), nil
+        trio.open_nursery(function(n)
+          n:start_soon(function()
+            owner = trio.lowlevel.current_task()
+            l:acquire()
+            l:release()
+            l:acquire() -- exits holding it, nobody waiting
+          end)
+        end)
+        local e = select(2, pcall(l.acquire, l))
+        return { trio.BrokenResourceError:is(e), e.message == "Owner of this lock exited without releasing: " .. tostring(owner) }
+      end)
+      assert.same({ true, true }, got)
+    end)
   end)
 end
 

@@ -7,6 +7,10 @@ local core = require "trio_asyncio.core"
 local errors = require "trio.errors"
 
 local ParkingLot = core.ParkingLot
+-- the lot's methods, called directly (a lookup on a lot runs its __index)
+local lot_mt = core.metatable("trio_asyncio.ParkingLot")
+local lot_park, lot_unpark, lot_len = lot_mt.__methods.park, lot_mt.__methods.unpark, lot_mt.__len
+local lot_unpark_all = lot_mt.__methods.unpark_all
 local current_task = core.current_task
 local checkpoint = core.checkpoint
 local checkpoint_if_cancelled = core.checkpoint_if_cancelled
@@ -67,7 +71,7 @@ function Event:set()
   if not self._flag then
     -- waiters first: if waking them fails (not enough memory), the event
     -- is still unset and set() can be called again
-    self._lot:unpark_all()
+    lot_unpark_all(self._lot)
     self._flag = true
   end
 end
@@ -79,12 +83,12 @@ end
 
 function Event:wait()
   if class_of(self) ~= Event then bad_self(self, Event, "Event:wait") end
-  if self._flag then checkpoint() else self._lot:park() end
+  if self._flag then checkpoint() else lot_park(self._lot) end
 end
 
 function Event:statistics()
   if class_of(self) ~= Event then bad_self(self, Event, "Event:statistics") end
-  return { tasks_waiting = #self._lot }
+  return { tasks_waiting = lot_len(self._lot) }
 end
 function Event:statistics_line() return self._flag and "set" or "unset" end
 
@@ -105,35 +109,35 @@ local function is_lock(v)
 end
 
 -- A lock whose owner exited without releasing it can never be acquired
--- again: say so (Trio raises BrokenResourceError there too).  Its owner is
--- a breaker of its parking lot, so the waiters parked when the owner exits
--- get the same error (Trio's parking-lot breakers).
+-- again: say so (Trio raises BrokenResourceError there too).  While tasks
+-- wait for it, its owner is a breaker of its parking lot, so that they get
+-- the same error when the owner exits (Trio's parking-lot breakers).  The
+-- owner is registered when the first task parks behind it (watch_owner),
+-- not at every acquire as Trio does: an uncontended acquire and release
+-- touch no registry, and an owner that exits with nobody waiting is found
+-- by the next acquire (lock_try).
 local function owner_lost(owner)
   return errors.BrokenResourceError("Owner of this lock exited without releasing: " .. tostring(owner))
 end
 
-local function set_owner(self, task)
-  self._owner = task
-  if task ~= nil then core.add_parking_lot_breaker(task, self._lot) end
-end
-
-local function check_owner_alive(self)
-  local owner = self._owner
-  if owner ~= nil and owner.done then
-    error(owner_lost(owner), 0)
+local function watch_owner(self)
+  if self._breaker == nil and self._owner ~= nil then
+    core.add_parking_lot_breaker(self._owner, self._lot)
+    self._breaker = self._owner
   end
 end
 
 local function lock_try(self, fname)
-  local task = current_task()
-  if self._owner == task then
+  local task, owner = current_task(), self._owner
+  if owner == task then
     error(errors.RuntimeError(fname .. ": attempt to re-acquire an already held Lock"), 0)
   end
-  check_owner_alive(self)
-  if self._owner == nil and #self._lot == 0 then
-    set_owner(self, task)
+  if owner == nil then
+    if lot_len(self._lot) > 0 then return false end
+    self._owner = task
     return true
   end
+  if owner.done then error(owner_lost(owner), 0) end
   return false
 end
 
@@ -150,8 +154,9 @@ function Lock:acquire()
   if lock_try(self, "Lock:acquire") then
     cancel_shielded_checkpoint()
   else
-    -- release() made us the owner before waking us
-    local ok, e = pcall(self._lot.park, self._lot)
+    -- release() makes us the owner before waking us
+    watch_owner(self)
+    local ok, e = pcall(lot_park, self._lot)
     if not ok then
       if errors.BrokenResourceError:is(e) then error(owner_lost(self._owner), 0) end
       error(e, 0)
@@ -164,9 +169,17 @@ function Lock:release()
   if self._owner ~= current_task() then
     error(errors.RuntimeError("Lock:release: can't release a Lock you don't own"), 0)
   end
-  core.remove_parking_lot_breaker(self._owner, self._lot)
-  local woken = self._lot:unpark()
-  set_owner(self, woken[1])
+  local lot = self._lot
+  if self._breaker ~= nil then
+    core.remove_parking_lot_breaker(self._breaker, lot)
+    self._breaker = nil
+  end
+  if lot_len(lot) == 0 then
+    self._owner = nil
+    return
+  end
+  self._owner = lot_unpark(lot)[1]
+  if lot_len(lot) > 0 then watch_owner(self) end
 end
 
 function Lock:locked()
@@ -176,7 +189,7 @@ end
 
 function Lock:statistics()
   if not is_lock(self) then bad_self(self, Lock, "Lock:statistics") end
-  return { locked = self._owner ~= nil, owner = self._owner, tasks_waiting = #self._lot }
+  return { locked = self._owner ~= nil, owner = self._owner, tasks_waiting = lot_len(self._lot) }
 end
 
 function Lock:statistics_line() return self._owner and "locked" or "unlocked" end
@@ -212,7 +225,7 @@ function Semaphore:acquire()
   if class_of(self) ~= Semaphore then bad_self(self, Semaphore, "Semaphore:acquire") end
   checkpoint_if_cancelled()
   if self._value == 0 then
-    self._lot:park() -- release handed us its token
+    lot_park(self._lot) -- release handed us its token
   else
     self._value = self._value - 1
     cancel_shielded_checkpoint()
@@ -221,8 +234,8 @@ end
 
 function Semaphore:release()
   if class_of(self) ~= Semaphore then bad_self(self, Semaphore, "Semaphore:release") end
-  if #self._lot > 0 then
-    self._lot:unpark()
+  if lot_len(self._lot) > 0 then
+    lot_unpark(self._lot)
   else
     if self._max and self._value == self._max then
       error(errors.RuntimeError("Semaphore:release: released too many times"), 0)
@@ -238,7 +251,7 @@ end
 
 function Semaphore:statistics()
   if class_of(self) ~= Semaphore then bad_self(self, Semaphore, "Semaphore:statistics") end
-  return { tasks_waiting = #self._lot }
+  return { tasks_waiting = lot_len(self._lot) }
 end
 
 function Semaphore:statistics_line() return "value " .. self._value end
@@ -280,7 +293,7 @@ local function limiter_try(self, borrower, fname)
   if self._borrowers[borrower] then
     error(errors.RuntimeError(fname .. ": this borrower already holds one of this limiter's tokens"), 0)
   end
-  if self._nborrowed < self._total and #self._lot == 0 then
+  if self._nborrowed < self._total and lot_len(self._lot) == 0 then
     self._borrowers[borrower] = true
     self._nborrowed = self._nborrowed + 1
     return true
@@ -311,7 +324,7 @@ function CapacityLimiter:acquire_on_behalf_of(borrower)
   end
   local task = current_task()
   self._pending[task] = borrower
-  local ok, err = pcall(self._lot.park, self._lot)
+  local ok, err = pcall(lot_park, self._lot)
   if not ok then
     self._pending[task] = nil
     error(err, 0)
@@ -324,8 +337,8 @@ function CapacityLimiter:acquire()
 end
 
 local function limiter_wake(self)
-  while self._nborrowed < self._total and #self._lot > 0 do
-    local task = self._lot:unpark()[1]
+  while self._nborrowed < self._total and lot_len(self._lot) > 0 do
+    local task = lot_unpark(self._lot)[1]
     self._borrowers[self._pending[task]] = true
     self._pending[task] = nil
     self._nborrowed = self._nborrowed + 1
@@ -352,7 +365,7 @@ function CapacityLimiter:statistics()
   local borrowers = {}
   for b in pairs(self._borrowers) do borrowers[#borrowers + 1] = b end
   return { borrowed_tokens = self._nborrowed, total_tokens = self._total,
-    borrowers = borrowers, tasks_waiting = #self._lot }
+    borrowers = borrowers, tasks_waiting = lot_len(self._lot) }
 end
 
 function CapacityLimiter:statistics_line()
@@ -397,7 +410,7 @@ function Condition:wait()
     error(errors.RuntimeError("Condition:wait: must hold the lock to wait"), 0)
   end
   self._lock:release()
-  local ok, err = pcall(self._lot.park, self._lot)
+  local ok, err = pcall(lot_park, self._lot)
   if not ok then
     core.CancelScope(nil, true):run(self._lock.acquire, self._lock)
     error(err, 0)
@@ -412,6 +425,7 @@ function Condition:notify(n)
     error(errors.RuntimeError("Condition:notify: must hold the lock to notify"), 0)
   end
   self._lot:repark(self._lock._lot, n)
+  if lot_len(self._lock._lot) > 0 then watch_owner(self._lock) end
 end
 
 function Condition:notify_all()
@@ -420,14 +434,15 @@ function Condition:notify_all()
     error(errors.RuntimeError("Condition:notify_all: must hold the lock to notify"), 0)
   end
   self._lot:repark_all(self._lock._lot)
+  if lot_len(self._lock._lot) > 0 then watch_owner(self._lock) end
 end
 
 function Condition:statistics()
   if class_of(self) ~= Condition then bad_self(self, Condition, "Condition:statistics") end
-  return { tasks_waiting = #self._lot, lock_statistics = self._lock:statistics() }
+  return { tasks_waiting = lot_len(self._lot), lock_statistics = self._lock:statistics() }
 end
 
-function Condition:statistics_line() return #self._lot .. " waiting" end
+function Condition:statistics_line() return lot_len(self._lot) .. " waiting" end
 Condition.with = make_with("Condition:with", Condition)
 
 -- not part of the public names that trio copies from this module
