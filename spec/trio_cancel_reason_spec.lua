@@ -118,6 +118,79 @@ describe("trio.Cancelled source and reason", function()
     end)
   end)
 
+  -- (each status keeps the status whose reason it reports, its origin:
+  -- csrc/engine/status.c keeps it as scopes are entered, cancelled and
+  -- left, and as a started task moves to its nursery)
+  it("an inner scope cancelled after its parent reports its own reason, and so do scopes inside it", function()
+    trio.run(function()
+      local outer, inner, got = trio.CancelScope(), trio.CancelScope(), {}
+      outer:run(function()
+        inner:run(function()
+          trio.CancelScope():run(function()
+            outer:cancel("outer")
+            got[1] = cancelled_at_checkpoint().reason
+            inner:cancel("inner")
+            got[2] = cancelled_at_checkpoint().reason
+            trio.CancelScope():run(function() got[3] = cancelled_at_checkpoint().reason end)
+          end)
+        end)
+        got[4] = cancelled_at_checkpoint().reason -- inner left: outer's again
+      end)
+      assert.same({ "outer", "inner", "inner", "outer" }, got)
+    end)
+  end)
+
+  it("a task moved by task_status:started reports the cancel of the nursery it moved to", function()
+    trio.run(function()
+      local seen = {}
+      trio.open_nursery(function(target)
+        local caller = trio.CancelScope()
+        caller:run(function()
+          target:start(function(task_status)
+            trio.CancelScope():run(function() -- a scope of its own moves with it
+              task_status:started()
+              local ok, e = pcall(trio.sleep_forever)
+              assert.is_false(ok)
+              seen[1] = e
+            end)
+          end)
+          caller:cancel("caller") -- the scope it started under: no longer its
+        end)
+        trio.testing.wait_all_tasks_blocked()
+        target.cancel_scope:cancel("target")
+      end)
+      assert.equal(1, #seen)
+      assert.equal("target", seen[1].reason)
+    end)
+  end)
+
+  it("every level of 2,000 nested nurseries gets the reason of the cancel at the top", function()
+    local reasons = {}
+    trio.run(function()
+      local built = trio.Event()
+      local function level(d)
+        if d == 0 then
+          built:set()
+          local ok, e = pcall(trio.sleep_forever)
+          reasons[#reasons + 1] = not ok and e.reason
+          error(e, 0)
+        end
+        local ok, e = pcall(trio.open_nursery, function(n) n:start_soon(level, d - 1) end)
+        reasons[#reasons + 1] = not ok and e.reason
+        error(e, 0)
+      end
+      trio.open_nursery(function(n)
+        n:start_soon(level, 2000)
+        built:wait()
+        n.cancel_scope:cancel("top")
+      end)
+    end)
+    assert.equal(2001, #reasons)
+    local all_top = true
+    for i = 1, #reasons do all_top = all_top and reasons[i] == "top" end
+    assert.is_true(all_top)
+  end)
+
   it("nursery: a child's error and the body's error", function()
     trio.run(function()
       local me = tostring(lowlevel.current_task())

@@ -152,6 +152,10 @@ struct ta_status {
   double deadline;    /* of its scope; HUGE_VAL when none */
   unsigned char cancel_called, shield, cancelled;
   unsigned char cancel_source; /* TA_CANCEL_*, once cancel_called */
+  /* The nearest status, itself or an ancestor, whose own cancel was
+  ** called (not TA_CANCEL_BY_PARENT): whose reason a Cancelled here
+  ** reports.  NULL: none.  Kept by status.c as the tree and marks change. */
+  ta_status *origin;
   /* Registry reference of {reason=, source_task=} (0: none), released by
   ** ta_status_release_reason when its scope is left or collected. */
   int reason_ref;

@@ -27,15 +27,35 @@ void ta_status_unlink_task(ta_task *t) {
   t->status = NULL;
 }
 
+/* Sets `origin` in the subtree under root, top down (root's parent's is
+** right).  A walk along the tree's own links, with no stack: most subtrees
+** are one status (a scope entered, a mark on a scope with nothing inside). */
+static void refresh_origins(ta_status *root) {
+  ta_status *s = root;
+  for (;;) {
+    s->origin = s->cancel_called && s->cancel_source != TA_CANCEL_BY_PARENT ? s
+              : s->parent != NULL ? s->parent->origin : NULL;
+    if (s->first_child != NULL) {
+      s = s->first_child;
+      continue;
+    }
+    while (s != root && s->next_sibling == NULL) s = s->parent;
+    if (s == root) return;
+    s = s->next_sibling;
+  }
+}
+
 void ta_status_link_child(ta_status *parent, ta_status *s) {
   s->parent = parent;
   TA_LIST_PUSH(parent->first_child, s, prev_sibling, next_sibling);
+  refresh_origins(s);
 }
 
 void ta_status_unlink(ta_status *s) {
   if (s->parent == NULL) return;
   TA_LIST_REMOVE(s->parent->first_child, s, prev_sibling, next_sibling);
   s->parent = NULL;
+  refresh_origins(s);
 }
 
 /* (a run being abandoned pierces shields once nothing else can end it:
@@ -120,11 +140,13 @@ later:
   E->redeliver = 1;
 }
 
-/* Sets cancel_called, recording why if it is the first time. */
+/* Sets cancel_called, recording why if it is the first time.  (A mark
+** TA_CANCEL_BY_PARENT leaves every origin as it was.) */
 void ta_status_mark_cancelled(ta_status *s, int source) {
   if (s->cancel_called) return;
   s->cancel_called = 1;
   s->cancel_source = (unsigned char)source;
+  if (source != TA_CANCEL_BY_PARENT) refresh_origins(s);
 }
 
 void ta_status_cancel(lua_State *L, ta_engine *E, ta_status *s, int source) {
