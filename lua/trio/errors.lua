@@ -27,52 +27,12 @@ local function error_tostring(e)
   return s
 end
 
-local getinfo = debug.getinfo
-local SHOWN_FIRST, SHOWN_LAST = 10, 11 -- frames around "(skipping N levels)", as Lua
-
--- How a frame names its function (Lua's wording).
-local function frame_function(ar)
-  local name
-  if ar.namewhat ~= "" then
-    name = ("%s '%s'"):format(ar.namewhat, ar.name)
-  elseif ar.what == "main" then
-    name = "main chunk"
-  elseif ar.what ~= "C" then
-    name = ("function <%s:%d>"):format(ar.short_src, ar.linedefined)
-  else
-    name = "?"
-  end
-  if ar.istailcall then name = name .. "\n\t(...tail calls...)" end
-  return name
-end
-
--- The text of debug.traceback("", level):sub(2) (level 1: the caller),
--- made here because Lua's names each frame's function by searching every
--- loaded module for it (package.loaded), which, with trio loaded, costs
--- far more than the rest and made every error (each Cancelled of a
--- cancelled scope) slow to create.  The names here are the ones the
--- calling code used, Lua's own fallback ("local 'f'", "method 'send_all'",
--- "function <file:line>").
-local function traceback(level)
-  local frames = {}
-  while true do
-    local ar = getinfo(level + 1 + #frames, "Slnt")
-    if ar == nil then break end
-    frames[#frames + 1] = ar
-  end
-  local n, lines = #frames, { "stack traceback:" }
-  local skip = n > SHOWN_FIRST + SHOWN_LAST + 1
-  for i, ar in ipairs(frames) do
-    if skip and i == SHOWN_FIRST + 1 then
-      lines[#lines + 1] = ("\n\t...\t(skipping %d levels)"):format(n - SHOWN_FIRST - SHOWN_LAST - 1)
-    elseif not skip or i <= SHOWN_FIRST or i > n - SHOWN_LAST then
-      local where = ar.currentline > 0 and ("\n\t%s:%d: in "):format(ar.short_src, ar.currentline)
-        or ("\n\t%s: in "):format(ar.short_src)
-      lines[#lines + 1] = where .. frame_function(ar)
-    end
-  end
-  return table.concat(lines)
-end
+-- The text of debug.traceback("", level):sub(2) (level 1: the caller), in
+-- C (csrc/engine/run.c): Lua's own names each frame's function by
+-- searching every loaded module for it (package.loaded), which, with trio
+-- loaded, costs far more than the rest and made every error (each
+-- Cancelled of a cancelled scope) slow to create.
+local traceback = require("trio_asyncio.core").traceback
 
 --- Creates an instance: `Class("message")` or `Class{message=, cause=, ...}`.
 local function construct(cls, arg, level)
