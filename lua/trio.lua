@@ -13,6 +13,7 @@ local pack, unpack = table.pack, table.unpack
 local Cancelled, ExceptionGroup = errors.Cancelled, errors.ExceptionGroup
 
 core.set_error_factory(errors.factory)
+errors.use_traceback(core.traceback)
 
 -- A raw coroutine.yield inside a task can only be another library's
 -- suspension: raise FlavorError at the call site instead of confusing the
@@ -356,11 +357,14 @@ local Nursery = core.metatable("trio_asyncio.Nursery").__methods
 -- per trio_as_aio call).
 trio._start_soon = Nursery.start_soon
 
--- xpcall handler: keep the traceback of plain (string) errors.
+-- xpcall handler: keep the traceback of plain (string) errors (as
+-- debug.traceback("", 2):sub(2) has it, without its search of every loaded
+-- module for the functions' names).
 local Captured = {}
+local traceback = core.traceback
 local function capture(e)
   if type(e) == "table" then return e end
-  return setmetatable({ err = e, tb = debug.traceback("", 2):sub(2) }, Captured)
+  return setmetatable({ err = e, tb = traceback(2) }, Captured)
 end
 
 local function uncapture(e)

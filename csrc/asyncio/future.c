@@ -177,7 +177,7 @@ static void push_cancelled_again(lua_State *L, ta_future *f, int fidx, lua_State
     lua_pop(L, 1);
     return;
   }
-  luaL_traceback(L, co, "\nraised again:", level);
+  ta_traceback(L, co, "\nraised again:", level);
   lua_concat(L, 2);
   lua_tolstring(L, -1, &len);
   if (len > CANCELLED_TRACEBACK_MAX) {
@@ -1057,7 +1057,7 @@ static ta_future *create_task_at(lua_State *L, ta_engine *E, ta_loop *lp, int lo
   fidx = lua_gettop(L);
   lp->npending++;
   if (lp->debug) {
-    luaL_traceback(L, L, "Task created at:", 1);
+    ta_traceback(L, L, "Task created at:", 1);
     set_extra(L, fidx, "source_traceback");
   }
   lua_pushvalue(L, fidx); /* its first step */

@@ -85,6 +85,101 @@ void ta_push_error(lua_State *L, ta_engine *E, const char *cls, const char *msg)
   lua_pushstring(L, msg);
 }
 
+/* Frames shown around "(skipping N levels)", as Lua's own traceback. */
+enum { SHOWN_FIRST = 10, SHOWN_LAST = 11 };
+
+/* The first stack level of co that does not exist (0 if none does). */
+static int stack_depth(lua_State *co) {
+  lua_Debug ar;
+  int lo = 0, hi = 1;
+  if (!lua_getstack(co, 0, &ar)) return 0;
+  while (lua_getstack(co, hi, &ar)) {
+    lo = hi;
+    hi *= 2;
+  }
+  while (hi - lo > 1) {
+    int mid = lo + (hi - lo) / 2;
+    if (lua_getstack(co, mid, &ar)) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+/* Adds the line of the frame at `level`: where it is, then how it names
+** its function (Lua's wording: "local 'f'", "method 'send_all'",
+** "function <file:line>"; Lua's own traceback first searches every loaded
+** module for a global name, which costs more than all the rest). */
+/* Adds the decimal digits of n (snprintf costs some 900 instructions). */
+static void add_int(luaL_Buffer *b, int n) {
+  char digits[12];
+  int i = (int)sizeof digits;
+  unsigned u = n < 0 ? 0u - (unsigned)n : (unsigned)n;
+  do digits[--i] = (char)('0' + u % 10); while ((u /= 10) != 0);
+  if (n < 0) digits[--i] = '-';
+  luaL_addlstring(b, digits + i, sizeof digits - (size_t)i);
+}
+
+static void add_frame(lua_State *co, luaL_Buffer *b, int level) {
+  lua_Debug ar;
+  lua_getstack(co, level, &ar);
+  lua_getinfo(co, "Slnt", &ar);
+  luaL_addstring(b, "\n\t");
+  luaL_addstring(b, ar.short_src);
+  if (ar.currentline > 0) {
+    luaL_addchar(b, ':');
+    add_int(b, ar.currentline);
+  }
+  luaL_addstring(b, ": in ");
+  if (*ar.namewhat != '\0') {
+    luaL_addstring(b, ar.namewhat);
+    luaL_addstring(b, " '");
+    luaL_addstring(b, ar.name);
+    luaL_addchar(b, '\'');
+  } else if (*ar.what == 'm') {
+    luaL_addstring(b, "main chunk");
+  } else if (*ar.what != 'C') {
+    luaL_addstring(b, "function <");
+    luaL_addstring(b, ar.short_src);
+    luaL_addchar(b, ':');
+    add_int(b, ar.linedefined);
+    luaL_addchar(b, '>');
+  } else {
+    luaL_addchar(b, '?');
+  }
+  if (ar.istailcall) luaL_addstring(b, "\n\t(...tail calls...)");
+}
+
+/* Pushes onto L the traceback of co from stack level `level` (0: its
+** running function), as luaL_traceback words it ("msg\nstack traceback:"
+** and a line per frame, the middle of a deep stack skipped), but naming
+** functions as the calling code did, never by a search of every loaded
+** module for them: with the runtime loaded that search costs some 800,000
+** instructions a traceback (asyncio's "raised again" of a cancelled Task
+** made one per cancel), and a Lua version with a debug.getinfo table per
+** frame some 100,000 (each Cancelled); this one a few thousand. */
+void ta_traceback(lua_State *L, lua_State *co, const char *msg, int level) {
+  int n = stack_depth(co) - level;
+  int skip = n > SHOWN_FIRST + SHOWN_LAST + 1;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  if (msg != NULL) {
+    luaL_addstring(&b, msg);
+    luaL_addchar(&b, '\n');
+  }
+  luaL_addstring(&b, "stack traceback:");
+  for (int i = 1; i <= n; i++) {
+    if (skip && i == SHOWN_FIRST + 1) {
+      luaL_addstring(&b, "\n\t...\t(skipping ");
+      add_int(&b, n - SHOWN_FIRST - SHOWN_LAST - 1);
+      luaL_addstring(&b, " levels)");
+      i = n - SHOWN_LAST; /* (the loop goes on with the last ones) */
+    } else {
+      add_frame(co, &b, level + i - 1);
+    }
+  }
+  luaL_pushresult(&b);
+}
+
 int ta_error(lua_State *L, const char *cls, const char *fmt, ...) {
   va_list ap;
   const char *msg;

@@ -569,6 +569,7 @@ void ta_hook_arg(lua_State *L, ta_engine *E, const char *event);
 void ta_hook_in_task(lua_State *L, ta_engine *E, ta_task *t, const char *event);
 void ta_push_error(lua_State *L, ta_engine *E, const char *cls, const char *msg);
 int ta_error(lua_State *L, const char *cls, const char *fmt, ...);
+void ta_traceback(lua_State *L, lua_State *co, const char *msg, int level);
 int ta_bad_self(lua_State *L, const char *fname, const char *cls);
 void ta_register(lua_State *L, const luaL_Reg *funcs); /* into [core, engine] */
 void ta_push_helpers(lua_State *L, int tidx, const char *const names[], const char *fname);

@@ -716,98 +716,13 @@ static int l_abandon_paused_run(lua_State *L) {
   return 0;
 }
 
-/* ---- the traceback of an error object (lua/trio/errors.lua) ---- */
-
-/* Frames shown around "(skipping N levels)", as Lua's own traceback. */
-enum { SHOWN_FIRST = 10, SHOWN_LAST = 11 };
-
-/* The first stack level of L that does not exist (level 0 does). */
-static int stack_depth(lua_State *L) {
-  lua_Debug ar;
-  int lo = 0, hi = 1;
-  while (lua_getstack(L, hi, &ar)) {
-    lo = hi;
-    hi *= 2;
-  }
-  while (hi - lo > 1) {
-    int mid = lo + (hi - lo) / 2;
-    if (lua_getstack(L, mid, &ar)) lo = mid;
-    else hi = mid;
-  }
-  return hi;
-}
-
-/* Adds the line of the frame at `level`: where it is, then how it names
-** its function (Lua's wording: "local 'f'", "method 'send_all'",
-** "function <file:line>"; Lua's own traceback first searches every loaded
-** module for a global name, which costs more than all the rest). */
-/* Adds the decimal digits of n (snprintf costs some 900 instructions). */
-static void add_int(luaL_Buffer *b, int n) {
-  char digits[12];
-  int i = (int)sizeof digits;
-  unsigned u = n < 0 ? 0u - (unsigned)n : (unsigned)n;
-  do digits[--i] = (char)('0' + u % 10); while ((u /= 10) != 0);
-  if (n < 0) digits[--i] = '-';
-  luaL_addlstring(b, digits + i, sizeof digits - (size_t)i);
-}
-
-static void add_frame(lua_State *L, luaL_Buffer *b, int level) {
-  lua_Debug ar;
-  lua_getstack(L, level, &ar);
-  lua_getinfo(L, "Slnt", &ar);
-  luaL_addstring(b, "\n\t");
-  luaL_addstring(b, ar.short_src);
-  if (ar.currentline > 0) {
-    luaL_addchar(b, ':');
-    add_int(b, ar.currentline);
-  }
-  luaL_addstring(b, ": in ");
-  if (*ar.namewhat != '\0') {
-    luaL_addstring(b, ar.namewhat);
-    luaL_addstring(b, " '");
-    luaL_addstring(b, ar.name);
-    luaL_addchar(b, '\'');
-  } else if (*ar.what == 'm') {
-    luaL_addstring(b, "main chunk");
-  } else if (*ar.what != 'C') {
-    luaL_addstring(b, "function <");
-    luaL_addstring(b, ar.short_src);
-    luaL_addchar(b, ':');
-    add_int(b, ar.linedefined);
-    luaL_addchar(b, '>');
-  } else {
-    luaL_addchar(b, '?');
-  }
-  if (ar.istailcall) luaL_addstring(b, "\n\t(...tail calls...)");
-}
-
 /* traceback(level) -> the text of debug.traceback("", level):sub(2), level
-** 1 being traceback's caller, without Lua's search for global names: every
-** error object gets one where it is made (a Cancelled at each cancelled
-** checkpoint).  In C with one lua_Debug it costs a few thousand
-** instructions; as Lua, with a table from debug.getinfo per frame and the
-** collector's work for them, it was some 100,000, most of what making a
-** Cancelled cost. */
+** 1 being traceback's caller, for lua/trio/errors.lua: every error object
+** gets one where it is made (a Cancelled at each cancelled checkpoint). */
 static int l_traceback(lua_State *L) {
-  int level = (int)luaL_checkinteger(L, 1), n;
-  int skip;
-  luaL_Buffer b;
+  int level = (int)luaL_checkinteger(L, 1);
   luaL_argcheck(L, level >= 1, 1, "level must be >= 1");
-  n = stack_depth(L) - level;
-  skip = n > SHOWN_FIRST + SHOWN_LAST + 1;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, "stack traceback:");
-  for (int i = 1; i <= n; i++) {
-    if (skip && i == SHOWN_FIRST + 1) {
-      luaL_addstring(&b, "\n\t...\t(skipping ");
-      add_int(&b, n - SHOWN_FIRST - SHOWN_LAST - 1);
-      luaL_addstring(&b, " levels)");
-      i = n - SHOWN_LAST; /* (the loop goes on with the last ones) */
-    } else {
-      add_frame(L, &b, level + i - 1);
-    }
-  }
-  luaL_pushresult(&b);
+  ta_traceback(L, L, NULL, level);
   return 1;
 }
 

@@ -952,7 +952,7 @@ static void foreign_yield(lua_State *L, ta_task *t, int nres) {
     lua_pushliteral(L, "nothing");
   }
   ta_task_name(L, t);
-  luaL_traceback(L, t->co, NULL, 0);
+  ta_traceback(L, t->co, NULL, 0);
   msg = lua_pushfstring(L, "%s: raw coroutine.yield of %s from %s task '%s' (only the "
                            "runtime's own async functions may suspend a task)",
                         aio ? "Task got bad yield" : "trio.run received unrecognized yield message",
@@ -1027,7 +1027,7 @@ void ta_step_task_at(lua_State *L, ta_task *t, int objidx) {
       lua_pushliteral(L, "traceback");
       if (lua_rawget(L, -2) == LUA_TNIL) {
         lua_pushliteral(L, "traceback");
-        luaL_traceback(L, t->co, NULL, 0);
+        ta_traceback(L, t->co, NULL, 0);
         lua_rawset(L, -4);
       }
       lua_pop(L, 1);

@@ -137,7 +137,7 @@ static void trio_task_exited(lua_State *L, ta_task *t, int tidx, int ok, int nre
       lua_pushliteral(L, "traceback");
       lua_rawget(L, eidx);
     } else {
-      luaL_traceback(L, t->co, NULL, 0);
+      ta_traceback(L, t->co, NULL, 0);
     }
     nursery_add_error(L, n, eidx, -1, TA_CANCEL_NURSERY, t, "child task raised exception ");
     lua_settop(L, tidx);
@@ -254,7 +254,7 @@ static int wait_abort(lua_State *L, ta_task *t) {
   ta_engine *E = n->E;
   if (ta_ki_for(E, t)) {
     ta_push_cancelled(L, t); /* the KeyboardInterrupt; clears ki_pending */
-    luaL_traceback(L, t->co, NULL, 0);
+    ta_traceback(L, t->co, NULL, 0);
     nursery_add_error(L, n, -2, -1, TA_CANCEL_KI, n->parent_task, NULL);
     lua_pop(L, 2);
   }

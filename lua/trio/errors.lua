@@ -27,12 +27,18 @@ local function error_tostring(e)
   return s
 end
 
--- The text of debug.traceback("", level):sub(2) (level 1: the caller), in
--- C (csrc/engine/run.c): Lua's own names each frame's function by
--- searching every loaded module for it (package.loaded), which, with trio
--- loaded, costs far more than the rest and made every error (each
--- Cancelled of a cancelled scope) slow to create.
-local traceback = require("trio_asyncio.core").traceback
+-- The text of debug.traceback("", level):sub(2) (level 1: the caller).
+-- trio.lua hands over the C core's (use_traceback(core.traceback):
+-- ta_traceback in csrc/engine/engine.c), which names each frame's function
+-- as the calling code did, where Lua's own first searches every loaded
+-- module for it: with trio loaded that search cost far more than the rest
+-- and made every error (each Cancelled of a cancelled scope) slow to make.
+-- A worker thread's Lua state, which loads this module without the core
+-- (lua/trio/to_thread.lua), keeps Lua's.
+local traceback = function(level) return debug.traceback("", level + 1):sub(2) end
+
+--- use_traceback(f): f(level) makes the tracebacks from now on.
+function M.use_traceback(f) traceback = f end
 
 --- Creates an instance: `Class("message")` or `Class{message=, cause=, ...}`.
 local function construct(cls, arg, level)
