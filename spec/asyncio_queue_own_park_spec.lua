@@ -5,12 +5,9 @@
 -- Covered here: the hand-over between the two kinds of waiter, in FIFO
 -- order, with cancellation after a wake-up, and a long mixed run.
 local asyncio = require "asyncio"
-local errof = require("support").errof
-
--- Runs fn in the main Task of asyncio.run, for 10 seconds at most.
-local function run(fn)
-  return asyncio.run(function() return asyncio.wait_for(fn, 10) end)
-end
+local support = require "support"
+local errof = support.errof
+local run = support.aio_run_bounded -- fn in the main Task, 10 seconds at most
 
 describe("an asyncio.Queue side's own park", function()
   it("a getter waiting while the first is woken but not yet run waits behind it, then the own park serves again", function()

@@ -11,18 +11,10 @@ local asyncio = require "asyncio"
 local trio = require "trio"
 local trio_asyncio = require "trio_asyncio"
 local support = require "support"
-local errof = support.errof
 local CancelledError = asyncio.CancelledError
 
---- asyncio.run(fn), fn bounded to 10 seconds (wait_for runs it in the main Task).
-local function run(fn)
-  return asyncio.run(function() return asyncio.wait_for(fn, 10) end)
-end
-
-local function ends_cancelled(task)
-  local e = errof(task.await, task)
-  return CancelledError:is(e) and task:cancelled()
-end
+local run = support.aio_run_bounded -- fn in the main Task, 10 seconds at most
+local ends_cancelled = support.ends_cancelled
 
 describe("an asyncio.Lock, Event or Semaphore wait parked in the object", function()
   it("a Lock waiter woken and then cancelled passes the lock to the next waiter", function()

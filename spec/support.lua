@@ -8,6 +8,21 @@ function M.errof(fn, ...)
   return e
 end
 
+--- asyncio.run(fn), fn run by the main Task through asyncio.wait_for:
+-- bounded to 10 seconds.
+function M.aio_run_bounded(fn)
+  local asyncio = require "asyncio"
+  return asyncio.run(function() return asyncio.wait_for(fn, 10) end)
+end
+
+--- Awaits the asyncio Task `task`: true if it ends with CancelledError and
+-- counts as cancelled.
+function M.ends_cancelled(task)
+  local asyncio = require "asyncio"
+  local e = M.errof(task.await, task)
+  return asyncio.CancelledError:is(e) and task:cancelled()
+end
+
 --- Whether a file exists at path.
 function M.file_exists(path)
   local f = io.open(path)
